@@ -1,0 +1,47 @@
+/**
+ * @ie/format — the IEBIN v1 model format (reader, writer, spec constants), importers for
+ * Hugging Face directories, llama2.c checkpoints and GGUF, and the f16/bf16 codecs.
+ * Pure TypeScript: no native code.
+ */
+export * from './errors.js';
+export * from './dtype.js';
+export * from './layout.js';
+export * from './llama.js';
+export {
+  DEFAULT_IEBIN_LIMITS,
+  parseIebinHeader,
+  validateIebinHeader,
+  tensorMatrixDims,
+  type IebinHeader,
+  type IebinLimits,
+  type TensorEntry,
+  type TokenizerSpec,
+  type Llama2cTokenizerSpec,
+  type SpmTokenizerSpec,
+  type Gpt2TokenizerSpec,
+  type HfTokenizerRef,
+  type Provenance,
+  type SourceFile,
+} from './header.js';
+export { IebinReader, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
+export { IebinWriter, formatHeaderJson, removeStalePartials, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
+export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
+export type { ModelSource, SourceTensor } from './source.js';
+export { exportIebin, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
+export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
+export { openGguf, parseGguf, readGguf, splitBlocks, GGML_TYPES, GGUF_MAGIC, DEFAULT_GGUF_LIMITS, type GgufFile, type GgufTensorInfo, type GgufValue, type GgufArray, type GgufLimits } from './gguf.js';
+export {
+  parseSafetensors,
+  parseSafetensorsHeader,
+  readSafetensorsHeader,
+  writeSafetensors,
+  SAFETENSORS_DTYPE_BYTES,
+  DEFAULT_SAFETENSORS_LIMITS,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type SafetensorsLimits,
+  type SafetensorsTensorSpec,
+} from './safetensors.js';
+export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type WriteHfOptions } from './hf.js';
+export { synthModel, synthTensorValues, synthVocabulary, synthHfTokenizerJson, SYNTH_PRESETS, Rng, type SynthPreset, type SynthOptions } from './synth.js';
+export { RandomAccessFile, sha256File } from './file.js';

@@ -1,0 +1,157 @@
+/**
+ * The llama-family architecture as IEBIN sees it: the model config, the canonical
+ * tensor names (GGUF's, independent of the source) and the shape each must have.
+ */
+
+export const ARCHITECTURES = ['llama', 'mistral', 'qwen2'] as const;
+export type Architecture = (typeof ARCHITECTURES)[number];
+export const ROPE_STYLES = ['adjacent', 'rotate_half'] as const;
+/**
+ * `adjacent`: RoPE rotates the pairs (2i, 2i+1) of each head (llama2.c, GGUF llama).
+ * `rotate_half`: it rotates (i, i + head_dim/2) (Hugging Face checkpoints, whose Q/K rows
+ * are permuted relative to the original Meta weights). The importer records the style and
+ * leaves the weights as they are; the forward pass applies the recorded style.
+ */
+export type RopeStyle = (typeof ROPE_STYLES)[number];
+
+/** Llama 3 frequency scaling (`rope_scaling.rope_type == "llama3"` in HF configs). */
+export interface RopeScalingLlama3 {
+  type: 'llama3';
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_context_length: number;
+}
+
+export interface ModelConfig {
+  architecture: Architecture;
+  dim: number;
+  n_layers: number;
+  n_heads: number;
+  n_kv_heads: number;
+  head_dim: number;
+  ffn_dim: number;
+  vocab_size: number;
+  context_length: number;
+  rope_theta: number;
+  rope_style: RopeStyle;
+  rope_scaling: RopeScalingLlama3 | null;
+  norm_eps: number;
+  /** The classifier reuses token_embd.weight (no output.weight tensor). */
+  tied_classifier: boolean;
+  /** q/k/v projections carry biases (Qwen2). */
+  attn_qkv_bias: boolean;
+  /** Mistral's sliding attention window, or null for full attention. */
+  sliding_window: number | null;
+  bos_id: number;
+  eos_id: number;
+}
+
+export type TensorRole = 'embedding' | 'norm' | 'projection' | 'bias' | 'classifier';
+
+export interface ExpectedTensor {
+  name: string;
+  shape: number[];
+  role: TensorRole;
+}
+
+/** Every tensor a model with this config has, in canonical order (the order exporters write). */
+export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
+  const q = c.n_heads * c.head_dim;
+  const kv = c.n_kv_heads * c.head_dim;
+  const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.vocab_size, c.dim], role: 'embedding' }];
+  for (let i = 0; i < c.n_layers; i++) {
+    const b = `blk.${i}.`;
+    out.push({ name: `${b}attn_norm.weight`, shape: [c.dim], role: 'norm' });
+    out.push({ name: `${b}attn_q.weight`, shape: [q, c.dim], role: 'projection' });
+    out.push({ name: `${b}attn_k.weight`, shape: [kv, c.dim], role: 'projection' });
+    out.push({ name: `${b}attn_v.weight`, shape: [kv, c.dim], role: 'projection' });
+    if (c.attn_qkv_bias) {
+      out.push({ name: `${b}attn_q.bias`, shape: [q], role: 'bias' });
+      out.push({ name: `${b}attn_k.bias`, shape: [kv], role: 'bias' });
+      out.push({ name: `${b}attn_v.bias`, shape: [kv], role: 'bias' });
+    }
+    out.push({ name: `${b}attn_output.weight`, shape: [c.dim, q], role: 'projection' });
+    out.push({ name: `${b}ffn_norm.weight`, shape: [c.dim], role: 'norm' });
+    out.push({ name: `${b}ffn_gate.weight`, shape: [c.ffn_dim, c.dim], role: 'projection' });
+    out.push({ name: `${b}ffn_up.weight`, shape: [c.ffn_dim, c.dim], role: 'projection' });
+    out.push({ name: `${b}ffn_down.weight`, shape: [c.dim, c.ffn_dim], role: 'projection' });
+  }
+  out.push({ name: 'output_norm.weight', shape: [c.dim], role: 'norm' });
+  if (!c.tied_classifier) out.push({ name: 'output.weight', shape: [c.vocab_size, c.dim], role: 'classifier' });
+  return out;
+}
+
+/** Problems with a config's internal consistency, as [field, message] pairs (empty when fine). */
+export function configProblems(c: ModelConfig): Array<[string, string]> {
+  const p: Array<[string, string]> = [];
+  const posInt = (k: keyof ModelConfig, max = 1 << 30) => {
+    const v = c[k] as unknown;
+    if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > max) p.push([k, `must be an integer in 1..${max}, got ${String(v)}`]);
+  };
+  posInt('dim');
+  posInt('n_layers', 1024);
+  posInt('n_heads', 4096);
+  posInt('n_kv_heads', 4096);
+  posInt('head_dim', 65536);
+  posInt('ffn_dim');
+  posInt('vocab_size', 1 << 24);
+  posInt('context_length', 1 << 24);
+  if (p.length) return p;
+  if (c.n_heads % c.n_kv_heads !== 0) p.push(['n_kv_heads', `n_heads (${c.n_heads}) must be a multiple of n_kv_heads (${c.n_kv_heads})`]);
+  if (c.head_dim % 2 !== 0) p.push(['head_dim', `must be even for RoPE, got ${c.head_dim}`]);
+  if (!(Number.isFinite(c.rope_theta) && c.rope_theta > 0)) p.push(['rope_theta', `must be a positive number, got ${c.rope_theta}`]);
+  if (!(Number.isFinite(c.norm_eps) && c.norm_eps > 0 && c.norm_eps < 1)) p.push(['norm_eps', `must be in (0, 1), got ${c.norm_eps}`]);
+  for (const k of ['bos_id', 'eos_id'] as const) {
+    if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size) p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
+  }
+  if (c.sliding_window !== null && (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1)) p.push(['sliding_window', 'must be null or a positive integer']);
+  const rs = c.rope_scaling;
+  if (rs !== null) {
+    if (rs.type !== 'llama3') p.push(['rope_scaling.type', `only "llama3" is supported, got ${String(rs.type)}`]);
+    for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
+      if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
+    }
+    if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
+  }
+  return p;
+}
+
+/** Weight bytes streamed per decoded token: every tensor except the embedding table (one row is read). */
+export function weightBytesPerToken(tensors: ReadonlyArray<{ name: string; bytes: number; shape: readonly number[] }>, tied: boolean): number {
+  let total = 0;
+  for (const t of tensors) {
+    if (t.name === 'token_embd.weight') total += tied ? t.bytes : t.bytes / t.shape[0];
+    else total += t.bytes;
+  }
+  return Math.round(total);
+}
+
+/**
+ * Row permutation between the two RoPE conventions for a Q or K projection with
+ * `nHeads` heads: Hugging Face's conversion script moves Meta's row 2i+j of each head
+ * (adjacent pairs) to row j*(headDim/2)+i (rotate-half pairs). Returns `perm` with
+ * rotateHalfRow[r] = adjacentRow[perm[r]].
+ */
+export function adjacentToRotateHalfPermutation(nHeads: number, headDim: number): Int32Array {
+  const half = headDim / 2;
+  const perm = new Int32Array(nHeads * headDim);
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < 2; j++) for (let i = 0; i < half; i++) perm[h * headDim + j * half + i] = h * headDim + 2 * i + j;
+  }
+  return perm;
+}
+
+/** Reorders whole rows of a row-major tensor: out row r = in row perm[r]. */
+export function permuteRows(src: Uint8Array, rowBytes: number, perm: Int32Array): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let r = 0; r < perm.length; r++) out.set(src.subarray(perm[r] * rowBytes, (perm[r] + 1) * rowBytes), r * rowBytes);
+  return out;
+}
+
+/** The inverse of a permutation. */
+export function invertPermutation(perm: Int32Array): Int32Array {
+  const inv = new Int32Array(perm.length);
+  for (let i = 0; i < perm.length; i++) inv[perm[i]] = i;
+  return inv;
+}

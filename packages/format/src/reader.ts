@@ -1,0 +1,222 @@
+/**
+ * IebinReader: opens an IEBIN model (a directory, or model.ie.json with model.ie.bin
+ * beside it), validates the header and the tensor table against the bin file, and hands
+ * out tensors either as zero-copy views over a buffer it is given (the runtime gives it a
+ * mmap) or by reading just that tensor's range. Opening reads the header and stats the
+ * bin; it never reads the weights.
+ */
+import { crc32 } from 'node:zlib';
+import { stat, readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { IebinError } from './errors.js';
+import { RandomAccessFile, sha256File } from './file.js';
+import { DEFAULT_IEBIN_LIMITS, parseIebinHeader, type IebinHeader, type IebinLimits, type TensorEntry } from './header.js';
+import { IEBIN_JSON_FILE } from './layout.js';
+
+export interface TensorView {
+  entry: TensorEntry;
+  /** The tensor's stored bytes (its layout applied), `entry.bytes` long. */
+  bytes: Uint8Array;
+}
+
+export interface IebinOpenOptions {
+  limits?: Partial<IebinLimits>;
+}
+
+export interface VerifyProblem {
+  code: 'IEBIN_CHECKSUM_MISMATCH' | 'IEBIN_PADDING_NOT_ZERO' | 'IEBIN_BAD_TOKENIZER';
+  field: string;
+  message: string;
+}
+export interface VerifyReport {
+  ok: boolean;
+  tensorsChecked: number;
+  bytesChecked: number;
+  problems: VerifyProblem[];
+}
+
+export class IebinReader {
+  /** Set by {@link attach}; views are zero-copy over it. */
+  private buffer: Uint8Array | null = null;
+  private file: RandomAccessFile | null = null;
+  private readonly byName: Map<string, TensorEntry>;
+
+  private constructor(
+    readonly header: IebinHeader,
+    /** Path of model.ie.json, or a label for in-memory headers. */
+    readonly jsonPath: string,
+    /** Path of model.ie.bin, or null for a reader built over bytes. */
+    readonly binPath: string | null,
+  ) {
+    this.byName = new Map(header.tensors.map((t) => [t.name, t]));
+  }
+
+  /** Opens a model directory, or the path of its model.ie.json. */
+  static async open(path: string, options: IebinOpenOptions = {}): Promise<IebinReader> {
+    const limits = { ...DEFAULT_IEBIN_LIMITS, ...options.limits };
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      throw new IebinError('IEBIN_NOT_FOUND', 'does not exist; pass a model directory (with model.ie.json and model.ie.bin) or a model.ie.json path', { file: path });
+    }
+    const jsonPath = st.isDirectory() ? join(path, IEBIN_JSON_FILE) : path;
+    let jst;
+    try {
+      jst = await stat(jsonPath);
+    } catch {
+      throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}; convert a model first (ie convert)`, { file: path });
+    }
+    if (jst.size > limits.maxHeaderBytes) {
+      throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${jst.size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, { file: jsonPath });
+    }
+    const text = await readFile(jsonPath, 'utf8');
+    const header = parseIebinHeader(text, jsonPath, limits);
+    const dir = dirname(jsonPath);
+    const binPath = join(dir, header.bin.file);
+    let bst;
+    try {
+      bst = await stat(binPath);
+    } catch {
+      throw new IebinError('IEBIN_NOT_FOUND', `is missing (model.ie.json names it in bin.file)`, { file: binPath });
+    }
+    if (bst.size !== header.bin.bytes) {
+      throw new IebinError('IEBIN_BIN_SIZE_MISMATCH', `is ${bst.size} bytes but model.ie.json says ${header.bin.bytes}; the model is truncated or mismatched, re-export it`, { file: binPath, field: 'bin.bytes' });
+    }
+    if (header.tokenizer.model === 'hf') {
+      const tp = join(dir, header.tokenizer.file);
+      let tst;
+      try {
+        tst = await stat(tp);
+      } catch {
+        throw new IebinError('IEBIN_BAD_TOKENIZER', 'is missing (model.ie.json references it)', { file: tp, field: 'tokenizer.file' });
+      }
+      if (tst.size !== header.tokenizer.bytes) throw new IebinError('IEBIN_BAD_TOKENIZER', `is ${tst.size} bytes, model.ie.json says ${header.tokenizer.bytes}`, { file: tp, field: 'tokenizer.bytes' });
+    }
+    return new IebinReader(header, jsonPath, binPath);
+  }
+
+  /** A reader over in-memory bytes (tests, tools that already hold the files). */
+  static fromBytes(json: string | Uint8Array, bin: Uint8Array, label = IEBIN_JSON_FILE, options: IebinOpenOptions = {}): IebinReader {
+    const limits = { ...DEFAULT_IEBIN_LIMITS, ...options.limits };
+    const size = typeof json === 'string' ? Buffer.byteLength(json) : json.length;
+    if (size > limits.maxHeaderBytes) throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, { file: label });
+    const text = typeof json === 'string' ? json : new TextDecoder().decode(json);
+    const header = parseIebinHeader(text, label, limits);
+    const r = new IebinReader(header, label, null);
+    r.attach(bin);
+    return r;
+  }
+
+  get tensors(): readonly TensorEntry[] {
+    return this.header.tensors;
+  }
+
+  get config() {
+    return this.header.config;
+  }
+
+  get directory(): string {
+    return dirname(this.jsonPath);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  tensor(name: string): TensorEntry {
+    const t = this.byName.get(name);
+    if (!t) throw new IebinError('IEBIN_TENSOR_NOT_FOUND', `has no tensor named ${JSON.stringify(name)}`, { file: this.jsonPath });
+    return t;
+  }
+
+  /** Gives the reader the whole of model.ie.bin in memory (typically a read-only mmap); views become zero-copy. */
+  attach(buffer: ArrayBuffer | Uint8Array): void {
+    const u8 = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
+    if (u8.length !== this.header.bin.bytes) {
+      throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the buffer is ${u8.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, { file: this.binPath ?? this.jsonPath });
+    }
+    if (u8.byteOffset % 64 !== 0) throw new IebinError('IEBIN_MISALIGNED', 'the buffer must start at a 64-byte-aligned address for typed views', { file: this.binPath ?? this.jsonPath });
+    this.buffer = u8;
+  }
+
+  get attached(): boolean {
+    return this.buffer !== null;
+  }
+
+  /** Zero-copy view of a tensor over the attached buffer. */
+  view(name: string): TensorView {
+    const entry = this.tensor(name);
+    if (!this.buffer) throw new IebinError('IEBIN_BUFFER_TOO_SMALL', 'no buffer is attached; call attach() with the mapped model.ie.bin, or use read()', { file: this.jsonPath });
+    return { entry, bytes: this.buffer.subarray(entry.offset, entry.offset + entry.bytes) };
+  }
+
+  /** Reads one tensor's bytes from disk (or from the attached buffer, copy-free). */
+  async read(name: string): Promise<TensorView> {
+    if (this.buffer) return this.view(name);
+    const entry = this.tensor(name);
+    const f = await this.binFile();
+    return { entry, bytes: await f.read(entry.offset, entry.bytes) };
+  }
+
+  private async binFile(): Promise<RandomAccessFile> {
+    if (!this.file) {
+      const p = this.binPath as string;
+      this.file = await RandomAccessFile.open(p, (code, message) => new IebinError(code, message, { file: p }));
+      if (this.file.size !== this.header.bin.bytes) {
+        throw new IebinError('IEBIN_BIN_SIZE_MISMATCH', `changed size since it was opened (${this.file.size} bytes, expected ${this.header.bin.bytes})`, { file: p });
+      }
+    }
+    return this.file;
+  }
+
+  /**
+   * Deep check: every tensor's CRC-32, that alignment padding is zero, and the sha256 of a
+   * referenced tokenizer file. Reads the whole bin once, in order, in bounded chunks.
+   */
+  async verify(onProgress?: (done: number, total: number) => void): Promise<VerifyReport> {
+    const problems: VerifyProblem[] = [];
+    const total = this.header.bin.bytes;
+    const chunk = 16 << 20;
+    const scratch = this.buffer ? null : new Uint8Array(chunk);
+    const readRange = async (pos: number, len: number): Promise<Uint8Array> => {
+      if (this.buffer) return this.buffer.subarray(pos, pos + len);
+      const b = (scratch as Uint8Array).subarray(0, len);
+      await (await this.binFile()).readInto(b, pos);
+      return b;
+    };
+    let pos = 0;
+    let done = 0;
+    for (let i = 0; i < this.header.tensors.length; i++) {
+      const t = this.header.tensors[i];
+      if (t.offset > pos) {
+        const pad = await readRange(pos, t.offset - pos);
+        if (pad.some((b) => b !== 0)) problems.push({ code: 'IEBIN_PADDING_NOT_ZERO', field: `tensors[${i}]`, message: `padding before ${t.name} (bytes ${pos}..${t.offset}) is not zero` });
+      }
+      let crc = 0;
+      for (let at = 0; at < t.bytes; at += chunk) {
+        const len = Math.min(chunk, t.bytes - at);
+        crc = crc32(await readRange(t.offset + at, len), crc);
+        done += len;
+        onProgress?.(done, total);
+      }
+      const hex = (crc >>> 0).toString(16).padStart(8, '0');
+      if (hex !== t.crc32) problems.push({ code: 'IEBIN_CHECKSUM_MISMATCH', field: `tensors[${i}].crc32`, message: `${t.name}: bytes hash to ${hex}, the header says ${t.crc32}; the file is corrupt, re-export it` });
+      pos = t.offset + t.bytes;
+    }
+    const tok = this.header.tokenizer;
+    if (tok.model === 'hf' && this.binPath) {
+      const tp = join(this.directory, tok.file);
+      const sum = await sha256File(tp);
+      if (sum !== tok.sha256) problems.push({ code: 'IEBIN_BAD_TOKENIZER', field: 'tokenizer.sha256', message: `${basename(tp)} hashes to ${sum}, the header says ${tok.sha256}` });
+    }
+    return { ok: problems.length === 0, tensorsChecked: this.header.tensors.length, bytesChecked: done, problems };
+  }
+
+  async close(): Promise<void> {
+    const f = this.file;
+    this.file = null;
+    this.buffer = null;
+    if (f) await f.close();
+  }
+}

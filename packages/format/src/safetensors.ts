@@ -1,0 +1,156 @@
+/**
+ * safetensors reader and writer. Format: u64 little-endian header length N, N bytes of
+ * JSON ({name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}), then
+ * the data; offsets are relative to the data start. The reader checks the header length
+ * against a cap and the file, every entry's dtype x shape against its byte range, ranges
+ * against the file, and overlaps.
+ */
+import { open, rename, unlink } from 'node:fs/promises';
+import { SafetensorsError, type FormatErrorCode } from './errors.js';
+import { RandomAccessFile } from './file.js';
+import type { FloatDtype } from './layout.js';
+
+export const SAFETENSORS_DTYPE_BYTES: Record<string, number> = {
+  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+};
+/** The safetensors dtypes a model's weights may have, and their IEBIN dtype. */
+export const SAFETENSORS_FLOAT_DTYPES: Record<string, FloatDtype> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+export interface SafetensorsEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Absolute byte range in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  dataOffset: number;
+}
+
+export interface SafetensorsLimits {
+  maxHeaderBytes: number;
+  maxTensors: number;
+}
+export const DEFAULT_SAFETENSORS_LIMITS: SafetensorsLimits = Object.freeze({ maxHeaderBytes: 100 * 1024 * 1024, maxTensors: 1 << 17 });
+
+/** Validates a safetensors header given its JSON bytes and the whole file's size. */
+export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file: string, limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): SafetensorsHeader {
+  const fail = (code: FormatErrorCode, message: string, field?: string): never => {
+    throw new SafetensorsError(code, message, { file, field });
+  };
+  const dataOffset = 8 + json.length;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
+  } catch (e) {
+    fail('SAFETENSORS_HEADER_NOT_JSON', `header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('SAFETENSORS_HEADER_NOT_JSON', 'header is not a JSON object');
+  const obj = raw as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  if (keys.length > limits.maxTensors + 1) fail('SAFETENSORS_TOO_MANY_TENSORS', `header lists ${keys.length} entries, more than the cap of ${limits.maxTensors}`);
+  let metadata: Record<string, string> = {};
+  const entries: SafetensorsEntry[] = [];
+  const dataSize = fileSize - dataOffset;
+  for (const name of keys) {
+    const v = obj[name];
+    if (name === '__metadata__') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) fail('SAFETENSORS_BAD_ENTRY', '__metadata__ must map strings to strings', '__metadata__');
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('SAFETENSORS_BAD_ENTRY', 'must be an object', name);
+    const e = v as Record<string, unknown>;
+    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES)) fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
+    const dtype = e.dtype as string;
+    if (!Array.isArray(e.shape) || e.shape.length > 8) fail('SAFETENSORS_BAD_ENTRY', 'shape must be an array of at most 8 dims', `${name}.shape`);
+    const shape = e.shape as unknown[];
+    let elements = 1n;
+    for (const d of shape) {
+      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) fail('SAFETENSORS_BAD_ENTRY', `shape has dim ${JSON.stringify(d)}`, `${name}.shape`);
+      elements *= BigInt(d as number);
+    }
+    const offs = e.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0)) fail('SAFETENSORS_BAD_ENTRY', 'data_offsets must be two non-negative integers', `${name}.data_offsets`);
+    const [b, en] = offs as [number, number];
+    if (en < b) fail('SAFETENSORS_BAD_ENTRY', `data_offsets [${b}, ${en}] end before they begin`, `${name}.data_offsets`);
+    if (BigInt(en - b) !== elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])) fail('SAFETENSORS_SIZE_MISMATCH', `${dtype} ${JSON.stringify(shape)} takes ${elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])} bytes, data_offsets span ${en - b}`, `${name}.data_offsets`);
+    if (en > dataSize) fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
+    entries.push({ name, dtype, shape: shape as number[], begin: dataOffset + b, end: dataOffset + en });
+  }
+  const sorted = [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].begin < sorted[i - 1].end) fail('SAFETENSORS_OVERLAP', `${sorted[i].name} overlaps ${sorted[i - 1].name}`, sorted[i].name);
+  }
+  return { entries, metadata, dataOffset };
+}
+
+/** Reads the length prefix and header of a safetensors file, checking both against the file size. */
+export async function readSafetensorsHeader(f: RandomAccessFile, limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): Promise<SafetensorsHeader> {
+  if (f.size < 8) throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${f.size} bytes, too short for a safetensors header`, { file: f.path });
+  const prefix = await f.read(0, 8);
+  const n = new DataView(prefix.buffer).getBigUint64(0, true);
+  if (n > BigInt(limits.maxHeaderBytes)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, { file: f.path });
+  if (n > BigInt(f.size - 8)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the ${f.size - 8} bytes after the prefix`, { file: f.path });
+  return parseSafetensorsHeader(await f.read(8, Number(n)), f.size, f.path, limits);
+}
+
+/** Parses a whole in-memory safetensors file (tests, small tools). */
+export function parseSafetensors(bytes: Uint8Array, file = '<memory>', limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): SafetensorsHeader {
+  if (bytes.length < 8) throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${bytes.length} bytes, too short for a safetensors header`, { file });
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(limits.maxHeaderBytes)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, { file });
+  if (n > BigInt(bytes.length - 8)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the ${bytes.length - 8} bytes after the prefix`, { file });
+  return parseSafetensorsHeader(bytes.subarray(8, 8 + Number(n)), bytes.length, file, limits);
+}
+
+export interface SafetensorsTensorSpec {
+  name: string;
+  dtype: string;
+  shape: number[];
+}
+
+/**
+ * Writes a safetensors file tensor by tensor. The header comes first, so every tensor's
+ * name, dtype and shape are given up front; data then streams in that order. Writes to a
+ * temporary name and renames at the end.
+ */
+export async function writeSafetensors(path: string, specs: SafetensorsTensorSpec[], data: (i: number) => Promise<Uint8Array> | Uint8Array, metadata: Record<string, string> = {}): Promise<void> {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  for (const s of specs) {
+    const n = s.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[s.dtype];
+    header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = JSON.stringify(header);
+  // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const hb = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(hb.length));
+  const tmp = `${path}.partial-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.write(prefix);
+    await fh.write(hb);
+    for (let i = 0; i < specs.length; i++) {
+      const b = await data(i);
+      const want = specs[i].shape.reduce((a, x) => a * x, 1) * SAFETENSORS_DTYPE_BYTES[specs[i].dtype];
+      if (b.length !== want) throw new SafetensorsError('SAFETENSORS_SIZE_MISMATCH', `${specs[i].name}: got ${b.length} bytes, expected ${want}`, { file: path });
+      await fh.write(b);
+    }
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
