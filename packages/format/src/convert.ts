@@ -68,7 +68,7 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
   const writer = await IebinWriter.create(outDir, {
     config: source.config,
     tokenizer: source.tokenizer,
-    provenance: { converter: options.converter, source_format: source.format, sources, notes: source.notes },
+    provenance: { converter: options.converter, source_format: source.format, sources, ...(source.synth ? { synth: source.synth } : {}), notes: source.notes },
     quantization: options.quantization ?? null,
   });
   options.onWriter?.(writer);

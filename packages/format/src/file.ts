@@ -18,7 +18,8 @@ export class RandomAccessFile {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      throw onMissing('IO_ERROR', `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      const code = (e as NodeJS.ErrnoException).code;
+      throw onMissing('IO_ERROR', code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (e as Error).message})`);
     }
     const st = await fh.stat();
     if (!st.isFile()) {

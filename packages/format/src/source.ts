@@ -27,5 +27,7 @@ export interface ModelSource {
   tensors: SourceTensor[];
   /** Facts about the import worth recording (e.g. a tensor that was dropped). */
   notes: string[];
+  /** For synthetic models: how to regenerate them. */
+  synth?: { preset: string; seed: number };
   close(): Promise<void>;
 }

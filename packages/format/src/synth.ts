@@ -215,7 +215,8 @@ export function synthModel(preset: string | ModelConfig, options: SynthOptions =
     tokenizer: synthVocabulary(config.vocab_size),
     files: [],
     tensors,
-    notes: [`synthetic ${typeof preset === 'string' ? preset : 'custom'} model, seed ${seed}`],
+    notes: [`synthetic ${typeof preset === 'string' ? preset : 'custom'} model, seed ${seed}, ${dtype}`],
+    synth: { preset: typeof preset === 'string' ? preset : 'custom', seed },
     close: async () => undefined,
   };
 }

@@ -171,11 +171,12 @@ export class IebinWriter {
     const jsonPartial = join(this.outDir, partialName(IEBIN_JSON_FILE));
     this.partials.push(jsonPartial);
     try {
-      validateIebinHeader(JSON.parse(formatHeaderJson(header)), join(this.outDir, IEBIN_JSON_FILE));
+      // Validate exactly what a reader will see, and write it in the validator's key order.
+      const text = formatHeaderJson(validateIebinHeader(JSON.parse(formatHeaderJson(header)), join(this.outDir, IEBIN_JSON_FILE)));
       await this.bin.sync();
       await this.bin.close();
       const jf = await open(jsonPartial, 'wx');
-      await jf.writeFile(formatHeaderJson(header));
+      await jf.writeFile(text);
       await jf.sync();
       await jf.close();
       if (this.tokenizerPartial) await rename(this.tokenizerPartial, join(this.outDir, HF_TOKENIZER_FILE));

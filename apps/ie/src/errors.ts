@@ -1,0 +1,52 @@
+/**
+ * One table maps every error code the CLI can meet to an exit code. User errors print one
+ * line (`ie: <message>` plus the code) and never a stack trace.
+ */
+import { FormatError } from '@ie/format';
+import { QuantError } from '@ie/quant';
+
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  BAD_INPUT: 3,
+  INVALID_MODEL: 4,
+  INTERRUPTED: 130,
+} as const;
+
+export const CLI_ERROR_CODES = {
+  CLI_USAGE: 'a flag or argument is missing, unknown or malformed',
+  CLI_UNKNOWN_COMMAND: 'no such command',
+  CLI_NOT_AVAILABLE: 'the feature is not available in this version',
+  CLI_VALIDATION_FAILED: 'the model has problems',
+} as const;
+export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
+
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    readonly code: CliErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Exit code for an error, by class and code. */
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof CliError) {
+    return { CLI_USAGE: EXIT.USAGE, CLI_UNKNOWN_COMMAND: EXIT.USAGE, CLI_NOT_AVAILABLE: EXIT.USAGE, CLI_VALIDATION_FAILED: EXIT.INVALID_MODEL }[e.code];
+  }
+  if (e instanceof FormatError) return e.code === 'IEBIN_WRITE_FAILED' ? EXIT.FAILURE : EXIT.BAD_INPUT;
+  if (e instanceof QuantError) return EXIT.BAD_INPUT;
+  return EXIT.FAILURE;
+}
+
+/** The one line printed for an error. Unexpected errors (bugs) keep their stack. */
+export function describeError(e: unknown): string {
+  if (e instanceof CliError || e instanceof FormatError || e instanceof QuantError) return `ie: ${e.message} [${e.code}]`;
+  if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
+    return `ie: ${e.message} [IO_ERROR]`;
+  }
+  return `ie: internal error, please report it: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+}

@@ -1,0 +1,167 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { firstDifference, sameBytes } from '@ie/testing';
+import { buildGguf, llamaKv, type GgufTensorIn } from '../test/fixtures/gguf.js';
+import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../test/fixtures/ggml.js';
+import { exportIebin } from './convert.js';
+import { encodeBf16, encodeF16 } from './dtype.js';
+import { GgufError } from './errors.js';
+import { openGguf, parseGguf } from './gguf.js';
+import { expectedTensors, type ModelConfig } from './llama.js';
+import { IebinReader } from './reader.js';
+import { SYNTH_PRESETS, synthTensorValues, synthVocabulary } from './synth.js';
+import { decodeTensor } from './tensor.js';
+
+const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, ffn_dim: 192, vocab_size: 300, tied_classifier: false };
+const vocab = synthVocabulary(config.vocab_size);
+const TYPES = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 } as const;
+type Kind = keyof typeof TYPES;
+
+/** A GGUF whose 2-D tensors cycle through every importable type; returns it with the values each holds. */
+function buildModel(q41At = -1): { bytes: Uint8Array; expected: Map<string, { kind: Kind; values: Float32Array }> } {
+  const kinds: Kind[] = ['q4_0', 'q8_0', 'f16', 'bf16', 'f32'];
+  const expected = new Map<string, { kind: Kind; values: Float32Array }>();
+  const tensors: GgufTensorIn[] = expectedTensors(config).map((t, i) => {
+    const v = synthTensorValues(config, 9, i);
+    const kind: Kind = t.shape.length === 1 ? 'f32' : kinds[i % kinds.length];
+    let data: Uint8Array;
+    let values = v;
+    if (kind === 'q4_0') {
+      data = quantizeQ4_0(v);
+      values = dequantizeQ4_0(data);
+    } else if (kind === 'q8_0') {
+      data = quantizeQ8_0(v);
+      values = dequantizeQ8_0(data);
+    } else if (kind === 'f16' || kind === 'bf16') {
+      const bits = kind === 'f16' ? encodeF16(v) : encodeBf16(v);
+      data = new Uint8Array(bits.buffer);
+      values = decodeTensor({ dtype: kind, shape: t.shape, layout: { order: 'row_major', block_k: 0 }, quant: null }, data);
+    } else {
+      data = new Uint8Array(v.buffer);
+    }
+    expected.set(t.name, { kind, values });
+    // Q4_1 (20-byte blocks): parseable, but not importable without loss.
+    if (i === q41At) return { name: t.name, ne: [...t.shape].reverse(), type: 3, data: new Uint8Array((v.length / 32) * 20).fill(0x11) };
+    return { name: t.name, ne: [...t.shape].reverse(), type: TYPES[kind], data };
+  });
+  return { bytes: buildGguf(llamaKv(config, vocab.pieces, vocab.types), tensors), expected };
+}
+
+describe('GGUF import', () => {
+  it('imports F32, F16, BF16, Q8_0 and Q4_0 tensors without loss', async () => {
+    const { bytes, expected } = buildModel();
+    const d = mkdtempSync(join(tmpdir(), 'ie-gguf-'));
+    writeFileSync(join(d, 'm.gguf'), bytes);
+    const src = await openGguf(join(d, 'm.gguf'));
+    expect(src.config).toEqual({ ...config, context_length: 512 });
+    if (src.tokenizer.model !== 'spm') throw new Error('expected spm');
+    expect(src.tokenizer.pieces).toEqual(vocab.pieces);
+    const out = join(d, 'iebin');
+    await exportIebin(src, out, { converter: 'test' });
+    await src.close();
+    const r = await IebinReader.open(out);
+    const seen = new Set<string>();
+    for (const t of r.tensors) {
+      const e = expected.get(t.name);
+      if (!e) throw new Error(`unexpected ${t.name}`);
+      seen.add(e.kind);
+      const dtype = { q4_0: 'q4', q8_0: 'i8', f16: 'f16', bf16: 'bf16', f32: 'f32' }[e.kind];
+      expect(t.dtype, t.name).toBe(dtype);
+      if (e.kind === 'q4_0' || e.kind === 'q8_0') expect(t.quant).toMatchObject({ scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' });
+      expect(firstDifference(decodeTensor(t, (await r.read(t.name)).bytes), e.values), t.name).toBeNull();
+    }
+    expect([...seen].sort()).toEqual(['bf16', 'f16', 'f32', 'q4_0', 'q8_0']);
+    // Q4_0 blocks are the IEBIN q4 planes byte for byte: reassembling gives the GGUF bytes back.
+    const qi = expectedTensors(config).findIndex((t) => expected.get(t.name)?.kind === 'q4_0');
+    const q = r.tensor(expectedTensors(config)[qi].name);
+    expect(q.dtype).toBe('q4');
+    const stored = (await r.read(q.name)).bytes;
+    const nb = (q.shape[0] * q.shape[1]) / 32;
+    const blocks = new Uint8Array(nb * 18);
+    for (let i = 0; i < nb; i++) {
+      blocks.set(stored.subarray(q.quant!.scales_offset + 2 * i, q.quant!.scales_offset + 2 * i + 2), i * 18);
+      blocks.set(stored.subarray(i * 16, i * 16 + 16), i * 18 + 2);
+    }
+    expect(sameBytes(blocks, quantizeQ4_0(synthTensorValues(config, 9, qi)))).toBe(true);
+    await r.close();
+  });
+
+  it('reads the header of the first bytes only and needs the rest only for data', () => {
+    const { bytes } = buildModel();
+    const g = parseGguf(bytes, bytes.length, 'm.gguf');
+    expect(g.version).toBe(3);
+    expect(g.tensors.length).toBe(expectedTensors(config).length);
+    expect(g.metadata.get('llama.block_count')).toBe(2);
+  });
+
+  const { bytes: good } = buildModel();
+  const code = (b: Uint8Array, size = b.length) => {
+    try {
+      parseGguf(b, size, 'x.gguf');
+      return 'ok';
+    } catch (e) {
+      expect(e).toBeInstanceOf(GgufError);
+      return (e as GgufError).code;
+    }
+  };
+  const with64 = (at: number, v: bigint) => {
+    const b = good.slice();
+    new DataView(b.buffer).setBigUint64(at, v, true);
+    return b;
+  };
+
+  it.each([
+    ['bad magic', () => Object.assign(good.slice(), { 0: 0x47, 1: 0x47, 2: 0x4d, 3: 0x4c }), 'GGUF_BAD_MAGIC'],
+    ['version 1', () => Object.assign(good.slice(), { 4: 1 }), 'GGUF_UNSUPPORTED_VERSION'],
+    ['huge tensor count', () => with64(8, 1n << 40n), 'GGUF_TOO_MANY_ENTRIES'],
+    ['tensor count the file cannot hold', () => with64(8, 60000n), 'GGUF_TOO_MANY_ENTRIES'],
+    ['huge key length', () => with64(24, 1n << 50n), 'GGUF_BAD_STRING'],
+    ['truncated inside the header', () => good.slice(0, 12), 'GGUF_TRUNCATED'],
+    ['counts larger than the truncated file', () => good.slice(0, 200), 'GGUF_TOO_MANY_ENTRIES'],
+  ])('%s', (_n, make, expected) => {
+    expect(code(make())).toBe(expected);
+  });
+
+  it('refuses an array claiming more elements than the file can hold, without allocating it', () => {
+    const b = buildGguf({ 'general.architecture': { t: 'str', v: 'llama' }, 'x.arr': { t: 'arr_i32', v: [1, 2, 3] } }, []);
+    const at = Buffer.from(b).indexOf(Buffer.from('x.arr')) + 5 + 4 + 4; // key, value type, element type
+    const dv = new DataView(b.buffer);
+    dv.setBigUint64(at, 1n << 60n, true);
+    expect(code(b)).toBe('GGUF_TOO_MANY_ENTRIES');
+  });
+
+  it('rejects misaligned, overlapping, out-of-file and unimportable tensors', async () => {
+    const t = (name: string, type: number, off: number): GgufTensorIn => ({ name, ne: [32, 2], type, data: new Uint8Array(type === 0 ? 256 : type === 3 ? 40 : 36) });
+    const kv = { 'general.architecture': { t: 'str' as const, v: 'llama' } };
+    const one = buildGguf(kv, [t('a', 0, 0)]);
+    const offAt = (b: Uint8Array, name: string) => Buffer.from(b).indexOf(Buffer.from(name + '\u0002\u0000\u0000\u0000')) + name.length + 4 + 16 + 4;
+    const mis = one.slice();
+    new DataView(mis.buffer).setBigUint64(offAt(mis, 'a'), 4n, true);
+    expect(code(mis)).toBe('GGUF_MISALIGNED');
+    const past = one.slice();
+    new DataView(past.buffer).setBigUint64(offAt(past, 'a'), 1024n, true);
+    expect(code(past)).toBe('GGUF_RANGE_OUT_OF_FILE');
+    const two = buildGguf(kv, [t('a', 0, 0), t('b', 0, 0)]);
+    new DataView(two.buffer).setBigUint64(offAt(two, 'b'), 0n, true);
+    expect(code(two)).toBe('GGUF_OVERLAP');
+    const bad = buildGguf(kv, [{ name: 'a', ne: [32, 2], type: 99, data: new Uint8Array(4) }]);
+    expect(code(bad)).toBe('GGUF_UNSUPPORTED_TENSOR_TYPE');
+    // Q4_1 parses (its size is known) but is refused at import, with advice.
+    const d = mkdtempSync(join(tmpdir(), 'ie-gguf-'));
+    writeFileSync(join(d, 'q41.gguf'), buildModel(2).bytes);
+    await expect(openGguf(join(d, 'q41.gguf'))).rejects.toMatchObject({ code: 'GGUF_UNSUPPORTED_TENSOR_TYPE', field: 'blk.0.attn_q.weight' });
+  });
+
+  it('refuses metadata that does not describe a llama model', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-gguf-'));
+    const kv = llamaKv(config, vocab.pieces, vocab.types);
+    const noArch = buildGguf({ ...kv, 'general.architecture': { t: 'str', v: 'gpt2' } }, []);
+    writeFileSync(join(d, 'a.gguf'), noArch);
+    await expect(openGguf(join(d, 'a.gguf'))).rejects.toMatchObject({ code: 'GGUF_UNSUPPORTED_ARCHITECTURE' });
+    const { ['llama.block_count']: _drop, ...rest } = kv;
+    writeFileSync(join(d, 'b.gguf'), buildGguf(rest, []));
+    await expect(openGguf(join(d, 'b.gguf'))).rejects.toMatchObject({ code: 'GGUF_BAD_METADATA' });
+  });
+});

@@ -1,0 +1,176 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { exportIebin } from './convert.js';
+import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './dtype.js';
+import { openHfDir, writeHfDir } from './hf.js';
+import { adjacentToRotateHalfPermutation, expectedTensors, invertPermutation, permuteRows, type ModelConfig } from './llama.js';
+import { IebinReader } from './reader.js';
+import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
+import { decodeTensor } from './tensor.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'ie-hf-'));
+// GQA, odd-ish dims: 6 heads of 12, 2 KV heads, ffn 100.
+const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 72, n_heads: 6, n_kv_heads: 2, head_dim: 12, ffn_dim: 100, vocab_size: 320 };
+
+function f64(a: Float32Array): Float64Array {
+  return Float64Array.from(a);
+}
+
+/** y = W x in float64 for a row-major [rows, cols] matrix. */
+function matvec(w: Float32Array, rows: number, cols: number, x: Float64Array): Float64Array {
+  const y = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[c];
+    y[r] = s;
+  }
+  return y;
+}
+
+function rope(v: Float64Array, heads: number, hd: number, pos: number, theta: number, style: 'adjacent' | 'rotate_half'): Float64Array {
+  const out = Float64Array.from(v);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < hd / 2; i++) {
+      const a = pos * theta ** (-(2 * i) / hd);
+      const [p, q] = style === 'adjacent' ? [h * hd + 2 * i, h * hd + 2 * i + 1] : [h * hd + i, h * hd + i + hd / 2];
+      out[p] = v[p] * Math.cos(a) - v[q] * Math.sin(a);
+      out[q] = v[p] * Math.sin(a) + v[q] * Math.cos(a);
+    }
+  }
+  return out;
+}
+
+describe('Hugging Face directories', () => {
+  it('round-trips a sharded f32 model exactly and records rotate-half RoPE with Q/K rows kept as stored', async () => {
+    const hf = tmp();
+    await writeHfDir(synthModel(config, { seed: 4 }), hf, { shards: 3 });
+    const files = readdirSync(hf).sort();
+    expect(files.filter((f) => f.endsWith('.safetensors'))).toHaveLength(3);
+    expect(files).toContain('model.safetensors.index.json');
+    const src = await openHfDir(hf);
+    expect(src.config).toEqual({ ...config, rope_style: 'rotate_half' });
+    const out = tmp();
+    await exportIebin(src, out, { converter: 'test' });
+    await src.close();
+    const r = await IebinReader.open(out);
+    expect(r.header.tokenizer).toMatchObject({ model: 'hf', file: 'tokenizer.json' });
+    const qPerm = adjacentToRotateHalfPermutation(config.n_heads, config.head_dim);
+    const kPerm = adjacentToRotateHalfPermutation(config.n_kv_heads, config.head_dim);
+    for (const [i, t] of expectedTensors(config).entries()) {
+      const got = decodeTensor(r.tensor(t.name), (await r.read(t.name)).bytes);
+      let want = synthTensorValues(config, 4, i);
+      // HF stores Q/K permuted (as HF's converter does); IEBIN keeps them as HF has them.
+      if (t.name.endsWith('attn_q.weight') || t.name.endsWith('attn_k.weight')) {
+        const perm = t.name.endsWith('attn_q.weight') ? qPerm : kPerm;
+        want = new Float32Array(permuteRows(new Uint8Array(want.buffer), t.shape[1] * 4, perm).buffer);
+        // Un-permuting gives back the adjacent-pair (Meta / llama2.c) rows.
+        const back = new Float32Array(permuteRows(new Uint8Array(got.slice().buffer), t.shape[1] * 4, invertPermutation(perm)).buffer);
+        expect(firstDifference(back, synthTensorValues(config, 4, i))).toBeNull();
+      }
+      expect(firstDifference(got, want), t.name).toBeNull();
+    }
+    expect((await r.verify()).ok).toBe(true);
+    await r.close();
+  });
+
+  it('proves the recorded RoPE style: rotate-half on HF rows equals adjacent-pair on the original rows', async () => {
+    const hf = tmp();
+    await writeHfDir(synthModel(config, { seed: 4 }), hf);
+    const src = await openHfDir(hf);
+    const qi = expectedTensors(config).findIndex((t) => t.name === 'blk.1.attn_q.weight');
+    const ki = expectedTensors(config).findIndex((t) => t.name === 'blk.1.attn_k.weight');
+    const wq = new Float32Array((await src.tensors[qi].read()).slice().buffer);
+    const wk = new Float32Array((await src.tensors[ki].read()).slice().buffer);
+    await src.close();
+    const x = f64(seededFloats(config.dim, 99));
+    const { n_heads: H, n_kv_heads: KV, head_dim: hd, rope_theta: th } = config;
+    const qPerm = adjacentToRotateHalfPermutation(H, hd);
+    for (const pos of [1, 7, 300]) {
+      const qHf = rope(matvec(wq, H * hd, config.dim, x), H, hd, pos, th, 'rotate_half');
+      const qMeta = rope(matvec(synthTensorValues(config, 4, qi), H * hd, config.dim, x), H, hd, pos, th, 'adjacent');
+      for (let r = 0; r < H * hd; r++) expect(qHf[r]).toBeCloseTo(qMeta[qPerm[r]], 9);
+      // Attention scores (q·k per head) agree too; the wrong style would not.
+      const kHf = rope(matvec(wk, KV * hd, config.dim, x), KV, hd, pos + 3, th, 'rotate_half');
+      const kMeta = rope(matvec(synthTensorValues(config, 4, ki), KV * hd, config.dim, x), KV, hd, pos + 3, th, 'adjacent');
+      const dot = (a: Float64Array, b: Float64Array, h: number, kvh: number) => {
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += a[h * hd + d] * b[kvh * hd + d];
+        return s;
+      };
+      expect(dot(qHf, kHf, 3, 1)).toBeCloseTo(dot(qMeta, kMeta, 3, 1), 9);
+      const wrong = rope(matvec(wq, H * hd, config.dim, x), H, hd, pos, th, 'adjacent');
+      expect(Math.max(...wrong.map((v, r) => Math.abs(v - qMeta[qPerm[r]])))).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('converts f16 and bf16 checkpoints, and f32 to f16/bf16, within the codec rounding', async () => {
+    for (const dtype of ['f16', 'bf16'] as const) {
+      const hf = tmp();
+      await writeHfDir(synthModel(config, { seed: 4, dtype }), hf, { shards: 2 });
+      const out = tmp();
+      const src = await openHfDir(hf);
+      await exportIebin(src, out, { converter: 'test' });
+      await src.close();
+      const hf32 = tmp();
+      await writeHfDir(synthModel(config, { seed: 4 }), hf32);
+      const out2 = tmp();
+      const src2 = await openHfDir(hf32);
+      await exportIebin(src2, out2, { converter: 'test', dtype });
+      await src2.close();
+      for (const o of [out, out2]) {
+        const r = await IebinReader.open(o);
+        const t = r.tensor('blk.0.ffn_down.weight');
+        expect(t.dtype).toBe(dtype);
+        expect(r.tensor('blk.0.ffn_norm.weight').dtype).toBe('f32');
+        const i = expectedTensors(config).findIndex((e) => e.name === t.name);
+        const v = synthTensorValues(config, 4, i);
+        const rounded = dtype === 'f16' ? decodeF16(encodeF16(v)) : decodeBf16(encodeBf16(v));
+        expect(firstDifference(decodeTensor(t, (await r.read(t.name)).bytes), rounded)).toBeNull();
+        await r.close();
+      }
+    }
+  });
+
+  it('imports Qwen2 with q/k/v biases', async () => {
+    const qwen: ModelConfig = { ...config, architecture: 'qwen2', attn_qkv_bias: true, tied_classifier: true };
+    const hf = tmp();
+    await writeHfDir(synthModel(qwen, { seed: 2 }), hf);
+    expect(JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8')).architectures).toEqual(['Qwen2ForCausalLM']);
+    const src = await openHfDir(hf);
+    expect(src.config).toMatchObject({ architecture: 'qwen2', attn_qkv_bias: true, tied_classifier: true });
+    expect(src.tensors.map((t) => t.name)).toContain('blk.0.attn_k.bias');
+    await exportIebin(src, tmp(), { converter: 'test' });
+    await src.close();
+  });
+
+  it('names the file and field of what is wrong', async () => {
+    const hf = tmp();
+    await writeHfDir(synthModel(config, { seed: 4 }), hf, { shards: 2 });
+    const cfg = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8'));
+    const idx = JSON.parse(readFileSync(join(hf, 'model.safetensors.index.json'), 'utf8'));
+    const expectCode = async (code: string, field?: string) => {
+      const p = openHfDir(hf);
+      await expect(p).rejects.toMatchObject(field ? { code, field } : { code });
+    };
+    writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...cfg, architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }));
+    await expectCode('HF_UNSUPPORTED_ARCHITECTURE', 'architectures');
+    writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 99 }));
+    await expectCode('HF_BAD_TENSOR');
+    writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 3 }));
+    await expectCode('HF_MISSING_TENSOR');
+    writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...cfg, hidden_act: 'gelu' }));
+    await expectCode('HF_BAD_CONFIG', 'hidden_act');
+    writeFileSync(join(hf, 'config.json'), JSON.stringify(cfg));
+    const first = Object.keys(idx.weight_map)[0];
+    writeFileSync(join(hf, 'model.safetensors.index.json'), JSON.stringify({ ...idx, weight_map: { ...idx.weight_map, [first]: '../evil.safetensors' } }));
+    await expectCode('HF_BAD_INDEX', `weight_map.${first}`);
+    writeFileSync(join(hf, 'model.safetensors.index.json'), JSON.stringify(idx));
+    rmSync(join(hf, 'tokenizer.json'));
+    await expectCode('HF_BAD_TOKENIZER');
+    rmSync(join(hf, 'config.json'));
+    await expectCode('HF_NOT_A_MODEL_DIR');
+  });
+});

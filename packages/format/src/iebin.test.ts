@@ -1,0 +1,191 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, truncateSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { firstDifference, sameBytes } from '@ie/testing';
+import { exportIebin } from './convert.js';
+import { IebinError } from './errors.js';
+import { parseIebinHeader } from './header.js';
+import { IebinReader } from './reader.js';
+import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
+import { decodeTensor } from './tensor.js';
+import { IebinWriter, formatHeaderJson } from './writer.js';
+
+const tiny = SYNTH_PRESETS.tiny.config;
+let dir: string;
+let headerText: string;
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'ie-format-'));
+}
+
+beforeAll(async () => {
+  dir = tmp();
+  await exportIebin(synthModel('tiny', { seed: 7 }), dir, { converter: 'test' });
+  headerText = readFileSync(join(dir, 'model.ie.json'), 'utf8');
+});
+
+/** Applies `mutate` to a copy of the tiny model's header JSON and returns the parse error code. */
+function codeAfter(mutate: (h: any) => void, limits?: { maxHeaderBytes: number; maxTensors: number }): string {
+  const h = JSON.parse(headerText);
+  mutate(h);
+  try {
+    parseIebinHeader(JSON.stringify(h), 'model.ie.json', limits);
+  } catch (e) {
+    expect(e).toBeInstanceOf(IebinError);
+    return (e as IebinError).code;
+  }
+  return 'no error';
+}
+
+describe('IebinReader on a written model', () => {
+  it('reads back every tensor exactly, lazily from disk and zero-copy from a buffer', async () => {
+    const r = await IebinReader.open(dir);
+    expect(r.config).toEqual(tiny);
+    expect(r.tensors.length).toBe(21);
+    expect(r.tensors.every((t) => t.offset % 64 === 0)).toBe(true);
+    for (const [i, t] of r.tensors.entries()) {
+      const v = await r.read(t.name);
+      expect(firstDifference(decodeTensor(t, v.bytes), synthTensorValues(tiny, 7, i))).toBeNull();
+    }
+    const bin = readFileSync(join(dir, 'model.ie.bin'));
+    const aligned = new Uint8Array(bin.length);
+    aligned.set(bin);
+    r.attach(aligned);
+    const view = r.view('blk.1.ffn_down.weight');
+    expect(view.bytes.buffer).toBe(aligned.buffer); // zero-copy
+    expect(firstDifference(decodeTensor(view.entry, view.bytes), synthTensorValues(tiny, 7, 18))).toBeNull();
+    expect((await r.verify()).ok).toBe(true);
+    expect(() => r.tensor('nope')).toThrow(expect.objectContaining({ code: 'IEBIN_TENSOR_NOT_FOUND' }));
+    expect(() => r.attach(new Uint8Array(10))).toThrow(expect.objectContaining({ code: 'IEBIN_BUFFER_TOO_SMALL' }));
+    await r.close();
+  });
+
+  it('detects a flipped byte with --deep checksums and a truncated bin at open', async () => {
+    const d = tmp();
+    await exportIebin(synthModel('tiny', { seed: 7 }), d, { converter: 'test' });
+    const binPath = join(d, 'model.ie.bin');
+    const b = readFileSync(binPath);
+    const r0 = await IebinReader.open(d);
+    const victim = r0.tensor('blk.0.attn_v.weight');
+    b[victim.offset + 5] ^= 0x40;
+    writeFileSync(binPath, b);
+    const r = await IebinReader.open(d); // structure is still fine
+    const rep = await r.verify();
+    expect(rep.ok).toBe(false);
+    expect(rep.problems).toHaveLength(1);
+    expect(rep.problems[0].code).toBe('IEBIN_CHECKSUM_MISMATCH');
+    expect(rep.problems[0].message).toContain('blk.0.attn_v.weight');
+    await r.close();
+    truncateSync(binPath, statSync(binPath).size - 1);
+    await expect(IebinReader.open(d)).rejects.toMatchObject({ code: 'IEBIN_BIN_SIZE_MISMATCH' });
+  });
+
+  it('refuses missing paths and oversized headers', async () => {
+    await expect(IebinReader.open(join(dir, 'nope'))).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
+    await expect(IebinReader.open(dir, { limits: { maxHeaderBytes: 1000 } })).rejects.toMatchObject({ code: 'IEBIN_HEADER_TOO_LARGE' });
+  });
+});
+
+describe('header validation names the code and the field', () => {
+  it.each([
+    ['format name', (h: any) => (h.format = 'gguf'), 'IEBIN_BAD_FORMAT_NAME'],
+    ['version', (h: any) => (h.version = 2), 'IEBIN_UNSUPPORTED_VERSION'],
+    ['dtype', (h: any) => (h.tensors[1].dtype = 'q8'), 'IEBIN_BAD_DTYPE'],
+    ['zero dim', (h: any) => (h.tensors[2].shape = [0, 64]), 'IEBIN_BAD_SHAPE'],
+    ['rank 5', (h: any) => (h.tensors[2].shape = [1, 1, 1, 64, 64]), 'IEBIN_BAD_SHAPE'],
+    ['fractional dim', (h: any) => (h.tensors[2].shape = [64.5, 64]), 'IEBIN_BAD_SHAPE'],
+    ['byte size', (h: any) => (h.tensors[2].bytes += 4), 'IEBIN_SIZE_MISMATCH'],
+    ['alignment', (h: any) => (h.tensors[3].offset += 32), 'IEBIN_MISALIGNED'],
+    ['overlap', (h: any) => (h.tensors[3].offset -= 64), 'IEBIN_OVERLAP'],
+    ['hole', (h: any) => h.tensors.slice(3).forEach((t: any) => (t.offset += 64)), 'IEBIN_HOLE'],
+    ['range past the file', (h: any) => (h.tensors[20].offset += 64), 'IEBIN_HOLE'],
+    ['bin size', (h: any) => (h.bin.bytes += 64), 'IEBIN_HOLE'],
+    ['duplicate', (h: any) => (h.tensors[4].name = h.tensors[3].name), 'IEBIN_DUPLICATE_TENSOR'],
+    ['missing tensor', (h: any) => (h.tensors[20].name = 'output2.weight'), 'IEBIN_MISSING_TENSOR'],
+    ['wrong shape for config', (h: any) => (h.config.ffn_dim = 170), 'IEBIN_BAD_SHAPE'],
+    ['config consistency', (h: any) => (h.config.n_kv_heads = 3), 'IEBIN_BAD_CONFIG'],
+    ['pretransposed embedding', (h: any) => (h.tensors[0].layout.order = 'pretransposed'), 'IEBIN_BAD_LAYOUT'],
+    ['unaligned block_k', (h: any) => (h.tensors[2].layout.block_k = 48), 'IEBIN_BAD_LAYOUT'],
+    ['checksum format', (h: any) => (h.tensors[2].crc32 = 'xyz'), 'IEBIN_BAD_FIELD'],
+    ['quant on a float tensor', (h: any) => (h.tensors[2].quant = { scheme: 'symmetric' }), 'IEBIN_BAD_QUANT'],
+    ['tokenizer size', (h: any) => h.tokenizer.pieces.pop(), 'IEBIN_BAD_TOKENIZER'],
+    ['bin file with a path', (h: any) => (h.bin.file = '../x.bin'), 'IEBIN_BAD_FIELD'],
+    ['unsafe integer offset', (h: any) => (h.tensors[2].offset = 2 ** 60), 'IEBIN_RANGE_OUT_OF_FILE'],
+    ['not an object', (h: any) => (h.config = [1]), 'IEBIN_BAD_FIELD'],
+  ])('%s', (_name, mutate, code) => {
+    expect(codeAfter(mutate)).toBe(code);
+  });
+
+  it('caps the tensor count and rejects non-JSON', () => {
+    expect(codeAfter(() => undefined, { maxHeaderBytes: 1 << 20, maxTensors: 5 })).toBe('IEBIN_TOO_MANY_TENSORS');
+    expect(() => parseIebinHeader('{"format":', 'x.json')).toThrow(expect.objectContaining({ code: 'IEBIN_HEADER_NOT_JSON', file: 'x.json' }));
+  });
+
+  it('says which field is wrong', () => {
+    const h = JSON.parse(headerText);
+    h.tensors[3].offset += 32;
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(/m\.json: tensors\[3\]\.offset: .* is not a multiple of 64/);
+  });
+});
+
+describe('IebinWriter commits atomically', () => {
+  const files = (d: string) => readdirSync(d).sort();
+
+  it('leaves an existing model untouched and no partial files when an export fails', async () => {
+    const d = tmp();
+    await exportIebin(synthModel('tiny', { seed: 1 }), d, { converter: 'test' });
+    const before = [readFileSync(join(d, 'model.ie.json')), readFileSync(join(d, 'model.ie.bin'))];
+    const src = synthModel('tiny', { seed: 2 });
+    src.tensors[5].read = async () => {
+      throw new Error('disk on fire');
+    };
+    await expect(exportIebin(src, d, { converter: 'test' })).rejects.toThrow('disk on fire');
+    expect(files(d)).toEqual(['model.ie.bin', 'model.ie.json']);
+    expect(sameBytes(readFileSync(join(d, 'model.ie.json')), before[0])).toBe(true);
+    expect(sameBytes(readFileSync(join(d, 'model.ie.bin')), before[1])).toBe(true);
+  });
+
+  it('refuses to finish a model whose tensor table does not match its config', async () => {
+    const d = tmp();
+    const src = synthModel('tiny');
+    const w = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    await w.addTensor({ name: 'token_embd.weight', dtype: 'f32', shape: [512, 64] }, await src.tensors[0].read());
+    await expect(w.addTensor({ name: 'x', dtype: 'f32', shape: [3] }, new Uint8Array(8))).rejects.toMatchObject({ code: 'IEBIN_SIZE_MISMATCH' });
+    expect(files(d)).toEqual([]);
+    const w2 = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    await w2.addTensor({ name: 'token_embd.weight', dtype: 'f32', shape: [512, 64] }, await src.tensors[0].read());
+    await expect(w2.finish()).rejects.toMatchObject({ code: 'IEBIN_MISSING_TENSOR' });
+    expect(files(d)).toEqual([]);
+    await expect(w2.addTensor({ name: 'a', dtype: 'f32', shape: [1] }, new Uint8Array(4))).rejects.toMatchObject({ code: 'IEBIN_WRITER_STATE' });
+  });
+
+  it('removes partial files of dead writers and keeps those of live ones', async () => {
+    const d = tmp();
+    writeFileSync(join(d, '.model.ie.bin.partial-999999999-0'), 'stale');
+    writeFileSync(join(d, `.model.ie.bin.partial-${process.pid}-77`), 'ours');
+    const src = synthModel('tiny');
+    const w = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    const names = files(d);
+    expect(names).not.toContain('.model.ie.bin.partial-999999999-0');
+    expect(names).toContain(`.model.ie.bin.partial-${process.pid}-77`);
+    w.abortSync();
+    expect(files(d)).toEqual([`.model.ie.bin.partial-${process.pid}-77`]);
+  });
+
+  it('writes the same bytes for the same input (reproducible exports)', async () => {
+    const a = tmp();
+    const b = tmp();
+    await exportIebin(synthModel('tiny', { seed: 3 }), a, { converter: 'test' });
+    await exportIebin(synthModel('tiny', { seed: 3 }), b, { converter: 'test' });
+    expect(sameBytes(readFileSync(join(a, 'model.ie.json')), readFileSync(join(b, 'model.ie.json')))).toBe(true);
+    expect(sameBytes(readFileSync(join(a, 'model.ie.bin')), readFileSync(join(b, 'model.ie.bin')))).toBe(true);
+  });
+
+  it('formats the header with one tensor per line', () => {
+    const h = parseIebinHeader(headerText, 'm');
+    const text = formatHeaderJson(h);
+    expect(text).toBe(headerText);
+    expect(text.split('\n').filter((l) => l.includes('"crc32"'))).toHaveLength(21);
+  });
+});

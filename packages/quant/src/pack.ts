@@ -1,0 +1,209 @@
+/**
+ * Round-to-nearest packers for the IEBIN `i8` and `q4` layouts, and their unpackers.
+ * They are the only code that writes those bytes. Symmetric q4 with group 32 and f16
+ * scales reproduces llama.cpp's `quantize_row_q4_0_ref` byte for byte (scale = the signed
+ * value of largest magnitude / -8, code = min(15, floor(x/scale + 8.5)) in f32), and
+ * per-group i8 with group 32 reproduces `quantize_row_q8_0_ref`, so ie and llama.cpp can
+ * run identical weights.
+ */
+import {
+  GROUP_SIZES,
+  Q4_SYMMETRIC_ZERO,
+  f16BitsToF32,
+  bf16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  quantGeometry,
+  type QuantGeometry,
+  type QuantParams,
+  type ScaleDtype,
+} from '@ie/format';
+import { QuantError } from './errors.js';
+
+export interface PackedTensor {
+  /** Row-major IEBIN bytes (apply a layout with @ie/format's applyLayout). */
+  bytes: Uint8Array;
+  quant: QuantParams;
+}
+
+export interface Int8PackOptions {
+  granularity: 'per_row' | 'per_group';
+  /** Required for per_group: 32, 64 or 128. */
+  groupSize?: number;
+  scaleDtype?: ScaleDtype;
+}
+
+export interface Int4PackOptions {
+  scheme: 'symmetric' | 'affine';
+  groupSize: number;
+  scaleDtype?: ScaleDtype;
+}
+
+const fr = Math.fround;
+
+/** Rounds a scale to its storage dtype and writes it; returns the value the kernels will see. */
+function storeScale(v: number, dtype: ScaleDtype, out: DataView, at: number): number {
+  if (dtype === 'f32') {
+    out.setFloat32(at, v, true);
+    return fr(v);
+  }
+  const bits = dtype === 'f16' ? f32ToF16Bits(v) : f32ToBf16Bits(v);
+  out.setUint16(at, bits, true);
+  return dtype === 'f16' ? f16BitsToF32(bits) : bf16BitsToF32(bits);
+}
+
+function check(values: Float32Array, rows: number, cols: number, groupSize: number | undefined, perRow: boolean): void {
+  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1) throw new QuantError('QUANT_BAD_SHAPE', `rows and cols must be positive integers, got ${rows} x ${cols}`);
+  if (values.length !== rows * cols) throw new QuantError('QUANT_BAD_SHAPE', `got ${values.length} values for ${rows} x ${cols}`);
+  if (!perRow && !GROUP_SIZES.includes(groupSize as 32)) throw new QuantError('QUANT_BAD_PARAMS', `group size must be one of ${GROUP_SIZES.join(', ')}, got ${groupSize}`, 'group_size');
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new QuantError('QUANT_NON_FINITE', `value ${i} (row ${Math.floor(i / cols)}, col ${i % cols}) is ${values[i]}`);
+}
+
+/** Symmetric int8 with one scale per row or per group: value = code * scale. */
+export function packInt8(values: Float32Array, rows: number, cols: number, opts: Int8PackOptions): PackedTensor {
+  const perRow = opts.granularity === 'per_row';
+  check(values, rows, cols, opts.groupSize, perRow);
+  const quant: QuantParams = { scheme: 'symmetric', granularity: opts.granularity, group_size: perRow ? cols : (opts.groupSize as number), scale_dtype: opts.scaleDtype ?? 'f16' };
+  const g = quantGeometry('i8', rows, cols, quant);
+  const out = new Uint8Array(Number(g.totalBytes));
+  const dv = new DataView(out.buffer);
+  const codes = new Int8Array(out.buffer, 0, Number(g.quantBytes));
+  const G = g.groupSize;
+  const sb = quant.scale_dtype === 'f32' ? 4 : 2;
+  for (let r = 0; r < rows; r++) {
+    for (let gi = 0; gi < g.groupsPerRow; gi++) {
+      const k0 = gi * G;
+      const n = Math.min(G, cols - k0);
+      const src = r * cols + k0;
+      let amax = 0;
+      for (let j = 0; j < n; j++) amax = Math.max(amax, Math.abs(values[src + j]));
+      const d = fr(amax / 127);
+      storeScale(d, quant.scale_dtype, dv, Number(g.scalesOffset) + (r * g.groupsPerRow + gi) * sb);
+      // As quantize_row_q8_0_ref: the unrounded scale's reciprocal, roundf (half away from zero).
+      const id = d !== 0 ? fr(1 / d) : 0;
+      const dst = r * g.quantRowBytes + k0;
+      for (let j = 0; j < n; j++) {
+        const x = fr(values[src + j] * id);
+        codes[dst + j] = Math.max(-127, Math.min(127, Math.sign(x) * Math.round(Math.abs(x))));
+      }
+    }
+  }
+  return { bytes: out, quant };
+}
+
+/**
+ * 4-bit groupwise. symmetric: value = (code - 8) * scale, scale = m / -8 where m is the
+ * group's value of largest magnitude (llama.cpp Q4_0). affine: value = (code - zero) * scale
+ * with scale = (max - min) / 15 and zero = round(-min / scale) in 0..15.
+ */
+export function packInt4Groupwise(values: Float32Array, rows: number, cols: number, opts: Int4PackOptions): PackedTensor {
+  check(values, rows, cols, opts.groupSize, false);
+  const quant: QuantParams = { scheme: opts.scheme, granularity: 'per_group', group_size: opts.groupSize, scale_dtype: opts.scaleDtype ?? 'f16' };
+  const g = quantGeometry('q4', rows, cols, quant);
+  const out = new Uint8Array(Number(g.totalBytes));
+  const dv = new DataView(out.buffer);
+  const G = g.groupSize;
+  const half = G / 2;
+  const sb = quant.scale_dtype === 'f32' ? 4 : 2;
+  const affine = opts.scheme === 'affine';
+  const codes = new Uint8Array(G);
+  for (let r = 0; r < rows; r++) {
+    for (let gi = 0; gi < g.groupsPerRow; gi++) {
+      const k0 = gi * G;
+      const n = Math.min(G, cols - k0);
+      const src = r * cols + k0;
+      const si = r * g.groupsPerRow + gi;
+      let zero = Q4_SYMMETRIC_ZERO;
+      if (affine) {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (let j = 0; j < n; j++) {
+          lo = Math.min(lo, values[src + j]);
+          hi = Math.max(hi, values[src + j]);
+        }
+        // The range must contain 0 so that padding (code = zero) decodes to exactly 0.
+        lo = Math.min(lo, 0);
+        hi = Math.max(hi, 0);
+        const s = storeScale(fr((hi - lo) / 15), quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
+        zero = s !== 0 ? Math.max(0, Math.min(15, Math.round(-lo / s))) : 0;
+        out[Number(g.zerosOffset) + si] = zero;
+        const is = s !== 0 ? 1 / s : 0;
+        for (let j = 0; j < G; j++) codes[j] = j < n ? Math.max(0, Math.min(15, Math.round(values[src + j] * is) + zero)) : zero;
+      } else {
+        let amax = 0;
+        let m = 0;
+        for (let j = 0; j < n; j++) {
+          const v = values[src + j];
+          if (Math.abs(v) > amax) {
+            amax = Math.abs(v);
+            m = v;
+          }
+        }
+        const d = fr(m / -8);
+        storeScale(d, quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
+        const id = d !== 0 ? fr(1 / d) : 0;
+        for (let j = 0; j < G; j++) codes[j] = j < n ? Math.min(15, Math.floor(fr(fr(values[src + j] * id) + 8.5))) : Q4_SYMMETRIC_ZERO;
+      }
+      const dst = r * g.quantRowBytes + gi * half;
+      for (let j = 0; j < half; j++) out[dst + j] = codes[j] | (codes[j + half] << 4);
+    }
+  }
+  return { bytes: out, quant };
+}
+
+export interface UnpackedInt8 {
+  /** rows x cols codes (padding dropped). */
+  codes: Int8Array;
+  /** rows x groupsPerRow scales as f32. */
+  scales: Float32Array;
+  geometry: QuantGeometry;
+}
+
+export interface UnpackedInt4 {
+  /** rows x cols codes 0..15 (padding dropped). */
+  codes: Uint8Array;
+  scales: Float32Array;
+  /** rows x groupsPerRow zero points (8 for symmetric). */
+  zeros: Uint8Array;
+  geometry: QuantGeometry;
+}
+
+function readScales(bytes: Uint8Array, g: QuantGeometry, dtype: ScaleDtype): Float32Array {
+  const n = g.rows * g.groupsPerRow;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + Number(g.scalesOffset), Number(g.scaleBytes));
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = dtype === 'f32' ? dv.getFloat32(4 * i, true) : dtype === 'f16' ? f16BitsToF32(dv.getUint16(2 * i, true)) : bf16BitsToF32(dv.getUint16(2 * i, true));
+  return out;
+}
+
+function checkPacked(bytes: Uint8Array, g: QuantGeometry): void {
+  if (BigInt(bytes.length) !== g.totalBytes) throw new QuantError('QUANT_BAD_PACKED', `got ${bytes.length} bytes, the geometry takes ${g.totalBytes}`);
+}
+
+export function unpackInt8(bytes: Uint8Array, rows: number, cols: number, quant: QuantParams): UnpackedInt8 {
+  const g = quantGeometry('i8', rows, cols, quant);
+  checkPacked(bytes, g);
+  const codes = new Int8Array(rows * cols);
+  const src = new Int8Array(bytes.buffer, bytes.byteOffset, Number(g.quantBytes));
+  for (let r = 0; r < rows; r++) codes.set(src.subarray(r * g.quantRowBytes, r * g.quantRowBytes + cols), r * cols);
+  return { codes, scales: readScales(bytes, g, quant.scale_dtype), geometry: g };
+}
+
+export function unpackInt4Groupwise(bytes: Uint8Array, rows: number, cols: number, quant: QuantParams): UnpackedInt4 {
+  const g = quantGeometry('q4', rows, cols, quant);
+  checkPacked(bytes, g);
+  const G = g.groupSize;
+  const half = G / 2;
+  const codes = new Uint8Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < cols; k++) {
+      const gi = Math.floor(k / G);
+      const j = k - gi * G;
+      const byte = bytes[r * g.quantRowBytes + gi * half + (j % half)];
+      codes[r * cols + k] = j < half ? byte & 15 : byte >> 4;
+    }
+  }
+  const nz = rows * g.groupsPerRow;
+  const zeros = g.zerosOffset === null ? new Uint8Array(nz).fill(Q4_SYMMETRIC_ZERO) : bytes.slice(Number(g.zerosOffset), Number(g.zerosOffset) + nz);
+  return { codes, scales: readScales(bytes, g, quant.scale_dtype), zeros, geometry: g };
+}
