@@ -55,3 +55,6 @@ export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): str
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 }
+
+export * from './ggml.js';
+export * from './gguf.js';
