@@ -18,7 +18,7 @@ export interface Command {
 }
 
 export function parse(cmd: Command, argv: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options: cmd.options, allowPositionals: true, strict: true });
   } catch (e) {

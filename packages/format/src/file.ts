@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { FormatError, type FormatErrorCode } from './errors.js';
+import type { FormatError, FormatErrorCode } from './errors.js';
 
 export type ErrorFactory = (code: FormatErrorCode, message: string, field?: string) => FormatError;
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildGguf, llamaKv } from '@ie/testing';
 import { exportIebin } from './convert.js';
-import { FORMAT_ERROR_CODES, FormatError, GgufError, IebinError, Llama2cError, SafetensorsError } from './errors.js';
+import { FORMAT_ERROR_CODES, type FormatError, GgufError, IebinError, Llama2cError, SafetensorsError } from './errors.js';
 import { parseGguf } from './gguf.js';
 import { expectedTensors } from './llama.js';
 import { parseLlama2cHeader, parseLlama2cTokenizer } from './llama2c.js';

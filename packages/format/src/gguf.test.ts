@@ -131,9 +131,9 @@ describe('GGUF import', () => {
   });
 
   it('rejects misaligned, overlapping, out-of-file and unimportable tensors', async () => {
-    const t = (name: string, type: number, off: number): GgufTensorIn => ({ name, ne: [32, 2], type, data: new Uint8Array(type === 0 ? 256 : type === 3 ? 40 : 36) });
+    const t = (name: string, type: number): GgufTensorIn => ({ name, ne: [32, 2], type, data: new Uint8Array(type === 0 ? 256 : 36) });
     const kv = { 'general.architecture': { t: 'str' as const, v: 'llama' } };
-    const one = buildGguf(kv, [t('a', 0, 0)]);
+    const one = buildGguf(kv, [t('a', 0)]);
     const offAt = (b: Uint8Array, name: string) => Buffer.from(b).indexOf(Buffer.from(name + '\u0002\u0000\u0000\u0000')) + name.length + 4 + 16 + 4;
     const mis = one.slice();
     new DataView(mis.buffer).setBigUint64(offAt(mis, 'a'), 4n, true);
@@ -141,7 +141,7 @@ describe('GGUF import', () => {
     const past = one.slice();
     new DataView(past.buffer).setBigUint64(offAt(past, 'a'), 1024n, true);
     expect(code(past)).toBe('GGUF_RANGE_OUT_OF_FILE');
-    const two = buildGguf(kv, [t('a', 0, 0), t('b', 0, 0)]);
+    const two = buildGguf(kv, [t('a', 0), t('b', 0)]);
     new DataView(two.buffer).setBigUint64(offAt(two, 'b'), 0n, true);
     expect(code(two)).toBe('GGUF_OVERLAP');
     const bad = buildGguf(kv, [{ name: 'a', ne: [32, 2], type: 99, data: new Uint8Array(4) }]);

@@ -310,7 +310,7 @@ export async function openGguf(path: string): Promise<ModelSource> {
     const ropeDims = m.int(`${arch}.rope.dimension_count`, headDim);
     if (ropeDims !== headDim) m.fail(`${arch}.rope.dimension_count`, `is ${ropeDims}; partial rotary embeddings (head_dim ${headDim}) are not supported`);
     const emb = byName.get('token_embd.weight');
-    if (!emb || emb.ne.length !== 2) throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
+    if (emb?.ne.length !== 2) throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
     const tokens = m.arr('tokenizer.ggml.tokens', ['string']) as string[];
     const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
     const config: ModelConfig = {

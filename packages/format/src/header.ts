@@ -356,10 +356,8 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
     const K = shape[1];
     const scheme = c.oneOf(q.scheme, `${path}.quant.scheme`, dtype === 'q4' ? (['symmetric', 'affine'] as const) : (['symmetric'] as const), 'IEBIN_BAD_QUANT');
     const granularity = c.oneOf(q.granularity, `${path}.quant.granularity`, dtype === 'q4' ? (['per_group'] as const) : (['per_group', 'per_row'] as const), 'IEBIN_BAD_QUANT');
-    const group_size =
-      granularity === 'per_row'
-        ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT')
-        : (c.oneOf(String(q.group_size), `${path}.quant.group_size`, GROUP_SIZES.map(String), 'IEBIN_BAD_QUANT'), q.group_size as number);
+    const group_size = granularity === 'per_row' ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT') : c.int(q.group_size, `${path}.quant.group_size`, 1, 1 << 30, 'IEBIN_BAD_QUANT');
+    if (granularity === 'per_group' && !(GROUP_SIZES as readonly number[]).includes(group_size)) c.fail('IEBIN_BAD_QUANT', `${path}.quant.group_size`, `must be one of ${GROUP_SIZES.join(', ')}, got ${group_size}`);
     const scale_dtype = c.oneOf(q.scale_dtype, `${path}.quant.scale_dtype`, SCALE_DTYPES, 'IEBIN_BAD_QUANT');
     const g = quantGeometry(dtype, shape[0], K, { scheme, granularity, group_size, scale_dtype });
     const scales_offset = c.int(q.scales_offset, `${path}.quant.scales_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');

@@ -5,6 +5,7 @@
  * checkpoints pair RoPE dimensions as rotate-half (their Q/K rows are permuted relative
  * to Meta's adjacent-pair layout), so the importer records `rope_style: "rotate_half"`.
  */
+import type { Stats } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
@@ -79,7 +80,7 @@ export function hfName(canonical: string): string {
 }
 
 async function readJson(path: string, code: FormatErrorCode, what: string): Promise<Record<string, unknown>> {
-  let st;
+  let st: Stats;
   try {
     st = await stat(path);
   } catch {

@@ -6,6 +6,7 @@
  * bin; it never reads the weights.
  */
 import { crc32 } from 'node:zlib';
+import type { Stats } from 'node:fs';
 import { stat, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { IebinError } from './errors.js';
@@ -54,14 +55,14 @@ export class IebinReader {
   /** Opens a model directory, or the path of its model.ie.json. */
   static async open(path: string, options: IebinOpenOptions = {}): Promise<IebinReader> {
     const limits = { ...DEFAULT_IEBIN_LIMITS, ...options.limits };
-    let st;
+    let st: Stats;
     try {
       st = await stat(path);
     } catch {
       throw new IebinError('IEBIN_NOT_FOUND', 'does not exist; pass a model directory (with model.ie.json and model.ie.bin) or a model.ie.json path', { file: path });
     }
     const jsonPath = st.isDirectory() ? join(path, IEBIN_JSON_FILE) : path;
-    let jst;
+    let jst: Stats;
     try {
       jst = await stat(jsonPath);
     } catch {
@@ -74,7 +75,7 @@ export class IebinReader {
     const header = parseIebinHeader(text, jsonPath, limits);
     const dir = dirname(jsonPath);
     const binPath = join(dir, header.bin.file);
-    let bst;
+    let bst: Stats;
     try {
       bst = await stat(binPath);
     } catch {
@@ -85,7 +86,7 @@ export class IebinReader {
     }
     if (header.tokenizer.model === 'hf') {
       const tp = join(dir, header.tokenizer.file);
-      let tst;
+      let tst: Stats;
       try {
         tst = await stat(tp);
       } catch {

@@ -7,7 +7,7 @@
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { SafetensorsError, type FormatErrorCode } from './errors.js';
-import { RandomAccessFile } from './file.js';
+import type { RandomAccessFile } from './file.js';
 import type { FloatDtype } from './layout.js';
 
 export const SAFETENSORS_DTYPE_BYTES: Record<string, number> = {

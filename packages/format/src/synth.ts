@@ -132,7 +132,7 @@ export function synthVocabulary(vocabSize: number): SpmTokenizerSpec {
   types.push(1);
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   let grams = [''];
-  outer: for (let len = 1; ; len++) {
+  outer: for (;;) {
     const next: string[] = [];
     for (const g of grams) for (const ch of letters) next.push(g + ch);
     for (const g of next) {

@@ -1,0 +1,145 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HAS_STORIES, IE_CLI, STORIES_DIR, STORIES_REASON, sameBytes } from '@ie/testing';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'ie-cli-'));
+
+function ie(...args: string[]) {
+  const r = spawnSync(process.execPath, [IE_CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('ie basics', () => {
+  it('prints help and version', () => {
+    const h = ie('--help');
+    expect(h.code).toBe(0);
+    for (const c of ['synth', 'convert', 'inspect', 'validate']) expect(h.out).toContain(c);
+    expect(ie('--version').out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(ie('convert', '--help').out).toContain('--hf-dir');
+  });
+
+  it.each([
+    [['frobnicate'], 2, 'CLI_UNKNOWN_COMMAND'],
+    [['convert', '--out-dir', '/tmp/x'], 2, 'CLI_USAGE'],
+    [['convert', '--gguf', 'a.gguf', '--hf-dir', 'b', '--out-dir', 'c'], 2, 'CLI_USAGE'],
+    [['convert', '--llama2c', 'a.bin', '--out-dir', 'c'], 2, '--tokenizer'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--dtype', 'f64'], 2, '--dtype must be one of f32, f16, bf16'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--block-k', '100'], 2, 'multiple of 64'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json'], 2, 'CLI_NOT_AVAILABLE'],
+    [['convert', '--gguf', '/nonexistent.gguf', '--out-dir', 'c'], 3, 'does not exist'],
+    [['synth', '--preset', 'huge', '--out-dir', 'c'], 2, 'unknown preset'],
+    [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed=abc'], 2, '--seed must be an integer'],
+    [['inspect'], 2, 'takes 1 argument'],
+    [['inspect', '/nonexistent'], 3, 'IEBIN_NOT_FOUND'],
+    [['validate', '/tmp', '--bogus'], 2, "Unknown option '--bogus'"],
+  ])('ie %j exits %i with a one-line reason', (args, code, text) => {
+    const r = ie(...args);
+    expect(r.code).toBe(code);
+    expect(r.err).toContain(text);
+    expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('a malformed model file gives the file, field and code', () => {
+    const d = tmp();
+    expect(ie('synth', '--preset', 'tiny', '--out-dir', d).code).toBe(0);
+    const json = join(d, 'model.ie.json');
+    const h = JSON.parse(readFileSync(json, 'utf8'));
+    h.tensors[3].offset += 32;
+    writeFileSync(json, JSON.stringify(h));
+    const r = ie('validate', d);
+    expect(r.code).toBe(3);
+    expect(r.err.trim()).toMatch(/^ie: .*model\.ie\.json: tensors\[3\]\.offset: \d+ is not a multiple of 64 \[IEBIN_MISALIGNED\]$/);
+  });
+});
+
+describe('synth → convert → inspect → validate', () => {
+  it('runs the user\'s way on a sharded HF directory', () => {
+    const hf = tmp();
+    const out = tmp();
+    expect(ie('synth', '--preset', 'tiny', '--format', 'hf', '--shards', '2', '--seed', '5', '--out-dir', hf).code).toBe(0);
+    const c = ie('convert', '--hf-dir', hf, '--out-dir', out, '--dtype', 'bf16', '--block-k', '64');
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toContain('21 tensors');
+    const i = ie('inspect', out);
+    expect(i.code).toBe(0);
+    expect(i.out).toMatch(/rotate_half/);
+    expect(i.out).toMatch(/blk\.0\.attn_q\.weight\s+bf16\s+64x64\s+blocked-K 64/);
+    expect(i.out).toMatch(/weight bytes per token: [\d,]+/);
+    const j = JSON.parse(ie('inspect', out, '--json').out);
+    expect(j.tensorCount).toBe(21);
+    expect(j.totalsByDtype.bf16.tensors).toBe(16);
+    expect(j.totalsByDtype.f32.tensors).toBe(5);
+    // one embedding row (64 x 2 bytes) plus every other tensor
+    expect(j.weightBytesPerToken).toBe(j.binBytes - 512 * 64 * 2 + 64 * 2 - (j.binBytes - j.tensors.reduce((a: number, t: { bytes: number }) => a + t.bytes, 0)));
+    const v = ie('validate', out, '--deep');
+    expect(v.code).toBe(0);
+    expect(v.out).toContain('checksums ok: 21 tensors');
+    // --deep finds a flipped byte; plain validate does not read the weights.
+    const bin = join(out, 'model.ie.bin');
+    const b = readFileSync(bin);
+    b[j.tensors[5].offset + 3] ^= 1;
+    writeFileSync(bin, b);
+    expect(ie('validate', out).code).toBe(0);
+    const bad = ie('validate', out, '--deep');
+    expect(bad.code).toBe(4);
+    expect(bad.out).toContain(`${j.tensors[5].name}: bytes hash to`);
+  });
+});
+
+describe.skipIf(!HAS_STORIES)(`stories260K through the CLI${STORIES_REASON}`, () => {
+  it('--llama2c and --gguf give identical tensors', () => {
+    const a = tmp();
+    const b = tmp();
+    expect(ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', a).code).toBe(0);
+    expect(ie('convert', '--gguf', join(STORIES_DIR, 'stories260K.gguf'), '--out-dir', b).code).toBe(0);
+    const ja = JSON.parse(readFileSync(join(a, 'model.ie.json'), 'utf8'));
+    const jb = JSON.parse(readFileSync(join(b, 'model.ie.json'), 'utf8'));
+    expect(ja.tensors).toEqual(jb.tensors); // names, dtypes, shapes, offsets and CRCs
+    expect(sameBytes(readFileSync(join(a, 'model.ie.bin')), readFileSync(join(b, 'model.ie.bin')))).toBe(true);
+  });
+});
+
+describe('an interrupted convert leaves the previous output intact', () => {
+  /** Starts a long export over `dir`, signals it once a partial file has grown, and returns its exit status. */
+  async function interrupt(dir: string, signal: NodeJS.Signals): Promise<number | null> {
+    const child = spawn(process.execPath, [IE_CLI, 'synth', '--preset', 'stories15m', '--seed', '9', '--out-dir', dir, '--quiet'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code, sig) => res(code ?? (sig ? -1 : null))));
+    for (let i = 0; i < 2000; i++) {
+      const partial = readdirSync(dir).find((n) => n.startsWith('.model.ie.bin.partial-'));
+      if (partial && statSync(join(dir, partial)).size > 4 << 20) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(readdirSync(dir).some((n) => n.includes('.partial-'))).toBe(true); // it was mid-write
+    child.kill(signal);
+    return exited;
+  }
+
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+    it(`on ${signal}`, async () => {
+      const d = tmp();
+      expect(ie('synth', '--preset', 'tiny', '--out-dir', d).code).toBe(0);
+      const before = [readFileSync(join(d, 'model.ie.json')), readFileSync(join(d, 'model.ie.bin'))];
+      const code = await interrupt(d, signal);
+      if (signal === 'SIGTERM') expect(code).toBe(143);
+      if (signal === 'SIGINT') expect(code).toBe(130);
+      expect(sameBytes(readFileSync(join(d, 'model.ie.json')), before[0])).toBe(true);
+      expect(sameBytes(readFileSync(join(d, 'model.ie.bin')), before[1])).toBe(true);
+      expect(ie('validate', d, '--deep').code).toBe(0);
+      const left = readdirSync(d).filter((n) => n.includes('.partial-'));
+      if (signal === 'SIGKILL') {
+        // Nothing can run on SIGKILL: the partial stays, validate points at it, the next export removes it.
+        expect(left.length).toBe(1);
+        expect(ie('validate', d).out).toContain('leftover partial file');
+        expect(ie('synth', '--preset', 'tiny', '--seed', '2', '--out-dir', d).code).toBe(0);
+        expect(readdirSync(d).filter((n) => n.includes('.partial-'))).toEqual([]);
+      } else {
+        expect(left).toEqual([]);
+      }
+      expect(existsSync(join(d, 'model.ie.json'))).toBe(true);
+    });
+  }
+});
