@@ -162,7 +162,7 @@ function kind(v: unknown): string {
   return typeof v;
 }
 
-/** Parses and validates model.ie.json text (structure only; see {@link validateTensorTable} for the bin). */
+/** Parses and validates model.ie.json text (structure and tensor table; the bin file itself is checked by {@link IebinReader}). */
 export function parseIebinHeader(text: string, file: string, limits: IebinLimits = DEFAULT_IEBIN_LIMITS): IebinHeader {
   let raw: unknown;
   try {

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// The README's main job on the embedded default: a seeded random llama model (stories15M
+// shape) made as a Hugging Face directory, converted to IEBIN, inspected and validated.
+// Each step is printed as the `ie` command a user would type.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
+const hf = process.env.IE_DEMO_HF ?? 'models/demo-hf';
+const out = process.env.IE_DEMO_OUT ?? 'models/demo';
+
+const steps = [
+  ['synth', '--preset', 'stories15m', '--format', 'hf', '--shards', '2', '--seed', '1', '--out-dir', hf],
+  ['convert', '--hf-dir', hf, '--out-dir', out],
+  ['inspect', out],
+  ['validate', out, '--deep'],
+];
+
+for (const args of steps) {
+  process.stdout.write(`\n$ ie ${args.join(' ')}\n`);
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    process.stderr.write(`demo: "ie ${args[0]}" failed with exit code ${r.status}\n`);
+    process.exit(r.status ?? 1);
+  }
+}
+process.stdout.write(`\nThe model is in ${out}/ (model.ie.json + model.ie.bin). Try: pnpm ie inspect ${out} --json\n`);
