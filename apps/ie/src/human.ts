@@ -19,3 +19,8 @@ export function table(rows: string[][], rightAlign: number[] = []): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (rightAlign.includes(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
+
+/** Peak resident set size of this process so far, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, truncateSync, statSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,8 @@ import { firstDifference, sameBytes } from '@ie/testing';
 import { exportIebin } from './convert.js';
 import { IebinError } from './errors.js';
 import { parseIebinHeader } from './header.js';
+import { alignUp, tensorByteSize } from './layout.js';
+import { expectedTensors } from './llama.js';
 import { IebinReader } from './reader.js';
 import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
 import { decodeTensor } from './tensor.js';
@@ -187,5 +189,33 @@ describe('IebinWriter commits atomically', () => {
     const text = formatHeaderJson(h);
     expect(text).toBe(headerText);
     expect(text.split('\n').filter((l) => l.includes('"crc32"'))).toHaveLength(21);
+  });
+});
+
+describe('opening is lazy', () => {
+  it('opens a 4 GiB model without reading it (sparse bin, header only)', async () => {
+    const cfg = SYNTH_PRESETS['tinyllama-1.1b'].config;
+    let off = 0n;
+    const tensors = expectedTensors(cfg).map((e) => {
+      const offset = alignUp(off);
+      const bytes = tensorByteSize('f32', e.shape, null);
+      off = offset + bytes;
+      return { name: e.name, dtype: 'f32' as const, shape: e.shape, offset: Number(offset), bytes: Number(bytes), layout: { order: 'row_major' as const, block_k: 0 }, quant: null, crc32: '00000000' };
+    });
+    const d = tmp();
+    const header = { format: 'iebin' as const, version: 1 as const, config: cfg, tokenizer: synthModel('tinyllama-1.1b').tokenizer as any, provenance: { converter: 't', source_format: 'synth' as const, sources: [] }, bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 }, tensors, quantization: null };
+    writeFileSync(join(d, 'model.ie.json'), formatHeaderJson(header));
+    const fd = openSync(join(d, 'model.ie.bin'), 'w');
+    ftruncateSync(fd, Number(off)); // sparse: no data blocks
+    closeSync(fd);
+    expect(Number(off)).toBeGreaterThan(4e9);
+    const rss0 = process.memoryUsage().rss;
+    const t0 = performance.now();
+    const r = await IebinReader.open(d);
+    const t = await r.read('blk.21.ffn_down.weight');
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(t.bytes.length).toBe(2048 * 5632 * 4);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(256 << 20);
+    await r.close();
   });
 });

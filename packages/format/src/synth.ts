@@ -83,13 +83,17 @@ export class Rng {
   uniform(): number {
     return this.u32() / 4294967296;
   }
-  /** Approximately standard normal (Irwin-Hall of 4 uniforms, variance 1). */
-  normal(): number {
-    return (this.uniform() + this.uniform() + this.uniform() + this.uniform() - 2) * 1.7320508075688772;
-  }
-  /** Fills `out` with normal values of the given mean and standard deviation. */
-  fillNormal(out: Float32Array, std: number, mean = 0): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
+  /**
+   * Fills `out` with bell-shaped values of the given mean and standard deviation: the sum of
+   * the two 16-bit halves of one draw (a triangular distribution on (-1, 1), variance 1/6).
+   * One draw per value keeps a 1.1B-parameter model's generation fast.
+   */
+  fillBell(out: Float32Array, std: number, mean = 0): Float32Array {
+    const k = (std * Math.sqrt(6)) / 65536;
+    for (let i = 0; i < out.length; i++) {
+      const x = this.u32();
+      out[i] = mean + k * ((x & 0xffff) + (x >>> 16) + 1 - 65536);
+    }
     return out;
   }
 }
@@ -98,7 +102,7 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** The f32 values of tensor `index` of a synthetic model: projections ~ N(0, 1/fan_in), norms ~ 1 ± 0.1. */
+/** The f32 values of tensor `index` of a synthetic model: projections with std 1/sqrt(fan_in), norms 1 ± 0.1 (std), embeddings std dim^-1/4. */
 export function synthTensorValues(config: ModelConfig, seed: number, index: number): Float32Array {
   const t = expectedTensors(config)[index];
   const n = t.shape.reduce((a, b) => a * b, 1);
@@ -106,13 +110,13 @@ export function synthTensorValues(config: ModelConfig, seed: number, index: numb
   const out = new Float32Array(n);
   switch (t.role) {
     case 'norm':
-      return rng.fillNormal(out, 0.1, 1);
+      return rng.fillBell(out, 0.1, 1);
     case 'bias':
-      return rng.fillNormal(out, 0.1);
+      return rng.fillBell(out, 0.1);
     case 'embedding':
-      return rng.fillNormal(out, config.dim ** -0.25);
+      return rng.fillBell(out, config.dim ** -0.25);
     default:
-      return rng.fillNormal(out, 1 / Math.sqrt(t.shape[1]));
+      return rng.fillBell(out, 1 / Math.sqrt(t.shape[1]));
   }
 }
 

@@ -1,7 +1,7 @@
 import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
 import { choice, intFlag, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
-import { bytes, int } from '../human.js';
+import { bytes, int, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
 import { CONVERTER } from '../version.js';
 
@@ -56,7 +56,7 @@ export const convert: Command = {
       );
       progress.done();
       const secs = (performance.now() - t0) / 1000;
-      io.out(`wrote ${outDir}: ${header.tensors.length} tensors, ${bytes(header.bin.bytes)} (${int(header.bin.bytes)} bytes) in ${secs.toFixed(1)} s`);
+      io.out(`wrote ${outDir}: ${header.tensors.length} tensors, ${bytes(header.bin.bytes)} (${int(header.bin.bytes)} bytes) in ${secs.toFixed(1)} s, peak RSS ${bytes(peakRss())}`);
       for (const n of header.provenance.notes ?? []) io.out(`  note: ${n}`);
       return EXIT.OK;
     } finally {

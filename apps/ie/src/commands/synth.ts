@@ -1,7 +1,7 @@
 import { FLOAT_DTYPES, SYNTH_PRESETS, exportIebin, synthModel, writeHfDir } from '@ie/format';
 import { choice, intFlag, required, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
-import { bytes } from '../human.js';
+import { bytes, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
 import { CONVERTER } from '../version.js';
 
@@ -33,7 +33,7 @@ export const synth: Command = {
     const t0 = performance.now();
     if (format === 'hf') {
       await writeHfDir(source, outDir, { shards });
-      io.out(`wrote ${outDir}: Hugging Face directory, ${presetName} (${preset.description}), seed ${seed}, ${dtype}, ${shards} shard(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      io.out(`wrote ${outDir}: Hugging Face directory, ${presetName} (${preset.description}), seed ${seed}, ${dtype}, ${shards} shard(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`);
       return EXIT.OK;
     }
     const progress = new Progress('synthesizing', process.stderr, !v.quiet);
@@ -45,7 +45,7 @@ export const synth: Command = {
       }),
     );
     progress.done();
-    io.out(`wrote ${outDir}: IEBIN, ${presetName} (${preset.description}), seed ${seed}, ${dtype}, ${bytes(header.bin.bytes)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    io.out(`wrote ${outDir}: IEBIN, ${presetName} (${preset.description}), seed ${seed}, ${dtype}, ${bytes(header.bin.bytes)} in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`);
     return EXIT.OK;
   },
 };
