@@ -1,0 +1,594 @@
+// The N-API surface of @ie/kernels: Context (pool + dispatch table), Matrix (a weight matrix
+// over a buffer), Mapping (a read-only mmap). Arguments are validated in TypeScript first;
+// everything here is checked again cheaply, and a failed check throws a JS error with a
+// `code` instead of touching memory.
+#include <napi.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "context.h"
+#include "layout/layout.h"
+#include "matrix/matrix.h"
+#include "mem/mapping.h"
+#include "numa/numa.h"
+
+// Streaming read of n bytes (n a multiple of 64): mem/read_probe.cc.
+extern "C" double ie_read_probe(const uint8_t* p, size_t n, bool avx2);
+
+namespace {
+
+using ie::Context;
+
+Napi::Error coded(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+#define IE_THROW(env, code, msg) throw coded(env, code, msg)
+
+std::string str_opt(const Napi::Object& o, const char* key, const std::string& dflt) {
+  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return dflt;
+  if (!o.Get(key).IsString()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a string");
+  return o.Get(key).As<Napi::String>().Utf8Value();
+}
+
+int64_t int_opt(const Napi::Object& o, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return dflt;
+  const Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return (int64_t)d;
+}
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t i, int64_t lo, int64_t hi, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be a number");
+  const double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return (int64_t)d;
+}
+
+// A typed array argument of an exact kind with at least `min_len` elements.
+template <typename T>
+T* typed_arg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, size_t min_len, const char* what) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be a typed array");
+  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != type) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " has the wrong element type");
+  if (ta.ElementLength() < min_len) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " has " + std::to_string(ta.ElementLength()) + " elements, needs " + std::to_string(min_len));
+  Napi::ArrayBuffer ab = ta.ArrayBuffer();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset());
+}
+
+float* f32_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* what) { return typed_arg<float>(info, i, napi_float32_array, n, what); }
+
+// ---------------------------------------------------------------- Mapping
+
+class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Mapping", {InstanceMethod<&MappingWrap::Close>("close"), InstanceAccessor<&MappingWrap::Buffer>("buffer"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail")});
+  }
+  MappingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingWrap>(info) {}
+
+  void Attach(Napi::Env env, std::shared_ptr<ie::Mapping> m) {
+    mapping_ = m;
+    auto* hold = new std::shared_ptr<ie::Mapping>(m);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, m->data, m->len, [](Napi::Env, void*, std::shared_ptr<ie::Mapping>* h) { delete h; }, hold);
+    buffer_ = Napi::Persistent(ab);
+  }
+  std::shared_ptr<ie::Mapping> mapping() const { return mapping_; }
+
+ private:
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    if (buffer_.IsEmpty()) return info.Env().Null();
+    return buffer_.Value();
+  }
+  Napi::Value HugePages(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mapping_ && mapping_->huge_pages); }
+  Napi::Value HugePagesDetail(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), mapping_ ? mapping_->huge_pages_detail : "closed"); }
+  // Detaches the JS buffer now (views become empty); the memory is unmapped once no Matrix uses it.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (!buffer_.IsEmpty()) {
+      Napi::ArrayBuffer ab = buffer_.Value();
+      if (!ab.IsDetached()) ab.Detach();
+      buffer_.Reset();
+    }
+    mapping_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<ie::Mapping> mapping_;
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+};
+
+// ---------------------------------------------------------------- Matrix
+
+class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols")});
+  }
+  MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {}
+
+  ie::MatrixPlan plan;
+  Napi::Reference<Napi::ArrayBuffer> buffer;  // keeps a plain ArrayBuffer alive
+  size_t byte_offset = 0;
+  std::shared_ptr<ie::Mapping> mapping;       // keeps a mapped region mapped
+
+  // Re-derives the data pointer: a plain ArrayBuffer may have been detached since.
+  const ie::MatrixPlan& bound(Napi::Env env) {
+    if (mapping) return plan;
+    Napi::ArrayBuffer ab = buffer.Value();
+    if (ab.IsDetached() || ab.ByteLength() < byte_offset + plan.d.bytes) IE_THROW(env, "KERNELS_DETACHED", "the matrix's buffer was detached or shrunk");
+    plan.bind(static_cast<const uint8_t*>(ab.Data()) + byte_offset);
+    return plan;
+  }
+
+ private:
+  Napi::Value Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.N); }
+  Napi::Value Cols(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.K); }
+};
+
+// ---------------------------------------------------------------- Context
+
+struct AddonData {
+  Napi::FunctionReference mapping_ctor, matrix_ctor;
+};
+
+class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Context",
+                       {InstanceMethod<&ContextWrap::Info>("info"), InstanceMethod<&ContextWrap::Close>("close"), InstanceMethod<&ContextWrap::MakeMatrix>("matrix"),
+                        InstanceMethod<&ContextWrap::Gemv>("gemv"), InstanceMethod<&ContextWrap::Gemm>("gemm"), InstanceMethod<&ContextWrap::GemmAsync>("gemmAsync"),
+                        InstanceMethod<&ContextWrap::Row>("row"), InstanceMethod<&ContextWrap::RmsNorm>("rmsnorm"), InstanceMethod<&ContextWrap::Softmax>("softmax"),
+                        InstanceMethod<&ContextWrap::Rope>("rope"), InstanceMethod<&ContextWrap::Swiglu>("swiglu"), InstanceMethod<&ContextWrap::Add>("add"),
+                        InstanceMethod<&ContextWrap::Scale>("scale"), InstanceMethod<&ContextWrap::Argmax>("argmax"), InstanceMethod<&ContextWrap::Dot>("dot"),
+                        InstanceMethod<&ContextWrap::F32ToF16>("f32ToF16"), InstanceMethod<&ContextWrap::F16ToF32>("f16ToF32"), InstanceMethod<&ContextWrap::Attention>("attention"),
+                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth")});
+  }
+
+  ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+    ie::ContextOptions opts;
+    opts.threads = (int)int_opt(o, "threads", 0, 0, 1024);
+    const std::string aff = str_opt(o, "affinity", "none");
+    if (!ie::parse_affinity(aff, &opts.affinity)) IE_THROW(env, "KERNELS_BAD_OPTION", "affinity must be none, compact or scatter, got \"" + aff + "\"");
+    const std::string numa = str_opt(o, "numa", "none");
+    if (!ie::parse_numa_policy(numa, &opts.numa)) IE_THROW(env, "KERNELS_BAD_OPTION", "numa must be none, interleave or local, got \"" + numa + "\"");
+    opts.isa = str_opt(o, "isa", "");
+    std::string error;
+    ctx_ = Context::create(opts, &error);
+    if (!ctx_) IE_THROW(env, "KERNELS_BAD_OPTION", error);
+  }
+
+  Context& ctx(Napi::Env env) {
+    if (!ctx_) IE_THROW(env, "KERNELS_CLOSED", "the kernel context is closed");
+    return *ctx_;
+  }
+  std::atomic<int> inflight{0};
+  bool close_requested = false;
+  void release() { ctx_.reset(); }
+
+ private:
+  std::unique_ptr<Context> ctx_;
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("isa", ie::isa_name(c.k.isa));
+    o.Set("threads", c.pool.size());
+    o.Set("affinity", ie::affinity_name(c.affinity));
+    Napi::Array pinned = Napi::Array::New(env);
+    for (size_t i = 0; i < c.pool.pinned_cpus().size(); i++) pinned.Set(i, c.pool.pinned_cpus()[i]);
+    o.Set("pinnedCpus", pinned);
+    o.Set("pinError", c.pool.pin_error());
+    o.Set("physicalCores", (double)c.topo.cores.size());
+    o.Set("logicalCpus", c.topo.logical_cpus);
+    const ie::NumaReport nr = ie::numa_describe(c.topo, c.numa);
+    Napi::Object numa = Napi::Object::New(env);
+    numa.Set("nodes", nr.nodes);
+    numa.Set("policy", ie::numa_policy_name(c.numa));
+    numa.Set("detail", nr.detail);
+    o.Set("numa", numa);
+    Napi::Object f = Napi::Object::New(env);
+    const auto& cf = c.features;
+    f.Set("avx2", cf.avx2); f.Set("fma", cf.fma); f.Set("f16c", cf.f16c);
+    f.Set("avx512f", cf.avx512f); f.Set("avx512bw", cf.avx512bw); f.Set("avx512vl", cf.avx512vl); f.Set("avx512dq", cf.avx512dq);
+    f.Set("avx512vnni", cf.avx512vnni); f.Set("avx512bf16", cf.avx512bf16); f.Set("avx512fp16", cf.avx512fp16); f.Set("avxVnni", cf.avx_vnni);
+    o.Set("features", f);
+    o.Set("cpu", cf.brand);
+    Napi::Array supported = Napi::Array::New(env);
+    int i = 0;
+    for (ie::Isa isa : {ie::Isa::Scalar, ie::Isa::Avx2, ie::Isa::Avx512})
+      if (ie::isa_supported(cf, isa)) supported.Set(i++, ie::isa_name(isa));
+    o.Set("supportedIsas", supported);
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    close_requested = true;
+    if (inflight.load() == 0) release();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value MakeMatrix(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix(descriptor, Uint8Array)");
+    Napi::Object o = info[0].As<Napi::Object>();
+    ie::MatrixDesc d;
+    d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
+    d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
+    d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
+    d.group = (int)int_opt(o, "group", 0, 0, 128);
+    d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
+    d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
+    d.block_k = int_opt(o, "blockK", 0, 0, 1ll << 31);
+    d.pretransposed = int_opt(o, "pretransposed", 0, 0, 1) == 1;
+    d.scales_offset = (uint64_t)int_opt(o, "scalesOffset", 0, 0, 1ll << 53);
+    d.zeros_offset = (uint64_t)int_opt(o, "zerosOffset", 0, 0, 1ll << 53);
+    d.bytes = (uint64_t)int_opt(o, "bytes", 0, 1, 1ll << 53);
+    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_uint8_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data must be a Uint8Array");
+    if (ta.ByteLength() != d.bytes) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data is " + std::to_string(ta.ByteLength()) + " bytes, the descriptor says " + std::to_string(d.bytes));
+    std::string error;
+    ie::MatrixPlan plan;
+    if (!ie::plan_matrix(d, &plan, &error)) IE_THROW(env, "KERNELS_BAD_MATRIX", error);
+    Napi::ArrayBuffer ab = ta.ArrayBuffer();
+    const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
+    const size_t align = (size_t)ie::weight_elem_bytes(d.type);
+    if (reinterpret_cast<uintptr_t>(base) % (align < 4 ? 4 : align) != 0 && d.type != ie::WeightType::I8 && d.type != ie::WeightType::Q4) IE_THROW(env, "KERNELS_MISALIGNED", "matrix data must be aligned to its element size");
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    Napi::Object obj = ad->matrix_ctor.New({});
+    MatrixWrap* m = MatrixWrap::Unwrap(obj);
+    m->plan = std::move(plan);
+    m->byte_offset = ta.ByteOffset();
+    m->buffer = Napi::Persistent(ab);
+    // A view into one of this process's mappings keeps that mapping alive on its own.
+    if (info.Length() > 2 && info[2].IsObject()) {
+      MappingWrap* mw = MappingWrap::Unwrap(info[2].As<Napi::Object>());
+      auto mp = mw->mapping();
+      if (mp && base >= mp->data && base + d.bytes <= mp->data + mp->len) m->mapping = mp;
+    }
+    m->plan.bind(base);
+    (void)c;
+    return obj;
+  }
+
+  MatrixWrap* matrix_arg(const Napi::CallbackInfo& info, size_t i) {
+    if (info.Length() <= i || !info[i].IsObject()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "expected a Matrix");
+    Napi::Object o = info[i].As<Napi::Object>();
+    AddonData* ad = info.Env().GetInstanceData<AddonData>();
+    if (!o.InstanceOf(ad->matrix_ctor.Value())) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "expected a Matrix");
+    return MatrixWrap::Unwrap(o);
+  }
+
+  Napi::Value Gemv(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    MatrixWrap* m = matrix_arg(info, 0);
+    const auto& p = m->bound(info.Env());
+    const float* x = f32_arg(info, 1, (size_t)p.d.K, "x");
+    float* y = f32_arg(info, 2, (size_t)p.d.N, "y");
+    ie::gemv(c, p, x, y);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Gemm(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    MatrixWrap* m = matrix_arg(info, 0);
+    const auto& p = m->bound(info.Env());
+    const int M = (int)int_arg(info, 2, 1, 1 << 20, "M");
+    const float* X = f32_arg(info, 1, (size_t)p.d.K * M, "X");
+    float* Y = f32_arg(info, 3, (size_t)p.d.N * M, "Y");
+    ie::gemm(c, p, X, M, Y);
+    return info.Env().Undefined();
+  }
+
+  class GemmWorker : public Napi::AsyncWorker {
+   public:
+    GemmWorker(Napi::Env env, ContextWrap* owner, MatrixWrap* m, const float* X, int M, float* Y, std::vector<Napi::Reference<Napi::Value>> keep)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), m_(m), X_(X), M_(M), Y_(Y), keep_(std::move(keep)) {
+      owner_->inflight.fetch_add(1);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override { ie::gemm(owner_->ctx(Env()), m_->plan, X_, M_, Y_); }
+    void OnOK() override {
+      done();
+      deferred_.Resolve(Env().Undefined());
+    }
+    void OnError(const Napi::Error& e) override {
+      done();
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    void done() {
+      if (owner_->inflight.fetch_sub(1) == 1 && owner_->close_requested) owner_->release();
+    }
+    Napi::Promise::Deferred deferred_;
+    ContextWrap* owner_;
+    MatrixWrap* m_;
+    const float* X_;
+    int M_;
+    float* Y_;
+    std::vector<Napi::Reference<Napi::Value>> keep_;
+  };
+
+  // Same as gemm, on a libuv worker thread; resolves when Y is written. X and Y must not be
+  // transferred or resized until the promise settles.
+  Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ctx(env);
+    MatrixWrap* m = matrix_arg(info, 0);
+    const auto& p = m->bound(env);
+    const int M = (int)int_arg(info, 2, 1, 1 << 20, "M");
+    const float* X = f32_arg(info, 1, (size_t)p.d.K * M, "X");
+    float* Y = f32_arg(info, 3, (size_t)p.d.N * M, "Y");
+    std::vector<Napi::Reference<Napi::Value>> keep;
+    keep.push_back(Napi::Persistent(info[0]));
+    keep.push_back(Napi::Persistent(info[1]));
+    keep.push_back(Napi::Persistent(info[3]));
+    keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
+    auto* w = new GemmWorker(env, this, m, X, M, Y, std::move(keep));
+    Napi::Promise pr = w->promise();
+    w->Queue();
+    return pr;
+  }
+
+  Napi::Value Row(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    MatrixWrap* m = matrix_arg(info, 0);
+    const auto& p = m->bound(info.Env());
+    const int64_t r = int_arg(info, 1, 0, p.d.N - 1, "row");
+    float* out = f32_arg(info, 2, (size_t)p.d.K, "out");
+    ie::matrix_row(c, p, r, out);
+    return info.Env().Undefined();
+  }
+
+  // rmsnorm(x, w, eps, out, n)
+  Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 4, 1, 1 << 30, "n");
+    if (info.Length() < 3 || !info[2].IsNumber()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "eps must be a number");
+    c.k.rmsnorm(f32_arg(info, 0, n, "x"), f32_arg(info, 1, n, "weight"), n, info[2].As<Napi::Number>().FloatValue(), f32_arg(info, 3, n, "out"));
+    return info.Env().Undefined();
+  }
+  // softmax(x, n)
+  Napi::Value Softmax(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 1, 1, 1 << 30, "n");
+    c.k.softmax(f32_arg(info, 0, n, "x"), n);
+    return info.Env().Undefined();
+  }
+  // rope(x, nHeads, headDim, cos, sin, style)
+  Napi::Value Rope(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int heads = (int)int_arg(info, 1, 1, 1 << 16, "nHeads");
+    const int hd = (int)int_arg(info, 2, 2, 1 << 16, "headDim");
+    if (hd % 2) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "headDim must be even");
+    const int style = (int)int_arg(info, 5, 0, 1, "style");
+    c.k.rope(f32_arg(info, 0, (size_t)heads * hd, "x"), heads, hd, f32_arg(info, 3, hd / 2, "cos"), f32_arg(info, 4, hd / 2, "sin"), style);
+    return info.Env().Undefined();
+  }
+  // swiglu(gate, up, out, n)
+  Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 3, 1, 1 << 30, "n");
+    c.k.swiglu(f32_arg(info, 0, n, "gate"), f32_arg(info, 1, n, "up"), f32_arg(info, 2, n, "out"), n);
+    return info.Env().Undefined();
+  }
+  // add(a, b, out, n)
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 3, 1, 1 << 30, "n");
+    c.k.add(f32_arg(info, 0, n, "a"), f32_arg(info, 1, n, "b"), f32_arg(info, 2, n, "out"), n);
+    return info.Env().Undefined();
+  }
+  // scale(x, s, n)
+  Napi::Value Scale(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 2, 1, 1 << 30, "n");
+    if (!info[1].IsNumber()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "s must be a number");
+    c.k.scale(f32_arg(info, 0, n, "x"), info[1].As<Napi::Number>().FloatValue(), n);
+    return info.Env().Undefined();
+  }
+  // argmax(x, n)
+  Napi::Value Argmax(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 1, 1, 1 << 30, "n");
+    return Napi::Number::New(info.Env(), c.k.argmax(f32_arg(info, 0, n, "x"), n));
+  }
+  // dot(a, b, n)
+  Napi::Value Dot(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 2, 1, 1 << 30, "n");
+    return Napi::Number::New(info.Env(), c.k.dot(f32_arg(info, 0, n, "a"), f32_arg(info, 1, n, "b"), n));
+  }
+  // f32ToF16(x: Float32Array, out: Uint16Array, n)
+  Napi::Value F32ToF16(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 2, 1, 1 << 30, "n");
+    c.k.f32_to_f16(f32_arg(info, 0, n, "x"), typed_arg<uint16_t>(info, 1, napi_uint16_array, n, "out"), n);
+    return info.Env().Undefined();
+  }
+  // f16ToF32(x: Uint16Array, out: Float32Array, n)
+  Napi::Value F16ToF32(const Napi::CallbackInfo& info) {
+    Context& c = ctx(info.Env());
+    const int n = (int)int_arg(info, 2, 1, 1 << 30, "n");
+    c.k.f16_to_f32(typed_arg<uint16_t>(info, 0, napi_uint16_array, n, "x"), f32_arg(info, 1, n, "out"), n);
+    return info.Env().Undefined();
+  }
+
+  // attention({q, k, v, out, kvType, nQueries, pos0, nHeads, nKvHeads, headDim, kvStride, window, scale})
+  Napi::Value Attention(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "attention(args)");
+    Napi::Object o = info[0].As<Napi::Object>();
+    ie::AttentionArgs a;
+    a.n_heads = (int)int_opt(o, "nHeads", 0, 1, 1 << 16);
+    a.n_kv_heads = (int)int_opt(o, "nKvHeads", 0, 1, 1 << 16);
+    a.head_dim = (int)int_opt(o, "headDim", 0, 1, 1 << 16);
+    if (a.n_heads % a.n_kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "nHeads must be a multiple of nKvHeads");
+    a.n_queries = (int)int_opt(o, "nQueries", 1, 1, 1 << 20);
+    a.pos0 = (int)int_opt(o, "pos0", 0, 0, 1 << 24);
+    a.kv_stride = int_opt(o, "kvStride", (int64_t)a.n_kv_heads * a.head_dim, (int64_t)a.n_kv_heads * a.head_dim, 1ll << 30);
+    a.window = (int)int_opt(o, "window", 0, 0, 1 << 24);
+    a.kv_type = (ie::KvType)int_opt(o, "kvType", 0, 0, 1);
+    if (!o.Get("scale").IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "scale must be a number");
+    a.scale = o.Get("scale").As<Napi::Number>().FloatValue();
+    const size_t width = (size_t)a.n_heads * a.head_dim;
+    a.q_stride = a.out_stride = (ptrdiff_t)width;
+    auto get_ta = [&](const char* key, napi_typedarray_type type, size_t n) -> void* {
+      Napi::Value v = o.Get(key);
+      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a typed array");
+      Napi::TypedArray ta = v.As<Napi::TypedArray>();
+      if (ta.TypedArrayType() != type) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " has the wrong element type");
+      if (ta.ElementLength() < n) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " has " + std::to_string(ta.ElementLength()) + " elements, needs " + std::to_string(n));
+      return static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    };
+    const size_t positions = (size_t)a.pos0 + a.n_queries;
+    const size_t cache_len = (positions - 1) * a.kv_stride + (size_t)a.n_kv_heads * a.head_dim;
+    const napi_typedarray_type kvt = a.kv_type == ie::KvType::F16 ? napi_uint16_array : napi_float32_array;
+    a.q = static_cast<const float*>(get_ta("q", napi_float32_array, width * a.n_queries));
+    a.out = static_cast<float*>(get_ta("out", napi_float32_array, width * a.n_queries));
+    a.k = get_ta("k", kvt, cache_len);
+    a.v = get_ta("v", kvt, cache_len);
+    ie::attention(c, a);
+    return env.Undefined();
+  }
+
+  // mapFile(path, offset, length, advice, hugePages, populate) -> Mapping
+  Napi::Value MapFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "mapFile(path, offset, length, advice, hugePages, populate)");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const uint64_t offset = (uint64_t)int_arg(info, 1, 0, 1ll << 53, "offset");
+    const uint64_t length = (uint64_t)int_arg(info, 2, 1, 1ll << 53, "length");
+    ie::Advice advice = ie::Advice::Normal;
+    const std::string adv = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "normal";
+    if (!ie::parse_advice(adv, &advice)) IE_THROW(env, "KERNELS_BAD_OPTION", "advice must be normal, sequential, random or willneed");
+    const bool huge = info.Length() > 4 && info[4].ToBoolean();
+    const bool populate = info.Length() > 5 && info[5].ToBoolean();
+    std::string error;
+    auto m = ie::map_file(path, offset, length, advice, huge, populate, &error);
+    if (!m) IE_THROW(env, "KERNELS_MAP_FAILED", error);
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    Napi::Object obj = ad->mapping_ctor.New({});
+    MappingWrap::Unwrap(obj)->Attach(env, m);
+    return obj;
+  }
+
+  // numaBind(mapping) -> {nodes, policy, applied, detail}
+  Napi::Value NumaBind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ad->mapping_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "numaBind(mapping)");
+    auto m = MappingWrap::Unwrap(info[0].As<Napi::Object>())->mapping();
+    if (!m) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
+    const int first = c.pool.pinned_cpus().empty() ? 0 : c.pool.pinned_cpus()[0];
+    const ie::NumaReport r = ie::numa_bind(c.topo, c.numa, m->base, m->map_len, first);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nodes", r.nodes);
+    o.Set("policy", ie::numa_policy_name(r.requested));
+    o.Set("applied", r.applied);
+    o.Set("detail", r.detail);
+    return o;
+  }
+
+  // readBandwidth(buffer: Uint8Array, passes) -> seconds: streams the buffer `passes` times
+  // with all pool threads (each its own slice), summing bytes so the reads cannot be elided.
+  Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    if (info.Length() < 1 || !info[0].IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "readBandwidth(Uint8Array, passes)");
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    const size_t n = ta.ByteLength() / 64 * 64;
+    const int passes = (int)int_arg(info, 1, 1, 1000, "passes");
+    std::vector<double> sink(c.pool.size(), 0.0);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int pass = 0; pass < passes; pass++) {
+      c.pool.run([&](int t, int nt) {
+        int64_t b, e;
+        ie::ThreadPool::chunk((int64_t)n, 4096, t, nt, &b, &e);
+        sink[t] += ie_read_probe(p + b, (size_t)(e - b), c.k.isa >= ie::Isa::Avx2);
+      });
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double s = 0;
+    for (double v : sink) s += v;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("seconds", secs);
+    o.Set("checksum", s);
+    return o;
+  }
+};
+
+}  // namespace
+
+static Napi::Object ConstantsObject(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("alignment", ie::kAlignment);
+  c.Set("q4SymmetricZero", ie::kQ4SymmetricZero);
+  Napi::Array g = Napi::Array::New(env);
+  for (int i = 0; i < 3; i++) g.Set(i, ie::kGroupSizes[i]);
+  c.Set("groupSizes", g);
+  Napi::Object wt = Napi::Object::New(env);
+  wt.Set("f32", (int)ie::WeightType::F32); wt.Set("f16", (int)ie::WeightType::F16); wt.Set("bf16", (int)ie::WeightType::BF16);
+  wt.Set("i8", (int)ie::WeightType::I8); wt.Set("q4", (int)ie::WeightType::Q4);
+  c.Set("weightTypes", wt);
+  Napi::Object st = Napi::Object::New(env);
+  st.Set("f16", (int)ie::ScaleType::F16); st.Set("bf16", (int)ie::ScaleType::BF16); st.Set("f32", (int)ie::ScaleType::F32);
+  c.Set("scaleTypes", st);
+  Napi::Object kv = Napi::Object::New(env);
+  kv.Set("f32", (int)ie::KvType::F32); kv.Set("f16", (int)ie::KvType::F16);
+  c.Set("kvTypes", kv);
+  c.Set("blockQ4_0Bytes", (int)sizeof(ie::BlockQ4_0));
+  c.Set("blockQ8_0Bytes", (int)sizeof(ie::BlockQ8_0));
+  return c;
+}
+
+// matrixBytes(descriptor) -> the byte size the C++ side computes (tests compare it with @ie/format's).
+static Napi::Value MatrixBytes(const Napi::CallbackInfo& info) {
+  Napi::Object o = info[0].As<Napi::Object>();
+  ie::MatrixDesc d;
+  d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
+  d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
+  d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
+  d.group = (int)int_opt(o, "group", 0, 0, 128);
+  d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
+  d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
+  std::string error;
+  const uint64_t b = ie::matrix_bytes(d, &error);
+  if (!b) IE_THROW(info.Env(), "KERNELS_BAD_MATRIX", error);
+  return Napi::Number::New(info.Env(), (double)b);
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* ad = new AddonData();
+  exports.Set("Mapping", MappingWrap::Init(env));
+  ad->mapping_ctor = Napi::Persistent(exports.Get("Mapping").As<Napi::Function>());
+  exports.Set("Matrix", MatrixWrap::Init(env));
+  ad->matrix_ctor = Napi::Persistent(exports.Get("Matrix").As<Napi::Function>());
+  exports.Set("Context", ContextWrap::Init(env));
+  env.SetInstanceData(ad);
+  exports.Set("constants", ConstantsObject(env));
+  exports.Set("matrixBytes", Napi::Function::New(env, MatrixBytes));
+#if defined(__SANITIZE_ADDRESS__)
+  exports.Set("sanitized", true);
+#else
+  exports.Set("sanitized", false);
+#endif
+  return exports;
+}
+
+NODE_API_MODULE(ie_kernels, Init)

@@ -1,0 +1,29 @@
+// Attention of one query, or of a block of consecutive queries (prefill), over a KV cache,
+// with grouped-query heads and an optional sliding window. Built from the dispatch table's
+// dot / softmax / axpy; (query, head) pairs are split between the pool's threads.
+#pragma once
+#include <cstddef>
+
+#include "context.h"
+
+namespace ie {
+
+struct AttentionArgs {
+  const float* q = nullptr;   // query i: q + i*q_stride, n_heads*head_dim floats (RoPE applied)
+  ptrdiff_t q_stride = 0;
+  int n_queries = 1;
+  int pos0 = 0;               // query i sits at position pos0 + i; the cache holds [0, pos0 + n_queries)
+  const void* k = nullptr;    // cache rows: position t at k + t*kv_stride elements
+  const void* v = nullptr;
+  KvType kv_type = KvType::F32;
+  ptrdiff_t kv_stride = 0;    // elements between positions (n_kv_heads*head_dim for a dense cache)
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int window = 0;             // > 0: attend to the last `window` positions only
+  float scale = 1.0f;         // usually 1/sqrt(head_dim)
+  float* out = nullptr;       // query i: out + i*out_stride, n_heads*head_dim floats
+  ptrdiff_t out_stride = 0;
+};
+
+void attention(Context& ctx, const AttentionArgs& a);
+
+}  // namespace ie

@@ -1,0 +1,50 @@
+#include "context.h"
+
+namespace ie {
+
+const char* affinity_name(Affinity a) {
+  switch (a) {
+    case Affinity::None: return "none";
+    case Affinity::Compact: return "compact";
+    case Affinity::Scatter: return "scatter";
+  }
+  return "?";
+}
+
+bool parse_affinity(const std::string& s, Affinity* out) {
+  for (Affinity a : {Affinity::None, Affinity::Compact, Affinity::Scatter})
+    if (s == affinity_name(a)) {
+      *out = a;
+      return true;
+    }
+  return false;
+}
+
+Context::Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin)
+    : features(std::move(f)), topo(std::move(t)), k(kt), affinity(a), numa(n), pool(threads, std::move(pin)), scratch_(threads) {}
+
+std::unique_ptr<Context> Context::create(const ContextOptions& o, std::string* error) {
+  CpuFeatures f = detect_cpu_features();
+  std::string isa_error;
+  const Isa isa = choose_isa(f, o.isa, &isa_error);
+  if (!isa_error.empty()) {
+    *error = isa_error;
+    return nullptr;
+  }
+  CpuTopology topo = read_topology();
+  const int threads = o.threads > 0 ? o.threads : (int)topo.cores.size();
+  if (threads > 1024) {
+    *error = "threads must be at most 1024";
+    return nullptr;
+  }
+  std::vector<int> pin = affinity_cpus(topo, o.affinity, threads);
+  return std::unique_ptr<Context>(new Context(std::move(f), std::move(topo), make_kernel_table(isa), o.affinity, o.numa, threads, std::move(pin)));
+}
+
+float* Context::scratch(int tid, size_t floats) {
+  auto& v = scratch_[tid];
+  if (v.size() < floats) v.resize(floats);
+  return v.data();
+}
+
+}  // namespace ie

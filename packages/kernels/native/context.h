@@ -1,0 +1,46 @@
+// Everything one ie context owns: the CPU's features, the dispatch table chosen for it, the
+// topology, the thread pool and per-thread scratch. There is no global state: two contexts
+// (say a scalar one and an AVX-512 one in a test) are independent.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/kernels.h"
+#include "numa/numa.h"
+#include "threadpool/threadpool.h"
+#include "threadpool/topology.h"
+
+namespace ie {
+
+struct ContextOptions {
+  int threads = 0;  // 0: one per physical core
+  Affinity affinity = Affinity::None;
+  NumaPolicy numa = NumaPolicy::None;
+  std::string isa;  // "" = best supported
+};
+
+class Context {
+ public:
+  static std::unique_ptr<Context> create(const ContextOptions& o, std::string* error);
+
+  const CpuFeatures features;
+  const CpuTopology topo;
+  const KernelTable k;
+  const Affinity affinity;
+  const NumaPolicy numa;
+  ThreadPool pool;
+
+  // Scratch floats for thread `tid` of the current job (grown, never shrunk).
+  float* scratch(int tid, size_t floats);
+
+ private:
+  Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin);
+  std::vector<std::vector<float>> scratch_;
+};
+
+const char* affinity_name(Affinity a);
+bool parse_affinity(const std::string& s, Affinity* out);
+
+}  // namespace ie

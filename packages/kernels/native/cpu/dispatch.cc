@@ -1,0 +1,14 @@
+#include "cpu/kernels.h"
+
+namespace ie {
+
+KernelTable make_kernel_table(Isa isa) {
+  KernelTable t;
+  register_ref(t);
+  if (isa >= Isa::Avx2) register_avx2(t);
+  if (isa >= Isa::Avx512) register_avx512(t);
+  t.isa = isa;
+  return t;
+}
+
+}  // namespace ie

@@ -1,0 +1,70 @@
+// The dispatch table: one typed function pointer per operation, filled once from CPUID
+// (MLAS/ggml style). Every entry has a scalar reference (*_ref.cc); AVX2 and AVX-512
+// variants (*_avx2.cc, *_avx512.cc, each compiled with its own -m flags) overwrite the
+// entries they implement. Generic code (threading, panels, attention) lives elsewhere and
+// only calls through this table.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/cpu_features.h"
+#include "layout/layout.h"
+
+namespace ie {
+
+// A run of rows of one K-panel of a weight matrix, exactly as IEBIN stores it. Row r's
+// data starts at q + r*q_ld; its scales at s + r*s_ld, its zero points at z + r*z_ld.
+struct WeightRows {
+  const uint8_t* q = nullptr;
+  ptrdiff_t q_ld = 0;
+  const uint8_t* s = nullptr;
+  ptrdiff_t s_ld = 0;
+  const uint8_t* z = nullptr;  // q4 affine only
+  ptrdiff_t z_ld = 0;
+  int K = 0;        // elements per row in this panel
+  int group = 0;    // q4 / i8 per-group: 32, 64 or 128; 0: one scale per row (i8 per-row)
+  ScaleType stype = ScaleType::F16;
+};
+
+// y[r] (+)= sum_k W[r,k] * x[k], r < rows. FP32 activations and accumulation.
+using GemvFn = void (*)(const WeightRows& w, const float* x, float* y, int rows, bool accumulate);
+// out[r*ld + k] = W[r,k] as f32, r < rows, k < K.
+using DequantFn = void (*)(const WeightRows& w, int rows, float* out, ptrdiff_t ld);
+// Pretransposed float weights Wt[K][ncols] (row k at wt + k*ld bytes): y[n] (+)= sum_k x[k] Wt[k][n].
+using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool accumulate);
+// Y[m*ldy + r] (+)= sum_k W[r*ldw + k] * X[m*ldx + k], r < rows, m < M (f32 weights).
+using GemmF32Fn = void (*)(const float* w, ptrdiff_t ldw, int rows, const float* X, ptrdiff_t ldx, int M, int K, float* Y, ptrdiff_t ldy, bool accumulate);
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+  GemvFn gemv[kWeightTypeCount] = {};
+  DequantFn dequant[kWeightTypeCount] = {};
+  GemvTFn gemv_t[3] = {};  // F32, F16, BF16
+  GemmF32Fn gemm_f32 = nullptr;
+
+  float (*dot)(const float* a, const float* b, int n) = nullptr;
+  float (*dot_f16)(const float* a, const uint16_t* b, int n) = nullptr;
+  void (*axpy)(float a, const float* x, float* y, int n) = nullptr;       // y += a*x
+  void (*axpy_f16)(float a, const uint16_t* x, float* y, int n) = nullptr;
+  void (*scale)(float* x, float s, int n) = nullptr;
+  void (*add)(const float* a, const float* b, float* out, int n) = nullptr;
+  void (*rmsnorm)(const float* x, const float* w, int n, float eps, float* out) = nullptr;
+  // In place: x = exp(x - max) / sum.
+  void (*softmax)(float* x, int n) = nullptr;
+  void (*swiglu)(const float* gate, const float* up, float* out, int n) = nullptr;  // silu(gate) * up
+  int (*argmax)(const float* x, int n) = nullptr;
+  // Rotates x (n_heads heads of head_dim) by the angles whose cos/sin are given (head_dim/2 each).
+  // style 0: adjacent pairs (2i, 2i+1); 1: rotate-half pairs (i, i + head_dim/2).
+  void (*rope)(float* x, int n_heads, int head_dim, const float* cos, const float* sin, int style) = nullptr;
+  void (*f32_to_f16)(const float* x, uint16_t* out, int n) = nullptr;
+  void (*f16_to_f32)(const uint16_t* x, float* out, int n) = nullptr;
+};
+
+void register_ref(KernelTable& t);
+void register_avx2(KernelTable& t);
+void register_avx512(KernelTable& t);
+
+// The table for `isa`: the reference everywhere, overwritten by each variant up to `isa`.
+KernelTable make_kernel_table(Isa isa);
+
+}  // namespace ie

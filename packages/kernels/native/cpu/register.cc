@@ -1,0 +1,34 @@
+// Which files fill the dispatch table for each variant.
+#include "cpu/kernels.h"
+
+namespace ie {
+
+void register_gemv_ref(KernelTable& t);
+void register_gemm_ref(KernelTable& t);
+void register_ops_ref(KernelTable& t);
+void register_gemv_avx2(KernelTable& t);
+void register_gemm_avx2(KernelTable& t);
+void register_ops_avx2(KernelTable& t);
+void register_gemv_avx512(KernelTable& t);
+void register_gemm_avx512(KernelTable& t);
+void register_ops_avx512(KernelTable& t);
+
+void register_ref(KernelTable& t) {
+  register_gemv_ref(t);
+  register_gemm_ref(t);
+  register_ops_ref(t);
+}
+
+void register_avx2(KernelTable& t) {
+  register_gemv_avx2(t);
+  register_gemm_avx2(t);
+  register_ops_avx2(t);
+}
+
+void register_avx512(KernelTable& t) {
+  register_gemv_avx512(t);
+  register_gemm_avx512(t);
+  register_ops_avx512(t);
+}
+
+}  // namespace ie

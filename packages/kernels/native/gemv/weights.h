@@ -1,0 +1,38 @@
+// Reading IEBIN weight rows in scalar code: scales, zero points, q4 nibbles.
+#pragma once
+#include <cstring>
+
+#include "cpu/fp16.h"
+#include "cpu/kernels.h"
+
+namespace ie {
+
+inline float load_scale(const uint8_t* p, ScaleType t) {
+  if (t == ScaleType::F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return t == ScaleType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// Scale of (row r, group g).
+inline float row_scale(const WeightRows& w, int r, int g) { return load_scale(w.s + r * w.s_ld + g * scale_bytes(w.stype), w.stype); }
+
+// Zero point of (row r, group g): the stored one for q4 affine, 8 for symmetric q4.
+inline int q4_zero(const WeightRows& w, int r, int g) { return w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero; }
+
+// Code of element j (0 <= j < G) of a q4 group starting at `grp`: byte j % (G/2), low nibble for j < G/2.
+inline int q4_code(const uint8_t* grp, int G, int j) {
+  const int half = G / 2;
+  const uint8_t b = grp[j < half ? j : j - half];
+  return j < half ? (b & 15) : (b >> 4);
+}
+
+// Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
+inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }
+inline int group_count(const WeightRows& w) { return w.group > 0 ? (w.K + w.group - 1) / w.group : 1; }
+
+}  // namespace ie

@@ -1,0 +1,221 @@
+#include "matrix/matrix.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "cpu/fp16.h"
+
+namespace ie {
+
+static uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
+  if (d.N < 1 || d.K < 1 || d.N > (1ll << 31) || d.K > (1ll << 31)) {
+    *error = "rows and cols must be in 1..2^31";
+    return 0;
+  }
+  const uint64_t N = (uint64_t)d.N, K = (uint64_t)d.K;
+  switch (d.type) {
+    case WeightType::F32: return N * K * 4;
+    case WeightType::F16:
+    case WeightType::BF16: return N * K * 2;
+    case WeightType::I8:
+    case WeightType::Q4: break;
+    default:
+      *error = "unknown weight type";
+      return 0;
+  }
+  const bool per_row = d.type == WeightType::I8 && d.group == 0;
+  if (!per_row && d.group != 32 && d.group != 64 && d.group != 128) {
+    *error = "group size must be 32, 64 or 128";
+    return 0;
+  }
+  if (d.affine && d.type != WeightType::Q4) {
+    *error = "only q4 has an affine scheme";
+    return 0;
+  }
+  const uint64_t G = per_row ? K : (uint64_t)d.group, gpr = per_row ? 1 : (K + G - 1) / G;
+  const uint64_t qbytes = d.type == WeightType::Q4 ? N * gpr * (G / 2) : per_row ? N * K : N * gpr * G;
+  const uint64_t so = align64(qbytes), total = so + N * gpr * (uint64_t)scale_bytes(d.stype);
+  return d.affine ? align64(total) + N * gpr : total;
+}
+
+bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
+  const uint64_t want = matrix_bytes(d, error);
+  if (want == 0) return false;
+  if (want != d.bytes) {
+    *error = "byte size " + std::to_string(d.bytes) + " does not match the layout's " + std::to_string(want);
+    return false;
+  }
+  const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
+  const bool per_row = d.type == WeightType::I8 && d.group == 0;
+  const uint64_t N = d.N, K = d.K, G = per_row ? K : (uint64_t)d.group;
+  const uint64_t gpr = per_row ? 1 : (K + G - 1) / G;
+  const uint64_t qbytes = d.type == WeightType::Q4 ? N * gpr * (G / 2) : per_row ? N * K : N * gpr * G;
+  const uint64_t so = align64(qbytes);
+  const uint64_t zo = align64(so + N * gpr * (uint64_t)scale_bytes(d.stype));
+  if (quant && d.scales_offset != so) {
+    *error = "scales_offset must be " + std::to_string(so);
+    return false;
+  }
+  if (d.affine && d.zeros_offset != zo) {
+    *error = "zeros_offset must be " + std::to_string(zo);
+    return false;
+  }
+  if (d.pretransposed && (quant || d.block_k != 0)) {
+    *error = "pretransposed storage is for unblocked float matrices only";
+    return false;
+  }
+  if (d.block_k < 0 || d.block_k % 64 != 0 || (d.block_k && !per_row && quant && d.block_k % (int64_t)G != 0)) {
+    *error = "block_k must be a multiple of 64 and of the group size";
+    return false;
+  }
+  MatrixPlan p;
+  p.d = d;
+  const uint64_t B = d.block_k ? (uint64_t)d.block_k : K;
+  const uint64_t P = (K + B - 1) / B;
+  const int sb = scale_bytes(d.stype);
+  const uint64_t esize = (uint64_t)weight_elem_bytes(d.type);
+  for (uint64_t pi = 0; pi < P; pi++) {
+    const uint64_t k0 = pi * B, w = std::min(B, K - k0);
+    WeightRows r;
+    r.K = (int)w;
+    r.stype = d.stype;
+    uint64_t q = 0, s = 0, z = 0;
+    if (!quant) {
+      q = k0 * N * esize;
+      r.q_ld = (ptrdiff_t)(w * esize);
+    } else if (per_row) {
+      q = k0 * N;
+      r.q_ld = (ptrdiff_t)w;
+      s = so;
+      r.s_ld = sb;
+      r.group = 0;
+    } else {
+      const uint64_t gb = B / G, gp = (w + G - 1) / G;
+      const uint64_t gbytes = d.type == WeightType::Q4 ? G / 2 : G;
+      q = pi * gb * N * gbytes;
+      r.q_ld = (ptrdiff_t)(gp * gbytes);
+      s = so + pi * gb * N * sb;
+      r.s_ld = (ptrdiff_t)(gp * sb);
+      z = zo + pi * gb * N;
+      r.z_ld = (ptrdiff_t)gp;
+      r.group = (int)G;
+    }
+    p.panels.push_back(r);
+    p.panel_k0.push_back((int)k0);
+    p.q_off.push_back(q);
+    p.s_off.push_back(s);
+    p.z_off.push_back(z);
+  }
+  *out = std::move(p);
+  return true;
+}
+
+void MatrixPlan::bind(const uint8_t* base) {
+  data = base;
+  for (size_t i = 0; i < panels.size(); i++) {
+    panels[i].q = base + q_off[i];
+    panels[i].s = (d.type == WeightType::I8 || d.type == WeightType::Q4) ? base + s_off[i] : nullptr;
+    panels[i].z = d.affine ? base + z_off[i] : nullptr;
+  }
+}
+
+static WeightRows rows_from(const WeightRows& p, int64_t r) {
+  WeightRows v = p;
+  v.q = p.q + r * p.q_ld;
+  if (p.s) v.s = p.s + r * p.s_ld;
+  if (p.z) v.z = p.z + r * p.z_ld;
+  return v;
+}
+
+// Below this many weights a matrix runs on the calling thread: waking the pool costs more.
+static constexpr int64_t kParallelMinWeights = 1 << 15;
+
+static void run_split(Context& ctx, int64_t work, const std::function<void(int, int)>& fn) {
+  if (work < kParallelMinWeights || ctx.pool.size() == 1) {
+    fn(0, 1);
+    return;
+  }
+  ctx.pool.run(fn);
+}
+
+void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y) {
+  const auto& d = m.d;
+  if (d.pretransposed) {
+    const int esize = weight_elem_bytes(d.type);
+    const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
+    run_split(ctx, d.N * d.K, [&](int t, int n) {
+      int64_t n0, n1;
+      ThreadPool::chunk(d.N, 64, t, n, &n0, &n1);
+      if (n1 > n0) fn(m.data + n0 * esize, (ptrdiff_t)(d.N * esize), x, (int)d.K, y + n0, (int)(n1 - n0), false);
+    });
+    return;
+  }
+  const GemvFn fn = ctx.k.gemv[(int)d.type];
+  run_split(ctx, d.N * d.K, [&](int t, int n) {
+    int64_t r0, r1;
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    for (size_t p = 0; p < m.panels.size(); p++) fn(rows_from(m.panels[p], r0), x + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+  });
+}
+
+void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
+  const auto& d = m.d;
+  if (M == 1) return gemv(ctx, m, X, Y);
+  if (d.pretransposed) {
+    const int esize = weight_elem_bytes(d.type);
+    const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
+    run_split(ctx, d.N * d.K * M, [&](int t, int n) {
+      int64_t n0, n1;
+      ThreadPool::chunk(d.N, 64, t, n, &n0, &n1);
+      if (n1 <= n0) return;
+      for (int i = 0; i < M; i++) fn(m.data + n0 * esize, (ptrdiff_t)(d.N * esize), X + i * d.K, (int)d.K, Y + i * d.N + n0, (int)(n1 - n0), false);
+    });
+    return;
+  }
+  if (d.type == WeightType::F32 && m.panels.size() == 1) {
+    run_split(ctx, d.N * d.K * M, [&](int t, int n) {
+      int64_t r0, r1;
+      ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+      if (r1 > r0) ctx.k.gemm_f32(reinterpret_cast<const float*>(m.data) + r0 * d.K, (ptrdiff_t)d.K, (int)(r1 - r0), X, (ptrdiff_t)d.K, M, (int)d.K, Y + r0, (ptrdiff_t)d.N, false);
+    });
+    return;
+  }
+  // Dequantize 16 rows at a time into f32 scratch, then run the f32 GEMM on it.
+  constexpr int RB = 16;
+  const DequantFn dq = ctx.k.dequant[(int)d.type];
+  run_split(ctx, d.N * d.K * M, [&](int t, int n) {
+    int64_t r0, r1;
+    ThreadPool::chunk(d.N, RB, t, n, &r0, &r1);
+    float* buf = ctx.scratch(t, (size_t)RB * d.K);
+    for (int64_t r = r0; r < r1; r += RB) {
+      const int rb = (int)std::min<int64_t>(RB, r1 - r);
+      for (size_t p = 0; p < m.panels.size(); p++) dq(rows_from(m.panels[p], r), rb, buf + m.panel_k0[p], (ptrdiff_t)d.K);
+      ctx.k.gemm_f32(buf, (ptrdiff_t)d.K, rb, X, (ptrdiff_t)d.K, M, (int)d.K, Y + r, (ptrdiff_t)d.N, false);
+    }
+  });
+}
+
+void matrix_row(Context& ctx, const MatrixPlan& m, int64_t r, float* out) {
+  const auto& d = m.d;
+  if (d.pretransposed) {
+    const int esize = weight_elem_bytes(d.type);
+    for (int64_t k = 0; k < d.K; k++) {
+      const uint8_t* p = m.data + (k * d.N + r) * esize;
+      uint16_t h;
+      float f;
+      switch (d.type) {
+        case WeightType::F32: std::memcpy(&f, p, 4); out[k] = f; break;
+        case WeightType::F16: std::memcpy(&h, p, 2); out[k] = f16_to_f32(h); break;
+        default: std::memcpy(&h, p, 2); out[k] = bf16_to_f32(h); break;
+      }
+    }
+    return;
+  }
+  for (size_t p = 0; p < m.panels.size(); p++) ctx.k.dequant[(int)d.type](rows_from(m.panels[p], r), 1, out + m.panel_k0[p], (ptrdiff_t)d.K);
+}
+
+}  // namespace ie

@@ -1,0 +1,46 @@
+// A weight matrix as IEBIN stores it, and the drivers that run the dispatch table's row
+// kernels over it: K-panels (blocked-K), pretransposed storage, and the split of rows (or
+// columns) between the pool's threads. Every output element is computed by exactly one thread
+// with a fixed sequence of operations, so results are identical for every thread count.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "context.h"
+
+namespace ie {
+
+struct MatrixDesc {
+  WeightType type = WeightType::F32;
+  int64_t N = 0, K = 0;       // rows (outputs) and columns (inputs)
+  int group = 0;              // q4 / i8 per-group size; 0 for i8 per-row and float types
+  bool affine = false;        // q4 with zero points
+  ScaleType stype = ScaleType::F16;
+  int64_t block_k = 0;        // 0: not blocked
+  bool pretransposed = false;
+  uint64_t scales_offset = 0, zeros_offset = 0, bytes = 0;
+};
+
+// Byte size the layout implies, or 0 with `error` set when the descriptor is impossible.
+uint64_t matrix_bytes(const MatrixDesc& d, std::string* error);
+
+struct MatrixPlan {
+  MatrixDesc d;
+  std::vector<WeightRows> panels;  // row 0 of each K-panel; data pointers filled by bind()
+  std::vector<int> panel_k0;
+  std::vector<uint64_t> q_off, s_off, z_off;  // byte offsets of each panel's planes
+  const uint8_t* data = nullptr;
+  void bind(const uint8_t* base);
+};
+
+// Checks the descriptor (sizes, group, block size) and precomputes the panels.
+bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error);
+
+void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y);
+// Y[M][N] = X[M][K] W^T
+void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
+// out[K] = row r of W, dequantized.
+void matrix_row(Context& ctx, const MatrixPlan& m, int64_t r, float* out);
+
+}  // namespace ie

@@ -1,0 +1,77 @@
+#include "mem/mapping.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ie {
+
+bool parse_advice(const std::string& s, Advice* out) {
+  if (s == "normal") *out = Advice::Normal;
+  else if (s == "sequential") *out = Advice::Sequential;
+  else if (s == "random") *out = Advice::Random;
+  else if (s == "willneed") *out = Advice::WillNeed;
+  else return false;
+  return true;
+}
+
+Mapping::~Mapping() {
+  if (base) munmap(base, map_len);
+}
+
+std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint64_t length, Advice advice, bool huge_pages, bool populate, std::string* error) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = path + ": cannot open (" + std::strerror(errno) + ")";
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    *error = path + ": cannot stat (" + std::strerror(errno) + ")";
+    close(fd);
+    return nullptr;
+  }
+  const uint64_t size = (uint64_t)st.st_size;
+  if (offset > size || length > size - offset || length == 0) {
+    *error = path + ": range [" + std::to_string(offset) + ", +" + std::to_string(length) + ") is outside the " + std::to_string(size) + "-byte file";
+    close(fd);
+    return nullptr;
+  }
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  const uint64_t aligned = offset - offset % page;
+  const size_t map_len = (size_t)(length + (offset - aligned));
+  void* p = mmap(nullptr, map_len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, (off_t)aligned);
+  close(fd);
+  if (p == MAP_FAILED) {
+    *error = path + ": mmap failed (" + std::strerror(errno) + ")";
+    return nullptr;
+  }
+  auto m = std::make_shared<Mapping>();
+  m->base = static_cast<uint8_t*>(p);
+  m->map_len = map_len;
+  m->data = m->base + (offset - aligned);
+  m->len = (size_t)length;
+  const int adv = advice == Advice::Sequential ? MADV_SEQUENTIAL : advice == Advice::Random ? MADV_RANDOM : advice == Advice::WillNeed ? MADV_WILLNEED : MADV_NORMAL;
+  madvise(p, map_len, adv);
+  if (huge_pages) {
+#ifdef MADV_HUGEPAGE
+    if (madvise(p, map_len, MADV_HUGEPAGE) == 0) {
+      m->huge_pages = true;
+      m->huge_pages_detail = "madvise(MADV_HUGEPAGE) accepted (transparent huge pages for this file mapping)";
+    } else {
+      m->huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) refused: ") + std::strerror(errno) + " (file-backed huge pages need CONFIG_READ_ONLY_THP_FOR_FS); 4 KiB pages are used";
+    }
+#else
+    m->huge_pages_detail = "MADV_HUGEPAGE is not available on this system";
+#endif
+  } else {
+    m->huge_pages_detail = "not requested";
+  }
+  return m;
+}
+
+}  // namespace ie

@@ -1,0 +1,94 @@
+// Scalar reference vector ops of a decode step.
+#include <cmath>
+
+#include "cpu/fp16.h"
+#include "cpu/kernels.h"
+
+namespace ie {
+namespace {
+
+float dot_ref(const float* a, const float* b, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+float dot_f16_ref(const float* a, const uint16_t* b, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i++) s += a[i] * f16_to_f32(b[i]);
+  return s;
+}
+void axpy_ref(float a, const float* x, float* y, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+void axpy_f16_ref(float a, const uint16_t* x, float* y, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * f16_to_f32(x[i]);
+}
+void scale_ref(float* x, float s, int n) {
+  for (int i = 0; i < n; i++) x[i] *= s;
+}
+void add_ref(const float* a, const float* b, float* out, int n) {
+  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+void rmsnorm_ref(const float* x, const float* w, int n, float eps, float* out) {
+  float ss = 0.f;
+  for (int i = 0; i < n; i++) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / (float)n + eps);
+  for (int i = 0; i < n; i++) out[i] = w[i] * (inv * x[i]);
+}
+void softmax_ref(float* x, int n) {
+  float mx = -INFINITY;
+  for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  float sum = 0.f;
+  for (int i = 0; i < n; i++) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < n; i++) x[i] *= inv;
+}
+void swiglu_ref(const float* g, const float* u, float* out, int n) {
+  for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+int argmax_ref(const float* x, int n) {
+  int best = 0;
+  for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+void rope_ref(float* x, int n_heads, int hd, const float* c, const float* s, int style) {
+  const int half = hd / 2;
+  for (int h = 0; h < n_heads; h++) {
+    float* v = x + h * hd;
+    for (int i = 0; i < half; i++) {
+      const int a = style == 0 ? 2 * i : i, b = style == 0 ? 2 * i + 1 : i + half;
+      const float v0 = v[a], v1 = v[b];
+      v[a] = v0 * c[i] - v1 * s[i];
+      v[b] = v0 * s[i] + v1 * c[i];
+    }
+  }
+}
+void f32_to_f16_ref(const float* x, uint16_t* out, int n) {
+  for (int i = 0; i < n; i++) out[i] = f32_to_f16(x[i]);
+}
+void f16_to_f32_ref(const uint16_t* x, float* out, int n) {
+  for (int i = 0; i < n; i++) out[i] = f16_to_f32(x[i]);
+}
+
+}  // namespace
+
+void register_ops_ref(KernelTable& t) {
+  t.dot = dot_ref;
+  t.dot_f16 = dot_f16_ref;
+  t.axpy = axpy_ref;
+  t.axpy_f16 = axpy_f16_ref;
+  t.scale = scale_ref;
+  t.add = add_ref;
+  t.rmsnorm = rmsnorm_ref;
+  t.softmax = softmax_ref;
+  t.swiglu = swiglu_ref;
+  t.argmax = argmax_ref;
+  t.rope = rope_ref;
+  t.f32_to_f16 = f32_to_f16_ref;
+  t.f16_to_f32 = f16_to_f32_ref;
+}
+
+}  // namespace ie
