@@ -8,12 +8,13 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sourcesHash } from './sources-hash.mjs';
+
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sanitize = process.argv.includes('--sanitize');
 const force = process.argv.includes('--force');
 const require = createRequire(import.meta.url);
+const { sourcesHash } = require('./sources-hash.cjs');
 
 function nodedir() {
   if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;

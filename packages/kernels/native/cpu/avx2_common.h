@@ -64,6 +64,8 @@ inline float scale_at(const uint8_t* p, ScaleType t) {
 
 // exp(x), 8 lanes: same reduction and polynomial as the AVX-512 variant; 2^n built in the exponent bits.
 inline __m256 exp_ps(__m256 x) {
+  // Below about -87.3 the result is under the smallest normal float: return 0 there.
+  const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365447504f), _CMP_GE_OQ);
   x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365447504f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -80,7 +82,7 @@ inline __m256 exp_ps(__m256 x) {
   const __m256i half = _mm256_srai_epi32(ni, 1);
   const __m256 p1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
   const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, p1), p2);
+  return _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(p, p1), p2), keep);
 }
 
 }  // namespace ie::avx2

@@ -50,8 +50,8 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
   }
   const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
   const bool per_row = d.type == WeightType::I8 && d.group == 0;
-  const uint64_t N = d.N, K = d.K, G = per_row ? K : (uint64_t)d.group;
-  const uint64_t gpr = per_row ? 1 : (K + G - 1) / G;
+  const uint64_t N = d.N, K = d.K, G = !quant || per_row ? K : (uint64_t)d.group;
+  const uint64_t gpr = !quant || per_row ? 1 : (K + G - 1) / G;
   const uint64_t qbytes = d.type == WeightType::Q4 ? N * gpr * (G / 2) : per_row ? N * K : N * gpr * G;
   const uint64_t so = align64(qbytes);
   const uint64_t zo = align64(so + N * gpr * (uint64_t)scale_bytes(d.stype));

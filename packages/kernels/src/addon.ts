@@ -1,0 +1,96 @@
+/**
+ * Loading the native addon: build/Release/ie_kernels.node beside this package (or the file
+ * named by IE_KERNELS_ADDON, e.g. the sanitizer build). A missing addon, or one older than the
+ * C++ sources next to it, is a KernelError saying how to build it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KernelError } from './errors.js';
+
+export interface NativeInfo {
+  isa: string;
+  threads: number;
+  affinity: string;
+  pinnedCpus: number[];
+  pinError: string;
+  physicalCores: number;
+  logicalCpus: number;
+  numa: { nodes: number; policy: string; detail: string };
+  features: Record<string, boolean>;
+  cpu: string;
+  supportedIsas: string[];
+}
+
+export interface NativeMatrix {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export interface NativeMapping {
+  readonly buffer: ArrayBuffer | null;
+  readonly hugePages: boolean;
+  readonly hugePagesDetail: string;
+  close(): void;
+}
+
+export interface NativeContext {
+  info(): NativeInfo;
+  close(): void;
+  matrix(desc: Record<string, number>, data: Uint8Array, mapping?: NativeMapping): NativeMatrix;
+  gemv(m: NativeMatrix, x: Float32Array, y: Float32Array): void;
+  gemm(m: NativeMatrix, X: Float32Array, M: number, Y: Float32Array): void;
+  gemmAsync(m: NativeMatrix, X: Float32Array, M: number, Y: Float32Array): Promise<void>;
+  row(m: NativeMatrix, r: number, out: Float32Array): void;
+  rmsnorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, n: number): void;
+  softmax(x: Float32Array, n: number): void;
+  rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
+  scale(x: Float32Array, s: number, n: number): void;
+  argmax(x: Float32Array, n: number): number;
+  dot(a: Float32Array, b: Float32Array, n: number): number;
+  f32ToF16(x: Float32Array, out: Uint16Array, n: number): void;
+  f16ToF32(x: Uint16Array, out: Float32Array, n: number): void;
+  attention(args: Record<string, unknown>): void;
+  mapFile(path: string, offset: number, length: number, advice: string, hugePages: boolean, populate: boolean): NativeMapping;
+  numaBind(m: NativeMapping): { nodes: number; policy: string; applied: boolean; detail: string };
+  readBandwidth(buf: Uint8Array, passes: number): { seconds: number; checksum: number };
+}
+
+export interface NativeAddon {
+  Context: new (options: { threads?: number; affinity?: string; numa?: string; isa?: string }) => NativeContext;
+  constants: Record<string, unknown>;
+  matrixBytes(desc: Record<string, number>): number;
+  sanitized: boolean;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root (dist/ and src/ both sit one level below it). */
+export const PACKAGE_DIR = join(here, '..');
+
+let loaded: NativeAddon | undefined;
+
+function buildHint(): string {
+  return 'build it with `pnpm --filter @ie/kernels build` (or `pnpm build` at the repository root); it needs g++, make, python3 and Node\'s headers';
+}
+
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const path = process.env.IE_KERNELS_ADDON || join(PACKAGE_DIR, 'build', 'Release', 'ie_kernels.node');
+  if (!existsSync(path)) throw new KernelError('KERNELS_NOT_BUILT', `the native addon ${path} does not exist: ${buildHint()}`);
+  if (!process.env.IE_KERNELS_ADDON && existsSync(join(PACKAGE_DIR, 'native'))) {
+    const stampPath = join(dirname(path), 'ie_kernels.stamp.json');
+    // The stamp records the hash of the sources the addon was built from.
+    const { sourcesHash } = createRequire(import.meta.url)(join(PACKAGE_DIR, 'scripts', 'sources-hash.cjs')) as { sourcesHash: (d: string) => string };
+    const stamp = existsSync(stampPath) ? (JSON.parse(readFileSync(stampPath, 'utf8')) as { sources?: string }) : {};
+    if (stamp.sources !== sourcesHash(PACKAGE_DIR)) throw new KernelError('KERNELS_STALE_BUILD', `the native addon ${path} was built from different C++ sources than native/ holds now: re-${buildHint()}`);
+  }
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    throw new KernelError('KERNELS_LOAD_FAILED', `the native addon ${path} could not be loaded (${(e as Error).message}): ${buildHint()}`, { cause: e });
+  }
+  return loaded;
+}

@@ -1,0 +1,18 @@
+/**
+ * The numbers the TypeScript side and the C++ side must agree on (native/layout/layout.h).
+ * constants.test.ts compares them with what the built addon reports.
+ */
+export const KERNEL_CONSTANTS = {
+  alignment: 64,
+  q4SymmetricZero: 8,
+  groupSizes: [32, 64, 128],
+  weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4 },
+  scaleTypes: { f16: 0, bf16: 1, f32: 2 },
+  kvTypes: { f32: 0, f16: 1 },
+  blockQ4_0Bytes: 18,
+  blockQ8_0Bytes: 34,
+} as const;
+
+export type WeightDtype = keyof typeof KERNEL_CONSTANTS.weightTypes;
+export type ScaleDtype = keyof typeof KERNEL_CONSTANTS.scaleTypes;
+export type KvDtype = keyof typeof KERNEL_CONSTANTS.kvTypes;

@@ -1,0 +1,341 @@
+/**
+ * KernelContext: one thread pool and one dispatch table (chosen once from CPUID), and every
+ * kernel as a method. All arguments are checked here — types, lengths, shapes, alignment —
+ * so no call with wrong sizes reaches C++; the addon checks again and throws, never crashes.
+ */
+import { statSync } from 'node:fs';
+import { loadAddon, type NativeContext, type NativeInfo, type NativeMapping, type NativeMatrix } from './addon.js';
+import { KERNEL_CONSTANTS, type KvDtype } from './constants.js';
+import { KernelError, asKernelError, wrapNative } from './errors.js';
+import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
+
+export type Affinity = 'none' | 'compact' | 'scatter';
+export type NumaPolicy = 'none' | 'interleave' | 'local';
+export type Isa = 'scalar' | 'avx2' | 'avx512';
+
+export interface ContextOptions {
+  /** Pool size; default IE_THREADS, else one thread per physical core. */
+  threads?: number;
+  /** Pin worker i to a core: `compact` fills a package first, `scatter` spreads across packages/nodes. Default IE_AFFINITY or none. */
+  affinity?: Affinity;
+  /** Weight page placement on multi-node machines. Default IE_NUMA or none. */
+  numa?: NumaPolicy;
+  /** Force a lower ISA variant (tests, comparisons). Default IE_ISA or the best the CPU runs. */
+  isa?: Isa;
+}
+
+export interface ContextInfo extends NativeInfo {
+  isa: Isa;
+}
+
+const AFFINITIES: readonly Affinity[] = ['none', 'compact', 'scatter'];
+const NUMA: readonly NumaPolicy[] = ['none', 'interleave', 'local'];
+const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
+
+/** Options with the environment's defaults applied and checked. */
+export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ContextOptions {
+  const pick = <T extends string>(v: T | undefined, envName: string, allowed: readonly T[]): T | undefined => {
+    const raw = v ?? (env[envName] || undefined);
+    if (raw === undefined) return undefined;
+    if (!allowed.includes(raw as T)) throw new KernelError('KERNELS_BAD_OPTION', `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw as T;
+  };
+  let threads = o.threads;
+  if (threads === undefined && env.IE_THREADS) {
+    threads = Number(env.IE_THREADS);
+    if (!/^\d+$/.test(env.IE_THREADS)) throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${JSON.stringify(env.IE_THREADS)}`);
+  }
+  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024)) throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${threads}`);
+  return { threads, affinity: pick(o.affinity, 'IE_AFFINITY', AFFINITIES), numa: pick(o.numa, 'IE_NUMA', NUMA), isa: pick(o.isa, 'IE_ISA', ISAS) };
+}
+
+function f32(v: unknown, name: string, min: number): Float32Array {
+  if (!(v instanceof Float32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a Float32Array`);
+  if (v.length < min) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} has ${v.length} elements, needs ${min}`);
+  return v;
+}
+
+function u16(v: unknown, name: string, min: number): Uint16Array {
+  if (!(v instanceof Uint16Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a Uint16Array`);
+  if (v.length < min) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} has ${v.length} elements, needs ${min}`);
+  return v;
+}
+
+function count(n: number | undefined, dflt: number, name = 'n'): number {
+  const v = n ?? dflt;
+  if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** A weight matrix bound to its bytes; create it with {@link KernelContext.matrix}. */
+export class WeightMatrix {
+  /** @internal */
+  constructor(
+    readonly native: NativeMatrix,
+    readonly spec: MatrixSpec,
+    readonly rows: number,
+    readonly cols: number,
+  ) {}
+}
+
+/** A read-only mmap of a file region; `bytes` is a zero-copy view. */
+export class MappedFile {
+  /** @internal */
+  constructor(readonly native: NativeMapping) {}
+  get buffer(): ArrayBuffer {
+    const b = this.native.buffer;
+    if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');
+    return b;
+  }
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.buffer);
+  }
+  get hugePages(): boolean {
+    return this.native.hugePages;
+  }
+  get hugePagesDetail(): string {
+    return this.native.hugePagesDetail;
+  }
+  /** Detaches `buffer` at once; the memory is unmapped when no matrix uses it any more. */
+  close(): void {
+    this.native.close();
+  }
+}
+
+export interface MapOptions {
+  offset?: number;
+  length?: number;
+  advice?: 'normal' | 'sequential' | 'random' | 'willneed';
+  hugePages?: boolean;
+  /** Fault every page in now (MAP_POPULATE). */
+  populate?: boolean;
+}
+
+export interface AttentionArgs {
+  /** nQueries x nHeads x headDim queries (RoPE applied). */
+  q: Float32Array;
+  /** Caches: position t, KV head h at [t * kvStride + h * headDim]; Float32Array for f32, Uint16Array (f16 bits) for f16. */
+  k: Float32Array | Uint16Array;
+  v: Float32Array | Uint16Array;
+  out: Float32Array;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Position of the first query; query i attends to positions [0, pos0 + i]. */
+  pos0: number;
+  nQueries?: number;
+  kvStride?: number;
+  /** Sliding window (attend to the last `window` positions); 0 = none. */
+  window?: number;
+  /** Score scale, default 1/sqrt(headDim). */
+  scale?: number;
+}
+
+export class KernelContext {
+  private closed = false;
+  private constructor(
+    private readonly native: NativeContext,
+    readonly options: ContextOptions,
+  ) {}
+
+  static create(options: ContextOptions = {}): KernelContext {
+    const resolved = resolveContextOptions(options);
+    const addon = loadAddon();
+    const native = wrapNative(() => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }));
+    return new KernelContext(native, resolved);
+  }
+
+  private get n(): NativeContext {
+    if (this.closed) throw new KernelError('KERNELS_CLOSED', 'the kernel context is closed');
+    return this.native;
+  }
+
+  /** The ISA variant in use, the pool, affinity and NUMA state, and the CPU's features. */
+  info(): ContextInfo {
+    return wrapNative(() => this.n.info()) as ContextInfo;
+  }
+
+  /** Binds a matrix to its bytes (zero-copy). Pass the mapping when `data` is a view of one, so it stays mapped while the matrix lives. */
+  matrix(spec: MatrixSpec, data: Uint8Array, mapping?: MappedFile): WeightMatrix {
+    const g = matrixGeometry(spec);
+    if (!(data instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'matrix data must be a Uint8Array');
+    if (BigInt(data.length) !== g.bytes) throw new KernelError('KERNELS_BAD_MATRIX', `matrix data is ${data.length} bytes, a ${spec.dtype} ${JSON.stringify(spec.shape)} matrix takes ${g.bytes}`);
+    const elem = spec.dtype === 'f32' ? 4 : spec.dtype === 'f16' || spec.dtype === 'bf16' ? 2 : 1;
+    if (data.byteOffset % elem !== 0) throw new KernelError('KERNELS_MISALIGNED', `${spec.dtype} matrix data must start at a multiple of ${elem} bytes (offset ${data.byteOffset})`);
+    const desc = nativeDescriptor(spec, g);
+    const m = wrapNative(() => this.n.matrix(desc, data, mapping?.native));
+    return new WeightMatrix(m, spec, g.rows, g.cols);
+  }
+
+  /** y = W x (y has `rows` elements, x `cols`). */
+  gemv(m: WeightMatrix, x: Float32Array, y: Float32Array): void {
+    f32(x, 'x', m.cols);
+    f32(y, 'y', m.rows);
+    wrapNative(() => this.n.gemv(m.native, x, y));
+  }
+
+  /** Y = X W^T for M tokens: X is M x cols, Y is M x rows, both row-major. */
+  gemm(m: WeightMatrix, X: Float32Array, M: number, Y: Float32Array): void {
+    count(M, M, 'M');
+    f32(X, 'X', M * m.cols);
+    f32(Y, 'Y', M * m.rows);
+    wrapNative(() => this.n.gemm(m.native, X, M, Y));
+  }
+
+  /** {@link gemm} off the event loop (a libuv worker thread). Do not transfer X or Y until it settles. */
+  async gemmAsync(m: WeightMatrix, X: Float32Array, M: number, Y: Float32Array): Promise<void> {
+    count(M, M, 'M');
+    f32(X, 'X', M * m.cols);
+    f32(Y, 'Y', M * m.rows);
+    try {
+      await this.n.gemmAsync(m.native, X, M, Y);
+    } catch (e) {
+      throw asKernelError(e);
+    }
+  }
+
+  /** Row r of W, dequantized to f32 (an embedding lookup). */
+  row(m: WeightMatrix, r: number, out: Float32Array): void {
+    if (!Number.isSafeInteger(r) || r < 0 || r >= m.rows) throw new KernelError('KERNELS_BAD_ARGUMENT', `row ${r} is outside 0..${m.rows - 1}`);
+    f32(out, 'out', m.cols);
+    wrapNative(() => this.n.row(m.native, r, out));
+  }
+
+  rmsnorm(x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void {
+    const n = count(weight.length, weight.length);
+    f32(x, 'x', n);
+    f32(weight, 'weight', n);
+    f32(out, 'out', n);
+    if (!(eps > 0 && eps < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `eps must be in (0, 1), got ${eps}`);
+    this.n.rmsnorm(x, weight, eps, out, n);
+  }
+
+  /** In place over x[0..n). */
+  softmax(x: Float32Array, n?: number): void {
+    const len = count(n, x.length);
+    f32(x, 'x', len);
+    this.n.softmax(x, len);
+  }
+
+  /** Rotates nHeads heads of headDim in x by the given cos/sin (headDim/2 each) in the model's RoPE style. */
+  rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: 'adjacent' | 'rotate_half'): void {
+    count(nHeads, nHeads, 'nHeads');
+    if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim % 2) throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${headDim}`);
+    f32(x, 'x', nHeads * headDim);
+    f32(cos, 'cos', headDim / 2);
+    f32(sin, 'sin', headDim / 2);
+    if (style !== 'adjacent' && style !== 'rotate_half') throw new KernelError('KERNELS_BAD_ARGUMENT', `style must be adjacent or rotate_half`);
+    this.n.rope(x, nHeads, headDim, cos, sin, style === 'adjacent' ? 0 : 1);
+  }
+
+  /** out = silu(gate) * up. */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n?: number): void {
+    const len = count(n, gate.length);
+    f32(gate, 'gate', len);
+    f32(up, 'up', len);
+    f32(out, 'out', len);
+    this.n.swiglu(gate, up, out, len);
+  }
+
+  add(a: Float32Array, b: Float32Array, out: Float32Array, n?: number): void {
+    const len = count(n, a.length);
+    f32(a, 'a', len);
+    f32(b, 'b', len);
+    f32(out, 'out', len);
+    this.n.add(a, b, out, len);
+  }
+
+  scale(x: Float32Array, s: number, n?: number): void {
+    const len = count(n, x.length);
+    f32(x, 'x', len);
+    if (!Number.isFinite(s)) throw new KernelError('KERNELS_BAD_ARGUMENT', `s must be finite, got ${s}`);
+    this.n.scale(x, s, len);
+  }
+
+  /** Index of the largest of x[0..n) (the first, on ties). */
+  argmax(x: Float32Array, n?: number): number {
+    const len = count(n, x.length);
+    f32(x, 'x', len);
+    return this.n.argmax(x, len);
+  }
+
+  dot(a: Float32Array, b: Float32Array, n?: number): number {
+    const len = count(n, a.length);
+    f32(a, 'a', len);
+    f32(b, 'b', len);
+    return this.n.dot(a, b, len);
+  }
+
+  f32ToF16(x: Float32Array, out: Uint16Array, n?: number): void {
+    const len = count(n, x.length);
+    f32(x, 'x', len);
+    u16(out, 'out', len);
+    this.n.f32ToF16(x, out, len);
+  }
+
+  f16ToF32(x: Uint16Array, out: Float32Array, n?: number): void {
+    const len = count(n, x.length);
+    u16(x, 'x', len);
+    f32(out, 'out', len);
+    this.n.f16ToF32(x, out, len);
+  }
+
+  /** Attention of nQueries consecutive queries over the KV cache (grouped-query heads, optional sliding window). */
+  attention(a: AttentionArgs): void {
+    const nq = count(a.nQueries, 1, 'nQueries');
+    const H = count(a.nHeads, a.nHeads, 'nHeads');
+    const KV = count(a.nKvHeads, a.nKvHeads, 'nKvHeads');
+    const hd = count(a.headDim, a.headDim, 'headDim');
+    if (H % KV !== 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `nHeads (${H}) must be a multiple of nKvHeads (${KV})`);
+    if (!Number.isSafeInteger(a.pos0) || a.pos0 < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `pos0 must be a non-negative integer, got ${a.pos0}`);
+    const stride = a.kvStride ?? KV * hd;
+    if (!Number.isSafeInteger(stride) || stride < KV * hd) throw new KernelError('KERNELS_BAD_ARGUMENT', `kvStride must be at least nKvHeads * headDim = ${KV * hd}`);
+    const kvType: KvDtype = a.k instanceof Uint16Array ? 'f16' : 'f32';
+    if (kvType === 'f16' ? !(a.v instanceof Uint16Array) : !(a.k instanceof Float32Array && a.v instanceof Float32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'k and v must both be Float32Array (f32 cache) or both Uint16Array (f16 cache)');
+    const cacheLen = (a.pos0 + nq - 1) * stride + KV * hd;
+    if (a.k.length < cacheLen || a.v.length < cacheLen) throw new KernelError('KERNELS_BAD_ARGUMENT', `the KV cache must hold ${a.pos0 + nq} positions (${cacheLen} elements)`);
+    f32(a.q, 'q', nq * H * hd);
+    f32(a.out, 'out', nq * H * hd);
+    const window = a.window ?? 0;
+    if (!Number.isSafeInteger(window) || window < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `window must be a non-negative integer`);
+    const scale = a.scale ?? 1 / Math.sqrt(hd);
+    wrapNative(() => this.n.attention({ q: a.q, k: a.k, v: a.v, out: a.out, nHeads: H, nKvHeads: KV, headDim: hd, nQueries: nq, pos0: a.pos0, kvStride: stride, window, scale, kvType: KERNEL_CONSTANTS.kvTypes[kvType] }));
+  }
+
+  /** Maps a file region read-only (zero-copy), with madvise hints. */
+  mapFile(path: string, options: MapOptions = {}): MappedFile {
+    const offset = options.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `offset must be a non-negative integer`);
+    const length = options.length;
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `length must be a positive integer`);
+    const len = length ?? sizeOf(path) - offset;
+    if (len < 1) throw new KernelError('KERNELS_MAP_FAILED', `${path}: nothing to map at offset ${offset}`);
+    return new MappedFile(wrapNative(() => this.n.mapFile(path, offset, len, options.advice ?? 'normal', options.hugePages ?? false, options.populate ?? false)));
+  }
+
+  /** Applies the context's NUMA policy to a mapping; on one node it reports why nothing changes. */
+  numaBind(mapping: MappedFile): { nodes: number; policy: string; applied: boolean; detail: string } {
+    return wrapNative(() => this.n.numaBind(mapping.native));
+  }
+
+  /** Streams `bytes` `passes` times with every pool thread and returns the seconds it took. */
+  readBandwidth(bytes: Uint8Array, passes = 1): number {
+    if (!(bytes instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'bytes must be a Uint8Array');
+    return wrapNative(() => this.n.readBandwidth(bytes, count(passes, passes, 'passes'))).seconds;
+  }
+
+  /** Stops the pool (after any async call in flight). Further calls throw KERNELS_CLOSED. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch (e) {
+    throw new KernelError('KERNELS_MAP_FAILED', `${path}: cannot stat (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}

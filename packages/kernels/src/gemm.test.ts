@@ -1,0 +1,62 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { ALL_VARIANTS, makeMatrix, refGemv, variantName, worstRelError } from '../test/helpers.js';
+import { KernelContext } from './index.js';
+
+const probe = KernelContext.create({ threads: 1 });
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avx512'>;
+probe.close();
+const contexts: KernelContext[] = [];
+afterAll(() => contexts.forEach((c) => c.close()));
+
+describe.each(ISAS)('GEMM (prefill) on %s', (isa) => {
+  const byThreads = [1, 2, 4].map((threads) => {
+    const c = KernelContext.create({ isa, threads });
+    contexts.push(c);
+    return c;
+  });
+  it.each(ALL_VARIANTS.map((v) => [variantName(v), v] as const))('%s: every token row matches the float64 product, for every thread count', (_n, v) => {
+    for (const [rows, cols, M] of [[37, 67, 3], [70, 200, 7], [130, 129, 17]] as const) {
+      const m = makeMatrix(v, rows, cols, rows + cols * 31);
+      const X = seededFloats(M * cols, 11 + M);
+      let first: Float32Array | null = null;
+      for (const c of byThreads) {
+        const Y = new Float32Array(M * rows).fill(Number.NaN);
+        c.gemm(c.matrix(m.spec, m.bytes), X, M, Y);
+        for (let t = 0; t < M; t++) {
+          const { y, mag } = refGemv(m.values, rows, cols, X.subarray(t * cols, (t + 1) * cols));
+          expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), y, mag), `${rows}x${cols} token ${t}`).toBeLessThan(1e-5);
+        }
+        if (first) expect(firstDifference(Y, first)).toBeNull();
+        else first = Y;
+      }
+    }
+  });
+});
+
+describe('gemmAsync', () => {
+  it('computes what gemm does, off the event loop', async () => {
+    const c = KernelContext.create({ threads: 2 });
+    contexts.push(c);
+    const m = makeMatrix({ dtype: 'q4', group: 64 }, 512, 1024, 3);
+    const M = 64;
+    const X = seededFloats(M * 1024, 4);
+    const sync = new Float32Array(M * 512);
+    const mat = c.matrix(m.spec, m.bytes);
+    c.gemm(mat, X, M, sync);
+    const async = new Float32Array(M * 512);
+    // A timer keeps firing while the work runs on a worker thread.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    let rounds = 0;
+    while (performance.now() - t0 < 150) {
+      await c.gemmAsync(mat, X, M, async);
+      rounds++;
+    }
+    clearInterval(timer);
+    expect(firstDifference(async, sync)).toBeNull();
+    expect(rounds).toBeGreaterThan(0);
+    expect(ticks).toBeGreaterThan(20);
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * What the kernels need to know about a weight matrix. The fields are named as in an IEBIN
+ * tensor entry (@ie/format's TensorEntry), so a runtime hands entries over as they are; the
+ * kernels package itself knows nothing about files.
+ */
+import { KERNEL_CONSTANTS, type ScaleDtype, type WeightDtype } from './constants.js';
+import { KernelError } from './errors.js';
+
+export interface MatrixSpec {
+  dtype: WeightDtype;
+  /** [rows, cols]: rows outputs, cols inputs (K). */
+  shape: readonly number[];
+  layout?: { order: 'row_major' | 'pretransposed'; block_k: number };
+  quant?: {
+    scheme: 'symmetric' | 'affine';
+    granularity: 'per_group' | 'per_row';
+    group_size: number;
+    scale_dtype: ScaleDtype;
+    scales_offset: number;
+    zeros_offset: number | null;
+  } | null;
+}
+
+const align64 = (n: bigint) => ((n + 63n) / 64n) * 64n;
+
+function bad(message: string): never {
+  throw new KernelError('KERNELS_BAD_MATRIX', message);
+}
+
+/** The byte size of a matrix's storage (BigInt arithmetic); throws KERNELS_BAD_MATRIX for impossible specs. */
+export function matrixByteSize(spec: MatrixSpec): number {
+  return Number(matrixGeometry(spec).bytes);
+}
+
+export interface MatrixGeometry {
+  rows: number;
+  cols: number;
+  bytes: bigint;
+  scalesOffset: bigint;
+  zerosOffset: bigint;
+}
+
+export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
+  if (!(spec.dtype in KERNEL_CONSTANTS.weightTypes)) bad(`dtype must be one of ${Object.keys(KERNEL_CONSTANTS.weightTypes).join(', ')}, got ${JSON.stringify(spec.dtype)}`);
+  if (!Array.isArray(spec.shape) || spec.shape.length !== 2) bad(`shape must be [rows, cols], got ${JSON.stringify(spec.shape)}`);
+  const [rows, cols] = spec.shape;
+  for (const d of [rows, cols]) if (!Number.isSafeInteger(d) || d < 1 || d > 2 ** 31) bad(`shape dims must be integers in 1..2^31, got ${JSON.stringify(spec.shape)}`);
+  const N = BigInt(rows);
+  const K = BigInt(cols);
+  const layout = spec.layout ?? { order: 'row_major', block_k: 0 };
+  if (layout.order !== 'row_major' && layout.order !== 'pretransposed') bad(`layout.order must be row_major or pretransposed`);
+  if (!Number.isSafeInteger(layout.block_k) || layout.block_k < 0 || layout.block_k % 64 !== 0) bad(`layout.block_k must be 0 or a multiple of 64, got ${layout.block_k}`);
+  if (spec.dtype === 'f32' || spec.dtype === 'f16' || spec.dtype === 'bf16') {
+    if (spec.quant) bad(`${spec.dtype} matrices take no quant block`);
+    if (layout.order === 'pretransposed' && layout.block_k) bad('a pretransposed matrix cannot be blocked');
+    return { rows, cols, bytes: N * K * (spec.dtype === 'f32' ? 4n : 2n), scalesOffset: 0n, zerosOffset: 0n };
+  }
+  const q = spec.quant;
+  if (!q) bad(`${spec.dtype} matrices need a quant block`);
+  if (layout.order !== 'row_major') bad('quantized matrices must be row-major');
+  if (!(q.scale_dtype in KERNEL_CONSTANTS.scaleTypes)) bad(`quant.scale_dtype must be f16, bf16 or f32`);
+  const perRow = q.granularity === 'per_row';
+  if (perRow && spec.dtype !== 'i8') bad('per-row scales are for i8 only');
+  if (!perRow && (q.granularity !== 'per_group' || !(KERNEL_CONSTANTS.groupSizes as readonly number[]).includes(q.group_size))) bad(`quant.group_size must be 32, 64 or 128, got ${q.group_size}`);
+  if (perRow && q.group_size !== cols) bad(`per-row group_size must equal cols (${cols})`);
+  if (q.scheme === 'affine' && spec.dtype !== 'q4') bad('only q4 has an affine scheme');
+  if (q.scheme !== 'affine' && q.scheme !== 'symmetric') bad(`quant.scheme must be symmetric or affine`);
+  if (layout.block_k && !perRow && layout.block_k % q.group_size !== 0) bad('layout.block_k must be a multiple of the group size');
+  const G = perRow ? K : BigInt(q.group_size);
+  const gpr = perRow ? 1n : (K + G - 1n) / G;
+  const qbytes = spec.dtype === 'q4' ? N * gpr * (G / 2n) : perRow ? N * K : N * gpr * G;
+  const scalesOffset = align64(qbytes);
+  const sbytes = N * gpr * (q.scale_dtype === 'f32' ? 4n : 2n);
+  const zerosOffset = q.scheme === 'affine' ? align64(scalesOffset + sbytes) : 0n;
+  const bytes = q.scheme === 'affine' ? zerosOffset + N * gpr : scalesOffset + sbytes;
+  if (BigInt(q.scales_offset) !== scalesOffset) bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
+  if (q.scheme === 'affine' && BigInt(q.zeros_offset ?? -1) !== zerosOffset) bad(`quant.zeros_offset must be ${zerosOffset}, got ${q.zeros_offset}`);
+  return { rows, cols, bytes, scalesOffset, zerosOffset };
+}
+
+/** The descriptor the native side takes. */
+export function nativeDescriptor(spec: MatrixSpec, g: MatrixGeometry): Record<string, number> {
+  const q = spec.quant;
+  return {
+    type: KERNEL_CONSTANTS.weightTypes[spec.dtype],
+    rows: g.rows,
+    cols: g.cols,
+    group: q && q.granularity === 'per_group' ? q.group_size : 0,
+    affine: q?.scheme === 'affine' ? 1 : 0,
+    scaleType: q ? KERNEL_CONSTANTS.scaleTypes[q.scale_dtype] : 0,
+    blockK: spec.layout?.block_k ?? 0,
+    pretransposed: spec.layout?.order === 'pretransposed' ? 1 : 0,
+    scalesOffset: Number(g.scalesOffset),
+    zerosOffset: Number(g.zerosOffset),
+    bytes: Number(g.bytes),
+  };
+}

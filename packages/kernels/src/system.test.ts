@@ -1,0 +1,147 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { seededFloats } from '@ie/testing';
+import { makeMatrix } from '../test/helpers.js';
+import { KernelContext, KernelError, resolveContextOptions } from './index.js';
+
+const contexts: KernelContext[] = [];
+const make = (o: Parameters<typeof KernelContext.create>[0] = {}) => {
+  const c = KernelContext.create(o);
+  contexts.push(c);
+  return c;
+};
+afterAll(() => contexts.forEach((c) => c.close()));
+
+describe('context options', () => {
+  it('reports the ISA chosen from CPUID, the pool and the topology', () => {
+    const info = make().info();
+    expect(info.supportedIsas[0]).toBe('scalar');
+    expect(info.isa).toBe(info.supportedIsas[info.supportedIsas.length - 1]);
+    expect(info.threads).toBe(info.physicalCores);
+    expect(info.features).toHaveProperty('avx2');
+    expect(make({ isa: 'scalar', threads: 3 }).info()).toMatchObject({ isa: 'scalar', threads: 3 });
+  });
+
+  it('takes IE_THREADS, IE_AFFINITY, IE_NUMA and IE_ISA from the environment, and rejects bad values by name', () => {
+    expect(resolveContextOptions({}, { IE_THREADS: '3', IE_AFFINITY: 'compact', IE_NUMA: 'interleave', IE_ISA: 'scalar' })).toEqual({ threads: 3, affinity: 'compact', numa: 'interleave', isa: 'scalar' });
+    expect(resolveContextOptions({ threads: 1, isa: 'avx2' }, { IE_THREADS: '3', IE_ISA: 'scalar' })).toMatchObject({ threads: 1, isa: 'avx2' });
+    expect(() => resolveContextOptions({}, { IE_THREADS: 'many' })).toThrow(/IE_THREADS must be a positive integer/);
+    expect(() => resolveContextOptions({}, { IE_AFFINITY: 'tight' })).toThrow(/IE_AFFINITY must be one of none, compact, scatter/);
+    expect(() => resolveContextOptions({ isa: 'neon' as 'scalar' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
+    expect(() => make({ threads: 0 })).toThrow(/threads must be an integer in 1..1024/);
+  });
+
+  it('pins workers with compact affinity', () => {
+    const info = make({ affinity: 'compact', threads: 2 }).info();
+    expect(info.affinity).toBe('compact');
+    expect(info.pinnedCpus.length).toBe(2);
+    expect(new Set(info.pinnedCpus).size).toBe(Math.min(2, info.logicalCpus));
+    const c = contexts[contexts.length - 1];
+    const m = makeMatrix({ dtype: 'f32' }, 300, 333, 1);
+    const y = new Float32Array(300);
+    c.gemv(c.matrix(m.spec, m.bytes), seededFloats(333, 2), y);
+    expect(c.info().pinError).toBe('');
+  });
+
+  it('reports that NUMA hints do nothing on a single-node machine, and why', () => {
+    const c = make({ numa: 'interleave' });
+    const info = c.info();
+    const d = mkdtempSync(join(tmpdir(), 'ie-k-'));
+    writeFileSync(join(d, 'w.bin'), new Uint8Array(1 << 16).fill(7));
+    const mapping = c.mapFile(join(d, 'w.bin'));
+    const r = c.numaBind(mapping);
+    expect(r.nodes).toBe(info.numa.nodes);
+    if (info.numa.nodes === 1) {
+      expect(r.applied).toBe(false);
+      expect(r.detail).toMatch(/single NUMA node/);
+    } else {
+      expect(r.applied).toBe(true);
+    }
+    mapping.close();
+  });
+});
+
+describe('memory maps', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ie-k-'));
+  const file = join(d, 'weights.bin');
+  const content = new Uint8Array(3 * 4096 + 100).map((_, i) => (i * 31) & 255);
+  writeFileSync(file, content);
+
+  it('maps a region zero-copy, with advice and a huge-page report', () => {
+    const c = make();
+    const m = c.mapFile(file, { offset: 4096 + 10, length: 5000, advice: 'sequential', hugePages: true });
+    expect(m.bytes.length).toBe(5000);
+    expect(m.bytes[0]).toBe(content[4106]);
+    expect(m.bytes[4999]).toBe(content[4106 + 4999]);
+    expect(typeof m.hugePages).toBe('boolean');
+    expect(m.hugePagesDetail).toMatch(/MADV_HUGEPAGE/);
+    m.close();
+    expect(() => m.bytes).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+
+  it('keeps a mapping alive for the matrices built on it after close()', () => {
+    const c = make({ threads: 1 });
+    const mat = makeMatrix({ dtype: 'f32' }, 16, 64, 5);
+    writeFileSync(join(d, 'mat.bin'), mat.bytes);
+    const m = c.mapFile(join(d, 'mat.bin'));
+    const view = m.bytes;
+    const w = c.matrix(mat.spec, view, m);
+    m.close();
+    expect(view.length).toBe(0); // the JS view is detached: JS cannot read unmapped memory
+    const x = seededFloats(64, 1);
+    const y = new Float32Array(16);
+    c.gemv(w, x, y); // the matrix holds the mapping
+    const ref = new Float32Array(16);
+    c.gemv(c.matrix(mat.spec, mat.bytes), x, ref);
+    expect(Array.from(y)).toEqual(Array.from(ref));
+  });
+
+  it('refuses ranges outside the file and missing files', () => {
+    const c = make();
+    expect(() => c.mapFile(file, { offset: 4096, length: 1 << 20 })).toThrow(expect.objectContaining({ code: 'KERNELS_MAP_FAILED' }));
+    expect(() => c.mapFile(join(d, 'nope.bin'))).toThrow(expect.objectContaining({ code: 'KERNELS_MAP_FAILED' }));
+  });
+});
+
+describe('argument checking never lets a bad call reach C++', () => {
+  const c = make({ threads: 2 });
+  const m = makeMatrix({ dtype: 'q4', group: 64 }, 8, 128, 1);
+  const w = c.matrix(m.spec, m.bytes);
+  it.each([
+    ['short x', () => c.gemv(w, new Float32Array(127), new Float32Array(8)), 'KERNELS_BAD_ARGUMENT'],
+    ['short y', () => c.gemv(w, new Float32Array(128), new Float32Array(7)), 'KERNELS_BAD_ARGUMENT'],
+    ['x of the wrong type', () => c.gemv(w, new Float64Array(128) as unknown as Float32Array, new Float32Array(8)), 'KERNELS_BAD_ARGUMENT'],
+    ['gemm with too few rows of X', () => c.gemm(w, new Float32Array(128 * 2), 3, new Float32Array(24)), 'KERNELS_BAD_ARGUMENT'],
+    ['row out of range', () => c.row(w, 8, new Float32Array(128)), 'KERNELS_BAD_ARGUMENT'],
+    ['bytes of the wrong size', () => c.matrix(m.spec, m.bytes.subarray(1)), 'KERNELS_BAD_MATRIX'],
+    ['wrong scales offset', () => c.matrix({ ...m.spec, quant: { ...m.spec.quant!, scales_offset: 0 } }, m.bytes), 'KERNELS_BAD_MATRIX'],
+    ['group 48', () => c.matrix({ ...m.spec, quant: { ...m.spec.quant!, group_size: 48 } }, m.bytes), 'KERNELS_BAD_MATRIX'],
+    ['3-D shape', () => c.matrix({ dtype: 'f32', shape: [2, 2, 2] }, new Uint8Array(32)), 'KERNELS_BAD_MATRIX'],
+    ['misaligned f32 data', () => c.matrix({ dtype: 'f32', shape: [1, 4] }, new Uint8Array(20).subarray(2, 18)), 'KERNELS_MISALIGNED'],
+    ['rope with odd head dim', () => c.rope(new Float32Array(6), 2, 3, new Float32Array(2), new Float32Array(2), 'adjacent'), 'KERNELS_BAD_ARGUMENT'],
+    ['attention with a short cache', () => c.attention({ q: new Float32Array(8), k: new Float32Array(8), v: new Float32Array(8), out: new Float32Array(8), nHeads: 2, nKvHeads: 1, headDim: 4, pos0: 2 }), 'KERNELS_BAD_ARGUMENT'],
+    ['attention with mixed cache types', () => c.attention({ q: new Float32Array(8), k: new Uint16Array(8), v: new Float32Array(8), out: new Float32Array(8), nHeads: 2, nKvHeads: 1, headDim: 4, pos0: 0 }), 'KERNELS_BAD_ARGUMENT'],
+  ])('%s', (_n, f, code) => {
+    expect(f).toThrow(expect.objectContaining({ code }));
+    expect(f).toThrow(KernelError);
+  });
+
+  it('a closed context refuses work', () => {
+    const k = KernelContext.create({ threads: 1 });
+    k.close();
+    expect(() => k.argmax(new Float32Array(3))).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+});
+
+describe('the loader', () => {
+  it('says how to build a missing addon', () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { KernelContext } from ${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))}; try { KernelContext.create(); } catch (e) { console.log(e.code + ' ' + e.message); }`], {
+      encoding: 'utf8',
+      env: { ...process.env, IE_KERNELS_ADDON: '/nonexistent/ie_kernels.node' },
+    });
+    expect(r.stdout).toMatch(/^KERNELS_NOT_BUILT .*pnpm --filter @ie\/kernels build/);
+  });
+});

@@ -1,0 +1,105 @@
+/** Building test matrices in every IEBIN layout, and float64 references. */
+import { applyLayout, decodeTensor, encodeFloat, quantGeometry, type QuantSpec } from '@ie/format';
+import { packInt4Groupwise, packInt8 } from '@ie/quant';
+import { seededFloats } from '@ie/testing';
+import type { MatrixSpec } from '../src/index.js';
+
+export interface TestMatrix {
+  spec: MatrixSpec;
+  /** Stored bytes (layout applied), 64-byte aligned. */
+  bytes: Uint8Array;
+  /** The logical values the bytes decode to, row-major [rows, cols]. */
+  values: Float32Array;
+}
+
+export type Variant =
+  | { dtype: 'f32' | 'f16' | 'bf16'; layout?: 'row_major' | 'pretransposed' | number }
+  | { dtype: 'i8'; group: number | 'row'; scale?: 'f16' | 'bf16' | 'f32'; blockK?: number }
+  | { dtype: 'q4'; group: number; affine?: boolean; scale?: 'f16' | 'bf16' | 'f32'; blockK?: number };
+
+export function variantName(v: Variant): string {
+  if (v.dtype === 'q4') return `q4 g${v.group}${v.affine ? ' affine' : ''} ${v.scale ?? 'f16'}${v.blockK ? ` bk${v.blockK}` : ''}`;
+  if (v.dtype === 'i8') return `i8 ${v.group === 'row' ? 'per-row' : `g${v.group}`} ${v.scale ?? 'f16'}${v.blockK ? ` bk${v.blockK}` : ''}`;
+  return `${v.dtype} ${v.layout ?? 'row_major'}`;
+}
+
+/** Copies into a fresh 64-byte-aligned buffer (an ArrayBuffer's start is always aligned). */
+function aligned(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(b.length);
+  out.set(b);
+  return out;
+}
+
+export function makeMatrix(v: Variant, rows: number, cols: number, seed: number): TestMatrix {
+  const w = seededFloats(rows * cols, seed, 0.5);
+  const dtype: MatrixSpec['dtype'] = v.dtype;
+  let quant: QuantSpec | null = null;
+  let rowMajor: Uint8Array;
+  let layout: { order: 'row_major' | 'pretransposed'; block_k: number } = { order: 'row_major', block_k: 0 };
+  if (v.dtype === 'q4' || v.dtype === 'i8') {
+    const p =
+      v.dtype === 'q4'
+        ? packInt4Groupwise(w, rows, cols, { scheme: v.affine ? 'affine' : 'symmetric', groupSize: v.group, scaleDtype: v.scale ?? 'f16' })
+        : packInt8(w, rows, cols, v.group === 'row' ? { granularity: 'per_row', scaleDtype: v.scale ?? 'f16' } : { granularity: 'per_group', groupSize: v.group, scaleDtype: v.scale ?? 'f16' });
+    const g = quantGeometry(v.dtype, rows, cols, p.quant);
+    quant = { ...p.quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) };
+    rowMajor = p.bytes;
+    if (v.blockK) layout = { order: 'row_major', block_k: v.blockK };
+  } else {
+    rowMajor = encodeFloat(w, v.dtype).slice();
+    if (v.layout === 'pretransposed') layout = { order: 'pretransposed', block_k: 0 };
+    else if (typeof v.layout === 'number') layout = { order: 'row_major', block_k: v.layout };
+  }
+  const desc = { dtype, shape: [rows, cols], layout, quant };
+  const stored = aligned(applyLayout(desc, rowMajor));
+  return { spec: desc as MatrixSpec, bytes: stored, values: decodeTensor(desc, stored) };
+}
+
+/** float64 y = W x, and the magnitude sum |W||x| each y[r] is judged against. */
+export function refGemv(values: Float32Array, rows: number, cols: number, x: Float32Array): { y: Float64Array; mag: Float64Array } {
+  const y = new Float64Array(rows);
+  const mag = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    let m = 0;
+    for (let k = 0; k < cols; k++) {
+      const p = values[r * cols + k] * x[k];
+      s += p;
+      m += Math.abs(p);
+    }
+    y[r] = s;
+    mag[r] = m;
+  }
+  return { y, mag };
+}
+
+/** Largest |got - want| / |W||x| over the outputs (the dot product's natural relative error). */
+export function worstRelError(got: ArrayLike<number>, want: Float64Array, mag: Float64Array): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(mag[i], 1e-30));
+  return worst;
+}
+
+export const ALL_VARIANTS: Variant[] = [
+  { dtype: 'f32' },
+  { dtype: 'f16' },
+  { dtype: 'bf16' },
+  { dtype: 'f32', layout: 'pretransposed' },
+  { dtype: 'f16', layout: 'pretransposed' },
+  { dtype: 'bf16', layout: 'pretransposed' },
+  { dtype: 'f32', layout: 64 },
+  { dtype: 'f16', layout: 128 },
+  { dtype: 'i8', group: 'row' },
+  { dtype: 'i8', group: 'row', scale: 'f32', blockK: 64 },
+  { dtype: 'i8', group: 32 },
+  { dtype: 'i8', group: 64, scale: 'bf16' },
+  { dtype: 'i8', group: 128, blockK: 128 },
+  { dtype: 'q4', group: 32 },
+  { dtype: 'q4', group: 64 },
+  { dtype: 'q4', group: 128 },
+  { dtype: 'q4', group: 64, affine: true },
+  { dtype: 'q4', group: 32, affine: true, scale: 'f32' },
+  { dtype: 'q4', group: 128, scale: 'bf16' },
+  { dtype: 'q4', group: 64, blockK: 128 },
+  { dtype: 'q4', group: 32, affine: true, blockK: 64 },
+];
