@@ -1,8 +1,16 @@
 // AVX-512 GEMV: y = W x with FP32 activations, dequantization fused into the inner loop.
-// Rows are processed four at a time so each activation load serves four weight streams;
-// a leftover row runs the same per-row instruction sequence, so every y[r] is bit-identical
-// however rows are split between threads.
+//
+// Rows are processed four at a time so each activation load serves four weight streams; a
+// leftover row runs the same per-row instruction sequence, so every y[r] is bit-identical
+// however rows are split between threads. Full vectors take a mask-free path; only the tail
+// of a row (or of its last group) uses masked loads, so nothing past K is ever read.
+//
+// q4: a 16-byte chunk is widened once (vpmovzxbd: byte j -> dword lane j); its low nibbles
+// are elements j.., its high nibbles elements j + G/2... Codes stay unsigned 0..15 and the
+// zero point comes off once per group: sum_j (q_j - z) x_j = sum_j q_j x_j - z * sum_j x_j,
+// with the group sums of x computed once per call.
 #include <algorithm>
+#include <vector>
 
 #include "cpu/avx512_common.h"
 #include "cpu/kernels.h"
@@ -11,25 +19,53 @@ namespace ie {
 namespace {
 using namespace avx512;
 
+struct LoadF32 {
+  static constexpr int esize = 4;
+  __m512 operator()(const uint8_t* p) const { return _mm512_loadu_ps(reinterpret_cast<const float*>(p)); }
+  __m512 operator()(const uint8_t* p, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct LoadF16 {
+  static constexpr int esize = 2;
+  __m512 operator()(const uint8_t* p) const { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  __m512 operator()(const uint8_t* p, __mmask16 m) const { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+struct LoadBF16 {
+  static constexpr int esize = 2;
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  __m512 operator()(const uint8_t* p) const { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  __m512 operator()(const uint8_t* p, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+inline WeightRows offset_rows(const WeightRows& w, int r) {
+  WeightRows v = w;
+  v.q = w.q + r * w.q_ld;
+  if (w.s) v.s = w.s + r * w.s_ld;
+  if (w.z) v.z = w.z + r * w.z_ld;
+  return v;
+}
+
 // ---- f32 / f16 / bf16: two accumulators per row, 32 elements per step.
 template <int NR, typename Load>
-inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc, int esize, Load load) {
+inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc) {
+  constexpr int es = Load::esize;
+  const Load load;
   __m512 s0[NR], s1[NR];
   for (int r = 0; r < NR; r++) s0[r] = s1[r] = _mm512_setzero_ps();
+  const uint8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = w.q + r * w.q_ld;
   const int K = w.K;
   int k = 0;
   for (; k + 32 <= K; k += 32) {
     const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
     for (int r = 0; r < NR; r++) {
-      const uint8_t* row = w.q + r * w.q_ld + (ptrdiff_t)k * esize;
-      s0[r] = _mm512_fmadd_ps(load(row, 16), x0, s0[r]);
-      s1[r] = _mm512_fmadd_ps(load(row + 16 * esize, 16), x1, s1[r]);
+      s0[r] = _mm512_fmadd_ps(load(row[r] + k * es), x0, s0[r]);
+      s1[r] = _mm512_fmadd_ps(load(row[r] + (k + 16) * es), x1, s1[r]);
     }
   }
   for (; k < K; k += 16) {
-    const int n = std::min(16, K - k);
-    const __m512 x0 = load_f32(x + k, n);
-    for (int r = 0; r < NR; r++) s0[r] = _mm512_fmadd_ps(load(w.q + r * w.q_ld + (ptrdiff_t)k * esize, n), x0, s0[r]);
+    const __mmask16 m = tail_mask(K - k);
+    const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+    for (int r = 0; r < NR; r++) s0[r] = _mm512_fmadd_ps(load(row[r] + k * es, m), x0, s0[r]);
   }
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(_mm512_add_ps(s0[r], s1[r]));
@@ -37,47 +73,38 @@ inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc, 
   }
 }
 
-inline __m512 ld32(const uint8_t* p, int n) { return load_f32(reinterpret_cast<const float*>(p), n); }
-
 template <typename Load>
-void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc, int esize, Load load) {
+void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    WeightRows v = w;
-    v.q = w.q + r * w.q_ld;
-    rows_float<4>(v, x, y + r, acc, esize, load);
-  }
-  for (; r < rows; r++) {
-    WeightRows v = w;
-    v.q = w.q + r * w.q_ld;
-    rows_float<1>(v, x, y + r, acc, esize, load);
-  }
+  for (; r + 4 <= rows; r += 4) rows_float<4, Load>(offset_rows(w, r), x, y + r, acc);
+  for (; r < rows; r++) rows_float<1, Load>(offset_rows(w, r), x, y + r, acc);
 }
-
-void gemv_f32(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 4, ld32); }
-void gemv_f16(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 2, load_f16); }
-void gemv_bf16(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 2, load_bf16); }
 
 // ---- i8: per-group (or per-row) partial sums, scaled once per group.
-inline __m512 i8x16(const int8_t* p, int n) {
-  const __m128i b = n >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)) : _mm_maskz_loadu_epi8(tail_mask(n), p);
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
-}
+inline __m512 i8x16(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))); }
+inline __m512 i8x16(const int8_t* p, __mmask16 m) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
 
 template <int NR>
 inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
   const int K = w.K, G = w.group > 0 ? w.group : K, ng = w.group > 0 ? (K + G - 1) / G : 1;
   const int sb = scale_bytes(w.stype);
+  const int8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
   __m512 total[NR];
   for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
   for (int g = 0; g < ng; g++) {
     const int k0 = g * G, n = std::min(G, K - k0);
     __m512 part[NR];
     for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
-    for (int j = 0; j < n; j += 16) {
-      const int m = std::min(16, n - j);
-      const __m512 xv = load_f32(x + k0 + j, m);
-      for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld) + k0 + j, m), xv, part[r]);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + k0 + j);
+      for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, part[r]);
+    }
+    if (j < n) {
+      const __mmask16 m = tail_mask(n - j);
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + k0 + j);
+      for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j, m), xv, part[r]);
     }
     for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype)), total[r]);
   }
@@ -85,50 +112,6 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
     const float v = _mm512_reduce_add_ps(total[r]);
     y[r] = acc ? y[r] + v : v;
   }
-}
-
-// ---- q4: 16 bytes hold 32 codes: the low nibbles are elements j.., the high nibbles j + G/2..
-// Codes become signed bytes (code - zero) before widening, so no cancellation creeps in.
-template <int NR, int G>
-inline void rows_q4(const WeightRows& w, const float* x, float* y, bool acc) {
-  constexpr int half = G / 2;
-  const int K = w.K, ng = (K + G - 1) / G;
-  const int sb = scale_bytes(w.stype);
-  const __m128i low4 = _mm_set1_epi8(0x0f);
-  __m512 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
-  for (int g = 0; g < ng; g++) {
-    const int k0 = g * G, n = std::min(G, K - k0);
-    __m128i zero[NR];
-    for (int r = 0; r < NR; r++) zero[r] = _mm_set1_epi8((char)(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero));
-    __m512 part[NR];
-    for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
-    for (int c = 0; c < half; c += 16) {
-      const int nlo = std::clamp(n - c, 0, 16), nhi = std::clamp(n - half - c, 0, 16);
-      const __m512 xlo = load_f32(x + k0 + c, nlo);
-      const __m512 xhi = nhi > 0 ? load_f32(x + k0 + half + c, nhi) : _mm512_setzero_ps();
-      for (int r = 0; r < NR; r++) {
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.q + r * w.q_ld + g * half + c));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, low4), zero[r]);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), low4), zero[r]);
-        part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), xlo, part[r]);
-        part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), xhi, part[r]);
-      }
-    }
-    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype)), total[r]);
-  }
-  for (int r = 0; r < NR; r++) {
-    const float v = _mm512_reduce_add_ps(total[r]);
-    y[r] = acc ? y[r] + v : v;
-  }
-}
-
-inline WeightRows offset_rows(const WeightRows& w, int r) {
-  WeightRows v = w;
-  v.q = w.q + r * w.q_ld;
-  v.s = w.s + r * w.s_ld;
-  if (w.z) v.z = w.z + r * w.z_ld;
-  return v;
 }
 
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
@@ -137,11 +120,80 @@ void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) 
   for (; r < rows; r++) rows_i8<1>(offset_rows(w, r), x, y + r, acc);
 }
 
+// ---- q4
+// Sum of x over each group's real elements (the zero-point correction).
+inline void group_sums(const float* x, int K, int G, float* out) {
+  for (int k0 = 0, g = 0; k0 < K; k0 += G, g++) {
+    const int n = std::min(G, K - k0);
+    __m512 s = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail_mask(n - j), x + k0 + j));
+    out[g] = _mm512_reduce_add_ps(s);
+  }
+}
+
+// One 16-byte chunk of a q4 group for NR rows: 32 codes times x_lo (elements j..) and x_hi (j + G/2..).
+template <int NR>
+inline void q4_chunk(const uint8_t* const* grp, int off, __m512 xlo, __m512 xhi, __m512* part) {
+  const __m512i low4 = _mm512_set1_epi32(0x0f);
+  for (int r = 0; r < NR; r++) {
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp[r] + off)));
+    part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, low4)), xlo, part[r]);
+    part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), xhi, part[r]);
+  }
+}
+
+template <int NR, int G>
+inline void rows_q4(const WeightRows& w, const float* x, const float* xsum, float* y, bool acc) {
+  constexpr int half = G / 2;
+  const int K = w.K, full = K / G, ng = (K + G - 1) / G;
+  const int sb = scale_bytes(w.stype);
+  const uint8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = w.q + r * w.q_ld;
+  __m512 total[NR];
+  float corr[NR];
+  for (int r = 0; r < NR; r++) {
+    total[r] = _mm512_setzero_ps();
+    corr[r] = 0.f;
+  }
+  for (int g = 0; g < ng; g++) {
+    const int k0 = g * G;
+    const uint8_t* grp[NR];
+    for (int r = 0; r < NR; r++) grp[r] = row[r] + g * half;
+    __m512 part[NR];
+    for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
+    if (g < full) {
+      for (int c = 0; c < half; c += 16) q4_chunk<NR>(grp, c, _mm512_loadu_ps(x + k0 + c), _mm512_loadu_ps(x + k0 + half + c), part);
+    } else {
+      // The last, partial group: padded codes are the zero point, masked x lanes are 0.
+      const int n = K - k0;
+      for (int c = 0; c < half; c += 16) {
+        const int nlo = std::clamp(n - c, 0, 16), nhi = std::clamp(n - half - c, 0, 16);
+        q4_chunk<NR>(grp, c, _mm512_maskz_loadu_ps(tail_mask(nlo), x + k0 + c), nhi ? _mm512_maskz_loadu_ps(tail_mask(nhi), x + k0 + half + c) : _mm512_setzero_ps(), part);
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      const float s = scale_at(w.s + r * w.s_ld + g * sb, w.stype);
+      const int z = w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero;
+      total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(s), total[r]);
+      corr[r] += s * (float)z * xsum[g];
+    }
+  }
+  for (int r = 0; r < NR; r++) {
+    const float v = _mm512_reduce_add_ps(total[r]) - corr[r];
+    y[r] = acc ? y[r] + v : v;
+  }
+}
+
 template <int G>
 void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+  const int ng = (w.K + G - 1) / G;
+  float stack[512];
+  std::vector<float> heap;
+  float* xsum = ng <= 512 ? stack : (heap.resize(ng), heap.data());
+  group_sums(x, w.K, G, xsum);
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(offset_rows(w, r), x, y + r, acc);
-  for (; r < rows; r++) rows_q4<1, G>(offset_rows(w, r), x, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(offset_rows(w, r), x, xsum, y + r, acc);
+  for (; r < rows; r++) rows_q4<1, G>(offset_rows(w, r), x, xsum, y + r, acc);
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
@@ -153,37 +205,31 @@ void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) 
 }
 
 // ---- dequantization to f32 rows (GEMM scratch, embedding lookups).
-void dequant_f16(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+template <typename Load>
+void dequant_float(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  const Load load;
   for (int r = 0; r < rows; r++)
     for (int k = 0; k < w.K; k += 16) {
-      const int n = std::min(16, w.K - k);
-      _mm512_mask_storeu_ps(out + r * ld + k, tail_mask(n), load_f16(w.q + r * w.q_ld + 2 * k, n));
-    }
-}
-
-void dequant_bf16(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
-  for (int r = 0; r < rows; r++)
-    for (int k = 0; k < w.K; k += 16) {
-      const int n = std::min(16, w.K - k);
-      _mm512_mask_storeu_ps(out + r * ld + k, tail_mask(n), load_bf16(w.q + r * w.q_ld + 2 * k, n));
+      const __mmask16 m = tail_mask(w.K - k);
+      _mm512_mask_storeu_ps(out + r * ld + k, m, load(w.q + r * w.q_ld + k * Load::esize, m));
     }
 }
 
 void dequant_q4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
   const int G = w.group, half = G / 2, K = w.K, ng = (K + G - 1) / G, sb = scale_bytes(w.stype);
-  const __m128i low4 = _mm_set1_epi8(0x0f);
+  const __m512i low4 = _mm512_set1_epi32(0x0f);
   for (int r = 0; r < rows; r++) {
     for (int g = 0; g < ng; g++) {
       const int k0 = g * G, n = std::min(G, K - k0);
-      const __m128i zero = _mm_set1_epi8((char)(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero));
+      const __m512i zero = _mm512_set1_epi32(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero);
       const __m512 s = _mm512_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype));
       for (int c = 0; c < half; c += 16) {
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.q + r * w.q_ld + g * half + c));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, low4), zero);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), low4), zero);
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.q + r * w.q_ld + g * half + c)));
+        const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low4), zero)), s);
+        const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), zero)), s);
         const int nlo = std::clamp(n - c, 0, 16), nhi = std::clamp(n - half - c, 0, 16);
-        if (nlo) _mm512_mask_storeu_ps(out + r * ld + k0 + c, tail_mask(nlo), _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), s));
-        if (nhi) _mm512_mask_storeu_ps(out + r * ld + k0 + half + c, tail_mask(nhi), _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), s));
+        if (nlo) _mm512_mask_storeu_ps(out + r * ld + k0 + c, tail_mask(nlo), lo);
+        if (nhi) _mm512_mask_storeu_ps(out + r * ld + k0 + half + c, tail_mask(nhi), hi);
       }
     }
   }
@@ -197,53 +243,53 @@ void dequant_i8(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
       const __m512 s = _mm512_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype));
       const int n = std::min(G, K - k0);
       for (int j = 0; j < n; j += 16) {
-        const int m = std::min(16, n - j);
-        _mm512_mask_storeu_ps(out + r * ld + k0 + j, tail_mask(m), _mm512_mul_ps(i8x16(row + k0 + j, m), s));
+        const __mmask16 m = tail_mask(n - j);
+        _mm512_mask_storeu_ps(out + r * ld + k0 + j, m, _mm512_mul_ps(i8x16(row + k0 + j, m), s));
       }
     }
   }
 }
 
-// ---- pretransposed: y[n] += x[k] * Wt[k][n], columns in registers.
+// ---- pretransposed: y[n] += x[k] * Wt[k][n], 64 columns in registers.
 template <typename Load>
-void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool acc, int esize, Load load) {
+void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool acc) {
+  const Load load;
+  constexpr int es = Load::esize;
   for (int n0 = 0; n0 < ncols; n0 += 64) {
     const int nn = std::min(64, ncols - n0);
+    __mmask16 m[4];
     __m512 a[4];
-    for (int i = 0; i < 4; i++) a[i] = acc ? load_f32(y + n0 + 16 * i, std::clamp(nn - 16 * i, 0, 16)) : _mm512_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      m[i] = tail_mask(std::clamp(nn - 16 * i, 0, 16));
+      a[i] = acc ? _mm512_maskz_loadu_ps(m[i], y + n0 + 16 * i) : _mm512_setzero_ps();
+    }
     for (int k = 0; k < K; k++) {
       const __m512 xk = _mm512_set1_ps(x[k]);
-      const uint8_t* row = wt + k * ld + (ptrdiff_t)n0 * esize;
-      for (int i = 0; i < 4; i++) {
-        const int m = std::clamp(nn - 16 * i, 0, 16);
-        if (m) a[i] = _mm512_fmadd_ps(xk, load(row + 16 * i * esize, m), a[i]);
-      }
+      const uint8_t* row = wt + k * ld + (ptrdiff_t)n0 * es;
+      for (int i = 0; i < 4; i++)
+        if (m[i]) a[i] = _mm512_fmadd_ps(xk, load(row + 16 * i * es, m[i]), a[i]);
     }
-    for (int i = 0; i < 4; i++) {
-      const int m = std::clamp(nn - 16 * i, 0, 16);
-      if (m) _mm512_mask_storeu_ps(y + n0 + 16 * i, tail_mask(m), a[i]);
-    }
+    for (int i = 0; i < 4; i++)
+      if (m[i]) _mm512_mask_storeu_ps(y + n0 + 16 * i, m[i], a[i]);
   }
 }
-void gemv_t_f32(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 4, ld32); }
-void gemv_t_f16(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 2, load_f16); }
-void gemv_t_bf16(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 2, load_bf16); }
 
 }  // namespace
 
 void register_gemv_avx512(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_f32;
-  t.gemv[(int)WeightType::F16] = gemv_f16;
-  t.gemv[(int)WeightType::BF16] = gemv_bf16;
+  t.gemv[(int)WeightType::F32] = gemv_float<LoadF32>;
+  t.gemv[(int)WeightType::F16] = gemv_float<LoadF16>;
+  t.gemv[(int)WeightType::BF16] = gemv_float<LoadBF16>;
   t.gemv[(int)WeightType::I8] = gemv_i8;
   t.gemv[(int)WeightType::Q4] = gemv_q4;
-  t.dequant[(int)WeightType::F16] = dequant_f16;
-  t.dequant[(int)WeightType::BF16] = dequant_bf16;
+  t.dequant[(int)WeightType::F32] = dequant_float<LoadF32>;
+  t.dequant[(int)WeightType::F16] = dequant_float<LoadF16>;
+  t.dequant[(int)WeightType::BF16] = dequant_float<LoadBF16>;
   t.dequant[(int)WeightType::I8] = dequant_i8;
   t.dequant[(int)WeightType::Q4] = dequant_q4;
-  t.gemv_t[0] = gemv_t_f32;
-  t.gemv_t[1] = gemv_t_f16;
-  t.gemv_t[2] = gemv_t_bf16;
+  t.gemv_t[0] = gemv_t<LoadF32>;
+  t.gemv_t[1] = gemv_t<LoadF16>;
+  t.gemv_t[2] = gemv_t<LoadBF16>;
 }
 
 }  // namespace ie
