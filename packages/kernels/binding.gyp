@@ -7,7 +7,8 @@
       "-Wall",
       "-Wextra",
       "-Wno-unused-parameter",
-      "-Wno-missing-field-initializers"
+      "-Wno-missing-field-initializers",
+      "-Wno-maybe-uninitialized"
     ]
   },
   "target_defaults": {
@@ -56,7 +57,8 @@
       "sources": [
         "native/gemv/gemv_avx512.cc",
         "native/gemm/gemm_avx512.cc",
-        "native/ops/ops_avx512.cc"
+        "native/ops/ops_avx512.cc",
+        "native/gemv/q8_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",
@@ -66,6 +68,7 @@
         "-mavx512bw",
         "-mavx512vl",
         "-mavx512dq",
+        "-mavx512vnni",
         "-fPIC",
         "-Wno-uninitialized",
         "-Wno-maybe-uninitialized"
@@ -92,7 +95,8 @@
         "native/attention/attention.cc",
         "native/gemv/gemv_ref.cc",
         "native/gemm/gemm_ref.cc",
-        "native/ops/ops_ref.cc"
+        "native/ops/ops_ref.cc",
+        "native/gemv/q8_ref.cc"
       ],
       "libraries": [
         "-lpthread"

@@ -19,7 +19,7 @@
 #include "numa/numa.h"
 
 // Streaming read of n bytes (n a multiple of 64): mem/read_probe.cc.
-extern "C" double ie_read_probe(const uint8_t* p, size_t n, bool avx2);
+extern "C" double ie_read_probe(const uint8_t* p, size_t n, int width);
 
 namespace {
 
@@ -183,6 +183,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Context& c = ctx(env);
     Napi::Object o = Napi::Object::New(env);
     o.Set("isa", ie::isa_name(c.k.isa));
+    o.Set("int8Activations", c.k.q8_variant);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));
     Napi::Array pinned = Napi::Array::New(env);
@@ -276,7 +277,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const auto& p = m->bound(info.Env());
     const float* x = f32_arg(info, 1, (size_t)p.d.K, "x");
     float* y = f32_arg(info, 2, (size_t)p.d.N, "y");
-    ie::gemv(c, p, x, y);
+    const int mode = info.Length() > 3 ? (int)int_arg(info, 3, 0, 1, "activations") : 0;
+    ie::gemv(c, p, x, y, (ie::Activations)mode);
     return info.Env().Undefined();
   }
 
@@ -519,8 +521,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     for (int pass = 0; pass < passes; pass++) {
       c.pool.run([&](int t, int nt) {
         int64_t b, e;
-        ie::ThreadPool::chunk((int64_t)n, 4096, t, nt, &b, &e);
-        sink[t] += ie_read_probe(p + b, (size_t)(e - b), c.k.isa >= ie::Isa::Avx2);
+        ie::ThreadPool::chunk((int64_t)n, 1 << 16, t, nt, &b, &e);
+        sink[t] += ie_read_probe(p + b, (size_t)(e - b), (int)c.k.isa);
       });
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -21,7 +21,7 @@ bool parse_affinity(const std::string& s, Affinity* out) {
 }
 
 Context::Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin)
-    : features(std::move(f)), topo(std::move(t)), k(kt), affinity(a), numa(n), pool(threads, std::move(pin)), scratch_(threads) {}
+    : features(std::move(f)), topo(std::move(t)), k(kt), affinity(a), numa(n), pool(threads, std::move(pin)), scratch_(threads), scratch_q8d_(threads), scratch_q8_(threads) {}
 
 std::unique_ptr<Context> Context::create(const ContextOptions& o, std::string* error) {
   CpuFeatures f = detect_cpu_features();
@@ -38,7 +38,20 @@ std::unique_ptr<Context> Context::create(const ContextOptions& o, std::string* e
     return nullptr;
   }
   std::vector<int> pin = affinity_cpus(topo, o.affinity, threads);
-  return std::unique_ptr<Context>(new Context(std::move(f), std::move(topo), make_kernel_table(isa), o.affinity, o.numa, threads, std::move(pin)));
+  const KernelTable table = make_kernel_table(isa, f);
+  return std::unique_ptr<Context>(new Context(std::move(f), std::move(topo), table, o.affinity, o.numa, threads, std::move(pin)));
+}
+
+int8_t* Context::scratch_q8(int tid, size_t bytes) {
+  auto& v = scratch_q8_[tid];
+  if (v.size() < bytes) v.resize(bytes);
+  return v.data();
+}
+
+float* Context::scratch_q8d(int tid, size_t floats) {
+  auto& v = scratch_q8d_[tid];
+  if (v.size() < floats) v.resize(floats);
+  return v.data();
 }
 
 float* Context::scratch(int tid, size_t floats) {

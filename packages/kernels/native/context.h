@@ -32,12 +32,16 @@ class Context {
   const NumaPolicy numa;
   ThreadPool pool;
 
-  // Scratch floats for thread `tid` of the current job (grown, never shrunk).
+  // Scratch for thread `tid` of the current job (grown, never shrunk). Only valid inside a
+  // pool job (run or run_serial), which serializes users.
   float* scratch(int tid, size_t floats);
+  int8_t* scratch_q8(int tid, size_t bytes);
+  float* scratch_q8d(int tid, size_t floats);
 
  private:
   Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin);
-  std::vector<std::vector<float>> scratch_;
+  std::vector<std::vector<float>> scratch_, scratch_q8d_;
+  std::vector<std::vector<int8_t>> scratch_q8_;
 };
 
 const char* affinity_name(Affinity a);

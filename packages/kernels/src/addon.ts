@@ -11,6 +11,8 @@ import { KernelError } from './errors.js';
 
 export interface NativeInfo {
   isa: string;
+  /** Variant of the int8-activation kernels: avx512vnni, or scalar where the CPU lacks VNNI. */
+  int8Activations: string;
   threads: number;
   affinity: string;
   pinnedCpus: number[];
@@ -39,7 +41,7 @@ export interface NativeContext {
   info(): NativeInfo;
   close(): void;
   matrix(desc: Record<string, number>, data: Uint8Array, mapping?: NativeMapping): NativeMatrix;
-  gemv(m: NativeMatrix, x: Float32Array, y: Float32Array): void;
+  gemv(m: NativeMatrix, x: Float32Array, y: Float32Array, activations?: number): void;
   gemm(m: NativeMatrix, X: Float32Array, M: number, Y: Float32Array): void;
   gemmAsync(m: NativeMatrix, X: Float32Array, M: number, Y: Float32Array): Promise<void>;
   row(m: NativeMatrix, r: number, out: Float32Array): void;

@@ -28,6 +28,11 @@ export interface ContextInfo extends NativeInfo {
   isa: Isa;
 }
 
+export interface GemvOptions {
+  /** `f32` (default): dequantization fused into FP32 FMAs. `int8`: quantized activations, integer dot products (i8/q4 weights). */
+  activations?: 'f32' | 'int8';
+}
+
 const AFFINITIES: readonly Affinity[] = ['none', 'compact', 'scatter'];
 const NUMA: readonly NumaPolicy[] = ['none', 'interleave', 'local'];
 const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
@@ -167,11 +172,17 @@ export class KernelContext {
     return new WeightMatrix(m, spec, g.rows, g.cols);
   }
 
-  /** y = W x (y has `rows` elements, x `cols`). */
-  gemv(m: WeightMatrix, x: Float32Array, y: Float32Array): void {
+  /**
+   * y = W x (y has `rows` elements, x `cols`). `activations: 'int8'` selects the int8-activation
+   * mode for i8/q4 weights: x is quantized per 32 elements and integer dot products run (VNNI
+   * where the CPU has it) — faster, with activation rounding error; f32/f16/bf16 weights ignore it.
+   */
+  gemv(m: WeightMatrix, x: Float32Array, y: Float32Array, options: GemvOptions = {}): void {
     f32(x, 'x', m.cols);
     f32(y, 'y', m.rows);
-    wrapNative(() => this.n.gemv(m.native, x, y));
+    const a = options.activations ?? 'f32';
+    if (a !== 'f32' && a !== 'int8') throw new KernelError('KERNELS_BAD_ARGUMENT', `activations must be f32 or int8, got ${JSON.stringify(a)}`);
+    wrapNative(() => this.n.gemv(m.native, x, y, a === 'int8' ? 1 : 0));
   }
 
   /** Y = X W^T for M tokens: X is M x cols, Y is M x rows, both row-major. */

@@ -37,7 +37,7 @@ void attention(Context& ctx, const AttentionArgs& a) {
     }
   };
   // One short query is cheaper on the calling thread than a pool wake-up.
-  if ((int64_t)tasks * (a.pos0 + a.n_queries) * a.head_dim < (1 << 14) || ctx.pool.size() == 1) body(0, 1);
+  if ((int64_t)tasks * (a.pos0 + a.n_queries) * a.head_dim < (1 << 14) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
   else ctx.pool.run(body);
 }
 

@@ -35,8 +35,23 @@ using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K,
 // Y[m*ldy + r] (+)= sum_k W[r*ldw + k] * X[m*ldx + k], r < rows, m < M (f32 weights).
 using GemmF32Fn = void (*)(const float* w, ptrdiff_t ldw, int rows, const float* X, ptrdiff_t ldx, int M, int K, float* Y, ptrdiff_t ldy, bool accumulate);
 
+// The int8-activation mode ("q8 activations", as llama.cpp's Q4_0 x Q8_0 dot products): x is
+// quantized once per call in blocks of 32 (d = max|x| / 127, q = round(x / d)), then integer
+// dot products (VNNI vpdpbusd where the CPU has it) replace the fused f32 dequantization.
+constexpr int kQ8Block = 32;
+// Bytes of quantized activations a K-element x needs (zero-padded to whole 128-element chunks).
+inline int q8_padded(int K) { return (K + 127) / 128 * 128; }
+// x[0..K) -> q[0..q8_padded(K)) (zero past K), d[0..ceil(K/32)).
+using QuantizeXFn = void (*)(const float* x, int K, int8_t* q, float* d);
+// y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of 32).
+using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool accumulate);
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
+  // The int8-activation kernels' variant (e.g. "avx512vnni"), and its entries (I8 and Q4 only).
+  const char* q8_variant = "scalar";
+  QuantizeXFn quantize_x = nullptr;
+  GemvQ8Fn gemv_q8[kWeightTypeCount] = {};
   GemvFn gemv[kWeightTypeCount] = {};
   DequantFn dequant[kWeightTypeCount] = {};
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
@@ -62,9 +77,10 @@ struct KernelTable {
 
 void register_ref(KernelTable& t);
 void register_avx2(KernelTable& t);
-void register_avx512(KernelTable& t);
+void register_avx512(KernelTable& t, const CpuFeatures& f);
 
-// The table for `isa`: the reference everywhere, overwritten by each variant up to `isa`.
-KernelTable make_kernel_table(Isa isa);
+// The table for `isa`: the reference everywhere, overwritten by each variant up to `isa`
+// (optional extensions such as VNNI only where `f` has them).
+KernelTable make_kernel_table(Isa isa, const CpuFeatures& f);
 
 }  // namespace ie

@@ -12,11 +12,14 @@ void register_ops_avx2(KernelTable& t);
 void register_gemv_avx512(KernelTable& t);
 void register_gemm_avx512(KernelTable& t);
 void register_ops_avx512(KernelTable& t);
+void register_q8_ref(KernelTable& t);
+void register_q8_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
   register_gemm_ref(t);
   register_ops_ref(t);
+  register_q8_ref(t);
 }
 
 void register_avx2(KernelTable& t) {
@@ -25,10 +28,11 @@ void register_avx2(KernelTable& t) {
   register_ops_avx2(t);
 }
 
-void register_avx512(KernelTable& t) {
+void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t);
   register_gemm_avx512(t);
   register_ops_avx512(t);
+  if (f.avx512vnni) register_q8_avx512vnni(t);
 }
 
 }  // namespace ie

@@ -99,6 +99,9 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
     int j = 0;
     for (; j + 16 <= n; j += 16) {
       const __m512 xv = _mm512_loadu_ps(x + k0 + j);
+      // Short rows: fetch the next block of rows a line at a time, ahead of use.
+      if (((k0 + j) & 63) == 0)
+        for (int r = 0; r < NR; r++) _mm_prefetch(reinterpret_cast<const char*>(row[r] + NR * w.q_ld + k0 + j), _MM_HINT_T0);
       for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, part[r]);
     }
     if (j < n) {
@@ -158,7 +161,11 @@ inline void rows_q4(const WeightRows& w, const float* x, const float* xsum, floa
   for (int g = 0; g < ng; g++) {
     const int k0 = g * G;
     const uint8_t* grp[NR];
-    for (int r = 0; r < NR; r++) grp[r] = row[r] + g * half;
+    for (int r = 0; r < NR; r++) {
+      grp[r] = row[r] + g * half;
+      // Short rows: fetch the same bytes of the next block of rows ahead of use.
+      _mm_prefetch(reinterpret_cast<const char*>(grp[r] + NR * w.q_ld), _MM_HINT_T0);
+    }
     __m512 part[NR];
     for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
     if (g < full) {

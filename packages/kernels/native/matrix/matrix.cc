@@ -134,15 +134,26 @@ static WeightRows rows_from(const WeightRows& p, int64_t r) {
 static constexpr int64_t kParallelMinWeights = 1 << 15;
 
 static void run_split(Context& ctx, int64_t work, const std::function<void(int, int)>& fn) {
-  if (work < kParallelMinWeights || ctx.pool.size() == 1) {
-    fn(0, 1);
-    return;
-  }
-  ctx.pool.run(fn);
+  if (work < kParallelMinWeights || ctx.pool.size() == 1) ctx.pool.run_serial(fn);
+  else ctx.pool.run(fn);
 }
 
-void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y) {
+void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a) {
   const auto& d = m.d;
+  const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
+  if (a == Activations::Int8 && q8) {
+    // Each thread quantizes x itself (O(K), no barrier needed), then runs its rows.
+    run_split(ctx, d.N * d.K, [&](int t, int n) {
+      int64_t r0, r1;
+      ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+      if (r1 <= r0) return;
+      int8_t* xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
+      float* xd = ctx.scratch_q8d(t, (size_t)(d.K + kQ8Block - 1) / kQ8Block);
+      ctx.k.quantize_x(x, (int)d.K, xq, xd);
+      for (size_t p = 0; p < m.panels.size(); p++) q8(rows_from(m.panels[p], r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
+    });
+    return;
+  }
   if (d.pretransposed) {
     const int esize = weight_elem_bytes(d.type);
     const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
@@ -164,7 +175,7 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y) {
 
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
   const auto& d = m.d;
-  if (M == 1) return gemv(ctx, m, X, Y);
+  if (M == 1) return gemv(ctx, m, X, Y, Activations::F32);
   if (d.pretransposed) {
     const int esize = weight_elem_bytes(d.type);
     const GemvTFn fn = ctx.k.gemv_t[(int)d.type];

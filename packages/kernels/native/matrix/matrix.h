@@ -37,7 +37,11 @@ struct MatrixPlan {
 // Checks the descriptor (sizes, group, block size) and precomputes the panels.
 bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error);
 
-void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y);
+// How activations meet quantized weights: FP32 (dequantization fused into f32 FMAs, the
+// default) or int8 (x quantized per 32 elements, integer dot products; i8/q4 weights only).
+enum class Activations { F32 = 0, Int8 = 1 };
+
+void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a = Activations::F32);
 // Y[M][N] = X[M][K] W^T
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
 // out[K] = row r of W, dequantized.

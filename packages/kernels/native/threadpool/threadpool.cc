@@ -108,6 +108,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   job_ = nullptr;
 }
 
+void ThreadPool::run_serial(const std::function<void(int, int)>& fn) {
+  std::lock_guard<std::mutex> serial(run_mu_);
+  pin_caller();
+  fn(0, 1);
+}
+
 void ThreadPool::chunk(int64_t total, int64_t align, int t, int n, int64_t* begin, int64_t* end) {
   const int64_t units = (total + align - 1) / align;
   const int64_t b = units * t / n, e = units * (t + 1) / n;

@@ -28,6 +28,8 @@ class ThreadPool {
   std::string pin_error() const;
 
   void run(const std::function<void(int, int)>& fn);
+  // fn(0, 1) on the calling thread, serialized with run(): for work too small to share.
+  void run_serial(const std::function<void(int, int)>& fn);
 
   // Splits [0, total) into n contiguous chunks whose starts are multiples of `align`.
   static void chunk(int64_t total, int64_t align, int t, int n, int64_t* begin, int64_t* end);

@@ -1,0 +1,255 @@
+// The int8-activation mode on AVX-512 VNNI: vpdpbusd multiplies 64 unsigned weight bytes by 64
+// signed activation bytes and adds groups of four into 16 int32 lanes, so one instruction does
+// what 8 float conversions and FMAs do in the FP32-activation kernels.
+//
+// Per call, x (already quantized) is laid out in "lane order" for the weight layout: for q4,
+// a 64-byte chunk of a row holds the low nibbles (first half of each group) and the high
+// nibbles (second half) of 128/G groups, so XL/XH hold the matching activations; for i8 the
+// order is natural and activations are offset by +128 to be unsigned.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/avx512_common.h"
+#include "cpu/kernels.h"
+
+namespace ie {
+namespace {
+using namespace avx512;
+
+void quantize_x(const float* x, int K, int8_t* q, float* d) {
+  const int P = q8_padded(K);
+  for (int k0 = 0; k0 < P; k0 += kQ8Block) {
+    const int n0 = std::clamp(K - k0, 0, 16), n1 = std::clamp(K - k0 - 16, 0, 16);
+    const __m512 a = _mm512_maskz_loadu_ps(tail_mask(n0), x + k0), b = _mm512_maskz_loadu_ps(tail_mask(n1), x + k0 + 16);
+    if (k0 < K) {
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+      const float db = amax / 127.0f;
+      const float id = db != 0.f ? 1.0f / db : 0.f;
+      d[k0 / kQ8Block] = db;
+      const __m512 iv = _mm512_set1_ps(id), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+      const __m512i qa = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(a, iv))));
+      const __m512i qb = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(b, iv))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k0), _mm512_cvtsepi32_epi8(qa));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k0 + 16), _mm512_cvtsepi32_epi8(qb));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_setzero_si256());
+    }
+  }
+}
+
+// ---- q4 x q8
+// Per-call tables, in the lane order of one 64-byte chunk of a row (128 weights):
+struct Q4Tables {
+  int8_t* xl;   // activations matching the low nibbles (first half of each group)
+  int8_t* xh;   // ... and the high nibbles (second half)
+  float* dl;    // per-lane activation scale for xl / xh
+  float* dh;
+  float* cs;    // per-lane sum(xl) * dl + sum(xh) * dh: the zero point's term (affine)
+  int32_t* nl;  // symmetric: -8 * per-lane sum(xl), the accumulators' start
+  int32_t* nh;
+};
+constexpr size_t kQ4TableBytesPerChunk = 64 + 64 + 5 * 64;
+
+void build_q4_tables(const int8_t* xq, const float* xd, int G, int chunks, uint8_t* mem, Q4Tables& t) {
+  t.xl = reinterpret_cast<int8_t*>(mem);
+  t.xh = t.xl + chunks * 64;
+  t.dl = reinterpret_cast<float*>(t.xh + chunks * 64);
+  t.dh = t.dl + chunks * 16;
+  t.cs = t.dh + chunks * 16;
+  t.nl = reinterpret_cast<int32_t*>(t.cs + chunks * 16);
+  t.nh = t.nl + chunks * 16;
+  const int half = G / 2, gpc = 128 / G;
+  for (int c = 0; c < chunks; c++) {
+    for (int i = 0; i < gpc; i++) {
+      const int k = (c * gpc + i) * G;
+      std::copy(xq + k, xq + k + half, t.xl + c * 64 + i * half);
+      std::copy(xq + k + half, xq + k + G, t.xh + c * 64 + i * half);
+    }
+    for (int l = 0; l < 16; l++) {
+      const int i = (4 * l) / half, j = (4 * l) % half, k = (c * gpc + i) * G + j;
+      int32_t sl = 0, sh = 0;
+      for (int b = 0; b < 4; b++) {
+        sl += t.xl[c * 64 + 4 * l + b];
+        sh += t.xh[c * 64 + 4 * l + b];
+      }
+      t.dl[c * 16 + l] = xd[k / kQ8Block];
+      t.dh[c * 16 + l] = xd[(k + half) / kQ8Block];
+      t.nl[c * 16 + l] = -kQ4SymmetricZero * sl;
+      t.nh[c * 16 + l] = -kQ4SymmetricZero * sh;
+      t.cs[c * 16 + l] = (float)sl * t.dl[c * 16 + l] + (float)sh * t.dh[c * 16 + l];
+    }
+  }
+}
+
+// A row's scales for the 128/G groups of chunk c, one per lane group (lane l: group l / (G/8)).
+template <int G>
+inline __m512 chunk_scales(const uint8_t* s, ScaleType t, __m512i idx) {
+  if constexpr (G == 128) {
+    return _mm512_set1_ps(scale_at(s, t));
+  } else {
+    constexpr int n = 128 / G;
+    __m512 v;
+    if (t == ScaleType::F32) {
+      v = _mm512_castps128_ps512(n == 4 ? _mm_loadu_ps(reinterpret_cast<const float*>(s)) : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
+    } else {
+      const __m128i h = n == 4 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)) : _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(s));
+      v = t == ScaleType::F16 ? _mm512_cvtph_ps(_mm256_castsi128_si256(h)) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_castsi128_si256(h)), 16));
+    }
+    return _mm512_permutexvar_ps(idx, v);
+  }
+}
+
+// The same for a row's last, possibly partial chunk: groups past the row get scale 0.
+inline __m512 tail_scales(const uint8_t* s, ScaleType t, int count, int valid, __m512i idx) {
+  const __mmask16 m = tail_mask(std::min(count, valid));
+  __m512 v;
+  if (t == ScaleType::F32) {
+    v = _mm512_maskz_loadu_ps(m, s);
+  } else {
+    const __m256i h = _mm256_castsi128_si256(_mm_maskz_loadu_epi16((__mmask8)m, s));
+    v = t == ScaleType::F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  return _mm512_permutexvar_ps(idx, v);
+}
+
+template <int NR, int G, bool Tail>
+inline void q4_q8_chunk(const WeightRows& w, const Q4Tables& t, int c, int ng, __m512i sidx, __m512* total) {
+  constexpr int gpc = 128 / G;
+  const int sb = scale_bytes(w.stype), g0 = c * gpc;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i xl = _mm512_loadu_si512(t.xl + c * 64), xh = _mm512_loadu_si512(t.xh + c * 64);
+  const __m512 dl = _mm512_loadu_ps(t.dl + c * 16), dh = _mm512_loadu_ps(t.dh + c * 16);
+  const bool affine = w.z != nullptr;
+  const __m512i il0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t.nl + c * 16);
+  const __m512i ih0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t.nh + c * 16);
+  const int row_bytes = ng * (G / 2);
+  const __mmask64 m = Tail ? (((__mmask64)1 << (row_bytes - 64 * c)) - 1) : ~(__mmask64)0;
+  for (int r = 0; r < NR; r++) {
+    // Rows are short (1 KiB for K = 2048): fetch the next block of rows while this one runs.
+    _mm_prefetch(reinterpret_cast<const char*>(w.q + (r + NR) * w.q_ld + 64 * c), _MM_HINT_T0);
+    const uint8_t* p = w.q + r * w.q_ld + 64 * c;
+    const __m512i v = Tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
+    const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    const __m512i il = _mm512_dpbusd_epi32(il0, lo, xl), ih = _mm512_dpbusd_epi32(ih0, hi, xh);
+    __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), dh, _mm512_mul_ps(_mm512_cvtepi32_ps(il), dl));
+    if (affine) {
+      const __m128i zb = Tail ? _mm_maskz_loadu_epi8((__mmask16)tail_mask(std::min(gpc, ng - g0)), w.z + r * w.z_ld + g0) : _mm_loadu_si32(w.z + r * w.z_ld + g0);
+      const __m512 zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
+      f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(t.cs + c * 16), f);
+    }
+    const uint8_t* s = w.s + r * w.s_ld + g0 * sb;
+    total[r] = _mm512_fmadd_ps(f, Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx), total[r]);
+  }
+}
+
+template <int NR, int G>
+inline void rows_q4_q8(const WeightRows& w, const Q4Tables& t, int chunks, __m512i sidx, float* y, bool acc) {
+  const int ng = (w.K + G - 1) / G, full = ng * (G / 2) / 64;
+  __m512 total[NR];
+  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
+  for (int c = 0; c < full; c++) q4_q8_chunk<NR, G, false>(w, t, c, ng, sidx, total);
+  if (full < chunks) q4_q8_chunk<NR, G, true>(w, t, full, ng, sidx, total);
+  for (int r = 0; r < NR; r++) {
+    const float v = _mm512_reduce_add_ps(total[r]);
+    y[r] = acc ? y[r] + v : v;
+  }
+}
+
+inline WeightRows offset_rows(const WeightRows& w, int r) {
+  WeightRows v = w;
+  v.q = w.q + r * w.q_ld;
+  v.s = w.s + r * w.s_ld;
+  if (w.z) v.z = w.z + r * w.z_ld;
+  return v;
+}
+
+template <int G>
+void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  const int ng = (w.K + G - 1) / G, chunks = (ng * (G / 2) + 63) / 64;
+  // Tables for K up to 8192 live on the stack; larger K spills to the heap.
+  alignas(64) uint8_t stack[64 * kQ4TableBytesPerChunk];
+  std::vector<uint8_t> heap;
+  uint8_t* mem = stack;
+  if (chunks > 64) {
+    heap.resize((size_t)chunks * kQ4TableBytesPerChunk + 64);
+    mem = heap.data() + (64 - reinterpret_cast<uintptr_t>(heap.data()) % 64) % 64;
+  }
+  Q4Tables t;
+  build_q4_tables(xq, xd, G, chunks, mem, t);
+  constexpr int lanes = 16 / (128 / G);
+  alignas(64) int32_t idx[16];
+  for (int l = 0; l < 16; l++) idx[l] = l / lanes;
+  const __m512i sidx = _mm512_load_si512(idx);
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) rows_q4_q8<4, G>(offset_rows(w, r), t, chunks, sidx, y + r, acc);
+  for (; r < rows; r++) rows_q4_q8<1, G>(offset_rows(w, r), t, chunks, sidx, y + r, acc);
+}
+
+void gemv_q4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  switch (w.group) {
+    case 32: return gemv_q4_q8_g<32>(w, xq, xd, y, rows, acc);
+    case 64: return gemv_q4_q8_g<64>(w, xq, xd, y, rows, acc);
+    default: return gemv_q4_q8_g<128>(w, xq, xd, y, rows, acc);
+  }
+}
+
+// ---- i8 x q8: activations + 128 as unsigned bytes; sum(w * (x + 128)) - 128 * sum(w).
+template <int NR>
+inline void rows_i8_q8(const WeightRows& w, const uint8_t* xu, const float* dv, int chunks, float* y, bool acc) {
+  const int K = w.K, G = w.group > 0 ? w.group : K, sb = scale_bytes(w.stype);
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512 total[NR];
+  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
+  for (int c = 0; c < chunks; c++) {
+    const int k = 64 * c;
+    const __mmask64 m = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+    const __m512i xv = _mm512_loadu_si512(xu + k);
+    const __m512 d = _mm512_loadu_ps(dv + 16 * c);
+    for (int r = 0; r < NR; r++) {
+      _mm_prefetch(reinterpret_cast<const char*>(w.q + (r + NR) * w.q_ld + k), _MM_HINT_T0);
+      const __m512i v = _mm512_maskz_loadu_epi8(m, w.q + r * w.q_ld + k);
+      const __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, v);
+      const __m512i ws = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v);
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, _mm512_slli_epi32(ws, 7))), d);
+      __m512 sw;
+      const uint8_t* s = w.s + r * w.s_ld;
+      if (w.group == 0 || G >= 64) {
+        sw = _mm512_set1_ps(scale_at(s + (k / G) * sb, w.stype));
+      } else {  // G == 32: two groups per chunk
+        const float s0 = scale_at(s + (k / 32) * sb, w.stype);
+        const float s1 = k + 32 < K ? scale_at(s + (k / 32 + 1) * sb, w.stype) : 0.f;
+        sw = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+      }
+      total[r] = _mm512_fmadd_ps(f, sw, total[r]);
+    }
+  }
+  for (int r = 0; r < NR; r++) {
+    const float v = _mm512_reduce_add_ps(total[r]);
+    y[r] = acc ? y[r] + v : v;
+  }
+}
+
+void gemv_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  const int chunks = (w.K + 63) / 64;
+  std::vector<uint8_t> xu((size_t)chunks * 64);
+  std::vector<float> dv((size_t)chunks * 16);
+  for (int k = 0; k < chunks * 64; k++) xu[k] = (uint8_t)(xq[k] + 128);
+  for (int c = 0; c < chunks; c++)
+    for (int l = 0; l < 16; l++) dv[c * 16 + l] = xd[(64 * c + 4 * l) / kQ8Block];
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) rows_i8_q8<4>(offset_rows(w, r), xu.data(), dv.data(), chunks, y + r, acc);
+  for (; r < rows; r++) rows_i8_q8<1>(offset_rows(w, r), xu.data(), dv.data(), chunks, y + r, acc);
+}
+
+}  // namespace
+
+void register_q8_avx512vnni(KernelTable& t) {
+  t.q8_variant = "avx512vnni";
+  t.quantize_x = quantize_x;
+  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8;
+  t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8;
+}
+
+}  // namespace ie

@@ -1,0 +1,89 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { makeMatrix, refGemv, variantName, worstRelError, type Variant } from '../test/helpers.js';
+import { KernelContext } from './index.js';
+
+const contexts: KernelContext[] = [];
+const make = (o: Parameters<typeof KernelContext.create>[0]) => {
+  const c = KernelContext.create(o);
+  contexts.push(c);
+  return c;
+};
+afterAll(() => contexts.forEach((c) => c.close()));
+
+const VARIANTS: Variant[] = [
+  { dtype: 'q4', group: 32 },
+  { dtype: 'q4', group: 64 },
+  { dtype: 'q4', group: 128 },
+  { dtype: 'q4', group: 64, affine: true },
+  { dtype: 'q4', group: 32, affine: true, scale: 'bf16' },
+  { dtype: 'q4', group: 128, scale: 'f32', blockK: 128 },
+  { dtype: 'i8', group: 32 },
+  { dtype: 'i8', group: 64, scale: 'bf16' },
+  { dtype: 'i8', group: 128 },
+  { dtype: 'i8', group: 'row' },
+  { dtype: 'i8', group: 'row', blockK: 64 },
+];
+
+/** float64 of W * dequant(quantize_q8(x)): the exact product the int8 mode approximates in float. */
+function quantizedX(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = b; j < Math.min(x.length, b + 32); j++) amax = Math.max(amax, Math.abs(x[j]));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    for (let j = b; j < Math.min(x.length, b + 32); j++) {
+      const v = Math.fround(x[j] * id);
+      // round half to even
+      const r = Math.round(v);
+      const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : r;
+      out[j] = Math.max(-127, Math.min(127, q)) * d;
+    }
+  }
+  return out;
+}
+
+describe('int8-activation mode', () => {
+  const best = make({ threads: 1 }).info();
+  it(`reports its variant (${best.int8Activations})`, () => {
+    expect(best.int8Activations).toBe(best.features.avx512vnni && best.isa === 'avx512' ? 'avx512vnni' : 'scalar');
+  });
+
+  it.each(VARIANTS.map((v) => [variantName(v), v] as const))('%s: equals W times the quantized x, for every thread count and against the scalar reference', (_n, v) => {
+    const ref = make({ isa: 'scalar', threads: 1 });
+    for (const [rows, cols] of [[1, 40], [37, 67], [70, 200], [300, 333], [9, 1000]] as const) {
+      if ((v as { blockK?: number }).blockK && cols < 128) continue;
+      const m = makeMatrix(v, rows, cols, rows * 131 + cols);
+      const x = seededFloats(cols, cols + 7, 3);
+      const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x));
+      const yref = new Float32Array(rows);
+      ref.gemv(ref.matrix(m.spec, m.bytes), x, yref, { activations: 'int8' });
+      expect(worstRelError(yref, want, mag), `scalar ${rows}x${cols}`).toBeLessThan(1e-5);
+      let first: Float32Array | null = null;
+      for (const threads of [1, 2, 3]) {
+        const c = make({ threads });
+        const y = new Float32Array(rows);
+        c.gemv(c.matrix(m.spec, m.bytes), x, y, { activations: 'int8' });
+        expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);
+        if (first) expect(firstDifference(y, first)).toBeNull();
+        else first = y;
+      }
+      // Against FP32 activations the difference is the activation rounding: report-level bound.
+      const { y: exact, mag: m2 } = refGemv(m.values, rows, cols, x);
+      expect(worstRelError(first as Float32Array, exact, m2)).toBeLessThan(2e-2);
+    }
+  });
+
+  it('leaves float weights on the FP32 path', () => {
+    const c = make({ threads: 1 });
+    const m = makeMatrix({ dtype: 'f16' }, 20, 70, 3);
+    const x = seededFloats(70, 1);
+    const a = new Float32Array(20);
+    const b = new Float32Array(20);
+    c.gemv(c.matrix(m.spec, m.bytes), x, a);
+    c.gemv(c.matrix(m.spec, m.bytes), x, b, { activations: 'int8' });
+    expect(firstDifference(a, b)).toBeNull();
+    expect(() => c.gemv(c.matrix(m.spec, m.bytes), x, b, { activations: 'int4' as 'int8' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+  });
+});
