@@ -8,7 +8,8 @@
       "-Wextra",
       "-Wno-unused-parameter",
       "-Wno-missing-field-initializers",
-      "-Wno-maybe-uninitialized"
+      "-Wno-maybe-uninitialized",
+      "-Wno-uninitialized"
     ]
   },
   "target_defaults": {

@@ -41,7 +41,7 @@ using GemmF32Fn = void (*)(const float* w, ptrdiff_t ldw, int rows, const float*
 constexpr int kQ8Block = 32;
 // Bytes of quantized activations a K-element x needs (zero-padded to whole 128-element chunks).
 inline int q8_padded(int K) { return (K + 127) / 128 * 128; }
-// x[0..K) -> q[0..q8_padded(K)) (zero past K), d[0..ceil(K/32)).
+// x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K.
 using QuantizeXFn = void (*)(const float* x, int K, int8_t* q, float* d);
 // y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of 32).
 using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool accumulate);

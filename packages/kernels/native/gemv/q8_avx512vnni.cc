@@ -35,6 +35,7 @@ void quantize_x(const float* x, int K, int8_t* q, float* d) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k0 + 16), _mm512_cvtsepi32_epi8(qb));
     } else {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_setzero_si256());
+      d[k0 / kQ8Block] = 0.f;
     }
   }
 }

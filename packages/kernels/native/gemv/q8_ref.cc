@@ -14,6 +14,7 @@ namespace {
 void quantize_x_ref(const float* x, int K, int8_t* q, float* d) {
   const int P = q8_padded(K);
   std::memset(q, 0, (size_t)P);
+  std::fill(d, d + P / kQ8Block, 0.0f);
   for (int b = 0; b * kQ8Block < K; b++) {
     const int k0 = b * kQ8Block, n = std::min(kQ8Block, K - k0);
     float amax = 0.f;
