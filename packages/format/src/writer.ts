@@ -8,7 +8,7 @@
 import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { closeSync, unlinkSync, createReadStream } from 'node:fs';
+import { unlinkSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { IebinError } from './errors.js';
 import { validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
@@ -207,11 +207,8 @@ export class IebinWriter {
   abortSync(): void {
     if (this.state !== 'open') return;
     this.state = 'aborted';
-    try {
-      closeSync(this.bin.fd);
-    } catch {
-      /* already closed */
-    }
+    // Closing is asynchronous; the files are unlinked synchronously below, which is what matters.
+    this.bin.close().catch(() => undefined);
     for (const p of this.partials) {
       try {
         unlinkSync(p);
