@@ -129,6 +129,7 @@ for (const threads of THREADS) {
     const row = { precision: p.name, threads, isa: info.isa, int8Kernels: p.activations === 'int8' ? info.int8Activations : undefined, workingSetGiB: +(total / 2 ** 30).toFixed(2), readBandwidthGBs: +probeGBs.toFixed(2), gemvGBs: +gbs.toFixed(2), ratio: +(gbs / probeGBs).toFixed(3), weightsPerSecG: +((gbs * 1e9) / (total / set.reduce((a, m) => a + m.rows * m.cols, 0)) / 1e9).toFixed(2), shapes };
     results.push(row);
     console.log(JSON.stringify(row));
+    for (const m of set) m.matrix.dispose();
     set.length = 0;
     globalThis.gc?.();
   }
@@ -146,6 +147,7 @@ for (const threads of THREADS) {
         ctx.gemm(m.matrix, X, M, Y);
         best = Math.min(best, performance.now() - t0);
       }
+      m.matrix.dispose();
       const g = { precision: p.name, threads, shape: `${r}x${c}`, tokens: M, gflops: +((2 * M * r * c) / (best / 1000) / 1e9).toFixed(1), ms: +best.toFixed(2) };
       gemm.push(g);
       console.log(JSON.stringify({ gemm: g }));

@@ -110,7 +110,7 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
 class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols")});
+    return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols"), InstanceMethod<&MatrixWrap::Dispose>("dispose")});
   }
   MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {}
 
@@ -118,9 +118,11 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
   Napi::Reference<Napi::ArrayBuffer> buffer;  // keeps a plain ArrayBuffer alive
   size_t byte_offset = 0;
   std::shared_ptr<ie::Mapping> mapping;       // keeps a mapped region mapped
+  bool disposed = false;
 
   // Re-derives the data pointer: a plain ArrayBuffer may have been detached since.
   const ie::MatrixPlan& bound(Napi::Env env) {
+    if (disposed) IE_THROW(env, "KERNELS_CLOSED", "the matrix was disposed");
     if (mapping) return plan;
     Napi::ArrayBuffer ab = buffer.Value();
     if (ab.IsDetached() || ab.ByteLength() < byte_offset + plan.d.bytes) IE_THROW(env, "KERNELS_DETACHED", "the matrix's buffer was detached or shrunk");
@@ -129,6 +131,13 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
   }
 
  private:
+  // Lets go of the buffer (or mapping) now instead of at garbage collection.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    disposed = true;
+    buffer.Reset();
+    mapping.reset();
+    return info.Env().Undefined();
+  }
   Napi::Value Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.N); }
   Napi::Value Cols(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.K); }
 };

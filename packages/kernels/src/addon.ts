@@ -28,6 +28,7 @@ export interface NativeInfo {
 export interface NativeMatrix {
   readonly rows: number;
   readonly cols: number;
+  dispose(): void;
 }
 
 export interface NativeMapping {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GROUP_SIZES, IEBIN_ALIGNMENT, Q4_SYMMETRIC_ZERO, tensorByteSize } from '@ie/format';
-import { KERNEL_CONSTANTS, loadAddon, matrixByteSize, type MatrixSpec } from './index.js';
+import { loadAddon } from './addon.js';
+import { KERNEL_CONSTANTS, matrixByteSize, type MatrixSpec } from './index.js';
 import { matrixGeometry, nativeDescriptor } from './matrix-spec.js';
 
 describe('one layout, three places: @ie/format, the kernels\' TypeScript and the C++ addon', () => {

@@ -75,18 +75,33 @@ function count(n: number | undefined, dflt: number, name = 'n'): number {
 /** A weight matrix bound to its bytes; create it with {@link KernelContext.matrix}. */
 export class WeightMatrix {
   /** @internal */
+  readonly native: NativeMatrix;
+
+  /** @internal */
   constructor(
-    readonly native: NativeMatrix,
+    native: NativeMatrix,
     readonly spec: MatrixSpec,
     readonly rows: number,
     readonly cols: number,
-  ) {}
+  ) {
+    this.native = native;
+  }
+
+  /** Releases the weights' buffer (or mapping) now rather than at garbage collection; later use throws KERNELS_CLOSED. */
+  dispose(): void {
+    this.native.dispose();
+  }
 }
 
 /** A read-only mmap of a file region; `bytes` is a zero-copy view. */
 export class MappedFile {
   /** @internal */
-  constructor(readonly native: NativeMapping) {}
+  readonly native: NativeMapping;
+
+  /** @internal */
+  constructor(native: NativeMapping) {
+    this.native = native;
+  }
   get buffer(): ArrayBuffer {
     const b = this.native.buffer;
     if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');

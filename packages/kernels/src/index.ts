@@ -8,4 +8,3 @@ export { KernelContext, WeightMatrix, MappedFile, resolveContextOptions, type Co
 export { matrixByteSize, type MatrixSpec } from './matrix-spec.js';
 export { KERNEL_CONSTANTS, type WeightDtype, type ScaleDtype, type KvDtype } from './constants.js';
 export { KernelError, KERNEL_ERROR_CODES, type KernelErrorCode } from './errors.js';
-export { loadAddon } from './addon.js';

@@ -8,7 +8,7 @@ import { KernelError } from './errors.js';
 
 export interface MatrixSpec {
   dtype: WeightDtype;
-  /** [rows, cols]: rows outputs, cols inputs (K). */
+  /** `[rows, cols]`: rows outputs, cols inputs (K). */
   shape: readonly number[];
   layout?: { order: 'row_major' | 'pretransposed'; block_k: number };
   quant?: {

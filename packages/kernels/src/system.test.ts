@@ -145,3 +145,13 @@ describe('the loader', () => {
     expect(r.stdout).toMatch(/^KERNELS_NOT_BUILT .*pnpm --filter @ie\/kernels build/);
   });
 });
+
+describe('dispose', () => {
+  it('releases a matrix; using it afterwards throws KERNELS_CLOSED', () => {
+    const c = make({ threads: 1 });
+    const m = makeMatrix({ dtype: 'f32' }, 4, 16, 1);
+    const w = c.matrix(m.spec, m.bytes);
+    w.dispose();
+    expect(() => c.gemv(w, new Float32Array(16), new Float32Array(4))).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+});
