@@ -97,7 +97,8 @@
         "native/gemv/gemv_ref.cc",
         "native/gemm/gemm_ref.cc",
         "native/ops/ops_ref.cc",
-        "native/gemv/q8_ref.cc"
+        "native/gemv/q8_ref.cc",
+        "native/program/program.cc"
       ],
       "libraries": [
         "-lpthread"

@@ -17,6 +17,7 @@
 #include "matrix/matrix.h"
 #include "mem/mapping.h"
 #include "numa/numa.h"
+#include "program/program.h"
 
 // Streaming read of n bytes (n a multiple of 64): mem/read_probe.cc.
 extern "C" double ie_read_probe(const uint8_t* p, size_t n, int width);
@@ -142,10 +143,44 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
   Napi::Value Cols(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.K); }
 };
 
+// ---------------------------------------------------------------- Program
+
+class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Program", {InstanceMethod<&ProgramWrap::Run>("run"), InstanceMethod<&ProgramWrap::RunAsync>("runAsync"), InstanceAccessor<&ProgramWrap::Size>("size")});
+  }
+  ProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProgramWrap>(info) {}
+
+  Napi::ObjectReference owner;                  // the ContextWrap object
+  std::vector<Napi::Reference<Napi::Value>> keep;  // buffers, params, matrices
+  std::vector<MatrixWrap*> matrices;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers;
+  std::vector<size_t> buffer_bytes;
+  ie::Program program;
+  bool busy = false;
+
+  // Buffers and matrices must still be what they were at compile time.
+  void check_alive(Napi::Env env) {
+    if (busy) IE_THROW(env, "KERNELS_BUSY", "the program is already running");
+    for (size_t i = 0; i < buffers.size(); i++) {
+      Napi::ArrayBuffer ab = buffers[i].Value();
+      if (ab.IsDetached() || ab.ByteLength() < buffer_bytes[i]) IE_THROW(env, "KERNELS_DETACHED", "a buffer of the program was detached");
+    }
+    for (MatrixWrap* m : matrices)
+      if (m->disposed) IE_THROW(env, "KERNELS_CLOSED", "a matrix of the program was disposed");
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)program.ops.size()); }
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value RunAsync(const Napi::CallbackInfo& info);
+};
+
 // ---------------------------------------------------------------- Context
 
 struct AddonData {
-  Napi::FunctionReference mapping_ctor, matrix_ctor;
+  Napi::FunctionReference mapping_ctor, matrix_ctor, program_ctor;
 };
 
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
@@ -158,7 +193,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                         InstanceMethod<&ContextWrap::Rope>("rope"), InstanceMethod<&ContextWrap::Swiglu>("swiglu"), InstanceMethod<&ContextWrap::Add>("add"),
                         InstanceMethod<&ContextWrap::Scale>("scale"), InstanceMethod<&ContextWrap::Argmax>("argmax"), InstanceMethod<&ContextWrap::Dot>("dot"),
                         InstanceMethod<&ContextWrap::F32ToF16>("f32ToF16"), InstanceMethod<&ContextWrap::F16ToF32>("f16ToF32"), InstanceMethod<&ContextWrap::Attention>("attention"),
-                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth")});
+                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth"),
+                        InstanceMethod<&ContextWrap::Compile>("compile"), InstanceMethod<&ContextWrap::Touch>("touch")});
   }
 
   ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
@@ -515,6 +551,180 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return o;
   }
 
+  // compile({ buffers, params, maxRows, ops }) -> Program. Every view is bounds-checked here
+  // against the declared maxima; runs check their params against the same maxima.
+  Napi::Value Compile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ctx(env);
+    if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "compile(spec)");
+    Napi::Object spec = info[0].As<Napi::Object>();
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    Napi::Object obj = ad->program_ctor.New({});
+    ProgramWrap* pw = ProgramWrap::Unwrap(obj);
+    pw->owner = Napi::Persistent(Value());
+    ie::Program& prog = pw->program;
+    prog.max_rows = int_opt(spec, "maxRows", 1, 1, 1 << 16);
+    if (!spec.Get("params").IsTypedArray() || spec.Get("params").As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "params must be an Int32Array");
+    Napi::TypedArray params = spec.Get("params").As<Napi::TypedArray>();
+    prog.params = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(params.ArrayBuffer().Data()) + params.ByteOffset());
+    prog.params_len = (int)params.ElementLength();
+    pw->keep.push_back(Napi::Persistent(spec.Get("params")));
+    pw->buffers.push_back(Napi::Persistent(params.ArrayBuffer()));
+    pw->buffer_bytes.push_back(params.ByteOffset() + params.ByteLength());
+    if (!spec.Get("buffers").IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers must be an array of typed arrays");
+    Napi::Array bufs = spec.Get("buffers").As<Napi::Array>();
+    struct Buf { uint8_t* base; size_t len; int elem; };
+    std::vector<Buf> table;
+    for (uint32_t i = 0; i < bufs.Length(); i++) {
+      Napi::Value v = bufs.Get(i);
+      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers[" + std::to_string(i) + "] must be a typed array");
+      Napi::TypedArray ta = v.As<Napi::TypedArray>();
+      const auto t = ta.TypedArrayType();
+      if (t != napi_float32_array && t != napi_uint16_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers[" + std::to_string(i) + "] must be a Float32Array or Uint16Array");
+      table.push_back({static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ElementLength(), t == napi_float32_array ? 4 : 2});
+      pw->keep.push_back(Napi::Persistent(v));
+      pw->buffers.push_back(Napi::Persistent(ta.ArrayBuffer()));
+      pw->buffer_bytes.push_back(ta.ByteOffset() + ta.ByteLength());
+    }
+    if (!spec.Get("ops").IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "ops must be an array");
+    Napi::Array ops = spec.Get("ops").As<Napi::Array>();
+    auto slot = [&](Napi::Object o, const char* key, const std::string& where) -> int {
+      const int64_t s = int_opt(o, key, -1, -1, prog.params_len - 1);
+      (void)where;
+      return (int)s;
+    };
+    for (uint32_t i = 0; i < ops.Length(); i++) {
+      const std::string where = "ops[" + std::to_string(i) + "]";
+      if (!ops.Get(i).IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
+      Napi::Object o = ops.Get(i).As<Napi::Object>();
+      ie::Op op;
+      op.kind = (ie::OpKind)int_opt(o, "kind", -1, 0, 8);
+      op.n = int_opt(o, "n", 0, 0, 1ll << 30);
+      op.heads = (int)int_opt(o, "heads", 0, 0, 1 << 16);
+      op.kv_heads = (int)int_opt(o, "kvHeads", 0, 0, 1 << 16);
+      op.head_dim = (int)int_opt(o, "headDim", 0, 0, 1 << 16);
+      op.style = (int)int_opt(o, "style", 0, 0, 1);
+      op.window = (int)int_opt(o, "window", 0, 0, 1 << 24);
+      op.kv_type = (ie::KvType)int_opt(o, "kvType", 0, 0, 1);
+      op.activations = (ie::Activations)int_opt(o, "activations", 0, 0, 1);
+      op.last_row_only = int_opt(o, "lastRowOnly", 0, 0, 1) == 1;
+      op.capacity = int_opt(o, "capacity", 0, 0, 1ll << 24);
+      op.m_slot = slot(o, "mSlot", where);
+      op.pos_slot = slot(o, "posSlot", where);
+      op.ids_slot = slot(o, "idsSlot", where);
+      op.out_slot = slot(o, "outSlot", where);
+      if (o.Has("eps")) op.eps = o.Get("eps").ToNumber().FloatValue();
+      if (o.Has("scale")) op.scale = o.Get("scale").ToNumber().FloatValue();
+      if (o.Has("matrix") && o.Get("matrix").IsObject()) {
+        Napi::Object mo = o.Get("matrix").As<Napi::Object>();
+        if (!mo.InstanceOf(ad->matrix_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ".matrix must be a Matrix");
+        MatrixWrap* m = MatrixWrap::Unwrap(mo);
+        m->bound(env);
+        op.matrix = &m->plan;
+        pw->matrices.push_back(m);
+        pw->keep.push_back(Napi::Persistent(o.Get("matrix")));
+      }
+      // A view [buffer, offset, stride] that must hold `rows` rows of `width` elements of `elem` bytes.
+      auto view = [&](const char* key, int64_t rows, int64_t width, int elem) -> ie::View {
+        ie::View v;
+        if (!o.Get(key).IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be [buffer, offset, stride]");
+        Napi::Array a = o.Get(key).As<Napi::Array>();
+        const int64_t b = a.Get(0u).ToNumber().Int64Value(), off = a.Get(1u).ToNumber().Int64Value(), stride = a.Get(2u).ToNumber().Int64Value();
+        if (b < 0 || b >= (int64_t)table.size()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": no buffer " + std::to_string(b));
+        const Buf& t = table[(size_t)b];
+        if (t.elem != elem) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": buffer " + std::to_string(b) + " has the wrong element type");
+        if (off < 0 || stride < 0 || width < 0 || rows < 1 || (uint64_t)off + (uint64_t)(rows - 1) * (uint64_t)stride + (uint64_t)width > t.len)
+          IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": " + std::to_string(rows) + " rows of " + std::to_string(width) + " (stride " + std::to_string(stride) + ", offset " + std::to_string(off) + ") do not fit buffer " + std::to_string(b) + " (" + std::to_string(t.len) + " elements)");
+        v.base = t.base + off * elem;
+        v.stride = stride;
+        v.elem = elem;
+        return v;
+      };
+      const int64_t R = prog.max_rows;
+      const int kvElem = op.kv_type == ie::KvType::F16 ? 2 : 4;
+      auto need_matrix = [&] {
+        if (!op.matrix) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a matrix");
+      };
+      switch (op.kind) {
+        case ie::OpKind::Embed:
+          need_matrix();
+          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": idsSlot must leave maxRows params");
+          op.out = view("out", R, op.matrix->d.K, 4);
+          break;
+        case ie::OpKind::RmsNorm:
+          op.a = view("a", R, op.n, 4);
+          op.b = view("b", 1, op.n, 4);
+          op.out = view("out", R, op.n, 4);
+          break;
+        case ie::OpKind::MatMul:
+          need_matrix();
+          op.a = view("a", R, op.matrix->d.K, 4);
+          op.out = view("out", op.last_row_only ? 1 : R, op.matrix->d.N, 4);
+          if (!op.last_row_only && R > 1 && (op.a.stride != op.matrix->d.K || op.out.stride != op.matrix->d.N)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": batched matmul rows must be contiguous (stride K in, N out)");
+          break;
+        case ie::OpKind::Add:
+        case ie::OpKind::SwiGlu:
+          op.a = view("a", R, op.n, 4);
+          op.b = view("b", R, op.n, 4);
+          op.out = view("out", R, op.n, 4);
+          break;
+        case ie::OpKind::Rope:
+          if (op.head_dim < 2 || op.head_dim % 2 || op.heads < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": rope needs heads and an even headDim");
+          op.out = view("out", R, (int64_t)op.heads * op.head_dim, 4);
+          op.a = view("a", 1, op.capacity * (op.head_dim / 2), 4);  // cos table
+          op.b = view("b", 1, op.capacity * (op.head_dim / 2), 4);  // sin table
+          break;
+        case ie::OpKind::Store:
+          op.a = view("a", R, op.n, 4);
+          op.out = view("out", op.capacity, op.n, kvElem);
+          break;
+        case ie::OpKind::Attention: {
+          if (op.heads < 1 || op.kv_heads < 1 || op.head_dim < 1 || op.heads % op.kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": attention needs heads, kvHeads (dividing heads) and headDim");
+          const int64_t width = (int64_t)op.heads * op.head_dim, kvw = (int64_t)op.kv_heads * op.head_dim;
+          op.a = view("a", R, width, 4);
+          op.b = view("b", op.capacity, kvw, kvElem);
+          op.c = view("c", op.capacity, kvw, kvElem);
+          op.out = view("out", R, width, 4);
+          if (op.b.stride != op.c.stride || op.b.stride < kvw) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": K and V caches need the same row stride, at least kvHeads*headDim");
+          break;
+        }
+        case ie::OpKind::Argmax:
+          if (op.out_slot < 0) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": argmax needs outSlot");
+          op.a = view("a", 1, op.n, 4);
+          break;
+      }
+      if ((op.kind == ie::OpKind::Rope || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Attention) && op.capacity < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a capacity");
+      if (op.n < 0 || ((op.kind == ie::OpKind::RmsNorm || op.kind == ie::OpKind::Add || op.kind == ie::OpKind::SwiGlu || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Argmax) && op.n < 1)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs n >= 1");
+      prog.ops.push_back(op);
+    }
+    return obj;
+  }
+
+  // touch(mapping, bytes, stride, startOffset) -> { seconds, next }: the work-touch of the
+  // benchmark harness: reads `bytes` bytes of the mapping, one byte every `stride`, wrapping.
+  Napi::Value Touch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ad->mapping_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "touch(mapping, bytes, stride, start)");
+    auto m = MappingWrap::Unwrap(info[0].As<Napi::Object>())->mapping();
+    if (!m) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
+    const int64_t bytes = int_arg(info, 1, 0, 1ll << 40, "bytes");
+    const int64_t stride = int_arg(info, 2, 1, 1ll << 30, "stride");
+    int64_t at = int_arg(info, 3, 0, 1ll << 53, "start") % (int64_t)m->len;
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t sum = 0;
+    for (int64_t done = 0; done < bytes; done += stride) {
+      sum += m->data[at];
+      at += stride;
+      if (at >= (int64_t)m->len) at -= (int64_t)m->len;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    o.Set("next", (double)at);
+    o.Set("checksum", (double)sum);
+    return o;
+  }
+
   // readBandwidth(buffer: Uint8Array, passes) -> seconds: streams the buffer `passes` times
   // with all pool threads (each its own slice), summing bytes so the reads cannot be elided.
   Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
@@ -543,6 +753,59 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return o;
   }
 };
+
+
+class ProgramWorker : public Napi::AsyncWorker {
+ public:
+  ProgramWorker(Napi::Env env, ProgramWrap* p, ContextWrap* c) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), p_(p), c_(c) {
+    p_->busy = true;
+    c_->inflight.fetch_add(1);
+    self_ = Napi::Persistent(p->Value());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::string err = ie::run_program(c_->ctx(Env()), p_->program);
+    if (!err.empty()) SetError(err);
+  }
+  void OnOK() override {
+    done();
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    done();
+    deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
+  }
+
+ private:
+  void done() {
+    p_->busy = false;
+    if (c_->inflight.fetch_sub(1) == 1 && c_->close_requested) c_->release();
+  }
+  Napi::Promise::Deferred deferred_;
+  ProgramWrap* p_;
+  ContextWrap* c_;
+  Napi::ObjectReference self_;
+};
+
+Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_alive(env);
+  ContextWrap* c = ContextWrap::Unwrap(owner.Value());
+  const std::string err = ie::run_program(c->ctx(env), program);
+  if (!err.empty()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", err);
+  return env.Undefined();
+}
+
+Napi::Value ProgramWrap::RunAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_alive(env);
+  ContextWrap* c = ContextWrap::Unwrap(owner.Value());
+  c->ctx(env);
+  auto* w = new ProgramWorker(env, this, c);
+  Napi::Promise pr = w->promise();
+  w->Queue();
+  return pr;
+}
 
 }  // namespace
 
@@ -590,6 +853,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ad->mapping_ctor = Napi::Persistent(exports.Get("Mapping").As<Napi::Function>());
   exports.Set("Matrix", MatrixWrap::Init(env));
   ad->matrix_ctor = Napi::Persistent(exports.Get("Matrix").As<Napi::Function>());
+  exports.Set("Program", ProgramWrap::Init(env));
+  ad->program_ctor = Napi::Persistent(exports.Get("Program").As<Napi::Function>());
   exports.Set("Context", ContextWrap::Init(env));
   env.SetInstanceData(ad);
   exports.Set("constants", ConstantsObject(env));

@@ -38,7 +38,15 @@ export interface NativeMapping {
   close(): void;
 }
 
+export interface NativeProgram {
+  readonly size: number;
+  run(): void;
+  runAsync(): Promise<void>;
+}
+
 export interface NativeContext {
+  compile(spec: Record<string, unknown>): NativeProgram;
+  touch(m: NativeMapping, bytes: number, stride: number, start: number): { seconds: number; next: number; checksum: number };
   info(): NativeInfo;
   close(): void;
   matrix(desc: Record<string, number>, data: Uint8Array, mapping?: NativeMapping): NativeMatrix;

@@ -8,6 +8,7 @@ import { loadAddon, type NativeContext, type NativeInfo, type NativeMapping, typ
 import { KERNEL_CONSTANTS, type KvDtype } from './constants.js';
 import { KernelError, asKernelError, wrapNative } from './errors.js';
 import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
+import { Program, encodeOp, type ProgramSpec } from './program.js';
 
 export type Affinity = 'none' | 'compact' | 'scatter';
 export type NumaPolicy = 'none' | 'interleave' | 'local';
@@ -348,6 +349,25 @@ export class KernelContext {
   readBandwidth(bytes: Uint8Array, passes = 1): number {
     if (!(bytes instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'bytes must be a Uint8Array');
     return wrapNative(() => this.n.readBandwidth(bytes, count(passes, passes, 'passes'))).seconds;
+  }
+
+  /** Compiles a program (a fixed list of kernel invocations); see {@link ProgramSpec}. */
+  compile(spec: ProgramSpec): Program {
+    if (!(spec.params instanceof Int32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'params must be an Int32Array');
+    count(spec.maxRows, spec.maxRows, 'maxRows');
+    const native = wrapNative(() => this.n.compile({ buffers: spec.buffers, params: spec.params, maxRows: spec.maxRows, ops: spec.ops.map(encodeOp) }));
+    return new Program(native);
+  }
+
+  /**
+   * Reads `bytes` bytes of a mapping, one byte every `stride`, starting at `start` and wrapping
+   * around (the benchmark's work-touch). Returns the seconds taken and where the next touch starts.
+   */
+  touch(mapping: MappedFile, bytes: number, stride: number, start = 0): { seconds: number; next: number } {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `bytes must be a non-negative integer`);
+    count(stride, stride, 'stride');
+    const r = wrapNative(() => this.n.touch(mapping.native, bytes, stride, start));
+    return { seconds: r.seconds, next: r.next };
   }
 
   /** Stops the pool (after any async call in flight). Further calls throw KERNELS_CLOSED. */

@@ -10,6 +10,7 @@ export const KERNEL_ERROR_CODES = {
   KERNELS_CLOSED: 'the context or mapping was closed',
   KERNELS_DETACHED: 'a buffer was detached while in use',
   KERNELS_MAP_FAILED: 'a file could not be memory-mapped',
+  KERNELS_BUSY: 'the program is already running',
 } as const;
 export type KernelErrorCode = keyof typeof KERNEL_ERROR_CODES;
 

@@ -1,0 +1,88 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { makeMatrix } from '../test/helpers.js';
+import { KernelContext, type ProgramSpec } from './index.js';
+
+const ctx = KernelContext.create({ threads: 2 });
+afterAll(() => ctx.close());
+
+describe('programs', () => {
+  const K = 96;
+  const N = 80;
+  const m = makeMatrix({ dtype: 'q4', group: 32 }, N, K, 1);
+  const w = ctx.matrix(m.spec, m.bytes);
+  const emb = makeMatrix({ dtype: 'f16' }, 50, K, 2);
+  const e = ctx.matrix(emb.spec, emb.bytes);
+  const norm = seededFloats(K, 3, 1);
+
+  /** embed -> rmsnorm -> matmul -> argmax over up to 4 rows. */
+  function build(): { spec: ProgramSpec; params: Int32Array; x: Float32Array; h: Float32Array; y: Float32Array } {
+    const params = new Int32Array(8);
+    const x = new Float32Array(4 * K);
+    const h = new Float32Array(4 * K);
+    const y = new Float32Array(4 * N);
+    const spec: ProgramSpec = {
+      buffers: [x, h, y, norm],
+      params,
+      maxRows: 4,
+      ops: [
+        { op: 'embed', matrix: e, out: [0, 0, K], idsSlot: 2, mSlot: 0 },
+        { op: 'rmsnorm', x: [0, 0, K], weight: [3, 0, 0], out: [1, 0, K], n: K, eps: 1e-5, mSlot: 0 },
+        { op: 'matmul', matrix: w, x: [1, 0, K], out: [2, 0, N], mSlot: 0 },
+        { op: 'argmax', x: [2, 0, 0], n: N, outSlot: 1 },
+      ],
+    };
+    return { spec, params, x, h, y };
+  }
+
+  it('computes what the same kernels compute one call at a time, sync and async', async () => {
+    const b = build();
+    const p = ctx.compile(b.spec);
+    expect(p.size).toBe(4);
+    b.params.set([3, -1, 7, 0, 49]);
+    p.run();
+    const x = new Float32Array(3 * K);
+    for (let i = 0; i < 3; i++) ctx.row(e, [7, 0, 49][i], x.subarray(i * K, (i + 1) * K));
+    const h = new Float32Array(3 * K);
+    for (let i = 0; i < 3; i++) ctx.rmsnorm(x.subarray(i * K, (i + 1) * K), norm, 1e-5, h.subarray(i * K, (i + 1) * K));
+    const y = new Float32Array(3 * N);
+    ctx.gemm(w, h, 3, y);
+    expect(firstDifference(b.y.subarray(0, 3 * N), y)).toBeNull();
+    expect(b.params[1]).toBe(ctx.argmax(y.subarray(0, N)));
+    b.y.fill(0);
+    await p.runAsync();
+    expect(firstDifference(b.y.subarray(0, 3 * N), y)).toBeNull();
+  });
+
+  it('refuses params past the declared maxima instead of touching memory', async () => {
+    const b = build();
+    const p = ctx.compile(b.spec);
+    b.params.set([5, 0, 1, 1, 1, 1, 1]);
+    expect(() => p.run()).toThrow(/rows 5 is outside 1..4/);
+    b.params.set([1, 0, 50]);
+    expect(() => p.run()).toThrow(/token id 50 is outside 0..49/);
+    await expect(p.runAsync()).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+  });
+
+  it('refuses views that do not fit their buffers at compile time', () => {
+    const b = build();
+    b.spec.ops[1] = { op: 'rmsnorm', x: [0, 1, K], weight: [3, 0, 0], out: [1, 0, K], n: K, eps: 1e-5, mSlot: 0 };
+    expect(() => ctx.compile(b.spec)).toThrow(/do not fit buffer 0/);
+    const c = build();
+    c.spec.ops[2] = { op: 'matmul', matrix: w, x: [1, 0, K], out: [2, 0, N], mSlot: 0, lastRowOnly: false };
+    c.spec.buffers[2] = new Float32Array(N);
+    expect(() => ctx.compile(c.spec)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+    const d = build();
+    d.spec.ops.push({ op: 'store', x: [0, 0, K], cache: [1, 0, K], n: K, kvType: 'f16', capacity: 4, posSlot: 3, mSlot: 0 });
+    expect(() => ctx.compile(d.spec)).toThrow(/wrong element type/);
+  });
+
+  it('runs one program at a time', async () => {
+    const b = build();
+    const p = ctx.compile(b.spec);
+    b.params.set([1, 0, 3]);
+    const first = p.runAsync();
+    expect(() => p.run()).toThrow(expect.objectContaining({ code: 'KERNELS_BUSY' }));
+    await first;
+  });
+});

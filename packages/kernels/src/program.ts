@@ -1,0 +1,93 @@
+/**
+ * Programs: a fixed list of kernel invocations over fixed buffers, compiled once (a model's
+ * decode step, its prefill step) and run many times, synchronously or on a worker thread.
+ * Integers that change between runs — the position, the number of rows, token ids — live in
+ * an Int32Array of params that the program reads when it runs. The C++ side checks every view
+ * against the declared maxima when compiling and every param when running.
+ */
+import type { NativeProgram } from './addon.js';
+import type { WeightMatrix } from './context.js';
+import { KERNEL_CONSTANTS } from './constants.js';
+import { asKernelError } from './errors.js';
+
+/** Rows of a buffer: `[buffer index, element offset, elements between rows]` (stride 0: one row shared by all). */
+export type View = readonly [buffer: number, offset: number, stride: number];
+
+interface Rows {
+  /** Param slot holding the number of rows (tokens) of this run; default 1. */
+  mSlot?: number;
+}
+export type ProgramOp =
+  | ({ op: 'embed'; matrix: WeightMatrix; out: View; idsSlot: number } & Rows)
+  | ({ op: 'rmsnorm'; x: View; weight: View; out: View; n: number; eps: number } & Rows)
+  | ({ op: 'matmul'; matrix: WeightMatrix; x: View; out: View; activations?: 'f32' | 'int8'; lastRowOnly?: boolean } & Rows)
+  | ({ op: 'add'; a: View; b: View; out: View; n: number } & Rows)
+  | ({ op: 'swiglu'; gate: View; up: View; out: View; n: number } & Rows)
+  | ({ op: 'rope'; x: View; cos: View; sin: View; heads: number; headDim: number; style: 'adjacent' | 'rotate_half'; capacity: number; posSlot: number } & Rows)
+  | ({ op: 'store'; x: View; cache: View; n: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number } & Rows)
+  | ({ op: 'attention'; q: View; k: View; v: View; out: View; heads: number; kvHeads: number; headDim: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number; window?: number; scale?: number } & Rows)
+  | { op: 'argmax'; x: View; n: number; outSlot: number };
+
+export interface ProgramSpec {
+  buffers: Array<Float32Array | Uint16Array>;
+  params: Int32Array;
+  /** Largest number of rows any run will use. */
+  maxRows: number;
+  ops: ProgramOp[];
+}
+
+const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, attention: 6, swiglu: 7, argmax: 8 } as const;
+
+/** The native encoding of an op. */
+export function encodeOp(o: ProgramOp): Record<string, unknown> {
+  const base = { kind: KINDS[o.op], mSlot: 'mSlot' in o ? o.mSlot : undefined };
+  switch (o.op) {
+    case 'embed':
+      return { ...base, matrix: o.matrix.native, out: o.out, idsSlot: o.idsSlot };
+    case 'rmsnorm':
+      return { ...base, a: o.x, b: o.weight, out: o.out, n: o.n, eps: o.eps };
+    case 'matmul':
+      return { ...base, matrix: o.matrix.native, a: o.x, out: o.out, activations: o.activations === 'int8' ? 1 : 0, lastRowOnly: o.lastRowOnly ? 1 : 0 };
+    case 'add':
+      return { ...base, a: o.a, b: o.b, out: o.out, n: o.n };
+    case 'swiglu':
+      return { ...base, a: o.gate, b: o.up, out: o.out, n: o.n };
+    case 'rope':
+      return { ...base, out: o.x, a: o.cos, b: o.sin, heads: o.heads, headDim: o.headDim, style: o.style === 'adjacent' ? 0 : 1, capacity: o.capacity, posSlot: o.posSlot };
+    case 'store':
+      return { ...base, a: o.x, out: o.cache, n: o.n, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot };
+    case 'attention':
+      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? 1 / Math.sqrt(o.headDim) };
+    case 'argmax':
+      return { kind: KINDS.argmax, a: o.x, n: o.n, outSlot: o.outSlot };
+  }
+}
+
+export class Program {
+  /** @internal */
+  readonly native: NativeProgram;
+  /** @internal */
+  constructor(native: NativeProgram) {
+    this.native = native;
+  }
+  /** Number of ops. */
+  get size(): number {
+    return this.native.size;
+  }
+  /** Runs every op on the calling thread (with the pool). */
+  run(): void {
+    try {
+      this.native.run();
+    } catch (e) {
+      throw asKernelError(e);
+    }
+  }
+  /** Runs on a libuv worker thread; the JavaScript thread stays free. Params and buffers must not change until it settles. */
+  async runAsync(): Promise<void> {
+    try {
+      await this.native.runAsync();
+    } catch (e) {
+      throw asKernelError(e);
+    }
+  }
+}
