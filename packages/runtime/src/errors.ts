@@ -1,0 +1,54 @@
+/**
+ * Errors from @ie/runtime: one class per kind a caller handles differently, each with a stable
+ * `code`. Errors from @ie/format (bad model files) and @ie/kernels pass through as they are.
+ */
+export const RUNTIME_ERROR_CODES = {
+  IE_INVALID_OPTION: 'an engine or generation option is invalid',
+  IE_PRECISION_UNSUPPORTED: 'the model cannot run at the requested precision',
+  IE_TOKENIZER_UNSUPPORTED: 'the model\'s tokenizer kind is not supported',
+  IE_CONTEXT_OVERFLOW: 'the prompt does not fit the context',
+  IE_ABORTED: 'the generation was aborted',
+  IE_DISPOSED: 'the engine was disposed',
+} as const;
+export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;
+
+export class IeRuntimeError extends Error {
+  override readonly name: string = 'IeRuntimeError';
+  constructor(
+    readonly code: RuntimeErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The prompt (plus anything already in the sequence) does not fit the context length. */
+export class ContextOverflowError extends IeRuntimeError {
+  override readonly name = 'ContextOverflowError';
+  constructor(
+    message: string,
+    readonly tokens: number,
+    readonly contextLength: number,
+  ) {
+    super('IE_CONTEXT_OVERFLOW', message);
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class GenerationAbortedError extends IeRuntimeError {
+  override readonly name = 'GenerationAbortedError';
+  constructor(reason?: unknown) {
+    super('IE_ABORTED', `the generation was aborted${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ''}`, { cause: reason });
+  }
+}
+
+export class InvalidOptionError extends IeRuntimeError {
+  override readonly name = 'InvalidOptionError';
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
+    super('IE_INVALID_OPTION', `${option}: ${message}`);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Hugging Face tokenizer.json files, through the tokenizers library (@huggingface/tokenizers,
+ * pure JavaScript). Streaming decode re-decodes the generated ids after the prompt's last token
+ * and releases only text that no longer ends in an incomplete character.
+ */
+import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import type { StreamDecoder, Tokenizer } from './types.js';
+
+export class HfTokenizer implements Tokenizer {
+  readonly kind = 'hf';
+  readonly vocabSize: number;
+  readonly stopTokens: ReadonlySet<number>;
+  private readonly lib: HfLibTokenizer;
+
+  constructor(
+    json: Record<string, unknown>,
+    readonly bosId: number,
+    readonly eosId: number,
+  ) {
+    this.lib = new HfLibTokenizer(json as never, {} as never);
+    const model = json.model as { vocab?: Record<string, number> } | undefined;
+    const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
+    this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));
+    this.stopTokens = new Set([eosId]);
+  }
+
+  encode(text: string, options: { bos?: boolean } = {}): number[] {
+    const ids = Array.from(this.lib.encode(text, { add_special_tokens: false }).ids as number[]);
+    return (options.bos ?? true) ? [this.bosId, ...ids] : ids;
+  }
+
+  decode(ids: readonly number[]): string {
+    return this.lib.decode([...ids], { skip_special_tokens: true });
+  }
+
+  streamDecoder(prev = -1): StreamDecoder {
+    const lib = this.lib;
+    const context = prev >= 0 ? [prev] : [];
+    const prefix = context.length ? lib.decode(context, { skip_special_tokens: true }) : '';
+    const ids: number[] = [];
+    let emitted = 0;
+    const current = () => lib.decode([...context, ...ids], { skip_special_tokens: true }).slice(prefix.length);
+    return {
+      push(token: number): string {
+        ids.push(token);
+        const text = current();
+        // A trailing U+FFFD may be a character whose remaining bytes have not arrived yet.
+        const safe = text.endsWith('\uFFFD') ? text.slice(0, text.length - 1) : text;
+        if (safe.length <= emitted) return '';
+        const out = safe.slice(emitted);
+        emitted = safe.length;
+        return out;
+      },
+      flush(): string {
+        const text = current();
+        const out = text.slice(emitted);
+        emitted = text.length;
+        return out;
+      },
+    };
+  }
+}

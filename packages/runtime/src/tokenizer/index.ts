@@ -1,0 +1,29 @@
+/** The tokenizer for a model header, whatever kind it embeds or references. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { IebinHeader } from '@ie/format';
+import { IeRuntimeError } from '../errors.js';
+import { HfTokenizer } from './hf.js';
+import { Llama2cTokenizer } from './llama2c.js';
+import { SpmTokenizer } from './spm.js';
+import type { Tokenizer } from './types.js';
+
+export type { StreamDecoder, Tokenizer } from './types.js';
+export { Llama2cTokenizer } from './llama2c.js';
+export { SpmTokenizer } from './spm.js';
+export { HfTokenizer } from './hf.js';
+
+export async function createTokenizer(header: IebinHeader, dir: string): Promise<Tokenizer> {
+  const t = header.tokenizer;
+  const { bos_id, eos_id } = header.config;
+  switch (t.model) {
+    case 'llama2c':
+      return new Llama2cTokenizer(t, bos_id, eos_id);
+    case 'spm':
+      return new SpmTokenizer(t, bos_id, eos_id);
+    case 'hf':
+      return new HfTokenizer(JSON.parse(await readFile(join(dir, t.file), 'utf8')), bos_id, eos_id);
+    default:
+      throw new IeRuntimeError('IE_TOKENIZER_UNSUPPORTED', `the model's ${t.model} (byte-level BPE) tokenizer is not supported yet; llama2c, spm and Hugging Face tokenizer.json are`);
+  }
+}

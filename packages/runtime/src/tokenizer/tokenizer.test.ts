@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openGguf, openLlama2c, synthHfTokenizerJson, synthVocabulary } from '@ie/format';
+import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
+import { HfTokenizer, Llama2cTokenizer, SpmTokenizer } from './index.js';
+
+interface Row {
+  text: string;
+  runc_encode: number[];
+  sentencepiece_encode: number[];
+  same: boolean;
+}
+const rows = (): Row[] =>
+  readFileSync(join(STORIES_DIR, 'expected', 'tokenizer_encode.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+
+describe.skipIf(!HAS_STORIES)(`stories260K tokenizers${STORIES_REASON}`, () => {
+  it('llama2.c: encodes every oracle string exactly as run.c does', async () => {
+    const src = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
+    await src.close();
+    if (src.tokenizer.model !== 'llama2c') throw new Error('expected llama2c');
+    const t = new Llama2cTokenizer(src.tokenizer, 1, 2);
+    const all = rows();
+    expect(all.length).toBe(19);
+    for (const r of all) expect(t.encode(r.text), JSON.stringify(r.text)).toEqual(r.runc_encode);
+    // Decoding drops the space after BOS, as run.c prints it.
+    expect(t.decode(t.encode('Once upon a time'))).toBe('Once upon a time');
+  });
+
+  it('GGUF SentencePiece vocabulary: matches SentencePiece wherever SentencePiece does not normalize whitespace', async () => {
+    const src = await openGguf(join(STORIES_DIR, 'stories260K.gguf'));
+    await src.close();
+    if (src.tokenizer.model !== 'spm') throw new Error('expected spm');
+    const t = new SpmTokenizer(src.tokenizer, 1, 2);
+    let compared = 0;
+    for (const r of rows()) {
+      if (!r.same) continue; // SentencePiece collapses and trims spaces; llama.cpp's SPM tokenizer (and ours) keep them
+      expect(t.encode(r.text), JSON.stringify(r.text)).toEqual(r.sentencepiece_encode);
+      expect(t.decode(t.encode(r.text))).toBe(r.text);
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(10);
+  });
+});
+
+describe('Hugging Face tokenizer.json', () => {
+  const vocab = synthVocabulary(600);
+  const t = new HfTokenizer(JSON.parse(synthHfTokenizerJson(vocab)), 1, 2);
+  it('encodes with BOS and decodes back, bytes and all', () => {
+    const ids = t.encode('hello abc é');
+    expect(ids[0]).toBe(1);
+    expect(t.decode(ids)).toBe('hello abc é');
+  });
+  it('streams without splitting a multi-byte character', () => {
+    const ids = t.encode('a é€ b', { bos: false });
+    const d = t.streamDecoder(1);
+    const parts = ids.map((id) => d.push(id));
+    expect(parts.join('') + d.flush()).toBe('a é€ b');
+    expect(parts.some((p) => p.includes('\uFFFD'))).toBe(false);
+  });
+});
+
+describe('piece tokenizers stream whole characters', () => {
+  it('holds back byte tokens until a character is complete', () => {
+    const vocab = synthVocabulary(600);
+    const t = new SpmTokenizer(vocab, 1, 2);
+    const ids = t.encode('€a', { bos: true });
+    expect(ids.slice(0, 2)).toEqual([1, 259]); // BOS, then "▁" (add_space_prefix; piece 259), which has no merge with a byte
+    const d = t.streamDecoder();
+    const out = ids.map((id) => d.push(id));
+    expect(out.join('')).toBe('€a');
+    expect(out.filter((s) => s.length > 0).every((s) => !s.includes('\uFFFD'))).toBe(true);
+  });
+});

@@ -1,0 +1,25 @@
+/** What the engine needs from a tokenizer, whatever its kind. */
+export interface Tokenizer {
+  readonly kind: 'llama2c' | 'spm' | 'hf';
+  readonly vocabSize: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  /** Token ids for `text`; `bos` prepends the BOS token. */
+  encode(text: string, options?: { bos?: boolean }): number[];
+  /** Text of a whole sequence (special tokens omitted). */
+  decode(ids: readonly number[]): string;
+  /**
+   * An incremental decoder for streaming: never splits a UTF-8 character. `prev` is the token
+   * before the first one pushed (the prompt's last), so leading-space rules apply as in `decode`.
+   */
+  streamDecoder(prev?: number): StreamDecoder;
+  /** Tokens that end a generation (EOS; for llama2.c models also BOS, as run.c stops on it). */
+  readonly stopTokens: ReadonlySet<number>;
+}
+
+export interface StreamDecoder {
+  /** The text `token` completes (possibly "" while a UTF-8 character is incomplete). */
+  push(token: number): string;
+  /** Whatever is left (an incomplete character becomes U+FFFD). */
+  flush(): string;
+}
