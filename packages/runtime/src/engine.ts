@@ -1,0 +1,340 @@
+/**
+ * Engine: loads an IEBIN model (read-only mmap, zero copy), binds its weights to the kernels,
+ * compiles the forward pass once, and generates: prefill in chunks (GEMM), then one token per
+ * decode step (GEMV), each step a single call that runs on a worker thread while the event
+ * loop stays free. One generation runs at a time per engine; further calls wait their turn.
+ */
+import { IebinReader, type ModelConfig } from '@ie/format';
+import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
+import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
+import { Forward } from './forward.js';
+import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
+import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+import type { Precision } from './precision.js';
+import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
+import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
+import { bindWeights, type ModelWeights } from './weights.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate at most. Default 256. */
+  maxTokens?: number;
+  /** Strings that end the generation (not included in the output). */
+  stop?: string[];
+  signal?: AbortSignal;
+  /** Report each token's log-probability under the model (before temperature and filters). */
+  logprobs?: boolean;
+  /** Prepend BOS to a text prompt. Default true. */
+  addBos?: boolean;
+}
+
+export interface Piece {
+  token: number;
+  /** Text this token completes (may be "" while a UTF-8 character is incomplete). */
+  text: string;
+  logprob?: number;
+}
+
+export type StopReason = 'eos' | 'stop' | 'length' | 'context';
+
+export interface Completion {
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  metrics: GenerationMetrics;
+}
+
+export interface EngineInfo extends ContextInfo {
+  precision: Precision;
+  filePrecision: string;
+  activations: 'f32' | 'int8';
+  contextLength: number;
+  kvCache: string;
+  weightBytesPerToken: number;
+  kvCacheBytes: number;
+  hugePages: boolean;
+  numaBind: { applied: boolean; detail: string };
+}
+
+/** An ongoing generation: iterate it for pieces; `metrics` and `stopReason` are set when it ends. */
+export class Generation implements AsyncIterable<Piece> {
+  metrics: GenerationMetrics | undefined;
+  stopReason: StopReason | undefined;
+  text = '';
+  readonly tokens: number[] = [];
+  private started = false;
+
+  /** @internal */
+  constructor(private readonly body: (g: Generation) => AsyncGenerator<Piece>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Piece> {
+    if (this.started) throw new InvalidOptionError('generate', 'a generation can be iterated once');
+    this.started = true;
+    return this.body(this);
+  }
+}
+
+export class Engine {
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: Tokenizer,
+    private readonly ctx: KernelContext,
+    private readonly reader: IebinReader,
+    private readonly mapping: MappedFile,
+    private readonly weights: ModelWeights,
+    private readonly forward: Forward,
+    private readonly opts: ResolvedEngineOptions & { contextLength: number },
+    private readonly numa: { applied: boolean; detail: string },
+    /** Things the engine did that the user should know (a precision converted at load, ...). */
+    readonly notices: readonly string[],
+  ) {}
+
+  /** Opens a model directory (model.ie.json + model.ie.bin) and prepares it to generate. */
+  static async load(path: string, options: EngineOptions = {}): Promise<Engine> {
+    const opts = resolveEngineOptions(options);
+    const reader = await IebinReader.open(path);
+    const c = reader.config;
+    let ctx: KernelContext | undefined;
+    let mapping: MappedFile | undefined;
+    try {
+      ctx = KernelContext.create({ threads: opts.threads, affinity: opts.affinity, numa: opts.numa, isa: opts.isa });
+      mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed', hugePages: true });
+      const numa = ctx.numaBind(mapping);
+      reader.attach(mapping.bytes);
+      const weights = bindWeights(ctx, reader, mapping, opts.precision);
+      const tokenizer = await createTokenizer(reader.header, reader.directory);
+      const notices = [...weights.notices];
+      const contextLength = opts.contextLength ?? c.context_length;
+      if (contextLength > c.context_length) notices.push(`context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`);
+      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations: opts.activations });
+      return new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength }, { applied: numa.applied, detail: numa.detail }, notices);
+    } catch (e) {
+      mapping?.close();
+      ctx?.close();
+      await reader.close();
+      throw e;
+    }
+  }
+
+  get precision(): Precision {
+    return this.weights.precision;
+  }
+
+  get contextLength(): number {
+    return this.opts.contextLength;
+  }
+
+  info(): EngineInfo {
+    this.alive();
+    return {
+      ...this.ctx.info(),
+      precision: this.weights.precision,
+      filePrecision: this.weights.filePrecision,
+      activations: this.opts.activations,
+      contextLength: this.opts.contextLength,
+      kvCache: this.opts.kvCache,
+      weightBytesPerToken: this.weights.bytesPerToken,
+      kvCacheBytes: this.forward.kvCacheBytes,
+      hugePages: this.mapping.hugePages,
+      numaBind: this.numa,
+    };
+  }
+
+  tokenize(text: string, options: { bos?: boolean } = {}): number[] {
+    this.alive();
+    return this.tokenizer.encode(text, options);
+  }
+
+  detokenize(ids: readonly number[]): string {
+    this.alive();
+    return this.tokenizer.decode(ids);
+  }
+
+  /** Streams the continuation of `prompt` (text, or token ids used as given). */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
+    this.alive();
+    const sampling = resolveSampling(options);
+    const maxTokens = options.maxTokens ?? 256;
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);
+    const stop = options.stop ?? [];
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new InvalidOptionError('stop', 'must be an array of non-empty strings');
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt, { bos: options.addBos ?? true }) : [...prompt];
+    if (ids.length === 0) throw new InvalidOptionError('prompt', 'is empty: give at least one token (BOS)');
+    for (const id of ids) if (!Number.isSafeInteger(id) || id < 0 || id >= this.config.vocab_size) throw new InvalidOptionError('prompt', `token id ${id} is outside 0..${this.config.vocab_size - 1}`);
+    if (ids.length > this.opts.contextLength) throw new ContextOverflowError(`the prompt is ${ids.length} tokens; the context holds ${this.opts.contextLength} (set contextLength, or shorten the prompt)`, ids.length, this.opts.contextLength);
+    const engine = this;
+    return new Generation(async function* (gen: Generation) {
+      // One generation at a time: wait for the previous one, hold the engine until this one ends.
+      let release = () => {};
+      const turn = new Promise<void>((r) => (release = r));
+      const previous = engine.queue;
+      engine.queue = previous.then(() => turn);
+      await previous;
+      try {
+        yield* engine.run(gen, ids, maxTokens, stop, sampling, options);
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Generates to the end and returns the whole text with its metrics. */
+  async complete(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<Completion> {
+    const g = this.generate(prompt, options);
+    for await (const _ of g) {
+      /* drain */
+    }
+    return { text: g.text, tokens: g.tokens, stopReason: g.stopReason as StopReason, metrics: g.metrics as GenerationMetrics };
+  }
+
+  /** Logits after each token of `ids` (a fresh sequence; one decode step per position). */
+  async evaluate(ids: readonly number[]): Promise<Float32Array[]> {
+    this.alive();
+    if (ids.length > this.opts.contextLength) throw new ContextOverflowError(`${ids.length} tokens do not fit the ${this.opts.contextLength}-position context`, ids.length, this.opts.contextLength);
+    const out: Float32Array[] = [];
+    let release = () => {};
+    const turn = new Promise<void>((r) => (release = r));
+    const previous = this.queue;
+    this.queue = previous.then(() => turn);
+    await previous;
+    try {
+      for (let i = 0; i < ids.length; i++) {
+        await this.forward.run([ids[i]], i);
+        out.push(this.forward.logits.slice());
+      }
+    } finally {
+      release();
+    }
+    return out;
+  }
+
+  private async *run(gen: Generation, ids: number[], maxTokens: number, stop: string[], sampling: ReturnType<typeof resolveSampling>, options: GenerateOptions): AsyncGenerator<Piece> {
+    const signal = options.signal;
+    const check = () => {
+      this.alive();
+      if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
+    };
+    const f = this.forward;
+    const T = this.opts.contextLength;
+    const B = f.options.maxBatch;
+    const sampler = new Sampler(sampling);
+    const t0 = performance.now();
+    check();
+    // Prefill, in chunks of at most maxBatch tokens.
+    for (let p = 0; p < ids.length; p += B) {
+      await f.run(ids.slice(p, p + B), p);
+      check();
+    }
+    const tPrefill = performance.now();
+    const history = [...ids];
+    const decoder = this.tokenizer.streamDecoder(ids[ids.length - 1]);
+    const latencies: number[] = [];
+    let pos = ids.length;
+    let pending = '';
+    let tFirst = 0;
+    let tLast = tPrefill;
+    let reason: StopReason = 'length';
+    const maxStop = stop.reduce((m, s) => Math.max(m, s.length), 0);
+    try {
+      for (let n = 0; n < maxTokens; n++) {
+        if (n > 0) {
+          // The last sampled token goes into the cache at position pos - 1.
+          if (pos - 1 >= T) {
+            reason = 'context';
+            break;
+          }
+          const s = performance.now();
+          await f.run([history[history.length - 1]], pos - 1);
+          check();
+          latencies.push(performance.now() - s);
+        }
+        const logits = f.logits;
+        const token = sampler.sample(logits, history, f.argmax);
+        const now = performance.now();
+        if (n === 0) tFirst = now;
+        tLast = now;
+        if (this.tokenizer.stopTokens.has(token)) {
+          reason = 'eos';
+          break;
+        }
+        history.push(token);
+        gen.tokens.push(token);
+        pos++;
+        const piece: Piece = { token, text: '' };
+        if (options.logprobs) piece.logprob = logits[token] - logSumExp(logits);
+        pending += decoder.push(token);
+        if (stop.length) {
+          const hay = gen.text.slice(-maxStop) + pending;
+          const at = Math.min(...stop.map((s) => hay.indexOf(s)).filter((i) => i >= 0));
+          if (Number.isFinite(at)) {
+            const keep = at - (hay.length - pending.length);
+            piece.text = pending.slice(0, Math.max(0, keep));
+            gen.text += piece.text;
+            pending = '';
+            reason = 'stop';
+            yield piece;
+            break;
+          }
+          // Hold back a tail that could still grow into a stop string.
+          let hold = 0;
+          for (const s of stop) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (s.startsWith(pending.slice(pending.length - k))) hold = k;
+          piece.text = pending.slice(0, pending.length - hold);
+          pending = pending.slice(pending.length - hold);
+        } else {
+          piece.text = pending;
+          pending = '';
+        }
+        gen.text += piece.text;
+        yield piece;
+      }
+      if (reason !== 'stop') {
+        const rest = pending + decoder.flush();
+        if (rest) {
+          gen.text += rest;
+          yield { token: -1, text: rest };
+        }
+      }
+    } finally {
+      gen.stopReason = reason;
+      const generated = gen.tokens.length;
+      const decodeMs = tFirst ? tLast - tFirst : 0;
+      const decodeTps = generated > 1 && decodeMs > 0 ? (generated - 1) / (decodeMs / 1000) : 0;
+      gen.metrics = {
+        promptTokens: ids.length,
+        generatedTokens: generated,
+        ttftMs: tFirst ? tFirst - t0 : Number.NaN,
+        prefillMs: tPrefill - t0,
+        prefillTokensPerSec: ids.length / ((tPrefill - t0) / 1000),
+        decodeMs,
+        decodeTokensPerSec: decodeTps,
+        latencyP50Ms: percentile(latencies, 50),
+        latencyP95Ms: percentile(latencies, 95),
+        peakRssBytes: peakRssBytes(),
+        kvCacheBytes: f.kvCacheBytes,
+        weightBytesPerToken: this.weights.bytesPerToken,
+        effectiveGBs: (this.weights.bytesPerToken * decodeTps) / 1e9,
+      };
+    }
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new IeRuntimeError('IE_DISPOSED', 'the engine was disposed; load the model again');
+  }
+
+  /** Frees the pool, the weights and the map (after a generation in flight finishes). */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.queue.catch(() => undefined);
+    this.ctx.close();
+    this.mapping.close();
+    await this.reader.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The llama forward pass as one kernels program over fixed buffers: embeddings, RMSNorm, q/k/v
+ * projections (+ Qwen2 biases), RoPE from precomputed tables (both layouts, Llama 3 scaling),
+ * the KV cache, grouped-query attention (sliding window for Mistral), the output projection,
+ * the SwiGLU FFN, residual adds, the final norm and the classifier. The same program runs a
+ * prefill chunk (up to `maxBatch` tokens, GEMM) and a decode step (one token, GEMV); params
+ * carry the row count, the position and the token ids.
+ */
+import type { ModelConfig } from '@ie/format';
+import type { KernelContext, Program, ProgramOp, View } from '@ie/kernels';
+import type { ModelWeights } from './weights.js';
+
+export type KvCacheType = 'f32' | 'f16';
+
+export interface ForwardOptions {
+  contextLength: number;
+  kvCache: KvCacheType;
+  /** Largest prefill chunk. */
+  maxBatch: number;
+  activations: 'f32' | 'int8';
+}
+
+/** RoPE angles for every position: cos and sin of pos * freq_i, in float64, Llama 3 scaling applied. */
+export function ropeTables(c: ModelConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const half = c.head_dim / 2;
+  const freqs = new Float64Array(half);
+  for (let i = 0; i < half; i++) {
+    let f = c.rope_theta ** (-(2 * i) / c.head_dim);
+    const rs = c.rope_scaling;
+    if (rs) {
+      const lowWavelen = rs.original_context_length / rs.low_freq_factor;
+      const highWavelen = rs.original_context_length / rs.high_freq_factor;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > lowWavelen) f = f / rs.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (rs.original_context_length / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+        f = (1 - smooth) * (f / rs.factor) + smooth * f;
+      }
+    }
+    freqs[i] = f;
+  }
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  for (let p = 0; p < positions; p++)
+    for (let i = 0; i < half; i++) {
+      cos[p * half + i] = Math.cos(p * freqs[i]);
+      sin[p * half + i] = Math.sin(p * freqs[i]);
+    }
+  return { cos, sin };
+}
+
+export const PARAM_ROWS = 0;
+export const PARAM_POS = 1;
+export const PARAM_ARGMAX = 2;
+export const PARAM_IDS = 3;
+
+export class Forward {
+  readonly program: Program;
+  readonly params: Int32Array;
+  readonly logits: Float32Array;
+  readonly kvCacheBytes: number;
+
+  constructor(ctx: KernelContext, readonly config: ModelConfig, weights: ModelWeights, readonly options: ForwardOptions) {
+    const c = config;
+    const B = options.maxBatch;
+    const T = options.contextLength;
+    const q = c.n_heads * c.head_dim;
+    const kv = c.n_kv_heads * c.head_dim;
+    const buffers: Array<Float32Array | Uint16Array> = [];
+    const buf = (a: Float32Array | Uint16Array): number => buffers.push(a) - 1;
+    const rows = (b: number, width: number): View => [b, 0, width];
+    const shared = (b: number): View => [b, 0, 0];
+    const x = buf(new Float32Array(B * c.dim));
+    const h = buf(new Float32Array(B * c.dim));
+    const qb = buf(new Float32Array(B * q));
+    const kb = buf(new Float32Array(B * kv));
+    const vb = buf(new Float32Array(B * kv));
+    const att = buf(new Float32Array(B * q));
+    const ob = buf(new Float32Array(B * c.dim));
+    const gate = buf(new Float32Array(B * c.ffn_dim));
+    const up = buf(new Float32Array(B * c.ffn_dim));
+    const act = buf(new Float32Array(B * c.ffn_dim));
+    this.logits = new Float32Array(c.vocab_size);
+    const logits = buf(this.logits);
+    const tables = ropeTables(c, T);
+    const cos = buf(tables.cos);
+    const sin = buf(tables.sin);
+    this.params = new Int32Array(PARAM_IDS + B);
+    const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(T * kv) : new Float32Array(T * kv));
+    this.kvCacheBytes = c.n_layers * 2 * T * kv * (options.kvCache === 'f16' ? 2 : 4);
+    const vec = (name: string) => {
+      const v = weights.vectors.get(name);
+      if (!v) throw new Error(`missing vector ${name}`);
+      return buf(v);
+    };
+    const mat = (name: string) => {
+      const m = weights.matrices.get(name);
+      if (!m) throw new Error(`missing matrix ${name}`);
+      return m;
+    };
+    const M = { mSlot: PARAM_ROWS };
+    const a = options.activations;
+    const style = c.rope_style;
+    const ops: ProgramOp[] = [{ op: 'embed', matrix: mat('token_embd.weight'), out: rows(x, c.dim), idsSlot: PARAM_IDS, ...M }];
+    for (let l = 0; l < c.n_layers; l++) {
+      const p = `blk.${l}.`;
+      const kc = buf(kvArray());
+      const vc = buf(kvArray());
+      ops.push(
+        { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}attn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        { op: 'matmul', matrix: mat(`${p}attn_q.weight`), x: rows(h, c.dim), out: rows(qb, q), activations: a, ...M },
+        { op: 'matmul', matrix: mat(`${p}attn_k.weight`), x: rows(h, c.dim), out: rows(kb, kv), activations: a, ...M },
+        { op: 'matmul', matrix: mat(`${p}attn_v.weight`), x: rows(h, c.dim), out: rows(vb, kv), activations: a, ...M },
+      );
+      if (c.attn_qkv_bias) {
+        ops.push(
+          { op: 'add', a: rows(qb, q), b: shared(vec(`${p}attn_q.bias`)), out: rows(qb, q), n: q, ...M },
+          { op: 'add', a: rows(kb, kv), b: shared(vec(`${p}attn_k.bias`)), out: rows(kb, kv), n: kv, ...M },
+          { op: 'add', a: rows(vb, kv), b: shared(vec(`${p}attn_v.bias`)), out: rows(vb, kv), n: kv, ...M },
+        );
+      }
+      ops.push(
+        { op: 'rope', x: rows(qb, q), cos: shared(cos), sin: shared(sin), heads: c.n_heads, headDim: c.head_dim, style, capacity: T, posSlot: PARAM_POS, ...M },
+        { op: 'rope', x: rows(kb, kv), cos: shared(cos), sin: shared(sin), heads: c.n_kv_heads, headDim: c.head_dim, style, capacity: T, posSlot: PARAM_POS, ...M },
+        { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
+        { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
+        { op: 'attention', q: rows(qb, q), k: rows(kc, kv), v: rows(vc, kv), out: rows(att, q), heads: c.n_heads, kvHeads: c.n_kv_heads, headDim: c.head_dim, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, window: c.sliding_window ?? 0, ...M },
+        { op: 'matmul', matrix: mat(`${p}attn_output.weight`), x: rows(att, q), out: rows(ob, c.dim), activations: a, ...M },
+        { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
+        { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}ffn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        { op: 'matmul', matrix: mat(`${p}ffn_gate.weight`), x: rows(h, c.dim), out: rows(gate, c.ffn_dim), activations: a, ...M },
+        { op: 'matmul', matrix: mat(`${p}ffn_up.weight`), x: rows(h, c.dim), out: rows(up, c.ffn_dim), activations: a, ...M },
+        { op: 'swiglu', gate: rows(gate, c.ffn_dim), up: rows(up, c.ffn_dim), out: rows(act, c.ffn_dim), n: c.ffn_dim, ...M },
+        { op: 'matmul', matrix: mat(`${p}ffn_down.weight`), x: rows(act, c.ffn_dim), out: rows(ob, c.dim), activations: a, ...M },
+        { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
+      );
+    }
+    const classifier = mat(c.tied_classifier ? 'token_embd.weight' : 'output.weight');
+    ops.push(
+      { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+      // Only the last row's logits are needed, also after a prefill chunk.
+      { op: 'matmul', matrix: classifier, x: rows(h, c.dim), out: [logits, 0, c.vocab_size], lastRowOnly: true, activations: 'f32', ...M },
+      { op: 'argmax', x: [logits, 0, c.vocab_size], n: c.vocab_size, outSlot: PARAM_ARGMAX },
+    );
+    this.program = ctx.compile({ buffers, params: this.params, maxRows: B, ops });
+  }
+
+  /** Runs `tokens` (at most maxBatch) at positions pos.. on a worker thread; logits hold the last one's. */
+  async run(tokens: readonly number[], pos: number): Promise<void> {
+    this.params[PARAM_ROWS] = tokens.length;
+    this.params[PARAM_POS] = pos;
+    this.params.set(tokens, PARAM_IDS);
+    await this.program.runAsync();
+  }
+
+  /** The same on the calling thread (benchmarks, tools). */
+  runSync(tokens: readonly number[], pos: number): void {
+    this.params[PARAM_ROWS] = tokens.length;
+    this.params[PARAM_POS] = pos;
+    this.params.set(tokens, PARAM_IDS);
+    this.program.run();
+  }
+
+  get argmax(): number {
+    return this.params[PARAM_ARGMAX];
+  }
+}

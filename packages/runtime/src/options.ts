@@ -1,0 +1,69 @@
+/** Engine options, from the API or the environment (the seed's names). */
+import type { Affinity, Isa, NumaPolicy } from '@ie/kernels';
+import { InvalidOptionError } from './errors.js';
+import type { KvCacheType } from './forward.js';
+import { PRECISIONS, type Precision } from './precision.js';
+
+export interface EngineOptions {
+  /** Weight precision (IE_PRECISION). Default: the file's own. Lower precisions are converted at load. */
+  precision?: Precision;
+  /** Kernel threads (IE_THREADS). Default: one per physical core. */
+  threads?: number;
+  affinity?: Affinity;
+  numa?: NumaPolicy;
+  isa?: Isa;
+  /** Positions the KV cache holds (IE_CONTEXT). Default: the model's context length. */
+  contextLength?: number;
+  /** KV cache storage (IE_KV_CACHE). Default f32. */
+  kvCache?: KvCacheType;
+  /** `int8` runs int8/int4 weights with int8-quantized activations (VNNI; faster, approximate). Default f32 (IE_ACTIVATIONS). */
+  activations?: 'f32' | 'int8';
+  /** Largest prefill chunk, in tokens. Default 32. */
+  maxBatch?: number;
+  /** IE_REQUIRE_MODEL=1. ie has no stub mode: a missing or invalid model is always an error; accepted for the seed's interface. */
+  requireModel?: boolean;
+}
+
+export interface ResolvedEngineOptions {
+  precision: Precision | undefined;
+  threads: number | undefined;
+  affinity: Affinity | undefined;
+  numa: NumaPolicy | undefined;
+  isa: Isa | undefined;
+  contextLength: number | undefined;
+  kvCache: KvCacheType;
+  activations: 'f32' | 'int8';
+  maxBatch: number;
+}
+
+function oneOf<T extends string>(name: string, envName: string, v: T | undefined, env: NodeJS.ProcessEnv, allowed: readonly T[]): T | undefined {
+  const raw = v ?? (env[envName] || undefined);
+  if (raw === undefined) return undefined;
+  if (!allowed.includes(raw as T)) throw new InvalidOptionError(v !== undefined ? name : envName, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+function int(name: string, envName: string, v: number | undefined, env: NodeJS.ProcessEnv, lo: number, hi: number): number | undefined {
+  let raw: unknown = v;
+  if (raw === undefined && env[envName]) {
+    if (!/^\d+$/.test(env[envName] as string)) throw new InvalidOptionError(envName, `must be an integer, got ${JSON.stringify(env[envName])}`);
+    raw = Number(env[envName]);
+  }
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < lo || raw > hi) throw new InvalidOptionError(v !== undefined ? name : envName, `must be an integer in ${lo}..${hi}, got ${String(raw)}`);
+  return raw;
+}
+
+export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedEngineOptions {
+  return {
+    precision: oneOf('precision', 'IE_PRECISION', o.precision, env, PRECISIONS),
+    threads: int('threads', 'IE_THREADS', o.threads, env, 1, 1024),
+    affinity: oneOf('affinity', 'IE_AFFINITY', o.affinity, env, ['none', 'compact', 'scatter'] as const),
+    numa: oneOf('numa', 'IE_NUMA', o.numa, env, ['none', 'interleave', 'local'] as const),
+    isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avx512'] as const),
+    contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
+    kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
+    activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['f32', 'int8'] as const) ?? 'f32',
+    maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 32,
+  };
+}
