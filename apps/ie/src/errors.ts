@@ -3,7 +3,9 @@
  * line (`ie: <message>` plus the code) and never a stack trace.
  */
 import { FormatError } from '@ie/format';
+import { KernelError } from '@ie/kernels';
 import { QuantError } from '@ie/quant';
+import { IeRuntimeError } from '@ie/runtime';
 
 export const EXIT = {
   OK: 0,
@@ -39,12 +41,14 @@ export function exitCodeFor(e: unknown): number {
   }
   if (e instanceof FormatError) return e.code === 'IEBIN_WRITE_FAILED' ? EXIT.FAILURE : EXIT.BAD_INPUT;
   if (e instanceof QuantError) return EXIT.BAD_INPUT;
+  if (e instanceof IeRuntimeError) return e.code === 'IE_ABORTED' ? EXIT.INTERRUPTED : e.code === 'IE_INVALID_OPTION' ? EXIT.USAGE : EXIT.BAD_INPUT;
+  if (e instanceof KernelError) return e.code === 'KERNELS_BAD_OPTION' ? EXIT.USAGE : EXIT.FAILURE;
   return EXIT.FAILURE;
 }
 
 /** The one line printed for an error. Unexpected errors (bugs) keep their stack. */
 export function describeError(e: unknown): string {
-  if (e instanceof CliError || e instanceof FormatError || e instanceof QuantError) return `ie: ${e.message} [${e.code}]`;
+  if (e instanceof CliError || e instanceof FormatError || e instanceof QuantError || e instanceof IeRuntimeError || e instanceof KernelError) return `ie: ${e.message} [${e.code}]`;
   if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
     return `ie: ${e.message} [IO_ERROR]`;
   }

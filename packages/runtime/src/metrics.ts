@@ -6,10 +6,11 @@ export interface GenerationMetrics {
   ttftMs: number;
   prefillMs: number;
   prefillTokensPerSec: number;
+  /** Time the engine spent on decode steps (forward pass, sampling, detokenizing), not the consumer's time between pieces. */
   decodeMs: number;
-  /** Generated tokens after the first, per second of decoding. */
+  /** Decode steps (tokens after the first) per second of decodeMs. */
   decodeTokensPerSec: number;
-  /** Percentiles of the per-token decode latencies. */
+  /** Percentiles of the per-token decode step times. */
   latencyP50Ms: number;
   latencyP95Ms: number;
   peakRssBytes: number;

@@ -1,0 +1,113 @@
+/**
+ * The seed's benchmark harness: every prompt of a prompt file, `runs` times after `warmup`
+ * passes, one JSON line per run. The optional work-touch (IE_BYTES_PER_TOKEN, IE_STRIDE_BYTES)
+ * reads that many bytes of the mapped model after each token; its time has its own fields and
+ * is kept out of the model's figures.
+ */
+import { readFile } from 'node:fs/promises';
+import { Engine, percentile } from '@ie/runtime';
+import { intFlag, type Command } from '../command.js';
+import { CliError, EXIT } from '../errors.js';
+import { ENGINE_OPTIONS, ENGINE_USAGE, engineOptions } from './engine-flags.js';
+
+function envInt(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (!/^\d+$/.test(raw)) throw new CliError('CLI_USAGE', `${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+export const bench: Command = {
+  name: 'bench',
+  summary: 'benchmark generation over a prompt file: one JSON line per run',
+  usage: `ie bench MODEL_DIR [--prompts FILE] [--runs N] [--warmup N] [--max-new N] ${ENGINE_USAGE}   (PROMPTS, RUNS, IE_BYTES_PER_TOKEN, IE_STRIDE_BYTES)`,
+  positionals: [1, 1],
+  options: { ...ENGINE_OPTIONS, prompts: { type: 'string' }, runs: { type: 'string' }, warmup: { type: 'string' }, 'max-new': { type: 'string' } },
+  async run(v, [path], io) {
+    const promptsFile = (v.prompts as string | undefined) ?? process.env.PROMPTS;
+    if (!promptsFile) throw new CliError('CLI_USAGE', `give a prompt file with --prompts FILE or PROMPTS=FILE (benchmarks/prompts_10.txt ships with ten)\nusage: ${this.usage}`);
+    let text: string;
+    try {
+      text = await readFile(promptsFile, 'utf8');
+    } catch (e) {
+      throw new CliError('CLI_USAGE', `cannot read the prompt file ${promptsFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const prompts = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    if (prompts.length === 0) throw new CliError('CLI_USAGE', `${promptsFile} holds no prompts (one per line; # starts a comment)`);
+    const runs = intFlag(v, 'runs', 1, 1000) ?? envInt('RUNS', 1);
+    const warmup = intFlag(v, 'warmup', 0, 1000, 1) as number;
+    const maxNew = intFlag(v, 'max-new', 1, 1 << 20, 64) as number;
+    const touchBytes = envInt('IE_BYTES_PER_TOKEN', 0);
+    const stride = envInt('IE_STRIDE_BYTES', 64);
+    if (stride < 1) throw new CliError('CLI_USAGE', 'IE_STRIDE_BYTES must be at least 1');
+    const engine = await Engine.load(path, engineOptions(v));
+    try {
+      for (const n of engine.notices) io.err(`ie: note: ${n}`);
+      const info = engine.info();
+      for (let r = -warmup; r < runs; r++) {
+        let tokens = 0;
+        let promptTokens = 0;
+        let touchMs = 0;
+        let decodeMs = 0;
+        let decodeSteps = 0;
+        let prefillMs = 0;
+        const latencies: number[] = [];
+        const ttfts: number[] = [];
+        const t0 = performance.now();
+        for (const p of prompts) {
+          // Greedy and fixed-length: every run does the same work.
+          const g = engine.generate(p, { temperature: 0, maxTokens: maxNew });
+          let last = performance.now();
+          let first = true;
+          for await (const piece of g) {
+            if (piece.token < 0) continue;
+            // Per-token latency between pieces; the first piece of a prompt is its TTFT instead.
+            if (!first) latencies.push(performance.now() - last);
+            first = false;
+            if (touchBytes > 0) touchMs += engine.touchModel(touchBytes, stride);
+            last = performance.now();
+          }
+          const m = g.metrics;
+          if (!m) continue;
+          tokens += m.generatedTokens;
+          promptTokens += m.promptTokens;
+          decodeMs += m.decodeMs;
+          decodeSteps += Math.max(0, m.generatedTokens - 1);
+          prefillMs += m.prefillMs;
+          ttfts.push(m.ttftMs);
+        }
+        const wallS = (performance.now() - t0) / 1000;
+        if (r < 0) continue;
+        const decodeTps = decodeSteps / (decodeMs / 1000);
+        const line = {
+          run: r + 1,
+          prompts: prompts.length,
+          prompt_tokens: promptTokens,
+          tokens,
+          wall_s: +wallS.toFixed(3),
+          tokens_per_s: +(tokens / (wallS - touchMs / 1000)).toFixed(2),
+          decode_tokens_per_s: +decodeTps.toFixed(2),
+          prefill_tokens_per_s: +(promptTokens / (prefillMs / 1000)).toFixed(1),
+          ttft_ms_p50: +percentile(ttfts, 50).toFixed(2),
+          p50_ms: +percentile(latencies, 50).toFixed(3),
+          p95_ms: +percentile(latencies, 95).toFixed(3),
+          peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+          precision: info.precision,
+          activations: info.activations,
+          threads: info.threads,
+          isa: info.isa,
+          weight_bytes_per_token: info.weightBytesPerToken,
+          effective_gbs: +((info.weightBytesPerToken * decodeTps) / 1e9).toFixed(3),
+          touch_bytes_per_token: touchBytes,
+          touch_stride_bytes: touchBytes > 0 ? stride : 0,
+          touch_ms: +touchMs.toFixed(3),
+          touch_gbs: touchMs > 0 ? +((touchBytes * tokens) / (touchMs / 1000) / 1e9).toFixed(3) : 0,
+        };
+        io.out(JSON.stringify(line));
+      }
+      return EXIT.OK;
+    } finally {
+      await engine.dispose();
+    }
+  },
+};

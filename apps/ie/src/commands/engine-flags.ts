@@ -1,0 +1,25 @@
+/** Flags shared by the commands that run a model (generate, bench). */
+import { PRECISIONS, type EngineOptions } from '@ie/runtime';
+import { choice, intFlag } from '../command.js';
+
+export const ENGINE_OPTIONS = {
+  precision: { type: 'string' },
+  threads: { type: 'string' },
+  affinity: { type: 'string' },
+  'kv-cache': { type: 'string' },
+  context: { type: 'string' },
+  activations: { type: 'string' },
+} as const;
+
+export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations f32|int8]';
+
+export function engineOptions(v: Record<string, unknown>): EngineOptions {
+  return {
+    precision: choice(v, 'precision', PRECISIONS),
+    threads: intFlag(v, 'threads', 1, 1024),
+    affinity: choice(v, 'affinity', ['none', 'compact', 'scatter'] as const),
+    kvCache: choice(v, 'kv-cache', ['f32', 'f16'] as const),
+    contextLength: intFlag(v, 'context', 1, 1 << 24),
+    activations: choice(v, 'activations', ['f32', 'int8'] as const),
+  };
+}

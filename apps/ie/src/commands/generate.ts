@@ -1,0 +1,72 @@
+import { Engine, type GenerateOptions } from '@ie/runtime';
+import { intFlag, type Command } from '../command.js';
+import { CliError, EXIT } from '../errors.js';
+import { bytes } from '../human.js';
+import { ENGINE_OPTIONS, ENGINE_USAGE, engineOptions } from './engine-flags.js';
+
+function numFlag(v: Record<string, unknown>, name: string): number | undefined {
+  const raw = v[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new CliError('CLI_USAGE', `--${name} must be a number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export const generate: Command = {
+  name: 'generate',
+  summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
+  usage: `ie generate MODEL_DIR "prompt" [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--no-echo] [--json]`,
+  positionals: [2, 2],
+  options: {
+    ...ENGINE_OPTIONS,
+    'max-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    'min-p': { type: 'string' },
+    'repeat-penalty': { type: 'string' },
+    seed: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+    'no-echo': { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
+  async run(v, [path, prompt], io) {
+    const options: GenerateOptions = {
+      maxTokens: intFlag(v, 'max-tokens', 0, 1 << 24, 256),
+      temperature: numFlag(v, 'temperature'),
+      topK: intFlag(v, 'top-k', 0, 1 << 24),
+      topP: numFlag(v, 'top-p'),
+      minP: numFlag(v, 'min-p'),
+      repetitionPenalty: numFlag(v, 'repeat-penalty'),
+      seed: intFlag(v, 'seed', 0, 2 ** 32 - 1),
+      stop: v.stop as unknown as string[] | undefined,
+    };
+    const engine = await Engine.load(path, engineOptions(v));
+    const ac = new AbortController();
+    const onSignal = () => ac.abort(new Error('interrupted'));
+    process.once('SIGINT', onSignal);
+    try {
+      for (const n of engine.notices) io.err(`ie: note: ${n}`);
+      const g = engine.generate(prompt, { ...options, signal: ac.signal });
+      const echo = !v['no-echo'] && !v.json;
+      if (echo) process.stdout.write(prompt);
+      for await (const p of g) if (!v.json) process.stdout.write(p.text);
+      const info = engine.info();
+      const m = g.metrics;
+      if (!m) throw new Error('generation ended without metrics');
+      if (v.json) {
+        io.out(JSON.stringify({ text: g.text, tokens: g.tokens, stopReason: g.stopReason, precision: info.precision, threads: info.threads, isa: info.isa, metrics: m }));
+      } else {
+        process.stdout.write('\n');
+        io.err(
+          `ie: ${m.promptTokens} prompt tokens (${m.prefillTokensPerSec.toFixed(1)} tok/s), ${m.generatedTokens} generated (${m.decodeTokensPerSec.toFixed(1)} tok/s, p50 ${m.latencyP50Ms.toFixed(2)} ms, p95 ${m.latencyP95Ms.toFixed(2)} ms), TTFT ${m.ttftMs.toFixed(1)} ms; ` +
+            `${info.precision} on ${info.threads} thread(s), ${info.isa}; ${bytes(m.weightBytesPerToken)}/token -> ${m.effectiveGBs.toFixed(2)} GB/s; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
+        );
+      }
+      return EXIT.OK;
+    } finally {
+      process.off('SIGINT', onSignal);
+      await engine.dispose();
+    }
+  },
+};

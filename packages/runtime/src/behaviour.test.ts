@@ -1,0 +1,187 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { exportIebin, synthModel } from '@ie/format';
+import { ContextOverflowError, Engine, GenerationAbortedError, IeRuntimeError, InvalidOptionError, resolveEngineOptions } from './index.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'ie-rt-'));
+let tiny = '';
+let s15 = '';
+beforeAll(async () => {
+  tiny = tmp();
+  await exportIebin(synthModel('tiny', { seed: 1 }), tiny, { converter: 'test' });
+  s15 = tmp();
+  await exportIebin(synthModel('stories15m', { seed: 1 }), s15, { converter: 'test' });
+});
+
+describe('generation', () => {
+  it('streams pieces whose text adds up to the completion, with metrics', async () => {
+    await using e = await Engine.load(tiny);
+    const g = e.generate('abc', { temperature: 0, maxTokens: 12 });
+    let text = '';
+    const tokens: number[] = [];
+    for await (const p of g) {
+      text += p.text;
+      if (p.token >= 0) tokens.push(p.token);
+    }
+    expect(text).toBe(g.text);
+    expect(tokens).toEqual(g.tokens);
+    expect(g.tokens.length).toBe(12);
+    expect(g.stopReason).toBe('length');
+    const m = g.metrics;
+    expect(m).toBeDefined();
+    expect(m?.promptTokens).toBe(e.tokenize('abc').length);
+    expect(m?.generatedTokens).toBe(12);
+    for (const k of ['ttftMs', 'prefillMs', 'decodeTokensPerSec', 'latencyP50Ms', 'latencyP95Ms', 'effectiveGBs'] as const) expect(Number.isFinite(m?.[k]), k).toBe(true);
+    expect(m?.latencyP95Ms).toBeGreaterThanOrEqual(m?.latencyP50Ms as number);
+    expect(m?.kvCacheBytes).toBe(2 * 2 * 512 * 32 * 4);
+    expect(m?.peakRssBytes).toBeGreaterThan(1e6);
+    expect(e.detokenize(g.tokens)).toBe(g.text);
+  });
+
+  it('samples reproducibly for a seed, and differently for another', async () => {
+    await using e = await Engine.load(tiny);
+    const a = await e.complete('the', { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 42, maxTokens: 30 });
+    const b = await e.complete('the', { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 42, maxTokens: 30 });
+    const c = await e.complete('the', { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 43, maxTokens: 30 });
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.tokens).not.toEqual(c.tokens);
+    // top-k 1 and a tiny top-p are greedy.
+    const greedy = await e.complete('the', { temperature: 0, maxTokens: 10 });
+    expect((await e.complete('the', { temperature: 2, topK: 1, seed: 1, maxTokens: 10 })).tokens).toEqual(greedy.tokens);
+    expect((await e.complete('the', { temperature: 0.7, topK: 0, topP: 1e-9, minP: 0, seed: 1, maxTokens: 10 })).tokens).toEqual(greedy.tokens);
+  });
+
+  it('a repetition penalty changes what repeats', async () => {
+    await using e = await Engine.load(tiny);
+    const plain = await e.complete('aaa', { temperature: 0, maxTokens: 40 });
+    const penal = await e.complete('aaa', { temperature: 0, maxTokens: 40, repetitionPenalty: 5 });
+    const distinct = (t: number[]) => new Set(t).size;
+    expect(distinct(penal.tokens)).toBeGreaterThanOrEqual(distinct(plain.tokens));
+    expect(penal.tokens).not.toEqual(plain.tokens);
+  });
+
+  it('stops at a stop string and leaves it out', async () => {
+    await using e = await Engine.load(tiny);
+    const full = await e.complete('abc', { temperature: 0, maxTokens: 40 });
+    const cut = full.text.slice(5, 8);
+    expect(cut.length).toBe(3);
+    const r = await e.complete('abc', { temperature: 0, maxTokens: 40, stop: [cut] });
+    expect(r.stopReason).toBe('stop');
+    expect(r.text).toBe(full.text.slice(0, full.text.indexOf(cut)));
+  });
+
+  it('reports logprobs that are log-probabilities', async () => {
+    await using e = await Engine.load(tiny);
+    const pieces = [];
+    for await (const p of e.generate('abc', { temperature: 0, maxTokens: 5, logprobs: true })) pieces.push(p);
+    for (const p of pieces.filter((x) => x.token >= 0)) expect(p.logprob).toBeLessThanOrEqual(0);
+  });
+
+  it('runs concurrent calls one after the other, each with its own result', async () => {
+    await using e = await Engine.load(tiny);
+    const solo = await e.complete('xyz', { temperature: 0, maxTokens: 15 });
+    const [a, b] = await Promise.all([e.complete('xyz', { temperature: 0, maxTokens: 15 }), e.complete('abc', { temperature: 0, maxTokens: 15 })]);
+    expect(a.tokens).toEqual(solo.tokens);
+    expect(b.tokens).toEqual((await e.complete('abc', { temperature: 0, maxTokens: 15 })).tokens);
+  });
+});
+
+describe('errors', () => {
+  it('aborts with GenerationAbortedError and stays usable', async () => {
+    await using e = await Engine.load(tiny);
+    const ac = new AbortController();
+    let n = 0;
+    const run = async () => {
+      for await (const _ of e.generate('abc', { temperature: 0, maxTokens: 100, signal: ac.signal })) if (++n === 3) ac.abort(new Error('user cancelled'));
+    };
+    await expect(run()).rejects.toBeInstanceOf(GenerationAbortedError);
+    await expect(run()).rejects.toMatchObject({ code: 'IE_ABORTED' });
+    expect(n).toBe(3);
+    expect((await e.complete('abc', { temperature: 0, maxTokens: 3 })).tokens.length).toBe(3);
+  });
+
+  it('refuses a prompt longer than the context, and stops generation when the cache is full', async () => {
+    await using e = await Engine.load(tiny, { contextLength: 16 });
+    const long = Array.from({ length: 17 }, (_, i) => 300 + i);
+    expect(() => e.generate(long)).toThrow(ContextOverflowError);
+    expect(() => e.generate(long)).toThrow(expect.objectContaining({ code: 'IE_CONTEXT_OVERFLOW', tokens: 17, contextLength: 16 }));
+    const r = await e.complete(long.slice(0, 10), { temperature: 0, maxTokens: 100 });
+    expect(r.stopReason).toBe('context');
+    expect(r.tokens.length).toBe(7); // 10 prompt + 6 more fill 16 positions; the 7th is sampled from the last
+  });
+
+  it('names invalid options', async () => {
+    await using e = await Engine.load(tiny);
+    expect(() => e.generate('x', { temperature: -1 })).toThrow(InvalidOptionError);
+    expect(() => e.generate('x', { topP: 2 })).toThrow(/topP: must be a number in 0..1/);
+    expect(() => e.generate('x', { maxTokens: 1.5 })).toThrow(expect.objectContaining({ code: 'IE_INVALID_OPTION' }));
+    expect(() => e.generate([99999])).toThrow(/token id 99999/);
+    expect(() => resolveEngineOptions({}, { IE_PRECISION: 'fp8' })).toThrow(/IE_PRECISION: must be one of fp32, fp16, bf16, int8w, int4w/);
+    expect(() => resolveEngineOptions({ kvCache: 'f8' as 'f16' })).toThrow(InvalidOptionError);
+    await expect(Engine.load(tiny, { threads: 0 })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION' });
+  });
+
+  it('gives the format\'s typed error for a missing or corrupt model, and refuses converting up', async () => {
+    await expect(Engine.load(join(tiny, 'nope'))).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
+    const bad = tmp();
+    await exportIebin(synthModel('tiny', { seed: 2 }), bad, { converter: 'test' });
+    const json = JSON.parse(readFileSync(join(bad, 'model.ie.json'), 'utf8'));
+    json.tensors[2].bytes += 4;
+    writeFileSync(join(bad, 'model.ie.json'), JSON.stringify(json));
+    await expect(Engine.load(bad)).rejects.toMatchObject({ code: 'IEBIN_SIZE_MISMATCH' });
+    const q = tmp();
+    await exportIebin(synthModel('tiny', { seed: 2 }), q, { converter: 'test' });
+    {
+      await using e4 = await Engine.load(q, { precision: 'int4w' });
+      expect(e4.precision).toBe('int4w');
+    }
+    // A file whose projections are int4 cannot be run at fp32.
+    const { packInt4Groupwise } = await import('@ie/quant');
+    const src = synthModel('tiny', { seed: 2 });
+    const q4dir = tmp();
+    await exportIebin(src, q4dir, {
+      converter: 'test',
+      transform: async (t, role, bytes) => {
+        if (role !== 'projection') return null;
+        const v = new Float32Array(bytes.slice().buffer);
+        const p = packInt4Groupwise(v, t.shape[0], t.shape[1], { scheme: 'symmetric', groupSize: 32 });
+        return { dtype: 'q4', quant: p.quant, bytes: p.bytes };
+      },
+    });
+    await expect(Engine.load(q4dir, { precision: 'fp32' })).rejects.toMatchObject({ code: 'IE_PRECISION_UNSUPPORTED' });
+    await using e = await Engine.load(q4dir);
+    expect(e.precision).toBe('int4w');
+  });
+
+  it('refuses work after dispose', async () => {
+    const e = await Engine.load(tiny);
+    await e.dispose();
+    expect(() => e.generate('x')).toThrow(IeRuntimeError);
+    expect(() => e.tokenize('x')).toThrow(expect.objectContaining({ code: 'IE_DISPOSED' }));
+  });
+});
+
+describe('the event loop stays free', () => {
+  it('a 5 ms timer keeps firing on time while a generation runs', async () => {
+    await using e = await Engine.load(s15, { threads: 2 });
+    const gaps: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      gaps.push(now - last);
+      last = now;
+    }, 5);
+    const t0 = performance.now();
+    const r = await e.complete('once', { temperature: 0, maxTokens: 60 });
+    const elapsed = performance.now() - t0;
+    clearInterval(timer);
+    expect(r.tokens.length).toBe(60);
+    expect(elapsed).toBeGreaterThan(100); // long enough for the timer to matter
+    expect(gaps.length).toBeGreaterThan(elapsed / 5 / 2);
+    gaps.sort((a, b) => a - b);
+    expect(gaps[Math.floor(gaps.length * 0.95)]).toBeLessThan(25);
+  });
+});
+
