@@ -23,7 +23,7 @@ export {
   type Provenance,
   type SourceFile,
 } from './header.js';
-export { IebinReader, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
+export { IebinReader, type BinViews, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
 export { IebinWriter, formatHeaderJson, removeStalePartials, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
 export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
 export type { ModelSource, SourceTensor } from './source.js';

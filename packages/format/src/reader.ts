@@ -20,6 +20,12 @@ export interface TensorView {
   bytes: Uint8Array;
 }
 
+/** A source of zero-copy views into model.ie.bin (e.g. a memory map too large for one ArrayBuffer). */
+export interface BinViews {
+  readonly length: number;
+  view(offset: number, length: number): Uint8Array;
+}
+
 export interface IebinOpenOptions {
   limits?: Partial<IebinLimits>;
 }
@@ -39,6 +45,7 @@ export interface VerifyReport {
 export class IebinReader {
   /** Set by {@link attach}; views are zero-copy over it. */
   private buffer: Uint8Array | null = null;
+  private views: BinViews | null = null;
   private file: RandomAccessFile | null = null;
   private readonly byName: Map<string, TensorEntry>;
 
@@ -131,8 +138,18 @@ export class IebinReader {
     return t;
   }
 
-  /** Gives the reader the whole of model.ie.bin in memory (typically a read-only mmap); views become zero-copy. */
-  attach(buffer: ArrayBuffer | Uint8Array): void {
+  /**
+   * Gives the reader the whole of model.ie.bin in memory (typically a read-only mmap), as one
+   * buffer or as a source of views; tensor views become zero-copy.
+   */
+  attach(buffer: ArrayBuffer | Uint8Array | BinViews): void {
+    if (!(buffer instanceof Uint8Array) && !(buffer instanceof ArrayBuffer)) {
+      if (buffer.length !== this.header.bin.bytes) {
+        throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the mapping is ${buffer.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, { file: this.binPath ?? this.jsonPath });
+      }
+      this.views = buffer;
+      return;
+    }
     const u8 = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
     if (u8.length !== this.header.bin.bytes) {
       throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the buffer is ${u8.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, { file: this.binPath ?? this.jsonPath });
@@ -142,19 +159,20 @@ export class IebinReader {
   }
 
   get attached(): boolean {
-    return this.buffer !== null;
+    return this.buffer !== null || this.views !== null;
   }
 
   /** Zero-copy view of a tensor over the attached buffer. */
   view(name: string): TensorView {
     const entry = this.tensor(name);
+    if (this.views) return { entry, bytes: this.views.view(entry.offset, entry.bytes) };
     if (!this.buffer) throw new IebinError('IEBIN_BUFFER_TOO_SMALL', 'no buffer is attached; call attach() with the mapped model.ie.bin, or use read()', { file: this.jsonPath });
     return { entry, bytes: this.buffer.subarray(entry.offset, entry.offset + entry.bytes) };
   }
 
   /** Reads one tensor's bytes from disk (or from the attached buffer, copy-free). */
   async read(name: string): Promise<TensorView> {
-    if (this.buffer) return this.view(name);
+    if (this.attached) return this.view(name);
     const entry = this.tensor(name);
     const f = await this.binFile();
     return { entry, bytes: await f.read(entry.offset, entry.bytes) };
@@ -179,8 +197,9 @@ export class IebinReader {
     const problems: VerifyProblem[] = [];
     const total = this.header.bin.bytes;
     const chunk = 16 << 20;
-    const scratch = this.buffer ? null : new Uint8Array(chunk);
+    const scratch = this.attached ? null : new Uint8Array(chunk);
     const readRange = async (pos: number, len: number): Promise<Uint8Array> => {
+      if (this.views) return this.views.view(pos, len);
       if (this.buffer) return this.buffer.subarray(pos, pos + len);
       const b = (scratch as Uint8Array).subarray(0, len);
       await (await this.binFile()).readInto(b, pos);
@@ -218,6 +237,7 @@ export class IebinReader {
     const f = this.file;
     this.file = null;
     this.buffer = null;
+    this.views = null;
     if (f) await f.close();
   }
 }

@@ -72,38 +72,60 @@ float* f32_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* w
 
 class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
  public:
+  // Largest single JS view: typed arrays index at most 2^32 - 1 elements.
+  static constexpr size_t kMaxView = 0xffffffffu;
+
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Mapping", {InstanceMethod<&MappingWrap::Close>("close"), InstanceAccessor<&MappingWrap::Buffer>("buffer"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail")});
+    return DefineClass(env, "Mapping",
+                       {InstanceMethod<&MappingWrap::Close>("close"), InstanceMethod<&MappingWrap::View>("view"), InstanceAccessor<&MappingWrap::Buffer>("buffer"),
+                        InstanceAccessor<&MappingWrap::Length>("length"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail")});
   }
   MappingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingWrap>(info) {}
 
-  void Attach(Napi::Env env, std::shared_ptr<ie::Mapping> m) {
-    mapping_ = m;
-    auto* hold = new std::shared_ptr<ie::Mapping>(m);
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, m->data, m->len, [](Napi::Env, void*, std::shared_ptr<ie::Mapping>* h) { delete h; }, hold);
-    buffer_ = Napi::Persistent(ab);
-  }
+  void Attach(std::shared_ptr<ie::Mapping> m) { mapping_ = std::move(m); }
   std::shared_ptr<ie::Mapping> mapping() const { return mapping_; }
 
  private:
-  Napi::Value Buffer(const Napi::CallbackInfo& info) {
-    if (buffer_.IsEmpty()) return info.Env().Null();
-    return buffer_.Value();
+  // An ArrayBuffer over [offset, offset + length) of the mapping; it keeps the mapping alive.
+  Napi::ArrayBuffer make_view(Napi::Env env, size_t offset, size_t length) {
+    auto* hold = new std::shared_ptr<ie::Mapping>(mapping_);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, mapping_->data + offset, length, [](Napi::Env, void*, std::shared_ptr<ie::Mapping>* h) { delete h; }, hold);
+    views_.push_back(Napi::Weak(ab));
+    return ab;
   }
+  Napi::Value View(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!mapping_) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
+    const int64_t off = int_arg(info, 0, 0, (int64_t)mapping_->len, "offset");
+    const int64_t len = int_arg(info, 1, 0, (int64_t)kMaxView, "length");
+    if ((uint64_t)off + (uint64_t)len > mapping_->len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "the view [" + std::to_string(off) + ", +" + std::to_string(len) + ") lies outside the " + std::to_string(mapping_->len) + "-byte mapping");
+    return make_view(env, (size_t)off, (size_t)len);
+  }
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!mapping_) return env.Null();
+    if (mapping_->len > kMaxView) IE_THROW(env, "KERNELS_MAP_TOO_LARGE", "the mapping is " + std::to_string(mapping_->len) + " bytes, more than one JavaScript view can hold; use view(offset, length)");
+    if (whole_.IsEmpty() || whole_.Value().IsDetached()) whole_ = Napi::Weak(make_view(env, 0, mapping_->len));
+    return whole_.Value();
+  }
+  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), mapping_ ? (double)mapping_->len : 0); }
   Napi::Value HugePages(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mapping_ && mapping_->huge_pages); }
   Napi::Value HugePagesDetail(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), mapping_ ? mapping_->huge_pages_detail : "closed"); }
-  // Detaches the JS buffer now (views become empty); the memory is unmapped once no Matrix uses it.
+  // Detaches every JS view now (they become empty); the memory is unmapped once no Matrix uses it.
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (!buffer_.IsEmpty()) {
-      Napi::ArrayBuffer ab = buffer_.Value();
-      if (!ab.IsDetached()) ab.Detach();
-      buffer_.Reset();
+    for (auto& w : views_) {
+      if (w.IsEmpty()) continue;
+      Napi::ArrayBuffer ab = w.Value();
+      if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     }
+    views_.clear();
+    whole_.Reset();
     mapping_.reset();
     return info.Env().Undefined();
   }
   std::shared_ptr<ie::Mapping> mapping_;
-  Napi::Reference<Napi::ArrayBuffer> buffer_;
+  Napi::Reference<Napi::ArrayBuffer> whole_;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> views_;
 };
 
 // ---------------------------------------------------------------- Matrix
@@ -529,7 +551,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     if (!m) IE_THROW(env, "KERNELS_MAP_FAILED", error);
     AddonData* ad = env.GetInstanceData<AddonData>();
     Napi::Object obj = ad->mapping_ctor.New({});
-    MappingWrap::Unwrap(obj)->Attach(env, m);
+    MappingWrap::Unwrap(obj)->Attach(m);
     return obj;
   }
 

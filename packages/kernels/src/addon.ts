@@ -33,6 +33,8 @@ export interface NativeMatrix {
 
 export interface NativeMapping {
   readonly buffer: ArrayBuffer | null;
+  readonly length: number;
+  view(offset: number, length: number): ArrayBuffer;
   readonly hugePages: boolean;
   readonly hugePagesDetail: string;
   close(): void;

@@ -103,13 +103,23 @@ export class MappedFile {
   constructor(native: NativeMapping) {
     this.native = native;
   }
+  /** The whole mapping as one ArrayBuffer (KERNELS_MAP_TOO_LARGE past 4 GiB: use {@link view}). */
   get buffer(): ArrayBuffer {
-    const b = this.native.buffer;
+    const b = wrapNative(() => this.native.buffer);
     if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');
     return b;
   }
   get bytes(): Uint8Array {
     return new Uint8Array(this.buffer);
+  }
+  /** Bytes mapped. */
+  get length(): number {
+    return this.native.length;
+  }
+  /** A zero-copy view of [offset, offset + length) of the mapping (at most 4 GiB - 1). */
+  view(offset: number, length: number): Uint8Array {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
+    return new Uint8Array(wrapNative(() => this.native.view(offset, length)));
   }
   get hugePages(): boolean {
     return this.native.hugePages;

@@ -11,6 +11,7 @@ export const KERNEL_ERROR_CODES = {
   KERNELS_DETACHED: 'a buffer was detached while in use',
   KERNELS_MAP_FAILED: 'a file could not be memory-mapped',
   KERNELS_BUSY: 'the program is already running',
+  KERNELS_MAP_TOO_LARGE: 'a mapping is too large for a single JavaScript view',
 } as const;
 export type KernelErrorCode = keyof typeof KERNEL_ERROR_CODES;
 

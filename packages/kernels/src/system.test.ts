@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -153,5 +153,26 @@ describe('dispose', () => {
     const w = c.matrix(m.spec, m.bytes);
     w.dispose();
     expect(() => c.gemv(w, new Float32Array(16), new Float32Array(4))).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+});
+
+describe('mappings larger than one JavaScript view', () => {
+  it('hands out per-region views past 4 GiB and refuses a whole-file buffer', () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-k-'));
+    const file = join(d, 'big.bin');
+    const size = 5 * 2 ** 30;
+    const fd = openSync(file, 'w');
+    ftruncateSync(fd, size); // sparse: no disk used
+    writeSync(fd, Buffer.from([1, 2, 3, 4]), 0, 4, size - 4);
+    closeSync(fd);
+    const c = make({ threads: 1 });
+    const m = c.mapFile(file);
+    expect(m.length).toBe(size);
+    expect(() => m.buffer).toThrow(expect.objectContaining({ code: 'KERNELS_MAP_TOO_LARGE' }));
+    const tail = m.view(size - 64, 64);
+    expect(Array.from(tail.subarray(60))).toEqual([1, 2, 3, 4]);
+    expect(() => m.view(size - 10, 64)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+    m.close();
+    expect(tail.length).toBe(0); // detached with the mapping
   });
 });

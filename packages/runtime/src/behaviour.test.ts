@@ -185,3 +185,27 @@ describe('the event loop stays free', () => {
   });
 });
 
+
+describe('models larger than one JavaScript view', () => {
+  it('loads and steps a 4.4 GB TinyLlama-shaped model (a sparse file: all-zero weights)', async () => {
+    const { SYNTH_PRESETS, expectedTensors, tensorByteSize, alignUp, formatHeaderJson, synthVocabulary } = await import('@ie/format');
+    const { closeSync, ftruncateSync, openSync } = await import('node:fs');
+    const cfg = SYNTH_PRESETS['tinyllama-1.1b'].config;
+    let off = 0n;
+    const tensors = expectedTensors(cfg).map((e) => {
+      const offset = alignUp(off);
+      const bytes = tensorByteSize('f32', e.shape, null);
+      off = offset + bytes;
+      return { name: e.name, dtype: 'f32' as const, shape: e.shape, offset: Number(offset), bytes: Number(bytes), layout: { order: 'row_major' as const, block_k: 0 }, quant: null, crc32: '00000000' };
+    });
+    const d = tmp();
+    writeFileSync(join(d, 'model.ie.json'), formatHeaderJson({ format: 'iebin', version: 1, config: cfg, tokenizer: synthVocabulary(cfg.vocab_size), provenance: { converter: 't', source_format: 'synth', sources: [] }, bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 }, tensors, quantization: null }));
+    const fd = openSync(join(d, 'model.ie.bin'), 'w');
+    ftruncateSync(fd, Number(off));
+    closeSync(fd);
+    expect(Number(off)).toBeGreaterThan(4 * 2 ** 30);
+    await using e = await Engine.load(d, { contextLength: 64 });
+    const r = await e.complete([1, 2, 3], { temperature: 0, maxTokens: 2 });
+    expect(r.tokens).toEqual([0, 0]); // zero weights: zero logits, argmax 0
+  });
+});

@@ -103,7 +103,7 @@ export class Engine {
       ctx = KernelContext.create({ threads: opts.threads, affinity: opts.affinity, numa: opts.numa, isa: opts.isa });
       mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed', hugePages: true });
       const numa = ctx.numaBind(mapping);
-      reader.attach(mapping.bytes);
+      reader.attach(mapping);
       const weights = bindWeights(ctx, reader, mapping, opts.precision);
       const tokenizer = await createTokenizer(reader.header, reader.directory);
       const notices = [...weights.notices];
