@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The README's main job on the embedded default: a seeded random llama model (stories15M
-// shape) made as a Hugging Face directory, converted to IEBIN, inspected and validated.
+// shape) made as a Hugging Face directory, converted to IEBIN, inspected, validated, then run:
+// a greedy generation and one benchmark line. (Random weights: the text is noise; the point is
+// the way through and the figures.)
 // Each step is printed as the `ie` command a user would type.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,8 @@ const steps = [
   ['convert', '--hf-dir', hf, '--out-dir', out],
   ['inspect', out],
   ['validate', out, '--deep'],
+  ['generate', out, 'Once upon a time', '--max-tokens', '32', '--temperature', '0'],
+  ['bench', out, '--prompts', 'benchmarks/prompts_10.txt', '--runs', '1', '--max-new', '16'],
 ];
 
 for (const args of steps) {
@@ -26,4 +30,4 @@ for (const args of steps) {
     process.exit(r.status ?? 1);
   }
 }
-process.stdout.write(`\nThe model is in ${out}/ (model.ie.json + model.ie.bin). Try: pnpm ie inspect ${out} --json\n`);
+process.stdout.write(`\nThe model is in ${out}/ (model.ie.json + model.ie.bin). Try: pnpm ie generate ${out} "Once upon a time"\n`);

@@ -143,3 +143,68 @@ describe('an interrupted convert leaves the previous output intact', () => {
     });
   }
 });
+
+describe('ie generate and ie bench', () => {
+  let tinyModel = '';
+  const model = () => {
+    if (!tinyModel) {
+      tinyModel = tmp();
+      expect(ie('synth', '--preset', 'tiny', '--out-dir', tinyModel).code).toBe(0);
+    }
+    return tinyModel;
+  };
+
+  it.skipIf(!HAS_STORIES)(`prints run.c's exact text for stories260K${STORIES_REASON}`, () => {
+    const d = tmp();
+    expect(ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', d).code).toBe(0);
+    const r = ie('generate', d, 'Once upon a time', '--max-tokens', '252', '--temperature', '0', '--threads', '1');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toBe(readFileSync(join(STORIES_DIR, 'expected', 'greedy_once-upon-a-time_n256.stdout'), 'utf8'));
+    expect(r.err).toMatch(/252 generated .* tok\/s.*fp32 on 1 thread/);
+  });
+
+  it('reports the completion and its metrics as JSON', () => {
+    const r = ie('generate', model(), 'abc', '--max-tokens', '8', '--temperature', '0', '--json');
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.tokens).toHaveLength(8);
+    expect(j.stopReason).toBe('length');
+    expect(j.precision).toBe('fp32');
+    expect(j.metrics.generatedTokens).toBe(8);
+    expect(j.metrics.decodeTokensPerSec).toBeGreaterThan(0);
+  });
+
+  it('converts precision at load with a notice', () => {
+    const r = ie('generate', model(), 'abc', '--max-tokens', '4', '--precision', 'int4w', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).precision).toBe('int4w');
+    expect(r.err).toMatch(/note: weights converted from fp32 to int4w/);
+  });
+
+  it('benchmarks a prompt file: one JSON line per run, work-touch apart', () => {
+    const prompts = join(tmp(), 'p.txt');
+    writeFileSync(prompts, '# two prompts\nabc\nhello world\n');
+    const r = spawnSync(process.execPath, [IE_CLI, 'bench', model(), '--runs', '2', '--warmup', '0', '--max-new', '5'], { encoding: 'utf8', env: { ...process.env, PROMPTS: prompts, IE_BYTES_PER_TOKEN: '4096', IE_STRIDE_BYTES: '64' } });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.run)).toEqual([1, 2]);
+    for (const l of lines) {
+      expect(l).toMatchObject({ prompts: 2, tokens: 10, precision: 'fp32', touch_bytes_per_token: 4096, touch_stride_bytes: 64 });
+      for (const k of ['wall_s', 'tokens_per_s', 'decode_tokens_per_s', 'ttft_ms_p50', 'p50_ms', 'p95_ms', 'peak_rss_bytes', 'weight_bytes_per_token', 'effective_gbs', 'touch_ms']) expect(l[k], k).toBeGreaterThan(0);
+      expect(typeof l.isa).toBe('string');
+    }
+  });
+
+  it.each([
+    [['generate', '/nonexistent', 'hi'], 3, 'IEBIN_NOT_FOUND'],
+    [['generate', 'MODEL', 'hi', '--precision', 'fp8'], 2, '--precision must be one of'],
+    [['generate', 'MODEL', 'hi', '--temperature', 'hot'], 2, '--temperature must be a number'],
+    [['generate', 'MODEL', 'hi', '--top-p', '3'], 2, 'IE_INVALID_OPTION'],
+    [['bench', 'MODEL', '--prompts', '/nonexistent.txt'], 2, 'cannot read the prompt file'],
+  ])('ie %j exits %i', (args, code, text) => {
+    const r = ie(...args.map((a) => (a === 'MODEL' ? model() : a)));
+    expect(r.code).toBe(code);
+    expect(r.err).toContain(text);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+});
