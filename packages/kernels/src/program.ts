@@ -13,7 +13,7 @@ import { asKernelError } from './errors.js';
 /** Rows of a buffer: `[buffer index, element offset, elements between rows]` (stride 0: one row shared by all). */
 export type View = readonly [buffer: number, offset: number, stride: number];
 
-interface Rows {
+export interface Rows {
   /** Param slot holding the number of rows (tokens) of this run; default 1. */
   mSlot?: number;
 }

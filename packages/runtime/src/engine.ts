@@ -344,6 +344,8 @@ export class Engine {
     if (this.disposed) return;
     this.disposed = true;
     await this.queue.catch(() => undefined);
+    // Release converted weights now rather than at garbage collection.
+    for (const m of this.weights.matrices.values()) m.dispose();
     this.ctx.close();
     this.mapping.close();
     await this.reader.close();

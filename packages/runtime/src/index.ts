@@ -3,10 +3,10 @@
  * `engine.generate(prompt, options)`.
  */
 export { Engine, Generation, type GenerateOptions, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
-export { resolveEngineOptions, type EngineOptions } from './options.js';
+export { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, type Precision } from './precision.js';
-export { Sampler, resolveSampling, type SamplingOptions } from './sampler.js';
+export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';
 export { IeRuntimeError, ContextOverflowError, GenerationAbortedError, InvalidOptionError, RUNTIME_ERROR_CODES, type RuntimeErrorCode } from './errors.js';
 export { createTokenizer, Llama2cTokenizer, SpmTokenizer, HfTokenizer, type Tokenizer, type StreamDecoder } from './tokenizer/index.js';
-export { ropeTables } from './forward.js';
+export { ropeTables, type KvCacheType } from './forward.js';
