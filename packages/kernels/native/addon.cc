@@ -68,6 +68,23 @@ T* typed_arg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type
 
 float* f32_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* what) { return typed_arg<float>(info, i, napi_float32_array, n, what); }
 
+// A matrix descriptor as the TypeScript side encodes it (nativeDescriptor in matrix-spec.ts).
+ie::MatrixDesc parse_desc(const Napi::Object& o) {
+  ie::MatrixDesc d;
+  d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
+  d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
+  d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
+  d.group = (int)int_opt(o, "group", 0, 0, 128);
+  d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
+  d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
+  d.block_k = int_opt(o, "blockK", 0, 0, 1ll << 31);
+  d.pretransposed = int_opt(o, "pretransposed", 0, 0, 1) == 1;
+  d.scales_offset = (uint64_t)int_opt(o, "scalesOffset", 0, 0, 1ll << 53);
+  d.zeros_offset = (uint64_t)int_opt(o, "zerosOffset", 0, 0, 1ll << 53);
+  d.bytes = (uint64_t)int_opt(o, "bytes", 0, 0, 1ll << 53);
+  return d;
+}
+
 // ---------------------------------------------------------------- Mapping
 
 class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
@@ -290,19 +307,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Env env = info.Env();
     Context& c = ctx(env);
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix(descriptor, Uint8Array)");
-    Napi::Object o = info[0].As<Napi::Object>();
-    ie::MatrixDesc d;
-    d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
-    d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
-    d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
-    d.group = (int)int_opt(o, "group", 0, 0, 128);
-    d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
-    d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
-    d.block_k = int_opt(o, "blockK", 0, 0, 1ll << 31);
-    d.pretransposed = int_opt(o, "pretransposed", 0, 0, 1) == 1;
-    d.scales_offset = (uint64_t)int_opt(o, "scalesOffset", 0, 0, 1ll << 53);
-    d.zeros_offset = (uint64_t)int_opt(o, "zerosOffset", 0, 0, 1ll << 53);
-    d.bytes = (uint64_t)int_opt(o, "bytes", 0, 1, 1ll << 53);
+    const ie::MatrixDesc d = parse_desc(info[0].As<Napi::Object>());
+    if (d.bytes < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "bytes must be at least 1");
     Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
     if (ta.TypedArrayType() != napi_uint8_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data must be a Uint8Array");
     if (ta.ByteLength() != d.bytes) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data is " + std::to_string(ta.ByteLength()) + " bytes, the descriptor says " + std::to_string(d.bytes));
@@ -855,14 +861,8 @@ static Napi::Object ConstantsObject(Napi::Env env) {
 
 // matrixBytes(descriptor) -> the byte size the C++ side computes (tests compare it with @ie/format's).
 static Napi::Value MatrixBytes(const Napi::CallbackInfo& info) {
-  Napi::Object o = info[0].As<Napi::Object>();
-  ie::MatrixDesc d;
-  d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
-  d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
-  d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
-  d.group = (int)int_opt(o, "group", 0, 0, 128);
-  d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
-  d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
+  if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "matrixBytes(descriptor)");
+  const ie::MatrixDesc d = parse_desc(info[0].As<Napi::Object>());
   std::string error;
   const uint64_t b = ie::matrix_bytes(d, &error);
   if (!b) IE_THROW(info.Env(), "KERNELS_BAD_MATRIX", error);

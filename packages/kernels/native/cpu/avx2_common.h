@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpu/kernels.h"
+#include "cpu/simd_common.h"
 
 namespace ie::avx2 {
 
@@ -47,20 +48,7 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(_mm_max_ss(t, _mm_movehdup_ps(t)));
 }
 
-inline float scale_at(const uint8_t* p, ScaleType t) {
-  if (t == ScaleType::F32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  if (t == ScaleType::F16) return _cvtsh_ss(h);
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using simd::scale_at;
 
 // exp(x), 8 lanes: same reduction and polynomial as the AVX-512 variant; 2^n built in the exponent bits.
 inline __m256 exp_ps(__m256 x) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpu/kernels.h"
+#include "cpu/simd_common.h"
 
 namespace ie::avx512 {
 
@@ -23,20 +24,7 @@ inline __m512 load_bf16(const uint8_t* p, int n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-inline float scale_at(const uint8_t* p, ScaleType t) {
-  if (t == ScaleType::F32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  if (t == ScaleType::F16) return _cvtsh_ss(h);
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using simd::scale_at;
 
 // exp(x) for 16 lanes: range reduction by ln 2, degree-6 polynomial, scale by 2^n. ~2 ulp.
 inline __m512 exp_ps(__m512 x) {

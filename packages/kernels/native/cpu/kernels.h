@@ -24,6 +24,15 @@ struct WeightRows {
   int K = 0;        // elements per row in this panel
   int group = 0;    // q4 / i8 per-group: 32, 64 or 128; 0: one scale per row (i8 per-row)
   ScaleType stype = ScaleType::F16;
+
+  // The same panel starting at row r.
+  WeightRows from_row(int64_t r) const {
+    WeightRows v = *this;
+    v.q = q + r * q_ld;
+    if (s) v.s = s + r * s_ld;
+    if (z) v.z = z + r * z_ld;
+    return v;
+  }
 };
 
 // y[r] (+)= sum_k W[r,k] * x[k], r < rows. FP32 activations and accumulation.

@@ -38,16 +38,8 @@ inline __m256 ld32(const uint8_t* p, int n) { return load_f32(reinterpret_cast<c
 template <typename Load>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc, int esize, Load load) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    WeightRows v = w;
-    v.q = w.q + r * w.q_ld;
-    rows_float<4>(v, x, y + r, acc, esize, load);
-  }
-  for (; r < rows; r++) {
-    WeightRows v = w;
-    v.q = w.q + r * w.q_ld;
-    rows_float<1>(v, x, y + r, acc, esize, load);
-  }
+  for (; r + 4 <= rows; r += 4) rows_float<4>(w.from_row(r), x, y + r, acc, esize, load);
+  for (; r < rows; r++) rows_float<1>(w.from_row(r), x, y + r, acc, esize, load);
 }
 
 void gemv_f32(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 4, ld32); }
@@ -62,14 +54,6 @@ inline __m256 i8x8(const int8_t* p, int n) {
     b = load_bytes(p, n);
   }
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-}
-
-inline WeightRows offset_rows(const WeightRows& w, int r) {
-  WeightRows v = w;
-  v.q = w.q + r * w.q_ld;
-  v.s = w.s + r * w.s_ld;
-  if (w.z) v.z = w.z + r * w.z_ld;
-  return v;
 }
 
 template <int NR>
@@ -97,8 +81,8 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
 
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8<4>(offset_rows(w, r), x, y + r, acc);
-  for (; r < rows; r++) rows_i8<1>(offset_rows(w, r), x, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_i8<4>(w.from_row(r), x, y + r, acc);
+  for (; r < rows; r++) rows_i8<1>(w.from_row(r), x, y + r, acc);
 }
 
 template <int NR, int G>
@@ -143,8 +127,8 @@ inline void rows_q4(const WeightRows& w, const float* x, float* y, bool acc) {
 template <int G>
 void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(offset_rows(w, r), x, y + r, acc);
-  for (; r < rows; r++) rows_q4<1, G>(offset_rows(w, r), x, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(w.from_row(r), x, y + r, acc);
+  for (; r < rows; r++) rows_q4<1, G>(w.from_row(r), x, y + r, acc);
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {

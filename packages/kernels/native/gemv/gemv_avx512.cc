@@ -36,14 +36,6 @@ struct LoadBF16 {
   __m512 operator()(const uint8_t* p, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, p)); }
 };
 
-inline WeightRows offset_rows(const WeightRows& w, int r) {
-  WeightRows v = w;
-  v.q = w.q + r * w.q_ld;
-  if (w.s) v.s = w.s + r * w.s_ld;
-  if (w.z) v.z = w.z + r * w.z_ld;
-  return v;
-}
-
 // ---- f32 / f16 / bf16: two accumulators per row, 32 elements per step.
 template <int NR, typename Load>
 inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc) {
@@ -76,8 +68,8 @@ inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc) 
 template <typename Load>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_float<4, Load>(offset_rows(w, r), x, y + r, acc);
-  for (; r < rows; r++) rows_float<1, Load>(offset_rows(w, r), x, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_float<4, Load>(w.from_row(r), x, y + r, acc);
+  for (; r < rows; r++) rows_float<1, Load>(w.from_row(r), x, y + r, acc);
 }
 
 // ---- i8: per-group (or per-row) partial sums, scaled once per group.
@@ -119,8 +111,8 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
 
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8<4>(offset_rows(w, r), x, y + r, acc);
-  for (; r < rows; r++) rows_i8<1>(offset_rows(w, r), x, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_i8<4>(w.from_row(r), x, y + r, acc);
+  for (; r < rows; r++) rows_i8<1>(w.from_row(r), x, y + r, acc);
 }
 
 // ---- q4
@@ -199,8 +191,8 @@ void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc
   float* xsum = ng <= 512 ? stack : (heap.resize(ng), heap.data());
   group_sums(x, w.K, G, xsum);
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(offset_rows(w, r), x, xsum, y + r, acc);
-  for (; r < rows; r++) rows_q4<1, G>(offset_rows(w, r), x, xsum, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(w.from_row(r), x, xsum, y + r, acc);
+  for (; r < rows; r++) rows_q4<1, G>(w.from_row(r), x, xsum, y + r, acc);
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {

@@ -158,14 +158,6 @@ inline void rows_q4_q8(const WeightRows& w, const Q4Tables& t, int chunks, __m51
   }
 }
 
-inline WeightRows offset_rows(const WeightRows& w, int r) {
-  WeightRows v = w;
-  v.q = w.q + r * w.q_ld;
-  v.s = w.s + r * w.s_ld;
-  if (w.z) v.z = w.z + r * w.z_ld;
-  return v;
-}
-
 template <int G>
 void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int ng = (w.K + G - 1) / G, chunks = (ng * (G / 2) + 63) / 64;
@@ -184,8 +176,8 @@ void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float*
   for (int l = 0; l < 16; l++) idx[l] = l / lanes;
   const __m512i sidx = _mm512_load_si512(idx);
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4_q8<4, G>(offset_rows(w, r), t, chunks, sidx, y + r, acc);
-  for (; r < rows; r++) rows_q4_q8<1, G>(offset_rows(w, r), t, chunks, sidx, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_q4_q8<4, G>(w.from_row(r), t, chunks, sidx, y + r, acc);
+  for (; r < rows; r++) rows_q4_q8<1, G>(w.from_row(r), t, chunks, sidx, y + r, acc);
 }
 
 void gemv_q4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
@@ -240,8 +232,8 @@ void gemv_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y
   for (int c = 0; c < chunks; c++)
     for (int l = 0; l < 16; l++) dv[c * 16 + l] = xd[(64 * c + 4 * l) / kQ8Block];
   int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8_q8<4>(offset_rows(w, r), xu.data(), dv.data(), chunks, y + r, acc);
-  for (; r < rows; r++) rows_i8_q8<1>(offset_rows(w, r), xu.data(), dv.data(), chunks, y + r, acc);
+  for (; r + 4 <= rows; r += 4) rows_i8_q8<4>(w.from_row(r), xu.data(), dv.data(), chunks, y + r, acc);
+  for (; r < rows; r++) rows_i8_q8<1>(w.from_row(r), xu.data(), dv.data(), chunks, y + r, acc);
 }
 
 }  // namespace

@@ -122,14 +122,6 @@ void MatrixPlan::bind(const uint8_t* base) {
   }
 }
 
-static WeightRows rows_from(const WeightRows& p, int64_t r) {
-  WeightRows v = p;
-  v.q = p.q + r * p.q_ld;
-  if (p.s) v.s = p.s + r * p.s_ld;
-  if (p.z) v.z = p.z + r * p.z_ld;
-  return v;
-}
-
 // Below this many weights a matrix runs on the calling thread: waking the pool costs more.
 static constexpr int64_t kParallelMinWeights = 1 << 15;
 
@@ -150,7 +142,7 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
       int8_t* xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
       float* xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
       ctx.k.quantize_x(x, (int)d.K, xq, xd);
-      for (size_t p = 0; p < m.panels.size(); p++) q8(rows_from(m.panels[p], r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
+      for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
     });
     return;
   }
@@ -169,7 +161,7 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
     if (r1 <= r0) return;
-    for (size_t p = 0; p < m.panels.size(); p++) fn(rows_from(m.panels[p], r0), x + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+    for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), x + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
   });
 }
 
@@ -204,7 +196,7 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
     float* buf = ctx.scratch(t, (size_t)RB * d.K);
     for (int64_t r = r0; r < r1; r += RB) {
       const int rb = (int)std::min<int64_t>(RB, r1 - r);
-      for (size_t p = 0; p < m.panels.size(); p++) dq(rows_from(m.panels[p], r), rb, buf + m.panel_k0[p], (ptrdiff_t)d.K);
+      for (size_t p = 0; p < m.panels.size(); p++) dq(m.panels[p].from_row(r), rb, buf + m.panel_k0[p], (ptrdiff_t)d.K);
       ctx.k.gemm_f32(buf, (ptrdiff_t)d.K, rb, X, (ptrdiff_t)d.K, M, (int)d.K, Y + r, (ptrdiff_t)d.N, false);
     }
   });
@@ -226,7 +218,7 @@ void matrix_row(Context& ctx, const MatrixPlan& m, int64_t r, float* out) {
     }
     return;
   }
-  for (size_t p = 0; p < m.panels.size(); p++) ctx.k.dequant[(int)d.type](rows_from(m.panels[p], r), 1, out + m.panel_k0[p], (ptrdiff_t)d.K);
+  for (size_t p = 0; p < m.panels.size(); p++) ctx.k.dequant[(int)d.type](m.panels[p].from_row(r), 1, out + m.panel_k0[p], (ptrdiff_t)d.K);
 }
 
 }  // namespace ie
