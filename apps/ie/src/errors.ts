@@ -4,7 +4,7 @@
  */
 import { FormatError } from '@ie/format';
 import { KernelError } from '@ie/kernels';
-import { QuantError } from '@ie/quant';
+import { ManifestError, QuantError } from '@ie/quant';
 import { IeRuntimeError } from '@ie/runtime';
 
 export const EXIT = {
@@ -13,6 +13,8 @@ export const EXIT = {
   USAGE: 2,
   BAD_INPUT: 3,
   INVALID_MODEL: 4,
+  /** ie quantize: the quantized model missed a gate threshold. */
+  GATE_FAILED: 5,
   INTERRUPTED: 130,
 } as const;
 
@@ -48,6 +50,8 @@ export function exitCodeFor(e: unknown): number {
 
 /** The one line printed for an error. Unexpected errors (bugs) keep their stack. */
 export function describeError(e: unknown): string {
+  // A manifest's problems are listed one per line under the summary.
+  if (e instanceof ManifestError) return `ie: ${e.summary} [${e.code}]${e.problems.map((p) => `\n  ${p.field}: ${p.message}`).join('')}`;
   if (e instanceof CliError || e instanceof FormatError || e instanceof QuantError || e instanceof IeRuntimeError || e instanceof KernelError) return `ie: ${e.message} [${e.code}]`;
   if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
     return `ie: ${e.message} [IO_ERROR]`;

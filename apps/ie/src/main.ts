@@ -4,12 +4,13 @@ import { bench } from './commands/bench.js';
 import { convert } from './commands/convert.js';
 import { generate } from './commands/generate.js';
 import { inspect } from './commands/inspect.js';
+import { quantize } from './commands/quantize.js';
 import { synth } from './commands/synth.js';
 import { validate } from './commands/validate.js';
 import { CliError, EXIT, describeError, exitCodeFor } from './errors.js';
 import { VERSION } from './version.js';
 
-export const COMMANDS: Command[] = [synth, convert, inspect, validate, generate, bench];
+export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench];
 
 function help(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

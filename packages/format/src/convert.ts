@@ -33,6 +33,8 @@ export interface ConvertOptions {
   /** Store projection and classifier matrices blocked along K with this block size (multiple of 64). */
   blockK?: number;
   transform?: TensorTransform;
+  /** Per-tensor layouts that replace the one pretranspose/blockK would give (a quantization manifest's). */
+  layouts?: ReadonlyMap<string, TensorLayout>;
   /** Program name and version recorded in the provenance. */
   converter: string;
   quantization?: Record<string, unknown> | null;
@@ -50,6 +52,18 @@ export function floatValues(t: Pick<SourceTensor, 'dtype'>, bytes: Uint8Array): 
   if (t.dtype === 'f16') return decodeF16(u16);
   if (t.dtype === 'bf16') return decodeBf16(u16);
   throw new RangeError(`${t.dtype} is not a float dtype`);
+}
+
+/**
+ * The layout exportIebin stores a tensor in: projection and classifier matrices are
+ * pretransposed (float dtypes only) or blocked along K (when the block is a multiple of the
+ * group size); everything else stays row-major.
+ */
+export function exportLayout(role: TensorRole, shape: readonly number[], dtype: SourceTensor['dtype'], quant: QuantParams | null, options: Pick<ConvertOptions, 'pretranspose' | 'blockK'>): TensorLayout {
+  const matrix = shape.length === 2 && (role === 'projection' || role === 'classifier');
+  if (matrix && options.pretranspose && isFloatDtype(dtype)) return { order: 'pretransposed', block_k: 0 };
+  if (matrix && options.blockK && (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)) return { order: 'row_major', block_k: options.blockK };
+  return { order: 'row_major', block_k: 0 };
 }
 
 function sourceBytes(t: SourceTensor): number {
@@ -91,10 +105,7 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
           dtype = want;
         }
       }
-      const matrix = t.shape.length === 2 && (role === 'projection' || role === 'classifier');
-      let layout: TensorLayout = { order: 'row_major', block_k: 0 };
-      if (matrix && options.pretranspose && isFloatDtype(dtype)) layout = { order: 'pretransposed', block_k: 0 };
-      if (matrix && options.blockK && (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)) layout = { order: 'row_major', block_k: options.blockK };
+      const layout = options.layouts?.get(t.name) ?? exportLayout(role, t.shape, dtype, quant, options);
       const desc = { dtype, shape: t.shape, layout, quant: quant ? { ...quant, scales_offset: 0, zeros_offset: null } : null };
       await writer.addTensor({ name: t.name, dtype, shape: t.shape, layout, quant }, applyLayout(desc, bytes));
       bytesDone += sourceBytes(t);

@@ -27,7 +27,7 @@ export { IebinReader, type BinViews, type TensorView, type IebinOpenOptions, typ
 export { IebinWriter, formatHeaderJson, removeStalePartials, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
 export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
 export type { ModelSource, SourceTensor } from './source.js';
-export { exportIebin, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
+export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
 export { openGguf, parseGguf, readGguf, splitBlocks, GGML_TYPES, GGUF_MAGIC, DEFAULT_GGUF_LIMITS, type GgufFile, type GgufTensorInfo, type GgufValue, type GgufArray, type GgufLimits } from './gguf.js';
 export {

@@ -31,61 +31,120 @@ export interface Int8PackOptions {
   /** Required for per_group: 32, 64 or 128. */
   groupSize?: number;
   scaleDtype?: ScaleDtype;
+  /** Per group (row-major over rows x groups), the fraction of the group's range the scale spans (1 = RTN). */
+  clip?: Float32Array;
 }
 
 export interface Int4PackOptions {
   scheme: 'symmetric' | 'affine';
   groupSize: number;
   scaleDtype?: ScaleDtype;
+  /** Per group (row-major over rows x groups), the fraction of the group's range the scale spans (1 = RTN). */
+  clip?: Float32Array;
 }
 
 const fr = Math.fround;
 
-/** Rounds a scale to its storage dtype and writes it; returns the value the kernels will see. */
-function storeScale(v: number, dtype: ScaleDtype, out: DataView, at: number): number {
-  if (dtype === 'f32') {
-    out.setFloat32(at, v, true);
-    return fr(v);
-  }
+/** A scale as the kernels will see it after storage in `dtype`, and its bits. */
+function roundScale(v: number, dtype: ScaleDtype): { value: number; bits: number } {
+  if (dtype === 'f32') return { value: fr(v), bits: 0 };
   const bits = dtype === 'f16' ? f32ToF16Bits(v) : f32ToBf16Bits(v);
-  out.setUint16(at, bits, true);
-  return dtype === 'f16' ? f16BitsToF32(bits) : bf16BitsToF32(bits);
+  return { value: dtype === 'f16' ? f16BitsToF32(bits) : bf16BitsToF32(bits), bits };
 }
 
-function check(values: Float32Array, rows: number, cols: number, groupSize: number | undefined, perRow: boolean): void {
+function writeScale(v: number, dtype: ScaleDtype, out: DataView, at: number): void {
+  if (dtype === 'f32') out.setFloat32(at, v, true);
+  else out.setUint16(at, roundScale(v, dtype).bits, true);
+}
+
+/** Which of the three group encodings, and its scale dtype. */
+export type GroupKind = 'q4_symmetric' | 'q4_affine' | 'i8';
+
+export interface GroupCodes {
+  /** The scale before storage rounding (what is written), and after (what decodes). */
+  scale: number;
+  stored: number;
+  zero: number;
+}
+
+/**
+ * Quantizes values[src .. src+n) as one group whose scale spans `ratio` of its range, writing
+ * codes to `codes[0 .. n)`. The only definition of the three encodings: packers and the clip
+ * search both call it, so what the search measures is what is packed.
+ */
+export function quantizeGroup(kind: GroupKind, values: Float32Array, src: number, n: number, ratio: number, scaleDtype: ScaleDtype, codes: Uint8Array | Int8Array): GroupCodes {
+  if (kind === 'q4_affine') {
+    let lo = 0;
+    let hi = 0;
+    // The range contains 0 so that padding (code = zero) decodes to exactly 0.
+    for (let j = 0; j < n; j++) {
+      const v = values[src + j];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const scale = fr(fr(fr(hi - lo) * ratio) / 15);
+    const s = roundScale(scale, scaleDtype).value;
+    const zero = s !== 0 ? Math.max(0, Math.min(15, Math.round(fr(-lo * ratio) / s))) : 0;
+    const is = s !== 0 ? 1 / s : 0;
+    for (let j = 0; j < n; j++) codes[j] = Math.max(0, Math.min(15, Math.round(values[src + j] * is) + zero));
+    return { scale, stored: s, zero };
+  }
+  let amax = 0;
+  let m = 0;
+  for (let j = 0; j < n; j++) {
+    const v = values[src + j];
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      m = v;
+    }
+  }
+  if (kind === 'i8') {
+    const d = fr(fr(amax * ratio) / 127);
+    // As quantize_row_q8_0_ref: the unrounded scale's reciprocal, roundf (half away from zero).
+    const id = d !== 0 ? fr(1 / d) : 0;
+    for (let j = 0; j < n; j++) {
+      const x = fr(values[src + j] * id);
+      codes[j] = Math.max(-127, Math.min(127, Math.sign(x) * Math.round(Math.abs(x))));
+    }
+    return { scale: d, stored: roundScale(d, scaleDtype).value, zero: 0 };
+  }
+  // As quantize_row_q4_0_ref: scale = the signed extreme / -8, code = min(15, floor(x/scale + 8.5)).
+  const d = fr(fr(m * ratio) / -8);
+  const id = d !== 0 ? fr(1 / d) : 0;
+  for (let j = 0; j < n; j++) codes[j] = Math.max(0, Math.min(15, Math.floor(fr(fr(values[src + j] * id) + 8.5))));
+  return { scale: d, stored: roundScale(d, scaleDtype).value, zero: Q4_SYMMETRIC_ZERO };
+}
+
+function check(values: Float32Array, rows: number, cols: number, groupSize: number | undefined, perRow: boolean, clip: Float32Array | undefined): void {
   if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1) throw new QuantError('QUANT_BAD_SHAPE', `rows and cols must be positive integers, got ${rows} x ${cols}`);
   if (values.length !== rows * cols) throw new QuantError('QUANT_BAD_SHAPE', `got ${values.length} values for ${rows} x ${cols}`);
   if (!perRow && !GROUP_SIZES.includes(groupSize as 32)) throw new QuantError('QUANT_BAD_PARAMS', `group size must be one of ${GROUP_SIZES.join(', ')}, got ${groupSize}`, 'group_size');
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new QuantError('QUANT_NON_FINITE', `value ${i} (row ${Math.floor(i / cols)}, col ${i % cols}) is ${values[i]}`);
+  if (clip) {
+    const groups = rows * (perRow ? 1 : Math.ceil(cols / (groupSize as number)));
+    if (clip.length !== groups) throw new QuantError('QUANT_BAD_PARAMS', `clip has ${clip.length} ratios, the tensor has ${groups} groups`, 'clip');
+    for (let i = 0; i < clip.length; i++) if (!(clip[i] > 0 && clip[i] <= 1)) throw new QuantError('QUANT_BAD_PARAMS', `clip ratio ${i} is ${clip[i]}; ratios are in (0, 1]`, 'clip');
+  }
 }
 
 /** Symmetric int8 with one scale per row or per group: value = code * scale. */
 export function packInt8(values: Float32Array, rows: number, cols: number, opts: Int8PackOptions): PackedTensor {
   const perRow = opts.granularity === 'per_row';
-  check(values, rows, cols, opts.groupSize, perRow);
+  check(values, rows, cols, opts.groupSize, perRow, opts.clip);
   const quant: QuantParams = { scheme: 'symmetric', granularity: opts.granularity, group_size: perRow ? cols : (opts.groupSize as number), scale_dtype: opts.scaleDtype ?? 'f16' };
   const g = quantGeometry('i8', rows, cols, quant);
   const out = new Uint8Array(Number(g.totalBytes));
   const dv = new DataView(out.buffer);
-  const codes = new Int8Array(out.buffer, 0, Number(g.quantBytes));
   const G = g.groupSize;
   const sb = quant.scale_dtype === 'f32' ? 4 : 2;
   for (let r = 0; r < rows; r++) {
     for (let gi = 0; gi < g.groupsPerRow; gi++) {
       const k0 = gi * G;
       const n = Math.min(G, cols - k0);
-      const src = r * cols + k0;
-      let amax = 0;
-      for (let j = 0; j < n; j++) amax = Math.max(amax, Math.abs(values[src + j]));
-      const d = fr(amax / 127);
-      storeScale(d, quant.scale_dtype, dv, Number(g.scalesOffset) + (r * g.groupsPerRow + gi) * sb);
-      // As quantize_row_q8_0_ref: the unrounded scale's reciprocal, roundf (half away from zero).
-      const id = d !== 0 ? fr(1 / d) : 0;
-      const dst = r * g.quantRowBytes + k0;
-      for (let j = 0; j < n; j++) {
-        const x = fr(values[src + j] * id);
-        codes[dst + j] = Math.max(-127, Math.min(127, Math.sign(x) * Math.round(Math.abs(x))));
-      }
+      const si = r * g.groupsPerRow + gi;
+      const codes = new Int8Array(out.buffer, r * g.quantRowBytes + k0, n);
+      const q = quantizeGroup('i8', values, r * cols + k0, n, opts.clip ? opts.clip[si] : 1, quant.scale_dtype, codes);
+      writeScale(q.scale, quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
     }
   }
   return { bytes: out, quant };
@@ -97,7 +156,7 @@ export function packInt8(values: Float32Array, rows: number, cols: number, opts:
  * with scale = (max - min) / 15 and zero = round(-min / scale) in 0..15.
  */
 export function packInt4Groupwise(values: Float32Array, rows: number, cols: number, opts: Int4PackOptions): PackedTensor {
-  check(values, rows, cols, opts.groupSize, false);
+  check(values, rows, cols, opts.groupSize, false, opts.clip);
   const quant: QuantParams = { scheme: opts.scheme, granularity: 'per_group', group_size: opts.groupSize, scale_dtype: opts.scaleDtype ?? 'f16' };
   const g = quantGeometry('q4', rows, cols, quant);
   const out = new Uint8Array(Number(g.totalBytes));
@@ -105,45 +164,17 @@ export function packInt4Groupwise(values: Float32Array, rows: number, cols: numb
   const G = g.groupSize;
   const half = G / 2;
   const sb = quant.scale_dtype === 'f32' ? 4 : 2;
-  const affine = opts.scheme === 'affine';
+  const kind: GroupKind = opts.scheme === 'affine' ? 'q4_affine' : 'q4_symmetric';
   const codes = new Uint8Array(G);
   for (let r = 0; r < rows; r++) {
     for (let gi = 0; gi < g.groupsPerRow; gi++) {
       const k0 = gi * G;
       const n = Math.min(G, cols - k0);
-      const src = r * cols + k0;
       const si = r * g.groupsPerRow + gi;
-      let zero = Q4_SYMMETRIC_ZERO;
-      if (affine) {
-        let lo = Infinity;
-        let hi = -Infinity;
-        for (let j = 0; j < n; j++) {
-          lo = Math.min(lo, values[src + j]);
-          hi = Math.max(hi, values[src + j]);
-        }
-        // The range must contain 0 so that padding (code = zero) decodes to exactly 0.
-        lo = Math.min(lo, 0);
-        hi = Math.max(hi, 0);
-        const s = storeScale(fr((hi - lo) / 15), quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
-        zero = s !== 0 ? Math.max(0, Math.min(15, Math.round(-lo / s))) : 0;
-        out[Number(g.zerosOffset) + si] = zero;
-        const is = s !== 0 ? 1 / s : 0;
-        for (let j = 0; j < G; j++) codes[j] = j < n ? Math.max(0, Math.min(15, Math.round(values[src + j] * is) + zero)) : zero;
-      } else {
-        let amax = 0;
-        let m = 0;
-        for (let j = 0; j < n; j++) {
-          const v = values[src + j];
-          if (Math.abs(v) > amax) {
-            amax = Math.abs(v);
-            m = v;
-          }
-        }
-        const d = fr(m / -8);
-        storeScale(d, quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
-        const id = d !== 0 ? fr(1 / d) : 0;
-        for (let j = 0; j < G; j++) codes[j] = j < n ? Math.min(15, Math.floor(fr(fr(values[src + j] * id) + 8.5))) : Q4_SYMMETRIC_ZERO;
-      }
+      const q = quantizeGroup(kind, values, r * cols + k0, n, opts.clip ? opts.clip[si] : 1, quant.scale_dtype, codes);
+      codes.fill(q.zero, n);
+      writeScale(q.scale, quant.scale_dtype, dv, Number(g.scalesOffset) + si * sb);
+      if (g.zerosOffset !== null) out[Number(g.zerosOffset) + si] = q.zero;
       const dst = r * g.quantRowBytes + gi * half;
       for (let j = 0; j < half; j++) out[dst + j] = codes[j] | (codes[j + half] << 4);
     }

@@ -18,6 +18,23 @@ export interface ForwardOptions {
   /** Largest prefill chunk. */
   maxBatch: number;
   activations: 'f32' | 'int8';
+  /**
+   * Calibration mode (ie quantize): logits for every row of a chunk, not just the last, and
+   * when `capture` is set, copies of every projection's input (and the classifier's) per row.
+   */
+  calibration?: { capture: boolean };
+}
+
+/** Where a projection's input is captured in calibration mode; each site feeds the listed matrices. */
+export type CaptureSite = 'attn_in' | 'attn_out_in' | 'ffn_in' | 'ffn_down_in' | 'classifier_in';
+
+export interface Capture {
+  /** -1 for the classifier's input. */
+  layer: number;
+  site: CaptureSite;
+  width: number;
+  /** maxBatch x width rows, valid for the rows of the last run. */
+  data: Float32Array;
 }
 
 /** RoPE angles for every position: cos and sin of pos * freq_i, in float64, Llama 3 scaling applied. */
@@ -59,6 +76,8 @@ export class Forward {
   readonly params: Int32Array;
   readonly logits: Float32Array;
   readonly kvCacheBytes: number;
+  /** Calibration mode with capture: the projection inputs of the last run. */
+  readonly captures: Capture[] = [];
 
   constructor(ctx: KernelContext, readonly config: ModelConfig, weights: ModelWeights, readonly options: ForwardOptions) {
     const c = config;
@@ -80,7 +99,8 @@ export class Forward {
     const gate = buf(new Float32Array(B * c.ffn_dim));
     const up = buf(new Float32Array(B * c.ffn_dim));
     const act = buf(new Float32Array(B * c.ffn_dim));
-    this.logits = new Float32Array(c.vocab_size);
+    const cal = options.calibration;
+    this.logits = new Float32Array(c.vocab_size * (cal ? B : 1));
     const logits = buf(this.logits);
     const tables = ropeTables(c, T);
     const cos = buf(tables.cos);
@@ -101,6 +121,14 @@ export class Forward {
     const M = { mSlot: PARAM_ROWS };
     const a = options.activations;
     const style = c.rope_style;
+    // A capture is `out = x + 0` into a buffer of its own (the add op with a zero row).
+    const zeros = cal?.capture ? buf(new Float32Array(Math.max(c.dim, q, c.ffn_dim))) : -1;
+    const capture = (layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] => {
+      if (!cal?.capture) return [];
+      const data = new Float32Array(B * width);
+      this.captures.push({ layer, site, width, data });
+      return [{ op: 'add', a: rows(from, width), b: shared(zeros), out: rows(buf(data), width), n: width, ...M }];
+    };
     const ops: ProgramOp[] = [{ op: 'embed', matrix: mat('token_embd.weight'), out: rows(x, c.dim), idsSlot: PARAM_IDS, ...M }];
     for (let l = 0; l < c.n_layers; l++) {
       const p = `blk.${l}.`;
@@ -108,6 +136,7 @@ export class Forward {
       const vc = buf(kvArray());
       ops.push(
         { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}attn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        ...capture(l, 'attn_in', h, c.dim),
         { op: 'matmul', matrix: mat(`${p}attn_q.weight`), x: rows(h, c.dim), out: rows(qb, q), activations: a, ...M },
         { op: 'matmul', matrix: mat(`${p}attn_k.weight`), x: rows(h, c.dim), out: rows(kb, kv), activations: a, ...M },
         { op: 'matmul', matrix: mat(`${p}attn_v.weight`), x: rows(h, c.dim), out: rows(vb, kv), activations: a, ...M },
@@ -125,12 +154,15 @@ export class Forward {
         { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'attention', q: rows(qb, q), k: rows(kc, kv), v: rows(vc, kv), out: rows(att, q), heads: c.n_heads, kvHeads: c.n_kv_heads, headDim: c.head_dim, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, window: c.sliding_window ?? 0, ...M },
+        ...capture(l, 'attn_out_in', att, q),
         { op: 'matmul', matrix: mat(`${p}attn_output.weight`), x: rows(att, q), out: rows(ob, c.dim), activations: a, ...M },
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
         { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}ffn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        ...capture(l, 'ffn_in', h, c.dim),
         { op: 'matmul', matrix: mat(`${p}ffn_gate.weight`), x: rows(h, c.dim), out: rows(gate, c.ffn_dim), activations: a, ...M },
         { op: 'matmul', matrix: mat(`${p}ffn_up.weight`), x: rows(h, c.dim), out: rows(up, c.ffn_dim), activations: a, ...M },
         { op: 'swiglu', gate: rows(gate, c.ffn_dim), up: rows(up, c.ffn_dim), out: rows(act, c.ffn_dim), n: c.ffn_dim, ...M },
+        ...capture(l, 'ffn_down_in', act, c.ffn_dim),
         { op: 'matmul', matrix: mat(`${p}ffn_down.weight`), x: rows(act, c.ffn_dim), out: rows(ob, c.dim), activations: a, ...M },
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
       );
@@ -138,8 +170,9 @@ export class Forward {
     const classifier = mat(c.tied_classifier ? 'token_embd.weight' : 'output.weight');
     ops.push(
       { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
-      // Only the last row's logits are needed, also after a prefill chunk.
-      { op: 'matmul', matrix: classifier, x: rows(h, c.dim), out: [logits, 0, c.vocab_size], lastRowOnly: true, activations: 'f32', ...M },
+      ...capture(-1, 'classifier_in', h, c.dim),
+      // Only the last row's logits are needed, also after a prefill chunk (calibration wants them all).
+      { op: 'matmul', matrix: classifier, x: rows(h, c.dim), out: rows(logits, c.vocab_size), lastRowOnly: !cal, activations: 'f32', ...M },
       { op: 'argmax', x: [logits, 0, c.vocab_size], n: c.vocab_size, outSlot: PARAM_ARGMAX },
     );
     this.program = ctx.compile({ buffers, params: this.params, maxRows: B, ops });

@@ -20,7 +20,13 @@ export interface ModelWeights {
   notices: string[];
 }
 
-export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: MappedFile, requested: Precision | undefined): ModelWeights {
+/** Tensors that replace the file's (a quantization candidate being judged): row-major encodings, and f32 vectors. */
+export interface WeightOverrides {
+  matrices: ReadonlyMap<string, { spec: MatrixSpec; data: Uint8Array }>;
+  vectors: ReadonlyMap<string, Float32Array>;
+}
+
+export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: MappedFile, requested: Precision | undefined, overrides?: WeightOverrides): ModelWeights {
   const c = reader.config;
   const roles = new Map(expectedTensors(c).map((e) => [e.name, e.role]));
   const projections = reader.tensors.filter((t) => roles.get(t.name) === 'projection');
@@ -41,8 +47,14 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
     const role = roles.get(t.name);
     const view = reader.view(t.name).bytes;
     if (t.shape.length === 1) {
-      vectors.set(t.name, t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view));
+      vectors.set(t.name, overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)));
       bytesPerToken += t.bytes;
+      continue;
+    }
+    const replaced = overrides?.matrices.get(t.name);
+    if (replaced) {
+      matrices.set(t.name, ctx.matrix(replaced.spec, replaced.data));
+      bytesPerToken += role === 'embedding' && !c.tied_classifier ? replaced.data.length / t.shape[0] : replaced.data.length;
       continue;
     }
     const convert = shouldConvert(t, role, target, c.tied_classifier);

@@ -1,0 +1,111 @@
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { QuantError, readManifest, type ExpandedManifest } from '@ie/quant';
+import { quantizeModel } from '@ie/runtime';
+import { intFlag, required, type Command } from '../command.js';
+import { CliError, EXIT } from '../errors.js';
+import { bytes, table } from '../human.js';
+import { Progress } from '../progress.js';
+
+/** Writes `text` to `file` through a temporary name: readers see the old file or the new one, never half of one. */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.partial-${process.pid}`;
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+function range(xs: number[], digits: number): string {
+  return xs.length ? `${Math.min(...xs).toFixed(digits)} .. ${Math.max(...xs).toFixed(digits)}` : '-';
+}
+
+/** Per-tensor table and, per tensor kind (attn_q, ffn_down, ...), the range of its figures. */
+function report(m: ExpandedManifest, all: boolean): string[] {
+  const measured = m.tensors.filter((t) => t.quality);
+  const lines: string[] = [];
+  const rows = [['tensor', 'scheme', 'method', 'cosine', 'SNR dB', 'verdict']];
+  for (const t of measured) {
+    if (!all && t.verdict === 'pass' && measured.length > 40) continue;
+    const q = t.quality as { cosine: number; snr_db: number };
+    const scheme = t.scheme === 'int4w' ? `int4w g${t.group_size} ${t.mode === 'affine' ? 'aff' : 'sym'}` : t.scheme === 'int8w' ? `int8w ${t.granularity === 'per_row' ? 'row' : `g${t.group_size}`}` : t.scheme;
+    rows.push([t.name, scheme, `${t.method ?? '-'}${t.alpha !== undefined ? ` a=${t.alpha}` : ''}`, q.cosine.toFixed(5), q.snr_db.toFixed(2), t.verdict]);
+  }
+  if (rows.length > 1) lines.push(table(rows, [3, 4]));
+  if (!all && measured.length > 40) lines.push(`(${measured.length - rows.length + 1} passing tensors not listed; --all lists every one)`);
+  const kinds = new Map<string, { cos: number[]; snr: number[] }>();
+  for (const t of measured) {
+    const kind = t.name.replace(/^blk\.\d+\./, '').replace(/\.weight$/, '');
+    const k = kinds.get(kind) ?? { cos: [], snr: [] };
+    k.cos.push((t.quality as { cosine: number }).cosine);
+    k.snr.push((t.quality as { snr_db: number }).snr_db);
+    kinds.set(kind, k);
+  }
+  lines.push('', table([['kind', 'tensors', 'cosine', 'SNR dB'], ...[...kinds].map(([k, v]) => [k, String(v.cos.length), range(v.cos, 5), range(v.snr, 2)])], [1]));
+  return lines;
+}
+
+export const quantize: Command = {
+  name: 'quantize',
+  summary: 'quantize a model per policy, measure it on calibration text, and write the expanded manifest if it passes the gate',
+  usage: 'ie quantize MODEL_DIR --policy POLICY.json --out MANIFEST.json [--calib FILE] [--force] [--all] [--threads N] [--json] [--quiet]',
+  positionals: [1, 1],
+  options: {
+    policy: { type: 'string' },
+    out: { type: 'string' },
+    calib: { type: 'string' },
+    force: { type: 'boolean' },
+    all: { type: 'boolean' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  },
+  async run(v, [model], io) {
+    const policyFile = required(v, 'policy', this);
+    const out = required(v, 'out', this);
+    const threads = intFlag(v, 'threads', 1, 1024);
+    const loaded = await readManifest(policyFile);
+    if (loaded.manifest.kind !== 'policy') throw new CliError('CLI_USAGE', `${policyFile} is an expanded manifest (written by ie quantize); --policy takes a policy (kind "policy"), such as quant/q4_manifest.json`);
+    const calibFile = (v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? resolve(dirname(policyFile), loaded.manifest.calibration.text) : undefined);
+    if (!calibFile) throw new CliError('CLI_USAGE', `${policyFile} names no calibration text (calibration.text); pass --calib FILE`);
+    let text: string;
+    try {
+      text = await readFile(calibFile, 'utf8');
+    } catch (e) {
+      throw new QuantError('QUANT_CALIBRATION', `${calibFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass --calib FILE with a UTF-8 text`);
+    }
+    const progress = new Progress('quantizing', process.stderr, !v.quiet && !v.json);
+    const t0 = performance.now();
+    const r = await quantizeModel(model, {
+      policy: loaded,
+      calibration: { text, file: calibFile },
+      context: threads ? { threads } : {},
+      onProgress: (p) => progress.update(p.done, p.total, `${p.stage}${p.detail ? ` ${p.detail}` : ''}`),
+    });
+    progress.done();
+    const secs = (performance.now() - t0) / 1000;
+    const m = r.manifest;
+    const written = r.accepted || v.force === true;
+    if (written) await writeAtomically(out, r.json);
+    const e2e = r.endToEnd;
+    if (v.json) {
+      io.out(JSON.stringify({ status: m.status, written: written ? out : null, failures: r.failures, end_to_end: e2e, bytes_per_token: r.bytesPerToken, calibration_tokens: r.calibrationTokens, seconds: Number(secs.toFixed(2)), tensors: m.tensors.filter((t) => t.quality).map((t) => ({ name: t.name, scheme: t.scheme, method: t.method, ...t.quality, verdict: t.verdict })) }, null, 2));
+    } else {
+      for (const l of report(m, v.all === true)) io.out(l);
+      io.out('');
+      io.out(`end to end over ${e2e.positions} positions (${m.calibration?.sequences} sequences of ${m.calibration?.text}): mean KL ${e2e.kl_mean.toFixed(5)} nats (max ${e2e.kl_max.toFixed(3)}), top-1 agreement ${(e2e.top1 * 100).toFixed(2)}%`);
+      const t = m.gate.thresholds;
+      io.out(`gate: cosine >= ${t.min_cosine}, SNR >= ${t.min_snr_db} dB per tensor; mean KL <= ${t.max_kl}, top-1 >= ${t.min_top1} end to end`);
+      io.out(`weights per token: ${bytes(r.bytesPerToken.before)} -> ${bytes(r.bytesPerToken.after)} (${(r.bytesPerToken.before / r.bytesPerToken.after).toFixed(2)}x smaller), ${secs.toFixed(1)} s`);
+      if (r.accepted) io.out(`accepted: wrote ${out}; export with ie convert ... --q4-map ${out}`);
+      else {
+        for (const f of r.failures) io.out(`  fails: ${f}`);
+        io.out(written ? `REJECTED: wrote ${out} marked "rejected" (--force); ie convert refuses it unless forced too` : `REJECTED: no manifest written. Use a finer scheme for the failing tensors (smaller group, int8w, or keep them), try method "awq", or relax the gate; --force writes it marked rejected`);
+      }
+    }
+    return r.accepted ? EXIT.OK : EXIT.GATE_FAILED;
+  },
+};

@@ -1,0 +1,175 @@
+/**
+ * Reading a manifest: JSON → schema validation (ajv, every error) → the checks a schema cannot
+ * express (a rule has exactly one pattern, fields that belong to another scheme, regexes that
+ * do not compile, ...). Checks that need the model live in resolve.ts.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject } from 'ajv';
+import { ManifestError, type ManifestProblem } from '../errors.js';
+import { globToRegExp } from './glob.js';
+import { MANIFEST_SCHEMA, type ExpandedManifest, type GateThresholds, type Manifest, type Policy } from './schema.js';
+
+/** Gate thresholds a policy gets for what it does not set (docs/quantization.md explains them). */
+export const DEFAULT_GATE: GateThresholds = { min_cosine: 0.98, min_snr_db: 15, max_kl: 0.15, min_top1: 0.8 };
+
+export const DEFAULT_CALIBRATION = { sequence_length: 128, max_sequences: 8 } as const;
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+function validate(doc: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, strictTypes: false });
+    validator = ajv.compile(MANIFEST_SCHEMA);
+  }
+  return validator(doc) ? [] : [...(validator.errors ?? [])];
+}
+
+/** `/rules/2/group_size` → `rules[2].group_size`. */
+function jsonPath(pointer: string): string {
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(part) ? `[${part}]` : out ? `.${part}` : part;
+  }
+  return out || '(root)';
+}
+
+function describe(e: ErrorObject): ManifestProblem {
+  const at = jsonPath(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return { field: at === '(root)' ? String(p.additionalProperty) : `${at}.${p.additionalProperty}`, message: 'is not a manifest field (check the spelling against quant/q4_manifest.schema.json)' };
+    case 'required':
+      return { field: at === '(root)' ? String(p.missingProperty) : `${at}.${p.missingProperty}`, message: 'is required' };
+    case 'enum':
+      return { field: at, message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'const':
+      return { field: at, message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'discriminator':
+      return { field: at === '(root)' ? 'kind' : `${at}.kind`, message: 'must be "policy" or "expanded"' };
+    default:
+      return { field: at, message: e.message ?? e.keyword };
+  }
+}
+
+const QUANT_FIELDS = ['group_size', 'mode', 'granularity', 'scale_dtype', 'method', 'allow_padding'] as const;
+
+function policyProblems(p: Policy): ManifestProblem[] {
+  const out: ManifestProblem[] = [];
+  p.rules.forEach((r, i) => {
+    const at = `rules[${i}]`;
+    if ((r.match === undefined) === (r.regex === undefined)) out.push({ field: at, message: 'needs exactly one of "match" (a glob) or "regex"' });
+    if (r.regex !== undefined) {
+      try {
+        new RegExp(r.regex, 'u');
+      } catch (e) {
+        out.push({ field: `${at}.regex`, message: `does not compile: ${(e as Error).message}` });
+      }
+    }
+    if (r.match !== undefined) {
+      try {
+        globToRegExp(r.match);
+      } catch (e) {
+        out.push({ field: `${at}.match`, message: (e as Error).message });
+      }
+    }
+    const allowed: readonly string[] =
+      r.scheme === 'int4w' ? ['group_size', 'mode', 'scale_dtype', 'method', 'allow_padding'] : r.scheme === 'int8w' ? ['group_size', 'granularity', 'scale_dtype', 'method', 'allow_padding'] : [];
+    for (const f of QUANT_FIELDS) if (r[f] !== undefined && !allowed.includes(f)) out.push({ field: `${at}.${f}`, message: `does not apply to scheme ${r.scheme}` });
+    if (r.scheme === 'int4w' && r.group_size === undefined) out.push({ field: `${at}.group_size`, message: 'is required for int4w (32, 64 or 128)' });
+    if (r.scheme === 'int8w') {
+      if (r.granularity === undefined) out.push({ field: `${at}.granularity`, message: 'is required for int8w ("per_row" or "per_group")' });
+      if (r.granularity === 'per_group' && r.group_size === undefined) out.push({ field: `${at}.group_size`, message: 'is required for per_group int8w' });
+      if (r.granularity === 'per_row' && r.group_size !== undefined) out.push({ field: `${at}.group_size`, message: 'does not apply to per_row int8w (the group is the row)' });
+    }
+  });
+  const l = p.layout;
+  if (l?.pretranspose && l.block_k) out.push({ field: 'layout', message: 'pretranspose and block_k cannot be combined' });
+  if (l?.block_k !== undefined && l.block_k % 64 !== 0) out.push({ field: 'layout.block_k', message: `must be a multiple of 64 (or 0), got ${l.block_k}` });
+  return out;
+}
+
+function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
+  const out: ManifestProblem[] = [];
+  const seen = new Set<string>();
+  for (const [key, b64] of Object.entries(m.scales)) {
+    const n = Buffer.from(b64, 'base64');
+    if (n.length === 0 || n.length % 4 !== 0 || n.toString('base64') !== b64) out.push({ field: `scales.${key}`, message: 'must be canonical base64 of little-endian f32 values' });
+  }
+  m.tensors.forEach((e, i) => {
+    const at = `tensors[${i}]`;
+    if (seen.has(e.name)) out.push({ field: `${at}.name`, message: `${e.name} appears twice` });
+    seen.add(e.name);
+    const quantized = e.scheme === 'int4w' || e.scheme === 'int8w';
+    if (quantized) {
+      for (const f of ['scale_dtype', 'method'] as const) if (e[f] === undefined) out.push({ field: `${at}.${f}`, message: `is required for ${e.scheme}` });
+      if (e.scheme === 'int4w' && (e.group_size === undefined || e.mode === undefined)) out.push({ field: at, message: 'int4w needs group_size and mode' });
+      if (e.scheme === 'int8w' && (e.granularity === undefined || (e.granularity === 'per_group') !== (e.group_size !== undefined))) out.push({ field: at, message: 'int8w needs granularity, and group_size exactly when per_group' });
+      if (e.shape.length !== 2) out.push({ field: `${at}.shape`, message: 'only matrices can be quantized' });
+    } else {
+      for (const f of ['group_size', 'mode', 'granularity', 'scale_dtype'] as const) if (e[f] !== undefined) out.push({ field: `${at}.${f}`, message: `does not apply to ${e.scheme}` });
+    }
+    e.transforms?.forEach((t, j) => {
+      const s = m.scales[t.by];
+      if (s === undefined) out.push({ field: `${at}.transforms[${j}].by`, message: `names scales ${JSON.stringify(t.by)}, which the manifest does not have` });
+      else {
+        const len = Buffer.from(s, 'base64').length / 4;
+        const want = t.op === 'scale_columns' ? e.shape[e.shape.length - 1] : e.shape[0];
+        if (len !== want) out.push({ field: `${at}.transforms[${j}]`, message: `${t.op} by ${t.by} needs ${want} scales, it has ${len}` });
+      }
+    });
+  });
+  if (m.status === 'accepted' && (m.gate.failures?.length ?? 0) > 0) out.push({ field: 'status', message: 'is "accepted" but gate.failures is not empty' });
+  return out;
+}
+
+/** The sha256 of a manifest's bytes: what the audit record and the expanded manifest cite. */
+export function manifestSha256(text: string | Uint8Array): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export interface LoadedManifest {
+  manifest: Manifest;
+  file: string;
+  sha256: string;
+}
+
+/** Parses and checks a manifest; throws a ManifestError listing every problem. */
+export function parseManifest(text: string, file = '<manifest>'): Manifest {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(root)', message: `is not JSON: ${(e as Error).message}` }]);
+  }
+  const errors = validate(doc);
+  if (errors.length) {
+    // ajv repeats some errors per failing branch; keep each (field, message) once.
+    const problems = new Map<string, ManifestProblem>();
+    for (const e of errors) {
+      const p = describe(e);
+      problems.set(`${p.field}\0${p.message}`, p);
+    }
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [...problems.values()]);
+  }
+  const m = doc as Manifest;
+  const problems = m.kind === 'policy' ? policyProblems(m) : expandedProblems(m);
+  if (problems.length) throw new ManifestError('QUANT_MANIFEST_INVALID', file, problems);
+  return m;
+}
+
+export async function readManifest(file: string): Promise<LoadedManifest> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(file)', message: `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+  }
+  return { manifest: parseManifest(bytes.toString('utf8'), file), file, sha256: manifestSha256(bytes) };
+}
+
+/** The thresholds a policy's gate resolves to. */
+export function gateThresholds(p: Policy): GateThresholds {
+  return { ...DEFAULT_GATE, ...(p.gate ?? {}) };
+}
