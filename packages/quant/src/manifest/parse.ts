@@ -47,7 +47,7 @@ function describe(e: ErrorObject): ManifestProblem {
     case 'const':
       return { field: at, message: `must be ${JSON.stringify(p.allowedValue)}` };
     case 'discriminator':
-      return { field: at === '(root)' ? 'kind' : `${at}.kind`, message: 'must be "policy" or "expanded"' };
+      return { field: at === '(root)' ? 'kind' : `${at}.kind`, message: 'must be one of "policy", "expanded"' };
     default:
       return { field: at, message: e.message ?? e.keyword };
   }
