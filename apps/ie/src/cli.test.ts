@@ -4,14 +4,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HAS_STORIES, IE_CLI, STORIES_DIR, STORIES_REASON, sameBytes } from '@ie/testing';
+import { HAS_STORIES, IE_CLI, STORIES_DIR, STORIES_REASON, runIe, sameBytes } from '@ie/testing';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-cli-'));
 
-function ie(...args: string[]) {
-  const r = spawnSync(process.execPath, [IE_CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const ie = (...args: string[]) => runIe(args);
 
 describe('ie basics', () => {
   it('prints help and version', () => {
@@ -29,7 +26,10 @@ describe('ie basics', () => {
     [['convert', '--llama2c', 'a.bin', '--out-dir', 'c'], 2, '--tokenizer'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--dtype', 'f64'], 2, '--dtype must be one of f32, f16, bf16'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--block-k', '100'], 2, 'multiple of 64'],
-    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json'], 2, 'CLI_NOT_AVAILABLE'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json', '--dtype', 'f16'], 2, '--q4-map decides every tensor\'s encoding and layout; drop --dtype'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--force'], 2, '--force goes with --q4-map'],
+    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', '/nonexistent.json'], 3, '/nonexistent.json: 1 problem [QUANT_MANIFEST_INVALID]'],
+    [['quantize', '/tmp', '--out', 'x.json'], 2, '--policy is required'],
     [['convert', '--gguf', '/nonexistent.gguf', '--out-dir', 'c'], 3, 'does not exist'],
     [['synth', '--preset', 'huge', '--out-dir', 'c'], 2, 'unknown preset'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed=abc'], 2, '--seed must be an integer'],

@@ -98,7 +98,7 @@ describe('quantizeModel on synthetic models', () => {
   });
 });
 
-describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${HAS_STORIES ? '' : ` (skipped: ${STORIES_REASON})`}`, () => {
+describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, () => {
   let fpDir = '';
   const fp = async () => {
     if (!fpDir) {

@@ -369,7 +369,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       version: MANIFEST_VERSION,
       status: failures.length ? 'rejected' : 'accepted',
       policy: { ...(policy.name ? { name: policy.name } : {}), file: basename(o.policy.file), sha256: o.policy.sha256 },
-      model: { fingerprint, architecture: c.architecture, dim: c.dim, n_layers: c.n_layers, vocab_size: c.vocab_size },
+      model: { fingerprint, config: { ...c } },
       calibration: { text: basename(o.calibration.file), sha256: createHash('sha256').update(o.calibration.text).digest('hex'), sequences: seqs.length, tokens: total },
       gate: { thresholds, end_to_end: { kl_mean: round(e2e.kl_mean, 6), kl_max: round(e2e.kl_max, 6), top1: round(e2e.top1, 6), positions: e2e.positions }, failures },
       scales: Object.fromEntries([...scales].filter(([k]) => usedScales.has(k)).map(([k, v]) => [k, encodeScales(v)])),

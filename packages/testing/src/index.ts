@@ -1,6 +1,7 @@
 /**
  * Test helpers shared by the ie packages. Source-only (vitest compiles it); never published.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,12 @@ if (!HAS_STORIES) process.stderr.write(`[ie tests] ${STORIES_DIR} not found: tes
 
 /** The built `ie` CLI. */
 export const IE_CLI = join(REPO_ROOT, 'apps', 'ie', 'dist', 'cli.js');
+
+/** Runs the built `ie` with `args`; returns its exit code, stdout and stderr. */
+export function runIe(args: string[], env: NodeJS.ProcessEnv = process.env): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [IE_CLI, ...args], { encoding: 'utf8', env });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
 
 /** Seeded uniform/normal floats (mulberry32), never zeros. */
 export function seededFloats(n: number, seed: number, scale = 1): Float32Array {

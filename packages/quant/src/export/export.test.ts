@@ -8,6 +8,7 @@ import { ManifestError } from '../errors.js';
 import { modelFingerprint, tensorSha256 } from '../manifest/fingerprint.js';
 import { manifestSha256, parseManifest, type LoadedManifest } from '../manifest/parse.js';
 import type { ExpandedManifest } from '../manifest/schema.js';
+import { packInt4Groupwise } from '../pack.js';
 import { dequantizeMatrix, encodeScales, quantizeMatrix } from '../ptq/quantize.js';
 import { planExport } from './prepare.js';
 
@@ -24,7 +25,7 @@ async function exportWith(source: ModelSource, loaded: LoadedManifest, force = f
 
 /** An expanded manifest for `source` as `ie quantize` would write it, quality omitted. */
 async function expandedFor(source: ModelSource, edit: (m: ExpandedManifest) => void = () => {}): Promise<ExpandedManifest> {
-  const tensors = [];
+  const tensors: Array<{ name: string; shape: number[]; sha256: string }> = [];
   for (const t of source.tensors) tensors.push({ name: t.name, shape: t.shape, sha256: tensorSha256(t.dtype, t.quant, await t.read()) });
   const c = source.config;
   const m: ExpandedManifest = {
@@ -32,7 +33,7 @@ async function expandedFor(source: ModelSource, edit: (m: ExpandedManifest) => v
     version: 1,
     status: 'accepted',
     policy: { sha256: 'b'.repeat(64) },
-    model: { fingerprint: modelFingerprint(c, tensors), architecture: c.architecture, dim: c.dim, n_layers: c.n_layers, vocab_size: c.vocab_size },
+    model: { fingerprint: modelFingerprint(c, tensors), config: { ...c } },
     gate: { thresholds: { min_cosine: 0.9, min_snr_db: 10, max_kl: 0.2, min_top1: 0.5 }, end_to_end: { kl_mean: 0.01, kl_max: 0.1, top1: 0.9, positions: 10 }, failures: [] },
     scales: {},
     tensors: source.tensors.map((t, i) => ({ name: t.name, shape: [...t.shape], source: { dtype: t.dtype, sha256: tensors[i].sha256 }, scheme: 'f32' as const, layout: { order: 'row_major' as const, block_k: 0 }, verdict: 'not_measured' as const })),
@@ -69,6 +70,28 @@ describe('export per policy', () => {
     const b = await exportWith(synthModel('tiny', { seed: 3 }), defaultPolicy());
     expect(readFileSync(join(b.dir, 'model.ie.bin')).equals(readFileSync(join(a.dir, 'model.ie.bin')))).toBe(true);
     expect(readFileSync(join(b.dir, 'model.ie.json'), 'utf8')).toBe(readFileSync(join(a.dir, 'model.ie.json'), 'utf8'));
+  });
+
+  it('maps llama.cpp Q4_0 source tensors onto int4w g32 without requantizing', async () => {
+    const src = synthModel('tiny', { seed: 8 });
+    const packed = new Map<string, Uint8Array>();
+    for (const t of src.tensors) {
+      if (!t.name.endsWith('attn_q.weight')) continue;
+      const [rows, cols] = t.shape;
+      const p = packInt4Groupwise(floatValues(t, await t.read()), rows, cols, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' });
+      packed.set(t.name, p.bytes);
+      Object.assign(t, { dtype: 'q4', quant: p.quant, read: async () => p.bytes });
+    }
+    const q4_0 = load(JSON.stringify({ kind: 'policy', version: 1, defaults: { method: 'clip' }, rules: [{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }] }));
+    const { dir, plan } = await exportWith(src, q4_0);
+    expect(plan.plans.filter((p) => p.passthrough && p.dtype === 'q4').map((p) => p.name)).toEqual([...packed.keys()]);
+    const r = await IebinReader.open(dir);
+    try {
+      for (const [name, bytes] of packed) expect(Buffer.from((await r.read(name)).bytes).equals(Buffer.from(bytes))).toBe(true);
+      expect((r.header.quantization as Record<string, any>).tensors['blk.0.attn_q.weight'].method).toBe('source');
+    } finally {
+      await r.close();
+    }
   });
 
   it('refuses a policy that needs calibration', () => {

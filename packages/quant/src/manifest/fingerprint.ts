@@ -19,10 +19,21 @@ export function tensorSha256(dtype: Dtype, quant: QuantParams | null, rowMajor: 
   return h.digest('hex');
 }
 
-/** sha256 over the config and each tensor's name, shape and digest, in order. */
+/**
+ * Config fields that do not change what the weights compute, so they do not make another
+ * model: the context length (a GGUF and a llama2.c file of the same model may disagree on it).
+ */
+export const IDENTITY_IGNORES: readonly string[] = ['context_length'];
+
+/** The config fields that identify a model. */
+export function identityConfig(config: ModelConfig | Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(config).filter(([k]) => !IDENTITY_IGNORES.includes(k)));
+}
+
+/** sha256 over the identifying config and each tensor's name, shape and digest, in order. */
 export function modelFingerprint(config: ModelConfig, tensors: ReadonlyArray<{ name: string; shape: readonly number[]; sha256: string }>): string {
   const h = createHash('sha256');
-  h.update(canonicalJson(config));
+  h.update(canonicalJson(identityConfig(config)));
   for (const t of tensors) h.update(`\n${t.name}:${t.shape.join('x')}:${t.sha256}`);
   return h.digest('hex');
 }

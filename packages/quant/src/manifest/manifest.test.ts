@@ -191,7 +191,7 @@ describe('expanded manifests', () => {
     version: 1,
     status: 'accepted',
     policy: { sha256: sha },
-    model: { fingerprint: sha, architecture: 'llama', dim: 64, n_layers: 2, vocab_size: 512 },
+    model: { fingerprint: sha, config: { ...tiny } },
     gate: { thresholds: { min_cosine: 0.9, min_snr_db: 10, max_kl: 0.1, min_top1: 0.8 }, end_to_end: null },
     scales: { s: Buffer.from(new Float32Array(64).fill(1).buffer).toString('base64') },
     tensors: T.map((t) => ({ name: t.name, shape: [...t.shape], source: { dtype: 'f32' as const, sha256: sha }, scheme: 'f32' as const, layout: { order: 'row_major' as const, block_k: 0 }, verdict: 'not_measured' as const })),
@@ -217,7 +217,7 @@ describe('expanded manifests', () => {
   it('a manifest for another model is refused with every difference', () => {
     const other = { ...tiny, dim: 128 };
     const lines = problemsOf(() => plansFromExpanded(base(), tensorsOf(other), other, 'm.json'));
-    expect(lines[0]).toBe('model.dim: is 64; this model\'s is 128');
+    expect(lines[0]).toBe('model.config.dim: is 64; this model\'s is 128');
     expect(lines.some((l) => /blk\.0\.attn_q\.weight is \[64,64\] in the manifest, \[64,128\] in this model/.test(l))).toBe(true);
     const fewer = base();
     fewer.tensors.pop();

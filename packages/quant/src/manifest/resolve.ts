@@ -8,6 +8,7 @@
  */
 import { exportLayout, type Dtype, type ModelConfig, type QuantParams, type TensorLayout, type TensorRole } from '@ie/format';
 import { ManifestError, type ManifestProblem } from '../errors.js';
+import { canonicalJson, identityConfig } from './fingerprint.js';
 import { globToRegExp, isLiteralGlob } from './glob.js';
 import type { EntryTransform, ExpandedManifest, ManifestEntry, Policy, PolicyRule, QuantMethod } from './schema.js';
 
@@ -159,9 +160,10 @@ function entryParams(e: ManifestEntry): QuantParams | null {
  */
 export function plansFromExpanded(m: ExpandedManifest, tensors: readonly ModelTensor[], config: ModelConfig, file = '<manifest>'): TensorPlan[] {
   const problems: ManifestProblem[] = [];
-  const mc = m.model;
-  for (const k of ['architecture', 'dim', 'n_layers', 'vocab_size'] as const) {
-    if (mc[k] !== config[k]) problems.push({ field: `model.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(config[k])}` });
+  const mc = identityConfig(m.model.config as Record<string, unknown>);
+  const cc = identityConfig(config);
+  for (const k of [...new Set([...Object.keys(mc), ...Object.keys(cc)])]) {
+    if (canonicalJson(mc[k]) !== canonicalJson(cc[k])) problems.push({ field: `model.config.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(cc[k])}` });
   }
   const byName = new Map(m.tensors.map((e, i) => [e.name, { e, i }]));
   const plans: TensorPlan[] = [];

@@ -159,13 +159,10 @@ const expanded = {
     model: {
       type: 'object',
       additionalProperties: false,
-      required: ['fingerprint', 'architecture', 'dim', 'n_layers', 'vocab_size'],
+      required: ['fingerprint', 'config'],
       properties: {
         fingerprint: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 over the config and every tensor\'s name, shape and source sha256.' },
-        architecture: { type: 'string' },
-        dim: { type: 'integer' },
-        n_layers: { type: 'integer' },
-        vocab_size: { type: 'integer' },
+        config: { type: 'object', description: 'The model config the manifest was measured with (IEBIN\'s config block); export compares it field by field.' },
       },
     },
     calibration: {
