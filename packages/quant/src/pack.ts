@@ -45,16 +45,15 @@ export interface Int4PackOptions {
 
 const fr = Math.fround;
 
-/** A scale as the kernels will see it after storage in `dtype`, and its bits. */
-function roundScale(v: number, dtype: ScaleDtype): { value: number; bits: number } {
-  if (dtype === 'f32') return { value: fr(v), bits: 0 };
-  const bits = dtype === 'f16' ? f32ToF16Bits(v) : f32ToBf16Bits(v);
-  return { value: dtype === 'f16' ? f16BitsToF32(bits) : bf16BitsToF32(bits), bits };
+/** A scale as the kernels will see it after storage in `dtype`. */
+function roundScale(v: number, dtype: ScaleDtype): number {
+  if (dtype === 'f32') return fr(v);
+  return dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(v)) : bf16BitsToF32(f32ToBf16Bits(v));
 }
 
 function writeScale(v: number, dtype: ScaleDtype, out: DataView, at: number): void {
   if (dtype === 'f32') out.setFloat32(at, v, true);
-  else out.setUint16(at, roundScale(v, dtype).bits, true);
+  else out.setUint16(at, dtype === 'f16' ? f32ToF16Bits(v) : f32ToBf16Bits(v), true);
 }
 
 /** Which of the three group encodings, and its scale dtype. */
@@ -65,54 +64,93 @@ export interface GroupCodes {
   scale: number;
   stored: number;
   zero: number;
+  /** Squared reconstruction error of the group as it decodes. */
+  sse: number;
+}
+
+/** A group's extremes: the range (containing 0), the largest magnitude and its signed value. */
+export interface GroupExtremes {
+  lo: number;
+  hi: number;
+  amax: number;
+  signedMax: number;
+}
+
+export function groupExtremes(values: Float32Array, src: number, n: number): GroupExtremes {
+  let lo = 0;
+  let hi = 0;
+  let amax = 0;
+  let signedMax = 0;
+  for (let j = 0; j < n; j++) {
+    const v = values[src + j];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      signedMax = v;
+    }
+  }
+  return { lo, hi, amax, signedMax };
 }
 
 /**
  * Quantizes values[src .. src+n) as one group whose scale spans `ratio` of its range, writing
- * codes to `codes[0 .. n)`. The only definition of the three encodings: packers and the clip
- * search both call it, so what the search measures is what is packed.
+ * codes to `codes[0 .. n)` and measuring the group's reconstruction error. The only definition
+ * of the three encodings: packers and the clip search both call it, so what the search
+ * measures is what is packed.
  */
-export function quantizeGroup(kind: GroupKind, values: Float32Array, src: number, n: number, ratio: number, scaleDtype: ScaleDtype, codes: Uint8Array | Int8Array): GroupCodes {
+export function quantizeGroup(kind: GroupKind, values: Float32Array, src: number, n: number, ratio: number, scaleDtype: ScaleDtype, codes: Uint8Array | Int8Array, ext: GroupExtremes = groupExtremes(values, src, n)): GroupCodes {
+  let sse = 0;
   if (kind === 'q4_affine') {
-    let lo = 0;
-    let hi = 0;
     // The range contains 0 so that padding (code = zero) decodes to exactly 0.
-    for (let j = 0; j < n; j++) {
-      const v = values[src + j];
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    const scale = fr(fr(fr(hi - lo) * ratio) / 15);
-    const s = roundScale(scale, scaleDtype).value;
-    const zero = s !== 0 ? Math.max(0, Math.min(15, Math.round(fr(-lo * ratio) / s))) : 0;
+    const scale = fr(fr(fr(ext.hi - ext.lo) * ratio) / 15);
+    const s = roundScale(scale, scaleDtype);
+    const zero = s !== 0 ? Math.max(0, Math.min(15, Math.round(fr(-ext.lo * ratio) / s))) : 0;
     const is = s !== 0 ? 1 / s : 0;
-    for (let j = 0; j < n; j++) codes[j] = Math.max(0, Math.min(15, Math.round(values[src + j] * is) + zero));
-    return { scale, stored: s, zero };
-  }
-  let amax = 0;
-  let m = 0;
-  for (let j = 0; j < n; j++) {
-    const v = values[src + j];
-    if (Math.abs(v) > amax) {
-      amax = Math.abs(v);
-      m = v;
+    for (let j = 0; j < n; j++) {
+      const x = values[src + j];
+      let c = Math.floor(x * is + 0.5) + zero; // Math.round
+      if (c < 0) c = 0;
+      else if (c > 15) c = 15;
+      codes[j] = c;
+      const e = x - (c - zero) * s;
+      sse += e * e;
     }
+    return { scale, stored: s, zero, sse };
   }
   if (kind === 'i8') {
-    const d = fr(fr(amax * ratio) / 127);
+    const d = fr(fr(ext.amax * ratio) / 127);
+    const s = roundScale(d, scaleDtype);
     // As quantize_row_q8_0_ref: the unrounded scale's reciprocal, roundf (half away from zero).
     const id = d !== 0 ? fr(1 / d) : 0;
     for (let j = 0; j < n; j++) {
-      const x = fr(values[src + j] * id);
-      codes[j] = Math.max(-127, Math.min(127, Math.sign(x) * Math.round(Math.abs(x))));
+      const x = values[src + j];
+      const y = fr(x * id);
+      // roundf: half away from zero (truncation of |y| + 0.5 is exact for these magnitudes).
+      let c = y >= 0 ? (y + 0.5) | 0 : -((0.5 - y) | 0);
+      if (c > 127) c = 127;
+      else if (c < -127) c = -127;
+      codes[j] = c;
+      const e = x - c * s;
+      sse += e * e;
     }
-    return { scale: d, stored: roundScale(d, scaleDtype).value, zero: 0 };
+    return { scale: d, stored: s, zero: 0, sse };
   }
   // As quantize_row_q4_0_ref: scale = the signed extreme / -8, code = min(15, floor(x/scale + 8.5)).
-  const d = fr(fr(m * ratio) / -8);
+  const d = fr(fr(ext.signedMax * ratio) / -8);
+  const s = roundScale(d, scaleDtype);
   const id = d !== 0 ? fr(1 / d) : 0;
-  for (let j = 0; j < n; j++) codes[j] = Math.max(0, Math.min(15, Math.floor(fr(fr(values[src + j] * id) + 8.5))));
-  return { scale: d, stored: roundScale(d, scaleDtype).value, zero: Q4_SYMMETRIC_ZERO };
+  for (let j = 0; j < n; j++) {
+    const x = values[src + j];
+    // floor(), clamped below at 0: truncation agrees on every value the clamp keeps.
+    let c = fr(fr(x * id) + 8.5) | 0;
+    if (c > 15) c = 15;
+    else if (c < 0) c = 0;
+    codes[j] = c;
+    const e = x - (c - Q4_SYMMETRIC_ZERO) * s;
+    sse += e * e;
+  }
+  return { scale: d, stored: s, zero: Q4_SYMMETRIC_ZERO, sse };
 }
 
 function check(values: Float32Array, rows: number, cols: number, groupSize: number | undefined, perRow: boolean, clip: Float32Array | undefined): void {

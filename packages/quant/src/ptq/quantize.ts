@@ -7,7 +7,7 @@
 import { quantGeometry, type QuantParams } from '@ie/format';
 import { QuantError } from '../errors.js';
 import type { EntryTransform, QuantMethod } from '../manifest/schema.js';
-import { packInt4Groupwise, packInt8, quantizeGroup, unpackInt4Groupwise, unpackInt8, type GroupKind, type PackedTensor } from '../pack.js';
+import { groupExtremes, packInt4Groupwise, packInt8, quantizeGroup, unpackInt4Groupwise, unpackInt8, type GroupKind, type PackedTensor } from '../pack.js';
 
 /** Clip ratios the search tries, largest first (ties keep the larger ratio, so RTN wins ties). */
 export const CLIP_GRID: readonly number[] = Array.from({ length: 21 }, (_, i) => 1 - i * 0.025);
@@ -31,15 +31,11 @@ export function searchClip(values: Float32Array, rows: number, cols: number, t: 
       const n = Math.min(G, cols - gi * G);
       let best = Number.POSITIVE_INFINITY;
       let bestRatio = 1;
+      const ext = groupExtremes(values, src, n);
       for (const ratio of grid) {
-        const q = quantizeGroup(kind, values, src, n, ratio, t.quant.scale_dtype, codes);
-        let err = 0;
-        for (let j = 0; j < n; j++) {
-          const d = values[src + j] - (codes[j] - q.zero) * q.stored;
-          err += d * d;
-        }
-        if (err < best) {
-          best = err;
+        const { sse } = quantizeGroup(kind, values, src, n, ratio, t.quant.scale_dtype, codes, ext);
+        if (sse < best) {
+          best = sse;
           bestRatio = ratio;
         }
       }
