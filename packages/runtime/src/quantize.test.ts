@@ -98,12 +98,33 @@ describe('quantizeModel on synthetic models', () => {
   });
 });
 
+describe('quantizeModel on an already-quantized model', () => {
+  it('maps tensors stored in the asked encoding without requantizing, and the manifest parses', async () => {
+    const src = synthModel('tiny', { seed: 12 });
+    const q4 = policyText((p) => {
+      p.rules = p.rules.map((r) => ({ ...r, group_size: 32, allow_padding: true }));
+      p.gate = { min_cosine: -1, min_snr_db: -100, max_kl: 100, min_top1: 0 };
+    });
+    const dir = tmp();
+    await exportIebin(src, dir, { converter: 'test', ...planExport(loaded(q4), src.config, src.tensors).options });
+    const r = await quantize(dir, q4);
+    const entries = r.manifest.tensors.filter((t) => t.scheme === 'int4w');
+    expect(entries).toHaveLength(14);
+    for (const e of entries) expect(e).toMatchObject({ source: { dtype: 'q4' }, group_size: 32, verdict: 'not_measured', quality: null });
+    expect(entries.every((e) => e.method === undefined)).toBe(true);
+    expect(parseManifest(r.json).kind).toBe('expanded');
+    expect(r.endToEnd.kl_mean).toBe(0);
+  });
+});
+
 describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, () => {
   let fpDir = '';
   const fp = async () => {
     if (!fpDir) {
       fpDir = tmp();
-      await exportIebin(await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin')), fpDir, { converter: 'test' });
+      const source = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
+      await exportIebin(source, fpDir, { converter: 'test' });
+      await source.close();
     }
     return fpDir;
   };

@@ -346,16 +346,13 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       const p = planOf.get(t.name) as TensorPlan;
       const qm = quality.get(t.name);
       const e: ManifestEntry = { name: t.name, shape: [...t.shape], source: { dtype: t.dtype, sha256: digests[i].sha256 }, scheme: p.scheme, layout: { ...p.layout }, verdict: qm ? (tensorPasses(qm, thresholds) ? 'pass' : 'fail') : 'not_measured' };
-      if (p.quant && !p.passthrough) {
+      if (p.quant) {
         if (p.scheme === 'int4w') Object.assign(e, { group_size: p.quant.group_size, mode: p.quant.scheme });
         else Object.assign(e, { granularity: p.quant.granularity, ...(p.quant.granularity === 'per_group' ? { group_size: p.quant.group_size } : {}) });
-        Object.assign(e, { scale_dtype: p.quant.scale_dtype, method: p.method });
+        e.scale_dtype = p.quant.scale_dtype;
+        // A tensor the source already had in this encoding is copied, not quantized here.
+        if (!p.passthrough) e.method = p.method ?? 'rtn';
         if (alphas.has(t.name)) e.alpha = alphas.get(t.name);
-      }
-      if (p.quant && p.passthrough) {
-        if (p.scheme === 'int4w') Object.assign(e, { group_size: p.quant.group_size, mode: p.quant.scheme });
-        else Object.assign(e, { granularity: p.quant.granularity, ...(p.quant.granularity === 'per_group' ? { group_size: p.quant.group_size } : {}) });
-        Object.assign(e, { scale_dtype: p.quant.scale_dtype });
       }
       e.rule = p.rule;
       if (p.transforms.length) e.transforms = p.transforms;

@@ -4,7 +4,7 @@
  */
 import type { Dtype, QuantParams, TensorLayout } from '@ie/format';
 import { globToRegExp } from './glob.js';
-import { describeQuant } from './resolve.js';
+import { SCHEME_DTYPE, describeQuant, entryQuant, quantParamsOf } from './resolve.js';
 import type { Manifest } from './schema.js';
 
 export interface StoredTensor {
@@ -30,14 +30,7 @@ interface Expectation {
 function expectationsOf(m: Manifest, tensors: readonly StoredTensor[]): Map<string, Expectation> {
   const out = new Map<string, Expectation>();
   if (m.kind === 'expanded') {
-    for (const e of m.tensors) {
-      const q = e.scheme === 'int4w' || e.scheme === 'int8w';
-      out.set(e.name, {
-        dtype: e.scheme === 'int4w' ? 'q4' : e.scheme === 'int8w' ? 'i8' : e.scheme,
-        quant: q ? { scheme: e.scheme === 'int4w' ? (e.mode ?? 'symmetric') : 'symmetric', granularity: e.granularity ?? 'per_group', group_size: e.granularity === 'per_row' ? e.shape[1] : (e.group_size as number), scale_dtype: e.scale_dtype ?? 'f16' } : null,
-        layout: e.layout,
-      });
-    }
+    for (const e of m.tensors) out.set(e.name, { dtype: SCHEME_DTYPE[e.scheme], quant: entryQuant(e), layout: e.layout });
     return out;
   }
   const rules = m.rules.map((r) => ({ r, re: r.regex !== undefined ? new RegExp(`^(?:${r.regex})$`, 'u') : globToRegExp(r.match as string) }));
@@ -45,12 +38,7 @@ function expectationsOf(m: Manifest, tensors: readonly StoredTensor[]): Map<stri
     const hit = rules.find((x) => x.re.test(t.name))?.r;
     if (!hit || hit.scheme === 'keep') continue;
     if (hit.scheme === 'int4w' || hit.scheme === 'int8w') {
-      const perRow = hit.scheme === 'int8w' && hit.granularity === 'per_row';
-      out.set(t.name, {
-        dtype: hit.scheme === 'int4w' ? 'q4' : 'i8',
-        quant: { scheme: hit.scheme === 'int4w' ? (hit.mode ?? 'symmetric') : 'symmetric', granularity: perRow ? 'per_row' : 'per_group', group_size: perRow ? t.shape[1] : (hit.group_size as number), scale_dtype: hit.scale_dtype ?? m.defaults?.scale_dtype ?? 'f16' },
-        layout: null,
-      });
+      out.set(t.name, { dtype: SCHEME_DTYPE[hit.scheme], quant: quantParamsOf(hit.scheme, { ...hit, scale_dtype: hit.scale_dtype ?? m.defaults?.scale_dtype }, t.shape[1]), layout: null });
     } else out.set(t.name, { dtype: t.shape.length === 1 ? 'f32' : hit.scheme, quant: null, layout: null });
   }
   return out;

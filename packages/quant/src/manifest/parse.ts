@@ -103,7 +103,9 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
     seen.add(e.name);
     const quantized = e.scheme === 'int4w' || e.scheme === 'int8w';
     if (quantized) {
-      for (const f of ['scale_dtype', 'method'] as const) if (e[f] === undefined) out.push({ field: `${at}.${f}`, message: `is required for ${e.scheme}` });
+      if (e.scale_dtype === undefined) out.push({ field: `${at}.scale_dtype`, message: `is required for ${e.scheme}` });
+      // A tensor the source already has quantized is copied: it has no method.
+      if (e.method === undefined && (e.source.dtype === 'f32' || e.source.dtype === 'f16' || e.source.dtype === 'bf16')) out.push({ field: `${at}.method`, message: `is required for ${e.scheme} from a float source` });
       if (e.scheme === 'int4w' && (e.group_size === undefined || e.mode === undefined)) out.push({ field: at, message: 'int4w needs group_size and mode' });
       if (e.scheme === 'int8w' && (e.granularity === undefined || (e.granularity === 'per_group') !== (e.group_size !== undefined))) out.push({ field: at, message: 'int8w needs granularity, and group_size exactly when per_group' });
       if (e.shape.length !== 2) out.push({ field: `${at}.shape`, message: 'only matrices can be quantized' });

@@ -48,7 +48,7 @@ export interface LayoutOptions {
   blockK?: number;
 }
 
-const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16' };
+export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16' };
 
 /** The scheme a stored tensor has (the inverse of the packing). */
 export function schemeOf(dtype: Dtype): FinalScheme {
@@ -89,9 +89,9 @@ function target(t: ModelTensor, scheme: PolicyRule['scheme'] | FinalScheme, para
   }
   if (t.shape.length !== 2) return `is a ${t.shape.length}-D tensor; only matrices can be ${scheme}`;
   const K = t.shape[1];
-  const perRow = scheme === 'int8w' && params.granularity === 'per_row';
-  const G = perRow ? K : (params.group_size as number);
-  const quant: QuantParams = { scheme: scheme === 'int4w' ? (params.mode ?? 'symmetric') : 'symmetric', granularity: perRow ? 'per_row' : 'per_group', group_size: G, scale_dtype: params.scale_dtype ?? 'f16' };
+  const quant = quantParamsOf(scheme, params, K);
+  const perRow = quant.granularity === 'per_row';
+  const G = quant.group_size;
   if (!perRow && K % G !== 0 && !params.allow_padding) return `has K = ${K}, which group size ${G} does not divide (set "allow_padding": true to zero-pad each row's last group, or pick a group size that divides ${K})`;
   const dtype = SCHEME_DTYPE[scheme];
   if (srcQuantized) {
@@ -149,9 +149,15 @@ export function resolvePolicy(policy: Policy, tensors: readonly ModelTensor[], f
   return plans;
 }
 
-function entryParams(e: ManifestEntry): QuantParams | null {
-  if (e.scheme !== 'int4w' && e.scheme !== 'int8w') return null;
-  return { scheme: e.scheme === 'int4w' ? (e.mode ?? 'symmetric') : 'symmetric', granularity: e.granularity ?? 'per_group', group_size: e.granularity === 'per_row' ? e.shape[1] : (e.group_size as number), scale_dtype: e.scale_dtype ?? 'f16' };
+/** The IEBIN quantization parameters a rule's or an entry's int4w / int8w fields mean for rows of length K. */
+export function quantParamsOf(scheme: 'int4w' | 'int8w', f: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype'>, K: number): QuantParams {
+  const perRow = scheme === 'int8w' && f.granularity === 'per_row';
+  return { scheme: scheme === 'int4w' ? (f.mode ?? 'symmetric') : 'symmetric', granularity: perRow ? 'per_row' : 'per_group', group_size: perRow ? K : (f.group_size as number), scale_dtype: f.scale_dtype ?? 'f16' };
+}
+
+/** An expanded entry's parameters (null for float schemes). */
+export function entryQuant(e: ManifestEntry): QuantParams | null {
+  return e.scheme === 'int4w' || e.scheme === 'int8w' ? quantParamsOf(e.scheme, e, e.shape[1]) : null;
 }
 
 /**
@@ -185,7 +191,7 @@ export function plansFromExpanded(m: ExpandedManifest, tensors: readonly ModelTe
       problems.push({ field: `${at}.source.dtype`, message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}` });
       continue;
     }
-    const quant = entryParams(e);
+    const quant = entryQuant(e);
     const dtype = SCHEME_DTYPE[e.scheme];
     const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
     const passthrough = srcQuantized || dtype === t.dtype;
