@@ -1,4 +1,4 @@
-import { decodeTensor, type QuantParams } from '@ie/format';
+import { decodeTensor } from '@ie/format';
 import { seededFloats } from '@ie/testing';
 import { describe, expect, it } from 'vitest';
 import { packInt4Groupwise, packInt8 } from '../pack.js';
