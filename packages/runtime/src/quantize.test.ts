@@ -141,6 +141,9 @@ describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, (
     expect(a.bytesPerToken.before / a.bytesPerToken.after).toBeGreaterThan(3.9);
     const b = await quantize(await fp(), DEFAULT_POLICY);
     expect(b.json).toBe(a.json);
+    // Without room to keep the FP logits, the FP model runs again beside the quantized one: same figures.
+    const c = await quantizeModel(await fp(), { policy: loaded(DEFAULT_POLICY), calibration: { text: CALIB, file: 'default.txt' }, logitsBudgetBytes: 0 });
+    expect(c.json).toBe(a.json);
   });
 
   it('clip search and activation-aware scaling each measurably improve on RTN', async () => {
@@ -170,6 +173,6 @@ describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, (
   });
 
   it('refuses calibration text too short to measure anything', async () => {
-    await expect(quantize(await fp(), DEFAULT_POLICY, 'Hi')).rejects.toMatchObject({ code: 'QUANT_CALIBRATION' });
+    await expect(quantize(await fp(), DEFAULT_POLICY, 'Hi')).rejects.toMatchObject({ code: 'QUANT_CALIBRATION', message: expect.stringMatching(/gives \d tokens/) });
   });
 });

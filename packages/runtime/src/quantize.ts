@@ -9,7 +9,7 @@
  */
 import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
-import { IebinReader, decodeTensor, quantGeometry, removeLayout, type ModelConfig, type TensorEntry } from '@ie/format';
+import { IebinReader, decodeTensor, isFloatDtype, quantGeometry, removeLayout, type ModelConfig, type TensorEntry } from '@ie/format';
 import { KernelContext, type ContextOptions, type MatrixSpec, type WeightMatrix } from '@ie/kernels';
 import {
   DEFAULT_CALIBRATION,
@@ -47,12 +47,16 @@ export const AWQ_ALPHAS: readonly number[] = Array.from({ length: 11 }, (_, i) =
 export const GATE_ROWS = 512;
 /** Rows the activation-aware search evaluates (a subsample of the gate rows). */
 export const SEARCH_ROWS = 128;
+/** FP logits of the calibration run are kept up to this size; past it the FP model runs again during judging. */
+export const LOGITS_BUDGET_BYTES = 256 * 2 ** 20;
 
 export interface QuantizeModelOptions {
   policy: LoadedManifest;
   /** The calibration text and the name to record for it. */
   calibration: { text: string; file: string };
   context?: ContextOptions;
+  /** Keep the FP logits for the end-to-end comparison up to this many bytes (default 256 MiB); past it the FP model runs a second time instead. */
+  logitsBudgetBytes?: number;
   onProgress?: (p: { stage: 'calibrating' | 'searching' | 'packing' | 'judging'; done: number; total: number; detail?: string }) => void;
 }
 
@@ -174,10 +178,12 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     // Calibration sequences.
     const settings = { ...DEFAULT_CALIBRATION, ...(policy.calibration ?? {}) };
     const seqLen = Math.min(settings.sequence_length, c.context_length);
+    if (seqLen < 2) throw new QuantError('QUANT_CALIBRATION', `the model's context holds ${c.context_length} position(s); calibration sequences need at least 2 (BOS and a token)`);
     const tokenizer = await createTokenizer(reader.header, reader.directory);
     const seqs = sequences(tokenizer.encode(o.calibration.text, { bos: false }), c.bos_id, seqLen, settings.max_sequences);
     const total = seqs.reduce((a, s) => a + s.length, 0);
-    if (total < 8) throw new QuantError('QUANT_CALIBRATION', `${o.calibration.file} gives ${total} tokens; calibration needs a text of at least a few sentences (a few hundred tokens or more is better)`);
+    const textTokens = total - seqs.length;
+    if (textTokens < 8) throw new QuantError('QUANT_CALIBRATION', `${o.calibration.file} gives ${textTokens} tokens; calibration needs a text of at least a few sentences (a few hundred tokens or more is better)`);
 
     // FP pass: logits at every position, and every projection input.
     const fp = bindWeights(ctx, reader, mapping, undefined);
@@ -186,12 +192,14 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     const keep: Array<[number, number]> = []; // (sequence, row) of each gate row
     for (let i = 0, pos = 0; i < seqs.length; i++) for (let r = 0; r < seqs[i].length; r++, pos++) if (Math.floor(keep.length * stride) === pos) keep.push([i, r]);
     const sites: SiteData[] = fpForward.captures.map((cap: Capture) => ({ layer: cap.layer, site: cap.site, width: cap.width, rows: new Float32Array(keep.length * cap.width), meanAbs: new Float64Array(cap.width) }));
+    // The FP logits are kept for the end-to-end comparison when they fit a budget; otherwise the FP model runs again beside the quantized one.
+    const keepLogits = total * c.vocab_size * 4 <= (o.logitsBudgetBytes ?? LOGITS_BUDGET_BYTES);
     const fpLogits: Float32Array[] = [];
     let kept = 0;
     for (let i = 0; i < seqs.length; i++) {
       fpForward.runSync(seqs[i], 0);
       const n = seqs[i].length;
-      for (let r = 0; r < n; r++) fpLogits.push(fpForward.logits.slice(r * c.vocab_size, (r + 1) * c.vocab_size));
+      if (keepLogits) for (let r = 0; r < n; r++) fpLogits.push(fpForward.logits.slice(r * c.vocab_size, (r + 1) * c.vocab_size));
       fpForward.captures.forEach((cap, j) => {
         const s = sites[j];
         for (let k = 0; k < n * cap.width; k++) s.meanAbs[k % cap.width] += Math.abs(cap.data[k]);
@@ -225,7 +233,10 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     const alphas = new Map<string, number>();
     const addTransform = (name: string, t: EntryTransform) => transforms.set(name, [...(transforms.get(name) ?? []), t]);
     const group = c.n_heads / c.n_kv_heads;
-    const awqSites = sites.filter((s) => s.site !== 'classifier_in' && consumers(s.site, s.layer, c).some((n) => planOf.get(n)?.method === 'awq' && quantized(n)));
+    // A site is scaled when a consumer asks for awq and every tensor the scaling rewrites is float in the source (quantized ones are copied, never rewritten).
+    const rewritten = (s: SiteData) => [...consumers(s.site, s.layer, c), ...(s.site === 'attn_out_in' ? [`blk.${s.layer}.attn_v.weight`] : s.site === 'ffn_down_in' ? [`blk.${s.layer}.ffn_up.weight`] : [])];
+    const isFloat = (name: string) => isFloatDtype((entries.get(name) as TensorEntry).dtype);
+    const awqSites = sites.filter((s) => s.site !== 'classifier_in' && consumers(s.site, s.layer, c).some((n) => planOf.get(n)?.method === 'awq' && quantized(n)) && rewritten(s).every(isFloat));
     let searched = 0;
     for (const s of awqSites) {
       const names = consumers(s.site, s.layer, c);
@@ -326,9 +337,11 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     const qForward = new Forward(ctx, c, q, { contextLength: seqLen, kvCache: 'f32', maxBatch: seqLen, activations: 'f32', calibration: { capture: false } });
     const meter = new EndToEndMeter();
     let at = 0;
+    const row = (l: Float32Array, r: number) => l.subarray(r * c.vocab_size, (r + 1) * c.vocab_size);
     for (let i = 0; i < seqs.length; i++) {
+      if (!keepLogits) fpForward.runSync(seqs[i], 0);
       qForward.runSync(seqs[i], 0);
-      for (let r = 0; r < seqs[i].length; r++) meter.add(fpLogits[at++], qForward.logits.subarray(r * c.vocab_size, (r + 1) * c.vocab_size));
+      for (let r = 0; r < seqs[i].length; r++) meter.add(keepLogits ? fpLogits[at++] : row(fpForward.logits, r), row(qForward.logits, r));
       progress({ stage: 'judging', done: i + 1, total: seqs.length });
     }
     const e2e = meter.result();

@@ -82,6 +82,11 @@ describe('export per policy', () => {
       packed.set(t.name, p.bytes);
       Object.assign(t, { dtype: 'q4', quant: p.quant, read: async () => p.bytes });
     }
+    // A tensor's digest names its encoding, not where a file put its planes.
+    const first = src.tensors.find((t) => t.name === 'blk.0.attn_q.weight');
+    if (!first) throw new Error('missing');
+    const bytes = await first.read();
+    expect(tensorSha256('q4', { ...(first.quant as NonNullable<typeof first.quant>), scales_offset: 1024, zeros_offset: null } as never, bytes)).toBe(tensorSha256('q4', first.quant, bytes));
     const q4_0 = load(JSON.stringify({ kind: 'policy', version: 1, defaults: { method: 'clip' }, rules: [{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }] }));
     const { dir, plan } = await exportWith(src, q4_0);
     expect(plan.plans.filter((p) => p.passthrough && p.dtype === 'q4').map((p) => p.name)).toEqual([...packed.keys()]);

@@ -56,6 +56,14 @@ describe('end to end', () => {
     expect(r.kl_max).toBeCloseTo(klDivergence(a, new Float32Array([3, 2, 1])), 12);
   });
 
+  it('NaN fails every threshold (a broken model is never accepted)', () => {
+    const t = { min_cosine: 0.99, min_snr_db: 20, max_kl: 0.05, min_top1: 0.9 };
+    const nan = new Float32Array([Number.NaN, 1]);
+    expect(klDivergence(nan, new Float32Array([0, 1]))).toBeNaN();
+    expect(tensorPasses({ cosine: Number.NaN, snr_db: 30 }, t)).toBe(false);
+    expect(gateFailures([{ name: 'w', quality: { cosine: Number.NaN, snr_db: Number.NaN } }], { kl_mean: Number.NaN, kl_max: Number.NaN, top1: 1, positions: 1 }, t)).toHaveLength(3);
+  });
+
   it('gateFailures names each missed threshold', () => {
     const t = { min_cosine: 0.99, min_snr_db: 20, max_kl: 0.05, min_top1: 0.9 };
     expect(gateFailures([{ name: 'w', quality: { cosine: 0.995, snr_db: 25 } }], { kl_mean: 0.01, kl_max: 1, top1: 0.95, positions: 10 }, t)).toEqual([]);

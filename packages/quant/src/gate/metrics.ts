@@ -55,9 +55,10 @@ export function klDivergence(refLogits: Float32Array, testLogits: Float32Array):
   let kl = 0;
   for (let i = 0; i < lp.length; i++) {
     const p = Math.exp(lp[i]);
-    if (p > 0) kl += p * (lp[i] - lq[i]);
+    if (p !== 0) kl += p * (lp[i] - lq[i]);
   }
-  return Math.max(0, kl);
+  // Rounding can leave a tiny negative; NaN (non-finite logits) must stay NaN.
+  return kl < 0 ? 0 : kl;
 }
 
 export interface EndToEnd {
@@ -95,14 +96,15 @@ export function tensorPasses(q: OutputQuality, t: GateThresholds): boolean {
 /** Everything that misses a threshold, as sentences; empty when the gate passes. */
 export function gateFailures(tensors: ReadonlyArray<{ name: string; quality: OutputQuality | null }>, e2e: EndToEnd | null, t: GateThresholds): string[] {
   const out: string[] = [];
+  // Written as !(x >= t) so that NaN (a broken model) fails every threshold.
   for (const x of tensors) {
     if (!x.quality) continue;
-    if (x.quality.cosine < t.min_cosine) out.push(`${x.name}: cosine ${x.quality.cosine.toFixed(5)} < min_cosine ${t.min_cosine}`);
-    if (x.quality.snr_db < t.min_snr_db) out.push(`${x.name}: SNR ${x.quality.snr_db.toFixed(2)} dB < min_snr_db ${t.min_snr_db}`);
+    if (!(x.quality.cosine >= t.min_cosine)) out.push(`${x.name}: cosine ${x.quality.cosine.toFixed(5)} < min_cosine ${t.min_cosine}`);
+    if (!(x.quality.snr_db >= t.min_snr_db)) out.push(`${x.name}: SNR ${x.quality.snr_db.toFixed(2)} dB < min_snr_db ${t.min_snr_db}`);
   }
   if (e2e) {
-    if (e2e.kl_mean > t.max_kl) out.push(`end to end: mean KL ${e2e.kl_mean.toFixed(5)} > max_kl ${t.max_kl}`);
-    if (e2e.top1 < t.min_top1) out.push(`end to end: top-1 agreement ${e2e.top1.toFixed(4)} < min_top1 ${t.min_top1}`);
+    if (!(e2e.kl_mean <= t.max_kl)) out.push(`end to end: mean KL ${e2e.kl_mean.toFixed(5)} > max_kl ${t.max_kl}`);
+    if (!(e2e.top1 >= t.min_top1)) out.push(`end to end: top-1 agreement ${e2e.top1.toFixed(4)} < min_top1 ${t.min_top1}`);
   }
   return out;
 }

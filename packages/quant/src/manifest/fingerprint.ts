@@ -13,7 +13,8 @@ export function tensorSha256(dtype: Dtype, quant: QuantParams | null, rowMajor: 
     const v = floatValues({ dtype }, rowMajor);
     h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   } else {
-    h.update(JSON.stringify({ dtype, quant }));
+    // Only what defines the encoding (not where the planes sit in a file), in a fixed order.
+    h.update(JSON.stringify([dtype, quant?.scheme, quant?.granularity, quant?.group_size, quant?.scale_dtype]));
     h.update(rowMajor);
   }
   return h.digest('hex');

@@ -214,6 +214,37 @@ describe('expanded manifests', () => {
     expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toContain('tensors[3].transforms[0]: divide_rows by s needs 32 scales, it has 64');
   });
 
+  it('refuses bad scales, misapplied transforms and impossible layouts before export', () => {
+    const m = base();
+    m.scales.z = Buffer.from(new Float32Array([1, 0, 2]).buffer).toString('base64');
+    m.scales.n = Buffer.from(new Float32Array([Number.NaN]).buffer).toString('base64');
+    m.tensors[1] = { ...m.tensors[1], transforms: [{ op: 'divide_rows', by: 's' }] }; // attn_norm is a vector
+    m.tensors[2] = { ...m.tensors[2], transforms: [{ op: 'divide', by: 's' }], layout: { order: 'row_major', block_k: 96 } };
+    m.tensors[3] = { ...m.tensors[3], source: { dtype: 'q4', sha256: sha }, scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16', transforms: [{ op: 'scale_columns', by: 's' }] };
+    expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toEqual([
+      'scales.z: value 1 is 0; scales must be finite and positive',
+      'scales.n: value 0 is NaN; scales must be finite and positive',
+      'tensors[1].transforms[0].op: divide_rows applies to matrices; blk.0.attn_norm.weight is 1-D',
+      'tensors[2].layout.block_k: must be a multiple of 64 (or 0), got 96',
+      'tensors[2].transforms[0].op: divide applies to vectors; blk.0.attn_q.weight is 2-D',
+      'tensors[3].transforms: blk.0.attn_k.weight is q4 in the source; only float tensors can be rewritten',
+    ]);
+  });
+
+  it('float sources of the same weights agree in any dtype; quantized sources must keep their encoding', () => {
+    // A bf16 checkpoint (norms included) against a manifest measured on its f32 conversion: the stored dtypes follow the manifest.
+    const bf16 = T.map((t) => ({ ...t, dtype: 'bf16' as const }));
+    const plans = plansFromExpanded(base(), bf16, tiny);
+    expect(plans.every((p) => p.dtype === 'f32' && !p.passthrough)).toBe(true);
+    const q4 = { scheme: 'symmetric' as const, granularity: 'per_group' as const, group_size: 32, scale_dtype: 'f16' as const };
+    const src = T.map((t) => (t.name === 'blk.0.attn_q.weight' ? { ...t, dtype: 'q4' as const, quant: q4 } : t));
+    const m = base();
+    m.tensors[2] = { ...m.tensors[2], source: { dtype: 'q4', sha256: sha }, scheme: 'int4w', group_size: 64, mode: 'symmetric', scale_dtype: 'f16' };
+    expect(problemsOf(() => plansFromExpanded(m, src, tiny))).toEqual(['tensors[2].scheme: blk.0.attn_q.weight is int4w symmetric g32 f16 scales in the source and cannot become int4w symmetric g64 f16 scales without requantizing']);
+    m.tensors[2].group_size = 32;
+    expect(plansFromExpanded(m, src, tiny)[2]).toMatchObject({ dtype: 'q4', passthrough: true, method: null });
+  });
+
   it('a manifest for another model is refused with every difference', () => {
     const other = { ...tiny, dim: 128 };
     const lines = problemsOf(() => plansFromExpanded(base(), tensorsOf(other), other, 'm.json'));

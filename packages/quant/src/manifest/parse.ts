@@ -96,6 +96,16 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
   for (const [key, b64] of Object.entries(m.scales)) {
     const n = Buffer.from(b64, 'base64');
     if (n.length === 0 || n.length % 4 !== 0 || n.toString('base64') !== b64) out.push({ field: `scales.${key}`, message: 'must be canonical base64 of little-endian f32 values' });
+    else {
+      const dv = new DataView(n.buffer, n.byteOffset, n.length);
+      for (let i = 0; i < n.length / 4; i++) {
+        const v = dv.getFloat32(4 * i, true);
+        if (!(Number.isFinite(v) && v > 0)) {
+          out.push({ field: `scales.${key}`, message: `value ${i} is ${v}; scales must be finite and positive` });
+          break;
+        }
+      }
+    }
   }
   m.tensors.forEach((e, i) => {
     const at = `tensors[${i}]`;
@@ -112,9 +122,12 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
     } else {
       for (const f of ['group_size', 'mode', 'granularity', 'scale_dtype'] as const) if (e[f] !== undefined) out.push({ field: `${at}.${f}`, message: `does not apply to ${e.scheme}` });
     }
+    if (e.transforms?.length && e.source.dtype !== 'f32' && e.source.dtype !== 'f16' && e.source.dtype !== 'bf16') out.push({ field: `${at}.transforms`, message: `${e.name} is ${e.source.dtype} in the source; only float tensors can be rewritten` });
+    if (e.layout.block_k % 64 !== 0) out.push({ field: `${at}.layout.block_k`, message: `must be a multiple of 64 (or 0), got ${e.layout.block_k}` });
     e.transforms?.forEach((t, j) => {
       const s = m.scales[t.by];
-      if (s === undefined) out.push({ field: `${at}.transforms[${j}].by`, message: `names scales ${JSON.stringify(t.by)}, which the manifest does not have` });
+      if ((t.op === 'divide') !== (e.shape.length === 1)) out.push({ field: `${at}.transforms[${j}].op`, message: `${t.op} applies to ${t.op === 'divide' ? 'vectors' : 'matrices'}; ${e.name} is ${e.shape.length}-D` });
+      else if (s === undefined) out.push({ field: `${at}.transforms[${j}].by`, message: `names scales ${JSON.stringify(t.by)}, which the manifest does not have` });
       else {
         const len = Buffer.from(s, 'base64').length / 4;
         const want = t.op === 'scale_columns' ? e.shape[e.shape.length - 1] : e.shape[0];

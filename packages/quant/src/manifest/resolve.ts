@@ -187,13 +187,18 @@ export function plansFromExpanded(m: ExpandedManifest, tensors: readonly ModelTe
       problems.push({ field: `${at}.shape`, message: `${e.name} is ${JSON.stringify(e.shape)} in the manifest, ${JSON.stringify(t.shape)} in this model` });
       continue;
     }
-    if (e.source.dtype !== t.dtype) {
+    // Float sources of the same values agree whatever their dtype (the sha256 compares f32 values); quantized ones must match exactly.
+    const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
+    if (srcQuantized !== (e.source.dtype === 'q4' || e.source.dtype === 'i8') || (srcQuantized && e.source.dtype !== t.dtype)) {
       problems.push({ field: `${at}.source.dtype`, message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}` });
       continue;
     }
     const quant = entryQuant(e);
     const dtype = SCHEME_DTYPE[e.scheme];
-    const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
+    if (srcQuantized && (dtype !== t.dtype || !sameQuant(quant, t.quant))) {
+      problems.push({ field: `${at}.scheme`, message: `${e.name} is ${describeQuant(t.dtype, t.quant)} in the source and cannot become ${describeQuant(dtype, quant)} without requantizing` });
+      continue;
+    }
     const passthrough = srcQuantized || dtype === t.dtype;
     const layout = exportLayout(t.role, t.shape, dtype, quant, { pretranspose: e.layout.order === 'pretransposed', blockK: e.layout.block_k });
     if (layout.order !== e.layout.order || layout.block_k !== e.layout.block_k) problems.push({ field: `${at}.layout`, message: `${e.name} cannot be stored ${JSON.stringify(e.layout)}` });
