@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HAS_STORIES, REPO_ROOT, STORIES_DIR, STORIES_REASON, runIe, sameBytes } from '@ie/testing';
+import { SYNTH_PRESETS, expectedTensors, synthTensorValues, synthVocabulary, type ModelConfig } from '@ie/format';
+import { HAS_STORIES, REPO_ROOT, STORIES_DIR, STORIES_REASON, buildGguf, llamaKv, quantizeQ4_0, runIe, sameBytes } from '@ie/testing';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-cli-q-'));
 const ie = (...args: string[]) => runIe(args);
@@ -147,6 +148,40 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     const s = ie('convert', '--hf-dir', big, '--out-dir', dir, '--q4-map', manifest, '--quiet');
     expect(s.code).toBe(3);
     expect(s.err).toMatch(/was made for another model \(\d+ differences\).*\n {2}model\.config\.dim: is 64; this model's is 288/);
+  });
+});
+
+describe('a llama.cpp Q4_0 model', () => {
+  it('maps onto int4w g32 through quantize and export without requantizing; another group size is refused', () => {
+    const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, ffn_dim: 192, vocab_size: 300 };
+    const vocab = synthVocabulary(config.vocab_size);
+    const tensors = expectedTensors(config).map((t, i) => {
+      const v = synthTensorValues(config, 3, i);
+      const q4 = t.role === 'projection';
+      return { name: t.name, ne: [...t.shape].reverse(), type: q4 ? 2 : 0, data: q4 ? quantizeQ4_0(v) : new Uint8Array(v.buffer) };
+    });
+    const d = tmp();
+    const gguf = join(d, 'm.gguf');
+    writeFileSync(gguf, buildGguf(llamaKv(config, vocab.pieces, vocab.types), tensors));
+    const fp = join(d, 'as-is');
+    expect(ie('convert', '--gguf', gguf, '--out-dir', fp, '--quiet').code).toBe(0);
+    const g32 = policyFile((p) => {
+      for (const r of p.rules) r.group_size = 32;
+      p.gate = { min_cosine: 0.9, min_snr_db: 5, max_kl: 1, min_top1: 0.3 };
+    });
+    const manifest = join(d, 'm.json');
+    const q = ie('quantize', fp, '--policy', g32, '--out', manifest, '--calib', CALIB, '--quiet');
+    expect(q.code, q.out + q.err).toBe(0);
+    expect(q.out).toMatch(/mean KL 0\.00000 nats/);
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    expect(m.tensors.filter((t: { source: { dtype: string }; scheme: string }) => t.source.dtype === 'q4' && t.scheme === 'int4w')).toHaveLength(14);
+    const out = join(d, 'per-manifest');
+    const c = ie('convert', '--gguf', gguf, '--out-dir', out, '--q4-map', manifest, '--quiet');
+    expect(c.code, c.err).toBe(0);
+    expect(sameBytes(readFileSync(join(out, 'model.ie.bin')), readFileSync(join(fp, 'model.ie.bin')))).toBe(true);
+    const g64 = ie('convert', '--gguf', gguf, '--out-dir', join(d, 'g64'), '--q4-map', POLICY, '--quiet');
+    expect(g64.code).toBe(3);
+    expect(g64.err).toContain('is already int4w symmetric g32 f16 scales in the source; requantizing it to int4w symmetric g64 f16 scales would compound rounding error');
   });
 });
 
