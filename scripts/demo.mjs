@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The README's main job on the embedded default: a seeded random llama model (stories15M
 // shape) made as a Hugging Face directory, converted to IEBIN, inspected, validated, then run:
-// a greedy generation and one benchmark line. (Random weights: the text is noise; the point is
-// the way through and the figures.)
+// a greedy generation and one benchmark line; then exported again per the default int4w
+// quantization policy, checked against it, and benchmarked. (Random weights: the text is
+// noise; the point is the way through and the figures.)
 // Each step is printed as the `ie` command a user would type.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -12,6 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
 const hf = process.env.IE_DEMO_HF ?? 'models/demo-hf';
 const out = process.env.IE_DEMO_OUT ?? 'models/demo';
+const q4 = `${out}-q4`;
 
 const steps = [
   ['synth', '--preset', 'stories15m', '--format', 'hf', '--shards', '2', '--seed', '1', '--out-dir', hf],
@@ -20,6 +22,9 @@ const steps = [
   ['validate', out, '--deep'],
   ['generate', out, 'Once upon a time', '--max-tokens', '32', '--temperature', '0'],
   ['bench', out, '--prompts', 'benchmarks/prompts_10.txt', '--runs', '1', '--max-new', '16'],
+  ['convert', '--hf-dir', hf, '--out-dir', q4, '--q4-map', 'quant/q4_manifest.json'],
+  ['validate', q4, '--manifest', 'quant/q4_manifest.json'],
+  ['bench', q4, '--prompts', 'benchmarks/prompts_10.txt', '--runs', '1', '--max-new', '16'],
 ];
 
 for (const args of steps) {
