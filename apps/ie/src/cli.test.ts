@@ -30,6 +30,7 @@ describe('ie basics', () => {
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--force'], 2, '--force goes with --q4-map'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', '/nonexistent.json'], 3, '/nonexistent.json: 1 problem [QUANT_MANIFEST_INVALID]'],
     [['quantize', '/tmp', '--out', 'x.json'], 2, '--policy is required'],
+    [['quantize', '/tmp', '--policy', 'quant/q4_manifest.json', '--out', '/nonexistent/m.json'], 2, '--out /nonexistent/m.json: the directory /nonexistent does not exist or is not writable'],
     [['convert', '--gguf', '/nonexistent.gguf', '--out-dir', 'c'], 3, 'does not exist'],
     [['synth', '--preset', 'huge', '--out-dir', 'c'], 2, 'unknown preset'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed=abc'], 2, '--seed must be an integer'],

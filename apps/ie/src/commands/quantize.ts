@@ -1,4 +1,5 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { QuantError, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
@@ -67,6 +68,12 @@ export const quantize: Command = {
     const policyFile = required(v, 'policy', this);
     const out = required(v, 'out', this);
     const threads = intFlag(v, 'threads', 1, 1024);
+    // Fail now, not after minutes of work, when the manifest could not be written.
+    try {
+      await access(dirname(resolve(out)), constants.W_OK);
+    } catch {
+      throw new CliError('CLI_USAGE', `--out ${out}: the directory ${dirname(resolve(out))} does not exist or is not writable`);
+    }
     const loaded = await readManifest(policyFile);
     if (loaded.manifest.kind !== 'policy') throw new CliError('CLI_USAGE', `${policyFile} is an expanded manifest (written by ie quantize); --policy takes a policy (kind "policy"), such as quant/q4_manifest.json`);
     const calibFile = (v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? resolve(dirname(policyFile), loaded.manifest.calibration.text) : undefined);
