@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { IebinReader, decodeTensor, isFloatDtype, quantGeometry, removeLayout, type ModelConfig, type TensorEntry } from '@ie/format';
 import { KernelContext, type ContextOptions, type MatrixSpec, type WeightMatrix } from '@ie/kernels';
 import {
+  ClipSearchPool,
   DEFAULT_CALIBRATION,
   EndToEndMeter,
   MANIFEST_VERSION,
@@ -157,6 +158,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
   const ctx = KernelContext.create(o.context ?? {});
   const mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed' });
   const owned: WeightMatrix[] = [];
+  const pool = new ClipSearchPool({ threads: o.context?.threads });
   const progress = o.onProgress ?? (() => {});
   try {
     reader.attach(mapping);
@@ -220,8 +222,8 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       ctx.gemm(m, X, n, Y);
       return Y;
     };
-    const packedMatrix = (plan: TensorPlan, values: Float32Array) => {
-      const enc = encodePlanned(plan, values);
+    const packedMatrix = async (plan: TensorPlan, values: Float32Array) => {
+      const enc = await encodePlanned(plan, values, pool);
       const m = ctx.matrix(specOf(plan, enc.quant), enc.bytes);
       owned.push(m);
       return { m, enc };
@@ -257,19 +259,19 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
         const scale = activationScales(stats, alpha);
         const Xs = divideColumns(X, n, scale);
         let err = 0;
-        names.forEach((name, j) => {
+        for (let j = 0; j < names.length; j++) {
           const w = originals[j];
-          if (!w) return;
-          const plan = planOf.get(name) as TensorPlan;
+          if (!w) continue;
+          const plan = planOf.get(names[j]) as TensorPlan;
           const scaled = Float32Array.from(w);
           applyTransforms(scaled, plan.shape, [{ op: 'scale_columns', by: 's' }], new Map([['s', scale]]));
-          const { m } = packedMatrix({ ...plan, method: 'rtn' }, scaled);
+          const { m } = await packedMatrix({ ...plan, method: 'rtn' }, scaled);
           const Y = new Float32Array(n * m.rows);
           ctx.gemm(m, Xs, n, Y);
           m.dispose();
           owned.pop();
           err += relativeError(refs[j] as Float32Array, Y);
-        });
+        }
         if (err < best.err) best = { alpha, err, scale };
       }
       const key = `blk.${s.layer}.${s.site}`;
@@ -309,7 +311,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       if (plan.shape.length === 1) {
         overrides.vectors.set(plan.name, values);
       } else {
-        const enc = encodePlanned(plan, values);
+        const enc = await encodePlanned(plan, values, pool);
         overrides.matrices.set(plan.name, { spec: specOf(plan, enc.quant), data: enc.bytes });
         const site = siteOf.get(plan.name);
         if (site) {
@@ -387,6 +389,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     };
     return { manifest, json: `${JSON.stringify(manifest, null, 2)}\n`, accepted: failures.length === 0, failures, endToEnd: e2e, bytesPerToken, calibrationTokens: total };
   } finally {
+    await pool.close();
     for (const m of owned) m.dispose();
     ctx.close();
     mapping.close();

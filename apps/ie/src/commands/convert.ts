@@ -1,5 +1,5 @@
 import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
-import { planExport, readManifest, type ExportPlan } from '@ie/quant';
+import { ClipSearchPool, planExport, readManifest, type ExportPlan } from '@ie/quant';
 import { choice, intFlag, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, int, peakRss } from '../human.js';
@@ -9,7 +9,7 @@ import { CONVERTER } from '../version.js';
 export const convert: Command = {
   name: 'convert',
   summary: 'convert a Hugging Face directory, llama2.c checkpoint or GGUF file to IEBIN',
-  usage: 'ie convert (--hf-dir DIR | --llama2c FILE --tokenizer FILE | --gguf FILE) --out-dir DIR [--dtype f32|f16|bf16] [--pretranspose] [--block-k N] [--q4-map MANIFEST.json [--force]] [--quiet]',
+  usage: 'ie convert (--hf-dir DIR | --llama2c FILE --tokenizer FILE | --gguf FILE) --out-dir DIR [--dtype f32|f16|bf16] [--pretranspose] [--block-k N] [--q4-map MANIFEST.json [--force] [--threads N]] [--quiet]',
   positionals: [0, 0],
   options: {
     'hf-dir': { type: 'string' },
@@ -22,6 +22,7 @@ export const convert: Command = {
     'block-k': { type: 'string' },
     'q4-map': { type: 'string' },
     force: { type: 'boolean' },
+    threads: { type: 'string' },
     quiet: { type: 'boolean' },
   },
   async run(v, _p, io) {
@@ -39,7 +40,8 @@ export const convert: Command = {
     if (manifestFile !== undefined) {
       const clash = (['dtype', 'pretranspose', 'block-k'] as const).filter((f) => v[f] !== undefined);
       if (clash.length) throw new CliError('CLI_USAGE', `--q4-map decides every tensor's encoding and layout; drop ${clash.map((f) => `--${f}`).join(', ')} and put it in the manifest (a rule such as {"match": "token_embd.weight", "scheme": "f16"}, or "layout": {"block_k": 256})`);
-    } else if (v.force) throw new CliError('CLI_USAGE', '--force goes with --q4-map (it exports a manifest that failed its gate)');
+    } else if (v.force || v.threads !== undefined) throw new CliError('CLI_USAGE', `${v.force ? '--force' : '--threads'} goes with --q4-map (${v.force ? 'it exports a manifest that failed its gate' : 'it sets the threads of the clip search'})`);
+    const threads = intFlag(v, 'threads', 1, 1024);
     // Read and check the manifest before the (possibly slow) source is opened.
     const loaded = manifestFile !== undefined ? await readManifest(manifestFile) : undefined;
 
@@ -48,9 +50,10 @@ export const convert: Command = {
     else if (v.gguf !== undefined) source = await openGguf(v.gguf as string);
     else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
     const progress = new Progress('converting', process.stderr, !v.quiet);
+    const pool = loaded ? new ClipSearchPool({ threads }) : undefined;
     try {
       // Every manifest problem (and a manifest for another model) is reported here, before anything is written.
-      const plan: ExportPlan | undefined = loaded ? planExport(loaded, source.config, source.tensors, { force: v.force === true }) : undefined;
+      const plan: ExportPlan | undefined = loaded ? planExport(loaded, source.config, source.tensors, { force: v.force === true, pool }) : undefined;
       const t0 = performance.now();
       const header = await withAbortOnSignal((register) =>
         exportIebin(source, outDir, {
@@ -76,6 +79,7 @@ export const convert: Command = {
       }
       return EXIT.OK;
     } finally {
+      await pool?.close();
       await source.close();
     }
   },

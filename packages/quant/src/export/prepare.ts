@@ -8,6 +8,7 @@ import { expectedTensors, type ConvertOptions, type ModelConfig, type SourceTens
 import { ManifestError } from '../errors.js';
 import type { LoadedManifest } from '../manifest/parse.js';
 import { plansFromExpanded, resolvePolicy, type ModelTensor, type TensorPlan } from '../manifest/resolve.js';
+import type { ClipSearchPool } from '../ptq/pool.js';
 import { manifestScales, manifestTransform, quantizationRecord } from './transform.js';
 
 /** A model's tensors as resolution sees them (role from the canonical table). */
@@ -21,8 +22,8 @@ export interface ExportPlan {
   options: Required<Pick<ConvertOptions, 'transform' | 'layouts' | 'quantization'>>;
 }
 
-/** Plans an export per `loaded` for a source with `config` and `tensors`. `force` exports a rejected manifest. */
-export function planExport(loaded: LoadedManifest, config: ModelConfig, tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>, opts: { force?: boolean } = {}): ExportPlan {
+/** Plans an export per `loaded` for a source with `config` and `tensors`. `force` exports a rejected manifest; `pool` runs clip searches on worker threads. */
+export function planExport(loaded: LoadedManifest, config: ModelConfig, tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>, opts: { force?: boolean; pool?: ClipSearchPool } = {}): ExportPlan {
   const { manifest: m, file, sha256 } = loaded;
   const mt = modelTensors(config, tensors);
   let plans: TensorPlan[];
@@ -49,7 +50,7 @@ export function planExport(loaded: LoadedManifest, config: ModelConfig, tensors:
   return {
     plans,
     options: {
-      transform: manifestTransform({ plans, scales: manifestScales(m), expectedSha256, file }),
+      transform: manifestTransform({ plans, scales: manifestScales(m), expectedSha256, file, pool: opts.pool }),
       layouts: new Map(plans.map((p) => [p.name, p.layout])),
       quantization: quantizationRecord(m, file, sha256, plans),
     },

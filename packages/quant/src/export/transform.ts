@@ -9,13 +9,14 @@ import { ManifestError } from '../errors.js';
 import { tensorSha256 } from '../manifest/fingerprint.js';
 import type { TensorPlan } from '../manifest/resolve.js';
 import type { ExpandedManifest, Manifest } from '../manifest/schema.js';
-import { applyTransforms, decodeScales, quantizeMatrix } from '../ptq/quantize.js';
+import type { ClipSearchPool } from '../ptq/pool.js';
+import { applyTransforms, decodeScales, quantizeMatrixAsync } from '../ptq/quantize.js';
 
-/** A plan's tensor from (already transformed) f32 values: packed, or encoded as its float dtype. */
-export function encodePlanned(plan: TensorPlan, values: Float32Array): ConvertedTensor {
+/** A plan's tensor from (already transformed) f32 values: packed (clip searches on `pool`'s threads when given), or encoded as its float dtype. */
+export async function encodePlanned(plan: TensorPlan, values: Float32Array, pool?: ClipSearchPool): Promise<ConvertedTensor> {
   if (plan.dtype === 'q4' || plan.dtype === 'i8') {
     const [rows, cols] = plan.shape;
-    const packed = quantizeMatrix(values, rows, cols, { dtype: plan.dtype, quant: plan.quant as NonNullable<TensorPlan['quant']> }, plan.method ?? 'rtn');
+    const packed = await quantizeMatrixAsync(values, rows, cols, { dtype: plan.dtype, quant: plan.quant as NonNullable<TensorPlan['quant']> }, plan.method ?? 'rtn', pool);
     return { dtype: plan.dtype, quant: packed.quant, bytes: packed.bytes };
   }
   const bytes = plan.dtype === 'f32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFloat(values, plan.dtype);
@@ -33,6 +34,8 @@ export interface TransformOptions {
   /** Expanded manifests: each tensor's source digest, checked as it is read. */
   expectedSha256?: ReadonlyMap<string, string>;
   file: string;
+  /** Worker threads for the clip search (the caller closes it after the export). */
+  pool?: ClipSearchPool;
 }
 
 /** The per-tensor hook for exportIebin. Throws QUANT_MANIFEST_MISMATCH (and the export is abandoned) when a tensor's weights are not the ones the manifest measured. */
@@ -51,7 +54,7 @@ export function manifestTransform(o: TransformOptions): TensorTransform {
     // floatValues may alias the source bytes; transforms write in place, so copy first.
     const values = Float32Array.from(floatValues(t, rowMajor));
     applyTransforms(values, t.shape, plan.transforms, o.scales);
-    return encodePlanned(plan, values);
+    return encodePlanned(plan, values, o.pool);
   };
 }
 

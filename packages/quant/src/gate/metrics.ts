@@ -57,8 +57,8 @@ export function klDivergence(refLogits: Float32Array, testLogits: Float32Array):
     const p = Math.exp(lp[i]);
     if (p !== 0) kl += p * (lp[i] - lq[i]);
   }
-  // Rounding can leave a tiny negative; NaN (non-finite logits) must stay NaN.
-  return kl < 0 ? 0 : kl;
+  // Rounding can leave a tiny negative; NaN (non-finite logits) stays NaN through Math.max.
+  return Math.max(0, kl);
 }
 
 export interface EndToEnd {

@@ -7,6 +7,7 @@
 import { quantGeometry, type QuantParams } from '@ie/format';
 import { QuantError } from '../errors.js';
 import type { EntryTransform, QuantMethod } from '../manifest/schema.js';
+import type { ClipSearchPool } from './pool.js';
 import { groupExtremes, packInt4Groupwise, packInt8, quantizeGroup, unpackInt4Groupwise, unpackInt8, type GroupKind, type PackedTensor } from '../pack.js';
 
 /** Clip ratios the search tries, largest first (ties keep the larger ratio, so RTN wins ties). */
@@ -45,11 +46,20 @@ export function searchClip(values: Float32Array, rows: number, cols: number, t: 
   return out;
 }
 
-/** Packs a float matrix as `t` with `method`'s scale choice (awq's scaling is a transform applied before; its scales are then clip-searched). */
-export function quantizeMatrix(values: Float32Array, rows: number, cols: number, t: QuantTarget, method: QuantMethod): PackedTensor {
-  const clip = method === 'rtn' ? undefined : searchClip(values, rows, cols, t);
+function pack(values: Float32Array, rows: number, cols: number, t: QuantTarget, clip: Float32Array | undefined): PackedTensor {
   if (t.dtype === 'i8') return packInt8(values, rows, cols, { granularity: t.quant.granularity, groupSize: t.quant.granularity === 'per_group' ? t.quant.group_size : undefined, scaleDtype: t.quant.scale_dtype, clip });
   return packInt4Groupwise(values, rows, cols, { scheme: t.quant.scheme, groupSize: t.quant.group_size, scaleDtype: t.quant.scale_dtype, clip });
+}
+
+/** Packs a float matrix as `t` with `method`'s scale choice (awq's scaling is a transform applied before; its scales are then clip-searched). */
+export function quantizeMatrix(values: Float32Array, rows: number, cols: number, t: QuantTarget, method: QuantMethod): PackedTensor {
+  return pack(values, rows, cols, t, method === 'rtn' ? undefined : searchClip(values, rows, cols, t));
+}
+
+/** {@link quantizeMatrix} with the clip search on a pool's worker threads: the same bytes, sooner. */
+export async function quantizeMatrixAsync(values: Float32Array, rows: number, cols: number, t: QuantTarget, method: QuantMethod, pool?: ClipSearchPool): Promise<PackedTensor> {
+  if (method === 'rtn' || !pool) return quantizeMatrix(values, rows, cols, t, method);
+  return pack(values, rows, cols, t, await pool.searchClip(values, rows, cols, t));
 }
 
 /** The f32 values a packed matrix decodes to (what the kernels compute with). */
