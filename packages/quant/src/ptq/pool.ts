@@ -36,6 +36,13 @@ export class ClipSearchPool {
   private workers: Worker[] = [];
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (r: Float32Array) => void; reject: (e: Error) => void }>();
+  /**
+   * One shared buffer, grown as needed and reused by every search: a fresh one per matrix would
+   * live until every worker's garbage collector let go of it, which idle workers rarely run.
+   */
+  private shared: SharedArrayBuffer | null = null;
+  /** Searches share the buffer, so they run one after another. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ClipSearchPoolOptions = {}) {
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
@@ -69,8 +76,15 @@ export class ClipSearchPool {
   /** Per group, the clip ratio of the grid minimizing the reconstruction error: {@link searchClip}, split by rows. */
   async searchClip(values: Float32Array, rows: number, cols: number, t: QuantTarget): Promise<Float32Array> {
     if (!this.parallel || rows < 2 || rows * cols < PARALLEL_MIN_WEIGHTS) return searchClip(values, rows, cols, t);
+    const run = this.queue.then(() => this.searchOnWorkers(values, rows, cols, t));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async searchOnWorkers(values: Float32Array, rows: number, cols: number, t: QuantTarget): Promise<Float32Array> {
     const workers = this.spawn();
-    const shared = new Float32Array(new SharedArrayBuffer(rows * cols * 4));
+    if (!this.shared || this.shared.byteLength < rows * cols * 4) this.shared = new SharedArrayBuffer(rows * cols * 4);
+    const shared = new Float32Array(this.shared, 0, rows * cols);
     shared.set(values.subarray(0, rows * cols));
     const G = t.quant.granularity === 'per_row' ? cols : t.quant.group_size;
     const gpr = Math.ceil(cols / G);
@@ -94,6 +108,7 @@ export class ClipSearchPool {
   async close(): Promise<void> {
     const ws = this.workers;
     this.workers = [];
+    this.shared = null;
     await Promise.all(ws.map((w) => w.terminate()));
   }
 }
