@@ -44,4 +44,4 @@ export {
 } from './safetensors.js';
 export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type WriteHfOptions } from './hf.js';
 export { synthModel, synthTensorValues, synthVocabulary, synthHfTokenizerJson, SYNTH_PRESETS, Rng, type SynthPreset, type SynthOptions } from './synth.js';
-export { RandomAccessFile, sha256File, type ErrorFactory } from './file.js';
+export { RandomAccessFile, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

@@ -8,8 +8,7 @@
  * Deterministic: the same model, policy, text, ISA give byte-identical manifests.
  */
 import { basename } from 'node:path';
-import { createHash } from 'node:crypto';
-import { IebinReader, decodeTensor, isFloatDtype, quantGeometry, removeLayout, type ModelConfig, type TensorEntry } from '@ie/format';
+import { IebinReader, decodeTensor, isFloatDtype, removeLayout, sha256Bytes, type ModelConfig, type TensorEntry } from '@ie/format';
 import { KernelContext, type ContextOptions, type MatrixSpec, type WeightMatrix } from '@ie/kernels';
 import {
   ClipSearchPool,
@@ -40,7 +39,7 @@ import {
 } from '@ie/quant';
 import { Forward, type Capture, type CaptureSite } from './forward.js';
 import { createTokenizer } from './tokenizer/index.js';
-import { bindWeights, type WeightOverrides } from './weights.js';
+import { bindWeights, matrixSpec, type WeightOverrides } from './weights.js';
 
 /** Exponents the activation-aware search tries (0 = no scaling, so it never does worse than clip alone on its objective). */
 export const AWQ_ALPHAS: readonly number[] = Array.from({ length: 11 }, (_, i) => i / 10);
@@ -109,13 +108,6 @@ function consumers(site: CaptureSite, layer: number, c: ModelConfig): string[] {
     case 'classifier_in':
       return [c.tied_classifier ? 'token_embd.weight' : 'output.weight'];
   }
-}
-
-function specOf(plan: { dtype: TensorEntry['dtype']; shape: readonly number[] }, quant: TensorPlan['quant']): MatrixSpec {
-  const [rows, cols] = plan.shape;
-  if (!quant) return { dtype: plan.dtype, shape: [rows, cols] };
-  const g = quantGeometry(plan.dtype as 'q4' | 'i8', rows, cols, quant);
-  return { dtype: plan.dtype, shape: [rows, cols], quant: { ...quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) } };
 }
 
 /** Row-major f32 values of a stored tensor. */
@@ -224,7 +216,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     };
     const packedMatrix = async (plan: TensorPlan, values: Float32Array) => {
       const enc = await encodePlanned(plan, values, pool);
-      const m = ctx.matrix(specOf(plan, enc.quant), enc.bytes);
+      const m = ctx.matrix(matrixSpec(plan.dtype, plan.shape, enc.quant), enc.bytes);
       owned.push(m);
       return { m, enc };
     };
@@ -312,10 +304,10 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
         overrides.vectors.set(plan.name, values);
       } else {
         const enc = await encodePlanned(plan, values, pool);
-        overrides.matrices.set(plan.name, { spec: specOf(plan, enc.quant), data: enc.bytes });
+        overrides.matrices.set(plan.name, { spec: matrixSpec(plan.dtype, plan.shape, enc.quant), data: enc.bytes });
         const site = siteOf.get(plan.name);
         if (site) {
-          const m = ctx.matrix(specOf(plan, enc.quant), enc.bytes);
+          const m = ctx.matrix(matrixSpec(plan.dtype, plan.shape, enc.quant), enc.bytes);
           owned.push(m);
           const ref = reference(plan.name, site.rows, gateN);
           const colScale = plan.transforms.find((t) => t.op === 'scale_columns');
@@ -382,7 +374,7 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       status: failures.length ? 'rejected' : 'accepted',
       policy: { ...(policy.name ? { name: policy.name } : {}), file: basename(o.policy.file), sha256: o.policy.sha256 },
       model: { fingerprint, config: { ...c } },
-      calibration: { text: basename(o.calibration.file), sha256: createHash('sha256').update(o.calibration.text).digest('hex'), sequences: seqs.length, tokens: total },
+      calibration: { text: basename(o.calibration.file), sha256: sha256Bytes(Buffer.from(o.calibration.text, 'utf8')), sequences: seqs.length, tokens: total },
       gate: { thresholds, end_to_end: { kl_mean: round(e2e.kl_mean, 6), kl_max: round(e2e.kl_max, 6), top1: round(e2e.top1, 6), positions: e2e.positions }, failures },
       scales: Object.fromEntries([...scales].filter(([k]) => usedScales.has(k)).map(([k, v]) => [k, encodeScales(v)])),
       tensors,

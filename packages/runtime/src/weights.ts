@@ -3,9 +3,9 @@
  * norms and biases as f32 vectors. When the requested precision differs from the file's, the
  * affected matrices are converted once here with @ie/quant's RTN packers (fp -> lower only).
  */
-import { decodeTensor, encodeFloat, expectedTensors, floatElements, isFloatDtype, quantGeometry, type IebinReader, type TensorEntry } from '@ie/format';
+import { decodeTensor, encodeFloat, expectedTensors, floatElements, isFloatDtype, quantGeometry, type IebinReader, type QuantParams, type TensorEntry } from '@ie/format';
 import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
-import { packInt4Groupwise, packInt8 } from '@ie/quant';
+import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
 import { PRECISION_DTYPE, PRECISION_RANK, filePrecision, type Precision } from './precision.js';
 
@@ -89,7 +89,15 @@ function shouldConvert(t: TensorEntry, role: string | undefined, target: string,
   return role === 'classifier' || (role === 'embedding' && tied);
 }
 
-/** One matrix re-encoded: float -> float via the codecs, float -> i8 / q4 via the RTN packers. */
+/** The kernels' spec of a row-major matrix in `dtype` (with its plane offsets when quantized). */
+export function matrixSpec(dtype: TensorEntry['dtype'], shape: readonly number[], quant: QuantParams | null): MatrixSpec {
+  const [rows, cols] = shape;
+  if (!quant) return { dtype, shape: [rows, cols] };
+  const g = quantGeometry(dtype as 'q4' | 'i8', rows, cols, quant);
+  return { dtype, shape: [rows, cols], quant: { ...quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) } };
+}
+
+/** One matrix re-encoded: float -> float via the codecs, float -> i8 (per row) / q4 (g64 symmetric) by RTN. */
 function convertMatrix(t: TensorEntry, view: Uint8Array, target: string): { spec: MatrixSpec; data: Uint8Array } {
   const [rows, cols] = t.shape;
   const values = decodeTensor(t, view);
@@ -97,12 +105,9 @@ function convertMatrix(t: TensorEntry, view: Uint8Array, target: string): { spec
     const enc = encodeFloat(values, target);
     const data = new Uint8Array(enc.length);
     data.set(enc);
-    return { spec: { dtype: target, shape: [rows, cols] }, data };
+    return { spec: matrixSpec(target, t.shape, null), data };
   }
-  const packed = target === 'i8' ? packInt8(values, rows, cols, { granularity: 'per_row', scaleDtype: 'f16' }) : packInt4Groupwise(values, rows, cols, { scheme: 'symmetric', groupSize: 64, scaleDtype: 'f16' });
-  const g = quantGeometry(target as 'i8' | 'q4', rows, cols, packed.quant);
-  return {
-    spec: { dtype: target as 'i8' | 'q4', shape: [rows, cols], quant: { ...packed.quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) } },
-    data: packed.bytes,
-  };
+  const quant: QuantParams = target === 'i8' ? { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype: 'f16' } : { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' };
+  const packed = quantizeMatrix(values, rows, cols, { dtype: target as 'i8' | 'q4', quant }, 'rtn');
+  return { spec: matrixSpec(target as 'i8' | 'q4', t.shape, packed.quant), data: packed.bytes };
 }

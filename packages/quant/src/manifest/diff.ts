@@ -3,8 +3,7 @@
  * group size, scale dtype and layout against what the manifest says it should be.
  */
 import type { Dtype, QuantParams, TensorLayout } from '@ie/format';
-import { globToRegExp } from './glob.js';
-import { SCHEME_DTYPE, describeQuant, entryQuant, quantParamsOf } from './resolve.js';
+import { SCHEME_DTYPE, describeQuant, entryQuant, quantParamsOf, rulePattern } from './resolve.js';
 import type { Manifest } from './schema.js';
 
 export interface StoredTensor {
@@ -33,7 +32,7 @@ function expectationsOf(m: Manifest, tensors: readonly StoredTensor[]): Map<stri
     for (const e of m.tensors) out.set(e.name, { dtype: SCHEME_DTYPE[e.scheme], quant: entryQuant(e), layout: e.layout });
     return out;
   }
-  const rules = m.rules.map((r) => ({ r, re: r.regex !== undefined ? new RegExp(`^(?:${r.regex})$`, 'u') : globToRegExp(r.match as string) }));
+  const rules = m.rules.map((r) => ({ r, re: rulePattern(r) }));
   for (const t of tensors) {
     const hit = rules.find((x) => x.re.test(t.name))?.r;
     if (!hit || hit.scheme === 'keep') continue;

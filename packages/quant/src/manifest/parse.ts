@@ -3,8 +3,8 @@
  * express (a rule has exactly one pattern, fields that belong to another scheme, regexes that
  * do not compile, ...). Checks that need the model live in resolve.ts.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { sha256Bytes } from '@ie/format';
 import { Ajv, type ErrorObject } from 'ajv';
 import { ManifestError, type ManifestProblem } from '../errors.js';
 import { globToRegExp } from './glob.js';
@@ -141,7 +141,7 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
 
 /** The sha256 of a manifest's bytes: what the audit record and the expanded manifest cite. */
 export function manifestSha256(text: string | Uint8Array): string {
-  return createHash('sha256').update(text).digest('hex');
+  return sha256Bytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
 }
 
 export interface LoadedManifest {

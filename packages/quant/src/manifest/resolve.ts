@@ -106,9 +106,14 @@ function layoutOf(p: Policy): LayoutOptions {
   return { pretranspose: p.layout?.pretranspose ?? false, blockK: p.layout?.block_k ?? 0 };
 }
 
+/** What a rule matches: its glob, or its regex anchored to the whole name. */
+export function rulePattern(r: Pick<PolicyRule, 'match' | 'regex'>): RegExp {
+  return r.regex !== undefined ? new RegExp(`^(?:${r.regex})$`, 'u') : globToRegExp(r.match as string);
+}
+
 /** Resolves a policy for a model's tensors (in the model's order). Throws ManifestError listing every problem. */
 export function resolvePolicy(policy: Policy, tensors: readonly ModelTensor[], file = '<policy>'): TensorPlan[] {
-  const rules = policy.rules.map((r) => ({ rule: r, re: r.regex !== undefined ? new RegExp(`^(?:${r.regex})$`, 'u') : globToRegExp(r.match as string) }));
+  const rules = policy.rules.map((r) => ({ rule: r, re: rulePattern(r) }));
   const layoutOpts = layoutOf(policy);
   const problems: ManifestProblem[] = [];
   const matched = rules.map(() => [] as string[]);
