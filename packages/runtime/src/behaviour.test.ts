@@ -30,7 +30,6 @@ describe('generation', () => {
     expect(g.tokens.length).toBe(12);
     expect(g.stopReason).toBe('length');
     const m = g.metrics;
-    expect(m).toBeDefined();
     expect(m?.promptTokens).toBe(e.tokenize('abc').length);
     expect(m?.generatedTokens).toBe(12);
     for (const k of ['ttftMs', 'prefillMs', 'decodeTokensPerSec', 'latencyP50Ms', 'latencyP95Ms', 'effectiveGBs'] as const) expect(Number.isFinite(m?.[k]), k).toBe(true);

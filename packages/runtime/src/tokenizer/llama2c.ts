@@ -1,5 +1,5 @@
 /**
- * llama2.c's tokenizer (run.c encode/decode, ported exactly): a dummy-prefix space, UTF-8
+ * llama2.c's tokenizer (run.c encode/decode, ported exactly): a leading space token, UTF-8
  * characters looked up whole or split into byte tokens (id = byte + 3), then repeatedly the
  * adjacent pair whose concatenation is in the vocabulary with the highest score is merged.
  */
@@ -38,8 +38,8 @@ export class Llama2cTokenizer implements Tokenizer {
     if (options.bos ?? true) tokens.push(this.bosId);
     const bytes = Buffer.from(text, 'utf8');
     if (bytes.length > 0) {
-      const dummy = this.find(' ');
-      if (dummy >= 0) tokens.push(dummy);
+      const space = this.find(' ');
+      if (space >= 0) tokens.push(space);
     }
     let buf: number[] = [];
     for (let i = 0; i < bytes.length; i++) {
