@@ -30,7 +30,7 @@ probeBuf.fill(7);
 function bandwidth(threads) {
   const ctx = KernelContext.create({ threads });
   let best = Infinity;
-  for (let i = 0; i < 3; i++) best = Math.min(best, ctx.readBandwidth(probeBuf, 1));
+  for (let i = 0; i < 3; i++) best = Math.min(best, ctx.readBandwidth(probeBuf, 1).seconds);
   ctx.close();
   return probeBuf.length / best / 1e9;
 }

@@ -72,7 +72,7 @@ function makeMatrix(ctx, p, rows, cols) {
 
 function probe(ctx, buf) {
   let best = Infinity;
-  for (let i = 0; i < PASSES; i++) best = Math.min(best, ctx.readBandwidth(buf, 1));
+  for (let i = 0; i < PASSES; i++) best = Math.min(best, ctx.readBandwidth(buf, 1).seconds);
   return buf.length / best / 1e9;
 }
 

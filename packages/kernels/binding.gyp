@@ -42,6 +42,7 @@
       "type": "static_library",
       "sources": [
         "native/gemv/gemv_avx2.cc",
+        "native/gemv/q8_avx2.cc",
         "native/gemm/gemm_avx2.cc",
         "native/ops/ops_avx2.cc"
       ],
@@ -49,6 +50,20 @@
         "-mavx2",
         "-mfma",
         "-mf16c",
+        "-fPIC"
+      ]
+    },
+    {
+      "target_name": "ie_avxvnni",
+      "type": "static_library",
+      "sources": [
+        "native/gemv/q8_avxvnni.cc"
+      ],
+      "cflags_cc": [
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavxvnni",
         "-fPIC"
       ]
     },
@@ -79,6 +94,7 @@
       "target_name": "ie_kernels",
       "dependencies": [
         "ie_avx2",
+        "ie_avxvnni",
         "ie_avx512"
       ],
       "sources": [

@@ -16,11 +16,10 @@
 #include "layout/layout.h"
 #include "matrix/matrix.h"
 #include "mem/mapping.h"
+#include "mem/read_probe.h"
 #include "numa/numa.h"
 #include "program/program.h"
 
-// Streaming read of n bytes (n a multiple of 64): mem/read_probe.cc.
-extern "C" double ie_read_probe(const uint8_t* p, size_t n, int width);
 
 namespace {
 
@@ -291,7 +290,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("cpu", cf.brand);
     Napi::Array supported = Napi::Array::New(env);
     int i = 0;
-    for (ie::Isa isa : {ie::Isa::Scalar, ie::Isa::Avx2, ie::Isa::Avx512})
+    for (ie::Isa isa : ie::kAllIsas)
       if (ie::isa_supported(cf, isa)) supported.Set(i++, ie::isa_name(isa));
     o.Set("supportedIsas", supported);
     return o;
@@ -753,8 +752,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return o;
   }
 
-  // readBandwidth(buffer: Uint8Array, passes) -> seconds: streams the buffer `passes` times
-  // with all pool threads (each its own slice), summing bytes so the reads cannot be elided.
+  // readBandwidth(buffer: Uint8Array, passes) -> { seconds, variant, checksum }: the fastest pass
+  // of the best streaming reader over the buffer, all pool threads reading (mem/read_probe.h).
   Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Context& c = ctx(env);
@@ -763,21 +762,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     const size_t n = ta.ByteLength() / 64 * 64;
     const int passes = (int)int_arg(info, 1, 1, 1000, "passes");
-    std::vector<double> sink(c.pool.size(), 0.0);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int pass = 0; pass < passes; pass++) {
-      c.pool.run([&](int t, int nt) {
-        int64_t b, e;
-        ie::ThreadPool::chunk((int64_t)n, 1 << 16, t, nt, &b, &e);
-        sink[t] += ie_read_probe(p + b, (size_t)(e - b), (int)c.k.isa);
-      });
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double s = 0;
-    for (double v : sink) s += v;
+    const ie::ReadProbe r = ie::probe_read_bandwidth(c, p, n, passes);
     Napi::Object o = Napi::Object::New(env);
-    o.Set("seconds", secs);
-    o.Set("checksum", s);
+    o.Set("seconds", r.seconds);
+    o.Set("variant", r.variant);
+    o.Set("checksum", r.checksum);
     return o;
   }
 };

@@ -54,6 +54,11 @@ float* Context::scratch_q8d(int tid, size_t floats) {
   return v.data();
 }
 
+float* Context::shared_scratch(size_t floats) {
+  if (shared_.size() < floats) shared_.resize(floats);
+  return shared_.data();
+}
+
 float* Context::scratch(int tid, size_t floats) {
   auto& v = scratch_[tid];
   if (v.size() < floats) v.resize(floats);

@@ -3,6 +3,7 @@
 // (say a scalar one and an AVX-512 one in a test) are independent.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,17 @@ class Context {
   float* scratch(int tid, size_t floats);
   int8_t* scratch_q8(int tid, size_t bytes);
   float* scratch_q8d(int tid, size_t floats);
+  // Scratch shared by every thread across the phases of one operation (the GEMM's packed
+  // activations, written in one pool job and read in the next). Valid while holding phase_lock().
+  float* shared_scratch(size_t floats);
+  std::unique_lock<std::mutex> phase_lock() { return std::unique_lock<std::mutex>(phase_mu_); }
 
  private:
   Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin);
   std::vector<std::vector<float>> scratch_, scratch_q8d_;
   std::vector<std::vector<int8_t>> scratch_q8_;
+  std::vector<float> shared_;
+  std::mutex phase_mu_;
 };
 
 const char* affinity_name(Affinity a);

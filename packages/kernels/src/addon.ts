@@ -69,7 +69,7 @@ export interface NativeContext {
   attention(args: Record<string, unknown>): void;
   mapFile(path: string, offset: number, length: number, advice: string, hugePages: boolean, populate: boolean): NativeMapping;
   numaBind(m: NativeMapping): { nodes: number; policy: string; applied: boolean; detail: string };
-  readBandwidth(buf: Uint8Array, passes: number): { seconds: number; checksum: number };
+  readBandwidth(buf: Uint8Array, passes: number): { seconds: number; variant: string; checksum: number };
 }
 
 export interface NativeAddon {

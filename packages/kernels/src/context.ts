@@ -12,7 +12,7 @@ import { Program, encodeOp, type ProgramSpec } from './program.js';
 
 export type Affinity = 'none' | 'compact' | 'scatter';
 export type NumaPolicy = 'none' | 'interleave' | 'local';
-export type Isa = 'scalar' | 'avx2' | 'avx512';
+export type Isa = 'scalar' | 'avx2' | 'avxvnni' | 'avx512';
 
 export interface ContextOptions {
   /** Pool size; default IE_THREADS, else one thread per physical core. */
@@ -36,7 +36,7 @@ export interface GemvOptions {
 
 const AFFINITIES: readonly Affinity[] = ['none', 'compact', 'scatter'];
 const NUMA: readonly NumaPolicy[] = ['none', 'interleave', 'local'];
-const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512'];
+const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avxvnni', 'avx512'];
 
 /** Options with the environment's defaults applied and checked. */
 export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ContextOptions {
@@ -131,6 +131,16 @@ export class MappedFile {
   close(): void {
     this.native.close();
   }
+}
+
+/** What {@link KernelContext.readBandwidth} measured. */
+export interface ReadBandwidth {
+  /** The fastest pass over the buffer, all pool threads reading. */
+  seconds: number;
+  /** Bytes read per second in that pass, in GB/s (1e9). */
+  gbs: number;
+  /** The reader that achieved it, e.g. "1 stream/thread". */
+  variant: string;
 }
 
 export interface MapOptions {
@@ -355,10 +365,16 @@ export class KernelContext {
     return wrapNative(() => this.n.numaBind(mapping.native));
   }
 
-  /** Streams `bytes` `passes` times with every pool thread and returns the seconds it took. */
-  readBandwidth(bytes: Uint8Array, passes = 1): number {
+  /**
+   * The machine's read bandwidth: streams `bytes` with every pool thread in several reader
+   * variants (1 to 8 interleaved streams per thread, with and without non-temporal prefetch),
+   * `passes` times each, and reports the fastest pass. Fill the buffer with distinct random data
+   * first: pages of identical content may be merged by the host and read from cache.
+   */
+  readBandwidth(bytes: Uint8Array, passes = 1): ReadBandwidth {
     if (!(bytes instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'bytes must be a Uint8Array');
-    return wrapNative(() => this.n.readBandwidth(bytes, count(passes, passes, 'passes'))).seconds;
+    const r = wrapNative(() => this.n.readBandwidth(bytes, count(passes, passes, 'passes')));
+    return { seconds: r.seconds, gbs: bytes.byteLength / 64 * 64 / r.seconds / 1e9, variant: r.variant };
   }
 
   /** Compiles a program (a fixed list of kernel invocations); see {@link ProgramSpec}. */

@@ -4,7 +4,7 @@ import { ALL_VARIANTS, makeMatrix, refGemv, variantName, worstRelError } from '.
 import { KernelContext } from './index.js';
 
 const probe = KernelContext.create({ threads: 1 });
-const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avx512'>;
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
 probe.close();
 const contexts: KernelContext[] = [];
 afterAll(() => contexts.forEach((c) => c.close()));
@@ -16,7 +16,8 @@ describe.each(ISAS)('GEMM (prefill) on %s', (isa) => {
     return c;
   });
   it.each(ALL_VARIANTS.map((v) => [variantName(v), v] as const))('%s: every token row matches the float64 product, for every thread count', (_n, v) => {
-    for (const [rows, cols, M] of [[37, 67, 3], [70, 200, 7], [130, 129, 17]] as const) {
+    // Odd sizes around the register blocks (6x16 AVX2, 14x32 AVX-512, 4x8 scalar) and K past one 256-wide K block.
+    for (const [rows, cols, M] of [[37, 67, 3], [70, 200, 7], [130, 129, 17], [45, 777, 15], [33, 1000, 29]] as const) {
       const m = makeMatrix(v, rows, cols, rows + cols * 31);
       const X = seededFloats(M * cols, 11 + M);
       let first: Float32Array | null = null;

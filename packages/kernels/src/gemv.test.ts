@@ -4,7 +4,7 @@ import { ALL_VARIANTS, makeMatrix, refGemv, variantName, worstRelError } from '.
 import { KernelContext } from './index.js';
 
 const probe = KernelContext.create({ threads: 1 });
-const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avx512'>;
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
 probe.close();
 const contexts = new Map<string, KernelContext>();
 function ctx(isa: string, threads: number): KernelContext {

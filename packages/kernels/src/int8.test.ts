@@ -44,15 +44,24 @@ function quantizedX(x: Float32Array): Float32Array {
   return out;
 }
 
+const best = make({ threads: 1 }).info();
+const ISAS = best.supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
+
+/** The int8 kernels a context on `isa` must use: never the scalar reference on a SIMD CPU. */
+function expectedVariant(isa: string, f: typeof best.features): string {
+  if (isa === 'avx512' && f.avx512vnni) return 'avx512vnni';
+  if ((isa === 'avx512' || isa === 'avxvnni') && f.avxVnni) return 'avxvnni';
+  return isa === 'scalar' ? 'scalar' : 'avx2';
+}
+
 describe('int8-activation mode', () => {
-  const best = make({ threads: 1 }).info();
-  it(`reports its variant (${best.int8Activations})`, () => {
-    expect(best.int8Activations).toBe(best.features.avx512vnni && best.isa === 'avx512' ? 'avx512vnni' : 'scalar');
+  it.each(ISAS)('on %s runs its own kernels, never the scalar fallback', (isa) => {
+    expect(make({ isa, threads: 1 }).info().int8Activations).toBe(expectedVariant(isa, best.features));
   });
 
-  it.each(VARIANTS.map((v) => [variantName(v), v] as const))('%s: equals W times the quantized x, for every thread count and against the scalar reference', (_n, v) => {
+  it.each(ISAS.flatMap((isa) => VARIANTS.map((v) => [isa, variantName(v), v] as const)))('%s %s: equals W times the quantized x, for every thread count and against the scalar reference', (isa, _n, v) => {
     const ref = make({ isa: 'scalar', threads: 1 });
-    for (const [rows, cols] of [[1, 40], [37, 67], [70, 200], [300, 333], [9, 1000]] as const) {
+    for (const [rows, cols] of [[1, 40], [37, 67], [70, 200], [300, 333], [9, 1000], [5, 4099]] as const) {
       if ((v as { blockK?: number }).blockK && cols < 128) continue;
       const m = makeMatrix(v, rows, cols, rows * 131 + cols);
       const x = seededFloats(cols, cols + 7, 3);
@@ -61,8 +70,8 @@ describe('int8-activation mode', () => {
       ref.gemv(ref.matrix(m.spec, m.bytes), x, yref, { activations: 'int8' });
       expect(worstRelError(yref, want, mag), `scalar ${rows}x${cols}`).toBeLessThan(1e-5);
       let first: Float32Array | null = null;
-      for (const threads of [1, 2, 3]) {
-        const c = make({ threads });
+      for (const threads of [1, 2, 3, 4]) {
+        const c = make({ isa, threads });
         const y = new Float32Array(rows);
         c.gemv(c.matrix(m.spec, m.bytes), x, y, { activations: 'int8' });
         expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);

@@ -4,7 +4,7 @@ import { firstDifference, seededFloats } from '@ie/testing';
 import { KernelContext } from './index.js';
 
 const probe = KernelContext.create({ threads: 1 });
-const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avx512'>;
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
 probe.close();
 const contexts: KernelContext[] = [];
 afterAll(() => contexts.forEach((c) => c.close()));

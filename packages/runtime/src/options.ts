@@ -60,7 +60,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     threads: int('threads', 'IE_THREADS', o.threads, env, 1, 1024),
     affinity: oneOf('affinity', 'IE_AFFINITY', o.affinity, env, ['none', 'compact', 'scatter'] as const),
     numa: oneOf('numa', 'IE_NUMA', o.numa, env, ['none', 'interleave', 'local'] as const),
-    isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avx512'] as const),
+    isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avxvnni', 'avx512'] as const),
     contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['f32', 'int8'] as const) ?? 'f32',

@@ -58,6 +58,7 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
+    case Isa::AvxVnni: return "avxvnni";
     case Isa::Avx512: return "avx512";
   }
   return "?";
@@ -67,6 +68,7 @@ bool isa_supported(const CpuFeatures& f, Isa isa) {
   switch (isa) {
     case Isa::Scalar: return true;
     case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+    case Isa::AvxVnni: return isa_supported(f, Isa::Avx2) && f.avx_vnni;
     case Isa::Avx512: return isa_supported(f, Isa::Avx2) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   }
   return false;
@@ -74,9 +76,9 @@ bool isa_supported(const CpuFeatures& f, Isa isa) {
 
 Isa choose_isa(const CpuFeatures& f, const std::string& requested, std::string* error) {
   Isa best = Isa::Scalar;
-  for (Isa i : {Isa::Avx2, Isa::Avx512}) if (isa_supported(f, i)) best = i;
+  for (Isa i : kAllIsas) if (isa_supported(f, i)) best = i;
   if (requested.empty()) return best;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+  for (Isa i : kAllIsas) {
     if (requested == isa_name(i)) {
       if (!isa_supported(f, i)) {
         *error = std::string("IE_ISA=") + requested + " is not supported by this CPU (best: " + isa_name(best) + ")";
@@ -85,7 +87,7 @@ Isa choose_isa(const CpuFeatures& f, const std::string& requested, std::string* 
       return i;
     }
   }
-  *error = "IE_ISA must be scalar, avx2 or avx512, got \"" + requested + "\"";
+  *error = "IE_ISA must be scalar, avx2, avxvnni or avx512, got \"" + requested + "\"";
   return best;
 }
 

@@ -13,12 +13,14 @@ struct CpuFeatures {
 
 CpuFeatures detect_cpu_features();
 
-// The instruction-set variants ie builds, from lowest to highest.
-enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+// The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
+// VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.
+enum class Isa : int { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512 = 3 };
+constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512};
 const char* isa_name(Isa isa);
 // Whether this CPU can run the variant.
 bool isa_supported(const CpuFeatures& f, Isa isa);
-// The best supported variant, capped by `requested` ("scalar" | "avx2" | "avx512" | "" for
+// The best supported variant, capped by `requested` ("scalar" | "avx2" | "avxvnni" | "avx512" | "" for
 // no cap, e.g. from IE_ISA). Sets `error` if `requested` is unknown or not supported.
 Isa choose_isa(const CpuFeatures& f, const std::string& requested, std::string* error);
 

@@ -41,8 +41,20 @@ using GemvFn = void (*)(const WeightRows& w, const float* x, float* y, int rows,
 using DequantFn = void (*)(const WeightRows& w, int rows, float* out, ptrdiff_t ld);
 // Pretransposed float weights Wt[K][ncols] (row k at wt + k*ld bytes): y[n] (+)= sum_k x[k] Wt[k][n].
 using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool accumulate);
-// Y[m*ldy + r] (+)= sum_k W[r*ldw + k] * X[m*ldx + k], r < rows, m < M (f32 weights).
-using GemmF32Fn = void (*)(const float* w, ptrdiff_t ldw, int rows, const float* X, ptrdiff_t ldx, int M, int K, float* Y, ptrdiff_t ldy, bool accumulate);
+
+// The prefill GEMM's pieces (gemm/gemm_packed.h; the driver is matrix/matrix.cc). A packs
+// activations k-major in panels of mr tokens ([kc][mr]); B packs weights k-major in panels of nr
+// rows ([kc][nr]). micro[m - 1] computes m <= mr tokens: C[i][0..n) (+)= sum_k A[k][i] B[k][..].
+using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool accumulate);
+// dst[k][0..nr) = src[r][k] for r < rows (<= nr), zero for the rest: a weight panel from dequantized rows.
+using GemmPackFn = void (*)(const float* src, ptrdiff_t ld, int rows, int kc, float* dst);
+constexpr int kGemmMaxMr = 16;
+struct GemmKernels {
+  const char* name = "scalar";  // e.g. "6x16 avx2"
+  int mr = 0, nr = 0, kc = 0;   // register block (tokens x weight rows) and K block
+  GemmMicroFn micro[kGemmMaxMr] = {};
+  GemmPackFn pack_rows = nullptr;
+};
 
 // The int8-activation mode ("q8 activations", as llama.cpp's Q4_0 x Q8_0 dot products): x is
 // quantized once per call in blocks of 32 (d = max|x| / 127, q = round(x / d)), then integer
@@ -57,14 +69,14 @@ using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
-  // The int8-activation kernels' variant (e.g. "avx512vnni"), and its entries (I8 and Q4 only).
+  // The int8-activation kernels' variant ("scalar", "avx2", "avxvnni", "avx512vnni"), and its entries (I8 and Q4 only).
   const char* q8_variant = "scalar";
   QuantizeXFn quantize_x = nullptr;
   GemvQ8Fn gemv_q8[kWeightTypeCount] = {};
   GemvFn gemv[kWeightTypeCount] = {};
   DequantFn dequant[kWeightTypeCount] = {};
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
-  GemmF32Fn gemm_f32 = nullptr;
+  GemmKernels gemm;
 
   float (*dot)(const float* a, const float* b, int n) = nullptr;
   float (*dot_f16)(const float* a, const uint16_t* b, int n) = nullptr;
@@ -86,6 +98,7 @@ struct KernelTable {
 
 void register_ref(KernelTable& t);
 void register_avx2(KernelTable& t);
+void register_avxvnni(KernelTable& t);
 void register_avx512(KernelTable& t, const CpuFeatures& f);
 
 // The table for `isa`: the reference everywhere, overwritten by each variant up to `isa`

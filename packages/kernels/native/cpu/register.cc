@@ -13,6 +13,8 @@ void register_gemv_avx512(KernelTable& t);
 void register_gemm_avx512(KernelTable& t);
 void register_ops_avx512(KernelTable& t);
 void register_q8_ref(KernelTable& t);
+void register_q8_avx2(KernelTable& t);
+void register_q8_avxvnni(KernelTable& t);
 void register_q8_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
@@ -26,7 +28,10 @@ void register_avx2(KernelTable& t) {
   register_gemv_avx2(t);
   register_gemm_avx2(t);
   register_ops_avx2(t);
+  register_q8_avx2(t);
 }
+
+void register_avxvnni(KernelTable& t) { register_q8_avxvnni(t); }
 
 void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t);

@@ -1,5 +1,17 @@
-// AVX2+FMA+F16C GEMV: the AVX-512 structure with 8-lane vectors.
+// AVX2 + FMA + F16C GEMV with FP32 activations, tuned for AVX2 cores on their own terms.
+//
+// One row at a time, in memory order. An AVX2 core (measured on Zen 3) streams ~30 GB/s from
+// one sequential stream but a third to a half of that when it interleaves the rows of a block
+// (the hardware prefetchers lose interleaved streams), so the AVX-512 structure of four rows per
+// activation load would halve the bandwidth here. x stays in L1; re-reading it per row is free.
+//
+// Quantized rows use unsigned codes and fold the zero point in once per row:
+// sum_j s_g (q_j - z_g) x_j = sum_g s_g sum_j q_j x_j - sum_g s_g z_g xsum_g, with the group sums
+// of x computed once per call over a zero-padded copy of x, so every group is a whole group and
+// the inner loops have no tails. Each row's arithmetic is the same whatever rows a call gets, so
+// results are bit-identical for every thread count.
 #include <algorithm>
+#include <vector>
 
 #include "cpu/avx2_common.h"
 #include "cpu/kernels.h"
@@ -8,127 +20,205 @@ namespace ie {
 namespace {
 using namespace avx2;
 
-template <int NR, typename Load>
-inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc, int esize, Load load) {
-  __m256 s0[NR], s1[NR];
-  for (int r = 0; r < NR; r++) s0[r] = s1[r] = _mm256_setzero_ps();
-  const int K = w.K;
+struct LoadF32 {
+  static constexpr int esize = 4;
+  static __m256 full(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static __m256 part(const uint8_t* p, int n) { return load_f32(reinterpret_cast<const float*>(p), n); }
+};
+struct LoadF16 {
+  static constexpr int esize = 2;
+  static __m256 full(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 part(const uint8_t* p, int n) { return load_f16(p, n); }
+};
+struct LoadBF16 {
+  static constexpr int esize = 2;
+  static __m256 full(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+  static __m256 part(const uint8_t* p, int n) { return load_bf16(p, n); }
+};
+
+// ---- f32 / f16 / bf16: four accumulators per row, 32 elements per step.
+template <typename Load>
+inline float row_float(const uint8_t* row, const float* x, int K) {
+  constexpr int es = Load::esize;
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-    for (int r = 0; r < NR; r++) {
-      const uint8_t* row = w.q + r * w.q_ld + (ptrdiff_t)k * esize;
-      s0[r] = _mm256_fmadd_ps(load(row, 8), x0, s0[r]);
-      s1[r] = _mm256_fmadd_ps(load(row + 8 * esize, 8), x1, s1[r]);
-    }
+  for (; k + 32 <= K; k += 32) {
+    a0 = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(Load::full(row + (k + 8) * es), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(Load::full(row + (k + 16) * es), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(Load::full(row + (k + 24) * es), _mm256_loadu_ps(x + k + 24), a3);
   }
-  for (; k < K; k += 8) {
-    const int n = std::min(8, K - k);
-    const __m256 x0 = load_f32(x + k, n);
-    for (int r = 0; r < NR; r++) s0[r] = _mm256_fmadd_ps(load(w.q + r * w.q_ld + (ptrdiff_t)k * esize, n), x0, s0[r]);
-  }
-  for (int r = 0; r < NR; r++) {
-    const float v = hsum(_mm256_add_ps(s0[r], s1[r]));
+  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a0);
+  if (k < K) a1 = _mm256_fmadd_ps(Load::part(row + k * es, K - k), load_f32(x + k, K - k), a1);
+  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+template <typename Load>
+void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+  for (int r = 0; r < rows; r++) {
+    const float v = row_float<Load>(w.q + r * w.q_ld, x, w.K);
     y[r] = acc ? y[r] + v : v;
   }
 }
 
-inline __m256 ld32(const uint8_t* p, int n) { return load_f32(reinterpret_cast<const float*>(p), n); }
-
-template <typename Load>
-void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc, int esize, Load load) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_float<4>(w.from_row(r), x, y + r, acc, esize, load);
-  for (; r < rows; r++) rows_float<1>(w.from_row(r), x, y + r, acc, esize, load);
-}
-
-void gemv_f32(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 4, ld32); }
-void gemv_f16(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 2, load_f16); }
-void gemv_bf16(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float(w, x, y, rows, acc, 2, load_bf16); }
-
-inline __m256 i8x8(const int8_t* p, int n) {
-  __m128i b;
-  if (n >= 8) {
-    b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  } else {
-    b = load_bytes(p, n);
-  }
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
-}
-
-template <int NR>
-inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
-  const int K = w.K, G = w.group > 0 ? w.group : K, ng = w.group > 0 ? (K + G - 1) / G : 1;
-  const int sb = scale_bytes(w.stype);
-  __m256 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm256_setzero_ps();
-  for (int g = 0; g < ng; g++) {
-    const int k0 = g * G, n = std::min(G, K - k0);
-    __m256 part[NR];
-    for (int r = 0; r < NR; r++) part[r] = _mm256_setzero_ps();
-    for (int j = 0; j < n; j += 8) {
-      const int m = std::min(8, n - j);
-      const __m256 xv = load_f32(x + k0 + j, m);
-      for (int r = 0; r < NR; r++) part[r] = _mm256_fmadd_ps(i8x8(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld) + k0 + j, m), xv, part[r]);
+// ---- Per-call activation staging: x zero-padded to whole groups, and the group sums of x.
+class PaddedX {
+ public:
+  PaddedX(const float* x, int K, int G) : ng_((K + G - 1) / G) {
+    const size_t n = (size_t)ng_ * G + 8;
+    float* mem = n + ng_ <= kStack ? stack_ : (heap_.resize(n + ng_), heap_.data());
+    xp_ = mem;
+    xsum_ = mem + n;
+    std::copy(x, x + K, xp_);
+    std::fill(xp_ + K, xp_ + n, 0.0f);
+    for (int g = 0; g < ng_; g++) {
+      __m256 s = _mm256_setzero_ps();
+      for (int j = 0; j < G; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(xp_ + g * G + j));
+      xsum_[g] = hsum(s);
     }
-    for (int r = 0; r < NR; r++) total[r] = _mm256_fmadd_ps(part[r], _mm256_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype)), total[r]);
   }
-  for (int r = 0; r < NR; r++) {
-    const float v = hsum(total[r]);
+  const float* x() const { return xp_; }
+  const float* xsum() const { return xsum_; }
+  int groups() const { return ng_; }
+
+ private:
+  static constexpr size_t kStack = 4096 + 512;
+  int ng_;
+  float* xp_;
+  float* xsum_;
+  float stack_[kStack];
+  std::vector<float> heap_;
+};
+
+// A row's scales as f32 (8 at a time through F16C for f16).
+inline void row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
+  int g = 0;
+  if (t == ScaleType::F16)
+    for (; g + 8 <= n; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
+  const int sb = scale_bytes(t);
+  for (; g < n; g++) out[g] = scale_at(s + g * sb, t);
+}
+
+// sum_g s[g] * z[g] * xsum[g]: the zero points' share of a row (z = 8 for symmetric q4).
+inline float zero_term(const float* s, const uint8_t* z, const float* xsum, int n) {
+  float t = 0.f;
+  for (int g = 0; g < n; g++) t += s[g] * (float)(z ? z[g] : kQ4SymmetricZero) * xsum[g];
+  return t;
+}
+
+class RowScales {
+ public:
+  explicit RowScales(int n) : s_(n <= 512 ? stack_ : (heap_.resize(n), heap_.data())) {}
+  float* data() { return s_; }
+
+ private:
+  float stack_[512];
+  std::vector<float> heap_;
+  float* s_;
+};
+
+// ---- i8: codes widened to f32 lanes; one scale per group (or per row, group 0).
+inline __m256 i8x8(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))); }
+
+inline float row_i8_per_row(const int8_t* row, const float* x, int K) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    a0 = _mm256_fmadd_ps(i8x8(row + k), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(i8x8(row + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(i8x8(row + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(i8x8(row + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+  }
+  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(i8x8(row + k), _mm256_loadu_ps(x + k), a0);
+  if (k < K) {
+    const __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load_bytes(row + k, K - k)));
+    a1 = _mm256_fmadd_ps(c, load_f32(x + k, K - k), a1);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+template <int G>
+inline float row_i8_groups(const int8_t* row, const float* xp, const float* s, int ng) {
+  __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+  for (int g = 0; g < ng; g++) {
+    const int8_t* p = row + g * G;
+    const float* xg = xp + g * G;
+    __m256 p0 = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
+    __m256 p1 = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
+    for (int j = 16; j < G; j += 16) {
+      p0 = _mm256_fmadd_ps(i8x8(p + j), _mm256_loadu_ps(xg + j), p0);
+      p1 = _mm256_fmadd_ps(i8x8(p + j + 8), _mm256_loadu_ps(xg + j + 8), p1);
+    }
+    // Two running totals (even and odd groups) keep the FMA latency off the critical path.
+    if (g & 1) t1 = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_broadcast_ss(s + g), t1);
+    else t0 = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_broadcast_ss(s + g), t0);
+  }
+  return hsum(_mm256_add_ps(t0, t1));
+}
+
+template <int G>
+void gemv_i8_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+  const PaddedX px(x, w.K, G);
+  const int ng = px.groups();
+  RowScales s(ng);
+  for (int r = 0; r < rows; r++) {
+    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    const float v = row_i8_groups<G>(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld), px.x(), s.data(), ng);
     y[r] = acc ? y[r] + v : v;
   }
 }
 
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8<4>(w.from_row(r), x, y + r, acc);
-  for (; r < rows; r++) rows_i8<1>(w.from_row(r), x, y + r, acc);
+  switch (w.group) {
+    case 0:
+      for (int r = 0; r < rows; r++) {
+        const float v = row_i8_per_row(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld), x, w.K) * scale_at(w.s + r * w.s_ld, w.stype);
+        y[r] = acc ? y[r] + v : v;
+      }
+      return;
+    case 32: return gemv_i8_g<32>(w, x, y, rows, acc);
+    case 64: return gemv_i8_g<64>(w, x, y, rows, acc);
+    default: return gemv_i8_g<128>(w, x, y, rows, acc);
+  }
 }
 
-template <int NR, int G>
-inline void rows_q4(const WeightRows& w, const float* x, float* y, bool acc) {
+// ---- q4: 16 bytes of a group are 32 codes: low nibbles are elements c.., high nibbles c + G/2...
+template <int G>
+inline float row_q4(const uint8_t* row, const float* xp, const float* s, int ng) {
   constexpr int half = G / 2;
-  const int K = w.K, ng = (K + G - 1) / G;
-  const int sb = scale_bytes(w.stype);
-  const __m128i low4 = _mm_set1_epi8(0x0f);
-  __m256 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi32(0x0f);
+  __m256 t0 = _mm256_setzero_ps(), t1 = t0;
   for (int g = 0; g < ng; g++) {
-    const int k0 = g * G, n = std::min(G, K - k0);
-    __m128i zero[NR];
-    for (int r = 0; r < NR; r++) zero[r] = _mm_set1_epi8((char)(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero));
-    __m256 part[NR];
-    for (int r = 0; r < NR; r++) part[r] = _mm256_setzero_ps();
+    const uint8_t* p = row + g * half;
+    const float* xg = xp + g * G;
+    __m256 pa = _mm256_setzero_ps(), pb = pa, pc = pa, pd = pa;
     for (int c = 0; c < half; c += 16) {
-      __m256 xv[4];
-      const int nl = n - c, nh = n - half - c;
-      xv[0] = load_f32(x + k0 + c, std::clamp(nl, 0, 8));
-      xv[1] = nl > 8 ? load_f32(x + k0 + c + 8, std::clamp(nl - 8, 0, 8)) : _mm256_setzero_ps();
-      xv[2] = nh > 0 ? load_f32(x + k0 + half + c, std::clamp(nh, 0, 8)) : _mm256_setzero_ps();
-      xv[3] = nh > 8 ? load_f32(x + k0 + half + c + 8, std::clamp(nh - 8, 0, 8)) : _mm256_setzero_ps();
-      for (int r = 0; r < NR; r++) {
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.q + r * w.q_ld + g * half + c));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, low4), zero[r]);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), low4), zero[r]);
-        part[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), xv[0], part[r]);
-        part[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), xv[1], part[r]);
-        part[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), xv[2], part[r]);
-        part[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), xv[3], part[r]);
-      }
+      const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + c)));
+      const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + c + 8)));
+      pa = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low4)), _mm256_loadu_ps(xg + c), pa);
+      pb = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low4)), _mm256_loadu_ps(xg + c + 8), pb);
+      pc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(xg + half + c), pc);
+      pd = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(xg + half + c + 8), pd);
     }
-    for (int r = 0; r < NR; r++) total[r] = _mm256_fmadd_ps(part[r], _mm256_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype)), total[r]);
+    const __m256 part = _mm256_add_ps(_mm256_add_ps(pa, pb), _mm256_add_ps(pc, pd));
+    if (g & 1) t1 = _mm256_fmadd_ps(part, _mm256_broadcast_ss(s + g), t1);
+    else t0 = _mm256_fmadd_ps(part, _mm256_broadcast_ss(s + g), t0);
   }
-  for (int r = 0; r < NR; r++) {
-    const float v = hsum(total[r]);
-    y[r] = acc ? y[r] + v : v;
-  }
+  return hsum(_mm256_add_ps(t0, t1));
 }
 
 template <int G>
 void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(w.from_row(r), x, y + r, acc);
-  for (; r < rows; r++) rows_q4<1, G>(w.from_row(r), x, y + r, acc);
+  const PaddedX px(x, w.K, G);
+  const int ng = px.groups();
+  RowScales s(ng);
+  for (int r = 0; r < rows; r++) {
+    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    const float v = row_q4<G>(w.q + r * w.q_ld, px.x(), s.data(), ng) - zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, px.xsum(), ng);
+    y[r] = acc ? y[r] + v : v;
+  }
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
@@ -139,59 +229,93 @@ void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) 
   }
 }
 
-void dequant_f16(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
-  for (int r = 0; r < rows; r++)
-    for (int k = 0; k < w.K; k += 8) {
-      const int n = std::min(8, w.K - k);
-      store_f32(out + r * ld + k, load_f16(w.q + r * w.q_ld + 2 * k, n), n);
-    }
-}
-
-void dequant_bf16(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
-  for (int r = 0; r < rows; r++)
-    for (int k = 0; k < w.K; k += 8) {
-      const int n = std::min(8, w.K - k);
-      store_f32(out + r * ld + k, load_bf16(w.q + r * w.q_ld + 2 * k, n), n);
-    }
-}
-
+// ---- dequantization to f32 rows (GEMM panels, embedding lookups).
 template <typename Load>
-void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool acc, int esize, Load load) {
-  for (int n0 = 0; n0 < ncols; n0 += 32) {
-    const int nn = std::min(32, ncols - n0);
-    __m256 a[4];
-    for (int i = 0; i < 4; i++) a[i] = acc ? load_f32(y + n0 + 8 * i, std::clamp(nn - 8 * i, 0, 8)) : _mm256_setzero_ps();
-    for (int k = 0; k < K; k++) {
-      const __m256 xk = _mm256_set1_ps(x[k]);
-      const uint8_t* row = wt + k * ld + (ptrdiff_t)n0 * esize;
-      for (int i = 0; i < 4; i++) {
-        const int m = std::clamp(nn - 8 * i, 0, 8);
-        if (m) a[i] = _mm256_fmadd_ps(xk, load(row + 8 * i * esize, m), a[i]);
-      }
-    }
-    for (int i = 0; i < 4; i++) {
-      const int m = std::clamp(nn - 8 * i, 0, 8);
-      if (m) store_f32(y + n0 + 8 * i, a[i], m);
+void dequant_float(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  for (int r = 0; r < rows; r++) {
+    const uint8_t* row = w.q + r * w.q_ld;
+    float* o = out + r * ld;
+    int k = 0;
+    for (; k + 8 <= w.K; k += 8) _mm256_storeu_ps(o + k, Load::full(row + k * Load::esize));
+    if (k < w.K) store_f32(o + k, Load::part(row + k * Load::esize, w.K - k), w.K - k);
+  }
+}
+
+void dequant_i8(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  const int K = w.K, G = w.group > 0 ? w.group : K, sb = scale_bytes(w.stype);
+  for (int r = 0; r < rows; r++) {
+    const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
+    for (int k0 = 0, g = 0; k0 < K; k0 += G, g++) {
+      const __m256 s = _mm256_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype));
+      const int n = std::min(G, K - k0);
+      int j = 0;
+      for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + r * ld + k0 + j, _mm256_mul_ps(i8x8(row + k0 + j), s));
+      if (j < n) store_f32(out + r * ld + k0 + j, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load_bytes(row + k0 + j, n - j))), s), n - j);
     }
   }
 }
-void gemv_t_f32(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 4, ld32); }
-void gemv_t_f16(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 2, load_f16); }
-void gemv_t_bf16(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t(wt, ld, x, K, y, n, acc, 2, load_bf16); }
+
+void dequant_q4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  const int G = w.group, half = G / 2, K = w.K, ng = (K + G - 1) / G, sb = scale_bytes(w.stype);
+  const __m256i low4 = _mm256_set1_epi32(0x0f);
+  for (int r = 0; r < rows; r++) {
+    for (int g = 0; g < ng; g++) {
+      const int k0 = g * G, n = std::min(G, K - k0);
+      const __m256i zero = _mm256_set1_epi32(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero);
+      const __m256 s = _mm256_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype));
+      const uint8_t* p = w.q + r * w.q_ld + g * half;
+      float* o = out + r * ld + k0;
+      for (int c = 0; c < half; c += 8) {
+        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + c)));
+        const __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v, low4), zero)), s);
+        const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v, 4), zero)), s);
+        const int nlo = std::clamp(n - c, 0, 8), nhi = std::clamp(n - half - c, 0, 8);
+        if (nlo) store_f32(o + c, lo, nlo);
+        if (nhi) store_f32(o + half + c, hi, nhi);
+      }
+    }
+  }
+}
+
+// ---- pretransposed: y[n] += x[k] * Wt[k][n], 32 columns in registers.
+template <typename Load>
+void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool acc) {
+  constexpr int es = Load::esize;
+  int n0 = 0;
+  for (; n0 + 32 <= ncols; n0 += 32) {
+    __m256 a[4];
+    for (int i = 0; i < 4; i++) a[i] = acc ? _mm256_loadu_ps(y + n0 + 8 * i) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+      const __m256 xk = _mm256_broadcast_ss(x + k);
+      const uint8_t* row = wt + k * ld + (ptrdiff_t)n0 * es;
+      for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(xk, Load::full(row + 8 * i * es), a[i]);
+    }
+    for (int i = 0; i < 4; i++) _mm256_storeu_ps(y + n0 + 8 * i, a[i]);
+  }
+  for (; n0 < ncols; n0 += 8) {
+    const int m = std::min(8, ncols - n0);
+    __m256 a = acc ? load_f32(y + n0, m) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) a = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k), Load::part(wt + k * ld + (ptrdiff_t)n0 * es, m), a);
+    store_f32(y + n0, a, m);
+  }
+}
 
 }  // namespace
 
 void register_gemv_avx2(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_f32;
-  t.gemv[(int)WeightType::F16] = gemv_f16;
-  t.gemv[(int)WeightType::BF16] = gemv_bf16;
+  t.gemv[(int)WeightType::F32] = gemv_float<LoadF32>;
+  t.gemv[(int)WeightType::F16] = gemv_float<LoadF16>;
+  t.gemv[(int)WeightType::BF16] = gemv_float<LoadBF16>;
   t.gemv[(int)WeightType::I8] = gemv_i8;
   t.gemv[(int)WeightType::Q4] = gemv_q4;
-  t.dequant[(int)WeightType::F16] = dequant_f16;
-  t.dequant[(int)WeightType::BF16] = dequant_bf16;
-  t.gemv_t[0] = gemv_t_f32;
-  t.gemv_t[1] = gemv_t_f16;
-  t.gemv_t[2] = gemv_t_bf16;
+  t.dequant[(int)WeightType::F32] = dequant_float<LoadF32>;
+  t.dequant[(int)WeightType::F16] = dequant_float<LoadF16>;
+  t.dequant[(int)WeightType::BF16] = dequant_float<LoadBF16>;
+  t.dequant[(int)WeightType::I8] = dequant_i8;
+  t.dequant[(int)WeightType::Q4] = dequant_q4;
+  t.gemv_t[0] = gemv_t<LoadF32>;
+  t.gemv_t[1] = gemv_t<LoadF16>;
+  t.gemv_t[2] = gemv_t<LoadBF16>;
 }
 
 }  // namespace ie

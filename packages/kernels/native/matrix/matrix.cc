@@ -165,39 +165,103 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
   });
 }
 
+// Columns [k0, k0 + n) of a panel's rows (k0 a multiple of the group size).
+static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n) {
+  WeightRows v = w;
+  v.K = n;
+  if (t == WeightType::F32 || t == WeightType::F16 || t == WeightType::BF16) {
+    v.q = w.q + (ptrdiff_t)k0 * weight_elem_bytes(t);
+    return v;
+  }
+  if (w.group == 0) {  // i8 per row: one scale per row, wherever the columns start
+    v.q = w.q + k0;
+    return v;
+  }
+  const int g0 = k0 / w.group;
+  v.q = w.q + (ptrdiff_t)g0 * (t == WeightType::Q4 ? w.group / 2 : w.group);
+  v.s = w.s + (ptrdiff_t)g0 * scale_bytes(w.stype);
+  if (w.z) v.z = w.z + g0;
+  return v;
+}
+
+// The packed GEMM. Blocking: K in blocks of kc inside each IEBIN K-panel; the activations of a K
+// block are packed once per call into token panels of mr (shared by all threads); each thread
+// takes whole nr-row weight panels, dequantizes one (nr x kc) block at a time into L1, packs it,
+// and runs it against every token panel. An output element always sees the same K blocks in the
+// same order, so results are identical for every thread count.
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
   const auto& d = m.d;
   if (M == 1) return gemv(ctx, m, X, Y, Activations::F32);
+  const GemmKernels& g = ctx.k.gemm;
+  const int MR = g.mr, NR = g.nr, KC = g.kc;
+  const int64_t N = d.N, K = d.K, mpanels = (M + MR - 1) / MR;
+  struct Block { int panel, k0, kc; int64_t k; };  // k0 inside the IEBIN panel, k in the whole row
+  std::vector<Block> blocks;
+  std::vector<int64_t> a_off;  // where each K block's packed activations start
+  int64_t a_total = 0;
   if (d.pretransposed) {
-    const int esize = weight_elem_bytes(d.type);
-    const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
-    run_split(ctx, d.N * d.K * M, [&](int t, int n) {
-      int64_t n0, n1;
-      ThreadPool::chunk(d.N, 64, t, n, &n0, &n1);
-      if (n1 <= n0) return;
-      for (int i = 0; i < M; i++) fn(m.data + n0 * esize, (ptrdiff_t)(d.N * esize), X + i * d.K, (int)d.K, Y + i * d.N + n0, (int)(n1 - n0), false);
-    });
-    return;
+    for (int64_t k = 0; k < K; k += KC) blocks.push_back({0, (int)k, (int)std::min<int64_t>(KC, K - k), k});
+  } else {
+    for (size_t p = 0; p < m.panels.size(); p++)
+      for (int k0 = 0; k0 < m.panels[p].K; k0 += KC) blocks.push_back({(int)p, k0, std::min(KC, m.panels[p].K - k0), m.panel_k0[p] + (int64_t)k0});
   }
-  if (d.type == WeightType::F32 && m.panels.size() == 1) {
-    run_split(ctx, d.N * d.K * M, [&](int t, int n) {
-      int64_t r0, r1;
-      ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-      if (r1 > r0) ctx.k.gemm_f32(reinterpret_cast<const float*>(m.data) + r0 * d.K, (ptrdiff_t)d.K, (int)(r1 - r0), X, (ptrdiff_t)d.K, M, (int)d.K, Y + r0, (ptrdiff_t)d.N, false);
-    });
-    return;
+  for (const Block& b : blocks) {
+    a_off.push_back(a_total);
+    a_total += mpanels * MR * b.kc;
   }
-  // Dequantize 16 rows at a time into f32 scratch, then run the f32 GEMM on it.
-  constexpr int RB = 16;
+  std::unique_lock<std::mutex> phases = ctx.phase_lock();
+  float* A = ctx.shared_scratch((size_t)a_total);
+  // Phase 1: pack the activations, [block][token panel][k][mr], zero past M.
+  const int64_t pack_jobs = (int64_t)blocks.size() * mpanels;
+  run_split(ctx, M * K * 16, [&](int t, int n) {
+    int64_t j0, j1;
+    ThreadPool::chunk(pack_jobs, 1, t, n, &j0, &j1);
+    for (int64_t j = j0; j < j1; j++) {
+      const Block& b = blocks[j / mpanels];
+      const int64_t mp = j % mpanels;
+      float* dst = A + a_off[j / mpanels] + mp * MR * b.kc;
+      for (int i = 0; i < MR; i++) {
+        const int64_t row = mp * MR + i;
+        if (row >= M) {
+          for (int k = 0; k < b.kc; k++) dst[k * MR + i] = 0.0f;
+          continue;
+        }
+        const float* src = X + row * K + b.k;
+        for (int k = 0; k < b.kc; k++) dst[k * MR + i] = src[k];
+      }
+    }
+  });
+  // Phase 2: weight panels, split between threads in whole panels.
   const DequantFn dq = ctx.k.dequant[(int)d.type];
-  run_split(ctx, d.N * d.K * M, [&](int t, int n) {
-    int64_t r0, r1;
-    ThreadPool::chunk(d.N, RB, t, n, &r0, &r1);
-    float* buf = ctx.scratch(t, (size_t)RB * d.K);
-    for (int64_t r = r0; r < r1; r += RB) {
-      const int rb = (int)std::min<int64_t>(RB, r1 - r);
-      for (size_t p = 0; p < m.panels.size(); p++) dq(m.panels[p].from_row(r), rb, buf + m.panel_k0[p], (ptrdiff_t)d.K);
-      ctx.k.gemm_f32(buf, (ptrdiff_t)d.K, rb, X, (ptrdiff_t)d.K, M, (int)d.K, Y + r, (ptrdiff_t)d.N, false);
+  const int esize = weight_elem_bytes(d.type);
+  run_split(ctx, N * K * M, [&](int t, int n) {
+    int64_t n0, n1;
+    ThreadPool::chunk(N, NR, t, n, &n0, &n1);
+    if (n1 <= n0) return;
+    float* rows = ctx.scratch(t, (size_t)NR * KC * 2);
+    float* B = rows + (size_t)NR * KC;
+    for (int64_t r = n0; r < n1; r += NR) {
+      const int nn = (int)std::min<int64_t>(NR, n1 - r);
+      for (size_t bi = 0; bi < blocks.size(); bi++) {
+        const Block& b = blocks[bi];
+        if (d.pretransposed) {
+          // Stored [K][N]: the block's rows are already k-major; convert them in place of a transpose.
+          WeightRows w;
+          w.q = m.data + (b.k * N + r) * esize;
+          w.q_ld = (ptrdiff_t)(N * esize);
+          w.K = nn;
+          if (nn < NR) std::fill(B, B + (size_t)NR * b.kc, 0.0f);
+          dq(w, b.kc, B, NR);
+        } else {
+          dq(column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc), nn, rows, b.kc);
+          g.pack_rows(rows, b.kc, nn, b.kc, B);
+        }
+        const float* a = A + a_off[bi];
+        for (int64_t mp = 0; mp < mpanels; mp++) {
+          const int mr = (int)std::min<int64_t>(MR, M - mp * MR);
+          g.micro[mr - 1](a + mp * MR * b.kc, B, b.kc, Y + mp * MR * N + r, (ptrdiff_t)N, nn, bi > 0);
+        }
+      }
     }
   });
 }

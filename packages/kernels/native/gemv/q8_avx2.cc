@@ -1,0 +1,26 @@
+// The int8-activation GEMV on AVX2: vpmaddubsw (unsigned codes x signed activations, pairs
+// summed into 16 bits) then vpmaddwd against ones (into 32 bits), as llama.cpp's Q4_0 x Q8_0.
+#include "gemv/q8_x86.h"
+
+namespace ie {
+namespace {
+
+struct DotAvx2 {
+  static __m256i widen(__m256i p16) { return _mm256_madd_epi16(p16, _mm256_set1_epi16(1)); }
+  // Sum of 8 products per 32-bit lane: 4 from (lo, xl) and 4 from (hi, xh); 16-bit partials stay below 2 * 2 * 15 * 127.
+  static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return widen(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh))); }
+  static __m256i single(__m256i u, __m256i s) { return widen(_mm256_maddubs_epi16(u, s)); }
+  // Signed weights: |w| as the unsigned operand, the sign moved onto x (|w| <= 128, so pairs stay below 2^15).
+  static __m256i signed_single(__m256i w, __m256i x) { return widen(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w))); }
+};
+
+}  // namespace
+
+void register_q8_avx2(KernelTable& t) {
+  t.q8_variant = "avx2";
+  t.quantize_x = Q8Kernels<DotAvx2>::quantize_x;
+  t.gemv_q8[(int)WeightType::I8] = Q8Kernels<DotAvx2>::gemv_i8;
+  t.gemv_q8[(int)WeightType::Q4] = Q8Kernels<DotAvx2>::gemv_q4;
+}
+
+}  // namespace ie

@@ -1,0 +1,24 @@
+// The int8-activation GEMV on AVX-VNNI (256-bit vpdpbusd: Alder Lake and later, Zen 5): one
+// instruction multiplies 32 unsigned bytes by 32 signed bytes and adds groups of four into
+// eight 32-bit lanes, replacing vpmaddubsw + vpmaddwd (and their 16-bit intermediate).
+#include "gemv/q8_x86.h"
+
+namespace ie {
+namespace {
+
+struct DotAvxVnni {
+  static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, xl), hi, xh); }
+  static __m256i single(__m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s); }
+  static __m256i signed_single(__m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
+};
+
+}  // namespace
+
+void register_q8_avxvnni(KernelTable& t) {
+  t.q8_variant = "avxvnni";
+  t.quantize_x = Q8Kernels<DotAvxVnni>::quantize_x;
+  t.gemv_q8[(int)WeightType::I8] = Q8Kernels<DotAvxVnni>::gemv_i8;
+  t.gemv_q8[(int)WeightType::Q4] = Q8Kernels<DotAvxVnni>::gemv_q4;
+}
+
+}  // namespace ie

@@ -1,0 +1,244 @@
+// The int8-activation GEMV on 256-bit x86, written once over the integer dot product:
+// q8_avx2.cc instantiates it with vpmaddubsw + vpmaddwd (every AVX2 CPU), q8_avxvnni.cc with
+// vpdpbusd (AVX-VNNI: Alder Lake and later, Zen 5). Everything here has internal linkage, so the
+// two translation units, compiled with different -m flags, never share a function.
+//
+// Rows run one at a time in memory order (see gemv_avx2.cc: interleaved rows cost an AVX2 core
+// half its bandwidth). x is quantized per call in blocks of 32 exactly as quantize_x_ref does;
+// the zero points come off once per row through per-group sums of the quantized x, so codes
+// stay unsigned 0..15 and feed the unsigned operand of the dot product directly.
+//
+// q4 rows are read 32 bytes (64 weights) at a time: the low nibbles of the 32 bytes meet the
+// activations `xl`, the high nibbles `xh`, laid out per call to match the IEBIN nibble order.
+// With group 32 the 32 bytes are two groups and each 128-bit lane stays inside one 32-element
+// block of x, so the two halves add up in integers (at most 2 * 2 * 15 * 127 per 16-bit lane).
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/kernels.h"
+#include "cpu/simd_common.h"
+
+namespace ie {
+namespace {
+
+inline float q8_hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+inline __m256 q8_load_f32(const float* x, int n) {
+  if (n >= 8) return _mm256_loadu_ps(x);
+  float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (n > 0) std::memcpy(tmp, x, sizeof(float) * n);
+  return _mm256_loadu_ps(tmp);
+}
+
+inline __m256i q8_load_bytes32(const void* p, int n) {
+  if (n >= 32) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  alignas(32) uint8_t tmp[32] = {0};
+  std::memcpy(tmp, p, n);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+}
+
+// x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K: bit-identical to quantize_x_ref.
+inline void q8_quantize_x(const float* x, int K, int8_t* q, float* d) {
+  const int P = q8_padded(K);
+  const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int k0 = 0; k0 < P; k0 += kQ8Block) {
+    if (k0 >= K) {
+      std::memset(q + k0, 0, kQ8Block);
+      d[k0 / kQ8Block] = 0.f;
+      continue;
+    }
+    const int n = K - k0;
+    __m256 v[4];
+    for (int i = 0; i < 4; i++) v[i] = q8_load_f32(x + k0 + 8 * i, std::clamp(n - 8 * i, 0, 8));
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                   _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    const float db = amax / 127.0f;
+    const float id = db != 0.f ? 1.0f / db : 0.f;
+    d[k0 / kQ8Block] = db;
+    const __m256 iv = _mm256_set1_ps(id);
+    __m256i c[4];
+    // Round half to even (the default MXCSR mode), as nearbyint in the reference.
+    for (int i = 0; i < 4; i++) c[i] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v[i], iv))));
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_permutevar8x32_epi32(b, order));
+  }
+}
+
+// A row's scales as f32.
+inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
+  int g = 0;
+  if (t == ScaleType::F16)
+    for (; g + 8 <= n; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
+  const int sb = scale_bytes(t);
+  for (; g < n; g++) out[g] = simd::scale_at(s + g * sb, t);
+}
+
+// Stack storage for per-call tables, spilling to the heap for very long rows.
+template <typename T, size_t N>
+class Scratch {
+ public:
+  explicit Scratch(size_t n) : p_(n <= N ? stack_ : (heap_.resize(n), heap_.data())) {}
+  T* data() { return p_; }
+
+ private:
+  alignas(32) T stack_[N];
+  std::vector<T> heap_;
+  T* p_;
+};
+
+// sum_g s[g] * z[g] * xs[g]: the zero points' share of a row (z = 8 for symmetric q4).
+inline float q8_zero_term(const float* s, const uint8_t* z, const float* xs, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int g = 0;
+  for (; g + 8 <= n; g += 8) {
+    const __m256 zv = z ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + g)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + g), zv), _mm256_loadu_ps(xs + g), acc);
+  }
+  float t = q8_hsum(acc);
+  for (; g < n; g++) t += s[g] * (float)(z ? z[g] : kQ4SymmetricZero) * xs[g];
+  return t;
+}
+
+// Per-group sums of the quantized x, in x's units: xs[g] = sum over the group's blocks of d_b * sum(q).
+inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, float* xs) {
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int g = 0; g < ng; g++) {
+    float t = 0.f;
+    for (int b = g * G; b < (g + 1) * G; b += kQ8Block) {
+      // Sum of 32 signed bytes: vpmaddubsw against ones, then vpmaddwd.
+      const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b))), ones16);
+      const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+      t += xd[b / kQ8Block] * (float)_mm_cvtsi128_si32(_mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xb1)));
+    }
+    xs[g] = t;
+  }
+}
+
+inline __m256 q8_pair_scales(const float* s, int g, bool second) {
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(s + g)), second ? _mm_broadcast_ss(s + g + 1) : _mm_setzero_ps(), 1);
+}
+
+template <class Dot>
+struct Q8Kernels {
+  // ---- q4 x q8, group 32: one 32-byte load is two whole groups.
+  static void q4_g32(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    const int ng = (w.K + 31) / 32, chunks = (ng + 1) / 2, full = ng / 2;
+    Scratch<int8_t, 64 * 128> xt((size_t)chunks * 64);
+    Scratch<float, 8 * 128> dt((size_t)chunks * 8);
+    Scratch<float, 256> xs((size_t)ng);
+    Scratch<float, 256> s((size_t)ng);
+    int8_t* xl = xt.data();
+    float* dl = dt.data();
+    for (int c = 0; c < chunks; c++) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c + 32), _mm256_permute2x128_si256(a, b, 0x31));
+      _mm256_storeu_ps(dl + 8 * c, _mm256_insertf128_ps(_mm256_set1_ps(xd[2 * c]), _mm_set1_ps(xd[2 * c + 1]), 1));
+    }
+    q8_group_sums(xq, xd, 32, ng, xs.data());
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
+      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+      int c = 0;
+      for (; c < full; c++) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+        const __m256i p = Dot::pair(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)),
+                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
+        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales(s.data(), 2 * c, true));
+        if (c & 1) t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t1);
+        else t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+      }
+      if (c < chunks) {  // an odd group count: the last 16 bytes, one group
+        const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * c)));
+        const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+        const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
+        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales(s.data(), 2 * c, false));
+        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+      }
+      const float v = q8_hsum(_mm256_add_ps(t0, t1)) - q8_zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, xs.data(), ng);
+      y[r] = acc ? y[r] + v : v;
+    }
+  }
+
+  // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high
+  // nibbles each meet one whole 32-element block of x, read in place.
+  template <int G>
+  static void q4_wide(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    constexpr int cpg = G / 64;  // 32-byte chunks per group
+    const int ng = (w.K + G - 1) / G, chunks = ng * cpg;
+    Scratch<float, 256> xs((size_t)ng);
+    Scratch<float, 256> s((size_t)ng);
+    q8_group_sums(xq, xd, G, ng, xs.data());
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
+      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+      for (int c = 0; c < chunks; c++) {
+        const int g = c / cpg, part = c % cpg;
+        const int kl = g * G + 32 * part, kh = kl + G / 2;
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+        const __m256i pl = Dot::single(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kl)));
+        const __m256i ph = Dot::single(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kh)));
+        const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), _mm256_broadcast_ss(xd + kh / kQ8Block), _mm256_mul_ps(_mm256_cvtepi32_ps(pl), _mm256_broadcast_ss(xd + kl / kQ8Block)));
+        if (c & 1) t1 = _mm256_fmadd_ps(f, _mm256_broadcast_ss(s.data() + g), t1);
+        else t0 = _mm256_fmadd_ps(f, _mm256_broadcast_ss(s.data() + g), t0);
+      }
+      const float v = q8_hsum(_mm256_add_ps(t0, t1)) - q8_zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, xs.data(), ng);
+      y[r] = acc ? y[r] + v : v;
+    }
+  }
+
+  static void gemv_q4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    switch (w.group) {
+      case 32: return q4_g32(w, xq, xd, y, rows, acc);
+      case 64: return q4_wide<64>(w, xq, xd, y, rows, acc);
+      default: return q4_wide<128>(w, xq, xd, y, rows, acc);
+    }
+  }
+
+  // ---- i8 x q8: one 32-element block per step; per-row scale at the end, or per-group scales.
+  static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block, G = w.group;
+    const int ng = G > 0 ? (K + G - 1) / G : 1;
+    Scratch<float, 256> s((size_t)ng);
+    for (int r = 0; r < rows; r++) {
+      const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
+      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+      for (int b = 0; b < blocks; b++) {
+        // Per-group rows are padded to whole groups; per-row rows end at K.
+        const __m256i wv = G > 0 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)) : q8_load_bytes32(row + 32 * b, K - 32 * b);
+        const __m256i p = Dot::signed_single(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b)));
+        const __m256 f = G > 0 ? _mm256_set1_ps(xd[b] * s.data()[32 * b / G]) : _mm256_broadcast_ss(xd + b);
+        if (b & 1) t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t1);
+        else t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+      }
+      float v = q8_hsum(_mm256_add_ps(t0, t1));
+      if (G == 0) v *= s.data()[0];
+      y[r] = acc ? y[r] + v : v;
+    }
+  }
+
+  static void quantize_x(const float* x, int K, int8_t* q, float* d) { q8_quantize_x(x, K, q, d); }
+};
+
+}  // namespace
+}  // namespace ie

@@ -1,0 +1,23 @@
+// The machine's read bandwidth, measured as the best of several streaming readers (the figure
+// every GEMV and decode benchmark is judged against, so it must not be a weak one).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "context.h"
+
+namespace ie {
+
+struct ReadProbe {
+  double seconds = 0;   // best time for one pass over the buffer, all pool threads reading
+  std::string variant;  // the reader that achieved it, e.g. "1 stream/thread, nta prefetch"
+  double checksum = 0;  // folded loads, so the reads cannot be elided
+};
+
+// Streams [p, p + n) with every pool thread (each its own contiguous slice) in each reader
+// variant (1, 2, 4 or 8 interleaved streams per thread, with and without non-temporal software
+// prefetch), `passes` times each, and returns the fastest pass.
+ReadProbe probe_read_bandwidth(Context& ctx, const uint8_t* p, size_t n, int passes);
+
+}  // namespace ie
