@@ -29,6 +29,7 @@ export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, qu
 export type { ModelSource, SourceTensor } from './source.js';
 export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
+export { writeGguf, joinBlocks, GGUF_WRITE_TYPES, type GgufWriteType, type WriteGgufOptions } from './gguf-writer.js';
 export { openGguf, parseGguf, readGguf, splitBlocks, GGML_TYPES, GGUF_MAGIC, DEFAULT_GGUF_LIMITS, type GgufFile, type GgufTensorInfo, type GgufValue, type GgufArray, type GgufLimits } from './gguf.js';
 export {
   parseSafetensors,

@@ -267,6 +267,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("isa", ie::isa_name(c.k.isa));
     o.Set("int8Activations", c.k.q8_variant);
+    o.Set("gemm", c.k.gemm.name);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));
     Napi::Array pinned = Napi::Array::New(env);

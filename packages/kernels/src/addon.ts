@@ -13,6 +13,8 @@ export interface NativeInfo {
   isa: string;
   /** Variant of the int8-activation kernels: avx512vnni, or scalar where the CPU lacks VNNI. */
   int8Activations: string;
+  /** The prefill GEMM's micro-kernel, e.g. "6x16 avx2". */
+  gemm: string;
   threads: number;
   affinity: string;
   pinnedCpus: number[];

@@ -7,9 +7,9 @@
 import { IebinReader, type ModelConfig } from '@ie/format';
 import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
-import { Forward } from './forward.js';
+import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
-import { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+import { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 import type { Precision } from './precision.js';
 import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
@@ -25,6 +25,8 @@ export interface GenerateOptions extends SamplingOptions {
   logprobs?: boolean;
   /** Prepend BOS to a text prompt. Default true. */
   addBos?: boolean;
+  /** Keep generating through end-of-sequence tokens, up to maxTokens (benchmarks; llama.cpp's --ignore-eos). Default false. */
+  ignoreEos?: boolean;
 }
 
 export interface Piece {
@@ -46,7 +48,8 @@ export interface Completion {
 export interface EngineInfo extends ContextInfo {
   precision: Precision;
   filePrecision: string;
-  activations: 'f32' | 'int8';
+  /** What the activations mode resolved to: `int8-q4` is int8 activations for int4 matrices, FP32 for the rest. */
+  activations: MatmulActivations;
   contextLength: number;
   kvCache: string;
   weightBytesPerToken: number;
@@ -73,6 +76,20 @@ export class Generation implements AsyncIterable<Piece> {
   }
 }
 
+/**
+ * The activations mode a model runs with. `auto` takes the int8 path for int4 matrices when the
+ * CPU has SIMD int8 kernels: there the FP32 path is compute-bound (a conversion and an FMA per 8
+ * weights) while integer dot products keep up with memory, and 4-bit weights dominate the error
+ * anyway (stories260K: int4w agrees with fp32 as long with int8 activations as without). int8
+ * matrices stay FP32 under `auto`: their FP32 path runs near memory speed, and int8 activations
+ * would roughly double their divergence from fp32.
+ */
+export function resolveActivations(mode: ActivationsMode, weights: ModelWeights, int8Kernels: string): MatmulActivations {
+  if (mode !== 'auto') return mode;
+  const q4 = [...weights.matrices.values()].some((m) => m.spec.dtype === 'q4');
+  return q4 && int8Kernels !== 'scalar' ? 'int8-q4' : 'f32';
+}
+
 export class Engine {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -86,7 +103,7 @@ export class Engine {
     private readonly mapping: MappedFile,
     private readonly weights: ModelWeights,
     private readonly forward: Forward,
-    private readonly opts: ResolvedEngineOptions & { contextLength: number },
+    private readonly opts: Omit<ResolvedEngineOptions, 'activations'> & { contextLength: number; activations: MatmulActivations },
     private readonly numa: { applied: boolean; detail: string },
     /** Things the engine did that the user should know (a precision converted at load, ...). */
     readonly notices: readonly string[],
@@ -109,8 +126,9 @@ export class Engine {
       const notices = [...weights.notices];
       const contextLength = opts.contextLength ?? c.context_length;
       if (contextLength > c.context_length) notices.push(`context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`);
-      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations: opts.activations });
-      return new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength }, { applied: numa.applied, detail: numa.detail }, notices);
+      const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
+      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations });
+      return new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength, activations }, { applied: numa.applied, detail: numa.detail }, notices);
     } catch (e) {
       mapping?.close();
       ctx?.close();
@@ -254,7 +272,7 @@ export class Engine {
         const logits = f.logits;
         const token = sampler.sample(logits, history, f.argmax);
         if (n === 0) tFirst = performance.now();
-        if (this.tokenizer.stopTokens.has(token)) {
+        if (!options.ignoreEos && this.tokenizer.stopTokens.has(token)) {
           reason = 'eos';
           break;
         }

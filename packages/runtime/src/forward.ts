@@ -7,17 +7,19 @@
  * carry the row count, the position and the token ids.
  */
 import type { ModelConfig } from '@ie/format';
-import type { KernelContext, Program, ProgramOp, View } from '@ie/kernels';
+import type { KernelContext, Program, ProgramOp, View, WeightMatrix } from '@ie/kernels';
 import type { ModelWeights } from './weights.js';
 
 export type KvCacheType = 'f32' | 'f16';
+/** How activations meet quantized matrices: all FP32, all int8, or int8 for int4 (q4) matrices only. */
+export type MatmulActivations = 'f32' | 'int8' | 'int8-q4';
 
 export interface ForwardOptions {
   contextLength: number;
   kvCache: KvCacheType;
   /** Largest prefill chunk. */
   maxBatch: number;
-  activations: 'f32' | 'int8';
+  activations: MatmulActivations;
   /**
    * Calibration mode (ie quantize): logits for every row of a chunk, not just the last, and
    * when `capture` is set, copies of every projection's input (and the classifier's) per row.
@@ -119,8 +121,17 @@ export class Forward {
       return m;
     };
     const M = { mSlot: PARAM_ROWS };
-    const a = options.activations;
+    const acts = options.activations;
     const style = c.rope_style;
+    const matmul = (matrix: WeightMatrix, x: View, out: View, lastRowOnly = false): ProgramOp => ({
+      op: 'matmul',
+      matrix,
+      x,
+      out,
+      activations: acts === 'int8' || (acts === 'int8-q4' && matrix.spec.dtype === 'q4') ? 'int8' : 'f32',
+      lastRowOnly,
+      ...M,
+    });
     // A capture is `out = x + 0` into a buffer of its own (the add op with a zero row).
     const zeros = cal?.capture ? buf(new Float32Array(Math.max(c.dim, q, c.ffn_dim))) : -1;
     const capture = (layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] => {
@@ -137,9 +148,9 @@ export class Forward {
       ops.push(
         { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}attn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
         ...capture(l, 'attn_in', h, c.dim),
-        { op: 'matmul', matrix: mat(`${p}attn_q.weight`), x: rows(h, c.dim), out: rows(qb, q), activations: a, ...M },
-        { op: 'matmul', matrix: mat(`${p}attn_k.weight`), x: rows(h, c.dim), out: rows(kb, kv), activations: a, ...M },
-        { op: 'matmul', matrix: mat(`${p}attn_v.weight`), x: rows(h, c.dim), out: rows(vb, kv), activations: a, ...M },
+        matmul(mat(`${p}attn_q.weight`), rows(h, c.dim), rows(qb, q)),
+        matmul(mat(`${p}attn_k.weight`), rows(h, c.dim), rows(kb, kv)),
+        matmul(mat(`${p}attn_v.weight`), rows(h, c.dim), rows(vb, kv)),
       );
       if (c.attn_qkv_bias) {
         ops.push(
@@ -155,15 +166,15 @@ export class Forward {
         { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'attention', q: rows(qb, q), k: rows(kc, kv), v: rows(vc, kv), out: rows(att, q), heads: c.n_heads, kvHeads: c.n_kv_heads, headDim: c.head_dim, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, window: c.sliding_window ?? 0, ...M },
         ...capture(l, 'attn_out_in', att, q),
-        { op: 'matmul', matrix: mat(`${p}attn_output.weight`), x: rows(att, q), out: rows(ob, c.dim), activations: a, ...M },
+        matmul(mat(`${p}attn_output.weight`), rows(att, q), rows(ob, c.dim)),
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
         { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}ffn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
         ...capture(l, 'ffn_in', h, c.dim),
-        { op: 'matmul', matrix: mat(`${p}ffn_gate.weight`), x: rows(h, c.dim), out: rows(gate, c.ffn_dim), activations: a, ...M },
-        { op: 'matmul', matrix: mat(`${p}ffn_up.weight`), x: rows(h, c.dim), out: rows(up, c.ffn_dim), activations: a, ...M },
+        matmul(mat(`${p}ffn_gate.weight`), rows(h, c.dim), rows(gate, c.ffn_dim)),
+        matmul(mat(`${p}ffn_up.weight`), rows(h, c.dim), rows(up, c.ffn_dim)),
         { op: 'swiglu', gate: rows(gate, c.ffn_dim), up: rows(up, c.ffn_dim), out: rows(act, c.ffn_dim), n: c.ffn_dim, ...M },
         ...capture(l, 'ffn_down_in', act, c.ffn_dim),
-        { op: 'matmul', matrix: mat(`${p}ffn_down.weight`), x: rows(act, c.ffn_dim), out: rows(ob, c.dim), activations: a, ...M },
+        matmul(mat(`${p}ffn_down.weight`), rows(act, c.ffn_dim), rows(ob, c.dim)),
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
       );
     }
@@ -172,7 +183,7 @@ export class Forward {
       { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
       ...capture(-1, 'classifier_in', h, c.dim),
       // Only the last row's logits are needed, also after a prefill chunk (calibration wants them all).
-      { op: 'matmul', matrix: classifier, x: rows(h, c.dim), out: rows(logits, c.vocab_size), lastRowOnly: !cal, activations: 'f32', ...M },
+      matmul(classifier, rows(h, c.dim), rows(logits, c.vocab_size), !cal),
       { op: 'argmax', x: [logits, 0, c.vocab_size], n: c.vocab_size, outSlot: PARAM_ARGMAX },
     );
     this.program = ctx.compile({ buffers, params: this.params, maxRows: B, ops });

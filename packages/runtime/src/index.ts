@@ -3,7 +3,7 @@
  * `engine.generate(prompt, options)`.
  */
 export { Engine, Generation, type GenerateOptions, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
-export { resolveEngineOptions, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, type Precision } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';

@@ -16,13 +16,21 @@ export interface EngineOptions {
   contextLength?: number;
   /** KV cache storage (IE_KV_CACHE). Default f32. */
   kvCache?: KvCacheType;
-  /** `int8` runs int8/int4 weights with int8-quantized activations (VNNI; faster, approximate). Default f32 (IE_ACTIVATIONS). */
-  activations?: 'f32' | 'int8';
-  /** Largest prefill chunk, in tokens. Default 32. */
+  /**
+   * How activations meet int8/int4 weights (IE_ACTIVATIONS): `f32` dequantizes the weights into
+   * FP32 FMAs; `int8` quantizes the activations per 32 elements (as llama.cpp's Q8_0) and runs
+   * integer dot products; `auto` (the default) picks int8 when the model has int8/int4 matrices
+   * and the CPU has SIMD int8 kernels (AVX2 or better), where it is the faster path, else f32.
+   * Float weights always run with FP32 activations.
+   */
+  activations?: ActivationsMode;
+  /** Largest prefill chunk, in tokens (IE_MAX_BATCH): the GEMM's token count. Default 256. */
   maxBatch?: number;
   /** IE_REQUIRE_MODEL=1. ie has no stub mode: a missing or invalid model is always an error; accepted for the seed's interface. */
   requireModel?: boolean;
 }
+
+export type ActivationsMode = 'auto' | 'f32' | 'int8';
 
 export interface ResolvedEngineOptions {
   precision: Precision | undefined;
@@ -32,7 +40,7 @@ export interface ResolvedEngineOptions {
   isa: Isa | undefined;
   contextLength: number | undefined;
   kvCache: KvCacheType;
-  activations: 'f32' | 'int8';
+  activations: ActivationsMode;
   maxBatch: number;
 }
 
@@ -63,7 +71,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avxvnni', 'avx512'] as const),
     contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
-    activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['f32', 'int8'] as const) ?? 'f32',
-    maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 32,
+    activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? 'auto',
+    maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
   };
 }

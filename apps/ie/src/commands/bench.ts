@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Engine, percentile } from '@ie/runtime';
 import { intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, engineOptions } from './engine-flags.js';
+import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
 
 function envInt(name: string, dflt: number): number {
   const raw = process.env[name];
@@ -44,6 +44,7 @@ export const bench: Command = {
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       const info = engine.info();
+      io.err(`ie: ${describeEngine(info)}`);
       for (let r = -warmup; r < runs; r++) {
         let tokens = 0;
         let promptTokens = 0;
@@ -94,6 +95,8 @@ export const bench: Command = {
           peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
           precision: info.precision,
           activations: info.activations,
+          int8_kernels: info.activations === 'int8' ? info.int8Activations : null,
+          gemm: info.gemm,
           threads: info.threads,
           isa: info.isa,
           weight_bytes_per_token: info.weightBytesPerToken,

@@ -1,5 +1,5 @@
 /** Flags shared by the commands that run a model (generate, bench). */
-import { PRECISIONS, type EngineOptions } from '@ie/runtime';
+import { PRECISIONS, type EngineInfo, type EngineOptions } from '@ie/runtime';
 import { choice, intFlag } from '../command.js';
 
 export const ENGINE_OPTIONS = {
@@ -11,7 +11,13 @@ export const ENGINE_OPTIONS = {
   activations: { type: 'string' },
 } as const;
 
-export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations f32|int8]';
+export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8]';
+
+/** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
+export function describeEngine(info: EngineInfo): string {
+  const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
+  return `${info.precision} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${info.gemm}`;
+}
 
 export function engineOptions(v: Record<string, unknown>): EngineOptions {
   return {
@@ -20,6 +26,6 @@ export function engineOptions(v: Record<string, unknown>): EngineOptions {
     affinity: choice(v, 'affinity', ['none', 'compact', 'scatter'] as const),
     kvCache: choice(v, 'kv-cache', ['f32', 'f16'] as const),
     contextLength: intFlag(v, 'context', 1, 1 << 24),
-    activations: choice(v, 'activations', ['f32', 'int8'] as const),
+    activations: choice(v, 'activations', ['auto', 'f32', 'int8'] as const),
   };
 }

@@ -2,7 +2,7 @@ import { Engine, type GenerateOptions } from '@ie/runtime';
 import { intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, engineOptions } from './engine-flags.js';
+import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
 
 function numFlag(v: Record<string, unknown>, name: string): number | undefined {
   const raw = v[name];
@@ -55,12 +55,12 @@ export const generate: Command = {
       const m = g.metrics;
       if (!m) throw new Error('generation ended without metrics');
       if (v.json) {
-        io.out(JSON.stringify({ text: g.text, tokens: g.tokens, stopReason: g.stopReason, precision: info.precision, threads: info.threads, isa: info.isa, metrics: m }));
+        io.out(JSON.stringify({ text: g.text, tokens: g.tokens, stopReason: g.stopReason, precision: info.precision, activations: info.activations, int8Kernels: info.int8Activations, gemm: info.gemm, threads: info.threads, isa: info.isa, metrics: m }));
       } else {
         process.stdout.write('\n');
         io.err(
           `ie: ${m.promptTokens} prompt tokens (${m.prefillTokensPerSec.toFixed(1)} tok/s), ${m.generatedTokens} generated (${m.decodeTokensPerSec.toFixed(1)} tok/s, p50 ${m.latencyP50Ms.toFixed(2)} ms, p95 ${m.latencyP95Ms.toFixed(2)} ms), TTFT ${m.ttftMs.toFixed(1)} ms; ` +
-            `${info.precision} on ${info.threads} thread(s), ${info.isa}; ${bytes(m.weightBytesPerToken)}/token -> ${m.effectiveGBs.toFixed(2)} GB/s; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
+            `${describeEngine(info)}; ${bytes(m.weightBytesPerToken)}/token -> ${m.effectiveGBs.toFixed(2)} GB/s; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
         );
       }
       return EXIT.OK;

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// The side-by-side: llama.cpp (through node-llama-cpp's prebuilt CPU build) and ie on the same
+// GGUF weights, in one run, alternating the two engines, for decode (64 tokens after a short
+// prompt) and prefill (a 128-token prompt) at each thread count and weight type, beside the read
+// bandwidth probed in the same run. Prints a table and writes the JSON to reports/.
+//
+//   pnpm bench:peer
+//   PRESET=stories15m TYPES=q4_0,q8_0 THREADS=1,2 RUNS=5 pnpm bench:peer
+//
+// The GGUF files are made by `ie synth --format gguf` (seeded; no download) and converted for ie
+// with `ie convert --gguf`, both cached under benchmarks/.cache/. node-llama-cpp is installed on
+// first use into a cache directory (PEER_DIR, default ~/.cache/ie/peer), not into the workspace.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { KernelContext } from '@ie/kernels';
+import { median, randomBuffer, readBandwidth } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
+const NLC_VERSION = '3.22.1';
+const PEER_DIR = process.env.PEER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ie', 'peer', `node-llama-cpp-${NLC_VERSION}`);
+const CACHE = process.env.CACHE_DIR ?? join(here, '.cache');
+const PRESET = process.env.PRESET ?? 'tinyllama-1.1b';
+const TYPES = (process.env.TYPES ?? 'f32,f16,bf16,q8_0,q4_0').split(',');
+const THREADS = (process.env.THREADS ?? '1,2').split(',').map(Number);
+const RUNS = Number(process.env.RUNS ?? 3);
+const DECODE_TOKENS = Number(process.env.DECODE_TOKENS ?? 64);
+const PREFILL_TOKENS = Number(process.env.PREFILL_TOKENS ?? 128);
+const PROBE_GIB = Number(process.env.PROBE_GIB ?? 1);
+
+const log = (m) => process.stderr.write(`bench:peer: ${m}\n`);
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
+}
+
+// ---- node-llama-cpp, on demand
+if (!existsSync(join(PEER_DIR, 'node_modules', 'node-llama-cpp', 'package.json'))) {
+  log(`installing node-llama-cpp@${NLC_VERSION} into ${PEER_DIR} (about 700 MB, prebuilt binaries, no compiler)`);
+  mkdirSync(PEER_DIR, { recursive: true });
+  writeFileSync(join(PEER_DIR, 'package.json'), JSON.stringify({ name: 'ie-peer', private: true }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', `node-llama-cpp@${NLC_VERSION}`], { cwd: PEER_DIR });
+}
+
+// ---- the same weights for both engines
+mkdirSync(CACHE, { recursive: true });
+const files = {};
+for (const type of TYPES) {
+  const gguf = join(CACHE, `${PRESET}-${type}.gguf`);
+  const iebin = join(CACHE, `${PRESET}-${type}.iebin`);
+  if (!existsSync(gguf)) {
+    log(`making ${gguf}`);
+    run(process.execPath, [cli, 'synth', '--preset', PRESET, '--format', 'gguf', '--dtype', type, '--out', gguf]);
+  }
+  if (!existsSync(join(iebin, 'model.ie.json'))) {
+    log(`converting ${gguf} for ie`);
+    run(process.execPath, [cli, 'convert', '--gguf', gguf, '--out-dir', iebin, '--quiet']);
+  }
+  files[type] = { gguf, iebin, ggufBytes: statSync(gguf).size };
+}
+
+// ---- workers
+function worker(script, args) {
+  const child = spawn(process.execPath, [join(here, 'peer', script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`${script} exited (${child.exitCode})`);
+    const r = JSON.parse(value);
+    if (r.error) throw new Error(`${script}: ${r.error}`);
+    return r;
+  };
+  return {
+    ready: next(),
+    async ask(req) {
+      child.stdin.write(`${JSON.stringify(req)}\n`);
+      return next();
+    },
+    async stop() {
+      child.stdin.write(`${JSON.stringify({ cmd: 'exit' })}\n`);
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+// A short prompt (BOS + 7 ids) and a 128-token one, from the synthetic vocabulary's word pieces.
+const decodePrompt = [1, 400, 1250, 3000, 777, 2024, 5120, 90];
+const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => 300 + ((i * 7919) % 20000))];
+
+const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
+const info = (() => {
+  const c = KernelContext.create({ threads: 1 });
+  const i = c.info();
+  c.close();
+  return i;
+})();
+log(`CPU ${info.cpu}, ISA ${info.isa}, ${info.physicalCores} physical cores`);
+
+const results = [];
+for (const type of TYPES) {
+  for (const threads of THREADS) {
+    const bw = readBandwidth(probeBuf, threads);
+    const llama = worker('llama-worker.mjs', [PEER_DIR, files[type].gguf, String(threads)]);
+    const ie = worker('ie-worker.mjs', [files[type].iebin, String(threads)]);
+    const [li, ii] = [await llama.ready, await ie.ready];
+    const m = { llama: { decode: [], prefill: [] }, ie: { decode: [], prefill: [] } };
+    // One warm-up of each, then alternate: llama.cpp, ie, llama.cpp, ie, ...
+    for (const w of [llama, ie]) {
+      await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: 8 });
+      await w.ask({ cmd: 'prefill', ids: prefillIds });
+    }
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, w] of [['llama', llama], ['ie', ie]]) {
+        m[name].decode.push((await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: DECODE_TOKENS })).tokS);
+        m[name].prefill.push((await w.ask({ cmd: 'prefill', ids: prefillIds })).tokS);
+      }
+    }
+    await Promise.all([llama.stop(), ie.stop()]);
+    const bw2 = readBandwidth(probeBuf, threads);
+    const readGBs = Math.max(bw.gbs, bw2.gbs);
+    const row = {
+      type,
+      threads,
+      readBandwidthGBs: +readGBs.toFixed(2),
+      probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,
+      llama: { decodeTokS: +median(m.llama.decode).toFixed(2), prefillTokS: +median(m.llama.prefill).toFixed(2), runs: m.llama, release: li.release, build: li.build },
+      ie: { decodeTokS: +median(m.ie.decode).toFixed(2), prefillTokS: +median(m.ie.prefill).toFixed(2), runs: m.ie, isa: ii.isa, activations: ii.activations, int8Kernels: ii.int8Kernels, gemm: ii.gemm, weightBytesPerToken: ii.weightBytesPerToken },
+      ggufBytes: files[type].ggufBytes,
+    };
+    row.decodeRatio = +(row.ie.decodeTokS / row.llama.decodeTokS).toFixed(2);
+    row.prefillRatio = +(row.ie.prefillTokS / row.llama.prefillTokS).toFixed(2);
+    // Effective weight bandwidth of decode: bytes of weights a token reads x tokens/s (llama.cpp: the file's tensor bytes).
+    row.ie.decodeGBs = +((row.ie.weightBytesPerToken * row.ie.decodeTokS) / 1e9).toFixed(2);
+    row.llama.decodeGBs = +((row.ggufBytes * row.llama.decodeTokS) / 1e9).toFixed(2);
+    results.push(row);
+    console.log(JSON.stringify(row));
+  }
+}
+
+console.log(`\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs`);
+console.log('| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const r of results) {
+  const pct = (x) => `${x} (${Math.round((100 * x) / r.readBandwidthGBs)}%)`;
+  console.log(
+    `| ${r.type.toUpperCase()} | ${r.threads} | ${r.readBandwidthGBs} | ${r.llama.decodeTokS} | ${r.ie.decodeTokS} | ${r.decodeRatio}x | ${pct(r.llama.decodeGBs)} | ${pct(r.ie.decodeGBs)} | ${r.llama.prefillTokS} | ${r.ie.prefillTokS} | ${r.prefillRatio}x |`,
+  );
+}
+mkdirSync(join(here, 'reports'), { recursive: true });
+const file = join(here, 'reports', `peer-${PRESET}-${new Date().toISOString().slice(0, 10)}.json`);
+writeFileSync(file, JSON.stringify({ preset: PRESET, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, runs: RUNS, decodeTokens: DECODE_TOKENS, prefillTokens: PREFILL_TOKENS, results }, null, 2));
+console.log(`\nwrote ${file}`);

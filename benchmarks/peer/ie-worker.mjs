@@ -1,0 +1,24 @@
+// ie serving the side-by-side protocol, at its default settings for the machine.
+//   node ie-worker.mjs MODEL_DIR THREADS
+import { Engine } from '@ie/runtime';
+import { serve } from './protocol.mjs';
+
+const [modelDir, threadsArg] = process.argv.slice(2);
+const engine = await Engine.load(modelDir, { threads: Number(threadsArg), contextLength: 1024 });
+
+await serve({
+  info: async () => {
+    const i = engine.info();
+    return { engine: 'ie', isa: i.isa, precision: i.precision, activations: i.activations, int8Kernels: i.int8Activations, gemm: i.gemm, threads: i.threads, weightBytesPerToken: i.weightBytesPerToken };
+  },
+  async decode({ prompt, tokens }) {
+    const c = await engine.complete(prompt, { maxTokens: tokens + 1, temperature: 0, ignoreEos: true });
+    if (c.metrics.generatedTokens !== tokens + 1) return { error: `generated ${c.metrics.generatedTokens} tokens` };
+    return { tokS: c.metrics.decodeTokensPerSec, tokens };
+  },
+  async prefill({ ids }) {
+    const c = await engine.complete(ids, { maxTokens: 1, temperature: 0, ignoreEos: true });
+    return { tokS: c.metrics.prefillTokensPerSec };
+  },
+  close: () => engine.dispose(),
+});

@@ -1,0 +1,53 @@
+// llama.cpp (through node-llama-cpp, prebuilt CPU binaries) serving the side-by-side protocol.
+//   node llama-worker.mjs PEER_DIR MODEL.gguf THREADS
+// node-llama-cpp is resolved from PEER_DIR (a cache directory bench:peer installs it into), not
+// from the workspace: it is not a dependency of ie.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { serve } from './protocol.mjs';
+
+const [peerDir, modelPath, threadsArg] = process.argv.slice(2);
+const threads = Number(threadsArg);
+const require = createRequire(join(peerDir, 'package.json'));
+const { getLlama, LlamaLogLevel } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
+
+const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
+const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: { ideal: threads, min: threads } });
+
+await serve({
+  info: async () => ({ engine: 'llama.cpp', release: llama.llamaCppRelease?.release, build: llama.buildType, threads: context.currentThreads }),
+  // Greedy decode: the time from the first generated token to the (tokens + 1)-th is `tokens` pure decode steps.
+  async decode({ prompt, tokens }) {
+    const sequence = context.getSequence();
+    try {
+      let n = 0;
+      let tFirst = 0;
+      for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) {
+        n++;
+        if (n === 1) tFirst = performance.now();
+        if (n === tokens + 1) return { tokS: tokens / ((performance.now() - tFirst) / 1000), tokens };
+      }
+      return { error: `generation ended after ${n} tokens` };
+    } finally {
+      sequence.dispose();
+    }
+  },
+  // Prefill: the prompt's tokens over the time to the first generated token.
+  async prefill({ ids }) {
+    const sequence = context.getSequence();
+    try {
+      const t0 = performance.now();
+      for await (const _ of sequence.evaluate(ids, { temperature: 0 })) break;
+      return { tokS: ids.length / ((performance.now() - t0) / 1000) };
+    } finally {
+      sequence.dispose();
+    }
+  },
+  async close() {
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+  },
+});
