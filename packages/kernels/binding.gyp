@@ -103,6 +103,7 @@
         "native/cpu/cpu_features.cc",
         "native/cpu/dispatch.cc",
         "native/cpu/register.cc",
+        "native/cpu/fma_peak.cc",
         "native/threadpool/threadpool.cc",
         "native/threadpool/topology.cc",
         "native/numa/numa.cc",

@@ -13,6 +13,7 @@
 
 #include "attention/attention.h"
 #include "context.h"
+#include "cpu/fma_peak.h"
 #include "layout/layout.h"
 #include "matrix/matrix.h"
 #include "mem/mapping.h"
@@ -231,7 +232,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                         InstanceMethod<&ContextWrap::Rope>("rope"), InstanceMethod<&ContextWrap::Swiglu>("swiglu"), InstanceMethod<&ContextWrap::Add>("add"),
                         InstanceMethod<&ContextWrap::Scale>("scale"), InstanceMethod<&ContextWrap::Argmax>("argmax"), InstanceMethod<&ContextWrap::Dot>("dot"),
                         InstanceMethod<&ContextWrap::F32ToF16>("f32ToF16"), InstanceMethod<&ContextWrap::F16ToF32>("f16ToF32"), InstanceMethod<&ContextWrap::Attention>("attention"),
-                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth"),
+                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth"), InstanceMethod<&ContextWrap::FmaPeak>("fmaPeak"),
                         InstanceMethod<&ContextWrap::Compile>("compile"), InstanceMethod<&ContextWrap::Touch>("touch")});
   }
 
@@ -751,6 +752,16 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("next", (double)at);
     o.Set("checksum", (double)sum);
     return o;
+  }
+
+  // fmaPeak(seconds) -> GFLOP/s of independent FMAs at the ISA's width on every pool thread.
+  Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Context& c = ctx(env);
+    if (info.Length() < 1 || !info[0].IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "fmaPeak(seconds)");
+    const double s = info[0].As<Napi::Number>().DoubleValue();
+    if (!(s > 0 && s <= 10)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "seconds must be in (0, 10]");
+    return Napi::Number::New(env, ie::measure_fma_peak(c, s));
   }
 
   // readBandwidth(buffer: Uint8Array, passes) -> { seconds, variant, checksum }: the fastest pass

@@ -72,6 +72,7 @@ export interface NativeContext {
   mapFile(path: string, offset: number, length: number, advice: string, hugePages: boolean, populate: boolean): NativeMapping;
   numaBind(m: NativeMapping): { nodes: number; policy: string; applied: boolean; detail: string };
   readBandwidth(buf: Uint8Array, passes: number): { seconds: number; variant: string; checksum: number };
+  fmaPeak(seconds: number): number;
 }
 
 export interface NativeAddon {

@@ -377,6 +377,16 @@ export class KernelContext {
     return { seconds: r.seconds, gbs: bytes.byteLength / 64 * 64 / r.seconds / 1e9, variant: r.variant };
   }
 
+  /**
+   * The FMA peak of the pool's cores in GFLOP/s, measured (not looked up): independent fused
+   * multiply-adds at the ISA's vector width on every pool thread for about `seconds`. The
+   * ceiling GEMM figures are judged against; 0 for the scalar ISA.
+   */
+  fmaPeak(seconds = 0.2): number {
+    if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 10)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'seconds must be a number in (0, 10]');
+    return wrapNative(() => this.n.fmaPeak(seconds));
+  }
+
   /** Compiles a program (a fixed list of kernel invocations); see {@link ProgramSpec}. */
   compile(spec: ProgramSpec): Program {
     if (!(spec.params instanceof Int32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'params must be an Int32Array');

@@ -149,13 +149,17 @@ function refAttention(q: Float32Array, k: Float64Array, v: Float64Array, H: numb
 
 describe.each(ISAS)('attention on %s', (isa) => {
   const c = KernelContext.create({ isa, threads: 2 });
-  contexts.push(c);
+  const serial = KernelContext.create({ isa, threads: 1 });
+  contexts.push(c, serial);
   it.each([
     ['decode, GQA 8/2', 8, 2, 16, 40, 1, 0],
     ['decode, MHA, odd head dim', 3, 3, 10, 5, 1, 0],
     ['prefill block of 7 queries, causal', 4, 2, 12, 0, 7, 0],
     ['prefill continuing at 9, window 5', 4, 1, 8, 9, 6, 5],
     ['many positions (pool engaged)', 16, 4, 64, 300, 1, 0],
+    ['prefill of 40 queries, GQA 32/4, head dim 64', 32, 4, 64, 0, 40, 0],
+    ['prefill of 20 queries after 300, window 100', 8, 2, 24, 300, 20, 100],
+    ['prefill of 21 queries after 290 (positions past one K block)', 4, 2, 16, 290, 21, 0],
   ])('%s', (_n, H, KV, hd, pos0, nq, window) => {
     const positions = pos0 + nq;
     const q = seededFloats(nq * H * hd, 1, 2);
@@ -169,6 +173,10 @@ describe.each(ISAS)('attention on %s', (isa) => {
       const out = new Float32Array(nq * H * hd);
       c.attention({ q, k, v, out, nHeads: H, nKvHeads: KV, headDim: hd, pos0, nQueries: nq, window });
       close(out, refAttention(q, kd, vd, H, KV, hd, pos0, nq, window), 5e-6, `${f16 ? 'f16' : 'f32'} cache`);
+      // Work is split by (KV head, query block), never by thread count: identical bits on 1 and 3 threads.
+      const one = new Float32Array(out.length);
+      serial.attention({ q, k, v, out: one, nHeads: H, nKvHeads: KV, headDim: hd, pos0, nQueries: nq, window });
+      expect(firstDifference(one, out), `${f16 ? 'f16' : 'f32'} cache, 1 vs 2 threads`).toBeNull();
     }
   });
 });

@@ -1,10 +1,122 @@
 #include "attention/attention.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 namespace ie {
 
+namespace {
+
+// Queries per task of the batched path: with the GQA group's heads, a task's score matrix has
+// kQueryBlock * group rows, enough to fill the GEMM's register blocks.
+constexpr int kQueryBlock = 16;
+
+// Rows [0, rows) of a cache (position t0 + r, columns [c0, c0 + n) of its kv head) as f32, row-major.
+void cache_rows(Context& ctx, const AttentionArgs& a, const void* cache, int kvh, int t0, int rows, int c0, int n, float* out, ptrdiff_t ld) {
+  const bool f16 = a.kv_type == KvType::F16;
+  const size_t esize = f16 ? 2 : 4;
+  WeightRows w;
+  w.q = static_cast<const uint8_t*>(cache) + ((size_t)t0 * a.kv_stride + (size_t)kvh * a.head_dim + c0) * esize;
+  w.q_ld = (ptrdiff_t)(a.kv_stride * esize);
+  w.K = n;
+  ctx.k.dequant[(int)(f16 ? WeightType::F16 : WeightType::F32)](w, rows, out, ld);
+}
+
+// A prefill chunk's attention as two GEMMs per (kv head, block of queries), on the packed GEMM's
+// micro-kernel: scores S = Q K^T over the block's span of positions (every K row loaded once for
+// all the block's queries and the group's heads), a masked softmax per row, then O = S V.
+void attention_batched(Context& ctx, const AttentionArgs& a) {
+  const GemmKernels& g = ctx.k.gemm;
+  const int MR = g.mr, NR = g.nr, KC = g.kc, hd = a.head_dim;
+  const int group = a.n_heads / a.n_kv_heads;
+  const int blocks = (a.n_queries + kQueryBlock - 1) / kQueryBlock;
+  const int tasks = a.n_kv_heads * blocks;
+  auto body = [&](int t, int n) {
+    int64_t b, e;
+    ThreadPool::chunk(tasks, 1, t, n, &b, &e);
+    for (int64_t task = b; task < e; task++) {
+      const int kvh = (int)(task / blocks), qb = (int)(task % blocks);
+      const int i0 = qb * kQueryBlock, i1 = std::min(a.n_queries, i0 + kQueryBlock);
+      const int rows = (i1 - i0) * group, panels = (rows + MR - 1) / MR;
+      const int hi = a.pos0 + i1 - 1;  // the last position any query of the block sees
+      const int lo = a.window > 0 ? std::max(0, a.pos0 + i0 - a.window + 1) : 0;
+      const int span = hi - lo + 1, span_pad = (span + NR - 1) / NR * NR;
+      const int hd_pad = (hd + NR - 1) / NR * NR;
+      // Scratch: packed Q | scores | packed scores (one K block) | a weight panel | raw rows | O.
+      const size_t q_sz = (size_t)panels * MR * hd, s_sz = (size_t)rows * span_pad, sp_sz = (size_t)panels * MR * KC;
+      const size_t bp_sz = (size_t)NR * std::max(hd, KC), raw_sz = (size_t)NR * std::max(hd, KC), o_sz = (size_t)rows * hd_pad;
+      float* Aq = ctx.scratch(t, q_sz + s_sz + sp_sz + bp_sz + raw_sz + o_sz);
+      float* S = Aq + q_sz;
+      float* As = S + s_sz;
+      float* B = As + sp_sz;
+      float* raw = B + bp_sz;
+      float* O = raw + raw_sz;
+      // Row r of the block is (query i0 + r / group, head kvh * group + r % group).
+      auto q_row = [&](int r) { return a.q + (i0 + r / group) * a.q_stride + (kvh * group + r % group) * hd; };
+      for (int p = 0; p < panels; p++)
+        for (int i = 0; i < MR; i++) {
+          const int r = p * MR + i;
+          float* dst = Aq + (size_t)p * MR * hd + i;
+          if (r >= rows) {
+            for (int k = 0; k < hd; k++) dst[k * MR] = 0.0f;
+          } else {
+            const float* src = q_row(r);
+            for (int k = 0; k < hd; k++) dst[k * MR] = src[k];
+          }
+        }
+      // S = Q K^T, NR positions at a time (head_dim is one K block: at most 256).
+      for (int t0 = 0; t0 < span; t0 += NR) {
+        const int nn = std::min(NR, span - t0);
+        cache_rows(ctx, a, a.k, kvh, lo + t0, nn, 0, hd, raw, hd);
+        g.pack_rows(raw, hd, nn, hd, B);
+        for (int p = 0; p < panels; p++) {
+          const int mr = std::min(MR, rows - p * MR);
+          g.micro[mr - 1](Aq + (size_t)p * MR * hd, B, hd, S + (size_t)p * MR * span_pad + t0, span_pad, nn, false);
+        }
+      }
+      // Scale, mask to each query's positions, softmax; masked positions get probability 0.
+      for (int r = 0; r < rows; r++) {
+        const int pos = a.pos0 + i0 + r / group;
+        const int first = (a.window > 0 ? std::max(0, pos - a.window + 1) : 0) - lo, last = pos - lo;
+        float* row = S + (size_t)r * span_pad;
+        std::fill(row, row + first, 0.0f);
+        ctx.k.scale(row + first, a.scale, last - first + 1);
+        ctx.k.softmax(row + first, last - first + 1);
+        std::fill(row + last + 1, row + span_pad, 0.0f);
+      }
+      // O = S V over K blocks of positions; V rows are already k-major (a pretransposed operand).
+      for (int k0 = 0; k0 < span; k0 += KC) {
+        const int kc = std::min(KC, span - k0);
+        for (int p = 0; p < panels; p++)
+          for (int i = 0; i < MR; i++) {
+            const int r = p * MR + i;
+            float* dst = As + (size_t)p * MR * kc + i;
+            const float* src = S + (size_t)r * span_pad + k0;
+            for (int k = 0; k < kc; k++) dst[k * MR] = r < rows ? src[k] : 0.0f;
+          }
+        for (int c0 = 0; c0 < hd; c0 += NR) {
+          const int nn = std::min(NR, hd - c0);
+          if (nn < NR) std::fill(B, B + (size_t)kc * NR, 0.0f);
+          cache_rows(ctx, a, a.v, kvh, lo + k0, kc, c0, nn, B, NR);
+          for (int p = 0; p < panels; p++) {
+            const int mr = std::min(MR, rows - p * MR);
+            g.micro[mr - 1](As + (size_t)p * MR * kc, B, kc, O + (size_t)p * MR * hd_pad + c0, hd_pad, nn, k0 > 0);
+          }
+        }
+      }
+      for (int r = 0; r < rows; r++) std::copy(O + (size_t)r * hd_pad, O + (size_t)r * hd_pad + hd, a.out + (i0 + r / group) * a.out_stride + (kvh * group + r % group) * hd);
+    }
+  };
+  if (ctx.pool.size() == 1 || tasks == 1) ctx.pool.run_serial(body);
+  else ctx.pool.run(body);
+}
+
+}  // namespace
+
 void attention(Context& ctx, const AttentionArgs& a) {
+  // A prefill chunk: batched, so each K and V row is read once per block of queries.
+  if (a.n_queries >= 4) return attention_batched(ctx, a);
   const int tasks = a.n_queries * a.n_heads;
   const int group = a.n_heads / a.n_kv_heads;
   const bool f16 = a.kv_type == KvType::F16;

@@ -1,6 +1,7 @@
 // Attention of one query, or of a block of consecutive queries (prefill), over a KV cache,
-// with grouped-query heads and an optional sliding window. Built from the dispatch table's
-// dot / softmax / axpy; (query, head) pairs are split between the pool's threads.
+// with grouped-query heads and an optional sliding window. One query (decode) is built from the
+// dispatch table's dot / softmax / axpy, its heads split between the pool's threads; a prefill
+// chunk runs as GEMMs on the packed GEMM's micro-kernel, per (KV head, block of queries).
 #pragma once
 #include <cstddef>
 

@@ -7,6 +7,9 @@
 #include "cpu/kernels.h"
 
 namespace ie::simd {
+// Internal linkage: this header is compiled into translation units with different -m flags, and
+// an inline function with external linkage could be resolved to the AVX-512 copy from AVX2 code.
+namespace {
 
 // One scale of a quantized group, as f32 (F16C for f16).
 inline float scale_at(const uint8_t* p, ScaleType t) {
@@ -24,4 +27,5 @@ inline float scale_at(const uint8_t* p, ScaleType t) {
   return f;
 }
 
+}  // namespace
 }  // namespace ie::simd
