@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KernelContext } from '@ie/kernels';
 import { Engine } from '@ie/runtime';
+import { randomBuffer, readBandwidth } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -25,15 +25,8 @@ if (!existsSync(join(MODEL, 'model.ie.json'))) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-const probeBuf = new Uint8Array(2 * 2 ** 30);
-probeBuf.fill(7);
-function bandwidth(threads) {
-  const ctx = KernelContext.create({ threads });
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) best = Math.min(best, ctx.readBandwidth(probeBuf, 1).seconds);
-  ctx.close();
-  return probeBuf.length / best / 1e9;
-}
+const probeBuf = randomBuffer(2 ** 30);
+const bandwidth = (threads) => readBandwidth(probeBuf, threads).gbs;
 
 const rows = [];
 for (const threads of THREADS) {

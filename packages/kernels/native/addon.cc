@@ -775,7 +775,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const size_t n = ta.ByteLength() / 64 * 64;
     const int passes = (int)int_arg(info, 1, 1, 1000, "passes");
     const ie::ReadProbe r = ie::probe_read_bandwidth(c, p, n, passes);
+    if (r.bytes == 0) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "readBandwidth needs a buffer of at least 128 bytes");
     Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", (double)r.bytes);
     o.Set("seconds", r.seconds);
     o.Set("variant", r.variant);
     o.Set("checksum", r.checksum);

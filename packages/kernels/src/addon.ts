@@ -71,7 +71,7 @@ export interface NativeContext {
   attention(args: Record<string, unknown>): void;
   mapFile(path: string, offset: number, length: number, advice: string, hugePages: boolean, populate: boolean): NativeMapping;
   numaBind(m: NativeMapping): { nodes: number; policy: string; applied: boolean; detail: string };
-  readBandwidth(buf: Uint8Array, passes: number): { seconds: number; variant: string; checksum: number };
+  readBandwidth(buf: Uint8Array, passes: number): { bytes: number; seconds: number; variant: string; checksum: number };
   fmaPeak(seconds: number): number;
 }
 

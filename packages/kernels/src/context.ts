@@ -374,7 +374,7 @@ export class KernelContext {
   readBandwidth(bytes: Uint8Array, passes = 1): ReadBandwidth {
     if (!(bytes instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'bytes must be a Uint8Array');
     const r = wrapNative(() => this.n.readBandwidth(bytes, count(passes, passes, 'passes')));
-    return { seconds: r.seconds, gbs: bytes.byteLength / 64 * 64 / r.seconds / 1e9, variant: r.variant };
+    return { seconds: r.seconds, gbs: r.bytes / r.seconds / 1e9, variant: r.variant };
   }
 
   /**

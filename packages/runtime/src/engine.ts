@@ -48,7 +48,7 @@ export interface Completion {
 export interface EngineInfo extends ContextInfo {
   precision: Precision;
   filePrecision: string;
-  /** What the activations mode resolved to: `int8-q4` is int8 activations for int4 matrices, FP32 for the rest. */
+  /** What the activations mode resolved to for this model and CPU (int8 applies to int8/int4 matrices). */
   activations: MatmulActivations;
   contextLength: number;
   kvCache: string;
@@ -77,17 +77,16 @@ export class Generation implements AsyncIterable<Piece> {
 }
 
 /**
- * The activations mode a model runs with. `auto` takes the int8 path for int4 matrices when the
- * CPU has SIMD int8 kernels: there the FP32 path is compute-bound (a conversion and an FMA per 8
- * weights) while integer dot products keep up with memory, and 4-bit weights dominate the error
- * anyway (stories260K: int4w agrees with fp32 as long with int8 activations as without). int8
- * matrices stay FP32 under `auto`: their FP32 path runs near memory speed, and int8 activations
- * would roughly double their divergence from fp32.
+ * The activations mode a model runs with. `auto` takes the int8 path when the model has int8 or
+ * int4 matrices and the CPU has SIMD int8 kernels: there the FP32 path is compute-bound (a
+ * conversion and an FMA per 8 weights, with x re-read from L1 for each) while integer dot
+ * products (32 weights per instruction) keep up with memory. It is llama.cpp's arithmetic for
+ * Q8_0 and Q4_0 (activations quantized per 32 elements). Float matrices always run in FP32.
  */
 export function resolveActivations(mode: ActivationsMode, weights: ModelWeights, int8Kernels: string): MatmulActivations {
   if (mode !== 'auto') return mode;
-  const q4 = [...weights.matrices.values()].some((m) => m.spec.dtype === 'q4');
-  return q4 && int8Kernels !== 'scalar' ? 'int8-q4' : 'f32';
+  const quantized = [...weights.matrices.values()].some((m) => m.spec.dtype === 'q4' || m.spec.dtype === 'i8');
+  return quantized && int8Kernels !== 'scalar' ? 'int8' : 'f32';
 }
 
 export class Engine {

@@ -11,8 +11,8 @@ import type { KernelContext, Program, ProgramOp, View, WeightMatrix } from '@ie/
 import type { ModelWeights } from './weights.js';
 
 export type KvCacheType = 'f32' | 'f16';
-/** How activations meet quantized matrices: all FP32, all int8, or int8 for int4 (q4) matrices only. */
-export type MatmulActivations = 'f32' | 'int8' | 'int8-q4';
+/** How activations meet int8/int4 matrices: FP32 (fused dequantization) or int8 (quantized per 32, integer dot products). */
+export type MatmulActivations = 'f32' | 'int8';
 
 export interface ForwardOptions {
   contextLength: number;
@@ -123,12 +123,13 @@ export class Forward {
     const M = { mSlot: PARAM_ROWS };
     const acts = options.activations;
     const style = c.rope_style;
+    // Float matrices ignore the int8 mode (the kernels run them with FP32 activations).
     const matmul = (matrix: WeightMatrix, x: View, out: View, lastRowOnly = false): ProgramOp => ({
       op: 'matmul',
       matrix,
       x,
       out,
-      activations: acts === 'int8' || (acts === 'int8-q4' && matrix.spec.dtype === 'q4') ? 'int8' : 'f32',
+      activations: acts,
       lastRowOnly,
       ...M,
     });

@@ -41,6 +41,24 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
       expect(r.stopReason).toBe('length');
     });
 
+    it(`${kind}: every ISA this CPU supports tells run.c's story token for token at fp32, one token at a time and with the prompt in one GEMM chunk`, async () => {
+      const { inputs } = oracle();
+      const probe = await Engine.load(dirs[kind], { precision: 'fp32' });
+      const isas = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
+      await probe.dispose();
+      for (const isa of isas) {
+        for (const threads of [1, 2]) {
+          await using e = await Engine.load(dirs[kind], { precision: 'fp32', isa, threads });
+          // A 5-token prompt runs through the batched GEMM and attention; the rest is decode.
+          const r = await e.complete(inputs.slice(0, 5), { temperature: 0, maxTokens: 256 - 5 + 1 });
+          expect([...inputs.slice(0, 5), ...r.tokens].slice(0, 256), `${isa}, ${threads} thread(s)`).toEqual(inputs);
+          // The first 120 positions as one prompt (one prefill chunk: GEMM + batched attention), then decode.
+          const long = await e.complete(inputs.slice(0, 120), { temperature: 0, maxTokens: 256 - 120 + 1 });
+          expect([...inputs.slice(0, 120), ...long.tokens].slice(0, 256), `${isa}, ${threads} thread(s), 120-token prompt`).toEqual(inputs);
+        }
+      }
+    });
+
     it(`${kind}: logits at positions 0-4 match run.c within 1e-4`, async () => {
       const lines = expected('logits_once-upon-a-time_pos0-4.txt').split('\n');
       const want: number[][] = [];
@@ -54,24 +72,28 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     });
   }
 
-  it('bf16, fp16, int8w, int4w: agreement with fp32 over 256 greedy tokens, and the mean KL divergence', async () => {
+  it('bf16, fp16, int8w, int4w (FP32 and int8 activations): agreement with fp32 over 256 greedy tokens, and the mean KL divergence', async () => {
     const prompt = [1, 403, 407, 261, 378];
     await using ref = await Engine.load(dirs.llama2c, { precision: 'fp32' });
     const base = await ref.complete(prompt, { temperature: 0, maxTokens: 252 });
     const seq = [...prompt, ...base.tokens].slice(0, 256);
     const refLogits = await ref.evaluate(seq);
-    // Measured here: fp16 251/251 (KL 3e-7), bf16 184/251 (4e-5), int8w 231/251 (2e-4), int4w 25/251
-    // (0.065; greedy text drifts apart early at RTN int4 on a 64-wide model). Bounds leave headroom.
-    const bounds: Record<Exclude<Precision, 'fp32'>, { agree: number; kl: number }> = {
-      fp16: { agree: 0.99, kl: 1e-5 },
-      bf16: { agree: 0.5, kl: 5e-4 },
-      int8w: { agree: 0.85, kl: 2e-3 },
-      int4w: { agree: 0.05, kl: 0.2 },
-    };
+    // Measured here: fp16 251/251 (KL 3e-7), bf16 184/251 (4e-5), int8w 231/251 (2.2e-4) and with int8
+    // activations 112/251 (4.6e-4), int4w 25/251 (0.065) and with int8 activations 31/251 (0.066); the
+    // greedy text drifts apart early at RTN int4 on a 64-wide model. Bounds leave headroom.
+    const cases: Array<{ precision: Exclude<Precision, 'fp32'>; activations: 'f32' | 'int8'; agree: number; kl: number }> = [
+      { precision: 'fp16', activations: 'f32', agree: 0.99, kl: 1e-5 },
+      { precision: 'bf16', activations: 'f32', agree: 0.5, kl: 5e-4 },
+      { precision: 'int8w', activations: 'f32', agree: 0.85, kl: 2e-3 },
+      { precision: 'int8w', activations: 'int8', agree: 0.3, kl: 2e-3 },
+      { precision: 'int4w', activations: 'f32', agree: 0.05, kl: 0.2 },
+      { precision: 'int4w', activations: 'int8', agree: 0.05, kl: 0.2 },
+    ];
     const report: Record<string, unknown> = {};
-    for (const precision of ['fp16', 'bf16', 'int8w', 'int4w'] as const) {
-      await using e = await Engine.load(dirs.llama2c, { precision });
+    for (const { precision, activations, agree: minAgree, kl: maxKl } of cases) {
+      await using e = await Engine.load(dirs.llama2c, { precision, activations });
       expect(e.precision).toBe(precision);
+      expect(e.info().activations).toBe(activations);
       expect(e.notices.join(' ')).toMatch(/converted from fp32/);
       const r = await e.complete(prompt, { temperature: 0, maxTokens: 252 });
       const agree = r.tokens.slice(0, 251).filter((t, i) => t === base.tokens[i]).length;
@@ -80,11 +102,22 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
       let kl = 0;
       for (let p = 0; p < seq.length; p++) kl += klDiv(refLogits[p], logits[p]);
       kl /= seq.length;
-      report[precision] = { agreeingTokens: agree, of: 251, meanKl: kl };
-      expect(agree / 251, precision).toBeGreaterThanOrEqual(bounds[precision].agree);
-      expect(kl, precision).toBeLessThan(bounds[precision].kl);
+      const name = `${precision} ${activations} activations`;
+      report[name] = { agreeingTokens: agree, of: 251, meanKl: kl };
+      expect(agree / 251, name).toBeGreaterThanOrEqual(minAgree);
+      expect(kl, name).toBeLessThan(maxKl);
     }
     console.log(`[stories260K precision report] ${JSON.stringify(report)}`);
+  });
+
+  it('activations auto: int8 for int8/int4 matrices on a SIMD CPU, FP32 for float models and on the scalar ISA', async () => {
+    for (const precision of ['fp32', 'int8w', 'int4w'] as const) {
+      await using e = await Engine.load(dirs.llama2c, { precision });
+      const simd = e.info().int8Activations !== 'scalar';
+      expect(e.info().activations, precision).toBe(precision !== 'fp32' && simd ? 'int8' : 'f32');
+      await using s = await Engine.load(dirs.llama2c, { precision, isa: 'scalar' });
+      expect(s.info().activations, `${precision} scalar`).toBe('f32');
+    }
   });
 });
 

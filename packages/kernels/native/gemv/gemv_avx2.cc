@@ -15,6 +15,7 @@
 
 #include "cpu/avx2_common.h"
 #include "cpu/kernels.h"
+#include "cpu/vec.h"
 
 namespace ie {
 namespace {
@@ -38,21 +39,20 @@ struct LoadBF16 {
   static __m256 part(const uint8_t* p, int n) { return load_bf16(p, n); }
 };
 
-// ---- f32 / f16 / bf16: four accumulators per row, 32 elements per step.
+// ---- f32 / f16 / bf16: eight accumulators per row (FMA latency x throughput), 64 elements per step.
 template <typename Load>
 inline float row_float(const uint8_t* row, const float* x, int K) {
   constexpr int es = Load::esize;
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  __m256 a[8];
+  for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
   int k = 0;
-  for (; k + 32 <= K; k += 32) {
-    a0 = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a0);
-    a1 = _mm256_fmadd_ps(Load::full(row + (k + 8) * es), _mm256_loadu_ps(x + k + 8), a1);
-    a2 = _mm256_fmadd_ps(Load::full(row + (k + 16) * es), _mm256_loadu_ps(x + k + 16), a2);
-    a3 = _mm256_fmadd_ps(Load::full(row + (k + 24) * es), _mm256_loadu_ps(x + k + 24), a3);
+  for (; k + 64 <= K; k += 64) {
+    IE_UNROLL for (int i = 0; i < 8; i++) a[i] = _mm256_fmadd_ps(Load::full(row + (k + 8 * i) * es), _mm256_loadu_ps(x + k + 8 * i), a[i]);
   }
-  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a0);
-  if (k < K) a1 = _mm256_fmadd_ps(Load::part(row + k * es, K - k), load_f32(x + k, K - k), a1);
-  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (int i = 0; k + 8 <= K; k += 8, i++) a[i] = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a[i]);
+  if (k < K) a[7] = _mm256_fmadd_ps(Load::part(row + k * es, K - k), load_f32(x + k, K - k), a[7]);
+  const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
+  return hsum(s);
 }
 
 template <typename Load>
@@ -300,22 +300,37 @@ void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, in
   }
 }
 
+// The entry points, named by weight type, activation type and ISA (what a profile shows).
+void gemv_f32_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32>(w, x, y, rows, acc); }
+void gemv_f16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16>(w, x, y, rows, acc); }
+void gemv_bf16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
+void gemv_i8_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8(w, x, y, rows, acc); }
+void gemv_q4_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q4(w, x, y, rows, acc); }
+void dequant_f32_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF32>(w, rows, out, ld); }
+void dequant_f16_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF16>(w, rows, out, ld); }
+void dequant_bf16_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadBF16>(w, rows, out, ld); }
+void dequant_i8_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_i8(w, rows, out, ld); }
+void dequant_q4_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_q4(w, rows, out, ld); }
+void gemv_t_f32_f32_avx2(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadF32>(wt, ld, x, K, y, n, acc); }
+void gemv_t_f16_f32_avx2(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadF16>(wt, ld, x, K, y, n, acc); }
+void gemv_t_bf16_f32_avx2(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadBF16>(wt, ld, x, K, y, n, acc); }
+
 }  // namespace
 
 void register_gemv_avx2(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_float<LoadF32>;
-  t.gemv[(int)WeightType::F16] = gemv_float<LoadF16>;
-  t.gemv[(int)WeightType::BF16] = gemv_float<LoadBF16>;
-  t.gemv[(int)WeightType::I8] = gemv_i8;
-  t.gemv[(int)WeightType::Q4] = gemv_q4;
-  t.dequant[(int)WeightType::F32] = dequant_float<LoadF32>;
-  t.dequant[(int)WeightType::F16] = dequant_float<LoadF16>;
-  t.dequant[(int)WeightType::BF16] = dequant_float<LoadBF16>;
-  t.dequant[(int)WeightType::I8] = dequant_i8;
-  t.dequant[(int)WeightType::Q4] = dequant_q4;
-  t.gemv_t[0] = gemv_t<LoadF32>;
-  t.gemv_t[1] = gemv_t<LoadF16>;
-  t.gemv_t[2] = gemv_t<LoadBF16>;
+  t.gemv[(int)WeightType::F32] = gemv_f32_f32_avx2;
+  t.gemv[(int)WeightType::F16] = gemv_f16_f32_avx2;
+  t.gemv[(int)WeightType::BF16] = gemv_bf16_f32_avx2;
+  t.gemv[(int)WeightType::I8] = gemv_i8_f32_avx2;
+  t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx2;
+  t.dequant[(int)WeightType::F32] = dequant_f32_avx2;
+  t.dequant[(int)WeightType::F16] = dequant_f16_avx2;
+  t.dequant[(int)WeightType::BF16] = dequant_bf16_avx2;
+  t.dequant[(int)WeightType::I8] = dequant_i8_avx2;
+  t.dequant[(int)WeightType::Q4] = dequant_q4_avx2;
+  t.gemv_t[0] = gemv_t_f32_f32_avx2;
+  t.gemv_t[1] = gemv_t_f16_f32_avx2;
+  t.gemv_t[2] = gemv_t_bf16_f32_avx2;
 }
 
 }  // namespace ie

@@ -273,22 +273,37 @@ void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, in
   }
 }
 
+// The entry points, named by weight type, activation type and ISA (what a profile shows).
+void gemv_f32_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32>(w, x, y, rows, acc); }
+void gemv_f16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16>(w, x, y, rows, acc); }
+void gemv_bf16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
+void gemv_i8_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8(w, x, y, rows, acc); }
+void gemv_q4_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q4(w, x, y, rows, acc); }
+void dequant_f32_avx512(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF32>(w, rows, out, ld); }
+void dequant_f16_avx512(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF16>(w, rows, out, ld); }
+void dequant_bf16_avx512(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadBF16>(w, rows, out, ld); }
+void dequant_i8_avx512(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_i8(w, rows, out, ld); }
+void dequant_q4_avx512(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_q4(w, rows, out, ld); }
+void gemv_t_f32_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadF32>(wt, ld, x, K, y, n, acc); }
+void gemv_t_f16_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadF16>(wt, ld, x, K, y, n, acc); }
+void gemv_t_bf16_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadBF16>(wt, ld, x, K, y, n, acc); }
+
 }  // namespace
 
 void register_gemv_avx512(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_float<LoadF32>;
-  t.gemv[(int)WeightType::F16] = gemv_float<LoadF16>;
-  t.gemv[(int)WeightType::BF16] = gemv_float<LoadBF16>;
-  t.gemv[(int)WeightType::I8] = gemv_i8;
-  t.gemv[(int)WeightType::Q4] = gemv_q4;
-  t.dequant[(int)WeightType::F32] = dequant_float<LoadF32>;
-  t.dequant[(int)WeightType::F16] = dequant_float<LoadF16>;
-  t.dequant[(int)WeightType::BF16] = dequant_float<LoadBF16>;
-  t.dequant[(int)WeightType::I8] = dequant_i8;
-  t.dequant[(int)WeightType::Q4] = dequant_q4;
-  t.gemv_t[0] = gemv_t<LoadF32>;
-  t.gemv_t[1] = gemv_t<LoadF16>;
-  t.gemv_t[2] = gemv_t<LoadBF16>;
+  t.gemv[(int)WeightType::F32] = gemv_f32_f32_avx512;
+  t.gemv[(int)WeightType::F16] = gemv_f16_f32_avx512;
+  t.gemv[(int)WeightType::BF16] = gemv_bf16_f32_avx512;
+  t.gemv[(int)WeightType::I8] = gemv_i8_f32_avx512;
+  t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx512;
+  t.dequant[(int)WeightType::F32] = dequant_f32_avx512;
+  t.dequant[(int)WeightType::F16] = dequant_f16_avx512;
+  t.dequant[(int)WeightType::BF16] = dequant_bf16_avx512;
+  t.dequant[(int)WeightType::I8] = dequant_i8_avx512;
+  t.dequant[(int)WeightType::Q4] = dequant_q4_avx512;
+  t.gemv_t[0] = gemv_t_f32_f32_avx512;
+  t.gemv_t[1] = gemv_t_f16_f32_avx512;
+  t.gemv_t[2] = gemv_t_bf16_f32_avx512;
 }
 
 }  // namespace ie

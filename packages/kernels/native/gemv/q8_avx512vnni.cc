@@ -18,7 +18,7 @@ namespace ie {
 namespace {
 using namespace avx512;
 
-void quantize_x(const float* x, int K, int8_t* q, float* d) {
+void quantize_x_q8_avx512(const float* x, int K, int8_t* q, float* d) {
   const int P = q8_padded(K);
   for (int k0 = 0; k0 < P; k0 += kQ8Block) {
     const int n0 = std::clamp(K - k0, 0, 16), n1 = std::clamp(K - k0 - 16, 0, 16);
@@ -180,7 +180,7 @@ void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float*
   for (; r < rows; r++) rows_q4_q8<1, G>(w.from_row(r), t, chunks, sidx, y + r, acc);
 }
 
-void gemv_q4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   switch (w.group) {
     case 32: return gemv_q4_q8_g<32>(w, xq, xd, y, rows, acc);
     case 64: return gemv_q4_q8_g<64>(w, xq, xd, y, rows, acc);
@@ -224,7 +224,7 @@ inline void rows_i8_q8(const WeightRows& w, const uint8_t* xu, const float* dv, 
   }
 }
 
-void gemv_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64;
   std::vector<uint8_t> xu((size_t)chunks * 64);
   std::vector<float> dv((size_t)chunks * 16);
@@ -240,9 +240,9 @@ void gemv_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y
 
 void register_q8_avx512vnni(KernelTable& t) {
   t.q8_variant = "avx512vnni";
-  t.quantize_x = quantize_x;
-  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8;
-  t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8;
+  t.quantize_x = quantize_x_q8_avx512;
+  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
 }
 
 }  // namespace ie

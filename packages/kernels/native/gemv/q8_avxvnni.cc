@@ -12,13 +12,17 @@ struct DotAvxVnni {
   static __m256i signed_single(__m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
 };
 
+void quantize_x_q8_avxvnni(const float* x, int K, int8_t* q, float* d) { Q8Kernels<DotAvxVnni>::quantize_x(x, K, q, d); }
+void gemv_i8_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_i8(w, xq, xd, y, rows, acc); }
+void gemv_q4_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_q4(w, xq, xd, y, rows, acc); }
+
 }  // namespace
 
 void register_q8_avxvnni(KernelTable& t) {
   t.q8_variant = "avxvnni";
-  t.quantize_x = Q8Kernels<DotAvxVnni>::quantize_x;
-  t.gemv_q8[(int)WeightType::I8] = Q8Kernels<DotAvxVnni>::gemv_i8;
-  t.gemv_q8[(int)WeightType::Q4] = Q8Kernels<DotAvxVnni>::gemv_q4;
+  t.quantize_x = quantize_x_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avxvnni;
 }
 
 }  // namespace ie

@@ -214,26 +214,54 @@ struct Q8Kernels {
     }
   }
 
-  // ---- i8 x q8: one 32-element block per step; per-row scale at the end, or per-group scales.
-  static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-    const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block, G = w.group;
+  // ---- i8 x q8: one 32-element block per step, scaled by d_x[b] * s_w[group of b]; per-row scales
+  // multiply once at the end (G = 0).
+  template <int G>
+  static void i8_rows(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
     const int ng = G > 0 ? (K + G - 1) / G : 1;
     Scratch<float, 256> s((size_t)ng);
+    Scratch<float, 256> f((size_t)blocks);
     for (int r = 0; r < rows; r++) {
       const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
       q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+      const float* fb = xd;
+      if (G > 0) {
+        // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
+        constexpr int bpg = G > 0 ? G / kQ8Block : 1;
+        int b = 0;
+        if (bpg == 1)
+          for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(f.data() + b, _mm256_mul_ps(_mm256_loadu_ps(xd + b), _mm256_loadu_ps(s.data() + b)));
+        for (; b < blocks; b++) f.data()[b] = xd[b] * s.data()[b / bpg];
+        fb = f.data();
+      }
       __m256 t0 = _mm256_setzero_ps(), t1 = t0;
-      for (int b = 0; b < blocks; b++) {
-        // Per-group rows are padded to whole groups; per-row rows end at K.
-        const __m256i wv = G > 0 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)) : q8_load_bytes32(row + 32 * b, K - 32 * b);
+      int b = 0;
+      // Per-group rows are padded to whole groups; per-row rows end at K, so the last block may be partial.
+      const int whole = G > 0 ? blocks : K / kQ8Block;
+      for (; b + 1 < whole; b += 2) {
+        const __m256i p0 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b)));
+        const __m256i p1 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b + 32)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b + 32)));
+        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(fb + b), t0);
+        t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(fb + b + 1), t1);
+      }
+      for (; b < blocks; b++) {
+        const __m256i wv = b < whole ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)) : q8_load_bytes32(row + 32 * b, K - 32 * b);
         const __m256i p = Dot::signed_single(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b)));
-        const __m256 f = G > 0 ? _mm256_set1_ps(xd[b] * s.data()[32 * b / G]) : _mm256_broadcast_ss(xd + b);
-        if (b & 1) t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t1);
-        else t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(fb + b), t0);
       }
       float v = q8_hsum(_mm256_add_ps(t0, t1));
       if (G == 0) v *= s.data()[0];
       y[r] = acc ? y[r] + v : v;
+    }
+  }
+
+  static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    switch (w.group) {
+      case 0: return i8_rows<0>(w, xq, xd, y, rows, acc);
+      case 32: return i8_rows<32>(w, xq, xd, y, rows, acc);
+      case 64: return i8_rows<64>(w, xq, xd, y, rows, acc);
+      default: return i8_rows<128>(w, xq, xd, y, rows, acc);
     }
   }
 

@@ -10,7 +10,8 @@
 namespace ie {
 
 struct ReadProbe {
-  double seconds = 0;   // best time for one pass over the buffer, all pool threads reading
+  size_t bytes = 0;     // bytes each pass read (the buffer from its first 64-byte boundary); 0: too small
+  double seconds = 0;   // best time for one pass over them, all pool threads reading
   std::string variant;  // the reader that achieved it, e.g. "1 stream/thread, nta prefetch"
   double checksum = 0;  // folded loads, so the reads cannot be elided
 };
