@@ -88,13 +88,7 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
       // O = S V over K blocks of positions; V rows are already k-major (a pretransposed operand).
       for (int k0 = 0; k0 < span; k0 += KC) {
         const int kc = std::min(KC, span - k0);
-        for (int p = 0; p < panels; p++)
-          for (int i = 0; i < MR; i++) {
-            const int r = p * MR + i;
-            float* dst = As + (size_t)p * MR * kc + i;
-            const float* src = S + (size_t)r * span_pad + k0;
-            for (int k = 0; k < kc; k++) dst[k * MR] = r < rows ? src[k] : 0.0f;
-          }
+        for (int p = 0; p < panels; p++) g.pack_tokens(S + (size_t)p * MR * span_pad + k0, span_pad, std::min(MR, rows - p * MR), kc, As + (size_t)p * MR * kc);
         for (int c0 = 0; c0 < hd; c0 += NR) {
           const int nn = std::min(NR, hd - c0);
           if (nn < NR) std::fill(B, B + (size_t)kc * NR, 0.0f);

@@ -48,12 +48,15 @@ using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K,
 using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool accumulate);
 // dst[k][0..nr) = src[r][k] for r < rows (<= nr), zero for the rest: a weight panel from dequantized rows.
 using GemmPackFn = void (*)(const float* src, ptrdiff_t ld, int rows, int kc, float* dst);
+// dst[k][0..mr) = X[i][k] for i < rows (<= mr), zero for the rest: a panel of activations (X row i at X + i * ldx).
+using GemmPackTokensFn = void (*)(const float* X, ptrdiff_t ldx, int rows, int kc, float* dst);
 constexpr int kGemmMaxMr = 16;
 struct GemmKernels {
   const char* name = "scalar";  // e.g. "6x16 avx2"
   int mr = 0, nr = 0, kc = 0;   // register block (tokens x weight rows) and K block
   GemmMicroFn micro[kGemmMaxMr] = {};
   GemmPackFn pack_rows = nullptr;
+  GemmPackTokensFn pack_tokens = nullptr;
 };
 
 // The int8-activation mode ("q8 activations", as llama.cpp's Q4_0 x Q8_0 dot products): x is

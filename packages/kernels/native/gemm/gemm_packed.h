@@ -10,6 +10,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -93,6 +94,28 @@ void gemm_pack_rows(const float* src, ptrdiff_t ld, int rows, int kc, float* dst
   }
 }
 
+// dst[k][0..MR) = X[i][k] for i < rows, zero past them: a token panel, eight rows and eight k at a
+// time through an 8x8 transpose (masked stores where the panel is narrower than 8).
+template <int MR>
+void gemm_pack_tokens(const float* X, ptrdiff_t ldx, int rows, int kc, float* dst) {
+  for (int i0 = 0; i0 < MR; i0 += 8) {
+    const int w = std::min(8, MR - i0);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    int k0 = 0;
+    for (; k0 + 8 <= kc; k0 += 8) {
+      __m256 v[8];
+      for (int i = 0; i < 8; i++) v[i] = i0 + i < rows ? _mm256_loadu_ps(X + (i0 + i) * ldx + k0) : _mm256_setzero_ps();
+      transpose8x8(v);
+      for (int j = 0; j < 8; j++) {
+        if (w == 8) _mm256_storeu_ps(dst + (k0 + j) * MR + i0, v[j]);
+        else _mm256_maskstore_ps(dst + (k0 + j) * MR + i0, mask, v[j]);
+      }
+    }
+    for (; k0 < kc; k0++)
+      for (int i = 0; i < w; i++) dst[k0 * MR + i0 + i] = i0 + i < rows ? X[(i0 + i) * ldx + k0] : 0.0f;
+  }
+}
+
 template <class V, int MR, int NV, int KC>
 void register_gemm_packed(KernelTable& t, const char* name) {
   constexpr int NR = NV * V::lanes;
@@ -104,6 +127,7 @@ void register_gemm_packed(KernelTable& t, const char* name) {
   const auto table = gemm_micro_table<V, MR, NV>(std::make_index_sequence<MR>{});
   for (int i = 0; i < MR; i++) t.gemm.micro[i] = table[i];
   t.gemm.pack_rows = gemm_pack_rows<NR>;
+  t.gemm.pack_tokens = gemm_pack_tokens<MR>;
 }
 
 }  // namespace

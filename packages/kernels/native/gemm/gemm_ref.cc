@@ -22,6 +22,11 @@ void gemm_pack_rows_ref(const float* src, ptrdiff_t ld, int rows, int kc, float*
     for (int r = 0; r < kNr; r++) dst[k * kNr + r] = r < rows ? src[r * ld + k] : 0.0f;
 }
 
+void gemm_pack_tokens_ref(const float* X, ptrdiff_t ldx, int rows, int kc, float* dst) {
+  for (int k = 0; k < kc; k++)
+    for (int i = 0; i < kMr; i++) dst[k * kMr + i] = i < rows ? X[i * ldx + k] : 0.0f;
+}
+
 }  // namespace
 
 void register_gemm_ref(KernelTable& t) {
@@ -34,6 +39,7 @@ void register_gemm_ref(KernelTable& t) {
   t.gemm.micro[2] = gemm_micro_ref<3>;
   t.gemm.micro[3] = gemm_micro_ref<4>;
   t.gemm.pack_rows = gemm_pack_rows_ref;
+  t.gemm.pack_tokens = gemm_pack_tokens_ref;
 }
 
 }  // namespace ie

@@ -255,25 +255,47 @@ void dequant_i8(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
   }
 }
 
-void dequant_q4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
-  const int G = w.group, half = G / 2, K = w.K, ng = (K + G - 1) / G, sb = scale_bytes(w.stype);
+// (code - z) * s, the integer difference exact, one rounding (bit-identical to dequant_q4_ref). Whole
+// groups take the unmasked path; only a row's last, partial group stores element by element.
+template <int G>
+void dequant_q4_g(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  constexpr int half = G / 2;
+  const int K = w.K, ng = (K + G - 1) / G, full = K / G;
   const __m256i low4 = _mm256_set1_epi32(0x0f);
+  RowScales s(ng);
   for (int r = 0; r < rows; r++) {
+    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    const uint8_t* row = w.q + r * w.q_ld;
+    float* o = out + r * ld;
     for (int g = 0; g < ng; g++) {
-      const int k0 = g * G, n = std::min(G, K - k0);
-      const __m256i zero = _mm256_set1_epi32(w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero);
-      const __m256 s = _mm256_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype));
-      const uint8_t* p = w.q + r * w.q_ld + g * half;
-      float* o = out + r * ld + k0;
-      for (int c = 0; c < half; c += 8) {
-        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + c)));
-        const __m256 lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v, low4), zero)), s);
-        const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v, 4), zero)), s);
-        const int nlo = std::clamp(n - c, 0, 8), nhi = std::clamp(n - half - c, 0, 8);
-        if (nlo) store_f32(o + c, lo, nlo);
-        if (nhi) store_f32(o + half + c, hi, nhi);
+      const float sg = s.data()[g];
+      const int z = w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero;
+      const __m256 sv = _mm256_set1_ps(sg);
+      const __m256i zv = _mm256_set1_epi32(z);
+      const uint8_t* p = row + g * half;
+      float* og = o + g * G;
+      if (g < full) {
+        for (int c = 0; c < half; c += 8) {
+          const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + c)));
+          _mm256_storeu_ps(og + c, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v, low4), zv)), sv));
+          _mm256_storeu_ps(og + half + c, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v, 4), zv)), sv));
+        }
+      } else {
+        const int n = K - g * G;
+        for (int j = 0; j < n; j++) {
+          const int code = j < half ? (p[j] & 15) : (p[j - half] >> 4);
+          og[j] = (float)(code - z) * sg;
+        }
       }
     }
+  }
+}
+
+void dequant_q4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+  switch (w.group) {
+    case 32: return dequant_q4_g<32>(w, rows, out, ld);
+    case 64: return dequant_q4_g<64>(w, rows, out, ld);
+    default: return dequant_q4_g<128>(w, rows, out, ld);
   }
 }
 

@@ -184,6 +184,17 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
   return v;
 }
 
+// Bytes of quantized codes (or float elements) one row of a column block holds.
+static int64_t block_bytes(const WeightRows& w, WeightType t) {
+  switch (t) {
+    case WeightType::F32: return (int64_t)w.K * 4;
+    case WeightType::F16:
+    case WeightType::BF16: return (int64_t)w.K * 2;
+    case WeightType::Q4: return (int64_t)(w.K + w.group - 1) / w.group * (w.group / 2);
+    default: return w.group ? (int64_t)(w.K + w.group - 1) / w.group * w.group : w.K;
+  }
+}
+
 // The packed GEMM. Blocking: K in blocks of kc inside each IEBIN K-panel; the activations of a K
 // block are packed once per call into token panels of mr (shared by all threads); each thread
 // takes whole nr-row weight panels, dequantizes one (nr x kc) block at a time into L1, packs it,
@@ -219,16 +230,8 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
     for (int64_t j = j0; j < j1; j++) {
       const Block& b = blocks[j / mpanels];
       const int64_t mp = j % mpanels;
-      float* dst = A + a_off[j / mpanels] + mp * MR * b.kc;
-      for (int i = 0; i < MR; i++) {
-        const int64_t row = mp * MR + i;
-        if (row >= M) {
-          for (int k = 0; k < b.kc; k++) dst[k * MR + i] = 0.0f;
-          continue;
-        }
-        const float* src = X + row * K + b.k;
-        for (int k = 0; k < b.kc; k++) dst[k * MR + i] = src[k];
-      }
+      const int rows = (int)std::min<int64_t>(MR, M - mp * MR);
+      g.pack_tokens(X + mp * MR * K + b.k, (ptrdiff_t)K, rows, b.kc, A + a_off[j / mpanels] + mp * MR * b.kc);
     }
   });
   // Phase 2: weight panels, split between threads in whole panels.
@@ -255,6 +258,18 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
         } else {
           dq(column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc), nn, rows, b.kc);
           g.pack_rows(rows, b.kc, nn, b.kc, B);
+        }
+        // Fetch the next weight block into L2 while this one computes (it comes from DRAM, 16+ rows at once).
+        if (!d.pretransposed) {
+          const size_t nb = bi + 1 < blocks.size() ? bi + 1 : 0;
+          const int64_t nr = bi + 1 < blocks.size() ? r : r + NR;
+          if (nr < n1) {
+            const WeightRows next = column_block(m.panels[blocks[nb].panel].from_row(nr), d.type, blocks[nb].k0, blocks[nb].kc);
+            const int64_t row_bytes = block_bytes(next, d.type);
+            const int rows_next = (int)std::min<int64_t>(NR, n1 - nr);
+            for (int i = 0; i < rows_next; i++)
+              for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(next.q + i * next.q_ld + o, 0, 2);
+          }
         }
         const float* a = A + a_off[bi];
         for (int64_t mp = 0; mp < mpanels; mp++) {
