@@ -21,6 +21,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/simd_common.h"
+#include "cpu/vec.h"
 
 namespace ie {
 namespace {
@@ -98,18 +99,6 @@ class Scratch {
   T* p_;
 };
 
-// sum_g s[g] * z[g] * xs[g]: the zero points' share of a row (z = 8 for symmetric q4).
-inline float q8_zero_term(const float* s, const uint8_t* z, const float* xs, int n) {
-  __m256 acc = _mm256_setzero_ps();
-  int g = 0;
-  for (; g + 8 <= n; g += 8) {
-    const __m256 zv = z ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + g)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
-    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + g), zv), _mm256_loadu_ps(xs + g), acc);
-  }
-  float t = q8_hsum(acc);
-  for (; g < n; g++) t += s[g] * (float)(z ? z[g] : kQ4SymmetricZero) * xs[g];
-  return t;
-}
 
 // Per-group sums of the quantized x, in x's units: xs[g] = sum over the group's blocks of d_b * sum(q).
 inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, float* xs) {
@@ -127,19 +116,26 @@ inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, floa
   }
 }
 
-inline __m256 q8_pair_scales(const float* s, int g, bool second) {
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(s + g)), second ? _mm_broadcast_ss(s + g + 1) : _mm_setzero_ps(), 1);
+// [a a a a b b b b]: the scales of a 32-byte chunk's two groups, one per 128-bit lane.
+inline __m256 q8_pair_scales2(float a, float b) { return _mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1); }
+
+// Eight consecutive scales of a row as f32.
+inline __m256 q8_load_scales8(const uint8_t* s, ScaleType t) {
+  if (t == ScaleType::F32) return _mm256_loadu_ps(reinterpret_cast<const float*>(s));
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+  return t == ScaleType::F16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
 template <class Dot>
 struct Q8Kernels {
-  // ---- q4 x q8, group 32: one 32-byte load is two whole groups.
+  // ---- q4 x q8, group 32: one 32-byte load is two whole groups. The row's scales are read eight
+  // groups (four chunks) at a time and spread over the chunk's lanes with a permute; the zero
+  // points' term accumulates beside, so a row is one pass over its codes and scales.
   static void q4_g32(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     const int ng = (w.K + 31) / 32, chunks = (ng + 1) / 2, full = ng / 2;
     Scratch<int8_t, 64 * 128> xt((size_t)chunks * 64);
     Scratch<float, 8 * 128> dt((size_t)chunks * 8);
-    Scratch<float, 256> xs((size_t)ng);
-    Scratch<float, 256> s((size_t)ng);
+    Scratch<float, 256> xs((size_t)ng + 8);
     int8_t* xl = xt.data();
     float* dl = dt.data();
     for (int c = 0; c < chunks; c++) {
@@ -151,57 +147,87 @@ struct Q8Kernels {
     }
     q8_group_sums(xq, xd, 32, ng, xs.data());
     const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
+                              _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    const int sb = scale_bytes(w.stype);
+    auto chunk = [&](const uint8_t* row, int c, __m256 scales, __m256& t) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+      const __m256i p = Dot::pair(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), scales), t);
+    };
     for (int r = 0; r < rows; r++) {
       const uint8_t* row = w.q + r * w.q_ld;
-      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
-      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+      const uint8_t* srow = w.s + r * w.s_ld;
+      const uint8_t* zrow = w.z ? w.z + r * w.z_ld : nullptr;
+      __m256 t[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      __m256 zt = _mm256_setzero_ps();
       int c = 0;
-      for (; c < full; c++) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-        const __m256i p = Dot::pair(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)),
-                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
-        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales(s.data(), 2 * c, true));
-        if (c & 1) t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t1);
-        else t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+      for (; c + 4 <= full; c += 4) {
+        const __m256 s8 = q8_load_scales8(srow + 2 * c * sb, w.stype);
+        const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + 2 * c)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
+        zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + 2 * c), zt);
+        IE_UNROLL for (int u = 0; u < 4; u++) chunk(row, c + u, _mm256_permutevar8x32_ps(s8, lanes[u]), t[u]);
       }
+      // The groups past the last whole eight: scales one by one, the zero term in scalar.
+      float zs = 0.f;
+      for (int g = 2 * c; g < ng; g++) zs += simd::scale_at(srow + g * sb, w.stype) * (float)(zrow ? zrow[g] : kQ4SymmetricZero) * xs.data()[g];
+      for (; c < full; c++) chunk(row, c, q8_pair_scales2(simd::scale_at(srow + 2 * c * sb, w.stype), simd::scale_at(srow + (2 * c + 1) * sb, w.stype)), t[0]);
       if (c < chunks) {  // an odd group count: the last 16 bytes, one group
         const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * c)));
         const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
         const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
-        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales(s.data(), 2 * c, false));
-        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t0);
+        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales2(simd::scale_at(srow + 2 * c * sb, w.stype), 0.f));
+        t[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t[0]);
       }
-      const float v = q8_hsum(_mm256_add_ps(t0, t1)) - q8_zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, xs.data(), ng);
+      const float v = q8_hsum(_mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]))) - (q8_hsum(zt) + zs);
       y[r] = acc ? y[r] + v : v;
     }
   }
 
   // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high
-  // nibbles each meet one whole 32-element block of x, read in place.
+  // nibbles each meet one whole 32-element block of x, read in place. Scales and the zero term
+  // go eight groups at a time, as in q4_g32.
   template <int G>
   static void q4_wide(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     constexpr int cpg = G / 64;  // 32-byte chunks per group
-    const int ng = (w.K + G - 1) / G, chunks = ng * cpg;
-    Scratch<float, 256> xs((size_t)ng);
-    Scratch<float, 256> s((size_t)ng);
+    const int ng = (w.K + G - 1) / G;
+    Scratch<float, 256> xs((size_t)ng + 8);
     q8_group_sums(xq, xd, G, ng, xs.data());
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* row = w.q + r * w.q_ld;
-      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
-      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
-      for (int c = 0; c < chunks; c++) {
-        const int g = c / cpg, part = c % cpg;
-        const int kl = g * G + 32 * part, kh = kl + G / 2;
+    const int sb = scale_bytes(w.stype);
+    // Group g's chunks into t: its scale times the two blocks' products.
+    auto group = [&](const uint8_t* row, int g, __m256 scale, __m256& t) {
+      IE_UNROLL for (int part = 0; part < cpg; part++) {
+        const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
         const __m256i pl = Dot::single(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kl)));
         const __m256i ph = Dot::single(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kh)));
         const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), _mm256_broadcast_ss(xd + kh / kQ8Block), _mm256_mul_ps(_mm256_cvtepi32_ps(pl), _mm256_broadcast_ss(xd + kl / kQ8Block)));
-        if (c & 1) t1 = _mm256_fmadd_ps(f, _mm256_broadcast_ss(s.data() + g), t1);
-        else t0 = _mm256_fmadd_ps(f, _mm256_broadcast_ss(s.data() + g), t0);
+        t = _mm256_fmadd_ps(f, scale, t);
       }
-      const float v = q8_hsum(_mm256_add_ps(t0, t1)) - q8_zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, xs.data(), ng);
+    };
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
+      const uint8_t* srow = w.s + r * w.s_ld;
+      const uint8_t* zrow = w.z ? w.z + r * w.z_ld : nullptr;
+      __m256 t[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      __m256 zt = _mm256_setzero_ps();
+      int g = 0;
+      for (; g + 8 <= ng; g += 8) {
+        const __m256 s8 = q8_load_scales8(srow + g * sb, w.stype);
+        const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + g)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
+        zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + g), zt);
+        IE_UNROLL for (int u = 0; u < 8; u++) group(row, g + u, _mm256_permutevar8x32_ps(s8, _mm256_set1_epi32(u)), t[u & 1]);
+      }
+      float zs = 0.f;
+      for (; g < ng; g++) {
+        const float sg = simd::scale_at(srow + g * sb, w.stype);
+        zs += sg * (float)(zrow ? zrow[g] : kQ4SymmetricZero) * xs.data()[g];
+        group(row, g, _mm256_set1_ps(sg), t[g & 1]);
+      }
+      const float v = q8_hsum(_mm256_add_ps(t[0], t[1])) - (q8_hsum(zt) + zs);
       y[r] = acc ? y[r] + v : v;
     }
   }
