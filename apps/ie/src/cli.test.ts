@@ -34,6 +34,9 @@ describe('ie basics', () => {
     [['convert', '--gguf', '/nonexistent.gguf', '--out-dir', 'c'], 3, 'does not exist'],
     [['synth', '--preset', 'huge', '--out-dir', 'c'], 2, 'unknown preset'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed=abc'], 2, '--seed must be an integer'],
+    [['synth', '--preset', 'tiny', '--format', 'gguf', '--out-dir', 'c'], 2, 'give --out FILE.gguf instead of --out-dir'],
+    [['synth', '--preset', 'tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_1'], 2, '--dtype'],
+    [['synth', '--preset', 'tiny', '--out', 'c.gguf'], 2, '--out is for --format gguf'],
     [['inspect'], 2, 'takes 1 argument'],
     [['inspect', '/nonexistent'], 3, 'IEBIN_NOT_FOUND'],
     [['validate', '/tmp', '--bogus'], 2, "Unknown option '--bogus'"],
@@ -88,6 +91,44 @@ describe('synth → convert → inspect → validate', () => {
     const bad = ie('validate', out, '--deep');
     expect(bad.code).toBe(4);
     expect(bad.out).toContain(`${j.tensors[5].name}: bytes hash to`);
+  });
+});
+
+describe('synth --format gguf → convert --gguf → generate', () => {
+  // Q8_0 and Q4_0 rows are whole 32-element blocks: the tiny preset's ffn (176) is not, stories15m's is.
+  it.each([
+    ['f32', 'tiny'],
+    ['f16', 'tiny'],
+    ['bf16', 'tiny'],
+    ['q8_0', 'stories15m'],
+    ['q4_0', 'stories15m'],
+  ])('%s (%s): the file imports without loss and runs; a second synth writes the same bytes', (dtype, preset) => {
+    const d = tmp();
+    const gguf = join(d, `${preset}-${dtype}.gguf`);
+    const r = ie('synth', '--preset', preset, '--format', 'gguf', '--dtype', dtype, '--seed', '3', '--out', gguf);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(`GGUF, ${preset}`);
+    expect(readFileSync(gguf).subarray(0, 4).toString('latin1')).toBe('GGUF');
+    expect(readdirSync(d)).toEqual([`${preset}-${dtype}.gguf`]);
+    const again = join(d, 'again.gguf');
+    expect(ie('synth', '--preset', preset, '--format', 'gguf', '--dtype', dtype, '--seed', '3', '--out', again).code).toBe(0);
+    expect(sameBytes(readFileSync(gguf), readFileSync(again))).toBe(true);
+    const out = join(d, 'iebin');
+    expect(ie('convert', '--gguf', gguf, '--out-dir', out, '--quiet').code).toBe(0);
+    const inspect = JSON.parse(ie('inspect', out, '--json').out);
+    const want = { f32: 'f32', f16: 'f16', bf16: 'bf16', q8_0: 'i8', q4_0: 'q4' }[dtype];
+    expect(inspect.tensors.find((t: { name: string }) => t.name === 'blk.0.attn_q.weight').dtype).toBe(want);
+    const g = ie('generate', out, 'abc', '--max-tokens', '4', '--temperature', '0', '--json');
+    expect(g.code, g.err).toBe(0);
+    expect(JSON.parse(g.out).metrics.generatedTokens).toBeGreaterThan(0);
+  });
+
+  it('refuses a shape GGUF cannot block, by name, and writes nothing', () => {
+    const d = tmp();
+    const r = ie('synth', '--preset', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--out', join(d, 't.gguf'));
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('whole number of 32-element blocks, got 176 [GGUF_BAD_TENSOR_INFO]');
+    expect(readdirSync(d)).toEqual([]);
   });
 });
 

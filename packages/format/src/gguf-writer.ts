@@ -81,29 +81,23 @@ class HeaderBytes {
     this.parts.push(b);
     this.length += b.length;
   }
-  u32(v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
+  private fixed(size: number, write: (b: Buffer) => void): this {
+    const b = Buffer.alloc(size);
+    write(b);
     this.push(b);
     return this;
+  }
+  u32(v: number): this {
+    return this.fixed(4, (b) => b.writeUInt32LE(v));
   }
   i32(v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    this.push(b);
-    return this;
+    return this.fixed(4, (b) => b.writeInt32LE(v));
   }
   u64(v: number): this {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
-    return this;
+    return this.fixed(8, (b) => b.writeBigUInt64LE(BigInt(v)));
   }
   f32(v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.push(b);
-    return this;
+    return this.fixed(4, (b) => b.writeFloatLE(v));
   }
   str(s: string): this {
     const b = Buffer.from(s, 'utf8');

@@ -10,7 +10,7 @@ const contexts: KernelContext[] = [];
 afterAll(() => contexts.forEach((c) => c.close()));
 
 describe.each(ISAS)('GEMM (prefill) on %s', (isa) => {
-  const byThreads = [1, 2, 4].map((threads) => {
+  const byThreads = [1, 2, 3, 4].map((threads) => {
     const c = KernelContext.create({ isa, threads });
     contexts.push(c);
     return c;

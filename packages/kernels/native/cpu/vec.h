@@ -14,6 +14,21 @@
 namespace ie {
 namespace {
 
+// e^r for r = x - n ln 2 (ln 2 split in two for accuracy), |r| <= ln2/2: a degree-6 polynomial,
+// ~2 ulp. Shared by the traits' exp; each scales the result by 2^n its own way.
+template <class V>
+typename V::reg exp_reduced(V, typename V::reg x, typename V::reg n) {
+  typename V::reg r = V::fmadd(n, V::set1(-0.693359375f), x);
+  r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+  typename V::reg p = V::set1(1.9875691500e-4f);
+  p = V::fmadd(p, r, V::set1(1.3981999507e-3f));
+  p = V::fmadd(p, r, V::set1(8.3334519073e-3f));
+  p = V::fmadd(p, r, V::set1(4.1665795894e-2f));
+  p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
+  p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
+  return V::fmadd(p, V::mul(r, r), V::add(r, V::set1(1.0f)));
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 struct VecAvx2 {
   using reg = __m256;
@@ -78,25 +93,13 @@ struct VecAvx2 {
     const reg keep = _mm256_cmp_ps(x, set1(-87.3365447504f), _CMP_GE_OQ);
     x = _mm256_max_ps(_mm256_min_ps(x, set1(88.3762626647949f)), set1(-87.3365447504f));
     const reg n = _mm256_round_ps(mul(x, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const reg p = poly(x, n);
+    const reg p = exp_reduced(VecAvx2{}, x, n);
     // 2^n for n in [-126, 128]: split in two halves so n = 128 at the clamp stays representable.
     const __m256i ni = _mm256_cvtps_epi32(n);
     const __m256i half = _mm256_srai_epi32(ni, 1);
     const reg p1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
     const reg p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
     return _mm256_and_ps(mul(mul(p, p1), p2), keep);
-  }
-  // e^r for r = x - n ln 2 in [-ln2/2, ln2/2] (shared by both widths).
-  static reg poly(reg x, reg n) {
-    reg r = _mm256_fnmadd_ps(n, set1(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-    reg p = set1(1.9875691500e-4f);
-    p = fmadd(p, r, set1(1.3981999507e-3f));
-    p = fmadd(p, r, set1(8.3334519073e-3f));
-    p = fmadd(p, r, set1(4.1665795894e-2f));
-    p = fmadd(p, r, set1(1.6666665459e-1f));
-    p = fmadd(p, r, set1(5.0000001201e-1f));
-    return fmadd(p, mul(r, r), add(r, set1(1.0f)));
   }
 };
 #endif
@@ -133,16 +136,7 @@ struct VecAvx512 {
   static reg exp(reg x) {
     x = _mm512_max_ps(_mm512_min_ps(x, set1(88.3762626647949f)), set1(-103.972084045410f));
     const reg n = _mm512_roundscale_ps(mul(x, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    reg r = _mm512_fnmadd_ps(n, set1(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-    reg p = set1(1.9875691500e-4f);
-    p = fmadd(p, r, set1(1.3981999507e-3f));
-    p = fmadd(p, r, set1(8.3334519073e-3f));
-    p = fmadd(p, r, set1(4.1665795894e-2f));
-    p = fmadd(p, r, set1(1.6666665459e-1f));
-    p = fmadd(p, r, set1(5.0000001201e-1f));
-    p = fmadd(p, mul(r, r), add(r, set1(1.0f)));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_scalef_ps(exp_reduced(VecAvx512{}, x, n), n);
   }
 };
 #endif
