@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
 import { median, randomBuffer, readBandwidth } from './lib.mjs';
 
@@ -88,9 +89,13 @@ function worker(script, args) {
   };
 }
 
-// A short prompt (BOS + 7 ids) and a 128-token one, from the synthetic vocabulary's word pieces.
-const decodePrompt = [1, 400, 1250, 3000, 777, 2024, 5120, 90];
-const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => 300 + ((i * 7919) % 20000))];
+// A short prompt (BOS + 7 ids) and a 128-token one, from the synthetic vocabulary's word pieces
+// (ids past the 3 specials and 256 bytes, within the preset's vocabulary).
+const vocab = SYNTH_PRESETS[PRESET]?.config.vocab_size;
+if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
+const piece = (i) => 260 + ((i * 7919) % (vocab - 260));
+const decodePrompt = [1, ...Array.from({ length: 7 }, (_, i) => piece(i + 1))];
+const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => piece(i + 11))];
 
 const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
 const info = (() => {

@@ -24,7 +24,8 @@ await serve({
     try {
       let n = 0;
       let tFirst = 0;
-      for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) {
+      // yieldEogToken: an end-of-sequence token is yielded and decoded like any other (llama.cpp's --ignore-eos), as ie's ignoreEos.
+      for await (const _ of sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true })) {
         n++;
         if (n === 1) tFirst = performance.now();
         if (n === tokens + 1) return { tokS: tokens / ((performance.now() - tFirst) / 1000), tokens };

@@ -15,9 +15,10 @@ static inline void cpu_relax() {}
 
 namespace ie {
 
-// ~50-100 us of spinning before a worker sleeps: longer than the gap between the GEMVs of a
-// decode step, far shorter than the gap between user requests.
-static constexpr int kSpinIterations = 1 << 11;
+// ~0.3-1 ms of spinning before a worker sleeps: longer than a whole decode step of a small model
+// (a tiny model's step is ~60 us, and a worker asleep at every step costs a wake-up each time:
+// two threads were 3x slower than one), far shorter than the gap between user requests.
+static constexpr int kSpinIterations = 1 << 14;
 
 static std::string pin_to(int cpu) {
   cpu_set_t set;
