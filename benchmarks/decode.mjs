@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '@ie/runtime';
-import { randomBuffer, readBandwidth } from './lib.mjs';
+import { randomBuffer, readBandwidth, refuseToMake, requireModel } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -20,6 +20,7 @@ const TOKENS = Number(process.env.TOKENS ?? 32);
 const VARIANTS = (process.env.PRECISIONS ?? 'fp32,fp16,bf16,int8w,int4w,int8w+int8act,int4w+int8act').split(',');
 
 if (!existsSync(join(MODEL, 'model.ie.json'))) {
+  if (requireModel('decode')) refuseToMake('decode', MODEL);
   console.error(`decode: ${MODEL} does not exist; making it (ie synth --preset tinyllama-1.1b, about a minute)`);
   const r = spawnSync(process.execPath, [join(root, 'apps', 'ie', 'dist', 'cli.js'), 'synth', '--preset', 'tinyllama-1.1b', '--out-dir', MODEL, '--quiet'], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);

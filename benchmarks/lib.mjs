@@ -28,3 +28,22 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+/**
+ * Strict mode (the seed's IE_REQUIRE_MODEL=1): the harnesses never make a model that is missing.
+ * Returns whether it is on; exits 2 on a value other than 0 or 1.
+ */
+export function requireModel(tool) {
+  const v = process.env.IE_REQUIRE_MODEL ?? '';
+  if (!['', '0', '1'].includes(v)) {
+    process.stderr.write(`${tool}: IE_REQUIRE_MODEL must be 0 or 1, got ${JSON.stringify(v)}\n`);
+    process.exit(2);
+  }
+  return v === '1';
+}
+
+/** In strict mode, a missing model ends the harness with one line and exit 3. */
+export function refuseToMake(tool, what) {
+  process.stderr.write(`${tool}: ${what} is missing and IE_REQUIRE_MODEL=1 forbids making it [IEBIN_NOT_FOUND]\n`);
+  process.exit(3);
+}

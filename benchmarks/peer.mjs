@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
-import { median, randomBuffer, readBandwidth } from './lib.mjs';
+import { median, randomBuffer, readBandwidth, refuseToMake, requireModel } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -35,6 +35,7 @@ const PREFILL_TOKENS = Number(process.env.PREFILL_TOKENS ?? 128);
 const PROBE_GIB = Number(process.env.PROBE_GIB ?? 1);
 
 const log = (m) => process.stderr.write(`bench:peer: ${m}\n`);
+const strict = requireModel('bench:peer');
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
@@ -55,10 +56,12 @@ for (const type of TYPES) {
   const gguf = join(CACHE, `${PRESET}-${type}.gguf`);
   const iebin = join(CACHE, `${PRESET}-${type}.iebin`);
   if (!existsSync(gguf)) {
+    if (strict) refuseToMake('bench:peer', gguf);
     log(`making ${gguf}`);
     run(process.execPath, [cli, 'synth', '--preset', PRESET, '--format', 'gguf', '--dtype', type, '--out', gguf]);
   }
   if (!existsSync(join(iebin, 'model.ie.json'))) {
+    if (strict) refuseToMake('bench:peer', iebin);
     log(`converting ${gguf} for ie`);
     run(process.execPath, [cli, 'convert', '--gguf', gguf, '--out-dir', iebin, '--quiet']);
   }

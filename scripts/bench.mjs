@@ -11,6 +11,16 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
 const model = process.env.MODEL ?? 'models/demo';
 const run = (args) => spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: 'inherit' }).status ?? 1;
+// Strict mode (the seed's IE_REQUIRE_MODEL=1): a missing model is an error, never made up.
+const strict = process.env.IE_REQUIRE_MODEL ?? '';
+if (!['', '0', '1'].includes(strict)) {
+  process.stderr.write(`bench: IE_REQUIRE_MODEL must be 0 or 1, got ${JSON.stringify(strict)}\n`);
+  process.exit(2);
+}
+if (!existsSync(join(root, model, 'model.ie.json')) && strict === '1') {
+  process.stderr.write(`bench: ${model} is not an IEBIN model (no model.ie.json) and IE_REQUIRE_MODEL=1 forbids making one; set MODEL=DIR or convert a model there (ie convert) [IEBIN_NOT_FOUND]\n`);
+  process.exit(3);
+}
 if (!existsSync(join(root, model, 'model.ie.json'))) {
   process.stderr.write(`bench: ${model} does not exist; making it: ie synth --preset stories15m --out-dir ${model}\n`);
   const code = run(['synth', '--preset', 'stories15m', '--out-dir', model, '--quiet']);

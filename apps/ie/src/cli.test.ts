@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { HAS_STORIES, IE_CLI, STORIES_DIR, STORIES_REASON, runIe, sameBytes } from '@ie/testing';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-cli-'));
+// The repository root (the CLI is apps/ie/dist/cli.js).
+const ROOT = join(IE_CLI, '..', '..', '..', '..');
 
 const ie = (...args: string[]) => runIe(args);
 
@@ -231,10 +233,35 @@ describe('ie generate and ie bench', () => {
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.run)).toEqual([1, 2]);
     for (const l of lines) {
-      expect(l).toMatchObject({ prompts: 2, tokens: 10, precision: 'fp32', touch_bytes_per_token: 4096, touch_stride_bytes: 64 });
+      // A stride of 64 reads every line of the span: what moved is the span itself.
+      expect(l).toMatchObject({ prompts: 2, tokens: 10, precision: 'fp32', touch_bytes_per_token: 4096, touch_stride_bytes: 64, touch_read_bytes_per_token: 4096 });
       for (const k of ['wall_s', 'tokens_per_s', 'decode_tokens_per_s', 'ttft_ms_p50', 'p50_ms', 'p95_ms', 'peak_rss_bytes', 'weight_bytes_per_token', 'effective_gbs', 'touch_ms']) expect(l[k], k).toBeGreaterThan(0);
       expect(typeof l.isa).toBe('string');
     }
+  });
+
+  it('takes the seed\'s misspelt prompt file name prompts_10..txt as prompts_10.txt', () => {
+    const r = spawnSync(process.execPath, [IE_CLI, 'bench', model(), '--prompts', 'benchmarks/prompts_10..txt', '--runs', '1', '--warmup', '0', '--max-new', '2'], { encoding: 'utf8', cwd: ROOT });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim()).prompts).toBe(10);
+  });
+
+  it('strict mode: with IE_REQUIRE_MODEL=1 `pnpm bench` refuses a missing model instead of making one; other values are errors', () => {
+    const missing = join(tmp(), 'no-model');
+    const script = join(ROOT, 'scripts', 'bench.mjs');
+    const strict = spawnSync(process.execPath, [script], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: '1' } });
+    expect(strict.status).toBe(3);
+    expect(strict.stderr).toContain('IE_REQUIRE_MODEL=1 forbids making one');
+    expect(existsSync(missing)).toBe(false);
+    const bad = spawnSync(process.execPath, [script], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: 'true' } });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('IE_REQUIRE_MODEL must be 0 or 1');
+    const cli = spawnSync(process.execPath, [IE_CLI, 'generate', missing, 'hi', '--require-model'], { encoding: 'utf8' });
+    expect(cli.status).toBe(3);
+    expect(cli.stderr).toContain('IEBIN_NOT_FOUND');
+    const env = spawnSync(process.execPath, [IE_CLI, 'generate', model(), 'hi'], { encoding: 'utf8', env: { ...process.env, IE_REQUIRE_MODEL: '2' } });
+    expect(env.status).toBe(2);
+    expect(env.stderr).toContain('IE_REQUIRE_MODEL: must be one of 0, 1');
   });
 
   it.each([

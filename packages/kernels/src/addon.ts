@@ -50,7 +50,7 @@ export interface NativeProgram {
 
 export interface NativeContext {
   compile(spec: Record<string, unknown>): NativeProgram;
-  touch(m: NativeMapping, bytes: number, stride: number, start: number): { seconds: number; next: number; checksum: number };
+  touch(m: NativeMapping, bytes: number, stride: number, start: number): { seconds: number; next: number; lines: number; checksum: number };
   info(): NativeInfo;
   close(): void;
   matrix(desc: Record<string, number>, data: Uint8Array, mapping?: NativeMapping): NativeMatrix;

@@ -99,6 +99,18 @@ describe('memory maps', () => {
     expect(Array.from(y)).toEqual(Array.from(ref));
   });
 
+  it('work-touch counts the bytes that move (whole cache lines), not the span it strides over', () => {
+    const c = make({ threads: 1 });
+    const m = c.mapFile(file); // page-aligned: lines start at multiples of 64
+    const span = 3 * 4096;
+    expect(c.touch(m, span, 256).bytesRead).toBe((span / 256) * 64); // one line in four
+    expect(c.touch(m, span, 64).bytesRead).toBe(span);
+    expect(c.touch(m, span, 8).bytesRead).toBe(span); // eight reads per line, each line once
+    const t = c.touch(m, 1024, 256, 4096);
+    expect(t).toMatchObject({ bytesRead: 256, next: 4096 + 1024 });
+    m.close();
+  });
+
   it('refuses ranges outside the file and missing files', () => {
     const c = make();
     expect(() => c.mapFile(file, { offset: 4096, length: 1 << 20 })).toThrow(expect.objectContaining({ code: 'KERNELS_MAP_FAILED' }));

@@ -120,6 +120,11 @@ describe('errors', () => {
     expect(() => resolveEngineOptions({}, { IE_PRECISION: 'fp8' })).toThrow(/IE_PRECISION: must be one of fp32, fp16, bf16, int8w, int4w/);
     expect(() => resolveEngineOptions({ kvCache: 'f8' as 'f16' })).toThrow(InvalidOptionError);
     await expect(Engine.load(tiny, { threads: 0 })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION' });
+    // Strict mode takes 0 or 1, nothing else; with it a missing model is the same typed error.
+    expect(resolveEngineOptions({}, { IE_REQUIRE_MODEL: '1' }).requireModel).toBe(true);
+    expect(resolveEngineOptions({}, { IE_REQUIRE_MODEL: '0' }).requireModel).toBe(false);
+    expect(() => resolveEngineOptions({}, { IE_REQUIRE_MODEL: 'yes' })).toThrow(/IE_REQUIRE_MODEL: must be one of 0, 1, got "yes"/);
+    await expect(Engine.load(join(tiny, 'nope'), { requireModel: true })).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
   });
 
   it('gives the format\'s typed error for a missing or corrupt model, and refuses converting up', async () => {

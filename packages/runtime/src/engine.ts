@@ -343,13 +343,14 @@ export class Engine {
   /**
    * The benchmark's work-touch (IE_BYTES_PER_TOKEN / IE_STRIDE_BYTES): reads `bytes` bytes of the
    * mapped model, one byte every `stride`, continuing where the previous touch stopped. Returns
-   * the milliseconds it took, which callers report apart from the model's own figures.
+   * the milliseconds it took and the bytes that moved from memory (whole cache lines), which
+   * callers report apart from the model's own figures.
    */
-  touchModel(bytes: number, stride: number): number {
+  touchModel(bytes: number, stride: number): { ms: number; bytesRead: number } {
     this.alive();
     const r = this.ctx.touch(this.mapping, bytes, stride, this.touchAt);
     this.touchAt = r.next;
-    return r.seconds * 1000;
+    return { ms: r.seconds * 1000, bytesRead: r.bytesRead };
   }
 
   private alive(): void {

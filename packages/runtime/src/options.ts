@@ -26,7 +26,11 @@ export interface EngineOptions {
   activations?: ActivationsMode;
   /** Largest prefill chunk, in tokens (IE_MAX_BATCH): the GEMM's token count. Default 256. */
   maxBatch?: number;
-  /** IE_REQUIRE_MODEL=1. ie has no stub mode: a missing or invalid model is always an error; accepted for the seed's interface. */
+  /**
+   * Strict mode (IE_REQUIRE_MODEL=1, the seed's interface). The engine has no stub mode: a missing
+   * or invalid model is always an error. The scripts that would otherwise make a model when it is
+   * missing (`pnpm bench`, the benchmark harnesses) refuse instead. IE_REQUIRE_MODEL must be 0 or 1.
+   */
   requireModel?: boolean;
 }
 
@@ -42,6 +46,7 @@ export interface ResolvedEngineOptions {
   kvCache: KvCacheType;
   activations: ActivationsMode;
   maxBatch: number;
+  requireModel: boolean;
 }
 
 function oneOf<T extends string>(name: string, envName: string, v: T | undefined, env: NodeJS.ProcessEnv, allowed: readonly T[]): T | undefined {
@@ -73,5 +78,6 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? 'auto',
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
+    requireModel: o.requireModel ?? (oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1'),
   };
 }

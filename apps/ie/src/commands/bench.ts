@@ -4,6 +4,7 @@
  * reads that many bytes of the mapped model after each token; its time has its own fields and
  * is kept out of the model's figures.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Engine, percentile } from '@ie/runtime';
 import { intFlag, type Command } from '../command.js';
@@ -24,7 +25,9 @@ export const bench: Command = {
   positionals: [1, 1],
   options: { ...ENGINE_OPTIONS, prompts: { type: 'string' }, runs: { type: 'string' }, warmup: { type: 'string' }, 'max-new': { type: 'string' } },
   async run(v, [path], io) {
-    const promptsFile = (v.prompts as string | undefined) ?? process.env.PROMPTS;
+    let promptsFile = (v.prompts as string | undefined) ?? process.env.PROMPTS;
+    // The seed's documents spell the shipped file prompts_10..txt: take what users type.
+    if (promptsFile?.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt'))) promptsFile = promptsFile.replace(/\.\.txt$/, '.txt');
     if (!promptsFile) throw new CliError('CLI_USAGE', `give a prompt file with --prompts FILE or PROMPTS=FILE (benchmarks/prompts_10.txt ships with ten)\nusage: ${this.usage}`);
     let text: string;
     try {
@@ -49,6 +52,7 @@ export const bench: Command = {
         let tokens = 0;
         let promptTokens = 0;
         let touchMs = 0;
+        let touchRead = 0;
         let decodeMs = 0;
         let decodeSteps = 0;
         let prefillMs = 0;
@@ -65,7 +69,11 @@ export const bench: Command = {
             // Per-token latency between pieces; the first piece of a prompt is its TTFT instead.
             if (!first) latencies.push(performance.now() - last);
             first = false;
-            if (touchBytes > 0) touchMs += engine.touchModel(touchBytes, stride);
+            if (touchBytes > 0) {
+              const t = engine.touchModel(touchBytes, stride);
+              touchMs += t.ms;
+              touchRead += t.bytesRead;
+            }
             last = performance.now();
           }
           const m = g.metrics;
@@ -103,8 +111,10 @@ export const bench: Command = {
           effective_gbs: +((info.weightBytesPerToken * decodeTps) / 1e9).toFixed(3),
           touch_bytes_per_token: touchBytes,
           touch_stride_bytes: touchBytes > 0 ? stride : 0,
+          touch_read_bytes_per_token: tokens > 0 ? Math.round(touchRead / tokens) : 0,
           touch_ms: +touchMs.toFixed(3),
-          touch_gbs: touchMs > 0 ? +((touchBytes * tokens) / (touchMs / 1000) / 1e9).toFixed(3) : 0,
+          // On the bytes that moved (whole cache lines), not the span: a stride of 256 reads a quarter of it.
+          touch_gbs: touchMs > 0 ? +(touchRead / (touchMs / 1000) / 1e9).toFixed(3) : 0,
         };
         io.out(JSON.stringify(line));
       }

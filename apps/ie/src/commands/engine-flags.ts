@@ -9,9 +9,10 @@ export const ENGINE_OPTIONS = {
   'kv-cache': { type: 'string' },
   context: { type: 'string' },
   activations: { type: 'string' },
+  'require-model': { type: 'boolean' },
 } as const;
 
-export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8]';
+export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8] [--require-model]';
 
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {
@@ -27,5 +28,6 @@ export function engineOptions(v: Record<string, unknown>): EngineOptions {
     kvCache: choice(v, 'kv-cache', ['f32', 'f16'] as const),
     contextLength: intFlag(v, 'context', 1, 1 << 24),
     activations: choice(v, 'activations', ['auto', 'f32', 'int8'] as const),
+    requireModel: v['require-model'] === true ? true : undefined,
   };
 }
