@@ -134,6 +134,33 @@ describe('synth --format gguf → convert --gguf → generate', () => {
   });
 });
 
+describe('the seed\'s interface: make and hf_to_iebin', () => {
+  it('make bench-cuda says ie is a CPU engine and exits 2; make convert names what it needs', () => {
+    const cuda = spawnSync('make', ['-s', 'bench-cuda'], { cwd: ROOT, encoding: 'utf8' });
+    expect(cuda.status).toBe(2);
+    expect(cuda.stderr).toContain('ie has no CUDA build');
+    const convert = spawnSync('make', ['-s', 'convert'], { cwd: ROOT, encoding: 'utf8' });
+    expect(convert.status).toBe(2);
+    expect(convert.stderr).toContain('give HF_DIR=DIR OUT_DIR=DIR');
+    const bench = spawnSync('make', ['-n', 'bench', 'PROMPTS=p.txt', 'RUNS=2'], { cwd: ROOT, encoding: 'utf8' });
+    expect(bench.stdout).toContain('pnpm@10.34.9 bench');
+  });
+
+  it('scripts/hf_to_iebin converts a Hugging Face directory as ie convert does', () => {
+    const hf = tmp();
+    expect(ie('synth', '--preset', 'tiny', '--format', 'hf', '--out-dir', hf).code).toBe(0);
+    const a = tmp();
+    const b = tmp();
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'hf_to_iebin'), '--hf-dir', hf, '--out-dir', a, '--quiet'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(ie('convert', '--hf-dir', hf, '--out-dir', b, '--quiet').code).toBe(0);
+    expect(sameBytes(readFileSync(join(a, 'model.ie.bin')), readFileSync(join(b, 'model.ie.bin')))).toBe(true);
+    const usage = spawnSync(process.execPath, [join(ROOT, 'scripts', 'hf_to_iebin'), '--out-dir', a], { encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('--hf-dir DIR is required');
+  });
+});
+
 describe.skipIf(!HAS_STORIES)(`stories260K through the CLI${STORIES_REASON}`, () => {
   it('--llama2c and --gguf give identical tensors', () => {
     const a = tmp();

@@ -124,6 +124,12 @@ describe('errors', () => {
     expect(resolveEngineOptions({}, { IE_REQUIRE_MODEL: '1' }).requireModel).toBe(true);
     expect(resolveEngineOptions({}, { IE_REQUIRE_MODEL: '0' }).requireModel).toBe(false);
     expect(() => resolveEngineOptions({}, { IE_REQUIRE_MODEL: 'yes' })).toThrow(/IE_REQUIRE_MODEL: must be one of 0, 1, got "yes"/);
+    // The seed's PRECISION is the host maths (activations), IE_PRECISION the weights.
+    expect(resolveEngineOptions({}, { PRECISION: 'fp32' }).activations).toBe('f32');
+    expect(resolveEngineOptions({}, { PRECISION: 'int8' }).activations).toBe('int8');
+    expect(resolveEngineOptions({}, { PRECISION: 'fp32', IE_ACTIVATIONS: 'int8' }).activations).toBe('int8');
+    expect(resolveEngineOptions({}, {}).activations).toBe('auto');
+    expect(() => resolveEngineOptions({}, { PRECISION: 'int4w' })).toThrow(/PRECISION: is the host maths' precision.*the weights' precision is IE_PRECISION/);
     await expect(Engine.load(join(tiny, 'nope'), { requireModel: true })).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
   });
 

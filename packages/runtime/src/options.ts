@@ -67,6 +67,19 @@ function int(name: string, envName: string, v: number | undefined, env: NodeJS.P
   return raw;
 }
 
+/**
+ * The seed's PRECISION variable: the precision of the host maths (activations and accumulation),
+ * apart from the weights' (IE_PRECISION). fp32 keeps FP32 activations for every matrix; int8
+ * asks for int8 activations on int8/int4 matrices. IE_ACTIVATIONS and the option win over it.
+ */
+function hostMaths(env: NodeJS.ProcessEnv): ActivationsMode | undefined {
+  const v = env.PRECISION;
+  if (v === undefined || v === '') return undefined;
+  if (v === 'fp32') return 'f32';
+  if (v === 'int8') return 'int8';
+  throw new InvalidOptionError('PRECISION', `is the host maths' precision: fp32 (FP32 activations) or int8 (int8 activations on int8/int4 weights), got ${JSON.stringify(v)}; the weights' precision is IE_PRECISION`);
+}
+
 export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedEngineOptions {
   return {
     precision: oneOf('precision', 'IE_PRECISION', o.precision, env, PRECISIONS),
@@ -76,7 +89,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avxvnni', 'avx512'] as const),
     contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
-    activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? 'auto',
+    activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? (oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1'),
   };
