@@ -59,6 +59,17 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
       }
     });
 
+    it(`${kind}: greedy generation stops where run.c does, when the model samples BOS`, async () => {
+      await using e = await Engine.load(dirs[kind], { precision: 'fp32' });
+      const r = await e.complete([1, 403, 407, 261, 378], { temperature: 0, maxTokens: 500 });
+      // The story ends after 341 tokens: the next greedy token is BOS (id 1), a new story.
+      expect(r.stopReason).toBe('eos');
+      expect(r.tokens.length).toBe(341);
+      const logits = await e.evaluate([1, 403, 407, 261, 378, ...r.tokens]);
+      const last = logits[logits.length - 1];
+      expect(last.indexOf(Math.max(...last))).toBe(1);
+    });
+
     it(`${kind}: logits at positions 0-4 match run.c within 1e-4`, async () => {
       const lines = expected('logits_once-upon-a-time_pos0-4.txt').split('\n');
       const want: number[][] = [];

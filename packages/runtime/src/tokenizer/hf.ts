@@ -10,6 +10,8 @@ export class HfTokenizer implements Tokenizer {
   readonly kind = 'hf';
   readonly vocabSize: number;
   readonly stopTokens: ReadonlySet<number>;
+  /** Whether the tokenizer's own post-processor starts a sequence with BOS (Llama: yes; Qwen2: no). */
+  readonly addsBos: boolean;
   private readonly lib: HfLibTokenizer;
 
   constructor(
@@ -22,11 +24,14 @@ export class HfTokenizer implements Tokenizer {
     const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
     this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));
     this.stopTokens = new Set([eosId]);
+    const probe = (add: boolean) => Array.from(this.lib.encode('a', { add_special_tokens: add }).ids as number[]);
+    this.addsBos = probe(true)[0] === bosId && probe(false)[0] !== bosId;
   }
 
+  /** `bos` unset follows the tokenizer's own post-processing (BOS where it adds one); true or false forces it. */
   encode(text: string, options: { bos?: boolean } = {}): number[] {
     const ids = Array.from(this.lib.encode(text, { add_special_tokens: false }).ids as number[]);
-    return (options.bos ?? true) ? [this.bosId, ...ids] : ids;
+    return (options.bos ?? this.addsBos) ? [this.bosId, ...ids] : ids;
   }
 
   decode(ids: readonly number[]): string {

@@ -88,7 +88,8 @@ export class SpmTokenizer implements Tokenizer {
       const t = spec.types[i];
       if ((t === 1 || t === 4) && !this.byText.has(p)) this.byText.set(p, i);
     });
-    this.stopTokens = new Set([eosId]);
+    // A model that emits BOS has started a new document: run.c stops there too.
+    this.stopTokens = new Set([eosId, bosId]);
   }
 
   encode(text: string, options: { bos?: boolean } = {}): number[] {

@@ -54,6 +54,16 @@ describe('Hugging Face tokenizer.json', () => {
     expect(ids[0]).toBe(1);
     expect(t.decode(ids)).toBe('hello abc é');
   });
+  it('prepends BOS only where the tokenizer\'s own post-processor does (Qwen2-style tokenizers do not)', () => {
+    expect(t.addsBos).toBe(true);
+    const json = JSON.parse(synthHfTokenizerJson(vocab));
+    json.post_processor = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+    const q = new HfTokenizer(json, 1, 2);
+    expect(q.addsBos).toBe(false);
+    expect(q.encode('hello')[0]).not.toBe(1);
+    expect(q.encode('hello', { bos: true })[0]).toBe(1);
+    expect(q.encode('hello')).toEqual(t.encode('hello', { bos: false }));
+  });
   it('streams without splitting a multi-byte character', () => {
     const ids = t.encode('a é€ b', { bos: false });
     const d = t.streamDecoder(1);
