@@ -249,7 +249,7 @@ describe('ie generate and ie bench', () => {
     const r = ie('generate', model(), 'abc', '--max-tokens', '4', '--precision', 'int4w', '--json');
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out).precision).toBe('int4w');
-    expect(r.err).toMatch(/note: weights converted from fp32 to int4w/);
+    expect(r.err).toMatch(/note: 14 matrices converted from fp32 to int4w/);
   });
 
   it('benchmarks a prompt file: one JSON line per run, work-touch apart', () => {

@@ -165,6 +165,51 @@ describe('errors', () => {
     expect(e.precision).toBe('int4w');
   });
 
+  it('runs a mixed-precision export as exported; --precision converts only the matrices above it', async () => {
+    // int8 (per row) attention, int4 (g32) MLP, f32 embeddings and classifier: what a policy with two schemes exports.
+    const { packInt4Groupwise, packInt8 } = await import('@ie/quant');
+    const dir = tmp();
+    await exportIebin(synthModel('tiny', { seed: 3 }), dir, {
+      converter: 'test',
+      transform: async (t, role, bytes) => {
+        if (role !== 'projection') return null;
+        const v = new Float32Array(bytes.slice().buffer);
+        const [rows, cols] = t.shape;
+        if (t.name.includes('.attn_')) {
+          const p = packInt8(v, rows, cols, { granularity: 'per_row' });
+          return { dtype: 'i8', quant: p.quant, bytes: p.bytes };
+        }
+        const p = packInt4Groupwise(v, rows, cols, { scheme: 'symmetric', groupSize: 32 });
+        return { dtype: 'q4', quant: p.quant, bytes: p.bytes };
+      },
+    });
+    const stored = (await Engine.load(dir).then(async (e) => {
+      const r = { info: e.info(), notices: [...e.notices], out: await e.complete('abc', { temperature: 0, maxTokens: 6 }) };
+      await e.dispose();
+      return r;
+    }));
+    expect(stored.info.precision).toBe('mixed');
+    expect(stored.info.precisionMix).toEqual({ int8w: 8, int4w: 6 });
+    expect(stored.notices).toEqual([]);
+    expect(stored.out.tokens).toHaveLength(6);
+    {
+      // At int4w the eight int8 matrices are converted, the int4 ones kept.
+      await using e = await Engine.load(dir, { precision: 'int4w' });
+      expect(e.info().precisionMix).toEqual({ int4w: 14 });
+      expect(e.precision).toBe('int4w');
+      expect(e.notices.join(' ')).toMatch(/^8 matrices converted from mixed to int4w/);
+    }
+    {
+      // At int8w the int4 matrices stay as they are: precision never converts up.
+      await using e = await Engine.load(dir, { precision: 'int8w' });
+      expect(e.info().precisionMix).toEqual({ int8w: 8, int4w: 6 });
+      expect(e.notices.join(' ')).toMatch(/6 matrices stay as stored \(int4w, below int8w\)/);
+      const r = await e.complete('abc', { temperature: 0, maxTokens: 6 });
+      expect(r.tokens).toEqual(stored.out.tokens);
+    }
+    await expect(Engine.load(dir, { precision: 'fp16' })).rejects.toMatchObject({ code: 'IE_PRECISION_UNSUPPORTED' });
+  });
+
   it('refuses work after dispose', async () => {
     const e = await Engine.load(tiny);
     await e.dispose();

@@ -10,7 +10,7 @@ import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOp
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
 import { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
-import type { Precision } from './precision.js';
+import type { Precision, PrecisionMix } from './precision.js';
 import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
 import { bindWeights, type ModelWeights } from './weights.js';
@@ -46,7 +46,10 @@ export interface Completion {
 }
 
 export interface EngineInfo extends ContextInfo {
-  precision: Precision;
+  /** The projections' precision as bound (`mixed` when they differ: see precisionMix). */
+  precision: Precision | 'mixed';
+  /** Projection matrices per precision, e.g. { int4w: 98, int8w: 56 }. */
+  precisionMix: PrecisionMix;
   filePrecision: string;
   /** What the activations mode resolved to for this model and CPU (int8 applies to int8/int4 matrices). */
   activations: MatmulActivations;
@@ -136,7 +139,7 @@ export class Engine {
     }
   }
 
-  get precision(): Precision {
+  get precision(): Precision | 'mixed' {
     return this.weights.precision;
   }
 
@@ -149,6 +152,7 @@ export class Engine {
     return {
       ...this.ctx.info(),
       precision: this.weights.precision,
+      precisionMix: { ...this.weights.precisionMix },
       filePrecision: this.weights.filePrecision,
       activations: this.opts.activations,
       contextLength: this.opts.contextLength,

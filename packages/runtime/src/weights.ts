@@ -1,20 +1,24 @@
 /**
- * Binding a mapped IEBIN model to the kernels: every matrix zero-copy over the read-only map,
- * norms and biases as f32 vectors. When the requested precision differs from the file's, the
- * affected matrices are converted once here with @ie/quant's RTN packers (fp -> lower only).
+ * Binding a mapped IEBIN model to the kernels: every matrix zero-copy over the read-only map, in
+ * the dtype the file holds (a mixed-precision export runs as exported), norms and biases as f32
+ * vectors. A requested precision converts, once, with @ie/quant's RTN packers, only the matrices
+ * above it (never upwards): an int8w + int4w model at int4w converts its int8w matrices and
+ * keeps the rest.
  */
 import { decodeTensor, encodeFloat, expectedTensors, floatElements, isFloatDtype, quantGeometry, type IebinReader, type QuantParams, type TensorEntry } from '@ie/format';
 import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
-import { PRECISION_DTYPE, PRECISION_RANK, filePrecision, type Precision } from './precision.js';
+import { DTYPE_PRECISION, PRECISION_DTYPE, PRECISION_RANK, filePrecision, type Precision, type PrecisionMix } from './precision.js';
 
 export interface ModelWeights {
   matrices: Map<string, WeightMatrix>;
   vectors: Map<string, Float32Array>;
-  /** The precision the engine runs at, and the file's own. */
-  precision: Precision;
+  /** The precision the projections run at (`mixed` when they differ), and the file's own. */
+  precision: Precision | 'mixed';
   filePrecision: Precision | 'mixed';
+  /** Projection matrices per precision, as bound. */
+  precisionMix: PrecisionMix;
   /** Bytes of weights one decoded token streams: every matrix once plus one embedding row. */
   bytesPerToken: number;
   notices: string[];
@@ -32,14 +36,18 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   const projections = reader.tensors.filter((t) => roles.get(t.name) === 'projection');
   const own = filePrecision(projections);
   const notices: string[] = [];
-  const precision: Precision = requested ?? (own === 'mixed' ? 'fp32' : own);
-  if (requested && own !== requested) {
-    if (own !== 'mixed' && PRECISION_RANK[requested] > PRECISION_RANK[own]) {
+  if (requested) {
+    // Converting up would not restore what quantization dropped: refuse when no projection is above the target.
+    const above = projections.filter((t) => PRECISION_RANK[DTYPE_PRECISION[t.dtype]] >= PRECISION_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested]);
+    const below = projections.filter((t) => PRECISION_RANK[DTYPE_PRECISION[t.dtype]] < PRECISION_RANK[requested]);
+    if (below.length === projections.length) {
       throw new IeRuntimeError('IE_PRECISION_UNSUPPORTED', `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights (ie convert)`);
     }
-    notices.push(`weights converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`);
+    if (above.length > 0) notices.push(`${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`);
+    if (below.length > 0) notices.push(`${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_PRECISION[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`);
   }
-  const target = PRECISION_DTYPE[precision];
+  const target = requested ? PRECISION_DTYPE[requested] : undefined;
+  const mix: PrecisionMix = {};
   const matrices = new Map<string, WeightMatrix>();
   const vectors = new Map<string, Float32Array>();
   let bytesPerToken = 0;
@@ -57,23 +65,25 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
       bytesPerToken += role === 'embedding' && !c.tied_classifier ? replaced.data.length / t.shape[0] : replaced.data.length;
       continue;
     }
-    const convert = shouldConvert(t, role, target, c.tied_classifier);
+    const convert = target !== undefined && shouldConvert(t, role, target, c.tied_classifier) && PRECISION_RANK[DTYPE_PRECISION[t.dtype]] >= PRECISION_RANK[DTYPE_PRECISION[target]];
     let m: WeightMatrix;
     let bytes = t.bytes;
+    let dtype = t.dtype;
     if (convert) {
-      if (!isFloatDtype(t.dtype) && PRECISION_RANK[precision] > 0) {
-        throw new IeRuntimeError('IE_PRECISION_UNSUPPORTED', `${t.name} is ${t.dtype}; it cannot be converted up to ${precision}`);
-      }
       const { spec, data } = convertMatrix(t, view, target);
+      dtype = target;
       m = ctx.matrix(spec, data);
       bytes = data.length;
     } else {
       m = ctx.matrix(t as MatrixSpec, view, mapping);
     }
     matrices.set(t.name, m);
+    if (role === 'projection') mix[DTYPE_PRECISION[dtype]] = (mix[DTYPE_PRECISION[dtype]] ?? 0) + 1;
     bytesPerToken += role === 'embedding' && !c.tied_classifier ? bytes / t.shape[0] : bytes;
   }
-  return { matrices, vectors, precision, filePrecision: own, bytesPerToken: Math.round(bytesPerToken), notices };
+  const kinds = Object.keys(mix) as Precision[];
+  const precision = kinds.length === 1 ? kinds[0] : 'mixed';
+  return { matrices, vectors, precision, filePrecision: own, precisionMix: mix, bytesPerToken: Math.round(bytesPerToken), notices };
 }
 
 /**

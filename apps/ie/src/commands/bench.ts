@@ -102,6 +102,7 @@ export const bench: Command = {
           p95_ms: +percentile(latencies, 95).toFixed(3),
           peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
           precision: info.precision,
+          precision_mix: info.precisionMix,
           activations: info.activations,
           int8_kernels: info.activations === 'int8' ? info.int8Activations : null,
           gemm: info.gemm,

@@ -1,5 +1,5 @@
 /** Flags shared by the commands that run a model (generate, bench). */
-import { PRECISIONS, type EngineInfo, type EngineOptions } from '@ie/runtime';
+import { PRECISIONS, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
 import { choice, intFlag } from '../command.js';
 
 export const ENGINE_OPTIONS = {
@@ -17,7 +17,7 @@ export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
-  return `${info.precision} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${info.gemm}`;
+  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${info.gemm}`;
 }
 
 export function engineOptions(v: Record<string, unknown>): EngineOptions {

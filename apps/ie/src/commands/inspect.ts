@@ -1,4 +1,5 @@
 import { IebinReader, weightBytesPerToken, type IebinHeader, type TensorEntry } from '@ie/format';
+import { describeMix, filePrecisionMix } from '@ie/runtime';
 import type { Command } from '../command.js';
 import { EXIT } from '../errors.js';
 import { bytes, int, table } from '../human.js';
@@ -33,6 +34,8 @@ export function summarize(h: IebinHeader) {
     binBytes: h.bin.bytes,
     totalsByDtype: byDtype,
     weightBytesPerToken: weightBytesPerToken(h.tensors, h.config.tied_classifier),
+    precision: describeMix(filePrecisionMix(h.config, h.tensors)),
+    precisionMix: filePrecisionMix(h.config, h.tensors),
     tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, layout: layoutText(t), quant: quantText(t) || null, bytes: t.bytes, offset: t.offset })),
   };
 }
@@ -68,6 +71,7 @@ export const inspect: Command = {
       io.out('');
       io.out(table([['dtype', 'tensors', 'bytes'], ...Object.entries(s.totalsByDtype).map(([d, x]) => [d, String(x.tensors), `${int(x.bytes)} (${bytes(x.bytes)})`])], [1]));
       io.out('');
+      io.out(`projections: ${s.precision} (what the model runs at; --precision converts only downwards)`);
       io.out(`weight bytes per token: ${int(s.weightBytesPerToken)} (${bytes(s.weightBytesPerToken)}; every matrix once, one embedding row${c.tied_classifier ? ', the embedding again as classifier' : ''})`);
       return EXIT.OK;
     } finally {

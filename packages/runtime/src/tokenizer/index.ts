@@ -20,7 +20,9 @@ export async function createTokenizer(header: IebinHeader, dir: string): Promise
     case 'llama2c':
       return new Llama2cTokenizer(t, bos_id, eos_id);
     case 'spm':
-      return new SpmTokenizer(t, bos_id, eos_id);
+      // GGUF SentencePiece models (llama.cpp's conversions of llama2.c and Llama checkpoints) stop
+      // on a sampled BOS as run.c does, so both sources of one model end their text alike.
+      return new SpmTokenizer(t, bos_id, eos_id, header.provenance.source_format === 'gguf');
     case 'hf':
       return new HfTokenizer(JSON.parse(await readFile(join(dir, t.file), 'utf8')), bos_id, eos_id);
     default:

@@ -76,6 +76,7 @@ export class SpmTokenizer implements Tokenizer {
     private readonly spec: SpmTokenizerSpec,
     readonly bosId: number,
     readonly eosId: number,
+    stopAtBos = false,
   ) {
     this.vocabSize = spec.pieces.length;
     const control = new Set<number>();
@@ -88,8 +89,8 @@ export class SpmTokenizer implements Tokenizer {
       const t = spec.types[i];
       if ((t === 1 || t === 4) && !this.byText.has(p)) this.byText.set(p, i);
     });
-    // A model that emits BOS has started a new document: run.c stops there too.
-    this.stopTokens = new Set([eosId, bosId]);
+    // stopAtBos: a model that emits BOS has started a new document (llama2.c's run.c stops there).
+    this.stopTokens = new Set(stopAtBos ? [eosId, bosId] : [eosId]);
   }
 
   encode(text: string, options: { bos?: boolean } = {}): number[] {
