@@ -60,13 +60,37 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     expect(JSON.parse(g.out).precision).toBe('int4w');
   });
 
-  it('the policy form exports directly (data-free methods) and validate diffs dtypes against it', () => {
+  it('the policy form is measured before anything is written: the gate refuses, --no-gate exports unmeasured and says so, a passing gate is recorded', () => {
     const { hf, iebin } = model();
+    // The default gate refuses random weights at int4: exit 5, nothing written, no scratch left beside.
+    const refused = tmp();
+    const r = ie('convert', '--hf-dir', hf, '--out-dir', refused, '--q4-map', POLICY, '--quiet');
+    expect(r.code, r.err + r.out).toBe(5);
+    expect(r.out).toMatch(/fails: end to end: top-1 agreement/);
+    expect(r.err).toContain('REJECTED: ');
+    expect(readdirSync(refused)).toEqual([]);
+    expect(readdirSync(join(refused, '..')).filter((n) => n.includes('.gate-'))).toEqual([]);
+    // --no-gate: exported unmeasured, loudly, and recorded as skipped.
     const out = tmp();
-    const c = ie('convert', '--hf-dir', hf, '--out-dir', out, '--q4-map', POLICY, '--quiet');
+    const c = ie('convert', '--hf-dir', hf, '--out-dir', out, '--q4-map', POLICY, '--no-gate', '--quiet');
     expect(c.code, c.err).toBe(0);
-    expect(c.out).toMatch(/\(policy, sha256 [0-9a-f]{12}…\): 14 int4w/);
+    expect(c.err).toContain('WARNING: --no-gate');
+    expect(c.out).toMatch(/\(policy, not measured, sha256 [0-9a-f]{12}…\): 14 int4w/);
+    expect(JSON.parse(readFileSync(join(out, 'model.ie.json'), 'utf8')).quantization.gate).toMatchObject({ status: 'skipped' });
     expect(ie('validate', out, '--manifest', POLICY).code).toBe(0);
+    // A gate the model passes: measured at convert time, its figures in model.ie.json.
+    const gated = tmp();
+    const g = ie('convert', '--hf-dir', hf, '--out-dir', gated, '--q4-map', loose(), '--calib', CALIB, '--quiet');
+    expect(g.code, g.err + g.out).toBe(0);
+    expect(g.out).toMatch(/gate on default\.txt: mean KL [\d.]+ nats/);
+    expect(g.out).toMatch(/measured now, gate passed, sha256 [0-9a-f]{12}…\): 14 int4w/);
+    const rec = JSON.parse(readFileSync(join(gated, 'model.ie.json'), 'utf8')).quantization;
+    expect(rec.manifest).toMatchObject({ kind: 'expanded', status: 'accepted' });
+    expect(rec.gate.end_to_end.positions).toBeGreaterThan(0);
+    expect(rec.gate.failures).toEqual([]);
+    // Flags that do not fit the manifest kind are refused by name.
+    expect(ie('convert', '--hf-dir', hf, '--out-dir', tmp(), '--no-gate').err).toContain('--no-gate goes with --q4-map');
+    expect(ie('convert', '--hf-dir', hf, '--out-dir', tmp(), '--q4-map', POLICY, '--no-gate', '--calib', CALIB).code).toBe(2);
     // The FP model is not what the policy says: every projection is reported.
     const v = ie('validate', iebin, '--manifest', POLICY);
     expect(v.code).toBe(4);

@@ -60,7 +60,8 @@ export function manifestTransform(o: TransformOptions): TensorTransform {
 
 export interface QuantizationRecord extends Record<string, unknown> {
   manifest: { kind: Manifest['kind']; file: string; sha256: string; status: string | null; policy_sha256: string | null };
-  gate: ExpandedManifest['gate'] | null;
+  /** The gate the manifest passed; `{ status: 'skipped' }` for an export told not to measure (ie convert --no-gate). */
+  gate: ExpandedManifest['gate'] | { status: 'skipped'; reason: string } | null;
   calibration: ExpandedManifest['calibration'] | null;
   tensors: Record<string, Record<string, unknown>>;
 }
