@@ -43,6 +43,7 @@
       "sources": [
         "native/gemv/gemv_avx2.cc",
         "native/gemv/q8_avx2.cc",
+        "native/gemv/blocks_avx2.cc",
         "native/gemm/gemm_avx2.cc",
         "native/ops/ops_avx2.cc"
       ],
@@ -74,7 +75,8 @@
         "native/gemv/gemv_avx512.cc",
         "native/gemm/gemm_avx512.cc",
         "native/ops/ops_avx512.cc",
-        "native/gemv/q8_avx512vnni.cc"
+        "native/gemv/q8_avx512vnni.cc",
+        "native/gemv/q8_blocks_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",
@@ -115,6 +117,7 @@
         "native/gemm/gemm_ref.cc",
         "native/ops/ops_ref.cc",
         "native/gemv/q8_ref.cc",
+        "native/gemv/blocks_ref.cc",
         "native/program/program.cc"
       ],
       "libraries": [

@@ -9,6 +9,7 @@ import { decodeBf16, decodeF16 } from './dtype.js';
 import { IebinError } from './errors.js';
 import { sha256File } from './file.js';
 import type { IebinHeader, SourceFile } from './header.js';
+import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
 import { isFloatDtype, type FloatDtype, type TensorLayout } from './layout.js';
 import { expectedTensors, type TensorRole } from './llama.js';
 import type { ModelSource, SourceTensor } from './source.js';
@@ -62,12 +63,15 @@ export function floatValues(t: Pick<SourceTensor, 'dtype'>, bytes: Uint8Array): 
 export function exportLayout(role: TensorRole, shape: readonly number[], dtype: SourceTensor['dtype'], quant: QuantParams | null, options: Pick<ConvertOptions, 'pretranspose' | 'blockK'>): TensorLayout {
   const matrix = shape.length === 2 && (role === 'projection' || role === 'classifier');
   if (matrix && options.pretranspose && isFloatDtype(dtype)) return { order: 'pretransposed', block_k: 0 };
-  if (matrix && options.blockK && (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)) return { order: 'row_major', block_k: options.blockK };
+  // ggml block dtypes stay as whole blocks, row-major.
+  if (matrix && options.blockK && !isBlockDtype(dtype) && (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)) return { order: 'row_major', block_k: options.blockK };
   return { order: 'row_major', block_k: 0 };
 }
 
 function sourceBytes(t: SourceTensor): number {
-  return t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'f32' ? 4 : t.dtype === 'q4' ? 0.5625 : t.dtype === 'i8' ? 1.0625 : 2);
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (isBlockDtype(t.dtype)) return (n / BLOCK_FORMATS[t.dtype].elems) * BLOCK_FORMATS[t.dtype].bytes;
+  return n * (t.dtype === 'f32' ? 4 : t.dtype === 'q4' ? 0.5625 : t.dtype === 'i8' ? 1.0625 : 2);
 }
 
 /** Writes `source` as an IEBIN model into `outDir` (atomically) and returns its header. */

@@ -6,11 +6,13 @@
  *
  * Each tensor keeps its encoding: f32 → F32, f16 → F16, bf16 → BF16, q4 symmetric group 32 with
  * f16 scales → Q4_0 and i8 per-group 32 with f16 scales → Q8_0 (IEBIN's planes interleaved back
- * into ggml blocks, byte for byte what the importer splits). Anything else has no GGUF type and
+ * into ggml blocks, byte for byte what the importer splits), and the block dtypes (q4_k, q5_k,
+ * q6_k, iq4_nl) → their ggml types as they are. Anything else has no GGUF type and
  * is refused by name.
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { GgufError } from './errors.js';
 import type { SpmTokenizerSpec } from './header.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC } from './gguf.js';
@@ -24,7 +26,7 @@ const GGML = {
   Q8_0: { id: 8, fileType: 7 },
   BF16: { id: 30, fileType: 32 },
 } as const;
-type GgmlName = keyof typeof GGML;
+type GgmlName = keyof typeof GGML | BlockDtype;
 
 /** The GGUF types `writeGguf` can write, by the names `ie synth --format gguf --dtype` takes. */
 export const GGUF_WRITE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
@@ -37,6 +39,7 @@ export interface WriteGgufOptions {
 
 /** What a source tensor becomes in GGUF, or why it cannot. */
 function ggmlTypeOf(t: SourceTensor): GgmlName {
+  if (isBlockDtype(t.dtype)) return t.dtype;
   if (t.dtype === 'f32') return 'F32';
   if (t.dtype === 'f16') return 'F16';
   if (t.dtype === 'bf16') return 'BF16';
@@ -53,6 +56,7 @@ function ggmlTypeOf(t: SourceTensor): GgmlName {
 
 function tensorBytes(type: GgmlName, shape: number[]): number {
   const n = shape.reduce((a, b) => a * b, 1);
+  if (isBlockDtype(type)) return (n / BLOCK_FORMATS[type].elems) * BLOCK_FORMATS[type].bytes;
   if (type === 'F32') return n * 4;
   if (type === 'F16' || type === 'BF16') return n * 2;
   if (shape[shape.length - 1] % 32 !== 0) throw new GgufError('GGUF_BAD_TENSOR_INFO', `a ${type} row must be a whole number of 32-element blocks, got ${shape[shape.length - 1]}`);
@@ -71,6 +75,10 @@ export function joinBlocks(planes: Uint8Array, blocks: number, payload: number):
     out.set(planes.subarray(i * payload, (i + 1) * payload), i * bs + 2);
   }
   return out;
+}
+
+function ggmlId(t: GgmlName): number {
+  return isBlockDtype(t) ? BLOCK_FORMATS[t].ggml : GGML[t].id;
 }
 
 /** Little-endian GGUF header serialization. */
@@ -140,7 +148,7 @@ function llamaMetadata(source: ModelSource, fileType: number, name: string): { c
   kv('general.architecture', T_STRING, (b) => b.str('llama'));
   str('general.name', name);
   u32('general.file_type', fileType);
-  if (fileType === GGML.Q4_0.fileType || fileType === GGML.Q8_0.fileType) u32('general.quantization_version', 2);
+  if (fileType !== GGML.F32.fileType && fileType !== GGML.F16.fileType && fileType !== GGML.BF16.fileType) u32('general.quantization_version', 2);
   u32('llama.context_length', c.context_length);
   u32('llama.embedding_length', c.dim);
   u32('llama.block_count', c.n_layers);
@@ -192,7 +200,10 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
   const sizes = source.tensors.map((t, i) => tensorBytes(types[i], t.shape));
   // The file type names the type of the 2-D tensors (norms stay F32).
   const matrixTypes = new Set(types.filter((_, i) => source.tensors[i].shape.length === 2));
-  const fileType = matrixTypes.size === 1 ? GGML[[...matrixTypes][0]].fileType : GGML.F32.fileType;
+  const only = [...matrixTypes][0];
+  // llama.cpp's file types for the block formats: Q4_K_M 15, Q5_K_M 17, Q6_K 18, IQ4_NL 25.
+  const blockFileType: Record<BlockDtype, number> = { q4_k: 15, q5_k: 17, q6_k: 18, iq4_nl: 25 };
+  const fileType = matrixTypes.size !== 1 ? GGML.F32.fileType : isBlockDtype(only) ? blockFileType[only] : GGML[only].fileType;
   const meta = llamaMetadata(source, fileType, options.name ?? `ie-${source.synth?.preset ?? 'model'}`);
   const align = (n: number) => Math.ceil(n / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
   const head = new HeaderBytes().u32(GGUF_MAGIC).u32(3).u64(source.tensors.length).u64(meta.count).bytes(meta.bytes.done());
@@ -200,7 +211,7 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
   source.tensors.forEach((t, i) => {
     head.str(t.name).u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
-    head.u32(GGML[types[i]].id).u64(offset);
+    head.u32(ggmlId(types[i])).u64(offset);
     offset = align(offset + sizes[i]);
   });
   const headBytes = head.done();

@@ -1,15 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildGguf, dequantizeQ4_0, dequantizeQ8_0, firstDifference, llamaKv, quantizeQ4_0, quantizeQ8_0, sameBytes, type GgufTensorIn } from '@ie/testing';
+import { buildGguf, dequantizeKBlocks, dequantizeQ4_0, dequantizeQ8_0, firstDifference, llamaKv, quantizeIQ4_NL, quantizeQ4_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, quantizeQ8_0, sameBytes, type GgufTensorIn } from '@ie/testing';
 import { exportIebin } from './convert.js';
 import { encodeBf16, encodeF16 } from './dtype.js';
 import { GgufError } from './errors.js';
 import { openGguf, parseGguf } from './gguf.js';
 import { expectedTensors, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
-import { SYNTH_PRESETS, synthTensorValues, synthVocabulary } from './synth.js';
+import { SYNTH_PRESETS, synthModel, synthTensorValues, synthVocabulary } from './synth.js';
+import { parseIebinHeader } from './header.js';
 import { decodeTensor } from './tensor.js';
 
 const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, ffn_dim: 192, vocab_size: 300, tied_classifier: false };
@@ -161,5 +162,67 @@ describe('GGUF import', () => {
     const { ['llama.block_count']: _drop, ...rest } = kv;
     writeFileSync(join(d, 'b.gguf'), buildGguf(rest, []));
     await expect(openGguf(join(d, 'b.gguf'))).rejects.toMatchObject({ code: 'GGUF_BAD_METADATA' });
+  });
+});
+
+describe('GGUF K-quant and IQ4_NL import', () => {
+  // K-quant rows are whole 256-element blocks: a model 256 wide.
+  const kc: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 256, n_heads: 4, n_kv_heads: 2, head_dim: 64, ffn_dim: 512, vocab_size: 300, n_layers: 1, tied_classifier: false };
+  const kv = synthVocabulary(kc.vocab_size);
+  const kinds = [['q4_k', 12, quantizeQ4_K], ['q5_k', 13, quantizeQ5_K], ['q6_k', 14, quantizeQ6_K], ['iq4_nl', 20, quantizeIQ4_NL]] as const;
+
+  it('imports Q4_K, Q5_K, Q6_K and IQ4_NL blocks as they are; decoding them gives ggml\'s dequantized values', async () => {
+    const raw = new Map<string, { kind: (typeof kinds)[number][0]; blocks: Uint8Array; values: Float32Array }>();
+    const tensors: GgufTensorIn[] = expectedTensors(kc).map((t, i) => {
+      const v = synthTensorValues(kc, 21, i);
+      if (t.shape.length === 1) return { name: t.name, ne: [...t.shape].reverse(), type: 0, data: new Uint8Array(v.buffer) };
+      const [kind, type, quantize] = kinds[i % kinds.length];
+      const blocks = quantize(v);
+      raw.set(t.name, { kind, blocks, values: v });
+      return { name: t.name, ne: [...t.shape].reverse(), type, data: blocks };
+    });
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufk-'));
+    writeFileSync(join(d, 'k.gguf'), buildGguf(llamaKv(kc, kv.pieces, kv.types), tensors));
+    const src = await openGguf(join(d, 'k.gguf'));
+    const out = join(d, 'iebin');
+    await exportIebin(src, out, { converter: 'test' });
+    await src.close();
+    const r = await IebinReader.open(out);
+    try {
+      const seen = new Set<string>();
+      for (const t of r.tensors) {
+        const want = raw.get(t.name);
+        if (!want) continue;
+        seen.add(want.kind);
+        expect(t.dtype, t.name).toBe(want.kind);
+        expect(t.quant).toBeNull();
+        const { bytes } = await r.read(t.name);
+        expect(sameBytes(bytes, want.blocks), `${t.name} bytes`).toBe(true);
+        const got = decodeTensor(t, bytes);
+        // The decoder is ggml's formula, to the bit; and our quantizers lose what 4-6 bits lose.
+        expect(firstDifference(got, dequantizeKBlocks(want.kind, want.blocks)), t.name).toBeNull();
+        let worst = 0;
+        let amax = 0;
+        for (let i = 0; i < got.length; i++) {
+          worst = Math.max(worst, Math.abs(got[i] - want.values[i]));
+          amax = Math.max(amax, Math.abs(want.values[i]));
+        }
+        expect(worst / amax, t.name).toBeLessThan(want.kind === 'q6_k' ? 0.04 : 0.2);
+      }
+      expect([...seen].sort()).toEqual(['iq4_nl', 'q4_k', 'q5_k', 'q6_k']);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a block tensor whose rows are not whole blocks is refused by name', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufk-'));
+    await exportIebin(synthModel('tiny', { seed: 1 }), d, { converter: 'test' });
+    const h = JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8'));
+    const i = h.tensors.findIndex((t: { name: string }) => t.name === 'blk.0.attn_q.weight');
+    h.tensors[i].dtype = 'q4_k';
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }));
+    h.tensors[i].quant = { scheme: 'symmetric' };
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_QUANT' }));
   });
 });

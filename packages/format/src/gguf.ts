@@ -1,9 +1,10 @@
 /**
  * GGUF v2/v3 reader (llama.cpp's format), hardened: every count is checked against the
  * bytes that remain before anything is allocated, every tensor range against the file.
- * `openGguf` imports a llama-family GGUF as a model source; F32, F16, BF16, Q8_0 and
- * Q4_0 tensors map onto IEBIN dtypes without loss (Q4_0 is IEBIN q4 symmetric, group 32,
- * f16 scales, byte for byte; Q8_0 is IEBIN i8 per-group 32, f16 scales).
+ * `openGguf` imports a llama-family GGUF as a model source; F32, F16, BF16, Q8_0, Q4_0, Q4_K,
+ * Q5_K, Q6_K and IQ4_NL tensors map onto IEBIN dtypes without loss (Q4_0 is IEBIN q4 symmetric,
+ * group 32, f16 scales, byte for byte; Q8_0 is IEBIN i8 per-group 32, f16 scales; the K-quants
+ * and IQ4_NL are IEBIN block dtypes holding the ggml blocks as they are).
  */
 import { basename } from 'node:path';
 import { GgufError, type FormatErrorCode } from './errors.js';
@@ -13,6 +14,7 @@ import { expectedTensors, type Architecture, type ModelConfig } from './llama.js
 import type { ModelSource, SourceTensor } from './source.js';
 import type { QuantParams } from './writer.js';
 import type { Dtype } from './layout.js';
+import type { BlockDtype } from './blocks.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -40,6 +42,7 @@ export const GGML_TYPES: Record<number, [string, number, number]> = {
   13: ['Q5_K', 256, 176],
   14: ['Q6_K', 256, 210],
   15: ['Q8_K', 256, 292],
+  20: ['IQ4_NL', 32, 18],
   24: ['I8', 1, 1],
   25: ['I16', 1, 2],
   26: ['I32', 1, 4],
@@ -47,7 +50,9 @@ export const GGML_TYPES: Record<number, [string, number, number]> = {
   28: ['F64', 1, 8],
   30: ['BF16', 1, 2],
 };
-const IMPORTABLE = new Set([0, 1, 2, 8, 30]);
+const IMPORTABLE = new Set([0, 1, 2, 8, 30, 12, 13, 14, 20]);
+/** ggml block types imported as IEBIN block dtypes, byte for byte. */
+const BLOCK_TYPE: Record<number, BlockDtype> = { 12: 'q4_k', 13: 'q5_k', 14: 'q6_k', 20: 'iq4_nl' };
 
 export interface GgufTensorInfo {
   name: string;
@@ -415,12 +420,16 @@ async function sameBytes(f: RandomAccessFile, g: GgufFile, a: GgufTensorInfo, b:
 
 function ggufTensor(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, shape: number[], path: string): SourceTensor {
   if (!IMPORTABLE.has(t.type)) {
-    throw new GgufError('GGUF_UNSUPPORTED_TENSOR_TYPE', `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0 and Q4_0 without loss (requantize the GGUF to one of those)`, { file: path, field: t.name });
+    throw new GgufError('GGUF_UNSUPPORTED_TENSOR_TYPE', `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and IQ4_NL without loss (requantize the GGUF to one of those)`, { file: path, field: t.name });
   }
   const at = g.dataOffset + t.offset;
   const read = () => f.read(at, t.bytes);
   const float: Record<number, Dtype> = { 0: 'f32', 1: 'f16', 30: 'bf16' };
   if (float[t.type]) return { name: t.name, dtype: float[t.type], shape, quant: null, read };
+  if (BLOCK_TYPE[t.type]) {
+    if (shape.length !== 2) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is ${GGML_TYPES[t.type][0]} but not 2-D`, { file: path, field: t.name });
+    return { name: t.name, dtype: BLOCK_TYPE[t.type], shape, quant: null, read };
+  }
   if (shape.length !== 2) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is quantized but not 2-D`, { file: path, field: t.name });
   const q4 = t.type === 2;
   const quant: QuantParams = { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' };

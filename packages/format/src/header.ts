@@ -21,6 +21,7 @@ import {
   type QuantSpec,
   type TensorLayout,
 } from './layout.js';
+import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
 import { ARCHITECTURES, ROPE_STYLES, configProblems, expectedTensors, type ModelConfig } from './llama.js';
 
 export interface TensorEntry {
@@ -348,7 +349,13 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
     block_k: c.int(lo.block_k, `${path}.layout.block_k`, 0, 1 << 30, 'IEBIN_BAD_LAYOUT'),
   };
   let quant: QuantSpec | null = null;
-  if (isFloatDtype(dtype)) {
+  if (isBlockDtype(dtype)) {
+    // ggml blocks carry their own scales: no quant record, 2-D, whole blocks per row.
+    if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
+    if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
+    const elems = BLOCK_FORMATS[dtype].elems;
+    if (shape[1] % elems !== 0) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[1]} columns are not`);
+  } else if (isFloatDtype(dtype)) {
     if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype}`);
   } else {
     if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
@@ -376,6 +383,7 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
     if (layout.block_k !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, 'a pretransposed tensor cannot also be blocked');
   }
   if (layout.block_k !== 0) {
+    if (isBlockDtype(dtype)) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `${dtype} tensors are stored row-major as whole ggml blocks`);
     if (shape.length !== 2) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, 'blocked-K needs a 2-D tensor');
     if (layout.block_k % IEBIN_ALIGNMENT !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of 64, got ${layout.block_k}`);
     if (quant && quant.granularity === 'per_group' && layout.block_k % quant.group_size !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of the group size ${quant.group_size}`);

@@ -6,6 +6,7 @@
 export * from './errors.js';
 export * from './dtype.js';
 export * from './layout.js';
+export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, isBlockDtype, decodeBlocks, kScaleMin, type BlockDtype } from './blocks.js';
 export * from './llama.js';
 export {
   DEFAULT_IEBIN_LIMITS,

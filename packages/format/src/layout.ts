@@ -13,7 +13,9 @@ export const IEBIN_VERSION = 1;
 export const IEBIN_JSON_FILE = 'model.ie.json';
 export const IEBIN_BIN_FILE = 'model.ie.bin';
 
-export const DTYPES = ['f32', 'f16', 'bf16', 'i8', 'q4'] as const;
+import { BLOCK_DTYPES, BLOCK_FORMATS, isBlockDtype } from './blocks.js';
+
+export const DTYPES = ['f32', 'f16', 'bf16', 'i8', 'q4', ...BLOCK_DTYPES] as const;
 export type Dtype = (typeof DTYPES)[number];
 export const FLOAT_DTYPES = ['f32', 'f16', 'bf16'] as const;
 export type FloatDtype = (typeof FLOAT_DTYPES)[number];
@@ -129,6 +131,12 @@ export function matrixDims(shape: readonly number[]): { rows: number; cols: numb
 /** Exact byte size of a tensor of this dtype and shape (layout never changes the size). */
 export function tensorByteSize(dtype: Dtype, shape: readonly number[], quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'> | null): bigint {
   if (isFloatDtype(dtype)) return elementCount(shape) * BigInt(dtypeElementBytes(dtype));
+  if (isBlockDtype(dtype)) {
+    const f = BLOCK_FORMATS[dtype];
+    const { rows, cols } = matrixDims(shape);
+    if (cols % f.elems !== 0) throw new RangeError(`a ${dtype} row is a whole number of ${f.elems}-element blocks; ${cols} columns are not`);
+    return BigInt(rows) * BigInt(cols / f.elems) * BigInt(f.bytes);
+  }
   if (!quant) throw new RangeError(`${dtype} tensors need quantization metadata`);
   const { rows, cols } = matrixDims(shape);
   return quantGeometry(dtype, rows, cols, quant).totalBytes;
@@ -217,6 +225,10 @@ export function tensorPlanes(dtype: Dtype, rows: number, cols: number, quant: Pi
   if (isFloatDtype(dtype)) {
     const eb = dtypeElementBytes(dtype);
     return [{ offset: 0n, bytes: BigInt(rows) * BigInt(cols) * BigInt(eb), grid: { rows, unitsPerRow: cols, unitBytes: eb, unitCols: 1 }, blockable: true }];
+  }
+  if (isBlockDtype(dtype)) {
+    const f = BLOCK_FORMATS[dtype];
+    return [{ offset: 0n, bytes: BigInt(rows) * BigInt(cols / f.elems) * BigInt(f.bytes), grid: { rows, unitsPerRow: cols / f.elems, unitBytes: f.bytes, unitCols: f.elems }, blockable: false }];
   }
   if (!quant) throw new RangeError(`${dtype} tensors need quantization metadata`);
   const g = quantGeometry(dtype, rows, cols, quant);

@@ -4,6 +4,7 @@
  * the executable form of docs/iebin.md; kernels and packers are tested against it.
  */
 import { decodeBf16, decodeF16, encodeBf16, encodeF16, f16BitsToF32, bf16BitsToF32 } from './dtype.js';
+import { decodeBlocks, isBlockDtype } from './blocks.js';
 import type { TensorEntry } from './header.js';
 import {
   Q4_SYMMETRIC_ZERO,
@@ -111,6 +112,10 @@ export function decodeTensor(t: TensorDescriptor, stored: Uint8Array): Float32Ar
     const el = floatElements(t, copy);
     if (t.dtype === 'f32') return new Float32Array(el as Float32Array);
     return t.dtype === 'f16' ? decodeF16(el as Uint16Array) : decodeBf16(el as Uint16Array);
+  }
+  if (isBlockDtype(t.dtype)) {
+    const { rows, cols } = matrixDims(t.shape);
+    return decodeBlocks(t.dtype, bytes, rows, cols);
   }
   return dequantize(t.dtype as 'i8' | 'q4', t.shape, t.quant as QuantSpec, bytes.byteOffset % 4 === 0 ? bytes : bytes.slice());
 }

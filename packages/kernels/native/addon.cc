@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention/attention.h"
@@ -856,7 +857,17 @@ static Napi::Object ConstantsObject(Napi::Env env) {
   Napi::Object wt = Napi::Object::New(env);
   wt.Set("f32", (int)ie::WeightType::F32); wt.Set("f16", (int)ie::WeightType::F16); wt.Set("bf16", (int)ie::WeightType::BF16);
   wt.Set("i8", (int)ie::WeightType::I8); wt.Set("q4", (int)ie::WeightType::Q4);
+  wt.Set("q4_k", (int)ie::WeightType::Q4_K); wt.Set("q5_k", (int)ie::WeightType::Q5_K); wt.Set("q6_k", (int)ie::WeightType::Q6_K);
+  wt.Set("iq4_nl", (int)ie::WeightType::IQ4_NL);
   c.Set("weightTypes", wt);
+  Napi::Object bf = Napi::Object::New(env);
+  for (const auto& [name, t] : {std::pair<const char*, ie::WeightType>{"q4_k", ie::WeightType::Q4_K}, {"q5_k", ie::WeightType::Q5_K}, {"q6_k", ie::WeightType::Q6_K}, {"iq4_nl", ie::WeightType::IQ4_NL}}) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("elems", ie::block_elems(t));
+    f.Set("bytes", ie::block_bytes(t));
+    bf.Set(name, f);
+  }
+  c.Set("blockFormats", bf);
   Napi::Object st = Napi::Object::New(env);
   st.Set("f16", (int)ie::ScaleType::F16); st.Set("bf16", (int)ie::ScaleType::BF16); st.Set("f32", (int)ie::ScaleType::F32);
   c.Set("scaleTypes", st);

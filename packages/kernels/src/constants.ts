@@ -6,13 +6,21 @@ export const KERNEL_CONSTANTS = {
   alignment: 64,
   q4SymmetricZero: 8,
   groupSizes: [32, 64, 128],
-  weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4 },
+  weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4, q4_k: 5, q5_k: 6, q6_k: 7, iq4_nl: 8 },
   scaleTypes: { f16: 0, bf16: 1, f32: 2 },
   kvTypes: { f32: 0, f16: 1 },
   blockQ4_0Bytes: 18,
   blockQ8_0Bytes: 34,
+  /** The block types' elements and bytes per block (llama.cpp's blocks, byte for byte). */
+  blockFormats: {
+    q4_k: { elems: 256, bytes: 144 },
+    q5_k: { elems: 256, bytes: 176 },
+    q6_k: { elems: 256, bytes: 210 },
+    iq4_nl: { elems: 32, bytes: 18 },
+  },
 } as const;
 
 export type WeightDtype = keyof typeof KERNEL_CONSTANTS.weightTypes;
+export type BlockWeightDtype = keyof typeof KERNEL_CONSTANTS.blockFormats;
 export type ScaleDtype = keyof typeof KERNEL_CONSTANTS.scaleTypes;
 export type KvDtype = keyof typeof KERNEL_CONSTANTS.kvTypes;

@@ -30,7 +30,7 @@ export interface ContextInfo extends NativeInfo {
 }
 
 export interface GemvOptions {
-  /** `f32` (default): dequantization fused into FP32 FMAs. `int8`: quantized activations, integer dot products (i8/q4 weights). */
+  /** `f32` (default): dequantization fused into FP32 FMAs. `int8`: quantized activations, integer dot products (quantized and block-type weights). */
   activations?: 'f32' | 'int8';
 }
 
@@ -210,7 +210,7 @@ export class KernelContext {
 
   /**
    * y = W x (y has `rows` elements, x `cols`). `activations: 'int8'` selects the int8-activation
-   * mode for i8/q4 weights: x is quantized per 32 elements and integer dot products run (VNNI
+   * mode for i8/q4 and block-type (q4_k, q5_k, q6_k, iq4_nl) weights: x is quantized per 32 elements and integer dot products run (VNNI
    * where the CPU has it) — faster, with activation rounding error; f32/f16/bf16 weights ignore it.
    */
   gemv(m: WeightMatrix, x: Float32Array, y: Float32Array, options: GemvOptions = {}): void {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { makeMatrix, refGemv, variantName, worstRelError, type Variant } from '../test/helpers.js';
+import { makeMatrix, quantizedX, refGemv, variantName, worstRelError, type Variant } from '../test/helpers.js';
 import { KernelContext } from './index.js';
 
 const contexts: KernelContext[] = [];
@@ -24,25 +24,6 @@ const VARIANTS: Variant[] = [
   { dtype: 'i8', group: 'row' },
   { dtype: 'i8', group: 'row', blockK: 64 },
 ];
-
-/** float64 of W * dequant(quantize_q8(x)): the exact product the int8 mode approximates in float. */
-function quantizedX(x: Float32Array): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < x.length; b += 32) {
-    let amax = 0;
-    for (let j = b; j < Math.min(x.length, b + 32); j++) amax = Math.max(amax, Math.abs(x[j]));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    for (let j = b; j < Math.min(x.length, b + 32); j++) {
-      const v = Math.fround(x[j] * id);
-      // round half to even
-      const r = Math.round(v);
-      const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : r;
-      out[j] = Math.max(-127, Math.min(127, q)) * d;
-    }
-  }
-  return out;
-}
 
 const best = make({ threads: 1 }).info();
 const ISAS = best.supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;

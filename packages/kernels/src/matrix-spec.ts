@@ -3,7 +3,7 @@
  * tensor entry (@ie/format's TensorEntry), so a runtime hands entries over as they are; the
  * kernels package itself knows nothing about files.
  */
-import { KERNEL_CONSTANTS, type ScaleDtype, type WeightDtype } from './constants.js';
+import { KERNEL_CONSTANTS, type BlockWeightDtype, type ScaleDtype, type WeightDtype } from './constants.js';
 import { KernelError } from './errors.js';
 
 export interface MatrixSpec {
@@ -50,6 +50,13 @@ export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
   const layout = spec.layout ?? { order: 'row_major', block_k: 0 };
   if (layout.order !== 'row_major' && layout.order !== 'pretransposed') bad(`layout.order must be row_major or pretransposed`);
   if (!Number.isSafeInteger(layout.block_k) || layout.block_k < 0 || layout.block_k % 64 !== 0) bad(`layout.block_k must be 0 or a multiple of 64, got ${layout.block_k}`);
+  if (spec.dtype in KERNEL_CONSTANTS.blockFormats) {
+    const f = KERNEL_CONSTANTS.blockFormats[spec.dtype as BlockWeightDtype];
+    if (spec.quant) bad(`${spec.dtype} matrices carry their scales in their blocks: no quant block`);
+    if (layout.order !== 'row_major' || layout.block_k) bad(`${spec.dtype} matrices are row-major and not K-blocked`);
+    if (cols % f.elems !== 0) bad(`a ${spec.dtype} row is whole ${f.elems}-element blocks, got ${cols} columns`);
+    return { rows, cols, bytes: N * (K / BigInt(f.elems)) * BigInt(f.bytes), scalesOffset: 0n, zerosOffset: 0n };
+  }
   if (spec.dtype === 'f32' || spec.dtype === 'f16' || spec.dtype === 'bf16') {
     if (spec.quant) bad(`${spec.dtype} matrices take no quant block`);
     if (layout.order === 'pretransposed' && layout.block_k) bad('a pretransposed matrix cannot be blocked');

@@ -1,7 +1,7 @@
 /** Building test matrices in every IEBIN layout, and float64 references. */
-import { applyLayout, decodeTensor, encodeFloat, quantGeometry, type QuantSpec } from '@ie/format';
+import { applyLayout, decodeBlocks, decodeTensor, encodeFloat, quantGeometry, type QuantSpec } from '@ie/format';
 import { packInt4Groupwise, packInt8 } from '@ie/quant';
-import { seededFloats } from '@ie/testing';
+import { quantizeIQ4_NL, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, seededFloats } from '@ie/testing';
 import type { MatrixSpec } from '../src/index.js';
 
 export interface TestMatrix {
@@ -103,3 +103,33 @@ export const ALL_VARIANTS: Variant[] = [
   { dtype: 'q4', group: 64, blockK: 128 },
   { dtype: 'q4', group: 32, affine: true, blockK: 64 },
 ];
+
+/** float64 of W * dequant(quantize_q8(x)): the exact product the int8 mode approximates in float. */
+export function quantizedX(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = b; j < Math.min(x.length, b + 32); j++) amax = Math.max(amax, Math.abs(x[j]));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    for (let j = b; j < Math.min(x.length, b + 32); j++) {
+      const v = Math.fround(x[j] * id);
+      // round half to even
+      const r = Math.round(v);
+      const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : r;
+      out[j] = Math.max(-127, Math.min(127, q)) * d;
+    }
+  }
+  return out;
+}
+
+export type BlockVariant = 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl';
+export const BLOCK_VARIANTS: BlockVariant[] = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+const BLOCK_QUANTIZERS = { q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K, iq4_nl: quantizeIQ4_NL };
+
+/** A [rows, cols] matrix of llama.cpp blocks written by @ie/testing's quantizers; values decoded by @ie/format. */
+export function makeBlockMatrix(dtype: BlockVariant, rows: number, cols: number, seed: number): TestMatrix {
+  const w = seededFloats(rows * cols, seed, 0.5);
+  const bytes = aligned(BLOCK_QUANTIZERS[dtype](w));
+  return { spec: { dtype, shape: [rows, cols] }, bytes, values: decodeBlocks(dtype, bytes, rows, cols) };
+}

@@ -4,13 +4,13 @@
  * decode step (GEMV), each step a single call that runs on a worker thread while the event
  * loop stays free. One generation runs at a time per engine; further calls wait their turn.
  */
-import { IebinReader, type ModelConfig } from '@ie/format';
+import { IebinReader, isFloatDtype, type ModelConfig } from '@ie/format';
 import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
 import { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
-import type { Precision, PrecisionMix } from './precision.js';
+import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
 import { bindWeights, type ModelWeights } from './weights.js';
@@ -47,7 +47,7 @@ export interface Completion {
 
 export interface EngineInfo extends ContextInfo {
   /** The projections' precision as bound (`mixed` when they differ: see precisionMix). */
-  precision: Precision | 'mixed';
+  precision: WeightKind | 'mixed';
   /** Projection matrices per precision, e.g. { int4w: 98, int8w: 56 }. */
   precisionMix: PrecisionMix;
   filePrecision: string;
@@ -80,15 +80,15 @@ export class Generation implements AsyncIterable<Piece> {
 }
 
 /**
- * The activations mode a model runs with. `auto` takes the int8 path when the model has int8 or
- * int4 matrices and the CPU has SIMD int8 kernels: there the FP32 path is compute-bound (a
+ * The activations mode a model runs with. `auto` takes the int8 path when the model has int8,
+ * int4 or block-type (q4_k, q5_k, q6_k, iq4_nl) matrices and the CPU has SIMD int8 kernels: there the FP32 path is compute-bound (a
  * conversion and an FMA per 8 weights, with x re-read from L1 for each) while integer dot
  * products (32 weights per instruction) keep up with memory. It is llama.cpp's arithmetic for
- * Q8_0 and Q4_0 (activations quantized per 32 elements). Float matrices always run in FP32.
+ * Q8_0, Q4_0 and the K-quants (activations quantized per 32 elements). Float matrices always run in FP32.
  */
 export function resolveActivations(mode: ActivationsMode, weights: ModelWeights, int8Kernels: string): MatmulActivations {
   if (mode !== 'auto') return mode;
-  const quantized = [...weights.matrices.values()].some((m) => m.spec.dtype === 'q4' || m.spec.dtype === 'i8');
+  const quantized = [...weights.matrices.values()].some((m) => !isFloatDtype(m.spec.dtype));
   return quantized && int8Kernels !== 'scalar' ? 'int8' : 'f32';
 }
 
@@ -139,7 +139,7 @@ export class Engine {
     }
   }
 
-  get precision(): Precision | 'mixed' {
+  get precision(): WeightKind | 'mixed' {
     return this.weights.precision;
   }
 

@@ -4,7 +4,7 @@
  */
 export { Engine, Generation, type GenerateOptions, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
 export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
-export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix } from './precision.js';
+export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';
 export { IeRuntimeError, ContextOverflowError, GenerationAbortedError, InvalidOptionError, RUNTIME_ERROR_CODES, type RuntimeErrorCode } from './errors.js';

@@ -17,10 +17,10 @@ export interface EngineOptions {
   /** KV cache storage (IE_KV_CACHE). Default f32. */
   kvCache?: KvCacheType;
   /**
-   * How activations meet int8/int4 weights (IE_ACTIVATIONS): `f32` dequantizes the weights into
+   * How activations meet int8/int4/block-type weights (IE_ACTIVATIONS): `f32` dequantizes the weights into
    * FP32 FMAs; `int8` quantizes the activations per 32 elements (as llama.cpp's Q8_0) and runs
    * integer dot products, as llama.cpp does for Q8_0/Q4_0; `auto` (the default) picks int8 when
-   * the model has int8/int4 matrices and the CPU has SIMD int8 kernels (AVX2 or better), where it
+   * the model has int8/int4/block-type matrices and the CPU has SIMD int8 kernels (AVX2 or better), where it
    * is the faster path, else f32. Float weights always run with FP32 activations.
    */
   activations?: ActivationsMode;

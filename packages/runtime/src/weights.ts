@@ -9,14 +9,14 @@ import { decodeTensor, encodeFloat, expectedTensors, floatElements, isFloatDtype
 import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
-import { DTYPE_PRECISION, PRECISION_DTYPE, PRECISION_RANK, filePrecision, type Precision, type PrecisionMix } from './precision.js';
+import { DTYPE_KIND, KIND_RANK, PRECISION_DTYPE, filePrecision, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 
 export interface ModelWeights {
   matrices: Map<string, WeightMatrix>;
   vectors: Map<string, Float32Array>;
   /** The precision the projections run at (`mixed` when they differ), and the file's own. */
-  precision: Precision | 'mixed';
-  filePrecision: Precision | 'mixed';
+  precision: WeightKind | 'mixed';
+  filePrecision: WeightKind | 'mixed';
   /** Projection matrices per precision, as bound. */
   precisionMix: PrecisionMix;
   /** Bytes of weights one decoded token streams: every matrix once plus one embedding row. */
@@ -38,13 +38,13 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   const notices: string[] = [];
   if (requested) {
     // Converting up would not restore what quantization dropped: refuse when no projection is above the target.
-    const above = projections.filter((t) => PRECISION_RANK[DTYPE_PRECISION[t.dtype]] >= PRECISION_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested]);
-    const below = projections.filter((t) => PRECISION_RANK[DTYPE_PRECISION[t.dtype]] < PRECISION_RANK[requested]);
+    const above = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested]);
+    const below = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] < KIND_RANK[requested]);
     if (below.length === projections.length) {
       throw new IeRuntimeError('IE_PRECISION_UNSUPPORTED', `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights (ie convert)`);
     }
     if (above.length > 0) notices.push(`${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`);
-    if (below.length > 0) notices.push(`${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_PRECISION[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`);
+    if (below.length > 0) notices.push(`${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_KIND[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`);
   }
   const target = requested ? PRECISION_DTYPE[requested] : undefined;
   const mix: PrecisionMix = {};
@@ -65,7 +65,7 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
       bytesPerToken += role === 'embedding' && !c.tied_classifier ? replaced.data.length / t.shape[0] : replaced.data.length;
       continue;
     }
-    const convert = target !== undefined && shouldConvert(t, role, target, c.tied_classifier) && PRECISION_RANK[DTYPE_PRECISION[t.dtype]] >= PRECISION_RANK[DTYPE_PRECISION[target]];
+    const convert = target !== undefined && shouldConvert(t, role, target, c.tied_classifier) && KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
     let m: WeightMatrix;
     let bytes = t.bytes;
     let dtype = t.dtype;
@@ -78,10 +78,10 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
       m = ctx.matrix(t as MatrixSpec, view, mapping);
     }
     matrices.set(t.name, m);
-    if (role === 'projection') mix[DTYPE_PRECISION[dtype]] = (mix[DTYPE_PRECISION[dtype]] ?? 0) + 1;
+    if (role === 'projection') mix[DTYPE_KIND[dtype]] = (mix[DTYPE_KIND[dtype]] ?? 0) + 1;
     bytesPerToken += role === 'embedding' && !c.tied_classifier ? bytes / t.shape[0] : bytes;
   }
-  const kinds = Object.keys(mix) as Precision[];
+  const kinds = Object.keys(mix) as WeightKind[];
   const precision = kinds.length === 1 ? kinds[0] : 'mixed';
   return { matrices, vectors, precision, filePrecision: own, precisionMix: mix, bytesPerToken: Math.round(bytesPerToken), notices };
 }

@@ -65,3 +65,4 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 export * from './ggml.js';
 export * from './gguf.js';
+export * from './kquants.js';

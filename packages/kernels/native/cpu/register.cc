@@ -16,12 +16,16 @@ void register_q8_ref(KernelTable& t);
 void register_q8_avx2(KernelTable& t);
 void register_q8_avxvnni(KernelTable& t);
 void register_q8_avx512vnni(KernelTable& t);
+void register_blocks_ref(KernelTable& t);
+void register_blocks_avx2(KernelTable& t);
+void register_q8_blocks_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
   register_gemm_ref(t);
   register_ops_ref(t);
   register_q8_ref(t);
+  register_blocks_ref(t);
 }
 
 void register_avx2(KernelTable& t) {
@@ -29,6 +33,7 @@ void register_avx2(KernelTable& t) {
   register_gemm_avx2(t);
   register_ops_avx2(t);
   register_q8_avx2(t);
+  register_blocks_avx2(t);
 }
 
 void register_avxvnni(KernelTable& t) { register_q8_avxvnni(t); }
@@ -37,7 +42,10 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t);
   register_gemm_avx512(t);
   register_ops_avx512(t);
-  if (f.avx512vnni) register_q8_avx512vnni(t);
+  if (f.avx512vnni) {
+    register_q8_avx512vnni(t);
+    register_q8_blocks_avx512vnni(t);
+  }
 }
 
 }  // namespace ie

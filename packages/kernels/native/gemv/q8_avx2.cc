@@ -1,6 +1,6 @@
 // The int8-activation GEMV on AVX2: vpmaddubsw (unsigned codes x signed activations, pairs
 // summed into 16 bits) then vpmaddwd against ones (into 32 bits), as llama.cpp's Q4_0 x Q8_0.
-#include "gemv/q8_x86.h"
+#include "gemv/q8_blocks_x86.h"
 
 namespace ie {
 namespace {
@@ -18,6 +18,11 @@ void quantize_x_q8_avx2(const float* x, int K, int8_t* q, float* d) { Q8Kernels<
 void gemv_i8_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvx2>::gemv_i8(w, xq, xd, y, rows, acc); }
 void gemv_q4_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvx2>::gemv_q4(w, xq, xd, y, rows, acc); }
 
+void gemv_q4_k_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvx2>::k45<false>(w, xq, xd, y, rows, acc); }
+void gemv_q5_k_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvx2>::k45<true>(w, xq, xd, y, rows, acc); }
+void gemv_q6_k_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvx2>::q6_k(w, xq, xd, y, rows, acc); }
+void gemv_iq4_nl_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvx2>::iq4_nl(w, xq, xd, y, rows, acc); }
+
 }  // namespace
 
 void register_q8_avx2(KernelTable& t) {
@@ -25,6 +30,10 @@ void register_q8_avx2(KernelTable& t) {
   t.quantize_x = quantize_x_q8_avx2;
   t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx2;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx2;
+  t.gemv_q8[(int)WeightType::Q4_K] = gemv_q4_k_q8_avx2;
+  t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avx2;
+  t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avx2;
+  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx2;
 }
 
 }  // namespace ie

@@ -1,7 +1,7 @@
 // The int8-activation GEMV on AVX-VNNI (256-bit vpdpbusd: Alder Lake and later, Zen 5): one
 // instruction multiplies 32 unsigned bytes by 32 signed bytes and adds groups of four into
 // eight 32-bit lanes, replacing vpmaddubsw + vpmaddwd (and their 16-bit intermediate).
-#include "gemv/q8_x86.h"
+#include "gemv/q8_blocks_x86.h"
 
 namespace ie {
 namespace {
@@ -16,6 +16,11 @@ void quantize_x_q8_avxvnni(const float* x, int K, int8_t* q, float* d) { Q8Kerne
 void gemv_i8_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_i8(w, xq, xd, y, rows, acc); }
 void gemv_q4_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_q4(w, xq, xd, y, rows, acc); }
 
+void gemv_q4_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::k45<false>(w, xq, xd, y, rows, acc); }
+void gemv_q5_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::k45<true>(w, xq, xd, y, rows, acc); }
+void gemv_q6_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::q6_k(w, xq, xd, y, rows, acc); }
+void gemv_iq4_nl_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::iq4_nl(w, xq, xd, y, rows, acc); }
+
 }  // namespace
 
 void register_q8_avxvnni(KernelTable& t) {
@@ -23,6 +28,10 @@ void register_q8_avxvnni(KernelTable& t) {
   t.quantize_x = quantize_x_q8_avxvnni;
   t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avxvnni;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::Q4_K] = gemv_q4_k_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avxvnni;
 }
 
 }  // namespace ie

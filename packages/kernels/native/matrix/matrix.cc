@@ -22,6 +22,19 @@ uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
     case WeightType::BF16: return N * K * 2;
     case WeightType::I8:
     case WeightType::Q4: break;
+    case WeightType::Q4_K:
+    case WeightType::Q5_K:
+    case WeightType::Q6_K:
+    case WeightType::IQ4_NL:
+      if (d.group != 0 || d.affine) {
+        *error = "block types carry their scales in their blocks: no group size, no affine scheme";
+        return 0;
+      }
+      if (K % (uint64_t)block_elems(d.type) != 0) {
+        *error = "cols must be a whole number of " + std::to_string(block_elems(d.type)) + "-element blocks";
+        return 0;
+      }
+      return N * (K / (uint64_t)block_elems(d.type)) * (uint64_t)block_bytes(d.type);
     default:
       *error = "unknown weight type";
       return 0;
@@ -63,9 +76,28 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
     *error = "zeros_offset must be " + std::to_string(zo);
     return false;
   }
-  if (d.pretransposed && (quant || d.block_k != 0)) {
+  if (d.pretransposed && (quant || is_block_type(d.type) || d.block_k != 0)) {
     *error = "pretransposed storage is for unblocked float matrices only";
     return false;
+  }
+  if (is_block_type(d.type)) {
+    // One panel, rows of whole blocks: a block type is already laid out for streaming.
+    if (d.block_k != 0) {
+      *error = "block types are not K-blocked";
+      return false;
+    }
+    MatrixPlan p;
+    p.d = d;
+    WeightRows r;
+    r.K = (int)d.K;
+    r.q_ld = (ptrdiff_t)(d.K / block_elems(d.type) * block_bytes(d.type));
+    p.panels.push_back(r);
+    p.panel_k0.push_back(0);
+    p.q_off.push_back(0);
+    p.s_off.push_back(0);
+    p.z_off.push_back(0);
+    *out = std::move(p);
+    return true;
   }
   if (d.block_k < 0 || d.block_k % 64 != 0 || (d.block_k && !per_row && quant && d.block_k % (int64_t)G != 0)) {
     *error = "block_k must be a multiple of 64 and of the group size";
@@ -173,6 +205,10 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + (ptrdiff_t)k0 * weight_elem_bytes(t);
     return v;
   }
+  if (is_block_type(t)) {  // k0 is a multiple of the GEMM's kc (256), so of every block size
+    v.q = w.q + (ptrdiff_t)(k0 / block_elems(t)) * block_bytes(t);
+    return v;
+  }
   if (w.group == 0) {  // i8 per row: one scale per row, wherever the columns start
     v.q = w.q + k0;
     return v;
@@ -185,7 +221,8 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
 }
 
 // Bytes of quantized codes (or float elements) one row of a column block holds.
-static int64_t block_bytes(const WeightRows& w, WeightType t) {
+static int64_t row_stream_bytes(const WeightRows& w, WeightType t) {
+  if (is_block_type(t)) return (int64_t)w.K / block_elems(t) * block_bytes(t);
   switch (t) {
     case WeightType::F32: return (int64_t)w.K * 4;
     case WeightType::F16:
@@ -265,7 +302,7 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
           const int64_t nr = bi + 1 < blocks.size() ? r : r + NR;
           if (nr < n1) {
             const WeightRows next = column_block(m.panels[blocks[nb].panel].from_row(nr), d.type, blocks[nb].k0, blocks[nb].kc);
-            const int64_t row_bytes = block_bytes(next, d.type);
+            const int64_t row_bytes = row_stream_bytes(next, d.type);
             const int rows_next = (int)std::min<int64_t>(NR, n1 - nr);
             for (int i = 0; i < rows_next; i++)
               for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(next.q + i * next.q_ld + o, 0, 2);

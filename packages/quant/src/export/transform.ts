@@ -4,8 +4,8 @@
  * model.ie.json's `quantization` field.
  */
 import { basename } from 'node:path';
-import { encodeFloat, floatValues, isFloatDtype, type ConvertedTensor, type SourceTensor, type TensorTransform } from '@ie/format';
-import { ManifestError } from '../errors.js';
+import { encodeFloat, floatValues, isBlockDtype, isFloatDtype, type ConvertedTensor, type SourceTensor, type TensorTransform } from '@ie/format';
+import { ManifestError, QuantError } from '../errors.js';
 import { tensorSha256 } from '../manifest/fingerprint.js';
 import type { TensorPlan } from '../manifest/resolve.js';
 import type { ExpandedManifest, Manifest } from '../manifest/schema.js';
@@ -19,6 +19,7 @@ export async function encodePlanned(plan: TensorPlan, values: Float32Array, pool
     const packed = await quantizeMatrixAsync(values, rows, cols, { dtype: plan.dtype, quant: plan.quant as NonNullable<TensorPlan['quant']> }, plan.method ?? 'rtn', pool);
     return { dtype: plan.dtype, quant: packed.quant, bytes: packed.bytes };
   }
+  if (isBlockDtype(plan.dtype)) throw new QuantError('QUANT_BAD_PARAMS', `${plan.name}: ${plan.dtype} (ggml blocks) can be kept as the source has it, not produced by quantization`);
   const bytes = plan.dtype === 'f32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFloat(values, plan.dtype);
   return { dtype: plan.dtype, quant: null, bytes };
 }

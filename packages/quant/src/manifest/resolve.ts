@@ -6,7 +6,7 @@
  * expanded manifest made for other tensors) is collected and thrown together, before any
  * byte is written.
  */
-import { exportLayout, type Dtype, type ModelConfig, type QuantParams, type TensorLayout, type TensorRole } from '@ie/format';
+import { exportLayout, isBlockDtype, type BlockDtype, type Dtype, type ModelConfig, type QuantParams, type TensorLayout, type TensorRole } from '@ie/format';
 import { ManifestError, type ManifestProblem } from '../errors.js';
 import { canonicalJson, identityConfig } from './fingerprint.js';
 import { globToRegExp, isLiteralGlob } from './glob.js';
@@ -21,7 +21,8 @@ export interface ModelTensor {
   role: TensorRole;
 }
 
-export type FinalScheme = 'int4w' | 'int8w' | 'f32' | 'f16' | 'bf16';
+/** What a tensor ends up as. The ggml block dtypes (q4_k, …) come only from a source that holds them, kept as they are. */
+export type FinalScheme = 'int4w' | 'int8w' | 'f32' | 'f16' | 'bf16' | BlockDtype;
 
 export interface TensorPlan {
   name: string;
@@ -48,7 +49,7 @@ export interface LayoutOptions {
   blockK?: number;
 }
 
-export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16' };
+export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16', q4_k: 'q4_k', q5_k: 'q5_k', q6_k: 'q6_k', iq4_nl: 'iq4_nl' };
 
 /** The scheme a stored tensor has (the inverse of the packing). */
 export function schemeOf(dtype: Dtype): FinalScheme {
@@ -76,8 +77,8 @@ function list(names: string[], max = 4): string {
  */
 function target(t: ModelTensor, scheme: PolicyRule['scheme'] | FinalScheme, params: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype' | 'allow_padding'>, method: QuantMethod | null, layoutOpts: LayoutOptions): Omit<TensorPlan, 'rule' | 'transforms' | 'name' | 'shape' | 'role' | 'source'> | string {
   const src = t.dtype;
-  const srcQuantized = src === 'q4' || src === 'i8';
-  if (scheme === 'keep') {
+  const srcQuantized = src === 'q4' || src === 'i8' || isBlockDtype(src);
+  if (scheme === 'keep' || scheme === src) {
     const layout = exportLayout(t.role, t.shape, src, t.quant, layoutOpts);
     return { scheme: schemeOf(src), dtype: src, quant: t.quant, method: null, passthrough: true, layout };
   }
@@ -87,6 +88,8 @@ function target(t: ModelTensor, scheme: PolicyRule['scheme'] | FinalScheme, para
     const layout = exportLayout(t.role, t.shape, scheme, null, layoutOpts);
     return { scheme, dtype: scheme, quant: null, method: null, passthrough: src === scheme, layout };
   }
+  if (isBlockDtype(scheme)) return `cannot be made ${scheme}: ggml block dtypes are imported from GGUF files and kept, not produced (use "keep")`;
+  if (isBlockDtype(src)) return `is ${src} (ggml blocks) in the source; requantizing it would compound rounding error (use scheme "keep")`;
   if (t.shape.length !== 2) return `is a ${t.shape.length}-D tensor; only matrices can be ${scheme}`;
   const K = t.shape[1];
   const quant = quantParamsOf(scheme, params, K);

@@ -1,0 +1,104 @@
+/**
+ * Block dtypes: weights stored as llama.cpp's ggml blocks, byte for byte, so that a GGUF file's
+ * K-quant and IQ4_NL tensors import without re-quantization. A block holds a fixed number of
+ * consecutive elements of one row with its own scales; a row is a whole number of blocks. The
+ * layouts (docs/iebin.md, "Block dtypes"):
+ *
+ * - q4_k (144 bytes / 256): f16 d, f16 dmin, 12 bytes of 6-bit scales and mins for 8 sub-blocks
+ *   of 32, 128 bytes of nibbles. Sub-block pair j (0..3) covers elements 64j..64j+63: byte
+ *   32j + l holds element 64j + l in its low nibble and 64j + 32 + l in its high nibble.
+ *   value = d * sc * q - dmin * m.
+ * - q5_k (176 / 256): as q4_k, then 32 bytes of high bits before the nibbles (d, dmin, scales,
+ *   qh[32], qs[128]); element 64j + l takes bit 2j of qh[l], element 64j + 32 + l bit 2j + 1.
+ * - q6_k (210 / 256): ql[128] low nibbles, qh[64] two-bit highs, 16 int8 scales (one per 16
+ *   elements), f16 d. value = d * scale * (q - 32).
+ * - iq4_nl (18 / 32): f16 d, 16 bytes of nibbles (element j low, j + 16 high) indexing a fixed
+ *   16-entry table of non-linear levels. value = d * table[q].
+ */
+import { f16BitsToF32 } from './dtype.js';
+
+export const BLOCK_DTYPES = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
+export type BlockDtype = (typeof BLOCK_DTYPES)[number];
+
+/** Elements and bytes per block, and the ggml type id the block is in GGUF. */
+export const BLOCK_FORMATS: Readonly<Record<BlockDtype, { elems: number; bytes: number; ggml: number }>> = Object.freeze({
+  q4_k: { elems: 256, bytes: 144, ggml: 12 },
+  q5_k: { elems: 256, bytes: 176, ggml: 13 },
+  q6_k: { elems: 256, bytes: 210, ggml: 14 },
+  iq4_nl: { elems: 32, bytes: 18, ggml: 20 },
+});
+
+/** IQ4_NL's levels (ggml's kvalues_iq4nl). */
+export const IQ4_NL_LEVELS: readonly number[] = Object.freeze([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]);
+
+export function isBlockDtype(d: string): d is BlockDtype {
+  return (BLOCK_DTYPES as readonly string[]).includes(d);
+}
+
+/** The 6-bit scale and min of sub-block j (0..7) of a q4_k / q5_k block's 12 scale bytes. */
+export function kScaleMin(scales: Uint8Array, at: number, j: number): [number, number] {
+  if (j < 4) return [scales[at + j] & 63, scales[at + j + 4] & 63];
+  return [(scales[at + j + 4] & 0x0f) | ((scales[at + j - 4] >> 6) << 4), (scales[at + j + 4] >> 4) | ((scales[at + j] >> 6) << 4)];
+}
+
+const f16 = (b: Uint8Array, at: number) => f16BitsToF32(b[at] | (b[at + 1] << 8));
+
+/** Decodes one block at `at` into out[o..o + elems). */
+function decodeBlock(dtype: BlockDtype, b: Uint8Array, at: number, out: Float32Array, o: number): void {
+  if (dtype === 'iq4_nl') {
+    const d = f16(b, at);
+    for (let j = 0; j < 16; j++) {
+      const q = b[at + 2 + j];
+      out[o + j] = Math.fround(d * IQ4_NL_LEVELS[q & 15]);
+      out[o + j + 16] = Math.fround(d * IQ4_NL_LEVELS[q >> 4]);
+    }
+    return;
+  }
+  if (dtype === 'q6_k') {
+    const ql = at, qh = at + 128, sc = at + 192;
+    const d = f16(b, at + 208);
+    for (let half = 0; half < 2; half++) {
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const h = b[qh + 32 * half + l];
+        const lo = b[ql + 64 * half + l], hi = b[ql + 64 * half + l + 32];
+        // f32 arithmetic as ggml's: (d * scale) rounded, then times the code.
+        const ds = (i: number) => Math.fround(d * ((b[sc + 8 * half + is + i] << 24) >> 24));
+        out[o + 128 * half + l] = Math.fround(ds(0) * (((lo & 15) | ((h & 3) << 4)) - 32));
+        out[o + 128 * half + l + 32] = Math.fround(ds(2) * (((hi & 15) | (((h >> 2) & 3) << 4)) - 32));
+        out[o + 128 * half + l + 64] = Math.fround(ds(4) * (((lo >> 4) | (((h >> 4) & 3) << 4)) - 32));
+        out[o + 128 * half + l + 96] = Math.fround(ds(6) * (((hi >> 4) | (((h >> 6) & 3) << 4)) - 32));
+      }
+    }
+    return;
+  }
+  // q4_k and q5_k
+  const d = f16(b, at);
+  const dmin = f16(b, at + 2);
+  const five = dtype === 'q5_k';
+  const qh = at + 16;
+  const qs = at + (five ? 48 : 16);
+  for (let j = 0; j < 4; j++) {
+    const [sc1, mn1] = kScaleMin(b, at + 4, 2 * j);
+    const [sc2, mn2] = kScaleMin(b, at + 4, 2 * j + 1);
+    // f32 arithmetic as ggml's: d1 = d * sc and m1 = dmin * m rounded, then d1 * q - m1.
+    const d1 = Math.fround(d * sc1), m1 = Math.fround(dmin * mn1), d2 = Math.fround(d * sc2), m2 = Math.fround(dmin * mn2);
+    for (let l = 0; l < 32; l++) {
+      const q = b[qs + 32 * j + l];
+      const h = five ? b[qh + l] : 0;
+      const lo = (q & 15) + (five && h & (1 << (2 * j)) ? 16 : 0);
+      const hi = (q >> 4) + (five && h & (2 << (2 * j)) ? 16 : 0);
+      out[o + 64 * j + l] = Math.fround(Math.fround(d1 * lo) - m1);
+      out[o + 64 * j + 32 + l] = Math.fround(Math.fround(d2 * hi) - m2);
+    }
+  }
+}
+
+/** A [rows, cols] block tensor's values, f32 row-major (cols a whole number of blocks). */
+export function decodeBlocks(dtype: BlockDtype, bytes: Uint8Array, rows: number, cols: number): Float32Array {
+  const f = BLOCK_FORMATS[dtype];
+  const per = cols / f.elems;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let i = 0; i < per; i++) decodeBlock(dtype, bytes, (r * per + i) * f.bytes, out, r * cols + i * f.elems);
+  return out;
+}

@@ -1,0 +1,42 @@
+// Block-type helpers shared by the 256-bit x86 kernels (FP32-activation blocks_avx2.cc and the
+// int8-activation q8_blocks_x86.h). Internal linkage: included by translation units built with
+// different -m flags.
+#pragma once
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "layout/layout.h"
+
+namespace ie {
+namespace {
+
+// A q4_k / q5_k block's eight 6-bit scales and eight mins as f32, unpacked on 32-bit words:
+// bytes 0-3 hold sc[0..3] (low 6 bits) and the top bits of sc[4..7]; 4-7 the same for the mins;
+// 8-11 the low nibbles of sc[4..7] and, above them, of m[4..7].
+inline void k_scales8(const uint8_t* s, __m256* sc, __m256* m) {
+  uint32_t a, b, c;
+  std::memcpy(&a, s, 4);
+  std::memcpy(&b, s + 4, 4);
+  std::memcpy(&c, s + 8, 4);
+  const uint32_t sc_lo = a & 0x3f3f3f3f, m_lo = b & 0x3f3f3f3f;
+  const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030), m_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
+  *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+  *m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
+}
+
+inline float f16_at(const uint8_t* p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+// Lane i of v in every lane.
+inline __m256 lane_of(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+
+// An iq4_nl block's 32 levels as int8, in element order: lo = elements 0..15, hi = 16..31.
+inline void iq4_levels(const uint8_t* qs, __m128i* lo, __m128i* hi) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4NlLevels)), m4 = _mm_set1_epi8(0x0f);
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  *lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4));
+  *hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+}
+
+}  // namespace
+}  // namespace ie

@@ -1,0 +1,28 @@
+// The block types' int8-activation GEMV on AVX-512 VNNI CPUs without AVX-VNNI (Ice Lake,
+// Cascade Lake): the 256-bit kernels of q8_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL).
+// A K-quant row's scales come every 32 elements, so 256-bit products are the natural unit.
+#include "gemv/q8_blocks_x86.h"
+
+namespace ie {
+namespace {
+
+struct DotVnni256 {
+  static __m256i single(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+  static __m256i signed_single(__m256i w, __m256i x) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
+};
+
+void gemv_q4_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<false>(w, xq, xd, y, rows, acc); }
+void gemv_q5_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<true>(w, xq, xd, y, rows, acc); }
+void gemv_q6_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::q6_k(w, xq, xd, y, rows, acc); }
+void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::iq4_nl(w, xq, xd, y, rows, acc); }
+
+}  // namespace
+
+void register_q8_blocks_avx512vnni(KernelTable& t) {
+  t.gemv_q8[(int)WeightType::Q4_K] = gemv_q4_k_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx512vnni;
+}
+
+}  // namespace ie

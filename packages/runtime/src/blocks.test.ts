@@ -1,0 +1,94 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SYNTH_PRESETS, expectedTensors, exportIebin, openGguf, synthTensorValues, synthVocabulary, type ModelConfig } from '@ie/format';
+import { buildGguf, llamaKv, quantizeIQ4_NL, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, type GgufTensorIn } from '@ie/testing';
+import { ReferenceModel } from '../test/reference.js';
+import { Engine, describeMix } from './index.js';
+
+// K-quant rows are whole 256-element blocks: a llama 256 wide, two layers, GQA.
+const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 256, n_heads: 4, n_kv_heads: 2, head_dim: 64, ffn_dim: 512, vocab_size: 320, n_layers: 2, tied_classifier: false };
+const GGML = { f32: 0, q4_k: 12, q5_k: 13, q6_k: 14, iq4_nl: 20 } as const;
+const QUANTIZE = { q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K, iq4_nl: quantizeIQ4_NL };
+type Kind = keyof typeof QUANTIZE;
+
+/** A GGUF whose matrices are `kindOf(name)` blocks (norms f32), imported as IEBIN; the directory. */
+async function importedGguf(kindOf: (name: string) => Kind | 'f32', seed: number): Promise<string> {
+  const vocab = synthVocabulary(config.vocab_size);
+  const tensors: GgufTensorIn[] = expectedTensors(config).map((t, i) => {
+    const v = synthTensorValues(config, seed, i);
+    const kind = t.shape.length === 1 ? 'f32' : kindOf(t.name);
+    const data = kind === 'f32' ? new Uint8Array(v.buffer) : QUANTIZE[kind](v);
+    return { name: t.name, ne: [...t.shape].reverse(), type: GGML[kind], data };
+  });
+  const d = mkdtempSync(join(tmpdir(), 'ie-rt-kq-'));
+  writeFileSync(join(d, 'm.gguf'), buildGguf(llamaKv(config, vocab.pieces, vocab.types), tensors));
+  const src = await openGguf(join(d, 'm.gguf'));
+  await exportIebin(src, join(d, 'iebin'), { converter: 'test' });
+  await src.close();
+  return join(d, 'iebin');
+}
+
+/** Q4_K_M's recipe: attn_v and ffn_down in Q6_K, every other matrix Q4_K (the embedding and classifier too). */
+const q4KM = (name: string): Kind => (/attn_v|ffn_down|^output\.weight/.test(name) ? 'q6_k' : 'q4_k');
+
+function worst(got: Float32Array[], want: Float64Array[]): number {
+  let w = 0;
+  for (let p = 0; p < want.length; p++) {
+    let scale = 0;
+    for (const v of want[p]) scale = Math.max(scale, Math.abs(v));
+    for (let i = 0; i < want[p].length; i++) w = Math.max(w, Math.abs(got[p][i] - want[p][i]) / scale);
+  }
+  return w;
+}
+
+const argmax = (v: ArrayLike<number>) => {
+  let b = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[b]) b = i;
+  return b;
+};
+
+describe('K-quant GGUF models run as imported', () => {
+  const prompt = Array.from({ length: 12 }, (_, i) => (i * 41 + 7) % 300);
+
+  it('a Q4_K_M file (q4_k + q6_k) gives the float64 reference logits of its decoded blocks, FP32 activations, 1 and 2 threads', async () => {
+    const dir = await importedGguf(q4KM, 5);
+    const ref = await ReferenceModel.load(dir);
+    const want = prompt.map((t, p) => ref.forward(t, p));
+    for (const threads of [1, 2]) {
+      await using e = await Engine.load(dir, { threads, activations: 'f32' });
+      const info = e.info();
+      expect(info.precision).toBe('mixed');
+      // 2 layers x (q, k, o, gate, up) in q4_k and 2 x (v, down) in q6_k.
+      expect(info.precisionMix).toEqual({ q4_k: 10, q6_k: 4 });
+      expect(describeMix(info.precisionMix)).toBe('mixed: 4 q6_k, 10 q4_k');
+      expect(worst(await e.evaluate(prompt), want), `threads ${threads}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it.each(['q5_k', 'iq4_nl', 'q6_k'] as const)('an all-%s file matches its reference too, and with int8 activations stays close and picks the same tokens', async (kind) => {
+    const dir = await importedGguf(() => kind, 9);
+    const ref = await ReferenceModel.load(dir);
+    const want = prompt.map((t, p) => ref.forward(t, p));
+    await using e = await Engine.load(dir, { activations: 'f32' });
+    expect(e.info().precision).toBe(kind);
+    expect(worst(await e.evaluate(prompt), want)).toBeLessThan(1e-4);
+    await using q = await Engine.load(dir, { activations: 'int8' });
+    const got = await q.evaluate(prompt);
+    expect(worst(got, want)).toBeLessThan(0.05);
+    const agree = got.filter((g, p) => argmax(g) === argmax(want[p])).length;
+    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
+  });
+
+  it('generates from a Q4_K_M file by default (int8 activations where the CPU has them) and converts down to int4w on request', async () => {
+    const dir = await importedGguf(q4KM, 5);
+    await using e = await Engine.load(dir);
+    const out = await e.complete(prompt, { maxTokens: 8, temperature: 0 });
+    expect(out.tokens.length).toBeGreaterThan(0);
+    // q4_k and q6_k rank above int4w: both convert (RTN) when int4w is asked for; nothing converts up to int8w.
+    await using low = await Engine.load(dir, { precision: 'int4w' });
+    expect(low.info().precisionMix).toEqual({ int4w: 14 });
+    await expect(Engine.load(dir, { precision: 'int8w' })).rejects.toMatchObject({ code: 'IE_PRECISION_UNSUPPORTED' });
+  });
+});
