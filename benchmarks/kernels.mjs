@@ -28,6 +28,8 @@ const i8row = { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_row
 const i8g32 = { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' } };
 const q4g64 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' } };
 const q4g32 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' } };
+// Block dtypes: elements and bytes per block, and where each block's f16 super-scales sit.
+const BLOCKS = { q4_k: { elems: 256, bytes: 144, f16: [0, 2] }, q5_k: { elems: 256, bytes: 176, f16: [0, 2] }, q6_k: { elems: 256, bytes: 210, f16: [208] }, iq4_nl: { elems: 32, bytes: 18, f16: [0] } };
 // int8w / int4w are ie's default quantization policies; q8_0 / q4_0 are GGUF's Q8_0 / Q4_0 as imported.
 const PRECISIONS = [
   { name: 'fp32', dtype: 'f32' },
@@ -41,12 +43,18 @@ const PRECISIONS = [
   { name: 'q8_0+int8', ...i8g32, activations: 'int8' },
   { name: 'int4w+int8', ...q4g64, activations: 'int8' },
   { name: 'q4_0+int8', ...q4g32, activations: 'int8' },
+  // GGUF's K-quants and IQ4_NL, imported as block dtypes (llama.cpp's blocks byte for byte).
+  ...['q4_k', 'q5_k', 'q6_k', 'iq4_nl'].flatMap((d) => [
+    { name: d, dtype: d, block: BLOCKS[d] },
+    { name: `${d}+int8`, dtype: d, block: BLOCKS[d], activations: 'int8' },
+  ]),
 ].filter((p) => !ONLY || ONLY.includes(p.name));
 
 const align64 = (n) => Math.ceil(n / 64) * 64;
 
 /** Spec and byte size of one matrix in a precision. */
 function layout(p, rows, cols) {
+  if (p.block) return { spec: { dtype: p.dtype, shape: [rows, cols] }, bytes: (rows * cols / p.block.elems) * p.block.bytes };
   if (!p.quant) return { spec: { dtype: p.dtype, shape: [rows, cols] }, bytes: rows * cols * (p.dtype === 'f32' ? 4 : 2) };
   const perRow = p.quant.granularity === 'per_row';
   const G = perRow ? cols : p.quant.group_size;
@@ -68,6 +76,9 @@ function makeMatrix(ctx, p, rows, cols) {
     const u = new Uint16Array(b.buffer);
     const [m, e] = p.dtype === 'f16' ? [0x83ff, 0x2000] : [0x807f, 0x3c00];
     for (let i = 0; i < u.length; i++) u[i] = (u[i] & m) | e;
+  } else if (p.block) {
+    // Random codes and sub-scales; the f16 super-scales small and normal.
+    for (let at = 0; at < b.length; at += p.block.bytes) for (const o of p.block.f16) b[at + o + 1] = 0x20 | (b[at + o + 1] & 0x03);
   } else {
     const s = new Uint16Array(b.buffer, l.so, l.nscales);
     for (let i = 0; i < s.length; i++) s[i] = 0x2000 | (s[i] & 0x3ff);

@@ -104,6 +104,9 @@ describe('synth --format gguf → convert --gguf → generate', () => {
     ['bf16', 'tiny'],
     ['q8_0', 'stories15m'],
     ['q4_0', 'stories15m'],
+    // K-quant blocks are 256 wide: stories15m's ffn_down (768 columns) takes q6_k, its 37 288-wide matrices (the embedding too) fall back to q8_0.
+    ['q4_k_m', 'stories15m'],
+    ['iq4_nl', 'stories15m'],
   ])('%s (%s): the file imports without loss and runs; a second synth writes the same bytes', (dtype, preset) => {
     const d = tmp();
     const gguf = join(d, `${preset}-${dtype}.gguf`);
@@ -118,8 +121,13 @@ describe('synth --format gguf → convert --gguf → generate', () => {
     const out = join(d, 'iebin');
     expect(ie('convert', '--gguf', gguf, '--out-dir', out, '--quiet').code).toBe(0);
     const inspect = JSON.parse(ie('inspect', out, '--json').out);
-    const want = { f32: 'f32', f16: 'f16', bf16: 'bf16', q8_0: 'i8', q4_0: 'q4' }[dtype];
-    expect(inspect.tensors.find((t: { name: string }) => t.name === 'blk.0.attn_q.weight').dtype).toBe(want);
+    const want = { f32: 'f32', f16: 'f16', bf16: 'bf16', q8_0: 'i8', q4_0: 'q4', q4_k_m: 'i8', iq4_nl: 'iq4_nl' }[dtype];
+    const dtypeOf = (name: string) => inspect.tensors.find((t: { name: string }) => t.name === name).dtype;
+    expect(dtypeOf('blk.0.attn_q.weight')).toBe(want);
+    if (dtype === 'q4_k_m') {
+      expect(dtypeOf('blk.0.ffn_down.weight')).toBe('q6_k');
+      expect(r.out).toContain('(37 matrices in q8_0: their rows are not whole blocks of q4_k_m)');
+    }
     const g = ie('generate', out, 'abc', '--max-tokens', '4', '--temperature', '0', '--json');
     expect(g.code, g.err).toBe(0);
     expect(JSON.parse(g.out).metrics.generatedTokens).toBeGreaterThan(0);

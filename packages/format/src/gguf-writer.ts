@@ -28,8 +28,12 @@ const GGML = {
 } as const;
 type GgmlName = keyof typeof GGML | BlockDtype;
 
-/** The GGUF types `writeGguf` can write, by the names `ie synth --format gguf --dtype` takes. */
-export const GGUF_WRITE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
+/**
+ * The GGUF file types `ie synth --format gguf --dtype` writes: one type for every matrix, or a
+ * llama.cpp recipe (q4_k_m / q5_k_m: attn_v, ffn_down and the classifier in q6_k, the rest in
+ * q4_k / q5_k).
+ */
+export const GGUF_WRITE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'iq4_nl'] as const;
 export type GgufWriteType = (typeof GGUF_WRITE_TYPES)[number];
 
 export interface WriteGgufOptions {

@@ -5,6 +5,7 @@
  * hook that packs a model per manifest.
  */
 export { QuantError, ManifestError, QUANT_ERROR_CODES, type QuantErrorCode, type ManifestProblem } from './errors.js';
+export { packBlocks } from './blocks/pack.js';
 export { packInt8, packInt4Groupwise, unpackInt8, unpackInt4Groupwise, quantizeGroup, groupExtremes, type GroupExtremes, type PackedTensor, type Int8PackOptions, type Int4PackOptions, type UnpackedInt8, type UnpackedInt4, type GroupKind, type GroupCodes } from './pack.js';
 export {
   MANIFEST_SCHEMA,

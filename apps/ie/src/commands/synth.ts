@@ -1,5 +1,5 @@
-import { FLOAT_DTYPES, GGUF_WRITE_TYPES, SYNTH_PRESETS, exportIebin, synthModel, synthTensorValues, writeGguf, writeHfDir, type ModelSource } from '@ie/format';
-import { packInt4Groupwise, packInt8 } from '@ie/quant';
+import { BLOCK_FORMATS, FLOAT_DTYPES, GGUF_WRITE_TYPES, SYNTH_PRESETS, exportIebin, isBlockDtype, synthModel, synthTensorValues, writeGguf, writeHfDir, type BlockDtype, type ModelSource } from '@ie/format';
+import { packBlocks, packInt4Groupwise, packInt8 } from '@ie/quant';
 import { choice, intFlag, required, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, peakRss } from '../human.js';
@@ -9,7 +9,7 @@ import { CONVERTER } from '../version.js';
 export const synth: Command = {
   name: 'synth',
   summary: 'make a seeded random llama model of a realistic shape (HF directory, IEBIN or a GGUF file)',
-  usage: `ie synth --preset ${Object.keys(SYNTH_PRESETS).join('|')} (--out-dir DIR [--format hf|iebin] [--dtype f32|f16|bf16] [--shards N] | --format gguf --out FILE.gguf [--dtype f32|f16|bf16|q8_0|q4_0]) [--seed N] [--quiet]`,
+  usage: `ie synth --preset ${Object.keys(SYNTH_PRESETS).join('|')} (--out-dir DIR [--format hf|iebin] [--dtype f32|f16|bf16] [--shards N] | --format gguf --out FILE.gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k|iq4_nl]) [--seed N] [--quiet]`,
   positionals: [0, 0],
   options: {
     preset: { type: 'string' },
@@ -32,8 +32,10 @@ export const synth: Command = {
       const out = required(v, 'out', this);
       const type = choice(v, 'dtype', GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number];
       const t0 = performance.now();
-      const size = await writeGguf(ggufSource(presetName, seed, type), out, { name: `ie-synth-${presetName}-${type}` });
-      io.out(`wrote ${out}: GGUF, ${presetName} (${preset.description}), seed ${seed}, ${type}, ${bytes(size)} in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`);
+      const { source, fallbacks } = ggufSource(presetName, seed, type);
+      const size = await writeGguf(source, out, { name: `ie-synth-${presetName}-${type}` });
+      const fell = fallbacks ? ` (${fallbacks} matrices in q8_0: their rows are not whole blocks of ${type})` : '';
+      io.out(`wrote ${out}: GGUF, ${presetName} (${preset.description}), seed ${seed}, ${type}${fell}, ${bytes(size)} in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`);
       return EXIT.OK;
     }
     if (v.out !== undefined) throw new CliError('CLI_USAGE', '--out is for --format gguf; HF and IEBIN models go to --out-dir DIR');
@@ -65,26 +67,36 @@ export const synth: Command = {
 /**
  * The synthetic model with its 2-D tensors in a GGUF type: float types as generated; q8_0 and q4_0
  * quantized from the f32 values by @ie/quant's packers, which reproduce llama.cpp's reference
- * Q8_0 / Q4_0 quantizers byte for byte.
+ * Q8_0 / Q4_0 quantizers byte for byte; the K-quant recipes and iq4_nl by @ie/quant's block
+ * packers. A matrix whose rows are not whole blocks of its type (a 288-wide model and 256-element
+ * K-quant blocks) falls back to q8_0, as llama.cpp falls back to a type that fits.
  */
-function ggufSource(preset: string, seed: number, type: (typeof GGUF_WRITE_TYPES)[number]): ModelSource {
+function ggufSource(preset: string, seed: number, type: (typeof GGUF_WRITE_TYPES)[number]): { source: ModelSource; fallbacks: number } {
   const float = type === 'f16' || type === 'bf16' ? type : 'f32';
   const source = synthModel(preset, { seed, dtype: float });
-  if (type !== 'q8_0' && type !== 'q4_0') return source;
+  if (type === 'f32' || type === 'f16' || type === 'bf16') return { source, fallbacks: 0 };
   const config = source.config;
-  return {
-    ...source,
-    tensors: source.tensors.map((t, i) => {
-      if (t.shape.length !== 2) return t;
-      const [rows, cols] = t.shape;
-      const pack = () => {
-        const values = synthTensorValues(config, seed, i);
-        return type === 'q4_0'
-          ? packInt4Groupwise(values, rows, cols, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' })
-          : packInt8(values, rows, cols, { granularity: 'per_group', groupSize: 32, scaleDtype: 'f16' });
-      };
-      const quant = { scheme: 'symmetric' as const, granularity: 'per_group' as const, group_size: 32, scale_dtype: 'f16' as const };
-      return { ...t, dtype: type === 'q4_0' ? ('q4' as const) : ('i8' as const), quant, read: async () => pack().bytes };
-    }),
-  };
+  const g32 = { scheme: 'symmetric' as const, granularity: 'per_group' as const, group_size: 32, scale_dtype: 'f16' as const };
+  let fallbacks = 0;
+  const tensors = source.tensors.map((t, i) => {
+    if (t.shape.length !== 2) return t;
+    const [rows, cols] = t.shape;
+    const values = () => synthTensorValues(config, seed, i);
+    let kind = matrixType(type, t.name);
+    if (isBlockDtype(kind) && cols % BLOCK_FORMATS[kind].elems !== 0) {
+      kind = 'q8_0';
+      fallbacks++;
+    }
+    if (kind === 'q4_0') return { ...t, dtype: 'q4' as const, quant: g32, read: async () => packInt4Groupwise(values(), rows, cols, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' }).bytes };
+    if (kind === 'q8_0') return { ...t, dtype: 'i8' as const, quant: g32, read: async () => packInt8(values(), rows, cols, { granularity: 'per_group', groupSize: 32, scaleDtype: 'f16' }).bytes };
+    const block = kind;
+    return { ...t, dtype: block, quant: null, read: async () => packBlocks(block, values(), rows, cols) };
+  });
+  return { source: { ...source, tensors }, fallbacks };
+}
+
+/** The type one matrix gets in a GGUF file type (llama.cpp's Q4_K_M / Q5_K_M recipes keep attn_v, ffn_down and the classifier in q6_k). */
+function matrixType(type: 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' | 'iq4_nl', name: string): 'q8_0' | 'q4_0' | BlockDtype {
+  if (type !== 'q4_k_m' && type !== 'q5_k_m') return type;
+  return /\.(attn_v|ffn_down)\.weight$|^output\.weight$/.test(name) ? 'q6_k' : type === 'q4_k_m' ? 'q4_k' : 'q5_k';
 }

@@ -5,9 +5,10 @@
 //
 // - q4_k / q5_k: codes 0..15 (0..31) are the unsigned operand; the mins meet per-call sums of
 //   the quantized x (d_x * sum q_x per 32), as the q4 zero points do.
-// - q6_k: codes - 32 (-32..31) and iq4_nl's levels (-127..113, via a byte shuffle) are signed
-//   weights: Dot::signed_single moves their sign onto x. A 32-byte q6_k product holds two
-//   16-element scale groups, one per 128-bit half, so its factor vector is [s_a x4 | s_b x4].
+// - q6_k: codes 0..63 are unsigned too, the -32 taken off through sums of the quantized x per
+//   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half.
+// - iq4_nl's levels (-127..113, via a byte shuffle) are signed weights: Dot::signed_single moves
+//   their sign onto x.
 #pragma once
 #include "gemv/blocks_x86.h"
 #include "gemv/q8_x86.h"
@@ -54,19 +55,33 @@ struct Q8BlockKernels {
     }
   }
 
+  // q6_k: codes 0..63 meet x unsigned; the -32 comes off per superblock through per-call sums of
+  // the quantized x per 16 elements (32 * sum_j G[j] * sum q_x over group j). G[j] = d * scale[j]
+  // * d_x of its block, two vectors per superblock, so each 32-byte product picks its factor
+  // vector [G[2c] x4 | G[2c + 1] x4] with one permute.
   static void q6_k(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-    const int nb = w.K / kSuperBlock;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
+    const int nb = w.K / kSuperBlock, n16 = w.K / 16;
+    Scratch<float, 1024> xs((size_t)n16);
+    for (int j = 0; j < n16; j++) {
+      int t = 0;
+      for (int e = 16 * j; e < 16 * j + 16; e++) t += xq[e];
+      xs.data()[j] = (float)t;
+    }
+    const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30);
     const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
                              _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    const __m256i dup[2] = {_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)};
     for (int r = 0; r < rows; r++) {
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 210;
         const __m256 d = _mm256_set1_ps(f16_at(b + 208));
         const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
-        const __m256 S[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))), _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))))};
         const __m256 X = _mm256_loadu_ps(xd + 8 * i);
+        const __m256 G[2] = {_mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))), _mm256_permutevar8x32_ps(X, dup[0])),
+                             _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))), _mm256_permutevar8x32_ps(X, dup[1]))};
+        corr = _mm256_fmadd_ps(G[0], _mm256_loadu_ps(xs.data() + 16 * i), corr);
+        corr = _mm256_fmadd_ps(G[1], _mm256_loadu_ps(xs.data() + 16 * i + 8), corr);
         const int8_t* xb = xq + i * kSuperBlock;
         IE_UNROLL for (int h = 0; h < 2; h++) {
           const __m256i l0 = q8_bytes(b + 64 * h), l1 = q8_bytes(b + 64 * h + 32), qh = q8_bytes(b + 128 + 32 * h);
@@ -77,27 +92,46 @@ struct Q8BlockKernels {
               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2)),
           };
           IE_UNROLL for (int k = 0; k < 4; k++) {
-            const __m256i p = Dot::signed_single(_mm256_sub_epi8(q[k], k32), q8_bytes(xb + 128 * h + 32 * k));
-            const __m256 f = _mm256_mul_ps(_mm256_permutevar8x32_ps(S[h], pick[k]), lane_of(X, 4 * h + k));
-            total[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, total[k & 1]);
+            const __m256i p = Dot::single(q[k], q8_bytes(xb + 128 * h + 32 * k));
+            total[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(G[h], pick[k]), total[k & 1]);
           }
         }
       }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1]));
+      const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - 32.0f * q8_hsum(corr);
       y[r] = acc ? y[r] + v : v;
     }
   }
 
+  // iq4_nl: eight blocks per step, their f16 scales gathered into one vector and multiplied by the
+  // eight d_x at once; each block's product then takes its lane.
   static void iq4_nl(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     const int nb = w.K / 32;
+    auto block = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
+      __m128i lo, hi;
+      iq4_levels(b + 2, &lo, &hi);
+      const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
+    };
     for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
       __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int i = 0; i < nb; i++) {
-        const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 18;
-        __m128i lo, hi;
-        iq4_levels(b + 2, &lo, &hi);
-        const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
-        total[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(b) * xd[i]), total[i & 1]);
+      int i = 0;
+      for (; i + 8 <= nb; i += 8) {
+        const uint8_t* b = row + (ptrdiff_t)i * 18;
+        __m128i dh = _mm_cvtsi32_si128(b[0] | (b[1] << 8));
+        dh = _mm_insert_epi16(dh, b[18] | (b[19] << 8), 1);
+        dh = _mm_insert_epi16(dh, b[36] | (b[37] << 8), 2);
+        dh = _mm_insert_epi16(dh, b[54] | (b[55] << 8), 3);
+        dh = _mm_insert_epi16(dh, b[72] | (b[73] << 8), 4);
+        dh = _mm_insert_epi16(dh, b[90] | (b[91] << 8), 5);
+        dh = _mm_insert_epi16(dh, b[108] | (b[109] << 8), 6);
+        dh = _mm_insert_epi16(dh, b[126] | (b[127] << 8), 7);
+        const __m256 F = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(xd + i));
+        IE_UNROLL for (int u = 0; u < 8; u++) block(b + 18 * u, i + u, lane_of(F, u), total[u & 1]);
+      }
+      for (; i < nb; i++) {
+        const uint8_t* b = row + (ptrdiff_t)i * 18;
+        block(b, i, _mm256_set1_ps(f16_at(b) * xd[i]), total[i & 1]);
       }
       const float v = q8_hsum(_mm256_add_ps(total[0], total[1]));
       y[r] = acc ? y[r] + v : v;
