@@ -10,22 +10,15 @@
 // The GGUF files are made by `ie synth --format gguf` (seeded; no download) and converted for ie
 // with `ie convert --gguf`, both cached under benchmarks/.cache/. node-llama-cpp is installed on
 // first use into a cache directory (PEER_DIR, default ~/.cache/ie/peer), not into the workspace.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
-import { median, randomBuffer, readBandwidth, refuseToMake, requireModel } from './lib.mjs';
+import { median, randomBuffer, readBandwidth, requireModel } from './lib.mjs';
+import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
-const NLC_VERSION = '3.22.1';
-const PEER_DIR = process.env.PEER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ie', 'peer', `node-llama-cpp-${NLC_VERSION}`);
-const CACHE = process.env.CACHE_DIR ?? join(here, '.cache');
 const PRESET = process.env.PRESET ?? 'tinyllama-1.1b';
 const TYPES = (process.env.TYPES ?? 'f32,f16,bf16,q8_0,q4_0').split(',');
 const THREADS = (process.env.THREADS ?? '1,2').split(',').map(Number);
@@ -34,63 +27,10 @@ const DECODE_TOKENS = Number(process.env.DECODE_TOKENS ?? 64);
 const PREFILL_TOKENS = Number(process.env.PREFILL_TOKENS ?? 128);
 const PROBE_GIB = Number(process.env.PROBE_GIB ?? 1);
 
-const log = (m) => process.stderr.write(`bench:peer: ${m}\n`);
+const log = logTo('bench:peer');
 const strict = requireModel('bench:peer');
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
-}
-
-// ---- node-llama-cpp, on demand
-if (!existsSync(join(PEER_DIR, 'node_modules', 'node-llama-cpp', 'package.json'))) {
-  log(`installing node-llama-cpp@${NLC_VERSION} into ${PEER_DIR} (about 700 MB, prebuilt binaries, no compiler)`);
-  mkdirSync(PEER_DIR, { recursive: true });
-  writeFileSync(join(PEER_DIR, 'package.json'), JSON.stringify({ name: 'ie-peer', private: true }));
-  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', `node-llama-cpp@${NLC_VERSION}`], { cwd: PEER_DIR });
-}
-
-// ---- the same weights for both engines
-mkdirSync(CACHE, { recursive: true });
-const files = {};
-for (const type of TYPES) {
-  const gguf = join(CACHE, `${PRESET}-${type}.gguf`);
-  const iebin = join(CACHE, `${PRESET}-${type}.iebin`);
-  if (!existsSync(gguf)) {
-    if (strict) refuseToMake('bench:peer', gguf);
-    log(`making ${gguf}`);
-    run(process.execPath, [cli, 'synth', '--preset', PRESET, '--format', 'gguf', '--dtype', type, '--out', gguf]);
-  }
-  if (!existsSync(join(iebin, 'model.ie.json'))) {
-    if (strict) refuseToMake('bench:peer', iebin);
-    log(`converting ${gguf} for ie`);
-    run(process.execPath, [cli, 'convert', '--gguf', gguf, '--out-dir', iebin, '--quiet']);
-  }
-  files[type] = { gguf, iebin, ggufBytes: statSync(gguf).size };
-}
-
-// ---- workers
-function worker(script, args) {
-  const child = spawn(process.execPath, [join(here, 'peer', script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const { value, done } = await lines.next();
-    if (done) throw new Error(`${script} exited (${child.exitCode})`);
-    const r = JSON.parse(value);
-    if (r.error) throw new Error(`${script}: ${r.error}`);
-    return r;
-  };
-  return {
-    ready: next(),
-    async ask(req) {
-      child.stdin.write(`${JSON.stringify(req)}\n`);
-      return next();
-    },
-    async stop() {
-      child.stdin.write(`${JSON.stringify({ cmd: 'exit' })}\n`);
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
+ensurePeer(log);
+const files = modelFiles('bench:peer', PRESET, TYPES, strict, log);
 
 // A short prompt (BOS + 7 ids) and a 128-token one, from the synthetic vocabulary's word pieces
 // (ids past the 3 specials and 256 bytes, within the preset's vocabulary).

@@ -20,5 +20,8 @@ await serve({
     const c = await engine.complete(ids, { maxTokens: 1, temperature: 0, ignoreEos: true });
     return { tokS: c.metrics.prefillTokensPerSec };
   },
+  async logits({ ids }) {
+    return { logits: (await engine.evaluate(ids)).map((l) => Array.from(l)) };
+  },
   close: () => engine.dispose(),
 });

@@ -46,6 +46,22 @@ await serve({
       sequence.dispose();
     }
   },
+  // Every position's raw logits, dense by token id.
+  async logits({ ids, vocab }) {
+    const sequence = context.getSequence();
+    try {
+      const out = await sequence.controlledEvaluate(ids.map((t) => [t, { generateNext: { logits: true } }]));
+      return {
+        logits: out.map((o) => {
+          const dense = new Array(vocab).fill(Number.NaN);
+          for (const [t, v] of o.next.logits) dense[t] = v;
+          return dense;
+        }),
+      };
+    } finally {
+      sequence.dispose();
+    }
+  },
   async close() {
     await context.dispose();
     await model.dispose();

@@ -1,6 +1,7 @@
 // The side-by-side workers' protocol: one JSON request per stdin line, one JSON reply per stdout
 // line. Requests: {cmd: 'decode', prompt: ids, tokens: n} -> {tokS, tokens}; {cmd: 'prefill',
-// ids} -> {tokS}; {cmd: 'info'}; {cmd: 'exit'}. Errors reply {error}.
+// ids} -> {tokS}; {cmd: 'logits', ids, vocab} -> {logits: one array per position}; {cmd: 'info'};
+// {cmd: 'exit'}. Errors reply {error}.
 import { createInterface } from 'node:readline';
 
 export async function serve(handlers) {

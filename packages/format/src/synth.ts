@@ -41,6 +41,10 @@ export const SYNTH_PRESETS: Record<string, SynthPreset> = {
     description: 'stories15M shape: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, tied classifier',
     config: llamaConfig({ dim: 288, n_layers: 6, n_heads: 6, n_kv_heads: 6, ffn_dim: 768, vocab_size: 32000, context_length: 256, tied_classifier: true }),
   },
+  'small-256': {
+    description: 'K-quant-ready test model: dim 256, 4 layers, 4 heads / 2 KV heads, ffn 768, vocab 4096 (every row whole 256-element blocks)',
+    config: llamaConfig({ dim: 256, n_layers: 4, n_heads: 4, n_kv_heads: 2, ffn_dim: 768, vocab_size: 4096, context_length: 512 }),
+  },
   'tinyllama-1.1b': {
     description: 'TinyLlama-1.1B shape: dim 2048, 22 layers, 32 heads / 4 KV heads, ffn 5632, vocab 32000',
     config: llamaConfig({ dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, ffn_dim: 5632, vocab_size: 32000, context_length: 2048 }),

@@ -1,0 +1,79 @@
+// What the side-by-side harnesses share: node-llama-cpp installed on demand into a cache
+// directory (not a dependency of ie), the same weights for both engines (an `ie synth --format
+// gguf` file and its `ie convert --gguf` IEBIN, cached), and the workers speaking protocol.mjs.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { refuseToMake } from '../lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
+export const NLC_VERSION = '3.22.1';
+export const PEER_DIR = process.env.PEER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ie', 'peer', `node-llama-cpp-${NLC_VERSION}`);
+export const CACHE = process.env.CACHE_DIR ?? join(here, '..', '.cache');
+
+export const logTo = (name) => (m) => process.stderr.write(`${name}: ${m}\n`);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
+}
+
+/** Installs node-llama-cpp into PEER_DIR unless it is there. */
+export function ensurePeer(log) {
+  if (existsSync(join(PEER_DIR, 'node_modules', 'node-llama-cpp', 'package.json'))) return;
+  log(`installing node-llama-cpp@${NLC_VERSION} into ${PEER_DIR} (about 700 MB, prebuilt binaries, no compiler)`);
+  mkdirSync(PEER_DIR, { recursive: true });
+  writeFileSync(join(PEER_DIR, 'package.json'), JSON.stringify({ name: 'ie-peer', private: true }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', `node-llama-cpp@${NLC_VERSION}`], { cwd: PEER_DIR });
+}
+
+/** The GGUF file and its IEBIN conversion for each type, made (and cached) unless `strict` (IE_REQUIRE_MODEL=1). */
+export function modelFiles(name, preset, types, strict, log) {
+  mkdirSync(CACHE, { recursive: true });
+  const files = {};
+  for (const type of types) {
+    const gguf = join(CACHE, `${preset}-${type}.gguf`);
+    const iebin = join(CACHE, `${preset}-${type}.iebin`);
+    if (!existsSync(gguf)) {
+      if (strict) refuseToMake(name, gguf);
+      log(`making ${gguf}`);
+      run(process.execPath, [cli, 'synth', '--preset', preset, '--format', 'gguf', '--dtype', type, '--out', gguf]);
+    }
+    if (!existsSync(join(iebin, 'model.ie.json'))) {
+      if (strict) refuseToMake(name, iebin);
+      log(`converting ${gguf} for ie`);
+      run(process.execPath, [cli, 'convert', '--gguf', gguf, '--out-dir', iebin, '--quiet']);
+    }
+    files[type] = { gguf, iebin, ggufBytes: statSync(gguf).size };
+  }
+  return files;
+}
+
+/** A worker process (llama-worker.mjs or ie-worker.mjs) and its request/reply channel. */
+export function worker(script, args, env = process.env) {
+  const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`${script} exited (${child.exitCode})`);
+    const r = JSON.parse(value);
+    if (r.error) throw new Error(`${script}: ${r.error}`);
+    return r;
+  };
+  return {
+    ready: next(),
+    async ask(req) {
+      child.stdin.write(`${JSON.stringify(req)}\n`);
+      return next();
+    },
+    async stop() {
+      child.stdin.write(`${JSON.stringify({ cmd: 'exit' })}\n`);
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
