@@ -213,6 +213,8 @@ for (const p of PRECISIONS.filter((q) => !q.activations))
     console.log(`| ${p.name} | ${t} | ${g('2048x2048')} | ${g('5632x2048')} | ${g('2048x5632')} |`);
   }
 mkdirSync(join(here, 'reports'), { recursive: true });
-const file = join(here, 'reports', `kernels-${new Date().toISOString().slice(0, 10)}.json`);
+// A subset run (ONLY=…) writes beside the full report rather than over it; REPORT names it.
+const tag = process.env.REPORT ?? (ONLY ? 'subset' : '');
+const file = join(here, 'reports', `kernels-${tag ? `${tag}-` : ''}${new Date().toISOString().slice(0, 10)}.json`);
 writeFileSync(file, JSON.stringify({ cpu: info.cpu, isa: info.isa, int8Kernels: info.int8Activations, gemmKernel: info.gemm, fmaPeakGflops: peaks, gib: GIB, passes: PASSES, gemv: results, gemm }, null, 2));
 console.log(`\nwrote ${file}`);
