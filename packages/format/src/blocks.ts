@@ -14,10 +14,17 @@
  *   elements), f16 d. value = d * scale * (q - 32).
  * - iq4_nl (18 / 32): f16 d, 16 bytes of nibbles (element j low, j + 16 high) indexing a fixed
  *   16-entry table of non-linear levels. value = d * table[q].
+ * - mxfp4 (17 / 32, OCP MX FP4; gpt-oss experts): u8 e (E8M0 shared exponent), 16 bytes of
+ *   nibbles (element j low, j + 16 high), each an FP4 E2M1 code. value = fp4[q] * 2^(e - 127);
+ *   e = 255 is E8M0's NaN and decodes to NaN (importers refuse it).
+ *
+ * Block tensors are 2-D [N, K] or, for stacked experts, 3-D [E, N, K]: either way a row-major
+ * sequence of rows of K/elems blocks (expert e's matrix is rows e*N .. e*N + N - 1).
  */
+import { HfModelError } from './errors.js';
 import { f16BitsToF32 } from './dtype.js';
 
-export const BLOCK_DTYPES = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
+export const BLOCK_DTYPES = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'] as const;
 export type BlockDtype = (typeof BLOCK_DTYPES)[number];
 
 /** Elements and bytes per block, and the ggml type id the block is in GGUF. */
@@ -26,7 +33,19 @@ export const BLOCK_FORMATS: Readonly<Record<BlockDtype, { elems: number; bytes: 
   q5_k: { elems: 256, bytes: 176, ggml: 13 },
   q6_k: { elems: 256, bytes: 210, ggml: 14 },
   iq4_nl: { elems: 32, bytes: 18, ggml: 20 },
+  mxfp4: { elems: 32, bytes: 17, ggml: 39 },
 });
+
+/**
+ * FP4 E2M1 values by code (OCP MX; OpenAI's FP4_VALUES): sign bit 3, then 2 exponent and 1 mantissa
+ * bits. Code 8 (-0) decodes to +0 as ggml's table and the kernels do: equal in every product.
+ */
+export const MXFP4_VALUES: readonly number[] = Object.freeze([0, 0.5, 1, 1.5, 2, 3, 4, 6, 0, -0.5, -1, -1.5, -2, -3, -4, -6]);
+
+/** 2^(e - 127) for an E8M0 byte, exactly (2^-127 is an f32 subnormal); NaN for 255. */
+export function e8m0ToF32(e: number): number {
+  return e === 255 ? Number.NaN : 2 ** (e - 127);
+}
 
 /** IQ4_NL's levels (ggml's kvalues_iq4nl). */
 export const IQ4_NL_LEVELS: readonly number[] = Object.freeze([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]);
@@ -45,6 +64,16 @@ const f16 = (b: Uint8Array, at: number) => f16BitsToF32(b[at] | (b[at + 1] << 8)
 
 /** Decodes one block at `at` into out[o..o + elems). */
 function decodeBlock(dtype: BlockDtype, b: Uint8Array, at: number, out: Float32Array, o: number): void {
+  if (dtype === 'mxfp4') {
+    // fp4 * 2^k is exact in f64; the f32 rounding only matters where it overflows (6 * 2^127 → Inf).
+    const s = e8m0ToF32(b[at]);
+    for (let j = 0; j < 16; j++) {
+      const q = b[at + 1 + j];
+      out[o + j] = Math.fround(MXFP4_VALUES[q & 15] * s);
+      out[o + j + 16] = Math.fround(MXFP4_VALUES[q >> 4] * s);
+    }
+    return;
+  }
   if (dtype === 'iq4_nl') {
     const d = f16(b, at);
     for (let j = 0; j < 16; j++) {
@@ -94,11 +123,46 @@ function decodeBlock(dtype: BlockDtype, b: Uint8Array, at: number, out: Float32A
   }
 }
 
-/** A [rows, cols] block tensor's values, f32 row-major (cols a whole number of blocks). */
+/** A [rows, cols] block tensor's values, f32 row-major (cols a whole number of blocks; a 3-D [E, N, K] tensor is rows = E*N). */
 export function decodeBlocks(dtype: BlockDtype, bytes: Uint8Array, rows: number, cols: number): Float32Array {
   const f = BLOCK_FORMATS[dtype];
   const per = cols / f.elems;
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let i = 0; i < per; i++) decodeBlock(dtype, bytes, (r * per + i) * f.bytes, out, r * cols + i * f.elems);
   return out;
+}
+
+/**
+ * Hugging Face's MXFP4 tensors (`X_blocks` U8 [..., rows, cols/32, 16] and `X_scales` U8
+ * [..., rows, cols/32], as in gpt-oss checkpoints) → ggml mxfp4 blocks, losslessly. HF byte i of
+ * a block holds element 2i in its low nibble and 2i + 1 in its high nibble; ggml byte j holds
+ * element j low and j + 16 high. `rows` counts every row (experts x rows per expert). A scale of
+ * 255 (E8M0 NaN) is refused: HfModelError HF_BAD_TENSOR naming `name`.
+ */
+export function mxfp4FromHf(blocks: Uint8Array, scales: Uint8Array, rows: number, cols: number, name = 'mxfp4 tensor'): Uint8Array {
+  if (cols % 32 !== 0) throw new HfModelError('HF_BAD_TENSOR', `${name}: an MXFP4 row is a whole number of 32-element blocks; ${cols} columns are not`, { field: name });
+  const n = (rows * cols) / 32;
+  if (blocks.length !== n * 16 || scales.length !== n) {
+    throw new HfModelError('HF_BAD_TENSOR', `${name}: ${rows} x ${cols} MXFP4 needs ${n * 16} block bytes and ${n} scales, got ${blocks.length} and ${scales.length}`, { field: name });
+  }
+  const out = new Uint8Array(n * 17);
+  const nib = (at: number, k: number) => (blocks[at + (k >> 1)] >> ((k & 1) << 2)) & 15;
+  for (let i = 0; i < n; i++) {
+    const e = scales[i];
+    if (e === 255) {
+      const r = Math.floor((i * 32) / cols);
+      throw new HfModelError('HF_BAD_TENSOR', `${name}: scale ${e} (E8M0 NaN) in row ${r}, block ${i - (r * cols) / 32}; MXFP4 scales must be 0..254`, { field: name });
+    }
+    const src = i * 16;
+    const dst = i * 17;
+    out[dst] = e;
+    for (let j = 0; j < 16; j++) out[dst + 1 + j] = nib(src, j) | (nib(src, j + 16) << 4);
+  }
+  return out;
+}
+
+/** The index of the first mxfp4 block (17 bytes each) whose scale is 255, or -1. */
+export function mxfp4NanBlock(blocks: Uint8Array): number {
+  for (let i = 0, at = 0; at < blocks.length; i++, at += 17) if (blocks[at] === 255) return i;
+  return -1;
 }

@@ -27,7 +27,7 @@ export interface ConvertedTensor {
 export type TensorTransform = (tensor: SourceTensor, role: TensorRole, rowMajor: Uint8Array) => ConvertedTensor | null | Promise<ConvertedTensor | null>;
 
 export interface ConvertOptions {
-  /** Store 2-D float tensors in this dtype (norms and biases stay f32). Default: as the source has them. */
+  /** Store float matrices (2-D, and float 3-D experts) in this dtype (norms, biases, sinks and expert biases are f32). Default: as the source has them. */
   dtype?: FloatDtype;
   /** Store projection and classifier matrices transposed ([K, N]); float dtypes only. */
   pretranspose?: boolean;
@@ -103,7 +103,9 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
       if (converted) {
         ({ dtype, quant, bytes } = converted);
       } else if (isFloatDtype(t.dtype)) {
-        const want: FloatDtype = t.shape.length === 1 ? 'f32' : (options.dtype ?? t.dtype);
+        // Vectors (norms, biases, sinks, stacked expert biases) are stored f32.
+        const vector = t.shape.length === 1 || role === 'expert_bias';
+        const want: FloatDtype = vector ? 'f32' : (options.dtype ?? t.dtype);
         if (want !== t.dtype) {
           bytes = encodeFloat(floatValues(t, bytes), want);
           dtype = want;

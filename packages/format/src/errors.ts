@@ -47,7 +47,7 @@ export const FORMAT_ERROR_CODES = {
   // Hugging Face directory
   HF_NOT_A_MODEL_DIR: 'the directory has no config.json or no safetensors weights',
   HF_BAD_CONFIG: 'config.json is missing a field or has an unsupported value',
-  HF_UNSUPPORTED_ARCHITECTURE: 'the architecture is not a supported llama-family model',
+  HF_UNSUPPORTED_ARCHITECTURE: 'the architecture is not a supported llama-family or gpt-oss model',
   HF_BAD_INDEX: 'model.safetensors.index.json is malformed',
   HF_MISSING_TENSOR: 'a tensor the architecture needs is missing',
   HF_UNEXPECTED_TENSOR: 'a tensor is not part of the architecture',
@@ -67,11 +67,12 @@ export const FORMAT_ERROR_CODES = {
   GGUF_DUPLICATE_KEY: 'a GGUF metadata key appears twice',
   GGUF_BAD_TENSOR_INFO: 'a GGUF tensor descriptor is malformed',
   GGUF_UNSUPPORTED_TENSOR_TYPE: 'a GGUF tensor has a ggml type ie does not import',
+  GGUF_BAD_TENSOR_DATA: 'a GGUF tensor holds values ie refuses (an MXFP4 NaN scale)',
   GGUF_RANGE_OUT_OF_FILE: 'a GGUF tensor range lies outside the file',
   GGUF_OVERLAP: 'two GGUF tensors overlap',
   GGUF_MISALIGNED: 'a GGUF tensor offset is not aligned',
-  GGUF_BAD_METADATA: 'GGUF metadata the llama architecture needs is missing or wrong',
-  GGUF_UNSUPPORTED_ARCHITECTURE: 'the GGUF architecture is not llama-family',
+  GGUF_BAD_METADATA: 'GGUF metadata the architecture needs is missing or wrong',
+  GGUF_UNSUPPORTED_ARCHITECTURE: 'the GGUF architecture is not llama, qwen2 or gpt-oss',
   // shared by importers
   SOURCE_INCONSISTENT: 'the source model is internally inconsistent',
   IO_ERROR: 'a file could not be read or written',

@@ -205,8 +205,8 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
   // The file type names the type of the 2-D tensors (norms stay F32).
   const matrixTypes = new Set(types.filter((_, i) => source.tensors[i].shape.length === 2));
   const only = [...matrixTypes][0];
-  // llama.cpp's file types for the block formats: Q4_K_M 15, Q5_K_M 17, Q6_K 18, IQ4_NL 25.
-  const blockFileType: Record<BlockDtype, number> = { q4_k: 15, q5_k: 17, q6_k: 18, iq4_nl: 25 };
+  // llama.cpp's file types for the block formats: Q4_K_M 15, Q5_K_M 17, Q6_K 18, IQ4_NL 25, MXFP4_MOE 38.
+  const blockFileType: Record<BlockDtype, number> = { q4_k: 15, q5_k: 17, q6_k: 18, iq4_nl: 25, mxfp4: 38 };
   const fileType = matrixTypes.size !== 1 ? GGML.F32.fileType : isBlockDtype(only) ? blockFileType[only] : GGML[only].fileType;
   const meta = llamaMetadata(source, fileType, options.name ?? `ie-${source.synth?.preset ?? 'model'}`);
   const align = (n: number) => Math.ceil(n / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;

@@ -4,13 +4,15 @@
  * `openGguf` imports a llama-family GGUF as a model source; F32, F16, BF16, Q8_0, Q4_0, Q4_K,
  * Q5_K, Q6_K and IQ4_NL tensors map onto IEBIN dtypes without loss (Q4_0 is IEBIN q4 symmetric,
  * group 32, f16 scales, byte for byte; Q8_0 is IEBIN i8 per-group 32, f16 scales; the K-quants
- * and IQ4_NL are IEBIN block dtypes holding the ggml blocks as they are).
+ * and IQ4_NL are IEBIN block dtypes holding the ggml blocks as they are). gpt-oss files import too:
+ * MXFP4 experts (3-D, ggml type 39) are the IEBIN mxfp4 block dtype byte for byte.
  */
 import { basename } from 'node:path';
 import { GgufError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
-import { expectedTensors, type Architecture, type ModelConfig } from './llama.js';
+import { configProblems, expectedTensors, type Architecture, type ModelConfig } from './llama.js';
+import { mxfp4NanBlock } from './blocks.js';
 import type { ModelSource, SourceTensor } from './source.js';
 import type { QuantParams } from './writer.js';
 import type { Dtype } from './layout.js';
@@ -49,10 +51,13 @@ export const GGML_TYPES: Record<number, [string, number, number]> = {
   27: ['I64', 1, 8],
   28: ['F64', 1, 8],
   30: ['BF16', 1, 2],
+  39: ['MXFP4', 32, 17],
 };
-const IMPORTABLE = new Set([0, 1, 2, 8, 30, 12, 13, 14, 20]);
+const IMPORTABLE = new Set([0, 1, 2, 8, 30, 12, 13, 14, 20, 39]);
 /** ggml block types imported as IEBIN block dtypes, byte for byte. */
-const BLOCK_TYPE: Record<number, BlockDtype> = { 12: 'q4_k', 13: 'q5_k', 14: 'q6_k', 20: 'iq4_nl' };
+const BLOCK_TYPE: Record<number, BlockDtype> = { 12: 'q4_k', 13: 'q5_k', 14: 'q6_k', 20: 'iq4_nl', 39: 'mxfp4' };
+/** gpt-oss's GGUF names that differ from the canonical ones. */
+const GPT_OSS_ALIASES: Record<string, string> = { 'post_attention_norm.weight': 'ffn_norm.weight' };
 
 export interface GgufTensorInfo {
   name: string;
@@ -298,16 +303,21 @@ function meta(g: GgufFile, file: string) {
   return { num, int, str, bool, arr, fail };
 }
 
-/** Opens a GGUF file as a model source (llama and qwen2 architectures). */
+/** Opens a GGUF file as a model source (llama, qwen2 and gpt-oss architectures). */
 export async function openGguf(path: string): Promise<ModelSource> {
   const f = await RandomAccessFile.open(path, (code, message) => new GgufError(code, message, { file: path }));
   try {
     const g = await readGguf(f);
     const m = meta(g, path);
     const arch = m.str('general.architecture');
-    const archMap: Record<string, Architecture> = { llama: 'llama', qwen2: 'qwen2' };
-    if (!archMap[arch]) throw new GgufError('GGUF_UNSUPPORTED_ARCHITECTURE', `general.architecture is ${JSON.stringify(arch)}; llama and qwen2 are supported`, { file: path, field: 'general.architecture' });
-    const byName = new Map(g.tensors.map((t) => [t.name, t]));
+    const archMap: Record<string, Architecture> = { llama: 'llama', qwen2: 'qwen2', 'gpt-oss': 'gpt-oss' };
+    if (!archMap[arch]) throw new GgufError('GGUF_UNSUPPORTED_ARCHITECTURE', `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`, { file: path, field: 'general.architecture' });
+    const gptOss = arch === 'gpt-oss';
+    const canonical = (name: string) => {
+      const b = /^(blk\.\d+\.)(.+)$/.exec(name);
+      return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
+    };
+    const byName = new Map(g.tensors.map((t) => [canonical(t.name), t]));
     if (byName.has('rope_freqs.weight')) m.fail('rope_freqs.weight', 'is present (Llama 3.1 RoPE frequency factors); ie imports that scaling from Hugging Face configs, not from GGUF');
     const dim = m.int(`${arch}.embedding_length`);
     const nHeads = m.int(`${arch}.attention.head_count`);
@@ -318,29 +328,61 @@ export async function openGguf(path: string): Promise<ModelSource> {
     if (emb?.ne.length !== 2) throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
     const tokens = m.arr('tokenizer.ggml.tokens', ['string']) as string[];
     const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
+    const nLayers = m.int(`${arch}.block_count`);
+    const eos = m.int('tokenizer.ggml.eos_token_id', 2);
+    let moe: ModelConfig['moe'] = null;
+    let rope_scaling: ModelConfig['rope_scaling'] = null;
+    let sliding_window: number | null = null;
+    let sliding_layers: boolean[] | null = null;
+    const scalingType = g.metadata.get(`${arch}.rope.scaling.type`);
+    if (gptOss) {
+      // llama.cpp writes no swiglu limit (its gpt-oss graph hard-codes 7) and slides on even layers.
+      moe = { n_experts: m.int(`${arch}.expert_count`), experts_per_token: m.int(`${arch}.expert_used_count`), swiglu_limit: 7 };
+      sliding_window = m.int(`${arch}.attention.sliding_window`);
+      sliding_layers = Array.from({ length: nLayers }, (_, i) => i % 2 === 0);
+      if (scalingType !== undefined && scalingType !== 'none') {
+        if (scalingType !== 'yarn') m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; gpt-oss uses yarn`);
+        // gpt-oss's YaRN range is not rounded (truncate false); GGUF has no key for it.
+        rope_scaling = {
+          type: 'yarn',
+          factor: m.num(`${arch}.rope.scaling.factor`),
+          original_context_length: m.int(`${arch}.rope.scaling.original_context_length`),
+          beta_fast: m.num(`${arch}.rope.scaling.yarn_beta_fast`, 32),
+          beta_slow: m.num(`${arch}.rope.scaling.yarn_beta_slow`, 1),
+          truncate: false,
+        };
+      }
+    } else if (scalingType !== undefined && scalingType !== 'none') {
+      m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is not supported`);
+    }
     const config: ModelConfig = {
       architecture: archMap[arch],
       dim,
-      n_layers: m.int(`${arch}.block_count`),
+      n_layers: nLayers,
       n_heads: nHeads,
       n_kv_heads: m.int(`${arch}.attention.head_count_kv`, nHeads),
       head_dim: headDim,
-      ffn_dim: m.int(`${arch}.feed_forward_length`),
+      ffn_dim: gptOss ? m.int(`${arch}.expert_feed_forward_length`) : m.int(`${arch}.feed_forward_length`),
       vocab_size: vocab,
       context_length: m.int(`${arch}.context_length`),
       rope_theta: m.num(`${arch}.rope.freq_base`, 10000),
-      // llama.cpp applies adjacent-pair RoPE to llama and rotate-half (NEOX) to qwen2.
-      rope_style: arch === 'qwen2' ? 'rotate_half' : 'adjacent',
-      rope_scaling: null,
+      // llama.cpp applies adjacent-pair RoPE to llama and rotate-half (NEOX) to qwen2 and gpt-oss.
+      rope_style: arch === 'llama' ? 'adjacent' : 'rotate_half',
+      rope_scaling,
       norm_eps: m.num(`${arch}.attention.layer_norm_rms_epsilon`, 1e-5),
       tied_classifier: !byName.has('output.weight') || (await sameBytes(f, g, byName.get('output.weight') as GgufTensorInfo, emb)),
-      attn_qkv_bias: byName.has('blk.0.attn_q.bias'),
-      sliding_window: null,
-      bos_id: m.int('tokenizer.ggml.bos_token_id', 1),
-      eos_id: m.int('tokenizer.ggml.eos_token_id', 2),
+      attn_qkv_bias: gptOss || byName.has('blk.0.attn_q.bias'),
+      attn_output_bias: gptOss,
+      attn_sinks: gptOss,
+      sliding_window,
+      sliding_layers,
+      moe,
+      // gpt-oss files may carry no BOS id (nothing is prepended in its chat format): the EOS id stands in.
+      bos_id: m.int('tokenizer.ggml.bos_token_id', gptOss ? eos : 1),
+      eos_id: eos,
     };
-    const scalingType = g.metadata.get(`${arch}.rope.scaling.type`);
-    if (scalingType !== undefined && scalingType !== 'none') m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is not supported`);
+    const problem = configProblems(config)[0];
+    if (problem && gptOss) m.fail(`${arch}.*`, `describe an inconsistent model: ${problem[0]} ${problem[1]}`);
     if (tokens.length !== vocab) m.fail('tokenizer.ggml.tokens', `has ${tokens.length} tokens, the model's vocabulary is ${vocab}`);
     const tokModel = m.str('tokenizer.ggml.model');
     const types = (m.arr('tokenizer.ggml.token_type', ['i32', 'u32', 'i8', 'u8'], true) as number[] | undefined) ?? tokens.map(() => 1);
@@ -379,8 +421,8 @@ export async function openGguf(path: string): Promise<ModelSource> {
     }
     const expected = expectedTensors(config);
     const expectedNames = new Set(expected.map((t) => t.name));
-    for (const t of byName.values()) {
-      if (!expectedNames.has(t.name)) throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, { file: path, field: t.name });
+    for (const [name, t] of byName) {
+      if (!expectedNames.has(name)) throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, { file: path, field: t.name });
     }
     const tensors: SourceTensor[] = expected.map((e) => {
       const t = byName.get(e.name);
@@ -389,8 +431,9 @@ export async function openGguf(path: string): Promise<ModelSource> {
       if (shape.length !== e.shape.length || shape.some((d, i) => d !== e.shape[i])) {
         throw new GgufError('GGUF_BAD_TENSOR_INFO', `${e.name} has shape ${JSON.stringify(shape)}, the metadata implies ${JSON.stringify(e.shape)}`, { file: path, field: e.name });
       }
-      return ggufTensor(f, g, t, shape, path);
+      return { ...ggufTensor(f, g, t, shape, path), name: e.name };
     });
+    if (gptOss) notes.push('gpt-oss: post_attention_norm → ffn_norm; sliding window on even layers and YaRN without rounding (truncate false), as llama.cpp does not record them; swiglu_limit 7');
     return {
       format: 'gguf',
       config,
@@ -420,15 +463,27 @@ async function sameBytes(f: RandomAccessFile, g: GgufFile, a: GgufTensorInfo, b:
 
 function ggufTensor(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, shape: number[], path: string): SourceTensor {
   if (!IMPORTABLE.has(t.type)) {
-    throw new GgufError('GGUF_UNSUPPORTED_TENSOR_TYPE', `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and IQ4_NL without loss (requantize the GGUF to one of those)`, { file: path, field: t.name });
+    throw new GgufError('GGUF_UNSUPPORTED_TENSOR_TYPE', `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL and MXFP4 without loss (requantize the GGUF to one of those)`, { file: path, field: t.name });
   }
   const at = g.dataOffset + t.offset;
   const read = () => f.read(at, t.bytes);
   const float: Record<number, Dtype> = { 0: 'f32', 1: 'f16', 30: 'bf16' };
   if (float[t.type]) return { name: t.name, dtype: float[t.type], shape, quant: null, read };
   if (BLOCK_TYPE[t.type]) {
-    if (shape.length !== 2) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is ${GGML_TYPES[t.type][0]} but not 2-D`, { file: path, field: t.name });
-    return { name: t.name, dtype: BLOCK_TYPE[t.type], shape, quant: null, read };
+    if (shape.length !== 2 && shape.length !== 3) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is ${GGML_TYPES[t.type][0]} but neither 2-D nor 3-D (stacked experts)`, { file: path, field: t.name });
+    if (BLOCK_TYPE[t.type] !== 'mxfp4') return { name: t.name, dtype: BLOCK_TYPE[t.type], shape, quant: null, read };
+    return {
+      name: t.name,
+      dtype: 'mxfp4',
+      shape,
+      quant: null,
+      read: async () => {
+        const b = await read();
+        const nan = mxfp4NanBlock(b);
+        if (nan >= 0) throw new GgufError('GGUF_BAD_TENSOR_DATA', `${t.name}: block ${nan} has scale 255 (E8M0 NaN); MXFP4 scales must be 0..254`, { file: path, field: t.name });
+        return b;
+      },
+    };
   }
   if (shape.length !== 2) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is quantized but not 2-D`, { file: path, field: t.name });
   const q4 = t.type === 2;

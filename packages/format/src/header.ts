@@ -204,12 +204,36 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
   let rope_scaling: ModelConfig['rope_scaling'] = null;
   if (rs !== null && rs !== undefined) {
     const r = c.obj(rs, p('rope_scaling'));
-    rope_scaling = {
-      type: c.oneOf(r.type, p('rope_scaling.type'), ['llama3'] as const),
-      factor: c.num(r.factor, p('rope_scaling.factor')),
-      low_freq_factor: c.num(r.low_freq_factor, p('rope_scaling.low_freq_factor')),
-      high_freq_factor: c.num(r.high_freq_factor, p('rope_scaling.high_freq_factor')),
-      original_context_length: c.int(r.original_context_length, p('rope_scaling.original_context_length'), 1),
+    const type = c.oneOf(r.type, p('rope_scaling.type'), ['llama3', 'yarn'] as const);
+    rope_scaling =
+      type === 'llama3'
+        ? {
+            type,
+            factor: c.num(r.factor, p('rope_scaling.factor')),
+            low_freq_factor: c.num(r.low_freq_factor, p('rope_scaling.low_freq_factor')),
+            high_freq_factor: c.num(r.high_freq_factor, p('rope_scaling.high_freq_factor')),
+            original_context_length: c.int(r.original_context_length, p('rope_scaling.original_context_length'), 1),
+          }
+        : {
+            type,
+            factor: c.num(r.factor, p('rope_scaling.factor')),
+            original_context_length: c.int(r.original_context_length, p('rope_scaling.original_context_length'), 1),
+            beta_fast: c.num(r.beta_fast, p('rope_scaling.beta_fast')),
+            beta_slow: c.num(r.beta_slow, p('rope_scaling.beta_slow')),
+            truncate: c.bool(r.truncate, p('rope_scaling.truncate')),
+          };
+  }
+  // Fields added with gpt-oss: headers written before them load with false / null.
+  const absent = (v: unknown) => v === null || v === undefined;
+  let sliding_layers: boolean[] | null = null;
+  if (!absent(o.sliding_layers)) sliding_layers = c.arr(o.sliding_layers, p('sliding_layers'), 1 << 16).map((x, i) => c.bool(x, p(`sliding_layers[${i}]`)));
+  let moe: ModelConfig['moe'] = null;
+  if (!absent(o.moe)) {
+    const m = c.obj(o.moe, p('moe'));
+    moe = {
+      n_experts: c.int(m.n_experts, p('moe.n_experts'), 1),
+      experts_per_token: c.int(m.experts_per_token, p('moe.experts_per_token'), 1),
+      swiglu_limit: c.num(m.swiglu_limit, p('moe.swiglu_limit')),
     };
   }
   const config: ModelConfig = {
@@ -228,7 +252,11 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
     norm_eps: c.num(o.norm_eps, p('norm_eps')),
     tied_classifier: c.bool(o.tied_classifier, p('tied_classifier')),
     attn_qkv_bias: c.bool(o.attn_qkv_bias, p('attn_qkv_bias')),
-    sliding_window: o.sliding_window === null || o.sliding_window === undefined ? null : c.int(o.sliding_window, p('sliding_window'), 1),
+    attn_output_bias: absent(o.attn_output_bias) ? false : c.bool(o.attn_output_bias, p('attn_output_bias')),
+    attn_sinks: absent(o.attn_sinks) ? false : c.bool(o.attn_sinks, p('attn_sinks')),
+    sliding_window: absent(o.sliding_window) ? null : c.int(o.sliding_window, p('sliding_window'), 1),
+    sliding_layers,
+    moe,
     bos_id: c.int(o.bos_id, p('bos_id'), 0),
     eos_id: c.int(o.eos_id, p('eos_id'), 0),
   };
@@ -350,11 +378,11 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
   };
   let quant: QuantSpec | null = null;
   if (isBlockDtype(dtype)) {
-    // ggml blocks carry their own scales: no quant record, 2-D, whole blocks per row.
+    // ggml blocks carry their own scales: no quant record, 2-D (or 3-D [E, N, K], stacked experts), whole blocks per row.
     if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
-    if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
+    if (shape.length !== 2 && shape.length !== 3) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D, or 3-D for stacked experts`);
     const elems = BLOCK_FORMATS[dtype].elems;
-    if (shape[1] % elems !== 0) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[1]} columns are not`);
+    if (shape[shape.length - 1] % elems !== 0) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[shape.length - 1]} columns are not`);
   } else if (isFloatDtype(dtype)) {
     if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype}`);
   } else {
@@ -424,7 +452,7 @@ function checkModelTensors(c: Checker, h: IebinHeader): void {
     if (got.t.shape.length !== e.shape.length || got.t.shape.some((d, k) => d !== e.shape[k])) {
       c.fail('IEBIN_BAD_SHAPE', `tensors[${got.i}].shape`, `${e.name} is ${JSON.stringify(got.t.shape)}, the config implies ${JSON.stringify(e.shape)}`);
     }
-    if (e.role !== 'projection' && e.role !== 'classifier' && e.role !== 'embedding' && !isFloatDtype(got.t.dtype)) {
+    if (e.role !== 'projection' && e.role !== 'classifier' && e.role !== 'embedding' && e.role !== 'experts' && !isFloatDtype(got.t.dtype)) {
       c.fail('IEBIN_BAD_DTYPE', `tensors[${got.i}].dtype`, `${e.name} is a ${e.role} and must stay f32/f16/bf16`);
     }
     if (e.role === 'embedding' && (got.t.layout.order !== 'row_major' || got.t.layout.block_k !== 0)) {

@@ -6,7 +6,7 @@
 export * from './errors.js';
 export * from './dtype.js';
 export * from './layout.js';
-export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, isBlockDtype, decodeBlocks, kScaleMin, type BlockDtype } from './blocks.js';
+export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, MXFP4_VALUES, isBlockDtype, decodeBlocks, kScaleMin, e8m0ToF32, mxfp4FromHf, mxfp4NanBlock, type BlockDtype } from './blocks.js';
 export * from './llama.js';
 export {
   DEFAULT_IEBIN_LIMITS,
@@ -44,6 +44,6 @@ export {
   type SafetensorsLimits,
   type SafetensorsTensorSpec,
 } from './safetensors.js';
-export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type WriteHfOptions } from './hf.js';
+export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type OpenHfOptions, type WriteHfOptions } from './hf.js';
 export { synthModel, synthTensorValues, synthVocabulary, synthHfTokenizerJson, SYNTH_PRESETS, Rng, type SynthPreset, type SynthOptions } from './synth.js';
 export { RandomAccessFile, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

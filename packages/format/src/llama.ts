@@ -1,9 +1,11 @@
 /**
- * The llama-family architecture as IEBIN sees it: the model config, the canonical
- * tensor names (GGUF's, independent of the source) and the shape each must have.
+ * The architectures as IEBIN sees them: the model config, the canonical tensor names
+ * (GGUF's, independent of the source) and the shape each must have. Llama, Mistral and Qwen2
+ * are dense; gpt-oss adds a mixture of experts (stacked 3-D expert tensors), attention sinks,
+ * biases on every attention projection, sliding attention on some layers and YaRN RoPE.
  */
 
-export const ARCHITECTURES = ['llama', 'mistral', 'qwen2'] as const;
+export const ARCHITECTURES = ['llama', 'mistral', 'qwen2', 'gpt-oss'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 export const ROPE_STYLES = ['adjacent', 'rotate_half'] as const;
 /**
@@ -23,6 +25,35 @@ export interface RopeScalingLlama3 {
   original_context_length: number;
 }
 
+/**
+ * YaRN frequency scaling (`rope_scaling.rope_type == "yarn"`; gpt-oss). With half = head_dim/2
+ * and freq_i = theta^(-2i/head_dim): low = half*ln(orig/(beta_fast*2π))/ln(theta), high likewise
+ * with beta_slow; `truncate` floors low and ceils high (HF's default; gpt-oss sets it false);
+ * ramp_i = clamp((i - low)/(high - low), 0, 1); inv_freq_i = freq_i/factor*ramp_i + freq_i*(1 - ramp_i);
+ * cos and sin are scaled by 0.1*ln(factor) + 1.
+ */
+export interface RopeScalingYarn {
+  type: 'yarn';
+  factor: number;
+  original_context_length: number;
+  beta_fast: number;
+  beta_slow: number;
+  truncate: boolean;
+}
+
+export type RopeScaling = RopeScalingLlama3 | RopeScalingYarn;
+
+/**
+ * A mixture of experts (gpt-oss): a router picks `experts_per_token` of `n_experts` per token
+ * (top-k by logit, softmax over the chosen); each expert is a SwiGLU MLP whose gate is clamped
+ * above at `swiglu_limit` and whose up projection is clamped to ±`swiglu_limit`.
+ */
+export interface MoeConfig {
+  n_experts: number;
+  experts_per_token: number;
+  swiglu_limit: number;
+}
+
 export interface ModelConfig {
   architecture: Architecture;
   dim: number;
@@ -35,19 +66,35 @@ export interface ModelConfig {
   context_length: number;
   rope_theta: number;
   rope_style: RopeStyle;
-  rope_scaling: RopeScalingLlama3 | null;
+  rope_scaling: RopeScaling | null;
   norm_eps: number;
   /** The classifier reuses token_embd.weight (no output.weight tensor). */
   tied_classifier: boolean;
-  /** q/k/v projections carry biases (Qwen2). */
+  /** q/k/v projections carry biases (Qwen2, gpt-oss). */
   attn_qkv_bias: boolean;
-  /** Mistral's sliding attention window, or null for full attention. */
+  /** The attention output projection carries a bias, `attn_output.bias` (gpt-oss). Absent in older headers: false. */
+  attn_output_bias: boolean;
+  /** One learned logit per query head, `attn_sinks.weight` [n_heads], joins each softmax denominator (gpt-oss). Absent: false. */
+  attn_sinks: boolean;
+  /** The sliding attention window (Mistral, gpt-oss), or null for full attention. */
   sliding_window: number | null;
+  /**
+   * Per layer, whether it uses `sliding_window` (gpt-oss alternates, layer 0 sliding); null: every
+   * layer does when `sliding_window` is set. Absent: null.
+   */
+  sliding_layers: boolean[] | null;
+  /** The mixture of experts replacing the dense MLP (gpt-oss; `ffn_dim` is then one expert's), or null. Absent: null. */
+  moe: MoeConfig | null;
   bos_id: number;
   eos_id: number;
 }
 
-export type TensorRole = 'embedding' | 'norm' | 'projection' | 'bias' | 'classifier';
+/**
+ * What a tensor is for. `router`: the MoE router matrix [n_experts, dim]; `experts`: stacked
+ * expert matrices [n_experts, N, K]; `expert_bias`: stacked expert biases [n_experts, N];
+ * `sinks`: the per-head attention sink logits. Norms, biases, sinks and expert biases stay float.
+ */
+export type TensorRole = 'embedding' | 'norm' | 'projection' | 'bias' | 'classifier' | 'router' | 'experts' | 'expert_bias' | 'sinks';
 
 export interface ExpectedTensor {
   name: string;
@@ -72,7 +119,21 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
       out.push({ name: `${b}attn_v.bias`, shape: [kv], role: 'bias' });
     }
     out.push({ name: `${b}attn_output.weight`, shape: [c.dim, q], role: 'projection' });
+    if (c.attn_output_bias) out.push({ name: `${b}attn_output.bias`, shape: [c.dim], role: 'bias' });
+    if (c.attn_sinks) out.push({ name: `${b}attn_sinks.weight`, shape: [c.n_heads], role: 'sinks' });
     out.push({ name: `${b}ffn_norm.weight`, shape: [c.dim], role: 'norm' });
+    if (c.moe) {
+      const E = c.moe.n_experts;
+      out.push({ name: `${b}ffn_gate_inp.weight`, shape: [E, c.dim], role: 'router' });
+      out.push({ name: `${b}ffn_gate_inp.bias`, shape: [E], role: 'bias' });
+      out.push({ name: `${b}ffn_gate_exps.weight`, shape: [E, c.ffn_dim, c.dim], role: 'experts' });
+      out.push({ name: `${b}ffn_up_exps.weight`, shape: [E, c.ffn_dim, c.dim], role: 'experts' });
+      out.push({ name: `${b}ffn_down_exps.weight`, shape: [E, c.dim, c.ffn_dim], role: 'experts' });
+      out.push({ name: `${b}ffn_gate_exps.bias`, shape: [E, c.ffn_dim], role: 'expert_bias' });
+      out.push({ name: `${b}ffn_up_exps.bias`, shape: [E, c.ffn_dim], role: 'expert_bias' });
+      out.push({ name: `${b}ffn_down_exps.bias`, shape: [E, c.dim], role: 'expert_bias' });
+      continue;
+    }
     out.push({ name: `${b}ffn_gate.weight`, shape: [c.ffn_dim, c.dim], role: 'projection' });
     out.push({ name: `${b}ffn_up.weight`, shape: [c.ffn_dim, c.dim], role: 'projection' });
     out.push({ name: `${b}ffn_down.weight`, shape: [c.dim, c.ffn_dim], role: 'projection' });
@@ -106,22 +167,56 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size) p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
   }
   if (c.sliding_window !== null && (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1)) p.push(['sliding_window', 'must be null or a positive integer']);
+  for (const k of ['attn_qkv_bias', 'attn_output_bias', 'attn_sinks', 'tied_classifier'] as const) {
+    if (typeof c[k] !== 'boolean') p.push([k, `must be true or false, got ${String(c[k])}`]);
+  }
+  const sl = c.sliding_layers;
+  if (sl !== null) {
+    if (!Array.isArray(sl) || sl.length !== c.n_layers || sl.some((x) => typeof x !== 'boolean')) p.push(['sliding_layers', `must be null or ${c.n_layers} booleans (one per layer)`]);
+    else if (c.sliding_window === null) p.push(['sliding_layers', 'is set but sliding_window is null']);
+  }
   const rs = c.rope_scaling;
   if (rs !== null) {
-    if (rs.type !== 'llama3') p.push(['rope_scaling.type', `only "llama3" is supported, got ${String(rs.type)}`]);
-    for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
-      if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
+    if (rs.type === 'llama3') {
+      for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
+        if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
+      }
+      if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
+    } else if (rs.type === 'yarn') {
+      for (const k of ['factor', 'original_context_length', 'beta_fast', 'beta_slow'] as const) {
+        if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
+      }
+      if (!Number.isSafeInteger(rs.original_context_length)) p.push(['rope_scaling.original_context_length', 'must be an integer']);
+      if (rs.factor < 1) p.push(['rope_scaling.factor', `must be at least 1, got ${rs.factor}`]);
+      if (!(rs.beta_fast > rs.beta_slow)) p.push(['rope_scaling.beta_fast', `must exceed beta_slow (${rs.beta_slow}), got ${rs.beta_fast}`]);
+      if (typeof rs.truncate !== 'boolean') p.push(['rope_scaling.truncate', 'must be true or false']);
+    } else {
+      p.push(['rope_scaling.type', `only "llama3" and "yarn" are supported, got ${String((rs as { type: unknown }).type)}`]);
     }
-    if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
   }
+  const moe = c.moe;
+  if (moe !== null) {
+    if (typeof moe !== 'object') p.push(['moe', 'must be null or an object']);
+    else {
+      if (!Number.isSafeInteger(moe.n_experts) || moe.n_experts < 1 || moe.n_experts > 65536) p.push(['moe.n_experts', `must be an integer in 1..65536, got ${moe.n_experts}`]);
+      else if (!Number.isSafeInteger(moe.experts_per_token) || moe.experts_per_token < 1 || moe.experts_per_token > moe.n_experts) p.push(['moe.experts_per_token', `must be an integer in 1..n_experts (${moe.n_experts}), got ${moe.experts_per_token}`]);
+      if (!(Number.isFinite(moe.swiglu_limit) && moe.swiglu_limit > 0)) p.push(['moe.swiglu_limit', `must be a positive number, got ${moe.swiglu_limit}`]);
+    }
+  }
+  if (c.architecture === 'gpt-oss' && moe === null) p.push(['moe', 'gpt-oss is a mixture of experts; moe must be set']);
+  if (c.architecture !== 'gpt-oss' && moe !== null) p.push(['moe', `experts are supported for gpt-oss only, not ${c.architecture}`]);
   return p;
 }
 
-/** Weight bytes streamed per decoded token: every tensor except the embedding table (one row is read). */
-export function weightBytesPerToken(tensors: ReadonlyArray<{ name: string; bytes: number; shape: readonly number[] }>, tied: boolean): number {
+/**
+ * Weight bytes streamed per decoded token: every tensor except the embedding table (one row is
+ * read) and, with `moe`, only experts_per_token / n_experts of each stacked expert tensor.
+ */
+export function weightBytesPerToken(tensors: ReadonlyArray<{ name: string; bytes: number; shape: readonly number[] }>, tied: boolean, moe: Pick<MoeConfig, 'n_experts' | 'experts_per_token'> | null = null): number {
   let total = 0;
   for (const t of tensors) {
     if (t.name === 'token_embd.weight') total += tied ? t.bytes : t.bytes / t.shape[0];
+    else if (moe && /_exps\.(weight|bias)$/.test(t.name)) total += (t.bytes * moe.experts_per_token) / moe.n_experts;
     else total += t.bytes;
   }
   return Math.round(total);

@@ -188,7 +188,11 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
       norm_eps: 1e-5,
       tied_classifier: h.sharedClassifier,
       attn_qkv_bias: false,
+      attn_output_bias: false,
+      attn_sinks: false,
       sliding_window: null,
+      sliding_layers: null,
+      moe: null,
       bos_id: 1,
       eos_id: 2,
     };

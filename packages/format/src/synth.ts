@@ -25,7 +25,11 @@ function llamaConfig(over: Partial<ModelConfig> & Pick<ModelConfig, 'dim' | 'n_l
     norm_eps: 1e-5,
     tied_classifier: false,
     attn_qkv_bias: false,
+    attn_output_bias: false,
+    attn_sinks: false,
     sliding_window: null,
+    sliding_layers: null,
+    moe: null,
     bos_id: 1,
     eos_id: 2,
     ...over,
@@ -116,11 +120,14 @@ export function synthTensorValues(config: ModelConfig, seed: number, index: numb
     case 'norm':
       return rng.fillBell(out, 0.1, 1);
     case 'bias':
+    case 'expert_bias':
+    case 'sinks':
       return rng.fillBell(out, 0.1);
     case 'embedding':
       return rng.fillBell(out, config.dim ** -0.25);
     default:
-      return rng.fillBell(out, 1 / Math.sqrt(t.shape[1]));
+      // Matrices (stacked experts too): fan-in is the last dim.
+      return rng.fillBell(out, 1 / Math.sqrt(t.shape[t.shape.length - 1]));
   }
 }
 
@@ -193,7 +200,7 @@ export function synthHfTokenizerJson(vocab: SpmTokenizerSpec): string {
 
 export interface SynthOptions {
   seed?: number;
-  /** Storage dtype of 2-D tensors (norms and biases stay f32). Default f32. */
+  /** Storage dtype of matrices, stacked experts included (norms, biases, sinks and expert biases stay f32). Default f32. */
   dtype?: FloatDtype;
 }
 
@@ -204,7 +211,8 @@ export function synthModel(preset: string | ModelConfig, options: SynthOptions =
   const seed = options.seed ?? 1;
   const dtype = options.dtype ?? 'f32';
   const tensors: SourceTensor[] = expectedTensors(config).map((t, i) => {
-    const d = t.shape.length === 2 ? dtype : 'f32';
+    const vector = t.shape.length === 1 || t.role === 'expert_bias';
+    const d = vector ? 'f32' : dtype;
     return {
       name: t.name,
       dtype: d,

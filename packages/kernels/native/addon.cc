@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -441,7 +442,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value Softmax(const Napi::CallbackInfo& info) {
     Context& c = ctx(info.Env());
     const int n = (int)int_arg(info, 1, 1, 1 << 30, "n");
-    c.k.softmax(f32_arg(info, 0, n, "x"), n);
+    c.k.softmax(f32_arg(info, 0, n, "x"), n, -INFINITY);
     return info.Env().Undefined();
   }
   // rope(x, nHeads, headDim, cos, sin, style)
@@ -535,6 +536,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const size_t cache_len = (positions - 1) * a.kv_stride + (size_t)a.n_kv_heads * a.head_dim;
     const napi_typedarray_type kvt = a.kv_type == ie::KvType::F16 ? napi_uint16_array : napi_float32_array;
     a.q = static_cast<const float*>(get_ta("q", napi_float32_array, width * a.n_queries));
+    if (o.Has("sinks") && !o.Get("sinks").IsUndefined()) a.sinks = static_cast<const float*>(get_ta("sinks", napi_float32_array, (size_t)a.n_heads));
     a.out = static_cast<float*>(get_ta("out", napi_float32_array, width * a.n_queries));
     a.k = get_ta("k", kvt, cache_len);
     a.v = get_ta("v", kvt, cache_len);
@@ -628,7 +630,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       if (!ops.Get(i).IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
       Napi::Object o = ops.Get(i).As<Napi::Object>();
       ie::Op op;
-      op.kind = (ie::OpKind)int_opt(o, "kind", -1, 0, 8);
+      op.kind = (ie::OpKind)int_opt(o, "kind", -1, 0, ie::kOpKindCount - 1);
       op.n = int_opt(o, "n", 0, 0, 1ll << 30);
       op.heads = (int)int_opt(o, "heads", 0, 0, 1 << 16);
       op.kv_heads = (int)int_opt(o, "kvHeads", 0, 0, 1 << 16);
@@ -716,6 +718,52 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
           op.c = view("c", op.capacity, kvw, kvElem);
           op.out = view("out", R, width, 4);
           if (op.b.stride != op.c.stride || op.b.stride < kvw) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": K and V caches need the same row stride, at least kvHeads*headDim");
+          if (o.Has("sinks") && !o.Get("sinks").IsUndefined()) op.sinks = view("sinks", 1, op.heads, 4).row<float>(0);
+          break;
+        }
+        case ie::OpKind::Moe: {
+          // Three arrays of one Matrix per expert: gate and up [F, D], down [D, F].
+          auto experts = [&](const char* key, std::vector<const ie::MatrixPlan*>* out) {
+            if (!o.Get(key).IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be an array of Matrix");
+            Napi::Array a = o.Get(key).As<Napi::Array>();
+            for (uint32_t j = 0; j < a.Length(); j++) {
+              Napi::Value mv = a.Get(j);
+              if (!mv.IsObject() || !mv.As<Napi::Object>().InstanceOf(ad->matrix_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + "[" + std::to_string(j) + "] must be a Matrix");
+              MatrixWrap* m = MatrixWrap::Unwrap(mv.As<Napi::Object>());
+              m->bound(env);
+              out->push_back(&m->plan);
+              pw->matrices.push_back(m);
+              pw->keep.push_back(Napi::Persistent(mv));
+            }
+          };
+          experts("gates", &op.moe.gate);
+          experts("ups", &op.moe.up);
+          experts("downs", &op.moe.down);
+          const size_t E = op.moe.gate.size();
+          if (E < 1 || op.moe.up.size() != E || op.moe.down.size() != E) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gates, ups and downs need one Matrix per expert each");
+          const int64_t D = op.moe.gate[0]->d.K, F = op.moe.gate[0]->d.N;
+          for (size_t e = 0; e < E; e++) {
+            const auto& g = op.moe.gate[e]->d;
+            const auto& u = op.moe.up[e]->d;
+            const auto& d = op.moe.down[e]->d;
+            if (g.N != F || g.K != D || u.N != F || u.K != D || d.N != D || d.K != F) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": expert " + std::to_string(e) + " has a matrix of another shape (gate and up [F, D], down [D, F])");
+          }
+          op.n = (int64_t)E;
+          op.moe.top_k = (int)int_opt(o, "topK", 0, 1, (int64_t)E);
+          op.moe.alpha = o.Get("alpha").ToNumber().FloatValue();
+          op.moe.limit = o.Get("limit").ToNumber().FloatValue();
+          if (!std::isfinite(op.moe.alpha) || !(op.moe.limit > 0)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": alpha must be finite and limit positive");
+          op.a = view("a", R, D, 4);
+          op.b = view("b", R, (int64_t)E, 4);
+          op.out = view("out", R, D, 4);
+          op.moe.gate_bias = view("gateBias", (int64_t)E, F, 4);
+          op.moe.up_bias = view("upBias", (int64_t)E, F, 4);
+          op.moe.down_bias = view("downBias", (int64_t)E, D, 4);
+          op.moe.xs = view("xs", R, D, 4);
+          op.moe.gs = view("gs", R, F, 4);
+          op.moe.us = view("us", R, F, 4);
+          op.moe.ys = view("ys", R, D, 4);
+          if (op.moe.xs.stride != D || op.moe.gs.stride != F || op.moe.us.stride != F || op.moe.ys.stride != D) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": MoE scratch rows must be contiguous (xs, ys stride D; gs, us stride F)");
           break;
         }
         case ie::OpKind::Argmax:
@@ -858,10 +906,10 @@ static Napi::Object ConstantsObject(Napi::Env env) {
   wt.Set("f32", (int)ie::WeightType::F32); wt.Set("f16", (int)ie::WeightType::F16); wt.Set("bf16", (int)ie::WeightType::BF16);
   wt.Set("i8", (int)ie::WeightType::I8); wt.Set("q4", (int)ie::WeightType::Q4);
   wt.Set("q4_k", (int)ie::WeightType::Q4_K); wt.Set("q5_k", (int)ie::WeightType::Q5_K); wt.Set("q6_k", (int)ie::WeightType::Q6_K);
-  wt.Set("iq4_nl", (int)ie::WeightType::IQ4_NL);
+  wt.Set("iq4_nl", (int)ie::WeightType::IQ4_NL); wt.Set("mxfp4", (int)ie::WeightType::MXFP4);
   c.Set("weightTypes", wt);
   Napi::Object bf = Napi::Object::New(env);
-  for (const auto& [name, t] : {std::pair<const char*, ie::WeightType>{"q4_k", ie::WeightType::Q4_K}, {"q5_k", ie::WeightType::Q5_K}, {"q6_k", ie::WeightType::Q6_K}, {"iq4_nl", ie::WeightType::IQ4_NL}}) {
+  for (const auto& [name, t] : {std::pair<const char*, ie::WeightType>{"q4_k", ie::WeightType::Q4_K}, {"q5_k", ie::WeightType::Q5_K}, {"q6_k", ie::WeightType::Q6_K}, {"iq4_nl", ie::WeightType::IQ4_NL}, {"mxfp4", ie::WeightType::MXFP4}}) {
     Napi::Object f = Napi::Object::New(env);
     f.Set("elems", ie::block_elems(t));
     f.Set("bytes", ie::block_bytes(t));

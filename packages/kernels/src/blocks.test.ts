@@ -14,7 +14,7 @@ const ISAS = ctx('scalar', 1).info().supportedIsas as string[];
 
 // Odd row counts (1, 3, 37, past the pool's threshold, the long-row size) at one, a few and many blocks.
 function shapes(dtype: BlockVariant): Array<[number, number]> {
-  const e = dtype === 'iq4_nl' ? 32 : 256;
+  const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
   return [[1, e], [3, 3 * e], [37, 5 * e], [301, 2 * e], [29, e * Math.ceil(4200 / e)]];
 }
 
@@ -54,7 +54,7 @@ describe.each(ISAS)('block types on %s', (isa) => {
   });
 
   it.each(BLOCK_VARIANTS)('%s GEMM (prefill) matches the float64 product per token; rows dequantize bit-identically to the decoder', (dtype) => {
-    const e = dtype === 'iq4_nl' ? 32 : 256;
+    const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
     for (const [rows, cols, M] of [[37, 3 * e, 7], [45, 5 * e, 15]] as const) {
       const m = makeBlockMatrix(dtype, rows, cols, rows + cols);
       const X = seededFloats(M * cols, M + 5);

@@ -6,7 +6,7 @@ export const KERNEL_CONSTANTS = {
   alignment: 64,
   q4SymmetricZero: 8,
   groupSizes: [32, 64, 128],
-  weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4, q4_k: 5, q5_k: 6, q6_k: 7, iq4_nl: 8 },
+  weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4, q4_k: 5, q5_k: 6, q6_k: 7, iq4_nl: 8, mxfp4: 9 },
   scaleTypes: { f16: 0, bf16: 1, f32: 2 },
   kvTypes: { f32: 0, f16: 1 },
   blockQ4_0Bytes: 18,
@@ -17,6 +17,7 @@ export const KERNEL_CONSTANTS = {
     q5_k: { elems: 256, bytes: 176 },
     q6_k: { elems: 256, bytes: 210 },
     iq4_nl: { elems: 32, bytes: 18 },
+    mxfp4: { elems: 32, bytes: 17 },
   },
 } as const;
 

@@ -168,6 +168,8 @@ export interface AttentionArgs {
   kvStride?: number;
   /** Sliding window (attend to the last `window` positions); 0 = none. */
   window?: number;
+  /** Attention sinks (gpt-oss): one learned logit per head, in each softmax's denominator only. */
+  sinks?: Float32Array;
   /** Score scale, default 1/sqrt(headDim). */
   scale?: number;
 }
@@ -346,7 +348,8 @@ export class KernelContext {
     const window = a.window ?? 0;
     if (!Number.isSafeInteger(window) || window < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `window must be a non-negative integer`);
     const scale = a.scale ?? 1 / Math.sqrt(hd);
-    wrapNative(() => this.n.attention({ q: a.q, k: a.k, v: a.v, out: a.out, nHeads: H, nKvHeads: KV, headDim: hd, nQueries: nq, pos0: a.pos0, kvStride: stride, window, scale, kvType: KERNEL_CONSTANTS.kvTypes[kvType] }));
+    if (a.sinks !== undefined) f32(a.sinks, 'sinks', H);
+    wrapNative(() => this.n.attention({ q: a.q, k: a.k, v: a.v, out: a.out, nHeads: H, nKvHeads: KV, headDim: hd, nQueries: nq, pos0: a.pos0, kvStride: stride, window, scale, kvType: KERNEL_CONSTANTS.kvTypes[kvType], sinks: a.sinks }));
   }
 
   /** Maps a file region read-only (zero-copy), with madvise hints. */

@@ -6,6 +6,6 @@
  */
 export { KernelContext, WeightMatrix, MappedFile, resolveContextOptions, type ContextOptions, type ContextInfo, type Affinity, type NumaPolicy, type Isa, type AttentionArgs, type MapOptions, type GemvOptions, type ReadBandwidth } from './context.js';
 export { matrixByteSize, type MatrixSpec } from './matrix-spec.js';
-export { Program, type ProgramSpec, type ProgramOp, type View, type Rows } from './program.js';
+export { Program, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows } from './program.js';
 export { KERNEL_CONSTANTS, type WeightDtype, type ScaleDtype, type KvDtype } from './constants.js';
 export { KernelError, KERNEL_ERROR_CODES, type KernelErrorCode } from './errors.js';

@@ -125,7 +125,7 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
 });
 
 /** float64 attention of query i (position pos0 + i) for every head. */
-function refAttention(q: Float32Array, k: Float64Array, v: Float64Array, H: number, KV: number, hd: number, pos0: number, nq: number, window: number): Float64Array {
+function refAttention(q: Float32Array, k: Float64Array, v: Float64Array, H: number, KV: number, hd: number, pos0: number, nq: number, window: number, sinks?: Float32Array): Float64Array {
   const out = new Float64Array(nq * H * hd);
   for (let i = 0; i < nq; i++)
     for (let h = 0; h < H; h++) {
@@ -138,9 +138,9 @@ function refAttention(q: Float32Array, k: Float64Array, v: Float64Array, H: numb
         for (let j = 0; j < hd; j++) d += q[(i * H + h) * hd + j] * k[(t * KV + kvh) * hd + j];
         s.push(d / Math.sqrt(hd));
       }
-      const mx = Math.max(...s);
+      const mx = Math.max(...s, sinks ? sinks[h] : -Infinity);
       const e = s.map((x) => Math.exp(x - mx));
-      const sum = e.reduce((a, b) => a + b, 0);
+      const sum = e.reduce((a, b) => a + b, 0) + (sinks ? Math.exp(sinks[h] - mx) : 0);
       for (let t = t0; t <= pos; t++)
         for (let j = 0; j < hd; j++) out[(i * H + h) * hd + j] += (e[t - t0] / sum) * v[(t * KV + kvh) * hd + j];
     }
@@ -173,6 +173,12 @@ describe.each(ISAS)('attention on %s', (isa) => {
       const out = new Float32Array(nq * H * hd);
       c.attention({ q, k, v, out, nHeads: H, nKvHeads: KV, headDim: hd, pos0, nQueries: nq, window });
       close(out, refAttention(q, kd, vd, H, KV, hd, pos0, nq, window), 5e-6, `${f16 ? 'f16' : 'f32'} cache`);
+      // With attention sinks (gpt-oss): seeded logits around the scores' scale, some dominating.
+      const sinks = seededFloats(H, 4, 3);
+      const withSinks = new Float32Array(out.length);
+      c.attention({ q, k, v, out: withSinks, nHeads: H, nKvHeads: KV, headDim: hd, pos0, nQueries: nq, window, sinks });
+      close(withSinks, refAttention(q, kd, vd, H, KV, hd, pos0, nq, window, sinks), 5e-6, `${f16 ? 'f16' : 'f32'} cache, sinks`);
+      expect(firstDifference(withSinks, out), 'sinks change the output').not.toBeNull();
       // Work is split by (KV head, query block), never by thread count: identical bits on 1 and 3 threads.
       const one = new Float32Array(out.length);
       serial.attention({ q, k, v, out: one, nHeads: H, nKvHeads: KV, headDim: hd, pos0, nQueries: nq, window });

@@ -25,8 +25,39 @@ export type ProgramOp =
   | ({ op: 'swiglu'; gate: View; up: View; out: View; n: number } & Rows)
   | ({ op: 'rope'; x: View; cos: View; sin: View; heads: number; headDim: number; style: 'adjacent' | 'rotate_half'; capacity: number; posSlot: number } & Rows)
   | ({ op: 'store'; x: View; cache: View; n: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number } & Rows)
-  | ({ op: 'attention'; q: View; k: View; v: View; out: View; heads: number; kvHeads: number; headDim: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number; window?: number; scale?: number } & Rows)
+  | ({ op: 'attention'; q: View; k: View; v: View; out: View; heads: number; kvHeads: number; headDim: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number; window?: number; scale?: number; sinks?: View } & Rows)
+  | ({ op: 'moe' } & MoeOp & Rows)
   | { op: 'argmax'; x: View; n: number; outSlot: number };
+
+/**
+ * A mixture-of-experts FFN (gpt-oss): per row, the top `topK` of the router's logits (ties to the
+ * lowest expert), softmax over the chosen; each chosen expert e computes
+ * `down_e(swiglu_clamped(gate_e x + gb_e, up_e x + ub_e)) + db_e` and `out` gains its weighted
+ * sum. Only chosen experts' matrices are read; the rows choosing an expert are gathered and
+ * multiplied at once (prefill reads each expert once per chunk). `clamped SwiGLU`: g = min(g,
+ * limit), u = clamp(u, -limit, limit), g * sigmoid(alpha g) * (u + 1).
+ */
+export interface MoeOp {
+  /** Rows of the FFN's input (width: the matrices' K). */
+  x: View;
+  /** Rows of router logits (bias included), `experts` wide. */
+  router: View;
+  /** Rows the weighted expert outputs are added to. */
+  out: View;
+  gate: WeightMatrix[];
+  up: WeightMatrix[];
+  down: WeightMatrix[];
+  /** Per-expert biases: expert e's row e of these views. */
+  gateBias: View;
+  upBias: View;
+  downBias: View;
+  topK: number;
+  limit: number;
+  alpha: number;
+  activations?: 'f32' | 'int8';
+  /** Scratch rows (maxRows each): gathered inputs, gate and up outputs, expert outputs. */
+  scratch: { x: View; gate: View; up: View; y: View };
+}
 
 export interface ProgramSpec {
   buffers: Array<Float32Array | Uint16Array>;
@@ -36,7 +67,7 @@ export interface ProgramSpec {
   ops: ProgramOp[];
 }
 
-const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, attention: 6, swiglu: 7, argmax: 8 } as const;
+const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, attention: 6, swiglu: 7, argmax: 8, moe: 9 } as const;
 
 /** The native encoding of an op. */
 export function encodeOp(o: ProgramOp): Record<string, unknown> {
@@ -57,7 +88,28 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
     case 'store':
       return { ...base, a: o.x, out: o.cache, n: o.n, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot };
     case 'attention':
-      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? 1 / Math.sqrt(o.headDim) };
+      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? 1 / Math.sqrt(o.headDim), sinks: o.sinks };
+    case 'moe':
+      return {
+        ...base,
+        a: o.x,
+        b: o.router,
+        out: o.out,
+        gates: o.gate.map((m) => m.native),
+        ups: o.up.map((m) => m.native),
+        downs: o.down.map((m) => m.native),
+        gateBias: o.gateBias,
+        upBias: o.upBias,
+        downBias: o.downBias,
+        topK: o.topK,
+        limit: o.limit,
+        alpha: o.alpha,
+        activations: o.activations === 'int8' ? 1 : 0,
+        xs: o.scratch.x,
+        gs: o.scratch.gate,
+        us: o.scratch.up,
+        ys: o.scratch.y,
+      };
     case 'argmax':
       return { kind: KINDS.argmax, a: o.x, n: o.n, outSlot: o.outSlot };
   }

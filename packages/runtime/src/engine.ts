@@ -88,6 +88,7 @@ export class Generation implements AsyncIterable<Piece> {
  */
 export function resolveActivations(mode: ActivationsMode, weights: ModelWeights, int8Kernels: string): MatmulActivations {
   if (mode !== 'auto') return mode;
+  // MXFP4 experts are not among them: their products take FP32 activations, as the model defines them.
   const quantized = [...weights.matrices.values()].some((m) => !isFloatDtype(m.spec.dtype));
   return quantized && int8Kernels !== 'scalar' ? 'int8' : 'f32';
 }

@@ -39,31 +39,53 @@ export interface Capture {
   data: Float32Array;
 }
 
-/** RoPE angles for every position: cos and sin of pos * freq_i, in float64, Llama 3 scaling applied. */
-export function ropeTables(c: ModelConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+/**
+ * RoPE's per-pair frequencies, with Llama 3 scaling or YaRN's (gpt-oss): YaRN blends interpolated
+ * (freq / factor) and original frequencies across the correction range [low, high] of pair
+ * indices (not rounded unless `truncate`) and scales cos/sin by the attention "concentration"
+ * 0.1 ln(factor) + 1.
+ */
+export function ropeFrequencies(c: ModelConfig): { freqs: Float64Array; concentration: number } {
   const half = c.head_dim / 2;
   const freqs = new Float64Array(half);
-  for (let i = 0; i < half; i++) {
-    let f = c.rope_theta ** (-(2 * i) / c.head_dim);
-    const rs = c.rope_scaling;
-    if (rs) {
-      const lowWavelen = rs.original_context_length / rs.low_freq_factor;
-      const highWavelen = rs.original_context_length / rs.high_freq_factor;
+  for (let i = 0; i < half; i++) freqs[i] = c.rope_theta ** (-(2 * i) / c.head_dim);
+  const rs = c.rope_scaling;
+  if (rs?.type === 'llama3') {
+    const lowWavelen = rs.original_context_length / rs.low_freq_factor;
+    const highWavelen = rs.original_context_length / rs.high_freq_factor;
+    for (let i = 0; i < half; i++) {
+      const f = freqs[i];
       const wavelen = (2 * Math.PI) / f;
-      if (wavelen > lowWavelen) f = f / rs.factor;
+      if (wavelen > lowWavelen) freqs[i] = f / rs.factor;
       else if (wavelen >= highWavelen) {
         const smooth = (rs.original_context_length / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
-        f = (1 - smooth) * (f / rs.factor) + smooth * f;
+        freqs[i] = (1 - smooth) * (f / rs.factor) + smooth * f;
       }
     }
-    freqs[i] = f;
   }
+  if (rs?.type === 'yarn' && rs.factor > 1) {
+    const range = (beta: number) => (half * Math.log(rs.original_context_length / (beta * 2 * Math.PI))) / Math.log(c.rope_theta);
+    const low = rs.truncate ? Math.floor(range(rs.beta_fast)) : range(rs.beta_fast);
+    const high = rs.truncate ? Math.ceil(range(rs.beta_slow)) : range(rs.beta_slow);
+    for (let i = 0; i < half; i++) {
+      const ramp = Math.min(1, Math.max(0, (i - low) / (high === low ? 0.001 : high - low)));
+      freqs[i] = (freqs[i] / rs.factor) * ramp + freqs[i] * (1 - ramp);
+    }
+    return { freqs, concentration: 0.1 * Math.log(rs.factor) + 1 };
+  }
+  return { freqs, concentration: 1 };
+}
+
+/** RoPE angles for every position: cos and sin of pos * freq_i in float64 (times YaRN's concentration). */
+export function ropeTables(c: ModelConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const half = c.head_dim / 2;
+  const { freqs, concentration } = ropeFrequencies(c);
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);
   for (let p = 0; p < positions; p++)
     for (let i = 0; i < half; i++) {
-      cos[p * half + i] = Math.cos(p * freqs[i]);
-      sin[p * half + i] = Math.sin(p * freqs[i]);
+      cos[p * half + i] = Math.cos(p * freqs[i]) * concentration;
+      sin[p * half + i] = Math.sin(p * freqs[i]) * concentration;
     }
   return { cos, sin };
 }
@@ -120,6 +142,18 @@ export class Forward {
       if (!m) throw new Error(`missing matrix ${name}`);
       return m;
     };
+    const experts = (name: string) => {
+      const m = weights.experts.get(name);
+      if (!m) throw new Error(`missing experts ${name}`);
+      return m;
+    };
+    const moe = c.moe;
+    if (moe && cal) throw new Error('calibration of mixture-of-experts models is not supported');
+    // MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs).
+    const routerOut = moe ? buf(new Float32Array(B * moe.n_experts)) : -1;
+    const moeScratch = moe
+      ? { x: rows(buf(new Float32Array(B * c.dim)), c.dim), gate: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim), up: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim), y: rows(buf(new Float32Array(B * c.dim)), c.dim) }
+      : null;
     const M = { mSlot: PARAM_ROWS };
     const acts = options.activations;
     const style = c.rope_style;
@@ -165,11 +199,58 @@ export class Forward {
         { op: 'rope', x: rows(kb, kv), cos: shared(cos), sin: shared(sin), heads: c.n_kv_heads, headDim: c.head_dim, style, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
-        { op: 'attention', q: rows(qb, q), k: rows(kc, kv), v: rows(vc, kv), out: rows(att, q), heads: c.n_heads, kvHeads: c.n_kv_heads, headDim: c.head_dim, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, window: c.sliding_window ?? 0, ...M },
+        {
+          op: 'attention',
+          q: rows(qb, q),
+          k: rows(kc, kv),
+          v: rows(vc, kv),
+          out: rows(att, q),
+          heads: c.n_heads,
+          kvHeads: c.n_kv_heads,
+          headDim: c.head_dim,
+          kvType: options.kvCache,
+          capacity: T,
+          posSlot: PARAM_POS,
+          // gpt-oss alternates sliding and full layers; Mistral slides on all.
+          window: c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0,
+          sinks: c.attn_sinks ? shared(vec(`${p}attn_sinks.weight`)) : undefined,
+          ...M,
+        },
         ...capture(l, 'attn_out_in', att, q),
         matmul(mat(`${p}attn_output.weight`), rows(att, q), rows(ob, c.dim)),
+      );
+      if (c.attn_output_bias) ops.push({ op: 'add', a: rows(ob, c.dim), b: shared(vec(`${p}attn_output.bias`)), out: rows(ob, c.dim), n: c.dim, ...M });
+      ops.push(
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
         { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}ffn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+      );
+      if (moe && moeScratch) {
+        const E = moe.n_experts;
+        ops.push(
+          matmul(mat(`${p}ffn_gate_inp.weight`), rows(h, c.dim), rows(routerOut, E)),
+          { op: 'add', a: rows(routerOut, E), b: shared(vec(`${p}ffn_gate_inp.bias`)), out: rows(routerOut, E), n: E, ...M },
+          {
+            op: 'moe',
+            x: rows(h, c.dim),
+            router: rows(routerOut, E),
+            out: rows(x, c.dim),
+            gate: experts(`${p}ffn_gate_exps.weight`),
+            up: experts(`${p}ffn_up_exps.weight`),
+            down: experts(`${p}ffn_down_exps.weight`),
+            gateBias: rows(vec(`${p}ffn_gate_exps.bias`), c.ffn_dim),
+            upBias: rows(vec(`${p}ffn_up_exps.bias`), c.ffn_dim),
+            downBias: rows(vec(`${p}ffn_down_exps.bias`), c.dim),
+            topK: moe.experts_per_token,
+            limit: moe.swiglu_limit,
+            alpha: 1.702,
+            activations: acts,
+            scratch: moeScratch,
+            ...M,
+          },
+        );
+        continue;
+      }
+      ops.push(
         ...capture(l, 'ffn_in', h, c.dim),
         matmul(mat(`${p}ffn_gate.weight`), rows(h, c.dim), rows(gate, c.ffn_dim)),
         matmul(mat(`${p}ffn_up.weight`), rows(h, c.dim), rows(up, c.ffn_dim)),

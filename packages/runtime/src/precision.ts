@@ -10,7 +10,7 @@ export type Precision = (typeof PRECISIONS)[number];
  * which runs in its own kernels and is never a conversion target.
  */
 export type WeightKind = Precision | BlockDtype;
-export const WEIGHT_KINDS: readonly WeightKind[] = [...PRECISIONS.slice(0, 4), 'q6_k', 'q5_k', 'q4_k', 'iq4_nl', 'int4w'];
+export const WEIGHT_KINDS: readonly WeightKind[] = [...PRECISIONS.slice(0, 4), 'q6_k', 'q5_k', 'q4_k', 'iq4_nl', 'mxfp4', 'int4w'];
 
 /** The dtype a projection matrix has at each precision. */
 export const PRECISION_DTYPE: Record<Precision, Dtype> = { fp32: 'f32', fp16: 'f16', bf16: 'bf16', int8w: 'i8', int4w: 'q4' };
@@ -19,7 +19,7 @@ export const PRECISION_DTYPE: Record<Precision, Dtype> = { fp32: 'f32', fp16: 'f
  * How much information a kind keeps (about bits per weight, ordered): a requested precision
  * converts only the matrices ranked above it; converting to a higher rank is refused.
  */
-export const KIND_RANK: Record<WeightKind, number> = { fp32: 3, fp16: 2, bf16: 2, int8w: 1, q6_k: 0.75, q5_k: 0.6, q4_k: 0.1, iq4_nl: 0.05, int4w: 0 };
+export const KIND_RANK: Record<WeightKind, number> = { fp32: 3, fp16: 2, bf16: 2, int8w: 1, q6_k: 0.75, q5_k: 0.6, q4_k: 0.1, iq4_nl: 0.05, mxfp4: 0.02, int4w: 0 };
 
 export const DTYPE_KIND: Record<Dtype, WeightKind> = {
   f32: 'fp32', f16: 'fp16', bf16: 'bf16', i8: 'int8w', q4: 'int4w',

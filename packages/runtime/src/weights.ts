@@ -13,6 +13,8 @@ import { DTYPE_KIND, KIND_RANK, PRECISION_DTYPE, filePrecision, type Precision, 
 
 export interface ModelWeights {
   matrices: Map<string, WeightMatrix>;
+  /** Mixture-of-experts tensors [E, N, K]: one matrix per expert, each over its slice of the map. */
+  experts: Map<string, WeightMatrix[]>;
   vectors: Map<string, Float32Array>;
   /** The precision the projections run at (`mixed` when they differ), and the file's own. */
   precision: WeightKind | 'mixed';
@@ -49,12 +51,25 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   const target = requested ? PRECISION_DTYPE[requested] : undefined;
   const mix: PrecisionMix = {};
   const matrices = new Map<string, WeightMatrix>();
+  const experts = new Map<string, WeightMatrix[]>();
   const vectors = new Map<string, Float32Array>();
   let bytesPerToken = 0;
   for (const t of reader.tensors) {
     const role = roles.get(t.name);
     const view = reader.view(t.name).bytes;
-    if (t.shape.length === 1) {
+    if (role === 'experts') {
+      // Stored as they are (precision does not convert experts); a token reads its top-k experts only.
+      const [E, N, K] = t.shape;
+      const per = view.length / E;
+      experts.set(
+        t.name,
+        Array.from({ length: E }, (_, e) => ctx.matrix({ dtype: t.dtype, shape: [N, K] } as MatrixSpec, view.subarray(e * per, (e + 1) * per), mapping)),
+      );
+      mix[DTYPE_KIND[t.dtype]] = (mix[DTYPE_KIND[t.dtype]] ?? 0) + 1;
+      bytesPerToken += (t.bytes * (c.moe?.experts_per_token ?? E)) / E;
+      continue;
+    }
+    if (t.shape.length === 1 || role === 'expert_bias') {
       vectors.set(t.name, overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)));
       bytesPerToken += t.bytes;
       continue;
@@ -83,7 +98,7 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   }
   const kinds = Object.keys(mix) as WeightKind[];
   const precision = kinds.length === 1 ? kinds[0] : 'mixed';
-  return { matrices, vectors, precision, filePrecision: own, precisionMix: mix, bytesPerToken: Math.round(bytesPerToken), notices };
+  return { matrices, experts, vectors, precision, filePrecision: own, precisionMix: mix, bytesPerToken: Math.round(bytesPerToken), notices };
 }
 
 /**

@@ -54,7 +54,7 @@ export class ReferenceModel {
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < hd / 2; i++) {
         let f = theta ** (-(2 * i) / hd);
-        if (rs) {
+        if (rs?.type === 'llama3') {
           const wl = (2 * Math.PI) / f;
           const lowWl = rs.original_context_length / rs.low_freq_factor;
           const highWl = rs.original_context_length / rs.high_freq_factor;

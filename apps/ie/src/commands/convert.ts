@@ -12,7 +12,7 @@ import { CONVERTER } from '../version.js';
 export const convert: Command = {
   name: 'convert',
   summary: 'convert a Hugging Face directory, llama2.c checkpoint or GGUF file to IEBIN',
-  usage: 'ie convert (--hf-dir DIR | --llama2c FILE --tokenizer FILE | --gguf FILE) --out-dir DIR [--dtype f32|f16|bf16] [--pretranspose] [--block-k N] [--q4-map MANIFEST.json [--calib FILE | --no-gate] [--force] [--threads N]] [--quiet]',
+  usage: 'ie convert (--hf-dir DIR [--tokenizer tokenizer.json] | --llama2c FILE --tokenizer FILE | --gguf FILE) --out-dir DIR [--dtype f32|f16|bf16] [--pretranspose] [--block-k N] [--q4-map MANIFEST.json [--calib FILE | --no-gate] [--force] [--threads N]] [--quiet]',
   positionals: [0, 0],
   options: {
     'hf-dir': { type: 'string' },
@@ -34,7 +34,7 @@ export const convert: Command = {
     const sources = ['hf-dir', 'llama2c', 'gguf'].filter((k) => v[k] !== undefined);
     if (sources.length !== 1) throw new CliError('CLI_USAGE', `give exactly one source: --hf-dir, --llama2c (with --tokenizer) or --gguf\nusage: ${this.usage}`);
     if (v.llama2c !== undefined && v.tokenizer === undefined) throw new CliError('CLI_USAGE', '--llama2c needs --tokenizer FILE (the tokenizer.bin that goes with the checkpoint)');
-    if (v.llama2c === undefined && v.tokenizer !== undefined) throw new CliError('CLI_USAGE', '--tokenizer goes with --llama2c only (HF and GGUF models carry their tokenizer)');
+    if (v.gguf !== undefined && v.tokenizer !== undefined) throw new CliError('CLI_USAGE', '--tokenizer goes with --llama2c (tokenizer.bin) or --hf-dir (a tokenizer.json kept elsewhere); a GGUF file carries its tokenizer');
     const outDir = v['out-dir'];
     if (typeof outDir !== 'string' || outDir === '') throw new CliError('CLI_USAGE', `--out-dir is required\nusage: ${this.usage}`);
     const dtype = choice(v, 'dtype', FLOAT_DTYPES);
@@ -60,7 +60,7 @@ export const convert: Command = {
     const calibText = calibFile ? await readCalibration(calibFile) : undefined;
 
     let source: ModelSource;
-    if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'] as string);
+    if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'] as string, v.tokenizer !== undefined ? { tokenizer: v.tokenizer as string } : {});
     else if (v.gguf !== undefined) source = await openGguf(v.gguf as string);
     else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
     const progress = new Progress('converting', process.stderr, !v.quiet);

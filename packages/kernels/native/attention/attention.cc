@@ -82,7 +82,7 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
         float* row = S + (size_t)r * span_pad;
         std::fill(row, row + first, 0.0f);
         ctx.k.scale(row + first, a.scale, last - first + 1);
-        ctx.k.softmax(row + first, last - first + 1);
+        ctx.k.softmax(row + first, last - first + 1, a.sinks ? a.sinks[kvh * group + r % group] : -INFINITY);
         std::fill(row + last + 1, row + span_pad, 0.0f);
       }
       // O = S V over K blocks of positions; V rows are already k-major (a pretransposed operand).
@@ -132,7 +132,7 @@ void attention(Context& ctx, const AttentionArgs& a) {
         const uint8_t* kr = kb + (size_t)(t0 + j) * row;
         scores[j] = a.scale * (f16 ? ctx.k.dot_f16(q, reinterpret_cast<const uint16_t*>(kr), a.head_dim) : ctx.k.dot(q, reinterpret_cast<const float*>(kr), a.head_dim));
       }
-      ctx.k.softmax(scores, len);
+      ctx.k.softmax(scores, len, a.sinks ? a.sinks[h] : -INFINITY);
       float* out = a.out + i * a.out_stride + h * a.head_dim;
       std::fill(out, out + a.head_dim, 0.0f);
       for (int j = 0; j < len; j++) {

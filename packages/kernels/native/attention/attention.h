@@ -21,6 +21,7 @@ struct AttentionArgs {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int window = 0;             // > 0: attend to the last `window` positions only
   float scale = 1.0f;         // usually 1/sqrt(head_dim)
+  const float* sinks = nullptr;  // per query head: a learned logit in the softmax's denominator (gpt-oss), or none
   float* out = nullptr;       // query i: out + i*out_stride, n_heads*head_dim floats
   ptrdiff_t out_stride = 0;
 };

@@ -88,9 +88,12 @@ struct KernelTable {
   void (*scale)(float* x, float s, int n) = nullptr;
   void (*add)(const float* a, const float* b, float* out, int n) = nullptr;
   void (*rmsnorm)(const float* x, const float* w, int n, float eps, float* out) = nullptr;
-  // In place: x = exp(x - max) / sum.
-  void (*softmax)(float* x, int n) = nullptr;
+  // In place: x = exp(x - m) / (sum + exp(extra - m)), m = max(x, extra): `extra` is a logit in
+  // the denominator only (an attention sink); -INFINITY for a plain softmax.
+  void (*softmax)(float* x, int n, float extra) = nullptr;
   void (*swiglu)(const float* gate, const float* up, float* out, int n) = nullptr;  // silu(gate) * up
+  // gpt-oss: g = min(g, limit), u = clamp(u, -limit, limit), out = g * sigmoid(alpha g) * (u + 1).
+  void (*swiglu_clamped)(const float* gate, const float* up, float* out, int n, float alpha, float limit) = nullptr;
   int (*argmax)(const float* x, int n) = nullptr;
   // Rotates x (n_heads heads of head_dim) by the angles whose cos/sin are given (head_dim/2 each).
   // style 0: adjacent pairs (2i, 2i+1); 1: rotate-half pairs (i, i + head_dim/2).

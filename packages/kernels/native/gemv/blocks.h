@@ -15,6 +15,27 @@ inline float block_f16(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
+// 2^(e - 128) exactly, subnormals included: half an E8M0 scale (the table holds doubled values).
+inline float e8m0_half(uint8_t e) {
+  const uint32_t bits = e >= 2 ? (uint32_t)(e - 1) << 23 : 0x00200000u << e;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The two 32-element blocks of 4-bit indices into a table of int8 levels (nibbles as Q4_0):
+// where the scale and the indices sit, and the table.
+struct Iq4NlBlock {
+  static constexpr int kBytes = 18, kQs = 2;
+  static constexpr const int8_t* table() { return kIq4NlLevels; }
+  static float scale(const uint8_t* b) { return block_f16(b); }
+};
+struct Mxfp4Block {
+  static constexpr int kBytes = 17, kQs = 1;
+  static constexpr const int8_t* table() { return kMxfp4Values; }
+  static float scale(const uint8_t* b) { return e8m0_half(b[0]); }
+};
+
 // Scale and min of sub-block j (0..7) of a q4_k / q5_k block's 12 scale bytes.
 inline void k_scale_min(const uint8_t* s, int j, int* sc, int* m) {
   if (j < 4) {
@@ -70,6 +91,14 @@ inline void decode_block(WeightType t, const uint8_t* b, float* out) {
       const float d = block_f16(b + 208);
       const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
       for (int e = 0; e < kSuperBlock; e++) out[e] = (d * (float)sc[e / 16]) * (float)(k6_code(b, e) - 32);
+      return;
+    }
+    case WeightType::MXFP4: {
+      const float d = Mxfp4Block::scale(b);
+      for (int j = 0; j < 16; j++) {
+        out[j] = d * (float)kMxfp4Values[b[1 + j] & 15];
+        out[j + 16] = d * (float)kMxfp4Values[b[1 + j] >> 4];
+      }
       return;
     }
     default: {  // IQ4_NL

@@ -119,20 +119,21 @@ void gemv_q6_k(const WeightRows& w, const float* x, float* y, int rows, bool acc
 
 inline __m256 i8x8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 
-void gemv_iq4_nl(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+template <class B>
+void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const int nb = w.K / 32;
   for (int r = 0; r < rows; r++) {
     __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; i < nb; i++) {
-      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 18;
+      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
       __m128i lo, hi;
-      iq4_levels(b + 2, &lo, &hi);
+      iq4_levels(b + B::kQs, &lo, &hi, B::table());
       const float* xb = x + 32 * i;
       __m256 a = _mm256_mul_ps(i8x8(lo), _mm256_loadu_ps(xb));
       a = _mm256_fmadd_ps(i8x8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xb + 8), a);
       a = _mm256_fmadd_ps(i8x8(hi), _mm256_loadu_ps(xb + 16), a);
       a = _mm256_fmadd_ps(i8x8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xb + 24), a);
-      total[i & 1] = _mm256_fmadd_ps(a, _mm256_set1_ps(f16_at(b)), total[i & 1]);
+      total[i & 1] = _mm256_fmadd_ps(a, _mm256_set1_ps(B::scale(b)), total[i & 1]);
     }
     const float v = hsum(_mm256_add_ps(total[0], total[1]));
     y[r] = acc ? y[r] + v : v;
@@ -192,14 +193,15 @@ void dequant_q6_k(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
     }
 }
 
-void dequant_iq4_nl(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
+template <class B>
+void dequant_table4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
   const int nb = w.K / 32;
   for (int r = 0; r < rows; r++)
     for (int i = 0; i < nb; i++) {
-      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 18;
-      const __m256 d = _mm256_set1_ps(block_f16(b));
+      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
+      const __m256 d = _mm256_set1_ps(B::scale(b));
       __m128i lo, hi;
-      iq4_levels(b + 2, &lo, &hi);
+      iq4_levels(b + B::kQs, &lo, &hi, B::table());
       float* o = out + r * ld + 32 * i;
       _mm256_storeu_ps(o, _mm256_mul_ps(d, i8x8(lo)));
       _mm256_storeu_ps(o + 8, _mm256_mul_ps(d, i8x8(_mm_srli_si128(lo, 8))));
@@ -211,11 +213,13 @@ void dequant_iq4_nl(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
 void gemv_q4_k_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_k45<false>(w, x, y, rows, acc); }
 void gemv_q5_k_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_k45<true>(w, x, y, rows, acc); }
 void gemv_q6_k_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q6_k(w, x, y, rows, acc); }
-void gemv_iq4_nl_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_iq4_nl(w, x, y, rows, acc); }
+void gemv_iq4_nl_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Iq4NlBlock>(w, x, y, rows, acc); }
+void gemv_mxfp4_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Mxfp4Block>(w, x, y, rows, acc); }
 void dequant_q4_k_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_k45<false>(w, rows, out, ld); }
 void dequant_q5_k_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_k45<true>(w, rows, out, ld); }
 void dequant_q6_k_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_q6_k(w, rows, out, ld); }
-void dequant_iq4_nl_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_iq4_nl(w, rows, out, ld); }
+void dequant_iq4_nl_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_table4<Iq4NlBlock>(w, rows, out, ld); }
+void dequant_mxfp4_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_table4<Mxfp4Block>(w, rows, out, ld); }
 
 }  // namespace
 
@@ -228,6 +232,8 @@ void register_blocks_avx2(KernelTable& t) {
   t.dequant[(int)WeightType::Q5_K] = dequant_q5_k_avx2;
   t.dequant[(int)WeightType::Q6_K] = dequant_q6_k_avx2;
   t.dequant[(int)WeightType::IQ4_NL] = dequant_iq4_nl_avx2;
+  t.gemv[(int)WeightType::MXFP4] = gemv_mxfp4_f32_avx2;
+  t.dequant[(int)WeightType::MXFP4] = dequant_mxfp4_avx2;
 }
 
 }  // namespace ie

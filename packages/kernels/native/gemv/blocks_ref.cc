@@ -55,16 +55,19 @@ void gemv_q6_k_ref(const WeightRows& w, const float* x, float* y, int rows, bool
   }
 }
 
-// iq4_nl: per 32-element block, d * sum(level[q] x).
-void gemv_iq4_nl_ref(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+// iq4_nl and mxfp4: per 32-element block, d * sum(level[q] x).
+template <class B>
+void gemv_table4_ref(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const int nb = w.K / 32;
+  const int8_t* lv = B::table();
   for (int r = 0; r < rows; r++) {
     float total = 0.f;
     for (int i = 0; i < nb; i++) {
-      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 18;
+      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
+      const uint8_t* qs = b + B::kQs;
       float dot = 0.f;
-      for (int j = 0; j < 16; j++) dot += (float)kIq4NlLevels[b[2 + j] & 15] * x[32 * i + j] + (float)kIq4NlLevels[b[2 + j] >> 4] * x[32 * i + j + 16];
-      total += block_f16(b) * dot;
+      for (int j = 0; j < 16; j++) dot += (float)lv[qs[j] & 15] * x[32 * i + j] + (float)lv[qs[j] >> 4] * x[32 * i + j + 16];
+      total += B::scale(b) * dot;
     }
     y[r] = acc ? y[r] + total : total;
   }
@@ -123,15 +126,18 @@ void gemv_q6_k_q8_ref(const WeightRows& w, const int8_t* xq, const float* xd, fl
   }
 }
 
-void gemv_iq4_nl_q8_ref(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+template <class B>
+void gemv_table4_q8_ref(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int nb = w.K / 32;
+  const int8_t* lv = B::table();
   for (int r = 0; r < rows; r++) {
     float total = 0.f;
     for (int i = 0; i < nb; i++) {
-      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 18;
+      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
+      const uint8_t* qs = b + B::kQs;
       int32_t dot = 0;
-      for (int j = 0; j < 16; j++) dot += kIq4NlLevels[b[2 + j] & 15] * (int32_t)xq[32 * i + j] + kIq4NlLevels[b[2 + j] >> 4] * (int32_t)xq[32 * i + j + 16];
-      total += block_f16(b) * xd[i] * (float)dot;
+      for (int j = 0; j < 16; j++) dot += lv[qs[j] & 15] * (int32_t)xq[32 * i + j] + lv[qs[j] >> 4] * (int32_t)xq[32 * i + j + 16];
+      total += B::scale(b) * xd[i] * (float)dot;
     }
     y[r] = acc ? y[r] + total : total;
   }
@@ -143,15 +149,18 @@ void register_blocks_ref(KernelTable& t) {
   t.gemv[(int)WeightType::Q4_K] = gemv_k45_ref<false>;
   t.gemv[(int)WeightType::Q5_K] = gemv_k45_ref<true>;
   t.gemv[(int)WeightType::Q6_K] = gemv_q6_k_ref;
-  t.gemv[(int)WeightType::IQ4_NL] = gemv_iq4_nl_ref;
+  t.gemv[(int)WeightType::IQ4_NL] = gemv_table4_ref<Iq4NlBlock>;
+  t.gemv[(int)WeightType::MXFP4] = gemv_table4_ref<Mxfp4Block>;
   t.dequant[(int)WeightType::Q4_K] = dequant_block_ref<WeightType::Q4_K>;
   t.dequant[(int)WeightType::Q5_K] = dequant_block_ref<WeightType::Q5_K>;
   t.dequant[(int)WeightType::Q6_K] = dequant_block_ref<WeightType::Q6_K>;
   t.dequant[(int)WeightType::IQ4_NL] = dequant_block_ref<WeightType::IQ4_NL>;
+  t.dequant[(int)WeightType::MXFP4] = dequant_block_ref<WeightType::MXFP4>;
   t.gemv_q8[(int)WeightType::Q4_K] = gemv_k45_q8_ref<false>;
   t.gemv_q8[(int)WeightType::Q5_K] = gemv_k45_q8_ref<true>;
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_ref;
-  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_ref;
+  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_table4_q8_ref<Iq4NlBlock>;
+  t.gemv_q8[(int)WeightType::MXFP4] = gemv_table4_q8_ref<Mxfp4Block>;
 }
 
 }  // namespace ie

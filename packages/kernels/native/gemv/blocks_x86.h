@@ -30,9 +30,10 @@ inline float f16_at(const uint8_t* p) { return _cvtsh_ss((unsigned short)(p[0] |
 // Lane i of v in every lane.
 inline __m256 lane_of(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
 
-// An iq4_nl block's 32 levels as int8, in element order: lo = elements 0..15, hi = 16..31.
-inline void iq4_levels(const uint8_t* qs, __m128i* lo, __m128i* hi) {
-  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4NlLevels)), m4 = _mm_set1_epi8(0x0f);
+// A 32-element table block's levels as int8 (iq4_nl, mxfp4), in element order: lo = elements
+// 0..15, hi = 16..31.
+inline void iq4_levels(const uint8_t* qs, __m128i* lo, __m128i* hi, const int8_t* levels = kIq4NlLevels) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)), m4 = _mm_set1_epi8(0x0f);
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   *lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4));
   *hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));

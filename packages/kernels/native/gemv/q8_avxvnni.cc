@@ -20,6 +20,7 @@ void gemv_q4_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd
 void gemv_q5_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::k45<true>(w, xq, xd, y, rows, acc); }
 void gemv_q6_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::q6_k(w, xq, xd, y, rows, acc); }
 void gemv_iq4_nl_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::iq4_nl(w, xq, xd, y, rows, acc); }
+void gemv_mxfp4_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::mxfp4(w, xq, xd, y, rows, acc); }
 
 }  // namespace
 
@@ -32,6 +33,7 @@ void register_q8_avxvnni(KernelTable& t) {
   t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avxvnni;
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avxvnni;
   t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avxvnni;
 }
 
 }  // namespace ie

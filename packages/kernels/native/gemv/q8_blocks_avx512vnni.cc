@@ -15,6 +15,7 @@ void gemv_q4_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float*
 void gemv_q5_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<true>(w, xq, xd, y, rows, acc); }
 void gemv_q6_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::q6_k(w, xq, xd, y, rows, acc); }
 void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::iq4_nl(w, xq, xd, y, rows, acc); }
+void gemv_mxfp4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::mxfp4(w, xq, xd, y, rows, acc); }
 
 }  // namespace
 
@@ -23,6 +24,7 @@ void register_q8_blocks_avx512vnni(KernelTable& t) {
   t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avx512vnni;
 }
 
 }  // namespace ie

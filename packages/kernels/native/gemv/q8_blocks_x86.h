@@ -10,6 +10,7 @@
 // - iq4_nl's levels (-127..113, via a byte shuffle) are signed weights: Dot::signed_single moves
 //   their sign onto x.
 #pragma once
+#include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
 #include "gemv/q8_x86.h"
 
@@ -98,6 +99,24 @@ struct Q8BlockKernels {
         }
       }
       const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - 32.0f * q8_hsum(corr);
+      y[r] = acc ? y[r] + v : v;
+    }
+  }
+
+  // mxfp4: as iq4_nl's tail, one E8M0 scale per block (no f16 gather).
+  static void mxfp4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    const int nb = w.K / 32;
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
+      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* b = row + (ptrdiff_t)i * 17;
+        __m128i lo, hi;
+        iq4_levels(b + 1, &lo, &hi, kMxfp4Values);
+        const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
+        total[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(e8m0_half(b[0]) * xd[i]), total[i & 1]);
+      }
+      const float v = q8_hsum(_mm256_add_ps(total[0], total[1]));
       y[r] = acc ? y[r] + v : v;
     }
   }

@@ -12,9 +12,9 @@ constexpr int kQ4SymmetricZero = 8;     // q4 symmetric: value = (code - 8) * sc
 constexpr int kGroupSizes[] = {32, 64, 128};
 
 // Weight storage types, numbered for the JS boundary (kernels/src/constants.ts mirrors them).
-// Q4_K..IQ4_NL are block types: llama.cpp's blocks byte for byte, one plane, rows of whole blocks.
-enum class WeightType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I8 = 3, Q4 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7, IQ4_NL = 8 };
-constexpr int kWeightTypeCount = 9;
+// Q4_K..MXFP4 are block types: llama.cpp's blocks byte for byte, one plane, rows of whole blocks.
+enum class WeightType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I8 = 3, Q4 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7, IQ4_NL = 8, MXFP4 = 9 };
+constexpr int kWeightTypeCount = 10;
 enum class ScaleType : int32_t { F16 = 0, BF16 = 1, F32 = 2 };
 enum class KvType : int32_t { F32 = 0, F16 = 1 };
 
@@ -55,17 +55,25 @@ struct BlockIQ4_NL {
   uint16_t d;             // value = d * kIq4NlLevels[q]
   uint8_t qs[16];         // element j: low nibble of qs[j]; element j + 16: high nibble
 };
-static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockIQ4_NL) == 18, "ggml block sizes");
+// MXFP4 (OCP microscaling): 32 FP4 E2M1 values under one E8M0 exponent. The table holds twice
+// the E2M1 values (integers), so value = kMxfp4Values[q] * 2^(e - 128).
+struct BlockMXFP4 {
+  uint8_t e;
+  uint8_t qs[16];         // element j: low nibble of qs[j]; element j + 16: high nibble
+};
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockIQ4_NL) == 18 && sizeof(BlockMXFP4) == 17, "ggml block sizes");
 constexpr int8_t kIq4NlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 inline bool is_block_type(WeightType t) { return (int)t >= (int)WeightType::Q4_K && (int)t < kWeightTypeCount; }
 // Elements and bytes per block of a block type.
-inline int block_elems(WeightType t) { return t == WeightType::IQ4_NL ? 32 : kSuperBlock; }
+inline int block_elems(WeightType t) { return t == WeightType::IQ4_NL || t == WeightType::MXFP4 ? 32 : kSuperBlock; }
 inline int block_bytes(WeightType t) {
   switch (t) {
     case WeightType::Q4_K: return (int)sizeof(BlockQ4_K);
     case WeightType::Q5_K: return (int)sizeof(BlockQ5_K);
     case WeightType::Q6_K: return (int)sizeof(BlockQ6_K);
+    case WeightType::MXFP4: return (int)sizeof(BlockMXFP4);
     default: return (int)sizeof(BlockIQ4_NL);
   }
 }

@@ -26,6 +26,7 @@ uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
     case WeightType::Q5_K:
     case WeightType::Q6_K:
     case WeightType::IQ4_NL:
+    case WeightType::MXFP4:
       if (d.group != 0 || d.affine) {
         *error = "block types carry their scales in their blocks: no group size, no affine scheme";
         return 0;

@@ -35,10 +35,10 @@ void rmsnorm_ref(const float* x, const float* w, int n, float eps, float* out) {
   const float inv = 1.0f / std::sqrt(ss / (float)n + eps);
   for (int i = 0; i < n; i++) out[i] = w[i] * (inv * x[i]);
 }
-void softmax_ref(float* x, int n) {
-  float mx = -INFINITY;
+void softmax_ref(float* x, int n, float extra) {
+  float mx = extra;
   for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-  float sum = 0.f;
+  float sum = extra == -INFINITY ? 0.f : std::exp(extra - mx);
   for (int i = 0; i < n; i++) {
     x[i] = std::exp(x[i] - mx);
     sum += x[i];
@@ -48,6 +48,12 @@ void softmax_ref(float* x, int n) {
 }
 void swiglu_ref(const float* g, const float* u, float* out, int n) {
   for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+void swiglu_clamped_ref(const float* g, const float* u, float* out, int n, float alpha, float limit) {
+  for (int i = 0; i < n; i++) {
+    const float gg = std::min(g[i], limit), uu = std::min(std::max(u[i], -limit), limit);
+    out[i] = gg / (1.0f + std::exp(-alpha * gg)) * (uu + 1.0f);
+  }
 }
 int argmax_ref(const float* x, int n) {
   int best = 0;
@@ -85,6 +91,7 @@ void register_ops_ref(KernelTable& t) {
   t.rmsnorm = rmsnorm_ref;
   t.softmax = softmax_ref;
   t.swiglu = swiglu_ref;
+  t.swiglu_clamped = swiglu_clamped_ref;
   t.argmax = argmax_ref;
   t.rope = rope_ref;
   t.f32_to_f16 = f32_to_f16_ref;

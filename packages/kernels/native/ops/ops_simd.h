@@ -85,15 +85,26 @@ struct Ops {
     return best;
   }
 
-  static void softmax(float* x, int n) {
-    const reg mv = V::set1(max(x, n));
+  static void softmax(float* x, int n, float extra) {
+    const float m = std::fmax(max(x, n), extra);
+    const reg mv = V::set1(m);
     reg sum = V::zero();
     for (int i = 0; i < n; i += L) {
       const reg e = V::keep_part(V::exp(V::sub(V::load_part(x + i, n - i), mv)), n - i);
       V::store_part(x + i, e, n - i);
       sum = V::add(sum, e);
     }
-    scale(x, 1.0f / V::hsum(sum), n);
+    scale(x, 1.0f / (V::hsum(sum) + (extra == -INFINITY ? 0.0f : std::exp(extra - m))), n);
+  }
+
+  static void swiglu_clamped(const float* g, const float* u, float* out, int n, float alpha, float limit) {
+    const reg one = V::set1(1.0f), hi = V::set1(limit), lo = V::set1(-limit), na = V::set1(-alpha);
+    for (int i = 0; i < n; i += L) {
+      const reg gv = V::min(V::load_part(g + i, n - i), hi);
+      const reg uv = V::min(V::max(V::load_part(u + i, n - i), lo), hi);
+      const reg glu = V::div(gv, V::add(one, V::exp(V::mul(na, gv))));
+      V::store_part(out + i, V::mul(glu, V::add(uv, one)), n - i);
+    }
   }
 
   static void swiglu(const float* g, const float* u, float* out, int n) {
@@ -133,6 +144,7 @@ void register_ops_simd(KernelTable& t) {
   t.rmsnorm = Ops<V>::rmsnorm;
   t.softmax = Ops<V>::softmax;
   t.swiglu = Ops<V>::swiglu;
+  t.swiglu_clamped = Ops<V>::swiglu_clamped;
   t.argmax = Ops<V>::argmax;
   t.f32_to_f16 = Ops<V>::f32_to_f16;
   t.f16_to_f32 = Ops<V>::f16_to_f32;

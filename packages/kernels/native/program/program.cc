@@ -2,6 +2,9 @@
 
 #include <cstring>
 
+#include <algorithm>
+#include <cmath>
+
 #include "attention/attention.h"
 
 namespace ie {
@@ -18,6 +21,75 @@ static bool param(const Program& p, int slot, int64_t lo, int64_t hi, int64_t* o
   }
   *out = v;
   return true;
+}
+
+// The mixture-of-experts FFN over M rows: route every row (top-k by logit, ties to the lowest
+// expert; softmax over the chosen), then for each expert chosen by any row gather those rows and
+// run its three matrices once for all of them (GEMV for one row, GEMM for more): an expert no
+// row chose is never read.
+static void run_moe(Context& ctx, const Op& op, int64_t M) {
+  const KernelTable& k = ctx.k;
+  const Op::Experts& x = op.moe;
+  const int E = (int)op.n, top = x.top_k;
+  const int D = (int)x.gate[0]->d.K, F = (int)x.gate[0]->d.N;
+  std::vector<int> choice((size_t)(M * top));
+  std::vector<float> weight((size_t)(M * top));
+  for (int64_t i = 0; i < M; i++) {
+    const float* lg = op.b.row<float>(i);
+    int* c = choice.data() + i * top;
+    for (int j = 0; j < top; j++) {
+      int best = -1;
+      for (int e = 0; e < E; e++) {
+        if (std::find(c, c + j, e) != c + j) continue;
+        if (best < 0 || lg[e] > lg[best]) best = e;
+      }
+      c[j] = best;
+    }
+    float* w = weight.data() + i * top;
+    float sum = 0.f;
+    for (int j = 0; j < top; j++) sum += (w[j] = std::exp(lg[c[j]] - lg[c[0]]));
+    for (int j = 0; j < top; j++) w[j] /= sum;
+  }
+  std::vector<int64_t> rows;
+  std::vector<float> ws;
+  for (int e = 0; e < E; e++) {
+    rows.clear();
+    ws.clear();
+    for (int64_t s = 0; s < M * top; s++)
+      if (choice[(size_t)s] == e) {
+        rows.push_back(s / top);
+        ws.push_back(weight[(size_t)s]);
+      }
+    if (rows.empty()) continue;
+    const int n = (int)rows.size();
+    float* gs = x.gs.row<float>(0);
+    float* us = x.us.row<float>(0);
+    float* ys = x.ys.row<float>(0);
+    if (n == 1) {
+      const float* in = op.a.row<float>(rows[0]);
+      gemv(ctx, *x.gate[e], in, gs, op.activations);
+      gemv(ctx, *x.up[e], in, us, op.activations);
+    } else {
+      float* xs = x.xs.row<float>(0);
+      for (int r = 0; r < n; r++) std::memcpy(xs + (size_t)r * D, op.a.row<float>(rows[r]), (size_t)D * 4);
+      gemm(ctx, *x.gate[e], xs, n, gs);
+      gemm(ctx, *x.up[e], xs, n, us);
+    }
+    for (int r = 0; r < n; r++) {
+      float* g = gs + (size_t)r * F;
+      float* u = us + (size_t)r * F;
+      k.add(g, x.gate_bias.row<float>(e), g, F);
+      k.add(u, x.up_bias.row<float>(e), u, F);
+      k.swiglu_clamped(g, u, g, F, x.alpha, x.limit);
+    }
+    if (n == 1) gemv(ctx, *x.down[e], gs, ys, op.activations);
+    else gemm(ctx, *x.down[e], gs, n, ys);
+    for (int r = 0; r < n; r++) {
+      float* y = ys + (size_t)r * D;
+      k.add(y, x.down_bias.row<float>(e), y, D);
+      k.axpy(ws[(size_t)r], y, op.out.row<float>(rows[r]), D);
+    }
+  }
 }
 
 std::string run_program(Context& ctx, const Program& p) {
@@ -81,11 +153,15 @@ std::string run_program(Context& ctx, const Program& p) {
         a.head_dim = op.head_dim;
         a.window = op.window;
         a.scale = op.scale;
+        a.sinks = op.sinks;
         a.out = op.out.row<float>(0);
         a.out_stride = op.out.stride;
         attention(ctx, a);
         break;
       }
+      case OpKind::Moe:
+        run_moe(ctx, op, M);
+        break;
       case OpKind::Argmax: {
         const float* x = op.a.row<float>(0);
         p.params[op.out_slot] = k.argmax(x, (int)op.n);

@@ -16,7 +16,8 @@
 
 namespace ie {
 
-enum class OpKind : int32_t { Embed = 0, RmsNorm = 1, MatMul = 2, Add = 3, Rope = 4, Store = 5, Attention = 6, SwiGlu = 7, Argmax = 8 };
+enum class OpKind : int32_t { Embed = 0, RmsNorm = 1, MatMul = 2, Add = 3, Rope = 4, Store = 5, Attention = 6, SwiGlu = 7, Argmax = 8, Moe = 9 };
+constexpr int kOpKindCount = 10;
 
 // A row-major view: row i of `rows` at base + i * stride elements.
 struct View {
@@ -39,6 +40,15 @@ struct Op {
   bool last_row_only = false;    // MatMul: only the last of the M rows (prefill logits)
   int64_t capacity = 0;          // positions the cache / table holds
   int m_slot = -1, pos_slot = -1, ids_slot = -1, out_slot = -1;
+  const float* sinks = nullptr;  // Attention: one logit per head, or none
+  // Moe: a = input rows, b = router logits (n experts wide), out += the chosen experts' weighted
+  // outputs; per-expert matrices and bias rows; scratch rows for the gathered inputs and outputs.
+  struct Experts {
+    std::vector<const MatrixPlan*> gate, up, down;
+    View gate_bias, up_bias, down_bias, xs, gs, us, ys;
+    int top_k = 0;
+    float alpha = 0, limit = 0;
+  } moe;
 };
 
 struct Program {

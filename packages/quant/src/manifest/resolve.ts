@@ -49,7 +49,7 @@ export interface LayoutOptions {
   blockK?: number;
 }
 
-export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16', q4_k: 'q4_k', q5_k: 'q5_k', q6_k: 'q6_k', iq4_nl: 'iq4_nl' };
+export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16', q4_k: 'q4_k', q5_k: 'q5_k', q6_k: 'q6_k', iq4_nl: 'iq4_nl', mxfp4: 'mxfp4' };
 
 /** The scheme a stored tensor has (the inverse of the packing). */
 export function schemeOf(dtype: Dtype): FinalScheme {

@@ -18,14 +18,21 @@ export class HfTokenizer implements Tokenizer {
     json: Record<string, unknown>,
     readonly bosId: number,
     readonly eosId: number,
+    options: {
+      /** Whether encode() starts with BOS by default; unset: what the tokenizer's post-processor does. */
+      addsBos?: boolean;
+      /** transformers' clean_up_tokenization_spaces (" 's" -> "'s" on decode); the library's default is true. */
+      cleanUpSpaces?: boolean;
+    } = {},
   ) {
-    this.lib = new HfLibTokenizer(json as never, {} as never);
+    const { addsBos, cleanUpSpaces } = options;
+    this.lib = new HfLibTokenizer(json as never, (cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) as never);
     const model = json.model as { vocab?: Record<string, number> } | undefined;
     const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
     this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));
     this.stopTokens = new Set([eosId]);
     const probe = (add: boolean) => Array.from(this.lib.encode('a', { add_special_tokens: add }).ids as number[]);
-    this.addsBos = probe(true)[0] === bosId && probe(false)[0] !== bosId;
+    this.addsBos = addsBos ?? (probe(true)[0] === bosId && probe(false)[0] !== bosId);
   }
 
   /** `bos` unset follows the tokenizer's own post-processing (BOS where it adds one); true or false forces it. */

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IebinHeader } from '@ie/format';
-import { IeRuntimeError } from '../errors.js';
+import { gpt2Tokenizer } from './gpt2.js';
 import { HfTokenizer } from './hf.js';
 import { Llama2cTokenizer } from './llama2c.js';
 import { SpmTokenizer } from './spm.js';
@@ -12,6 +12,7 @@ export type { StreamDecoder, Tokenizer } from './types.js';
 export { Llama2cTokenizer } from './llama2c.js';
 export { SpmTokenizer } from './spm.js';
 export { HfTokenizer } from './hf.js';
+export { gpt2TokenizerJson } from './gpt2.js';
 
 export async function createTokenizer(header: IebinHeader, dir: string): Promise<Tokenizer> {
   const t = header.tokenizer;
@@ -25,7 +26,7 @@ export async function createTokenizer(header: IebinHeader, dir: string): Promise
       return new SpmTokenizer(t, bos_id, eos_id, header.provenance.source_format === 'gguf');
     case 'hf':
       return new HfTokenizer(JSON.parse(await readFile(join(dir, t.file), 'utf8')), bos_id, eos_id);
-    default:
-      throw new IeRuntimeError('IE_TOKENIZER_UNSUPPORTED', `the model's ${t.model} (byte-level BPE) tokenizer is not supported yet; llama2c, spm and Hugging Face tokenizer.json are`);
+    case 'gpt2':
+      return gpt2Tokenizer(t, bos_id, eos_id);
   }
 }

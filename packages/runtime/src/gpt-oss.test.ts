@@ -1,0 +1,141 @@
+/**
+ * gpt-oss end to end: the gpt-oss-tiny fixture (a random checkpoint made outside this project,
+ * with logits from an implementation checked against OpenAI's) imported from its Hugging Face
+ * and GGUF forms, run by the engine, against the fixture's logits and greedy continuations and
+ * against the float64 reference (test/gpt-oss-reference.ts) on the imported weights, at every ISA.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTokenizerJson, synthVocabulary } from '@ie/format';
+import { KernelContext } from '@ie/kernels';
+import { SHARED_DIR } from '@ie/testing';
+import { GptOssReference } from '../test/gpt-oss-reference.js';
+import { Engine } from './index.js';
+
+const DIR = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
+const HAS = existsSync(join(DIR, 'hf', 'model.safetensors'));
+const REASON = HAS ? '' : ` — SKIPPED: ${DIR} not found (CI provides ../shared)`;
+if (!HAS) process.stderr.write(`[ie tests] ${DIR} not found: the gpt-oss engine tests are skipped\n`);
+
+interface Case {
+  input_ids: number[];
+  logits: number[][];
+  greedy: { tokens: number[] };
+}
+const loadCase = (name: string): Case => JSON.parse(readFileSync(join(DIR, `${name}.json`), 'utf8'));
+
+const argmax = (x: ArrayLike<number>) => {
+  let b = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
+  return b;
+};
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const ISAS = (() => {
+  const c = KernelContext.create({ threads: 1 });
+  const isas = c.info().supportedIsas as string[];
+  c.close();
+  return isas;
+})();
+
+describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
+  const dirs: Record<string, string> = {};
+  beforeAll(async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ie-gptoss-'));
+    // The fixture's checkpoint ships no tokenizer (its cases are token ids): give it a synthetic one.
+    const tokenizer = join(out, 'tokenizer.json');
+    writeFileSync(tokenizer, synthHfTokenizerJson(synthVocabulary(512)));
+    for (const [form, open] of [
+      ['hf', () => openHfDir(join(DIR, 'hf'), { tokenizer })],
+      ['gguf-f32', () => openGguf(join(DIR, 'gguf', 'model_f32.gguf'))],
+      ['gguf-bf16', () => openGguf(join(DIR, 'gguf', 'model_bf16.gguf'))],
+    ] as const) {
+      const src = await open();
+      dirs[form] = join(out, form);
+      await exportIebin(src, dirs[form], { converter: 'test' });
+      await src.close();
+    }
+  });
+
+  it.each(['hf', 'gguf-f32', 'gguf-bf16'])('%s: every prompt logit within 1e-3 of the fixture, the same argmax, the same 16-token greedy continuation', async (form) => {
+    await using e = await Engine.load(dirs[form], { activations: 'f32' });
+    for (const name of ['len5', 'len40']) {
+      const c = loadCase(name);
+      const got = await e.evaluate(c.input_ids);
+      for (let p = 0; p < c.logits.length; p++) {
+        expect(maxAbsDiff(got[p], c.logits[p]), `${name} position ${p}`).toBeLessThan(1e-3);
+        expect(argmax(got[p]), `${name} position ${p}`).toBe(argmax(c.logits[p]));
+      }
+      // The prompt as one prefill chunk (GEMM, experts grouped), then 16 greedy decode steps.
+      const done = await e.complete(c.input_ids, { maxTokens: c.greedy.tokens.length, temperature: 0 });
+      expect(done.tokens, `${name} continuation`).toEqual(c.greedy.tokens);
+    }
+  });
+
+  it.each(ISAS)('%s: the engine equals the float64 reference on the imported weights (1e-4 of the logits range), prefill chunks and decode steps, past the sliding window', async (isa) => {
+    const reader = await IebinReader.open(dirs.hf);
+    const w = new Map<string, Float64Array>();
+    for (const t of reader.tensors) w.set(t.name, Float64Array.from(decodeTensor(t, (await reader.read(t.name)).bytes)));
+    const c = reader.config;
+    await reader.close();
+    const moe = c.moe;
+    if (!moe || c.rope_scaling?.type !== 'yarn' || c.sliding_window === null) throw new Error('gpt-oss config expected');
+    const ref = new GptOssReference(
+      {
+        dim: c.dim,
+        n_layers: c.n_layers,
+        n_heads: c.n_heads,
+        n_kv_heads: c.n_kv_heads,
+        head_dim: c.head_dim,
+        ffn_dim: c.ffn_dim,
+        vocab_size: c.vocab_size,
+        rope_theta: c.rope_theta,
+        norm_eps: c.norm_eps,
+        sliding_window: c.sliding_window,
+        sliding_layers: c.sliding_layers ?? Array(c.n_layers).fill(true),
+        yarn: c.rope_scaling,
+        n_experts: moe.n_experts,
+        experts_per_token: moe.experts_per_token,
+        swiglu_limit: moe.swiglu_limit,
+      },
+      (name) => {
+        const t = w.get(name);
+        if (!t) throw new Error(`missing ${name}`);
+        return t;
+      },
+    );
+    // 23 positions: almost three sliding windows of 8.
+    const ids = Array.from({ length: 23 }, (_, i) => (i * 97 + 13) % c.vocab_size);
+    const want = ids.map((t) => ref.step(t));
+    for (const threads of [1, 2]) {
+      await using e = await Engine.load(dirs.hf, { activations: 'f32', isa: isa as 'scalar', threads, maxBatch: 6 });
+      const got = await e.evaluate(ids);
+      for (let p = 0; p < ids.length; p++) {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const v of want[p]) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+        expect(maxAbsDiff(got[p], want[p]) / (hi - lo), `${threads} threads, position ${p}`).toBeLessThan(1e-4);
+      }
+      // Prefill in chunks of 6 (the 17-token prompt: 6 + 6 + 5 rows), then greedy steps: the reference's tokens.
+      const greedy: number[] = [];
+      ref.reset();
+      let last: Float64Array = new Float64Array(0);
+      for (const t of ids.slice(0, 17)) last = ref.step(t);
+      for (let i = 0; i < 6; i++) {
+        greedy.push(argmax(last));
+        last = ref.step(greedy[i]);
+      }
+      const done = await e.complete(ids.slice(0, 17), { maxTokens: 6, temperature: 0 });
+      expect(done.tokens, `${threads} threads, greedy after chunked prefill`).toEqual(greedy);
+    }
+  });
+});

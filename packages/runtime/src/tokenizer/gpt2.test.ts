@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import type { Gpt2TokenizerSpec } from '@ie/format';
+import { seededFloats } from '@ie/testing';
+import { IeRuntimeError } from '../errors.js';
+import { gpt2Tokenizer } from './gpt2.js';
+
+/** GPT-2's byte -> printable character table (the alphabet byte-level BPE pieces are written in). */
+function byteChars(): string[] {
+  const keep = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let extra = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep(b) ? b : 256 + extra++));
+}
+
+/** 256 byte pieces, then merged pieces, then two specials (types: 1 normal, 3 control). */
+function spec(pre: string | null): Gpt2TokenizerSpec {
+  const bytes = byteChars();
+  const sp = bytes[32];
+  const merges = ['h e', 'l l', 'he ll', 'hell o', `${sp} w`, `${sp}w o`, `${sp}wo r`, `${sp}wor l`, `${sp}worl d`, '1 2', '12 3'];
+  const merged = ['he', 'll', 'hell', 'hello', `${sp}w`, `${sp}wo`, `${sp}wor`, `${sp}worl`, `${sp}world`, '12', '123'];
+  const pieces = [...bytes, ...merged, '<|start|>', '<|end|>'];
+  return { model: 'gpt2', pieces, types: pieces.map((_, i) => (i >= 256 + merged.length ? 3 : 1)), merges, pre, add_bos: false };
+}
+const id = (s: Gpt2TokenizerSpec, piece: string) => s.pieces.indexOf(piece);
+
+describe('GGUF byte-level BPE (gpt2) tokenizers', () => {
+  it('merge by the GGUF merges, keep special tokens whole, and add no BOS unless the file says so', () => {
+    const s = spec('gpt-4o');
+    const t = gpt2Tokenizer(s, 0, id(s, '<|end|>'));
+    const sp = byteChars()[32];
+    expect(t.encode('hello world')).toEqual([id(s, 'hello'), id(s, `${sp}world`)]);
+    expect(t.encode('<|start|>hello<|end|>')).toEqual([id(s, '<|start|>'), id(s, 'hello'), id(s, '<|end|>')]);
+    // o200k's split: a digit run is its own piece, at most 3 digits (1234 -> 123, 4).
+    expect(t.encode('1234')).toEqual([id(s, '123'), '4'.charCodeAt(0)]);
+    const withBos = gpt2Tokenizer({ ...s, add_bos: true }, 7, 1);
+    expect(withBos.encode('hello')[0]).toBe(7);
+  });
+
+  it.each(['gpt2', 'llama-bpe', 'qwen2', 'gpt-4o'])('%s: any text round-trips through encode and decode, byte for byte (400 seeded strings)', (pre) => {
+    const s = spec(pre);
+    const t = gpt2Tokenizer(s, 0, 1);
+    const r = seededFloats(400 * 24, 11, 1);
+    const alphabet = ['a', 'Z', ' ', '  ', '\n', '\r\n', '\t', "'s", "'LL", '7', '123456', 'é', 'ß', 'Ω', '中文', '😀', '\u0301', '/', '.', '!?', 'hello', ' world'];
+    for (let n = 0; n < 400; n++) {
+      let text = '';
+      for (let k = 0; k < 24; k++) text += alphabet[Math.floor(Math.abs(r[n * 24 + k]) * alphabet.length) % alphabet.length];
+      const ids = t.encode(text);
+      expect(t.decode(ids), JSON.stringify(text)).toBe(text);
+    }
+  });
+
+  it('an unknown pre-tokenizer name is a typed error naming the known ones', () => {
+    expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(IeRuntimeError);
+    expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(/no-such-pre.*gpt-4o/);
+  });
+});
