@@ -29,7 +29,7 @@ const i8g32 = { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_gro
 const q4g64 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' } };
 const q4g32 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' } };
 // Block dtypes: elements and bytes per block, and where each block's f16 super-scales sit.
-const BLOCKS = { q4_k: { elems: 256, bytes: 144, f16: [0, 2] }, q5_k: { elems: 256, bytes: 176, f16: [0, 2] }, q6_k: { elems: 256, bytes: 210, f16: [208] }, iq4_nl: { elems: 32, bytes: 18, f16: [0] } };
+const BLOCKS = { q4_k: { elems: 256, bytes: 144, f16: [0, 2] }, q5_k: { elems: 256, bytes: 176, f16: [0, 2] }, q6_k: { elems: 256, bytes: 210, f16: [208] }, iq4_nl: { elems: 32, bytes: 18, f16: [0] }, mxfp4: { elems: 32, bytes: 17, e8m0: 0 } };
 // int8w / int4w are ie's default quantization policies; q8_0 / q4_0 are GGUF's Q8_0 / Q4_0 as imported.
 const PRECISIONS = [
   { name: 'fp32', dtype: 'f32' },
@@ -44,7 +44,8 @@ const PRECISIONS = [
   { name: 'int4w+int8', ...q4g64, activations: 'int8' },
   { name: 'q4_0+int8', ...q4g32, activations: 'int8' },
   // GGUF's K-quants and IQ4_NL, imported as block dtypes (llama.cpp's blocks byte for byte).
-  ...['q4_k', 'q5_k', 'q6_k', 'iq4_nl'].flatMap((d) => [
+  // gpt-oss's MXFP4 experts (FP32 activations are the model's own semantics).
+  ...['q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'].flatMap((d) => [
     { name: d, dtype: d, block: BLOCKS[d] },
     { name: `${d}+int8`, dtype: d, block: BLOCKS[d], activations: 'int8' },
   ]),
@@ -78,7 +79,10 @@ function makeMatrix(ctx, p, rows, cols) {
     for (let i = 0; i < u.length; i++) u[i] = (u[i] & m) | e;
   } else if (p.block) {
     // Random codes and sub-scales; the f16 super-scales small and normal.
-    for (let at = 0; at < b.length; at += p.block.bytes) for (const o of p.block.f16) b[at + o + 1] = 0x20 | (b[at + o + 1] & 0x03);
+    for (let at = 0; at < b.length; at += p.block.bytes) {
+      for (const o of p.block.f16 ?? []) b[at + o + 1] = 0x20 | (b[at + o + 1] & 0x03);
+      if (p.block.e8m0 !== undefined) b[at + p.block.e8m0] = 120 + (b[at + p.block.e8m0] & 7);
+    }
   } else {
     const s = new Uint16Array(b.buffer, l.so, l.nscales);
     for (let i = 0; i < s.length; i++) s[i] = 0x2000 | (s[i] & 0x3ff);

@@ -6,6 +6,7 @@
  */
 import { IebinReader, isFloatDtype, type ModelConfig } from '@ie/format';
 import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
+import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type HarmonyMessage, type HarmonyOptions, type HarmonySpecial } from './chat/harmony.js';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
@@ -27,6 +28,26 @@ export interface GenerateOptions extends SamplingOptions {
   addBos?: boolean;
   /** Keep generating through end-of-sequence tokens, up to maxTokens (benchmarks; llama.cpp's --ignore-eos). Default false. */
   ignoreEos?: boolean;
+  /** Token ids that end the generation besides the tokenizer's own (EOS): harmony's `<|return|>`, `<|call|>`. */
+  stopTokens?: readonly number[];
+}
+
+export interface ChatOptions extends GenerateOptions, HarmonyOptions {
+  /** Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`). */
+  onText?: (text: string, channel: string) => void;
+}
+
+export interface ChatCompletion {
+  /** The answer (the final channel). */
+  final: string;
+  /** The model's reasoning (the analysis channel). */
+  analysis: string;
+  messages: HarmonyMessage[];
+  /** `return`: the turn ended; `call`: a tool call; undefined: stopped by length or context. */
+  ended: 'return' | 'call' | undefined;
+  tokens: number[];
+  stopReason: StopReason;
+  metrics: GenerationMetrics;
 }
 
 export interface Piece {
@@ -65,6 +86,8 @@ export interface EngineInfo extends ContextInfo {
 export class Generation implements AsyncIterable<Piece> {
   metrics: GenerationMetrics | undefined;
   stopReason: StopReason | undefined;
+  /** The token that ended it (EOS or one of `stopTokens`), when stopReason is 'eos'. */
+  stopToken: number | undefined;
   text = '';
   readonly tokens: number[] = [];
   private started = false;
@@ -212,6 +235,31 @@ export class Engine {
     return { text: g.text, tokens: g.tokens, stopReason: g.stopReason as StopReason, metrics: g.metrics as GenerationMetrics };
   }
 
+  /**
+   * A chat turn in the model's own format: harmony for gpt-oss (the answer from the final channel,
+   * the reasoning from the analysis channel). Other models' chat templates are not supported yet
+   * (IE_CHAT_UNSUPPORTED): use generate() with a prompt written in the model's format.
+   */
+  async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
+    this.alive();
+    const ids = this.harmonyIds();
+    const prompt = this.tokenizer.encode(renderHarmony(messages, options), { bos: false });
+    const decoder = this.tokenizer.streamDecoder();
+    const reader = new HarmonyReader(ids, (t) => decoder.push(t), options.onText);
+    const g = this.generate(prompt, { ...options, stopTokens: [...(options.stopTokens ?? []), ids['<|return|>'], ids['<|call|>']] });
+    for await (const p of g) if (p.token >= 0) reader.push(p.token);
+    if (g.stopToken !== undefined) reader.push(g.stopToken);
+    return { final: reader.final, analysis: reader.analysis, messages: reader.messages, ended: reader.ended, tokens: g.tokens, stopReason: g.stopReason as StopReason, metrics: g.metrics as GenerationMetrics };
+  }
+
+  private harmonyIds(): Record<HarmonySpecial, number> {
+    if (this.config.architecture !== 'gpt-oss') throw new IeRuntimeError('IE_CHAT_UNSUPPORTED', `chat() writes the harmony format of gpt-oss models; this is a ${this.config.architecture} model, whose chat template ie cannot render yet: use generate() with a prompt in the model's own format`);
+    const entries = HARMONY_SPECIALS.map((s) => [s, this.tokenizer.tokenId?.(s)] as const);
+    const missing = entries.filter(([, id]) => id === undefined).map(([s]) => s);
+    if (missing.length) throw new IeRuntimeError('IE_CHAT_UNSUPPORTED', `the model's vocabulary lacks harmony's special tokens ${missing.join(' ')}: it cannot chat in the harmony format (use generate() with token ids or text)`);
+    return Object.fromEntries(entries) as Record<HarmonySpecial, number>;
+  }
+
   /** Logits after each token of `ids` (a fresh sequence; one decode step per position). */
   async evaluate(ids: readonly number[]): Promise<Float32Array[]> {
     this.alive();
@@ -276,8 +324,9 @@ export class Engine {
         const logits = f.logits;
         const token = sampler.sample(logits, history, f.argmax);
         if (n === 0) tFirst = performance.now();
-        if (!options.ignoreEos && this.tokenizer.stopTokens.has(token)) {
+        if (!options.ignoreEos && (this.tokenizer.stopTokens.has(token) || options.stopTokens?.includes(token))) {
           reason = 'eos';
+          gen.stopToken = token;
           break;
         }
         history.push(token);

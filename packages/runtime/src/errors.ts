@@ -9,6 +9,7 @@ export const RUNTIME_ERROR_CODES = {
   IE_CONTEXT_OVERFLOW: 'the prompt does not fit the context',
   IE_ABORTED: 'the generation was aborted',
   IE_DISPOSED: 'the engine was disposed',
+  IE_CHAT_UNSUPPORTED: 'the model has no chat format ie can write',
 } as const;
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;
 

@@ -78,6 +78,11 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
     }
   });
 
+  it('chat() refuses a model whose vocabulary lacks harmony\'s special tokens, naming them', async () => {
+    await using e = await Engine.load(dirs['gguf-f32']);
+    await expect(e.chat([{ role: 'user', content: 'hi' }])).rejects.toMatchObject({ code: 'IE_CHAT_UNSUPPORTED', message: expect.stringContaining('<|start|>') });
+  });
+
   it.each(ISAS)('%s: the engine equals the float64 reference on the imported weights (1e-4 of the logits range), prefill chunks and decode steps, past the sliding window', async (isa) => {
     const reader = await IebinReader.open(dirs.hf);
     const w = new Map<string, Float64Array>();

@@ -2,7 +2,8 @@
  * @ie/runtime — the ie engine: `Engine.load(dir, { precision })`, then stream tokens from
  * `engine.generate(prompt, options)`.
  */
-export { Engine, Generation, type GenerateOptions, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
+export { Engine, Generation, type GenerateOptions, type ChatOptions, type ChatCompletion, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
+export { renderHarmony, HarmonyReader, HARMONY_SPECIALS, type ChatMessage, type HarmonyMessage, type HarmonyOptions, type ReasoningEffort } from './chat/harmony.js';
 export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';

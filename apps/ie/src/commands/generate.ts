@@ -1,4 +1,4 @@
-import { Engine, type GenerateOptions } from '@ie/runtime';
+import { Engine, type GenerateOptions, type ReasoningEffort } from '@ie/runtime';
 import { intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
@@ -15,7 +15,7 @@ function numFlag(v: Record<string, unknown>, name: string): number | undefined {
 export const generate: Command = {
   name: 'generate',
   summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
-  usage: `ie generate MODEL_DIR "prompt" [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--no-echo] [--json]`,
+  usage: `ie generate MODEL_DIR "prompt" [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--no-echo] [--json]`,
   positionals: [2, 2],
   options: {
     ...ENGINE_OPTIONS,
@@ -29,6 +29,10 @@ export const generate: Command = {
     stop: { type: 'string', multiple: true },
     'no-echo': { type: 'boolean' },
     json: { type: 'boolean' },
+    chat: { type: 'boolean' },
+    system: { type: 'string' },
+    reasoning: { type: 'string' },
+    'show-analysis': { type: 'boolean' },
   },
   async run(v, [path, prompt], io) {
     const options: GenerateOptions = {
@@ -41,12 +45,33 @@ export const generate: Command = {
       seed: intFlag(v, 'seed', 0, 2 ** 32 - 1),
       stop: v.stop as unknown as string[] | undefined,
     };
+    const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
+    if (chatOnly && !v.chat) throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
+    const reasoning = v.reasoning as string | undefined;
+    if (reasoning !== undefined && !['low', 'medium', 'high'].includes(reasoning)) throw new CliError('CLI_USAGE', `--reasoning must be low, medium or high, got ${JSON.stringify(reasoning)}`);
     const engine = await Engine.load(path, engineOptions(v));
     const ac = new AbortController();
     const onSignal = () => ac.abort(new Error('interrupted'));
     process.once('SIGINT', onSignal);
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
+      if (v.chat) {
+        // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
+        const messages = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system as string }] : []), { role: 'user' as const, content: prompt }];
+        const r = await engine.chat(messages, {
+          ...options,
+          signal: ac.signal,
+          reasoningEffort: reasoning as ReasoningEffort | undefined,
+          currentDate: new Date().toISOString().slice(0, 10),
+          onText: v.json ? undefined : (text, channel) => (channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined),
+        });
+        if (v.json) io.out(JSON.stringify({ final: r.final, analysis: r.analysis, messages: r.messages, ended: r.ended, tokens: r.tokens, stopReason: r.stopReason, metrics: r.metrics }));
+        else {
+          process.stdout.write('\n');
+          io.err(`ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`);
+        }
+        return EXIT.OK;
+      }
       const g = engine.generate(prompt, { ...options, signal: ac.signal });
       const echo = !v['no-echo'] && !v.json;
       if (echo) process.stdout.write(prompt);

@@ -41,6 +41,10 @@ export class HfTokenizer implements Tokenizer {
     return (options.bos ?? this.addsBos) ? [this.bosId, ...ids] : ids;
   }
 
+  tokenId(piece: string): number | undefined {
+    return this.lib.token_to_id(piece) ?? undefined;
+  }
+
   decode(ids: readonly number[]): string {
     return this.lib.decode([...ids], { skip_special_tokens: true });
   }

@@ -13,6 +13,8 @@ export interface Tokenizer {
    * before the first one pushed (the prompt's last), so leading-space rules apply as in `decode`.
    */
   streamDecoder(prev?: number): StreamDecoder;
+  /** The id of a piece the vocabulary holds whole (special tokens such as `<|start|>`), if any. */
+  tokenId?(piece: string): number | undefined;
   /** Tokens that end a generation (EOS; for llama2.c models also BOS, as run.c stops on it). */
   readonly stopTokens: ReadonlySet<number>;
 }

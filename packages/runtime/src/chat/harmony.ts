@@ -1,0 +1,142 @@
+/**
+ * OpenAI's harmony chat format (gpt-oss): how a conversation is written for the model, and how its
+ * answer is read back. A message is `<|start|>{role}<|message|>{content}<|end|>`; the assistant
+ * writes on channels (`<|channel|>analysis` for its reasoning, `final` for the answer,
+ * `commentary` for tool calls) and ends its turn with `<|return|>` (or `<|call|>` for a tool call).
+ * The prompt ends with `<|start|>assistant`, where the model takes over.
+ */
+
+export type ReasoningEffort = 'low' | 'medium' | 'high';
+
+export interface ChatMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface HarmonyOptions {
+  reasoningEffort?: ReasoningEffort;
+  /** "Current date: …" in the system message (YYYY-MM-DD); omitted when unset. */
+  currentDate?: string;
+  knowledgeCutoff?: string;
+}
+
+/** The special tokens harmony needs in the model's vocabulary. */
+export const HARMONY_SPECIALS = ['<|start|>', '<|end|>', '<|message|>', '<|channel|>', '<|return|>', '<|call|>'] as const;
+export type HarmonySpecial = (typeof HARMONY_SPECIALS)[number];
+
+/**
+ * The prompt for a conversation. A leading `system` message becomes the developer message's
+ * instructions (harmony's system message is the model's own preamble: identity, dates, reasoning
+ * effort, channels); earlier assistant turns are written on the final channel.
+ */
+export function renderHarmony(messages: readonly ChatMessage[], options: HarmonyOptions = {}): string {
+  const effort = options.reasoningEffort ?? 'medium';
+  const system = [
+    'You are ChatGPT, a large language model trained by OpenAI.',
+    `Knowledge cutoff: ${options.knowledgeCutoff ?? '2024-06'}`,
+    ...(options.currentDate ? [`Current date: ${options.currentDate}`] : []),
+    '',
+    `Reasoning: ${effort}`,
+    '',
+    '# Valid channels: analysis, commentary, final. Channel must be included for every message.',
+  ].join('\n');
+  let out = `<|start|>system<|message|>${system}<|end|>`;
+  const instructions = messages.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => m.content);
+  if (instructions.length) out += `<|start|>developer<|message|># Instructions\n\n${instructions.join('\n\n')}<|end|>`;
+  for (const m of messages) {
+    if (m.role === 'user') out += `<|start|>user<|message|>${m.content}<|end|>`;
+    else if (m.role === 'assistant') out += `<|start|>assistant<|channel|>final<|message|>${m.content}<|end|>`;
+  }
+  return `${out}<|start|>assistant`;
+}
+
+export interface HarmonyMessage {
+  channel: string;
+  /** `to=…` of a tool call's header, if any. */
+  recipient?: string;
+  content: string;
+}
+
+/**
+ * Reads the assistant's tokens as they come: special tokens (by id) switch state, every other
+ * token's text goes to the header or to the current message. `onText` streams content as it is
+ * decoded, with its channel.
+ */
+export class HarmonyReader {
+  readonly messages: HarmonyMessage[] = [];
+  /** Set when the turn ended: `return` (an answer) or `call` (a tool call). */
+  ended: 'return' | 'call' | undefined;
+  private state: 'header' | 'content' | 'role' = 'header';
+  private header = '';
+  private current: HarmonyMessage | undefined;
+  private readonly byId: Map<number, HarmonySpecial>;
+
+  constructor(
+    ids: Readonly<Record<HarmonySpecial, number>>,
+    private readonly decodeText: (token: number) => string,
+    private readonly onText?: (text: string, channel: string) => void,
+  ) {
+    this.byId = new Map(Object.entries(ids).map(([k, v]) => [v, k as HarmonySpecial]));
+  }
+
+  push(token: number): void {
+    const special = this.byId.get(token);
+    if (special === undefined) {
+      const text = this.decodeText(token);
+      if (this.state === 'content' && this.current) {
+        this.current.content += text;
+        if (text) this.onText?.(text, this.current.channel);
+      } else this.header += text;
+      return;
+    }
+    switch (special) {
+      case '<|start|>':
+        this.close();
+        this.state = 'role';
+        this.header = '';
+        break;
+      case '<|channel|>':
+        // After <|start|>, the header so far was the role ("assistant"): the channel name follows.
+        this.state = 'header';
+        this.header = '';
+        break;
+      case '<|message|>': {
+        // The header is "final", "analysis", "commentary to=functions.x <|constrain|>json"...; a
+        // message without a channel (right after the role) counts as final.
+        const words = this.state === 'role' ? [] : this.header.trim().split(/\s+/);
+        const recipient = words.find((w) => w.startsWith('to='))?.slice(3);
+        this.current = { channel: words[0] || 'final', content: '', ...(recipient ? { recipient } : {}) };
+        this.messages.push(this.current);
+        this.state = 'content';
+        break;
+      }
+      case '<|end|>':
+        this.close();
+        break;
+      case '<|return|>':
+      case '<|call|>':
+        this.close();
+        this.ended = special === '<|return|>' ? 'return' : 'call';
+        break;
+    }
+  }
+
+  /** The answer: the final channel's text (the last such message). */
+  get final(): string {
+    return [...this.messages].reverse().find((m) => m.channel === 'final')?.content ?? '';
+  }
+
+  /** The reasoning: every analysis message, in order. */
+  get analysis(): string {
+    return this.messages
+      .filter((m) => m.channel === 'analysis')
+      .map((m) => m.content)
+      .join('\n');
+  }
+
+  private close(): void {
+    this.current = undefined;
+    this.state = 'header';
+    this.header = '';
+  }
+}
