@@ -153,7 +153,8 @@ export class Engine {
       const contextLength = opts.contextLength ?? c.context_length;
       if (contextLength > c.context_length) notices.push(`context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`);
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
-      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations });
+      const expertActivations = opts.activations === 'int8' ? 'int8' : 'f32';
+      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations, expertActivations });
       return new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength, activations }, { applied: numa.applied, detail: numa.detail }, notices);
     } catch (e) {
       mapping?.close();

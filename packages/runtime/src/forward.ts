@@ -21,6 +21,11 @@ export interface ForwardOptions {
   maxBatch: number;
   activations: MatmulActivations;
   /**
+   * How activations meet the MoE experts (default 'f32'): gpt-oss defines its MXFP4 products on
+   * unquantized activations, so the int8 path there is taken only when asked for explicitly.
+   */
+  expertActivations?: MatmulActivations;
+  /**
    * Calibration mode (ie quantize): logits for every row of a chunk, not just the last, and
    * when `capture` is set, copies of every projection's input (and the classifier's) per row.
    */
@@ -148,7 +153,6 @@ export class Forward {
       return m;
     };
     const moe = c.moe;
-    if (moe && cal) throw new Error('calibration of mixture-of-experts models is not supported');
     // MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs).
     const routerOut = moe ? buf(new Float32Array(B * moe.n_experts)) : -1;
     const moeScratch = moe
@@ -243,7 +247,7 @@ export class Forward {
             topK: moe.experts_per_token,
             limit: moe.swiglu_limit,
             alpha: 1.702,
-            activations: acts,
+            activations: options.expertActivations ?? 'f32',
             scratch: moeScratch,
             ...M,
           },

@@ -78,6 +78,23 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
     }
   });
 
+  it('MXFP4 experts take FP32 activations by default (auto equals f32 bit for bit); int8 only when asked, and stays close', async () => {
+    const c = loadCase('len40');
+    const run = async (activations: 'auto' | 'f32' | 'int8') => {
+      await using e = await Engine.load(dirs.hf, { activations });
+      return e.evaluate(c.input_ids);
+    };
+    const [auto, f32, int8] = [await run('auto'), await run('f32'), await run('int8')];
+    let agree = 0;
+    for (let p = 0; p < c.logits.length; p++) {
+      expect(maxAbsDiff(auto[p], f32[p]), `position ${p}`).toBe(0);
+      // What int8 activations cost on this fixture (llama.cpp, which also rounds YaRN, is up to ~1.8 away).
+      expect(maxAbsDiff(int8[p], c.logits[p]), `int8, position ${p}`).toBeLessThan(1);
+      if (argmax(int8[p]) === argmax(c.logits[p])) agree++;
+    }
+    expect(agree / c.logits.length).toBeGreaterThan(0.9);
+  });
+
   it('chat() refuses a model whose vocabulary lacks harmony\'s special tokens, naming them', async () => {
     await using e = await Engine.load(dirs['gguf-f32']);
     await expect(e.chat([{ role: 'user', content: 'hi' }])).rejects.toMatchObject({ code: 'IE_CHAT_UNSUPPORTED', message: expect.stringContaining('<|start|>') });

@@ -71,7 +71,8 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
     }
     if (t.shape.length === 1 || role === 'expert_bias') {
       vectors.set(t.name, overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)));
-      bytesPerToken += t.bytes;
+      // An expert's bias row is read only when the expert is chosen.
+      bytesPerToken += role === 'expert_bias' && c.moe ? (t.bytes * c.moe.experts_per_token) / c.moe.n_experts : t.bytes;
       continue;
     }
     const replaced = overrides?.matrices.get(t.name);
