@@ -9,6 +9,7 @@
 //   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half.
 // - iq4_nl's levels (-127..113, via a byte shuffle) are signed weights: Dot::signed_single moves
 //   their sign onto x.
+// - mxfp4's values, offset by +12, are unsigned; the offset meets per-call sums of x per block.
 #pragma once
 #include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
@@ -103,20 +104,45 @@ struct Q8BlockKernels {
     }
   }
 
-  // mxfp4: as iq4_nl's tail, one E8M0 scale per block (no f16 gather).
+  // mxfp4: the doubled E2M1 values (-12..12) plus 12 are an unsigned operand (0..24), the +12
+  // taken off through per-call sums of the quantized x per block (as q4's zero point); eight
+  // blocks per step, their E8M0 scales 2^(e - 128) built in one vector.
   static void mxfp4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     const int nb = w.K / 32;
+    Scratch<float, 512> bs((size_t)nb);
+    q8_group_sums(xq, xd, 32, nb, bs.data());
+    alignas(16) static constexpr int8_t kOffset[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+    const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(kOffset)), m4 = _mm_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256 half = _mm256_set1_ps(0.5f), tiny = _mm256_set1_ps(e8m0_half(0));
+    auto block = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 1));
+      const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4)), hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+      const __m256i p = Dot::single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
+    };
     for (int r = 0; r < rows; r++) {
       const uint8_t* row = w.q + r * w.q_ld;
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int i = 0; i < nb; i++) {
+      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
+      int i = 0;
+      for (; i + 8 <= nb; i += 8) {
         const uint8_t* b = row + (ptrdiff_t)i * 17;
-        __m128i lo, hi;
-        iq4_levels(b + 1, &lo, &hi, kMxfp4Values);
-        const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
-        total[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(e8m0_half(b[0]) * xd[i]), total[i & 1]);
+        const __m256i e = _mm256_setr_epi32(b[0], b[17], b[34], b[51], b[68], b[85], b[102], b[119]);
+        // e << 23 is 2^(e - 127) for e >= 1; halved, 2^(e - 128) (subnormal at e = 1); e = 0 apart.
+        __m256 S = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)), half);
+        S = _mm256_blendv_ps(S, tiny, _mm256_castsi256_ps(_mm256_cmpeq_epi32(e, zero)));
+        const __m256 F = _mm256_mul_ps(S, _mm256_loadu_ps(xd + i));
+        corr = _mm256_fmadd_ps(S, _mm256_loadu_ps(bs.data() + i), corr);
+        IE_UNROLL for (int u = 0; u < 8; u++) block(b + 17 * u, i + u, lane_of(F, u), total[u & 1]);
       }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1]));
+      float tail = 0.f;
+      for (; i < nb; i++) {
+        const uint8_t* b = row + (ptrdiff_t)i * 17;
+        const float s = e8m0_half(b[0]);
+        block(b, i, _mm256_set1_ps(s * xd[i]), total[i & 1]);
+        tail += s * bs.data()[i];
+      }
+      const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - 12.0f * (q8_hsum(corr) + tail);
       y[r] = acc ? y[r] + v : v;
     }
   }
