@@ -102,6 +102,7 @@ for (const r of results) {
 mkdirSync(join(here, 'reports'), { recursive: true });
 // A run of chosen types (TYPES=…) writes beside the full report rather than over it; REPORT names it.
 const tag = process.env.REPORT ?? (process.env.TYPES ? 'subset' : '');
-const file = join(here, 'reports', `peer-${PRESET}-${tag ? `${tag}-` : ''}${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(file, JSON.stringify({ preset: PRESET, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, runs: RUNS, decodeTokens: DECODE_TOKENS, prefillTokens: PREFILL_TOKENS, results }, null, 2));
+const layers = process.env.LAYERS ? `-${process.env.LAYERS}l` : '';
+const file = join(here, 'reports', `peer-${PRESET}${layers}-${tag ? `${tag}-` : ''}${new Date().toISOString().slice(0, 10)}.json`);
+writeFileSync(file, JSON.stringify({ preset: PRESET, layers: process.env.LAYERS ? Number(process.env.LAYERS) : undefined, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, runs: RUNS, decodeTokens: DECODE_TOKENS, prefillTokens: PREFILL_TOKENS, results }, null, 2));
 console.log(`\nwrote ${file}`);

@@ -35,14 +35,18 @@ export function ensurePeer(log) {
 /** The GGUF file and its IEBIN conversion for each type, made (and cached) unless `strict` (IE_REQUIRE_MODEL=1). */
 export function modelFiles(name, preset, types, strict, log) {
   mkdirSync(CACHE, { recursive: true });
+  // LAYERS=N keeps the first N layers of the preset (`ie synth --layers`): gpt-oss-20b's 13.8 GB
+  // twice (GGUF and IEBIN) would not stay in the page cache of a 24 GB machine.
+  const layers = process.env.LAYERS;
+  const tag = layers ? `-${layers}l` : '';
   const files = {};
   for (const type of types) {
-    const gguf = join(CACHE, `${preset}-${type}.gguf`);
-    const iebin = join(CACHE, `${preset}-${type}.iebin`);
+    const gguf = join(CACHE, `${preset}${tag}-${type}.gguf`);
+    const iebin = join(CACHE, `${preset}${tag}-${type}.iebin`);
     if (!existsSync(gguf)) {
       if (strict) refuseToMake(name, gguf);
       log(`making ${gguf}`);
-      run(process.execPath, [cli, 'synth', '--preset', preset, '--format', 'gguf', '--dtype', type, '--out', gguf]);
+      run(process.execPath, [cli, 'synth', '--preset', preset, ...(layers ? ['--layers', layers] : []), '--format', 'gguf', '--dtype', type, '--out', gguf]);
     }
     if (!existsSync(join(iebin, 'model.ie.json'))) {
       if (strict) refuseToMake(name, iebin);

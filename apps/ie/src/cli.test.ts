@@ -39,6 +39,11 @@ describe('ie basics', () => {
     [['synth', '--preset', 'tiny', '--format', 'gguf', '--out-dir', 'c'], 2, 'give --out FILE.gguf instead of --out-dir'],
     [['synth', '--preset', 'tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_1'], 2, '--dtype'],
     [['synth', '--preset', 'tiny', '--out', 'c.gguf'], 2, '--out is for --format gguf'],
+    [['synth', '--preset', 'gpt-oss-tiny', '--out-dir', 'c', '--dtype', 'f16'], 2, '--dtype must be one of bf16, f32'],
+    [['synth', '--preset', 'gpt-oss-tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_0'], 2, '--dtype must be one of bf16, f32'],
+    [['synth', '--preset', 'gpt-oss-tiny', '--out-dir', 'c', '--layers', '5'], 2, '--layers must be an integer in 1..4'],
+    [['synth', '--preset', 'gpt-oss-20b', '--out-dir', 'c', '--layers', '0'], 2, '--layers must be an integer in 1..24'],
+    [['synth', '--preset', 'tiny', '--out-dir', 'c', '--shards', '2'], 2, '--shards applies to --format hf only'],
     [['inspect'], 2, 'takes 1 argument'],
     [['inspect', '/nonexistent'], 3, 'IEBIN_NOT_FOUND'],
     [['validate', '/tmp', '--bogus'], 2, "Unknown option '--bogus'"],
@@ -139,6 +144,75 @@ describe('synth --format gguf → convert --gguf → generate', () => {
     expect(r.code).toBe(3);
     expect(r.err).toContain('whole number of 32-element blocks, got 176 [GGUF_BAD_TENSOR_INFO]');
     expect(readdirSync(d)).toEqual([]);
+  });
+});
+
+describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → generate', () => {
+  /** name → [dtype, shape, crc32] of a model's tensor table. */
+  const table = (dir: string) => new Map((JSON.parse(readFileSync(join(dir, 'model.ie.json'), 'utf8')).tensors as Array<{ name: string; dtype: string; shape: number[]; crc32: string }>).map((t) => [t.name, [t.dtype, t.shape.join('x'), t.crc32]]));
+
+  it('the three formats give the same model: every tensor\'s bytes (the GGUF router F32, as llama.cpp keeps it), the same greedy tokens', () => {
+    const d = tmp();
+    const direct = join(d, 'direct');
+    const hf = join(d, 'hf');
+    const gguf = join(d, 'm.gguf');
+    const r = ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--out-dir', direct, '--quiet');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/IEBIN, gpt-oss-tiny .*seed 3, bf16, experts mxfp4, .* peak RSS/);
+    const h = ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'hf', '--shards', '2', '--out-dir', hf);
+    expect(h.code, h.err).toBe(0);
+    expect(h.out).toContain('experts mxfp4, 2 shard(s)');
+    expect(readdirSync(hf).sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
+    const g = ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'gguf', '--out', gguf);
+    expect(g.code, g.err).toBe(0);
+    expect(g.out).toContain('GGUF, gpt-oss-tiny');
+    // A second synth writes the same bytes.
+    expect(ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'gguf', '--out', join(d, 'again.gguf')).code).toBe(0);
+    expect(sameBytes(readFileSync(gguf), readFileSync(join(d, 'again.gguf')))).toBe(true);
+    for (const [flag, src, out] of [['--hf-dir', hf, join(d, 'from-hf')], ['--gguf', gguf, join(d, 'from-gguf')]]) {
+      const c = ie('convert', flag, src, '--out-dir', out, '--quiet');
+      expect(c.code, c.err).toBe(0);
+    }
+    const want = table(direct);
+    expect(want.size).toBe(79);
+    expect(want.get('blk.0.ffn_up_exps.weight')?.slice(0, 2)).toEqual(['mxfp4', '8x128x96']);
+    expect(table(join(d, 'from-hf'))).toEqual(want);
+    const fromGguf = table(join(d, 'from-gguf'));
+    for (const [name, t] of want) {
+      if (name.endsWith('.ffn_gate_inp.weight')) expect(fromGguf.get(name)?.slice(0, 2), name).toEqual(['f32', t[1]]);
+      else expect(fromGguf.get(name), name).toEqual(t);
+    }
+    const tokens: number[][] = [];
+    for (const m of [direct, join(d, 'from-hf'), join(d, 'from-gguf')]) {
+      const v = ie('validate', m, '--deep');
+      expect(v.code, v.err).toBe(0);
+      expect(v.out).toContain('checksums ok: 79 tensors');
+      const run = ie('generate', m, '<|start|>user<|message|>hello world<|end|><|start|>assistant', '--max-tokens', '6', '--temperature', '0', '--json');
+      expect(run.code, run.err).toBe(0);
+      const j = JSON.parse(run.out);
+      // 4 harmony specials, one token each (spelt out byte by byte they alone would take 38), and 24 letters.
+      expect(j.metrics.promptTokens).toBeLessThanOrEqual(4 + 24);
+      tokens.push(j.tokens);
+    }
+    expect(tokens[1]).toEqual(tokens[0]);
+    expect(tokens[2]).toEqual(tokens[0]);
+  });
+
+  it('--layers cuts a preset for benchmarks; --dtype f32 stores the same values in f32', () => {
+    const d = tmp();
+    const r = ie('synth', '--preset', 'gpt-oss-tiny', '--layers', '2', '--dtype', 'f32', '--out-dir', d, '--quiet');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('cut to 2 of 4 layers');
+    const j = JSON.parse(ie('inspect', d, '--json').out);
+    expect(j.config).toMatchObject({ n_layers: 2, sliding_layers: [true, false] });
+    expect(j.tensorCount).toBe(41);
+    expect(Object.keys(j.totalsByDtype).sort()).toEqual(['f32', 'mxfp4']);
+    expect(j.provenance.notes).toContain('layers cut to 2 of 4');
+    const g = join(tmp(), 'cut.gguf');
+    expect(ie('synth', '--preset', 'tiny', '--layers', '1', '--format', 'gguf', '--out', g).code).toBe(0);
+    const out = tmp();
+    expect(ie('convert', '--gguf', g, '--out-dir', out, '--quiet').code).toBe(0);
+    expect(JSON.parse(ie('inspect', out, '--json').out).config.n_layers).toBe(1);
   });
 });
 

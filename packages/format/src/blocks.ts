@@ -166,3 +166,75 @@ export function mxfp4NanBlock(blocks: Uint8Array): number {
   for (let i = 0, at = 0; at < blocks.length; i++, at += 17) if (blocks[at] === 255) return i;
   return -1;
 }
+
+/**
+ * f32 values → ggml mxfp4 blocks (`values.length` a multiple of 32; any run of whole blocks, so a
+ * tensor can be packed in pieces): per 32 values the smallest power-of-two scale 2^(e - 127) that
+ * puts the largest |v| at or below E2M1's 6 (e kept in 1..254), each value the nearest E2M1
+ * magnitude (ties to the even code), its sign in bit 3 (zero is code 0). The same rule, byte for
+ * byte, as @ie/quant's `packBlocks('mxfp4', ...)` and OpenAI's quantizer; used by synthetic
+ * gpt-oss models, which cannot depend on @ie/quant.
+ */
+export function quantizeMxfp4(values: Float32Array, out: Uint8Array = new Uint8Array((values.length / 32) * 17)): Uint8Array {
+  if (values.length % 32 !== 0) throw new RangeError(`MXFP4 packs whole 32-value blocks; got ${values.length} values`);
+  const nb = values.length / 32;
+  if (out.length < nb * 17) throw new RangeError(`${nb} MXFP4 blocks take ${nb * 17} bytes; the output holds ${out.length}`);
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let b = 0; b < nb; b++) {
+    const at = 32 * b;
+    let amax = 0;
+    for (let j = 0; j < 32; j++) {
+      const a = Math.abs(values[at + j]);
+      if (a > amax) amax = a;
+    }
+    const e = amax > 0 ? Math.min(254, Math.max(1, Math.ceil(Math.log2(amax / 6)) + 127)) : 1;
+    // |v| * 2^(127 - e) * 4, exact: the E2M1 midpoints are all multiples of 1/4.
+    const inv4 = 2 ** (129 - e);
+    const o = 17 * b;
+    out[o] = e;
+    for (let j = 0; j < 16; j++) out[o + 1 + j] = e2m1Code(values[at + j], bits[at + j], inv4) | (e2m1Code(values[at + j + 16], bits[at + j + 16], inv4) << 4);
+  }
+  return out;
+}
+
+/**
+ * E2M1 codes by quarter steps of |v| / scale and sign: entry i (+ 25 when negative) for |v| in
+ * (i/4, (i+1)/4) in OPEN, for exactly i/4 in AT (a midpoint ties to the even code); zero keeps code 0.
+ */
+const E2M1_OPEN = new Uint8Array(50);
+const E2M1_AT = new Uint8Array(50);
+{
+  const nearest = (a: number) => (a <= 0.25 ? 0 : a < 0.75 ? 1 : a <= 1.25 ? 2 : a < 1.75 ? 3 : a <= 2.5 ? 4 : a < 3.5 ? 5 : a <= 5 ? 6 : 7);
+  for (let i = 0; i <= 24; i++) {
+    const open = nearest(i / 4 + 0.125);
+    const at = nearest(i / 4);
+    E2M1_OPEN[i] = open;
+    E2M1_AT[i] = at;
+    E2M1_OPEN[25 + i] = open === 0 ? 0 : open | 8;
+    E2M1_AT[25 + i] = at === 0 ? 0 : at | 8;
+  }
+}
+
+/** The E2M1 code of v (f32 bits `bits`) given 4 / scale: table lookups, as a chain of comparisons and the sign mispredict on most values. */
+function e2m1Code(v: number, bits: number, inv4: number): number {
+  const q = Math.abs(v) * inv4;
+  const i = (q >= 24 ? 24 : q | 0) + 25 * (bits >>> 31);
+  return q === (q >= 24 ? q : q | 0) ? E2M1_AT[i] : E2M1_OPEN[i];
+}
+
+/**
+ * ggml mxfp4 blocks → Hugging Face's MXFP4 pair (the inverse of {@link mxfp4FromHf}): block i's 16
+ * nibble bytes go to `blocks` at (blocksAt + 16 i), HF order (byte k holds element 2k low, 2k + 1
+ * high), its scale to `scales[scalesAt + i]`.
+ */
+export function mxfp4ToHf(ggml: Uint8Array, blocks: Uint8Array, blocksAt: number, scales: Uint8Array, scalesAt: number): void {
+  const n = ggml.length / 17;
+  if (!Number.isInteger(n)) throw new RangeError(`${ggml.length} bytes are not whole 17-byte MXFP4 blocks`);
+  const nib = (at: number, k: number) => (k < 16 ? ggml[at + 1 + k] & 15 : ggml[at + 1 + k - 16] >> 4);
+  for (let i = 0; i < n; i++) {
+    const src = 17 * i;
+    scales[scalesAt + i] = ggml[src];
+    const dst = blocksAt + 16 * i;
+    for (let k = 0; k < 16; k++) blocks[dst + k] = nib(src, 2 * k) | (nib(src, 2 * k + 1) << 4);
+  }
+}

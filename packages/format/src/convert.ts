@@ -12,7 +12,7 @@ import type { IebinHeader, SourceFile } from './header.js';
 import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
 import { isFloatDtype, type FloatDtype, type TensorLayout } from './layout.js';
 import { expectedTensors, type TensorRole } from './llama.js';
-import type { ModelSource, SourceTensor } from './source.js';
+import { readChunks, readStreams, type ModelSource, type SourceTensor } from './source.js';
 import { applyLayout, encodeFloat } from './tensor.js';
 import { IebinWriter, type QuantParams } from './writer.js';
 
@@ -96,6 +96,16 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
     for (let i = 0; i < source.tensors.length; i++) {
       const t = source.tensors[i];
       const role = roles.get(t.name) ?? 'projection';
+      // A tensor that streams and is stored as it is (no transform, re-encoding or layout) goes to disk piece by piece.
+      const vector = t.shape.length === 1 || role === 'expert_bias';
+      const storedAs = isFloatDtype(t.dtype) ? (vector ? 'f32' : (options.dtype ?? t.dtype)) : t.dtype;
+      const plain = options.layouts?.get(t.name) ?? exportLayout(role, t.shape, t.dtype, t.quant, options);
+      if (!options.transform && !t.quant && readStreams(t) && storedAs === t.dtype && plain.order === 'row_major' && plain.block_k === 0) {
+        await writer.addTensor({ name: t.name, dtype: t.dtype, shape: t.shape, layout: plain, quant: null }, readChunks(t));
+        bytesDone += sourceBytes(t);
+        options.onProgress?.({ tensor: t.name, index: i, count: source.tensors.length, bytesDone, bytesTotal });
+        continue;
+      }
       let bytes = await t.read();
       let dtype = t.dtype;
       let quant = t.quant;
@@ -104,8 +114,7 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
         ({ dtype, quant, bytes } = converted);
       } else if (isFloatDtype(t.dtype)) {
         // Vectors (norms, biases, sinks, stacked expert biases) are stored f32.
-        const vector = t.shape.length === 1 || role === 'expert_bias';
-        const want: FloatDtype = vector ? 'f32' : (options.dtype ?? t.dtype);
+        const want = storedAs as FloatDtype;
         if (want !== t.dtype) {
           bytes = encodeFloat(floatValues(t, bytes), want);
           dtype = want;

@@ -90,7 +90,7 @@ describe('mxfp4 blocks', () => {
   });
 });
 
-/** A small gpt-oss config for header tests (experts float: synth has no MXFP4 packer). */
+/** A small gpt-oss config for header tests (some with the experts stored float). */
 const moeConfig: ModelConfig = {
   ...SYNTH_PRESETS.tiny.config,
   architecture: 'gpt-oss',
@@ -133,7 +133,7 @@ describe('gpt-oss config and tensor table', () => {
 
   it('writes and validates a float gpt-oss model; bad gpt-oss config fields are IEBIN_BAD_CONFIG naming the field', async () => {
     const d = tmp();
-    const h = await exportIebin(synthModel(moeConfig, { seed: 3, dtype: 'bf16' }), d, { converter: 'test' });
+    const h = await exportIebin(synthModel(moeConfig, { seed: 3, dtype: 'bf16', experts: 'float' }), d, { converter: 'test' });
     expect(h.config).toEqual(moeConfig);
     expect(h.tensors.find((t) => t.name === 'blk.0.ffn_down_exps.bias')?.dtype).toBe('f32');
     expect(h.tensors.find((t) => t.name === 'blk.0.ffn_down_exps.weight')).toMatchObject({ dtype: 'bf16', shape: [4, 64, 32] });
@@ -173,7 +173,7 @@ describe('gpt-oss config and tensor table', () => {
 
   it('allows block tensors 3-D (stacked experts) with whole blocks per row, and sizes them E*N*K/32*17', async () => {
     const d = tmp();
-    await exportIebin(synthModel(moeConfig, { seed: 3 }), d, { converter: 'test' });
+    await exportIebin(synthModel(moeConfig, { seed: 3, dtype: 'f32', experts: 'float' }), d, { converter: 'test' });
     const h = JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8'));
     const i = h.tensors.findIndex((t: { name: string }) => t.name === 'blk.1.ffn_down_exps.weight');
     const t = h.tensors[i];

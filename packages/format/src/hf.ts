@@ -9,19 +9,20 @@
  * into ggml mxfp4 blocks without loss; `gate_up_proj` interleaves gate (even rows) and up (odd
  * rows), split into ffn_gate_exps and ffn_up_exps, its bias likewise. A dequantized checkpoint
  * (float `gate_up_proj` [E, dim, 2*ffn] and `down_proj` [E, ffn, dim], stored for x @ W) is
- * transposed into the same [E, N, K] tensors, kept float.
+ * transposed into the same [E, N, K] tensors, kept float. `writeHfDir` writes gpt-oss models back
+ * in that layout (config.json with the keys of openai/gpt-oss-20b's), MXFP4 experts streamed.
  */
 import type { Stats } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
-import { mxfp4FromHf } from './blocks.js';
+import { isBlockDtype, mxfp4FromHf, mxfp4ToHf } from './blocks.js';
 import { adjacentToRotateHalfPermutation, configProblems, expectedTensors, permuteRows, type Architecture, type ModelConfig } from './llama.js';
 import { dtypeElementBytes, type FloatDtype } from './layout.js';
-import { SAFETENSORS_FLOAT_DTYPES, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
-import { synthHfTokenizerJson } from './synth.js';
-import type { ModelSource, SourceTensor } from './source.js';
+import { SAFETENSORS_DTYPE_BYTES, SAFETENSORS_FLOAT_DTYPES, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
+import { synthGpt2TokenizerJson, synthHfTokenizerJson } from './synth.js';
+import { ByteTaker, readChunks, type ModelSource, type SourceTensor } from './source.js';
 
 const ARCHITECTURES: Record<string, Architecture> = {
   LlamaForCausalLM: 'llama',
@@ -459,18 +460,72 @@ async function exists(p: string): Promise<boolean> {
 }
 
 export interface WriteHfOptions {
-  /** Number of safetensors files; more than 1 writes model.safetensors.index.json. */
+  /** Number of safetensors files; more than 1 writes model.safetensors.index.json. Default: enough files of at most `maxShardBytes`, else 1. */
   shards?: number;
+  /** When `shards` is not given: the most bytes of tensors per file (transformers' save_pretrained cuts at 5 GB). Default: no limit. */
+  maxShardBytes?: number;
 }
 
-/** ModelConfig → config.json (the inverse of {@link hfConfigToModelConfig}). */
-export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype): Record<string, unknown> {
+/** What config.json needs beyond the ModelConfig (gpt-oss). */
+export interface HfConfigExtras {
+  /** `pad_token_id` (gpt-oss checkpoints name <|endoftext|>); null when unknown. */
+  pad_token_id?: number | null;
+  /** Whether the experts are stored as MXFP4 blocks (adds `quantization_config`). */
+  mxfp4?: boolean;
+}
+
+/** ModelConfig → config.json (the inverse of {@link hfConfigToModelConfig}); gpt-oss gets exactly the keys of openai/gpt-oss-20b's config.json. */
+export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras: HfConfigExtras = {}): Record<string, unknown> {
   const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', 'gpt-oss': 'GptOssForCausalLM' }[c.architecture];
   const rs = c.rope_scaling;
-  const gptOss = c.architecture === 'gpt-oss';
+  const rope_scaling =
+    rs &&
+    (rs.type === 'llama3'
+      ? { rope_type: 'llama3', factor: rs.factor, low_freq_factor: rs.low_freq_factor, high_freq_factor: rs.high_freq_factor, original_max_position_embeddings: rs.original_context_length }
+      : { beta_fast: rs.beta_fast, beta_slow: rs.beta_slow, factor: rs.factor, original_max_position_embeddings: rs.original_context_length, rope_type: 'yarn', truncate: rs.truncate });
+  if (c.architecture === 'gpt-oss' && c.moe) {
+    // openai/gpt-oss-20b's keys, in its (sorted) order. It names no BOS: one is written only when it is not the EOS (the importer's stand-in).
+    return {
+      architectures: [arch],
+      attention_bias: c.attn_qkv_bias,
+      attention_dropout: 0,
+      ...(c.bos_id !== c.eos_id ? { bos_token_id: c.bos_id } : {}),
+      eos_token_id: c.eos_id,
+      experts_per_token: c.moe.experts_per_token,
+      head_dim: c.head_dim,
+      hidden_act: 'silu',
+      hidden_size: c.dim,
+      initial_context_length: rs?.original_context_length ?? 4096,
+      initializer_range: 0.02,
+      intermediate_size: c.ffn_dim,
+      layer_types: (c.sliding_layers ?? Array.from({ length: c.n_layers }, () => c.sliding_window !== null)).map((s) => (s ? 'sliding_attention' : 'full_attention')),
+      max_position_embeddings: c.context_length,
+      model_type: 'gpt_oss',
+      num_attention_heads: c.n_heads,
+      num_experts_per_tok: c.moe.experts_per_token,
+      num_hidden_layers: c.n_layers,
+      num_key_value_heads: c.n_kv_heads,
+      num_local_experts: c.moe.n_experts,
+      output_router_logits: false,
+      pad_token_id: extras.pad_token_id ?? null,
+      ...(extras.mxfp4
+        ? { quantization_config: { modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'], quant_method: 'mxfp4' } }
+        : {}),
+      rms_norm_eps: c.norm_eps,
+      rope_scaling,
+      rope_theta: c.rope_theta,
+      router_aux_loss_coef: 0.9,
+      sliding_window: c.sliding_window,
+      swiglu_limit: c.moe.swiglu_limit,
+      tie_word_embeddings: c.tied_classifier,
+      transformers_version: '4.55.0.dev0',
+      use_cache: true,
+      vocab_size: c.vocab_size,
+    };
+  }
   return {
     architectures: [arch],
-    model_type: gptOss ? 'gpt_oss' : c.architecture,
+    model_type: c.architecture,
     hidden_size: c.dim,
     num_hidden_layers: c.n_layers,
     num_attention_heads: c.n_heads,
@@ -480,62 +535,200 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype): Record
     vocab_size: c.vocab_size,
     max_position_embeddings: c.context_length,
     rope_theta: c.rope_theta,
-    rope_scaling:
-      rs &&
-      (rs.type === 'llama3'
-        ? { rope_type: 'llama3', factor: rs.factor, low_freq_factor: rs.low_freq_factor, high_freq_factor: rs.high_freq_factor, original_max_position_embeddings: rs.original_context_length }
-        : { rope_type: 'yarn', factor: rs.factor, beta_fast: rs.beta_fast, beta_slow: rs.beta_slow, original_max_position_embeddings: rs.original_context_length, truncate: rs.truncate }),
+    rope_scaling,
     rms_norm_eps: c.norm_eps,
     tie_word_embeddings: c.tied_classifier,
     hidden_act: 'silu',
     bos_token_id: c.bos_id,
     eos_token_id: c.eos_id,
     torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[dtype],
-    ...(c.sliding_window !== null && !gptOss ? { sliding_window: c.sliding_window, use_sliding_window: true } : {}),
-    ...(gptOss && c.moe
-      ? {
-          attention_bias: c.attn_qkv_bias,
-          sliding_window: c.sliding_window,
-          layer_types: (c.sliding_layers ?? Array.from({ length: c.n_layers }, () => c.sliding_window !== null)).map((s) => (s ? 'sliding_attention' : 'full_attention')),
-          num_local_experts: c.moe.n_experts,
-          num_experts_per_tok: c.moe.experts_per_token,
-          experts_per_token: c.moe.experts_per_token,
-          swiglu_limit: c.moe.swiglu_limit,
-        }
-      : {}),
+    ...(c.sliding_window !== null ? { sliding_window: c.sliding_window, use_sliding_window: true } : {}),
   };
 }
 
-/**
- * Writes a model source as a Hugging Face directory. Adjacent-pair sources get their Q/K
- * rows (and biases) permuted into HF's rotate-half order, as HF's own conversion does.
- * Tensors stream one at a time.
- */
-export async function writeHfDir(source: ModelSource, outDir: string, options: WriteHfOptions = {}): Promise<void> {
+/** One tensor of the safetensors files being written. */
+interface HfTensorOut {
+  name: string;
+  dtype: 'F32' | 'F16' | 'BF16' | 'U8';
+  shape: number[];
+  data: () => Promise<Uint8Array | AsyncIterable<Uint8Array>> | AsyncIterable<Uint8Array>;
+}
+
+const ST_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
+
+function hfBytes(t: HfTensorOut): number {
+  return t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[t.dtype];
+}
+
+/** A canonical float tensor under its one-to-one HF name, streamed as it is. */
+function plainOut(t: SourceTensor): HfTensorOut {
+  return { name: hfName(t.name), dtype: ST_DTYPE[t.dtype as FloatDtype], shape: t.shape, data: () => readChunks(t) };
+}
+
+/** Llama-family tensors: adjacent-pair sources get their Q/K rows (and biases) permuted into HF's rotate-half order, as HF's own conversion does. */
+function llamaHfTensors(source: ModelSource): HfTensorOut[] {
   const c = source.config;
-  if (c.rope_style !== 'adjacent' && c.rope_style !== 'rotate_half') throw new RangeError(`unknown rope style ${String(c.rope_style)}`);
-  if (c.moe || c.attn_sinks || c.attn_output_bias) throw new HfModelError('HF_UNSUPPORTED_ARCHITECTURE', `writing ${c.architecture} models as Hugging Face directories is not supported (llama, mistral and qwen2 are)`, { file: outDir, field: 'architecture' });
-  for (const t of source.tensors) if (t.quant) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is quantized; Hugging Face directories hold F32/F16/BF16`, { field: t.name });
-  await mkdir(outDir, { recursive: true });
   const permute = c.rope_style === 'adjacent';
   const qPerm = adjacentToRotateHalfPermutation(c.n_heads, c.head_dim);
   const kPerm = adjacentToRotateHalfPermutation(c.n_kv_heads, c.head_dim);
-  const read = async (t: SourceTensor): Promise<Uint8Array> => {
-    const b = await t.read();
-    if (!permute) return b;
+  return source.tensors.map((t) => {
     const m = /\.attn_([qk])\.(weight|bias)$/.exec(t.name);
-    if (!m) return b;
-    const rowBytes = t.shape.length === 2 ? t.shape[1] * dtypeElementBytes(t.dtype as FloatDtype) : dtypeElementBytes(t.dtype as FloatDtype);
-    return permuteRows(b, rowBytes, m[1] === 'q' ? qPerm : kPerm);
+    if (!permute || !m) return plainOut(t);
+    const eb = dtypeElementBytes(t.dtype as FloatDtype);
+    const rowBytes = t.shape.length === 2 ? t.shape[1] * eb : eb;
+    return { ...plainOut(t), data: async () => permuteRows(await t.read(), rowBytes, m[1] === 'q' ? qPerm : kPerm) };
+  });
+}
+
+/**
+ * gpt-oss tensors in openai/gpt-oss-20b's layout: ffn_gate_exps and ffn_up_exps become one
+ * `gate_up_proj` with gate rows even and up rows odd (their biases likewise), ffn_down_exps
+ * `down_proj`; mxfp4 experts as `*_blocks` U8 [E, rows, K/32, 16] (HF nibble order) and `*_scales`
+ * U8 [E, rows, K/32], streamed; float experts as the dequantized checkpoint's x @ W tensors [E, K, rows].
+ */
+function gptOssHfTensors(source: ModelSource, outDir: string): HfTensorOut[] {
+  const by = new Map(source.tensors.map((t) => [t.name, t]));
+  const out: HfTensorOut[] = [];
+  for (const t of source.tensors) {
+    const m = /^blk\.(\d+)\.ffn_(gate|up|down)_exps\.(weight|bias)$/.exec(t.name);
+    if (!m) {
+      out.push(plainOut(t));
+      continue;
+    }
+    if (m[2] === 'up') continue; // written with gate
+    if (m[2] === 'down' && m[3] === 'bias') {
+      out.push(plainOut(t));
+      continue;
+    }
+    const L = `model.layers.${m[1]}.mlp.experts.`;
+    const parts = m[2] === 'gate' ? [t, by.get(t.name.replace('_gate_', '_up_'))] : [t];
+    if (parts.some((p) => p === undefined || p.dtype !== t.dtype)) {
+      throw new HfModelError('HF_BAD_TENSOR', `${t.name} and ${t.name.replace('_gate_', '_up_')} must both be present and of one dtype to form gate_up_proj`, { file: outDir, field: t.name });
+    }
+    const ps = parts as SourceTensor[];
+    const name = `${L}${m[2] === 'gate' ? 'gate_up_proj' : 'down_proj'}`;
+    if (m[3] === 'bias') {
+      const [E, N] = t.shape;
+      const eb = dtypeElementBytes(t.dtype as FloatDtype);
+      out.push({ name: `${name}_bias`, dtype: ST_DTYPE[t.dtype as FloatDtype], shape: [E, 2 * N], data: async () => interleaveRows(await Promise.all(ps.map((p) => p.read())), E * N, eb) });
+      continue;
+    }
+    const [E, N, K] = t.shape;
+    const rows = N * ps.length;
+    if (t.dtype === 'mxfp4') {
+      const pair = mxfp4HfPair(ps, E * N, K);
+      out.push({ name: `${name}_blocks`, dtype: 'U8', shape: [E, rows, K / 32, 16], data: pair.blocks });
+      out.push({ name: `${name}_scales`, dtype: 'U8', shape: [E, rows, K / 32], data: pair.scales });
+      continue;
+    }
+    if (isBlockDtype(t.dtype)) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; gpt-oss experts are written as MXFP4 or float`, { file: outDir, field: t.name });
+    const eb = dtypeElementBytes(t.dtype as FloatDtype);
+    out.push({ name, dtype: ST_DTYPE[t.dtype as FloatDtype], shape: [E, K, rows], data: async () => denseExpertsXw(await Promise.all(ps.map((p) => p.read())), E, N, K, eb) });
+  }
+  return out;
+}
+
+/** Row i of part p → row i * parts + p (gate/up interleaving); `rows` rows of `rowBytes` per part. */
+function interleaveRows(parts: Uint8Array[], rows: number, rowBytes: number): Uint8Array {
+  const P = parts.length;
+  const out = new Uint8Array(rows * P * rowBytes);
+  for (let i = 0; i < rows; i++) for (let p = 0; p < P; p++) out.set(parts[p].subarray(i * rowBytes, (i + 1) * rowBytes), (i * P + p) * rowBytes);
+  return out;
+}
+
+/** Stacked [E, N, K] parts → one [E, K, N * parts] x @ W tensor, column n * parts + p from part p's row n (the inverse of the importer's transposeExperts). */
+function denseExpertsXw(parts: Uint8Array[], E: number, N: number, K: number, eb: number): Uint8Array {
+  const P = parts.length;
+  const out = new Uint8Array(E * K * N * P * eb);
+  for (let p = 0; p < P; p++) {
+    const src = parts[p];
+    for (let e = 0; e < E; e++) {
+      for (let n = 0; n < N; n++) {
+        for (let k = 0; k < K; k++) {
+          const s = ((e * N + n) * K + k) * eb;
+          const d = ((e * K + k) * N * P + n * P + p) * eb;
+          for (let i = 0; i < eb; i++) out[d + i] = src[s + i];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The `_blocks` and `_scales` streams of MXFP4 parts of `rows` rows of K (rows interleaved across
+ * parts). The blocks stream fills the scales as it goes, so the scales (1/16 the size) come without
+ * a second pass when written after the blocks; otherwise they are computed on their own.
+ */
+function mxfp4HfPair(parts: SourceTensor[], rows: number, K: number): { blocks: () => AsyncIterable<Uint8Array>; scales: () => Promise<Uint8Array> } {
+  const nb = K / 32;
+  const rowBytes = nb * 17;
+  const P = parts.length;
+  let done: Uint8Array | null = null;
+  async function* blocks(): AsyncIterable<Uint8Array> {
+    const scales = new Uint8Array(rows * P * nb);
+    const takers = parts.map((p) => new ByteTaker(readChunks(p)));
+    const step = Math.max(1, Math.floor((1 << 22) / (rowBytes * P)));
+    for (let r = 0; r < rows; r += step) {
+      const n = Math.min(step, rows - r);
+      const got: Uint8Array[] = [];
+      for (const tk of takers) got.push(await tk.take(n * rowBytes));
+      const out = new Uint8Array(n * P * nb * 16);
+      for (let i = 0; i < n; i++) {
+        for (let p = 0; p < P; p++) {
+          const o = i * P + p;
+          mxfp4ToHf(got[p].subarray(i * rowBytes, (i + 1) * rowBytes), out, o * nb * 16, scales, (r * P + o) * nb);
+        }
+      }
+      yield out;
+    }
+    done = scales;
+  }
+  const scales = async () => {
+    if (!done) for await (const _ of blocks());
+    const s = done as unknown as Uint8Array;
+    done = null;
+    return s;
   };
-  const stDtype = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
-  const n = Math.max(1, Math.min(options.shards ?? 1, source.tensors.length));
-  const sizes = source.tensors.map((t) => t.shape.reduce((a, b) => a * b, 1) * dtypeElementBytes(t.dtype as FloatDtype));
+  return { blocks, scales };
+}
+
+/**
+ * Writes a model source as a Hugging Face directory: config.json, model.safetensors (or shards and
+ * model.safetensors.index.json), tokenizer.json. Llama-family models as HF's conversion writes
+ * them (Q/K rows of adjacent-pair sources permuted to rotate-half); gpt-oss models in
+ * openai/gpt-oss-20b's layout (see {@link gptOssHfTensors}), every tensor in its own dtype.
+ * Tensors stream one at a time, streaming sources piece by piece. Returns the number of safetensors files.
+ */
+export async function writeHfDir(source: ModelSource, outDir: string, options: WriteHfOptions = {}): Promise<number> {
+  const c = source.config;
+  if (c.rope_style !== 'adjacent' && c.rope_style !== 'rotate_half') throw new RangeError(`unknown rope style ${String(c.rope_style)}`);
+  const gptOss = c.architecture === 'gpt-oss';
+  const refuse = (field: string, message: string): never => {
+    throw new HfModelError('HF_UNSUPPORTED_ARCHITECTURE', message, { file: outDir, field });
+  };
+  if (!gptOss && (c.moe || c.attn_sinks || c.attn_output_bias)) refuse('architecture', `${c.architecture} with experts, sinks or an output bias has no Hugging Face layout (gpt-oss does)`);
+  if (gptOss) {
+    // What config.json can say: the importer reads these back from attention_bias and the architecture.
+    if (!c.moe) refuse('moe', 'a gpt-oss model without experts has no Hugging Face layout');
+    if (c.rope_style !== 'rotate_half') refuse('rope_style', 'gpt-oss checkpoints use rotate-half RoPE');
+    if (!c.attn_sinks || c.attn_qkv_bias !== c.attn_output_bias) refuse('attn_sinks', 'gpt-oss checkpoints have attention sinks and biases on all four attention projections or on none');
+  }
+  for (const t of source.tensors) {
+    if (t.quant) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is quantized; Hugging Face directories hold F32/F16/BF16`, { field: t.name });
+    const expert = gptOss && /_exps\.weight$/.test(t.name);
+    if (isBlockDtype(t.dtype) && !(expert && t.dtype === 'mxfp4')) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; Hugging Face directories hold F32/F16/BF16 (and gpt-oss's MXFP4 experts)`, { field: t.name });
+  }
+  await mkdir(outDir, { recursive: true });
+  const outs = gptOss ? gptOssHfTensors(source, outDir) : llamaHfTensors(source);
+  const sizes = outs.map(hfBytes);
   const total = sizes.reduce((a, b) => a + b, 0);
+  const want = options.shards ?? (options.maxShardBytes ? Math.ceil(total / options.maxShardBytes) : 1);
+  const n = Math.max(1, Math.min(want, outs.length));
   // Cut into n shards of roughly equal bytes, in tensor order.
-  const groups: SourceTensor[][] = Array.from({ length: n }, () => []);
+  const groups: HfTensorOut[][] = Array.from({ length: n }, () => []);
   let acc = 0;
-  source.tensors.forEach((t, i) => {
+  outs.forEach((t, i) => {
     const g = Math.min(n - 1, Math.floor((acc * n) / total));
     groups[g].push(t);
     acc += sizes[i];
@@ -545,15 +738,20 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
   const weightMap: Record<string, string> = {};
   for (let s = 0; s < nonEmpty.length; s++) {
     const ts = nonEmpty[s];
-    for (const t of ts) weightMap[hfName(t.name)] = names[s];
-    await writeSafetensors(join(outDir, names[s]), ts.map((t) => ({ name: hfName(t.name), dtype: stDtype[t.dtype as FloatDtype], shape: t.shape })), (i) => read(ts[i]), { format: 'pt' });
+    for (const t of ts) weightMap[t.name] = names[s];
+    await writeSafetensors(join(outDir, names[s]), ts.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), (i) => ts[i].data(), { format: 'pt' });
   }
   if (nonEmpty.length > 1) await writeFile(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
   const dtype = (source.tensors.find((t) => t.shape.length === 2)?.dtype ?? 'f32') as FloatDtype;
-  if (source.tokenizer.model === 'hf') await copyFile(source.tokenizer.source, join(outDir, 'tokenizer.json'));
-  else if (source.tokenizer.model === 'spm') await writeFile(join(outDir, 'tokenizer.json'), synthHfTokenizerJson(source.tokenizer));
-  else throw new HfModelError('HF_BAD_TOKENIZER', `a ${source.tokenizer.model} tokenizer cannot be written as tokenizer.json`, { file: outDir });
+  const tok = source.tokenizer;
+  if (tok.model === 'hf') await copyFile(tok.source, join(outDir, 'tokenizer.json'));
+  else if (tok.model === 'spm') await writeFile(join(outDir, 'tokenizer.json'), synthHfTokenizerJson(tok));
+  else if (tok.model === 'gpt2' && tok.pre === 'gpt-4o') await writeFile(join(outDir, 'tokenizer.json'), synthGpt2TokenizerJson(tok));
+  else throw new HfModelError('HF_BAD_TOKENIZER', `a ${tok.model}${tok.model === 'gpt2' ? ` (pre-tokenizer ${JSON.stringify(tok.pre)})` : ''} tokenizer cannot be written as tokenizer.json`, { file: outDir });
+  const pad = 'pieces' in tok ? tok.pieces.indexOf('<|endoftext|>') : -1;
+  const extras: HfConfigExtras = { pad_token_id: pad >= 0 ? pad : null, mxfp4: source.tensors.some((t) => t.dtype === 'mxfp4') };
   // config.json last: a directory without it is not mistaken for a model.
-  await writeFile(join(outDir, 'config.json.partial'), JSON.stringify(modelConfigToHfConfig(c, dtype), null, 2));
+  await writeFile(join(outDir, 'config.json.partial'), JSON.stringify(modelConfigToHfConfig(c, dtype, extras), null, 2));
   await rename(join(outDir, 'config.json.partial'), join(outDir, 'config.json'));
+  return nonEmpty.length;
 }

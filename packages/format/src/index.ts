@@ -6,7 +6,7 @@
 export * from './errors.js';
 export * from './dtype.js';
 export * from './layout.js';
-export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, MXFP4_VALUES, isBlockDtype, decodeBlocks, kScaleMin, e8m0ToF32, mxfp4FromHf, mxfp4NanBlock, type BlockDtype } from './blocks.js';
+export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, MXFP4_VALUES, isBlockDtype, decodeBlocks, kScaleMin, e8m0ToF32, mxfp4FromHf, mxfp4ToHf, mxfp4NanBlock, quantizeMxfp4, type BlockDtype } from './blocks.js';
 export * from './llama.js';
 export {
   DEFAULT_IEBIN_LIMITS,
@@ -27,7 +27,7 @@ export {
 export { IebinReader, type BinViews, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
 export { IebinWriter, formatHeaderJson, removeStalePartials, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
 export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
-export type { ModelSource, SourceTensor } from './source.js';
+export { streamingRead, readChunks, readStreams, type ModelSource, type SourceTensor, type StreamingRead } from './source.js';
 export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
 export { writeGguf, joinBlocks, GGUF_WRITE_TYPES, type GgufWriteType, type WriteGgufOptions } from './gguf-writer.js';
@@ -44,6 +44,20 @@ export {
   type SafetensorsLimits,
   type SafetensorsTensorSpec,
 } from './safetensors.js';
-export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type OpenHfOptions, type WriteHfOptions } from './hf.js';
-export { synthModel, synthTensorValues, synthVocabulary, synthHfTokenizerJson, SYNTH_PRESETS, Rng, type SynthPreset, type SynthOptions } from './synth.js';
+export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type OpenHfOptions, type WriteHfOptions, type HfConfigExtras } from './hf.js';
+export {
+  synthModel,
+  synthTensorValues,
+  synthVocabulary,
+  synthHfTokenizerJson,
+  synthHarmonyVocabulary,
+  synthGpt2TokenizerJson,
+  harmonySpecialIds,
+  gpt2ByteChars,
+  cutLayers,
+  SYNTH_PRESETS,
+  Rng,
+  type SynthPreset,
+  type SynthOptions,
+} from './synth.js';
 export { RandomAccessFile, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

@@ -116,10 +116,15 @@ export interface SafetensorsTensorSpec {
 
 /**
  * Writes a safetensors file tensor by tensor. The header comes first, so every tensor's
- * name, dtype and shape are given up front; data then streams in that order. Writes to a
- * temporary name and renames at the end.
+ * name, dtype and shape are given up front; data then streams in that order, each tensor whole
+ * or in pieces. Writes to a temporary name and renames at the end.
  */
-export async function writeSafetensors(path: string, specs: SafetensorsTensorSpec[], data: (i: number) => Promise<Uint8Array> | Uint8Array, metadata: Record<string, string> = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  specs: SafetensorsTensorSpec[],
+  data: (i: number) => Promise<Uint8Array | AsyncIterable<Uint8Array>> | Uint8Array | AsyncIterable<Uint8Array>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let off = 0;
@@ -140,10 +145,15 @@ export async function writeSafetensors(path: string, specs: SafetensorsTensorSpe
     await fh.write(prefix);
     await fh.write(hb);
     for (let i = 0; i < specs.length; i++) {
-      const b = await data(i);
+      const d = await data(i);
       const want = specs[i].shape.reduce((a, x) => a * x, 1) * SAFETENSORS_DTYPE_BYTES[specs[i].dtype];
-      if (b.length !== want) throw new SafetensorsError('SAFETENSORS_SIZE_MISMATCH', `${specs[i].name}: got ${b.length} bytes, expected ${want}`, { file: path });
-      await fh.write(b);
+      let got = 0;
+      for await (const b of d instanceof Uint8Array ? [d] : d) {
+        got += b.length;
+        if (got > want) break;
+        await fh.write(b);
+      }
+      if (got !== want) throw new SafetensorsError('SAFETENSORS_SIZE_MISMATCH', `${specs[i].name}: got ${got > want ? `more than ${want}` : got} bytes, expected ${want}`, { file: path });
     }
     await fh.sync();
     await fh.close();

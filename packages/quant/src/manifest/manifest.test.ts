@@ -35,10 +35,21 @@ describe('the published schema', () => {
     expect(file).toBe(`${JSON.stringify(MANIFEST_SCHEMA, null, 2)}\n`);
   });
 
+  it('quant/gpt-oss_q4_manifest.json quantizes the four attention projections of every gpt-oss layer and keeps the MXFP4 experts, router and the rest', () => {
+    const f = 'quant/gpt-oss_q4_manifest.json';
+    const m = parseManifest(readFileSync(join(REPO_ROOT, f), 'utf8'), f);
+    for (const preset of Object.values(SYNTH_PRESETS).filter((p) => p.config.architecture === 'gpt-oss')) {
+      const plans = resolvePolicy(m as Policy, tensorsOf(preset.config), f);
+      const quantized = plans.filter((p) => p.quant);
+      expect(quantized.length).toBe(4 * preset.config.n_layers);
+      expect(quantized.every((p) => /attn_(q|k|v|output)\.weight$/.test(p.name))).toBe(true);
+    }
+  });
+
   it.each(['quant/q4_manifest.json', 'quant/q8_manifest.json'])('%s is a valid policy that applies to llama models of every preset', (f) => {
     const m = parseManifest(readFileSync(join(REPO_ROOT, f), 'utf8'), f);
     expect(m.kind).toBe('policy');
-    for (const preset of Object.values(SYNTH_PRESETS)) {
+    for (const preset of Object.values(SYNTH_PRESETS).filter((p) => p.config.architecture === 'llama')) {
       const plans = resolvePolicy(m as Policy, tensorsOf(preset.config), f);
       const quantized = plans.filter((p) => p.quant);
       // Projections only: embeddings, norms and the classifier stay as they are.
