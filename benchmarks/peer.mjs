@@ -77,14 +77,17 @@ for (const type of TYPES) {
       readBandwidthGBs: +readGBs.toFixed(2),
       probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,
       llama: { decodeTokS: +median(m.llama.decode).toFixed(2), prefillTokS: +median(m.llama.prefill).toFixed(2), runs: m.llama, release: li.release, build: li.build },
-      ie: { decodeTokS: +median(m.ie.decode).toFixed(2), prefillTokS: +median(m.ie.prefill).toFixed(2), runs: m.ie, isa: ii.isa, activations: ii.activations, int8Kernels: ii.int8Kernels, gemm: ii.gemm, weightBytesPerToken: ii.weightBytesPerToken },
+      ie: { decodeTokS: +median(m.ie.decode).toFixed(2), prefillTokS: +median(m.ie.prefill).toFixed(2), runs: m.ie, isa: ii.isa, activations: ii.activations, int8Kernels: ii.int8Kernels, gemm: ii.gemm, weightBytesPerToken: ii.weightBytesPerToken, moe: ii.moe },
       ggufBytes: files[type].ggufBytes,
     };
     row.decodeRatio = +(row.ie.decodeTokS / row.llama.decodeTokS).toFixed(2);
     row.prefillRatio = +(row.ie.prefillTokS / row.llama.prefillTokS).toFixed(2);
     // Effective weight bandwidth of decode: bytes of weights a token reads x tokens/s (llama.cpp: the file's tensor bytes).
     row.ie.decodeGBs = +((row.ie.weightBytesPerToken * row.ie.decodeTokS) / 1e9).toFixed(2);
-    row.llama.decodeGBs = +((row.ggufBytes * row.llama.decodeTokS) / 1e9).toFixed(2);
+    // Both engines read the same weights per token; for a dense model that is about the file, for
+    // a mixture of experts only the chosen experts (ie's count, on the same tensors).
+    const active = row.ie.moe ? row.ie.weightBytesPerToken : row.ggufBytes;
+    row.llama.decodeGBs = +((active * row.llama.decodeTokS) / 1e9).toFixed(2);
     results.push(row);
     console.log(JSON.stringify(row));
   }

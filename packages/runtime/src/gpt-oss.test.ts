@@ -8,11 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTokenizerJson, synthVocabulary } from '@ie/format';
+import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTokenizerJson, synthModel, synthVocabulary } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
 import { SHARED_DIR } from '@ie/testing';
 import { GptOssReference } from '../test/gpt-oss-reference.js';
-import { Engine } from './index.js';
+import { Engine, renderHarmony } from './index.js';
 
 const DIR = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
 const HAS = existsSync(join(DIR, 'hf', 'model.safetensors'));
@@ -159,5 +159,22 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
       const done = await e.complete(ids.slice(0, 17), { maxTokens: 6, temperature: 0 });
       expect(done.tokens, `${threads} threads, greedy after chunked prefill`).toEqual(greedy);
     }
+  });
+});
+
+describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose vocabulary has the harmony tokens)', () => {
+  it('writes the conversation with the special tokens as single ids, reads the turn back, stops on <|return|> or the length', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-chat-')), 'm');
+    await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });
+    await using e = await Engine.load(dir, { threads: 1 });
+    const start = e.tokenize('<|start|>', { bos: false });
+    expect(start).toHaveLength(1);
+    const streamed: string[] = [];
+    const r = await e.chat([{ role: 'user', content: 'Hello there' }], { maxTokens: 12, temperature: 0, currentDate: '2026-12-01', onText: (t) => streamed.push(t) });
+    expect(r.metrics.promptTokens).toBe(e.tokenize(renderHarmony([{ role: 'user', content: 'Hello there' }], { currentDate: '2026-12-01' }), { bos: false }).length);
+    expect(r.tokens.length).toBeLessThanOrEqual(12);
+    expect(['eos', 'length']).toContain(r.stopReason);
+    // Whatever a random model says, what was streamed is what the messages hold.
+    expect(streamed.join('')).toBe(r.messages.map((m) => m.content).join(''));
   });
 });
