@@ -89,3 +89,22 @@ describe('FP32 logits against a float64 reference forward pass', () => {
     }
   });
 });
+
+describe('liveness: a generation nobody pulls does not hold the engine', () => {
+  it('an abandoned iterator gives the engine up to the next generate() after idleTimeoutMs, and dispose() never waits for it', async () => {
+    const dir = await iebin(base, 12);
+    const e = await Engine.load(dir, { threads: 1, idleTimeoutMs: 50 });
+    const first = e.generate([1, 5, 9], { maxTokens: 50, temperature: 0 })[Symbol.asyncIterator]();
+    await first.next(); // one piece out, then the consumer walks away without return()
+    const t0 = performance.now();
+    const second = await e.complete([1, 5, 9], { maxTokens: 3, temperature: 0 });
+    expect(second.tokens).toHaveLength(3);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    // The abandoned one fails cleanly if it is ever pulled again.
+    await expect(first.next()).rejects.toMatchObject({ code: 'IE_ABORTED' });
+    const third = e.generate([1, 5, 9], { maxTokens: 50 })[Symbol.asyncIterator]();
+    await third.next();
+    await e.dispose(); // settles although `third` is parked at a yield
+    await expect(third.next()).rejects.toMatchObject({ code: 'IE_DISPOSED' });
+  });
+});

@@ -10,7 +10,7 @@ import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type 
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
-import { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+import { DEFAULT_CONTEXT_CAP, resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
@@ -83,6 +83,15 @@ export interface EngineInfo extends ContextInfo {
 }
 
 /** An ongoing generation: iterate it for pieces; `metrics` and `stopReason` are set when it ends. */
+/** A hold on the engine: one generation or evaluation at a time. */
+interface Turn {
+  /** When the holder last handed a piece out and has not been pulled since; null while it works. */
+  parkedSince: number | null;
+  /** Set when a waiter took the engine from the idle holder. */
+  preempted: boolean;
+  release: () => void;
+}
+
 export class Generation implements AsyncIterable<Piece> {
   metrics: GenerationMetrics | undefined;
   stopReason: StopReason | undefined;
@@ -118,6 +127,8 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 
 export class Engine {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The generation or evaluation holding the engine now. */
+  private holder: Turn | undefined;
   private disposed = false;
 
   private constructor(
@@ -150,7 +161,8 @@ export class Engine {
       const weights = bindWeights(ctx, reader, mapping, opts.precision);
       const tokenizer = await createTokenizer(reader.header, reader.directory);
       const notices = [...weights.notices];
-      const contextLength = opts.contextLength ?? c.context_length;
+      const contextLength = opts.contextLength ?? Math.min(c.context_length, DEFAULT_CONTEXT_CAP);
+      if (opts.contextLength === undefined && c.context_length > DEFAULT_CONTEXT_CAP) notices.push(`the context is ${DEFAULT_CONTEXT_CAP} positions of the model's ${c.context_length} (the KV cache is sized to it); set contextLength (--context, IE_CONTEXT) for more`);
       if (contextLength > c.context_length) notices.push(`context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`);
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
       const expertActivations = opts.activations === 'int8' ? 'int8' : 'f32';
@@ -214,15 +226,11 @@ export class Engine {
     const engine = this;
     return new Generation(async function* (gen: Generation) {
       // One generation at a time: wait for the previous one, hold the engine until this one ends.
-      let release = () => {};
-      const turn = new Promise<void>((r) => (release = r));
-      const previous = engine.queue;
-      engine.queue = previous.then(() => turn);
-      await previous;
+      const turn = await engine.takeTurn();
       try {
-        yield* engine.run(gen, ids, maxTokens, stop, sampling, options);
+        yield* engine.run(gen, turn, ids, maxTokens, stop, sampling, options);
       } finally {
-        release();
+        turn.release();
       }
     });
   }
@@ -266,27 +274,77 @@ export class Engine {
     this.alive();
     if (ids.length > this.opts.contextLength) throw new ContextOverflowError(`${ids.length} tokens do not fit the ${this.opts.contextLength}-position context`, ids.length, this.opts.contextLength);
     const out: Float32Array[] = [];
-    let release = () => {};
-    const turn = new Promise<void>((r) => (release = r));
-    const previous = this.queue;
-    this.queue = previous.then(() => turn);
-    await previous;
+    const turn = await this.takeTurn();
     try {
       for (let i = 0; i < ids.length; i++) {
         await this.forward.run([ids[i]], i);
         out.push(this.forward.logits.slice());
       }
     } finally {
-      release();
+      turn.release();
     }
     return out;
   }
 
-  private async *run(gen: Generation, ids: number[], maxTokens: number, stop: string[], sampling: ReturnType<typeof resolveSampling>, options: GenerateOptions): AsyncGenerator<Piece> {
+  /** Queues for the engine; the turn is held until released (or taken from an idle holder). */
+  private async takeTurn(): Promise<Turn> {
+    let resolve = () => {};
+    const done = new Promise<void>((r) => (resolve = r));
+    const turn: Turn = {
+      parkedSince: null,
+      preempted: false,
+      release: () => {
+        if (this.holder === turn) this.holder = undefined;
+        resolve();
+      },
+    };
+    const previous = this.queue;
+    this.queue = previous.then(() => done);
+    try {
+      await this.waitFor(previous, this.opts.idleTimeoutMs);
+    } catch (e) {
+      resolve();
+      throw e;
+    }
+    this.holder = turn;
+    return turn;
+  }
+
+  /**
+   * Waits for `previous` to settle. A holder parked at a yield (its consumer not pulling) for
+   * `idleMs` loses the engine: a dropped iterator never holds it for good.
+   */
+  private async waitFor(previous: Promise<unknown>, idleMs: number): Promise<void> {
+    let settled = false;
+    const watched = previous.then(
+      () => void (settled = true),
+      () => void (settled = true),
+    );
+    while (!settled) {
+      const h = this.holder;
+      if (h && h.parkedSince !== null && performance.now() - h.parkedSince >= idleMs) {
+        h.preempted = true;
+        h.release();
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([watched, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, Math.min(100, idleMs)))))]);
+      clearTimeout(timer);
+    }
+  }
+
+  private async *run(gen: Generation, turn: Turn, ids: number[], maxTokens: number, stop: string[], sampling: ReturnType<typeof resolveSampling>, options: GenerateOptions): AsyncGenerator<Piece> {
     const signal = options.signal;
     const check = () => {
       this.alive();
       if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
+    };
+    // Hands the piece out; while the consumer holds it, another caller may take an idle engine.
+    const handOut = function* (piece: Piece): Generator<Piece> {
+      turn.parkedSince = performance.now();
+      yield piece;
+      turn.parkedSince = null;
+      check();
+      if (turn.preempted) throw new GenerationAbortedError('the generation was not pulled while another call waited for the engine (idleTimeoutMs)');
     };
     const f = this.forward;
     const T = this.opts.contextLength;
@@ -362,14 +420,14 @@ export class Engine {
           latencies.push(ms);
           decodeMs += ms;
         }
-        yield piece;
+        yield* handOut(piece);
         if (stopped) break;
       }
       if (reason !== 'stop') {
         const rest = pending + decoder.flush();
         if (rest) {
           gen.text += rest;
-          yield { token: -1, text: rest };
+          yield* handOut({ token: -1, text: rest });
         }
       }
     } finally {
@@ -416,7 +474,8 @@ export class Engine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.queue.catch(() => undefined);
+    // Waits for a running step, not for a consumer that stopped pulling (its next pull fails).
+    await this.waitFor(this.queue, 0);
     // Release converted weights now rather than at garbage collection.
     for (const m of this.weights.matrices.values()) m.dispose();
     this.ctx.close();

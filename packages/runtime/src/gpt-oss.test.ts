@@ -95,8 +95,12 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
     expect(agree / c.logits.length).toBeGreaterThan(0.9);
   });
 
-  it('chat() refuses a model whose vocabulary lacks harmony\'s special tokens, naming them', async () => {
+  it('chat() refuses a model whose vocabulary lacks harmony\'s special tokens, naming them; the default context is capped at 4096 of the declared 131072, with a notice', async () => {
     await using e = await Engine.load(dirs['gguf-f32']);
+    expect(e.contextLength).toBe(4096);
+    expect(e.notices.join('\n')).toContain("the context is 4096 positions of the model's 131072");
+    await using wide = await Engine.load(dirs['gguf-f32'], { contextLength: 8192 });
+    expect(wide.contextLength).toBe(8192);
     await expect(e.chat([{ role: 'user', content: 'hi' }])).rejects.toMatchObject({ code: 'IE_CHAT_UNSUPPORTED', message: expect.stringContaining('<|start|>') });
   });
 

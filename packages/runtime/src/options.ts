@@ -12,8 +12,17 @@ export interface EngineOptions {
   affinity?: Affinity;
   numa?: NumaPolicy;
   isa?: Isa;
-  /** Positions the KV cache holds (IE_CONTEXT). Default: the model's context length. */
+  /**
+   * Positions the KV cache holds (IE_CONTEXT). Default: the model's context length, at most
+   * DEFAULT_CONTEXT_CAP (4096) — the KV cache and RoPE tables are sized to it, and gpt-oss declares
+   * 131,072 positions (a 13 GB cache for the 20b) — with a notice when the cap applies.
+   */
   contextLength?: number;
+  /**
+   * A generation whose iterator is not pulled for this long (ms) while another generate() or
+   * dispose() waits gives the engine up: it ends with IE_ABORTED if pulled again. Default 30000.
+   */
+  idleTimeoutMs?: number;
   /** KV cache storage (IE_KV_CACHE). Default f32. */
   kvCache?: KvCacheType;
   /**
@@ -47,7 +56,11 @@ export interface ResolvedEngineOptions {
   activations: ActivationsMode;
   maxBatch: number;
   requireModel: boolean;
+  idleTimeoutMs: number;
 }
+
+/** The default context when the model allows more (EngineOptions.contextLength). */
+export const DEFAULT_CONTEXT_CAP = 4096;
 
 function oneOf<T extends string>(name: string, envName: string, v: T | undefined, env: NodeJS.ProcessEnv, allowed: readonly T[]): T | undefined {
   const raw = v ?? (env[envName] || undefined);
@@ -92,5 +105,6 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? (oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1'),
+    idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,
   };
 }
