@@ -1,8 +1,9 @@
 /**
  * GGUF v3 writer: a model source (config, vocabulary, tensors) as a file llama.cpp loads, so the
  * two engines can be compared on identical weights. Tensors stream to disk one at a time (piece
- * by piece when their read streams); the file is written under a hidden partial name (created
- * exclusively, so a planted symlink is never followed), fsynced and renamed into place.
+ * by piece when their read streams); the file is written under a hidden temporary name (created
+ * exclusively under an unpredictable name, see safe-write.ts, so a planted symlink is never
+ * followed), fsynced and renamed into place.
  *
  * Llama models with a SentencePiece vocabulary: each tensor keeps its encoding: f32 → F32, f16 →
  * F16, bf16 → BF16, q4 symmetric group 32 with f16 scales → Q4_0 and i8 per-group 32 with f16
@@ -15,14 +16,14 @@
  * `post_attention_norm`, tokenizer `gpt2` with pre-tokenizer "gpt-4o". Anything else has no GGUF
  * type and is refused by name.
  */
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { GgufError } from './errors.js';
 import { floatValues } from './convert.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
 import { expectedTensors } from './llama.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC } from './gguf.js';
+import { commitRename, createTempFile, discardTemp, fsyncDir } from './safe-write.js';
 import { readChunks, type ModelSource, type SourceTensor } from './source.js';
 
 /** The ggml types the writer emits, and llama.cpp's `general.file_type` for a file of mostly that type. */
@@ -323,8 +324,8 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
   });
   const headBytes = head.done();
   const dataStart = align(headBytes.length);
-  const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
-  const fh = await open(partial, 'wx');
+  const dir = dirname(path);
+  const { path: partial, handle: fh } = await createTempFile(dir, basename(path));
   let ok = false;
   try {
     await fh.write(headBytes, 0, headBytes.length, 0);
@@ -345,14 +346,15 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
     // Padding after the last tensor, so the file ends on the alignment like llama.cpp's own.
     if (at > dataStart) await fh.truncate(at);
     await fh.sync();
-    ok = true;
     await fh.close();
-    await rename(partial, path);
+    await commitRename(partial, path);
+    ok = true;
+    await fsyncDir(dir);
     return at;
   } finally {
     if (!ok) {
       await fh.close().catch(() => undefined);
-      await unlink(partial).catch(() => undefined);
+      await discardTemp(partial);
     }
   }
 }

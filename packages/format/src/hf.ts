@@ -12,8 +12,8 @@
  * transposed into the same [E, N, K] tensors, kept float. `writeHfDir` writes gpt-oss models back
  * in that layout (config.json with the keys of openai/gpt-oss-20b's), MXFP4 experts streamed.
  */
-import type { Stats } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
@@ -23,6 +23,7 @@ import { dtypeElementBytes, type FloatDtype } from './layout.js';
 import { SAFETENSORS_DTYPE_BYTES, SAFETENSORS_FLOAT_DTYPES, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 import { synthGpt2TokenizerJson, synthHfTokenizerJson } from './synth.js';
 import { ByteTaker, readChunks, type ModelSource, type SourceTensor } from './source.js';
+import { commitRename, createStagingDir, discardTemp, fsyncDir, removeStaleTemps, syncFile, writeNewFile } from './safe-write.js';
 
 const ARCHITECTURES: Record<string, Architecture> = {
   LlamaForCausalLM: 'llama',
@@ -720,6 +721,7 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
     if (isBlockDtype(t.dtype) && !(expert && t.dtype === 'mxfp4')) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; Hugging Face directories hold F32/F16/BF16 (and gpt-oss's MXFP4 experts)`, { field: t.name });
   }
   await mkdir(outDir, { recursive: true });
+  await removeStaleTemps(outDir);
   const outs = gptOss ? gptOssHfTensors(source, outDir) : llamaHfTensors(source);
   const sizes = outs.map(hfBytes);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -736,22 +738,40 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
   const nonEmpty = groups.filter((g) => g.length);
   const names = nonEmpty.length === 1 ? ['model.safetensors'] : nonEmpty.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(nonEmpty.length).padStart(5, '0')}.safetensors`);
   const weightMap: Record<string, string> = {};
-  for (let s = 0; s < nonEmpty.length; s++) {
-    const ts = nonEmpty[s];
-    for (const t of ts) weightMap[t.name] = names[s];
-    await writeSafetensors(join(outDir, names[s]), ts.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), (i) => ts[i].data(), { format: 'pt' });
+  // Every file is written into a fresh private directory (mode 0700, unpredictable name) inside
+  // outDir, then renamed into place: nothing is ever opened through a name someone could have planted.
+  const stage = await createStagingDir(outDir);
+  try {
+    for (let s = 0; s < nonEmpty.length; s++) {
+      const ts = nonEmpty[s];
+      for (const t of ts) weightMap[t.name] = names[s];
+      await writeSafetensors(join(stage, names[s]), ts.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), (i) => ts[i].data(), { format: 'pt' });
+    }
+    const files = [...names];
+    if (nonEmpty.length > 1) {
+      await writeNewFile(join(stage, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+      files.push('model.safetensors.index.json');
+    }
+    const dtype = (source.tensors.find((t) => t.shape.length === 2)?.dtype ?? 'f32') as FloatDtype;
+    const tok = source.tokenizer;
+    const tokPath = join(stage, 'tokenizer.json');
+    if (tok.model === 'hf') {
+      await copyFile(tok.source, tokPath, constants.COPYFILE_EXCL);
+      await syncFile(tokPath);
+    } else if (tok.model === 'spm') await writeNewFile(tokPath, synthHfTokenizerJson(tok));
+    else if (tok.model === 'gpt2' && tok.pre === 'gpt-4o') await writeNewFile(tokPath, synthGpt2TokenizerJson(tok));
+    else throw new HfModelError('HF_BAD_TOKENIZER', `a ${tok.model}${tok.model === 'gpt2' ? ` (pre-tokenizer ${JSON.stringify(tok.pre)})` : ''} tokenizer cannot be written as tokenizer.json`, { file: outDir });
+    files.push('tokenizer.json');
+    const pad = 'pieces' in tok ? tok.pieces.indexOf('<|endoftext|>') : -1;
+    const extras: HfConfigExtras = { pad_token_id: pad >= 0 ? pad : null, mxfp4: source.tensors.some((t) => t.dtype === 'mxfp4') };
+    await writeNewFile(join(stage, 'config.json'), JSON.stringify(modelConfigToHfConfig(c, dtype, extras), null, 2));
+    for (const f of files) await commitRename(join(stage, f), join(outDir, f));
+    await fsyncDir(outDir);
+    // config.json last: a directory without it is not mistaken for a model.
+    await commitRename(join(stage, 'config.json'), join(outDir, 'config.json'));
+    await fsyncDir(outDir);
+  } finally {
+    await discardTemp(stage);
   }
-  if (nonEmpty.length > 1) await writeFile(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  const dtype = (source.tensors.find((t) => t.shape.length === 2)?.dtype ?? 'f32') as FloatDtype;
-  const tok = source.tokenizer;
-  if (tok.model === 'hf') await copyFile(tok.source, join(outDir, 'tokenizer.json'));
-  else if (tok.model === 'spm') await writeFile(join(outDir, 'tokenizer.json'), synthHfTokenizerJson(tok));
-  else if (tok.model === 'gpt2' && tok.pre === 'gpt-4o') await writeFile(join(outDir, 'tokenizer.json'), synthGpt2TokenizerJson(tok));
-  else throw new HfModelError('HF_BAD_TOKENIZER', `a ${tok.model}${tok.model === 'gpt2' ? ` (pre-tokenizer ${JSON.stringify(tok.pre)})` : ''} tokenizer cannot be written as tokenizer.json`, { file: outDir });
-  const pad = 'pieces' in tok ? tok.pieces.indexOf('<|endoftext|>') : -1;
-  const extras: HfConfigExtras = { pad_token_id: pad >= 0 ? pad : null, mxfp4: source.tensors.some((t) => t.dtype === 'mxfp4') };
-  // config.json last: a directory without it is not mistaken for a model.
-  await writeFile(join(outDir, 'config.json.partial'), JSON.stringify(modelConfigToHfConfig(c, dtype, extras), null, 2));
-  await rename(join(outDir, 'config.json.partial'), join(outDir, 'config.json'));
   return nonEmpty.length;
 }

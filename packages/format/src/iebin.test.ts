@@ -165,14 +165,25 @@ describe('IebinWriter commits atomically', () => {
   it('removes partial files of dead writers and keeps those of live ones', async () => {
     const d = tmp();
     writeFileSync(join(d, '.model.ie.bin.partial-999999999-0'), 'stale');
-    writeFileSync(join(d, `.model.ie.bin.partial-${process.pid}-77`), 'ours');
+    // This process, but no writer of it holds the name (a writer that died here): stale too.
+    writeFileSync(join(d, `.model.ie.bin.partial-${process.pid}-77`), 'ours, orphaned');
+    // A process that is alive (our parent): kept.
+    writeFileSync(join(d, `.model.ie.bin.partial-${process.ppid}-77`), 'live');
     const src = synthModel('tiny');
-    const w = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    const opts = { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth' as const, sources: [] } };
+    const w1 = await IebinWriter.create(d, opts);
+    const own = files(d).filter((n) => n.startsWith(`.model.ie.bin.partial-${process.pid}-`));
+    expect(own).toHaveLength(1);
+    expect(own[0]).toMatch(/^\.model\.ie\.bin\.partial-\d+-[0-9a-f]{16}$/);
+    const w2 = await IebinWriter.create(d, opts);
     const names = files(d);
     expect(names).not.toContain('.model.ie.bin.partial-999999999-0');
-    expect(names).toContain(`.model.ie.bin.partial-${process.pid}-77`);
-    w.abortSync();
-    expect(files(d)).toEqual([`.model.ie.bin.partial-${process.pid}-77`]);
+    expect(names).not.toContain(`.model.ie.bin.partial-${process.pid}-77`);
+    expect(names).toContain(`.model.ie.bin.partial-${process.ppid}-77`);
+    expect(names).toContain(own[0]); // w1 is alive: w2 left its file alone
+    w1.abortSync();
+    w2.abortSync();
+    expect(files(d)).toEqual([`.model.ie.bin.partial-${process.ppid}-77`]);
   });
 
   it('writes the same bytes for the same input (reproducible exports)', async () => {

@@ -25,7 +25,7 @@ export {
   type SourceFile,
 } from './header.js';
 export { IebinReader, type BinViews, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
-export { IebinWriter, formatHeaderJson, removeStalePartials, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
+export { IebinWriter, formatHeaderJson, removeStalePartials, IEBIN_COMMIT_STEPS, type IebinCommitStep, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
 export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
 export { streamingRead, readChunks, readStreams, type ModelSource, type SourceTensor, type StreamingRead } from './source.js';
 export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
@@ -60,4 +60,5 @@ export {
   type SynthPreset,
   type SynthOptions,
 } from './synth.js';
+export { writeFileAtomic, writeNewFile, createTempFile, createStagingDir, commitRename, discardTemp, fsyncDir, syncFile, removeStaleTemps, tempName, type TempFile } from './safe-write.js';
 export { RandomAccessFile, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

@@ -5,7 +5,8 @@
  * against a cap and the file, every entry's dtype x shape against its byte range, ranges
  * against the file, and overlaps.
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { commitRename, createTempFile, discardTemp } from './safe-write.js';
 import { SafetensorsError, type FormatErrorCode } from './errors.js';
 import type { RandomAccessFile } from './file.js';
 import type { FloatDtype } from './layout.js';
@@ -139,8 +140,8 @@ export async function writeSafetensors(
   const hb = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(hb.length));
-  const tmp = `${path}.partial-${process.pid}`;
-  const fh = await open(tmp, 'w');
+  // An exclusive, unpredictable, symlink-refusing temporary name beside the target (safe-write.ts).
+  const { path: tmp, handle: fh } = await createTempFile(dirname(path), basename(path));
   try {
     await fh.write(prefix);
     await fh.write(hb);
@@ -157,10 +158,10 @@ export async function writeSafetensors(
     }
     await fh.sync();
     await fh.close();
-    await rename(tmp, path);
+    await commitRename(tmp, path);
   } catch (e) {
     await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
+    await discardTemp(tmp);
     throw e;
   }
 }

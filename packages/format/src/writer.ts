@@ -1,19 +1,27 @@
 /**
- * IebinWriter: streams tensors into model.ie.bin one at a time (memory stays bounded by
- * what the caller hands it), computes each tensor's CRC-32 on the way, and commits with
- * fsync + rename: model.ie.bin and model.ie.json are written under hidden `.partial`
- * names and renamed into place only when everything is written and the header validates.
- * A failed or interrupted export leaves an existing model untouched.
+ * IebinWriter: streams tensors into a new bin file one at a time (memory stays bounded by what
+ * the caller hands it), computes each tensor's CRC-32 on the way, and commits so that a crash at
+ * any instruction leaves the directory holding exactly the previous model or exactly the new one.
+ *
+ * The commit (docs/iebin.md, "Writing"): the bin and the tokenizer are written to temporary files
+ * (see safe-write.ts), fsynced and renamed to names no existing header uses
+ * (`model.<pid>-<random>.ie.bin`, `tokenizer.<pid>-<random>.json`); a header naming them is
+ * renamed over model.ie.json (the commit point: before it the old header and its files are
+ * untouched, after it the new header and its files are complete). Only then are the files given
+ * their usual names: hard links renamed over model.ie.bin and tokenizer.json (no header refers to
+ * those any more), a second header naming them renamed over model.ie.json, and the staged names
+ * unlinked. Where hard links are not supported the model stays under its staged names.
  */
 import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { unlinkSync, createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IebinError } from './errors.js';
-import { validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
+import { DEFAULT_IEBIN_LIMITS, validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
 import { IEBIN_ALIGNMENT, IEBIN_BIN_FILE, IEBIN_JSON_FILE, ROW_MAJOR, alignUp, quantGeometry, tensorByteSize, matrixDims, type Dtype, type QuantSpec, type TensorLayout } from './layout.js';
 import type { ModelConfig } from './llama.js';
+import { commitRename, createTempFile, discardTemp, discardTempSync, forgetTemp, fsyncDir, isStaleOwned, markLive, randomId, removeStaleTemps, tempName } from './safe-write.js';
 
 export type QuantParams = Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'>;
 
@@ -28,84 +36,150 @@ export interface TensorSpec {
 /** The tokenizer to store: an embedded spec, or a Hugging Face tokenizer.json to copy beside the model. */
 export type TokenizerInput = Exclude<TokenizerSpec, { model: 'hf' }> | { model: 'hf'; source: string };
 
+/**
+ * The steps of {@link IebinWriter.finish}'s commit, in order (tokenizer steps only for a `tokenizer.json`
+ * model; the steps after `committed` only where hard links work).
+ */
+export const IEBIN_COMMIT_STEPS = [
+  'bin-synced',
+  'bin-staged',
+  'tokenizer-staged',
+  'header-written',
+  'staged-synced',
+  'committed',
+  'bin-linked',
+  'bin-renamed',
+  'tokenizer-linked',
+  'tokenizer-renamed',
+  'final-header-written',
+  'final-synced',
+  'final-committed',
+  'staged-removed',
+] as const;
+export type IebinCommitStep = (typeof IEBIN_COMMIT_STEPS)[number];
+
 export interface IebinWriterOptions {
   config: ModelConfig;
   tokenizer: TokenizerInput;
   provenance: Provenance;
   quantization?: Record<string, unknown> | null;
+  /**
+   * @internal Called after each commit step. An exception thrown here is treated as the process
+   * dying at that point: finish() rethrows it at once and cleans nothing up (crash tests).
+   */
+  onCommitStep?: (step: IebinCommitStep) => void;
 }
 
 export type TensorData = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 
 const HF_TOKENIZER_FILE = 'tokenizer.json';
 const ZEROS = new Uint8Array(IEBIN_ALIGNMENT);
-let partialCounter = 0;
+/** The names a writer stages its files under before the commit: `model.<pid>-<id>.ie.bin`, `tokenizer.<pid>-<id>.json`. */
+const STAGED_RE = /^(?:model\.(\d+)-[0-9a-f]{16}\.ie\.bin|tokenizer\.(\d+)-[0-9a-f]{16}\.json)$/;
 
-function partialName(final: string): string {
-  return `.${final}.partial-${process.pid}-${partialCounter++}`;
-}
-
-function pidAlive(pid: number): boolean {
+/** The file names the model.ie.json in `dir` refers to, or null when there is none or it cannot be read (then nothing is unreferenced). */
+async function referencedFiles(dir: string): Promise<Set<string> | null> {
+  let fh: FileHandle;
   try {
-    process.kill(pid, 0);
-    return true;
+    fh = await open(join(dir, IEBIN_JSON_FILE), constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : null;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > DEFAULT_IEBIN_LIMITS.maxHeaderBytes) return null;
+    const h = JSON.parse(await fh.readFile('utf8')) as { bin?: { file?: unknown }; tokenizer?: { file?: unknown } };
+    const names = new Set<string>();
+    for (const f of [h?.bin?.file, h?.tokenizer?.file]) if (typeof f === 'string') names.add(f);
+    return names;
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
   }
 }
 
-/** Removes `.partial` files left in `dir` by writers whose process no longer exists (e.g. killed with SIGKILL). */
+/**
+ * Removes what interrupted writers left in `dir`: temporary files and staging directories of
+ * writers that are gone, and staged model files that model.ie.json does not name. Never touches
+ * the files of a live writer or of the committed model.
+ */
 export async function removeStalePartials(dir: string): Promise<string[]> {
+  const removed = await removeStaleTemps(dir);
+  const refs = await referencedFiles(dir);
+  if (!refs) return removed;
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
-    return [];
+    return removed;
   }
-  const removed: string[] = [];
   for (const n of names) {
-    const m = /^\.(?:model\.ie\.(?:json|bin)|tokenizer\.json)\.partial-(\d+)-\d+$/.exec(n);
-    if (m && !pidAlive(Number(m[1]))) {
-      await unlink(join(dir, n)).catch(() => undefined);
+    const m = STAGED_RE.exec(n);
+    if (!m || refs.has(n)) continue;
+    const p = join(dir, n);
+    if (!isStaleOwned(p, Number(m[1] ?? m[2]))) continue;
+    try {
+      if ((await lstat(p)).isDirectory()) continue;
+      await unlink(p);
       removed.push(n);
+    } catch {
+      /* gone */
     }
   }
   return removed;
 }
 
+/** Thrown through finish() when the commit hook simulates a crash. */
+class SimulatedCrash {
+  constructor(readonly error: unknown) {}
+}
+
 export class IebinWriter {
   private readonly tensors: TensorEntry[] = [];
   private position = 0;
-  private state: 'open' | 'finished' | 'aborted' = 'open';
-  private readonly partials: string[] = [];
+  private state: 'open' | 'finished' | 'aborted' | 'crashed' = 'open';
+  /** Files this writer created that are not part of a committed model: removed on abort. */
+  private readonly pending = new Set<string>();
 
   private constructor(
     readonly outDir: string,
     private readonly options: IebinWriterOptions,
     private readonly bin: FileHandle,
-    private readonly binPartial: string,
+    private readonly binTemp: string,
     private readonly tokenizer: TokenizerSpec,
-    private readonly tokenizerPartial: string | null,
+    private readonly tokenizerTemp: string | null,
   ) {
-    this.partials.push(binPartial);
-    if (tokenizerPartial) this.partials.push(tokenizerPartial);
+    this.pending.add(binTemp);
+    if (tokenizerTemp) this.pending.add(tokenizerTemp);
   }
 
   static async create(outDir: string, options: IebinWriterOptions): Promise<IebinWriter> {
     await mkdir(outDir, { recursive: true });
     await removeStalePartials(outDir);
     let tokenizer: TokenizerSpec;
-    let tokPartial: string | null = null;
+    let tokTemp: string | null = null;
     if (options.tokenizer.model === 'hf') {
-      tokPartial = join(outDir, partialName(HF_TOKENIZER_FILE));
-      const copied = await copyHashed(options.tokenizer.source, tokPartial);
-      tokenizer = { model: 'hf', file: HF_TOKENIZER_FILE, bytes: copied.bytes, sha256: copied.sha256 };
+      const t = await createTempFile(outDir, HF_TOKENIZER_FILE);
+      tokTemp = t.path;
+      try {
+        const copied = await copyHashed(options.tokenizer.source, t.handle);
+        tokenizer = { model: 'hf', file: HF_TOKENIZER_FILE, bytes: copied.bytes, sha256: copied.sha256 };
+      } catch (e) {
+        await discardTemp(t.path);
+        throw e;
+      }
     } else {
       tokenizer = options.tokenizer;
     }
-    const binPartial = join(outDir, partialName(IEBIN_BIN_FILE));
-    const fh = await open(binPartial, 'wx');
-    return new IebinWriter(outDir, options, fh, binPartial, tokenizer, tokPartial);
+    let b: Awaited<ReturnType<typeof createTempFile>>;
+    try {
+      b = await createTempFile(outDir, IEBIN_BIN_FILE);
+    } catch (e) {
+      if (tokTemp) await discardTemp(tokTemp);
+      throw e;
+    }
+    return new IebinWriter(outDir, options, b.handle, b.path, tokenizer, tokTemp);
   }
 
   get writtenTensors(): readonly TensorEntry[] {
@@ -155,73 +229,189 @@ export class IebinWriter {
     this.position += b.length;
   }
 
-  /** Validates the complete header, fsyncs, and renames the files into place. */
-  async finish(): Promise<IebinHeader> {
-    if (this.state !== 'open') throw new IebinError('IEBIN_WRITER_STATE', `cannot finish: the writer is ${this.state}`);
+  /** Runs the commit hook; a throw there is a simulated crash: this writer's files are left as they are. */
+  private step(name: IebinCommitStep): void {
+    try {
+      this.options.onCommitStep?.(name);
+    } catch (e) {
+      this.state = 'crashed';
+      for (const p of this.pending) forgetTemp(p);
+      this.pending.clear();
+      throw new SimulatedCrash(e);
+    }
+  }
+
+  private hold(path: string): void {
+    this.pending.add(path);
+    markLive(path);
+  }
+
+  private release(path: string): void {
+    this.pending.delete(path);
+    forgetTemp(path);
+  }
+
+  private buildHeader(binFile: string, tokFile: string | null): { header: IebinHeader; text: string } {
     const header: IebinHeader = {
       format: 'iebin',
       version: 1,
       config: this.options.config,
-      tokenizer: this.tokenizer,
+      tokenizer: tokFile && this.tokenizer.model === 'hf' ? { ...this.tokenizer, file: tokFile } : this.tokenizer,
       provenance: this.options.provenance,
-      bin: { file: IEBIN_BIN_FILE, bytes: this.position, alignment: IEBIN_ALIGNMENT },
+      bin: { file: binFile, bytes: this.position, alignment: IEBIN_ALIGNMENT },
       tensors: this.tensors,
       quantization: this.options.quantization ?? null,
     };
-    const jsonPartial = join(this.outDir, partialName(IEBIN_JSON_FILE));
-    this.partials.push(jsonPartial);
-    try {
-      // Validate exactly what a reader will see, and write it in the validator's key order.
-      const text = formatHeaderJson(validateIebinHeader(JSON.parse(formatHeaderJson(header)), join(this.outDir, IEBIN_JSON_FILE)));
-      await this.bin.sync();
-      await this.bin.close();
-      const jf = await open(jsonPartial, 'wx');
-      await jf.writeFile(text);
-      await jf.sync();
-      await jf.close();
-      if (this.tokenizerPartial) await rename(this.tokenizerPartial, join(this.outDir, HF_TOKENIZER_FILE));
-      await rename(this.binPartial, join(this.outDir, IEBIN_BIN_FILE));
-      // model.ie.json is the commit point: it is renamed last.
-      await rename(jsonPartial, join(this.outDir, IEBIN_JSON_FILE));
-      const d = await open(this.outDir, 'r');
-      await d.sync().catch(() => undefined);
-      await d.close();
-    } catch (e) {
-      await this.abort();
-      if (e instanceof IebinError) throw e;
-      throw new IebinError('IEBIN_WRITE_FAILED', `writing the model failed (${(e as Error).message}); any previous model there is untouched`, { file: this.outDir, cause: e });
-    }
-    this.state = 'finished';
-    return header;
+    // Validate exactly what a reader will see, and write it in the validator's key order.
+    const checked = validateIebinHeader(JSON.parse(formatHeaderJson(header)), join(this.outDir, IEBIN_JSON_FILE));
+    return { header: checked, text: formatHeaderJson(checked) };
   }
 
-  /** Stops and removes the partial files. Safe to call more than once. */
+  /** Writes `text` to a new temporary header file, fsynced; returns its path. */
+  private async writeHeaderTemp(text: string): Promise<string> {
+    const t = await createTempFile(this.outDir, IEBIN_JSON_FILE);
+    this.pending.add(t.path);
+    try {
+      await t.handle.writeFile(text);
+      await t.handle.sync();
+    } finally {
+      await t.handle.close();
+    }
+    return t.path;
+  }
+
+  /** Validates the complete header, fsyncs, and commits (see the module comment). Returns the header now in model.ie.json. */
+  async finish(): Promise<IebinHeader> {
+    if (this.state !== 'open') throw new IebinError('IEBIN_WRITER_STATE', `cannot finish: the writer is ${this.state}`);
+    const dir = this.outDir;
+    const jsonPath = join(dir, IEBIN_JSON_FILE);
+    const id = `${process.pid}-${randomId()}`;
+    const staged = { bin: `model.${id}.ie.bin`, tok: this.tokenizerTemp ? `tokenizer.${id}.json` : null };
+    const stagedBin = join(dir, staged.bin);
+    const stagedTok = staged.tok ? join(dir, staged.tok) : null;
+    let previous: Set<string> | null = null;
+    let stagedHeader: { header: IebinHeader; text: string };
+    let finalHeader: { header: IebinHeader; text: string };
+    try {
+      stagedHeader = this.buildHeader(staged.bin, staged.tok);
+      finalHeader = this.buildHeader(IEBIN_BIN_FILE, staged.tok ? HF_TOKENIZER_FILE : null);
+      await this.bin.sync();
+      await this.bin.close();
+      this.step('bin-synced');
+      this.hold(stagedBin);
+      await commitRename(this.binTemp, stagedBin);
+      this.release(this.binTemp);
+      this.step('bin-staged');
+      if (this.tokenizerTemp && stagedTok) {
+        this.hold(stagedTok);
+        await commitRename(this.tokenizerTemp, stagedTok);
+        this.release(this.tokenizerTemp);
+        this.step('tokenizer-staged');
+      }
+      const headerTemp = await this.writeHeaderTemp(stagedHeader.text);
+      this.step('header-written');
+      await fsyncDir(dir);
+      this.step('staged-synced');
+      previous = await referencedFiles(dir);
+      await commitRename(headerTemp, jsonPath);
+      // Committed: the staged files belong to the model now, nothing may remove them.
+      for (const p of this.pending) forgetTemp(p);
+      this.pending.clear();
+      this.step('committed');
+    } catch (e) {
+      if (e instanceof SimulatedCrash) throw e.error;
+      await this.abort();
+      if (e instanceof IebinError) throw e;
+      throw new IebinError('IEBIN_WRITE_FAILED', `writing the model failed (${(e as Error).message}); any previous model there is untouched`, { file: dir, cause: e });
+    }
+    let committed = stagedHeader.header;
+    try {
+      await fsyncDir(dir);
+      if (await this.linkUsualNames(stagedBin, stagedTok)) {
+        const headerTemp = await this.writeHeaderTemp(finalHeader.text);
+        this.step('final-header-written');
+        await fsyncDir(dir);
+        this.step('final-synced');
+        await commitRename(headerTemp, jsonPath);
+        this.pending.delete(headerTemp);
+        committed = finalHeader.header;
+        this.step('final-committed');
+        await fsyncDir(dir);
+        await unlink(stagedBin);
+        if (stagedTok) await unlink(stagedTok);
+        this.step('staged-removed');
+      } else {
+        // No hard links here: the model stays under its staged names, and the previous bin is unreferenced.
+        await unlink(join(dir, IEBIN_BIN_FILE)).catch(() => undefined);
+      }
+      // The previous model's tokenizer file, when the new model has none (its bin was replaced above).
+      if (!stagedTok && previous?.has(HF_TOKENIZER_FILE)) await unlink(join(dir, HF_TOKENIZER_FILE)).catch(() => undefined);
+      await fsyncDir(dir);
+      await removeStalePartials(dir);
+    } catch (e) {
+      if (e instanceof SimulatedCrash) throw e.error;
+      // The new model is committed; only giving its files their usual names failed.
+      for (const p of this.pending) await discardTemp(p);
+      this.pending.clear();
+    }
+    this.state = 'finished';
+    return committed;
+  }
+
+  /**
+   * After the commit: makes model.ie.bin (and tokenizer.json) hard links to the staged files,
+   * through a temporary link renamed over the old name, which no header refers to any more.
+   * Returns false, having changed nothing, where the file system has no hard links.
+   */
+  private async linkUsualNames(stagedBin: string, stagedTok: string | null): Promise<boolean> {
+    const dir = this.outDir;
+    const pairs: Array<[string, string, IebinCommitStep, IebinCommitStep]> = [[stagedBin, IEBIN_BIN_FILE, 'bin-linked', 'bin-renamed']];
+    if (stagedTok) pairs.push([stagedTok, HF_TOKENIZER_FILE, 'tokenizer-linked', 'tokenizer-renamed']);
+    for (const [i, [staged, final, linked, renamed]] of pairs.entries()) {
+      const tmp = join(dir, tempName(final));
+      this.hold(tmp);
+      try {
+        await link(staged, tmp);
+      } catch (e) {
+        this.release(tmp);
+        if (i === 0 && isLinkUnsupported(e)) return false;
+        throw e;
+      }
+      this.step(linked);
+      await commitRename(tmp, join(dir, final));
+      this.release(tmp);
+      this.step(renamed);
+    }
+    return true;
+  }
+
+  /** Stops and removes this writer's uncommitted files. Safe to call more than once. */
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await this.bin.close().catch(() => undefined);
-    for (const p of this.partials) await unlink(p).catch(() => undefined);
+    for (const p of this.pending) await discardTemp(p);
+    this.pending.clear();
   }
 
-  /** Synchronous abort, for signal and exit handlers. */
+  /** Synchronous abort, for signal and exit handlers: removes uncommitted files only, never those of a committed model. */
   abortSync(): void {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     // Closing is asynchronous; the files are unlinked synchronously below, which is what matters.
     this.bin.close().catch(() => undefined);
-    for (const p of this.partials) {
-      try {
-        unlinkSync(p);
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const p of this.pending) discardTempSync(p);
+    this.pending.clear();
   }
 }
 
-async function copyHashed(src: string, dst: string): Promise<{ bytes: number; sha256: string }> {
+function isLinkUnsupported(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV' || code === 'EMLINK';
+}
+
+async function copyHashed(src: string, out: FileHandle): Promise<{ bytes: number; sha256: string }> {
   const h = createHash('sha256');
-  const out = await open(dst, 'wx');
   let bytes = 0;
   try {
     for await (const chunk of createReadStream(src, { highWaterMark: 1 << 20 })) {

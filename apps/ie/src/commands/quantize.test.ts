@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -123,6 +123,22 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     const ok = ie('convert', '--hf-dir', hf, '--out-dir', dir, '--q4-map', out, '--force', '--quiet');
     expect(ok.code, ok.err).toBe(0);
     expect(ok.out).toContain('warning: the manifest failed its calibration gate');
+  });
+
+  it('--out replaces a symlink planted at the manifest path and never writes through it', () => {
+    const { iebin } = model();
+    const victim = join(tmp(), 'victim.txt');
+    writeFileSync(victim, 'precious');
+    const d = tmp();
+    const out = join(d, 'm.json');
+    symlinkSync(victim, out);
+    const r = ie('quantize', iebin, '--policy', loose(), '--out', out, '--calib', CALIB, '--quiet');
+    expect(r.code, r.err + r.out).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(lstatSync(out).isSymbolicLink()).toBe(false);
+    expect(JSON.parse(readFileSync(out, 'utf8')).status).toBe('accepted');
+    // No temporary file is left beside it.
+    expect(readdirSync(d)).toEqual(['m.json']);
   });
 
   it('a malformed policy lists every error and writes nothing', () => {

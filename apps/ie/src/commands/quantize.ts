@@ -1,24 +1,13 @@
 import { constants } from 'node:fs';
-import { access, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { writeFileAtomic } from '@ie/format';
 import { QuantError, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
 import { intFlag, required, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, table } from '../human.js';
 import { Progress } from '../progress.js';
-
-/** Writes `text` to `file` through a temporary name: readers see the old file or the new one, never half of one. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.partial-${process.pid}`;
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
 
 function range(xs: number[], digits: number): string {
   return xs.length ? `${Math.min(...xs).toFixed(digits)} .. ${Math.max(...xs).toFixed(digits)}` : '-';
@@ -96,7 +85,9 @@ export const quantize: Command = {
     const secs = (performance.now() - t0) / 1000;
     const m = r.manifest;
     const written = r.accepted || v.force === true;
-    if (written) await writeAtomically(out, r.json);
+    // Through an exclusive temporary file with an unpredictable name, fsynced and renamed: readers see
+    // the old manifest or the new one, and a symlink planted at either name is never followed.
+    if (written) await writeFileAtomic(out, r.json);
     const e2e = r.endToEnd;
     if (v.json) {
       io.out(JSON.stringify({ status: m.status, written: written ? out : null, failures: r.failures, end_to_end: e2e, bytes_per_token: r.bytesPerToken, calibration_tokens: r.calibrationTokens, seconds: Number(secs.toFixed(2)), tensors: m.tensors.filter((t) => t.quality).map((t) => ({ name: t.name, scheme: t.scheme, method: t.method, ...t.quality, verdict: t.verdict })) }, null, 2));
