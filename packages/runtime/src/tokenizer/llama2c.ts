@@ -53,22 +53,77 @@ export class Llama2cTokenizer implements Tokenizer {
       else for (const b of buf) tokens.push(b + 3);
       buf = [];
     }
-    for (;;) {
-      let bestScore = -1e10;
-      let bestId = -1;
-      let bestIdx = -1;
-      for (let i = 0; i < tokens.length - 1; i++) {
-        const id = this.find(this.latin1[tokens[i]] + this.latin1[tokens[i + 1]]);
-        if (id !== -1 && this.scores[id] > bestScore) {
-          bestScore = this.scores[id];
-          bestId = id;
-          bestIdx = i;
+    return this.merge(tokens);
+  }
+
+  /**
+   * run.c's merge loop — repeatedly the adjacent pair with the highest score (the leftmost on a
+   * tie) becomes its concatenation — in O(n log n): candidate pairs in a heap, the sequence as a
+   * linked list, stale candidates skipped when popped (run.c rescans the whole sequence per merge,
+   * which is quadratic: 30 s for 32K characters).
+   */
+  private merge(tokens: number[]): number[] {
+    const n = tokens.length;
+    if (n < 2) return tokens;
+    const tok = Int32Array.from(tokens);
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    // Heap of candidate merges: (score, left node, the pair's ids when pushed, the merged id).
+    const heap: Array<{ score: number; left: number; a: number; b: number; id: number }> = [];
+    const before = (x: (typeof heap)[number], y: (typeof heap)[number]) => x.score > y.score || (x.score === y.score && x.left < y.left);
+    const push = (left: number) => {
+      const right = next[left];
+      if (left < 0 || right < 0) return;
+      const id = this.find(this.latin1[tok[left]] + this.latin1[tok[right]]);
+      if (id === -1) return;
+      const e = { score: this.scores[id], left, a: tok[left], b: tok[right], id };
+      heap.push(e);
+      for (let k = heap.length - 1; k > 0; ) {
+        const p = (k - 1) >> 1;
+        if (!before(heap[k], heap[p])) break;
+        [heap[k], heap[p]] = [heap[p], heap[k]];
+        k = p;
+      }
+    };
+    const pop = () => {
+      const top = heap[0];
+      const last = heap.pop() as (typeof heap)[number];
+      if (heap.length > 0) {
+        heap[0] = last;
+        for (let k = 0; ; ) {
+          const l = 2 * k + 1;
+          const r = l + 1;
+          let m = k;
+          if (l < heap.length && before(heap[l], heap[m])) m = l;
+          if (r < heap.length && before(heap[r], heap[m])) m = r;
+          if (m === k) break;
+          [heap[k], heap[m]] = [heap[m], heap[k]];
+          k = m;
         }
       }
-      if (bestIdx === -1) break;
-      tokens.splice(bestIdx, 2, bestId);
+      return top;
+    };
+    for (let i = 0; i < n - 1; i++) push(i);
+    while (heap.length > 0) {
+      const e = pop();
+      const right = next[e.left];
+      // Stale: the left node was merged away, or either side changed since the pair was pushed.
+      if (!alive[e.left] || right < 0 || tok[e.left] !== e.a || tok[right] !== e.b) continue;
+      tok[e.left] = e.id;
+      alive[right] = 0;
+      next[e.left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = e.left;
+      push(prev[e.left]);
+      push(e.left);
     }
-    return tokens;
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]) out.push(tok[i]);
+    return out;
   }
 
   decode(ids: readonly number[]): string {

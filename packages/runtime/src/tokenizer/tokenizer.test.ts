@@ -85,3 +85,20 @@ describe('piece tokenizers stream whole characters', () => {
     expect(out.filter((s) => s.length > 0).every((s) => !s.includes('\uFFFD'))).toBe(true);
   });
 });
+
+describe.skipIf(!HAS_STORIES)(`the llama2.c tokenizer on long text${STORIES_REASON}`, () => {
+  it('encodes 32K characters in well under a second (run.c rescans per merge: 30 s), and decodes back', async () => {
+    const src = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
+    await src.close();
+    if (src.tokenizer.model !== 'llama2c') throw new Error('expected llama2c');
+    const t = new Llama2cTokenizer(src.tokenizer, 1, 2);
+    const text = Array.from({ length: 900 }, (_, i) => `Once upon a time, ${i} little cats ran. `).join('');
+    expect(text.length).toBeGreaterThan(32000);
+    const t0 = performance.now();
+    const ids = t.encode(text);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(t.decode(ids)).toBe(text);
+    // Merges never cross what a shorter text would merge: the first sentence encodes alike alone.
+    expect(ids.slice(0, t.encode('Once upon a time,').length - 1)).toEqual(t.encode('Once upon a time,').slice(0, -1));
+  });
+});
