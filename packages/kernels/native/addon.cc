@@ -2,12 +2,27 @@
 // over a buffer), Mapping (a read-only mmap). Arguments are validated in TypeScript first;
 // everything here is checked again cheaply, and a failed check throws a JS error with a
 // `code` instead of touching memory.
+//
+// The boundary rules (nothing JavaScript does may crash the process):
+//  - every wrapped object carries a napi type tag, checked on every unwrap (a spoofed object,
+//    a Matrix passed where a Mapping is expected, a method called on a foreign `this`: all
+//    KERNELS_BAD_ARGUMENT); Matrix, Mapping and Program cannot be constructed from JavaScript;
+//  - every buffer the native side keeps a pointer into is pinned: the ArrayBuffer's backing
+//    store is held (so a transfer or detach cannot free the memory under a running kernel),
+//    resizable and shared buffers are refused (a shrink cannot be prevented), and detaching is
+//    detected before and after every operation;
+//  - a Matrix disposed while an async operation uses it is released when that operation ends;
+//  - sizes and view extents are computed with overflow-checked arithmetic and capped;
+//  - all JS-visible reads of an argument object (getters can run arbitrary code) happen before
+//    any raw pointer is derived from a buffer.
 #include <napi.h>
+#include <v8.h>  // only for ArrayBuffer backing stores: pinning memory across async operations
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,37 +50,142 @@ Napi::Error coded(Napi::Env env, const char* code, const std::string& message) {
 }
 #define IE_THROW(env, code, msg) throw coded(env, code, msg)
 
-std::string str_opt(const Napi::Object& o, const char* key, const std::string& dflt) {
-  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return dflt;
-  if (!o.Get(key).IsString()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a string");
-  return o.Get(key).As<Napi::String>().Utf8Value();
+// Overflow-checked arithmetic on unsigned 64-bit sizes.
+inline bool ck_mul(uint64_t a, uint64_t b, uint64_t* r) { return !__builtin_mul_overflow(a, b, r); }
+inline bool ck_add(uint64_t a, uint64_t b, uint64_t* r) { return !__builtin_add_overflow(a, b, r); }
+
+// Type tags: an object is only ever unwrapped as the class that tagged it.
+constexpr napi_type_tag kMappingTag = {0x8a1d6c2e4f1b4d7aULL, 0x9c3e1f5a7b2d4e60ULL};
+constexpr napi_type_tag kMatrixTag = {0x3b7f0e9d2c614a85ULL, 0xa4d2c8e61f0b3957ULL};
+constexpr napi_type_tag kProgramTag = {0x5e2a9c1d7b3f4068ULL, 0xb1c7d3e5f9a20486ULL};
+constexpr napi_type_tag kContextTag = {0x71c4e8a2d09b5f36ULL, 0xc5e9a1b3d7f20864ULL};
+
+// The token only native code can pass to the Matrix, Mapping and Program constructors.
+int kConstructToken = 0;
+Napi::Value construct_token(Napi::Env env) { return Napi::External<int>::New(env, &kConstructToken); }
+void require_token(const Napi::CallbackInfo& info, const char* what) {
+  if (info.Length() < 1 || !info[0].IsExternal() || info[0].As<Napi::External<int>>().Data() != &kConstructToken)
+    IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " objects are made by a Context, not constructed from JavaScript");
 }
 
-int64_t int_opt(const Napi::Object& o, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
-  if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return dflt;
+template <typename W>
+W* checked_unwrap(Napi::Env env, const Napi::Value& v, const napi_type_tag* tag, const char* what) {
+  if (v.IsEmpty() || !v.IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string("expected a ") + what);
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.CheckTypeTag(tag)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string("expected a ") + what + " (got another object)");
+  W* w = Napi::ObjectWrap<W>::Unwrap(o);
+  if (!w) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string("expected a ") + what);
+  return w;
+}
+
+// napi_value is a v8::Local<v8::Value> (node's js_native_api_v8.h converts the same way).
+v8::Local<v8::ArrayBuffer> v8_array_buffer(const Napi::ArrayBuffer& ab) {
+  napi_value nv = ab;
+  v8::Local<v8::Value> l;
+  static_assert(sizeof(l) == sizeof(nv), "napi_value is a v8::Local");
+  std::memcpy(static_cast<void*>(&l), &nv, sizeof(nv));
+  return l.As<v8::ArrayBuffer>();
+}
+
+// A typed array argument, checked: the right kind, over a plain (not shared, not resizable),
+// attached ArrayBuffer. `end` is byteOffset + byteLength: what the buffer must keep holding.
+struct TypedView {
+  uint8_t* data = nullptr;
+  size_t elems = 0;
+  size_t bytes = 0;
+  size_t end = 0;
+  Napi::ArrayBuffer ab;
+};
+
+TypedView typed_view(Napi::Env env, const Napi::Value& v, napi_typedarray_type type, const std::string& what) {
+  if (v.IsEmpty() || !v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != type) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " has the wrong element type");
+  napi_value buf = nullptr;
+  size_t len = 0, off = 0;
+  napi_typedarray_type t;
+  void* unused = nullptr;
+  if (napi_get_typedarray_info(env, ta, &t, &len, &unused, &buf, &off) != napi_ok) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a typed array");
+  bool is_ab = false;
+  if (napi_is_arraybuffer(env, buf, &is_ab) != napi_ok || !is_ab) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a SharedArrayBuffer");
+  Napi::ArrayBuffer ab(env, buf);
+  if (ab.IsDetached()) IE_THROW(env, "KERNELS_DETACHED", what + "'s buffer is detached");
+  if (v8_array_buffer(ab)->GetBackingStore()->IsResizableByUserJavaScript()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a resizable ArrayBuffer (it could shrink while in use)");
+  TypedView r;
+  r.elems = len;
+  r.ab = ab;
+  r.bytes = ta.ByteLength();
+  if (!ck_add(off, r.bytes, &r.end) || r.end > ab.ByteLength()) IE_THROW(env, "KERNELS_DETACHED", what + " lies outside its buffer");
+  r.data = static_cast<uint8_t*>(ab.Data()) + off;
+  return r;
+}
+
+// Keeps an ArrayBuffer's memory alive (whatever JavaScript does to the buffer: transfer,
+// detach, drop) and remembers how much of it was in use, to detect detaching.
+struct Pin {
+  std::shared_ptr<v8::BackingStore> store;
+  Napi::Reference<Napi::ArrayBuffer> ab;
+  size_t end = 0;
+  Pin() = default;
+  explicit Pin(const TypedView& v) : store(v8_array_buffer(v.ab)->GetBackingStore()), ab(Napi::Persistent(v.ab)), end(v.end) {}
+  Pin(Pin&&) = default;
+  Pin& operator=(Pin&&) = default;
+  // Still attached and as long as when pinned.
+  bool intact() const {
+    if (ab.IsEmpty()) return false;
+    Napi::ArrayBuffer b = ab.Value();
+    return !b.IsEmpty() && !b.IsDetached() && b.ByteLength() >= end && b.Data() == store->Data();
+  }
+};
+
+std::string str_opt(const Napi::Object& o, const char* key, const std::string& dflt) {
   const Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a number");
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsString()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int64_t checked_int(Napi::Env env, const Napi::Value& v, const std::string& what, int64_t lo, int64_t hi) {
+  if (!v.IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  if (!(d >= (double)lo && d <= (double)hi) || d != std::floor(d)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
   return (int64_t)d;
+}
+
+// An optional number property (default `dflt` when undefined or null); no coercion, so no
+// valueOf of the caller's runs here.
+double num_opt(const Napi::Object& o, const char* key, double dflt) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+// An optional integer property (default `dflt` when undefined or null) in [lo, hi].
+int64_t int_opt(const Napi::Object& o, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  return checked_int(o.Env(), v, key, lo, hi);
+}
+
+// A required integer property in [lo, hi].
+int64_t int_req(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " is required");
+  return checked_int(o.Env(), v, key, lo, hi);
 }
 
 int64_t int_arg(const Napi::CallbackInfo& info, size_t i, int64_t lo, int64_t hi, const char* what) {
-  if (info.Length() <= i || !info[i].IsNumber()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be a number");
-  const double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return (int64_t)d;
+  if (info.Length() <= i) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be a number");
+  return checked_int(info.Env(), info[i], what, lo, hi);
 }
 
 // A typed array argument of an exact kind with at least `min_len` elements.
 template <typename T>
 T* typed_arg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, size_t min_len, const char* what) {
-  if (info.Length() <= i || !info[i].IsTypedArray()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " must be a typed array");
-  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != type) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " has the wrong element type");
-  if (ta.ElementLength() < min_len) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " has " + std::to_string(ta.ElementLength()) + " elements, needs " + std::to_string(min_len));
-  Napi::ArrayBuffer ab = ta.ArrayBuffer();
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset());
+  const TypedView v = typed_view(info.Env(), info.Length() > i ? info[i] : Napi::Value(), type, what);
+  if (v.elems < min_len) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", std::string(what) + " has " + std::to_string(v.elems) + " elements, needs " + std::to_string(min_len));
+  return reinterpret_cast<T*>(v.data);
 }
 
 float* f32_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* what) { return typed_arg<float>(info, i, napi_float32_array, n, what); }
@@ -73,9 +193,9 @@ float* f32_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* w
 // A matrix descriptor as the TypeScript side encodes it (nativeDescriptor in matrix-spec.ts).
 ie::MatrixDesc parse_desc(const Napi::Object& o) {
   ie::MatrixDesc d;
-  d.type = (ie::WeightType)int_opt(o, "type", -1, 0, ie::kWeightTypeCount - 1);
-  d.N = int_opt(o, "rows", 0, 1, 1ll << 31);
-  d.K = int_opt(o, "cols", 0, 1, 1ll << 31);
+  d.type = (ie::WeightType)int_req(o, "type", 0, ie::kWeightTypeCount - 1);
+  d.N = int_req(o, "rows", 1, 1ll << 31);
+  d.K = int_req(o, "cols", 1, 1ll << 31);
   d.group = (int)int_opt(o, "group", 0, 0, 128);
   d.affine = int_opt(o, "affine", 0, 0, 1) == 1;
   d.stype = (ie::ScaleType)int_opt(o, "scaleType", 0, 0, 2);
@@ -99,16 +219,30 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
                        {InstanceMethod<&MappingWrap::Close>("close"), InstanceMethod<&MappingWrap::View>("view"), InstanceAccessor<&MappingWrap::Buffer>("buffer"),
                         InstanceAccessor<&MappingWrap::Length>("length"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail")});
   }
-  MappingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingWrap>(info) {}
+  MappingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingWrap>(info) {
+    require_token(info, "Mapping");
+    info.This().As<Napi::Object>().TypeTag(&kMappingTag);
+  }
+  // Shadows ObjectWrap::Unwrap (node-addon-api calls T::Unwrap for `this` too): tag-checked.
+  static MappingWrap* Unwrap(const Napi::Object& o) { return checked_unwrap<MappingWrap>(o.Env(), o, &kMappingTag, "Mapping"); }
 
   void Attach(std::shared_ptr<ie::Mapping> m) { mapping_ = std::move(m); }
   std::shared_ptr<ie::Mapping> mapping() const { return mapping_; }
 
  private:
   // An ArrayBuffer over [offset, offset + length) of the mapping; it keeps the mapping alive.
+  // The mapping is private and writable (mem/mapping.h): writes through it stay in this process.
   Napi::ArrayBuffer make_view(Napi::Env env, size_t offset, size_t length) {
     auto* hold = new std::shared_ptr<ie::Mapping>(mapping_);
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, mapping_->data + offset, length, [](Napi::Env, void*, std::shared_ptr<ie::Mapping>* h) { delete h; }, hold);
+    // Forget the views the garbage collector already took, so the list does not grow forever.
+    if (views_.size() >= 2 * pruned_at_ + 16) {
+      std::vector<Napi::Reference<Napi::ArrayBuffer>> live;
+      for (auto& w : views_)
+        if (!w.IsEmpty() && !w.Value().IsEmpty()) live.push_back(std::move(w));
+      views_ = std::move(live);
+      pruned_at_ = views_.size();
+    }
     views_.push_back(Napi::Weak(ab));
     return ab;
   }
@@ -117,6 +251,7 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
     if (!mapping_) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
     const int64_t off = int_arg(info, 0, 0, (int64_t)mapping_->len, "offset");
     const int64_t len = int_arg(info, 1, 0, (int64_t)kMaxView, "length");
+    if (!mapping_) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
     if ((uint64_t)off + (uint64_t)len > mapping_->len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "the view [" + std::to_string(off) + ", +" + std::to_string(len) + ") lies outside the " + std::to_string(mapping_->len) + "-byte mapping");
     return make_view(env, (size_t)off, (size_t)len);
   }
@@ -124,13 +259,21 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
     Napi::Env env = info.Env();
     if (!mapping_) return env.Null();
     if (mapping_->len > kMaxView) IE_THROW(env, "KERNELS_MAP_TOO_LARGE", "the mapping is " + std::to_string(mapping_->len) + " bytes, more than one JavaScript view can hold; use view(offset, length)");
-    if (whole_.IsEmpty() || whole_.Value().IsDetached()) whole_ = Napi::Weak(make_view(env, 0, mapping_->len));
-    return whole_.Value();
+    // whole_ is weak: once the garbage collector took the buffer, Value() is empty (asking an
+    // empty value whether it is detached fails with "Invalid argument"), so make a new one.
+    Napi::ArrayBuffer cur;
+    if (!whole_.IsEmpty()) cur = whole_.Value();
+    if (cur.IsEmpty() || cur.IsDetached()) {
+      cur = make_view(env, 0, mapping_->len);
+      whole_ = Napi::Weak(cur);
+    }
+    return cur;
   }
   Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), mapping_ ? (double)mapping_->len : 0); }
   Napi::Value HugePages(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mapping_ && mapping_->huge_pages); }
   Napi::Value HugePagesDetail(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), mapping_ ? mapping_->huge_pages_detail : "closed"); }
-  // Detaches every JS view now (they become empty); the memory is unmapped once no Matrix uses it.
+  // Detaches every JS view now (they become empty); the memory is unmapped once no Matrix,
+  // Program or running operation uses it.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     for (auto& w : views_) {
       if (w.IsEmpty()) continue;
@@ -138,6 +281,7 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
       if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     }
     views_.clear();
+    pruned_at_ = 0;
     whole_.Reset();
     mapping_.reset();
     return info.Env().Undefined();
@@ -145,6 +289,7 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
   std::shared_ptr<ie::Mapping> mapping_;
   Napi::Reference<Napi::ArrayBuffer> whole_;
   std::vector<Napi::Reference<Napi::ArrayBuffer>> views_;
+  size_t pruned_at_ = 0;
 };
 
 // ---------------------------------------------------------------- Matrix
@@ -154,30 +299,44 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols"), InstanceMethod<&MatrixWrap::Dispose>("dispose")});
   }
-  MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {}
+  MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {
+    require_token(info, "Matrix");
+    info.This().As<Napi::Object>().TypeTag(&kMatrixTag);
+  }
+  static MatrixWrap* Unwrap(const Napi::Object& o) { return checked_unwrap<MatrixWrap>(o.Env(), o, &kMatrixTag, "Matrix"); }
 
-  ie::MatrixPlan plan;
-  Napi::Reference<Napi::ArrayBuffer> buffer;  // keeps a plain ArrayBuffer alive
-  size_t byte_offset = 0;
-  std::shared_ptr<ie::Mapping> mapping;       // keeps a mapped region mapped
+  ie::MatrixPlan plan;                  // bound once, at creation, to the pinned bytes
+  Pin pin;                              // the bytes' ArrayBuffer (a plain one or a mapping view)
+  std::shared_ptr<ie::Mapping> mapping; // keeps a mapped region mapped
   bool disposed = false;
+  int inflight = 0;                     // async operations using the matrix (JS thread only)
 
-  // Re-derives the data pointer: a plain ArrayBuffer may have been detached since.
+  // The plan, if the matrix may be used now. The bytes are pinned, so they cannot go away; a
+  // plain buffer that JavaScript detached (transferred) is refused all the same, since its
+  // memory now belongs to someone else. A mapping's views are detached by close(), which
+  // leaves the matrix working: the mapping stays mapped while the matrix holds it.
   const ie::MatrixPlan& bound(Napi::Env env) {
     if (disposed) IE_THROW(env, "KERNELS_CLOSED", "the matrix was disposed");
-    if (mapping) return plan;
-    Napi::ArrayBuffer ab = buffer.Value();
-    if (ab.IsDetached() || ab.ByteLength() < byte_offset + plan.d.bytes) IE_THROW(env, "KERNELS_DETACHED", "the matrix's buffer was detached or shrunk");
-    plan.bind(static_cast<const uint8_t*>(ab.Data()) + byte_offset);
+    if (!plan.data) IE_THROW(env, "KERNELS_CLOSED", "the matrix has no data");
+    if (!mapping && !pin.intact()) IE_THROW(env, "KERNELS_DETACHED", "the matrix's buffer was detached or shrunk");
     return plan;
+  }
+  // An async operation starts / ends using the matrix; a dispose() in between takes effect at the end.
+  void acquire() { inflight++; }
+  void release_op() {
+    if (--inflight == 0 && disposed) drop();
   }
 
  private:
-  // Lets go of the buffer (or mapping) now instead of at garbage collection.
+  void drop() {
+    pin = Pin();
+    mapping.reset();
+  }
+  // Lets go of the buffer (or mapping) now instead of at garbage collection; while an async
+  // operation uses the matrix, when that operation ends. Later use throws KERNELS_CLOSED.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     disposed = true;
-    buffer.Reset();
-    mapping.reset();
+    if (inflight == 0) drop();
     return info.Env().Undefined();
   }
   Napi::Value Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.N); }
@@ -191,25 +350,32 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Program", {InstanceMethod<&ProgramWrap::Run>("run"), InstanceMethod<&ProgramWrap::RunAsync>("runAsync"), InstanceAccessor<&ProgramWrap::Size>("size")});
   }
-  ProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProgramWrap>(info) {}
+  ProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProgramWrap>(info) {
+    require_token(info, "Program");
+    info.This().As<Napi::Object>().TypeTag(&kProgramTag);
+  }
+  static ProgramWrap* Unwrap(const Napi::Object& o) { return checked_unwrap<ProgramWrap>(o.Env(), o, &kProgramTag, "Program"); }
 
-  Napi::ObjectReference owner;                  // the ContextWrap object
+  Napi::ObjectReference owner;                     // the ContextWrap object
   std::vector<Napi::Reference<Napi::Value>> keep;  // buffers, params, matrices
   std::vector<MatrixWrap*> matrices;
-  std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers;
-  std::vector<size_t> buffer_bytes;
+  std::vector<Pin> buffers;                        // params and buffers, pinned for the program's life
   ie::Program program;
+  bool compiled = false;
   bool busy = false;
 
   // Buffers and matrices must still be what they were at compile time.
   void check_alive(Napi::Env env) {
+    if (!compiled) IE_THROW(env, "KERNELS_CLOSED", "the program was not compiled");
     if (busy) IE_THROW(env, "KERNELS_BUSY", "the program is already running");
-    for (size_t i = 0; i < buffers.size(); i++) {
-      Napi::ArrayBuffer ab = buffers[i].Value();
-      if (ab.IsDetached() || ab.ByteLength() < buffer_bytes[i]) IE_THROW(env, "KERNELS_DETACHED", "a buffer of the program was detached");
-    }
-    for (MatrixWrap* m : matrices)
-      if (m->disposed) IE_THROW(env, "KERNELS_CLOSED", "a matrix of the program was disposed");
+    for (const Pin& b : buffers)
+      if (!b.intact()) IE_THROW(env, "KERNELS_DETACHED", "a buffer of the program was detached");
+    for (MatrixWrap* m : matrices) m->bound(env);
+  }
+  bool buffers_intact() const {
+    for (const Pin& b : buffers)
+      if (!b.intact()) return false;
+    return true;
   }
 
  private:
@@ -251,7 +417,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     std::string error;
     ctx_ = Context::create(opts, &error);
     if (!ctx_) IE_THROW(env, "KERNELS_BAD_OPTION", error);
+    info.This().As<Napi::Object>().TypeTag(&kContextTag);
   }
+  static ContextWrap* Unwrap(const Napi::Object& o) { return checked_unwrap<ContextWrap>(o.Env(), o, &kContextTag, "Context"); }
 
   Context& ctx(Napi::Env env) {
     if (!ctx_) IE_THROW(env, "KERNELS_CLOSED", "the kernel context is closed");
@@ -308,43 +476,38 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
   Napi::Value MakeMatrix(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Context& c = ctx(env);
+    ctx(env);
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix(descriptor, Uint8Array)");
-    const ie::MatrixDesc d = parse_desc(info[0].As<Napi::Object>());
+    const ie::MatrixDesc d = parse_desc(info[0].As<Napi::Object>());  // runs getters: before any pointer is taken
     if (d.bytes < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "bytes must be at least 1");
-    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_uint8_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data must be a Uint8Array");
-    if (ta.ByteLength() != d.bytes) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data is " + std::to_string(ta.ByteLength()) + " bytes, the descriptor says " + std::to_string(d.bytes));
+    MappingWrap* mw = nullptr;
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) mw = MappingWrap::Unwrap(info[2].As<Napi::Object>());
+    const TypedView tv = typed_view(env, info[1], napi_uint8_array, "matrix data");
+    if (tv.bytes != d.bytes) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "matrix data is " + std::to_string(tv.elems) + " bytes, the descriptor says " + std::to_string(d.bytes));
     std::string error;
     ie::MatrixPlan plan;
     if (!ie::plan_matrix(d, &plan, &error)) IE_THROW(env, "KERNELS_BAD_MATRIX", error);
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
+    const uint8_t* base = tv.data;
     const size_t align = (size_t)ie::weight_elem_bytes(d.type);
     if (reinterpret_cast<uintptr_t>(base) % (align < 4 ? 4 : align) != 0 && d.type != ie::WeightType::I8 && d.type != ie::WeightType::Q4) IE_THROW(env, "KERNELS_MISALIGNED", "matrix data must be aligned to its element size");
     AddonData* ad = env.GetInstanceData<AddonData>();
-    Napi::Object obj = ad->matrix_ctor.New({});
+    Napi::Object obj = ad->matrix_ctor.New({construct_token(env)});
     MatrixWrap* m = MatrixWrap::Unwrap(obj);
     m->plan = std::move(plan);
-    m->byte_offset = ta.ByteOffset();
-    m->buffer = Napi::Persistent(ab);
-    // A view into one of this process's mappings keeps that mapping alive on its own.
-    if (info.Length() > 2 && info[2].IsObject()) {
-      MappingWrap* mw = MappingWrap::Unwrap(info[2].As<Napi::Object>());
+    m->pin = Pin(tv);  // the bytes stay allocated (or mapped) while the matrix lives
+    // A view into one of this process's mappings keeps that mapping alive on its own, and the
+    // matrix keeps working after the mapping is closed.
+    if (mw) {
       auto mp = mw->mapping();
-      if (mp && base >= mp->data && base + d.bytes <= mp->data + mp->len) m->mapping = mp;
+      if (mp && base >= mp->data && (uint64_t)(base - mp->data) + d.bytes <= mp->len) m->mapping = mp;
     }
     m->plan.bind(base);
-    (void)c;
     return obj;
   }
 
   MatrixWrap* matrix_arg(const Napi::CallbackInfo& info, size_t i) {
-    if (info.Length() <= i || !info[i].IsObject()) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "expected a Matrix");
-    Napi::Object o = info[i].As<Napi::Object>();
-    AddonData* ad = info.Env().GetInstanceData<AddonData>();
-    if (!o.InstanceOf(ad->matrix_ctor.Value())) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "expected a Matrix");
-    return MatrixWrap::Unwrap(o);
+    if (info.Length() <= i) IE_THROW(info.Env(), "KERNELS_BAD_ARGUMENT", "expected a Matrix");
+    return checked_unwrap<MatrixWrap>(info.Env(), info[i], &kMatrixTag, "Matrix");
   }
 
   Napi::Value Gemv(const Napi::CallbackInfo& info) {
@@ -369,52 +532,65 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return info.Env().Undefined();
   }
 
+  // The worker holds everything it touches: the matrix (its dispose() waits for the worker),
+  // X's and Y's memory (pinned: a transfer or detach while it runs cannot free it), and the
+  // context (its close() waits for the worker).
   class GemmWorker : public Napi::AsyncWorker {
    public:
-    GemmWorker(Napi::Env env, ContextWrap* owner, MatrixWrap* m, const float* X, int M, float* Y, std::vector<Napi::Reference<Napi::Value>> keep)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), m_(m), X_(X), M_(M), Y_(Y), keep_(std::move(keep)) {
+    GemmWorker(Napi::Env env, ContextWrap* owner, MatrixWrap* m, const float* X, int M, float* Y, Pin x, Pin y, std::vector<Napi::Reference<Napi::Value>> keep)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), ctx_(&owner->ctx(env)), m_(m), X_(X), M_(M), Y_(Y), x_(std::move(x)), y_(std::move(y)), keep_(std::move(keep)) {
       owner_->inflight.fetch_add(1);
+      m_->acquire();
     }
     Napi::Promise promise() { return deferred_.Promise(); }
-    void Execute() override { ie::gemm(owner_->ctx(Env()), m_->plan, X_, M_, Y_); }
+    void Execute() override { ie::gemm(*ctx_, m_->plan, X_, M_, Y_); }
     void OnOK() override {
+      const bool intact = x_.intact() && y_.intact();
       done();
-      deferred_.Resolve(Env().Undefined());
+      if (intact) deferred_.Resolve(Env().Undefined());
+      else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "X or Y was detached while gemmAsync ran; Y's new owner holds the result").Value());
     }
     void OnError(const Napi::Error& e) override {
       done();
-      deferred_.Reject(e.Value());
+      deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
     }
 
    private:
     void done() {
+      m_->release_op();
+      x_ = Pin();
+      y_ = Pin();
       if (owner_->inflight.fetch_sub(1) == 1 && owner_->close_requested) owner_->release();
     }
     Napi::Promise::Deferred deferred_;
     ContextWrap* owner_;
+    Context* ctx_;
     MatrixWrap* m_;
     const float* X_;
     int M_;
     float* Y_;
+    Pin x_, y_;
     std::vector<Napi::Reference<Napi::Value>> keep_;
   };
 
-  // Same as gemm, on a libuv worker thread; resolves when Y is written. X and Y must not be
-  // transferred or resized until the promise settles.
+  // Same as gemm, on a libuv worker thread; resolves when Y is written. X and Y stay pinned
+  // until the promise settles; a transfer meanwhile rejects it with KERNELS_DETACHED.
   Napi::Value GemmAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ctx(env);
     MatrixWrap* m = matrix_arg(info, 0);
     const auto& p = m->bound(env);
     const int M = (int)int_arg(info, 2, 1, 1 << 20, "M");
-    const float* X = f32_arg(info, 1, (size_t)p.d.K * M, "X");
-    float* Y = f32_arg(info, 3, (size_t)p.d.N * M, "Y");
+    const TypedView X = typed_view(env, info[1], napi_float32_array, "X");
+    const TypedView Y = typed_view(env, info.Length() > 3 ? info[3] : Napi::Value(), napi_float32_array, "Y");
+    if (X.elems < (size_t)p.d.K * M) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "X has " + std::to_string(X.elems) + " elements, needs " + std::to_string((size_t)p.d.K * M));
+    if (Y.elems < (size_t)p.d.N * M) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "Y has " + std::to_string(Y.elems) + " elements, needs " + std::to_string((size_t)p.d.N * M));
     std::vector<Napi::Reference<Napi::Value>> keep;
     keep.push_back(Napi::Persistent(info[0]));
     keep.push_back(Napi::Persistent(info[1]));
     keep.push_back(Napi::Persistent(info[3]));
     keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
-    auto* w = new GemmWorker(env, this, m, X, M, Y, std::move(keep));
+    auto* w = new GemmWorker(env, this, m, reinterpret_cast<const float*>(X.data), M, reinterpret_cast<float*>(Y.data), Pin(X), Pin(Y), std::move(keep));
     Napi::Promise pr = w->promise();
     w->Queue();
     return pr;
@@ -505,42 +681,46 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   }
 
   // attention({q, k, v, out, kvType, nQueries, pos0, nHeads, nKvHeads, headDim, kvStride, window, scale})
+  // Every field is read (getters run) before any buffer pointer is taken; every count is required.
   Napi::Value Attention(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Context& c = ctx(env);
+    ctx(env);
     if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "attention(args)");
     Napi::Object o = info[0].As<Napi::Object>();
     ie::AttentionArgs a;
-    a.n_heads = (int)int_opt(o, "nHeads", 0, 1, 1 << 16);
-    a.n_kv_heads = (int)int_opt(o, "nKvHeads", 0, 1, 1 << 16);
-    a.head_dim = (int)int_opt(o, "headDim", 0, 1, 1 << 16);
-    if (a.n_heads % a.n_kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "nHeads must be a multiple of nKvHeads");
+    a.n_heads = (int)int_req(o, "nHeads", 1, 1 << 16);
+    a.n_kv_heads = (int)int_req(o, "nKvHeads", 1, 1 << 16);
+    a.head_dim = (int)int_req(o, "headDim", 1, 1 << 16);
+    if (a.n_kv_heads < 1 || a.n_heads % a.n_kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "nHeads must be a multiple of nKvHeads");
     a.n_queries = (int)int_opt(o, "nQueries", 1, 1, 1 << 20);
-    a.pos0 = (int)int_opt(o, "pos0", 0, 0, 1 << 24);
-    a.kv_stride = int_opt(o, "kvStride", (int64_t)a.n_kv_heads * a.head_dim, (int64_t)a.n_kv_heads * a.head_dim, 1ll << 30);
+    a.pos0 = (int)int_req(o, "pos0", 0, 1 << 24);
+    const int64_t kvw = (int64_t)a.n_kv_heads * a.head_dim;
+    a.kv_stride = int_opt(o, "kvStride", kvw, kvw, 1ll << 30);
     a.window = (int)int_opt(o, "window", 0, 0, 1 << 24);
     a.kv_type = (ie::KvType)int_opt(o, "kvType", 0, 0, 1);
-    if (!o.Get("scale").IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "scale must be a number");
-    a.scale = o.Get("scale").As<Napi::Number>().FloatValue();
-    const size_t width = (size_t)a.n_heads * a.head_dim;
+    const Napi::Value scale = o.Get("scale");
+    if (!scale.IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "scale must be a number");
+    a.scale = scale.As<Napi::Number>().FloatValue();
+    const Napi::Value q = o.Get("q"), k = o.Get("k"), v = o.Get("v"), out = o.Get("out"), sinks = o.Get("sinks");
+    // From here on no JavaScript runs.
+    const uint64_t width = (uint64_t)a.n_heads * (uint64_t)a.head_dim;  // <= 2^32
     a.q_stride = a.out_stride = (ptrdiff_t)width;
-    auto get_ta = [&](const char* key, napi_typedarray_type type, size_t n) -> void* {
-      Napi::Value v = o.Get(key);
-      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a typed array");
-      Napi::TypedArray ta = v.As<Napi::TypedArray>();
-      if (ta.TypedArrayType() != type) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " has the wrong element type");
-      if (ta.ElementLength() < n) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " has " + std::to_string(ta.ElementLength()) + " elements, needs " + std::to_string(n));
-      return static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    const uint64_t positions = (uint64_t)a.pos0 + (uint64_t)a.n_queries;  // >= 1
+    uint64_t cache_len = 0, rows_len = 0;
+    if (!ck_mul(positions - 1, (uint64_t)a.kv_stride, &cache_len) || !ck_add(cache_len, (uint64_t)kvw, &cache_len) || !ck_mul(width, (uint64_t)a.n_queries, &rows_len))
+      IE_THROW(env, "KERNELS_BAD_ARGUMENT", "attention sizes overflow");
+    auto get_ta = [&](const Napi::Value& val, const char* key, napi_typedarray_type type, uint64_t n) -> void* {
+      const TypedView tv = typed_view(env, val, type, key);
+      if ((uint64_t)tv.elems < n) IE_THROW(env, "KERNELS_BAD_ARGUMENT", std::string(key) + " has " + std::to_string(tv.elems) + " elements, needs " + std::to_string(n));
+      return tv.data;
     };
-    const size_t positions = (size_t)a.pos0 + a.n_queries;
-    const size_t cache_len = (positions - 1) * a.kv_stride + (size_t)a.n_kv_heads * a.head_dim;
     const napi_typedarray_type kvt = a.kv_type == ie::KvType::F16 ? napi_uint16_array : napi_float32_array;
-    a.q = static_cast<const float*>(get_ta("q", napi_float32_array, width * a.n_queries));
-    if (o.Has("sinks") && !o.Get("sinks").IsUndefined()) a.sinks = static_cast<const float*>(get_ta("sinks", napi_float32_array, (size_t)a.n_heads));
-    a.out = static_cast<float*>(get_ta("out", napi_float32_array, width * a.n_queries));
-    a.k = get_ta("k", kvt, cache_len);
-    a.v = get_ta("v", kvt, cache_len);
-    ie::attention(c, a);
+    a.q = static_cast<const float*>(get_ta(q, "q", napi_float32_array, rows_len));
+    if (!sinks.IsUndefined() && !sinks.IsNull()) a.sinks = static_cast<const float*>(get_ta(sinks, "sinks", napi_float32_array, (uint64_t)a.n_heads));
+    a.out = static_cast<float*>(get_ta(out, "out", napi_float32_array, rows_len));
+    a.k = get_ta(k, "k", kvt, cache_len);
+    a.v = get_ta(v, "v", kvt, cache_len);
+    ie::attention(ctx(env), a);
     return env.Undefined();
   }
 
@@ -560,7 +740,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     auto m = ie::map_file(path, offset, length, advice, huge, populate, &error);
     if (!m) IE_THROW(env, "KERNELS_MAP_FAILED", error);
     AddonData* ad = env.GetInstanceData<AddonData>();
-    Napi::Object obj = ad->mapping_ctor.New({});
+    Napi::Object obj = ad->mapping_ctor.New({construct_token(env)});
     MappingWrap::Unwrap(obj)->Attach(m);
     return obj;
   }
@@ -569,9 +749,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value NumaBind(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Context& c = ctx(env);
-    AddonData* ad = env.GetInstanceData<AddonData>();
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ad->mapping_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "numaBind(mapping)");
-    auto m = MappingWrap::Unwrap(info[0].As<Napi::Object>())->mapping();
+    if (info.Length() < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "numaBind(mapping)");
+    auto m = checked_unwrap<MappingWrap>(env, info[0], &kMappingTag, "Mapping")->mapping();
     if (!m) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
     const int first = c.pool.pinned_cpus().empty() ? 0 : c.pool.pinned_cpus()[0];
     const ie::NumaReport r = ie::numa_bind(c.topo, c.numa, m->base, m->map_len, first);
@@ -591,46 +770,58 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "compile(spec)");
     Napi::Object spec = info[0].As<Napi::Object>();
     AddonData* ad = env.GetInstanceData<AddonData>();
-    Napi::Object obj = ad->program_ctor.New({});
+    Napi::Object obj = ad->program_ctor.New({construct_token(env)});
     ProgramWrap* pw = ProgramWrap::Unwrap(obj);
     pw->owner = Napi::Persistent(Value());
     ie::Program& prog = pw->program;
     prog.max_rows = int_opt(spec, "maxRows", 1, 1, 1 << 16);
-    if (!spec.Get("params").IsTypedArray() || spec.Get("params").As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "params must be an Int32Array");
-    Napi::TypedArray params = spec.Get("params").As<Napi::TypedArray>();
-    prog.params = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(params.ArrayBuffer().Data()) + params.ByteOffset());
-    prog.params_len = (int)params.ElementLength();
-    pw->keep.push_back(Napi::Persistent(spec.Get("params")));
-    pw->buffers.push_back(Napi::Persistent(params.ArrayBuffer()));
-    pw->buffer_bytes.push_back(params.ByteOffset() + params.ByteLength());
-    if (!spec.Get("buffers").IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers must be an array of typed arrays");
-    Napi::Array bufs = spec.Get("buffers").As<Napi::Array>();
-    struct Buf { uint8_t* base; size_t len; int elem; };
+    // Every buffer is pinned for the program's life: its memory stays allocated whatever
+    // JavaScript does (getters below included); runs refuse buffers detached since.
+    const Napi::Value params_v = spec.Get("params");
+    const TypedView params = typed_view(env, params_v, napi_int32_array, "params");
+    if (params.elems > (size_t)INT32_MAX) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "params is too long");
+    prog.params = reinterpret_cast<int32_t*>(params.data);
+    prog.params_len = (int)params.elems;
+    pw->keep.push_back(Napi::Persistent(params_v));
+    pw->buffers.emplace_back(params);
+    const Napi::Value bufs_v = spec.Get("buffers");
+    if (!bufs_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers must be an array of typed arrays");
+    Napi::Array bufs = bufs_v.As<Napi::Array>();
+    struct Buf { uint8_t* base; uint64_t len; int elem; };
     std::vector<Buf> table;
-    for (uint32_t i = 0; i < bufs.Length(); i++) {
+    const uint32_t nbufs = bufs.Length();
+    if (nbufs > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many buffers");
+    for (uint32_t i = 0; i < nbufs; i++) {
+      const std::string what = "buffers[" + std::to_string(i) + "]";
       Napi::Value v = bufs.Get(i);
-      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers[" + std::to_string(i) + "] must be a typed array");
-      Napi::TypedArray ta = v.As<Napi::TypedArray>();
-      const auto t = ta.TypedArrayType();
-      if (t != napi_float32_array && t != napi_uint16_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers[" + std::to_string(i) + "] must be a Float32Array or Uint16Array");
-      table.push_back({static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ElementLength(), t == napi_float32_array ? 4 : 2});
+      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a typed array");
+      const auto t = v.As<Napi::TypedArray>().TypedArrayType();
+      if (t != napi_float32_array && t != napi_uint16_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a Float32Array or Uint16Array");
+      const TypedView tv = typed_view(env, v, t, what);
+      table.push_back({tv.data, (uint64_t)tv.elems, t == napi_float32_array ? 4 : 2});
       pw->keep.push_back(Napi::Persistent(v));
-      pw->buffers.push_back(Napi::Persistent(ta.ArrayBuffer()));
-      pw->buffer_bytes.push_back(ta.ByteOffset() + ta.ByteLength());
+      pw->buffers.emplace_back(tv);
     }
-    if (!spec.Get("ops").IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "ops must be an array");
-    Napi::Array ops = spec.Get("ops").As<Napi::Array>();
-    auto slot = [&](Napi::Object o, const char* key, const std::string& where) -> int {
-      const int64_t s = int_opt(o, key, -1, -1, prog.params_len - 1);
-      (void)where;
-      return (int)s;
+    const Napi::Value ops_v = spec.Get("ops");
+    if (!ops_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "ops must be an array");
+    Napi::Array ops = ops_v.As<Napi::Array>();
+    auto slot = [&](Napi::Object o, const char* key) -> int { return (int)int_opt(o, key, -1, -1, (int64_t)prog.params_len - 1); };
+    auto use_matrix = [&](const Napi::Value& mv, const std::string& what) -> MatrixWrap* {
+      MatrixWrap* m = checked_unwrap<MatrixWrap>(env, mv, &kMatrixTag, what.c_str());
+      m->bound(env);
+      pw->matrices.push_back(m);
+      pw->keep.push_back(Napi::Persistent(mv));
+      return m;
     };
-    for (uint32_t i = 0; i < ops.Length(); i++) {
+    const uint32_t nops = ops.Length();
+    if (nops > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many ops");
+    for (uint32_t i = 0; i < nops; i++) {
       const std::string where = "ops[" + std::to_string(i) + "]";
-      if (!ops.Get(i).IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
-      Napi::Object o = ops.Get(i).As<Napi::Object>();
+      const Napi::Value ov = ops.Get(i);
+      if (!ov.IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
+      Napi::Object o = ov.As<Napi::Object>();
       ie::Op op;
-      op.kind = (ie::OpKind)int_opt(o, "kind", -1, 0, ie::kOpKindCount - 1);
+      op.kind = (ie::OpKind)int_req(o, "kind", 0, ie::kOpKindCount - 1);
       op.n = int_opt(o, "n", 0, 0, 1ll << 30);
       op.heads = (int)int_opt(o, "heads", 0, 0, 1 << 16);
       op.kv_heads = (int)int_opt(o, "kvHeads", 0, 0, 1 << 16);
@@ -641,33 +832,35 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       op.activations = (ie::Activations)int_opt(o, "activations", 0, 0, 1);
       op.last_row_only = int_opt(o, "lastRowOnly", 0, 0, 1) == 1;
       op.capacity = int_opt(o, "capacity", 0, 0, 1ll << 24);
-      op.m_slot = slot(o, "mSlot", where);
-      op.pos_slot = slot(o, "posSlot", where);
-      op.ids_slot = slot(o, "idsSlot", where);
-      op.out_slot = slot(o, "outSlot", where);
-      if (o.Has("eps")) op.eps = o.Get("eps").ToNumber().FloatValue();
-      if (o.Has("scale")) op.scale = o.Get("scale").ToNumber().FloatValue();
-      if (o.Has("matrix") && o.Get("matrix").IsObject()) {
-        Napi::Object mo = o.Get("matrix").As<Napi::Object>();
-        if (!mo.InstanceOf(ad->matrix_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ".matrix must be a Matrix");
-        MatrixWrap* m = MatrixWrap::Unwrap(mo);
-        m->bound(env);
-        op.matrix = &m->plan;
-        pw->matrices.push_back(m);
-        pw->keep.push_back(Napi::Persistent(o.Get("matrix")));
-      }
-      // A view [buffer, offset, stride] that must hold `rows` rows of `width` elements of `elem` bytes.
+      op.m_slot = slot(o, "mSlot");
+      op.pos_slot = slot(o, "posSlot");
+      op.ids_slot = slot(o, "idsSlot");
+      op.out_slot = slot(o, "outSlot");
+      op.eps = (float)num_opt(o, "eps", 0);
+      op.scale = (float)num_opt(o, "scale", 0);
+      const Napi::Value mv = o.Get("matrix");
+      if (!mv.IsUndefined() && !mv.IsNull()) op.matrix = &use_matrix(mv, where + ".matrix")->plan;
+      // A view [buffer, offset, stride] that must hold `rows` rows of `width` elements of
+      // `elem` bytes: offset + (rows - 1) * stride + width <= the buffer's length, computed
+      // with overflow-checked arithmetic (a stride near 2^61 must not wrap the check).
       auto view = [&](const char* key, int64_t rows, int64_t width, int elem) -> ie::View {
         ie::View v;
-        if (!o.Get(key).IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be [buffer, offset, stride]");
-        Napi::Array a = o.Get(key).As<Napi::Array>();
-        const int64_t b = a.Get(0u).ToNumber().Int64Value(), off = a.Get(1u).ToNumber().Int64Value(), stride = a.Get(2u).ToNumber().Int64Value();
-        if (b < 0 || b >= (int64_t)table.size()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": no buffer " + std::to_string(b));
+        const std::string what = where + "." + key;
+        const Napi::Value av = o.Get(key);
+        if (!av.IsArray() || av.As<Napi::Array>().Length() < 3) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be [buffer, offset, stride]");
+        Napi::Array a = av.As<Napi::Array>();
+        const Napi::Value bv = a.Get(0u), offv = a.Get(1u), sv = a.Get(2u);
+        const int64_t b = checked_int(env, bv, what + "[0] (buffer)", 0, (int64_t)table.size() - 1 < 0 ? 0 : (int64_t)table.size() - 1);
+        if (b >= (int64_t)table.size()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": no buffer " + std::to_string(b));
         const Buf& t = table[(size_t)b];
-        if (t.elem != elem) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": buffer " + std::to_string(b) + " has the wrong element type");
-        if (off < 0 || stride < 0 || width < 0 || rows < 1 || (uint64_t)off + (uint64_t)(rows - 1) * (uint64_t)stride + (uint64_t)width > t.len)
-          IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": " + std::to_string(rows) + " rows of " + std::to_string(width) + " (stride " + std::to_string(stride) + ", offset " + std::to_string(off) + ") do not fit buffer " + std::to_string(b) + " (" + std::to_string(t.len) + " elements)");
-        v.base = t.base + off * elem;
+        const int64_t off = checked_int(env, offv, what + "[1] (offset)", 0, (int64_t)t.len);
+        const int64_t stride = checked_int(env, sv, what + "[2] (stride)", 0, (int64_t)t.len);
+        if (t.elem != elem) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": buffer " + std::to_string(b) + " has the wrong element type");
+        uint64_t span = 0;
+        const bool ok = width >= 0 && rows >= 1 && ck_mul((uint64_t)(rows - 1), (uint64_t)stride, &span) && ck_add(span, (uint64_t)off, &span) && ck_add(span, (uint64_t)width, &span) && span <= t.len;
+        if (!ok)
+          IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": " + std::to_string(rows) + " rows of " + std::to_string(width) + " (stride " + std::to_string(stride) + ", offset " + std::to_string(off) + ") do not fit buffer " + std::to_string(b) + " (" + std::to_string(t.len) + " elements)");
+        v.base = t.base + (size_t)off * (size_t)elem;
         v.stride = stride;
         v.elem = elem;
         return v;
@@ -724,17 +917,12 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         case ie::OpKind::Moe: {
           // Three arrays of one Matrix per expert: gate and up [F, D], down [D, F].
           auto experts = [&](const char* key, std::vector<const ie::MatrixPlan*>* out) {
-            if (!o.Get(key).IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be an array of Matrix");
-            Napi::Array a = o.Get(key).As<Napi::Array>();
-            for (uint32_t j = 0; j < a.Length(); j++) {
-              Napi::Value mv = a.Get(j);
-              if (!mv.IsObject() || !mv.As<Napi::Object>().InstanceOf(ad->matrix_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + "[" + std::to_string(j) + "] must be a Matrix");
-              MatrixWrap* m = MatrixWrap::Unwrap(mv.As<Napi::Object>());
-              m->bound(env);
-              out->push_back(&m->plan);
-              pw->matrices.push_back(m);
-              pw->keep.push_back(Napi::Persistent(mv));
-            }
+            const Napi::Value av = o.Get(key);
+            if (!av.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be an array of Matrix");
+            Napi::Array a = av.As<Napi::Array>();
+            const uint32_t n = a.Length();
+            if (n > 1u << 16) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": too many experts");
+            for (uint32_t j = 0; j < n; j++) out->push_back(&use_matrix(a.Get(j), where + "." + key + "[" + std::to_string(j) + "]")->plan);
           };
           experts("gates", &op.moe.gate);
           experts("ups", &op.moe.up);
@@ -749,9 +937,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
             if (g.N != F || g.K != D || u.N != F || u.K != D || d.N != D || d.K != F) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": expert " + std::to_string(e) + " has a matrix of another shape (gate and up [F, D], down [D, F])");
           }
           op.n = (int64_t)E;
-          op.moe.top_k = (int)int_opt(o, "topK", 0, 1, (int64_t)E);
-          op.moe.alpha = o.Get("alpha").ToNumber().FloatValue();
-          op.moe.limit = o.Get("limit").ToNumber().FloatValue();
+          op.moe.top_k = (int)int_req(o, "topK", 1, (int64_t)E);
+          op.moe.alpha = (float)num_opt(o, "alpha", NAN);
+          op.moe.limit = (float)num_opt(o, "limit", NAN);
           if (!std::isfinite(op.moe.alpha) || !(op.moe.limit > 0)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": alpha must be finite and limit positive");
           op.a = view("a", R, D, 4);
           op.b = view("b", R, (int64_t)E, 4);
@@ -775,6 +963,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       if (op.n < 0 || ((op.kind == ie::OpKind::RmsNorm || op.kind == ie::OpKind::Add || op.kind == ie::OpKind::SwiGlu || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Argmax) && op.n < 1)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs n >= 1");
       prog.ops.push_back(op);
     }
+    pw->compiled = true;
     return obj;
   }
 
@@ -782,9 +971,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   // benchmark harness: reads `bytes` bytes of the mapping, one byte every `stride`, wrapping.
   Napi::Value Touch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    AddonData* ad = env.GetInstanceData<AddonData>();
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ad->mapping_ctor.Value())) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "touch(mapping, bytes, stride, start)");
-    auto m = MappingWrap::Unwrap(info[0].As<Napi::Object>())->mapping();
+    if (info.Length() < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "touch(mapping, bytes, stride, start)");
+    auto m = checked_unwrap<MappingWrap>(env, info[0], &kMappingTag, "Mapping")->mapping();
     if (!m) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
     const int64_t bytes = int_arg(info, 1, 0, 1ll << 40, "bytes");
     const int64_t stride = int_arg(info, 2, 1, 1ll << 30, "stride");
@@ -825,9 +1013,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Napi::Env env = info.Env();
     Context& c = ctx(env);
     if (info.Length() < 1 || !info[0].IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "readBandwidth(Uint8Array, passes)");
-    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-    const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    const size_t n = ta.ByteLength() / 64 * 64;
+    const TypedView tv = typed_view(env, info[0], napi_uint8_array, "readBandwidth's buffer");
+    const uint8_t* p = tv.data;
+    const size_t n = tv.bytes / 64 * 64;
     const int passes = (int)int_arg(info, 1, 1, 1000, "passes");
     const ie::ReadProbe r = ie::probe_read_bandwidth(c, p, n, passes);
     if (r.bytes == 0) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "readBandwidth needs a buffer of at least 128 bytes");
@@ -841,21 +1029,25 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 };
 
 
+// Holds the program (and through it its pinned buffers and its matrices, whose dispose() waits
+// for the run) and the context (whose close() waits for the run).
 class ProgramWorker : public Napi::AsyncWorker {
  public:
-  ProgramWorker(Napi::Env env, ProgramWrap* p, ContextWrap* c) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), p_(p), c_(c) {
+  ProgramWorker(Napi::Env env, ProgramWrap* p, ContextWrap* c) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), p_(p), c_(c), ctx_(&c->ctx(env)) {
     p_->busy = true;
     c_->inflight.fetch_add(1);
+    for (MatrixWrap* m : p_->matrices) m->acquire();
     self_ = Napi::Persistent(p->Value());
   }
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
-    std::string err = ie::run_program(c_->ctx(Env()), p_->program);
+    std::string err = ie::run_program(*ctx_, p_->program);
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
     done();
-    deferred_.Resolve(Env().Undefined());
+    if (p_->buffers_intact()) deferred_.Resolve(Env().Undefined());
+    else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "a buffer of the program was detached while it ran").Value());
   }
   void OnError(const Napi::Error& e) override {
     done();
@@ -865,11 +1057,13 @@ class ProgramWorker : public Napi::AsyncWorker {
  private:
   void done() {
     p_->busy = false;
+    for (MatrixWrap* m : p_->matrices) m->release_op();
     if (c_->inflight.fetch_sub(1) == 1 && c_->close_requested) c_->release();
   }
   Napi::Promise::Deferred deferred_;
   ProgramWrap* p_;
   ContextWrap* c_;
+  Context* ctx_;
   Napi::ObjectReference self_;
 };
 

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { loadAddon, type NativeContext, type NativeInfo, type NativeMapping, type NativeMatrix } from './addon.js';
 import { KERNEL_CONSTANTS, type KvDtype } from './constants.js';
-import { KernelError, asKernelError, wrapNative } from './errors.js';
+import { KernelError, asKernelError, show, wrapNative } from './errors.js';
 import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
 import { Program, encodeOp, type ProgramSpec } from './program.js';
 
@@ -40,18 +40,20 @@ const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avxvnni', 'avx512'];
 
 /** Options with the environment's defaults applied and checked. */
 export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ContextOptions {
+  if (o === null || typeof o !== 'object') throw new KernelError('KERNELS_BAD_OPTION', 'options must be an object');
+  if (env === null || typeof env !== 'object') throw new KernelError('KERNELS_BAD_OPTION', 'env must be an object');
   const pick = <T extends string>(v: T | undefined, envName: string, allowed: readonly T[]): T | undefined => {
     const raw = v ?? (env[envName] || undefined);
     if (raw === undefined) return undefined;
-    if (!allowed.includes(raw as T)) throw new KernelError('KERNELS_BAD_OPTION', `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+    if (!allowed.includes(raw as T)) throw new KernelError('KERNELS_BAD_OPTION', `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${show(raw)}`);
     return raw as T;
   };
   let threads = o.threads;
   if (threads === undefined && env.IE_THREADS) {
     threads = Number(env.IE_THREADS);
-    if (!/^\d+$/.test(env.IE_THREADS)) throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${JSON.stringify(env.IE_THREADS)}`);
+    if (!/^\d+$/.test(String(env.IE_THREADS))) throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${show(env.IE_THREADS)}`);
   }
-  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024)) throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${threads}`);
+  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024)) throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${show(threads)}`);
   return { threads, affinity: pick(o.affinity, 'IE_AFFINITY', AFFINITIES), numa: pick(o.numa, 'IE_NUMA', NUMA), isa: pick(o.isa, 'IE_ISA', ISAS) };
 }
 
@@ -67,9 +69,34 @@ function u16(v: unknown, name: string, min: number): Uint16Array {
   return v;
 }
 
+/** The native object behind a wrapper, or KERNELS_BAD_ARGUMENT for an object that only has a wrapper's prototype. */
+function nativeOf<T>(n: T, what: string): T {
+  if (n === null || typeof n !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', `not a ${what}`);
+  return n;
+}
+
+// Duck-typed (a second copy of this module, e.g. dist/ and src/ both loaded, makes instanceof
+// lie): what matters is the native object, whose type tag the addon checks.
+const wraps = (m: unknown): boolean => typeof m === 'object' && m !== null && typeof (m as { native?: unknown }).native === 'object' && (m as { native?: unknown }).native !== null;
+
+function matrixArg(m: unknown, name = 'matrix'): WeightMatrix {
+  if (!wraps(m)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a WeightMatrix (from KernelContext.matrix)`);
+  return m as WeightMatrix;
+}
+
+function mappingArg(m: unknown, name = 'mapping'): MappedFile {
+  if (!wraps(m)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a MappedFile (from KernelContext.mapFile)`);
+  return m as MappedFile;
+}
+
+function objectArg<T>(o: T, name: string): T {
+  if (o === null || typeof o !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be an object`);
+  return o;
+}
+
 function count(n: number | undefined, dflt: number, name = 'n'): number {
   const v = n ?? dflt;
-  if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${show(v)}`);
   return v;
 }
 
@@ -88,13 +115,22 @@ export class WeightMatrix {
     this.native = native;
   }
 
-  /** Releases the weights' buffer (or mapping) now rather than at garbage collection; later use throws KERNELS_CLOSED. */
+  /**
+   * Releases the weights' buffer (or mapping) now rather than at garbage collection; later use
+   * throws KERNELS_CLOSED. While an async operation (gemmAsync, Program.runAsync) uses the
+   * matrix, the bytes are released when that operation ends.
+   */
   dispose(): void {
-    this.native.dispose();
+    wrapNative(() => nativeOf(this.native, 'WeightMatrix').dispose());
   }
 }
 
-/** A read-only mmap of a file region; `bytes` is a zero-copy view. */
+/**
+ * An mmap of a file region; `bytes` and {@link view} are zero-copy views. The file is never
+ * written: the mapping is private (copy-on-write), so a write through a view changes this
+ * process's copy of that page only (and whatever matrix reads it), never the file, and cannot
+ * fault. Treat the views as read-only.
+ */
 export class MappedFile {
   /** @internal */
   readonly native: NativeMapping;
@@ -105,31 +141,32 @@ export class MappedFile {
   }
   /** The whole mapping as one ArrayBuffer (KERNELS_MAP_TOO_LARGE past 4 GiB: use {@link view}). */
   get buffer(): ArrayBuffer {
-    const b = wrapNative(() => this.native.buffer);
+    const b = wrapNative(() => nativeOf(this.native, 'MappedFile').buffer);
     if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');
     return b;
   }
+  /** The whole mapping as a Uint8Array (see {@link buffer}); writes stay private to this process. */
   get bytes(): Uint8Array {
     return new Uint8Array(this.buffer);
   }
   /** Bytes mapped. */
   get length(): number {
-    return this.native.length;
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').length);
   }
   /** A zero-copy view of [offset, offset + length) of the mapping (at most 4 GiB - 1). */
   view(offset: number, length: number): Uint8Array {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
-    return new Uint8Array(wrapNative(() => this.native.view(offset, length)));
+    return new Uint8Array(wrapNative(() => nativeOf(this.native, 'MappedFile').view(offset, length)));
   }
   get hugePages(): boolean {
-    return this.native.hugePages;
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePages);
   }
   get hugePagesDetail(): string {
-    return this.native.hugePagesDetail;
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePagesDetail);
   }
-  /** Detaches `buffer` at once; the memory is unmapped when no matrix uses it any more. */
+  /** Detaches `buffer` and every view at once; the memory is unmapped when no matrix, program or running operation uses it any more. */
   close(): void {
-    this.native.close();
+    wrapNative(() => nativeOf(this.native, 'MappedFile').close());
   }
 }
 
@@ -200,6 +237,7 @@ export class KernelContext {
 
   /** Binds a matrix to its bytes (zero-copy). Pass the mapping when `data` is a view of one, so it stays mapped while the matrix lives. */
   matrix(spec: MatrixSpec, data: Uint8Array, mapping?: MappedFile): WeightMatrix {
+    if (mapping !== undefined) mappingArg(mapping);
     const g = matrixGeometry(spec);
     if (!(data instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'matrix data must be a Uint8Array');
     if (BigInt(data.length) !== g.bytes) throw new KernelError('KERNELS_BAD_MATRIX', `matrix data is ${data.length} bytes, a ${spec.dtype} ${JSON.stringify(spec.shape)} matrix takes ${g.bytes}`);
@@ -216,23 +254,32 @@ export class KernelContext {
    * where the CPU has it) — faster, with activation rounding error; f32/f16/bf16 weights ignore it.
    */
   gemv(m: WeightMatrix, x: Float32Array, y: Float32Array, options: GemvOptions = {}): void {
+    matrixArg(m);
+    objectArg(options, 'options');
     f32(x, 'x', m.cols);
     f32(y, 'y', m.rows);
     const a = options.activations ?? 'f32';
-    if (a !== 'f32' && a !== 'int8') throw new KernelError('KERNELS_BAD_ARGUMENT', `activations must be f32 or int8, got ${JSON.stringify(a)}`);
+    if (a !== 'f32' && a !== 'int8') throw new KernelError('KERNELS_BAD_ARGUMENT', `activations must be f32 or int8, got ${show(a)}`);
     wrapNative(() => this.n.gemv(m.native, x, y, a === 'int8' ? 1 : 0));
   }
 
   /** Y = X W^T for M tokens: X is M x cols, Y is M x rows, both row-major. */
   gemm(m: WeightMatrix, X: Float32Array, M: number, Y: Float32Array): void {
+    matrixArg(m);
     count(M, M, 'M');
     f32(X, 'X', M * m.cols);
     f32(Y, 'Y', M * m.rows);
     wrapNative(() => this.n.gemm(m.native, X, M, Y));
   }
 
-  /** {@link gemm} off the event loop (a libuv worker thread). Do not transfer X or Y until it settles. */
+  /**
+   * {@link gemm} off the event loop (a libuv worker thread). The matrix, X and Y are held until
+   * it settles: `m.dispose()` meanwhile takes effect when it ends, and X's and Y's memory stays
+   * allocated if they are transferred (the promise then rejects with KERNELS_DETACHED, since Y's
+   * new owner got the result). Resizable and shared buffers are refused.
+   */
   async gemmAsync(m: WeightMatrix, X: Float32Array, M: number, Y: Float32Array): Promise<void> {
+    matrixArg(m);
     count(M, M, 'M');
     f32(X, 'X', M * m.cols);
     f32(Y, 'Y', M * m.rows);
@@ -245,98 +292,99 @@ export class KernelContext {
 
   /** Row r of W, dequantized to f32 (an embedding lookup). */
   row(m: WeightMatrix, r: number, out: Float32Array): void {
-    if (!Number.isSafeInteger(r) || r < 0 || r >= m.rows) throw new KernelError('KERNELS_BAD_ARGUMENT', `row ${r} is outside 0..${m.rows - 1}`);
+    matrixArg(m);
+    if (!Number.isSafeInteger(r) || r < 0 || r >= m.rows) throw new KernelError('KERNELS_BAD_ARGUMENT', `row ${show(r)} is outside 0..${m.rows - 1}`);
     f32(out, 'out', m.cols);
     wrapNative(() => this.n.row(m.native, r, out));
   }
 
   rmsnorm(x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void {
-    const n = count(weight.length, weight.length);
+    const n = count(f32(weight, 'weight', 1).length, 1);
     f32(x, 'x', n);
-    f32(weight, 'weight', n);
     f32(out, 'out', n);
-    if (!(eps > 0 && eps < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `eps must be in (0, 1), got ${eps}`);
-    this.n.rmsnorm(x, weight, eps, out, n);
+    if (typeof eps !== 'number' || !(eps > 0 && eps < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `eps must be in (0, 1), got ${show(eps)}`);
+    wrapNative(() => this.n.rmsnorm(x, weight, eps, out, n));
   }
 
   /** In place over x[0..n). */
   softmax(x: Float32Array, n?: number): void {
-    const len = count(n, x.length);
+    const len = count(n, f32(x, 'x', 1).length);
     f32(x, 'x', len);
-    this.n.softmax(x, len);
+    wrapNative(() => this.n.softmax(x, len));
   }
 
   /** Rotates nHeads heads of headDim in x by the given cos/sin (headDim/2 each) in the model's RoPE style. */
   rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: 'adjacent' | 'rotate_half'): void {
     count(nHeads, nHeads, 'nHeads');
-    if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim % 2) throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${headDim}`);
+    if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim > 2 ** 16 || headDim % 2) throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${show(headDim)}`);
     f32(x, 'x', nHeads * headDim);
     f32(cos, 'cos', headDim / 2);
     f32(sin, 'sin', headDim / 2);
     if (style !== 'adjacent' && style !== 'rotate_half') throw new KernelError('KERNELS_BAD_ARGUMENT', `style must be adjacent or rotate_half`);
-    this.n.rope(x, nHeads, headDim, cos, sin, style === 'adjacent' ? 0 : 1);
+    wrapNative(() => this.n.rope(x, nHeads, headDim, cos, sin, style === 'adjacent' ? 0 : 1));
   }
 
   /** out = silu(gate) * up. */
   swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n?: number): void {
-    const len = count(n, gate.length);
+    const len = count(n, f32(gate, 'gate', 1).length);
     f32(gate, 'gate', len);
     f32(up, 'up', len);
     f32(out, 'out', len);
-    this.n.swiglu(gate, up, out, len);
+    wrapNative(() => this.n.swiglu(gate, up, out, len));
   }
 
   add(a: Float32Array, b: Float32Array, out: Float32Array, n?: number): void {
-    const len = count(n, a.length);
+    const len = count(n, f32(a, 'a', 1).length);
     f32(a, 'a', len);
     f32(b, 'b', len);
     f32(out, 'out', len);
-    this.n.add(a, b, out, len);
+    wrapNative(() => this.n.add(a, b, out, len));
   }
 
   scale(x: Float32Array, s: number, n?: number): void {
-    const len = count(n, x.length);
+    const len = count(n, f32(x, 'x', 1).length);
     f32(x, 'x', len);
-    if (!Number.isFinite(s)) throw new KernelError('KERNELS_BAD_ARGUMENT', `s must be finite, got ${s}`);
-    this.n.scale(x, s, len);
+    if (!Number.isFinite(s)) throw new KernelError('KERNELS_BAD_ARGUMENT', `s must be finite, got ${show(s)}`);
+    wrapNative(() => this.n.scale(x, s, len));
   }
 
   /** Index of the largest of x[0..n) (the first, on ties). */
   argmax(x: Float32Array, n?: number): number {
-    const len = count(n, x.length);
+    const len = count(n, f32(x, 'x', 1).length);
     f32(x, 'x', len);
-    return this.n.argmax(x, len);
+    return wrapNative(() => this.n.argmax(x, len));
   }
 
   dot(a: Float32Array, b: Float32Array, n?: number): number {
-    const len = count(n, a.length);
+    const len = count(n, f32(a, 'a', 1).length);
     f32(a, 'a', len);
     f32(b, 'b', len);
-    return this.n.dot(a, b, len);
+    return wrapNative(() => this.n.dot(a, b, len));
   }
 
   f32ToF16(x: Float32Array, out: Uint16Array, n?: number): void {
-    const len = count(n, x.length);
+    const len = count(n, f32(x, 'x', 1).length);
     f32(x, 'x', len);
     u16(out, 'out', len);
-    this.n.f32ToF16(x, out, len);
+    wrapNative(() => this.n.f32ToF16(x, out, len));
   }
 
   f16ToF32(x: Uint16Array, out: Float32Array, n?: number): void {
-    const len = count(n, x.length);
+    const len = count(n, u16(x, 'x', 1).length);
     u16(x, 'x', len);
     f32(out, 'out', len);
-    this.n.f16ToF32(x, out, len);
+    wrapNative(() => this.n.f16ToF32(x, out, len));
   }
 
   /** Attention of nQueries consecutive queries over the KV cache (grouped-query heads, optional sliding window). */
   attention(a: AttentionArgs): void {
+    objectArg(a, 'attention args');
     const nq = count(a.nQueries, 1, 'nQueries');
     const H = count(a.nHeads, a.nHeads, 'nHeads');
     const KV = count(a.nKvHeads, a.nKvHeads, 'nKvHeads');
     const hd = count(a.headDim, a.headDim, 'headDim');
     if (H % KV !== 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `nHeads (${H}) must be a multiple of nKvHeads (${KV})`);
-    if (!Number.isSafeInteger(a.pos0) || a.pos0 < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `pos0 must be a non-negative integer, got ${a.pos0}`);
+    if (!Number.isSafeInteger(a.pos0) || a.pos0 < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `pos0 must be a non-negative integer, got ${show(a.pos0)}`);
     const stride = a.kvStride ?? KV * hd;
     if (!Number.isSafeInteger(stride) || stride < KV * hd) throw new KernelError('KERNELS_BAD_ARGUMENT', `kvStride must be at least nKvHeads * headDim = ${KV * hd}`);
     const kvType: KvDtype = a.k instanceof Uint16Array ? 'f16' : 'f32';
@@ -348,23 +396,29 @@ export class KernelContext {
     const window = a.window ?? 0;
     if (!Number.isSafeInteger(window) || window < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `window must be a non-negative integer`);
     const scale = a.scale ?? 1 / Math.sqrt(hd);
+    if (typeof scale !== 'number') throw new KernelError('KERNELS_BAD_ARGUMENT', 'scale must be a number');
     if (a.sinks !== undefined) f32(a.sinks, 'sinks', H);
     wrapNative(() => this.n.attention({ q: a.q, k: a.k, v: a.v, out: a.out, nHeads: H, nKvHeads: KV, headDim: hd, nQueries: nq, pos0: a.pos0, kvStride: stride, window, scale, kvType: KERNEL_CONSTANTS.kvTypes[kvType], sinks: a.sinks }));
   }
 
   /** Maps a file region read-only (zero-copy), with madvise hints. */
   mapFile(path: string, options: MapOptions = {}): MappedFile {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw new KernelError('KERNELS_BAD_ARGUMENT', 'path must be a non-empty string');
+    objectArg(options, 'options');
     const offset = options.offset ?? 0;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `offset must be a non-negative integer`);
     const length = options.length;
     if (length !== undefined && (!Number.isSafeInteger(length) || length < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `length must be a positive integer`);
     const len = length ?? sizeOf(path) - offset;
     if (len < 1) throw new KernelError('KERNELS_MAP_FAILED', `${path}: nothing to map at offset ${offset}`);
-    return new MappedFile(wrapNative(() => this.n.mapFile(path, offset, len, options.advice ?? 'normal', options.hugePages ?? false, options.populate ?? false)));
+    const advice = options.advice ?? 'normal';
+    if (typeof advice !== 'string') throw new KernelError('KERNELS_BAD_OPTION', 'advice must be normal, sequential, random or willneed');
+    return new MappedFile(wrapNative(() => this.n.mapFile(path, offset, len, advice, options.hugePages === true, options.populate === true)));
   }
 
   /** Applies the context's NUMA policy to a mapping; on one node it reports why nothing changes. */
   numaBind(mapping: MappedFile): { nodes: number; policy: string; applied: boolean; detail: string } {
+    mappingArg(mapping);
     return wrapNative(() => this.n.numaBind(mapping.native));
   }
 
@@ -392,6 +446,9 @@ export class KernelContext {
 
   /** Compiles a program (a fixed list of kernel invocations); see {@link ProgramSpec}. */
   compile(spec: ProgramSpec): Program {
+    objectArg(spec, 'spec');
+    if (!Array.isArray(spec.buffers)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'buffers must be an array of typed arrays');
+    if (!Array.isArray(spec.ops)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'ops must be an array');
     if (!(spec.params instanceof Int32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'params must be an Int32Array');
     count(spec.maxRows, spec.maxRows, 'maxRows');
     const native = wrapNative(() => this.n.compile({ buffers: spec.buffers, params: spec.params, maxRows: spec.maxRows, ops: spec.ops.map(encodeOp) }));
@@ -405,8 +462,10 @@ export class KernelContext {
    * reads landed in, times 64 (at a stride of 256 that is a quarter of the span).
    */
   touch(mapping: MappedFile, bytes: number, stride: number, start = 0): { seconds: number; next: number; bytesRead: number } {
+    mappingArg(mapping);
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `bytes must be a non-negative integer`);
     count(stride, stride, 'stride');
+    if (!Number.isSafeInteger(start) || start < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `start must be a non-negative integer`);
     const r = wrapNative(() => this.n.touch(mapping.native, bytes, stride, start));
     return { seconds: r.seconds, next: r.next, bytesRead: r.lines * 64 };
   }
@@ -415,7 +474,7 @@ export class KernelContext {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.native.close();
+    wrapNative(() => this.native.close());
   }
 }
 

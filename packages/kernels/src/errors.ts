@@ -41,3 +41,16 @@ export function asKernelError(e: unknown): unknown {
   if (typeof code === 'string' && code in KERNEL_ERROR_CODES) return new KernelError(code as KernelErrorCode, (e as Error).message, { cause: e });
   return e;
 }
+
+/** A value for an error message; never throws (no toString or valueOf of the caller's objects runs). */
+export function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'undefined') return String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (v === null) return 'null';
+  try {
+    return `a ${Object.prototype.toString.call(v).slice(8, -1)}`;
+  } catch {
+    return `a ${typeof v}`;
+  }
+}

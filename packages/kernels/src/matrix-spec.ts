@@ -41,16 +41,31 @@ export interface MatrixGeometry {
 }
 
 export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
-  if (!(spec.dtype in KERNEL_CONSTANTS.weightTypes)) bad(`dtype must be one of ${Object.keys(KERNEL_CONSTANTS.weightTypes).join(', ')}, got ${JSON.stringify(spec.dtype)}`);
+  try {
+    return geometry(spec);
+  } catch (e) {
+    // Whatever else a malformed spec throws (a getter, a BigInt of a fraction) is the same error.
+    if (e instanceof KernelError) throw e;
+    bad(`the matrix spec is malformed (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+const own = (o: object, k: unknown): boolean => typeof k === 'string' && Object.hasOwn(o, k);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+function geometry(spec: MatrixSpec): MatrixGeometry {
+  if (!isObject(spec)) bad('a matrix spec must be an object');
+  if (!own(KERNEL_CONSTANTS.weightTypes, spec.dtype)) bad(`dtype must be one of ${Object.keys(KERNEL_CONSTANTS.weightTypes).join(', ')}, got ${JSON.stringify(spec.dtype)}`);
   if (!Array.isArray(spec.shape) || spec.shape.length !== 2) bad(`shape must be [rows, cols], got ${JSON.stringify(spec.shape)}`);
   const [rows, cols] = spec.shape;
   for (const d of [rows, cols]) if (!Number.isSafeInteger(d) || d < 1 || d > 2 ** 31) bad(`shape dims must be integers in 1..2^31, got ${JSON.stringify(spec.shape)}`);
   const N = BigInt(rows);
   const K = BigInt(cols);
   const layout = spec.layout ?? { order: 'row_major', block_k: 0 };
+  if (!isObject(layout)) bad('layout must be an object');
   if (layout.order !== 'row_major' && layout.order !== 'pretransposed') bad(`layout.order must be row_major or pretransposed`);
   if (!Number.isSafeInteger(layout.block_k) || layout.block_k < 0 || layout.block_k % 64 !== 0) bad(`layout.block_k must be 0 or a multiple of 64, got ${layout.block_k}`);
-  if (spec.dtype in KERNEL_CONSTANTS.blockFormats) {
+  if (own(KERNEL_CONSTANTS.blockFormats, spec.dtype)) {
     const f = KERNEL_CONSTANTS.blockFormats[spec.dtype as BlockWeightDtype];
     if (spec.quant) bad(`${spec.dtype} matrices carry their scales in their blocks: no quant block`);
     if (layout.order !== 'row_major' || layout.block_k) bad(`${spec.dtype} matrices are row-major and not K-blocked`);
@@ -63,9 +78,9 @@ export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
     return { rows, cols, bytes: N * K * (spec.dtype === 'f32' ? 4n : 2n), scalesOffset: 0n, zerosOffset: 0n };
   }
   const q = spec.quant;
-  if (!q) bad(`${spec.dtype} matrices need a quant block`);
+  if (!isObject(q)) bad(`${spec.dtype} matrices need a quant block`);
   if (layout.order !== 'row_major') bad('quantized matrices must be row-major');
-  if (!(q.scale_dtype in KERNEL_CONSTANTS.scaleTypes)) bad(`quant.scale_dtype must be f16, bf16 or f32`);
+  if (!own(KERNEL_CONSTANTS.scaleTypes, q.scale_dtype)) bad(`quant.scale_dtype must be f16, bf16 or f32`);
   const perRow = q.granularity === 'per_row';
   if (perRow && spec.dtype !== 'i8') bad('per-row scales are for i8 only');
   if (!perRow && (q.granularity !== 'per_group' || !(KERNEL_CONSTANTS.groupSizes as readonly number[]).includes(q.group_size))) bad(`quant.group_size must be 32, 64 or 128, got ${q.group_size}`);
@@ -80,8 +95,8 @@ export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
   const sbytes = N * gpr * (q.scale_dtype === 'f32' ? 4n : 2n);
   const zerosOffset = q.scheme === 'affine' ? align64(scalesOffset + sbytes) : 0n;
   const bytes = q.scheme === 'affine' ? zerosOffset + N * gpr : scalesOffset + sbytes;
-  if (BigInt(q.scales_offset) !== scalesOffset) bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
-  if (q.scheme === 'affine' && BigInt(q.zeros_offset ?? -1) !== zerosOffset) bad(`quant.zeros_offset must be ${zerosOffset}, got ${q.zeros_offset}`);
+  if (!Number.isSafeInteger(q.scales_offset) || BigInt(q.scales_offset) !== scalesOffset) bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
+  if (q.scheme === 'affine' && (!Number.isSafeInteger(q.zeros_offset) || BigInt(q.zeros_offset as number) !== zerosOffset)) bad(`quant.zeros_offset must be ${zerosOffset}, got ${q.zeros_offset}`);
   return { rows, cols, bytes, scalesOffset, zerosOffset };
 }
 

@@ -8,7 +8,7 @@
 import type { NativeProgram } from './addon.js';
 import type { WeightMatrix } from './context.js';
 import { KERNEL_CONSTANTS } from './constants.js';
-import { asKernelError } from './errors.js';
+import { KernelError, asKernelError } from './errors.js';
 
 /** Rows of a buffer: `[buffer index, element offset, elements between rows]` (stride 0: one row shared by all). */
 export type View = readonly [buffer: number, offset: number, stride: number];
@@ -69,16 +69,33 @@ export interface ProgramSpec {
 
 const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, attention: 6, swiglu: 7, argmax: 8, moe: 9 } as const;
 
+/** The native Matrix of a WeightMatrix (the addon checks its type tag; a spoof is refused there). */
+function nat(m: unknown, what: string): unknown {
+  if (m === null || typeof m !== 'object' || !('native' in m)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${what} must be a WeightMatrix`);
+  return (m as { native: unknown }).native;
+}
+
+function kvType(t: unknown): number {
+  if (t !== 'f32' && t !== 'f16') throw new KernelError('KERNELS_BAD_ARGUMENT', 'kvType must be f32 or f16');
+  return KERNEL_CONSTANTS.kvTypes[t];
+}
+
+function list(a: unknown, what: string): unknown[] {
+  if (!Array.isArray(a)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${what} must be an array of WeightMatrix`);
+  return a;
+}
+
 /** The native encoding of an op. */
 export function encodeOp(o: ProgramOp): Record<string, unknown> {
+  if (o === null || typeof o !== 'object' || typeof o.op !== 'string' || !Object.hasOwn(KINDS, o.op)) throw new KernelError('KERNELS_BAD_ARGUMENT', `an op must be an object whose op is one of ${Object.keys(KINDS).join(', ')}`);
   const base = { kind: KINDS[o.op], mSlot: 'mSlot' in o ? o.mSlot : undefined };
   switch (o.op) {
     case 'embed':
-      return { ...base, matrix: o.matrix.native, out: o.out, idsSlot: o.idsSlot };
+      return { ...base, matrix: nat(o.matrix, `${o.op}.matrix`), out: o.out, idsSlot: o.idsSlot };
     case 'rmsnorm':
       return { ...base, a: o.x, b: o.weight, out: o.out, n: o.n, eps: o.eps };
     case 'matmul':
-      return { ...base, matrix: o.matrix.native, a: o.x, out: o.out, activations: o.activations === 'int8' ? 1 : 0, lastRowOnly: o.lastRowOnly ? 1 : 0 };
+      return { ...base, matrix: nat(o.matrix, `${o.op}.matrix`), a: o.x, out: o.out, activations: o.activations === 'int8' ? 1 : 0, lastRowOnly: o.lastRowOnly ? 1 : 0 };
     case 'add':
       return { ...base, a: o.a, b: o.b, out: o.out, n: o.n };
     case 'swiglu':
@@ -86,18 +103,19 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
     case 'rope':
       return { ...base, out: o.x, a: o.cos, b: o.sin, heads: o.heads, headDim: o.headDim, style: o.style === 'adjacent' ? 0 : 1, capacity: o.capacity, posSlot: o.posSlot };
     case 'store':
-      return { ...base, a: o.x, out: o.cache, n: o.n, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot };
+      return { ...base, a: o.x, out: o.cache, n: o.n, kvType: kvType(o.kvType), capacity: o.capacity, posSlot: o.posSlot };
     case 'attention':
-      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: KERNEL_CONSTANTS.kvTypes[o.kvType], capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? 1 / Math.sqrt(o.headDim), sinks: o.sinks };
+      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: kvType(o.kvType), capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? (typeof o.headDim === 'number' ? 1 / Math.sqrt(o.headDim) : undefined), sinks: o.sinks };
     case 'moe':
+      if (o.scratch === null || typeof o.scratch !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', 'moe.scratch must be an object');
       return {
         ...base,
         a: o.x,
         b: o.router,
         out: o.out,
-        gates: o.gate.map((m) => m.native),
-        ups: o.up.map((m) => m.native),
-        downs: o.down.map((m) => m.native),
+        gates: list(o.gate, 'moe.gate').map((m) => nat(m, 'moe.gate[]')),
+        ups: list(o.up, 'moe.up').map((m) => nat(m, 'moe.up[]')),
+        downs: list(o.down, 'moe.down').map((m) => nat(m, 'moe.down[]')),
         gateBias: o.gateBias,
         upBias: o.upBias,
         downBias: o.downBias,
@@ -115,6 +133,11 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
   }
 }
 
+function nativeProgram(n: NativeProgram): NativeProgram {
+  if (n === null || typeof n !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', 'not a Program');
+  return n;
+}
+
 export class Program {
   /** @internal */
   readonly native: NativeProgram;
@@ -124,20 +147,29 @@ export class Program {
   }
   /** Number of ops. */
   get size(): number {
-    return this.native.size;
-  }
-  /** Runs every op on the calling thread (with the pool). */
-  run(): void {
     try {
-      this.native.run();
+      return nativeProgram(this.native).size;
     } catch (e) {
       throw asKernelError(e);
     }
   }
-  /** Runs on a libuv worker thread; the JavaScript thread stays free. Params and buffers must not change until it settles. */
+  /** Runs every op on the calling thread (with the pool). */
+  run(): void {
+    try {
+      nativeProgram(this.native).run();
+    } catch (e) {
+      throw asKernelError(e);
+    }
+  }
+  /**
+   * Runs on a libuv worker thread; the JavaScript thread stays free. Params and buffers must
+   * not change until it settles. Its buffers are pinned for the program's life (a transfer
+   * cannot free memory it writes; a run then rejects with KERNELS_DETACHED), and a matrix
+   * disposed meanwhile is released when the run ends.
+   */
   async runAsync(): Promise<void> {
     try {
-      await this.native.runAsync();
+      await nativeProgram(this.native).runAsync();
     } catch (e) {
       throw asKernelError(e);
     }

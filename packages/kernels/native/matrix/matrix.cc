@@ -16,6 +16,10 @@ uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
     return 0;
   }
   const uint64_t N = (uint64_t)d.N, K = (uint64_t)d.K;
+  if (N * K > (1ull << 50)) {  // N, K <= 2^31: the product itself cannot overflow; 4 bytes each could
+    *error = "rows * cols must be at most 2^50";
+    return 0;
+  }
   switch (d.type) {
     case WeightType::F32: return N * K * 4;
     case WeightType::F16:

@@ -44,10 +44,26 @@ std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint
   const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
   const uint64_t aligned = offset - offset % page;
   const size_t map_len = (size_t)(length + (offset - aligned));
-  void* p = mmap(nullptr, map_len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, (off_t)aligned);
+  // Private and (after populating) writable: JavaScript sees the bytes as an ordinary
+  // Uint8Array, and a write through it must neither fault (a PROT_READ page would SIGSEGV the
+  // process) nor reach the file. A write copies that one page for this process (copy-on-write);
+  // pages never written stay shared with the page cache, so this is as zero-copy as before.
+  // Mapped read-only first, so MAP_POPULATE faults pages in for reading (populating a writable
+  // private mapping would copy every page); MAP_NORESERVE keeps a model larger than RAM + swap
+  // mappable (no commit charge for pages that are never written).
+  void* p = mmap(nullptr, map_len, PROT_READ, MAP_PRIVATE | MAP_NORESERVE | (populate ? MAP_POPULATE : 0), fd, (off_t)aligned);
   close(fd);
   if (p == MAP_FAILED) {
     *error = path + ": mmap failed (" + std::strerror(errno) + ")";
+    return nullptr;
+  }
+  if (mprotect(p, map_len, PROT_READ | PROT_WRITE) != 0) {
+    // Strict overcommit (vm.overcommit_memory=2) ignores MAP_NORESERVE and may refuse to
+    // charge a writable private mapping of this size: fail cleanly rather than hand JavaScript
+    // a view whose writes would crash the process.
+    const int e = errno;
+    munmap(p, map_len);
+    *error = path + ": cannot make the private mapping writable (" + std::strerror(e) + "); the system's overcommit policy refuses " + std::to_string(map_len) + " bytes";
     return nullptr;
   }
   auto m = std::make_shared<Mapping>();

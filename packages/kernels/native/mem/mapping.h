@@ -1,4 +1,4 @@
-// Read-only memory maps of file regions, with madvise hints. The region stays mapped while
+// Memory maps of file regions (the file is never modified), with madvise hints. The region stays mapped while
 // any holder keeps the shared Mapping alive; closing from JavaScript detaches the JS buffer
 // at once (so JS can never touch unmapped memory) and unmaps when the last native user is done.
 #pragma once
@@ -22,7 +22,9 @@ struct Mapping {
   ~Mapping();
 };
 
-// Maps [offset, offset + length) of `path` read-only. Returns null and sets `error` on failure.
+// Maps [offset, offset + length) of `path` privately (MAP_PRIVATE): the file is never written;
+// the pages are writable copy-on-write, so a write from JavaScript through a view changes only
+// this process's copy of that page instead of faulting. Returns null and sets `error` on failure.
 std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint64_t length, Advice advice, bool huge_pages, bool populate, std::string* error);
 
 }  // namespace ie
