@@ -43,6 +43,7 @@ export const FORMAT_ERROR_CODES = {
   SAFETENSORS_SIZE_MISMATCH: 'a safetensors tensor byte range does not match dtype x shape',
   SAFETENSORS_RANGE_OUT_OF_FILE: 'a safetensors tensor range lies outside the file',
   SAFETENSORS_OVERLAP: 'two safetensors tensors overlap',
+  SAFETENSORS_NOT_CONTIGUOUS: 'the safetensors tensors leave a gap, do not start at data offset 0, or do not end at the end of the file',
   SAFETENSORS_TOO_MANY_TENSORS: 'the safetensors header lists more tensors than the cap',
   // Hugging Face directory
   HF_NOT_A_MODEL_DIR: 'the directory has no config.json or no safetensors weights',

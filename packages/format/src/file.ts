@@ -1,8 +1,15 @@
 /** Positional file reads that never read past what they were asked for. */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { FormatError, FormatErrorCode } from './errors.js';
+
+/**
+ * Opening flags for files an importer reads: O_NONBLOCK so that opening a FIFO (or a symlink to
+ * one) returns at once instead of waiting for a writer; the fstat() that follows refuses it.
+ * Symlinks to regular files are followed (Hugging Face caches are made of them).
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 export type ErrorFactory = (code: FormatErrorCode, message: string, field?: string) => FormatError;
 
@@ -16,7 +23,7 @@ export class RandomAccessFile {
   static async open(path: string, onMissing: ErrorFactory): Promise<RandomAccessFile> {
     let fh: FileHandle;
     try {
-      fh = await open(path, 'r');
+      fh = await open(path, READ_FLAGS);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw onMissing('IO_ERROR', code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (e as Error).message})`);
@@ -24,7 +31,7 @@ export class RandomAccessFile {
     const st = await fh.stat();
     if (!st.isFile()) {
       await fh.close();
-      throw onMissing('IO_ERROR', 'is not a regular file');
+      throw onMissing('IO_ERROR', `is not a regular file (${fileKind(st)}); only regular files are read`);
     }
     return new RandomAccessFile(path, fh, st.size);
   }
@@ -48,6 +55,56 @@ export class RandomAccessFile {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a plain file';
+}
+
+/**
+ * Reads a whole file an importer needs (a config, a tokenizer, an index, a manifest) with a
+ * size cap that holds whatever the file is: the opened descriptor is fstat()ed and anything but
+ * a regular file (FIFO, device, socket, directory, also through a symlink) is refused; at most
+ * `cap` + 1 bytes are ever read, and a file that yields more bytes than fstat() reported (a /proc
+ * file, whose size is 0, or one growing while read) is refused too. Errors carry `code`.
+ */
+export async function readRegularFile(path: string, cap: number, fail: (code: FormatErrorCode, message: string) => Error, code: FormatErrorCode = 'IO_ERROR'): Promise<Uint8Array> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, READ_FLAGS);
+  } catch (e) {
+    const c = (e as NodeJS.ErrnoException).code;
+    throw fail(code, c === 'ENOENT' ? 'does not exist' : `cannot be opened (${c ?? 'error'})`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw fail(code, `is not a regular file (${fileKind(st)}); only regular files are read`);
+    if (st.size > cap) throw fail(code, `is ${st.size} bytes, over the ${cap}-byte cap`);
+    // One byte more than fstat() promised tells a pseudo-file (or a growing one) from a regular file.
+    const buf = new Uint8Array(st.size + 1);
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await fh.read(buf, done, buf.length - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done !== st.size) throw fail(code, `yielded ${done > st.size ? 'more' : 'fewer'} bytes than its size (${st.size}); it is not a plain regular file (a /proc file?) or it changed while being read`);
+    return buf.subarray(0, done);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Where JSON.parse stopped, from its message (V8 says "at position N"), without the text it quotes. */
+export function jsonErrorPosition(e: unknown): string {
+  const m = /position (\d+)/.exec(e instanceof Error ? e.message : '');
+  if (m) return `at character ${m[1]}`;
+  return /end of JSON|Unexpected end/i.test(e instanceof Error ? e.message : '') ? 'at the end (truncated)' : 'syntax error';
 }
 
 /** sha256 of a whole file, streamed. */

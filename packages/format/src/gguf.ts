@@ -81,10 +81,23 @@ export interface GgufFile {
 export interface GgufLimits {
   maxTensors: number;
   maxKeys: number;
+  /** The longest metadata string value (a key is at most 64 KiB, a tensor name 256 bytes). */
   maxStringBytes: number;
   maxArrayDepth: number;
+  /** The most elements one metadata array may have (a vocabulary, its scores, its merges). */
+  maxArrayLength: number;
+  /**
+   * What the parsed metadata may cost in memory, estimated per value before it is allocated
+   * (16 bytes a number, 32 a bigint, 32 plus its length a string): a file cannot make the parser
+   * hold much more than its own size, whatever its arrays claim.
+   */
+  maxMetadataBytes: number;
 }
-export const DEFAULT_GGUF_LIMITS: GgufLimits = Object.freeze({ maxTensors: 1 << 16, maxKeys: 1 << 16, maxStringBytes: 1 << 24, maxArrayDepth: 2 });
+/** Far above any real model's (gpt-oss's o200k vocabulary: 201,088 tokens and 446,189 merges, ~30 MB parsed). */
+export const DEFAULT_GGUF_LIMITS: GgufLimits = Object.freeze({ maxTensors: 1 << 16, maxKeys: 1 << 16, maxStringBytes: 1 << 24, maxArrayDepth: 2, maxArrayLength: 1 << 21, maxMetadataBytes: 256 << 20 });
+
+/** Estimated memory of one parsed metadata value of each type (strings add their length). */
+const VALUE_COST = [16, 16, 16, 16, 16, 16, 16, 16, 32, 48, 32, 32, 16];
 
 /** Thrown internally when the bytes given end before the header does but the file goes on. */
 class NeedMore {
@@ -95,6 +108,8 @@ const MIN_VALUE_BYTES = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8];
 
 class Cursor {
   pos = 0;
+  /** Estimated bytes of metadata parsed so far (see GgufLimits.maxMetadataBytes). */
+  spent = 0;
   private readonly dv: DataView;
   private readonly dec = new TextDecoder('utf-8', { fatal: true });
   constructor(
@@ -124,10 +139,16 @@ class Cursor {
     if (v > BigInt(max)) this.fail(code, `is ${v}, more than ${max}`, f);
     return Number(v);
   }
-  str(f: string, maxBytes: number): string {
+  /** Charges `bytes` of estimated memory against the metadata budget, before it is allocated. */
+  charge(bytes: number, limits: GgufLimits, f: string): void {
+    this.spent += bytes;
+    if (this.spent > limits.maxMetadataBytes) this.fail('GGUF_TOO_MANY_ENTRIES', `metadata would take more than the ${limits.maxMetadataBytes}-byte cap in memory (at byte ${this.pos})`, f);
+  }
+  str(f: string, maxBytes: number, limits?: GgufLimits): string {
     const n = this.u64(f);
     if (n > BigInt(maxBytes) || n > BigInt(this.remaining)) this.fail('GGUF_BAD_STRING', `has length ${n}, more than ${Math.min(maxBytes, this.remaining)} bytes available`, f);
     const len = Number(n);
+    if (limits) this.charge(len, limits, f);
     this.need(len, f);
     const s = this.b.subarray(this.pos, this.pos + len);
     this.pos += len;
@@ -151,15 +172,17 @@ class Cursor {
         if (v > 1) this.fail('GGUF_BAD_VALUE_TYPE', `is a bool with byte value ${v}`, f);
         return v === 1;
       }
-      case 8: return this.str(f, limits.maxStringBytes);
+      case 8: return this.str(f, limits.maxStringBytes, limits);
       case 9: {
         if (depth >= limits.maxArrayDepth) this.fail('GGUF_BAD_VALUE_TYPE', `nests arrays deeper than ${limits.maxArrayDepth}`, f);
         const et = this.u32(`${f}.type`);
         if (et >= GGUF_VALUE_TYPES.length) this.fail('GGUF_BAD_VALUE_TYPE', `has element type ${et}`, f);
         const n = this.u64(`${f}.length`);
-        // Refuse before allocating: each element takes at least MIN_VALUE_BYTES.
+        // Refuse before allocating: each element takes at least MIN_VALUE_BYTES, and costs VALUE_COST in memory.
+        if (n > BigInt(limits.maxArrayLength)) this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the cap of ${limits.maxArrayLength}`, f);
         if (n * BigInt(MIN_VALUE_BYTES[et]) > BigInt(this.remaining)) this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the ${this.remaining} bytes left can hold`, f);
         const len = Number(n);
+        this.charge(16 + len * (8 + VALUE_COST[et]), limits, f);
         const values: GgufValue[] = new Array(len);
         for (let i = 0; i < len; i++) values[i] = this.value(et, f, limits, depth + 1);
         return { type: GGUF_VALUE_TYPES[et], values };
@@ -187,7 +210,8 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, file: string, lim
   if (nTensors * 32 + nKv * 13 > c.remaining) c.fail('GGUF_TOO_MANY_ENTRIES', `claims ${nTensors} tensors and ${nKv} keys, more than the file can hold`, 'tensor_count');
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
-    const key = c.str(`metadata[${i}].key`, 1 << 16);
+    const key = c.str(`metadata[${i}].key`, 1 << 16, limits);
+    c.charge(64, limits, key);
     if (metadata.has(key)) c.fail('GGUF_DUPLICATE_KEY', `${key} appears twice`, key);
     const type = c.u32(key);
     metadata.set(key, c.value(type, key, limits, 0));
@@ -339,7 +363,8 @@ export async function openGguf(path: string): Promise<ModelSource> {
       // llama.cpp writes no swiglu limit (its gpt-oss graph hard-codes 7) and slides on even layers.
       moe = { n_experts: m.int(`${arch}.expert_count`), experts_per_token: m.int(`${arch}.expert_used_count`), swiglu_limit: 7 };
       sliding_window = m.int(`${arch}.attention.sliding_window`);
-      sliding_layers = Array.from({ length: nLayers }, (_, i) => i % 2 === 0);
+      // Sized by block_count: only once the config's caps are checked (below).
+      sliding_layers = [];
       if (scalingType !== undefined && scalingType !== 'none') {
         if (scalingType !== 'yarn') m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; gpt-oss uses yarn`);
         // gpt-oss's YaRN range is not rounded (truncate false); GGUF has no key for it.
@@ -381,8 +406,13 @@ export async function openGguf(path: string): Promise<ModelSource> {
       bos_id: m.int('tokenizer.ggml.bos_token_id', gptOss ? eos : 1),
       eos_id: eos,
     };
+    // Every cap and consistency check before anything is sized by the config (a block_count of 2^31 allocates nothing).
+    const keyOf: Record<string, string> = { dim: 'embedding_length', n_layers: 'block_count', n_heads: 'attention.head_count', n_kv_heads: 'attention.head_count_kv', head_dim: 'attention.key_length', ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length', vocab_size: 'vocab_size', context_length: 'context_length', sliding_window: 'attention.sliding_window', 'moe.n_experts': 'expert_count', 'moe.experts_per_token': 'expert_used_count' };
+    const sizeProblem = configProblems({ ...config, sliding_layers: null })[0];
+    if (sizeProblem) m.fail(keyOf[sizeProblem[0]] ? `${arch}.${keyOf[sizeProblem[0]]}` : sizeProblem[0], `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`);
+    if (gptOss) config.sliding_layers = Array.from({ length: nLayers }, (_, i) => i % 2 === 0);
     const problem = configProblems(config)[0];
-    if (problem && gptOss) m.fail(`${arch}.*`, `describe an inconsistent model: ${problem[0]} ${problem[1]}`);
+    if (problem) m.fail(keyOf[problem[0]] ? `${arch}.${keyOf[problem[0]]}` : problem[0], `describes an inconsistent model: ${problem[0]} ${problem[1]}`);
     if (tokens.length !== vocab) m.fail('tokenizer.ggml.tokens', `has ${tokens.length} tokens, the model's vocabulary is ${vocab}`);
     const tokModel = m.str('tokenizer.ggml.model');
     const types = (m.arr('tokenizer.ggml.token_type', ['i32', 'u32', 'i8', 'u8'], true) as number[] | undefined) ?? tokens.map(() => 1);

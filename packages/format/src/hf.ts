@@ -12,13 +12,13 @@
  * transposed into the same [E, N, K] tensors, kept float. `writeHfDir` writes gpt-oss models back
  * in that layout (config.json with the keys of openai/gpt-oss-20b's), MXFP4 experts streamed.
  */
-import { constants, type Stats } from 'node:fs';
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
-import { RandomAccessFile } from './file.js';
+import { RandomAccessFile, jsonErrorPosition, readRegularFile } from './file.js';
 import { isBlockDtype, mxfp4FromHf, mxfp4ToHf } from './blocks.js';
-import { adjacentToRotateHalfPermutation, configProblems, expectedTensors, permuteRows, type Architecture, type ModelConfig } from './llama.js';
+import { CONFIG_LIMITS, adjacentToRotateHalfPermutation, configProblems, expectedTensors, permuteRows, type Architecture, type ModelConfig } from './llama.js';
 import { dtypeElementBytes, type FloatDtype } from './layout.js';
 import { SAFETENSORS_DTYPE_BYTES, SAFETENSORS_FLOAT_DTYPES, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 import { synthGpt2TokenizerJson, synthHfTokenizerJson } from './synth.js';
@@ -107,18 +107,13 @@ export function hfName(canonical: string): string {
 }
 
 async function readJson(path: string, code: FormatErrorCode, what: string): Promise<Record<string, unknown>> {
-  let st: Stats;
-  try {
-    st = await stat(path);
-  } catch {
-    throw new HfModelError(code, `is missing; a Hugging Face model directory needs ${what}`, { file: path });
-  }
-  if (st.size > MAX_JSON) throw new HfModelError(code, `is ${st.size} bytes, over the ${MAX_JSON}-byte cap`, { file: path });
+  const bytes = await readRegularFile(path, MAX_JSON, (c, message) => new HfModelError(c, message === 'does not exist' ? `is missing; a Hugging Face model directory needs ${what}` : message, { file: path }), code);
   let v: unknown;
   try {
-    v = JSON.parse(await readFile(path, 'utf8'));
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (e) {
-    throw new HfModelError(code, `is not valid JSON (${(e as Error).message})`, { file: path });
+    // Say where, never what: the message must not quote the file's bytes.
+    throw new HfModelError(code, e instanceof TypeError ? 'is not valid UTF-8' : `is not valid JSON (${jsonErrorPosition(e)})`, { file: path });
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HfModelError(code, 'must hold a JSON object', { file: path });
   return v as Record<string, unknown>;
@@ -150,6 +145,8 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
   const nLayers = int('num_hidden_layers');
+  // Before anything is sized by it (layer_types below, the expected tensors later).
+  if (nLayers < 1 || nLayers > CONFIG_LIMITS.n_layers) fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
   const headDim = cfg.head_dim === undefined || cfg.head_dim === null ? (nHeads > 0 ? dim / nHeads : 0) : int('head_dim');
   if (!Number.isInteger(headDim)) fail('num_attention_heads', `hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`);
   const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
@@ -221,10 +218,10 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     bos_id: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : gptOss ? eosId : 1,
     eos_id: eosId,
   };
-  // Checked here for gpt-oss (named by config.json's keys); other architectures' problems surface at export.
-  const problem = gptOss ? configProblems(config)[0] : undefined;
+  // Checked here, before anything is sized by the config, and named by config.json's keys.
+  const problem = configProblems(config)[0];
   if (problem) {
-    const keys: Record<string, string> = { 'moe.n_experts': 'num_local_experts', 'moe.experts_per_token': 'num_experts_per_tok', 'moe.swiglu_limit': 'swiglu_limit', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads', n_kv_heads: 'num_key_value_heads', dim: 'hidden_size', ffn_dim: 'intermediate_size', norm_eps: 'rms_norm_eps', context_length: 'max_position_embeddings', bos_id: 'bos_token_id', eos_id: 'eos_token_id', vocab_size: 'vocab_size', head_dim: 'head_dim' };
+    const keys: Record<string, string> = { 'moe.n_experts': 'num_local_experts', 'moe.experts_per_token': 'num_experts_per_tok', 'moe.swiglu_limit': 'swiglu_limit', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads', n_kv_heads: 'num_key_value_heads', dim: 'hidden_size', ffn_dim: 'intermediate_size', norm_eps: 'rms_norm_eps', context_length: 'max_position_embeddings', bos_id: 'bos_token_id', eos_id: 'eos_token_id', vocab_size: 'vocab_size', head_dim: 'head_dim', rope_theta: 'rope_theta', sliding_window: 'sliding_window', sliding_layers: 'layer_types' };
     fail(keys[problem[0]] ?? problem[0], `${problem[1]} (ie's ${problem[0]})`);
   }
   return config;

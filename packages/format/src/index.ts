@@ -61,4 +61,4 @@ export {
   type SynthOptions,
 } from './synth.js';
 export { writeFileAtomic, writeNewFile, createTempFile, createStagingDir, commitRename, discardTemp, fsyncDir, syncFile, removeStaleTemps, tempName, type TempFile } from './safe-write.js';
-export { RandomAccessFile, sha256File, sha256Bytes, type ErrorFactory } from './file.js';
+export { RandomAccessFile, readRegularFile, jsonErrorPosition, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

@@ -143,21 +143,47 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
   return out;
 }
 
-/** Problems with a config's internal consistency, as [field, message] pairs (empty when fine). */
+/**
+ * The largest value each integer config field may take: what the kernels accept (heads and
+ * head_dim ≤ 2^16, an attention window ≤ 2^24, a context ≤ 2^24) and far above any real model.
+ * Importers check these before anything is sized by the config ({@link configProblems}).
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  dim: 1 << 30,
+  n_layers: 1024,
+  n_heads: 4096,
+  n_kv_heads: 4096,
+  head_dim: 65536,
+  ffn_dim: 1 << 30,
+  vocab_size: 1 << 24,
+  context_length: 1 << 24,
+  sliding_window: 1 << 24,
+  n_experts: 65536,
+  /** n_heads x head_dim (the width of Q). */
+  q_width: 1 << 20,
+});
+
+/**
+ * Problems with a config's internal consistency, as [field, message] pairs (empty when fine).
+ * Cheap and allocation-free for any input: run it before anything is sized by the config
+ * ({@link expectedTensors}, per-layer arrays).
+ */
 export function configProblems(c: ModelConfig): Array<[string, string]> {
   const p: Array<[string, string]> = [];
-  const posInt = (k: keyof ModelConfig, max = 1 << 30) => {
+  const posInt = (k: keyof ModelConfig & keyof typeof CONFIG_LIMITS) => {
+    const max = CONFIG_LIMITS[k];
     const v = c[k] as unknown;
     if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > max) p.push([k, `must be an integer in 1..${max}, got ${String(v)}`]);
   };
   posInt('dim');
-  posInt('n_layers', 1024);
-  posInt('n_heads', 4096);
-  posInt('n_kv_heads', 4096);
-  posInt('head_dim', 65536);
+  posInt('n_layers');
+  posInt('n_heads');
+  posInt('n_kv_heads');
+  posInt('head_dim');
   posInt('ffn_dim');
-  posInt('vocab_size', 1 << 24);
-  posInt('context_length', 1 << 24);
+  posInt('vocab_size');
+  posInt('context_length');
+  if (p.length === 0 && c.n_heads * c.head_dim > CONFIG_LIMITS.q_width) p.push(['head_dim', `n_heads x head_dim is ${c.n_heads * c.head_dim}, more than ${CONFIG_LIMITS.q_width}`]);
   if (p.length) return p;
   if (c.n_heads % c.n_kv_heads !== 0) p.push(['n_kv_heads', `n_heads (${c.n_heads}) must be a multiple of n_kv_heads (${c.n_kv_heads})`]);
   if (c.head_dim % 2 !== 0) p.push(['head_dim', `must be even for RoPE, got ${c.head_dim}`]);
@@ -166,7 +192,7 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   for (const k of ['bos_id', 'eos_id'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size) p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
   }
-  if (c.sliding_window !== null && (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1)) p.push(['sliding_window', 'must be null or a positive integer']);
+  if (c.sliding_window !== null && (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1 || c.sliding_window > CONFIG_LIMITS.sliding_window)) p.push(['sliding_window', `must be null or an integer in 1..${CONFIG_LIMITS.sliding_window}, got ${String(c.sliding_window)}`]);
   for (const k of ['attn_qkv_bias', 'attn_output_bias', 'attn_sinks', 'tied_classifier'] as const) {
     if (typeof c[k] !== 'boolean') p.push([k, `must be true or false, got ${String(c[k])}`]);
   }
@@ -198,7 +224,7 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   if (moe !== null) {
     if (typeof moe !== 'object') p.push(['moe', 'must be null or an object']);
     else {
-      if (!Number.isSafeInteger(moe.n_experts) || moe.n_experts < 1 || moe.n_experts > 65536) p.push(['moe.n_experts', `must be an integer in 1..65536, got ${moe.n_experts}`]);
+      if (!Number.isSafeInteger(moe.n_experts) || moe.n_experts < 1 || moe.n_experts > CONFIG_LIMITS.n_experts) p.push(['moe.n_experts', `must be an integer in 1..${CONFIG_LIMITS.n_experts}, got ${moe.n_experts}`]);
       else if (!Number.isSafeInteger(moe.experts_per_token) || moe.experts_per_token < 1 || moe.experts_per_token > moe.n_experts) p.push(['moe.experts_per_token', `must be an integer in 1..n_experts (${moe.n_experts}), got ${moe.experts_per_token}`]);
       if (!(Number.isFinite(moe.swiglu_limit) && moe.swiglu_limit > 0)) p.push(['moe.swiglu_limit', `must be a positive number, got ${moe.swiglu_limit}`]);
     }

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { Llama2cError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
 import type { Llama2cTokenizerSpec } from './header.js';
-import { expectedTensors, type ModelConfig } from './llama.js';
+import { configProblems, expectedTensors, type ModelConfig } from './llama.js';
 import type { ModelSource, SourceTensor } from './source.js';
 
 export interface Llama2cHeader {
@@ -196,6 +196,9 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
       bos_id: 1,
       eos_id: 2,
     };
+    // The header's caps were checked by parseLlama2cHeader; the whole config is checked before anything is sized by it.
+    const problem = configProblems(config)[0];
+    if (problem) throw new Llama2cError('LLAMA2C_BAD_HEADER', `describes an impossible model: ${problem[0]} ${problem[1]}`, { file: checkpoint, field: problem[0] });
     const order = new Map<string, number>();
     expectedTensors(config).forEach((t, i) => order.set(t.name, i));
     const tensors: SourceTensor[] = regions

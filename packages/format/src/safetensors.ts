@@ -3,12 +3,13 @@
  * JSON ({name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}), then
  * the data; offsets are relative to the data start. The reader checks the header length
  * against a cap and the file, every entry's dtype x shape against its byte range, ranges
- * against the file, and overlaps.
+ * against the file, and, as the reference reader does, that the tensors fill the data section
+ * exactly: contiguous from offset 0, no gaps, no overlaps, ending at the end of the file.
  */
 import { basename, dirname } from 'node:path';
 import { commitRename, createTempFile, discardTemp } from './safe-write.js';
 import { SafetensorsError, type FormatErrorCode } from './errors.js';
-import type { RandomAccessFile } from './file.js';
+import { jsonErrorPosition, type RandomAccessFile } from './file.js';
 import type { FloatDtype } from './layout.js';
 
 export const SAFETENSORS_DTYPE_BYTES: Record<string, number> = {
@@ -48,7 +49,8 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file:
   try {
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (e) {
-    fail('SAFETENSORS_HEADER_NOT_JSON', `header is not valid UTF-8 JSON (${(e as Error).message})`);
+    // Say where, never what: the message must not quote the file's bytes.
+    fail('SAFETENSORS_HEADER_NOT_JSON', e instanceof TypeError ? 'header is not valid UTF-8' : `header is not valid JSON (${jsonErrorPosition(e)} of the header, byte 8 of the file being its first)`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('SAFETENSORS_HEADER_NOT_JSON', 'header is not a JSON object');
   const obj = raw as Record<string, unknown>;
@@ -83,10 +85,17 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file:
     if (en > dataSize) fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
     entries.push({ name, dtype, shape: shape as number[], begin: dataOffset + b, end: dataOffset + en });
   }
+  // As the reference reader demands: in offset order the tensors start at 0, each where the
+  // previous one ends, and the last ends where the file does. A header length off by one would
+  // otherwise shift every tensor by a byte.
   const sorted = [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end) fail('SAFETENSORS_OVERLAP', `${sorted[i].name} overlaps ${sorted[i - 1].name}`, sorted[i].name);
+  let at = dataOffset;
+  for (const t of sorted) {
+    if (t.begin < at) fail('SAFETENSORS_OVERLAP', `${t.name} (data_offsets [${t.begin - dataOffset}, ${t.end - dataOffset}]) overlaps the tensor before it, which ends at ${at - dataOffset}`, `${t.name}.data_offsets`);
+    if (t.begin > at) fail('SAFETENSORS_NOT_CONTIGUOUS', `${t.name} starts at ${t.begin - dataOffset}, leaving a gap of ${t.begin - at} bytes after ${at - dataOffset}; tensors must be contiguous from data offset 0`, `${t.name}.data_offsets`);
+    at = t.end;
   }
+  if (at !== fileSize) fail('SAFETENSORS_NOT_CONTIGUOUS', `the tensors end at data offset ${at - dataOffset}, but the file has ${dataSize} data bytes (is the header length right?)`, 'data_offsets');
   return { entries, metadata, dataOffset };
 }
 

@@ -21,8 +21,8 @@ export {
   type QuantMethod,
   type TensorLayoutSpec,
 } from './manifest/schema.js';
-export { parseManifest, readManifest, manifestSha256, gateThresholds, DEFAULT_GATE, DEFAULT_CALIBRATION, type LoadedManifest } from './manifest/parse.js';
-export { globToRegExp } from './manifest/glob.js';
+export { parseManifest, readManifest, manifestCalibrationPath, readCalibrationText, MAX_MANIFEST_BYTES, MAX_CALIBRATION_BYTES, manifestSha256, gateThresholds, DEFAULT_GATE, DEFAULT_CALIBRATION, type LoadedManifest } from './manifest/parse.js';
+export { compileGlob, compileRegex, globToRegExp, PatternSyntaxError, type NamePattern } from './manifest/glob.js';
 export { resolvePolicy, plansFromExpanded, schemeOf, describeQuant, type ModelTensor, type TensorPlan, type FinalScheme, type LayoutOptions } from './manifest/resolve.js';
 export { tensorSha256, modelFingerprint, canonicalJson } from './manifest/fingerprint.js';
 export { diffAgainstManifest, type StoredTensor, type ManifestMismatch } from './manifest/diff.js';

@@ -1,7 +1,7 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
-import { ClipSearchPool, QuantError, manifestSha256, parseManifest, planExport, readManifest, type ExportPlan, type LoadedManifest } from '@ie/quant';
+import { ClipSearchPool, manifestCalibrationPath, manifestSha256, readCalibrationText, parseManifest, planExport, readManifest, type ExportPlan, type LoadedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
 import { choice, intFlag, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
@@ -55,9 +55,10 @@ export const convert: Command = {
     let loaded = manifestFile !== undefined ? await readManifest(manifestFile) : undefined;
     const noGate = v['no-gate'] === true;
     if (loaded?.manifest.kind === 'expanded' && (noGate || v.calib !== undefined)) throw new CliError('CLI_USAGE', `${manifestFile} is an expanded manifest: it was measured by ie quantize and is checked against this model by its tensors' hashes; --no-gate and --calib apply to a policy`);
-    const calibFile = loaded?.manifest.kind === 'policy' && !noGate ? ((v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? resolve(dirname(manifestFile as string), loaded.manifest.calibration.text) : undefined)) : undefined;
+    // --calib may name any regular file; a manifest's calibration.text only one under its own directory or the working directory.
+    const calibFile = loaded?.manifest.kind === 'policy' && !noGate ? ((v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? await manifestCalibrationPath(manifestFile as string, loaded.manifest.calibration.text) : undefined)) : undefined;
     if (loaded?.manifest.kind === 'policy' && !noGate && !calibFile) throw new CliError('CLI_USAGE', `${manifestFile} names no calibration text (calibration.text) for its gate; pass --calib FILE (or --no-gate to export unmeasured)`);
-    const calibText = calibFile ? await readCalibration(calibFile) : undefined;
+    const calibText = calibFile ? await readCalibrationText(calibFile) : undefined;
 
     let source: ModelSource;
     if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'] as string, v.tokenizer !== undefined ? { tokenizer: v.tokenizer as string } : {});
@@ -109,14 +110,6 @@ export const convert: Command = {
     }
   },
 };
-
-async function readCalibration(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new QuantError('QUANT_CALIBRATION', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass --calib FILE with a UTF-8 text`);
-  }
-}
 
 /**
  * Runs the policy's calibration and gate on the source (exported unquantized to a scratch

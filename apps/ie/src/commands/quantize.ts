@@ -1,8 +1,8 @@
 import { constants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '@ie/format';
-import { QuantError, readManifest, type ExpandedManifest } from '@ie/quant';
+import { manifestCalibrationPath, readCalibrationText, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
 import { intFlag, required, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
@@ -65,14 +65,10 @@ export const quantize: Command = {
     }
     const loaded = await readManifest(policyFile);
     if (loaded.manifest.kind !== 'policy') throw new CliError('CLI_USAGE', `${policyFile} is an expanded manifest (written by ie quantize); --policy takes a policy (kind "policy"), such as quant/q4_manifest.json`);
-    const calibFile = (v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? resolve(dirname(policyFile), loaded.manifest.calibration.text) : undefined);
+    // --calib may name any regular file; the policy's calibration.text only one under its own directory or the working directory.
+    const calibFile = (v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? await manifestCalibrationPath(policyFile, loaded.manifest.calibration.text) : undefined);
     if (!calibFile) throw new CliError('CLI_USAGE', `${policyFile} names no calibration text (calibration.text); pass --calib FILE`);
-    let text: string;
-    try {
-      text = await readFile(calibFile, 'utf8');
-    } catch (e) {
-      throw new QuantError('QUANT_CALIBRATION', `${calibFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass --calib FILE with a UTF-8 text`);
-    }
+    const text = await readCalibrationText(calibFile);
     const progress = new Progress('quantizing', process.stderr, !v.quiet && !v.json);
     const t0 = performance.now();
     const r = await quantizeModel(model, {

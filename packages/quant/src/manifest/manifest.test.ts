@@ -92,10 +92,10 @@ describe('parseManifest lists every schema problem', () => {
     const more = problemsOf(() => parseManifest(JSON.stringify(fixed), 'bad.json'));
     expect(more).toEqual([
       'rules[1].group_size: is required for int4w (32, 64 or 128)',
-      expect.stringMatching(/^rules\[2\]\.regex: does not compile/),
+      expect.stringMatching(/^rules\[2\]\.regex: is not a supported pattern: has an unclosed "\("/),
       'rules[3]: needs exactly one of "match" (a glob) or "regex"',
       'rules[4].group_size: does not apply to scheme f16',
-      'rules[5].match: unclosed "{" in "a{b"',
+      'rules[5].match: is not a supported glob: has an unclosed "{"',
       'rules[6].group_size: is required for per_group int8w',
     ]);
   });

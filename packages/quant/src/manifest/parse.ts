@@ -3,11 +3,12 @@
  * express (a rule has exactly one pattern, fields that belong to another scheme, regexes that
  * do not compile, ...). Checks that need the model live in resolve.ts.
  */
-import { readFile } from 'node:fs/promises';
-import { sha256Bytes } from '@ie/format';
+import { realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { readRegularFile, sha256Bytes } from '@ie/format';
 import { Ajv, type ErrorObject } from 'ajv';
-import { ManifestError, type ManifestProblem } from '../errors.js';
-import { globToRegExp } from './glob.js';
+import { ManifestError, QuantError, type ManifestProblem } from '../errors.js';
+import { compileGlob, compileRegex } from './glob.js';
 import { MANIFEST_SCHEMA, type ExpandedManifest, type GateThresholds, type Manifest, type Policy } from './schema.js';
 
 /** Gate thresholds a policy gets for what it does not set (docs/quantization.md explains them). */
@@ -60,18 +61,19 @@ function policyProblems(p: Policy): ManifestProblem[] {
   p.rules.forEach((r, i) => {
     const at = `rules[${i}]`;
     if ((r.match === undefined) === (r.regex === undefined)) out.push({ field: at, message: 'needs exactly one of "match" (a glob) or "regex"' });
+    // Patterns are compiled to linear-time matchers (glob.ts), never handed to RegExp.
     if (r.regex !== undefined) {
       try {
-        new RegExp(r.regex, 'u');
+        compileRegex(r.regex);
       } catch (e) {
-        out.push({ field: `${at}.regex`, message: `does not compile: ${(e as Error).message}` });
+        out.push({ field: `${at}.regex`, message: `is not a supported pattern: ${(e as Error).message}` });
       }
     }
     if (r.match !== undefined) {
       try {
-        globToRegExp(r.match);
+        compileGlob(r.match);
       } catch (e) {
-        out.push({ field: `${at}.match`, message: (e as Error).message });
+        out.push({ field: `${at}.match`, message: `is not a supported glob: ${(e as Error).message}` });
       }
     }
     const allowed: readonly string[] =
@@ -156,7 +158,9 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(root)', message: `is not JSON: ${(e as Error).message}` }]);
+    // Say where, never what: the message must not quote the file's bytes.
+    const pos = /position (\d+)/.exec((e as Error).message);
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(root)', message: `is not JSON (${pos ? `syntax error at character ${pos[1]}` : /Unexpected end/.test((e as Error).message) ? 'it ends early' : 'syntax error'})` }]);
   }
   const errors = validate(doc);
   if (errors.length) {
@@ -174,14 +178,60 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
   return m;
 }
 
+/** The most bytes a manifest file may have (expanded manifests carry base64 scales). */
+export const MAX_MANIFEST_BYTES = 256 << 20;
+
 export async function readManifest(file: string): Promise<LoadedManifest> {
-  let bytes: Buffer;
+  // A regular file only (not a FIFO, a device or a /proc file), and never more than the cap.
+  const bytes = await readRegularFile(file, MAX_MANIFEST_BYTES, (_code, message) => new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(file)', message }]));
+  let text: string;
   try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(file)', message: `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(root)', message: 'is not UTF-8 text' }]);
   }
-  return { manifest: parseManifest(bytes.toString('utf8'), file), file, sha256: manifestSha256(bytes) };
+  return { manifest: parseManifest(text, file), file, sha256: manifestSha256(bytes) };
+}
+
+/** The most bytes of calibration text read. */
+export const MAX_CALIBRATION_BYTES = 256 << 20;
+
+function inside(dir: string, path: string): boolean {
+  const r = relative(dir, path);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/**
+ * Where a policy's `calibration.text` points: resolved against the manifest's directory, and only
+ * if it lies (symlinks resolved) under that directory or the working directory, so a manifest
+ * cannot make ie read /etc/shadow or /proc/self/environ. A path given on the command line
+ * (`--calib`) is not limited this way: pass it to {@link readCalibrationText} directly.
+ */
+export async function manifestCalibrationPath(manifestFile: string, text: string, cwd = process.cwd()): Promise<string> {
+  const dir = dirname(resolve(manifestFile));
+  const path = resolve(dir, text);
+  const fail = (why: string): never => {
+    throw new QuantError('QUANT_CALIBRATION', `${manifestFile}: calibration.text ${why}; pass --calib FILE to use a file elsewhere`, 'calibration.text');
+  };
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (e) {
+    return fail(`names ${path}, which cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const roots = await Promise.all([dir, resolve(cwd)].map((d) => realpath(d).catch(() => d)));
+  if (!roots.some((r) => inside(r, real))) fail(`names ${path}, outside the manifest's directory and the working directory`);
+  return path;
+}
+
+/** Reads calibration text: a regular file (not a FIFO, device or /proc file) of at most MAX_CALIBRATION_BYTES, UTF-8. */
+export async function readCalibrationText(file: string): Promise<string> {
+  const bytes = await readRegularFile(file, MAX_CALIBRATION_BYTES, (_code, message) => new QuantError('QUANT_CALIBRATION', `${file} ${message}; pass --calib FILE with a UTF-8 text`));
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new QuantError('QUANT_CALIBRATION', `${file} is not UTF-8 text; pass --calib FILE with a UTF-8 text`);
+  }
 }
 
 /** The thresholds a policy's gate resolves to. */

@@ -9,7 +9,7 @@
 import { exportLayout, isBlockDtype, type BlockDtype, type Dtype, type ModelConfig, type QuantParams, type TensorLayout, type TensorRole } from '@ie/format';
 import { ManifestError, type ManifestProblem } from '../errors.js';
 import { canonicalJson, identityConfig } from './fingerprint.js';
-import { globToRegExp, isLiteralGlob } from './glob.js';
+import { compileGlob, compileRegex, isLiteralGlob, type NamePattern } from './glob.js';
 import type { EntryTransform, ExpandedManifest, ManifestEntry, Policy, PolicyRule, QuantMethod } from './schema.js';
 
 /** What resolution needs to know about one of the model's tensors. */
@@ -109,9 +109,9 @@ function layoutOf(p: Policy): LayoutOptions {
   return { pretranspose: p.layout?.pretranspose ?? false, blockK: p.layout?.block_k ?? 0 };
 }
 
-/** What a rule matches: its glob, or its regex anchored to the whole name. */
-export function rulePattern(r: Pick<PolicyRule, 'match' | 'regex'>): RegExp {
-  return r.regex !== undefined ? new RegExp(`^(?:${r.regex})$`, 'u') : globToRegExp(r.match as string);
+/** What a rule matches: its glob, or its regex against the whole name, both matched in linear time (glob.ts). */
+export function rulePattern(r: Pick<PolicyRule, 'match' | 'regex'>): NamePattern {
+  return r.regex !== undefined ? compileRegex(r.regex) : compileGlob(r.match as string);
 }
 
 /** Resolves a policy for a model's tensors (in the model's order). Throws ManifestError listing every problem. */
