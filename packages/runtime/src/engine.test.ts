@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -106,5 +106,17 @@ describe('liveness: a generation nobody pulls does not hold the engine', () => {
     await third.next();
     await e.dispose(); // settles although `third` is parked at a yield
     await expect(third.next()).rejects.toMatchObject({ code: 'IE_DISPOSED' });
+  });
+});
+
+describe('a model file changed in place while loaded', () => {
+  it('is a coded error at the next step, not a SIGBUS', async () => {
+    const dir = await iebin(base, 13);
+    const e = await Engine.load(dir, { threads: 1 });
+    expect((await e.complete([1, 5], { maxTokens: 2, temperature: 0 })).tokens).toHaveLength(2);
+    truncateSync(join(dir, 'model.ie.bin'), 4096);
+    await expect(e.complete([1, 5], { maxTokens: 2 })).rejects.toMatchObject({ code: 'IE_MODEL_CHANGED' });
+    await expect(e.evaluate([1, 5])).rejects.toMatchObject({ code: 'IE_MODEL_CHANGED' });
+    await e.dispose();
   });
 });

@@ -4,6 +4,7 @@
  * decode step (GEMV), each step a single call that runs on a worker thread while the event
  * loop stays free. One generation runs at a time per engine; further calls wait their turn.
  */
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { IebinReader, isFloatDtype, type ModelConfig } from '@ie/format';
 import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
 import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type HarmonyMessage, type HarmonyOptions, type HarmonySpecial } from './chat/harmony.js';
@@ -127,6 +128,8 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 
 export class Engine {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The model file, held open to notice an in-place truncation (checkFile). */
+  private binFd = -1;
   /** The generation or evaluation holding the engine now. */
   private holder: Turn | undefined;
   private disposed = false;
@@ -167,7 +170,9 @@ export class Engine {
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
       const expertActivations = opts.activations === 'int8' ? 'int8' : 'f32';
       const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations, expertActivations });
-      return new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength, activations }, { applied: numa.applied, detail: numa.detail }, notices);
+      const engine = new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength, activations }, { applied: numa.applied, detail: numa.detail }, notices);
+      engine.binFd = openSync(reader.binPath as string, 'r');
+      return engine;
     } catch (e) {
       mapping?.close();
       ctx?.close();
@@ -277,6 +282,7 @@ export class Engine {
     const turn = await this.takeTurn();
     try {
       for (let i = 0; i < ids.length; i++) {
+        this.checkFile();
         await this.forward.run([ids[i]], i);
         out.push(this.forward.logits.slice());
       }
@@ -354,6 +360,7 @@ export class Engine {
     check();
     // Prefill, in chunks of at most maxBatch tokens.
     for (let p = 0; p < ids.length; p += B) {
+      this.checkFile();
       await f.run(ids.slice(p, p + B), p);
       check();
     }
@@ -377,6 +384,7 @@ export class Engine {
             reason = 'context';
             break;
           }
+          this.checkFile();
           await f.run([history[history.length - 1]], pos - 1);
           check();
         }
@@ -466,6 +474,19 @@ export class Engine {
     return { ms: r.seconds * 1000, bytesRead: r.bytesRead };
   }
 
+  /**
+   * The weights are mapped, not copied: a model file truncated in place (what `cp new.bin
+   * model.ie.bin` does first) would fault the next read of a mapped page (SIGBUS). One fstat per
+   * step turns that into an error; a truncation racing a step can still fault (docs/security.md).
+   * A file replaced by rename is harmless: the mapping keeps the old one.
+   */
+  private checkFile(): void {
+    const size = fstatSync(this.binFd).size;
+    if (size !== this.reader.header.bin.bytes) {
+      throw new IeRuntimeError('IE_MODEL_CHANGED', `${this.reader.binPath} is now ${size} bytes, not the ${this.reader.header.bin.bytes} it had when loaded: it was changed in place; load the model again (replace model files by renaming, as ie's exporters do)`);
+    }
+  }
+
   private alive(): void {
     if (this.disposed) throw new IeRuntimeError('IE_DISPOSED', 'the engine was disposed; load the model again');
   }
@@ -480,6 +501,7 @@ export class Engine {
     for (const m of this.weights.matrices.values()) m.dispose();
     this.ctx.close();
     this.mapping.close();
+    closeSync(this.binFd);
     await this.reader.close();
   }
 

@@ -10,6 +10,7 @@ export const RUNTIME_ERROR_CODES = {
   IE_ABORTED: 'the generation was aborted',
   IE_DISPOSED: 'the engine was disposed',
   IE_CHAT_UNSUPPORTED: 'the model has no chat format ie can write',
+  IE_MODEL_CHANGED: 'the model file changed on disk while loaded',
 } as const;
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;
 
