@@ -43,7 +43,11 @@ export function exitCodeFor(e: unknown): number {
   }
   if (e instanceof FormatError) return e.code === 'IEBIN_WRITE_FAILED' ? EXIT.FAILURE : EXIT.BAD_INPUT;
   if (e instanceof QuantError) return EXIT.BAD_INPUT;
-  if (e instanceof IeRuntimeError) return e.code === 'IE_ABORTED' ? EXIT.INTERRUPTED : e.code === 'IE_INVALID_OPTION' ? EXIT.USAGE : EXIT.BAD_INPUT;
+  if (e instanceof IeRuntimeError) {
+    // IE_TOKENIZER_INVALID (a corrupt or malformed tokenizer) is bad input like any other broken file.
+    const special: Partial<Record<IeRuntimeError['code'], number>> = { IE_ABORTED: EXIT.INTERRUPTED, IE_INVALID_OPTION: EXIT.USAGE, IE_MODEL_CORRUPT: EXIT.INVALID_MODEL, IE_TOKENIZER_INVALID: EXIT.BAD_INPUT };
+    return special[e.code] ?? EXIT.BAD_INPUT;
+  }
   if (e instanceof KernelError) return e.code === 'KERNELS_BAD_OPTION' ? EXIT.USAGE : EXIT.FAILURE;
   return EXIT.FAILURE;
 }

@@ -12,7 +12,8 @@ import { basename, dirname, join } from 'node:path';
 import { IebinError } from './errors.js';
 import { RandomAccessFile, sha256File } from './file.js';
 import { DEFAULT_IEBIN_LIMITS, parseIebinHeader, type IebinHeader, type IebinLimits, type TensorEntry } from './header.js';
-import { IEBIN_JSON_FILE } from './layout.js';
+import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
+import { IEBIN_JSON_FILE, isFloatDtype, matrixDims, quantGeometry, type ScaleDtype } from './layout.js';
 
 export interface TensorView {
   entry: TensorEntry;
@@ -31,7 +32,7 @@ export interface IebinOpenOptions {
 }
 
 export interface VerifyProblem {
-  code: 'IEBIN_CHECKSUM_MISMATCH' | 'IEBIN_PADDING_NOT_ZERO' | 'IEBIN_BAD_TOKENIZER';
+  code: 'IEBIN_CHECKSUM_MISMATCH' | 'IEBIN_PADDING_NOT_ZERO' | 'IEBIN_BAD_TOKENIZER' | 'IEBIN_NONFINITE';
   field: string;
   message: string;
 }
@@ -190,8 +191,10 @@ export class IebinReader {
   }
 
   /**
-   * Deep check: every tensor's CRC-32, that alignment padding is zero, and the sha256 of a
-   * referenced tokenizer file. Reads the whole bin once, in order, in bounded chunks.
+   * Deep check: every tensor's CRC-32, that alignment padding is zero, that no float value is
+   * NaN or infinite (f32/f16/bf16 tensors, the scales of i8/q4 tensors, the f16 scales of K-quant
+   * and IQ4_NL blocks, MXFP4's E8M0 scales), and the sha256 of a referenced tokenizer file. Reads
+   * the whole bin once, in order, in bounded chunks.
    */
   async verify(onProgress?: (done: number, total: number) => void): Promise<VerifyReport> {
     const problems: VerifyProblem[] = [];
@@ -214,12 +217,19 @@ export class IebinReader {
         if (pad.some((b) => b !== 0)) problems.push({ code: 'IEBIN_PADDING_NOT_ZERO', field: `tensors[${i}]`, message: `padding before ${t.name} (bytes ${pos}..${t.offset}) is not zero` });
       }
       let crc = 0;
-      for (let at = 0; at < t.bytes; at += chunk) {
-        const len = Math.min(chunk, t.bytes - at);
-        crc = crc32(await readRange(t.offset + at, len), crc);
+      const scan = nonFiniteScanner(t);
+      let bad: number | null = null;
+      // Chunks hold whole blocks (and whole elements), so each value is scanned in one piece.
+      const step = scan ? chunk - (chunk % scan.unit) : chunk;
+      for (let at = 0; at < t.bytes; at += step) {
+        const len = Math.min(step, t.bytes - at);
+        const bytes = await readRange(t.offset + at, len);
+        crc = crc32(bytes, crc);
+        if (scan && bad === null) bad = scan.find(bytes, at);
         done += len;
         onProgress?.(done, total);
       }
+      if (bad !== null) problems.push({ code: 'IEBIN_NONFINITE', field: `tensors[${i}]`, message: `${t.name}: ${scan?.what} ${bad} is NaN or infinite; the model is broken (a diverged training run or a bad conversion)` });
       const hex = (crc >>> 0).toString(16).padStart(8, '0');
       if (hex !== t.crc32) problems.push({ code: 'IEBIN_CHECKSUM_MISMATCH', field: `tensors[${i}].crc32`, message: `${t.name}: bytes hash to ${hex}, the header says ${t.crc32}; the file is corrupt, re-export it` });
       pos = t.offset + t.bytes;
@@ -240,4 +250,75 @@ export class IebinReader {
     this.views = null;
     if (f) await f.close();
   }
+}
+
+/** Index of the first NaN/Inf among `n` values of a float kind starting at byte `at` of `b`, or -1. */
+function firstNonFinite(b: Uint8Array, at: number, n: number, kind: ScaleDtype): number {
+  const size = kind === 'f32' ? 4 : 2;
+  let src = b.subarray(at, at + n * size);
+  if (src.byteOffset % size !== 0) src = src.slice();
+  if (kind === 'f32') {
+    const w = new Uint32Array(src.buffer, src.byteOffset, n);
+    for (let i = 0; i < n; i++) if ((w[i] & 0x7f800000) === 0x7f800000) return i;
+    return -1;
+  }
+  const h = new Uint16Array(src.buffer, src.byteOffset, n);
+  const mask = kind === 'f16' ? 0x7c00 : 0x7f80;
+  for (let i = 0; i < n; i++) if ((h[i] & mask) === mask) return i;
+  return -1;
+}
+
+/**
+ * How to find NaN/Inf in a tensor's bytes, chunk by chunk: `unit` is the byte count chunks must be
+ * a multiple of; `find(bytes, at)` takes the chunk starting at byte `at` of the tensor and returns
+ * the index of the first bad value (element, scale or block), or null. Null for integer-only data.
+ */
+function nonFiniteScanner(t: TensorEntry): { unit: number; what: string; find(b: Uint8Array, at: number): number | null } | null {
+  if (isFloatDtype(t.dtype)) {
+    const dt = t.dtype;
+    const size = dt === 'f32' ? 4 : 2;
+    return {
+      unit: size,
+      what: 'element',
+      find: (b, at) => {
+        const i = firstNonFinite(b, 0, Math.floor(b.length / size), dt);
+        return i < 0 ? null : at / size + i;
+      },
+    };
+  }
+  if (isBlockDtype(t.dtype)) {
+    const f = BLOCK_FORMATS[t.dtype];
+    // Byte offsets of each block's f16 scales (ggml's layouts); MXFP4's scale is one E8M0 byte (255 = NaN).
+    const halves = t.dtype === 'q6_k' ? [208] : t.dtype === 'iq4_nl' ? [0] : t.dtype === 'mxfp4' ? [] : [0, 2];
+    return {
+      unit: f.bytes,
+      what: 'block',
+      find: (b, at) => {
+        const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        for (let p = 0; p + f.bytes <= b.length; p += f.bytes) {
+          const bad = t.dtype === 'mxfp4' ? b[p] === 255 : halves.some((o) => (v.getUint16(p + o, true) & 0x7c00) === 0x7c00);
+          if (bad) return (at + p) / f.bytes;
+        }
+        return null;
+      },
+    };
+  }
+  if (!t.quant) return null;
+  const q = t.quant;
+  const { rows, cols } = matrixDims(t.shape);
+  const g = quantGeometry(t.dtype, rows, cols, q);
+  const lo = Number(g.scalesOffset);
+  const hi = lo + Number(g.scaleBytes);
+  const size = q.scale_dtype === 'f32' ? 4 : 2;
+  return {
+    unit: 64,
+    what: 'scale',
+    find: (b, at) => {
+      const from = Math.max(lo, at);
+      const to = Math.min(hi, at + b.length);
+      if (from >= to) return null;
+      const i = firstNonFinite(b, from - at, (to - from) / size, q.scale_dtype);
+      return i < 0 ? null : (from - lo) / size + i;
+    },
+  };
 }

@@ -161,6 +161,14 @@ export class Engine {
       mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed', hugePages: true });
       const numa = ctx.numaBind(mapping);
       reader.attach(mapping);
+      if (opts.verify) {
+        // What ie validate --deep checks, before anything runs: a corrupt model must not generate garbage with exit 0.
+        const report = await reader.verify();
+        if (!report.ok) {
+          const shown = report.problems.slice(0, 3).map((p) => `${p.message} [${p.code}]`).join('; ');
+          throw new IeRuntimeError('IE_MODEL_CORRUPT', `${reader.binPath}: fails verification (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}): ${shown}${report.problems.length > 3 ? '; …' : ''}`);
+        }
+      }
       const weights = bindWeights(ctx, reader, mapping, opts.precision);
       const tokenizer = await createTokenizer(reader.header, reader.directory);
       const notices = [...weights.notices];

@@ -6,6 +6,8 @@ export const RUNTIME_ERROR_CODES = {
   IE_INVALID_OPTION: 'an engine or generation option is invalid',
   IE_PRECISION_UNSUPPORTED: 'the model cannot run at the requested precision',
   IE_TOKENIZER_UNSUPPORTED: 'the model\'s tokenizer kind is not supported',
+  IE_TOKENIZER_INVALID: 'the model\'s tokenizer is corrupt or malformed (unreadable, not its recorded sha256, or refused by the tokenizer library)',
+  IE_MODEL_CORRUPT: 'the model fails its deep checks: weight checksums, NaN/Inf weights (EngineOptions.verify, ie generate --verify)',
   IE_CONTEXT_OVERFLOW: 'the prompt does not fit the context',
   IE_ABORTED: 'the generation was aborted',
   IE_DISPOSED: 'the engine was disposed',

@@ -9,6 +9,6 @@ export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type Precisi
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';
 export { IeRuntimeError, ContextOverflowError, GenerationAbortedError, InvalidOptionError, RUNTIME_ERROR_CODES, type RuntimeErrorCode } from './errors.js';
-export { createTokenizer, Llama2cTokenizer, SpmTokenizer, HfTokenizer, type Tokenizer, type StreamDecoder } from './tokenizer/index.js';
+export { createTokenizer, buildTokenizer, probeTokenizer, readHfTokenizerJson, MAX_TOKENIZER_JSON_BYTES, TOKENIZER_PROBE_TEXT, Llama2cTokenizer, SpmTokenizer, HfTokenizer, type Tokenizer, type StreamDecoder } from './tokenizer/index.js';
 export { ropeTables, type KvCacheType } from './forward.js';
 export { quantizeModel, AWQ_ALPHAS, GATE_ROWS, SEARCH_ROWS, type QuantizeModelOptions, type QuantizeResult } from './quantize.js';

@@ -41,6 +41,12 @@ export interface EngineOptions {
    * missing (`pnpm bench`, the benchmark harnesses) refuse instead. IE_REQUIRE_MODEL must be 0 or 1.
    */
   requireModel?: boolean;
+  /**
+   * Check the model before running (IE_VERIFY=1; ie generate --verify): every tensor's CRC-32,
+   * NaN/Inf in float weights and scales, the tokenizer.json's sha256 — what `ie validate --deep`
+   * checks. Reads the whole bin once at load. A failure is IE_MODEL_CORRUPT. Default false.
+   */
+  verify?: boolean;
 }
 
 export type ActivationsMode = 'auto' | 'f32' | 'int8';
@@ -57,6 +63,7 @@ export interface ResolvedEngineOptions {
   maxBatch: number;
   requireModel: boolean;
   idleTimeoutMs: number;
+  verify: boolean;
 }
 
 /** The default context when the model allows more (EngineOptions.contextLength). */
@@ -78,6 +85,11 @@ function int(name: string, envName: string, v: number | undefined, env: NodeJS.P
   if (raw === undefined) return undefined;
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < lo || raw > hi) throw new InvalidOptionError(v !== undefined ? name : envName, `must be an integer in ${lo}..${hi}, got ${String(raw)}`);
   return raw;
+}
+
+function bool(name: string, envName: string, v: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
+  if (v !== undefined && typeof v !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(v)}`);
+  return v ?? (oneOf(name, envName, undefined, env, ['0', '1'] as const) === '1');
 }
 
 /**
@@ -106,5 +118,6 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? (oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1'),
     idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,
+    verify: bool('verify', 'IE_VERIFY', o.verify, env),
   };
 }

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
 import { ClipSearchPool, manifestCalibrationPath, manifestSha256, readCalibrationText, parseManifest, planExport, readManifest, type ExportPlan, type LoadedManifest } from '@ie/quant';
-import { quantizeModel } from '@ie/runtime';
+import { buildTokenizer, quantizeModel } from '@ie/runtime';
 import { choice, intFlag, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, int, peakRss } from '../human.js';
@@ -65,6 +65,15 @@ export const convert: Command = {
     else if (v.gguf !== undefined) source = await openGguf(v.gguf as string);
     else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
     const progress = new Progress('converting', process.stderr, !v.quiet);
+    try {
+      // The tokenizer is built and probed (encode, then decode, a test text) before anything is
+      // written: a malformed one is IE_TOKENIZER_INVALID here, not a stack trace at generate time.
+      const tokFile = source.tokenizer.model === 'hf' ? source.tokenizer.source : ((v.llama2c !== undefined ? v.tokenizer : v.gguf) as string);
+      await buildTokenizer(source.tokenizer, source.config, { file: tokFile, sourceFormat: source.format });
+    } catch (e) {
+      await source.close();
+      throw e;
+    }
     const pool = loaded ? new ClipSearchPool({ threads }) : undefined;
     try {
       if (loaded?.manifest.kind === 'policy' && calibText !== undefined) {

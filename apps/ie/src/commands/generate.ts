@@ -15,7 +15,7 @@ function numFlag(v: Record<string, unknown>, name: string): number | undefined {
 export const generate: Command = {
   name: 'generate',
   summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
-  usage: `ie generate MODEL_DIR "prompt" [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--no-echo] [--json]`,
+  usage: `ie generate MODEL_DIR "prompt" [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--verify] [--no-echo] [--json]`,
   positionals: [2, 2],
   options: {
     ...ENGINE_OPTIONS,
@@ -33,6 +33,7 @@ export const generate: Command = {
     system: { type: 'string' },
     reasoning: { type: 'string' },
     'show-analysis': { type: 'boolean' },
+    verify: { type: 'boolean' },
   },
   async run(v, [path, prompt], io) {
     const options: GenerateOptions = {
@@ -49,7 +50,8 @@ export const generate: Command = {
     if (chatOnly && !v.chat) throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
     const reasoning = v.reasoning as string | undefined;
     if (reasoning !== undefined && !['low', 'medium', 'high'].includes(reasoning)) throw new CliError('CLI_USAGE', `--reasoning must be low, medium or high, got ${JSON.stringify(reasoning)}`);
-    const engine = await Engine.load(path, engineOptions(v));
+    // --verify: every weight CRC, NaN/Inf and the tokenizer's sha256 checked before running (ie validate --deep's checks).
+    const engine = await Engine.load(path, { ...engineOptions(v), ...(v.verify === true ? { verify: true } : {}) });
     const ac = new AbortController();
     const onSignal = () => ac.abort(new Error('interrupted'));
     process.once('SIGINT', onSignal);

@@ -4,7 +4,28 @@
  * and releases only text that no longer ends in an incomplete character.
  */
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import { IeRuntimeError } from '../errors.js';
 import type { StreamDecoder, Tokenizer } from './types.js';
+
+/**
+ * A library error's message for a one-line report: its first line, control characters dropped,
+ * at most 120 characters (the library may name a value from the file; never more than that).
+ */
+export function libraryMessage(e: unknown): string {
+  const raw = e instanceof Error ? e.message : String(e);
+  const line = (raw.split('\n')[0] ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return line.length > 120 ? `${line.slice(0, 119)}…` : line || 'no message';
+}
+
+/** Runs a library call; what it throws becomes IE_TOKENIZER_INVALID (a tokenizer.json the library accepted but cannot run). */
+function guarded<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof IeRuntimeError) throw e;
+    throw new IeRuntimeError('IE_TOKENIZER_INVALID', `the tokenizer.json fails to ${what}: ${libraryMessage(e)}`, { cause: e });
+  }
+}
 
 export class HfTokenizer implements Tokenizer {
   readonly kind = 'hf';
@@ -37,25 +58,25 @@ export class HfTokenizer implements Tokenizer {
 
   /** `bos` unset follows the tokenizer's own post-processing (BOS where it adds one); true or false forces it. */
   encode(text: string, options: { bos?: boolean } = {}): number[] {
-    const ids = Array.from(this.lib.encode(text, { add_special_tokens: false }).ids as number[]);
+    const ids = guarded('encode', () => Array.from(this.lib.encode(text, { add_special_tokens: false }).ids as number[]));
     return (options.bos ?? this.addsBos) ? [this.bosId, ...ids] : ids;
   }
 
   tokenId(piece: string): number | undefined {
-    return this.lib.token_to_id(piece) ?? undefined;
+    return guarded('look up a token', () => this.lib.token_to_id(piece) ?? undefined);
   }
 
   decode(ids: readonly number[]): string {
-    return this.lib.decode([...ids], { skip_special_tokens: true });
+    return guarded('decode', () => this.lib.decode([...ids], { skip_special_tokens: true }));
   }
 
   streamDecoder(prev = -1): StreamDecoder {
     const lib = this.lib;
     const context = prev >= 0 ? [prev] : [];
-    const prefix = context.length ? lib.decode(context, { skip_special_tokens: true }) : '';
+    const prefix = context.length ? guarded('decode', () => lib.decode(context, { skip_special_tokens: true })) : '';
     const ids: number[] = [];
     let emitted = 0;
-    const current = () => lib.decode([...context, ...ids], { skip_special_tokens: true }).slice(prefix.length);
+    const current = () => guarded('decode', () => lib.decode([...context, ...ids], { skip_special_tokens: true })).slice(prefix.length);
     return {
       push(token: number): string {
         ids.push(token);
