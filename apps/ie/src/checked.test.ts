@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { formatHeaderJson } from '@ie/format';
 import { runIe } from '@ie/testing';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-checked-'));
@@ -86,7 +87,7 @@ function poison(dir: string, name: string, index: number, value: number) {
   bin.writeFloatLE(value, t.offset + 4 * index);
   writeFileSync(join(dir, 'model.ie.bin'), bin);
   t.crc32 = (crc32(bin.subarray(t.offset, t.offset + t.bytes)) >>> 0).toString(16).padStart(8, '0');
-  writeFileSync(hp, JSON.stringify(h, null, 2));
+  writeFileSync(hp, formatHeaderJson(h) /* recomputes header_sha256 */);
 }
 
 describe('ie validate --deep and ie generate --verify', () => {

@@ -9,6 +9,8 @@ export const FORMAT_ERROR_CODES = {
   IEBIN_NOT_FOUND: 'the model directory or file does not exist',
   IEBIN_HEADER_TOO_LARGE: 'model.ie.json is larger than the header cap',
   IEBIN_HEADER_NOT_JSON: 'model.ie.json is not valid JSON',
+  IEBIN_HEADER_CHECKSUM: 'model.ie.json does not match its own checksum',
+  IEBIN_UNKNOWN_FIELD: 'model.ie.json has a top-level field this reader does not know',
   IEBIN_BAD_FORMAT_NAME: 'model.ie.json is not an IEBIN header',
   IEBIN_UNSUPPORTED_VERSION: 'the IEBIN version is not one this reader knows',
   IEBIN_BAD_FIELD: 'a header field is missing or has the wrong type or value',

@@ -3,6 +3,7 @@
  * byte of model.ie.bin is trusted; sizes and ranges use BigInt so that no hostile value
  * can overflow, and every failure is an IebinError naming the file and the field.
  */
+import { createHash } from 'node:crypto';
 import { IebinError, type FormatErrorCode } from './errors.js';
 import {
   DTYPES,
@@ -163,7 +164,50 @@ function kind(v: unknown): string {
   return typeof v;
 }
 
-/** Parses and validates model.ie.json text (structure and tensor table; the bin file itself is checked by {@link IebinReader}). */
+/** The header's sections in their canonical text (one line per section and per tensor). */
+function headerBody(h: IebinHeader): string[] {
+  return [
+    `  "format": ${JSON.stringify(h.format)},`,
+    `  "version": ${h.version},`,
+    `  "config": ${JSON.stringify(h.config)},`,
+    `  "provenance": ${JSON.stringify(h.provenance)},`,
+    `  "bin": ${JSON.stringify(h.bin)},`,
+    `  "quantization": ${JSON.stringify(h.quantization)},`,
+    `  "tokenizer": ${JSON.stringify(h.tokenizer)},`,
+    '  "tensors": [',
+    h.tensors.map((t) => `    ${JSON.stringify(t)}`).join(',\n'),
+    '  ],',
+  ];
+}
+
+/** sha256 of the canonical text of a (validated) header: what `header_sha256` records. */
+export function headerChecksum(h: IebinHeader): string {
+  return createHash('sha256').update(headerBody(h).join('\n'), 'utf8').digest('hex');
+}
+
+/**
+ * model.ie.json text: one line per section and per tensor, deterministic, ending in its own
+ * checksum. A valid header is written in its canonical form (as the reader will see it, field
+ * order and defaults included), so that the checksum the reader computes is the one written.
+ */
+export function formatHeaderJson(h: IebinHeader): string {
+  let canon = h;
+  try {
+    canon = validateIebinHeader(JSON.parse(`{${headerBody(h).join('\n').slice(0, -1)}}`), 'model.ie.json');
+  } catch {
+    // Not a valid header (tests write broken ones on purpose): written as given.
+  }
+  return ['{', ...headerBody(canon), `  "header_sha256": ${JSON.stringify(headerChecksum(canon))}`, '}', ''].join('\n');
+}
+
+const HEADER_FIELDS = new Set(['format', 'version', 'config', 'provenance', 'bin', 'quantization', 'tokenizer', 'tensors', 'header_sha256']);
+
+/**
+ * Parses and validates model.ie.json text (structure and tensor table; the bin file itself is
+ * checked by {@link IebinReader}), and checks `header_sha256` against the canonical text of what
+ * was read: a flipped digit that still validates (a CRC, rope_theta) is caught here. Headers
+ * written before the field existed have none and are read as they are.
+ */
 export function parseIebinHeader(text: string, file: string, limits: IebinLimits = DEFAULT_IEBIN_LIMITS): IebinHeader {
   let raw: unknown;
   try {
@@ -171,7 +215,15 @@ export function parseIebinHeader(text: string, file: string, limits: IebinLimits
   } catch (e) {
     throw new IebinError('IEBIN_HEADER_NOT_JSON', `is not valid JSON (${(e as Error).message}); re-export the model`, { file });
   }
-  return validateIebinHeader(raw, file, limits);
+  const header = validateIebinHeader(raw, file, limits);
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!HEADER_FIELDS.has(k)) throw new IebinError('IEBIN_UNKNOWN_FIELD', `has a top-level field this reader does not know (${k.length > 40 ? `${k.slice(0, 40)}…` : k}): it was edited or corrupted, or written by a newer ie`, { file, field: k });
+  }
+  if (o.header_sha256 !== undefined && o.header_sha256 !== headerChecksum(header)) {
+    throw new IebinError('IEBIN_HEADER_CHECKSUM', 'does not match its own checksum (header_sha256): it was edited or corrupted after export; re-export the model', { file, field: 'header_sha256' });
+  }
+  return header;
 }
 
 export function validateIebinHeader(raw: unknown, file: string, limits: IebinLimits = DEFAULT_IEBIN_LIMITS): IebinHeader {

@@ -230,3 +230,28 @@ describe('opening is lazy', () => {
     await r.close();
   });
 });
+
+describe('model.ie.json checks its own checksum', () => {
+  it('a value changed after export that still validates is caught; headers without the field still load; unknown top-level fields are refused', async () => {
+    const d = tmp();
+    await exportIebin(synthModel('tiny', { seed: 2 }), d, { converter: 't' });
+    const file = join(d, 'model.ie.json');
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/"header_sha256": "[0-9a-f]{64}"/);
+    await (await IebinReader.open(d)).close();
+    const code = async () => {
+      try {
+        await (await IebinReader.open(d)).close();
+        return 'ok';
+      } catch (e) {
+        return (e as IebinError).code;
+      }
+    };
+    writeFileSync(file, text.replace('"rope_theta":10000', '"rope_theta":10001'));
+    expect(await code()).toBe('IEBIN_HEADER_CHECKSUM');
+    writeFileSync(file, text.replace(/,\n {2}"header_sha256": "[0-9a-f]{64}"/, ''));
+    expect(await code()).toBe('ok');
+    writeFileSync(file, text.replace('"header_sha256"', '"header_sha257"'));
+    expect(await code()).toBe('IEBIN_UNKNOWN_FIELD');
+  });
+});

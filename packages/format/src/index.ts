@@ -11,6 +11,7 @@ export * from './llama.js';
 export {
   DEFAULT_IEBIN_LIMITS,
   parseIebinHeader,
+  headerChecksum,
   validateIebinHeader,
   tensorMatrixDims,
   type IebinHeader,

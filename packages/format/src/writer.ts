@@ -18,7 +18,9 @@ import { constants, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IebinError } from './errors.js';
-import { DEFAULT_IEBIN_LIMITS, validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
+import { DEFAULT_IEBIN_LIMITS, formatHeaderJson, validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
+
+export { formatHeaderJson };
 import { IEBIN_ALIGNMENT, IEBIN_BIN_FILE, IEBIN_JSON_FILE, ROW_MAJOR, alignUp, quantGeometry, tensorByteSize, matrixDims, type Dtype, type QuantSpec, type TensorLayout } from './layout.js';
 import type { ModelConfig } from './llama.js';
 import { commitRename, createTempFile, discardTemp, discardTempSync, forgetTemp, fsyncDir, isStaleOwned, markLive, randomId, removeStaleTemps, tempName } from './safe-write.js';
@@ -427,22 +429,4 @@ async function copyHashed(src: string, out: FileHandle): Promise<{ bytes: number
   return { bytes, sha256: h.digest('hex') };
 }
 
-/** model.ie.json text: one line per section and per tensor, deterministic. */
-export function formatHeaderJson(h: IebinHeader): string {
-  const lines = [
-    '{',
-    `  "format": ${JSON.stringify(h.format)},`,
-    `  "version": ${h.version},`,
-    `  "config": ${JSON.stringify(h.config)},`,
-    `  "provenance": ${JSON.stringify(h.provenance)},`,
-    `  "bin": ${JSON.stringify(h.bin)},`,
-    `  "quantization": ${JSON.stringify(h.quantization)},`,
-    `  "tokenizer": ${JSON.stringify(h.tokenizer)},`,
-    '  "tensors": [',
-    h.tensors.map((t) => `    ${JSON.stringify(t)}`).join(',\n'),
-    '  ]',
-    '}',
-    '',
-  ];
-  return lines.join('\n');
-}
+

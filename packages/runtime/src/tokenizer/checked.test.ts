@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportIebin, openHfDir, synthHfTokenizerJson, synthModel, synthVocabulary, writeHfDir } from '@ie/format';
+import { exportIebin, openHfDir, synthHfTokenizerJson, synthModel, synthVocabulary, writeHfDir, formatHeaderJson } from '@ie/format';
 import { Engine } from '../engine.js';
 import { IeRuntimeError } from '../errors.js';
 import { buildTokenizer } from './index.js';
@@ -39,7 +39,7 @@ function withTokenizer(bytes: Buffer | string, rehash: boolean): string {
   // The size is checked at open (IEBIN_BAD_TOKENIZER); keep it equal so the tokenizer check is what fails.
   h.tokenizer.bytes = b.length;
   if (rehash) h.tokenizer.sha256 = createHash('sha256').update(b).digest('hex');
-  writeFileSync(join(d, 'model.ie.json'), JSON.stringify(h, null, 2));
+  writeFileSync(join(d, 'model.ie.json'), formatHeaderJson(h) /* recomputes header_sha256 */);
   return d;
 }
 
