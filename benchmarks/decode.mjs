@@ -22,7 +22,11 @@ const VARIANTS = (process.env.PRECISIONS ?? 'fp32,fp16,bf16,int8w,int4w,int8w+in
 if (!existsSync(join(MODEL, 'model.ie.json'))) {
   if (requireModel('decode')) refuseToMake('decode', MODEL);
   console.error(`decode: ${MODEL} does not exist; making it (ie synth --preset tinyllama-1.1b, about a minute)`);
-  const r = spawnSync(process.execPath, [join(root, 'apps', 'ie', 'dist', 'cli.js'), 'synth', '--preset', 'tinyllama-1.1b', '--out-dir', MODEL, '--quiet'], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'apps', 'ie', 'dist', 'cli.js'), 'synth', '--preset', 'tinyllama-1.1b', '--out-dir', MODEL, '--quiet'],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
@@ -66,7 +70,10 @@ for (const threads of THREADS) {
 }
 console.log('\n| precision | threads | decode tok/s | weight MB/token | effective GB/s | read bandwidth GB/s | ratio | p50 ms |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const r of rows) console.log(`| ${r.variant} | ${r.threads} | ${r.decodeTokensPerSec} | ${(r.weightBytesPerToken / 1e6).toFixed(0)} | ${r.effectiveGBs} | ${r.readBandwidthGBs} | ${(100 * r.ratio).toFixed(0)}% | ${r.p50Ms} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.variant} | ${r.threads} | ${r.decodeTokensPerSec} | ${(r.weightBytesPerToken / 1e6).toFixed(0)} | ${r.effectiveGBs} | ${r.readBandwidthGBs} | ${(100 * r.ratio).toFixed(0)}% | ${r.p50Ms} |`,
+  );
 mkdirSync(join(here, 'reports'), { recursive: true });
 const file = join(here, 'reports', `decode-${rows[0]?.model}-${new Date().toISOString().slice(0, 10)}.json`);
 writeFileSync(file, JSON.stringify(rows, null, 2));

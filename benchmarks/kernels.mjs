@@ -21,7 +21,15 @@ const ONLY = process.env.ONLY?.split(',');
 const here = dirname(fileURLToPath(import.meta.url));
 
 // The matrices one TinyLlama-1.1B layer streams per token (q, k, v, o, gate, up, down), and the classifier.
-const LAYER = [['attn_q', 2048, 2048], ['attn_k', 256, 2048], ['attn_v', 256, 2048], ['attn_output', 2048, 2048], ['ffn_gate', 5632, 2048], ['ffn_up', 5632, 2048], ['ffn_down', 2048, 5632]];
+const LAYER = [
+  ['attn_q', 2048, 2048],
+  ['attn_k', 256, 2048],
+  ['attn_v', 256, 2048],
+  ['attn_output', 2048, 2048],
+  ['ffn_gate', 5632, 2048],
+  ['ffn_up', 5632, 2048],
+  ['ffn_down', 2048, 5632],
+];
 const CLASSIFIER = ['output', 32000, 2048];
 
 const i8row = { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_row', scale_dtype: 'f16' } };
@@ -29,7 +37,13 @@ const i8g32 = { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_gro
 const q4g64 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' } };
 const q4g32 = { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' } };
 // Block dtypes: elements and bytes per block, and where each block's f16 super-scales sit.
-const BLOCKS = { q4_k: { elems: 256, bytes: 144, f16: [0, 2] }, q5_k: { elems: 256, bytes: 176, f16: [0, 2] }, q6_k: { elems: 256, bytes: 210, f16: [208] }, iq4_nl: { elems: 32, bytes: 18, f16: [0] }, mxfp4: { elems: 32, bytes: 17, e8m0: 0 } };
+const BLOCKS = {
+  q4_k: { elems: 256, bytes: 144, f16: [0, 2] },
+  q5_k: { elems: 256, bytes: 176, f16: [0, 2] },
+  q6_k: { elems: 256, bytes: 210, f16: [208] },
+  iq4_nl: { elems: 32, bytes: 18, f16: [0] },
+  mxfp4: { elems: 32, bytes: 17, e8m0: 0 },
+};
 // int8w / int4w are ie's default quantization policies; q8_0 / q4_0 are GGUF's Q8_0 / Q4_0 as imported.
 const PRECISIONS = [
   { name: 'fp32', dtype: 'f32' },
@@ -55,14 +69,20 @@ const align64 = (n) => Math.ceil(n / 64) * 64;
 
 /** Spec and byte size of one matrix in a precision. */
 function layout(p, rows, cols) {
-  if (p.block) return { spec: { dtype: p.dtype, shape: [rows, cols] }, bytes: (rows * cols / p.block.elems) * p.block.bytes };
+  if (p.block) return { spec: { dtype: p.dtype, shape: [rows, cols] }, bytes: ((rows * cols) / p.block.elems) * p.block.bytes };
   if (!p.quant) return { spec: { dtype: p.dtype, shape: [rows, cols] }, bytes: rows * cols * (p.dtype === 'f32' ? 4 : 2) };
   const perRow = p.quant.granularity === 'per_row';
   const G = perRow ? cols : p.quant.group_size;
   const gpr = perRow ? 1 : Math.ceil(cols / G);
   const qbytes = p.dtype === 'q4' ? rows * gpr * (G / 2) : perRow ? rows * cols : rows * gpr * G;
   const so = align64(qbytes);
-  return { spec: { dtype: p.dtype, shape: [rows, cols], quant: { ...p.quant, group_size: G, scales_offset: so, zeros_offset: null } }, bytes: so + rows * gpr * 2, qbytes, so, nscales: rows * gpr };
+  return {
+    spec: { dtype: p.dtype, shape: [rows, cols], quant: { ...p.quant, group_size: G, scales_offset: so, zeros_offset: null } },
+    bytes: so + rows * gpr * 2,
+    qbytes,
+    so,
+    nscales: rows * gpr,
+  };
 }
 
 /** A matrix of distinct random weights: float words masked into a normal range (no denormal, NaN or Inf), scales small and positive. */
@@ -188,7 +208,15 @@ for (const threads of THREADS) {
       }
       m.matrix.dispose();
       const gflops = (2 * M * r * c) / (best / 1000) / 1e9;
-      const g = { precision: p.name, threads, shape: `${r}x${c}`, tokens: M, gflops: +gflops.toFixed(1), ofPeak: +(gflops / peaks[threads]).toFixed(3), ms: +best.toFixed(2) };
+      const g = {
+        precision: p.name,
+        threads,
+        shape: `${r}x${c}`,
+        tokens: M,
+        gflops: +gflops.toFixed(1),
+        ofPeak: +(gflops / peaks[threads]).toFixed(3),
+        ms: +best.toFixed(2),
+      };
       gemm.push(g);
       console.log(JSON.stringify({ gemm: g }));
     }
@@ -198,14 +226,22 @@ for (const c of contexts.values()) c.close();
 
 // The tables.
 const pct = (v) => `${(100 * v).toFixed(0)}%`;
-console.log(`\nGEMV, TinyLlama-1.1B decode-step matrices, ${GIB} GiB rotating working set, best of ${PASSES} passes; CPU ${info.cpu}, ISA ${info.isa}, int8-activation kernels ${info.int8Activations}`);
-console.log('| precision | threads | read bandwidth GB/s | GEMV GB/s | ratio | G weights/s | 2048x2048 | 256x2048 | 5632x2048 | 2048x5632 | 32000x2048 |');
+console.log(
+  `\nGEMV, TinyLlama-1.1B decode-step matrices, ${GIB} GiB rotating working set, best of ${PASSES} passes; CPU ${info.cpu}, ISA ${info.isa}, int8-activation kernels ${info.int8Activations}`,
+);
+console.log(
+  '| precision | threads | read bandwidth GB/s | GEMV GB/s | ratio | G weights/s | 2048x2048 | 256x2048 | 5632x2048 | 2048x5632 | 32000x2048 |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
   const s = r.shapes;
-  console.log(`| ${r.precision} | ${r.threads} | ${r.readBandwidthGBs} | ${r.gemvGBs} | ${pct(r.ratio)} | ${r.weightsPerSecG} | ${s['2048x2048']} | ${s['256x2048']} | ${s['5632x2048']} | ${s['2048x5632']} | ${s['32000x2048']} |`);
+  console.log(
+    `| ${r.precision} | ${r.threads} | ${r.readBandwidthGBs} | ${r.gemvGBs} | ${pct(r.ratio)} | ${r.weightsPerSecG} | ${s['2048x2048']} | ${s['256x2048']} | ${s['5632x2048']} | ${s['2048x5632']} | ${s['32000x2048']} |`,
+  );
 }
-console.log(`\nGEMM, ${gemm[0]?.tokens ?? 128} tokens, GFLOP/s (share of the measured FMA peak: ${THREADS.map((t) => `${peaks[t].toFixed(1)} GFLOP/s at ${t} thread(s)`).join(', ')}); kernel ${info.gemm}`);
+console.log(
+  `\nGEMM, ${gemm[0]?.tokens ?? 128} tokens, GFLOP/s (share of the measured FMA peak: ${THREADS.map((t) => `${peaks[t].toFixed(1)} GFLOP/s at ${t} thread(s)`).join(', ')}); kernel ${info.gemm}`,
+);
 console.log('| precision | threads | 2048x2048 | 5632x2048 | 2048x5632 |');
 console.log('| --- | --- | --- | --- | --- |');
 for (const p of PRECISIONS.filter((q) => !q.activations))
@@ -220,5 +256,22 @@ mkdirSync(join(here, 'reports'), { recursive: true });
 // A subset run (ONLY=…) writes beside the full report rather than over it; REPORT names it.
 const tag = process.env.REPORT ?? (ONLY ? 'subset' : '');
 const file = join(here, 'reports', `kernels-${tag ? `${tag}-` : ''}${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(file, JSON.stringify({ cpu: info.cpu, isa: info.isa, int8Kernels: info.int8Activations, gemmKernel: info.gemm, fmaPeakGflops: peaks, gib: GIB, passes: PASSES, gemv: results, gemm }, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      cpu: info.cpu,
+      isa: info.isa,
+      int8Kernels: info.int8Activations,
+      gemmKernel: info.gemm,
+      fmaPeakGflops: peaks,
+      gib: GIB,
+      passes: PASSES,
+      gemv: results,
+      gemm,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${file}`);

@@ -90,14 +90,27 @@ for (const type of TYPES) {
   console.log(JSON.stringify(row));
 }
 
-console.log(`\n${PRESET}, ${TOKENS} positions, ie against llama.cpp ${results[0]?.llamaCpp} (node-llama-cpp ${NLC_VERSION}) on the same GGUF; CPU ${info.cpu}, ie ISA ${info.isa}`);
-console.log('| file | ie weights | FP32 act.: worst Δ/range | KL (nats) | top-1 agree | int8 act.: worst Δ/range | KL (nats) | top-1 agree |');
+console.log(
+  `\n${PRESET}, ${TOKENS} positions, ie against llama.cpp ${results[0]?.llamaCpp} (node-llama-cpp ${NLC_VERSION}) on the same GGUF; CPU ${info.cpu}, ie ISA ${info.isa}`,
+);
+console.log(
+  '| file | ie weights | FP32 act.: worst Δ/range | KL (nats) | top-1 agree | int8 act.: worst Δ/range | KL (nats) | top-1 agree |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results)
-  console.log(`| ${r.type.toUpperCase()} | ${r.f32.precision} | ${r.f32.worstRel} | ${r.f32.meanKl} | ${(100 * r.f32.top1Agree).toFixed(0)}% | ${r.int8.worstRel} | ${r.int8.meanKl} | ${(100 * r.int8.top1Agree).toFixed(0)}% |`);
+  console.log(
+    `| ${r.type.toUpperCase()} | ${r.f32.precision} | ${r.f32.worstRel} | ${r.f32.meanKl} | ${(100 * r.f32.top1Agree).toFixed(0)}% | ${r.int8.worstRel} | ${r.int8.meanKl} | ${(100 * r.int8.top1Agree).toFixed(0)}% |`,
+  );
 mkdirSync(join(here, 'reports'), { recursive: true });
 const file = join(here, 'reports', `peer-logits-${PRESET}-${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(file, JSON.stringify({ preset: PRESET, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, tokens: TOKENS, maxRel: MAX_REL, results }, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    { preset: PRESET, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, tokens: TOKENS, maxRel: MAX_REL, results },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${file}`);
 if (failed) {
   console.error(`bench:peer:logits: ie with FP32 activations is further than ${MAX_REL} of the logits' range from llama.cpp on some file`);

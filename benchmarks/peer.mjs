@@ -63,7 +63,10 @@ for (const type of TYPES) {
       await w.ask({ cmd: 'prefill', ids: prefillIds });
     }
     for (let r = 0; r < RUNS; r++) {
-      for (const [name, w] of [['llama', llama], ['ie', ie]]) {
+      for (const [name, w] of [
+        ['llama', llama],
+        ['ie', ie],
+      ]) {
         m[name].decode.push((await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: DECODE_TOKENS })).tokS);
         m[name].prefill.push((await w.ask({ cmd: 'prefill', ids: prefillIds })).tokS);
       }
@@ -76,8 +79,24 @@ for (const type of TYPES) {
       threads,
       readBandwidthGBs: +readGBs.toFixed(2),
       probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,
-      llama: { decodeTokS: +median(m.llama.decode).toFixed(2), prefillTokS: +median(m.llama.prefill).toFixed(2), runs: m.llama, release: li.release, build: li.build },
-      ie: { decodeTokS: +median(m.ie.decode).toFixed(2), prefillTokS: +median(m.ie.prefill).toFixed(2), runs: m.ie, isa: ii.isa, activations: ii.activations, int8Kernels: ii.int8Kernels, gemm: ii.gemm, weightBytesPerToken: ii.weightBytesPerToken, moe: ii.moe },
+      llama: {
+        decodeTokS: +median(m.llama.decode).toFixed(2),
+        prefillTokS: +median(m.llama.prefill).toFixed(2),
+        runs: m.llama,
+        release: li.release,
+        build: li.build,
+      },
+      ie: {
+        decodeTokS: +median(m.ie.decode).toFixed(2),
+        prefillTokS: +median(m.ie.prefill).toFixed(2),
+        runs: m.ie,
+        isa: ii.isa,
+        activations: ii.activations,
+        int8Kernels: ii.int8Kernels,
+        gemm: ii.gemm,
+        weightBytesPerToken: ii.weightBytesPerToken,
+        moe: ii.moe,
+      },
       ggufBytes: files[type].ggufBytes,
     };
     row.decodeRatio = +(row.ie.decodeTokS / row.llama.decodeTokS).toFixed(2);
@@ -93,8 +112,12 @@ for (const type of TYPES) {
   }
 }
 
-console.log(`\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs`);
-console.log('| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |');
+console.log(
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs`,
+);
+console.log(
+  '| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
   const pct = (x) => `${x} (${Math.round((100 * x) / r.readBandwidthGBs)}%)`;
@@ -107,5 +130,22 @@ mkdirSync(join(here, 'reports'), { recursive: true });
 const tag = process.env.REPORT ?? (process.env.TYPES ? 'subset' : '');
 const layers = process.env.LAYERS ? `-${process.env.LAYERS}l` : '';
 const file = join(here, 'reports', `peer-${PRESET}${layers}-${tag ? `${tag}-` : ''}${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(file, JSON.stringify({ preset: PRESET, layers: process.env.LAYERS ? Number(process.env.LAYERS) : undefined, cpu: info.cpu, isa: info.isa, nodeLlamaCpp: NLC_VERSION, runs: RUNS, decodeTokens: DECODE_TOKENS, prefillTokens: PREFILL_TOKENS, results }, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      preset: PRESET,
+      layers: process.env.LAYERS ? Number(process.env.LAYERS) : undefined,
+      cpu: info.cpu,
+      isa: info.isa,
+      nodeLlamaCpp: NLC_VERSION,
+      runs: RUNS,
+      decodeTokens: DECODE_TOKENS,
+      prefillTokens: PREFILL_TOKENS,
+      results,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${file}`);

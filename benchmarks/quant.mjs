@@ -22,7 +22,9 @@ const source = () => openLlama2c(join(STORIES, 'stories260K.bin'), join(STORIES,
 const basePolicy = JSON.parse(readFileSync(join(root, 'quant', 'q4_manifest.json'), 'utf8'));
 const calib = readFileSync(join(root, 'quant', 'calibration', 'default.txt'), 'utf8');
 const heldout = readFileSync(join(here, 'heldout_stories.txt'), 'utf8');
-const ALL = ['int4w-g32', 'int4w-g64', 'int4w-g128'].flatMap((v) => ['rtn', 'clip', 'awq'].map((m) => `${v}-${m}`)).concat(['int8w-row-rtn', 'int8w-row-clip', 'int8w-row-awq']);
+const ALL = ['int4w-g32', 'int4w-g64', 'int4w-g128']
+  .flatMap((v) => ['rtn', 'clip', 'awq'].map((m) => `${v}-${m}`))
+  .concat(['int8w-row-rtn', 'int8w-row-clip', 'int8w-row-awq']);
 const VARIANTS = process.env.VARIANTS ? process.env.VARIANTS.split(',') : ALL;
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-bench-quant-'));
@@ -123,11 +125,17 @@ for (const v of VARIANTS) {
 }
 
 const f = (x, d) => x.toFixed(d);
-console.log(`stories260K (fp32 source), calibration: quant/calibration/default.txt (${seqs.length} held-out sequences from benchmarks/heldout_stories.txt)`);
-console.log('| variant | cosine min..max | SNR dB min..max | KL calib | top-1 calib | KL held-out | top-1 held-out | greedy agree /200 | weight bytes/token | quantize s |');
+console.log(
+  `stories260K (fp32 source), calibration: quant/calibration/default.txt (${seqs.length} held-out sequences from benchmarks/heldout_stories.txt)`,
+);
+console.log(
+  '| variant | cosine min..max | SNR dB min..max | KL calib | top-1 calib | KL held-out | top-1 held-out | greedy agree /200 | weight bytes/token | quantize s |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.variant} | ${f(r.cosineMin, 4)}..${f(r.cosineMax, 4)} | ${f(r.snrMin, 1)}..${f(r.snrMax, 1)} | ${f(r.calibKl, 4)} | ${f(r.calibTop1 * 100, 1)}% | ${f(r.heldoutKl, 4)} | ${f(r.heldoutTop1 * 100, 1)}% | ${r.greedyAgree200} | ${r.bytesPerTokenBefore} → ${r.bytesPerTokenAfter} (${f(r.bytesPerTokenBefore / r.bytesPerTokenAfter, 2)}x) | ${r.quantizeS} |`);
+  console.log(
+    `| ${r.variant} | ${f(r.cosineMin, 4)}..${f(r.cosineMax, 4)} | ${f(r.snrMin, 1)}..${f(r.snrMax, 1)} | ${f(r.calibKl, 4)} | ${f(r.calibTop1 * 100, 1)}% | ${f(r.heldoutKl, 4)} | ${f(r.heldoutTop1 * 100, 1)}% | ${r.greedyAgree200} | ${r.bytesPerTokenBefore} → ${r.bytesPerTokenAfter} (${f(r.bytesPerTokenBefore / r.bytesPerTokenAfter, 2)}x) | ${r.quantizeS} |`,
+  );
 }
 const out = join(here, 'reports', `quant-stories260K-${new Date().toISOString().slice(0, 10)}.json`);
 mkdirSync(dirname(out), { recursive: true });

@@ -18,7 +18,9 @@ if (!['', '0', '1'].includes(strict)) {
   process.exit(2);
 }
 if (!existsSync(join(root, model, 'model.ie.json')) && strict === '1') {
-  process.stderr.write(`bench: ${model} is not an IEBIN model (no model.ie.json) and IE_REQUIRE_MODEL=1 forbids making one; set MODEL=DIR or convert a model there (ie convert) [IEBIN_NOT_FOUND]\n`);
+  process.stderr.write(
+    `bench: ${model} is not an IEBIN model (no model.ie.json) and IE_REQUIRE_MODEL=1 forbids making one; set MODEL=DIR or convert a model there (ie convert) [IEBIN_NOT_FOUND]\n`,
+  );
   process.exit(3);
 }
 if (!existsSync(join(root, model, 'model.ie.json'))) {

@@ -13,7 +13,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const cli = join(root, 'apps', 'ie', 'dist', 'cli.js');
 export const NLC_VERSION = '3.22.1';
-export const PEER_DIR = process.env.PEER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ie', 'peer', `node-llama-cpp-${NLC_VERSION}`);
+export const PEER_DIR =
+  process.env.PEER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ie', 'peer', `node-llama-cpp-${NLC_VERSION}`);
 export const CACHE = process.env.CACHE_DIR ?? join(here, '..', '.cache');
 
 export const logTo = (name) => (m) => process.stderr.write(`${name}: ${m}\n`);
@@ -46,7 +47,19 @@ export function modelFiles(name, preset, types, strict, log) {
     if (!existsSync(gguf)) {
       if (strict) refuseToMake(name, gguf);
       log(`making ${gguf}`);
-      run(process.execPath, [cli, 'synth', '--preset', preset, ...(layers ? ['--layers', layers] : []), '--format', 'gguf', '--dtype', type, '--out', gguf]);
+      run(process.execPath, [
+        cli,
+        'synth',
+        '--preset',
+        preset,
+        ...(layers ? ['--layers', layers] : []),
+        '--format',
+        'gguf',
+        '--dtype',
+        type,
+        '--out',
+        gguf,
+      ]);
     }
     if (!existsSync(join(iebin, 'model.ie.json'))) {
       if (strict) refuseToMake(name, iebin);

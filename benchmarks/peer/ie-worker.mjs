@@ -9,7 +9,17 @@ const engine = await Engine.load(modelDir, { threads: Number(threadsArg), contex
 await serve({
   info: async () => {
     const i = engine.info();
-    return { engine: 'ie', isa: i.isa, precision: i.precision, activations: i.activations, int8Kernels: i.int8Activations, gemm: i.gemm, threads: i.threads, weightBytesPerToken: i.weightBytesPerToken, moe: engine.config.moe !== null };
+    return {
+      engine: 'ie',
+      isa: i.isa,
+      precision: i.precision,
+      activations: i.activations,
+      int8Kernels: i.int8Activations,
+      gemm: i.gemm,
+      threads: i.threads,
+      weightBytesPerToken: i.weightBytesPerToken,
+      moe: engine.config.moe !== null,
+    };
   },
   async decode({ prompt, tokens }) {
     const c = await engine.complete(prompt, { maxTokens: tokens + 1, temperature: 0, ignoreEos: true });

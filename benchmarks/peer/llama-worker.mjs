@@ -17,7 +17,12 @@ const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
 const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: { ideal: threads, min: threads } });
 
 await serve({
-  info: async () => ({ engine: 'llama.cpp', release: llama.llamaCppRelease?.release, build: llama.buildType, threads: context.currentThreads }),
+  info: async () => ({
+    engine: 'llama.cpp',
+    release: llama.llamaCppRelease?.release,
+    build: llama.buildType,
+    threads: context.currentThreads,
+  }),
   // Greedy decode: the time from the first generated token to the (tokens + 1)-th is `tokens` pure decode steps.
   async decode({ prompt, tokens }) {
     const sequence = context.getSequence();

@@ -61,7 +61,12 @@ describe('ie convert probes the tokenizer before exporting', () => {
   it('a truncated tokenizer.json is a format error naming the file', () => {
     const tok = join(tmp(), 'tokenizer.json');
     writeFileSync(tok, readFileSync(join(hf, 'tokenizer.json'), 'utf8').slice(0, 300));
-    expectCoded(ie('convert', '--hf-dir', hf, '--tokenizer', tok, '--out-dir', join(tmp(), 'o'), '--quiet'), 3, 'HF_BAD_TOKENIZER', /tokenizer\.json.*not valid JSON/);
+    expectCoded(
+      ie('convert', '--hf-dir', hf, '--tokenizer', tok, '--out-dir', join(tmp(), 'o'), '--quiet'),
+      3,
+      'HF_BAD_TOKENIZER',
+      /tokenizer\.json.*not valid JSON/,
+    );
   });
 });
 
@@ -109,10 +114,20 @@ describe('ie validate --deep and ie generate --verify', () => {
     bin[h.tensors[6].offset + 1] ^= 0x01;
     writeFileSync(join(d, 'model.ie.bin'), bin);
     expect(ie('generate', d, 'Hello', '--max-tokens', '2', '--no-echo').code).toBe(0);
-    expectCoded(ie('generate', d, 'Hello', '--max-tokens', '2', '--verify'), 4, 'IE_MODEL_CORRUPT', new RegExp(`${h.tensors[6].name.replace(/\./g, '\\.')}: bytes hash to`));
+    expectCoded(
+      ie('generate', d, 'Hello', '--max-tokens', '2', '--verify'),
+      4,
+      'IE_MODEL_CORRUPT',
+      new RegExp(`${h.tensors[6].name.replace(/\./g, '\\.')}: bytes hash to`),
+    );
     const d2 = copyModel();
     poison(d2, 'blk.1.attn_q.weight', 0, Number.POSITIVE_INFINITY);
-    expectCoded(ie('generate', d2, 'Hello', '--max-tokens', '2', '--verify'), 4, 'IE_MODEL_CORRUPT', /blk\.1\.attn_q\.weight: element 0 is NaN or infinite/);
+    expectCoded(
+      ie('generate', d2, 'Hello', '--max-tokens', '2', '--verify'),
+      4,
+      'IE_MODEL_CORRUPT',
+      /blk\.1\.attn_q\.weight: element 0 is NaN or infinite/,
+    );
     const ok = ie('generate', copyModel(), 'Hello', '--max-tokens', '2', '--verify', '--no-echo');
     expect(ok.code, ok.err).toBe(0);
   });

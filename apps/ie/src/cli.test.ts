@@ -28,11 +28,23 @@ describe('ie basics', () => {
     [['convert', '--llama2c', 'a.bin', '--out-dir', 'c'], 2, '--tokenizer'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--dtype', 'f64'], 2, '--dtype must be one of f32, f16, bf16'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--block-k', '100'], 2, 'multiple of 64'],
-    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json', '--dtype', 'f16'], 2, '--q4-map decides every tensor\'s encoding and layout; drop --dtype'],
+    [
+      ['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json', '--dtype', 'f16'],
+      2,
+      "--q4-map decides every tensor's encoding and layout; drop --dtype",
+    ],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--force'], 2, '--force goes with --q4-map'],
-    [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', '/nonexistent.json'], 3, '/nonexistent.json: 1 problem [QUANT_MANIFEST_INVALID]'],
+    [
+      ['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', '/nonexistent.json'],
+      3,
+      '/nonexistent.json: 1 problem [QUANT_MANIFEST_INVALID]',
+    ],
     [['quantize', '/tmp', '--out', 'x.json'], 2, '--policy is required'],
-    [['quantize', '/tmp', '--policy', 'quant/q4_manifest.json', '--out', '/nonexistent/m.json'], 2, '--out /nonexistent/m.json: the directory /nonexistent does not exist or is not writable'],
+    [
+      ['quantize', '/tmp', '--policy', 'quant/q4_manifest.json', '--out', '/nonexistent/m.json'],
+      2,
+      '--out /nonexistent/m.json: the directory /nonexistent does not exist or is not writable',
+    ],
     [['convert', '--gguf', '/nonexistent.gguf', '--out-dir', 'c'], 3, 'does not exist'],
     [['synth', '--preset', 'huge', '--out-dir', 'c'], 2, 'unknown preset'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed=abc'], 2, '--seed must be an integer'],
@@ -40,7 +52,11 @@ describe('ie basics', () => {
     [['synth', '--preset', 'tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_1'], 2, '--dtype'],
     [['synth', '--preset', 'tiny', '--out', 'c.gguf'], 2, '--out is for --format gguf'],
     [['synth', '--preset', 'gpt-oss-tiny', '--out-dir', 'c', '--dtype', 'f16'], 2, '--dtype must be one of bf16, f32'],
-    [['synth', '--preset', 'gpt-oss-tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_0'], 2, '--dtype must be one of bf16, f32'],
+    [
+      ['synth', '--preset', 'gpt-oss-tiny', '--format', 'gguf', '--out', 'c.gguf', '--dtype', 'q4_0'],
+      2,
+      '--dtype must be one of bf16, f32',
+    ],
     [['synth', '--preset', 'gpt-oss-tiny', '--out-dir', 'c', '--layers', '5'], 2, '--layers must be an integer in 1..4'],
     [['synth', '--preset', 'gpt-oss-20b', '--out-dir', 'c', '--layers', '0'], 2, '--layers must be an integer in 1..24'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--shards', '2'], 2, '--shards applies to --format hf only'],
@@ -68,7 +84,7 @@ describe('ie basics', () => {
 });
 
 describe('synth → convert → inspect → validate', () => {
-  it('runs the user\'s way on a sharded HF directory', () => {
+  it("runs the user's way on a sharded HF directory", () => {
     const hf = tmp();
     const out = tmp();
     expect(ie('synth', '--preset', 'tiny', '--format', 'hf', '--shards', '2', '--seed', '5', '--out-dir', hf).code).toBe(0);
@@ -85,7 +101,9 @@ describe('synth → convert → inspect → validate', () => {
     expect(j.totalsByDtype.bf16.tensors).toBe(16);
     expect(j.totalsByDtype.f32.tensors).toBe(5);
     // one embedding row (64 x 2 bytes) plus every other tensor
-    expect(j.weightBytesPerToken).toBe(j.binBytes - 512 * 64 * 2 + 64 * 2 - (j.binBytes - j.tensors.reduce((a: number, t: { bytes: number }) => a + t.bytes, 0)));
+    expect(j.weightBytesPerToken).toBe(
+      j.binBytes - 512 * 64 * 2 + 64 * 2 - (j.binBytes - j.tensors.reduce((a: number, t: { bytes: number }) => a + t.bytes, 0)),
+    );
     const v = ie('validate', out, '--deep');
     expect(v.code).toBe(0);
     expect(v.out).toContain('checksums ok: 21 tensors');
@@ -149,9 +167,19 @@ describe('synth --format gguf → convert --gguf → generate', () => {
 
 describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → generate', () => {
   /** name → [dtype, shape, crc32] of a model's tensor table. */
-  const table = (dir: string) => new Map((JSON.parse(readFileSync(join(dir, 'model.ie.json'), 'utf8')).tensors as Array<{ name: string; dtype: string; shape: number[]; crc32: string }>).map((t) => [t.name, [t.dtype, t.shape.join('x'), t.crc32]]));
+  const table = (dir: string) =>
+    new Map(
+      (
+        JSON.parse(readFileSync(join(dir, 'model.ie.json'), 'utf8')).tensors as Array<{
+          name: string;
+          dtype: string;
+          shape: number[];
+          crc32: string;
+        }>
+      ).map((t) => [t.name, [t.dtype, t.shape.join('x'), t.crc32]]),
+    );
 
-  it('the three formats give the same model: every tensor\'s bytes (the GGUF router F32, as llama.cpp keeps it), the same greedy tokens', () => {
+  it("the three formats give the same model: every tensor's bytes (the GGUF router F32, as llama.cpp keeps it), the same greedy tokens", () => {
     const d = tmp();
     const direct = join(d, 'direct');
     const hf = join(d, 'hf');
@@ -162,14 +190,23 @@ describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → 
     const h = ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'hf', '--shards', '2', '--out-dir', hf);
     expect(h.code, h.err).toBe(0);
     expect(h.out).toContain('experts mxfp4, 2 shard(s)');
-    expect(readdirSync(hf).sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json']);
+    expect(readdirSync(hf).sort()).toEqual([
+      'config.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.safetensors.index.json',
+      'tokenizer.json',
+    ]);
     const g = ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'gguf', '--out', gguf);
     expect(g.code, g.err).toBe(0);
     expect(g.out).toContain('GGUF, gpt-oss-tiny');
     // A second synth writes the same bytes.
     expect(ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--format', 'gguf', '--out', join(d, 'again.gguf')).code).toBe(0);
     expect(sameBytes(readFileSync(gguf), readFileSync(join(d, 'again.gguf')))).toBe(true);
-    for (const [flag, src, out] of [['--hf-dir', hf, join(d, 'from-hf')], ['--gguf', gguf, join(d, 'from-gguf')]]) {
+    for (const [flag, src, out] of [
+      ['--hf-dir', hf, join(d, 'from-hf')],
+      ['--gguf', gguf, join(d, 'from-gguf')],
+    ]) {
       const c = ie('convert', flag, src, '--out-dir', out, '--quiet');
       expect(c.code, c.err).toBe(0);
     }
@@ -187,7 +224,16 @@ describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → 
       const v = ie('validate', m, '--deep');
       expect(v.code, v.err).toBe(0);
       expect(v.out).toContain('checksums ok: 79 tensors');
-      const run = ie('generate', m, '<|start|>user<|message|>hello world<|end|><|start|>assistant', '--max-tokens', '6', '--temperature', '0', '--json');
+      const run = ie(
+        'generate',
+        m,
+        '<|start|>user<|message|>hello world<|end|><|start|>assistant',
+        '--max-tokens',
+        '6',
+        '--temperature',
+        '0',
+        '--json',
+      );
       expect(run.code, run.err).toBe(0);
       const j = JSON.parse(run.out);
       // 4 harmony specials, one token each (spelt out byte by byte they alone would take 38), and 24 letters.
@@ -216,7 +262,7 @@ describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → 
   });
 });
 
-describe('the seed\'s interface: make and hf_to_iebin', () => {
+describe("the seed's interface: make and hf_to_iebin", () => {
   it('make bench-cuda says ie is a CPU engine and exits 2; make convert names what it needs', () => {
     const cuda = spawnSync('make', ['-s', 'bench-cuda'], { cwd: ROOT, encoding: 'utf8' });
     expect(cuda.status).toBe(2);
@@ -233,7 +279,9 @@ describe('the seed\'s interface: make and hf_to_iebin', () => {
     expect(ie('synth', '--preset', 'tiny', '--format', 'hf', '--out-dir', hf).code).toBe(0);
     const a = tmp();
     const b = tmp();
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'hf_to_iebin'), '--hf-dir', hf, '--out-dir', a, '--quiet'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'hf_to_iebin'), '--hf-dir', hf, '--out-dir', a, '--quiet'], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(ie('convert', '--hf-dir', hf, '--out-dir', b, '--quiet').code).toBe(0);
     expect(sameBytes(readFileSync(join(a, 'model.ie.bin')), readFileSync(join(b, 'model.ie.bin')))).toBe(true);
@@ -247,7 +295,9 @@ describe.skipIf(!HAS_STORIES)(`stories260K through the CLI${STORIES_REASON}`, ()
   it('--llama2c and --gguf give identical tensors', () => {
     const a = tmp();
     const b = tmp();
-    expect(ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', a).code).toBe(0);
+    expect(
+      ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', a).code,
+    ).toBe(0);
     expect(ie('convert', '--gguf', join(STORIES_DIR, 'stories260K.gguf'), '--out-dir', b).code).toBe(0);
     const ja = JSON.parse(readFileSync(join(a, 'model.ie.json'), 'utf8'));
     const jb = JSON.parse(readFileSync(join(b, 'model.ie.json'), 'utf8'));
@@ -259,7 +309,9 @@ describe.skipIf(!HAS_STORIES)(`stories260K through the CLI${STORIES_REASON}`, ()
 describe('an interrupted convert leaves the previous output intact', () => {
   /** Starts a long export over `dir`, signals it once a partial file has grown, and returns its exit status. */
   async function interrupt(dir: string, signal: NodeJS.Signals): Promise<number | null> {
-    const child = spawn(process.execPath, [IE_CLI, 'synth', '--preset', 'stories15m', '--seed', '9', '--out-dir', dir, '--quiet'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [IE_CLI, 'synth', '--preset', 'stories15m', '--seed', '9', '--out-dir', dir, '--quiet'], {
+      stdio: 'ignore',
+    });
     const exited = new Promise<number | null>((res) => child.on('exit', (code, sig) => res(code ?? (sig ? -1 : null))));
     for (let i = 0; i < 2000; i++) {
       const partial = readdirSync(dir).find((n) => n.startsWith('.model.ie.bin.partial-'));
@@ -309,7 +361,9 @@ describe('ie generate and ie bench', () => {
 
   it.skipIf(!HAS_STORIES)(`prints run.c's exact text for stories260K${STORIES_REASON}`, () => {
     const d = tmp();
-    expect(ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', d).code).toBe(0);
+    expect(
+      ie('convert', '--llama2c', join(STORIES_DIR, 'stories260K.bin'), '--tokenizer', join(STORIES_DIR, 'tok512.bin'), '--out-dir', d).code,
+    ).toBe(0);
     const r = ie('generate', d, 'Once upon a time', '--max-tokens', '252', '--temperature', '0', '--threads', '1');
     expect(r.code, r.err).toBe(0);
     expect(r.out).toBe(readFileSync(join(STORIES_DIR, 'expected', 'greedy_once-upon-a-time_n256.stdout'), 'utf8'));
@@ -337,20 +391,49 @@ describe('ie generate and ie bench', () => {
   it('benchmarks a prompt file: one JSON line per run, work-touch apart', () => {
     const prompts = join(tmp(), 'p.txt');
     writeFileSync(prompts, '# two prompts\nabc\nhello world\n');
-    const r = spawnSync(process.execPath, [IE_CLI, 'bench', model(), '--runs', '2', '--warmup', '0', '--max-new', '5'], { encoding: 'utf8', env: { ...process.env, PROMPTS: prompts, IE_BYTES_PER_TOKEN: '4096', IE_STRIDE_BYTES: '64' } });
+    const r = spawnSync(process.execPath, [IE_CLI, 'bench', model(), '--runs', '2', '--warmup', '0', '--max-new', '5'], {
+      encoding: 'utf8',
+      env: { ...process.env, PROMPTS: prompts, IE_BYTES_PER_TOKEN: '4096', IE_STRIDE_BYTES: '64' },
+    });
     expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.run)).toEqual([1, 2]);
     for (const l of lines) {
       // A stride of 64 reads every line of the span: what moved is the span itself.
-      expect(l).toMatchObject({ prompts: 2, tokens: 10, precision: 'fp32', touch_bytes_per_token: 4096, touch_stride_bytes: 64, touch_read_bytes_per_token: 4096 });
-      for (const k of ['wall_s', 'tokens_per_s', 'decode_tokens_per_s', 'ttft_ms_p50', 'p50_ms', 'p95_ms', 'peak_rss_bytes', 'weight_bytes_per_token', 'effective_gbs', 'touch_ms']) expect(l[k], k).toBeGreaterThan(0);
+      expect(l).toMatchObject({
+        prompts: 2,
+        tokens: 10,
+        precision: 'fp32',
+        touch_bytes_per_token: 4096,
+        touch_stride_bytes: 64,
+        touch_read_bytes_per_token: 4096,
+      });
+      for (const k of [
+        'wall_s',
+        'tokens_per_s',
+        'decode_tokens_per_s',
+        'ttft_ms_p50',
+        'p50_ms',
+        'p95_ms',
+        'peak_rss_bytes',
+        'weight_bytes_per_token',
+        'effective_gbs',
+        'touch_ms',
+      ])
+        expect(l[k], k).toBeGreaterThan(0);
       expect(typeof l.isa).toBe('string');
     }
   });
 
-  it('takes the seed\'s misspelt prompt file name prompts_10..txt as prompts_10.txt', () => {
-    const r = spawnSync(process.execPath, [IE_CLI, 'bench', model(), '--prompts', 'benchmarks/prompts_10..txt', '--runs', '1', '--warmup', '0', '--max-new', '2'], { encoding: 'utf8', cwd: ROOT });
+  it("takes the seed's misspelt prompt file name prompts_10..txt as prompts_10.txt", () => {
+    const r = spawnSync(
+      process.execPath,
+      [IE_CLI, 'bench', model(), '--prompts', 'benchmarks/prompts_10..txt', '--runs', '1', '--warmup', '0', '--max-new', '2'],
+      { encoding: 'utf8', cwd: ROOT },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim()).prompts).toBe(10);
   });
@@ -358,17 +441,28 @@ describe('ie generate and ie bench', () => {
   it('strict mode: with IE_REQUIRE_MODEL=1 `pnpm bench` refuses a missing model instead of making one; other values are errors', () => {
     const missing = join(tmp(), 'no-model');
     const script = join(ROOT, 'scripts', 'bench.mjs');
-    const strict = spawnSync(process.execPath, [script], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: '1' } });
+    const strict = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      cwd: ROOT,
+      env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: '1' },
+    });
     expect(strict.status).toBe(3);
     expect(strict.stderr).toContain('IE_REQUIRE_MODEL=1 forbids making one');
     expect(existsSync(missing)).toBe(false);
-    const bad = spawnSync(process.execPath, [script], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: 'true' } });
+    const bad = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      cwd: ROOT,
+      env: { ...process.env, MODEL: missing, IE_REQUIRE_MODEL: 'true' },
+    });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('IE_REQUIRE_MODEL must be 0 or 1');
     const cli = spawnSync(process.execPath, [IE_CLI, 'generate', missing, 'hi', '--require-model'], { encoding: 'utf8' });
     expect(cli.status).toBe(3);
     expect(cli.stderr).toContain('IEBIN_NOT_FOUND');
-    const env = spawnSync(process.execPath, [IE_CLI, 'generate', model(), 'hi'], { encoding: 'utf8', env: { ...process.env, IE_REQUIRE_MODEL: '2' } });
+    const env = spawnSync(process.execPath, [IE_CLI, 'generate', model(), 'hi'], {
+      encoding: 'utf8',
+      env: { ...process.env, IE_REQUIRE_MODEL: '2' },
+    });
     expect(env.status).toBe(2);
     expect(env.stderr).toContain('IE_REQUIRE_MODEL: must be one of 0, 1');
   });

@@ -26,7 +26,10 @@ export function parse(cmd: Command, argv: string[]): { values: Record<string, st
   }
   const [min, max] = cmd.positionals;
   if (parsed.positionals.length < min || parsed.positionals.length > max) {
-    throw new CliError('CLI_USAGE', `${cmd.name} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`);
+    throw new CliError(
+      'CLI_USAGE',
+      `${cmd.name} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`,
+    );
   }
   return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
 }
@@ -43,7 +46,8 @@ export function intFlag(values: Record<string, unknown>, name: string, min: numb
   const v = values[name];
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new CliError('CLI_USAGE', `--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new CliError('CLI_USAGE', `--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -51,7 +55,8 @@ export function intFlag(values: Record<string, unknown>, name: string, min: numb
 export function choice<T extends string>(values: Record<string, unknown>, name: string, allowed: readonly T[], dflt?: T): T | undefined {
   const v = values[name];
   if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !allowed.includes(v as T)) throw new CliError('CLI_USAGE', `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !allowed.includes(v as T))
+    throw new CliError('CLI_USAGE', `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 

@@ -39,13 +39,23 @@ export class CliError extends Error {
 /** Exit code for an error, by class and code. */
 export function exitCodeFor(e: unknown): number {
   if (e instanceof CliError) {
-    return { CLI_USAGE: EXIT.USAGE, CLI_UNKNOWN_COMMAND: EXIT.USAGE, CLI_NOT_AVAILABLE: EXIT.USAGE, CLI_VALIDATION_FAILED: EXIT.INVALID_MODEL }[e.code];
+    return {
+      CLI_USAGE: EXIT.USAGE,
+      CLI_UNKNOWN_COMMAND: EXIT.USAGE,
+      CLI_NOT_AVAILABLE: EXIT.USAGE,
+      CLI_VALIDATION_FAILED: EXIT.INVALID_MODEL,
+    }[e.code];
   }
   if (e instanceof FormatError) return e.code === 'IEBIN_WRITE_FAILED' ? EXIT.FAILURE : EXIT.BAD_INPUT;
   if (e instanceof QuantError) return EXIT.BAD_INPUT;
   if (e instanceof IeRuntimeError) {
     // IE_TOKENIZER_INVALID (a corrupt or malformed tokenizer) is bad input like any other broken file.
-    const special: Partial<Record<IeRuntimeError['code'], number>> = { IE_ABORTED: EXIT.INTERRUPTED, IE_INVALID_OPTION: EXIT.USAGE, IE_MODEL_CORRUPT: EXIT.INVALID_MODEL, IE_TOKENIZER_INVALID: EXIT.BAD_INPUT };
+    const special: Partial<Record<IeRuntimeError['code'], number>> = {
+      IE_ABORTED: EXIT.INTERRUPTED,
+      IE_INVALID_OPTION: EXIT.USAGE,
+      IE_MODEL_CORRUPT: EXIT.INVALID_MODEL,
+      IE_TOKENIZER_INVALID: EXIT.BAD_INPUT,
+    };
     return special[e.code] ?? EXIT.BAD_INPUT;
   }
   if (e instanceof KernelError) return e.code === 'KERNELS_BAD_OPTION' ? EXIT.USAGE : EXIT.FAILURE;
@@ -56,7 +66,14 @@ export function exitCodeFor(e: unknown): number {
 export function describeError(e: unknown): string {
   // A manifest's problems are listed one per line under the summary.
   if (e instanceof ManifestError) return `ie: ${e.summary} [${e.code}]${e.problems.map((p) => `\n  ${p.field}: ${p.message}`).join('')}`;
-  if (e instanceof CliError || e instanceof FormatError || e instanceof QuantError || e instanceof IeRuntimeError || e instanceof KernelError) return `ie: ${e.message} [${e.code}]`;
+  if (
+    e instanceof CliError ||
+    e instanceof FormatError ||
+    e instanceof QuantError ||
+    e instanceof IeRuntimeError ||
+    e instanceof KernelError
+  )
+    return `ie: ${e.message} [${e.code}]`;
   if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
     return `ie: ${e.message} [IO_ERROR]`;
   }

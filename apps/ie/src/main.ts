@@ -21,11 +21,14 @@ function help(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
     '',
-    'ie <command> --help shows a command\'s options.',
+    "ie <command> --help shows a command's options.",
   ].join('\n');
 }
 
-export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) },
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const cmd = COMMANDS.find((c) => c.name === rest[0]);
@@ -38,7 +41,11 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
   }
   try {
     const cmd = COMMANDS.find((c) => c.name === name);
-    if (!cmd) throw new CliError('CLI_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    if (!cmd)
+      throw new CliError(
+        'CLI_UNKNOWN_COMMAND',
+        `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`,
+      );
     if (rest.includes('--help') || rest.includes('-h')) {
       io.out(`usage: ${cmd.usage}\n\n${cmd.summary}`);
       return EXIT.OK;

@@ -84,13 +84,16 @@ function decodeBlock(dtype: BlockDtype, b: Uint8Array, at: number, out: Float32A
     return;
   }
   if (dtype === 'q6_k') {
-    const ql = at, qh = at + 128, sc = at + 192;
+    const ql = at,
+      qh = at + 128,
+      sc = at + 192;
     const d = f16(b, at + 208);
     for (let half = 0; half < 2; half++) {
       for (let l = 0; l < 32; l++) {
         const is = l >> 4;
         const h = b[qh + 32 * half + l];
-        const lo = b[ql + 64 * half + l], hi = b[ql + 64 * half + l + 32];
+        const lo = b[ql + 64 * half + l],
+          hi = b[ql + 64 * half + l + 32];
         // f32 arithmetic as ggml's: (d * scale) rounded, then times the code.
         const ds = (i: number) => Math.fround(d * ((b[sc + 8 * half + is + i] << 24) >> 24));
         out[o + 128 * half + l] = Math.fround(ds(0) * (((lo & 15) | ((h & 3) << 4)) - 32));
@@ -111,7 +114,10 @@ function decodeBlock(dtype: BlockDtype, b: Uint8Array, at: number, out: Float32A
     const [sc1, mn1] = kScaleMin(b, at + 4, 2 * j);
     const [sc2, mn2] = kScaleMin(b, at + 4, 2 * j + 1);
     // f32 arithmetic as ggml's: d1 = d * sc and m1 = dmin * m rounded, then d1 * q - m1.
-    const d1 = Math.fround(d * sc1), m1 = Math.fround(dmin * mn1), d2 = Math.fround(d * sc2), m2 = Math.fround(dmin * mn2);
+    const d1 = Math.fround(d * sc1),
+      m1 = Math.fround(dmin * mn1),
+      d2 = Math.fround(d * sc2),
+      m2 = Math.fround(dmin * mn2);
     for (let l = 0; l < 32; l++) {
       const q = b[qs + 32 * j + l];
       const h = five ? b[qh + l] : 0;
@@ -128,7 +134,8 @@ export function decodeBlocks(dtype: BlockDtype, bytes: Uint8Array, rows: number,
   const f = BLOCK_FORMATS[dtype];
   const per = cols / f.elems;
   const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let i = 0; i < per; i++) decodeBlock(dtype, bytes, (r * per + i) * f.bytes, out, r * cols + i * f.elems);
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < per; i++) decodeBlock(dtype, bytes, (r * per + i) * f.bytes, out, r * cols + i * f.elems);
   return out;
 }
 
@@ -140,10 +147,17 @@ export function decodeBlocks(dtype: BlockDtype, bytes: Uint8Array, rows: number,
  * 255 (E8M0 NaN) is refused: HfModelError HF_BAD_TENSOR naming `name`.
  */
 export function mxfp4FromHf(blocks: Uint8Array, scales: Uint8Array, rows: number, cols: number, name = 'mxfp4 tensor'): Uint8Array {
-  if (cols % 32 !== 0) throw new HfModelError('HF_BAD_TENSOR', `${name}: an MXFP4 row is a whole number of 32-element blocks; ${cols} columns are not`, { field: name });
+  if (cols % 32 !== 0)
+    throw new HfModelError('HF_BAD_TENSOR', `${name}: an MXFP4 row is a whole number of 32-element blocks; ${cols} columns are not`, {
+      field: name,
+    });
   const n = (rows * cols) / 32;
   if (blocks.length !== n * 16 || scales.length !== n) {
-    throw new HfModelError('HF_BAD_TENSOR', `${name}: ${rows} x ${cols} MXFP4 needs ${n * 16} block bytes and ${n} scales, got ${blocks.length} and ${scales.length}`, { field: name });
+    throw new HfModelError(
+      'HF_BAD_TENSOR',
+      `${name}: ${rows} x ${cols} MXFP4 needs ${n * 16} block bytes and ${n} scales, got ${blocks.length} and ${scales.length}`,
+      { field: name },
+    );
   }
   const out = new Uint8Array(n * 17);
   const nib = (at: number, k: number) => (blocks[at + (k >> 1)] >> ((k & 1) << 2)) & 15;
@@ -151,7 +165,11 @@ export function mxfp4FromHf(blocks: Uint8Array, scales: Uint8Array, rows: number
     const e = scales[i];
     if (e === 255) {
       const r = Math.floor((i * 32) / cols);
-      throw new HfModelError('HF_BAD_TENSOR', `${name}: scale ${e} (E8M0 NaN) in row ${r}, block ${i - (r * cols) / 32}; MXFP4 scales must be 0..254`, { field: name });
+      throw new HfModelError(
+        'HF_BAD_TENSOR',
+        `${name}: scale ${e} (E8M0 NaN) in row ${r}, block ${i - (r * cols) / 32}; MXFP4 scales must be 0..254`,
+        { field: name },
+      );
     }
     const src = i * 16;
     const dst = i * 17;
@@ -192,7 +210,8 @@ export function quantizeMxfp4(values: Float32Array, out: Uint8Array = new Uint8A
     const inv4 = 2 ** (129 - e);
     const o = 17 * b;
     out[o] = e;
-    for (let j = 0; j < 16; j++) out[o + 1 + j] = e2m1Code(values[at + j], bits[at + j], inv4) | (e2m1Code(values[at + j + 16], bits[at + j + 16], inv4) << 4);
+    for (let j = 0; j < 16; j++)
+      out[o + 1 + j] = e2m1Code(values[at + j], bits[at + j], inv4) | (e2m1Code(values[at + j + 16], bits[at + j + 16], inv4) << 4);
   }
   return out;
 }
@@ -204,7 +223,8 @@ export function quantizeMxfp4(values: Float32Array, out: Uint8Array = new Uint8A
 const E2M1_OPEN = new Uint8Array(50);
 const E2M1_AT = new Uint8Array(50);
 {
-  const nearest = (a: number) => (a <= 0.25 ? 0 : a < 0.75 ? 1 : a <= 1.25 ? 2 : a < 1.75 ? 3 : a <= 2.5 ? 4 : a < 3.5 ? 5 : a <= 5 ? 6 : 7);
+  const nearest = (a: number) =>
+    a <= 0.25 ? 0 : a < 0.75 ? 1 : a <= 1.25 ? 2 : a < 1.75 ? 3 : a <= 2.5 ? 4 : a < 3.5 ? 5 : a <= 5 ? 6 : 7;
   for (let i = 0; i <= 24; i++) {
     const open = nearest(i / 4 + 0.125);
     const at = nearest(i / 4);

@@ -49,7 +49,12 @@ const tiny = SYNTH_PRESETS.tiny.config;
 
 function tinyGguf(kvOverride: Record<string, unknown> = {}): Uint8Array {
   const vocab = synthVocabulary(tiny.vocab_size);
-  const tensors: GgufTensorIn[] = expectedTensors(tiny).map((t) => ({ name: t.name, ne: [...t.shape].reverse(), type: 0, data: new Uint8Array(t.shape.reduce((a, b) => a * b, 1) * 4) }));
+  const tensors: GgufTensorIn[] = expectedTensors(tiny).map((t) => ({
+    name: t.name,
+    ne: [...t.shape].reverse(),
+    type: 0,
+    data: new Uint8Array(t.shape.reduce((a, b) => a * b, 1) * 4),
+  }));
   return buildGguf({ ...llamaKv(tiny, vocab.pieces, vocab.types), ...(kvOverride as Record<string, never>) }, tensors);
 }
 
@@ -58,14 +63,22 @@ function ggufWithArray(n: number): { head: Uint8Array; fileSize: number } {
   const key = Buffer.from('tokenizer.ggml.token_type');
   const b = Buffer.alloc(4 + 4 + 8 + 8 + 8 + key.length + 4 + 4 + 8);
   let p = 0;
-  b.write('GGUF', p); p += 4;
-  b.writeUInt32LE(3, p); p += 4;
-  b.writeBigUInt64LE(0n, p); p += 8;
-  b.writeBigUInt64LE(1n, p); p += 8;
-  b.writeBigUInt64LE(BigInt(key.length), p); p += 8;
-  key.copy(b, p); p += key.length;
-  b.writeUInt32LE(9, p); p += 4; // array
-  b.writeUInt32LE(0, p); p += 4; // of u8
+  b.write('GGUF', p);
+  p += 4;
+  b.writeUInt32LE(3, p);
+  p += 4;
+  b.writeBigUInt64LE(0n, p);
+  p += 8;
+  b.writeBigUInt64LE(1n, p);
+  p += 8;
+  b.writeBigUInt64LE(BigInt(key.length), p);
+  p += 8;
+  key.copy(b, p);
+  p += key.length;
+  b.writeUInt32LE(9, p);
+  p += 4; // array
+  b.writeUInt32LE(0, p);
+  p += 4; // of u8
   b.writeBigUInt64LE(BigInt(n), p);
   return { head: b, fileSize: b.length + n };
 }
@@ -80,7 +93,11 @@ describe('GGUF: caps before allocation', () => {
 
   it('refuses heads, dims and vocab past their caps', async () => {
     const d = tmp();
-    for (const [k, v] of [['llama.attention.head_count', 1 << 20], ['llama.embedding_length', 2 ** 31], ['llama.context_length', 2 ** 30]] as const) {
+    for (const [k, v] of [
+      ['llama.attention.head_count', 1 << 20],
+      ['llama.embedding_length', 2 ** 31],
+      ['llama.context_length', 2 ** 30],
+    ] as const) {
       writeFileSync(join(d, 'm.gguf'), tinyGguf({ [k]: { t: 'u32', v } }));
       await refused(() => openGguf(join(d, 'm.gguf')), 'GGUF_BAD_METADATA');
     }

@@ -83,16 +83,22 @@ describe('IebinWriter commit survives a crash at every step', () => {
         await write(d, a);
         const clean = files(d);
         expect(clean).toEqual(hf ? ['model.ie.bin', 'model.ie.json', 'tokenizer.json'] : ['model.ie.bin', 'model.ie.json']);
-        await expect(write(d, b, (s) => {
-          if (s === step) throw new Killed(s);
-        })).rejects.toBeInstanceOf(Killed);
+        await expect(
+          write(d, b, (s) => {
+            if (s === step) throw new Killed(s);
+          }),
+        ).rejects.toBeInstanceOf(Killed);
         const want = seen.indexOf(step) < seen.indexOf('committed') ? a.seed : b.seed;
         expect(await holds(d, [a, b]), `killed after ${step}`).toBe(want);
         // Killed again, at the same step, with the leftovers of the first kill still there.
-        await expect(write(d, c, (s) => {
-          if (s === step) throw new Killed(s);
-        })).rejects.toBeInstanceOf(Killed);
-        expect(await holds(d, [a, b, c]), `killed twice after ${step}`).toBe(seen.indexOf(step) < seen.indexOf('committed') ? want : c.seed);
+        await expect(
+          write(d, c, (s) => {
+            if (s === step) throw new Killed(s);
+          }),
+        ).rejects.toBeInstanceOf(Killed);
+        expect(await holds(d, [a, b, c]), `killed twice after ${step}`).toBe(
+          seen.indexOf(step) < seen.indexOf('committed') ? want : c.seed,
+        );
         // A later export completes and leaves only its own files.
         await write(d, b);
         expect(await holds(d, [a, b, c])).toBe(b.seed);
@@ -105,9 +111,11 @@ describe('IebinWriter commit survives a crash at every step', () => {
     const b = await model(21, true);
     for (const step of ['bin-staged', 'header-written', 'staged-synced'] as const) {
       const d = tmp();
-      await expect(write(d, b, (s) => {
-        if (s === step) throw new Killed(s);
-      })).rejects.toBeInstanceOf(Killed);
+      await expect(
+        write(d, b, (s) => {
+          if (s === step) throw new Killed(s);
+        }),
+      ).rejects.toBeInstanceOf(Killed);
       await expect(IebinReader.open(d)).rejects.toBeInstanceOf(IebinError);
       await write(d, b);
       expect(await holds(d, [b])).toBe(b.seed);
@@ -115,7 +123,7 @@ describe('IebinWriter commit survives a crash at every step', () => {
     }
   });
 
-  it('removes the previous model\'s tokenizer.json once a model without one is committed, and nothing it does not own', async () => {
+  it("removes the previous model's tokenizer.json once a model without one is committed, and nothing it does not own", async () => {
     const [a, b] = await Promise.all([model(41, true), model(42, false)]);
     const d = tmp();
     await write(d, a);
@@ -132,15 +140,21 @@ describe('IebinWriter commit survives a crash at every step', () => {
     const [a, b] = await Promise.all([model(31, true), model(32, true)]);
     const d = tmp();
     await write(d, a);
-    await expect(write(d, b, (s) => {
-      if (s === 'committed') throw new Killed(s);
-    })).rejects.toBeInstanceOf(Killed);
+    await expect(
+      write(d, b, (s) => {
+        if (s === 'committed') throw new Killed(s);
+      }),
+    ).rejects.toBeInstanceOf(Killed);
     const h = JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8'));
     expect(h.bin.file).toMatch(/^model\.\d+-[0-9a-f]{16}\.ie\.bin$/);
     expect(h.tokenizer.file).toMatch(/^tokenizer\.\d+-[0-9a-f]{16}\.json$/);
     // A writer that starts (and is abandoned) must not take the committed model's files.
     const src = synthModel('tiny', { seed: 33 });
-    const w = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    const w = await IebinWriter.create(d, {
+      config: src.config,
+      tokenizer: src.tokenizer,
+      provenance: { converter: 't', source_format: 'synth', sources: [] },
+    });
     await w.abort();
     expect(await holds(d, [a, b])).toBe(b.seed);
   });

@@ -24,7 +24,11 @@ export interface ConvertedTensor {
 }
 
 /** Per-tensor hook to re-encode a tensor (e.g. quantize it); return null to keep it as it is. */
-export type TensorTransform = (tensor: SourceTensor, role: TensorRole, rowMajor: Uint8Array) => ConvertedTensor | null | Promise<ConvertedTensor | null>;
+export type TensorTransform = (
+  tensor: SourceTensor,
+  role: TensorRole,
+  rowMajor: Uint8Array,
+) => ConvertedTensor | null | Promise<ConvertedTensor | null>;
 
 export interface ConvertOptions {
   /** Store float matrices (2-D, and float 3-D experts) in this dtype (norms, biases, sinks and expert biases are f32). Default: as the source has them. */
@@ -60,11 +64,23 @@ export function floatValues(t: Pick<SourceTensor, 'dtype'>, bytes: Uint8Array): 
  * pretransposed (float dtypes only) or blocked along K (when the block is a multiple of the
  * group size); everything else stays row-major.
  */
-export function exportLayout(role: TensorRole, shape: readonly number[], dtype: SourceTensor['dtype'], quant: QuantParams | null, options: Pick<ConvertOptions, 'pretranspose' | 'blockK'>): TensorLayout {
+export function exportLayout(
+  role: TensorRole,
+  shape: readonly number[],
+  dtype: SourceTensor['dtype'],
+  quant: QuantParams | null,
+  options: Pick<ConvertOptions, 'pretranspose' | 'blockK'>,
+): TensorLayout {
   const matrix = shape.length === 2 && (role === 'projection' || role === 'classifier');
   if (matrix && options.pretranspose && isFloatDtype(dtype)) return { order: 'pretransposed', block_k: 0 };
   // ggml block dtypes stay as whole blocks, row-major.
-  if (matrix && options.blockK && !isBlockDtype(dtype) && (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)) return { order: 'row_major', block_k: options.blockK };
+  if (
+    matrix &&
+    options.blockK &&
+    !isBlockDtype(dtype) &&
+    (!quant || quant.granularity === 'per_row' || options.blockK % quant.group_size === 0)
+  )
+    return { order: 'row_major', block_k: options.blockK };
   return { order: 'row_major', block_k: 0 };
 }
 
@@ -79,14 +95,21 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
   if (options.blockK !== undefined && options.blockK !== 0 && (options.blockK % 64 !== 0 || options.blockK < 64)) {
     throw new IebinError('IEBIN_BAD_LAYOUT', `--block-k must be a positive multiple of 64, got ${options.blockK}`, { field: 'block_k' });
   }
-  if (options.pretranspose && options.blockK) throw new IebinError('IEBIN_BAD_LAYOUT', 'pretranspose and blocked-K cannot be combined', { field: 'layout' });
+  if (options.pretranspose && options.blockK)
+    throw new IebinError('IEBIN_BAD_LAYOUT', 'pretranspose and blocked-K cannot be combined', { field: 'layout' });
   const sources: SourceFile[] = [];
   for (const f of source.files) sources.push({ file: basename(f), bytes: (await stat(f)).size, sha256: await sha256File(f) });
   const roles = new Map(expectedTensors(source.config).map((e) => [e.name, e.role]));
   const writer = await IebinWriter.create(outDir, {
     config: source.config,
     tokenizer: source.tokenizer,
-    provenance: { converter: options.converter, source_format: source.format, sources, ...(source.synth ? { synth: source.synth } : {}), notes: source.notes },
+    provenance: {
+      converter: options.converter,
+      source_format: source.format,
+      sources,
+      ...(source.synth ? { synth: source.synth } : {}),
+      notes: source.notes,
+    },
     quantization: options.quantization ?? null,
   });
   options.onWriter?.(writer);

@@ -57,7 +57,13 @@ export class RandomAccessFile {
   }
 }
 
-function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function fileKind(st: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+}): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO';
   if (st.isCharacterDevice()) return 'a character device';
@@ -73,7 +79,12 @@ function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDe
  * `cap` + 1 bytes are ever read, and a file that yields more bytes than fstat() reported (a /proc
  * file, whose size is 0, or one growing while read) is refused too. Errors carry `code`.
  */
-export async function readRegularFile(path: string, cap: number, fail: (code: FormatErrorCode, message: string) => Error, code: FormatErrorCode = 'IO_ERROR'): Promise<Uint8Array> {
+export async function readRegularFile(
+  path: string,
+  cap: number,
+  fail: (code: FormatErrorCode, message: string) => Error,
+  code: FormatErrorCode = 'IO_ERROR',
+): Promise<Uint8Array> {
   let fh: FileHandle;
   try {
     fh = await open(path, READ_FLAGS);
@@ -93,7 +104,11 @@ export async function readRegularFile(path: string, cap: number, fail: (code: Fo
       if (bytesRead === 0) break;
       done += bytesRead;
     }
-    if (done !== st.size) throw fail(code, `yielded ${done > st.size ? 'more' : 'fewer'} bytes than its size (${st.size}); it is not a plain regular file (a /proc file?) or it changed while being read`);
+    if (done !== st.size)
+      throw fail(
+        code,
+        `yielded ${done > st.size ? 'more' : 'fewer'} bytes than its size (${st.size}); it is not a plain regular file (a /proc file?) or it changed while being read`,
+      );
     return buf.subarray(0, done);
   } finally {
     await fh.close().catch(() => undefined);

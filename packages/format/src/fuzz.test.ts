@@ -36,7 +36,35 @@ function typed(Cls: typeof FormatError, f: () => unknown): string {
 
 /** Awkward values for any JSON slot. */
 const nasty = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, 1, 63, 64, 65, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 2 ** 64, 1e308, -1e308, 0.5, -0.0, '', 'f32', 'q4', 'row_major', '../x', [], {}, [0], [1, 1, 1, 1, 1]),
+  fc.constantFrom(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1,
+    63,
+    64,
+    65,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 53 + 2,
+    2 ** 64,
+    1e308,
+    -1e308,
+    0.5,
+    -0.0,
+    '',
+    'f32',
+    'q4',
+    'row_major',
+    '../x',
+    [],
+    {},
+    [0],
+    [1, 1, 1, 1, 1],
+  ),
   fc.integer(),
   fc.double({ noNaN: true }),
   fc.string({ maxLength: 12 }),
@@ -133,22 +161,28 @@ describe('fuzz: safetensors', () => {
   it(`${RUNS} generated files parse or fail with SafetensorsError`, () => {
     const seen = new Set<string>();
     fc.assert(
-      fc.property(header, fc.nat(700), fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })), fc.nat(100), (h, dataLen, lenOverride, cut) => {
-        const text = Buffer.from(JSON.stringify(h));
-        const prefix = Buffer.alloc(8);
-        prefix.writeBigUInt64LE(lenOverride === 0n ? BigInt(text.length) : lenOverride);
-        let file = Buffer.concat([prefix, text, Buffer.alloc(dataLen, 0x5a)]);
-        if (cut < 10) file = file.subarray(0, Math.floor((file.length * cut) / 10));
-        const code = typed(SafetensorsError, () => {
-          const p = parseSafetensors(new Uint8Array(file));
-          for (const e of p.entries) {
-            // What parses is safe to read: in the file, sized by dtype x shape.
-            expect(e.end).toBeLessThanOrEqual(file.length);
-            expect(e.end - e.begin).toBe(e.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[e.dtype]);
-          }
-        });
-        seen.add(code);
-      }),
+      fc.property(
+        header,
+        fc.nat(700),
+        fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+        fc.nat(100),
+        (h, dataLen, lenOverride, cut) => {
+          const text = Buffer.from(JSON.stringify(h));
+          const prefix = Buffer.alloc(8);
+          prefix.writeBigUInt64LE(lenOverride === 0n ? BigInt(text.length) : lenOverride);
+          let file = Buffer.concat([prefix, text, Buffer.alloc(dataLen, 0x5a)]);
+          if (cut < 10) file = file.subarray(0, Math.floor((file.length * cut) / 10));
+          const code = typed(SafetensorsError, () => {
+            const p = parseSafetensors(new Uint8Array(file));
+            for (const e of p.entries) {
+              // What parses is safe to read: in the file, sized by dtype x shape.
+              expect(e.end).toBeLessThanOrEqual(file.length);
+              expect(e.end - e.begin).toBe(e.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[e.dtype]);
+            }
+          });
+          seen.add(code);
+        },
+      ),
       { numRuns: RUNS, seed: 43 },
     );
     expect(seen.size).toBeGreaterThan(5);
@@ -160,16 +194,36 @@ describe('fuzz: GGUF', () => {
   const v = synthVocabulary(300);
   const good = buildGguf(
     llamaKv(c, v.pieces, v.types),
-    expectedTensors(c).slice(0, 4).map((t, i) => ({ name: t.name, ne: [...t.shape].reverse(), type: 0, data: new Uint8Array(synthTensorValues(c, 1, i).buffer) })),
+    expectedTensors(c)
+      .slice(0, 4)
+      .map((t, i) => ({ name: t.name, ne: [...t.shape].reverse(), type: 0, data: new Uint8Array(synthTensorValues(c, 1, i).buffer) })),
   );
   const headerEnd = parseGguf(good, good.length, 'g').dataOffset;
-  const special = fc.constantFrom(0n, 1n, 31n, 32n, 0xffffffffn, 1n << 32n, 1n << 40n, 1n << 62n, (1n << 64n) - 1n, BigInt(good.length), BigInt(good.length + 1));
+  const special = fc.constantFrom(
+    0n,
+    1n,
+    31n,
+    32n,
+    0xffffffffn,
+    1n << 32n,
+    1n << 40n,
+    1n << 62n,
+    (1n << 64n) - 1n,
+    BigInt(good.length),
+    BigInt(good.length + 1),
+  );
 
   it(`${RUNS} corrupted files parse or fail with GgufError`, () => {
     const seen = new Set<string>();
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.tuple(fc.constant('byte' as const), fc.nat(headerEnd - 1), fc.integer({ min: 0, max: 255 })), fc.tuple(fc.constant('u64' as const), fc.nat(headerEnd - 8), special)), { minLength: 1, maxLength: 4 }),
+        fc.array(
+          fc.oneof(
+            fc.tuple(fc.constant('byte' as const), fc.nat(headerEnd - 1), fc.integer({ min: 0, max: 255 })),
+            fc.tuple(fc.constant('u64' as const), fc.nat(headerEnd - 8), special),
+          ),
+          { minLength: 1, maxLength: 4 },
+        ),
         fc.option(fc.nat(good.length), { nil: undefined }),
         (muts, truncate) => {
           const b = good.slice(0, truncate ?? good.length);

@@ -37,7 +37,15 @@ function mixedSource(over: Partial<ModelConfig> = {}): { source: ModelSource; gg
     ggml.set(t.name, { type: GGML_ID[kind], bytes: blocks });
     return tensor;
   });
-  const source: ModelSource = { format: 'synth', config: c, tokenizer: synthVocabulary(c.vocab_size), files: [], tensors, notes: [], close: async () => undefined };
+  const source: ModelSource = {
+    format: 'synth',
+    config: c,
+    tokenizer: synthVocabulary(c.vocab_size),
+    files: [],
+    tensors,
+    notes: [],
+    close: async () => undefined,
+  };
   return { source, ggml };
 }
 
@@ -58,7 +66,9 @@ describe('GGUF writer', () => {
       expect(want, t.name).toBeDefined();
       expect(t.type, t.name).toBe(want?.type);
       expect(t.offset % 32, t.name).toBe(0);
-      expect(sameBytes(bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.bytes), want?.bytes as Uint8Array), t.name).toBe(true);
+      expect(sameBytes(bytes.subarray(g.dataOffset + t.offset, g.dataOffset + t.offset + t.bytes), want?.bytes as Uint8Array), t.name).toBe(
+        true,
+      );
     }
     const back = await openGguf(path);
     expect(back.config).toEqual(config);
@@ -79,13 +89,21 @@ describe('GGUF writer', () => {
     const { source } = mixedSource();
     const q4g64: ModelSource = {
       ...source,
-      tensors: source.tensors.map((t) => (t.dtype === 'q4' ? { ...t, quant: { ...(t.quant as NonNullable<SourceTensor['quant']>), group_size: 64 } } : t)),
+      tensors: source.tensors.map((t) =>
+        t.dtype === 'q4' ? { ...t, quant: { ...(t.quant as NonNullable<SourceTensor['quant']>), group_size: 64 } } : t,
+      ),
     };
     await expect(writeGguf(q4g64, path)).rejects.toMatchObject({ code: 'GGUF_UNSUPPORTED_TENSOR_TYPE', field: 'token_embd.weight' });
     await expect(writeGguf(mixedSource({ rope_style: 'rotate_half' }).source, path)).rejects.toBeInstanceOf(GgufError);
-    await expect(writeGguf(mixedSource({ rope_style: 'rotate_half' }).source, path)).rejects.toMatchObject({ code: 'GGUF_BAD_METADATA', field: 'rope_style' });
+    await expect(writeGguf(mixedSource({ rope_style: 'rotate_half' }).source, path)).rejects.toMatchObject({
+      code: 'GGUF_BAD_METADATA',
+      field: 'rope_style',
+    });
     // A tensor that fails mid-write: the partial file is removed, no model appears.
-    const failing: ModelSource = { ...source, tensors: source.tensors.map((t, i) => (i === 5 ? { ...t, read: async () => new Uint8Array(3) } : t)) };
+    const failing: ModelSource = {
+      ...source,
+      tensors: source.tensors.map((t, i) => (i === 5 ? { ...t, read: async () => new Uint8Array(3) } : t)),
+    };
     await expect(writeGguf(failing, path)).rejects.toMatchObject({ code: 'GGUF_BAD_TENSOR_INFO' });
     expect(existsSync(path)).toBe(false);
     expect(readdirSync(d)).toEqual([]);

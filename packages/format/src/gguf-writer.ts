@@ -71,14 +71,19 @@ function tensorBytes(type: GgmlName, shape: number[]): number {
   if (isBlockDtype(type)) return (n / BLOCK_FORMATS[type].elems) * BLOCK_FORMATS[type].bytes;
   if (type === 'F32') return n * 4;
   if (type === 'F16' || type === 'BF16') return n * 2;
-  if (shape[shape.length - 1] % 32 !== 0) throw new GgufError('GGUF_BAD_TENSOR_INFO', `a ${type} row must be a whole number of 32-element blocks, got ${shape[shape.length - 1]}`);
+  if (shape[shape.length - 1] % 32 !== 0)
+    throw new GgufError(
+      'GGUF_BAD_TENSOR_INFO',
+      `a ${type} row must be a whole number of 32-element blocks, got ${shape[shape.length - 1]}`,
+    );
   return (n / 32) * (type === 'Q4_0' ? 18 : 34);
 }
 
 /** IEBIN planes (all payloads, padded to 64, then all f16 scales) → ggml blocks {f16 d; payload}. The inverse of splitBlocks. */
 export function joinBlocks(planes: Uint8Array, blocks: number, payload: number): Uint8Array {
   const sOff = Math.ceil((blocks * payload) / 64) * 64;
-  if (planes.length < sOff + 2 * blocks) throw new GgufError('GGUF_BAD_TENSOR_INFO', `planes of ${planes.length} bytes cannot hold ${blocks} blocks`);
+  if (planes.length < sOff + 2 * blocks)
+    throw new GgufError('GGUF_BAD_TENSOR_INFO', `planes of ${planes.length} bytes cannot hold ${blocks} blocks`);
   const bs = payload + 2;
   const out = new Uint8Array(blocks * bs);
   for (let i = 0; i < blocks; i++) {
@@ -190,7 +195,8 @@ function llamaMetadata(source: ModelSource, fileType: number, name: string): { c
   m.str('general.architecture', 'llama');
   m.str('general.name', name);
   m.u32('general.file_type', fileType);
-  if (fileType !== GGML.F32.fileType && fileType !== GGML.F16.fileType && fileType !== GGML.BF16.fileType) m.u32('general.quantization_version', 2);
+  if (fileType !== GGML.F32.fileType && fileType !== GGML.F16.fileType && fileType !== GGML.BF16.fileType)
+    m.u32('general.quantization_version', 2);
   m.u32('llama.context_length', c.context_length);
   m.u32('llama.embedding_length', c.dim);
   m.u32('llama.block_count', c.n_layers);
@@ -268,12 +274,20 @@ function gptOssProblem(source: ModelSource): [string, string] | null {
   const c = source.config;
   if (!c.moe) return ['moe', 'a gpt-oss model has experts'];
   if (c.rope_style !== 'rotate_half') return ['rope_style', 'gpt-oss GGUF files hold rotate-half (NEOX) RoPE weights'];
-  if (c.rope_scaling && (c.rope_scaling.type !== 'yarn' || c.rope_scaling.truncate)) return ['rope_scaling', 'GGUF records YaRN without rounding of its range (truncate false) only'];
-  if (!c.attn_qkv_bias || !c.attn_output_bias || !c.attn_sinks) return ['attn_sinks', 'llama.cpp\'s gpt-oss has biases on every attention projection and attention sinks'];
-  if (c.moe.swiglu_limit !== 7) return ['moe.swiglu_limit', `llama.cpp's gpt-oss graph clamps SwiGLU at 7; this model's limit is ${c.moe.swiglu_limit}`];
+  if (c.rope_scaling && (c.rope_scaling.type !== 'yarn' || c.rope_scaling.truncate))
+    return ['rope_scaling', 'GGUF records YaRN without rounding of its range (truncate false) only'];
+  if (!c.attn_qkv_bias || !c.attn_output_bias || !c.attn_sinks)
+    return ['attn_sinks', "llama.cpp's gpt-oss has biases on every attention projection and attention sinks"];
+  if (c.moe.swiglu_limit !== 7)
+    return ['moe.swiglu_limit', `llama.cpp's gpt-oss graph clamps SwiGLU at 7; this model's limit is ${c.moe.swiglu_limit}`];
   const even = Array.from({ length: c.n_layers }, (_, i) => i % 2 === 0);
-  if (c.sliding_window === null || (c.sliding_layers ?? even).some((s, i) => s !== even[i])) return ['sliding_layers', 'llama.cpp\'s gpt-oss slides on the even layers (a window must be set)'];
-  if (source.tokenizer.model !== 'gpt2') return ['tokenizer', `the GGUF writer writes gpt-oss with a byte-level BPE (gpt2) vocabulary; this model's is ${source.tokenizer.model}`];
+  if (c.sliding_window === null || (c.sliding_layers ?? even).some((s, i) => s !== even[i]))
+    return ['sliding_layers', "llama.cpp's gpt-oss slides on the even layers (a window must be set)"];
+  if (source.tokenizer.model !== 'gpt2')
+    return [
+      'tokenizer',
+      `the GGUF writer writes gpt-oss with a byte-level BPE (gpt2) vocabulary; this model's is ${source.tokenizer.model}`,
+    ];
   return null;
 }
 
@@ -292,25 +306,44 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
     const problem = gptOssProblem(source);
     if (problem) refuse(problem[0], problem[1]);
   } else {
-    if (c.architecture !== 'llama') refuse('architecture', `the GGUF writer writes llama and gpt-oss models; this one is ${c.architecture}`);
-    if (c.rope_style !== 'adjacent') refuse('rope_style', 'llama GGUF files hold Q/K rows for adjacent-pair RoPE; this model is rotate_half (convert it from its original checkpoint instead)');
+    if (c.architecture !== 'llama')
+      refuse('architecture', `the GGUF writer writes llama and gpt-oss models; this one is ${c.architecture}`);
+    if (c.rope_style !== 'adjacent')
+      refuse(
+        'rope_style',
+        'llama GGUF files hold Q/K rows for adjacent-pair RoPE; this model is rotate_half (convert it from its original checkpoint instead)',
+      );
     if (c.rope_scaling) refuse('rope_scaling', 'RoPE scaling is not written to GGUF');
     if (c.attn_qkv_bias) refuse('attn_qkv_bias', 'q/k/v biases are not part of the llama GGUF architecture');
     if (c.sliding_window) refuse('sliding_window', 'a sliding window is not part of the llama GGUF architecture');
-    if (source.tokenizer.model !== 'spm') refuse('tokenizer', `the GGUF writer writes SentencePiece vocabularies; this model's is ${source.tokenizer.model}`);
+    if (source.tokenizer.model !== 'spm')
+      refuse('tokenizer', `the GGUF writer writes SentencePiece vocabularies; this model's is ${source.tokenizer.model}`);
   }
   // gpt-oss as llama.cpp writes it: vectors, stacked expert biases and the router in F32 (float sources only).
   const roles = new Map(expectedTensors(c).map((e) => [e.name, e.role]));
-  const toF32 = source.tensors.map((t) => gptOss && (t.dtype === 'f16' || t.dtype === 'bf16') && (t.shape.length === 1 || ['expert_bias', 'router'].includes(roles.get(t.name) ?? '')));
+  const toF32 = source.tensors.map(
+    (t) =>
+      gptOss &&
+      (t.dtype === 'f16' || t.dtype === 'bf16') &&
+      (t.shape.length === 1 || ['expert_bias', 'router'].includes(roles.get(t.name) ?? '')),
+  );
   const types = source.tensors.map((t, i) => (toF32[i] ? 'F32' : ggmlTypeOf(t)));
-  const names = source.tensors.map((t) => (gptOss ? t.name.replace(/^(blk\.\d+\.)ffn_norm\.weight$/, '$1post_attention_norm.weight') : t.name));
+  const names = source.tensors.map((t) =>
+    gptOss ? t.name.replace(/^(blk\.\d+\.)ffn_norm\.weight$/, '$1post_attention_norm.weight') : t.name,
+  );
   const sizes = source.tensors.map((t, i) => tensorBytes(types[i], t.shape));
   // The file type names the type of the 2-D tensors (norms stay F32); gpt-oss with MXFP4 experts is MOSTLY_MXFP4_MOE whatever the rest.
   const matrixTypes = new Set(types.filter((_, i) => source.tensors[i].shape.length === 2));
   const only = [...matrixTypes][0];
   // llama.cpp's file types for the block formats: Q4_K_M 15, Q5_K_M 17, Q6_K 18, IQ4_NL 25, MXFP4_MOE 38.
   const blockFileType: Record<BlockDtype, number> = { q4_k: 15, q5_k: 17, q6_k: 18, iq4_nl: 25, mxfp4: 38 };
-  const fileType = types.includes('mxfp4') ? blockFileType.mxfp4 : matrixTypes.size !== 1 ? GGML.F32.fileType : isBlockDtype(only) ? blockFileType[only] : GGML[only].fileType;
+  const fileType = types.includes('mxfp4')
+    ? blockFileType.mxfp4
+    : matrixTypes.size !== 1
+      ? GGML.F32.fileType
+      : isBlockDtype(only)
+        ? blockFileType[only]
+        : GGML[only].fileType;
   const name = options.name ?? `ie-${source.synth?.preset ?? 'model'}`;
   const meta = gptOss ? gptOssMetadata(source, fileType, name) : llamaMetadata(source, fileType, name);
   const align = (n: number) => Math.ceil(n / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
@@ -332,15 +365,25 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
     let at = dataStart;
     for (let i = 0; i < source.tensors.length; i++) {
       const t = source.tensors[i];
-      const pieces = toF32[i] ? [new Uint8Array(Float32Array.from(floatValues(t, await t.read())).buffer)] : types[i] === 'Q4_0' || types[i] === 'Q8_0' ? [await t.read()] : readChunks(t);
+      const pieces = toF32[i]
+        ? [new Uint8Array(Float32Array.from(floatValues(t, await t.read())).buffer)]
+        : types[i] === 'Q4_0' || types[i] === 'Q8_0'
+          ? [await t.read()]
+          : readChunks(t);
       let got = 0;
       for await (const raw of pieces) {
-        const bytes = types[i] === 'Q4_0' ? joinBlocks(raw, sizes[i] / 18, 16) : types[i] === 'Q8_0' ? joinBlocks(raw, sizes[i] / 34, 32) : raw;
+        const bytes =
+          types[i] === 'Q4_0' ? joinBlocks(raw, sizes[i] / 18, 16) : types[i] === 'Q8_0' ? joinBlocks(raw, sizes[i] / 34, 32) : raw;
         got += bytes.length;
         if (got > sizes[i]) break;
         await fh.write(bytes, 0, bytes.length, at + got - bytes.length);
       }
-      if (got !== sizes[i]) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} read ${got > sizes[i] ? `more than ${sizes[i]}` : got} bytes, expected ${sizes[i]}`, { file: path, field: t.name });
+      if (got !== sizes[i])
+        throw new GgufError(
+          'GGUF_BAD_TENSOR_INFO',
+          `${t.name} read ${got > sizes[i] ? `more than ${sizes[i]}` : got} bytes, expected ${sizes[i]}`,
+          { file: path, field: t.name },
+        );
       at = align(at + got);
     }
     // Padding after the last tensor, so the file ends on the alignment like llama.cpp's own.

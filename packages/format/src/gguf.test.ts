@@ -2,7 +2,22 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildGguf, dequantizeKBlocks, dequantizeQ4_0, dequantizeQ8_0, firstDifference, llamaKv, quantizeIQ4_NL, quantizeQ4_0, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, quantizeQ8_0, sameBytes, type GgufTensorIn } from '@ie/testing';
+import {
+  buildGguf,
+  dequantizeKBlocks,
+  dequantizeQ4_0,
+  dequantizeQ8_0,
+  firstDifference,
+  llamaKv,
+  quantizeIQ4_NL,
+  quantizeQ4_0,
+  quantizeQ4_K,
+  quantizeQ5_K,
+  quantizeQ6_K,
+  quantizeQ8_0,
+  sameBytes,
+  type GgufTensorIn,
+} from '@ie/testing';
 import { exportIebin } from './convert.js';
 import { encodeBf16, encodeF16 } from './dtype.js';
 import { GgufError } from './errors.js';
@@ -68,7 +83,8 @@ describe('GGUF import', () => {
       seen.add(e.kind);
       const dtype = { q4_0: 'q4', q8_0: 'i8', f16: 'f16', bf16: 'bf16', f32: 'f32' }[e.kind];
       expect(t.dtype, t.name).toBe(dtype);
-      if (e.kind === 'q4_0' || e.kind === 'q8_0') expect(t.quant).toMatchObject({ scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' });
+      if (e.kind === 'q4_0' || e.kind === 'q8_0')
+        expect(t.quant).toMatchObject({ scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16' });
       expect(firstDifference(decodeTensor(t, (await r.read(t.name)).bytes), e.values), t.name).toBeNull();
     }
     expect([...seen].sort()).toEqual(['bf16', 'f16', 'f32', 'q4_0', 'q8_0']);
@@ -135,7 +151,8 @@ describe('GGUF import', () => {
     const t = (name: string, type: number): GgufTensorIn => ({ name, ne: [32, 2], type, data: new Uint8Array(type === 0 ? 256 : 36) });
     const kv = { 'general.architecture': { t: 'str' as const, v: 'llama' } };
     const one = buildGguf(kv, [t('a', 0)]);
-    const offAt = (b: Uint8Array, name: string) => Buffer.from(b).indexOf(Buffer.from(name + '\u0002\u0000\u0000\u0000')) + name.length + 4 + 16 + 4;
+    const offAt = (b: Uint8Array, name: string) =>
+      Buffer.from(b).indexOf(Buffer.from(name + '\u0002\u0000\u0000\u0000')) + name.length + 4 + 16 + 4;
     const mis = one.slice();
     new DataView(mis.buffer).setBigUint64(offAt(mis, 'a'), 4n, true);
     expect(code(mis)).toBe('GGUF_MISALIGNED');
@@ -150,7 +167,10 @@ describe('GGUF import', () => {
     // Q4_1 parses (its size is known) but is refused at import, with advice.
     const d = mkdtempSync(join(tmpdir(), 'ie-gguf-'));
     writeFileSync(join(d, 'q41.gguf'), buildModel(2).bytes);
-    await expect(openGguf(join(d, 'q41.gguf'))).rejects.toMatchObject({ code: 'GGUF_UNSUPPORTED_TENSOR_TYPE', field: 'blk.0.attn_q.weight' });
+    await expect(openGguf(join(d, 'q41.gguf'))).rejects.toMatchObject({
+      code: 'GGUF_UNSUPPORTED_TENSOR_TYPE',
+      field: 'blk.0.attn_q.weight',
+    });
   });
 
   it('refuses metadata that does not describe a llama model', async () => {
@@ -167,11 +187,26 @@ describe('GGUF import', () => {
 
 describe('GGUF K-quant and IQ4_NL import', () => {
   // K-quant rows are whole 256-element blocks: a model 256 wide.
-  const kc: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 256, n_heads: 4, n_kv_heads: 2, head_dim: 64, ffn_dim: 512, vocab_size: 300, n_layers: 1, tied_classifier: false };
+  const kc: ModelConfig = {
+    ...SYNTH_PRESETS.tiny.config,
+    dim: 256,
+    n_heads: 4,
+    n_kv_heads: 2,
+    head_dim: 64,
+    ffn_dim: 512,
+    vocab_size: 300,
+    n_layers: 1,
+    tied_classifier: false,
+  };
   const kv = synthVocabulary(kc.vocab_size);
-  const kinds = [['q4_k', 12, quantizeQ4_K], ['q5_k', 13, quantizeQ5_K], ['q6_k', 14, quantizeQ6_K], ['iq4_nl', 20, quantizeIQ4_NL]] as const;
+  const kinds = [
+    ['q4_k', 12, quantizeQ4_K],
+    ['q5_k', 13, quantizeQ5_K],
+    ['q6_k', 14, quantizeQ6_K],
+    ['iq4_nl', 20, quantizeIQ4_NL],
+  ] as const;
 
-  it('imports Q4_K, Q5_K, Q6_K and IQ4_NL blocks as they are; decoding them gives ggml\'s dequantized values', async () => {
+  it("imports Q4_K, Q5_K, Q6_K and IQ4_NL blocks as they are; decoding them gives ggml's dequantized values", async () => {
     const raw = new Map<string, { kind: (typeof kinds)[number][0]; blocks: Uint8Array; values: Float32Array }>();
     const tensors: GgufTensorIn[] = expectedTensors(kc).map((t, i) => {
       const v = synthTensorValues(kc, 21, i);
@@ -221,7 +256,9 @@ describe('GGUF K-quant and IQ4_NL import', () => {
     const h = JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8'));
     const i = h.tensors.findIndex((t: { name: string }) => t.name === 'blk.0.attn_q.weight');
     h.tensors[i].dtype = 'q4_k';
-    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }));
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(
+      expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }),
+    );
     h.tensors[i].quant = { scheme: 'symmetric' };
     expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_QUANT' }));
   });

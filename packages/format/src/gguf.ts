@@ -94,7 +94,14 @@ export interface GgufLimits {
   maxMetadataBytes: number;
 }
 /** Far above any real model's (gpt-oss's o200k vocabulary: 201,088 tokens and 446,189 merges, ~30 MB parsed). */
-export const DEFAULT_GGUF_LIMITS: GgufLimits = Object.freeze({ maxTensors: 1 << 16, maxKeys: 1 << 16, maxStringBytes: 1 << 24, maxArrayDepth: 2, maxArrayLength: 1 << 21, maxMetadataBytes: 256 << 20 });
+export const DEFAULT_GGUF_LIMITS: GgufLimits = Object.freeze({
+  maxTensors: 1 << 16,
+  maxKeys: 1 << 16,
+  maxStringBytes: 1 << 24,
+  maxArrayDepth: 2,
+  maxArrayLength: 1 << 21,
+  maxMetadataBytes: 256 << 20,
+});
 
 /** Estimated memory of one parsed metadata value of each type (strings add their length). */
 const VALUE_COST = [16, 16, 16, 16, 16, 16, 16, 16, 32, 48, 32, 32, 16];
@@ -127,12 +134,26 @@ class Cursor {
     return this.fileSize - this.pos;
   }
   need(n: number, field: string): void {
-    if (this.pos + n > this.fileSize) this.fail('GGUF_TRUNCATED', `ends at byte ${this.fileSize} inside ${field} (needs ${this.pos + n})`, field);
+    if (this.pos + n > this.fileSize)
+      this.fail('GGUF_TRUNCATED', `ends at byte ${this.fileSize} inside ${field} (needs ${this.pos + n})`, field);
     if (this.pos + n > this.b.length) throw new NeedMore(this.pos + n);
   }
-  u8(f: string) { this.need(1, f); return this.dv.getUint8(this.pos++); }
-  u32(f: string) { this.need(4, f); const v = this.dv.getUint32(this.pos, true); this.pos += 4; return v; }
-  u64(f: string): bigint { this.need(8, f); const v = this.dv.getBigUint64(this.pos, true); this.pos += 8; return v; }
+  u8(f: string) {
+    this.need(1, f);
+    return this.dv.getUint8(this.pos++);
+  }
+  u32(f: string) {
+    this.need(4, f);
+    const v = this.dv.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  u64(f: string): bigint {
+    this.need(8, f);
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
   /** A u64 that must fit a safe integer and stay under `max`. */
   count(f: string, max: number, code: FormatErrorCode = 'GGUF_TOO_MANY_ENTRIES'): number {
     const v = this.u64(f);
@@ -142,11 +163,17 @@ class Cursor {
   /** Charges `bytes` of estimated memory against the metadata budget, before it is allocated. */
   charge(bytes: number, limits: GgufLimits, f: string): void {
     this.spent += bytes;
-    if (this.spent > limits.maxMetadataBytes) this.fail('GGUF_TOO_MANY_ENTRIES', `metadata would take more than the ${limits.maxMetadataBytes}-byte cap in memory (at byte ${this.pos})`, f);
+    if (this.spent > limits.maxMetadataBytes)
+      this.fail(
+        'GGUF_TOO_MANY_ENTRIES',
+        `metadata would take more than the ${limits.maxMetadataBytes}-byte cap in memory (at byte ${this.pos})`,
+        f,
+      );
   }
   str(f: string, maxBytes: number, limits?: GgufLimits): string {
     const n = this.u64(f);
-    if (n > BigInt(maxBytes) || n > BigInt(this.remaining)) this.fail('GGUF_BAD_STRING', `has length ${n}, more than ${Math.min(maxBytes, this.remaining)} bytes available`, f);
+    if (n > BigInt(maxBytes) || n > BigInt(this.remaining))
+      this.fail('GGUF_BAD_STRING', `has length ${n}, more than ${Math.min(maxBytes, this.remaining)} bytes available`, f);
     const len = Number(n);
     if (limits) this.charge(len, limits, f);
     this.need(len, f);
@@ -160,37 +187,77 @@ class Cursor {
   }
   value(type: number, f: string, limits: GgufLimits, depth: number): GgufValue {
     switch (type) {
-      case 0: return this.u8(f);
-      case 1: { this.need(1, f); return this.dv.getInt8(this.pos++); }
-      case 2: { this.need(2, f); const v = this.dv.getUint16(this.pos, true); this.pos += 2; return v; }
-      case 3: { this.need(2, f); const v = this.dv.getInt16(this.pos, true); this.pos += 2; return v; }
-      case 4: return this.u32(f);
-      case 5: { this.need(4, f); const v = this.dv.getInt32(this.pos, true); this.pos += 4; return v; }
-      case 6: { this.need(4, f); const v = this.dv.getFloat32(this.pos, true); this.pos += 4; return v; }
+      case 0:
+        return this.u8(f);
+      case 1: {
+        this.need(1, f);
+        return this.dv.getInt8(this.pos++);
+      }
+      case 2: {
+        this.need(2, f);
+        const v = this.dv.getUint16(this.pos, true);
+        this.pos += 2;
+        return v;
+      }
+      case 3: {
+        this.need(2, f);
+        const v = this.dv.getInt16(this.pos, true);
+        this.pos += 2;
+        return v;
+      }
+      case 4:
+        return this.u32(f);
+      case 5: {
+        this.need(4, f);
+        const v = this.dv.getInt32(this.pos, true);
+        this.pos += 4;
+        return v;
+      }
+      case 6: {
+        this.need(4, f);
+        const v = this.dv.getFloat32(this.pos, true);
+        this.pos += 4;
+        return v;
+      }
       case 7: {
         const v = this.u8(f);
         if (v > 1) this.fail('GGUF_BAD_VALUE_TYPE', `is a bool with byte value ${v}`, f);
         return v === 1;
       }
-      case 8: return this.str(f, limits.maxStringBytes, limits);
+      case 8:
+        return this.str(f, limits.maxStringBytes, limits);
       case 9: {
         if (depth >= limits.maxArrayDepth) this.fail('GGUF_BAD_VALUE_TYPE', `nests arrays deeper than ${limits.maxArrayDepth}`, f);
         const et = this.u32(`${f}.type`);
         if (et >= GGUF_VALUE_TYPES.length) this.fail('GGUF_BAD_VALUE_TYPE', `has element type ${et}`, f);
         const n = this.u64(`${f}.length`);
         // Refuse before allocating: each element takes at least MIN_VALUE_BYTES, and costs VALUE_COST in memory.
-        if (n > BigInt(limits.maxArrayLength)) this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the cap of ${limits.maxArrayLength}`, f);
-        if (n * BigInt(MIN_VALUE_BYTES[et]) > BigInt(this.remaining)) this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the ${this.remaining} bytes left can hold`, f);
+        if (n > BigInt(limits.maxArrayLength))
+          this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the cap of ${limits.maxArrayLength}`, f);
+        if (n * BigInt(MIN_VALUE_BYTES[et]) > BigInt(this.remaining))
+          this.fail('GGUF_TOO_MANY_ENTRIES', `claims ${n} elements, more than the ${this.remaining} bytes left can hold`, f);
         const len = Number(n);
         this.charge(16 + len * (8 + VALUE_COST[et]), limits, f);
         const values: GgufValue[] = new Array(len);
         for (let i = 0; i < len; i++) values[i] = this.value(et, f, limits, depth + 1);
         return { type: GGUF_VALUE_TYPES[et], values };
       }
-      case 10: return this.u64(f);
-      case 11: { this.need(8, f); const v = this.dv.getBigInt64(this.pos, true); this.pos += 8; return v; }
-      case 12: { this.need(8, f); const v = this.dv.getFloat64(this.pos, true); this.pos += 8; return v; }
-      default: this.fail('GGUF_BAD_VALUE_TYPE', `has value type ${type}`, f);
+      case 10:
+        return this.u64(f);
+      case 11: {
+        this.need(8, f);
+        const v = this.dv.getBigInt64(this.pos, true);
+        this.pos += 8;
+        return v;
+      }
+      case 12: {
+        this.need(8, f);
+        const v = this.dv.getFloat64(this.pos, true);
+        this.pos += 8;
+        return v;
+      }
+      default:
+        this.fail('GGUF_BAD_VALUE_TYPE', `has value type ${type}`, f);
     }
   }
 }
@@ -204,10 +271,12 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, file: string, lim
   const magic = c.u32('magic');
   if (magic !== GGUF_MAGIC) c.fail('GGUF_BAD_MAGIC', 'does not start with "GGUF"; it is not a GGUF file', 'magic');
   const version = c.u32('version');
-  if (version !== 2 && version !== 3) c.fail('GGUF_UNSUPPORTED_VERSION', `is GGUF version ${version}; versions 2 and 3 are supported`, 'version');
+  if (version !== 2 && version !== 3)
+    c.fail('GGUF_UNSUPPORTED_VERSION', `is GGUF version ${version}; versions 2 and 3 are supported`, 'version');
   const nTensors = c.count('tensor_count', limits.maxTensors);
   const nKv = c.count('metadata_kv_count', limits.maxKeys);
-  if (nTensors * 32 + nKv * 13 > c.remaining) c.fail('GGUF_TOO_MANY_ENTRIES', `claims ${nTensors} tensors and ${nKv} keys, more than the file can hold`, 'tensor_count');
+  if (nTensors * 32 + nKv * 13 > c.remaining)
+    c.fail('GGUF_TOO_MANY_ENTRIES', `claims ${nTensors} tensors and ${nKv} keys, more than the file can hold`, 'tensor_count');
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
     const key = c.str(`metadata[${i}].key`, 1 << 16, limits);
@@ -219,7 +288,8 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, file: string, lim
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   const a = metadata.get('general.alignment');
   if (a !== undefined) {
-    if (typeof a !== 'number' || !Number.isInteger(a) || a < 1 || a > 1 << 20 || (a & (a - 1)) !== 0) c.fail('GGUF_BAD_METADATA', `general.alignment is ${String(a)}, not a power of two`, 'general.alignment');
+    if (typeof a !== 'number' || !Number.isInteger(a) || a < 1 || a > 1 << 20 || (a & (a - 1)) !== 0)
+      c.fail('GGUF_BAD_METADATA', `general.alignment is ${String(a)}, not a power of two`, 'general.alignment');
     alignment = a as number;
   }
   const tensors: GgufTensorInfo[] = [];
@@ -239,23 +309,28 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, file: string, lim
       ne.push(Number(v));
       elements *= v;
     }
-    if (elements > BigInt(Number.MAX_SAFE_INTEGER)) c.fail('GGUF_BAD_TENSOR_INFO', `${name} has more elements than can be addressed`, `${f}.ne`);
+    if (elements > BigInt(Number.MAX_SAFE_INTEGER))
+      c.fail('GGUF_BAD_TENSOR_INFO', `${name} has more elements than can be addressed`, `${f}.ne`);
     const type = c.u32(`${f}.type`);
     const t = GGML_TYPES[type];
     if (!t) c.fail('GGUF_UNSUPPORTED_TENSOR_TYPE', `${name} has unknown ggml type ${type}`, `${f}.type`);
-    if (ne[0] % t[1] !== 0) c.fail('GGUF_BAD_TENSOR_INFO', `${name}: ne[0] = ${ne[0]} is not a multiple of the ${t[0]} block size ${t[1]}`, `${f}.ne[0]`);
+    if (ne[0] % t[1] !== 0)
+      c.fail('GGUF_BAD_TENSOR_INFO', `${name}: ne[0] = ${ne[0]} is not a multiple of the ${t[0]} block size ${t[1]}`, `${f}.ne[0]`);
     const bytes = (elements / BigInt(t[1])) * BigInt(t[2]);
     const off = c.u64(`${f}.offset`);
     if (off % BigInt(alignment) !== 0n) c.fail('GGUF_MISALIGNED', `${name} offset ${off} is not a multiple of ${alignment}`, `${f}.offset`);
-    if (off + bytes > BigInt(fileSize)) c.fail('GGUF_RANGE_OUT_OF_FILE', `${name} (${bytes} bytes at data+${off}) lies outside the ${fileSize}-byte file`, `${f}.offset`);
+    if (off + bytes > BigInt(fileSize))
+      c.fail('GGUF_RANGE_OUT_OF_FILE', `${name} (${bytes} bytes at data+${off}) lies outside the ${fileSize}-byte file`, `${f}.offset`);
     tensors.push({ name, ne, type, offset: Number(off), bytes: Number(bytes) });
   }
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
   const sorted = [...tensors].sort((x, y) => x.offset - y.offset);
   for (let i = 0; i < sorted.length; i++) {
     const t = sorted[i];
-    if (dataOffset + t.offset + t.bytes > fileSize) c.fail('GGUF_RANGE_OUT_OF_FILE', `${t.name} ends at byte ${dataOffset + t.offset + t.bytes}, past the ${fileSize}-byte file`, t.name);
-    if (i > 0 && sorted[i - 1].offset + sorted[i - 1].bytes > t.offset) c.fail('GGUF_OVERLAP', `${t.name} overlaps ${sorted[i - 1].name}`, t.name);
+    if (dataOffset + t.offset + t.bytes > fileSize)
+      c.fail('GGUF_RANGE_OUT_OF_FILE', `${t.name} ends at byte ${dataOffset + t.offset + t.bytes}, past the ${fileSize}-byte file`, t.name);
+    if (i > 0 && sorted[i - 1].offset + sorted[i - 1].bytes > t.offset)
+      c.fail('GGUF_OVERLAP', `${t.name} overlaps ${sorted[i - 1].name}`, t.name);
   }
   return { version, metadata, tensors, alignment, dataOffset };
 }
@@ -335,21 +410,32 @@ export async function openGguf(path: string): Promise<ModelSource> {
     const m = meta(g, path);
     const arch = m.str('general.architecture');
     const archMap: Record<string, Architecture> = { llama: 'llama', qwen2: 'qwen2', 'gpt-oss': 'gpt-oss' };
-    if (!archMap[arch]) throw new GgufError('GGUF_UNSUPPORTED_ARCHITECTURE', `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`, { file: path, field: 'general.architecture' });
+    if (!archMap[arch])
+      throw new GgufError(
+        'GGUF_UNSUPPORTED_ARCHITECTURE',
+        `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`,
+        { file: path, field: 'general.architecture' },
+      );
     const gptOss = arch === 'gpt-oss';
     const canonical = (name: string) => {
       const b = /^(blk\.\d+\.)(.+)$/.exec(name);
       return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
     };
     const byName = new Map(g.tensors.map((t) => [canonical(t.name), t]));
-    if (byName.has('rope_freqs.weight')) m.fail('rope_freqs.weight', 'is present (Llama 3.1 RoPE frequency factors); ie imports that scaling from Hugging Face configs, not from GGUF');
+    if (byName.has('rope_freqs.weight'))
+      m.fail(
+        'rope_freqs.weight',
+        'is present (Llama 3.1 RoPE frequency factors); ie imports that scaling from Hugging Face configs, not from GGUF',
+      );
     const dim = m.int(`${arch}.embedding_length`);
     const nHeads = m.int(`${arch}.attention.head_count`);
     const headDim = m.int(`${arch}.attention.key_length`, nHeads > 0 ? Math.floor(dim / nHeads) : 0);
     const ropeDims = m.int(`${arch}.rope.dimension_count`, headDim);
-    if (ropeDims !== headDim) m.fail(`${arch}.rope.dimension_count`, `is ${ropeDims}; partial rotary embeddings (head_dim ${headDim}) are not supported`);
+    if (ropeDims !== headDim)
+      m.fail(`${arch}.rope.dimension_count`, `is ${ropeDims}; partial rotary embeddings (head_dim ${headDim}) are not supported`);
     const emb = byName.get('token_embd.weight');
-    if (emb?.ne.length !== 2) throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
+    if (emb?.ne.length !== 2)
+      throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
     const tokens = m.arr('tokenizer.ggml.tokens', ['string']) as string[];
     const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
     const nLayers = m.int(`${arch}.block_count`);
@@ -407,12 +493,32 @@ export async function openGguf(path: string): Promise<ModelSource> {
       eos_id: eos,
     };
     // Every cap and consistency check before anything is sized by the config (a block_count of 2^31 allocates nothing).
-    const keyOf: Record<string, string> = { dim: 'embedding_length', n_layers: 'block_count', n_heads: 'attention.head_count', n_kv_heads: 'attention.head_count_kv', head_dim: 'attention.key_length', ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length', vocab_size: 'vocab_size', context_length: 'context_length', sliding_window: 'attention.sliding_window', 'moe.n_experts': 'expert_count', 'moe.experts_per_token': 'expert_used_count' };
+    const keyOf: Record<string, string> = {
+      dim: 'embedding_length',
+      n_layers: 'block_count',
+      n_heads: 'attention.head_count',
+      n_kv_heads: 'attention.head_count_kv',
+      head_dim: 'attention.key_length',
+      ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length',
+      vocab_size: 'vocab_size',
+      context_length: 'context_length',
+      sliding_window: 'attention.sliding_window',
+      'moe.n_experts': 'expert_count',
+      'moe.experts_per_token': 'expert_used_count',
+    };
     const sizeProblem = configProblems({ ...config, sliding_layers: null })[0];
-    if (sizeProblem) m.fail(keyOf[sizeProblem[0]] ? `${arch}.${keyOf[sizeProblem[0]]}` : sizeProblem[0], `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`);
+    if (sizeProblem)
+      m.fail(
+        keyOf[sizeProblem[0]] ? `${arch}.${keyOf[sizeProblem[0]]}` : sizeProblem[0],
+        `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`,
+      );
     if (gptOss) config.sliding_layers = Array.from({ length: nLayers }, (_, i) => i % 2 === 0);
     const problem = configProblems(config)[0];
-    if (problem) m.fail(keyOf[problem[0]] ? `${arch}.${keyOf[problem[0]]}` : problem[0], `describes an inconsistent model: ${problem[0]} ${problem[1]}`);
+    if (problem)
+      m.fail(
+        keyOf[problem[0]] ? `${arch}.${keyOf[problem[0]]}` : problem[0],
+        `describes an inconsistent model: ${problem[0]} ${problem[1]}`,
+      );
     if (tokens.length !== vocab) m.fail('tokenizer.ggml.tokens', `has ${tokens.length} tokens, the model's vocabulary is ${vocab}`);
     const tokModel = m.str('tokenizer.ggml.model');
     const types = (m.arr('tokenizer.ggml.token_type', ['i32', 'u32', 'i8', 'u8'], true) as number[] | undefined) ?? tokens.map(() => 1);
@@ -442,7 +548,11 @@ export async function openGguf(path: string): Promise<ModelSource> {
         add_bos: m.bool('tokenizer.ggml.add_bos_token', false),
       };
     } else {
-      throw new GgufError('GGUF_BAD_METADATA', `tokenizer.ggml.model is ${JSON.stringify(tokModel)}; "llama" (SentencePiece) and "gpt2" (BPE) are supported`, { file: path, field: 'tokenizer.ggml.model' });
+      throw new GgufError(
+        'GGUF_BAD_METADATA',
+        `tokenizer.ggml.model is ${JSON.stringify(tokModel)}; "llama" (SentencePiece) and "gpt2" (BPE) are supported`,
+        { file: path, field: 'tokenizer.ggml.model' },
+      );
     }
     const notes = [`GGUF v${g.version} ${basename(path)}, architecture ${arch}`];
     if (config.tied_classifier && byName.has('output.weight')) {
@@ -452,18 +562,29 @@ export async function openGguf(path: string): Promise<ModelSource> {
     const expected = expectedTensors(config);
     const expectedNames = new Set(expected.map((t) => t.name));
     for (const [name, t] of byName) {
-      if (!expectedNames.has(name)) throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, { file: path, field: t.name });
+      if (!expectedNames.has(name))
+        throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, {
+          file: path,
+          field: t.name,
+        });
     }
     const tensors: SourceTensor[] = expected.map((e) => {
       const t = byName.get(e.name);
       if (!t) throw new GgufError('GGUF_BAD_METADATA', `tensor ${e.name} is missing`, { file: path, field: e.name });
       const shape = [...t.ne].reverse();
       if (shape.length !== e.shape.length || shape.some((d, i) => d !== e.shape[i])) {
-        throw new GgufError('GGUF_BAD_TENSOR_INFO', `${e.name} has shape ${JSON.stringify(shape)}, the metadata implies ${JSON.stringify(e.shape)}`, { file: path, field: e.name });
+        throw new GgufError(
+          'GGUF_BAD_TENSOR_INFO',
+          `${e.name} has shape ${JSON.stringify(shape)}, the metadata implies ${JSON.stringify(e.shape)}`,
+          { file: path, field: e.name },
+        );
       }
       return { ...ggufTensor(f, g, t, shape, path), name: e.name };
     });
-    if (gptOss) notes.push('gpt-oss: post_attention_norm → ffn_norm; sliding window on even layers and YaRN without rounding (truncate false), as llama.cpp does not record them; swiglu_limit 7');
+    if (gptOss)
+      notes.push(
+        'gpt-oss: post_attention_norm → ffn_norm; sliding window on even layers and YaRN without rounding (truncate false), as llama.cpp does not record them; swiglu_limit 7',
+      );
     return {
       format: 'gguf',
       config,
@@ -493,14 +614,22 @@ async function sameBytes(f: RandomAccessFile, g: GgufFile, a: GgufTensorInfo, b:
 
 function ggufTensor(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, shape: number[], path: string): SourceTensor {
   if (!IMPORTABLE.has(t.type)) {
-    throw new GgufError('GGUF_UNSUPPORTED_TENSOR_TYPE', `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL and MXFP4 without loss (requantize the GGUF to one of those)`, { file: path, field: t.name });
+    throw new GgufError(
+      'GGUF_UNSUPPORTED_TENSOR_TYPE',
+      `${t.name} is ${GGML_TYPES[t.type][0]}; ie imports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL and MXFP4 without loss (requantize the GGUF to one of those)`,
+      { file: path, field: t.name },
+    );
   }
   const at = g.dataOffset + t.offset;
   const read = () => f.read(at, t.bytes);
   const float: Record<number, Dtype> = { 0: 'f32', 1: 'f16', 30: 'bf16' };
   if (float[t.type]) return { name: t.name, dtype: float[t.type], shape, quant: null, read };
   if (BLOCK_TYPE[t.type]) {
-    if (shape.length !== 2 && shape.length !== 3) throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is ${GGML_TYPES[t.type][0]} but neither 2-D nor 3-D (stacked experts)`, { file: path, field: t.name });
+    if (shape.length !== 2 && shape.length !== 3)
+      throw new GgufError('GGUF_BAD_TENSOR_INFO', `${t.name} is ${GGML_TYPES[t.type][0]} but neither 2-D nor 3-D (stacked experts)`, {
+        file: path,
+        field: t.name,
+      });
     if (BLOCK_TYPE[t.type] !== 'mxfp4') return { name: t.name, dtype: BLOCK_TYPE[t.type], shape, quant: null, read };
     return {
       name: t.name,
@@ -510,7 +639,11 @@ function ggufTensor(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, shape: 
       read: async () => {
         const b = await read();
         const nan = mxfp4NanBlock(b);
-        if (nan >= 0) throw new GgufError('GGUF_BAD_TENSOR_DATA', `${t.name}: block ${nan} has scale 255 (E8M0 NaN); MXFP4 scales must be 0..254`, { file: path, field: t.name });
+        if (nan >= 0)
+          throw new GgufError('GGUF_BAD_TENSOR_DATA', `${t.name}: block ${nan} has scale 255 (E8M0 NaN); MXFP4 scales must be 0..254`, {
+            file: path,
+            field: t.name,
+          });
         return b;
       },
     };

@@ -32,7 +32,13 @@ function hfReferenceBlock(bytes: ArrayLike<number>, scale: number): number[] {
 /** The values of a source tensor, f32 (floats decoded, blocks decoded). */
 async function values(t: SourceTensor): Promise<Float32Array> {
   const b = await t.read();
-  if (t.dtype === 'mxfp4') return decodeBlocks('mxfp4', b, t.shape.slice(0, -1).reduce((a, x) => a * x, 1), t.shape[t.shape.length - 1]);
+  if (t.dtype === 'mxfp4')
+    return decodeBlocks(
+      'mxfp4',
+      b,
+      t.shape.slice(0, -1).reduce((a, x) => a * x, 1),
+      t.shape[t.shape.length - 1],
+    );
   return Float32Array.from(floatValues(t, b));
 }
 
@@ -84,7 +90,9 @@ describe('mxfp4 blocks', () => {
 
   it('refuses a NaN scale and a size that does not fit, with HfModelError', () => {
     const scales = new Uint8Array([127, 255]);
-    expect(() => mxfp4FromHf(new Uint8Array(32), scales, 1, 64, 'x_scales')).toThrow(expect.objectContaining({ name: 'HfModelError', code: 'HF_BAD_TENSOR', field: 'x_scales' }));
+    expect(() => mxfp4FromHf(new Uint8Array(32), scales, 1, 64, 'x_scales')).toThrow(
+      expect.objectContaining({ name: 'HfModelError', code: 'HF_BAD_TENSOR', field: 'x_scales' }),
+    );
     expect(() => mxfp4FromHf(new Uint8Array(31), new Uint8Array(2), 1, 64)).toThrow(HfModelError);
     expect(() => mxfp4FromHf(new Uint8Array(16), new Uint8Array(1), 1, 48)).toThrow(HfModelError);
   });
@@ -144,7 +152,9 @@ describe('gpt-oss config and tensor table', () => {
     const bad = (edit: (c: Record<string, any>) => void, field: string) => {
       const x = JSON.parse(json);
       edit(x.config);
-      expect(() => parseIebinHeader(JSON.stringify(x), 'm.json'), field).toThrow(expect.objectContaining({ code: expect.stringMatching(/^IEBIN_BAD_(CONFIG|FIELD)$/), field }));
+      expect(() => parseIebinHeader(JSON.stringify(x), 'm.json'), field).toThrow(
+        expect.objectContaining({ code: expect.stringMatching(/^IEBIN_BAD_(CONFIG|FIELD)$/), field }),
+      );
     };
     bad((c) => (c.moe.experts_per_token = 5), 'config.moe.experts_per_token');
     bad((c) => (c.moe.swiglu_limit = -1), 'config.moe.swiglu_limit');
@@ -179,15 +189,24 @@ describe('gpt-oss config and tensor table', () => {
     const t = h.tensors[i];
     t.dtype = 'mxfp4';
     // The size rule, through the validator's message: 4 experts x 64 rows x 32 columns.
-    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_SIZE_MISMATCH', message: expect.stringContaining(`takes ${(4 * 64 * 32 * 17) / 32} bytes`) }));
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(
+      expect.objectContaining({ code: 'IEBIN_SIZE_MISMATCH', message: expect.stringContaining(`takes ${(4 * 64 * 32 * 17) / 32} bytes`) }),
+    );
     t.shape = [4, 64, 40];
-    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }));
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(
+      expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }),
+    );
     t.shape = [2, 4, 64, 32];
-    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }));
+    expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(
+      expect.objectContaining({ code: 'IEBIN_BAD_SHAPE', field: `tensors[${i}].shape` }),
+    );
   });
 
   it('stores experts as mxfp4 blocks but keeps the router, biases and sinks float', async () => {
-    const toMxfp4 = (roles: string[]) => (t: SourceTensor, role: string) => (roles.includes(role) ? { dtype: 'mxfp4' as const, quant: null, bytes: new Uint8Array((t.shape.reduce((a, b) => a * b, 1) / 32) * 17).fill(127) } : null);
+    const toMxfp4 = (roles: string[]) => (t: SourceTensor, role: string) =>
+      roles.includes(role)
+        ? { dtype: 'mxfp4' as const, quant: null, bytes: new Uint8Array((t.shape.reduce((a, b) => a * b, 1) / 32) * 17).fill(127) }
+        : null;
     const d = tmp();
     const h = await exportIebin(synthModel(moeConfig, { seed: 3 }), d, { converter: 'test', transform: toMxfp4(['experts']) });
     expect(h.tensors.filter((t) => t.dtype === 'mxfp4').map((t) => t.name)).toHaveLength(6);
@@ -198,12 +217,19 @@ describe('gpt-oss config and tensor table', () => {
     const v = decodeTensor(t, (await r.read(t.name)).bytes);
     expect([v[0], v[15], v[16], v[31], v[32]]).toEqual([-6, -6, 6, 6, -6]);
     await r.close();
-    await expect(exportIebin(synthModel(moeConfig, { seed: 3 }), tmp(), { converter: 'test', transform: toMxfp4(['router']) })).rejects.toMatchObject({ code: 'IEBIN_BAD_DTYPE' });
+    await expect(
+      exportIebin(synthModel(moeConfig, { seed: 3 }), tmp(), { converter: 'test', transform: toMxfp4(['router']) }),
+    ).rejects.toMatchObject({ code: 'IEBIN_BAD_DTYPE' });
   });
 });
 
 /** A copy of the HF fixture with a tokenizer.json (the fixture ships none) and optional edits. */
-async function hfCopy(edit: { config?: (c: Record<string, any>) => void; tensors?: (specs: Array<{ name: string; dtype: string; shape: number[]; data: Uint8Array }>) => void } = {}): Promise<string> {
+async function hfCopy(
+  edit: {
+    config?: (c: Record<string, any>) => void;
+    tensors?: (specs: Array<{ name: string; dtype: string; shape: number[]; data: Uint8Array }>) => void;
+  } = {},
+): Promise<string> {
   const d = tmp();
   const cfg = JSON.parse(readFileSync(join(FIXTURE, 'hf', 'config.json'), 'utf8'));
   edit.config?.(cfg);
@@ -298,7 +324,7 @@ describe.skipIf(!HAS_FIXTURE)(`gpt-oss-tiny: Hugging Face and GGUF imports${REAS
     }
   });
 
-  it('splits gate_up_proj: gate is the even rows, up the odd rows, as OpenAI\'s reference dequantizes them', async () => {
+  it("splits gate_up_proj: gate is the even rows, up the odd rows, as OpenAI's reference dequantizes them", async () => {
     const hfDir = await hfCopy();
     const src = await openHfDir(hfDir);
     try {
@@ -317,7 +343,10 @@ describe.skipIf(!HAS_FIXTURE)(`gpt-oss-tiny: Hugging Face and GGUF imports${REAS
       // Expert 5, fused row 2f (gate) and 2f + 1 (up), the reference's dequantization.
       const E = 5;
       for (const f of [0, 17, 63]) {
-        for (const [row, got] of [[2 * f, gate], [2 * f + 1, up]] as const) {
+        for (const [row, got] of [
+          [2 * f, gate],
+          [2 * f + 1, up],
+        ] as const) {
           const want: number[] = [];
           for (let b = 0; b < 2; b++) {
             const at = (E * 128 + row) * 2 + b;
@@ -363,7 +392,10 @@ describe.skipIf(!HAS_FIXTURE)(`gpt-oss-tiny: Hugging Face and GGUF imports${REAS
           expect(sameBytes((await a.read(t.name)).bytes, (await b.read(t.name)).bytes), t.name).toBe(true);
         } else {
           if (t.shape.length === 1 || t.name.includes('_exps.bias')) expect(t.dtype, t.name).toBe('f32');
-          expect(firstDifference(decodeTensor(t, (await a.read(t.name)).bytes), decodeTensor(u, (await b.read(t.name)).bytes)), t.name).toBeNull();
+          expect(
+            firstDifference(decodeTensor(t, (await a.read(t.name)).bytes), decodeTensor(u, (await b.read(t.name)).bytes)),
+            t.name,
+          ).toBeNull();
         }
       }
     } finally {
@@ -387,7 +419,8 @@ describe.skipIf(!HAS_FIXTURE)(`gpt-oss-tiny: Hugging Face and GGUF imports${REAS
             const v = decodeBlocks('mxfp4', mxfp4FromHf(specs[bi].data, specs[si].data, E * N, K), E * N, K);
             // HF's dequantized parameter is the transpose per expert: [E, K, N].
             const t = new Float32Array(v.length);
-            for (let e = 0; e < E; e++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[(e * K + k) * N + n] = v[(e * N + n) * K + k];
+            for (let e = 0; e < E; e++)
+              for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[(e * K + k) * N + n] = v[(e * N + n) * K + k];
             const bf = encodeBf16(t);
             expect(firstDifference(decodeBf16(bf), t)).toBeNull(); // MXFP4 values are exact in bf16
             specs.splice(Math.max(bi, si), 1);
@@ -420,22 +453,64 @@ describe.skipIf(!HAS_FIXTURE)(`gpt-oss-tiny: Hugging Face and GGUF imports${REAS
     const src = await openHfDir(nanDir);
     try {
       const t = src.tensors.find((x) => x.name === 'blk.1.ffn_down_exps.weight') as SourceTensor;
-      await expect(t.read()).rejects.toMatchObject({ name: 'HfModelError', code: 'HF_BAD_TENSOR', field: scalesName, message: expect.stringContaining('255') });
+      await expect(t.read()).rejects.toMatchObject({
+        name: 'HfModelError',
+        code: 'HF_BAD_TENSOR',
+        field: scalesName,
+        message: expect.stringContaining('255'),
+      });
       await expect(exportIebin(src, tmp(), { converter: 'test' })).rejects.toMatchObject({ code: 'HF_BAD_TENSOR', field: scalesName });
     } finally {
       await src.close();
     }
-    await expectOpen(await hfCopy({ tensors: (s) => void s.splice(s.findIndex((x) => x.name === scalesName), 1) }), { name: 'HfModelError', code: 'HF_MISSING_TENSOR', field: scalesName });
+    await expectOpen(
+      await hfCopy({
+        tensors: (s) =>
+          void s.splice(
+            s.findIndex((x) => x.name === scalesName),
+            1,
+          ),
+      }),
+      { name: 'HfModelError', code: 'HF_MISSING_TENSOR', field: scalesName },
+    );
     const blocksName = 'model.layers.0.mlp.experts.gate_up_proj_blocks';
-    await expectOpen(await hfCopy({ tensors: (s) => void ((s.find((x) => x.name === blocksName) as { shape: number[] }).shape = [8, 128, 1, 32]) }), { code: 'HF_BAD_TENSOR', field: blocksName });
+    await expectOpen(
+      await hfCopy({ tensors: (s) => void ((s.find((x) => x.name === blocksName) as { shape: number[] }).shape = [8, 128, 1, 32]) }),
+      { code: 'HF_BAD_TENSOR', field: blocksName },
+    );
     await expectOpen(await hfCopy({ config: (c) => (c.intermediate_size = 96) }), { code: 'HF_BAD_TENSOR', field: blocksName });
-    await expectOpen(await hfCopy({ config: (c) => (c.intermediate_size = 48) }), { code: 'HF_BAD_CONFIG', field: 'intermediate_size', message: expect.stringContaining('32-element blocks') });
-    await expectOpen(await hfCopy({ config: (c) => (c.layer_types[2] = 'chunked_attention') }), { code: 'HF_BAD_CONFIG', field: 'layer_types[2]' });
-    await expectOpen(await hfCopy({ config: (c) => (c.layer_types = ['sliding_attention']) }), { code: 'HF_BAD_CONFIG', field: 'layer_types' });
+    await expectOpen(await hfCopy({ config: (c) => (c.intermediate_size = 48) }), {
+      code: 'HF_BAD_CONFIG',
+      field: 'intermediate_size',
+      message: expect.stringContaining('32-element blocks'),
+    });
+    await expectOpen(await hfCopy({ config: (c) => (c.layer_types[2] = 'chunked_attention') }), {
+      code: 'HF_BAD_CONFIG',
+      field: 'layer_types[2]',
+    });
+    await expectOpen(await hfCopy({ config: (c) => (c.layer_types = ['sliding_attention']) }), {
+      code: 'HF_BAD_CONFIG',
+      field: 'layer_types',
+    });
     await expectOpen(await hfCopy({ config: (c) => (c.num_experts_per_tok = 9) }), { code: 'HF_BAD_CONFIG', field: 'num_experts_per_tok' });
-    await expectOpen(await hfCopy({ config: (c) => delete c.quantization_config }), { code: 'HF_BAD_CONFIG', field: 'quantization_config.quant_method' });
-    await expectOpen(await hfCopy({ config: (c) => (c.rope_scaling.rope_type = 'dynamic') }), { code: 'HF_BAD_CONFIG', field: 'rope_scaling.rope_type' });
-    await expectOpen(await hfCopy({ tensors: (s) => void s.splice(s.findIndex((x) => x.name === 'model.layers.3.self_attn.sinks'), 1) }), { code: 'HF_MISSING_TENSOR', field: 'model.layers.3.self_attn.sinks' });
+    await expectOpen(await hfCopy({ config: (c) => delete c.quantization_config }), {
+      code: 'HF_BAD_CONFIG',
+      field: 'quantization_config.quant_method',
+    });
+    await expectOpen(await hfCopy({ config: (c) => (c.rope_scaling.rope_type = 'dynamic') }), {
+      code: 'HF_BAD_CONFIG',
+      field: 'rope_scaling.rope_type',
+    });
+    await expectOpen(
+      await hfCopy({
+        tensors: (s) =>
+          void s.splice(
+            s.findIndex((x) => x.name === 'model.layers.3.self_attn.sinks'),
+            1,
+          ),
+      }),
+      { code: 'HF_MISSING_TENSOR', field: 'model.layers.3.self_attn.sinks' },
+    );
     await expectOpen(await hfCopy({ config: (c) => (c.num_local_experts = 4) }), { code: 'HF_BAD_TENSOR' });
   });
 

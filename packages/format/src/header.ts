@@ -141,15 +141,18 @@ class Checker {
     return v;
   }
   oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[], code: FormatErrorCode = 'IEBIN_BAD_FIELD'): T {
-    if (typeof v !== 'string' || !allowed.includes(v as T)) this.fail(code, path, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !allowed.includes(v as T))
+      this.fail(code, path, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
     return v as T;
   }
   int(v: unknown, path: string, min: number, max: number = Number.MAX_SAFE_INTEGER, code: FormatErrorCode = 'IEBIN_BAD_FIELD'): number {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(code, path, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+      this.fail(code, path, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
     return v;
   }
   num(v: unknown, path: string): number {
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail('IEBIN_BAD_FIELD', path, `must be a finite number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      this.fail('IEBIN_BAD_FIELD', path, `must be a finite number, got ${JSON.stringify(v)}`);
     return v;
   }
   bool(v: unknown, path: string): boolean {
@@ -200,7 +203,17 @@ export function formatHeaderJson(h: IebinHeader): string {
   return ['{', ...headerBody(canon), `  "header_sha256": ${JSON.stringify(headerChecksum(canon))}`, '}', ''].join('\n');
 }
 
-const HEADER_FIELDS = new Set(['format', 'version', 'config', 'provenance', 'bin', 'quantization', 'tokenizer', 'tensors', 'header_sha256']);
+const HEADER_FIELDS = new Set([
+  'format',
+  'version',
+  'config',
+  'provenance',
+  'bin',
+  'quantization',
+  'tokenizer',
+  'tensors',
+  'header_sha256',
+]);
 
 /**
  * Parses and validates model.ie.json text (structure and tensor table; the bin file itself is
@@ -218,10 +231,19 @@ export function parseIebinHeader(text: string, file: string, limits: IebinLimits
   const header = validateIebinHeader(raw, file, limits);
   const o = raw as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!HEADER_FIELDS.has(k)) throw new IebinError('IEBIN_UNKNOWN_FIELD', `has a top-level field this reader does not know (${k.length > 40 ? `${k.slice(0, 40)}…` : k}): it was edited or corrupted, or written by a newer ie`, { file, field: k });
+    if (!HEADER_FIELDS.has(k))
+      throw new IebinError(
+        'IEBIN_UNKNOWN_FIELD',
+        `has a top-level field this reader does not know (${k.length > 40 ? `${k.slice(0, 40)}…` : k}): it was edited or corrupted, or written by a newer ie`,
+        { file, field: k },
+      );
   }
   if (o.header_sha256 !== undefined && o.header_sha256 !== headerChecksum(header)) {
-    throw new IebinError('IEBIN_HEADER_CHECKSUM', 'does not match its own checksum (header_sha256): it was edited or corrupted after export; re-export the model', { file, field: 'header_sha256' });
+    throw new IebinError(
+      'IEBIN_HEADER_CHECKSUM',
+      'does not match its own checksum (header_sha256): it was edited or corrupted after export; re-export the model',
+      { file, field: 'header_sha256' },
+    );
   }
   return header;
 }
@@ -229,8 +251,10 @@ export function parseIebinHeader(text: string, file: string, limits: IebinLimits
 export function validateIebinHeader(raw: unknown, file: string, limits: IebinLimits = DEFAULT_IEBIN_LIMITS): IebinHeader {
   const c = new Checker(file);
   const h = c.obj(raw, '$');
-  if (h.format !== IEBIN_FORMAT_NAME) c.fail('IEBIN_BAD_FORMAT_NAME', 'format', `must be "${IEBIN_FORMAT_NAME}", got ${JSON.stringify(h.format)}`);
-  if (h.version !== IEBIN_VERSION) c.fail('IEBIN_UNSUPPORTED_VERSION', 'version', `is ${JSON.stringify(h.version)}; this reader knows version ${IEBIN_VERSION}`);
+  if (h.format !== IEBIN_FORMAT_NAME)
+    c.fail('IEBIN_BAD_FORMAT_NAME', 'format', `must be "${IEBIN_FORMAT_NAME}", got ${JSON.stringify(h.format)}`);
+  if (h.version !== IEBIN_VERSION)
+    c.fail('IEBIN_UNSUPPORTED_VERSION', 'version', `is ${JSON.stringify(h.version)}; this reader knows version ${IEBIN_VERSION}`);
   const config = checkConfig(c, h.config);
   const tokenizer = checkTokenizer(c, h.tokenizer, config);
   const provenance = checkProvenance(c, h.provenance);
@@ -278,7 +302,8 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
   // Fields added with gpt-oss: headers written before them load with false / null.
   const absent = (v: unknown) => v === null || v === undefined;
   let sliding_layers: boolean[] | null = null;
-  if (!absent(o.sliding_layers)) sliding_layers = c.arr(o.sliding_layers, p('sliding_layers'), 1 << 16).map((x, i) => c.bool(x, p(`sliding_layers[${i}]`)));
+  if (!absent(o.sliding_layers))
+    sliding_layers = c.arr(o.sliding_layers, p('sliding_layers'), 1 << 16).map((x, i) => c.bool(x, p(`sliding_layers[${i}]`)));
   let moe: ModelConfig['moe'] = null;
   if (!absent(o.moe)) {
     const m = c.obj(o.moe, p('moe'));
@@ -317,16 +342,24 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
   return config;
 }
 
-function checkPieces(c: Checker, o: Record<string, unknown>, path: string, vocab: number): { pieces: string[]; raw_pieces?: Record<string, string> } {
+function checkPieces(
+  c: Checker,
+  o: Record<string, unknown>,
+  path: string,
+  vocab: number,
+): { pieces: string[]; raw_pieces?: Record<string, string> } {
   const pieces = c.arr(o.pieces, `${path}.pieces`, vocab);
-  if (pieces.length !== vocab) c.fail('IEBIN_BAD_TOKENIZER', `${path}.pieces`, `has ${pieces.length} pieces, the config's vocab_size is ${vocab}`);
-  for (let i = 0; i < pieces.length; i++) if (typeof pieces[i] !== 'string') c.fail('IEBIN_BAD_TOKENIZER', `${path}.pieces[${i}]`, 'must be a string');
+  if (pieces.length !== vocab)
+    c.fail('IEBIN_BAD_TOKENIZER', `${path}.pieces`, `has ${pieces.length} pieces, the config's vocab_size is ${vocab}`);
+  for (let i = 0; i < pieces.length; i++)
+    if (typeof pieces[i] !== 'string') c.fail('IEBIN_BAD_TOKENIZER', `${path}.pieces[${i}]`, 'must be a string');
   const out: { pieces: string[]; raw_pieces?: Record<string, string> } = { pieces: pieces as string[] };
   if (o.raw_pieces !== undefined) {
     const r = c.obj(o.raw_pieces, `${path}.raw_pieces`);
     for (const [k, v] of Object.entries(r)) {
       const idx = Number(k);
-      if (!Number.isSafeInteger(idx) || idx < 0 || idx >= vocab || String(idx) !== k) c.fail('IEBIN_BAD_TOKENIZER', `${path}.raw_pieces`, `key ${JSON.stringify(k)} is not a token id`);
+      if (!Number.isSafeInteger(idx) || idx < 0 || idx >= vocab || String(idx) !== k)
+        c.fail('IEBIN_BAD_TOKENIZER', `${path}.raw_pieces`, `key ${JSON.stringify(k)} is not a token id`);
       c.str(v, `${path}.raw_pieces.${k}`, /^[A-Za-z0-9+/]*={0,2}$/);
     }
     out.raw_pieces = r as Record<string, string>;
@@ -339,7 +372,8 @@ function checkNumbers(c: Checker, v: unknown, path: string, n: number, integer: 
   if (a.length !== n) c.fail('IEBIN_BAD_TOKENIZER', path, `has ${a.length} entries, expected ${n}`);
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
-    if (typeof x !== 'number' || !Number.isFinite(x) || (integer && !Number.isSafeInteger(x))) c.fail('IEBIN_BAD_TOKENIZER', `${path}[${i}]`, `must be a finite ${integer ? 'integer' : 'number'}`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || (integer && !Number.isSafeInteger(x)))
+      c.fail('IEBIN_BAD_TOKENIZER', `${path}[${i}]`, `must be a finite ${integer ? 'integer' : 'number'}`);
   }
   return a as number[];
 }
@@ -369,7 +403,8 @@ function checkTokenizer(c: Checker, v: unknown, config: ModelConfig): TokenizerS
       };
     case 'gpt2': {
       const merges = c.arr(o.merges, 'tokenizer.merges', 1 << 24);
-      for (let i = 0; i < merges.length; i++) if (typeof merges[i] !== 'string') c.fail('IEBIN_BAD_TOKENIZER', `tokenizer.merges[${i}]`, 'must be a string');
+      for (let i = 0; i < merges.length; i++)
+        if (typeof merges[i] !== 'string') c.fail('IEBIN_BAD_TOKENIZER', `tokenizer.merges[${i}]`, 'must be a string');
       return {
         model,
         ...checkPieces(c, o, 'tokenizer', vocab),
@@ -417,7 +452,8 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
   const name = c.str(o.name, `${path}.name`, NAME_RE);
   const dtype = c.oneOf(o.dtype, `${path}.dtype`, DTYPES, 'IEBIN_BAD_DTYPE');
   const rawShape = o.shape;
-  if (!Array.isArray(rawShape) || rawShape.length < 1 || rawShape.length > MAX_RANK) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `must be an array of 1..${MAX_RANK} dims`);
+  if (!Array.isArray(rawShape) || rawShape.length < 1 || rawShape.length > MAX_RANK)
+    c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `must be an array of 1..${MAX_RANK} dims`);
   const shape = rawShape.map((d, i) => c.int(d, `${path}.shape[${i}]`, 1, 2 ** 40, 'IEBIN_BAD_SHAPE'));
   let elements = 1n;
   for (const d of shape) elements *= BigInt(d);
@@ -431,48 +467,80 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
   let quant: QuantSpec | null = null;
   if (isBlockDtype(dtype)) {
     // ggml blocks carry their own scales: no quant record, 2-D (or 3-D [E, N, K], stacked experts), whole blocks per row.
-    if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
-    if (shape.length !== 2 && shape.length !== 3) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D, or 3-D for stacked experts`);
+    if (o.quant !== null && o.quant !== undefined)
+      c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
+    if (shape.length !== 2 && shape.length !== 3)
+      c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D, or 3-D for stacked experts`);
     const elems = BLOCK_FORMATS[dtype].elems;
-    if (shape[shape.length - 1] % elems !== 0) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[shape.length - 1]} columns are not`);
+    if (shape[shape.length - 1] % elems !== 0)
+      c.fail(
+        'IEBIN_BAD_SHAPE',
+        `${path}.shape`,
+        `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[shape.length - 1]} columns are not`,
+      );
   } else if (isFloatDtype(dtype)) {
     if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype}`);
   } else {
     if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
     const q = c.obj(o.quant, `${path}.quant`);
     const K = shape[1];
-    const scheme = c.oneOf(q.scheme, `${path}.quant.scheme`, dtype === 'q4' ? (['symmetric', 'affine'] as const) : (['symmetric'] as const), 'IEBIN_BAD_QUANT');
-    const granularity = c.oneOf(q.granularity, `${path}.quant.granularity`, dtype === 'q4' ? (['per_group'] as const) : (['per_group', 'per_row'] as const), 'IEBIN_BAD_QUANT');
-    const group_size = granularity === 'per_row' ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT') : c.int(q.group_size, `${path}.quant.group_size`, 1, 1 << 30, 'IEBIN_BAD_QUANT');
-    if (granularity === 'per_group' && !(GROUP_SIZES as readonly number[]).includes(group_size)) c.fail('IEBIN_BAD_QUANT', `${path}.quant.group_size`, `must be one of ${GROUP_SIZES.join(', ')}, got ${group_size}`);
+    const scheme = c.oneOf(
+      q.scheme,
+      `${path}.quant.scheme`,
+      dtype === 'q4' ? (['symmetric', 'affine'] as const) : (['symmetric'] as const),
+      'IEBIN_BAD_QUANT',
+    );
+    const granularity = c.oneOf(
+      q.granularity,
+      `${path}.quant.granularity`,
+      dtype === 'q4' ? (['per_group'] as const) : (['per_group', 'per_row'] as const),
+      'IEBIN_BAD_QUANT',
+    );
+    const group_size =
+      granularity === 'per_row'
+        ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT')
+        : c.int(q.group_size, `${path}.quant.group_size`, 1, 1 << 30, 'IEBIN_BAD_QUANT');
+    if (granularity === 'per_group' && !(GROUP_SIZES as readonly number[]).includes(group_size))
+      c.fail('IEBIN_BAD_QUANT', `${path}.quant.group_size`, `must be one of ${GROUP_SIZES.join(', ')}, got ${group_size}`);
     const scale_dtype = c.oneOf(q.scale_dtype, `${path}.quant.scale_dtype`, SCALE_DTYPES, 'IEBIN_BAD_QUANT');
     const g = quantGeometry(dtype, shape[0], K, { scheme, granularity, group_size, scale_dtype });
     const scales_offset = c.int(q.scales_offset, `${path}.quant.scales_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
-    if (BigInt(scales_offset) !== g.scalesOffset) c.fail('IEBIN_BAD_QUANT', `${path}.quant.scales_offset`, `must be ${g.scalesOffset} (the quant plane rounded up to 64 bytes), got ${scales_offset}`);
+    if (BigInt(scales_offset) !== g.scalesOffset)
+      c.fail(
+        'IEBIN_BAD_QUANT',
+        `${path}.quant.scales_offset`,
+        `must be ${g.scalesOffset} (the quant plane rounded up to 64 bytes), got ${scales_offset}`,
+      );
     let zeros_offset: number | null = null;
     if (scheme === 'affine') {
       zeros_offset = c.int(q.zeros_offset, `${path}.quant.zeros_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
-      if (BigInt(zeros_offset) !== g.zerosOffset) c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, `must be ${g.zerosOffset}, got ${zeros_offset}`);
+      if (BigInt(zeros_offset) !== g.zerosOffset)
+        c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, `must be ${g.zerosOffset}, got ${zeros_offset}`);
     } else if (q.zeros_offset !== null && q.zeros_offset !== undefined) {
       c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, 'must be null for a symmetric scheme');
     }
     quant = { scheme, granularity, group_size, scale_dtype, scales_offset, zeros_offset };
   }
   if (layout.order === 'pretransposed') {
-    if (!isFloatDtype(dtype) || shape.length !== 2) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.order`, 'pretransposed is allowed for 2-D f32/f16/bf16 tensors only');
+    if (!isFloatDtype(dtype) || shape.length !== 2)
+      c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.order`, 'pretransposed is allowed for 2-D f32/f16/bf16 tensors only');
     if (layout.block_k !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, 'a pretransposed tensor cannot also be blocked');
   }
   if (layout.block_k !== 0) {
-    if (isBlockDtype(dtype)) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `${dtype} tensors are stored row-major as whole ggml blocks`);
+    if (isBlockDtype(dtype))
+      c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `${dtype} tensors are stored row-major as whole ggml blocks`);
     if (shape.length !== 2) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, 'blocked-K needs a 2-D tensor');
-    if (layout.block_k % IEBIN_ALIGNMENT !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of 64, got ${layout.block_k}`);
-    if (quant && quant.granularity === 'per_group' && layout.block_k % quant.group_size !== 0) c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of the group size ${quant.group_size}`);
+    if (layout.block_k % IEBIN_ALIGNMENT !== 0)
+      c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of 64, got ${layout.block_k}`);
+    if (quant && quant.granularity === 'per_group' && layout.block_k % quant.group_size !== 0)
+      c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of the group size ${quant.group_size}`);
   }
   const offset = c.int(o.offset, `${path}.offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_RANGE_OUT_OF_FILE');
   if (offset % IEBIN_ALIGNMENT !== 0) c.fail('IEBIN_MISALIGNED', `${path}.offset`, `${offset} is not a multiple of ${IEBIN_ALIGNMENT}`);
   const bytes = c.int(o.bytes, `${path}.bytes`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_SIZE_MISMATCH');
   const expected = tensorByteSize(dtype, shape, quant);
-  if (BigInt(bytes) !== expected) c.fail('IEBIN_SIZE_MISMATCH', `${path}.bytes`, `is ${bytes}, but ${dtype} ${JSON.stringify(shape)} takes ${expected} bytes`);
+  if (BigInt(bytes) !== expected)
+    c.fail('IEBIN_SIZE_MISMATCH', `${path}.bytes`, `is ${bytes}, but ${dtype} ${JSON.stringify(shape)} takes ${expected} bytes`);
   const crc32 = c.str(o.crc32, `${path}.crc32`, HEX8_RE);
   return { name, dtype, shape, offset, bytes, layout, quant, crc32 };
 }
@@ -486,10 +554,21 @@ function checkTableGeometry(c: Checker, h: IebinHeader): void {
     seen.add(t.name);
     const off = BigInt(t.offset);
     const expectedOffset = alignUp(end);
-    if (off < end) c.fail('IEBIN_OVERLAP', `tensors[${i}].offset`, `${t.name} starts at ${off}, inside the previous tensor (which ends at ${end})`);
-    if (off > expectedOffset) c.fail('IEBIN_HOLE', `tensors[${i}].offset`, `${t.name} starts at ${off}; the previous tensor ends at ${end}, so it must start at ${expectedOffset}`);
+    if (off < end)
+      c.fail('IEBIN_OVERLAP', `tensors[${i}].offset`, `${t.name} starts at ${off}, inside the previous tensor (which ends at ${end})`);
+    if (off > expectedOffset)
+      c.fail(
+        'IEBIN_HOLE',
+        `tensors[${i}].offset`,
+        `${t.name} starts at ${off}; the previous tensor ends at ${end}, so it must start at ${expectedOffset}`,
+      );
     end = off + BigInt(t.bytes);
-    if (end > BigInt(h.bin.bytes)) c.fail('IEBIN_RANGE_OUT_OF_FILE', `tensors[${i}]`, `${t.name} ends at byte ${end}, past the end of ${h.bin.file} (${h.bin.bytes} bytes)`);
+    if (end > BigInt(h.bin.bytes))
+      c.fail(
+        'IEBIN_RANGE_OUT_OF_FILE',
+        `tensors[${i}]`,
+        `${t.name} ends at byte ${end}, past the end of ${h.bin.file} (${h.bin.bytes} bytes)`,
+      );
   });
   if (end !== BigInt(h.bin.bytes)) c.fail('IEBIN_HOLE', 'bin.bytes', `the last tensor ends at ${end} but bin.bytes is ${h.bin.bytes}`);
 }
@@ -500,21 +579,44 @@ function checkModelTensors(c: Checker, h: IebinHeader): void {
   const expected = expectedTensors(h.config);
   for (const e of expected) {
     const got = byName.get(e.name);
-    if (!got) c.fail('IEBIN_MISSING_TENSOR', 'tensors', `${e.name} is missing (the config says ${h.config.n_layers} layers${h.config.tied_classifier ? ', tied classifier' : ', separate classifier'})`);
+    if (!got)
+      c.fail(
+        'IEBIN_MISSING_TENSOR',
+        'tensors',
+        `${e.name} is missing (the config says ${h.config.n_layers} layers${h.config.tied_classifier ? ', tied classifier' : ', separate classifier'})`,
+      );
     if (got.t.shape.length !== e.shape.length || got.t.shape.some((d, k) => d !== e.shape[k])) {
-      c.fail('IEBIN_BAD_SHAPE', `tensors[${got.i}].shape`, `${e.name} is ${JSON.stringify(got.t.shape)}, the config implies ${JSON.stringify(e.shape)}`);
+      c.fail(
+        'IEBIN_BAD_SHAPE',
+        `tensors[${got.i}].shape`,
+        `${e.name} is ${JSON.stringify(got.t.shape)}, the config implies ${JSON.stringify(e.shape)}`,
+      );
     }
-    if (e.role !== 'projection' && e.role !== 'classifier' && e.role !== 'embedding' && e.role !== 'experts' && !isFloatDtype(got.t.dtype)) {
+    if (
+      e.role !== 'projection' &&
+      e.role !== 'classifier' &&
+      e.role !== 'embedding' &&
+      e.role !== 'experts' &&
+      !isFloatDtype(got.t.dtype)
+    ) {
       c.fail('IEBIN_BAD_DTYPE', `tensors[${got.i}].dtype`, `${e.name} is a ${e.role} and must stay f32/f16/bf16`);
     }
     if (e.role === 'embedding' && (got.t.layout.order !== 'row_major' || got.t.layout.block_k !== 0)) {
-      c.fail('IEBIN_BAD_LAYOUT', `tensors[${got.i}].layout`, 'the embedding table must be plain row-major (rows are looked up by token id)');
+      c.fail(
+        'IEBIN_BAD_LAYOUT',
+        `tensors[${got.i}].layout`,
+        'the embedding table must be plain row-major (rows are looked up by token id)',
+      );
     }
   }
   if (expected.length !== h.tensors.length) {
     const names = new Set(expected.map((e) => e.name));
     const i = h.tensors.findIndex((t) => !names.has(t.name));
-    c.fail('IEBIN_UNEXPECTED_TENSOR', `tensors[${i}].name`, `${h.tensors[i].name} is not part of a ${h.config.architecture} model with this config`);
+    c.fail(
+      'IEBIN_UNEXPECTED_TENSOR',
+      `tensors[${i}].name`,
+      `${h.tensors[i].name} is not part of a ${h.config.architecture} model with this config`,
+    );
   }
 }
 

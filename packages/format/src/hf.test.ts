@@ -13,7 +13,15 @@ import { decodeTensor } from './tensor.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-hf-'));
 // GQA, odd-ish dims: 6 heads of 12, 2 KV heads, ffn 100.
-const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 72, n_heads: 6, n_kv_heads: 2, head_dim: 12, ffn_dim: 100, vocab_size: 320 };
+const config: ModelConfig = {
+  ...SYNTH_PRESETS.tiny.config,
+  dim: 72,
+  n_heads: 6,
+  n_kv_heads: 2,
+  head_dim: 12,
+  ffn_dim: 100,
+  vocab_size: 320,
+};
 
 function f64(a: Float32Array): Float64Array {
   return Float64Array.from(a);
@@ -165,7 +173,10 @@ describe('Hugging Face directories', () => {
     await expectCode('HF_BAD_CONFIG', 'hidden_act');
     writeFileSync(join(hf, 'config.json'), JSON.stringify(cfg));
     const first = Object.keys(idx.weight_map)[0];
-    writeFileSync(join(hf, 'model.safetensors.index.json'), JSON.stringify({ ...idx, weight_map: { ...idx.weight_map, [first]: '../evil.safetensors' } }));
+    writeFileSync(
+      join(hf, 'model.safetensors.index.json'),
+      JSON.stringify({ ...idx, weight_map: { ...idx.weight_map, [first]: '../evil.safetensors' } }),
+    );
     await expectCode('HF_BAD_INDEX', `weight_map.${first}`);
     writeFileSync(join(hf, 'model.safetensors.index.json'), JSON.stringify(idx));
     rmSync(join(hf, 'tokenizer.json'));

@@ -18,9 +18,23 @@ import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile, jsonErrorPosition, readRegularFile } from './file.js';
 import { isBlockDtype, mxfp4FromHf, mxfp4ToHf } from './blocks.js';
-import { CONFIG_LIMITS, adjacentToRotateHalfPermutation, configProblems, expectedTensors, permuteRows, type Architecture, type ModelConfig } from './llama.js';
+import {
+  CONFIG_LIMITS,
+  adjacentToRotateHalfPermutation,
+  configProblems,
+  expectedTensors,
+  permuteRows,
+  type Architecture,
+  type ModelConfig,
+} from './llama.js';
 import { dtypeElementBytes, type FloatDtype } from './layout.js';
-import { SAFETENSORS_DTYPE_BYTES, SAFETENSORS_FLOAT_DTYPES, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './safetensors.js';
+import {
+  SAFETENSORS_DTYPE_BYTES,
+  SAFETENSORS_FLOAT_DTYPES,
+  readSafetensorsHeader,
+  writeSafetensors,
+  type SafetensorsEntry,
+} from './safetensors.js';
 import { synthGpt2TokenizerJson, synthHfTokenizerJson } from './synth.js';
 import { ByteTaker, readChunks, type ModelSource, type SourceTensor } from './source.js';
 import { commitRename, createStagingDir, discardTemp, fsyncDir, removeStaleTemps, syncFile, writeNewFile } from './safe-write.js';
@@ -33,7 +47,15 @@ const ARCHITECTURES: Record<string, Architecture> = {
 };
 const MODEL_TYPES: Record<string, Architecture> = { llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', gpt_oss: 'gpt-oss' };
 /** HF per-layer tensors of gpt-oss experts that make up, or are split into, canonical tensors. */
-const EXPERT_PARTS = ['gate_up_proj_blocks', 'gate_up_proj_scales', 'gate_up_proj_bias', 'gate_up_proj', 'down_proj_blocks', 'down_proj_scales', 'down_proj'].map((p) => `mlp.experts.${p}`);
+const EXPERT_PARTS = [
+  'gate_up_proj_blocks',
+  'gate_up_proj_scales',
+  'gate_up_proj_bias',
+  'gate_up_proj',
+  'down_proj_blocks',
+  'down_proj_scales',
+  'down_proj',
+].map((p) => `mlp.experts.${p}`);
 const MAX_JSON = 64 << 20;
 
 /**
@@ -107,13 +129,23 @@ export function hfName(canonical: string): string {
 }
 
 async function readJson(path: string, code: FormatErrorCode, what: string): Promise<Record<string, unknown>> {
-  const bytes = await readRegularFile(path, MAX_JSON, (c, message) => new HfModelError(c, message === 'does not exist' ? `is missing; a Hugging Face model directory needs ${what}` : message, { file: path }), code);
+  const bytes = await readRegularFile(
+    path,
+    MAX_JSON,
+    (c, message) =>
+      new HfModelError(c, message === 'does not exist' ? `is missing; a Hugging Face model directory needs ${what}` : message, {
+        file: path,
+      }),
+    code,
+  );
   let v: unknown;
   try {
     v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (e) {
     // Say where, never what: the message must not quote the file's bytes.
-    throw new HfModelError(code, e instanceof TypeError ? 'is not valid UTF-8' : `is not valid JSON (${jsonErrorPosition(e)})`, { file: path });
+    throw new HfModelError(code, e instanceof TypeError ? 'is not valid UTF-8' : `is not valid JSON (${jsonErrorPosition(e)})`, {
+      file: path,
+    });
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HfModelError(code, 'must hold a JSON object', { file: path });
   return v as Record<string, unknown>;
@@ -125,11 +157,18 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     throw new HfModelError(code, message, { file, field });
   };
   const archs = Array.isArray(cfg.architectures) ? (cfg.architectures as unknown[]) : [];
-  const arch = (typeof archs[0] === 'string' && ARCHITECTURES[archs[0]]) || (typeof cfg.model_type === 'string' && MODEL_TYPES[cfg.model_type]);
-  if (!arch) fail('architectures', `is ${JSON.stringify(cfg.architectures ?? cfg.model_type)}; supported: ${Object.keys(ARCHITECTURES).join(', ')}`, 'HF_UNSUPPORTED_ARCHITECTURE');
+  const arch =
+    (typeof archs[0] === 'string' && ARCHITECTURES[archs[0]]) || (typeof cfg.model_type === 'string' && MODEL_TYPES[cfg.model_type]);
+  if (!arch)
+    fail(
+      'architectures',
+      `is ${JSON.stringify(cfg.architectures ?? cfg.model_type)}; supported: ${Object.keys(ARCHITECTURES).join(', ')}`,
+      'HF_UNSUPPORTED_ARCHITECTURE',
+    );
   const int = (k: string, dflt?: number): number => {
     const v = cfg[k] ?? dflt;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(k, `must be a non-negative integer, got ${JSON.stringify(cfg[k])}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      fail(k, `must be a non-negative integer, got ${JSON.stringify(cfg[k])}`);
     return v as number;
   };
   const num = (k: string, dflt?: number): number => {
@@ -140,13 +179,15 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
   const gptOss = arch === 'gpt-oss';
   const act = cfg.hidden_act ?? 'silu';
   if (act !== 'silu') fail('hidden_act', `is ${JSON.stringify(act)}; llama-family models use silu`);
-  if (cfg.attention_bias === true && arch !== 'qwen2' && !gptOss) fail('attention_bias', 'is true; biases on the attention output projection are not supported');
+  if (cfg.attention_bias === true && arch !== 'qwen2' && !gptOss)
+    fail('attention_bias', 'is true; biases on the attention output projection are not supported');
   if (cfg.mlp_bias === true) fail('mlp_bias', 'is true; MLP biases are not supported');
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
   const nLayers = int('num_hidden_layers');
   // Before anything is sized by it (layer_types below, the expected tensors later).
-  if (nLayers < 1 || nLayers > CONFIG_LIMITS.n_layers) fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
+  if (nLayers < 1 || nLayers > CONFIG_LIMITS.n_layers)
+    fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
   const headDim = cfg.head_dim === undefined || cfg.head_dim === null ? (nHeads > 0 ? dim / nHeads : 0) : int('head_dim');
   if (!Number.isInteger(headDim)) fail('num_attention_heads', `hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`);
   const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
@@ -162,15 +203,31 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
       return v as number;
     };
     if (type === 'llama3') {
-      rope_scaling = { type: 'llama3', factor: f('factor'), low_freq_factor: f('low_freq_factor'), high_freq_factor: f('high_freq_factor'), original_context_length: f('original_max_position_embeddings') };
+      rope_scaling = {
+        type: 'llama3',
+        factor: f('factor'),
+        low_freq_factor: f('low_freq_factor'),
+        high_freq_factor: f('high_freq_factor'),
+        original_context_length: f('original_max_position_embeddings'),
+      };
     } else if (type === 'yarn' && gptOss) {
       // HF's defaults: beta_fast 32, beta_slow 1, truncate true; no attention_factor / mscale overrides.
-      for (const k of ['attention_factor', 'mscale', 'mscale_all_dim']) if (r[k] !== undefined && r[k] !== null) fail(`rope_scaling.${k}`, 'is set; ie applies YaRN with its default attention scaling 0.1*ln(factor) + 1 only');
+      for (const k of ['attention_factor', 'mscale', 'mscale_all_dim'])
+        if (r[k] !== undefined && r[k] !== null)
+          fail(`rope_scaling.${k}`, 'is set; ie applies YaRN with its default attention scaling 0.1*ln(factor) + 1 only');
       const truncate = r.truncate ?? true;
       if (typeof truncate !== 'boolean') fail('rope_scaling.truncate', 'must be true or false');
       const orig = r.original_max_position_embeddings ?? cfg.initial_context_length;
-      if (typeof orig !== 'number' || !Number.isSafeInteger(orig) || orig < 1) fail('rope_scaling.original_max_position_embeddings', 'must be a positive integer');
-      rope_scaling = { type: 'yarn', factor: f('factor'), original_context_length: orig as number, beta_fast: f('beta_fast', 32), beta_slow: f('beta_slow', 1), truncate: truncate as boolean };
+      if (typeof orig !== 'number' || !Number.isSafeInteger(orig) || orig < 1)
+        fail('rope_scaling.original_max_position_embeddings', 'must be a positive integer');
+      rope_scaling = {
+        type: 'yarn',
+        factor: f('factor'),
+        original_context_length: orig as number,
+        beta_fast: f('beta_fast', 32),
+        beta_slow: f('beta_slow', 1),
+        truncate: truncate as boolean,
+      };
     } else {
       fail('rope_scaling.rope_type', `is ${JSON.stringify(type)}; supported: "llama3"${gptOss ? ', "yarn"' : ' ("yarn" for gpt-oss)'}`);
     }
@@ -184,13 +241,18 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     sliding = int('sliding_window');
     // HF's GptOssConfig default: layer i slides when i is even.
     const types = cfg.layer_types ?? Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
-    if (!Array.isArray(types) || types.length !== nLayers) fail('layer_types', `must list ${nLayers} entries (num_hidden_layers), got ${JSON.stringify(types).slice(0, 80)}`);
+    if (!Array.isArray(types) || types.length !== nLayers)
+      fail('layer_types', `must list ${nLayers} entries (num_hidden_layers), got ${JSON.stringify(types).slice(0, 80)}`);
     slidingLayers = (types as unknown[]).map((t, i) => {
       if (t === 'sliding_attention') return true;
       if (t === 'full_attention') return false;
       return fail(`layer_types[${i}]`, `is ${JSON.stringify(t)}; gpt-oss layers are "sliding_attention" or "full_attention"`);
     });
-    moe = { n_experts: int('num_local_experts'), experts_per_token: int('num_experts_per_tok', cfg.experts_per_token as number | undefined), swiglu_limit: num('swiglu_limit', 7) };
+    moe = {
+      n_experts: int('num_local_experts'),
+      experts_per_token: int('num_experts_per_tok', cfg.experts_per_token as number | undefined),
+      swiglu_limit: num('swiglu_limit', 7),
+    };
   }
   const eosId = typeof eos === 'number' ? eos : 2;
   const config: ModelConfig = {
@@ -221,7 +283,25 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
   // Checked here, before anything is sized by the config, and named by config.json's keys.
   const problem = configProblems(config)[0];
   if (problem) {
-    const keys: Record<string, string> = { 'moe.n_experts': 'num_local_experts', 'moe.experts_per_token': 'num_experts_per_tok', 'moe.swiglu_limit': 'swiglu_limit', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads', n_kv_heads: 'num_key_value_heads', dim: 'hidden_size', ffn_dim: 'intermediate_size', norm_eps: 'rms_norm_eps', context_length: 'max_position_embeddings', bos_id: 'bos_token_id', eos_id: 'eos_token_id', vocab_size: 'vocab_size', head_dim: 'head_dim', rope_theta: 'rope_theta', sliding_window: 'sliding_window', sliding_layers: 'layer_types' };
+    const keys: Record<string, string> = {
+      'moe.n_experts': 'num_local_experts',
+      'moe.experts_per_token': 'num_experts_per_tok',
+      'moe.swiglu_limit': 'swiglu_limit',
+      n_layers: 'num_hidden_layers',
+      n_heads: 'num_attention_heads',
+      n_kv_heads: 'num_key_value_heads',
+      dim: 'hidden_size',
+      ffn_dim: 'intermediate_size',
+      norm_eps: 'rms_norm_eps',
+      context_length: 'max_position_embeddings',
+      bos_id: 'bos_token_id',
+      eos_id: 'eos_token_id',
+      vocab_size: 'vocab_size',
+      head_dim: 'head_dim',
+      rope_theta: 'rope_theta',
+      sliding_window: 'sliding_window',
+      sliding_layers: 'layer_types',
+    };
     fail(keys[problem[0]] ?? problem[0], `${problem[1]} (ie's ${problem[0]})`);
   }
   return config;
@@ -244,7 +324,11 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
   const config = hfConfigToModelConfig(cfg, cfgPath);
   const tokPath = options.tokenizer ?? join(dir, 'tokenizer.json');
   const tok = await readJson(tokPath, 'HF_BAD_TOKENIZER', 'tokenizer.json');
-  if (typeof tok.model !== 'object' || tok.model === null) throw new HfModelError('HF_BAD_TOKENIZER', 'has no "model" object; is it a tokenizers-library tokenizer.json?', { file: tokPath, field: 'model' });
+  if (typeof tok.model !== 'object' || tok.model === null)
+    throw new HfModelError('HF_BAD_TOKENIZER', 'has no "model" object; is it a tokenizers-library tokenizer.json?', {
+      file: tokPath,
+      field: 'model',
+    });
 
   // Which shard files hold which tensors.
   let shardFiles: string[];
@@ -253,11 +337,15 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
   if (await exists(indexPath)) {
     const idx = await readJson(indexPath, 'HF_BAD_INDEX', 'model.safetensors.index.json');
     const wm = idx.weight_map;
-    if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw new HfModelError('HF_BAD_INDEX', 'has no weight_map object', { file: indexPath, field: 'weight_map' });
+    if (typeof wm !== 'object' || wm === null || Array.isArray(wm))
+      throw new HfModelError('HF_BAD_INDEX', 'has no weight_map object', { file: indexPath, field: 'weight_map' });
     weightMap = new Map();
     for (const [k, v] of Object.entries(wm)) {
       if (typeof v !== 'string' || v !== basename(v) || v.startsWith('.') || !v.endsWith('.safetensors')) {
-        throw new HfModelError('HF_BAD_INDEX', `maps ${k} to ${JSON.stringify(v)}, not a .safetensors file in this directory`, { file: indexPath, field: `weight_map.${k}` });
+        throw new HfModelError('HF_BAD_INDEX', `maps ${k} to ${JSON.stringify(v)}, not a .safetensors file in this directory`, {
+          file: indexPath,
+          field: `weight_map.${k}`,
+        });
       }
       weightMap.set(k, v);
     }
@@ -265,7 +353,11 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
   } else if (await exists(join(dir, 'model.safetensors'))) {
     shardFiles = ['model.safetensors'];
   } else {
-    throw new HfModelError('HF_NOT_A_MODEL_DIR', 'has neither model.safetensors nor model.safetensors.index.json (pytorch .bin weights are not supported; save with safetensors)', { file: dir });
+    throw new HfModelError(
+      'HF_NOT_A_MODEL_DIR',
+      'has neither model.safetensors nor model.safetensors.index.json (pytorch .bin weights are not supported; save with safetensors)',
+      { file: dir },
+    );
   }
 
   const opened: RandomAccessFile[] = [];
@@ -275,27 +367,43 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
   try {
     /** Every weight by HF name. */
     const found = new Map<string, { f: RandomAccessFile; e: SafetensorsEntry }>();
-    const notes: string[] = [`Hugging Face ${config.architecture} model, ${shardFiles.length} safetensors file(s); rope_style rotate_half recorded, Q/K rows kept as stored`];
-    const isExpertPart = (name: string) => /^model\.layers\.\d+\./.test(name) && EXPERT_PARTS.includes(name.replace(/^model\.layers\.\d+\./, ''));
+    const notes: string[] = [
+      `Hugging Face ${config.architecture} model, ${shardFiles.length} safetensors file(s); rope_style rotate_half recorded, Q/K rows kept as stored`,
+    ];
+    const isExpertPart = (name: string) =>
+      /^model\.layers\.\d+\./.test(name) && EXPERT_PARTS.includes(name.replace(/^model\.layers\.\d+\./, ''));
     for (const sf of shardFiles) {
       const p = join(dir, sf);
       const f = await RandomAccessFile.open(p, (code, message) => new HfModelError(code, message, { file: p }));
       opened.push(f);
       const h = await readSafetensorsHeader(f);
       for (const e of h.entries) {
-        if (weightMap && weightMap.get(e.name) !== sf) throw new HfModelError('HF_BAD_INDEX', `${e.name} is in ${sf} but the index maps it to ${weightMap.get(e.name) ?? 'nothing'}`, { file: indexPath, field: `weight_map.${e.name}` });
+        if (weightMap && weightMap.get(e.name) !== sf)
+          throw new HfModelError('HF_BAD_INDEX', `${e.name} is in ${sf} but the index maps it to ${weightMap.get(e.name) ?? 'nothing'}`, {
+            file: indexPath,
+            field: `weight_map.${e.name}`,
+          });
         const canon = canonicalHfName(e.name);
         if (canon === null) {
           notes.push(`${e.name} ignored (RoPE frequencies are computed)`);
           continue;
         }
-        if (canon === undefined && !isExpertPart(e.name)) throw new HfModelError('HF_UNEXPECTED_TENSOR', `${e.name} is not part of a llama-family or gpt-oss model`, { file: p, field: e.name });
+        if (canon === undefined && !isExpertPart(e.name))
+          throw new HfModelError('HF_UNEXPECTED_TENSOR', `${e.name} is not part of a llama-family or gpt-oss model`, {
+            file: p,
+            field: e.name,
+          });
         if (found.has(e.name)) throw new HfModelError('HF_BAD_INDEX', `${e.name} appears in two files`, { file: p, field: e.name });
         found.set(e.name, { f, e });
       }
     }
     if (weightMap) {
-      for (const k of weightMap.keys()) if (canonicalHfName(k) !== null && !found.has(k)) throw new HfModelError('HF_BAD_INDEX', `${k} is in the index but not in ${weightMap.get(k)}`, { file: indexPath, field: `weight_map.${k}` });
+      for (const k of weightMap.keys())
+        if (canonicalHfName(k) !== null && !found.has(k))
+          throw new HfModelError('HF_BAD_INDEX', `${k} is in the index but not in ${weightMap.get(k)}`, {
+            file: indexPath,
+            field: `weight_map.${k}`,
+          });
     }
     if (config.tied_classifier && found.has('lm_head.weight')) {
       found.delete('lm_head.weight');
@@ -305,14 +413,33 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
     if (hasBlocks) {
       const qc = cfg.quantization_config;
       const method = typeof qc === 'object' && qc !== null ? (qc as Record<string, unknown>).quant_method : undefined;
-      if (method !== 'mxfp4') throw new HfModelError('HF_BAD_CONFIG', `is ${JSON.stringify(method)}, but ${hasBlocks} is an MXFP4 block tensor; expected "mxfp4"`, { file: cfgPath, field: 'quantization_config.quant_method' });
-      for (const [k, v] of [['hidden_size', config.dim], ['intermediate_size', config.ffn_dim]] as const) {
-        if (v % 32 !== 0) throw new HfModelError('HF_BAD_CONFIG', `is ${v}; MXFP4 experts need whole 32-element blocks per row, so it must be a multiple of 32`, { file: cfgPath, field: k });
+      if (method !== 'mxfp4')
+        throw new HfModelError(
+          'HF_BAD_CONFIG',
+          `is ${JSON.stringify(method)}, but ${hasBlocks} is an MXFP4 block tensor; expected "mxfp4"`,
+          { file: cfgPath, field: 'quantization_config.quant_method' },
+        );
+      for (const [k, v] of [
+        ['hidden_size', config.dim],
+        ['intermediate_size', config.ffn_dim],
+      ] as const) {
+        if (v % 32 !== 0)
+          throw new HfModelError(
+            'HF_BAD_CONFIG',
+            `is ${v}; MXFP4 experts need whole 32-element blocks per row, so it must be a multiple of 32`,
+            { file: cfgPath, field: k },
+          );
       }
     }
     const recipes = expected(config, found);
     const used = new Set(recipes.flatMap((r) => r.hf));
-    for (const [hf, { f }] of found) if (!used.has(hf)) throw new HfModelError('HF_UNEXPECTED_TENSOR', `${hf} does not fit the config (${config.n_layers} layers${config.moe ? `, ${config.moe.n_experts} experts` : ''})`, { file: f.path, field: hf });
+    for (const [hf, { f }] of found)
+      if (!used.has(hf))
+        throw new HfModelError(
+          'HF_UNEXPECTED_TENSOR',
+          `${hf} does not fit the config (${config.n_layers} layers${config.moe ? `, ${config.moe.n_experts} experts` : ''})`,
+          { file: f.path, field: hf },
+        );
     const tensors: SourceTensor[] = recipes.map((r) => {
       const parts = r.hf.map((hf) => {
         const got = found.get(hf);
@@ -322,8 +449,10 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
       for (const [i, part] of parts.entries()) {
         const want = r.parts[i];
         const bad = (what: string) => new HfModelError('HF_BAD_TENSOR', what, { file: part.f.path, field: part.hf });
-        if (want.u8 ? part.e.dtype !== 'U8' : !SAFETENSORS_FLOAT_DTYPES[part.e.dtype]) throw bad(`${part.hf} is ${part.e.dtype}; ${want.u8 ? 'MXFP4 blocks and scales are U8' : 'weights must be F32, F16 or BF16'}`);
-        if (want.shape.some((d) => !Number.isInteger(d))) throw bad(`${part.hf}: MXFP4 rows are whole 32-element blocks; the config's ${r.name} is ${JSON.stringify(r.shape)}`);
+        if (want.u8 ? part.e.dtype !== 'U8' : !SAFETENSORS_FLOAT_DTYPES[part.e.dtype])
+          throw bad(`${part.hf} is ${part.e.dtype}; ${want.u8 ? 'MXFP4 blocks and scales are U8' : 'weights must be F32, F16 or BF16'}`);
+        if (want.shape.some((d) => !Number.isInteger(d)))
+          throw bad(`${part.hf}: MXFP4 rows are whole 32-element blocks; the config's ${r.name} is ${JSON.stringify(r.shape)}`);
         if (part.e.shape.length !== want.shape.length || part.e.shape.some((d, k) => d !== want.shape[k])) {
           throw bad(`${part.hf} has shape ${JSON.stringify(part.e.shape)}, config.json implies ${JSON.stringify(want.shape)}`);
         }
@@ -342,7 +471,11 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
             const nan = scales.indexOf(255);
             if (nan >= 0) {
               const row = Math.floor(nan / (K / 32));
-              throw new HfModelError('HF_BAD_TENSOR', `${parts[1].hf}: scale 255 (E8M0 NaN) at expert ${Math.floor(row / N)}, row ${row % N}, block ${nan % (K / 32)}; MXFP4 scales must be 0..254`, { file: parts[1].f.path, field: parts[1].hf });
+              throw new HfModelError(
+                'HF_BAD_TENSOR',
+                `${parts[1].hf}: scale 255 (E8M0 NaN) at expert ${Math.floor(row / N)}, row ${row % N}, block ${nan % (K / 32)}; MXFP4 scales must be 0..254`,
+                { file: parts[1].f.path, field: parts[1].hf },
+              );
             }
             const packed = mxfp4FromHf(blocks, scales, E * N, K, parts[0].hf);
             return r.split === undefined ? packed : takeRows(packed, E * N, (K / 32) * 17, r.split);
@@ -368,7 +501,10 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
         },
       };
     });
-    if (config.moe) notes.push(`${config.moe.n_experts} experts: ${tensors.some((t) => t.dtype === 'mxfp4') ? 'MXFP4 blocks re-packed into ggml mxfp4 blocks (lossless)' : 'dense float experts transposed to [E, N, K]'}; gate_up_proj split into gate (even rows) and up (odd rows)`);
+    if (config.moe)
+      notes.push(
+        `${config.moe.n_experts} experts: ${tensors.some((t) => t.dtype === 'mxfp4') ? 'MXFP4 blocks re-packed into ggml mxfp4 blocks (lossless)' : 'dense float experts transposed to [E, N, K]'}; gate_up_proj split into gate (even rows) and up (odd rows)`,
+      );
     return {
       format: 'hf',
       config,
@@ -402,21 +538,49 @@ interface Recipe {
 function expected(c: ModelConfig, found: ReadonlyMap<string, unknown>): Recipe[] {
   return expectedTensors(c).map((x): Recipe => {
     const m = /^blk\.(\d+)\.ffn_(gate|up|down)_exps\.(weight|bias)$/.exec(x.name);
-    if (!m || (m[2] === 'down' && m[3] === 'bias')) return { name: x.name, shape: x.shape, hf: [hfName(x.name)], parts: [{ shape: x.shape, u8: false }], kind: 'plain', sourceShape: x.shape };
+    if (!m || (m[2] === 'down' && m[3] === 'bias'))
+      return {
+        name: x.name,
+        shape: x.shape,
+        hf: [hfName(x.name)],
+        parts: [{ shape: x.shape, u8: false }],
+        kind: 'plain',
+        sourceShape: x.shape,
+      };
     const L = `model.layers.${m[1]}.mlp.experts.`;
     const [E, N, K] = x.shape;
     const fused = m[2] === 'down' ? 'down_proj' : 'gate_up_proj';
     const split = m[2] === 'gate' ? 0 : m[2] === 'up' ? 1 : undefined;
     const rows = split === undefined ? N : 2 * N;
-    if (m[3] === 'bias') return { name: x.name, shape: x.shape, hf: [`${L}gate_up_proj_bias`], parts: [{ shape: [E, rows], u8: false }], kind: 'plain', sourceShape: [E, rows], split };
+    if (m[3] === 'bias')
+      return {
+        name: x.name,
+        shape: x.shape,
+        hf: [`${L}gate_up_proj_bias`],
+        parts: [{ shape: [E, rows], u8: false }],
+        kind: 'plain',
+        sourceShape: [E, rows],
+        split,
+      };
     if (found.has(`${L}${fused}`) && !found.has(`${L}${fused}_blocks`)) {
-      return { name: x.name, shape: x.shape, hf: [`${L}${fused}`], parts: [{ shape: [E, K, rows], u8: false }], kind: 'dense_experts', sourceShape: [E, K, rows], split };
+      return {
+        name: x.name,
+        shape: x.shape,
+        hf: [`${L}${fused}`],
+        parts: [{ shape: [E, K, rows], u8: false }],
+        kind: 'dense_experts',
+        sourceShape: [E, K, rows],
+        split,
+      };
     }
     return {
       name: x.name,
       shape: x.shape,
       hf: [`${L}${fused}_blocks`, `${L}${fused}_scales`],
-      parts: [{ shape: [E, rows, K / 32, 16], u8: true }, { shape: [E, rows, K / 32], u8: true }],
+      parts: [
+        { shape: [E, rows, K / 32, 16], u8: true },
+        { shape: [E, rows, K / 32], u8: true },
+      ],
       kind: 'mxfp4',
       sourceShape: [E, rows, K],
       split,
@@ -474,13 +638,28 @@ export interface HfConfigExtras {
 
 /** ModelConfig → config.json (the inverse of {@link hfConfigToModelConfig}); gpt-oss gets exactly the keys of openai/gpt-oss-20b's config.json. */
 export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras: HfConfigExtras = {}): Record<string, unknown> {
-  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', 'gpt-oss': 'GptOssForCausalLM' }[c.architecture];
+  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', 'gpt-oss': 'GptOssForCausalLM' }[
+    c.architecture
+  ];
   const rs = c.rope_scaling;
   const rope_scaling =
     rs &&
     (rs.type === 'llama3'
-      ? { rope_type: 'llama3', factor: rs.factor, low_freq_factor: rs.low_freq_factor, high_freq_factor: rs.high_freq_factor, original_max_position_embeddings: rs.original_context_length }
-      : { beta_fast: rs.beta_fast, beta_slow: rs.beta_slow, factor: rs.factor, original_max_position_embeddings: rs.original_context_length, rope_type: 'yarn', truncate: rs.truncate });
+      ? {
+          rope_type: 'llama3',
+          factor: rs.factor,
+          low_freq_factor: rs.low_freq_factor,
+          high_freq_factor: rs.high_freq_factor,
+          original_max_position_embeddings: rs.original_context_length,
+        }
+      : {
+          beta_fast: rs.beta_fast,
+          beta_slow: rs.beta_slow,
+          factor: rs.factor,
+          original_max_position_embeddings: rs.original_context_length,
+          rope_type: 'yarn',
+          truncate: rs.truncate,
+        });
   if (c.architecture === 'gpt-oss' && c.moe) {
     // openai/gpt-oss-20b's keys, in its (sorted) order. It names no BOS: one is written only when it is not the EOS (the importer's stand-in).
     return {
@@ -496,7 +675,9 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras:
       initial_context_length: rs?.original_context_length ?? 4096,
       initializer_range: 0.02,
       intermediate_size: c.ffn_dim,
-      layer_types: (c.sliding_layers ?? Array.from({ length: c.n_layers }, () => c.sliding_window !== null)).map((s) => (s ? 'sliding_attention' : 'full_attention')),
+      layer_types: (c.sliding_layers ?? Array.from({ length: c.n_layers }, () => c.sliding_window !== null)).map((s) =>
+        s ? 'sliding_attention' : 'full_attention',
+      ),
       max_position_embeddings: c.context_length,
       model_type: 'gpt_oss',
       num_attention_heads: c.n_heads,
@@ -507,7 +688,12 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras:
       output_router_logits: false,
       pad_token_id: extras.pad_token_id ?? null,
       ...(extras.mxfp4
-        ? { quantization_config: { modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'], quant_method: 'mxfp4' } }
+        ? {
+            quantization_config: {
+              modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'],
+              quant_method: 'mxfp4',
+            },
+          }
         : {}),
       rms_norm_eps: c.norm_eps,
       rope_scaling,
@@ -601,14 +787,23 @@ function gptOssHfTensors(source: ModelSource, outDir: string): HfTensorOut[] {
     const L = `model.layers.${m[1]}.mlp.experts.`;
     const parts = m[2] === 'gate' ? [t, by.get(t.name.replace('_gate_', '_up_'))] : [t];
     if (parts.some((p) => p === undefined || p.dtype !== t.dtype)) {
-      throw new HfModelError('HF_BAD_TENSOR', `${t.name} and ${t.name.replace('_gate_', '_up_')} must both be present and of one dtype to form gate_up_proj`, { file: outDir, field: t.name });
+      throw new HfModelError(
+        'HF_BAD_TENSOR',
+        `${t.name} and ${t.name.replace('_gate_', '_up_')} must both be present and of one dtype to form gate_up_proj`,
+        { file: outDir, field: t.name },
+      );
     }
     const ps = parts as SourceTensor[];
     const name = `${L}${m[2] === 'gate' ? 'gate_up_proj' : 'down_proj'}`;
     if (m[3] === 'bias') {
       const [E, N] = t.shape;
       const eb = dtypeElementBytes(t.dtype as FloatDtype);
-      out.push({ name: `${name}_bias`, dtype: ST_DTYPE[t.dtype as FloatDtype], shape: [E, 2 * N], data: async () => interleaveRows(await Promise.all(ps.map((p) => p.read())), E * N, eb) });
+      out.push({
+        name: `${name}_bias`,
+        dtype: ST_DTYPE[t.dtype as FloatDtype],
+        shape: [E, 2 * N],
+        data: async () => interleaveRows(await Promise.all(ps.map((p) => p.read())), E * N, eb),
+      });
       continue;
     }
     const [E, N, K] = t.shape;
@@ -619,9 +814,18 @@ function gptOssHfTensors(source: ModelSource, outDir: string): HfTensorOut[] {
       out.push({ name: `${name}_scales`, dtype: 'U8', shape: [E, rows, K / 32], data: pair.scales });
       continue;
     }
-    if (isBlockDtype(t.dtype)) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; gpt-oss experts are written as MXFP4 or float`, { file: outDir, field: t.name });
+    if (isBlockDtype(t.dtype))
+      throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; gpt-oss experts are written as MXFP4 or float`, {
+        file: outDir,
+        field: t.name,
+      });
     const eb = dtypeElementBytes(t.dtype as FloatDtype);
-    out.push({ name, dtype: ST_DTYPE[t.dtype as FloatDtype], shape: [E, K, rows], data: async () => denseExpertsXw(await Promise.all(ps.map((p) => p.read())), E, N, K, eb) });
+    out.push({
+      name,
+      dtype: ST_DTYPE[t.dtype as FloatDtype],
+      shape: [E, K, rows],
+      data: async () => denseExpertsXw(await Promise.all(ps.map((p) => p.read())), E, N, K, eb),
+    });
   }
   return out;
 }
@@ -630,7 +834,8 @@ function gptOssHfTensors(source: ModelSource, outDir: string): HfTensorOut[] {
 function interleaveRows(parts: Uint8Array[], rows: number, rowBytes: number): Uint8Array {
   const P = parts.length;
   const out = new Uint8Array(rows * P * rowBytes);
-  for (let i = 0; i < rows; i++) for (let p = 0; p < P; p++) out.set(parts[p].subarray(i * rowBytes, (i + 1) * rowBytes), (i * P + p) * rowBytes);
+  for (let i = 0; i < rows; i++)
+    for (let p = 0; p < P; p++) out.set(parts[p].subarray(i * rowBytes, (i + 1) * rowBytes), (i * P + p) * rowBytes);
   return out;
 }
 
@@ -658,7 +863,11 @@ function denseExpertsXw(parts: Uint8Array[], E: number, N: number, K: number, eb
  * parts). The blocks stream fills the scales as it goes, so the scales (1/16 the size) come without
  * a second pass when written after the blocks; otherwise they are computed on their own.
  */
-function mxfp4HfPair(parts: SourceTensor[], rows: number, K: number): { blocks: () => AsyncIterable<Uint8Array>; scales: () => Promise<Uint8Array> } {
+function mxfp4HfPair(
+  parts: SourceTensor[],
+  rows: number,
+  K: number,
+): { blocks: () => AsyncIterable<Uint8Array>; scales: () => Promise<Uint8Array> } {
   const nb = K / 32;
   const rowBytes = nb * 17;
   const P = parts.length;
@@ -705,17 +914,25 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
   const refuse = (field: string, message: string): never => {
     throw new HfModelError('HF_UNSUPPORTED_ARCHITECTURE', message, { file: outDir, field });
   };
-  if (!gptOss && (c.moe || c.attn_sinks || c.attn_output_bias)) refuse('architecture', `${c.architecture} with experts, sinks or an output bias has no Hugging Face layout (gpt-oss does)`);
+  if (!gptOss && (c.moe || c.attn_sinks || c.attn_output_bias))
+    refuse('architecture', `${c.architecture} with experts, sinks or an output bias has no Hugging Face layout (gpt-oss does)`);
   if (gptOss) {
     // What config.json can say: the importer reads these back from attention_bias and the architecture.
     if (!c.moe) refuse('moe', 'a gpt-oss model without experts has no Hugging Face layout');
     if (c.rope_style !== 'rotate_half') refuse('rope_style', 'gpt-oss checkpoints use rotate-half RoPE');
-    if (!c.attn_sinks || c.attn_qkv_bias !== c.attn_output_bias) refuse('attn_sinks', 'gpt-oss checkpoints have attention sinks and biases on all four attention projections or on none');
+    if (!c.attn_sinks || c.attn_qkv_bias !== c.attn_output_bias)
+      refuse('attn_sinks', 'gpt-oss checkpoints have attention sinks and biases on all four attention projections or on none');
   }
   for (const t of source.tensors) {
-    if (t.quant) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is quantized; Hugging Face directories hold F32/F16/BF16`, { field: t.name });
+    if (t.quant)
+      throw new HfModelError('HF_BAD_TENSOR', `${t.name} is quantized; Hugging Face directories hold F32/F16/BF16`, { field: t.name });
     const expert = gptOss && /_exps\.weight$/.test(t.name);
-    if (isBlockDtype(t.dtype) && !(expert && t.dtype === 'mxfp4')) throw new HfModelError('HF_BAD_TENSOR', `${t.name} is ${t.dtype}; Hugging Face directories hold F32/F16/BF16 (and gpt-oss's MXFP4 experts)`, { field: t.name });
+    if (isBlockDtype(t.dtype) && !(expert && t.dtype === 'mxfp4'))
+      throw new HfModelError(
+        'HF_BAD_TENSOR',
+        `${t.name} is ${t.dtype}; Hugging Face directories hold F32/F16/BF16 (and gpt-oss's MXFP4 experts)`,
+        { field: t.name },
+      );
   }
   await mkdir(outDir, { recursive: true });
   await removeStaleTemps(outDir);
@@ -733,7 +950,10 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
     acc += sizes[i];
   });
   const nonEmpty = groups.filter((g) => g.length);
-  const names = nonEmpty.length === 1 ? ['model.safetensors'] : nonEmpty.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(nonEmpty.length).padStart(5, '0')}.safetensors`);
+  const names =
+    nonEmpty.length === 1
+      ? ['model.safetensors']
+      : nonEmpty.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(nonEmpty.length).padStart(5, '0')}.safetensors`);
   const weightMap: Record<string, string> = {};
   // Every file is written into a fresh private directory (mode 0700, unpredictable name) inside
   // outDir, then renamed into place: nothing is ever opened through a name someone could have planted.
@@ -742,11 +962,19 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
     for (let s = 0; s < nonEmpty.length; s++) {
       const ts = nonEmpty[s];
       for (const t of ts) weightMap[t.name] = names[s];
-      await writeSafetensors(join(stage, names[s]), ts.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), (i) => ts[i].data(), { format: 'pt' });
+      await writeSafetensors(
+        join(stage, names[s]),
+        ts.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+        (i) => ts[i].data(),
+        { format: 'pt' },
+      );
     }
     const files = [...names];
     if (nonEmpty.length > 1) {
-      await writeNewFile(join(stage, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+      await writeNewFile(
+        join(stage, 'model.safetensors.index.json'),
+        JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+      );
       files.push('model.safetensors.index.json');
     }
     const dtype = (source.tensors.find((t) => t.shape.length === 2)?.dtype ?? 'f32') as FloatDtype;
@@ -757,7 +985,12 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
       await syncFile(tokPath);
     } else if (tok.model === 'spm') await writeNewFile(tokPath, synthHfTokenizerJson(tok));
     else if (tok.model === 'gpt2' && tok.pre === 'gpt-4o') await writeNewFile(tokPath, synthGpt2TokenizerJson(tok));
-    else throw new HfModelError('HF_BAD_TOKENIZER', `a ${tok.model}${tok.model === 'gpt2' ? ` (pre-tokenizer ${JSON.stringify(tok.pre)})` : ''} tokenizer cannot be written as tokenizer.json`, { file: outDir });
+    else
+      throw new HfModelError(
+        'HF_BAD_TOKENIZER',
+        `a ${tok.model}${tok.model === 'gpt2' ? ` (pre-tokenizer ${JSON.stringify(tok.pre)})` : ''} tokenizer cannot be written as tokenizer.json`,
+        { file: outDir },
+      );
     files.push('tokenizer.json');
     const pad = 'pieces' in tok ? tok.pieces.indexOf('<|endoftext|>') : -1;
     const extras: HfConfigExtras = { pad_token_id: pad >= 0 ? pad : null, mxfp4: source.tensors.some((t) => t.dtype === 'mxfp4') };

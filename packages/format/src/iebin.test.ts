@@ -121,7 +121,9 @@ describe('header validation names the code and the field', () => {
 
   it('caps the tensor count and rejects non-JSON', () => {
     expect(codeAfter(() => undefined, { maxHeaderBytes: 1 << 20, maxTensors: 5 })).toBe('IEBIN_TOO_MANY_TENSORS');
-    expect(() => parseIebinHeader('{"format":', 'x.json')).toThrow(expect.objectContaining({ code: 'IEBIN_HEADER_NOT_JSON', file: 'x.json' }));
+    expect(() => parseIebinHeader('{"format":', 'x.json')).toThrow(
+      expect.objectContaining({ code: 'IEBIN_HEADER_NOT_JSON', file: 'x.json' }),
+    );
   });
 
   it('says which field is wrong', () => {
@@ -151,15 +153,27 @@ describe('IebinWriter commits atomically', () => {
   it('refuses to finish a model whose tensor table does not match its config', async () => {
     const d = tmp();
     const src = synthModel('tiny');
-    const w = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    const w = await IebinWriter.create(d, {
+      config: src.config,
+      tokenizer: src.tokenizer,
+      provenance: { converter: 't', source_format: 'synth', sources: [] },
+    });
     await w.addTensor({ name: 'token_embd.weight', dtype: 'f32', shape: [512, 64] }, await src.tensors[0].read());
-    await expect(w.addTensor({ name: 'x', dtype: 'f32', shape: [3] }, new Uint8Array(8))).rejects.toMatchObject({ code: 'IEBIN_SIZE_MISMATCH' });
+    await expect(w.addTensor({ name: 'x', dtype: 'f32', shape: [3] }, new Uint8Array(8))).rejects.toMatchObject({
+      code: 'IEBIN_SIZE_MISMATCH',
+    });
     expect(files(d)).toEqual([]);
-    const w2 = await IebinWriter.create(d, { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth', sources: [] } });
+    const w2 = await IebinWriter.create(d, {
+      config: src.config,
+      tokenizer: src.tokenizer,
+      provenance: { converter: 't', source_format: 'synth', sources: [] },
+    });
     await w2.addTensor({ name: 'token_embd.weight', dtype: 'f32', shape: [512, 64] }, await src.tensors[0].read());
     await expect(w2.finish()).rejects.toMatchObject({ code: 'IEBIN_MISSING_TENSOR' });
     expect(files(d)).toEqual([]);
-    await expect(w2.addTensor({ name: 'a', dtype: 'f32', shape: [1] }, new Uint8Array(4))).rejects.toMatchObject({ code: 'IEBIN_WRITER_STATE' });
+    await expect(w2.addTensor({ name: 'a', dtype: 'f32', shape: [1] }, new Uint8Array(4))).rejects.toMatchObject({
+      code: 'IEBIN_WRITER_STATE',
+    });
   });
 
   it('removes partial files of dead writers and keeps those of live ones', async () => {
@@ -170,7 +184,11 @@ describe('IebinWriter commits atomically', () => {
     // A process that is alive (our parent): kept.
     writeFileSync(join(d, `.model.ie.bin.partial-${process.ppid}-77`), 'live');
     const src = synthModel('tiny');
-    const opts = { config: src.config, tokenizer: src.tokenizer, provenance: { converter: 't', source_format: 'synth' as const, sources: [] } };
+    const opts = {
+      config: src.config,
+      tokenizer: src.tokenizer,
+      provenance: { converter: 't', source_format: 'synth' as const, sources: [] },
+    };
     const w1 = await IebinWriter.create(d, opts);
     const own = files(d).filter((n) => n.startsWith(`.model.ie.bin.partial-${process.pid}-`));
     expect(own).toHaveLength(1);
@@ -211,10 +229,28 @@ describe('opening is lazy', () => {
       const offset = alignUp(off);
       const bytes = tensorByteSize('f32', e.shape, null);
       off = offset + bytes;
-      return { name: e.name, dtype: 'f32' as const, shape: e.shape, offset: Number(offset), bytes: Number(bytes), layout: { order: 'row_major' as const, block_k: 0 }, quant: null, crc32: '00000000' };
+      return {
+        name: e.name,
+        dtype: 'f32' as const,
+        shape: e.shape,
+        offset: Number(offset),
+        bytes: Number(bytes),
+        layout: { order: 'row_major' as const, block_k: 0 },
+        quant: null,
+        crc32: '00000000',
+      };
     });
     const d = tmp();
-    const header = { format: 'iebin' as const, version: 1 as const, config: cfg, tokenizer: synthModel('tinyllama-1.1b').tokenizer as any, provenance: { converter: 't', source_format: 'synth' as const, sources: [] }, bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 }, tensors, quantization: null };
+    const header = {
+      format: 'iebin' as const,
+      version: 1 as const,
+      config: cfg,
+      tokenizer: synthModel('tinyllama-1.1b').tokenizer as any,
+      provenance: { converter: 't', source_format: 'synth' as const, sources: [] },
+      bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 },
+      tensors,
+      quantization: null,
+    };
     writeFileSync(join(d, 'model.ie.json'), formatHeaderJson(header));
     const fd = openSync(join(d, 'model.ie.bin'), 'w');
     ftruncateSync(fd, Number(off)); // sparse: no data blocks

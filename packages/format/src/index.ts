@@ -6,7 +6,21 @@
 export * from './errors.js';
 export * from './dtype.js';
 export * from './layout.js';
-export { BLOCK_DTYPES, BLOCK_FORMATS, IQ4_NL_LEVELS, MXFP4_VALUES, isBlockDtype, decodeBlocks, kScaleMin, e8m0ToF32, mxfp4FromHf, mxfp4ToHf, mxfp4NanBlock, quantizeMxfp4, type BlockDtype } from './blocks.js';
+export {
+  BLOCK_DTYPES,
+  BLOCK_FORMATS,
+  IQ4_NL_LEVELS,
+  MXFP4_VALUES,
+  isBlockDtype,
+  decodeBlocks,
+  kScaleMin,
+  e8m0ToF32,
+  mxfp4FromHf,
+  mxfp4ToHf,
+  mxfp4NanBlock,
+  quantizeMxfp4,
+  type BlockDtype,
+} from './blocks.js';
 export * from './llama.js';
 export {
   DEFAULT_IEBIN_LIMITS,
@@ -26,13 +40,47 @@ export {
   type SourceFile,
 } from './header.js';
 export { IebinReader, type BinViews, type TensorView, type IebinOpenOptions, type VerifyReport, type VerifyProblem } from './reader.js';
-export { IebinWriter, formatHeaderJson, removeStalePartials, IEBIN_COMMIT_STEPS, type IebinCommitStep, type IebinWriterOptions, type TensorSpec, type TensorData, type TokenizerInput, type QuantParams } from './writer.js';
-export { applyLayout, removeLayout, decodeTensor, encodeFloat, floatElements, quantPlanes, scalesToF32, type TensorDescriptor, type QuantPlanes } from './tensor.js';
+export {
+  IebinWriter,
+  formatHeaderJson,
+  removeStalePartials,
+  IEBIN_COMMIT_STEPS,
+  type IebinCommitStep,
+  type IebinWriterOptions,
+  type TensorSpec,
+  type TensorData,
+  type TokenizerInput,
+  type QuantParams,
+} from './writer.js';
+export {
+  applyLayout,
+  removeLayout,
+  decodeTensor,
+  encodeFloat,
+  floatElements,
+  quantPlanes,
+  scalesToF32,
+  type TensorDescriptor,
+  type QuantPlanes,
+} from './tensor.js';
 export { streamingRead, readChunks, readStreams, type ModelSource, type SourceTensor, type StreamingRead } from './source.js';
 export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
 export { writeGguf, joinBlocks, GGUF_WRITE_TYPES, type GgufWriteType, type WriteGgufOptions } from './gguf-writer.js';
-export { openGguf, parseGguf, readGguf, splitBlocks, GGML_TYPES, GGUF_MAGIC, DEFAULT_GGUF_LIMITS, type GgufFile, type GgufTensorInfo, type GgufValue, type GgufArray, type GgufLimits } from './gguf.js';
+export {
+  openGguf,
+  parseGguf,
+  readGguf,
+  splitBlocks,
+  GGML_TYPES,
+  GGUF_MAGIC,
+  DEFAULT_GGUF_LIMITS,
+  type GgufFile,
+  type GgufTensorInfo,
+  type GgufValue,
+  type GgufArray,
+  type GgufLimits,
+} from './gguf.js';
 export {
   parseSafetensors,
   parseSafetensorsHeader,
@@ -45,7 +93,17 @@ export {
   type SafetensorsLimits,
   type SafetensorsTensorSpec,
 } from './safetensors.js';
-export { openHfDir, writeHfDir, hfConfigToModelConfig, modelConfigToHfConfig, canonicalHfName, hfName, type OpenHfOptions, type WriteHfOptions, type HfConfigExtras } from './hf.js';
+export {
+  openHfDir,
+  writeHfDir,
+  hfConfigToModelConfig,
+  modelConfigToHfConfig,
+  canonicalHfName,
+  hfName,
+  type OpenHfOptions,
+  type WriteHfOptions,
+  type HfConfigExtras,
+} from './hf.js';
 export {
   synthModel,
   synthTensorValues,
@@ -61,5 +119,17 @@ export {
   type SynthPreset,
   type SynthOptions,
 } from './synth.js';
-export { writeFileAtomic, writeNewFile, createTempFile, createStagingDir, commitRename, discardTemp, fsyncDir, syncFile, removeStaleTemps, tempName, type TempFile } from './safe-write.js';
+export {
+  writeFileAtomic,
+  writeNewFile,
+  createTempFile,
+  createStagingDir,
+  commitRename,
+  discardTemp,
+  fsyncDir,
+  syncFile,
+  removeStaleTemps,
+  tempName,
+  type TempFile,
+} from './safe-write.js';
 export { RandomAccessFile, readRegularFile, jsonErrorPosition, sha256File, sha256Bytes, type ErrorFactory } from './file.js';

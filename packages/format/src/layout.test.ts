@@ -4,12 +4,27 @@ import { f32ToF16Bits } from './dtype.js';
 import { blockedUnitOffset, quantGeometry, reorderBlockedK, tensorByteSize, transposeBytes, type QuantSpec } from './layout.js';
 import { applyLayout, decodeTensor, encodeFloat, removeLayout, type TensorDescriptor } from './tensor.js';
 
-const q = (over: Partial<QuantSpec>): QuantSpec => ({ scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16', scales_offset: 0, zeros_offset: null, ...over });
+const q = (over: Partial<QuantSpec>): QuantSpec => ({
+  scheme: 'symmetric',
+  granularity: 'per_group',
+  group_size: 64,
+  scale_dtype: 'f16',
+  scales_offset: 0,
+  zeros_offset: null,
+  ...over,
+});
 
 describe('quantGeometry', () => {
   it('sizes q4 planes with padded last groups and 64-byte plane alignment', () => {
     const g = quantGeometry('q4', 3, 100, q({}));
-    expect([g.groupsPerRow, g.quantRowBytes, g.quantBytes, g.scalesOffset, g.scaleBytes, g.totalBytes]).toEqual([2, 64, 192n, 192n, 12n, 204n]);
+    expect([g.groupsPerRow, g.quantRowBytes, g.quantBytes, g.scalesOffset, g.scaleBytes, g.totalBytes]).toEqual([
+      2,
+      64,
+      192n,
+      192n,
+      12n,
+      204n,
+    ]);
     const a = quantGeometry('q4', 3, 100, q({ scheme: 'affine', scale_dtype: 'f32' }));
     expect([a.scalesOffset, a.scaleBytes, a.zerosOffset, a.zeroBytes, a.totalBytes]).toEqual([192n, 24n, 256n, 6n, 262n]);
   });
@@ -47,8 +62,14 @@ describe('blocked-K and pretranspose', () => {
       const cols = 45;
       const src = new Uint8Array(rows * cols * eb).map((_, i) => (i * 7 + 3) & 255);
       const t = transposeBytes(src, rows, cols, eb);
-      for (const [r, c] of [[0, 0], [5, 44], [66, 3]]) {
-        expect(Array.from(t.subarray((c * rows + r) * eb, (c * rows + r + 1) * eb))).toEqual(Array.from(src.subarray((r * cols + c) * eb, (r * cols + c + 1) * eb)));
+      for (const [r, c] of [
+        [0, 0],
+        [5, 44],
+        [66, 3],
+      ]) {
+        expect(Array.from(t.subarray((c * rows + r) * eb, (c * rows + r + 1) * eb))).toEqual(
+          Array.from(src.subarray((r * cols + c) * eb, (r * cols + c + 1) * eb)),
+        );
       }
       expect(transposeBytes(t, cols, rows, eb)).toEqual(src);
     }
@@ -62,7 +83,11 @@ describe('blocked-K and pretranspose', () => {
       const rm = encodeFloat(values, dtype);
       const base: TensorDescriptor = { dtype, shape: [rows, cols], layout: { order: 'row_major', block_k: 0 }, quant: null };
       const ref = decodeTensor(base, rm);
-      for (const layout of [{ order: 'pretransposed' as const, block_k: 0 }, { order: 'row_major' as const, block_k: 64 }, { order: 'row_major' as const, block_k: 128 }]) {
+      for (const layout of [
+        { order: 'pretransposed' as const, block_k: 0 },
+        { order: 'row_major' as const, block_k: 64 },
+        { order: 'row_major' as const, block_k: 128 },
+      ]) {
         const t = { ...base, layout };
         const stored = applyLayout(t, rm);
         expect(stored).not.toEqual(rm);
@@ -115,6 +140,8 @@ describe('reference decoder (the spec, executable)', () => {
     new Int8Array(bi.buffer).set([1, -2, 127, -127, 0, 5]);
     new DataView(bi.buffer).setFloat32(64, 0.5, true);
     new DataView(bi.buffer).setFloat32(68, 2, true);
-    expect(Array.from(decodeTensor({ dtype: 'i8', shape: [2, 3], layout: { order: 'row_major', block_k: 0 }, quant: qi }, bi))).toEqual([0.5, -1, 63.5, -254, 0, 10]);
+    expect(Array.from(decodeTensor({ dtype: 'i8', shape: [2, 3], layout: { order: 'row_major', block_k: 0 }, quant: qi }, bi))).toEqual([
+      0.5, -1, 63.5, -254, 0, 10,
+    ]);
   });
 });

@@ -93,7 +93,12 @@ export interface QuantGeometry {
  * 2. scales plane: rows x groupsPerRow scales of `scale_dtype`, row-major.
  * 3. zeros plane (q4 affine only): rows x groupsPerRow bytes, each a zero point 0..15.
  */
-export function quantGeometry(dtype: 'i8' | 'q4', rows: number, cols: number, quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'>): QuantGeometry {
+export function quantGeometry(
+  dtype: 'i8' | 'q4',
+  rows: number,
+  cols: number,
+  quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'>,
+): QuantGeometry {
   const perRow = quant.granularity === 'per_row';
   const groupSize = perRow ? cols : quant.group_size;
   const groupsPerRow = perRow ? 1 : Math.ceil(cols / groupSize);
@@ -129,12 +134,17 @@ export function matrixDims(shape: readonly number[]): { rows: number; cols: numb
 }
 
 /** Exact byte size of a tensor of this dtype and shape (layout never changes the size). */
-export function tensorByteSize(dtype: Dtype, shape: readonly number[], quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'> | null): bigint {
+export function tensorByteSize(
+  dtype: Dtype,
+  shape: readonly number[],
+  quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'> | null,
+): bigint {
   if (isFloatDtype(dtype)) return elementCount(shape) * BigInt(dtypeElementBytes(dtype));
   if (isBlockDtype(dtype)) {
     const f = BLOCK_FORMATS[dtype];
     const { rows, cols } = matrixDims(shape);
-    if (cols % f.elems !== 0) throw new RangeError(`a ${dtype} row is a whole number of ${f.elems}-element blocks; ${cols} columns are not`);
+    if (cols % f.elems !== 0)
+      throw new RangeError(`a ${dtype} row is a whole number of ${f.elems}-element blocks; ${cols} columns are not`);
     return BigInt(rows) * BigInt(cols / f.elems) * BigInt(f.bytes);
   }
   if (!quant) throw new RangeError(`${dtype} tensors need quantization metadata`);
@@ -221,14 +231,33 @@ export interface TensorPlane {
   blockable: boolean;
 }
 
-export function tensorPlanes(dtype: Dtype, rows: number, cols: number, quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'> | null): TensorPlane[] {
+export function tensorPlanes(
+  dtype: Dtype,
+  rows: number,
+  cols: number,
+  quant: Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'> | null,
+): TensorPlane[] {
   if (isFloatDtype(dtype)) {
     const eb = dtypeElementBytes(dtype);
-    return [{ offset: 0n, bytes: BigInt(rows) * BigInt(cols) * BigInt(eb), grid: { rows, unitsPerRow: cols, unitBytes: eb, unitCols: 1 }, blockable: true }];
+    return [
+      {
+        offset: 0n,
+        bytes: BigInt(rows) * BigInt(cols) * BigInt(eb),
+        grid: { rows, unitsPerRow: cols, unitBytes: eb, unitCols: 1 },
+        blockable: true,
+      },
+    ];
   }
   if (isBlockDtype(dtype)) {
     const f = BLOCK_FORMATS[dtype];
-    return [{ offset: 0n, bytes: BigInt(rows) * BigInt(cols / f.elems) * BigInt(f.bytes), grid: { rows, unitsPerRow: cols / f.elems, unitBytes: f.bytes, unitCols: f.elems }, blockable: false }];
+    return [
+      {
+        offset: 0n,
+        bytes: BigInt(rows) * BigInt(cols / f.elems) * BigInt(f.bytes),
+        grid: { rows, unitsPerRow: cols / f.elems, unitBytes: f.bytes, unitCols: f.elems },
+        blockable: false,
+      },
+    ];
   }
   if (!quant) throw new RangeError(`${dtype} tensors need quantization metadata`);
   const g = quantGeometry(dtype, rows, cols, quant);
@@ -238,7 +267,18 @@ export function tensorPlanes(dtype: Dtype, rows: number, cols: number, quant: Pi
     : { rows, unitsPerRow: g.groupsPerRow, unitBytes: dtype === 'q4' ? g.groupSize / 2 : g.groupSize, unitCols: g.groupSize };
   const planes: TensorPlane[] = [{ offset: 0n, bytes: g.quantBytes, grid: quantGrid, blockable: true }];
   const sb = dtypeElementBytes(quant.scale_dtype);
-  planes.push({ offset: g.scalesOffset, bytes: g.scaleBytes, grid: { rows, unitsPerRow: g.groupsPerRow, unitBytes: sb, unitCols: g.groupSize }, blockable: !perRow });
-  if (g.zerosOffset !== null) planes.push({ offset: g.zerosOffset, bytes: g.zeroBytes, grid: { rows, unitsPerRow: g.groupsPerRow, unitBytes: 1, unitCols: g.groupSize }, blockable: true });
+  planes.push({
+    offset: g.scalesOffset,
+    bytes: g.scaleBytes,
+    grid: { rows, unitsPerRow: g.groupsPerRow, unitBytes: sb, unitCols: g.groupSize },
+    blockable: !perRow,
+  });
+  if (g.zerosOffset !== null)
+    planes.push({
+      offset: g.zerosOffset,
+      bytes: g.zeroBytes,
+      grid: { rows, unitsPerRow: g.groupsPerRow, unitBytes: 1, unitCols: g.groupSize },
+      blockable: true,
+    });
   return planes;
 }

@@ -173,7 +173,8 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   const posInt = (k: keyof ModelConfig & keyof typeof CONFIG_LIMITS) => {
     const max = CONFIG_LIMITS[k];
     const v = c[k] as unknown;
-    if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > max) p.push([k, `must be an integer in 1..${max}, got ${String(v)}`]);
+    if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > max)
+      p.push([k, `must be an integer in 1..${max}, got ${String(v)}`]);
   };
   posInt('dim');
   posInt('n_layers');
@@ -183,22 +184,29 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   posInt('ffn_dim');
   posInt('vocab_size');
   posInt('context_length');
-  if (p.length === 0 && c.n_heads * c.head_dim > CONFIG_LIMITS.q_width) p.push(['head_dim', `n_heads x head_dim is ${c.n_heads * c.head_dim}, more than ${CONFIG_LIMITS.q_width}`]);
+  if (p.length === 0 && c.n_heads * c.head_dim > CONFIG_LIMITS.q_width)
+    p.push(['head_dim', `n_heads x head_dim is ${c.n_heads * c.head_dim}, more than ${CONFIG_LIMITS.q_width}`]);
   if (p.length) return p;
   if (c.n_heads % c.n_kv_heads !== 0) p.push(['n_kv_heads', `n_heads (${c.n_heads}) must be a multiple of n_kv_heads (${c.n_kv_heads})`]);
   if (c.head_dim % 2 !== 0) p.push(['head_dim', `must be even for RoPE, got ${c.head_dim}`]);
   if (!(Number.isFinite(c.rope_theta) && c.rope_theta > 0)) p.push(['rope_theta', `must be a positive number, got ${c.rope_theta}`]);
   if (!(Number.isFinite(c.norm_eps) && c.norm_eps > 0 && c.norm_eps < 1)) p.push(['norm_eps', `must be in (0, 1), got ${c.norm_eps}`]);
   for (const k of ['bos_id', 'eos_id'] as const) {
-    if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size) p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
+    if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size)
+      p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
   }
-  if (c.sliding_window !== null && (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1 || c.sliding_window > CONFIG_LIMITS.sliding_window)) p.push(['sliding_window', `must be null or an integer in 1..${CONFIG_LIMITS.sliding_window}, got ${String(c.sliding_window)}`]);
+  if (
+    c.sliding_window !== null &&
+    (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1 || c.sliding_window > CONFIG_LIMITS.sliding_window)
+  )
+    p.push(['sliding_window', `must be null or an integer in 1..${CONFIG_LIMITS.sliding_window}, got ${String(c.sliding_window)}`]);
   for (const k of ['attn_qkv_bias', 'attn_output_bias', 'attn_sinks', 'tied_classifier'] as const) {
     if (typeof c[k] !== 'boolean') p.push([k, `must be true or false, got ${String(c[k])}`]);
   }
   const sl = c.sliding_layers;
   if (sl !== null) {
-    if (!Array.isArray(sl) || sl.length !== c.n_layers || sl.some((x) => typeof x !== 'boolean')) p.push(['sliding_layers', `must be null or ${c.n_layers} booleans (one per layer)`]);
+    if (!Array.isArray(sl) || sl.length !== c.n_layers || sl.some((x) => typeof x !== 'boolean'))
+      p.push(['sliding_layers', `must be null or ${c.n_layers} booleans (one per layer)`]);
     else if (c.sliding_window === null) p.push(['sliding_layers', 'is set but sliding_window is null']);
   }
   const rs = c.rope_scaling;
@@ -214,7 +222,8 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
       }
       if (!Number.isSafeInteger(rs.original_context_length)) p.push(['rope_scaling.original_context_length', 'must be an integer']);
       if (rs.factor < 1) p.push(['rope_scaling.factor', `must be at least 1, got ${rs.factor}`]);
-      if (!(rs.beta_fast > rs.beta_slow)) p.push(['rope_scaling.beta_fast', `must exceed beta_slow (${rs.beta_slow}), got ${rs.beta_fast}`]);
+      if (!(rs.beta_fast > rs.beta_slow))
+        p.push(['rope_scaling.beta_fast', `must exceed beta_slow (${rs.beta_slow}), got ${rs.beta_fast}`]);
       if (typeof rs.truncate !== 'boolean') p.push(['rope_scaling.truncate', 'must be true or false']);
     } else {
       p.push(['rope_scaling.type', `only "llama3" and "yarn" are supported, got ${String((rs as { type: unknown }).type)}`]);
@@ -224,9 +233,12 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   if (moe !== null) {
     if (typeof moe !== 'object') p.push(['moe', 'must be null or an object']);
     else {
-      if (!Number.isSafeInteger(moe.n_experts) || moe.n_experts < 1 || moe.n_experts > CONFIG_LIMITS.n_experts) p.push(['moe.n_experts', `must be an integer in 1..${CONFIG_LIMITS.n_experts}, got ${moe.n_experts}`]);
-      else if (!Number.isSafeInteger(moe.experts_per_token) || moe.experts_per_token < 1 || moe.experts_per_token > moe.n_experts) p.push(['moe.experts_per_token', `must be an integer in 1..n_experts (${moe.n_experts}), got ${moe.experts_per_token}`]);
-      if (!(Number.isFinite(moe.swiglu_limit) && moe.swiglu_limit > 0)) p.push(['moe.swiglu_limit', `must be a positive number, got ${moe.swiglu_limit}`]);
+      if (!Number.isSafeInteger(moe.n_experts) || moe.n_experts < 1 || moe.n_experts > CONFIG_LIMITS.n_experts)
+        p.push(['moe.n_experts', `must be an integer in 1..${CONFIG_LIMITS.n_experts}, got ${moe.n_experts}`]);
+      else if (!Number.isSafeInteger(moe.experts_per_token) || moe.experts_per_token < 1 || moe.experts_per_token > moe.n_experts)
+        p.push(['moe.experts_per_token', `must be an integer in 1..n_experts (${moe.n_experts}), got ${moe.experts_per_token}`]);
+      if (!(Number.isFinite(moe.swiglu_limit) && moe.swiglu_limit > 0))
+        p.push(['moe.swiglu_limit', `must be a positive number, got ${moe.swiglu_limit}`]);
     }
   }
   if (c.architecture === 'gpt-oss' && moe === null) p.push(['moe', 'gpt-oss is a mixture of experts; moe must be set']);
@@ -238,7 +250,11 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
  * Weight bytes streamed per decoded token: every tensor except the embedding table (one row is
  * read) and, with `moe`, only experts_per_token / n_experts of each stacked expert tensor.
  */
-export function weightBytesPerToken(tensors: ReadonlyArray<{ name: string; bytes: number; shape: readonly number[] }>, tied: boolean, moe: Pick<MoeConfig, 'n_experts' | 'experts_per_token'> | null = null): number {
+export function weightBytesPerToken(
+  tensors: ReadonlyArray<{ name: string; bytes: number; shape: readonly number[] }>,
+  tied: boolean,
+  moe: Pick<MoeConfig, 'n_experts' | 'experts_per_token'> | null = null,
+): number {
   let total = 0;
   for (const t of tensors) {
     if (t.name === 'token_embd.weight') total += tied ? t.bytes : t.bytes / t.shape[0];

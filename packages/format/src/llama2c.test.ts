@@ -19,11 +19,29 @@ describe.skipIf(!HAS_STORIES)(`stories260K: llama2.c and GGUF sources${STORIES_R
     const a = tmp();
     const b = tmp();
     const l2c = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
-    expect(l2c.config).toMatchObject({ dim: 64, ffn_dim: 172, n_layers: 5, n_heads: 8, n_kv_heads: 4, vocab_size: 512, context_length: 512, tied_classifier: true, rope_style: 'adjacent' });
+    expect(l2c.config).toMatchObject({
+      dim: 64,
+      ffn_dim: 172,
+      n_layers: 5,
+      n_heads: 8,
+      n_kv_heads: 4,
+      vocab_size: 512,
+      context_length: 512,
+      tied_classifier: true,
+      rope_style: 'adjacent',
+    });
     await exportIebin(l2c, a, { converter: 'test' });
     await l2c.close();
     const gg = await openGguf(join(STORIES_DIR, 'stories260K.gguf'));
-    expect(gg.config).toMatchObject({ dim: 64, n_layers: 5, n_kv_heads: 4, vocab_size: 512, norm_eps: 1e-5, tied_classifier: true, rope_style: 'adjacent' });
+    expect(gg.config).toMatchObject({
+      dim: 64,
+      n_layers: 5,
+      n_kv_heads: 4,
+      vocab_size: 512,
+      norm_eps: 1e-5,
+      tied_classifier: true,
+      rope_style: 'adjacent',
+    });
     expect(gg.notes.join(' ')).toContain('byte-identical to token_embd.weight');
     await exportIebin(gg, b, { converter: 'test' });
     await gg.close();
@@ -62,9 +80,19 @@ describe.skipIf(!HAS_STORIES)(`stories260K: llama2.c and GGUF sources${STORIES_R
 describe('llama2.c checkpoints written by the test', () => {
   const base: ModelConfig = { ...SYNTH_PRESETS.tiny.config, vocab_size: 300, context_length: 32 };
   const valuesFor = (c: ModelConfig) => new Map(expectedTensors(c).map((t, i) => [t.name, synthTensorValues(c, 5, i)]));
-  const tokenizer = (n: number) => buildTokenizerBin(Array.from({ length: n }, (_, i) => Buffer.from(i === 7 ? [0xff, 0xfe] : `p${i}`)), Array.from({ length: n }, (_, i) => -i), 8);
+  const tokenizer = (n: number) =>
+    buildTokenizerBin(
+      Array.from({ length: n }, (_, i) => Buffer.from(i === 7 ? [0xff, 0xfe] : `p${i}`)),
+      Array.from({ length: n }, (_, i) => -i),
+      8,
+    );
 
-  for (const [version, tied] of [[0, true], [0, false], [1, true], [1, false]] as const) {
+  for (const [version, tied] of [
+    [0, true],
+    [0, false],
+    [1, true],
+    [1, false],
+  ] as const) {
     it(`reads version ${version} with a ${tied ? 'shared' : 'separate'} classifier`, async () => {
       const c = { ...base, tied_classifier: tied };
       const values = valuesFor(c);
@@ -73,7 +101,14 @@ describe('llama2.c checkpoints written by the test', () => {
       writeFileSync(join(d, 'tok.bin'), tokenizer(c.vocab_size));
       const src = await openLlama2c(join(d, 'model.bin'), join(d, 'tok.bin'));
       expect(src.config).toEqual(c);
-      for (const t of src.tensors) expect(firstDifference(decodeTensor({ dtype: 'f32', shape: t.shape, layout: { order: 'row_major', block_k: 0 }, quant: null }, await t.read()), values.get(t.name) as Float32Array), t.name).toBeNull();
+      for (const t of src.tensors)
+        expect(
+          firstDifference(
+            decodeTensor({ dtype: 'f32', shape: t.shape, layout: { order: 'row_major', block_k: 0 }, quant: null }, await t.read()),
+            values.get(t.name) as Float32Array,
+          ),
+          t.name,
+        ).toBeNull();
       // A piece that is not UTF-8 is kept losslessly.
       if (src.tokenizer.model !== 'llama2c') throw new Error('unexpected tokenizer');
       expect(src.tokenizer.raw_pieces).toEqual({ 7: Buffer.from([0xff, 0xfe]).toString('base64') });
@@ -90,7 +125,10 @@ describe('llama2.c checkpoints written by the test', () => {
     const bad = full.slice();
     new DataView(bad.buffer).setInt32(12, 7, true); // n_heads 7 does not divide dim 64
     writeFileSync(join(d, 'bad.bin'), bad);
-    await expect(openLlama2c(join(d, 'bad.bin'), join(d, 'tok.bin'))).rejects.toMatchObject({ code: 'LLAMA2C_BAD_HEADER', field: 'n_heads' });
+    await expect(openLlama2c(join(d, 'bad.bin'), join(d, 'tok.bin'))).rejects.toMatchObject({
+      code: 'LLAMA2C_BAD_HEADER',
+      field: 'n_heads',
+    });
     const huge = full.slice();
     new DataView(huge.buffer).setInt32(0, 2 ** 30, true);
     writeFileSync(join(d, 'huge.bin'), huge);
@@ -99,6 +137,8 @@ describe('llama2.c checkpoints written by the test', () => {
     writeFileSync(join(d, 'tok-small.bin'), tokenizer(100));
     await expect(openLlama2c(join(d, 'ok.bin'), join(d, 'tok-small.bin'))).rejects.toMatchObject({ code: 'LLAMA2C_BAD_TOKENIZER' });
     await expect(openLlama2c(join(d, 'missing.bin'), join(d, 'tok.bin'))).rejects.toMatchObject({ code: 'IO_ERROR' });
-    expect(() => parseLlama2cTokenizer(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 127]), 1, 't')).toThrow(expect.objectContaining({ code: 'LLAMA2C_BAD_TOKENIZER' }));
+    expect(() => parseLlama2cTokenizer(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 127]), 1, 't')).toThrow(
+      expect.objectContaining({ code: 'LLAMA2C_BAD_TOKENIZER' }),
+    );
   });
 });

@@ -41,7 +41,12 @@ export function parseLlama2cHeader(head: Uint8Array, fileSize: number, file: str
   let shared = true;
   if (dv.getUint32(0, true) === MAGIC_V1) {
     const v = dv.getInt32(4, true);
-    if (v !== 1) throw e('LLAMA2C_BAD_HEADER', `is a llama2.c export version ${v}; only the legacy format and version 1 (fp32) are supported`, 'version');
+    if (v !== 1)
+      throw e(
+        'LLAMA2C_BAD_HEADER',
+        `is a llama2.c export version ${v}; only the legacy format and version 1 (fp32) are supported`,
+        'version',
+      );
     if (head.length < 256) throw e('LLAMA2C_TRUNCATED', 'is too short for a version-1 header (256 bytes)');
     version = 1;
     p = 8;
@@ -55,15 +60,39 @@ export function parseLlama2cHeader(head: Uint8Array, fileSize: number, file: str
   } else {
     shared = head[p + 28] !== 0;
   }
-  const limits: Array<[number, number]> = [[1, 1 << 20], [1, 1 << 22], [1, 1024], [1, 4096], [1, 4096], [1, 1 << 24], [1, 1 << 24]];
+  const limits: Array<[number, number]> = [
+    [1, 1 << 20],
+    [1, 1 << 22],
+    [1, 1024],
+    [1, 4096],
+    [1, 4096],
+    [1, 1 << 24],
+    [1, 1 << 24],
+  ];
   f.forEach((name, i) => {
     const x = [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen][i];
-    if (!(x >= limits[i][0] && x <= limits[i][1])) throw e('LLAMA2C_BAD_HEADER', `${name} is ${v[i]}, outside ${limits[i][0]}..${limits[i][1]}; this is not a llama2.c checkpoint`, name);
+    if (!(x >= limits[i][0] && x <= limits[i][1]))
+      throw e(
+        'LLAMA2C_BAD_HEADER',
+        `${name} is ${v[i]}, outside ${limits[i][0]}..${limits[i][1]}; this is not a llama2.c checkpoint`,
+        name,
+      );
   });
   if (dim % nHeads !== 0) throw e('LLAMA2C_BAD_HEADER', `dim ${dim} is not a multiple of n_heads ${nHeads}`, 'n_heads');
   if (nHeads % nKvHeads !== 0) throw e('LLAMA2C_BAD_HEADER', `n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`, 'n_kv_heads');
   if ((dim / nHeads) % 2 !== 0) throw e('LLAMA2C_BAD_HEADER', `head size ${dim / nHeads} is odd`, 'n_heads');
-  return { version, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: vocab, seqLen, sharedClassifier: shared, dataOffset: version === 1 ? 256 : 28 };
+  return {
+    version,
+    dim,
+    hiddenDim,
+    nLayers,
+    nHeads,
+    nKvHeads,
+    vocabSize: vocab,
+    seqLen,
+    sharedClassifier: shared,
+    dataOffset: version === 1 ? 256 : 28,
+  };
 }
 
 interface Region {
@@ -127,7 +156,11 @@ export function parseLlama2cTokenizer(b: Uint8Array, vocabSize: number, file: st
   const maxLen = dv.getInt32(0, true);
   if (maxLen < 1 || maxLen > 1 << 16) throw e('LLAMA2C_BAD_TOKENIZER', `max_token_length is ${maxLen}`, 'max_token_length');
   // Each token takes at least 8 bytes: refuse a vocabulary the file cannot hold before allocating.
-  if (vocabSize * 8 > b.length - 4) throw e('LLAMA2C_BAD_TOKENIZER', `holds at most ${Math.floor((b.length - 4) / 8)} tokens, the model needs ${vocabSize}; is it the model's tokenizer?`);
+  if (vocabSize * 8 > b.length - 4)
+    throw e(
+      'LLAMA2C_BAD_TOKENIZER',
+      `holds at most ${Math.floor((b.length - 4) / 8)} tokens, the model needs ${vocabSize}; is it the model's tokenizer?`,
+    );
   const pieces: string[] = [];
   const scores: number[] = [];
   const raw: Record<string, string> = {};
@@ -139,7 +172,12 @@ export function parseLlama2cTokenizer(b: Uint8Array, vocabSize: number, file: st
     const len = dv.getInt32(p + 4, true);
     p += 8;
     if (!Number.isFinite(score)) throw e('LLAMA2C_BAD_TOKENIZER', `token ${i} has a non-finite score`, `tokens[${i}].score`);
-    if (len < 0 || len > maxLen || p + len > b.length) throw e('LLAMA2C_BAD_TOKENIZER', `token ${i} has length ${len} (max_token_length ${maxLen}, ${b.length - p} bytes left)`, `tokens[${i}].length`);
+    if (len < 0 || len > maxLen || p + len > b.length)
+      throw e(
+        'LLAMA2C_BAD_TOKENIZER',
+        `token ${i} has length ${len} (max_token_length ${maxLen}, ${b.length - p} bytes left)`,
+        `tokens[${i}].length`,
+      );
     const bytes = b.subarray(p, p + len);
     p += len;
     try {
@@ -150,7 +188,11 @@ export function parseLlama2cTokenizer(b: Uint8Array, vocabSize: number, file: st
     }
     scores.push(score);
   }
-  if (p !== b.length) throw e('LLAMA2C_BAD_TOKENIZER', `has ${b.length - p} bytes after token ${vocabSize - 1}; the vocabulary size does not match the model`);
+  if (p !== b.length)
+    throw e(
+      'LLAMA2C_BAD_TOKENIZER',
+      `has ${b.length - p} bytes after token ${vocabSize - 1}; the vocabulary size does not match the model`,
+    );
   const spec: Llama2cTokenizerSpec = { model: 'llama2c', pieces, scores, max_piece_bytes: maxLen };
   if (Object.keys(raw).length) spec.raw_pieces = raw;
   return spec;
@@ -163,11 +205,17 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
     const head = await f.read(0, Math.min(256, f.size));
     const h = parseLlama2cHeader(head, f.size, checkpoint);
     const { regions, end } = weightRegions(h);
-    if (end > f.size) throw new Llama2cError('LLAMA2C_TRUNCATED', `is ${f.size} bytes; its header (dim ${h.dim}, ${h.nLayers} layers, vocab ${h.vocabSize}${h.sharedClassifier ? '' : ', separate classifier'}) needs ${end}`, { file: checkpoint });
+    if (end > f.size)
+      throw new Llama2cError(
+        'LLAMA2C_TRUNCATED',
+        `is ${f.size} bytes; its header (dim ${h.dim}, ${h.nLayers} layers, vocab ${h.vocabSize}${h.sharedClassifier ? '' : ', separate classifier'}) needs ${end}`,
+        { file: checkpoint },
+      );
     const tf = await RandomAccessFile.open(tokenizerPath, err(tokenizerPath));
     let tokenizer: Llama2cTokenizerSpec;
     try {
-      if (tf.size > 64 << 20) throw new Llama2cError('LLAMA2C_BAD_TOKENIZER', `is ${tf.size} bytes, more than a tokenizer.bin can be`, { file: tokenizerPath });
+      if (tf.size > 64 << 20)
+        throw new Llama2cError('LLAMA2C_BAD_TOKENIZER', `is ${tf.size} bytes, more than a tokenizer.bin can be`, { file: tokenizerPath });
       tokenizer = parseLlama2cTokenizer(await tf.read(0, tf.size), h.vocabSize, tokenizerPath);
     } finally {
       await tf.close();
@@ -198,7 +246,11 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
     };
     // The header's caps were checked by parseLlama2cHeader; the whole config is checked before anything is sized by it.
     const problem = configProblems(config)[0];
-    if (problem) throw new Llama2cError('LLAMA2C_BAD_HEADER', `describes an impossible model: ${problem[0]} ${problem[1]}`, { file: checkpoint, field: problem[0] });
+    if (problem)
+      throw new Llama2cError('LLAMA2C_BAD_HEADER', `describes an impossible model: ${problem[0]} ${problem[1]}`, {
+        file: checkpoint,
+        field: problem[0],
+      });
     const order = new Map<string, number>();
     expectedTensors(config).forEach((t, i) => order.set(t.name, i));
     const tensors: SourceTensor[] = regions

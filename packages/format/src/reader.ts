@@ -67,7 +67,11 @@ export class IebinReader {
     try {
       st = await stat(path);
     } catch {
-      throw new IebinError('IEBIN_NOT_FOUND', 'does not exist; pass a model directory (with model.ie.json and model.ie.bin) or a model.ie.json path', { file: path });
+      throw new IebinError(
+        'IEBIN_NOT_FOUND',
+        'does not exist; pass a model directory (with model.ie.json and model.ie.bin) or a model.ie.json path',
+        { file: path },
+      );
     }
     const jsonPath = st.isDirectory() ? join(path, IEBIN_JSON_FILE) : path;
     let jst: Stats;
@@ -77,7 +81,9 @@ export class IebinReader {
       throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}; convert a model first (ie convert)`, { file: path });
     }
     if (jst.size > limits.maxHeaderBytes) {
-      throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${jst.size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, { file: jsonPath });
+      throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${jst.size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, {
+        file: jsonPath,
+      });
     }
     const text = await readFile(jsonPath, 'utf8');
     const header = parseIebinHeader(text, jsonPath, limits);
@@ -90,7 +96,11 @@ export class IebinReader {
       throw new IebinError('IEBIN_NOT_FOUND', `is missing (model.ie.json names it in bin.file)`, { file: binPath });
     }
     if (bst.size !== header.bin.bytes) {
-      throw new IebinError('IEBIN_BIN_SIZE_MISMATCH', `is ${bst.size} bytes but model.ie.json says ${header.bin.bytes}; the model is truncated or mismatched, re-export it`, { file: binPath, field: 'bin.bytes' });
+      throw new IebinError(
+        'IEBIN_BIN_SIZE_MISMATCH',
+        `is ${bst.size} bytes but model.ie.json says ${header.bin.bytes}; the model is truncated or mismatched, re-export it`,
+        { file: binPath, field: 'bin.bytes' },
+      );
     }
     if (header.tokenizer.model === 'hf') {
       const tp = join(dir, header.tokenizer.file);
@@ -100,7 +110,11 @@ export class IebinReader {
       } catch {
         throw new IebinError('IEBIN_BAD_TOKENIZER', 'is missing (model.ie.json references it)', { file: tp, field: 'tokenizer.file' });
       }
-      if (tst.size !== header.tokenizer.bytes) throw new IebinError('IEBIN_BAD_TOKENIZER', `is ${tst.size} bytes, model.ie.json says ${header.tokenizer.bytes}`, { file: tp, field: 'tokenizer.bytes' });
+      if (tst.size !== header.tokenizer.bytes)
+        throw new IebinError('IEBIN_BAD_TOKENIZER', `is ${tst.size} bytes, model.ie.json says ${header.tokenizer.bytes}`, {
+          file: tp,
+          field: 'tokenizer.bytes',
+        });
     }
     return new IebinReader(header, jsonPath, binPath);
   }
@@ -109,7 +123,10 @@ export class IebinReader {
   static fromBytes(json: string | Uint8Array, bin: Uint8Array, label = IEBIN_JSON_FILE, options: IebinOpenOptions = {}): IebinReader {
     const limits = { ...DEFAULT_IEBIN_LIMITS, ...options.limits };
     const size = typeof json === 'string' ? Buffer.byteLength(json) : json.length;
-    if (size > limits.maxHeaderBytes) throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, { file: label });
+    if (size > limits.maxHeaderBytes)
+      throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, {
+        file: label,
+      });
     const text = typeof json === 'string' ? json : new TextDecoder().decode(json);
     const header = parseIebinHeader(text, label, limits);
     const r = new IebinReader(header, label, null);
@@ -146,16 +163,23 @@ export class IebinReader {
   attach(buffer: ArrayBuffer | Uint8Array | BinViews): void {
     if (!(buffer instanceof Uint8Array) && !(buffer instanceof ArrayBuffer)) {
       if (buffer.length !== this.header.bin.bytes) {
-        throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the mapping is ${buffer.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, { file: this.binPath ?? this.jsonPath });
+        throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the mapping is ${buffer.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, {
+          file: this.binPath ?? this.jsonPath,
+        });
       }
       this.views = buffer;
       return;
     }
     const u8 = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
     if (u8.length !== this.header.bin.bytes) {
-      throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the buffer is ${u8.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, { file: this.binPath ?? this.jsonPath });
+      throw new IebinError('IEBIN_BUFFER_TOO_SMALL', `the buffer is ${u8.length} bytes, model.ie.bin is ${this.header.bin.bytes}`, {
+        file: this.binPath ?? this.jsonPath,
+      });
     }
-    if (u8.byteOffset % 64 !== 0) throw new IebinError('IEBIN_MISALIGNED', 'the buffer must start at a 64-byte-aligned address for typed views', { file: this.binPath ?? this.jsonPath });
+    if (u8.byteOffset % 64 !== 0)
+      throw new IebinError('IEBIN_MISALIGNED', 'the buffer must start at a 64-byte-aligned address for typed views', {
+        file: this.binPath ?? this.jsonPath,
+      });
     this.buffer = u8;
   }
 
@@ -167,7 +191,10 @@ export class IebinReader {
   view(name: string): TensorView {
     const entry = this.tensor(name);
     if (this.views) return { entry, bytes: this.views.view(entry.offset, entry.bytes) };
-    if (!this.buffer) throw new IebinError('IEBIN_BUFFER_TOO_SMALL', 'no buffer is attached; call attach() with the mapped model.ie.bin, or use read()', { file: this.jsonPath });
+    if (!this.buffer)
+      throw new IebinError('IEBIN_BUFFER_TOO_SMALL', 'no buffer is attached; call attach() with the mapped model.ie.bin, or use read()', {
+        file: this.jsonPath,
+      });
     return { entry, bytes: this.buffer.subarray(entry.offset, entry.offset + entry.bytes) };
   }
 
@@ -184,7 +211,11 @@ export class IebinReader {
       const p = this.binPath as string;
       this.file = await RandomAccessFile.open(p, (code, message) => new IebinError(code, message, { file: p }));
       if (this.file.size !== this.header.bin.bytes) {
-        throw new IebinError('IEBIN_BIN_SIZE_MISMATCH', `changed size since it was opened (${this.file.size} bytes, expected ${this.header.bin.bytes})`, { file: p });
+        throw new IebinError(
+          'IEBIN_BIN_SIZE_MISMATCH',
+          `changed size since it was opened (${this.file.size} bytes, expected ${this.header.bin.bytes})`,
+          { file: p },
+        );
       }
     }
     return this.file;
@@ -214,7 +245,12 @@ export class IebinReader {
       const t = this.header.tensors[i];
       if (t.offset > pos) {
         const pad = await readRange(pos, t.offset - pos);
-        if (pad.some((b) => b !== 0)) problems.push({ code: 'IEBIN_PADDING_NOT_ZERO', field: `tensors[${i}]`, message: `padding before ${t.name} (bytes ${pos}..${t.offset}) is not zero` });
+        if (pad.some((b) => b !== 0))
+          problems.push({
+            code: 'IEBIN_PADDING_NOT_ZERO',
+            field: `tensors[${i}]`,
+            message: `padding before ${t.name} (bytes ${pos}..${t.offset}) is not zero`,
+          });
       }
       let crc = 0;
       const scan = nonFiniteScanner(t);
@@ -229,16 +265,31 @@ export class IebinReader {
         done += len;
         onProgress?.(done, total);
       }
-      if (bad !== null) problems.push({ code: 'IEBIN_NONFINITE', field: `tensors[${i}]`, message: `${t.name}: ${scan?.what} ${bad} is NaN or infinite; the model is broken (a diverged training run or a bad conversion)` });
+      if (bad !== null)
+        problems.push({
+          code: 'IEBIN_NONFINITE',
+          field: `tensors[${i}]`,
+          message: `${t.name}: ${scan?.what} ${bad} is NaN or infinite; the model is broken (a diverged training run or a bad conversion)`,
+        });
       const hex = (crc >>> 0).toString(16).padStart(8, '0');
-      if (hex !== t.crc32) problems.push({ code: 'IEBIN_CHECKSUM_MISMATCH', field: `tensors[${i}].crc32`, message: `${t.name}: bytes hash to ${hex}, the header says ${t.crc32}; the file is corrupt, re-export it` });
+      if (hex !== t.crc32)
+        problems.push({
+          code: 'IEBIN_CHECKSUM_MISMATCH',
+          field: `tensors[${i}].crc32`,
+          message: `${t.name}: bytes hash to ${hex}, the header says ${t.crc32}; the file is corrupt, re-export it`,
+        });
       pos = t.offset + t.bytes;
     }
     const tok = this.header.tokenizer;
     if (tok.model === 'hf' && this.binPath) {
       const tp = join(this.directory, tok.file);
       const sum = await sha256File(tp);
-      if (sum !== tok.sha256) problems.push({ code: 'IEBIN_BAD_TOKENIZER', field: 'tokenizer.sha256', message: `${basename(tp)} hashes to ${sum}, the header says ${tok.sha256}` });
+      if (sum !== tok.sha256)
+        problems.push({
+          code: 'IEBIN_BAD_TOKENIZER',
+          field: 'tokenizer.sha256',
+          message: `${basename(tp)} hashes to ${sum}, the header says ${tok.sha256}`,
+        });
     }
     return { ok: problems.length === 0, tensorsChecked: this.header.tensors.length, bytesChecked: done, problems };
   }

@@ -82,7 +82,18 @@ describe('every writer ignores planted symlinks', () => {
     const d = tmp();
     const tok = join(tmp(), 'tokenizer.json');
     writeFileSync(tok, '{"model":{"type":"BPE"}}');
-    plant(d, ['model.ie.bin', 'model.ie.json', 'tokenizer.json', `.model.ie.bin.partial-${process.pid}-0`, `.model.ie.json.partial-${process.pid}-0`, `.tokenizer.json.partial-${process.pid}-0`], v.path);
+    plant(
+      d,
+      [
+        'model.ie.bin',
+        'model.ie.json',
+        'tokenizer.json',
+        `.model.ie.bin.partial-${process.pid}-0`,
+        `.model.ie.json.partial-${process.pid}-0`,
+        `.tokenizer.json.partial-${process.pid}-0`,
+      ],
+      v.path,
+    );
     const src = synthModel('tiny', { seed: 5 });
     src.tokenizer = { model: 'hf', source: tok } as never;
     await exportIebin(src, d, { converter: 'test' });
@@ -96,7 +107,14 @@ describe('every writer ignores planted symlinks', () => {
   it('writeHfDir: links at config.json.partial, config.json, tokenizer.json and the safetensors names', async () => {
     const v = victim();
     const d = tmp();
-    const names = ['config.json.partial', 'config.json', 'tokenizer.json', 'model.safetensors', `model.safetensors.partial-${process.pid}`, 'model.safetensors.index.json'];
+    const names = [
+      'config.json.partial',
+      'config.json',
+      'tokenizer.json',
+      'model.safetensors',
+      `model.safetensors.partial-${process.pid}`,
+      'model.safetensors.index.json',
+    ];
     plant(d, names, v.path);
     await writeHfDir(synthModel('tiny', { seed: 6 }), d);
     v.intact();

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
 /** Temporary files and staging directories this process is still writing, by absolute path (shared by every copy of this module). */
-const LIVE: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ie/format.liveTemps')] ??= new Set<string>()) as Set<string>;
+const LIVE: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ie/format.liveTemps')] ??=
+  new Set<string>()) as Set<string>;
 
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | NOFOLLOW;

@@ -13,7 +13,21 @@ import { jsonErrorPosition, type RandomAccessFile } from './file.js';
 import type { FloatDtype } from './layout.js';
 
 export const SAFETENSORS_DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 /** The safetensors dtypes a model's weights may have, and their IEBIN dtype. */
 export const SAFETENSORS_FLOAT_DTYPES: Record<string, FloatDtype> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
@@ -40,7 +54,12 @@ export interface SafetensorsLimits {
 export const DEFAULT_SAFETENSORS_LIMITS: SafetensorsLimits = Object.freeze({ maxHeaderBytes: 100 * 1024 * 1024, maxTensors: 1 << 17 });
 
 /** Validates a safetensors header given its JSON bytes and the whole file's size. */
-export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file: string, limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  json: Uint8Array,
+  fileSize: number,
+  file: string,
+  limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS,
+): SafetensorsHeader {
   const fail = (code: FormatErrorCode, message: string, field?: string): never => {
     throw new SafetensorsError(code, message, { file, field });
   };
@@ -50,39 +69,56 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file:
     raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch (e) {
     // Say where, never what: the message must not quote the file's bytes.
-    fail('SAFETENSORS_HEADER_NOT_JSON', e instanceof TypeError ? 'header is not valid UTF-8' : `header is not valid JSON (${jsonErrorPosition(e)} of the header, byte 8 of the file being its first)`);
+    fail(
+      'SAFETENSORS_HEADER_NOT_JSON',
+      e instanceof TypeError
+        ? 'header is not valid UTF-8'
+        : `header is not valid JSON (${jsonErrorPosition(e)} of the header, byte 8 of the file being its first)`,
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('SAFETENSORS_HEADER_NOT_JSON', 'header is not a JSON object');
   const obj = raw as Record<string, unknown>;
   const keys = Object.keys(obj);
-  if (keys.length > limits.maxTensors + 1) fail('SAFETENSORS_TOO_MANY_TENSORS', `header lists ${keys.length} entries, more than the cap of ${limits.maxTensors}`);
+  if (keys.length > limits.maxTensors + 1)
+    fail('SAFETENSORS_TOO_MANY_TENSORS', `header lists ${keys.length} entries, more than the cap of ${limits.maxTensors}`);
   let metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
   const dataSize = fileSize - dataOffset;
   for (const name of keys) {
     const v = obj[name];
     if (name === '__metadata__') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) fail('SAFETENSORS_BAD_ENTRY', '__metadata__ must map strings to strings', '__metadata__');
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string'))
+        fail('SAFETENSORS_BAD_ENTRY', '__metadata__ must map strings to strings', '__metadata__');
       metadata = v as Record<string, string>;
       continue;
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('SAFETENSORS_BAD_ENTRY', 'must be an object', name);
     const e = v as Record<string, unknown>;
-    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES)) fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES))
+      fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
     const dtype = e.dtype as string;
-    if (!Array.isArray(e.shape) || e.shape.length > 8) fail('SAFETENSORS_BAD_ENTRY', 'shape must be an array of at most 8 dims', `${name}.shape`);
+    if (!Array.isArray(e.shape) || e.shape.length > 8)
+      fail('SAFETENSORS_BAD_ENTRY', 'shape must be an array of at most 8 dims', `${name}.shape`);
     const shape = e.shape as unknown[];
     let elements = 1n;
     for (const d of shape) {
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) fail('SAFETENSORS_BAD_ENTRY', `shape has dim ${JSON.stringify(d)}`, `${name}.shape`);
+      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+        fail('SAFETENSORS_BAD_ENTRY', `shape has dim ${JSON.stringify(d)}`, `${name}.shape`);
       elements *= BigInt(d as number);
     }
     const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0)) fail('SAFETENSORS_BAD_ENTRY', 'data_offsets must be two non-negative integers', `${name}.data_offsets`);
+    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0))
+      fail('SAFETENSORS_BAD_ENTRY', 'data_offsets must be two non-negative integers', `${name}.data_offsets`);
     const [b, en] = offs as [number, number];
     if (en < b) fail('SAFETENSORS_BAD_ENTRY', `data_offsets [${b}, ${en}] end before they begin`, `${name}.data_offsets`);
-    if (BigInt(en - b) !== elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])) fail('SAFETENSORS_SIZE_MISMATCH', `${dtype} ${JSON.stringify(shape)} takes ${elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])} bytes, data_offsets span ${en - b}`, `${name}.data_offsets`);
-    if (en > dataSize) fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
+    if (BigInt(en - b) !== elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype]))
+      fail(
+        'SAFETENSORS_SIZE_MISMATCH',
+        `${dtype} ${JSON.stringify(shape)} takes ${elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])} bytes, data_offsets span ${en - b}`,
+        `${name}.data_offsets`,
+      );
+    if (en > dataSize)
+      fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
     entries.push({ name, dtype, shape: shape as number[], begin: dataOffset + b, end: dataOffset + en });
   }
   // As the reference reader demands: in offset order the tensors start at 0, each where the
@@ -91,30 +127,68 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file:
   const sorted = [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end);
   let at = dataOffset;
   for (const t of sorted) {
-    if (t.begin < at) fail('SAFETENSORS_OVERLAP', `${t.name} (data_offsets [${t.begin - dataOffset}, ${t.end - dataOffset}]) overlaps the tensor before it, which ends at ${at - dataOffset}`, `${t.name}.data_offsets`);
-    if (t.begin > at) fail('SAFETENSORS_NOT_CONTIGUOUS', `${t.name} starts at ${t.begin - dataOffset}, leaving a gap of ${t.begin - at} bytes after ${at - dataOffset}; tensors must be contiguous from data offset 0`, `${t.name}.data_offsets`);
+    if (t.begin < at)
+      fail(
+        'SAFETENSORS_OVERLAP',
+        `${t.name} (data_offsets [${t.begin - dataOffset}, ${t.end - dataOffset}]) overlaps the tensor before it, which ends at ${at - dataOffset}`,
+        `${t.name}.data_offsets`,
+      );
+    if (t.begin > at)
+      fail(
+        'SAFETENSORS_NOT_CONTIGUOUS',
+        `${t.name} starts at ${t.begin - dataOffset}, leaving a gap of ${t.begin - at} bytes after ${at - dataOffset}; tensors must be contiguous from data offset 0`,
+        `${t.name}.data_offsets`,
+      );
     at = t.end;
   }
-  if (at !== fileSize) fail('SAFETENSORS_NOT_CONTIGUOUS', `the tensors end at data offset ${at - dataOffset}, but the file has ${dataSize} data bytes (is the header length right?)`, 'data_offsets');
+  if (at !== fileSize)
+    fail(
+      'SAFETENSORS_NOT_CONTIGUOUS',
+      `the tensors end at data offset ${at - dataOffset}, but the file has ${dataSize} data bytes (is the header length right?)`,
+      'data_offsets',
+    );
   return { entries, metadata, dataOffset };
 }
 
 /** Reads the length prefix and header of a safetensors file, checking both against the file size. */
-export async function readSafetensorsHeader(f: RandomAccessFile, limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): Promise<SafetensorsHeader> {
-  if (f.size < 8) throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${f.size} bytes, too short for a safetensors header`, { file: f.path });
+export async function readSafetensorsHeader(
+  f: RandomAccessFile,
+  limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS,
+): Promise<SafetensorsHeader> {
+  if (f.size < 8)
+    throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${f.size} bytes, too short for a safetensors header`, { file: f.path });
   const prefix = await f.read(0, 8);
   const n = new DataView(prefix.buffer).getBigUint64(0, true);
-  if (n > BigInt(limits.maxHeaderBytes)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, { file: f.path });
-  if (n > BigInt(f.size - 8)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the ${f.size - 8} bytes after the prefix`, { file: f.path });
+  if (n > BigInt(limits.maxHeaderBytes))
+    throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, {
+      file: f.path,
+    });
+  if (n > BigInt(f.size - 8))
+    throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the ${f.size - 8} bytes after the prefix`, {
+      file: f.path,
+    });
   return parseSafetensorsHeader(await f.read(8, Number(n)), f.size, f.path, limits);
 }
 
 /** Parses a whole in-memory safetensors file (tests, small tools). */
-export function parseSafetensors(bytes: Uint8Array, file = '<memory>', limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS): SafetensorsHeader {
-  if (bytes.length < 8) throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${bytes.length} bytes, too short for a safetensors header`, { file });
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file = '<memory>',
+  limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS,
+): SafetensorsHeader {
+  if (bytes.length < 8)
+    throw new SafetensorsError('SAFETENSORS_TRUNCATED', `is ${bytes.length} bytes, too short for a safetensors header`, { file });
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(limits.maxHeaderBytes)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, { file });
-  if (n > BigInt(bytes.length - 8)) throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the ${bytes.length - 8} bytes after the prefix`, { file });
+  if (n > BigInt(limits.maxHeaderBytes))
+    throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `header length ${n} exceeds the cap of ${limits.maxHeaderBytes} bytes`, {
+      file,
+    });
+  if (n > BigInt(bytes.length - 8))
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER_TOO_LARGE',
+      `header length ${n} exceeds the ${bytes.length - 8} bytes after the prefix`,
+      { file },
+    );
   return parseSafetensorsHeader(bytes.subarray(8, 8 + Number(n)), bytes.length, file, limits);
 }
 
@@ -163,7 +237,12 @@ export async function writeSafetensors(
         if (got > want) break;
         await fh.write(b);
       }
-      if (got !== want) throw new SafetensorsError('SAFETENSORS_SIZE_MISMATCH', `${specs[i].name}: got ${got > want ? `more than ${want}` : got} bytes, expected ${want}`, { file: path });
+      if (got !== want)
+        throw new SafetensorsError(
+          'SAFETENSORS_SIZE_MISMATCH',
+          `${specs[i].name}: got ${got > want ? `more than ${want}` : got} bytes, expected ${want}`,
+          { file: path },
+        );
     }
     await fh.sync();
     await fh.close();

@@ -14,7 +14,16 @@ import { configProblems, expectedTensors, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
 import { parseSafetensors } from './safetensors.js';
 import { readChunks, readStreams, type ModelSource, type SourceTensor } from './source.js';
-import { Rng, SYNTH_PRESETS, cutLayers, gpt2ByteChars, harmonySpecialIds, synthHarmonyVocabulary, synthModel, synthTensorValues } from './synth.js';
+import {
+  Rng,
+  SYNTH_PRESETS,
+  cutLayers,
+  gpt2ByteChars,
+  harmonySpecialIds,
+  synthHarmonyVocabulary,
+  synthModel,
+  synthTensorValues,
+} from './synth.js';
 import { decodeTensor } from './tensor.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-synth-oss-'));
@@ -25,7 +34,13 @@ const REASON = HAS_FIXTURE ? '' : ` — comparisons with the real layouts SKIPPE
 /** The values of a source tensor, f32 (floats decoded, blocks decoded). */
 async function values(t: SourceTensor): Promise<Float32Array> {
   const b = await t.read();
-  if (t.dtype === 'mxfp4') return decodeBlocks('mxfp4', b, t.shape.slice(0, -1).reduce((a, x) => a * x, 1), t.shape[t.shape.length - 1]);
+  if (t.dtype === 'mxfp4')
+    return decodeBlocks(
+      'mxfp4',
+      b,
+      t.shape.slice(0, -1).reduce((a, x) => a * x, 1),
+      t.shape[t.shape.length - 1],
+    );
   return Float32Array.from(floatValues(t, b));
 }
 
@@ -92,7 +107,7 @@ describe('the MXFP4 quantizer', () => {
 });
 
 describe('gpt-oss presets', () => {
-  it('gpt-oss-20b is openai/gpt-oss-20b: its config, and exactly its checkpoint\'s 13,761,264,768 bytes of tensors', () => {
+  it("gpt-oss-20b is openai/gpt-oss-20b: its config, and exactly its checkpoint's 13,761,264,768 bytes of tensors", () => {
     const c = SYNTH_PRESETS['gpt-oss-20b'].config;
     expect(c).toEqual({
       architecture: 'gpt-oss',
@@ -121,7 +136,10 @@ describe('gpt-oss presets', () => {
     expect(configProblems(c)).toEqual([]);
     // model.safetensors.index.json's total_size: bf16 tensors and MXFP4 experts (16 block bytes + 1 scale per 32 values).
     const src = synthModel('gpt-oss-20b');
-    const bytes = src.tensors.reduce((a, t) => a + (t.dtype === 'mxfp4' ? (t.shape.reduce((x, y) => x * y, 1) / 32) * 17 : t.shape.reduce((x, y) => x * y, 2)), 0);
+    const bytes = src.tensors.reduce(
+      (a, t) => a + (t.dtype === 'mxfp4' ? (t.shape.reduce((x, y) => x * y, 1) / 32) * 17 : t.shape.reduce((x, y) => x * y, 2)),
+      0,
+    );
     expect(bytes).toBe(13_761_264_768);
     expect(src.tensors.filter((t) => t.dtype === 'mxfp4')).toHaveLength(72);
     expect(new Set(src.tensors.filter((t) => t.dtype !== 'mxfp4').map((t) => t.dtype))).toEqual(new Set(['bf16']));
@@ -129,8 +147,33 @@ describe('gpt-oss presets', () => {
 
   it('gpt-oss-tiny is the same architecture at test size, its query width (128) unlike its dim (96) as in the 20b', () => {
     const c = SYNTH_PRESETS['gpt-oss-tiny'].config;
-    expect(c).toMatchObject({ dim: 96, n_layers: 4, n_heads: 4, n_kv_heads: 2, head_dim: 32, ffn_dim: 128, vocab_size: 1024, sliding_window: 8, sliding_layers: [true, false, true, false], moe: { n_experts: 8, experts_per_token: 4 } });
-    expect({ ...c, dim: 0, n_layers: 0, n_heads: 0, n_kv_heads: 0, head_dim: 0, ffn_dim: 0, vocab_size: 0, sliding_window: 0, sliding_layers: null, moe: null, bos_id: 0, eos_id: 0 }).toEqual({
+    expect(c).toMatchObject({
+      dim: 96,
+      n_layers: 4,
+      n_heads: 4,
+      n_kv_heads: 2,
+      head_dim: 32,
+      ffn_dim: 128,
+      vocab_size: 1024,
+      sliding_window: 8,
+      sliding_layers: [true, false, true, false],
+      moe: { n_experts: 8, experts_per_token: 4 },
+    });
+    expect({
+      ...c,
+      dim: 0,
+      n_layers: 0,
+      n_heads: 0,
+      n_kv_heads: 0,
+      head_dim: 0,
+      ffn_dim: 0,
+      vocab_size: 0,
+      sliding_window: 0,
+      sliding_layers: null,
+      moe: null,
+      bos_id: 0,
+      eos_id: 0,
+    }).toEqual({
       ...SYNTH_PRESETS['gpt-oss-20b'].config,
       dim: 0,
       n_layers: 0,
@@ -155,7 +198,22 @@ describe('gpt-oss presets', () => {
     expect(v).toMatchObject({ model: 'gpt2', pre: 'gpt-4o', add_bos: false });
     expect(v.pieces).toHaveLength(201088);
     expect(new Set(v.pieces).size).toBe(201088);
-    const real: Record<number, string> = { 199998: '<|startoftext|>', 199999: '<|endoftext|>', 200000: '<|reserved_200000|>', 200002: '<|return|>', 200003: '<|constrain|>', 200005: '<|channel|>', 200006: '<|start|>', 200007: '<|end|>', 200008: '<|message|>', 200012: '<|call|>', 200013: '<|reserved_200013|>', 200018: '<|endofprompt|>', 200019: '<|reserved_200019|>', 201087: '<|reserved_201087|>' };
+    const real: Record<number, string> = {
+      199998: '<|startoftext|>',
+      199999: '<|endoftext|>',
+      200000: '<|reserved_200000|>',
+      200002: '<|return|>',
+      200003: '<|constrain|>',
+      200005: '<|channel|>',
+      200006: '<|start|>',
+      200007: '<|end|>',
+      200008: '<|message|>',
+      200012: '<|call|>',
+      200013: '<|reserved_200013|>',
+      200018: '<|endofprompt|>',
+      200019: '<|reserved_200019|>',
+      201087: '<|reserved_201087|>',
+    };
     for (const [id, p] of Object.entries(real)) expect(v.pieces[Number(id)], id).toBe(p);
     expect(v.types.slice(199997, 200000)).toEqual([1, 3, 3]);
     expect(v.types.slice(-1)).toEqual([3]);
@@ -176,7 +234,29 @@ describe('gpt-oss presets', () => {
     }
     // A small vocabulary keeps the 21 specials at its end.
     const tiny = synthHarmonyVocabulary(1024);
-    expect(tiny.pieces.slice(1003)).toEqual(['<|startoftext|>', '<|endoftext|>', '<|reserved_1005|>', '<|reserved_1006|>', '<|return|>', '<|constrain|>', '<|reserved_1009|>', '<|channel|>', '<|start|>', '<|end|>', '<|message|>', '<|reserved_1014|>', '<|reserved_1015|>', '<|reserved_1016|>', '<|call|>', '<|reserved_1018|>', '<|reserved_1019|>', '<|reserved_1020|>', '<|reserved_1021|>', '<|reserved_1022|>', '<|endofprompt|>']);
+    expect(tiny.pieces.slice(1003)).toEqual([
+      '<|startoftext|>',
+      '<|endoftext|>',
+      '<|reserved_1005|>',
+      '<|reserved_1006|>',
+      '<|return|>',
+      '<|constrain|>',
+      '<|reserved_1009|>',
+      '<|channel|>',
+      '<|start|>',
+      '<|end|>',
+      '<|message|>',
+      '<|reserved_1014|>',
+      '<|reserved_1015|>',
+      '<|reserved_1016|>',
+      '<|call|>',
+      '<|reserved_1018|>',
+      '<|reserved_1019|>',
+      '<|reserved_1020|>',
+      '<|reserved_1021|>',
+      '<|reserved_1022|>',
+      '<|endofprompt|>',
+    ]);
     expect(() => synthHarmonyVocabulary(276)).toThrow(RangeError);
   });
 
@@ -186,7 +266,17 @@ describe('gpt-oss presets', () => {
     const src = synthModel('gpt-oss-tiny', { seed: 5 });
     for (const [i, t] of table.entries()) {
       const v = synthTensorValues(c, 5, i);
-      const raw = new Rng(5, i).fillBell(new Float32Array(v.length), t.role === 'norm' ? 0.1 : t.role === 'embedding' ? c.dim ** -0.25 : ['bias', 'expert_bias', 'sinks'].includes(t.role) ? 0.1 : 1 / Math.sqrt(t.shape[t.shape.length - 1]), t.role === 'norm' ? 1 : 0);
+      const raw = new Rng(5, i).fillBell(
+        new Float32Array(v.length),
+        t.role === 'norm'
+          ? 0.1
+          : t.role === 'embedding'
+            ? c.dim ** -0.25
+            : ['bias', 'expert_bias', 'sinks'].includes(t.role)
+              ? 0.1
+              : 1 / Math.sqrt(t.shape[t.shape.length - 1]),
+        t.role === 'norm' ? 1 : 0,
+      );
       const want = t.role === 'experts' ? decodeBlocks('mxfp4', quantizeMxfp4(raw), raw.length / 32, 32) : decodeBf16(encodeBf16(raw));
       expect(firstDifference(v, want), t.name).toBeNull();
       expect(firstDifference(await values(src.tensors[i]), v), t.name).toBeNull();
@@ -240,7 +330,7 @@ describe('gpt-oss presets', () => {
     expect(sameBytes(pieces[0], new Uint8Array(encodeBf16(first).buffer))).toBe(true);
     // The experts: 17-byte blocks per 32 values.
     const it = readChunks(src.tensors.find((t) => t.name === 'blk.0.ffn_down_exps.weight') as SourceTensor)[Symbol.asyncIterator]();
-    expect(((await it.next()).value as Uint8Array).length).toBe((1 << 20) / 32 * 17);
+    expect(((await it.next()).value as Uint8Array).length).toBe(((1 << 20) / 32) * 17);
     expect(src.config.n_layers).toBe(1);
   });
 });
@@ -286,13 +376,26 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
       await exportIebin(h, fromHf, { converter: 'test' });
       await exportIebin(g, fromGguf, { converter: 'test' });
       const vocab = synthHarmonyVocabulary(1024);
-      expect(g.tokenizer).toEqual({ model: 'gpt2', pieces: vocab.pieces, types: vocab.types, merges: vocab.merges, pre: 'gpt-4o', add_bos: false });
+      expect(g.tokenizer).toEqual({
+        model: 'gpt2',
+        pieces: vocab.pieces,
+        types: vocab.types,
+        merges: vocab.merges,
+        pre: 'gpt-4o',
+        add_bos: false,
+      });
     } finally {
       await h.close();
       await g.close();
     }
     await expectSameTensors([direct, fromHf, fromGguf]);
-    const dtypes = (d: string) => new Map((JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8')).tensors as Array<{ name: string; dtype: string }>).map((t) => [t.name, t.dtype]));
+    const dtypes = (d: string) =>
+      new Map(
+        (JSON.parse(readFileSync(join(d, 'model.ie.json'), 'utf8')).tensors as Array<{ name: string; dtype: string }>).map((t) => [
+          t.name,
+          t.dtype,
+        ]),
+      );
     const [a, b, c] = [direct, fromHf, fromGguf].map(dtypes);
     expect(b).toEqual(a);
     // llama.cpp keeps the router F32; everything else matches dtype for dtype.
@@ -300,16 +403,53 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
     expect(a.get('blk.0.ffn_gate_inp.weight')).toBe('bf16');
     // And the values are the preset's.
     const r = await IebinReader.open(fromGguf);
-    for (const [i, t] of expectedTensors(config).entries()) expect(firstDifference(decodeTensor(r.tensor(t.name), (await r.read(t.name)).bytes), synthTensorValues(config, seed, i)), t.name).toBeNull();
+    for (const [i, t] of expectedTensors(config).entries())
+      expect(
+        firstDifference(decodeTensor(r.tensor(t.name), (await r.read(t.name)).bytes), synthTensorValues(config, seed, i)),
+        t.name,
+      ).toBeNull();
     await r.close();
   });
 
-  it('the Hugging Face directory has openai/gpt-oss-20b\'s layout: its config keys, U8 MXFP4 pairs with interleaved gate/up rows, BF16 elsewhere', async () => {
+  it("the Hugging Face directory has openai/gpt-oss-20b's layout: its config keys, U8 MXFP4 pairs with interleaved gate/up rows, BF16 elsewhere", async () => {
     const hf = tmp();
     expect(await writeHfDir(synthModel('gpt-oss-tiny', { seed }), hf)).toBe(1);
     expect(readdirSync(hf).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
     const cfg = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8'));
-    const keys = ['architectures', 'attention_bias', 'attention_dropout', 'eos_token_id', 'experts_per_token', 'head_dim', 'hidden_act', 'hidden_size', 'initial_context_length', 'initializer_range', 'intermediate_size', 'layer_types', 'max_position_embeddings', 'model_type', 'num_attention_heads', 'num_experts_per_tok', 'num_hidden_layers', 'num_key_value_heads', 'num_local_experts', 'output_router_logits', 'pad_token_id', 'quantization_config', 'rms_norm_eps', 'rope_scaling', 'rope_theta', 'router_aux_loss_coef', 'sliding_window', 'swiglu_limit', 'tie_word_embeddings', 'transformers_version', 'use_cache', 'vocab_size'];
+    const keys = [
+      'architectures',
+      'attention_bias',
+      'attention_dropout',
+      'eos_token_id',
+      'experts_per_token',
+      'head_dim',
+      'hidden_act',
+      'hidden_size',
+      'initial_context_length',
+      'initializer_range',
+      'intermediate_size',
+      'layer_types',
+      'max_position_embeddings',
+      'model_type',
+      'num_attention_heads',
+      'num_experts_per_tok',
+      'num_hidden_layers',
+      'num_key_value_heads',
+      'num_local_experts',
+      'output_router_logits',
+      'pad_token_id',
+      'quantization_config',
+      'rms_norm_eps',
+      'rope_scaling',
+      'rope_theta',
+      'router_aux_loss_coef',
+      'sliding_window',
+      'swiglu_limit',
+      'tie_word_embeddings',
+      'transformers_version',
+      'use_cache',
+      'vocab_size',
+    ];
     expect(Object.keys(cfg)).toEqual(keys);
     if (HAS_FIXTURE) {
       const real = JSON.parse(readFileSync(join(FIXTURE, 'hf', 'config.json'), 'utf8'));
@@ -317,7 +457,15 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
       expect(cfg.quantization_config).toEqual(real.quantization_config);
       expect(cfg.rope_scaling).toEqual(real.rope_scaling);
     }
-    expect(cfg).toMatchObject({ eos_token_id: 1007, pad_token_id: 1004, sliding_window: 8, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'], hidden_size: 96, intermediate_size: 128, head_dim: 32 });
+    expect(cfg).toMatchObject({
+      eos_token_id: 1007,
+      pad_token_id: 1004,
+      sliding_window: 8,
+      layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'],
+      hidden_size: 96,
+      intermediate_size: 128,
+      head_dim: 32,
+    });
     const bytes = new Uint8Array(readFileSync(join(hf, 'model.safetensors')));
     const st = parseSafetensors(bytes);
     const entry = (n: string) => st.entries.find((e) => e.name === n) as (typeof st.entries)[number];
@@ -334,16 +482,33 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
     if (HAS_FIXTURE) {
       const real = parseSafetensors(new Uint8Array(readFileSync(join(FIXTURE, 'hf', 'model.safetensors'))));
       const pattern = (n: string) => n.replace(/\d+/g, 'N');
-      expect(new Set(st.entries.map((e) => `${pattern(e.name)} ${e.dtype}`))).toEqual(new Set(real.entries.map((e) => `${pattern(e.name)} ${e.dtype}`)));
+      expect(new Set(st.entries.map((e) => `${pattern(e.name)} ${e.dtype}`))).toEqual(
+        new Set(real.entries.map((e) => `${pattern(e.name)} ${e.dtype}`)),
+      );
     }
     // OpenAI's reference dequantization of fused row 2f is gate row f, of row 2f + 1 up row f.
     const table = expectedTensors(config);
-    const gate = synthTensorValues(config, seed, table.findIndex((t) => t.name === 'blk.1.ffn_gate_exps.weight'));
-    const up = synthTensorValues(config, seed, table.findIndex((t) => t.name === 'blk.1.ffn_up_exps.weight'));
+    const gate = synthTensorValues(
+      config,
+      seed,
+      table.findIndex((t) => t.name === 'blk.1.ffn_gate_exps.weight'),
+    );
+    const up = synthTensorValues(
+      config,
+      seed,
+      table.findIndex((t) => t.name === 'blk.1.ffn_up_exps.weight'),
+    );
     const blocks = bytes.subarray(entry(`${L}gate_up_proj_blocks`).begin);
     const scales = bytes.subarray(entry(`${L}gate_up_proj_scales`).begin);
-    for (const [e, f] of [[0, 0], [3, 17], [7, 127]]) {
-      for (const [row, want] of [[2 * f, gate], [2 * f + 1, up]] as const) {
+    for (const [e, f] of [
+      [0, 0],
+      [3, 17],
+      [7, 127],
+    ]) {
+      for (const [row, want] of [
+        [2 * f, gate],
+        [2 * f + 1, up],
+      ] as const) {
         const got: number[] = [];
         for (let b = 0; b < 3; b++) {
           const at = (e * 256 + row) * 3 + b;
@@ -359,20 +524,24 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
     expect(tok.added_tokens).toHaveLength(21);
   });
 
-  it('float experts are written as the dequantized checkpoint\'s x @ W tensors (no quantization_config) and import to the same values', async () => {
+  it("float experts are written as the dequantized checkpoint's x @ W tensors (no quantization_config) and import to the same values", async () => {
     const hf = tmp();
     await writeHfDir(synthModel('gpt-oss-tiny', { seed, experts: 'float', layers: 1 }), hf);
     const cfg = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8'));
     expect(cfg.quantization_config).toBeUndefined();
     const st = parseSafetensors(new Uint8Array(readFileSync(join(hf, 'model.safetensors'))));
-    expect(st.entries.find((e) => e.name === 'model.layers.0.mlp.experts.gate_up_proj')).toMatchObject({ dtype: 'BF16', shape: [8, 96, 256] });
+    expect(st.entries.find((e) => e.name === 'model.layers.0.mlp.experts.gate_up_proj')).toMatchObject({
+      dtype: 'BF16',
+      shape: [8, 96, 256],
+    });
     expect(st.entries.find((e) => e.name === 'model.layers.0.mlp.experts.down_proj')).toMatchObject({ dtype: 'BF16', shape: [8, 128, 96] });
     expect(st.entries.some((e) => e.dtype === 'U8')).toBe(false);
     const src = await openHfDir(hf);
     try {
       const c = cutLayers(config, 1);
       expect(src.config).toEqual(c);
-      for (const [i, t] of src.tensors.entries()) expect(firstDifference(await values(t), synthTensorValues(c, seed, i)), t.name).toBeNull();
+      for (const [i, t] of src.tensors.entries())
+        expect(firstDifference(await values(t), synthTensorValues(c, seed, i)), t.name).toBeNull();
     } finally {
       await src.close();
     }
@@ -389,7 +558,7 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
     await src.close();
   });
 
-  it('the GGUF file is what llama.cpp\'s converter writes: its keys in order, MXFP4 experts [K, N, E], F32 vectors and router, post_attention_norm', async () => {
+  it("the GGUF file is what llama.cpp's converter writes: its keys in order, MXFP4 experts [K, N, E], F32 vectors and router, post_attention_norm", async () => {
     const path = join(tmp(), 'm.gguf');
     await writeGguf(synthModel('gpt-oss-tiny', { seed }), path);
     const bytes = new Uint8Array(readFileSync(path));
@@ -439,13 +608,23 @@ describe(`gpt-oss-tiny written as IEBIN, as a Hugging Face checkpoint and as GGU
     }
   });
 
-  it('refuses gpt-oss configs llama.cpp\'s GGUF cannot say exactly, by field', async () => {
+  it("refuses gpt-oss configs llama.cpp's GGUF cannot say exactly, by field", async () => {
     const path = join(tmp(), 'm.gguf');
     const edit = (over: Partial<ModelConfig>): ModelSource => ({ ...synthModel('gpt-oss-tiny'), config: { ...config, ...over } });
-    await expect(writeGguf(edit({ moe: { n_experts: 8, experts_per_token: 4, swiglu_limit: 5 } }), path)).rejects.toMatchObject({ code: 'GGUF_BAD_METADATA', field: 'moe.swiglu_limit' });
-    await expect(writeGguf(edit({ rope_scaling: { type: 'yarn', factor: 32, original_context_length: 4096, beta_fast: 32, beta_slow: 1, truncate: true } }), path)).rejects.toMatchObject({ field: 'rope_scaling' });
+    await expect(writeGguf(edit({ moe: { n_experts: 8, experts_per_token: 4, swiglu_limit: 5 } }), path)).rejects.toMatchObject({
+      code: 'GGUF_BAD_METADATA',
+      field: 'moe.swiglu_limit',
+    });
+    await expect(
+      writeGguf(
+        edit({ rope_scaling: { type: 'yarn', factor: 32, original_context_length: 4096, beta_fast: 32, beta_slow: 1, truncate: true } }),
+        path,
+      ),
+    ).rejects.toMatchObject({ field: 'rope_scaling' });
     await expect(writeGguf(edit({ sliding_layers: [false, true, false, true] }), path)).rejects.toMatchObject({ field: 'sliding_layers' });
-    await expect(writeGguf({ ...synthModel('gpt-oss-tiny'), tokenizer: synthModel('tiny').tokenizer }, path)).rejects.toMatchObject({ field: 'tokenizer' });
+    await expect(writeGguf({ ...synthModel('gpt-oss-tiny'), tokenizer: synthModel('tiny').tokenizer }, path)).rejects.toMatchObject({
+      field: 'tokenizer',
+    });
     expect(existsSync(path)).toBe(false);
   });
 

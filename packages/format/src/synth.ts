@@ -67,7 +67,10 @@ export interface SynthPreset {
   config: ModelConfig;
 }
 
-function llamaConfig(over: Partial<ModelConfig> & Pick<ModelConfig, 'dim' | 'n_layers' | 'n_heads' | 'n_kv_heads' | 'ffn_dim' | 'vocab_size' | 'context_length'>): ModelConfig {
+function llamaConfig(
+  over: Partial<ModelConfig> &
+    Pick<ModelConfig, 'dim' | 'n_layers' | 'n_heads' | 'n_kv_heads' | 'ffn_dim' | 'vocab_size' | 'context_length'>,
+): ModelConfig {
   return {
     architecture: 'llama',
     head_dim: over.dim / over.n_heads,
@@ -95,10 +98,20 @@ export const SYNTH_PRESETS: Record<string, SynthPreset> = {
   },
   stories15m: {
     description: 'stories15M shape: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000, tied classifier',
-    config: llamaConfig({ dim: 288, n_layers: 6, n_heads: 6, n_kv_heads: 6, ffn_dim: 768, vocab_size: 32000, context_length: 256, tied_classifier: true }),
+    config: llamaConfig({
+      dim: 288,
+      n_layers: 6,
+      n_heads: 6,
+      n_kv_heads: 6,
+      ffn_dim: 768,
+      vocab_size: 32000,
+      context_length: 256,
+      tied_classifier: true,
+    }),
   },
   'small-256': {
-    description: 'K-quant-ready test model: dim 256, 4 layers, 4 heads / 2 KV heads, ffn 768, vocab 4096 (every row whole 256-element blocks)',
+    description:
+      'K-quant-ready test model: dim 256, 4 layers, 4 heads / 2 KV heads, ffn 768, vocab 4096 (every row whole 256-element blocks)',
     config: llamaConfig({ dim: 256, n_layers: 4, n_heads: 4, n_kv_heads: 2, ffn_dim: 768, vocab_size: 4096, context_length: 512 }),
   },
   'tinyllama-1.1b': {
@@ -106,12 +119,36 @@ export const SYNTH_PRESETS: Record<string, SynthPreset> = {
     config: llamaConfig({ dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, ffn_dim: 5632, vocab_size: 32000, context_length: 2048 }),
   },
   'gpt-oss-tiny': {
-    description: 'test-sized gpt-oss: dim 96, 4 layers (0 and 2 sliding, window 8), 4 heads of 32 / 2 KV heads, 8 experts of ffn 128 top-4, vocab 1024 with the harmony specials',
-    config: gptOssConfig({ dim: 96, n_layers: 4, n_heads: 4, n_kv_heads: 2, head_dim: 32, ffn_dim: 128, vocab_size: 1024, n_experts: 8, experts_per_token: 4, sliding_window: 8 }),
+    description:
+      'test-sized gpt-oss: dim 96, 4 layers (0 and 2 sliding, window 8), 4 heads of 32 / 2 KV heads, 8 experts of ffn 128 top-4, vocab 1024 with the harmony specials',
+    config: gptOssConfig({
+      dim: 96,
+      n_layers: 4,
+      n_heads: 4,
+      n_kv_heads: 2,
+      head_dim: 32,
+      ffn_dim: 128,
+      vocab_size: 1024,
+      n_experts: 8,
+      experts_per_token: 4,
+      sliding_window: 8,
+    }),
   },
   'gpt-oss-20b': {
-    description: 'openai/gpt-oss-20b shape: dim 2880, 24 layers (even ones sliding, window 128), 64 heads of 64 / 8 KV heads, 32 experts of ffn 2880 top-4, vocab 201088 (o200k_harmony ids)',
-    config: gptOssConfig({ dim: 2880, n_layers: 24, n_heads: 64, n_kv_heads: 8, head_dim: 64, ffn_dim: 2880, vocab_size: 201088, n_experts: 32, experts_per_token: 4, sliding_window: 128 }),
+    description:
+      'openai/gpt-oss-20b shape: dim 2880, 24 layers (even ones sliding, window 128), 64 heads of 64 / 8 KV heads, 32 experts of ffn 2880 top-4, vocab 201088 (o200k_harmony ids)',
+    config: gptOssConfig({
+      dim: 2880,
+      n_layers: 24,
+      n_heads: 64,
+      n_kv_heads: 8,
+      head_dim: 64,
+      ffn_dim: 2880,
+      vocab_size: 201088,
+      n_experts: 32,
+      experts_per_token: 4,
+      sliding_window: 128,
+    }),
   },
 };
 
@@ -121,7 +158,13 @@ export const SYNTH_PRESETS: Record<string, SynthPreset> = {
  * 150000, context 131072, SwiGLU limit 7, RoPE rotate-half; EOS <|return|> of the harmony
  * vocabulary, which also stands in for BOS (the importers' rule: gpt-oss names no BOS).
  */
-function gptOssConfig(o: Pick<ModelConfig, 'dim' | 'n_layers' | 'n_heads' | 'n_kv_heads' | 'head_dim' | 'ffn_dim' | 'vocab_size'> & { n_experts: number; experts_per_token: number; sliding_window: number }): ModelConfig {
+function gptOssConfig(
+  o: Pick<ModelConfig, 'dim' | 'n_layers' | 'n_heads' | 'n_kv_heads' | 'head_dim' | 'ffn_dim' | 'vocab_size'> & {
+    n_experts: number;
+    experts_per_token: number;
+    sliding_window: number;
+  },
+): ModelConfig {
   const eos = harmonySpecialIds(o.vocab_size)['<|return|>'];
   return {
     architecture: 'gpt-oss',
@@ -151,10 +194,10 @@ function gptOssConfig(o: Pick<ModelConfig, 'dim' | 'n_layers' | 'n_heads' | 'n_k
 
 /** `config` with only its first `layers` layers (the per-layer sliding flags cut alike). */
 export function cutLayers(config: ModelConfig, layers: number): ModelConfig {
-  if (!Number.isSafeInteger(layers) || layers < 1 || layers > config.n_layers) throw new RangeError(`layers must be an integer in 1..${config.n_layers}, got ${layers}`);
+  if (!Number.isSafeInteger(layers) || layers < 1 || layers > config.n_layers)
+    throw new RangeError(`layers must be an integer in 1..${config.n_layers}, got ${layers}`);
   return { ...config, n_layers: layers, sliding_layers: config.sliding_layers ? config.sliding_layers.slice(0, layers) : null };
 }
-
 
 /** xoshiro128** seeded through splitmix32: fast, 32-bit, reproducible across platforms. */
 export class Rng {
@@ -327,25 +370,59 @@ export function synthHfTokenizerJson(vocab: SpmTokenizerSpec): string {
     const chars = [...p];
     if (chars.length >= 2) merges.push(`${chars.slice(0, -1).join('')} ${chars[chars.length - 1]}`);
   });
-  const special = (id: number) => ({ id, content: vocab.pieces[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (id: number) => ({
+    id,
+    content: vocab.pieces[id],
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return JSON.stringify({
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: [special(0), special(1), special(2)],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: '\u2581' },
+        { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
+      ],
+    },
     pre_tokenizer: null,
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: {
       type: 'Sequence',
-      decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
     },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab: v, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      vocab: v,
+      merges,
+    },
   });
 }
 
@@ -368,7 +445,8 @@ export function gpt2ByteChars(): string[] {
  */
 export function synthHarmonyVocabulary(vocabSize: number): Gpt2TokenizerSpec {
   const min = 256 + HARMONY_BLOCK.length;
-  if (vocabSize < min) throw new RangeError(`a byte-level vocabulary with the harmony specials needs at least ${min} pieces, got ${vocabSize}`);
+  if (vocabSize < min)
+    throw new RangeError(`a byte-level vocabulary with the harmony specials needs at least ${min} pieces, got ${vocabSize}`);
   const base = harmonyBase(vocabSize);
   const pieces = gpt2ByteChars();
   const merges: string[] = [];
@@ -408,10 +486,15 @@ const GPT4O_SPLIT = (() => {
  * added tokens, a Split + ByteLevel pre-tokenizer, a ByteLevel decoder, BPE with the merges.
  */
 export function synthGpt2TokenizerJson(vocab: Gpt2TokenizerSpec): string {
-  if (vocab.pre !== 'gpt-4o') throw new RangeError(`only the "gpt-4o" pre-tokenizer is written as tokenizer.json, not ${JSON.stringify(vocab.pre)}`);
+  if (vocab.pre !== 'gpt-4o')
+    throw new RangeError(`only the "gpt-4o" pre-tokenizer is written as tokenizer.json, not ${JSON.stringify(vocab.pre)}`);
   const v: Record<string, number> = {};
   vocab.pieces.forEach((p, i) => (v[p] = i));
-  const added = vocab.pieces.flatMap((content, id) => (vocab.types[id] === 3 || vocab.types[id] === 4 ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] : []));
+  const added = vocab.pieces.flatMap((content, id) =>
+    vocab.types[id] === 3 || vocab.types[id] === 4
+      ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }]
+      : [],
+  );
   return JSON.stringify({
     version: '1.0',
     truncation: null,
@@ -427,7 +510,18 @@ export function synthGpt2TokenizerJson(vocab: Gpt2TokenizerSpec): string {
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: v, merges: vocab.merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: v,
+      merges: vocab.merges,
+    },
   });
 }
 
@@ -458,8 +552,12 @@ export function synthModel(preset: string | ModelConfig, options: SynthOptions =
   const dtype = options.dtype ?? (gptOss ? 'bf16' : 'f32');
   const mxfp4 = gptOss && (options.experts ?? 'mxfp4') === 'mxfp4';
   if (gptOss) {
-    if (dtype === 'f16') throw new RangeError('a synthetic gpt-oss model is bf16 (as OpenAI\'s checkpoint) or f32; f16 would round its bf16 values');
-    if (config.dim % 32 !== 0 || config.ffn_dim % 32 !== 0) throw new RangeError(`gpt-oss experts are MXFP4 (32-value blocks): dim (${config.dim}) and ffn_dim (${config.ffn_dim}) must be multiples of 32`);
+    if (dtype === 'f16')
+      throw new RangeError("a synthetic gpt-oss model is bf16 (as OpenAI's checkpoint) or f32; f16 would round its bf16 values");
+    if (config.dim % 32 !== 0 || config.ffn_dim % 32 !== 0)
+      throw new RangeError(
+        `gpt-oss experts are MXFP4 (32-value blocks): dim (${config.dim}) and ffn_dim (${config.ffn_dim}) must be multiples of 32`,
+      );
   }
   const name = typeof preset === 'string' ? preset : 'custom';
   const table = expectedTensors(config);

@@ -33,7 +33,13 @@ export interface QuantPlanes {
   zeros: Uint8Array | null;
 }
 
-function typedAt<T>(C: new (b: ArrayBufferLike, o: number, n: number) => T, bytes: Uint8Array, offset: number, count: number, elem: number): T {
+function typedAt<T>(
+  C: new (b: ArrayBufferLike, o: number, n: number) => T,
+  bytes: Uint8Array,
+  offset: number,
+  count: number,
+  elem: number,
+): T {
   const at = bytes.byteOffset + offset;
   if (at % elem !== 0) throw new RangeError(`tensor data at byte ${at} is not aligned to ${elem}; pass a 64-byte-aligned buffer`);
   return new C(bytes.buffer, at, count);
@@ -124,7 +130,12 @@ function dequantize(dtype: 'i8' | 'q4', shape: readonly number[], q: QuantSpec, 
   const { rows, cols } = matrixDims(shape);
   const g = quantGeometry(dtype, rows, cols, q);
   const planes = quantPlanes({ dtype, shape: [...shape], layout: { order: 'row_major', block_k: 0 }, quant: q }, bytes);
-  const scale = q.scale_dtype === 'f32' ? (i: number) => planes.scales[i] : q.scale_dtype === 'f16' ? (i: number) => f16BitsToF32(planes.scales[i]) : (i: number) => bf16BitsToF32(planes.scales[i]);
+  const scale =
+    q.scale_dtype === 'f32'
+      ? (i: number) => planes.scales[i]
+      : q.scale_dtype === 'f16'
+        ? (i: number) => f16BitsToF32(planes.scales[i])
+        : (i: number) => bf16BitsToF32(planes.scales[i]);
   const out = new Float32Array(rows * cols);
   const G = g.groupSize;
   for (let r = 0; r < rows; r++) {

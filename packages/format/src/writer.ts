@@ -18,12 +18,44 @@ import { constants, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IebinError } from './errors.js';
-import { DEFAULT_IEBIN_LIMITS, formatHeaderJson, validateIebinHeader, type IebinHeader, type Provenance, type TensorEntry, type TokenizerSpec } from './header.js';
+import {
+  DEFAULT_IEBIN_LIMITS,
+  formatHeaderJson,
+  validateIebinHeader,
+  type IebinHeader,
+  type Provenance,
+  type TensorEntry,
+  type TokenizerSpec,
+} from './header.js';
 
 export { formatHeaderJson };
-import { IEBIN_ALIGNMENT, IEBIN_BIN_FILE, IEBIN_JSON_FILE, ROW_MAJOR, alignUp, quantGeometry, tensorByteSize, matrixDims, type Dtype, type QuantSpec, type TensorLayout } from './layout.js';
+import {
+  IEBIN_ALIGNMENT,
+  IEBIN_BIN_FILE,
+  IEBIN_JSON_FILE,
+  ROW_MAJOR,
+  alignUp,
+  quantGeometry,
+  tensorByteSize,
+  matrixDims,
+  type Dtype,
+  type QuantSpec,
+  type TensorLayout,
+} from './layout.js';
 import type { ModelConfig } from './llama.js';
-import { commitRename, createTempFile, discardTemp, discardTempSync, forgetTemp, fsyncDir, isStaleOwned, markLive, randomId, removeStaleTemps, tempName } from './safe-write.js';
+import {
+  commitRename,
+  createTempFile,
+  discardTemp,
+  discardTempSync,
+  forgetTemp,
+  fsyncDir,
+  isStaleOwned,
+  markLive,
+  randomId,
+  removeStaleTemps,
+  tempName,
+} from './safe-write.js';
 
 export type QuantParams = Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'>;
 
@@ -208,12 +240,29 @@ export class IebinWriter {
       const chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
       for await (const c of chunks) {
         got += c.length;
-        if (got > bytes) throw new IebinError('IEBIN_SIZE_MISMATCH', `${spec.name}: got more than the ${bytes} bytes that ${spec.dtype} ${JSON.stringify(spec.shape)} takes`);
+        if (got > bytes)
+          throw new IebinError(
+            'IEBIN_SIZE_MISMATCH',
+            `${spec.name}: got more than the ${bytes} bytes that ${spec.dtype} ${JSON.stringify(spec.shape)} takes`,
+          );
         crc = crc32(c, crc);
         await this.write(c);
       }
-      if (got !== bytes) throw new IebinError('IEBIN_SIZE_MISMATCH', `${spec.name}: got ${got} bytes, ${spec.dtype} ${JSON.stringify(spec.shape)} takes ${bytes}`);
-      const entry: TensorEntry = { name: spec.name, dtype: spec.dtype, shape: [...spec.shape], offset, bytes, layout: { ...layout }, quant, crc32: (crc >>> 0).toString(16).padStart(8, '0') };
+      if (got !== bytes)
+        throw new IebinError(
+          'IEBIN_SIZE_MISMATCH',
+          `${spec.name}: got ${got} bytes, ${spec.dtype} ${JSON.stringify(spec.shape)} takes ${bytes}`,
+        );
+      const entry: TensorEntry = {
+        name: spec.name,
+        dtype: spec.dtype,
+        shape: [...spec.shape],
+        offset,
+        bytes,
+        layout: { ...layout },
+        quant,
+        crc32: (crc >>> 0).toString(16).padStart(8, '0'),
+      };
       this.tensors.push(entry);
       return entry;
     } catch (e) {
@@ -324,7 +373,11 @@ export class IebinWriter {
       if (e instanceof SimulatedCrash) throw e.error;
       await this.abort();
       if (e instanceof IebinError) throw e;
-      throw new IebinError('IEBIN_WRITE_FAILED', `writing the model failed (${(e as Error).message}); any previous model there is untouched`, { file: dir, cause: e });
+      throw new IebinError(
+        'IEBIN_WRITE_FAILED',
+        `writing the model failed (${(e as Error).message}); any previous model there is untouched`,
+        { file: dir, cause: e },
+      );
     }
     let committed = stagedHeader.header;
     try {
@@ -428,5 +481,3 @@ async function copyHashed(src: string, out: FileHandle): Promise<{ bytes: number
   }
   return { bytes, sha256: h.digest('hex') };
 }
-
-

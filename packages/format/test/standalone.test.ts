@@ -45,7 +45,10 @@ describe('@ie/format as a standalone npm package', () => {
           console.log(JSON.stringify({ ok: v.ok, tensors: r.tensors.length, f16: f.f32ToF16Bits(1) }));
         });`;
     const cjs = execFileSync(process.execPath, ['-e', script("require('@ie/format')")], { cwd: app, encoding: 'utf8' });
-    writeFileSync(join(app, 'esm.mjs'), `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script("await import('@ie/format')")}`);
+    writeFileSync(
+      join(app, 'esm.mjs'),
+      `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script("await import('@ie/format')")}`,
+    );
     const esm = execFileSync(process.execPath, [join(app, 'esm.mjs')], { cwd: app, encoding: 'utf8' });
     for (const out of [cjs, esm]) expect(JSON.parse(out.trim())).toEqual({ ok: true, tensors: 21, f16: 0x3c00 });
   });

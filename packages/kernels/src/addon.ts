@@ -89,7 +89,7 @@ export const PACKAGE_DIR = join(here, '..');
 let loaded: NativeAddon | undefined;
 
 function buildHint(): string {
-  return 'build it with `pnpm --filter @ie/kernels build` (or `pnpm build` at the repository root); it needs g++, make, python3 and Node\'s headers';
+  return "build it with `pnpm --filter @ie/kernels build` (or `pnpm build` at the repository root); it needs g++, make, python3 and Node's headers";
 }
 
 export function loadAddon(): NativeAddon {
@@ -99,14 +99,22 @@ export function loadAddon(): NativeAddon {
   if (!process.env.IE_KERNELS_ADDON && existsSync(join(PACKAGE_DIR, 'native'))) {
     const stampPath = join(dirname(path), 'ie_kernels.stamp.json');
     // The stamp records the hash of the sources the addon was built from.
-    const { sourcesHash } = createRequire(import.meta.url)(join(PACKAGE_DIR, 'scripts', 'sources-hash.cjs')) as { sourcesHash: (d: string) => string };
+    const { sourcesHash } = createRequire(import.meta.url)(join(PACKAGE_DIR, 'scripts', 'sources-hash.cjs')) as {
+      sourcesHash: (d: string) => string;
+    };
     const stamp = existsSync(stampPath) ? (JSON.parse(readFileSync(stampPath, 'utf8')) as { sources?: string }) : {};
-    if (stamp.sources !== sourcesHash(PACKAGE_DIR)) throw new KernelError('KERNELS_STALE_BUILD', `the native addon ${path} was built from different C++ sources than native/ holds now: re-${buildHint()}`);
+    if (stamp.sources !== sourcesHash(PACKAGE_DIR))
+      throw new KernelError(
+        'KERNELS_STALE_BUILD',
+        `the native addon ${path} was built from different C++ sources than native/ holds now: re-${buildHint()}`,
+      );
   }
   try {
     loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
-    throw new KernelError('KERNELS_LOAD_FAILED', `the native addon ${path} could not be loaded (${(e as Error).message}): ${buildHint()}`, { cause: e });
+    throw new KernelError('KERNELS_LOAD_FAILED', `the native addon ${path} could not be loaded (${(e as Error).message}): ${buildHint()}`, {
+      cause: e,
+    });
   }
   return loaded;
 }

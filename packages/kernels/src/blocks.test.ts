@@ -15,26 +15,35 @@ const ISAS = ctx('scalar', 1).info().supportedIsas as string[];
 // Odd row counts (1, 3, 37, past the pool's threshold, the long-row size) at one, a few and many blocks.
 function shapes(dtype: BlockVariant): Array<[number, number]> {
   const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
-  return [[1, e], [3, 3 * e], [37, 5 * e], [301, 2 * e], [29, e * Math.ceil(4200 / e)]];
+  return [
+    [1, e],
+    [3, 3 * e],
+    [37, 5 * e],
+    [301, 2 * e],
+    [29, e * Math.ceil(4200 / e)],
+  ];
 }
 
 describe.each(ISAS)('block types on %s', (isa) => {
-  it.each(BLOCK_VARIANTS)('%s GEMV (FP32 activations) matches the float64 product of the decoded blocks, the same for 1-4 threads', (dtype) => {
-    for (const [rows, cols] of shapes(dtype)) {
-      const m = makeBlockMatrix(dtype, rows, cols, rows * 31 + cols);
-      const x = seededFloats(cols, cols + 1);
-      const { y: want, mag } = refGemv(m.values, rows, cols, x);
-      let first: Float32Array | null = null;
-      for (const threads of [1, 2, 3, 4]) {
-        const c = ctx(isa, threads);
-        const y = new Float32Array(rows).fill(Number.NaN);
-        c.gemv(c.matrix(m.spec, m.bytes), x, y);
-        expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);
-        if (first) expect(firstDifference(y, first), `${rows}x${cols} threads ${threads} vs 1`).toBeNull();
-        else first = y;
+  it.each(BLOCK_VARIANTS)(
+    '%s GEMV (FP32 activations) matches the float64 product of the decoded blocks, the same for 1-4 threads',
+    (dtype) => {
+      for (const [rows, cols] of shapes(dtype)) {
+        const m = makeBlockMatrix(dtype, rows, cols, rows * 31 + cols);
+        const x = seededFloats(cols, cols + 1);
+        const { y: want, mag } = refGemv(m.values, rows, cols, x);
+        let first: Float32Array | null = null;
+        for (const threads of [1, 2, 3, 4]) {
+          const c = ctx(isa, threads);
+          const y = new Float32Array(rows).fill(Number.NaN);
+          c.gemv(c.matrix(m.spec, m.bytes), x, y);
+          expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);
+          if (first) expect(firstDifference(y, first), `${rows}x${cols} threads ${threads} vs 1`).toBeNull();
+          else first = y;
+        }
       }
-    }
-  });
+    },
+  );
 
   it.each(BLOCK_VARIANTS)('%s GEMV with int8 activations equals the blocks times the quantized x', (dtype) => {
     for (const [rows, cols] of shapes(dtype)) {
@@ -53,32 +62,38 @@ describe.each(ISAS)('block types on %s', (isa) => {
     }
   });
 
-  it.each(BLOCK_VARIANTS)('%s GEMM (prefill) matches the float64 product per token; rows dequantize bit-identically to the decoder', (dtype) => {
-    const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
-    for (const [rows, cols, M] of [[37, 3 * e, 7], [45, 5 * e, 15]] as const) {
-      const m = makeBlockMatrix(dtype, rows, cols, rows + cols);
-      const X = seededFloats(M * cols, M + 5);
-      let first: Float32Array | null = null;
-      for (const threads of [1, 3]) {
-        const c = ctx(isa, threads);
-        const Y = new Float32Array(M * rows).fill(Number.NaN);
-        c.gemm(c.matrix(m.spec, m.bytes), X, M, Y);
-        for (let t = 0; t < M; t++) {
-          const { y, mag } = refGemv(m.values, rows, cols, X.subarray(t * cols, (t + 1) * cols));
-          expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), y, mag), `${rows}x${cols} token ${t}`).toBeLessThan(1e-5);
+  it.each(BLOCK_VARIANTS)(
+    '%s GEMM (prefill) matches the float64 product per token; rows dequantize bit-identically to the decoder',
+    (dtype) => {
+      const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
+      for (const [rows, cols, M] of [
+        [37, 3 * e, 7],
+        [45, 5 * e, 15],
+      ] as const) {
+        const m = makeBlockMatrix(dtype, rows, cols, rows + cols);
+        const X = seededFloats(M * cols, M + 5);
+        let first: Float32Array | null = null;
+        for (const threads of [1, 3]) {
+          const c = ctx(isa, threads);
+          const Y = new Float32Array(M * rows).fill(Number.NaN);
+          c.gemm(c.matrix(m.spec, m.bytes), X, M, Y);
+          for (let t = 0; t < M; t++) {
+            const { y, mag } = refGemv(m.values, rows, cols, X.subarray(t * cols, (t + 1) * cols));
+            expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), y, mag), `${rows}x${cols} token ${t}`).toBeLessThan(1e-5);
+          }
+          if (first) expect(firstDifference(Y, first)).toBeNull();
+          else first = Y;
         }
-        if (first) expect(firstDifference(Y, first)).toBeNull();
-        else first = Y;
+        const c = ctx(isa, 1);
+        const mat = c.matrix(m.spec, m.bytes);
+        const row = new Float32Array(cols);
+        for (const r of [0, rows - 1]) {
+          c.row(mat, r, row);
+          expect(firstDifference(row, m.values.subarray(r * cols, (r + 1) * cols)), `row ${r}`).toBeNull();
+        }
       }
-      const c = ctx(isa, 1);
-      const mat = c.matrix(m.spec, m.bytes);
-      const row = new Float32Array(cols);
-      for (const r of [0, rows - 1]) {
-        c.row(mat, r, row);
-        expect(firstDifference(row, m.values.subarray(r * cols, (r + 1) * cols)), `row ${r}`).toBeNull();
-      }
-    }
-  });
+    },
+  );
 });
 
 describe('block-type matrix specs', () => {
@@ -99,7 +114,22 @@ describe('block-type matrix specs', () => {
     };
     bad(() => matrixByteSize({ dtype: 'q5_k', shape: [4, 300] }), /whole 256-element blocks/);
     bad(() => matrixByteSize({ dtype: 'iq4_nl', shape: [4, 48] }), /whole 32-element blocks/);
-    bad(() => matrixByteSize({ dtype: 'q4_k', shape: [4, 256], quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 32, scale_dtype: 'f16', scales_offset: 0, zeros_offset: null } }), /no quant block/);
+    bad(
+      () =>
+        matrixByteSize({
+          dtype: 'q4_k',
+          shape: [4, 256],
+          quant: {
+            scheme: 'symmetric',
+            granularity: 'per_group',
+            group_size: 32,
+            scale_dtype: 'f16',
+            scales_offset: 0,
+            zeros_offset: null,
+          },
+        }),
+      /no quant block/,
+    );
     bad(() => matrixByteSize({ dtype: 'q6_k', shape: [4, 256], layout: { order: 'row_major', block_k: 128 } }), /not K-blocked/);
     const c = ctx('scalar', 1);
     bad(() => c.matrix({ dtype: 'q4_k', shape: [2, 256] }, new Uint8Array(287)), /takes 288/);

@@ -25,7 +25,8 @@ const raw = (o: unknown): any => (o as { native: unknown }).native;
 const rawCtx = (): any => (ctx as unknown as { native: unknown }).native;
 
 /** A resizable ArrayBuffer (ES2024; the repository's lib is ES2022). */
-const resizable = (n: number, max: number): ArrayBuffer => new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(n, { maxByteLength: max });
+const resizable = (n: number, max: number): ArrayBuffer =>
+  new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(n, { maxByteLength: max });
 const coded = (code: string) => expect.objectContaining({ code });
 /** Detaches an ArrayBuffer the way a postMessage transfer does, and lets its new owner go. */
 function transferAway(ab: ArrayBufferLike): void {
@@ -104,8 +105,12 @@ describe('buffers and matrices are pinned for the whole of an async operation', 
     rbytes.set(m.bytes);
     expect(() => ctx.matrix(m.spec, rbytes)).toThrow(coded('KERNELS_BAD_ARGUMENT'));
     const ok = new Float32Array(4);
-    expect(() => ctx.compile({ buffers: [new Float32Array(resizable(16, 32))], params: new Int32Array(2), maxRows: 1, ops: [] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => ctx.compile({ buffers: [ok], params: new Int32Array(resizable(8, 16)), maxRows: 1, ops: [] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() => ctx.compile({ buffers: [new Float32Array(resizable(16, 32))], params: new Int32Array(2), maxRows: 1, ops: [] })).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
+    expect(() => ctx.compile({ buffers: [ok], params: new Int32Array(resizable(8, 16)), maxRows: 1, ops: [] })).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
   });
 
   function program(w: WeightMatrix, x: Float32Array, y: Float32Array): ProgramSpec {
@@ -161,7 +166,12 @@ describe('buffers and matrices are pinned for the whole of an async operation', 
 
 describe('compile() views: overflow-safe extents', () => {
   const buf = new Float32Array(64);
-  const spec = (x: readonly [number, number, number], maxRows = 8): ProgramSpec => ({ buffers: [buf], params: new Int32Array(4), maxRows, ops: [{ op: 'add', a: x, b: [0, 0, 0], out: [0, 0, 0], n: 8, mSlot: 0 }] });
+  const spec = (x: readonly [number, number, number], maxRows = 8): ProgramSpec => ({
+    buffers: [buf],
+    params: new Int32Array(4),
+    maxRows,
+    ops: [{ op: 'add', a: x, b: [0, 0, 0], out: [0, 0, 0], n: 8, mSlot: 0 }],
+  });
 
   it('refuses strides and offsets whose (rows - 1) * stride + offset wraps 2^64', () => {
     // 7 * 2^61 + 8 wraps to a small number in uint64: the old check passed it.
@@ -187,10 +197,18 @@ describe('compile() views: overflow-safe extents', () => {
   it('refuses an op without a kind, with a missing count, or with a non-array view', () => {
     const n = rawCtx();
     const base = { buffers: [buf], params: new Int32Array(4), maxRows: 1 };
-    expect(() => n.compile({ ...base, ops: [{ a: [0, 0, 0], b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => n.compile({ ...base, ops: [{ kind: 3, a: [0, 0], b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => n.compile({ ...base, ops: [{ kind: 3, a: { 0: 0, 1: 0, 2: 0 }, b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => n.compile({ ...base, ops: [{ kind: 9, a: [0, 0, 0], b: [0, 0, 0], out: [0, 0, 0], gates: [], ups: [], downs: [] }] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() => n.compile({ ...base, ops: [{ a: [0, 0, 0], b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
+    expect(() => n.compile({ ...base, ops: [{ kind: 3, a: [0, 0], b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
+    expect(() => n.compile({ ...base, ops: [{ kind: 3, a: { 0: 0, 1: 0, 2: 0 }, b: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
+    expect(() =>
+      n.compile({ ...base, ops: [{ kind: 9, a: [0, 0, 0], b: [0, 0, 0], out: [0, 0, 0], gates: [], ups: [], downs: [] }] }),
+    ).toThrow(coded('KERNELS_BAD_ARGUMENT'));
   });
 });
 
@@ -200,8 +218,12 @@ describe('type tags: a spoofed or foreign object is refused, never unwrapped', (
   it("matrix()'s mapping must be a Mapping", () => {
     const w = ctx.matrix(m.spec, m.bytes);
     // Before: a Matrix unwrapped as a Mapping (type confusion, segfault).
-    expect(() => rawCtx().matrix({ type: 0, rows: 16, cols: 32, bytes: m.bytes.length }, m.bytes, raw(w))).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => rawCtx().matrix({ type: 0, rows: 16, cols: 32, bytes: m.bytes.length }, m.bytes, {})).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() => rawCtx().matrix({ type: 0, rows: 16, cols: 32, bytes: m.bytes.length }, m.bytes, raw(w))).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
+    expect(() => rawCtx().matrix({ type: 0, rows: 16, cols: 32, bytes: m.bytes.length }, m.bytes, {})).toThrow(
+      coded('KERNELS_BAD_ARGUMENT'),
+    );
     expect(() => ctx.matrix(m.spec, m.bytes, raw(w) as MappedFile)).toThrow(coded('KERNELS_BAD_ARGUMENT'));
   });
 
@@ -225,7 +247,14 @@ describe('type tags: a spoofed or foreign object is refused, never unwrapped', (
     expect(() => Object.getOwnPropertyDescriptor(addon.Matrix.prototype, 'rows')?.get?.call(5)).toThrow();
     expect(() => rawCtx().numaBind(raw(w))).toThrow(coded('KERNELS_BAD_ARGUMENT'));
     expect(() => rawCtx().touch(raw(w), 1, 1, 0)).toThrow(coded('KERNELS_BAD_ARGUMENT'));
-    expect(() => rawCtx().compile({ buffers: [x], params: new Int32Array(2), maxRows: 1, ops: [{ kind: 2, matrix: dressed, a: [0, 0, 32], out: [0, 0, 16] }] })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() =>
+      rawCtx().compile({
+        buffers: [x],
+        params: new Int32Array(2),
+        maxRows: 1,
+        ops: [{ kind: 2, matrix: dressed, a: [0, 0, 32], out: [0, 0, 16] }],
+      }),
+    ).toThrow(coded('KERNELS_BAD_ARGUMENT'));
   });
 
   it('Matrix, Mapping and Program cannot be constructed from JavaScript', () => {
@@ -276,7 +305,21 @@ describe('the raw attention binding validates every field', () => {
   const q = new Float32Array(64);
   const k = new Float32Array(256);
   const out = new Float32Array(64);
-  const full = { q, k, v: k, out, nHeads: 4, nKvHeads: 2, headDim: 16, nQueries: 1, pos0: 0, kvStride: 32, window: 0, scale: 0.25, kvType: 0 };
+  const full = {
+    q,
+    k,
+    v: k,
+    out,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 16,
+    nQueries: 1,
+    pos0: 0,
+    kvStride: 32,
+    window: 0,
+    scale: 0.25,
+    kvType: 0,
+  };
 
   it('works with every field, refuses each one missing or wrong (no division by zero)', () => {
     rawCtx().attention(full);

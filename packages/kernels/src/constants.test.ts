@@ -4,7 +4,7 @@ import { loadAddon } from './addon.js';
 import { KERNEL_CONSTANTS, matrixByteSize, type MatrixSpec } from './index.js';
 import { matrixGeometry, nativeDescriptor } from './matrix-spec.js';
 
-describe('one layout, three places: @ie/format, the kernels\' TypeScript and the C++ addon', () => {
+describe("one layout, three places: @ie/format, the kernels' TypeScript and the C++ addon", () => {
   it('agree on the constants', () => {
     const addon = loadAddon();
     expect(addon.constants).toEqual(KERNEL_CONSTANTS);
@@ -16,17 +16,37 @@ describe('one layout, three places: @ie/format, the kernels\' TypeScript and the
   it('compute the same byte size for every dtype, group, scale type and odd shape', () => {
     const addon = loadAddon();
     let checked = 0;
-    for (const [rows, cols] of [[1, 1], [3, 33], [7, 100], [64, 129], [5, 4096], [11, 5632]]) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 33],
+      [7, 100],
+      [64, 129],
+      [5, 4096],
+      [11, 5632],
+    ]) {
       const specs: MatrixSpec[] = [
         { dtype: 'f32', shape: [rows, cols] },
         { dtype: 'f16', shape: [rows, cols] },
         { dtype: 'bf16', shape: [rows, cols] },
       ];
       for (const scale_dtype of ['f16', 'bf16', 'f32'] as const) {
-        specs.push({ dtype: 'i8', shape: [rows, cols], quant: { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype, scales_offset: 0, zeros_offset: null } });
+        specs.push({
+          dtype: 'i8',
+          shape: [rows, cols],
+          quant: { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype, scales_offset: 0, zeros_offset: null },
+        });
         for (const group_size of GROUP_SIZES) {
-          specs.push({ dtype: 'i8', shape: [rows, cols], quant: { scheme: 'symmetric', granularity: 'per_group', group_size, scale_dtype, scales_offset: 0, zeros_offset: null } });
-          for (const scheme of ['symmetric', 'affine'] as const) specs.push({ dtype: 'q4', shape: [rows, cols], quant: { scheme, granularity: 'per_group', group_size, scale_dtype, scales_offset: 0, zeros_offset: null } });
+          specs.push({
+            dtype: 'i8',
+            shape: [rows, cols],
+            quant: { scheme: 'symmetric', granularity: 'per_group', group_size, scale_dtype, scales_offset: 0, zeros_offset: null },
+          });
+          for (const scheme of ['symmetric', 'affine'] as const)
+            specs.push({
+              dtype: 'q4',
+              shape: [rows, cols],
+              quant: { scheme, granularity: 'per_group', group_size, scale_dtype, scales_offset: 0, zeros_offset: null },
+            });
         }
       }
       for (const s of specs) {

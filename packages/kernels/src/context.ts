@@ -45,16 +45,27 @@ export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.Proces
   const pick = <T extends string>(v: T | undefined, envName: string, allowed: readonly T[]): T | undefined => {
     const raw = v ?? (env[envName] || undefined);
     if (raw === undefined) return undefined;
-    if (!allowed.includes(raw as T)) throw new KernelError('KERNELS_BAD_OPTION', `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${show(raw)}`);
+    if (!allowed.includes(raw as T))
+      throw new KernelError(
+        'KERNELS_BAD_OPTION',
+        `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${show(raw)}`,
+      );
     return raw as T;
   };
   let threads = o.threads;
   if (threads === undefined && env.IE_THREADS) {
     threads = Number(env.IE_THREADS);
-    if (!/^\d+$/.test(String(env.IE_THREADS))) throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${show(env.IE_THREADS)}`);
+    if (!/^\d+$/.test(String(env.IE_THREADS)))
+      throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${show(env.IE_THREADS)}`);
   }
-  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024)) throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${show(threads)}`);
-  return { threads, affinity: pick(o.affinity, 'IE_AFFINITY', AFFINITIES), numa: pick(o.numa, 'IE_NUMA', NUMA), isa: pick(o.isa, 'IE_ISA', ISAS) };
+  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024))
+    throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${show(threads)}`);
+  return {
+    threads,
+    affinity: pick(o.affinity, 'IE_AFFINITY', AFFINITIES),
+    numa: pick(o.numa, 'IE_NUMA', NUMA),
+    isa: pick(o.isa, 'IE_ISA', ISAS),
+  };
 }
 
 function f32(v: unknown, name: string, min: number): Float32Array {
@@ -77,7 +88,11 @@ function nativeOf<T>(n: T, what: string): T {
 
 // Duck-typed (a second copy of this module, e.g. dist/ and src/ both loaded, makes instanceof
 // lie): what matters is the native object, whose type tag the addon checks.
-const wraps = (m: unknown): boolean => typeof m === 'object' && m !== null && typeof (m as { native?: unknown }).native === 'object' && (m as { native?: unknown }).native !== null;
+const wraps = (m: unknown): boolean =>
+  typeof m === 'object' &&
+  m !== null &&
+  typeof (m as { native?: unknown }).native === 'object' &&
+  (m as { native?: unknown }).native !== null;
 
 function matrixArg(m: unknown, name = 'matrix'): WeightMatrix {
   if (!wraps(m)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a WeightMatrix (from KernelContext.matrix)`);
@@ -96,7 +111,8 @@ function objectArg<T>(o: T, name: string): T {
 
 function count(n: number | undefined, dflt: number, name = 'n'): number {
   const v = n ?? dflt;
-  if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${show(v)}`);
+  if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30)
+    throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${show(v)}`);
   return v;
 }
 
@@ -155,7 +171,8 @@ export class MappedFile {
   }
   /** A zero-copy view of [offset, offset + length) of the mapping (at most 4 GiB - 1). */
   view(offset: number, length: number): Uint8Array {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
     return new Uint8Array(wrapNative(() => nativeOf(this.native, 'MappedFile').view(offset, length)));
   }
   get hugePages(): boolean {
@@ -221,7 +238,9 @@ export class KernelContext {
   static create(options: ContextOptions = {}): KernelContext {
     const resolved = resolveContextOptions(options);
     const addon = loadAddon();
-    const native = wrapNative(() => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }));
+    const native = wrapNative(
+      () => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }),
+    );
     return new KernelContext(native, resolved);
   }
 
@@ -240,9 +259,17 @@ export class KernelContext {
     if (mapping !== undefined) mappingArg(mapping);
     const g = matrixGeometry(spec);
     if (!(data instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'matrix data must be a Uint8Array');
-    if (BigInt(data.length) !== g.bytes) throw new KernelError('KERNELS_BAD_MATRIX', `matrix data is ${data.length} bytes, a ${spec.dtype} ${JSON.stringify(spec.shape)} matrix takes ${g.bytes}`);
+    if (BigInt(data.length) !== g.bytes)
+      throw new KernelError(
+        'KERNELS_BAD_MATRIX',
+        `matrix data is ${data.length} bytes, a ${spec.dtype} ${JSON.stringify(spec.shape)} matrix takes ${g.bytes}`,
+      );
     const elem = spec.dtype === 'f32' ? 4 : spec.dtype === 'f16' || spec.dtype === 'bf16' ? 2 : 1;
-    if (data.byteOffset % elem !== 0) throw new KernelError('KERNELS_MISALIGNED', `${spec.dtype} matrix data must start at a multiple of ${elem} bytes (offset ${data.byteOffset})`);
+    if (data.byteOffset % elem !== 0)
+      throw new KernelError(
+        'KERNELS_MISALIGNED',
+        `${spec.dtype} matrix data must start at a multiple of ${elem} bytes (offset ${data.byteOffset})`,
+      );
     const desc = nativeDescriptor(spec, g);
     const m = wrapNative(() => this.n.matrix(desc, data, mapping?.native));
     return new WeightMatrix(m, spec, g.rows, g.cols);
@@ -293,7 +320,8 @@ export class KernelContext {
   /** Row r of W, dequantized to f32 (an embedding lookup). */
   row(m: WeightMatrix, r: number, out: Float32Array): void {
     matrixArg(m);
-    if (!Number.isSafeInteger(r) || r < 0 || r >= m.rows) throw new KernelError('KERNELS_BAD_ARGUMENT', `row ${show(r)} is outside 0..${m.rows - 1}`);
+    if (!Number.isSafeInteger(r) || r < 0 || r >= m.rows)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `row ${show(r)} is outside 0..${m.rows - 1}`);
     f32(out, 'out', m.cols);
     wrapNative(() => this.n.row(m.native, r, out));
   }
@@ -302,7 +330,8 @@ export class KernelContext {
     const n = count(f32(weight, 'weight', 1).length, 1);
     f32(x, 'x', n);
     f32(out, 'out', n);
-    if (typeof eps !== 'number' || !(eps > 0 && eps < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `eps must be in (0, 1), got ${show(eps)}`);
+    if (typeof eps !== 'number' || !(eps > 0 && eps < 1))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `eps must be in (0, 1), got ${show(eps)}`);
     wrapNative(() => this.n.rmsnorm(x, weight, eps, out, n));
   }
 
@@ -316,11 +345,13 @@ export class KernelContext {
   /** Rotates nHeads heads of headDim in x by the given cos/sin (headDim/2 each) in the model's RoPE style. */
   rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: 'adjacent' | 'rotate_half'): void {
     count(nHeads, nHeads, 'nHeads');
-    if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim > 2 ** 16 || headDim % 2) throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${show(headDim)}`);
+    if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim > 2 ** 16 || headDim % 2)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${show(headDim)}`);
     f32(x, 'x', nHeads * headDim);
     f32(cos, 'cos', headDim / 2);
     f32(sin, 'sin', headDim / 2);
-    if (style !== 'adjacent' && style !== 'rotate_half') throw new KernelError('KERNELS_BAD_ARGUMENT', `style must be adjacent or rotate_half`);
+    if (style !== 'adjacent' && style !== 'rotate_half')
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `style must be adjacent or rotate_half`);
     wrapNative(() => this.n.rope(x, nHeads, headDim, cos, sin, style === 'adjacent' ? 0 : 1));
   }
 
@@ -384,13 +415,17 @@ export class KernelContext {
     const KV = count(a.nKvHeads, a.nKvHeads, 'nKvHeads');
     const hd = count(a.headDim, a.headDim, 'headDim');
     if (H % KV !== 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `nHeads (${H}) must be a multiple of nKvHeads (${KV})`);
-    if (!Number.isSafeInteger(a.pos0) || a.pos0 < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `pos0 must be a non-negative integer, got ${show(a.pos0)}`);
+    if (!Number.isSafeInteger(a.pos0) || a.pos0 < 0)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `pos0 must be a non-negative integer, got ${show(a.pos0)}`);
     const stride = a.kvStride ?? KV * hd;
-    if (!Number.isSafeInteger(stride) || stride < KV * hd) throw new KernelError('KERNELS_BAD_ARGUMENT', `kvStride must be at least nKvHeads * headDim = ${KV * hd}`);
+    if (!Number.isSafeInteger(stride) || stride < KV * hd)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `kvStride must be at least nKvHeads * headDim = ${KV * hd}`);
     const kvType: KvDtype = a.k instanceof Uint16Array ? 'f16' : 'f32';
-    if (kvType === 'f16' ? !(a.v instanceof Uint16Array) : !(a.k instanceof Float32Array && a.v instanceof Float32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'k and v must both be Float32Array (f32 cache) or both Uint16Array (f16 cache)');
+    if (kvType === 'f16' ? !(a.v instanceof Uint16Array) : !(a.k instanceof Float32Array && a.v instanceof Float32Array))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'k and v must both be Float32Array (f32 cache) or both Uint16Array (f16 cache)');
     const cacheLen = (a.pos0 + nq - 1) * stride + KV * hd;
-    if (a.k.length < cacheLen || a.v.length < cacheLen) throw new KernelError('KERNELS_BAD_ARGUMENT', `the KV cache must hold ${a.pos0 + nq} positions (${cacheLen} elements)`);
+    if (a.k.length < cacheLen || a.v.length < cacheLen)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `the KV cache must hold ${a.pos0 + nq} positions (${cacheLen} elements)`);
     f32(a.q, 'q', nq * H * hd);
     f32(a.out, 'out', nq * H * hd);
     const window = a.window ?? 0;
@@ -398,22 +433,43 @@ export class KernelContext {
     const scale = a.scale ?? 1 / Math.sqrt(hd);
     if (typeof scale !== 'number') throw new KernelError('KERNELS_BAD_ARGUMENT', 'scale must be a number');
     if (a.sinks !== undefined) f32(a.sinks, 'sinks', H);
-    wrapNative(() => this.n.attention({ q: a.q, k: a.k, v: a.v, out: a.out, nHeads: H, nKvHeads: KV, headDim: hd, nQueries: nq, pos0: a.pos0, kvStride: stride, window, scale, kvType: KERNEL_CONSTANTS.kvTypes[kvType], sinks: a.sinks }));
+    wrapNative(() =>
+      this.n.attention({
+        q: a.q,
+        k: a.k,
+        v: a.v,
+        out: a.out,
+        nHeads: H,
+        nKvHeads: KV,
+        headDim: hd,
+        nQueries: nq,
+        pos0: a.pos0,
+        kvStride: stride,
+        window,
+        scale,
+        kvType: KERNEL_CONSTANTS.kvTypes[kvType],
+        sinks: a.sinks,
+      }),
+    );
   }
 
   /** Maps a file region read-only (zero-copy), with madvise hints. */
   mapFile(path: string, options: MapOptions = {}): MappedFile {
-    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw new KernelError('KERNELS_BAD_ARGUMENT', 'path must be a non-empty string');
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0'))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'path must be a non-empty string');
     objectArg(options, 'options');
     const offset = options.offset ?? 0;
     if (!Number.isSafeInteger(offset) || offset < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', `offset must be a non-negative integer`);
     const length = options.length;
-    if (length !== undefined && (!Number.isSafeInteger(length) || length < 1)) throw new KernelError('KERNELS_BAD_ARGUMENT', `length must be a positive integer`);
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 1))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', `length must be a positive integer`);
     const len = length ?? sizeOf(path) - offset;
     if (len < 1) throw new KernelError('KERNELS_MAP_FAILED', `${path}: nothing to map at offset ${offset}`);
     const advice = options.advice ?? 'normal';
     if (typeof advice !== 'string') throw new KernelError('KERNELS_BAD_OPTION', 'advice must be normal, sequential, random or willneed');
-    return new MappedFile(wrapNative(() => this.n.mapFile(path, offset, len, advice, options.hugePages === true, options.populate === true)));
+    return new MappedFile(
+      wrapNative(() => this.n.mapFile(path, offset, len, advice, options.hugePages === true, options.populate === true)),
+    );
   }
 
   /** Applies the context's NUMA policy to a mapping; on one node it reports why nothing changes. */
@@ -440,7 +496,8 @@ export class KernelContext {
    * ceiling GEMM figures are judged against; 0 for the scalar ISA.
    */
   fmaPeak(seconds = 0.2): number {
-    if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 10)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'seconds must be a number in (0, 10]');
+    if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 10))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'seconds must be a number in (0, 10]');
     return wrapNative(() => this.n.fmaPeak(seconds));
   }
 
@@ -451,7 +508,9 @@ export class KernelContext {
     if (!Array.isArray(spec.ops)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'ops must be an array');
     if (!(spec.params instanceof Int32Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'params must be an Int32Array');
     count(spec.maxRows, spec.maxRows, 'maxRows');
-    const native = wrapNative(() => this.n.compile({ buffers: spec.buffers, params: spec.params, maxRows: spec.maxRows, ops: spec.ops.map(encodeOp) }));
+    const native = wrapNative(() =>
+      this.n.compile({ buffers: spec.buffers, params: spec.params, maxRows: spec.maxRows, ops: spec.ops.map(encodeOp) }),
+    );
     return new Program(native);
   }
 

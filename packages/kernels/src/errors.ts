@@ -38,7 +38,8 @@ export function wrapNative<T>(f: () => T): T {
 export function asKernelError(e: unknown): unknown {
   if (e instanceof KernelError) return e;
   const code = (e as { code?: unknown })?.code;
-  if (typeof code === 'string' && code in KERNEL_ERROR_CODES) return new KernelError(code as KernelErrorCode, (e as Error).message, { cause: e });
+  if (typeof code === 'string' && code in KERNEL_ERROR_CODES)
+    return new KernelError(code as KernelErrorCode, (e as Error).message, { cause: e });
   return e;
 }
 

@@ -15,7 +15,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeMatrix } from '../test/helpers.js';
 import { loadAddon } from './addon.js';
-import { KERNEL_ERROR_CODES, KernelContext, KernelError, MappedFile, matrixByteSize, resolveContextOptions, WeightMatrix, type MatrixSpec, type Program } from './index.js';
+import {
+  KERNEL_ERROR_CODES,
+  KernelContext,
+  KernelError,
+  MappedFile,
+  matrixByteSize,
+  resolveContextOptions,
+  WeightMatrix,
+  type MatrixSpec,
+  type Program,
+} from './index.js';
 
 const SEED = Number(process.env.IE_FUZZ_SEED ?? 20261101);
 const BUDGET_MS = Number(process.env.IE_FUZZ_MS ?? 3000);
@@ -32,7 +42,8 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const resizable = (n: number, max: number): ArrayBuffer => new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(n, { maxByteLength: max });
+const resizable = (n: number, max: number): ArrayBuffer =>
+  new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(n, { maxByteLength: max });
 const ctx = KernelContext.create({ threads: 2 });
 const closedCtx = KernelContext.create({ threads: 1 });
 closedCtx.close();
@@ -63,7 +74,12 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     const matrices: WeightMatrix[] = [
       ctx.matrix(seedMatrix.spec, seedMatrix.bytes),
       ctx.matrix(seedMatrix.spec, mappings[0].view(0, seedMatrix.bytes.length), mappings[0]),
-      ...[makeMatrix({ dtype: 'f16' }, 8, 64, 2), makeMatrix({ dtype: 'q4', group: 32 }, 8, 64, 3), makeMatrix({ dtype: 'i8', group: 'row' }, 8, 32, 4), makeMatrix({ dtype: 'f32' }, 32, 32, 5)].map((m) => ctx.matrix(m.spec, m.bytes)),
+      ...[
+        makeMatrix({ dtype: 'f16' }, 8, 64, 2),
+        makeMatrix({ dtype: 'q4', group: 32 }, 8, 64, 3),
+        makeMatrix({ dtype: 'i8', group: 'row' }, 8, 32, 4),
+        makeMatrix({ dtype: 'f32' }, 32, 32, 5),
+      ].map((m) => ctx.matrix(m.spec, m.bytes)),
     ];
     const disposed = ctx.matrix(seedMatrix.spec, seedMatrix.bytes.slice());
     disposed.dispose();
@@ -73,7 +89,37 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     matrices.push(ctx.matrix(seedMatrix.spec, stolen));
     structuredClone(stolen.buffer, { transfer: [stolen.buffer] });
 
-    const numbers = [0, 1, 2, 3, 4, 7, 8, 16, 31, 32, 33, 64, -1, -2, 0.5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 ** 16, 2 ** 24, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 61, -(2 ** 61), 2 ** 64, 1e-6, -0];
+    const numbers = [
+      0,
+      1,
+      2,
+      3,
+      4,
+      7,
+      8,
+      16,
+      31,
+      32,
+      33,
+      64,
+      -1,
+      -2,
+      0.5,
+      1.5,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      2 ** 16,
+      2 ** 24,
+      2 ** 31,
+      2 ** 32,
+      2 ** 53,
+      2 ** 61,
+      -(2 ** 61),
+      2 ** 64,
+      1e-6,
+      -0,
+    ];
     const num = (): number => (rnd() < 0.6 ? int(70) : pick(numbers));
     const sizes = [0, 1, 2, 3, 4, 8, 16, 31, 32, 64, 128, 256, 1024, 4096];
     const typed = (): unknown => {
@@ -104,8 +150,19 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
           return Float32Array.from({ length: n }, () => rnd() * 2 - 1);
       }
     };
-    const spoofs = (): unknown => pick([{}, [], { native: {} }, Object.setPrototypeOf({}, WeightMatrix.prototype), Object.setPrototypeOf({}, MappedFile.prototype), Object.create(null), () => 0, new Proxy({}, {})]);
-    const viewOf = (): unknown => (rnd() < 0.85 ? [int(4), rnd() < 0.7 ? int(64) : num(), rnd() < 0.5 ? pick([0, 8, 16, 32]) : num()] : value(1));
+    const spoofs = (): unknown =>
+      pick([
+        {},
+        [],
+        { native: {} },
+        Object.setPrototypeOf({}, WeightMatrix.prototype),
+        Object.setPrototypeOf({}, MappedFile.prototype),
+        Object.create(null),
+        () => 0,
+        new Proxy({}, {}),
+      ]);
+    const viewOf = (): unknown =>
+      rnd() < 0.85 ? [int(4), rnd() < 0.7 ? int(64) : num(), rnd() < 0.5 ? pick([0, 8, 16, 32]) : num()] : value(1);
     function value(depth = 0): unknown {
       switch (int(depth > 2 ? 7 : 10)) {
         case 0:
@@ -114,7 +171,25 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
         case 2:
           return typed();
         case 3:
-          return pick([undefined, null, true, false, '', 'f32', 'int8', 'adjacent', 'rotate_half', 'normal', 'willneed', 'bogus', file, join(dir, 'empty.bin'), join(dir, 'missing'), '/dev/null', 10n]);
+          return pick([
+            undefined,
+            null,
+            true,
+            false,
+            '',
+            'f32',
+            'int8',
+            'adjacent',
+            'rotate_half',
+            'normal',
+            'willneed',
+            'bogus',
+            file,
+            join(dir, 'empty.bin'),
+            join(dir, 'missing'),
+            '/dev/null',
+            10n,
+          ]);
         case 4:
           return pick(matrices);
         case 5:
@@ -129,7 +204,31 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
           return Float32Array.from({ length: pick(sizes) }, () => rnd());
       }
     }
-    const KEYS = ['q', 'k', 'v', 'out', 'nHeads', 'nKvHeads', 'headDim', 'pos0', 'nQueries', 'kvStride', 'window', 'sinks', 'scale', 'dtype', 'shape', 'layout', 'quant', 'offset', 'length', 'advice', 'activations', 'threads', 'isa'];
+    const KEYS = [
+      'q',
+      'k',
+      'v',
+      'out',
+      'nHeads',
+      'nKvHeads',
+      'headDim',
+      'pos0',
+      'nQueries',
+      'kvStride',
+      'window',
+      'sinks',
+      'scale',
+      'dtype',
+      'shape',
+      'layout',
+      'quant',
+      'offset',
+      'length',
+      'advice',
+      'activations',
+      'threads',
+      'isa',
+    ];
     function randomObject(depth: number): Record<string, unknown> {
       const o: Record<string, unknown> = {};
       for (let i = int(8); i > 0; i--) o[pick(KEYS)] = value(depth);
@@ -147,7 +246,19 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       const pos0 = int(6);
       const stride = kv * hd + pick([0, 0, 4]);
       const cache = (pos0 + nq) * stride;
-      const a: Record<string, unknown> = { q: f32(nq * H * hd), k: new Float32Array(cache), v: new Float32Array(cache), out: new Float32Array(nq * H * hd), nHeads: H, nKvHeads: kv, headDim: hd, pos0, nQueries: nq, kvStride: stride, window: int(4) };
+      const a: Record<string, unknown> = {
+        q: f32(nq * H * hd),
+        k: new Float32Array(cache),
+        v: new Float32Array(cache),
+        out: new Float32Array(nq * H * hd),
+        nHeads: H,
+        nKvHeads: kv,
+        headDim: hd,
+        pos0,
+        nQueries: nq,
+        kvStride: stride,
+        window: int(4),
+      };
       if (rnd() < 0.3) a.sinks = new Float32Array(H);
       if (rnd() < 0.4) a[pick(Object.keys(a))] = value();
       if (rnd() < 0.2) delete a[pick(Object.keys(a))];
@@ -161,7 +272,26 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       const o: Record<string, unknown> = { op };
       const small = () => (rnd() < 0.85 ? pick([1, 2, 4, 8, 16, 32]) : num());
       const slot = () => (rnd() < 0.8 ? int(4) : num());
-      for (const key of ['x', 'weight', 'out', 'a', 'b', 'gate', 'up', 'cos', 'sin', 'cache', 'q', 'k', 'v', 'router', 'gateBias', 'upBias', 'downBias']) if (rnd() < 0.7) o[key] = viewOf();
+      for (const key of [
+        'x',
+        'weight',
+        'out',
+        'a',
+        'b',
+        'gate',
+        'up',
+        'cos',
+        'sin',
+        'cache',
+        'q',
+        'k',
+        'v',
+        'router',
+        'gateBias',
+        'upBias',
+        'downBias',
+      ])
+        if (rnd() < 0.7) o[key] = viewOf();
       o.n = small();
       o.heads = small();
       o.kvHeads = small();
@@ -210,9 +340,34 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
         { op: 'matmul', matrix: w, x: [int(3), int(100), K], out: [int(3), int(100), N], mSlot: 0, lastRowOnly: rnd() < 0.3 },
         { op: 'argmax', x: v(n, 1), n, outSlot: 1 },
         { op: 'embed', matrix: w, out: [int(3), int(100), K], idsSlot: 2, mSlot: 0 },
-        { op: 'rope', x: v(heads * hd), cos: v(cap * (hd / 2), 1), sin: v(cap * (hd / 2), 1), heads, headDim: hd, style: pick(['adjacent', 'rotate_half']), capacity: cap, posSlot: 1, mSlot: 0 },
+        {
+          op: 'rope',
+          x: v(heads * hd),
+          cos: v(cap * (hd / 2), 1),
+          sin: v(cap * (hd / 2), 1),
+          heads,
+          headDim: hd,
+          style: pick(['adjacent', 'rotate_half']),
+          capacity: cap,
+          posSlot: 1,
+          mSlot: 0,
+        },
         { op: 'store', x: v(kvh * hd), cache: v(kvh * hd, cap, cb), n: kvh * hd, kvType, capacity: cap, posSlot: 1, mSlot: 0 },
-        { op: 'attention', q: v(heads * hd), k: v(kvh * hd, cap, cb), v: [cb, 0, 0], out: v(heads * hd), heads, kvHeads: kvh, headDim: hd, kvType, capacity: cap, posSlot: 1, mSlot: 0, window: int(3) },
+        {
+          op: 'attention',
+          q: v(heads * hd),
+          k: v(kvh * hd, cap, cb),
+          v: [cb, 0, 0],
+          out: v(heads * hd),
+          heads,
+          kvHeads: kvh,
+          headDim: hd,
+          kvType,
+          capacity: cap,
+          posSlot: 1,
+          mSlot: 0,
+          window: int(3),
+        },
       ]);
       if (op.op === 'attention') op.v = [cb, (op.k as number[])[1], (op.k as number[])[2]];
       if (rnd() < 0.15) op[pick(Object.keys(op))] = rnd() < 0.5 ? num() : value();
@@ -223,9 +378,22 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       const maxRows = rnd() < 0.9 ? pick([1, 2, 4]) : num();
       if (rnd() < 0.7) {
         const buffers = [new Float32Array(4096), new Float32Array(4096), new Float32Array(4096), new Uint16Array(4096)];
-        return { buffers, params: new Int32Array(4), maxRows, ops: Array.from({ length: 1 + int(3) }, () => plausibleOp(typeof maxRows === 'number' && maxRows >= 1 && maxRows <= 4 ? maxRows : 1)) };
+        return {
+          buffers,
+          params: new Int32Array(4),
+          maxRows,
+          ops: Array.from({ length: 1 + int(3) }, () =>
+            plausibleOp(typeof maxRows === 'number' && maxRows >= 1 && maxRows <= 4 ? maxRows : 1),
+          ),
+        };
       }
-      const buffers = Array.from({ length: 4 }, () => (rnd() < 0.85 ? (rnd() < 0.8 ? new Float32Array(pick([16, 64, 256, 1024, 4096])) : new Uint16Array(pick([64, 1024, 4096]))) : typed()));
+      const buffers = Array.from({ length: 4 }, () =>
+        rnd() < 0.85
+          ? rnd() < 0.8
+            ? new Float32Array(pick([16, 64, 256, 1024, 4096]))
+            : new Uint16Array(pick([64, 1024, 4096]))
+          : typed(),
+      );
       const params = rnd() < 0.9 ? new Int32Array(4) : value();
       const spec = { buffers: rnd() < 0.95 ? buffers : value(), params, maxRows, ops: Array.from({ length: 1 + int(3) }, randomOp) };
       return rnd() < 0.97 ? spec : value();
@@ -234,36 +402,128 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     async function runProgram(p: Program): Promise<void> {
       const params = paramsOf.get(p);
       // Rows, position, token id: mostly in range, sometimes hostile (the run must refuse those).
-      if (params) for (let i = 0; i < params.length; i++) params[i] = rnd() < 0.85 ? int(i === 2 ? 16 : 5) : pick([-1, 2 ** 31 - 1, -(2 ** 31), 4096, 65536, 1 << 24]);
+      if (params)
+        for (let i = 0; i < params.length; i++)
+          params[i] = rnd() < 0.85 ? int(i === 2 ? 16 : 5) : pick([-1, 2 ** 31 - 1, -(2 ** 31), 4096, 65536, 1 << 24]);
       if (rnd() < 0.5) p.run();
       else await p.runAsync();
     }
 
     // Every call: [description, function]. Sync throws and async rejections are both checked.
     const calls: Array<[string, () => unknown]> = [
-      ['gemv', () => ctx.gemv(anyMatrix() as WeightMatrix, f32(64) as Float32Array, f32(64) as Float32Array, (rnd() < 0.8 ? { activations: pick(['f32', 'int8']) } : value()) as never)],
-      ['gemm', () => ctx.gemm(anyMatrix() as WeightMatrix, f32(256) as Float32Array, rnd() < 0.7 ? pick([1, 2, 4]) : num(), f32(256) as Float32Array)],
-      ['gemmAsync', () => ctx.gemmAsync(anyMatrix() as WeightMatrix, f32(256) as Float32Array, rnd() < 0.7 ? pick([1, 2, 4]) : num(), f32(256) as Float32Array)],
+      [
+        'gemv',
+        () =>
+          ctx.gemv(
+            anyMatrix() as WeightMatrix,
+            f32(64) as Float32Array,
+            f32(64) as Float32Array,
+            (rnd() < 0.8 ? { activations: pick(['f32', 'int8']) } : value()) as never,
+          ),
+      ],
+      [
+        'gemm',
+        () =>
+          ctx.gemm(anyMatrix() as WeightMatrix, f32(256) as Float32Array, rnd() < 0.7 ? pick([1, 2, 4]) : num(), f32(256) as Float32Array),
+      ],
+      [
+        'gemmAsync',
+        () =>
+          ctx.gemmAsync(
+            anyMatrix() as WeightMatrix,
+            f32(256) as Float32Array,
+            rnd() < 0.7 ? pick([1, 2, 4]) : num(),
+            f32(256) as Float32Array,
+          ),
+      ],
       ['row', () => ctx.row(anyMatrix() as WeightMatrix, num(), f32(64) as Float32Array)],
-      ['rmsnorm', () => ctx.rmsnorm(f32(32) as Float32Array, f32(pick([16, 32, 48])) as Float32Array, rnd() < 0.7 ? 1e-5 : num(), f32(32) as Float32Array)],
+      [
+        'rmsnorm',
+        () =>
+          ctx.rmsnorm(
+            f32(32) as Float32Array,
+            f32(pick([16, 32, 48])) as Float32Array,
+            rnd() < 0.7 ? 1e-5 : num(),
+            f32(32) as Float32Array,
+          ),
+      ],
       ['softmax', () => ctx.softmax(f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
-      ['rope', () => ctx.rope(f32(64) as Float32Array, rnd() < 0.6 ? pick([1, 2, 4]) : num(), rnd() < 0.6 ? pick([2, 4, 8, 16]) : num(), f32(8) as Float32Array, f32(8) as Float32Array, pick(['adjacent', 'rotate_half', value()]) as never)],
-      ['swiglu', () => ctx.swiglu(f32(32) as Float32Array, f32(32) as Float32Array, f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
+      [
+        'rope',
+        () =>
+          ctx.rope(
+            f32(64) as Float32Array,
+            rnd() < 0.6 ? pick([1, 2, 4]) : num(),
+            rnd() < 0.6 ? pick([2, 4, 8, 16]) : num(),
+            f32(8) as Float32Array,
+            f32(8) as Float32Array,
+            pick(['adjacent', 'rotate_half', value()]) as never,
+          ),
+      ],
+      [
+        'swiglu',
+        () => ctx.swiglu(f32(32) as Float32Array, f32(32) as Float32Array, f32(32) as Float32Array, rnd() < 0.5 ? undefined : num()),
+      ],
       ['add', () => ctx.add(f32(32) as Float32Array, f32(32) as Float32Array, f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
       ['scale', () => ctx.scale(f32(32) as Float32Array, num(), rnd() < 0.5 ? undefined : num())],
       ['argmax', () => ctx.argmax(f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
       ['dot', () => ctx.dot(f32(32) as Float32Array, f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
-      ['f32ToF16', () => ctx.f32ToF16(f32(32) as Float32Array, (rnd() < 0.7 ? new Uint16Array(32) : value()) as Uint16Array, rnd() < 0.5 ? undefined : num())],
-      ['f16ToF32', () => ctx.f16ToF32((rnd() < 0.7 ? new Uint16Array(32) : value()) as Uint16Array, f32(32) as Float32Array, rnd() < 0.5 ? undefined : num())],
+      [
+        'f32ToF16',
+        () =>
+          ctx.f32ToF16(
+            f32(32) as Float32Array,
+            (rnd() < 0.7 ? new Uint16Array(32) : value()) as Uint16Array,
+            rnd() < 0.5 ? undefined : num(),
+          ),
+      ],
+      [
+        'f16ToF32',
+        () =>
+          ctx.f16ToF32(
+            (rnd() < 0.7 ? new Uint16Array(32) : value()) as Uint16Array,
+            f32(32) as Float32Array,
+            rnd() < 0.5 ? undefined : num(),
+          ),
+      ],
       ['attention', () => ctx.attention((rnd() < 0.85 ? attentionArgs() : value()) as never)],
-      ['matrix', () => ctx.matrix((rnd() < 0.7 ? pick(specs) : value()) as MatrixSpec, (rnd() < 0.5 ? seedMatrix.bytes : value()) as Uint8Array, (rnd() < 0.7 ? undefined : value()) as MappedFile)],
+      [
+        'matrix',
+        () =>
+          ctx.matrix(
+            (rnd() < 0.7 ? pick(specs) : value()) as MatrixSpec,
+            (rnd() < 0.5 ? seedMatrix.bytes : value()) as Uint8Array,
+            (rnd() < 0.7 ? undefined : value()) as MappedFile,
+          ),
+      ],
       ['matrixByteSize', () => matrixByteSize((rnd() < 0.5 ? { ...pick(specs), shape: [num(), num()] } : value()) as MatrixSpec)],
-      ['mapFile', () => ctx.mapFile(pick([file, file, join(dir, 'empty.bin'), join(dir, 'missing'), value()]) as string, (rnd() < 0.5 ? { offset: num(), length: rnd() < 0.5 ? undefined : num(), advice: pick(['normal', 'random', 'bogus']) } : value()) as never)],
+      [
+        'mapFile',
+        () =>
+          ctx.mapFile(
+            pick([file, file, join(dir, 'empty.bin'), join(dir, 'missing'), value()]) as string,
+            (rnd() < 0.5
+              ? { offset: num(), length: rnd() < 0.5 ? undefined : num(), advice: pick(['normal', 'random', 'bogus']) }
+              : value()) as never,
+          ),
+      ],
       ['mapping.view', () => (pick(mappings) as MappedFile).view(num(), num())],
       ['mapping.bytes', () => (pick(mappings) as MappedFile).bytes[int(4)]],
       ['numaBind', () => ctx.numaBind(value() as MappedFile)],
-      ['touch', () => ctx.touch((rnd() < 0.7 ? pick(mappings) : value()) as MappedFile, int(4096), rnd() < 0.7 ? pick([1, 64, 256]) : num(), rnd() < 0.7 ? int(5000) : num())],
-      ['readBandwidth', () => ctx.readBandwidth((rnd() < 0.5 ? new Uint8Array(pick([0, 64, 128, 4096])) : value()) as Uint8Array, rnd() < 0.8 ? 1 : num())],
+      [
+        'touch',
+        () =>
+          ctx.touch(
+            (rnd() < 0.7 ? pick(mappings) : value()) as MappedFile,
+            int(4096),
+            rnd() < 0.7 ? pick([1, 64, 256]) : num(),
+            rnd() < 0.7 ? int(5000) : num(),
+          ),
+      ],
+      [
+        'readBandwidth',
+        () => ctx.readBandwidth((rnd() < 0.5 ? new Uint8Array(pick([0, 64, 128, 4096])) : value()) as Uint8Array, rnd() < 0.8 ? 1 : num()),
+      ],
       ['resolveContextOptions', () => resolveContextOptions(value() as never, (rnd() < 0.5 ? {} : value()) as never)],
       ['closed context', () => closedCtx.gemv(pick(matrices), new Float32Array(64), new Float32Array(64))],
       ['dispose', () => (rnd() < 0.02 ? pick(matrices).dispose() : undefined)],
@@ -288,7 +548,27 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     // The raw binding (what a caller reaching past the TypeScript checks gets): coded errors only.
     const rawCtx = (ctx as unknown as { native: Record<string, (...a: unknown[]) => unknown> }).native;
     const addon = loadAddon();
-    const rawNames = ['matrix', 'gemv', 'gemm', 'gemmAsync', 'row', 'rmsnorm', 'softmax', 'rope', 'swiglu', 'add', 'scale', 'argmax', 'dot', 'f32ToF16', 'f16ToF32', 'attention', 'mapFile', 'numaBind', 'compile'];
+    const rawNames = [
+      'matrix',
+      'gemv',
+      'gemm',
+      'gemmAsync',
+      'row',
+      'rmsnorm',
+      'softmax',
+      'rope',
+      'swiglu',
+      'add',
+      'scale',
+      'argmax',
+      'dot',
+      'f32ToF16',
+      'f16ToF32',
+      'attention',
+      'mapFile',
+      'numaBind',
+      'compile',
+    ];
     const rawArg = () => {
       const v = value();
       return v instanceof WeightMatrix || v instanceof MappedFile ? (v as unknown as { native: unknown }).native : v;
@@ -306,7 +586,8 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       const check = (e: unknown) => {
         const code = (e as { code?: unknown })?.code;
         const ok = name.startsWith('raw') ? typeof code === 'string' && code in KERNEL_ERROR_CODES : e instanceof KernelError;
-        if (!ok && failures.length < 20) failures.push(`${name}: ${e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e)}`);
+        if (!ok && failures.length < 20)
+          failures.push(`${name}: ${e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e)}`);
       };
       try {
         const r = f();

@@ -15,24 +15,33 @@ describe.each(ISAS)('GEMM (prefill) on %s', (isa) => {
     contexts.push(c);
     return c;
   });
-  it.each(ALL_VARIANTS.map((v) => [variantName(v), v] as const))('%s: every token row matches the float64 product, for every thread count', (_n, v) => {
-    // Odd sizes around the register blocks (6x16 AVX2, 14x32 AVX-512, 4x8 scalar) and K past one 256-wide K block.
-    for (const [rows, cols, M] of [[37, 67, 3], [70, 200, 7], [130, 129, 17], [45, 777, 15], [33, 1000, 29]] as const) {
-      const m = makeMatrix(v, rows, cols, rows + cols * 31);
-      const X = seededFloats(M * cols, 11 + M);
-      let first: Float32Array | null = null;
-      for (const c of byThreads) {
-        const Y = new Float32Array(M * rows).fill(Number.NaN);
-        c.gemm(c.matrix(m.spec, m.bytes), X, M, Y);
-        for (let t = 0; t < M; t++) {
-          const { y, mag } = refGemv(m.values, rows, cols, X.subarray(t * cols, (t + 1) * cols));
-          expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), y, mag), `${rows}x${cols} token ${t}`).toBeLessThan(1e-5);
+  it.each(ALL_VARIANTS.map((v) => [variantName(v), v] as const))(
+    '%s: every token row matches the float64 product, for every thread count',
+    (_n, v) => {
+      // Odd sizes around the register blocks (6x16 AVX2, 14x32 AVX-512, 4x8 scalar) and K past one 256-wide K block.
+      for (const [rows, cols, M] of [
+        [37, 67, 3],
+        [70, 200, 7],
+        [130, 129, 17],
+        [45, 777, 15],
+        [33, 1000, 29],
+      ] as const) {
+        const m = makeMatrix(v, rows, cols, rows + cols * 31);
+        const X = seededFloats(M * cols, 11 + M);
+        let first: Float32Array | null = null;
+        for (const c of byThreads) {
+          const Y = new Float32Array(M * rows).fill(Number.NaN);
+          c.gemm(c.matrix(m.spec, m.bytes), X, M, Y);
+          for (let t = 0; t < M; t++) {
+            const { y, mag } = refGemv(m.values, rows, cols, X.subarray(t * cols, (t + 1) * cols));
+            expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), y, mag), `${rows}x${cols} token ${t}`).toBeLessThan(1e-5);
+          }
+          if (first) expect(firstDifference(Y, first)).toBeNull();
+          else first = Y;
         }
-        if (first) expect(firstDifference(Y, first)).toBeNull();
-        else first = Y;
       }
-    }
-  });
+    },
+  );
 });
 
 describe('gemmAsync', () => {

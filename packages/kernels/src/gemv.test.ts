@@ -16,7 +16,15 @@ afterAll(() => contexts.forEach((c) => c.close()));
 
 // Odd sizes: K and N not multiples of the vector width or the group, plus one big enough for the pool.
 // K past 4096 takes the AVX2 long-row path (12 rows share each load of x): 29 rows = two blocks and a remainder.
-const SHAPES: Array<[number, number]> = [[1, 1], [3, 15], [37, 67], [70, 200], [5, 333], [300, 333], [29, 4105]];
+const SHAPES: Array<[number, number]> = [
+  [1, 1],
+  [3, 15],
+  [37, 67],
+  [70, 200],
+  [5, 333],
+  [300, 333],
+  [29, 4105],
+];
 
 describe.each(ISAS)('GEMV on %s', (isa) => {
   it.each(ALL_VARIANTS.map((v) => [variantName(v), v] as const))('%s matches the float64 product of the dequantized matrix', (_n, v) => {

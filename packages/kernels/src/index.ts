@@ -4,7 +4,21 @@
  * bf16, int8 and int4 weights (FP32 activations and accumulation), the other decode ops, and
  * read-only mmap. It computes on buffers and knows nothing about files or models.
  */
-export { KernelContext, WeightMatrix, MappedFile, resolveContextOptions, type ContextOptions, type ContextInfo, type Affinity, type NumaPolicy, type Isa, type AttentionArgs, type MapOptions, type GemvOptions, type ReadBandwidth } from './context.js';
+export {
+  KernelContext,
+  WeightMatrix,
+  MappedFile,
+  resolveContextOptions,
+  type ContextOptions,
+  type ContextInfo,
+  type Affinity,
+  type NumaPolicy,
+  type Isa,
+  type AttentionArgs,
+  type MapOptions,
+  type GemvOptions,
+  type ReadBandwidth,
+} from './context.js';
 export { matrixByteSize, type MatrixSpec } from './matrix-spec.js';
 export { Program, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows } from './program.js';
 export { KERNEL_CONSTANTS, type WeightDtype, type ScaleDtype, type KvDtype } from './constants.js';

@@ -40,30 +40,40 @@ describe('int8-activation mode', () => {
     expect(make({ isa, threads: 1 }).info().int8Activations).toBe(expectedVariant(isa, best.features));
   });
 
-  it.each(ISAS.flatMap((isa) => VARIANTS.map((v) => [isa, variantName(v), v] as const)))('%s %s: equals W times the quantized x, for every thread count and against the scalar reference', (isa, _n, v) => {
-    const ref = make({ isa: 'scalar', threads: 1 });
-    for (const [rows, cols] of [[1, 40], [37, 67], [70, 200], [300, 333], [9, 1000], [5, 4099]] as const) {
-      if ((v as { blockK?: number }).blockK && cols < 128) continue;
-      const m = makeMatrix(v, rows, cols, rows * 131 + cols);
-      const x = seededFloats(cols, cols + 7, 3);
-      const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x));
-      const yref = new Float32Array(rows);
-      ref.gemv(ref.matrix(m.spec, m.bytes), x, yref, { activations: 'int8' });
-      expect(worstRelError(yref, want, mag), `scalar ${rows}x${cols}`).toBeLessThan(1e-5);
-      let first: Float32Array | null = null;
-      for (const threads of [1, 2, 3, 4]) {
-        const c = make({ isa, threads });
-        const y = new Float32Array(rows);
-        c.gemv(c.matrix(m.spec, m.bytes), x, y, { activations: 'int8' });
-        expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);
-        if (first) expect(firstDifference(y, first)).toBeNull();
-        else first = y;
+  it.each(ISAS.flatMap((isa) => VARIANTS.map((v) => [isa, variantName(v), v] as const)))(
+    '%s %s: equals W times the quantized x, for every thread count and against the scalar reference',
+    (isa, _n, v) => {
+      const ref = make({ isa: 'scalar', threads: 1 });
+      for (const [rows, cols] of [
+        [1, 40],
+        [37, 67],
+        [70, 200],
+        [300, 333],
+        [9, 1000],
+        [5, 4099],
+      ] as const) {
+        if ((v as { blockK?: number }).blockK && cols < 128) continue;
+        const m = makeMatrix(v, rows, cols, rows * 131 + cols);
+        const x = seededFloats(cols, cols + 7, 3);
+        const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x));
+        const yref = new Float32Array(rows);
+        ref.gemv(ref.matrix(m.spec, m.bytes), x, yref, { activations: 'int8' });
+        expect(worstRelError(yref, want, mag), `scalar ${rows}x${cols}`).toBeLessThan(1e-5);
+        let first: Float32Array | null = null;
+        for (const threads of [1, 2, 3, 4]) {
+          const c = make({ isa, threads });
+          const y = new Float32Array(rows);
+          c.gemv(c.matrix(m.spec, m.bytes), x, y, { activations: 'int8' });
+          expect(worstRelError(y, want, mag), `${rows}x${cols} threads ${threads}`).toBeLessThan(1e-5);
+          if (first) expect(firstDifference(y, first)).toBeNull();
+          else first = y;
+        }
+        // Against FP32 activations the difference is the activation rounding: report-level bound.
+        const { y: exact, mag: m2 } = refGemv(m.values, rows, cols, x);
+        expect(worstRelError(first as Float32Array, exact, m2)).toBeLessThan(2e-2);
       }
-      // Against FP32 activations the difference is the activation rounding: report-level bound.
-      const { y: exact, mag: m2 } = refGemv(m.values, rows, cols, x);
-      expect(worstRelError(first as Float32Array, exact, m2)).toBeLessThan(2e-2);
-    }
-  });
+    },
+  );
 
   it('leaves float weights on the FP32 path', () => {
     const c = make({ threads: 1 });
@@ -74,6 +84,8 @@ describe('int8-activation mode', () => {
     c.gemv(c.matrix(m.spec, m.bytes), x, a);
     c.gemv(c.matrix(m.spec, m.bytes), x, b, { activations: 'int8' });
     expect(firstDifference(a, b)).toBeNull();
-    expect(() => c.gemv(c.matrix(m.spec, m.bytes), x, b, { activations: 'int4' as 'int8' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+    expect(() => c.gemv(c.matrix(m.spec, m.bytes), x, b, { activations: 'int4' as 'int8' })).toThrow(
+      expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }),
+    );
   });
 });

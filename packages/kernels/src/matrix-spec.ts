@@ -55,16 +55,19 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 function geometry(spec: MatrixSpec): MatrixGeometry {
   if (!isObject(spec)) bad('a matrix spec must be an object');
-  if (!own(KERNEL_CONSTANTS.weightTypes, spec.dtype)) bad(`dtype must be one of ${Object.keys(KERNEL_CONSTANTS.weightTypes).join(', ')}, got ${JSON.stringify(spec.dtype)}`);
+  if (!own(KERNEL_CONSTANTS.weightTypes, spec.dtype))
+    bad(`dtype must be one of ${Object.keys(KERNEL_CONSTANTS.weightTypes).join(', ')}, got ${JSON.stringify(spec.dtype)}`);
   if (!Array.isArray(spec.shape) || spec.shape.length !== 2) bad(`shape must be [rows, cols], got ${JSON.stringify(spec.shape)}`);
   const [rows, cols] = spec.shape;
-  for (const d of [rows, cols]) if (!Number.isSafeInteger(d) || d < 1 || d > 2 ** 31) bad(`shape dims must be integers in 1..2^31, got ${JSON.stringify(spec.shape)}`);
+  for (const d of [rows, cols])
+    if (!Number.isSafeInteger(d) || d < 1 || d > 2 ** 31) bad(`shape dims must be integers in 1..2^31, got ${JSON.stringify(spec.shape)}`);
   const N = BigInt(rows);
   const K = BigInt(cols);
   const layout = spec.layout ?? { order: 'row_major', block_k: 0 };
   if (!isObject(layout)) bad('layout must be an object');
   if (layout.order !== 'row_major' && layout.order !== 'pretransposed') bad(`layout.order must be row_major or pretransposed`);
-  if (!Number.isSafeInteger(layout.block_k) || layout.block_k < 0 || layout.block_k % 64 !== 0) bad(`layout.block_k must be 0 or a multiple of 64, got ${layout.block_k}`);
+  if (!Number.isSafeInteger(layout.block_k) || layout.block_k < 0 || layout.block_k % 64 !== 0)
+    bad(`layout.block_k must be 0 or a multiple of 64, got ${layout.block_k}`);
   if (own(KERNEL_CONSTANTS.blockFormats, spec.dtype)) {
     const f = KERNEL_CONSTANTS.blockFormats[spec.dtype as BlockWeightDtype];
     if (spec.quant) bad(`${spec.dtype} matrices carry their scales in their blocks: no quant block`);
@@ -83,7 +86,8 @@ function geometry(spec: MatrixSpec): MatrixGeometry {
   if (!own(KERNEL_CONSTANTS.scaleTypes, q.scale_dtype)) bad(`quant.scale_dtype must be f16, bf16 or f32`);
   const perRow = q.granularity === 'per_row';
   if (perRow && spec.dtype !== 'i8') bad('per-row scales are for i8 only');
-  if (!perRow && (q.granularity !== 'per_group' || !(KERNEL_CONSTANTS.groupSizes as readonly number[]).includes(q.group_size))) bad(`quant.group_size must be 32, 64 or 128, got ${q.group_size}`);
+  if (!perRow && (q.granularity !== 'per_group' || !(KERNEL_CONSTANTS.groupSizes as readonly number[]).includes(q.group_size)))
+    bad(`quant.group_size must be 32, 64 or 128, got ${q.group_size}`);
   if (perRow && q.group_size !== cols) bad(`per-row group_size must equal cols (${cols})`);
   if (q.scheme === 'affine' && spec.dtype !== 'q4') bad('only q4 has an affine scheme');
   if (q.scheme !== 'affine' && q.scheme !== 'symmetric') bad(`quant.scheme must be symmetric or affine`);
@@ -95,8 +99,10 @@ function geometry(spec: MatrixSpec): MatrixGeometry {
   const sbytes = N * gpr * (q.scale_dtype === 'f32' ? 4n : 2n);
   const zerosOffset = q.scheme === 'affine' ? align64(scalesOffset + sbytes) : 0n;
   const bytes = q.scheme === 'affine' ? zerosOffset + N * gpr : scalesOffset + sbytes;
-  if (!Number.isSafeInteger(q.scales_offset) || BigInt(q.scales_offset) !== scalesOffset) bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
-  if (q.scheme === 'affine' && (!Number.isSafeInteger(q.zeros_offset) || BigInt(q.zeros_offset as number) !== zerosOffset)) bad(`quant.zeros_offset must be ${zerosOffset}, got ${q.zeros_offset}`);
+  if (!Number.isSafeInteger(q.scales_offset) || BigInt(q.scales_offset) !== scalesOffset)
+    bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
+  if (q.scheme === 'affine' && (!Number.isSafeInteger(q.zeros_offset) || BigInt(q.zeros_offset as number) !== zerosOffset))
+    bad(`quant.zeros_offset must be ${zerosOffset}, got ${q.zeros_offset}`);
   return { rows, cols, bytes, scalesOffset, zerosOffset };
 }
 

@@ -19,7 +19,16 @@ const LIMIT = 1.5;
 const ALPHA = 1.702;
 
 /** float64 MoE FFN of one row, from the decoded expert values (the op's definition). */
-function refMoe(x: Float32Array, router: Float32Array, gate: TestMatrix[], up: TestMatrix[], down: TestMatrix[], gb: Float32Array, ub: Float32Array, db: Float32Array): Float64Array {
+function refMoe(
+  x: Float32Array,
+  router: Float32Array,
+  gate: TestMatrix[],
+  up: TestMatrix[],
+  down: TestMatrix[],
+  gb: Float32Array,
+  ub: Float32Array,
+  db: Float32Array,
+): Float64Array {
   const chosen: number[] = [];
   for (let j = 0; j < TOP; j++) {
     let best = -1;
@@ -56,64 +65,68 @@ describe.each(ISAS)('the MoE op on %s', (isa) => {
   const one = KernelContext.create({ isa: isa as 'scalar', threads: 1 });
   contexts.push(c, one);
 
-  it.each(['mxfp4', 'f32'] as const)('%s experts: every row gets the weighted sum of its top-k experts (decode and a 7-row prefill), identical on 1 and 2 threads', (dtype) => {
-    const make = (rows: number, cols: number, seed: number) => (dtype === 'mxfp4' ? makeBlockMatrix('mxfp4', rows, cols, seed) : makeMatrix({ dtype: 'f32' }, rows, cols, seed));
-    const gate = Array.from({ length: E }, (_, e) => make(F, D, 10 + e));
-    const up = Array.from({ length: E }, (_, e) => make(F, D, 20 + e));
-    const down = Array.from({ length: E }, (_, e) => make(D, F, 30 + e));
-    const gb = seededFloats(E * F, 41, 0.5);
-    const ub = seededFloats(E * F, 42, 0.5);
-    const db = seededFloats(E * D, 43, 0.5);
-    for (const M of [1, 7]) {
-      const x = seededFloats(M * D, 50 + M, 1);
-      const router = seededFloats(M * E, 60 + M, 2);
-      const residual = seededFloats(M * D, 70 + M, 1);
-      const results: Float32Array[] = [];
-      for (const ctx of [c, one]) {
-        const bind = (ms: TestMatrix[]): WeightMatrix[] => ms.map((m) => ctx.matrix(m.spec, m.bytes));
-        const out = residual.slice();
-        const params = new Int32Array([M]);
-        const scratch = [new Float32Array(M * D), new Float32Array(M * F), new Float32Array(M * F), new Float32Array(M * D)];
-        const spec: ProgramSpec = {
-          buffers: [x, router, out, gb, ub, db, ...scratch],
-          params,
-          maxRows: M,
-          ops: [
-            {
-              op: 'moe',
-              x: [0, 0, D],
-              router: [1, 0, E],
-              out: [2, 0, D],
-              gate: bind(gate),
-              up: bind(up),
-              down: bind(down),
-              gateBias: [3, 0, F],
-              upBias: [4, 0, F],
-              downBias: [5, 0, D],
-              topK: TOP,
-              limit: LIMIT,
-              alpha: ALPHA,
-              scratch: { x: [6, 0, D], gate: [7, 0, F], up: [8, 0, F], y: [9, 0, D] },
-              mSlot: 0,
-            },
-          ],
-        };
-        ctx.compile(spec).run();
-        for (let i = 0; i < M; i++) {
-          const want = refMoe(x.subarray(i * D, (i + 1) * D), router.subarray(i * E, (i + 1) * E), gate, up, down, gb, ub, db);
-          let worst = 0;
-          let mag = 0;
-          for (let d = 0; d < D; d++) {
-            worst = Math.max(worst, Math.abs(out[i * D + d] - residual[i * D + d] - want[d]));
-            mag = Math.max(mag, Math.abs(want[d]));
+  it.each(['mxfp4', 'f32'] as const)(
+    '%s experts: every row gets the weighted sum of its top-k experts (decode and a 7-row prefill), identical on 1 and 2 threads',
+    (dtype) => {
+      const make = (rows: number, cols: number, seed: number) =>
+        dtype === 'mxfp4' ? makeBlockMatrix('mxfp4', rows, cols, seed) : makeMatrix({ dtype: 'f32' }, rows, cols, seed);
+      const gate = Array.from({ length: E }, (_, e) => make(F, D, 10 + e));
+      const up = Array.from({ length: E }, (_, e) => make(F, D, 20 + e));
+      const down = Array.from({ length: E }, (_, e) => make(D, F, 30 + e));
+      const gb = seededFloats(E * F, 41, 0.5);
+      const ub = seededFloats(E * F, 42, 0.5);
+      const db = seededFloats(E * D, 43, 0.5);
+      for (const M of [1, 7]) {
+        const x = seededFloats(M * D, 50 + M, 1);
+        const router = seededFloats(M * E, 60 + M, 2);
+        const residual = seededFloats(M * D, 70 + M, 1);
+        const results: Float32Array[] = [];
+        for (const ctx of [c, one]) {
+          const bind = (ms: TestMatrix[]): WeightMatrix[] => ms.map((m) => ctx.matrix(m.spec, m.bytes));
+          const out = residual.slice();
+          const params = new Int32Array([M]);
+          const scratch = [new Float32Array(M * D), new Float32Array(M * F), new Float32Array(M * F), new Float32Array(M * D)];
+          const spec: ProgramSpec = {
+            buffers: [x, router, out, gb, ub, db, ...scratch],
+            params,
+            maxRows: M,
+            ops: [
+              {
+                op: 'moe',
+                x: [0, 0, D],
+                router: [1, 0, E],
+                out: [2, 0, D],
+                gate: bind(gate),
+                up: bind(up),
+                down: bind(down),
+                gateBias: [3, 0, F],
+                upBias: [4, 0, F],
+                downBias: [5, 0, D],
+                topK: TOP,
+                limit: LIMIT,
+                alpha: ALPHA,
+                scratch: { x: [6, 0, D], gate: [7, 0, F], up: [8, 0, F], y: [9, 0, D] },
+                mSlot: 0,
+              },
+            ],
+          };
+          ctx.compile(spec).run();
+          for (let i = 0; i < M; i++) {
+            const want = refMoe(x.subarray(i * D, (i + 1) * D), router.subarray(i * E, (i + 1) * E), gate, up, down, gb, ub, db);
+            let worst = 0;
+            let mag = 0;
+            for (let d = 0; d < D; d++) {
+              worst = Math.max(worst, Math.abs(out[i * D + d] - residual[i * D + d] - want[d]));
+              mag = Math.max(mag, Math.abs(want[d]));
+            }
+            expect(worst / mag, `row ${i} of ${M}`).toBeLessThan(1e-5);
           }
-          expect(worst / mag, `row ${i} of ${M}`).toBeLessThan(1e-5);
+          results.push(out);
         }
-        results.push(out);
+        expect(firstDifference(results[0], results[1]), `${M} rows: 2 threads vs 1`).toBeNull();
       }
-      expect(firstDifference(results[0], results[1]), `${M} rows: 2 threads vs 1`).toBeNull();
-    }
-  });
+    },
+  );
 });
 
 describe('MoE op validation', () => {
@@ -124,7 +137,18 @@ describe('MoE op validation', () => {
       const t = makeMatrix({ dtype: 'f32' }, rows, cols, seed);
       return c.matrix(t.spec, t.bytes);
     };
-    const buffers = [new Float32Array(D), new Float32Array(2), new Float32Array(D), new Float32Array(2 * F), new Float32Array(2 * F), new Float32Array(2 * D), new Float32Array(D), new Float32Array(F), new Float32Array(F), new Float32Array(D)];
+    const buffers = [
+      new Float32Array(D),
+      new Float32Array(2),
+      new Float32Array(D),
+      new Float32Array(2 * F),
+      new Float32Array(2 * F),
+      new Float32Array(2 * D),
+      new Float32Array(D),
+      new Float32Array(F),
+      new Float32Array(F),
+      new Float32Array(D),
+    ];
     const op = (over: Record<string, unknown>) => ({
       op: 'moe' as const,
       x: [0, 0, D] as const,
@@ -142,7 +166,8 @@ describe('MoE op validation', () => {
       scratch: { x: [6, 0, D] as const, gate: [7, 0, F] as const, up: [8, 0, F] as const, y: [9, 0, D] as const },
       ...over,
     });
-    const compile = (over: Record<string, unknown>) => () => c.compile({ buffers, params: new Int32Array(1), maxRows: 1, ops: [op(over)] } as ProgramSpec);
+    const compile = (over: Record<string, unknown>) => () =>
+      c.compile({ buffers, params: new Int32Array(1), maxRows: 1, ops: [op(over)] } as ProgramSpec);
     expect(compile({})).not.toThrow();
     for (const [over, pattern] of [
       [{ down: [m(D, F, 5), m(F, D, 6)] }, /expert 1 has a matrix of another shape/],

@@ -30,7 +30,12 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
       let ss = 0;
       for (const v of x) ss += v * v;
       const inv = 1 / Math.sqrt(ss / n + 1e-5);
-      close(out, Array.from(x, (v, i) => w[i] * v * inv), 2e-6, `rmsnorm n=${n}`);
+      close(
+        out,
+        Array.from(x, (v, i) => w[i] * v * inv),
+        2e-6,
+        `rmsnorm n=${n}`,
+      );
     }
   });
 
@@ -43,7 +48,12 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
       for (let i = 0; i < n; i++) s += Math.exp(want[i] - mx);
       const y = x.slice();
       c.softmax(y);
-      close(y, Array.from(want, (v) => Math.exp(v - mx) / s), 2e-6, `softmax n=${n}`);
+      close(
+        y,
+        Array.from(want, (v) => Math.exp(v - mx) / s),
+        2e-6,
+        `softmax n=${n}`,
+      );
     }
     const extreme = new Float32Array([-1e30, 80, 80, -Infinity]);
     c.softmax(extreme);
@@ -56,12 +66,27 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
       const u = seededFloats(n, n + 6, 2);
       const out = new Float32Array(n);
       c.swiglu(g, u, out);
-      close(out, Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]), 2e-6, `swiglu n=${n}`);
+      close(
+        out,
+        Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]),
+        2e-6,
+        `swiglu n=${n}`,
+      );
       c.add(g, u, out);
-      close(out, Array.from(g, (v, i) => v + u[i]), 1e-7, 'add');
+      close(
+        out,
+        Array.from(g, (v, i) => v + u[i]),
+        1e-7,
+        'add',
+      );
       const s = g.slice();
       c.scale(s, 0.37);
-      close(s, Array.from(g, (v) => v * 0.37), 1e-7, 'scale');
+      close(
+        s,
+        Array.from(g, (v) => v * 0.37),
+        1e-7,
+        'scale',
+      );
       let d = 0;
       let mag = 0;
       for (let i = 0; i < n; i++) {
@@ -106,7 +131,7 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
     }
   });
 
-  it('f32 <-> f16 conversions are bit-identical to @ie/format\'s codec', () => {
+  it("f32 <-> f16 conversions are bit-identical to @ie/format's codec", () => {
     const x = seededFloats(1001, 1, 70000);
     x[3] = Number.NaN;
     x[4] = Number.POSITIVE_INFINITY;
@@ -120,12 +145,28 @@ describe.each(ISAS)('decode ops on %s', (isa) => {
     const back = new Float32Array(x.length);
     c.f16ToF32(h, back);
     const wantBack = decodeF16(h);
-    expect(firstDifference(back.map((v, i) => (i === 3 ? 0 : v)), wantBack.map((v, i) => (i === 3 ? 0 : v)))).toBeNull();
+    expect(
+      firstDifference(
+        back.map((v, i) => (i === 3 ? 0 : v)),
+        wantBack.map((v, i) => (i === 3 ? 0 : v)),
+      ),
+    ).toBeNull();
   });
 });
 
 /** float64 attention of query i (position pos0 + i) for every head. */
-function refAttention(q: Float32Array, k: Float64Array, v: Float64Array, H: number, KV: number, hd: number, pos0: number, nq: number, window: number, sinks?: Float32Array): Float64Array {
+function refAttention(
+  q: Float32Array,
+  k: Float64Array,
+  v: Float64Array,
+  H: number,
+  KV: number,
+  hd: number,
+  pos0: number,
+  nq: number,
+  window: number,
+  sinks?: Float32Array,
+): Float64Array {
   const out = new Float64Array(nq * H * hd);
   for (let i = 0; i < nq; i++)
     for (let h = 0; h < H; h++) {

@@ -23,9 +23,34 @@ export type ProgramOp =
   | ({ op: 'matmul'; matrix: WeightMatrix; x: View; out: View; activations?: 'f32' | 'int8'; lastRowOnly?: boolean } & Rows)
   | ({ op: 'add'; a: View; b: View; out: View; n: number } & Rows)
   | ({ op: 'swiglu'; gate: View; up: View; out: View; n: number } & Rows)
-  | ({ op: 'rope'; x: View; cos: View; sin: View; heads: number; headDim: number; style: 'adjacent' | 'rotate_half'; capacity: number; posSlot: number } & Rows)
+  | ({
+      op: 'rope';
+      x: View;
+      cos: View;
+      sin: View;
+      heads: number;
+      headDim: number;
+      style: 'adjacent' | 'rotate_half';
+      capacity: number;
+      posSlot: number;
+    } & Rows)
   | ({ op: 'store'; x: View; cache: View; n: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number } & Rows)
-  | ({ op: 'attention'; q: View; k: View; v: View; out: View; heads: number; kvHeads: number; headDim: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number; window?: number; scale?: number; sinks?: View } & Rows)
+  | ({
+      op: 'attention';
+      q: View;
+      k: View;
+      v: View;
+      out: View;
+      heads: number;
+      kvHeads: number;
+      headDim: number;
+      kvType: 'f32' | 'f16';
+      capacity: number;
+      posSlot: number;
+      window?: number;
+      scale?: number;
+      sinks?: View;
+    } & Rows)
   | ({ op: 'moe' } & MoeOp & Rows)
   | { op: 'argmax'; x: View; n: number; outSlot: number };
 
@@ -71,7 +96,8 @@ const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, atte
 
 /** The native Matrix of a WeightMatrix (the addon checks its type tag; a spoof is refused there). */
 function nat(m: unknown, what: string): unknown {
-  if (m === null || typeof m !== 'object' || !('native' in m)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${what} must be a WeightMatrix`);
+  if (m === null || typeof m !== 'object' || !('native' in m))
+    throw new KernelError('KERNELS_BAD_ARGUMENT', `${what} must be a WeightMatrix`);
   return (m as { native: unknown }).native;
 }
 
@@ -87,7 +113,8 @@ function list(a: unknown, what: string): unknown[] {
 
 /** The native encoding of an op. */
 export function encodeOp(o: ProgramOp): Record<string, unknown> {
-  if (o === null || typeof o !== 'object' || typeof o.op !== 'string' || !Object.hasOwn(KINDS, o.op)) throw new KernelError('KERNELS_BAD_ARGUMENT', `an op must be an object whose op is one of ${Object.keys(KINDS).join(', ')}`);
+  if (o === null || typeof o !== 'object' || typeof o.op !== 'string' || !Object.hasOwn(KINDS, o.op))
+    throw new KernelError('KERNELS_BAD_ARGUMENT', `an op must be an object whose op is one of ${Object.keys(KINDS).join(', ')}`);
   const base = { kind: KINDS[o.op], mSlot: 'mSlot' in o ? o.mSlot : undefined };
   switch (o.op) {
     case 'embed':
@@ -95,19 +122,52 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
     case 'rmsnorm':
       return { ...base, a: o.x, b: o.weight, out: o.out, n: o.n, eps: o.eps };
     case 'matmul':
-      return { ...base, matrix: nat(o.matrix, `${o.op}.matrix`), a: o.x, out: o.out, activations: o.activations === 'int8' ? 1 : 0, lastRowOnly: o.lastRowOnly ? 1 : 0 };
+      return {
+        ...base,
+        matrix: nat(o.matrix, `${o.op}.matrix`),
+        a: o.x,
+        out: o.out,
+        activations: o.activations === 'int8' ? 1 : 0,
+        lastRowOnly: o.lastRowOnly ? 1 : 0,
+      };
     case 'add':
       return { ...base, a: o.a, b: o.b, out: o.out, n: o.n };
     case 'swiglu':
       return { ...base, a: o.gate, b: o.up, out: o.out, n: o.n };
     case 'rope':
-      return { ...base, out: o.x, a: o.cos, b: o.sin, heads: o.heads, headDim: o.headDim, style: o.style === 'adjacent' ? 0 : 1, capacity: o.capacity, posSlot: o.posSlot };
+      return {
+        ...base,
+        out: o.x,
+        a: o.cos,
+        b: o.sin,
+        heads: o.heads,
+        headDim: o.headDim,
+        style: o.style === 'adjacent' ? 0 : 1,
+        capacity: o.capacity,
+        posSlot: o.posSlot,
+      };
     case 'store':
       return { ...base, a: o.x, out: o.cache, n: o.n, kvType: kvType(o.kvType), capacity: o.capacity, posSlot: o.posSlot };
     case 'attention':
-      return { ...base, a: o.q, b: o.k, c: o.v, out: o.out, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim, kvType: kvType(o.kvType), capacity: o.capacity, posSlot: o.posSlot, window: o.window ?? 0, scale: o.scale ?? (typeof o.headDim === 'number' ? 1 / Math.sqrt(o.headDim) : undefined), sinks: o.sinks };
+      return {
+        ...base,
+        a: o.q,
+        b: o.k,
+        c: o.v,
+        out: o.out,
+        heads: o.heads,
+        kvHeads: o.kvHeads,
+        headDim: o.headDim,
+        kvType: kvType(o.kvType),
+        capacity: o.capacity,
+        posSlot: o.posSlot,
+        window: o.window ?? 0,
+        scale: o.scale ?? (typeof o.headDim === 'number' ? 1 / Math.sqrt(o.headDim) : undefined),
+        sinks: o.sinks,
+      };
     case 'moe':
-      if (o.scratch === null || typeof o.scratch !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', 'moe.scratch must be an object');
+      if (o.scratch === null || typeof o.scratch !== 'object')
+        throw new KernelError('KERNELS_BAD_ARGUMENT', 'moe.scratch must be an object');
       return {
         ...base,
         a: o.x,

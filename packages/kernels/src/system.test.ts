@@ -26,8 +26,16 @@ describe('context options', () => {
   });
 
   it('takes IE_THREADS, IE_AFFINITY, IE_NUMA and IE_ISA from the environment, and rejects bad values by name', () => {
-    expect(resolveContextOptions({}, { IE_THREADS: '3', IE_AFFINITY: 'compact', IE_NUMA: 'interleave', IE_ISA: 'scalar' })).toEqual({ threads: 3, affinity: 'compact', numa: 'interleave', isa: 'scalar' });
-    expect(resolveContextOptions({ threads: 1, isa: 'avx2' }, { IE_THREADS: '3', IE_ISA: 'scalar' })).toMatchObject({ threads: 1, isa: 'avx2' });
+    expect(resolveContextOptions({}, { IE_THREADS: '3', IE_AFFINITY: 'compact', IE_NUMA: 'interleave', IE_ISA: 'scalar' })).toEqual({
+      threads: 3,
+      affinity: 'compact',
+      numa: 'interleave',
+      isa: 'scalar',
+    });
+    expect(resolveContextOptions({ threads: 1, isa: 'avx2' }, { IE_THREADS: '3', IE_ISA: 'scalar' })).toMatchObject({
+      threads: 1,
+      isa: 'avx2',
+    });
     expect(() => resolveContextOptions({}, { IE_THREADS: 'many' })).toThrow(/IE_THREADS must be a positive integer/);
     expect(() => resolveContextOptions({}, { IE_AFFINITY: 'tight' })).toThrow(/IE_AFFINITY must be one of none, compact, scatter/);
     expect(() => resolveContextOptions({ isa: 'neon' as 'scalar' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
@@ -133,9 +141,41 @@ describe('argument checking never lets a bad call reach C++', () => {
     ['group 48', () => c.matrix({ ...m.spec, quant: { ...m.spec.quant!, group_size: 48 } }, m.bytes), 'KERNELS_BAD_MATRIX'],
     ['3-D shape', () => c.matrix({ dtype: 'f32', shape: [2, 2, 2] }, new Uint8Array(32)), 'KERNELS_BAD_MATRIX'],
     ['misaligned f32 data', () => c.matrix({ dtype: 'f32', shape: [1, 4] }, new Uint8Array(20).subarray(2, 18)), 'KERNELS_MISALIGNED'],
-    ['rope with odd head dim', () => c.rope(new Float32Array(6), 2, 3, new Float32Array(2), new Float32Array(2), 'adjacent'), 'KERNELS_BAD_ARGUMENT'],
-    ['attention with a short cache', () => c.attention({ q: new Float32Array(8), k: new Float32Array(8), v: new Float32Array(8), out: new Float32Array(8), nHeads: 2, nKvHeads: 1, headDim: 4, pos0: 2 }), 'KERNELS_BAD_ARGUMENT'],
-    ['attention with mixed cache types', () => c.attention({ q: new Float32Array(8), k: new Uint16Array(8), v: new Float32Array(8), out: new Float32Array(8), nHeads: 2, nKvHeads: 1, headDim: 4, pos0: 0 }), 'KERNELS_BAD_ARGUMENT'],
+    [
+      'rope with odd head dim',
+      () => c.rope(new Float32Array(6), 2, 3, new Float32Array(2), new Float32Array(2), 'adjacent'),
+      'KERNELS_BAD_ARGUMENT',
+    ],
+    [
+      'attention with a short cache',
+      () =>
+        c.attention({
+          q: new Float32Array(8),
+          k: new Float32Array(8),
+          v: new Float32Array(8),
+          out: new Float32Array(8),
+          nHeads: 2,
+          nKvHeads: 1,
+          headDim: 4,
+          pos0: 2,
+        }),
+      'KERNELS_BAD_ARGUMENT',
+    ],
+    [
+      'attention with mixed cache types',
+      () =>
+        c.attention({
+          q: new Float32Array(8),
+          k: new Uint16Array(8),
+          v: new Float32Array(8),
+          out: new Float32Array(8),
+          nHeads: 2,
+          nKvHeads: 1,
+          headDim: 4,
+          pos0: 0,
+        }),
+      'KERNELS_BAD_ARGUMENT',
+    ],
   ])('%s', (_n, f, code) => {
     expect(f).toThrow(expect.objectContaining({ code }));
     expect(f).toThrow(KernelError);
@@ -150,10 +190,18 @@ describe('argument checking never lets a bad call reach C++', () => {
 
 describe('the loader', () => {
   it('says how to build a missing addon', () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { KernelContext } from ${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))}; try { KernelContext.create(); } catch (e) { console.log(e.code + ' ' + e.message); }`], {
-      encoding: 'utf8',
-      env: { ...process.env, IE_KERNELS_ADDON: '/nonexistent/ie_kernels.node' },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { KernelContext } from ${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))}; try { KernelContext.create(); } catch (e) { console.log(e.code + ' ' + e.message); }`,
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, IE_KERNELS_ADDON: '/nonexistent/ie_kernels.node' },
+      },
+    );
     expect(r.stdout).toMatch(/^KERNELS_NOT_BUILT .*pnpm --filter @ie\/kernels build/);
   });
 });

@@ -40,7 +40,14 @@ export function makeMatrix(v: Variant, rows: number, cols: number, seed: number)
     const p =
       v.dtype === 'q4'
         ? packInt4Groupwise(w, rows, cols, { scheme: v.affine ? 'affine' : 'symmetric', groupSize: v.group, scaleDtype: v.scale ?? 'f16' })
-        : packInt8(w, rows, cols, v.group === 'row' ? { granularity: 'per_row', scaleDtype: v.scale ?? 'f16' } : { granularity: 'per_group', groupSize: v.group, scaleDtype: v.scale ?? 'f16' });
+        : packInt8(
+            w,
+            rows,
+            cols,
+            v.group === 'row'
+              ? { granularity: 'per_row', scaleDtype: v.scale ?? 'f16' }
+              : { granularity: 'per_group', groupSize: v.group, scaleDtype: v.scale ?? 'f16' },
+          );
     const g = quantGeometry(v.dtype, rows, cols, p.quant);
     quant = { ...p.quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) };
     rowMajor = p.bytes;

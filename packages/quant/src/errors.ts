@@ -7,7 +7,8 @@ export const QUANT_ERROR_CODES = {
   QUANT_MANIFEST_INVALID: 'the manifest does not follow the schema, or asks for something the model cannot have (every problem is listed)',
   QUANT_MANIFEST_MISMATCH: 'the manifest was made for another model (different config, tensors or weights)',
   QUANT_MANIFEST_REJECTED: 'the manifest failed its calibration gate; export it only with --force',
-  QUANT_NEEDS_CALIBRATION: 'the policy uses a method that needs calibration activations; run `ie quantize` and export its expanded manifest',
+  QUANT_NEEDS_CALIBRATION:
+    'the policy uses a method that needs calibration activations; run `ie quantize` and export its expanded manifest',
   QUANT_CALIBRATION: 'the calibration data cannot be used (missing, empty, or too short)',
 } as const;
 export type QuantErrorCode = keyof typeof QUANT_ERROR_CODES;
@@ -34,7 +35,10 @@ export class ManifestError extends QuantError {
   /** The first line of the message (without the problem list). */
   readonly summary: string;
   constructor(
-    code: Extract<QuantErrorCode, 'QUANT_MANIFEST_INVALID' | 'QUANT_MANIFEST_MISMATCH' | 'QUANT_MANIFEST_REJECTED' | 'QUANT_NEEDS_CALIBRATION'>,
+    code: Extract<
+      QuantErrorCode,
+      'QUANT_MANIFEST_INVALID' | 'QUANT_MANIFEST_MISMATCH' | 'QUANT_MANIFEST_REJECTED' | 'QUANT_NEEDS_CALIBRATION'
+    >,
     readonly file: string,
     readonly problems: ManifestProblem[],
     summary?: string,

@@ -4,7 +4,12 @@ import { firstDifference, quantizeQ4_0, quantizeQ8_0, sameBytes, seededFloats } 
 import { QuantError } from './errors.js';
 import { packInt4Groupwise, packInt8, unpackInt4Groupwise, unpackInt8 } from './pack.js';
 
-const desc = (dtype: 'i8' | 'q4', rows: number, cols: number, quant: QuantParams) => ({ dtype, shape: [rows, cols], layout: { order: 'row_major' as const, block_k: 0 }, quant: { ...quant, scales_offset: 0, zeros_offset: null } });
+const desc = (dtype: 'i8' | 'q4', rows: number, cols: number, quant: QuantParams) => ({
+  dtype,
+  shape: [rows, cols],
+  layout: { order: 'row_major' as const, block_k: 0 },
+  quant: { ...quant, scales_offset: 0, zeros_offset: null },
+});
 
 /** Heavy-tailed seeded weights: uniform plus a few outliers, never zeros. */
 function weights(n: number, seed: number): Float32Array {
@@ -30,7 +35,13 @@ describe('llama.cpp compatibility', () => {
 });
 
 describe('pack, unpack and the reference decoder agree at odd sizes', () => {
-  const shapes: Array<[number, number]> = [[1, 1], [3, 33], [7, 100], [5, 200], [2, 129]];
+  const shapes: Array<[number, number]> = [
+    [1, 1],
+    [3, 33],
+    [7, 100],
+    [5, 200],
+    [2, 129],
+  ];
   for (const [rows, cols] of shapes) {
     for (const G of [32, 64, 128]) {
       for (const scheme of ['symmetric', 'affine'] as const) {
@@ -103,10 +114,16 @@ describe('errors', () => {
   it('refuses non-finite weights, bad group sizes and wrong lengths with codes', () => {
     const v = new Float32Array(64).fill(0.5);
     v[37] = NaN;
-    expect(() => packInt4Groupwise(v, 2, 32, { scheme: 'symmetric', groupSize: 32 })).toThrow(expect.objectContaining({ code: 'QUANT_NON_FINITE', message: expect.stringContaining('row 1, col 5') }));
+    expect(() => packInt4Groupwise(v, 2, 32, { scheme: 'symmetric', groupSize: 32 })).toThrow(
+      expect.objectContaining({ code: 'QUANT_NON_FINITE', message: expect.stringContaining('row 1, col 5') }),
+    );
     expect(() => packInt4Groupwise(new Float32Array(64), 1, 64, { scheme: 'symmetric', groupSize: 48 })).toThrow(QuantError);
-    expect(() => packInt8(new Float32Array(10), 3, 3, { granularity: 'per_row' })).toThrow(expect.objectContaining({ code: 'QUANT_BAD_SHAPE' }));
-    expect(() => unpackInt8(new Uint8Array(3), 1, 32, { scheme: 'symmetric', granularity: 'per_row', group_size: 32, scale_dtype: 'f16' })).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PACKED' }));
+    expect(() => packInt8(new Float32Array(10), 3, 3, { granularity: 'per_row' })).toThrow(
+      expect.objectContaining({ code: 'QUANT_BAD_SHAPE' }),
+    );
+    expect(() =>
+      unpackInt8(new Uint8Array(3), 1, 32, { scheme: 'symmetric', granularity: 'per_row', group_size: 32, scale_dtype: 'f16' }),
+    ).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PACKED' }));
   });
 
   it('packs an all-zero group to scale 0 and zero codes', () => {

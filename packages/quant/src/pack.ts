@@ -99,7 +99,16 @@ export function groupExtremes(values: Float32Array, src: number, n: number): Gro
  * of the three encodings: packers and the clip search both call it, so what the search
  * measures is what is packed.
  */
-export function quantizeGroup(kind: GroupKind, values: Float32Array, src: number, n: number, ratio: number, scaleDtype: ScaleDtype, codes: Uint8Array | Int8Array, ext: GroupExtremes = groupExtremes(values, src, n)): GroupCodes {
+export function quantizeGroup(
+  kind: GroupKind,
+  values: Float32Array,
+  src: number,
+  n: number,
+  ratio: number,
+  scaleDtype: ScaleDtype,
+  codes: Uint8Array | Int8Array,
+  ext: GroupExtremes = groupExtremes(values, src, n),
+): GroupCodes {
   let sse = 0;
   if (kind === 'q4_affine') {
     // The range contains 0 so that padding (code = zero) decodes to exactly 0.
@@ -153,15 +162,29 @@ export function quantizeGroup(kind: GroupKind, values: Float32Array, src: number
   return { scale: d, stored: s, zero: Q4_SYMMETRIC_ZERO, sse };
 }
 
-function check(values: Float32Array, rows: number, cols: number, groupSize: number | undefined, perRow: boolean, clip: Float32Array | undefined): void {
-  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1) throw new QuantError('QUANT_BAD_SHAPE', `rows and cols must be positive integers, got ${rows} x ${cols}`);
+function check(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  groupSize: number | undefined,
+  perRow: boolean,
+  clip: Float32Array | undefined,
+): void {
+  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1)
+    throw new QuantError('QUANT_BAD_SHAPE', `rows and cols must be positive integers, got ${rows} x ${cols}`);
   if (values.length !== rows * cols) throw new QuantError('QUANT_BAD_SHAPE', `got ${values.length} values for ${rows} x ${cols}`);
-  if (!perRow && !GROUP_SIZES.includes(groupSize as 32)) throw new QuantError('QUANT_BAD_PARAMS', `group size must be one of ${GROUP_SIZES.join(', ')}, got ${groupSize}`, 'group_size');
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw new QuantError('QUANT_NON_FINITE', `value ${i} (row ${Math.floor(i / cols)}, col ${i % cols}) is ${values[i]}`);
+  if (!perRow && !GROUP_SIZES.includes(groupSize as 32))
+    throw new QuantError('QUANT_BAD_PARAMS', `group size must be one of ${GROUP_SIZES.join(', ')}, got ${groupSize}`, 'group_size');
+  for (let i = 0; i < values.length; i++)
+    if (!Number.isFinite(values[i]))
+      throw new QuantError('QUANT_NON_FINITE', `value ${i} (row ${Math.floor(i / cols)}, col ${i % cols}) is ${values[i]}`);
   if (clip) {
     const groups = rows * (perRow ? 1 : Math.ceil(cols / (groupSize as number)));
-    if (clip.length !== groups) throw new QuantError('QUANT_BAD_PARAMS', `clip has ${clip.length} ratios, the tensor has ${groups} groups`, 'clip');
-    for (let i = 0; i < clip.length; i++) if (!(clip[i] > 0 && clip[i] <= 1)) throw new QuantError('QUANT_BAD_PARAMS', `clip ratio ${i} is ${clip[i]}; ratios are in (0, 1]`, 'clip');
+    if (clip.length !== groups)
+      throw new QuantError('QUANT_BAD_PARAMS', `clip has ${clip.length} ratios, the tensor has ${groups} groups`, 'clip');
+    for (let i = 0; i < clip.length; i++)
+      if (!(clip[i] > 0 && clip[i] <= 1))
+        throw new QuantError('QUANT_BAD_PARAMS', `clip ratio ${i} is ${clip[i]}; ratios are in (0, 1]`, 'clip');
   }
 }
 
@@ -169,7 +192,12 @@ function check(values: Float32Array, rows: number, cols: number, groupSize: numb
 export function packInt8(values: Float32Array, rows: number, cols: number, opts: Int8PackOptions): PackedTensor {
   const perRow = opts.granularity === 'per_row';
   check(values, rows, cols, opts.groupSize, perRow, opts.clip);
-  const quant: QuantParams = { scheme: 'symmetric', granularity: opts.granularity, group_size: perRow ? cols : (opts.groupSize as number), scale_dtype: opts.scaleDtype ?? 'f16' };
+  const quant: QuantParams = {
+    scheme: 'symmetric',
+    granularity: opts.granularity,
+    group_size: perRow ? cols : (opts.groupSize as number),
+    scale_dtype: opts.scaleDtype ?? 'f16',
+  };
   const g = quantGeometry('i8', rows, cols, quant);
   const out = new Uint8Array(Number(g.totalBytes));
   const dv = new DataView(out.buffer);
@@ -195,7 +223,12 @@ export function packInt8(values: Float32Array, rows: number, cols: number, opts:
  */
 export function packInt4Groupwise(values: Float32Array, rows: number, cols: number, opts: Int4PackOptions): PackedTensor {
   check(values, rows, cols, opts.groupSize, false, opts.clip);
-  const quant: QuantParams = { scheme: opts.scheme, granularity: 'per_group', group_size: opts.groupSize, scale_dtype: opts.scaleDtype ?? 'f16' };
+  const quant: QuantParams = {
+    scheme: opts.scheme,
+    granularity: 'per_group',
+    group_size: opts.groupSize,
+    scale_dtype: opts.scaleDtype ?? 'f16',
+  };
   const g = quantGeometry('q4', rows, cols, quant);
   const out = new Uint8Array(Number(g.totalBytes));
   const dv = new DataView(out.buffer);
@@ -241,12 +274,19 @@ function readScales(bytes: Uint8Array, g: QuantGeometry, dtype: ScaleDtype): Flo
   const n = g.rows * g.groupsPerRow;
   const dv = new DataView(bytes.buffer, bytes.byteOffset + Number(g.scalesOffset), Number(g.scaleBytes));
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = dtype === 'f32' ? dv.getFloat32(4 * i, true) : dtype === 'f16' ? f16BitsToF32(dv.getUint16(2 * i, true)) : bf16BitsToF32(dv.getUint16(2 * i, true));
+  for (let i = 0; i < n; i++)
+    out[i] =
+      dtype === 'f32'
+        ? dv.getFloat32(4 * i, true)
+        : dtype === 'f16'
+          ? f16BitsToF32(dv.getUint16(2 * i, true))
+          : bf16BitsToF32(dv.getUint16(2 * i, true));
   return out;
 }
 
 function checkPacked(bytes: Uint8Array, g: QuantGeometry): void {
-  if (BigInt(bytes.length) !== g.totalBytes) throw new QuantError('QUANT_BAD_PACKED', `got ${bytes.length} bytes, the geometry takes ${g.totalBytes}`);
+  if (BigInt(bytes.length) !== g.totalBytes)
+    throw new QuantError('QUANT_BAD_PACKED', `got ${bytes.length} bytes, the geometry takes ${g.totalBytes}`);
 }
 
 export function unpackInt8(bytes: Uint8Array, rows: number, cols: number, quant: QuantParams): UnpackedInt8 {
@@ -273,6 +313,7 @@ export function unpackInt4Groupwise(bytes: Uint8Array, rows: number, cols: numbe
     }
   }
   const nz = rows * g.groupsPerRow;
-  const zeros = g.zerosOffset === null ? new Uint8Array(nz).fill(Q4_SYMMETRIC_ZERO) : bytes.slice(Number(g.zerosOffset), Number(g.zerosOffset) + nz);
+  const zeros =
+    g.zerosOffset === null ? new Uint8Array(nz).fill(Q4_SYMMETRIC_ZERO) : bytes.slice(Number(g.zerosOffset), Number(g.zerosOffset) + nz);
   return { codes, scales: readScales(bytes, g, quant.scale_dtype), zeros, geometry: g };
 }

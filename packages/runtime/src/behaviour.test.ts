@@ -32,7 +32,8 @@ describe('generation', () => {
     const m = g.metrics;
     expect(m?.promptTokens).toBe(e.tokenize('abc').length);
     expect(m?.generatedTokens).toBe(12);
-    for (const k of ['ttftMs', 'prefillMs', 'decodeTokensPerSec', 'latencyP50Ms', 'latencyP95Ms', 'effectiveGBs'] as const) expect(Number.isFinite(m?.[k]), k).toBe(true);
+    for (const k of ['ttftMs', 'prefillMs', 'decodeTokensPerSec', 'latencyP50Ms', 'latencyP95Ms', 'effectiveGBs'] as const)
+      expect(Number.isFinite(m?.[k]), k).toBe(true);
     expect(m?.latencyP95Ms).toBeGreaterThanOrEqual(m?.latencyP50Ms as number);
     expect(m?.kvCacheBytes).toBe(2 * 2 * 512 * 32 * 4);
     expect(m?.peakRssBytes).toBeGreaterThan(1e6);
@@ -49,7 +50,9 @@ describe('generation', () => {
     // top-k 1 and a tiny top-p are greedy.
     const greedy = await e.complete('the', { temperature: 0, maxTokens: 10 });
     expect((await e.complete('the', { temperature: 2, topK: 1, seed: 1, maxTokens: 10 })).tokens).toEqual(greedy.tokens);
-    expect((await e.complete('the', { temperature: 0.7, topK: 0, topP: 1e-9, minP: 0, seed: 1, maxTokens: 10 })).tokens).toEqual(greedy.tokens);
+    expect((await e.complete('the', { temperature: 0.7, topK: 0, topP: 1e-9, minP: 0, seed: 1, maxTokens: 10 })).tokens).toEqual(
+      greedy.tokens,
+    );
   });
 
   it('a repetition penalty changes what repeats', async () => {
@@ -81,7 +84,10 @@ describe('generation', () => {
   it('runs concurrent calls one after the other, each with its own result', async () => {
     await using e = await Engine.load(tiny);
     const solo = await e.complete('xyz', { temperature: 0, maxTokens: 15 });
-    const [a, b] = await Promise.all([e.complete('xyz', { temperature: 0, maxTokens: 15 }), e.complete('abc', { temperature: 0, maxTokens: 15 })]);
+    const [a, b] = await Promise.all([
+      e.complete('xyz', { temperature: 0, maxTokens: 15 }),
+      e.complete('abc', { temperature: 0, maxTokens: 15 }),
+    ]);
     expect(a.tokens).toEqual(solo.tokens);
     expect(b.tokens).toEqual((await e.complete('abc', { temperature: 0, maxTokens: 15 })).tokens);
   });
@@ -93,7 +99,8 @@ describe('errors', () => {
     const ac = new AbortController();
     let n = 0;
     const run = async () => {
-      for await (const _ of e.generate('abc', { temperature: 0, maxTokens: 100, signal: ac.signal })) if (++n === 3) ac.abort(new Error('user cancelled'));
+      for await (const _ of e.generate('abc', { temperature: 0, maxTokens: 100, signal: ac.signal }))
+        if (++n === 3) ac.abort(new Error('user cancelled'));
     };
     await expect(run()).rejects.toBeInstanceOf(GenerationAbortedError);
     await expect(run()).rejects.toMatchObject({ code: 'IE_ABORTED' });
@@ -129,11 +136,13 @@ describe('errors', () => {
     expect(resolveEngineOptions({}, { PRECISION: 'int8' }).activations).toBe('int8');
     expect(resolveEngineOptions({}, { PRECISION: 'fp32', IE_ACTIVATIONS: 'int8' }).activations).toBe('int8');
     expect(resolveEngineOptions({}, {}).activations).toBe('auto');
-    expect(() => resolveEngineOptions({}, { PRECISION: 'int4w' })).toThrow(/PRECISION: is the host maths' precision.*the weights' precision is IE_PRECISION/);
+    expect(() => resolveEngineOptions({}, { PRECISION: 'int4w' })).toThrow(
+      /PRECISION: is the host maths' precision.*the weights' precision is IE_PRECISION/,
+    );
     await expect(Engine.load(join(tiny, 'nope'), { requireModel: true })).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
   });
 
-  it('gives the format\'s typed error for a missing or corrupt model, and refuses converting up', async () => {
+  it("gives the format's typed error for a missing or corrupt model, and refuses converting up", async () => {
     await expect(Engine.load(join(tiny, 'nope'))).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
     const bad = tmp();
     await exportIebin(synthModel('tiny', { seed: 2 }), bad, { converter: 'test' });
@@ -183,11 +192,11 @@ describe('errors', () => {
         return { dtype: 'q4', quant: p.quant, bytes: p.bytes };
       },
     });
-    const stored = (await Engine.load(dir).then(async (e) => {
+    const stored = await Engine.load(dir).then(async (e) => {
       const r = { info: e.info(), notices: [...e.notices], out: await e.complete('abc', { temperature: 0, maxTokens: 6 }) };
       await e.dispose();
       return r;
-    }));
+    });
     expect(stored.info.precision).toBe('mixed');
     expect(stored.info.precisionMix).toEqual({ int8w: 8, int4w: 6 });
     expect(stored.notices).toEqual([]);
@@ -240,7 +249,6 @@ describe('the event loop stays free', () => {
   });
 });
 
-
 describe('models larger than one JavaScript view', () => {
   it('loads and steps a 4.4 GB TinyLlama-shaped model (a sparse file: all-zero weights)', async () => {
     const { SYNTH_PRESETS, expectedTensors, tensorByteSize, alignUp, formatHeaderJson, synthVocabulary } = await import('@ie/format');
@@ -251,10 +259,31 @@ describe('models larger than one JavaScript view', () => {
       const offset = alignUp(off);
       const bytes = tensorByteSize('f32', e.shape, null);
       off = offset + bytes;
-      return { name: e.name, dtype: 'f32' as const, shape: e.shape, offset: Number(offset), bytes: Number(bytes), layout: { order: 'row_major' as const, block_k: 0 }, quant: null, crc32: '00000000' };
+      return {
+        name: e.name,
+        dtype: 'f32' as const,
+        shape: e.shape,
+        offset: Number(offset),
+        bytes: Number(bytes),
+        layout: { order: 'row_major' as const, block_k: 0 },
+        quant: null,
+        crc32: '00000000',
+      };
     });
     const d = tmp();
-    writeFileSync(join(d, 'model.ie.json'), formatHeaderJson({ format: 'iebin', version: 1, config: cfg, tokenizer: synthVocabulary(cfg.vocab_size), provenance: { converter: 't', source_format: 'synth', sources: [] }, bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 }, tensors, quantization: null }));
+    writeFileSync(
+      join(d, 'model.ie.json'),
+      formatHeaderJson({
+        format: 'iebin',
+        version: 1,
+        config: cfg,
+        tokenizer: synthVocabulary(cfg.vocab_size),
+        provenance: { converter: 't', source_format: 'synth', sources: [] },
+        bin: { file: 'model.ie.bin', bytes: Number(off), alignment: 64 },
+        tensors,
+        quantization: null,
+      }),
+    );
     const fd = openSync(join(d, 'model.ie.bin'), 'w');
     ftruncateSync(fd, Number(off));
     closeSync(fd);

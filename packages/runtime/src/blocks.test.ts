@@ -8,7 +8,17 @@ import { ReferenceModel } from '../test/reference.js';
 import { Engine, describeMix } from './index.js';
 
 // K-quant rows are whole 256-element blocks: a llama 256 wide, two layers, GQA.
-const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, dim: 256, n_heads: 4, n_kv_heads: 2, head_dim: 64, ffn_dim: 512, vocab_size: 320, n_layers: 2, tied_classifier: false };
+const config: ModelConfig = {
+  ...SYNTH_PRESETS.tiny.config,
+  dim: 256,
+  n_heads: 4,
+  n_kv_heads: 2,
+  head_dim: 64,
+  ffn_dim: 512,
+  vocab_size: 320,
+  n_layers: 2,
+  tied_classifier: false,
+};
 const GGML = { f32: 0, q4_k: 12, q5_k: 13, q6_k: 14, iq4_nl: 20 } as const;
 const QUANTIZE = { q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K, iq4_nl: quantizeIQ4_NL };
 type Kind = keyof typeof QUANTIZE;
@@ -67,19 +77,22 @@ describe('K-quant GGUF models run as imported', () => {
     }
   });
 
-  it.each(['q5_k', 'iq4_nl', 'q6_k'] as const)('an all-%s file matches its reference too, and with int8 activations stays close and picks the same tokens', async (kind) => {
-    const dir = await importedGguf(() => kind, 9);
-    const ref = await ReferenceModel.load(dir);
-    const want = prompt.map((t, p) => ref.forward(t, p));
-    await using e = await Engine.load(dir, { activations: 'f32' });
-    expect(e.info().precision).toBe(kind);
-    expect(worst(await e.evaluate(prompt), want)).toBeLessThan(1e-4);
-    await using q = await Engine.load(dir, { activations: 'int8' });
-    const got = await q.evaluate(prompt);
-    expect(worst(got, want)).toBeLessThan(0.05);
-    const agree = got.filter((g, p) => argmax(g) === argmax(want[p])).length;
-    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
-  });
+  it.each(['q5_k', 'iq4_nl', 'q6_k'] as const)(
+    'an all-%s file matches its reference too, and with int8 activations stays close and picks the same tokens',
+    async (kind) => {
+      const dir = await importedGguf(() => kind, 9);
+      const ref = await ReferenceModel.load(dir);
+      const want = prompt.map((t, p) => ref.forward(t, p));
+      await using e = await Engine.load(dir, { activations: 'f32' });
+      expect(e.info().precision).toBe(kind);
+      expect(worst(await e.evaluate(prompt), want)).toBeLessThan(1e-4);
+      await using q = await Engine.load(dir, { activations: 'int8' });
+      const got = await q.evaluate(prompt);
+      expect(worst(got, want)).toBeLessThan(0.05);
+      const agree = got.filter((g, p) => argmax(g) === argmax(want[p])).length;
+      expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
+    },
+  );
 
   it('generates from a Q4_K_M file by default (int8 activations where the CPU has them) and converts down to int4w on request', async () => {
     const dir = await importedGguf(q4KM, 5);

@@ -29,9 +29,23 @@ function worst(got: Float32Array[], want: Float64Array[]): number {
 const SHAPES: Array<[string, Partial<ModelConfig>]> = [
   ['MHA, tied classifier', { n_heads: 4, n_kv_heads: 4, tied_classifier: true }],
   ['GQA 4/2, separate classifier', {}],
-  ['GQA 6/2, odd dims (dim 72, head 12, ffn 100, vocab 300)', { dim: 72, n_heads: 6, n_kv_heads: 2, head_dim: 12, ffn_dim: 100, vocab_size: 300 }],
-  ['Qwen2 with q/k/v biases, rotate-half RoPE', { architecture: 'qwen2', attn_qkv_bias: true, rope_style: 'rotate_half', rope_theta: 1e6, tied_classifier: true }],
-  ['Llama 3 RoPE scaling, 3 layers, MQA', { n_layers: 3, n_kv_heads: 1, rope_theta: 500000, rope_scaling: { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 16 } }],
+  [
+    'GQA 6/2, odd dims (dim 72, head 12, ffn 100, vocab 300)',
+    { dim: 72, n_heads: 6, n_kv_heads: 2, head_dim: 12, ffn_dim: 100, vocab_size: 300 },
+  ],
+  [
+    'Qwen2 with q/k/v biases, rotate-half RoPE',
+    { architecture: 'qwen2', attn_qkv_bias: true, rope_style: 'rotate_half', rope_theta: 1e6, tied_classifier: true },
+  ],
+  [
+    'Llama 3 RoPE scaling, 3 layers, MQA',
+    {
+      n_layers: 3,
+      n_kv_heads: 1,
+      rope_theta: 500000,
+      rope_scaling: { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 16 },
+    },
+  ],
   ['Mistral sliding window 8', { architecture: 'mistral', sliding_window: 8 }],
 ];
 

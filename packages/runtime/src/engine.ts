@@ -7,11 +7,25 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { IebinReader, isFloatDtype, type ModelConfig } from '@ie/format';
 import { KernelContext, type ContextInfo, type MappedFile } from '@ie/kernels';
-import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type HarmonyMessage, type HarmonyOptions, type HarmonySpecial } from './chat/harmony.js';
+import {
+  HARMONY_SPECIALS,
+  HarmonyReader,
+  renderHarmony,
+  type ChatMessage,
+  type HarmonyMessage,
+  type HarmonyOptions,
+  type HarmonySpecial,
+} from './chat/harmony.js';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
-import { DEFAULT_CONTEXT_CAP, resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+import {
+  DEFAULT_CONTEXT_CAP,
+  resolveEngineOptions,
+  type ActivationsMode,
+  type EngineOptions,
+  type ResolvedEngineOptions,
+} from './options.js';
 import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sampler, logSumExp, resolveSampling, type SamplingOptions } from './sampler.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
@@ -165,20 +179,50 @@ export class Engine {
         // What ie validate --deep checks, before anything runs: a corrupt model must not generate garbage with exit 0.
         const report = await reader.verify();
         if (!report.ok) {
-          const shown = report.problems.slice(0, 3).map((p) => `${p.message} [${p.code}]`).join('; ');
-          throw new IeRuntimeError('IE_MODEL_CORRUPT', `${reader.binPath}: fails verification (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}): ${shown}${report.problems.length > 3 ? '; …' : ''}`);
+          const shown = report.problems
+            .slice(0, 3)
+            .map((p) => `${p.message} [${p.code}]`)
+            .join('; ');
+          throw new IeRuntimeError(
+            'IE_MODEL_CORRUPT',
+            `${reader.binPath}: fails verification (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}): ${shown}${report.problems.length > 3 ? '; …' : ''}`,
+          );
         }
       }
       const weights = bindWeights(ctx, reader, mapping, opts.precision);
       const tokenizer = await createTokenizer(reader.header, reader.directory);
       const notices = [...weights.notices];
       const contextLength = opts.contextLength ?? Math.min(c.context_length, DEFAULT_CONTEXT_CAP);
-      if (opts.contextLength === undefined && c.context_length > DEFAULT_CONTEXT_CAP) notices.push(`the context is ${DEFAULT_CONTEXT_CAP} positions of the model's ${c.context_length} (the KV cache is sized to it); set contextLength (--context, IE_CONTEXT) for more`);
-      if (contextLength > c.context_length) notices.push(`context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`);
+      if (opts.contextLength === undefined && c.context_length > DEFAULT_CONTEXT_CAP)
+        notices.push(
+          `the context is ${DEFAULT_CONTEXT_CAP} positions of the model's ${c.context_length} (the KV cache is sized to it); set contextLength (--context, IE_CONTEXT) for more`,
+        );
+      if (contextLength > c.context_length)
+        notices.push(
+          `context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`,
+        );
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
       const expertActivations = opts.activations === 'int8' ? 'int8' : 'f32';
-      const forward = new Forward(ctx, c, weights, { contextLength, kvCache: opts.kvCache, maxBatch: Math.min(opts.maxBatch, contextLength), activations, expertActivations });
-      const engine = new Engine(path, c, tokenizer, ctx, reader, mapping, weights, forward, { ...opts, contextLength, activations }, { applied: numa.applied, detail: numa.detail }, notices);
+      const forward = new Forward(ctx, c, weights, {
+        contextLength,
+        kvCache: opts.kvCache,
+        maxBatch: Math.min(opts.maxBatch, contextLength),
+        activations,
+        expertActivations,
+      });
+      const engine = new Engine(
+        path,
+        c,
+        tokenizer,
+        ctx,
+        reader,
+        mapping,
+        weights,
+        forward,
+        { ...opts, contextLength, activations },
+        { applied: numa.applied, detail: numa.detail },
+        notices,
+      );
       engine.binFd = openSync(reader.binPath as string, 'r');
       return engine;
     } catch (e) {
@@ -229,13 +273,22 @@ export class Engine {
     this.alive();
     const sampling = resolveSampling(options);
     const maxTokens = options.maxTokens ?? 256;
-    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
+      throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);
     const stop = options.stop ?? [];
-    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new InvalidOptionError('stop', 'must be an array of non-empty strings');
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0))
+      throw new InvalidOptionError('stop', 'must be an array of non-empty strings');
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt, { bos: options.addBos ?? true }) : [...prompt];
     if (ids.length === 0) throw new InvalidOptionError('prompt', 'is empty: give at least one token (BOS)');
-    for (const id of ids) if (!Number.isSafeInteger(id) || id < 0 || id >= this.config.vocab_size) throw new InvalidOptionError('prompt', `token id ${id} is outside 0..${this.config.vocab_size - 1}`);
-    if (ids.length > this.opts.contextLength) throw new ContextOverflowError(`the prompt is ${ids.length} tokens; the context holds ${this.opts.contextLength} (set contextLength, or shorten the prompt)`, ids.length, this.opts.contextLength);
+    for (const id of ids)
+      if (!Number.isSafeInteger(id) || id < 0 || id >= this.config.vocab_size)
+        throw new InvalidOptionError('prompt', `token id ${id} is outside 0..${this.config.vocab_size - 1}`);
+    if (ids.length > this.opts.contextLength)
+      throw new ContextOverflowError(
+        `the prompt is ${ids.length} tokens; the context holds ${this.opts.contextLength} (set contextLength, or shorten the prompt)`,
+        ids.length,
+        this.opts.contextLength,
+      );
     const engine = this;
     return new Generation(async function* (gen: Generation) {
       // One generation at a time: wait for the previous one, hold the engine until this one ends.
@@ -271,21 +324,42 @@ export class Engine {
     const g = this.generate(prompt, { ...options, stopTokens: [...(options.stopTokens ?? []), ids['<|return|>'], ids['<|call|>']] });
     for await (const p of g) if (p.token >= 0) reader.push(p.token);
     if (g.stopToken !== undefined) reader.push(g.stopToken);
-    return { final: reader.final, analysis: reader.analysis, messages: reader.messages, ended: reader.ended, tokens: g.tokens, stopReason: g.stopReason as StopReason, metrics: g.metrics as GenerationMetrics };
+    return {
+      final: reader.final,
+      analysis: reader.analysis,
+      messages: reader.messages,
+      ended: reader.ended,
+      tokens: g.tokens,
+      stopReason: g.stopReason as StopReason,
+      metrics: g.metrics as GenerationMetrics,
+    };
   }
 
   private harmonyIds(): Record<HarmonySpecial, number> {
-    if (this.config.architecture !== 'gpt-oss') throw new IeRuntimeError('IE_CHAT_UNSUPPORTED', `chat() writes the harmony format of gpt-oss models; this is a ${this.config.architecture} model, whose chat template ie cannot render yet: use generate() with a prompt in the model's own format`);
+    if (this.config.architecture !== 'gpt-oss')
+      throw new IeRuntimeError(
+        'IE_CHAT_UNSUPPORTED',
+        `chat() writes the harmony format of gpt-oss models; this is a ${this.config.architecture} model, whose chat template ie cannot render yet: use generate() with a prompt in the model's own format`,
+      );
     const entries = HARMONY_SPECIALS.map((s) => [s, this.tokenizer.tokenId?.(s)] as const);
     const missing = entries.filter(([, id]) => id === undefined).map(([s]) => s);
-    if (missing.length) throw new IeRuntimeError('IE_CHAT_UNSUPPORTED', `the model's vocabulary lacks harmony's special tokens ${missing.join(' ')}: it cannot chat in the harmony format (use generate() with token ids or text)`);
+    if (missing.length)
+      throw new IeRuntimeError(
+        'IE_CHAT_UNSUPPORTED',
+        `the model's vocabulary lacks harmony's special tokens ${missing.join(' ')}: it cannot chat in the harmony format (use generate() with token ids or text)`,
+      );
     return Object.fromEntries(entries) as Record<HarmonySpecial, number>;
   }
 
   /** Logits after each token of `ids` (a fresh sequence; one decode step per position). */
   async evaluate(ids: readonly number[]): Promise<Float32Array[]> {
     this.alive();
-    if (ids.length > this.opts.contextLength) throw new ContextOverflowError(`${ids.length} tokens do not fit the ${this.opts.contextLength}-position context`, ids.length, this.opts.contextLength);
+    if (ids.length > this.opts.contextLength)
+      throw new ContextOverflowError(
+        `${ids.length} tokens do not fit the ${this.opts.contextLength}-position context`,
+        ids.length,
+        this.opts.contextLength,
+      );
     const out: Float32Array[] = [];
     const turn = await this.takeTurn();
     try {
@@ -346,7 +420,15 @@ export class Engine {
     }
   }
 
-  private async *run(gen: Generation, turn: Turn, ids: number[], maxTokens: number, stop: string[], sampling: ReturnType<typeof resolveSampling>, options: GenerateOptions): AsyncGenerator<Piece> {
+  private async *run(
+    gen: Generation,
+    turn: Turn,
+    ids: number[],
+    maxTokens: number,
+    stop: string[],
+    sampling: ReturnType<typeof resolveSampling>,
+    options: GenerateOptions,
+  ): AsyncGenerator<Piece> {
     const signal = options.signal;
     const check = () => {
       this.alive();
@@ -358,7 +440,8 @@ export class Engine {
       yield piece;
       turn.parkedSince = null;
       check();
-      if (turn.preempted) throw new GenerationAbortedError('the generation was not pulled while another call waited for the engine (idleTimeoutMs)');
+      if (turn.preempted)
+        throw new GenerationAbortedError('the generation was not pulled while another call waited for the engine (idleTimeoutMs)');
     };
     const f = this.forward;
     const T = this.opts.contextLength;
@@ -422,7 +505,9 @@ export class Engine {
           } else {
             // Hold back a tail that could still grow into a stop string.
             let hold = 0;
-            for (const s of stop) for (let k = Math.min(s.length - 1, pending.length); k > hold; k--) if (s.startsWith(pending.slice(pending.length - k))) hold = k;
+            for (const s of stop)
+              for (let k = Math.min(s.length - 1, pending.length); k > hold; k--)
+                if (s.startsWith(pending.slice(pending.length - k))) hold = k;
             piece.text = pending.slice(0, pending.length - hold);
             pending = pending.slice(pending.length - hold);
           }
@@ -491,7 +576,10 @@ export class Engine {
   private checkFile(): void {
     const size = fstatSync(this.binFd).size;
     if (size !== this.reader.header.bin.bytes) {
-      throw new IeRuntimeError('IE_MODEL_CHANGED', `${this.reader.binPath} is now ${size} bytes, not the ${this.reader.header.bin.bytes} it had when loaded: it was changed in place; load the model again (replace model files by renaming, as ie's exporters do)`);
+      throw new IeRuntimeError(
+        'IE_MODEL_CHANGED',
+        `${this.reader.binPath} is now ${size} bytes, not the ${this.reader.header.bin.bytes} it had when loaded: it was changed in place; load the model again (replace model files by renaming, as ie's exporters do)`,
+      );
     }
   }
 

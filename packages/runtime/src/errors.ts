@@ -5,8 +5,9 @@
 export const RUNTIME_ERROR_CODES = {
   IE_INVALID_OPTION: 'an engine or generation option is invalid',
   IE_PRECISION_UNSUPPORTED: 'the model cannot run at the requested precision',
-  IE_TOKENIZER_UNSUPPORTED: 'the model\'s tokenizer kind is not supported',
-  IE_TOKENIZER_INVALID: 'the model\'s tokenizer is corrupt or malformed (unreadable, not its recorded sha256, or refused by the tokenizer library)',
+  IE_TOKENIZER_UNSUPPORTED: "the model's tokenizer kind is not supported",
+  IE_TOKENIZER_INVALID:
+    "the model's tokenizer is corrupt or malformed (unreadable, not its recorded sha256, or refused by the tokenizer library)",
   IE_MODEL_CORRUPT: 'the model fails its deep checks: weight checksums, NaN/Inf weights (EngineOptions.verify, ie generate --verify)',
   IE_CONTEXT_OVERFLOW: 'the prompt does not fit the context',
   IE_ABORTED: 'the generation was aborted',
@@ -43,7 +44,11 @@ export class ContextOverflowError extends IeRuntimeError {
 export class GenerationAbortedError extends IeRuntimeError {
   override readonly name = 'GenerationAbortedError';
   constructor(reason?: unknown) {
-    super('IE_ABORTED', `the generation was aborted${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ''}`, { cause: reason });
+    super(
+      'IE_ABORTED',
+      `the generation was aborted${reason instanceof Error ? `: ${reason.message}` : reason !== undefined ? `: ${String(reason)}` : ''}`,
+      { cause: reason },
+    );
   }
 }
 

@@ -108,7 +108,12 @@ export class Forward {
   /** Calibration mode with capture: the projection inputs of the last run. */
   readonly captures: Capture[] = [];
 
-  constructor(ctx: KernelContext, readonly config: ModelConfig, weights: ModelWeights, readonly options: ForwardOptions) {
+  constructor(
+    ctx: KernelContext,
+    readonly config: ModelConfig,
+    weights: ModelWeights,
+    readonly options: ForwardOptions,
+  ) {
     const c = config;
     const B = options.maxBatch;
     const T = options.contextLength;
@@ -156,7 +161,12 @@ export class Forward {
     // MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs).
     const routerOut = moe ? buf(new Float32Array(B * moe.n_experts)) : -1;
     const moeScratch = moe
-      ? { x: rows(buf(new Float32Array(B * c.dim)), c.dim), gate: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim), up: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim), y: rows(buf(new Float32Array(B * c.dim)), c.dim) }
+      ? {
+          x: rows(buf(new Float32Array(B * c.dim)), c.dim),
+          gate: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim),
+          up: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim),
+          y: rows(buf(new Float32Array(B * c.dim)), c.dim),
+        }
       : null;
     const M = { mSlot: PARAM_ROWS };
     const acts = options.activations;
@@ -185,7 +195,15 @@ export class Forward {
       const kc = buf(kvArray());
       const vc = buf(kvArray());
       ops.push(
-        { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}attn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        {
+          op: 'rmsnorm',
+          x: rows(x, c.dim),
+          weight: shared(vec(`${p}attn_norm.weight`)),
+          out: rows(h, c.dim),
+          n: c.dim,
+          eps: c.norm_eps,
+          ...M,
+        },
         ...capture(l, 'attn_in', h, c.dim),
         matmul(mat(`${p}attn_q.weight`), rows(h, c.dim), rows(qb, q)),
         matmul(mat(`${p}attn_k.weight`), rows(h, c.dim), rows(kb, kv)),
@@ -199,8 +217,30 @@ export class Forward {
         );
       }
       ops.push(
-        { op: 'rope', x: rows(qb, q), cos: shared(cos), sin: shared(sin), heads: c.n_heads, headDim: c.head_dim, style, capacity: T, posSlot: PARAM_POS, ...M },
-        { op: 'rope', x: rows(kb, kv), cos: shared(cos), sin: shared(sin), heads: c.n_kv_heads, headDim: c.head_dim, style, capacity: T, posSlot: PARAM_POS, ...M },
+        {
+          op: 'rope',
+          x: rows(qb, q),
+          cos: shared(cos),
+          sin: shared(sin),
+          heads: c.n_heads,
+          headDim: c.head_dim,
+          style,
+          capacity: T,
+          posSlot: PARAM_POS,
+          ...M,
+        },
+        {
+          op: 'rope',
+          x: rows(kb, kv),
+          cos: shared(cos),
+          sin: shared(sin),
+          heads: c.n_kv_heads,
+          headDim: c.head_dim,
+          style,
+          capacity: T,
+          posSlot: PARAM_POS,
+          ...M,
+        },
         { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
         {
@@ -223,10 +263,19 @@ export class Forward {
         ...capture(l, 'attn_out_in', att, q),
         matmul(mat(`${p}attn_output.weight`), rows(att, q), rows(ob, c.dim)),
       );
-      if (c.attn_output_bias) ops.push({ op: 'add', a: rows(ob, c.dim), b: shared(vec(`${p}attn_output.bias`)), out: rows(ob, c.dim), n: c.dim, ...M });
+      if (c.attn_output_bias)
+        ops.push({ op: 'add', a: rows(ob, c.dim), b: shared(vec(`${p}attn_output.bias`)), out: rows(ob, c.dim), n: c.dim, ...M });
       ops.push(
         { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
-        { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec(`${p}ffn_norm.weight`)), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
+        {
+          op: 'rmsnorm',
+          x: rows(x, c.dim),
+          weight: shared(vec(`${p}ffn_norm.weight`)),
+          out: rows(h, c.dim),
+          n: c.dim,
+          eps: c.norm_eps,
+          ...M,
+        },
       );
       if (moe && moeScratch) {
         const E = moe.n_experts;

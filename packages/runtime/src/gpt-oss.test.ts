@@ -63,20 +63,23 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
     }
   });
 
-  it.each(['hf', 'gguf-f32', 'gguf-bf16'])('%s: every prompt logit within 1e-3 of the fixture, the same argmax, the same 16-token greedy continuation', async (form) => {
-    await using e = await Engine.load(dirs[form], { activations: 'f32' });
-    for (const name of ['len5', 'len40']) {
-      const c = loadCase(name);
-      const got = await e.evaluate(c.input_ids);
-      for (let p = 0; p < c.logits.length; p++) {
-        expect(maxAbsDiff(got[p], c.logits[p]), `${name} position ${p}`).toBeLessThan(1e-3);
-        expect(argmax(got[p]), `${name} position ${p}`).toBe(argmax(c.logits[p]));
+  it.each(['hf', 'gguf-f32', 'gguf-bf16'])(
+    '%s: every prompt logit within 1e-3 of the fixture, the same argmax, the same 16-token greedy continuation',
+    async (form) => {
+      await using e = await Engine.load(dirs[form], { activations: 'f32' });
+      for (const name of ['len5', 'len40']) {
+        const c = loadCase(name);
+        const got = await e.evaluate(c.input_ids);
+        for (let p = 0; p < c.logits.length; p++) {
+          expect(maxAbsDiff(got[p], c.logits[p]), `${name} position ${p}`).toBeLessThan(1e-3);
+          expect(argmax(got[p]), `${name} position ${p}`).toBe(argmax(c.logits[p]));
+        }
+        // The prompt as one prefill chunk (GEMM, experts grouped), then 16 greedy decode steps.
+        const done = await e.complete(c.input_ids, { maxTokens: c.greedy.tokens.length, temperature: 0 });
+        expect(done.tokens, `${name} continuation`).toEqual(c.greedy.tokens);
       }
-      // The prompt as one prefill chunk (GEMM, experts grouped), then 16 greedy decode steps.
-      const done = await e.complete(c.input_ids, { maxTokens: c.greedy.tokens.length, temperature: 0 });
-      expect(done.tokens, `${name} continuation`).toEqual(c.greedy.tokens);
-    }
-  });
+    },
+  );
 
   it('MXFP4 experts take FP32 activations by default (auto equals f32 bit for bit); int8 only when asked, and stays close', async () => {
     const c = loadCase('len40');
@@ -95,75 +98,81 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
     expect(agree / c.logits.length).toBeGreaterThan(0.9);
   });
 
-  it('chat() refuses a model whose vocabulary lacks harmony\'s special tokens, naming them; the default context is capped at 4096 of the declared 131072, with a notice', async () => {
+  it("chat() refuses a model whose vocabulary lacks harmony's special tokens, naming them; the default context is capped at 4096 of the declared 131072, with a notice", async () => {
     await using e = await Engine.load(dirs['gguf-f32']);
     expect(e.contextLength).toBe(4096);
     expect(e.notices.join('\n')).toContain("the context is 4096 positions of the model's 131072");
     await using wide = await Engine.load(dirs['gguf-f32'], { contextLength: 8192 });
     expect(wide.contextLength).toBe(8192);
-    await expect(e.chat([{ role: 'user', content: 'hi' }])).rejects.toMatchObject({ code: 'IE_CHAT_UNSUPPORTED', message: expect.stringContaining('<|start|>') });
+    await expect(e.chat([{ role: 'user', content: 'hi' }])).rejects.toMatchObject({
+      code: 'IE_CHAT_UNSUPPORTED',
+      message: expect.stringContaining('<|start|>'),
+    });
   });
 
-  it.each(ISAS)('%s: the engine equals the float64 reference on the imported weights (1e-4 of the logits range), prefill chunks and decode steps, past the sliding window', async (isa) => {
-    const reader = await IebinReader.open(dirs.hf);
-    const w = new Map<string, Float64Array>();
-    for (const t of reader.tensors) w.set(t.name, Float64Array.from(decodeTensor(t, (await reader.read(t.name)).bytes)));
-    const c = reader.config;
-    await reader.close();
-    const moe = c.moe;
-    if (!moe || c.rope_scaling?.type !== 'yarn' || c.sliding_window === null) throw new Error('gpt-oss config expected');
-    const ref = new GptOssReference(
-      {
-        dim: c.dim,
-        n_layers: c.n_layers,
-        n_heads: c.n_heads,
-        n_kv_heads: c.n_kv_heads,
-        head_dim: c.head_dim,
-        ffn_dim: c.ffn_dim,
-        vocab_size: c.vocab_size,
-        rope_theta: c.rope_theta,
-        norm_eps: c.norm_eps,
-        sliding_window: c.sliding_window,
-        sliding_layers: c.sliding_layers ?? Array(c.n_layers).fill(true),
-        yarn: c.rope_scaling,
-        n_experts: moe.n_experts,
-        experts_per_token: moe.experts_per_token,
-        swiglu_limit: moe.swiglu_limit,
-      },
-      (name) => {
-        const t = w.get(name);
-        if (!t) throw new Error(`missing ${name}`);
-        return t;
-      },
-    );
-    // 23 positions: almost three sliding windows of 8.
-    const ids = Array.from({ length: 23 }, (_, i) => (i * 97 + 13) % c.vocab_size);
-    const want = ids.map((t) => ref.step(t));
-    for (const threads of [1, 2]) {
-      await using e = await Engine.load(dirs.hf, { activations: 'f32', isa: isa as 'scalar', threads, maxBatch: 6 });
-      const got = await e.evaluate(ids);
-      for (let p = 0; p < ids.length; p++) {
-        let lo = Infinity;
-        let hi = -Infinity;
-        for (const v of want[p]) {
-          lo = Math.min(lo, v);
-          hi = Math.max(hi, v);
+  it.each(ISAS)(
+    '%s: the engine equals the float64 reference on the imported weights (1e-4 of the logits range), prefill chunks and decode steps, past the sliding window',
+    async (isa) => {
+      const reader = await IebinReader.open(dirs.hf);
+      const w = new Map<string, Float64Array>();
+      for (const t of reader.tensors) w.set(t.name, Float64Array.from(decodeTensor(t, (await reader.read(t.name)).bytes)));
+      const c = reader.config;
+      await reader.close();
+      const moe = c.moe;
+      if (!moe || c.rope_scaling?.type !== 'yarn' || c.sliding_window === null) throw new Error('gpt-oss config expected');
+      const ref = new GptOssReference(
+        {
+          dim: c.dim,
+          n_layers: c.n_layers,
+          n_heads: c.n_heads,
+          n_kv_heads: c.n_kv_heads,
+          head_dim: c.head_dim,
+          ffn_dim: c.ffn_dim,
+          vocab_size: c.vocab_size,
+          rope_theta: c.rope_theta,
+          norm_eps: c.norm_eps,
+          sliding_window: c.sliding_window,
+          sliding_layers: c.sliding_layers ?? Array(c.n_layers).fill(true),
+          yarn: c.rope_scaling,
+          n_experts: moe.n_experts,
+          experts_per_token: moe.experts_per_token,
+          swiglu_limit: moe.swiglu_limit,
+        },
+        (name) => {
+          const t = w.get(name);
+          if (!t) throw new Error(`missing ${name}`);
+          return t;
+        },
+      );
+      // 23 positions: almost three sliding windows of 8.
+      const ids = Array.from({ length: 23 }, (_, i) => (i * 97 + 13) % c.vocab_size);
+      const want = ids.map((t) => ref.step(t));
+      for (const threads of [1, 2]) {
+        await using e = await Engine.load(dirs.hf, { activations: 'f32', isa: isa as 'scalar', threads, maxBatch: 6 });
+        const got = await e.evaluate(ids);
+        for (let p = 0; p < ids.length; p++) {
+          let lo = Infinity;
+          let hi = -Infinity;
+          for (const v of want[p]) {
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+          }
+          expect(maxAbsDiff(got[p], want[p]) / (hi - lo), `${threads} threads, position ${p}`).toBeLessThan(1e-4);
         }
-        expect(maxAbsDiff(got[p], want[p]) / (hi - lo), `${threads} threads, position ${p}`).toBeLessThan(1e-4);
+        // Prefill in chunks of 6 (the 17-token prompt: 6 + 6 + 5 rows), then greedy steps: the reference's tokens.
+        const greedy: number[] = [];
+        ref.reset();
+        let last: Float64Array = new Float64Array(0);
+        for (const t of ids.slice(0, 17)) last = ref.step(t);
+        for (let i = 0; i < 6; i++) {
+          greedy.push(argmax(last));
+          last = ref.step(greedy[i]);
+        }
+        const done = await e.complete(ids.slice(0, 17), { maxTokens: 6, temperature: 0 });
+        expect(done.tokens, `${threads} threads, greedy after chunked prefill`).toEqual(greedy);
       }
-      // Prefill in chunks of 6 (the 17-token prompt: 6 + 6 + 5 rows), then greedy steps: the reference's tokens.
-      const greedy: number[] = [];
-      ref.reset();
-      let last: Float64Array = new Float64Array(0);
-      for (const t of ids.slice(0, 17)) last = ref.step(t);
-      for (let i = 0; i < 6; i++) {
-        greedy.push(argmax(last));
-        last = ref.step(greedy[i]);
-      }
-      const done = await e.complete(ids.slice(0, 17), { maxTokens: 6, temperature: 0 });
-      expect(done.tokens, `${threads} threads, greedy after chunked prefill`).toEqual(greedy);
-    }
-  });
+    },
+  );
 });
 
 describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose vocabulary has the harmony tokens)', () => {
@@ -174,8 +183,15 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     const start = e.tokenize('<|start|>', { bos: false });
     expect(start).toHaveLength(1);
     const streamed: string[] = [];
-    const r = await e.chat([{ role: 'user', content: 'Hello there' }], { maxTokens: 12, temperature: 0, currentDate: '2026-12-01', onText: (t) => streamed.push(t) });
-    expect(r.metrics.promptTokens).toBe(e.tokenize(renderHarmony([{ role: 'user', content: 'Hello there' }], { currentDate: '2026-12-01' }), { bos: false }).length);
+    const r = await e.chat([{ role: 'user', content: 'Hello there' }], {
+      maxTokens: 12,
+      temperature: 0,
+      currentDate: '2026-12-01',
+      onText: (t) => streamed.push(t),
+    });
+    expect(r.metrics.promptTokens).toBe(
+      e.tokenize(renderHarmony([{ role: 'user', content: 'Hello there' }], { currentDate: '2026-12-01' }), { bos: false }).length,
+    );
     expect(r.tokens.length).toBeLessThanOrEqual(12);
     expect(['eos', 'length']).toContain(r.stopReason);
     // Whatever a random model says, what was streamed is what the messages hold.

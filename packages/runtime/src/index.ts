@@ -2,13 +2,50 @@
  * @ie/runtime — the ie engine: `Engine.load(dir, { precision })`, then stream tokens from
  * `engine.generate(prompt, options)`.
  */
-export { Engine, Generation, type GenerateOptions, type ChatOptions, type ChatCompletion, type Piece, type Completion, type StopReason, type EngineInfo } from './engine.js';
-export { renderHarmony, HarmonyReader, HARMONY_SPECIALS, type ChatMessage, type HarmonyMessage, type HarmonyOptions, type ReasoningEffort } from './chat/harmony.js';
+export {
+  Engine,
+  Generation,
+  type GenerateOptions,
+  type ChatOptions,
+  type ChatCompletion,
+  type Piece,
+  type Completion,
+  type StopReason,
+  type EngineInfo,
+} from './engine.js';
+export {
+  renderHarmony,
+  HarmonyReader,
+  HARMONY_SPECIALS,
+  type ChatMessage,
+  type HarmonyMessage,
+  type HarmonyOptions,
+  type ReasoningEffort,
+} from './chat/harmony.js';
 export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';
-export { IeRuntimeError, ContextOverflowError, GenerationAbortedError, InvalidOptionError, RUNTIME_ERROR_CODES, type RuntimeErrorCode } from './errors.js';
-export { createTokenizer, buildTokenizer, probeTokenizer, readHfTokenizerJson, MAX_TOKENIZER_JSON_BYTES, TOKENIZER_PROBE_TEXT, Llama2cTokenizer, SpmTokenizer, HfTokenizer, type Tokenizer, type StreamDecoder } from './tokenizer/index.js';
+export {
+  IeRuntimeError,
+  ContextOverflowError,
+  GenerationAbortedError,
+  InvalidOptionError,
+  RUNTIME_ERROR_CODES,
+  type RuntimeErrorCode,
+} from './errors.js';
+export {
+  createTokenizer,
+  buildTokenizer,
+  probeTokenizer,
+  readHfTokenizerJson,
+  MAX_TOKENIZER_JSON_BYTES,
+  TOKENIZER_PROBE_TEXT,
+  Llama2cTokenizer,
+  SpmTokenizer,
+  HfTokenizer,
+  type Tokenizer,
+  type StreamDecoder,
+} from './tokenizer/index.js';
 export { ropeTables, type KvCacheType } from './forward.js';
 export { quantizeModel, AWQ_ALPHAS, GATE_ROWS, SEARCH_ROWS, type QuantizeModelOptions, type QuantizeResult } from './quantize.js';

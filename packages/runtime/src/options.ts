@@ -69,27 +69,36 @@ export interface ResolvedEngineOptions {
 /** The default context when the model allows more (EngineOptions.contextLength). */
 export const DEFAULT_CONTEXT_CAP = 4096;
 
-function oneOf<T extends string>(name: string, envName: string, v: T | undefined, env: NodeJS.ProcessEnv, allowed: readonly T[]): T | undefined {
+function oneOf<T extends string>(
+  name: string,
+  envName: string,
+  v: T | undefined,
+  env: NodeJS.ProcessEnv,
+  allowed: readonly T[],
+): T | undefined {
   const raw = v ?? (env[envName] || undefined);
   if (raw === undefined) return undefined;
-  if (!allowed.includes(raw as T)) throw new InvalidOptionError(v !== undefined ? name : envName, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (!allowed.includes(raw as T))
+    throw new InvalidOptionError(v !== undefined ? name : envName, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
 }
 
 function int(name: string, envName: string, v: number | undefined, env: NodeJS.ProcessEnv, lo: number, hi: number): number | undefined {
   let raw: unknown = v;
   if (raw === undefined && env[envName]) {
-    if (!/^\d+$/.test(env[envName] as string)) throw new InvalidOptionError(envName, `must be an integer, got ${JSON.stringify(env[envName])}`);
+    if (!/^\d+$/.test(env[envName] as string))
+      throw new InvalidOptionError(envName, `must be an integer, got ${JSON.stringify(env[envName])}`);
     raw = Number(env[envName]);
   }
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < lo || raw > hi) throw new InvalidOptionError(v !== undefined ? name : envName, `must be an integer in ${lo}..${hi}, got ${String(raw)}`);
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < lo || raw > hi)
+    throw new InvalidOptionError(v !== undefined ? name : envName, `must be an integer in ${lo}..${hi}, got ${String(raw)}`);
   return raw;
 }
 
 function bool(name: string, envName: string, v: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
   if (v !== undefined && typeof v !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(v)}`);
-  return v ?? (oneOf(name, envName, undefined, env, ['0', '1'] as const) === '1');
+  return v ?? oneOf(name, envName, undefined, env, ['0', '1'] as const) === '1';
 }
 
 /**
@@ -102,7 +111,10 @@ function hostMaths(env: NodeJS.ProcessEnv): ActivationsMode | undefined {
   if (v === undefined || v === '') return undefined;
   if (v === 'fp32') return 'f32';
   if (v === 'int8') return 'int8';
-  throw new InvalidOptionError('PRECISION', `is the host maths' precision: fp32 (FP32 activations) or int8 (int8 activations on int8/int4 weights), got ${JSON.stringify(v)}; the weights' precision is IE_PRECISION`);
+  throw new InvalidOptionError(
+    'PRECISION',
+    `is the host maths' precision: fp32 (FP32 activations) or int8 (int8 activations on int8/int4 weights), got ${JSON.stringify(v)}; the weights' precision is IE_PRECISION`,
+  );
 }
 
 export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedEngineOptions {
@@ -116,7 +128,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
-    requireModel: o.requireModel ?? (oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1'),
+    requireModel: o.requireModel ?? oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1',
     idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,
     verify: bool('verify', 'IE_VERIFY', o.verify, env),
   };

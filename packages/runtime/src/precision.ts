@@ -19,10 +19,25 @@ export const PRECISION_DTYPE: Record<Precision, Dtype> = { fp32: 'f32', fp16: 'f
  * How much information a kind keeps (about bits per weight, ordered): a requested precision
  * converts only the matrices ranked above it; converting to a higher rank is refused.
  */
-export const KIND_RANK: Record<WeightKind, number> = { fp32: 3, fp16: 2, bf16: 2, int8w: 1, q6_k: 0.75, q5_k: 0.6, q4_k: 0.1, iq4_nl: 0.05, mxfp4: 0.02, int4w: 0 };
+export const KIND_RANK: Record<WeightKind, number> = {
+  fp32: 3,
+  fp16: 2,
+  bf16: 2,
+  int8w: 1,
+  q6_k: 0.75,
+  q5_k: 0.6,
+  q4_k: 0.1,
+  iq4_nl: 0.05,
+  mxfp4: 0.02,
+  int4w: 0,
+};
 
 export const DTYPE_KIND: Record<Dtype, WeightKind> = {
-  f32: 'fp32', f16: 'fp16', bf16: 'bf16', i8: 'int8w', q4: 'int4w',
+  f32: 'fp32',
+  f16: 'fp16',
+  bf16: 'bf16',
+  i8: 'int8w',
+  q4: 'int4w',
   ...(Object.fromEntries(BLOCK_DTYPES.map((d) => [d, d])) as Record<BlockDtype, BlockDtype>),
 };
 

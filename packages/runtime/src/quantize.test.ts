@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SYNTH_PRESETS, exportIebin, openLlama2c, synthModel, type ModelConfig } from '@ie/format';
-import { EndToEndMeter, manifestSha256, parseManifest, planExport, type ExpandedManifest, type LoadedManifest, type Policy } from '@ie/quant';
+import {
+  EndToEndMeter,
+  manifestSha256,
+  parseManifest,
+  planExport,
+  type ExpandedManifest,
+  type LoadedManifest,
+  type Policy,
+} from '@ie/quant';
 import { HAS_STORIES, REPO_ROOT, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import { Engine, quantizeModel } from './index.js';
 
@@ -16,8 +24,13 @@ function policyText(edit: (p: Policy) => void = () => {}): string {
   edit(p);
   return JSON.stringify(p);
 }
-const loaded = (text: string, file = 'policy.json'): LoadedManifest => ({ manifest: parseManifest(text, file), file, sha256: manifestSha256(text) });
-const quantize = (dir: string, text: string, calib = CALIB) => quantizeModel(dir, { policy: loaded(text), calibration: { text: calib, file: 'default.txt' } });
+const loaded = (text: string, file = 'policy.json'): LoadedManifest => ({
+  manifest: parseManifest(text, file),
+  file,
+  sha256: manifestSha256(text),
+});
+const quantize = (dir: string, text: string, calib = CALIB) =>
+  quantizeModel(dir, { policy: loaded(text), calibration: { text: calib, file: 'default.txt' } });
 
 /** Exports `source` per `manifest` and returns the directory. */
 async function exportPer(source: ReturnType<typeof synthModel>, manifest: ExpandedManifest | string): Promise<string> {
@@ -49,53 +62,63 @@ describe('quantizeModel on synthetic models', () => {
     ['Qwen2 MHA with q/k/v biases', { architecture: 'qwen2', attn_qkv_bias: true, n_kv_heads: 4, rope_style: 'rotate_half' }],
   ];
 
-  it.each(shapes)('%s: activation-aware folding is exact in float, and the exported model is the one the gate judged', async (_name, over) => {
-    const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, ...over };
-    const fpDir = tmp();
-    await exportIebin(synthModel(config, { seed: 9 }), fpDir, { converter: 'test' });
-    const text = policyText((p) => {
-      p.defaults = { ...p.defaults, method: 'awq' };
-      p.calibration = { sequence_length: 48, max_sequences: 2 };
-      p.gate = { min_cosine: -1, min_snr_db: -100, max_kl: 100, min_top1: 0 }; // random weights: judge nothing here
-    });
-    const r = await quantize(fpDir, text);
-    const m = r.manifest;
-    expect(m.status).toBe('accepted');
-    // The search found scaling worth doing somewhere, and recorded its folds.
-    const folded = m.tensors.filter((t) => t.transforms?.length);
-    expect(folded.length).toBeGreaterThan(0);
-    // Every fold kind is exercised: into a norm, into up's rows, into v's rows (and v's bias).
-    for (const site of ['attn_in', 'ffn_in', 'ffn_down_in', 'attn_out_in', 'attn_v_rows']) expect(Object.keys(m.scales).some((k) => k.endsWith(site)), site).toBe(true);
-    for (const t of m.tensors.filter((t) => t.scheme === 'int4w')) expect(t.quality?.cosine).toBeGreaterThan(0.9);
+  it.each(shapes)(
+    '%s: activation-aware folding is exact in float, and the exported model is the one the gate judged',
+    async (_name, over) => {
+      const config: ModelConfig = { ...SYNTH_PRESETS.tiny.config, ...over };
+      const fpDir = tmp();
+      await exportIebin(synthModel(config, { seed: 9 }), fpDir, { converter: 'test' });
+      const text = policyText((p) => {
+        p.defaults = { ...p.defaults, method: 'awq' };
+        p.calibration = { sequence_length: 48, max_sequences: 2 };
+        p.gate = { min_cosine: -1, min_snr_db: -100, max_kl: 100, min_top1: 0 }; // random weights: judge nothing here
+      });
+      const r = await quantize(fpDir, text);
+      const m = r.manifest;
+      expect(m.status).toBe('accepted');
+      // The search found scaling worth doing somewhere, and recorded its folds.
+      const folded = m.tensors.filter((t) => t.transforms?.length);
+      expect(folded.length).toBeGreaterThan(0);
+      // Every fold kind is exercised: into a norm, into up's rows, into v's rows (and v's bias).
+      for (const site of ['attn_in', 'ffn_in', 'ffn_down_in', 'attn_out_in', 'attn_v_rows'])
+        expect(
+          Object.keys(m.scales).some((k) => k.endsWith(site)),
+          site,
+        ).toBe(true);
+      for (const t of m.tensors.filter((t) => t.scheme === 'int4w')) expect(t.quality?.cosine).toBeGreaterThan(0.9);
 
-    // The same folds without quantization give the FP model's logits: the rewrite is exact.
-    const floatOnly = structuredClone(m);
-    for (const t of floatOnly.tensors) {
-      if (t.scheme !== 'int4w') continue;
-      t.scheme = 'f32';
-      for (const k of ['group_size', 'mode', 'scale_dtype', 'method', 'alpha'] as const) delete t[k];
-    }
-    const ids = [config.bos_id, ...Array.from({ length: 23 }, (_, i) => (i * 37 + 11) % config.vocab_size)];
-    const fp = await logits(fpDir, ids);
-    const folded32 = await logits(await exportPer(synthModel(config, { seed: 9 }), floatOnly), ids);
-    expect(worstRelative(folded32, fp)).toBeLessThan(1e-4);
+      // The same folds without quantization give the FP model's logits: the rewrite is exact.
+      const floatOnly = structuredClone(m);
+      for (const t of floatOnly.tensors) {
+        if (t.scheme !== 'int4w') continue;
+        t.scheme = 'f32';
+        for (const k of ['group_size', 'mode', 'scale_dtype', 'method', 'alpha'] as const) delete t[k];
+      }
+      const ids = [config.bos_id, ...Array.from({ length: 23 }, (_, i) => (i * 37 + 11) % config.vocab_size)];
+      const fp = await logits(fpDir, ids);
+      const folded32 = await logits(await exportPer(synthModel(config, { seed: 9 }), floatOnly), ids);
+      expect(worstRelative(folded32, fp)).toBeLessThan(1e-4);
 
-    // The exported quantized model reproduces the end-to-end figures the gate measured.
-    const qDir = await exportPer(synthModel(config, { seed: 9 }), m);
-    const cal = await (async () => {
-      await using e = await Engine.load(fpDir, { threads: 1 });
-      const t = e.tokenize(CALIB, { bos: false });
-      return [[config.bos_id, ...t.slice(0, 47)], [config.bos_id, ...t.slice(47, 94)]];
-    })();
-    const meter = new EndToEndMeter();
-    for (const seq of cal) {
-      const [a, b] = [await logits(fpDir, seq), await logits(qDir, seq)];
-      for (let i = 0; i < seq.length; i++) meter.add(a[i], b[i]);
-    }
-    const e2e = meter.result();
-    expect(e2e.positions).toBe(m.gate.end_to_end?.positions);
-    expect(e2e.kl_mean).toBeCloseTo(m.gate.end_to_end?.kl_mean as number, 3);
-  });
+      // The exported quantized model reproduces the end-to-end figures the gate measured.
+      const qDir = await exportPer(synthModel(config, { seed: 9 }), m);
+      const cal = await (async () => {
+        await using e = await Engine.load(fpDir, { threads: 1 });
+        const t = e.tokenize(CALIB, { bos: false });
+        return [
+          [config.bos_id, ...t.slice(0, 47)],
+          [config.bos_id, ...t.slice(47, 94)],
+        ];
+      })();
+      const meter = new EndToEndMeter();
+      for (const seq of cal) {
+        const [a, b] = [await logits(fpDir, seq), await logits(qDir, seq)];
+        for (let i = 0; i < seq.length; i++) meter.add(a[i], b[i]);
+      }
+      const e2e = meter.result();
+      expect(e2e.positions).toBe(m.gate.end_to_end?.positions);
+      expect(e2e.kl_mean).toBeCloseTo(m.gate.end_to_end?.kl_mean as number, 3);
+    },
+  );
 });
 
 describe('quantizeModel on an already-quantized model', () => {
@@ -142,14 +165,21 @@ describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, (
     const b = await quantize(await fp(), DEFAULT_POLICY);
     expect(b.json).toBe(a.json);
     // Without room to keep the FP logits, the FP model runs again beside the quantized one: same figures.
-    const c = await quantizeModel(await fp(), { policy: loaded(DEFAULT_POLICY), calibration: { text: CALIB, file: 'default.txt' }, logitsBudgetBytes: 0 });
+    const c = await quantizeModel(await fp(), {
+      policy: loaded(DEFAULT_POLICY),
+      calibration: { text: CALIB, file: 'default.txt' },
+      logitsBudgetBytes: 0,
+    });
     expect(c.json).toBe(a.json);
   });
 
   it('clip search and activation-aware scaling each measurably improve on RTN', async () => {
     const kl: Record<string, number> = {};
     for (const method of ['rtn', 'clip', 'awq'] as const) {
-      const r = await quantize(await fp(), policyText((p) => (p.defaults = { ...p.defaults, method })));
+      const r = await quantize(
+        await fp(),
+        policyText((p) => (p.defaults = { ...p.defaults, method })),
+      );
       kl[method] = r.endToEnd.kl_mean;
     }
     expect(kl.clip).toBeLessThan(kl.rtn * 0.97);
@@ -157,7 +187,10 @@ describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, (
   });
 
   it('a too-strict gate rejects, naming what failed', async () => {
-    const r = await quantize(await fp(), policyText((p) => (p.gate = { ...p.gate, max_kl: 0.001, min_cosine: 0.9995 })));
+    const r = await quantize(
+      await fp(),
+      policyText((p) => (p.gate = { ...p.gate, max_kl: 0.001, min_cosine: 0.9995 })),
+    );
     expect(r.accepted).toBe(false);
     expect(r.manifest.status).toBe('rejected');
     expect(r.failures).toContain(`end to end: mean KL ${r.endToEnd.kl_mean.toFixed(5)} > max_kl 0.001`);
@@ -173,6 +206,9 @@ describe.skipIf(!HAS_STORIES)(`quantizeModel on stories260K${STORIES_REASON}`, (
   });
 
   it('refuses calibration text too short to measure anything', async () => {
-    await expect(quantize(await fp(), DEFAULT_POLICY, 'Hi')).rejects.toMatchObject({ code: 'QUANT_CALIBRATION', message: expect.stringMatching(/gives \d tokens/) });
+    await expect(quantize(await fp(), DEFAULT_POLICY, 'Hi')).rejects.toMatchObject({
+      code: 'QUANT_CALIBRATION',
+      message: expect.stringMatching(/gives \d tokens/),
+    });
   });
 });

@@ -143,7 +143,8 @@ function relativeError(ref: Float32Array, got: Float32Array): number {
 
 /** Quantizes a model per policy and judges it; see the file comment. */
 export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): Promise<QuantizeResult> {
-  if (o.policy.manifest.kind !== 'policy') throw new QuantError('QUANT_MANIFEST_INVALID', `${o.policy.file} is an expanded manifest; ie quantize takes a policy (kind "policy")`);
+  if (o.policy.manifest.kind !== 'policy')
+    throw new QuantError('QUANT_MANIFEST_INVALID', `${o.policy.file} is an expanded manifest; ie quantize takes a policy (kind "policy")`);
   const policy = o.policy.manifest as Policy;
   const reader = await IebinReader.open(modelDir);
   const c = reader.config;
@@ -172,20 +173,41 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     // Calibration sequences.
     const settings = { ...DEFAULT_CALIBRATION, ...(policy.calibration ?? {}) };
     const seqLen = Math.min(settings.sequence_length, c.context_length);
-    if (seqLen < 2) throw new QuantError('QUANT_CALIBRATION', `the model's context holds ${c.context_length} position(s); calibration sequences need at least 2 (BOS and a token)`);
+    if (seqLen < 2)
+      throw new QuantError(
+        'QUANT_CALIBRATION',
+        `the model's context holds ${c.context_length} position(s); calibration sequences need at least 2 (BOS and a token)`,
+      );
     const tokenizer = await createTokenizer(reader.header, reader.directory);
     const seqs = sequences(tokenizer.encode(o.calibration.text, { bos: false }), c.bos_id, seqLen, settings.max_sequences);
     const total = seqs.reduce((a, s) => a + s.length, 0);
     const textTokens = total - seqs.length;
-    if (textTokens < 8) throw new QuantError('QUANT_CALIBRATION', `${o.calibration.file} gives ${textTokens} tokens; calibration needs a text of at least a few sentences (a few hundred tokens or more is better)`);
+    if (textTokens < 8)
+      throw new QuantError(
+        'QUANT_CALIBRATION',
+        `${o.calibration.file} gives ${textTokens} tokens; calibration needs a text of at least a few sentences (a few hundred tokens or more is better)`,
+      );
 
     // FP pass: logits at every position, and every projection input.
     const fp = bindWeights(ctx, reader, mapping, undefined);
-    const fpForward = new Forward(ctx, c, fp, { contextLength: seqLen, kvCache: 'f32', maxBatch: seqLen, activations: 'f32', calibration: { capture: true } });
+    const fpForward = new Forward(ctx, c, fp, {
+      contextLength: seqLen,
+      kvCache: 'f32',
+      maxBatch: seqLen,
+      activations: 'f32',
+      calibration: { capture: true },
+    });
     const stride = Math.max(1, total / GATE_ROWS);
     const keep: Array<[number, number]> = []; // (sequence, row) of each gate row
-    for (let i = 0, pos = 0; i < seqs.length; i++) for (let r = 0; r < seqs[i].length; r++, pos++) if (Math.floor(keep.length * stride) === pos) keep.push([i, r]);
-    const sites: SiteData[] = fpForward.captures.map((cap: Capture) => ({ layer: cap.layer, site: cap.site, width: cap.width, rows: new Float32Array(keep.length * cap.width), meanAbs: new Float64Array(cap.width) }));
+    for (let i = 0, pos = 0; i < seqs.length; i++)
+      for (let r = 0; r < seqs[i].length; r++, pos++) if (Math.floor(keep.length * stride) === pos) keep.push([i, r]);
+    const sites: SiteData[] = fpForward.captures.map((cap: Capture) => ({
+      layer: cap.layer,
+      site: cap.site,
+      width: cap.width,
+      rows: new Float32Array(keep.length * cap.width),
+      meanAbs: new Float64Array(cap.width),
+    }));
     // The FP logits are kept for the end-to-end comparison when they fit a budget; otherwise the FP model runs again beside the quantized one.
     const keepLogits = total * c.vocab_size * 4 <= (o.logitsBudgetBytes ?? LOGITS_BUDGET_BYTES);
     const fpLogits: Float32Array[] = [];
@@ -228,9 +250,17 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     const addTransform = (name: string, t: EntryTransform) => transforms.set(name, [...(transforms.get(name) ?? []), t]);
     const group = c.n_heads / c.n_kv_heads;
     // A site is scaled when a consumer asks for awq and every tensor the scaling rewrites is float in the source (quantized ones are copied, never rewritten).
-    const rewritten = (s: SiteData) => [...consumers(s.site, s.layer, c), ...(s.site === 'attn_out_in' ? [`blk.${s.layer}.attn_v.weight`] : s.site === 'ffn_down_in' ? [`blk.${s.layer}.ffn_up.weight`] : [])];
+    const rewritten = (s: SiteData) => [
+      ...consumers(s.site, s.layer, c),
+      ...(s.site === 'attn_out_in' ? [`blk.${s.layer}.attn_v.weight`] : s.site === 'ffn_down_in' ? [`blk.${s.layer}.ffn_up.weight`] : []),
+    ];
     const isFloat = (name: string) => isFloatDtype((entries.get(name) as TensorEntry).dtype);
-    const awqSites = sites.filter((s) => s.site !== 'classifier_in' && consumers(s.site, s.layer, c).some((n) => planOf.get(n)?.method === 'awq' && quantized(n)) && rewritten(s).every(isFloat));
+    const awqSites = sites.filter(
+      (s) =>
+        s.site !== 'classifier_in' &&
+        consumers(s.site, s.layer, c).some((n) => planOf.get(n)?.method === 'awq' && quantized(n)) &&
+        rewritten(s).every(isFloat),
+    );
     let searched = 0;
     for (const s of awqSites) {
       const names = consumers(s.site, s.layer, c);
@@ -242,9 +272,11 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
         // o's input channel (h, d) comes from v's row (h / group, d): one scale per kv channel, shared by the heads of a group.
         const kvw = c.n_kv_heads * c.head_dim;
         const kv = new Float64Array(kvw);
-        for (let h = 0; h < c.n_heads; h++) for (let d = 0; d < c.head_dim; d++) kv[Math.floor(h / group) * c.head_dim + d] += s.meanAbs[h * c.head_dim + d] / group;
+        for (let h = 0; h < c.n_heads; h++)
+          for (let d = 0; d < c.head_dim; d++) kv[Math.floor(h / group) * c.head_dim + d] += s.meanAbs[h * c.head_dim + d] / group;
         stats = new Float64Array(s.width);
-        for (let h = 0; h < c.n_heads; h++) for (let d = 0; d < c.head_dim; d++) stats[h * c.head_dim + d] = kv[Math.floor(h / group) * c.head_dim + d];
+        for (let h = 0; h < c.n_heads; h++)
+          for (let d = 0; d < c.head_dim; d++) stats[h * c.head_dim + d] = kv[Math.floor(h / group) * c.head_dim + d];
       }
       let best = { alpha: 0, err: Number.POSITIVE_INFINITY, scale: activationScales(stats, 0) };
       for (const alpha of AWQ_ALPHAS) {
@@ -291,12 +323,19 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     // Pack every changed tensor; judge each one that has captured inputs.
     const siteOf = new Map<string, SiteData>();
     for (const s of sites) for (const name of consumers(s.site, s.layer, c)) siteOf.set(name, s);
-    const overrides = { matrices: new Map<string, { spec: MatrixSpec; data: Uint8Array }>(), vectors: new Map<string, Float32Array>() } satisfies WeightOverrides;
+    const overrides = {
+      matrices: new Map<string, { spec: MatrixSpec; data: Uint8Array }>(),
+      vectors: new Map<string, Float32Array>(),
+    } satisfies WeightOverrides;
     const quality = new Map<string, OutputQuality>();
     const changed = plans.filter((p) => !p.passthrough || (transforms.get(p.name)?.length ?? 0) > 0);
     let packed = 0;
     for (const plan0 of changed) {
-      const plan: TensorPlan = { ...plan0, transforms: transforms.get(plan0.name) ?? [], method: plan0.method === 'awq' && !alphas.has(plan0.name) ? 'clip' : plan0.method };
+      const plan: TensorPlan = {
+        ...plan0,
+        transforms: transforms.get(plan0.name) ?? [],
+        method: plan0.method === 'awq' && !alphas.has(plan0.name) ? 'clip' : plan0.method,
+      };
       const entry = entries.get(plan.name) as TensorEntry;
       const values = valuesOf(reader, entry);
       applyTransforms(values, plan.shape, plan.transforms, scales);
@@ -328,7 +367,13 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
 
     // End to end: the quantized model over the same sequences.
     const q = bindWeights(ctx, reader, mapping, undefined, overrides);
-    const qForward = new Forward(ctx, c, q, { contextLength: seqLen, kvCache: 'f32', maxBatch: seqLen, activations: 'f32', calibration: { capture: false } });
+    const qForward = new Forward(ctx, c, q, {
+      contextLength: seqLen,
+      kvCache: 'f32',
+      maxBatch: seqLen,
+      activations: 'f32',
+      calibration: { capture: false },
+    });
     const meter = new EndToEndMeter();
     let at = 0;
     const row = (l: Float32Array, r: number) => l.subarray(r * c.vocab_size, (r + 1) * c.vocab_size);
@@ -352,10 +397,21 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
     const tensors: ManifestEntry[] = reader.tensors.map((t, i) => {
       const p = planOf.get(t.name) as TensorPlan;
       const qm = quality.get(t.name);
-      const e: ManifestEntry = { name: t.name, shape: [...t.shape], source: { dtype: t.dtype, sha256: digests[i].sha256 }, scheme: p.scheme, layout: { ...p.layout }, verdict: qm ? (tensorPasses(qm, thresholds) ? 'pass' : 'fail') : 'not_measured' };
+      const e: ManifestEntry = {
+        name: t.name,
+        shape: [...t.shape],
+        source: { dtype: t.dtype, sha256: digests[i].sha256 },
+        scheme: p.scheme,
+        layout: { ...p.layout },
+        verdict: qm ? (tensorPasses(qm, thresholds) ? 'pass' : 'fail') : 'not_measured',
+      };
       if (p.quant) {
         if (p.scheme === 'int4w') Object.assign(e, { group_size: p.quant.group_size, mode: p.quant.scheme });
-        else Object.assign(e, { granularity: p.quant.granularity, ...(p.quant.granularity === 'per_group' ? { group_size: p.quant.group_size } : {}) });
+        else
+          Object.assign(e, {
+            granularity: p.quant.granularity,
+            ...(p.quant.granularity === 'per_group' ? { group_size: p.quant.group_size } : {}),
+          });
         e.scale_dtype = p.quant.scale_dtype;
         // A tensor the source already had in this encoding is copied, not quantized here.
         if (!p.passthrough) e.method = p.method ?? 'rtn';
@@ -374,12 +430,29 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
       status: failures.length ? 'rejected' : 'accepted',
       policy: { ...(policy.name ? { name: policy.name } : {}), file: basename(o.policy.file), sha256: o.policy.sha256 },
       model: { fingerprint, config: { ...c } },
-      calibration: { text: basename(o.calibration.file), sha256: sha256Bytes(Buffer.from(o.calibration.text, 'utf8')), sequences: seqs.length, tokens: total },
-      gate: { thresholds, end_to_end: { kl_mean: round(e2e.kl_mean, 6), kl_max: round(e2e.kl_max, 6), top1: round(e2e.top1, 6), positions: e2e.positions }, failures },
+      calibration: {
+        text: basename(o.calibration.file),
+        sha256: sha256Bytes(Buffer.from(o.calibration.text, 'utf8')),
+        sequences: seqs.length,
+        tokens: total,
+      },
+      gate: {
+        thresholds,
+        end_to_end: { kl_mean: round(e2e.kl_mean, 6), kl_max: round(e2e.kl_max, 6), top1: round(e2e.top1, 6), positions: e2e.positions },
+        failures,
+      },
       scales: Object.fromEntries([...scales].filter(([k]) => usedScales.has(k)).map(([k, v]) => [k, encodeScales(v)])),
       tensors,
     };
-    return { manifest, json: `${JSON.stringify(manifest, null, 2)}\n`, accepted: failures.length === 0, failures, endToEnd: e2e, bytesPerToken, calibrationTokens: total };
+    return {
+      manifest,
+      json: `${JSON.stringify(manifest, null, 2)}\n`,
+      accepted: failures.length === 0,
+      failures,
+      endToEnd: e2e,
+      bytesPerToken,
+      calibrationTokens: total,
+    };
   } finally {
     await pool.close();
     for (const m of owned) m.dispose();

@@ -34,7 +34,8 @@ export interface ResolvedSampling {
 export function resolveSampling(o: SamplingOptions): ResolvedSampling {
   const num = (name: keyof SamplingOptions, v: number | undefined, dflt: number, lo: number, hi: number, integer = false) => {
     const x = v ?? dflt;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x < lo || x > hi || (integer && !Number.isInteger(x))) throw new InvalidOptionError(name, `must be ${integer ? 'an integer' : 'a number'} in ${lo}..${hi}, got ${String(v)}`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < lo || x > hi || (integer && !Number.isInteger(x)))
+      throw new InvalidOptionError(name, `must be ${integer ? 'an integer' : 'a number'} in ${lo}..${hi}, got ${String(v)}`);
     return x;
   };
   return {

@@ -14,7 +14,10 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
   beforeAll(async () => {
     for (const kind of ['llama2c', 'gguf'] as const) {
       const d = mkdtempSync(join(tmpdir(), `ie-stories-${kind}-`));
-      const src = kind === 'llama2c' ? await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin')) : await openGguf(join(STORIES_DIR, 'stories260K.gguf'));
+      const src =
+        kind === 'llama2c'
+          ? await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'))
+          : await openGguf(join(STORIES_DIR, 'stories260K.gguf'));
       await exportIebin(src, d, { converter: 'test' });
       await src.close();
       dirs[kind] = d;
@@ -23,7 +26,11 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
 
   const oracle = () => {
     const txt = expected('greedy_once-upon-a-time_n256.txt');
-    const inputs = (txt.split('\n').find((l) => l.startsWith('input_token_per_position')) as string).split(':')[1].trim().split(/\s+/).map(Number);
+    const inputs = (txt.split('\n').find((l) => l.startsWith('input_token_per_position')) as string)
+      .split(':')[1]
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     return { inputs, stdout: expected('greedy_once-upon-a-time_n256.stdout') };
   };
 

@@ -5,7 +5,17 @@
  * above it (never upwards): an int8w + int4w model at int4w converts its int8w matrices and
  * keeps the rest.
  */
-import { decodeTensor, encodeFloat, expectedTensors, floatElements, isFloatDtype, quantGeometry, type IebinReader, type QuantParams, type TensorEntry } from '@ie/format';
+import {
+  decodeTensor,
+  encodeFloat,
+  expectedTensors,
+  floatElements,
+  isFloatDtype,
+  quantGeometry,
+  type IebinReader,
+  type QuantParams,
+  type TensorEntry,
+} from '@ie/format';
 import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
@@ -32,7 +42,13 @@ export interface WeightOverrides {
   vectors: ReadonlyMap<string, Float32Array>;
 }
 
-export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: MappedFile, requested: Precision | undefined, overrides?: WeightOverrides): ModelWeights {
+export function bindWeights(
+  ctx: KernelContext,
+  reader: IebinReader,
+  mapping: MappedFile,
+  requested: Precision | undefined,
+  overrides?: WeightOverrides,
+): ModelWeights {
   const c = reader.config;
   const roles = new Map(expectedTensors(c).map((e) => [e.name, e.role]));
   const projections = reader.tensors.filter((t) => roles.get(t.name) === 'projection');
@@ -40,13 +56,24 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   const notices: string[] = [];
   if (requested) {
     // Converting up would not restore what quantization dropped: refuse when no projection is above the target.
-    const above = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested]);
+    const above = projections.filter(
+      (t) => KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested],
+    );
     const below = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] < KIND_RANK[requested]);
     if (below.length === projections.length) {
-      throw new IeRuntimeError('IE_PRECISION_UNSUPPORTED', `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights (ie convert)`);
+      throw new IeRuntimeError(
+        'IE_PRECISION_UNSUPPORTED',
+        `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights (ie convert)`,
+      );
     }
-    if (above.length > 0) notices.push(`${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`);
-    if (below.length > 0) notices.push(`${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_KIND[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`);
+    if (above.length > 0)
+      notices.push(
+        `${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`,
+      );
+    if (below.length > 0)
+      notices.push(
+        `${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_KIND[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`,
+      );
   }
   const target = requested ? PRECISION_DTYPE[requested] : undefined;
   const mix: PrecisionMix = {};
@@ -63,14 +90,19 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
       const per = view.length / E;
       experts.set(
         t.name,
-        Array.from({ length: E }, (_, e) => ctx.matrix({ dtype: t.dtype, shape: [N, K] } as MatrixSpec, view.subarray(e * per, (e + 1) * per), mapping)),
+        Array.from({ length: E }, (_, e) =>
+          ctx.matrix({ dtype: t.dtype, shape: [N, K] } as MatrixSpec, view.subarray(e * per, (e + 1) * per), mapping),
+        ),
       );
       mix[DTYPE_KIND[t.dtype]] = (mix[DTYPE_KIND[t.dtype]] ?? 0) + 1;
       bytesPerToken += (t.bytes * (c.moe?.experts_per_token ?? E)) / E;
       continue;
     }
     if (t.shape.length === 1 || role === 'expert_bias') {
-      vectors.set(t.name, overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)));
+      vectors.set(
+        t.name,
+        overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)),
+      );
       // An expert's bias row is read only when the expert is chosen.
       bytesPerToken += role === 'expert_bias' && c.moe ? (t.bytes * c.moe.experts_per_token) / c.moe.n_experts : t.bytes;
       continue;
@@ -81,7 +113,10 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
       bytesPerToken += role === 'embedding' && !c.tied_classifier ? replaced.data.length / t.shape[0] : replaced.data.length;
       continue;
     }
-    const convert = target !== undefined && shouldConvert(t, role, target, c.tied_classifier) && KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
+    const convert =
+      target !== undefined &&
+      shouldConvert(t, role, target, c.tied_classifier) &&
+      KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
     let m: WeightMatrix;
     let bytes = t.bytes;
     let dtype = t.dtype;
@@ -99,7 +134,16 @@ export function bindWeights(ctx: KernelContext, reader: IebinReader, mapping: Ma
   }
   const kinds = Object.keys(mix) as WeightKind[];
   const precision = kinds.length === 1 ? kinds[0] : 'mixed';
-  return { matrices, experts, vectors, precision, filePrecision: own, precisionMix: mix, bytesPerToken: Math.round(bytesPerToken), notices };
+  return {
+    matrices,
+    experts,
+    vectors,
+    precision,
+    filePrecision: own,
+    precisionMix: mix,
+    bytesPerToken: Math.round(bytesPerToken),
+    notices,
+  };
 }
 
 /**
@@ -120,7 +164,11 @@ export function matrixSpec(dtype: TensorEntry['dtype'], shape: readonly number[]
   const [rows, cols] = shape;
   if (!quant) return { dtype, shape: [rows, cols] };
   const g = quantGeometry(dtype as 'q4' | 'i8', rows, cols, quant);
-  return { dtype, shape: [rows, cols], quant: { ...quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) } };
+  return {
+    dtype,
+    shape: [rows, cols],
+    quant: { ...quant, scales_offset: Number(g.scalesOffset), zeros_offset: g.zerosOffset === null ? null : Number(g.zerosOffset) },
+  };
 }
 
 /** One matrix re-encoded: float -> float via the codecs, float -> i8 (per row) / q4 (g64 symmetric) by RTN. */
@@ -133,7 +181,10 @@ function convertMatrix(t: TensorEntry, view: Uint8Array, target: string): { spec
     data.set(enc);
     return { spec: matrixSpec(target, t.shape, null), data };
   }
-  const quant: QuantParams = target === 'i8' ? { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype: 'f16' } : { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' };
+  const quant: QuantParams =
+    target === 'i8'
+      ? { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype: 'f16' }
+      : { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' };
   const packed = quantizeMatrix(values, rows, cols, { dtype: target as 'i8' | 'q4', quant }, 'rtn');
   return { spec: matrixSpec(target as 'i8' | 'q4', t.shape, packed.quant), data: packed.bytes };
 }

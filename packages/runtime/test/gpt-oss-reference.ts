@@ -145,7 +145,8 @@ export class GptOssReference {
     weights: (name: string) => Float64Array,
   ) {
     const c = config;
-    if (c.sliding_layers.length !== c.n_layers) throw new Error(`sliding_layers has ${c.sliding_layers.length} entries, want ${c.n_layers}`);
+    if (c.sliding_layers.length !== c.n_layers)
+      throw new Error(`sliding_layers has ${c.sliding_layers.length} entries, want ${c.n_layers}`);
     if (c.n_heads % c.n_kv_heads !== 0) throw new Error(`n_heads ${c.n_heads} not a multiple of n_kv_heads ${c.n_kv_heads}`);
     if (c.experts_per_token > c.n_experts) throw new Error(`experts_per_token ${c.experts_per_token} > n_experts ${c.n_experts}`);
     for (const name of gptOssTensorNames(c)) {
@@ -262,9 +263,14 @@ export class GptOssReference {
     const p = `blk.${l}.`;
     const h = this.rmsnorm(x, `${p}ffn_norm.weight`);
     const { experts, weights } = this.route(l, h);
-    const [wg, bg, wu, bu, wd, bd] = ['gate_exps.weight', 'gate_exps.bias', 'up_exps.weight', 'up_exps.bias', 'down_exps.weight', 'down_exps.bias'].map((n) =>
-      this.get(`${p}ffn_${n}`),
-    );
+    const [wg, bg, wu, bu, wd, bd] = [
+      'gate_exps.weight',
+      'gate_exps.bias',
+      'up_exps.weight',
+      'up_exps.bias',
+      'down_exps.weight',
+      'down_exps.bias',
+    ].map((n) => this.get(`${p}ffn_${n}`));
     const out = new Float64Array(D);
     experts.forEach((e, j) => {
       const g = matvec(wg, h, F, bg, e * F * D, e * F);
@@ -368,7 +374,8 @@ export function decodeMxfp4Hf(blocks: Uint8Array, scales: Uint8Array): Float64Ar
 function deinterleave(x: Float64Array, E: number, F: number, K: number, parity: 0 | 1): Float64Array {
   const out = new Float64Array(E * F * K);
   for (let e = 0; e < E; e++)
-    for (let r = 0; r < F; r++) out.set(x.subarray((e * 2 * F + 2 * r + parity) * K, (e * 2 * F + 2 * r + parity + 1) * K), (e * F + r) * K);
+    for (let r = 0; r < F; r++)
+      out.set(x.subarray((e * 2 * F + 2 * r + parity) * K, (e * 2 * F + 2 * r + parity + 1) * K), (e * F + r) * K);
   return out;
 }
 
@@ -376,7 +383,8 @@ function deinterleave(x: Float64Array, E: number, F: number, K: number, parity: 
 export function gptOssConfigFromHf(j: any): GptOssRefConfig {
   const rs = j.rope_scaling ?? {};
   const n_layers = j.num_hidden_layers;
-  const types: string[] = j.layer_types ?? Array.from({ length: n_layers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  const types: string[] =
+    j.layer_types ?? Array.from({ length: n_layers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
   const sliding_layers = types.map((t) => {
     if (t === 'sliding_attention') return true;
     if (t === 'full_attention') return false;

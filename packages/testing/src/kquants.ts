@@ -144,7 +144,8 @@ export function dequantizeKBlocks(type: 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl', b: 
   if (type === 'iq4_nl') {
     const out = new Float32Array((b.length / 18) * 32);
     for (let i = 0; i < out.length; i++) {
-      const blk = Math.floor(i / 32), j = i % 32;
+      const blk = Math.floor(i / 32),
+        j = i % 32;
       const byte = b[18 * blk + 2 + (j & 15)];
       out[i] = fr(f16(18 * blk) * IQ4[j < 16 ? byte & 15 : byte >> 4]);
     }
@@ -153,8 +154,11 @@ export function dequantizeKBlocks(type: 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl', b: 
   if (type === 'q6_k') {
     const out = new Float32Array((b.length / 210) * 256);
     for (let i = 0; i < out.length; i++) {
-      const o = 210 * Math.floor(i / 256), e = i % 256;
-      const h = e >> 7, k = (e >> 5) & 3, l = e & 31;
+      const o = 210 * Math.floor(i / 256),
+        e = i % 256;
+      const h = e >> 7,
+        k = (e >> 5) & 3,
+        l = e & 31;
       const low = b[o + 64 * h + l + 32 * (k & 1)];
       const q = ((k < 2 ? low & 15 : low >> 4) | (((b[o + 128 + 32 * h + l] >> (2 * k)) & 3) << 4)) - 32;
       const sc = (b[o + 192 + (e >> 4)] << 24) >> 24;
@@ -165,8 +169,11 @@ export function dequantizeKBlocks(type: 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl', b: 
   const bs = type === 'q4_k' ? 144 : 176;
   const out = new Float32Array((b.length / bs) * 256);
   for (let i = 0; i < out.length; i++) {
-    const o = bs * Math.floor(i / 256), e = i % 256;
-    const s = e >> 5, j = s >> 1, l = e & 31;
+    const o = bs * Math.floor(i / 256),
+      e = i % 256;
+    const s = e >> 5,
+      j = s >> 1,
+      l = e & 31;
     const sb = o + 4;
     const sc = s < 4 ? b[sb + s] & 63 : (b[sb + s + 4] & 15) | ((b[sb + s - 4] >> 6) << 4);
     const m = s < 4 ? b[sb + s + 4] & 63 : (b[sb + s + 4] >> 4) | ((b[sb + s] >> 6) << 4);

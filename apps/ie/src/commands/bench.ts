@@ -23,19 +23,36 @@ export const bench: Command = {
   summary: 'benchmark generation over a prompt file: one JSON line per run',
   usage: `ie bench MODEL_DIR [--prompts FILE] [--runs N] [--warmup N] [--max-new N] ${ENGINE_USAGE}   (PROMPTS, RUNS, IE_BYTES_PER_TOKEN, IE_STRIDE_BYTES)`,
   positionals: [1, 1],
-  options: { ...ENGINE_OPTIONS, prompts: { type: 'string' }, runs: { type: 'string' }, warmup: { type: 'string' }, 'max-new': { type: 'string' } },
+  options: {
+    ...ENGINE_OPTIONS,
+    prompts: { type: 'string' },
+    runs: { type: 'string' },
+    warmup: { type: 'string' },
+    'max-new': { type: 'string' },
+  },
   async run(v, [path], io) {
     let promptsFile = (v.prompts as string | undefined) ?? process.env.PROMPTS;
     // The seed's documents spell the shipped file prompts_10..txt: take what users type.
-    if (promptsFile?.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt'))) promptsFile = promptsFile.replace(/\.\.txt$/, '.txt');
-    if (!promptsFile) throw new CliError('CLI_USAGE', `give a prompt file with --prompts FILE or PROMPTS=FILE (benchmarks/prompts_10.txt ships with ten)\nusage: ${this.usage}`);
+    if (promptsFile?.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt')))
+      promptsFile = promptsFile.replace(/\.\.txt$/, '.txt');
+    if (!promptsFile)
+      throw new CliError(
+        'CLI_USAGE',
+        `give a prompt file with --prompts FILE or PROMPTS=FILE (benchmarks/prompts_10.txt ships with ten)\nusage: ${this.usage}`,
+      );
     let text: string;
     try {
       text = await readFile(promptsFile, 'utf8');
     } catch (e) {
-      throw new CliError('CLI_USAGE', `cannot read the prompt file ${promptsFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new CliError(
+        'CLI_USAGE',
+        `cannot read the prompt file ${promptsFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
-    const prompts = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const prompts = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     if (prompts.length === 0) throw new CliError('CLI_USAGE', `${promptsFile} holds no prompts (one per line; # starts a comment)`);
     const runs = intFlag(v, 'runs', 1, 1000) ?? envInt('RUNS', 1);
     const warmup = intFlag(v, 'warmup', 0, 1000, 1) as number;

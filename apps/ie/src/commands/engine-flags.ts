@@ -12,7 +12,8 @@ export const ENGINE_OPTIONS = {
   'require-model': { type: 'boolean' },
 } as const;
 
-export const ENGINE_USAGE = '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8] [--require-model]';
+export const ENGINE_USAGE =
+  '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8] [--require-model]';
 
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {

@@ -8,7 +8,8 @@ function numFlag(v: Record<string, unknown>, name: string): number | undefined {
   const raw = v[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new CliError('CLI_USAGE', `--${name} must be a number, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n))
+    throw new CliError('CLI_USAGE', `--${name} must be a number, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -47,9 +48,11 @@ export const generate: Command = {
       stop: v.stop as unknown as string[] | undefined,
     };
     const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
-    if (chatOnly && !v.chat) throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
+    if (chatOnly && !v.chat)
+      throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
     const reasoning = v.reasoning as string | undefined;
-    if (reasoning !== undefined && !['low', 'medium', 'high'].includes(reasoning)) throw new CliError('CLI_USAGE', `--reasoning must be low, medium or high, got ${JSON.stringify(reasoning)}`);
+    if (reasoning !== undefined && !['low', 'medium', 'high'].includes(reasoning))
+      throw new CliError('CLI_USAGE', `--reasoning must be low, medium or high, got ${JSON.stringify(reasoning)}`);
     // --verify: every weight CRC, NaN/Inf and the tokenizer's sha256 checked before running (ie validate --deep's checks).
     const engine = await Engine.load(path, { ...engineOptions(v), ...(v.verify === true ? { verify: true } : {}) });
     const ac = new AbortController();
@@ -59,18 +62,37 @@ export const generate: Command = {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       if (v.chat) {
         // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
-        const messages = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system as string }] : []), { role: 'user' as const, content: prompt }];
+        const messages = [
+          ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system as string }] : []),
+          { role: 'user' as const, content: prompt },
+        ];
         const r = await engine.chat(messages, {
           ...options,
           signal: ac.signal,
           reasoningEffort: reasoning as ReasoningEffort | undefined,
           currentDate: new Date().toISOString().slice(0, 10),
-          onText: v.json ? undefined : (text, channel) => (channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined),
+          onText: v.json
+            ? undefined
+            : (text, channel) =>
+                channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined,
         });
-        if (v.json) io.out(JSON.stringify({ final: r.final, analysis: r.analysis, messages: r.messages, ended: r.ended, tokens: r.tokens, stopReason: r.stopReason, metrics: r.metrics }));
+        if (v.json)
+          io.out(
+            JSON.stringify({
+              final: r.final,
+              analysis: r.analysis,
+              messages: r.messages,
+              ended: r.ended,
+              tokens: r.tokens,
+              stopReason: r.stopReason,
+              metrics: r.metrics,
+            }),
+          );
         else {
           process.stdout.write('\n');
-          io.err(`ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`);
+          io.err(
+            `ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`,
+          );
         }
         return EXIT.OK;
       }
@@ -82,7 +104,20 @@ export const generate: Command = {
       const m = g.metrics;
       if (!m) throw new Error('generation ended without metrics');
       if (v.json) {
-        io.out(JSON.stringify({ text: g.text, tokens: g.tokens, stopReason: g.stopReason, precision: info.precision, activations: info.activations, int8Kernels: info.int8Activations, gemm: info.gemm, threads: info.threads, isa: info.isa, metrics: m }));
+        io.out(
+          JSON.stringify({
+            text: g.text,
+            tokens: g.tokens,
+            stopReason: g.stopReason,
+            precision: info.precision,
+            activations: info.activations,
+            int8Kernels: info.int8Activations,
+            gemm: info.gemm,
+            threads: info.threads,
+            isa: info.isa,
+            metrics: m,
+          }),
+        );
       } else {
         process.stdout.write('\n');
         io.err(

@@ -22,8 +22,12 @@ describe.skipIf(!HAS)(`gpt-oss through the CLI${REASON}`, () => {
     expect(i.out).toContain('attention sinks');
     const j = JSON.parse(ie('inspect', out, '--json').out);
     // Active bytes: every tensor but the experts (and their biases) once, those at 4 of 8, one embedding row.
-    const experts = j.tensors.filter((t: { name: string }) => /_exps\.(weight|bias)$/.test(t.name)).reduce((a: number, t: { bytes: number }) => a + t.bytes, 0);
-    const rest = j.tensors.filter((t: { name: string }) => !/_exps\.(weight|bias)$/.test(t.name) && t.name !== 'token_embd.weight').reduce((a: number, t: { bytes: number }) => a + t.bytes, 0);
+    const experts = j.tensors
+      .filter((t: { name: string }) => /_exps\.(weight|bias)$/.test(t.name))
+      .reduce((a: number, t: { bytes: number }) => a + t.bytes, 0);
+    const rest = j.tensors
+      .filter((t: { name: string }) => !/_exps\.(weight|bias)$/.test(t.name) && t.name !== 'token_embd.weight')
+      .reduce((a: number, t: { bytes: number }) => a + t.bytes, 0);
     expect(j.weightBytesPerToken).toBe(Math.round(rest + experts / 2 + 64 * 2));
     const g = ie('generate', out, 'hello', '--max-tokens', '4', '--temperature', '0', '--json');
     expect(g.code).toBe(0);

@@ -36,13 +36,21 @@ export function summarize(h: IebinHeader) {
     weightBytesPerToken: weightBytesPerToken(h.tensors, h.config.tied_classifier, h.config.moe),
     precision: describeMix(filePrecisionMix(h.config, h.tensors)),
     precisionMix: filePrecisionMix(h.config, h.tensors),
-    tensors: h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, layout: layoutText(t), quant: quantText(t) || null, bytes: t.bytes, offset: t.offset })),
+    tensors: h.tensors.map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      layout: layoutText(t),
+      quant: quantText(t) || null,
+      bytes: t.bytes,
+      offset: t.offset,
+    })),
   };
 }
 
 export const inspect: Command = {
   name: 'inspect',
-  summary: 'print a model\'s architecture, tokenizer, tensors and weight bytes per token',
+  summary: "print a model's architecture, tokenizer, tensors and weight bytes per token",
   usage: 'ie inspect MODEL_DIR [--json]',
   positionals: [1, 1],
   options: { json: { type: 'boolean' } },
@@ -61,20 +69,44 @@ export const inspect: Command = {
           `model       ${path} (${s.format})`,
           `arch        ${c.architecture}: dim ${c.dim}, ${c.n_layers} layers, ${c.n_heads} heads / ${c.n_kv_heads} KV heads, head_dim ${c.head_dim}, ffn ${c.ffn_dim}, vocab ${c.vocab_size}, context ${c.context_length}`,
           `rope        ${c.rope_style}, theta ${c.rope_theta}${c.rope_scaling ? `, ${c.rope_scaling.type} scaling x${c.rope_scaling.factor}` : ''}; norm eps ${c.norm_eps}; classifier ${c.tied_classifier ? 'tied to the embedding' : 'separate'}${c.attn_qkv_bias ? '; q/k/v biases' : ''}${c.attn_sinks ? '; attention sinks' : ''}`,
-          ...(c.sliding_window !== null ? [`attention   sliding window ${c.sliding_window} on ${c.sliding_layers ? `${c.sliding_layers.filter(Boolean).length} of ${c.n_layers} layers` : 'every layer'}`] : []),
-          ...(c.moe ? [`experts     ${c.moe.n_experts}, ${c.moe.experts_per_token} per token (clamped SwiGLU, limit ${c.moe.swiglu_limit})`] : []),
+          ...(c.sliding_window !== null
+            ? [
+                `attention   sliding window ${c.sliding_window} on ${c.sliding_layers ? `${c.sliding_layers.filter(Boolean).length} of ${c.n_layers} layers` : 'every layer'}`,
+              ]
+            : []),
+          ...(c.moe
+            ? [`experts     ${c.moe.n_experts}, ${c.moe.experts_per_token} per token (clamped SwiGLU, limit ${c.moe.swiglu_limit})`]
+            : []),
           `tokens      bos ${c.bos_id}, eos ${c.eos_id}; tokenizer ${s.tokenizer.model}${'pieces' in s.tokenizer ? `, ${int(s.tokenizer.pieces as number)} pieces` : `, ${s.tokenizer.file}`}`,
           `source      ${s.provenance.source_format}${src ? `: ${src}` : ''}; written by ${s.provenance.converter}`,
           `tensors     ${s.tensorCount}, ${bytes(s.binBytes)} (${int(s.binBytes)} bytes)`,
           '',
         ].join('\n'),
       );
-      io.out(table([['name', 'dtype', 'shape', 'layout', 'quant', 'bytes'], ...s.tensors.map((t) => [t.name, t.dtype, t.shape.join('x'), t.layout, t.quant ?? '', int(t.bytes)])], [5]));
+      io.out(
+        table(
+          [
+            ['name', 'dtype', 'shape', 'layout', 'quant', 'bytes'],
+            ...s.tensors.map((t) => [t.name, t.dtype, t.shape.join('x'), t.layout, t.quant ?? '', int(t.bytes)]),
+          ],
+          [5],
+        ),
+      );
       io.out('');
-      io.out(table([['dtype', 'tensors', 'bytes'], ...Object.entries(s.totalsByDtype).map(([d, x]) => [d, String(x.tensors), `${int(x.bytes)} (${bytes(x.bytes)})`])], [1]));
+      io.out(
+        table(
+          [
+            ['dtype', 'tensors', 'bytes'],
+            ...Object.entries(s.totalsByDtype).map(([d, x]) => [d, String(x.tensors), `${int(x.bytes)} (${bytes(x.bytes)})`]),
+          ],
+          [1],
+        ),
+      );
       io.out('');
       io.out(`projections: ${s.precision} (what the model runs at; --precision converts only downwards)`);
-      io.out(`weight bytes per token: ${int(s.weightBytesPerToken)} (${bytes(s.weightBytesPerToken)}; ${c.moe ? `the ${c.moe.experts_per_token} active of ${c.moe.n_experts} experts per layer, ` : ''}every other matrix once, one embedding row${c.tied_classifier ? ', the embedding again as classifier' : ''})`);
+      io.out(
+        `weight bytes per token: ${int(s.weightBytesPerToken)} (${bytes(s.weightBytesPerToken)}; ${c.moe ? `the ${c.moe.experts_per_token} active of ${c.moe.n_experts} experts per layer, ` : ''}every other matrix once, one embedding row${c.tied_classifier ? ', the embedding again as classifier' : ''})`,
+      );
       return EXIT.OK;
     } finally {
       await r.close();

@@ -118,7 +118,9 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     const dir = join(tmp(), 'model');
     const refused = ie('convert', '--hf-dir', hf, '--out-dir', dir, '--q4-map', out);
     expect(refused.code).toBe(3);
-    expect(refused.err).toMatch(/failed its calibration gate \(status "rejected"\); pass --force .* \[QUANT_MANIFEST_REJECTED\]\n {2}gate: /);
+    expect(refused.err).toMatch(
+      /failed its calibration gate \(status "rejected"\); pass --force .* \[QUANT_MANIFEST_REJECTED\]\n {2}gate: /,
+    );
     expect(existsSync(dir)).toBe(false);
     const ok = ie('convert', '--hf-dir', hf, '--out-dir', dir, '--q4-map', out, '--force', '--quiet');
     expect(ok.code, ok.err).toBe(0);
@@ -164,7 +166,12 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     );
     expect(existsSync(out)).toBe(false);
     // Rules that cannot apply to this model are listed too, before any work.
-    const unfit = policyFile((p) => p.rules.push({ match: 'blk.9.attn_q.weight', scheme: 'keep' }, { match: 'blk.*.ffn_down.weight', scheme: 'int8w', granularity: 'per_group', group_size: 128 }));
+    const unfit = policyFile((p) =>
+      p.rules.push(
+        { match: 'blk.9.attn_q.weight', scheme: 'keep' },
+        { match: 'blk.*.ffn_down.weight', scheme: 'int8w', granularity: 'per_group', group_size: 128 },
+      ),
+    );
     const u = ie('quantize', iebin, '--policy', unfit, '--out', out, '--calib', CALIB);
     expect(u.code).toBe(3);
     expect(u.err).toContain('the policy cannot be applied to this model (2 problems) [QUANT_MANIFEST_INVALID]');
@@ -179,7 +186,9 @@ describe('ie quantize, convert --q4-map and validate --manifest on a synthetic m
     const dir = join(tmp(), 'model');
     const r = ie('convert', '--hf-dir', other, '--out-dir', dir, '--q4-map', manifest, '--quiet');
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/^ie: .*m\.json was made for another model: its weights differ; run `ie quantize` on this model \[QUANT_MANIFEST_MISMATCH\]/);
+    expect(r.err).toMatch(
+      /^ie: .*m\.json was made for another model: its weights differ; run `ie quantize` on this model \[QUANT_MANIFEST_MISMATCH\]/,
+    );
     expect(existsSync(join(dir, 'model.ie.json'))).toBe(false);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     // Another shape is caught before anything is read.
@@ -214,14 +223,18 @@ describe('a llama.cpp Q4_0 model', () => {
     expect(q.code, q.out + q.err).toBe(0);
     expect(q.out).toMatch(/mean KL 0\.00000 nats/);
     const m = JSON.parse(readFileSync(manifest, 'utf8'));
-    expect(m.tensors.filter((t: { source: { dtype: string }; scheme: string }) => t.source.dtype === 'q4' && t.scheme === 'int4w')).toHaveLength(14);
+    expect(
+      m.tensors.filter((t: { source: { dtype: string }; scheme: string }) => t.source.dtype === 'q4' && t.scheme === 'int4w'),
+    ).toHaveLength(14);
     const out = join(d, 'per-manifest');
     const c = ie('convert', '--gguf', gguf, '--out-dir', out, '--q4-map', manifest, '--quiet');
     expect(c.code, c.err).toBe(0);
     expect(sameBytes(readFileSync(join(out, 'model.ie.bin')), readFileSync(join(fp, 'model.ie.bin')))).toBe(true);
     const g64 = ie('convert', '--gguf', gguf, '--out-dir', join(d, 'g64'), '--q4-map', POLICY, '--quiet');
     expect(g64.code).toBe(3);
-    expect(g64.err).toContain('is already int4w symmetric g32 f16 scales in the source; requantizing it to int4w symmetric g64 f16 scales would compound rounding error');
+    expect(g64.err).toContain(
+      'is already int4w symmetric g32 f16 scales in the source; requantizing it to int4w symmetric g64 f16 scales would compound rounding error',
+    );
   });
 });
 

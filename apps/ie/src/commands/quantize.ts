@@ -21,8 +21,20 @@ function report(m: ExpandedManifest, all: boolean): string[] {
   for (const t of measured) {
     if (!all && t.verdict === 'pass' && measured.length > 40) continue;
     const q = t.quality as { cosine: number; snr_db: number };
-    const scheme = t.scheme === 'int4w' ? `int4w g${t.group_size} ${t.mode === 'affine' ? 'aff' : 'sym'}` : t.scheme === 'int8w' ? `int8w ${t.granularity === 'per_row' ? 'row' : `g${t.group_size}`}` : t.scheme;
-    rows.push([t.name, scheme, `${t.method ?? '-'}${t.alpha !== undefined ? ` a=${t.alpha}` : ''}`, q.cosine.toFixed(5), q.snr_db.toFixed(2), t.verdict]);
+    const scheme =
+      t.scheme === 'int4w'
+        ? `int4w g${t.group_size} ${t.mode === 'affine' ? 'aff' : 'sym'}`
+        : t.scheme === 'int8w'
+          ? `int8w ${t.granularity === 'per_row' ? 'row' : `g${t.group_size}`}`
+          : t.scheme;
+    rows.push([
+      t.name,
+      scheme,
+      `${t.method ?? '-'}${t.alpha !== undefined ? ` a=${t.alpha}` : ''}`,
+      q.cosine.toFixed(5),
+      q.snr_db.toFixed(2),
+      t.verdict,
+    ]);
   }
   if (rows.length > 1) lines.push(table(rows, [3, 4]));
   if (!all && measured.length > 40) lines.push(`(${measured.length - rows.length + 1} passing tensors not listed; --all lists every one)`);
@@ -34,7 +46,13 @@ function report(m: ExpandedManifest, all: boolean): string[] {
     k.snr.push((t.quality as { snr_db: number }).snr_db);
     kinds.set(kind, k);
   }
-  lines.push('', table([['kind', 'tensors', 'cosine', 'SNR dB'], ...[...kinds].map(([k, v]) => [k, String(v.cos.length), range(v.cos, 5), range(v.snr, 2)])], [1]));
+  lines.push(
+    '',
+    table(
+      [['kind', 'tensors', 'cosine', 'SNR dB'], ...[...kinds].map(([k, v]) => [k, String(v.cos.length), range(v.cos, 5), range(v.snr, 2)])],
+      [1],
+    ),
+  );
   return lines;
 }
 
@@ -64,9 +82,15 @@ export const quantize: Command = {
       throw new CliError('CLI_USAGE', `--out ${out}: the directory ${dirname(resolve(out))} does not exist or is not writable`);
     }
     const loaded = await readManifest(policyFile);
-    if (loaded.manifest.kind !== 'policy') throw new CliError('CLI_USAGE', `${policyFile} is an expanded manifest (written by ie quantize); --policy takes a policy (kind "policy"), such as quant/q4_manifest.json`);
+    if (loaded.manifest.kind !== 'policy')
+      throw new CliError(
+        'CLI_USAGE',
+        `${policyFile} is an expanded manifest (written by ie quantize); --policy takes a policy (kind "policy"), such as quant/q4_manifest.json`,
+      );
     // --calib may name any regular file; the policy's calibration.text only one under its own directory or the working directory.
-    const calibFile = (v.calib as string | undefined) ?? (loaded.manifest.calibration?.text ? await manifestCalibrationPath(policyFile, loaded.manifest.calibration.text) : undefined);
+    const calibFile =
+      (v.calib as string | undefined) ??
+      (loaded.manifest.calibration?.text ? await manifestCalibrationPath(policyFile, loaded.manifest.calibration.text) : undefined);
     if (!calibFile) throw new CliError('CLI_USAGE', `${policyFile} names no calibration text (calibration.text); pass --calib FILE`);
     const text = await readCalibrationText(calibFile);
     const progress = new Progress('quantizing', process.stderr, !v.quiet && !v.json);
@@ -86,18 +110,45 @@ export const quantize: Command = {
     if (written) await writeFileAtomic(out, r.json);
     const e2e = r.endToEnd;
     if (v.json) {
-      io.out(JSON.stringify({ status: m.status, written: written ? out : null, failures: r.failures, end_to_end: e2e, bytes_per_token: r.bytesPerToken, calibration_tokens: r.calibrationTokens, seconds: Number(secs.toFixed(2)), tensors: m.tensors.filter((t) => t.quality).map((t) => ({ name: t.name, scheme: t.scheme, method: t.method, ...t.quality, verdict: t.verdict })) }, null, 2));
+      io.out(
+        JSON.stringify(
+          {
+            status: m.status,
+            written: written ? out : null,
+            failures: r.failures,
+            end_to_end: e2e,
+            bytes_per_token: r.bytesPerToken,
+            calibration_tokens: r.calibrationTokens,
+            seconds: Number(secs.toFixed(2)),
+            tensors: m.tensors
+              .filter((t) => t.quality)
+              .map((t) => ({ name: t.name, scheme: t.scheme, method: t.method, ...t.quality, verdict: t.verdict })),
+          },
+          null,
+          2,
+        ),
+      );
     } else {
       for (const l of report(m, v.all === true)) io.out(l);
       io.out('');
-      io.out(`end to end over ${e2e.positions} positions (${m.calibration?.sequences} sequences of ${m.calibration?.text}): mean KL ${e2e.kl_mean.toFixed(5)} nats (max ${e2e.kl_max.toFixed(3)}), top-1 agreement ${(e2e.top1 * 100).toFixed(2)}%`);
+      io.out(
+        `end to end over ${e2e.positions} positions (${m.calibration?.sequences} sequences of ${m.calibration?.text}): mean KL ${e2e.kl_mean.toFixed(5)} nats (max ${e2e.kl_max.toFixed(3)}), top-1 agreement ${(e2e.top1 * 100).toFixed(2)}%`,
+      );
       const t = m.gate.thresholds;
-      io.out(`gate: cosine >= ${t.min_cosine}, SNR >= ${t.min_snr_db} dB per tensor; mean KL <= ${t.max_kl}, top-1 >= ${t.min_top1} end to end`);
-      io.out(`weights per token: ${bytes(r.bytesPerToken.before)} -> ${bytes(r.bytesPerToken.after)} (${(r.bytesPerToken.before / r.bytesPerToken.after).toFixed(2)}x smaller), ${secs.toFixed(1)} s`);
+      io.out(
+        `gate: cosine >= ${t.min_cosine}, SNR >= ${t.min_snr_db} dB per tensor; mean KL <= ${t.max_kl}, top-1 >= ${t.min_top1} end to end`,
+      );
+      io.out(
+        `weights per token: ${bytes(r.bytesPerToken.before)} -> ${bytes(r.bytesPerToken.after)} (${(r.bytesPerToken.before / r.bytesPerToken.after).toFixed(2)}x smaller), ${secs.toFixed(1)} s`,
+      );
       if (r.accepted) io.out(`accepted: wrote ${out}; export with ie convert ... --q4-map ${out}`);
       else {
         for (const f of r.failures) io.out(`  fails: ${f}`);
-        io.out(written ? `REJECTED: wrote ${out} marked "rejected" (--force); ie convert refuses it unless forced too` : `REJECTED: no manifest written. Use a finer scheme for the failing tensors (smaller group, int8w, or keep them), try method "awq", or relax the gate; --force writes it marked rejected`);
+        io.out(
+          written
+            ? `REJECTED: wrote ${out} marked "rejected" (--force); ie convert refuses it unless forced too`
+            : `REJECTED: no manifest written. Use a finer scheme for the failing tensors (smaller group, int8w, or keep them), try method "awq", or relax the gate; --force writes it marked rejected`,
+        );
       }
     }
     return r.accepted ? EXIT.OK : EXIT.GATE_FAILED;

@@ -1,4 +1,17 @@
-import { BLOCK_FORMATS, FLOAT_DTYPES, GGUF_WRITE_TYPES, SYNTH_PRESETS, exportIebin, isBlockDtype, synthModel, synthTensorValues, writeGguf, writeHfDir, type BlockDtype, type ModelSource } from '@ie/format';
+import {
+  BLOCK_FORMATS,
+  FLOAT_DTYPES,
+  GGUF_WRITE_TYPES,
+  SYNTH_PRESETS,
+  exportIebin,
+  isBlockDtype,
+  synthModel,
+  synthTensorValues,
+  writeGguf,
+  writeHfDir,
+  type BlockDtype,
+  type ModelSource,
+} from '@ie/format';
 import { packBlocks, packInt4Groupwise, packInt8 } from '@ie/quant';
 import { choice, intFlag, required, withAbortOnSignal, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
@@ -32,7 +45,13 @@ export const synth: Command = {
   async run(v, _p, io) {
     const presetName = required(v, 'preset', this);
     const preset = SYNTH_PRESETS[presetName];
-    if (!preset) throw new CliError('CLI_USAGE', `unknown preset ${JSON.stringify(presetName)}; presets: ${Object.entries(SYNTH_PRESETS).map(([k, p]) => `${k} (${p.description})`).join('; ')}`);
+    if (!preset)
+      throw new CliError(
+        'CLI_USAGE',
+        `unknown preset ${JSON.stringify(presetName)}; presets: ${Object.entries(SYNTH_PRESETS)
+          .map(([k, p]) => `${k} (${p.description})`)
+          .join('; ')}`,
+      );
     const format = choice(v, 'format', ['hf', 'iebin', 'gguf'] as const, 'iebin');
     const seed = intFlag(v, 'seed', 0, 2 ** 32 - 1, 1) as number;
     const layers = intFlag(v, 'layers', 1, preset.config.n_layers);
@@ -41,12 +60,15 @@ export const synth: Command = {
     const t0 = performance.now();
     const took = () => `in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`;
     if (format === 'gguf') {
-      if (v['out-dir'] !== undefined) throw new CliError('CLI_USAGE', '--format gguf writes one file: give --out FILE.gguf instead of --out-dir');
+      if (v['out-dir'] !== undefined)
+        throw new CliError('CLI_USAGE', '--format gguf writes one file: give --out FILE.gguf instead of --out-dir');
       const out = required(v, 'out', this);
       if (gptOss) {
         const dtype = choice(v, 'dtype', GPT_OSS_DTYPES, 'bf16') as (typeof GPT_OSS_DTYPES)[number];
         const size = await writeGguf(synthModel(presetName, { seed, dtype, layers }), out, { name: `ie-synth-${presetName}-${dtype}` });
-        io.out(`wrote ${out}: GGUF, ${what}, experts mxfp4, ${dtype} matrices (norms, biases, sinks and router f32), ${bytes(size)} ${took()}`);
+        io.out(
+          `wrote ${out}: GGUF, ${what}, experts mxfp4, ${dtype} matrices (norms, biases, sinks and router f32), ${bytes(size)} ${took()}`,
+        );
         return EXIT.OK;
       }
       const type = choice(v, 'dtype', GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number];
@@ -89,7 +111,12 @@ export const synth: Command = {
  * packers. A matrix whose rows are not whole blocks of its type (a 288-wide model and 256-element
  * K-quant blocks) falls back to q8_0, as llama.cpp falls back to a type that fits.
  */
-function ggufSource(preset: string, seed: number, type: (typeof GGUF_WRITE_TYPES)[number], layers: number | undefined): { source: ModelSource; fallbacks: number } {
+function ggufSource(
+  preset: string,
+  seed: number,
+  type: (typeof GGUF_WRITE_TYPES)[number],
+  layers: number | undefined,
+): { source: ModelSource; fallbacks: number } {
   const float = type === 'f16' || type === 'bf16' ? type : 'f32';
   const source = synthModel(preset, { seed, dtype: float, layers });
   if (type === 'f32' || type === 'f16' || type === 'bf16') return { source, fallbacks: 0 };
@@ -105,8 +132,20 @@ function ggufSource(preset: string, seed: number, type: (typeof GGUF_WRITE_TYPES
       kind = 'q8_0';
       fallbacks++;
     }
-    if (kind === 'q4_0') return { ...t, dtype: 'q4' as const, quant: g32, read: async () => packInt4Groupwise(values(), rows, cols, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' }).bytes };
-    if (kind === 'q8_0') return { ...t, dtype: 'i8' as const, quant: g32, read: async () => packInt8(values(), rows, cols, { granularity: 'per_group', groupSize: 32, scaleDtype: 'f16' }).bytes };
+    if (kind === 'q4_0')
+      return {
+        ...t,
+        dtype: 'q4' as const,
+        quant: g32,
+        read: async () => packInt4Groupwise(values(), rows, cols, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' }).bytes,
+      };
+    if (kind === 'q8_0')
+      return {
+        ...t,
+        dtype: 'i8' as const,
+        quant: g32,
+        read: async () => packInt8(values(), rows, cols, { granularity: 'per_group', groupSize: 32, scaleDtype: 'f16' }).bytes,
+      };
     const block = kind;
     return { ...t, dtype: block, quant: null, read: async () => packBlocks(block, values(), rows, cols) };
   });

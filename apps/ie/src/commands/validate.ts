@@ -8,7 +8,8 @@ import { Progress } from '../progress.js';
 
 export const validate: Command = {
   name: 'validate',
-  summary: 'check a model\'s structure; --deep also verifies every checksum; --manifest diffs every tensor\'s encoding against a quantization manifest',
+  summary:
+    "check a model's structure; --deep also verifies every checksum; --manifest diffs every tensor's encoding against a quantization manifest",
   usage: 'ie validate MODEL_DIR [--deep] [--manifest MANIFEST.json] [--json] [--quiet]',
   positionals: [1, 1],
   options: { deep: { type: 'boolean' }, manifest: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
@@ -20,23 +21,57 @@ export const validate: Command = {
       const loaded = typeof v.manifest === 'string' ? await readManifest(v.manifest) : undefined;
       const mismatches: ManifestMismatch[] | null = loaded ? diffAgainstManifest(loaded.manifest, r.tensors) : null;
       const recorded = (r.header.quantization as { manifest?: { sha256?: string } } | null)?.manifest?.sha256 ?? null;
-      const report = v.deep ? await r.verify(((p) => (d: number, t: number) => p.update(d, t))(new Progress('verifying', process.stderr, !v.quiet && !v.json))) : null;
+      const report = v.deep
+        ? await r.verify(
+            (
+              (p) => (d: number, t: number) =>
+                p.update(d, t)
+            )(new Progress('verifying', process.stderr, !v.quiet && !v.json)),
+          )
+        : null;
       const ok = (!report || report.ok) && (!mismatches || mismatches.length === 0);
       if (v.json) {
-        io.out(JSON.stringify({ ok, path, tensors: r.tensors.length, binBytes: r.header.bin.bytes, deep: !!v.deep, problems: report?.problems ?? [], leftoverPartialFiles: partials, ...(loaded ? { manifest: { file: v.manifest, sha256: loaded.sha256, recordedSha256: recorded, mismatches } } : {}) }, null, 2));
+        io.out(
+          JSON.stringify(
+            {
+              ok,
+              path,
+              tensors: r.tensors.length,
+              binBytes: r.header.bin.bytes,
+              deep: !!v.deep,
+              problems: report?.problems ?? [],
+              leftoverPartialFiles: partials,
+              ...(loaded ? { manifest: { file: v.manifest, sha256: loaded.sha256, recordedSha256: recorded, mismatches } } : {}),
+            },
+            null,
+            2,
+          ),
+        );
       } else {
-        io.out(`structure ok: ${r.tensors.length} tensors, ${bytes(r.header.bin.bytes)}, every range aligned, contiguous and inside ${r.header.bin.file}; config and tensor table agree`);
+        io.out(
+          `structure ok: ${r.tensors.length} tensors, ${bytes(r.header.bin.bytes)}, every range aligned, contiguous and inside ${r.header.bin.file}; config and tensor table agree`,
+        );
         if (report) {
-          if (report.ok) io.out(`checksums ok: ${report.tensorsChecked} tensors, ${int(report.bytesChecked)} bytes, padding zero${r.header.tokenizer.model === 'hf' ? ', tokenizer.json sha256 matches' : ''}`);
+          if (report.ok)
+            io.out(
+              `checksums ok: ${report.tensorsChecked} tensors, ${int(report.bytesChecked)} bytes, padding zero${r.header.tokenizer.model === 'hf' ? ', tokenizer.json sha256 matches' : ''}`,
+            );
           for (const p of report.problems) io.out(`problem: ${p.message} [${p.code}] (${p.field})`);
         }
         if (loaded && mismatches) {
-          if (mismatches.length === 0) io.out(`manifest ok: every tensor's dtype, scheme, group size, scale dtype${loaded.manifest.kind === 'expanded' ? ' and layout' : ''} is what ${v.manifest} says`);
+          if (mismatches.length === 0)
+            io.out(
+              `manifest ok: every tensor's dtype, scheme, group size, scale dtype${loaded.manifest.kind === 'expanded' ? ' and layout' : ''} is what ${v.manifest} says`,
+            );
           for (const m of mismatches) io.out(`mismatch: ${m.tensor}: manifest says ${m.expected}, the model has ${m.actual}`);
           if (recorded === null) io.out('note: model.ie.json records no quantization manifest (it was not exported with --q4-map)');
-          else if (recorded !== loaded.sha256) io.out(`note: the model was exported with another manifest (sha256 ${recorded.slice(0, 12)}…, this one is ${loaded.sha256.slice(0, 12)}…)`);
+          else if (recorded !== loaded.sha256)
+            io.out(
+              `note: the model was exported with another manifest (sha256 ${recorded.slice(0, 12)}…, this one is ${loaded.sha256.slice(0, 12)}…)`,
+            );
         }
-        for (const p of partials) io.out(`note: leftover partial file ${p} from an interrupted export (the next export into this directory removes it)`);
+        for (const p of partials)
+          io.out(`note: leftover partial file ${p} from an interrupted export (the next export into this directory removes it)`);
       }
       return ok ? EXIT.OK : EXIT.INVALID_MODEL;
     } finally {

@@ -28,21 +28,28 @@ function weights(n: number, seed: number): Float32Array {
 }
 
 describe('packBlocks', () => {
-  it.each(Object.keys(SIMPLE) as Array<keyof typeof SIMPLE>)('%s: ggml decodes what it writes, within the format\'s error, and no worse than a min/max fit', (dtype) => {
-    const e = BLOCK_FORMATS[dtype].elems;
-    for (const [rows, cols] of [[1, e], [3, 3 * e], [7, 5 * e]]) {
-      const v = weights(rows * cols, rows * 7 + cols);
-      const bytes = packBlocks(dtype, v, rows, cols);
-      expect(bytes.length).toBe((rows * cols / e) * BLOCK_FORMATS[dtype].bytes);
-      const got = decodeBlocks(dtype, bytes, rows, cols);
-      // @ie/testing's oracle is ggml's dequantize_row_* written out element by element.
-      expect(firstDifference(got, dequantizeKBlocks(dtype, bytes))).toBeNull();
-      const err = relRms(got, v);
-      expect(err, `${rows}x${cols}`).toBeLessThan(BOUND[dtype]);
-      const simple = relRms(decodeBlocks(dtype, SIMPLE[dtype](v), rows, cols), v);
-      expect(err, `${rows}x${cols} against the min/max fit's ${simple}`).toBeLessThanOrEqual(simple * 1.001);
-    }
-  });
+  it.each(Object.keys(SIMPLE) as Array<keyof typeof SIMPLE>)(
+    "%s: ggml decodes what it writes, within the format's error, and no worse than a min/max fit",
+    (dtype) => {
+      const e = BLOCK_FORMATS[dtype].elems;
+      for (const [rows, cols] of [
+        [1, e],
+        [3, 3 * e],
+        [7, 5 * e],
+      ]) {
+        const v = weights(rows * cols, rows * 7 + cols);
+        const bytes = packBlocks(dtype, v, rows, cols);
+        expect(bytes.length).toBe(((rows * cols) / e) * BLOCK_FORMATS[dtype].bytes);
+        const got = decodeBlocks(dtype, bytes, rows, cols);
+        // @ie/testing's oracle is ggml's dequantize_row_* written out element by element.
+        expect(firstDifference(got, dequantizeKBlocks(dtype, bytes))).toBeNull();
+        const err = relRms(got, v);
+        expect(err, `${rows}x${cols}`).toBeLessThan(BOUND[dtype]);
+        const simple = relRms(decodeBlocks(dtype, SIMPLE[dtype](v), rows, cols), v);
+        expect(err, `${rows}x${cols} against the min/max fit's ${simple}`).toBeLessThanOrEqual(simple * 1.001);
+      }
+    },
+  );
 
   it.each([...Object.keys(SIMPLE), 'mxfp4'] as BlockDtype[])('%s: zero and constant blocks decode exactly, never NaN', (dtype) => {
     const e = BLOCK_FORMATS[dtype].elems;
@@ -54,8 +61,11 @@ describe('packBlocks', () => {
     expect(relRms(got.subarray(e), v.subarray(e))).toBeLessThan(0.01);
   });
 
-  it('mxfp4: each value is the nearest E2M1 step under the block\'s power-of-two scale, which fits the block\'s largest value', () => {
-    for (const [rows, cols] of [[1, 32], [5, 96]]) {
+  it("mxfp4: each value is the nearest E2M1 step under the block's power-of-two scale, which fits the block's largest value", () => {
+    for (const [rows, cols] of [
+      [1, 32],
+      [5, 96],
+    ]) {
       const v = weights(rows * cols, rows + cols);
       const bytes = packBlocks('mxfp4', v, rows, cols);
       expect(bytes.length).toBe((rows * cols * 17) / 32);
@@ -79,7 +89,9 @@ describe('packBlocks', () => {
   });
 
   it('refuses rows that are not whole blocks, naming the fix', () => {
-    expect(() => packBlocks('q4_k', new Float32Array(2 * 288), 2, 288)).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PARAMS', message: expect.stringMatching(/whole 256-element blocks.*288 columns/) }));
+    expect(() => packBlocks('q4_k', new Float32Array(2 * 288), 2, 288)).toThrow(
+      expect.objectContaining({ code: 'QUANT_BAD_PARAMS', message: expect.stringMatching(/whole 256-element blocks.*288 columns/) }),
+    );
     expect(() => packBlocks('iq4_nl', new Float32Array(40), 1, 32)).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PARAMS' }));
   });
 });

@@ -285,8 +285,13 @@ function packMxfp4(x: Float32Array): Uint8Array {
 export function packBlocks(dtype: BlockDtype, values: Float32Array, rows: number, cols: number): Uint8Array {
   const f = BLOCK_FORMATS[dtype];
   if (!f) throw new QuantError('QUANT_BAD_PARAMS', `unknown block dtype ${JSON.stringify(dtype)}`);
-  if (cols % f.elems !== 0) throw new QuantError('QUANT_BAD_PARAMS', `a ${dtype} row is whole ${f.elems}-element blocks; this matrix has ${cols} columns (pick a type whose block divides it, such as q8_0)`);
-  if (values.length !== rows * cols) throw new QuantError('QUANT_BAD_PARAMS', `expected ${rows * cols} values for [${rows}, ${cols}], got ${values.length}`);
+  if (cols % f.elems !== 0)
+    throw new QuantError(
+      'QUANT_BAD_PARAMS',
+      `a ${dtype} row is whole ${f.elems}-element blocks; this matrix has ${cols} columns (pick a type whose block divides it, such as q8_0)`,
+    );
+  if (values.length !== rows * cols)
+    throw new QuantError('QUANT_BAD_PARAMS', `expected ${rows * cols} values for [${rows}, ${cols}], got ${values.length}`);
   switch (dtype) {
     case 'q4_k':
       return packK45(values, 4);

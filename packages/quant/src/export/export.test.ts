@@ -13,7 +13,11 @@ import { dequantizeMatrix, encodeScales, quantizeMatrix } from '../ptq/quantize.
 import { planExport } from './prepare.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-quant-'));
-const load = (text: string, file = 'm.json'): LoadedManifest => ({ manifest: parseManifest(text, file), file, sha256: manifestSha256(text) });
+const load = (text: string, file = 'm.json'): LoadedManifest => ({
+  manifest: parseManifest(text, file),
+  file,
+  sha256: manifestSha256(text),
+});
 const defaultPolicy = () => load(readFileSync(join(REPO_ROOT, 'quant/q4_manifest.json'), 'utf8'), 'q4_manifest.json');
 
 async function exportWith(source: ModelSource, loaded: LoadedManifest, force = false) {
@@ -34,9 +38,20 @@ async function expandedFor(source: ModelSource, edit: (m: ExpandedManifest) => v
     status: 'accepted',
     policy: { sha256: 'b'.repeat(64) },
     model: { fingerprint: modelFingerprint(c, tensors), config: { ...c } },
-    gate: { thresholds: { min_cosine: 0.9, min_snr_db: 10, max_kl: 0.2, min_top1: 0.5 }, end_to_end: { kl_mean: 0.01, kl_max: 0.1, top1: 0.9, positions: 10 }, failures: [] },
+    gate: {
+      thresholds: { min_cosine: 0.9, min_snr_db: 10, max_kl: 0.2, min_top1: 0.5 },
+      end_to_end: { kl_mean: 0.01, kl_max: 0.1, top1: 0.9, positions: 10 },
+      failures: [],
+    },
     scales: {},
-    tensors: source.tensors.map((t, i) => ({ name: t.name, shape: [...t.shape], source: { dtype: t.dtype, sha256: tensors[i].sha256 }, scheme: 'f32' as const, layout: { order: 'row_major' as const, block_k: 0 }, verdict: 'not_measured' as const })),
+    tensors: source.tensors.map((t, i) => ({
+      name: t.name,
+      shape: [...t.shape],
+      source: { dtype: t.dtype, sha256: tensors[i].sha256 },
+      scheme: 'f32' as const,
+      layout: { order: 'row_major' as const, block_k: 0 },
+      verdict: 'not_measured' as const,
+    })),
   };
   edit(m);
   return m;
@@ -48,7 +63,9 @@ describe('export per policy', () => {
     const r = await IebinReader.open(a.dir);
     try {
       const q = r.tensors.filter((t) => t.dtype === 'q4');
-      expect(q.map((t) => t.name)).toEqual(r.tensors.filter((t) => /attn_(q|k|v|output)|ffn_/.test(t.name) && t.shape.length === 2).map((t) => t.name));
+      expect(q.map((t) => t.name)).toEqual(
+        r.tensors.filter((t) => /attn_(q|k|v|output)|ffn_/.test(t.name) && t.shape.length === 2).map((t) => t.name),
+      );
       expect(q.every((t) => t.quant?.group_size === 64 && t.quant.scheme === 'symmetric' && t.quant.scale_dtype === 'f16')).toBe(true);
       expect(r.tensors.filter((t) => t.dtype !== 'q4').every((t) => t.dtype === 'f32')).toBe(true);
       // Each packed tensor is exactly clip-searched q4 of the source values.
@@ -58,11 +75,29 @@ describe('export per policy', () => {
       const [rows, cols] = t.shape;
       const values = floatValues(t, await t.read());
       const entry = r.tensor(t.name);
-      const want = dequantizeMatrix(quantizeMatrix(values, rows, cols, { dtype: 'q4', quant: entry.quant as NonNullable<typeof entry.quant> }, 'clip').bytes, rows, cols, { dtype: 'q4', quant: entry.quant as NonNullable<typeof entry.quant> });
+      const want = dequantizeMatrix(
+        quantizeMatrix(values, rows, cols, { dtype: 'q4', quant: entry.quant as NonNullable<typeof entry.quant> }, 'clip').bytes,
+        rows,
+        cols,
+        { dtype: 'q4', quant: entry.quant as NonNullable<typeof entry.quant> },
+      );
       expect(decodeTensor(entry, (await r.read(t.name)).bytes)).toEqual(want);
       const rec = r.header.quantization as Record<string, any>;
-      expect(rec.manifest).toEqual({ kind: 'policy', file: 'q4_manifest.json', sha256: defaultPolicy().sha256, status: null, policy_sha256: defaultPolicy().sha256 });
-      expect(rec.tensors['blk.0.attn_q.weight']).toEqual({ scheme: 'int4w', mode: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16', method: 'clip' });
+      expect(rec.manifest).toEqual({
+        kind: 'policy',
+        file: 'q4_manifest.json',
+        sha256: defaultPolicy().sha256,
+        status: null,
+        policy_sha256: defaultPolicy().sha256,
+      });
+      expect(rec.tensors['blk.0.attn_q.weight']).toEqual({
+        scheme: 'int4w',
+        mode: 'symmetric',
+        granularity: 'per_group',
+        group_size: 64,
+        scale_dtype: 'f16',
+        method: 'clip',
+      });
       expect(Object.keys(rec.tensors)).toHaveLength(q.length);
     } finally {
       await r.close();
@@ -86,8 +121,17 @@ describe('export per policy', () => {
     const first = src.tensors.find((t) => t.name === 'blk.0.attn_q.weight');
     if (!first) throw new Error('missing');
     const bytes = await first.read();
-    expect(tensorSha256('q4', { ...(first.quant as NonNullable<typeof first.quant>), scales_offset: 1024, zeros_offset: null } as never, bytes)).toBe(tensorSha256('q4', first.quant, bytes));
-    const q4_0 = load(JSON.stringify({ kind: 'policy', version: 1, defaults: { method: 'clip' }, rules: [{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }] }));
+    expect(
+      tensorSha256('q4', { ...(first.quant as NonNullable<typeof first.quant>), scales_offset: 1024, zeros_offset: null } as never, bytes),
+    ).toBe(tensorSha256('q4', first.quant, bytes));
+    const q4_0 = load(
+      JSON.stringify({
+        kind: 'policy',
+        version: 1,
+        defaults: { method: 'clip' },
+        rules: [{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }],
+      }),
+    );
     const { dir, plan } = await exportWith(src, q4_0);
     expect(plan.plans.filter((p) => p.passthrough && p.dtype === 'q4').map((p) => p.name)).toEqual([...packed.keys()]);
     const r = await IebinReader.open(dir);
@@ -103,7 +147,12 @@ describe('export per policy', () => {
     const p = JSON.parse(readFileSync(join(REPO_ROOT, 'quant/q4_manifest.json'), 'utf8'));
     p.defaults.method = 'awq';
     const src = synthModel('tiny');
-    expect(() => planExport(load(JSON.stringify(p), 'awq.json'), src.config, src.tensors)).toThrow(expect.objectContaining({ code: 'QUANT_NEEDS_CALIBRATION', message: expect.stringMatching(/run `ie quantize MODEL --policy awq\.json/) }));
+    expect(() => planExport(load(JSON.stringify(p), 'awq.json'), src.config, src.tensors)).toThrow(
+      expect.objectContaining({
+        code: 'QUANT_NEEDS_CALIBRATION',
+        message: expect.stringMatching(/run `ie quantize MODEL --policy awq\.json/),
+      }),
+    );
   });
 });
 
@@ -114,7 +163,15 @@ describe('export per expanded manifest', () => {
     const m = await expandedFor(src, (m) => {
       m.scales['blk.0.attn_in'] = encodeScales(s);
       for (const e of m.tensors) {
-        if (/^blk\.0\.attn_[qkv]\.weight$/.test(e.name)) Object.assign(e, { scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16', method: 'clip', transforms: [{ op: 'scale_columns', by: 'blk.0.attn_in' }] });
+        if (/^blk\.0\.attn_[qkv]\.weight$/.test(e.name))
+          Object.assign(e, {
+            scheme: 'int4w',
+            group_size: 32,
+            mode: 'symmetric',
+            scale_dtype: 'f16',
+            method: 'clip',
+            transforms: [{ op: 'scale_columns', by: 'blk.0.attn_in' }],
+          });
         if (e.name === 'blk.0.attn_norm.weight') e.transforms = [{ op: 'divide', by: 'blk.0.attn_in' }];
       }
     });
@@ -122,11 +179,16 @@ describe('export per expanded manifest', () => {
     const r = await IebinReader.open(dir);
     try {
       const norm = floatValues({ dtype: 'f32' }, (await r.read('blk.0.attn_norm.weight')).bytes);
-      const orig = floatValues({ dtype: 'f32' }, await (src.tensors.find((t) => t.name === 'blk.0.attn_norm.weight') as ModelSource['tensors'][0]).read());
+      const orig = floatValues(
+        { dtype: 'f32' },
+        await (src.tensors.find((t) => t.name === 'blk.0.attn_norm.weight') as ModelSource['tensors'][0]).read(),
+      );
       for (let i = 0; i < 64; i++) expect(norm[i]).toBe(Math.fround(orig[i] / s[i]));
       expect(r.tensor('blk.0.attn_k.weight').dtype).toBe('q4');
       expect(r.tensor('blk.1.attn_k.weight').dtype).toBe('f32');
-      expect((r.header.quantization as Record<string, any>).tensors['blk.0.attn_v.weight'].transforms).toEqual([{ op: 'scale_columns', by: 'blk.0.attn_in' }]);
+      expect((r.header.quantization as Record<string, any>).tensors['blk.0.attn_v.weight'].transforms).toEqual([
+        { op: 'scale_columns', by: 'blk.0.attn_in' },
+      ]);
     } finally {
       await r.close();
     }
@@ -137,7 +199,10 @@ describe('export per expanded manifest', () => {
     const other = synthModel('tiny', { seed: 6 }); // same shapes, other weights
     const plan = planExport(load(JSON.stringify(m)), other.config, other.tensors);
     const dir = join(tmp(), 'out');
-    await expect(exportIebin(other, dir, { converter: 'test', ...plan.options })).rejects.toMatchObject({ code: 'QUANT_MANIFEST_MISMATCH', message: expect.stringMatching(/weights differ/) });
+    await expect(exportIebin(other, dir, { converter: 'test', ...plan.options })).rejects.toMatchObject({
+      code: 'QUANT_MANIFEST_MISMATCH',
+      message: expect.stringMatching(/weights differ/),
+    });
     expect(existsSync(join(dir, 'model.ie.json'))).toBe(false);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
   });

@@ -12,7 +12,10 @@ import type { ClipSearchPool } from '../ptq/pool.js';
 import { manifestScales, manifestTransform, quantizationRecord } from './transform.js';
 
 /** A model's tensors as resolution sees them (role from the canonical table). */
-export function modelTensors(config: ModelConfig, tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>): ModelTensor[] {
+export function modelTensors(
+  config: ModelConfig,
+  tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>,
+): ModelTensor[] {
   const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
   return tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, quant: t.quant, role: roles.get(t.name) ?? 'projection' }));
 }
@@ -23,7 +26,12 @@ export interface ExportPlan {
 }
 
 /** Plans an export per `loaded` for a source with `config` and `tensors`. `force` exports a rejected manifest; `pool` runs clip searches on worker threads. */
-export function planExport(loaded: LoadedManifest, config: ModelConfig, tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>, opts: { force?: boolean; pool?: ClipSearchPool } = {}): ExportPlan {
+export function planExport(
+  loaded: LoadedManifest,
+  config: ModelConfig,
+  tensors: ReadonlyArray<Pick<SourceTensor, 'name' | 'shape' | 'dtype' | 'quant'>>,
+  opts: { force?: boolean; pool?: ClipSearchPool } = {},
+): ExportPlan {
   const { manifest: m, file, sha256 } = loaded;
   const mt = modelTensors(config, tensors);
   let plans: TensorPlan[];
@@ -42,7 +50,12 @@ export function planExport(loaded: LoadedManifest, config: ModelConfig, tensors:
     }
   } else {
     if (m.status === 'rejected' && !opts.force) {
-      throw new ManifestError('QUANT_MANIFEST_REJECTED', file, (m.gate.failures ?? []).map((f) => ({ field: 'gate', message: f })), `${file} failed its calibration gate (status "rejected"); pass --force to export it anyway, or relax the policy and run \`ie quantize\` again`);
+      throw new ManifestError(
+        'QUANT_MANIFEST_REJECTED',
+        file,
+        (m.gate.failures ?? []).map((f) => ({ field: 'gate', message: f })),
+        `${file} failed its calibration gate (status "rejected"); pass --force to export it anyway, or relax the policy and run \`ie quantize\` again`,
+      );
     }
     plans = plansFromExpanded(m, mt, config, file);
     expectedSha256 = new Map(m.tensors.map((e) => [e.name, e.source.sha256]));

@@ -4,7 +4,15 @@
  * model.ie.json's `quantization` field.
  */
 import { basename } from 'node:path';
-import { encodeFloat, floatValues, isBlockDtype, isFloatDtype, type ConvertedTensor, type SourceTensor, type TensorTransform } from '@ie/format';
+import {
+  encodeFloat,
+  floatValues,
+  isBlockDtype,
+  isFloatDtype,
+  type ConvertedTensor,
+  type SourceTensor,
+  type TensorTransform,
+} from '@ie/format';
 import { ManifestError, QuantError } from '../errors.js';
 import { tensorSha256 } from '../manifest/fingerprint.js';
 import type { TensorPlan } from '../manifest/resolve.js';
@@ -16,11 +24,23 @@ import { applyTransforms, decodeScales, quantizeMatrixAsync } from '../ptq/quant
 export async function encodePlanned(plan: TensorPlan, values: Float32Array, pool?: ClipSearchPool): Promise<ConvertedTensor> {
   if (plan.dtype === 'q4' || plan.dtype === 'i8') {
     const [rows, cols] = plan.shape;
-    const packed = await quantizeMatrixAsync(values, rows, cols, { dtype: plan.dtype, quant: plan.quant as NonNullable<TensorPlan['quant']> }, plan.method ?? 'rtn', pool);
+    const packed = await quantizeMatrixAsync(
+      values,
+      rows,
+      cols,
+      { dtype: plan.dtype, quant: plan.quant as NonNullable<TensorPlan['quant']> },
+      plan.method ?? 'rtn',
+      pool,
+    );
     return { dtype: plan.dtype, quant: packed.quant, bytes: packed.bytes };
   }
-  if (isBlockDtype(plan.dtype)) throw new QuantError('QUANT_BAD_PARAMS', `${plan.name}: ${plan.dtype} (ggml blocks) can be kept as the source has it, not produced by quantization`);
-  const bytes = plan.dtype === 'f32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFloat(values, plan.dtype);
+  if (isBlockDtype(plan.dtype))
+    throw new QuantError(
+      'QUANT_BAD_PARAMS',
+      `${plan.name}: ${plan.dtype} (ggml blocks) can be kept as the source has it, not produced by quantization`,
+    );
+  const bytes =
+    plan.dtype === 'f32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFloat(values, plan.dtype);
   return { dtype: plan.dtype, quant: null, bytes };
 }
 
@@ -48,7 +68,18 @@ export function manifestTransform(o: TransformOptions): TensorTransform {
     const want = o.expectedSha256?.get(t.name);
     if (want !== undefined) {
       const got = tensorSha256(t.dtype, t.quant, rowMajor);
-      if (got !== want) throw new ManifestError('QUANT_MANIFEST_MISMATCH', o.file, [{ field: `tensors(${t.name}).source.sha256`, message: `the manifest measured other weights (${want.slice(0, 12)}…, this source has ${got.slice(0, 12)}…)` }], `${o.file} was made for another model: its weights differ; run \`ie quantize\` on this model`);
+      if (got !== want)
+        throw new ManifestError(
+          'QUANT_MANIFEST_MISMATCH',
+          o.file,
+          [
+            {
+              field: `tensors(${t.name}).source.sha256`,
+              message: `the manifest measured other weights (${want.slice(0, 12)}…, this source has ${got.slice(0, 12)}…)`,
+            },
+          ],
+          `${o.file} was made for another model: its weights differ; run \`ie quantize\` on this model`,
+        );
     }
     if (plan.passthrough && plan.transforms.length === 0) return null;
     if (!isFloatDtype(t.dtype)) return null;
@@ -76,14 +107,22 @@ export function quantizationRecord(m: Manifest, file: string, sha256: string, pl
     const e = entries.get(p.name);
     tensors[p.name] = {
       scheme: p.scheme,
-      ...(p.quant ? { mode: p.quant.scheme, granularity: p.quant.granularity, group_size: p.quant.group_size, scale_dtype: p.quant.scale_dtype } : {}),
+      ...(p.quant
+        ? { mode: p.quant.scheme, granularity: p.quant.granularity, group_size: p.quant.group_size, scale_dtype: p.quant.scale_dtype }
+        : {}),
       method: p.passthrough ? 'source' : p.method,
       ...(p.transforms.length ? { transforms: p.transforms } : {}),
       ...(e?.quality ? { cosine: e.quality.cosine, snr_db: e.quality.snr_db, verdict: e.verdict } : {}),
     };
   }
   return {
-    manifest: { kind: m.kind, file: basename(file), sha256, status: m.kind === 'expanded' ? m.status : null, policy_sha256: m.kind === 'expanded' ? m.policy.sha256 : sha256 },
+    manifest: {
+      kind: m.kind,
+      file: basename(file),
+      sha256,
+      status: m.kind === 'expanded' ? m.status : null,
+      policy_sha256: m.kind === 'expanded' ? m.policy.sha256 : sha256,
+    },
     gate: m.kind === 'expanded' ? m.gate : null,
     calibration: m.kind === 'expanded' ? (m.calibration ?? null) : null,
     tensors,

@@ -27,7 +27,12 @@ describe('per-tensor quality', () => {
   it('identical outputs are cosine 1 and infinite SNR; opposite ones cosine -1', () => {
     const a = seededFloats(17, 3, 1);
     expect(outputQuality(a, a)).toEqual({ cosine: 1, snr_db: Number.POSITIVE_INFINITY });
-    expect(outputQuality(a, a.map((x) => -x)).cosine).toBeCloseTo(-1, 12);
+    expect(
+      outputQuality(
+        a,
+        a.map((x) => -x),
+      ).cosine,
+    ).toBeCloseTo(-1, 12);
     expect(tensorPasses({ cosine: 0.99, snr_db: 20 }, { min_cosine: 0.98, min_snr_db: 15, max_kl: 1, min_top1: 0 })).toBe(true);
     expect(tensorPasses({ cosine: 0.99, snr_db: 14 }, { min_cosine: 0.98, min_snr_db: 15, max_kl: 1, min_top1: 0 })).toBe(false);
   });
@@ -41,7 +46,13 @@ describe('end to end', () => {
     expect(klDivergence(p, p)).toBe(0);
     const l = seededFloats(301, 4, 3);
     const m = seededFloats(301, 5, 3);
-    expect(klDivergence(l, m)).toBeCloseTo(klDivergence(l.map((x) => x + 7), m.map((x) => x - 2)), 5);
+    expect(klDivergence(l, m)).toBeCloseTo(
+      klDivergence(
+        l.map((x) => x + 7),
+        m.map((x) => x - 2),
+      ),
+      5,
+    );
   });
 
   it('the meter averages KL and counts top-1 agreement', () => {
@@ -61,13 +72,30 @@ describe('end to end', () => {
     const nan = new Float32Array([Number.NaN, 1]);
     expect(klDivergence(nan, new Float32Array([0, 1]))).toBeNaN();
     expect(tensorPasses({ cosine: Number.NaN, snr_db: 30 }, t)).toBe(false);
-    expect(gateFailures([{ name: 'w', quality: { cosine: Number.NaN, snr_db: Number.NaN } }], { kl_mean: Number.NaN, kl_max: Number.NaN, top1: 1, positions: 1 }, t)).toHaveLength(3);
+    expect(
+      gateFailures(
+        [{ name: 'w', quality: { cosine: Number.NaN, snr_db: Number.NaN } }],
+        { kl_mean: Number.NaN, kl_max: Number.NaN, top1: 1, positions: 1 },
+        t,
+      ),
+    ).toHaveLength(3);
   });
 
   it('gateFailures names each missed threshold', () => {
     const t = { min_cosine: 0.99, min_snr_db: 20, max_kl: 0.05, min_top1: 0.9 };
-    expect(gateFailures([{ name: 'w', quality: { cosine: 0.995, snr_db: 25 } }], { kl_mean: 0.01, kl_max: 1, top1: 0.95, positions: 10 }, t)).toEqual([]);
-    expect(gateFailures([{ name: 'w', quality: { cosine: 0.98, snr_db: 19 } }, { name: 'n', quality: null }], { kl_mean: 0.1, kl_max: 1, top1: 0.5, positions: 10 }, t)).toEqual([
+    expect(
+      gateFailures([{ name: 'w', quality: { cosine: 0.995, snr_db: 25 } }], { kl_mean: 0.01, kl_max: 1, top1: 0.95, positions: 10 }, t),
+    ).toEqual([]);
+    expect(
+      gateFailures(
+        [
+          { name: 'w', quality: { cosine: 0.98, snr_db: 19 } },
+          { name: 'n', quality: null },
+        ],
+        { kl_mean: 0.1, kl_max: 1, top1: 0.5, positions: 10 },
+        t,
+      ),
+    ).toEqual([
       'w: cosine 0.98000 < min_cosine 0.99',
       'w: SNR 19.00 dB < min_snr_db 20',
       'end to end: mean KL 0.10000 > max_kl 0.05',

@@ -94,7 +94,11 @@ export function tensorPasses(q: OutputQuality, t: GateThresholds): boolean {
 }
 
 /** Everything that misses a threshold, as sentences; empty when the gate passes. */
-export function gateFailures(tensors: ReadonlyArray<{ name: string; quality: OutputQuality | null }>, e2e: EndToEnd | null, t: GateThresholds): string[] {
+export function gateFailures(
+  tensors: ReadonlyArray<{ name: string; quality: OutputQuality | null }>,
+  e2e: EndToEnd | null,
+  t: GateThresholds,
+): string[] {
   const out: string[] = [];
   // Written as !(x >= t) so that NaN (a broken model) fails every threshold.
   for (const x of tensors) {

@@ -37,13 +37,18 @@ function expectationsOf(m: Manifest, tensors: readonly StoredTensor[]): Map<stri
     const hit = rules.find((x) => x.re.test(t.name))?.r;
     if (!hit || hit.scheme === 'keep') continue;
     if (hit.scheme === 'int4w' || hit.scheme === 'int8w') {
-      out.set(t.name, { dtype: SCHEME_DTYPE[hit.scheme], quant: quantParamsOf(hit.scheme, { ...hit, scale_dtype: hit.scale_dtype ?? m.defaults?.scale_dtype }, t.shape[1]), layout: null });
+      out.set(t.name, {
+        dtype: SCHEME_DTYPE[hit.scheme],
+        quant: quantParamsOf(hit.scheme, { ...hit, scale_dtype: hit.scale_dtype ?? m.defaults?.scale_dtype }, t.shape[1]),
+        layout: null,
+      });
     } else out.set(t.name, { dtype: t.shape.length === 1 ? 'f32' : hit.scheme, quant: null, layout: null });
   }
   return out;
 }
 
-const layoutText = (l: TensorLayout) => (l.order === 'pretransposed' ? 'pretransposed' : l.block_k ? `blocked-K ${l.block_k}` : 'row-major');
+const layoutText = (l: TensorLayout) =>
+  l.order === 'pretransposed' ? 'pretransposed' : l.block_k ? `blocked-K ${l.block_k}` : 'row-major';
 
 /** Every tensor whose encoding differs from the manifest's, plus tensors only one side has (expanded manifests). */
 export function diffAgainstManifest(m: Manifest, tensors: readonly StoredTensor[]): ManifestMismatch[] {
@@ -60,7 +65,8 @@ export function diffAgainstManifest(m: Manifest, tensors: readonly StoredTensor[
     const expected = describeQuant(e.dtype as Dtype, e.quant);
     const actual = describeQuant(t.dtype, t.quant);
     if (expected !== actual) out.push({ tensor: t.name, expected, actual });
-    else if (e.layout && (e.layout.order !== t.layout.order || e.layout.block_k !== t.layout.block_k)) out.push({ tensor: t.name, expected: layoutText(e.layout), actual: layoutText(t.layout) });
+    else if (e.layout && (e.layout.order !== t.layout.order || e.layout.block_k !== t.layout.block_k))
+      out.push({ tensor: t.name, expected: layoutText(e.layout), actual: layoutText(t.layout) });
   }
   for (const name of want.keys()) if (!seen.has(name)) out.push({ tensor: name, expected: 'present', actual: '(missing)' });
   return out;

@@ -32,7 +32,10 @@ export function identityConfig(config: ModelConfig | Record<string, unknown>): R
 }
 
 /** sha256 over the identifying config and each tensor's name, shape and digest, in order. */
-export function modelFingerprint(config: ModelConfig, tensors: ReadonlyArray<{ name: string; shape: readonly number[]; sha256: string }>): string {
+export function modelFingerprint(
+  config: ModelConfig,
+  tensors: ReadonlyArray<{ name: string; shape: readonly number[]; sha256: string }>,
+): string {
   const h = createHash('sha256');
   h.update(canonicalJson(identityConfig(config)));
   for (const t of tensors) h.update(`\n${t.name}:${t.shape.join('x')}:${t.sha256}`);

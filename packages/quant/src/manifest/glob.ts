@@ -33,7 +33,11 @@ export class PatternSyntaxError extends Error {
 }
 
 type CharTest = (c: string) => boolean;
-type Node = { k: 'char'; test: CharTest } | { k: 'cat'; items: Node[] } | { k: 'alt'; items: Node[] } | { k: 'rep'; node: Node; min: number; max: number };
+type Node =
+  | { k: 'char'; test: CharTest }
+  | { k: 'cat'; items: Node[] }
+  | { k: 'alt'; items: Node[] }
+  | { k: 'rep'; node: Node; min: number; max: number };
 
 const MAX_PATTERN = 4096;
 const MAX_STATES = 20000;
@@ -49,7 +53,8 @@ class Nfa {
   readonly test: Array<CharTest | null> = [];
   readonly out: number[][] = [];
   add(test: CharTest | null, out: number[]): number {
-    if (this.test.length >= MAX_STATES) throw new PatternSyntaxError(`compiles to more than ${MAX_STATES} states; simplify it (fewer or smaller counted repetitions)`, 0);
+    if (this.test.length >= MAX_STATES)
+      throw new PatternSyntaxError(`compiles to more than ${MAX_STATES} states; simplify it (fewer or smaller counted repetitions)`, 0);
     this.test.push(test);
     this.out.push(out);
     return this.test.length - 1;
@@ -176,7 +181,10 @@ export function isLiteralGlob(glob: string): boolean {
 const DIGIT: CharTest = (c) => c >= '0' && c <= '9';
 const WORD: CharTest = (c) => /^[A-Za-z0-9_]$/.test(c);
 const SPACE: CharTest = (c) => /^\s$/u.test(c);
-const not = (t: CharTest): CharTest => (c) => !t(c);
+const not =
+  (t: CharTest): CharTest =>
+  (c) =>
+    !t(c);
 
 class RegexParser {
   i = 0;
@@ -237,7 +245,8 @@ class RegexParser {
     this.i++;
     if (this.peek() === '?') this.i++; // lazy: the same set of whole-name matches
     const after = this.peek();
-    if (after === '*' || after === '+' || after === '?' || (after === '{' && /^\{\d/.test(this.s.slice(this.i)))) this.fail('has two quantifiers in a row', this.i);
+    if (after === '*' || after === '+' || after === '?' || (after === '{' && /^\{\d/.test(this.s.slice(this.i))))
+      this.fail('has two quantifiers in a row', this.i);
     return { k: 'rep', node: atom, min, max };
   }
   atom(): Node {
@@ -269,14 +278,22 @@ class RegexParser {
     const e = this.s[this.i++];
     if (e === undefined) this.fail('ends with "\\"', at);
     switch (e) {
-      case 'd': return DIGIT;
-      case 'D': return not(DIGIT);
-      case 'w': return WORD;
-      case 'W': return not(WORD);
-      case 's': return SPACE;
-      case 'S': return not(SPACE);
-      case 'n': return (x) => x === '\n';
-      case 't': return (x) => x === '\t';
+      case 'd':
+        return DIGIT;
+      case 'D':
+        return not(DIGIT);
+      case 'w':
+        return WORD;
+      case 'W':
+        return not(WORD);
+      case 's':
+        return SPACE;
+      case 'S':
+        return not(SPACE);
+      case 'n':
+        return (x) => x === '\n';
+      case 't':
+        return (x) => x === '\t';
     }
     if (/[\\^$.|?*+()[\]{}/-]/.test(e)) return (x) => x === e;
     if (/[1-9]/.test(e) || e === 'k') this.fail('has a backreference; they have no linear-time match', at);

@@ -12,7 +12,11 @@ import { plansFromExpanded, resolvePolicy } from './resolve.js';
 import { MANIFEST_SCHEMA, type ExpandedManifest, type Policy } from './schema.js';
 
 const tiny = SYNTH_PRESETS.tiny.config; // dim 64, 2 layers, ffn 176, 4 heads / 2 KV heads
-const tensorsOf = (c: ModelConfig) => modelTensors(c, expectedTensors(c).map((t) => ({ ...t, dtype: t.shape.length === 2 ? ('f32' as const) : ('f32' as const), quant: null })));
+const tensorsOf = (c: ModelConfig) =>
+  modelTensors(
+    c,
+    expectedTensors(c).map((t) => ({ ...t, dtype: t.shape.length === 2 ? ('f32' as const) : ('f32' as const), quant: null })),
+  );
 
 function policy(rules: Policy['rules'], extra: Partial<Policy> = {}): Policy {
   return { kind: 'policy', version: 1, rules, ...extra };
@@ -46,17 +50,20 @@ describe('the published schema', () => {
     }
   });
 
-  it.each(['quant/q4_manifest.json', 'quant/q8_manifest.json'])('%s is a valid policy that applies to llama models of every preset', (f) => {
-    const m = parseManifest(readFileSync(join(REPO_ROOT, f), 'utf8'), f);
-    expect(m.kind).toBe('policy');
-    for (const preset of Object.values(SYNTH_PRESETS).filter((p) => p.config.architecture === 'llama')) {
-      const plans = resolvePolicy(m as Policy, tensorsOf(preset.config), f);
-      const quantized = plans.filter((p) => p.quant);
-      // Projections only: embeddings, norms and the classifier stay as they are.
-      expect(quantized.length).toBe(7 * preset.config.n_layers);
-      expect(quantized.every((p) => p.role === 'projection')).toBe(true);
-    }
-  });
+  it.each(['quant/q4_manifest.json', 'quant/q8_manifest.json'])(
+    '%s is a valid policy that applies to llama models of every preset',
+    (f) => {
+      const m = parseManifest(readFileSync(join(REPO_ROOT, f), 'utf8'), f);
+      expect(m.kind).toBe('policy');
+      for (const preset of Object.values(SYNTH_PRESETS).filter((p) => p.config.architecture === 'llama')) {
+        const plans = resolvePolicy(m as Policy, tensorsOf(preset.config), f);
+        const quantized = plans.filter((p) => p.quant);
+        // Projections only: embeddings, norms and the classifier stay as they are.
+        expect(quantized.length).toBe(7 * preset.config.n_layers);
+        expect(quantized.every((p) => p.role === 'projection')).toBe(true);
+      }
+    },
+  );
 });
 
 describe('parseManifest lists every schema problem', () => {
@@ -103,7 +110,9 @@ describe('parseManifest lists every schema problem', () => {
   it('rejects non-JSON, an unknown kind and a wrong version, with the file named', () => {
     expect(() => parseManifest('{', 'm.json')).toThrow(/m\.json: 1 problem\n {2}\(root\): is not JSON/);
     expect(problemsOf(() => parseManifest('{"kind":"recipe"}'))).toEqual(['kind: must be one of "policy", "expanded"']);
-    expect(problemsOf(() => parseManifest('{"kind":"policy","version":2,"rules":[{"match":"a","scheme":"keep"}]}'))).toEqual(['version: must be 1']);
+    expect(problemsOf(() => parseManifest('{"kind":"policy","version":2,"rules":[{"match":"a","scheme":"keep"}]}'))).toEqual([
+      'version: must be 1',
+    ]);
   });
 });
 
@@ -138,9 +147,19 @@ describe('resolvePolicy against a model', () => {
       T,
     );
     const by = new Map(plans.map((p) => [p.name, p]));
-    expect(by.get('blk.0.attn_q.weight')).toMatchObject({ dtype: 'i8', quant: { granularity: 'per_row', group_size: 64, scale_dtype: 'bf16' }, method: 'clip', rule: 0 });
+    expect(by.get('blk.0.attn_q.weight')).toMatchObject({
+      dtype: 'i8',
+      quant: { granularity: 'per_row', group_size: 64, scale_dtype: 'bf16' },
+      method: 'clip',
+      rule: 0,
+    });
     expect(by.get('blk.1.attn_q.weight')).toMatchObject({ dtype: 'q4', quant: { scheme: 'affine', group_size: 32 }, rule: 1 });
-    expect(by.get('blk.1.ffn_up.weight')).toMatchObject({ dtype: 'q4', quant: { scheme: 'symmetric', group_size: 64 }, method: 'rtn', rule: 2 });
+    expect(by.get('blk.1.ffn_up.weight')).toMatchObject({
+      dtype: 'q4',
+      quant: { scheme: 'symmetric', group_size: 64 },
+      method: 'rtn',
+      rule: 2,
+    });
     expect(by.get('token_embd.weight')).toMatchObject({ dtype: 'f16', quant: null, method: null, rule: 3 });
     expect(by.get('blk.0.ffn_down.weight')).toMatchObject({ dtype: 'f32', passthrough: true, rule: -1 });
     expect(plans.map((p) => p.name)).toEqual(T.map((t) => t.name));
@@ -176,10 +195,18 @@ describe('resolvePolicy against a model', () => {
   it('allow_padding accepts a group that does not divide K; block_k must be a multiple of the group', () => {
     const ok = resolvePolicy(policy([{ match: 'blk.*.ffn_down.weight', scheme: 'int4w', group_size: 64, allow_padding: true }]), T);
     expect(ok.find((p) => p.name === 'blk.0.ffn_down.weight')?.quant?.group_size).toBe(64);
-    const lines = problemsOf(() => resolvePolicy(policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 128, allow_padding: true }], { layout: { block_k: 64 } }), T));
+    const lines = problemsOf(() =>
+      resolvePolicy(
+        policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 128, allow_padding: true }], { layout: { block_k: 64 } }),
+        T,
+      ),
+    );
     expect(lines[0]).toMatch(/cannot be blocked by block_k 64: the block must be a multiple of group size 128/);
     // The layout a tensor is packed in is part of its plan.
-    const blocked = resolvePolicy(policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 64 }], { layout: { block_k: 64 } }), T);
+    const blocked = resolvePolicy(
+      policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 64 }], { layout: { block_k: 64 } }),
+      T,
+    );
     expect(blocked.find((p) => p.name === 'blk.0.attn_q.weight')?.layout).toEqual({ order: 'row_major', block_k: 64 });
     expect(blocked.find((p) => p.name === 'blk.0.attn_norm.weight')?.layout).toEqual({ order: 'row_major', block_k: 0 });
   });
@@ -187,10 +214,15 @@ describe('resolvePolicy against a model', () => {
   it('maps already-quantized source tensors without requantizing, and refuses to requantize them', () => {
     const q4 = { scheme: 'symmetric' as const, granularity: 'per_group' as const, group_size: 32, scale_dtype: 'f16' as const };
     const src = T.map((t) => (t.name.endsWith('attn_q.weight') ? { ...t, dtype: 'q4' as const, quant: q4 } : t));
-    const same = resolvePolicy(policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }]), src);
+    const same = resolvePolicy(
+      policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16' }]),
+      src,
+    );
     expect(same.find((p) => p.name === 'blk.0.attn_q.weight')).toMatchObject({ dtype: 'q4', passthrough: true, method: null });
     const lines = problemsOf(() => resolvePolicy(policy([{ match: 'blk.*.attn_q.weight', scheme: 'int4w', group_size: 64 }]), src));
-    expect(lines[0]).toMatch(/is already int4w symmetric g32 f16 scales in the source; requantizing it to int4w symmetric g64 f16 scales would compound rounding error/);
+    expect(lines[0]).toMatch(
+      /is already int4w symmetric g32 f16 scales in the source; requantizing it to int4w symmetric g64 f16 scales would compound rounding error/,
+    );
   });
 });
 
@@ -205,24 +237,54 @@ describe('expanded manifests', () => {
     model: { fingerprint: sha, config: { ...tiny } },
     gate: { thresholds: { min_cosine: 0.9, min_snr_db: 10, max_kl: 0.1, min_top1: 0.8 }, end_to_end: null },
     scales: { s: Buffer.from(new Float32Array(64).fill(1).buffer).toString('base64') },
-    tensors: T.map((t) => ({ name: t.name, shape: [...t.shape], source: { dtype: 'f32' as const, sha256: sha }, scheme: 'f32' as const, layout: { order: 'row_major' as const, block_k: 0 }, verdict: 'not_measured' as const })),
+    tensors: T.map((t) => ({
+      name: t.name,
+      shape: [...t.shape],
+      source: { dtype: 'f32' as const, sha256: sha },
+      scheme: 'f32' as const,
+      layout: { order: 'row_major' as const, block_k: 0 },
+      verdict: 'not_measured' as const,
+    })),
   });
 
   it('round-trips through the schema and resolves to the same tensors', () => {
     const m = base();
-    m.tensors[2] = { ...m.tensors[2], scheme: 'int4w', group_size: 64, mode: 'symmetric', scale_dtype: 'f16', method: 'clip', transforms: [{ op: 'scale_columns', by: 's' }] };
+    m.tensors[2] = {
+      ...m.tensors[2],
+      scheme: 'int4w',
+      group_size: 64,
+      mode: 'symmetric',
+      scale_dtype: 'f16',
+      method: 'clip',
+      transforms: [{ op: 'scale_columns', by: 's' }],
+    };
     const parsed = parseManifest(JSON.stringify(m)) as ExpandedManifest;
     const plans = plansFromExpanded(parsed, T, tiny);
-    expect(plans[2]).toMatchObject({ name: 'blk.0.attn_q.weight', dtype: 'q4', method: 'clip', transforms: [{ op: 'scale_columns', by: 's' }] });
+    expect(plans[2]).toMatchObject({
+      name: 'blk.0.attn_q.weight',
+      dtype: 'q4',
+      method: 'clip',
+      transforms: [{ op: 'scale_columns', by: 's' }],
+    });
   });
 
   it('checks transforms against the scales it carries', () => {
     const m = base();
-    m.tensors[2] = { ...m.tensors[2], transforms: [{ op: 'divide_rows', by: 's' }, { op: 'scale_columns', by: 'nope' }] };
-    expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toEqual(['tensors[2].transforms[1].by: names scales "nope", which the manifest does not have']);
+    m.tensors[2] = {
+      ...m.tensors[2],
+      transforms: [
+        { op: 'divide_rows', by: 's' },
+        { op: 'scale_columns', by: 'nope' },
+      ],
+    };
+    expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toEqual([
+      'tensors[2].transforms[1].by: names scales "nope", which the manifest does not have',
+    ]);
     m.tensors[1] = { ...m.tensors[1], transforms: [{ op: 'divide', by: 's' }] };
     m.tensors[3] = { ...m.tensors[3], transforms: [{ op: 'divide_rows', by: 's' }] }; // attn_k has 32 rows, s has 64
-    expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toContain('tensors[3].transforms[0]: divide_rows by s needs 32 scales, it has 64');
+    expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toContain(
+      'tensors[3].transforms[0]: divide_rows by s needs 32 scales, it has 64',
+    );
   });
 
   it('refuses bad scales, misapplied transforms and impossible layouts before export', () => {
@@ -231,7 +293,15 @@ describe('expanded manifests', () => {
     m.scales.n = Buffer.from(new Float32Array([Number.NaN]).buffer).toString('base64');
     m.tensors[1] = { ...m.tensors[1], transforms: [{ op: 'divide_rows', by: 's' }] }; // attn_norm is a vector
     m.tensors[2] = { ...m.tensors[2], transforms: [{ op: 'divide', by: 's' }], layout: { order: 'row_major', block_k: 96 } };
-    m.tensors[3] = { ...m.tensors[3], source: { dtype: 'q4', sha256: sha }, scheme: 'int4w', group_size: 32, mode: 'symmetric', scale_dtype: 'f16', transforms: [{ op: 'scale_columns', by: 's' }] };
+    m.tensors[3] = {
+      ...m.tensors[3],
+      source: { dtype: 'q4', sha256: sha },
+      scheme: 'int4w',
+      group_size: 32,
+      mode: 'symmetric',
+      scale_dtype: 'f16',
+      transforms: [{ op: 'scale_columns', by: 's' }],
+    };
     expect(problemsOf(() => parseManifest(JSON.stringify(m)))).toEqual([
       'scales.z: value 1 is 0; scales must be finite and positive',
       'scales.n: value 0 is NaN; scales must be finite and positive',
@@ -250,8 +320,17 @@ describe('expanded manifests', () => {
     const q4 = { scheme: 'symmetric' as const, granularity: 'per_group' as const, group_size: 32, scale_dtype: 'f16' as const };
     const src = T.map((t) => (t.name === 'blk.0.attn_q.weight' ? { ...t, dtype: 'q4' as const, quant: q4 } : t));
     const m = base();
-    m.tensors[2] = { ...m.tensors[2], source: { dtype: 'q4', sha256: sha }, scheme: 'int4w', group_size: 64, mode: 'symmetric', scale_dtype: 'f16' };
-    expect(problemsOf(() => plansFromExpanded(m, src, tiny))).toEqual(['tensors[2].scheme: blk.0.attn_q.weight is int4w symmetric g32 f16 scales in the source and cannot become int4w symmetric g64 f16 scales without requantizing']);
+    m.tensors[2] = {
+      ...m.tensors[2],
+      source: { dtype: 'q4', sha256: sha },
+      scheme: 'int4w',
+      group_size: 64,
+      mode: 'symmetric',
+      scale_dtype: 'f16',
+    };
+    expect(problemsOf(() => plansFromExpanded(m, src, tiny))).toEqual([
+      'tensors[2].scheme: blk.0.attn_q.weight is int4w symmetric g32 f16 scales in the source and cannot become int4w symmetric g64 f16 scales without requantizing',
+    ]);
     m.tensors[2].group_size = 32;
     expect(plansFromExpanded(m, src, tiny)[2]).toMatchObject({ dtype: 'q4', passthrough: true, method: null });
   });
@@ -259,7 +338,7 @@ describe('expanded manifests', () => {
   it('a manifest for another model is refused with every difference', () => {
     const other = { ...tiny, dim: 128 };
     const lines = problemsOf(() => plansFromExpanded(base(), tensorsOf(other), other, 'm.json'));
-    expect(lines[0]).toBe('model.config.dim: is 64; this model\'s is 128');
+    expect(lines[0]).toBe("model.config.dim: is 64; this model's is 128");
     expect(lines.some((l) => /blk\.0\.attn_q\.weight is \[64,64\] in the manifest, \[64,128\] in this model/.test(l))).toBe(true);
     const fewer = base();
     fewer.tensors.pop();
@@ -270,7 +349,9 @@ describe('expanded manifests', () => {
     const m = base();
     m.tensors[2] = { ...m.tensors[2], scheme: 'int4w', group_size: 64, mode: 'symmetric', scale_dtype: 'f16', method: 'clip' };
     const stored = T.map((t) => ({ ...t, layout: { order: 'row_major' as const, block_k: 0 } }));
-    expect(diffAgainstManifest(m, stored)).toEqual([{ tensor: 'blk.0.attn_q.weight', expected: 'int4w symmetric g64 f16 scales', actual: 'f32' }]);
+    expect(diffAgainstManifest(m, stored)).toEqual([
+      { tensor: 'blk.0.attn_q.weight', expected: 'int4w symmetric g64 f16 scales', actual: 'f32' },
+    ]);
     const p = policy([{ match: 'blk.*.ffn_gate.weight', scheme: 'int8w', granularity: 'per_row' }]);
     expect(diffAgainstManifest(p, stored).map((d) => d.tensor)).toEqual(['blk.0.ffn_gate.weight', 'blk.1.ffn_gate.weight']);
   });

@@ -40,7 +40,10 @@ function describe(e: ErrorObject): ManifestProblem {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
-      return { field: at === '(root)' ? String(p.additionalProperty) : `${at}.${p.additionalProperty}`, message: 'is not a manifest field (check the spelling against quant/q4_manifest.schema.json)' };
+      return {
+        field: at === '(root)' ? String(p.additionalProperty) : `${at}.${p.additionalProperty}`,
+        message: 'is not a manifest field (check the spelling against quant/q4_manifest.schema.json)',
+      };
     case 'required':
       return { field: at === '(root)' ? String(p.missingProperty) : `${at}.${p.missingProperty}`, message: 'is required' };
     case 'enum':
@@ -60,7 +63,8 @@ function policyProblems(p: Policy): ManifestProblem[] {
   const out: ManifestProblem[] = [];
   p.rules.forEach((r, i) => {
     const at = `rules[${i}]`;
-    if ((r.match === undefined) === (r.regex === undefined)) out.push({ field: at, message: 'needs exactly one of "match" (a glob) or "regex"' });
+    if ((r.match === undefined) === (r.regex === undefined))
+      out.push({ field: at, message: 'needs exactly one of "match" (a glob) or "regex"' });
     // Patterns are compiled to linear-time matchers (glob.ts), never handed to RegExp.
     if (r.regex !== undefined) {
       try {
@@ -77,18 +81,28 @@ function policyProblems(p: Policy): ManifestProblem[] {
       }
     }
     const allowed: readonly string[] =
-      r.scheme === 'int4w' ? ['group_size', 'mode', 'scale_dtype', 'method', 'allow_padding'] : r.scheme === 'int8w' ? ['group_size', 'granularity', 'scale_dtype', 'method', 'allow_padding'] : [];
-    for (const f of QUANT_FIELDS) if (r[f] !== undefined && !allowed.includes(f)) out.push({ field: `${at}.${f}`, message: `does not apply to scheme ${r.scheme}` });
-    if (r.scheme === 'int4w' && r.group_size === undefined) out.push({ field: `${at}.group_size`, message: 'is required for int4w (32, 64 or 128)' });
+      r.scheme === 'int4w'
+        ? ['group_size', 'mode', 'scale_dtype', 'method', 'allow_padding']
+        : r.scheme === 'int8w'
+          ? ['group_size', 'granularity', 'scale_dtype', 'method', 'allow_padding']
+          : [];
+    for (const f of QUANT_FIELDS)
+      if (r[f] !== undefined && !allowed.includes(f)) out.push({ field: `${at}.${f}`, message: `does not apply to scheme ${r.scheme}` });
+    if (r.scheme === 'int4w' && r.group_size === undefined)
+      out.push({ field: `${at}.group_size`, message: 'is required for int4w (32, 64 or 128)' });
     if (r.scheme === 'int8w') {
-      if (r.granularity === undefined) out.push({ field: `${at}.granularity`, message: 'is required for int8w ("per_row" or "per_group")' });
-      if (r.granularity === 'per_group' && r.group_size === undefined) out.push({ field: `${at}.group_size`, message: 'is required for per_group int8w' });
-      if (r.granularity === 'per_row' && r.group_size !== undefined) out.push({ field: `${at}.group_size`, message: 'does not apply to per_row int8w (the group is the row)' });
+      if (r.granularity === undefined)
+        out.push({ field: `${at}.granularity`, message: 'is required for int8w ("per_row" or "per_group")' });
+      if (r.granularity === 'per_group' && r.group_size === undefined)
+        out.push({ field: `${at}.group_size`, message: 'is required for per_group int8w' });
+      if (r.granularity === 'per_row' && r.group_size !== undefined)
+        out.push({ field: `${at}.group_size`, message: 'does not apply to per_row int8w (the group is the row)' });
     }
   });
   const l = p.layout;
   if (l?.pretranspose && l.block_k) out.push({ field: 'layout', message: 'pretranspose and block_k cannot be combined' });
-  if (l?.block_k !== undefined && l.block_k % 64 !== 0) out.push({ field: 'layout.block_k', message: `must be a multiple of 64 (or 0), got ${l.block_k}` });
+  if (l?.block_k !== undefined && l.block_k % 64 !== 0)
+    out.push({ field: 'layout.block_k', message: `must be a multiple of 64 (or 0), got ${l.block_k}` });
   return out;
 }
 
@@ -97,7 +111,8 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
   const seen = new Set<string>();
   for (const [key, b64] of Object.entries(m.scales)) {
     const n = Buffer.from(b64, 'base64');
-    if (n.length === 0 || n.length % 4 !== 0 || n.toString('base64') !== b64) out.push({ field: `scales.${key}`, message: 'must be canonical base64 of little-endian f32 values' });
+    if (n.length === 0 || n.length % 4 !== 0 || n.toString('base64') !== b64)
+      out.push({ field: `scales.${key}`, message: 'must be canonical base64 of little-endian f32 values' });
     else {
       const dv = new DataView(n.buffer, n.byteOffset, n.length);
       for (let i = 0; i < n.length / 4; i++) {
@@ -117,19 +132,30 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
     if (quantized) {
       if (e.scale_dtype === undefined) out.push({ field: `${at}.scale_dtype`, message: `is required for ${e.scheme}` });
       // A tensor the source already has quantized is copied: it has no method.
-      if (e.method === undefined && (e.source.dtype === 'f32' || e.source.dtype === 'f16' || e.source.dtype === 'bf16')) out.push({ field: `${at}.method`, message: `is required for ${e.scheme} from a float source` });
-      if (e.scheme === 'int4w' && (e.group_size === undefined || e.mode === undefined)) out.push({ field: at, message: 'int4w needs group_size and mode' });
-      if (e.scheme === 'int8w' && (e.granularity === undefined || (e.granularity === 'per_group') !== (e.group_size !== undefined))) out.push({ field: at, message: 'int8w needs granularity, and group_size exactly when per_group' });
+      if (e.method === undefined && (e.source.dtype === 'f32' || e.source.dtype === 'f16' || e.source.dtype === 'bf16'))
+        out.push({ field: `${at}.method`, message: `is required for ${e.scheme} from a float source` });
+      if (e.scheme === 'int4w' && (e.group_size === undefined || e.mode === undefined))
+        out.push({ field: at, message: 'int4w needs group_size and mode' });
+      if (e.scheme === 'int8w' && (e.granularity === undefined || (e.granularity === 'per_group') !== (e.group_size !== undefined)))
+        out.push({ field: at, message: 'int8w needs granularity, and group_size exactly when per_group' });
       if (e.shape.length !== 2) out.push({ field: `${at}.shape`, message: 'only matrices can be quantized' });
     } else {
-      for (const f of ['group_size', 'mode', 'granularity', 'scale_dtype'] as const) if (e[f] !== undefined) out.push({ field: `${at}.${f}`, message: `does not apply to ${e.scheme}` });
+      for (const f of ['group_size', 'mode', 'granularity', 'scale_dtype'] as const)
+        if (e[f] !== undefined) out.push({ field: `${at}.${f}`, message: `does not apply to ${e.scheme}` });
     }
-    if (e.transforms?.length && e.source.dtype !== 'f32' && e.source.dtype !== 'f16' && e.source.dtype !== 'bf16') out.push({ field: `${at}.transforms`, message: `${e.name} is ${e.source.dtype} in the source; only float tensors can be rewritten` });
-    if (e.layout.block_k % 64 !== 0) out.push({ field: `${at}.layout.block_k`, message: `must be a multiple of 64 (or 0), got ${e.layout.block_k}` });
+    if (e.transforms?.length && e.source.dtype !== 'f32' && e.source.dtype !== 'f16' && e.source.dtype !== 'bf16')
+      out.push({ field: `${at}.transforms`, message: `${e.name} is ${e.source.dtype} in the source; only float tensors can be rewritten` });
+    if (e.layout.block_k % 64 !== 0)
+      out.push({ field: `${at}.layout.block_k`, message: `must be a multiple of 64 (or 0), got ${e.layout.block_k}` });
     e.transforms?.forEach((t, j) => {
       const s = m.scales[t.by];
-      if ((t.op === 'divide') !== (e.shape.length === 1)) out.push({ field: `${at}.transforms[${j}].op`, message: `${t.op} applies to ${t.op === 'divide' ? 'vectors' : 'matrices'}; ${e.name} is ${e.shape.length}-D` });
-      else if (s === undefined) out.push({ field: `${at}.transforms[${j}].by`, message: `names scales ${JSON.stringify(t.by)}, which the manifest does not have` });
+      if ((t.op === 'divide') !== (e.shape.length === 1))
+        out.push({
+          field: `${at}.transforms[${j}].op`,
+          message: `${t.op} applies to ${t.op === 'divide' ? 'vectors' : 'matrices'}; ${e.name} is ${e.shape.length}-D`,
+        });
+      else if (s === undefined)
+        out.push({ field: `${at}.transforms[${j}].by`, message: `names scales ${JSON.stringify(t.by)}, which the manifest does not have` });
       else {
         const len = Buffer.from(s, 'base64').length / 4;
         const want = t.op === 'scale_columns' ? e.shape[e.shape.length - 1] : e.shape[0];
@@ -137,7 +163,8 @@ function expandedProblems(m: ExpandedManifest): ManifestProblem[] {
       }
     });
   });
-  if (m.status === 'accepted' && (m.gate.failures?.length ?? 0) > 0) out.push({ field: 'status', message: 'is "accepted" but gate.failures is not empty' });
+  if (m.status === 'accepted' && (m.gate.failures?.length ?? 0) > 0)
+    out.push({ field: 'status', message: 'is "accepted" but gate.failures is not empty' });
   return out;
 }
 
@@ -160,7 +187,12 @@ export function parseManifest(text: string, file = '<manifest>'): Manifest {
   } catch (e) {
     // Say where, never what: the message must not quote the file's bytes.
     const pos = /position (\d+)/.exec((e as Error).message);
-    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(root)', message: `is not JSON (${pos ? `syntax error at character ${pos[1]}` : /Unexpected end/.test((e as Error).message) ? 'it ends early' : 'syntax error'})` }]);
+    throw new ManifestError('QUANT_MANIFEST_INVALID', file, [
+      {
+        field: '(root)',
+        message: `is not JSON (${pos ? `syntax error at character ${pos[1]}` : /Unexpected end/.test((e as Error).message) ? 'it ends early' : 'syntax error'})`,
+      },
+    ]);
   }
   const errors = validate(doc);
   if (errors.length) {
@@ -183,7 +215,11 @@ export const MAX_MANIFEST_BYTES = 256 << 20;
 
 export async function readManifest(file: string): Promise<LoadedManifest> {
   // A regular file only (not a FIFO, a device or a /proc file), and never more than the cap.
-  const bytes = await readRegularFile(file, MAX_MANIFEST_BYTES, (_code, message) => new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(file)', message }]));
+  const bytes = await readRegularFile(
+    file,
+    MAX_MANIFEST_BYTES,
+    (_code, message) => new ManifestError('QUANT_MANIFEST_INVALID', file, [{ field: '(file)', message }]),
+  );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -211,7 +247,11 @@ export async function manifestCalibrationPath(manifestFile: string, text: string
   const dir = dirname(resolve(manifestFile));
   const path = resolve(dir, text);
   const fail = (why: string): never => {
-    throw new QuantError('QUANT_CALIBRATION', `${manifestFile}: calibration.text ${why}; pass --calib FILE to use a file elsewhere`, 'calibration.text');
+    throw new QuantError(
+      'QUANT_CALIBRATION',
+      `${manifestFile}: calibration.text ${why}; pass --calib FILE to use a file elsewhere`,
+      'calibration.text',
+    );
   };
   let real: string;
   try {
@@ -226,7 +266,11 @@ export async function manifestCalibrationPath(manifestFile: string, text: string
 
 /** Reads calibration text: a regular file (not a FIFO, device or /proc file) of at most MAX_CALIBRATION_BYTES, UTF-8. */
 export async function readCalibrationText(file: string): Promise<string> {
-  const bytes = await readRegularFile(file, MAX_CALIBRATION_BYTES, (_code, message) => new QuantError('QUANT_CALIBRATION', `${file} ${message}; pass --calib FILE with a UTF-8 text`));
+  const bytes = await readRegularFile(
+    file,
+    MAX_CALIBRATION_BYTES,
+    (_code, message) => new QuantError('QUANT_CALIBRATION', `${file} ${message}; pass --calib FILE with a UTF-8 text`),
+  );
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {

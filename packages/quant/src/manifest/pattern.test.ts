@@ -7,7 +7,14 @@ import type { QuantError } from '../errors.js';
 import { PatternSyntaxError, compileGlob, compileRegex } from './glob.js';
 import { manifestCalibrationPath, parseManifest, readCalibrationText, readManifest } from './parse.js';
 
-const NAMES = ['token_embd.weight', 'blk.0.attn_q.weight', 'blk.12.ffn_down.weight', 'blk.3.ffn_gate_exps.weight', 'output.weight', 'blk.1.attn_k.bias'];
+const NAMES = [
+  'token_embd.weight',
+  'blk.0.attn_q.weight',
+  'blk.12.ffn_down.weight',
+  'blk.3.ffn_gate_exps.weight',
+  'output.weight',
+  'blk.1.attn_k.bias',
+];
 
 describe('regex patterns: the answers RegExp gives, in linear time', () => {
   it.each([
@@ -29,7 +36,8 @@ describe('regex patterns: the answers RegExp gives, in linear time', () => {
   it('answers catastrophic patterns at once', () => {
     const name = `blk.0.${'a'.repeat(200)}.weight`;
     const t0 = performance.now();
-    for (const re of ['^((.*)*)*x$', '(a+)+b', '(a|a)*b', '(a|aa)+b', '(.*a){20}', `${'.*'.repeat(50)}x`]) expect(compileRegex(re).test(name), re).toBe(false);
+    for (const re of ['^((.*)*)*x$', '(a+)+b', '(a|a)*b', '(a|aa)+b', '(.*a){20}', `${'.*'.repeat(50)}x`])
+      expect(compileRegex(re).test(name), re).toBe(false);
     expect(compileRegex('^((.*)*)*weight$').test(name)).toBe(true);
     expect(performance.now() - t0).toBeLessThan(500);
   });
@@ -116,7 +124,8 @@ describe('manifest and calibration files', () => {
     const d = tmp();
     writeFileSync(join(d, 'calib.txt'), 'héllo');
     expect(await readCalibrationText(join(d, 'calib.txt'))).toBe('héllo');
-    for (const p of ['/dev/zero', '/proc/self/environ']) if (existsSync(p)) await expect(readCalibrationText(p)).rejects.toMatchObject({ code: 'QUANT_CALIBRATION' });
+    for (const p of ['/dev/zero', '/proc/self/environ'])
+      if (existsSync(p)) await expect(readCalibrationText(p)).rejects.toMatchObject({ code: 'QUANT_CALIBRATION' });
     writeFileSync(join(d, 'bin'), Buffer.from([0xff, 0xfe]));
     await expect(readCalibrationText(join(d, 'bin'))).rejects.toThrow(/UTF-8/);
   });

@@ -6,7 +6,16 @@
  * expanded manifest made for other tensors) is collected and thrown together, before any
  * byte is written.
  */
-import { exportLayout, isBlockDtype, type BlockDtype, type Dtype, type ModelConfig, type QuantParams, type TensorLayout, type TensorRole } from '@ie/format';
+import {
+  exportLayout,
+  isBlockDtype,
+  type BlockDtype,
+  type Dtype,
+  type ModelConfig,
+  type QuantParams,
+  type TensorLayout,
+  type TensorRole,
+} from '@ie/format';
 import { ManifestError, type ManifestProblem } from '../errors.js';
 import { canonicalJson, identityConfig } from './fingerprint.js';
 import { compileGlob, compileRegex, isLiteralGlob, type NamePattern } from './glob.js';
@@ -49,7 +58,18 @@ export interface LayoutOptions {
   blockK?: number;
 }
 
-export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = { int4w: 'q4', int8w: 'i8', f32: 'f32', f16: 'f16', bf16: 'bf16', q4_k: 'q4_k', q5_k: 'q5_k', q6_k: 'q6_k', iq4_nl: 'iq4_nl', mxfp4: 'mxfp4' };
+export const SCHEME_DTYPE: Record<FinalScheme, Dtype> = {
+  int4w: 'q4',
+  int8w: 'i8',
+  f32: 'f32',
+  f16: 'f16',
+  bf16: 'bf16',
+  q4_k: 'q4_k',
+  q5_k: 'q5_k',
+  q6_k: 'q6_k',
+  iq4_nl: 'iq4_nl',
+  mxfp4: 'mxfp4',
+};
 
 /** The scheme a stored tensor has (the inverse of the packing). */
 export function schemeOf(dtype: Dtype): FinalScheme {
@@ -75,7 +95,13 @@ function list(names: string[], max = 4): string {
  * The target of a tensor, checked against what the model and layout allow. Returns the plan
  * fields, or the reason the combination is impossible.
  */
-function target(t: ModelTensor, scheme: PolicyRule['scheme'] | FinalScheme, params: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype' | 'allow_padding'>, method: QuantMethod | null, layoutOpts: LayoutOptions): Omit<TensorPlan, 'rule' | 'transforms' | 'name' | 'shape' | 'role' | 'source'> | string {
+function target(
+  t: ModelTensor,
+  scheme: PolicyRule['scheme'] | FinalScheme,
+  params: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype' | 'allow_padding'>,
+  method: QuantMethod | null,
+  layoutOpts: LayoutOptions,
+): Omit<TensorPlan, 'rule' | 'transforms' | 'name' | 'shape' | 'role' | 'source'> | string {
   const src = t.dtype;
   const srcQuantized = src === 'q4' || src === 'i8' || isBlockDtype(src);
   if (scheme === 'keep' || scheme === src) {
@@ -84,25 +110,37 @@ function target(t: ModelTensor, scheme: PolicyRule['scheme'] | FinalScheme, para
   }
   if (scheme === 'f32' || scheme === 'f16' || scheme === 'bf16') {
     if (t.shape.length === 1 && scheme !== 'f32') return 'is a vector (norm or bias); vectors are stored f32';
-    if (srcQuantized) return `is ${describeQuant(src, t.quant)} in the source; converting it to ${scheme} would not restore what quantization dropped (use scheme "keep", or convert from the float original)`;
+    if (srcQuantized)
+      return `is ${describeQuant(src, t.quant)} in the source; converting it to ${scheme} would not restore what quantization dropped (use scheme "keep", or convert from the float original)`;
     const layout = exportLayout(t.role, t.shape, scheme, null, layoutOpts);
     return { scheme, dtype: scheme, quant: null, method: null, passthrough: src === scheme, layout };
   }
-  if (isBlockDtype(scheme)) return `cannot be made ${scheme}: ggml block dtypes are imported from GGUF files and kept, not produced (use "keep")`;
+  if (isBlockDtype(scheme))
+    return `cannot be made ${scheme}: ggml block dtypes are imported from GGUF files and kept, not produced (use "keep")`;
   if (isBlockDtype(src)) return `is ${src} (ggml blocks) in the source; requantizing it would compound rounding error (use scheme "keep")`;
   if (t.shape.length !== 2) return `is a ${t.shape.length}-D tensor; only matrices can be ${scheme}`;
   const K = t.shape[1];
   const quant = quantParamsOf(scheme, params, K);
   const perRow = quant.granularity === 'per_row';
   const G = quant.group_size;
-  if (!perRow && K % G !== 0 && !params.allow_padding) return `has K = ${K}, which group size ${G} does not divide (set "allow_padding": true to zero-pad each row's last group, or pick a group size that divides ${K})`;
+  if (!perRow && K % G !== 0 && !params.allow_padding)
+    return `has K = ${K}, which group size ${G} does not divide (set "allow_padding": true to zero-pad each row's last group, or pick a group size that divides ${K})`;
   const dtype = SCHEME_DTYPE[scheme];
   if (srcQuantized) {
-    if (src === dtype && sameQuant(t.quant, quant)) return { scheme, dtype, quant, method: null, passthrough: true, layout: exportLayout(t.role, t.shape, dtype, quant, layoutOpts) };
+    if (src === dtype && sameQuant(t.quant, quant))
+      return { scheme, dtype, quant, method: null, passthrough: true, layout: exportLayout(t.role, t.shape, dtype, quant, layoutOpts) };
     return `is already ${describeQuant(src, t.quant)} in the source; requantizing it to ${describeQuant(dtype, quant)} would compound rounding error (match the source's encoding, use "keep", or convert from the float original)`;
   }
-  if (layoutOpts.blockK && !perRow && layoutOpts.blockK % G !== 0) return `cannot be blocked by block_k ${layoutOpts.blockK}: the block must be a multiple of group size ${G}`;
-  return { scheme, dtype, quant, method: method ?? 'rtn', passthrough: false, layout: exportLayout(t.role, t.shape, dtype, quant, layoutOpts) };
+  if (layoutOpts.blockK && !perRow && layoutOpts.blockK % G !== 0)
+    return `cannot be blocked by block_k ${layoutOpts.blockK}: the block must be a multiple of group size ${G}`;
+  return {
+    scheme,
+    dtype,
+    quant,
+    method: method ?? 'rtn',
+    passthrough: false,
+    layout: exportLayout(t.role, t.shape, dtype, quant, layoutOpts),
+  };
 }
 
 function layoutOf(p: Policy): LayoutOptions {
@@ -134,33 +172,75 @@ export function resolvePolicy(policy: Policy, tensors: readonly ModelTensor[], f
     const r = first >= 0 ? rules[first].rule : undefined;
     if (first >= 0) decided[first].push(t.name);
     const method = r && (r.scheme === 'int4w' || r.scheme === 'int8w') ? (r.method ?? policy.defaults?.method ?? 'rtn') : null;
-    const params = r ? { ...r, scale_dtype: r.scale_dtype ?? policy.defaults?.scale_dtype, allow_padding: r.allow_padding ?? policy.defaults?.allow_padding } : {};
+    const params = r
+      ? {
+          ...r,
+          scale_dtype: r.scale_dtype ?? policy.defaults?.scale_dtype,
+          allow_padding: r.allow_padding ?? policy.defaults?.allow_padding,
+        }
+      : {};
     const got = target(t, r?.scheme ?? 'keep', params, method, layoutOpts);
     if (typeof got === 'string') {
       const m = impossible[first];
       m.set(got, [...(m.get(got) ?? []), t.name]);
       continue;
     }
-    plans.push({ name: t.name, shape: t.shape, role: t.role, source: { dtype: t.dtype, quant: t.quant }, ...got, rule: first, transforms: [] });
+    plans.push({
+      name: t.name,
+      shape: t.shape,
+      role: t.role,
+      source: { dtype: t.dtype, quant: t.quant },
+      ...got,
+      rule: first,
+      transforms: [],
+    });
   }
   rules.forEach((r, i) => {
     const at = `rules[${i}].${r.rule.regex !== undefined ? 'regex' : 'match'}`;
     const pattern = (r.rule.regex ?? r.rule.match) as string;
     if (matched[i].length === 0) {
-      problems.push({ field: at, message: r.rule.match !== undefined && isLiteralGlob(pattern) ? `names ${pattern}, which this model does not have (\`ie inspect MODEL\` lists its tensors)` : `${JSON.stringify(pattern)} matches no tensor of this model (names look like blk.0.attn_q.weight; \`ie inspect MODEL\` lists them)` });
+      problems.push({
+        field: at,
+        message:
+          r.rule.match !== undefined && isLiteralGlob(pattern)
+            ? `names ${pattern}, which this model does not have (\`ie inspect MODEL\` lists its tensors)`
+            : `${JSON.stringify(pattern)} matches no tensor of this model (names look like blk.0.attn_q.weight; \`ie inspect MODEL\` lists them)`,
+      });
     } else if (decided[i].length === 0) {
-      problems.push({ field: at, message: `${JSON.stringify(pattern)} only matches tensors that earlier rules already decide (${list(matched[i])}): it has no effect` });
+      problems.push({
+        field: at,
+        message: `${JSON.stringify(pattern)} only matches tensors that earlier rules already decide (${list(matched[i])}): it has no effect`,
+      });
     }
-    for (const [why, names] of impossible[i]) problems.push({ field: `rules[${i}]`, message: `${r.rule.scheme} is impossible for ${list(names)}: ${names.length > 1 ? 'each ' : ''}${why}` });
+    for (const [why, names] of impossible[i])
+      problems.push({
+        field: `rules[${i}]`,
+        message: `${r.rule.scheme} is impossible for ${list(names)}: ${names.length > 1 ? 'each ' : ''}${why}`,
+      });
   });
-  if (problems.length) throw new ManifestError('QUANT_MANIFEST_INVALID', file, problems, `${file}: the policy cannot be applied to this model (${problems.length} problem${problems.length === 1 ? '' : 's'})`);
+  if (problems.length)
+    throw new ManifestError(
+      'QUANT_MANIFEST_INVALID',
+      file,
+      problems,
+      `${file}: the policy cannot be applied to this model (${problems.length} problem${problems.length === 1 ? '' : 's'})`,
+    );
   return plans;
 }
 
 /** The IEBIN quantization parameters a rule's or an entry's int4w / int8w fields mean for rows of length K. */
-export function quantParamsOf(scheme: 'int4w' | 'int8w', f: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype'>, K: number): QuantParams {
+export function quantParamsOf(
+  scheme: 'int4w' | 'int8w',
+  f: Pick<PolicyRule, 'group_size' | 'mode' | 'granularity' | 'scale_dtype'>,
+  K: number,
+): QuantParams {
   const perRow = scheme === 'int8w' && f.granularity === 'per_row';
-  return { scheme: scheme === 'int4w' ? (f.mode ?? 'symmetric') : 'symmetric', granularity: perRow ? 'per_row' : 'per_group', group_size: perRow ? K : (f.group_size as number), scale_dtype: f.scale_dtype ?? 'f16' };
+  return {
+    scheme: scheme === 'int4w' ? (f.mode ?? 'symmetric') : 'symmetric',
+    granularity: perRow ? 'per_row' : 'per_group',
+    group_size: perRow ? K : (f.group_size as number),
+    scale_dtype: f.scale_dtype ?? 'f16',
+  };
 }
 
 /** An expanded entry's parameters (null for float schemes). */
@@ -172,12 +252,18 @@ export function entryQuant(e: ManifestEntry): QuantParams | null {
  * The plans an expanded manifest states, checked against the model: the same tensor names,
  * shapes and source dtypes (the weights themselves are checked by sha256 as they are read).
  */
-export function plansFromExpanded(m: ExpandedManifest, tensors: readonly ModelTensor[], config: ModelConfig, file = '<manifest>'): TensorPlan[] {
+export function plansFromExpanded(
+  m: ExpandedManifest,
+  tensors: readonly ModelTensor[],
+  config: ModelConfig,
+  file = '<manifest>',
+): TensorPlan[] {
   const problems: ManifestProblem[] = [];
   const mc = identityConfig(m.model.config as Record<string, unknown>);
   const cc = identityConfig(config);
   for (const k of [...new Set([...Object.keys(mc), ...Object.keys(cc)])]) {
-    if (canonicalJson(mc[k]) !== canonicalJson(cc[k])) problems.push({ field: `model.config.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(cc[k])}` });
+    if (canonicalJson(mc[k]) !== canonicalJson(cc[k]))
+      problems.push({ field: `model.config.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(cc[k])}` });
   }
   const byName = new Map(m.tensors.map((e, i) => [e.name, { e, i }]));
   const plans: TensorPlan[] = [];
@@ -192,28 +278,60 @@ export function plansFromExpanded(m: ExpandedManifest, tensors: readonly ModelTe
     const { e, i } = hit;
     const at = `tensors[${i}]`;
     if (e.shape.length !== t.shape.length || e.shape.some((d, j) => d !== t.shape[j])) {
-      problems.push({ field: `${at}.shape`, message: `${e.name} is ${JSON.stringify(e.shape)} in the manifest, ${JSON.stringify(t.shape)} in this model` });
+      problems.push({
+        field: `${at}.shape`,
+        message: `${e.name} is ${JSON.stringify(e.shape)} in the manifest, ${JSON.stringify(t.shape)} in this model`,
+      });
       continue;
     }
     // Float sources of the same values agree whatever their dtype (the sha256 compares f32 values); quantized ones must match exactly.
     const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
     if (srcQuantized !== (e.source.dtype === 'q4' || e.source.dtype === 'i8') || (srcQuantized && e.source.dtype !== t.dtype)) {
-      problems.push({ field: `${at}.source.dtype`, message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}` });
+      problems.push({
+        field: `${at}.source.dtype`,
+        message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}`,
+      });
       continue;
     }
     const quant = entryQuant(e);
     const dtype = SCHEME_DTYPE[e.scheme];
     if (srcQuantized && (dtype !== t.dtype || !sameQuant(quant, t.quant))) {
-      problems.push({ field: `${at}.scheme`, message: `${e.name} is ${describeQuant(t.dtype, t.quant)} in the source and cannot become ${describeQuant(dtype, quant)} without requantizing` });
+      problems.push({
+        field: `${at}.scheme`,
+        message: `${e.name} is ${describeQuant(t.dtype, t.quant)} in the source and cannot become ${describeQuant(dtype, quant)} without requantizing`,
+      });
       continue;
     }
     const passthrough = srcQuantized || dtype === t.dtype;
-    const layout = exportLayout(t.role, t.shape, dtype, quant, { pretranspose: e.layout.order === 'pretransposed', blockK: e.layout.block_k });
-    if (layout.order !== e.layout.order || layout.block_k !== e.layout.block_k) problems.push({ field: `${at}.layout`, message: `${e.name} cannot be stored ${JSON.stringify(e.layout)}` });
-    plans.push({ name: t.name, shape: t.shape, role: t.role, source: { dtype: t.dtype, quant: t.quant }, scheme: e.scheme, dtype, quant, method: quant && !passthrough ? (e.method ?? 'rtn') : null, passthrough, layout, rule: e.rule ?? -1, transforms: e.transforms ?? [] });
+    const layout = exportLayout(t.role, t.shape, dtype, quant, {
+      pretranspose: e.layout.order === 'pretransposed',
+      blockK: e.layout.block_k,
+    });
+    if (layout.order !== e.layout.order || layout.block_k !== e.layout.block_k)
+      problems.push({ field: `${at}.layout`, message: `${e.name} cannot be stored ${JSON.stringify(e.layout)}` });
+    plans.push({
+      name: t.name,
+      shape: t.shape,
+      role: t.role,
+      source: { dtype: t.dtype, quant: t.quant },
+      scheme: e.scheme,
+      dtype,
+      quant,
+      method: quant && !passthrough ? (e.method ?? 'rtn') : null,
+      passthrough,
+      layout,
+      rule: e.rule ?? -1,
+      transforms: e.transforms ?? [],
+    });
   }
   if (missing.length) problems.push({ field: 'tensors', message: `has no entry for ${list(missing)} of this model` });
   if (byName.size) problems.push({ field: 'tensors', message: `lists ${list([...byName.keys()])}, which this model does not have` });
-  if (problems.length) throw new ManifestError('QUANT_MANIFEST_MISMATCH', file, problems, `${file} was made for another model (${problems.length} difference${problems.length === 1 ? '' : 's'}); run \`ie quantize\` on this model`);
+  if (problems.length)
+    throw new ManifestError(
+      'QUANT_MANIFEST_MISMATCH',
+      file,
+      problems,
+      `${file} was made for another model (${problems.length} difference${problems.length === 1 ? '' : 's'}); run \`ie quantize\` on this model`,
+    );
   return plans;
 }

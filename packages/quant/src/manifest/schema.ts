@@ -14,7 +14,7 @@ const groupSize = { enum: [32, 64, 128], description: 'Consecutive elements of a
 const method = {
   enum: ['rtn', 'clip', 'awq'],
   description:
-    'How scales are chosen. rtn: round to nearest from each group\'s extremes. clip: per group, the clip ratio (of a grid) that minimizes the reconstruction MSE. awq: activation-aware input-channel scaling from calibration activations (folded into the preceding norm or projection), then clip.',
+    "How scales are chosen. rtn: round to nearest from each group's extremes. clip: per group, the clip ratio (of a grid) that minimizes the reconstruction MSE. awq: activation-aware input-channel scaling from calibration activations (folded into the preceding norm or projection), then clip.",
 } as const;
 const layout = {
   type: 'object',
@@ -31,10 +31,24 @@ const gate = {
   additionalProperties: false,
   description: 'Thresholds a quantized model must meet to be accepted. Omitted ones take the documented defaults.',
   properties: {
-    min_cosine: { type: 'number', minimum: -1, maximum: 1, description: 'Per tensor: least cosine similarity of W·x (FP32 vs quantized) over the calibration activations.' },
+    min_cosine: {
+      type: 'number',
+      minimum: -1,
+      maximum: 1,
+      description: 'Per tensor: least cosine similarity of W·x (FP32 vs quantized) over the calibration activations.',
+    },
     min_snr_db: { type: 'number', description: 'Per tensor: least signal-to-noise ratio of W·x in dB.' },
-    max_kl: { type: 'number', minimum: 0, description: 'End to end: largest mean KL divergence (nats) of the next-token distributions, FP32 ‖ quantized.' },
-    min_top1: { type: 'number', minimum: 0, maximum: 1, description: 'End to end: least fraction of positions where the quantized model\'s top token is the FP32 model\'s.' },
+    max_kl: {
+      type: 'number',
+      minimum: 0,
+      description: 'End to end: largest mean KL divergence (nats) of the next-token distributions, FP32 ‖ quantized.',
+    },
+    min_top1: {
+      type: 'number',
+      minimum: 0,
+      maximum: 1,
+      description: "End to end: least fraction of positions where the quantized model's top token is the FP32 model's.",
+    },
   },
 } as const;
 
@@ -55,15 +69,26 @@ const rule = {
   additionalProperties: false,
   required: ['scheme'],
   properties: {
-    match: { type: 'string', minLength: 1, description: 'A glob over canonical tensor names: * matches within a dot-separated part, ** across parts, ? one character, {a,b} alternatives.' },
+    match: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'A glob over canonical tensor names: * matches within a dot-separated part, ** across parts, ? one character, {a,b} alternatives.',
+    },
     regex: { type: 'string', minLength: 1, description: 'A regular expression that must match the whole name.' },
-    scheme: { enum: ['int4w', 'int8w', 'f32', 'f16', 'bf16', 'keep'], description: 'int4w / int8w quantize; f32/f16/bf16 store floats; keep leaves the tensor as the source has it.' },
+    scheme: {
+      enum: ['int4w', 'int8w', 'f32', 'f16', 'bf16', 'keep'],
+      description: 'int4w / int8w quantize; f32/f16/bf16 store floats; keep leaves the tensor as the source has it.',
+    },
     group_size: groupSize,
     mode: { enum: ['symmetric', 'affine'], description: 'int4w: symmetric (code - 8) or affine with a per-group zero point.' },
     granularity: { enum: ['per_row', 'per_group'], description: 'int8w: one scale per row or per group.' },
     scale_dtype: scaleDtype,
     method,
-    allow_padding: { type: 'boolean', description: 'Allow a group size that does not divide K (the last group of each row is zero-padded).' },
+    allow_padding: {
+      type: 'boolean',
+      description: 'Allow a group size that does not divide K (the last group of each row is zero-padded).',
+    },
   },
 } as const;
 
@@ -83,7 +108,13 @@ const policy = {
       description: 'Values a rule gets when it does not set them.',
       properties: { method, scale_dtype: scaleDtype, allow_padding: { type: 'boolean' } },
     },
-    rules: { type: 'array', minItems: 1, items: rule, description: 'Checked in order; the first rule whose pattern matches a tensor decides it. Tensors no rule matches are kept as they are.' },
+    rules: {
+      type: 'array',
+      minItems: 1,
+      items: rule,
+      description:
+        'Checked in order; the first rule whose pattern matches a tensor decides it. Tensors no rule matches are kept as they are.',
+    },
     layout: {
       type: 'object',
       additionalProperties: false,
@@ -108,7 +139,10 @@ const transform = {
   required: ['op', 'by'],
   description: 'An exact float rewrite applied before packing (activation-aware scaling and its fold).',
   properties: {
-    op: { enum: ['scale_columns', 'divide_rows', 'divide'], description: 'scale_columns: W[:, k] *= s[k]; divide_rows: W[n, :] /= s[n]; divide: v[i] /= s[i] (norms, biases).' },
+    op: {
+      enum: ['scale_columns', 'divide_rows', 'divide'],
+      description: 'scale_columns: W[:, k] *= s[k]; divide_rows: W[n, :] /= s[n]; divide: v[i] /= s[i] (norms, biases).',
+    },
     by: { type: 'string', description: 'A key of `scales`.' },
   },
 } as const;
@@ -124,7 +158,14 @@ const entry = {
       type: 'object',
       additionalProperties: false,
       required: ['dtype', 'sha256'],
-      properties: { dtype: { enum: ['f32', 'f16', 'bf16', 'i8', 'q4', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'] }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'Of the tensor\'s values as little-endian f32 (raw bytes for quantized sources).' } },
+      properties: {
+        dtype: { enum: ['f32', 'f16', 'bf16', 'i8', 'q4', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'] },
+        sha256: {
+          type: 'string',
+          pattern: '^[0-9a-f]{64}$',
+          description: "Of the tensor's values as little-endian f32 (raw bytes for quantized sources).",
+        },
+      },
     },
     scheme: { enum: ['int4w', 'int8w', 'f32', 'f16', 'bf16', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'] },
     group_size: groupSize,
@@ -132,7 +173,12 @@ const entry = {
     granularity: { enum: ['per_row', 'per_group'] },
     scale_dtype: scaleDtype,
     method,
-    alpha: { type: 'number', minimum: 0, maximum: 1, description: 'awq: the exponent the search chose for this tensor\'s input site (0: scaling did not help, clip alone).' },
+    alpha: {
+      type: 'number',
+      minimum: 0,
+      maximum: 1,
+      description: "awq: the exponent the search chose for this tensor's input site (0: scaling did not help, clip alone).",
+    },
     rule: { type: 'integer', minimum: -1, description: 'Index of the policy rule that decided this tensor (-1: none matched, kept).' },
     transforms: { type: 'array', items: transform },
     layout,
@@ -161,8 +207,15 @@ const expanded = {
       additionalProperties: false,
       required: ['fingerprint', 'config'],
       properties: {
-        fingerprint: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 over the config and every tensor\'s name, shape and source sha256.' },
-        config: { type: 'object', description: 'The model config the manifest was measured with (IEBIN\'s config block); export compares it field by field.' },
+        fingerprint: {
+          type: 'string',
+          pattern: '^[0-9a-f]{64}$',
+          description: "sha256 over the config and every tensor's name, shape and source sha256.",
+        },
+        config: {
+          type: 'object',
+          description: "The model config the manifest was measured with (IEBIN's config block); export compares it field by field.",
+        },
       },
     },
     calibration: {
@@ -188,7 +241,12 @@ const expanded = {
               type: 'object',
               additionalProperties: false,
               required: ['kl_mean', 'kl_max', 'top1', 'positions'],
-              properties: { kl_mean: { type: 'number' }, kl_max: { type: 'number' }, top1: { type: 'number' }, positions: { type: 'integer' } },
+              properties: {
+                kl_mean: { type: 'number' },
+                kl_max: { type: 'number' },
+                top1: { type: 'number' },
+                positions: { type: 'integer' },
+              },
             },
             { type: 'null' },
           ],

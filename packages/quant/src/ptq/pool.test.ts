@@ -11,7 +11,10 @@ const BUILT = existsSync(fileURLToPath(WORKER));
 
 const targets: Array<[string, QuantTarget]> = [
   ['q4 symmetric g64', { dtype: 'q4', quant: { scheme: 'symmetric', granularity: 'per_group', group_size: 64, scale_dtype: 'f16' } }],
-  ['q4 affine g128, padded rows', { dtype: 'q4', quant: { scheme: 'affine', granularity: 'per_group', group_size: 128, scale_dtype: 'bf16' } }],
+  [
+    'q4 affine g128, padded rows',
+    { dtype: 'q4', quant: { scheme: 'affine', granularity: 'per_group', group_size: 128, scale_dtype: 'bf16' } },
+  ],
   ['i8 per row', { dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_row', group_size: 1000, scale_dtype: 'f16' } }],
 ];
 

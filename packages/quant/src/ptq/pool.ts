@@ -91,7 +91,14 @@ export class ClipSearchPool {
     const n = Math.min(workers.length, rows);
     const jobs: Array<Promise<Float32Array>> = [];
     for (let i = 0; i < n; i++) {
-      const job: ClipJob = { id: this.nextId++, buffer: shared.buffer as SharedArrayBuffer, rowStart: Math.floor((rows * i) / n), rowEnd: Math.floor((rows * (i + 1)) / n), cols, target: { dtype: t.dtype, quant: { ...t.quant } } };
+      const job: ClipJob = {
+        id: this.nextId++,
+        buffer: shared.buffer as SharedArrayBuffer,
+        rowStart: Math.floor((rows * i) / n),
+        rowEnd: Math.floor((rows * (i + 1)) / n),
+        cols,
+        target: { dtype: t.dtype, quant: { ...t.quant } },
+      };
       jobs.push(new Promise((resolve, reject) => this.pending.set(job.id, { resolve, reject })));
       workers[i].postMessage(job);
     }

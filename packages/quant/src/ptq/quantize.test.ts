@@ -2,7 +2,17 @@ import { decodeTensor } from '@ie/format';
 import { seededFloats } from '@ie/testing';
 import { describe, expect, it } from 'vitest';
 import { packInt4Groupwise, packInt8 } from '../pack.js';
-import { CLIP_GRID, activationScales, applyTransforms, decodeScales, dequantizeMatrix, encodeScales, quantizeMatrix, searchClip, type QuantTarget } from './quantize.js';
+import {
+  CLIP_GRID,
+  activationScales,
+  applyTransforms,
+  decodeScales,
+  dequantizeMatrix,
+  encodeScales,
+  quantizeMatrix,
+  searchClip,
+  type QuantTarget,
+} from './quantize.js';
 
 /** Heavy-tailed seeded weights (a few outliers per row), never zeros. */
 function weights(n: number, seed: number): Float32Array {
@@ -11,8 +21,14 @@ function weights(n: number, seed: number): Float32Array {
   return v;
 }
 
-const q4 = (G: number, scheme: 'symmetric' | 'affine' = 'symmetric'): QuantTarget => ({ dtype: 'q4', quant: { scheme, granularity: 'per_group', group_size: G, scale_dtype: 'f16' } });
-const i8row = (cols: number): QuantTarget => ({ dtype: 'i8', quant: { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype: 'f16' } });
+const q4 = (G: number, scheme: 'symmetric' | 'affine' = 'symmetric'): QuantTarget => ({
+  dtype: 'q4',
+  quant: { scheme, granularity: 'per_group', group_size: G, scale_dtype: 'f16' },
+});
+const i8row = (cols: number): QuantTarget => ({
+  dtype: 'i8',
+  quant: { scheme: 'symmetric', granularity: 'per_row', group_size: cols, scale_dtype: 'f16' },
+});
 
 function sse(a: Float32Array, b: Float32Array, from = 0, to = a.length): number {
   let s = 0;
@@ -47,18 +63,32 @@ describe('clip search', () => {
 
   it('rtn is the plain packer, byte for byte (llama.cpp Q4_0 stays Q4_0)', () => {
     const v = weights(6 * 96, 3);
-    expect(quantizeMatrix(v, 6, 96, q4(32), 'rtn').bytes).toEqual(packInt4Groupwise(v, 6, 96, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' }).bytes);
-    expect(quantizeMatrix(v, 6, 96, i8row(96), 'rtn').bytes).toEqual(packInt8(v, 6, 96, { granularity: 'per_row', scaleDtype: 'f16' }).bytes);
+    expect(quantizeMatrix(v, 6, 96, q4(32), 'rtn').bytes).toEqual(
+      packInt4Groupwise(v, 6, 96, { scheme: 'symmetric', groupSize: 32, scaleDtype: 'f16' }).bytes,
+    );
+    expect(quantizeMatrix(v, 6, 96, i8row(96), 'rtn').bytes).toEqual(
+      packInt8(v, 6, 96, { granularity: 'per_row', scaleDtype: 'f16' }).bytes,
+    );
     // All-ones clip ratios are RTN too.
-    expect(packInt4Groupwise(v, 6, 96, { scheme: 'symmetric', groupSize: 32, clip: new Float32Array(18).fill(1) }).bytes).toEqual(quantizeMatrix(v, 6, 96, q4(32), 'rtn').bytes);
+    expect(packInt4Groupwise(v, 6, 96, { scheme: 'symmetric', groupSize: 32, clip: new Float32Array(18).fill(1) }).bytes).toEqual(
+      quantizeMatrix(v, 6, 96, q4(32), 'rtn').bytes,
+    );
   });
 
-  it('dequantizeMatrix is the format\'s reference decoder', () => {
+  it("dequantizeMatrix is the format's reference decoder", () => {
     for (const t of [q4(32), q4(64, 'affine'), i8row(70)]) {
       const cols = t.dtype === 'i8' ? 70 : 100;
       const v = weights(5 * cols, cols);
       const p = quantizeMatrix(v, 5, cols, t, 'clip');
-      const ref = decodeTensor({ dtype: t.dtype, shape: [5, cols], layout: { order: 'row_major', block_k: 0 }, quant: { ...p.quant, scales_offset: 0, zeros_offset: null } }, p.bytes);
+      const ref = decodeTensor(
+        {
+          dtype: t.dtype,
+          shape: [5, cols],
+          layout: { order: 'row_major', block_k: 0 },
+          quant: { ...p.quant, scales_offset: 0, zeros_offset: null },
+        },
+        p.bytes,
+      );
       expect(dequantizeMatrix(p.bytes, 5, cols, t)).toEqual(ref);
     }
   });
@@ -91,7 +121,15 @@ describe('activation-aware scaling', () => {
       ['s', s],
       ['r', r],
     ]);
-    applyTransforms(Ws, [rows, cols], [{ op: 'scale_columns', by: 's' }, { op: 'divide_rows', by: 'r' }], scales);
+    applyTransforms(
+      Ws,
+      [rows, cols],
+      [
+        { op: 'scale_columns', by: 's' },
+        { op: 'divide_rows', by: 'r' },
+      ],
+      scales,
+    );
     for (let n = 0; n < rows; n++) {
       let want = 0;
       let got = 0;

@@ -8,7 +8,16 @@ import { quantGeometry, type QuantParams } from '@ie/format';
 import { QuantError } from '../errors.js';
 import type { EntryTransform, QuantMethod } from '../manifest/schema.js';
 import type { ClipSearchPool } from './pool.js';
-import { groupExtremes, packInt4Groupwise, packInt8, quantizeGroup, unpackInt4Groupwise, unpackInt8, type GroupKind, type PackedTensor } from '../pack.js';
+import {
+  groupExtremes,
+  packInt4Groupwise,
+  packInt8,
+  quantizeGroup,
+  unpackInt4Groupwise,
+  unpackInt8,
+  type GroupKind,
+  type PackedTensor,
+} from '../pack.js';
 
 /** Clip ratios the search tries, largest first (ties keep the larger ratio, so RTN wins ties). */
 export const CLIP_GRID: readonly number[] = Array.from({ length: 21 }, (_, i) => 1 - i * 0.025);
@@ -20,7 +29,13 @@ function groupKind(t: QuantTarget): GroupKind {
 }
 
 /** Per group (rows x groups, row-major), the grid ratio that minimizes the squared reconstruction error. */
-export function searchClip(values: Float32Array, rows: number, cols: number, t: QuantTarget, grid: readonly number[] = CLIP_GRID): Float32Array {
+export function searchClip(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  t: QuantTarget,
+  grid: readonly number[] = CLIP_GRID,
+): Float32Array {
   const G = t.quant.granularity === 'per_row' ? cols : t.quant.group_size;
   const gpr = Math.ceil(cols / G);
   const kind = groupKind(t);
@@ -47,8 +62,19 @@ export function searchClip(values: Float32Array, rows: number, cols: number, t: 
 }
 
 function pack(values: Float32Array, rows: number, cols: number, t: QuantTarget, clip: Float32Array | undefined): PackedTensor {
-  if (t.dtype === 'i8') return packInt8(values, rows, cols, { granularity: t.quant.granularity, groupSize: t.quant.granularity === 'per_group' ? t.quant.group_size : undefined, scaleDtype: t.quant.scale_dtype, clip });
-  return packInt4Groupwise(values, rows, cols, { scheme: t.quant.scheme, groupSize: t.quant.group_size, scaleDtype: t.quant.scale_dtype, clip });
+  if (t.dtype === 'i8')
+    return packInt8(values, rows, cols, {
+      granularity: t.quant.granularity,
+      groupSize: t.quant.granularity === 'per_group' ? t.quant.group_size : undefined,
+      scaleDtype: t.quant.scale_dtype,
+      clip,
+    });
+  return packInt4Groupwise(values, rows, cols, {
+    scheme: t.quant.scheme,
+    groupSize: t.quant.group_size,
+    scaleDtype: t.quant.scale_dtype,
+    clip,
+  });
 }
 
 /** Packs a float matrix as `t` with `method`'s scale choice (awq's scaling is a transform applied before; its scales are then clip-searched). */
@@ -57,7 +83,14 @@ export function quantizeMatrix(values: Float32Array, rows: number, cols: number,
 }
 
 /** {@link quantizeMatrix} with the clip search on a pool's worker threads: the same bytes, sooner. */
-export async function quantizeMatrixAsync(values: Float32Array, rows: number, cols: number, t: QuantTarget, method: QuantMethod, pool?: ClipSearchPool): Promise<PackedTensor> {
+export async function quantizeMatrixAsync(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  t: QuantTarget,
+  method: QuantMethod,
+  pool?: ClipSearchPool,
+): Promise<PackedTensor> {
   if (method === 'rtn' || !pool) return quantizeMatrix(values, rows, cols, t, method);
   return pack(values, rows, cols, t, await pool.searchClip(values, rows, cols, t));
 }
@@ -69,7 +102,8 @@ export function dequantizeMatrix(bytes: Uint8Array, rows: number, cols: number, 
   const G = g.groupSize;
   if (t.dtype === 'i8') {
     const u = unpackInt8(bytes, rows, cols, t.quant);
-    for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[r * cols + k] = u.codes[r * cols + k] * u.scales[r * g.groupsPerRow + Math.floor(k / G)];
+    for (let r = 0; r < rows; r++)
+      for (let k = 0; k < cols; k++) out[r * cols + k] = u.codes[r * cols + k] * u.scales[r * g.groupsPerRow + Math.floor(k / G)];
     return out;
   }
   const u = unpackInt4Groupwise(bytes, rows, cols, t.quant);
@@ -85,13 +119,19 @@ export function dequantizeMatrix(bytes: Uint8Array, rows: number, cols: number, 
  * Applies a manifest entry's float rewrites in place (in f32, in the listed order):
  * scale_columns W[:, k] *= s[k]; divide_rows W[n, :] /= s[n]; divide v[i] /= s[i].
  */
-export function applyTransforms(values: Float32Array, shape: readonly number[], transforms: readonly EntryTransform[], scales: ReadonlyMap<string, Float32Array>): void {
+export function applyTransforms(
+  values: Float32Array,
+  shape: readonly number[],
+  transforms: readonly EntryTransform[],
+  scales: ReadonlyMap<string, Float32Array>,
+): void {
   const rows = shape.length === 2 ? shape[0] : 1;
   const cols = shape[shape.length - 1];
   for (const t of transforms) {
     const s = scales.get(t.by);
     const want = t.op === 'scale_columns' ? cols : t.op === 'divide_rows' ? rows : values.length;
-    if (!s || s.length !== want) throw new QuantError('QUANT_BAD_PARAMS', `${t.op} needs ${want} scales from ${t.by}, got ${s?.length ?? 'none'}`, 'transforms');
+    if (!s || s.length !== want)
+      throw new QuantError('QUANT_BAD_PARAMS', `${t.op} needs ${want} scales from ${t.by}, got ${s?.length ?? 'none'}`, 'transforms');
     if (t.op === 'scale_columns') {
       for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) values[r * cols + k] = Math.fround(values[r * cols + k] * s[k]);
     } else if (t.op === 'divide_rows') {

@@ -43,8 +43,15 @@ describe('reading the assistant', () => {
 
   it('splits the channels, streams the final text with its channel, and ends on <|return|>', () => {
     const streamed: Array<[string, string]> = [];
-    const r = new HarmonyReader(ids, (t) => String.fromCharCode(t), (text, channel) => streamed.push([text, channel]));
-    for (const t of tokens('<|channel|>analysis<|message|>User asks 3+3. Easy.<|end|><|start|>assistant<|channel|>final<|message|>Six.<|return|>')) r.push(t);
+    const r = new HarmonyReader(
+      ids,
+      (t) => String.fromCharCode(t),
+      (text, channel) => streamed.push([text, channel]),
+    );
+    for (const t of tokens(
+      '<|channel|>analysis<|message|>User asks 3+3. Easy.<|end|><|start|>assistant<|channel|>final<|message|>Six.<|return|>',
+    ))
+      r.push(t);
     expect(r.messages).toEqual([
       { channel: 'analysis', content: 'User asks 3+3. Easy.' },
       { channel: 'final', content: 'Six.' },
@@ -52,12 +59,18 @@ describe('reading the assistant', () => {
     expect(r.final).toBe('Six.');
     expect(r.analysis).toBe('User asks 3+3. Easy.');
     expect(r.ended).toBe('return');
-    expect(streamed.filter(([, c]) => c === 'final').map(([t]) => t).join('')).toBe('Six.');
+    expect(
+      streamed
+        .filter(([, c]) => c === 'final')
+        .map(([t]) => t)
+        .join(''),
+    ).toBe('Six.');
   });
 
-  it('reads a tool call\'s recipient and ends on <|call|>; a message with no channel counts as final', () => {
+  it("reads a tool call's recipient and ends on <|call|>; a message with no channel counts as final", () => {
     const r = new HarmonyReader(ids, (t) => String.fromCharCode(t));
-    for (const t of tokens('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>')) r.push(t);
+    for (const t of tokens('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>'))
+      r.push(t);
     expect(r.messages).toEqual([{ channel: 'commentary', recipient: 'functions.get_weather', content: '{"city":"Paris"}' }]);
     expect(r.ended).toBe('call');
     const plain = new HarmonyReader(ids, (t) => String.fromCharCode(t));

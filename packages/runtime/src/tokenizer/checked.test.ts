@@ -84,7 +84,11 @@ describe('Engine.load checks the tokenizer.json', () => {
   it.each([
     ['truncated', (s: string) => s.slice(0, Math.floor(s.length / 2)), /is not valid JSON \(at the end \(truncated\)\)/],
     ['bit-flipped braces', (s: string) => s.replace('{', '['), /is not valid JSON/],
-    ['not UTF-8', (s: string) => Buffer.concat([Buffer.from(s.slice(0, 10)), Buffer.from([0xff, 0xfe]), Buffer.from(s.slice(12))]), /is not valid UTF-8/],
+    [
+      'not UTF-8',
+      (s: string) => Buffer.concat([Buffer.from(s.slice(0, 10)), Buffer.from([0xff, 0xfe]), Buffer.from(s.slice(12))]),
+      /is not valid UTF-8/,
+    ],
     ['an array', () => '[]', /must hold a JSON object/],
     ['no model', (s: string) => JSON.stringify({ ...JSON.parse(s), model: null }), /has no "model" object/],
     ['vocab null', (s: string) => mutate(s, (j) => (j.model.vocab = null)), /the tokenizers library refuses it/],
@@ -93,7 +97,11 @@ describe('Engine.load checks the tokenizer.json', () => {
     ['added_tokens null', (s: string) => mutate(s, (j) => (j.added_tokens = null)), /the tokenizers library refuses it/],
     ['added_tokens a string', (s: string) => mutate(s, (j) => (j.added_tokens = 'x')), /the tokenizers library refuses it/],
     ['added_tokens [null]', (s: string) => mutate(s, (j) => (j.added_tokens = [null])), /the tokenizers library refuses it/],
-    ['vocab ids strings', (s: string) => mutate(s, (j) => Object.keys(j.model.vocab).forEach((k) => (j.model.vocab[k] = 'x'))), /token id of type string|refuses it|fails to encode/],
+    [
+      'vocab ids strings',
+      (s: string) => mutate(s, (j) => Object.keys(j.model.vocab).forEach((k) => (j.model.vocab[k] = 'x'))),
+      /token id of type string|refuses it|fails to encode/,
+    ],
     ['vocab an array', (s: string) => mutate(s, (j) => (j.model.vocab = [1, 2])), /decodes .* to no text|refuses it|token id/],
     ['unknown normalizer', (s: string) => mutate(s, (j) => (j.normalizer = { type: 'Weird' })), /the tokenizers library refuses it/],
     ['unknown decoder', (s: string) => mutate(s, (j) => (j.decoder = { type: 'X' })), /the tokenizers library refuses it/],
@@ -110,7 +118,7 @@ function mutate(s: string, f: (j: any) => void): string {
   return JSON.stringify(j);
 }
 
-describe('buildTokenizer on a source spec (ie convert\'s probe)', () => {
+describe("buildTokenizer on a source spec (ie convert's probe)", () => {
   const config = { bos_id: 1, eos_id: 2, vocab_size: 512 };
   it('accepts a good tokenizer.json and refuses one whose ids run past the vocabulary', async () => {
     const f = join(tmp(), 'tokenizer.json');
@@ -130,7 +138,7 @@ describe('buildTokenizer on a source spec (ie convert\'s probe)', () => {
 });
 
 describe('EngineOptions.verify', () => {
-  it('checks the weights\' CRCs before running: a flipped weight byte is IE_MODEL_CORRUPT naming the tensor', async () => {
+  it("checks the weights' CRCs before running: a flipped weight byte is IE_MODEL_CORRUPT naming the tensor", async () => {
     const d = withTokenizer(good, false);
     await using ok = await Engine.load(d, { verify: true });
     expect(ok.contextLength).toBeGreaterThan(0);

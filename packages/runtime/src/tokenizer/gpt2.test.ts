@@ -35,18 +35,44 @@ describe('GGUF byte-level BPE (gpt2) tokenizers', () => {
     expect(withBos.encode('hello')[0]).toBe(7);
   });
 
-  it.each(['gpt2', 'llama-bpe', 'qwen2', 'gpt-4o'])('%s: any text round-trips through encode and decode, byte for byte (400 seeded strings)', (pre) => {
-    const s = spec(pre);
-    const t = gpt2Tokenizer(s, 0, 1);
-    const r = seededFloats(400 * 24, 11, 1);
-    const alphabet = ['a', 'Z', ' ', '  ', '\n', '\r\n', '\t', "'s", "'LL", '7', '123456', 'é', 'ß', 'Ω', '中文', '😀', '\u0301', '/', '.', '!?', 'hello', ' world'];
-    for (let n = 0; n < 400; n++) {
-      let text = '';
-      for (let k = 0; k < 24; k++) text += alphabet[Math.floor(Math.abs(r[n * 24 + k]) * alphabet.length) % alphabet.length];
-      const ids = t.encode(text);
-      expect(t.decode(ids), JSON.stringify(text)).toBe(text);
-    }
-  });
+  it.each(['gpt2', 'llama-bpe', 'qwen2', 'gpt-4o'])(
+    '%s: any text round-trips through encode and decode, byte for byte (400 seeded strings)',
+    (pre) => {
+      const s = spec(pre);
+      const t = gpt2Tokenizer(s, 0, 1);
+      const r = seededFloats(400 * 24, 11, 1);
+      const alphabet = [
+        'a',
+        'Z',
+        ' ',
+        '  ',
+        '\n',
+        '\r\n',
+        '\t',
+        "'s",
+        "'LL",
+        '7',
+        '123456',
+        'é',
+        'ß',
+        'Ω',
+        '中文',
+        '😀',
+        '\u0301',
+        '/',
+        '.',
+        '!?',
+        'hello',
+        ' world',
+      ];
+      for (let n = 0; n < 400; n++) {
+        let text = '';
+        for (let k = 0; k < 24; k++) text += alphabet[Math.floor(Math.abs(r[n * 24 + k]) * alphabet.length) % alphabet.length];
+        const ids = t.encode(text);
+        expect(t.decode(ids), JSON.stringify(text)).toBe(text);
+      }
+    },
+  );
 
   it('an unknown pre-tokenizer name is a typed error naming the known ones', () => {
     expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(IeRuntimeError);

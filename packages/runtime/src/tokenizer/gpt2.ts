@@ -29,13 +29,20 @@ export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown>
   const pre = t.pre ?? 'gpt2';
   const pattern = PRE_PATTERNS[pre];
   if (!pattern) {
-    throw new IeRuntimeError('IE_TOKENIZER_UNSUPPORTED', `the GGUF's byte-level BPE pre-tokenizer "${pre}" is not known; known: ${Object.keys(PRE_PATTERNS).join(', ')}`);
+    throw new IeRuntimeError(
+      'IE_TOKENIZER_UNSUPPORTED',
+      `the GGUF's byte-level BPE pre-tokenizer "${pre}" is not known; known: ${Object.keys(PRE_PATTERNS).join(', ')}`,
+    );
   }
   const vocab: Record<string, number> = {};
   t.pieces.forEach((p, i) => {
     vocab[p] = i;
   });
-  const added = t.pieces.flatMap((content, id) => (SPECIAL_TYPES.has(t.types[id]) ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] : []));
+  const added = t.pieces.flatMap((content, id) =>
+    SPECIAL_TYPES.has(t.types[id])
+      ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }]
+      : [],
+  );
   return {
     version: '1.0',
     added_tokens: added,
@@ -49,7 +56,18 @@ export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown>
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: t.merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: t.merges,
+    },
   };
 }
 

@@ -47,7 +47,10 @@ export class HfTokenizer implements Tokenizer {
     } = {},
   ) {
     const { addsBos, cleanUpSpaces } = options;
-    this.lib = new HfLibTokenizer(json as never, (cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) as never);
+    this.lib = new HfLibTokenizer(
+      json as never,
+      (cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) as never,
+    );
     const model = json.model as { vocab?: Record<string, number> } | undefined;
     const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
     this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));

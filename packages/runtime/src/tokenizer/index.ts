@@ -25,7 +25,8 @@ export const MAX_TOKENIZER_JSON_BYTES = 64 << 20;
 /** The text a tokenizer must encode and decode before it is used. */
 export const TOKENIZER_PROBE_TEXT = 'Hello, world! 123';
 
-const invalid = (file: string, message: string, cause?: unknown) => new IeRuntimeError('IE_TOKENIZER_INVALID', `${file}: ${message}`, cause === undefined ? undefined : { cause });
+const invalid = (file: string, message: string, cause?: unknown) =>
+  new IeRuntimeError('IE_TOKENIZER_INVALID', `${file}: ${message}`, cause === undefined ? undefined : { cause });
 
 /**
  * Reads and parses a Hugging Face tokenizer.json. With `expected`, its size and sha256 must be
@@ -34,9 +35,17 @@ const invalid = (file: string, message: string, cause?: unknown) => new IeRuntim
 export async function readHfTokenizerJson(file: string, expected?: { bytes: number; sha256: string }): Promise<Record<string, unknown>> {
   const bytes = await readRegularFile(file, MAX_TOKENIZER_JSON_BYTES, (_code, message) => invalid(file, message));
   if (expected) {
-    if (bytes.length !== expected.bytes) throw invalid(file, `is ${bytes.length} bytes, model.ie.json says ${expected.bytes}; the file was changed or is corrupt, re-export the model`);
+    if (bytes.length !== expected.bytes)
+      throw invalid(
+        file,
+        `is ${bytes.length} bytes, model.ie.json says ${expected.bytes}; the file was changed or is corrupt, re-export the model`,
+      );
     const sum = sha256Bytes(bytes);
-    if (sum !== expected.sha256) throw invalid(file, `hashes to ${sum}, model.ie.json says ${expected.sha256} (tokenizer.sha256); the file was changed or is corrupt, re-export the model`);
+    if (sum !== expected.sha256)
+      throw invalid(
+        file,
+        `hashes to ${sum}, model.ie.json says ${expected.sha256} (tokenizer.sha256); the file was changed or is corrupt, re-export the model`,
+      );
   }
   let v: unknown;
   try {
@@ -46,7 +55,8 @@ export async function readHfTokenizerJson(file: string, expected?: { bytes: numb
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(file, 'must hold a JSON object');
   const model = (v as Record<string, unknown>).model;
-  if (typeof model !== 'object' || model === null || Array.isArray(model)) throw invalid(file, 'has no "model" object; is it a tokenizers-library tokenizer.json?');
+  if (typeof model !== 'object' || model === null || Array.isArray(model))
+    throw invalid(file, 'has no "model" object; is it a tokenizers-library tokenizer.json?');
   return v as Record<string, unknown>;
 }
 
@@ -59,15 +69,24 @@ export function probeTokenizer(t: Tokenizer, vocabSize: number, file: string): v
     try {
       return f();
     } catch (e) {
-      throw invalid(file, e instanceof IeRuntimeError && e.code === 'IE_TOKENIZER_INVALID' ? e.message : `fails to ${what} a test text: ${libraryMessage(e)}`, e);
+      throw invalid(
+        file,
+        e instanceof IeRuntimeError && e.code === 'IE_TOKENIZER_INVALID' ? e.message : `fails to ${what} a test text: ${libraryMessage(e)}`,
+        e,
+      );
     }
   };
   const ids: unknown = run('encode', () => t.encode(TOKENIZER_PROBE_TEXT, { bos: false }));
   if (!Array.isArray(ids) || ids.length === 0) throw invalid(file, `encodes ${JSON.stringify(TOKENIZER_PROBE_TEXT)} to no tokens`);
   const bad = ids.find((id) => !Number.isSafeInteger(id) || id < 0 || id >= vocabSize);
-  if (bad !== undefined) throw invalid(file, `encodes ${JSON.stringify(TOKENIZER_PROBE_TEXT)} to token id ${typeof bad === 'number' ? bad : `of type ${typeof bad}`}, not an integer in 0..${vocabSize - 1} (the model's vocabulary)`);
+  if (bad !== undefined)
+    throw invalid(
+      file,
+      `encodes ${JSON.stringify(TOKENIZER_PROBE_TEXT)} to token id ${typeof bad === 'number' ? bad : `of type ${typeof bad}`}, not an integer in 0..${vocabSize - 1} (the model's vocabulary)`,
+    );
   const text: unknown = run('decode', () => t.decode(ids));
-  if (typeof text !== 'string' || text.trim() === '') throw invalid(file, `decodes ${JSON.stringify(TOKENIZER_PROBE_TEXT)}'s tokens to no text`);
+  if (typeof text !== 'string' || text.trim() === '')
+    throw invalid(file, `decodes ${JSON.stringify(TOKENIZER_PROBE_TEXT)}'s tokens to no text`);
 }
 
 /**
@@ -120,6 +139,7 @@ export async function buildTokenizer(
 export async function createTokenizer(header: IebinHeader, dir: string): Promise<Tokenizer> {
   const t = header.tokenizer;
   const jsonFile = join(dir, 'model.ie.json');
-  if (t.model === 'hf') return buildTokenizer(t, header.config, { file: join(dir, t.file), expected: { bytes: t.bytes, sha256: t.sha256 } });
+  if (t.model === 'hf')
+    return buildTokenizer(t, header.config, { file: join(dir, t.file), expected: { bytes: t.bytes, sha256: t.sha256 } });
   return buildTokenizer(t, header.config, { file: `${jsonFile} (tokenizer)`, sourceFormat: header.provenance.source_format });
 }

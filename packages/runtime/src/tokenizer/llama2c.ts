@@ -24,7 +24,11 @@ export class Llama2cTokenizer implements Tokenizer {
     this.table = pieceTable(spec.pieces, spec.raw_pieces, ' ', new Set([bosId, eosId]));
     this.scores = spec.scores;
     // Lookups use a piece's own bytes ("<0x0A>" is looked up as that text, as run.c does).
-    this.latin1 = spec.pieces.map((p, i) => (spec.raw_pieces?.[String(i)] !== undefined ? Buffer.from(spec.raw_pieces[String(i)], 'base64').toString('latin1') : Buffer.from(p, 'utf8').toString('latin1')));
+    this.latin1 = spec.pieces.map((p, i) =>
+      spec.raw_pieces?.[String(i)] !== undefined
+        ? Buffer.from(spec.raw_pieces[String(i)], 'base64').toString('latin1')
+        : Buffer.from(p, 'utf8').toString('latin1'),
+    );
     // run.c stops when the model samples BOS (its stories are separated by BOS).
     this.stopTokens = new Set([eosId, bosId]);
   }

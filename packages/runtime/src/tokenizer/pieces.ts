@@ -17,7 +17,12 @@ export interface PieceTable {
 }
 
 /** Builds the table; `spaceMark` is the character the vocabulary uses for spaces (U+2581 in SentencePiece, ' ' in llama2.c). */
-export function pieceTable(pieces: readonly string[], raw: Record<string, string> | undefined, spaceMark: string, controlIds: ReadonlySet<number>): PieceTable {
+export function pieceTable(
+  pieces: readonly string[],
+  raw: Record<string, string> | undefined,
+  spaceMark: string,
+  controlIds: ReadonlySet<number>,
+): PieceTable {
   const bytes: Uint8Array[] = [];
   const lookup = new Map<string, number>();
   const byteToken = new Int32Array(256).fill(-1);

@@ -54,7 +54,7 @@ describe('Hugging Face tokenizer.json', () => {
     expect(ids[0]).toBe(1);
     expect(t.decode(ids)).toBe('hello abc é');
   });
-  it('prepends BOS only where the tokenizer\'s own post-processor does (Qwen2-style tokenizers do not)', () => {
+  it("prepends BOS only where the tokenizer's own post-processor does (Qwen2-style tokenizers do not)", () => {
     expect(t.addsBos).toBe(true);
     const json = JSON.parse(synthHfTokenizerJson(vocab));
     json.post_processor = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
