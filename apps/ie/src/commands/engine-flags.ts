@@ -4,16 +4,16 @@ import { choice, intFlag } from '../command.js';
 
 export const ENGINE_OPTIONS = {
   precision: { type: 'string' },
-  threads: { type: 'string' },
+  threads: { type: 'string', short: 't' },
   affinity: { type: 'string' },
   'kv-cache': { type: 'string' },
-  context: { type: 'string' },
+  context: { type: 'string', short: 'c' },
   activations: { type: 'string' },
   'require-model': { type: 'boolean' },
 } as const;
 
 export const ENGINE_USAGE =
-  '[--precision fp32|fp16|bf16|int8w|int4w] [--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [--context N] [--activations auto|f32|int8] [--require-model]';
+  '[--precision fp32|fp16|bf16|int8w|int4w] [-t|--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [-c|--context N] [--activations auto|f32|int8] [--require-model]';
 
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {

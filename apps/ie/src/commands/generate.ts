@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Engine, type GenerateOptions, type ReasoningEffort } from '@ie/runtime';
 import { intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
@@ -13,20 +14,40 @@ function numFlag(v: Record<string, unknown>, name: string): number | undefined {
   return n;
 }
 
+/** `--stop "\n\n"`: the shell passes a backslash and an n; \n, \t, \r and \\ are escapes, as in llama.cpp. */
+export function unescapeStop(s: string): string {
+  return s.replace(/\\([ntr\\])/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r', '\\': '\\' })[c] as string);
+}
+
+async function readPrompt(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError('CLI_USAGE', `--prompt-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export const generate: Command = {
   name: 'generate',
   summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
-  usage: `ie generate MODEL_DIR "prompt" [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... ${ENGINE_USAGE} [--verify] [--no-echo] [--json]`,
-  positionals: [2, 2],
+  usage: `ie generate MODEL_DIR ("prompt" | - | --prompt-file FILE) [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [-n|--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [-s|--seed S] [--stop TEXT]... (\\n \\t \\r \\\\ are escapes) ${ENGINE_USAGE} [--verify] [--no-echo] [--json]`,
+  positionals: [1, 2],
   options: {
     ...ENGINE_OPTIONS,
-    'max-tokens': { type: 'string' },
+    'max-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string' },
     'top-k': { type: 'string' },
     'top-p': { type: 'string' },
     'min-p': { type: 'string' },
     'repeat-penalty': { type: 'string' },
-    seed: { type: 'string' },
+    seed: { type: 'string', short: 's' },
+    'prompt-file': { type: 'string' },
     stop: { type: 'string', multiple: true },
     'no-echo': { type: 'boolean' },
     json: { type: 'boolean' },
@@ -36,7 +57,15 @@ export const generate: Command = {
     'show-analysis': { type: 'boolean' },
     verify: { type: 'boolean' },
   },
-  async run(v, [path, prompt], io) {
+  async run(v, [path, given], io) {
+    // The prompt: an argument, "-" for standard input, or --prompt-file (one of them).
+    if ((given === undefined) === (v['prompt-file'] === undefined))
+      throw new CliError(
+        'CLI_USAGE',
+        `give the prompt as an argument, "-" (standard input) or --prompt-file FILE, once\nusage: ${this.usage}`,
+      );
+    const prompt =
+      v['prompt-file'] !== undefined ? await readPrompt(v['prompt-file'] as string) : given === '-' ? await readStdin() : (given as string);
     const options: GenerateOptions = {
       maxTokens: intFlag(v, 'max-tokens', 0, 1 << 24, 256),
       temperature: numFlag(v, 'temperature'),
@@ -45,7 +74,7 @@ export const generate: Command = {
       minP: numFlag(v, 'min-p'),
       repetitionPenalty: numFlag(v, 'repeat-penalty'),
       seed: intFlag(v, 'seed', 0, 2 ** 32 - 1),
-      stop: v.stop as unknown as string[] | undefined,
+      stop: (v.stop as unknown as string[] | undefined)?.map(unescapeStop),
     };
     const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
     if (chatOnly && !v.chat)
