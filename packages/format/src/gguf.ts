@@ -402,6 +402,21 @@ function meta(g: GgufFile, file: string) {
   return { num, int, str, bool, arr, fail };
 }
 
+/** The end-of-turn and end-of-message ids a GGUF names besides EOS (`stop_ids`), if any. */
+function stopIds(m: ReturnType<typeof meta>, eos: number, vocab: number): { stop_ids?: number[] } {
+  const ids: number[] = [];
+  for (const key of ['tokenizer.ggml.eot_token_id', 'tokenizer.ggml.eom_token_id']) {
+    let id: number;
+    try {
+      id = m.int(key, -1);
+    } catch {
+      continue; // a malformed optional id (some writers store -1 for none) is no stop token
+    }
+    if (id >= 0 && id < vocab && id !== eos && !ids.includes(id)) ids.push(id);
+  }
+  return ids.length ? { stop_ids: ids } : {};
+}
+
 /** Opens a GGUF file as a model source (llama, qwen2 and gpt-oss architectures). */
 export async function openGguf(path: string): Promise<ModelSource> {
   const f = await RandomAccessFile.open(path, (code, message) => new GgufError(code, message, { file: path }));
@@ -491,6 +506,8 @@ export async function openGguf(path: string): Promise<ModelSource> {
       // gpt-oss files may carry no BOS id (nothing is prepended in its chat format): the EOS id stands in.
       bos_id: m.int('tokenizer.ggml.bos_token_id', gptOss ? eos : 1),
       eos_id: eos,
+      // llama.cpp also ends a generation on the end-of-turn / end-of-message tokens it is told of.
+      ...stopIds(m, eos, vocab),
     };
     // Every cap and consistency check before anything is sized by the config (a block_count of 2^31 allocates nothing).
     const keyOf: Record<string, string> = {

@@ -336,6 +336,7 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
     moe,
     bos_id: c.int(o.bos_id, p('bos_id'), 0),
     eos_id: c.int(o.eos_id, p('eos_id'), 0),
+    ...(absent(o.stop_ids) ? {} : { stop_ids: c.arr(o.stop_ids, p('stop_ids'), 64).map((x, i) => c.int(x, p(`stop_ids[${i}]`), 0)) }),
   };
   const problems = configProblems(config);
   if (problems.length) c.fail('IEBIN_BAD_CONFIG', p(problems[0][0]), problems[0][1]);

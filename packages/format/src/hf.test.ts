@@ -185,3 +185,23 @@ describe('Hugging Face directories', () => {
     await expectCode('HF_NOT_A_MODEL_DIR');
   });
 });
+
+describe('stop tokens beyond EOS', () => {
+  it('an eos_token_id list (Llama 3: <|end_of_text|>, <|eom_id|>, <|eot_id|>) keeps the first as EOS and the others as stop_ids, through export and back', async () => {
+    const hf = mkdtempSync(join(tmpdir(), 'ie-hf-stop-'));
+    await writeHfDir(synthModel('tiny', { seed: 4 }), hf);
+    const cfgPath = join(hf, 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    cfg.eos_token_id = [2, 7, 9];
+    writeFileSync(cfgPath, JSON.stringify(cfg));
+    const src = await openHfDir(hf);
+    expect(src.config.eos_id).toBe(2);
+    expect(src.config.stop_ids).toEqual([7, 9]);
+    const out = join(hf, 'iebin');
+    await exportIebin(src, out, { converter: 't' });
+    await src.close();
+    const r = await IebinReader.open(out);
+    expect(r.config.stop_ids).toEqual([7, 9]);
+    await r.close();
+  });
+});

@@ -279,6 +279,10 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     // gpt-oss configs name no BOS (its chat format starts with <|start|>): the EOS id stands in.
     bos_id: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : gptOss ? eosId : 1,
     eos_id: eosId,
+    // Llama 3 lists several: the first is EOS, the others (e.g. <|eot_id|>) end a turn too.
+    ...(Array.isArray(cfg.eos_token_id) && cfg.eos_token_id.length > 1
+      ? { stop_ids: (cfg.eos_token_id as unknown[]).slice(1).filter((x): x is number => typeof x === 'number' && x !== eosId) }
+      : {}),
   };
   // Checked here, before anything is sized by the config, and named by config.json's keys.
   const problem = configProblems(config)[0];

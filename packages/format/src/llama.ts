@@ -87,6 +87,11 @@ export interface ModelConfig {
   moe: MoeConfig | null;
   bos_id: number;
   eos_id: number;
+  /**
+   * Other token ids that end a generation (Llama 3's `<|eot_id|>` beside `<|end_of_text|>`: an HF
+   * `eos_token_id` list, GGUF's eot/eom ids). Absent: none.
+   */
+  stop_ids?: number[];
 }
 
 /**
@@ -194,6 +199,14 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   for (const k of ['bos_id', 'eos_id'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size)
       p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
+  }
+  if (c.stop_ids !== undefined) {
+    if (!Array.isArray(c.stop_ids) || c.stop_ids.length > 64) p.push(['stop_ids', 'must be a list of at most 64 token ids']);
+    else
+      c.stop_ids.forEach((id, i) => {
+        if (!Number.isSafeInteger(id) || id < 0 || id >= c.vocab_size)
+          p.push([`stop_ids[${i}]`, `must be a token id below vocab_size ${c.vocab_size}, got ${id}`]);
+      });
   }
   if (
     c.sliding_window !== null &&

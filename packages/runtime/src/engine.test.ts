@@ -134,3 +134,17 @@ describe('a model file changed in place while loaded', () => {
     await e.dispose();
   });
 });
+
+describe('stop_ids: tokens that end a generation besides EOS', () => {
+  it("a generation ends at the first stop id (Llama 3's <|eot_id|>), as at EOS", async () => {
+    const free = await Engine.load(await iebin(base, 21), { threads: 1 });
+    const run = await free.complete([1, 5, 9], { maxTokens: 6, temperature: 0 });
+    await free.dispose();
+    const stop = run.tokens[3];
+    const first = run.tokens.indexOf(stop);
+    await using e = await Engine.load(await iebin({ ...base, stop_ids: [stop] }, 21), { threads: 1 });
+    const r = await e.complete([1, 5, 9], { maxTokens: 6, temperature: 0 });
+    expect(r.tokens).toEqual(run.tokens.slice(0, first));
+    expect(r.stopReason).toBe('eos');
+  });
+});

@@ -482,7 +482,10 @@ export class Engine {
         const logits = f.logits;
         const token = sampler.sample(logits, history, f.argmax);
         if (n === 0) tFirst = performance.now();
-        if (!options.ignoreEos && (this.tokenizer.stopTokens.has(token) || options.stopTokens?.includes(token))) {
+        if (
+          !options.ignoreEos &&
+          (this.tokenizer.stopTokens.has(token) || this.config.stop_ids?.includes(token) || options.stopTokens?.includes(token))
+        ) {
           reason = 'eos';
           gen.stopToken = token;
           break;
