@@ -133,3 +133,4 @@ export {
   type TempFile,
 } from './safe-write.js';
 export { RandomAccessFile, readRegularFile, jsonErrorPosition, sha256File, sha256Bytes, type ErrorFactory } from './file.js';
+export { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson } from './byte-level-bpe.js';

@@ -9,6 +9,7 @@
  * MXFP4 (their values lie on the MXFP4 grid whatever they are stored as), and a GPT-2 byte-level
  * BPE vocabulary ending in the o200k_harmony special tokens.
  */
+import { byteLevelBpeTokenizerJson } from './byte-level-bpe.js';
 import { decodeBlocks, quantizeMxfp4 } from './blocks.js';
 import { decodeBf16, encodeBf16, encodeF16 } from './dtype.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
@@ -474,12 +475,6 @@ export function synthHarmonyVocabulary(vocabSize: number): Gpt2TokenizerSpec {
   return { model: 'gpt2', pieces, types, merges, pre: 'gpt-4o', add_bos: false };
 }
 
-/** The "gpt-4o" (o200k) pre-tokenizer split, with the contractions spelled out (JavaScript regexes have no inline (?i:...)). */
-const GPT4O_SPLIT = (() => {
-  const c = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
-  return `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+${c}?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*${c}?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`;
-})();
-
 /**
  * A tokenizer.json (Hugging Face tokenizers library) for a GPT-2 byte-level vocabulary with the
  * "gpt-4o" pre-tokenizer, laid out as gpt-oss's own: control pieces (type 3 or 4) as special
@@ -488,41 +483,7 @@ const GPT4O_SPLIT = (() => {
 export function synthGpt2TokenizerJson(vocab: Gpt2TokenizerSpec): string {
   if (vocab.pre !== 'gpt-4o')
     throw new RangeError(`only the "gpt-4o" pre-tokenizer is written as tokenizer.json, not ${JSON.stringify(vocab.pre)}`);
-  const v: Record<string, number> = {};
-  vocab.pieces.forEach((p, i) => (v[p] = i));
-  const added = vocab.pieces.flatMap((content, id) =>
-    vocab.types[id] === 3 || vocab.types[id] === 4
-      ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }]
-      : [],
-  );
-  return JSON.stringify({
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: {
-      type: 'Sequence',
-      pretokenizers: [
-        { type: 'Split', pattern: { Regex: GPT4O_SPLIT }, behavior: 'Isolated', invert: false },
-        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: null,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab: v,
-      merges: vocab.merges,
-    },
-  });
+  return JSON.stringify(byteLevelBpeTokenizerJson(vocab));
 }
 
 export interface SynthOptions {
