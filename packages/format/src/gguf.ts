@@ -437,11 +437,9 @@ export async function openGguf(path: string): Promise<ModelSource> {
       return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
     };
     const byName = new Map(g.tensors.map((t) => [canonical(t.name), t]));
-    if (byName.has('rope_freqs.weight'))
-      m.fail(
-        'rope_freqs.weight',
-        'is present (Llama 3.1 RoPE frequency factors); ie imports that scaling from Hugging Face configs, not from GGUF',
-      );
+    // Llama 3.1's RoPE scaling as llama.cpp stores it: one divisor per frequency, read into the config.
+    const ropeFreqs = byName.get('rope_freqs.weight');
+    byName.delete('rope_freqs.weight');
     const dim = m.int(`${arch}.embedding_length`);
     const nHeads = m.int(`${arch}.attention.head_count`);
     const headDim = m.int(`${arch}.attention.key_length`, nHeads > 0 ? Math.floor(dim / nHeads) : 0);
@@ -508,6 +506,7 @@ export async function openGguf(path: string): Promise<ModelSource> {
       eos_id: eos,
       // llama.cpp also ends a generation on the end-of-turn / end-of-message tokens it is told of.
       ...stopIds(m, eos, vocab),
+      ...(ropeFreqs ? { rope_freq_factors: await ropeFreqFactors(f, g, ropeFreqs, path) } : {}),
     };
     // Every cap and consistency check before anything is sized by the config (a block_count of 2^31 allocates nothing).
     const keyOf: Record<string, string> = {
@@ -618,6 +617,17 @@ export async function openGguf(path: string): Promise<ModelSource> {
 }
 
 /** Whether two tensors hold the same type, dims and bytes (a classifier stored twice). */
+/** The f32 values of `rope_freqs.weight` (at most 2^15 of them). */
+async function ropeFreqFactors(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, path: string): Promise<number[]> {
+  if (t.type !== 0 || t.ne.length !== 1 || t.ne[0] > 1 << 15)
+    throw new GgufError('GGUF_BAD_TENSOR_INFO', 'rope_freqs.weight must be a 1-D F32 tensor of head_dim / 2 factors', {
+      file: path,
+      field: t.name,
+    });
+  const b = await f.read(g.dataOffset + t.offset, t.bytes);
+  return Array.from(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + t.bytes)));
+}
+
 async function sameBytes(f: RandomAccessFile, g: GgufFile, a: GgufTensorInfo, b: GgufTensorInfo): Promise<boolean> {
   if (a.type !== b.type || a.bytes !== b.bytes || a.ne.join() !== b.ne.join()) return false;
   const chunk = 1 << 22;

@@ -336,6 +336,13 @@ function checkConfig(c: Checker, v: unknown): ModelConfig {
     moe,
     bos_id: c.int(o.bos_id, p('bos_id'), 0),
     eos_id: c.int(o.eos_id, p('eos_id'), 0),
+    ...(absent(o.rope_freq_factors)
+      ? {}
+      : {
+          rope_freq_factors: c
+            .arr(o.rope_freq_factors, p('rope_freq_factors'), 1 << 15)
+            .map((x, i) => c.num(x, p(`rope_freq_factors[${i}]`))),
+        }),
     ...(absent(o.stop_ids) ? {} : { stop_ids: c.arr(o.stop_ids, p('stop_ids'), 64).map((x, i) => c.int(x, p(`stop_ids[${i}]`), 0)) }),
   };
   const problems = configProblems(config);

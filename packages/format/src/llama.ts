@@ -88,6 +88,11 @@ export interface ModelConfig {
   bos_id: number;
   eos_id: number;
   /**
+   * Per-pair RoPE frequency divisors (head_dim / 2 of them), as Llama 3.1 GGUF files store their
+   * scaling (`rope_freqs.weight`): pair i turns at freq_i / factor_i. Absent: none.
+   */
+  rope_freq_factors?: number[];
+  /**
    * Other token ids that end a generation (Llama 3's `<|eot_id|>` beside `<|end_of_text|>`: an HF
    * `eos_token_id` list, GGUF's eot/eom ids). Absent: none.
    */
@@ -199,6 +204,12 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   for (const k of ['bos_id', 'eos_id'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size)
       p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
+  }
+  if (c.rope_freq_factors !== undefined) {
+    const f = c.rope_freq_factors;
+    if (!Array.isArray(f) || f.length !== c.head_dim / 2)
+      p.push(['rope_freq_factors', `must hold head_dim / 2 = ${c.head_dim / 2} factors`]);
+    else if (f.some((x) => !(Number.isFinite(x) && x > 0))) p.push(['rope_freq_factors', 'must be positive finite numbers']);
   }
   if (c.stop_ids !== undefined) {
     if (!Array.isArray(c.stop_ids) || c.stop_ids.length > 64) p.push(['stop_ids', 'must be a list of at most 64 token ids']);

@@ -54,6 +54,8 @@ export function ropeFrequencies(c: ModelConfig): { freqs: Float64Array; concentr
   const half = c.head_dim / 2;
   const freqs = new Float64Array(half);
   for (let i = 0; i < half; i++) freqs[i] = c.rope_theta ** (-(2 * i) / c.head_dim);
+  // Llama 3.1 GGUF files carry their scaling as one divisor per frequency.
+  if (c.rope_freq_factors) for (let i = 0; i < half; i++) freqs[i] /= c.rope_freq_factors[i];
   const rs = c.rope_scaling;
   if (rs?.type === 'llama3') {
     const lowWavelen = rs.original_context_length / rs.low_freq_factor;

@@ -53,7 +53,7 @@ export class ReferenceModel {
     const { head_dim: hd, rope_theta: theta, rope_style: style, rope_scaling: rs } = this.c;
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < hd / 2; i++) {
-        let f = theta ** (-(2 * i) / hd);
+        let f = theta ** (-(2 * i) / hd) / (this.c.rope_freq_factors?.[i] ?? 1);
         if (rs?.type === 'llama3') {
           const wl = (2 * Math.PI) / f;
           const lowWl = rs.original_context_length / rs.low_freq_factor;
