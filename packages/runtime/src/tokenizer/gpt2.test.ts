@@ -74,6 +74,26 @@ describe('GGUF byte-level BPE (gpt2) tokenizers', () => {
     },
   );
 
+  it('streams thousands of tokens in linear time, characters split over byte tokens released whole, the text equal to a whole decode', () => {
+    const t = gpt2Tokenizer(spec('gpt-4o'), 0, 1);
+    const text = Array.from({ length: 300 }, (_, i) => `hello world ${i} 中文😀 é\n`).join('');
+    const ids = t.encode(text);
+    expect(ids.length).toBeGreaterThan(4000);
+    const d = t.streamDecoder();
+    const t0 = performance.now();
+    let out = '';
+    for (const id of ids) {
+      const piece = d.push(id);
+      expect(piece.includes('\uFFFD'), 'no half character is released').toBe(false);
+      out += piece;
+    }
+    out += d.flush();
+    const ms = performance.now() - t0;
+    expect(ms).toBeLessThan(2000);
+    expect(out).toBe(text);
+    expect(out).toBe(t.decode(ids));
+  });
+
   it('an unknown pre-tokenizer name is a typed error naming the known ones', () => {
     expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(IeRuntimeError);
     expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(/no-such-pre.*gpt-4o/);

@@ -73,29 +73,35 @@ export class HfTokenizer implements Tokenizer {
     return guarded('decode', () => this.lib.decode([...ids], { skip_special_tokens: true }));
   }
 
+  /**
+   * Streaming in O(1) decodes per token (text-generation-inference's offsets): only the ids since
+   * the previous clean boundary are decoded, with the chunk before them as context (for the
+   * decoders' leading-space rules); a chunk is released once it no longer ends in U+FFFD (a
+   * character whose remaining bytes have not arrived yet). Re-decoding everything per token made
+   * 4,000 tokens quadratic.
+   */
   streamDecoder(prev = -1): StreamDecoder {
     const lib = this.lib;
-    const context = prev >= 0 ? [prev] : [];
-    const prefix = context.length ? guarded('decode', () => lib.decode(context, { skip_special_tokens: true })) : '';
-    const ids: number[] = [];
-    let emitted = 0;
-    const current = () => guarded('decode', () => lib.decode([...context, ...ids], { skip_special_tokens: true })).slice(prefix.length);
+    const ids: number[] = prev >= 0 ? [prev] : [];
+    const decode = (from: number, to: number) =>
+      to > from ? guarded('decode', () => lib.decode(ids.slice(from, to), { skip_special_tokens: true })) : '';
+    let prefixOffset = 0;
+    let readOffset = ids.length;
+    const take = (final: boolean): string => {
+      const prefix = decode(prefixOffset, readOffset);
+      const text = decode(prefixOffset, ids.length);
+      if (text.length <= prefix.length || (!final && text.endsWith('\uFFFD'))) return '';
+      prefixOffset = readOffset;
+      readOffset = ids.length;
+      return text.slice(prefix.length);
+    };
     return {
       push(token: number): string {
         ids.push(token);
-        const text = current();
-        // A trailing U+FFFD may be a character whose remaining bytes have not arrived yet.
-        const safe = text.endsWith('\uFFFD') ? text.slice(0, text.length - 1) : text;
-        if (safe.length <= emitted) return '';
-        const out = safe.slice(emitted);
-        emitted = safe.length;
-        return out;
+        return take(false);
       },
       flush(): string {
-        const text = current();
-        const out = text.slice(emitted);
-        emitted = text.length;
-        return out;
+        return take(true);
       },
     };
   }
