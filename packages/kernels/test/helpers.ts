@@ -1,5 +1,5 @@
 /** Building test matrices in every IEBIN layout, and float64 references. */
-import { applyLayout, decodeBlocks, decodeTensor, encodeFloat, quantGeometry, type QuantSpec } from '@ie/format';
+import { applyLayout, decodeBlocks, decodeTensor, encodeFloat, quantGeometry, quantizeMxfp4, type QuantSpec } from '@ie/format';
 import { packInt4Groupwise, packInt8 } from '@ie/quant';
 import { quantizeIQ4_NL, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, seededFloats } from '@ie/testing';
 import type { MatrixSpec } from '../src/index.js';
@@ -134,27 +134,6 @@ export type BlockVariant = 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'mxfp4';
 export const BLOCK_VARIANTS: BlockVariant[] = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'];
 const BLOCK_QUANTIZERS = { q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K, iq4_nl: quantizeIQ4_NL, mxfp4: quantizeMxfp4 };
 
-const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
-/** MXFP4 blocks {u8 e; u8 qs[16]} of w: exponent so the block's largest |w| lands near 6, nearest E2M1 code. */
-function quantizeMxfp4(w: Float32Array): Uint8Array {
-  const nb = w.length / 32;
-  const out = new Uint8Array(nb * 17);
-  for (let b = 0; b < nb; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(w[32 * b + j]));
-    const e = Math.min(254, Math.max(1, (amax > 0 ? Math.floor(Math.log2(amax)) - 2 : 0) + 127));
-    out[17 * b] = e;
-    const scale = 2 ** (e - 127);
-    const code = (v: number) => {
-      const a = Math.abs(v) / scale;
-      let best = 0;
-      for (let i = 1; i < 8; i++) if (Math.abs(E2M1[i] - a) < Math.abs(E2M1[best] - a)) best = i;
-      return best | (v < 0 ? 8 : 0);
-    };
-    for (let j = 0; j < 16; j++) out[17 * b + 1 + j] = code(w[32 * b + j]) | (code(w[32 * b + j + 16]) << 4);
-  }
-  return out;
-}
 
 /** A [rows, cols] matrix of llama.cpp blocks written by @ie/testing's quantizers; values decoded by @ie/format. */
 export function makeBlockMatrix(dtype: BlockVariant, rows: number, cols: number, seed: number): TestMatrix {

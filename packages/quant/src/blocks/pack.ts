@@ -6,7 +6,7 @@
  * codes are recomputed against the scales exactly as they are stored (f16 super-scales times
  * 6- or 8-bit sub-scales), so what a decoder reads back is the best this packer found.
  */
-import { BLOCK_FORMATS, IQ4_NL_LEVELS, MXFP4_VALUES, f16BitsToF32, f32ToF16Bits, type BlockDtype } from '@ie/format';
+import { BLOCK_FORMATS, IQ4_NL_LEVELS, f16BitsToF32, f32ToF16Bits, quantizeMxfp4, type BlockDtype } from '@ie/format';
 import { QuantError } from '../errors.js';
 
 const fr = Math.fround;
@@ -249,36 +249,6 @@ function packIq4Nl(x: Float32Array): Uint8Array {
 }
 
 /**
- * MXFP4 (OCP microscaling, gpt-oss's experts): per 32 values the power-of-two scale that puts the
- * largest |v| at or below E2M1's 6 (exponent e, 2^(e-127)), each value rounded to the nearest
- * E2M1 magnitude (ties to the even code), the sign in bit 3. OpenAI's quantizer does the same.
- */
-function packMxfp4(x: Float32Array): Uint8Array {
-  const nb = x.length / 32;
-  const out = new Uint8Array(nb * 17);
-  for (let b = 0; b < nb; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
-    // 2^(e-127) >= amax / 6, e in 1..254 (0 and 255 are kept out: subnormal scale, NaN).
-    const e = amax > 0 ? Math.min(254, Math.max(1, Math.ceil(Math.log2(amax / 6)) + 127)) : 1;
-    out[17 * b] = e;
-    const inv = 2 ** (127 - e);
-    for (let j = 0; j < 32; j++) {
-      const v = x[32 * b + j];
-      const a = Math.abs(v) * inv;
-      let code = 0;
-      for (let i = 1; i < 8; i++) {
-        const d = Math.abs(MXFP4_VALUES[i] - a) - Math.abs(MXFP4_VALUES[code] - a);
-        if (d < 0 || (d === 0 && (i & 1) === 0)) code = i;
-      }
-      if (v < 0 && code !== 0) code |= 8;
-      out[17 * b + 1 + (j & 15)] |= code << (j < 16 ? 0 : 4);
-    }
-  }
-  return out;
-}
-
-/**
  * `values` (row-major, rows of whole blocks) as `dtype` blocks, llama.cpp's layout byte for byte.
  * Throws QUANT_BAD_PARAMS when a row is not a whole number of blocks.
  */
@@ -300,7 +270,8 @@ export function packBlocks(dtype: BlockDtype, values: Float32Array, rows: number
     case 'q6_k':
       return packQ6(values);
     case 'mxfp4':
-      return packMxfp4(values);
+      // @ie/format's quantizer: synthetic gpt-oss models use the same one (format cannot depend on quant).
+      return quantizeMxfp4(values);
     default:
       return packIq4Nl(values);
   }
