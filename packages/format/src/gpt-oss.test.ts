@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHARED_DIR, firstDifference, sameBytes } from '@ie/testing';
-import { BLOCK_FORMATS, MXFP4_VALUES, decodeBlocks, e8m0ToF32, mxfp4FromHf } from './blocks.js';
-import { exportIebin, floatValues } from './convert.js';
+import { BLOCK_FORMATS, decodeBlocks, e8m0ToF32, mxfp4FromHf } from './blocks.js';
+import { exportIebin } from './convert.js';
 import { decodeBf16, encodeBf16 } from './dtype.js';
 import { HfModelError } from './errors.js';
 import { openGguf } from './gguf.js';
@@ -16,30 +16,16 @@ import { parseSafetensors, writeSafetensors } from './safetensors.js';
 import type { ModelSource, SourceTensor } from './source.js';
 import { SYNTH_PRESETS, synthHfTokenizerJson, synthModel, synthVocabulary } from './synth.js';
 import { decodeTensor } from './tensor.js';
+import { hfReferenceBlock } from '../test/mxfp4-oracle.js';
 
 const FIXTURE = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
 const HAS_FIXTURE = existsSync(join(FIXTURE, 'hf', 'model.safetensors')) && existsSync(join(FIXTURE, 'gguf', 'model_f32.gguf'));
 const REASON = HAS_FIXTURE ? '' : ` — SKIPPED: ${FIXTURE} not found (CI provides ../shared)`;
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-gptoss-'));
 
-/** OpenAI's reference dequantization of one HF MXFP4 block: out[2i] = lut[b & 15], out[2i+1] = lut[b >> 4], times 2^(scale - 127). */
-function hfReferenceBlock(bytes: ArrayLike<number>, scale: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < 16; i++) out.push(MXFP4_VALUES[bytes[i] & 15] * 2 ** (scale - 127), MXFP4_VALUES[bytes[i] >> 4] * 2 ** (scale - 127));
-  return out;
-}
-
-/** The values of a source tensor, f32 (floats decoded, blocks decoded). */
+/** The values of a source tensor, f32 (floats decoded, blocks decoded): sources are row-major. */
 async function values(t: SourceTensor): Promise<Float32Array> {
-  const b = await t.read();
-  if (t.dtype === 'mxfp4')
-    return decodeBlocks(
-      'mxfp4',
-      b,
-      t.shape.slice(0, -1).reduce((a, x) => a * x, 1),
-      t.shape[t.shape.length - 1],
-    );
-  return Float32Array.from(floatValues(t, b));
+  return decodeTensor({ dtype: t.dtype, shape: t.shape, quant: null, layout: { order: 'row_major', block_k: 0 } }, await t.read());
 }
 
 describe('mxfp4 blocks', () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHARED_DIR, firstDifference, sameBytes } from '@ie/testing';
 import { MXFP4_VALUES, decodeBlocks, mxfp4FromHf, mxfp4ToHf, quantizeMxfp4 } from './blocks.js';
-import { exportIebin, floatValues } from './convert.js';
+import { exportIebin } from './convert.js';
 import { decodeBf16, encodeBf16 } from './dtype.js';
 import { openGguf, parseGguf } from './gguf.js';
 import { writeGguf } from './gguf-writer.js';
@@ -25,30 +25,16 @@ import {
   synthTensorValues,
 } from './synth.js';
 import { decodeTensor } from './tensor.js';
+import { hfReferenceBlock } from '../test/mxfp4-oracle.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-synth-oss-'));
 const FIXTURE = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
 const HAS_FIXTURE = existsSync(join(FIXTURE, 'hf', 'config.json')) && existsSync(join(FIXTURE, 'gguf', 'model_bf16.gguf'));
 const REASON = HAS_FIXTURE ? '' : ` — comparisons with the real layouts SKIPPED: ${FIXTURE} not found (CI provides ../shared)`;
 
-/** The values of a source tensor, f32 (floats decoded, blocks decoded). */
+/** The values of a source tensor, f32 (floats decoded, blocks decoded): sources are row-major. */
 async function values(t: SourceTensor): Promise<Float32Array> {
-  const b = await t.read();
-  if (t.dtype === 'mxfp4')
-    return decodeBlocks(
-      'mxfp4',
-      b,
-      t.shape.slice(0, -1).reduce((a, x) => a * x, 1),
-      t.shape[t.shape.length - 1],
-    );
-  return Float32Array.from(floatValues(t, b));
-}
-
-/** OpenAI's reference dequantization of one HF MXFP4 block: out[2i] = lut[b & 15], out[2i+1] = lut[b >> 4], times 2^(scale - 127). */
-function hfReferenceBlock(bytes: ArrayLike<number>, scale: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < 16; i++) out.push(MXFP4_VALUES[bytes[i] & 15] * 2 ** (scale - 127), MXFP4_VALUES[bytes[i] >> 4] * 2 ** (scale - 127));
-  return out;
+  return decodeTensor({ dtype: t.dtype, shape: t.shape, quant: null, layout: { order: 'row_major', block_k: 0 } }, await t.read());
 }
 
 /** The E2M1 codes of a ggml block, element order. */

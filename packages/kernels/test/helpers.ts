@@ -134,7 +134,6 @@ export type BlockVariant = 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'mxfp4';
 export const BLOCK_VARIANTS: BlockVariant[] = ['q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'];
 const BLOCK_QUANTIZERS = { q4_k: quantizeQ4_K, q5_k: quantizeQ5_K, q6_k: quantizeQ6_K, iq4_nl: quantizeIQ4_NL, mxfp4: quantizeMxfp4 };
 
-
 /** A [rows, cols] matrix of llama.cpp blocks written by @ie/testing's quantizers; values decoded by @ie/format. */
 export function makeBlockMatrix(dtype: BlockVariant, rows: number, cols: number, seed: number): TestMatrix {
   const w = seededFloats(rows * cols, seed, 0.5);
