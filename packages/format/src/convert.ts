@@ -111,6 +111,7 @@ export async function exportIebin(source: ModelSource, outDir: string, options: 
       notes: source.notes,
     },
     quantization: options.quantization ?? null,
+    chat: source.chat ?? null,
   });
   options.onWriter?.(writer);
   const bytesTotal = source.tensors.reduce((a, t) => a + sourceBytes(t), 0);

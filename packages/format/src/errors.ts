@@ -16,6 +16,7 @@ export const FORMAT_ERROR_CODES = {
   IEBIN_BAD_FIELD: 'a header field is missing or has the wrong type or value',
   IEBIN_BAD_CONFIG: 'the model config is inconsistent',
   IEBIN_BAD_TOKENIZER: 'the tokenizer section is inconsistent',
+  IEBIN_BAD_CHAT_TEMPLATE: 'the chat section (chat template, special-token strings) is malformed or too large',
   IEBIN_TOO_MANY_TENSORS: 'the tensor table exceeds the cap',
   IEBIN_BAD_DTYPE: 'a tensor has an unknown dtype',
   IEBIN_BAD_SHAPE: 'a tensor shape is invalid (rank, zero or non-integer dims, overflow)',
@@ -56,6 +57,7 @@ export const FORMAT_ERROR_CODES = {
   HF_UNEXPECTED_TENSOR: 'a tensor is not part of the architecture',
   HF_BAD_TENSOR: 'a tensor has the wrong shape or dtype for the config',
   HF_BAD_TOKENIZER: 'tokenizer.json is missing or malformed',
+  HF_BAD_TOKENIZER_CONFIG: 'tokenizer_config.json or chat_template.jinja is malformed (chat_template, bos_token, eos_token) or too large',
   // llama2.c
   LLAMA2C_TRUNCATED: 'the llama2.c checkpoint is shorter than its header implies',
   LLAMA2C_BAD_HEADER: 'the llama2.c header has impossible values',

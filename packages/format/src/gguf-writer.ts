@@ -217,6 +217,8 @@ function llamaMetadata(source: ModelSource, fileType: number, name: string): { c
   m.bool('tokenizer.ggml.add_bos_token', tok.add_bos);
   m.bool('tokenizer.ggml.add_eos_token', tok.add_eos);
   m.bool('tokenizer.ggml.add_space_prefix', tok.add_space_prefix);
+  // Where llama.cpp (and ie's importer) read a chat template; its special tokens are the ids above.
+  if (source.chat) m.str('tokenizer.chat_template', source.chat.template);
   return { count: m.count(), bytes: m.h };
 }
 
@@ -266,6 +268,7 @@ function gptOssMetadata(source: ModelSource, fileType: number, name: string): { 
   m.u32('tokenizer.ggml.eos_token_id', c.eos_id);
   const pad = tok.pieces.indexOf('<|endoftext|>');
   if (pad >= 0) m.u32('tokenizer.ggml.padding_token_id', pad);
+  if (source.chat) m.str('tokenizer.chat_template', source.chat.template);
   return { count: m.count(), bytes: m.h };
 }
 

@@ -10,6 +10,7 @@
 import { basename } from 'node:path';
 import { GgufError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
+import { chatTemplateProblem, specialTokenProblem, type ChatTemplateSpec } from './chat-template.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
 import { configProblems, expectedTensors, type Architecture, type ModelConfig } from './llama.js';
 import { mxfp4NanBlock } from './blocks.js';
@@ -571,6 +572,18 @@ export async function openGguf(path: string): Promise<ModelSource> {
       );
     }
     const notes = [`GGUF v${g.version} ${basename(path)}, architecture ${arch}`];
+    let chat: ChatTemplateSpec | undefined;
+    if (g.metadata.has('tokenizer.chat_template')) {
+      const template = m.str('tokenizer.chat_template');
+      const problem = chatTemplateProblem(template);
+      if (problem) m.fail('tokenizer.chat_template', problem);
+      // The strings a template writes as {{ bos_token }} / {{ eos_token }}: the pieces of the ids the file names.
+      const named = (key: string, id: number) => (g.metadata.has(key) && specialTokenProblem(tokens[id]) === null ? tokens[id] : undefined);
+      const bos_token = named('tokenizer.ggml.bos_token_id', config.bos_id);
+      const eos_token = named('tokenizer.ggml.eos_token_id', config.eos_id);
+      chat = { template, ...(bos_token === undefined ? {} : { bos_token }), ...(eos_token === undefined ? {} : { eos_token }) };
+      notes.push(`chat template from tokenizer.chat_template (${Buffer.byteLength(template, 'utf8')} bytes)`);
+    }
     if (config.tied_classifier && byName.has('output.weight')) {
       byName.delete('output.weight');
       notes.push('output.weight is byte-identical to token_embd.weight: stored once, classifier tied');
@@ -608,6 +621,7 @@ export async function openGguf(path: string): Promise<ModelSource> {
       files: [path],
       tensors,
       notes,
+      ...(chat ? { chat } : {}),
       close: () => f.close(),
     };
   } catch (e) {

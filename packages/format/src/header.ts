@@ -24,6 +24,7 @@ import {
 } from './layout.js';
 import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
 import { ARCHITECTURES, ROPE_STYLES, configProblems, expectedTensors, type ModelConfig } from './llama.js';
+import { chatTemplateProblem, specialTokenProblem, type ChatTemplateSpec } from './chat-template.js';
 
 export interface TensorEntry {
   /** Canonical name, e.g. `blk.0.attn_q.weight`. */
@@ -106,6 +107,8 @@ export interface IebinHeader {
   tensors: TensorEntry[];
   /** Audit record of how weights were quantized (manifest hash, gate figures), or null. */
   quantization: Record<string, unknown> | null;
+  /** The model's own chat template and the special-token strings it uses; absent: the model has none. */
+  chat?: ChatTemplateSpec;
 }
 
 export interface IebinLimits {
@@ -177,6 +180,8 @@ function headerBody(h: IebinHeader): string[] {
     `  "bin": ${JSON.stringify(h.bin)},`,
     `  "quantization": ${JSON.stringify(h.quantization)},`,
     `  "tokenizer": ${JSON.stringify(h.tokenizer)},`,
+    // Only when present: headers without a template keep the canonical text (and checksum) they always had.
+    ...(h.chat ? [`  "chat": ${JSON.stringify(h.chat)},`] : []),
     '  "tensors": [',
     h.tensors.map((t) => `    ${JSON.stringify(t)}`).join(',\n'),
     '  ],',
@@ -211,6 +216,7 @@ const HEADER_FIELDS = new Set([
   'bin',
   'quantization',
   'tokenizer',
+  'chat',
   'tensors',
   'header_sha256',
 ]);
@@ -268,6 +274,7 @@ export function validateIebinHeader(raw: unknown, file: string, limits: IebinLim
   const tensors = rawTensors.map((t, i) => checkTensor(c, t, `tensors[${i}]`));
   const quantization = h.quantization === undefined || h.quantization === null ? null : c.obj(h.quantization, 'quantization');
   const header: IebinHeader = { format: 'iebin', version: 1, config, tokenizer, provenance, bin, tensors, quantization };
+  if (h.chat !== undefined) header.chat = checkChat(c, h.chat);
   checkTableGeometry(c, header);
   checkModelTensors(c, header);
   return header;
@@ -430,6 +437,28 @@ function checkTokenizer(c: Checker, v: unknown, config: ModelConfig): TokenizerS
         sha256: c.str(o.sha256, 'tokenizer.sha256', HEX64_RE),
       };
   }
+}
+
+const CHAT_FIELDS = new Set(['template', 'bos_token', 'eos_token']);
+
+/** `chat`: a template (bounded, no NUL) and optional special-token strings; nothing else. */
+function checkChat(c: Checker, v: unknown): ChatTemplateSpec {
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    c.fail('IEBIN_BAD_CHAT_TEMPLATE', 'chat', `must be an object {template, bos_token?, eos_token?}, got ${kind(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!CHAT_FIELDS.has(k))
+      c.fail('IEBIN_BAD_CHAT_TEMPLATE', `chat.${k.length > 40 ? `${k.slice(0, 40)}…` : k}`, 'is not a chat field this reader knows');
+  const problem = chatTemplateProblem(o.template);
+  if (problem) c.fail('IEBIN_BAD_CHAT_TEMPLATE', 'chat.template', `${problem}; re-export the model`);
+  const out: ChatTemplateSpec = { template: o.template as string };
+  for (const k of ['bos_token', 'eos_token'] as const) {
+    if (o[k] === undefined) continue;
+    const p = specialTokenProblem(o[k]);
+    if (p) c.fail('IEBIN_BAD_CHAT_TEMPLATE', `chat.${k}`, `${p}; re-export the model`);
+    out[k] = o[k] as string;
+  }
+  return out;
 }
 
 function checkProvenance(c: Checker, v: unknown): Provenance {

@@ -17,6 +17,13 @@ import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { HfModelError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile, jsonErrorPosition, readRegularFile } from './file.js';
+import {
+  MAX_CHAT_TEMPLATE_BYTES,
+  chatTemplateProblem,
+  pickChatTemplate,
+  pickSpecialToken,
+  type ChatTemplateSpec,
+} from './chat-template.js';
 import { isBlockDtype, mxfp4FromHf, mxfp4ToHf } from './blocks.js';
 import {
   CONFIG_LIMITS,
@@ -128,10 +135,10 @@ export function hfName(canonical: string): string {
   return `model.layers.${m[1]}.${per[m[2]]}`;
 }
 
-async function readJson(path: string, code: FormatErrorCode, what: string): Promise<Record<string, unknown>> {
+async function readJson(path: string, code: FormatErrorCode, what: string, cap = MAX_JSON): Promise<Record<string, unknown>> {
   const bytes = await readRegularFile(
     path,
-    MAX_JSON,
+    cap,
     (c, message) =>
       new HfModelError(c, message === 'does not exist' ? `is missing; a Hugging Face model directory needs ${what}` : message, {
         file: path,
@@ -328,6 +335,7 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
   const config = hfConfigToModelConfig(cfg, cfgPath);
   const tokPath = options.tokenizer ?? join(dir, 'tokenizer.json');
   const tok = await readJson(tokPath, 'HF_BAD_TOKENIZER', 'tokenizer.json');
+  const chat = await readHfChatTemplate(dir);
   if (typeof tok.model !== 'object' || tok.model === null)
     throw new HfModelError('HF_BAD_TOKENIZER', 'has no "model" object; is it a tokenizers-library tokenizer.json?', {
       file: tokPath,
@@ -513,9 +521,10 @@ export async function openHfDir(dir: string, options: OpenHfOptions = {}): Promi
       format: 'hf',
       config,
       tokenizer: { model: 'hf', source: tokPath },
-      files: [cfgPath, ...(weightMap ? [indexPath] : []), ...shardFiles.map((s) => join(dir, s)), tokPath],
+      files: [cfgPath, ...(weightMap ? [indexPath] : []), ...shardFiles.map((s) => join(dir, s)), tokPath, ...chat.files],
       tensors,
-      notes,
+      notes: [...notes, ...chat.notes],
+      ...(chat.spec ? { chat: chat.spec } : {}),
       close: closeAll,
     };
   } catch (e) {
@@ -614,6 +623,65 @@ function transposeExperts(src: Uint8Array, E: number, K: number, Np: number, eb:
     }
   }
   return out;
+}
+
+/** The largest tokenizer_config.json read (real ones, with their added_tokens_decoder, are under 1 MiB). */
+const MAX_TOKENIZER_CONFIG = 16 << 20;
+
+/**
+ * The chat template of a Hugging Face directory and the special-token strings it uses: newer
+ * transformers save the template as chat_template.jinja (which then wins, as it does there), older
+ * ones as tokenizer_config.json's `chat_template` (a string, or a list of `{name, template}` whose
+ * `default` is taken); `bos_token` / `eos_token` come from tokenizer_config.json. Neither file is
+ * required; a present one that is malformed or too large is HF_BAD_TOKENIZER_CONFIG.
+ */
+export async function readHfChatTemplate(dir: string): Promise<{ spec: ChatTemplateSpec | null; files: string[]; notes: string[] }> {
+  const files: string[] = [];
+  const notes: string[] = [];
+  const fail = (file: string, field: string | undefined, message: string): never => {
+    throw new HfModelError('HF_BAD_TOKENIZER_CONFIG', message, { file, ...(field ? { field } : {}) });
+  };
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  let cfg: Record<string, unknown> = {};
+  if (await exists(cfgPath)) {
+    cfg = await readJson(cfgPath, 'HF_BAD_TOKENIZER_CONFIG', 'tokenizer_config.json', MAX_TOKENIZER_CONFIG);
+    files.push(cfgPath);
+  }
+  let template: string | null = null;
+  const jinjaPath = join(dir, 'chat_template.jinja');
+  if (await exists(jinjaPath)) {
+    const bytes = await readRegularFile(
+      jinjaPath,
+      MAX_CHAT_TEMPLATE_BYTES,
+      (code, message) => new HfModelError(code, message, { file: jinjaPath }),
+      'HF_BAD_TOKENIZER_CONFIG',
+    );
+    let text = '';
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      fail(jinjaPath, undefined, 'is not valid UTF-8');
+    }
+    const problem = chatTemplateProblem(text);
+    if (problem) fail(jinjaPath, undefined, problem);
+    template = text;
+    files.push(jinjaPath);
+  } else {
+    const picked = pickChatTemplate(cfg.chat_template);
+    if (picked.problem !== undefined) fail(cfgPath, picked.field, picked.problem);
+    else template = picked.template;
+    if (template === null && Array.isArray(cfg.chat_template))
+      notes.push('tokenizer_config.json lists chat templates but none named "default": no chat template recorded');
+  }
+  const tokens: { bos_token?: string; eos_token?: string } = {};
+  for (const k of ['bos_token', 'eos_token'] as const) {
+    const t = pickSpecialToken(cfg[k]);
+    if (t.problem !== undefined) fail(cfgPath, k, t.problem);
+    else if (t.token !== undefined) tokens[k] = t.token;
+  }
+  if (template === null) return { spec: null, files, notes };
+  notes.push(`chat template from ${basename(files[files.length - 1])} (${Buffer.byteLength(template, 'utf8')} bytes)`);
+  return { spec: { template, ...tokens }, files, notes };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -996,6 +1064,16 @@ export async function writeHfDir(source: ModelSource, outDir: string, options: W
         { file: outDir },
       );
     files.push('tokenizer.json');
+    if (source.chat) {
+      // What transformers reads a chat template and its special tokens from.
+      const { template, ...specials } = source.chat;
+      const addBos = tok.model === 'spm' || tok.model === 'gpt2' ? { add_bos_token: tok.add_bos } : {};
+      await writeNewFile(
+        join(stage, 'tokenizer_config.json'),
+        JSON.stringify({ ...addBos, ...specials, chat_template: template }, null, 2),
+      );
+      files.push('tokenizer_config.json');
+    }
     const pad = 'pieces' in tok ? tok.pieces.indexOf('<|endoftext|>') : -1;
     const extras: HfConfigExtras = { pad_token_id: pad >= 0 ? pad : null, mxfp4: source.tensors.some((t) => t.dtype === 'mxfp4') };
     await writeNewFile(join(stage, 'config.json'), JSON.stringify(modelConfigToHfConfig(c, dtype, extras), null, 2));

@@ -63,6 +63,15 @@ export {
   type TensorDescriptor,
   type QuantPlanes,
 } from './tensor.js';
+export {
+  chatTemplateProblem,
+  specialTokenProblem,
+  pickChatTemplate,
+  pickSpecialToken,
+  MAX_CHAT_TEMPLATE_BYTES,
+  MAX_SPECIAL_TOKEN_BYTES,
+  type ChatTemplateSpec,
+} from './chat-template.js';
 export { streamingRead, readChunks, readStreams, type ModelSource, type SourceTensor, type StreamingRead } from './source.js';
 export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
@@ -96,6 +105,7 @@ export {
 export {
   openHfDir,
   writeHfDir,
+  readHfChatTemplate,
   hfConfigToModelConfig,
   modelConfigToHfConfig,
   canonicalHfName,
@@ -116,6 +126,7 @@ export {
   cutLayers,
   SYNTH_PRESETS,
   Rng,
+  SYNTH_CHAT_TEMPLATE,
   type SynthPreset,
   type SynthOptions,
 } from './synth.js';

@@ -2,6 +2,7 @@
  * What every importer produces: a model config, a tokenizer and a list of tensors under
  * their canonical names, each already in an IEBIN encoding (row-major) and read lazily.
  */
+import type { ChatTemplateSpec } from './chat-template.js';
 import type { Provenance } from './header.js';
 import type { Dtype } from './layout.js';
 import type { ModelConfig } from './llama.js';
@@ -27,6 +28,8 @@ export interface ModelSource {
   tensors: SourceTensor[];
   /** Facts about the import worth recording (e.g. a tensor that was dropped). */
   notes: string[];
+  /** The model's own chat template and its special-token strings, when the source has one. */
+  chat?: ChatTemplateSpec;
   /** For synthetic models: how to regenerate them. */
   synth?: { preset: string; seed: number };
   close(): Promise<void>;

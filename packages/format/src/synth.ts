@@ -500,6 +500,14 @@ export interface SynthOptions {
   layers?: number;
 }
 
+/**
+ * The chat template synthetic llama-family models carry: TinyLlama-1.1B-Chat-v1.0's own (Zephyr's
+ * `<|user|>` / `<|assistant|>` turns, each ended by the EOS text), so that synthetic models are
+ * chat-ready and tests render a real template. gpt-oss models chat in harmony and carry none.
+ */
+export const SYNTH_CHAT_TEMPLATE =
+  "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
+
 /** Elements per generated piece: 4 MiB of f32, whole 32-value MXFP4 blocks. */
 const CHUNK = 1 << 20;
 
@@ -546,15 +554,19 @@ export function synthModel(preset: string | ModelConfig, options: SynthOptions =
       }),
     };
   });
+  const vocab = gptOss ? synthHarmonyVocabulary(config.vocab_size) : synthVocabulary(config.vocab_size);
   const notes = [`synthetic ${name} model, seed ${seed}, ${dtype}${gptOss ? `, experts ${mxfp4 ? 'mxfp4' : dtype}` : ''}`];
   if (config.n_layers !== base.n_layers) notes.push(`layers cut to ${config.n_layers} of ${base.n_layers}`);
   return {
     format: 'synth',
     config,
-    tokenizer: gptOss ? synthHarmonyVocabulary(config.vocab_size) : synthVocabulary(config.vocab_size),
+    tokenizer: vocab,
     files: [],
     tensors,
     notes,
+    ...(gptOss
+      ? {}
+      : { chat: { template: SYNTH_CHAT_TEMPLATE, bos_token: vocab.pieces[config.bos_id], eos_token: vocab.pieces[config.eos_id] } }),
     synth: { preset: name, seed },
     close: async () => undefined,
   };

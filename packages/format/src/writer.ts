@@ -43,6 +43,7 @@ import {
   type TensorLayout,
 } from './layout.js';
 import type { ModelConfig } from './llama.js';
+import type { ChatTemplateSpec } from './chat-template.js';
 import {
   commitRename,
   createTempFile,
@@ -97,6 +98,8 @@ export interface IebinWriterOptions {
   tokenizer: TokenizerInput;
   provenance: Provenance;
   quantization?: Record<string, unknown> | null;
+  /** The model's chat template (model.ie.json `chat`); absent or null: none. */
+  chat?: ChatTemplateSpec | null;
   /**
    * @internal Called after each commit step. An exception thrown here is treated as the process
    * dying at that point: finish() rethrows it at once and cleans nothing up (crash tests).
@@ -312,6 +315,7 @@ export class IebinWriter {
       bin: { file: binFile, bytes: this.position, alignment: IEBIN_ALIGNMENT },
       tensors: this.tensors,
       quantization: this.options.quantization ?? null,
+      ...(this.options.chat ? { chat: this.options.chat } : {}),
     };
     // Validate exactly what a reader will see, and write it in the validator's key order.
     const checked = validateIebinHeader(JSON.parse(formatHeaderJson(header)), join(this.outDir, IEBIN_JSON_FILE));
