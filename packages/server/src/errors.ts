@@ -1,0 +1,93 @@
+/**
+ * Errors from @ie/server: one class with a stable `code`, and one table that gives each code its
+ * HTTP status and the `type`/`code` of OpenAI's error object, so the wire format and the status
+ * never disagree.
+ */
+import { IeRuntimeError } from '@ie/runtime';
+
+export const SERVER_ERROR_CODES = {
+  IE_SERVER_BAD_REQUEST: { status: 400, type: 'invalid_request_error', code: null, about: 'a field is missing or has the wrong type' },
+  IE_SERVER_INVALID_JSON: { status: 400, type: 'invalid_request_error', code: 'invalid_json', about: 'the body is not valid JSON' },
+  IE_SERVER_UNSUPPORTED: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'unsupported_parameter',
+    about: 'a parameter ie does not implement was given a non-default value (n > 1, logprobs, tools, …)',
+  },
+  IE_SERVER_CONTEXT_LENGTH: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'context_length_exceeded',
+    about: "the prompt is longer than the model's context",
+  },
+  IE_SERVER_CHAT_UNSUPPORTED: {
+    status: 400,
+    type: 'invalid_request_error',
+    code: 'chat_unsupported',
+    about: 'the model has no chat format (template) ie can write, or the template refused the conversation',
+  },
+  IE_SERVER_UNAUTHORIZED: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key', about: 'missing or wrong bearer key' },
+  IE_SERVER_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'not_found', about: 'no such route' },
+  IE_SERVER_MODEL_NOT_FOUND: {
+    status: 404,
+    type: 'invalid_request_error',
+    code: 'model_not_found',
+    about: 'the server serves another model',
+  },
+  IE_SERVER_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'request_too_large', about: 'the body exceeds the limit' },
+  IE_SERVER_UNSUPPORTED_MEDIA: {
+    status: 415,
+    type: 'invalid_request_error',
+    code: 'unsupported_media_type',
+    about: 'the body is not application/json',
+  },
+  IE_SERVER_QUEUE_FULL: { status: 429, type: 'rate_limit_error', code: 'queue_full', about: 'every slot and queue place is taken' },
+  IE_SERVER_INTERNAL: { status: 500, type: 'server_error', code: 'internal_error', about: 'a bug or an engine failure' },
+  IE_SERVER_LOADING: { status: 503, type: 'server_error', code: 'model_loading', about: 'the model is still loading' },
+  IE_SERVER_LOAD_FAILED: { status: 503, type: 'server_error', code: 'model_load_failed', about: 'the model failed to load' },
+  IE_SERVER_SHUTTING_DOWN: { status: 503, type: 'server_error', code: 'shutting_down', about: 'the server is shutting down' },
+} as const;
+export type ServerErrorCode = keyof typeof SERVER_ERROR_CODES;
+
+/** OpenAI's error object, as every non-2xx response carries it. */
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export class ServerError extends Error {
+  override readonly name = 'ServerError';
+  readonly status: number;
+  constructor(
+    readonly code: ServerErrorCode,
+    message: string,
+    readonly param: string | null = null,
+    /** Seconds a client should wait before retrying (429, 503): the Retry-After header. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.status = SERVER_ERROR_CODES[code].status;
+  }
+
+  toJSON(): OpenAiErrorBody {
+    const row = SERVER_ERROR_CODES[this.code];
+    return { error: { message: this.message, type: row.type, param: this.param, code: row.code } };
+  }
+}
+
+/**
+ * What an engine error means to a client. The chat codes (today IE_CHAT_UNSUPPORTED; a template
+ * that refuses a conversation) are the client's to fix: 400, never 500.
+ */
+export function fromRuntimeError(e: unknown): ServerError {
+  if (e instanceof ServerError) return e;
+  if (e instanceof IeRuntimeError) {
+    if (e.code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', e.message, 'messages');
+    if (e.code === 'IE_INVALID_OPTION') return new ServerError('IE_SERVER_BAD_REQUEST', e.message);
+    // A template's raise_exception (roles that do not alternate, …) is about this conversation.
+    if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');
+    if (/CHAT|TEMPLATE/.test(e.code)) return new ServerError('IE_SERVER_CHAT_UNSUPPORTED', e.message, 'messages');
+    if (e.code === 'IE_DISPOSED') return new ServerError('IE_SERVER_SHUTTING_DOWN', e.message);
+    return new ServerError('IE_SERVER_INTERNAL', `${e.message} [${e.code}]`);
+  }
+  return new ServerError('IE_SERVER_INTERNAL', e instanceof Error ? e.message : String(e));
+}
