@@ -175,6 +175,9 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
 
+  // JSON only: a text/plain body is refused (415) rather than parsed as a string.
+  app.removeContentTypeParser('text/plain');
+
   app.addHook('onRequest', async (req, reply) => {
     const endpoint = req.routeOptions.url ?? 'unmatched';
     reply.raw.once('close', () => {
@@ -436,7 +439,8 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
       state = 'closing';
       const appClosed = app.close();
       await scheduler?.close(graceMs);
-      // Streams are over; a connection still open now is an idle keep-alive one.
+      // Streams are over: close the keep-alive connections now idle, and after a second whatever is left.
+      app.server.closeIdleConnections();
       const timer = setTimeout(() => app.server.closeAllConnections(), 1000);
       await appClosed;
       clearTimeout(timer);

@@ -1,0 +1,461 @@
+/**
+ * The server end to end, driven by the official `openai` client (and raw fetch where a client would
+ * never send such a request), against models the tests write themselves.
+ */
+import { Engine, type ChatMessage } from '@ie/runtime';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gptOssModel, slowModel, tinyModel } from '../test/models.js';
+import { parsePrometheus } from './metrics.js';
+import { startServer, type IeServer, type ServeOptions } from './server.js';
+
+const servers: IeServer[] = [];
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function serve(dir: string, options: Partial<ServeOptions> = {}): Promise<IeServer> {
+  const s = await startServer({ load: () => Engine.load(dir, { threads: 1 }), modelId: 'm', port: 0, ...options });
+  servers.push(s);
+  await s.ready;
+  return s;
+}
+
+const client = (s: IeServer, apiKey = 'none') => new OpenAI({ baseURL: `${s.url}/v1`, apiKey, maxRetries: 0 });
+
+async function metrics(s: IeServer): Promise<Map<string, number>> {
+  return parsePrometheus(await (await fetch(`${s.url}/metrics`)).text());
+}
+
+/** Polls /metrics until `ok` holds (the server counts a response when its socket closes). */
+async function until(s: IeServer, ok: (m: Map<string, number>) => boolean, ms = 5000): Promise<Map<string, number>> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const m = await metrics(s);
+    if (ok(m) || performance.now() > end) return m;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function post(s: IeServer, path: string, body: string, headers: Record<string, string> = {}) {
+  const r = await fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  return {
+    status: r.status,
+    headers: r.headers,
+    json: (await r.json()) as { error: { message: string; type: string; param: string | null; code: string | null } },
+  };
+}
+
+const PROMPT = 'Once upon a time';
+
+describe('completions through the openai client (tiny llama model)', () => {
+  let s: IeServer;
+  let api: OpenAI;
+  beforeAll(async () => {
+    s = await serve(await tinyModel());
+    api = client(s);
+  });
+
+  it("non-streamed and streamed give engine.complete's greedy text, usage and finish_reason", async () => {
+    const engine = s.engine as Engine;
+    const want = await engine.complete(PROMPT, { maxTokens: 12, temperature: 0 });
+    expect(want.text.length).toBeGreaterThan(0);
+    const r = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 12, temperature: 0 });
+    expect(r.object).toBe('text_completion');
+    expect(r.id).toMatch(/^cmpl-[0-9a-f]{24}$/);
+    expect(r.model).toBe('m');
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0].text).toBe(want.text);
+    expect(r.choices[0].finish_reason).toBe(want.stopReason === 'length' ? 'length' : 'stop');
+    expect(r.usage).toEqual({
+      prompt_tokens: want.metrics.promptTokens,
+      completion_tokens: want.tokens.length,
+      total_tokens: want.metrics.promptTokens + want.tokens.length,
+    });
+
+    const stream = await api.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
+    const last = chunks[chunks.length - 1];
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toEqual(r.usage);
+    const withChoice = chunks.filter((c) => c.choices.length === 1);
+    expect(withChoice.map((c) => c.choices[0].text).join('')).toBe(want.text);
+    expect(withChoice.slice(0, -1).every((c) => c.choices[0].finish_reason === null && c.usage === null)).toBe(true);
+    expect(withChoice[withChoice.length - 1].choices[0].finish_reason).toBe(r.choices[0].finish_reason);
+
+    // A prompt of token ids is used as given.
+    const ids = engine.tokenize(PROMPT, { bos: true });
+    const byIds = await api.completions.create({ model: 'm', prompt: ids, max_tokens: 12, temperature: 0 });
+    expect(byIds.choices[0].text).toBe(want.text);
+  });
+
+  it('stop strings end the text before them (finish_reason stop); a seed makes sampling reproducible, as in the engine', async () => {
+    const engine = s.engine as Engine;
+    const want = await engine.complete(PROMPT, { maxTokens: 12, temperature: 0 });
+    const stop = want.text.slice(5, 7);
+    const cut = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 12, temperature: 0, stop: [stop, '\u0000never'] });
+    expect(cut.choices[0].text).toBe(want.text.slice(0, want.text.indexOf(stop)));
+    expect(cut.choices[0].finish_reason).toBe('stop');
+
+    const sampled = await engine.complete(PROMPT, { maxTokens: 12, temperature: 1, topP: 0.9, topK: 0, minP: 0, seed: 11 });
+    for (const stream of [false, true]) {
+      const body = { model: 'm', prompt: PROMPT, max_tokens: 12, temperature: 1, top_p: 0.9, seed: 11 };
+      let got = '';
+      if (stream) for await (const c of await api.completions.create({ ...body, stream: true })) got += c.choices[0]?.text ?? '';
+      else got = (await api.completions.create(body)).choices[0].text;
+      expect(got).toBe(sampled.text);
+    }
+  });
+
+  it('/v1/models and /health', async () => {
+    const models = await api.models.list();
+    expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);
+    expect((await api.models.retrieve('m')).id).toBe('m');
+    const h = await fetch(`${s.url}/health`);
+    expect([h.status, await h.json()]).toEqual([200, { status: 'ok' }]);
+  });
+
+  it("every bad request gets OpenAI's error object and its status", async () => {
+    const shape = (j: { error: object }) => expect(Object.keys(j.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+    const bad = await post(s, '/v1/completions', '{"model": "m", "prompt": ');
+    expect(bad.status).toBe(400);
+    shape(bad.json);
+    expect(bad.json.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
+
+    const cases: Array<[object, string | null, string | null]> = [
+      [{ model: 'm', prompt: PROMPT, max_tokens: '5' }, 'max_tokens', null],
+      [{ model: 'm', prompt: PROMPT, temperature: 3 }, 'temperature', null],
+      [{ model: 'm', prompt: PROMPT, stop: 7 }, 'stop', null],
+      [{ model: 'm', prompt: PROMPT, stream: 'yes' }, 'stream', null],
+      [{ model: 'm' }, 'prompt', null],
+      [{ model: 'm', prompt: { text: PROMPT } }, 'prompt', null],
+      [{ model: 'm', prompt: PROMPT, n: 2 }, 'n', 'unsupported_parameter'],
+      [{ model: 'm', prompt: [PROMPT, PROMPT] }, 'prompt', 'unsupported_parameter'],
+      [{ model: 'm', prompt: PROMPT, echo: true }, 'echo', 'unsupported_parameter'],
+    ];
+    for (const [body, param, code] of cases) {
+      const r = await post(s, '/v1/completions', JSON.stringify(body));
+      expect([r.status, r.json.error.param, r.json.error.code, r.json.error.type], JSON.stringify(body)).toEqual([
+        400,
+        param,
+        code,
+        'invalid_request_error',
+      ]);
+      shape(r.json);
+    }
+    const chatTypes = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 5 }] }));
+    expect([chatTypes.status, chatTypes.json.error.param]).toEqual([400, 'messages[0].content']);
+    const role = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }));
+    expect([role.status, role.json.error.param]).toEqual([400, 'messages[0].role']);
+
+    // Through the client: the SDK's typed errors carry status, code and param.
+    const caught = async (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    const n2 = await caught(api.completions.create({ model: 'm', prompt: PROMPT, n: 2 }));
+    expect(n2).toBeInstanceOf(OpenAI.BadRequestError);
+    expect([n2?.status, n2?.code, n2?.param]).toEqual([400, 'unsupported_parameter', 'n']);
+    const long = await caught(api.completions.create({ model: 'm', prompt: 'a b '.repeat(400), max_tokens: 1 }));
+    expect([long?.status, long?.code, long?.param]).toEqual([400, 'context_length_exceeded', 'prompt']);
+    expect(long?.message).toMatch(/context holds 512/);
+    const badId = await caught(api.completions.create({ model: 'm', prompt: [1, 2, 100000], max_tokens: 1 }));
+    expect([badId?.status, badId?.type]).toEqual([400, 'invalid_request_error']);
+    const model = await caught(api.completions.create({ model: 'gpt-4o', prompt: PROMPT }));
+    expect(model).toBeInstanceOf(OpenAI.NotFoundError);
+    expect([model?.status, model?.code, model?.param]).toEqual([404, 'model_not_found', 'model']);
+
+    const route = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(route.status).toBe(404);
+    expect(((await route.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    const media = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
+    expect(media.status).toBe(415);
+    expect(((await media.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type');
+  });
+});
+
+describe('chat through the openai client', () => {
+  it("gpt-oss (harmony): streamed and non-streamed chat give the engine's answer for the same seed, with usage", async () => {
+    const s = await serve(await gptOssModel());
+    const api = client(s);
+    const engine = s.engine as Engine;
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'Answer briefly.' },
+      { role: 'user', content: 'hi' },
+    ];
+    // A random model rarely writes a whole harmony header: take the first seed whose answer has text.
+    const sampling = { maxTokens: 48, temperature: 1, topP: 1, topK: 0, minP: 0 };
+    let seed = 0;
+    let want = await engine.chat(messages, { ...sampling, seed });
+    while (!want.messages.some((m) => m.content) && seed < 200) want = await engine.chat(messages, { ...sampling, seed: ++seed });
+    const content = want.messages
+      .filter((m) => m.channel !== 'analysis' && m.channel !== 'commentary')
+      .map((m) => m.content)
+      .join('');
+    expect(content.length).toBeGreaterThan(0);
+    const body = { model: 'm', messages, max_tokens: 48, temperature: 1, top_p: 1, seed };
+
+    const r = await api.chat.completions.create(body);
+    expect(r.object).toBe('chat.completion');
+    expect(r.id).toMatch(/^chatcmpl-/);
+    expect(r.choices[0].message.role).toBe('assistant');
+    expect(r.choices[0].message.content).toBe(content);
+    expect(r.choices[0].finish_reason).toBe(want.stopReason === 'length' || want.stopReason === 'context' ? 'length' : 'stop');
+    expect(r.usage).toEqual({
+      prompt_tokens: want.metrics.promptTokens,
+      completion_tokens: want.metrics.generatedTokens,
+      total_tokens: want.metrics.promptTokens + want.metrics.generatedTokens,
+    });
+
+    const chunks = [];
+    for await (const c of await api.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }))
+      chunks.push(c);
+    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id)).toBe(true);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(content);
+    const end = chunks[chunks.length - 2];
+    expect([end.choices[0].delta, end.choices[0].finish_reason]).toEqual([{}, r.choices[0].finish_reason]);
+    expect(chunks[chunks.length - 1]).toMatchObject({ choices: [], usage: r.usage });
+
+    // A conversation longer than the context is the client's problem.
+    const long = await api.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: 'word '.repeat(5000) }], max_tokens: 1 })
+      .catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+    expect([(long as InstanceType<typeof OpenAI.APIError>).status, (long as InstanceType<typeof OpenAI.APIError>).code]).toEqual([
+      400,
+      'context_length_exceeded',
+    ]);
+  });
+
+  it('a llama model answers with its chat template, or, without one, a 400 the client can read (streamed or not)', async () => {
+    const s = await serve(await tinyModel());
+    const api = client(s);
+    const messages: ChatMessage[] = [{ role: 'user', content: 'hello' }];
+    const direct = await (s.engine as Engine).chat(messages, { maxTokens: 8, temperature: 0 }).then(
+      (r) => ({ ok: true as const, r }),
+      (e: { code: string }) => ({ ok: false as const, code: e.code }),
+    );
+    for (const stream of [false, true]) {
+      const body = { model: 'm', messages, max_tokens: 8, temperature: 0 };
+      const got = await (stream
+        ? api.chat.completions.create({ ...body, stream: true }).then(async (st) => {
+            let t = '';
+            for await (const c of st) t += c.choices[0]?.delta.content ?? '';
+            return t;
+          })
+        : api.chat.completions.create(body).then((r) => r.choices[0].message.content)
+      ).catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+      if (direct.ok) expect(got).toBe(direct.r.final);
+      else {
+        expect(direct.code).toMatch(/^IE_CHAT/);
+        expect(got).toBeInstanceOf(OpenAI.BadRequestError);
+        expect((got as InstanceType<typeof OpenAI.APIError>).code).toBe('chat_unsupported');
+      }
+    }
+  });
+});
+
+describe('serving under load, aborts, limits and shutdown (a slower model)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await slowModel();
+  });
+
+  it('a client that disconnects mid-stream frees its slot at once: the next request runs', async () => {
+    const s = await serve(dir, { parallel: 1, queue: 0 });
+    const api = client(s);
+    const stream = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 900, temperature: 0, stream: true });
+    let seen = 0;
+    for await (const c of stream) {
+      if (c.choices[0]?.text) seen++;
+      if (seen === 3) break; // leaving the loop aborts the request
+    }
+    const t0 = performance.now();
+    const m = await until(s, (m) => m.get('ie_active_sequences') === 0);
+    expect(m.get('ie_active_sequences')).toBe(0);
+    expect(m.get('ie_requests_cancelled_total')).toBe(1);
+    // 900 tokens take ~2 s; the slot was freed long before.
+    expect(performance.now() - t0).toBeLessThan(500);
+    const next = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 4, temperature: 0 });
+    expect(next.usage?.completion_tokens).toBe(4);
+    // The aborted generation was never counted as finished.
+    expect((await metrics(s)).get('ie_generation_tokens_total')).toBe(4);
+  });
+
+  it('concurrent requests queue up to --queue; beyond, 429 with Retry-After; queued ones then run', async () => {
+    const s = await serve(dir, { parallel: 1, queue: 1 });
+    const api = client(s);
+    const running = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 900, temperature: 0, stream: true });
+    const it = running[Symbol.asyncIterator]();
+    await it.next(); // it holds the slot now
+    const queued = api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 5, temperature: 0 });
+    const m = await until(s, (m) => m.get('ie_queue_depth') === 1);
+    expect([m.get('ie_active_sequences'), m.get('ie_queue_depth')]).toEqual([1, 1]);
+    const refused = await api.completions
+      .create({ model: 'm', prompt: PROMPT, max_tokens: 5 })
+      .withResponse()
+      .catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const err = refused as InstanceType<typeof OpenAI.APIError>;
+    expect([err.status, err.code, err.type]).toEqual([429, 'queue_full', 'rate_limit_error']);
+    expect(Number(err.headers?.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // The running stream stops (its client leaves); the queued request takes the slot.
+    await it.return?.();
+    expect((await queued).usage?.completion_tokens).toBe(5);
+    const after = await until(s, (m) => m.get('ie_requests_total{endpoint="/v1/completions",status="200"}') === 2);
+    expect(after.get('ie_requests_total{endpoint="/v1/completions",status="429"}')).toBe(1);
+    expect(after.get('ie_requests_total{endpoint="/v1/completions",status="200"}')).toBe(2);
+    expect(after.get('ie_requests_cancelled_total')).toBe(1);
+  });
+
+  it('/health is 503 while the model loads (the server already listens), 200 after; generation waits with 503 + Retry-After', async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const s = await startServer({
+      load: async () => {
+        await gate;
+        return Engine.load(dir, { threads: 1 });
+      },
+      modelId: 'm',
+      port: 0,
+    });
+    servers.push(s);
+    const h = await fetch(`${s.url}/health`);
+    expect([h.status, await h.json()]).toEqual([503, { status: 'loading' }]);
+    const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }));
+    expect([r.status, r.json.error.code, r.headers.get('retry-after')]).toEqual([503, 'model_loading', '5']);
+    expect((await metrics(s)).get('ie_model_loaded')).toBe(0);
+    release();
+    await s.ready;
+    const ok = await fetch(`${s.url}/health`);
+    expect([ok.status, await ok.json()]).toEqual([200, { status: 'ok' }]);
+    expect((await metrics(s)).get('ie_model_loaded')).toBe(1);
+  });
+
+  it('a failed load is reported by /health and the generation routes', async () => {
+    const s = await startServer({ load: () => Engine.load(`${dir}-missing`), modelId: 'm', port: 0 });
+    servers.push(s);
+    await expect(s.ready).rejects.toBeTruthy();
+    const h = await fetch(`${s.url}/health`);
+    expect(h.status).toBe(503);
+    expect(((await h.json()) as { status: string }).status).toBe('error');
+    const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }));
+    expect([r.status, r.json.error.code]).toEqual([503, 'model_load_failed']);
+  });
+
+  it('bearer-key auth: 401 without or with a wrong key, /health open', async () => {
+    const s = await serve(dir, { apiKey: 'sekret-key' });
+    const wrong = await client(s, 'nope')
+      .models.list()
+      .catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+    expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect([(wrong as InstanceType<typeof OpenAI.APIError>).status, (wrong as InstanceType<typeof OpenAI.APIError>).code]).toEqual([
+      401,
+      'invalid_api_key',
+    ]);
+    const missing = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }));
+    expect([missing.status, missing.headers.get('www-authenticate'), missing.json.error.code]).toEqual([401, 'Bearer', 'invalid_api_key']);
+    const metricsDenied = await fetch(`${s.url}/metrics`);
+    expect(metricsDenied.status).toBe(401);
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+    const r = await client(s, 'sekret-key').completions.create({ model: 'm', prompt: PROMPT, max_tokens: 2, temperature: 0 });
+    expect(r.usage?.completion_tokens).toBe(2);
+  });
+
+  it('a body over the limit is 413', async () => {
+    const s = await serve(dir, { bodyLimit: 4096 });
+    const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: 'x'.repeat(10_000) }));
+    expect([r.status, r.json.error.code, r.json.error.type]).toEqual([413, 'request_too_large', 'invalid_request_error']);
+  });
+
+  it('/metrics counts requests, tokens, time to first token and step times exactly', async () => {
+    const s = await serve(dir);
+    const api = client(s);
+    const a = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 5, temperature: 0 });
+    let b = 0;
+    for await (const c of await api.completions.create({
+      model: 'm',
+      prompt: 'The dog',
+      max_tokens: 7,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }))
+      if (c.usage) b = c.usage.prompt_tokens;
+    await fetch(`${s.url}/nowhere`);
+    const res = await fetch(`${s.url}/metrics`);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.text();
+    for (const name of [
+      'ie_requests_total',
+      'ie_prompt_tokens_total',
+      'ie_generation_tokens_total',
+      'ie_queue_depth',
+      'ie_active_sequences',
+      'ie_time_to_first_token_seconds',
+      'ie_time_per_output_token_seconds',
+      'ie_event_loop_lag_seconds',
+    ])
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} (counter|gauge|histogram)$`, 'm'));
+    const m = await until(s, (m) => m.get('ie_requests_total{endpoint="unmatched",status="404"}') === 1);
+    expect(m.get('ie_requests_total{endpoint="/v1/completions",status="200"}')).toBe(2);
+    expect(m.get('ie_requests_total{endpoint="unmatched",status="404"}')).toBe(1);
+    expect(m.get('ie_prompt_tokens_total')).toBe((a.usage?.prompt_tokens ?? 0) + b);
+    expect(m.get('ie_generation_tokens_total')).toBe(12);
+    expect(m.get('ie_time_to_first_token_seconds_count')).toBe(2);
+    // One observation per decode step: the first token of each comes from the prefill.
+    expect(m.get('ie_time_per_output_token_seconds_count')).toBe(4 + 6);
+    expect(m.get('ie_request_duration_seconds_count')).toBe(2);
+    expect(m.get('ie_event_loop_lag_seconds_count')).toBeGreaterThan(0);
+    expect(m.get('ie_queue_depth')).toBe(0);
+  });
+
+  it('shutdown lets a running stream finish, refuses new connections and disposes the engine', async () => {
+    const s = await serve(dir);
+    const api = client(s);
+    const stream = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 60, temperature: 0, stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    let text = (await it.next()).value?.choices[0]?.text ?? '';
+    const closed = s.close();
+    let finish: string | null = null;
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      text += r.value.choices[0]?.text ?? '';
+      finish = r.value.choices[0]?.finish_reason ?? finish;
+    }
+    await closed;
+    expect(finish).toBe('length');
+    expect(text.length).toBeGreaterThan(0);
+    expect(s.state).toBe('closed');
+    expect(() => (s.engine as Engine).info()).toThrow(/disposed/);
+    await expect(fetch(`${s.url}/health`)).rejects.toThrow();
+  });
+
+  it('shutdown past the grace period cuts a stream with an error event the client raises', async () => {
+    const s = await serve(dir, { shutdownGraceMs: 50 });
+    const api = client(s);
+    const stream = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 900, temperature: 0, stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const closed = s.close();
+    const err = await (async () => {
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        /* drain */
+      }
+    })().catch((e: unknown) => e);
+    await closed;
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('shutting_down');
+    expect((err as InstanceType<typeof OpenAI.APIError>).message).toMatch(/shutting down/);
+  });
+});
