@@ -16,6 +16,8 @@ import {
   type HarmonyOptions,
   type HarmonySpecial,
 } from './chat/harmony.js';
+import { ChatSession, type ChatSessionOptions } from './chat/session.js';
+import { ChatTemplate, encodeChatPrompt } from './chat/template.js';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations } from './forward.js';
 import { percentile, peakRssBytes, type GenerationMetrics } from './metrics.js';
@@ -45,20 +47,40 @@ export interface GenerateOptions extends SamplingOptions {
   ignoreEos?: boolean;
   /** Token ids that end the generation besides the tokenizer's own (EOS): harmony's `<|return|>`, `<|call|>`. */
   stopTokens?: readonly number[];
+  /**
+   * Keep the keys and values of the prompt's longest common prefix with what the KV cache holds
+   * (the previous generation's prompt and output) and prefill only the rest; `metrics.cachedTokens`
+   * says how many were kept. The result is the same as without it. Default false for generate()
+   * and complete() (one-shot calls and benchmarks prefill the whole prompt), true for chat() and
+   * chat sessions.
+   */
+  reusePrefix?: boolean;
 }
 
 export interface ChatOptions extends GenerateOptions, HarmonyOptions {
-  /** Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`). */
+  /** Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`; a chat template's answer is `final`). */
   onText?: (text: string, channel: string) => void;
+  /** More variables for a chat template (a template's own switches, such as `enable_thinking`). */
+  templateVariables?: Readonly<Record<string, unknown>>;
+}
+
+/** A conversation as the model reads it: the rendered text and its token ids. */
+export interface ChatPrompt {
+  /** `harmony` for gpt-oss, `template` for the model's own chat template. */
+  format: 'harmony' | 'template';
+  text: string;
+  ids: number[];
+  /** Tokens that end the assistant's turn, besides EOS and the model's stop ids. */
+  stopTokens: number[];
 }
 
 export interface ChatCompletion {
-  /** The answer (the final channel). */
+  /** The answer (harmony's final channel; the whole answer with a chat template). */
   final: string;
-  /** The model's reasoning (the analysis channel). */
+  /** The model's reasoning (harmony's analysis channel; '' with a chat template). */
   analysis: string;
   messages: HarmonyMessage[];
-  /** `return`: the turn ended; `call`: a tool call; undefined: stopped by length or context. */
+  /** `return`: the turn ended (for a chat template: at EOS or an end-of-turn token); `call`: a tool call; undefined: stopped by length, stop string or context. */
   ended: 'return' | 'call' | undefined;
   tokens: number[];
   stopReason: StopReason;
@@ -147,6 +169,10 @@ export class Engine {
   /** The generation or evaluation holding the engine now. */
   private holder: Turn | undefined;
   private disposed = false;
+  /** The tokens whose keys and values the KV cache holds, at positions 0..length-1 (what reusePrefix matches). */
+  private kvTokens: number[] = [];
+  /** The model's chat template, parsed at the first chat. */
+  private template: ChatTemplate | undefined;
 
   private constructor(
     readonly path: string,
@@ -312,16 +338,37 @@ export class Engine {
 
   /**
    * A chat turn in the model's own format: harmony for gpt-oss (the answer from the final channel,
-   * the reasoning from the analysis channel). Other models' chat templates are not supported yet
-   * (IE_CHAT_UNSUPPORTED): use generate() with a prompt written in the model's format.
+   * the reasoning from the analysis channel), the model's chat template for the others (the answer
+   * streams to `onText` as `final`). A model with neither is IE_CHAT_NO_TEMPLATE: use generate()
+   * with a prompt in the model's own format. The prompt's common prefix with what the KV cache
+   * holds is not prefilled again (`reusePrefix`, default true here).
    */
   async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
     this.alive();
+    const prompt = this.chatPrompt(messages, options);
+    const genOptions: GenerateOptions = {
+      ...options,
+      reusePrefix: options.reusePrefix ?? true,
+      stopTokens: [...(options.stopTokens ?? []), ...prompt.stopTokens],
+    };
+    if (prompt.format === 'template') {
+      const g = this.generate(prompt.ids, genOptions);
+      for await (const p of g) if (p.text) options.onText?.(p.text, 'final');
+      const stopReason = g.stopReason as StopReason;
+      return {
+        final: g.text,
+        analysis: '',
+        messages: [{ channel: 'final', content: g.text }],
+        ended: stopReason === 'eos' ? 'return' : undefined,
+        tokens: g.tokens,
+        stopReason,
+        metrics: g.metrics as GenerationMetrics,
+      };
+    }
     const ids = this.harmonyIds();
-    const prompt = this.tokenizer.encode(renderHarmony(messages, options), { bos: false });
     const decoder = this.tokenizer.streamDecoder();
     const reader = new HarmonyReader(ids, (t) => decoder.push(t), options.onText);
-    const g = this.generate(prompt, { ...options, stopTokens: [...(options.stopTokens ?? []), ids['<|return|>'], ids['<|call|>']] });
+    const g = this.generate(prompt.ids, genOptions);
     for await (const p of g) if (p.token >= 0) reader.push(p.token);
     if (g.stopToken !== undefined) reader.push(g.stopToken);
     return {
@@ -333,6 +380,81 @@ export class Engine {
       stopReason: g.stopReason as StopReason,
       metrics: g.metrics as GenerationMetrics,
     };
+  }
+
+  /**
+   * The prompt chat() would run for `messages`: harmony for gpt-oss, else the model's chat template
+   * rendered (with `add_generation_prompt`, `bos_token`, `eos_token`) and tokenized with its special
+   * tokens, BOS added only where the vocabulary adds one and the text does not start with it.
+   */
+  chatPrompt(messages: readonly ChatMessage[], options: ChatOptions = {}): ChatPrompt {
+    this.alive();
+    checkMessages(messages);
+    if (this.config.architecture === 'gpt-oss') {
+      const ids = this.harmonyIds();
+      const text = renderHarmony(messages, options);
+      return {
+        format: 'harmony',
+        text,
+        ids: this.tokenizer.encode(text, { bos: false }),
+        stopTokens: [ids['<|return|>'], ids['<|call|>']],
+      };
+    }
+    const chat = this.reader.header.chat;
+    if (!chat)
+      throw new IeRuntimeError(
+        'IE_CHAT_NO_TEMPLATE',
+        `${this.path}: the model has no chat template (model.ie.json has no chat member), so chat() cannot write its conversation: pass a prompt written in the model's own format to generate() instead, or convert the model from a Hugging Face directory whose tokenizer_config.json has a chat_template (or a GGUF file with tokenizer.chat_template)`,
+      );
+    this.template ??= new ChatTemplate(chat.template, `${this.path}: the model's chat template`);
+    const specials = this.specialPieces();
+    const bosToken = chat.bos_token ?? this.pieceOf(this.config.bos_id);
+    const eosToken = chat.eos_token ?? this.pieceOf(this.config.eos_id);
+    const text = this.template.render(messages, {
+      bosToken,
+      eosToken,
+      now: options.currentDate === undefined ? undefined : parseDate(options.currentDate),
+      variables: options.templateVariables,
+    });
+    const ids = encodeChatPrompt(this.tokenizer, text, { bosToken, specials });
+    // The template's end-of-turn text (Qwen2's <|im_end|>) ends the answer when it is one token.
+    const eot = eosToken === undefined ? undefined : (specials.get(eosToken) ?? this.tokenizer.tokenId?.(eosToken));
+    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot] };
+  }
+
+  /**
+   * A multi-turn conversation (node-llama-cpp's LlamaChatSession): `session.prompt(text)` adds the
+   * user's message, answers it with chat() and keeps both in the history. Between turns only the
+   * new tokens are prefilled: the previous prompt and answer are still in the KV cache (when
+   * another generation ran on the engine in between, what it overwrote is prefilled again).
+   */
+  chatSession(options: ChatSessionOptions = {}): ChatSession {
+    this.alive();
+    return new ChatSession(this, options);
+  }
+
+  /** The text of a piece of an embedded vocabulary (`<s>`), if it has one. */
+  private pieceOf(id: number): string | undefined {
+    const t = this.reader.header.tokenizer;
+    return 'pieces' in t ? t.pieces[id] || undefined : undefined;
+  }
+
+  private specials: Map<string, number> | undefined;
+  /** Special tokens by text for vocabularies whose tokenizer does not match them in text (SentencePiece, llama2.c): control and user-defined pieces, BOS, EOS. */
+  private specialPieces(): Map<string, number> {
+    if (this.specials) return this.specials;
+    const m = new Map<string, number>();
+    const t = this.reader.header.tokenizer;
+    if ('types' in t)
+      for (let i = 0; i < t.types.length; i++) if ((t.types[i] === 3 || t.types[i] === 4) && t.pieces[i]) m.set(t.pieces[i], i);
+    const chat = this.reader.header.chat;
+    for (const [piece, id] of [
+      [chat?.bos_token ?? this.pieceOf(this.config.bos_id), this.config.bos_id],
+      [chat?.eos_token ?? this.pieceOf(this.config.eos_id), this.config.eos_id],
+    ] as const)
+      if (piece && !m.has(piece)) m.set(piece, id);
+    this.specials = m;
+    return m;
   }
 
   private harmonyIds(): Record<HarmonySpecial, number> {
@@ -363,9 +485,11 @@ export class Engine {
     const out: Float32Array[] = [];
     const turn = await this.takeTurn();
     try {
+      this.kvTokens = [];
       for (let i = 0; i < ids.length; i++) {
         this.checkFile();
         await this.forward.run([ids[i]], i);
+        this.kvTokens.push(ids[i]);
         out.push(this.forward.logits.slice());
       }
     } finally {
@@ -449,10 +573,21 @@ export class Engine {
     const sampler = new Sampler(sampling);
     const t0 = performance.now();
     check();
+    // The prompt's common prefix with the cache is kept; its last token is always run (its logits start the generation).
+    let cached = 0;
+    if (options.reusePrefix) {
+      const kv = this.kvTokens;
+      const most = Math.min(kv.length, ids.length - 1);
+      while (cached < most && kv[cached] === ids[cached]) cached++;
+    }
+    // Positions from `cached` on are overwritten below: until then they are no longer what the cache holds.
+    this.kvTokens.length = cached;
     // Prefill, in chunks of at most maxBatch tokens.
-    for (let p = 0; p < ids.length; p += B) {
+    for (let p = cached; p < ids.length; p += B) {
       this.checkFile();
-      await f.run(ids.slice(p, p + B), p);
+      const chunk = ids.slice(p, p + B);
+      await f.run(chunk, p);
+      this.kvTokens.push(...chunk);
       check();
     }
     const tPrefill = performance.now();
@@ -477,6 +612,7 @@ export class Engine {
           }
           this.checkFile();
           await f.run([history[history.length - 1]], pos - 1);
+          this.kvTokens.push(history[history.length - 1]);
           check();
         }
         const logits = f.logits;
@@ -540,10 +676,11 @@ export class Engine {
       const decodeTps = latencies.length > 0 && decodeMs > 0 ? latencies.length / (decodeMs / 1000) : 0;
       gen.metrics = {
         promptTokens: ids.length,
+        cachedTokens: cached,
         generatedTokens: generated,
         ttftMs: tFirst ? tFirst - t0 : Number.NaN,
         prefillMs: tPrefill - t0,
-        prefillTokensPerSec: ids.length / ((tPrefill - t0) / 1000),
+        prefillTokensPerSec: (ids.length - cached) / ((tPrefill - t0) / 1000),
         decodeMs,
         decodeTokensPerSec: decodeTps,
         latencyP50Ms: percentile(latencies, 50),
@@ -607,4 +744,25 @@ export class Engine {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
   }
+}
+
+/** Messages come from callers (HTTP bodies): each must be a role and a string content. */
+function checkMessages(messages: readonly ChatMessage[]): void {
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new InvalidOptionError('messages', 'must be a non-empty array of {role, content}');
+  messages.forEach((m, i) => {
+    if (typeof m !== 'object' || m === null) throw new InvalidOptionError(`messages[${i}]`, 'must be an object {role, content}');
+    if (typeof m.role !== 'string' || m.role.length === 0 || m.role.length > 64)
+      throw new InvalidOptionError(`messages[${i}].role`, 'must be a non-empty string (system, user, assistant, ...)');
+    if (typeof m.content !== 'string') throw new InvalidOptionError(`messages[${i}].content`, 'must be a string');
+  });
+}
+
+/** `currentDate` (YYYY-MM-DD) as a local date for a template's strftime_now and date_string. */
+function parseDate(s: string): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  const d = m ? new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : undefined;
+  if (!d || d.getMonth() !== Number(m?.[2]) - 1)
+    throw new InvalidOptionError('currentDate', `must be a date YYYY-MM-DD, got ${JSON.stringify(s)}`);
+  return d;
 }

@@ -1,6 +1,6 @@
 /**
  * @ie/runtime — the ie engine: `Engine.load(dir, { precision })`, then stream tokens from
- * `engine.generate(prompt, options)`.
+ * `engine.generate(prompt, options)`, or chat: `engine.chat(messages)`, `engine.chatSession()`.
  */
 export {
   Engine,
@@ -8,6 +8,7 @@ export {
   type GenerateOptions,
   type ChatOptions,
   type ChatCompletion,
+  type ChatPrompt,
   type Piece,
   type Completion,
   type StopReason,
@@ -22,6 +23,8 @@ export {
   type HarmonyOptions,
   type ReasoningEffort,
 } from './chat/harmony.js';
+export { ChatTemplate, ChatTemplateError, encodeChatPrompt, strftime, type RenderOptions } from './chat/template.js';
+export { ChatSession, type ChatSessionOptions, type ChatEngine } from './chat/session.js';
 export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';

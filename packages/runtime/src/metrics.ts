@@ -1,10 +1,13 @@
 /** Per-call measurements, all taken while the call runs. */
 export interface GenerationMetrics {
   promptTokens: number;
+  /** Prompt tokens whose keys and values were already in the KV cache (a common prefix with what it held: `reusePrefix`); only the rest were prefilled. */
+  cachedTokens: number;
   generatedTokens: number;
   /** From the call to the first generated token. */
   ttftMs: number;
   prefillMs: number;
+  /** Prefilled tokens (promptTokens - cachedTokens) per second of prefillMs. */
   prefillTokensPerSec: number;
   /** Time the engine spent on decode steps (forward pass, sampling, detokenizing), not the consumer's time between pieces. */
   decodeMs: number;

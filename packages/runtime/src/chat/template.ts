@@ -94,7 +94,12 @@ function range(start: number, stop?: number, step = 1): number[] {
 
 /** A one-line excerpt of a message from a template or the library: control characters dropped, at most 200 characters. */
 function oneLine(raw: string): string {
-  const line = raw.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  let line = '';
+  for (const ch of raw) {
+    const c = ch.codePointAt(0) as number;
+    line += c < 0x20 || (c >= 0x7f && c < 0xa0) ? ' ' : ch;
+  }
+  line = line.replace(/ {2,}/g, ' ').trim();
   return line.length > 200 ? `${line.slice(0, 199)}…` : line || 'no message';
 }
 
