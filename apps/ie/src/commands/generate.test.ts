@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SYNTH_CHAT_TEMPLATE } from '@ie/format';
+import { Engine } from '@ie/runtime';
 import { IE_CLI, runIe } from '@ie/testing';
 import { unescapeStop } from './generate.js';
 
@@ -43,5 +45,68 @@ describe('ie generate: prompts from anywhere, short flags, stop escapes', () => 
     expect(both.code).toBe(2);
     expect(both.err).toContain('CLI_USAGE');
     expect(runIe(['generate', model]).code).toBe(2);
+  });
+});
+
+describe('ie generate --chat with a chat template', () => {
+  let model = '';
+  let hf = '';
+  beforeAll(() => {
+    model = mkdtempSync(join(tmpdir(), 'ie-cli-chat-'));
+    expect(runIe(['synth', '--preset', 'tiny', '--seed', '5', '--out-dir', model]).code).toBe(0);
+    hf = mkdtempSync(join(tmpdir(), 'ie-cli-chat-hf-'));
+    expect(runIe(['synth', '--preset', 'tiny', '--seed', '5', '--format', 'hf', '--out-dir', hf]).code).toBe(0);
+  });
+
+  it("writes the prompt as the user's message in the model's template and prints the answer: what engine.chat() gives", async () => {
+    const r = runIe(['generate', model, 'Hi there', '--chat', '--system', 'Be brief.', '-n', '6', '--temperature', '0', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    await using e = await Engine.load(model);
+    const messages = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'Hi there' },
+    ];
+    expect(e.chatPrompt(messages).text).toBe('<|system|>\nBe brief.</s>\n<|user|>\nHi there</s>\n<|assistant|>\n');
+    const want = await e.chat(messages, { temperature: 0, maxTokens: 6 });
+    expect(out.tokens).toEqual(want.tokens);
+    expect(out.final).toBe(want.final);
+    expect(out.analysis).toBe('');
+    expect(out.stopReason).toBe(want.stopReason);
+    expect(out.metrics.promptTokens).toBe(e.chatPrompt(messages).ids.length);
+    // Streamed: the answer on stdout; harmony's flags are noted as not applying.
+    const text = runIe([
+      'generate',
+      model,
+      'Hi there',
+      '--chat',
+      '--system',
+      'Be brief.',
+      '-n',
+      '6',
+      '--temperature',
+      '0',
+      '--reasoning',
+      'low',
+    ]);
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toBe(`${want.final}\n`);
+    expect(text.err).toContain('ie: note: --reasoning applies to gpt-oss (harmony) models');
+  });
+
+  it('ie convert carries the template of a Hugging Face directory; without tokenizer_config.json, --chat is IE_CHAT_NO_TEMPLATE (exit 3)', () => {
+    expect(JSON.parse(readFileSync(join(hf, 'tokenizer_config.json'), 'utf8')).chat_template).toBe(SYNTH_CHAT_TEMPLATE);
+    const out = mkdtempSync(join(tmpdir(), 'ie-cli-chat-conv-'));
+    expect(runIe(['convert', '--hf-dir', hf, '--out-dir', out, '--quiet']).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'model.ie.json'), 'utf8')).chat.template).toBe(SYNTH_CHAT_TEMPLATE);
+    const ok = runIe(['generate', out, 'Hi', '--chat', '-n', '3', '--temperature', '0', '--json']);
+    expect(ok.code, ok.err).toBe(0);
+    expect(JSON.parse(ok.out).metrics.promptTokens).toBeGreaterThan(5);
+    rmSync(join(hf, 'tokenizer_config.json'));
+    const bare = mkdtempSync(join(tmpdir(), 'ie-cli-chat-bare-'));
+    expect(runIe(['convert', '--hf-dir', hf, '--out-dir', bare, '--quiet']).code).toBe(0);
+    const r = runIe(['generate', bare, 'Hi', '--chat']);
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/has no chat template .* \[IE_CHAT_NO_TEMPLATE\]/);
   });
 });

@@ -90,6 +90,13 @@ export const generate: Command = {
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       if (v.chat) {
+        // gpt-oss chats in harmony (channels, reasoning effort); other models through their own chat template, which has neither.
+        const harmony = engine.config.architecture === 'gpt-oss';
+        for (const f of ['reasoning', 'show-analysis'] as const)
+          if (!harmony && v[f] !== undefined)
+            io.err(
+              `ie: note: --${f} applies to gpt-oss (harmony) models; this ${engine.config.architecture} model chats through its chat template`,
+            );
         // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
         const messages = [
           ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system as string }] : []),
