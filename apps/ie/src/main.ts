@@ -1,16 +1,18 @@
 /** The `ie` command: dispatches to one module per command; errors become one line and an exit code. */
 import { parse, type Command, type Io } from './command.js';
 import { bench } from './commands/bench.js';
+import { chat } from './commands/chat.js';
 import { convert } from './commands/convert.js';
 import { generate } from './commands/generate.js';
 import { inspect } from './commands/inspect.js';
 import { quantize } from './commands/quantize.js';
+import { serve } from './commands/serve.js';
 import { synth } from './commands/synth.js';
 import { validate } from './commands/validate.js';
 import { CliError, EXIT, describeError, exitCodeFor } from './errors.js';
 import { VERSION } from './version.js';
 
-export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench];
+export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, serve, chat];
 
 function help(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

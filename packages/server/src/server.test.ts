@@ -2,7 +2,12 @@
  * The server end to end, driven by the official `openai` client (and raw fetch where a client would
  * never send such a request), against models the tests write themselves.
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportIebin, openLlama2c } from '@ie/format';
 import { Engine, type ChatMessage } from '@ie/runtime';
+import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gptOssModel, slowModel, tinyModel } from '../test/models.js';
@@ -81,7 +86,7 @@ describe('completions through the openai client (tiny llama model)', () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    const chunks = [];
+    const chunks: OpenAI.Completions.Completion[] = [];
     for await (const c of stream) chunks.push(c);
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
     expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
@@ -218,7 +223,7 @@ describe('chat through the openai client', () => {
       total_tokens: want.metrics.promptTokens + want.metrics.generatedTokens,
     });
 
-    const chunks = [];
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const c of await api.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }))
       chunks.push(c);
     expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
@@ -457,5 +462,30 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('shutting_down');
     expect((err as InstanceType<typeof OpenAI.APIError>).message).toMatch(/shutting down/);
+  });
+});
+
+describe.skipIf(!HAS_STORIES)(`the real stories260K model through the server${STORIES_REASON}`, () => {
+  it("greedy 'Once upon a time' through /v1/completions, streamed or not, is run.c's story byte for byte", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ie-server-stories-'));
+    const src = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
+    await exportIebin(src, dir, { converter: 'test' });
+    await src.close();
+    const stdout = readFileSync(join(STORIES_DIR, 'expected', 'greedy_once-upon-a-time_n256.stdout'), 'utf8');
+    const s = await startServer({ load: () => Engine.load(dir, { precision: 'fp32', threads: 1 }), modelId: 'stories260K', port: 0 });
+    servers.push(s);
+    await s.ready;
+    const engine = s.engine as Engine;
+    const prompt = engine.tokenize(PROMPT, { bos: true });
+    expect(prompt).toEqual([1, 403, 407, 261, 378]);
+    const api = client(s);
+    // run.c forwards 256 positions and prints the token sampled at each: 256 - 5 + 1 tokens.
+    const body = { model: 'stories260K', prompt: PROMPT, max_tokens: 252, temperature: 0 };
+    const r = await api.completions.create(body);
+    expect(engine.detokenize(prompt) + r.choices[0].text + '\n').toBe(stdout);
+    expect([r.choices[0].finish_reason, r.usage?.completion_tokens]).toEqual(['length', 252]);
+    let streamed = '';
+    for await (const c of await api.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.text ?? '';
+    expect(streamed).toBe(r.choices[0].text);
   });
 });
