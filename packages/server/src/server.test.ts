@@ -10,7 +10,7 @@ import { Engine, type ChatMessage } from '@ie/runtime';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gptOssModel, slowModel, tinyModel } from '../test/models.js';
+import { gptOssModel, noTemplateModel, slowModel, tinyModel } from '../test/models.js';
 import { parsePrometheus } from './metrics.js';
 import { startServer, type IeServer, type ServeOptions } from './server.js';
 
@@ -76,6 +76,7 @@ describe('completions through the openai client (tiny llama model)', () => {
       prompt_tokens: want.metrics.promptTokens,
       completion_tokens: want.tokens.length,
       total_tokens: want.metrics.promptTokens + want.tokens.length,
+      prompt_tokens_details: { cached_tokens: 0 },
     });
 
     const stream = await api.completions.create({
@@ -217,7 +218,7 @@ describe('chat through the openai client', () => {
     expect(r.choices[0].message.role).toBe('assistant');
     expect(r.choices[0].message.content).toBe(content);
     expect(r.choices[0].finish_reason).toBe(want.stopReason === 'length' || want.stopReason === 'context' ? 'length' : 'stop');
-    expect(r.usage).toEqual({
+    expect(r.usage).toMatchObject({
       prompt_tokens: want.metrics.promptTokens,
       completion_tokens: want.metrics.generatedTokens,
       total_tokens: want.metrics.promptTokens + want.metrics.generatedTokens,
@@ -231,7 +232,10 @@ describe('chat through the openai client', () => {
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(content);
     const end = chunks[chunks.length - 2];
     expect([end.choices[0].delta, end.choices[0].finish_reason]).toEqual([{}, r.choices[0].finish_reason]);
-    expect(chunks[chunks.length - 1]).toMatchObject({ choices: [], usage: r.usage });
+    // The same conversation again: the server is stateless, the KV cache still holds its prefix.
+    const again = chunks[chunks.length - 1];
+    expect(again).toMatchObject({ choices: [], usage: { prompt_tokens: r.usage?.prompt_tokens, total_tokens: r.usage?.total_tokens } });
+    expect(again.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThanOrEqual((r.usage?.prompt_tokens ?? 0) - 1);
 
     // A conversation longer than the context is the client's problem.
     const long = await api.chat.completions
@@ -243,31 +247,42 @@ describe('chat through the openai client', () => {
     ]);
   });
 
-  it('a llama model answers with its chat template, or, without one, a 400 the client can read (streamed or not)', async () => {
+  it('a llama model answers through its chat template, streamed or not, as engine.chat does', async () => {
     const s = await serve(await tinyModel());
     const api = client(s);
-    const messages: ChatMessage[] = [{ role: 'user', content: 'hello' }];
-    const direct = await (s.engine as Engine).chat(messages, { maxTokens: 8, temperature: 0 }).then(
-      (r) => ({ ok: true as const, r }),
-      (e: { code: string }) => ({ ok: false as const, code: e.code }),
-    );
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'hello' },
+    ];
+    const want = await (s.engine as Engine).chat(messages, { maxTokens: 10, temperature: 0 });
+    expect(want.final.length).toBeGreaterThan(0);
+    const body = { model: 'm', messages, max_tokens: 10, temperature: 0 };
+    const r = await api.chat.completions.create(body);
+    expect(r.choices[0].message.content).toBe(want.final);
+    expect(r.choices[0].finish_reason).toBe(want.stopReason === 'eos' || want.stopReason === 'stop' ? 'stop' : 'length');
+    expect(r.usage?.prompt_tokens).toBe(want.metrics.promptTokens);
+    let streamed = '';
+    for await (const c of await api.chat.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.delta.content ?? '';
+    expect(streamed).toBe(want.final);
+  });
+
+  it('a model without a chat template: chat is a 400 the client can read, streamed or not; completions still work', async () => {
+    const s = await serve(await noTemplateModel());
+    const api = client(s);
+    await expect((s.engine as Engine).chat([{ role: 'user', content: 'hello' }])).rejects.toMatchObject({ code: 'IE_CHAT_NO_TEMPLATE' });
     for (const stream of [false, true]) {
-      const body = { model: 'm', messages, max_tokens: 8, temperature: 0 };
-      const got = await (stream
-        ? api.chat.completions.create({ ...body, stream: true }).then(async (st) => {
-            let t = '';
-            for await (const c of st) t += c.choices[0]?.delta.content ?? '';
-            return t;
-          })
-        : api.chat.completions.create(body).then((r) => r.choices[0].message.content)
-      ).catch((e: InstanceType<typeof OpenAI.APIError>) => e);
-      if (direct.ok) expect(got).toBe(direct.r.final);
-      else {
-        expect(direct.code).toMatch(/^IE_CHAT/);
-        expect(got).toBeInstanceOf(OpenAI.BadRequestError);
-        expect((got as InstanceType<typeof OpenAI.APIError>).code).toBe('chat_unsupported');
-      }
+      const err = await api.chat.completions
+        .create({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, stream })
+        .then(
+          () => undefined,
+          (e: InstanceType<typeof OpenAI.APIError>) => e,
+        );
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect([err?.status, err?.code, err?.param]).toEqual([400, 'chat_unsupported', 'messages']);
+      expect(err?.message).toMatch(/no chat template/);
     }
+    const r = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 3 });
+    expect(r.usage?.completion_tokens).toBe(3);
   });
 });
 

@@ -4,14 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYNTH_PRESETS, exportIebin, synthModel, type ModelConfig } from '@ie/format';
 
-async function write(model: string | ModelConfig): Promise<string> {
+async function write(model: string | ModelConfig, withTemplate = true): Promise<string> {
   const dir = join(mkdtempSync(join(tmpdir(), 'ie-server-')), 'm');
-  await exportIebin(synthModel(model, { seed: 3 }), dir, { converter: 'test' });
+  const source = synthModel(model, { seed: 3 });
+  await exportIebin(withTemplate ? source : { ...source, chat: undefined }, dir, { converter: 'test' });
   return dir;
 }
 
-/** The tiny llama preset: fast (thousands of tokens/s), context 512. */
+/** The tiny llama preset: fast (thousands of tokens/s), context 512, TinyLlama-Chat's template. */
 export const tinyModel = () => write('tiny');
+
+/** The same without a chat template: chat requests must be refused. */
+export const noTemplateModel = () => write('tiny', false);
 
 /** gpt-oss-tiny: its vocabulary has harmony's special tokens, so engine.chat works on it. */
 export const gptOssModel = () => write('gpt-oss-tiny');

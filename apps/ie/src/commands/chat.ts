@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { Engine, IeRuntimeError, type ChatMessage, type ReasoningEffort } from '@ie/runtime';
+import { Engine, IeRuntimeError, type ReasoningEffort } from '@ie/runtime';
 import { choice, intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
@@ -37,8 +37,9 @@ export const chat: Command = {
     };
     const reasoningEffort = choice(v, 'reasoning', ['low', 'medium', 'high'] as const) as ReasoningEffort | undefined;
     const engine = await Engine.load(path, engineOptions(v));
-    const system: ChatMessage[] = v.system !== undefined ? [{ role: 'system', content: v.system as string }] : [];
-    const history: ChatMessage[] = [...system];
+    const systemPrompt = v.system as string | undefined;
+    // The session keeps the conversation; between turns the KV cache still holds it, so only the new message is prefilled.
+    const session = engine.chatSession({ systemPrompt });
     const tty = process.stdin.isTTY === true;
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, prompt: '> ' });
     let answering: AbortController | undefined;
@@ -61,15 +62,13 @@ export const chat: Command = {
         const line = raw.trim();
         if (line === '/exit' || line === '/quit') break;
         if (line === '/reset') {
-          history.splice(system.length);
+          session.reset({ systemPrompt });
           io.err('(conversation cleared)');
         } else if (line.startsWith('/')) io.err(`(unknown command ${line}: /reset, /exit)`);
         else if (line !== '') {
-          history.push({ role: 'user', content: raw });
           answering = new AbortController();
-          let answer = '';
           try {
-            const r = await engine.chat(history, {
+            const r = await session.prompt(raw, {
               ...sampling,
               // The context, by default: the answer ends when the model ends its turn.
               maxTokens: sampling.maxTokens ?? engine.contextLength,
@@ -79,26 +78,22 @@ export const chat: Command = {
               onText: (text, channel) => {
                 if (channel === 'analysis') {
                   if (v['show-analysis']) process.stderr.write(text);
-                } else if (channel !== 'commentary') {
-                  answer += text;
-                  process.stdout.write(text);
-                }
+                } else if (channel !== 'commentary') process.stdout.write(text);
               },
             });
             process.stdout.write('\n');
             const m = r.metrics;
             io.err(
-              `[${m.promptTokens} prompt tokens, ${m.generatedTokens} generated, ${m.decodeTokensPerSec.toFixed(1)} tok/s, stop: ${r.stopReason}]`,
+              `[${m.promptTokens} prompt tokens (${m.cachedTokens} cached), ${m.generatedTokens} generated, ${m.decodeTokensPerSec.toFixed(1)} tok/s, stop: ${r.stopReason}]`,
             );
           } catch (e) {
             if (!(e instanceof IeRuntimeError && e.code === 'IE_ABORTED')) throw e;
+            // A stopped turn leaves the conversation as it was before it.
             process.stdout.write('\n');
             io.err('(stopped)');
           } finally {
             answering = undefined;
           }
-          // What was shown is what the model said, even when cut short.
-          history.push({ role: 'assistant', content: answer });
         }
         rl.prompt();
       }
