@@ -8,6 +8,8 @@
 //   MODEL=/tmp/s15m pnpm bench:serve
 //   (MODEL defaults to models/stories15m, made with `ie synth --preset stories15m` if missing)
 //   CONCURRENCY=64 MAX_TOKENS=64 PARALLEL=1 THREADS=2 PROMPTS=benchmarks/prompts_10.txt
+//   SERVER_URL=http://127.0.0.1:18080 node benchmarks/serve.mjs   (a server already running, serving
+//   the model as "bench", e.g. replicas behind a load balancer: scripts/serve-lb.sh; no lag figure then)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,7 +32,8 @@ const PROMPTS = readFileSync(process.env.PROMPTS ?? join(here, 'prompts_10.txt')
 // The openai client is @ie/server's test dependency: the benchmark borrows it rather than pin a second copy.
 const OpenAI = createRequire(join(root, 'packages', 'server', 'package.json'))('openai').OpenAI;
 
-if (!existsSync(join(MODEL, 'model.ie.json'))) {
+const SERVER_URL = process.env.SERVER_URL;
+if (!SERVER_URL && !existsSync(join(MODEL, 'model.ie.json'))) {
   if (requireModel('serve')) refuseToMake('serve', MODEL);
   console.error(`serve: ${MODEL} does not exist; making it (ie synth --preset stories15m)`);
   const r = spawnSync(process.execPath, [CLI, 'synth', '--preset', 'stories15m', '--out-dir', MODEL, '--quiet'], { stdio: 'inherit' });
@@ -71,25 +74,32 @@ function windowQuantile(before, after, q) {
   return { value: prevLe, samples: total };
 }
 
-const args = ['serve', MODEL, '--port', '0', '--parallel', String(PARALLEL), '--queue', String(CONCURRENCY), '--model-name', 'bench'];
-if (THREADS) args.push('--threads', THREADS);
-const server = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
-let serverErr = '';
-server.stderr.setEncoding('utf8').on('data', (d) => (serverErr += d));
-const url = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error(`the server did not become ready:\n${serverErr}`)), 120_000);
-  const check = () => {
-    const m = serverErr.match(/ready at (http:\/\/[^\s]+)\/v1/);
-    if (m) {
-      clearTimeout(timer);
-      server.stderr.off('data', check);
-      resolve(m[1]);
-    }
-  };
-  server.stderr.on('data', check);
-  server.once('exit', (code) => reject(new Error(`the server exited (${code}):\n${serverErr}`)));
-});
-const engineLine = serverErr.match(/^ie: (.+); context \d+; ready at/m)?.[1] ?? '';
+/** Starts `ie serve` in its own process; resolves with its URL and the line saying how the engine runs. */
+async function startServer() {
+  const args = ['serve', MODEL, '--port', '0', '--parallel', String(PARALLEL), '--queue', String(CONCURRENCY), '--model-name', 'bench'];
+  if (THREADS) args.push('--threads', THREADS);
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  let err = '';
+  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not become ready:\n${err}`)), 120_000);
+    const check = () => {
+      const m = err.match(/ready at (http:\/\/[^\s]+)\/v1/);
+      if (m) {
+        clearTimeout(timer);
+        proc.stderr.off('data', check);
+        resolve(m[1]);
+      }
+    };
+    proc.stderr.on('data', check);
+    proc.once('exit', (code) => reject(new Error(`the server exited (${code}):\n${err}`)));
+  });
+  return { proc, url, engineLine: err.match(/^ie: (.+); context \d+; ready at/m)?.[1] ?? '' };
+}
+
+const server = SERVER_URL ? undefined : await startServer();
+const url = SERVER_URL ?? server.url;
+const engineLine = server?.engineLine ?? `(a running server at ${SERVER_URL})`;
 
 const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 600_000 });
 const body = (prompt) => ({ model: 'bench', prompt, max_tokens: MAX_TOKENS, temperature: 0 });
@@ -128,19 +138,26 @@ await Promise.all(
 const wallS = (performance.now() - t0) / 1000;
 const after = await scrape();
 
-server.kill('SIGTERM');
-const exit = await new Promise((r) => server.once('exit', (code) => r(code)));
+let exit = 0;
+if (server) {
+  server.proc.kill('SIGTERM');
+  exit = await new Promise((r) => server.proc.once('exit', (code) => r(code)));
+}
 
 const errors = results.filter((r) => r.error);
 const mismatched = results.filter((r) => !r.error && r.text !== reference.get(r.prompt));
 const tokens = results.reduce((a, r) => a + r.tokens, 0);
 const ttft = results.filter((r) => !Number.isNaN(r.ttftMs)).map((r) => r.ttftMs);
-const lag = windowQuantile(buckets(before, 'ie_event_loop_lag_seconds'), buckets(after, 'ie_event_loop_lag_seconds'), 0.99);
+// Behind a load balancer each scrape reaches some replica: a difference of two would mean nothing.
+const lag = SERVER_URL
+  ? { value: Number.NaN, samples: 0 }
+  : windowQuantile(buckets(before, 'ie_event_loop_lag_seconds'), buckets(after, 'ie_event_loop_lag_seconds'), 0.99);
 const cpu = (spawnSync('lscpu', { encoding: 'utf8' }).stdout?.match(/^Model name:\s*(.+)$/m)?.[1] ?? 'unknown CPU').trim();
 
 const summary = {
   bench: 'serve',
-  model: MODEL,
+  model: SERVER_URL ? null : MODEL,
+  url,
   cpu,
   engine: engineLine,
   concurrency: CONCURRENCY,
@@ -158,14 +175,14 @@ const summary = {
   event_loop_lag_samples: lag.samples,
   server_exit: exit,
 };
-console.log(`serve: ${CONCURRENCY} concurrent streamed completions (max_tokens ${MAX_TOKENS}, greedy) on ${MODEL}; ${cpu}`);
+console.log(`serve: ${CONCURRENCY} concurrent streamed completions (max_tokens ${MAX_TOKENS}, greedy) on ${SERVER_URL ?? MODEL}; ${cpu}`);
 console.log(`  server: ${engineLine}, --parallel ${PARALLEL}`);
 console.log(`  errors ${errors.length}, lost/duplicated (text != non-streamed reference) ${mismatched.length}, tokens ${tokens}`);
 console.log(`  aggregate ${summary.aggregate_tok_s} tok/s over ${summary.wall_s} s`);
 console.log(
   `  TTFT p50 ${summary.ttft_p50_ms} ms, p95 ${summary.ttft_p95_ms} ms (queueing included: one engine serves one stream at a time)`,
 );
-console.log(`  server event-loop lag p99 ${summary.event_loop_lag_p99_ms} ms (${lag.samples} samples of a 10 ms timer)`);
+if (!SERVER_URL) console.log(`  server event-loop lag p99 ${summary.event_loop_lag_p99_ms} ms (${lag.samples} samples of a 10 ms timer)`);
 for (const e of errors.slice(0, 5)) console.log(`  error: ${e.error}`);
 console.log(JSON.stringify(summary));
 process.exitCode = errors.length || mismatched.length || exit !== 0 ? 1 : 0;
