@@ -77,6 +77,16 @@ inline void q8_quantize_x(const float* x, int K, int8_t* q, float* d) {
   }
 }
 
+// Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
+// hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
+// of a 30 GB/s stream); prefetching every line kQ8Ahead bytes ahead of the loads lifts it 1.3-1.4x
+// (1.5-3 KiB all measured alike). Kernels that already stream at the bus (i8 x q8, the FP32-
+// activation float kernels) are slower with it, and the compute-bound block types gain nothing.
+constexpr int kQ8Ahead = 2048;
+inline void q8_prefetch(const uint8_t* p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kQ8Ahead + l), _MM_HINT_T0);
+}
+
 // A row's scales as f32.
 inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
   int g = 0;
@@ -164,6 +174,7 @@ struct Q8Kernels {
       __m256 zt = _mm256_setzero_ps();
       int c = 0;
       for (; c + 4 <= full; c += 4) {
+        q8_prefetch(row + 32 * c, 128);
         const __m256 s8 = q8_load_scales8(srow + 2 * c * sb, w.stype);
         const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + 2 * c)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
         zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + 2 * c), zt);
@@ -216,6 +227,7 @@ struct Q8Kernels {
       __m256 zt = _mm256_setzero_ps();
       int g = 0;
       for (; g + 8 <= ng; g += 8) {
+        q8_prefetch(row + g * G / 2, 4 * G);
         const __m256 s8 = q8_load_scales8(srow + g * sb, w.stype);
         const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + g)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
         zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + g), zt);
