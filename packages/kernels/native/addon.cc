@@ -836,6 +836,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
       op.pos_slot = slot(o, "posSlot");
       op.ids_slot = slot(o, "idsSlot");
       op.out_slot = slot(o, "outSlot");
+      op.seq_slot = slot(o, "seqSlot");
+      op.slots = int_opt(o, "slots", 1, 1, 1 << 16);
       op.eps = (float)num_opt(o, "eps", 0);
       op.scale = (float)num_opt(o, "scale", 0);
       const Napi::Value mv = o.Get("matrix");
@@ -901,14 +903,14 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
           break;
         case ie::OpKind::Store:
           op.a = view("a", R, op.n, 4);
-          op.out = view("out", op.capacity, op.n, kvElem);
+          op.out = view("out", op.capacity * op.slots, op.n, kvElem);
           break;
         case ie::OpKind::Attention: {
           if (op.heads < 1 || op.kv_heads < 1 || op.head_dim < 1 || op.heads % op.kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": attention needs heads, kvHeads (dividing heads) and headDim");
           const int64_t width = (int64_t)op.heads * op.head_dim, kvw = (int64_t)op.kv_heads * op.head_dim;
           op.a = view("a", R, width, 4);
-          op.b = view("b", op.capacity, kvw, kvElem);
-          op.c = view("c", op.capacity, kvw, kvElem);
+          op.b = view("b", op.capacity * op.slots, kvw, kvElem);
+          op.c = view("c", op.capacity * op.slots, kvw, kvElem);
           op.out = view("out", R, width, 4);
           if (op.b.stride != op.c.stride || op.b.stride < kvw) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": K and V caches need the same row stride, at least kvHeads*headDim");
           if (o.Has("sinks") && !o.Get("sinks").IsUndefined()) op.sinks = view("sinks", 1, op.heads, 4).row<float>(0);
@@ -955,12 +957,24 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
           break;
         }
         case ie::OpKind::Argmax:
-          if (op.out_slot < 0) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": argmax needs outSlot");
-          op.a = view("a", 1, op.n, 4);
+          // One result per row: outSlot must leave a param for each of the rows a run may have.
+          if (op.out_slot < 0 || op.out_slot + (op.m_slot < 0 ? 1 : R) > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": argmax needs outSlot, leaving a param per row");
+          op.a = view("a", op.m_slot < 0 ? 1 : R, op.n, 4);
+          break;
+        case ie::OpKind::Gather:
+          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gather needs idsSlot, leaving maxRows params");
+          op.a = view("a", R, op.n, 4);
+          op.out = view("out", R, op.n, 4);
           break;
       }
+      if (op.seq_slot >= 0) {
+        if (op.kind != ie::OpKind::Rope && op.kind != ie::OpKind::Store && op.kind != ie::OpKind::Attention) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": only rope, store and attention take seqSlot");
+        if ((int64_t)op.seq_slot + 2 * R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": seqSlot must leave 2 x maxRows params (a KV slot and a position per row)");
+      } else if (op.slots != 1) {
+        IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": a cache arena of several slots needs seqSlot (a KV slot per row)");
+      }
       if ((op.kind == ie::OpKind::Rope || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Attention) && op.capacity < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a capacity");
-      if (op.n < 0 || ((op.kind == ie::OpKind::RmsNorm || op.kind == ie::OpKind::Add || op.kind == ie::OpKind::SwiGlu || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Argmax) && op.n < 1)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs n >= 1");
+      if (op.n < 0 || ((op.kind == ie::OpKind::RmsNorm || op.kind == ie::OpKind::Add || op.kind == ie::OpKind::SwiGlu || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Argmax || op.kind == ie::OpKind::Gather) && op.n < 1)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs n >= 1");
       prog.ops.push_back(op);
     }
     pw->compiled = true;

@@ -17,6 +17,15 @@ export interface Rows {
   /** Param slot holding the number of rows (tokens) of this run; default 1. */
   mSlot?: number;
 }
+
+/**
+ * Where RoPE, the KV store and attention find each row's place: `posSlot`, one start position for
+ * rows at consecutive positions of one sequence; or `seqSlot`, a (KV slot, position) pair per row
+ * at params[seqSlot + 2i] and params[seqSlot + 2i + 1] (rows of several sequences in one run).
+ * With seqSlot, a cache is an arena of `slots` slots of `capacity` positions each: slot s's
+ * position t is cache row s * capacity + t.
+ */
+export type Place = { posSlot: number; seqSlot?: undefined } | { seqSlot: number; posSlot?: undefined };
 export type ProgramOp =
   | ({ op: 'embed'; matrix: WeightMatrix; out: View; idsSlot: number } & Rows)
   | ({ op: 'rmsnorm'; x: View; weight: View; out: View; n: number; eps: number } & Rows)
@@ -32,9 +41,9 @@ export type ProgramOp =
       headDim: number;
       style: 'adjacent' | 'rotate_half';
       capacity: number;
-      posSlot: number;
-    } & Rows)
-  | ({ op: 'store'; x: View; cache: View; n: number; kvType: 'f32' | 'f16'; capacity: number; posSlot: number } & Rows)
+    } & Place &
+      Rows)
+  | ({ op: 'store'; x: View; cache: View; n: number; kvType: 'f32' | 'f16'; capacity: number; slots?: number } & Place & Rows)
   | ({
       op: 'attention';
       q: View;
@@ -46,13 +55,18 @@ export type ProgramOp =
       headDim: number;
       kvType: 'f32' | 'f16';
       capacity: number;
-      posSlot: number;
+      /** KV slots in the arena (seqSlot only); default 1. */
+      slots?: number;
       window?: number;
       scale?: number;
       sinks?: View;
-    } & Rows)
+    } & Place &
+      Rows)
   | ({ op: 'moe' } & MoeOp & Rows)
-  | { op: 'argmax'; x: View; n: number; outSlot: number };
+  /** The index of each row's largest element, into params[outSlot + i] (one row without mSlot). */
+  | ({ op: 'argmax'; x: View; n: number; outSlot: number } & Rows)
+  /** Row i of `out` = row params[rowsSlot + i] of `x` (the rows whose logits a step needs). */
+  | ({ op: 'gather'; x: View; out: View; n: number; rowsSlot: number } & Rows);
 
 /**
  * A mixture-of-experts FFN (gpt-oss): per row, the top `topK` of the router's logits (ties to the
@@ -92,7 +106,19 @@ export interface ProgramSpec {
   ops: ProgramOp[];
 }
 
-const KINDS = { embed: 0, rmsnorm: 1, matmul: 2, add: 3, rope: 4, store: 5, attention: 6, swiglu: 7, argmax: 8, moe: 9 } as const;
+const KINDS = {
+  embed: 0,
+  rmsnorm: 1,
+  matmul: 2,
+  add: 3,
+  rope: 4,
+  store: 5,
+  attention: 6,
+  swiglu: 7,
+  argmax: 8,
+  moe: 9,
+  gather: 10,
+} as const;
 
 /** The native Matrix of a WeightMatrix (the addon checks its type tag; a spoof is refused there). */
 function nat(m: unknown, what: string): unknown {
@@ -145,9 +171,20 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
         style: o.style === 'adjacent' ? 0 : 1,
         capacity: o.capacity,
         posSlot: o.posSlot,
+        seqSlot: o.seqSlot,
       };
     case 'store':
-      return { ...base, a: o.x, out: o.cache, n: o.n, kvType: kvType(o.kvType), capacity: o.capacity, posSlot: o.posSlot };
+      return {
+        ...base,
+        a: o.x,
+        out: o.cache,
+        n: o.n,
+        kvType: kvType(o.kvType),
+        capacity: o.capacity,
+        slots: o.slots,
+        posSlot: o.posSlot,
+        seqSlot: o.seqSlot,
+      };
     case 'attention':
       return {
         ...base,
@@ -160,7 +197,9 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
         headDim: o.headDim,
         kvType: kvType(o.kvType),
         capacity: o.capacity,
+        slots: o.slots,
         posSlot: o.posSlot,
+        seqSlot: o.seqSlot,
         window: o.window ?? 0,
         scale: o.scale ?? (typeof o.headDim === 'number' ? 1 / Math.sqrt(o.headDim) : undefined),
         sinks: o.sinks,
@@ -189,7 +228,9 @@ export function encodeOp(o: ProgramOp): Record<string, unknown> {
         ys: o.scratch.y,
       };
     case 'argmax':
-      return { kind: KINDS.argmax, a: o.x, n: o.n, outSlot: o.outSlot };
+      return { ...base, a: o.x, n: o.n, outSlot: o.outSlot };
+    case 'gather':
+      return { ...base, a: o.x, out: o.out, n: o.n, idsSlot: o.rowsSlot };
   }
 }
 

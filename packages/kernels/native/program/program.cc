@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "attention/attention.h"
 
@@ -20,6 +21,46 @@ static bool param(const Program& p, int slot, int64_t lo, int64_t hi, int64_t* o
     return false;
   }
   *out = v;
+  return true;
+}
+
+// Row i's (KV slot, position) pair of a multi-sequence run, checked against the arena.
+static bool seq_row(const Program& p, const Op& op, int64_t i, int64_t* slot, int64_t* pos, std::string* err) {
+  return param(p, op.seq_slot + 2 * (int)i, 0, op.slots - 1, slot, err, "kv slot") && param(p, op.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, pos, err, "position");
+}
+
+// Attention over rows of several sequences: a run of rows of one slot at consecutive positions
+// (a prefill chunk) attends as one block — batched when long — and the short runs (decode rows)
+// of every sequence go to the pool as one job, each over its own slot of the arena.
+static bool run_attention_seq(Context& ctx, const Program& p, const Op& op, int64_t M, std::string* err) {
+  std::vector<int64_t> slot((size_t)M), pos((size_t)M);
+  for (int64_t i = 0; i < M; i++)
+    if (!seq_row(p, op, i, &slot[(size_t)i], &pos[(size_t)i], err)) return false;
+  const size_t slot_bytes = (size_t)op.capacity * (size_t)op.b.stride * (size_t)op.b.elem;
+  std::vector<AttentionArgs> short_runs;
+  for (int64_t i0 = 0, i1; i0 < M; i0 = i1) {
+    for (i1 = i0 + 1; i1 < M && slot[(size_t)i1] == slot[(size_t)i0] && pos[(size_t)i1] == pos[(size_t)i1 - 1] + 1;) i1++;
+    AttentionArgs a;
+    a.q = op.a.row<float>(i0);
+    a.q_stride = op.a.stride;
+    a.n_queries = (int)(i1 - i0);
+    a.pos0 = (int)pos[(size_t)i0];
+    a.k = op.b.base + (size_t)slot[(size_t)i0] * slot_bytes;
+    a.v = op.c.base + (size_t)slot[(size_t)i0] * slot_bytes;
+    a.kv_type = op.kv_type;
+    a.kv_stride = (ptrdiff_t)op.b.stride;
+    a.n_heads = op.heads;
+    a.n_kv_heads = op.kv_heads;
+    a.head_dim = op.head_dim;
+    a.window = op.window;
+    a.scale = op.scale;
+    a.sinks = op.sinks;
+    a.out = op.out.row<float>(i0);
+    a.out_stride = op.out.stride;
+    if (a.n_queries >= 4) attention(ctx, a);
+    else short_runs.push_back(a);
+  }
+  attention_many(ctx, short_runs.data(), (int)short_runs.size());
   return true;
 }
 
@@ -121,22 +162,41 @@ std::string run_program(Context& ctx, const Program& p) {
         for (int64_t i = 0; i < M; i++) k.swiglu(op.a.row<float>(i), op.b.row<float>(i), op.out.row<float>(i), (int)op.n);
         break;
       case OpKind::Rope: {
+        const int half = op.head_dim / 2;
+        if (op.seq_slot >= 0) {
+          // The angle depends on the position only: the row's KV slot is store's and attention's business.
+          for (int64_t i = 0; i < M; i++) {
+            int64_t pos;
+            if (!param(p, op.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, &pos, &err, "position")) return err;
+            k.rope(op.out.row<float>(i), op.heads, op.head_dim, op.a.row<float>(0) + pos * half, op.b.row<float>(0) + pos * half, op.style);
+          }
+          break;
+        }
         int64_t pos;
         if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
-        const int half = op.head_dim / 2;
         for (int64_t i = 0; i < M; i++) k.rope(op.out.row<float>(i), op.heads, op.head_dim, op.a.row<float>(0) + (pos + i) * half, op.b.row<float>(0) + (pos + i) * half, op.style);
         break;
       }
       case OpKind::Store: {
-        int64_t pos;
-        if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
+        // Row i goes to cache row slot * capacity + position (one slot, consecutive positions without seq_slot).
+        int64_t pos = 0, slot = 0;
+        if (op.seq_slot < 0 && !param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
         for (int64_t i = 0; i < M; i++) {
-          if (op.kv_type == KvType::F16) k.f32_to_f16(op.a.row<float>(i), op.out.row<uint16_t>(pos + i), (int)op.n);
-          else std::memcpy(op.out.row<float>(pos + i), op.a.row<float>(i), (size_t)op.n * 4);
+          int64_t at = pos + i;
+          if (op.seq_slot >= 0) {
+            if (!seq_row(p, op, i, &slot, &at, &err)) return err;
+            at += slot * op.capacity;
+          }
+          if (op.kv_type == KvType::F16) k.f32_to_f16(op.a.row<float>(i), op.out.row<uint16_t>(at), (int)op.n);
+          else std::memcpy(op.out.row<float>(at), op.a.row<float>(i), (size_t)op.n * 4);
         }
         break;
       }
       case OpKind::Attention: {
+        if (op.seq_slot >= 0) {
+          if (!run_attention_seq(ctx, p, op, M, &err)) return err;
+          break;
+        }
         int64_t pos;
         if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
         AttentionArgs a;
@@ -162,11 +222,17 @@ std::string run_program(Context& ctx, const Program& p) {
       case OpKind::Moe:
         run_moe(ctx, op, M);
         break;
-      case OpKind::Argmax: {
-        const float* x = op.a.row<float>(0);
-        p.params[op.out_slot] = k.argmax(x, (int)op.n);
+      case OpKind::Argmax:
+        for (int64_t i = 0; i < M; i++) p.params[op.out_slot + i] = k.argmax(op.a.row<float>(i), (int)op.n);
         break;
-      }
+      case OpKind::Gather:
+        // Out row i is a copy of row params[ids_slot + i] (the rows whose logits a step needs).
+        for (int64_t i = 0; i < M; i++) {
+          int64_t from;
+          if (!param(p, op.ids_slot + (int)i, 0, p.max_rows - 1, &from, &err, "gathered row")) return err;
+          std::memmove(op.out.row<float>(i), op.a.row<float>(from), (size_t)op.n * 4);
+        }
+        break;
     }
   }
   return err;

@@ -4,8 +4,12 @@
 // Running a whole step in C++ keeps the JavaScript thread idle and the per-token host overhead
 // to one call; running it on a worker thread keeps the event loop free.
 //
-// Everything is validated at compile time against declared maxima (rows, positions); each run
-// checks its params against the same maxima before touching memory.
+// Everything is validated at compile time against declared maxima (rows, positions, KV slots);
+// each run checks its params against the same maxima before touching memory.
+//
+// One run may carry rows of several sequences: RoPE, the KV store and attention then read a
+// (KV slot, position) pair per row from the params (`seq_slot`) instead of one start position, and
+// the caches are an arena of `slots` slots of `capacity` positions each.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -16,8 +20,8 @@
 
 namespace ie {
 
-enum class OpKind : int32_t { Embed = 0, RmsNorm = 1, MatMul = 2, Add = 3, Rope = 4, Store = 5, Attention = 6, SwiGlu = 7, Argmax = 8, Moe = 9 };
-constexpr int kOpKindCount = 10;
+enum class OpKind : int32_t { Embed = 0, RmsNorm = 1, MatMul = 2, Add = 3, Rope = 4, Store = 5, Attention = 6, SwiGlu = 7, Argmax = 8, Moe = 9, Gather = 10 };
+constexpr int kOpKindCount = 11;
 
 // A row-major view: row i of `rows` at base + i * stride elements.
 struct View {
@@ -38,8 +42,11 @@ struct Op {
   KvType kv_type = KvType::F32;
   Activations activations = Activations::F32;
   bool last_row_only = false;    // MatMul: only the last of the M rows (prefill logits)
-  int64_t capacity = 0;          // positions the cache / table holds
-  int m_slot = -1, pos_slot = -1, ids_slot = -1, out_slot = -1;
+  int64_t capacity = 0;          // positions the cache / table holds (per KV slot)
+  int64_t slots = 1;             // Store/Attention: KV slots in the cache arena
+  // ids_slot: Embed's token ids, Gather's source rows; out_slot: Argmax's results (one per row);
+  // seq_slot: per-row (KV slot, position) pairs, params[seq_slot + 2i] and [seq_slot + 2i + 1].
+  int m_slot = -1, pos_slot = -1, ids_slot = -1, out_slot = -1, seq_slot = -1;
   const float* sinks = nullptr;  // Attention: one logit per head, or none
   // Moe: a = input rows, b = router logits (n experts wide), out += the chosen experts' weighted
   // outputs; per-expert matrices and bias rows; scratch rows for the gathered inputs and outputs.
