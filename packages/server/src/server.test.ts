@@ -306,7 +306,7 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect(m.get('ie_active_sequences')).toBe(0);
     expect(m.get('ie_requests_cancelled_total')).toBe(1);
     // 900 tokens take ~2 s; the slot was freed long before.
-    expect(performance.now() - t0).toBeLessThan(500);
+    expect(performance.now() - t0).toBeLessThan(1000);
     const next = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 4, temperature: 0 });
     expect(next.usage?.completion_tokens).toBe(4);
     // The aborted generation was never counted as finished.
