@@ -1,7 +1,9 @@
 /**
- * Loading the native addon: build/Release/ie_kernels.node beside this package (or the file
- * named by IE_KERNELS_ADDON, e.g. the sanitizer build). A missing addon, or one older than the
- * C++ sources next to it, is a KernelError saying how to build it.
+ * Loading the native addon, the first of: the file named by IE_KERNELS_ADDON (e.g. the sanitizer
+ * build); build/Release/ie_kernels.node beside this package (a source build); the prebuilt addon
+ * for this platform under prebuilds/ (what a packed or published package carries, so installing it
+ * needs no compiler). A missing addon, one older than the C++ sources next to it, or a platform
+ * the kernels do not support is a KernelError saying what to do.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -92,11 +94,40 @@ function buildHint(): string {
   return "build it with `pnpm --filter @ie/kernels build` (or `pnpm build` at the repository root); it needs g++, make, python3 and Node's headers";
 }
 
+interface PlatformScript {
+  platformKey: () => string;
+  supportedArch: () => boolean;
+}
+
+/** The addon to load and whether its build record must match native/. */
+function locateAddon(): { path: string; checkStamp: boolean } {
+  const named = process.env.IE_KERNELS_ADDON;
+  if (named) {
+    if (!existsSync(named))
+      throw new KernelError('KERNELS_NOT_BUILT', `the native addon ${named} (IE_KERNELS_ADDON) does not exist: ${buildHint()}`);
+    return { path: named, checkStamp: false };
+  }
+  const sourceBuild = join(PACKAGE_DIR, 'build', 'Release', 'ie_kernels.node');
+  if (existsSync(sourceBuild)) return { path: sourceBuild, checkStamp: true };
+  const require = createRequire(import.meta.url);
+  const { platformKey, supportedArch } = require(join(PACKAGE_DIR, 'scripts', 'platform.cjs')) as PlatformScript;
+  const prebuilt = join(PACKAGE_DIR, 'prebuilds', platformKey(), 'ie_kernels.node');
+  if (existsSync(prebuilt)) return { path: prebuilt, checkStamp: true };
+  if (!supportedArch())
+    throw new KernelError(
+      'KERNELS_UNSUPPORTED_PLATFORM',
+      `ie's kernels need an x86-64 CPU; this is ${platformKey()} (arm64 is planned). Run ie on an x86-64 machine.`,
+    );
+  throw new KernelError(
+    'KERNELS_NOT_BUILT',
+    `the native addon ${sourceBuild} does not exist and there is no prebuilt addon for ${platformKey()}: ${buildHint()}`,
+  );
+}
+
 export function loadAddon(): NativeAddon {
   if (loaded) return loaded;
-  const path = process.env.IE_KERNELS_ADDON || join(PACKAGE_DIR, 'build', 'Release', 'ie_kernels.node');
-  if (!existsSync(path)) throw new KernelError('KERNELS_NOT_BUILT', `the native addon ${path} does not exist: ${buildHint()}`);
-  if (!process.env.IE_KERNELS_ADDON && existsSync(join(PACKAGE_DIR, 'native'))) {
+  const { path, checkStamp } = locateAddon();
+  if (checkStamp && existsSync(join(PACKAGE_DIR, 'native'))) {
     const stampPath = join(dirname(path), 'ie_kernels.stamp.json');
     // The stamp records the hash of the sources the addon was built from.
     const { sourcesHash } = createRequire(import.meta.url)(join(PACKAGE_DIR, 'scripts', 'sources-hash.cjs')) as {

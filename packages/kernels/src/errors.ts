@@ -3,6 +3,7 @@ export const KERNEL_ERROR_CODES = {
   KERNELS_NOT_BUILT: 'the native addon has not been built',
   KERNELS_STALE_BUILD: 'the native addon is older than its sources',
   KERNELS_LOAD_FAILED: 'the native addon could not be loaded',
+  KERNELS_UNSUPPORTED_PLATFORM: 'the kernels do not run on this platform',
   KERNELS_BAD_OPTION: 'a context option (threads, affinity, numa, isa) is invalid',
   KERNELS_BAD_ARGUMENT: 'an argument has the wrong type, length or value',
   KERNELS_BAD_MATRIX: 'a matrix descriptor does not describe its bytes',
