@@ -497,7 +497,7 @@ describe.skipIf(!HAS_STORIES)(`the real stories260K model through the server${ST
     // run.c forwards 256 positions and prints the token sampled at each: 256 - 5 + 1 tokens.
     const body = { model: 'stories260K', prompt: PROMPT, max_tokens: 252, temperature: 0 };
     const r = await api.completions.create(body);
-    expect(engine.detokenize(prompt) + r.choices[0].text + '\n').toBe(stdout);
+    expect(`${engine.detokenize(prompt)}${r.choices[0].text}\n`).toBe(stdout);
     expect([r.choices[0].finish_reason, r.usage?.completion_tokens]).toEqual(['length', 252]);
     let streamed = '';
     for await (const c of await api.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.text ?? '';
