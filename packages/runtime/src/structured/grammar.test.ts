@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { GrammarError } from './errors.js';
+import { compileGrammar } from './grammar.js';
+import { GrammarMatcher } from './matcher.js';
+
+const matcher = (g: string) => new GrammarMatcher(compileGrammar(g));
+const err = (g: string): GrammarError => {
+  try {
+    compileGrammar(g);
+  } catch (e) {
+    if (e instanceof GrammarError) return e;
+    throw e;
+  }
+  throw new Error(`expected ${JSON.stringify(g)} to be refused`);
+};
+
+describe('GBNF parser', () => {
+  it('parses rules, alternation, groups, repetition, literals with escapes and classes', () => {
+    const m = matcher(`
+      # a comment
+      root ::= greeting ("," ws name)+ "!"?   # trailing comment
+      greeting ::= "hi" | "hello" | "hey\\tyou"
+      name ::= [A-Z] [a-z]{1,3}
+      ws ::= [ \\t\\n]*
+    `);
+    expect(m.matches('hi,Bob')).toBe(true);
+    expect(m.matches('hello, Al,\n\tBea!')).toBe(true);
+    expect(m.matches('hey\tyou,Zz!')).toBe(true);
+    expect(m.matches('hi,Bobby')).toBe(false); // {1,3}
+    expect(m.matches('hi')).toBe(false); // + needs one
+    expect(m.matches('hi,bob')).toBe(false);
+  });
+
+  it('alternatives may continue on the next line; a new rule starts at `name ::=`', () => {
+    const m = matcher('root ::= a\n  | b\nb ::= "b"\na ::= "a"');
+    expect(m.matches('a')).toBe(true);
+    expect(m.matches('b')).toBe(true);
+  });
+
+  it('negated classes, ., hex/unicode escapes and {m,} / {,n} / {m}', () => {
+    const m = matcher('root ::= "\\"" [^"\\\\]* "\\"" x{2} y{,2} z{1,} . "\\x41\\u00e9\\U0001F600"\nx ::= "x"\ny ::= "y"\nz ::= "z"');
+    expect(m.matches('"a\\b"xxzz!Aé😀')).toBe(false); // a backslash inside
+    expect(m.matches('"a b"xxyyzQAé😀')).toBe(true);
+    expect(m.matches('"é"xxzzz\nAé😀')).toBe(true);
+    expect(m.matches('""xyzQAé😀')).toBe(false); // x{2}
+    expect(m.matches('""xxyyyzQAé😀')).toBe(false); // y{,2}
+  });
+
+  it('an empty alternative and nested groups', () => {
+    const m = matcher('root ::= ("a" ("b" | "c")*)? | "d"');
+    for (const s of ['', 'a', 'abcb', 'd']) expect(m.matches(s), s).toBe(true);
+    for (const s of ['b', 'ad', 'dd']) expect(m.matches(s), s).toBe(false);
+  });
+
+  it('allows tail cycles through nullable elements ((x?)* terminates)', () => {
+    const m = matcher('root ::= ("a"?)* "b"\n');
+    expect(m.matches('b')).toBe(true);
+    expect(m.matches('aaab')).toBe(true);
+    expect(m.matches('aaa')).toBe(false);
+  });
+
+  const cases: Array<[string, string, string, number, number]> = [
+    ['syntax: missing ::=', 'root "a"', 'IE_GRAMMAR_SYNTAX', 1, 6],
+    ['syntax: stray character', 'root ::= "a" ;', 'IE_GRAMMAR_SYNTAX', 1, 14],
+    ['repetition with nothing before it', 'root ::= * "a"', 'IE_GRAMMAR_SYNTAX', 1, 10],
+    ['unmatched )', 'root ::= "a")', 'IE_GRAMMAR_SYNTAX', 1, 13],
+    ['empty class', 'root ::= []', 'IE_GRAMMAR_SYNTAX', 1, 10],
+    ['reversed range', 'root ::= [z-a]', 'IE_GRAMMAR_SYNTAX', 1, 10],
+    ['unterminated string', 'root ::= "abc', 'IE_GRAMMAR_UNTERMINATED', 1, 10],
+    ['unterminated class', 'root ::= [abc', 'IE_GRAMMAR_UNTERMINATED', 1, 10],
+    ['unterminated group', 'root ::= ("a" | "b"', 'IE_GRAMMAR_UNTERMINATED', 1, 20],
+    ['bad escape', 'root ::= "\\q"', 'IE_GRAMMAR_BAD_ESCAPE', 1, 11],
+    ['short hex escape', 'root ::= "\\x4"', 'IE_GRAMMAR_BAD_ESCAPE', 1, 11],
+    ['undefined rule', 'root ::= a "x"\n', 'IE_GRAMMAR_UNDEFINED_RULE', 1, 10],
+    ['duplicate rule', 'root ::= "a"\nroot ::= "b"', 'IE_GRAMMAR_DUPLICATE_RULE', 2, 1],
+    ['no root', 'start ::= "a"', 'IE_GRAMMAR_NO_ROOT', 1, 1],
+    ['direct left recursion', 'root ::= "x" | list\nlist ::= list "," "a" | "a"', 'IE_GRAMMAR_LEFT_RECURSION', 2, 1],
+    ['left recursion through a nullable prefix', 'root ::= ws? root "a" | "b"\nws ::= " "', 'IE_GRAMMAR_LEFT_RECURSION', 1, 1],
+    ['indirect left recursion', 'root ::= a\na ::= b "x" | "y"\nb ::= a "z"', 'IE_GRAMMAR_LEFT_RECURSION', 2, 1],
+    ['bad repetition bounds', 'root ::= "a"{3,1}', 'IE_GRAMMAR_BAD_REPETITION', 1, 13],
+    ['malformed repetition', 'root ::= "a"{x}', 'IE_GRAMMAR_BAD_REPETITION', 1, 13],
+    ['too large', 'root ::= ("a" "b"){2000000}', 'IE_GRAMMAR_TOO_LARGE', 1, 19],
+    ['token references', 'root ::= <think> "a"', 'IE_GRAMMAR_UNSUPPORTED', 1, 10],
+  ];
+  for (const [what, g, code, line, column] of cases) {
+    it(`refuses ${what} with ${code} at ${line}:${column}`, () => {
+      const e = err(g);
+      expect(e.code).toBe(code);
+      expect([e.line, e.column]).toEqual([line, column]);
+      expect(e.message).toMatch(new RegExp(`^grammar ${line}:${column}: `));
+    });
+  }
+
+  it('names the cycle of a left-recursive rule and says how to fix it', () => {
+    expect(err('root ::= root "a" | "b"').message).toContain('root -> root');
+    expect(err('root ::= root "a" | "b"').message).toContain('rewrite it as a repetition');
+  });
+});

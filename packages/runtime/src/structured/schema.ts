@@ -1,0 +1,597 @@
+/**
+ * JSON schema -> GBNF. Each subschema becomes a rule named after where it sits (`root-address-city`),
+ * so the grammar can be read next to its schema. Objects emit their properties in schema order,
+ * required ones always and optional ones optionally; every keyword is either compiled, an
+ * annotation with no effect on validity, or refused with IE_SCHEMA_UNSUPPORTED naming it: a
+ * keyword is never dropped, because dropping one would let the output fail validation.
+ *
+ * oneOf is compiled as anyOf: a value matching two branches would fail strict oneOf validation,
+ * so give oneOf branches that exclude each other (different types, consts or required keys).
+ */
+import { SchemaError } from './errors.js';
+import { MAX_CODE_POINT, normalizeRanges } from './grammar.js';
+import { primitiveRules } from './json-grammar.js';
+
+type Schema = boolean | Record<string, unknown>;
+
+/** Keywords that describe a schema without constraining values. */
+const ANNOTATIONS = new Set([
+  '$schema',
+  '$id',
+  '$comment',
+  'title',
+  'description',
+  'default',
+  'examples',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$defs',
+  'definitions',
+]);
+const BY_TYPE: Record<string, readonly string[]> = {
+  object: ['properties', 'required', 'additionalProperties'],
+  array: ['items', 'minItems', 'maxItems'],
+  string: ['minLength', 'maxLength', 'pattern', 'format'],
+  number: [],
+  integer: [],
+  boolean: [],
+  null: [],
+};
+const TYPES = Object.keys(BY_TYPE);
+const TYPED = new Set(Object.values(BY_TYPE).flat());
+const FORMATS: Record<string, string> = {
+  date: 'date',
+  time: 'time',
+  'date-time': 'date ("T" | "t") time',
+  uuid: 'hex8 "-" hex4 "-" hex4 "-" hex4 "-" hex4 hex8',
+};
+const FORMAT_RULES: Record<string, string> = {
+  // Days per month exactly (February to 28: every generated date is valid in every year).
+  date: '[0-9]{4} "-" (("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01]) | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30") | "02" "-" ("0" [1-9] | "1" [0-9] | "2" [0-8]))',
+  time: '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | "z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])',
+  hex4: '[0-9a-fA-F]{4}',
+  hex8: '[0-9a-fA-F]{8}',
+};
+
+const quote = (s: string) =>
+  `"${Array.from(s, (ch) => {
+    const cp = ch.codePointAt(0) as number;
+    if (ch === '"' || ch === '\\') return `\\${ch}`;
+    if (cp < 0x20 || cp === 0x7f) return `\\x${cp.toString(16).padStart(2, '0')}`;
+    return ch;
+  }).join('')}"`;
+
+/** A GBNF literal of a JSON value's text. */
+const literal = (v: unknown) => quote(JSON.stringify(v));
+
+const hexEsc = (cp: number) =>
+  cp <= 0xff
+    ? `\\x${cp.toString(16).padStart(2, '0')}`
+    : cp <= 0xffff
+      ? `\\u${cp.toString(16).padStart(4, '0')}`
+      : `\\U${cp.toString(16).padStart(8, '0')}`;
+
+/** A GBNF class of code-point ranges (every character escaped, so any code point is safe). */
+const classOf = (ranges: number[]) => {
+  let s = '[';
+  for (let i = 0; i < ranges.length; i += 2)
+    s += ranges[i] === ranges[i + 1] ? hexEsc(ranges[i]) : `${hexEsc(ranges[i])}-${hexEsc(ranges[i + 1])}`;
+  return `${s}]`;
+};
+
+/** Ranges minus ranges. */
+function subtract(a: number[], b: number[]): number[] {
+  const nb = normalizeRanges(b, true);
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i += 2)
+    for (let j = 0; j < nb.length; j += 2) {
+      const lo = Math.max(a[i], nb[j]);
+      const hi = Math.min(a[i + 1], nb[j + 1]);
+      if (lo <= hi) out.push(lo, hi);
+    }
+  return out;
+}
+const has = (ranges: number[], cp: number) => {
+  for (let i = 0; i < ranges.length; i += 2) if (cp >= ranges[i] && cp <= ranges[i + 1]) return true;
+  return false;
+};
+
+/**
+ * JSON string content (the text between the quotes) matching one character of `ranges`: the raw
+ * character where JSON allows it raw, its escape where JSON requires one.
+ */
+function contentChar(ranges: number[]): string {
+  const raw = subtract(ranges, [0, 0x1f, 0x22, 0x22, 0x5c, 0x5c]);
+  const alts: string[] = [];
+  if (raw.length > 0) alts.push(classOf(raw));
+  if (has(ranges, 0x22)) alts.push('"\\\\\\""');
+  if (has(ranges, 0x5c)) alts.push('"\\\\\\\\"');
+  const named: Record<number, string> = { 8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r' };
+  for (let cp = 0; cp < 0x20; cp++)
+    if (has(ranges, cp)) alts.push(named[cp] ? `"\\\\${named[cp]}"` : `"\\\\u00${cp.toString(16).padStart(2, '0')}"`);
+  if (alts.length === 0) return '[^\\x00-\\U0010FFFF]';
+  return alts.length === 1 ? alts[0] : `(${alts.join(' | ')})`;
+}
+
+const DIGIT = [0x30, 0x39];
+const WORD = normalizeRanges([0x30, 0x39, 0x41, 0x5a, 0x61, 0x7a, 0x5f, 0x5f]);
+// JavaScript's \s (the validator's regex flavour): ECMAScript WhiteSpace and LineTerminator.
+const SPACE = normalizeRanges([
+  9, 13, 0x20, 0x20, 0xa0, 0xa0, 0x1680, 0x1680, 0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x202f, 0x205f, 0x205f, 0x3000, 0x3000, 0xfeff,
+  0xfeff,
+]);
+const DOT = normalizeRanges([0x0a, 0x0a, 0x0d, 0x0d, 0x2028, 0x2029], true);
+
+/**
+ * A regular expression (the simple subset: literals, escapes \d \w \s and their negations, classes,
+ * `.`, groups, alternation, quantifiers, ^ and $ at the ends) as GBNF over JSON string content.
+ * Anything else (backreferences, lookaround, \b, flags) is refused.
+ */
+function patternGrammar(pattern: string, fail: (why: string) => never): string {
+  const anchoredStart = pattern.startsWith('^');
+  const trailing = /(\\*)\$$/.exec(pattern);
+  const anchoredEnd = trailing !== null && trailing[1].length % 2 === 0 && pattern.length > (anchoredStart ? 1 : 0);
+  const src = pattern.slice(anchoredStart ? 1 : 0, anchoredEnd ? -1 : undefined);
+  let pos = 0;
+  const escapeSet = (c: string): number[] | undefined => {
+    switch (c) {
+      case 'd':
+        return DIGIT;
+      case 'D':
+        return normalizeRanges(DIGIT, true);
+      case 'w':
+        return WORD;
+      case 'W':
+        return normalizeRanges(WORD, true);
+      case 's':
+        return SPACE;
+      case 'S':
+        return normalizeRanges(SPACE, true);
+      default:
+        return undefined;
+    }
+  };
+  const escapedChar = (): number => {
+    const c = src[pos++];
+    if (c === undefined) fail('ends in a lone backslash');
+    const named: Record<string, number> = { n: 10, r: 13, t: 9, f: 12, v: 11, '0': 0 };
+    if (named[c] !== undefined) return named[c];
+    if (c === 'x' || c === 'u') {
+      const n = c === 'x' ? 2 : 4;
+      const h = src.slice(pos, pos + n);
+      if (!/^[0-9A-Fa-f]+$/.test(h) || h.length !== n) fail(`\\${c} needs ${n} hex digits`);
+      pos += n;
+      return Number.parseInt(h, 16);
+    }
+    if (/[\^$\\.*+?()[\]{}|/-]/.test(c)) return c.codePointAt(0) as number;
+    fail(`uses \\${c}, which is not in the supported subset (\\d \\w \\s \\D \\W \\S, \\n \\t \\r, \\xHH, \\uHHHH, escaped punctuation)`);
+  };
+  const charClass = (): number[] => {
+    pos++;
+    const negate = src[pos] === '^';
+    if (negate) pos++;
+    const pairs: number[] = [];
+    let first = true;
+    while (src[pos] !== ']' || first) {
+      first = false;
+      if (pos >= src.length) fail('has an unclosed [');
+      let lo: number;
+      if (src[pos] === '\\') {
+        pos++;
+        const set = escapeSet(src[pos]);
+        if (set) {
+          pos++;
+          pairs.push(...set);
+          continue;
+        }
+        lo = escapedChar();
+      } else {
+        lo = src.codePointAt(pos) as number;
+        pos += lo > 0xffff ? 2 : 1;
+      }
+      let hi = lo;
+      if (src[pos] === '-' && src[pos + 1] !== ']' && pos + 1 < src.length) {
+        pos++;
+        if (src[pos] === '\\') {
+          pos++;
+          hi = escapedChar();
+        } else {
+          hi = src.codePointAt(pos) as number;
+          pos += hi > 0xffff ? 2 : 1;
+        }
+        if (hi < lo) fail('has a reversed range in a class');
+      }
+      pairs.push(lo, hi);
+    }
+    pos++;
+    return normalizeRanges(pairs, negate);
+  };
+  const alternation = (): string => {
+    const alts = [sequence()];
+    while (src[pos] === '|') {
+      pos++;
+      alts.push(sequence());
+    }
+    return alts.length === 1 ? alts[0] : `(${alts.join(' | ')})`;
+  };
+  const sequence = (): string => {
+    const items: string[] = [];
+    while (pos < src.length && src[pos] !== '|' && src[pos] !== ')') {
+      const c = src[pos];
+      let atom: string;
+      if (c === '(') {
+        pos++;
+        if (src[pos] === '?') {
+          if (src[pos + 1] !== ':') fail('uses a lookaround or named group ((?...)), which is not supported');
+          pos += 2;
+        }
+        atom = `(${alternation()})`;
+        if (src[pos] !== ')') fail('has an unclosed (');
+        pos++;
+      } else if (c === '[') atom = contentChar(charClass());
+      else if (c === '.') {
+        pos++;
+        atom = contentChar(DOT);
+      } else if (c === '\\') {
+        pos++;
+        const set = escapeSet(src[pos]);
+        if (set) {
+          pos++;
+          atom = contentChar(set);
+        } else if (/[1-9bBkpP]/.test(src[pos] ?? ''))
+          fail(`uses \\${src[pos]} (backreferences, word boundaries and property escapes are not supported)`);
+        else {
+          const cp = escapedChar();
+          atom = contentChar([cp, cp]);
+        }
+      } else if (c === '^' || c === '$') fail(`has ${c} other than at the very start or end`);
+      else if (c === '*' || c === '+' || c === '?' || c === '{') fail(`has a quantifier ${c} with nothing to repeat`);
+      else {
+        const cp = src.codePointAt(pos) as number;
+        pos += cp > 0xffff ? 2 : 1;
+        atom = contentChar([cp, cp]);
+      }
+      // Quantifiers (a lazy ? after one changes what is matched first, not what matches).
+      const q = /^(?:[*+?]|\{(\d+)(,(\d*))?\})\??/.exec(src.slice(pos));
+      if (q) {
+        pos += q[0].length;
+        const op = q[0][0] === '{' ? `{${q[1]}${q[2] ?? ''}}` : q[0][0];
+        atom = `${atom.startsWith('(') || atom.startsWith('"') || atom.startsWith('[') ? atom : `(${atom})`}${op}`;
+      }
+      items.push(atom);
+    }
+    return items.length === 0 ? '""' : items.join(' ');
+  };
+  const body = alternation();
+  if (pos < src.length) fail(src[pos] === ')' ? 'has an unmatched )' : `cannot be parsed at offset ${pos}`);
+  const any = contentChar([0, MAX_CODE_POINT]);
+  // Unanchored, a pattern may match anywhere in the string (JSON schema's semantics).
+  return `${anchoredStart ? '' : `${any}* `}(${body})${anchoredEnd ? '' : ` ${any}*`}`;
+}
+
+class SchemaCompiler {
+  private readonly rules = new Map<string, string>();
+  private readonly primitives = new Set<string>();
+  private readonly refs = new Map<string, string>();
+
+  constructor(private readonly rootSchema: Schema) {}
+
+  compile(): string {
+    const body = this.visit(this.rootSchema, '#', 'root');
+    if (body !== 'root') this.rules.set('root', body);
+    const lines = [`root ::= ${this.rules.get('root')}`];
+    for (const [name, b] of this.rules) if (name !== 'root') lines.push(`${name} ::= ${b}`);
+    const formats = [...this.primitives].filter((p) => FORMAT_RULES[p]);
+    for (const f of formats) lines.push(`${f} ::= ${FORMAT_RULES[f]}`);
+    const prims = primitiveRules([...this.primitives].filter((p) => !FORMAT_RULES[p]));
+    return `${lines.join('\n')}\n${prims ? `${prims}\n` : ''}`;
+  }
+
+  private fail(
+    code: 'IE_SCHEMA_UNSUPPORTED' | 'IE_SCHEMA_INVALID' | 'IE_SCHEMA_BAD_REF',
+    path: string,
+    keyword: string | undefined,
+    why: string,
+  ): never {
+    throw new SchemaError(code, path, keyword, why);
+  }
+
+  private prim(name: string): string {
+    this.primitives.add(name);
+    return name;
+  }
+
+  /** A fresh rule name from a hint (rule names are [A-Za-z0-9-]). */
+  private name(hint: string): string {
+    const base =
+      hint
+        .replace(/[^A-Za-z0-9-]+/g, '-')
+        .replace(/-+/g, '-')
+        .replace(/^-|-$/g, '') || 'rule';
+    let n = base;
+    for (let i = 2; this.rules.has(n) || this.refs.has(`name:${n}`) || RESERVED.has(n); i++) n = `${base}-${i}`;
+    this.refs.set(`name:${n}`, n);
+    return n;
+  }
+
+  /** Defines a rule for `body` under a name from `hint` and returns the name. */
+  private rule(hint: string, body: string): string {
+    const n = this.name(hint);
+    this.rules.set(n, body);
+    return n;
+  }
+
+  /** A GBNF expression for `schema` (found at JSON pointer `path`); `hint` names the rules it makes. */
+  visit(schema: unknown, path: string, hint: string): string {
+    if (schema === true) return this.prim('value');
+    if (schema === false) this.fail('IE_SCHEMA_INVALID', path, undefined, 'the schema false matches no value');
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+      this.fail(
+        'IE_SCHEMA_INVALID',
+        path,
+        undefined,
+        `a schema must be an object or a boolean, not ${Array.isArray(schema) ? 'an array' : typeof schema}`,
+      );
+    const s = schema as Record<string, unknown>;
+    const keys = Object.keys(s).filter((k) => !ANNOTATIONS.has(k));
+    for (const k of keys)
+      if (!TYPED.has(k) && !['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'].includes(k))
+        this.fail('IE_SCHEMA_UNSUPPORTED', path, k, `the keyword ${k} is not supported${HINTS[k] ? ` (${HINTS[k]})` : ''}`);
+    const only = (k: string) => {
+      const other = keys.find((x) => x !== k);
+      if (other !== undefined)
+        this.fail('IE_SCHEMA_UNSUPPORTED', path, other, `${other} next to ${k} is not supported; move it into the ${k} branches`);
+    };
+
+    if ('$ref' in s) {
+      only('$ref');
+      return this.ref(s.$ref, path);
+    }
+    if ('const' in s) {
+      only('const');
+      return literal(s.const);
+    }
+    if ('enum' in s) {
+      only('enum');
+      if (!Array.isArray(s.enum) || s.enum.length === 0) this.fail('IE_SCHEMA_INVALID', path, 'enum', 'enum must be a non-empty array');
+      return this.rule(hint, [...new Set(s.enum.map(literal))].join(' | '));
+    }
+    for (const k of ['anyOf', 'oneOf', 'allOf'] as const) {
+      if (!(k in s)) continue;
+      only(k);
+      const list = s[k];
+      if (!Array.isArray(list) || list.length === 0) this.fail('IE_SCHEMA_INVALID', path, k, `${k} must be a non-empty array of schemas`);
+      if (k === 'allOf') {
+        if (list.length !== 1)
+          this.fail('IE_SCHEMA_UNSUPPORTED', path, k, 'allOf with more than one schema is not supported; merge them into one');
+        return this.visit(list[0], `${path}/allOf/0`, hint);
+      }
+      const alts = list.map((sub, i) => this.visit(sub, `${path}/${k}/${i}`, `${hint}-${i}`));
+      return this.rule(hint, alts.join(' | '));
+    }
+
+    let types: string[];
+    if ('type' in s) {
+      const t = s.type;
+      types = Array.isArray(t) ? (t as unknown[]).map(String) : [String(t)];
+      for (const x of types)
+        if (!TYPES.includes(x))
+          this.fail('IE_SCHEMA_INVALID', path, 'type', `unknown type ${JSON.stringify(x)}; one of ${TYPES.join(', ')}`);
+      if (types.length === 0) this.fail('IE_SCHEMA_INVALID', path, 'type', 'type is an empty list');
+    } else {
+      // No type: the one its keywords imply (a subset of what the schema allows, so still valid).
+      types = TYPES.filter((t) => t !== 'integer' && BY_TYPE[t].length > 0 && BY_TYPE[t].some((k) => k in s));
+      if (types.length === 0) return this.prim('value');
+    }
+    const alts = [...new Set(types)].map((t) => this.typed(t, s, path, types.length > 1 ? `${hint}-${t}` : hint));
+    return alts.length === 1 ? alts[0] : this.rule(hint, alts.join(' | '));
+  }
+
+  private ref(ref: unknown, path: string): string {
+    if (typeof ref !== 'string' || !ref.startsWith('#'))
+      this.fail(
+        'IE_SCHEMA_BAD_REF',
+        path,
+        '$ref',
+        `only local references (#, #/$defs/Name, #/definitions/Name) are supported, not ${JSON.stringify(ref)}`,
+      );
+    const known = this.refs.get(ref);
+    if (known) return known;
+    let target: unknown = this.rootSchema;
+    const parts = ref === '#' ? [] : ref.slice(1).split('/').slice(1);
+    if (ref !== '#' && !ref.startsWith('#/')) this.fail('IE_SCHEMA_BAD_REF', path, '$ref', `${ref} is not a JSON pointer (#/...)`);
+    for (const raw of parts) {
+      const key = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
+      if (typeof target !== 'object' || target === null || !(key in target))
+        this.fail('IE_SCHEMA_BAD_REF', path, '$ref', `${ref} points at nothing (no ${JSON.stringify(key)})`);
+      target = (target as Record<string, unknown>)[key];
+    }
+    // Named before it is compiled, so recursive schemas (a tree's children) refer back to it.
+    const name = ref === '#' ? 'root' : this.name(`ref-${parts[parts.length - 1] ?? 'root'}`);
+    this.refs.set(ref, name);
+    if (ref === '#') return 'root';
+    this.rules.set(name, '""');
+    const body = this.visit(target, ref, name);
+    this.rules.set(name, body);
+    return name;
+  }
+
+  private typed(type: string, s: Record<string, unknown>, path: string, hint: string): string {
+    switch (type) {
+      case 'string':
+        return this.string(s, path, hint);
+      case 'number':
+      case 'integer':
+      case 'boolean':
+      case 'null':
+        return this.prim(type);
+      case 'array':
+        return this.array(s, path, hint);
+      default:
+        return this.object(s, path, hint);
+    }
+  }
+
+  private count(s: Record<string, unknown>, k: string, path: string): number | undefined {
+    const v = s[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+      this.fail('IE_SCHEMA_INVALID', path, k, `${k} must be a non-negative integer`);
+    return v;
+  }
+
+  private bounds(s: Record<string, unknown>, minKey: string, maxKey: string, path: string): [number, number] {
+    const min = this.count(s, minKey, path) ?? 0;
+    const max = this.count(s, maxKey, path) ?? Number.POSITIVE_INFINITY;
+    if (max < min) this.fail('IE_SCHEMA_INVALID', path, maxKey, `${maxKey} ${max} is below ${minKey} ${min}: no value can satisfy both`);
+    return [min, max];
+  }
+
+  private string(s: Record<string, unknown>, path: string, hint: string): string {
+    const [min, max] = this.bounds(s, 'minLength', 'maxLength', path);
+    const bounded = min > 0 || max !== Number.POSITIVE_INFINITY;
+    if (s.pattern !== undefined) {
+      if (typeof s.pattern !== 'string') this.fail('IE_SCHEMA_INVALID', path, 'pattern', 'pattern must be a string');
+      if (bounded || s.format !== undefined)
+        this.fail(
+          'IE_SCHEMA_UNSUPPORTED',
+          path,
+          'pattern',
+          'pattern together with minLength/maxLength/format is not supported; fold the lengths into the pattern',
+        );
+      const body = patternGrammar(s.pattern, (why) =>
+        this.fail('IE_SCHEMA_UNSUPPORTED', path, 'pattern', `the pattern ${JSON.stringify(s.pattern)} ${why}`),
+      );
+      return this.rule(hint, `"\\"" ${body} "\\""`);
+    }
+    if (s.format !== undefined) {
+      const f = FORMATS[String(s.format)];
+      if (!f)
+        this.fail(
+          'IE_SCHEMA_UNSUPPORTED',
+          path,
+          'format',
+          `format ${JSON.stringify(s.format)} is not supported; supported: ${Object.keys(FORMATS).join(', ')}`,
+        );
+      if (bounded) this.fail('IE_SCHEMA_UNSUPPORTED', path, 'format', 'format together with minLength/maxLength is not supported');
+      for (const r of ['date', 'time', 'hex4', 'hex8']) if (f.includes(r)) this.prim(r);
+      return this.rule(hint, `"\\"" ${f} "\\""`);
+    }
+    if (!bounded) return this.prim('string');
+    this.prim('char');
+    return this.rule(hint, `"\\"" char{${min},${max === Number.POSITIVE_INFINITY ? '' : max}} "\\""`);
+  }
+
+  private array(s: Record<string, unknown>, path: string, hint: string): string {
+    const [min, max] = this.bounds(s, 'minItems', 'maxItems', path);
+    if (Array.isArray(s.items)) this.fail('IE_SCHEMA_UNSUPPORTED', path, 'items', 'items as an array (tuples) is not supported');
+    const item = s.items === undefined ? this.prim('value') : this.visit(s.items, `${path}/items`, `${hint}-item`);
+    this.prim('ws');
+    if (max === 0) return this.rule(hint, '"[" ws "]"');
+    const more = `(ws "," ws ${item}){${Math.max(min - 1, 0)},${max === Number.POSITIVE_INFINITY ? '' : max - 1}}`;
+    const items = `${item} ${more} ws`;
+    return this.rule(hint, `"[" ws ${min > 0 ? items : `(${items})?`} "]"`);
+  }
+
+  private object(s: Record<string, unknown>, path: string, hint: string): string {
+    const props = s.properties;
+    if (props !== undefined && (typeof props !== 'object' || props === null || Array.isArray(props)))
+      this.fail('IE_SCHEMA_INVALID', path, 'properties', 'properties must be an object');
+    const required = s.required ?? [];
+    if (!Array.isArray(required) || required.some((r) => typeof r !== 'string'))
+      this.fail('IE_SCHEMA_INVALID', path, 'required', 'required must be an array of strings');
+    const names = Object.keys((props ?? {}) as object);
+    const extra = s.additionalProperties;
+    this.prim('ws');
+    if (names.length === 0) {
+      if (required.length > 0)
+        this.fail(
+          'IE_SCHEMA_UNSUPPORTED',
+          path,
+          'required',
+          'required without properties is not supported; declare the required properties',
+        );
+      if (extra === false) return this.rule(hint, '"{" ws "}"');
+      if (extra === undefined || extra === true) return this.prim('object');
+      const value = this.visit(extra, `${path}/additionalProperties`, `${hint}-value`);
+      const kv = this.rule(`${hint}-kv`, `${this.prim('string')} ws ":" ws ${value}`);
+      return this.rule(hint, `"{" ws (${kv} (ws "," ws ${kv})* ws)? "}"`);
+    }
+    if (extra !== undefined && extra !== false)
+      this.fail(
+        'IE_SCHEMA_UNSUPPORTED',
+        path,
+        'additionalProperties',
+        'additionalProperties other than false next to properties is not supported',
+      );
+    for (const r of required)
+      if (!names.includes(r))
+        this.fail(
+          'IE_SCHEMA_INVALID',
+          path,
+          'required',
+          `required property ${JSON.stringify(r)} is not in properties (and no other property may appear)`,
+        );
+    const p = props as Record<string, unknown>;
+    const kvs = names.map((n) => {
+      const v = this.visit(p[n], `${path}/properties/${n.replaceAll('~', '~0').replaceAll('/', '~1')}`, `${hint}-${n}`);
+      return { kv: `${literal(n)} ws ":" ws ${v}`, req: required.includes(n) };
+    });
+    // rest(i): properties i.. after one was written (each behind a comma); first(i): none written yet.
+    const k = kvs.length;
+    const rest: string[] = new Array(k + 1).fill('');
+    for (let i = k - 1; i >= 0; i--) {
+      const piece = `ws "," ws ${kvs[i].kv}`;
+      const body = `${kvs[i].req ? piece : `(${piece})?`}${rest[i + 1] ? ` ${rest[i + 1]}` : ''}`;
+      rest[i] = i === k - 1 ? body : this.rule(`${hint}-rest-${i}`, body);
+    }
+    const first: string[] = new Array(k + 1).fill('');
+    for (let i = k - 1; i >= 0; i--) {
+      const take = `${kvs[i].kv}${rest[i + 1] ? ` ${rest[i + 1]}` : ''}`;
+      const body = kvs[i].req ? take : first[i + 1] ? `${take} | ${first[i + 1]}` : `${take} | ""`;
+      first[i] = this.rule(`${hint}-from-${i}`, body);
+    }
+    return this.rule(hint, `"{" ws ${first[0]} ws "}"`);
+  }
+}
+
+/** Names the primitives and format rules own. */
+const RESERVED = new Set([
+  'ws',
+  'char',
+  'string',
+  'integer',
+  'number',
+  'boolean',
+  'null',
+  'value',
+  'object',
+  'member',
+  'array',
+  'date',
+  'time',
+  'hex4',
+  'hex8',
+]);
+
+const HINTS: Record<string, string> = {
+  minimum: 'numeric bounds are not compiled',
+  maximum: 'numeric bounds are not compiled',
+  exclusiveMinimum: 'numeric bounds are not compiled',
+  exclusiveMaximum: 'numeric bounds are not compiled',
+  multipleOf: 'numeric constraints are not compiled',
+  prefixItems: 'tuples are not supported',
+  uniqueItems: 'a grammar cannot see earlier items',
+  patternProperties: 'use properties or additionalProperties',
+  not: 'negation is not supported',
+  if: 'conditionals are not supported',
+};
+
+/**
+ * The GBNF for a JSON schema (`root` is the value). Throws {@link SchemaError}: IE_SCHEMA_UNSUPPORTED
+ * naming the keyword for anything it cannot compile, IE_SCHEMA_INVALID, IE_SCHEMA_BAD_REF.
+ */
+export function schemaToGrammar(schema: object | boolean): string {
+  return new SchemaCompiler(schema as Schema).compile();
+}
