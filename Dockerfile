@@ -8,7 +8,7 @@
 # Arguments after the image name replace the default ones: `docker run … ie /models/model --threads 4`.
 
 FROM node:20-slim AS build
-# The C++ addon (@ie/kernels) compiles with node-gyp at install time.
+# The C++ addon (@ie/kernels) is compiled by its build (node-gyp): a compiler, make and python3.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ make python3 \
  && rm -rf /var/lib/apt/lists/*
@@ -19,9 +19,10 @@ COPY packages ./packages
 COPY apps ./apps
 COPY benchmarks/package.json ./benchmarks/package.json
 COPY quant ./quant
+# Build with every dependency, then keep only the production ones (the dist folders stay).
 RUN pnpm install --frozen-lockfile \
  && pnpm turbo run build --filter=@ie/cli \
- && pnpm install --frozen-lockfile --prod --offline
+ && pnpm install --frozen-lockfile --prod --offline --config.confirmModulesPurge=false
 
 FROM node:20-slim
 ENV NODE_ENV=production
