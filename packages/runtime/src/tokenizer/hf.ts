@@ -4,6 +4,7 @@
  * and releases only text that no longer ends in an incomplete character.
  */
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import { gpt2ByteChars } from '@ie/format';
 import { IeRuntimeError } from '../errors.js';
 import type { StreamDecoder, Tokenizer } from './types.js';
 
@@ -34,9 +35,10 @@ export class HfTokenizer implements Tokenizer {
   /** Whether the tokenizer's own post-processor starts a sequence with BOS (Llama: yes; Qwen2: no). */
   readonly addsBos: boolean;
   private readonly lib: HfLibTokenizer;
+  private bytesOfTokens: Uint8Array[] | undefined;
 
   constructor(
-    json: Record<string, unknown>,
+    private readonly json: Record<string, unknown>,
     readonly bosId: number,
     readonly eosId: number,
     options: {
@@ -71,6 +73,42 @@ export class HfTokenizer implements Tokenizer {
 
   decode(ids: readonly number[]): string {
     return guarded('decode', () => this.lib.decode([...ids], { skip_special_tokens: true }));
+  }
+
+  /**
+   * Each token's bytes as decode() prints it: byte-level pieces (a ByteLevel decoder) mapped back
+   * through GPT-2's byte-to-character table; otherwise U+2581 as a space and `<0xHH>` as its byte
+   * (the Replace + ByteFallback decoders of Llama-style tokenizer.json); special added tokens empty.
+   */
+  tokenBytes(): readonly Uint8Array[] {
+    if (this.bytesOfTokens) return this.bytesOfTokens;
+    const model = (this.json.model ?? {}) as { vocab?: Record<string, number> | Array<[string, number]> };
+    const added = (this.json.added_tokens as Array<{ id: number; content: string; special?: boolean }> | undefined) ?? [];
+    const decoder = JSON.stringify(this.json.decoder ?? null);
+    const byteLevel = decoder.includes('"ByteLevel"');
+    const byteFallback = decoder.includes('"ByteFallback"');
+    const pieces: string[] = new Array(this.vocabSize).fill('');
+    // Unigram models list [piece, score] pairs; BPE and WordLevel map piece -> id.
+    if (Array.isArray(model.vocab)) for (const [i, [p]] of model.vocab.entries()) pieces[i] = p;
+    else for (const [p, id] of Object.entries(model.vocab ?? {})) if (id >= 0 && id < pieces.length) pieces[id] = p;
+    const enc = new TextEncoder();
+    const fromChar = new Map(gpt2ByteChars().map((c, b) => [c, b]));
+    const out = pieces.map((p) => {
+      if (byteLevel) {
+        const bytes: number[] = [];
+        for (const ch of p) {
+          const b = fromChar.get(ch);
+          if (b !== undefined) bytes.push(b);
+          else bytes.push(...enc.encode(ch));
+        }
+        return Uint8Array.from(bytes);
+      }
+      const m = byteFallback ? /^<0x([0-9A-Fa-f]{2})>$/.exec(p) : null;
+      return m ? Uint8Array.of(Number.parseInt(m[1], 16)) : enc.encode(p.replaceAll('\u2581', ' '));
+    });
+    for (const t of added) if (t.id >= 0 && t.id < out.length) out[t.id] = t.special ? new Uint8Array(0) : enc.encode(t.content);
+    this.bytesOfTokens = out;
+    return out;
   }
 
   /**

@@ -137,4 +137,8 @@ export class Llama2cTokenizer implements Tokenizer {
   streamDecoder(prev = -1): StreamDecoder {
     return new PieceStreamDecoder(this.table, this.bosId, prev);
   }
+
+  tokenBytes(): readonly Uint8Array[] {
+    return this.table.bytes;
+  }
 }

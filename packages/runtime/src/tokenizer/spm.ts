@@ -151,4 +151,8 @@ export class SpmTokenizer implements Tokenizer {
   streamDecoder(prev = -1): StreamDecoder {
     return new PieceStreamDecoder(this.table, this.bosId, prev);
   }
+
+  tokenBytes(): readonly Uint8Array[] {
+    return this.table.bytes;
+  }
 }

@@ -15,6 +15,11 @@ export interface Tokenizer {
   streamDecoder(prev?: number): StreamDecoder;
   /** The id of a piece the vocabulary holds whole (special tokens such as `<|start|>`), if any. */
   tokenId?(piece: string): number | undefined;
+  /**
+   * Each token's bytes as decode() prints them mid-text (control and special tokens: empty), for
+   * constrained decoding's token trie. Absent where a tokenizer cannot list them.
+   */
+  tokenBytes?(): readonly Uint8Array[];
   /** Tokens that end a generation (EOS; for llama2.c models also BOS, as run.c stops on it). */
   readonly stopTokens: ReadonlySet<number>;
 }
