@@ -52,3 +52,20 @@ export {
 } from './tokenizer/index.js';
 export { ropeTables, type KvCacheType } from './forward.js';
 export { quantizeModel, AWQ_ALPHAS, GATE_ROWS, SEARCH_ROWS, type QuantizeModelOptions, type QuantizeResult } from './quantize.js';
+export {
+  createConstraint,
+  constraintVocabulary,
+  schemaToGrammar,
+  compileGrammar,
+  GrammarMatcher,
+  JSON_GRAMMAR,
+  JSON_VALUE_GRAMMAR,
+  StructuredOutputError,
+  GrammarError,
+  SchemaError,
+  STRUCTURED_ERROR_CODES,
+  type StructuredErrorCode,
+  type ConstraintSpec,
+  type ConstraintVocabulary,
+  type TokenConstraint,
+} from './structured/index.js';
