@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_CHAT_TEMPLATE_BYTES, pickChatTemplate, pickSpecialToken } from './chat-template.js';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { FormatError } from './errors.js';
 import { openGguf } from './gguf.js';
 import { writeGguf } from './gguf-writer.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildGguf, llamaKv } from '@ie/testing';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { FORMAT_ERROR_CODES, type FormatError, GgufError, IebinError, Llama2cError, SafetensorsError } from './errors.js';
 import { parseGguf } from './gguf.js';
 import { expectedTensors } from './llama.js';

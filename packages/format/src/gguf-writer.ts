@@ -19,7 +19,7 @@
 import { basename, dirname } from 'node:path';
 import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { GgufError } from './errors.js';
-import { floatValues } from './convert.js';
+import { floatValues } from './export-iebin.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
 import { expectedTensors } from './llama.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC } from './gguf.js';

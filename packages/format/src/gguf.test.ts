@@ -18,7 +18,7 @@ import {
   sameBytes,
   type GgufTensorIn,
 } from '@ie/testing';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { encodeBf16, encodeF16 } from './dtype.js';
 import { GgufError } from './errors.js';
 import { openGguf, parseGguf } from './gguf.js';

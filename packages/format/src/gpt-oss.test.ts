@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHARED_DIR, firstDifference, sameBytes } from '@ie/testing';
 import { BLOCK_FORMATS, decodeBlocks, e8m0ToF32, mxfp4FromHf } from './blocks.js';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { decodeBf16, encodeBf16 } from './dtype.js';
 import { HfModelError } from './errors.js';
 import { openGguf } from './gguf.js';

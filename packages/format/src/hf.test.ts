@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './dtype.js';
 import { openHfDir, writeHfDir } from './hf.js';
 import { adjacentToRotateHalfPermutation, expectedTensors, invertPermutation, permuteRows, type ModelConfig } from './llama.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { firstDifference, sameBytes } from '@ie/testing';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { IebinError } from './errors.js';
 import { parseIebinHeader } from './header.js';
 import { alignUp, tensorByteSize } from './layout.js';

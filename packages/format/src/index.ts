@@ -73,7 +73,7 @@ export {
   type ChatTemplateSpec,
 } from './chat-template.js';
 export { streamingRead, readChunks, readStreams, type ModelSource, type SourceTensor, type StreamingRead } from './source.js';
-export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './convert.js';
+export { exportIebin, exportLayout, floatValues, type ConvertOptions, type ConvertedTensor, type TensorTransform } from './export-iebin.js';
 export { openLlama2c, parseLlama2cHeader, parseLlama2cTokenizer, type Llama2cHeader } from './llama2c.js';
 export { writeGguf, joinBlocks, GGUF_WRITE_TYPES, type GgufWriteType, type WriteGgufOptions } from './gguf-writer.js';
 export {

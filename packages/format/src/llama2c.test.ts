@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON, firstDifference, sameBytes } from '@ie/testing';
 import { buildLlama2c, buildTokenizerBin } from '../test/fixtures/llama2c.js';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { openGguf } from './gguf.js';
 import { expectedTensors, type ModelConfig } from './llama.js';
 import { openLlama2c, parseLlama2cTokenizer } from './llama2c.js';

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { IebinReader } from './reader.js';
 import type { ModelSource } from './source.js';
 import { synthModel } from './synth.js';

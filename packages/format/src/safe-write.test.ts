@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { writeGguf } from './gguf-writer.js';
 import { writeHfDir } from './hf.js';
 import { IebinReader } from './reader.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHARED_DIR, firstDifference, sameBytes } from '@ie/testing';
 import { MXFP4_VALUES, decodeBlocks, mxfp4FromHf, mxfp4ToHf, quantizeMxfp4 } from './blocks.js';
-import { exportIebin } from './convert.js';
+import { exportIebin } from './export-iebin.js';
 import { decodeBf16, encodeBf16 } from './dtype.js';
 import { openGguf, parseGguf } from './gguf.js';
 import { writeGguf } from './gguf-writer.js';

@@ -7,7 +7,6 @@
 import { quantGeometry, type QuantParams } from '@ie/format';
 import { QuantError } from '../errors.js';
 import type { EntryTransform, QuantMethod } from '../manifest/schema.js';
-import type { ClipSearchPool } from './pool.js';
 import {
   groupExtremes,
   packInt4Groupwise,
@@ -23,6 +22,11 @@ import {
 export const CLIP_GRID: readonly number[] = Array.from({ length: 21 }, (_, i) => 1 - i * 0.025);
 
 export type QuantTarget = { dtype: 'q4' | 'i8'; quant: QuantParams };
+
+/** What runs the clip search off the main thread (ClipSearchPool); declared here so pool.ts depends on this file, not both ways. */
+export interface ClipSearcher {
+  searchClip(values: Float32Array, rows: number, cols: number, t: QuantTarget): Promise<Float32Array>;
+}
 
 function groupKind(t: QuantTarget): GroupKind {
   return t.dtype === 'i8' ? 'i8' : t.quant.scheme === 'affine' ? 'q4_affine' : 'q4_symmetric';
@@ -89,7 +93,7 @@ export async function quantizeMatrixAsync(
   cols: number,
   t: QuantTarget,
   method: QuantMethod,
-  pool?: ClipSearchPool,
+  pool?: ClipSearcher,
 ): Promise<PackedTensor> {
   if (method === 'rtn' || !pool) return quantizeMatrix(values, rows, cols, t, method);
   return pack(values, rows, cols, t, await pool.searchClip(values, rows, cols, t));
