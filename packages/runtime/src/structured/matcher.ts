@@ -32,6 +32,9 @@ export class GrammarMatcher {
   private readonly setAccepts: boolean[] = [];
   private readonly setIds = new Map<string, number>();
   private readonly setSteps = new Map<number, number>();
+  private readonly setBySubset: Array<Map<number, number> | undefined> = [];
+  /** Per stack whose top is a character set: the stacks after that character is taken. */
+  private readonly advanced: Array<Int32Array | undefined> = [];
 
   // Full states: a stack set plus an unfinished UTF-8 character (value so far, bytes left, its length).
   private readonly fsSet: number[] = [];
@@ -157,14 +160,37 @@ export class GrammarMatcher {
     const known = this.setSteps.get(key);
     if (known !== undefined) return known;
     const code = this.grammar.code;
-    const next = new Set<number>();
-    for (const s of this.setStacks[set]) {
-      if (s === 0) continue;
-      const pos = this.nodePos[s];
-      if (!this.inSet(code[pos], cp)) continue;
-      for (const t of this.closure(this.node(pos + 1, this.nodeParent[s]))) next.add(t);
+    const stacks = this.setStacks[set];
+    // Which stacks take `cp` is all that matters (a stack that takes any character moves the same
+    // way), so results are kept per subset of stacks: the many characters that do the same thing
+    // (every letter inside a string) cost one union, not one each.
+    let subset = 0;
+    const wide = stacks.length > 30;
+    if (!wide)
+      for (let i = 0; i < stacks.length; i++) if (stacks[i] !== 0 && this.inSet(code[this.nodePos[stacks[i]]], cp)) subset |= 1 << i;
+    let bySubset = this.setBySubset[set];
+    let id = wide ? undefined : bySubset?.get(subset);
+    if (id === undefined) {
+      const next = new Set<number>();
+      for (let i = 0; i < stacks.length; i++) {
+        const s = stacks[i];
+        if (s === 0 || (wide ? !this.inSet(code[this.nodePos[s]], cp) : (subset & (1 << i)) === 0)) continue;
+        let adv = this.advanced[s];
+        if (adv === undefined) {
+          adv = this.closure(this.node(this.nodePos[s] + 1, this.nodeParent[s]));
+          this.advanced[s] = adv;
+        }
+        for (const t of adv) next.add(t);
+      }
+      id = next.size === 0 ? DEAD : this.internSet([...next]);
+      if (!wide) {
+        if (!bySubset) {
+          bySubset = new Map();
+          this.setBySubset[set] = bySubset;
+        }
+        bySubset.set(subset, id);
+      }
     }
-    const id = next.size === 0 ? DEAD : this.internSet([...next]);
     this.setSteps.set(key, id);
     return id;
   }
