@@ -867,7 +867,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         v.elem = elem;
         return v;
       };
-      const int64_t R = prog.max_rows;
+      // An op may declare fewer rows than the program (its buffers then hold only those).
+      op.max_rows = int_opt(o, "maxRows", 0, 0, prog.max_rows);
+      const int64_t R = op.max_rows > 0 ? op.max_rows : prog.max_rows;
       const int kvElem = op.kv_type == ie::KvType::F16 ? 2 : 4;
       auto need_matrix = [&] {
         if (!op.matrix) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a matrix");
@@ -962,8 +964,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
           op.a = view("a", op.m_slot < 0 ? 1 : R, op.n, 4);
           break;
         case ie::OpKind::Gather:
-          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gather needs idsSlot, leaving maxRows params");
-          op.a = view("a", R, op.n, 4);
+          // R rows out, gathered from any of the program's rows.
+          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gather needs idsSlot, leaving a param per row");
+          op.a = view("a", prog.max_rows, op.n, 4);
           op.out = view("out", R, op.n, 4);
           break;
       }

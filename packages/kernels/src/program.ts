@@ -16,6 +16,8 @@ export type View = readonly [buffer: number, offset: number, stride: number];
 export interface Rows {
   /** Param slot holding the number of rows (tokens) of this run; default 1. */
   mSlot?: number;
+  /** This op's largest row count, when below the program's maxRows (its views then need only that many rows). */
+  maxRows?: number;
 }
 
 /**
@@ -141,7 +143,7 @@ function list(a: unknown, what: string): unknown[] {
 export function encodeOp(o: ProgramOp): Record<string, unknown> {
   if (o === null || typeof o !== 'object' || typeof o.op !== 'string' || !Object.hasOwn(KINDS, o.op))
     throw new KernelError('KERNELS_BAD_ARGUMENT', `an op must be an object whose op is one of ${Object.keys(KINDS).join(', ')}`);
-  const base = { kind: KINDS[o.op], mSlot: 'mSlot' in o ? o.mSlot : undefined };
+  const base = { kind: KINDS[o.op], mSlot: 'mSlot' in o ? o.mSlot : undefined, maxRows: 'maxRows' in o ? o.maxRows : undefined };
   switch (o.op) {
     case 'embed':
       return { ...base, matrix: nat(o.matrix, `${o.op}.matrix`), out: o.out, idsSlot: o.idsSlot };

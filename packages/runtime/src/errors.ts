@@ -17,6 +17,10 @@ export const RUNTIME_ERROR_CODES = {
   IE_CHAT_TEMPLATE_INVALID: "the model's chat template does not parse or fails to render",
   IE_CHAT_TEMPLATE_REFUSED: "the model's chat template refused the conversation (raise_exception)",
   IE_MODEL_CHANGED: 'the model file changed on disk while loaded',
+  IE_BAD_SLOT: 'a forward step names a KV slot the model does not have',
+  IE_BAD_POSITION: "a forward step's positions lie outside the KV slot's context",
+  IE_BAD_STEP: 'a forward step is malformed (no rows, too many rows, a slot twice, a token id outside the vocabulary)',
+  IE_NO_FREE_SLOT: "every KV slot of the model is taken (Model.open's `sequences`)",
 } as const;
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;
 
@@ -62,5 +66,13 @@ export class InvalidOptionError extends IeRuntimeError {
     message: string,
   ) {
     super('IE_INVALID_OPTION', `${option}: ${message}`);
+  }
+}
+
+/** A forward step refused before the kernels see it: a bad KV slot, position or row count. */
+export class StepError extends IeRuntimeError {
+  override readonly name = 'StepError';
+  constructor(code: 'IE_BAD_SLOT' | 'IE_BAD_POSITION' | 'IE_BAD_STEP', message: string) {
+    super(code, message);
   }
 }

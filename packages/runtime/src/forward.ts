@@ -3,11 +3,13 @@
  * projections (+ Qwen2 biases), RoPE from precomputed tables (both layouts, Llama 3 scaling),
  * the KV cache, grouped-query attention (sliding window for Mistral), the output projection,
  * the SwiGLU FFN, residual adds, the final norm and the classifier. The same program runs a
- * prefill chunk (up to `maxBatch` tokens, GEMM) and a decode step (one token, GEMV); params
- * carry the row count, the position and the token ids.
+ * prefill chunk (up to `maxBatch` tokens, GEMM) and a decode step (one token, GEMV), and a step
+ * of several sequences at once: the KV cache is an arena of `slots` slots, and params carry the
+ * row count, the token ids, a (slot, position) per row and the rows whose logits are wanted.
  */
 import type { ModelConfig } from '@ie/format';
 import type { KernelContext, Program, ProgramOp, View, WeightMatrix } from '@ie/kernels';
+import { StepError } from './errors.js';
 import type { ModelWeights } from './weights.js';
 
 export type KvCacheType = 'f32' | 'f16';
@@ -15,10 +17,13 @@ export type KvCacheType = 'f32' | 'f16';
 export type MatmulActivations = 'f32' | 'int8';
 
 export interface ForwardOptions {
+  /** Positions per KV slot. */
   contextLength: number;
   kvCache: KvCacheType;
-  /** Largest prefill chunk. */
+  /** Largest number of rows (tokens of all sequences) in one step. */
   maxBatch: number;
+  /** KV slots: sequences the arena holds at once. Default 1. */
+  slots?: number;
   activations: MatmulActivations;
   /**
    * How activations meet the MoE experts (default 'f32'): gpt-oss defines its MXFP4 products on
@@ -97,16 +102,34 @@ export function ropeTables(c: ModelConfig, positions: number): { cos: Float32Arr
   return { cos, sin };
 }
 
+/** One sequence's rows of a step: `tokens` at positions pos.. of KV slot `slot`. */
+export interface StepRows {
+  slot: number;
+  pos: number;
+  tokens: readonly number[];
+  /** Whether the logits after its last token are wanted (the step's logit rows, in entry order). */
+  logits: boolean;
+}
+
+// Params: the row count, the logit-row count, then per row a token id, a (slot, position) pair,
+// per logit row the step row it reads and its argmax.
 export const PARAM_ROWS = 0;
-export const PARAM_POS = 1;
-export const PARAM_ARGMAX = 2;
-export const PARAM_IDS = 3;
+export const PARAM_LOGIT_ROWS = 1;
+export const PARAM_IDS = 2;
 
 export class Forward {
   readonly program: Program;
   readonly params: Int32Array;
+  /** Logits of the last step, one row of vocab_size per logit row (calibration: one per row). */
   readonly logits: Float32Array;
   readonly kvCacheBytes: number;
+  /** KV slots of the arena. */
+  readonly slots: number;
+  /** Rows the logits buffer holds. */
+  readonly logitRows: number;
+  private readonly seqAt: number;
+  private readonly pickAt: number;
+  private readonly argmaxAt: number;
   /** Calibration mode with capture: the projection inputs of the last run. */
   readonly captures: Capture[] = [];
 
@@ -117,8 +140,10 @@ export class Forward {
     readonly options: ForwardOptions,
   ) {
     const c = config;
-    const B = options.maxBatch;
+    const S = options.slots ?? 1;
+    const B = Math.max(options.maxBatch, S);
     const T = options.contextLength;
+    this.slots = S;
     const q = c.n_heads * c.head_dim;
     const kv = c.n_kv_heads * c.head_dim;
     const buffers: Array<Float32Array | Uint16Array> = [];
@@ -136,14 +161,21 @@ export class Forward {
     const up = buf(new Float32Array(B * c.ffn_dim));
     const act = buf(new Float32Array(B * c.ffn_dim));
     const cal = options.calibration;
-    this.logits = new Float32Array(c.vocab_size * (cal ? B : 1));
+    // A step needs at most one logit row per sequence (calibration: every row).
+    this.logitRows = cal ? B : S;
+    this.logits = new Float32Array(c.vocab_size * this.logitRows);
     const logits = buf(this.logits);
+    const picked = buf(new Float32Array(this.logitRows * c.dim));
     const tables = ropeTables(c, T);
     const cos = buf(tables.cos);
     const sin = buf(tables.sin);
-    this.params = new Int32Array(PARAM_IDS + B);
-    const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(T * kv) : new Float32Array(T * kv));
-    this.kvCacheBytes = c.n_layers * 2 * T * kv * (options.kvCache === 'f16' ? 2 : 4);
+    this.seqAt = PARAM_IDS + B;
+    this.pickAt = this.seqAt + 2 * B;
+    this.argmaxAt = this.pickAt + this.logitRows;
+    this.params = new Int32Array(this.argmaxAt + this.logitRows);
+    const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(S * T * kv) : new Float32Array(S * T * kv));
+    this.kvCacheBytes = c.n_layers * 2 * S * T * kv * (options.kvCache === 'f16' ? 2 : 4);
+    const place = { seqSlot: this.seqAt };
     const vec = (name: string) => {
       const v = weights.vectors.get(name);
       if (!v) throw new Error(`missing vector ${name}`);
@@ -174,15 +206,7 @@ export class Forward {
     const acts = options.activations;
     const style = c.rope_style;
     // Float matrices ignore the int8 mode (the kernels run them with FP32 activations).
-    const matmul = (matrix: WeightMatrix, x: View, out: View, lastRowOnly = false): ProgramOp => ({
-      op: 'matmul',
-      matrix,
-      x,
-      out,
-      activations: acts,
-      lastRowOnly,
-      ...M,
-    });
+    const matmul = (matrix: WeightMatrix, x: View, out: View): ProgramOp => ({ op: 'matmul', matrix, x, out, activations: acts, ...M });
     // A capture is `out = x + 0` into a buffer of its own (the add op with a zero row).
     const zeros = cal?.capture ? buf(new Float32Array(Math.max(c.dim, q, c.ffn_dim))) : -1;
     const capture = (layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] => {
@@ -228,7 +252,7 @@ export class Forward {
           headDim: c.head_dim,
           style,
           capacity: T,
-          posSlot: PARAM_POS,
+          ...place,
           ...M,
         },
         {
@@ -240,11 +264,11 @@ export class Forward {
           headDim: c.head_dim,
           style,
           capacity: T,
-          posSlot: PARAM_POS,
+          ...place,
           ...M,
         },
-        { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
-        { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, posSlot: PARAM_POS, ...M },
+        { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, slots: S, ...place, ...M },
+        { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, slots: S, ...place, ...M },
         {
           op: 'attention',
           q: rows(qb, q),
@@ -256,7 +280,8 @@ export class Forward {
           headDim: c.head_dim,
           kvType: options.kvCache,
           capacity: T,
-          posSlot: PARAM_POS,
+          slots: S,
+          ...place,
           // gpt-oss alternates sliding and full layers; Mistral slides on all.
           window: c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0,
           sinks: c.attn_sinks ? shared(vec(`${p}attn_sinks.weight`)) : undefined,
@@ -319,30 +344,93 @@ export class Forward {
     ops.push(
       { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
       ...capture(-1, 'classifier_in', h, c.dim),
-      // Only the last row's logits are needed, also after a prefill chunk (calibration wants them all).
-      matmul(classifier, rows(h, c.dim), rows(logits, c.vocab_size), !cal),
-      { op: 'argmax', x: [logits, 0, c.vocab_size], n: c.vocab_size, outSlot: PARAM_ARGMAX },
+      // Only the rows whose logits are wanted go through the classifier (calibration wants them all).
+      ...[
+        { op: 'gather', x: rows(h, c.dim), out: rows(picked, c.dim), n: c.dim, rowsSlot: this.pickAt } as const,
+        matmul(classifier, rows(picked, c.dim), rows(logits, c.vocab_size)),
+        { op: 'argmax', x: rows(logits, c.vocab_size), n: c.vocab_size, outSlot: this.argmaxAt } as const,
+      ].map((o): ProgramOp => ({ ...o, mSlot: PARAM_LOGIT_ROWS, maxRows: this.logitRows })),
     );
     this.program = ctx.compile({ buffers, params: this.params, maxRows: B, ops });
   }
 
-  /** Runs `tokens` (at most maxBatch) at positions pos.. on a worker thread; logits hold the last one's. */
-  async run(tokens: readonly number[], pos: number): Promise<void> {
-    this.params[PARAM_ROWS] = tokens.length;
-    this.params[PARAM_POS] = pos;
-    this.params.set(tokens, PARAM_IDS);
+  /** Rows one step may carry (tokens of all its sequences). */
+  get maxRows(): number {
+    return Math.max(this.options.maxBatch, this.slots);
+  }
+
+  /**
+   * Writes a step's params, checking every index first (the kernels check again): slots in
+   * 0..slots-1, each at most once, positions inside the context, token ids inside the
+   * vocabulary, rows and logit rows within the buffers. Returns the logit rows' count.
+   */
+  private prepare(entries: readonly StepRows[]): number {
+    const c = this.config;
+    const T = this.options.contextLength;
+    const cal = !!this.options.calibration;
+    const p = this.params;
+    const seen = new Set<number>();
+    let row = 0;
+    let picks = 0;
+    if (entries.length === 0) throw new StepError('IE_BAD_STEP', 'a step needs at least one sequence');
+    for (const e of entries) {
+      if (!Number.isSafeInteger(e.slot) || e.slot < 0 || e.slot >= this.slots)
+        throw new StepError('IE_BAD_SLOT', `KV slot ${e.slot} is outside 0..${this.slots - 1}`);
+      if (seen.has(e.slot)) throw new StepError('IE_BAD_STEP', `KV slot ${e.slot} appears twice in one step`);
+      seen.add(e.slot);
+      const n = e.tokens.length;
+      if (n < 1) throw new StepError('IE_BAD_STEP', `slot ${e.slot}: a step's entry needs at least one token`);
+      if (!Number.isSafeInteger(e.pos) || e.pos < 0 || e.pos + n > T)
+        throw new StepError('IE_BAD_POSITION', `slot ${e.slot}: positions ${e.pos}..${e.pos + n - 1} are outside the context 0..${T - 1}`);
+      if (row + n > this.maxRows) throw new StepError('IE_BAD_STEP', `the step has more than ${this.maxRows} rows`);
+      for (let i = 0; i < n; i++, row++) {
+        const id = e.tokens[i];
+        if (!Number.isSafeInteger(id) || id < 0 || id >= c.vocab_size)
+          throw new StepError('IE_BAD_STEP', `token id ${id} is outside 0..${c.vocab_size - 1}`);
+        p[PARAM_IDS + row] = id;
+        p[this.seqAt + 2 * row] = e.slot;
+        p[this.seqAt + 2 * row + 1] = e.pos + i;
+        if (cal) p[this.pickAt + picks++] = row;
+      }
+      if (!cal && e.logits) p[this.pickAt + picks++] = row - 1;
+    }
+    // A step without wanted logits still computes one row's (the kernels run at least one).
+    if (picks === 0) p[this.pickAt + picks++] = row - 1;
+    p[PARAM_ROWS] = row;
+    p[PARAM_LOGIT_ROWS] = picks;
+    return picks;
+  }
+
+  /** Runs one step of one or more sequences on a worker thread; logits row j is the j-th wanted row's. */
+  async step(entries: readonly StepRows[]): Promise<void> {
+    this.prepare(entries);
     await this.program.runAsync();
   }
 
+  /** Runs `tokens` at positions pos.. of KV slot `slot` on a worker thread; logits row 0 holds the last one's. */
+  async run(tokens: readonly number[], pos: number, slot = 0): Promise<void> {
+    await this.step([{ slot, pos, tokens, logits: true }]);
+  }
+
   /** The same on the calling thread (benchmarks, tools). */
-  runSync(tokens: readonly number[], pos: number): void {
-    this.params[PARAM_ROWS] = tokens.length;
-    this.params[PARAM_POS] = pos;
-    this.params.set(tokens, PARAM_IDS);
+  runSync(tokens: readonly number[], pos: number, slot = 0): void {
+    this.prepare([{ slot, pos, tokens, logits: true }]);
     this.program.run();
   }
 
+  /** Logit row j of the last step. */
+  logitsRow(j: number): Float32Array {
+    const V = this.config.vocab_size;
+    return this.logits.subarray(j * V, (j + 1) * V);
+  }
+
+  /** The argmax of logit row j of the last step. */
+  argmaxOf(j: number): number {
+    return this.params[this.argmaxAt + j];
+  }
+
+  /** The argmax of the last step's first logit row (a single sequence's). */
   get argmax(): number {
-    return this.params[PARAM_ARGMAX];
+    return this.argmaxOf(0);
   }
 }

@@ -1,6 +1,8 @@
 /**
  * @ie/runtime — the ie engine: `Engine.load(dir, { precision })`, then stream tokens from
  * `engine.generate(prompt, options)`, or chat: `engine.chat(messages)`, `engine.chatSession()`.
+ * Underneath: `Model.open(dir, { sequences })` (weights, tokenizer, shared), `model.sequence()` (one
+ * KV slot), and `new BatchScheduler(model)`, which decodes many requests in one step.
  */
 export {
   Engine,
@@ -25,6 +27,9 @@ export {
 } from './chat/harmony.js';
 export { ChatTemplate, ChatTemplateError, encodeChatPrompt, strftime, type RenderOptions } from './chat/template.js';
 export { ChatSession, type ChatSessionOptions, type ChatEngine } from './chat/session.js';
+export { Model, type ModelOptions } from './model.js';
+export { Sequence, type SequenceOptions } from './sequence.js';
+export { BatchScheduler, type BatchSchedulerOptions, type BatchStats } from './batch/scheduler.js';
 export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
@@ -34,6 +39,7 @@ export {
   ContextOverflowError,
   GenerationAbortedError,
   InvalidOptionError,
+  StepError,
   RUNTIME_ERROR_CODES,
   type RuntimeErrorCode,
 } from './errors.js';

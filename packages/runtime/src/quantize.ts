@@ -8,8 +8,8 @@
  * Deterministic: the same model, policy, text, ISA give byte-identical manifests.
  */
 import { basename } from 'node:path';
-import { IebinReader, decodeTensor, isFloatDtype, removeLayout, sha256Bytes, type ModelConfig, type TensorEntry } from '@ie/format';
-import { KernelContext, type ContextOptions, type MatrixSpec, type WeightMatrix } from '@ie/kernels';
+import { type IebinReader, decodeTensor, isFloatDtype, removeLayout, sha256Bytes, type ModelConfig, type TensorEntry } from '@ie/format';
+import type { ContextOptions, MatrixSpec, WeightMatrix } from '@ie/kernels';
 import {
   ClipSearchPool,
   DEFAULT_CALIBRATION,
@@ -38,6 +38,7 @@ import {
   type TensorPlan,
 } from '@ie/quant';
 import { Forward, type Capture, type CaptureSite } from './forward.js';
+import { openMapped } from './load.js';
 import { createTokenizer } from './tokenizer/index.js';
 import { bindWeights, matrixSpec, type WeightOverrides } from './weights.js';
 
@@ -146,15 +147,13 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
   if (o.policy.manifest.kind !== 'policy')
     throw new QuantError('QUANT_MANIFEST_INVALID', `${o.policy.file} is an expanded manifest; ie quantize takes a policy (kind "policy")`);
   const policy = o.policy.manifest as Policy;
-  const reader = await IebinReader.open(modelDir);
+  const mapped = await openMapped(modelDir, { context: o.context });
+  const { reader, ctx, mapping } = mapped;
   const c = reader.config;
-  const ctx = KernelContext.create(o.context ?? {});
-  const mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed' });
   const owned: WeightMatrix[] = [];
   const pool = new ClipSearchPool({ threads: o.context?.threads });
   const progress = o.onProgress ?? (() => {});
   try {
-    reader.attach(mapping);
     const entries = new Map(reader.tensors.map((t) => [t.name, t]));
     const plans = resolvePolicy(policy, modelTensors(c, reader.tensors), o.policy.file);
     const planOf = new Map(plans.map((p) => [p.name, p]));
@@ -456,8 +455,6 @@ export async function quantizeModel(modelDir: string, o: QuantizeModelOptions): 
   } finally {
     await pool.close();
     for (const m of owned) m.dispose();
-    ctx.close();
-    mapping.close();
-    await reader.close();
+    await mapped.close();
   }
 }

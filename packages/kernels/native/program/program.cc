@@ -138,7 +138,7 @@ std::string run_program(Context& ctx, const Program& p) {
   const KernelTable& k = ctx.k;
   for (const Op& op : p.ops) {
     int64_t M = 1;
-    if (!param(p, op.m_slot, 1, p.max_rows, &M, &err, "rows")) return err;
+    if (!param(p, op.m_slot, 1, op.max_rows > 0 ? op.max_rows : p.max_rows, &M, &err, "rows")) return err;
     switch (op.kind) {
       case OpKind::Embed: {
         for (int64_t i = 0; i < M; i++) {

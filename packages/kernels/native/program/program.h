@@ -44,6 +44,7 @@ struct Op {
   bool last_row_only = false;    // MatMul: only the last of the M rows (prefill logits)
   int64_t capacity = 0;          // positions the cache / table holds (per KV slot)
   int64_t slots = 1;             // Store/Attention: KV slots in the cache arena
+  int64_t max_rows = 0;          // this op's largest row count (0: the program's); e.g. the logit rows of a step
   // ids_slot: Embed's token ids, Gather's source rows; out_slot: Argmax's results (one per row);
   // seq_slot: per-row (KV slot, position) pairs, params[seq_slot + 2i] and [seq_slot + 2i + 1].
   int m_slot = -1, pos_slot = -1, ids_slot = -1, out_slot = -1, seq_slot = -1;

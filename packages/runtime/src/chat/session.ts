@@ -4,7 +4,7 @@
  * the previous turns' keys and values still in the KV cache, so only the new message (and the
  * template's text around it) is prefilled.
  */
-import type { ChatCompletion, ChatOptions } from '../engine.js';
+import type { ChatCompletion, ChatOptions } from '../generation/types.js';
 import type { ChatMessage } from './harmony.js';
 
 export interface ChatSessionOptions extends ChatOptions {

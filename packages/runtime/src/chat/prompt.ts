@@ -1,0 +1,169 @@
+/**
+ * The prompt a chat turn runs, in the model's own format: harmony for gpt-oss, else the model's
+ * chat template (from model.ie.json) rendered and tokenized with its special tokens; and a chat
+ * turn driven over any generate() (Engine's or BatchScheduler's), its answer read per format.
+ */
+import type { IebinHeader, ModelConfig } from '@ie/format';
+import { IeRuntimeError, InvalidOptionError } from '../errors.js';
+import type { Generation } from '../generation/generation.js';
+import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, StopReason } from '../generation/types.js';
+import type { GenerationMetrics } from '../metrics.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type HarmonySpecial } from './harmony.js';
+import { ChatTemplate, encodeChatPrompt } from './template.js';
+
+export class ChatPrompter {
+  /** The model's chat template, parsed at the first chat. */
+  private template: ChatTemplate | undefined;
+  private specials: Map<string, number> | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly config: ModelConfig,
+    private readonly header: IebinHeader,
+    private readonly tokenizer: Tokenizer,
+  ) {}
+
+  /**
+   * The prompt chat() runs for `messages`: harmony for gpt-oss, else the model's chat template
+   * rendered (with `add_generation_prompt`, `bos_token`, `eos_token`) and tokenized with its special
+   * tokens, BOS added only where the vocabulary adds one and the text does not start with it.
+   */
+  prompt(messages: readonly ChatMessage[], options: ChatOptions = {}): ChatPrompt {
+    checkMessages(messages);
+    if (this.config.architecture === 'gpt-oss') {
+      const ids = this.harmonyIds();
+      const text = renderHarmony(messages, options);
+      return {
+        format: 'harmony',
+        text,
+        ids: this.tokenizer.encode(text, { bos: false }),
+        stopTokens: [ids['<|return|>'], ids['<|call|>']],
+      };
+    }
+    const chat = this.header.chat;
+    if (!chat)
+      throw new IeRuntimeError(
+        'IE_CHAT_NO_TEMPLATE',
+        `${this.path}: the model has no chat template (model.ie.json has no chat member), so chat() cannot write its conversation: pass a prompt written in the model's own format to generate() instead, or convert the model from a Hugging Face directory whose tokenizer_config.json has a chat_template (or a GGUF file with tokenizer.chat_template)`,
+      );
+    this.template ??= new ChatTemplate(chat.template, `${this.path}: the model's chat template`);
+    const specials = this.specialPieces();
+    const bosToken = chat.bos_token ?? this.pieceOf(this.config.bos_id);
+    const eosToken = chat.eos_token ?? this.pieceOf(this.config.eos_id);
+    const text = this.template.render(messages, {
+      bosToken,
+      eosToken,
+      now: options.currentDate === undefined ? undefined : parseDate(options.currentDate),
+      variables: options.templateVariables,
+    });
+    const ids = encodeChatPrompt(this.tokenizer, text, { bosToken, specials });
+    // The template's end-of-turn text (Qwen2's <|im_end|>) ends the answer when it is one token.
+    const eot = eosToken === undefined ? undefined : (specials.get(eosToken) ?? this.tokenizer.tokenId?.(eosToken));
+    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot] };
+  }
+
+  /**
+   * A chat turn over `generate`: the prompt's common prefix with the cache is kept (`reusePrefix`,
+   * default true), the answer streams to `onText` and is read per format (harmony's channels).
+   */
+  async complete(
+    generate: (ids: readonly number[], options: GenerateOptions) => Generation,
+    messages: readonly ChatMessage[],
+    options: ChatOptions = {},
+  ): Promise<ChatCompletion> {
+    const prompt = this.prompt(messages, options);
+    const genOptions: GenerateOptions = {
+      ...options,
+      reusePrefix: options.reusePrefix ?? true,
+      stopTokens: [...(options.stopTokens ?? []), ...prompt.stopTokens],
+    };
+    const g = generate(prompt.ids, genOptions);
+    if (prompt.format === 'template') {
+      for await (const p of g) if (p.text) options.onText?.(p.text, 'final');
+      const stopReason = g.stopReason as StopReason;
+      return {
+        final: g.text,
+        analysis: '',
+        messages: [{ channel: 'final', content: g.text }],
+        ended: stopReason === 'eos' ? 'return' : undefined,
+        tokens: g.tokens,
+        stopReason,
+        metrics: g.metrics as GenerationMetrics,
+      };
+    }
+    const decoder = this.tokenizer.streamDecoder();
+    const reader = new HarmonyReader(this.harmonyIds(), (t) => decoder.push(t), options.onText);
+    for await (const p of g) if (p.token >= 0) reader.push(p.token);
+    if (g.stopToken !== undefined) reader.push(g.stopToken);
+    return {
+      final: reader.final,
+      analysis: reader.analysis,
+      messages: reader.messages,
+      ended: reader.ended,
+      tokens: g.tokens,
+      stopReason: g.stopReason as StopReason,
+      metrics: g.metrics as GenerationMetrics,
+    };
+  }
+
+  /** The text of a piece of an embedded vocabulary (`<s>`), if it has one. */
+  private pieceOf(id: number): string | undefined {
+    const t = this.header.tokenizer;
+    return 'pieces' in t ? t.pieces[id] || undefined : undefined;
+  }
+
+  /** Special tokens by text for vocabularies whose tokenizer does not match them in text (SentencePiece, llama2.c): control and user-defined pieces, BOS, EOS. */
+  private specialPieces(): Map<string, number> {
+    if (this.specials) return this.specials;
+    const m = new Map<string, number>();
+    const t = this.header.tokenizer;
+    if ('types' in t)
+      for (let i = 0; i < t.types.length; i++) if ((t.types[i] === 3 || t.types[i] === 4) && t.pieces[i]) m.set(t.pieces[i], i);
+    const chat = this.header.chat;
+    for (const [piece, id] of [
+      [chat?.bos_token ?? this.pieceOf(this.config.bos_id), this.config.bos_id],
+      [chat?.eos_token ?? this.pieceOf(this.config.eos_id), this.config.eos_id],
+    ] as const)
+      if (piece && !m.has(piece)) m.set(piece, id);
+    this.specials = m;
+    return m;
+  }
+
+  private harmonyIds(): Record<HarmonySpecial, number> {
+    if (this.config.architecture !== 'gpt-oss')
+      throw new IeRuntimeError(
+        'IE_CHAT_UNSUPPORTED',
+        `chat() writes the harmony format of gpt-oss models; this is a ${this.config.architecture} model, whose chat template ie cannot render yet: use generate() with a prompt in the model's own format`,
+      );
+    const entries = HARMONY_SPECIALS.map((s) => [s, this.tokenizer.tokenId?.(s)] as const);
+    const missing = entries.filter(([, id]) => id === undefined).map(([s]) => s);
+    if (missing.length)
+      throw new IeRuntimeError(
+        'IE_CHAT_UNSUPPORTED',
+        `the model's vocabulary lacks harmony's special tokens ${missing.join(' ')}: it cannot chat in the harmony format (use generate() with token ids or text)`,
+      );
+    return Object.fromEntries(entries) as Record<HarmonySpecial, number>;
+  }
+}
+
+/** Messages come from callers (HTTP bodies): each must be a role and a string content. */
+function checkMessages(messages: readonly ChatMessage[]): void {
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new InvalidOptionError('messages', 'must be a non-empty array of {role, content}');
+  messages.forEach((m, i) => {
+    if (typeof m !== 'object' || m === null) throw new InvalidOptionError(`messages[${i}]`, 'must be an object {role, content}');
+    if (typeof m.role !== 'string' || m.role.length === 0 || m.role.length > 64)
+      throw new InvalidOptionError(`messages[${i}].role`, 'must be a non-empty string (system, user, assistant, ...)');
+    if (typeof m.content !== 'string') throw new InvalidOptionError(`messages[${i}].content`, 'must be a string');
+  });
+}
+
+/** `currentDate` (YYYY-MM-DD) as a local date for a template's strftime_now and date_string. */
+function parseDate(s: string): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  const d = m ? new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : undefined;
+  if (!d || d.getMonth() !== Number(m?.[2]) - 1)
+    throw new InvalidOptionError('currentDate', `must be a date YYYY-MM-DD, got ${JSON.stringify(s)}`);
+  return d;
+}

@@ -1,0 +1,102 @@
+/**
+ * One request's decoding, step by step, whoever runs the forward passes (Engine.generate on its
+ * one sequence, BatchScheduler on many in one step): from the logits after the last step, sample
+ * the next token, end at EOS / a stop token / a stop string / maxTokens, stream its text.
+ */
+import type { ModelConfig } from '@ie/format';
+import { Sampler, logSumExp } from '../sampler.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { StepClock } from './clock.js';
+import type { Generation } from './generation.js';
+import type { PreparedRequest } from './request.js';
+import { TextStream } from './text.js';
+import type { Piece, StopReason } from './types.js';
+
+export class Decoding {
+  reason: StopReason = 'length';
+  done: boolean;
+  readonly clock = new StepClock();
+  /** Prompt tokens whose keys and values were already in the cache. */
+  cached = 0;
+  private readonly sampler: Sampler;
+  private readonly history: number[];
+  private readonly stream: TextStream;
+  private readonly isStop: (token: number) => boolean;
+
+  constructor(
+    readonly gen: Generation,
+    readonly request: PreparedRequest,
+    tokenizer: Tokenizer,
+    config: ModelConfig,
+  ) {
+    const o = request.options;
+    this.sampler = new Sampler(request.sampling);
+    this.history = [...request.ids];
+    this.stream = new TextStream(tokenizer.streamDecoder(request.ids[request.ids.length - 1]), request.stop);
+    this.isStop = (t) => !o.ignoreEos && (tokenizer.stopTokens.has(t) || !!config.stop_ids?.includes(t) || !!o.stopTokens?.includes(t));
+    this.done = request.maxTokens === 0;
+  }
+
+  /** Tokens generated so far. */
+  get generated(): number {
+    return this.gen.tokens.length;
+  }
+
+  /** The token the next step feeds (the last sampled one). */
+  get last(): number {
+    return this.history[this.history.length - 1];
+  }
+
+  /**
+   * Takes the next token from the logits after the last step (`argmax` is the kernels' for greedy
+   * decoding); returns its piece, or null when the generation ended on it (EOS, a stop token).
+   * `stepStartedAt` times the decode step (from before its forward pass).
+   */
+  accept(logits: Float32Array, argmax: number, stepStartedAt?: number): Piece | null {
+    const first = this.generated === 0;
+    const token = this.sampler.sample(logits, this.history, argmax);
+    this.clock.firstToken();
+    if (this.isStop(token)) {
+      this.gen.stopToken = token;
+      this.end('eos');
+      return null;
+    }
+    this.history.push(token);
+    this.gen.tokens.push(token);
+    const piece: Piece = { token, text: '' };
+    if (this.request.options.logprobs) piece.logprob = logits[token] - logSumExp(logits);
+    const { text, stopped } = this.stream.push(token);
+    piece.text = text;
+    this.gen.text += text;
+    if (stopped) this.end('stop');
+    else if (this.generated >= this.request.maxTokens) this.done = true;
+    if (!first && stepStartedAt !== undefined) this.clock.step(performance.now() - stepStartedAt);
+    return piece;
+  }
+
+  end(reason: StopReason): void {
+    this.reason = reason;
+    this.done = true;
+  }
+
+  /** The text still held back when the generation ends other than on a stop string, as a last piece (token -1). */
+  flush(): Piece | null {
+    if (this.reason === 'stop') return null;
+    const rest = this.stream.flush();
+    if (!rest) return null;
+    this.gen.text += rest;
+    return { token: -1, text: rest };
+  }
+
+  /** Sets the generation's stop reason and metrics. */
+  finish(kvCacheBytes: number, weightBytesPerToken: number): void {
+    this.gen.stopReason = this.reason;
+    this.gen.metrics = this.clock.metrics({
+      promptTokens: this.request.ids.length,
+      cachedTokens: this.cached,
+      generatedTokens: this.generated,
+      kvCacheBytes,
+      weightBytesPerToken,
+    });
+  }
+}

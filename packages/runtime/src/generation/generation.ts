@@ -1,0 +1,31 @@
+/** An ongoing generation: iterate it for pieces; `metrics` and `stopReason` are set when it ends. */
+import { InvalidOptionError } from '../errors.js';
+import type { GenerationMetrics } from '../metrics.js';
+import type { Completion, Piece, StopReason } from './types.js';
+
+export class Generation implements AsyncIterable<Piece> {
+  metrics: GenerationMetrics | undefined;
+  stopReason: StopReason | undefined;
+  /** The token that ended it (EOS or one of `stopTokens`), when stopReason is 'eos'. */
+  stopToken: number | undefined;
+  text = '';
+  readonly tokens: number[] = [];
+  private started = false;
+
+  /** @internal */
+  constructor(private readonly body: (g: Generation) => AsyncGenerator<Piece>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Piece> {
+    if (this.started) throw new InvalidOptionError('generate', 'a generation can be iterated once');
+    this.started = true;
+    return this.body(this);
+  }
+
+  /** Runs it to the end: the whole text with its metrics. */
+  async complete(): Promise<Completion> {
+    for await (const _ of this) {
+      /* drain */
+    }
+    return { text: this.text, tokens: this.tokens, stopReason: this.stopReason as StopReason, metrics: this.metrics as GenerationMetrics };
+  }
+}

@@ -1,0 +1,74 @@
+/** What a generation takes and gives: the public shapes shared by Engine, Sequence and BatchScheduler. */
+import type { HarmonyMessage, HarmonyOptions } from '../chat/harmony.js';
+import type { GenerationMetrics } from '../metrics.js';
+import type { SamplingOptions } from '../sampler.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate at most. Default 256. */
+  maxTokens?: number;
+  /** Strings that end the generation (not included in the output). */
+  stop?: string[];
+  signal?: AbortSignal;
+  /** Report each token's log-probability under the model (before temperature and filters). */
+  logprobs?: boolean;
+  /** Prepend BOS to a text prompt. Default true. */
+  addBos?: boolean;
+  /** Keep generating through end-of-sequence tokens, up to maxTokens (benchmarks; llama.cpp's --ignore-eos). Default false. */
+  ignoreEos?: boolean;
+  /** Token ids that end the generation besides the tokenizer's own (EOS): harmony's `<|return|>`, `<|call|>`. */
+  stopTokens?: readonly number[];
+  /**
+   * Keep the keys and values of the prompt's longest common prefix with what the KV cache holds
+   * (the previous generation's prompt and output) and prefill only the rest; `metrics.cachedTokens`
+   * says how many were kept. The result is the same as without it. Default false for generate()
+   * and complete() (one-shot calls and benchmarks prefill the whole prompt), true for chat() and
+   * chat sessions.
+   */
+  reusePrefix?: boolean;
+}
+
+export interface ChatOptions extends GenerateOptions, HarmonyOptions {
+  /** Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`; a chat template's answer is `final`). */
+  onText?: (text: string, channel: string) => void;
+  /** More variables for a chat template (a template's own switches, such as `enable_thinking`). */
+  templateVariables?: Readonly<Record<string, unknown>>;
+}
+
+/** A conversation as the model reads it: the rendered text and its token ids. */
+export interface ChatPrompt {
+  /** `harmony` for gpt-oss, `template` for the model's own chat template. */
+  format: 'harmony' | 'template';
+  text: string;
+  ids: number[];
+  /** Tokens that end the assistant's turn, besides EOS and the model's stop ids. */
+  stopTokens: number[];
+}
+
+export interface ChatCompletion {
+  /** The answer (harmony's final channel; the whole answer with a chat template). */
+  final: string;
+  /** The model's reasoning (harmony's analysis channel; '' with a chat template). */
+  analysis: string;
+  messages: HarmonyMessage[];
+  /** `return`: the turn ended (for a chat template: at EOS or an end-of-turn token); `call`: a tool call; undefined: stopped by length, stop string or context. */
+  ended: 'return' | 'call' | undefined;
+  tokens: number[];
+  stopReason: StopReason;
+  metrics: GenerationMetrics;
+}
+
+export interface Piece {
+  token: number;
+  /** Text this token completes (may be "" while a UTF-8 character is incomplete). */
+  text: string;
+  logprob?: number;
+}
+
+export type StopReason = 'eos' | 'stop' | 'length' | 'context';
+
+export interface Completion {
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  metrics: GenerationMetrics;
+}

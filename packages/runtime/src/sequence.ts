@@ -1,0 +1,128 @@
+/**
+ * A sequence: one KV slot of a Model's arena, and the tokens whose keys and values it holds at
+ * positions 0..length-1. `prefill(ids)` runs a prompt (in chunks of the model's maxBatch; with
+ * `reusePrefix`, only what differs from what the slot holds), `step(token)` decodes one token;
+ * after either, `logits` and `argmax` are the last token's (until the model's next step).
+ */
+import { ContextOverflowError, IeRuntimeError } from './errors.js';
+import type { StepRows } from './forward.js';
+import type { Model } from './model.js';
+
+export interface SequenceOptions {
+  /** Positions this sequence may use, at most the model's context length (its slot's size). Default: all. */
+  contextLength?: number;
+}
+
+export class Sequence {
+  private kv: number[] = [];
+  private freed = false;
+
+  /** @internal */
+  constructor(
+    private readonly model: Model,
+    /** The KV slot this sequence owns. */
+    readonly slot: number,
+    readonly contextLength: number,
+    private readonly onFree: (slot: number) => void,
+  ) {}
+
+  /** The tokens whose keys and values the cache holds (a copy). */
+  get tokens(): number[] {
+    return [...this.kv];
+  }
+
+  get length(): number {
+    return this.kv.length;
+  }
+
+  /** The logits after this sequence's last run; valid until the model runs another step. */
+  get logits(): Float32Array {
+    return this.model.forward.logitsRow(0);
+  }
+
+  /** The largest logit's index, after this sequence's last run. */
+  get argmax(): number {
+    return this.model.forward.argmax;
+  }
+
+  /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
+  commonPrefix(ids: readonly number[]): number {
+    const most = Math.min(this.kv.length, ids.length - 1);
+    let n = 0;
+    while (n < most && this.kv[n] === ids[n]) n++;
+    return n;
+  }
+
+  /** Forgets positions from `length` on (they are overwritten by what runs next). */
+  truncate(length: number): void {
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new IeRuntimeError('IE_INVALID_OPTION', `truncate: length must be >= 0, got ${length}`);
+    if (length < this.kv.length) this.kv.length = length;
+  }
+
+  /**
+   * Runs `ids` as the sequence's content: keeps the common prefix with what the cache holds when
+   * `reusePrefix`, else starts over; `between` runs after each chunk (an abort check). Returns the
+   * tokens kept from the cache.
+   */
+  async prefill(ids: readonly number[], options: { reusePrefix?: boolean; between?: () => void } = {}): Promise<number> {
+    this.alive();
+    if (ids.length > this.contextLength)
+      throw new ContextOverflowError(
+        `${ids.length} tokens do not fit the ${this.contextLength}-position context`,
+        ids.length,
+        this.contextLength,
+      );
+    const cached = options.reusePrefix ? this.commonPrefix(ids) : 0;
+    this.truncate(cached);
+    const B = this.model.forward.options.maxBatch;
+    for (let p = cached; p < ids.length; p += B) {
+      const chunk = ids.slice(p, p + B);
+      await this.model.run(this.slot, chunk, p);
+      this.kv.push(...chunk);
+      options.between?.();
+    }
+    return cached;
+  }
+
+  /** Decodes one token at the next position. */
+  async step(token: number): Promise<void> {
+    this.alive();
+    if (this.kv.length >= this.contextLength)
+      throw new ContextOverflowError(
+        `the sequence holds ${this.kv.length} tokens; its context holds ${this.contextLength}`,
+        this.kv.length + 1,
+        this.contextLength,
+      );
+    await this.model.run(this.slot, [token], this.kv.length);
+    this.kv.push(token);
+  }
+
+  /** @internal The rows of a batched step that append `tokens` (checked against the context). */
+  rows(tokens: readonly number[], logits: boolean): StepRows {
+    this.alive();
+    if (this.kv.length + tokens.length > this.contextLength)
+      throw new ContextOverflowError(
+        `the sequence holds ${this.kv.length} tokens; ${tokens.length} more do not fit its ${this.contextLength}-position context`,
+        this.kv.length + tokens.length,
+        this.contextLength,
+      );
+    return { slot: this.slot, pos: this.kv.length, tokens, logits };
+  }
+
+  /** @internal Records tokens a batched step ran for this sequence. */
+  appended(tokens: readonly number[]): void {
+    this.kv.push(...tokens);
+  }
+
+  /** Gives the slot back to the model (its contents are kept until another sequence overwrites them). */
+  dispose(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.onFree(this.slot);
+  }
+
+  private alive(): void {
+    if (this.freed) throw new IeRuntimeError('IE_DISPOSED', `sequence ${this.slot} was disposed`);
+  }
+}
