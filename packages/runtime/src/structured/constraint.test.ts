@@ -7,7 +7,7 @@ import { HfTokenizer } from '../tokenizer/hf.js';
 import { Llama2cTokenizer } from '../tokenizer/llama2c.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { type ConstraintSpec, type ConstraintVocabulary, constraintVocabulary, createConstraint } from './constraint.js';
-import { StructuredOutputError } from './errors.js';
+import type { StructuredOutputError } from './errors.js';
 import { compileGrammar } from './grammar.js';
 import { DEAD, GrammarMatcher } from './matcher.js';
 import { llamaLikeVocabulary, rng } from './test-vocab.js';
