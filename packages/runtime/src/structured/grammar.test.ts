@@ -59,6 +59,38 @@ describe('GBNF parser', () => {
     expect(m.matches('aaa')).toBe(false);
   });
 
+  it("parses llama.cpp's grammars/json.gbnf as published", () => {
+    const m = matcher(String.raw`root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+
+object ::=
+  "{" ws (
+            string ":" ws value
+    ("," ws string ":" ws value)*
+  )? "}" ws
+
+array  ::=
+  "[" ws (
+            value
+    ("," ws value)*
+  )? "]" ws
+
+string ::=
+  "\"" (
+    [^"\\\x7F\x00-\x1F] |
+    "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) # escapes
+  )* "\"" ws
+
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+
+# Optional space: by convention, applied in this grammar after literal chars when allowed
+ws ::= | " " | "\n" [ \t]{0,20}
+`);
+    expect(m.matches(String.raw`{"a": [1, -2.5e3, "x\u00e9\n", true, null, {}]}` + '\n')).toBe(true);
+    expect(m.matches(String.raw`{"a": "\q"}`)).toBe(false);
+    expect(m.matches('{"a": 1,}')).toBe(false);
+  });
+
   const cases: Array<[string, string, string, number, number]> = [
     ['syntax: missing ::=', 'root "a"', 'IE_GRAMMAR_SYNTAX', 1, 6],
     ['syntax: stray character', 'root ::= "a" ;', 'IE_GRAMMAR_SYNTAX', 1, 14],
