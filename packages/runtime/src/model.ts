@@ -229,22 +229,26 @@ export class Model {
     return this.chat;
   }
 
-  /** @internal Runs one sequence's tokens at positions pos.. of its slot; logits row 0 is the last token's. */
-  run(slot: number, tokens: readonly number[], pos: number): Promise<void> {
-    return this.exclusive(() => this.forward.run(tokens, pos, slot));
+  /**
+   * @internal Runs one sequence's tokens at positions pos.. of its slot, then `read` (logits row 0
+   * is the last token's) before any other step may start.
+   */
+  run<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T> {
+    return this.exclusive(() => this.forward.run(tokens, pos, slot), read);
   }
 
-  /** @internal Runs one step over rows of several sequences; logits row j is the j-th entry wanting logits. */
-  step(entries: readonly StepRows[]): Promise<void> {
-    return this.exclusive(() => this.forward.step(entries));
+  /** @internal Runs one step over rows of several sequences, then `read` (logits row j: the j-th entry wanting logits). */
+  step<T = void>(entries: readonly StepRows[], read?: () => T): Promise<T> {
+    return this.exclusive(() => this.forward.step(entries), read);
   }
 
-  /** One step at a time: the program has one set of buffers. */
-  private exclusive(f: () => Promise<void>): Promise<void> {
-    const run = this.running.then(() => {
+  /** One step at a time: the program has one set of buffers, read before the next step writes them. */
+  private exclusive<T>(f: () => Promise<void>, read?: () => T): Promise<T> {
+    const run = this.running.then(async () => {
       this.alive();
       this.checkFile();
-      return f();
+      await f();
+      return read?.() as T;
     });
     this.running = run.catch(() => undefined);
     return run;

@@ -16,6 +16,9 @@ export interface SequenceOptions {
 export class Sequence {
   private kv: number[] = [];
   private freed = false;
+  /** The logits and argmax after this sequence's last run, copied out before the model's next step. */
+  private readonly out: Float32Array;
+  private best = -1;
 
   /** @internal */
   constructor(
@@ -24,7 +27,9 @@ export class Sequence {
     readonly slot: number,
     readonly contextLength: number,
     private readonly onFree: (slot: number) => void,
-  ) {}
+  ) {
+    this.out = new Float32Array(model.config.vocab_size);
+  }
 
   /** The tokens whose keys and values the cache holds (a copy). */
   get tokens(): number[] {
@@ -35,14 +40,24 @@ export class Sequence {
     return this.kv.length;
   }
 
-  /** The logits after this sequence's last run; valid until the model runs another step. */
+  /** The logits after this sequence's last prefill or step (a view: the next run overwrites it). */
   get logits(): Float32Array {
-    return this.model.forward.logitsRow(0);
+    return this.out;
   }
 
-  /** The largest logit's index, after this sequence's last run. */
+  /** The largest logit's index, after this sequence's last prefill or step. */
   get argmax(): number {
-    return this.model.forward.argmax;
+    return this.best;
+  }
+
+  /** Runs `tokens` at the next positions, keeping the last one's logits. */
+  private async run(tokens: readonly number[]): Promise<void> {
+    const f = this.model.forward;
+    await this.model.run(this.slot, tokens, this.kv.length, () => {
+      this.out.set(f.logitsRow(0));
+      this.best = f.argmax;
+    });
+    this.kv.push(...tokens);
   }
 
   /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
@@ -77,9 +92,7 @@ export class Sequence {
     this.truncate(cached);
     const B = this.model.forward.options.maxBatch;
     for (let p = cached; p < ids.length; p += B) {
-      const chunk = ids.slice(p, p + B);
-      await this.model.run(this.slot, chunk, p);
-      this.kv.push(...chunk);
+      await this.run(ids.slice(p, p + B));
       options.between?.();
     }
     return cached;
@@ -94,8 +107,7 @@ export class Sequence {
         this.kv.length + 1,
         this.contextLength,
       );
-    await this.model.run(this.slot, [token], this.kv.length);
-    this.kv.push(token);
+    await this.run([token]);
   }
 
   /** @internal The rows of a batched step that append `tokens` (checked against the context). */

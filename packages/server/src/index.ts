@@ -6,8 +6,11 @@
 export { startServer, type IeServer, type ServeOptions, type ServerState } from './server.js';
 export {
   SerialScheduler,
+  BatchingScheduler,
   type Scheduler,
   type SerialSchedulerOptions,
+  type BatchingSchedulerOptions,
+  type GenerationRunner,
   type GenerationRequest,
   type SamplingRequest,
   type Ticket,

@@ -2,7 +2,7 @@ import { Engine } from '@ie/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slowModel } from '../test/models.js';
 import { ServerError } from './errors.js';
-import { SerialScheduler, type Delta, type Ticket } from './scheduler.js';
+import { BatchingScheduler, SerialScheduler, type Delta, type Ticket } from './scheduler.js';
 
 async function text(t: Ticket): Promise<string> {
   let s = '';
@@ -86,5 +86,57 @@ describe('SerialScheduler over one engine', () => {
     await s.close(50);
     expect(performance.now() - t0).toBeLessThan(1000);
     await expect(running.done).rejects.toMatchObject({ code: 'IE_ABORTED' });
+  });
+});
+
+describe('BatchingScheduler over a model with several KV slots', () => {
+  let engine: Engine;
+  let prompts: number[][];
+  beforeAll(async () => {
+    engine = await Engine.load(await slowModel(), { threads: 1, sequences: 3, contextLength: 256 });
+    prompts = ['Once upon a time', 'The cat', 'A long time ago, in a land far away'].map((p) => engine.tokenize(p, { bos: true }));
+  });
+  afterAll(() => engine.dispose());
+
+  it('decodes the running requests together, each the text it gets alone; queues the rest, refuses past the queue', async () => {
+    const alone = await Engine.load(engine.path, { threads: 1, contextLength: 256 });
+    const want = [];
+    for (const p of prompts) want.push((await alone.complete(p, { maxTokens: 12, temperature: 0 })).text);
+    await alone.dispose();
+    const s = new BatchingScheduler(engine.model, { parallel: 2, queue: 1 });
+    const tickets = prompts.map((p) => s.submit({ kind: 'completion', prompt: p, options: greedy(12) }));
+    expect(s.stats()).toEqual({ active: 2, queued: 1, parallel: 2, queueLimit: 1 });
+    expect(() => s.submit({ kind: 'completion', prompt: prompts[0], options: greedy(1) })).toThrow(
+      expect.objectContaining({ code: 'IE_SERVER_QUEUE_FULL' }),
+    );
+    expect(await Promise.all(tickets.map(text))).toEqual(want);
+    const outcomes = await Promise.all(tickets.map((t) => t.done));
+    expect(outcomes.map((o) => o.completionTokens)).toEqual([12, 12, 12]);
+    await s.close(1000);
+  });
+
+  it('a cancelled request frees its slot for the next queued one while the others keep decoding', async () => {
+    const s = new BatchingScheduler(engine.model, { parallel: 2, queue: 2 });
+    const long = s.submit({ kind: 'completion', prompt: prompts[0], options: greedy(200) });
+    const other = s.submit({ kind: 'completion', prompt: prompts[1], options: greedy(20) });
+    const next = s.submit({ kind: 'completion', prompt: prompts[2], options: greedy(3) });
+    const it = long[Symbol.asyncIterator]();
+    await it.next();
+    long.cancel('client left');
+    expect(next.state).toBe('running');
+    await expect(it.next()).rejects.toMatchObject({ code: 'IE_ABORTED' });
+    expect((await next.done).completionTokens).toBe(3);
+    expect((await other.done).completionTokens).toBe(20);
+    await s.close(1000);
+    expect(engine.model.freeSlots).toBe(3);
+  });
+
+  it('answers chat requests through the model chat template', async () => {
+    const s = new BatchingScheduler(engine.model, { parallel: 2 });
+    const messages = [{ role: 'user' as const, content: 'Hi' }];
+    const t = s.submit({ kind: 'chat', messages, options: greedy(5) });
+    const want = await engine.chat(messages, { maxTokens: 5, temperature: 0 });
+    expect(await text(t)).toBe(want.final);
+    await s.close(1000);
   });
 });

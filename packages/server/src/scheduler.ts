@@ -1,10 +1,21 @@
 /**
  * The scheduler: where requests wait and how they reach the engine. The HTTP layer only submits a
- * request, reads its stream of text, and cancels it; it never touches the engine. The first
- * implementation serializes over one Engine (which decodes one sequence at a time); a continuous
- * batching scheduler (many sequences in one forward step) plugs in behind the same interface.
+ * request, reads its stream of text, and cancels it; it never touches the engine. SerialScheduler
+ * runs requests on one Engine (which decodes one sequence at a time); BatchingScheduler runs them
+ * on a BatchScheduler (continuous batching: every running request a row of one forward step).
  */
-import { GenerationAbortedError, type ChatMessage, type Engine, type GenerationMetrics, type StopReason } from '@ie/runtime';
+import {
+  BatchScheduler,
+  GenerationAbortedError,
+  type ChatCompletion,
+  type ChatMessage,
+  type ChatOptions,
+  type GenerateOptions,
+  type Generation,
+  type GenerationMetrics,
+  type Model,
+  type StopReason,
+} from '@ie/runtime';
 import { ServerError } from './errors.js';
 
 /** The sampling settings a request carries (OpenAI's, already mapped to the engine's names). */
@@ -149,6 +160,12 @@ class Job implements Ticket {
   }
 }
 
+/** What requests run on: an Engine (one sequence at a time) or a BatchScheduler (all at once). */
+export interface GenerationRunner {
+  generate(prompt: readonly number[], options: GenerateOptions): Generation;
+  chat(messages: readonly ChatMessage[], options: ChatOptions): Promise<ChatCompletion>;
+}
+
 export interface SerialSchedulerOptions {
   /** Requests admitted to run at once (they take turns on the engine). Default 1. */
   parallel?: number;
@@ -171,7 +188,7 @@ export class SerialScheduler implements Scheduler {
   private readonly inEngine = new Map<Job, Promise<void>>();
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: GenerationRunner,
     options: SerialSchedulerOptions = {},
   ) {
     this.parallel = options.parallel ?? 1;
@@ -295,5 +312,31 @@ export class SerialScheduler implements Scheduler {
       for (const job of this.inEngine.keys()) job.cancel('the server is shutting down');
       await Promise.allSettled([...this.inEngine.values()]);
     }
+  }
+}
+
+export interface BatchingSchedulerOptions extends SerialSchedulerOptions {
+  /** Prompt tokens prefilled per step while other requests decode (BatchScheduler's prefillChunk). Default 64. */
+  prefillChunk?: number;
+}
+
+/**
+ * Continuous batching: up to `parallel` requests hold a KV slot of the model each and decode
+ * together, one forward step for all of them (the model must be opened with at least `parallel`
+ * sequences: `Engine.load(dir, { sequences })`); the rest wait in the bounded queue. A cancelled
+ * request gives its slot back within one step and the next queued request takes it.
+ */
+export class BatchingScheduler extends SerialScheduler {
+  private readonly batcher: BatchScheduler;
+
+  constructor(model: Model, options: BatchingSchedulerOptions = {}) {
+    const batcher = new BatchScheduler(model, { slots: options.parallel ?? 1, prefillChunk: options.prefillChunk });
+    super(batcher, options);
+    this.batcher = batcher;
+  }
+
+  override async close(graceMs: number): Promise<void> {
+    await super.close(graceMs);
+    await this.batcher.close();
   }
 }

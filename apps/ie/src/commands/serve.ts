@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path';
 import { Engine } from '@ie/runtime';
-import { startServer } from '@ie/server';
+import { BatchingScheduler, startServer } from '@ie/server';
 import { intFlag, type Command } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
@@ -30,12 +30,15 @@ export const serve: Command = {
     if (apiKey !== undefined && apiKey.length < 8) throw new CliError('CLI_USAGE', '--api-key must be at least 8 characters');
     const graceS = intFlag(v, 'shutdown-grace', 0, 3600, 10) as number;
     const options = engineOptions(v);
+    const parallel = intFlag(v, 'parallel', 1, 1024, 1) as number;
     const server = await startServer({
-      load: () => Engine.load(path, options),
+      // One KV slot per parallel request: they decode together, one forward step for all (continuous batching).
+      load: () => Engine.load(path, { ...options, sequences: parallel }),
+      scheduler: (engine, o) => new BatchingScheduler(engine.model, o),
       modelId: (v['model-name'] as string | undefined) ?? basename(resolve(path)),
       host,
       port: intFlag(v, 'port', 0, 65535, 8080),
-      parallel: intFlag(v, 'parallel', 1, 1024, 1),
+      parallel,
       queue: intFlag(v, 'queue', 0, 1 << 20, 16),
       apiKey,
       bodyLimit: intFlag(v, 'body-limit', 1024, 1 << 30, 1 << 20),

@@ -172,16 +172,24 @@ export class BatchScheduler {
     if (plan.length === 0) return false;
     const t = performance.now();
     for (const [job] of plan) job.inStep = true;
-    let failure: unknown;
+    const done = () => {
+      for (const [job] of plan) job.inStep = false;
+      this.steps++;
+      this.rows += plan.reduce((n, [, r]) => n + r.tokens.length, 0);
+    };
     try {
-      await this.model.step(plan.map(([, rows]) => rows));
+      // Each request's token is taken from the step's logits before any other step may run.
+      await this.model.step(
+        plan.map(([, rows]) => rows),
+        () => {
+          done();
+          this.collect(plan, t);
+        },
+      );
     } catch (e) {
-      failure = e;
+      if (plan[0][0].inStep) done();
+      for (const [job] of plan) this.cancel(job, e);
     }
-    for (const [job] of plan) job.inStep = false;
-    this.steps++;
-    this.rows += plan.reduce((n, [, r]) => n + r.tokens.length, 0);
-    this.collect(plan, t, failure);
     return true;
   }
 
@@ -231,15 +239,11 @@ export class BatchScheduler {
   }
 
   /** After a step: record what each sequence ran, take each request's next token, end the finished. */
-  private collect(plan: Array<[Job, StepRows]>, startedAt: number, failure: unknown): void {
+  private collect(plan: Array<[Job, StepRows]>, startedAt: number): void {
     const f = this.model.forward;
     let row = 0;
     for (const [job, rows] of plan) {
       const logitRow = rows.logits ? row++ : -1;
-      if (failure !== undefined) {
-        this.cancel(job, failure);
-        continue;
-      }
       job.seq?.appended(rows.tokens);
       if (job.cancelled !== undefined) {
         this.release(job);
