@@ -7,7 +7,8 @@
 //
 //   MODEL=/tmp/s15m pnpm bench:serve
 //   (MODEL defaults to models/stories15m, made with `ie synth --preset stories15m` if missing)
-//   CONCURRENCY=64 MAX_TOKENS=64 PARALLEL=1 THREADS=2 PROMPTS=benchmarks/prompts_10.txt
+//   CONCURRENCY=64 MAX_TOKENS=64 PARALLEL=1 THREADS=2 PROMPTS=benchmarks/prompts_10.txt IE_CLI=apps/ie/dist/cli.js
+//   (PARALLEL=N: N requests decode together, one forward step for all of them: continuous batching)
 //   SERVER_URL=http://127.0.0.1:18080 node benchmarks/serve.mjs   (a server already running, serving
 //   the model as "bench", e.g. replicas behind a load balancer: scripts/serve-lb.sh; no lag figure then)
 import { spawn, spawnSync } from 'node:child_process';
@@ -19,7 +20,8 @@ import { refuseToMake, requireModel } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const CLI = join(root, 'apps', 'ie', 'dist', 'cli.js');
+// IE_CLI: another build of the CLI (the checkout's own by default).
+const CLI = process.env.IE_CLI ?? join(root, 'apps', 'ie', 'dist', 'cli.js');
 const MODEL = process.env.MODEL ?? join(root, 'models', 'stories15m');
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 64);
 const MAX_TOKENS = Number(process.env.MAX_TOKENS ?? 64);
@@ -180,7 +182,7 @@ console.log(`  server: ${engineLine}, --parallel ${PARALLEL}`);
 console.log(`  errors ${errors.length}, lost/duplicated (text != non-streamed reference) ${mismatched.length}, tokens ${tokens}`);
 console.log(`  aggregate ${summary.aggregate_tok_s} tok/s over ${summary.wall_s} s`);
 console.log(
-  `  TTFT p50 ${summary.ttft_p50_ms} ms, p95 ${summary.ttft_p95_ms} ms (queueing included: one engine serves one stream at a time)`,
+  `  TTFT p50 ${summary.ttft_p50_ms} ms, p95 ${summary.ttft_p95_ms} ms (queueing included: --parallel streams decode together, the rest wait)`,
 );
 if (!SERVER_URL) console.log(`  server event-loop lag p99 ${summary.event_loop_lag_p99_ms} ms (${lag.samples} samples of a 10 ms timer)`);
 for (const e of errors.slice(0, 5)) console.log(`  error: ${e.error}`);
