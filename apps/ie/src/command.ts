@@ -1,26 +1,64 @@
-/** What a command is: its flags (node:util parseArgs), its help, and what it does. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError } from './errors.js';
+/**
+ * What a command is: its arguments and typed flags (see flags.ts), examples and exit codes for
+ * its help, and what it does. The usage line is generated from the definitions.
+ */
+import { parseArgs } from 'node:util';
+import { CliError, EXIT, type ExitName } from './errors.js';
+import { checkValues, parseArgsOptions, usageLine, type Flags, type Positional, type Values } from './flags.js';
 
 export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
 }
 
-export interface Command {
-  name: string;
-  summary: string;
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  /** How many positional arguments the command takes. */
-  positionals: [min: number, max: number];
-  run(values: Record<string, string | boolean | undefined>, positionals: string[], io: Io): Promise<number>;
+/** A command line that works, and what it does (shown under `examples:` in the help). */
+export interface Example {
+  command: string;
+  does: string;
 }
 
-export function parse(cmd: Command, argv: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+interface CommandInfo<F extends Flags> {
+  name: string;
+  summary: string;
+  args: readonly Positional[];
+  flags: F;
+  examples: readonly Example[];
+  /** The exit codes it can end with besides 0, 1 and 2 (which every command can). */
+  exits: readonly ExitName[];
+}
+
+export interface CommandSpec<F extends Flags> extends CommandInfo<F> {
+  run(values: Values<F>, positionals: string[], io: Io): Promise<number>;
+}
+
+/** A command with its generated usage line, its flags' types erased (main.ts holds them all in one list). */
+export interface Command extends CommandInfo<Flags> {
+  usage: string;
+  /** How many positional arguments the command takes. */
+  positionals: [min: number, max: number];
+  run(values: Record<string, unknown>, positionals: string[], io: Io): Promise<number>;
+}
+
+/** A command from its definition; `const F` keeps each choice's values as literal types for `run`. */
+export function defineCommand<const F extends Flags>(spec: CommandSpec<F> & ThisType<Command>): Command {
+  const min = spec.args.filter((a) => !a.optional).length;
+  return {
+    ...spec,
+    usage: usageLine(spec.name, spec.args, spec.flags),
+    positionals: [min, spec.args.length],
+    run: spec.run as Command['run'],
+  };
+}
+
+/** The argument vector checked against the command's definitions: typed values (defaults and environment applied) and positionals. */
+export function parse(
+  cmd: Command,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { values: Record<string, unknown>; positionals: string[] } {
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: cmd.options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: parseArgsOptions(cmd.flags), allowPositionals: true, strict: true });
   } catch (e) {
     throw new CliError('CLI_USAGE', `${(e as Error).message.split('\n')[0]}\nusage: ${cmd.usage}`);
   }
@@ -31,33 +69,28 @@ export function parse(cmd: Command, argv: string[]): { values: Record<string, st
       `${cmd.name} takes ${min === max ? min : `${min} to ${max}`} argument(s), got ${parsed.positionals.length}\nusage: ${cmd.usage}`,
     );
   }
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  const values = checkValues(
+    cmd.flags,
+    parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>,
+    env,
+    cmd.usage,
+  );
+  return { values, positionals: parsed.positionals };
 }
 
-/** A required string flag. */
-export function required(values: Record<string, unknown>, name: string, cmd: Command): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new CliError('CLI_USAGE', `--${name} is required\nusage: ${cmd.usage}`);
-  return v;
+/** A bound the definitions cannot state (it depends on another flag): the same message as theirs. */
+export function inRange(name: string, value: number | undefined, min: number, max: number): number | undefined {
+  if (value !== undefined && (value < min || value > max))
+    throw new CliError('CLI_USAGE', `--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(String(value))}`);
+  return value;
 }
 
-/** An integer flag within bounds. */
-export function intFlag(values: Record<string, unknown>, name: string, min: number, max: number, dflt?: number): number | undefined {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
-    throw new CliError('CLI_USAGE', `--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-/** A flag whose value must be one of `allowed`. */
-export function choice<T extends string>(values: Record<string, unknown>, name: string, allowed: readonly T[], dflt?: T): T | undefined {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !allowed.includes(v as T))
-    throw new CliError('CLI_USAGE', `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
-  return v as T;
+/** A narrower set of choices than the definition's, where another flag decides it (synth's --dtype per format). */
+export function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], dflt?: T): T | undefined {
+  if (value === undefined) return dflt;
+  if (!allowed.includes(value as T))
+    throw new CliError('CLI_USAGE', `--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as T;
 }
 
 /**
@@ -69,7 +102,7 @@ export async function withAbortOnSignal<T>(work: (register: (abortSync: () => vo
   const handler = (sig: NodeJS.Signals) => {
     for (const a of aborts) a();
     process.stderr.write(`\nie: interrupted by ${sig}; partial output removed, any previous output is untouched\n`);
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    process.exit(sig === 'SIGINT' ? EXIT.INTERRUPTED : EXIT.TERMINATED);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);

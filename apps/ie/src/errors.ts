@@ -16,7 +16,22 @@ export const EXIT = {
   /** ie quantize: the quantized model missed a gate threshold. */
   GATE_FAILED: 5,
   INTERRUPTED: 130,
+  /** SIGTERM: as the shell reports a process it ended (128 + 15). */
+  TERMINATED: 143,
 } as const;
+export type ExitName = keyof typeof EXIT;
+
+/** What each exit code means, as `ie <command> --help` lists them. */
+export const EXIT_MEANING: Record<ExitName, string> = {
+  OK: 'success',
+  FAILURE: 'an unexpected failure (a bug, or an I/O error such as a full disk)',
+  USAGE: 'a flag or argument is missing, unknown or malformed',
+  BAD_INPUT: 'an input file is missing, unreadable or malformed',
+  INVALID_MODEL: 'the model fails validation (a checksum, a NaN weight, a manifest mismatch)',
+  GATE_FAILED: 'the quantized model missed its calibration gate (nothing written unless forced)',
+  INTERRUPTED: 'interrupted by Ctrl-C (SIGINT); a writer removes its partial files first',
+  TERMINATED: 'terminated by SIGTERM; a writer removes its partial files first',
+};
 
 export const CLI_ERROR_CODES = {
   CLI_USAGE: 'a flag or argument is missing, unknown or malformed',

@@ -10,21 +10,19 @@ import { serve } from './commands/serve.js';
 import { synth } from './commands/synth.js';
 import { validate } from './commands/validate.js';
 import { CliError, EXIT, describeError, exitCodeFor } from './errors.js';
+import { commandHelp, mainHelp } from './help.js';
 import { VERSION } from './version.js';
 
 export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, serve, chat];
 
-function help(): string {
-  const w = Math.max(...COMMANDS.map((c) => c.name.length));
-  return [
-    `ie ${VERSION} — CPU inference engine for llama-family models`,
-    '',
-    'usage: ie <command> [options]',
-    '',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
-    '',
-    "ie <command> --help shows a command's options.",
-  ].join('\n');
+function find(name: string): Command {
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd)
+    throw new CliError(
+      'CLI_UNKNOWN_COMMAND',
+      `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`,
+    );
+  return cmd;
 }
 
 export async function main(
@@ -32,24 +30,22 @@ export async function main(
   io: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) },
 ): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const cmd = COMMANDS.find((c) => c.name === rest[0]);
-    io.out(cmd ? `usage: ${cmd.usage}\n\n${cmd.summary}` : help());
-    return EXIT.OK;
-  }
   if (name === '--version' || name === '-v') {
     io.out(VERSION);
     return EXIT.OK;
   }
   try {
-    const cmd = COMMANDS.find((c) => c.name === name);
-    if (!cmd)
-      throw new CliError(
-        'CLI_UNKNOWN_COMMAND',
-        `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`,
-      );
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.out(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+    // `ie help generate`, `ie --help generate` and `ie generate --help` are the same.
+    const asksHelp = name === 'help' || name === '--help' || name === '-h';
+    if (name === undefined || (asksHelp && rest[0] === undefined)) {
+      io.out(mainHelp(COMMANDS));
+      return EXIT.OK;
+    }
+    const cmd = find(asksHelp ? rest[0] : name);
+    // Anywhere before `--`, as git and cargo take it: `ie generate M "hi" --help` still shows help.
+    const flags = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (asksHelp || flags.includes('--help') || flags.includes('-h')) {
+      io.out(commandHelp(cmd));
       return EXIT.OK;
     }
     const { values, positionals } = parse(cmd, rest);

@@ -7,39 +7,76 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Engine, percentile } from '@ie/runtime';
-import { intFlag, type Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
+import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
-function envInt(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  if (!/^\d+$/.test(raw)) throw new CliError('CLI_USAGE', `${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
-  return Number(raw);
-}
-
-export const bench: Command = {
+export const bench = defineCommand({
   name: 'bench',
   summary: 'benchmark generation over a prompt file: one JSON line per run',
-  usage: `ie bench MODEL_DIR [--prompts FILE] [--runs N] [--warmup N] [--max-new N] ${ENGINE_USAGE}   (PROMPTS, RUNS, IE_BYTES_PER_TOKEN, IE_STRIDE_BYTES)`,
-  positionals: [1, 1],
-  options: {
-    ...ENGINE_OPTIONS,
-    prompts: { type: 'string' },
-    runs: { type: 'string' },
-    warmup: { type: 'string' },
-    'max-new': { type: 'string' },
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  flags: {
+    prompts: {
+      type: 'string',
+      arg: 'FILE',
+      required: true,
+      env: 'PROMPTS',
+      description: 'one prompt per line, # starts a comment (benchmarks/prompts_10.txt ships with ten)',
+    },
+    runs: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1000,
+      default: 1,
+      env: 'RUNS',
+      arg: 'N',
+      description: 'measured runs, one JSON line each',
+    },
+    warmup: { type: 'number', integer: true, min: 0, max: 1000, default: 1, arg: 'N', description: 'unmeasured runs first' },
+    'max-new': {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1 << 20,
+      default: 64,
+      arg: 'N',
+      description: 'tokens generated per prompt (greedy, fixed length: every run does the same work)',
+    },
+    'touch-bytes': {
+      type: 'number',
+      integer: true,
+      min: 0,
+      default: 0,
+      env: 'IE_BYTES_PER_TOKEN',
+      arg: 'BYTES',
+      description:
+        "read this many bytes of the mapped model after each token (the seed's work-touch; timed apart from the model's figures)",
+    },
+    'touch-stride': {
+      type: 'number',
+      integer: true,
+      min: 1,
+      default: 64,
+      env: 'IE_STRIDE_BYTES',
+      arg: 'BYTES',
+      description: 'the work-touch reads one byte every BYTES',
+    },
+    ...ENGINE_FLAGS,
   },
+  examples: [
+    { command: 'ie bench models/stories260K --prompts benchmarks/prompts_10.txt --runs 3', does: 'three measured runs after one warm-up' },
+    {
+      command: 'ie bench models/tl --prompts benchmarks/prompts_10.txt --precision int8w -t 2 --max-new 32',
+      does: 'the same weights at int8, on two threads',
+    },
+  ],
+  exits: ['BAD_INPUT', 'INVALID_MODEL'],
   async run(v, [path], io) {
-    let promptsFile = (v.prompts as string | undefined) ?? process.env.PROMPTS;
+    let promptsFile = v.prompts;
     // The seed's documents spell the shipped file prompts_10..txt: take what users type.
-    if (promptsFile?.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt')))
+    if (promptsFile.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt')))
       promptsFile = promptsFile.replace(/\.\.txt$/, '.txt');
-    if (!promptsFile)
-      throw new CliError(
-        'CLI_USAGE',
-        `give a prompt file with --prompts FILE or PROMPTS=FILE (benchmarks/prompts_10.txt ships with ten)\nusage: ${this.usage}`,
-      );
     let text: string;
     try {
       text = await readFile(promptsFile, 'utf8');
@@ -54,12 +91,7 @@ export const bench: Command = {
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     if (prompts.length === 0) throw new CliError('CLI_USAGE', `${promptsFile} holds no prompts (one per line; # starts a comment)`);
-    const runs = intFlag(v, 'runs', 1, 1000) ?? envInt('RUNS', 1);
-    const warmup = intFlag(v, 'warmup', 0, 1000, 1) as number;
-    const maxNew = intFlag(v, 'max-new', 1, 1 << 20, 64) as number;
-    const touchBytes = envInt('IE_BYTES_PER_TOKEN', 0);
-    const stride = envInt('IE_STRIDE_BYTES', 64);
-    if (stride < 1) throw new CliError('CLI_USAGE', 'IE_STRIDE_BYTES must be at least 1');
+    const { runs, warmup, 'max-new': maxNew, 'touch-bytes': touchBytes, 'touch-stride': stride } = v;
     const engine = await Engine.load(path, engineOptions(v));
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
@@ -141,4 +173,4 @@ export const bench: Command = {
       await engine.dispose();
     }
   },
-};
+});

@@ -1,43 +1,57 @@
 import { createInterface } from 'node:readline';
 import { Engine, IeRuntimeError, type ReasoningEffort } from '@ie/runtime';
-import { choice, intFlag, type Command } from '../command.js';
-import { CliError, EXIT } from '../errors.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
+import { defineCommand } from '../command.js';
+import { EXIT } from '../errors.js';
+import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
-function numFlag(v: Record<string, unknown>, name: string, dflt: number): number {
-  const raw = v[name];
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n))
-    throw new CliError('CLI_USAGE', `--${name} must be a number, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-export const chat: Command = {
+export const chat = defineCommand({
   name: 'chat',
   summary: 'chat with a model in the terminal: multi-turn, streamed; Ctrl-C stops an answer, /reset clears, /exit quits',
-  usage: `ie chat MODEL_DIR [--system TEXT] [-n|--max-tokens N] [--temperature T] [--top-p P] [-s|--seed S] [--reasoning low|medium|high] [--show-analysis] ${ENGINE_USAGE}`,
-  positionals: [1, 1],
-  options: {
-    ...ENGINE_OPTIONS,
-    system: { type: 'string' },
-    'max-tokens': { type: 'string', short: 'n' },
-    temperature: { type: 'string' },
-    'top-p': { type: 'string' },
-    seed: { type: 'string', short: 's' },
-    reasoning: { type: 'string' },
-    'show-analysis': { type: 'boolean' },
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory with a chat template (or a gpt-oss model)' }],
+  flags: {
+    system: { type: 'string', arg: 'TEXT', description: 'the system message the conversation starts with' },
+    'max-tokens': {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1 << 24,
+      arg: 'N',
+      short: 'n',
+      description: 'tokens per answer at most',
+      defaultText: 'the context: the answer ends with the turn',
+    },
+    temperature: { type: 'number', default: 0.8, arg: 'T', description: 'sampling temperature; 0 is greedy' },
+    'top-p': { type: 'number', default: 0.95, arg: 'P', description: 'nucleus sampling: the likeliest tokens up to probability P' },
+    seed: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 2 ** 32 - 1,
+      arg: 'S',
+      short: 's',
+      description: "the sampler's seed",
+      defaultText: 'random',
+    },
+    reasoning: {
+      type: 'choice',
+      arg: 'EFFORT',
+      choices: ['low', 'medium', 'high'],
+      description: 'reasoning effort of a gpt-oss (harmony) model',
+      defaultText: "the model's",
+    },
+    'show-analysis': { type: 'boolean', description: "write a gpt-oss model's reasoning to stderr" },
+    ...ENGINE_FLAGS,
   },
+  examples: [
+    { command: 'ie chat models/tl --system "You are terse."', does: 'a conversation in the terminal' },
+    { command: 'printf "hi\\n/exit\\n" | ie chat models/tl --temperature 0', does: 'scripted: one line per turn on standard input' },
+  ],
+  exits: ['BAD_INPUT'],
   async run(v, [path], io) {
-    const sampling = {
-      temperature: numFlag(v, 'temperature', 0.8),
-      topP: numFlag(v, 'top-p', 0.95),
-      seed: intFlag(v, 'seed', 0, 2 ** 32 - 1),
-      maxTokens: intFlag(v, 'max-tokens', 1, 1 << 24),
-    };
-    const reasoningEffort = choice(v, 'reasoning', ['low', 'medium', 'high'] as const) as ReasoningEffort | undefined;
+    const sampling = { temperature: v.temperature, topP: v['top-p'], seed: v.seed, maxTokens: v['max-tokens'] };
+    const reasoningEffort: ReasoningEffort | undefined = v.reasoning;
     const engine = await Engine.load(path, engineOptions(v));
-    const systemPrompt = v.system as string | undefined;
+    const systemPrompt = v.system;
     // The session keeps the conversation; between turns the KV cache still holds it, so only the new message is prefilled.
     const session = engine.chatSession({ systemPrompt });
     const tty = process.stdin.isTTY === true;
@@ -104,4 +118,4 @@ export const chat: Command = {
       await engine.dispose();
     }
   },
-};
+});

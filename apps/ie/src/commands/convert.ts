@@ -13,38 +13,89 @@ import {
   type LoadedManifest,
 } from '@ie/quant';
 import { buildTokenizer, quantizeModel } from '@ie/runtime';
-import { choice, intFlag, withAbortOnSignal, type Command } from '../command.js';
+import { defineCommand, withAbortOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, int, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
 import { CONVERTER } from '../version.js';
 
-export const convert: Command = {
+export const convert = defineCommand({
   name: 'convert',
   summary: 'convert a Hugging Face directory, llama2.c checkpoint or GGUF file to IEBIN',
-  usage:
-    'ie convert (--hf-dir DIR [--tokenizer tokenizer.json] | --llama2c FILE --tokenizer FILE | --gguf FILE) --out-dir DIR [--dtype f32|f16|bf16] [--pretranspose] [--block-k N] [--q4-map MANIFEST.json [--calib FILE | --no-gate] [--force] [--threads N]] [--quiet]',
-  positionals: [0, 0],
-  options: {
-    'hf-dir': { type: 'string' },
-    llama2c: { type: 'string' },
-    tokenizer: { type: 'string' },
-    gguf: { type: 'string' },
-    'out-dir': { type: 'string' },
-    dtype: { type: 'string' },
-    pretranspose: { type: 'boolean' },
-    'block-k': { type: 'string' },
-    'q4-map': { type: 'string' },
-    calib: { type: 'string' },
-    'no-gate': { type: 'boolean' },
-    force: { type: 'boolean' },
-    threads: { type: 'string' },
-    quiet: { type: 'boolean' },
+  args: [],
+  flags: {
+    'hf-dir': {
+      type: 'string',
+      arg: 'DIR',
+      oneOf: 'source',
+      description: 'a Hugging Face directory: config.json, model.safetensors (or shards), tokenizer.json',
+    },
+    llama2c: { type: 'string', arg: 'FILE', oneOf: 'source', description: 'a llama2.c checkpoint (with --tokenizer tokenizer.bin)' },
+    gguf: { type: 'string', arg: 'FILE', oneOf: 'source', description: 'a GGUF v3 file (it carries its tokenizer)' },
+    tokenizer: {
+      type: 'string',
+      arg: 'FILE',
+      description: "the llama2.c checkpoint's tokenizer.bin, or a tokenizer.json kept outside the --hf-dir",
+    },
+    'out-dir': { type: 'string', arg: 'DIR', required: true, description: 'the IEBIN directory to write (replaced atomically)' },
+    dtype: {
+      type: 'choice',
+      arg: 'TYPE',
+      choices: FLOAT_DTYPES,
+      description: 'store the float tensors in this type',
+      defaultText: "the source's",
+    },
+    pretranspose: { type: 'boolean', description: 'store the matrices transposed (K-major)' },
+    'block-k': {
+      type: 'number',
+      integer: true,
+      min: 64,
+      max: 1 << 20,
+      arg: 'N',
+      description: 'store the matrices in blocks of N columns (a multiple of 64)',
+      defaultText: 'row-major',
+    },
+    'q4-map': {
+      type: 'string',
+      arg: 'MANIFEST',
+      description: 'quantize per this manifest: a policy is measured against its gate first; an expanded one is checked by hash',
+    },
+    calib: {
+      type: 'string',
+      arg: 'FILE',
+      description: "the text the policy's gate measures on (with --q4-map)",
+      defaultText: "the policy's calibration.text",
+    },
+    'no-gate': { type: 'boolean', description: 'export a policy unmeasured (with --q4-map); model.ie.json records the gate as skipped' },
+    force: { type: 'boolean', description: 'export with a manifest that failed its gate (with --q4-map)' },
+    threads: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1024,
+      arg: 'N',
+      short: 't',
+      description: 'threads for the clip search and the gate (with --q4-map)',
+      defaultText: 'every CPU',
+    },
+    quiet: { type: 'boolean', description: 'no progress on stderr' },
   },
+  examples: [
+    {
+      command: 'ie convert --hf-dir models/tl-hf --out-dir models/tl --dtype bf16',
+      does: 'a Hugging Face directory to IEBIN, matrices in bf16',
+    },
+    {
+      command: 'ie convert --gguf models/s15m-q4_0.gguf --out-dir models/s15m-q4_0',
+      does: "a GGUF file's tensors imported without loss, each in its own type",
+    },
+    {
+      command: 'ie convert --hf-dir models/tl-hf --out-dir models/tl-q4 --q4-map quant/q4_manifest.json',
+      does: 'int4 weights per the default policy, written only if the measured model passes its gate',
+    },
+  ],
+  exits: ['BAD_INPUT', 'GATE_FAILED', 'INTERRUPTED', 'TERMINATED'],
   async run(v, _p, io) {
-    const sources = ['hf-dir', 'llama2c', 'gguf'].filter((k) => v[k] !== undefined);
-    if (sources.length !== 1)
-      throw new CliError('CLI_USAGE', `give exactly one source: --hf-dir, --llama2c (with --tokenizer) or --gguf\nusage: ${this.usage}`);
     if (v.llama2c !== undefined && v.tokenizer === undefined)
       throw new CliError('CLI_USAGE', '--llama2c needs --tokenizer FILE (the tokenizer.bin that goes with the checkpoint)');
     if (v.gguf !== undefined && v.tokenizer !== undefined)
@@ -53,12 +104,11 @@ export const convert: Command = {
         '--tokenizer goes with --llama2c (tokenizer.bin) or --hf-dir (a tokenizer.json kept elsewhere); a GGUF file carries its tokenizer',
       );
     const outDir = v['out-dir'];
-    if (typeof outDir !== 'string' || outDir === '') throw new CliError('CLI_USAGE', `--out-dir is required\nusage: ${this.usage}`);
-    const dtype = choice(v, 'dtype', FLOAT_DTYPES);
-    const blockK = intFlag(v, 'block-k', 64, 1 << 20);
+    const dtype = v.dtype;
+    const blockK = v['block-k'];
     if (blockK !== undefined && blockK % 64 !== 0) throw new CliError('CLI_USAGE', `--block-k must be a multiple of 64, got ${blockK}`);
     if (blockK !== undefined && v.pretranspose) throw new CliError('CLI_USAGE', '--pretranspose and --block-k cannot be combined');
-    const manifestFile = v['q4-map'] as string | undefined;
+    const manifestFile = v['q4-map'];
     if (manifestFile !== undefined) {
       const clash = (['dtype', 'pretranspose', 'block-k'] as const).filter((f) => v[f] !== undefined);
       if (clash.length)
@@ -72,7 +122,7 @@ export const convert: Command = {
     }
     if (v.calib !== undefined && v['no-gate'])
       throw new CliError('CLI_USAGE', '--calib sets the text the gate measures on; --no-gate skips the gate: give one of them');
-    const threads = intFlag(v, 'threads', 1, 1024);
+    const threads = v.threads;
     // Read and check the manifest before the (possibly slow) source is opened.
     let loaded = manifestFile !== undefined ? await readManifest(manifestFile) : undefined;
     const noGate = v['no-gate'] === true;
@@ -84,7 +134,7 @@ export const convert: Command = {
     // --calib may name any regular file; a manifest's calibration.text only one under its own directory or the working directory.
     const calibFile =
       loaded?.manifest.kind === 'policy' && !noGate
-        ? ((v.calib as string | undefined) ??
+        ? (v.calib ??
           (loaded.manifest.calibration?.text
             ? await manifestCalibrationPath(manifestFile as string, loaded.manifest.calibration.text)
             : undefined))
@@ -97,9 +147,8 @@ export const convert: Command = {
     const calibText = calibFile ? await readCalibrationText(calibFile) : undefined;
 
     let source: ModelSource;
-    if (v['hf-dir'] !== undefined)
-      source = await openHfDir(v['hf-dir'] as string, v.tokenizer !== undefined ? { tokenizer: v.tokenizer as string } : {});
-    else if (v.gguf !== undefined) source = await openGguf(v.gguf as string);
+    if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'], v.tokenizer !== undefined ? { tokenizer: v.tokenizer } : {});
+    else if (v.gguf !== undefined) source = await openGguf(v.gguf);
     else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
     const progress = new Progress('converting', process.stderr, !v.quiet);
     try {
@@ -178,7 +227,7 @@ export const convert: Command = {
       await source.close();
     }
   },
-};
+});
 
 /**
  * Runs the policy's calibration and gate on the source (exported unquantized to a scratch

@@ -1,19 +1,114 @@
-/** Flags shared by the commands that run a model (generate, bench). */
+/** Flags shared by the commands that run a model (generate, bench, serve, chat). */
+import type { Isa } from '@ie/kernels';
 import { PRECISIONS, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
-import { choice, intFlag } from '../command.js';
+import type { Flags, Values } from '../flags.js';
 
-export const ENGINE_OPTIONS = {
-  precision: { type: 'string' },
-  threads: { type: 'string', short: 't' },
-  affinity: { type: 'string' },
-  'kv-cache': { type: 'string' },
-  context: { type: 'string', short: 'c' },
-  activations: { type: 'string' },
-  'require-model': { type: 'boolean' },
-} as const;
+const ISAS = ['scalar', 'avx2', 'avxvnni', 'avx512'] as const satisfies readonly Isa[];
+const SECTION = 'engine options';
 
-export const ENGINE_USAGE =
-  '[--precision fp32|fp16|bf16|int8w|int4w] [-t|--threads N] [--affinity none|compact|scatter] [--kv-cache f32|f16] [-c|--context N] [--activations auto|f32|int8] [--require-model]';
+/**
+ * Each flag's environment variable is read by @ie/runtime when the flag is absent (the engine
+ * resolves its environment once), so the CLI passes only what was given.
+ */
+export const ENGINE_FLAGS = {
+  precision: {
+    type: 'choice',
+    arg: 'P',
+    choices: PRECISIONS,
+    description: 'weight precision; lower ones are converted at load, never upwards',
+    defaultText: "the file's own",
+    engineEnv: 'IE_PRECISION',
+    section: SECTION,
+  },
+  threads: {
+    type: 'number',
+    integer: true,
+    min: 1,
+    max: 1024,
+    arg: 'N',
+    short: 't',
+    description: "threads for the kernels' pool",
+    defaultText: 'one per physical core',
+    engineEnv: 'IE_THREADS',
+    section: SECTION,
+  },
+  affinity: {
+    type: 'choice',
+    arg: 'MODE',
+    choices: ['none', 'compact', 'scatter'],
+    description: 'pin the pool threads to CPUs: packed onto neighbouring cores, or spread across them',
+    defaultText: 'none',
+    engineEnv: 'IE_AFFINITY',
+    section: SECTION,
+  },
+  numa: {
+    type: 'choice',
+    arg: 'POLICY',
+    choices: ['none', 'interleave', 'local'],
+    description: 'NUMA placement of the weights (reported as having no effect on a single-node machine)',
+    defaultText: 'none',
+    engineEnv: 'IE_NUMA',
+    section: SECTION,
+  },
+  isa: {
+    type: 'choice',
+    arg: 'ISA',
+    choices: ISAS,
+    description: 'force a lower kernel variant than the best the CPU has',
+    defaultText: 'the best the CPU has',
+    engineEnv: 'IE_ISA',
+    section: SECTION,
+  },
+  'kv-cache': {
+    type: 'choice',
+    arg: 'TYPE',
+    choices: ['f32', 'f16'],
+    description: 'KV cache storage (f16 halves its memory)',
+    defaultText: 'f32',
+    engineEnv: 'IE_KV_CACHE',
+    section: SECTION,
+  },
+  context: {
+    type: 'number',
+    integer: true,
+    min: 1,
+    max: 1 << 24,
+    arg: 'N',
+    short: 'c',
+    description: 'positions the KV cache holds',
+    // @ie/runtime's DEFAULT_CONTEXT_CAP (not exported).
+    defaultText: "the model's context, at most 4096",
+    engineEnv: 'IE_CONTEXT',
+    section: SECTION,
+  },
+  'max-batch': {
+    type: 'number',
+    integer: true,
+    min: 1,
+    max: 4096,
+    arg: 'N',
+    short: 'b',
+    description: 'largest prefill chunk in tokens (the GEMM token count)',
+    defaultText: '256',
+    engineEnv: 'IE_MAX_BATCH',
+    section: SECTION,
+  },
+  activations: {
+    type: 'choice',
+    arg: 'MODE',
+    choices: ['auto', 'f32', 'int8'],
+    description: 'how activations meet int8/int4/block weights: int8 dot products (as llama.cpp) or dequantized FP32',
+    defaultText: 'auto: int8 where the model and CPU allow',
+    engineEnv: 'IE_ACTIVATIONS',
+    section: SECTION,
+  },
+  'require-model': {
+    type: 'boolean',
+    description: "strict mode, the seed's interface: a missing model is an error (ie never stubs one)",
+    engineEnv: 'IE_REQUIRE_MODEL',
+    section: SECTION,
+  },
+} as const satisfies Flags;
 
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {
@@ -21,14 +116,17 @@ export function describeEngine(info: EngineInfo): string {
   return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${info.gemm}`;
 }
 
-export function engineOptions(v: Record<string, unknown>): EngineOptions {
+export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOptions {
   return {
-    precision: choice(v, 'precision', PRECISIONS),
-    threads: intFlag(v, 'threads', 1, 1024),
-    affinity: choice(v, 'affinity', ['none', 'compact', 'scatter'] as const),
-    kvCache: choice(v, 'kv-cache', ['f32', 'f16'] as const),
-    contextLength: intFlag(v, 'context', 1, 1 << 24),
-    activations: choice(v, 'activations', ['auto', 'f32', 'int8'] as const),
+    precision: v.precision,
+    threads: v.threads,
+    affinity: v.affinity,
+    numa: v.numa,
+    isa: v.isa,
+    kvCache: v['kv-cache'],
+    contextLength: v.context,
+    maxBatch: v['max-batch'],
+    activations: v.activations,
     requireModel: v['require-model'] === true ? true : undefined,
   };
 }

@@ -1,18 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Engine, type GenerateOptions, type ReasoningEffort } from '@ie/runtime';
-import { intFlag, type Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
-
-function numFlag(v: Record<string, unknown>, name: string): number | undefined {
-  const raw = v[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n))
-    throw new CliError('CLI_USAGE', `--${name} must be a number, got ${JSON.stringify(raw)}`);
-  return n;
-}
+import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
 /** `--stop "\n\n"`: the shell passes a backslash and an n; \n, \t, \r and \\ are escapes, as in llama.cpp. */
 export function unescapeStop(s: string): string {
@@ -33,30 +24,101 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export const generate: Command = {
+export const generate = defineCommand({
   name: 'generate',
   summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
-  usage: `ie generate MODEL_DIR ("prompt" | - | --prompt-file FILE) [--chat [--system TEXT] [--reasoning low|medium|high] [--show-analysis]] [-n|--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [-s|--seed S] [--stop TEXT]... (\\n \\t \\r \\\\ are escapes) ${ENGINE_USAGE} [--verify] [--no-echo] [--json]`,
-  positionals: [1, 2],
-  options: {
-    ...ENGINE_OPTIONS,
-    'max-tokens': { type: 'string', short: 'n' },
-    temperature: { type: 'string' },
-    'top-k': { type: 'string' },
-    'top-p': { type: 'string' },
-    'min-p': { type: 'string' },
-    'repeat-penalty': { type: 'string' },
-    seed: { type: 'string', short: 's' },
-    'prompt-file': { type: 'string' },
-    stop: { type: 'string', multiple: true },
-    'no-echo': { type: 'boolean' },
-    json: { type: 'boolean' },
-    chat: { type: 'boolean' },
-    system: { type: 'string' },
-    reasoning: { type: 'string' },
-    'show-analysis': { type: 'boolean' },
-    verify: { type: 'boolean' },
+  args: [
+    { name: 'MODEL_DIR', description: 'an IEBIN model directory (ie convert or ie synth makes one)' },
+    { name: 'PROMPT', optional: true, description: 'the prompt, or - to read it from standard input (else give --prompt-file)' },
+  ],
+  flags: {
+    'prompt-file': { type: 'string', arg: 'FILE', short: 'f', description: 'read the prompt from FILE instead of the argument' },
+    'max-tokens': {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 1 << 24,
+      default: 256,
+      arg: 'N',
+      short: 'n',
+      description: 'tokens to generate at most',
+    },
+    temperature: { type: 'number', arg: 'T', description: 'sampling temperature; 0 is greedy', defaultText: '0.8' },
+    // Float sampling values are range-checked once, by @ie/runtime's sampler (IE_INVALID_OPTION names the option).
+    'top-k': {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 1 << 24,
+      arg: 'K',
+      description: 'sample from the K likeliest tokens; 0 turns it off',
+      defaultText: '40',
+    },
+    'top-p': {
+      type: 'number',
+      arg: 'P',
+      description: 'nucleus sampling: the likeliest tokens up to probability P',
+      defaultText: '0.95',
+    },
+    'min-p': {
+      type: 'number',
+      arg: 'P',
+      description: "drop tokens less likely than P times the top one's probability",
+      defaultText: '0.05',
+    },
+    'repeat-penalty': {
+      type: 'number',
+      arg: 'R',
+      description: 'above 1, discourage the tokens of the last 64 (positive logits divided by R, negative multiplied)',
+      defaultText: '1, off',
+    },
+    seed: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 2 ** 32 - 1,
+      arg: 'S',
+      short: 's',
+      description: "the sampler's seed, for repeatable runs",
+      defaultText: 'random',
+    },
+    stop: {
+      type: 'string',
+      arg: 'TEXT',
+      multiple: true,
+      description: 'stop when the output ends with TEXT; \\n \\t \\r \\\\ are escapes, as in llama.cpp',
+    },
+    chat: { type: 'boolean', description: "send the prompt as a user message in the model's chat format" },
+    system: { type: 'string', arg: 'TEXT', description: 'a system message before the prompt (with --chat)' },
+    reasoning: {
+      type: 'choice',
+      arg: 'EFFORT',
+      choices: ['low', 'medium', 'high'],
+      description: 'reasoning effort of a gpt-oss (harmony) model (with --chat)',
+      defaultText: "the model's",
+    },
+    'show-analysis': { type: 'boolean', description: "write a gpt-oss model's reasoning to stderr (with --chat)" },
+    verify: {
+      type: 'boolean',
+      description: 'check every weight checksum, NaN/Inf and the tokenizer hash before running (what ie validate --deep checks)',
+      engineEnv: 'IE_VERIFY',
+    },
+    'no-echo': { type: 'boolean', description: 'do not print the prompt before the continuation' },
+    json: { type: 'boolean', description: 'print one JSON object (text, tokens, stop reason, metrics) instead of streaming' },
+    ...ENGINE_FLAGS,
   },
+  examples: [
+    { command: 'ie generate models/stories260K "Once upon a time" -n 200 --temperature 0', does: 'greedy, 200 tokens at most' },
+    {
+      command: 'echo "The meaning of life" | ie generate models/tl - --precision int4w -t 2 --json',
+      does: 'the prompt from standard input, weights converted to int4 at load, the result as JSON',
+    },
+    {
+      command: 'ie generate models/tl "Why is the sky blue?" --chat --system "Be brief." --stop "\\n\\n"',
+      does: "in the model's chat template, stopping at the first blank line",
+    },
+  ],
+  exits: ['BAD_INPUT', 'INVALID_MODEL', 'INTERRUPTED'],
   async run(v, [path, given], io) {
     // The prompt: an argument, "-" for standard input, or --prompt-file (one of them).
     if ((given === undefined) === (v['prompt-file'] === undefined))
@@ -65,23 +127,21 @@ export const generate: Command = {
         `give the prompt as an argument, "-" (standard input) or --prompt-file FILE, once\nusage: ${this.usage}`,
       );
     const prompt =
-      v['prompt-file'] !== undefined ? await readPrompt(v['prompt-file'] as string) : given === '-' ? await readStdin() : (given as string);
+      v['prompt-file'] !== undefined ? await readPrompt(v['prompt-file']) : given === '-' ? await readStdin() : (given as string);
     const options: GenerateOptions = {
-      maxTokens: intFlag(v, 'max-tokens', 0, 1 << 24, 256),
-      temperature: numFlag(v, 'temperature'),
-      topK: intFlag(v, 'top-k', 0, 1 << 24),
-      topP: numFlag(v, 'top-p'),
-      minP: numFlag(v, 'min-p'),
-      repetitionPenalty: numFlag(v, 'repeat-penalty'),
-      seed: intFlag(v, 'seed', 0, 2 ** 32 - 1),
-      stop: (v.stop as unknown as string[] | undefined)?.map(unescapeStop),
+      maxTokens: v['max-tokens'],
+      temperature: v.temperature,
+      topK: v['top-k'],
+      topP: v['top-p'],
+      minP: v['min-p'],
+      repetitionPenalty: v['repeat-penalty'],
+      seed: v.seed,
+      stop: v.stop?.map(unescapeStop),
     };
     const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
     if (chatOnly && !v.chat)
       throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
-    const reasoning = v.reasoning as string | undefined;
-    if (reasoning !== undefined && !['low', 'medium', 'high'].includes(reasoning))
-      throw new CliError('CLI_USAGE', `--reasoning must be low, medium or high, got ${JSON.stringify(reasoning)}`);
+    const reasoning: ReasoningEffort | undefined = v.reasoning;
     // --verify: every weight CRC, NaN/Inf and the tokenizer's sha256 checked before running (ie validate --deep's checks).
     const engine = await Engine.load(path, { ...engineOptions(v), ...(v.verify === true ? { verify: true } : {}) });
     const ac = new AbortController();
@@ -99,13 +159,13 @@ export const generate: Command = {
             );
         // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
         const messages = [
-          ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system as string }] : []),
+          ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []),
           { role: 'user' as const, content: prompt },
         ];
         const r = await engine.chat(messages, {
           ...options,
           signal: ac.signal,
-          reasoningEffort: reasoning as ReasoningEffort | undefined,
+          reasoningEffort: reasoning,
           currentDate: new Date().toISOString().slice(0, 10),
           onText: v.json
             ? undefined
@@ -167,4 +227,4 @@ export const generate: Command = {
       await engine.dispose();
     }
   },
-};
+});

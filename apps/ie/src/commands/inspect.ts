@@ -1,6 +1,6 @@
 import { IebinReader, weightBytesPerToken, type IebinHeader, type TensorEntry } from '@ie/format';
 import { describeMix, filePrecisionMix } from '@ie/runtime';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { EXIT } from '../errors.js';
 import { bytes, int, table } from '../human.js';
 
@@ -48,12 +48,18 @@ export function summarize(h: IebinHeader) {
   };
 }
 
-export const inspect: Command = {
+export const inspect = defineCommand({
   name: 'inspect',
   summary: "print a model's architecture, tokenizer, tensors and weight bytes per token",
-  usage: 'ie inspect MODEL_DIR [--json]',
-  positionals: [1, 1],
-  options: { json: { type: 'boolean' } },
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  flags: {
+    json: { type: 'boolean', description: 'print everything as one JSON object (config, provenance, every tensor)' },
+  },
+  examples: [
+    { command: 'ie inspect models/stories260K', does: 'the summary and the tensor table' },
+    { command: "node apps/ie/dist/cli.js inspect models/tl --json | jq '.weightBytesPerToken'", does: 'one figure, through clean JSON' },
+  ],
+  exits: ['BAD_INPUT'],
   async run(v, [path], io) {
     const r = await IebinReader.open(path);
     try {
@@ -112,4 +118,4 @@ export const inspect: Command = {
       await r.close();
     }
   },
-};
+});

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '@ie/format';
 import { manifestCalibrationPath, readCalibrationText, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
-import { intFlag, required, type Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, table } from '../human.js';
 import { Progress } from '../progress.js';
@@ -56,25 +56,47 @@ function report(m: ExpandedManifest, all: boolean): string[] {
   return lines;
 }
 
-export const quantize: Command = {
+export const quantize = defineCommand({
   name: 'quantize',
   summary: 'quantize a model per policy, measure it on calibration text, and write the expanded manifest if it passes the gate',
-  usage: 'ie quantize MODEL_DIR --policy POLICY.json --out MANIFEST.json [--calib FILE] [--force] [--all] [--threads N] [--json] [--quiet]',
-  positionals: [1, 1],
-  options: {
-    policy: { type: 'string' },
-    out: { type: 'string' },
-    calib: { type: 'string' },
-    force: { type: 'boolean' },
-    all: { type: 'boolean' },
-    threads: { type: 'string' },
-    json: { type: 'boolean' },
-    quiet: { type: 'boolean' },
+  args: [{ name: 'MODEL_DIR', description: 'the unquantized IEBIN model to measure' }],
+  flags: {
+    policy: {
+      type: 'string',
+      arg: 'POLICY.json',
+      required: true,
+      description: 'the quantization policy: rules, methods, calibration and gate (quant/q4_manifest.json is the default one)',
+    },
+    out: { type: 'string', arg: 'MANIFEST.json', required: true, description: 'where the expanded manifest goes (replaced atomically)' },
+    calib: { type: 'string', arg: 'FILE', description: 'calibration text', defaultText: "the policy's calibration.text" },
+    force: { type: 'boolean', description: 'write the manifest even when the gate fails (marked "rejected")' },
+    all: { type: 'boolean', description: 'list every tensor in the table, passing ones too' },
+    threads: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1024,
+      arg: 'N',
+      short: 't',
+      description: 'threads for the clip search and the kernels',
+      defaultText: 'every CPU',
+    },
+    json: { type: 'boolean', description: 'print the result as one JSON object instead of the tables' },
+    quiet: { type: 'boolean', description: 'no progress on stderr' },
   },
+  examples: [
+    {
+      command: 'ie quantize models/stories260K --policy quant/q4_manifest.json --out quant/stories260K_q4.json',
+      does: 'measure the default int4 policy; then ie convert … --q4-map quant/stories260K_q4.json exports per it',
+    },
+    {
+      command: 'ie quantize models/tl --policy quant/q8_manifest.json --out /tmp/tl_q8.json --calib benchmarks/heldout_stories.txt --json',
+      does: 'the int8 policy measured on other text, the figures as JSON',
+    },
+  ],
+  exits: ['BAD_INPUT', 'GATE_FAILED'],
   async run(v, [model], io) {
-    const policyFile = required(v, 'policy', this);
-    const out = required(v, 'out', this);
-    const threads = intFlag(v, 'threads', 1, 1024);
+    const { policy: policyFile, out, threads } = v;
     // Fail now, not after minutes of work, when the manifest could not be written.
     try {
       await access(dirname(resolve(out)), constants.W_OK);
@@ -89,7 +111,7 @@ export const quantize: Command = {
       );
     // --calib may name any regular file; the policy's calibration.text only one under its own directory or the working directory.
     const calibFile =
-      (v.calib as string | undefined) ??
+      v.calib ??
       (loaded.manifest.calibration?.text ? await manifestCalibrationPath(policyFile, loaded.manifest.calibration.text) : undefined);
     if (!calibFile) throw new CliError('CLI_USAGE', `${policyFile} names no calibration text (calibration.text); pass --calib FILE`);
     const text = await readCalibrationText(calibFile);
@@ -153,4 +175,4 @@ export const quantize: Command = {
     }
     return r.accepted ? EXIT.OK : EXIT.GATE_FAILED;
   },
-};
+});

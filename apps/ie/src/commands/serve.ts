@@ -1,47 +1,105 @@
 import { basename, resolve } from 'node:path';
 import { Engine } from '@ie/runtime';
 import { BatchingScheduler, startServer } from '@ie/server';
-import { intFlag, type Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
-import { ENGINE_OPTIONS, ENGINE_USAGE, describeEngine, engineOptions } from './engine-flags.js';
+import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;
 
-export const serve: Command = {
+export const serve = defineCommand({
   name: 'serve',
   summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)',
-  usage: `ie serve MODEL_DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue M] [--api-key KEY] [--model-name NAME] [--body-limit BYTES] [--shutdown-grace SECONDS] ${ENGINE_USAGE}`,
-  positionals: [1, 1],
-  options: {
-    ...ENGINE_OPTIONS,
-    host: { type: 'string' },
-    port: { type: 'string', short: 'p' },
-    parallel: { type: 'string' },
-    queue: { type: 'string' },
-    'api-key': { type: 'string' },
-    'model-name': { type: 'string' },
-    'body-limit': { type: 'string' },
-    'shutdown-grace': { type: 'string' },
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory (loaded after the server listens; /health says when it is ready)' }],
+  flags: {
+    host: {
+      type: 'string',
+      arg: 'HOST',
+      default: '127.0.0.1',
+      description: 'the address to listen on (another than loopback wants --api-key)',
+    },
+    port: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 65535,
+      default: 8080,
+      arg: 'PORT',
+      short: 'p',
+      description: 'the port; 0 picks a free one',
+    },
+    parallel: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1024,
+      default: 1,
+      arg: 'N',
+      description: 'requests decoded together (N KV slots, batched in one forward step)',
+    },
+    queue: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 1 << 20,
+      default: 16,
+      arg: 'M',
+      description: 'requests waiting beyond those; more get 503',
+    },
+    'api-key': {
+      type: 'string',
+      arg: 'KEY',
+      env: 'IE_API_KEY',
+      description: 'require "Authorization: Bearer KEY" on every route but /health (at least 8 characters; the env keeps it out of ps)',
+    },
+    'model-name': { type: 'string', arg: 'NAME', description: 'the model id clients see', defaultText: "the model directory's name" },
+    'body-limit': {
+      type: 'number',
+      integer: true,
+      min: 1024,
+      max: 1 << 30,
+      default: 1 << 20,
+      arg: 'BYTES',
+      description: 'largest request body',
+    },
+    'shutdown-grace': {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 3600,
+      default: 10,
+      arg: 'SECONDS',
+      description: 'on SIGINT/SIGTERM, how long running streams get to finish',
+    },
+    ...ENGINE_FLAGS,
   },
+  examples: [
+    { command: 'ie serve models/tl --port 8080', does: 'on http://127.0.0.1:8080/v1' },
+    {
+      command: 'IE_API_KEY=sk-local-123 ie serve models/tl --host 0.0.0.0 --parallel 4 -t 8',
+      does: 'on every interface, behind a key, four requests batched',
+    },
+  ],
+  exits: ['BAD_INPUT', 'INVALID_MODEL', 'INTERRUPTED', 'TERMINATED'],
   async run(v, [path], io) {
-    const host = (v.host as string | undefined) ?? '127.0.0.1';
-    // IE_API_KEY keeps the key off the command line (and out of `ps`).
-    const apiKey = (v['api-key'] as string | undefined) ?? (process.env.IE_API_KEY || undefined);
+    const host = v.host;
+    // IE_API_KEY (the flag's env) keeps the key off the command line (and out of `ps`).
+    const apiKey = v['api-key'];
     if (apiKey !== undefined && apiKey.length < 8) throw new CliError('CLI_USAGE', '--api-key must be at least 8 characters');
-    const graceS = intFlag(v, 'shutdown-grace', 0, 3600, 10) as number;
+    const graceS = v['shutdown-grace'];
     const options = engineOptions(v);
-    const parallel = intFlag(v, 'parallel', 1, 1024, 1) as number;
+    const parallel = v.parallel;
     const server = await startServer({
       // One KV slot per parallel request: they decode together, one forward step for all (continuous batching).
       load: () => Engine.load(path, { ...options, sequences: parallel }),
       scheduler: (engine, o) => new BatchingScheduler(engine.model, o),
-      modelId: (v['model-name'] as string | undefined) ?? basename(resolve(path)),
+      modelId: v['model-name'] ?? basename(resolve(path)),
       host,
-      port: intFlag(v, 'port', 0, 65535, 8080),
+      port: v.port,
       parallel,
-      queue: intFlag(v, 'queue', 0, 1 << 20, 16),
+      queue: v.queue,
       apiKey,
-      bodyLimit: intFlag(v, 'body-limit', 1024, 1 << 30, 1 << 20),
+      bodyLimit: v['body-limit'],
       shutdownGraceMs: graceS * 1000,
       log: io.err,
     });
@@ -80,4 +138,4 @@ export const serve: Command = {
       process.off('SIGTERM', onSignal);
     }
   },
-};
+});

@@ -13,7 +13,7 @@ import {
   type ModelSource,
 } from '@ie/format';
 import { packBlocks, packInt4Groupwise, packInt8 } from '@ie/quant';
-import { choice, intFlag, required, withAbortOnSignal, type Command } from '../command.js';
+import { choice, defineCommand, inRange, withAbortOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
@@ -24,26 +24,79 @@ const GPT_OSS_DTYPES = ['bf16', 'f32'] as const;
 /** An HF directory without --shards is cut as transformers' save_pretrained cuts: files of at most 5 GB. */
 const HF_MAX_SHARD_BYTES = 5e9;
 
-export const synth: Command = {
+/** Every --dtype some format takes; which ones apply is checked per format and preset. */
+const SYNTH_DTYPES = [...new Set([...FLOAT_DTYPES, ...GGUF_WRITE_TYPES])];
+
+export const synth = defineCommand({
   name: 'synth',
   summary: 'make a seeded random llama or gpt-oss model of a realistic shape (HF directory, IEBIN or a GGUF file)',
-  usage: `ie synth --preset ${Object.keys(SYNTH_PRESETS).join('|')} (--out-dir DIR [--format hf|iebin] [--dtype f32|f16|bf16] [--shards N] | --format gguf --out FILE.gguf [--dtype f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k|iq4_nl]) [--layers N] [--seed N] [--quiet]
-  gpt-oss presets: --dtype bf16 (default) or f32 in every format, experts MXFP4
-  --layers N keeps the first N layers (a cut-down model for benchmarks)`,
-  positionals: [0, 0],
-  options: {
-    preset: { type: 'string' },
-    'out-dir': { type: 'string' },
-    out: { type: 'string' },
-    format: { type: 'string' },
-    seed: { type: 'string' },
-    dtype: { type: 'string' },
-    shards: { type: 'string' },
-    layers: { type: 'string' },
-    quiet: { type: 'boolean' },
+  args: [],
+  flags: {
+    preset: {
+      type: 'string',
+      arg: 'NAME',
+      required: true,
+      description: `the model's shape: ${Object.keys(SYNTH_PRESETS).join(', ')}`,
+    },
+    'out-dir': { type: 'string', arg: 'DIR', oneOf: 'output', description: 'the directory to write (--format hf or iebin)' },
+    out: { type: 'string', arg: 'FILE', oneOf: 'output', description: 'the file to write (--format gguf)' },
+    format: {
+      type: 'choice',
+      arg: 'FORMAT',
+      choices: ['hf', 'iebin', 'gguf'],
+      default: 'iebin',
+      description: 'a Hugging Face directory, IEBIN (what ie runs) or a GGUF file llama.cpp loads too',
+    },
+    dtype: {
+      type: 'choice',
+      arg: 'TYPE',
+      choices: SYNTH_DTYPES,
+      description:
+        "the matrices' type: f32, f16 or bf16 in every format; the quantized ones in GGUF only; gpt-oss presets bf16 or f32, experts MXFP4",
+      defaultText: 'f32; bf16 for gpt-oss',
+    },
+    shards: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 1000,
+      arg: 'N',
+      description: 'cut the safetensors into N files (--format hf)',
+      defaultText: 'files of at most 5 GB, as transformers',
+    },
+    // Bounded by the preset's layer count, checked in run.
+    layers: {
+      type: 'number',
+      integer: true,
+      arg: 'N',
+      description: 'keep the first N layers (a cut-down model for benchmarks)',
+      defaultText: "the preset's",
+    },
+    seed: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 2 ** 32 - 1,
+      default: 1,
+      arg: 'N',
+      description: 'the random seed: the same seed writes the same bytes',
+    },
+    quiet: { type: 'boolean', description: 'no progress on stderr' },
   },
+  examples: [
+    { command: 'ie synth --preset tiny --out-dir models/tiny', does: 'a tiny llama as IEBIN, ready for ie generate' },
+    {
+      command: 'ie synth --preset tinyllama-1.1b --format hf --shards 3 --out-dir models/tl-hf',
+      does: 'TinyLlama-1.1B-shaped, as a Hugging Face directory in three shards (for ie convert --hf-dir)',
+    },
+    {
+      command: 'ie synth --preset stories15m --format gguf --dtype q4_0 --out models/s15m-q4_0.gguf',
+      does: 'a GGUF file quantized as llama.cpp quantizes Q4_0',
+    },
+  ],
+  exits: ['INTERRUPTED', 'TERMINATED'],
   async run(v, _p, io) {
-    const presetName = required(v, 'preset', this);
+    const presetName = v.preset;
     const preset = SYNTH_PRESETS[presetName];
     if (!preset)
       throw new CliError(
@@ -52,9 +105,8 @@ export const synth: Command = {
           .map(([k, p]) => `${k} (${p.description})`)
           .join('; ')}`,
       );
-    const format = choice(v, 'format', ['hf', 'iebin', 'gguf'] as const, 'iebin');
-    const seed = intFlag(v, 'seed', 0, 2 ** 32 - 1, 1) as number;
-    const layers = intFlag(v, 'layers', 1, preset.config.n_layers);
+    const { format, seed } = v;
+    const layers = inRange('layers', v.layers, 1, preset.config.n_layers);
     const gptOss = preset.config.architecture === 'gpt-oss';
     const what = `${presetName} (${preset.description})${layers !== undefined && layers !== preset.config.n_layers ? `, cut to ${layers} of ${preset.config.n_layers} layers` : ''}, seed ${seed}`;
     const t0 = performance.now();
@@ -62,16 +114,16 @@ export const synth: Command = {
     if (format === 'gguf') {
       if (v['out-dir'] !== undefined)
         throw new CliError('CLI_USAGE', '--format gguf writes one file: give --out FILE.gguf instead of --out-dir');
-      const out = required(v, 'out', this);
+      const out = v.out as string;
       if (gptOss) {
-        const dtype = choice(v, 'dtype', GPT_OSS_DTYPES, 'bf16') as (typeof GPT_OSS_DTYPES)[number];
+        const dtype = choice('dtype', v.dtype, GPT_OSS_DTYPES, 'bf16') as (typeof GPT_OSS_DTYPES)[number];
         const size = await writeGguf(synthModel(presetName, { seed, dtype, layers }), out, { name: `ie-synth-${presetName}-${dtype}` });
         io.out(
           `wrote ${out}: GGUF, ${what}, experts mxfp4, ${dtype} matrices (norms, biases, sinks and router f32), ${bytes(size)} ${took()}`,
         );
         return EXIT.OK;
       }
-      const type = choice(v, 'dtype', GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number];
+      const type = choice('dtype', v.dtype, GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number];
       const { source, fallbacks } = ggufSource(presetName, seed, type, layers);
       const size = await writeGguf(source, out, { name: `ie-synth-${presetName}-${type}` });
       const fell = fallbacks ? ` (${fallbacks} matrices in q8_0: their rows are not whole blocks of ${type})` : '';
@@ -79,9 +131,9 @@ export const synth: Command = {
       return EXIT.OK;
     }
     if (v.out !== undefined) throw new CliError('CLI_USAGE', '--out is for --format gguf; HF and IEBIN models go to --out-dir DIR');
-    const outDir = required(v, 'out-dir', this);
-    const dtype = gptOss ? choice(v, 'dtype', GPT_OSS_DTYPES, 'bf16') : choice(v, 'dtype', FLOAT_DTYPES, 'f32');
-    const shards = intFlag(v, 'shards', 1, 1000);
+    const outDir = v['out-dir'] as string;
+    const dtype = gptOss ? choice('dtype', v.dtype, GPT_OSS_DTYPES, 'bf16') : choice('dtype', v.dtype, FLOAT_DTYPES, 'f32');
+    const shards = v.shards;
     if (shards !== undefined && shards > 1 && format !== 'hf') throw new CliError('CLI_USAGE', '--shards applies to --format hf only');
     const source = synthModel(presetName, { seed, dtype, layers });
     const experts = gptOss ? ', experts mxfp4' : '';
@@ -102,7 +154,7 @@ export const synth: Command = {
     io.out(`wrote ${outDir}: IEBIN, ${what}, ${dtype}${experts}, ${bytes(header.bin.bytes)} ${took()}`);
     return EXIT.OK;
   },
-};
+});
 
 /**
  * The synthetic llama model with its 2-D tensors in a GGUF type: float types as generated; q8_0 and q4_0

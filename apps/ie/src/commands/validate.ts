@@ -1,24 +1,43 @@
 import { readdir } from 'node:fs/promises';
 import { IebinReader } from '@ie/format';
 import { diffAgainstManifest, readManifest, type ManifestMismatch } from '@ie/quant';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { EXIT } from '../errors.js';
 import { bytes, int } from '../human.js';
 import { Progress } from '../progress.js';
 
-export const validate: Command = {
+export const validate = defineCommand({
   name: 'validate',
   summary:
     "check a model's structure; --deep also verifies every checksum; --manifest diffs every tensor's encoding against a quantization manifest",
-  usage: 'ie validate MODEL_DIR [--deep] [--manifest MANIFEST.json] [--json] [--quiet]',
-  positionals: [1, 1],
-  options: { deep: { type: 'boolean' }, manifest: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  flags: {
+    deep: {
+      type: 'boolean',
+      description: "read the whole model: every tensor's CRC-32, NaN/Inf in float weights and scales, zero padding, the tokenizer's sha256",
+    },
+    manifest: {
+      type: 'string',
+      arg: 'MANIFEST.json',
+      description: "compare every tensor's dtype, scheme, group size and scale type with a quantization manifest",
+    },
+    json: { type: 'boolean', description: 'print the report as one JSON object' },
+    quiet: { type: 'boolean', description: 'no progress on stderr' },
+  },
+  examples: [
+    { command: 'ie validate models/stories260K --deep', does: 'structure and every checksum' },
+    {
+      command: 'ie validate models/stories260K-q4 --manifest quant/stories260K_q4.json --json',
+      does: 'the encodings an export was meant to have, as JSON',
+    },
+  ],
+  exits: ['BAD_INPUT', 'INVALID_MODEL'],
   async run(v, [path], io) {
     // Structural validation is IebinReader.open: it throws a typed error on the first problem.
     const r = await IebinReader.open(path);
     try {
       const partials = (await readdir(r.directory)).filter((n) => n.includes('.partial-'));
-      const loaded = typeof v.manifest === 'string' ? await readManifest(v.manifest) : undefined;
+      const loaded = v.manifest !== undefined ? await readManifest(v.manifest) : undefined;
       const mismatches: ManifestMismatch[] | null = loaded ? diffAgainstManifest(loaded.manifest, r.tensors) : null;
       const recorded = (r.header.quantization as { manifest?: { sha256?: string } } | null)?.manifest?.sha256 ?? null;
       const report = v.deep
@@ -78,4 +97,4 @@ export const validate: Command = {
       await r.close();
     }
   },
-};
+});
