@@ -2,6 +2,8 @@
  * What a command is: its arguments and typed flags (see flags.ts), examples and exit codes for
  * its help, and what it does. The usage line is generated from the definitions.
  */
+import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError, EXIT, type ExitName } from './errors.js';
 import { checkValues, parseArgsOptions, usageLine, type Flags, type Positional, type Values } from './flags.js';
@@ -112,4 +114,40 @@ export async function withAbortOnSignal<T>(work: (register: (abortSync: () => vo
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
   }
+}
+
+/**
+ * Removes what this process left half-written in `dir`. @ie/format's safe writes name every
+ * temporary file `.<final>.partial-<pid>-<id>` and staging directory `.ie-staging-<pid>-<id>`,
+ * so those with this pid are ours and nobody else's. Synchronous, for signal handlers.
+ */
+export function removeOwnPartials(dir: string): void {
+  const ours = new RegExp(`^\\.(?:.+\\.partial|ie-staging)-${process.pid}-[0-9A-Za-z]+$`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (ours.test(n)) rmSync(join(dir, n), { recursive: true, force: true });
+}
+
+/**
+ * {@link withAbortOnSignal} for writers without an abort hook (@ie/format's HF and GGUF writers):
+ * a signal removes their partial files in `dir`, and `dir` itself when it did not exist before.
+ */
+export function withCleanupOnSignal<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  const existed = existsSync(dir);
+  return withAbortOnSignal((register) => {
+    register(() => {
+      removeOwnPartials(dir);
+      if (!existed)
+        try {
+          rmdirSync(dir);
+        } catch {
+          // Not empty: something else was put there meanwhile; it is not ours to remove.
+        }
+    });
+    return work();
+  });
 }

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
@@ -199,7 +200,7 @@ export const convert = defineCommand({
           onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal, `${p.index + 1}/${p.count} ${p.tensor}`),
         }),
       );
-      progress.done();
+      progress.done(bytes(header.bin.bytes));
       const secs = (performance.now() - t0) / 1000;
       io.out(
         `wrote ${outDir}: ${header.tensors.length} tensors, ${bytes(header.bin.bytes)} (${int(header.bin.bytes)} bytes) in ${secs.toFixed(1)} s, peak RSS ${bytes(peakRss())}`,
@@ -246,12 +247,16 @@ async function measurePolicy(
   const scratch = join(dirname(resolve(outDir)), `.${basename(resolve(outDir))}.gate-${process.pid}`);
   const progress = new Progress('measuring', process.stderr, !quiet);
   try {
-    await exportIebin(source, scratch, { converter: CONVERTER });
-    const r = await quantizeModel(scratch, {
-      policy,
-      calibration,
-      context: threads ? { threads } : {},
-      onProgress: (p) => progress.update(p.done, p.total, `${p.stage}${p.detail ? ` ${p.detail}` : ''}`),
+    // Ctrl-C here removes the scratch model too (the finally below never runs on a signal).
+    const r = await withAbortOnSignal(async (register) => {
+      register(() => rmSync(scratch, { recursive: true, force: true }));
+      await exportIebin(source, scratch, { converter: CONVERTER });
+      return quantizeModel(scratch, {
+        policy,
+        calibration,
+        context: threads ? { threads } : {},
+        onProgress: (p) => progress.update(p.done, p.total, p.detail ?? '', p.stage),
+      });
     });
     progress.done();
     const e = r.endToEnd;

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '@ie/format';
 import { manifestCalibrationPath, readCalibrationText, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
-import { defineCommand } from '../command.js';
+import { defineCommand, withCleanupOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, table } from '../human.js';
 import { Progress } from '../progress.js';
@@ -121,7 +121,7 @@ export const quantize = defineCommand({
       policy: loaded,
       calibration: { text, file: calibFile },
       context: threads ? { threads } : {},
-      onProgress: (p) => progress.update(p.done, p.total, `${p.stage}${p.detail ? ` ${p.detail}` : ''}`),
+      onProgress: (p) => progress.update(p.done, p.total, p.detail ?? '', p.stage),
     });
     progress.done();
     const secs = (performance.now() - t0) / 1000;
@@ -129,7 +129,7 @@ export const quantize = defineCommand({
     const written = r.accepted || v.force === true;
     // Through an exclusive temporary file with an unpredictable name, fsynced and renamed: readers see
     // the old manifest or the new one, and a symlink planted at either name is never followed.
-    if (written) await writeFileAtomic(out, r.json);
+    if (written) await withCleanupOnSignal(dirname(resolve(out)), () => writeFileAtomic(out, r.json));
     const e2e = r.endToEnd;
     if (v.json) {
       io.out(

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import {
   BLOCK_FORMATS,
   FLOAT_DTYPES,
@@ -9,11 +10,14 @@ import {
   synthTensorValues,
   writeGguf,
   writeHfDir,
+  readChunks,
+  readStreams,
   type BlockDtype,
   type ModelSource,
+  type SourceTensor,
 } from '@ie/format';
 import { packBlocks, packInt4Groupwise, packInt8 } from '@ie/quant';
-import { choice, defineCommand, inRange, withAbortOnSignal } from '../command.js';
+import { choice, defineCommand, inRange, withAbortOnSignal, withCleanupOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
@@ -111,23 +115,25 @@ export const synth = defineCommand({
     const what = `${presetName} (${preset.description})${layers !== undefined && layers !== preset.config.n_layers ? `, cut to ${layers} of ${preset.config.n_layers} layers` : ''}, seed ${seed}`;
     const t0 = performance.now();
     const took = () => `in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak RSS ${bytes(peakRss())}`;
+    const progress = new Progress('synthesizing', process.stderr, !v.quiet);
+    const tracked = (source: ModelSource) => counted(source, (done, total, tensor) => progress.update(done, total, tensor));
     if (format === 'gguf') {
       if (v['out-dir'] !== undefined)
         throw new CliError('CLI_USAGE', '--format gguf writes one file: give --out FILE.gguf instead of --out-dir');
       const out = v.out as string;
-      if (gptOss) {
-        const dtype = choice('dtype', v.dtype, GPT_OSS_DTYPES, 'bf16') as (typeof GPT_OSS_DTYPES)[number];
-        const size = await writeGguf(synthModel(presetName, { seed, dtype, layers }), out, { name: `ie-synth-${presetName}-${dtype}` });
-        io.out(
-          `wrote ${out}: GGUF, ${what}, experts mxfp4, ${dtype} matrices (norms, biases, sinks and router f32), ${bytes(size)} ${took()}`,
-        );
-        return EXIT.OK;
-      }
-      const type = choice('dtype', v.dtype, GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number];
-      const { source, fallbacks } = ggufSource(presetName, seed, type, layers);
-      const size = await writeGguf(source, out, { name: `ie-synth-${presetName}-${type}` });
+      const type = gptOss
+        ? (choice('dtype', v.dtype, GPT_OSS_DTYPES, 'bf16') as (typeof GPT_OSS_DTYPES)[number])
+        : (choice('dtype', v.dtype, GGUF_WRITE_TYPES, 'f32') as (typeof GGUF_WRITE_TYPES)[number]);
+      const { source, fallbacks } = gptOss
+        ? { source: synthModel(presetName, { seed, dtype: type as 'bf16' | 'f32', layers }), fallbacks: 0 }
+        : ggufSource(presetName, seed, type, layers);
+      const size = await withCleanupOnSignal(dirname(resolve(out)), () =>
+        writeGguf(tracked(source), out, { name: `ie-synth-${presetName}-${type}` }),
+      );
+      progress.done(bytes(size));
       const fell = fallbacks ? ` (${fallbacks} matrices in q8_0: their rows are not whole blocks of ${type})` : '';
-      io.out(`wrote ${out}: GGUF, ${what}, ${type}${fell}, ${bytes(size)} ${took()}`);
+      const kinds = gptOss ? `experts mxfp4, ${type} matrices (norms, biases, sinks and router f32)` : `${type}${fell}`;
+      io.out(`wrote ${out}: GGUF, ${what}, ${kinds}, ${bytes(size)} ${took()}`);
       return EXIT.OK;
     }
     if (v.out !== undefined) throw new CliError('CLI_USAGE', '--out is for --format gguf; HF and IEBIN models go to --out-dir DIR');
@@ -138,11 +144,13 @@ export const synth = defineCommand({
     const source = synthModel(presetName, { seed, dtype, layers });
     const experts = gptOss ? ', experts mxfp4' : '';
     if (format === 'hf') {
-      const files = await writeHfDir(source, outDir, shards === undefined ? { maxShardBytes: HF_MAX_SHARD_BYTES } : { shards });
+      const files = await withCleanupOnSignal(outDir, () =>
+        writeHfDir(tracked(source), outDir, shards === undefined ? { maxShardBytes: HF_MAX_SHARD_BYTES } : { shards }),
+      );
+      progress.done(`${files} shard(s)`);
       io.out(`wrote ${outDir}: Hugging Face directory, ${what}, ${dtype}${experts}, ${files} shard(s) ${took()}`);
       return EXIT.OK;
     }
-    const progress = new Progress('synthesizing', process.stderr, !v.quiet);
     const header = await withAbortOnSignal((register) =>
       exportIebin(source, outDir, {
         converter: CONVERTER,
@@ -150,11 +158,52 @@ export const synth = defineCommand({
         onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal, `${p.index + 1}/${p.count} ${p.tensor}`),
       }),
     );
-    progress.done();
+    progress.done(bytes(header.bin.bytes));
     io.out(`wrote ${outDir}: IEBIN, ${what}, ${dtype}${experts}, ${bytes(header.bin.bytes)} ${took()}`);
     return EXIT.OK;
   },
 });
+
+/** The bytes a source tensor reads (as @ie/format's exporter counts them): for progress only. */
+function sourceBytes(t: SourceTensor): number {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (isBlockDtype(t.dtype)) return (n / BLOCK_FORMATS[t.dtype].elems) * BLOCK_FORMATS[t.dtype].bytes;
+  // q4 and i8 in groups of 32 with f16 scales: 18 and 34 bytes per 32 weights.
+  return n * (t.dtype === 'f32' ? 4 : t.dtype === 'q4' ? 18 / 32 : t.dtype === 'i8' ? 34 / 32 : 2);
+}
+
+/**
+ * The source with every tensor read counted, so writers that take no progress callback (HF,
+ * GGUF) still report progress. Streaming reads stay streaming; a tensor read twice counts once.
+ */
+function counted(source: ModelSource, onBytes: (done: number, total: number, tensor: string) => void): ModelSource {
+  const sizes = source.tensors.map(sourceBytes);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let done = 0;
+  const tensors = source.tensors.map((t, i) => {
+    let got = 0;
+    const add = (n: number) => {
+      const d = Math.min(n, sizes[i] - got);
+      got += d;
+      done += d;
+      onBytes(done, total, t.name);
+    };
+    const read = async () => {
+      const b = await t.read();
+      add(b.length);
+      return b;
+    };
+    if (!readStreams(t)) return { ...t, read };
+    async function* chunks(): AsyncIterable<Uint8Array> {
+      for await (const c of readChunks(t)) {
+        add(c.length);
+        yield c;
+      }
+    }
+    return { ...t, read: Object.assign(read, { chunks }) };
+  });
+  return { ...source, tensors };
+}
 
 /**
  * The synthetic llama model with its 2-D tensors in a GGUF type: float types as generated; q8_0 and q4_0
