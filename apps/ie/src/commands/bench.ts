@@ -98,57 +98,21 @@ export const bench = defineCommand({
       const info = engine.info();
       io.err(`ie: ${describeEngine(info)}`);
       for (let r = -warmup; r < runs; r++) {
-        let tokens = 0;
-        let promptTokens = 0;
-        let touchMs = 0;
-        let touchRead = 0;
-        let decodeMs = 0;
-        let decodeSteps = 0;
-        let prefillMs = 0;
-        const latencies: number[] = [];
-        const ttfts: number[] = [];
-        const t0 = performance.now();
-        for (const p of prompts) {
-          // Greedy and fixed-length: every run does the same work.
-          const g = engine.generate(p, { temperature: 0, maxTokens: maxNew });
-          let last = performance.now();
-          let first = true;
-          for await (const piece of g) {
-            if (piece.token < 0) continue;
-            // Per-token latency between pieces; the first piece of a prompt is its TTFT instead.
-            if (!first) latencies.push(performance.now() - last);
-            first = false;
-            if (touchBytes > 0) {
-              const t = engine.touchModel(touchBytes, stride);
-              touchMs += t.ms;
-              touchRead += t.bytesRead;
-            }
-            last = performance.now();
-          }
-          const m = g.metrics;
-          if (!m) continue;
-          tokens += m.generatedTokens;
-          promptTokens += m.promptTokens;
-          decodeMs += m.decodeMs;
-          decodeSteps += Math.max(0, m.generatedTokens - 1);
-          prefillMs += m.prefillMs;
-          ttfts.push(m.ttftMs);
-        }
-        const wallS = (performance.now() - t0) / 1000;
+        const m = await measureRun(engine, prompts, maxNew, touchBytes, stride);
         if (r < 0) continue;
-        const decodeTps = decodeSteps / (decodeMs / 1000);
+        const decodeTps = m.decodeSteps / (m.decodeMs / 1000);
         const line = {
           run: r + 1,
           prompts: prompts.length,
-          prompt_tokens: promptTokens,
-          tokens,
-          wall_s: +wallS.toFixed(3),
-          tokens_per_s: +(tokens / (wallS - touchMs / 1000)).toFixed(2),
+          prompt_tokens: m.promptTokens,
+          tokens: m.tokens,
+          wall_s: +m.wallS.toFixed(3),
+          tokens_per_s: +(m.tokens / (m.wallS - m.touchMs / 1000)).toFixed(2),
           decode_tokens_per_s: +decodeTps.toFixed(2),
-          prefill_tokens_per_s: +(promptTokens / (prefillMs / 1000)).toFixed(1),
-          ttft_ms_p50: +percentile(ttfts, 50).toFixed(2),
-          p50_ms: +percentile(latencies, 50).toFixed(3),
-          p95_ms: +percentile(latencies, 95).toFixed(3),
+          prefill_tokens_per_s: +(m.promptTokens / (m.prefillMs / 1000)).toFixed(1),
+          ttft_ms_p50: +percentile(m.ttfts, 50).toFixed(2),
+          p50_ms: +percentile(m.latencies, 50).toFixed(3),
+          p95_ms: +percentile(m.latencies, 95).toFixed(3),
           peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
           precision: info.precision,
           precision_mix: info.precisionMix,
@@ -161,10 +125,10 @@ export const bench = defineCommand({
           effective_gbs: +((info.weightBytesPerToken * decodeTps) / 1e9).toFixed(3),
           touch_bytes_per_token: touchBytes,
           touch_stride_bytes: touchBytes > 0 ? stride : 0,
-          touch_read_bytes_per_token: tokens > 0 ? Math.round(touchRead / tokens) : 0,
-          touch_ms: +touchMs.toFixed(3),
+          touch_read_bytes_per_token: m.tokens > 0 ? Math.round(m.touchRead / m.tokens) : 0,
+          touch_ms: +m.touchMs.toFixed(3),
           // On the bytes that moved (whole cache lines), not the span: a stride of 256 reads a quarter of it.
-          touch_gbs: touchMs > 0 ? +(touchRead / (touchMs / 1000) / 1e9).toFixed(3) : 0,
+          touch_gbs: m.touchMs > 0 ? +(m.touchRead / (m.touchMs / 1000) / 1e9).toFixed(3) : 0,
         };
         io.out(JSON.stringify(line));
       }
@@ -174,3 +138,39 @@ export const bench = defineCommand({
     }
   },
 });
+
+/** One pass over every prompt: the token counts and times a run's line is made of. */
+async function measureRun(engine: Engine, prompts: string[], maxNew: number, touchBytes: number, stride: number) {
+  const m = { tokens: 0, promptTokens: 0, touchMs: 0, touchRead: 0, decodeMs: 0, decodeSteps: 0, prefillMs: 0, wallS: 0 };
+  const latencies: number[] = [];
+  const ttfts: number[] = [];
+  const t0 = performance.now();
+  for (const p of prompts) {
+    // Greedy and fixed-length: every run does the same work.
+    const g = engine.generate(p, { temperature: 0, maxTokens: maxNew });
+    let last = performance.now();
+    let first = true;
+    for await (const piece of g) {
+      if (piece.token < 0) continue;
+      // Per-token latency between pieces; the first piece of a prompt is its TTFT instead.
+      if (!first) latencies.push(performance.now() - last);
+      first = false;
+      if (touchBytes > 0) {
+        const t = engine.touchModel(touchBytes, stride);
+        m.touchMs += t.ms;
+        m.touchRead += t.bytesRead;
+      }
+      last = performance.now();
+    }
+    const gm = g.metrics;
+    if (!gm) continue;
+    m.tokens += gm.generatedTokens;
+    m.promptTokens += gm.promptTokens;
+    m.decodeMs += gm.decodeMs;
+    m.decodeSteps += Math.max(0, gm.generatedTokens - 1);
+    m.prefillMs += gm.prefillMs;
+    ttfts.push(gm.ttftMs);
+  }
+  m.wallS = (performance.now() - t0) / 1000;
+  return { ...m, latencies, ttfts };
+}

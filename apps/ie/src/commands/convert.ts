@@ -97,32 +97,11 @@ export const convert = defineCommand({
   ],
   exits: ['BAD_INPUT', 'GATE_FAILED', 'INTERRUPTED', 'TERMINATED'],
   async run(v, _p, io) {
-    if (v.llama2c !== undefined && v.tokenizer === undefined)
-      throw new CliError('CLI_USAGE', '--llama2c needs --tokenizer FILE (the tokenizer.bin that goes with the checkpoint)');
-    if (v.gguf !== undefined && v.tokenizer !== undefined)
-      throw new CliError(
-        'CLI_USAGE',
-        '--tokenizer goes with --llama2c (tokenizer.bin) or --hf-dir (a tokenizer.json kept elsewhere); a GGUF file carries its tokenizer',
-      );
+    checkCombinations(v);
     const outDir = v['out-dir'];
     const dtype = v.dtype;
     const blockK = v['block-k'];
-    if (blockK !== undefined && blockK % 64 !== 0) throw new CliError('CLI_USAGE', `--block-k must be a multiple of 64, got ${blockK}`);
-    if (blockK !== undefined && v.pretranspose) throw new CliError('CLI_USAGE', '--pretranspose and --block-k cannot be combined');
     const manifestFile = v['q4-map'];
-    if (manifestFile !== undefined) {
-      const clash = (['dtype', 'pretranspose', 'block-k'] as const).filter((f) => v[f] !== undefined);
-      if (clash.length)
-        throw new CliError(
-          'CLI_USAGE',
-          `--q4-map decides every tensor's encoding and layout; drop ${clash.map((f) => `--${f}`).join(', ')} and put it in the manifest (a rule such as {"match": "token_embd.weight", "scheme": "f16"}, or "layout": {"block_k": 256})`,
-        );
-    } else if (v.force || v.threads !== undefined || v.calib !== undefined || v['no-gate']) {
-      const flag = v.force ? '--force' : v.threads !== undefined ? '--threads' : v.calib !== undefined ? '--calib' : '--no-gate';
-      throw new CliError('CLI_USAGE', `${flag} goes with --q4-map (a quantization manifest)`);
-    }
-    if (v.calib !== undefined && v['no-gate'])
-      throw new CliError('CLI_USAGE', '--calib sets the text the gate measures on; --no-gate skips the gate: give one of them');
     const threads = v.threads;
     // Read and check the manifest before the (possibly slow) source is opened.
     let loaded = manifestFile !== undefined ? await readManifest(manifestFile) : undefined;
@@ -229,6 +208,45 @@ export const convert = defineCommand({
     }
   },
 });
+
+/** The flag combinations convert refuses, each with what to do instead (before anything is read). */
+function checkCombinations(v: {
+  llama2c?: string;
+  gguf?: string;
+  tokenizer?: string;
+  dtype?: string;
+  pretranspose?: boolean;
+  'block-k'?: number;
+  'q4-map'?: string;
+  force?: boolean;
+  threads?: number;
+  calib?: string;
+  'no-gate'?: boolean;
+}): void {
+  if (v.llama2c !== undefined && v.tokenizer === undefined)
+    throw new CliError('CLI_USAGE', '--llama2c needs --tokenizer FILE (the tokenizer.bin that goes with the checkpoint)');
+  if (v.gguf !== undefined && v.tokenizer !== undefined)
+    throw new CliError(
+      'CLI_USAGE',
+      '--tokenizer goes with --llama2c (tokenizer.bin) or --hf-dir (a tokenizer.json kept elsewhere); a GGUF file carries its tokenizer',
+    );
+  if (v['block-k'] !== undefined && v['block-k'] % 64 !== 0)
+    throw new CliError('CLI_USAGE', `--block-k must be a multiple of 64, got ${v['block-k']}`);
+  if (v['block-k'] !== undefined && v.pretranspose) throw new CliError('CLI_USAGE', '--pretranspose and --block-k cannot be combined');
+  if (v['q4-map'] !== undefined) {
+    const clash = (['dtype', 'pretranspose', 'block-k'] as const).filter((f) => v[f] !== undefined);
+    if (clash.length)
+      throw new CliError(
+        'CLI_USAGE',
+        `--q4-map decides every tensor's encoding and layout; drop ${clash.map((f) => `--${f}`).join(', ')} and put it in the manifest (a rule such as {"match": "token_embd.weight", "scheme": "f16"}, or "layout": {"block_k": 256})`,
+      );
+  } else if (v.force || v.threads !== undefined || v.calib !== undefined || v['no-gate']) {
+    const flag = v.force ? '--force' : v.threads !== undefined ? '--threads' : v.calib !== undefined ? '--calib' : '--no-gate';
+    throw new CliError('CLI_USAGE', `${flag} goes with --q4-map (a quantization manifest)`);
+  }
+  if (v.calib !== undefined && v['no-gate'])
+    throw new CliError('CLI_USAGE', '--calib sets the text the gate measures on; --no-gate skips the gate: give one of them');
+}
 
 /**
  * Runs the policy's calibration and gate on the source (exported unquantized to a scratch

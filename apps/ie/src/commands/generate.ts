@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Engine, type GenerateOptions, type ReasoningEffort } from '@ie/runtime';
-import { defineCommand } from '../command.js';
+import { defineCommand, type Io } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
 import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
@@ -141,7 +141,6 @@ export const generate = defineCommand({
     const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
     if (chatOnly && !v.chat)
       throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
-    const reasoning: ReasoningEffort | undefined = v.reasoning;
     // --verify: every weight CRC, NaN/Inf and the tokenizer's sha256 checked before running (ie validate --deep's checks).
     const engine = await Engine.load(path, { ...engineOptions(v), ...(v.verify === true ? { verify: true } : {}) });
     const ac = new AbortController();
@@ -150,46 +149,7 @@ export const generate = defineCommand({
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       if (v.chat) {
-        // gpt-oss chats in harmony (channels, reasoning effort); other models through their own chat template, which has neither.
-        const harmony = engine.config.architecture === 'gpt-oss';
-        for (const f of ['reasoning', 'show-analysis'] as const)
-          if (!harmony && v[f] !== undefined)
-            io.err(
-              `ie: note: --${f} applies to gpt-oss (harmony) models; this ${engine.config.architecture} model chats through its chat template`,
-            );
-        // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
-        const messages = [
-          ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []),
-          { role: 'user' as const, content: prompt },
-        ];
-        const r = await engine.chat(messages, {
-          ...options,
-          signal: ac.signal,
-          reasoningEffort: reasoning,
-          currentDate: new Date().toISOString().slice(0, 10),
-          onText: v.json
-            ? undefined
-            : (text, channel) =>
-                channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined,
-        });
-        if (v.json)
-          io.out(
-            JSON.stringify({
-              final: r.final,
-              analysis: r.analysis,
-              messages: r.messages,
-              ended: r.ended,
-              tokens: r.tokens,
-              stopReason: r.stopReason,
-              metrics: r.metrics,
-            }),
-          );
-        else {
-          process.stdout.write('\n');
-          io.err(
-            `ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`,
-          );
-        }
+        await chatTurn(engine, prompt, { ...options, signal: ac.signal }, v, io);
         return EXIT.OK;
       }
       const g = engine.generate(prompt, { ...options, signal: ac.signal });
@@ -228,3 +188,42 @@ export const generate = defineCommand({
     }
   },
 });
+
+/** `--chat`: the prompt as the user's message in the model's chat format; the answer to stdout, or everything as JSON. */
+async function chatTurn(
+  engine: Engine,
+  prompt: string,
+  options: GenerateOptions,
+  v: { system?: string; reasoning?: ReasoningEffort; 'show-analysis'?: boolean; json?: boolean },
+  io: Io,
+): Promise<void> {
+  // gpt-oss chats in harmony (channels, reasoning effort); other models through their own chat template, which has neither.
+  const harmony = engine.config.architecture === 'gpt-oss';
+  for (const f of ['reasoning', 'show-analysis'] as const)
+    if (!harmony && v[f] !== undefined)
+      io.err(
+        `ie: note: --${f} applies to gpt-oss (harmony) models; this ${engine.config.architecture} model chats through its chat template`,
+      );
+  // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
+  const messages = [
+    ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []),
+    { role: 'user' as const, content: prompt },
+  ];
+  const r = await engine.chat(messages, {
+    ...options,
+    reasoningEffort: v.reasoning,
+    currentDate: new Date().toISOString().slice(0, 10),
+    onText: v.json
+      ? undefined
+      : (text, channel) => (channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined),
+  });
+  if (v.json) {
+    const { final, analysis, messages: all, ended, tokens, stopReason, metrics } = r;
+    io.out(JSON.stringify({ final, analysis, messages: all, ended, tokens, stopReason, metrics }));
+    return;
+  }
+  process.stdout.write('\n');
+  io.err(
+    `ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`,
+  );
+}
