@@ -169,6 +169,41 @@ describe('programs over a KV arena of several sequences', () => {
     expect(compile(store({ seqSlot: 2, slots: S })).size).toBe(1);
   });
 
+  for (const [variant, acts] of [
+    [{ dtype: 'bf16' }, 'f32'],
+    [{ dtype: 'q4', group: 32 }, 'int8'],
+    [{ dtype: 'i8', group: 32 }, 'int8'],
+  ] as const)
+    it(`runs up to 8 rows each as its own FP32-activation GEMV, bit for bit, and more as the GEMM (${variant.dtype}, op asks ${acts})`, () => {
+      const K = 256;
+      const N = 700;
+      const w = makeMatrix(variant, N, K, 21);
+      const mat = ctx.matrix(w.spec, w.bytes);
+      const x = seededFloats(16 * K, 22, 1);
+      const y = new Float32Array(16 * N);
+      const params = new Int32Array(1);
+      const p = ctx.compile({
+        buffers: [x, y],
+        params,
+        maxRows: 16,
+        ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations: acts, mSlot: 0 }],
+      });
+      for (const M of [2, 5, 8]) {
+        params[0] = M;
+        p.run();
+        const want = new Float32Array(M * N);
+        // Several rows take FP32 activations whatever the op asks, as the GEMM does.
+        for (let i = 0; i < M; i++)
+          ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N), { activations: 'f32' });
+        expect(firstDifference(y.subarray(0, M * N), want)).toBeNull();
+      }
+      params[0] = 16;
+      p.run();
+      const want = new Float32Array(16 * N);
+      ctx.gemm(mat, x, 16, want);
+      expect(firstDifference(y, want)).toBeNull();
+    });
+
   it('gathers the rows whose logits a step needs and takes each one argmax', () => {
     const K = 32;
     const N = 40;
@@ -190,11 +225,9 @@ describe('programs over a KV arena of several sequences', () => {
     });
     params.set([4, 2, 3, 1]);
     p.run();
-    const rows = new Float32Array(2 * K);
-    rows.set(x.subarray(3 * K, 4 * K), 0);
-    rows.set(x.subarray(K, 2 * K), K);
     const y = new Float32Array(2 * N);
-    ctx.gemm(mat, rows, 2, y);
+    ctx.gemv(mat, x.subarray(3 * K, 4 * K), y.subarray(0, N));
+    ctx.gemv(mat, x.subarray(K, 2 * K), y.subarray(N));
     expect(firstDifference(logits.subarray(0, 2 * N), y)).toBeNull();
     expect([params[6], params[7]]).toEqual([ctx.argmax(y.subarray(0, N)), ctx.argmax(y.subarray(N))]);
     params.set([4, 1, 4]);

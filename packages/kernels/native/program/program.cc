@@ -64,6 +64,34 @@ static bool run_attention_seq(Context& ctx, const Program& p, const Op& op, int6
   return true;
 }
 
+// Up to this many rows, a matmul runs the GEMV kernels once per row over cache-sized blocks of
+// weight rows instead of the packed GEMM: a step of decode rows of several sequences reads each
+// weight block from memory once and from cache for the other rows, without the GEMM's per-call
+// dequantize-and-pack of every weight (which only pays off over a prefill chunk's many rows).
+constexpr int kGemvRowsMax = 8;
+// Bytes of weight rows per block: half of a typical L2, leaving room for the x rows.
+constexpr int64_t kGemvBlockBytes = 256 << 10;
+
+// Y[i] = W X[i] for M rows (M <= kGemvRowsMax) with FP32 activations, each row exactly as gemv()
+// computes it alone: the same kernel over the same weight rows.
+static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y) {
+  const MatrixDesc& d = m.d;
+  const GemvFn fn = ctx.k.gemv[(int)d.type];
+  const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
+  const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
+  auto body = [&](int t, int n) {
+    int64_t r0, r1;
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    for (int64_t b = r0; b < r1; b += block) {
+      const int rows = (int)std::min<int64_t>(block, r1 - b);
+      for (int i = 0; i < M; i++)
+        for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(b), x.row<float>(i) + m.panel_k0[p], y.row<float>(i) + b, rows, p > 0);
+    }
+  };
+  if (d.N * d.K * M < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
+  else ctx.pool.run(body);
+}
+
 // The mixture-of-experts FFN over M rows: route every row (top-k by logit, ties to the lowest
 // expert; softmax over the chosen), then for each expert chosen by any row gather those rows and
 // run its three matrices once for all of them (GEMV for one row, GEMM for more): an expert no
@@ -153,6 +181,8 @@ std::string run_program(Context& ctx, const Program& p) {
         break;
       case OpKind::MatMul:
         if (op.last_row_only || M == 1) gemv(ctx, *op.matrix, op.a.row<float>(M - 1), op.out.row<float>(0), op.activations);
+        // Several rows take FP32 activations, as the GEMM does (a prompt's precision does not depend on its length).
+        else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.a, (int)M, op.out);
         else gemm(ctx, *op.matrix, op.a.row<float>(0), (int)M, op.out.row<float>(0));
         break;
       case OpKind::Add:
