@@ -12,7 +12,7 @@ import { ContextOverflowError, GenerationAbortedError, IeRuntimeError } from './
 import type { Forward } from './forward.js';
 import { Decoding } from './generation/decoding.js';
 import { Generation } from './generation/generation.js';
-import { prepareRequest, type PreparedRequest } from './generation/request.js';
+import { checkChatConstraint, prepareRequest, type PreparedRequest } from './generation/request.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, Completion, GenerateOptions, Piece } from './generation/types.js';
 import { Model, type EngineInfo, type ModelOptions } from './model.js';
 import { resolveEngineOptions, type EngineOptions } from './options.js';
@@ -122,6 +122,7 @@ export class Engine {
    */
   async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
     this.alive();
+    checkChatConstraint(this.config, options);
     return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), messages, options);
   }
 

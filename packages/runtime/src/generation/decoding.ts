@@ -1,7 +1,9 @@
 /**
  * One request's decoding, step by step, whoever runs the forward passes (Engine.generate on its
  * one sequence, BatchScheduler on many in one step): from the logits after the last step, sample
- * the next token, end at EOS / a stop token / a stop string / maxTokens, stream its text.
+ * the next token, end at EOS / a stop token / a stop string / maxTokens, stream its text. A
+ * constrained request (jsonSchema, grammar, json) samples from logits its constraint masked and
+ * ends when the constraint is done.
  */
 import type { ModelConfig } from '@ie/format';
 import { Sampler, logSumExp } from '../sampler.js';
@@ -22,6 +24,8 @@ export class Decoding {
   private readonly history: number[];
   private readonly stream: TextStream;
   private readonly isStop: (token: number) => boolean;
+  /** The masked copy of a step's logits (constrained requests): the caller's logits stay as the model gave them. */
+  private masked: Float32Array | null = null;
 
   constructor(
     readonly gen: Generation,
@@ -54,21 +58,37 @@ export class Decoding {
    */
   accept(logits: Float32Array, argmax: number, stepStartedAt?: number): Piece | null {
     const first = this.generated === 0;
-    const token = this.sampler.sample(logits, this.history, argmax);
+    const c = this.request.constraint;
+    let token: number;
+    if (c) {
+      // Sample from a masked copy; the kernels' argmax predates the mask, so greedy is recomputed.
+      let x = this.masked;
+      if (x === null || x.length !== logits.length) x = this.masked = new Float32Array(logits.length);
+      x.set(logits);
+      c.mask(x);
+      token = this.sampler.sample(x, this.history);
+      // The sampler's last-candidate fallback (float rounding) may land on a zero-probability,
+      // masked token; the best allowed one stands in for it.
+      if (x[token] === Number.NEGATIVE_INFINITY) token = bestOf(x);
+    } else token = this.sampler.sample(logits, this.history, argmax);
     this.clock.firstToken();
     if (this.isStop(token)) {
       this.gen.stopToken = token;
       this.end('eos');
       return null;
     }
+    c?.accept(token);
     this.history.push(token);
     this.gen.tokens.push(token);
     const piece: Piece = { token, text: '' };
+    // Under the model, before the mask: what the unconstrained model thought of the token.
     if (this.request.options.logprobs) piece.logprob = logits[token] - logSumExp(logits);
     const { text, stopped } = this.stream.push(token);
     piece.text = text;
     this.gen.text += text;
     if (stopped) this.end('stop');
+    // Complete and nothing may follow (a schema's closing brace): no EOS step needed.
+    else if (c?.done()) this.end('eos');
     else if (this.generated >= this.request.maxTokens) this.done = true;
     if (!first && stepStartedAt !== undefined) this.clock.step(performance.now() - stepStartedAt);
     return piece;
@@ -99,4 +119,11 @@ export class Decoding {
       weightBytesPerToken,
     });
   }
+}
+
+/** The index of the largest value (the first of ties). */
+function bestOf(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
 }

@@ -1,7 +1,12 @@
-/** A generation request checked once, before it queues: the prompt's ids, limits, stop strings, sampling. */
+/**
+ * A generation request checked once, before it queues: the prompt's ids, limits, stop strings,
+ * sampling, and the structured-output constraint (built here so a bad schema or grammar fails
+ * the call itself, before any prefill).
+ */
 import type { ModelConfig } from '@ie/format';
 import { ContextOverflowError, InvalidOptionError } from '../errors.js';
 import { resolveSampling, type ResolvedSampling } from '../sampler.js';
+import { constraintVocabulary, createConstraint, type ConstraintSpec, type TokenConstraint } from '../structured/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { GenerateOptions } from './types.js';
 
@@ -11,6 +16,8 @@ export interface PreparedRequest {
   stop: string[];
   sampling: ResolvedSampling;
   options: GenerateOptions;
+  /** The request's own constraint (jsonSchema, grammar or json), or null; it holds the grammar state of this one generation. */
+  constraint: TokenConstraint | null;
 }
 
 /** Validates `options` and tokenizes `prompt` (text, or ids used as given) for a context of `contextLength`. */
@@ -39,5 +46,58 @@ export function prepareRequest(
       ids.length,
       contextLength,
     );
-  return { ids, maxTokens, stop, sampling, options };
+  const constraint = buildConstraint(options, tokenizer, config);
+  return { ids, maxTokens, stop, sampling, options, constraint };
+}
+
+/** The options that constrain the output, in the order the spec is read. */
+const CONSTRAINT_OPTIONS = ['jsonSchema', 'grammar', 'json'] as const;
+
+/** Which constraint option a request sets, if any (`json: false` is none). Throws IE_INVALID_OPTION for two or more. */
+export function constraintOption(options: GenerateOptions): (typeof CONSTRAINT_OPTIONS)[number] | undefined {
+  const given = CONSTRAINT_OPTIONS.filter((k) => options[k] !== undefined && options[k] !== false);
+  if (given.length > 1)
+    throw new InvalidOptionError(given[1], `give only one of jsonSchema, grammar and json (got ${given.join(' and ')})`);
+  return given[0];
+}
+
+/**
+ * chat() with a constraint: a chat template's answer is the output itself, so it can be
+ * constrained; harmony's (gpt-oss) starts with channel headers of special tokens, which a
+ * grammar over text cannot allow, so it is refused rather than left to fail mid-answer.
+ */
+export function checkChatConstraint(config: ModelConfig, options: GenerateOptions): void {
+  const which = constraintOption(options);
+  if (which !== undefined && config.architecture === 'gpt-oss')
+    throw new InvalidOptionError(
+      which,
+      "structured output is not supported in gpt-oss's harmony chat yet: use generate() with a prompt that ends in the final channel's header (<|start|>assistant<|channel|>final<|message|>)",
+    );
+}
+
+/**
+ * The request's constraint. Its stop tokens are every token that ends the generation (the
+ * tokenizer's EOS, the model's stop ids, the request's stopTokens): the mask allows them only
+ * once the output is complete, so a generation never stops mid-object.
+ */
+function buildConstraint(o: GenerateOptions, tokenizer: Tokenizer, config: ModelConfig): TokenConstraint | null {
+  const which = constraintOption(o);
+  if (which === undefined) return null;
+  if (o.ignoreEos)
+    throw new InvalidOptionError('ignoreEos', `cannot be combined with ${which}: a constrained output ends where the grammar completes`);
+  if (which === 'json' && o.json !== true) throw new InvalidOptionError('json', `must be a boolean, got ${JSON.stringify(o.json)}`);
+  if (which === 'grammar' && typeof o.grammar !== 'string')
+    throw new InvalidOptionError('grammar', `must be GBNF text (a string), got ${typeof o.grammar}`);
+  const spec: ConstraintSpec =
+    which === 'jsonSchema'
+      ? { jsonSchema: o.jsonSchema as object | boolean }
+      : which === 'grammar'
+        ? { grammar: o.grammar as string }
+        : { json: true };
+  const vocab = constraintVocabulary(tokenizer); // IE_CONSTRAINT_VOCAB when the tokenizer cannot list its tokens' bytes
+  // vocab.tokens itself, not a copy: the token trie and compiled grammars are cached on that array.
+  return createConstraint(
+    { tokens: vocab.tokens, stopTokens: [...vocab.stopTokens, ...(config.stop_ids ?? []), ...(o.stopTokens ?? [])] },
+    spec,
+  );
 }

@@ -25,6 +25,16 @@ export interface GenerateOptions extends SamplingOptions {
    * chat sessions.
    */
   reusePrefix?: boolean;
+  /**
+   * Constrain the output to this JSON schema (see docs/structured-output.md for the keywords
+   * supported): the text always parses and validates. An unsupported or malformed schema throws
+   * a SchemaError (IE_SCHEMA_*) when the request is made, before any prefill.
+   */
+  jsonSchema?: object | boolean;
+  /** Constrain the output to this GBNF grammar (llama.cpp's format, start rule `root`); a bad grammar throws a GrammarError (IE_GRAMMAR_*). */
+  grammar?: string;
+  /** Constrain the output to any JSON object (OpenAI's `response_format: {type: "json_object"}`). */
+  json?: boolean;
 }
 
 export interface ChatOptions extends GenerateOptions, HarmonyOptions {
