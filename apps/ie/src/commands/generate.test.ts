@@ -110,3 +110,118 @@ describe('ie generate --chat with a chat template', () => {
     expect(r.err).toMatch(/has no chat template .* \[IE_CHAT_NO_TEMPLATE\]/);
   });
 });
+
+describe('ie generate --json-schema / --grammar / --json-object: constrained output', () => {
+  let model = '';
+  let dir = '';
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 8 },
+      age: { type: 'integer' },
+      pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 },
+    },
+    required: ['name', 'age', 'pets'],
+  };
+  beforeAll(() => {
+    model = mkdtempSync(join(tmpdir(), 'ie-cli-structured-'));
+    expect(runIe(['synth', '--preset', 'tiny', '--seed', '3', '--out-dir', model]).code).toBe(0);
+    dir = mkdtempSync(join(tmpdir(), 'ie-cli-structured-files-'));
+    writeFileSync(join(dir, 'person.json'), JSON.stringify(schema));
+    writeFileSync(join(dir, 'answer.gbnf'), 'root ::= ("yes" | "no") " " [0-9]{1,3} "."\n');
+    writeFileSync(join(dir, 'broken.json'), '{"type": "object",');
+    writeFileSync(join(dir, 'minimum.json'), '{"type": "integer", "minimum": 3}');
+    writeFileSync(join(dir, 'broken.gbnf'), 'root ::= "yes');
+  });
+
+  it('--json-schema FILE: sampled output parses and has the schema’s shape, for several seeds; streamed text is the same', () => {
+    for (const seed of ['1', '2', '3']) {
+      const r = runIe([
+        'generate',
+        model,
+        'Once upon a time',
+        '--json-schema',
+        join(dir, 'person.json'),
+        '-n',
+        '400',
+        '-s',
+        seed,
+        '--json',
+      ]);
+      expect(r.code, r.err).toBe(0);
+      const out = JSON.parse(r.out);
+      expect(out.stopReason).toBe('eos');
+      const v = JSON.parse(out.text);
+      expect(Object.keys(v)).toEqual(['name', 'age', 'pets']);
+      expect(typeof v.name === 'string' && [...v.name].length >= 1 && [...v.name].length <= 8).toBe(true);
+      expect(Number.isInteger(v.age)).toBe(true);
+      expect(v.pets.length <= 2 && v.pets.every((p: string) => p === 'cat' || p === 'dog')).toBe(true);
+      if (seed === '1') {
+        const streamed = runIe([
+          'generate',
+          model,
+          'Once upon a time',
+          '--json-schema',
+          join(dir, 'person.json'),
+          '-n',
+          '400',
+          '-s',
+          seed,
+          '--no-echo',
+        ]);
+        expect(streamed.code, streamed.err).toBe(0);
+        expect(streamed.out).toBe(`${out.text}\n`);
+        expect(streamed.err).toContain('stop: eos');
+      }
+    }
+  });
+
+  it('--grammar FILE and --json-object', () => {
+    const g = runIe(['generate', model, 'Once', '--grammar', join(dir, 'answer.gbnf'), '-n', '40', '-s', '4', '--json']);
+    expect(g.code, g.err).toBe(0);
+    expect(JSON.parse(g.out).text).toMatch(/^(yes|no) \d{1,3}\.$/);
+    // Any JSON object: its strings are unbounded, so a random model may still be in one at -n; those that end parse.
+    let ended = 0;
+    for (const seed of ['1', '2', '3', '4', '5']) {
+      const o = runIe(['generate', model, 'Once', '--json-object', '-n', '400', '-s', seed, '--json']);
+      expect(o.code, o.err).toBe(0);
+      const out = JSON.parse(o.out);
+      if (out.stopReason !== 'eos') {
+        expect([out.stopReason, out.tokens.length]).toEqual(['length', 400]);
+        continue;
+      }
+      ended++;
+      const v = JSON.parse(out.text);
+      expect(typeof v === 'object' && v !== null && !Array.isArray(v)).toBe(true);
+    }
+    expect(ended).toBeGreaterThan(0);
+  });
+
+  it('typed errors, before the model loads: unreadable file (2), not JSON / unsupported schema / bad grammar (3), two flags (2)', () => {
+    const missing = runIe(['generate', model, 'x', '--json-schema', join(dir, 'nope.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/--json-schema .*nope\.json: ENOENT \[CLI_USAGE\]/);
+    const notJson = runIe(['generate', model, 'x', '--json-schema', join(dir, 'broken.json')]);
+    expect(notJson.code).toBe(3);
+    expect(notJson.err).toMatch(/--json-schema .*broken\.json: schema #: the file is not JSON .*\[IE_SCHEMA_INVALID\]/);
+    const minimum = runIe(['generate', model, 'x', '--json-schema', join(dir, 'minimum.json')]);
+    expect(minimum.code).toBe(3);
+    expect(minimum.err).toMatch(/minimum.*\[IE_SCHEMA_UNSUPPORTED\]/);
+    // Refused before the model loads: even a model directory that does not exist is never read.
+    const early = runIe(['generate', join(dir, 'no-model'), 'x', '--grammar', join(dir, 'broken.gbnf')]);
+    expect(early.code).toBe(3);
+    expect(early.err).toMatch(/--grammar .*broken\.gbnf: grammar 1:10: .*\[IE_GRAMMAR_UNTERMINATED\]/);
+    expect(early.err).not.toContain('internal error');
+    const two = runIe(['generate', model, 'x', '--json-object', '--grammar', join(dir, 'answer.gbnf')]);
+    expect(two.code).toBe(2);
+    expect(two.err).toContain('give one of --json-schema, --grammar and --json-object, not --grammar and --json-object [CLI_USAGE]');
+  });
+
+  it('--help describes the flags under "structured output"', () => {
+    const h = runIe(['generate', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.out).toMatch(/structured output[\s\S]*--json-schema FILE\s+constrain the output to the JSON schema in FILE/);
+    expect(h.out).toMatch(/--grammar FILE\s+constrain the output to the GBNF grammar in FILE/);
+    expect(h.out).toMatch(/--json-object\s+constrain the output to a JSON object/);
+  });
+});

@@ -1,5 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { Engine, type GenerateOptions, type ReasoningEffort } from '@ie/runtime';
+import {
+  compileGrammar,
+  Engine,
+  type GenerateOptions,
+  IeRuntimeError,
+  type ReasoningEffort,
+  schemaToGrammar,
+  SchemaError,
+  StructuredOutputError,
+} from '@ie/runtime';
 import { defineCommand, type Io } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
@@ -16,6 +25,74 @@ async function readPrompt(file: string): Promise<string> {
   } catch (e) {
     throw new CliError('CLI_USAGE', `--prompt-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** The text of a --json-schema or --grammar FILE; unreadable is a usage error, as for --prompt-file. */
+async function readFlagFile(flag: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError('CLI_USAGE', `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * StructuredOutputError is not an IeRuntimeError, which the CLI's error table knows; it is carried
+ * as one with its own stable code (IE_SCHEMA_*, IE_GRAMMAR_*) and the flag and file named, so it
+ * prints as one line and exits BAD_INPUT (the file is malformed) instead of as an internal error.
+ */
+function structuredError(flag: string, file: string, e: unknown): unknown {
+  if (!(e instanceof StructuredOutputError)) return e;
+  return new IeRuntimeError(e.code as unknown as IeRuntimeError['code'], `--${flag} ${file}: ${e.message}`, { cause: e });
+}
+
+/**
+ * The constraint flags as generate options: --json-schema FILE (a JSON schema), --grammar FILE
+ * (GBNF) or --json-object, one at most. The schema or grammar is compiled here, before the model
+ * loads, so a bad file fails in milliseconds; the engine compiles it again (cached) per request.
+ */
+export async function constraintOptions(v: {
+  'json-schema'?: string;
+  grammar?: string;
+  'json-object'?: boolean;
+}): Promise<Pick<GenerateOptions, 'jsonSchema' | 'grammar' | 'json'>> {
+  const given = (['json-schema', 'grammar', 'json-object'] as const).filter((f) => v[f] !== undefined && v[f] !== false);
+  if (given.length > 1)
+    throw new CliError(
+      'CLI_USAGE',
+      `give one of --json-schema, --grammar and --json-object, not ${given.map((f) => `--${f}`).join(' and ')}`,
+    );
+  if (v['json-schema'] !== undefined) {
+    const file = v['json-schema'];
+    const text = await readFlagFile('json-schema', file);
+    let schema: unknown;
+    try {
+      schema = JSON.parse(text);
+    } catch (e) {
+      throw structuredError(
+        'json-schema',
+        file,
+        new SchemaError('IE_SCHEMA_INVALID', '', undefined, `the file is not JSON (${(e as Error).message})`),
+      );
+    }
+    try {
+      schemaToGrammar(schema as object | boolean);
+    } catch (e) {
+      throw structuredError('json-schema', file, e);
+    }
+    return { jsonSchema: schema as object | boolean };
+  }
+  if (v.grammar !== undefined) {
+    const file = v.grammar;
+    const text = await readFlagFile('grammar', file);
+    try {
+      compileGrammar(text);
+    } catch (e) {
+      throw structuredError('grammar', file, e);
+    }
+    return { grammar: text };
+  }
+  return v['json-object'] ? { json: true } : {};
 }
 
 async function readStdin(): Promise<string> {
@@ -103,6 +180,23 @@ export const generate = defineCommand({
       description: 'check every weight checksum, NaN/Inf and the tokenizer hash before running (what ie validate --deep checks)',
       engineEnv: 'IE_VERIFY',
     },
+    'json-schema': {
+      type: 'string',
+      arg: 'FILE',
+      section: 'structured output',
+      description: 'constrain the output to the JSON schema in FILE: it always parses and validates',
+    },
+    grammar: {
+      type: 'string',
+      arg: 'FILE',
+      section: 'structured output',
+      description: "constrain the output to the GBNF grammar in FILE (llama.cpp's format, start rule root)",
+    },
+    'json-object': {
+      type: 'boolean',
+      section: 'structured output',
+      description: 'constrain the output to a JSON object (any keys and values)',
+    },
     'no-echo': { type: 'boolean', description: 'do not print the prompt before the continuation' },
     json: { type: 'boolean', description: 'print one JSON object (text, tokens, stop reason, metrics) instead of streaming' },
     ...ENGINE_FLAGS,
@@ -112,6 +206,10 @@ export const generate = defineCommand({
     {
       command: 'echo "The meaning of life" | ie generate models/tl - --precision int4w -t 2 --json',
       does: 'the prompt from standard input, weights converted to int4 at load, the result as JSON',
+    },
+    {
+      command: 'ie generate models/tl "A person, as JSON:" --json-schema person.schema.json --no-echo',
+      does: 'output that parses and validates against person.schema.json',
     },
     {
       command: 'ie generate models/tl "Why is the sky blue?" --chat --system "Be brief." --stop "\\n\\n"',
@@ -137,6 +235,7 @@ export const generate = defineCommand({
       repetitionPenalty: v['repeat-penalty'],
       seed: v.seed,
       stop: v.stop?.map(unescapeStop),
+      ...(await constraintOptions(v)),
     };
     const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
     if (chatOnly && !v.chat)
