@@ -1,0 +1,57 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { makeMatrix } from '../test/helpers.js';
+import { KernelContext } from './index.js';
+
+// A matmul of 2..8 rows (the decode rows of several sequences in one step) runs the GEMV kernels
+// over blocks of weight rows: every row must be bit for bit the single-row GEMV of the same ISA, at
+// sizes that hit every tail of the kernels (K below a vector, K not a multiple of 64, rows above
+// 4096 columns that take the long-row path), for the float types, at every ISA and thread count.
+const probe = KernelContext.create({ threads: 1 });
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
+probe.close();
+const contexts: KernelContext[] = [];
+afterAll(() => {
+  for (const c of contexts) c.close();
+});
+
+describe('matmuls of several rows', () => {
+  for (const isa of ISAS)
+    for (const threads of [1, 3])
+      for (const dtype of ['f32', 'f16', 'bf16'] as const)
+        it(`equal each row's own GEMV bit for bit (${isa}, ${threads} thread(s), ${dtype})`, () => {
+          const ctx = KernelContext.create({ threads, isa });
+          contexts.push(ctx);
+          for (const [N, K] of [
+            [37, 5],
+            [29, 63],
+            [33, 64],
+            [21, 200],
+            [70, 257],
+            [19, 4100],
+            [9, 4103],
+          ] as const) {
+            const w = makeMatrix({ dtype }, N, K, 100 + K);
+            const mat = ctx.matrix(w.spec, w.bytes);
+            const x = seededFloats(8 * K, 200 + K, 1);
+            const y = new Float32Array(8 * N);
+            const params = new Int32Array(1);
+            const p = ctx.compile({
+              buffers: [x, y],
+              params,
+              maxRows: 8,
+              ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations: 'f32', mSlot: 0 }],
+            });
+            for (let M = 2; M <= 8; M++) {
+              y.fill(Number.NaN);
+              params[0] = M;
+              p.run();
+              const want = new Float32Array(M * N);
+              for (let i = 0; i < M; i++) ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N));
+              const diff = firstDifference(y.subarray(0, M * N), want);
+              expect(diff, `N ${N} K ${K} M ${M}`).toBeNull();
+            }
+            mat.dispose();
+          }
+        });
+});
