@@ -3,7 +3,7 @@
  * HTTP status and the `type`/`code` of OpenAI's error object, so the wire format and the status
  * never disagree.
  */
-import { IeRuntimeError } from '@ie/runtime';
+import { IeRuntimeError, InvalidOptionError, StructuredOutputError } from '@ie/runtime';
 
 export const SERVER_ERROR_CODES = {
   IE_SERVER_BAD_REQUEST: { status: 400, type: 'invalid_request_error', code: null, about: 'a field is missing or has the wrong type' },
@@ -80,6 +80,19 @@ export class ServerError extends Error {
  */
 export function fromRuntimeError(e: unknown): ServerError {
   if (e instanceof ServerError) return e;
+  // Structured output: a schema (or grammar) ie cannot enforce or that is malformed is the
+  // client's response_format to fix; the IE code stays in the message for callers to match.
+  if (e instanceof StructuredOutputError) {
+    if (/^IE_(SCHEMA|GRAMMAR)_/.test(e.code))
+      return new ServerError('IE_SERVER_BAD_REQUEST', `response_format: ${e.message} [${e.code}]`, 'response_format');
+    // The model's vocabulary cannot spell what the schema needs (or list its tokens' bytes at all).
+    if (e.code === 'IE_CONSTRAINT_VOCAB' || e.code === 'IE_CONSTRAINT_DEAD_END')
+      return new ServerError('IE_SERVER_UNSUPPORTED', `response_format: ${e.message} [${e.code}]`, 'response_format');
+    return new ServerError('IE_SERVER_INTERNAL', `${e.message} [${e.code}]`);
+  }
+  // A constraint option the engine refuses (structured output in harmony chat) came from response_format.
+  if (e instanceof InvalidOptionError && ['json', 'jsonSchema', 'grammar'].includes(e.option))
+    return new ServerError('IE_SERVER_UNSUPPORTED', e.message, 'response_format');
   if (e instanceof IeRuntimeError) {
     if (e.code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', e.message, 'messages');
     if (e.code === 'IE_INVALID_OPTION') return new ServerError('IE_SERVER_BAD_REQUEST', e.message);

@@ -4,8 +4,8 @@
  * Fields ie does not implement are accepted at their default value and refused otherwise, so a
  * client never gets silently different behaviour.
  */
-import type { StopReason } from '@ie/runtime';
-import { ServerError } from './errors.js';
+import { type GenerateOptions, type StopReason, StructuredOutputError, schemaToGrammar } from '@ie/runtime';
+import { ServerError, fromRuntimeError } from './errors.js';
 import type { SamplingRequest } from './scheduler.js';
 
 const MAX_TOKENS = 1 << 24;
@@ -31,6 +31,8 @@ const common = {
   frequency_penalty: { anyOf: [{ type: 'number', minimum: -2, maximum: 2 }, { type: 'null' }] },
   logit_bias: { anyOf: [{ type: 'object' }, { type: 'null' }] },
   user: { type: 'string' },
+  // Its members are checked by responseFormatOf, with messages that name the member.
+  response_format: { anyOf: [{ type: 'object' }, { type: 'null' }] },
 } as const;
 
 const textPart = {
@@ -61,7 +63,6 @@ export const CHAT_BODY_SCHEMA = {
     logprobs: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
     top_logprobs: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
     tools: { anyOf: [{ type: 'array' }, { type: 'null' }] },
-    response_format: { anyOf: [{ type: 'object' }, { type: 'null' }] },
   },
 } as const;
 
@@ -97,6 +98,13 @@ interface CommonBody {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;
+  response_format?: ResponseFormat | null;
+}
+
+/** OpenAI's response_format (chat; ie takes it on completions too, as llama.cpp's server does). */
+export interface ResponseFormat {
+  type?: string;
+  json_schema?: { name?: string; description?: string; schema?: object | boolean; strict?: boolean | null } | null;
 }
 
 export interface ChatBody extends CommonBody {
@@ -105,7 +113,6 @@ export interface ChatBody extends CommonBody {
   logprobs?: boolean | null;
   top_logprobs?: number | null;
   tools?: unknown[] | null;
-  response_format?: { type?: string } | null;
 }
 
 export interface CompletionBody extends CommonBody {
@@ -132,8 +139,6 @@ export function checkChat(b: ChatBody): void {
   checkCommon(b);
   if (b.logprobs) unsupported('logprobs', 'is not supported');
   if (b.tools?.length) unsupported('tools', 'tool calling is not supported');
-  if (b.response_format?.type && b.response_format.type !== 'text')
-    unsupported('response_format', `only "text" is supported, got ${JSON.stringify(b.response_format.type)}`);
 }
 
 export function checkCompletion(b: CompletionBody): void {
@@ -144,6 +149,39 @@ export function checkCompletion(b: CompletionBody): void {
   if (b.suffix) unsupported('suffix', 'is not supported');
   if (Array.isArray(b.prompt) && typeof b.prompt[0] === 'string' && b.prompt.length > 1)
     unsupported('prompt', `one prompt per request is supported, got ${b.prompt.length}`);
+}
+
+function badFormat(message: string): never {
+  throw new ServerError('IE_SERVER_BAD_REQUEST', `response_format: ${message}`, 'response_format');
+}
+
+/**
+ * response_format as generate options: `text` (or none) is free text, `json_object` any JSON object,
+ * `json_schema` output that validates against `json_schema.schema` (any JSON value when it has
+ * none). The schema is compiled here, so an unsupported or malformed one is a 400 before the
+ * request queues; `strict` changes nothing, since the output always adheres to the schema.
+ */
+export function responseFormatOf(b: CommonBody): Pick<GenerateOptions, 'json' | 'jsonSchema'> {
+  const f = b.response_format;
+  if (f == null || f.type === 'text') return {};
+  if (f.type === 'json_object') return { json: true };
+  if (f.type !== 'json_schema')
+    unsupported('response_format', `type must be "text", "json_object" or "json_schema", got ${JSON.stringify(f.type)}`);
+  const js = f.json_schema;
+  if (typeof js !== 'object' || js === null || Array.isArray(js))
+    badFormat('json_schema is required with type "json_schema": {name, schema}');
+  if (typeof js.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(js.name))
+    badFormat('json_schema.name must be 1 to 64 letters, digits, _ or -');
+  if (js.strict != null && typeof js.strict !== 'boolean') badFormat('json_schema.strict must be a boolean');
+  const schema = js.schema ?? {};
+  if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema)))
+    badFormat('json_schema.schema must be a JSON schema (an object)');
+  try {
+    schemaToGrammar(schema);
+  } catch (e) {
+    throw e instanceof StructuredOutputError ? fromRuntimeError(e) : e;
+  }
+  return { jsonSchema: schema };
 }
 
 /**
@@ -158,6 +196,7 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     topP: b.top_p ?? 1,
     ...(b.seed != null ? { seed: ((b.seed % 2 ** 32) + 2 ** 32) % 2 ** 32 } : {}),
     ...(stops.length ? { stop: stops } : {}),
+    ...responseFormatOf(b),
   };
 }
 

@@ -25,6 +25,9 @@ export interface SamplingRequest {
   topP: number;
   seed?: number;
   stop?: string[];
+  /** Structured output (response_format): any JSON object, or a JSON schema. */
+  json?: boolean;
+  jsonSchema?: object | boolean;
 }
 
 export type GenerationRequest =

@@ -12,6 +12,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gptOssModel, noTemplateModel, slowModel, tinyModel } from '../test/models.js';
 import { parsePrometheus } from './metrics.js';
+import { BatchingScheduler } from './scheduler.js';
 import { startServer, type IeServer, type ServeOptions } from './server.js';
 
 const servers: IeServer[] = [];
@@ -188,6 +189,185 @@ describe('completions through the openai client (tiny llama model)', () => {
     const media = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
     expect(media.status).toBe(415);
     expect(((await media.json()) as { error: { code: string } }).error.code).toBe('unsupported_media_type');
+  });
+});
+
+/** Checks what the tests' schemas say (the server's output must parse and satisfy them). */
+const PERSON = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 8 },
+    age: { type: 'integer' },
+    pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 },
+  },
+  required: ['name', 'age', 'pets'],
+};
+function isPerson(v: unknown): boolean {
+  const o = v as { name: unknown; age: unknown; pets: unknown };
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    Object.keys(o).join() === 'name,age,pets' &&
+    typeof o.name === 'string' &&
+    [...o.name].length >= 1 &&
+    [...o.name].length <= 8 &&
+    Number.isInteger(o.age) &&
+    Array.isArray(o.pets) &&
+    o.pets.length <= 2 &&
+    o.pets.every((p) => p === 'cat' || p === 'dog')
+  );
+}
+const POINT = { type: 'object', properties: { x: { type: 'number' }, ok: { type: 'boolean' } }, required: ['x', 'ok'] };
+const isPoint = (v: unknown) =>
+  typeof v === 'object' &&
+  v !== null &&
+  Object.keys(v).join() === 'x,ok' &&
+  typeof (v as { x: unknown }).x === 'number' &&
+  typeof (v as { ok: unknown }).ok === 'boolean';
+
+describe('structured output: response_format through the openai client (tiny llama, random weights)', () => {
+  let s: IeServer;
+  let api: OpenAI;
+  beforeAll(async () => {
+    const dir = await tinyModel();
+    // Continuous batching, two slots: concurrent requests with different schemas share each step.
+    s = await serve(dir, {
+      parallel: 2,
+      load: () => Engine.load(dir, { threads: 1, sequences: 2 }),
+      scheduler: (e, o) => new BatchingScheduler(e.model, o),
+    });
+    api = client(s);
+  });
+
+  it('json_schema on chat, sampled at temperature 1 for several seeds, streamed and not: the content parses and validates', async () => {
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'person', schema: PERSON, strict: true } };
+    for (const seed of [1, 2, 3]) {
+      const r = await api.chat.completions.create({
+        model: 'm',
+        messages: [{ role: 'user', content: 'Describe a person as JSON.' }],
+        response_format,
+        seed,
+        max_tokens: 400,
+      });
+      const content = r.choices[0].message.content as string;
+      expect(r.choices[0].finish_reason).toBe('stop');
+      expect(isPerson(JSON.parse(content)), content).toBe(true);
+      const stream = await api.chat.completions.create({
+        model: 'm',
+        messages: [{ role: 'user', content: 'Describe a person as JSON.' }],
+        response_format,
+        seed,
+        max_tokens: 400,
+        stream: true,
+      });
+      let streamed = '';
+      for await (const c of stream) streamed += c.choices[0]?.delta?.content ?? '';
+      expect(streamed).toBe(content);
+    }
+  });
+
+  it('json_schema on completions and json_object on chat; two concurrent requests with different schemas', async () => {
+    const [a, b] = await Promise.all([
+      api.completions.create({
+        model: 'm',
+        prompt: PROMPT,
+        max_tokens: 400,
+        seed: 5,
+        // Not in the client's types for completions (llama.cpp's server takes it too).
+        ...({ response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON } } } as object),
+      }),
+      api.chat.completions.create({
+        model: 'm',
+        messages: [{ role: 'user', content: 'A point.' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'point', schema: POINT } },
+        seed: 6,
+        max_tokens: 400,
+      }),
+    ]);
+    expect(isPerson(JSON.parse(a.choices[0].text)), a.choices[0].text).toBe(true);
+    expect(isPoint(JSON.parse(b.choices[0].message.content as string)), b.choices[0].message.content as string).toBe(true);
+    // json_object: any object, whose strings are unbounded: a random model may still be inside a string at max_tokens (finish_reason length).
+    let objects = 0;
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const o = await api.chat.completions.create({
+        model: 'm',
+        messages: [{ role: 'user', content: 'Anything, as a JSON object.' }],
+        response_format: { type: 'json_object' },
+        seed,
+        max_tokens: 300,
+      });
+      if (o.choices[0].finish_reason === 'length') continue;
+      const v = JSON.parse(o.choices[0].message.content as string);
+      expect(typeof v === 'object' && v !== null && !Array.isArray(v)).toBe(true);
+      objects++;
+    }
+    expect(objects).toBeGreaterThan(0);
+    // type text is free text, as before.
+    const t = await api.chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'Hi' }],
+      response_format: { type: 'text' },
+      max_tokens: 4,
+    });
+    expect(t.choices[0].message.content).toBeTypeOf('string');
+  });
+
+  it('an unsupported or malformed schema is a 400 invalid_request_error with param response_format, streamed or not, before the request queues', async () => {
+    const caught = async (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    const ask = (json_schema: object, stream = false) =>
+      caught(
+        api.chat.completions.create({
+          model: 'm',
+          messages: [{ role: 'user', content: 'x' }],
+          response_format: { type: 'json_schema', json_schema } as never,
+          stream,
+        }) as Promise<unknown>,
+      );
+    const before = (await metrics(s)).get('ie_prompt_tokens_total');
+    const min = await ask({ name: 'n', schema: { type: 'integer', minimum: 3 } });
+    expect(min).toBeInstanceOf(OpenAI.BadRequestError);
+    expect([min?.status, min?.type, min?.param, min?.code]).toEqual([400, 'invalid_request_error', 'response_format', null]);
+    expect(min?.message).toMatch(/minimum.*\[IE_SCHEMA_UNSUPPORTED\]/);
+    const streamed = await ask({ name: 'n', schema: { type: 'array', minItems: 3, maxItems: 1 } }, true);
+    expect([streamed?.status, streamed?.param]).toEqual([400, 'response_format']);
+    expect(streamed?.message).toMatch(/\[IE_SCHEMA_INVALID\]/);
+    const ref = await ask({ name: 'n', schema: { $ref: 'https://example.com/s.json' } });
+    expect(ref?.message).toMatch(/\[IE_SCHEMA_BAD_REF\]/);
+    const noName = await ask({ schema: PERSON });
+    expect([noName?.status, noName?.param]).toEqual([400, 'response_format']);
+    const raw = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, response_format: { type: 'json_schema' } }));
+    expect([raw.status, raw.json.error.param, raw.json.error.type]).toEqual([400, 'response_format', 'invalid_request_error']);
+    const other = await post(
+      s,
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } }),
+    );
+    expect([other.status, other.json.error.param, other.json.error.code]).toEqual([400, 'response_format', 'unsupported_parameter']);
+    // None of them reached the engine: no prompt token was counted.
+    expect((await metrics(s)).get('ie_prompt_tokens_total')).toBe(before);
+  });
+
+  it("gpt-oss's harmony chat refuses response_format (400 unsupported_parameter); its completions take it", async () => {
+    const g = await serve(await gptOssModel());
+    const r = await post(
+      g,
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }),
+    );
+    expect([r.status, r.json.error.param, r.json.error.code]).toEqual([400, 'response_format', 'unsupported_parameter']);
+    expect(r.json.error.message).toMatch(/harmony/);
+    const c = await client(g).completions.create({
+      model: 'm',
+      prompt: 'x',
+      max_tokens: 200,
+      temperature: 0,
+      ...({ response_format: { type: 'json_schema', json_schema: { name: 'point', schema: POINT } } } as object),
+    });
+    expect(isPoint(JSON.parse(c.choices[0].text)), c.choices[0].text).toBe(true);
   });
 });
 
