@@ -255,7 +255,14 @@ export class BatchScheduler {
       if (!decoding) job.pending = job.pending.slice(rows.tokens.length);
       if (logitRow < 0) continue;
       if (!decoding) d.clock.prefilled();
-      const piece = d.done ? null : d.accept(f.logitsRow(logitRow), f.argmaxOf(logitRow), decoding ? startedAt : undefined);
+      let piece: Piece | null;
+      try {
+        piece = d.done ? null : d.accept(f.logitsRow(logitRow), f.argmaxOf(logitRow), decoding ? startedAt : undefined);
+      } catch (e) {
+        // Choosing this request's token failed (a constraint at a dead end): it fails alone, the step's other requests go on.
+        this.cancel(job, e);
+        continue;
+      }
       if (piece) job.out.push(piece);
       if (d.done) this.complete(job);
     }

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportIebin, openLlama2c, synthModel, SYNTH_PRESETS } from '@ie/format';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
-import { BatchScheduler, Engine, GrammarError, Model, SchemaError } from '../index.js';
+import { BatchScheduler, Engine, GrammarError, Model, SchemaError, StructuredOutputError } from '../index.js';
 import { compileGrammar } from '../structured/grammar.js';
 import { GrammarMatcher, DEAD } from '../structured/matcher.js';
 import { validate } from '../structured/test-validate.js';
+import { Decoding } from './decoding.js';
 
 /** Bounded schemas (strings with maxLength, arrays with maxItems): a random model ends them in a few hundred tokens. */
 const SCHEMAS: Array<[string, object]> = [
@@ -196,6 +197,23 @@ describe('structured output through the generation loop (synthetic llama, vocab 
       // Same tokens as each alone on the engine (batched rows are each bit for bit their lone step).
       expect(a.tokens).toEqual((await engine.complete('Once upon a time', o1)).tokens);
       expect(b.tokens).toEqual((await engine.complete('Once', o2)).tokens);
+      // A request whose token cannot be chosen (a constraint at a dead end) fails alone; the other goes on.
+      const accept = Decoding.prototype.accept;
+      const spy = vi.spyOn(Decoding.prototype, 'accept').mockImplementation(function (this: Decoding, ...a) {
+        if (this.request.options.seed === 666 && this.generated === 3)
+          throw new StructuredOutputError('IE_CONSTRAINT_DEAD_END', 'no token of the vocabulary can continue');
+        return accept.apply(this, a);
+      });
+      try {
+        const [dead, alive] = await Promise.allSettled([
+          sched.generate('Once', { ...o2, seed: 666 }).complete(),
+          sched.generate('Once upon a time', o1).complete(),
+        ]);
+        expect(dead).toMatchObject({ status: 'rejected', reason: { code: 'IE_CONSTRAINT_DEAD_END' } });
+        expect(alive.status === 'fulfilled' && alive.value.tokens).toEqual(a.tokens);
+      } finally {
+        spy.mockRestore();
+      }
       // A bad schema is refused by the scheduler's generate() too.
       expect(() => sched.generate('Once', { jsonSchema: { type: 'object', minProperties: 1 } })).toThrow(SchemaError);
       await sched.close();
