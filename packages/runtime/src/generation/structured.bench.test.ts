@@ -59,9 +59,10 @@ describe.skipIf(!RUN)('decode speed with structured output (IE_BENCH_STRUCTURED=
           `${name}: first request ${(performance.now() - t0).toFixed(0)} ms (${r.tokens.length} tokens, ${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s)`,
         );
       }
-      const tps: Record<string, number[]> = {};
-      const tokens: Record<string, number[]> = {};
-      const choose: Record<string, number[]> = {};
+      const names = modes.map(([name]) => name);
+      const tps: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+      const tokens: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+      const choose: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
       const accept = Decoding.prototype.accept;
       let chooseMs = 0;
       Decoding.prototype.accept = function (this: Decoding, ...a: Parameters<typeof accept>) {
@@ -76,10 +77,10 @@ describe.skipIf(!RUN)('decode speed with structured output (IE_BENCH_STRUCTURED=
         for (const [name, o] of modes) {
           chooseMs = 0;
           const r = await engine.complete('Once upon a time', { ...base, ...o, seed: round });
-          (choose[name] ??= []).push((chooseMs * 1000) / Math.max(1, r.tokens.length));
+          choose[name].push((chooseMs * 1000) / Math.max(1, r.tokens.length));
           if ((o.jsonSchema || o.json) && r.stopReason === 'eos') expect(() => JSON.parse(r.text)).not.toThrow();
-          (tps[name] ??= []).push(r.metrics.decodeTokensPerSec);
-          (tokens[name] ??= []).push(r.tokens.length);
+          tps[name].push(r.metrics.decodeTokensPerSec);
+          tokens[name].push(r.tokens.length);
         }
       Decoding.prototype.accept = accept;
       const plain = best(tps.unconstrained, true);
