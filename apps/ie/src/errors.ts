@@ -5,7 +5,7 @@
 import { FormatError } from '@ie/format';
 import { KernelError } from '@ie/kernels';
 import { ManifestError, QuantError } from '@ie/quant';
-import { IeRuntimeError } from '@ie/runtime';
+import { IeRuntimeError, StructuredOutputError } from '@ie/runtime';
 
 export const EXIT = {
   OK: 0,
@@ -63,6 +63,8 @@ export function exitCodeFor(e: unknown): number {
   }
   if (e instanceof FormatError) return e.code === 'IEBIN_WRITE_FAILED' ? EXIT.FAILURE : EXIT.BAD_INPUT;
   if (e instanceof QuantError) return EXIT.BAD_INPUT;
+  // A JSON schema or grammar ie cannot compile is a malformed input file.
+  if (e instanceof StructuredOutputError) return EXIT.BAD_INPUT;
   if (e instanceof IeRuntimeError) {
     // IE_TOKENIZER_INVALID (a corrupt or malformed tokenizer) is bad input like any other broken file.
     const special: Partial<Record<IeRuntimeError['code'], number>> = {
@@ -86,6 +88,7 @@ export function describeError(e: unknown): string {
     e instanceof FormatError ||
     e instanceof QuantError ||
     e instanceof IeRuntimeError ||
+    e instanceof StructuredOutputError ||
     e instanceof KernelError
   )
     return `ie: ${e.message} [${e.code}]`;

@@ -3,7 +3,6 @@ import {
   compileGrammar,
   Engine,
   type GenerateOptions,
-  IeRuntimeError,
   type ReasoningEffort,
   schemaToGrammar,
   SchemaError,
@@ -36,14 +35,10 @@ async function readFlagFile(flag: string, file: string): Promise<string> {
   }
 }
 
-/**
- * StructuredOutputError is not an IeRuntimeError, which the CLI's error table knows; it is carried
- * as one with its own stable code (IE_SCHEMA_*, IE_GRAMMAR_*) and the flag and file named, so it
- * prints as one line and exits BAD_INPUT (the file is malformed) instead of as an internal error.
- */
+/** A schema or grammar file's error, with the flag and the file named (its class and stable code kept). */
 function structuredError(flag: string, file: string, e: unknown): unknown {
-  if (!(e instanceof StructuredOutputError)) return e;
-  return new IeRuntimeError(e.code as unknown as IeRuntimeError['code'], `--${flag} ${file}: ${e.message}`, { cause: e });
+  if (e instanceof StructuredOutputError) e.message = `--${flag} ${file}: ${e.message}`;
+  return e;
 }
 
 /**
