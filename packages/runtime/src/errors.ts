@@ -20,6 +20,8 @@ export const RUNTIME_ERROR_CODES = {
   IE_BAD_SLOT: 'a forward step names a KV slot the model does not have',
   IE_BAD_POSITION: "a forward step's positions lie outside the KV slot's context",
   IE_BAD_STEP: 'a forward step is malformed (no rows, too many rows, a slot twice, a token id outside the vocabulary)',
+  IE_CACHE_NOT_WRITABLE:
+    'a GGUF file loaded directly cannot be converted into its cache directory (cacheDir, IE_CACHE_DIR): not writable or not a directory',
   IE_NO_FREE_SLOT: "every KV slot of the model is taken (Model.open's `sequences`)",
 } as const;
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;

@@ -7,12 +7,17 @@
 import { IebinReader } from '@ie/format';
 import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels';
 import { IeRuntimeError } from './errors.js';
+import { ensureGgufCache, isGgufFile } from './gguf-cache.js';
 
 export interface MappedModel {
   reader: IebinReader;
   ctx: KernelContext;
   mapping: MappedFile;
   numa: { applied: boolean; detail: string };
+  /** What opening did that the user should hear of (a GGUF file converted into the cache, or a cached conversion reused). */
+  notices: string[];
+  /** The directory opened: `dir` itself, or the cache entry a GGUF file was converted into. */
+  directory: string;
   /** Unmaps, closes the kernel context and the reader. */
   close(): Promise<void>;
 }
@@ -23,11 +28,23 @@ export interface MapOptions {
   hugePages?: boolean;
   /** Check every tensor's CRC-32 and NaN/Inf (what `ie validate --deep` checks) before anything runs. */
   verify?: boolean;
+  /** Where a GGUF file is converted to (see gguf-cache.ts). Default: `$IE_CACHE_DIR`, `$XDG_CACHE_HOME/ie` or `~/.cache/ie`. */
+  cacheDir?: string;
 }
 
-/** Opens `dir` (model.ie.json + model.ie.bin), maps its weights and attaches them to the reader. */
+/**
+ * Opens `dir` (model.ie.json + model.ie.bin), maps its weights and attaches them to the reader.
+ * A GGUF file in place of the directory is converted once into the cache and that entry opened.
+ */
 export async function openMapped(dir: string, o: MapOptions = {}): Promise<MappedModel> {
-  const reader = await IebinReader.open(dir);
+  const notices: string[] = [];
+  let directory = dir;
+  if (await isGgufFile(dir)) {
+    const entry = await ensureGgufCache(dir, o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {});
+    notices.push(entry.notice);
+    directory = entry.dir;
+  }
+  const reader = await IebinReader.open(directory);
   let ctx: KernelContext | undefined;
   let mapping: MappedFile | undefined;
   try {
@@ -42,6 +59,8 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
       ctx: c,
       mapping: m,
       numa: { applied: numa.applied, detail: numa.detail },
+      notices,
+      directory,
       close: async () => {
         m.close();
         c.close();
