@@ -10,6 +10,7 @@ import type { ChatMessage } from './chat/harmony.js';
 import { ChatSession, type ChatSessionOptions } from './chat/session.js';
 import { ContextOverflowError, GenerationAbortedError, IeRuntimeError } from './errors.js';
 import type { Forward } from './forward.js';
+import { embedPrepared, prepareEmbed, type EmbedInput, type EmbedOptions } from './embed.js';
 import { Decoding } from './generation/decoding.js';
 import { Generation } from './generation/generation.js';
 import { checkChatConstraint, prepareRequest, type PreparedRequest } from './generation/request.js';
@@ -165,6 +166,24 @@ export class Engine {
       turn.release();
     }
     return out;
+  }
+
+  /**
+   * Embeddings: the final hidden state (the final norm's output) of each input's tokens, pooled
+   * (mean, last or first token) and L2-normalized unless `normalize: false`. Each input runs alone
+   * on the engine's sequence from position 0, in its turn like a generation (the next generation
+   * prefills its prompt again).
+   */
+  async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    this.alive();
+    const prepared = prepareEmbed(this.model, inputs, options);
+    const turn = await this.takeTurn();
+    try {
+      this.alive();
+      return await embedPrepared(this.sequence(), prepared);
+    } finally {
+      turn.release();
+    }
   }
 
   private sequence(): Sequence {

@@ -132,6 +132,12 @@ export class Forward {
   private readonly argmaxAt: number;
   /** Calibration mode with capture: the projection inputs of the last run. */
   readonly captures: Capture[] = [];
+  /**
+   * The final RMSNorm's output (the classifier's input), maxRows x dim: every row of a step run
+   * with `hidden` (embeddings), else only row 0 (the copy is one row then).
+   */
+  readonly hidden: Float32Array;
+  private readonly hiddenAt: number;
 
   constructor(
     ctx: KernelContext,
@@ -172,7 +178,8 @@ export class Forward {
     this.seqAt = PARAM_IDS + B;
     this.pickAt = this.seqAt + 2 * B;
     this.argmaxAt = this.pickAt + this.logitRows;
-    this.params = new Int32Array(this.argmaxAt + this.logitRows);
+    this.hiddenAt = this.argmaxAt + this.logitRows;
+    this.params = new Int32Array(this.hiddenAt + 1);
     const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(S * T * kv) : new Float32Array(S * T * kv));
     this.kvCacheBytes = c.n_layers * 2 * S * T * kv * (options.kvCache === 'f16' ? 2 : 4);
     const place = { seqSlot: this.seqAt };
@@ -208,7 +215,8 @@ export class Forward {
     // Float matrices ignore the int8 mode (the kernels run them with FP32 activations).
     const matmul = (matrix: WeightMatrix, x: View, out: View): ProgramOp => ({ op: 'matmul', matrix, x, out, activations: acts, ...M });
     // A capture is `out = x + 0` into a buffer of its own (the add op with a zero row).
-    const zeros = cal?.capture ? buf(new Float32Array(Math.max(c.dim, q, c.ffn_dim))) : -1;
+    const zeros = buf(new Float32Array(cal?.capture ? Math.max(c.dim, q, c.ffn_dim) : c.dim));
+    this.hidden = new Float32Array(B * c.dim);
     const capture = (layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] => {
       if (!cal?.capture) return [];
       const data = new Float32Array(B * width);
@@ -344,6 +352,8 @@ export class Forward {
     ops.push(
       { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
       ...capture(-1, 'classifier_in', h, c.dim),
+      // The hidden state copy (embeddings): params[hiddenAt] rows, one unless a step asks for all.
+      { op: 'add', a: rows(h, c.dim), b: shared(zeros), out: rows(buf(this.hidden), c.dim), n: c.dim, mSlot: this.hiddenAt },
       // Only the rows whose logits are wanted go through the classifier (calibration wants them all).
       ...[
         { op: 'gather', x: rows(h, c.dim), out: rows(picked, c.dim), n: c.dim, rowsSlot: this.pickAt } as const,
@@ -364,7 +374,7 @@ export class Forward {
    * 0..slots-1, each at most once, positions inside the context, token ids inside the
    * vocabulary, rows and logit rows within the buffers. Returns the logit rows' count.
    */
-  private prepare(entries: readonly StepRows[]): number {
+  private prepare(entries: readonly StepRows[], hidden = false): number {
     const c = this.config;
     const T = this.options.contextLength;
     const cal = !!this.options.calibration;
@@ -398,12 +408,13 @@ export class Forward {
     if (picks === 0) p[this.pickAt + picks++] = row - 1;
     p[PARAM_ROWS] = row;
     p[PARAM_LOGIT_ROWS] = picks;
+    p[this.hiddenAt] = hidden ? row : 1;
     return picks;
   }
 
   /** Runs one step of one or more sequences on a worker thread; logits row j is the j-th wanted row's. */
-  async step(entries: readonly StepRows[]): Promise<void> {
-    this.prepare(entries);
+  async step(entries: readonly StepRows[], options: { hidden?: boolean } = {}): Promise<void> {
+    this.prepare(entries, options.hidden);
     await this.program.runAsync();
   }
 

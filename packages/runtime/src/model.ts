@@ -9,6 +9,7 @@ import { isFloatDtype, type IebinReader, type ModelConfig } from '@ie/format';
 import type { ContextInfo } from '@ie/kernels';
 import type { ChatMessage } from './chat/harmony.js';
 import { ChatPrompter } from './chat/prompt.js';
+import { embedPrepared, prepareEmbed, type EmbedInput, type EmbedOptions } from './embed.js';
 import { IeRuntimeError } from './errors.js';
 import { Forward, type MatmulActivations, type StepRows } from './forward.js';
 import type { ChatOptions, ChatPrompt } from './generation/types.js';
@@ -235,6 +236,29 @@ export class Model {
    */
   run<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T> {
     return this.exclusive(() => this.forward.run(tokens, pos, slot), read);
+  }
+
+  /**
+   * @internal Runs one sequence's tokens with every row's final hidden state kept, then `read`
+   * (forward.hidden's first tokens.length rows) before any other step may start.
+   */
+  runHidden<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T> {
+    return this.exclusive(() => this.forward.step([{ slot, pos, tokens, logits: false }], { hidden: true }), read);
+  }
+
+  /**
+   * The final hidden state of each input, pooled (see embed.ts). Each runs on a free KV slot of
+   * its own, taken for the call (IE_NO_FREE_SLOT when every slot is held).
+   */
+  async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    this.alive();
+    const prepared = prepareEmbed(this, inputs, options);
+    const seq = this.sequence();
+    try {
+      return await embedPrepared(seq, prepared);
+    } finally {
+      seq.dispose();
+    }
   }
 
   /** @internal Runs one step over rows of several sequences, then `read` (logits row j: the j-th entry wanting logits). */

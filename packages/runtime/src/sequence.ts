@@ -98,6 +98,28 @@ export class Sequence {
     return cached;
   }
 
+  /**
+   * @internal Runs `ids` from position 0 (what the slot held is dropped), handing each chunk's
+   * final hidden states (rows x dim, a view valid only inside the call) to `onRows`.
+   */
+  async prefillHidden(ids: readonly number[], onRows: (hidden: Float32Array, rows: number) => void): Promise<void> {
+    this.alive();
+    if (ids.length > this.contextLength)
+      throw new ContextOverflowError(
+        `${ids.length} tokens do not fit the ${this.contextLength}-position context`,
+        ids.length,
+        this.contextLength,
+      );
+    this.truncate(0);
+    const B = this.model.forward.options.maxBatch;
+    const f = this.model.forward;
+    for (let p = 0; p < ids.length; p += B) {
+      const chunk = ids.slice(p, p + B);
+      await this.model.runHidden(this.slot, chunk, p, () => onRows(f.hidden, chunk.length));
+      this.kv.push(...chunk);
+    }
+  }
+
   /** Decodes one token at the next position. */
   async step(token: number): Promise<void> {
     this.alive();
