@@ -66,6 +66,7 @@ export {
   type GgufCacheEntry,
 } from './gguf-cache.js';
 export { ropeTables, type KvCacheType } from './forward.js';
+export type { EmbedInput, EmbedOptions, EmbedPooling } from './embed.js';
 export { quantizeModel, AWQ_ALPHAS, GATE_ROWS, SEARCH_ROWS, type QuantizeModelOptions, type QuantizeResult } from './quantize.js';
 export {
   createConstraint,
