@@ -79,10 +79,27 @@ export function exitCodeFor(e: unknown): number {
   return EXIT.FAILURE;
 }
 
+/**
+ * What to do next, by error code, in the CLI's words: the libraries state the fact and the field;
+ * the commands and flags that fix it are the CLI's to name.
+ */
+const HINTS: Partial<Record<string, string>> = {
+  IEBIN_NOT_FOUND: 'make one with `ie convert` or `ie synth`',
+  QUANT_MANIFEST_MISMATCH: 'run `ie quantize` on this model',
+  QUANT_NEEDS_CALIBRATION: 'run `ie quantize MODEL --policy FILE --out MANIFEST` and export with the expanded MANIFEST',
+  QUANT_MANIFEST_REJECTED: 'pass --force to export it anyway, or relax the policy and run `ie quantize` again',
+};
+
+function withHint(message: string, code: string): string {
+  const hint = HINTS[code];
+  return hint ? `${message}; ${hint}` : message;
+}
+
 /** The one line printed for an error. Unexpected errors (bugs) keep their stack. */
 export function describeError(e: unknown): string {
   // A manifest's problems are listed one per line under the summary.
-  if (e instanceof ManifestError) return `ie: ${e.summary} [${e.code}]${e.problems.map((p) => `\n  ${p.field}: ${p.message}`).join('')}`;
+  if (e instanceof ManifestError)
+    return `ie: ${withHint(e.summary, e.code)} [${e.code}]${e.problems.map((p) => `\n  ${p.field}: ${p.message}`).join('')}`;
   if (
     e instanceof CliError ||
     e instanceof FormatError ||
@@ -91,7 +108,7 @@ export function describeError(e: unknown): string {
     e instanceof StructuredOutputError ||
     e instanceof KernelError
   )
-    return `ie: ${e.message} [${e.code}]`;
+    return `ie: ${withHint(e.message, e.code)} [${e.code}]`;
   if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
     return `ie: ${e.message} [IO_ERROR]`;
   }

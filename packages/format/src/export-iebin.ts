@@ -93,7 +93,7 @@ function sourceBytes(t: SourceTensor): number {
 /** Writes `source` as an IEBIN model into `outDir` (atomically) and returns its header. */
 export async function exportIebin(source: ModelSource, outDir: string, options: ConvertOptions): Promise<IebinHeader> {
   if (options.blockK !== undefined && options.blockK !== 0 && (options.blockK % 64 !== 0 || options.blockK < 64)) {
-    throw new IebinError('IEBIN_BAD_LAYOUT', `--block-k must be a positive multiple of 64, got ${options.blockK}`, { field: 'block_k' });
+    throw new IebinError('IEBIN_BAD_LAYOUT', `block_k must be a positive multiple of 64, got ${options.blockK}`, { field: 'block_k' });
   }
   if (options.pretranspose && options.blockK)
     throw new IebinError('IEBIN_BAD_LAYOUT', 'pretranspose and blocked-K cannot be combined', { field: 'layout' });

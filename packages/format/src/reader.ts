@@ -78,7 +78,7 @@ export class IebinReader {
     try {
       jst = await stat(jsonPath);
     } catch {
-      throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}; convert a model first (ie convert)`, { file: path });
+      throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}: it is not an IEBIN model directory`, { file: path });
     }
     if (jst.size > limits.maxHeaderBytes) {
       throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${jst.size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, {

@@ -6,9 +6,9 @@ export const QUANT_ERROR_CODES = {
   QUANT_BAD_PACKED: 'packed bytes do not match the geometry',
   QUANT_MANIFEST_INVALID: 'the manifest does not follow the schema, or asks for something the model cannot have (every problem is listed)',
   QUANT_MANIFEST_MISMATCH: 'the manifest was made for another model (different config, tensors or weights)',
-  QUANT_MANIFEST_REJECTED: 'the manifest failed its calibration gate; export it only with --force',
+  QUANT_MANIFEST_REJECTED: 'the manifest failed its calibration gate; it is exported only when forced',
   QUANT_NEEDS_CALIBRATION:
-    'the policy uses a method that needs calibration activations; run `ie quantize` and export its expanded manifest',
+    'the policy uses a method that needs calibration activations; export the manifest a calibration run expands it to',
   QUANT_CALIBRATION: 'the calibration data cannot be used (missing, empty, or too short)',
 } as const;
 export type QuantErrorCode = keyof typeof QUANT_ERROR_CODES;

@@ -63,7 +63,7 @@ export function bindWeights(
     if (below.length === projections.length) {
       throw new IeRuntimeError(
         'IE_PRECISION_UNSUPPORTED',
-        `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights (ie convert)`,
+        `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights`,
       );
     }
     if (above.length > 0)

@@ -150,7 +150,7 @@ describe('export per policy', () => {
     expect(() => planExport(load(JSON.stringify(p), 'awq.json'), src.config, src.tensors)).toThrow(
       expect.objectContaining({
         code: 'QUANT_NEEDS_CALIBRATION',
-        message: expect.stringMatching(/run `ie quantize MODEL --policy awq\.json/),
+        message: expect.stringMatching(/awq\.json uses activation-aware quantization, which needs a calibration run/),
       }),
     );
   });

@@ -45,7 +45,7 @@ export function planExport(
         'QUANT_NEEDS_CALIBRATION',
         file,
         rules.map((r) => ({ field: `rules[${r}].method`, message: 'is "awq", which needs activations from a calibration run' })),
-        `${file} uses activation-aware quantization: run \`ie quantize MODEL --policy ${file} --out MANIFEST\` and export with the expanded MANIFEST (or use method "clip" or "rtn")`,
+        `${file} uses activation-aware quantization, which needs a calibration run: export the manifest quantizeModel expands it to (or use method "clip" or "rtn")`,
       );
     }
   } else {
@@ -54,7 +54,7 @@ export function planExport(
         'QUANT_MANIFEST_REJECTED',
         file,
         (m.gate.failures ?? []).map((f) => ({ field: 'gate', message: f })),
-        `${file} failed its calibration gate (status "rejected"); pass --force to export it anyway, or relax the policy and run \`ie quantize\` again`,
+        `${file} failed its calibration gate (status "rejected")`,
       );
     }
     plans = plansFromExpanded(m, mt, config, file);

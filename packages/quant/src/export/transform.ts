@@ -78,7 +78,7 @@ export function manifestTransform(o: TransformOptions): TensorTransform {
               message: `the manifest measured other weights (${want.slice(0, 12)}…, this source has ${got.slice(0, 12)}…)`,
             },
           ],
-          `${o.file} was made for another model: its weights differ; run \`ie quantize\` on this model`,
+          `${o.file} was made for another model: its weights differ`,
         );
     }
     if (plan.passthrough && plan.transforms.length === 0) return null;

@@ -331,7 +331,7 @@ export function plansFromExpanded(
       'QUANT_MANIFEST_MISMATCH',
       file,
       problems,
-      `${file} was made for another model (${problems.length} difference${problems.length === 1 ? '' : 's'}); run \`ie quantize\` on this model`,
+      `${file} was made for another model (${problems.length} difference${problems.length === 1 ? '' : 's'})`,
     );
   return plans;
 }
