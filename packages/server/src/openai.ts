@@ -123,6 +123,51 @@ export interface CompletionBody extends CommonBody {
   suffix?: string | null;
 }
 
+export const EMBEDDINGS_BODY_SCHEMA = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    input: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', minItems: 1, maxItems: 2048, items: { type: 'string' } },
+        { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } },
+        { type: 'array', minItems: 1, maxItems: 2048, items: { type: 'array', items: { type: 'integer', minimum: 0 } } },
+      ],
+    },
+    encoding_format: { anyOf: [{ enum: ['float', 'base64'] }, { type: 'null' }] },
+    dimensions: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    user: { type: 'string' },
+  },
+} as const;
+
+export interface EmbeddingsBody {
+  model: string;
+  input: string | string[] | number[] | number[][];
+  encoding_format?: 'float' | 'base64' | null;
+  dimensions?: number | null;
+  user?: string;
+}
+
+/** The inputs as runtime embed() takes them: texts, or token-id arrays (one array of ids is one input). */
+export function embeddingInputs(b: EmbeddingsBody, dim: number): Array<string | number[]> {
+  if (b.dimensions != null && b.dimensions !== dim)
+    unsupported('dimensions', `this model's embeddings have ${dim} dimensions; other sizes are not supported, got ${b.dimensions}`);
+  const x = b.input;
+  if (typeof x === 'string') return [x];
+  if (typeof x[0] === 'number') return [x as number[]];
+  return x as Array<string | number[]>;
+}
+
+/** One embedding as OpenAI sends it: an array of numbers, or (base64) its float32 little-endian bytes. */
+export function encodeEmbedding(v: Float32Array, format: 'float' | 'base64'): number[] | string {
+  if (format === 'float') return Array.from(v);
+  const bytes = Buffer.alloc(v.length * 4);
+  for (let i = 0; i < v.length; i++) bytes.writeFloatLE(v[i], i * 4);
+  return bytes.toString('base64');
+}
+
 function unsupported(param: string, message: string): never {
   throw new ServerError('IE_SERVER_UNSUPPORTED', `${param}: ${message}`, param);
 }

@@ -10,6 +10,8 @@ import {
   type ChatCompletion,
   type ChatMessage,
   type ChatOptions,
+  type EmbedInput,
+  type EmbedOptions,
   type GenerateOptions,
   type Generation,
   type GenerationMetrics,
@@ -74,6 +76,8 @@ export interface SchedulerStats {
 export interface Scheduler {
   /** Admits a request, or throws a ServerError (IE_SERVER_QUEUE_FULL with retryAfter, IE_SERVER_SHUTTING_DOWN). */
   submit(request: GenerationRequest): Ticket;
+  /** Embeddings (see Engine.embed), never at the same time as a step of a generation on the same sequence. */
+  embed(inputs: EmbedInput, options?: EmbedOptions): Promise<Float32Array[]>;
   stats(): SchedulerStats;
   /** Refuses new requests and fails queued ones; running ones get `graceMs` to finish, then are cancelled. */
   close(graceMs: number): Promise<void>;
@@ -167,6 +171,8 @@ class Job implements Ticket {
 export interface GenerationRunner {
   generate(prompt: readonly number[], options: GenerateOptions): Generation;
   chat(messages: readonly ChatMessage[], options: ChatOptions): Promise<ChatCompletion>;
+  /** An Engine's: in its turn, like a generation. */
+  embed?(inputs: EmbedInput, options?: EmbedOptions): Promise<Float32Array[]>;
 }
 
 export interface SerialSchedulerOptions {
@@ -217,6 +223,16 @@ export class SerialScheduler implements Scheduler {
     this.waiting.push(job);
     this.pump();
     return job;
+  }
+
+  /**
+   * Embeddings on the engine: Engine.embed waits for the engine's turn, so it runs between
+   * generations, never inside one.
+   */
+  async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    if (this.closed) throw new ServerError('IE_SERVER_SHUTTING_DOWN', 'the server is shutting down', null, 5);
+    if (!this.engine.embed) throw new ServerError('IE_SERVER_UNSUPPORTED', 'embeddings are not supported by this scheduler', 'input');
+    return this.engine.embed(inputs, options);
   }
 
   /** Mean seconds a request held its slot, smoothed: how long a place takes to free up. */
@@ -336,6 +352,22 @@ export class BatchingScheduler extends SerialScheduler {
     const batcher = new BatchScheduler(model, { slots: options.parallel ?? 1, prefillChunk: options.prefillChunk });
     super(batcher, options);
     this.batcher = batcher;
+  }
+
+  /**
+   * Embeddings run on a KV slot of the model that the batcher does not hold (their steps take turns
+   * with the batcher's: the model runs one step at a time); the model needs one more sequence
+   * than `parallel` for them.
+   */
+  override async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    const model = this.batcher.model;
+    if (model.freeSlots === 0)
+      throw new ServerError(
+        'IE_SERVER_UNSUPPORTED',
+        `embeddings need a KV slot the batching scheduler does not hold: load the model with ${this.parallel + 1} sequences (parallel + 1)`,
+        'input',
+      );
+    return model.embed(inputs, options);
   }
 
   override async close(graceMs: number): Promise<void> {

@@ -12,6 +12,10 @@ import { Counter, EventLoopLag, Gauge, Histogram, PROMETHEUS_CONTENT_TYPE, Regis
 import {
   CHAT_BODY_SCHEMA,
   COMPLETION_BODY_SCHEMA,
+  EMBEDDINGS_BODY_SCHEMA,
+  embeddingInputs,
+  encodeEmbedding,
+  type EmbeddingsBody,
   checkChat,
   checkCompletion,
   finishReason,
@@ -100,6 +104,15 @@ function toServerError(e: unknown): ServerError {
       return new ServerError('IE_SERVER_BAD_REQUEST', f.message);
   }
   if (e instanceof SyntaxError) return new ServerError('IE_SERVER_INVALID_JSON', `the body is not valid JSON: ${e.message}`);
+  return fromRuntimeError(e);
+}
+
+/** An embed() failure: a bad input (empty, a token id outside the vocabulary) or one too long names `input`. */
+function embedError(e: unknown): ServerError {
+  const code = (e as { code?: unknown })?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (code === 'IE_INVALID_OPTION') return new ServerError('IE_SERVER_BAD_REQUEST', message, 'input');
+  if (code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', message, 'input');
   return fromRuntimeError(e);
 }
 
@@ -407,6 +420,38 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
     // OpenAI's default for completions is 16 tokens.
     const request: GenerationRequest = { kind: 'completion', prompt: ids, options: samplingOf(body, 16) };
     return answer(reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
+  });
+
+  app.post('/v1/embeddings', { schema: { body: EMBEDDINGS_BODY_SCHEMA } }, async (req) => {
+    const body = req.body as EmbeddingsBody;
+    const { engine, scheduler } = ready();
+    checkModel(body.model);
+    const inputs = embeddingInputs(body, engine.config.dim);
+    // Tokenized here as embed() does (texts with BOS), for the usage and to refuse a long input before it queues.
+    const counts = inputs.map((x) => (typeof x === 'string' ? engine.tokenize(x, { bos: true }).length : x.length));
+    counts.forEach((n, i) => {
+      if (n > engine.contextLength)
+        throw new ServerError(
+          'IE_SERVER_CONTEXT_LENGTH',
+          `input ${i} is ${n} tokens; the model's context holds ${engine.contextLength}`,
+          'input',
+        );
+    });
+    let vectors: Float32Array[];
+    try {
+      vectors = await scheduler.embed(inputs);
+    } catch (e) {
+      throw e instanceof ServerError ? e : embedError(e);
+    }
+    const format = body.encoding_format ?? 'float';
+    const tokens = counts.reduce((a, n) => a + n, 0);
+    promptTokens.inc({}, tokens);
+    return {
+      object: 'list',
+      data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: encodeEmbedding(v, format) })),
+      model: options.modelId,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    };
   });
 
   const modelObject = () => ({ id: options.modelId, object: 'model', created, owned_by: 'ie' });
