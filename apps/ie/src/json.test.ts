@@ -27,6 +27,7 @@ describe('--json: stdout holds exactly one JSON document', () => {
     inspect: () => ['inspect', model, '--json'],
     validate: () => ['validate', model, '--deep', '--json'],
     generate: () => ['generate', model, 'Once upon a time', '-n', '4', '--temperature', '0', '--precision', 'int8w', '--json'],
+    embed: () => ['embed', model, 'Once upon a time', '--json'],
     quantize: () => [
       'quantize',
       model,

@@ -3,6 +3,7 @@ import { parse, type Command, type Io } from './command.js';
 import { bench } from './commands/bench.js';
 import { chat } from './commands/chat.js';
 import { convert } from './commands/convert.js';
+import { embed } from './commands/embed.js';
 import { generate } from './commands/generate.js';
 import { inspect } from './commands/inspect.js';
 import { quantize } from './commands/quantize.js';
@@ -13,7 +14,7 @@ import { CliError, EXIT, describeError, exitCodeFor } from './errors.js';
 import { commandHelp, mainHelp } from './help.js';
 import { VERSION } from './version.js';
 
-export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, serve, chat];
+export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, serve, chat, embed];
 
 function find(name: string): Command {
   const cmd = COMMANDS.find((c) => c.name === name);
