@@ -445,7 +445,6 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
     }
     const format = body.encoding_format ?? 'float';
     const tokens = counts.reduce((a, n) => a + n, 0);
-    promptTokens.inc({}, tokens);
     return {
       object: 'list',
       data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: encodeEmbedding(v, format) })),
