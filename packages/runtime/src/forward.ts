@@ -111,7 +111,8 @@ export interface StepRows {
   logits: boolean;
 }
 
-// Params: the row count, the logit-row count, then per row a token id, a (slot, position) pair,
+// Params: the row count, the logit-row count, then per row a token id, the rows the hidden-state
+// copy takes (1, or all of an embedding step), per row a (slot, position) pair,
 // per logit row the step row it reads and its argmax.
 export const PARAM_ROWS = 0;
 export const PARAM_LOGIT_ROWS = 1;
@@ -175,11 +176,12 @@ export class Forward {
     const tables = ropeTables(c, T);
     const cos = buf(tables.cos);
     const sin = buf(tables.sin);
-    this.seqAt = PARAM_IDS + B;
+    // The hidden copy's row count sits after the ids (the layout from seqAt on is unchanged).
+    this.hiddenAt = PARAM_IDS + B;
+    this.seqAt = this.hiddenAt + 1;
     this.pickAt = this.seqAt + 2 * B;
     this.argmaxAt = this.pickAt + this.logitRows;
-    this.hiddenAt = this.argmaxAt + this.logitRows;
-    this.params = new Int32Array(this.hiddenAt + 1);
+    this.params = new Int32Array(this.argmaxAt + this.logitRows);
     const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(S * T * kv) : new Float32Array(S * T * kv));
     this.kvCacheBytes = c.n_layers * 2 * S * T * kv * (options.kvCache === 'f16' ? 2 : 4);
     const place = { seqSlot: this.seqAt };

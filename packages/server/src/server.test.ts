@@ -183,7 +183,11 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect(model).toBeInstanceOf(OpenAI.NotFoundError);
     expect([model?.status, model?.code, model?.param]).toEqual([404, 'model_not_found', 'model']);
 
-    const route = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const route = await fetch(`${s.url}/v1/images/generations`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(route.status).toBe(404);
     expect(((await route.json()) as { error: { code: string } }).error.code).toBe('not_found');
     const media = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
