@@ -83,6 +83,18 @@ describe('loading a GGUF file directly', () => {
     }
   });
 
+  it('Engine.load takes cacheDir and tells in its notices that it converted, then that it reused', async () => {
+    const cache = join(tmp, 'cache-option');
+    const a = await Engine.load(gguf, { threads: 1, cacheDir: cache });
+    await a.dispose();
+    expect(a.notices.some((n) => n.includes('converted it to IEBIN') && n.includes(cache))).toBe(true);
+    expect(entries(cache)).toHaveLength(1);
+    const b = await Engine.load(gguf, { threads: 1, cacheDir: cache });
+    await b.dispose();
+    expect(b.notices.some((n) => n.includes('loaded its IEBIN conversion cached') && n.includes(cache))).toBe(true);
+    expect(entries(cache)).toHaveLength(1);
+  });
+
   it('reuses a conversion, re-converts a changed file, and says which in a notice', async () => {
     const cache = join(tmp, 'cache-notices');
     const m1 = await openMapped(gguf, { cacheDir: cache });
@@ -138,7 +150,7 @@ describe('loading a GGUF file directly', () => {
     expect((err as GgufError).code).toMatch(/^GGUF_(RANGE_OUT_OF_FILE|TRUNCATED)$/);
     const bad = join(tmp, 'bad.gguf');
     writeFileSync(bad, Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(8, 0xff)]));
-    await expect(Engine.load(bad, { cacheDir: cache } as never)).rejects.toBeInstanceOf(GgufError);
+    await expect(Engine.load(bad, { cacheDir: cache })).rejects.toBeInstanceOf(GgufError);
     const named = join(tmp, 'named.gguf');
     writeFileSync(named, 'not a gguf file at all');
     await expect(openMapped(named, { cacheDir: cache })).rejects.toMatchObject({ code: 'GGUF_BAD_MAGIC' });

@@ -115,6 +115,7 @@ export class Model {
       context: { threads: opts.threads, affinity: opts.affinity, numa: opts.numa, isa: opts.isa },
       hugePages: true,
       verify: opts.verify,
+      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
     });
     let fd = -1;
     try {
@@ -122,7 +123,7 @@ export class Model {
       const c = reader.config;
       const weights = bindWeights(ctx, reader, mapping, opts.precision);
       const tokenizer = await createTokenizer(reader.header, reader.directory);
-      const notices = [...weights.notices];
+      const notices = [...mapped.notices, ...weights.notices];
       const contextLength = opts.contextLength ?? Math.min(c.context_length, DEFAULT_CONTEXT_CAP);
       if (opts.contextLength === undefined && c.context_length > DEFAULT_CONTEXT_CAP)
         notices.push(

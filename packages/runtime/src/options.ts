@@ -12,6 +12,8 @@ export interface EngineOptions {
   affinity?: Affinity;
   numa?: NumaPolicy;
   isa?: Isa;
+  /** Where a GGUF file given in place of a model directory is converted to, once (IE_CACHE_DIR; default `$XDG_CACHE_HOME/ie` or `~/.cache/ie`). */
+  cacheDir?: string;
   /**
    * Positions the KV cache holds (IE_CONTEXT). Default: the model's context length, at most
    * DEFAULT_CONTEXT_CAP (4096) — the KV cache and RoPE tables are sized to it, and gpt-oss declares

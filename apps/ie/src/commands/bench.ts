@@ -14,7 +14,7 @@ import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 export const bench = defineCommand({
   name: 'bench',
   summary: 'benchmark generation over a prompt file: one JSON line per run',
-  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory, or a GGUF file (converted once into IE_CACHE_DIR)' }],
   flags: {
     prompts: {
       type: 'string',

@@ -7,7 +7,7 @@ import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 export const chat = defineCommand({
   name: 'chat',
   summary: 'chat with a model in the terminal: multi-turn, streamed; Ctrl-C stops an answer, /reset clears, /exit quits',
-  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory with a chat template (or a gpt-oss model)' }],
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory or a GGUF file, with a chat template (or a gpt-oss model)' }],
   flags: {
     system: { type: 'string', arg: 'TEXT', description: 'the system message the conversation starts with' },
     'max-tokens': {

@@ -7,7 +7,10 @@ export const embed = defineCommand({
   name: 'embed',
   summary: "print a text's embedding: the model's last hidden state, pooled, as a JSON array",
   args: [
-    { name: 'MODEL_DIR', description: 'an IEBIN model directory (ie convert or ie synth makes one)' },
+    {
+      name: 'MODEL_DIR',
+      description: 'an IEBIN model directory (ie convert or ie synth makes one), or a GGUF file (converted once into IE_CACHE_DIR)',
+    },
     { name: 'TEXT', description: 'the text to embed' },
   ],
   flags: {

@@ -100,7 +100,10 @@ export const generate = defineCommand({
   name: 'generate',
   summary: 'stream a continuation of a prompt (text to stdout, metrics to stderr)',
   args: [
-    { name: 'MODEL_DIR', description: 'an IEBIN model directory (ie convert or ie synth makes one)' },
+    {
+      name: 'MODEL_DIR',
+      description: 'an IEBIN model directory (ie convert or ie synth makes one), or a GGUF file (converted once into IE_CACHE_DIR)',
+    },
     { name: 'PROMPT', optional: true, description: 'the prompt, or - to read it from standard input (else give --prompt-file)' },
   ],
   flags: {

@@ -10,7 +10,12 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;
 export const serve = defineCommand({
   name: 'serve',
   summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)',
-  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory (loaded after the server listens; /health says when it is ready)' }],
+  args: [
+    {
+      name: 'MODEL_DIR',
+      description: 'an IEBIN model directory or a GGUF file (loaded after the server listens; /health says when it is ready)',
+    },
+  ],
   flags: {
     host: {
       type: 'string',
@@ -90,8 +95,9 @@ export const serve = defineCommand({
     const options = engineOptions(v);
     const parallel = v.parallel;
     const server = await startServer({
-      // One KV slot per parallel request: they decode together, one forward step for all (continuous batching).
-      load: () => Engine.load(path, { ...options, sequences: parallel }),
+      // One KV slot per parallel request: they decode together, one forward step for all (continuous
+      // batching); and one more that /v1/embeddings borrows, so embeddings never wait for a stream to end.
+      load: () => Engine.load(path, { ...options, sequences: parallel + 1 }),
       scheduler: (engine, o) => new BatchingScheduler(engine.model, o),
       modelId: v['model-name'] ?? basename(resolve(path)),
       host,
