@@ -42,7 +42,7 @@
       "type": "static_library",
       "sources": [
         "native/gemv/gemv_avx2.cc",
-        "native/gemv/q8_avx2.cc",
+        "native/gemv/int8act_avx2.cc",
         "native/gemv/blocks_avx2.cc",
         "native/gemm/gemm_avx2.cc",
         "native/ops/ops_avx2.cc"
@@ -58,7 +58,7 @@
       "target_name": "ie_avxvnni",
       "type": "static_library",
       "sources": [
-        "native/gemv/q8_avxvnni.cc"
+        "native/gemv/int8act_avxvnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",
@@ -75,8 +75,8 @@
         "native/gemv/gemv_avx512.cc",
         "native/gemm/gemm_avx512.cc",
         "native/ops/ops_avx512.cc",
-        "native/gemv/q8_avx512vnni.cc",
-        "native/gemv/q8_blocks_avx512vnni.cc"
+        "native/gemv/int8act_avx512vnni.cc",
+        "native/gemv/int8act_blocks_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",
@@ -111,12 +111,12 @@
         "native/numa/numa.cc",
         "native/mem/mapping.cc",
         "native/mem/read_probe.cc",
-        "native/matrix/matrix.cc",
+        "native/matmul/matmul.cc",
         "native/attention/attention.cc",
         "native/gemv/gemv_ref.cc",
         "native/gemm/gemm_ref.cc",
         "native/ops/ops_ref.cc",
-        "native/gemv/q8_ref.cc",
+        "native/gemv/int8act_ref.cc",
         "native/gemv/blocks_ref.cc",
         "native/program/program.cc"
       ],

@@ -32,7 +32,7 @@
 #include "context.h"
 #include "cpu/fma_peak.h"
 #include "layout/layout.h"
-#include "matrix/matrix.h"
+#include "matmul/matmul.h"
 #include "mem/mapping.h"
 #include "mem/read_probe.h"
 #include "numa/numa.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cpu/cpu_features.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "numa/numa.h"
 #include "threadpool/threadpool.h"
 #include "threadpool/topology.h"

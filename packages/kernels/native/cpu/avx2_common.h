@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "cpu/simd_common.h"
 
 namespace ie::avx2 {

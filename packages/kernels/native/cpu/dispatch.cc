@@ -1,4 +1,4 @@
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 

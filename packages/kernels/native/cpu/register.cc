@@ -1,5 +1,5 @@
 // Which files fill the dispatch table for each variant.
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie::simd {
 // Internal linkage: this header is compiled into translation units with different -m flags, and

@@ -1,6 +1,6 @@
 // The prefill GEMM's inner pieces, written once over a vector trait (cpu/vec.h) and instantiated
 // per ISA: a register-blocked micro-kernel over packed panels, and the packer that turns
-// dequantized weight rows into a panel. The driver (matrix/matrix.cc) owns blocking and threads.
+// dequantized weight rows into a panel. The driver (matmul/matmul.cc) owns blocking and threads.
 //
 // Y[m][n] = sum_k X[m][k] W[n][k]. The activations are packed once per call into panels of MR
 // tokens, k-major ([kc][MR]); the weights, dequantized once per (NR rows, kc columns) block and
@@ -14,7 +14,7 @@
 #include <array>
 #include <utility>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 
 namespace ie {

@@ -1,6 +1,6 @@
 // Scalar reference of the packed GEMM's pieces: the same panels and the same per-element order
 // of operations as the SIMD micro-kernels (a sum over each K block, then added to C).
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 namespace {

@@ -1,9 +1,9 @@
 // Scalar reference GEMV (FP32 and int8 activations) and dequantization for the block types
-// (q4_k, q5_k, q6_k, iq4_nl). The SIMD variants (blocks_avx2.cc, q8_blocks_x86.h) keep this
+// (q4_k, q5_k, q6_k, iq4_nl). The SIMD variants (blocks_avx2.cc, int8act_blocks_x86.h) keep this
 // structure — one dot product per scale, scaled once — so they differ only in float rounding.
 #include <algorithm>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "gemv/blocks.h"
 
 namespace ie {

@@ -1,5 +1,5 @@
 // Block-type helpers shared by the 256-bit x86 kernels (FP32-activation blocks_avx2.cc and the
-// int8-activation q8_blocks_x86.h). Internal linkage: included by translation units built with
+// int8-activation int8act_blocks_x86.h). Internal linkage: included by translation units built with
 // different -m flags.
 #pragma once
 #include <immintrin.h>

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "cpu/avx2_common.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 
 namespace ie {

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "cpu/fp16.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "gemv/weights.h"
 
 namespace ie {

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "cpu/fp16.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 

@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "cpu/fp16.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 namespace {

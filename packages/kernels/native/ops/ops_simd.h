@@ -5,7 +5,7 @@
 #pragma once
 #include <cmath>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 
 namespace ie {

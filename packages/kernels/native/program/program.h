@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "context.h"
-#include "matrix/matrix.h"
+#include "matmul/matmul.h"
 
 namespace ie {
 

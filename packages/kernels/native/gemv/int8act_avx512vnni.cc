@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cpu/avx512_common.h"
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 
 namespace ie {
 namespace {

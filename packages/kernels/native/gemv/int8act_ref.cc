@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "gemv/weights.h"
 
 namespace ie {

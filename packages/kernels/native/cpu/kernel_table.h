@@ -42,7 +42,7 @@ using DequantFn = void (*)(const WeightRows& w, int rows, float* out, ptrdiff_t 
 // Pretransposed float weights Wt[K][ncols] (row k at wt + k*ld bytes): y[n] (+)= sum_k x[k] Wt[k][n].
 using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int ncols, bool accumulate);
 
-// The prefill GEMM's pieces (gemm/gemm_packed.h; the driver is matrix/matrix.cc). A packs
+// The prefill GEMM's pieces (gemm/gemm_packed.h; the driver is matmul/matmul.cc). A packs
 // activations k-major in panels of mr tokens ([kc][mr]); B packs weights k-major in panels of nr
 // rows ([kc][nr]). micro[m - 1] computes m <= mr tokens: C[i][0..n) (+)= sum_k A[k][i] B[k][..].
 using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool accumulate);

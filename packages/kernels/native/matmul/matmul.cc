@@ -1,4 +1,4 @@
-#include "matrix/matrix.h"
+#include "matmul/matmul.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,7 +1,7 @@
 // The block types' int8-activation GEMV on AVX-512 VNNI CPUs without AVX-VNNI (Ice Lake,
-// Cascade Lake): the 256-bit kernels of q8_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL).
+// Cascade Lake): the 256-bit kernels of int8act_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL).
 // A K-quant row's scales come every 32 elements, so 256-bit products are the natural unit.
-#include "gemv/q8_blocks_x86.h"
+#include "gemv/int8act_blocks_x86.h"
 
 namespace ie {
 namespace {

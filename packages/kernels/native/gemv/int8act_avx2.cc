@@ -1,6 +1,6 @@
 // The int8-activation GEMV on AVX2: vpmaddubsw (unsigned codes x signed activations, pairs
 // summed into 16 bits) then vpmaddwd against ones (into 32 bits), as llama.cpp's Q4_0 x Q8_0.
-#include "gemv/q8_blocks_x86.h"
+#include "gemv/int8act_blocks_x86.h"
 
 namespace ie {
 namespace {

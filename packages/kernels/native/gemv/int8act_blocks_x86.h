@@ -1,6 +1,6 @@
 // The int8-activation GEMV for the block types on 256-bit x86, written once over the integer dot
-// product (Dot: vpmaddubsw + vpmaddwd, or vpdpbusd) as q8_x86.h is. x is quantized per call in
-// blocks of 32 (q8_x86.h), and every sub-block of a K-quant lies inside one such block, so each
+// product (Dot: vpmaddubsw + vpmaddwd, or vpdpbusd) as int8act_x86.h is. x is quantized per call in
+// blocks of 32 (int8act_x86.h), and every sub-block of a K-quant lies inside one such block, so each
 // sub-block's product is one integer dot product scaled once by d * scale * d_x:
 //
 // - q4_k / q5_k: codes 0..15 (0..31) are the unsigned operand; the mins meet per-call sums of
@@ -13,7 +13,7 @@
 #pragma once
 #include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
-#include "gemv/q8_x86.h"
+#include "gemv/int8act_x86.h"
 
 namespace ie {
 namespace {

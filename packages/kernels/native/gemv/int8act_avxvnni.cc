@@ -1,7 +1,7 @@
 // The int8-activation GEMV on AVX-VNNI (256-bit vpdpbusd: Alder Lake and later, Zen 5): one
 // instruction multiplies 32 unsigned bytes by 32 signed bytes and adds groups of four into
 // eight 32-bit lanes, replacing vpmaddubsw + vpmaddwd (and their 16-bit intermediate).
-#include "gemv/q8_blocks_x86.h"
+#include "gemv/int8act_blocks_x86.h"
 
 namespace ie {
 namespace {

@@ -1,5 +1,5 @@
 // The int8-activation GEMV on 256-bit x86, written once over the integer dot product:
-// q8_avx2.cc instantiates it with vpmaddubsw + vpmaddwd (every AVX2 CPU), q8_avxvnni.cc with
+// int8act_avx2.cc instantiates it with vpmaddubsw + vpmaddwd (every AVX2 CPU), int8act_avxvnni.cc with
 // vpdpbusd (AVX-VNNI: Alder Lake and later, Zen 5). Everything here has internal linkage, so the
 // two translation units, compiled with different -m flags, never share a function.
 //
@@ -19,7 +19,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/kernels.h"
+#include "cpu/kernel_table.h"
 #include "cpu/simd_common.h"
 #include "cpu/vec.h"
 
