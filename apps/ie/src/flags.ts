@@ -58,6 +58,16 @@ export interface ChoiceFlag<C extends string = string> extends FlagCommon {
 export type Flag = BooleanFlag | StringFlag | NumberFlag | ChoiceFlag;
 export type Flags = Record<string, Flag>;
 
+/** `-t, --threads N`: a thread count, 1..1024 (one definition for every command that takes one). */
+export function threadsFlag(description: string, defaultText: string, more: Pick<FlagCommon, 'engineEnv' | 'section'> = {}): NumberFlag {
+  return { type: 'number', integer: true, min: 1, max: 1024, arg: 'N', short: 't', description, defaultText, ...more };
+}
+
+/** `-s, --seed S`: a sampler's seed, 0..2^32-1, random when absent. */
+export function seedFlag(description: string): NumberFlag {
+  return { type: 'number', integer: true, min: 0, max: 2 ** 32 - 1, arg: 'S', short: 's', description, defaultText: 'random' };
+}
+
 type ValueOf<F> = F extends { type: 'boolean' }
   ? boolean
   : F extends { type: 'number' }

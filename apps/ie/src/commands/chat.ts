@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline';
 import { Engine, IeRuntimeError, type ReasoningEffort } from '@ie/runtime';
+import { seedFlag } from '../flags.js';
 import { defineCommand } from '../command.js';
 import { EXIT } from '../errors.js';
 import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
@@ -22,16 +23,7 @@ export const chat = defineCommand({
     },
     temperature: { type: 'number', default: 0.8, arg: 'T', description: 'sampling temperature; 0 is greedy' },
     'top-p': { type: 'number', default: 0.95, arg: 'P', description: 'nucleus sampling: the likeliest tokens up to probability P' },
-    seed: {
-      type: 'number',
-      integer: true,
-      min: 0,
-      max: 2 ** 32 - 1,
-      arg: 'S',
-      short: 's',
-      description: "the sampler's seed",
-      defaultText: 'random',
-    },
+    seed: seedFlag("the sampler's seed"),
     reasoning: {
       type: 'choice',
       arg: 'EFFORT',

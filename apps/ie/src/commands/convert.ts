@@ -14,6 +14,7 @@ import {
   type LoadedManifest,
 } from '@ie/quant';
 import { buildTokenizer, quantizeModel } from '@ie/runtime';
+import { threadsFlag } from '../flags.js';
 import { defineCommand, withAbortOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, int, peakRss } from '../human.js';
@@ -69,16 +70,7 @@ export const convert = defineCommand({
     },
     'no-gate': { type: 'boolean', description: 'export a policy unmeasured (with --q4-map); model.ie.json records the gate as skipped' },
     force: { type: 'boolean', description: 'export with a manifest that failed its gate (with --q4-map)' },
-    threads: {
-      type: 'number',
-      integer: true,
-      min: 1,
-      max: 1024,
-      arg: 'N',
-      short: 't',
-      description: 'threads for the clip search and the gate (with --q4-map)',
-      defaultText: 'every CPU',
-    },
+    threads: threadsFlag('threads for the clip search and the gate (with --q4-map)', 'every CPU'),
     quiet: { type: 'boolean', description: 'no progress on stderr' },
   },
   examples: [

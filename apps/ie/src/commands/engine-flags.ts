@@ -1,7 +1,7 @@
 /** Flags shared by the commands that run a model (generate, bench, serve, chat). */
 import type { Isa } from '@ie/kernels';
 import { PRECISIONS, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
-import type { Flags, Values } from '../flags.js';
+import { threadsFlag, type Flags, type Values } from '../flags.js';
 
 const ISAS = ['scalar', 'avx2', 'avxvnni', 'avx512'] as const satisfies readonly Isa[];
 const SECTION = 'engine options';
@@ -20,18 +20,7 @@ export const ENGINE_FLAGS = {
     engineEnv: 'IE_PRECISION',
     section: SECTION,
   },
-  threads: {
-    type: 'number',
-    integer: true,
-    min: 1,
-    max: 1024,
-    arg: 'N',
-    short: 't',
-    description: "threads for the kernels' pool",
-    defaultText: 'one per physical core',
-    engineEnv: 'IE_THREADS',
-    section: SECTION,
-  },
+  threads: threadsFlag("threads for the kernels' pool", 'one per physical core', { engineEnv: 'IE_THREADS', section: SECTION }),
   affinity: {
     type: 'choice',
     arg: 'MODE',

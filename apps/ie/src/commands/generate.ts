@@ -8,6 +8,7 @@ import {
   SchemaError,
   StructuredOutputError,
 } from '@ie/runtime';
+import { seedFlag } from '../flags.js';
 import { defineCommand, type Io } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
@@ -147,16 +148,7 @@ export const generate = defineCommand({
       description: 'above 1, discourage the tokens of the last 64 (positive logits divided by R, negative multiplied)',
       defaultText: '1, off',
     },
-    seed: {
-      type: 'number',
-      integer: true,
-      min: 0,
-      max: 2 ** 32 - 1,
-      arg: 'S',
-      short: 's',
-      description: "the sampler's seed, for repeatable runs",
-      defaultText: 'random',
-    },
+    seed: seedFlag("the sampler's seed, for repeatable runs"),
     stop: {
       type: 'string',
       arg: 'TEXT',

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '@ie/format';
 import { manifestCalibrationPath, readCalibrationText, readManifest, type ExpandedManifest } from '@ie/quant';
 import { quantizeModel } from '@ie/runtime';
+import { threadsFlag } from '../flags.js';
 import { defineCommand, withCleanupOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, table } from '../human.js';
@@ -71,16 +72,7 @@ export const quantize = defineCommand({
     calib: { type: 'string', arg: 'FILE', description: 'calibration text', defaultText: "the policy's calibration.text" },
     force: { type: 'boolean', description: 'write the manifest even when the gate fails (marked "rejected")' },
     all: { type: 'boolean', description: 'list every tensor in the table, passing ones too' },
-    threads: {
-      type: 'number',
-      integer: true,
-      min: 1,
-      max: 1024,
-      arg: 'N',
-      short: 't',
-      description: 'threads for the clip search and the kernels',
-      defaultText: 'every CPU',
-    },
+    threads: threadsFlag('threads for the clip search and the kernels', 'every CPU'),
     json: { type: 'boolean', description: 'print the result as one JSON object instead of the tables' },
     quiet: { type: 'boolean', description: 'no progress on stderr' },
   },
