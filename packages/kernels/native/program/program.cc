@@ -29,6 +29,29 @@ static bool seq_row(const Program& p, const Op& op, int64_t i, int64_t* slot, in
   return param(p, op.seq_slot + 2 * (int)i, 0, op.slots - 1, slot, err, "kv slot") && param(p, op.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, pos, err, "position");
 }
 
+// The attention op's arguments for rows [i0, i0 + n) starting at position pos0, over the K/V
+// caches at byte offset kv_offset (a KV slot of the arena; 0 for a single cache).
+static AttentionArgs attention_args(const Op& op, int64_t i0, int64_t n, int64_t pos0, size_t kv_offset) {
+  AttentionArgs a;
+  a.q = op.a.row<float>(i0);
+  a.q_stride = op.a.stride;
+  a.n_queries = (int)n;
+  a.pos0 = (int)pos0;
+  a.k = op.b.base + kv_offset;
+  a.v = op.c.base + kv_offset;
+  a.kv_type = op.kv_type;
+  a.kv_stride = (ptrdiff_t)op.b.stride;
+  a.n_heads = op.heads;
+  a.n_kv_heads = op.kv_heads;
+  a.head_dim = op.head_dim;
+  a.window = op.window;
+  a.scale = op.scale;
+  a.sinks = op.sinks;
+  a.out = op.out.row<float>(i0);
+  a.out_stride = op.out.stride;
+  return a;
+}
+
 // Attention over rows of several sequences: a run of rows of one slot at consecutive positions
 // (a prefill chunk) attends as one block — batched when long — and the short runs (decode rows)
 // of every sequence go to the pool as one job, each over its own slot of the arena.
@@ -40,23 +63,7 @@ static bool run_attention_seq(Context& ctx, const Program& p, const Op& op, int6
   std::vector<AttentionArgs> short_runs;
   for (int64_t i0 = 0, i1; i0 < M; i0 = i1) {
     for (i1 = i0 + 1; i1 < M && slot[(size_t)i1] == slot[(size_t)i0] && pos[(size_t)i1] == pos[(size_t)i1 - 1] + 1;) i1++;
-    AttentionArgs a;
-    a.q = op.a.row<float>(i0);
-    a.q_stride = op.a.stride;
-    a.n_queries = (int)(i1 - i0);
-    a.pos0 = (int)pos[(size_t)i0];
-    a.k = op.b.base + (size_t)slot[(size_t)i0] * slot_bytes;
-    a.v = op.c.base + (size_t)slot[(size_t)i0] * slot_bytes;
-    a.kv_type = op.kv_type;
-    a.kv_stride = (ptrdiff_t)op.b.stride;
-    a.n_heads = op.heads;
-    a.n_kv_heads = op.kv_heads;
-    a.head_dim = op.head_dim;
-    a.window = op.window;
-    a.scale = op.scale;
-    a.sinks = op.sinks;
-    a.out = op.out.row<float>(i0);
-    a.out_stride = op.out.stride;
+    const AttentionArgs a = attention_args(op, i0, i1 - i0, pos[(size_t)i0], (size_t)slot[(size_t)i0] * slot_bytes);
     if (a.n_queries >= 4) attention(ctx, a);
     else short_runs.push_back(a);
   }
@@ -229,23 +236,7 @@ std::string run_program(Context& ctx, const Program& p) {
         }
         int64_t pos;
         if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
-        AttentionArgs a;
-        a.q = op.a.row<float>(0);
-        a.q_stride = op.a.stride;
-        a.n_queries = (int)M;
-        a.pos0 = (int)pos;
-        a.k = op.b.base;
-        a.v = op.c.base;
-        a.kv_type = op.kv_type;
-        a.kv_stride = (ptrdiff_t)op.b.stride;
-        a.n_heads = op.heads;
-        a.n_kv_heads = op.kv_heads;
-        a.head_dim = op.head_dim;
-        a.window = op.window;
-        a.scale = op.scale;
-        a.sinks = op.sinks;
-        a.out = op.out.row<float>(0);
-        a.out_stride = op.out.stride;
+        const AttentionArgs a = attention_args(op, 0, M, pos, 0);
         attention(ctx, a);
         break;
       }
