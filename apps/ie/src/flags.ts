@@ -33,7 +33,7 @@ export interface BooleanFlag extends FlagCommon {
 
 export interface StringFlag extends FlagCommon {
   type: 'string';
-  /** The value's placeholder: FILE, DIR, TEXT. */
+  /** The value's name in the usage line: FILE, DIR, TEXT. */
   arg: string;
   default?: string;
 }
@@ -170,7 +170,7 @@ function usageSpelling(name: string, f: Flag): string {
   return `--${name}${f.type === 'boolean' ? '' : ` ${f.arg}`}`;
 }
 
-/** A positional argument: its placeholder, what it is, and whether it may be left out. */
+/** A positional argument: its name in the usage line, what it is, and whether it may be left out. */
 export interface Positional {
   name: string;
   description: string;

@@ -29,8 +29,7 @@ describe.each(COMMANDS.map((c) => [c.name, c] as const))('ie %s --help', (_name,
     for (const [name, f] of Object.entries(cmd.flags)) {
       expect(f.description, name).toMatch(/^\S.*\S$/);
       const line = help.split('\n').find((l) => l.trimStart().startsWith(flagSpelling(name, f).trim()));
-      expect(line, `--${name} in the table`).toBeDefined();
-      expect(line).toContain(f.description);
+      expect(line, `--${name} in the table, with its description`).toContain(f.description);
       for (const fact of flagFacts(f)) expect(line, `--${name}`).toContain(fact);
       const env = f.env ?? f.engineEnv;
       if (env) expect(line).toContain(`env ${env}`);

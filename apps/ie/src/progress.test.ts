@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Progress, duration, eta, type ProgressStream } from './progress.js';
 
-function fake(isTTY: boolean): ProgressStream & { text: string } {
+function recordingStream(isTTY: boolean): ProgressStream & { text: string } {
   const s = {
     text: '',
     isTTY,
@@ -23,7 +23,7 @@ describe('Progress', () => {
 
   it('in a terminal: a bar redrawn in place with the elapsed time and an ETA, after the first second', () => {
     let t = 0;
-    const s = fake(true);
+    const s = recordingStream(true);
     const p = new Progress('converting', s, true, () => t);
     p.update(1, 10, 'a');
     expect(s.text).toBe(''); // under a second: nothing
@@ -41,7 +41,7 @@ describe('Progress', () => {
 
   it("times each phase on its own: a new phase's count restarts, so does its ETA", () => {
     let t = 0;
-    const s = fake(true);
+    const s = recordingStream(true);
     const p = new Progress('quantizing', s, true, () => t);
     p.update(1, 2, '', 'calibrating');
     t = 10_000;
@@ -53,7 +53,7 @@ describe('Progress', () => {
 
   it('elsewhere: nothing while it runs, then one summary line; quiet for sub-second work and when disabled', () => {
     let t = 0;
-    const s = fake(false);
+    const s = recordingStream(false);
     const p = new Progress('synthesizing', s, true, () => t);
     for (let i = 1; i <= 10; i++) {
       t = i * 500;
@@ -62,13 +62,13 @@ describe('Progress', () => {
     expect(s.text).toBe('');
     p.done('1.2 GiB');
     expect(s.text).toBe('synthesizing: done in 5.0 s, 1.2 GiB\n');
-    const quick = fake(false);
+    const quick = recordingStream(false);
     t = 0;
     const q = new Progress('x', quick, true, () => t);
     q.update(1, 1);
     q.done();
     expect(quick.text).toBe('');
-    const off = fake(true);
+    const off = recordingStream(true);
     const o = new Progress('x', off, false, () => t);
     t = 5000;
     o.update(1, 2);

@@ -4,7 +4,7 @@
  * line, so logs stay readable. Quiet for work that finishes within a second.
  */
 
-/** What Progress writes to: stderr, or a fake in tests. */
+/** What Progress writes to: stderr, or a recording stream in tests. */
 export type ProgressStream = Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns'>;
 
 /** `42s`, `3m05s`, `1h02m`. */
