@@ -147,12 +147,7 @@ export class Engine {
   /** Logits after each token of `ids` (a fresh sequence; one decode step per position). */
   async evaluate(ids: readonly number[]): Promise<Float32Array[]> {
     this.alive();
-    if (ids.length > this.contextLength)
-      throw new ContextOverflowError(
-        `${ids.length} tokens do not fit the ${this.contextLength}-position context`,
-        ids.length,
-        this.contextLength,
-      );
+    ContextOverflowError.check(ids.length, this.contextLength);
     const out: Float32Array[] = [];
     const turn = await this.takeTurn();
     try {

@@ -47,6 +47,12 @@ export class ContextOverflowError extends IeRuntimeError {
   ) {
     super('IE_CONTEXT_OVERFLOW', message);
   }
+
+  /** Throws when `tokens` positions do not fit a `contextLength`-position context. */
+  static check(tokens: number, contextLength: number): void {
+    if (tokens > contextLength)
+      throw new ContextOverflowError(`${tokens} tokens do not fit the ${contextLength}-position context`, tokens, contextLength);
+  }
 }
 
 /** The caller's AbortSignal fired. */

@@ -82,12 +82,7 @@ export class Sequence {
    */
   async prefill(ids: readonly number[], options: { reusePrefix?: boolean; between?: () => void } = {}): Promise<number> {
     this.alive();
-    if (ids.length > this.contextLength)
-      throw new ContextOverflowError(
-        `${ids.length} tokens do not fit the ${this.contextLength}-position context`,
-        ids.length,
-        this.contextLength,
-      );
+    ContextOverflowError.check(ids.length, this.contextLength);
     const cached = options.reusePrefix ? this.commonPrefix(ids) : 0;
     this.truncate(cached);
     const B = this.model.forward.options.maxBatch;
@@ -104,12 +99,7 @@ export class Sequence {
    */
   async prefillHidden(ids: readonly number[], onRows: (hidden: Float32Array, rows: number) => void): Promise<void> {
     this.alive();
-    if (ids.length > this.contextLength)
-      throw new ContextOverflowError(
-        `${ids.length} tokens do not fit the ${this.contextLength}-position context`,
-        ids.length,
-        this.contextLength,
-      );
+    ContextOverflowError.check(ids.length, this.contextLength);
     this.truncate(0);
     const B = this.model.forward.options.maxBatch;
     const f = this.model.forward;
