@@ -16,6 +16,7 @@
  * `post_attention_norm`, tokenizer `gpt2` with pre-tokenizer "gpt-4o". Anything else has no GGUF
  * type and is refused by name.
  */
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { GgufError } from './errors.js';
@@ -300,28 +301,73 @@ function gptOssProblem(source: ModelSource): [string, string] | null {
  * Returns the file's size in bytes.
  */
 export async function writeGguf(source: ModelSource, path: string, options: WriteGgufOptions = {}): Promise<number> {
+  checkGgufWritable(source, path);
+  const plan = ggufTensorPlan(source);
+  const name = options.name ?? `ie-${source.synth?.preset ?? 'model'}`;
+  const gptOss = source.config.architecture === 'gpt-oss';
+  const meta = gptOss ? gptOssMetadata(source, plan.fileType, name) : llamaMetadata(source, plan.fileType, name);
+  const headBytes = ggufHeaderBytes(source, plan, meta);
+  const dataStart = alignGguf(headBytes.length);
+  const dir = dirname(path);
+  const { path: partial, handle: fh } = await createTempFile(dir, basename(path));
+  let ok = false;
+  try {
+    await fh.write(headBytes, 0, headBytes.length, 0);
+    const at = await writeGgufData(fh, source, plan, dataStart, path);
+    // Padding after the last tensor, so the file ends on the alignment like llama.cpp's own.
+    if (at > dataStart) await fh.truncate(at);
+    await fh.sync();
+    await fh.close();
+    await commitRename(partial, path);
+    ok = true;
+    await fsyncDir(dir);
+    return at;
+  } finally {
+    if (!ok) {
+      await fh.close().catch(() => undefined);
+      await discardTemp(partial);
+    }
+  }
+}
+
+const alignGguf = (n: number) => Math.ceil(n / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+
+/** Refuses, by the config field at fault, a model that has no GGUF form the writer knows. */
+function checkGgufWritable(source: ModelSource, path: string): void {
   const c = source.config;
   const refuse = (field: string, message: string): never => {
     throw new GgufError('GGUF_BAD_METADATA', message, { file: path, field });
   };
-  const gptOss = c.architecture === 'gpt-oss';
-  if (gptOss) {
+  if (c.architecture === 'gpt-oss') {
     const problem = gptOssProblem(source);
     if (problem) refuse(problem[0], problem[1]);
-  } else {
-    if (c.architecture !== 'llama')
-      refuse('architecture', `the GGUF writer writes llama and gpt-oss models; this one is ${c.architecture}`);
-    if (c.rope_style !== 'adjacent')
-      refuse(
-        'rope_style',
-        'llama GGUF files hold Q/K rows for adjacent-pair RoPE; this model is rotate_half (convert it from its original checkpoint instead)',
-      );
-    if (c.rope_scaling) refuse('rope_scaling', 'RoPE scaling is not written to GGUF');
-    if (c.attn_qkv_bias) refuse('attn_qkv_bias', 'q/k/v biases are not part of the llama GGUF architecture');
-    if (c.sliding_window) refuse('sliding_window', 'a sliding window is not part of the llama GGUF architecture');
-    if (source.tokenizer.model !== 'spm')
-      refuse('tokenizer', `the GGUF writer writes SentencePiece vocabularies; this model's is ${source.tokenizer.model}`);
+    return;
   }
+  if (c.architecture !== 'llama') refuse('architecture', `the GGUF writer writes llama and gpt-oss models; this one is ${c.architecture}`);
+  if (c.rope_style !== 'adjacent')
+    refuse(
+      'rope_style',
+      'llama GGUF files hold Q/K rows for adjacent-pair RoPE; this model is rotate_half (convert it from its original checkpoint instead)',
+    );
+  if (c.rope_scaling) refuse('rope_scaling', 'RoPE scaling is not written to GGUF');
+  if (c.attn_qkv_bias) refuse('attn_qkv_bias', 'q/k/v biases are not part of the llama GGUF architecture');
+  if (c.sliding_window) refuse('sliding_window', 'a sliding window is not part of the llama GGUF architecture');
+  if (source.tokenizer.model !== 'spm')
+    refuse('tokenizer', `the GGUF writer writes SentencePiece vocabularies; this model's is ${source.tokenizer.model}`);
+}
+
+/** Per tensor (in source order): whether it is widened to F32, its ggml type, GGUF name and bytes; and the file type. */
+interface GgufTensorPlan {
+  toF32: boolean[];
+  types: GgmlName[];
+  names: string[];
+  sizes: number[];
+  fileType: number;
+}
+
+function ggufTensorPlan(source: ModelSource): GgufTensorPlan {
+  const c = source.config;
+  const gptOss = c.architecture === 'gpt-oss';
   // gpt-oss as llama.cpp writes it: vectors, stacked expert biases and the router in F32 (float sources only).
   const roles = new Map(expectedTensors(c).map((e) => [e.name, e.role]));
   const toF32 = source.tensors.map(
@@ -330,7 +376,7 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
       (t.dtype === 'f16' || t.dtype === 'bf16') &&
       (t.shape.length === 1 || ['expert_bias', 'router'].includes(roles.get(t.name) ?? '')),
   );
-  const types = source.tensors.map((t, i) => (toF32[i] ? 'F32' : ggmlTypeOf(t)));
+  const types = source.tensors.map((t, i): GgmlName => (toF32[i] ? 'F32' : ggmlTypeOf(t)));
   const names = source.tensors.map((t) =>
     gptOss ? t.name.replace(/^(blk\.\d+\.)ffn_norm\.weight$/, '$1post_attention_norm.weight') : t.name,
   );
@@ -347,60 +393,52 @@ export async function writeGguf(source: ModelSource, path: string, options: Writ
       : isBlockDtype(only)
         ? blockFileType[only]
         : GGML[only].fileType;
-  const name = options.name ?? `ie-${source.synth?.preset ?? 'model'}`;
-  const meta = gptOss ? gptOssMetadata(source, fileType, name) : llamaMetadata(source, fileType, name);
-  const align = (n: number) => Math.ceil(n / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+  return { toF32, types, names, sizes, fileType };
+}
+
+/** The header: magic, version 3, counts, metadata, then each tensor's name, dims (innermost first), type and aligned offset. */
+function ggufHeaderBytes(source: ModelSource, plan: GgufTensorPlan, meta: { count: number; bytes: HeaderBytes }): Uint8Array {
   const head = new HeaderBytes().u32(GGUF_MAGIC).u32(3).u64(source.tensors.length).u64(meta.count).bytes(meta.bytes.done());
   let offset = 0;
   source.tensors.forEach((t, i) => {
-    head.str(names[i]).u32(t.shape.length);
+    head.str(plan.names[i]).u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
-    head.u32(ggmlId(types[i])).u64(offset);
-    offset = align(offset + sizes[i]);
+    head.u32(ggmlId(plan.types[i])).u64(offset);
+    offset = alignGguf(offset + plan.sizes[i]);
   });
-  const headBytes = head.done();
-  const dataStart = align(headBytes.length);
-  const dir = dirname(path);
-  const { path: partial, handle: fh } = await createTempFile(dir, basename(path));
-  let ok = false;
-  try {
-    await fh.write(headBytes, 0, headBytes.length, 0);
-    let at = dataStart;
-    for (let i = 0; i < source.tensors.length; i++) {
-      const t = source.tensors[i];
-      const pieces = toF32[i]
-        ? [new Uint8Array(Float32Array.from(floatValues(t, await t.read())).buffer)]
-        : types[i] === 'Q4_0' || types[i] === 'Q8_0'
-          ? [await t.read()]
-          : readChunks(t);
-      let got = 0;
-      for await (const raw of pieces) {
-        const bytes =
-          types[i] === 'Q4_0' ? joinBlocks(raw, sizes[i] / 18, 16) : types[i] === 'Q8_0' ? joinBlocks(raw, sizes[i] / 34, 32) : raw;
-        got += bytes.length;
-        if (got > sizes[i]) break;
-        await fh.write(bytes, 0, bytes.length, at + got - bytes.length);
-      }
-      if (got !== sizes[i])
-        throw new GgufError(
-          'GGUF_BAD_TENSOR_INFO',
-          `${t.name} read ${got > sizes[i] ? `more than ${sizes[i]}` : got} bytes, expected ${sizes[i]}`,
-          { file: path, field: t.name },
-        );
-      at = align(at + got);
+  return head.done();
+}
+
+/**
+ * Streams every tensor's bytes from `dataStart`, each at an aligned offset (Q4_0 / Q8_0 planes
+ * joined back into ggml blocks); a tensor that reads other than its size is refused. Returns the
+ * aligned end of the data.
+ */
+async function writeGgufData(fh: FileHandle, source: ModelSource, plan: GgufTensorPlan, dataStart: number, path: string): Promise<number> {
+  const { toF32, types, sizes } = plan;
+  let at = dataStart;
+  for (let i = 0; i < source.tensors.length; i++) {
+    const t = source.tensors[i];
+    const pieces = toF32[i]
+      ? [new Uint8Array(Float32Array.from(floatValues(t, await t.read())).buffer)]
+      : types[i] === 'Q4_0' || types[i] === 'Q8_0'
+        ? [await t.read()]
+        : readChunks(t);
+    let got = 0;
+    for await (const raw of pieces) {
+      const bytes =
+        types[i] === 'Q4_0' ? joinBlocks(raw, sizes[i] / 18, 16) : types[i] === 'Q8_0' ? joinBlocks(raw, sizes[i] / 34, 32) : raw;
+      got += bytes.length;
+      if (got > sizes[i]) break;
+      await fh.write(bytes, 0, bytes.length, at + got - bytes.length);
     }
-    // Padding after the last tensor, so the file ends on the alignment like llama.cpp's own.
-    if (at > dataStart) await fh.truncate(at);
-    await fh.sync();
-    await fh.close();
-    await commitRename(partial, path);
-    ok = true;
-    await fsyncDir(dir);
-    return at;
-  } finally {
-    if (!ok) {
-      await fh.close().catch(() => undefined);
-      await discardTemp(partial);
-    }
+    if (got !== sizes[i])
+      throw new GgufError(
+        'GGUF_BAD_TENSOR_INFO',
+        `${t.name} read ${got > sizes[i] ? `more than ${sizes[i]}` : got} bytes, expected ${sizes[i]}`,
+        { file: path, field: t.name },
+      );
+    at = alignGguf(at + got);
   }
+  return at;
 }

@@ -418,198 +418,30 @@ function stopIds(m: ReturnType<typeof meta>, eos: number, vocab: number): { stop
   return ids.length ? { stop_ids: ids } : {};
 }
 
+type GgufMeta = ReturnType<typeof meta>;
+
+const GGUF_ARCHITECTURES: Record<string, Architecture> = { llama: 'llama', qwen2: 'qwen2', 'gpt-oss': 'gpt-oss' };
+
 /** Opens a GGUF file as a model source (llama, qwen2 and gpt-oss architectures). */
 export async function openGguf(path: string): Promise<ModelSource> {
   const f = await RandomAccessFile.open(path, (code, message) => new GgufError(code, message, { file: path }));
   try {
     const g = await readGguf(f);
     const m = meta(g, path);
-    const arch = m.str('general.architecture');
-    const archMap: Record<string, Architecture> = { llama: 'llama', qwen2: 'qwen2', 'gpt-oss': 'gpt-oss' };
-    if (!archMap[arch])
-      throw new GgufError(
-        'GGUF_UNSUPPORTED_ARCHITECTURE',
-        `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`,
-        { file: path, field: 'general.architecture' },
-      );
+    const arch = ggufArchitecture(m, path);
     const gptOss = arch === 'gpt-oss';
-    const canonical = (name: string) => {
-      const b = /^(blk\.\d+\.)(.+)$/.exec(name);
-      return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
-    };
-    const byName = new Map(g.tensors.map((t) => [canonical(t.name), t]));
-    // Llama 3.1's RoPE scaling as llama.cpp stores it: one divisor per frequency, read into the config.
-    const ropeFreqs = byName.get('rope_freqs.weight');
-    byName.delete('rope_freqs.weight');
-    const dim = m.int(`${arch}.embedding_length`);
-    const nHeads = m.int(`${arch}.attention.head_count`);
-    const headDim = m.int(`${arch}.attention.key_length`, nHeads > 0 ? Math.floor(dim / nHeads) : 0);
-    const ropeDims = m.int(`${arch}.rope.dimension_count`, headDim);
-    if (ropeDims !== headDim)
-      m.fail(`${arch}.rope.dimension_count`, `is ${ropeDims}; partial rotary embeddings (head_dim ${headDim}) are not supported`);
-    const emb = byName.get('token_embd.weight');
-    if (emb?.ne.length !== 2)
-      throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
-    const tokens = m.arr('tokenizer.ggml.tokens', ['string']) as string[];
-    const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
-    const nLayers = m.int(`${arch}.block_count`);
-    const eos = m.int('tokenizer.ggml.eos_token_id', 2);
-    let moe: ModelConfig['moe'] = null;
-    let rope_scaling: ModelConfig['rope_scaling'] = null;
-    let sliding_window: number | null = null;
-    let sliding_layers: boolean[] | null = null;
-    const scalingType = g.metadata.get(`${arch}.rope.scaling.type`);
-    if (gptOss) {
-      // llama.cpp writes no swiglu limit (its gpt-oss graph hard-codes 7) and slides on even layers.
-      moe = { n_experts: m.int(`${arch}.expert_count`), experts_per_token: m.int(`${arch}.expert_used_count`), swiglu_limit: 7 };
-      sliding_window = m.int(`${arch}.attention.sliding_window`);
-      // Sized by block_count: only once the config's caps are checked (below).
-      sliding_layers = [];
-      if (scalingType !== undefined && scalingType !== 'none') {
-        if (scalingType !== 'yarn') m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; gpt-oss uses yarn`);
-        // gpt-oss's YaRN range is not rounded (truncate false); GGUF has no key for it.
-        rope_scaling = {
-          type: 'yarn',
-          factor: m.num(`${arch}.rope.scaling.factor`),
-          original_context_length: m.int(`${arch}.rope.scaling.original_context_length`),
-          beta_fast: m.num(`${arch}.rope.scaling.yarn_beta_fast`, 32),
-          beta_slow: m.num(`${arch}.rope.scaling.yarn_beta_slow`, 1),
-          truncate: false,
-        };
-      }
-    } else if (scalingType !== undefined && scalingType !== 'none') {
-      m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is not supported`);
-    }
-    const config: ModelConfig = {
-      architecture: archMap[arch],
-      dim,
-      n_layers: nLayers,
-      n_heads: nHeads,
-      n_kv_heads: m.int(`${arch}.attention.head_count_kv`, nHeads),
-      head_dim: headDim,
-      ffn_dim: gptOss ? m.int(`${arch}.expert_feed_forward_length`) : m.int(`${arch}.feed_forward_length`),
-      vocab_size: vocab,
-      context_length: m.int(`${arch}.context_length`),
-      rope_theta: m.num(`${arch}.rope.freq_base`, 10000),
-      // llama.cpp applies adjacent-pair RoPE to llama and rotate-half (NEOX) to qwen2 and gpt-oss.
-      rope_style: arch === 'llama' ? 'adjacent' : 'rotate_half',
-      rope_scaling,
-      norm_eps: m.num(`${arch}.attention.layer_norm_rms_epsilon`, 1e-5),
-      tied_classifier: !byName.has('output.weight') || (await sameBytes(f, g, byName.get('output.weight') as GgufTensorInfo, emb)),
-      attn_qkv_bias: gptOss || byName.has('blk.0.attn_q.bias'),
-      attn_output_bias: gptOss,
-      attn_sinks: gptOss,
-      sliding_window,
-      sliding_layers,
-      moe,
-      // gpt-oss files may carry no BOS id (nothing is prepended in its chat format): the EOS id stands in.
-      bos_id: m.int('tokenizer.ggml.bos_token_id', gptOss ? eos : 1),
-      eos_id: eos,
-      // llama.cpp also ends a generation on the end-of-turn / end-of-message tokens it is told of.
-      ...stopIds(m, eos, vocab),
-      ...(ropeFreqs ? { rope_freq_factors: await ropeFreqFactors(f, g, ropeFreqs, path) } : {}),
-    };
-    // Every cap and consistency check before anything is sized by the config (a block_count of 2^31 allocates nothing).
-    const keyOf: Record<string, string> = {
-      dim: 'embedding_length',
-      n_layers: 'block_count',
-      n_heads: 'attention.head_count',
-      n_kv_heads: 'attention.head_count_kv',
-      head_dim: 'attention.key_length',
-      ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length',
-      vocab_size: 'vocab_size',
-      context_length: 'context_length',
-      sliding_window: 'attention.sliding_window',
-      'moe.n_experts': 'expert_count',
-      'moe.experts_per_token': 'expert_used_count',
-    };
-    const sizeProblem = configProblems({ ...config, sliding_layers: null })[0];
-    if (sizeProblem)
-      m.fail(
-        keyOf[sizeProblem[0]] ? `${arch}.${keyOf[sizeProblem[0]]}` : sizeProblem[0],
-        `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`,
-      );
-    if (gptOss) config.sliding_layers = Array.from({ length: nLayers }, (_, i) => i % 2 === 0);
-    const problem = configProblems(config)[0];
-    if (problem)
-      m.fail(
-        keyOf[problem[0]] ? `${arch}.${keyOf[problem[0]]}` : problem[0],
-        `describes an inconsistent model: ${problem[0]} ${problem[1]}`,
-      );
-    if (tokens.length !== vocab) m.fail('tokenizer.ggml.tokens', `has ${tokens.length} tokens, the model's vocabulary is ${vocab}`);
-    const tokModel = m.str('tokenizer.ggml.model');
-    const types = (m.arr('tokenizer.ggml.token_type', ['i32', 'u32', 'i8', 'u8'], true) as number[] | undefined) ?? tokens.map(() => 1);
-    if (types.length !== vocab) m.fail('tokenizer.ggml.token_type', `has ${types.length} entries for ${vocab} tokens`);
-    let tokenizer: SpmTokenizerSpec | Gpt2TokenizerSpec;
-    if (tokModel === 'llama') {
-      const scores = m.arr('tokenizer.ggml.scores', ['f32']) as number[];
-      if (scores.length !== vocab) m.fail('tokenizer.ggml.scores', `has ${scores.length} entries for ${vocab} tokens`);
-      if (scores.some((s) => !Number.isFinite(s))) m.fail('tokenizer.ggml.scores', 'holds a non-finite score');
-      tokenizer = {
-        model: 'spm',
-        pieces: tokens,
-        scores,
-        types,
-        unk_id: m.int('tokenizer.ggml.unknown_token_id', 0),
-        add_bos: m.bool('tokenizer.ggml.add_bos_token', true),
-        add_eos: m.bool('tokenizer.ggml.add_eos_token', false),
-        add_space_prefix: m.bool('tokenizer.ggml.add_space_prefix', true),
-      };
-    } else if (tokModel === 'gpt2') {
-      tokenizer = {
-        model: 'gpt2',
-        pieces: tokens,
-        types,
-        merges: m.arr('tokenizer.ggml.merges', ['string']) as string[],
-        pre: g.metadata.has('tokenizer.ggml.pre') ? m.str('tokenizer.ggml.pre') : null,
-        add_bos: m.bool('tokenizer.ggml.add_bos_token', false),
-      };
-    } else {
-      throw new GgufError(
-        'GGUF_BAD_METADATA',
-        `tokenizer.ggml.model is ${JSON.stringify(tokModel)}; "llama" (SentencePiece) and "gpt2" (BPE) are supported`,
-        { file: path, field: 'tokenizer.ggml.model' },
-      );
-    }
+    const byName = ggufTensorsByName(g, gptOss);
+    const { config, tokens } = await ggufConfig(f, g, m, arch, byName, path);
+    checkGgufConfig(m, arch, config);
+    const tokenizer = ggufTokenizer(g, m, tokens, config.vocab_size, path);
     const notes = [`GGUF v${g.version} ${basename(path)}, architecture ${arch}`];
-    let chat: ChatTemplateSpec | undefined;
-    if (g.metadata.has('tokenizer.chat_template')) {
-      const template = m.str('tokenizer.chat_template');
-      const problem = chatTemplateProblem(template);
-      if (problem) m.fail('tokenizer.chat_template', problem);
-      // The strings a template writes as {{ bos_token }} / {{ eos_token }}: the pieces of the ids the file names.
-      const named = (key: string, id: number) => (g.metadata.has(key) && specialTokenProblem(tokens[id]) === null ? tokens[id] : undefined);
-      const bos_token = named('tokenizer.ggml.bos_token_id', config.bos_id);
-      const eos_token = named('tokenizer.ggml.eos_token_id', config.eos_id);
-      chat = { template, ...(bos_token === undefined ? {} : { bos_token }), ...(eos_token === undefined ? {} : { eos_token }) };
-      notes.push(`chat template from tokenizer.chat_template (${Buffer.byteLength(template, 'utf8')} bytes)`);
-    }
+    const chat = ggufChatTemplate(g, m, tokens, config);
+    if (chat) notes.push(`chat template from tokenizer.chat_template (${Buffer.byteLength(chat.template, 'utf8')} bytes)`);
     if (config.tied_classifier && byName.has('output.weight')) {
       byName.delete('output.weight');
       notes.push('output.weight is byte-identical to token_embd.weight: stored once, classifier tied');
     }
-    const expected = expectedTensors(config);
-    const expectedNames = new Set(expected.map((t) => t.name));
-    for (const [name, t] of byName) {
-      if (!expectedNames.has(name))
-        throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, {
-          file: path,
-          field: t.name,
-        });
-    }
-    const tensors: SourceTensor[] = expected.map((e) => {
-      const t = byName.get(e.name);
-      if (!t) throw new GgufError('GGUF_BAD_METADATA', `tensor ${e.name} is missing`, { file: path, field: e.name });
-      const shape = [...t.ne].reverse();
-      if (shape.length !== e.shape.length || shape.some((d, i) => d !== e.shape[i])) {
-        throw new GgufError(
-          'GGUF_BAD_TENSOR_INFO',
-          `${e.name} has shape ${JSON.stringify(shape)}, the metadata implies ${JSON.stringify(e.shape)}`,
-          { file: path, field: e.name },
-        );
-      }
-      return { ...ggufTensor(f, g, t, shape, path), name: e.name };
-    });
+    const tensors = ggufSourceTensors(f, g, byName, config, arch, path);
     if (gptOss)
       notes.push(
         'gpt-oss: post_attention_norm → ffn_norm; sliding window on even layers and YaRN without rounding (truncate false), as llama.cpp does not record them; swiglu_limit 7',
@@ -630,7 +462,237 @@ export async function openGguf(path: string): Promise<ModelSource> {
   }
 }
 
-/** Whether two tensors hold the same type, dims and bytes (a classifier stored twice). */
+/** general.architecture, if it is one ie imports. */
+function ggufArchitecture(m: GgufMeta, path: string): string {
+  const arch = m.str('general.architecture');
+  if (!GGUF_ARCHITECTURES[arch])
+    throw new GgufError(
+      'GGUF_UNSUPPORTED_ARCHITECTURE',
+      `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`,
+      { file: path, field: 'general.architecture' },
+    );
+  return arch;
+}
+
+/** The file's tensors by canonical name (gpt-oss aliases resolved), `rope_freqs.weight` included. */
+function ggufTensorsByName(g: GgufFile, gptOss: boolean): Map<string, GgufTensorInfo> {
+  const canonical = (name: string) => {
+    const b = /^(blk\.\d+\.)(.+)$/.exec(name);
+    return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
+  };
+  return new Map(g.tensors.map((t) => [canonical(t.name), t]));
+}
+
+/**
+ * The model's config from the metadata, and the vocabulary's pieces (read where a missing one is
+ * reported before the sizes that follow it). Takes `rope_freqs.weight` out of `byName`: it is read
+ * into the config. The config is not yet checked ({@link checkGgufConfig}).
+ */
+async function ggufConfig(
+  f: RandomAccessFile,
+  g: GgufFile,
+  m: GgufMeta,
+  arch: string,
+  byName: Map<string, GgufTensorInfo>,
+  path: string,
+): Promise<{ config: ModelConfig; tokens: string[] }> {
+  const gptOss = arch === 'gpt-oss';
+  // Llama 3.1's RoPE scaling as llama.cpp stores it: one divisor per frequency, read into the config.
+  const ropeFreqs = byName.get('rope_freqs.weight');
+  byName.delete('rope_freqs.weight');
+  const dim = m.int(`${arch}.embedding_length`);
+  const nHeads = m.int(`${arch}.attention.head_count`);
+  const headDim = m.int(`${arch}.attention.key_length`, nHeads > 0 ? Math.floor(dim / nHeads) : 0);
+  const ropeDims = m.int(`${arch}.rope.dimension_count`, headDim);
+  if (ropeDims !== headDim)
+    m.fail(`${arch}.rope.dimension_count`, `is ${ropeDims}; partial rotary embeddings (head_dim ${headDim}) are not supported`);
+  const emb = byName.get('token_embd.weight');
+  if (emb?.ne.length !== 2)
+    throw new GgufError('GGUF_BAD_METADATA', 'token_embd.weight is missing or not 2-D', { file: path, field: 'token_embd.weight' });
+  const tokens = m.arr('tokenizer.ggml.tokens', ['string']) as string[];
+  const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
+  const nLayers = m.int(`${arch}.block_count`);
+  const eos = m.int('tokenizer.ggml.eos_token_id', 2);
+  const { moe, rope_scaling, sliding_window, sliding_layers } = ggufRopeAndExperts(g, m, arch);
+  const config: ModelConfig = {
+    architecture: GGUF_ARCHITECTURES[arch],
+    dim,
+    n_layers: nLayers,
+    n_heads: nHeads,
+    n_kv_heads: m.int(`${arch}.attention.head_count_kv`, nHeads),
+    head_dim: headDim,
+    ffn_dim: gptOss ? m.int(`${arch}.expert_feed_forward_length`) : m.int(`${arch}.feed_forward_length`),
+    vocab_size: vocab,
+    context_length: m.int(`${arch}.context_length`),
+    rope_theta: m.num(`${arch}.rope.freq_base`, 10000),
+    // llama.cpp applies adjacent-pair RoPE to llama and rotate-half (NEOX) to qwen2 and gpt-oss.
+    rope_style: arch === 'llama' ? 'adjacent' : 'rotate_half',
+    rope_scaling,
+    norm_eps: m.num(`${arch}.attention.layer_norm_rms_epsilon`, 1e-5),
+    tied_classifier: !byName.has('output.weight') || (await sameBytes(f, g, byName.get('output.weight') as GgufTensorInfo, emb)),
+    attn_qkv_bias: gptOss || byName.has('blk.0.attn_q.bias'),
+    attn_output_bias: gptOss,
+    attn_sinks: gptOss,
+    sliding_window,
+    sliding_layers,
+    moe,
+    // gpt-oss files may carry no BOS id (nothing is prepended in its chat format): the EOS id stands in.
+    bos_id: m.int('tokenizer.ggml.bos_token_id', gptOss ? eos : 1),
+    eos_id: eos,
+    // llama.cpp also ends a generation on the end-of-turn / end-of-message tokens it is told of.
+    ...stopIds(m, eos, vocab),
+    ...(ropeFreqs ? { rope_freq_factors: await ropeFreqFactors(f, g, ropeFreqs, path) } : {}),
+  };
+  return { config, tokens };
+}
+
+/**
+ * RoPE scaling, experts and sliding window: gpt-oss's (YaRN optional), none for the others. A
+ * gpt-oss `sliding_layers` comes back empty: it is sized by block_count only once the config's
+ * caps are checked ({@link checkGgufConfig}).
+ */
+function ggufRopeAndExperts(
+  g: GgufFile,
+  m: GgufMeta,
+  arch: string,
+): Pick<ModelConfig, 'moe' | 'rope_scaling' | 'sliding_window' | 'sliding_layers'> {
+  const scalingType = g.metadata.get(`${arch}.rope.scaling.type`);
+  const scaled = scalingType !== undefined && scalingType !== 'none';
+  if (arch !== 'gpt-oss') {
+    if (scaled) m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is not supported`);
+    return { moe: null, rope_scaling: null, sliding_window: null, sliding_layers: null };
+  }
+  // llama.cpp writes no swiglu limit (its gpt-oss graph hard-codes 7) and slides on even layers.
+  const moe = { n_experts: m.int(`${arch}.expert_count`), experts_per_token: m.int(`${arch}.expert_used_count`), swiglu_limit: 7 };
+  const sliding_window = m.int(`${arch}.attention.sliding_window`);
+  let rope_scaling: ModelConfig['rope_scaling'] = null;
+  if (scaled) {
+    if (scalingType !== 'yarn') m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; gpt-oss uses yarn`);
+    // gpt-oss's YaRN range is not rounded (truncate false); GGUF has no key for it.
+    rope_scaling = {
+      type: 'yarn',
+      factor: m.num(`${arch}.rope.scaling.factor`),
+      original_context_length: m.int(`${arch}.rope.scaling.original_context_length`),
+      beta_fast: m.num(`${arch}.rope.scaling.yarn_beta_fast`, 32),
+      beta_slow: m.num(`${arch}.rope.scaling.yarn_beta_slow`, 1),
+      truncate: false,
+    };
+  }
+  return { moe, rope_scaling, sliding_window, sliding_layers: [] };
+}
+
+/**
+ * Every cap and consistency check before anything is sized by the config (a block_count of 2^31
+ * allocates nothing), problems named by the metadata key they came from; then sizes a gpt-oss
+ * model's `sliding_layers` (even layers slide).
+ */
+function checkGgufConfig(m: GgufMeta, arch: string, config: ModelConfig): void {
+  const gptOss = arch === 'gpt-oss';
+  const keyOf: Record<string, string> = {
+    dim: 'embedding_length',
+    n_layers: 'block_count',
+    n_heads: 'attention.head_count',
+    n_kv_heads: 'attention.head_count_kv',
+    head_dim: 'attention.key_length',
+    ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length',
+    vocab_size: 'vocab_size',
+    context_length: 'context_length',
+    sliding_window: 'attention.sliding_window',
+    'moe.n_experts': 'expert_count',
+    'moe.experts_per_token': 'expert_used_count',
+  };
+  const key = (field: string) => (keyOf[field] ? `${arch}.${keyOf[field]}` : field);
+  const sizeProblem = configProblems({ ...config, sliding_layers: null })[0];
+  if (sizeProblem) m.fail(key(sizeProblem[0]), `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`);
+  if (gptOss) config.sliding_layers = Array.from({ length: config.n_layers }, (_, i) => i % 2 === 0);
+  const problem = configProblems(config)[0];
+  if (problem) m.fail(key(problem[0]), `describes an inconsistent model: ${problem[0]} ${problem[1]}`);
+}
+
+/** The vocabulary as a SentencePiece ("llama") or byte-level BPE ("gpt2") tokenizer spec. */
+function ggufTokenizer(g: GgufFile, m: GgufMeta, tokens: string[], vocab: number, path: string): SpmTokenizerSpec | Gpt2TokenizerSpec {
+  if (tokens.length !== vocab) m.fail('tokenizer.ggml.tokens', `has ${tokens.length} tokens, the model's vocabulary is ${vocab}`);
+  const tokModel = m.str('tokenizer.ggml.model');
+  const types = (m.arr('tokenizer.ggml.token_type', ['i32', 'u32', 'i8', 'u8'], true) as number[] | undefined) ?? tokens.map(() => 1);
+  if (types.length !== vocab) m.fail('tokenizer.ggml.token_type', `has ${types.length} entries for ${vocab} tokens`);
+  if (tokModel === 'llama') {
+    const scores = m.arr('tokenizer.ggml.scores', ['f32']) as number[];
+    if (scores.length !== vocab) m.fail('tokenizer.ggml.scores', `has ${scores.length} entries for ${vocab} tokens`);
+    if (scores.some((s) => !Number.isFinite(s))) m.fail('tokenizer.ggml.scores', 'holds a non-finite score');
+    return {
+      model: 'spm',
+      pieces: tokens,
+      scores,
+      types,
+      unk_id: m.int('tokenizer.ggml.unknown_token_id', 0),
+      add_bos: m.bool('tokenizer.ggml.add_bos_token', true),
+      add_eos: m.bool('tokenizer.ggml.add_eos_token', false),
+      add_space_prefix: m.bool('tokenizer.ggml.add_space_prefix', true),
+    };
+  }
+  if (tokModel === 'gpt2') {
+    return {
+      model: 'gpt2',
+      pieces: tokens,
+      types,
+      merges: m.arr('tokenizer.ggml.merges', ['string']) as string[],
+      pre: g.metadata.has('tokenizer.ggml.pre') ? m.str('tokenizer.ggml.pre') : null,
+      add_bos: m.bool('tokenizer.ggml.add_bos_token', false),
+    };
+  }
+  throw new GgufError(
+    'GGUF_BAD_METADATA',
+    `tokenizer.ggml.model is ${JSON.stringify(tokModel)}; "llama" (SentencePiece) and "gpt2" (BPE) are supported`,
+    { file: path, field: 'tokenizer.ggml.model' },
+  );
+}
+
+/** tokenizer.chat_template, if the file has one, with the BOS / EOS strings a template writes. */
+function ggufChatTemplate(g: GgufFile, m: GgufMeta, tokens: string[], config: ModelConfig): ChatTemplateSpec | undefined {
+  if (!g.metadata.has('tokenizer.chat_template')) return undefined;
+  const template = m.str('tokenizer.chat_template');
+  const problem = chatTemplateProblem(template);
+  if (problem) m.fail('tokenizer.chat_template', problem);
+  // The strings a template writes as {{ bos_token }} / {{ eos_token }}: the pieces of the ids the file names.
+  const named = (key: string, id: number) => (g.metadata.has(key) && specialTokenProblem(tokens[id]) === null ? tokens[id] : undefined);
+  const bos_token = named('tokenizer.ggml.bos_token_id', config.bos_id);
+  const eos_token = named('tokenizer.ggml.eos_token_id', config.eos_id);
+  return { template, ...(bos_token === undefined ? {} : { bos_token }), ...(eos_token === undefined ? {} : { eos_token }) };
+}
+
+/** The config's expected tensors, in its order, from the file's: none missing, none extra, every shape as the metadata implies. */
+function ggufSourceTensors(
+  f: RandomAccessFile,
+  g: GgufFile,
+  byName: Map<string, GgufTensorInfo>,
+  config: ModelConfig,
+  arch: string,
+  path: string,
+): SourceTensor[] {
+  const expected = expectedTensors(config);
+  const expectedNames = new Set(expected.map((t) => t.name));
+  for (const [name, t] of byName) {
+    if (!expectedNames.has(name))
+      throw new GgufError('GGUF_BAD_METADATA', `tensor ${t.name} is not part of a ${arch} model with this config`, {
+        file: path,
+        field: t.name,
+      });
+  }
+  return expected.map((e) => {
+    const t = byName.get(e.name);
+    if (!t) throw new GgufError('GGUF_BAD_METADATA', `tensor ${e.name} is missing`, { file: path, field: e.name });
+    const shape = [...t.ne].reverse();
+    if (shape.length !== e.shape.length || shape.some((d, i) => d !== e.shape[i])) {
+      throw new GgufError(
+        'GGUF_BAD_TENSOR_INFO',
+        `${e.name} has shape ${JSON.stringify(shape)}, the metadata implies ${JSON.stringify(e.shape)}`,
+        { file: path, field: e.name },
+      );
+    }
+    return { ...ggufTensor(f, g, t, shape, path), name: e.name };
+  });
+}
+
 /** The f32 values of `rope_freqs.weight` (at most 2^15 of them). */
 async function ropeFreqFactors(f: RandomAccessFile, g: GgufFile, t: GgufTensorInfo, path: string): Promise<number[]> {
   if (t.type !== 0 || t.ne.length !== 1 || t.ne[0] > 1 << 15)
@@ -642,6 +704,7 @@ async function ropeFreqFactors(f: RandomAccessFile, g: GgufFile, t: GgufTensorIn
   return Array.from(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + t.bytes)));
 }
 
+/** Whether two tensors hold the same type, dims and bytes (a classifier stored twice). */
 async function sameBytes(f: RandomAccessFile, g: GgufFile, a: GgufTensorInfo, b: GgufTensorInfo): Promise<boolean> {
   if (a.type !== b.type || a.bytes !== b.bytes || a.ne.join() !== b.ne.join()) return false;
   const chunk = 1 << 22;
