@@ -1,0 +1,321 @@
+/**
+ * config.json ↔ ModelConfig. Llama, Mistral, Qwen2 and gpt-oss configs read into a checked
+ * ModelConfig, problems named by config.json's keys; a ModelConfig written back as the config.json
+ * HF's conversion writes (gpt-oss: exactly the keys of openai/gpt-oss-20b's).
+ */
+import { HfModelError, type FormatErrorCode } from '../errors.js';
+import { CONFIG_LIMITS, configProblems, type Architecture, type ModelConfig } from '../llama.js';
+import type { FloatDtype } from '../layout.js';
+
+const ARCHITECTURES: Record<string, Architecture> = {
+  LlamaForCausalLM: 'llama',
+  MistralForCausalLM: 'mistral',
+  Qwen2ForCausalLM: 'qwen2',
+  GptOssForCausalLM: 'gpt-oss',
+};
+const MODEL_TYPES: Record<string, Architecture> = { llama: 'llama', mistral: 'mistral', qwen2: 'qwen2', gpt_oss: 'gpt-oss' };
+
+/** config.json's key for each ModelConfig field a problem can name. */
+const HF_CONFIG_KEYS: Record<string, string> = {
+  'moe.n_experts': 'num_local_experts',
+  'moe.experts_per_token': 'num_experts_per_tok',
+  'moe.swiglu_limit': 'swiglu_limit',
+  n_layers: 'num_hidden_layers',
+  n_heads: 'num_attention_heads',
+  n_kv_heads: 'num_key_value_heads',
+  dim: 'hidden_size',
+  ffn_dim: 'intermediate_size',
+  norm_eps: 'rms_norm_eps',
+  context_length: 'max_position_embeddings',
+  bos_id: 'bos_token_id',
+  eos_id: 'eos_token_id',
+  vocab_size: 'vocab_size',
+  head_dim: 'head_dim',
+  rope_theta: 'rope_theta',
+  sliding_window: 'sliding_window',
+  sliding_layers: 'layer_types',
+};
+
+/** Typed reads of config.json's top-level keys, failing as HF_BAD_CONFIG on the key at fault. */
+interface HfConfigReader {
+  cfg: Record<string, unknown>;
+  fail(field: string, message: string, code?: FormatErrorCode): never;
+  /** A non-negative safe integer (`dflt` when the key is absent or null). */
+  int(k: string, dflt?: number): number;
+  /** A finite number (`dflt` when the key is absent or null). */
+  num(k: string, dflt?: number): number;
+}
+
+function hfConfigReader(cfg: Record<string, unknown>, file: string): HfConfigReader {
+  const fail = (field: string, message: string, code: FormatErrorCode = 'HF_BAD_CONFIG'): never => {
+    throw new HfModelError(code, message, { file, field });
+  };
+  const int = (k: string, dflt?: number): number => {
+    const v = cfg[k] ?? dflt;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      fail(k, `must be a non-negative integer, got ${JSON.stringify(cfg[k])}`);
+    return v as number;
+  };
+  const num = (k: string, dflt?: number): number => {
+    const v = cfg[k] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) fail(k, `must be a number, got ${JSON.stringify(cfg[k])}`);
+    return v as number;
+  };
+  return { cfg, fail, int, num };
+}
+
+/** config.json → ModelConfig. */
+export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string): ModelConfig {
+  const r = hfConfigReader(cfg, file);
+  const { fail, int, num } = r;
+  const arch = hfArchitecture(r);
+  const gptOss = arch === 'gpt-oss';
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu') fail('hidden_act', `is ${JSON.stringify(act)}; llama-family models use silu`);
+  if (cfg.attention_bias === true && arch !== 'qwen2' && !gptOss)
+    fail('attention_bias', 'is true; biases on the attention output projection are not supported');
+  if (cfg.mlp_bias === true) fail('mlp_bias', 'is true; MLP biases are not supported');
+  const dim = int('hidden_size');
+  const nHeads = int('num_attention_heads');
+  const nLayers = int('num_hidden_layers');
+  // Before anything is sized by it (layer_types below, the expected tensors later).
+  if (nLayers < 1 || nLayers > CONFIG_LIMITS.n_layers)
+    fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
+  const headDim = cfg.head_dim === undefined || cfg.head_dim === null ? (nHeads > 0 ? dim / nHeads : 0) : int('head_dim');
+  if (!Number.isInteger(headDim)) fail('num_attention_heads', `hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`);
+  const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
+  const rope_scaling = hfRopeScaling(r, gptOss);
+  const { sliding_window, sliding_layers, moe } = hfSlidingAndExperts(r, arch, nLayers);
+  const eosId = typeof eos === 'number' ? eos : 2;
+  const config: ModelConfig = {
+    architecture: arch,
+    dim,
+    n_layers: nLayers,
+    n_heads: nHeads,
+    n_kv_heads: int('num_key_value_heads', nHeads),
+    head_dim: headDim,
+    ffn_dim: int('intermediate_size'),
+    vocab_size: int('vocab_size'),
+    context_length: int('max_position_embeddings', 2048),
+    rope_theta: num('rope_theta', 10000),
+    rope_style: 'rotate_half',
+    rope_scaling,
+    norm_eps: num('rms_norm_eps', 1e-6),
+    tied_classifier: cfg.tie_word_embeddings === true,
+    attn_qkv_bias: arch === 'qwen2' || (gptOss && cfg.attention_bias !== false),
+    attn_output_bias: gptOss && cfg.attention_bias !== false,
+    attn_sinks: gptOss,
+    sliding_window,
+    sliding_layers,
+    moe,
+    // gpt-oss configs name no BOS (its chat format starts with <|start|>): the EOS id stands in.
+    bos_id: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : gptOss ? eosId : 1,
+    eos_id: eosId,
+    // Llama 3 lists several: the first is EOS, the others (e.g. <|eot_id|>) end a turn too.
+    ...(Array.isArray(cfg.eos_token_id) && cfg.eos_token_id.length > 1
+      ? { stop_ids: (cfg.eos_token_id as unknown[]).slice(1).filter((x): x is number => typeof x === 'number' && x !== eosId) }
+      : {}),
+  };
+  // Checked here, before anything is sized by the config, and named by config.json's keys.
+  const problem = configProblems(config)[0];
+  if (problem) fail(HF_CONFIG_KEYS[problem[0]] ?? problem[0], `${problem[1]} (ie's ${problem[0]})`);
+  return config;
+}
+
+/** The architecture from `architectures[0]`, else `model_type`. */
+function hfArchitecture({ cfg, fail }: HfConfigReader): Architecture {
+  const archs = Array.isArray(cfg.architectures) ? (cfg.architectures as unknown[]) : [];
+  const arch =
+    (typeof archs[0] === 'string' && ARCHITECTURES[archs[0]]) || (typeof cfg.model_type === 'string' && MODEL_TYPES[cfg.model_type]);
+  if (!arch)
+    fail(
+      'architectures',
+      `is ${JSON.stringify(cfg.architectures ?? cfg.model_type)}; supported: ${Object.keys(ARCHITECTURES).join(', ')}`,
+      'HF_UNSUPPORTED_ARCHITECTURE',
+    );
+  return arch as Architecture;
+}
+
+/** `rope_scaling`: null, Llama 3's, or (gpt-oss only) YaRN with HF's defaults. */
+function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelConfig['rope_scaling'] {
+  const rs = cfg.rope_scaling;
+  if (rs === null || rs === undefined) return null;
+  if (typeof rs !== 'object' || Array.isArray(rs)) fail('rope_scaling', 'must be an object or null');
+  const r = rs as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  const f = (k: string, dflt?: number) => {
+    const v = r[k] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) fail(`rope_scaling.${k}`, 'must be a number');
+    return v as number;
+  };
+  if (type === 'llama3') {
+    return {
+      type: 'llama3',
+      factor: f('factor'),
+      low_freq_factor: f('low_freq_factor'),
+      high_freq_factor: f('high_freq_factor'),
+      original_context_length: f('original_max_position_embeddings'),
+    };
+  }
+  if (type === 'yarn' && gptOss) {
+    // HF's defaults: beta_fast 32, beta_slow 1, truncate true; no attention_factor / mscale overrides.
+    for (const k of ['attention_factor', 'mscale', 'mscale_all_dim'])
+      if (r[k] !== undefined && r[k] !== null)
+        fail(`rope_scaling.${k}`, 'is set; ie applies YaRN with its default attention scaling 0.1*ln(factor) + 1 only');
+    const truncate = r.truncate ?? true;
+    if (typeof truncate !== 'boolean') fail('rope_scaling.truncate', 'must be true or false');
+    const orig = r.original_max_position_embeddings ?? cfg.initial_context_length;
+    if (typeof orig !== 'number' || !Number.isSafeInteger(orig) || orig < 1)
+      fail('rope_scaling.original_max_position_embeddings', 'must be a positive integer');
+    return {
+      type: 'yarn',
+      factor: f('factor'),
+      original_context_length: orig as number,
+      beta_fast: f('beta_fast', 32),
+      beta_slow: f('beta_slow', 1),
+      truncate: truncate as boolean,
+    };
+  }
+  return fail('rope_scaling.rope_type', `is ${JSON.stringify(type)}; supported: "llama3"${gptOss ? ', "yarn"' : ' ("yarn" for gpt-oss)'}`);
+}
+
+/** The sliding window (Mistral's, Qwen2's when enabled, gpt-oss's per layer) and gpt-oss's experts. */
+function hfSlidingAndExperts(
+  { cfg, fail, int, num }: HfConfigReader,
+  arch: Architecture,
+  nLayers: number,
+): Pick<ModelConfig, 'sliding_window' | 'sliding_layers' | 'moe'> {
+  if (arch !== 'gpt-oss') {
+    let sliding: number | null = null;
+    if (arch === 'mistral' && typeof cfg.sliding_window === 'number') sliding = cfg.sliding_window;
+    if (arch === 'qwen2' && cfg.use_sliding_window === true && typeof cfg.sliding_window === 'number') sliding = cfg.sliding_window;
+    return { sliding_window: sliding, sliding_layers: null, moe: null };
+  }
+  const sliding = int('sliding_window');
+  // HF's GptOssConfig default: layer i slides when i is even.
+  const types = cfg.layer_types ?? Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  if (!Array.isArray(types) || types.length !== nLayers)
+    fail('layer_types', `must list ${nLayers} entries (num_hidden_layers), got ${JSON.stringify(types).slice(0, 80)}`);
+  const slidingLayers = (types as unknown[]).map((t, i) => {
+    if (t === 'sliding_attention') return true;
+    if (t === 'full_attention') return false;
+    return fail(`layer_types[${i}]`, `is ${JSON.stringify(t)}; gpt-oss layers are "sliding_attention" or "full_attention"`);
+  });
+  const moe = {
+    n_experts: int('num_local_experts'),
+    experts_per_token: int('num_experts_per_tok', cfg.experts_per_token as number | undefined),
+    swiglu_limit: num('swiglu_limit', 7),
+  };
+  return { sliding_window: sliding, sliding_layers: slidingLayers, moe };
+}
+
+/** What config.json needs beyond the ModelConfig (gpt-oss). */
+export interface HfConfigExtras {
+  /** `pad_token_id` (gpt-oss checkpoints name <|endoftext|>); null when unknown. */
+  pad_token_id?: number | null;
+  /** Whether the experts are stored as MXFP4 blocks (adds `quantization_config`). */
+  mxfp4?: boolean;
+}
+
+const HF_ARCHITECTURE_NAMES: Record<Architecture, string> = {
+  llama: 'LlamaForCausalLM',
+  mistral: 'MistralForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  'gpt-oss': 'GptOssForCausalLM',
+};
+
+/** ModelConfig → config.json (the inverse of {@link hfConfigToModelConfig}); gpt-oss gets exactly the keys of openai/gpt-oss-20b's config.json. */
+export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras: HfConfigExtras = {}): Record<string, unknown> {
+  if (c.architecture === 'gpt-oss' && c.moe) return gptOssHfConfig(c, c.moe, extras);
+  return {
+    architectures: [HF_ARCHITECTURE_NAMES[c.architecture]],
+    model_type: c.architecture,
+    hidden_size: c.dim,
+    num_hidden_layers: c.n_layers,
+    num_attention_heads: c.n_heads,
+    num_key_value_heads: c.n_kv_heads,
+    head_dim: c.head_dim,
+    intermediate_size: c.ffn_dim,
+    vocab_size: c.vocab_size,
+    max_position_embeddings: c.context_length,
+    rope_theta: c.rope_theta,
+    rope_scaling: hfRopeScalingOut(c.rope_scaling),
+    rms_norm_eps: c.norm_eps,
+    tie_word_embeddings: c.tied_classifier,
+    hidden_act: 'silu',
+    bos_token_id: c.bos_id,
+    eos_token_id: c.eos_id,
+    torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[dtype],
+    ...(c.sliding_window !== null ? { sliding_window: c.sliding_window, use_sliding_window: true } : {}),
+  };
+}
+
+/** `rope_scaling` as config.json holds it (the inverse of {@link hfRopeScaling}). */
+function hfRopeScalingOut(rs: ModelConfig['rope_scaling']): Record<string, unknown> | null {
+  if (!rs) return rs;
+  if (rs.type === 'llama3')
+    return {
+      rope_type: 'llama3',
+      factor: rs.factor,
+      low_freq_factor: rs.low_freq_factor,
+      high_freq_factor: rs.high_freq_factor,
+      original_max_position_embeddings: rs.original_context_length,
+    };
+  return {
+    beta_fast: rs.beta_fast,
+    beta_slow: rs.beta_slow,
+    factor: rs.factor,
+    original_max_position_embeddings: rs.original_context_length,
+    rope_type: 'yarn',
+    truncate: rs.truncate,
+  };
+}
+
+/** openai/gpt-oss-20b's keys, in its (sorted) order. It names no BOS: one is written only when it is not the EOS (the importer's stand-in). */
+function gptOssHfConfig(c: ModelConfig, moe: NonNullable<ModelConfig['moe']>, extras: HfConfigExtras): Record<string, unknown> {
+  const rs = c.rope_scaling;
+  return {
+    architectures: [HF_ARCHITECTURE_NAMES['gpt-oss']],
+    attention_bias: c.attn_qkv_bias,
+    attention_dropout: 0,
+    ...(c.bos_id !== c.eos_id ? { bos_token_id: c.bos_id } : {}),
+    eos_token_id: c.eos_id,
+    experts_per_token: moe.experts_per_token,
+    head_dim: c.head_dim,
+    hidden_act: 'silu',
+    hidden_size: c.dim,
+    initial_context_length: rs?.original_context_length ?? 4096,
+    initializer_range: 0.02,
+    intermediate_size: c.ffn_dim,
+    layer_types: (c.sliding_layers ?? Array.from({ length: c.n_layers }, () => c.sliding_window !== null)).map((s) =>
+      s ? 'sliding_attention' : 'full_attention',
+    ),
+    max_position_embeddings: c.context_length,
+    model_type: 'gpt_oss',
+    num_attention_heads: c.n_heads,
+    num_experts_per_tok: moe.experts_per_token,
+    num_hidden_layers: c.n_layers,
+    num_key_value_heads: c.n_kv_heads,
+    num_local_experts: moe.n_experts,
+    output_router_logits: false,
+    pad_token_id: extras.pad_token_id ?? null,
+    ...(extras.mxfp4
+      ? {
+          quantization_config: {
+            modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'],
+            quant_method: 'mxfp4',
+          },
+        }
+      : {}),
+    rms_norm_eps: c.norm_eps,
+    rope_scaling: hfRopeScalingOut(rs),
+    rope_theta: c.rope_theta,
+    router_aux_loss_coef: 0.9,
+    sliding_window: c.sliding_window,
+    swiglu_limit: moe.swiglu_limit,
+    tie_word_embeddings: c.tied_classifier,
+    transformers_version: '4.55.0.dev0',
+    use_cache: true,
+    vocab_size: c.vocab_size,
+  };
+}
