@@ -127,4 +127,26 @@ ws ::= | " " | "\n" [ \t]{0,20}
     expect(err('root ::= root "a" | "b"').message).toContain('root -> root');
     expect(err('root ::= root "a" | "b"').message).toContain('rewrite it as a repetition');
   });
+
+  it('lays out the program: defined rules first, helpers named after their owner, x{m,n} as a chain of optional tails, x* right-recursive', () => {
+    const g = compileGrammar('root ::= "a"{1,3} b* ("c" | b)\nb ::= [x-y] | "z"');
+    expect(g.ruleNames).toEqual(['root', 'b', 'root#1', 'root#2', 'root#3', 'root#4']);
+    expect(g.sets.map((s) => [...s])).toEqual([
+      [97, 97],
+      [99, 99],
+      [120, 121],
+      [122, 122],
+    ]);
+    // Per rule its alternatives as [elements...]: set ids >= 0, references to rule r as -(r + 2).
+    const alts = g.ruleAlts.map((starts) => [...starts].map((p) => [...g.code.subarray(p, g.code.indexOf(-1, p))]));
+    expect(alts).toEqual([
+      [[0, -5, -6, -7]], // root: "a", its optional tail, b*, the group
+      [[2], [3]], // b
+      [[0], []], // root#1: the last optional "a"
+      [[0, -4], []], // root#2: "a" root#1 |
+      [[-3, -6], []], // root#3: b root#3 |
+      [[1], [-3]], // root#4: "c" | b
+    ]);
+    expect(g.root).toBe(0);
+  });
 });

@@ -288,117 +288,144 @@ class Parser {
   }
 }
 
-/** Parses and compiles GBNF text; throws {@link GrammarError} with a stable code and the line:column at fault. */
-export function compileGrammar(text: string): CompiledGrammar {
-  const parser = new Parser(text);
-  const defs = parser.parse();
-  if (!defs.has('root')) throw GrammarError.at('IE_GRAMMAR_NO_ROOT', text, 0, 'no rule named root; matching starts at root ::= ...');
+/**
+ * Turns parsed rules into the flat program: every node becomes sequences of set ids and rule
+ * references, groups and repetitions become helper rules appended after the defined ones.
+ */
+class ProgramBuilder {
+  /** Rule names by index: the defined rules first, in definition order, then helpers. */
+  readonly names: string[] = [];
+  /** Per rule, its alternatives as flat sequences. */
+  readonly alts: number[][][] = [];
+  readonly index = new Map<string, number>();
+  readonly sets: Int32Array[] = [];
+  private readonly setIds = new Map<string, number>();
+  /** Helper rules made so far per owner, for their names (`value#2`). */
+  private readonly helpers = new Map<string, number>();
+  private elements = 0;
 
-  const names: string[] = [];
-  const alts: number[][][] = [];
-  const index = new Map<string, number>();
-  for (const name of defs.keys()) {
-    index.set(name, names.length);
-    names.push(name);
-    alts.push([]);
+  constructor(
+    private readonly text: string,
+    ruleNames: Iterable<string>,
+  ) {
+    for (const name of ruleNames) {
+      this.index.set(name, this.names.length);
+      this.names.push(name);
+      this.alts.push([]);
+    }
   }
-  const setIds = new Map<string, number>();
-  const sets: Int32Array[] = [];
-  let elements = 0;
-  const grow = (n: number, at: number) => {
-    elements += n;
-    if (elements > MAX_GRAMMAR_ELEMENTS)
-      throw GrammarError.at('IE_GRAMMAR_TOO_LARGE', text, at, `the grammar expands to more than ${MAX_GRAMMAR_ELEMENTS} elements`);
-  };
-  const setOf = (ranges: number[]) => {
+
+  /** Compiles a defined rule's body; a top-level alternation is the rule's own alternatives. */
+  define(name: string, node: Node): void {
+    const r = this.index.get(name) as number;
+    this.alts[r] = node.t === 'alt' ? node.alts.map((a) => this.flat(r, a)) : [this.flat(r, node)];
+  }
+
+  /** Counts `n` more elements, refusing a grammar that expands past MAX_GRAMMAR_ELEMENTS. */
+  private grow(n: number, at: number): void {
+    this.elements += n;
+    if (this.elements > MAX_GRAMMAR_ELEMENTS)
+      throw GrammarError.at('IE_GRAMMAR_TOO_LARGE', this.text, at, `the grammar expands to more than ${MAX_GRAMMAR_ELEMENTS} elements`);
+  }
+
+  /** The id of a character set, the same id for the same ranges. */
+  private setOf(ranges: number[]): number {
     const key = ranges.join(',');
-    let id = setIds.get(key);
+    let id = this.setIds.get(key);
     if (id === undefined) {
-      id = sets.length;
-      sets.push(Int32Array.from(ranges));
-      setIds.set(key, id);
+      id = this.sets.length;
+      this.sets.push(Int32Array.from(ranges));
+      this.setIds.set(key, id);
     }
     return id;
-  };
-  const helpers = new Map<string, number>();
-  const helper = (owner: number, body: number[][]) => {
-    const r = names.length;
-    const n = (helpers.get(names[owner]) ?? 0) + 1;
-    helpers.set(names[owner], n);
-    names.push(`${names[owner].split('#')[0]}#${n}`);
-    alts.push(body);
+  }
+
+  /** A new helper rule of `owner` with alternatives `body`; returns its index. */
+  private helper(owner: number, body: number[][]): number {
+    const r = this.names.length;
+    const n = (this.helpers.get(this.names[owner]) ?? 0) + 1;
+    this.helpers.set(this.names[owner], n);
+    this.names.push(`${this.names[owner].split('#')[0]}#${n}`);
+    this.alts.push(body);
     return r;
-  };
-  // One element standing for `node`: a set, a reference, or a helper rule holding it.
-  const atom = (owner: number, node: Node): number => {
-    if (node.t === 'chars') return setOf(node.ranges);
-    const seqs = node.t === 'alt' ? node.alts.map((a) => flat(owner, a)) : [flat(owner, node)];
+  }
+
+  /** One element standing for `node`: a set, a reference, or a helper rule holding it. */
+  private atom(owner: number, node: Node): number {
+    if (node.t === 'chars') return this.setOf(node.ranges);
+    const seqs = node.t === 'alt' ? node.alts.map((a) => this.flat(owner, a)) : [this.flat(owner, node)];
     if (seqs.length === 1 && seqs[0].length === 1) return seqs[0][0];
-    return refCode(helper(owner, seqs));
-  };
-  const flat = (owner: number, node: Node): number[] => {
+    return refCode(this.helper(owner, seqs));
+  }
+
+  /** `node` as a flat sequence of elements, helper rules made for what is not flat. */
+  private flat(owner: number, node: Node): number[] {
     switch (node.t) {
       case 'chars':
-        grow(1, 0);
-        return [setOf(node.ranges)];
+        this.grow(1, 0);
+        return [this.setOf(node.ranges)];
       case 'ref': {
-        const r = index.get(node.name);
-        if (r === undefined) throw GrammarError.at('IE_GRAMMAR_UNDEFINED_RULE', text, node.at, `rule ${node.name} is used but not defined`);
-        grow(1, node.at);
+        const r = this.index.get(node.name);
+        if (r === undefined)
+          throw GrammarError.at('IE_GRAMMAR_UNDEFINED_RULE', this.text, node.at, `rule ${node.name} is used but not defined`);
+        this.grow(1, node.at);
         return [refCode(r)];
       }
       case 'seq':
-        return node.items.flatMap((n) => flat(owner, n));
-      case 'alt':
-        grow(1, 0);
-        return [
-          refCode(
-            helper(
-              owner,
-              node.alts.map((a) => flat(owner, a)),
-            ),
-          ),
-        ];
-      case 'rep': {
-        const e = atom(owner, node.node);
-        const out: number[] = [];
-        grow(node.min + (Number.isFinite(node.max) ? node.max - node.min : 1), 0);
-        for (let i = 0; i < node.min; i++) out.push(e);
-        if (node.max === Number.POSITIVE_INFINITY) {
-          // h ::= e h | (empty): right recursion, a tail call for the matcher.
-          const h = helper(owner, []);
-          alts[h].push([e, refCode(h)], []);
-          out.push(refCode(h));
-        } else if (node.max > node.min) {
-          // (e (e (e)?)?)?: each optional tail its own rule, so the size stays linear in n - m.
-          let tail = -1;
-          for (let k = node.max - node.min; k > 0; k--) {
-            void k;
-            tail = helper(owner, [tail < 0 ? [e] : [e, refCode(tail)], []]);
-          }
-          out.push(refCode(tail));
-        }
-        return out;
+        return node.items.flatMap((n) => this.flat(owner, n));
+      case 'alt': {
+        this.grow(1, 0);
+        const seqs = node.alts.map((a) => this.flat(owner, a));
+        return [refCode(this.helper(owner, seqs))];
       }
+      case 'rep':
+        return this.repetition(owner, node);
     }
-  };
-  for (const [name, { node }] of defs) {
-    const r = index.get(name) as number;
-    alts[r] = node.t === 'alt' ? node.alts.map((a) => flat(r, a)) : [flat(r, node)];
   }
 
-  // Lay the alternatives out end to end.
-  const code: number[] = [];
-  const ruleAlts = alts.map((seqs) =>
-    Int32Array.from(
-      seqs.map((seq) => {
-        const start = code.length;
-        code.push(...seq, END);
-        return start;
-      }),
-    ),
-  );
-  const g: CompiledGrammar = { ruleNames: names, ruleAlts, code: Int32Array.from(code), sets, root: index.get('root') as number };
+  /** x{min,max}: `min` copies of the element, then an optional tail (x* as a right-recursive helper). */
+  private repetition(owner: number, node: Extract<Node, { t: 'rep' }>): number[] {
+    const e = this.atom(owner, node.node);
+    const out: number[] = [];
+    this.grow(node.min + (Number.isFinite(node.max) ? node.max - node.min : 1), 0);
+    for (let i = 0; i < node.min; i++) out.push(e);
+    if (node.max === Number.POSITIVE_INFINITY) {
+      // h ::= e h | (empty): right recursion, a tail call for the matcher.
+      const h = this.helper(owner, []);
+      this.alts[h].push([e, refCode(h)], []);
+      out.push(refCode(h));
+    } else if (node.max > node.min) {
+      // (e (e (e)?)?)?: each optional tail its own rule, so the size stays linear in n - m.
+      let tail = -1;
+      for (let k = node.max - node.min; k > 0; k--) tail = this.helper(owner, [tail < 0 ? [e] : [e, refCode(tail)], []]);
+      out.push(refCode(tail));
+    }
+    return out;
+  }
+
+  /** The program: the alternatives laid out end to end, each followed by END. */
+  build(): CompiledGrammar {
+    const code: number[] = [];
+    const ruleAlts = this.alts.map((seqs) =>
+      Int32Array.from(
+        seqs.map((seq) => {
+          const start = code.length;
+          code.push(...seq, END);
+          return start;
+        }),
+      ),
+    );
+    return { ruleNames: this.names, ruleAlts, code: Int32Array.from(code), sets: this.sets, root: this.index.get('root') as number };
+  }
+}
+
+/** Parses and compiles GBNF text; throws {@link GrammarError} with a stable code and the line:column at fault. */
+export function compileGrammar(text: string): CompiledGrammar {
+  const defs = new Parser(text).parse();
+  if (!defs.has('root')) throw GrammarError.at('IE_GRAMMAR_NO_ROOT', text, 0, 'no rule named root; matching starts at root ::= ...');
+  const builder = new ProgramBuilder(text, defs.keys());
+  for (const [name, { node }] of defs) builder.define(name, node);
+  const g = builder.build();
   checkLeftRecursion(g, text, defs);
   return g;
 }
