@@ -22,7 +22,7 @@ import {
   type QuantSpec,
   type TensorLayout,
 } from './layout.js';
-import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
+import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { ARCHITECTURES, ROPE_STYLES, configProblems, expectedTensors, type ModelConfig } from './llama.js';
 import { chatTemplateProblem, specialTokenProblem, type ChatTemplateSpec } from './chat-template.js';
 
@@ -484,80 +484,104 @@ function checkProvenance(c: Checker, v: unknown): Provenance {
   return out;
 }
 
+/** One entry of `tensors`: its name, dtype, shape, layout and quant record, and a byte range of the size they imply. */
 function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
   const o = c.obj(v, path);
   const name = c.str(o.name, `${path}.name`, NAME_RE);
   const dtype = c.oneOf(o.dtype, `${path}.dtype`, DTYPES, 'IEBIN_BAD_DTYPE');
-  const rawShape = o.shape;
-  if (!Array.isArray(rawShape) || rawShape.length < 1 || rawShape.length > MAX_RANK)
-    c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `must be an array of 1..${MAX_RANK} dims`);
-  const shape = rawShape.map((d, i) => c.int(d, `${path}.shape[${i}]`, 1, 2 ** 40, 'IEBIN_BAD_SHAPE'));
-  let elements = 1n;
-  for (const d of shape) elements *= BigInt(d);
-  if (elements > BigInt(Number.MAX_SAFE_INTEGER)) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, 'has more elements than can be addressed');
-
+  const shape = checkShape(c, o.shape, `${path}.shape`);
   const lo = c.obj(o.layout, `${path}.layout`);
   const layout: TensorLayout = {
     order: c.oneOf(lo.order, `${path}.layout.order`, ['row_major', 'pretransposed'] as const, 'IEBIN_BAD_LAYOUT'),
     block_k: c.int(lo.block_k, `${path}.layout.block_k`, 0, 1 << 30, 'IEBIN_BAD_LAYOUT'),
   };
   let quant: QuantSpec | null = null;
-  if (isBlockDtype(dtype)) {
-    // ggml blocks carry their own scales: no quant record, 2-D (or 3-D [E, N, K], stacked experts), whole blocks per row.
-    if (o.quant !== null && o.quant !== undefined)
-      c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
-    if (shape.length !== 2 && shape.length !== 3)
-      c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D, or 3-D for stacked experts`);
-    const elems = BLOCK_FORMATS[dtype].elems;
-    if (shape[shape.length - 1] % elems !== 0)
-      c.fail(
-        'IEBIN_BAD_SHAPE',
-        `${path}.shape`,
-        `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[shape.length - 1]} columns are not`,
-      );
-  } else if (isFloatDtype(dtype)) {
+  if (isBlockDtype(dtype)) checkBlockTensor(c, o, path, dtype, shape);
+  else if (isFloatDtype(dtype)) {
     if (o.quant !== null && o.quant !== undefined) c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype}`);
-  } else {
-    if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
-    const q = c.obj(o.quant, `${path}.quant`);
-    const K = shape[1];
-    const scheme = c.oneOf(
-      q.scheme,
-      `${path}.quant.scheme`,
-      dtype === 'q4' ? (['symmetric', 'affine'] as const) : (['symmetric'] as const),
-      'IEBIN_BAD_QUANT',
+  } else quant = checkQuant(c, o, path, dtype, shape);
+  checkLayoutFits(c, path, dtype, shape, layout, quant);
+  const offset = c.int(o.offset, `${path}.offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_RANGE_OUT_OF_FILE');
+  if (offset % IEBIN_ALIGNMENT !== 0) c.fail('IEBIN_MISALIGNED', `${path}.offset`, `${offset} is not a multiple of ${IEBIN_ALIGNMENT}`);
+  const bytes = c.int(o.bytes, `${path}.bytes`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_SIZE_MISMATCH');
+  const expected = tensorByteSize(dtype, shape, quant);
+  if (BigInt(bytes) !== expected)
+    c.fail('IEBIN_SIZE_MISMATCH', `${path}.bytes`, `is ${bytes}, but ${dtype} ${JSON.stringify(shape)} takes ${expected} bytes`);
+  const crc32 = c.str(o.crc32, `${path}.crc32`, HEX8_RE);
+  return { name, dtype, shape, offset, bytes, layout, quant, crc32 };
+}
+
+/** 1..MAX_RANK dims of 1..2^40 whose product (in BigInt) stays a safe integer. */
+function checkShape(c: Checker, rawShape: unknown, path: string): number[] {
+  if (!Array.isArray(rawShape) || rawShape.length < 1 || rawShape.length > MAX_RANK)
+    c.fail('IEBIN_BAD_SHAPE', path, `must be an array of 1..${MAX_RANK} dims`);
+  const shape = rawShape.map((d, i) => c.int(d, `${path}[${i}]`, 1, 2 ** 40, 'IEBIN_BAD_SHAPE'));
+  let elements = 1n;
+  for (const d of shape) elements *= BigInt(d);
+  if (elements > BigInt(Number.MAX_SAFE_INTEGER)) c.fail('IEBIN_BAD_SHAPE', path, 'has more elements than can be addressed');
+  return shape;
+}
+
+/** ggml blocks carry their own scales: no quant record, 2-D (or 3-D [E, N, K], stacked experts), whole blocks per row. */
+function checkBlockTensor(c: Checker, o: Record<string, unknown>, path: string, dtype: BlockDtype, shape: number[]): void {
+  if (o.quant !== null && o.quant !== undefined)
+    c.fail('IEBIN_BAD_QUANT', `${path}.quant`, `must be null for ${dtype} (its blocks hold their scales)`);
+  if (shape.length !== 2 && shape.length !== 3)
+    c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D, or 3-D for stacked experts`);
+  const elems = BLOCK_FORMATS[dtype].elems;
+  if (shape[shape.length - 1] % elems !== 0)
+    c.fail(
+      'IEBIN_BAD_SHAPE',
+      `${path}.shape`,
+      `a ${dtype} row is a whole number of ${elems}-element blocks; ${shape[shape.length - 1]} columns are not`,
     );
-    const granularity = c.oneOf(
-      q.granularity,
-      `${path}.quant.granularity`,
-      dtype === 'q4' ? (['per_group'] as const) : (['per_group', 'per_row'] as const),
+}
+
+/** The quant record of a 2-D q4 / i8 tensor: a scheme and granularity its dtype allows, and plane offsets exactly where its geometry puts them. */
+function checkQuant(c: Checker, o: Record<string, unknown>, path: string, dtype: 'i8' | 'q4', shape: number[]): QuantSpec {
+  if (shape.length !== 2) c.fail('IEBIN_BAD_SHAPE', `${path}.shape`, `${dtype} tensors must be 2-D`);
+  const q = c.obj(o.quant, `${path}.quant`);
+  const K = shape[1];
+  const scheme = c.oneOf(
+    q.scheme,
+    `${path}.quant.scheme`,
+    dtype === 'q4' ? (['symmetric', 'affine'] as const) : (['symmetric'] as const),
+    'IEBIN_BAD_QUANT',
+  );
+  const granularity = c.oneOf(
+    q.granularity,
+    `${path}.quant.granularity`,
+    dtype === 'q4' ? (['per_group'] as const) : (['per_group', 'per_row'] as const),
+    'IEBIN_BAD_QUANT',
+  );
+  const group_size =
+    granularity === 'per_row'
+      ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT')
+      : c.int(q.group_size, `${path}.quant.group_size`, 1, 1 << 30, 'IEBIN_BAD_QUANT');
+  if (granularity === 'per_group' && !(GROUP_SIZES as readonly number[]).includes(group_size))
+    c.fail('IEBIN_BAD_QUANT', `${path}.quant.group_size`, `must be one of ${GROUP_SIZES.join(', ')}, got ${group_size}`);
+  const scale_dtype = c.oneOf(q.scale_dtype, `${path}.quant.scale_dtype`, SCALE_DTYPES, 'IEBIN_BAD_QUANT');
+  const g = quantGeometry(dtype, shape[0], K, { scheme, granularity, group_size, scale_dtype });
+  const scales_offset = c.int(q.scales_offset, `${path}.quant.scales_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
+  if (BigInt(scales_offset) !== g.scalesOffset)
+    c.fail(
       'IEBIN_BAD_QUANT',
+      `${path}.quant.scales_offset`,
+      `must be ${g.scalesOffset} (the quant plane rounded up to 64 bytes), got ${scales_offset}`,
     );
-    const group_size =
-      granularity === 'per_row'
-        ? c.int(q.group_size, `${path}.quant.group_size`, K, K, 'IEBIN_BAD_QUANT')
-        : c.int(q.group_size, `${path}.quant.group_size`, 1, 1 << 30, 'IEBIN_BAD_QUANT');
-    if (granularity === 'per_group' && !(GROUP_SIZES as readonly number[]).includes(group_size))
-      c.fail('IEBIN_BAD_QUANT', `${path}.quant.group_size`, `must be one of ${GROUP_SIZES.join(', ')}, got ${group_size}`);
-    const scale_dtype = c.oneOf(q.scale_dtype, `${path}.quant.scale_dtype`, SCALE_DTYPES, 'IEBIN_BAD_QUANT');
-    const g = quantGeometry(dtype, shape[0], K, { scheme, granularity, group_size, scale_dtype });
-    const scales_offset = c.int(q.scales_offset, `${path}.quant.scales_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
-    if (BigInt(scales_offset) !== g.scalesOffset)
-      c.fail(
-        'IEBIN_BAD_QUANT',
-        `${path}.quant.scales_offset`,
-        `must be ${g.scalesOffset} (the quant plane rounded up to 64 bytes), got ${scales_offset}`,
-      );
-    let zeros_offset: number | null = null;
-    if (scheme === 'affine') {
-      zeros_offset = c.int(q.zeros_offset, `${path}.quant.zeros_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
-      if (BigInt(zeros_offset) !== g.zerosOffset)
-        c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, `must be ${g.zerosOffset}, got ${zeros_offset}`);
-    } else if (q.zeros_offset !== null && q.zeros_offset !== undefined) {
-      c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, 'must be null for a symmetric scheme');
-    }
-    quant = { scheme, granularity, group_size, scale_dtype, scales_offset, zeros_offset };
+  let zeros_offset: number | null = null;
+  if (scheme === 'affine') {
+    zeros_offset = c.int(q.zeros_offset, `${path}.quant.zeros_offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_BAD_QUANT');
+    if (BigInt(zeros_offset) !== g.zerosOffset)
+      c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, `must be ${g.zerosOffset}, got ${zeros_offset}`);
+  } else if (q.zeros_offset !== null && q.zeros_offset !== undefined) {
+    c.fail('IEBIN_BAD_QUANT', `${path}.quant.zeros_offset`, 'must be null for a symmetric scheme');
   }
+  return { scheme, granularity, group_size, scale_dtype, scales_offset, zeros_offset };
+}
+
+/** Pretransposed is for 2-D float tensors, unblocked; blocked-K for 2-D non-block tensors, in whole 64s and whole groups. */
+function checkLayoutFits(c: Checker, path: string, dtype: Dtype, shape: number[], layout: TensorLayout, quant: QuantSpec | null): void {
   if (layout.order === 'pretransposed') {
     if (!isFloatDtype(dtype) || shape.length !== 2)
       c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.order`, 'pretransposed is allowed for 2-D f32/f16/bf16 tensors only');
@@ -572,14 +596,6 @@ function checkTensor(c: Checker, v: unknown, path: string): TensorEntry {
     if (quant && quant.granularity === 'per_group' && layout.block_k % quant.group_size !== 0)
       c.fail('IEBIN_BAD_LAYOUT', `${path}.layout.block_k`, `must be a multiple of the group size ${quant.group_size}`);
   }
-  const offset = c.int(o.offset, `${path}.offset`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_RANGE_OUT_OF_FILE');
-  if (offset % IEBIN_ALIGNMENT !== 0) c.fail('IEBIN_MISALIGNED', `${path}.offset`, `${offset} is not a multiple of ${IEBIN_ALIGNMENT}`);
-  const bytes = c.int(o.bytes, `${path}.bytes`, 0, Number.MAX_SAFE_INTEGER, 'IEBIN_SIZE_MISMATCH');
-  const expected = tensorByteSize(dtype, shape, quant);
-  if (BigInt(bytes) !== expected)
-    c.fail('IEBIN_SIZE_MISMATCH', `${path}.bytes`, `is ${bytes}, but ${dtype} ${JSON.stringify(shape)} takes ${expected} bytes`);
-  const crc32 = c.str(o.crc32, `${path}.crc32`, HEX8_RE);
-  return { name, dtype, shape, offset, bytes, layout, quant, crc32 };
 }
 
 /** Tensors in table order must tile model.ie.bin: aligned, no overlap, no gap beyond padding, ending at the file's end. */

@@ -180,6 +180,20 @@ export const CONFIG_LIMITS = Object.freeze({
  */
 export function configProblems(c: ModelConfig): Array<[string, string]> {
   const p: Array<[string, string]> = [];
+  sizeProblems(c, p);
+  if (p.length) return p;
+  // In this order: callers report the first problem.
+  numberProblems(c, p);
+  slidingProblems(c, p);
+  ropeScalingProblems(c.rope_scaling, p);
+  moeProblems(c, p);
+  return p;
+}
+
+type Problems = Array<[string, string]>;
+
+/** The integer sizes within CONFIG_LIMITS, and Q's width (n_heads x head_dim) once they are. */
+function sizeProblems(c: ModelConfig, p: Problems): void {
   const posInt = (k: keyof ModelConfig & keyof typeof CONFIG_LIMITS) => {
     const max = CONFIG_LIMITS[k];
     const v = c[k] as unknown;
@@ -196,7 +210,10 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   posInt('context_length');
   if (p.length === 0 && c.n_heads * c.head_dim > CONFIG_LIMITS.q_width)
     p.push(['head_dim', `n_heads x head_dim is ${c.n_heads * c.head_dim}, more than ${CONFIG_LIMITS.q_width}`]);
-  if (p.length) return p;
+}
+
+/** Heads, RoPE and norm numbers, and the token ids (BOS, EOS, stop ids) within the vocabulary. */
+function numberProblems(c: ModelConfig, p: Problems): void {
   if (c.n_heads % c.n_kv_heads !== 0) p.push(['n_kv_heads', `n_heads (${c.n_heads}) must be a multiple of n_kv_heads (${c.n_kv_heads})`]);
   if (c.head_dim % 2 !== 0) p.push(['head_dim', `must be even for RoPE, got ${c.head_dim}`]);
   if (!(Number.isFinite(c.rope_theta) && c.rope_theta > 0)) p.push(['rope_theta', `must be a positive number, got ${c.rope_theta}`]);
@@ -219,6 +236,10 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
           p.push([`stop_ids[${i}]`, `must be a token id below vocab_size ${c.vocab_size}, got ${id}`]);
       });
   }
+}
+
+/** The sliding window and its per-layer flags, and the boolean switches (checked between them). */
+function slidingProblems(c: ModelConfig, p: Problems): void {
   if (
     c.sliding_window !== null &&
     (!Number.isSafeInteger(c.sliding_window) || c.sliding_window < 1 || c.sliding_window > CONFIG_LIMITS.sliding_window)
@@ -233,26 +254,31 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
       p.push(['sliding_layers', `must be null or ${c.n_layers} booleans (one per layer)`]);
     else if (c.sliding_window === null) p.push(['sliding_layers', 'is set but sliding_window is null']);
   }
-  const rs = c.rope_scaling;
-  if (rs !== null) {
-    if (rs.type === 'llama3') {
-      for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
-        if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
-      }
-      if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
-    } else if (rs.type === 'yarn') {
-      for (const k of ['factor', 'original_context_length', 'beta_fast', 'beta_slow'] as const) {
-        if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
-      }
-      if (!Number.isSafeInteger(rs.original_context_length)) p.push(['rope_scaling.original_context_length', 'must be an integer']);
-      if (rs.factor < 1) p.push(['rope_scaling.factor', `must be at least 1, got ${rs.factor}`]);
-      if (!(rs.beta_fast > rs.beta_slow))
-        p.push(['rope_scaling.beta_fast', `must exceed beta_slow (${rs.beta_slow}), got ${rs.beta_fast}`]);
-      if (typeof rs.truncate !== 'boolean') p.push(['rope_scaling.truncate', 'must be true or false']);
-    } else {
-      p.push(['rope_scaling.type', `only "llama3" and "yarn" are supported, got ${String((rs as { type: unknown }).type)}`]);
+}
+
+/** Llama 3's or YaRN's parameters, positive and ordered. */
+function ropeScalingProblems(rs: ModelConfig['rope_scaling'], p: Problems): void {
+  if (rs === null) return;
+  if (rs.type === 'llama3') {
+    for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
+      if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
     }
+    if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
+  } else if (rs.type === 'yarn') {
+    for (const k of ['factor', 'original_context_length', 'beta_fast', 'beta_slow'] as const) {
+      if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
+    }
+    if (!Number.isSafeInteger(rs.original_context_length)) p.push(['rope_scaling.original_context_length', 'must be an integer']);
+    if (rs.factor < 1) p.push(['rope_scaling.factor', `must be at least 1, got ${rs.factor}`]);
+    if (!(rs.beta_fast > rs.beta_slow)) p.push(['rope_scaling.beta_fast', `must exceed beta_slow (${rs.beta_slow}), got ${rs.beta_fast}`]);
+    if (typeof rs.truncate !== 'boolean') p.push(['rope_scaling.truncate', 'must be true or false']);
+  } else {
+    p.push(['rope_scaling.type', `only "llama3" and "yarn" are supported, got ${String((rs as { type: unknown }).type)}`]);
   }
+}
+
+/** The experts' counts and SwiGLU limit; experts for gpt-oss, and only for it. */
+function moeProblems(c: ModelConfig, p: Problems): void {
   const moe = c.moe;
   if (moe !== null) {
     if (typeof moe !== 'object') p.push(['moe', 'must be null or an object']);
@@ -267,7 +293,6 @@ export function configProblems(c: ModelConfig): Array<[string, string]> {
   }
   if (c.architecture === 'gpt-oss' && moe === null) p.push(['moe', 'gpt-oss is a mixture of experts; moe must be set']);
   if (c.architecture !== 'gpt-oss' && moe !== null) p.push(['moe', `experts are supported for gpt-oss only, not ${c.architecture}`]);
-  return p;
 }
 
 /**

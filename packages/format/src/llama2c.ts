@@ -211,46 +211,8 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
         `is ${f.size} bytes; its header (dim ${h.dim}, ${h.nLayers} layers, vocab ${h.vocabSize}${h.sharedClassifier ? '' : ', separate classifier'}) needs ${end}`,
         { file: checkpoint },
       );
-    const tf = await RandomAccessFile.open(tokenizerPath, err(tokenizerPath));
-    let tokenizer: Llama2cTokenizerSpec;
-    try {
-      if (tf.size > 64 << 20)
-        throw new Llama2cError('LLAMA2C_BAD_TOKENIZER', `is ${tf.size} bytes, more than a tokenizer.bin can be`, { file: tokenizerPath });
-      tokenizer = parseLlama2cTokenizer(await tf.read(0, tf.size), h.vocabSize, tokenizerPath);
-    } finally {
-      await tf.close();
-    }
-    const config: ModelConfig = {
-      architecture: 'llama',
-      dim: h.dim,
-      n_layers: h.nLayers,
-      n_heads: h.nHeads,
-      n_kv_heads: h.nKvHeads,
-      head_dim: h.dim / h.nHeads,
-      ffn_dim: h.hiddenDim,
-      vocab_size: h.vocabSize,
-      context_length: h.seqLen,
-      rope_theta: 10000,
-      rope_style: 'adjacent',
-      rope_scaling: null,
-      norm_eps: 1e-5,
-      tied_classifier: h.sharedClassifier,
-      attn_qkv_bias: false,
-      attn_output_bias: false,
-      attn_sinks: false,
-      sliding_window: null,
-      sliding_layers: null,
-      moe: null,
-      bos_id: 1,
-      eos_id: 2,
-    };
-    // The header's caps were checked by parseLlama2cHeader; the whole config is checked before anything is sized by it.
-    const problem = configProblems(config)[0];
-    if (problem)
-      throw new Llama2cError('LLAMA2C_BAD_HEADER', `describes an impossible model: ${problem[0]} ${problem[1]}`, {
-        file: checkpoint,
-        field: problem[0],
-      });
+    const tokenizer = await readLlama2cTokenizer(tokenizerPath, h.vocabSize);
+    const config = llama2cConfig(h, checkpoint);
     const order = new Map<string, number>();
     expectedTensors(config).forEach((t, i) => order.set(t.name, i));
     const tensors: SourceTensor[] = regions
@@ -279,4 +241,52 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
     await f.close();
     throw e;
   }
+}
+
+/** Reads and parses tokenizer.bin (at most 64 MiB) for a vocabulary of `vocabSize`. */
+async function readLlama2cTokenizer(tokenizerPath: string, vocabSize: number): Promise<Llama2cTokenizerSpec> {
+  const tf = await RandomAccessFile.open(tokenizerPath, err(tokenizerPath));
+  try {
+    if (tf.size > 64 << 20)
+      throw new Llama2cError('LLAMA2C_BAD_TOKENIZER', `is ${tf.size} bytes, more than a tokenizer.bin can be`, { file: tokenizerPath });
+    return parseLlama2cTokenizer(await tf.read(0, tf.size), vocabSize, tokenizerPath);
+  } finally {
+    await tf.close();
+  }
+}
+
+/** The config a llama2.c header describes (its RoPE theta, norm eps, BOS and EOS are fixed), checked whole. */
+function llama2cConfig(h: Llama2cHeader, checkpoint: string): ModelConfig {
+  const config: ModelConfig = {
+    architecture: 'llama',
+    dim: h.dim,
+    n_layers: h.nLayers,
+    n_heads: h.nHeads,
+    n_kv_heads: h.nKvHeads,
+    head_dim: h.dim / h.nHeads,
+    ffn_dim: h.hiddenDim,
+    vocab_size: h.vocabSize,
+    context_length: h.seqLen,
+    rope_theta: 10000,
+    rope_style: 'adjacent',
+    rope_scaling: null,
+    norm_eps: 1e-5,
+    tied_classifier: h.sharedClassifier,
+    attn_qkv_bias: false,
+    attn_output_bias: false,
+    attn_sinks: false,
+    sliding_window: null,
+    sliding_layers: null,
+    moe: null,
+    bos_id: 1,
+    eos_id: 2,
+  };
+  // The header's caps were checked by parseLlama2cHeader; the whole config is checked before anything is sized by it.
+  const problem = configProblems(config)[0];
+  if (problem)
+    throw new Llama2cError('LLAMA2C_BAD_HEADER', `describes an impossible model: ${problem[0]} ${problem[1]}`, {
+      file: checkpoint,
+      field: problem[0],
+    });
+  return config;
 }

@@ -53,6 +53,8 @@ export interface SafetensorsLimits {
 }
 export const DEFAULT_SAFETENSORS_LIMITS: SafetensorsLimits = Object.freeze({ maxHeaderBytes: 100 * 1024 * 1024, maxTensors: 1 << 17 });
 
+type SafetensorsFail = (code: FormatErrorCode, message: string, field?: string) => never;
+
 /** Validates a safetensors header given its JSON bytes and the whole file's size. */
 export function parseSafetensorsHeader(
   json: Uint8Array,
@@ -60,24 +62,11 @@ export function parseSafetensorsHeader(
   file: string,
   limits: SafetensorsLimits = DEFAULT_SAFETENSORS_LIMITS,
 ): SafetensorsHeader {
-  const fail = (code: FormatErrorCode, message: string, field?: string): never => {
+  const fail: SafetensorsFail = (code, message, field) => {
     throw new SafetensorsError(code, message, { file, field });
   };
   const dataOffset = 8 + json.length;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
-  } catch (e) {
-    // Say where, never what: the message must not quote the file's bytes.
-    fail(
-      'SAFETENSORS_HEADER_NOT_JSON',
-      e instanceof TypeError
-        ? 'header is not valid UTF-8'
-        : `header is not valid JSON (${jsonErrorPosition(e)} of the header, byte 8 of the file being its first)`,
-    );
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('SAFETENSORS_HEADER_NOT_JSON', 'header is not a JSON object');
-  const obj = raw as Record<string, unknown>;
+  const obj = parseHeaderObject(json, fail);
   const keys = Object.keys(obj);
   if (keys.length > limits.maxTensors + 1)
     fail('SAFETENSORS_TOO_MANY_TENSORS', `header lists ${keys.length} entries, more than the cap of ${limits.maxTensors}`);
@@ -92,38 +81,67 @@ export function parseSafetensorsHeader(
       metadata = v as Record<string, string>;
       continue;
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('SAFETENSORS_BAD_ENTRY', 'must be an object', name);
-    const e = v as Record<string, unknown>;
-    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES))
-      fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
-    const dtype = e.dtype as string;
-    if (!Array.isArray(e.shape) || e.shape.length > 8)
-      fail('SAFETENSORS_BAD_ENTRY', 'shape must be an array of at most 8 dims', `${name}.shape`);
-    const shape = e.shape as unknown[];
-    let elements = 1n;
-    for (const d of shape) {
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
-        fail('SAFETENSORS_BAD_ENTRY', `shape has dim ${JSON.stringify(d)}`, `${name}.shape`);
-      elements *= BigInt(d as number);
-    }
-    const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0))
-      fail('SAFETENSORS_BAD_ENTRY', 'data_offsets must be two non-negative integers', `${name}.data_offsets`);
-    const [b, en] = offs as [number, number];
-    if (en < b) fail('SAFETENSORS_BAD_ENTRY', `data_offsets [${b}, ${en}] end before they begin`, `${name}.data_offsets`);
-    if (BigInt(en - b) !== elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype]))
-      fail(
-        'SAFETENSORS_SIZE_MISMATCH',
-        `${dtype} ${JSON.stringify(shape)} takes ${elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])} bytes, data_offsets span ${en - b}`,
-        `${name}.data_offsets`,
-      );
-    if (en > dataSize)
-      fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
-    entries.push({ name, dtype, shape: shape as number[], begin: dataOffset + b, end: dataOffset + en });
+    entries.push(checkEntry(name, v, dataOffset, dataSize, fail));
   }
-  // As the reference reader demands: in offset order the tensors start at 0, each where the
-  // previous one ends, and the last ends where the file does. A header length off by one would
-  // otherwise shift every tensor by a byte.
+  checkContiguous(entries, dataOffset, fileSize, fail);
+  return { entries, metadata, dataOffset };
+}
+
+/** The header's bytes as a JSON object; a failure says where, never what (the message must not quote the file's bytes). */
+function parseHeaderObject(json: Uint8Array, fail: SafetensorsFail): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
+  } catch (e) {
+    fail(
+      'SAFETENSORS_HEADER_NOT_JSON',
+      e instanceof TypeError
+        ? 'header is not valid UTF-8'
+        : `header is not valid JSON (${jsonErrorPosition(e)} of the header, byte 8 of the file being its first)`,
+    );
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('SAFETENSORS_HEADER_NOT_JSON', 'header is not a JSON object');
+  return raw as Record<string, unknown>;
+}
+
+/** One tensor's entry: a known dtype, at most 8 dims, data_offsets inside the data whose span is exactly dtype x shape (in BigInt). */
+function checkEntry(name: string, v: unknown, dataOffset: number, dataSize: number, fail: SafetensorsFail): SafetensorsEntry {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('SAFETENSORS_BAD_ENTRY', 'must be an object', name);
+  const e = v as Record<string, unknown>;
+  if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES))
+    fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
+  const dtype = e.dtype as string;
+  if (!Array.isArray(e.shape) || e.shape.length > 8)
+    fail('SAFETENSORS_BAD_ENTRY', 'shape must be an array of at most 8 dims', `${name}.shape`);
+  const shape = e.shape as unknown[];
+  let elements = 1n;
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      fail('SAFETENSORS_BAD_ENTRY', `shape has dim ${JSON.stringify(d)}`, `${name}.shape`);
+    elements *= BigInt(d as number);
+  }
+  const offs = e.data_offsets;
+  if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0))
+    fail('SAFETENSORS_BAD_ENTRY', 'data_offsets must be two non-negative integers', `${name}.data_offsets`);
+  const [b, en] = offs as [number, number];
+  if (en < b) fail('SAFETENSORS_BAD_ENTRY', `data_offsets [${b}, ${en}] end before they begin`, `${name}.data_offsets`);
+  if (BigInt(en - b) !== elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype]))
+    fail(
+      'SAFETENSORS_SIZE_MISMATCH',
+      `${dtype} ${JSON.stringify(shape)} takes ${elements * BigInt(SAFETENSORS_DTYPE_BYTES[dtype])} bytes, data_offsets span ${en - b}`,
+      `${name}.data_offsets`,
+    );
+  if (en > dataSize)
+    fail('SAFETENSORS_RANGE_OUT_OF_FILE', `data_offsets end at ${en}, past the ${dataSize} data bytes`, `${name}.data_offsets`);
+  return { name, dtype, shape: shape as number[], begin: dataOffset + b, end: dataOffset + en };
+}
+
+/**
+ * As the reference reader demands: in offset order the tensors start at 0, each where the
+ * previous one ends, and the last ends where the file does. A header length off by one would
+ * otherwise shift every tensor by a byte.
+ */
+function checkContiguous(entries: SafetensorsEntry[], dataOffset: number, fileSize: number, fail: SafetensorsFail): void {
   const sorted = [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end);
   let at = dataOffset;
   for (const t of sorted) {
@@ -144,10 +162,9 @@ export function parseSafetensorsHeader(
   if (at !== fileSize)
     fail(
       'SAFETENSORS_NOT_CONTIGUOUS',
-      `the tensors end at data offset ${at - dataOffset}, but the file has ${dataSize} data bytes (is the header length right?)`,
+      `the tensors end at data offset ${at - dataOffset}, but the file has ${fileSize - dataOffset} data bytes (is the header length right?)`,
       'data_offsets',
     );
-  return { entries, metadata, dataOffset };
 }
 
 /** Reads the length prefix and header of a safetensors file, checking both against the file size. */
