@@ -12,9 +12,12 @@ import {
   floatElements,
   isFloatDtype,
   quantGeometry,
+  type Dtype,
   type IebinReader,
+  type ModelConfig,
   type QuantParams,
   type TensorEntry,
+  type TensorRole,
 } from '@ie/format';
 import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
@@ -42,6 +45,114 @@ export interface WeightOverrides {
   vectors: ReadonlyMap<string, Float32Array>;
 }
 
+/**
+ * What a requested precision means for this file's projections: a refusal when none is above it
+ * (converting up would not restore what quantization dropped), else a notice per group that converts
+ * or stays.
+ */
+function precisionNotices(projections: readonly TensorEntry[], own: WeightKind | 'mixed', requested: Precision): string[] {
+  const notices: string[] = [];
+  const above = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested]);
+  const below = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] < KIND_RANK[requested]);
+  if (below.length === projections.length) {
+    throw new IeRuntimeError(
+      'IE_PRECISION_UNSUPPORTED',
+      `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights`,
+    );
+  }
+  if (above.length > 0)
+    notices.push(
+      `${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`,
+    );
+  if (below.length > 0)
+    notices.push(
+      `${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_KIND[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`,
+    );
+  return notices;
+}
+
+/** Binds one tensor at a time by its role, keeping the maps, the precision mix and the bytes a token streams. */
+class WeightBinder {
+  readonly matrices = new Map<string, WeightMatrix>();
+  readonly experts = new Map<string, WeightMatrix[]>();
+  readonly vectors = new Map<string, Float32Array>();
+  readonly mix: PrecisionMix = {};
+  bytesPerToken = 0;
+
+  constructor(
+    private readonly ctx: KernelContext,
+    private readonly config: ModelConfig,
+    private readonly mapping: MappedFile,
+    /** The dtype projections convert to, when a precision was requested. */
+    private readonly target: Dtype | undefined,
+    private readonly overrides: WeightOverrides | undefined,
+  ) {}
+
+  bind(t: TensorEntry, role: TensorRole | undefined, view: Uint8Array): void {
+    if (role === 'experts') this.bindExperts(t, view);
+    else if (t.shape.length === 1 || role === 'expert_bias') this.bindVector(t, role, view);
+    else this.bindMatrix(t, role, view);
+  }
+
+  /** Stored as they are (precision does not convert experts); a token reads its top-k experts only. */
+  private bindExperts(t: TensorEntry, view: Uint8Array): void {
+    const [E, N, K] = t.shape;
+    const per = view.length / E;
+    this.experts.set(
+      t.name,
+      Array.from({ length: E }, (_, e) =>
+        this.ctx.matrix({ dtype: t.dtype, shape: [N, K] } as MatrixSpec, view.subarray(e * per, (e + 1) * per), this.mapping),
+      ),
+    );
+    this.count(DTYPE_KIND[t.dtype]);
+    this.bytesPerToken += (t.bytes * (this.config.moe?.experts_per_token ?? E)) / E;
+  }
+
+  private bindVector(t: TensorEntry, role: TensorRole | undefined, view: Uint8Array): void {
+    const c = this.config;
+    this.vectors.set(
+      t.name,
+      this.overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)),
+    );
+    // An expert's bias row is read only when the expert is chosen.
+    this.bytesPerToken += role === 'expert_bias' && c.moe ? (t.bytes * c.moe.experts_per_token) / c.moe.n_experts : t.bytes;
+  }
+
+  /** A matrix: an override, a conversion to the requested precision, or zero-copy over the map as stored. */
+  private bindMatrix(t: TensorEntry, role: TensorRole | undefined, view: Uint8Array): void {
+    const replaced = this.overrides?.matrices.get(t.name);
+    if (replaced) {
+      this.matrices.set(t.name, this.ctx.matrix(replaced.spec, replaced.data));
+      this.countBytes(t, role, replaced.data.length);
+      return;
+    }
+    const target = this.target;
+    const convert =
+      target !== undefined &&
+      shouldConvert(t, role, target, this.config.tied_classifier) &&
+      KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
+    if (convert) {
+      const { spec, data } = convertMatrix(t, view, target);
+      this.matrices.set(t.name, this.ctx.matrix(spec, data));
+      if (role === 'projection') this.count(DTYPE_KIND[target]);
+      this.countBytes(t, role, data.length);
+    } else {
+      this.matrices.set(t.name, this.ctx.matrix(t as MatrixSpec, view, this.mapping));
+      if (role === 'projection') this.count(DTYPE_KIND[t.dtype]);
+      this.countBytes(t, role, t.bytes);
+    }
+  }
+
+  private count(kind: WeightKind): void {
+    this.mix[kind] = (this.mix[kind] ?? 0) + 1;
+  }
+
+  /** An untied embedding is a table: a token reads one row of it. */
+  private countBytes(t: TensorEntry, role: TensorRole | undefined, bytes: number): void {
+    this.bytesPerToken += role === 'embedding' && !this.config.tied_classifier ? bytes / t.shape[0] : bytes;
+  }
+}
+
 export function bindWeights(
   ctx: KernelContext,
   reader: IebinReader,
@@ -53,95 +164,18 @@ export function bindWeights(
   const roles = new Map(expectedTensors(c).map((e) => [e.name, e.role]));
   const projections = reader.tensors.filter((t) => roles.get(t.name) === 'projection');
   const own = filePrecision(projections);
-  const notices: string[] = [];
-  if (requested) {
-    // Converting up would not restore what quantization dropped: refuse when no projection is above the target.
-    const above = projections.filter(
-      (t) => KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[requested] && t.dtype !== PRECISION_DTYPE[requested],
-    );
-    const below = projections.filter((t) => KIND_RANK[DTYPE_KIND[t.dtype]] < KIND_RANK[requested]);
-    if (below.length === projections.length) {
-      throw new IeRuntimeError(
-        'IE_PRECISION_UNSUPPORTED',
-        `the model's weights are ${own}; converting up to ${requested} would not restore what quantization dropped. Load it at ${own}, or export the ${requested} model from its original weights`,
-      );
-    }
-    if (above.length > 0)
-      notices.push(
-        `${above.length} matrices converted from ${own} to ${requested} at load with round-to-nearest; an offline export with a quantization manifest (ie convert --q4-map) is the accurate way and loads without conversion`,
-      );
-    if (below.length > 0)
-      notices.push(
-        `${below.length} matrices stay as stored (${[...new Set(below.map((t) => DTYPE_KIND[t.dtype]))].join(', ')}, below ${requested}): precision only converts downwards`,
-      );
-  }
-  const target = requested ? PRECISION_DTYPE[requested] : undefined;
-  const mix: PrecisionMix = {};
-  const matrices = new Map<string, WeightMatrix>();
-  const experts = new Map<string, WeightMatrix[]>();
-  const vectors = new Map<string, Float32Array>();
-  let bytesPerToken = 0;
-  for (const t of reader.tensors) {
-    const role = roles.get(t.name);
-    const view = reader.view(t.name).bytes;
-    if (role === 'experts') {
-      // Stored as they are (precision does not convert experts); a token reads its top-k experts only.
-      const [E, N, K] = t.shape;
-      const per = view.length / E;
-      experts.set(
-        t.name,
-        Array.from({ length: E }, (_, e) =>
-          ctx.matrix({ dtype: t.dtype, shape: [N, K] } as MatrixSpec, view.subarray(e * per, (e + 1) * per), mapping),
-        ),
-      );
-      mix[DTYPE_KIND[t.dtype]] = (mix[DTYPE_KIND[t.dtype]] ?? 0) + 1;
-      bytesPerToken += (t.bytes * (c.moe?.experts_per_token ?? E)) / E;
-      continue;
-    }
-    if (t.shape.length === 1 || role === 'expert_bias') {
-      vectors.set(
-        t.name,
-        overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)),
-      );
-      // An expert's bias row is read only when the expert is chosen.
-      bytesPerToken += role === 'expert_bias' && c.moe ? (t.bytes * c.moe.experts_per_token) / c.moe.n_experts : t.bytes;
-      continue;
-    }
-    const replaced = overrides?.matrices.get(t.name);
-    if (replaced) {
-      matrices.set(t.name, ctx.matrix(replaced.spec, replaced.data));
-      bytesPerToken += role === 'embedding' && !c.tied_classifier ? replaced.data.length / t.shape[0] : replaced.data.length;
-      continue;
-    }
-    const convert =
-      target !== undefined &&
-      shouldConvert(t, role, target, c.tied_classifier) &&
-      KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
-    let m: WeightMatrix;
-    let bytes = t.bytes;
-    let dtype = t.dtype;
-    if (convert) {
-      const { spec, data } = convertMatrix(t, view, target);
-      dtype = target;
-      m = ctx.matrix(spec, data);
-      bytes = data.length;
-    } else {
-      m = ctx.matrix(t as MatrixSpec, view, mapping);
-    }
-    matrices.set(t.name, m);
-    if (role === 'projection') mix[DTYPE_KIND[dtype]] = (mix[DTYPE_KIND[dtype]] ?? 0) + 1;
-    bytesPerToken += role === 'embedding' && !c.tied_classifier ? bytes / t.shape[0] : bytes;
-  }
-  const kinds = Object.keys(mix) as WeightKind[];
-  const precision = kinds.length === 1 ? kinds[0] : 'mixed';
+  const notices = requested ? precisionNotices(projections, own, requested) : [];
+  const binder = new WeightBinder(ctx, c, mapping, requested ? PRECISION_DTYPE[requested] : undefined, overrides);
+  for (const t of reader.tensors) binder.bind(t, roles.get(t.name), reader.view(t.name).bytes);
+  const kinds = Object.keys(binder.mix) as WeightKind[];
   return {
-    matrices,
-    experts,
-    vectors,
-    precision,
+    matrices: binder.matrices,
+    experts: binder.experts,
+    vectors: binder.vectors,
+    precision: kinds.length === 1 ? kinds[0] : 'mixed',
     filePrecision: own,
-    precisionMix: mix,
-    bytesPerToken: Math.round(bytesPerToken),
+    precisionMix: binder.mix,
+    bytesPerToken: Math.round(binder.bytesPerToken),
     notices,
   };
 }
