@@ -345,6 +345,18 @@ describe('expanded manifests', () => {
     expect(problemsOf(() => plansFromExpanded(fewer, T, tiny))).toEqual(['tensors: has no entry for output.weight of this model']);
   });
 
+  it('lists every entry that does not fit: a source of another kind, a layout the tensor cannot have, a tensor the model lacks', () => {
+    const m = base();
+    m.tensors[1] = { ...m.tensors[1], layout: { order: 'pretransposed', block_k: 0 } }; // attn_norm is a vector
+    m.tensors[2] = { ...m.tensors[2], source: { dtype: 'i8', sha256: sha } }; // f32 in this model
+    m.tensors.push({ ...m.tensors[0], name: 'extra.weight' });
+    expect(problemsOf(() => plansFromExpanded(m, T, tiny))).toEqual([
+      'tensors[1].layout: blk.0.attn_norm.weight cannot be stored {"order":"pretransposed","block_k":0}',
+      'tensors[2].source.dtype: blk.0.attn_q.weight was i8 when quantized; this model has it as f32',
+      'tensors: lists extra.weight, which this model does not have',
+    ]);
+  });
+
   it('diffAgainstManifest reports each tensor whose encoding differs', () => {
     const m = base();
     m.tensors[2] = { ...m.tensors[2], scheme: 'int4w', group_size: 64, mode: 'symmetric', scale_dtype: 'f16', method: 'clip' };

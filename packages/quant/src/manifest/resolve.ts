@@ -248,6 +248,70 @@ export function entryQuant(e: ManifestEntry): QuantParams | null {
   return e.scheme === 'int4w' || e.scheme === 'int8w' ? quantParamsOf(e.scheme, e, e.shape[1]) : null;
 }
 
+/** Where the manifest's model config differs from this model's, field by field (the fields that identify a model). */
+function configDifferences(m: ExpandedManifest, config: ModelConfig): ManifestProblem[] {
+  const problems: ManifestProblem[] = [];
+  const mc = identityConfig(m.model.config as Record<string, unknown>);
+  const cc = identityConfig(config);
+  for (const k of [...new Set([...Object.keys(mc), ...Object.keys(cc)])]) {
+    if (canonicalJson(mc[k]) !== canonicalJson(cc[k]))
+      problems.push({ field: `model.config.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(cc[k])}` });
+  }
+  return problems;
+}
+
+/**
+ * One entry (at `at`, e.g. `tensors[3]`) against the model's tensor of its name: its plan, or the
+ * problem that stops it. A layout the tensor cannot have is a problem that still yields the plan,
+ * so the other entries' problems are listed too.
+ */
+function entryPlan(e: ManifestEntry, at: string, t: ModelTensor): { plan?: TensorPlan; problem?: ManifestProblem } {
+  if (e.shape.length !== t.shape.length || e.shape.some((d, j) => d !== t.shape[j]))
+    return {
+      problem: {
+        field: `${at}.shape`,
+        message: `${e.name} is ${JSON.stringify(e.shape)} in the manifest, ${JSON.stringify(t.shape)} in this model`,
+      },
+    };
+  // Float sources of the same values agree whatever their dtype (the sha256 compares f32 values); quantized ones must match exactly.
+  const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
+  if (srcQuantized !== (e.source.dtype === 'q4' || e.source.dtype === 'i8') || (srcQuantized && e.source.dtype !== t.dtype))
+    return {
+      problem: { field: `${at}.source.dtype`, message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}` },
+    };
+  const quant = entryQuant(e);
+  const dtype = SCHEME_DTYPE[e.scheme];
+  if (srcQuantized && (dtype !== t.dtype || !sameQuant(quant, t.quant)))
+    return {
+      problem: {
+        field: `${at}.scheme`,
+        message: `${e.name} is ${describeQuant(t.dtype, t.quant)} in the source and cannot become ${describeQuant(dtype, quant)} without requantizing`,
+      },
+    };
+  const passthrough = srcQuantized || dtype === t.dtype;
+  const layout = exportLayout(t.role, t.shape, dtype, quant, {
+    pretranspose: e.layout.order === 'pretransposed',
+    blockK: e.layout.block_k,
+  });
+  const plan: TensorPlan = {
+    name: t.name,
+    shape: t.shape,
+    role: t.role,
+    source: { dtype: t.dtype, quant: t.quant },
+    scheme: e.scheme,
+    dtype,
+    quant,
+    method: quant && !passthrough ? (e.method ?? 'rtn') : null,
+    passthrough,
+    layout,
+    rule: e.rule ?? -1,
+    transforms: e.transforms ?? [],
+  };
+  if (layout.order !== e.layout.order || layout.block_k !== e.layout.block_k)
+    return { plan, problem: { field: `${at}.layout`, message: `${e.name} cannot be stored ${JSON.stringify(e.layout)}` } };
+  return { plan };
+}
+
 /**
  * The plans an expanded manifest states, checked against the model: the same tensor names,
  * shapes and source dtypes (the weights themselves are checked by sha256 as they are read).
@@ -258,13 +322,7 @@ export function plansFromExpanded(
   config: ModelConfig,
   file = '<manifest>',
 ): TensorPlan[] {
-  const problems: ManifestProblem[] = [];
-  const mc = identityConfig(m.model.config as Record<string, unknown>);
-  const cc = identityConfig(config);
-  for (const k of [...new Set([...Object.keys(mc), ...Object.keys(cc)])]) {
-    if (canonicalJson(mc[k]) !== canonicalJson(cc[k]))
-      problems.push({ field: `model.config.${k}`, message: `is ${JSON.stringify(mc[k])}; this model's is ${JSON.stringify(cc[k])}` });
-  }
+  const problems = configDifferences(m, config);
   const byName = new Map(m.tensors.map((e, i) => [e.name, { e, i }]));
   const plans: TensorPlan[] = [];
   const missing: string[] = [];
@@ -275,54 +333,9 @@ export function plansFromExpanded(
       continue;
     }
     byName.delete(t.name);
-    const { e, i } = hit;
-    const at = `tensors[${i}]`;
-    if (e.shape.length !== t.shape.length || e.shape.some((d, j) => d !== t.shape[j])) {
-      problems.push({
-        field: `${at}.shape`,
-        message: `${e.name} is ${JSON.stringify(e.shape)} in the manifest, ${JSON.stringify(t.shape)} in this model`,
-      });
-      continue;
-    }
-    // Float sources of the same values agree whatever their dtype (the sha256 compares f32 values); quantized ones must match exactly.
-    const srcQuantized = t.dtype === 'q4' || t.dtype === 'i8';
-    if (srcQuantized !== (e.source.dtype === 'q4' || e.source.dtype === 'i8') || (srcQuantized && e.source.dtype !== t.dtype)) {
-      problems.push({
-        field: `${at}.source.dtype`,
-        message: `${e.name} was ${e.source.dtype} when quantized; this model has it as ${t.dtype}`,
-      });
-      continue;
-    }
-    const quant = entryQuant(e);
-    const dtype = SCHEME_DTYPE[e.scheme];
-    if (srcQuantized && (dtype !== t.dtype || !sameQuant(quant, t.quant))) {
-      problems.push({
-        field: `${at}.scheme`,
-        message: `${e.name} is ${describeQuant(t.dtype, t.quant)} in the source and cannot become ${describeQuant(dtype, quant)} without requantizing`,
-      });
-      continue;
-    }
-    const passthrough = srcQuantized || dtype === t.dtype;
-    const layout = exportLayout(t.role, t.shape, dtype, quant, {
-      pretranspose: e.layout.order === 'pretransposed',
-      blockK: e.layout.block_k,
-    });
-    if (layout.order !== e.layout.order || layout.block_k !== e.layout.block_k)
-      problems.push({ field: `${at}.layout`, message: `${e.name} cannot be stored ${JSON.stringify(e.layout)}` });
-    plans.push({
-      name: t.name,
-      shape: t.shape,
-      role: t.role,
-      source: { dtype: t.dtype, quant: t.quant },
-      scheme: e.scheme,
-      dtype,
-      quant,
-      method: quant && !passthrough ? (e.method ?? 'rtn') : null,
-      passthrough,
-      layout,
-      rule: e.rule ?? -1,
-      transforms: e.transforms ?? [],
-    });
+    const { plan, problem } = entryPlan(hit.e, `tensors[${hit.i}]`, t);
+    if (problem) problems.push(problem);
+    if (plan) plans.push(plan);
   }
   if (missing.length) problems.push({ field: 'tensors', message: `has no entry for ${list(missing)} of this model` });
   if (byName.size) problems.push({ field: 'tensors', message: `lists ${list([...byName.keys()])}, which this model does not have` });
