@@ -108,4 +108,39 @@ describe('GGUF writer', () => {
     expect(existsSync(path)).toBe(false);
     expect(readdirSync(d)).toEqual([]);
   });
+
+  it.each([
+    ['architecture', { architecture: 'qwen2' }, 'the GGUF writer writes llama and gpt-oss models; this one is qwen2'],
+    [
+      'rope_scaling',
+      { rope_scaling: { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 8192 } },
+      'RoPE scaling is not written to GGUF',
+    ],
+    ['attn_qkv_bias', { attn_qkv_bias: true }, 'q/k/v biases are not part of the llama GGUF architecture'],
+    ['sliding_window', { sliding_window: 128 }, 'a sliding window is not part of the llama GGUF architecture'],
+  ] as Array<[string, Partial<ModelConfig>, string]>)(
+    'refuses a llama model with %s, before creating any file',
+    async (field, over, text) => {
+      const d = mkdtempSync(join(tmpdir(), 'ie-ggufw-'));
+      const path = join(d, 'm.gguf');
+      await expect(writeGguf(mixedSource(over).source, path)).rejects.toMatchObject({
+        code: 'GGUF_BAD_METADATA',
+        field,
+        message: `${path}: ${field}: ${text}`,
+      });
+      expect(readdirSync(d)).toEqual([]);
+    },
+  );
+
+  it('refuses a vocabulary that is not SentencePiece for a llama model', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufw-'));
+    const path = join(d, 'm.gguf');
+    const { source } = mixedSource();
+    const hf: ModelSource = { ...source, tokenizer: { model: 'hf', source: join(d, 'tokenizer.json') } };
+    await expect(writeGguf(hf, path)).rejects.toMatchObject({
+      code: 'GGUF_BAD_METADATA',
+      field: 'tokenizer',
+      message: `${path}: tokenizer: the GGUF writer writes SentencePiece vocabularies; this model's is hf`,
+    });
+  });
 });

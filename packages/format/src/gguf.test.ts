@@ -17,6 +17,7 @@ import {
   quantizeQ8_0,
   sameBytes,
   type GgufTensorIn,
+  type KvValue,
 } from '@ie/testing';
 import { exportIebin } from './export-iebin.js';
 import { encodeBf16, encodeF16 } from './dtype.js';
@@ -262,4 +263,101 @@ describe('GGUF K-quant and IQ4_NL import', () => {
     h.tensors[i].quant = { scheme: 'symmetric' };
     expect(() => parseIebinHeader(JSON.stringify(h), 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_QUANT' }));
   });
+});
+
+describe('GGUF metadata read into the config and vocabulary', () => {
+  const tensors: GgufTensorIn[] = expectedTensors(config).map((t, i) => ({
+    name: t.name,
+    ne: [...t.shape].reverse(),
+    type: 0,
+    data: new Uint8Array(synthTensorValues(config, 31, i).buffer),
+  }));
+  const kv = llamaKv(config, vocab.pieces, vocab.types);
+  const open = (extra: Record<string, KvValue>, drop: string[] = []) => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufmeta-'));
+    const all = { ...kv, ...extra };
+    for (const k of drop) delete all[k];
+    writeFileSync(join(d, 'm.gguf'), buildGguf(all, tensors));
+    return openGguf(join(d, 'm.gguf'));
+  };
+
+  it('reads end-of-turn and end-of-message ids as stop ids, and the scores and special ids of the vocabulary', async () => {
+    const src = await open({
+      'tokenizer.ggml.eot_token_id': { t: 'u32', v: 7 },
+      'tokenizer.ggml.eom_token_id': { t: 'u32', v: 2 }, // the EOS itself: not repeated
+      'tokenizer.ggml.unknown_token_id': { t: 'u32', v: 3 },
+      'tokenizer.ggml.add_bos_token': { t: 'bool', v: false },
+    });
+    try {
+      expect(src.config.stop_ids).toEqual([7]);
+      expect(src.config.rope_style).toBe('adjacent');
+      if (src.tokenizer.model !== 'spm') throw new Error('expected spm');
+      expect(src.tokenizer.scores.slice(0, 4)).toEqual([-0, -1, -2, -3]);
+      expect(src.tokenizer.unk_id).toBe(3);
+      expect(src.tokenizer.add_bos).toBe(false);
+      expect(src.tokenizer.add_space_prefix).toBe(true);
+      expect(src.tensors.map((t) => t.name)).toEqual(expectedTensors(config).map((t) => t.name));
+      expect(src.notes).toEqual(['GGUF v3 m.gguf, architecture llama']);
+    } finally {
+      await src.close();
+    }
+  });
+
+  it.each([
+    [
+      'RoPE scaling on a llama',
+      { 'llama.rope.scaling.type': { t: 'str', v: 'linear' } },
+      [],
+      'llama.rope.scaling.type',
+      'llama.rope.scaling.type is linear; RoPE scaling from GGUF is not supported',
+    ],
+    [
+      'partial rotary embeddings',
+      { 'llama.rope.dimension_count': { t: 'u32', v: config.head_dim / 2 } },
+      [],
+      'llama.rope.dimension_count',
+      `llama.rope.dimension_count is ${config.head_dim / 2}; partial rotary embeddings (head_dim ${config.head_dim}) are not supported`,
+    ],
+    [
+      'a block count past the cap',
+      { 'llama.block_count': { t: 'u32', v: 5000 } },
+      [],
+      'llama.block_count',
+      'llama.block_count describes an impossible model: n_layers must be an integer in 1..1024, got 5000',
+    ],
+    [
+      'an EOS id outside the vocabulary',
+      { 'tokenizer.ggml.eos_token_id': { t: 'u32', v: 300 } },
+      [],
+      'eos_id',
+      'eos_id describes an impossible model: eos_id must be a token id below vocab_size 300, got 300',
+    ],
+    [
+      'a vocabulary of another model',
+      { 'tokenizer.ggml.model': { t: 'str', v: 'bert' } },
+      [],
+      'tokenizer.ggml.model',
+      'tokenizer.ggml.model is "bert"; "llama" (SentencePiece) and "gpt2" (BPE) are supported',
+    ],
+    [
+      'a non-finite score',
+      { 'tokenizer.ggml.scores': { t: 'arr_f32', v: vocab.pieces.map((_, i) => (i === 5 ? Number.NaN : -i)) } },
+      [],
+      'tokenizer.ggml.scores',
+      'tokenizer.ggml.scores holds a non-finite score',
+    ],
+    ['no vocabulary', {}, ['tokenizer.ggml.tokens'], 'tokenizer.ggml.tokens', 'tokenizer.ggml.tokens is missing'],
+  ] as Array<[string, Record<string, KvValue>, string[], string, string]>)(
+    'refuses %s, naming its key',
+    async (_n, extra, drop, field, message) => {
+      const e = await open(extra, drop).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(GgufError);
+      expect(e).toMatchObject({ code: 'GGUF_BAD_METADATA', field });
+      // The message after "file: field: " is the stage's own, word for word.
+      expect((e as GgufError).message).toBe(`${(e as GgufError).file}: ${field}: ${message}`);
+    },
+  );
 });

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
 import { exportIebin } from './export-iebin.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './dtype.js';
-import { openHfDir, writeHfDir } from './hf.js';
+import { HfModelError } from './errors.js';
+import { hfConfigToModelConfig, modelConfigToHfConfig, openHfDir, writeHfDir } from './hf.js';
 import { adjacentToRotateHalfPermutation, expectedTensors, invertPermutation, permuteRows, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
 import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
@@ -203,5 +204,84 @@ describe('stop tokens beyond EOS', () => {
     const r = await IebinReader.open(out);
     expect(r.config.stop_ids).toEqual([7, 9]);
     await r.close();
+  });
+});
+
+describe('config.json and back', () => {
+  const rotate: ModelConfig = { ...config, rope_style: 'rotate_half', rope_theta: 500000, norm_eps: 1e-6, context_length: 1024 };
+  /** The HfModelError `f` throws (its message without the "file: field: " prefix). */
+  const refusal = (f: () => unknown): { code: string; field: string | undefined; text: string } => {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof HfModelError)) throw e;
+      return { code: e.code, field: e.field, text: e.message.slice(`c.json: ${e.field}: `.length) };
+    }
+    throw new Error('not refused');
+  };
+
+  it("writes Llama 3's RoPE scaling under HF's names and reads it back unchanged", () => {
+    const c: ModelConfig = {
+      ...rotate,
+      rope_scaling: { type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 8192 },
+    };
+    const json = modelConfigToHfConfig(c, 'bf16');
+    expect(json.rope_scaling).toEqual({
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    });
+    expect(json.torch_dtype).toBe('bfloat16');
+    expect(json).not.toHaveProperty('sliding_window');
+    expect(hfConfigToModelConfig(json, 'c.json')).toEqual(c);
+  });
+
+  it("keeps Mistral's sliding window, and Qwen2's only when use_sliding_window is true", () => {
+    const mistral: ModelConfig = { ...rotate, architecture: 'mistral', sliding_window: 96 };
+    const json = modelConfigToHfConfig(mistral, 'f16');
+    expect(json).toMatchObject({ architectures: ['MistralForCausalLM'], sliding_window: 96, use_sliding_window: true });
+    expect(hfConfigToModelConfig(json, 'c.json')).toEqual(mistral);
+    const qwen = { ...modelConfigToHfConfig({ ...rotate, architecture: 'qwen2', attn_qkv_bias: true }, 'f32'), sliding_window: 96 };
+    expect(hfConfigToModelConfig({ ...qwen, use_sliding_window: false }, 'c.json').sliding_window).toBeNull();
+    expect(hfConfigToModelConfig({ ...qwen, use_sliding_window: true }, 'c.json').sliding_window).toBe(96);
+  });
+
+  it("names the key of what it refuses, in config.json's words", () => {
+    const json = modelConfigToHfConfig(rotate, 'f32');
+    expect(refusal(() => hfConfigToModelConfig({ ...json, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'rope_scaling.rope_type',
+      text: 'is "dynamic"; supported: "llama3" ("yarn" for gpt-oss)',
+    });
+    expect(refusal(() => hfConfigToModelConfig({ ...json, rope_scaling: [2] }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'rope_scaling',
+      text: 'must be an object or null',
+    });
+    expect(refusal(() => hfConfigToModelConfig({ ...json, num_key_value_heads: 4 }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'num_key_value_heads',
+      text: "n_heads (6) must be a multiple of n_kv_heads (4) (ie's n_kv_heads)",
+    });
+    expect(refusal(() => hfConfigToModelConfig({ ...json, num_hidden_layers: 2000 }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'num_hidden_layers',
+      text: 'must be an integer in 1..1024, got 2000',
+    });
+  });
+
+  it('refuses to write a vocabulary tokenizer.json cannot hold', async () => {
+    const src = synthModel(config, { seed: 6 });
+    const out = tmp();
+    await expect(
+      writeHfDir({ ...src, tokenizer: { model: 'llama2c', pieces: ['a'], scores: [0], max_piece_bytes: 1 } }, out),
+    ).rejects.toMatchObject({
+      code: 'HF_BAD_TOKENIZER',
+      message: `${out}: a llama2c tokenizer cannot be written as tokenizer.json`,
+    });
+    // Nothing is left behind: no config.json, no staging directory.
+    expect(readdirSync(out)).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -137,6 +137,14 @@ describe('llama2.c checkpoints written by the test', () => {
     writeFileSync(join(d, 'tok-small.bin'), tokenizer(100));
     await expect(openLlama2c(join(d, 'ok.bin'), join(d, 'tok-small.bin'))).rejects.toMatchObject({ code: 'LLAMA2C_BAD_TOKENIZER' });
     await expect(openLlama2c(join(d, 'missing.bin'), join(d, 'tok.bin'))).rejects.toMatchObject({ code: 'IO_ERROR' });
+    // A tokenizer.bin past 64 MiB is refused by its size, before any of it is read (the file is sparse).
+    const bigTok = join(d, 'tok-big.bin');
+    writeFileSync(bigTok, tokenizer(base.vocab_size));
+    truncateSync(bigTok, (64 << 20) + 1);
+    await expect(openLlama2c(join(d, 'ok.bin'), bigTok)).rejects.toMatchObject({
+      code: 'LLAMA2C_BAD_TOKENIZER',
+      message: `${bigTok}: is 67108865 bytes, more than a tokenizer.bin can be`,
+    });
     expect(() => parseLlama2cTokenizer(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 127]), 1, 't')).toThrow(
       expect.objectContaining({ code: 'LLAMA2C_BAD_TOKENIZER' }),
     );

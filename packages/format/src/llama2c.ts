@@ -213,8 +213,7 @@ export async function openLlama2c(checkpoint: string, tokenizerPath: string): Pr
       );
     const tokenizer = await readLlama2cTokenizer(tokenizerPath, h.vocabSize);
     const config = llama2cConfig(h, checkpoint);
-    const order = new Map<string, number>();
-    expectedTensors(config).forEach((t, i) => order.set(t.name, i));
+    const order = new Map(expectedTensors(config).map((t, i) => [t.name, i]));
     const tensors: SourceTensor[] = regions
       .map((r) => ({
         name: r.name,
