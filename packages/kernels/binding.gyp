@@ -118,7 +118,8 @@
         "native/ops/ops_ref.cc",
         "native/gemv/int8act_ref.cc",
         "native/gemv/blocks_ref.cc",
-        "native/program/program.cc"
+        "native/program/program.cc",
+        "native/program/compile_op.cc"
       ],
       "libraries": [
         "-lpthread"

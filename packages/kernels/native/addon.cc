@@ -18,6 +18,7 @@
 #include <napi.h>
 #include <v8.h>  // only for ArrayBuffer backing stores: pinning memory across async operations
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "attention/attention.h"
@@ -150,15 +152,6 @@ int64_t checked_int(Napi::Env env, const Napi::Value& v, const std::string& what
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= (double)lo && d <= (double)hi) || d != std::floor(d)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
   return (int64_t)d;
-}
-
-// An optional number property (default `dflt` when undefined or null); no coercion, so no
-// valueOf of the caller's runs here.
-double num_opt(const Napi::Object& o, const char* key, double dflt) {
-  const Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return dflt;
-  if (!v.IsNumber()) IE_THROW(o.Env(), "KERNELS_BAD_ARGUMENT", std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
 }
 
 // An optional integer property (default `dflt` when undefined or null) in [lo, hi].
@@ -383,6 +376,241 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value RunAsync(const Napi::CallbackInfo& info);
 };
+
+// ---------------------------------------------------------------- Program specs
+// A program spec read into plain structs (program/ops.h) without judging the values:
+// program/compile_op.cc checks them all. What stops here is only what has no plain form: a
+// buffer that is not a pinnable typed array, a Matrix that is not one (its type tag), a list
+// of experts that is not an array.
+
+ie::Num read_num(const Napi::Value& v) {
+  ie::Num n;
+  if (v.IsUndefined() || v.IsNull()) return n;
+  if (!v.IsNumber()) {
+    n.state = ie::Num::Other;
+    return n;
+  }
+  n.state = ie::Num::Number;
+  n.v = v.As<Napi::Number>().DoubleValue();
+  return n;
+}
+
+ie::ViewArg read_view(const Napi::Value& av) {
+  ie::ViewArg v;
+  v.set = !av.IsUndefined();
+  if (!av.IsArray() || av.As<Napi::Array>().Length() < 3) return v;
+  Napi::Array a = av.As<Napi::Array>();
+  v.shaped = true;
+  v.buffer = read_num(a.Get(0u));
+  v.offset = read_num(a.Get(1u));
+  v.stride = read_num(a.Get(2u));
+  return v;
+}
+
+// One op object's fields, by their TypeScript names; matrices are unwrapped and held by the program.
+struct OpReader {
+  Napi::Env env;
+  Napi::Object o;
+  ProgramWrap* pw;
+  std::string where;
+
+  ie::Num num(const char* key) const { return read_num(o.Get(key)); }
+  ie::ViewArg view(const char* key) const { return read_view(o.Get(key)); }
+  ie::Place<ie::Wire> place() const { return {num("posSlot"), num("seqSlot")}; }
+  const ie::MatrixPlan* use_matrix(const Napi::Value& mv, const std::string& what) const {
+    MatrixWrap* m = checked_unwrap<MatrixWrap>(env, mv, &kMatrixTag, what.c_str());
+    m->bound(env);
+    pw->matrices.push_back(m);
+    pw->keep.push_back(Napi::Persistent(mv));
+    return &m->plan;
+  }
+  const ie::MatrixPlan* matrix(const char* key) const {
+    const Napi::Value mv = o.Get(key);
+    return mv.IsUndefined() || mv.IsNull() ? nullptr : use_matrix(mv, where + "." + key);
+  }
+  std::vector<const ie::MatrixPlan*> matrices(const char* key) const {
+    const Napi::Value av = o.Get(key);
+    if (!av.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be an array of Matrix");
+    Napi::Array a = av.As<Napi::Array>();
+    const uint32_t n = a.Length();
+    if (n > 1u << 16) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": too many experts");
+    std::vector<const ie::MatrixPlan*> out;
+    for (uint32_t j = 0; j < n; j++) out.push_back(use_matrix(a.Get(j), where + "." + key + "[" + std::to_string(j) + "]"));
+    return out;
+  }
+};
+
+using W = ie::Wire;
+void read_op(const OpReader& r, ie::EmbedOp<W>* a) {
+  a->matrix = r.matrix("matrix");
+  a->out = r.view("out");
+  a->ids_slot = r.num("idsSlot");
+}
+void read_op(const OpReader& r, ie::RmsNormOp<W>* a) {
+  a->x = r.view("x");
+  a->weight = r.view("weight");
+  a->out = r.view("out");
+  a->n = r.num("n");
+  a->eps = r.num("eps");
+}
+void read_op(const OpReader& r, ie::MatMulOp<W>* a) {
+  a->matrix = r.matrix("matrix");
+  a->x = r.view("x");
+  a->out = r.view("out");
+  a->activations = r.num("activations");
+  a->last_row_only = r.num("lastRowOnly");
+}
+void read_op(const OpReader& r, ie::AddOp<W>* a) {
+  a->a = r.view("a");
+  a->b = r.view("b");
+  a->out = r.view("out");
+  a->n = r.num("n");
+}
+void read_op(const OpReader& r, ie::SwiGluOp<W>* a) {
+  a->gate = r.view("gate");
+  a->up = r.view("up");
+  a->out = r.view("out");
+  a->n = r.num("n");
+}
+void read_op(const OpReader& r, ie::RopeOp<W>* a) {
+  a->x = r.view("x");
+  a->cos = r.view("cos");
+  a->sin = r.view("sin");
+  a->heads = r.num("heads");
+  a->head_dim = r.num("headDim");
+  a->capacity = r.num("capacity");
+  a->style = r.num("style");
+  a->place = r.place();
+}
+void read_op(const OpReader& r, ie::StoreOp<W>* a) {
+  a->x = r.view("x");
+  a->cache = r.view("cache");
+  a->n = r.num("n");
+  a->capacity = r.num("capacity");
+  a->slots = r.num("slots");
+  a->kv_type = r.num("kvType");
+  a->place = r.place();
+}
+void read_op(const OpReader& r, ie::AttentionOp<W>* a) {
+  a->q = r.view("q");
+  a->k = r.view("k");
+  a->v = r.view("v");
+  a->out = r.view("out");
+  a->sinks = r.view("sinks");
+  a->heads = r.num("heads");
+  a->kv_heads = r.num("kvHeads");
+  a->head_dim = r.num("headDim");
+  a->capacity = r.num("capacity");
+  a->slots = r.num("slots");
+  a->window = r.num("window");
+  a->kv_type = r.num("kvType");
+  a->scale = r.num("scale");
+  a->place = r.place();
+}
+void read_op(const OpReader& r, ie::MoeOp<W>* a) {
+  a->x = r.view("x");
+  a->router = r.view("router");
+  a->out = r.view("out");
+  a->gate_bias = r.view("gateBias");
+  a->up_bias = r.view("upBias");
+  a->down_bias = r.view("downBias");
+  a->gate = r.matrices("gate");
+  a->up = r.matrices("up");
+  a->down = r.matrices("down");
+  a->top_k = r.num("topK");
+  a->limit = r.num("limit");
+  a->alpha = r.num("alpha");
+  a->activations = r.num("activations");
+  const Napi::Value sv = r.o.Get("scratch");
+  if (!sv.IsObject()) return;  // unshaped scratch views: compile says which
+  const Napi::Object s = sv.As<Napi::Object>();
+  a->scratch = {read_view(s.Get("x")), read_view(s.Get("gate")), read_view(s.Get("up")), read_view(s.Get("y"))};
+}
+void read_op(const OpReader& r, ie::ArgmaxOp<W>* a) {
+  a->x = r.view("x");
+  a->n = r.num("n");
+  a->out_slot = r.num("outSlot");
+}
+void read_op(const OpReader& r, ie::GatherOp<W>* a) {
+  a->x = r.view("x");
+  a->out = r.view("out");
+  a->n = r.num("n");
+  a->rows_slot = r.num("rowsSlot");
+}
+void read_op(const OpReader& r, ie::TapOp<W>* a) {
+  a->x = r.view("x");
+  a->out = r.view("out");
+  a->n = r.num("n");
+}
+
+// One reader per kind, indexed by OpKind (OpBody's alternatives follow its order).
+using BodyReader = ie::OpBody<W> (*)(const OpReader&);
+template <size_t I>
+ie::OpBody<W> read_body(const OpReader& r) {
+  std::variant_alternative_t<I, ie::OpBody<W>> a;
+  read_op(r, &a);
+  return ie::OpBody<W>(std::in_place_index<I>, std::move(a));
+}
+template <size_t... I>
+constexpr std::array<BodyReader, sizeof...(I)> body_readers(std::index_sequence<I...>) {
+  return {read_body<I>...};
+}
+constexpr auto kBodyReaders = body_readers(std::make_index_sequence<ie::kOpKindCount>());
+
+ie::OpArgs read_op_args(const OpReader& r) {
+  ie::OpArgs a;
+  a.kind = r.num("kind");
+  a.rows.m_slot = r.num("mSlot");
+  a.rows.max_rows = r.num("maxRows");
+  if (const auto k = ie::op_kind(a.kind)) a.body = kBodyReaders[(size_t)*k](r);
+  return a;
+}
+
+// Params and buffers are pinned for the program's life: their memory stays allocated whatever
+// JavaScript does (the ops' getters included); runs refuse buffers detached since.
+void read_buffers(Napi::Env env, const Napi::Object& spec, ProgramWrap* pw, ie::ProgramArgs* args) {
+  const Napi::Value params_v = spec.Get("params");
+  const TypedView params = typed_view(env, params_v, napi_int32_array, "params");
+  if (params.elems > (size_t)INT32_MAX) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "params is too long");
+  args->params = reinterpret_cast<int32_t*>(params.data);
+  args->params_len = (int)params.elems;
+  pw->keep.push_back(Napi::Persistent(params_v));
+  pw->buffers.emplace_back(params);
+  const Napi::Value bufs_v = spec.Get("buffers");
+  if (!bufs_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers must be an array of typed arrays");
+  Napi::Array bufs = bufs_v.As<Napi::Array>();
+  const uint32_t nbufs = bufs.Length();
+  if (nbufs > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many buffers");
+  for (uint32_t i = 0; i < nbufs; i++) {
+    const std::string what = "buffers[" + std::to_string(i) + "]";
+    Napi::Value v = bufs.Get(i);
+    if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a typed array");
+    const auto t = v.As<Napi::TypedArray>().TypedArrayType();
+    if (t != napi_float32_array && t != napi_uint16_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a Float32Array or Uint16Array");
+    const TypedView tv = typed_view(env, v, t, what);
+    args->buffers.push_back({tv.data, (uint64_t)tv.elems, t == napi_float32_array ? 4 : 2});
+    pw->keep.push_back(Napi::Persistent(v));
+    pw->buffers.emplace_back(tv);
+  }
+}
+
+ie::ProgramArgs read_program(Napi::Env env, const Napi::Object& spec, ProgramWrap* pw) {
+  ie::ProgramArgs args;
+  args.max_rows = read_num(spec.Get("maxRows"));
+  read_buffers(env, spec, pw, &args);
+  const Napi::Value ops_v = spec.Get("ops");
+  if (!ops_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "ops must be an array");
+  Napi::Array ops = ops_v.As<Napi::Array>();
+  const uint32_t nops = ops.Length();
+  if (nops > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many ops");
+  for (uint32_t i = 0; i < nops; i++) {
+    const std::string where = "ops[" + std::to_string(i) + "]";
+    const Napi::Value ov = ops.Get(i);
+    if (!ov.IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
+    args.ops.push_back(read_op_args(OpReader{env, ov.As<Napi::Object>(), pw, where}));
+  }
+  return args;
+}
 
 // ---------------------------------------------------------------- Context
 
@@ -762,224 +990,20 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return o;
   }
 
-  // compile({ buffers, params, maxRows, ops }) -> Program. Every view is bounds-checked here
-  // against the declared maxima; runs check their params against the same maxima.
+  // compile({ buffers, params, maxRows, ops }) -> Program. The spec is read into plain structs
+  // (read_program); program/compile_op.cc checks every view against the declared maxima, and
+  // runs check their params against the same maxima.
   Napi::Value Compile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ctx(env);
     if (info.Length() < 1 || !info[0].IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "compile(spec)");
-    Napi::Object spec = info[0].As<Napi::Object>();
     AddonData* ad = env.GetInstanceData<AddonData>();
     Napi::Object obj = ad->program_ctor.New({construct_token(env)});
     ProgramWrap* pw = ProgramWrap::Unwrap(obj);
     pw->owner = Napi::Persistent(Value());
-    ie::Program& prog = pw->program;
-    prog.max_rows = int_opt(spec, "maxRows", 1, 1, 1 << 16);
-    // Every buffer is pinned for the program's life: its memory stays allocated whatever
-    // JavaScript does (getters below included); runs refuse buffers detached since.
-    const Napi::Value params_v = spec.Get("params");
-    const TypedView params = typed_view(env, params_v, napi_int32_array, "params");
-    if (params.elems > (size_t)INT32_MAX) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "params is too long");
-    prog.params = reinterpret_cast<int32_t*>(params.data);
-    prog.params_len = (int)params.elems;
-    pw->keep.push_back(Napi::Persistent(params_v));
-    pw->buffers.emplace_back(params);
-    const Napi::Value bufs_v = spec.Get("buffers");
-    if (!bufs_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "buffers must be an array of typed arrays");
-    Napi::Array bufs = bufs_v.As<Napi::Array>();
-    struct Buf { uint8_t* base; uint64_t len; int elem; };
-    std::vector<Buf> table;
-    const uint32_t nbufs = bufs.Length();
-    if (nbufs > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many buffers");
-    for (uint32_t i = 0; i < nbufs; i++) {
-      const std::string what = "buffers[" + std::to_string(i) + "]";
-      Napi::Value v = bufs.Get(i);
-      if (!v.IsTypedArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a typed array");
-      const auto t = v.As<Napi::TypedArray>().TypedArrayType();
-      if (t != napi_float32_array && t != napi_uint16_array) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be a Float32Array or Uint16Array");
-      const TypedView tv = typed_view(env, v, t, what);
-      table.push_back({tv.data, (uint64_t)tv.elems, t == napi_float32_array ? 4 : 2});
-      pw->keep.push_back(Napi::Persistent(v));
-      pw->buffers.emplace_back(tv);
-    }
-    const Napi::Value ops_v = spec.Get("ops");
-    if (!ops_v.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "ops must be an array");
-    Napi::Array ops = ops_v.As<Napi::Array>();
-    auto slot = [&](Napi::Object o, const char* key) -> int { return (int)int_opt(o, key, -1, -1, (int64_t)prog.params_len - 1); };
-    auto use_matrix = [&](const Napi::Value& mv, const std::string& what) -> MatrixWrap* {
-      MatrixWrap* m = checked_unwrap<MatrixWrap>(env, mv, &kMatrixTag, what.c_str());
-      m->bound(env);
-      pw->matrices.push_back(m);
-      pw->keep.push_back(Napi::Persistent(mv));
-      return m;
-    };
-    const uint32_t nops = ops.Length();
-    if (nops > 1u << 20) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "too many ops");
-    for (uint32_t i = 0; i < nops; i++) {
-      const std::string where = "ops[" + std::to_string(i) + "]";
-      const Napi::Value ov = ops.Get(i);
-      if (!ov.IsObject()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " must be an object");
-      Napi::Object o = ov.As<Napi::Object>();
-      ie::Op op;
-      op.kind = (ie::OpKind)int_req(o, "kind", 0, ie::kOpKindCount - 1);
-      op.n = int_opt(o, "n", 0, 0, 1ll << 30);
-      op.heads = (int)int_opt(o, "heads", 0, 0, 1 << 16);
-      op.kv_heads = (int)int_opt(o, "kvHeads", 0, 0, 1 << 16);
-      op.head_dim = (int)int_opt(o, "headDim", 0, 0, 1 << 16);
-      op.style = (int)int_opt(o, "style", 0, 0, 1);
-      op.window = (int)int_opt(o, "window", 0, 0, 1 << 24);
-      op.kv_type = (ie::KvType)int_opt(o, "kvType", 0, 0, 1);
-      op.activations = (ie::Activations)int_opt(o, "activations", 0, 0, 1);
-      op.last_row_only = int_opt(o, "lastRowOnly", 0, 0, 1) == 1;
-      op.capacity = int_opt(o, "capacity", 0, 0, 1ll << 24);
-      op.m_slot = slot(o, "mSlot");
-      op.pos_slot = slot(o, "posSlot");
-      op.ids_slot = slot(o, "idsSlot");
-      op.out_slot = slot(o, "outSlot");
-      op.seq_slot = slot(o, "seqSlot");
-      op.slots = int_opt(o, "slots", 1, 1, 1 << 16);
-      op.eps = (float)num_opt(o, "eps", 0);
-      op.scale = (float)num_opt(o, "scale", 0);
-      const Napi::Value mv = o.Get("matrix");
-      if (!mv.IsUndefined() && !mv.IsNull()) op.matrix = &use_matrix(mv, where + ".matrix")->plan;
-      // A view [buffer, offset, stride] that must hold `rows` rows of `width` elements of
-      // `elem` bytes: offset + (rows - 1) * stride + width <= the buffer's length, computed
-      // with overflow-checked arithmetic (a stride near 2^61 must not wrap the check).
-      auto view = [&](const char* key, int64_t rows, int64_t width, int elem) -> ie::View {
-        ie::View v;
-        const std::string what = where + "." + key;
-        const Napi::Value av = o.Get(key);
-        if (!av.IsArray() || av.As<Napi::Array>().Length() < 3) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must be [buffer, offset, stride]");
-        Napi::Array a = av.As<Napi::Array>();
-        const Napi::Value bv = a.Get(0u), offv = a.Get(1u), sv = a.Get(2u);
-        const int64_t b = checked_int(env, bv, what + "[0] (buffer)", 0, (int64_t)table.size() - 1 < 0 ? 0 : (int64_t)table.size() - 1);
-        if (b >= (int64_t)table.size()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": no buffer " + std::to_string(b));
-        const Buf& t = table[(size_t)b];
-        const int64_t off = checked_int(env, offv, what + "[1] (offset)", 0, (int64_t)t.len);
-        const int64_t stride = checked_int(env, sv, what + "[2] (stride)", 0, (int64_t)t.len);
-        if (t.elem != elem) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": buffer " + std::to_string(b) + " has the wrong element type");
-        uint64_t span = 0;
-        const bool ok = width >= 0 && rows >= 1 && ck_mul((uint64_t)(rows - 1), (uint64_t)stride, &span) && ck_add(span, (uint64_t)off, &span) && ck_add(span, (uint64_t)width, &span) && span <= t.len;
-        if (!ok)
-          IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + ": " + std::to_string(rows) + " rows of " + std::to_string(width) + " (stride " + std::to_string(stride) + ", offset " + std::to_string(off) + ") do not fit buffer " + std::to_string(b) + " (" + std::to_string(t.len) + " elements)");
-        v.base = t.base + (size_t)off * (size_t)elem;
-        v.stride = stride;
-        v.elem = elem;
-        return v;
-      };
-      // An op may declare fewer rows than the program (its buffers then hold only those).
-      op.max_rows = int_opt(o, "maxRows", 0, 0, prog.max_rows);
-      const int64_t R = op.max_rows > 0 ? op.max_rows : prog.max_rows;
-      const int kvElem = op.kv_type == ie::KvType::F16 ? 2 : 4;
-      auto need_matrix = [&] {
-        if (!op.matrix) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a matrix");
-      };
-      switch (op.kind) {
-        case ie::OpKind::Embed:
-          need_matrix();
-          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": idsSlot must leave maxRows params");
-          op.out = view("out", R, op.matrix->d.K, 4);
-          break;
-        case ie::OpKind::RmsNorm:
-          op.a = view("a", R, op.n, 4);
-          op.b = view("b", 1, op.n, 4);
-          op.out = view("out", R, op.n, 4);
-          break;
-        case ie::OpKind::MatMul:
-          need_matrix();
-          op.a = view("a", R, op.matrix->d.K, 4);
-          op.out = view("out", op.last_row_only ? 1 : R, op.matrix->d.N, 4);
-          if (!op.last_row_only && R > 1 && (op.a.stride != op.matrix->d.K || op.out.stride != op.matrix->d.N)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": batched matmul rows must be contiguous (stride K in, N out)");
-          break;
-        case ie::OpKind::Add:
-        case ie::OpKind::SwiGlu:
-          op.a = view("a", R, op.n, 4);
-          op.b = view("b", R, op.n, 4);
-          op.out = view("out", R, op.n, 4);
-          break;
-        case ie::OpKind::Rope:
-          if (op.head_dim < 2 || op.head_dim % 2 || op.heads < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": rope needs heads and an even headDim");
-          op.out = view("out", R, (int64_t)op.heads * op.head_dim, 4);
-          op.a = view("a", 1, op.capacity * (op.head_dim / 2), 4);  // cos table
-          op.b = view("b", 1, op.capacity * (op.head_dim / 2), 4);  // sin table
-          break;
-        case ie::OpKind::Store:
-          op.a = view("a", R, op.n, 4);
-          op.out = view("out", op.capacity * op.slots, op.n, kvElem);
-          break;
-        case ie::OpKind::Attention: {
-          if (op.heads < 1 || op.kv_heads < 1 || op.head_dim < 1 || op.heads % op.kv_heads) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": attention needs heads, kvHeads (dividing heads) and headDim");
-          const int64_t width = (int64_t)op.heads * op.head_dim, kvw = (int64_t)op.kv_heads * op.head_dim;
-          op.a = view("a", R, width, 4);
-          op.b = view("b", op.capacity * op.slots, kvw, kvElem);
-          op.c = view("c", op.capacity * op.slots, kvw, kvElem);
-          op.out = view("out", R, width, 4);
-          if (op.b.stride != op.c.stride || op.b.stride < kvw) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": K and V caches need the same row stride, at least kvHeads*headDim");
-          if (o.Has("sinks") && !o.Get("sinks").IsUndefined()) op.sinks = view("sinks", 1, op.heads, 4).row<float>(0);
-          break;
-        }
-        case ie::OpKind::Moe: {
-          // Three arrays of one Matrix per expert: gate and up [F, D], down [D, F].
-          auto experts = [&](const char* key, std::vector<const ie::MatrixPlan*>* out) {
-            const Napi::Value av = o.Get(key);
-            if (!av.IsArray()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + " must be an array of Matrix");
-            Napi::Array a = av.As<Napi::Array>();
-            const uint32_t n = a.Length();
-            if (n > 1u << 16) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + "." + key + ": too many experts");
-            for (uint32_t j = 0; j < n; j++) out->push_back(&use_matrix(a.Get(j), where + "." + key + "[" + std::to_string(j) + "]")->plan);
-          };
-          experts("gates", &op.moe.gate);
-          experts("ups", &op.moe.up);
-          experts("downs", &op.moe.down);
-          const size_t E = op.moe.gate.size();
-          if (E < 1 || op.moe.up.size() != E || op.moe.down.size() != E) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gates, ups and downs need one Matrix per expert each");
-          const int64_t D = op.moe.gate[0]->d.K, F = op.moe.gate[0]->d.N;
-          for (size_t e = 0; e < E; e++) {
-            const auto& g = op.moe.gate[e]->d;
-            const auto& u = op.moe.up[e]->d;
-            const auto& d = op.moe.down[e]->d;
-            if (g.N != F || g.K != D || u.N != F || u.K != D || d.N != D || d.K != F) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": expert " + std::to_string(e) + " has a matrix of another shape (gate and up [F, D], down [D, F])");
-          }
-          op.n = (int64_t)E;
-          op.moe.top_k = (int)int_req(o, "topK", 1, (int64_t)E);
-          op.moe.alpha = (float)num_opt(o, "alpha", NAN);
-          op.moe.limit = (float)num_opt(o, "limit", NAN);
-          if (!std::isfinite(op.moe.alpha) || !(op.moe.limit > 0)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": alpha must be finite and limit positive");
-          op.a = view("a", R, D, 4);
-          op.b = view("b", R, (int64_t)E, 4);
-          op.out = view("out", R, D, 4);
-          op.moe.gate_bias = view("gateBias", (int64_t)E, F, 4);
-          op.moe.up_bias = view("upBias", (int64_t)E, F, 4);
-          op.moe.down_bias = view("downBias", (int64_t)E, D, 4);
-          op.moe.xs = view("xs", R, D, 4);
-          op.moe.gs = view("gs", R, F, 4);
-          op.moe.us = view("us", R, F, 4);
-          op.moe.ys = view("ys", R, D, 4);
-          if (op.moe.xs.stride != D || op.moe.gs.stride != F || op.moe.us.stride != F || op.moe.ys.stride != D) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": MoE scratch rows must be contiguous (xs, ys stride D; gs, us stride F)");
-          break;
-        }
-        case ie::OpKind::Argmax:
-          // One result per row: outSlot must leave a param for each of the rows a run may have.
-          if (op.out_slot < 0 || op.out_slot + (op.m_slot < 0 ? 1 : R) > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": argmax needs outSlot, leaving a param per row");
-          op.a = view("a", op.m_slot < 0 ? 1 : R, op.n, 4);
-          break;
-        case ie::OpKind::Gather:
-          // R rows out, gathered from any of the program's rows.
-          if (op.ids_slot < 0 || op.ids_slot + R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": gather needs idsSlot, leaving a param per row");
-          op.a = view("a", prog.max_rows, op.n, 4);
-          op.out = view("out", R, op.n, 4);
-          break;
-      }
-      if (op.seq_slot >= 0) {
-        if (op.kind != ie::OpKind::Rope && op.kind != ie::OpKind::Store && op.kind != ie::OpKind::Attention) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": only rope, store and attention take seqSlot");
-        if ((int64_t)op.seq_slot + 2 * R > prog.params_len) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": seqSlot must leave 2 x maxRows params (a KV slot and a position per row)");
-      } else if (op.slots != 1) {
-        IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + ": a cache arena of several slots needs seqSlot (a KV slot per row)");
-      }
-      if ((op.kind == ie::OpKind::Rope || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Attention) && op.capacity < 1) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs a capacity");
-      if (op.n < 0 || ((op.kind == ie::OpKind::RmsNorm || op.kind == ie::OpKind::Add || op.kind == ie::OpKind::SwiGlu || op.kind == ie::OpKind::Store || op.kind == ie::OpKind::Argmax || op.kind == ie::OpKind::Gather) && op.n < 1)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", where + " needs n >= 1");
-      prog.ops.push_back(op);
-    }
+    const ie::ProgramArgs args = read_program(env, info[0].As<Napi::Object>(), pw);
+    const std::string err = ie::compile_program(args, &pw->program);
+    if (!err.empty()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", err);
     pw->compiled = true;
     return obj;
   }
@@ -1133,6 +1157,16 @@ static Napi::Object ConstantsObject(Napi::Env env) {
   Napi::Object kv = Napi::Object::New(env);
   kv.Set("f32", (int)ie::KvType::F32); kv.Set("f16", (int)ie::KvType::F16);
   c.Set("kvTypes", kv);
+  // The program's wire enums (program/ops.h, cpu/kernel_table.h, matmul/matmul.h).
+  Napi::Object kinds = Napi::Object::New(env);
+  for (const ie::OpKindName& k : ie::kOpKindNames) kinds.Set(k.name, (int)k.kind);
+  c.Set("opKinds", kinds);
+  Napi::Object act = Napi::Object::New(env);
+  act.Set("f32", (int)ie::Activations::F32); act.Set("int8", (int)ie::Activations::Int8);
+  c.Set("activations", act);
+  Napi::Object rope = Napi::Object::New(env);
+  rope.Set("adjacent", (int)ie::RopeStyle::Adjacent); rope.Set("rotate_half", (int)ie::RopeStyle::RotateHalf);
+  c.Set("ropeStyles", rope);
   c.Set("blockQ4_0Bytes", (int)sizeof(ie::BlockQ4_0));
   c.Set("blockQ8_0Bytes", (int)sizeof(ie::BlockQ8_0));
   return c;

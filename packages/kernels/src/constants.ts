@@ -9,6 +9,25 @@ export const KERNEL_CONSTANTS = {
   weightTypes: { f32: 0, f16: 1, bf16: 2, i8: 3, q4: 4, q4_k: 5, q5_k: 6, q6_k: 7, iq4_nl: 8, mxfp4: 9 },
   scaleTypes: { f16: 0, bf16: 1, f32: 2 },
   kvTypes: { f32: 0, f16: 1 },
+  /** A program op's `op` on the wire (native/program/ops.h's OpKind). */
+  opKinds: {
+    embed: 0,
+    rmsnorm: 1,
+    matmul: 2,
+    add: 3,
+    rope: 4,
+    store: 5,
+    attention: 6,
+    swiglu: 7,
+    argmax: 8,
+    moe: 9,
+    gather: 10,
+    tap: 11,
+  },
+  /** How activations meet quantized weights (native/matmul/matmul.h's Activations). */
+  activations: { f32: 0, int8: 1 },
+  /** RoPE's pairing of a head's elements (native/cpu/kernel_table.h's RopeStyle). */
+  ropeStyles: { adjacent: 0, rotate_half: 1 },
   blockQ4_0Bytes: 18,
   blockQ8_0Bytes: 34,
   /** The block types' elements and bytes per block (llama.cpp's blocks, byte for byte). */
@@ -25,3 +44,6 @@ export type WeightDtype = keyof typeof KERNEL_CONSTANTS.weightTypes;
 export type BlockWeightDtype = keyof typeof KERNEL_CONSTANTS.blockFormats;
 export type ScaleDtype = keyof typeof KERNEL_CONSTANTS.scaleTypes;
 export type KvDtype = keyof typeof KERNEL_CONSTANTS.kvTypes;
+export type OpName = keyof typeof KERNEL_CONSTANTS.opKinds;
+export type ActivationDtype = keyof typeof KERNEL_CONSTANTS.activations;
+export type RopeStyle = keyof typeof KERNEL_CONSTANTS.ropeStyles;

@@ -4,26 +4,14 @@
  * so no call with wrong sizes reaches C++; the addon checks again and throws, never crashes.
  */
 import { statSync } from 'node:fs';
-import { loadAddon, type NativeContext, type NativeInfo, type NativeMapping, type NativeMatrix } from './addon.js';
-import { KERNEL_CONSTANTS, type KvDtype } from './constants.js';
+import { loadAddon, type NativeContext, type NativeInfo } from './addon.js';
+import { KERNEL_CONSTANTS, type KvDtype, type RopeStyle } from './constants.js';
 import { KernelError, asKernelError, show, wrapNative } from './errors.js';
+import { MappedFile, WeightMatrix } from './handles.js';
 import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
-import { Program, encodeOp, type ProgramSpec } from './program.js';
-
-export type Affinity = 'none' | 'compact' | 'scatter';
-export type NumaPolicy = 'none' | 'interleave' | 'local';
-export type Isa = 'scalar' | 'avx2' | 'avxvnni' | 'avx512';
-
-export interface ContextOptions {
-  /** Pool size; default IE_THREADS, else one thread per physical core. */
-  threads?: number;
-  /** Pin worker i to a core: `compact` fills a package first, `scatter` spreads across packages/nodes. Default IE_AFFINITY or none. */
-  affinity?: Affinity;
-  /** Weight page placement on multi-node machines. Default IE_NUMA or none. */
-  numa?: NumaPolicy;
-  /** Force a lower ISA variant (tests, comparisons). Default IE_ISA or the best the CPU runs. */
-  isa?: Isa;
-}
+import { checkContextOptions, type ContextOptions, type Isa } from './options.js';
+import { Program, encodeOp } from './program.js';
+import type { ProgramSpec } from './program-types.js';
 
 export interface ContextInfo extends NativeInfo {
   isa: Isa;
@@ -32,40 +20,6 @@ export interface ContextInfo extends NativeInfo {
 export interface GemvOptions {
   /** `f32` (default): dequantization fused into FP32 FMAs. `int8`: quantized activations, integer dot products (quantized and block-type weights). */
   activations?: 'f32' | 'int8';
-}
-
-const AFFINITIES: readonly Affinity[] = ['none', 'compact', 'scatter'];
-const NUMA: readonly NumaPolicy[] = ['none', 'interleave', 'local'];
-const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avxvnni', 'avx512'];
-
-/** Options with the environment's defaults applied and checked. */
-export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ContextOptions {
-  if (o === null || typeof o !== 'object') throw new KernelError('KERNELS_BAD_OPTION', 'options must be an object');
-  if (env === null || typeof env !== 'object') throw new KernelError('KERNELS_BAD_OPTION', 'env must be an object');
-  const pick = <T extends string>(v: T | undefined, envName: string, allowed: readonly T[]): T | undefined => {
-    const raw = v ?? (env[envName] || undefined);
-    if (raw === undefined) return undefined;
-    if (!allowed.includes(raw as T))
-      throw new KernelError(
-        'KERNELS_BAD_OPTION',
-        `${v !== undefined ? envName.slice(3).toLowerCase() : envName} must be one of ${allowed.join(', ')}, got ${show(raw)}`,
-      );
-    return raw as T;
-  };
-  let threads = o.threads;
-  if (threads === undefined && env.IE_THREADS) {
-    threads = Number(env.IE_THREADS);
-    if (!/^\d+$/.test(String(env.IE_THREADS)))
-      throw new KernelError('KERNELS_BAD_OPTION', `IE_THREADS must be a positive integer, got ${show(env.IE_THREADS)}`);
-  }
-  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 1024))
-    throw new KernelError('KERNELS_BAD_OPTION', `threads must be an integer in 1..1024, got ${show(threads)}`);
-  return {
-    threads,
-    affinity: pick(o.affinity, 'IE_AFFINITY', AFFINITIES),
-    numa: pick(o.numa, 'IE_NUMA', NUMA),
-    isa: pick(o.isa, 'IE_ISA', ISAS),
-  };
 }
 
 function f32(v: unknown, name: string, min: number): Float32Array {
@@ -78,12 +32,6 @@ function u16(v: unknown, name: string, min: number): Uint16Array {
   if (!(v instanceof Uint16Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a Uint16Array`);
   if (v.length < min) throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} has ${v.length} elements, needs ${min}`);
   return v;
-}
-
-/** The native object behind a wrapper, or KERNELS_BAD_ARGUMENT for an object that only has a wrapper's prototype. */
-function nativeOf<T>(n: T, what: string): T {
-  if (n === null || typeof n !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', `not a ${what}`);
-  return n;
 }
 
 // Duck-typed (a second copy of this module, e.g. dist/ and src/ both loaded, makes instanceof
@@ -114,77 +62,6 @@ function count(n: number | undefined, dflt: number, name = 'n'): number {
   if (!Number.isSafeInteger(v) || v < 1 || v > 2 ** 30)
     throw new KernelError('KERNELS_BAD_ARGUMENT', `${name} must be a positive integer, got ${show(v)}`);
   return v;
-}
-
-/** A weight matrix bound to its bytes; create it with {@link KernelContext.matrix}. */
-export class WeightMatrix {
-  /** @internal */
-  readonly native: NativeMatrix;
-
-  /** @internal */
-  constructor(
-    native: NativeMatrix,
-    readonly spec: MatrixSpec,
-    readonly rows: number,
-    readonly cols: number,
-  ) {
-    this.native = native;
-  }
-
-  /**
-   * Releases the weights' buffer (or mapping) now rather than at garbage collection; later use
-   * throws KERNELS_CLOSED. While an async operation (gemmAsync, Program.runAsync) uses the
-   * matrix, the bytes are released when that operation ends.
-   */
-  dispose(): void {
-    wrapNative(() => nativeOf(this.native, 'WeightMatrix').dispose());
-  }
-}
-
-/**
- * An mmap of a file region; `bytes` and {@link view} are zero-copy views. The file is never
- * written: the mapping is private (copy-on-write), so a write through a view changes this
- * process's copy of that page only (and whatever matrix reads it), never the file, and cannot
- * fault. Treat the views as read-only.
- */
-export class MappedFile {
-  /** @internal */
-  readonly native: NativeMapping;
-
-  /** @internal */
-  constructor(native: NativeMapping) {
-    this.native = native;
-  }
-  /** The whole mapping as one ArrayBuffer (KERNELS_MAP_TOO_LARGE past 4 GiB: use {@link view}). */
-  get buffer(): ArrayBuffer {
-    const b = wrapNative(() => nativeOf(this.native, 'MappedFile').buffer);
-    if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');
-    return b;
-  }
-  /** The whole mapping as a Uint8Array (see {@link buffer}); writes stay private to this process. */
-  get bytes(): Uint8Array {
-    return new Uint8Array(this.buffer);
-  }
-  /** Bytes mapped. */
-  get length(): number {
-    return wrapNative(() => nativeOf(this.native, 'MappedFile').length);
-  }
-  /** A zero-copy view of [offset, offset + length) of the mapping (at most 4 GiB - 1). */
-  view(offset: number, length: number): Uint8Array {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
-      throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
-    return new Uint8Array(wrapNative(() => nativeOf(this.native, 'MappedFile').view(offset, length)));
-  }
-  get hugePages(): boolean {
-    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePages);
-  }
-  get hugePagesDetail(): string {
-    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePagesDetail);
-  }
-  /** Detaches `buffer` and every view at once; the memory is unmapped when no matrix, program or running operation uses it any more. */
-  close(): void {
-    wrapNative(() => nativeOf(this.native, 'MappedFile').close());
-  }
 }
 
 /** What {@link KernelContext.readBandwidth} measured. */
@@ -235,8 +112,9 @@ export class KernelContext {
     readonly options: ContextOptions,
   ) {}
 
+  /** A context with these options as given (the environment's defaults are the caller's: @ie/runtime's resolveEngineOptions). */
   static create(options: ContextOptions = {}): KernelContext {
-    const resolved = resolveContextOptions(options);
+    const resolved = checkContextOptions(options);
     const addon = loadAddon();
     const native = wrapNative(
       () => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }),
@@ -287,7 +165,7 @@ export class KernelContext {
     f32(y, 'y', m.rows);
     const a = options.activations ?? 'f32';
     if (a !== 'f32' && a !== 'int8') throw new KernelError('KERNELS_BAD_ARGUMENT', `activations must be f32 or int8, got ${show(a)}`);
-    wrapNative(() => this.n.gemv(m.native, x, y, a === 'int8' ? 1 : 0));
+    wrapNative(() => this.n.gemv(m.native, x, y, KERNEL_CONSTANTS.activations[a]));
   }
 
   /** Y = X W^T for M tokens: X is M x cols, Y is M x rows, both row-major. */
@@ -343,7 +221,7 @@ export class KernelContext {
   }
 
   /** Rotates nHeads heads of headDim in x by the given cos/sin (headDim/2 each) in the model's RoPE style. */
-  rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: 'adjacent' | 'rotate_half'): void {
+  rope(x: Float32Array, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array, style: RopeStyle): void {
     count(nHeads, nHeads, 'nHeads');
     if (!Number.isSafeInteger(headDim) || headDim < 2 || headDim > 2 ** 16 || headDim % 2)
       throw new KernelError('KERNELS_BAD_ARGUMENT', `headDim must be an even positive integer, got ${show(headDim)}`);
@@ -352,7 +230,7 @@ export class KernelContext {
     f32(sin, 'sin', headDim / 2);
     if (style !== 'adjacent' && style !== 'rotate_half')
       throw new KernelError('KERNELS_BAD_ARGUMENT', `style must be adjacent or rotate_half`);
-    wrapNative(() => this.n.rope(x, nHeads, headDim, cos, sin, style === 'adjacent' ? 0 : 1));
+    wrapNative(() => this.n.rope(x, nHeads, headDim, cos, sin, KERNEL_CONSTANTS.ropeStyles[style]));
   }
 
   /** out = silu(gate) * up. */

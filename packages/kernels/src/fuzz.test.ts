@@ -21,7 +21,7 @@ import {
   KernelError,
   MappedFile,
   matrixByteSize,
-  resolveContextOptions,
+  checkContextOptions,
   WeightMatrix,
   type MatrixSpec,
   type Program,
@@ -524,7 +524,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
         'readBandwidth',
         () => ctx.readBandwidth((rnd() < 0.5 ? new Uint8Array(pick([0, 64, 128, 4096])) : value()) as Uint8Array, rnd() < 0.8 ? 1 : num()),
       ],
-      ['resolveContextOptions', () => resolveContextOptions(value() as never, (rnd() < 0.5 ? {} : value()) as never)],
+      ['checkContextOptions', () => checkContextOptions(value() as never)],
       ['closed context', () => closedCtx.gemv(pick(matrices), new Float32Array(64), new Float32Array(64))],
       ['dispose', () => (rnd() < 0.02 ? pick(matrices).dispose() : undefined)],
       [

@@ -4,22 +4,29 @@
  * bf16, int8 and int4 weights (FP32 activations and accumulation), the other decode ops, and
  * read-only mmap. It computes on buffers and knows nothing about files or models.
  */
+export { KernelContext, type ContextInfo, type AttentionArgs, type MapOptions, type GemvOptions, type ReadBandwidth } from './context.js';
+export { WeightMatrix, MappedFile } from './handles.js';
 export {
-  KernelContext,
-  WeightMatrix,
-  MappedFile,
-  resolveContextOptions,
+  AFFINITIES,
+  NUMA_POLICIES,
+  ISAS,
+  MAX_THREADS,
+  checkContextOptions,
   type ContextOptions,
-  type ContextInfo,
   type Affinity,
   type NumaPolicy,
   type Isa,
-  type AttentionArgs,
-  type MapOptions,
-  type GemvOptions,
-  type ReadBandwidth,
-} from './context.js';
+} from './options.js';
 export { matrixByteSize, type MatrixSpec } from './matrix-spec.js';
-export { Program, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows } from './program.js';
-export { KERNEL_CONSTANTS, type WeightDtype, type ScaleDtype, type KvDtype } from './constants.js';
+export { Program } from './program.js';
+export { kvCacheRow, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows, type Place } from './program-types.js';
+export {
+  KERNEL_CONSTANTS,
+  type WeightDtype,
+  type ScaleDtype,
+  type KvDtype,
+  type OpName,
+  type ActivationDtype,
+  type RopeStyle,
+} from './constants.js';
 export { KernelError, KERNEL_ERROR_CODES, type KernelErrorCode } from './errors.js';

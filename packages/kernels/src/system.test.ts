@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seededFloats } from '@ie/testing';
 import { makeMatrix } from '../test/helpers.js';
-import { KernelContext, KernelError, resolveContextOptions } from './index.js';
+import { AFFINITIES, ISAS, KernelContext, KernelError, NUMA_POLICIES, checkContextOptions } from './index.js';
 
 const contexts: KernelContext[] = [];
 const make = (o: Parameters<typeof KernelContext.create>[0] = {}) => {
@@ -25,21 +25,35 @@ describe('context options', () => {
     expect(make({ isa: 'scalar', threads: 3 }).info()).toMatchObject({ isa: 'scalar', threads: 3 });
   });
 
-  it('takes IE_THREADS, IE_AFFINITY, IE_NUMA and IE_ISA from the environment, and rejects bad values by name', () => {
-    expect(resolveContextOptions({}, { IE_THREADS: '3', IE_AFFINITY: 'compact', IE_NUMA: 'interleave', IE_ISA: 'scalar' })).toEqual({
-      threads: 3,
-      affinity: 'compact',
-      numa: 'interleave',
-      isa: 'scalar',
-    });
-    expect(resolveContextOptions({ threads: 1, isa: 'avx2' }, { IE_THREADS: '3', IE_ISA: 'scalar' })).toMatchObject({
-      threads: 1,
-      isa: 'avx2',
-    });
-    expect(() => resolveContextOptions({}, { IE_THREADS: 'many' })).toThrow(/IE_THREADS must be a positive integer/);
-    expect(() => resolveContextOptions({}, { IE_AFFINITY: 'tight' })).toThrow(/IE_AFFINITY must be one of none, compact, scatter/);
-    expect(() => resolveContextOptions({ isa: 'neon' as 'scalar' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
+  it('takes its options as given, whatever the environment says, and rejects bad values by name', () => {
+    // The environment is the engine's (resolveEngineOptions): the kernels never read it.
+    const saved = process.env.IE_ISA;
+    process.env.IE_ISA = 'scalar';
+    try {
+      expect(checkContextOptions({ threads: 3, affinity: 'compact', numa: 'interleave', isa: 'avx2' })).toEqual({
+        threads: 3,
+        affinity: 'compact',
+        numa: 'interleave',
+        isa: 'avx2',
+      });
+      expect(checkContextOptions({})).toEqual({ threads: undefined, affinity: undefined, numa: undefined, isa: undefined });
+      const info = make({ threads: 1 }).info();
+      expect(info.isa).toBe(info.supportedIsas.at(-1));
+    } finally {
+      if (saved === undefined) delete process.env.IE_ISA;
+      else process.env.IE_ISA = saved;
+    }
+    expect(() => checkContextOptions({ affinity: 'tight' as 'none' })).toThrow(
+      /affinity must be one of none, compact, scatter, got "tight"/,
+    );
+    expect(() => checkContextOptions({ isa: 'neon' as 'scalar' })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
+    expect(() => checkContextOptions(null as never)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
     expect(() => make({ threads: 0 })).toThrow(/threads must be an integer in 1..1024/);
+    expect([AFFINITIES, NUMA_POLICIES, ISAS]).toEqual([
+      ['none', 'compact', 'scatter'],
+      ['none', 'interleave', 'local'],
+      ['scalar', 'avx2', 'avxvnni', 'avx512'],
+    ]);
   });
 
   it('pins workers with compact affinity', () => {

@@ -12,6 +12,9 @@
 
 namespace ie {
 
+// How RoPE pairs a head's elements; numbered for the JS boundary (kernels/src/constants.ts).
+enum class RopeStyle : int32_t { Adjacent = 0, RotateHalf = 1 };
+
 // A run of rows of one K-panel of a weight matrix, exactly as IEBIN stores it. Row r's
 // data starts at q + r*q_ld; its scales at s + r*s_ld, its zero points at z + r*z_ld.
 struct WeightRows {
@@ -96,7 +99,7 @@ struct KernelTable {
   void (*swiglu_clamped)(const float* gate, const float* up, float* out, int n, float alpha, float limit) = nullptr;
   int (*argmax)(const float* x, int n) = nullptr;
   // Rotates x (n_heads heads of head_dim) by the angles whose cos/sin are given (head_dim/2 each).
-  // style 0: adjacent pairs (2i, 2i+1); 1: rotate-half pairs (i, i + head_dim/2).
+  // style: a RopeStyle (adjacent pairs (2i, 2i+1), or rotate-half pairs (i, i + head_dim/2)).
   void (*rope)(float* x, int n_heads, int head_dim, const float* cos, const float* sin, int style) = nullptr;
   void (*f32_to_f16)(const float* x, uint16_t* out, int n) = nullptr;
   void (*f16_to_f32)(const uint16_t* x, float* out, int n) = nullptr;

@@ -65,7 +65,8 @@ void rope_ref(float* x, int n_heads, int hd, const float* c, const float* s, int
   for (int h = 0; h < n_heads; h++) {
     float* v = x + h * hd;
     for (int i = 0; i < half; i++) {
-      const int a = style == 0 ? 2 * i : i, b = style == 0 ? 2 * i + 1 : i + half;
+      const bool adjacent = style == (int)RopeStyle::Adjacent;
+      const int a = adjacent ? 2 * i : i, b = adjacent ? 2 * i + 1 : i + half;
       const float v0 = v[a], v1 = v[b];
       v[a] = v0 * c[i] - v1 * s[i];
       v[b] = v0 * s[i] + v1 * c[i];

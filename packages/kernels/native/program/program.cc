@@ -25,28 +25,28 @@ static bool param(const Program& p, int slot, int64_t lo, int64_t hi, int64_t* o
 }
 
 // Row i's (KV slot, position) pair of a multi-sequence run, checked against the arena.
-static bool seq_row(const Program& p, const Op& op, int64_t i, int64_t* slot, int64_t* pos, std::string* err) {
-  return param(p, op.seq_slot + 2 * (int)i, 0, op.slots - 1, slot, err, "kv slot") && param(p, op.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, pos, err, "position");
+static bool seq_row(const Program& p, int seq_slot, int64_t slots, int64_t capacity, int64_t i, int64_t* slot, int64_t* pos, std::string* err) {
+  return param(p, seq_slot + 2 * (int)i, 0, slots - 1, slot, err, "kv slot") && param(p, seq_slot + 2 * (int)i + 1, 0, capacity - 1, pos, err, "position");
 }
 
 // The attention op's arguments for rows [i0, i0 + n) starting at position pos0, over the K/V
 // caches at byte offset kv_offset (a KV slot of the arena; 0 for a single cache).
-static AttentionArgs attention_args(const Op& op, int64_t i0, int64_t n, int64_t pos0, size_t kv_offset) {
+static AttentionArgs attention_args(const AttentionOp<Compiled>& op, int64_t i0, int64_t n, int64_t pos0, size_t kv_offset) {
   AttentionArgs a;
-  a.q = op.a.row<float>(i0);
-  a.q_stride = op.a.stride;
+  a.q = op.q.row<float>(i0);
+  a.q_stride = op.q.stride;
   a.n_queries = (int)n;
   a.pos0 = (int)pos0;
-  a.k = op.b.base + kv_offset;
-  a.v = op.c.base + kv_offset;
+  a.k = op.k.base + kv_offset;
+  a.v = op.v.base + kv_offset;
   a.kv_type = op.kv_type;
-  a.kv_stride = (ptrdiff_t)op.b.stride;
-  a.n_heads = op.heads;
-  a.n_kv_heads = op.kv_heads;
-  a.head_dim = op.head_dim;
-  a.window = op.window;
+  a.kv_stride = (ptrdiff_t)op.k.stride;
+  a.n_heads = (int)op.heads;
+  a.n_kv_heads = (int)op.kv_heads;
+  a.head_dim = (int)op.head_dim;
+  a.window = (int)op.window;
   a.scale = op.scale;
-  a.sinks = op.sinks;
+  a.sinks = op.sinks.base ? op.sinks.row<float>(0) : nullptr;
   a.out = op.out.row<float>(i0);
   a.out_stride = op.out.stride;
   return a;
@@ -55,11 +55,11 @@ static AttentionArgs attention_args(const Op& op, int64_t i0, int64_t n, int64_t
 // Attention over rows of several sequences: a run of rows of one slot at consecutive positions
 // (a prefill chunk) attends as one block — batched when long — and the short runs (decode rows)
 // of every sequence go to the pool as one job, each over its own slot of the arena.
-static bool run_attention_seq(Context& ctx, const Program& p, const Op& op, int64_t M, std::string* err) {
+static bool run_attention_seq(Context& ctx, const Program& p, const AttentionOp<Compiled>& op, int64_t M, std::string* err) {
   std::vector<int64_t> slot((size_t)M), pos((size_t)M);
   for (int64_t i = 0; i < M; i++)
-    if (!seq_row(p, op, i, &slot[(size_t)i], &pos[(size_t)i], err)) return false;
-  const size_t slot_bytes = (size_t)op.capacity * (size_t)op.b.stride * (size_t)op.b.elem;
+    if (!seq_row(p, op.place.seq_slot, op.slots, op.capacity, i, &slot[(size_t)i], &pos[(size_t)i], err)) return false;
+  const size_t slot_bytes = (size_t)kv_cache_row(1, 0, op.capacity) * (size_t)op.k.stride * (size_t)op.k.elem;
   std::vector<AttentionArgs> short_runs;
   for (int64_t i0 = 0, i1; i0 < M; i0 = i1) {
     for (i1 = i0 + 1; i1 < M && slot[(size_t)i1] == slot[(size_t)i0] && pos[(size_t)i1] == pos[(size_t)i1 - 1] + 1;) i1++;
@@ -103,15 +103,15 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
 // expert; softmax over the chosen), then for each expert chosen by any row gather those rows and
 // run its three matrices once for all of them (GEMV for one row, GEMM for more): an expert no
 // row chose is never read.
-static void run_moe(Context& ctx, const Op& op, int64_t M) {
+static void run_moe(Context& ctx, const MoeOp<Compiled>& op, int64_t M) {
   const KernelTable& k = ctx.k;
-  const Op::Experts& x = op.moe;
-  const int E = (int)op.n, top = x.top_k;
+  const MoeOp<Compiled>& x = op;
+  const int E = (int)x.gate.size(), top = (int)x.top_k;
   const int D = (int)x.gate[0]->d.K, F = (int)x.gate[0]->d.N;
   std::vector<int> choice((size_t)(M * top));
   std::vector<float> weight((size_t)(M * top));
   for (int64_t i = 0; i < M; i++) {
-    const float* lg = op.b.row<float>(i);
+    const float* lg = op.router.row<float>(i);
     int* c = choice.data() + i * top;
     for (int j = 0; j < top; j++) {
       int best = -1;
@@ -138,16 +138,16 @@ static void run_moe(Context& ctx, const Op& op, int64_t M) {
       }
     if (rows.empty()) continue;
     const int n = (int)rows.size();
-    float* gs = x.gs.row<float>(0);
-    float* us = x.us.row<float>(0);
-    float* ys = x.ys.row<float>(0);
+    float* gs = x.scratch.gate.row<float>(0);
+    float* us = x.scratch.up.row<float>(0);
+    float* ys = x.scratch.y.row<float>(0);
     if (n == 1) {
-      const float* in = op.a.row<float>(rows[0]);
+      const float* in = op.x.row<float>(rows[0]);
       gemv(ctx, *x.gate[e], in, gs, op.activations);
       gemv(ctx, *x.up[e], in, us, op.activations);
     } else {
-      float* xs = x.xs.row<float>(0);
-      for (int r = 0; r < n; r++) std::memcpy(xs + (size_t)r * D, op.a.row<float>(rows[r]), (size_t)D * 4);
+      float* xs = x.scratch.x.row<float>(0);
+      for (int r = 0; r < n; r++) std::memcpy(xs + (size_t)r * D, op.x.row<float>(rows[r]), (size_t)D * 4);
       gemm(ctx, *x.gate[e], xs, n, gs);
       gemm(ctx, *x.up[e], xs, n, us);
     }
@@ -168,93 +168,108 @@ static void run_moe(Context& ctx, const Op& op, int64_t M) {
   }
 }
 
+// One op over M rows, one operator() per kind; false (with `err`) when a param is out of range.
+struct RunOp {
+  Context& ctx;
+  const Program& p;
+  int64_t M;
+  std::string* err;
+
+  bool operator()(const EmbedOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) {
+      int64_t id;
+      if (!param(p, op.ids_slot + (int)i, 0, op.matrix->d.N - 1, &id, err, "token id")) return false;
+      matrix_row(ctx, *op.matrix, id, op.out.row<float>(i));
+    }
+    return true;
+  }
+  bool operator()(const RmsNormOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) ctx.k.rmsnorm(op.x.row<float>(i), op.weight.row<float>(0), (int)op.n, op.eps, op.out.row<float>(i));
+    return true;
+  }
+  bool operator()(const MatMulOp<Compiled>& op) const {
+    if (op.last_row_only || M == 1) gemv(ctx, *op.matrix, op.x.row<float>(M - 1), op.out.row<float>(0), op.activations);
+    // Several rows take FP32 activations, as the GEMM does (a prompt's precision does not depend on its length).
+    else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.x, (int)M, op.out);
+    else gemm(ctx, *op.matrix, op.x.row<float>(0), (int)M, op.out.row<float>(0));
+    return true;
+  }
+  bool operator()(const AddOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) ctx.k.add(op.a.row<float>(i), op.b.row<float>(i), op.out.row<float>(i), (int)op.n);
+    return true;
+  }
+  bool operator()(const SwiGluOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) ctx.k.swiglu(op.gate.row<float>(i), op.up.row<float>(i), op.out.row<float>(i), (int)op.n);
+    return true;
+  }
+  bool operator()(const RopeOp<Compiled>& op) const {
+    const int64_t half = op.head_dim / 2;
+    auto rotate = [&](int64_t i, int64_t pos) {
+      ctx.k.rope(op.x.row<float>(i), (int)op.heads, (int)op.head_dim, op.cos.row<float>(0) + pos * half, op.sin.row<float>(0) + pos * half, (int)op.style);
+    };
+    if (op.place.seq_slot >= 0) {
+      // The angle depends on the position only: the row's KV slot is store's and attention's business.
+      for (int64_t i = 0; i < M; i++) {
+        int64_t pos;
+        if (!param(p, op.place.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, &pos, err, "position")) return false;
+        rotate(i, pos);
+      }
+      return true;
+    }
+    int64_t pos;
+    if (!param(p, op.place.pos_slot, 0, op.capacity - M, &pos, err, "position")) return false;
+    for (int64_t i = 0; i < M; i++) rotate(i, pos + i);
+    return true;
+  }
+  bool operator()(const StoreOp<Compiled>& op) const {
+    // Row i goes to cache row kv_cache_row(slot, position) (one slot, consecutive positions without seq_slot).
+    int64_t pos = 0, slot = 0;
+    if (op.place.seq_slot < 0 && !param(p, op.place.pos_slot, 0, op.capacity - M, &pos, err, "position")) return false;
+    for (int64_t i = 0; i < M; i++) {
+      int64_t at = pos + i;
+      if (op.place.seq_slot >= 0 && !seq_row(p, op.place.seq_slot, op.slots, op.capacity, i, &slot, &at, err)) return false;
+      const int64_t row = kv_cache_row(slot, at, op.capacity);
+      if (op.kv_type == KvType::F16) ctx.k.f32_to_f16(op.x.row<float>(i), op.cache.row<uint16_t>(row), (int)op.n);
+      else std::memcpy(op.cache.row<float>(row), op.x.row<float>(i), (size_t)op.n * 4);
+    }
+    return true;
+  }
+  bool operator()(const AttentionOp<Compiled>& op) const {
+    if (op.place.seq_slot >= 0) return run_attention_seq(ctx, p, op, M, err);
+    int64_t pos;
+    if (!param(p, op.place.pos_slot, 0, op.capacity - M, &pos, err, "position")) return false;
+    attention(ctx, attention_args(op, 0, M, pos, 0));
+    return true;
+  }
+  bool operator()(const MoeOp<Compiled>& op) const {
+    run_moe(ctx, op, M);
+    return true;
+  }
+  bool operator()(const ArgmaxOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) p.params[op.out_slot + i] = ctx.k.argmax(op.x.row<float>(i), (int)op.n);
+    return true;
+  }
+  bool operator()(const GatherOp<Compiled>& op) const {
+    // Out row i is a copy of row params[rows_slot + i] (the rows whose logits a step needs).
+    for (int64_t i = 0; i < M; i++) {
+      int64_t from;
+      if (!param(p, op.rows_slot + (int)i, 0, p.max_rows - 1, &from, err, "gathered row")) return false;
+      std::memmove(op.out.row<float>(i), op.x.row<float>(from), (size_t)op.n * 4);
+    }
+    return true;
+  }
+  bool operator()(const TapOp<Compiled>& op) const {
+    for (int64_t i = 0; i < M; i++) std::memmove(op.out.row<float>(i), op.x.row<float>(i), (size_t)op.n * 4);
+    return true;
+  }
+};
+
 std::string run_program(Context& ctx, const Program& p) {
   std::string err;
-  const KernelTable& k = ctx.k;
   for (const Op& op : p.ops) {
     int64_t M = 1;
-    if (!param(p, op.m_slot, 1, op.max_rows > 0 ? op.max_rows : p.max_rows, &M, &err, "rows")) return err;
-    switch (op.kind) {
-      case OpKind::Embed: {
-        for (int64_t i = 0; i < M; i++) {
-          int64_t id;
-          if (!param(p, op.ids_slot + (int)i, 0, op.matrix->d.N - 1, &id, &err, "token id")) return err;
-          matrix_row(ctx, *op.matrix, id, op.out.row<float>(i));
-        }
-        break;
-      }
-      case OpKind::RmsNorm:
-        for (int64_t i = 0; i < M; i++) k.rmsnorm(op.a.row<float>(i), op.b.row<float>(0), (int)op.n, op.eps, op.out.row<float>(i));
-        break;
-      case OpKind::MatMul:
-        if (op.last_row_only || M == 1) gemv(ctx, *op.matrix, op.a.row<float>(M - 1), op.out.row<float>(0), op.activations);
-        // Several rows take FP32 activations, as the GEMM does (a prompt's precision does not depend on its length).
-        else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.a, (int)M, op.out);
-        else gemm(ctx, *op.matrix, op.a.row<float>(0), (int)M, op.out.row<float>(0));
-        break;
-      case OpKind::Add:
-        for (int64_t i = 0; i < M; i++) k.add(op.a.row<float>(i), op.b.row<float>(i), op.out.row<float>(i), (int)op.n);
-        break;
-      case OpKind::SwiGlu:
-        for (int64_t i = 0; i < M; i++) k.swiglu(op.a.row<float>(i), op.b.row<float>(i), op.out.row<float>(i), (int)op.n);
-        break;
-      case OpKind::Rope: {
-        const int half = op.head_dim / 2;
-        if (op.seq_slot >= 0) {
-          // The angle depends on the position only: the row's KV slot is store's and attention's business.
-          for (int64_t i = 0; i < M; i++) {
-            int64_t pos;
-            if (!param(p, op.seq_slot + 2 * (int)i + 1, 0, op.capacity - 1, &pos, &err, "position")) return err;
-            k.rope(op.out.row<float>(i), op.heads, op.head_dim, op.a.row<float>(0) + pos * half, op.b.row<float>(0) + pos * half, op.style);
-          }
-          break;
-        }
-        int64_t pos;
-        if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
-        for (int64_t i = 0; i < M; i++) k.rope(op.out.row<float>(i), op.heads, op.head_dim, op.a.row<float>(0) + (pos + i) * half, op.b.row<float>(0) + (pos + i) * half, op.style);
-        break;
-      }
-      case OpKind::Store: {
-        // Row i goes to cache row slot * capacity + position (one slot, consecutive positions without seq_slot).
-        int64_t pos = 0, slot = 0;
-        if (op.seq_slot < 0 && !param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
-        for (int64_t i = 0; i < M; i++) {
-          int64_t at = pos + i;
-          if (op.seq_slot >= 0) {
-            if (!seq_row(p, op, i, &slot, &at, &err)) return err;
-            at += slot * op.capacity;
-          }
-          if (op.kv_type == KvType::F16) k.f32_to_f16(op.a.row<float>(i), op.out.row<uint16_t>(at), (int)op.n);
-          else std::memcpy(op.out.row<float>(at), op.a.row<float>(i), (size_t)op.n * 4);
-        }
-        break;
-      }
-      case OpKind::Attention: {
-        if (op.seq_slot >= 0) {
-          if (!run_attention_seq(ctx, p, op, M, &err)) return err;
-          break;
-        }
-        int64_t pos;
-        if (!param(p, op.pos_slot, 0, op.capacity - M, &pos, &err, "position")) return err;
-        const AttentionArgs a = attention_args(op, 0, M, pos, 0);
-        attention(ctx, a);
-        break;
-      }
-      case OpKind::Moe:
-        run_moe(ctx, op, M);
-        break;
-      case OpKind::Argmax:
-        for (int64_t i = 0; i < M; i++) p.params[op.out_slot + i] = k.argmax(op.a.row<float>(i), (int)op.n);
-        break;
-      case OpKind::Gather:
-        // Out row i is a copy of row params[ids_slot + i] (the rows whose logits a step needs).
-        for (int64_t i = 0; i < M; i++) {
-          int64_t from;
-          if (!param(p, op.ids_slot + (int)i, 0, p.max_rows - 1, &from, &err, "gathered row")) return err;
-          std::memmove(op.out.row<float>(i), op.a.row<float>(from), (size_t)op.n * 4);
-        }
-        break;
-    }
+    if (!param(p, op.rows.m_slot, 1, op.rows.max_rows > 0 ? op.rows.max_rows : p.max_rows, &M, &err, "rows")) return err;
+    if (!std::visit(RunOp{ctx, p, M, &err}, op.body)) return err;
   }
   return err;
 }

@@ -1,0 +1,85 @@
+/**
+ * The handles a KernelContext gives out: a weight matrix bound to its bytes, a file mapping.
+ * Their own module so that the program's op types (program-types.ts) can name WeightMatrix
+ * without importing the context that compiles them.
+ */
+import type { NativeMapping, NativeMatrix } from './addon.js';
+import { KernelError, wrapNative } from './errors.js';
+import type { MatrixSpec } from './matrix-spec.js';
+
+/** The native object behind a wrapper, or KERNELS_BAD_ARGUMENT for an object that only has a wrapper's prototype. */
+export function nativeOf<T>(n: T, what: string): T {
+  if (n === null || typeof n !== 'object') throw new KernelError('KERNELS_BAD_ARGUMENT', `not a ${what}`);
+  return n;
+}
+
+/** A weight matrix bound to its bytes; create it with {@link KernelContext.matrix}. */
+export class WeightMatrix {
+  /** @internal */
+  readonly native: NativeMatrix;
+
+  /** @internal */
+  constructor(
+    native: NativeMatrix,
+    readonly spec: MatrixSpec,
+    readonly rows: number,
+    readonly cols: number,
+  ) {
+    this.native = native;
+  }
+
+  /**
+   * Releases the weights' buffer (or mapping) now rather than at garbage collection; later use
+   * throws KERNELS_CLOSED. While an async operation (gemmAsync, Program.runAsync) uses the
+   * matrix, the bytes are released when that operation ends.
+   */
+  dispose(): void {
+    wrapNative(() => nativeOf(this.native, 'WeightMatrix').dispose());
+  }
+}
+
+/**
+ * An mmap of a file region; `bytes` and {@link view} are zero-copy views. The file is never
+ * written: the mapping is private (copy-on-write), so a write through a view changes this
+ * process's copy of that page only (and whatever matrix reads it), never the file, and cannot
+ * fault. Treat the views as read-only.
+ */
+export class MappedFile {
+  /** @internal */
+  readonly native: NativeMapping;
+
+  /** @internal */
+  constructor(native: NativeMapping) {
+    this.native = native;
+  }
+  /** The whole mapping as one ArrayBuffer (KERNELS_MAP_TOO_LARGE past 4 GiB: use {@link view}). */
+  get buffer(): ArrayBuffer {
+    const b = wrapNative(() => nativeOf(this.native, 'MappedFile').buffer);
+    if (!b) throw new KernelError('KERNELS_CLOSED', 'the mapping is closed');
+    return b;
+  }
+  /** The whole mapping as a Uint8Array (see {@link buffer}); writes stay private to this process. */
+  get bytes(): Uint8Array {
+    return new Uint8Array(this.buffer);
+  }
+  /** Bytes mapped. */
+  get length(): number {
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').length);
+  }
+  /** A zero-copy view of [offset, offset + length) of the mapping (at most 4 GiB - 1). */
+  view(offset: number, length: number): Uint8Array {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset and length must be non-negative integers');
+    return new Uint8Array(wrapNative(() => nativeOf(this.native, 'MappedFile').view(offset, length)));
+  }
+  get hugePages(): boolean {
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePages);
+  }
+  get hugePagesDetail(): string {
+    return wrapNative(() => nativeOf(this.native, 'MappedFile').hugePagesDetail);
+  }
+  /** Detaches `buffer` and every view at once; the memory is unmapped when no matrix, program or running operation uses it any more. */
+  close(): void {
+    wrapNative(() => nativeOf(this.native, 'MappedFile').close());
+  }
+}
