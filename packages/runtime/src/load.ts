@@ -8,6 +8,7 @@ import { IebinReader } from '@ie/format';
 import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels';
 import { IeRuntimeError } from './errors.js';
 import { ensureGgufCache, isGgufFile } from './gguf-cache.js';
+import { resolveContextOptions } from './options.js';
 
 export interface MappedModel {
   reader: IebinReader;
@@ -48,7 +49,7 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
   let ctx: KernelContext | undefined;
   let mapping: MappedFile | undefined;
   try {
-    ctx = KernelContext.create(o.context ?? {});
+    ctx = KernelContext.create(resolveContextOptions(o.context));
     mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed', hugePages: o.hugePages ?? false });
     const numa = ctx.numaBind(mapping);
     reader.attach(mapping);

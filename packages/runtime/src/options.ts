@@ -1,5 +1,5 @@
 /** Engine options, from the API or the environment (the seed's names). */
-import type { Affinity, Isa, NumaPolicy } from '@ie/kernels';
+import { AFFINITIES, ISAS, MAX_THREADS, NUMA_POLICIES, type Affinity, type ContextOptions, type Isa, type NumaPolicy } from '@ie/kernels';
 import { InvalidOptionError } from './errors.js';
 import type { KvCacheType } from './forward.js';
 import { PRECISIONS, type Precision } from './precision.js';
@@ -68,6 +68,13 @@ export interface ResolvedEngineOptions {
   verify: boolean;
 }
 
+export interface ResolvedContextOptions {
+  threads: number | undefined;
+  affinity: Affinity | undefined;
+  numa: NumaPolicy | undefined;
+  isa: Isa | undefined;
+}
+
 /** The default context when the model allows more (EngineOptions.contextLength). */
 export const DEFAULT_CONTEXT_CAP = 4096;
 
@@ -119,13 +126,24 @@ function hostMaths(env: NodeJS.ProcessEnv): ActivationsMode | undefined {
   );
 }
 
+/**
+ * The kernel context's options with the environment's defaults (IE_THREADS, IE_AFFINITY,
+ * IE_NUMA, IE_ISA) applied and checked against the values the kernels take; the kernels
+ * themselves never read the environment. Resolving twice gives the same options.
+ */
+export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedContextOptions {
+  return {
+    threads: int('threads', 'IE_THREADS', o.threads, env, 1, MAX_THREADS),
+    affinity: oneOf('affinity', 'IE_AFFINITY', o.affinity, env, AFFINITIES),
+    numa: oneOf('numa', 'IE_NUMA', o.numa, env, NUMA_POLICIES),
+    isa: oneOf('isa', 'IE_ISA', o.isa, env, ISAS),
+  };
+}
+
 export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedEngineOptions {
   return {
     precision: oneOf('precision', 'IE_PRECISION', o.precision, env, PRECISIONS),
-    threads: int('threads', 'IE_THREADS', o.threads, env, 1, 1024),
-    affinity: oneOf('affinity', 'IE_AFFINITY', o.affinity, env, ['none', 'compact', 'scatter'] as const),
-    numa: oneOf('numa', 'IE_NUMA', o.numa, env, ['none', 'interleave', 'local'] as const),
-    isa: oneOf('isa', 'IE_ISA', o.isa, env, ['scalar', 'avx2', 'avxvnni', 'avx512'] as const),
+    ...resolveContextOptions({ threads: o.threads, affinity: o.affinity, numa: o.numa, isa: o.isa }, env),
     contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
