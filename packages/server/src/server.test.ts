@@ -128,6 +128,18 @@ describe('completions through the openai client (tiny llama model)', () => {
     const models = await api.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);
     expect((await api.models.retrieve('m')).id).toBe('m');
+    const other = await fetch(`${s.url}/v1/models/gpt-4o`);
+    expect([other.status, await other.json()]).toEqual([
+      404,
+      {
+        error: {
+          message: 'the model "gpt-4o" is not served here; this server serves "m"',
+          type: 'invalid_request_error',
+          param: 'model',
+          code: 'model_not_found',
+        },
+      },
+    ]);
     const h = await fetch(`${s.url}/health`);
     expect([h.status, await h.json()]).toEqual([200, { status: 'ok' }]);
   });
@@ -550,12 +562,35 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
   it('a failed load is reported by /health and the generation routes', async () => {
     const s = await startServer({ load: () => Engine.load(`${dir}-missing`), modelId: 'm', port: 0 });
     servers.push(s);
-    await expect(s.ready).rejects.toBeTruthy();
+    const why = ((await s.ready.catch((e: unknown) => e)) as Error).message;
+    expect(why.length).toBeGreaterThan(0);
     const h = await fetch(`${s.url}/health`);
-    expect(h.status).toBe(503);
-    expect(((await h.json()) as { status: string }).status).toBe('error');
+    expect([h.status, await h.json()]).toEqual([503, { status: 'error', message: why }]);
     const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }));
-    expect([r.status, r.json.error.code]).toEqual([503, 'model_load_failed']);
+    expect([r.status, r.json.error.code, r.json.error.message]).toEqual([503, 'model_load_failed', `the model failed to load: ${why}`]);
+  });
+
+  it('a server closed while its model loads disposes the engine when it arrives and never serves it', async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let loaded: Engine | undefined;
+    const s = await startServer({
+      load: async () => {
+        await gate;
+        loaded = await Engine.load(dir, { threads: 1 });
+        return loaded;
+      },
+      modelId: 'm',
+      port: 0,
+    });
+    servers.push(s);
+    const closed = s.close();
+    expect(s.state).toBe('closing');
+    release();
+    await closed;
+    await s.ready;
+    expect([s.state, s.engine]).toEqual(['closed', undefined]);
+    expect(() => (loaded as Engine).info()).toThrow(/disposed/);
   });
 
   it('bearer-key auth: 401 without or with a wrong key, /health open', async () => {
@@ -570,6 +605,13 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     ]);
     const missing = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }));
     expect([missing.status, missing.headers.get('www-authenticate'), missing.json.error.code]).toEqual([401, 'Bearer', 'invalid_api_key']);
+    expect(missing.json.error.message).toBe('an API key is required: Authorization: Bearer <key>');
+    const bad = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT }), { authorization: 'bearer  wrong-key ' });
+    expect([bad.status, bad.json.error.message]).toEqual([401, 'the API key is not valid']);
+    const spaced = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 1 }), {
+      authorization: 'BEARER  sekret-key ',
+    });
+    expect(spaced.status).toBe(200);
     const metricsDenied = await fetch(`${s.url}/metrics`);
     expect(metricsDenied.status).toBe(401);
     expect((await fetch(`${s.url}/health`)).status).toBe(200);

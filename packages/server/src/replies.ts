@@ -1,0 +1,59 @@
+/**
+ * Every failure as the reply a client gets: Fastify's validation and body-parser errors and the
+ * engine's errors mapped to a ServerError, sent as OpenAI's error object with its status and headers.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { ServerError, fromRuntimeError } from './errors.js';
+
+/** A JSON path from Ajv's instancePath: `/messages/0/content` → `messages[0].content`. */
+export function paramOf(instancePath: string, missing?: string): string | null {
+  const parts = instancePath.split('/').filter(Boolean);
+  if (missing) parts.push(missing);
+  if (parts.length === 0) return null;
+  return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Any Fastify or engine failure as the ServerError a client gets. */
+export function toServerError(e: unknown): ServerError {
+  if (e instanceof ServerError) return e;
+  const f = e as FastifyError;
+  if (f?.validation?.length) {
+    const v = f.validation[0];
+    const missing = v.keyword === 'required' ? String((v.params as { missingProperty?: string }).missingProperty) : undefined;
+    const param = paramOf(v.instancePath, missing);
+    const message = missing ? `${param} is required` : `${param ?? 'the body'} ${v.message}`;
+    return new ServerError('IE_SERVER_BAD_REQUEST', message, param);
+  }
+  switch (f?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ServerError('IE_SERVER_BODY_TOO_LARGE', f.message);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ServerError('IE_SERVER_INVALID_JSON', `the body is not valid JSON: ${f.message}`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ServerError('IE_SERVER_UNSUPPORTED_MEDIA', 'send the body as application/json');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ServerError('IE_SERVER_BAD_REQUEST', f.message);
+  }
+  if (e instanceof SyntaxError) return new ServerError('IE_SERVER_INVALID_JSON', `the body is not valid JSON: ${e.message}`);
+  return fromRuntimeError(e);
+}
+
+export function sendError(reply: FastifyReply, err: ServerError): FastifyReply {
+  if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
+  if (err.code === 'IE_SERVER_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
+  return reply.code(err.status).type('application/json; charset=utf-8').send(err.toJSON());
+}
+
+/** Thrown errors and unknown routes answered in OpenAI's shape; internal ones (bugs, engine failures) logged with their stack. */
+export function setErrorReplies(app: FastifyInstance, log: (line: string) => void): void {
+  app.setErrorHandler((e, _req, reply) => {
+    const err = toServerError(e);
+    if (err.status >= 500 && err.code === 'IE_SERVER_INTERNAL') log(`ie: error: ${(e as Error)?.stack ?? String(e)}`);
+    return sendError(reply, err);
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new ServerError('IE_SERVER_NOT_FOUND', `no route for ${req.method} ${req.url.slice(0, 200)}`)),
+  );
+}

@@ -1,0 +1,29 @@
+/** POST /v1/chat/completions: a chat turn in the model's own format. */
+import type { FastifyInstance } from 'fastify';
+import { answer } from '../answer.js';
+import { ServerError } from '../errors.js';
+import { CHAT_BODY_SCHEMA, type ChatBody, checkChat, messageText, samplingOf } from '../openai.js';
+import type { GenerationRequest } from '../scheduler.js';
+import { type RouteContext, checkModel } from './context.js';
+
+export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
+  app.post('/v1/chat/completions', { schema: { body: CHAT_BODY_SCHEMA } }, async (req, reply) => {
+    const body = req.body as ChatBody;
+    const { engine, scheduler } = ctx.life.ready();
+    checkModel(body.model, ctx.modelId);
+    checkChat(body);
+    const messages = body.messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
+    // Rendered here as well, to refuse before the request takes a place in the queue: a model with
+    // no chat format, a conversation its template refuses, one longer than the context.
+    const prompt = engine.chatPrompt(messages);
+    if (prompt.ids.length > engine.contextLength)
+      throw new ServerError(
+        'IE_SERVER_CONTEXT_LENGTH',
+        `the conversation is ${prompt.ids.length} tokens in the model's chat format; the model's context holds ${engine.contextLength}`,
+        'messages',
+      );
+    // OpenAI's default max_tokens: as long as the context allows.
+    const request: GenerationRequest = { kind: 'chat', messages, options: samplingOf(body, engine.contextLength) };
+    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
+  });
+}

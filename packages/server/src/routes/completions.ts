@@ -1,0 +1,36 @@
+/** POST /v1/completions: a continuation of `prompt` (text, or token ids used as given). */
+import type { Engine } from '@ie/runtime';
+import type { FastifyInstance } from 'fastify';
+import { answer } from '../answer.js';
+import { ServerError } from '../errors.js';
+import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, samplingOf } from '../openai.js';
+import type { GenerationRequest } from '../scheduler.js';
+import { type RouteContext, checkModel } from './context.js';
+
+/**
+ * The prompt's token ids. Text is tokenized here (BOS where the vocabulary's rules add it, as
+ * engine.generate does) to refuse a prompt longer than the context before it takes a place in the queue.
+ */
+function promptIds(engine: Engine, p: CompletionBody['prompt']): number[] {
+  if (typeof p === 'string') return engine.tokenize(p, { bos: true });
+  return typeof p[0] === 'string' ? engine.tokenize(p[0] as string, { bos: true }) : (p as number[]);
+}
+
+export function registerCompletions(app: FastifyInstance, ctx: RouteContext): void {
+  app.post('/v1/completions', { schema: { body: COMPLETION_BODY_SCHEMA } }, async (req, reply) => {
+    const body = req.body as CompletionBody;
+    const { engine, scheduler } = ctx.life.ready();
+    checkModel(body.model, ctx.modelId);
+    checkCompletion(body);
+    const ids = promptIds(engine, body.prompt);
+    if (ids.length > engine.contextLength)
+      throw new ServerError(
+        'IE_SERVER_CONTEXT_LENGTH',
+        `the prompt is ${ids.length} tokens; the model's context holds ${engine.contextLength}`,
+        'prompt',
+      );
+    // OpenAI's default for completions is 16 tokens.
+    const request: GenerationRequest = { kind: 'completion', prompt: ids, options: samplingOf(body, 16) };
+    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
+  });
+}
