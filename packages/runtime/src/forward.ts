@@ -37,8 +37,31 @@ export interface ForwardOptions {
   calibration?: { capture: boolean };
 }
 
-/** Where a projection's input is captured in calibration mode; each site feeds the listed matrices. */
+/** Where a projection's input is captured in calibration mode; each site feeds the matrices `captureConsumers` names. */
 export type CaptureSite = 'attn_in' | 'attn_out_in' | 'ffn_in' | 'ffn_down_in' | 'classifier_in';
+
+/**
+ * Which matrices read each block's capture site, by name within block N. The forward pass binds
+ * those projections through this table, so the matrices quantize judges against a site's rows are
+ * the ones that run on them.
+ */
+export const CAPTURE_CONSUMERS: Readonly<Record<Exclude<CaptureSite, 'classifier_in'>, readonly string[]>> = {
+  attn_in: ['attn_q.weight', 'attn_k.weight', 'attn_v.weight'],
+  attn_out_in: ['attn_output.weight'],
+  ffn_in: ['ffn_gate.weight', 'ffn_up.weight'],
+  ffn_down_in: ['ffn_down.weight'],
+};
+
+/** The classifier matrix: the embedding when the model ties them. */
+export function classifierName(c: ModelConfig): string {
+  return c.tied_classifier ? 'token_embd.weight' : 'output.weight';
+}
+
+/** The full names of the matrices that read `site` of block `layer` (the classifier's site: layer -1). */
+export function captureConsumers(c: ModelConfig, site: CaptureSite, layer: number): string[] {
+  if (site === 'classifier_in') return [classifierName(c)];
+  return CAPTURE_CONSUMERS[site].map((name) => `blk.${layer}.${name}`);
+}
 
 export interface Capture {
   /** -1 for the classifier's input. */
@@ -118,6 +141,298 @@ export const PARAM_ROWS = 0;
 export const PARAM_LOGIT_ROWS = 1;
 export const PARAM_IDS = 2;
 
+/** Every op of a step runs over the step's rows. */
+const M = { mSlot: PARAM_ROWS } as const;
+const rows = (b: number, width: number): View => [b, 0, width];
+const shared = (b: number): View => [b, 0, 0];
+
+/**
+ * The op that copies a capture site's rows into the capture's own buffer: `out = x + 0`, the add
+ * op with a zero row (`zeros` is at least `width` long). The one place a capture's op is written.
+ */
+function captureOp(from: number, to: number, zeros: number, width: number): ProgramOp {
+  return { op: 'add', a: rows(from, width), b: shared(zeros), out: rows(to, width), n: width, ...M };
+}
+
+/** The activation buffers every layer reuses (indices into the program's buffers). */
+interface Scratch {
+  x: number;
+  h: number;
+  qb: number;
+  kb: number;
+  vb: number;
+  att: number;
+  ob: number;
+  gate: number;
+  up: number;
+  act: number;
+  cos: number;
+  sin: number;
+  /** A zero row (captures and the hidden-state copy add it). */
+  zeros: number;
+  /** MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs). */
+  routerOut: number;
+  moe: { x: View; gate: View; up: View; y: View } | null;
+}
+
+/** A forward program under construction: its buffers, the step's geometry and what every block's ops share. */
+class ProgramBuilder {
+  readonly buffers: Array<Float32Array | Uint16Array> = [];
+  readonly captures: Capture[] = [];
+  /** Widths of the query rows and of the key/value rows. */
+  readonly q: number;
+  readonly kv: number;
+  /** Where RoPE, the KV store and attention find each row's (slot, position). */
+  readonly place: { seqSlot: number };
+  readonly scratch: Scratch;
+
+  constructor(
+    readonly c: ModelConfig,
+    private readonly weights: ModelWeights,
+    readonly options: ForwardOptions,
+    /** Rows per step, positions per slot, slots. */
+    readonly geometry: { B: number; T: number; S: number; seqSlot: number },
+  ) {
+    this.q = c.n_heads * c.head_dim;
+    this.kv = c.n_kv_heads * c.head_dim;
+    this.place = { seqSlot: geometry.seqSlot };
+    this.scratch = this.allocateScratch();
+  }
+
+  private allocateScratch(): Scratch {
+    const { c, q, kv } = this;
+    const { B, T } = this.geometry;
+    const f32 = (n: number) => this.buf(new Float32Array(n));
+    const tables = ropeTables(c, T);
+    const moe = c.moe;
+    return {
+      x: f32(B * c.dim),
+      h: f32(B * c.dim),
+      qb: f32(B * q),
+      kb: f32(B * kv),
+      vb: f32(B * kv),
+      att: f32(B * q),
+      ob: f32(B * c.dim),
+      gate: f32(B * c.ffn_dim),
+      up: f32(B * c.ffn_dim),
+      act: f32(B * c.ffn_dim),
+      cos: this.buf(tables.cos),
+      sin: this.buf(tables.sin),
+      zeros: f32(this.options.calibration?.capture ? Math.max(c.dim, q, c.ffn_dim) : c.dim),
+      routerOut: moe ? f32(B * moe.n_experts) : -1,
+      moe: moe
+        ? {
+            x: rows(f32(B * c.dim), c.dim),
+            gate: rows(f32(B * c.ffn_dim), c.ffn_dim),
+            up: rows(f32(B * c.ffn_dim), c.ffn_dim),
+            y: rows(f32(B * c.dim), c.dim),
+          }
+        : null,
+    };
+  }
+
+  buf(a: Float32Array | Uint16Array): number {
+    return this.buffers.push(a) - 1;
+  }
+
+  /** A KV cache for one layer: every slot's positions. */
+  kvCache(): number {
+    const { S, T } = this.geometry;
+    return this.buf(this.options.kvCache === 'f16' ? new Uint16Array(S * T * this.kv) : new Float32Array(S * T * this.kv));
+  }
+
+  vec(name: string): number {
+    const v = this.weights.vectors.get(name);
+    if (!v) throw new Error(`missing vector ${name}`);
+    return this.buf(v);
+  }
+
+  mat(name: string): WeightMatrix {
+    const m = this.weights.matrices.get(name);
+    if (!m) throw new Error(`missing matrix ${name}`);
+    return m;
+  }
+
+  experts(name: string): WeightMatrix[] {
+    const m = this.weights.experts.get(name);
+    if (!m) throw new Error(`missing experts ${name}`);
+    return m;
+  }
+
+  /** The matrices that read a capture site, in the table's order. */
+  consumers(site: CaptureSite, layer: number): WeightMatrix[] {
+    return captureConsumers(this.c, site, layer).map((name) => this.mat(name));
+  }
+
+  // Float matrices ignore the int8 mode (the kernels run them with FP32 activations).
+  matmul(matrix: WeightMatrix, x: View, out: View): ProgramOp {
+    return { op: 'matmul', matrix, x, out, activations: this.options.activations, ...M };
+  }
+
+  rmsnorm(weight: string): ProgramOp {
+    const { c, scratch: s } = this;
+    return { op: 'rmsnorm', x: rows(s.x, c.dim), weight: shared(this.vec(weight)), out: rows(s.h, c.dim), n: c.dim, eps: c.norm_eps, ...M };
+  }
+
+  /** Calibration with capture: a copy of `width`-wide rows of buffer `from`, kept in `captures`. */
+  capture(layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] {
+    if (!this.options.calibration?.capture) return [];
+    const data = new Float32Array(this.geometry.B * width);
+    this.captures.push({ layer, site, width, data });
+    return [captureOp(from, this.buf(data), this.scratch.zeros, width)];
+  }
+}
+
+/** Block l up to q/k/v: the attention norm, its capture, the three projections and Qwen2's biases. */
+function qkvOps(b: ProgramBuilder, l: number): ProgramOp[] {
+  const { c, q, kv, scratch: s } = b;
+  const p = `blk.${l}.`;
+  const [wq, wk, wv] = b.consumers('attn_in', l);
+  const ops: ProgramOp[] = [
+    b.rmsnorm(`${p}attn_norm.weight`),
+    ...b.capture(l, 'attn_in', s.h, c.dim),
+    b.matmul(wq, rows(s.h, c.dim), rows(s.qb, q)),
+    b.matmul(wk, rows(s.h, c.dim), rows(s.kb, kv)),
+    b.matmul(wv, rows(s.h, c.dim), rows(s.vb, kv)),
+  ];
+  if (c.attn_qkv_bias) {
+    ops.push(
+      { op: 'add', a: rows(s.qb, q), b: shared(b.vec(`${p}attn_q.bias`)), out: rows(s.qb, q), n: q, ...M },
+      { op: 'add', a: rows(s.kb, kv), b: shared(b.vec(`${p}attn_k.bias`)), out: rows(s.kb, kv), n: kv, ...M },
+      { op: 'add', a: rows(s.vb, kv), b: shared(b.vec(`${p}attn_v.bias`)), out: rows(s.vb, kv), n: kv, ...M },
+    );
+  }
+  return ops;
+}
+
+/** Block l from q/k/v on: RoPE, the KV store, attention, its capture, the output projection and the residual add. */
+function attentionOps(b: ProgramBuilder, l: number, kc: number, vc: number): ProgramOp[] {
+  const { c, q, kv, place, scratch: s } = b;
+  const { T, S } = b.geometry;
+  const kvType = b.options.kvCache;
+  const p = `blk.${l}.`;
+  const rope = (x: number, width: number, heads: number): ProgramOp => ({
+    op: 'rope',
+    x: rows(x, width),
+    cos: shared(s.cos),
+    sin: shared(s.sin),
+    heads,
+    headDim: c.head_dim,
+    style: c.rope_style,
+    capacity: T,
+    ...place,
+    ...M,
+  });
+  const [wo] = b.consumers('attn_out_in', l);
+  const ops: ProgramOp[] = [
+    rope(s.qb, q, c.n_heads),
+    rope(s.kb, kv, c.n_kv_heads),
+    { op: 'store', x: rows(s.kb, kv), cache: rows(kc, kv), n: kv, kvType, capacity: T, slots: S, ...place, ...M },
+    { op: 'store', x: rows(s.vb, kv), cache: rows(vc, kv), n: kv, kvType, capacity: T, slots: S, ...place, ...M },
+    {
+      op: 'attention',
+      q: rows(s.qb, q),
+      k: rows(kc, kv),
+      v: rows(vc, kv),
+      out: rows(s.att, q),
+      heads: c.n_heads,
+      kvHeads: c.n_kv_heads,
+      headDim: c.head_dim,
+      kvType,
+      capacity: T,
+      slots: S,
+      ...place,
+      // gpt-oss alternates sliding and full layers; Mistral slides on all.
+      window: c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0,
+      sinks: c.attn_sinks ? shared(b.vec(`${p}attn_sinks.weight`)) : undefined,
+      ...M,
+    },
+    ...b.capture(l, 'attn_out_in', s.att, q),
+    b.matmul(wo, rows(s.att, q), rows(s.ob, c.dim)),
+  ];
+  if (c.attn_output_bias)
+    ops.push({ op: 'add', a: rows(s.ob, c.dim), b: shared(b.vec(`${p}attn_output.bias`)), out: rows(s.ob, c.dim), n: c.dim, ...M });
+  ops.push({ op: 'add', a: rows(s.x, c.dim), b: rows(s.ob, c.dim), out: rows(s.x, c.dim), n: c.dim, ...M });
+  return ops;
+}
+
+/** Block l's SwiGLU FFN, its two captures and the residual add. */
+function ffnOps(b: ProgramBuilder, l: number): ProgramOp[] {
+  const { c, scratch: s } = b;
+  const [wGate, wUp] = b.consumers('ffn_in', l);
+  const [wDown] = b.consumers('ffn_down_in', l);
+  return [
+    ...b.capture(l, 'ffn_in', s.h, c.dim),
+    b.matmul(wGate, rows(s.h, c.dim), rows(s.gate, c.ffn_dim)),
+    b.matmul(wUp, rows(s.h, c.dim), rows(s.up, c.ffn_dim)),
+    { op: 'swiglu', gate: rows(s.gate, c.ffn_dim), up: rows(s.up, c.ffn_dim), out: rows(s.act, c.ffn_dim), n: c.ffn_dim, ...M },
+    ...b.capture(l, 'ffn_down_in', s.act, c.ffn_dim),
+    b.matmul(wDown, rows(s.act, c.ffn_dim), rows(s.ob, c.dim)),
+    { op: 'add', a: rows(s.x, c.dim), b: rows(s.ob, c.dim), out: rows(s.x, c.dim), n: c.dim, ...M },
+  ];
+}
+
+/** Block l's mixture-of-experts FFN (gpt-oss): the router and the moe op, which adds into the residual itself. */
+function moeOps(b: ProgramBuilder, l: number): ProgramOp[] {
+  const { c, scratch: s } = b;
+  const moe = c.moe;
+  if (!moe || !s.moe) throw new Error('moeOps needs a mixture-of-experts model');
+  const p = `blk.${l}.`;
+  const E = moe.n_experts;
+  return [
+    b.matmul(b.mat(`${p}ffn_gate_inp.weight`), rows(s.h, c.dim), rows(s.routerOut, E)),
+    { op: 'add', a: rows(s.routerOut, E), b: shared(b.vec(`${p}ffn_gate_inp.bias`)), out: rows(s.routerOut, E), n: E, ...M },
+    {
+      op: 'moe',
+      x: rows(s.h, c.dim),
+      router: rows(s.routerOut, E),
+      out: rows(s.x, c.dim),
+      gate: b.experts(`${p}ffn_gate_exps.weight`),
+      up: b.experts(`${p}ffn_up_exps.weight`),
+      down: b.experts(`${p}ffn_down_exps.weight`),
+      gateBias: rows(b.vec(`${p}ffn_gate_exps.bias`), c.ffn_dim),
+      upBias: rows(b.vec(`${p}ffn_up_exps.bias`), c.ffn_dim),
+      downBias: rows(b.vec(`${p}ffn_down_exps.bias`), c.dim),
+      topK: moe.experts_per_token,
+      limit: moe.swiglu_limit,
+      alpha: 1.702,
+      activations: b.options.expertActivations ?? 'f32',
+      scratch: s.moe,
+      ...M,
+    },
+  ];
+}
+
+/** Where the classifier's ops write: the forward's logits and hidden buffers and their param slots. */
+interface ClassifierOut {
+  logits: Float32Array;
+  hidden: Float32Array;
+  logitRows: number;
+  hiddenAt: number;
+  pickAt: number;
+  argmaxAt: number;
+}
+
+/** The final norm, its capture, the hidden-state copy, and the classifier over the rows whose logits are wanted. */
+function classifierOps(b: ProgramBuilder, o: ClassifierOut): ProgramOp[] {
+  const { c, scratch: s } = b;
+  const [classifier] = b.consumers('classifier_in', -1);
+  const picked = b.buf(new Float32Array(o.logitRows * c.dim));
+  const logits = b.buf(o.logits);
+  return [
+    b.rmsnorm('output_norm.weight'),
+    ...b.capture(-1, 'classifier_in', s.h, c.dim),
+    // The hidden state copy (embeddings): params[hiddenAt] rows, one unless a step asks for all.
+    { op: 'add', a: rows(s.h, c.dim), b: shared(s.zeros), out: rows(b.buf(o.hidden), c.dim), n: c.dim, mSlot: o.hiddenAt },
+    // Only the rows whose logits are wanted go through the classifier (calibration wants them all).
+    ...[
+      { op: 'gather', x: rows(s.h, c.dim), out: rows(picked, c.dim), n: c.dim, rowsSlot: o.pickAt } as const,
+      b.matmul(classifier, rows(picked, c.dim), rows(logits, c.vocab_size)),
+      { op: 'argmax', x: rows(logits, c.vocab_size), n: c.vocab_size, outSlot: o.argmaxAt } as const,
+    ].map((op): ProgramOp => ({ ...op, mSlot: PARAM_LOGIT_ROWS, maxRows: o.logitRows })),
+  ];
+}
+
 export class Forward {
   readonly program: Program;
   readonly params: Int32Array;
@@ -132,7 +447,7 @@ export class Forward {
   private readonly pickAt: number;
   private readonly argmaxAt: number;
   /** Calibration mode with capture: the projection inputs of the last run. */
-  readonly captures: Capture[] = [];
+  readonly captures: Capture[];
   /**
    * The final RMSNorm's output (the classifier's input), maxRows x dim: every row of a step run
    * with `hidden` (embeddings), else only row 0 (the copy is one row then).
@@ -151,219 +466,32 @@ export class Forward {
     const B = Math.max(options.maxBatch, S);
     const T = options.contextLength;
     this.slots = S;
-    const q = c.n_heads * c.head_dim;
-    const kv = c.n_kv_heads * c.head_dim;
-    const buffers: Array<Float32Array | Uint16Array> = [];
-    const buf = (a: Float32Array | Uint16Array): number => buffers.push(a) - 1;
-    const rows = (b: number, width: number): View => [b, 0, width];
-    const shared = (b: number): View => [b, 0, 0];
-    const x = buf(new Float32Array(B * c.dim));
-    const h = buf(new Float32Array(B * c.dim));
-    const qb = buf(new Float32Array(B * q));
-    const kb = buf(new Float32Array(B * kv));
-    const vb = buf(new Float32Array(B * kv));
-    const att = buf(new Float32Array(B * q));
-    const ob = buf(new Float32Array(B * c.dim));
-    const gate = buf(new Float32Array(B * c.ffn_dim));
-    const up = buf(new Float32Array(B * c.ffn_dim));
-    const act = buf(new Float32Array(B * c.ffn_dim));
-    const cal = options.calibration;
     // A step needs at most one logit row per sequence (calibration: every row).
-    this.logitRows = cal ? B : S;
+    this.logitRows = options.calibration ? B : S;
     this.logits = new Float32Array(c.vocab_size * this.logitRows);
-    const logits = buf(this.logits);
-    const picked = buf(new Float32Array(this.logitRows * c.dim));
-    const tables = ropeTables(c, T);
-    const cos = buf(tables.cos);
-    const sin = buf(tables.sin);
+    this.hidden = new Float32Array(B * c.dim);
     // The hidden copy's row count sits after the ids (the layout from seqAt on is unchanged).
     this.hiddenAt = PARAM_IDS + B;
     this.seqAt = this.hiddenAt + 1;
     this.pickAt = this.seqAt + 2 * B;
     this.argmaxAt = this.pickAt + this.logitRows;
     this.params = new Int32Array(this.argmaxAt + this.logitRows);
-    const kvArray = () => (options.kvCache === 'f16' ? new Uint16Array(S * T * kv) : new Float32Array(S * T * kv));
-    this.kvCacheBytes = c.n_layers * 2 * S * T * kv * (options.kvCache === 'f16' ? 2 : 4);
-    const place = { seqSlot: this.seqAt };
-    const vec = (name: string) => {
-      const v = weights.vectors.get(name);
-      if (!v) throw new Error(`missing vector ${name}`);
-      return buf(v);
-    };
-    const mat = (name: string) => {
-      const m = weights.matrices.get(name);
-      if (!m) throw new Error(`missing matrix ${name}`);
-      return m;
-    };
-    const experts = (name: string) => {
-      const m = weights.experts.get(name);
-      if (!m) throw new Error(`missing experts ${name}`);
-      return m;
-    };
-    const moe = c.moe;
-    // MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs).
-    const routerOut = moe ? buf(new Float32Array(B * moe.n_experts)) : -1;
-    const moeScratch = moe
-      ? {
-          x: rows(buf(new Float32Array(B * c.dim)), c.dim),
-          gate: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim),
-          up: rows(buf(new Float32Array(B * c.ffn_dim)), c.ffn_dim),
-          y: rows(buf(new Float32Array(B * c.dim)), c.dim),
-        }
-      : null;
-    const M = { mSlot: PARAM_ROWS };
-    const acts = options.activations;
-    const style = c.rope_style;
-    // Float matrices ignore the int8 mode (the kernels run them with FP32 activations).
-    const matmul = (matrix: WeightMatrix, x: View, out: View): ProgramOp => ({ op: 'matmul', matrix, x, out, activations: acts, ...M });
-    // A capture is `out = x + 0` into a buffer of its own (the add op with a zero row).
-    const zeros = buf(new Float32Array(cal?.capture ? Math.max(c.dim, q, c.ffn_dim) : c.dim));
-    this.hidden = new Float32Array(B * c.dim);
-    const capture = (layer: number, site: CaptureSite, from: number, width: number): ProgramOp[] => {
-      if (!cal?.capture) return [];
-      const data = new Float32Array(B * width);
-      this.captures.push({ layer, site, width, data });
-      return [{ op: 'add', a: rows(from, width), b: shared(zeros), out: rows(buf(data), width), n: width, ...M }];
-    };
-    const ops: ProgramOp[] = [{ op: 'embed', matrix: mat('token_embd.weight'), out: rows(x, c.dim), idsSlot: PARAM_IDS, ...M }];
+    this.kvCacheBytes = c.n_layers * 2 * S * T * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
+    const b = new ProgramBuilder(c, weights, options, { B, T, S, seqSlot: this.seqAt });
+    const ops: ProgramOp[] = [{ op: 'embed', matrix: b.mat('token_embd.weight'), out: rows(b.scratch.x, c.dim), idsSlot: PARAM_IDS, ...M }];
     for (let l = 0; l < c.n_layers; l++) {
-      const p = `blk.${l}.`;
-      const kc = buf(kvArray());
-      const vc = buf(kvArray());
+      const [kc, vc] = [b.kvCache(), b.kvCache()];
       ops.push(
-        {
-          op: 'rmsnorm',
-          x: rows(x, c.dim),
-          weight: shared(vec(`${p}attn_norm.weight`)),
-          out: rows(h, c.dim),
-          n: c.dim,
-          eps: c.norm_eps,
-          ...M,
-        },
-        ...capture(l, 'attn_in', h, c.dim),
-        matmul(mat(`${p}attn_q.weight`), rows(h, c.dim), rows(qb, q)),
-        matmul(mat(`${p}attn_k.weight`), rows(h, c.dim), rows(kb, kv)),
-        matmul(mat(`${p}attn_v.weight`), rows(h, c.dim), rows(vb, kv)),
-      );
-      if (c.attn_qkv_bias) {
-        ops.push(
-          { op: 'add', a: rows(qb, q), b: shared(vec(`${p}attn_q.bias`)), out: rows(qb, q), n: q, ...M },
-          { op: 'add', a: rows(kb, kv), b: shared(vec(`${p}attn_k.bias`)), out: rows(kb, kv), n: kv, ...M },
-          { op: 'add', a: rows(vb, kv), b: shared(vec(`${p}attn_v.bias`)), out: rows(vb, kv), n: kv, ...M },
-        );
-      }
-      ops.push(
-        {
-          op: 'rope',
-          x: rows(qb, q),
-          cos: shared(cos),
-          sin: shared(sin),
-          heads: c.n_heads,
-          headDim: c.head_dim,
-          style,
-          capacity: T,
-          ...place,
-          ...M,
-        },
-        {
-          op: 'rope',
-          x: rows(kb, kv),
-          cos: shared(cos),
-          sin: shared(sin),
-          heads: c.n_kv_heads,
-          headDim: c.head_dim,
-          style,
-          capacity: T,
-          ...place,
-          ...M,
-        },
-        { op: 'store', x: rows(kb, kv), cache: rows(kc, kv), n: kv, kvType: options.kvCache, capacity: T, slots: S, ...place, ...M },
-        { op: 'store', x: rows(vb, kv), cache: rows(vc, kv), n: kv, kvType: options.kvCache, capacity: T, slots: S, ...place, ...M },
-        {
-          op: 'attention',
-          q: rows(qb, q),
-          k: rows(kc, kv),
-          v: rows(vc, kv),
-          out: rows(att, q),
-          heads: c.n_heads,
-          kvHeads: c.n_kv_heads,
-          headDim: c.head_dim,
-          kvType: options.kvCache,
-          capacity: T,
-          slots: S,
-          ...place,
-          // gpt-oss alternates sliding and full layers; Mistral slides on all.
-          window: c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0,
-          sinks: c.attn_sinks ? shared(vec(`${p}attn_sinks.weight`)) : undefined,
-          ...M,
-        },
-        ...capture(l, 'attn_out_in', att, q),
-        matmul(mat(`${p}attn_output.weight`), rows(att, q), rows(ob, c.dim)),
-      );
-      if (c.attn_output_bias)
-        ops.push({ op: 'add', a: rows(ob, c.dim), b: shared(vec(`${p}attn_output.bias`)), out: rows(ob, c.dim), n: c.dim, ...M });
-      ops.push(
-        { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
-        {
-          op: 'rmsnorm',
-          x: rows(x, c.dim),
-          weight: shared(vec(`${p}ffn_norm.weight`)),
-          out: rows(h, c.dim),
-          n: c.dim,
-          eps: c.norm_eps,
-          ...M,
-        },
-      );
-      if (moe && moeScratch) {
-        const E = moe.n_experts;
-        ops.push(
-          matmul(mat(`${p}ffn_gate_inp.weight`), rows(h, c.dim), rows(routerOut, E)),
-          { op: 'add', a: rows(routerOut, E), b: shared(vec(`${p}ffn_gate_inp.bias`)), out: rows(routerOut, E), n: E, ...M },
-          {
-            op: 'moe',
-            x: rows(h, c.dim),
-            router: rows(routerOut, E),
-            out: rows(x, c.dim),
-            gate: experts(`${p}ffn_gate_exps.weight`),
-            up: experts(`${p}ffn_up_exps.weight`),
-            down: experts(`${p}ffn_down_exps.weight`),
-            gateBias: rows(vec(`${p}ffn_gate_exps.bias`), c.ffn_dim),
-            upBias: rows(vec(`${p}ffn_up_exps.bias`), c.ffn_dim),
-            downBias: rows(vec(`${p}ffn_down_exps.bias`), c.dim),
-            topK: moe.experts_per_token,
-            limit: moe.swiglu_limit,
-            alpha: 1.702,
-            activations: options.expertActivations ?? 'f32',
-            scratch: moeScratch,
-            ...M,
-          },
-        );
-        continue;
-      }
-      ops.push(
-        ...capture(l, 'ffn_in', h, c.dim),
-        matmul(mat(`${p}ffn_gate.weight`), rows(h, c.dim), rows(gate, c.ffn_dim)),
-        matmul(mat(`${p}ffn_up.weight`), rows(h, c.dim), rows(up, c.ffn_dim)),
-        { op: 'swiglu', gate: rows(gate, c.ffn_dim), up: rows(up, c.ffn_dim), out: rows(act, c.ffn_dim), n: c.ffn_dim, ...M },
-        ...capture(l, 'ffn_down_in', act, c.ffn_dim),
-        matmul(mat(`${p}ffn_down.weight`), rows(act, c.ffn_dim), rows(ob, c.dim)),
-        { op: 'add', a: rows(x, c.dim), b: rows(ob, c.dim), out: rows(x, c.dim), n: c.dim, ...M },
+        ...qkvOps(b, l),
+        ...attentionOps(b, l, kc, vc),
+        b.rmsnorm(`blk.${l}.ffn_norm.weight`),
+        ...(c.moe ? moeOps(b, l) : ffnOps(b, l)),
       );
     }
-    const classifier = mat(c.tied_classifier ? 'token_embd.weight' : 'output.weight');
-    ops.push(
-      { op: 'rmsnorm', x: rows(x, c.dim), weight: shared(vec('output_norm.weight')), out: rows(h, c.dim), n: c.dim, eps: c.norm_eps, ...M },
-      ...capture(-1, 'classifier_in', h, c.dim),
-      // The hidden state copy (embeddings): params[hiddenAt] rows, one unless a step asks for all.
-      { op: 'add', a: rows(h, c.dim), b: shared(zeros), out: rows(buf(this.hidden), c.dim), n: c.dim, mSlot: this.hiddenAt },
-      // Only the rows whose logits are wanted go through the classifier (calibration wants them all).
-      ...[
-        { op: 'gather', x: rows(h, c.dim), out: rows(picked, c.dim), n: c.dim, rowsSlot: this.pickAt } as const,
-        matmul(classifier, rows(picked, c.dim), rows(logits, c.vocab_size)),
-        { op: 'argmax', x: rows(logits, c.vocab_size), n: c.vocab_size, outSlot: this.argmaxAt } as const,
-      ].map((o): ProgramOp => ({ ...o, mSlot: PARAM_LOGIT_ROWS, maxRows: this.logitRows })),
-    );
-    this.program = ctx.compile({ buffers, params: this.params, maxRows: B, ops });
+    const { logits, hidden, logitRows, hiddenAt, pickAt, argmaxAt } = this;
+    ops.push(...classifierOps(b, { logits, hidden, logitRows, hiddenAt, pickAt, argmaxAt }));
+    this.captures = b.captures;
+    this.program = ctx.compile({ buffers: b.buffers, params: this.params, maxRows: B, ops });
   }
 
   /** Rows one step may carry (tokens of all its sequences). */
