@@ -101,6 +101,7 @@ interface PlatformScript {
 
 /** The addon to load and whether its build record must match native/. */
 function locateAddon(): { path: string; checkStamp: boolean } {
+  // The one environment read in @ie/kernels: which binary to load is decided before any caller passes options (the sanitizer run, scripts/test-asan.mjs, swaps it under every test file).
   const named = process.env.IE_KERNELS_ADDON;
   if (named) {
     if (!existsSync(named))

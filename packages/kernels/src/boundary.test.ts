@@ -207,8 +207,13 @@ describe('compile() views: overflow-safe extents', () => {
       coded('KERNELS_BAD_ARGUMENT'),
     );
     expect(() =>
-      n.compile({ ...base, ops: [{ kind: 9, a: [0, 0, 0], b: [0, 0, 0], out: [0, 0, 0], gates: [], ups: [], downs: [] }] }),
-    ).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+      n.compile({ ...base, ops: [{ kind: 9, x: [0, 0, 0], router: [0, 0, 0], out: [0, 0, 0], gate: [], up: [], down: [] }] }),
+    ).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT', message: expect.stringMatching(/one Matrix per expert/) }));
+    // A kind past the last, and a field of the wrong type: both named.
+    expect(() => n.compile({ ...base, ops: [{ kind: 12, x: [0, 0, 0], out: [0, 0, 0], n: 4 }] })).toThrow(
+      /kind must be an integer in 0..11/,
+    );
+    expect(() => n.compile({ ...base, ops: [{ kind: 11, x: [0, 0, 0], out: [0, 0, 0], n: '4' }] })).toThrow(/n must be a number/);
   });
 });
 

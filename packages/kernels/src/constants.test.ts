@@ -8,6 +8,24 @@ describe("one layout, three places: @ie/format, the kernels' TypeScript and the 
   it('agree on the constants', () => {
     const addon = loadAddon();
     expect(addon.constants).toEqual(KERNEL_CONSTANTS);
+    // Every number the program's wire carries is among them (not merely equal by both lacking it).
+    for (const table of ['weightTypes', 'scaleTypes', 'kvTypes', 'opKinds', 'activations', 'ropeStyles'])
+      expect(Object.keys(addon.constants[table] as object).length, table).toBeGreaterThan(1);
+    expect(Object.keys(KERNEL_CONSTANTS.opKinds)).toEqual([
+      'embed',
+      'rmsnorm',
+      'matmul',
+      'add',
+      'rope',
+      'store',
+      'attention',
+      'swiglu',
+      'argmax',
+      'moe',
+      'gather',
+      'tap',
+    ]);
+    expect(Object.values(KERNEL_CONSTANTS.opKinds)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(KERNEL_CONSTANTS.alignment).toBe(IEBIN_ALIGNMENT);
     expect(KERNEL_CONSTANTS.q4SymmetricZero).toBe(Q4_SYMMETRIC_ZERO);
     expect([...KERNEL_CONSTANTS.groupSizes]).toEqual([...GROUP_SIZES]);

@@ -266,7 +266,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     }
 
     // Random programs over four buffers: many compile, and then they are run.
-    const OPS = ['embed', 'rmsnorm', 'matmul', 'add', 'swiglu', 'rope', 'store', 'attention', 'argmax', 'moe'];
+    const OPS = ['embed', 'rmsnorm', 'matmul', 'add', 'swiglu', 'rope', 'store', 'attention', 'argmax', 'moe', 'gather', 'tap'];
     function randomOp(): Record<string, unknown> {
       const op = rnd() < 0.95 ? pick(OPS) : value();
       const o: Record<string, unknown> = { op };
@@ -303,7 +303,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       o.alpha = 1.7;
       o.style = pick(['adjacent', 'rotate_half']);
       o.kvType = pick(['f32', 'f16']);
-      for (const key of ['mSlot', 'posSlot', 'idsSlot', 'outSlot']) if (rnd() < 0.8) o[key] = slot();
+      for (const key of ['mSlot', 'posSlot', 'idsSlot', 'outSlot', 'rowsSlot']) if (rnd() < 0.8) o[key] = slot();
       if (rnd() < 0.8) o.matrix = anyMatrix();
       if (op === 'moe') {
         const E = pick([1, 2, 3]);
@@ -335,6 +335,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       const cb = kvType === 'f16' ? 3 : int(3);
       const op: Record<string, unknown> = pick([
         { op: 'add', a: v(n), b: v(n), out: v(n), n, mSlot: 0 },
+        { op: 'tap', x: v(n), out: v(n), n, mSlot: 0 },
         { op: 'swiglu', gate: v(n), up: v(n), out: v(n), n, mSlot: 0 },
         { op: 'rmsnorm', x: v(n), weight: v(n, 1), out: v(n), n, eps: 1e-5, mSlot: 0 },
         { op: 'matmul', matrix: w, x: [int(3), int(100), K], out: [int(3), int(100), N], mSlot: 0, lastRowOnly: rnd() < 0.3 },

@@ -23,6 +23,28 @@ export interface MatrixSpec {
 
 const align64 = (n: bigint) => ((n + 63n) / 64n) * 64n;
 
+/**
+ * The planes of an i8 / q4 matrix (docs/iebin.md): the quant plane from 0, the scales plane at
+ * align64(quant plane), the zero points (affine only; else 0) at align64(end of scales). The one
+ * place the TypeScript side computes them; native/matmul/matmul.h's quant_planes is the C++ one.
+ */
+export function quantPlanes(
+  dtype: 'i8' | 'q4',
+  N: bigint,
+  K: bigint,
+  group: number | null,
+  scale: ScaleDtype,
+  affine: boolean,
+): { scalesOffset: bigint; zerosOffset: bigint; bytes: bigint } {
+  const G = group === null ? K : BigInt(group);
+  const gpr = group === null ? 1n : (K + G - 1n) / G;
+  const qbytes = dtype === 'q4' ? N * gpr * (G / 2n) : group === null ? N * K : N * gpr * G;
+  const scalesOffset = align64(qbytes);
+  const scalesEnd = scalesOffset + N * gpr * (scale === 'f32' ? 4n : 2n);
+  const zerosOffset = affine ? align64(scalesEnd) : 0n;
+  return { scalesOffset, zerosOffset, bytes: affine ? zerosOffset + N * gpr : scalesEnd };
+}
+
 function bad(message: string): never {
   throw new KernelError('KERNELS_BAD_MATRIX', message);
 }
@@ -92,13 +114,14 @@ function geometry(spec: MatrixSpec): MatrixGeometry {
   if (q.scheme === 'affine' && spec.dtype !== 'q4') bad('only q4 has an affine scheme');
   if (q.scheme !== 'affine' && q.scheme !== 'symmetric') bad(`quant.scheme must be symmetric or affine`);
   if (layout.block_k && !perRow && layout.block_k % q.group_size !== 0) bad('layout.block_k must be a multiple of the group size');
-  const G = perRow ? K : BigInt(q.group_size);
-  const gpr = perRow ? 1n : (K + G - 1n) / G;
-  const qbytes = spec.dtype === 'q4' ? N * gpr * (G / 2n) : perRow ? N * K : N * gpr * G;
-  const scalesOffset = align64(qbytes);
-  const sbytes = N * gpr * (q.scale_dtype === 'f32' ? 4n : 2n);
-  const zerosOffset = q.scheme === 'affine' ? align64(scalesOffset + sbytes) : 0n;
-  const bytes = q.scheme === 'affine' ? zerosOffset + N * gpr : scalesOffset + sbytes;
+  const { scalesOffset, zerosOffset, bytes } = quantPlanes(
+    spec.dtype === 'q4' ? 'q4' : 'i8',
+    N,
+    K,
+    perRow ? null : q.group_size,
+    q.scale_dtype,
+    q.scheme === 'affine',
+  );
   if (!Number.isSafeInteger(q.scales_offset) || BigInt(q.scales_offset) !== scalesOffset)
     bad(`quant.scales_offset must be ${scalesOffset}, got ${q.scales_offset}`);
   if (q.scheme === 'affine' && (!Number.isSafeInteger(q.zeros_offset) || BigInt(q.zeros_offset as number) !== zerosOffset))

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
 import { makeMatrix } from '../test/helpers.js';
-import { KernelContext, type ProgramSpec } from './index.js';
+import { KernelContext, type ProgramOp, type ProgramSpec } from './index.js';
 
 const ctx = KernelContext.create({ threads: 2 });
 afterAll(() => ctx.close());
@@ -85,5 +85,53 @@ describe('programs', () => {
     const first = p.runAsync();
     expect(() => p.run()).toThrow(expect.objectContaining({ code: 'KERNELS_BUSY' }));
     await first;
+  });
+});
+
+describe('the tap op', () => {
+  // x rows 16 wide; a tap takes the first n = 12 of each of the run's rows into `out` (stride 12).
+  const W = 16;
+  const n = 12;
+  const maxRows = 3;
+  function tapProgram(over: Partial<Extract<ProgramOp, { op: 'tap' }>> = {}, out = new Float32Array(maxRows * n + 5)) {
+    const x = seededFloats(maxRows * W, 7, 1);
+    const params = new Int32Array(1);
+    const spec: ProgramSpec = {
+      buffers: [x, out],
+      params,
+      maxRows,
+      ops: [{ op: 'tap', x: [0, 0, W], out: [1, 0, n], n, mSlot: 0, ...over }],
+    };
+    return { x, out, params, spec };
+  }
+
+  it('copies n floats of each of the run’s rows, and nothing past them', async () => {
+    const t = tapProgram();
+    t.out.fill(-1);
+    const p = ctx.compile(t.spec);
+    t.params[0] = 2;
+    p.run();
+    for (let i = 0; i < 2; i++) expect(t.out.subarray(i * n, (i + 1) * n)).toEqual(t.x.subarray(i * W, i * W + n));
+    expect([...t.out.subarray(2 * n)]).toEqual(new Array(n + 5).fill(-1));
+    t.params[0] = 3;
+    t.x[2 * W] = 42.5;
+    await p.runAsync();
+    expect(t.out[2 * n]).toBe(42.5);
+    expect(t.out.subarray(2 * n, 3 * n)).toEqual(t.x.subarray(2 * W, 2 * W + n));
+  });
+
+  it('is validated like the other ops', () => {
+    expect(() => ctx.compile(tapProgram({ n: 0 }).spec)).toThrow(/ops\[0\] needs n >= 1/);
+    expect(() => ctx.compile(tapProgram({}, new Float32Array(maxRows * n - 1)).spec)).toThrow(
+      /ops\[0\]\.out: 3 rows of 12 .* do not fit buffer 1/,
+    );
+    expect(() => ctx.compile(tapProgram({ x: [0, 0, 4] }).spec)).not.toThrow();
+    expect(() => ctx.compile(tapProgram({ x: [0, 40, W] }).spec)).toThrow(
+      /ops\[0\]\.x: 3 rows of 12 \(stride 16, offset 40\) do not fit buffer 0/,
+    );
+    expect(() => ctx.compile(tapProgram({ maxRows: 2 }, new Float32Array(2 * n)).spec)).not.toThrow();
+    const t = tapProgram();
+    t.params[0] = 4;
+    expect(() => ctx.compile(t.spec).run()).toThrow(/rows 4 is outside 1..3/);
   });
 });

@@ -10,6 +10,20 @@ namespace ie {
 
 static uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
+QuantPlanes quant_planes(const MatrixDesc& d) {
+  QuantPlanes q;
+  const uint64_t N = (uint64_t)d.N, K = (uint64_t)d.K;
+  q.per_row = d.type == WeightType::I8 && d.group == 0;
+  q.group = q.per_row ? K : (uint64_t)d.group;
+  q.groups_per_row = q.per_row ? 1 : (K + q.group - 1) / q.group;
+  const uint64_t qbytes = d.type == WeightType::Q4 ? N * q.groups_per_row * (q.group / 2) : q.per_row ? N * K : N * q.groups_per_row * q.group;
+  q.scales_offset = align64(qbytes);
+  const uint64_t scales_end = q.scales_offset + N * q.groups_per_row * (uint64_t)scale_bytes(d.stype);
+  q.zeros_offset = align64(scales_end);  // where zero points are (or would be: q4 affine only)
+  q.bytes = d.affine ? q.zeros_offset + N * q.groups_per_row : scales_end;
+  return q;
+}
+
 uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
   if (d.N < 1 || d.K < 1 || d.N > (1ll << 31) || d.K > (1ll << 31)) {
     *error = "rows and cols must be in 1..2^31";
@@ -53,13 +67,63 @@ uint64_t matrix_bytes(const MatrixDesc& d, std::string* error) {
     *error = "only q4 has an affine scheme";
     return 0;
   }
-  const uint64_t G = per_row ? K : (uint64_t)d.group, gpr = per_row ? 1 : (K + G - 1) / G;
-  const uint64_t qbytes = d.type == WeightType::Q4 ? N * gpr * (G / 2) : per_row ? N * K : N * gpr * G;
-  const uint64_t so = align64(qbytes), total = so + N * gpr * (uint64_t)scale_bytes(d.stype);
-  return d.affine ? align64(total) + N * gpr : total;
+  return quant_planes(d).bytes;
 }
 
-bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
+// A block type: one panel, rows of whole blocks (already laid out for streaming).
+static MatrixPlan plan_block_matrix(const MatrixDesc& d) {
+  MatrixPlan p;
+  p.d = d;
+  WeightRows r;
+  r.K = (int)d.K;
+  r.q_ld = (ptrdiff_t)(d.K / block_elems(d.type) * block_bytes(d.type));
+  p.panels.push_back(r);
+  p.panel_k0.push_back(0);
+  p.q_off.push_back(0);
+  p.s_off.push_back(0);
+  p.z_off.push_back(0);
+  return p;
+}
+
+// K-panel pi (columns [pi * B, pi * B + B)) of an unblocked float or quantized matrix.
+static void plan_panel(const MatrixDesc& d, const QuantPlanes& qp, uint64_t B, uint64_t pi, MatrixPlan* p) {
+  const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
+  const uint64_t N = (uint64_t)d.N, K = (uint64_t)d.K, k0 = pi * B, w = std::min(B, K - k0), G = qp.group;
+  const int sb = scale_bytes(d.stype);
+  WeightRows r;
+  r.K = (int)w;
+  r.stype = d.stype;
+  uint64_t q = 0, s = 0, z = 0;
+  if (!quant) {
+    const uint64_t esize = (uint64_t)weight_elem_bytes(d.type);
+    q = k0 * N * esize;
+    r.q_ld = (ptrdiff_t)(w * esize);
+  } else if (qp.per_row) {
+    q = k0 * N;
+    r.q_ld = (ptrdiff_t)w;
+    s = qp.scales_offset;
+    r.s_ld = sb;
+    r.group = 0;
+  } else {
+    const uint64_t gb = B / G, gp = (w + G - 1) / G;
+    const uint64_t gbytes = d.type == WeightType::Q4 ? G / 2 : G;
+    q = pi * gb * N * gbytes;
+    r.q_ld = (ptrdiff_t)(gp * gbytes);
+    s = qp.scales_offset + pi * gb * N * sb;
+    r.s_ld = (ptrdiff_t)(gp * sb);
+    z = qp.zeros_offset + pi * gb * N;
+    r.z_ld = (ptrdiff_t)gp;
+    r.group = (int)G;
+  }
+  p->panels.push_back(r);
+  p->panel_k0.push_back((int)k0);
+  p->q_off.push_back(q);
+  p->s_off.push_back(s);
+  p->z_off.push_back(z);
+}
+
+// Checks the descriptor against the layout, then precomputes the panels.
+static bool check_layout(const MatrixDesc& d, std::string* error) {
   const uint64_t want = matrix_bytes(d, error);
   if (want == 0) return false;
   if (want != d.bytes) {
@@ -67,85 +131,42 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
     return false;
   }
   const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
-  const bool per_row = d.type == WeightType::I8 && d.group == 0;
-  const uint64_t N = d.N, K = d.K, G = !quant || per_row ? K : (uint64_t)d.group;
-  const uint64_t gpr = !quant || per_row ? 1 : (K + G - 1) / G;
-  const uint64_t qbytes = d.type == WeightType::Q4 ? N * gpr * (G / 2) : per_row ? N * K : N * gpr * G;
-  const uint64_t so = align64(qbytes);
-  const uint64_t zo = align64(so + N * gpr * (uint64_t)scale_bytes(d.stype));
-  if (quant && d.scales_offset != so) {
-    *error = "scales_offset must be " + std::to_string(so);
+  const QuantPlanes qp = quant ? quant_planes(d) : QuantPlanes{};
+  if (quant && d.scales_offset != qp.scales_offset) {
+    *error = "scales_offset must be " + std::to_string(qp.scales_offset);
     return false;
   }
-  if (d.affine && d.zeros_offset != zo) {
-    *error = "zeros_offset must be " + std::to_string(zo);
+  if (d.affine && d.zeros_offset != qp.zeros_offset) {
+    *error = "zeros_offset must be " + std::to_string(qp.zeros_offset);
     return false;
   }
   if (d.pretransposed && (quant || is_block_type(d.type) || d.block_k != 0)) {
     *error = "pretransposed storage is for unblocked float matrices only";
     return false;
   }
-  if (is_block_type(d.type)) {
-    // One panel, rows of whole blocks: a block type is already laid out for streaming.
-    if (d.block_k != 0) {
-      *error = "block types are not K-blocked";
-      return false;
-    }
-    MatrixPlan p;
-    p.d = d;
-    WeightRows r;
-    r.K = (int)d.K;
-    r.q_ld = (ptrdiff_t)(d.K / block_elems(d.type) * block_bytes(d.type));
-    p.panels.push_back(r);
-    p.panel_k0.push_back(0);
-    p.q_off.push_back(0);
-    p.s_off.push_back(0);
-    p.z_off.push_back(0);
-    *out = std::move(p);
-    return true;
+  if (is_block_type(d.type) && d.block_k != 0) {
+    *error = "block types are not K-blocked";
+    return false;
   }
-  if (d.block_k < 0 || d.block_k % 64 != 0 || (d.block_k && !per_row && quant && d.block_k % (int64_t)G != 0)) {
+  if (!is_block_type(d.type) && (d.block_k < 0 || d.block_k % 64 != 0 || (d.block_k && !qp.per_row && quant && d.block_k % (int64_t)qp.group != 0))) {
     *error = "block_k must be a multiple of 64 and of the group size";
     return false;
   }
+  return true;
+}
+
+bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
+  if (!check_layout(d, error)) return false;
+  if (is_block_type(d.type)) {
+    *out = plan_block_matrix(d);
+    return true;
+  }
+  const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
+  const QuantPlanes qp = quant ? quant_planes(d) : QuantPlanes{};
   MatrixPlan p;
   p.d = d;
-  const uint64_t B = d.block_k ? (uint64_t)d.block_k : K;
-  const uint64_t P = (K + B - 1) / B;
-  const int sb = scale_bytes(d.stype);
-  const uint64_t esize = (uint64_t)weight_elem_bytes(d.type);
-  for (uint64_t pi = 0; pi < P; pi++) {
-    const uint64_t k0 = pi * B, w = std::min(B, K - k0);
-    WeightRows r;
-    r.K = (int)w;
-    r.stype = d.stype;
-    uint64_t q = 0, s = 0, z = 0;
-    if (!quant) {
-      q = k0 * N * esize;
-      r.q_ld = (ptrdiff_t)(w * esize);
-    } else if (per_row) {
-      q = k0 * N;
-      r.q_ld = (ptrdiff_t)w;
-      s = so;
-      r.s_ld = sb;
-      r.group = 0;
-    } else {
-      const uint64_t gb = B / G, gp = (w + G - 1) / G;
-      const uint64_t gbytes = d.type == WeightType::Q4 ? G / 2 : G;
-      q = pi * gb * N * gbytes;
-      r.q_ld = (ptrdiff_t)(gp * gbytes);
-      s = so + pi * gb * N * sb;
-      r.s_ld = (ptrdiff_t)(gp * sb);
-      z = zo + pi * gb * N;
-      r.z_ld = (ptrdiff_t)gp;
-      r.group = (int)G;
-    }
-    p.panels.push_back(r);
-    p.panel_k0.push_back((int)k0);
-    p.q_off.push_back(q);
-    p.s_off.push_back(s);
-    p.z_off.push_back(z);
-  }
+  const uint64_t K = (uint64_t)d.K, B = d.block_k ? (uint64_t)d.block_k : K;
+  for (uint64_t pi = 0; pi < (K + B - 1) / B; pi++) plan_panel(d, qp, B, pi, &p);
   *out = std::move(p);
   return true;
 }

@@ -25,6 +25,18 @@ struct MatrixDesc {
 // Byte size the layout implies, or 0 with `error` set when the descriptor is impossible.
 uint64_t matrix_bytes(const MatrixDesc& d, std::string* error);
 
+// The planes of an i8 / q4 matrix (docs/iebin.md): the quant plane from 0, the scales plane at
+// align64(quant plane), the zero points (q4 affine; `bytes` counts them only then) at
+// align64(end of scales). The one place
+// the C++ side computes them; kernels/src/matrix-spec.ts's quantPlanes is the TypeScript one.
+struct QuantPlanes {
+  bool per_row = false;          // i8 with one scale per row
+  uint64_t group = 0;            // elements per scale (K when per row)
+  uint64_t groups_per_row = 0;
+  uint64_t scales_offset = 0, zeros_offset = 0, bytes = 0;
+};
+QuantPlanes quant_planes(const MatrixDesc& d);
+
 struct MatrixPlan {
   MatrixDesc d;
   std::vector<WeightRows> panels;  // row 0 of each K-panel; data pointers filled by bind()
