@@ -50,6 +50,7 @@ closedCtx.close();
 afterAll(() => ctx.close());
 
 describe('property: random calls into @ie/kernels give a result or a KernelError, never a crash', () => {
+  // Long because every generator below draws from one seeded stream and one set of fixtures: split, each would take them all as arguments.
   it(`survives a seeded storm of hostile calls (seed ${SEED}, ${BUDGET_MS} ms)`, async () => {
     const rnd = mulberry32(SEED);
     const int = (n: number) => Math.floor(rnd() * n);

@@ -20,7 +20,7 @@ export interface Rows {
  * rows at consecutive positions of one sequence; or `seqSlot`, a (KV slot, position) pair per row
  * at params[seqSlot + 2i] and params[seqSlot + 2i + 1] (rows of several sequences in one run).
  * With seqSlot, a cache is an arena of `slots` slots of `capacity` positions each: slot s's
- * position t is cache row s * capacity + t.
+ * position t is cache row kvCacheRow(s, t, capacity).
  */
 export type Place = { posSlot: number; seqSlot?: undefined } | { seqSlot: number; posSlot?: undefined };
 export type ProgramOp =

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
 import { makeMatrix } from '../test/helpers.js';
-import { KernelContext, type ProgramOp, type View } from './index.js';
+import { KernelContext, kvCacheRow, type ProgramOp, type View } from './index.js';
 
 const ctx = KernelContext.create({ threads: 2 });
 const ISAS = ctx.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
@@ -74,7 +74,7 @@ describe('programs over a KV arena of several sequences', () => {
       },
     ];
     const program = on.compile({ buffers, params, maxRows: R, ops });
-    return { program, params, ...bufs };
+    return { program, params, ...bufs, caches: [buffers[4], buffers[5]] };
   }
 
   /** The inputs of sequence `s` at position `t`: q, k, v rows of their own. */
@@ -140,6 +140,14 @@ describe('programs over a KV arena of several sequences', () => {
               expect(firstDifference(got, alone[s].out.subarray(0, n * q))).toBeNull();
             });
           }
+          // Sequence s's K and V rows of position t sit at row kvCacheRow(s, t, T) of the arena.
+          for (const s of [0, 1, 2])
+            for (let t = 0; t < 6; t++)
+              for (const c of [0, 1]) {
+                const got = multi.caches[c].subarray(kvCacheRow(s, t, T) * kv, kvCacheRow(s, t + 1, T) * kv);
+                expect([...got], `slot ${s} position ${t}`).toEqual([...alone[s].caches[c].subarray(t * kv, (t + 1) * kv)]);
+                expect(got.some((x) => x !== 0)).toBe(true);
+              }
         });
 
   it('refuses a KV slot or position outside the arena at run time, sync and async', async () => {
