@@ -1,7 +1,8 @@
 // The N-API surface of @ie/kernels: Context (pool + dispatch table), Matrix (a weight matrix
-// over a buffer), Mapping (a read-only mmap). Arguments are validated in TypeScript first;
-// everything here is checked again cheaply, and a failed check throws a JS error with a
-// `code` instead of touching memory.
+// over a buffer), Mapping (a read-only mmap), Program. Arguments are validated in TypeScript
+// first; everything here is checked again cheaply, and a failed check throws a JS error with a
+// `code` instead of touching memory. A program spec is only read here (read_program, into the
+// plain structs of program/ops.h); program/compile_op.cc judges it.
 //
 // The boundary rules (nothing JavaScript does may crash the process):
 //  - every wrapped object carries a napi type tag, checked on every unwrap (a spoofed object,
