@@ -86,6 +86,20 @@ describe('engine.embed', () => {
     expect(after.text).toBe(before.text);
   });
 
+  it('dimensions keeps the first N components of the pooled vector, normalized after the cut', async () => {
+    const [full] = await engine.embed('hello world', { normalize: false });
+    const [cut] = await engine.embed('hello world', { dimensions: 5 });
+    const [raw] = await engine.embed('hello world', { dimensions: 5, normalize: false });
+    expect(Array.from(raw)).toEqual(Array.from(full.subarray(0, 5)));
+    const n = Math.sqrt(Array.from(full.subarray(0, 5)).reduce((s, x) => s + x * x, 0));
+    expect(cut).toHaveLength(5);
+    for (let d = 0; d < 5; d++) expect(cut[d]).toBeCloseTo(full[d] / n, 6);
+    expect(norm(cut)).toBeCloseTo(1, 5);
+    expect((await engine.embed('x', { dimensions: config.dim }))[0].length).toBe(config.dim);
+    for (const bad of [0, config.dim + 1, 2.5, Number.NaN])
+      await expect(engine.embed('x', { dimensions: bad })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'dimensions' });
+  });
+
   it('refuses empty inputs, bad options and inputs longer than the context', async () => {
     await expect(engine.embed('')).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(engine.embed([])).rejects.toBeInstanceOf(InvalidOptionError);

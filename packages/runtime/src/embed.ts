@@ -3,7 +3,8 @@
  * for every token of an input, pooled into one vector: the mean over the tokens, the last token's,
  * or the first token's (`cls`), L2-normalized unless asked not to. Each input runs alone from
  * position 0 of one sequence (what its slot held is dropped), so the result does not depend on
- * the other inputs of the call.
+ * the other inputs of the call. `dimensions` keeps the first N components (OpenAI's parameter of
+ * that name), normalized after the cut.
  */
 import { ContextOverflowError, InvalidOptionError } from './errors.js';
 import type { Model } from './model.js';
@@ -14,8 +15,10 @@ export type EmbedPooling = 'mean' | 'last' | 'cls';
 export interface EmbedOptions {
   /** How the tokens' hidden states become one vector. Default 'mean'. */
   pooling?: EmbedPooling;
-  /** Scale each vector to unit L2 norm. Default true. */
+  /** Scale each vector to unit L2 norm (after `dimensions` cuts it). Default true. */
   normalize?: boolean;
+  /** Keep the first N components of each vector (1..the model's dim). Default: all of them. */
+  dimensions?: number;
 }
 
 /** One text, several texts, or token-id arrays used as given (texts get BOS as generate() does). */
@@ -26,7 +29,10 @@ export interface PreparedEmbed {
   inputs: number[][];
   pooling: EmbedPooling;
   normalize: boolean;
+  /** The model's hidden size. */
   dim: number;
+  /** Components kept per vector. */
+  keep: number;
 }
 
 const POOLINGS: readonly EmbedPooling[] = ['mean', 'last', 'cls'];
@@ -37,6 +43,10 @@ export function prepareEmbed(model: Model, inputs: EmbedInput, options: EmbedOpt
   if (!POOLINGS.includes(pooling)) throw new InvalidOptionError('pooling', `must be one of ${POOLINGS.join(', ')}, got ${String(pooling)}`);
   const normalize = options.normalize ?? true;
   if (typeof normalize !== 'boolean') throw new InvalidOptionError('normalize', `must be a boolean, got ${String(normalize)}`);
+  const dim = model.config.dim;
+  const keep = options.dimensions ?? dim;
+  if (!Number.isSafeInteger(keep) || keep < 1 || keep > dim)
+    throw new InvalidOptionError('dimensions', `must be an integer in 1..${dim} (the model's hidden size), got ${String(keep)}`);
   const list = typeof inputs === 'string' ? [inputs] : inputs;
   if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError('input', 'give at least one text to embed');
   const V = model.config.vocab_size;
@@ -60,7 +70,7 @@ export function prepareEmbed(model: Model, inputs: EmbedInput, options: EmbedOpt
         model.contextLength,
       );
   });
-  return { inputs: ids, pooling, normalize, dim: model.config.dim };
+  return { inputs: ids, pooling, normalize, dim, keep };
 }
 
 /** @internal Runs each prepared input on `seq` (from position 0) and pools its hidden states. */
@@ -79,13 +89,14 @@ export async function embedPrepared(seq: Sequence, p: PreparedEmbed): Promise<Fl
       }
     });
     if (p.pooling === 'mean') for (let k = 0; k < D; k++) acc[k] /= ids.length;
+    const kept = acc.subarray(0, p.keep);
     if (p.normalize) {
       let s = 0;
-      for (let k = 0; k < D; k++) s += acc[k] * acc[k];
+      for (let k = 0; k < kept.length; k++) s += kept[k] * kept[k];
       const n = Math.sqrt(s);
-      if (n > 0) for (let k = 0; k < D; k++) acc[k] /= n;
+      if (n > 0) for (let k = 0; k < kept.length; k++) kept[k] /= n;
     }
-    out.push(Float32Array.from(acc));
+    out.push(Float32Array.from(kept));
   }
   return out;
 }

@@ -53,6 +53,15 @@ describe('POST /v1/embeddings', () => {
     expect(norm).toBeCloseTo(1, 5);
   });
 
+  it('dimensions gives the first N components, normalized after the cut (engine.embed with dimensions)', async () => {
+    const [want] = await engine.embed('hello world', { dimensions: 7 });
+    const r = await api.embeddings.create({ model: 'm', input: 'hello world', dimensions: 7 });
+    expect(r.data[0].embedding).toEqual(Array.from(want));
+    expect(r.data[0].embedding).toHaveLength(7);
+    const full = await api.embeddings.create({ model: 'm', input: 'hello world', dimensions: engine.config.dim });
+    expect(full.data[0].embedding).toEqual(Array.from((await engine.embed('hello world'))[0]));
+  });
+
   it('takes token ids, one array or several', async () => {
     const ids = engine.tokenize('hello world', { bos: true });
     const [want] = await engine.embed('hello world');
@@ -93,8 +102,10 @@ describe('POST /v1/embeddings', () => {
       const r = await post(bad);
       expect(r.status).toBe(400);
     }
-    const dims = await post({ model: 'm', input: 'x', dimensions: 3 });
-    expect([dims.status, dims.json.error.param]).toEqual([400, 'dimensions']);
+    for (const dimensions of [engine.config.dim + 1, 0, 2.5]) {
+      const dims = await post({ model: 'm', input: 'x', dimensions });
+      expect([dims.status, dims.json.error.param]).toEqual([400, 'dimensions']);
+    }
   });
 });
 

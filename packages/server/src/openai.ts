@@ -151,9 +151,7 @@ export interface EmbeddingsBody {
 }
 
 /** The inputs as runtime embed() takes them: texts, or token-id arrays (one array of ids is one input). */
-export function embeddingInputs(b: EmbeddingsBody, dim: number): Array<string | number[]> {
-  if (b.dimensions != null && b.dimensions !== dim)
-    unsupported('dimensions', `this model's embeddings have ${dim} dimensions; other sizes are not supported, got ${b.dimensions}`);
+export function embeddingInputs(b: EmbeddingsBody): Array<string | number[]> {
   const x = b.input;
   if (typeof x === 'string') return [x];
   if (typeof x[0] === 'number') return [x as number[]];

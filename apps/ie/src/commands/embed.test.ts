@@ -35,6 +35,15 @@ describe('ie embed', () => {
     expect([o.dim, o.pooling, o.normalized]).toEqual([want[0].length, 'last', false]);
     expect(o.tokens).toBeGreaterThan(1);
     o.embedding.forEach((x, i) => expect(x).toBeCloseTo(raw[0][i], 5));
+
+    const cut = runIe(['embed', model, 'The cat sat', '--dimensions', '4', '--json']);
+    expect(cut.code, cut.err).toBe(0);
+    const c = JSON.parse(cut.out) as { dim: number; embedding: number[] };
+    const head = want[0].subarray(0, 4);
+    const n = Math.hypot(...head);
+    expect(c.dim).toBe(4);
+    c.embedding.forEach((x, i) => expect(x).toBeCloseTo(head[i] / n, 5));
+    expect(runIe(['embed', model, 'x', '--dimensions', '0']).code).toBe(2);
   });
 
   it('refuses a bad pooling (usage) and an empty text (bad input)', () => {

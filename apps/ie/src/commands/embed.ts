@@ -22,6 +22,14 @@ export const embed = defineCommand({
       description: "how the tokens' hidden states become one vector: their mean, the last token's or the first token's",
     },
     'no-normalize': { type: 'boolean', description: 'print the pooled vector as it is, not scaled to unit L2 norm' },
+    dimensions: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      arg: 'N',
+      description: 'keep the first N components (normalized after the cut)',
+      defaultText: "the model's hidden size",
+    },
     json: { type: 'boolean', description: 'print one JSON object (the embedding, its dimensions, tokens, pooling, normalization)' },
     ...ENGINE_FLAGS,
   },
@@ -36,7 +44,7 @@ export const embed = defineCommand({
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       const pooling = (v.pooling ?? 'mean') as EmbedPooling;
       const normalize = v['no-normalize'] !== true;
-      const [vector] = await engine.embed(text as string, { pooling, normalize });
+      const [vector] = await engine.embed(text as string, { pooling, normalize, dimensions: v.dimensions });
       const embedding = Array.from(vector);
       if (v.json)
         io.out(

@@ -18,7 +18,15 @@ export function registerEmbeddings(app: FastifyInstance, ctx: RouteContext): voi
     const body = req.body as EmbeddingsBody;
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
-    const inputs = embeddingInputs(body, engine.config.dim);
+    const inputs = embeddingInputs(body);
+    const dim = engine.config.dim;
+    // OpenAI's dimensions: the first N components, normalized after the cut (engine.embed's option).
+    if (body.dimensions != null && body.dimensions > dim)
+      throw new ServerError(
+        'IE_SERVER_BAD_REQUEST',
+        `dimensions: this model's embeddings have ${dim} dimensions; ask for at most that many, got ${body.dimensions}`,
+        'dimensions',
+      );
     // Tokenized here as embed() does (texts with BOS), for the usage and to refuse a long input before it queues.
     const counts = inputs.map((x) => (typeof x === 'string' ? engine.tokenize(x, { bos: true }).length : x.length));
     counts.forEach((n, i) => {
@@ -31,7 +39,7 @@ export function registerEmbeddings(app: FastifyInstance, ctx: RouteContext): voi
     });
     let vectors: Float32Array[];
     try {
-      vectors = await scheduler.embed(inputs);
+      vectors = await scheduler.embed(inputs, body.dimensions != null ? { dimensions: body.dimensions } : {});
     } catch (e) {
       throw e instanceof ServerError ? e : embedError(e);
     }
