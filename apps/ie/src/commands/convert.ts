@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { FLOAT_DTYPES, exportIebin, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
+import { FLOAT_DTYPES, exportIebin, type IebinHeader, openGguf, openHfDir, openLlama2c, type ModelSource } from '@ie/format';
 import {
   ClipSearchPool,
   manifestCalibrationPath,
@@ -15,7 +15,7 @@ import {
 } from '@ie/quant';
 import { buildTokenizer, quantizeModel } from '@ie/runtime';
 import { threadsFlag } from '../flags.js';
-import { defineCommand, withAbortOnSignal } from '../command.js';
+import { defineCommand, type Io, withAbortOnSignal } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes, int, peakRss } from '../human.js';
 import { Progress } from '../progress.js';
@@ -91,61 +91,19 @@ export const convert = defineCommand({
   async run(v, _p, io) {
     checkCombinations(v);
     const outDir = v['out-dir'];
-    const dtype = v.dtype;
-    const blockK = v['block-k'];
     const manifestFile = v['q4-map'];
     const threads = v.threads;
-    // Read and check the manifest before the (possibly slow) source is opened.
-    let loaded = manifestFile !== undefined ? await readManifest(manifestFile) : undefined;
     const noGate = v['no-gate'] === true;
-    if (loaded?.manifest.kind === 'expanded' && (noGate || v.calib !== undefined))
-      throw new CliError(
-        'CLI_USAGE',
-        `${manifestFile} is an expanded manifest: it was measured by ie quantize and is checked against this model by its tensors' hashes; --no-gate and --calib apply to a policy`,
-      );
-    // --calib may name any regular file; a manifest's calibration.text only one under its own directory or the working directory.
-    const calibFile =
-      loaded?.manifest.kind === 'policy' && !noGate
-        ? (v.calib ??
-          (loaded.manifest.calibration?.text
-            ? await manifestCalibrationPath(manifestFile as string, loaded.manifest.calibration.text)
-            : undefined))
-        : undefined;
-    if (loaded?.manifest.kind === 'policy' && !noGate && !calibFile)
-      throw new CliError(
-        'CLI_USAGE',
-        `${manifestFile} names no calibration text (calibration.text) for its gate; pass --calib FILE (or --no-gate to export unmeasured)`,
-      );
-    const calibText = calibFile ? await readCalibrationText(calibFile) : undefined;
-
-    let source: ModelSource;
-    if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'], v.tokenizer !== undefined ? { tokenizer: v.tokenizer } : {});
-    else if (v.gguf !== undefined) source = await openGguf(v.gguf);
-    else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
+    // Read and check the manifest before the (possibly slow) source is opened.
+    const gated = await readManifestAndCalibration(manifestFile, v.calib, noGate);
+    let loaded = gated.loaded;
+    const source = await openSourceChecked(v);
     const progress = new Progress('converting', process.stderr, !v.quiet);
-    try {
-      // The tokenizer is built and probed (encode, then decode, a test text) before anything is
-      // written: a malformed one is IE_TOKENIZER_INVALID here, not a stack trace at generate time.
-      const tokFile =
-        source.tokenizer.model === 'hf' ? source.tokenizer.source : ((v.llama2c !== undefined ? v.tokenizer : v.gguf) as string);
-      await buildTokenizer(source.tokenizer, source.config, { file: tokFile, sourceFormat: source.format });
-    } catch (e) {
-      await source.close();
-      throw e;
-    }
     const pool = loaded ? new ClipSearchPool({ threads }) : undefined;
     try {
-      if (loaded?.manifest.kind === 'policy' && calibText !== undefined) {
+      if (loaded?.manifest.kind === 'policy' && gated.calib) {
         // The gate: measure the policy on this model first; nothing is written unless it passes.
-        const measured = await measurePolicy(
-          source,
-          loaded,
-          { text: calibText, file: calibFile as string },
-          outDir,
-          threads,
-          v.quiet === true,
-          io,
-        );
+        const measured = await measurePolicy(source, loaded, gated.calib, outDir, threads, v.quiet === true, io);
         if (!measured) return EXIT.GATE_FAILED;
         loaded = measured;
       }
@@ -163,36 +121,16 @@ export const convert = defineCommand({
       const header = await withAbortOnSignal((register) =>
         exportIebin(source, outDir, {
           converter: CONVERTER,
-          dtype,
+          dtype: v.dtype,
           pretranspose: v.pretranspose === true,
-          blockK,
+          blockK: v['block-k'],
           ...(plan?.options ?? {}),
           onWriter: (w) => register(() => w.abortSync()),
           onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal, `${p.index + 1}/${p.count} ${p.tensor}`),
         }),
       );
       progress.done(bytes(header.bin.bytes));
-      const secs = (performance.now() - t0) / 1000;
-      io.out(
-        `wrote ${outDir}: ${header.tensors.length} tensors, ${bytes(header.bin.bytes)} (${int(header.bin.bytes)} bytes) in ${secs.toFixed(1)} s, peak RSS ${bytes(peakRss())}`,
-      );
-      for (const n of header.provenance.notes ?? []) io.out(`  note: ${n}`);
-      if (plan && loaded) {
-        const counts = new Map<string, number>();
-        for (const p of plan.plans) if (p.quant) counts.set(p.scheme, (counts.get(p.scheme) ?? 0) + 1);
-        const what = [...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'no quantized tensors';
-        const how =
-          loaded.manifest.kind === 'expanded'
-            ? loaded.file === manifestFile
-              ? `expanded, ${loaded.manifest.status}`
-              : 'measured now, gate passed'
-            : 'policy, not measured';
-        io.out(
-          `  packed per ${manifestFile} (${how}, sha256 ${loaded.sha256.slice(0, 12)}…): ${what}; recorded in model.ie.json "quantization"`,
-        );
-        if (loaded.manifest.kind === 'expanded' && loaded.manifest.status === 'rejected')
-          io.out('  warning: the manifest failed its calibration gate (exported because of --force)');
-      }
+      reportExport(io, outDir, header, (performance.now() - t0) / 1000, plan && loaded ? { plan, loaded, manifestFile } : undefined);
       return EXIT.OK;
     } finally {
       await pool?.close();
@@ -200,6 +138,85 @@ export const convert = defineCommand({
     }
   },
 });
+
+/**
+ * The manifest (--q4-map) and, for a policy that will be measured, its calibration text: --calib
+ * may name any regular file; a manifest's calibration.text only one under its own directory or
+ * the working directory.
+ */
+async function readManifestAndCalibration(
+  manifestFile: string | undefined,
+  calibFlag: string | undefined,
+  noGate: boolean,
+): Promise<{ loaded?: LoadedManifest; calib?: { text: string; file: string } }> {
+  if (manifestFile === undefined) return {};
+  const loaded = await readManifest(manifestFile);
+  if (loaded.manifest.kind === 'expanded') {
+    if (noGate || calibFlag !== undefined)
+      throw new CliError(
+        'CLI_USAGE',
+        `${manifestFile} is an expanded manifest: it was measured by ie quantize and is checked against this model by its tensors' hashes; --no-gate and --calib apply to a policy`,
+      );
+    return { loaded };
+  }
+  if (noGate) return { loaded };
+  const named = loaded.manifest.calibration?.text;
+  const file = calibFlag ?? (named ? await manifestCalibrationPath(manifestFile, named) : undefined);
+  if (!file)
+    throw new CliError(
+      'CLI_USAGE',
+      `${manifestFile} names no calibration text (calibration.text) for its gate; pass --calib FILE (or --no-gate to export unmeasured)`,
+    );
+  return { loaded, calib: { text: await readCalibrationText(file), file } };
+}
+
+/**
+ * The source opened, its tokenizer built and probed (encode, then decode, a test text) before
+ * anything is written: a malformed one is IE_TOKENIZER_INVALID here, not a stack trace at generate time.
+ */
+async function openSourceChecked(v: { 'hf-dir'?: string; gguf?: string; llama2c?: string; tokenizer?: string }): Promise<ModelSource> {
+  let source: ModelSource;
+  if (v['hf-dir'] !== undefined) source = await openHfDir(v['hf-dir'], v.tokenizer !== undefined ? { tokenizer: v.tokenizer } : {});
+  else if (v.gguf !== undefined) source = await openGguf(v.gguf);
+  else source = await openLlama2c(v.llama2c as string, v.tokenizer as string);
+  try {
+    const tokFile =
+      source.tokenizer.model === 'hf' ? source.tokenizer.source : ((v.llama2c !== undefined ? v.tokenizer : v.gguf) as string);
+    await buildTokenizer(source.tokenizer, source.config, { file: tokFile, sourceFormat: source.format });
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+  return source;
+}
+
+/** What was written: size, time, peak RSS, the converter's notes, and what the manifest packed. */
+function reportExport(
+  io: Io,
+  outDir: string,
+  header: IebinHeader,
+  secs: number,
+  packed: { plan: ExportPlan; loaded: LoadedManifest; manifestFile: string | undefined } | undefined,
+): void {
+  io.out(
+    `wrote ${outDir}: ${header.tensors.length} tensors, ${bytes(header.bin.bytes)} (${int(header.bin.bytes)} bytes) in ${secs.toFixed(1)} s, peak RSS ${bytes(peakRss())}`,
+  );
+  for (const n of header.provenance.notes ?? []) io.out(`  note: ${n}`);
+  if (!packed) return;
+  const { plan, loaded, manifestFile } = packed;
+  const counts = new Map<string, number>();
+  for (const p of plan.plans) if (p.quant) counts.set(p.scheme, (counts.get(p.scheme) ?? 0) + 1);
+  const what = [...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'no quantized tensors';
+  const how =
+    loaded.manifest.kind === 'expanded'
+      ? loaded.file === manifestFile
+        ? `expanded, ${loaded.manifest.status}`
+        : 'measured now, gate passed'
+      : 'policy, not measured';
+  io.out(`  packed per ${manifestFile} (${how}, sha256 ${loaded.sha256.slice(0, 12)}…): ${what}; recorded in model.ie.json "quantization"`);
+  if (loaded.manifest.kind === 'expanded' && loaded.manifest.status === 'rejected')
+    io.out('  warning: the manifest failed its calibration gate (exported because of --force)');
+}
 
 /** The flag combinations convert refuses, each with what to do instead (before anything is read). */
 function checkCombinations(v: {
