@@ -146,12 +146,9 @@ const M = { mSlot: PARAM_ROWS } as const;
 const rows = (b: number, width: number): View => [b, 0, width];
 const shared = (b: number): View => [b, 0, 0];
 
-/**
- * The op that copies a capture site's rows into the capture's own buffer: `out = x + 0`, the add
- * op with a zero row (`zeros` is at least `width` long). The one place a capture's op is written.
- */
-function captureOp(from: number, to: number, zeros: number, width: number): ProgramOp {
-  return { op: 'add', a: rows(from, width), b: shared(zeros), out: rows(to, width), n: width, ...M };
+/** The op that copies a capture site's rows into the capture's own buffer (a tap). */
+function captureOp(from: number, to: number, width: number): ProgramOp {
+  return { op: 'tap', x: rows(from, width), out: rows(to, width), n: width, ...M };
 }
 
 /** The activation buffers every layer reuses (indices into the program's buffers). */
@@ -168,8 +165,6 @@ interface Scratch {
   act: number;
   cos: number;
   sin: number;
-  /** A zero row (captures and the hidden-state copy add it). */
-  zeros: number;
   /** MoE: router logits and the op's scratch rows (gathered inputs, gate/up outputs, expert outputs). */
   routerOut: number;
   moe: { x: View; gate: View; up: View; y: View } | null;
@@ -218,7 +213,6 @@ class ProgramBuilder {
       act: f32(B * c.ffn_dim),
       cos: this.buf(tables.cos),
       sin: this.buf(tables.sin),
-      zeros: f32(this.options.calibration?.capture ? Math.max(c.dim, q, c.ffn_dim) : c.dim),
       routerOut: moe ? f32(B * moe.n_experts) : -1,
       moe: moe
         ? {
@@ -279,7 +273,7 @@ class ProgramBuilder {
     if (!this.options.calibration?.capture) return [];
     const data = new Float32Array(this.geometry.B * width);
     this.captures.push({ layer, site, width, data });
-    return [captureOp(from, this.buf(data), this.scratch.zeros, width)];
+    return [captureOp(from, this.buf(data), width)];
   }
 }
 
@@ -423,7 +417,7 @@ function classifierOps(b: ProgramBuilder, o: ClassifierOut): ProgramOp[] {
     b.rmsnorm('output_norm.weight'),
     ...b.capture(-1, 'classifier_in', s.h, c.dim),
     // The hidden state copy (embeddings): params[hiddenAt] rows, one unless a step asks for all.
-    { op: 'add', a: rows(s.h, c.dim), b: shared(s.zeros), out: rows(b.buf(o.hidden), c.dim), n: c.dim, mSlot: o.hiddenAt },
+    { op: 'tap', x: rows(s.h, c.dim), out: rows(b.buf(o.hidden), c.dim), n: c.dim, mSlot: o.hiddenAt },
     // Only the rows whose logits are wanted go through the classifier (calibration wants them all).
     ...[
       { op: 'gather', x: rows(s.h, c.dim), out: rows(picked, c.dim), n: c.dim, rowsSlot: o.pickAt } as const,
