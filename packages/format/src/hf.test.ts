@@ -6,7 +6,7 @@ import { firstDifference, seededFloats } from '@ie/testing';
 import { exportIebin } from './export-iebin.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './dtype.js';
 import { HfModelError } from './errors.js';
-import { hfConfigToModelConfig, modelConfigToHfConfig, openHfDir, writeHfDir } from './hf.js';
+import { canonicalHfName, hfConfigToModelConfig, hfName, modelConfigToHfConfig, openHfDir, writeHfDir } from './hf.js';
 import { adjacentToRotateHalfPermutation, expectedTensors, invertPermutation, permuteRows, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
 import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
@@ -283,5 +283,21 @@ describe('config.json and back', () => {
     });
     // Nothing is left behind: no config.json, no staging directory.
     expect(readdirSync(out)).toEqual([]);
+  });
+});
+
+describe('canonicalHfName', () => {
+  it('maps only its own names: Object property names in a checkpoint are not tensors', () => {
+    expect(canonicalHfName('model.layers.3.self_attn.q_proj.weight')).toBe('blk.3.attn_q.weight');
+    expect(canonicalHfName('lm_head.weight')).toBe('output.weight');
+    for (const name of [
+      'constructor',
+      'toString',
+      'model.layers.0.constructor',
+      'model.layers.1.__proto__',
+      'model.layers.2.hasOwnProperty',
+    ])
+      expect(canonicalHfName(name), name).toBeUndefined();
+    expect(() => hfName('constructor')).toThrow(RangeError);
   });
 });

@@ -88,6 +88,14 @@ describe('safetensors header', () => {
       'has dtype "F128"',
     ],
     [
+      'a dtype named like an Object property',
+      { a: { dtype: 'constructor', shape: [1], data_offsets: [0, 1] } },
+      1,
+      'SAFETENSORS_BAD_DTYPE',
+      'a.dtype',
+      'has dtype "constructor"',
+    ],
+    [
       'a negative dim',
       { a: { dtype: 'U8', shape: [2, -3], data_offsets: [0, 6] } },
       6,

@@ -108,7 +108,7 @@ function parseHeaderObject(json: Uint8Array, fail: SafetensorsFail): Record<stri
 function checkEntry(name: string, v: unknown, dataOffset: number, dataSize: number, fail: SafetensorsFail): SafetensorsEntry {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('SAFETENSORS_BAD_ENTRY', 'must be an object', name);
   const e = v as Record<string, unknown>;
-  if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_DTYPE_BYTES))
+  if (typeof e.dtype !== 'string' || !Object.hasOwn(SAFETENSORS_DTYPE_BYTES, e.dtype))
     fail('SAFETENSORS_BAD_DTYPE', `has dtype ${JSON.stringify(e.dtype)}`, `${name}.dtype`);
   const dtype = e.dtype as string;
   if (!Array.isArray(e.shape) || e.shape.length > 8)

@@ -22,7 +22,7 @@ export function canonicalHfName(name: string): string | null | undefined {
     'model.norm.weight': 'output_norm.weight',
     'lm_head.weight': 'output.weight',
   };
-  if (name in fixed) return fixed[name];
+  if (Object.hasOwn(fixed, name)) return fixed[name];
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
   if (!m) return undefined;
   const per: Record<string, string> = {
@@ -45,7 +45,8 @@ export function canonicalHfName(name: string): string | null | undefined {
     'mlp.experts.down_proj_bias': 'ffn_down_exps.bias',
   };
   if (m[2] === 'self_attn.rotary_emb.inv_freq') return null;
-  return per[m[2]] ? `blk.${m[1]}.${per[m[2]]}` : undefined;
+  // Own keys only: a checkpoint's tensor named e.g. `model.layers.0.constructor` is not a known tensor.
+  return Object.hasOwn(per, m[2]) ? `blk.${m[1]}.${per[m[2]]}` : undefined;
 }
 
 /** The inverse of {@link canonicalHfName} for writing HF directories (one-to-one names only). */
@@ -55,7 +56,7 @@ export function hfName(canonical: string): string {
     'output_norm.weight': 'model.norm.weight',
     'output.weight': 'lm_head.weight',
   };
-  if (canonical in fixed) return fixed[canonical];
+  if (Object.hasOwn(fixed, canonical)) return fixed[canonical];
   const m = /^blk\.(\d+)\.(.+)$/.exec(canonical);
   if (!m) throw new RangeError(`not a canonical tensor name: ${canonical}`);
   const per: Record<string, string> = {
