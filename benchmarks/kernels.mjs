@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
 import { randomBuffer } from './lib.mjs';
 
 const THREADS = (process.env.THREADS ?? '1,2').split(',').map(Number);
@@ -120,7 +121,7 @@ const results = [];
 const gemm = [];
 const peaks = {};
 let info;
-const contexts = new Map(THREADS.map((t) => [t, KernelContext.create({ threads: t })]));
+const contexts = new Map(THREADS.map((t) => [t, KernelContext.create(resolveContextOptions({ threads: t }))]));
 for (const p of PRECISIONS) {
   // Distinct copies of the layer until the working set exceeds GIB, plus one classifier.
   const ctx0 = contexts.get(THREADS[0]);

@@ -1,6 +1,7 @@
 // Helpers shared by the benchmark harnesses.
 import { randomFillSync } from 'node:crypto';
 import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
 
 /**
  * A buffer of distinct random bytes. Never fill a probe or weight buffer with a repeated
@@ -15,7 +16,7 @@ export function randomBuffer(bytes) {
 
 /** The machine's read bandwidth in GB/s with `threads` threads: the best reader, best of `passes`. */
 export function readBandwidth(buf, threads, passes = 2) {
-  const ctx = KernelContext.create({ threads });
+  const ctx = KernelContext.create(resolveContextOptions({ threads }));
   try {
     const r = ctx.readBandwidth(buf, passes);
     return { gbs: r.gbs, variant: r.variant };

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
 import { requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
@@ -63,7 +64,7 @@ function compare(got, want) {
 }
 
 const info = (() => {
-  const c = KernelContext.create({ threads: 1 });
+  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
   const i = c.info();
   c.close();
   return i;

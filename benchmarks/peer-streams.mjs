@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
 import { median, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
@@ -33,7 +34,7 @@ if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SY
 const prompt = (s) => [1, ...Array.from({ length: 7 }, (_, i) => 260 + (((s + 1) * 7919 + i * 104729) % (vocab - 260)))];
 const maxStreams = Math.max(...STREAMS);
 
-const ctx = KernelContext.create({ threads: 1 });
+const ctx = KernelContext.create(resolveContextOptions({ threads: 1 }));
 const cpu = ctx.info();
 ctx.close();
 log(`CPU ${cpu.cpu}, ISA ${cpu.isa}, ${THREADS} threads, streams ${STREAMS.join(',')}, ${MAX_TOKENS} tokens each`);

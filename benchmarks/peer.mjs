@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
 import { median, randomBuffer, readBandwidth, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
@@ -42,7 +43,7 @@ const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => p
 
 const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
 const info = (() => {
-  const c = KernelContext.create({ threads: 1 });
+  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
   const i = c.info();
   c.close();
   return i;

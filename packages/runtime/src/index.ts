@@ -30,7 +30,14 @@ export { ChatSession, type ChatSessionOptions, type ChatEngine } from './chat/se
 export { Model, type ModelOptions } from './model.js';
 export { Sequence, type SequenceOptions } from './sequence.js';
 export { BatchScheduler, type BatchSchedulerOptions, type BatchStats } from './batch/scheduler.js';
-export { resolveEngineOptions, type ActivationsMode, type EngineOptions, type ResolvedEngineOptions } from './options.js';
+export {
+  resolveContextOptions,
+  resolveEngineOptions,
+  type ActivationsMode,
+  type EngineOptions,
+  type ResolvedContextOptions,
+  type ResolvedEngineOptions,
+} from './options.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';
