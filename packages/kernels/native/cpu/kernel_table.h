@@ -40,6 +40,9 @@ struct WeightRows {
 
 // y[r] (+)= sum_k W[r,k] * x[k], r < rows. FP32 activations and accumulation.
 using GemvFn = void (*)(const WeightRows& w, const float* x, float* y, int rows, bool accumulate);
+// For m < M: y + m*ldy gets exactly what GemvFn gives for x + m*ldx (the same operations in the
+// same order, so bit for bit), reading each weight row once for all M activation rows.
+using GemvRowsFn = void (*)(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool accumulate);
 // out[r*ld + k] = W[r,k] as f32, r < rows, k < K.
 using DequantFn = void (*)(const WeightRows& w, int rows, float* out, ptrdiff_t ld);
 // Pretransposed float weights Wt[K][ncols] (row k at wt + k*ld bytes): y[n] (+)= sum_k x[k] Wt[k][n].
@@ -82,6 +85,8 @@ struct KernelTable {
   GemvFn gemv[kWeightTypeCount] = {};
   DequantFn dequant[kWeightTypeCount] = {};
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
+  // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
+  GemvRowsFn gemv_rows[3] = {};
   GemmKernels gemm;
 
   float (*dot)(const float* a, const float* b, int n) = nullptr;

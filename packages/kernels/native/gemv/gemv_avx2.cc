@@ -98,6 +98,181 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
   }
 }
 
+// ---- Several activation rows at once (decode rows of several sequences in one step), each
+// result bit-identical to row_float / long_rows_float for that row alone: every (weight row,
+// activation row) pair keeps the same accumulator chains with the same terms in the same order;
+// only the loop nest changes, so that each weight vector is loaded (and converted) once for up to
+// kMA activation rows instead of once per row.
+constexpr int kMA = 4;  // activation rows per register tile (x kNW weight rows: 8 accumulators)
+constexpr int kNW = 2;
+
+// Short rows: row_float's chain i (of 8) sums, in order, the 8-element chunks at k = 64 s + 8 i,
+// then the chunk at 64 S + 8 i when it is whole, and chain 7 the partial tail last. x is staged
+// chain-major (xs[i][t][m], zero past K in the tail chunk) so a tile reads it contiguously.
+struct ChainPlan {
+  int S, whole, part;  // 64-steps, whole 8-chunks after them, elements in the partial tail
+  int terms(int i) const { return S + (i < whole ? 1 : 0) + (i == 7 && part ? 1 : 0); }
+  int k_of(int i, int t) const { return t < S ? 64 * t + 8 * i : (t == S && i < whole ? 64 * S + 8 * i : 64 * S + 8 * whole); }
+  bool partial(int i, int t) const { return i == 7 && part && t == terms(i) - 1; }
+};
+
+template <typename Load, int NW, int MA>
+inline void chain_tile(const uint8_t* const* wrow, const float* xs, int M, const ChainPlan& p, int i, __m256* out, int m0) {
+  constexpr int es = Load::esize;
+  __m256 a[NW][MA];
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = _mm256_setzero_ps();
+  const uint8_t* w0 = wrow[0] + 8 * i * es;
+  const uint8_t* w1 = wrow[NW - 1] + 8 * i * es;
+  const float* xt = xs;
+  for (int t = 0; t < p.S; t++, xt += M * 8) {
+    const __m256 wa = Load::full(w0 + 64 * t * es);
+    const __m256 wb = NW > 1 ? Load::full(w1 + 64 * t * es) : wa;
+    IE_UNROLL for (int m = 0; m < MA; m++) {
+      const __m256 xv = _mm256_loadu_ps(xt + 8 * m);
+      a[0][m] = _mm256_fmadd_ps(wa, xv, a[0][m]);
+      if (NW > 1) a[NW - 1][m] = _mm256_fmadd_ps(wb, xv, a[NW - 1][m]);
+    }
+  }
+  // The chain's terms after the 64-steps: a whole chunk, and for chain 7 the partial tail.
+  for (int t = p.S; t < p.terms(i); t++, xt += M * 8) {
+    const int k = p.k_of(i, t);
+    const bool part = p.partial(i, t);
+    IE_UNROLL for (int n = 0; n < NW; n++) {
+      const __m256 w = part ? Load::part(wrow[n] + k * es, p.part) : Load::full(wrow[n] + k * es);
+      IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xt + 8 * m), a[n][m]);
+    }
+  }
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) out[((size_t)n * M + m0 + m) * 8 + i] = a[n][m];
+}
+
+// Chain i of weight rows [0, NW) against every activation row: the sums land in
+// chains[((n * M) + m) * 8 + i], in tiles of NW weight rows x 4 activation rows (8 accumulators).
+template <typename Load, int NW>
+inline void chain_rows(const uint8_t* const* wrow, const float* xs, int M, const ChainPlan& p, int i, __m256* chains) {
+  for (int m0 = 0; m0 < M; m0 += kMA) {
+    const float* x = xs + 8 * m0;
+    switch (std::min(kMA, M - m0)) {
+      case 4: chain_tile<Load, NW, 4>(wrow, x, M, p, i, chains, m0); break;
+      case 3: chain_tile<Load, NW, 3>(wrow, x, M, p, i, chains, m0); break;
+      case 2: chain_tile<Load, NW, 2>(wrow, x, M, p, i, chains, m0); break;
+      default: chain_tile<Load, NW, 1>(wrow, x, M, p, i, chains, m0); break;
+    }
+  }
+}
+
+// row_float's reduction of a row's 8 chains.
+inline float reduce_chains(const __m256* a) {
+  return hsum(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]))));
+}
+
+// Weight rows in blocks that stay in L2 while chain by chain (chain-major: that chain's x terms,
+// 1/8 of x, stay in L1) every row pair runs against every activation row.
+constexpr int kChainBlockRows = 16;
+
+template <typename Load>
+void short_rows_block(const WeightRows& w, const float* const* xs, int M, const ChainPlan& p, int r0, int nrows, float* y, ptrdiff_t ldy, bool acc) {
+  std::vector<__m256> chains((size_t)kChainBlockRows * M * 8);  // over-aligned new (C++17)
+  for (int i = 0; i < 8; i++) {
+    int r = 0;
+    for (; r + 2 <= nrows; r += 2) {
+      const uint8_t* wrow[2] = {w.q + (r0 + r) * w.q_ld, w.q + (r0 + r + 1) * w.q_ld};
+      chain_rows<Load, 2>(wrow, xs[i], M, p, i, chains.data() + (size_t)r * M * 8);
+    }
+    if (r < nrows) {
+      const uint8_t* wrow[1] = {w.q + (r0 + r) * w.q_ld};
+      chain_rows<Load, 1>(wrow, xs[i], M, p, i, chains.data() + (size_t)r * M * 8);
+    }
+  }
+  for (int r = 0; r < nrows; r++)
+    for (int m = 0; m < M; m++) {
+      const float v = reduce_chains(chains.data() + ((size_t)r * M + m) * 8);
+      float& dst = y[m * ldy + r0 + r];
+      dst = acc ? dst + v : v;
+    }
+}
+
+// Long rows: long_rows_float's one accumulator per row over 8-element steps, then the partial tail.
+template <typename Load, int NW, int MA>
+inline void long_tile(const uint8_t* const* wrow, const float* x, ptrdiff_t ldx, int K, float* y, ptrdiff_t ldy, bool acc) {
+  constexpr int es = Load::esize;
+  __m256 a[NW][MA];
+  for (int n = 0; n < NW; n++)
+    for (int m = 0; m < MA; m++) a[n][m] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 w[NW];
+    for (int n = 0; n < NW; n++) w[n] = Load::full(wrow[n] + k * es);
+    IE_UNROLL for (int m = 0; m < MA; m++) {
+      const __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
+      IE_UNROLL for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(w[n], xv, a[n][m]);
+    }
+  }
+  if (k < K) {
+    __m256 w[NW];
+    for (int n = 0; n < NW; n++) w[n] = Load::part(wrow[n] + k * es, K - k);
+    for (int m = 0; m < MA; m++) {
+      const __m256 xv = load_f32(x + m * ldx + k, K - k);
+      for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(w[n], xv, a[n][m]);
+    }
+  }
+  for (int n = 0; n < NW; n++)
+    for (int m = 0; m < MA; m++) {
+      const float v = hsum(a[n][m]);
+      float& dst = y[m * ldy + n];
+      dst = acc ? dst + v : v;
+    }
+}
+
+template <typename Load, int NW>
+inline void long_rows_tile(const uint8_t* const* wrow, const float* x, ptrdiff_t ldx, int M, int K, float* y, ptrdiff_t ldy, bool acc) {
+  for (int m0 = 0; m0 < M; m0 += kMA) {
+    const float* xm = x + m0 * ldx;
+    float* ym = y + m0 * ldy;
+    switch (std::min(kMA, M - m0)) {
+      case 4: long_tile<Load, NW, 4>(wrow, xm, ldx, K, ym, ldy, acc); break;
+      case 3: long_tile<Load, NW, 3>(wrow, xm, ldx, K, ym, ldy, acc); break;
+      case 2: long_tile<Load, NW, 2>(wrow, xm, ldx, K, ym, ldy, acc); break;
+      default: long_tile<Load, NW, 1>(wrow, xm, ldx, K, ym, ldy, acc); break;
+    }
+  }
+}
+
+template <typename Load>
+void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  const int K = w.K;
+  if (K > kLongRowK) {
+    int r = 0;
+    for (; r + kNW <= rows; r += kNW) {
+      const uint8_t* wrow[kNW] = {w.q + r * w.q_ld, w.q + (r + 1) * w.q_ld};
+      long_rows_tile<Load, kNW>(wrow, x, ldx, M, K, y + r, ldy, acc);
+    }
+    for (; r < rows; r++) {
+      const uint8_t* wrow[1] = {w.q + r * w.q_ld};
+      long_rows_tile<Load, 1>(wrow, x, ldx, M, K, y + r, ldy, acc);
+    }
+    return;
+  }
+  const ChainPlan p{K / 64, (K % 64) / 8, K % 8};
+  // xs[i]: chain i's terms, t-major then m (8 floats each); the partial tail zero-padded as load_f32 does.
+  std::vector<float> stage;
+  const float* xs[8];
+  size_t total = 0;
+  for (int i = 0; i < 8; i++) total += (size_t)p.terms(i) * M * 8;
+  stage.resize(total);
+  float* at = stage.data();
+  for (int i = 0; i < 8; i++) {
+    xs[i] = at;
+    for (int t = 0; t < p.terms(i); t++) {
+      const int k = p.k_of(i, t);
+      for (int m = 0; m < M; m++, at += 8) {
+        const __m256 v = p.partial(i, t) ? load_f32(x + m * ldx + k, p.part) : _mm256_loadu_ps(x + m * ldx + k);
+        _mm256_storeu_ps(at, v);
+      }
+    }
+  }
+  for (int r = 0; r < rows; r += kChainBlockRows) short_rows_block<Load>(w, xs, M, p, r, std::min(kChainBlockRows, rows - r), y, ldy, acc);
+}
+
 // ---- Per-call activation staging: x zero-padded to whole groups, and the group sums of x.
 class PaddedX {
  public:
@@ -363,6 +538,15 @@ void gemv_f16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, 
 void gemv_bf16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
 void gemv_i8_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8(w, x, y, rows, acc); }
 void gemv_q4_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q4(w, x, y, rows, acc); }
+void gemv_rows_f32_f32_avx2(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  gemv_rows_float<LoadF32>(w, x, ldx, M, y, ldy, rows, acc);
+}
+void gemv_rows_f16_f32_avx2(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  gemv_rows_float<LoadF16>(w, x, ldx, M, y, ldy, rows, acc);
+}
+void gemv_rows_bf16_f32_avx2(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  gemv_rows_float<LoadBF16>(w, x, ldx, M, y, ldy, rows, acc);
+}
 void dequant_f32_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF32>(w, rows, out, ld); }
 void dequant_f16_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadF16>(w, rows, out, ld); }
 void dequant_bf16_avx2(const WeightRows& w, int rows, float* out, ptrdiff_t ld) { dequant_float<LoadBF16>(w, rows, out, ld); }
@@ -388,6 +572,9 @@ void register_gemv_avx2(KernelTable& t) {
   t.gemv_t[0] = gemv_t_f32_f32_avx2;
   t.gemv_t[1] = gemv_t_f16_f32_avx2;
   t.gemv_t[2] = gemv_t_bf16_f32_avx2;
+  t.gemv_rows[0] = gemv_rows_f32_f32_avx2;
+  t.gemv_rows[1] = gemv_rows_f16_f32_avx2;
+  t.gemv_rows[2] = gemv_rows_bf16_f32_avx2;
 }
 
 }  // namespace ie

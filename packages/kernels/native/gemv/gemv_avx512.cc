@@ -304,6 +304,8 @@ void register_gemv_avx512(KernelTable& t) {
   t.gemv_t[0] = gemv_t_f32_f32_avx512;
   t.gemv_t[1] = gemv_t_f16_f32_avx512;
   t.gemv_t[2] = gemv_t_bf16_f32_avx512;
+  // The AVX2 multi-row kernels repeat the AVX2 GEMV's chains, not these: rows go one GEMV each.
+  for (auto& f : t.gemv_rows) f = nullptr;
 }
 
 }  // namespace ie

@@ -84,11 +84,21 @@ constexpr int64_t kGemvBlockBytes = 256 << 10;
 static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y) {
   const MatrixDesc& d = m.d;
   const GemvFn fn = ctx.k.gemv[(int)d.type];
+  // A kernel that reads each weight row once for all M rows, where the ISA has one for the type.
+  const int ft = d.type == WeightType::F32 ? 0 : d.type == WeightType::F16 ? 1 : d.type == WeightType::BF16 ? 2 : -1;
+  const GemvRowsFn many = ft >= 0 ? ctx.k.gemv_rows[ft] : nullptr;
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
   auto body = [&](int t, int n) {
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (many) {
+      // Each weight row is read once for all M rows: no cache blocking needed.
+      if (r1 > r0)
+        for (size_t p = 0; p < m.panels.size(); p++)
+          many(m.panels[p].from_row(r0), x.row<float>(0) + m.panel_k0[p], x.stride, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+      return;
+    }
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
