@@ -55,3 +55,49 @@ describe('matmuls of several rows', () => {
           }
         });
 });
+
+// With int8 activations (the decode mode of quantized models) each of 2..8 rows is quantized and
+// multiplied exactly as the lone int8 GEMV does it, so a sequence decoded in a batch gives the
+// tokens it gives alone; also over blocked-K panels.
+describe('matmuls of several rows with int8 activations', () => {
+  for (const isa of ISAS)
+    for (const threads of [1, 3])
+      it(`equal each row's own int8 GEMV bit for bit (${isa}, ${threads} thread(s))`, () => {
+        const ctx = KernelContext.create({ threads, isa });
+        contexts.push(ctx);
+        const variants = [
+          { dtype: 'q4', group: 32 },
+          { dtype: 'q4', group: 64, affine: true },
+          { dtype: 'i8', group: 'row' },
+          { dtype: 'i8', group: 32, blockK: 128 },
+        ] as const;
+        for (const v of variants)
+          for (const [N, K] of [
+            [37, 64],
+            [21, 320],
+            [9, 4160],
+          ] as const) {
+            const w = makeMatrix(v, N, K, 300 + K);
+            const mat = ctx.matrix(w.spec, w.bytes);
+            const x = seededFloats(8 * K, 400 + K, 1);
+            const y = new Float32Array(8 * N);
+            const params = new Int32Array(1);
+            const p = ctx.compile({
+              buffers: [x, y],
+              params,
+              maxRows: 8,
+              ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations: 'int8', mSlot: 0 }],
+            });
+            for (let M = 2; M <= 8; M++) {
+              y.fill(Number.NaN);
+              params[0] = M;
+              p.run();
+              const want = new Float32Array(M * N);
+              for (let i = 0; i < M; i++)
+                ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N), { activations: 'int8' });
+              expect(firstDifference(y.subarray(0, M * N), want), `${JSON.stringify(v)} N ${N} K ${K} M ${M}`).toBeNull();
+            }
+            mat.dispose();
+          }
+      });
+});

@@ -97,13 +97,15 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     const seq = [...prompt, ...base.tokens].slice(0, 256);
     const refLogits = await ref.evaluate(seq);
     // Measured here: fp16 251/251 (KL 3e-7), bf16 184/251 (4e-5), int8w 231/251 (2.2e-4) and with int8
-    // activations 112/251 (4.6e-4), int4w 25/251 (0.065) and with int8 activations 31/251 (0.066); the
-    // greedy text drifts apart early at RTN int4 on a 64-wide model. Bounds leave headroom.
+    // activations 58/251 (4.6e-4; the 5-token prompt's prefill takes int8 activations too, as up to 8
+    // rows run each row as its own GEMV), int4w 25/251 (0.065) and with int8 activations 31/251
+    // (0.066); the greedy text drifts apart early at int8 activations and RTN int4 on a 64-wide model,
+    // so the KL bound is the tight one. Bounds leave headroom.
     const cases: Array<{ precision: Exclude<Precision, 'fp32'>; activations: 'f32' | 'int8'; agree: number; kl: number }> = [
       { precision: 'fp16', activations: 'f32', agree: 0.99, kl: 1e-5 },
       { precision: 'bf16', activations: 'f32', agree: 0.5, kl: 5e-4 },
       { precision: 'int8w', activations: 'f32', agree: 0.85, kl: 2e-3 },
-      { precision: 'int8w', activations: 'int8', agree: 0.3, kl: 2e-3 },
+      { precision: 'int8w', activations: 'int8', agree: 0.15, kl: 2e-3 },
       { precision: 'int4w', activations: 'f32', agree: 0.05, kl: 0.2 },
       { precision: 'int4w', activations: 'int8', agree: 0.05, kl: 0.2 },
     ];

@@ -79,9 +79,33 @@ constexpr int kGemvRowsMax = 8;
 // Bytes of weight rows per block: half of a typical L2, leaving room for the x rows.
 constexpr int64_t kGemvBlockBytes = 256 << 10;
 
-// Y[i] = W X[i] for M rows (M <= kGemvRowsMax) with FP32 activations, each row exactly as gemv()
+// Int8 activations: each row quantized as gemv() quantizes it alone, then the integer kernel per
+// row over cache-sized blocks of weight rows, so a decode row gives the same result in a batch as
+// alone.
+static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const View& x, int M, const View& y, int64_t block) {
+  const MatrixDesc& d = m.d;
+  const size_t P = (size_t)q8_padded((int)d.K);
+  auto body = [&](int t, int n) {
+    int64_t r0, r1;
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    int8_t* xq = ctx.scratch_q8(t, P * M);
+    float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
+    for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, xq + i * P, xd + i * P / kQ8Block);
+    for (int64_t b = r0; b < r1; b += block) {
+      const int rows = (int)std::min<int64_t>(block, r1 - b);
+      for (int i = 0; i < M; i++)
+        for (size_t p = 0; p < m.panels.size(); p++)
+          q8(m.panels[p].from_row(b), xq + i * P + m.panel_k0[p], xd + i * P / kQ8Block + m.panel_k0[p] / kQ8Block, y.row<float>(i) + b, rows, p > 0);
+    }
+  };
+  if (d.N * d.K * M < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
+  else ctx.pool.run(body);
+}
+
+// Y[i] = W X[i] for M rows (M <= kGemvRowsMax) in activation mode a, each row exactly as gemv()
 // computes it alone: the same kernel over the same weight rows.
-static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y) {
+static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y, Activations a) {
   const MatrixDesc& d = m.d;
   const GemvFn fn = ctx.k.gemv[(int)d.type];
   // A kernel that reads each weight row once for all M rows, where the ISA has one for the type.
@@ -89,6 +113,7 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
   const GemvRowsFn many = ft >= 0 ? ctx.k.gemv_rows[ft] : nullptr;
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
+  if (a == Activations::Int8 && ctx.k.gemv_q8[(int)d.type]) return gemv_rows_q8(ctx, m, ctx.k.gemv_q8[(int)d.type], x, M, y, block);
   auto body = [&](int t, int n) {
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
@@ -199,8 +224,9 @@ struct RunOp {
   }
   bool operator()(const MatMulOp<Compiled>& op) const {
     if (op.last_row_only || M == 1) gemv(ctx, *op.matrix, op.x.row<float>(M - 1), op.out.row<float>(0), op.activations);
-    // Several rows take FP32 activations, as the GEMM does (a prompt's precision does not depend on its length).
-    else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.x, (int)M, op.out);
+    // Up to kGemvRowsMax rows (decode rows of several sequences) each row as its own GEMV would
+    // compute it, in the op's activation mode; more (a prefill chunk) take the GEMM's FP32 activations.
+    else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.x, (int)M, op.out, op.activations);
     else gemm(ctx, *op.matrix, op.x.row<float>(0), (int)M, op.out.row<float>(0));
     return true;
   }
