@@ -95,6 +95,29 @@ describe('loading a GGUF file directly', () => {
     expect(entries(cache)).toHaveLength(1);
   });
 
+  it("reports the conversion's progress tensor by tensor, and nothing when the cached conversion is reused", async () => {
+    const cache = join(tmp, 'cache-progress');
+    const seen: Array<{ tensor: string; index: number; count: number; bytesDone: number; bytesTotal: number }> = [];
+    const a = await Engine.load(gguf, { threads: 1, cacheDir: cache, onConvertProgress: (p) => seen.push(p) });
+    await a.dispose();
+    const src = await openGguf(gguf);
+    const names = src.tensors.map((t) => t.name);
+    await src.close();
+    expect(seen.map((p) => p.tensor)).toEqual(names);
+    expect(seen.map((p) => p.index)).toEqual(names.map((_, i) => i));
+    for (let i = 1; i < seen.length; i++) expect(seen[i].bytesDone).toBeGreaterThan(seen[i - 1].bytesDone);
+    const last = seen[seen.length - 1];
+    expect([last.count, last.bytesDone]).toEqual([names.length, last.bytesTotal]);
+    const again: unknown[] = [];
+    const b = await Engine.load(gguf, { threads: 1, cacheDir: cache, onConvertProgress: (p) => again.push(p) });
+    await b.dispose();
+    expect(again).toEqual([]);
+    await expect(Engine.load(gguf, { cacheDir: cache, onConvertProgress: 3 as never })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'onConvertProgress',
+    });
+  });
+
   it('reuses a conversion, re-converts a changed file, and says which in a notice', async () => {
     const cache = join(tmp, 'cache-notices');
     const m1 = await openMapped(gguf, { cacheDir: cache });

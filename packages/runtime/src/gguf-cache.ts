@@ -33,9 +33,20 @@ const HEAD_BYTES = 1 << 20;
 /** The header hash stops here even if a GGUF header is larger (its size and mtime are in the key too). */
 const MAX_HEAD_BYTES = 64 << 20;
 
+/** How far a conversion into the cache is: after each tensor, the source bytes written so far. */
+export interface GgufConvertProgress {
+  tensor: string;
+  index: number;
+  count: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
 export interface GgufCacheOptions {
   /** Where converted models are kept. Default: `$IE_CACHE_DIR`, else `$XDG_CACHE_HOME/ie`, else `~/.cache/ie`. */
   cacheDir?: string;
+  /** Called after each tensor while the file is converted (never when a cached conversion is reused). */
+  onProgress?: (p: GgufConvertProgress) => void;
 }
 
 export interface GgufCacheEntry {
@@ -169,7 +180,7 @@ export async function ensureGgufCache(file: string, options: GgufCacheOptions = 
         { cause: e },
       );
     }
-    await exportIebin(source, staging, { converter: 'ie runtime (GGUF load)' });
+    await exportIebin(source, staging, { converter: 'ie runtime (GGUF load)', onProgress: options.onProgress });
     await source.close();
     // An entry that exists but does not open is replaced; one another process just committed is kept.
     try {

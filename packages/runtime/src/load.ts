@@ -7,7 +7,7 @@
 import { IebinReader } from '@ie/format';
 import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels';
 import { IeRuntimeError } from './errors.js';
-import { ensureGgufCache, isGgufFile } from './gguf-cache.js';
+import { type GgufCacheOptions, ensureGgufCache, isGgufFile } from './gguf-cache.js';
 import { resolveContextOptions } from './options.js';
 
 export interface MappedModel {
@@ -31,6 +31,8 @@ export interface MapOptions {
   verify?: boolean;
   /** Where a GGUF file is converted to (see gguf-cache.ts). Default: `$IE_CACHE_DIR`, `$XDG_CACHE_HOME/ie` or `~/.cache/ie`. */
   cacheDir?: string;
+  /** Progress of a GGUF file's conversion into the cache (see GgufCacheOptions.onProgress). */
+  onConvertProgress?: GgufCacheOptions['onProgress'];
 }
 
 /**
@@ -41,7 +43,7 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
   const notices: string[] = [];
   let directory = dir;
   if (await isGgufFile(dir)) {
-    const entry = await ensureGgufCache(dir, o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {});
+    const entry = await ensureGgufCache(dir, { cacheDir: o.cacheDir, onProgress: o.onConvertProgress });
     notices.push(entry.notice);
     directory = entry.dir;
   }

@@ -10,7 +10,7 @@ import type { ContextInfo } from '@ie/kernels';
 import type { ChatMessage } from './chat/harmony.js';
 import { ChatPrompter } from './chat/prompt.js';
 import { embedPrepared, prepareEmbed, type EmbedInput, type EmbedOptions } from './embed.js';
-import { IeRuntimeError } from './errors.js';
+import { IeRuntimeError, InvalidOptionError } from './errors.js';
 import { Forward, type MatmulActivations, type StepRows } from './forward.js';
 import type { ChatOptions, ChatPrompt } from './generation/types.js';
 import { openMapped, type MappedModel } from './load.js';
@@ -111,11 +111,14 @@ export class Model {
     const sequences = options.sequences ?? 1;
     if (!Number.isSafeInteger(sequences) || sequences < 1 || sequences > 4096)
       throw new IeRuntimeError('IE_INVALID_OPTION', `sequences: must be an integer in 1..4096, got ${String(sequences)}`);
+    if (options.onConvertProgress !== undefined && typeof options.onConvertProgress !== 'function')
+      throw new InvalidOptionError('onConvertProgress', `must be a function, got ${typeof options.onConvertProgress}`);
     const mapped = await openMapped(path, {
       context: { threads: opts.threads, affinity: opts.affinity, numa: opts.numa, isa: opts.isa },
       hugePages: true,
       verify: opts.verify,
-      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+      cacheDir: options.cacheDir,
+      onConvertProgress: options.onConvertProgress,
     });
     let fd = -1;
     try {

@@ -2,6 +2,7 @@
 import { AFFINITIES, ISAS, MAX_THREADS, NUMA_POLICIES, type Affinity, type ContextOptions, type Isa, type NumaPolicy } from '@ie/kernels';
 import { InvalidOptionError } from './errors.js';
 import type { KvCacheType } from './forward.js';
+import type { GgufConvertProgress } from './gguf-cache.js';
 import { PRECISIONS, type Precision } from './precision.js';
 
 export interface EngineOptions {
@@ -14,6 +15,8 @@ export interface EngineOptions {
   isa?: Isa;
   /** Where a GGUF file given in place of a model directory is converted to, once (IE_CACHE_DIR; default `$XDG_CACHE_HOME/ie` or `~/.cache/ie`). */
   cacheDir?: string;
+  /** Called after each tensor while a GGUF file given in place of a model directory is converted (not when its cached conversion is reused). */
+  onConvertProgress?: (p: GgufConvertProgress) => void;
   /**
    * Positions the KV cache holds (IE_CONTEXT). Default: the model's context length, at most
    * DEFAULT_CONTEXT_CAP (4096) — the KV cache and RoPE tables are sized to it, and gpt-oss declares
