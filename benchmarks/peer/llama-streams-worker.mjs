@@ -2,33 +2,20 @@
 // --parallel N: one context with N sequences whose concurrent evaluations node-llama-cpp batches
 // into one llama_decode per step.
 //   node llama-streams-worker.mjs PEER_DIR MODEL.gguf THREADS MAX_STREAMS
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { openLlama } from './llama.mjs';
 import { serve } from './protocol.mjs';
 
 const [peerDir, modelPath, threadsArg, streamsArg] = process.argv.slice(2);
-const threads = Number(threadsArg);
 const maxStreams = Number(streamsArg);
-const require = createRequire(join(peerDir, 'package.json'));
-const { getLlama, LlamaLogLevel } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
-
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
-const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
-const context = await model.createContext({
+const peer = await openLlama(peerDir, modelPath, Number(threadsArg), {
   contextSize: 256 * maxStreams,
   sequences: maxStreams,
   batchSize: 512,
-  threads: { ideal: threads, min: threads },
 });
+const { context } = peer;
 
 await serve({
-  info: async () => ({
-    engine: 'llama.cpp',
-    release: llama.llamaCppRelease?.release,
-    build: llama.buildType,
-    threads: context.currentThreads,
-  }),
+  info: async () => peer.info(),
   // Every prompt a sequence, all evaluated at once (greedy, EOS decoded like any token); tokens/s of all of them together.
   async streams({ prompts, tokens }) {
     const sequences = prompts.map(() => context.getSequence());
@@ -47,9 +34,5 @@ await serve({
       for (const s of sequences) s.dispose();
     }
   },
-  async close() {
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
-  },
+  close: () => peer.close(),
 });

@@ -2,27 +2,15 @@
 //   node llama-worker.mjs PEER_DIR MODEL.gguf THREADS
 // node-llama-cpp is resolved from PEER_DIR (a cache directory bench:peer installs it into), not
 // from the workspace: it is not a dependency of ie.
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { openLlama } from './llama.mjs';
 import { serve } from './protocol.mjs';
 
 const [peerDir, modelPath, threadsArg] = process.argv.slice(2);
-const threads = Number(threadsArg);
-const require = createRequire(join(peerDir, 'package.json'));
-const { getLlama, LlamaLogLevel } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
-
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
-const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
-const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: { ideal: threads, min: threads } });
+const peer = await openLlama(peerDir, modelPath, Number(threadsArg), { contextSize: 1024, batchSize: 512 });
+const { context } = peer;
 
 await serve({
-  info: async () => ({
-    engine: 'llama.cpp',
-    release: llama.llamaCppRelease?.release,
-    build: llama.buildType,
-    threads: context.currentThreads,
-  }),
+  info: async () => peer.info(),
   // Greedy decode: the time from the first generated token to the (tokens + 1)-th is `tokens` pure decode steps.
   async decode({ prompt, tokens }) {
     const sequence = context.getSequence();
@@ -67,9 +55,5 @@ await serve({
       sequence.dispose();
     }
   },
-  async close() {
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
-  },
+  close: () => peer.close(),
 });
