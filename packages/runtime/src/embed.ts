@@ -7,8 +7,18 @@
  * that name), normalized after the cut.
  */
 import { ContextOverflowError, InvalidOptionError } from './errors.js';
-import type { Model } from './model.js';
-import type { Sequence } from './sequence.js';
+
+/** What embedding needs of a model (a Model; structural so that model.ts and this file do not import each other). */
+export interface EmbedModel {
+  readonly config: { readonly dim: number; readonly vocab_size: number };
+  readonly contextLength: number;
+  tokenize(text: string, options: { bos: boolean }): number[];
+}
+
+/** What embedding needs of a sequence (a Sequence): its prompt run from position 0, hidden states handed over per chunk. */
+export interface EmbedSequence {
+  prefillHidden(ids: readonly number[], onRows: (hidden: Float32Array, rows: number) => void): Promise<void>;
+}
 
 export type EmbedPooling = 'mean' | 'last' | 'cls';
 
@@ -38,7 +48,7 @@ export interface PreparedEmbed {
 const POOLINGS: readonly EmbedPooling[] = ['mean', 'last', 'cls'];
 
 /** @internal Tokenizes and checks every input (empty, too long, bad options) so a call fails before it runs. */
-export function prepareEmbed(model: Model, inputs: EmbedInput, options: EmbedOptions): PreparedEmbed {
+export function prepareEmbed(model: EmbedModel, inputs: EmbedInput, options: EmbedOptions): PreparedEmbed {
   const pooling = options.pooling ?? 'mean';
   if (!POOLINGS.includes(pooling)) throw new InvalidOptionError('pooling', `must be one of ${POOLINGS.join(', ')}, got ${String(pooling)}`);
   const normalize = options.normalize ?? true;
@@ -74,7 +84,7 @@ export function prepareEmbed(model: Model, inputs: EmbedInput, options: EmbedOpt
 }
 
 /** @internal Runs each prepared input on `seq` (from position 0) and pools its hidden states. */
-export async function embedPrepared(seq: Sequence, p: PreparedEmbed): Promise<Float32Array[]> {
+export async function embedPrepared(seq: EmbedSequence, p: PreparedEmbed): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   const D = p.dim;
   for (const ids of p.inputs) {
