@@ -163,6 +163,14 @@ static void run_moe(Context& ctx, const MoeOp<Compiled>& op, int64_t M) {
   }
   std::vector<int64_t> rows;
   std::vector<float> ws;
+  // An expert's n gathered rows (in[r * ld_in], out[r * ld_out]): in a step of decode rows (M up to
+  // kGemvRowsMax) each row as its lone GEMV computes it, so a sequence gets the same tokens in a
+  // batch as alone; in a prefill chunk the GEMM, as the matmul op does.
+  auto expert_rows = [&](const MatrixPlan& w, float* in, int64_t ld_in, int n, float* out, int64_t ld_out) {
+    if (M > kGemvRowsMax || w.d.pretransposed) return gemm(ctx, w, in, n, out);
+    const View vin{reinterpret_cast<uint8_t*>(in), ld_in, 4}, vout{reinterpret_cast<uint8_t*>(out), ld_out, 4};
+    gemv_rows(ctx, w, vin, n, vout, op.activations);
+  };
   for (int e = 0; e < E; e++) {
     rows.clear();
     ws.clear();
@@ -183,8 +191,8 @@ static void run_moe(Context& ctx, const MoeOp<Compiled>& op, int64_t M) {
     } else {
       float* xs = x.scratch.x.row<float>(0);
       for (int r = 0; r < n; r++) std::memcpy(xs + (size_t)r * D, op.x.row<float>(rows[r]), (size_t)D * 4);
-      gemm(ctx, *x.gate[e], xs, n, gs);
-      gemm(ctx, *x.up[e], xs, n, us);
+      expert_rows(*x.gate[e], xs, D, n, gs, F);
+      expert_rows(*x.up[e], xs, D, n, us, F);
     }
     for (int r = 0; r < n; r++) {
       float* g = gs + (size_t)r * F;
@@ -194,7 +202,7 @@ static void run_moe(Context& ctx, const MoeOp<Compiled>& op, int64_t M) {
       k.swiglu_clamped(g, u, g, F, x.alpha, x.limit);
     }
     if (n == 1) gemv(ctx, *x.down[e], gs, ys, op.activations);
-    else gemm(ctx, *x.down[e], gs, n, ys);
+    else expert_rows(*x.down[e], gs, F, n, ys, D);
     for (int r = 0; r < n; r++) {
       float* y = ys + (size_t)r * D;
       k.add(y, x.down_bias.row<float>(e), y, D);
