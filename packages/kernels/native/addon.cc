@@ -489,6 +489,7 @@ void read_op(const OpReader& r, ie::StoreOp<W>* a) {
   a->n = r.num("n");
   a->capacity = r.num("capacity");
   a->slots = r.num("slots");
+  a->positions = r.num("positions");
   a->kv_type = r.num("kvType");
   a->place = r.place();
 }
@@ -504,6 +505,7 @@ void read_op(const OpReader& r, ie::AttentionOp<W>* a) {
   a->capacity = r.num("capacity");
   a->slots = r.num("slots");
   a->window = r.num("window");
+  a->positions = r.num("positions");
   a->kv_type = r.num("kvType");
   a->scale = r.num("scale");
   a->place = r.place();

@@ -20,7 +20,10 @@ export interface Rows {
  * rows at consecutive positions of one sequence; or `seqSlot`, a (KV slot, position) pair per row
  * at params[seqSlot + 2i] and params[seqSlot + 2i + 1] (rows of several sequences in one run).
  * With seqSlot, a cache is an arena of `slots` slots of `capacity` positions each: slot s's
- * position t is cache row kvCacheRow(s, t, capacity).
+ * position t is cache row kvCacheRow(s, t, capacity). A store/attention pair over a sliding
+ * window may give `positions` above `capacity` (the positions a slot runs through): the cache is
+ * then a ring, position t in row t mod capacity, and `capacity` must be at least window + the
+ * op's rows - 1 (a chunk's writes never reach a position its first query still sees).
  */
 export type Place = { posSlot: number; seqSlot?: undefined } | { seqSlot: number; posSlot?: undefined };
 export type ProgramOp =
@@ -40,7 +43,7 @@ export type ProgramOp =
       capacity: number;
     } & Place &
       Rows)
-  | ({ op: 'store'; x: View; cache: View; n: number; kvType: KvDtype; capacity: number; slots?: number } & Place & Rows)
+  | ({ op: 'store'; x: View; cache: View; n: number; kvType: KvDtype; capacity: number; slots?: number; positions?: number } & Place & Rows)
   | ({
       op: 'attention';
       q: View;
@@ -55,6 +58,8 @@ export type ProgramOp =
       /** KV slots in the arena (seqSlot only); default 1. */
       slots?: number;
       window?: number;
+      /** Positions a slot runs through when the cache is a ring (see Place); default capacity. */
+      positions?: number;
       scale?: number;
       sinks?: View;
     } & Place &
@@ -107,5 +112,5 @@ export interface ProgramSpec {
 
 /** KV cache row of (slot, position) in an arena of slots of `capacity` positions each (one cache: slot 0); native/program/ops.h has the same. */
 export function kvCacheRow(slot: number, position: number, capacity: number): number {
-  return slot * capacity + position;
+  return slot * capacity + (position % capacity);
 }

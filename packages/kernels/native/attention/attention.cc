@@ -12,15 +12,26 @@ namespace {
 // kQueryBlock * group rows, enough to fill the GEMM's register blocks.
 constexpr int kQueryBlock = 16;
 
-// Rows [0, rows) of a cache (position t0 + r, columns [c0, c0 + n) of its kv head) as f32, row-major.
+// The cache row holding position t.
+inline size_t cache_row(const AttentionArgs& a, int t) { return (size_t)(a.ring > 0 ? t % a.ring : t); }
+
+// Rows [0, rows) of a cache (position t0 + r, columns [c0, c0 + n) of its kv head) as f32,
+// row-major; a ring's positions run in at most two pieces of consecutive rows.
 void cache_rows(Context& ctx, const AttentionArgs& a, const void* cache, int kvh, int t0, int rows, int c0, int n, float* out, ptrdiff_t ld) {
   const bool f16 = a.kv_type == KvType::F16;
   const size_t esize = f16 ? 2 : 4;
-  WeightRows w;
-  w.q = static_cast<const uint8_t*>(cache) + ((size_t)t0 * a.kv_stride + (size_t)kvh * a.head_dim + c0) * esize;
-  w.q_ld = (ptrdiff_t)(a.kv_stride * esize);
-  w.K = n;
-  ctx.k.dequant[(int)(f16 ? WeightType::F16 : WeightType::F32)](w, rows, out, ld);
+  while (rows > 0) {
+    const size_t row = cache_row(a, t0);
+    const int run = a.ring > 0 ? std::min(rows, a.ring - (int)row) : rows;
+    WeightRows w;
+    w.q = static_cast<const uint8_t*>(cache) + (row * a.kv_stride + (size_t)kvh * a.head_dim + c0) * esize;
+    w.q_ld = (ptrdiff_t)(a.kv_stride * esize);
+    w.K = n;
+    ctx.k.dequant[(int)(f16 ? WeightType::F16 : WeightType::F32)](w, run, out, ld);
+    t0 += run;
+    rows -= run;
+    out += (ptrdiff_t)run * ld;
+  }
 }
 
 // A prefill chunk's attention as two GEMMs per (kv head, block of queries), on the packed GEMM's
@@ -121,14 +132,14 @@ void attend_one(Context& ctx, const AttentionArgs& a, int i, int h, int t) {
   const uint8_t* vb = static_cast<const uint8_t*>(a.v) + (size_t)kvh * a.head_dim * esize;
   const size_t row = (size_t)a.kv_stride * esize;
   for (int j = 0; j < len; j++) {
-    const uint8_t* kr = kb + (size_t)(t0 + j) * row;
+    const uint8_t* kr = kb + cache_row(a, t0 + j) * row;
     scores[j] = a.scale * (f16 ? ctx.k.dot_f16(q, reinterpret_cast<const uint16_t*>(kr), a.head_dim) : ctx.k.dot(q, reinterpret_cast<const float*>(kr), a.head_dim));
   }
   ctx.k.softmax(scores, len, a.sinks ? a.sinks[h] : -INFINITY);
   float* out = a.out + i * a.out_stride + h * a.head_dim;
   std::fill(out, out + a.head_dim, 0.0f);
   for (int j = 0; j < len; j++) {
-    const uint8_t* vr = vb + (size_t)(t0 + j) * row;
+    const uint8_t* vr = vb + cache_row(a, t0 + j) * row;
     if (f16) ctx.k.axpy_f16(scores[j], reinterpret_cast<const uint16_t*>(vr), out, a.head_dim);
     else ctx.k.axpy(scores[j], reinterpret_cast<const float*>(vr), out, a.head_dim);
   }

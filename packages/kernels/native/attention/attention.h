@@ -20,6 +20,7 @@ struct AttentionArgs {
   ptrdiff_t kv_stride = 0;    // elements between positions (n_kv_heads*head_dim for a dense cache)
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int window = 0;             // > 0: attend to the last `window` positions only
+  int ring = 0;               // > 0: the cache is a ring of `ring` rows, position t in row t % ring
   float scale = 1.0f;         // usually 1/sqrt(head_dim)
   const float* sinks = nullptr;  // per query head: a learned logit in the softmax's denominator (gpt-oss), or none
   float* out = nullptr;       // query i: out + i*out_stride, n_heads*head_dim floats

@@ -160,15 +160,19 @@ RopeOp<Compiled> compile_rope(const Compiler& c, const RopeOp<Wire>& w) {
   return op;
 }
 
+// The positions a KV slot runs through: capacity (a plain cache), or more (a ring over capacity rows).
+int64_t ring_positions(const Num& positions, int64_t capacity) { return int_opt(positions, "positions", capacity, capacity, 1ll << 24); }
+
 StoreOp<Compiled> compile_store(const Compiler& c, const StoreOp<Wire>& w) {
   StoreOp<Compiled> op;
   op.n = c.n(w.n);
   op.kv_type = (KvType)int_opt(w.kv_type, "kvType", 0, 0, 1);
   op.capacity = int_opt(w.capacity, "capacity", 0, 0, 1ll << 24);
   op.slots = int_opt(w.slots, "slots", 1, 1, 1 << 16);
+  op.positions = ring_positions(w.positions, op.capacity);
   op.x = c.view(w.x, "x", c.R, op.n);
   op.cache = c.view(w.cache, "cache", op.capacity * op.slots, op.n, kv_elem(op.kv_type));
-  op.place = c.place(w.place, op.slots, op.capacity);
+  op.place = c.place(w.place, op.slots, op.positions);
   c.need_n(op.n);
   return op;
 }
@@ -182,6 +186,11 @@ AttentionOp<Compiled> compile_attention(const Compiler& c, const AttentionOp<Wir
   op.kv_type = (KvType)int_opt(w.kv_type, "kvType", 0, 0, 1);
   op.capacity = int_opt(w.capacity, "capacity", 0, 0, 1ll << 24);
   op.slots = int_opt(w.slots, "slots", 1, 1, 1 << 16);
+  op.positions = ring_positions(w.positions, op.capacity);
+  // A ring must keep every position a query of the op's rows still sees when the rows' own
+  // keys are stored: the window behind the first row, plus the rows.
+  if (op.positions > op.capacity && (op.window < 1 || op.capacity < op.window + c.R - 1))
+    fail(c.where + ": a ring cache (positions above capacity) needs a window and capacity >= window + rows - 1");
   op.scale = (float)real_opt(w.scale, "scale", 0);
   if (op.heads < 1 || op.kv_heads < 1 || op.head_dim < 1 || op.heads % op.kv_heads) fail(c.where + ": attention needs heads, kvHeads (dividing heads) and headDim");
   const int64_t width = op.heads * op.head_dim, kvw = op.kv_heads * op.head_dim, rows = op.capacity * op.slots;
@@ -191,7 +200,7 @@ AttentionOp<Compiled> compile_attention(const Compiler& c, const AttentionOp<Wir
   op.out = c.view(w.out, "out", c.R, width);
   if (op.k.stride != op.v.stride || op.k.stride < kvw) fail(c.where + ": K and V caches need the same row stride, at least kvHeads*headDim");
   if (w.sinks.set) op.sinks = c.view(w.sinks, "sinks", 1, op.heads);
-  op.place = c.place(w.place, op.slots, op.capacity);
+  op.place = c.place(w.place, op.slots, op.positions);
   return op;
 }
 

@@ -122,14 +122,14 @@ struct RopeOp {
 template <class P>
 struct StoreOp {
   typename P::ViewT x, cache;
-  typename P::Int n{}, capacity{}, slots{};
+  typename P::Int n{}, capacity{}, slots{}, positions{};
   typename P::template Enum<KvType> kv_type{};
   Place<P> place;
 };
 template <class P>
 struct AttentionOp {
   typename P::ViewT q, k, v, out, sinks;  // k, v: the caches; sinks: one logit per head, optional
-  typename P::Int heads{}, kv_heads{}, head_dim{}, capacity{}, slots{}, window{};
+  typename P::Int heads{}, kv_heads{}, head_dim{}, capacity{}, slots{}, window{}, positions{};
   typename P::template Enum<KvType> kv_type{};
   typename P::Real scale{};
   Place<P> place;
@@ -192,6 +192,6 @@ struct Op {
 };
 
 // KV cache row of (slot, position) in an arena of slots of `capacity` positions each (one cache: slot 0).
-inline int64_t kv_cache_row(int64_t slot, int64_t position, int64_t capacity) { return slot * capacity + position; }
+inline int64_t kv_cache_row(int64_t slot, int64_t position, int64_t capacity) { return slot * capacity + position % capacity; }
 
 }  // namespace ie

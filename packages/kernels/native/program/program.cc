@@ -45,6 +45,7 @@ static AttentionArgs attention_args(const AttentionOp<Compiled>& op, int64_t i0,
   a.n_kv_heads = (int)op.kv_heads;
   a.head_dim = (int)op.head_dim;
   a.window = (int)op.window;
+  a.ring = op.positions > op.capacity ? (int)op.capacity : 0;
   a.scale = op.scale;
   a.sinks = op.sinks.base ? op.sinks.row<float>(0) : nullptr;
   a.out = op.out.row<float>(i0);
@@ -58,7 +59,7 @@ static AttentionArgs attention_args(const AttentionOp<Compiled>& op, int64_t i0,
 static bool run_attention_seq(Context& ctx, const Program& p, const AttentionOp<Compiled>& op, int64_t M, std::string* err) {
   std::vector<int64_t> slot((size_t)M), pos((size_t)M);
   for (int64_t i = 0; i < M; i++)
-    if (!seq_row(p, op.place.seq_slot, op.slots, op.capacity, i, &slot[(size_t)i], &pos[(size_t)i], err)) return false;
+    if (!seq_row(p, op.place.seq_slot, op.slots, op.positions, i, &slot[(size_t)i], &pos[(size_t)i], err)) return false;
   const size_t slot_bytes = (size_t)kv_cache_row(1, 0, op.capacity) * (size_t)op.k.stride * (size_t)op.k.elem;
   std::vector<AttentionArgs> short_runs;
   for (int64_t i0 = 0, i1; i0 < M; i0 = i1) {
@@ -268,10 +269,10 @@ struct RunOp {
   bool operator()(const StoreOp<Compiled>& op) const {
     // Row i goes to cache row kv_cache_row(slot, position) (one slot, consecutive positions without seq_slot).
     int64_t pos = 0, slot = 0;
-    if (op.place.seq_slot < 0 && !param(p, op.place.pos_slot, 0, op.capacity - M, &pos, err, "position")) return false;
+    if (op.place.seq_slot < 0 && !param(p, op.place.pos_slot, 0, op.positions - M, &pos, err, "position")) return false;
     for (int64_t i = 0; i < M; i++) {
       int64_t at = pos + i;
-      if (op.place.seq_slot >= 0 && !seq_row(p, op.place.seq_slot, op.slots, op.capacity, i, &slot, &at, err)) return false;
+      if (op.place.seq_slot >= 0 && !seq_row(p, op.place.seq_slot, op.slots, op.positions, i, &slot, &at, err)) return false;
       const int64_t row = kv_cache_row(slot, at, op.capacity);
       if (op.kv_type == KvType::F16) ctx.k.f32_to_f16(op.x.row<float>(i), op.cache.row<uint16_t>(row), (int)op.n);
       else std::memcpy(op.cache.row<float>(row), op.x.row<float>(i), (size_t)op.n * 4);
@@ -281,7 +282,7 @@ struct RunOp {
   bool operator()(const AttentionOp<Compiled>& op) const {
     if (op.place.seq_slot >= 0) return run_attention_seq(ctx, p, op, M, err);
     int64_t pos;
-    if (!param(p, op.place.pos_slot, 0, op.capacity - M, &pos, err, "position")) return false;
+    if (!param(p, op.place.pos_slot, 0, op.positions - M, &pos, err, "position")) return false;
     attention(ctx, attention_args(op, 0, M, pos, 0));
     return true;
   }
