@@ -170,6 +170,20 @@ interface Scratch {
   moe: { x: View; gate: View; up: View; y: View } | null;
 }
 
+/** Layer l's attention window (0: it attends to every position). gpt-oss alternates sliding and full layers; Mistral slides on all. */
+export function layerWindow(c: ModelConfig, l: number): number {
+  return c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0;
+}
+
+/**
+ * KV cache rows per slot of layer l: every position (T), or for a sliding layer a ring of window +
+ * B - 1 rows when that is fewer (a chunk of B rows never overwrites what its first row still sees).
+ */
+export function kvRows(c: ModelConfig, l: number, g: { B: number; T: number }): number {
+  const w = layerWindow(c, l);
+  return w > 0 ? Math.min(g.T, w + g.B - 1) : g.T;
+}
+
 /** A forward program under construction: its buffers, the step's geometry and what every block's ops share. */
 class ProgramBuilder {
   readonly buffers: Array<Float32Array | Uint16Array> = [];
@@ -229,10 +243,10 @@ class ProgramBuilder {
     return this.buffers.push(a) - 1;
   }
 
-  /** A KV cache for one layer: every slot's positions. */
-  kvCache(): number {
-    const { S, T } = this.geometry;
-    return this.buf(this.options.kvCache === 'f16' ? new Uint16Array(S * T * this.kv) : new Float32Array(S * T * this.kv));
+  /** A KV cache for layer l: every slot's rows (see kvRows). */
+  kvCache(l: number): number {
+    const n = this.geometry.S * kvRows(this.c, l, this.geometry) * this.kv;
+    return this.buf(this.options.kvCache === 'f16' ? new Uint16Array(n) : new Float32Array(n));
   }
 
   vec(name: string): number {
@@ -303,6 +317,7 @@ function qkvOps(b: ProgramBuilder, l: number): ProgramOp[] {
 function attentionOps(b: ProgramBuilder, l: number, kc: number, vc: number): ProgramOp[] {
   const { c, q, kv, place, scratch: s } = b;
   const { T, S } = b.geometry;
+  const capacity = kvRows(c, l, b.geometry);
   const kvType = b.options.kvCache;
   const p = `blk.${l}.`;
   const rope = (x: number, width: number, heads: number): ProgramOp => ({
@@ -321,8 +336,8 @@ function attentionOps(b: ProgramBuilder, l: number, kc: number, vc: number): Pro
   const ops: ProgramOp[] = [
     rope(s.qb, q, c.n_heads),
     rope(s.kb, kv, c.n_kv_heads),
-    { op: 'store', x: rows(s.kb, kv), cache: rows(kc, kv), n: kv, kvType, capacity: T, slots: S, ...place, ...M },
-    { op: 'store', x: rows(s.vb, kv), cache: rows(vc, kv), n: kv, kvType, capacity: T, slots: S, ...place, ...M },
+    { op: 'store', x: rows(s.kb, kv), cache: rows(kc, kv), n: kv, kvType, capacity, positions: T, slots: S, ...place, ...M },
+    { op: 'store', x: rows(s.vb, kv), cache: rows(vc, kv), n: kv, kvType, capacity, positions: T, slots: S, ...place, ...M },
     {
       op: 'attention',
       q: rows(s.qb, q),
@@ -333,11 +348,11 @@ function attentionOps(b: ProgramBuilder, l: number, kc: number, vc: number): Pro
       kvHeads: c.n_kv_heads,
       headDim: c.head_dim,
       kvType,
-      capacity: T,
+      capacity,
+      positions: T,
       slots: S,
       ...place,
-      // gpt-oss alternates sliding and full layers; Mistral slides on all.
-      window: c.sliding_window !== null && (c.sliding_layers?.[l] ?? true) ? c.sliding_window : 0,
+      window: layerWindow(c, l),
       sinks: c.attn_sinks ? shared(b.vec(`${p}attn_sinks.weight`)) : undefined,
       ...M,
     },
@@ -433,6 +448,11 @@ export class Forward {
   /** Logits of the last step, one row of vocab_size per logit row (calibration: one per row). */
   readonly logits: Float32Array;
   readonly kvCacheBytes: number;
+  /**
+   * How many of its last positions a sequence may drop and still extend what is left: B with a
+   * ring KV cache (sliding layers), unbounded without. Dropping more means running from position 0.
+   */
+  readonly ringSlack: number;
   /** KV slots of the arena. */
   readonly slots: number;
   /** Rows the logits buffer holds. */
@@ -470,11 +490,15 @@ export class Forward {
     this.pickAt = this.seqAt + 2 * B;
     this.argmaxAt = this.pickAt + this.logitRows;
     this.params = new Int32Array(this.argmaxAt + this.logitRows);
-    this.kvCacheBytes = c.n_layers * 2 * S * T * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
+    let rowsPerSlot = 0;
+    for (let l = 0; l < c.n_layers; l++) rowsPerSlot += kvRows(c, l, { B, T });
+    this.kvCacheBytes = 2 * S * rowsPerSlot * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
+    // A ring keeps window + B - 1 rows: going back more than B positions loses keys the window needs.
+    this.ringSlack = c.n_layers > 0 && [...Array(c.n_layers).keys()].some((l) => kvRows(c, l, { B, T }) < T) ? B : Number.POSITIVE_INFINITY;
     const b = new ProgramBuilder(c, weights, options, { B, T, S, seqSlot: this.seqAt });
     const ops: ProgramOp[] = [{ op: 'embed', matrix: b.mat('token_embd.weight'), out: rows(b.scratch.x, c.dim), idsSlot: PARAM_IDS, ...M }];
     for (let l = 0; l < c.n_layers; l++) {
-      const [kc, vc] = [b.kvCache(), b.kvCache()];
+      const [kc, vc] = [b.kvCache(l), b.kvCache(l)];
       ops.push(
         ...qkvOps(b, l),
         ...attentionOps(b, l, kc, vc),

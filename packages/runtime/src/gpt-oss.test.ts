@@ -12,7 +12,7 @@ import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTok
 import { KernelContext } from '@ie/kernels';
 import { SHARED_DIR } from '@ie/testing';
 import { GptOssReference } from '../test/gpt-oss-reference.js';
-import { Engine, renderHarmony } from './index.js';
+import { Engine, Model, renderHarmony } from './index.js';
 
 const DIR = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
 const HAS = existsSync(join(DIR, 'hf', 'model.safetensors'));
@@ -80,6 +80,42 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
       }
     },
   );
+
+  it('sliding layers keep a ring of window + maxBatch - 1 KV rows; a prefix reused past what the ring still holds is run again', async () => {
+    const c = loadCase('len40');
+    // gpt-oss-tiny: 4 layers, 0 and 2 sliding with window 8; maxBatch 6: rings of 13 rows (two sequences' slots).
+    await using m = await Model.open(dirs.hf, { activations: 'f32', maxBatch: 6, contextLength: 64, sequences: 2 });
+    expect([m.config.sliding_window, m.config.sliding_layers]).toEqual([8, [true, false, true, false]]);
+    expect(m.info().kvCacheBytes).toBe(2 * 2 * (13 + 64 + 13 + 64) * m.config.n_kv_heads * m.config.head_dim * 4);
+    expect(m.forward.ringSlack).toBe(6);
+    const fresh = async (ids: number[]) => {
+      const s = m.sequence();
+      try {
+        await s.prefill(ids);
+        return Float32Array.from(s.logits);
+      } finally {
+        s.dispose();
+      }
+    };
+    const ids = c.input_ids;
+    const seq = m.sequence();
+    try {
+      await seq.prefill(ids);
+      // Dropping 4 positions (within the ring's slack): the prefix is kept and extended.
+      const near = [...ids.slice(0, 36), 7, 8, 9];
+      expect(await seq.prefill(near, { reusePrefix: true })).toBe(36);
+      expect(maxAbsDiff(seq.logits, await fresh(near))).toBeLessThan(1e-4);
+      // Dropping 19 (more than the slack): the ring has overwritten keys the window needs, so all of it runs again.
+      const far = [...ids.slice(0, 20), 5, 6];
+      expect(seq.commonPrefix(far)).toBe(0);
+      expect(await seq.prefill(far, { reusePrefix: true })).toBe(0);
+      expect(maxAbsDiff(seq.logits, await fresh(far))).toBeLessThan(1e-4);
+      seq.truncate(10);
+      expect(seq.length).toBe(0);
+    } finally {
+      seq.dispose();
+    }
+  });
 
   it('MXFP4 experts take FP32 activations by default (auto equals f32 bit for bit); int8 only when asked, and stays close', async () => {
     const c = loadCase('len40');

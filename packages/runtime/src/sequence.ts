@@ -65,14 +65,19 @@ export class Sequence {
     const most = Math.min(this.kv.length, ids.length - 1);
     let n = 0;
     while (n < most && this.kv[n] === ids[n]) n++;
-    return n;
+    // A ring KV cache (sliding-window layers) has overwritten what the window behind n needs when
+    // more than ringSlack positions are dropped: then nothing is kept.
+    return this.kv.length - n > this.model.forward.ringSlack ? 0 : n;
   }
 
-  /** Forgets positions from `length` on (they are overwritten by what runs next). */
+  /**
+   * Forgets positions from `length` on (they are overwritten by what runs next); with a ring KV
+   * cache, dropping more than `forward.ringSlack` positions forgets them all (`length` reads 0).
+   */
   truncate(length: number): void {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new IeRuntimeError('IE_INVALID_OPTION', `truncate: length must be >= 0, got ${length}`);
-    if (length < this.kv.length) this.kv.length = length;
+    if (length < this.kv.length) this.kv.length = this.kv.length - length > this.model.forward.ringSlack ? 0 : length;
   }
 
   /**
