@@ -298,6 +298,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
       o.kvHeads = small();
       o.headDim = small();
       o.capacity = small();
+      if (rnd() < 0.2) o.positions = small();
       o.eps = 1e-5;
       o.topK = small();
       o.limit = 7;
@@ -372,6 +373,8 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
         },
       ]);
       if (op.op === 'attention') op.v = [cb, (op.k as number[])[1], (op.k as number[])[2]];
+      // A ring cache: positions beyond capacity (refused where the window or capacity is too small).
+      if ((op.op === 'store' || op.op === 'attention') && rnd() < 0.3) op.positions = cap + int(40);
       if (rnd() < 0.15) op[pick(Object.keys(op))] = rnd() < 0.5 ? num() : value();
       return op;
     }
