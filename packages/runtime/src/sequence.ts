@@ -5,8 +5,15 @@
  * after either, `logits` and `argmax` are the last token's (until the model's next step).
  */
 import { ContextOverflowError, IeRuntimeError } from './errors.js';
-import type { StepRows } from './forward.js';
-import type { Model } from './model.js';
+import type { Forward, StepRows } from './forward.js';
+
+/** What a sequence needs of its model (a Model; structural so that model.ts and this file do not import each other). */
+export interface SequenceModel {
+  readonly config: { readonly vocab_size: number };
+  readonly forward: Forward;
+  run<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
+  runHidden<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
+}
 
 export interface SequenceOptions {
   /** Positions this sequence may use, at most the model's context length (its slot's size). Default: all. */
@@ -22,7 +29,7 @@ export class Sequence {
 
   /** @internal */
   constructor(
-    private readonly model: Model,
+    private readonly model: SequenceModel,
     /** The KV slot this sequence owns. */
     readonly slot: number,
     readonly contextLength: number,
