@@ -110,8 +110,7 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
   const MatrixDesc& d = m.d;
   const GemvFn fn = ctx.k.gemv[(int)d.type];
   // A kernel that reads each weight row once for all M rows, where the ISA has one for the type.
-  const int ft = d.type == WeightType::F32 ? 0 : d.type == WeightType::F16 ? 1 : d.type == WeightType::BF16 ? 2 : -1;
-  const GemvRowsFn many = ft >= 0 ? ctx.k.gemv_rows[ft] : nullptr;
+  const GemvRowsFn many = (int)d.type <= (int)WeightType::BF16 ? ctx.k.gemv_rows[(int)d.type] : nullptr;
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
   if (a == Activations::Int8 && ctx.k.gemv_q8[(int)d.type]) return gemv_rows_q8(ctx, m, ctx.k.gemv_q8[(int)d.type], x, M, y, block);
