@@ -491,10 +491,15 @@ export class Forward {
     this.argmaxAt = this.pickAt + this.logitRows;
     this.params = new Int32Array(this.argmaxAt + this.logitRows);
     let rowsPerSlot = 0;
-    for (let l = 0; l < c.n_layers; l++) rowsPerSlot += kvRows(c, l, { B, T });
+    let ring = false;
+    for (let l = 0; l < c.n_layers; l++) {
+      const rows = kvRows(c, l, { B, T });
+      rowsPerSlot += rows;
+      ring ||= rows < T;
+    }
     this.kvCacheBytes = 2 * S * rowsPerSlot * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
     // A ring keeps window + B - 1 rows: going back more than B positions loses keys the window needs.
-    this.ringSlack = c.n_layers > 0 && [...Array(c.n_layers).keys()].some((l) => kvRows(c, l, { B, T }) < T) ? B : Number.POSITIVE_INFINITY;
+    this.ringSlack = ring ? B : Number.POSITIVE_INFINITY;
     const b = new ProgramBuilder(c, weights, options, { B, T, S, seqSlot: this.seqAt });
     const ops: ProgramOp[] = [{ op: 'embed', matrix: b.mat('token_embd.weight'), out: rows(b.scratch.x, c.dim), idsSlot: PARAM_IDS, ...M }];
     for (let l = 0; l < c.n_layers; l++) {

@@ -72,8 +72,14 @@ export class Sequence {
     const most = Math.min(this.kv.length, ids.length - 1);
     let n = 0;
     while (n < most && this.kv[n] === ids[n]) n++;
-    // A ring KV cache (sliding-window layers) has overwritten what the window behind n needs when
-    // more than ringSlack positions are dropped: then nothing is kept.
+    return this.keepable(n);
+  }
+
+  /**
+   * `n` if the first n positions can still be extended, else 0: a ring KV cache (sliding-window
+   * layers) has overwritten what the window behind n needs once more than ringSlack are dropped.
+   */
+  private keepable(n: number): number {
     return this.kv.length - n > this.model.forward.ringSlack ? 0 : n;
   }
 
@@ -84,7 +90,7 @@ export class Sequence {
   truncate(length: number): void {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new IeRuntimeError('IE_INVALID_OPTION', `truncate: length must be >= 0, got ${length}`);
-    if (length < this.kv.length) this.kv.length = this.kv.length - length > this.model.forward.ringSlack ? 0 : length;
+    if (length < this.kv.length) this.kv.length = this.keepable(length);
   }
 
   /**
