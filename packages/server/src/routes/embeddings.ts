@@ -4,11 +4,12 @@ import { ServerError, fromRuntimeError } from '../errors.js';
 import { EMBEDDINGS_BODY_SCHEMA, type EmbeddingsBody, embeddingInputs, encodeEmbedding } from '../openai.js';
 import { type RouteContext, checkModel } from './context.js';
 
-/** An embed() failure: a bad input (empty, a token id outside the vocabulary) or one too long names `input`. */
+/** An embed() failure: a bad option names itself (`dimensions`), a bad input (empty, a token id outside the vocabulary) or one too long names `input`. */
 function embedError(e: unknown): ServerError {
-  const code = (e as { code?: unknown })?.code;
+  const { code, option } = (e ?? {}) as { code?: unknown; option?: unknown };
   const message = e instanceof Error ? e.message : String(e);
-  if (code === 'IE_INVALID_OPTION') return new ServerError('IE_SERVER_BAD_REQUEST', message, 'input');
+  if (code === 'IE_INVALID_OPTION')
+    return new ServerError('IE_SERVER_BAD_REQUEST', message, option === 'dimensions' ? 'dimensions' : 'input');
   if (code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', message, 'input');
   return fromRuntimeError(e);
 }
@@ -19,14 +20,6 @@ export function registerEmbeddings(app: FastifyInstance, ctx: RouteContext): voi
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     const inputs = embeddingInputs(body);
-    const dim = engine.config.dim;
-    // OpenAI's dimensions: the first N components, normalized after the cut (engine.embed's option).
-    if (body.dimensions != null && body.dimensions > dim)
-      throw new ServerError(
-        'IE_SERVER_BAD_REQUEST',
-        `dimensions: this model's embeddings have ${dim} dimensions; ask for at most that many, got ${body.dimensions}`,
-        'dimensions',
-      );
     // Tokenized here as embed() does (texts with BOS), for the usage and to refuse a long input before it queues.
     const counts = inputs.map((x) => (typeof x === 'string' ? engine.tokenize(x, { bos: true }).length : x.length));
     counts.forEach((n, i) => {
