@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { makeMatrix } from '../test/helpers.js';
+import { makeMatrix, type Variant } from '../test/helpers.js';
 import { KernelContext } from './index.js';
 
 // A matmul of 2..8 rows (the decode rows of several sequences in one step) runs the GEMV kernels
@@ -14,6 +14,38 @@ const contexts: KernelContext[] = [];
 afterAll(() => {
   for (const c of contexts) c.close();
 });
+
+/** A matmul op over 2..8 rows against each row's own GEMV, bit for bit (`what` names the case). */
+function expectRowsAsAlone(
+  ctx: KernelContext,
+  v: Variant,
+  N: number,
+  K: number,
+  seed: number,
+  activations: 'f32' | 'int8',
+  what: string,
+): void {
+  const w = makeMatrix(v, N, K, seed);
+  const mat = ctx.matrix(w.spec, w.bytes);
+  const x = seededFloats(8 * K, seed + 100, 1);
+  const y = new Float32Array(8 * N);
+  const params = new Int32Array(1);
+  const p = ctx.compile({
+    buffers: [x, y],
+    params,
+    maxRows: 8,
+    ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations, mSlot: 0 }],
+  });
+  for (let M = 2; M <= 8; M++) {
+    y.fill(Number.NaN);
+    params[0] = M;
+    p.run();
+    const want = new Float32Array(M * N);
+    for (let i = 0; i < M; i++) ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N), { activations });
+    expect(firstDifference(y.subarray(0, M * N), want), `${what} N ${N} K ${K} M ${M}`).toBeNull();
+  }
+  mat.dispose();
+}
 
 describe('matmuls of several rows', () => {
   for (const isa of ISAS)
@@ -30,29 +62,8 @@ describe('matmuls of several rows', () => {
             [70, 257],
             [19, 4100],
             [9, 4103],
-          ] as const) {
-            const w = makeMatrix({ dtype }, N, K, 100 + K);
-            const mat = ctx.matrix(w.spec, w.bytes);
-            const x = seededFloats(8 * K, 200 + K, 1);
-            const y = new Float32Array(8 * N);
-            const params = new Int32Array(1);
-            const p = ctx.compile({
-              buffers: [x, y],
-              params,
-              maxRows: 8,
-              ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations: 'f32', mSlot: 0 }],
-            });
-            for (let M = 2; M <= 8; M++) {
-              y.fill(Number.NaN);
-              params[0] = M;
-              p.run();
-              const want = new Float32Array(M * N);
-              for (let i = 0; i < M; i++) ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N));
-              const diff = firstDifference(y.subarray(0, M * N), want);
-              expect(diff, `N ${N} K ${K} M ${M}`).toBeNull();
-            }
-            mat.dispose();
-          }
+          ] as const)
+            expectRowsAsAlone(ctx, { dtype }, N, K, 100 + K, 'f32', dtype);
         });
 });
 
@@ -65,39 +76,18 @@ describe('matmuls of several rows with int8 activations', () => {
       it(`equal each row's own int8 GEMV bit for bit (${isa}, ${threads} thread(s))`, () => {
         const ctx = KernelContext.create({ threads, isa });
         contexts.push(ctx);
-        const variants = [
+        const variants: Variant[] = [
           { dtype: 'q4', group: 32 },
           { dtype: 'q4', group: 64, affine: true },
           { dtype: 'i8', group: 'row' },
           { dtype: 'i8', group: 32, blockK: 128 },
-        ] as const;
+        ];
         for (const v of variants)
           for (const [N, K] of [
             [37, 64],
             [21, 320],
             [9, 4160],
-          ] as const) {
-            const w = makeMatrix(v, N, K, 300 + K);
-            const mat = ctx.matrix(w.spec, w.bytes);
-            const x = seededFloats(8 * K, 400 + K, 1);
-            const y = new Float32Array(8 * N);
-            const params = new Int32Array(1);
-            const p = ctx.compile({
-              buffers: [x, y],
-              params,
-              maxRows: 8,
-              ops: [{ op: 'matmul', matrix: mat, x: [0, 0, K], out: [1, 0, N], activations: 'int8', mSlot: 0 }],
-            });
-            for (let M = 2; M <= 8; M++) {
-              y.fill(Number.NaN);
-              params[0] = M;
-              p.run();
-              const want = new Float32Array(M * N);
-              for (let i = 0; i < M; i++)
-                ctx.gemv(mat, x.subarray(i * K, (i + 1) * K), want.subarray(i * N, (i + 1) * N), { activations: 'int8' });
-              expect(firstDifference(y.subarray(0, M * N), want), `${JSON.stringify(v)} N ${N} K ${K} M ${M}`).toBeNull();
-            }
-            mat.dispose();
-          }
+          ] as const)
+            expectRowsAsAlone(ctx, v, N, K, 300 + K, 'int8', JSON.stringify(v));
       });
 });
