@@ -1,5 +1,7 @@
 #include "context.h"
 
+#include <algorithm>
+
 namespace ie {
 
 const char* affinity_name(Affinity a) {
@@ -21,7 +23,7 @@ bool parse_affinity(const std::string& s, Affinity* out) {
 }
 
 Context::Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin)
-    : features(std::move(f)), topo(std::move(t)), k(kt), affinity(a), numa(n), pool(threads, std::move(pin)), scratch_(threads), scratch_q8d_(threads), scratch_q8_(threads) {}
+    : features(std::move(f)), topo(std::move(t)), k(kt), affinity(a), numa(n), pool(threads, std::move(pin)), scratch_(threads), scratch_q8d_(threads), scratch_x_(threads), scratch_q8_(threads) {}
 
 std::unique_ptr<Context> Context::create(const ContextOptions& o, std::string* error) {
   CpuFeatures f = detect_cpu_features();
@@ -57,6 +59,19 @@ float* Context::scratch_q8d(int tid, size_t floats) {
 float* Context::shared_scratch(size_t floats) {
   if (shared_.size() < floats) shared_.resize(floats);
   return shared_.data();
+}
+
+const float* Context::aligned_rows(int tid, const float* x, int64_t ldx, int M, int64_t K, int64_t* ld) {
+  constexpr int64_t per_line = (int64_t)(kVectorAlign / sizeof(float));
+  if (is_vector_aligned(x) && (M == 1 || ldx % per_line == 0)) {
+    *ld = ldx;
+    return x;
+  }
+  *ld = (K + per_line - 1) / per_line * per_line;
+  auto& v = scratch_x_[tid];
+  if (v.size() < (size_t)(*ld * M)) v.resize((size_t)(*ld * M));
+  for (int i = 0; i < M; i++) std::copy(x + i * ldx, x + i * ldx + K, v.data() + i * *ld);
+  return v.data();
 }
 
 float* Context::scratch(int tid, size_t floats) {

@@ -9,6 +9,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
+#include "mem/aligned.h"
 #include "numa/numa.h"
 #include "threadpool/threadpool.h"
 #include "threadpool/topology.h"
@@ -41,13 +42,19 @@ class Context {
   // Scratch shared by every thread across the phases of one operation (the GEMM's packed
   // activations, written in one pool job and read in the next). Valid while holding phase_lock().
   float* shared_scratch(size_t floats);
+  // FP32 activation rows as the kernels want them: `x` itself when every row starts on a
+  // 64-byte boundary, else a copy of the M rows of K into thread `tid`'s aligned scratch (the
+  // caller's buffers are JavaScript's, 16-byte aligned). *ld gets the rows' stride in floats.
+  const float* aligned_rows(int tid, const float* x, int64_t ldx, int M, int64_t K, int64_t* ld);
   std::unique_lock<std::mutex> phase_lock() { return std::unique_lock<std::mutex>(phase_mu_); }
 
  private:
   Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin);
-  std::vector<std::vector<float>> scratch_, scratch_q8d_;
-  std::vector<std::vector<int8_t>> scratch_q8_;
-  std::vector<float> shared_;
+  template <typename T>
+  using Buffer = std::vector<T, AlignedAllocator<T>>;
+  std::vector<Buffer<float>> scratch_, scratch_q8d_, scratch_x_;
+  std::vector<Buffer<int8_t>> scratch_q8_;
+  Buffer<float> shared_;
   std::mutex phase_mu_;
 };
 

@@ -67,3 +67,27 @@ describe('SIMD variants against the scalar reference', () => {
     }
   });
 });
+
+// JavaScript's buffers start 16 bytes past a 64-byte boundary: the kernels read x from an aligned
+// copy when it is not aligned. Wherever x starts in its buffer (one of the 16 offsets lands on a
+// 64-byte boundary and is read in place), each ISA gives the same bits.
+describe('where x starts in its buffer', () => {
+  it.each(ISAS)('does not change a GEMV on %s', (isa) => {
+    for (const v of ALL_VARIANTS) {
+      const [rows, cols] = [21, 4105];
+      const m = makeMatrix(v, rows, cols, 31);
+      const c = ctx(isa, 2);
+      const mat = c.matrix(m.spec, m.bytes);
+      const buf = seededFloats(cols + 16, 9);
+      for (let off = 0; off < 16; off++) {
+        const x = buf.subarray(off, off + cols);
+        const y = new Float32Array(rows).fill(Number.NaN);
+        c.gemv(mat, x, y);
+        const y0 = new Float32Array(rows).fill(Number.NaN);
+        c.gemv(mat, Float32Array.from(x), y0);
+        expect(firstDifference(y, y0), `${variantName(v)} offset ${off}`).toBeNull();
+      }
+      mat.dispose();
+    }
+  });
+});

@@ -16,6 +16,7 @@
 #include "cpu/avx2_common.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
+#include "mem/aligned.h"
 
 namespace ie {
 namespace {
@@ -283,7 +284,7 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
   if (K > kLongRowK) return long_rows_many<Load>(w, x, ldx, M, y, ldy, rows, acc);
   const ChainPlan p{K / 64, (K % 64) / 8, K % 8};
   // xs[i]: chain i's terms, t-major then m (8 floats each); the partial tail zero-padded as load_f32 does.
-  std::vector<float> stage;
+  std::vector<float, AlignedAllocator<float>> stage;
   const float* xs[8];
   size_t total = 0;
   for (int i = 0; i < 8; i++) total += (size_t)p.terms(i) * M * 8;
@@ -299,7 +300,7 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
       }
     }
   }
-  std::vector<float> chains((size_t)kChainBlockRows * M * 64);  // [row][m][chain] x 8 lanes
+  std::vector<float, AlignedAllocator<float>> chains((size_t)kChainBlockRows * M * 64);  // [row][m][chain] x 8 lanes
   const int64_t row_bytes = (int64_t)K * Load::esize;
   for (int r = 0; r < rows; r += kChainBlockRows) {
     const int next = std::min(kChainBlockRows, std::max(0, rows - r - kChainBlockRows));
@@ -333,8 +334,8 @@ class PaddedX {
   int ng_;
   float* xp_;
   float* xsum_;
-  float stack_[kStack];
-  std::vector<float> heap_;
+  alignas(64) float stack_[kStack];  // x is read in vectors: keep them on cache lines
+  std::vector<float, AlignedAllocator<float>> heap_;
 };
 
 // A row's scales as f32 (8 at a time through F16C for f16).

@@ -22,6 +22,7 @@
 #include "cpu/kernel_table.h"
 #include "cpu/simd_common.h"
 #include "cpu/vec.h"
+#include "mem/aligned.h"
 
 namespace ie {
 namespace {
@@ -104,8 +105,8 @@ class Scratch {
   T* data() { return p_; }
 
  private:
-  alignas(32) T stack_[N];
-  std::vector<T> heap_;
+  alignas(64) T stack_[N];
+  std::vector<T, AlignedAllocator<T>> heap_;
   T* p_;
 };
 

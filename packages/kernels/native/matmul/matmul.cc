@@ -219,7 +219,9 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
     if (r1 <= r0) return;
-    for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), x + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+    int64_t ld;
+    const float* xa = ctx.aligned_rows(t, x, d.K, 1, d.K, &ld);
+    for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
   });
 }
 

@@ -117,17 +117,19 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
   auto body = [&](int t, int n) {
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    int64_t ldx;
+    const float* xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
     if (many) {
       // Each weight row is read once for all M rows: no cache blocking needed.
-      if (r1 > r0)
-        for (size_t p = 0; p < m.panels.size(); p++)
-          many(m.panels[p].from_row(r0), x.row<float>(0) + m.panel_k0[p], x.stride, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+      for (size_t p = 0; p < m.panels.size(); p++)
+        many(m.panels[p].from_row(r0), xa + m.panel_k0[p], ldx, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
       return;
     }
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
-        for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(b), x.row<float>(i) + m.panel_k0[p], y.row<float>(i) + b, rows, p > 0);
+        for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(b), xa + i * ldx + m.panel_k0[p], y.row<float>(i) + b, rows, p > 0);
     }
   };
   if (d.N * d.K * M < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);

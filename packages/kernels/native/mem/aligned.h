@@ -1,0 +1,32 @@
+// A std::allocator that hands out 64-byte aligned storage (a cache line, an AVX-512 register).
+// malloc gives 16: a 32- or 64-byte vector load from such a buffer splits a cache line every
+// other (AVX2) or every (AVX-512) load, which costs Zen 3 a third of its FP32 GEMV rate.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+namespace ie {
+
+constexpr size_t kVectorAlign = 64;
+
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kVectorAlign))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(kVectorAlign)); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+
+template <typename T>
+inline bool is_vector_aligned(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % kVectorAlign == 0;
+}
+
+}  // namespace ie
