@@ -162,7 +162,8 @@ struct Q8Kernels {
                               _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     const int sb = scale_bytes(w.stype);
     auto chunk = [&](const uint8_t* row, int c, __m256 scales, __m256& t) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+      __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
       const __m256i p = Dot::pair(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
       t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), scales), t);
@@ -213,7 +214,8 @@ struct Q8Kernels {
     auto group = [&](const uint8_t* row, int g, __m256 scale, __m256& t) {
       IE_UNROLL for (int part = 0; part < cpg; part++) {
         const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+        __asm__("" : "+x"(v));  // one load for both nibble halves
         const __m256i pl = Dot::single(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kl)));
         const __m256i ph = Dot::single(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kh)));
         const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), _mm256_broadcast_ss(xd + kh / kQ8Block), _mm256_mul_ps(_mm256_cvtepi32_ps(pl), _mm256_broadcast_ss(xd + kl / kQ8Block)));
