@@ -50,11 +50,9 @@ class Context {
 
  private:
   Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaPolicy n, int threads, std::vector<int> pin);
-  template <typename T>
-  using Buffer = std::vector<T, AlignedAllocator<T>>;
-  std::vector<Buffer<float>> scratch_, scratch_q8d_, scratch_x_;
-  std::vector<Buffer<int8_t>> scratch_q8_;
-  Buffer<float> shared_;
+  std::vector<AlignedVector<float>> scratch_, scratch_q8d_, scratch_x_;
+  std::vector<AlignedVector<int8_t>> scratch_q8_;
+  AlignedVector<float> shared_;
   std::mutex phase_mu_;
 };
 

@@ -284,7 +284,7 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
   if (K > kLongRowK) return long_rows_many<Load>(w, x, ldx, M, y, ldy, rows, acc);
   const ChainPlan p{K / 64, (K % 64) / 8, K % 8};
   // xs[i]: chain i's terms, t-major then m (8 floats each); the partial tail zero-padded as load_f32 does.
-  std::vector<float, AlignedAllocator<float>> stage;
+  AlignedVector<float> stage;
   const float* xs[8];
   size_t total = 0;
   for (int i = 0; i < 8; i++) total += (size_t)p.terms(i) * M * 8;
@@ -300,7 +300,7 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
       }
     }
   }
-  std::vector<float, AlignedAllocator<float>> chains((size_t)kChainBlockRows * M * 64);  // [row][m][chain] x 8 lanes
+  AlignedVector<float> chains((size_t)kChainBlockRows * M * 64);  // [row][m][chain] x 8 lanes
   const int64_t row_bytes = (int64_t)K * Load::esize;
   for (int r = 0; r < rows; r += kChainBlockRows) {
     const int next = std::min(kChainBlockRows, std::max(0, rows - r - kChainBlockRows));
@@ -335,7 +335,7 @@ class PaddedX {
   float* xp_;
   float* xsum_;
   alignas(64) float stack_[kStack];  // x is read in vectors: keep them on cache lines
-  std::vector<float, AlignedAllocator<float>> heap_;
+  AlignedVector<float> heap_;
 };
 
 // A row's scales as f32 (8 at a time through F16C for f16).

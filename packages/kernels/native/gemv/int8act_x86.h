@@ -106,7 +106,7 @@ class Scratch {
 
  private:
   alignas(64) T stack_[N];
-  std::vector<T, AlignedAllocator<T>> heap_;
+  AlignedVector<T> heap_;
   T* p_;
 };
 

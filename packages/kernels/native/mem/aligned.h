@@ -1,10 +1,11 @@
 // A std::allocator that hands out 64-byte aligned storage (a cache line, an AVX-512 register).
 // malloc gives 16: a 32- or 64-byte vector load from such a buffer splits a cache line every
-// other (AVX2) or every (AVX-512) load, which costs Zen 3 a third of its FP32 GEMV rate.
+// other (AVX2) or every (AVX-512) load: an L3-resident f16 GEMV on Zen 3 ran 29 GB/s so, 39 aligned.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <vector>
 
 namespace ie {
 
@@ -23,6 +24,9 @@ struct AlignedAllocator {
   template <typename U>
   bool operator!=(const AlignedAllocator<U>&) const { return false; }
 };
+
+template <typename T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 
 template <typename T>
 inline bool is_vector_aligned(const T* p) {
