@@ -3,7 +3,7 @@ import type { MappedModel } from '../load.js';
 import { calibrationModel } from './bind.js';
 import { captureActivations, gateRowPicks, logitsFit } from './capture.js';
 import type { QuantizeProgress } from './types.js';
-import { openSynth } from './test-model.js';
+import { CALIB_SEQUENCES, openSynth } from './test-model.js';
 
 describe('capture: the FP calibration run', () => {
   it('picks gate rows evenly spaced over all positions', () => {
@@ -34,10 +34,7 @@ describe('capture: the FP calibration run', () => {
       mapped = await openSynth();
     });
     afterAll(() => mapped.close());
-    const seqs = [
-      [1, 40, 41, 300, 12, 9, 77],
-      [1, 500, 3, 3, 18],
-    ];
+    const seqs = CALIB_SEQUENCES;
 
     it('keeps each site’s gate rows, mean |x| over every position, and every position’s logits', () => {
       const c = mapped.reader.config;

@@ -3,7 +3,7 @@ import { EndToEndMeter } from '@ie/quant';
 import type { MappedModel } from '../load.js';
 import { calibrationModel } from './bind.js';
 import { measureEndToEnd } from './e2e.js';
-import { openSynth } from './test-model.js';
+import { CALIB_SEQUENCES, openSynth } from './test-model.js';
 
 describe('e2e: the quantized model beside the FP one', () => {
   let mapped: MappedModel;
@@ -11,10 +11,7 @@ describe('e2e: the quantized model beside the FP one', () => {
     mapped = await openSynth();
   });
   afterAll(() => mapped.close());
-  const seqs = [
-    [1, 40, 41, 300, 12, 9, 77],
-    [1, 500, 3, 3, 18],
-  ];
+  const seqs = CALIB_SEQUENCES;
   const V = () => mapped.reader.config.vocab_size;
   const perturbed = () => {
     const base = calibrationModel(mapped, 8, { capture: false }).weights.vectors.get('output_norm.weight') as Float32Array;

@@ -8,6 +8,11 @@ import { REPO_ROOT } from '@ie/testing';
 import { openMapped, type MappedModel } from '../load.js';
 
 export const CALIB_TEXT = readFileSync(join(REPO_ROOT, 'quant/calibration/default.txt'), 'utf8');
+/** Two short token sequences (BOS first) of the tiny vocabulary, for the stages that run the model over calibration text. */
+export const CALIB_SEQUENCES: number[][] = [
+  [1, 40, 41, 300, 12, 9, 77],
+  [1, 500, 3, 3, 18],
+];
 const DEFAULT_POLICY = readFileSync(join(REPO_ROOT, 'quant/q4_manifest.json'), 'utf8');
 
 /** The tiny preset (dim 64, 2 layers, 4 heads / 2 KV heads, ffn 176, vocab 512) with `over` applied. */
