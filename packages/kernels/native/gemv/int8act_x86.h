@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/kernel_table.h"
@@ -88,6 +89,27 @@ inline void q8_prefetch(const uint8_t* p, int bytes) {
   for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kQ8Ahead + l), _MM_HINT_T0);
 }
 
+// Rows in flight per thread. One row at a time leaves a busy q4 kernel at ~60% of what one Zen 3
+// core reads from DRAM (31 G weights/s against ~50 from L3); two rows far apart in memory, read side
+// by side, lift it to 40-42 G/s. Rows closer than ~128 KiB (adjacent rows: 19 G/s; 16 KiB apart: 27)
+// make it slower, so the pair is row r with row r + rows/2, and a call whose halves lie closer than
+// kQ8StreamGap runs its rows one by one. run(std::integral_constant<int, R>, rows[R]) computes R rows.
+// (Three or four rows in flight measured slower than two: 37 and 32 G/s.)
+constexpr int64_t kQ8StreamGap = 128 << 10;
+template <class Run>
+inline void q8_row_streams(int rows, ptrdiff_t ld, Run&& run) {
+  const int half = rows / 2;
+  int r = 0;
+  if (half > 0 && (int64_t)half * ld >= kQ8StreamGap) {
+    for (; r < half; r++) {
+      const int pair[2] = {r, r + half};
+      run(std::integral_constant<int, 2>{}, pair);
+    }
+    r = 2 * half;
+  }
+  for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
+}
+
 // A row's scales as f32.
 inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
   int g = 0;
@@ -127,6 +149,17 @@ inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, floa
   }
 }
 
+// The zero points' term of eight groups, accumulated into zt: scale * zero * (sum of the group's x).
+// Symmetric rows (no zero bytes) leave out the zero, 8, and q8_zero_sum multiplies it in once per
+// row: scaling by a power of two is exact, so the sum is the same and a multiply per eight groups goes.
+static_assert((kQ4SymmetricZero & (kQ4SymmetricZero - 1)) == 0, "the symmetric zero point must be a power of two");
+inline __m256 q8_zero_term(__m256 s8, const uint8_t* zrow, int g, const float* xs8, __m256 zt) {
+  if (!zrow) return _mm256_fmadd_ps(s8, _mm256_loadu_ps(xs8), zt);
+  const __m256 z8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + g))));
+  return _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs8), zt);
+}
+inline float q8_zero_sum(__m256 zt, const uint8_t* zrow) { return zrow ? q8_hsum(zt) : (float)kQ4SymmetricZero * q8_hsum(zt); }
+
 // [a a a a b b b b]: the scales of a 32-byte chunk's two groups, one per 128-bit lane.
 inline __m256 q8_pair_scales2(float a, float b) { return _mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1); }
 
@@ -161,42 +194,63 @@ struct Q8Kernels {
     const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
                               _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     const int sb = scale_bytes(w.stype);
-    auto chunk = [&](const uint8_t* row, int c, __m256 scales, __m256& t) {
+    // One chunk of a row into t; x's two halves (xlo, xhi) are loaded once for all the rows in flight,
+    // f holds the chunk's two products d_x * d_w, one per 128-bit lane.
+    auto chunk = [&](const uint8_t* row, int c, __m256i xlo, __m256i xhi, __m256 f, __m256& t) {
       __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
       __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
-      const __m256i p = Dot::pair(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
-      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), scales), t);
+      const __m256i p = Dot::pair(_mm256_and_si256(v, low4), xlo, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), xhi);
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
     };
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* row = w.q + r * w.q_ld;
-      const uint8_t* srow = w.s + r * w.s_ld;
-      const uint8_t* zrow = w.z ? w.z + r * w.z_ld : nullptr;
-      __m256 t[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      __m256 zt = _mm256_setzero_ps();
+    auto x_at = [&](int c, int half) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32 * half)); };
+    // R rows at once (see q8_row_streams); each row's arithmetic is the same whatever R is.
+    auto run = [&](auto n_rows, const int* rs) {
+      constexpr int R = decltype(n_rows)::value;
+      const uint8_t *row[R], *srow[R], *zrow[R];
+      __m256 t[R][2], zt[R];
+      IE_UNROLL for (int i = 0; i < R; i++) {
+        row[i] = w.q + rs[i] * w.q_ld;
+        srow[i] = w.s + rs[i] * w.s_ld;
+        zrow[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
+        t[i][0] = t[i][1] = zt[i] = _mm256_setzero_ps();
+      }
       int c = 0;
       for (; c + 4 <= full; c += 4) {
-        q8_prefetch(row + 32 * c, 128);
-        const __m256 s8 = q8_load_scales8(srow + 2 * c * sb, w.stype);
-        const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + 2 * c)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
-        zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + 2 * c), zt);
-        IE_UNROLL for (int u = 0; u < 4; u++) chunk(row, c + u, _mm256_permutevar8x32_ps(s8, lanes[u]), t[u]);
+        __m256 f8[R];
+        IE_UNROLL for (int i = 0; i < R; i++) {
+          q8_prefetch(row[i] + 32 * c, 128);
+          const __m256 s8 = q8_load_scales8(srow[i] + 2 * c * sb, w.stype);
+          zt[i] = q8_zero_term(s8, zrow[i], 2 * c, xs.data() + 2 * c, zt[i]);
+          // Eight groups' d_x * d_w in one multiply (x's scales are consecutive per group), spread per chunk.
+          f8[i] = _mm256_mul_ps(_mm256_loadu_ps(xd + 2 * c), s8);
+        }
+        IE_UNROLL for (int u = 0; u < 4; u++) {
+          const __m256i xlo = x_at(c + u, 0), xhi = x_at(c + u, 1);
+          IE_UNROLL for (int i = 0; i < R; i++) chunk(row[i], c + u, xlo, xhi, _mm256_permutevar8x32_ps(f8[i], lanes[u]), t[i][u & 1]);
+        }
       }
       // The groups past the last whole eight: scales one by one, the zero term in scalar.
-      float zs = 0.f;
-      for (int g = 2 * c; g < ng; g++) zs += simd::scale_at(srow + g * sb, w.stype) * (float)(zrow ? zrow[g] : kQ4SymmetricZero) * xs.data()[g];
-      for (; c < full; c++) chunk(row, c, q8_pair_scales2(simd::scale_at(srow + 2 * c * sb, w.stype), simd::scale_at(srow + (2 * c + 1) * sb, w.stype)), t[0]);
-      if (c < chunks) {  // an odd group count: the last 16 bytes, one group
-        const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * c)));
-        const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
-        const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32)));
-        const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * c), q8_pair_scales2(simd::scale_at(srow + 2 * c * sb, w.stype), 0.f));
-        t[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t[0]);
+      for (int i = 0; i < R; i++) {
+        float zs = 0.f;
+        for (int g = 2 * c; g < ng; g++) zs += simd::scale_at(srow[i] + g * sb, w.stype) * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * xs.data()[g];
+        int ct = c;
+        for (; ct < full; ct++)
+          chunk(row[i], ct, x_at(ct, 0), x_at(ct, 1),
+                _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
+                t[i][0]);
+        if (ct < chunks) {  // an odd group count: the last 16 bytes, one group
+          const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 32 * ct)));
+          const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+          const __m256i p = Dot::pair(lo, x_at(ct, 0), hi, x_at(ct, 1));
+          const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f));
+          t[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t[i][0]);
+        }
+        const float v = q8_hsum(_mm256_add_ps(t[i][0], t[i][1])) - (q8_zero_sum(zt[i], zrow[i]) + zs);
+        y[rs[i]] = acc ? y[rs[i]] + v : v;
       }
-      const float v = q8_hsum(_mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]))) - (q8_hsum(zt) + zs);
-      y[r] = acc ? y[r] + v : v;
-    }
+    };
+    q8_row_streams(rows, w.q_ld, run);
   }
 
   // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high
@@ -210,41 +264,63 @@ struct Q8Kernels {
     q8_group_sums(xq, xd, G, ng, xs.data());
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const int sb = scale_bytes(w.stype);
-    // Group g's chunks into t: its scale times the two blocks' products.
-    auto group = [&](const uint8_t* row, int g, __m256 scale, __m256& t) {
-      IE_UNROLL for (int part = 0; part < cpg; part++) {
-        const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
-        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-        __asm__("" : "+x"(v));  // one load for both nibble halves
-        const __m256i pl = Dot::single(_mm256_and_si256(v, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kl)));
-        const __m256i ph = Dot::single(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kh)));
-        const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), _mm256_broadcast_ss(xd + kh / kQ8Block), _mm256_mul_ps(_mm256_cvtepi32_ps(pl), _mm256_broadcast_ss(xd + kl / kQ8Block)));
-        t = _mm256_fmadd_ps(f, scale, t);
+    // Group g's chunks into each row's t: its scale times the two blocks' products; x's blocks are
+    // loaded once for all the rows in flight.
+    auto run = [&](auto n_rows, const int* rs) {
+      constexpr int R = decltype(n_rows)::value;
+      const uint8_t *row[R], *srow[R], *zrow[R];
+      __m256 t[R][2], zt[R];
+      IE_UNROLL for (int i = 0; i < R; i++) {
+        row[i] = w.q + rs[i] * w.q_ld;
+        srow[i] = w.s + rs[i] * w.s_ld;
+        zrow[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
+        t[i][0] = t[i][1] = zt[i] = _mm256_setzero_ps();
       }
-    };
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* row = w.q + r * w.q_ld;
-      const uint8_t* srow = w.s + r * w.s_ld;
-      const uint8_t* zrow = w.z ? w.z + r * w.z_ld : nullptr;
-      __m256 t[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-      __m256 zt = _mm256_setzero_ps();
+      auto group = [&](int g, const __m256* scale, int acc_i) {
+        IE_UNROLL for (int part = 0; part < cpg; part++) {
+          const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
+          const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kl)), xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + kh));
+          const __m256 dlo = _mm256_broadcast_ss(xd + kl / kQ8Block), dhi = _mm256_broadcast_ss(xd + kh / kQ8Block);
+          IE_UNROLL for (int i = 0; i < R; i++) {
+            __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i] + 32 * c));
+            __asm__("" : "+x"(v));  // one load for both nibble halves
+            const __m256i pl = Dot::single(_mm256_and_si256(v, low4), xlo);
+            const __m256i ph = Dot::single(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), xhi);
+            const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), dhi, _mm256_mul_ps(_mm256_cvtepi32_ps(pl), dlo));
+            t[i][acc_i] = _mm256_fmadd_ps(f, scale[i], t[i][acc_i]);
+          }
+        }
+      };
       int g = 0;
       for (; g + 8 <= ng; g += 8) {
-        q8_prefetch(row + g * G / 2, 4 * G);
-        const __m256 s8 = q8_load_scales8(srow + g * sb, w.stype);
-        const __m256 z8 = zrow ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(zrow + g)))) : _mm256_set1_ps((float)kQ4SymmetricZero);
-        zt = _mm256_fmadd_ps(_mm256_mul_ps(s8, z8), _mm256_loadu_ps(xs.data() + g), zt);
-        IE_UNROLL for (int u = 0; u < 8; u++) group(row, g + u, _mm256_permutevar8x32_ps(s8, _mm256_set1_epi32(u)), t[u & 1]);
+        __m256 s8[R];
+        IE_UNROLL for (int i = 0; i < R; i++) {
+          q8_prefetch(row[i] + g * G / 2, 4 * G);
+          s8[i] = q8_load_scales8(srow[i] + g * sb, w.stype);
+          zt[i] = q8_zero_term(s8[i], zrow[i], g, xs.data() + g, zt[i]);
+        }
+        IE_UNROLL for (int u = 0; u < 8; u++) {
+          __m256 su[R];
+          IE_UNROLL for (int i = 0; i < R; i++) su[i] = _mm256_permutevar8x32_ps(s8[i], _mm256_set1_epi32(u));
+          group(g + u, su, u & 1);
+        }
       }
-      float zs = 0.f;
+      float zs[R] = {};
       for (; g < ng; g++) {
-        const float sg = simd::scale_at(srow + g * sb, w.stype);
-        zs += sg * (float)(zrow ? zrow[g] : kQ4SymmetricZero) * xs.data()[g];
-        group(row, g, _mm256_set1_ps(sg), t[g & 1]);
+        __m256 su[R];
+        for (int i = 0; i < R; i++) {
+          const float sg = simd::scale_at(srow[i] + g * sb, w.stype);
+          zs[i] += sg * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * xs.data()[g];
+          su[i] = _mm256_set1_ps(sg);
+        }
+        group(g, su, g & 1);
       }
-      const float v = q8_hsum(_mm256_add_ps(t[0], t[1])) - (q8_hsum(zt) + zs);
-      y[r] = acc ? y[r] + v : v;
-    }
+      for (int i = 0; i < R; i++) {
+        const float v = q8_hsum(_mm256_add_ps(t[i][0], t[i][1])) - (q8_zero_sum(zt[i], zrow[i]) + zs[i]);
+        y[rs[i]] = acc ? y[rs[i]] + v : v;
+      }
+    };
+    q8_row_streams(rows, w.q_ld, run);
   }
 
   static void gemv_q4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
