@@ -78,6 +78,7 @@ describe('matmuls of several rows with int8 activations', () => {
         contexts.push(ctx);
         const variants: Variant[] = [
           { dtype: 'q4', group: 32 },
+          { dtype: 'q4', group: 32, affine: true, blockK: 128 },
           { dtype: 'q4', group: 64, affine: true },
           { dtype: 'i8', group: 'row' },
           { dtype: 'i8', group: 32, blockK: 128 },
@@ -87,6 +88,8 @@ describe('matmuls of several rows with int8 activations', () => {
             [37, 64],
             [21, 320],
             [9, 4160],
+            [13, 4128], // an odd number of 32-groups
+            [70, 8192], // alone, rows r and r + 35 are read side by side (143 KiB apart) at one thread
           ] as const)
             expectRowsAsAlone(ctx, v, N, K, 300 + K, 'int8', JSON.stringify(v));
       });

@@ -75,6 +75,10 @@ inline int q8_padded(int K) { return (K + 127) / 128 * 128; }
 using QuantizeXFn = void (*)(const float* x, int K, int8_t* q, float* d);
 // y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of 32).
 using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool accumulate);
+// For m < M: y + m*ldy gets exactly what GemvQ8Fn gives for xq + m*ldq, xd + m*ldd (bit for bit),
+// the weights read from memory once for all M rows.
+using GemvQ8RowsFn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
+                              bool accumulate);
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
@@ -82,6 +86,8 @@ struct KernelTable {
   const char* q8_variant = "scalar";
   QuantizeXFn quantize_x = nullptr;
   GemvQ8Fn gemv_q8[kWeightTypeCount] = {};
+  // Several activation rows (Q4 only, where the variant has it); null: gemv_q8 per row over L2-sized blocks.
+  GemvQ8RowsFn gemv_q8_rows[kWeightTypeCount] = {};
   GemvFn gemv[kWeightTypeCount] = {};
   DequantFn dequant[kWeightTypeCount] = {};
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16

@@ -243,6 +243,8 @@ void register_q8_avx512vnni(KernelTable& t) {
   t.quantize_x = quantize_x_q8_avx512;
   t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
+  // No several-rows kernel here: the 256-bit one below would not match this GEMV's bits.
+  t.gemv_q8_rows[(int)WeightType::Q4] = nullptr;
 }
 
 }  // namespace ie

@@ -3,8 +3,8 @@
 // vpdpbusd (AVX-VNNI: Alder Lake and later, Zen 5). Everything here has internal linkage, so the
 // two translation units, compiled with different -m flags, never share a function.
 //
-// Rows run one at a time in memory order (see gemv_avx2.cc: interleaved rows cost an AVX2 core
-// half its bandwidth). x is quantized per call in blocks of 32 exactly as quantize_x_ref does;
+// i8 rows run one at a time in memory order (see gemv_avx2.cc: interleaved adjacent rows cost an
+// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (q8_row_streams). x is quantized per call in blocks of 32 exactly as quantize_x_ref does;
 // the zero points come off once per row through per-group sums of the quantized x, so codes
 // stay unsigned 0..15 and feed the unsigned operand of the dot product directly.
 //
@@ -175,82 +175,132 @@ struct Q8Kernels {
   // ---- q4 x q8, group 32: one 32-byte load is two whole groups. The row's scales are read eight
   // groups (four chunks) at a time and spread over the chunk's lanes with a permute; the zero
   // points' term accumulates beside, so a row is one pass over its codes and scales.
-  static void q4_g32(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  static void q4_g32(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { q4_g32_many(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
+
+  // M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy): each weight row's codes are
+  // loaded and split into nibbles once for up to kQ4Acts activation rows. Every (weight row,
+  // activation row) pair goes through the same operations in the same order as with M = 1, so
+  // each activation row's result is bit for bit its lone GEMV's.
+  static constexpr int kQ4Acts = 4;
+  static void q4_g32_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
     const int ng = (w.K + 31) / 32, chunks = (ng + 1) / 2, full = ng / 2;
-    Scratch<int8_t, 64 * 128> xt((size_t)chunks * 64);
-    Scratch<float, 8 * 128> dt((size_t)chunks * 8);
-    Scratch<float, 256> xs((size_t)ng + 8);
-    int8_t* xl = xt.data();
-    float* dl = dt.data();
-    for (int c = 0; c < chunks; c++) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c), _mm256_permute2x128_si256(a, b, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c + 32), _mm256_permute2x128_si256(a, b, 0x31));
-      _mm256_storeu_ps(dl + 8 * c, _mm256_insertf128_ps(_mm256_set1_ps(xd[2 * c]), _mm_set1_ps(xd[2 * c + 1]), 1));
+    const int xn = chunks * 64, dn = chunks * 8, sn = ng + 8;
+    Scratch<int8_t, 64 * 128> xt((size_t)M * xn);
+    Scratch<float, 8 * 128> dt((size_t)M * dn);
+    Scratch<float, 256> xst((size_t)M * sn);
+    // Per activation row: x laid out per chunk (the low nibbles' 32 activations, then the high
+    // nibbles'), the chunk's two block scales one per 128-bit lane, and the per-group sums.
+    struct Act {
+      const int8_t* xl;
+      const float* dl;
+      const float* xs;
+      const float* xd;
+      float* y;
+    };
+    Scratch<Act, 8> act((size_t)M);
+    for (int m = 0; m < M; m++) {
+      const int8_t* q = xq + m * ldq;
+      const float* d = xd + m * ldd;
+      int8_t* xl = xt.data() + (size_t)m * xn;
+      float* dl = dt.data() + (size_t)m * dn;
+      float* xs = xst.data() + (size_t)m * sn;
+      for (int c = 0; c < chunks; c++) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c), _mm256_permute2x128_si256(a, b, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(xl + 64 * c + 32), _mm256_permute2x128_si256(a, b, 0x31));
+        _mm256_storeu_ps(dl + 8 * c, _mm256_insertf128_ps(_mm256_set1_ps(d[2 * c]), _mm_set1_ps(d[2 * c + 1]), 1));
+      }
+      q8_group_sums(q, d, 32, ng, xs);
+      act.data()[m] = Act{xl, dl, xs, d, y + m * ldy};
     }
-    q8_group_sums(xq, xd, 32, ng, xs.data());
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
                               _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     const int sb = scale_bytes(w.stype);
-    // One chunk of a row into t; x's two halves (xlo, xhi) are loaded once for all the rows in flight,
-    // f holds the chunk's two products d_x * d_w, one per 128-bit lane.
-    auto chunk = [&](const uint8_t* row, int c, __m256i xlo, __m256i xhi, __m256 f, __m256& t) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-      __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
-      const __m256i p = Dot::pair(_mm256_and_si256(v, low4), xlo, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), xhi);
+    // One chunk's codes (already split into nibbles) against one activation row's x into t; f holds
+    // the chunk's two products d_x * d_w, one per 128-bit lane.
+    auto chunk = [&](__m256i lo, __m256i hi, const Act& a, int c, __m256 f, __m256& t) {
+      const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c + 32)));
       t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
     };
-    auto x_at = [&](int c, int half) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32 * half)); };
-    // R rows at once (see q8_row_streams); each row's arithmetic is the same whatever R is.
-    auto run = [&](auto n_rows, const int* rs) {
-      constexpr int R = decltype(n_rows)::value;
+    auto codes = [&](const uint8_t* row, int c, __m256i& lo, __m256i& hi) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
+      __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
+      lo = _mm256_and_si256(v, low4);
+      hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    };
+    // R weight rows x A activation rows at once (see q8_row_streams for R).
+    auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
+      constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
       const uint8_t *row[R], *srow[R], *zrow[R];
-      __m256 t[R][2], zt[R];
+      __m256 t[R][A][2], zt[R][A];
       IE_UNROLL for (int i = 0; i < R; i++) {
         row[i] = w.q + rs[i] * w.q_ld;
         srow[i] = w.s + rs[i] * w.s_ld;
         zrow[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
-        t[i][0] = t[i][1] = zt[i] = _mm256_setzero_ps();
+        IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
       }
       int c = 0;
       for (; c + 4 <= full; c += 4) {
-        __m256 f8[R];
+        __m256 f8[R][A];
         IE_UNROLL for (int i = 0; i < R; i++) {
           q8_prefetch(row[i] + 32 * c, 128);
           const __m256 s8 = q8_load_scales8(srow[i] + 2 * c * sb, w.stype);
-          zt[i] = q8_zero_term(s8, zrow[i], 2 * c, xs.data() + 2 * c, zt[i]);
-          // Eight groups' d_x * d_w in one multiply (x's scales are consecutive per group), spread per chunk.
-          f8[i] = _mm256_mul_ps(_mm256_loadu_ps(xd + 2 * c), s8);
+          IE_UNROLL for (int a = 0; a < A; a++) {
+            zt[i][a] = q8_zero_term(s8, zrow[i], 2 * c, as[a].xs + 2 * c, zt[i][a]);
+            // Eight groups' d_x * d_w in one multiply (x's scales are consecutive per group), spread per chunk.
+            f8[i][a] = _mm256_mul_ps(_mm256_loadu_ps(as[a].xd + 2 * c), s8);
+          }
         }
         IE_UNROLL for (int u = 0; u < 4; u++) {
-          const __m256i xlo = x_at(c + u, 0), xhi = x_at(c + u, 1);
-          IE_UNROLL for (int i = 0; i < R; i++) chunk(row[i], c + u, xlo, xhi, _mm256_permutevar8x32_ps(f8[i], lanes[u]), t[i][u & 1]);
+          IE_UNROLL for (int i = 0; i < R; i++) {
+            __m256i lo, hi;
+            codes(row[i], c + u, lo, hi);
+            IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, as[a], c + u, _mm256_permutevar8x32_ps(f8[i][a], lanes[u]), t[i][a][u & 1]);
+          }
         }
       }
-      // The groups past the last whole eight: scales one by one, the zero term in scalar.
-      for (int i = 0; i < R; i++) {
-        float zs = 0.f;
-        for (int g = 2 * c; g < ng; g++) zs += simd::scale_at(srow[i] + g * sb, w.stype) * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * xs.data()[g];
-        int ct = c;
-        for (; ct < full; ct++)
-          chunk(row[i], ct, x_at(ct, 0), x_at(ct, 1),
-                _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
-                t[i][0]);
-        if (ct < chunks) {  // an odd group count: the last 16 bytes, one group
-          const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 32 * ct)));
-          const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
-          const __m256i p = Dot::pair(lo, x_at(ct, 0), hi, x_at(ct, 1));
-          const __m256 f = _mm256_mul_ps(_mm256_loadu_ps(dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f));
-          t[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t[i][0]);
+      // The chunks past the last whole four, scales one by one, and the zero term in scalar.
+      for (int i = 0; i < R; i++)
+        for (int a = 0; a < A; a++) {
+          const Act& x = as[a];
+          float zs = 0.f;
+          for (int g = 2 * c; g < ng; g++) zs += simd::scale_at(srow[i] + g * sb, w.stype) * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * x.xs[g];
+          int ct = c;
+          for (; ct < full; ct++) {
+            __m256i lo, hi;
+            codes(row[i], ct, lo, hi);
+            chunk(lo, hi, x, ct, _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
+                  t[i][a][0]);
+          }
+          if (ct < chunks) {  // an odd group count: the last 16 bytes, one group
+            const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 32 * ct)));
+            const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
+            chunk(lo, hi, x, ct, _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f)), t[i][a][0]);
+          }
+          const float v = q8_hsum(_mm256_add_ps(t[i][a][0], t[i][a][1])) - (q8_zero_sum(zt[i][a], zrow[i]) + zs);
+          float& out = x.y[rs[i]];
+          out = acc ? out + v : v;
         }
-        const float v = q8_hsum(_mm256_add_ps(t[i][0], t[i][1])) - (q8_zero_sum(zt[i], zrow[i]) + zs);
-        y[rs[i]] = acc ? y[rs[i]] + v : v;
-      }
     };
-    q8_row_streams(rows, w.q_ld, run);
+    if (M == 1) {
+      q8_row_streams(rows, w.q_ld, [&](auto n_rows, const int* rs) { run(n_rows, rs, std::integral_constant<int, 1>{}, act.data()); });
+      return;
+    }
+    // Several activation rows: weight rows one at a time (the arithmetic, not the bus, is the limit),
+    // each against the activation rows kQ4Acts at a time.
+    for (int r = 0; r < rows; r++)
+      for (int m = 0; m < M; m += kQ4Acts) {
+        const Act* as = act.data() + m;
+        switch (std::min(kQ4Acts, M - m)) {
+          case 4: run(std::integral_constant<int, 1>{}, &r, std::integral_constant<int, 4>{}, as); break;
+          case 3: run(std::integral_constant<int, 1>{}, &r, std::integral_constant<int, 3>{}, as); break;
+          case 2: run(std::integral_constant<int, 1>{}, &r, std::integral_constant<int, 2>{}, as); break;
+          default: run(std::integral_constant<int, 1>{}, &r, std::integral_constant<int, 1>{}, as); break;
+        }
+      }
   }
 
   // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high
@@ -329,6 +379,16 @@ struct Q8Kernels {
       case 64: return q4_wide<64>(w, xq, xd, y, rows, acc);
       default: return q4_wide<128>(w, xq, xd, y, rows, acc);
     }
+  }
+
+  // M activation rows (decode rows of several sequences), each bit for bit its lone gemv_q4: group
+  // 32 unpacks each weight row once for several activation rows; the wider groups run each row's
+  // GEMV over L2-sized blocks of weight rows, so the weights come from DRAM once.
+  static void gemv_q4_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+    if (w.group == 32) return q4_g32_many(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    const int block = std::max<int>(16, (int)((256 << 10) / std::max<ptrdiff_t>(1, w.q_ld)));
+    for (int b = 0; b < rows; b += block)
+      for (int m = 0; m < M; m++) gemv_q4(w.from_row(b), xq + m * ldq, xd + m * ldd, y + m * ldy + b, std::min(block, rows - b), acc);
   }
 
   // ---- i8 x q8: one 32-element block per step, scaled by d_x[b] * s_w[group of b]; per-row scales

@@ -80,11 +80,13 @@ constexpr int kGemvRowsMax = 8;
 // Bytes of weight rows per block: half of a typical L2, leaving room for the x rows.
 constexpr int64_t kGemvBlockBytes = 256 << 10;
 
-// Int8 activations: each row quantized as gemv() quantizes it alone, then the integer kernel per
-// row over cache-sized blocks of weight rows, so a decode row gives the same result in a batch as
-// alone.
+// Int8 activations: each row quantized as gemv() quantizes it alone, then the several-rows kernel
+// where the variant has one for the type (q4: each weight row's codes unpacked once for the rows),
+// else the integer kernel per row over cache-sized blocks of weight rows; either way a decode row
+// gives the same result in a batch as alone.
 static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const View& x, int M, const View& y, int64_t block) {
   const MatrixDesc& d = m.d;
+  const GemvQ8RowsFn many = ctx.k.gemv_q8_rows[(int)d.type];
   const size_t P = (size_t)q8_padded((int)d.K);
   auto body = [&](int t, int n) {
     int64_t r0, r1;
@@ -93,6 +95,13 @@ static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const V
     int8_t* xq = ctx.scratch_q8(t, P * M);
     float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
     for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, xq + i * P, xd + i * P / kQ8Block);
+    if (many) {
+      // Each weight row read once for all M rows (the kernel blocks for L2 itself where it needs to).
+      for (size_t p = 0; p < m.panels.size(); p++)
+        many(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M, y.row<float>(0) + r0, y.stride,
+             (int)(r1 - r0), p > 0);
+      return;
+    }
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
