@@ -194,6 +194,27 @@ inline void q8_many_rows(int rows, ptrdiff_t ld, int M, const Act* act, Run&& ru
     }
 }
 
+// 32 bytes of q4 codes (64 weights) split into the low and the high nibbles, from one load.
+inline void q4_nibbles(const uint8_t* p, __m256i low4, __m256i& lo, __m256i& hi) {
+  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
+  lo = _mm256_and_si256(v, low4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+}
+
+// Codes, scales and zero points (null for symmetric rows) of R rows of a q4 panel.
+template <int R>
+struct Q4Rows {
+  const uint8_t *q[R], *s[R], *z[R];
+  Q4Rows(const WeightRows& w, const int* rs) {
+    for (int i = 0; i < R; i++) {
+      q[i] = w.q + rs[i] * w.q_ld;
+      s[i] = w.s + rs[i] * w.s_ld;
+      z[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
+    }
+  }
+};
+
 template <class Dot>
 struct Q8Kernels {
   // ---- q4 x q8, group 32: one 32-byte load is two whole groups. The row's scales are read eight
@@ -247,23 +268,13 @@ struct Q8Kernels {
       const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c + 32)));
       t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
     };
-    auto codes = [&](const uint8_t* row, int c, __m256i& lo, __m256i& hi) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-      __asm__("" : "+x"(v));  // one load for both nibble halves (GCC otherwise loads the codes twice)
-      lo = _mm256_and_si256(v, low4);
-      hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-    };
     // R weight rows x A activation rows at once (see q8_row_streams for R).
     auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
       constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
-      const uint8_t *row[R], *srow[R], *zrow[R];
+      const Q4Rows<R> rows_in(w, rs);
+      const auto &row = rows_in.q, &srow = rows_in.s, &zrow = rows_in.z;
       __m256 t[R][A][2], zt[R][A];
-      IE_UNROLL for (int i = 0; i < R; i++) {
-        row[i] = w.q + rs[i] * w.q_ld;
-        srow[i] = w.s + rs[i] * w.s_ld;
-        zrow[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
-        IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
-      }
+      IE_UNROLL for (int i = 0; i < R; i++) IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
       int c = 0;
       for (; c + 4 <= full; c += 4) {
         __m256 f8[R][A];
@@ -279,7 +290,7 @@ struct Q8Kernels {
         IE_UNROLL for (int u = 0; u < 4; u++) {
           IE_UNROLL for (int i = 0; i < R; i++) {
             __m256i lo, hi;
-            codes(row[i], c + u, lo, hi);
+            q4_nibbles(row[i] + 32 * (c + u), low4, lo, hi);
             IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, as[a], c + u, _mm256_permutevar8x32_ps(f8[i][a], lanes[u]), t[i][a][u & 1]);
           }
         }
@@ -293,7 +304,7 @@ struct Q8Kernels {
           int ct = c;
           for (; ct < full; ct++) {
             __m256i lo, hi;
-            codes(row[i], ct, lo, hi);
+            q4_nibbles(row[i] + 32 * ct, low4, lo, hi);
             chunk(lo, hi, x, ct, _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
                   t[i][a][0]);
           }
@@ -342,14 +353,10 @@ struct Q8Kernels {
     // scale times the two blocks' products.
     auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
       constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
-      const uint8_t *row[R], *srow[R], *zrow[R];
+      const Q4Rows<R> rows_in(w, rs);
+      const auto &row = rows_in.q, &srow = rows_in.s, &zrow = rows_in.z;
       __m256 t[R][A][2], zt[R][A];
-      IE_UNROLL for (int i = 0; i < R; i++) {
-        row[i] = w.q + rs[i] * w.q_ld;
-        srow[i] = w.s + rs[i] * w.s_ld;
-        zrow[i] = w.z ? w.z + rs[i] * w.z_ld : nullptr;
-        IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
-      }
+      IE_UNROLL for (int i = 0; i < R; i++) IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
       auto group = [&](int g, const __m256* scale, int acc_i) {
         IE_UNROLL for (int part = 0; part < cpg; part++) {
           const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
@@ -363,9 +370,8 @@ struct Q8Kernels {
             dhi[a] = _mm256_broadcast_ss(as[a].xd + kh / kQ8Block);
           }
           IE_UNROLL for (int i = 0; i < R; i++) {
-            __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i] + 32 * c));
-            __asm__("" : "+x"(v));  // one load for both nibble halves
-            const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            __m256i lo, hi;
+            q4_nibbles(row[i] + 32 * c, low4, lo, hi);
             IE_UNROLL for (int a = 0; a < A; a++) {
               const __m256i pl = Dot::single(lo, xlo[a]), ph = Dot::single(hi, xhi[a]);
               const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), dhi[a], _mm256_mul_ps(_mm256_cvtepi32_ps(pl), dlo[a]));

@@ -96,7 +96,7 @@ static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const V
     float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
     for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, xq + i * P, xd + i * P / kQ8Block);
     if (many) {
-      // Each weight row read once for all M rows (the kernel blocks for L2 itself where it needs to).
+      // Each weight row read once for all M rows: no cache blocking needed.
       for (size_t p = 0; p < m.panels.size(); p++)
         many(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M, y.row<float>(0) + r0, y.stride,
              (int)(r1 - r0), p > 0);
