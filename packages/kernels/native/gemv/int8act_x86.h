@@ -262,12 +262,10 @@ struct Q8Kernels {
     const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
                               _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     const int sb = scale_bytes(w.stype);
-    // One chunk's codes (already split into nibbles) against one activation row's x into t; f holds
-    // the chunk's two products d_x * d_w, one per 128-bit lane.
-    auto chunk = [&](__m256i lo, __m256i hi, const Act& a, int c, __m256 f, __m256& t) {
-      const __m256i p = Dot::pair(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c)), hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xl + 64 * c + 32)));
-      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
-    };
+    // One chunk's codes (already split into nibbles) against an activation row's x for them (xlo,
+    // xhi: x_at) into t; f holds the chunk's two products d_x * d_w, one per 128-bit lane.
+    auto chunk = [&](__m256i lo, __m256i hi, __m256i xlo, __m256i xhi, __m256 f, __m256& t) { t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Dot::pair(lo, xlo, hi, xhi)), f, t); };
+    auto x_at = [](const int8_t* xl, int c, int half) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32 * half)); };
     // R weight rows x A activation rows at once (see q8_row_streams for R).
     auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
       constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
@@ -288,10 +286,12 @@ struct Q8Kernels {
           }
         }
         IE_UNROLL for (int u = 0; u < 4; u++) {
+          __m256i xlo[A], xhi[A];  // loaded once for the R weight rows
+          IE_UNROLL for (int a = 0; a < A; a++) xlo[a] = x_at(as[a].xl, c + u, 0), xhi[a] = x_at(as[a].xl, c + u, 1);
           IE_UNROLL for (int i = 0; i < R; i++) {
             __m256i lo, hi;
             q4_nibbles(row[i] + 32 * (c + u), low4, lo, hi);
-            IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, as[a], c + u, _mm256_permutevar8x32_ps(f8[i][a], lanes[u]), t[i][a][u & 1]);
+            IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, xlo[a], xhi[a], _mm256_permutevar8x32_ps(f8[i][a], lanes[u]), t[i][a][u & 1]);
           }
         }
       }
@@ -305,14 +305,14 @@ struct Q8Kernels {
           for (; ct < full; ct++) {
             __m256i lo, hi;
             q4_nibbles(row[i] + 32 * ct, low4, lo, hi);
-            chunk(lo, hi, x, ct, _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
+            chunk(lo, hi, x_at(x.xl, ct, 0), x_at(x.xl, ct, 1), _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), simd::scale_at(srow[i] + (2 * ct + 1) * sb, w.stype))),
                   t[i][a][0]);
           }
           if (ct < chunks) {  // an odd group count: the last 16 bytes, one group
             const __m256i v = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 32 * ct)));
             const __m256i lo = _mm256_and_si256(v, _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
-            chunk(lo, hi, x, ct, _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f)), t[i][a][0]);
+            chunk(lo, hi, x_at(x.xl, ct, 0), x_at(x.xl, ct, 1), _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f)), t[i][a][0]);
           }
           const float v = q8_hsum(_mm256_add_ps(t[i][a][0], t[i][a][1])) - (q8_zero_sum(zt[i][a], zrow[i]) + zs);
           float& out = x.y[rs[i]];
