@@ -104,8 +104,15 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
 // activation row) pair keeps the same accumulator chains with the same terms in the same order;
 // only the loop nest changes, so that each weight vector is loaded (and converted) once for up to
 // kMA activation rows instead of once per row.
-constexpr int kMA = 4;  // activation rows per register tile (x kNW weight rows: 8 accumulators)
-constexpr int kNW = 2;
+//
+// Both paths go K block by K block over kChainRows weight rows lying a third of the rows apart
+// (adjacent rows read together stream slowly, as for the q4 x q8 row pairs): the block is first
+// copied as f32 in memory order (a stream the hardware prefetchers follow, converted once for all
+// activation rows) while the block four on is prefetched toward L2, then runs against every
+// activation row from L1. Zen 3, 8 rows of TinyLlama's matrices from DRAM: 1.2-1.5x the
+// GFLOP/s of walking each row in place (1.5-1.8x on 2048 x 5632).
+constexpr int kMA = 4;  // activation rows per register tile
+constexpr int kChainRows = 3;  // weight rows per tile: 3 x kMA accumulators + 3 weight vectors + x fill the 16 registers
 
 // Short rows: row_float's chain i (of 8) sums, in order, the 8-element chunks at k = 64 s + 8 i,
 // then the chunk at 64 S + 8 i when it is whole, and chain 7 the partial tail last. x is staged
@@ -117,51 +124,88 @@ struct ChainPlan {
   bool partial(int i, int t) const { return i == 7 && part && t == terms(i) - 1; }
 };
 
-template <typename Load, int NW, int MA>
-inline void chain_tile(const uint8_t* const* wrow, const float* xs, int M, const ChainPlan& p, int i, float* out, int m0) {
-  constexpr int es = Load::esize;
+// A chain's next `steps` terms (64-steps) for a tile of NW weight rows x MA activation rows:
+// `w[n]` is row n's block of f32 weights (64 x steps), `xt` the chain's staged x from the same
+// step. The accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * 64): each
+// block adds the next terms of each chain in order, so the sums are row_float's.
+template <int NW, int MA>
+inline void chain_span(const float* const* w, const float* xt, int M, int i, int steps, float* c, bool zero) {
   __m256 a[NW][MA];
-  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = _mm256_setzero_ps();
-  const uint8_t* w0 = wrow[0] + 8 * i * es;
-  const uint8_t* w1 = wrow[NW - 1] + 8 * i * es;
-  const float* xt = xs;
-  for (int t = 0; t < p.S; t++, xt += M * 8) {
-    const __m256 wa = Load::full(w0 + 64 * t * es);
-    const __m256 wb = NW > 1 ? Load::full(w1 + 64 * t * es) : wa;
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * 64);
+  for (int t = 0; t < steps; t++) {
+    __m256 wv[NW];
+    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = _mm256_load_ps(w[n] + 64 * t + 8 * i);
     IE_UNROLL for (int m = 0; m < MA; m++) {
-      __m256 xv = _mm256_loadu_ps(xt + 8 * m);
-      // In a register, used by both FMAs: folded into each as a memory operand (GCC's choice), x
-      // would be loaded twice, and loads, not FMAs, would set the pace (measured: 40 vs 55 GFLOP/s).
+      __m256 xv = _mm256_loadu_ps(xt + ((size_t)t * M + m) * 8);
+      // In a register, used by every FMA: folded into each as a memory operand (GCC's choice), x
+      // would be loaded NW times, and loads, not FMAs, would set the pace.
       __asm__("" : "+x"(xv));
-      a[0][m] = _mm256_fmadd_ps(wa, xv, a[0][m]);
-      if (NW > 1) a[NW - 1][m] = _mm256_fmadd_ps(wb, xv, a[NW - 1][m]);
+      IE_UNROLL for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(wv[n], xv, a[n][m]);
     }
   }
-  // The chain's terms after the 64-steps: a whole chunk, and for chain 7 the partial tail.
-  for (int t = p.S; t < p.terms(i); t++, xt += M * 8) {
-    const int k = p.k_of(i, t);
-    const bool part = p.partial(i, t);
-    IE_UNROLL for (int n = 0; n < NW; n++) {
-      const __m256 w = part ? Load::part(wrow[n] + k * es, p.part) : Load::full(wrow[n] + k * es);
-      IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xt + 8 * m), a[n][m]);
-    }
-  }
-  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) _mm256_storeu_ps(out + (((size_t)n * M + m0 + m) * 8 + i) * 8, a[n][m]);
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) _mm256_storeu_ps(c + (n * M + m) * 64, a[n][m]);
 }
 
-// Chain i of weight rows [0, NW) against every activation row: the sums land in
-// chains[((n * M) + m) * 8 + i], in tiles of NW weight rows x 4 activation rows (8 accumulators).
-template <typename Load, int NW>
-inline void chain_rows(const uint8_t* const* wrow, const float* xs, int M, const ChainPlan& p, int i, float* chains) {
-  for (int m0 = 0; m0 < M; m0 += kMA) {
-    const float* x = xs + 8 * m0;
-    switch (std::min(kMA, M - m0)) {
-      case 4: chain_tile<Load, NW, 4>(wrow, x, M, p, i, chains, m0); break;
-      case 3: chain_tile<Load, NW, 3>(wrow, x, M, p, i, chains, m0); break;
-      case 2: chain_tile<Load, NW, 2>(wrow, x, M, p, i, chains, m0); break;
-      default: chain_tile<Load, NW, 1>(wrow, x, M, p, i, chains, m0); break;
+// The chain's terms after the 64-steps (a whole chunk; for chain 7 the partial tail), pair by pair.
+template <typename Load>
+inline void chain_rest(const uint8_t* const* wrow, int nw, const float* xs, int M, const ChainPlan& p, int i, float* chains, bool zero) {
+  constexpr int es = Load::esize;
+  for (int n = 0; n < nw; n++)
+    for (int m = 0; m < M; m++) {
+      float* c = chains + ((n * M + m) * 8 + i) * 8;
+      __m256 a = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c);
+      for (int t = p.S; t < p.terms(i); t++) {
+        const int k = p.k_of(i, t);
+        const __m256 w = p.partial(i, t) ? Load::part(wrow[n] + k * es, p.part) : Load::full(wrow[n] + k * es);
+        a = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs + ((size_t)t * M + m) * 8), a);
+      }
+      _mm256_storeu_ps(c, a);
     }
+}
+
+// 64-steps per K block: NW rows' block of weights and every activation row's staged x for it stay
+// in L1 while the block's 8 chains x ceil(M / kMA) tiles run over them.
+constexpr int kChainSteps = 8;
+
+// NW weight rows against every activation row: K block by K block, chain by chain, tiles of NW x
+// kMA accumulators; the sums land in chains[((n * M) + m) * 8 + i].
+template <typename Load, int NW>
+void chain_rows(const uint8_t* const* wrow, const float* const* xs, int M, const ChainPlan& p, float* chains) {
+  constexpr int es = Load::esize;
+  alignas(64) float blk[NW][64 * kChainSteps];
+  const float* w[NW];
+  for (int n = 0; n < NW; n++) w[n] = blk[n];
+  for (int t0 = 0; t0 < p.S; t0 += kChainSteps) {
+    const int steps = std::min(p.S - t0, kChainSteps);
+    // The block's weights as f32 (the chain passes read a 32-byte chunk of every 64-step).
+    for (int n = 0; n < NW; n++) {
+      const uint8_t* src = wrow[n] + (int64_t)64 * t0 * es;
+      for (int k = 0; k < 64 * steps; k += 8) {
+        __m256 v = Load::full(src + k * es);
+        __asm__("" : "+x"(v));  // vector moves: GCC otherwise turns the f32 copy into `rep movsq`, far slower from DRAM
+        _mm256_store_ps(blk[n] + k, v);
+      }
+    }
+    for (int m0 = 0; m0 < M; m0 += kMA)
+      for (int i = 0; i < 8; i++) {
+        if (m0 == 0) {
+          // An eighth of the block 4 blocks on, toward L2 while this one computes.
+          constexpr int64_t slice = 64 * kChainSteps * es / 8;
+          for (int n = 0; n < NW; n++)
+            for (int64_t l = 0; l < slice; l += 64) _mm_prefetch(reinterpret_cast<const char*>(wrow[n] + (int64_t)64 * (t0 + 4 * kChainSteps) * es + i * slice + l), _MM_HINT_T1);
+        }
+        const float* xt = xs[i] + ((size_t)t0 * M + m0) * 8;
+        float* c = chains + (m0 * 8 + i) * 8;
+        switch (std::min(kMA, M - m0)) {
+          case 4: chain_span<NW, 4>(w, xt, M, i, steps, c, t0 == 0); break;
+          case 3: chain_span<NW, 3>(w, xt, M, i, steps, c, t0 == 0); break;
+          case 2: chain_span<NW, 2>(w, xt, M, i, steps, c, t0 == 0); break;
+          default: chain_span<NW, 1>(w, xt, M, i, steps, c, t0 == 0); break;
+        }
+      }
   }
+  for (int i = 0; i < 8; i++)
+    if (p.terms(i) > p.S || p.S == 0) chain_rest<Load>(wrow, NW, xs[i], M, p, i, chains, p.S == 0);
 }
 
 // row_float's reduction of a row's 8 chains.
@@ -171,111 +215,89 @@ inline float reduce_chains(const float* c) {
   return hsum(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]))));
 }
 
-// Weight rows in blocks that stay in L2 while chain by chain (chain-major: that chain's x terms,
-// 1/8 of x, stay in L1) every row pair runs against every activation row.
-constexpr int kChainBlockRows = 8;  // a chain pass's lines (8 rows x K/64 x 64 B) stay in L1 for the next chain
-
-// Pulls the lines [from, from + bytes) of `rows` rows (q_ld apart) toward L2: the next block's
-// weights, a slice per call, so they stream in sequentially while this block computes (the chain
-// passes themselves read every 4th line of a row, which the hardware prefetchers do not follow).
-struct BlockPrefetch {
-  const uint8_t* base = nullptr;
-  ptrdiff_t ld = 0;
-  int rows = 0;
-  int64_t row_bytes = 0;
-  int row = 0;
-  int64_t at = 0;  // byte offset in `row`
-  void some(int64_t lines) {
-    for (; lines > 0 && row < rows; lines--) {
-      _mm_prefetch(reinterpret_cast<const char*>(base + row * ld + at), _MM_HINT_T1);
-      if ((at += 64) >= row_bytes) at = 0, row++;
-    }
-  }
-};
-
-template <typename Load>
-void short_rows_block(const WeightRows& w, const float* const* xs, int M, const ChainPlan& p, int r0, int nrows, float* y, ptrdiff_t ldy, bool acc,
-                      float* chains, BlockPrefetch& ahead) {
-  const int64_t steps = 8 * ((nrows + 1) / 2);
-  const int64_t per_step = (ahead.rows * ahead.row_bytes / 64 + steps - 1) / steps;
-  for (int i = 0; i < 8; i++) {
-    int r = 0;
-    for (; r + 2 <= nrows; r += 2) {
-      const uint8_t* wrow[2] = {w.q + (r0 + r) * w.q_ld, w.q + (r0 + r + 1) * w.q_ld};
-      chain_rows<Load, 2>(wrow, xs[i], M, p, i, chains + (size_t)r * M * 64);
-      ahead.some(per_step);
-    }
-    if (r < nrows) {
-      const uint8_t* wrow[1] = {w.q + (r0 + r) * w.q_ld};
-      chain_rows<Load, 1>(wrow, xs[i], M, p, i, chains + (size_t)r * M * 64);
-      ahead.some(per_step);
-    }
-  }
-  for (int r = 0; r < nrows; r++)
+template <typename Load, int NW>
+inline void short_rows_tile(const WeightRows& w, const float* const* xs, int M, const ChainPlan& p, int r0, int gap, float* y, ptrdiff_t ldy, bool acc, float* chains) {
+  const uint8_t* wrow[NW];
+  for (int n = 0; n < NW; n++) wrow[n] = w.q + (r0 + n * gap) * w.q_ld;
+  chain_rows<Load, NW>(wrow, xs, M, p, chains);
+  for (int n = 0; n < NW; n++)
     for (int m = 0; m < M; m++) {
-      const float v = reduce_chains(chains + ((size_t)r * M + m) * 64);
-      float& dst = y[m * ldy + r0 + r];
+      const float v = reduce_chains(chains + ((size_t)n * M + m) * 64);
+      float& dst = y[m * ldy + r0 + n * gap];
       dst = acc ? dst + v : v;
     }
 }
 
 // Long rows: long_rows_float's one accumulator per row over 8-element steps, then the partial tail.
-template <typename Load, int NW, int MA>
-inline void long_tile(const uint8_t* const* wrow, const float* x, ptrdiff_t ldx, int K, float* y, ptrdiff_t ldy, bool acc) {
-  constexpr int es = Load::esize;
+// `w[n]` is row n's block of f32 weights (8 x chunks), `x` the activation rows at the same k; the
+// accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * 8).
+template <int NW, int MA>
+inline void long_span(const float* const* w, const float* x, ptrdiff_t ldx, int chunks, int M, float* c, bool zero) {
   __m256 a[NW][MA];
-  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = _mm256_setzero_ps();
-  int k = 0;
-  for (; k + 8 <= K; k += 8) {
-    __m256 w[NW];
-    IE_UNROLL for (int n = 0; n < NW; n++) w[n] = Load::full(wrow[n] + k * es);
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * 8);
+  for (int j = 0; j < chunks; j++) {
+    __m256 wv[NW];
+    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = _mm256_load_ps(w[n] + 8 * j);
     IE_UNROLL for (int m = 0; m < MA; m++) {
-      __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
-      __asm__("" : "+x"(xv));  // one load for all NW FMAs (see chain_tile)
-      IE_UNROLL for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(w[n], xv, a[n][m]);
+      __m256 xv = _mm256_loadu_ps(x + m * ldx + 8 * j);
+      __asm__("" : "+x"(xv));  // one load for all NW FMAs (see chain_span)
+      IE_UNROLL for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(wv[n], xv, a[n][m]);
     }
   }
-  if (k < K) {
-    __m256 w[NW];
-    for (int n = 0; n < NW; n++) w[n] = Load::part(wrow[n] + k * es, K - k);
-    for (int m = 0; m < MA; m++) {
-      const __m256 xv = load_f32(x + m * ldx + k, K - k);
-      for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(w[n], xv, a[n][m]);
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) _mm256_storeu_ps(c + (n * M + m) * 8, a[n][m]);
+}
+
+// NW weight rows K block by K block, as chain_rows, against every activation row in tiles of NW x
+// kMA accumulators.
+constexpr int kLongBlock = 512;  // elements
+
+template <typename Load, int NW>
+inline void long_rows_tile(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, int r0, int gap, float* y, ptrdiff_t ldy, bool acc, float* c) {
+  constexpr int es = Load::esize;
+  const int K = w.K, K8 = K / 8 * 8;
+  const uint8_t* wrow[NW];
+  for (int n = 0; n < NW; n++) wrow[n] = w.q + (r0 + n * gap) * w.q_ld;
+  alignas(64) float blk[NW][kLongBlock];
+  const float* wb[NW];
+  for (int n = 0; n < NW; n++) wb[n] = blk[n];
+  for (int k0 = 0; k0 < K8; k0 += kLongBlock) {
+    const int len = std::min(kLongBlock, K8 - k0);
+    for (int n = 0; n < NW; n++) {
+      const uint8_t* src = wrow[n] + (int64_t)k0 * es;
+      for (int k = 0; k < len; k += 8) {
+        if ((k * es) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(src + (int64_t)4 * kLongBlock * es + k * es), _MM_HINT_T1);
+        __m256 v = Load::full(src + k * es);
+        __asm__("" : "+x"(v));  // vector moves, not `rep movsq` (see chain_rows)
+        _mm256_store_ps(blk[n] + k, v);
+      }
+    }
+    for (int m0 = 0; m0 < M; m0 += kMA) {
+      const float* xm = x + m0 * ldx + k0;
+      switch (std::min(kMA, M - m0)) {
+        case 4: long_span<NW, 4>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        case 3: long_span<NW, 3>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        case 2: long_span<NW, 2>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        default: long_span<NW, 1>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+      }
     }
   }
   for (int n = 0; n < NW; n++)
-    for (int m = 0; m < MA; m++) {
-      const float v = hsum(a[n][m]);
-      float& dst = y[m * ldy + n];
+    for (int m = 0; m < M; m++) {
+      __m256 a = K8 > 0 ? _mm256_loadu_ps(c + (n * M + m) * 8) : _mm256_setzero_ps();
+      if (K8 < K) a = _mm256_fmadd_ps(Load::part(wrow[n] + K8 * es, K - K8), load_f32(x + m * ldx + K8, K - K8), a);
+      const float v = hsum(a);
+      float& dst = y[m * ldy + r0 + n * gap];
       dst = acc ? dst + v : v;
     }
 }
 
-template <typename Load, int NW>
-inline void long_rows_tile(const uint8_t* const* wrow, const float* x, ptrdiff_t ldx, int M, int K, float* y, ptrdiff_t ldy, bool acc) {
-  for (int m0 = 0; m0 < M; m0 += kMA) {
-    const float* xm = x + m0 * ldx;
-    float* ym = y + m0 * ldy;
-    switch (std::min(kMA, M - m0)) {
-      case 4: long_tile<Load, NW, 4>(wrow, xm, ldx, K, ym, ldy, acc); break;
-      case 3: long_tile<Load, NW, 3>(wrow, xm, ldx, K, ym, ldy, acc); break;
-      case 2: long_tile<Load, NW, 2>(wrow, xm, ldx, K, ym, ldy, acc); break;
-      default: long_tile<Load, NW, 1>(wrow, xm, ldx, K, ym, ldy, acc); break;
-    }
-  }
-}
-
 template <typename Load>
 void long_rows_many(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  int r = 0;
-  for (; r + kNW <= rows; r += kNW) {
-    const uint8_t* wrow[kNW] = {w.q + r * w.q_ld, w.q + (r + 1) * w.q_ld};
-    long_rows_tile<Load, kNW>(wrow, x, ldx, M, w.K, y + r, ldy, acc);
-  }
-  for (; r < rows; r++) {
-    const uint8_t* wrow[1] = {w.q + r * w.q_ld};
-    long_rows_tile<Load, 1>(wrow, x, ldx, M, w.K, y + r, ldy, acc);
-  }
+  AlignedVector<float> c((size_t)kChainRows * M * 8);
+  // A tile's rows lie a third of the rows apart (adjacent rows read together stream slowly).
+  const int band = rows / kChainRows;
+  for (int r = 0; r < band; r++) long_rows_tile<Load, kChainRows>(w, x, ldx, M, r, band, y, ldy, acc, c.data());
+  for (int r = band * kChainRows; r < rows; r++) long_rows_tile<Load, 1>(w, x, ldx, M, r, 0, y, ldy, acc, c.data());
 }
 
 template <typename Load>
@@ -300,13 +322,11 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
       }
     }
   }
-  AlignedVector<float> chains((size_t)kChainBlockRows * M * 64);  // [row][m][chain] x 8 lanes
-  const int64_t row_bytes = (int64_t)K * Load::esize;
-  for (int r = 0; r < rows; r += kChainBlockRows) {
-    const int next = std::min(kChainBlockRows, std::max(0, rows - r - kChainBlockRows));
-    BlockPrefetch ahead{w.q + (r + kChainBlockRows) * w.q_ld, w.q_ld, next, row_bytes};
-    short_rows_block<Load>(w, xs, M, p, r, std::min(kChainBlockRows, rows - r), y, ldy, acc, chains.data(), ahead);
-  }
+  AlignedVector<float> chains((size_t)kChainRows * M * 64);  // [row][m][chain] x 8 lanes
+  // A tile's rows lie a third of the block apart (adjacent rows read together stream slowly).
+  const int band = rows / kChainRows;
+  for (int r = 0; r < band; r++) short_rows_tile<Load, kChainRows>(w, xs, M, p, r, band, y, ldy, acc, chains.data());
+  for (int r = band * kChainRows; r < rows; r++) short_rows_tile<Load, 1>(w, xs, M, p, r, 0, y, ldy, acc, chains.data());
 }
 
 // ---- Per-call activation staging: x zero-padded to whole groups, and the group sums of x.
