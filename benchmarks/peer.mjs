@@ -26,6 +26,9 @@ const THREADS = (process.env.THREADS ?? '1,2').split(',').map(Number);
 const RUNS = Number(process.env.RUNS ?? 3);
 const DECODE_TOKENS = Number(process.env.DECODE_TOKENS ?? 64);
 const PREFILL_TOKENS = Number(process.env.PREFILL_TOKENS ?? 128);
+// The decode prompt's length: 8 by default; long ones (1024) time decode over a long KV cache.
+const DECODE_PROMPT_TOKENS = Number(process.env.DECODE_PROMPT_TOKENS ?? 8);
+const CONTEXT = Math.max(1024, DECODE_PROMPT_TOKENS + DECODE_TOKENS + 16, PREFILL_TOKENS + 16);
 const PROBE_GIB = Number(process.env.PROBE_GIB ?? 1);
 
 const log = logTo('bench:peer');
@@ -38,7 +41,7 @@ const files = modelFiles('bench:peer', PRESET, TYPES, strict, log);
 const vocab = SYNTH_PRESETS[PRESET]?.config.vocab_size;
 if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
 const piece = (i) => 260 + ((i * 7919) % (vocab - 260));
-const decodePrompt = [1, ...Array.from({ length: 7 }, (_, i) => piece(i + 1))];
+const decodePrompt = [1, ...Array.from({ length: DECODE_PROMPT_TOKENS - 1 }, (_, i) => piece(i + 1))];
 const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => piece(i + 11))];
 
 const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
@@ -54,8 +57,8 @@ const results = [];
 for (const type of TYPES) {
   for (const threads of THREADS) {
     const bw = readBandwidth(probeBuf, threads);
-    const llama = worker('llama-worker.mjs', [PEER_DIR, files[type].gguf, String(threads)]);
-    const ie = worker('ie-worker.mjs', [files[type].iebin, String(threads)]);
+    const llama = worker('llama-worker.mjs', [PEER_DIR, files[type].gguf, String(threads), String(CONTEXT)]);
+    const ie = worker('ie-worker.mjs', [files[type].iebin, String(threads), String(CONTEXT)]);
     const [li, ii] = [await llama.ready, await ie.ready];
     const m = { llama: { decode: [], prefill: [] }, ie: { decode: [], prefill: [] } };
     // One warm-up of each, then alternate: llama.cpp, ie, llama.cpp, ie, ...
@@ -114,7 +117,7 @@ for (const type of TYPES) {
 }
 
 console.log(
-  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs`,
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
 );
 console.log(
   '| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |',
@@ -142,6 +145,7 @@ writeFileSync(
       nodeLlamaCpp: NLC_VERSION,
       runs: RUNS,
       decodeTokens: DECODE_TOKENS,
+      decodePromptTokens: DECODE_PROMPT_TOKENS,
       prefillTokens: PREFILL_TOKENS,
       results,
     },

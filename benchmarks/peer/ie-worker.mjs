@@ -1,10 +1,10 @@
 // ie serving the side-by-side protocol, at its default settings for the machine.
-//   node ie-worker.mjs MODEL_DIR THREADS
+//   node ie-worker.mjs MODEL_DIR THREADS [CONTEXT]
 import { Engine } from '@ie/runtime';
 import { serve } from './protocol.mjs';
 
-const [modelDir, threadsArg] = process.argv.slice(2);
-const engine = await Engine.load(modelDir, { threads: Number(threadsArg), contextLength: 1024 });
+const [modelDir, threadsArg, contextArg] = process.argv.slice(2);
+const engine = await Engine.load(modelDir, { threads: Number(threadsArg), contextLength: Number(contextArg ?? 1024) });
 
 await serve({
   info: async () => {

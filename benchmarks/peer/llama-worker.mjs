@@ -1,12 +1,12 @@
 // llama.cpp (through node-llama-cpp, prebuilt CPU binaries) serving the side-by-side protocol.
-//   node llama-worker.mjs PEER_DIR MODEL.gguf THREADS
+//   node llama-worker.mjs PEER_DIR MODEL.gguf THREADS [CONTEXT]
 // node-llama-cpp is resolved from PEER_DIR (a cache directory bench:peer installs it into), not
 // from the workspace: it is not a dependency of ie.
 import { openLlama } from './llama.mjs';
 import { serve } from './protocol.mjs';
 
-const [peerDir, modelPath, threadsArg] = process.argv.slice(2);
-const peer = await openLlama(peerDir, modelPath, Number(threadsArg), { contextSize: 1024, batchSize: 512 });
+const [peerDir, modelPath, threadsArg, contextArg] = process.argv.slice(2);
+const peer = await openLlama(peerDir, modelPath, Number(threadsArg), { contextSize: Number(contextArg ?? 1024), batchSize: 512 });
 const { context } = peer;
 
 await serve({

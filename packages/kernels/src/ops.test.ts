@@ -201,6 +201,12 @@ describe.each(ISAS)('attention on %s', (isa) => {
     ['prefill of 40 queries, GQA 32/4, head dim 64', 32, 4, 64, 0, 40, 0],
     ['prefill of 20 queries after 300, window 100', 8, 2, 24, 300, 20, 100],
     ['prefill of 21 queries after 290 (positions past one K block)', 4, 2, 16, 290, 21, 0],
+    // Decode runs a KV head's query heads together, 8 at a time: groups of 16, 3 and 2, head
+    // dims past one 8-vector tile and with a partial vector, a long cache.
+    ['decode, GQA 16/1, head dim 72', 16, 1, 72, 32, 1, 0],
+    ['decode, GQA 6/2, head dim 100, window 7', 6, 2, 100, 40, 1, 7],
+    ['decode of 2 queries, GQA 4/2', 4, 2, 16, 43, 2, 0],
+    ['decode, GQA 32/4, head dim 64, 700 positions', 32, 4, 64, 699, 1, 0],
   ])('%s', (_n, H, KV, hd, pos0, nq, window) => {
     const positions = pos0 + nq;
     const q = seededFloats(nq * H * hd, 1, 2);

@@ -117,44 +117,53 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
   else ctx.pool.run(body);
 }
 
-// One (query, head) of a short attention: dot products over the query's positions, softmax, and
-// the weighted sum of V rows, on thread `t`'s scratch.
-void attend_one(Context& ctx, const AttentionArgs& a, int i, int h, int t) {
-  const int group = a.n_heads / a.n_kv_heads, kvh = h / group;
+// One query against one KV head, for the group of query heads that share it: every head's
+// scores over the query's positions (each K row read once for the group), a softmax per head, and
+// the weighted sums of V rows, on thread `t`'s scratch. A ring's positions run in at most two
+// pieces of consecutive rows.
+void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int t) {
+  const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim, h0 = kvh * group;
   const bool f16 = a.kv_type == KvType::F16;
   const size_t esize = f16 ? 2 : 4;
   const int pos = a.pos0 + i;
   const int t0 = a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
   const int len = pos - t0 + 1;
-  float* scores = ctx.scratch(t, (size_t)len);
-  const float* q = a.q + i * a.q_stride + h * a.head_dim;
-  const uint8_t* kb = static_cast<const uint8_t*>(a.k) + (size_t)kvh * a.head_dim * esize;
-  const uint8_t* vb = static_cast<const uint8_t*>(a.v) + (size_t)kvh * a.head_dim * esize;
+  float* scores = ctx.scratch(t, (size_t)group * len);  // [head][position]
+  const float* q = a.q + i * a.q_stride + h0 * hd;
+  float* out = a.out + i * a.out_stride + h0 * hd;
+  const uint8_t* kb = static_cast<const uint8_t*>(a.k) + (size_t)kvh * hd * esize;
+  const uint8_t* vb = static_cast<const uint8_t*>(a.v) + (size_t)kvh * hd * esize;
   const size_t row = (size_t)a.kv_stride * esize;
-  for (int j = 0; j < len; j++) {
-    const uint8_t* kr = kb + cache_row(a, t0 + j) * row;
-    scores[j] = a.scale * (f16 ? ctx.k.dot_f16(q, reinterpret_cast<const uint16_t*>(kr), a.head_dim) : ctx.k.dot(q, reinterpret_cast<const float*>(kr), a.head_dim));
-  }
-  ctx.k.softmax(scores, len, a.sinks ? a.sinks[h] : -INFINITY);
-  float* out = a.out + i * a.out_stride + h * a.head_dim;
-  std::fill(out, out + a.head_dim, 0.0f);
-  for (int j = 0; j < len; j++) {
-    const uint8_t* vr = vb + cache_row(a, t0 + j) * row;
-    if (f16) ctx.k.axpy_f16(scores[j], reinterpret_cast<const uint16_t*>(vr), out, a.head_dim);
-    else ctx.k.axpy(scores[j], reinterpret_cast<const float*>(vr), out, a.head_dim);
-  }
+  auto pieces = [&](auto&& fn) {
+    for (int done = 0; done < len;) {
+      const size_t r = cache_row(a, t0 + done);
+      const int run = a.ring > 0 ? std::min(len - done, a.ring - (int)r) : len - done;
+      fn(r * row, done, run);
+      done += run;
+    }
+  };
+  pieces([&](size_t at, int j0, int run) {
+    if (f16) ctx.k.attn_scores_f16(q, group, hd, reinterpret_cast<const uint16_t*>(kb + at), a.kv_stride, run, a.scale, scores + j0, len);
+    else ctx.k.attn_scores(q, group, hd, reinterpret_cast<const float*>(kb + at), a.kv_stride, run, a.scale, scores + j0, len);
+  });
+  for (int h = 0; h < group; h++) ctx.k.softmax(scores + (size_t)h * len, len, a.sinks ? a.sinks[h0 + h] : -INFINITY);
+  std::fill(out, out + (size_t)group * hd, 0.0f);
+  pieces([&](size_t at, int j0, int run) {
+    if (f16) ctx.k.attn_mix_f16(scores + j0, len, group, hd, reinterpret_cast<const uint16_t*>(vb + at), a.kv_stride, run, out);
+    else ctx.k.attn_mix(scores + j0, len, group, hd, reinterpret_cast<const float*>(vb + at), a.kv_stride, run, out);
+  });
 }
 
 }  // namespace
 
 void attention_many(Context& ctx, const AttentionArgs* list, int count) {
   if (count < 1) return;
-  // Task ranges: entry e owns tasks [first[e], first[e + 1]), query-major then head.
+  // Task ranges: entry e owns tasks [first[e], first[e + 1]), query-major then KV head.
   std::vector<int64_t> first((size_t)count + 1, 0);
   int64_t work = 0;
   for (int e = 0; e < count; e++) {
     const AttentionArgs& a = list[e];
-    first[(size_t)e + 1] = first[(size_t)e] + (int64_t)a.n_queries * a.n_heads;
+    first[(size_t)e + 1] = first[(size_t)e] + (int64_t)a.n_queries * a.n_kv_heads;
     work += (int64_t)a.n_queries * a.n_heads * (a.pos0 + a.n_queries) * a.head_dim;
   }
   const int64_t tasks = first[(size_t)count];
@@ -166,7 +175,7 @@ void attention_many(Context& ctx, const AttentionArgs* list, int count) {
       while (task >= first[(size_t)at + 1]) at++;
       const AttentionArgs& a = list[at];
       const int64_t local = task - first[(size_t)at];
-      attend_one(ctx, a, (int)(local / a.n_heads), (int)(local % a.n_heads), t);
+      attend_group(ctx, a, (int)(local / a.n_kv_heads), (int)(local % a.n_kv_heads), t);
     }
   };
   // Short work is cheaper on the calling thread than a pool wake-up.

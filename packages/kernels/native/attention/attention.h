@@ -1,6 +1,7 @@
 // Attention of one query, or of a block of consecutive queries (prefill), over a KV cache,
 // with grouped-query heads and an optional sliding window. One query (decode) is built from the
-// dispatch table's dot / softmax / axpy, its heads split between the pool's threads; a prefill
+// dispatch table's attn_scores / softmax / attn_mix per KV head (its query heads together), the KV
+// heads split between the pool's threads; a prefill
 // chunk runs as GEMMs on the packed GEMM's micro-kernel, per (KV head, block of queries).
 #pragma once
 #include <cstddef>
@@ -30,7 +31,7 @@ struct AttentionArgs {
 void attention(Context& ctx, const AttentionArgs& a);
 
 // Several short attentions at once (decode rows of different sequences, each over its own cache):
-// every (query, head) of all of them is one task of a single pool job. Each query's result is
+// every (query, KV head) of all of them is one task of a single pool job. Each query's result is
 // what attention() gives it alone for n_queries < 4: a task is computed the same whichever thread
 // runs it (longer blocks belong in attention(), whose batched path reads K and V once per block).
 void attention_many(Context& ctx, const AttentionArgs* list, int count);

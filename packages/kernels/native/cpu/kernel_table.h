@@ -96,9 +96,15 @@ struct KernelTable {
   GemmKernels gemm;
 
   float (*dot)(const float* a, const float* b, int n) = nullptr;
-  float (*dot_f16)(const float* a, const uint16_t* b, int n) = nullptr;
   void (*axpy)(float a, const float* x, float* y, int n) = nullptr;       // y += a*x
-  void (*axpy_f16)(float a, const uint16_t* x, float* y, int n) = nullptr;
+  // One query's attention for the nq heads that share a KV head, over n cached rows (row j at
+  // k + j * ld elements, f32 or f16): s[h * lds + j] = scale * (q_h . k_j) with q_h at q + h * d,
+  // each K row loaded (and converted) once for all nq heads; then out_h += sum_j p[h * ldp + j] v_j
+  // with out_h at out + h * d, a block of V rows at a time for every head.
+  void (*attn_scores)(const float* q, int nq, int d, const float* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) = nullptr;
+  void (*attn_scores_f16)(const float* q, int nq, int d, const uint16_t* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) = nullptr;
+  void (*attn_mix)(const float* p, ptrdiff_t ldp, int nq, int d, const float* v, ptrdiff_t ld, int n, float* out) = nullptr;
+  void (*attn_mix_f16)(const float* p, ptrdiff_t ldp, int nq, int d, const uint16_t* v, ptrdiff_t ld, int n, float* out) = nullptr;
   void (*scale)(float* x, float s, int n) = nullptr;
   void (*add)(const float* a, const float* b, float* out, int n) = nullptr;
   void (*rmsnorm)(const float* x, const float* w, int n, float eps, float* out) = nullptr;

@@ -12,16 +12,25 @@ float dot_ref(const float* a, const float* b, int n) {
   for (int i = 0; i < n; i++) s += a[i] * b[i];
   return s;
 }
-float dot_f16_ref(const float* a, const uint16_t* b, int n) {
-  float s = 0.f;
-  for (int i = 0; i < n; i++) s += a[i] * f16_to_f32(b[i]);
-  return s;
-}
 void axpy_ref(float a, const float* x, float* y, int n) {
   for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
-void axpy_f16_ref(float a, const uint16_t* x, float* y, int n) {
-  for (int i = 0; i < n; i++) y[i] += a * f16_to_f32(x[i]);
+inline float kv_at(const float* p) { return *p; }
+inline float kv_at(const uint16_t* p) { return f16_to_f32(*p); }
+template <typename KT>
+void attn_scores_ref(const float* q, int nq, int d, const KT* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) {
+  for (int h = 0; h < nq; h++)
+    for (int j = 0; j < n; j++) {
+      float t = 0.f;
+      for (int c = 0; c < d; c++) t += q[h * d + c] * kv_at(k + j * ld + c);
+      s[h * lds + j] = scale * t;
+    }
+}
+template <typename KT>
+void attn_mix_ref(const float* p, ptrdiff_t ldp, int nq, int d, const KT* v, ptrdiff_t ld, int n, float* out) {
+  for (int h = 0; h < nq; h++)
+    for (int j = 0; j < n; j++)
+      for (int c = 0; c < d; c++) out[h * d + c] += p[h * ldp + j] * kv_at(v + j * ld + c);
 }
 void scale_ref(float* x, float s, int n) {
   for (int i = 0; i < n; i++) x[i] *= s;
@@ -84,9 +93,11 @@ void f16_to_f32_ref(const uint16_t* x, float* out, int n) {
 
 void register_ops_ref(KernelTable& t) {
   t.dot = dot_ref;
-  t.dot_f16 = dot_f16_ref;
   t.axpy = axpy_ref;
-  t.axpy_f16 = axpy_f16_ref;
+  t.attn_scores = attn_scores_ref<float>;
+  t.attn_scores_f16 = attn_scores_ref<uint16_t>;
+  t.attn_mix = attn_mix_ref<float>;
+  t.attn_mix_f16 = attn_mix_ref<uint16_t>;
   t.scale = scale_ref;
   t.add = add_ref;
   t.rmsnorm = rmsnorm_ref;

@@ -3,6 +3,7 @@
 // Full vectors take unmasked loads; only the tail of a row takes a partial one, and nothing past
 // n is read or written.
 #pragma once
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/kernel_table.h"
@@ -27,17 +28,6 @@ struct Ops {
     return V::hsum(V::add(s0, s1));
   }
 
-  static float dot_f16(const float* a, const uint16_t* b, int n) {
-    reg s0 = V::zero(), s1 = V::zero();
-    int i = 0;
-    for (; i + 2 * L <= n; i += 2 * L) {
-      s0 = V::fmadd(V::load(a + i), V::load_f16(b + i), s0);
-      s1 = V::fmadd(V::load(a + i + L), V::load_f16(b + i + L), s1);
-    }
-    for (; i < n; i += L) s0 = V::fmadd(V::load_part(a + i, n - i), V::load_f16_part(b + i, n - i), s0);
-    return V::hsum(V::add(s0, s1));
-  }
-
   static void axpy(float a, const float* x, float* y, int n) {
     const reg av = V::set1(a);
     int i = 0;
@@ -45,11 +35,131 @@ struct Ops {
     if (i < n) V::store_part(y + i, V::fmadd(av, V::load_part(x + i, n - i), V::load_part(y + i, n - i)), n - i);
   }
 
-  static void axpy_f16(float a, const uint16_t* x, float* y, int n) {
-    const reg av = V::set1(a);
-    int i = 0;
-    for (; i + L <= n; i += L) V::store(y + i, V::fmadd(av, V::load_f16(x + i), V::load(y + i)));
-    if (i < n) V::store_part(y + i, V::fmadd(av, V::load_f16_part(x + i, n - i), V::load_part(y + i, n - i)), n - i);
+  // ---- Attention of one query for the H heads that share a KV head (see KernelTable).
+  // Cache rows kKvAhead positions on are prefetched: a head's rows lie a whole cache row apart
+  // (all KV heads of a position are together), a pattern the hardware prefetchers do not follow.
+  static constexpr int kKvAhead = 8;
+  template <typename KT>
+  static void kv_prefetch(const KT* p, int n) {
+    for (int b = 0; b < n * (int)sizeof(KT); b += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + b, _MM_HINT_T0);
+  }
+  static reg kv_load(const float* p) { return V::load(p); }
+  static reg kv_load(const uint16_t* p) { return V::load_f16(p); }
+  static reg kv_load_part(const float* p, int n) { return V::load_part(p, n); }
+  static reg kv_load_part(const uint16_t* p, int n) { return V::load_f16_part(p, n); }
+
+  // J rows at a time against H heads: J * H independent accumulators keep the FMAs busy whatever
+  // the group size (J * H = 8, or 4 for one head).
+  template <typename KT, int H, int J>
+  static void scores_tile(const float* q, int d, const KT* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) {
+    int j = 0;
+    for (; j + J <= n; j += J) {
+      IE_UNROLL for (int r = 0; r < J; r++)
+        if (j + kKvAhead + r < n) kv_prefetch(k + (j + kKvAhead + r) * ld, d);
+      reg a[J][H];
+      IE_UNROLL for (int r = 0; r < J; r++) IE_UNROLL for (int h = 0; h < H; h++) a[r][h] = V::zero();
+      int c = 0;
+      for (; c + L <= d; c += L) {
+        IE_UNROLL for (int r = 0; r < J; r++) {
+          const reg kv = kv_load(k + (j + r) * ld + c);
+          IE_UNROLL for (int h = 0; h < H; h++) a[r][h] = V::fmadd(V::load(q + h * d + c), kv, a[r][h]);
+        }
+      }
+      if (c < d) {
+        IE_UNROLL for (int r = 0; r < J; r++) {
+          const reg kv = kv_load_part(k + (j + r) * ld + c, d - c);
+          IE_UNROLL for (int h = 0; h < H; h++) a[r][h] = V::fmadd(V::load_part(q + h * d + c, d - c), kv, a[r][h]);
+        }
+      }
+      if constexpr (H == 8 && J == 1) {
+        alignas(32) float t[8];
+        V::hsum8(a[0], t);
+        IE_UNROLL for (int h = 0; h < 8; h++) s[h * lds + j] = scale * t[h];
+      } else {
+        IE_UNROLL for (int r = 0; r < J; r++) IE_UNROLL for (int h = 0; h < H; h++) s[h * lds + j + r] = scale * V::hsum(a[r][h]);
+      }
+    }
+    if (J > 1 && j < n) scores_tile<KT, H, 1>(q, d, k + j * ld, ld, n - j, scale, s + j, lds);
+  }
+
+  template <typename KT>
+  static void attn_scores(const float* q, int nq, int d, const KT* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) {
+    for (int h0 = 0; h0 < nq; h0 += 8) {
+      const float* qh = q + h0 * d;
+      float* sh = s + h0 * lds;
+      switch (std::min(8, nq - h0)) {
+        case 8: scores_tile<KT, 8, 1>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 7: scores_tile<KT, 7, 1>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 6: scores_tile<KT, 6, 1>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 5: scores_tile<KT, 5, 1>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 4: scores_tile<KT, 4, 2>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 3: scores_tile<KT, 3, 2>(qh, d, k, ld, n, scale, sh, lds); break;
+        case 2: scores_tile<KT, 2, 4>(qh, d, k, ld, n, scale, sh, lds); break;
+        default: scores_tile<KT, 1, 4>(qh, d, k, ld, n, scale, sh, lds); break;
+      }
+    }
+  }
+
+  // out[0, NV * L) += sum_j p[j] v_j[0, NV * L): NV accumulators in registers over the n rows;
+  // with Ahead, rows up to `avail` are prefetched kKvAhead on.
+  template <typename KT, int NV, bool Ahead>
+  static void mix_tile(const float* p, const KT* v, ptrdiff_t ld, int n, int avail, float* out) {
+    reg a[NV];
+    IE_UNROLL for (int u = 0; u < NV; u++) a[u] = V::load(out + u * L);
+    for (int j = 0; j < n; j++) {
+      if (Ahead && j + kKvAhead < avail) kv_prefetch(v + (j + kKvAhead) * ld, NV * L);
+      const reg b = V::broadcast(p + j);
+      IE_UNROLL for (int u = 0; u < NV; u++) a[u] = V::fmadd(b, kv_load(v + j * ld + u * L), a[u]);
+    }
+    IE_UNROLL for (int u = 0; u < NV; u++) V::store(out + u * L, a[u]);
+  }
+
+  // A head's row of weights against rows of V, 8 vectors of columns at a time, then a partial one.
+  template <typename KT, bool Ahead>
+  static void mix_head(const float* p, int d, const KT* v, ptrdiff_t ld, int n, int avail, float* out) {
+    int c = 0;
+    for (; c + 8 * L <= d; c += 8 * L) mix_tile<KT, 8, Ahead>(p, v + c, ld, n, avail, out + c);
+    switch ((d - c) / L) {
+      case 7: mix_tile<KT, 7, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 6: mix_tile<KT, 6, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 5: mix_tile<KT, 5, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 4: mix_tile<KT, 4, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 3: mix_tile<KT, 3, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 2: mix_tile<KT, 2, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      case 1: mix_tile<KT, 1, Ahead>(p, v + c, ld, n, avail, out + c); break;
+      default: break;
+    }
+    c += (d - c) / L * L;
+    if (c < d) {
+      reg a = V::load_part(out + c, d - c);
+      for (int j = 0; j < n; j++) a = V::fmadd(V::broadcast(p + j), kv_load_part(v + j * ld + c, d - c), a);
+      V::store_part(out + c, a, d - c);
+    }
+  }
+
+  // V rows a block at a time (it stays in L1 for every head); f16 rows converted once per block.
+  static constexpr int kMixRows = 32;
+  static void attn_mix(const float* p, ptrdiff_t ldp, int nq, int d, const float* v, ptrdiff_t ld, int n, float* out) {
+    for (int j0 = 0; j0 < n; j0 += kMixRows) {
+      const int rows = std::min(kMixRows, n - j0);
+      mix_head<float, true>(p + j0, d, v + j0 * ld, ld, rows, n - j0, out);  // the first head pulls the block in
+      for (int h = 1; h < nq; h++) mix_head<float, false>(p + h * ldp + j0, d, v + j0 * ld, ld, rows, 0, out + h * d);
+    }
+  }
+  static void attn_mix_f16(const float* p, ptrdiff_t ldp, int nq, int d, const uint16_t* v, ptrdiff_t ld, int n, float* out) {
+    if (d > 256) {
+      for (int h = 0; h < nq; h++) mix_head<uint16_t, false>(p + h * ldp, d, v, ld, n, 0, out + h * d);
+      return;
+    }
+    alignas(64) float block[kMixRows * 256];
+    for (int j0 = 0; j0 < n; j0 += kMixRows) {
+      const int rows = std::min(kMixRows, n - j0);
+      for (int j = 0; j < rows; j++) {
+        if (j0 + j + kKvAhead < n) kv_prefetch(v + (j0 + j + kKvAhead) * ld, d);
+        f16_to_f32(v + (j0 + j) * ld, block + j * d, d);
+      }
+      for (int h = 0; h < nq; h++) mix_head<float, false>(p + h * ldp + j0, d, block, d, rows, 0, out + h * d);
+    }
   }
 
   static void scale(float* x, float s, int n) {
@@ -136,9 +246,11 @@ struct Ops {
 template <class V>
 void register_ops_simd(KernelTable& t) {
   t.dot = Ops<V>::dot;
-  t.dot_f16 = Ops<V>::dot_f16;
   t.axpy = Ops<V>::axpy;
-  t.axpy_f16 = Ops<V>::axpy_f16;
+  t.attn_scores = Ops<V>::template attn_scores<float>;
+  t.attn_scores_f16 = Ops<V>::template attn_scores<uint16_t>;
+  t.attn_mix = Ops<V>::attn_mix;
+  t.attn_mix_f16 = Ops<V>::attn_mix_f16;
   t.scale = Ops<V>::scale;
   t.add = Ops<V>::add;
   t.rmsnorm = Ops<V>::rmsnorm;
