@@ -23,6 +23,10 @@ const ONLY = process.env.ONLY?.split(',');
 // RESIDENT=1: one layer's matrices and no classifier, so a quantized layer (~12 MB at 4 bits) stays in
 // L3 and the GEMV figures are the kernels' compute rate rather than the bus's.
 const RESIDENT = process.env.RESIDENT === '1';
+// ROWS=8: also time each matrix against ROWS activation rows at once (the decode rows of ROWS
+// sequences in one step, as `ie serve --parallel` runs them) and report GFLOP/s and the speed-up
+// over ROWS single-row GEMVs.
+const ROWS = Number(process.env.ROWS ?? 1);
 const here = dirname(fileURLToPath(import.meta.url));
 
 // The matrices one TinyLlama-1.1B layer streams per token (q, k, v, o, gate, up, down), and the classifier.
@@ -168,6 +172,28 @@ for (const p of PRECISIONS) {
       }
       best = Math.min(best, performance.now() - t0);
     }
+    // ROWS activation rows at once: one matmul op per matrix, each row computed as its lone GEMV.
+    let rowsMs = Infinity;
+    if (ROWS > 1) {
+      const X = new Float32Array(ROWS * 5632);
+      for (let i = 0; i < X.length; i++) X[i] = Math.sin(i) * 0.5;
+      const Y = new Float32Array(ROWS * 32000);
+      const params = new Int32Array([ROWS]);
+      const progs = set.map((m) =>
+        ctx.compile({
+          buffers: [X, Y],
+          params,
+          maxRows: ROWS,
+          ops: [{ op: 'matmul', matrix: m.matrix, x: [0, 0, m.cols], out: [1, 0, m.rows], activations: opts.activations, mSlot: 0 }],
+        }),
+      );
+      for (const pr of progs) pr.run();
+      for (let pass = 0; pass < PASSES; pass++) {
+        const t0 = performance.now();
+        for (const pr of progs) pr.run();
+        rowsMs = Math.min(rowsMs, performance.now() - t0);
+      }
+    }
     const bw2 = probe(ctx);
     const probeGBs = Math.max(bw.gbs, bw2.gbs);
     const gbs = total / (best / 1000) / 1e9;
@@ -187,6 +213,11 @@ for (const p of PRECISIONS) {
       weightsPerSecG: +(weights / (best / 1000) / 1e9).toFixed(2),
       shapes,
     };
+    if (ROWS > 1) {
+      row.rows = ROWS;
+      row.rowsGflops = +((2 * ROWS * weights) / (rowsMs / 1000) / 1e9).toFixed(1);
+      row.rowsSpeedup = +((ROWS * best) / rowsMs).toFixed(2);
+    }
     results.push(row);
     console.log(JSON.stringify(row));
   }
@@ -245,6 +276,14 @@ for (const r of results) {
   console.log(
     `| ${r.precision} | ${r.threads} | ${r.readBandwidthGBs} | ${r.gemvGBs} | ${pct(r.ratio)} | ${r.weightsPerSecG} | ${s['2048x2048']} | ${s['256x2048']} | ${s['5632x2048']} | ${s['2048x5632']} | ${s['32000x2048']} |`,
   );
+}
+if (ROWS > 1) {
+  console.log(
+    `\n${ROWS} activation rows at once (decode rows of ${ROWS} sequences), GFLOP/s and the speed-up over ${ROWS} single-row GEMVs`,
+  );
+  console.log('| precision | threads | GFLOP/s | x single rows |');
+  console.log('| --- | --- | --- | --- |');
+  for (const r of results) console.log(`| ${r.precision} | ${r.threads} | ${r.rowsGflops} | ${r.rowsSpeedup} |`);
 }
 console.log(
   `\nGEMM, ${gemm[0]?.tokens ?? 128} tokens, GFLOP/s (share of the measured FMA peak: ${THREADS.map((t) => `${peaks[t].toFixed(1)} GFLOP/s at ${t} thread(s)`).join(', ')}); kernel ${info.gemm}`,
