@@ -117,12 +117,12 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
   else ctx.pool.run(body);
 }
 
-// One query against one KV head, for the group of query heads that share it: every head's
-// scores over the query's positions (each K row read once for the group), a softmax per head, and
-// the weighted sums of V rows, on thread `t`'s scratch. A ring's positions run in at most two
-// pieces of consecutive rows.
-void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int t) {
-  const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim, h0 = kvh * group;
+// One query against one KV head, for `group` of the query heads that share it (from the KV head's
+// head `first`): every head's scores over the query's positions (each K row read once for them), a
+// softmax per head, and the weighted sums of V rows, on thread `t`'s scratch. A ring's positions
+// run in at most two pieces of consecutive rows.
+void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int first, int group, int t) {
+  const int hd = a.head_dim, h0 = kvh * (a.n_heads / a.n_kv_heads) + first;
   const bool f16 = a.kv_type == KvType::F16;
   const size_t esize = f16 ? 2 : 4;
   const int pos = a.pos0 + i;
@@ -158,13 +158,24 @@ void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int t) {
 
 void attention_many(Context& ctx, const AttentionArgs* list, int count) {
   if (count < 1) return;
-  // Task ranges: entry e owns tasks [first[e], first[e + 1]), query-major then KV head.
+  // Tasks: (query, KV head) pairs, each KV head's query heads split into `split` parts when there
+  // are fewer pairs than two per thread (a few KV heads, many cores); a head's result is the same
+  // whichever part it falls in. Entry e owns tasks [first[e], first[e + 1]), query-major, then KV
+  // head, then part.
+  int64_t pairs = 0, work = 0;
+  for (int e = 0; e < count; e++) {
+    pairs += (int64_t)list[e].n_queries * list[e].n_kv_heads;
+    work += (int64_t)list[e].n_queries * list[e].n_heads * (list[e].pos0 + list[e].n_queries) * list[e].head_dim;
+  }
+  const int64_t want = std::max<int64_t>(1, (2 * (int64_t)ctx.pool.size() + pairs - 1) / pairs);
   std::vector<int64_t> first((size_t)count + 1, 0);
-  int64_t work = 0;
+  std::vector<int> per((size_t)count), parts((size_t)count);  // heads per part, parts per KV head
   for (int e = 0; e < count; e++) {
     const AttentionArgs& a = list[e];
-    first[(size_t)e + 1] = first[(size_t)e] + (int64_t)a.n_queries * a.n_kv_heads;
-    work += (int64_t)a.n_queries * a.n_heads * (a.pos0 + a.n_queries) * a.head_dim;
+    const int group = a.n_heads / a.n_kv_heads;
+    per[(size_t)e] = (int)((group + std::min<int64_t>(want, group) - 1) / std::min<int64_t>(want, group));
+    parts[(size_t)e] = (group + per[(size_t)e] - 1) / per[(size_t)e];
+    first[(size_t)e + 1] = first[(size_t)e] + (int64_t)a.n_queries * a.n_kv_heads * parts[(size_t)e];
   }
   const int64_t tasks = first[(size_t)count];
   auto body = [&](int t, int n) {
@@ -174,8 +185,10 @@ void attention_many(Context& ctx, const AttentionArgs* list, int count) {
     for (int64_t task = b; task < e; task++) {
       while (task >= first[(size_t)at + 1]) at++;
       const AttentionArgs& a = list[at];
+      const int np = parts[(size_t)at], hp = per[(size_t)at], group = a.n_heads / a.n_kv_heads;
       const int64_t local = task - first[(size_t)at];
-      attend_group(ctx, a, (int)(local / a.n_kv_heads), (int)(local % a.n_kv_heads), t);
+      const int part = (int)(local % np), kvh = (int)(local / np % a.n_kv_heads), i = (int)(local / np / a.n_kv_heads);
+      attend_group(ctx, a, i, kvh, part * hp, std::min(hp, group - part * hp), t);
     }
   };
   // Short work is cheaper on the calling thread than a pool wake-up.

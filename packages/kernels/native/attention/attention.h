@@ -31,7 +31,8 @@ struct AttentionArgs {
 void attention(Context& ctx, const AttentionArgs& a);
 
 // Several short attentions at once (decode rows of different sequences, each over its own cache):
-// every (query, KV head) of all of them is one task of a single pool job. Each query's result is
+// every (query, KV head) of all of them is one task of a single pool job (its query heads split
+// into a few tasks when there are fewer pairs than threads). Each query's result is
 // what attention() gives it alone for n_queries < 4: a task is computed the same whichever thread
 // runs it (longer blocks belong in attention(), whose batched path reads K and V once per block).
 void attention_many(Context& ctx, const AttentionArgs* list, int count);

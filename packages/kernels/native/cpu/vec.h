@@ -83,13 +83,6 @@ struct VecAvx2 {
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
   }
-  // out[r] = hsum(a[r]) for eight registers at once: a tree of horizontal adds, one store.
-  static void hsum8(const reg* a, float* out) {
-    const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31)));
-  }
 
   static float hmax(reg v) {
     const __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -141,9 +134,6 @@ struct VecAvx512 {
   static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static float hsum(reg v) { return _mm512_reduce_add_ps(v); }
-  static void hsum8(const reg* a, float* out) {
-    for (int r = 0; r < 8; r++) out[r] = hsum(a[r]);
-  }
   static float hmax(reg v) { return _mm512_reduce_max_ps(v); }
   // exp(x): the same reduction and polynomial as the AVX2 trait, scaled by 2^n with vscalefps.
   static reg exp(reg x) {

@@ -49,7 +49,8 @@ struct Ops {
   static reg kv_load_part(const uint16_t* p, int n) { return V::load_f16_part(p, n); }
 
   // J rows at a time against H heads: J * H independent accumulators keep the FMAs busy whatever
-  // the group size (J * H = 8, or 4 for one head).
+  // the group size (J * H = 8, or 4 for one head). A head's score is the same sum in the same order
+  // whatever H and J are, so heads may be split between tasks freely.
   template <typename KT, int H, int J>
   static void scores_tile(const float* q, int d, const KT* k, ptrdiff_t ld, int n, float scale, float* s, ptrdiff_t lds) {
     int j = 0;
@@ -71,13 +72,7 @@ struct Ops {
           IE_UNROLL for (int h = 0; h < H; h++) a[r][h] = V::fmadd(V::load_part(q + h * d + c, d - c), kv, a[r][h]);
         }
       }
-      if constexpr (H == 8 && J == 1) {
-        alignas(32) float t[8];
-        V::hsum8(a[0], t);
-        IE_UNROLL for (int h = 0; h < 8; h++) s[h * lds + j] = scale * t[h];
-      } else {
-        IE_UNROLL for (int r = 0; r < J; r++) IE_UNROLL for (int h = 0; h < H; h++) s[h * lds + j + r] = scale * V::hsum(a[r][h]);
-      }
+      IE_UNROLL for (int r = 0; r < J; r++) IE_UNROLL for (int h = 0; h < H; h++) s[h * lds + j + r] = scale * V::hsum(a[r][h]);
     }
     if (J > 1 && j < n) scores_tile<KT, H, 1>(q, d, k + j * ld, ld, n - j, scale, s + j, lds);
   }
