@@ -207,6 +207,7 @@ describe.each(ISAS)('attention on %s', (isa) => {
     ['decode, GQA 6/2, head dim 100, window 7', 6, 2, 100, 40, 1, 7],
     ['decode of 2 queries, GQA 4/2', 4, 2, 16, 43, 2, 0],
     ['decode, GQA 32/4, head dim 64, 700 positions', 32, 4, 64, 699, 1, 0],
+    ['decode, GQA 4/2, head dim 264 (an f16 block wider than the staging buffer)', 4, 2, 264, 37, 1, 0],
   ])('%s', (_n, H, KV, hd, pos0, nq, window) => {
     const positions = pos0 + nq;
     const q = seededFloats(nq * H * hd, 1, 2);
