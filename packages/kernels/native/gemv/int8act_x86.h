@@ -160,6 +160,13 @@ inline __m256 q8_zero_term(__m256 s8, const uint8_t* zrow, int g, const float* x
 }
 inline float q8_zero_sum(__m256 zt, const uint8_t* zrow) { return zrow ? q8_hsum(zt) : (float)kQ4SymmetricZero * q8_hsum(zt); }
 
+// A q4 row's result: its two running sums less the zero points' term (zt in eight lanes, zs the
+// groups past the last whole eight), stored into out or added to it.
+inline void q8_row_result(float& out, __m256 t0, __m256 t1, __m256 zt, const uint8_t* zrow, float zs, bool acc) {
+  const float v = q8_hsum(_mm256_add_ps(t0, t1)) - (q8_zero_sum(zt, zrow) + zs);
+  out = acc ? out + v : v;
+}
+
 // [a a a a b b b b]: the scales of a 32-byte chunk's two groups, one per 128-bit lane.
 inline __m256 q8_pair_scales2(float a, float b) { return _mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1); }
 
@@ -314,9 +321,7 @@ struct Q8Kernels {
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_castsi128_si256(_mm_set1_epi8(0x0f)));
             chunk(lo, hi, x_at(x.xl, ct, 0), x_at(x.xl, ct, 1), _mm256_mul_ps(_mm256_loadu_ps(x.dl + 8 * ct), q8_pair_scales2(simd::scale_at(srow[i] + 2 * ct * sb, w.stype), 0.f)), t[i][a][0]);
           }
-          const float v = q8_hsum(_mm256_add_ps(t[i][a][0], t[i][a][1])) - (q8_zero_sum(zt[i][a], zrow[i]) + zs);
-          float& out = x.y[rs[i]];
-          out = acc ? out + v : v;
+          q8_row_result(x.y[rs[i]], t[i][a][0], t[i][a][1], zt[i][a], zrow[i], zs, acc);
         }
     };
     q8_many_rows(rows, w.q_ld, M, act.data(), run);
@@ -405,11 +410,7 @@ struct Q8Kernels {
         group(g, su, g & 1);
       }
       for (int i = 0; i < R; i++)
-        for (int a = 0; a < A; a++) {
-          const float v = q8_hsum(_mm256_add_ps(t[i][a][0], t[i][a][1])) - (q8_zero_sum(zt[i][a], zrow[i]) + zs[i][a]);
-          float& out = as[a].y[rs[i]];
-          out = acc ? out + v : v;
-        }
+        for (int a = 0; a < A; a++) q8_row_result(as[a].y[rs[i]], t[i][a][0], t[i][a][1], zt[i][a], zrow[i], zs[i][a], acc);
     };
     q8_many_rows(rows, w.q_ld, M, act.data(), run);
   }
