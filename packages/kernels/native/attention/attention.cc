@@ -12,26 +12,29 @@ namespace {
 // kQueryBlock * group rows, enough to fill the GEMM's register blocks.
 constexpr int kQueryBlock = 16;
 
-// The cache row holding position t.
-inline size_t cache_row(const AttentionArgs& a, int t) { return (size_t)(a.ring > 0 ? t % a.ring : t); }
+// Positions [t0, t0 + n) as runs of consecutive cache rows: fn(row, j, run) for the run starting at
+// cache row `row` that holds positions t0 + j ..; a ring's positions run in at most two pieces.
+template <class Fn>
+inline void cache_runs(const AttentionArgs& a, int t0, int n, Fn&& fn) {
+  for (int j = 0; j < n;) {
+    const int row = a.ring > 0 ? (t0 + j) % a.ring : t0 + j;
+    const int run = a.ring > 0 ? std::min(n - j, a.ring - row) : n - j;
+    fn((size_t)row, j, run);
+    j += run;
+  }
+}
 
-// Rows [0, rows) of a cache (position t0 + r, columns [c0, c0 + n) of its kv head) as f32,
-// row-major; a ring's positions run in at most two pieces of consecutive rows.
+// Rows [0, rows) of a cache (position t0 + r, columns [c0, c0 + n) of its kv head) as f32, row-major.
 void cache_rows(Context& ctx, const AttentionArgs& a, const void* cache, int kvh, int t0, int rows, int c0, int n, float* out, ptrdiff_t ld) {
   const bool f16 = a.kv_type == KvType::F16;
   const size_t esize = f16 ? 2 : 4;
-  while (rows > 0) {
-    const size_t row = cache_row(a, t0);
-    const int run = a.ring > 0 ? std::min(rows, a.ring - (int)row) : rows;
+  cache_runs(a, t0, rows, [&](size_t row, int j, int run) {
     WeightRows w;
     w.q = static_cast<const uint8_t*>(cache) + (row * a.kv_stride + (size_t)kvh * a.head_dim + c0) * esize;
     w.q_ld = (ptrdiff_t)(a.kv_stride * esize);
     w.K = n;
-    ctx.k.dequant[(int)(f16 ? WeightType::F16 : WeightType::F32)](w, run, out, ld);
-    t0 += run;
-    rows -= run;
-    out += (ptrdiff_t)run * ld;
-  }
+    ctx.k.dequant[(int)(f16 ? WeightType::F16 : WeightType::F32)](w, run, out + (ptrdiff_t)j * ld, ld);
+  });
 }
 
 // A prefill chunk's attention as two GEMMs per (kv head, block of queries), on the packed GEMM's
@@ -133,22 +136,16 @@ void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int firs
   float* out = a.out + i * a.out_stride + h0 * hd;
   const uint8_t* kb = static_cast<const uint8_t*>(a.k) + (size_t)kvh * hd * esize;
   const uint8_t* vb = static_cast<const uint8_t*>(a.v) + (size_t)kvh * hd * esize;
-  const size_t row = (size_t)a.kv_stride * esize;
-  auto pieces = [&](auto&& fn) {
-    for (int done = 0; done < len;) {
-      const size_t r = cache_row(a, t0 + done);
-      const int run = a.ring > 0 ? std::min(len - done, a.ring - (int)r) : len - done;
-      fn(r * row, done, run);
-      done += run;
-    }
-  };
-  pieces([&](size_t at, int j0, int run) {
+  const size_t row_bytes = (size_t)a.kv_stride * esize;
+  cache_runs(a, t0, len, [&](size_t row, int j0, int run) {
+    const size_t at = row * row_bytes;
     if (f16) ctx.k.attn_scores_f16(q, group, hd, reinterpret_cast<const uint16_t*>(kb + at), a.kv_stride, run, a.scale, scores + j0, len);
     else ctx.k.attn_scores(q, group, hd, reinterpret_cast<const float*>(kb + at), a.kv_stride, run, a.scale, scores + j0, len);
   });
   for (int h = 0; h < group; h++) ctx.k.softmax(scores + (size_t)h * len, len, a.sinks ? a.sinks[h0 + h] : -INFINITY);
   std::fill(out, out + (size_t)group * hd, 0.0f);
-  pieces([&](size_t at, int j0, int run) {
+  cache_runs(a, t0, len, [&](size_t row, int j0, int run) {
+    const size_t at = row * row_bytes;
     if (f16) ctx.k.attn_mix_f16(scores + j0, len, group, hd, reinterpret_cast<const uint16_t*>(vb + at), a.kv_stride, run, out);
     else ctx.k.attn_mix(scores + j0, len, group, hd, reinterpret_cast<const float*>(vb + at), a.kv_stride, run, out);
   });

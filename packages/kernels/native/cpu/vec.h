@@ -83,7 +83,6 @@ struct VecAvx2 {
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
   }
-
   static float hmax(reg v) {
     const __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 t = _mm_max_ps(s, _mm_movehl_ps(s, s));
