@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { makeMatrix, quantizedX, refGemv, variantName, worstRelError, type Variant } from '../test/helpers.js';
+import { makeMatrix, quantizedX, refGemv, variantName, worstRelError, xBlock, type Variant } from '../test/helpers.js';
 import { KernelContext } from './index.js';
 
 const contexts: KernelContext[] = [];
@@ -58,7 +58,7 @@ describe('int8-activation mode', () => {
         if ((v as { blockK?: number }).blockK && cols < 128) continue;
         const m = makeMatrix(v, rows, cols, rows * 131 + cols);
         const x = seededFloats(cols, cols + 7, 3);
-        const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x));
+        const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x, xBlock(v)));
         const yref = new Float32Array(rows);
         ref.gemv(ref.matrix(m.spec, m.bytes), x, yref, { activations: 'int8' });
         expect(worstRelError(yref, want, mag), `scalar ${rows}x${cols}`).toBeLessThan(1e-5);

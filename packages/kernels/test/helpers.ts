@@ -112,14 +112,19 @@ export const ALL_VARIANTS: Variant[] = [
 ];
 
 /** float64 of W * dequant(quantize_q8(x)): the exact product the int8 mode approximates in float. */
-export function quantizedX(x: Float32Array): Float32Array {
+/**
+ * x as the int8-activation mode sees it: quantized in blocks of `block` elements (32, or the
+ * group of q4 weights with groups of 64 and 128: kernel_table.h's q8_x_block), one scale each.
+ */
+export function quantizedX(x: Float32Array, block = 32): Float32Array {
   const out = new Float32Array(x.length);
-  for (let b = 0; b < x.length; b += 32) {
+  for (let b = 0; b < x.length; b += block) {
+    const end = Math.min(x.length, b + block);
     let amax = 0;
-    for (let j = b; j < Math.min(x.length, b + 32); j++) amax = Math.max(amax, Math.abs(x[j]));
+    for (let j = b; j < end; j++) amax = Math.max(amax, Math.abs(x[j]));
     const d = Math.fround(amax / 127);
     const id = d ? Math.fround(1 / d) : 0;
-    for (let j = b; j < Math.min(x.length, b + 32); j++) {
+    for (let j = b; j < end; j++) {
       const v = Math.fround(x[j] * id);
       // round half to even
       const r = Math.round(v);
@@ -128,6 +133,11 @@ export function quantizedX(x: Float32Array): Float32Array {
     }
   }
   return out;
+}
+
+/** The block the int8-activation mode quantizes x in for a matrix of this variant. */
+export function xBlock(v: Variant): number {
+  return v.dtype === 'q4' && (v.group === 64 || v.group === 128) ? v.group : 32;
 }
 
 export type BlockVariant = 'q4_k' | 'q5_k' | 'q6_k' | 'iq4_nl' | 'mxfp4';

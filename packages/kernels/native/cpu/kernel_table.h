@@ -66,14 +66,22 @@ struct GemmKernels {
 };
 
 // The int8-activation mode ("q8 activations", as llama.cpp's Q4_0 x Q8_0 dot products): x is
-// quantized once per call in blocks of 32 (d = max|x| / 127, q = round(x / d)), then integer
-// dot products (VNNI vpdpbusd where the CPU has it) replace the fused f32 dequantization.
+// quantized once per call in blocks (d = max|x| / 127 over the block, q = round(x / d)), then
+// integer dot products (VNNI vpdpbusd where the CPU has it) replace the fused f32 dequantization.
+// d is stored once per 32 elements whatever the block, so every kernel reads it the same way.
 constexpr int kQ8Block = 32;
 // Bytes of quantized activations a K-element x needs (zero-padded to whole 128-element chunks).
 inline int q8_padded(int K) { return (K + 127) / 128 * 128; }
-// x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K.
-using QuantizeXFn = void (*)(const float* x, int K, int8_t* q, float* d);
-// y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of 32).
+// The block x is quantized in for a matrix: its group for q4 groups of 64 and 128, so that a
+// group's integer sums meet one scale of x and add up before a single conversion (the AVX2 q4
+// kernels' fast path); 32 for everything else.
+inline int q8_x_block(WeightType t, int group) { return t == WeightType::Q4 && (group == 64 || group == 128) ? group : kQ8Block; }
+// x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K; `block` (32, 64 or
+// 128) elements share one scale, repeated in each of their 32-element entries of d.
+using QuantizeXFn = void (*)(const float* x, int K, int block, int8_t* q, float* d);
+// y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of
+// 32), x quantized by quantize_x in blocks of q8_x_block(type, group) (the AVX2 q4 kernels of groups
+// 64 and 128 read one scale per group).
 using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool accumulate);
 // For m < M: y + m*ldy gets exactly what GemvQ8Fn gives for xq + m*ldq, xd + m*ldd (bit for bit),
 // the weights read from memory once for all M rows.

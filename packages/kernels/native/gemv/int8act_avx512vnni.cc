@@ -18,24 +18,39 @@ namespace ie {
 namespace {
 using namespace avx512;
 
-void quantize_x_q8_avx512(const float* x, int K, int8_t* q, float* d) {
+// As quantize_x_ref: first each 32-chunk's max |x| into d, then per block the largest of them.
+void quantize_x_q8_avx512(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
+  auto load = [&](int k0, __m512& a, __m512& b) {
+    a = _mm512_maskz_loadu_ps(tail_mask(std::clamp(K - k0, 0, 16)), x + k0);
+    b = _mm512_maskz_loadu_ps(tail_mask(std::clamp(K - k0 - 16, 0, 16)), x + k0 + 16);
+  };
   for (int k0 = 0; k0 < P; k0 += kQ8Block) {
-    const int n0 = std::clamp(K - k0, 0, 16), n1 = std::clamp(K - k0 - 16, 0, 16);
-    const __m512 a = _mm512_maskz_loadu_ps(tail_mask(n0), x + k0), b = _mm512_maskz_loadu_ps(tail_mask(n1), x + k0 + 16);
     if (k0 < K) {
-      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-      const float db = amax / 127.0f;
-      const float id = db != 0.f ? 1.0f / db : 0.f;
-      d[k0 / kQ8Block] = db;
-      const __m512 iv = _mm512_set1_ps(id), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
-      const __m512i qa = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(a, iv))));
-      const __m512i qb = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(b, iv))));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k0), _mm512_cvtsepi32_epi8(qa));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k0 + 16), _mm512_cvtsepi32_epi8(qb));
+      __m512 a, b;
+      load(k0, a, b);
+      d[k0 / kQ8Block] = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
     } else {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_setzero_si256());
       d[k0 / kQ8Block] = 0.f;
+    }
+  }
+  const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+  for (int b0 = 0; b0 < K; b0 += block) {
+    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;  // the block's chunks that start before K
+    float amax = 0.f;
+    for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
+    const float db = amax / 127.0f;
+    const float id = db != 0.f ? 1.0f / db : 0.f;
+    const __m512 iv = _mm512_set1_ps(id);
+    for (int c = c0; c < c1; c++) {
+      d[c] = db;
+      __m512 a, b;
+      load(c * kQ8Block, a, b);
+      const __m512i qa = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(a, iv))));
+      const __m512i qb = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(b, iv))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block), _mm512_cvtsepi32_epi8(qa));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block + 16), _mm512_cvtsepi32_epi8(qb));
     }
   }
 }

@@ -1,4 +1,4 @@
-// Scalar reference of the int8-activation mode: x quantized in blocks of 32, integer products
+// Scalar reference of the int8-activation mode: x quantized in blocks (kernel_table.h), integer products
 // summed exactly per (group, block), scaled once per block. The SIMD variants compute the same
 // integer sums, so they differ from this only in the final float additions.
 #include <algorithm>
@@ -11,17 +11,17 @@
 namespace ie {
 namespace {
 
-void quantize_x_ref(const float* x, int K, int8_t* q, float* d) {
+void quantize_x_ref(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
   std::memset(q, 0, (size_t)P);
   std::fill(d, d + P / kQ8Block, 0.0f);
-  for (int b = 0; b * kQ8Block < K; b++) {
-    const int k0 = b * kQ8Block, n = std::min(kQ8Block, K - k0);
+  for (int k0 = 0; k0 < K; k0 += block) {
+    const int n = std::min(block, K - k0);
     float amax = 0.f;
     for (int j = 0; j < n; j++) amax = std::max(amax, std::fabs(x[k0 + j]));
     const float db = amax / 127.0f;
     const float id = db != 0.f ? 1.0f / db : 0.f;
-    d[b] = db;
+    for (int b = 0; b < block / kQ8Block && k0 + b * kQ8Block < K; b++) d[k0 / kQ8Block + b] = db;
     // nearbyint: round half to even, as the SIMD variants' conversion does.
     for (int j = 0; j < n; j++) q[k0 + j] = (int8_t)std::max(-127.0f, std::min(127.0f, std::nearbyint(x[k0 + j] * id)));
   }

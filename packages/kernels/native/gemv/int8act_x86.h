@@ -4,14 +4,16 @@
 // two translation units, compiled with different -m flags, never share a function.
 //
 // i8 rows run one at a time in memory order (see gemv_avx2.cc: interleaved adjacent rows cost an
-// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (q8_row_streams). x is quantized per call in blocks of 32 exactly as quantize_x_ref does;
-// the zero points come off once per row through per-group sums of the quantized x, so codes
+// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (q8_row_streams). x is
+// quantized per call exactly as quantize_x_ref does (in blocks of q8_x_block: a q4 group of 64 or
+// 128 meets one scale of x, so its integer sums add up before they become floats); the zero points come off once per row through per-group sums of the quantized x, so codes
 // stay unsigned 0..15 and feed the unsigned operand of the dot product directly.
 //
 // q4 rows are read 32 bytes (64 weights) at a time: the low nibbles of the 32 bytes meet the
 // activations `xl`, the high nibbles `xh`, laid out per call to match the IEBIN nibble order.
 // With group 32 the 32 bytes are two groups and each 128-bit lane stays inside one 32-element
-// block of x, so the two halves add up in integers (at most 2 * 2 * 15 * 127 per 16-bit lane).
+// block of x, so the two halves add up in integers (at most 2 * 2 * 15 * 127 per 16-bit lane);
+// groups of 64 and 128 add up whole (at most 4 * 2 * 15 * 127).
 #pragma once
 #include <immintrin.h>
 
@@ -48,34 +50,47 @@ inline __m256i q8_load_bytes32(const void* p, int n) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
 }
 
-// x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K: bit-identical to quantize_x_ref.
-inline void q8_quantize_x(const float* x, int K, int8_t* q, float* d) {
+// x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K, `block` elements (32, 64
+// or 128) sharing a scale: bit-identical to quantize_x_ref. First each 32-chunk's max |x| into d,
+// then per block the largest of them (max commutes with the division by 127), then the codes.
+inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
   const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto chunk = [&](int k0, __m256 v[4]) {
+    for (int i = 0; i < 4; i++) v[i] = q8_load_f32(x + k0 + 8 * i, std::clamp(K - k0 - 8 * i, 0, 8));
+  };
   for (int k0 = 0; k0 < P; k0 += kQ8Block) {
     if (k0 >= K) {
       std::memset(q + k0, 0, kQ8Block);
       d[k0 / kQ8Block] = 0.f;
       continue;
     }
-    const int n = K - k0;
     __m256 v[4];
-    for (int i = 0; i < 4; i++) v[i] = q8_load_f32(x + k0 + 8 * i, std::clamp(n - 8 * i, 0, 8));
+    chunk(k0, v);
     const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
                                    _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
     const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    d[k0 / kQ8Block] = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+  }
+  for (int b0 = 0; b0 < K; b0 += block) {
+    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;  // the block's chunks that start before K
+    float amax = 0.f;
+    for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
     const float db = amax / 127.0f;
     const float id = db != 0.f ? 1.0f / db : 0.f;
-    d[k0 / kQ8Block] = db;
     const __m256 iv = _mm256_set1_ps(id);
-    __m256i c[4];
-    // Round half to even (the default MXCSR mode), as nearbyint in the reference.
-    for (int i = 0; i < 4; i++) c[i] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v[i], iv))));
-    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k0), _mm256_permutevar8x32_epi32(b, order));
+    for (int c = c0; c < c1; c++) {
+      d[c] = db;
+      __m256 v[4];
+      chunk(c * kQ8Block, v);
+      __m256i e[4];
+      // Round half to even (the default MXCSR mode), as nearbyint in the reference.
+      for (int i = 0; i < 4; i++) e[i] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v[i], iv))));
+      const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(e[0], e[1]), _mm256_packs_epi32(e[2], e[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c * kQ8Block), _mm256_permutevar8x32_epi32(b, order));
+    }
   }
 }
 
@@ -327,9 +342,12 @@ struct Q8Kernels {
     q8_many_rows(rows, w.q_ld, M, act.data(), run);
   }
 
-  // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high
-  // nibbles each meet one whole 32-element block of x, read in place. Scales and the zero term
-  // go eight groups at a time, as in q4_g32.
+  // ---- q4 x q8, group 64 or 128: 32 bytes are one group or half of one; the low and high nibbles
+  // each meet a 32-element block of x, read in place. x comes quantized with one scale per group
+  // (q8_x_block), so a group's integer products add up before one conversion and one FMA by
+  // d_x * d_w: 2 maddubsw + 1 maddwd per 64 weights where x in blocks of 32 took 2 + 2, one int ->
+  // float instead of two, and no multiply (the kernel is compute-bound on AVX2). Scales and the zero
+  // term go eight groups at a time, as in q4_g32.
   template <int G>
   static void q4_wide(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { q4_wide_many<G>(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
@@ -340,74 +358,72 @@ struct Q8Kernels {
     constexpr int cpg = G / 64;  // 32-byte chunks per group
     const int ng = (w.K + G - 1) / G, sn = ng + 8;
     Scratch<float, 256> xst((size_t)M * sn);
+    Scratch<float, 256> xgt((size_t)M * sn);
     struct Act {
       const int8_t* xq;
-      const float* xd;
+      const float* xg;  // x's scale per group, consecutive
       const float* xs;
       float* y;
     };
     Scratch<Act, 8> act((size_t)M);
     for (int m = 0; m < M; m++) {
       float* xs = xst.data() + (size_t)m * sn;
-      q8_group_sums(xq + m * ldq, xd + m * ldd, G, ng, xs);
-      act.data()[m] = Act{xq + m * ldq, xd + m * ldd, xs, y + m * ldy};
+      float* xg = xgt.data() + (size_t)m * sn;
+      const float* d = xd + m * ldd;
+      q8_group_sums(xq + m * ldq, d, G, ng, xs);
+      for (int g = 0; g < ng; g++) xg[g] = d[g * (G / kQ8Block)];
+      act.data()[m] = Act{xq + m * ldq, xg, xs, y + m * ldy};
     }
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const int sb = scale_bytes(w.stype);
-    // R weight rows x A activation rows at once: group g's chunks into each pair's t, the group's
-    // scale times the two blocks' products.
     auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
       constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
       const Q4Rows<R> rows_in(w, rs);
       const auto &row = rows_in.q, &srow = rows_in.s, &zrow = rows_in.z;
       __m256 t[R][A][2], zt[R][A];
       IE_UNROLL for (int i = 0; i < R; i++) IE_UNROLL for (int a = 0; a < A; a++) t[i][a][0] = t[i][a][1] = zt[i][a] = _mm256_setzero_ps();
-      auto group = [&](int g, const __m256* scale, int acc_i) {
-        IE_UNROLL for (int part = 0; part < cpg; part++) {
-          const int c = g * cpg + part, kl = g * G + 32 * part, kh = kl + G / 2;
-          // x's two blocks, loaded once for the R weight rows.
-          __m256i xlo[A], xhi[A];
-          __m256 dlo[A], dhi[A];
+      // Group g's integer sum for each pair, times f[i][a] (d_x * d_w) into t[.][.][acc_i].
+      auto group = [&](int g, const __m256 (*f)[A], int acc_i) {
+        __m256i xv[A][2 * cpg];  // x's blocks for the group, loaded once for the R weight rows
+        IE_UNROLL for (int a = 0; a < A; a++) IE_UNROLL for (int j = 0; j < 2 * cpg; j++) xv[a][j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as[a].xq + g * G + 32 * j));
+        IE_UNROLL for (int i = 0; i < R; i++) {
+          __m256i lo[cpg], hi[cpg];
+          IE_UNROLL for (int part = 0; part < cpg; part++) q4_nibbles(row[i] + (g * cpg + part) * 32, low4, lo[part], hi[part]);
           IE_UNROLL for (int a = 0; a < A; a++) {
-            xlo[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as[a].xq + kl));
-            xhi[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(as[a].xq + kh));
-            dlo[a] = _mm256_broadcast_ss(as[a].xd + kl / kQ8Block);
-            dhi[a] = _mm256_broadcast_ss(as[a].xd + kh / kQ8Block);
-          }
-          IE_UNROLL for (int i = 0; i < R; i++) {
-            __m256i lo, hi;
-            q4_nibbles(row[i] + 32 * c, low4, lo, hi);
-            IE_UNROLL for (int a = 0; a < A; a++) {
-              const __m256i pl = Dot::single(lo, xlo[a]), ph = Dot::single(hi, xhi[a]);
-              const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), dhi[a], _mm256_mul_ps(_mm256_cvtepi32_ps(pl), dlo[a]));
-              t[i][a][acc_i] = _mm256_fmadd_ps(f, scale[i], t[i][a][acc_i]);
-            }
+            // Low nibbles of chunk `part` meet x's block `part`, the high ones block `part + cpg` (G / 2 on).
+            const __m256i p = cpg == 1 ? Dot::pair(lo[0], xv[a][0], hi[0], xv[a][1]) : Dot::quad(lo[0], xv[a][0], hi[0], xv[a][cpg], lo[cpg - 1], xv[a][cpg - 1], hi[cpg - 1], xv[a][2 * cpg - 1]);
+            t[i][a][acc_i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f[i][a], t[i][a][acc_i]);
           }
         }
       };
       int g = 0;
       for (; g + 8 <= ng; g += 8) {
-        __m256 s8[R];
+        __m256 f8[R][A];
         IE_UNROLL for (int i = 0; i < R; i++) {
           q8_prefetch(row[i] + g * G / 2, 4 * G);
-          s8[i] = q8_load_scales8(srow[i] + g * sb, w.stype);
-          IE_UNROLL for (int a = 0; a < A; a++) zt[i][a] = q8_zero_term(s8[i], zrow[i], g, as[a].xs + g, zt[i][a]);
+          const __m256 s8 = q8_load_scales8(srow[i] + g * sb, w.stype);
+          IE_UNROLL for (int a = 0; a < A; a++) {
+            zt[i][a] = q8_zero_term(s8, zrow[i], g, as[a].xs + g, zt[i][a]);
+            f8[i][a] = _mm256_mul_ps(_mm256_loadu_ps(as[a].xg + g), s8);
+          }
         }
         IE_UNROLL for (int u = 0; u < 8; u++) {
-          __m256 su[R];
-          IE_UNROLL for (int i = 0; i < R; i++) su[i] = _mm256_permutevar8x32_ps(s8[i], _mm256_set1_epi32(u));
-          group(g + u, su, u & 1);
+          __m256 fu[R][A];
+          IE_UNROLL for (int i = 0; i < R; i++) IE_UNROLL for (int a = 0; a < A; a++) fu[i][a] = _mm256_permutevar8x32_ps(f8[i][a], _mm256_set1_epi32(u));
+          group(g + u, fu, u & 1);
         }
       }
       float zs[R][A] = {};
       for (; g < ng; g++) {
-        __m256 su[R];
+        __m256 fu[R][A];
         for (int i = 0; i < R; i++) {
           const float sg = simd::scale_at(srow[i] + g * sb, w.stype);
-          for (int a = 0; a < A; a++) zs[i][a] += sg * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * as[a].xs[g];
-          su[i] = _mm256_set1_ps(sg);
+          for (int a = 0; a < A; a++) {
+            zs[i][a] += sg * (float)(zrow[i] ? zrow[i][g] : kQ4SymmetricZero) * as[a].xs[g];
+            fu[i][a] = _mm256_set1_ps(as[a].xg[g] * sg);
+          }
         }
-        group(g, su, g & 1);
+        group(g, fu, g & 1);
       }
       for (int i = 0; i < R; i++)
         for (int a = 0; a < A; a++) q8_row_result(as[a].y[rs[i]], t[i][a][0], t[i][a][1], zt[i][a], zrow[i], zs[i][a], acc);
@@ -483,7 +499,7 @@ struct Q8Kernels {
     }
   }
 
-  static void quantize_x(const float* x, int K, int8_t* q, float* d) { q8_quantize_x(x, K, q, d); }
+  static void quantize_x(const float* x, int K, int block, int8_t* q, float* d) { q8_quantize_x(x, K, block, q, d); }
 };
 
 }  // namespace

@@ -199,7 +199,7 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
       if (r1 <= r0) return;
       int8_t* xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
       float* xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
-      ctx.k.quantize_x(x, (int)d.K, xq, xd);
+      ctx.k.quantize_x(x, (int)d.K, q8_x_block(d.type, d.group), xq, xd);
       for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
     });
     return;

@@ -94,7 +94,7 @@ static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const V
     if (r1 <= r0) return;
     int8_t* xq = ctx.scratch_q8(t, P * M);
     float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
-    for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, xq + i * P, xd + i * P / kQ8Block);
+    for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, q8_x_block(d.type, d.group), xq + i * P, xd + i * P / kQ8Block);
     if (many) {
       // Each weight row read once for all M rows: no cache blocking needed.
       for (size_t p = 0; p < m.panels.size(); p++)
