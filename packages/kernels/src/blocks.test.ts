@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { BLOCK_VARIANTS, makeBlockMatrix, quantizedX, refGemv, worstRelError, type BlockVariant } from '../test/helpers.js';
+import { BLOCK_VARIANTS, makeBlockMatrix, quantizedX, refGemv, worstRelError, xBlock, type BlockVariant } from '../test/helpers.js';
 import { KernelContext, KernelError, matrixByteSize } from './index.js';
 
 const contexts = new Map<string, KernelContext>();
@@ -49,7 +49,7 @@ describe.each(ISAS)('block types on %s', (isa) => {
     for (const [rows, cols] of shapes(dtype)) {
       const m = makeBlockMatrix(dtype, rows, cols, rows * 17 + cols);
       const x = seededFloats(cols, cols + 9, 3);
-      const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x));
+      const { y: want, mag } = refGemv(m.values, rows, cols, quantizedX(x, xBlock(dtype)));
       let first: Float32Array | null = null;
       for (const threads of [1, 2, 3, 4]) {
         const c = ctx(isa, threads);

@@ -113,8 +113,8 @@ export const ALL_VARIANTS: Variant[] = [
 
 /** float64 of W * dequant(quantize_q8(x)): the exact product the int8 mode approximates in float. */
 /**
- * x as the int8-activation mode sees it: quantized in blocks of `block` elements (32, or the
- * group of q4 weights with groups of 64 and 128: kernel_table.h's q8_x_block), one scale each.
+ * x as the int8-activation mode sees it: quantized in blocks of `block` elements (32; the group of
+ * q4 weights with groups of 64 and 128; a K-quant's 256-element superblock: xBlock), one scale each.
  */
 export function quantizedX(x: Float32Array, block = 32): Float32Array {
   const out = new Float32Array(x.length);
@@ -135,8 +135,9 @@ export function quantizedX(x: Float32Array, block = 32): Float32Array {
   return out;
 }
 
-/** The block the int8-activation mode quantizes x in for a matrix of this variant. */
-export function xBlock(v: Variant): number {
+/** The block the int8-activation mode quantizes x in for a matrix of this variant (kernel_table.h's q8_x_block). */
+export function xBlock(v: Variant | BlockVariant): number {
+  if (typeof v === 'string') return v === 'q4_k' || v === 'q5_k' || v === 'q6_k' ? 256 : 32;
   return v.dtype === 'q4' && (v.group === 64 || v.group === 128) ? v.group : 32;
 }
 

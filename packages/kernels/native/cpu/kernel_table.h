@@ -72,12 +72,17 @@ struct GemmKernels {
 constexpr int kQ8Block = 32;
 // Bytes of quantized activations a K-element x needs (zero-padded to whole 128-element chunks).
 inline int q8_padded(int K) { return (K + 127) / 128 * 128; }
-// The block x is quantized in for a matrix: its group for q4 groups of 64 and 128, so that a
-// group's integer sums meet one scale of x and add up before a single conversion (the AVX2 q4
-// kernels' fast path); 32 for everything else.
-inline int q8_x_block(WeightType t, int group) { return t == WeightType::Q4 && (group == 64 || group == 128) ? group : kQ8Block; }
-// x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K; `block` (32, 64 or
-// 128) elements share one scale, repeated in each of their 32-element entries of d.
+// The block x is quantized in for a matrix: its group for q4 groups of 64 and 128, and the
+// 256-element superblock for the K-quants (as llama.cpp's Q8_K), so that the integer sums under
+// one weight scale meet one scale of x and add up before a single conversion (the AVX2 kernels'
+// fast path); 32 for everything else.
+inline int q8_x_block(WeightType t, int group) {
+  if (t == WeightType::Q4 && (group == 64 || group == 128)) return group;
+  if (t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K) return 256;
+  return kQ8Block;
+}
+// x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K; `block` (32, 64, 128
+// or 256) elements share one scale, repeated in each of their 32-element entries of d.
 using QuantizeXFn = void (*)(const float* x, int K, int block, int8_t* q, float* d);
 // y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of
 // 32), x quantized by quantize_x in blocks of q8_x_block(type, group) (the AVX2 q4 kernels of groups

@@ -11,18 +11,26 @@
 namespace ie {
 namespace {
 
-// A q4_k / q5_k block's eight 6-bit scales and eight mins as f32, unpacked on 32-bit words:
-// bytes 0-3 hold sc[0..3] (low 6 bits) and the top bits of sc[4..7]; 4-7 the same for the mins;
-// 8-11 the low nibbles of sc[4..7] and, above them, of m[4..7].
-inline void k_scales8(const uint8_t* s, __m256* sc, __m256* m) {
+// A q4_k / q5_k block's eight 6-bit scales and eight mins as bytes (sc[j] in byte j of *sc, m[j]
+// of *m), unpacked on 32-bit words: bytes 0-3 hold sc[0..3] (low 6 bits) and the top bits of
+// sc[4..7]; 4-7 the same for the mins; 8-11 the low nibbles of sc[4..7] and, above them, of m[4..7].
+inline void k_scale_bytes(const uint8_t* s, uint64_t* sc, uint64_t* m) {
   uint32_t a, b, c;
   std::memcpy(&a, s, 4);
   std::memcpy(&b, s + 4, 4);
   std::memcpy(&c, s + 8, 4);
   const uint32_t sc_lo = a & 0x3f3f3f3f, m_lo = b & 0x3f3f3f3f;
   const uint32_t sc_hi = (c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030), m_hi = ((c >> 4) & 0x0f0f0f0f) | ((b >> 2) & 0x30303030);
-  *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
-  *m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
+  *sc = (uint64_t)sc_hi << 32 | sc_lo;
+  *m = (uint64_t)m_hi << 32 | m_lo;
+}
+
+// A q4_k / q5_k block's eight 6-bit scales and eight mins as f32.
+inline void k_scales8(const uint8_t* s, __m256* sc, __m256* m) {
+  uint64_t a, b;
+  k_scale_bytes(s, &a, &b);
+  *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)a)));
+  *m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)b)));
 }
 
 inline float f16_at(const uint8_t* p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }

@@ -1,9 +1,10 @@
 // The int8-activation GEMV for the block types on 256-bit x86, written once over the integer dot
-// product (Dot: vpmaddubsw + vpmaddwd, or vpdpbusd) as int8act_x86.h is. x is quantized per call in
-// blocks of 32 (int8act_x86.h), and every sub-block of a K-quant lies inside one such block, so each
-// sub-block's product is one integer dot product scaled once by d * scale * d_x:
+// product (Dot: vpmaddubsw + vpmaddwd, or vpdpbusd) as int8act_x86.h is. x is quantized per call
+// (int8act_x86.h) in blocks of 32, or of a whole superblock for the K-quants (q8_x_block), and every
+// sub-block of a K-quant lies inside one block of x:
 //
-// - q4_k / q5_k: codes 0..15 (0..31) are the unsigned operand; the mins meet per-call sums of
+// - q4_k / q5_k: codes 0..15 (0..31) are the unsigned operand, the sub-blocks' 6-bit scales
+//   weight the products in integers (one d_x per superblock); the mins meet per-call sums of
 //   the quantized x (d_x * sum q_x per 32), as the q4 zero points do.
 // - q6_k: codes 0..63 are unsigned too, the -32 taken off through sums of the quantized x per
 //   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half.
@@ -22,6 +23,10 @@ inline __m256i q8_bytes(const void* p) { return _mm256_loadu_si256(reinterpret_c
 
 template <class Dot>
 struct Q8BlockKernels {
+  // q4_k / q5_k: x comes quantized per superblock (q8_x_block), so a superblock's eight sub-block
+  // products are weighted by their integer scales in the 16-bit -> 32-bit widening itself
+  // (vpmaddwd by the scale instead of by 1) and summed in integers: one conversion and one FMA by
+  // d * d_x per 256 weights instead of one per 32 (llama.cpp's Q4_K x Q8_K arithmetic).
   template <bool kFive>
   static void k45(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     constexpr int bb = kFive ? 176 : 144;
@@ -29,17 +34,22 @@ struct Q8BlockKernels {
     Scratch<float, 512> bs((size_t)nsub);
     q8_group_sums(xq, xd, 32, nsub, bs.data());
     const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    // pick[s]: byte s of the eight scale bytes, zero-extended into every 16-bit lane.
+    __m256i pick[8];
+    for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((short)(0x8000 | j));
     for (int r = 0; r < rows; r++) {
       __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, mins = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * bb;
         const uint8_t* qs = b + (kFive ? 48 : 16);
         const int8_t* xb = xq + i * kSuperBlock;
-        __m256 sc, m;
-        k_scales8(b + 4, &sc, &m);
-        const __m256 F = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(b)), sc), _mm256_loadu_ps(xd + 8 * i));
+        uint64_t sc8, m8;
+        k_scale_bytes(b + 4, &sc8, &m8);
+        const __m256i scb = _mm256_set1_epi64x((long long)sc8);
+        const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8)));
         mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16_at(b + 2)), m), _mm256_loadu_ps(bs.data() + 8 * i), mins);
         const __m256i qh = kFive ? q8_bytes(b + 16) : _mm256_setzero_si256();
+        __m256i isum = _mm256_setzero_si256();
         IE_UNROLL for (int j = 0; j < 4; j++) {
           const __m256i v = q8_bytes(qs + 32 * j);
           __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
@@ -47,10 +57,12 @@ struct Q8BlockKernels {
             lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * j), 4), bit4));
             hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * j + 1), 4), bit4));
           }
-          const __m256i pl = Dot::single(lo, q8_bytes(xb + 64 * j)), ph = Dot::single(hi, q8_bytes(xb + 64 * j + 32));
-          total[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pl), lane_of(F, 2 * j), total[0]);
-          total[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ph), lane_of(F, 2 * j + 1), total[1]);
+          // 16-bit pair sums at most 2 * 31 * 127; times a 6-bit scale, eight sub-blocks: below 2^24.
+          const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, q8_bytes(xb + 64 * j)), _mm256_shuffle_epi8(scb, pick[2 * j]));
+          const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, q8_bytes(xb + 64 * j + 32)), _mm256_shuffle_epi8(scb, pick[2 * j + 1]));
+          isum = _mm256_add_epi32(isum, _mm256_add_epi32(pl, ph));
         }
+        total[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(b) * xd[8 * i]), total[i & 1]);
       }
       const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - q8_hsum(mins);
       y[r] = acc ? y[r] + v : v;

@@ -50,8 +50,8 @@ inline __m256i q8_load_bytes32(const void* p, int n) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
 }
 
-// x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K, `block` elements (32, 64
-// or 128) sharing a scale: bit-identical to quantize_x_ref. First each 32-chunk's max |x| into d,
+// x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K, `block` elements (32, 64,
+// 128 or 256) sharing a scale: bit-identical to quantize_x_ref. First each 32-chunk's max |x| into d,
 // then per block the largest of them (max commutes with the division by 127), then the codes.
 inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
