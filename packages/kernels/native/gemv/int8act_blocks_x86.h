@@ -7,7 +7,8 @@
 //   weight the products in integers (one d_x per superblock); the mins meet per-call sums of
 //   the quantized x (d_x * sum q_x per 32), as the q4 zero points do.
 // - q6_k: codes 0..63 are unsigned too, the -32 taken off through sums of the quantized x per
-//   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half.
+//   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half; as for
+//   q4_k, the int8 scales weight the products inside the widening.
 // - iq4_nl's levels (-127..113, via a byte shuffle) are signed weights: Dot::signed_single moves
 //   their sign onto x.
 // - mxfp4's values, offset by +12, are unsigned; the offset meets per-call sums of x per block.
@@ -37,12 +38,15 @@ struct Q8BlockKernels {
     // pick[s]: byte s of the eight scale bytes, zero-extended into every 16-bit lane.
     __m256i pick[8];
     for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((short)(0x8000 | j));
+    // One row at a time: two far-apart rows side by side (q8_row_streams) measured no faster here.
     for (int r = 0; r < rows; r++) {
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, mins = _mm256_setzero_ps();
+      // One accumulator: its FMA comes once per superblock (an array indexed by i & 1 went to the stack).
+      __m256 total = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * bb;
         const uint8_t* qs = b + (kFive ? 48 : 16);
         const int8_t* xb = xq + i * kSuperBlock;
+        q8_prefetch(b, bb);
         uint64_t sc8, m8;
         k_scale_bytes(b + 4, &sc8, &m8);
         const __m256i scb = _mm256_set1_epi64x((long long)sc8);
@@ -62,42 +66,41 @@ struct Q8BlockKernels {
           const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, q8_bytes(xb + 64 * j + 32)), _mm256_shuffle_epi8(scb, pick[2 * j + 1]));
           isum = _mm256_add_epi32(isum, _mm256_add_epi32(pl, ph));
         }
-        total[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(b) * xd[8 * i]), total[i & 1]);
+        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(b) * xd[8 * i]), total);
       }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - q8_hsum(mins);
+      const float v = q8_hsum(total) - q8_hsum(mins);
       y[r] = acc ? y[r] + v : v;
     }
   }
 
   // q6_k: codes 0..63 meet x unsigned; the -32 comes off per superblock through per-call sums of
-  // the quantized x per 16 elements (32 * sum_j G[j] * sum q_x over group j). G[j] = d * scale[j]
-  // * d_x of its block, two vectors per superblock, so each 32-byte product picks its factor
-  // vector [G[2c] x4 | G[2c + 1] x4] with one permute.
+  // the quantized x per 16 elements. With x quantized per superblock (q8_x_block) everything under
+  // one superblock stays in integers: each 32-byte product (two 16-element scale groups, one per
+  // 128-bit half) is widened by `vpmaddwd` against its two int8 scales, the -32 term is one more
+  // `vpmaddwd` of the 16 scales against the 16 sums, and one conversion and FMA by d * d_x end it.
   static void q6_k(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
     const int nb = w.K / kSuperBlock, n16 = w.K / 16;
-    Scratch<float, 1024> xs((size_t)n16);
+    Scratch<int16_t, 1024> xs((size_t)n16);  // |sum| <= 16 * 127
     for (int j = 0; j < n16; j++) {
       int t = 0;
       for (int e = 16 * j; e < 16 * j + 16; e++) t += xq[e];
-      xs.data()[j] = (float)t;
+      xs.data()[j] = (int16_t)t;
     }
     const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30);
-    const __m256i pick[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
-                             _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
-    const __m256i dup[2] = {_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)};
+    // pick[k]: of eight 16-bit scales in each half, scale 2k in every lane of the low half and 2k + 1 in the high one.
+    __m256i pick[4];
+    for (int k = 0; k < 4; k++) pick[k] = _mm256_setr_m128i(_mm_set1_epi16((short)((4 * k + 1) << 8 | 4 * k)), _mm_set1_epi16((short)((4 * k + 3) << 8 | (4 * k + 2))));
     for (int r = 0; r < rows; r++) {
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
+      __m256 total = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 210;
-        const __m256 d = _mm256_set1_ps(f16_at(b + 208));
         const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
-        const __m256 X = _mm256_loadu_ps(xd + 8 * i);
-        const __m256 G[2] = {_mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))), _mm256_permutevar8x32_ps(X, dup[0])),
-                             _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))), _mm256_permutevar8x32_ps(X, dup[1]))};
-        corr = _mm256_fmadd_ps(G[0], _mm256_loadu_ps(xs.data() + 16 * i), corr);
-        corr = _mm256_fmadd_ps(G[1], _mm256_loadu_ps(xs.data() + 16 * i + 8), corr);
+        // Products at most 2 * 63 * 127 per 16-bit pair, times |scale| <= 128, eight per lane: below 2^26.
+        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs.data() + 16 * i)));
+        __m256i isum = _mm256_setzero_si256();
         const int8_t* xb = xq + i * kSuperBlock;
         IE_UNROLL for (int h = 0; h < 2; h++) {
+          const __m256i S = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc, 8) : sc));
           const __m256i l0 = q8_bytes(b + 64 * h), l1 = q8_bytes(b + 64 * h + 32), qh = q8_bytes(b + 128 + 32 * h);
           const __m256i q[4] = {
               _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high2)),
@@ -105,13 +108,13 @@ struct Q8BlockKernels {
               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(qh, high2)),
               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), high2)),
           };
-          IE_UNROLL for (int k = 0; k < 4; k++) {
-            const __m256i p = Dot::single(q[k], q8_bytes(xb + 128 * h + 32 * k));
-            total[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_permutevar8x32_ps(G[h], pick[k]), total[k & 1]);
-          }
+          IE_UNROLL for (int k = 0; k < 4; k++)
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], q8_bytes(xb + 128 * h + 32 * k)), _mm256_shuffle_epi8(S, pick[k])));
         }
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(b + 208) * xd[8 * i]), total);
       }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - 32.0f * q8_hsum(corr);
+      const float v = q8_hsum(total);
       y[r] = acc ? y[r] + v : v;
     }
   }

@@ -98,7 +98,8 @@ inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d)
 // hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
 // of a 30 GB/s stream); prefetching every line kQ8Ahead bytes ahead of the loads lifts it 1.3-1.4x
 // (1.5-3 KiB all measured alike). Kernels that already stream at the bus (i8 x q8, the FP32-
-// activation float kernels) are slower with it, and the compute-bound block types gain nothing.
+// activation float kernels) are slower with it; of the block types only q4_k / q5_k gain (1.12x
+// from DRAM on one core, once they sum a superblock in integers), the others are compute-bound.
 constexpr int kQ8Ahead = 2048;
 inline void q8_prefetch(const uint8_t* p, int bytes) {
   for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kQ8Ahead + l), _MM_HINT_T0);
