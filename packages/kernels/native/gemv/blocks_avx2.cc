@@ -122,20 +122,31 @@ inline __m256 i8x8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v
 template <class B>
 void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const int nb = w.K / 32;
+  // One block's 32 products, not yet scaled.
+  auto block = [&](const uint8_t* b, const float* xb) {
+    __m128i lo, hi;
+    iq4_levels(b + B::kQs, &lo, &hi, B::table());
+    __m256 a = _mm256_mul_ps(i8x8(lo), _mm256_loadu_ps(xb));
+    a = _mm256_fmadd_ps(i8x8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xb + 8), a);
+    a = _mm256_fmadd_ps(i8x8(hi), _mm256_loadu_ps(xb + 16), a);
+    return _mm256_fmadd_ps(i8x8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xb + 24), a);
+  };
   for (int r = 0; r < rows; r++) {
-    __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int i = 0; i < nb; i++) {
-      const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
-      __m128i lo, hi;
-      iq4_levels(b + B::kQs, &lo, &hi, B::table());
-      const float* xb = x + 32 * i;
-      __m256 a = _mm256_mul_ps(i8x8(lo), _mm256_loadu_ps(xb));
-      a = _mm256_fmadd_ps(i8x8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xb + 8), a);
-      a = _mm256_fmadd_ps(i8x8(hi), _mm256_loadu_ps(xb + 16), a);
-      a = _mm256_fmadd_ps(i8x8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xb + 24), a);
-      total[i & 1] = _mm256_fmadd_ps(a, _mm256_set1_ps(B::scale(b)), total[i & 1]);
+    const uint8_t* row = w.q + r * w.q_ld;
+    // Even blocks into t0, odd into t1, two per step: an array indexed by i & 1 went to the stack
+    // (a store and a reload in every block's dependency chain).
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+      const uint8_t* b = row + (ptrdiff_t)i * B::kBytes;
+      t0 = _mm256_fmadd_ps(block(b, x + 32 * i), _mm256_set1_ps(B::scale(b)), t0);
+      t1 = _mm256_fmadd_ps(block(b + B::kBytes, x + 32 * i + 32), _mm256_set1_ps(B::scale(b + B::kBytes)), t1);
     }
-    const float v = hsum(_mm256_add_ps(total[0], total[1]));
+    if (i < nb) {
+      const uint8_t* b = row + (ptrdiff_t)i * B::kBytes;
+      t0 = _mm256_fmadd_ps(block(b, x + 32 * i), _mm256_set1_ps(B::scale(b)), t0);
+    }
+    const float v = hsum(_mm256_add_ps(t0, t1));
     y[r] = acc ? y[r] + v : v;
   }
 }
