@@ -1,6 +1,7 @@
 #include "matmul/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
 
@@ -188,19 +189,49 @@ static void run_split(Context& ctx, int64_t work, const std::function<void(int, 
   else ctx.pool.run(fn);
 }
 
+// A GEMV's rows, handed out a range at a time from a shared counter: a thread whose core runs
+// slower (a VM's vCPU sharing its host, measured here as a tenth of a 2-thread decode spent
+// waiting at the end of each GEMV) takes fewer ranges instead of holding the others back. A row's
+// result does not depend on the range it falls in (the kernels' rows keep their arithmetic
+// whatever rows a call gets), so results stay the same at every thread count.
+class RowRanges {
+ public:
+  RowRanges(int64_t rows, int threads) : rows_(rows) {
+    const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
+    const int64_t per = (rows + parts - 1) / parts;
+    step_ = std::max<int64_t>(kAlign, (per + kAlign - 1) / kAlign * kAlign);
+  }
+  bool next(int64_t* r0, int64_t* r1) {
+    const int64_t s = next_.fetch_add(step_, std::memory_order_relaxed);
+    if (s >= rows_) return false;
+    *r0 = s;
+    *r1 = std::min(rows_, s + step_);
+    return true;
+  }
+
+ private:
+  static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
+  static constexpr int64_t kAlign = 16;
+  const int64_t rows_;
+  int64_t step_;
+  std::atomic<int64_t> next_{0};
+};
+
 void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a) {
   const auto& d = m.d;
   const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
+  RowRanges ranges(d.N, ctx.pool.size());
   if (a == Activations::Int8 && q8) {
-    // Each thread quantizes x itself (O(K), no barrier needed), then runs its rows.
-    run_split(ctx, d.N * d.K, [&](int t, int n) {
+    // Each thread quantizes x itself (O(K), no barrier needed), then runs its ranges of rows.
+    run_split(ctx, d.N * d.K, [&](int t, int) {
       int64_t r0, r1;
-      ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-      if (r1 <= r0) return;
+      if (!ranges.next(&r0, &r1)) return;
       int8_t* xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
       float* xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
       ctx.k.quantize_x(x, (int)d.K, q8_x_block(d.type, d.group), xq, xd);
-      for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
+      do {
+        for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
+      } while (ranges.next(&r0, &r1));
     });
     return;
   }
@@ -215,13 +246,14 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
     return;
   }
   const GemvFn fn = ctx.k.gemv[(int)d.type];
-  run_split(ctx, d.N * d.K, [&](int t, int n) {
+  run_split(ctx, d.N * d.K, [&](int t, int) {
     int64_t r0, r1;
-    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-    if (r1 <= r0) return;
+    if (!ranges.next(&r0, &r1)) return;
     int64_t ld;
     const float* xa = ctx.aligned_rows(t, x, d.K, 1, d.K, &ld);
-    for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+    do {
+      for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+    } while (ranges.next(&r0, &r1));
   });
 }
 
