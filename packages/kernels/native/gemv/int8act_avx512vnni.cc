@@ -37,7 +37,8 @@ void quantize_x_q8_avx512(const float* x, int K, int block, int8_t* q, float* d)
   }
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
   for (int b0 = 0; b0 < K; b0 += block) {
-    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;  // the block's chunks that start before K
+    // The block's 32-chunks that start before K.
+    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;
     float amax = 0.f;
     for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
     const float db = amax / 127.0f;

@@ -6,8 +6,9 @@
 // i8 rows run one at a time in memory order (see gemv_avx2.cc: interleaved adjacent rows cost an
 // AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (q8_row_streams). x is
 // quantized per call exactly as quantize_x_ref does (in blocks of q8_x_block: a q4 group of 64 or
-// 128 meets one scale of x, so its integer sums add up before they become floats); the zero points come off once per row through per-group sums of the quantized x, so codes
-// stay unsigned 0..15 and feed the unsigned operand of the dot product directly.
+// 128 meets one scale of x, so its integer sums add up before they become floats); the zero
+// points come off once per row through per-group sums of the quantized x, so codes stay unsigned
+// 0..15 and feed the unsigned operand of the dot product directly.
 //
 // q4 rows are read 32 bytes (64 weights) at a time: the low nibbles of the 32 bytes meet the
 // activations `xl`, the high nibbles `xh`, laid out per call to match the IEBIN nibble order.
@@ -75,7 +76,8 @@ inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d)
     d[k0 / kQ8Block] = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
   }
   for (int b0 = 0; b0 < K; b0 += block) {
-    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;  // the block's chunks that start before K
+    // The block's 32-chunks that start before K.
+    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;
     float amax = 0.f;
     for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
     const float db = amax / 127.0f;
