@@ -4,6 +4,7 @@
 // entries they implement. Generic code (threading, panels, attention) lives elsewhere and
 // only calls through this table.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -84,6 +85,23 @@ inline int q8_x_block(WeightType t, int group) {
 // x[0..K) -> q[0..q8_padded(K)) and d[0..q8_padded(K)/32), both zero past K; `block` (32, 64, 128
 // or 256) elements share one scale, repeated in each of their 32-element entries of d.
 using QuantizeXFn = void (*)(const float* x, int K, int block, int8_t* q, float* d);
+// The SIMD quantizers' second pass, written once: with d[c] holding each 32-chunk's max |x|, each
+// block's scale is the largest of its chunks' over 127 (max commutes with the division), stored
+// for every chunk that starts before K; codes(c, 1 / scale or 0) then writes chunk c's codes.
+template <class Codes>
+inline void q8_block_scales(int K, int block, float* d, Codes&& codes) {
+  for (int b0 = 0; b0 < K; b0 += block) {
+    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;
+    float amax = 0.f;
+    for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
+    const float db = amax / 127.0f;
+    const float id = db != 0.f ? 1.0f / db : 0.f;
+    for (int c = c0; c < c1; c++) {
+      d[c] = db;
+      codes(c, id);
+    }
+  }
+}
 // y[r] (+)= sum_k W[r,k] * d[k/32] * q[k]; q and d start at the panel's first column (a multiple of
 // 32), x quantized by quantize_x in blocks of q8_x_block(type, group) (the AVX2 q4 kernels of groups
 // 64 and 128 read one scale per group).

@@ -18,7 +18,7 @@ namespace ie {
 namespace {
 using namespace avx512;
 
-// As quantize_x_ref: first each 32-chunk's max |x| into d, then per block the largest of them.
+// As quantize_x_ref: first each 32-chunk's max |x| into d, then q8_block_scales.
 void quantize_x_q8_avx512(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
   auto load = [&](int k0, __m512& a, __m512& b) {
@@ -36,24 +36,15 @@ void quantize_x_q8_avx512(const float* x, int K, int block, int8_t* q, float* d)
     }
   }
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
-  for (int b0 = 0; b0 < K; b0 += block) {
-    // The block's 32-chunks that start before K.
-    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;
-    float amax = 0.f;
-    for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
-    const float db = amax / 127.0f;
-    const float id = db != 0.f ? 1.0f / db : 0.f;
+  q8_block_scales(K, block, d, [&](int c, float id) {
     const __m512 iv = _mm512_set1_ps(id);
-    for (int c = c0; c < c1; c++) {
-      d[c] = db;
-      __m512 a, b;
-      load(c * kQ8Block, a, b);
-      const __m512i qa = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(a, iv))));
-      const __m512i qb = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(b, iv))));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block), _mm512_cvtsepi32_epi8(qa));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block + 16), _mm512_cvtsepi32_epi8(qb));
-    }
-  }
+    __m512 a, b;
+    load(c * kQ8Block, a, b);
+    const __m512i qa = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(a, iv))));
+    const __m512i qb = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(b, iv))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block), _mm512_cvtsepi32_epi8(qa));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + c * kQ8Block + 16), _mm512_cvtsepi32_epi8(qb));
+  });
 }
 
 // ---- q4 x q8

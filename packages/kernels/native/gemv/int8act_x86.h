@@ -53,7 +53,7 @@ inline __m256i q8_load_bytes32(const void* p, int n) {
 
 // x[0..K) -> q (q8_padded(K) bytes) and d (one per 32), zero past K, `block` elements (32, 64,
 // 128 or 256) sharing a scale: bit-identical to quantize_x_ref. First each 32-chunk's max |x| into d,
-// then per block the largest of them (max commutes with the division by 127), then the codes.
+// then q8_block_scales.
 inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d) {
   const int P = q8_padded(K);
   const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
@@ -75,25 +75,16 @@ inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d)
     const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     d[k0 / kQ8Block] = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
   }
-  for (int b0 = 0; b0 < K; b0 += block) {
-    // The block's 32-chunks that start before K.
-    const int c0 = b0 / kQ8Block, c1 = std::min(b0 + block, K + kQ8Block - 1) / kQ8Block;
-    float amax = 0.f;
-    for (int c = c0; c < c1; c++) amax = std::max(amax, d[c]);
-    const float db = amax / 127.0f;
-    const float id = db != 0.f ? 1.0f / db : 0.f;
+  q8_block_scales(K, block, d, [&](int c, float id) {
     const __m256 iv = _mm256_set1_ps(id);
-    for (int c = c0; c < c1; c++) {
-      d[c] = db;
-      __m256 v[4];
-      chunk(c * kQ8Block, v);
-      __m256i e[4];
-      // Round half to even (the default MXCSR mode), as nearbyint in the reference.
-      for (int i = 0; i < 4; i++) e[i] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v[i], iv))));
-      const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(e[0], e[1]), _mm256_packs_epi32(e[2], e[3]));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c * kQ8Block), _mm256_permutevar8x32_epi32(b, order));
-    }
-  }
+    __m256 v[4];
+    chunk(c * kQ8Block, v);
+    __m256i e[4];
+    // Round half to even (the default MXCSR mode), as nearbyint in the reference.
+    for (int i = 0; i < 4; i++) e[i] = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v[i], iv))));
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(e[0], e[1]), _mm256_packs_epi32(e[2], e[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c * kQ8Block), _mm256_permutevar8x32_epi32(b, order));
+  });
 }
 
 // Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
