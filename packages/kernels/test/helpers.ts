@@ -24,7 +24,7 @@ export function variantName(v: Variant): string {
 }
 
 /** Copies into a fresh 64-byte-aligned buffer (an ArrayBuffer's start is always aligned). */
-function aligned(b: Uint8Array): Uint8Array {
+export function aligned(b: Uint8Array): Uint8Array {
   const out = new Uint8Array(b.length);
   out.set(b);
   return out;

@@ -128,20 +128,6 @@ inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
   for (; g < n; g++) out[g] = simd::scale_at(s + g * sb, t);
 }
 
-// Stack storage for per-call tables, spilling to the heap for very long rows.
-template <typename T, size_t N>
-class Scratch {
- public:
-  explicit Scratch(size_t n) : p_(n <= N ? stack_ : (heap_.resize(n), heap_.data())) {}
-  T* data() { return p_; }
-
- private:
-  alignas(64) T stack_[N];
-  AlignedVector<T> heap_;
-  T* p_;
-};
-
-
 // Per-group sums of the quantized x, in x's units: xs[g] = sum over the group's blocks of d_b * sum(q).
 inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, float* xs) {
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);

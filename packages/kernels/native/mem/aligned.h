@@ -33,4 +33,17 @@ inline bool is_vector_aligned(const T* p) {
   return reinterpret_cast<uintptr_t>(p) % kVectorAlign == 0;
 }
 
+// Stack storage for per-call tables, spilling to the heap for very long rows.
+template <typename T, size_t N>
+class Scratch {
+ public:
+  explicit Scratch(size_t n) : p_(n <= N ? stack_ : (heap_.resize(n), heap_.data())) {}
+  T* data() { return p_; }
+
+ private:
+  alignas(64) T stack_[N];
+  AlignedVector<T> heap_;
+  T* p_;
+};
+
 }  // namespace ie
