@@ -241,3 +241,78 @@ describe('MoE op validation', () => {
     }
   });
 });
+
+// One decode row whose program has scratch rows for its experts (maxRows >= topK) runs the chosen
+// experts' gate and up as one pool job and their downs as another (gemv_batch): the same bits as
+// expert by expert (maxRows 1), on 1 and 2 threads. Shapes big enough for both jobs to go parallel.
+describe.each(ISAS)('the MoE op on one decode row with room for its experts on %s', (isa) => {
+  const two = KernelContext.create({ isa: isa as 'scalar', threads: 2 });
+  const one = KernelContext.create({ isa: isa as 'scalar', threads: 1 });
+  contexts.push(two, one);
+  const [Dd, Fd] = [128, 320];
+  it.each([
+    ['mxfp4', 'f32'],
+    ['mxfp4', 'int8'],
+    ['f32', 'f32'],
+  ] as const)('%s experts, %s activations', (dtype, activations) => {
+    const make = (rows: number, cols: number, seed: number) =>
+      dtype === 'mxfp4' ? makeBlockMatrix('mxfp4', rows, cols, seed) : makeMatrix({ dtype }, rows, cols, seed);
+    const gate = Array.from({ length: E }, (_, e) => make(Fd, Dd, 210 + e));
+    const up = Array.from({ length: E }, (_, e) => make(Fd, Dd, 220 + e));
+    const down = Array.from({ length: E }, (_, e) => make(Dd, Fd, 230 + e));
+    const x = seededFloats(Dd, 251, 1);
+    const router = seededFloats(E, 252, 2);
+    const run = (ctx: KernelContext, maxRows: number): Float32Array => {
+      const bind = (ms: TestMatrix[]): WeightMatrix[] => ms.map((m) => ctx.matrix(m.spec, m.bytes));
+      const out = seededFloats(Dd, 253, 1);
+      const scratch = [
+        new Float32Array(maxRows * Dd),
+        new Float32Array(maxRows * Fd),
+        new Float32Array(maxRows * Fd),
+        new Float32Array(maxRows * Dd),
+      ];
+      const xs = new Float32Array(maxRows * Dd);
+      xs.set(x);
+      const rs = new Float32Array(maxRows * E);
+      rs.set(router);
+      const os = new Float32Array(maxRows * Dd);
+      os.set(out);
+      ctx
+        .compile({
+          buffers: [xs, rs, os, seededFloats(E * Fd, 241, 0.5), seededFloats(E * Fd, 242, 0.5), seededFloats(E * Dd, 243, 0.5), ...scratch],
+          params: new Int32Array([1]),
+          maxRows,
+          ops: [
+            {
+              op: 'moe',
+              x: [0, 0, Dd],
+              router: [1, 0, E],
+              out: [2, 0, Dd],
+              gate: bind(gate),
+              up: bind(up),
+              down: bind(down),
+              gateBias: [3, 0, Fd],
+              upBias: [4, 0, Fd],
+              downBias: [5, 0, Dd],
+              topK: TOP,
+              limit: LIMIT,
+              alpha: ALPHA,
+              activations,
+              scratch: { x: [6, 0, Dd], gate: [7, 0, Fd], up: [8, 0, Fd], y: [9, 0, Dd] },
+              mSlot: 0,
+            },
+          ],
+        })
+        .run();
+      return os.slice(0, Dd);
+    };
+    const expertByExpert = run(one, 1);
+    for (const [ctx, name] of [
+      [one, '1 thread'],
+      [two, '2 threads'],
+    ] as const) {
+      expect(firstDifference(run(ctx, 8), expertByExpert), name).toBeNull();
+      expect(firstDifference(run(ctx, TOP), expertByExpert), `${name}, maxRows = topK`).toBeNull();
+    }
+  });
+});

@@ -257,6 +257,66 @@ void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activatio
   });
 }
 
+void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a) {
+  int64_t total = 0, work = 0;
+  bool one_by_one = ctx.pool.size() == 1;
+  for (int j = 0; j < n; j++) {
+    total += jobs[j].m->d.N;
+    work += jobs[j].m->d.N * jobs[j].m->d.K;
+    one_by_one = one_by_one || jobs[j].m->d.pretransposed;
+  }
+  if (one_by_one || work < kParallelMinWeights) {
+    for (int j = 0; j < n; j++) gemv(ctx, *jobs[j].m, jobs[j].x, jobs[j].y, a);
+    return;
+  }
+  // RowRanges' step over the rows of all the jobs; no range spans two of them.
+  struct Range {
+    int job;
+    int64_t r0, r1;
+  };
+  const int64_t parts = 4 * (int64_t)ctx.pool.size(), step = std::max<int64_t>(16, ((total + parts - 1) / parts + 15) / 16 * 16);
+  std::vector<Range> ranges;
+  for (int j = 0; j < n; j++)
+    for (int64_t r = 0; r < jobs[j].m->d.N; r += step) ranges.push_back({j, r, std::min(jobs[j].m->d.N, r + step)});
+  std::atomic<size_t> next{0};
+  ctx.pool.run([&](int t, int) {
+    // x as the kernels take it, kept while consecutive ranges share it.
+    const float* xa = nullptr;
+    const float* xa_of = nullptr;
+    int64_t xa_k = 0;
+    int8_t* xq = nullptr;
+    float* xd = nullptr;
+    const float* xq_of = nullptr;
+    int xq_block = 0;
+    int64_t xq_k = 0;
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < ranges.size();) {
+      const Range& r = ranges[i];
+      const MatrixPlan& m = *jobs[r.job].m;
+      const MatrixDesc& d = m.d;
+      float* y = jobs[r.job].y;
+      const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
+      if (a == Activations::Int8 && q8) {
+        const int block = q8_x_block(d.type, d.group);
+        if (jobs[r.job].x != xq_of || block != xq_block || d.K != xq_k) {
+          xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
+          xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
+          ctx.k.quantize_x(jobs[r.job].x, (int)d.K, block, xq, xd);
+          xq_of = jobs[r.job].x, xq_block = block, xq_k = d.K;
+        }
+        for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r.r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r.r0, (int)(r.r1 - r.r0), p > 0);
+        continue;
+      }
+      if (jobs[r.job].x != xa_of || d.K != xa_k) {
+        int64_t ld;
+        xa = ctx.aligned_rows(t, jobs[r.job].x, d.K, 1, d.K, &ld);
+        xa_of = jobs[r.job].x, xa_k = d.K;
+      }
+      const GemvFn fn = ctx.k.gemv[(int)d.type];
+      for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r.r0), xa + m.panel_k0[p], y + r.r0, (int)(r.r1 - r.r0), p > 0);
+    }
+  });
+}
+
 // Columns [k0, k0 + n) of a panel's rows (k0 a multiple of the group size).
 static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n) {
   WeightRows v = w;

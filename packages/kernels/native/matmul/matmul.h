@@ -54,6 +54,15 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error);
 enum class Activations { F32 = 0, Int8 = 1 };
 
 void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a = Activations::F32);
+// Several GEMVs in one pool job (a decode row's chosen experts): the rows of all of them handed
+// out in ranges from one counter, so threads stay busy across the matrices and the pool wakes
+// once. Every row is computed exactly as gemv() computes it.
+struct GemvJob {
+  const MatrixPlan* m;
+  const float* x;
+  float* y;
+};
+void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
 // Y[M][N] = X[M][K] W^T
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
 // out[K] = row r of W, dequantized.
