@@ -135,3 +135,55 @@ describe('the tap op', () => {
     expect(() => ctx.compile(t.spec).run()).toThrow(/rows 4 is outside 1..3/);
   });
 });
+
+// Consecutive one-row matmuls of one x (q, k and v; gate and up) run as one pool job: each output
+// is bit for bit its matmul's alone, in both activation modes, at 1 and 2 threads; where outputs
+// overlap, the program keeps its order (the later matmul's values win).
+describe('consecutive one-row matmuls of the same x', () => {
+  const one = KernelContext.create({ threads: 1 });
+  afterAll(() => one.close());
+  const K = 320;
+  const specs = [
+    makeMatrix({ dtype: 'q4', group: 64 }, 300, K, 11),
+    makeMatrix({ dtype: 'f32' }, 64, K, 12),
+    makeMatrix({ dtype: 'bf16' }, 129, K, 13),
+    makeMatrix({ dtype: 'i8', group: 'row' }, 200, K, 14),
+  ];
+  const x = seededFloats(K, 15, 1);
+
+  it.each(['f32', 'int8'] as const)('give each matmul’s bits alone (%s activations)', (activations) => {
+    for (const c of [ctx, one]) {
+      const ws = specs.map((m) => c.matrix(m.spec, m.bytes));
+      const outs = specs.map((m) => new Float32Array(m.spec.shape[0]).fill(Number.NaN));
+      const ops: ProgramOp[] = ws.map((w, i) => ({
+        op: 'matmul',
+        matrix: w,
+        x: [0, 0, K],
+        out: [i + 1, 0, specs[i].spec.shape[0]],
+        activations,
+      }));
+      c.compile({ buffers: [x, ...outs], params: new Int32Array(1), maxRows: 1, ops }).run();
+      ws.forEach((w, i) => {
+        const alone = new Float32Array(specs[i].spec.shape[0]);
+        c.gemv(w, x, alone, { activations });
+        expect(firstDifference(outs[i], alone), `matrix ${i}, ${c === one ? 1 : 2} threads`).toBeNull();
+      });
+    }
+  });
+
+  it('keep the program’s order where two outputs overlap', () => {
+    const ws = specs.slice(0, 2).map((m) => ctx.matrix(m.spec, m.bytes));
+    const out = new Float32Array(300).fill(Number.NaN);
+    const ops: ProgramOp[] = [
+      { op: 'matmul', matrix: ws[0], x: [0, 0, K], out: [1, 0, 300] },
+      { op: 'matmul', matrix: ws[1], x: [0, 0, K], out: [1, 0, 64] },
+    ];
+    ctx.compile({ buffers: [x, out], params: new Int32Array(1), maxRows: 1, ops }).run();
+    const a = new Float32Array(300);
+    const b = new Float32Array(64);
+    ctx.gemv(ws[0], x, a);
+    ctx.gemv(ws[1], x, b);
+    expect(firstDifference(out.subarray(0, 64), b)).toBeNull();
+    expect(firstDifference(out.subarray(64), a.subarray(64))).toBeNull();
+  });
+});

@@ -352,13 +352,55 @@ struct RunOp {
   }
 };
 
+// A matmul op that runs as one GEMV (one row, or only the last): that GEMV, else false.
+static bool one_gemv(const Op& op, int64_t M, GemvJob* job, Activations* a) {
+  const auto* mm = std::get_if<MatMulOp<Compiled>>(&op.body);
+  if (!mm || !(mm->last_row_only || M == 1)) return false;
+  *job = {mm->matrix, mm->x.row<float>(M - 1), mm->out.row<float>(0)};
+  *a = mm->activations;
+  return true;
+}
+
+static bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) { return a < b + nb && b < a + na; }
+
 std::string run_program(Context& ctx, const Program& p) {
   std::string err;
-  for (const Op& op : p.ops) {
-    int64_t M = 1;
-    const int64_t R = op.rows.max_rows > 0 ? op.rows.max_rows : p.max_rows;
-    if (!param(p, op.rows.m_slot, 1, R, &M, &err, "rows")) return err;
-    if (!std::visit(RunOp{ctx, p, M, R, &err}, op.body)) return err;
+  auto rows_of = [&](const Op& op, int64_t* M, int64_t* R) {
+    *R = op.rows.max_rows > 0 ? op.rows.max_rows : p.max_rows;
+    return param(p, op.rows.m_slot, 1, *R, M, &err, "rows");
+  };
+  std::vector<GemvJob> jobs;
+  for (size_t i = 0; i < p.ops.size(); i++) {
+    int64_t M = 1, R = 1;
+    if (!rows_of(p.ops[i], &M, &R)) return err;
+    // Consecutive one-row matmuls of the same x (q, k and v; gate and up) as one pool job: one
+    // wake-up instead of one per matrix, each product its lone GEMV's. Only while no output
+    // overlaps x or another output (the first job's own output and x are the op's business).
+    GemvJob job;
+    Activations a;
+    if (one_gemv(p.ops[i], M, &job, &a)) {
+      jobs.assign(1, job);
+      size_t j = i + 1;
+      for (; j < p.ops.size(); j++) {
+        int64_t Mj = 1, Rj = 1;
+        GemvJob next;
+        Activations aj;
+        if (!rows_of(p.ops[j], &Mj, &Rj)) return err;
+        if (!one_gemv(p.ops[j], Mj, &next, &aj) || next.x != job.x || aj != a) break;
+        const int64_t K = next.m->d.K;
+        // No output may overlap x (which every job reads) or another output.
+        const bool clash = overlaps(next.y, next.m->d.N, next.x, K) ||
+                           std::any_of(jobs.begin(), jobs.end(), [&](const GemvJob& b) { return overlaps(b.y, b.m->d.N, next.x, K) || overlaps(b.y, b.m->d.N, next.y, next.m->d.N); });
+        if (clash) break;
+        jobs.push_back(next);
+      }
+      if (jobs.size() > 1) {
+        gemv_batch(ctx, jobs.data(), (int)jobs.size(), a);
+        i = j - 1;
+        continue;
+      }
+    }
+    if (!std::visit(RunOp{ctx, p, M, R, &err}, p.ops[i].body)) return err;
   }
   return err;
 }
