@@ -106,11 +106,14 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
 // kMA activation rows instead of once per row.
 //
 // Both paths go K block by K block over kChainRows weight rows lying a third of the rows apart
-// (adjacent rows read together stream slowly, as for the q4 x q8 row pairs): an f16 / bf16 block is
-// first converted into an f32 copy in memory order (once for all activation rows; f32 blocks are
-// read in place) while the block four on is prefetched toward L2, then runs against every
-// activation row from L1. Zen 3, 8 rows of TinyLlama's matrices from DRAM: 1.2-1.5x the
-// GFLOP/s of the chain passes over 8-row blocks this replaced (1.5-1.8x on 2048 x 5632).
+// (adjacent rows read together stream slowly, as for the q4 x q8 row pairs), read in place while
+// the block four on is prefetched toward L2, against every activation row from L1; each tile of
+// activation rows converts the f16 / bf16 weights it loads. (A copy of each block as f32 first,
+// converted once for all activation rows, made the stores wait on the loads from DRAM, a third of
+// the kernel's samples: in place, eight TinyLlama streams ran 1.18-1.6x (F32) and 1.07-1.37x (F16,
+// BF16) the tokens per second on a Zen 3 VM.) The tiles measured 1.2-1.5x the GFLOP/s of the chain
+// passes over 8-row blocks they replaced (Zen 3, 8 rows of TinyLlama's matrices from DRAM; 1.5-1.8x
+// on 2048 x 5632).
 constexpr int kMA = 4;  // activation rows per register tile
 constexpr int kChainRows = 3;  // weight rows per tile: 3 x kMA accumulators + 3 weight vectors + x fill the 16 registers
 
@@ -125,16 +128,16 @@ struct ChainPlan {
 };
 
 // A chain's next `steps` terms (64-steps) for a tile of NW weight rows x MA activation rows:
-// `w[n]` is row n's block of f32 weights (64 x steps), `xt` the chain's staged x from the same
+// `w[n]` is row n's block of weights (64 x steps, as L loads them), `xt` the chain's staged x from the same
 // step. The accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * 64): each
 // block adds the next terms of each chain in order, so the sums are row_float's.
-template <int NW, int MA>
-inline void chain_span(const float* const* w, const float* xt, int M, int i, int steps, float* c, bool zero) {
+template <int NW, int MA, typename L>
+inline void chain_span(const uint8_t* const* w, const float* xt, int M, int i, int steps, float* c, bool zero) {
   __m256 a[NW][MA];
   IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * 64);
   for (int t = 0; t < steps; t++) {
     __m256 wv[NW];
-    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = _mm256_loadu_ps(w[n] + 64 * t + 8 * i);  // f32 rows in place need not be aligned
+    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = L::full(w[n] + (64 * t + 8 * i) * L::esize);
     IE_UNROLL for (int m = 0; m < MA; m++) {
       __m256 xv = _mm256_loadu_ps(xt + ((size_t)t * M + m) * 8);
       // In a register, used by every FMA: folded into each as a memory operand (GCC's choice), x
@@ -172,27 +175,10 @@ constexpr int kChainSteps = 8;
 template <typename Load, int NW>
 void chain_rows(const uint8_t* const* wrow, const float* const* xs, int M, const ChainPlan& p, float* chains) {
   constexpr int es = Load::esize;
-  alignas(64) float blk[NW][64 * kChainSteps];
-  const float* w[NW];
-  for (int n = 0; n < NW; n++) w[n] = blk[n];
   for (int t0 = 0; t0 < p.S; t0 += kChainSteps) {
     const int steps = std::min(p.S - t0, kChainSteps);
-    // The block's weights as f32 (the chain passes read a 32-byte chunk of every 64-step): f16 and
-    // bf16 converted into blk once for all activation rows, f32 read in place (copied, its stores
-    // waited on its loads: a third of the kernel's samples; in place, 8 F32 streams of TinyLlama
-    // ran 1.05-1.2x the tokens per second).
-    if constexpr (es == 4) {
-      for (int n = 0; n < NW; n++) w[n] = reinterpret_cast<const float*>(wrow[n] + (int64_t)64 * t0 * es);
-    } else {
-      for (int n = 0; n < NW; n++) {
-        const uint8_t* src = wrow[n] + (int64_t)64 * t0 * es;
-        for (int k = 0; k < 64 * steps; k += 8) {
-          __m256 v = Load::full(src + k * es);
-          __asm__("" : "+x"(v));  // vector moves (GCC turned an f32 copy into `rep movsq`, far slower from DRAM)
-          _mm256_store_ps(blk[n] + k, v);
-        }
-      }
-    }
+    const uint8_t* w[NW];
+    for (int n = 0; n < NW; n++) w[n] = wrow[n] + (int64_t)64 * t0 * es;
     for (int m0 = 0; m0 < M; m0 += kMA)
       for (int i = 0; i < 8; i++) {
         if (m0 == 0) {
@@ -204,10 +190,10 @@ void chain_rows(const uint8_t* const* wrow, const float* const* xs, int M, const
         const float* xt = xs[i] + ((size_t)t0 * M + m0) * 8;
         float* c = chains + (m0 * 8 + i) * 8;
         switch (std::min(kMA, M - m0)) {
-          case 4: chain_span<NW, 4>(w, xt, M, i, steps, c, t0 == 0); break;
-          case 3: chain_span<NW, 3>(w, xt, M, i, steps, c, t0 == 0); break;
-          case 2: chain_span<NW, 2>(w, xt, M, i, steps, c, t0 == 0); break;
-          default: chain_span<NW, 1>(w, xt, M, i, steps, c, t0 == 0); break;
+          case 4: chain_span<NW, 4, Load>(w, xt, M, i, steps, c, t0 == 0); break;
+          case 3: chain_span<NW, 3, Load>(w, xt, M, i, steps, c, t0 == 0); break;
+          case 2: chain_span<NW, 2, Load>(w, xt, M, i, steps, c, t0 == 0); break;
+          default: chain_span<NW, 1, Load>(w, xt, M, i, steps, c, t0 == 0); break;
         }
       }
   }
@@ -236,15 +222,15 @@ inline void short_rows_tile(const WeightRows& w, const float* const* xs, int M, 
 }
 
 // Long rows: long_rows_float's one accumulator per row over 8-element steps, then the partial tail.
-// `w[n]` is row n's block of f32 weights (8 x chunks), `x` the activation rows at the same k; the
+// `w[n]` is row n's block of weights (8 x chunks), `x` the activation rows at the same k; the
 // accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * 8).
-template <int NW, int MA>
-inline void long_span(const float* const* w, const float* x, ptrdiff_t ldx, int chunks, int M, float* c, bool zero) {
+template <int NW, int MA, typename Load>
+inline void long_span(const uint8_t* const* w, const float* x, ptrdiff_t ldx, int chunks, int M, float* c, bool zero) {
   __m256 a[NW][MA];
   IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * 8);
   for (int j = 0; j < chunks; j++) {
     __m256 wv[NW];
-    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = _mm256_loadu_ps(w[n] + 8 * j);  // f32 rows in place need not be aligned
+    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = Load::full(w[n] + 8 * j * Load::esize);
     IE_UNROLL for (int m = 0; m < MA; m++) {
       __m256 xv = _mm256_loadu_ps(x + m * ldx + 8 * j);
       __asm__("" : "+x"(xv));  // one load for all NW FMAs (see chain_span)
@@ -264,32 +250,21 @@ inline void long_rows_tile(const WeightRows& w, const float* x, ptrdiff_t ldx, i
   const int K = w.K, K8 = K / 8 * 8;
   const uint8_t* wrow[NW];
   for (int n = 0; n < NW; n++) wrow[n] = w.q + (r0 + n * gap) * w.q_ld;
-  alignas(64) float blk[NW][kLongBlock];
-  const float* wb[NW];
-  for (int n = 0; n < NW; n++) wb[n] = blk[n];
   for (int k0 = 0; k0 < K8; k0 += kLongBlock) {
     const int len = std::min(kLongBlock, K8 - k0);
+    const uint8_t* wb[NW];
     for (int n = 0; n < NW; n++) {
-      const uint8_t* src = wrow[n] + (int64_t)k0 * es;
-      if constexpr (es == 4) {  // f32 in place (see chain_rows)
-        wb[n] = reinterpret_cast<const float*>(src);
-        for (int k = 0; k < len; k += 16) _mm_prefetch(reinterpret_cast<const char*>(src + (int64_t)4 * kLongBlock * es + k * es), _MM_HINT_T1);
-        continue;
-      }
-      for (int k = 0; k < len; k += 8) {
-        if ((k * es) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(src + (int64_t)4 * kLongBlock * es + k * es), _MM_HINT_T1);
-        __m256 v = Load::full(src + k * es);
-        __asm__("" : "+x"(v));  // vector moves, not `rep movsq` (see chain_rows)
-        _mm256_store_ps(blk[n] + k, v);
-      }
+      wb[n] = wrow[n] + (int64_t)k0 * es;
+      // The block 4 on, toward L2 while this one computes.
+      for (int64_t l = 0; l < (int64_t)len * es; l += 64) _mm_prefetch(reinterpret_cast<const char*>(wb[n] + (int64_t)4 * kLongBlock * es + l), _MM_HINT_T1);
     }
     for (int m0 = 0; m0 < M; m0 += kMA) {
       const float* xm = x + m0 * ldx + k0;
       switch (std::min(kMA, M - m0)) {
-        case 4: long_span<NW, 4>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
-        case 3: long_span<NW, 3>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
-        case 2: long_span<NW, 2>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
-        default: long_span<NW, 1>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        case 4: long_span<NW, 4, Load>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        case 3: long_span<NW, 3, Load>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        case 2: long_span<NW, 2, Load>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
+        default: long_span<NW, 1, Load>(wb, xm, ldx, len / 8, M, c + m0 * 8, k0 == 0); break;
       }
     }
   }
