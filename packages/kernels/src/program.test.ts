@@ -171,6 +171,23 @@ describe('consecutive one-row matmuls of the same x', () => {
     }
   });
 
+  it('run up to a matmul whose rows param is out of range, then refuse it as one at a time would', () => {
+    const ws = specs.slice(0, 2).map((m) => ctx.matrix(m.spec, m.bytes));
+    const a = new Float32Array(300).fill(Number.NaN);
+    const b = new Float32Array(64).fill(Number.NaN);
+    const params = new Int32Array([1, 9]);
+    const ops: ProgramOp[] = [
+      { op: 'matmul', matrix: ws[0], x: [0, 0, K], out: [1, 0, 300], mSlot: 0 },
+      { op: 'matmul', matrix: ws[1], x: [0, 0, K], out: [2, 0, 64], mSlot: 1 },
+    ];
+    const p = ctx.compile({ buffers: [x, a, b], params, maxRows: 1, ops });
+    expect(() => p.run()).toThrow(/rows 9 is outside 1..1/);
+    const want = new Float32Array(300);
+    ctx.gemv(ws[0], x, want);
+    expect(firstDifference(a, want)).toBeNull();
+    expect(b.every(Number.isNaN)).toBe(true);
+  });
+
   it('keep the program’s order where two outputs overlap', () => {
     const ws = specs.slice(0, 2).map((m) => ctx.matrix(m.spec, m.bytes));
     const out = new Float32Array(300).fill(Number.NaN);

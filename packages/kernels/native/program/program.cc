@@ -365,14 +365,14 @@ static bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) { r
 
 std::string run_program(Context& ctx, const Program& p) {
   std::string err;
-  auto rows_of = [&](const Op& op, int64_t* M, int64_t* R) {
+  auto rows_of = [&](const Op& op, int64_t* M, int64_t* R, std::string* e) {
     *R = op.rows.max_rows > 0 ? op.rows.max_rows : p.max_rows;
-    return param(p, op.rows.m_slot, 1, *R, M, &err, "rows");
+    return param(p, op.rows.m_slot, 1, *R, M, e, "rows");
   };
   std::vector<GemvJob> jobs;
   for (size_t i = 0; i < p.ops.size(); i++) {
     int64_t M = 1, R = 1;
-    if (!rows_of(p.ops[i], &M, &R)) return err;
+    if (!rows_of(p.ops[i], &M, &R, &err)) return err;
     // Consecutive one-row matmuls of the same x (q, k and v; gate and up) as one pool job: one
     // wake-up instead of one per matrix, each product its lone GEMV's. Only while no output
     // overlaps x or another output (the first job's own output and x are the op's business).
@@ -385,8 +385,8 @@ std::string run_program(Context& ctx, const Program& p) {
         int64_t Mj = 1, Rj = 1;
         GemvJob next;
         Activations aj;
-        if (!rows_of(p.ops[j], &Mj, &Rj)) return err;
-        if (!one_gemv(p.ops[j], Mj, &next, &aj) || next.x != job.x || aj != a) break;
+        std::string ahead;  // a bad param is reported when the loop reaches its op, after the ones before it ran
+        if (!rows_of(p.ops[j], &Mj, &Rj, &ahead) || !one_gemv(p.ops[j], Mj, &next, &aj) || next.x != job.x || aj != a) break;
         const int64_t K = next.m->d.K;
         // No output may overlap x (which every job reads) or another output.
         const bool clash = overlaps(next.y, next.m->d.N, next.x, K) ||
