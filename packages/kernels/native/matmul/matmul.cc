@@ -189,132 +189,114 @@ static void run_split(Context& ctx, int64_t work, const std::function<void(int, 
   else ctx.pool.run(fn);
 }
 
-// A GEMV's rows, handed out a range at a time from a shared counter: a thread whose core runs
-// slower (a VM's vCPU sharing its host, measured here as a tenth of a 2-thread decode spent
-// waiting at the end of each GEMV) takes fewer ranges instead of holding the others back. A row's
-// result does not depend on the range it falls in (the kernels' rows keep their arithmetic
-// whatever rows a call gets), so results stay the same at every thread count.
+// The rows of one or more GEMVs, handed out a range at a time from a shared counter: a thread
+// whose core runs slower (a VM's vCPU sharing its host, measured here as a tenth of a 2-thread
+// decode spent waiting at the end of each GEMV) takes fewer ranges instead of holding the others
+// back, and several GEMVs (gemv_batch) wake the pool once. No range spans two GEMVs. A row's result
+// does not depend on the range it falls in (the kernels' rows keep their arithmetic whatever rows
+// a call gets), so results stay the same at every thread count.
 class RowRanges {
  public:
-  RowRanges(int64_t rows, int threads) : rows_(rows) {
+  RowRanges(const GemvJob* jobs, int n, int threads) : jobs_(jobs), n_(n) {
+    int64_t rows = 0;
+    for (int j = 0; j < n; j++) rows += jobs[j].m->d.N;
     const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
     const int64_t per = (rows + parts - 1) / parts;
     step_ = std::max<int64_t>(kAlign, (per + kAlign - 1) / kAlign * kAlign);
   }
-  bool next(int64_t* r0, int64_t* r1) {
-    const int64_t s = next_.fetch_add(step_, std::memory_order_relaxed);
-    if (s >= rows_) return false;
-    *r0 = s;
-    *r1 = std::min(rows_, s + step_);
-    return true;
+  // The next range: job *j, rows [r0, r1).
+  bool next(int* j, int64_t* r0, int64_t* r1) {
+    int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    for (int k = 0; k < n_; k++) {
+      const int64_t N = jobs_[k].m->d.N, count = (N + step_ - 1) / step_;
+      if (i < count) {
+        *j = k;
+        *r0 = i * step_;
+        *r1 = std::min(N, *r0 + step_);
+        return true;
+      }
+      i -= count;
+    }
+    return false;
   }
 
  private:
   static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
   static constexpr int64_t kAlign = 16;
-  const int64_t rows_;
+  const GemvJob* jobs_;
+  int n_;
   int64_t step_;
   std::atomic<int64_t> next_{0};
 };
 
+// Row-major GEMVs (not pretransposed) over RowRanges; each thread prepares x as the kernels take
+// it (quantized, or on a 64-byte boundary) once per x it meets.
+static void gemv_ranges(Context& ctx, const GemvJob* jobs, int n, Activations a) {
+  int64_t work = 0;
+  for (int j = 0; j < n; j++) work += jobs[j].m->d.N * jobs[j].m->d.K;
+  RowRanges ranges(jobs, n, ctx.pool.size());
+  run_split(ctx, work, [&](int t, int) {
+    const float* xa = nullptr;  // x as the FP32 kernels take it, and which x and K it is
+    const float* xa_of = nullptr;
+    int64_t xa_k = 0;
+    int8_t* xq = nullptr;  // x quantized, and which x, K and block
+    float* xd = nullptr;
+    const float* xq_of = nullptr;
+    int64_t xq_k = 0;
+    int xq_block = 0;
+    int j;
+    int64_t r0, r1;
+    while (ranges.next(&j, &r0, &r1)) {
+      const MatrixPlan& m = *jobs[j].m;
+      const MatrixDesc& d = m.d;
+      const float* x = jobs[j].x;
+      float* y = jobs[j].y;
+      const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
+      if (a == Activations::Int8 && q8) {
+        const int block = q8_x_block(d.type, d.group);
+        if (x != xq_of || d.K != xq_k || block != xq_block) {  // O(K), by each thread: no barrier needed
+          xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
+          xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
+          ctx.k.quantize_x(x, (int)d.K, block, xq, xd);
+          xq_of = x, xq_k = d.K, xq_block = block;
+        }
+        for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
+        continue;
+      }
+      if (x != xa_of || d.K != xa_k) {
+        int64_t ld;
+        xa = ctx.aligned_rows(t, x, d.K, 1, d.K, &ld);
+        xa_of = x, xa_k = d.K;
+      }
+      const GemvFn fn = ctx.k.gemv[(int)d.type];
+      for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
+    }
+  });
+}
+
 void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a) {
   const auto& d = m.d;
-  const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
-  RowRanges ranges(d.N, ctx.pool.size());
-  if (a == Activations::Int8 && q8) {
-    // Each thread quantizes x itself (O(K), no barrier needed), then runs its ranges of rows.
-    run_split(ctx, d.N * d.K, [&](int t, int) {
-      int64_t r0, r1;
-      if (!ranges.next(&r0, &r1)) return;
-      int8_t* xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
-      float* xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
-      ctx.k.quantize_x(x, (int)d.K, q8_x_block(d.type, d.group), xq, xd);
-      do {
-        for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r0, (int)(r1 - r0), p > 0);
-      } while (ranges.next(&r0, &r1));
-    });
-    return;
+  if (!d.pretransposed || (a == Activations::Int8 && ctx.k.gemv_q8[(int)d.type])) {
+    const GemvJob job{&m, x, y};
+    return gemv_ranges(ctx, &job, 1, a);
   }
-  if (d.pretransposed) {
-    const int esize = weight_elem_bytes(d.type);
-    const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
-    run_split(ctx, d.N * d.K, [&](int t, int n) {
-      int64_t n0, n1;
-      ThreadPool::chunk(d.N, 64, t, n, &n0, &n1);
-      if (n1 > n0) fn(m.data + n0 * esize, (ptrdiff_t)(d.N * esize), x, (int)d.K, y + n0, (int)(n1 - n0), false);
-    });
-    return;
-  }
-  const GemvFn fn = ctx.k.gemv[(int)d.type];
-  run_split(ctx, d.N * d.K, [&](int t, int) {
-    int64_t r0, r1;
-    if (!ranges.next(&r0, &r1)) return;
-    int64_t ld;
-    const float* xa = ctx.aligned_rows(t, x, d.K, 1, d.K, &ld);
-    do {
-      for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
-    } while (ranges.next(&r0, &r1));
+  const int esize = weight_elem_bytes(d.type);
+  const GemvTFn fn = ctx.k.gemv_t[(int)d.type];
+  run_split(ctx, d.N * d.K, [&](int t, int n) {
+    int64_t n0, n1;
+    ThreadPool::chunk(d.N, 64, t, n, &n0, &n1);
+    if (n1 > n0) fn(m.data + n0 * esize, (ptrdiff_t)(d.N * esize), x, (int)d.K, y + n0, (int)(n1 - n0), false);
   });
 }
 
 void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a) {
-  int64_t total = 0, work = 0;
-  bool one_by_one = ctx.pool.size() == 1;
-  for (int j = 0; j < n; j++) {
-    total += jobs[j].m->d.N;
-    work += jobs[j].m->d.N * jobs[j].m->d.K;
-    one_by_one = one_by_one || jobs[j].m->d.pretransposed;
-  }
-  if (one_by_one || work < kParallelMinWeights) {
-    for (int j = 0; j < n; j++) gemv(ctx, *jobs[j].m, jobs[j].x, jobs[j].y, a);
-    return;
-  }
-  // RowRanges' step over the rows of all the jobs; no range spans two of them.
-  struct Range {
-    int job;
-    int64_t r0, r1;
-  };
-  const int64_t parts = 4 * (int64_t)ctx.pool.size(), step = std::max<int64_t>(16, ((total + parts - 1) / parts + 15) / 16 * 16);
-  std::vector<Range> ranges;
+  // Pretransposed storage splits columns, not rows: then one GEMV at a time.
   for (int j = 0; j < n; j++)
-    for (int64_t r = 0; r < jobs[j].m->d.N; r += step) ranges.push_back({j, r, std::min(jobs[j].m->d.N, r + step)});
-  std::atomic<size_t> next{0};
-  ctx.pool.run([&](int t, int) {
-    // x as the kernels take it, kept while consecutive ranges share it.
-    const float* xa = nullptr;
-    const float* xa_of = nullptr;
-    int64_t xa_k = 0;
-    int8_t* xq = nullptr;
-    float* xd = nullptr;
-    const float* xq_of = nullptr;
-    int xq_block = 0;
-    int64_t xq_k = 0;
-    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < ranges.size();) {
-      const Range& r = ranges[i];
-      const MatrixPlan& m = *jobs[r.job].m;
-      const MatrixDesc& d = m.d;
-      float* y = jobs[r.job].y;
-      const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
-      if (a == Activations::Int8 && q8) {
-        const int block = q8_x_block(d.type, d.group);
-        if (jobs[r.job].x != xq_of || block != xq_block || d.K != xq_k) {
-          xq = ctx.scratch_q8(t, (size_t)q8_padded((int)d.K));
-          xd = ctx.scratch_q8d(t, (size_t)q8_padded((int)d.K) / kQ8Block);
-          ctx.k.quantize_x(jobs[r.job].x, (int)d.K, block, xq, xd);
-          xq_of = jobs[r.job].x, xq_block = block, xq_k = d.K;
-        }
-        for (size_t p = 0; p < m.panels.size(); p++) q8(m.panels[p].from_row(r.r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, y + r.r0, (int)(r.r1 - r.r0), p > 0);
-        continue;
-      }
-      if (jobs[r.job].x != xa_of || d.K != xa_k) {
-        int64_t ld;
-        xa = ctx.aligned_rows(t, jobs[r.job].x, d.K, 1, d.K, &ld);
-        xa_of = jobs[r.job].x, xa_k = d.K;
-      }
-      const GemvFn fn = ctx.k.gemv[(int)d.type];
-      for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r.r0), xa + m.panel_k0[p], y + r.r0, (int)(r.r1 - r.r0), p > 0);
+    if (jobs[j].m->d.pretransposed) {
+      for (int k = 0; k < n; k++) gemv(ctx, *jobs[k].m, jobs[k].x, jobs[k].y, a);
+      return;
     }
-  });
+  gemv_ranges(ctx, jobs, n, a);
 }
 
 // Columns [k0, k0 + n) of a panel's rows (k0 a multiple of the group size).
