@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "attention/attention.h"
@@ -177,30 +178,32 @@ static void run_moe(Context& ctx, const MoeOp<Compiled>& op, int64_t M, int64_t 
   // waits at the end of each matrix). Each product is its lone gemv's, and the experts add into the
   // output in ascending order as below, so the result is the same bit for bit.
   if (M == 1 && R >= top) {
-    std::vector<int> order(choice.begin(), choice.end());
-    std::sort(order.begin(), order.end());
+    // (expert, weight) of the row's choices, by expert.
+    std::vector<std::pair<int, float>> chosen;
+    for (int j = 0; j < top; j++) chosen.push_back({choice[(size_t)j], weight[(size_t)j]});
+    std::sort(chosen.begin(), chosen.end());
     const float* in = op.x.row<float>(0);
     std::vector<GemvJob> jobs;
     for (int j = 0; j < top; j++) {
-      jobs.push_back({x.gate[order[j]], in, x.scratch.gate.row<float>(j)});
-      jobs.push_back({x.up[order[j]], in, x.scratch.up.row<float>(j)});
+      jobs.push_back({x.gate[chosen[j].first], in, x.scratch.gate.row<float>(j)});
+      jobs.push_back({x.up[chosen[j].first], in, x.scratch.up.row<float>(j)});
     }
     gemv_batch(ctx, jobs.data(), (int)jobs.size(), op.activations);
     jobs.clear();
     for (int j = 0; j < top; j++) {
+      const int e = chosen[j].first;
       float* g = x.scratch.gate.row<float>(j);
       float* u = x.scratch.up.row<float>(j);
-      k.add(g, x.gate_bias.row<float>(order[j]), g, F);
-      k.add(u, x.up_bias.row<float>(order[j]), u, F);
+      k.add(g, x.gate_bias.row<float>(e), g, F);
+      k.add(u, x.up_bias.row<float>(e), u, F);
       k.swiglu_clamped(g, u, g, F, x.alpha, x.limit);
-      jobs.push_back({x.down[order[j]], g, x.scratch.y.row<float>(j)});
+      jobs.push_back({x.down[e], g, x.scratch.y.row<float>(j)});
     }
     gemv_batch(ctx, jobs.data(), (int)jobs.size(), op.activations);
     for (int j = 0; j < top; j++) {
       float* y = x.scratch.y.row<float>(j);
-      k.add(y, x.down_bias.row<float>(order[j]), y, D);
-      const int at = (int)(std::find(choice.begin(), choice.end(), order[j]) - choice.begin());
-      k.axpy(weight[(size_t)at], y, op.out.row<float>(0), D);
+      k.add(y, x.down_bias.row<float>(chosen[j].first), y, D);
+      k.axpy(chosen[j].second, y, op.out.row<float>(0), D);
     }
     return;
   }
