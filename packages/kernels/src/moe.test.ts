@@ -60,6 +60,62 @@ function refMoe(
   return out;
 }
 
+interface MoeRun {
+  gate: WeightMatrix[];
+  up: WeightMatrix[];
+  down: WeightMatrix[];
+  biases: [Float32Array, Float32Array, Float32Array];
+  /** M rows of x, of router logits and of the output to add into. */
+  x: Float32Array;
+  router: Float32Array;
+  out: Float32Array;
+  M: number;
+  /** The program's most rows (default M): the scratch rows the op has. */
+  maxRows?: number;
+  activations?: 'f32' | 'int8';
+}
+
+/** Compiles and runs a one-op program (the moe op over r.M rows); returns the M output rows. */
+function runMoe(ctx: KernelContext, r: MoeRun): Float32Array {
+  const [Fr, Dr] = [r.gate[0].rows, r.gate[0].cols];
+  const R = r.maxRows ?? r.M;
+  const rows = (a: Float32Array, n: number) => {
+    const b = new Float32Array(R * n);
+    b.set(a);
+    return b;
+  };
+  const out = rows(r.out, Dr);
+  const scratch = [new Float32Array(R * Dr), new Float32Array(R * Fr), new Float32Array(R * Fr), new Float32Array(R * Dr)];
+  ctx
+    .compile({
+      buffers: [rows(r.x, Dr), rows(r.router, E), out, ...r.biases, ...scratch],
+      params: new Int32Array([r.M]),
+      maxRows: R,
+      ops: [
+        {
+          op: 'moe',
+          x: [0, 0, Dr],
+          router: [1, 0, E],
+          out: [2, 0, Dr],
+          gate: r.gate,
+          up: r.up,
+          down: r.down,
+          gateBias: [3, 0, Fr],
+          upBias: [4, 0, Fr],
+          downBias: [5, 0, Dr],
+          topK: TOP,
+          limit: LIMIT,
+          alpha: ALPHA,
+          ...(r.activations ? { activations: r.activations } : {}),
+          scratch: { x: [6, 0, Dr], gate: [7, 0, Fr], up: [8, 0, Fr], y: [9, 0, Dr] },
+          mSlot: 0,
+        },
+      ],
+    })
+    .run();
+  return out.slice(0, r.M * Dr);
+}
+
 describe.each(ISAS)('the MoE op on %s', (isa) => {
   const c = KernelContext.create({ isa: isa as 'scalar', threads: 2 });
   const one = KernelContext.create({ isa: isa as 'scalar', threads: 1 });
@@ -83,34 +139,7 @@ describe.each(ISAS)('the MoE op on %s', (isa) => {
         const results: Float32Array[] = [];
         for (const ctx of [c, one]) {
           const bind = (ms: TestMatrix[]): WeightMatrix[] => ms.map((m) => ctx.matrix(m.spec, m.bytes));
-          const out = residual.slice();
-          const params = new Int32Array([M]);
-          const scratch = [new Float32Array(M * D), new Float32Array(M * F), new Float32Array(M * F), new Float32Array(M * D)];
-          const spec: ProgramSpec = {
-            buffers: [x, router, out, gb, ub, db, ...scratch],
-            params,
-            maxRows: M,
-            ops: [
-              {
-                op: 'moe',
-                x: [0, 0, D],
-                router: [1, 0, E],
-                out: [2, 0, D],
-                gate: bind(gate),
-                up: bind(up),
-                down: bind(down),
-                gateBias: [3, 0, F],
-                upBias: [4, 0, F],
-                downBias: [5, 0, D],
-                topK: TOP,
-                limit: LIMIT,
-                alpha: ALPHA,
-                scratch: { x: [6, 0, D], gate: [7, 0, F], up: [8, 0, F], y: [9, 0, D] },
-                mSlot: 0,
-              },
-            ],
-          };
-          ctx.compile(spec).run();
+          const out = runMoe(ctx, { gate: bind(gate), up: bind(up), down: bind(down), biases: [gb, ub, db], x, router, out: residual, M });
           for (let i = 0; i < M; i++) {
             const want = refMoe(x.subarray(i * D, (i + 1) * D), router.subarray(i * E, (i + 1) * E), gate, up, down, gb, ub, db);
             let worst = 0;
@@ -147,36 +176,9 @@ describe.each(ISAS)('the MoE op over decode rows on %s', (isa) => {
     const gate = bind(Array.from({ length: E }, (_, e) => make(F, D, 110 + e)));
     const up = bind(Array.from({ length: E }, (_, e) => make(F, D, 120 + e)));
     const down = bind(Array.from({ length: E }, (_, e) => make(D, F, 130 + e)));
-    const run = (x: Float32Array, router: Float32Array, M: number): Float32Array => {
-      const out = new Float32Array(M * D).fill(0.25);
-      const scratch = [new Float32Array(M * D), new Float32Array(M * F), new Float32Array(M * F), new Float32Array(M * D)];
-      c.compile({
-        buffers: [x, router, out, seededFloats(E * F, 141, 0.5), seededFloats(E * F, 142, 0.5), seededFloats(E * D, 143, 0.5), ...scratch],
-        params: new Int32Array([M]),
-        maxRows: M,
-        ops: [
-          {
-            op: 'moe',
-            x: [0, 0, D],
-            router: [1, 0, E],
-            out: [2, 0, D],
-            gate,
-            up,
-            down,
-            gateBias: [3, 0, F],
-            upBias: [4, 0, F],
-            downBias: [5, 0, D],
-            topK: TOP,
-            limit: LIMIT,
-            alpha: ALPHA,
-            activations,
-            scratch: { x: [6, 0, D], gate: [7, 0, F], up: [8, 0, F], y: [9, 0, D] },
-            mSlot: 0,
-          },
-        ],
-      }).run();
-      return out;
-    };
+    const biases: MoeRun['biases'] = [seededFloats(E * F, 141, 0.5), seededFloats(E * F, 142, 0.5), seededFloats(E * D, 143, 0.5)];
+    const run = (x: Float32Array, router: Float32Array, M: number): Float32Array =>
+      runMoe(c, { gate, up, down, biases, x, router, out: new Float32Array(M * D).fill(0.25), M, activations });
     for (const M of [2, 5, 8]) {
       const x = seededFloats(M * D, 150 + M, 1);
       // Few experts for many rows: several rows share each chosen expert.
@@ -262,49 +264,11 @@ describe.each(ISAS)('the MoE op on one decode row with room for its experts on %
     const down = Array.from({ length: E }, (_, e) => make(Dd, Fd, 230 + e));
     const x = seededFloats(Dd, 251, 1);
     const router = seededFloats(E, 252, 2);
+    const biases: MoeRun['biases'] = [seededFloats(E * Fd, 241, 0.5), seededFloats(E * Fd, 242, 0.5), seededFloats(E * Dd, 243, 0.5)];
+    const out = seededFloats(Dd, 253, 1);
     const run = (ctx: KernelContext, maxRows: number): Float32Array => {
       const bind = (ms: TestMatrix[]): WeightMatrix[] => ms.map((m) => ctx.matrix(m.spec, m.bytes));
-      const out = seededFloats(Dd, 253, 1);
-      const scratch = [
-        new Float32Array(maxRows * Dd),
-        new Float32Array(maxRows * Fd),
-        new Float32Array(maxRows * Fd),
-        new Float32Array(maxRows * Dd),
-      ];
-      const xs = new Float32Array(maxRows * Dd);
-      xs.set(x);
-      const rs = new Float32Array(maxRows * E);
-      rs.set(router);
-      const os = new Float32Array(maxRows * Dd);
-      os.set(out);
-      ctx
-        .compile({
-          buffers: [xs, rs, os, seededFloats(E * Fd, 241, 0.5), seededFloats(E * Fd, 242, 0.5), seededFloats(E * Dd, 243, 0.5), ...scratch],
-          params: new Int32Array([1]),
-          maxRows,
-          ops: [
-            {
-              op: 'moe',
-              x: [0, 0, Dd],
-              router: [1, 0, E],
-              out: [2, 0, Dd],
-              gate: bind(gate),
-              up: bind(up),
-              down: bind(down),
-              gateBias: [3, 0, Fd],
-              upBias: [4, 0, Fd],
-              downBias: [5, 0, Dd],
-              topK: TOP,
-              limit: LIMIT,
-              alpha: ALPHA,
-              activations,
-              scratch: { x: [6, 0, Dd], gate: [7, 0, Fd], up: [8, 0, Fd], y: [9, 0, Dd] },
-              mSlot: 0,
-            },
-          ],
-        })
-        .run();
-      return os.slice(0, Dd);
+      return runMoe(ctx, { gate: bind(gate), up: bind(up), down: bind(down), biases, x, router, out, M: 1, maxRows, activations });
     };
     const expertByExpert = run(one, 1);
     for (const [ctx, name] of [
