@@ -16,6 +16,8 @@ afterAll(() => contexts.forEach((c) => c.close()));
 
 // Odd sizes: K and N not multiples of the vector width or the group, plus one big enough for the pool.
 // K past 4096 takes the AVX2 long-row path (12 rows share each load of x): 29 rows = two blocks and a remainder.
+// 67 x 16411: rows far enough apart to go in pairs (row_streams.h) with a row left over, at one thread
+// for every type and at two to four for the wider ones, one by one for the rest; the bits must agree.
 const SHAPES: Array<[number, number]> = [
   [1, 1],
   [3, 15],
@@ -24,6 +26,7 @@ const SHAPES: Array<[number, number]> = [
   [5, 333],
   [300, 333],
   [29, 4105],
+  [67, 16411],
 ];
 
 describe.each(ISAS)('GEMV on %s', (isa) => {

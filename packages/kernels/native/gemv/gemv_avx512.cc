@@ -1,8 +1,8 @@
 // AVX-512 GEMV: y = W x with FP32 activations, dequantization fused into the inner loop.
 //
-// Rows are processed four at a time so each activation load serves four weight streams; a
-// leftover row runs the same per-row instruction sequence, so every y[r] is bit-identical
-// however rows are split between threads. Full vectors take a mask-free path; only the tail
+// Rows go in far-apart pairs (gemv/row_streams.h: adjacent rows read side by side stream at half
+// the bandwidth), each activation load serving both; a row alone runs the same per-row
+// instruction sequence, so every y[r] is bit-identical however rows are split between threads. Full vectors take a mask-free path; only the tail
 // of a row (or of its last group) uses masked loads, so nothing past K is ever read.
 //
 // q4: a 16-byte chunk is widened once (vpmovzxbd: byte j -> dword lane j); its low nibbles
@@ -14,6 +14,7 @@
 
 #include "cpu/avx512_common.h"
 #include "cpu/kernel_table.h"
+#include "gemv/row_streams.h"
 
 namespace ie {
 namespace {
@@ -37,14 +38,15 @@ struct LoadBF16 {
 };
 
 // ---- f32 / f16 / bf16: two accumulators per row, 32 elements per step.
+
 template <int NR, typename Load>
-inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc) {
+inline void rows_float(const WeightRows& w, const int* rs, const float* x, float* y, bool acc) {
   constexpr int es = Load::esize;
   const Load load;
   __m512 s0[NR], s1[NR];
   for (int r = 0; r < NR; r++) s0[r] = s1[r] = _mm512_setzero_ps();
   const uint8_t* row[NR];
-  for (int r = 0; r < NR; r++) row[r] = w.q + r * w.q_ld;
+  for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
   const int K = w.K;
   int k = 0;
   for (; k + 32 <= K; k += 32) {
@@ -61,15 +63,25 @@ inline void rows_float(const WeightRows& w, const float* x, float* y, bool acc) 
   }
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(_mm512_add_ps(s0[r], s1[r]));
-    y[r] = acc ? y[r] + v : v;
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
 }
 
 template <typename Load>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_float<4, Load>(w.from_row(r), x, y + r, acc);
-  for (; r < rows; r++) rows_float<1, Load>(w.from_row(r), x, y + r, acc);
+  if constexpr (Load::esize == 4) {
+    // f32 rows (128 B per row and step) measured fastest four adjacent rows at a time on Zen 5:
+    // 6.7 G weights/s from DRAM and 13.4 from L3, against 5.4 and 8.1 for far-apart pairs.
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      const int four[4] = {r, r + 1, r + 2, r + 3};
+      rows_float<4, Load>(w, four, x, y, acc);
+    }
+    for (; r < rows; r++) rows_float<1, Load>(w, &r, x, y, acc);
+  } else {
+    // f16 / bf16 rows: far-apart pairs, 1.5-1.8x four adjacent rows from DRAM on Zen 5.
+    row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load>(w, rs, x, y, acc); });
+  }
 }
 
 // ---- i8: per-group (or per-row) partial sums, scaled once per group.
@@ -77,11 +89,11 @@ inline __m512 i8x16(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_
 inline __m512 i8x16(const int8_t* p, __mmask16 m) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
 
 template <int NR>
-inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
+inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* y, bool acc) {
   const int K = w.K, G = w.group > 0 ? w.group : K, ng = w.group > 0 ? (K + G - 1) / G : 1;
   const int sb = scale_bytes(w.stype);
   const int8_t* row[NR];
-  for (int r = 0; r < NR; r++) row[r] = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
+  for (int r = 0; r < NR; r++) row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
   __m512 total[NR];
   for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
   for (int g = 0; g < ng; g++) {
@@ -91,9 +103,6 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
     int j = 0;
     for (; j + 16 <= n; j += 16) {
       const __m512 xv = _mm512_loadu_ps(x + k0 + j);
-      // Short rows: fetch the next block of rows a line at a time, ahead of use.
-      if (((k0 + j) & 63) == 0)
-        for (int r = 0; r < NR; r++) _mm_prefetch(reinterpret_cast<const char*>(row[r] + NR * w.q_ld + k0 + j), _MM_HINT_T0);
       for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, part[r]);
     }
     if (j < n) {
@@ -101,18 +110,16 @@ inline void rows_i8(const WeightRows& w, const float* x, float* y, bool acc) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + k0 + j);
       for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j, m), xv, part[r]);
     }
-    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(scale_at(w.s + r * w.s_ld + g * sb, w.stype)), total[r]);
+    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(scale_at(w.s + rs[r] * w.s_ld + g * sb, w.stype)), total[r]);
   }
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(total[r]);
-    y[r] = acc ? y[r] + v : v;
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
 }
 
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8<4>(w.from_row(r), x, y + r, acc);
-  for (; r < rows; r++) rows_i8<1>(w.from_row(r), x, y + r, acc);
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_i8<decltype(n)::value>(w, rs, x, y, acc); });
 }
 
 // ---- q4
@@ -138,12 +145,12 @@ inline void q4_chunk(const uint8_t* const* grp, int off, __m512 xlo, __m512 xhi,
 }
 
 template <int NR, int G>
-inline void rows_q4(const WeightRows& w, const float* x, const float* xsum, float* y, bool acc) {
+inline void rows_q4(const WeightRows& w, const int* rs, const float* x, const float* xsum, float* y, bool acc) {
   constexpr int half = G / 2;
   const int K = w.K, full = K / G, ng = (K + G - 1) / G;
   const int sb = scale_bytes(w.stype);
   const uint8_t* row[NR];
-  for (int r = 0; r < NR; r++) row[r] = w.q + r * w.q_ld;
+  for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
   __m512 total[NR];
   float corr[NR];
   for (int r = 0; r < NR; r++) {
@@ -153,11 +160,7 @@ inline void rows_q4(const WeightRows& w, const float* x, const float* xsum, floa
   for (int g = 0; g < ng; g++) {
     const int k0 = g * G;
     const uint8_t* grp[NR];
-    for (int r = 0; r < NR; r++) {
-      grp[r] = row[r] + g * half;
-      // Short rows: fetch the same bytes of the next block of rows ahead of use.
-      _mm_prefetch(reinterpret_cast<const char*>(grp[r] + NR * w.q_ld), _MM_HINT_T0);
-    }
+    for (int r = 0; r < NR; r++) grp[r] = row[r] + g * half;
     __m512 part[NR];
     for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
     if (g < full) {
@@ -171,15 +174,15 @@ inline void rows_q4(const WeightRows& w, const float* x, const float* xsum, floa
       }
     }
     for (int r = 0; r < NR; r++) {
-      const float s = scale_at(w.s + r * w.s_ld + g * sb, w.stype);
-      const int z = w.z ? w.z[r * w.z_ld + g] : kQ4SymmetricZero;
+      const float s = scale_at(w.s + rs[r] * w.s_ld + g * sb, w.stype);
+      const int z = w.z ? w.z[rs[r] * w.z_ld + g] : kQ4SymmetricZero;
       total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(s), total[r]);
       corr[r] += s * (float)z * xsum[g];
     }
   }
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(total[r]) - corr[r];
-    y[r] = acc ? y[r] + v : v;
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
 }
 
@@ -190,9 +193,7 @@ void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc
   std::vector<float> heap;
   float* xsum = ng <= 512 ? stack : (heap.resize(ng), heap.data());
   group_sums(x, w.K, G, xsum);
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4<4, G>(w.from_row(r), x, xsum, y + r, acc);
-  for (; r < rows; r++) rows_q4<1, G>(w.from_row(r), x, xsum, y + r, acc);
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_q4<decltype(n)::value, G>(w, rs, x, xsum, y, acc); });
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {

@@ -13,6 +13,7 @@
 
 #include "cpu/avx512_common.h"
 #include "cpu/kernel_table.h"
+#include "gemv/row_streams.h"
 
 namespace ie {
 namespace {
@@ -123,7 +124,7 @@ inline __m512 tail_scales(const uint8_t* s, ScaleType t, int count, int valid, _
 }
 
 template <int NR, int G, bool Tail>
-inline void q4_q8_chunk(const WeightRows& w, const Q4Tables& t, int c, int ng, __m512i sidx, __m512* total) {
+inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables& t, int c, int ng, __m512i sidx, __m512* total) {
   constexpr int gpc = 128 / G;
   const int sb = scale_bytes(w.stype), g0 = c * gpc;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -135,33 +136,31 @@ inline void q4_q8_chunk(const WeightRows& w, const Q4Tables& t, int c, int ng, _
   const int row_bytes = ng * (G / 2);
   const __mmask64 m = Tail ? (((__mmask64)1 << (row_bytes - 64 * c)) - 1) : ~(__mmask64)0;
   for (int r = 0; r < NR; r++) {
-    // Rows are short (1 KiB for K = 2048): fetch the next block of rows while this one runs.
-    _mm_prefetch(reinterpret_cast<const char*>(w.q + (r + NR) * w.q_ld + 64 * c), _MM_HINT_T0);
-    const uint8_t* p = w.q + r * w.q_ld + 64 * c;
+    const uint8_t* p = w.q + rs[r] * w.q_ld + 64 * c;
     const __m512i v = Tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
     const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
     const __m512i il = _mm512_dpbusd_epi32(il0, lo, xl), ih = _mm512_dpbusd_epi32(ih0, hi, xh);
     __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), dh, _mm512_mul_ps(_mm512_cvtepi32_ps(il), dl));
     if (affine) {
-      const __m128i zb = Tail ? _mm_maskz_loadu_epi8((__mmask16)tail_mask(std::min(gpc, ng - g0)), w.z + r * w.z_ld + g0) : _mm_loadu_si32(w.z + r * w.z_ld + g0);
+      const __m128i zb = Tail ? _mm_maskz_loadu_epi8((__mmask16)tail_mask(std::min(gpc, ng - g0)), w.z + rs[r] * w.z_ld + g0) : _mm_loadu_si32(w.z + rs[r] * w.z_ld + g0);
       const __m512 zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
       f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(t.cs + c * 16), f);
     }
-    const uint8_t* s = w.s + r * w.s_ld + g0 * sb;
+    const uint8_t* s = w.s + rs[r] * w.s_ld + g0 * sb;
     total[r] = _mm512_fmadd_ps(f, Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx), total[r]);
   }
 }
 
 template <int NR, int G>
-inline void rows_q4_q8(const WeightRows& w, const Q4Tables& t, int chunks, __m512i sidx, float* y, bool acc) {
+inline void rows_q4_q8(const WeightRows& w, const int* rs, const Q4Tables& t, int chunks, __m512i sidx, float* y, bool acc) {
   const int ng = (w.K + G - 1) / G, full = ng * (G / 2) / 64;
   __m512 total[NR];
   for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
-  for (int c = 0; c < full; c++) q4_q8_chunk<NR, G, false>(w, t, c, ng, sidx, total);
-  if (full < chunks) q4_q8_chunk<NR, G, true>(w, t, full, ng, sidx, total);
+  for (int c = 0; c < full; c++) q4_q8_chunk<NR, G, false>(w, rs, t, c, ng, sidx, total);
+  if (full < chunks) q4_q8_chunk<NR, G, true>(w, rs, t, full, ng, sidx, total);
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(total[r]);
-    y[r] = acc ? y[r] + v : v;
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
 }
 
@@ -182,9 +181,7 @@ void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float*
   alignas(64) int32_t idx[16];
   for (int l = 0; l < 16; l++) idx[l] = l / lanes;
   const __m512i sidx = _mm512_load_si512(idx);
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_q4_q8<4, G>(w.from_row(r), t, chunks, sidx, y + r, acc);
-  for (; r < rows; r++) rows_q4_q8<1, G>(w.from_row(r), t, chunks, sidx, y + r, acc);
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_q4_q8<decltype(n)::value, G>(w, rs, t, chunks, sidx, y, acc); });
 }
 
 void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {

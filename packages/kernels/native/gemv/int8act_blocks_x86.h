@@ -38,7 +38,7 @@ struct Q8BlockKernels {
     // pick[s]: byte s of the eight scale bytes, zero-extended into every 16-bit lane.
     __m256i pick[8];
     for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((short)(0x8000 | j));
-    // One row at a time: two far-apart rows side by side (q8_row_streams) measured no faster here.
+    // One row at a time: two far-apart rows side by side (row_streams) measured no faster here.
     for (int r = 0; r < rows; r++) {
       // One accumulator: its FMA comes once per superblock (an array indexed by i & 1 went to the stack).
       __m256 total = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
@@ -46,7 +46,7 @@ struct Q8BlockKernels {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * bb;
         const uint8_t* qs = b + (kFive ? 48 : 16);
         const int8_t* xb = xq + i * kSuperBlock;
-        q8_prefetch(b, bb);
+        stream_prefetch(b, bb);
         uint64_t sc8, m8;
         k_scale_bytes(b + 4, &sc8, &m8);
         const __m256i scb = _mm256_set1_epi64x((long long)sc8);

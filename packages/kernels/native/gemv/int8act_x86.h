@@ -4,7 +4,7 @@
 // two translation units, compiled with different -m flags, never share a function.
 //
 // i8 rows run one at a time in memory order (see gemv_avx2.cc: interleaved adjacent rows cost an
-// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (q8_row_streams). x is
+// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (row_streams). x is
 // quantized per call exactly as quantize_x_ref does (in blocks of q8_x_block: a q4 group of 64 or
 // 128 meets one scale of x, so its integer sums add up before they become floats); the zero
 // points come off once per row through per-group sums of the quantized x, so codes stay unsigned
@@ -26,6 +26,7 @@
 #include "cpu/kernel_table.h"
 #include "cpu/simd_common.h"
 #include "cpu/vec.h"
+#include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
 namespace ie {
@@ -87,37 +88,6 @@ inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d)
   });
 }
 
-// Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
-// hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
-// of a 30 GB/s stream); prefetching every line kQ8Ahead bytes ahead of the loads lifts it 1.3-1.4x
-// (1.5-3 KiB all measured alike). Kernels that already stream at the bus (i8 x q8, the FP32-
-// activation float kernels) are slower with it; of the block types only q4_k / q5_k gain (1.12x
-// from DRAM on one core, once they sum a superblock in integers), the others are compute-bound.
-constexpr int kQ8Ahead = 2048;
-inline void q8_prefetch(const uint8_t* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kQ8Ahead + l), _MM_HINT_T0);
-}
-
-// Rows in flight per thread. One row at a time leaves a busy q4 kernel at ~60% of what one Zen 3
-// core reads from DRAM (31 G weights/s against ~50 from L3); two rows far apart in memory, read side
-// by side, lift it to 40-42 G/s. Rows closer than ~128 KiB (adjacent rows: 19 G/s; 16 KiB apart: 27)
-// make it slower, so the pair is row r with row r + rows/2, and a call whose halves lie closer than
-// kQ8StreamGap runs its rows one by one. run(std::integral_constant<int, R>, rows[R]) computes R rows.
-// (Three or four rows in flight measured slower than two: 37 and 32 G/s.)
-constexpr int64_t kQ8StreamGap = 128 << 10;
-template <class Run>
-inline void q8_row_streams(int rows, ptrdiff_t ld, Run&& run) {
-  const int half = rows / 2;
-  int r = 0;
-  if (half > 0 && (int64_t)half * ld >= kQ8StreamGap) {
-    for (; r < half; r++) {
-      const int pair[2] = {r, r + half};
-      run(std::integral_constant<int, 2>{}, pair);
-    }
-    r = 2 * half;
-  }
-  for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
-}
 
 // A row's scales as f32.
 inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
@@ -173,14 +143,14 @@ inline __m256 q8_load_scales8(const uint8_t* s, ScaleType t) {
 }
 
 // The loop nest of the q4 kernels over M activation rows: one activation row runs its weight rows
-// through q8_row_streams; several run weight rows one at a time (the arithmetic, not the bus, is the
+// through row_streams; several run weight rows one at a time (the arithmetic, not the bus, is the
 // limit then), each against the activation rows kQ8Acts at a time.
 // run(integral_constant R, rows[R], integral_constant A, acts[A]).
 constexpr int kQ8Acts = 4;  // one Zen 3 core, 8 rows of 2048 x 2048 Q4_0: 2 / 3 / 4 / 8 at a time 3.29 / 3.21 / 3.21 / 3.39 cycles per 64 weights per row
 template <class Act, class Run>
 inline void q8_many_rows(int rows, ptrdiff_t ld, int M, const Act* act, Run&& run) {
   if (M == 1) {
-    q8_row_streams(rows, ld, [&](auto n_rows, const int* rs) { run(n_rows, rs, std::integral_constant<int, 1>{}, act); });
+    row_streams(rows, ld, [&](auto n_rows, const int* rs) { run(n_rows, rs, std::integral_constant<int, 1>{}, act); });
     return;
   }
   for (int r = 0; r < rows; r++)
@@ -268,7 +238,7 @@ struct Q8Kernels {
     // xhi: x_at) into t; f holds the chunk's two products d_x * d_w, one per 128-bit lane.
     auto chunk = [&](__m256i lo, __m256i hi, __m256i xlo, __m256i xhi, __m256 f, __m256& t) { t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Dot::pair(lo, xlo, hi, xhi)), f, t); };
     auto x_at = [](const int8_t* xl, int c, int half) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64 * c + 32 * half)); };
-    // R weight rows x A activation rows at once (see q8_row_streams for R).
+    // R weight rows x A activation rows at once (see row_streams for R).
     auto run = [&](auto n_rows, const int* rs, auto n_acts, const Act* as) {
       constexpr int R = decltype(n_rows)::value, A = decltype(n_acts)::value;
       const Q4Rows<R> rows_in(w, rs);
@@ -279,7 +249,7 @@ struct Q8Kernels {
       for (; c + 4 <= full; c += 4) {
         __m256 f8[R][A];
         IE_UNROLL for (int i = 0; i < R; i++) {
-          q8_prefetch(row[i] + 32 * c, 128);
+          stream_prefetch(row[i] + 32 * c, 128);
           const __m256 s8 = q8_load_scales8(srow[i] + 2 * c * sb, w.stype);
           IE_UNROLL for (int a = 0; a < A; a++) {
             zt[i][a] = q8_zero_term(s8, zrow[i], 2 * c, as[a].xs + 2 * c, zt[i][a]);
@@ -380,7 +350,7 @@ struct Q8Kernels {
       for (; g + 8 <= ng; g += 8) {
         __m256 f8[R][A];
         IE_UNROLL for (int i = 0; i < R; i++) {
-          q8_prefetch(row[i] + g * G / 2, 4 * G);
+          stream_prefetch(row[i] + g * G / 2, 4 * G);
           const __m256 s8 = q8_load_scales8(srow[i] + g * sb, w.stype);
           IE_UNROLL for (int a = 0; a < A; a++) {
             zt[i][a] = q8_zero_term(s8, zrow[i], g, as[a].xs + g, zt[i][a]);
