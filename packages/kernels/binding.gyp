@@ -76,7 +76,8 @@
         "native/gemm/gemm_avx512.cc",
         "native/ops/ops_avx512.cc",
         "native/gemv/int8act_avx512vnni.cc",
-        "native/gemv/int8act_blocks_avx512vnni.cc"
+        "native/gemv/int8act_blocks_avx512vnni.cc",
+        "native/gemm/gemm_q8_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",

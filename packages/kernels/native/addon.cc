@@ -670,6 +670,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("isa", ie::isa_name(c.k.isa));
     o.Set("int8Activations", c.k.q8_variant);
     o.Set("gemm", c.k.gemm.name);
+    o.Set("int8Gemm", c.k.gemm_q8_name);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));
     Napi::Array pinned = Napi::Array::New(env);

@@ -17,6 +17,8 @@ export interface NativeInfo {
   int8Activations: string;
   /** The prefill GEMM's micro-kernel, e.g. "6x16 avx2". */
   gemm: string;
+  /** The int8-activation prefill GEMM (symmetric q4 in the int8 mode), e.g. "16x8 avx512vnni"; "none": such chunks take the FP32 GEMM. */
+  int8Gemm: string;
   threads: number;
   affinity: string;
   pinnedCpus: number[];

@@ -92,3 +92,50 @@ describe('int8-activation mode', () => {
     );
   });
 });
+
+// A prefill chunk (a matmul op over more than 8 rows) in the int8 mode: where the ISA has an int8
+// GEMM for the matrix (symmetric q4 on AVX-512 VNNI and the scalar reference) each token is W times
+// its own quantized x; elsewhere (affine q4, i8, AVX2) the FP32 GEMM runs. Either way every token
+// is within the activation rounding of W x, and the bits do not depend on the thread count.
+describe('a prefill chunk in the int8 mode', () => {
+  const CHUNK_VARIANTS: Variant[] = [
+    { dtype: 'q4', group: 32 },
+    { dtype: 'q4', group: 64, scale: 'bf16' },
+    { dtype: 'q4', group: 128, scale: 'f32', blockK: 256 },
+    { dtype: 'q4', group: 32, affine: true },
+  ];
+  const runChunk = (c: KernelContext, m: ReturnType<typeof makeMatrix>, X: Float32Array, M: number, rows: number, cols: number) => {
+    const Y = new Float32Array(M * rows).fill(Number.NaN);
+    const prog = c.compile({
+      buffers: [X, Y],
+      params: new Int32Array([M]),
+      maxRows: M,
+      ops: [{ op: 'matmul', matrix: c.matrix(m.spec, m.bytes), x: [0, 0, cols], out: [1, 0, rows], activations: 'int8', mSlot: 0 }],
+    });
+    prog.run();
+    return Y;
+  };
+  it.each(ISAS.flatMap((isa) => CHUNK_VARIANTS.map((v) => [isa, variantName(v), v] as const)))('%s %s', (isa, _n, v) => {
+    // Odd sizes: rows past a 16-row panel, tokens past an 8-token tile, K past whole groups.
+    for (const [rows, cols, M] of [
+      [37, 300, 9],
+      [70, 1031, 29],
+      [16, 512, 12],
+    ] as const) {
+      const m = makeMatrix(v, rows, cols, rows * 17 + cols);
+      const X = seededFloats(M * cols, M + cols, 3);
+      const int8Gemm = !v.affine && (isa === 'scalar' || (isa === 'avx512' && best.features.avx512vnni));
+      let first: Float32Array | null = null;
+      for (const threads of [1, 2, 3, 4]) {
+        const Y = runChunk(make({ isa, threads }), m, X, M, rows, cols);
+        for (let t = 0; t < M; t++) {
+          const x = X.subarray(t * cols, (t + 1) * cols);
+          const { y: exact, mag } = refGemv(m.values, rows, cols, int8Gemm ? quantizedX(x, xBlock(v)) : x);
+          expect(worstRelError(Y.subarray(t * rows, (t + 1) * rows), exact, mag), `${rows}x${cols} token ${t} threads ${threads}`).toBeLessThan(1e-5);
+        }
+        if (first) expect(firstDifference(Y, first)).toBeNull();
+        else first = Y;
+      }
+    }
+  });
+});

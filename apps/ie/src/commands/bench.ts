@@ -119,6 +119,7 @@ export const bench = defineCommand({
           activations: info.activations,
           int8_kernels: info.activations === 'int8' ? info.int8Activations : null,
           gemm: info.gemm,
+          int8_gemm: info.activations === 'int8' ? info.int8Gemm : null,
           threads: info.threads,
           isa: info.isa,
           weight_bytes_per_token: info.weightBytesPerToken,

@@ -258,6 +258,7 @@ export const generate = defineCommand({
             activations: info.activations,
             int8Kernels: info.int8Activations,
             gemm: info.gemm,
+            int8Gemm: info.int8Gemm,
             threads: info.threads,
             isa: info.isa,
             metrics: m,

@@ -111,6 +111,18 @@ using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd
 using GemvQ8RowsFn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                               bool accumulate);
 
+// A prefill chunk in the int8-activation mode (symmetric q4): y[m * ldy + r] (+)= sum_k W[r,k] *
+// xd[m * ldd + k/32] * xq[m * ldq + k] for r < rows, m < M, x quantized per token by quantize_x (blocks
+// of q8_x_block); xz[m * ldz + g] = -8 * (sum of group g's codes of token m). `scratch` holds
+// gemm_q8_scratch(K, group) bytes for the calling thread.
+using GemmQ8Fn = void (*)(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
+                          float* y, ptrdiff_t ldy, bool accumulate, uint8_t* scratch);
+// A 16-row panel's codes in the kernel's order and its f32 scales (twice: by row, then by group).
+inline size_t gemm_q8_scratch(int64_t K, int group) {
+  const int64_t ng = (K + group - 1) / group;
+  return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64);
+}
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   // The int8-activation kernels' variant ("scalar", "avx2", "avxvnni", "avx512vnni"), and its entries (I8 and Q4 only).
@@ -120,6 +132,9 @@ struct KernelTable {
   // Several activation rows (Q4 only, where the variant has it); null: gemv_q8 per row over L2-sized blocks.
   GemvQ8RowsFn gemv_q8_rows[kWeightTypeCount] = {};
   GemvFn gemv[kWeightTypeCount] = {};
+  // Int8-activation GEMM (Q4 symmetric only); null: a prefill chunk takes the FP32 GEMM.
+  GemmQ8Fn gemm_q8[kWeightTypeCount] = {};
+  const char* gemm_q8_name = "none";  // e.g. "16x8 avx512vnni"
   DequantFn dequant[kWeightTypeCount] = {};
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.

@@ -19,6 +19,7 @@ void register_q8_avx512vnni(KernelTable& t);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
 void register_q8_blocks_avx512vnni(KernelTable& t);
+void register_gemm_q8_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -45,6 +46,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   if (f.avx512vnni) {
     register_q8_avx512vnni(t);
     register_q8_blocks_avx512vnni(t);
+    register_gemm_q8_avx512vnni(t);
   }
 }
 

@@ -1,6 +1,7 @@
 // Scalar reference of the packed GEMM's pieces: the same panels and the same per-element order
 // of operations as the SIMD micro-kernels (a sum over each K block, then added to C).
 #include "cpu/kernel_table.h"
+#include "gemv/weights.h"
 
 namespace ie {
 namespace {
@@ -27,9 +28,30 @@ void gemm_pack_tokens_ref(const float* X, ptrdiff_t ldx, int rows, int kc, float
     for (int i = 0; i < kMr; i++) dst[k * kMr + i] = i < rows ? X[i * ldx + k] : 0.0f;
 }
 
+// The int8-activation GEMM (symmetric q4): per token and group, the integer sum of codes times x
+// codes plus the zero point's term, then scaled by s_w * d_x and added in f32, as the SIMD kernels do.
+void gemm_q4_q8_ref(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
+                    ptrdiff_t ldy, bool acc, uint8_t*) {
+  const int G = w.group, ng = (w.K + G - 1) / G;
+  for (int m = 0; m < M; m++)
+    for (int r = 0; r < rows; r++) {
+      float f = 0.f;
+      for (int g = 0; g < ng; g++) {
+        int32_t s = xz[m * ldz + g];
+        const uint8_t* grp = w.q + r * w.q_ld + g * (G / 2);
+        for (int j = 0; j < G; j++) s += q4_code(grp, G, j) * xq[m * ldq + g * G + j];
+        f += (float)s * (row_scale(w, r, g) * xd[m * ldd + g * G / kQ8Block]);
+      }
+      float& out = y[m * ldy + r];
+      out = acc ? out + f : f;
+    }
+}
+
 }  // namespace
 
 void register_gemm_ref(KernelTable& t) {
+  t.gemm_q8[(int)WeightType::Q4] = gemm_q4_q8_ref;
+  t.gemm_q8_name = "scalar";
   t.gemm.name = "4x8 scalar";
   t.gemm.mr = kMr;
   t.gemm.nr = kNr;

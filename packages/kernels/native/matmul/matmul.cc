@@ -334,6 +334,50 @@ static int64_t row_stream_bytes(const WeightRows& w, WeightType t) {
   }
 }
 
+// A prefill chunk in the int8-activation mode, where the ISA has an int8 GEMM for the type: each
+// token quantized as gemv() quantizes it (phase 1, tokens split between threads), then each thread
+// takes 16-row panels of the weights against every token (phase 2). Each output element is one
+// thread's, in a fixed order: results do not depend on the thread count.
+bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
+  const auto& d = m.d;
+  const GemmQ8Fn fn = ctx.k.gemm_q8[(int)d.type];
+  if (!fn || d.pretransposed || d.affine || d.group <= 0 || M < 2) return false;
+  const int64_t N = d.N, K = d.K, G = d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
+  const int xblock = q8_x_block(d.type, d.group);
+  std::unique_lock<std::mutex> phases = ctx.phase_lock();
+  // xq [M][P] bytes, xd [M][P / 32] floats, xz [M][ng] int32, in one shared buffer.
+  const size_t q_floats = (size_t)(M * P + 3) / 4, d_floats = (size_t)M * (P / kQ8Block);
+  float* shared = ctx.shared_scratch(q_floats + d_floats + (size_t)M * ng);
+  int8_t* xq = reinterpret_cast<int8_t*>(shared);
+  float* xd = shared + q_floats;
+  int32_t* xz = reinterpret_cast<int32_t*>(xd + d_floats);
+  run_split(ctx, (int64_t)M * K * 16, [&](int t, int n) {
+    int64_t m0, m1;
+    ThreadPool::chunk(M, 1, t, n, &m0, &m1);
+    for (int64_t i = m0; i < m1; i++) {
+      int8_t* q = xq + i * P;
+      ctx.k.quantize_x(X + i * K, (int)K, xblock, q, xd + i * (P / kQ8Block));
+      for (int64_t g = 0; g < ng; g++) {
+        int32_t sum = 0;
+        for (int64_t j = g * G; j < (g + 1) * G; j++) sum += q[j];
+        xz[i * ng + g] = -kQ4SymmetricZero * sum;
+      }
+    }
+  });
+  const size_t scratch_floats = (gemm_q8_scratch(K, (int)G) + 3) / 4;
+  run_split(ctx, M * N * K, [&](int t, int n) {
+    int64_t r0, r1;
+    ThreadPool::chunk(N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    uint8_t* scratch = reinterpret_cast<uint8_t*>(ctx.scratch(t, scratch_floats));
+    for (size_t p = 0; p < m.panels.size(); p++) {
+      const int64_t k0 = m.panel_k0[p];
+      fn(m.panels[p].from_row(r0), (int)(r1 - r0), xq + k0, P, xd + k0 / kQ8Block, P / kQ8Block, xz + k0 / G, ng, M, Y + r0, N, p > 0, scratch);
+    }
+  });
+  return true;
+}
+
 // The packed GEMM. Blocking: K in blocks of kc inside each IEBIN K-panel; the activations of a K
 // block are packed once per call into token panels of mr (shared by all threads); each thread
 // takes whole nr-row weight panels, dequantizes one (nr x kc) block at a time into L1, packs it,

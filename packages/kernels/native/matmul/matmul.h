@@ -65,6 +65,9 @@ struct GemvJob {
 void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
 // Y[M][N] = X[M][K] W^T
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
+// The int8-activation GEMM (M tokens, each quantized as gemv() quantizes it); false where the ISA
+// has none for the matrix (then nothing was computed).
+bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
 // out[K] = row r of W, dequantized.
 void matrix_row(Context& ctx, const MatrixPlan& m, int64_t r, float* out);
 

@@ -280,9 +280,11 @@ struct RunOp {
   bool operator()(const MatMulOp<Compiled>& op) const {
     if (op.last_row_only || M == 1) gemv(ctx, *op.matrix, op.x.row<float>(M - 1), op.out.row<float>(0), op.activations);
     // Up to kGemvRowsMax rows (decode rows of several sequences) each row as its own GEMV would
-    // compute it, in the op's activation mode; more (a prefill chunk) take the GEMM's FP32 activations.
+    // compute it, in the op's activation mode; more (a prefill chunk) take the int8 GEMM in the
+    // int8 mode where the ISA has one for the matrix, else the GEMM's FP32 activations.
     else if (M <= kGemvRowsMax && !op.matrix->d.pretransposed) gemv_rows(ctx, *op.matrix, op.x, (int)M, op.out, op.activations);
-    else gemm(ctx, *op.matrix, op.x.row<float>(0), (int)M, op.out.row<float>(0));
+    else if (op.activations != Activations::Int8 || !gemm_q8(ctx, *op.matrix, op.x.row<float>(0), (int)M, op.out.row<float>(0)))
+      gemm(ctx, *op.matrix, op.x.row<float>(0), (int)M, op.out.row<float>(0));
     return true;
   }
   bool operator()(const AddOp<Compiled>& op) const {
