@@ -45,6 +45,7 @@
         "native/gemv/int8act_avx2.cc",
         "native/gemv/blocks_avx2.cc",
         "native/gemm/gemm_avx2.cc",
+        "native/gemm/gemm_q8_avx2.cc",
         "native/ops/ops_avx2.cc"
       ],
       "cflags_cc": [
@@ -58,7 +59,8 @@
       "target_name": "ie_avxvnni",
       "type": "static_library",
       "sources": [
-        "native/gemv/int8act_avxvnni.cc"
+        "native/gemv/int8act_avxvnni.cc",
+        "native/gemm/gemm_q8_avxvnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",

@@ -40,6 +40,11 @@ describe('int8-activation mode', () => {
     expect(make({ isa, threads: 1 }).info().int8Activations).toBe(expectedVariant(isa, best.features));
   });
 
+  it.each(ISAS)('on %s has its own int8 prefill GEMM', (isa) => {
+    const gemm = { scalar: 'scalar', avx2: '8x8 avx2', avxvnni: '8x8 avxvnni', avx512vnni: '16x8 avx512vnni' }[expectedVariant(isa, best.features)];
+    expect(make({ isa, threads: 1 }).info().int8Gemm).toBe(gemm);
+  });
+
   it.each(ISAS.flatMap((isa) => VARIANTS.map((v) => [isa, variantName(v), v] as const)))(
     '%s %s: equals W times the quantized x, for every thread count and against the scalar reference',
     (isa, _n, v) => {
@@ -94,8 +99,8 @@ describe('int8-activation mode', () => {
 });
 
 // A prefill chunk (a matmul op over more than 8 rows) in the int8 mode: where the ISA has an int8
-// GEMM for the matrix (symmetric q4 on AVX-512 VNNI and the scalar reference) each token is W times
-// its own quantized x; elsewhere (affine q4, i8, AVX2) the FP32 GEMM runs. Either way every token
+// GEMM for the matrix (symmetric q4, every ISA) each token is W times its own quantized x; elsewhere
+// (affine q4) the FP32 GEMM runs. Either way every token
 // is within the activation rounding of W x, and the bits do not depend on the thread count.
 describe('a prefill chunk in the int8 mode', () => {
   const CHUNK_VARIANTS: Variant[] = [
@@ -124,7 +129,7 @@ describe('a prefill chunk in the int8 mode', () => {
     ] as const) {
       const m = makeMatrix(v, rows, cols, rows * 17 + cols);
       const X = seededFloats(M * cols, M + cols, 3);
-      const int8Gemm = !v.affine && (isa === 'scalar' || (isa === 'avx512' && best.features.avx512vnni));
+      const int8Gemm = !v.affine && make({ isa, threads: 1 }).info().int8Gemm !== 'none';
       let first: Float32Array | null = null;
       for (const threads of [1, 2, 3, 4]) {
         const Y = runChunk(make({ isa, threads }), m, X, M, rows, cols);

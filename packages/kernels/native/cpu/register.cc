@@ -19,6 +19,7 @@ void register_q8_avx512vnni(KernelTable& t);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
 void register_q8_blocks_avx512vnni(KernelTable& t);
+void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
@@ -37,7 +38,10 @@ void register_avx2(KernelTable& t) {
   register_blocks_avx2(t);
 }
 
-void register_avxvnni(KernelTable& t) { register_q8_avxvnni(t); }
+void register_avxvnni(KernelTable& t) {
+  register_q8_avxvnni(t);
+  register_gemm_q8_avxvnni(t);
+}
 
 void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t);

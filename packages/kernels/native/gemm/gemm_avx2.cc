@@ -4,11 +4,11 @@
 
 namespace ie {
 
+void register_gemm_q8_avx2(KernelTable& t);  // gemm_q8_avx2.cc
+
 void register_gemm_avx2(KernelTable& t) {
   register_gemm_packed<VecAvx2, 6, 2, 256>(t, "6x16 avx2");
-  // No 256-bit int8 GEMM yet: the FP32 GEMM beats the scalar int8 reference by far.
-  t.gemm_q8[(int)WeightType::Q4] = nullptr;
-  t.gemm_q8_name = "none";
+  register_gemm_q8_avx2(t);
 }
 
 }  // namespace ie

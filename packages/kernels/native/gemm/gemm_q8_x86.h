@@ -1,0 +1,195 @@
+// The int8-activation GEMM for symmetric q4 weights, written once over an integer-vector trait
+// (gemm_q8_avx512vnni.cc: 512-bit vpdpbusd; gemm_q8_avxvnni.cc: 256-bit vpdpbusd;
+// gemm_q8_avx2.cc: vpmaddubsw + vpmaddwd): a prefill chunk's tokens against a matrix, each token's
+// x quantized as the GEMV quantizes it (quantize_x, one scale per q8_x_block), integer dot
+// products under each weight group, one float conversion per group and token.
+//
+// The dot product multiplies unsigned bytes by signed bytes and adds groups of four into int32
+// lanes, so R weight rows x 4 consecutive k fill one register (R = 16 or 8 lanes): a panel of R
+// rows is unpacked once into that order ([k / 4][row][4 codes], codes 0..15 as the unsigned
+// operand) and reused by every token, whose 4 activation bytes (in their natural order) are
+// broadcast to the lanes. Per group and token: G / 4 dot products, then (int sum - 8 * sum of the
+// group's x codes) * s_w * d_x added in f32. The zero point's term starts the integer sum (xz), so
+// codes stay unsigned. Everything here has internal linkage: each ISA's translation unit, compiled
+// with its own -m flags, gets its own copy.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/kernel_table.h"
+#include "cpu/simd_common.h"
+
+namespace ie {
+namespace {
+
+// The 256-bit trait (AVX2, AVX-VNNI): 8 weight rows per register; Dot::dot(acc, w, x) adds the
+// products of unsigned w and signed x bytes, four per int32 lane, to acc.
+template <class Dot>
+struct Int8x32 {
+  using V = __m256i;
+  using F = __m256;
+  static constexpr int kLanes = 8;
+  static V from_lanes(const __m128i* l) { return _mm256_inserti128_si256(_mm256_castsi128_si256(l[0]), l[1], 1); }
+  static V unpacklo32(V a, V b) { return _mm256_unpacklo_epi32(a, b); }
+  static V unpackhi32(V a, V b) { return _mm256_unpackhi_epi32(a, b); }
+  static V unpacklo64(V a, V b) { return _mm256_unpacklo_epi64(a, b); }
+  static V unpackhi64(V a, V b) { return _mm256_unpackhi_epi64(a, b); }
+  static V set1_8(char c) { return _mm256_set1_epi8(c); }
+  static V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
+  static V load(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store(void* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static V and_(V a, V b) { return _mm256_and_si256(a, b); }
+  static V srli32_4(V a) { return _mm256_srli_epi32(a, 4); }
+  static V dot(V acc, V w, V x) { return Dot::dot(acc, w, x); }
+  static F zerof() { return _mm256_setzero_ps(); }
+  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
+  static F set1f(float v) { return _mm256_set1_ps(v); }
+  static F cvt(V v) { return _mm256_cvtepi32_ps(v); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store_rows(float* c, F v, int n, bool acc) {
+    if (n == kLanes) {
+      _mm256_storeu_ps(c, acc ? _mm256_add_ps(_mm256_loadu_ps(c), v) : v);
+      return;
+    }
+    alignas(32) float t[kLanes];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < n; i++) c[i] = acc ? c[i] + t[i] : t[i];
+  }
+};
+
+template <class T>
+struct Q4Q8Gemm {
+  using V = typename T::V;
+  using F = typename T::F;
+  static constexpr int kPanel = T::kLanes;  // weight rows per panel: one int32 lane each
+  static constexpr int kMr = 8;             // tokens per register tile: 8 int32 + 8 f32 accumulators
+  static constexpr int kLanes128 = kPanel / 4;
+
+  // 16 bytes at base + r * stride for rows r < kPanel (zero for r >= rows) as four registers, out[i]
+  // holding dword i of every row in row order: four rows per 128-bit lane (register j lane L:
+  // row 4L + j), then a 4 x 4 dword transpose inside the lanes.
+  static void transpose4(const uint8_t* base, ptrdiff_t stride, int rows, V out[4]) {
+    V v[4];
+    for (int j = 0; j < 4; j++) {
+      __m128i l[kLanes128];
+      for (int L = 0; L < kLanes128; L++) {
+        const int r = 4 * L + j;
+        l[L] = r < rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + r * stride)) : _mm_setzero_si128();
+      }
+      v[j] = T::from_lanes(l);
+    }
+    const V t0 = T::unpacklo32(v[0], v[1]), t1 = T::unpackhi32(v[0], v[1]);
+    const V t2 = T::unpacklo32(v[2], v[3]), t3 = T::unpackhi32(v[2], v[3]);
+    out[0] = T::unpacklo64(t0, t2);
+    out[1] = T::unpackhi64(t0, t2);
+    out[2] = T::unpacklo64(t1, t3);
+    out[3] = T::unpackhi64(t1, t3);
+  }
+
+  // Rows [0, rows) of a q4 panel in the kernel's order, B[group][k / 4][kPanel][4], and their
+  // scales as f32, S[group][kPanel] (rows past `rows` zero). A dword of a row's group bytes i..i+3
+  // holds the codes of elements i..i+3 (low nibbles) and G/2 + i.. (high nibbles), so dword i of
+  // the panel's rows, masked and shifted, fills both elements' registers.
+  static void pack_panel(const WeightRows& w, int rows, int ng, float* row_scales, uint8_t* B, float* S) {
+    const int G = w.group, half = G / 2;
+    const V low4 = T::set1_8(0x0f);
+    for (int g = 0; g < ng; g++) {
+      uint8_t* b = B + (size_t)g * G * kPanel;
+      for (int c = 0; c < half; c += 16) {
+        V d[4];
+        transpose4(w.q + g * half + c, w.q_ld, rows, d);
+        for (int i = 0; i < 4; i++) {
+          T::store(b + (c + 4 * i) * kPanel, T::and_(d[i], low4));
+          T::store(b + (half + c + 4 * i) * kPanel, T::and_(T::srli32_4(d[i]), low4));
+        }
+      }
+    }
+    // Scales: each row's converted 8 at a time (F16C), then transposed four groups at a time.
+    const int sb = scale_bytes(w.stype);
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* s = w.s + r * w.s_ld;
+      float* out = row_scales + (size_t)r * ng;
+      int g = 0;
+      if (w.stype == ScaleType::F16)
+        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
+      for (; g < ng; g++) out[g] = simd::scale_at(s + g * sb, w.stype);
+    }
+    int g = 0;
+    for (; g + 4 <= ng; g += 4) {
+      V d[4];
+      transpose4(reinterpret_cast<const uint8_t*>(row_scales + g), (ptrdiff_t)ng * 4, rows, d);
+      for (int i = 0; i < 4; i++) T::store(S + (g + i) * kPanel, d[i]);
+    }
+    for (; g < ng; g++)
+      for (int r = 0; r < kPanel; r++) S[g * kPanel + r] = r < rows ? row_scales[(size_t)r * ng + g] : 0.f;
+  }
+
+  // C[m][0..n) (+)= the panel against tokens m < MR; A rows are each token's quantized x.
+  template <int MR>
+  static void tile(const uint8_t* B, const float* S, int ng, int G, const int8_t* A, ptrdiff_t lda, const float* D, ptrdiff_t ldd, const int32_t* Z, ptrdiff_t ldz,
+                   float* C, ptrdiff_t ldc, int n, bool acc) {
+    const int q_per_group = G / 4, d_step = G / kQ8Block;
+    F f[MR];
+    for (int m = 0; m < MR; m++) f[m] = T::zerof();
+    for (int g = 0; g < ng; g++) {
+      V s[MR];
+      for (int m = 0; m < MR; m++) s[m] = T::set1_32(Z[m * ldz + g]);
+      const uint8_t* b = B + (size_t)g * q_per_group * 4 * kPanel;
+      const int8_t* a = A + (size_t)g * G;
+      for (int q = 0; q < q_per_group; q++) {
+        const V wv = T::load(b + q * 4 * kPanel);
+        for (int m = 0; m < MR; m++) {
+          int32_t x4;
+          std::memcpy(&x4, a + m * lda + 4 * q, 4);
+          s[m] = T::dot(s[m], wv, T::set1_32(x4));
+        }
+      }
+      const F sw = T::loadf(S + g * kPanel);
+      for (int m = 0; m < MR; m++) f[m] = T::fmadd(T::cvt(s[m]), T::mul(sw, T::set1f(D[m * ldd + g * d_step])), f[m]);
+    }
+    for (int m = 0; m < MR; m++) T::store_rows(C + m * ldc, f[m], n, acc);
+  }
+
+  static void run(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
+                  ptrdiff_t ldy, bool acc, uint8_t* scratch) {
+    const int G = w.group, ng = (w.K + G - 1) / G, Kg = ng * G;
+    uint8_t* B = scratch;
+    float* S = reinterpret_cast<float*>(B + (size_t)kPanel * Kg);
+    float* row_scales = S + (size_t)kPanel * ng;
+    for (int r0 = 0; r0 < rows; r0 += kPanel) {
+      const int n = std::min(kPanel, rows - r0);
+      // The next panel's rows toward L2 while this one runs against every token (a panel read
+      // straight from DRAM waits on kPanel rows' misses at a time).
+      const int next = std::min(kPanel, rows - r0 - kPanel);
+      for (int r = 0; r < next; r++) {
+        const uint8_t* q = w.q + (r0 + kPanel + r) * w.q_ld;
+        for (int o = 0; o < ng * (G / 2); o += 64) _mm_prefetch(reinterpret_cast<const char*>(q + o), _MM_HINT_T1);
+        const uint8_t* sc = w.s + (r0 + kPanel + r) * w.s_ld;
+        for (int o = 0; o < ng * scale_bytes(w.stype); o += 64) _mm_prefetch(reinterpret_cast<const char*>(sc + o), _MM_HINT_T1);
+      }
+      pack_panel(w.from_row(r0), n, ng, row_scales, B, S);
+      for (int m0 = 0; m0 < M; m0 += kMr) {
+        const int8_t* a = xq + m0 * ldq;
+        const float* d = xd + m0 * ldd;
+        const int32_t* z = xz + m0 * ldz;
+        float* c = y + m0 * ldy + r0;
+        switch (std::min(kMr, M - m0)) {
+          case 8: tile<8>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 7: tile<7>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 6: tile<6>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 5: tile<5>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 4: tile<4>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 3: tile<3>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          case 2: tile<2>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+          default: tile<1>(B, S, ng, G, a, ldq, d, ldd, z, ldz, c, ldy, n, acc); break;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace ie
