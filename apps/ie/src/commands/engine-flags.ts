@@ -103,7 +103,9 @@ export const ENGINE_FLAGS = {
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
-  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${info.gemm}`;
+  // In the int8 mode, symmetric q4 prefill chunks take the int8 GEMM where the ISA has one.
+  const gemm = info.activations === 'int8' && info.int8Gemm !== 'none' ? `${info.gemm} (q4: int8 ${info.int8Gemm})` : info.gemm;
+  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}`;
 }
 
 export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOptions {

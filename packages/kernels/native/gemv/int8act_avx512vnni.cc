@@ -192,52 +192,74 @@ void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* x
   }
 }
 
-// ---- i8 x q8: activations + 128 as unsigned bytes; sum(w * (x + 128)) - 128 * sum(w).
-template <int NR>
-inline void rows_i8_q8(const WeightRows& w, const uint8_t* xu, const float* dv, int chunks, float* y, bool acc) {
+// ---- i8 x q8: weights + 128 (the sign bit flipped) as the unsigned operand against the signed
+// activations: sum((w + 128) x) = sum(w x) + 128 sum(x), and -128 sum(x) (per call, per 4
+// activations) is each dot product's starting value, so a chunk costs one vpdpbusd and one xor.
+// Scales: S = 0 one per row, 1 one per chunk (groups of 64 and 128), 2 two per chunk (groups of 32).
+// Rows go in far-apart pairs (row_streams), each stream's line 2 KiB ahead prefetched: TinyLlama
+// Q8_0 decode on one Zen 5 core 12-15.5 tok/s (four adjacent rows, the Σw correction) -> 16-19.
+template <int NR, int S>
+inline void rows_i8_q8(const WeightRows& w, const int* rs, const int8_t* xq, const int32_t* xs, const float* dv, int chunks, float* y, bool acc) {
   const int K = w.K, G = w.group > 0 ? w.group : K, sb = scale_bytes(w.stype);
-  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);  // lane l: group l / 8
   __m512 total[NR];
   for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
+  const int full = K / 64;
   for (int c = 0; c < chunks; c++) {
     const int k = 64 * c;
-    const __mmask64 m = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
-    const __m512i xv = _mm512_loadu_si512(xu + k);
+    const __mmask64 m = c < full ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+    const __m512i xv = _mm512_loadu_si512(xq + k);  // zero past K (q8_padded)
+    const __m512i x0 = _mm512_loadu_si512(xs + 16 * c);
     const __m512 d = _mm512_loadu_ps(dv + 16 * c);
     for (int r = 0; r < NR; r++) {
-      _mm_prefetch(reinterpret_cast<const char*>(w.q + (r + NR) * w.q_ld + k), _MM_HINT_T0);
-      const __m512i v = _mm512_maskz_loadu_epi8(m, w.q + r * w.q_ld + k);
-      const __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, v);
-      const __m512i ws = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, v);
-      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, _mm512_slli_epi32(ws, 7))), d);
-      __m512 sw;
-      const uint8_t* s = w.s + r * w.s_ld;
-      if (w.group == 0 || G >= 64) {
-        sw = _mm512_set1_ps(scale_at(s + (k / G) * sb, w.stype));
-      } else {  // G == 32: two groups per chunk
-        const float s0 = scale_at(s + (k / 32) * sb, w.stype);
-        const float s1 = k + 32 < K ? scale_at(s + (k / 32 + 1) * sb, w.stype) : 0.f;
-        sw = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+      const uint8_t* p = w.q + rs[r] * w.q_ld + k;
+      stream_prefetch(p, 64);
+      const __m512i v = c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(m, p);
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x0, _mm512_xor_si512(v, flip), xv)), d);
+      if constexpr (S == 0) {
+        total[r] = _mm512_add_ps(total[r], f);
+      } else {
+        const uint8_t* s = w.s + rs[r] * w.s_ld;
+        __m512 sw;
+        if constexpr (S == 1) {
+          sw = _mm512_set1_ps(scale_at(s + (k / G) * sb, w.stype));
+        } else if (k + 64 <= K) {
+          sw = chunk_scales<64>(s + (k / 32) * sb, w.stype, halves);
+        } else {
+          const float s0 = scale_at(s + (k / 32) * sb, w.stype);
+          const float s1 = k + 32 < K ? scale_at(s + (k / 32 + 1) * sb, w.stype) : 0.f;
+          sw = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+        }
+        total[r] = _mm512_fmadd_ps(f, sw, total[r]);
       }
-      total[r] = _mm512_fmadd_ps(f, sw, total[r]);
     }
   }
   for (int r = 0; r < NR; r++) {
-    const float v = _mm512_reduce_add_ps(total[r]);
-    y[r] = acc ? y[r] + v : v;
+    float v = _mm512_reduce_add_ps(total[r]);
+    if constexpr (S == 0) v *= scale_at(w.s + rs[r] * w.s_ld, w.stype);
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
+}
+
+template <int S>
+void gemv_i8_q8_s(const WeightRows& w, const int8_t* xq, const int32_t* xs, const float* dv, int chunks, float* y, int rows, bool acc) {
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_i8_q8<decltype(n)::value, S>(w, rs, xq, xs, dv, chunks, y, acc); });
 }
 
 void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64;
-  std::vector<uint8_t> xu((size_t)chunks * 64);
+  std::vector<int32_t> xs((size_t)chunks * 16);
   std::vector<float> dv((size_t)chunks * 16);
-  for (int k = 0; k < chunks * 64; k++) xu[k] = (uint8_t)(xq[k] + 128);
   for (int c = 0; c < chunks; c++)
-    for (int l = 0; l < 16; l++) dv[c * 16 + l] = xd[(64 * c + 4 * l) / kQ8Block];
-  int r = 0;
-  for (; r + 4 <= rows; r += 4) rows_i8_q8<4>(w.from_row(r), xu.data(), dv.data(), chunks, y + r, acc);
-  for (; r < rows; r++) rows_i8_q8<1>(w.from_row(r), xu.data(), dv.data(), chunks, y + r, acc);
+    for (int l = 0; l < 16; l++) {
+      const int8_t* q = xq + 64 * c + 4 * l;
+      xs[c * 16 + l] = -128 * (q[0] + q[1] + q[2] + q[3]);
+      dv[c * 16 + l] = xd[(64 * c + 4 * l) / kQ8Block];
+    }
+  if (w.group == 0) return gemv_i8_q8_s<0>(w, xq, xs.data(), dv.data(), chunks, y, rows, acc);
+  if (w.group >= 64) return gemv_i8_q8_s<1>(w, xq, xs.data(), dv.data(), chunks, y, rows, acc);
+  gemv_i8_q8_s<2>(w, xq, xs.data(), dv.data(), chunks, y, rows, acc);
 }
 
 }  // namespace
