@@ -103,7 +103,7 @@ inline __m512 chunk_scales(const uint8_t* s, ScaleType t, __m512i idx) {
     if (t == ScaleType::F32) {
       v = _mm512_castps128_ps512(n == 4 ? _mm_loadu_ps(reinterpret_cast<const float*>(s)) : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))));
     } else {
-      const __m128i h = n == 4 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)) : _mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(s));
+      const __m128i h = n == 4 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)) : _mm_loadu_si32(s);
       v = t == ScaleType::F16 ? _mm512_cvtph_ps(_mm256_castsi128_si256(h)) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_castsi128_si256(h)), 16));
     }
     return _mm512_permutexvar_ps(idx, v);
