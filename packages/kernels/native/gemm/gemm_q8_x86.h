@@ -108,15 +108,7 @@ struct Q4Q8Gemm {
       }
     }
     // Scales: each row's converted 8 at a time (F16C), then transposed four groups at a time.
-    const int sb = scale_bytes(w.stype);
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* s = w.s + r * w.s_ld;
-      float* out = row_scales + (size_t)r * ng;
-      int g = 0;
-      if (w.stype == ScaleType::F16)
-        for (; g + 8 <= ng; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
-      for (; g < ng; g++) out[g] = simd::scale_at(s + g * sb, w.stype);
-    }
+    for (int r = 0; r < rows; r++) simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, row_scales + (size_t)r * ng);
     int g = 0;
     for (; g + 4 <= ng; g += 4) {
       V d[4];

@@ -345,15 +345,6 @@ class PaddedX {
   AlignedVector<float> heap_;
 };
 
-// A row's scales as f32 (8 at a time through F16C for f16).
-inline void row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
-  int g = 0;
-  if (t == ScaleType::F16)
-    for (; g + 8 <= n; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
-  const int sb = scale_bytes(t);
-  for (; g < n; g++) out[g] = scale_at(s + g * sb, t);
-}
-
 // sum_g s[g] * z[g] * xsum[g]: the zero points' share of a row (z = 8 for symmetric q4).
 inline float zero_term(const float* s, const uint8_t* z, const float* xsum, int n) {
   float t = 0.f;
@@ -417,7 +408,7 @@ void gemv_i8_g(const WeightRows& w, const float* x, float* y, int rows, bool acc
   const int ng = px.groups();
   RowScales s(ng);
   for (int r = 0; r < rows; r++) {
-    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
     const float v = row_i8_groups<G>(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld), px.x(), s.data(), ng);
     y[r] = acc ? y[r] + v : v;
   }
@@ -468,7 +459,7 @@ void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc
   const int ng = px.groups();
   RowScales s(ng);
   for (int r = 0; r < rows; r++) {
-    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
     const float v = row_q4<G>(w.q + r * w.q_ld, px.x(), s.data(), ng) - zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, px.xsum(), ng);
     y[r] = acc ? y[r] + v : v;
   }
@@ -517,7 +508,7 @@ void dequant_q4_g(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
   const __m256i low4 = _mm256_set1_epi32(0x0f);
   RowScales s(ng);
   for (int r = 0; r < rows; r++) {
-    row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+    simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
     const uint8_t* row = w.q + r * w.q_ld;
     float* o = out + r * ld;
     for (int g = 0; g < ng; g++) {

@@ -88,16 +88,6 @@ inline void q8_quantize_x(const float* x, int K, int block, int8_t* q, float* d)
   });
 }
 
-
-// A row's scales as f32.
-inline void q8_row_scales(const uint8_t* s, ScaleType t, int n, float* out) {
-  int g = 0;
-  if (t == ScaleType::F16)
-    for (; g + 8 <= n; g += 8) _mm256_storeu_ps(out + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * g))));
-  const int sb = scale_bytes(t);
-  for (; g < n; g++) out[g] = simd::scale_at(s + g * sb, t);
-}
-
 // Per-group sums of the quantized x, in x's units: xs[g] = sum over the group's blocks of d_b * sum(q).
 inline void q8_group_sums(const int8_t* xq, const float* xd, int G, int ng, float* xs) {
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -408,7 +398,7 @@ struct Q8Kernels {
     Scratch<float, 256> f((size_t)blocks);
     for (int r = 0; r < rows; r++) {
       const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
-      q8_row_scales(w.s + r * w.s_ld, w.stype, ng, s.data());
+      simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
       const float* fb = xd;
       if (G > 0) {
         // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
