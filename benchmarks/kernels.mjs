@@ -12,7 +12,7 @@ import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KernelContext } from '@ie/kernels';
+import { KernelContext, alignedBytes } from '@ie/kernels';
 import { resolveContextOptions } from '@ie/runtime';
 import { randomBuffer } from './lib.mjs';
 
@@ -97,7 +97,8 @@ function layout(p, rows, cols) {
 /** A matrix of distinct random weights: float words masked into a normal range (no denormal, NaN or Inf), scales small and positive. */
 function makeMatrix(ctx, p, rows, cols) {
   const l = layout(p, rows, cols);
-  const b = new Uint8Array(l.bytes);
+  // On a 64-byte boundary, as a mapped model file's tensors are (a JavaScript buffer is not).
+  const b = alignedBytes(l.bytes);
   randomFillSync(b);
   if (p.dtype === 'f32') {
     const u = new Uint32Array(b.buffer);

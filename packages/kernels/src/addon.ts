@@ -83,6 +83,8 @@ export interface NativeAddon {
   Context: new (options: { threads?: number; affinity?: string; numa?: string; isa?: string }) => NativeContext;
   constants: Record<string, unknown>;
   matrixBytes(desc: Record<string, number>): number;
+  alignedBytes(byteLength: number): Uint8Array;
+  addressAlignment(bytes: Uint8Array): number;
   sanitized: boolean;
 }
 

@@ -17,6 +17,7 @@ const VARIANTS: Variant[] = [
   { dtype: 'q4', group: 128 },
   { dtype: 'q4', group: 64, affine: true },
   { dtype: 'q4', group: 32, affine: true, scale: 'bf16' },
+  { dtype: 'q4', group: 128, affine: true },
   { dtype: 'q4', group: 128, scale: 'f32', blockK: 128 },
   { dtype: 'i8', group: 32 },
   { dtype: 'i8', group: 64, scale: 'bf16' },

@@ -19,7 +19,7 @@ import {
   type TensorEntry,
   type TensorRole,
 } from '@ie/format';
-import type { KernelContext, MappedFile, MatrixSpec, WeightMatrix } from '@ie/kernels';
+import { type KernelContext, type MappedFile, type MatrixSpec, type WeightMatrix, alignedBytes } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
 import { DTYPE_KIND, KIND_RANK, PRECISION_DTYPE, filePrecision, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
@@ -122,7 +122,7 @@ class WeightBinder {
   private bindMatrix(t: TensorEntry, role: TensorRole | undefined, view: Uint8Array): void {
     const replaced = this.overrides?.matrices.get(t.name);
     if (replaced) {
-      this.matrices.set(t.name, this.ctx.matrix(replaced.spec, replaced.data));
+      this.matrices.set(t.name, this.ctx.matrix(replaced.spec, onCacheLines(replaced.data)));
       this.countBytes(t, role, replaced.data.length);
       return;
     }
@@ -133,7 +133,7 @@ class WeightBinder {
       KIND_RANK[DTYPE_KIND[t.dtype]] >= KIND_RANK[DTYPE_KIND[target]];
     if (convert) {
       const { spec, data } = convertMatrix(t, view, target);
-      this.matrices.set(t.name, this.ctx.matrix(spec, data));
+      this.matrices.set(t.name, this.ctx.matrix(spec, onCacheLines(data)));
       if (role === 'projection') this.count(DTYPE_KIND[target]);
       this.countBytes(t, role, data.length);
     } else {
@@ -205,15 +205,23 @@ export function matrixSpec(dtype: TensorEntry['dtype'], shape: readonly number[]
   };
 }
 
+/**
+ * Weights made in memory, copied onto a 64-byte boundary as a mapped file's tensors are: a
+ * JavaScript buffer starts mid-line, and the GEMVs' full-vector loads then split cache lines
+ * (f32 streams about a fifth slower).
+ */
+function onCacheLines(data: Uint8Array): Uint8Array {
+  const a = alignedBytes(data.length);
+  a.set(data);
+  return a;
+}
+
 /** One matrix re-encoded: float -> float via the codecs, float -> i8 (per row) / q4 (g64 symmetric) by RTN. */
 function convertMatrix(t: TensorEntry, view: Uint8Array, target: string): { spec: MatrixSpec; data: Uint8Array } {
   const [rows, cols] = t.shape;
   const values = decodeTensor(t, view);
   if (target === 'f32' || target === 'f16' || target === 'bf16') {
-    const enc = encodeFloat(values, target);
-    const data = new Uint8Array(enc.length);
-    data.set(enc);
-    return { spec: matrixSpec(target, t.shape, null), data };
+    return { spec: matrixSpec(target, t.shape, null), data: encodeFloat(values, target) };
   }
   const quant: QuantParams =
     target === 'i8'

@@ -69,19 +69,7 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* x, float
 
 template <typename Load>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  if constexpr (Load::esize == 4) {
-    // f32 rows (128 B per row and step) measured fastest four adjacent rows at a time on Zen 5:
-    // 6.7 G weights/s from DRAM and 13.4 from L3, against 5.4 and 8.1 for far-apart pairs.
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-      const int four[4] = {r, r + 1, r + 2, r + 3};
-      rows_float<4, Load>(w, four, x, y, acc);
-    }
-    for (; r < rows; r++) rows_float<1, Load>(w, &r, x, y, acc);
-  } else {
-    // f16 / bf16 rows: far-apart pairs, 1.5-1.8x four adjacent rows from DRAM on Zen 5.
-    row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load>(w, rs, x, y, acc); });
-  }
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load>(w, rs, x, y, acc); });
 }
 
 // ---- i8: per-group (or per-row) partial sums, scaled once per group.
