@@ -76,6 +76,8 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
 inline __m512 i8x16(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))); }
 inline __m512 i8x16(const int8_t* p, __mmask16 m) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
 
+// Two partial sums per row and group (32 weights per step): one FMA chain per row was latency-bound
+// (int8w 19-24 GB/s from DRAM on one Zen 5 core, Q8_0 12-18).
 template <int NR>
 inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* y, bool acc) {
   const int K = w.K, G = w.group > 0 ? w.group : K, ng = w.group > 0 ? (K + G - 1) / G : 1;
@@ -86,19 +88,27 @@ inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* y
   for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
   for (int g = 0; g < ng; g++) {
     const int k0 = g * G, n = std::min(G, K - k0);
-    __m512 part[NR];
-    for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
+    __m512 p0[NR], p1[NR];
+    for (int r = 0; r < NR; r++) p0[r] = p1[r] = _mm512_setzero_ps();
     int j = 0;
-    for (; j + 16 <= n; j += 16) {
+    for (; j + 32 <= n; j += 32) {
+      const __m512 x0 = _mm512_loadu_ps(x + k0 + j), x1 = _mm512_loadu_ps(x + k0 + j + 16);
+      for (int r = 0; r < NR; r++) {
+        p0[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), x0, p0[r]);
+        p1[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j + 16), x1, p1[r]);
+      }
+    }
+    if (j + 16 <= n) {
       const __m512 xv = _mm512_loadu_ps(x + k0 + j);
-      for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, part[r]);
+      for (int r = 0; r < NR; r++) p0[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, p0[r]);
+      j += 16;
     }
     if (j < n) {
       const __mmask16 m = tail_mask(n - j);
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + k0 + j);
-      for (int r = 0; r < NR; r++) part[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j, m), xv, part[r]);
+      for (int r = 0; r < NR; r++) p1[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j, m), xv, p1[r]);
     }
-    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(scale_at(w.s + rs[r] * w.s_ld + g * sb, w.stype)), total[r]);
+    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(_mm512_add_ps(p0[r], p1[r]), _mm512_set1_ps(scale_at(w.s + rs[r] * w.s_ld + g * sb, w.stype)), total[r]);
   }
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(total[r]);
@@ -121,14 +131,15 @@ inline void group_sums(const float* x, int K, int G, float* out) {
   }
 }
 
-// One 16-byte chunk of a q4 group for NR rows: 32 codes times x_lo (elements j..) and x_hi (j + G/2..).
+// One 16-byte chunk of a q4 group for NR rows: 32 codes times x_lo (elements j..) and x_hi (j + G/2..),
+// into separate sums (one chain per row through both halves was latency-bound: int4w 8-12 GB/s).
 template <int NR>
-inline void q4_chunk(const uint8_t* const* grp, int off, __m512 xlo, __m512 xhi, __m512* part) {
+inline void q4_chunk(const uint8_t* const* grp, int off, __m512 xlo, __m512 xhi, __m512* plo, __m512* phi) {
   const __m512i low4 = _mm512_set1_epi32(0x0f);
   for (int r = 0; r < NR; r++) {
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp[r] + off)));
-    part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, low4)), xlo, part[r]);
-    part[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), xhi, part[r]);
+    plo[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, low4)), xlo, plo[r]);
+    phi[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), xhi, phi[r]);
   }
 }
 
@@ -149,22 +160,22 @@ inline void rows_q4(const WeightRows& w, const int* rs, const float* x, const fl
     const int k0 = g * G;
     const uint8_t* grp[NR];
     for (int r = 0; r < NR; r++) grp[r] = row[r] + g * half;
-    __m512 part[NR];
-    for (int r = 0; r < NR; r++) part[r] = _mm512_setzero_ps();
+    __m512 plo[NR], phi[NR];
+    for (int r = 0; r < NR; r++) plo[r] = phi[r] = _mm512_setzero_ps();
     if (g < full) {
-      for (int c = 0; c < half; c += 16) q4_chunk<NR>(grp, c, _mm512_loadu_ps(x + k0 + c), _mm512_loadu_ps(x + k0 + half + c), part);
+      for (int c = 0; c < half; c += 16) q4_chunk<NR>(grp, c, _mm512_loadu_ps(x + k0 + c), _mm512_loadu_ps(x + k0 + half + c), plo, phi);
     } else {
       // The last, partial group: padded codes are the zero point, masked x lanes are 0.
       const int n = K - k0;
       for (int c = 0; c < half; c += 16) {
         const int nlo = std::clamp(n - c, 0, 16), nhi = std::clamp(n - half - c, 0, 16);
-        q4_chunk<NR>(grp, c, _mm512_maskz_loadu_ps(tail_mask(nlo), x + k0 + c), nhi ? _mm512_maskz_loadu_ps(tail_mask(nhi), x + k0 + half + c) : _mm512_setzero_ps(), part);
+        q4_chunk<NR>(grp, c, _mm512_maskz_loadu_ps(tail_mask(nlo), x + k0 + c), nhi ? _mm512_maskz_loadu_ps(tail_mask(nhi), x + k0 + half + c) : _mm512_setzero_ps(), plo, phi);
       }
     }
     for (int r = 0; r < NR; r++) {
       const float s = scale_at(w.s + rs[r] * w.s_ld + g * sb, w.stype);
       const int z = w.z ? w.z[rs[r] * w.z_ld + g] : kQ4SymmetricZero;
-      total[r] = _mm512_fmadd_ps(part[r], _mm512_set1_ps(s), total[r]);
+      total[r] = _mm512_fmadd_ps(_mm512_add_ps(plo[r], phi[r]), _mm512_set1_ps(s), total[r]);
       corr[r] += s * (float)z * xsum[g];
     }
   }
