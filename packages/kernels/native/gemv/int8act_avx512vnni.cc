@@ -9,7 +9,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "cpu/avx512_common.h"
@@ -227,17 +226,17 @@ inline void rows_i8_q8(const WeightRows& w, const int* rs, const int8_t* xq, con
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);  // lane l: block l / 8 of the chunk
   const uint8_t* row[NR];
-  const double* f[NR];  // the row's block factors, two (one chunk's) at a time
+  const float* f[NR];  // the row's block factors (two per chunk)
   for (int r = 0; r < NR; r++) {
     row[r] = w.q + rs[r] * w.q_ld;
-    f[r] = reinterpret_cast<const double*>(xd);
+    f[r] = xd;
     if constexpr (G > 0) {
       const int ng = (K + G - 1) / G;
       Scratch<float, 256> sf((size_t)ng);
       simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sf.data());
       float* fr = fb + (size_t)r * blocks;
       block_factors<G / kQ8Block>(sf.data(), xd, (K + kQ8Block - 1) / kQ8Block, blocks, fr);
-      f[r] = reinterpret_cast<const double*>(fr);
+      f[r] = fr;
     }
   }
   __m512 total[NR];
@@ -251,7 +250,7 @@ inline void rows_i8_q8(const WeightRows& w, const int* rs, const int8_t* xq, con
       const uint8_t* p = row[r] + k;
       stream_prefetch(p, 64);
       const __m512i v = c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(((__mmask64)1 << (K - k)) - 1, p);
-      const __m512 fv = _mm512_permutexvar_ps(halves, _mm512_castpd_ps(_mm512_set1_pd(f[r][c])));
+      const __m512 fv = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f[r] + 2 * c)))));
       total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x0, _mm512_xor_si512(v, flip), xv)), fv, total[r]);
     }
   }
