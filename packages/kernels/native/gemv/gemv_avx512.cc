@@ -6,9 +6,10 @@
 // of a row (or of its last group) uses masked loads, so nothing past K is ever read.
 //
 // q4: a 16-byte chunk is widened once (vpmovzxbd: byte j -> dword lane j); its low nibbles
-// are elements j.., its high nibbles elements j + G/2... Codes stay unsigned 0..15 and the
-// zero point comes off once per group: sum_j (q_j - z) x_j = sum_j q_j x_j - z * sum_j x_j,
-// with the group sums of x computed once per call.
+// are elements j.., its high nibbles elements j + G/2... Symmetric codes become floats q - 8
+// through a 16-entry vpermps table; affine codes are converted unsigned and the zero point comes
+// off once per group: sum_j (q_j - z) x_j = sum_j q_j x_j - z * sum_j x_j, with the group sums of
+// x computed once per call.
 #include <algorithm>
 #include <vector>
 
