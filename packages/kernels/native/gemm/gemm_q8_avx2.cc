@@ -2,15 +2,10 @@
 // four-byte dot product as vpmaddubsw (pairs into int16: at most 2 * 15 * 127, no saturation with
 // codes 0..15) then vpmaddwd against ones.
 #include "gemm/gemm_q8_x86.h"
+#include "gemv/dot_avx2.h"
 
 namespace ie {
 namespace {
-
-struct DotAvx2 {
-  static __m256i dot(__m256i acc, __m256i w, __m256i x) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
-  }
-};
 
 void gemm_q4_q8_avx2(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
                      ptrdiff_t ldy, bool acc, uint8_t* scratch) {

@@ -1,13 +1,10 @@
 // The int8-activation prefill GEMM (gemm_q8_x86.h) on AVX-VNNI: 8 weight rows per register,
 // 256-bit vpdpbusd.
 #include "gemm/gemm_q8_x86.h"
+#include "gemv/dot_avxvnni.h"
 
 namespace ie {
 namespace {
-
-struct DotAvxVnni {
-  static __m256i dot(__m256i acc, __m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(acc, w, x); }
-};
 
 void gemm_q4_q8_avxvnni(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
                         float* y, ptrdiff_t ldy, bool acc, uint8_t* scratch) {

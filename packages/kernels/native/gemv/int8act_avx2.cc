@@ -1,22 +1,9 @@
-// The int8-activation GEMV on AVX2: vpmaddubsw (unsigned codes x signed activations, pairs
-// summed into 16 bits) then vpmaddwd against ones (into 32 bits), as llama.cpp's Q4_0 x Q8_0.
+// The int8-activation GEMVs on AVX2 over the dot products of gemv/dot_avx2.h.
+#include "gemv/dot_avx2.h"
 #include "gemv/int8act_blocks_x86.h"
 
 namespace ie {
 namespace {
-
-struct DotAvx2 {
-  static __m256i widen(__m256i p16) { return _mm256_madd_epi16(p16, _mm256_set1_epi16(1)); }
-  // Sum of 8 products per 32-bit lane: 4 from (lo, xl) and 4 from (hi, xh); 16-bit partials stay below 2 * 2 * 15 * 127.
-  static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return widen(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh))); }
-  // Four such pairs: 16-bit partials stay below 4 * 2 * 15 * 127 = 15240.
-  static __m256i quad(__m256i a, __m256i xa, __m256i b, __m256i xb, __m256i c, __m256i xc, __m256i d, __m256i xd) {
-    return widen(_mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(a, xa), _mm256_maddubs_epi16(b, xb)), _mm256_add_epi16(_mm256_maddubs_epi16(c, xc), _mm256_maddubs_epi16(d, xd))));
-  }
-  static __m256i single(__m256i u, __m256i s) { return widen(_mm256_maddubs_epi16(u, s)); }
-  // Signed weights: |w| as the unsigned operand, the sign moved onto x (|w| <= 128, so pairs stay below 2^15).
-  static __m256i signed_single(__m256i w, __m256i x) { return widen(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w))); }
-};
 
 void quantize_x_q8_avx2(const float* x, int K, int block, int8_t* q, float* d) { Q8Kernels<DotAvx2>::quantize_x(x, K, block, q, d); }
 void gemv_i8_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvx2>::gemv_i8(w, xq, xd, y, rows, acc); }

@@ -1,19 +1,9 @@
-// The int8-activation GEMV on AVX-VNNI (256-bit vpdpbusd: Alder Lake and later, Zen 5): one
-// instruction multiplies 32 unsigned bytes by 32 signed bytes and adds groups of four into
-// eight 32-bit lanes, replacing vpmaddubsw + vpmaddwd (and their 16-bit intermediate).
+// The int8-activation GEMVs on AVX-VNNI over the dot products of gemv/dot_avxvnni.h.
+#include "gemv/dot_avxvnni.h"
 #include "gemv/int8act_blocks_x86.h"
 
 namespace ie {
 namespace {
-
-struct DotAvxVnni {
-  static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, xl), hi, xh); }
-  static __m256i quad(__m256i a, __m256i xa, __m256i b, __m256i xb, __m256i c, __m256i xc, __m256i d, __m256i xd) {
-    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(pair(a, xa, b, xb), c, xc), d, xd);
-  }
-  static __m256i single(__m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s); }
-  static __m256i signed_single(__m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
-};
 
 void quantize_x_q8_avxvnni(const float* x, int K, int block, int8_t* q, float* d) { Q8Kernels<DotAvxVnni>::quantize_x(x, K, block, q, d); }
 void gemv_i8_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_i8(w, xq, xd, y, rows, acc); }
