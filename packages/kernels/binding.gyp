@@ -75,6 +75,7 @@
       "type": "static_library",
       "sources": [
         "native/gemv/gemv_avx512.cc",
+        "native/gemv/blocks_avx512.cc",
         "native/gemm/gemm_avx512.cc",
         "native/ops/ops_avx512.cc",
         "native/gemv/int8act_avx512vnni.cc",

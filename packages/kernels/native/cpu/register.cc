@@ -19,6 +19,7 @@ void register_q8_avx512vnni(KernelTable& t);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
 void register_q8_blocks_avx512vnni(KernelTable& t);
+void register_blocks_avx512(KernelTable& t);
 void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 
@@ -47,6 +48,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t);
   register_gemm_avx512(t);
   register_ops_avx512(t);
+  register_blocks_avx512(t);
   if (f.avx512vnni) {
     register_q8_avx512vnni(t);
     register_q8_blocks_avx512vnni(t);

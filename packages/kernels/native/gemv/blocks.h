@@ -23,6 +23,22 @@ inline float e8m0_half(uint8_t e) {
   return f;
 }
 
+// e8m0_half of every E8M0 byte, so that a SIMD kernel takes a block's scale with one broadcast load.
+struct E8m0Halves {
+  float v[256];
+};
+constexpr E8m0Halves e8m0_halves() {
+  E8m0Halves t{};
+  float f = 1.0f;
+  for (int i = 0; i < 128; i++) f *= 0.5f;  // 2^-128, a subnormal: exact
+  for (int e = 0; e < 256; e++) {
+    t.v[e] = f;
+    if (e < 255) f *= 2.0f;
+  }
+  return t;
+}
+inline constexpr E8m0Halves kE8m0Halves = e8m0_halves();
+
 // The two 32-element blocks of 4-bit indices into a table of int8 levels (nibbles as Q4_0):
 // where the scale and the indices sit, and the table.
 struct Iq4NlBlock {

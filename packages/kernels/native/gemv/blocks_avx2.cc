@@ -116,22 +116,6 @@ inline __m256 i8x8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v
 
 // ---- iq4_nl / mxfp4: levels as f32 through bf16 byte tables (gemv/bf16_levels_x86.h).
 
-// 2^(e - 128) for every E8M0 byte (e8m0_half), so that a block's scale is one broadcast load.
-struct E8m0Halves {
-  float v[256];
-};
-constexpr E8m0Halves e8m0_halves() {
-  E8m0Halves t{};
-  float f = 1.0f;
-  for (int i = 0; i < 128; i++) f *= 0.5f;  // 2^-128, a subnormal: exact
-  for (int e = 0; e < 256; e++) {
-    t.v[e] = f;
-    if (e < 255) f *= 2.0f;
-  }
-  return t;
-}
-constexpr E8m0Halves kE8m0Halves = e8m0_halves();
-
 // A block's scale in every lane: iq4_nl's f16 through F16C, mxfp4's E8M0 from the table.
 template <class B>
 inline __m256 block_scale(const uint8_t* b);

@@ -100,6 +100,8 @@ inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* s
     int j = 0;
     for (; j + 32 <= n; j += 32) {
       const __m512 x0 = _mm512_loadu_ps(x + k0 + j), x1 = _mm512_loadu_ps(x + k0 + j + 16);
+      if (((k0 + j) & 63) == 0)
+        for (int r = 0; r < NR; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r]) + k0 + j, 64);
       for (int r = 0; r < NR; r++) {
         p0[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), x0, p0[r]);
         p1[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j + 16), x1, p1[r]);
@@ -181,6 +183,8 @@ inline void rows_q4(const WeightRows& w, const int* rs, const float* x, const fl
     const int k0 = g * G;
     const uint8_t* grp[NR];
     for (int r = 0; r < NR; r++) grp[r] = row[r] + g * half;
+    if (((g * half) & 63) == 0)
+      for (int r = 0; r < NR; r++) stream_prefetch(grp[r], 64);
     __m512 plo[NR], phi[NR];
     for (int r = 0; r < NR; r++) plo[r] = phi[r] = _mm512_setzero_ps();
     if (g < full) {
