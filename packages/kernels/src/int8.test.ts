@@ -3,10 +3,14 @@ import { firstDifference, seededFloats } from '@ie/testing';
 import { makeMatrix, quantizedX, refGemv, variantName, worstRelError, xBlock, type Variant } from '../test/helpers.js';
 import { KernelContext } from './index.js';
 
-const contexts: KernelContext[] = [];
-const make = (o: Parameters<typeof KernelContext.create>[0]) => {
-  const c = KernelContext.create(o);
-  contexts.push(c);
+// One context per ISA and thread count, shared by every case: a context per case left some
+// thousand pool threads alive until afterAll, whose closing then outran the hook's timeout on a
+// loaded 2-core CI machine.
+const contexts = new Map<string, KernelContext>();
+const make = (o: { isa?: 'scalar' | 'avx2' | 'avxvnni' | 'avx512'; threads: number }) => {
+  const key = `${o.isa ?? 'best'}/${o.threads}`;
+  let c = contexts.get(key);
+  if (!c) contexts.set(key, (c = KernelContext.create(o)));
   return c;
 };
 afterAll(() => contexts.forEach((c) => c.close()));

@@ -50,9 +50,15 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* x, float
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
   const int K = w.K;
+  // Rows over two pages (ffn_down's 5632 columns at 16 bits) lose the hardware prefetchers at page
+  // ends; each line 2 KiB ahead, from DRAM on Zen 5: that shape 1.1-1.17x at f16 and bf16, f32 and
+  // the shorter rows (no prefetch) unchanged.
+  const bool ahead = (int64_t)K * es > 8192;
   int k = 0;
   for (; k + 32 <= K; k += 32) {
     const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+    if (ahead && ((k * es) & 63) == 0)
+      for (int r = 0; r < NR; r++) stream_prefetch(row[r] + k * es, 64);
     for (int r = 0; r < NR; r++) {
       s0[r] = _mm512_fmadd_ps(load(row[r] + k * es), x0, s0[r]);
       s1[r] = _mm512_fmadd_ps(load(row[r] + (k + 16) * es), x1, s1[r]);
