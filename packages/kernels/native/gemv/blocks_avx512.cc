@@ -14,6 +14,7 @@
 
 #include "cpu/kernel_table.h"
 #include "gemv/blocks.h"
+#include "gemv/blocks_x86.h"
 #include "gemv/row_streams.h"
 
 namespace ie {
@@ -23,7 +24,7 @@ template <class B>
 inline float block_scale(const uint8_t* b);
 template <>
 inline float block_scale<Iq4NlBlock>(const uint8_t* b) {
-  return _cvtsh_ss((unsigned short)(b[0] | (b[1] << 8)));
+  return f16_at(b);
 }
 template <>
 inline float block_scale<Mxfp4Block>(const uint8_t* b) {

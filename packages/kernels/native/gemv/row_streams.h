@@ -39,11 +39,12 @@ inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
 // Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
 // hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
 // of a 30 GB/s stream); prefetching every line kStreamAhead bytes ahead of the loads lifts it 1.3-1.4x
-// (1.5-3 KiB all measured alike). The FP32-activation float kernels are slower with it, except
-// on 16-bit rows over a page on Zen 5 (AVX-512 f16/bf16 ffn_down: 1.1-1.17x); of the
-// block types only q4_k / q5_k gain (1.12x from DRAM on one core, once they sum a superblock in
-// integers), the others are compute-bound. On Zen 5 the AVX-512 VNNI i8 x q8 and q4 x q8 kernels
-// use it (far-apart pairs with it: 1.1-1.2x).
+// (1.5-3 KiB all measured alike). Of the block types only q4_k / q5_k gain (1.12x from DRAM on one
+// core, once they sum a superblock in integers), the others are compute-bound. On Zen 5 the AVX-512
+// VNNI i8 x q8 and q4 x q8 kernels use it (far-apart pairs with it: 1.1-1.2x), and so do the AVX-512
+// FP32-activation i8 / q4 GEMVs (int8w 1.1x on one core; the compute-bound rest alike). The
+// FP32-activation float kernels are slower with it, except on 16-bit rows over a page on Zen 5
+// (AVX-512 f16/bf16 ffn_down: 1.1-1.17x).
 constexpr int kStreamAhead = 2048;
 inline void stream_prefetch(const uint8_t* p, int bytes) {
   for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kStreamAhead + l), _MM_HINT_T0);
