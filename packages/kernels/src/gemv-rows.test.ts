@@ -80,6 +80,9 @@ describe('matmuls of several rows with int8 activations', () => {
           { dtype: 'q4', group: 32 },
           { dtype: 'q4', group: 32, affine: true, blockK: 128 },
           { dtype: 'q4', group: 64, affine: true },
+          { dtype: 'q4', group: 64, scale: 'bf16' },
+          { dtype: 'q4', group: 128, scale: 'f32' },
+          { dtype: 'q4', group: 128, affine: true, scale: 'bf16' },
           { dtype: 'i8', group: 'row' },
           { dtype: 'i8', group: 32, blockK: 128 },
         ];
@@ -90,6 +93,7 @@ describe('matmuls of several rows with int8 activations', () => {
             [9, 4160],
             [13, 4128], // an odd number of 32-groups
             [70, 8192], // alone, rows r and r + 35 are read side by side (143 KiB apart) at one thread
+            [5, 8352], // past 8192 columns the AVX-512 q4 kernel's per-call tables leave the stack
           ] as const)
             expectRowsAsAlone(ctx, v, N, K, 300 + K, 'int8', JSON.stringify(v));
       });

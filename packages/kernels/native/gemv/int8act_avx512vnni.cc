@@ -13,6 +13,7 @@
 
 #include "cpu/avx512_common.h"
 #include "cpu/kernel_table.h"
+#include "cpu/vec.h"
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
@@ -141,75 +142,101 @@ inline __m512 tail_scales(const uint8_t* s, ScaleType t, int count, int valid, _
   return _mm512_permutexvar_ps(idx, v);
 }
 
-template <int NR, int G, bool Tail>
-inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables& t, int c, int ng, __m512i sidx, __m512* total) {
+// Chunk c of NR weight rows against NA activation rows (their tables t[0..NA)): each weight row's
+// codes, scales and zero points are loaded and unpacked once for all NA, and every (weight row,
+// activation row) pair runs the same operations in the same order whatever NA is, so a row of a
+// batch gets its lone GEMV's bits.
+template <int NR, int NA, int G, bool Tail>
+inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, int c, int ng, __m512i sidx, __m512 (&total)[NR][NA]) {
   constexpr int gpc = 128 / G;
   const int sb = scale_bytes(w.stype), g0 = c * gpc;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i xl = _mm512_loadu_si512(t.xl + c * 64), xh = _mm512_loadu_si512(t.xh + c * 64);
-  const __m512 dl = _mm512_loadu_ps(t.dl + c * 16), dh = _mm512_loadu_ps(t.dh + c * 16);
   const bool affine = w.z != nullptr;
-  const __m512i il0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t.nl + c * 16);
-  const __m512i ih0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t.nh + c * 16);
   const int row_bytes = ng * (G / 2);
   const __mmask64 m = Tail ? (((__mmask64)1 << (row_bytes - 64 * c)) - 1) : ~(__mmask64)0;
-  for (int r = 0; r < NR; r++) {
+  IE_UNROLL for (int r = 0; r < NR; r++) {
     const uint8_t* p = w.q + rs[r] * w.q_ld + 64 * c;
     if (!Tail) stream_prefetch(p, 64);  // Zen 5, from DRAM, one core: Q4_0 21-22 -> 27 GB/s
     const __m512i v = Tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
     const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    const __m512i il = _mm512_dpbusd_epi32(il0, lo, xl), ih = _mm512_dpbusd_epi32(ih0, hi, xh);
-    __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), dh, _mm512_mul_ps(_mm512_cvtepi32_ps(il), dl));
+    __m512 zf = _mm512_setzero_ps();
     if (affine) {
       const __m128i zb = Tail ? _mm_maskz_loadu_epi8((__mmask16)tail_mask(std::min(gpc, ng - g0)), w.z + rs[r] * w.z_ld + g0) : _mm_loadu_si32(w.z + rs[r] * w.z_ld + g0);
-      const __m512 zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
-      f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(t.cs + c * 16), f);
+      zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
     }
     const uint8_t* s = w.s + rs[r] * w.s_ld + g0 * sb;
-    total[r] = _mm512_fmadd_ps(f, Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx), total[r]);
+    const __m512 sc = Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx);
+    IE_UNROLL for (int a = 0; a < NA; a++) {
+      const Q4Tables& ta = t[a];
+      const __m512i il0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(ta.nl + c * 16);
+      const __m512i ih0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(ta.nh + c * 16);
+      const __m512i il = _mm512_dpbusd_epi32(il0, lo, _mm512_loadu_si512(ta.xl + c * 64));
+      const __m512i ih = _mm512_dpbusd_epi32(ih0, hi, _mm512_loadu_si512(ta.xh + c * 64));
+      __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), _mm512_loadu_ps(ta.dh + c * 16), _mm512_mul_ps(_mm512_cvtepi32_ps(il), _mm512_loadu_ps(ta.dl + c * 16)));
+      if (affine) f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(ta.cs + c * 16), f);
+      total[r][a] = _mm512_fmadd_ps(f, sc, total[r][a]);
+    }
   }
 }
 
-template <int NR, int G>
-inline void rows_q4_q8(const WeightRows& w, const int* rs, const Q4Tables& t, int chunks, __m512i sidx, float* y, bool acc) {
+// NR weight rows (rs) x NA activation rows: y[a][rs[r]] (+)= row rs[r] . x of t[a].
+template <int NR, int NA, int G>
+inline void rows_q4_q8(const WeightRows& w, const int* rs, const Q4Tables* t, int chunks, __m512i sidx, float* const* y, bool acc) {
   const int ng = (w.K + G - 1) / G, full = ng * (G / 2) / 64;
-  __m512 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
-  for (int c = 0; c < full; c++) q4_q8_chunk<NR, G, false>(w, rs, t, c, ng, sidx, total);
-  if (full < chunks) q4_q8_chunk<NR, G, true>(w, rs, t, full, ng, sidx, total);
-  for (int r = 0; r < NR; r++) {
-    const float v = _mm512_reduce_add_ps(total[r]);
-    y[rs[r]] = acc ? y[rs[r]] + v : v;
-  }
+  __m512 total[NR][NA];
+  IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int a = 0; a < NA; a++) total[r][a] = _mm512_setzero_ps();
+  for (int c = 0; c < full; c++) q4_q8_chunk<NR, NA, G, false>(w, rs, t, c, ng, sidx, total);
+  if (full < chunks) q4_q8_chunk<NR, NA, G, true>(w, rs, t, full, ng, sidx, total);
+  for (int r = 0; r < NR; r++)
+    for (int a = 0; a < NA; a++) {
+      const float v = _mm512_reduce_add_ps(total[r][a]);
+      y[a][rs[r]] = acc ? y[a][rs[r]] + v : v;
+    }
 }
 
+// Activation rows per pass of the several-rows kernel: each weight row's codes are unpacked once per
+// pass (a row of 2048 q4 weights stays in L1 for the next pass).
+constexpr int kQ4Acts = 4;
+
+// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV).
 template <int G>
-void gemv_q4_q8_g(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+void gemv_q4_q8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int ng = (w.K + G - 1) / G, chunks = (ng * (G / 2) + 63) / 64;
-  // Tables for K up to 8192 live on the stack; larger K spills to the heap.
-  alignas(64) uint8_t stack[64 * kQ4TableBytesPerChunk];
-  std::vector<uint8_t> heap;
-  uint8_t* mem = stack;
-  if (chunks > 64) {
-    heap.resize((size_t)chunks * kQ4TableBytesPerChunk + 64);
-    mem = heap.data() + (64 - reinterpret_cast<uintptr_t>(heap.data()) % 64) % 64;
+  // One activation row's tables for K up to 8192 fit the stack; more rows or longer K, the heap.
+  Scratch<uint8_t, 64 * kQ4TableBytesPerChunk> mem((size_t)M * chunks * kQ4TableBytesPerChunk);
+  Scratch<Q4Tables, 8> tables((size_t)M);
+  Scratch<float*, 8> ys((size_t)M);
+  Q4Tables* t = tables.data();
+  for (int m = 0; m < M; m++) {
+    build_q4_tables(xq + m * ldq, xd + m * ldd, G, chunks, mem.data() + (size_t)m * chunks * kQ4TableBytesPerChunk, t[m]);
+    ys.data()[m] = y + m * ldy;
   }
-  Q4Tables t;
-  build_q4_tables(xq, xd, G, chunks, mem, t);
   constexpr int lanes = 16 / (128 / G);
   alignas(64) int32_t idx[16];
   for (int l = 0; l < 16; l++) idx[l] = l / lanes;
   const __m512i sidx = _mm512_load_si512(idx);
-  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_q4_q8<decltype(n)::value, G>(w, rs, t, chunks, sidx, y, acc); });
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
+    constexpr int NR = decltype(n)::value;
+    for (int a = 0; a < M; a += kQ4Acts) {
+      switch (std::min(kQ4Acts, M - a)) {
+        case 1: rows_q4_q8<NR, 1, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
+        case 2: rows_q4_q8<NR, 2, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
+        case 3: rows_q4_q8<NR, 3, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
+        default: rows_q4_q8<NR, 4, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
+      }
+    }
+  });
 }
 
-void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+void gemv_rows_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   switch (w.group) {
-    case 32: return gemv_q4_q8_g<32>(w, xq, xd, y, rows, acc);
-    case 64: return gemv_q4_q8_g<64>(w, xq, xd, y, rows, acc);
-    default: return gemv_q4_q8_g<128>(w, xq, xd, y, rows, acc);
+    case 32: return gemv_q4_q8_many<32>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    case 64: return gemv_q4_q8_many<64>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    default: return gemv_q4_q8_many<128>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
   }
 }
+
+void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_q4_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
 // ---- i8 x q8: weights + 128 (the sign bit flipped) as the unsigned operand against the signed
 // activations: sum((w + 128) x) = sum(w x) + 128 sum(x), and -128 sum(x) (per call, per 4
@@ -288,8 +315,7 @@ void register_q8_avx512vnni(KernelTable& t) {
   t.quantize_x = quantize_x_q8_avx512;
   t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
-  // No several-rows kernel here: the 256-bit one below would not match this GEMV's bits.
-  t.gemv_q8_rows[(int)WeightType::Q4] = nullptr;
+  t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avx512vnni;
 }
 
 }  // namespace ie
