@@ -68,26 +68,25 @@ inline void block_factors(const float* sf, const float* xd, int nb, int blocks, 
 }
 
 // ---- q4 x q8
-// Per-call tables, in the lane order of one 64-byte chunk of a row (128 weights):
+// Per-call tables, in the lane order of one 64-byte chunk of a row (128 weights). x is quantized in
+// blocks of the weights' group (q8_x_block), so a lane's low-nibble and high-nibble activations (the
+// two halves of one group) share one scale: the two integer dot products add up exactly before a
+// single conversion.
 struct Q4Tables {
-  int8_t* xl;   // activations matching the low nibbles (first half of each group)
-  int8_t* xh;   // ... and the high nibbles (second half)
-  float* dl;    // per-lane activation scale for xl / xh
-  float* dh;
-  float* cs;    // per-lane sum(xl) * dl + sum(xh) * dh: the zero point's term (affine)
-  int32_t* nl;  // symmetric: -8 * per-lane sum(xl), the accumulators' start
-  int32_t* nh;
+  int8_t* xl;  // activations matching the low nibbles (first half of each group)
+  int8_t* xh;  // ... and the high nibbles (second half)
+  float* d;    // per-lane activation scale
+  float* cs;   // per-lane (sum(xl) + sum(xh)) * d: the zero point's term (affine)
+  int32_t* n;  // symmetric: -8 * per-lane (sum(xl) + sum(xh)), the accumulators' start
 };
-constexpr size_t kQ4TableBytesPerChunk = 64 + 64 + 5 * 64;
+constexpr size_t kQ4TableBytesPerChunk = 64 + 64 + 3 * 64;
 
 void build_q4_tables(const int8_t* xq, const float* xd, int G, int chunks, uint8_t* mem, Q4Tables& t) {
   t.xl = reinterpret_cast<int8_t*>(mem);
   t.xh = t.xl + chunks * 64;
-  t.dl = reinterpret_cast<float*>(t.xh + chunks * 64);
-  t.dh = t.dl + chunks * 16;
-  t.cs = t.dh + chunks * 16;
-  t.nl = reinterpret_cast<int32_t*>(t.cs + chunks * 16);
-  t.nh = t.nl + chunks * 16;
+  t.d = reinterpret_cast<float*>(t.xh + chunks * 64);
+  t.cs = t.d + chunks * 16;
+  t.n = reinterpret_cast<int32_t*>(t.cs + chunks * 16);
   const int half = G / 2, gpc = 128 / G;
   for (int c = 0; c < chunks; c++) {
     for (int i = 0; i < gpc; i++) {
@@ -97,16 +96,12 @@ void build_q4_tables(const int8_t* xq, const float* xd, int G, int chunks, uint8
     }
     for (int l = 0; l < 16; l++) {
       const int i = (4 * l) / half, j = (4 * l) % half, k = (c * gpc + i) * G + j;
-      int32_t sl = 0, sh = 0;
-      for (int b = 0; b < 4; b++) {
-        sl += t.xl[c * 64 + 4 * l + b];
-        sh += t.xh[c * 64 + 4 * l + b];
-      }
-      t.dl[c * 16 + l] = xd[k / kQ8Block];
-      t.dh[c * 16 + l] = xd[(k + half) / kQ8Block];
-      t.nl[c * 16 + l] = -kQ4SymmetricZero * sl;
-      t.nh[c * 16 + l] = -kQ4SymmetricZero * sh;
-      t.cs[c * 16 + l] = (float)sl * t.dl[c * 16 + l] + (float)sh * t.dh[c * 16 + l];
+      int32_t sum = 0;
+      for (int b = 0; b < 4; b++) sum += t.xl[c * 64 + 4 * l + b] + t.xh[c * 64 + 4 * l + b];
+      // Past K the high half's scale is 0 where the low half's is not (its codes are 0 there too).
+      t.d[c * 16 + l] = xd[k / kQ8Block];
+      t.n[c * 16 + l] = -kQ4SymmetricZero * sum;
+      t.cs[c * 16 + l] = (float)sum * t.d[c * 16 + l];
     }
   }
 }
@@ -154,7 +149,16 @@ inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, i
   const bool affine = w.z != nullptr;
   const int row_bytes = ng * (G / 2);
   const __mmask64 m = Tail ? (((__mmask64)1 << (row_bytes - 64 * c)) - 1) : ~(__mmask64)0;
-  IE_UNROLL for (int r = 0; r < NR; r++) {
+  // The activation rows' vectors for this chunk, loaded once for the NR weight rows.
+  __m512i xl[NA], xh[NA], n0[NA];
+  __m512 d[NA];
+  IE_UNROLL for (int a = 0; a < NA; a++) {
+    xl[a] = _mm512_loadu_si512(t[a].xl + c * 64);
+    xh[a] = _mm512_loadu_si512(t[a].xh + c * 64);
+    d[a] = _mm512_loadu_ps(t[a].d + c * 16);
+    n0[a] = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t[a].n + c * 16);
+  }
+  for (int r = 0; r < NR; r++) {
     const uint8_t* p = w.q + rs[r] * w.q_ld + 64 * c;
     if (!Tail) stream_prefetch(p, 64);  // Zen 5, from DRAM, one core: Q4_0 21-22 -> 27 GB/s
     const __m512i v = Tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
@@ -167,21 +171,18 @@ inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, i
     const uint8_t* s = w.s + rs[r] * w.s_ld + g0 * sb;
     const __m512 sc = Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx);
     IE_UNROLL for (int a = 0; a < NA; a++) {
-      const Q4Tables& ta = t[a];
-      const __m512i il0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(ta.nl + c * 16);
-      const __m512i ih0 = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(ta.nh + c * 16);
-      const __m512i il = _mm512_dpbusd_epi32(il0, lo, _mm512_loadu_si512(ta.xl + c * 64));
-      const __m512i ih = _mm512_dpbusd_epi32(ih0, hi, _mm512_loadu_si512(ta.xh + c * 64));
-      __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), _mm512_loadu_ps(ta.dh + c * 16), _mm512_mul_ps(_mm512_cvtepi32_ps(il), _mm512_loadu_ps(ta.dl + c * 16)));
-      if (affine) f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(ta.cs + c * 16), f);
+      const __m512i i = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(n0[a], lo, xl[a]), hi, xh[a]);
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(i), d[a]);
+      if (affine) f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(t[a].cs + c * 16), f);
       total[r][a] = _mm512_fmadd_ps(f, sc, total[r][a]);
     }
   }
 }
 
-// NR weight rows (rs) x NA activation rows: y[a][rs[r]] (+)= row rs[r] . x of t[a].
+// NR weight rows (rs) x NA activation rows: y[a][rs[r]] (+)= row rs[r] . x of t[a]. Not inlined:
+// with every (NR, NA) case inlined into one caller, GCC's code for the lone GEMV's loop ran 0.7-0.85x.
 template <int NR, int NA, int G>
-inline void rows_q4_q8(const WeightRows& w, const int* rs, const Q4Tables* t, int chunks, __m512i sidx, float* const* y, bool acc) {
+__attribute__((noinline)) void rows_q4_q8(const WeightRows& w, const int* rs, const Q4Tables* t, int chunks, __m512i sidx, float* const* y, bool acc) {
   const int ng = (w.K + G - 1) / G, full = ng * (G / 2) / 64;
   __m512 total[NR][NA];
   IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int a = 0; a < NA; a++) total[r][a] = _mm512_setzero_ps();
