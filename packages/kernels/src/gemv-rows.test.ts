@@ -85,6 +85,9 @@ describe('matmuls of several rows with int8 activations', () => {
           { dtype: 'q4', group: 128, affine: true, scale: 'bf16' },
           { dtype: 'i8', group: 'row' },
           { dtype: 'i8', group: 32, blockK: 128 },
+          { dtype: 'i8', group: 64, scale: 'bf16' },
+          { dtype: 'i8', group: 128, scale: 'f32' },
+          { dtype: 'i8', group: 'row', scale: 'f32' },
         ];
         for (const v of variants)
           for (const [N, K] of [

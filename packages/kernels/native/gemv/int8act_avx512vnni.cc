@@ -50,23 +50,6 @@ void quantize_x_q8_avx512(const float* x, int K, int block, int8_t* q, float* d)
   });
 }
 
-// A row's block factors for the i8 x q8 kernel: fb[b] = d_x[b] * s_w[b / BPG] for the row's nb
-// blocks (BPG = group / 32), 0 up to `blocks`; sf holds the row's scales as f32. 16 at a time: a row
-// of 2048 weights is only 32 chunks long, and a scalar loop here (with a division) cost as much as
-// the row's dot products. (The q4 kernel keeps converting its scales per chunk: with a quarter of the
-// bytes per weight its rows are shorter still, and the same per-row step made it 0.6-0.9x.)
-template <int BPG>
-inline void block_factors(const float* sf, const float* xd, int nb, int blocks, float* fb) {
-  alignas(64) static constexpr int32_t kIdx[16] = {0 / BPG, 1 / BPG, 2 / BPG, 3 / BPG, 4 / BPG, 5 / BPG, 6 / BPG, 7 / BPG,
-                                                   8 / BPG, 9 / BPG, 10 / BPG, 11 / BPG, 12 / BPG, 13 / BPG, 14 / BPG, 15 / BPG};
-  const __m512i idx = _mm512_load_si512(kIdx);
-  constexpr __mmask16 m = (__mmask16)((1u << (16 / BPG)) - 1);
-  int b = 0;
-  for (; b + 16 <= nb; b += 16) _mm512_storeu_ps(fb + b, _mm512_mul_ps(_mm512_loadu_ps(xd + b), _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(m, sf + b / BPG))));
-  for (; b < nb; b++) fb[b] = xd[b] * sf[b / BPG];
-  for (; b < blocks; b++) fb[b] = 0.f;
-}
-
 // ---- q4 x q8
 // Per-call tables, in the lane order of one 64-byte chunk of a row (128 weights). x is quantized in
 // blocks of the weights' group (q8_x_block), so a lane's low-nibble and high-nibble activations (the
@@ -197,7 +180,7 @@ __attribute__((noinline)) void rows_q4_q8(const WeightRows& w, const int* rs, co
 
 // Activation rows per pass of the several-rows kernel: each weight row's codes are unpacked once per
 // pass (a row of 2048 q4 weights stays in L1 for the next pass).
-constexpr int kQ4Acts = 4;
+constexpr int kQ8Acts = 4;
 
 // M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV).
 template <int G>
@@ -218,8 +201,8 @@ void gemv_q4_q8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptr
   const __m512i sidx = _mm512_load_si512(idx);
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
     constexpr int NR = decltype(n)::value;
-    for (int a = 0; a < M; a += kQ4Acts) {
-      switch (std::min(kQ4Acts, M - a)) {
+    for (int a = 0; a < M; a += kQ8Acts) {
+      switch (std::min(kQ8Acts, M - a)) {
         case 1: rows_q4_q8<NR, 1, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
         case 2: rows_q4_q8<NR, 2, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
         case 3: rows_q4_q8<NR, 3, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
@@ -242,72 +225,139 @@ void gemv_q4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* x
 // ---- i8 x q8: weights + 128 (the sign bit flipped) as the unsigned operand against the signed
 // activations: sum((w + 128) x) = sum(w x) + 128 sum(x), and -128 sum(x) (per call, per 4
 // activations) is each dot product's starting value, so a chunk costs one vpdpbusd and one xor.
-// Each row first folds its group scales into the activations' block scales (fb[b] = d_x[b] *
-// s_w[group of b], or d_x alone with one scale per row, applied at the end), so a 64-weight chunk
-// then takes one conversion and one FMA against its two blocks' factors. Converting the scales in
-// the loop, branching on their type per chunk, ran Q8_0 at 17 G weights/s on one Zen 5 core from
-// cache (29 with the AVX2 kernel); this loop at 56-59. Rows go in far-apart pairs (row_streams),
-// each stream's line 2 KiB ahead prefetched.
-template <int NR, int G>
-inline void rows_i8_q8(const WeightRows& w, const int* rs, const int8_t* xq, const int32_t* xs, const float* xd, float* fb, int blocks, float* y, bool acc) {
+// A 64-weight chunk spans two 32-blocks of x; its factor is x's block scale times the weights'
+// group scale (or x's alone with one scale per row, applied at the end), one conversion and one FMA.
+// The scales are made f32 and laid out per lane once (x's per call, a row's per row): converting
+// them in the loop, branching on their type per chunk, ran Q8_0 at 17 G weights/s on one Zen 5
+// core from cache (29 with the AVX2 kernel); with them laid out, 56-59. Rows go in far-apart pairs
+// (row_streams), each stream's line 2 KiB ahead prefetched; each row's chunk is loaded and flipped
+// once for up to four activation rows.
+
+// Per-call tables of one activation row, per 64-weight chunk: the dot products' starting values and
+// x's two block scales, eight lanes each.
+struct I8Tables {
+  const int8_t* xq;
+  int32_t* x0;  // -128 * the sum of each lane's four activations
+  float* d;     // lanes 0-7: d_x of the chunk's first block, 8-15: of its second
+};
+constexpr size_t kI8TableBytesPerChunk = 64 + 64;
+
+void build_i8_tables(const int8_t* xq, const float* xd, int chunks, uint8_t* mem, I8Tables& t) {
+  t.xq = xq;
+  t.x0 = reinterpret_cast<int32_t*>(mem);
+  t.d = reinterpret_cast<float*>(mem + (size_t)chunks * 64);
+  for (int c = 0; c < chunks; c++)
+    for (int l = 0; l < 16; l++) {
+      const int8_t* q = xq + 64 * c + 4 * l;
+      t.x0[c * 16 + l] = -128 * (q[0] + q[1] + q[2] + q[3]);
+      t.d[c * 16 + l] = xd[2 * c + l / 8];  // x is zero-padded to whole 128-element chunks (q8_padded)
+    }
+}
+
+// A row's weight scale per 32-block: sb[b] = s_w[b / BPG] (BPG = group / 32) for its nb blocks, 0
+// up to `blocks` (so a chunk past the row's last group multiplies by 0, never by a neighbour's bytes).
+template <int BPG>
+inline void block_scales(const float* sf, int nb, int blocks, float* sb) {
+  alignas(64) static constexpr int32_t kIdx[16] = {0 / BPG, 1 / BPG, 2 / BPG, 3 / BPG, 4 / BPG, 5 / BPG, 6 / BPG, 7 / BPG,
+                                                   8 / BPG, 9 / BPG, 10 / BPG, 11 / BPG, 12 / BPG, 13 / BPG, 14 / BPG, 15 / BPG};
+  const __m512i idx = _mm512_load_si512(kIdx);
+  constexpr __mmask16 m = (__mmask16)((1u << (16 / BPG)) - 1);
+  int b = 0;
+  for (; b + 16 <= nb; b += 16) _mm512_storeu_ps(sb + b, _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(m, sf + b / BPG)));
+  for (; b < nb; b++) sb[b] = sf[b / BPG];
+  for (; b < blocks; b++) sb[b] = 0.f;
+}
+
+// NR weight rows (rs) x NA activation rows (t), G: the weights' group (0: one scale per row). Every
+// (weight row, activation row) pair runs the same operations whatever NR and NA are. `sbuf` holds
+// NR * blocks floats.
+template <int NR, int NA, int G>
+__attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
   const int K = w.K;
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);  // lane l: block l / 8 of the chunk
   const uint8_t* row[NR];
-  const float* f[NR];  // the row's block factors (two per chunk)
+  const float* sb[NR];
   for (int r = 0; r < NR; r++) {
     row[r] = w.q + rs[r] * w.q_ld;
-    f[r] = xd;
     if constexpr (G > 0) {
       const int ng = (K + G - 1) / G;
       Scratch<float, 256> sf((size_t)ng);
       simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sf.data());
-      float* fr = fb + (size_t)r * blocks;
-      block_factors<G / kQ8Block>(sf.data(), xd, (K + kQ8Block - 1) / kQ8Block, blocks, fr);
-      f[r] = fr;
+      float* s = sbuf + (size_t)r * blocks;
+      block_scales<G / kQ8Block>(sf.data(), (K + kQ8Block - 1) / kQ8Block, blocks, s);
+      sb[r] = s;
     }
   }
-  __m512 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
+  __m512 total[NR][NA];
+  IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int a = 0; a < NA; a++) total[r][a] = _mm512_setzero_ps();
   const int chunks = (K + 63) / 64, full = K / 64;
   for (int c = 0; c < chunks; c++) {
     const int k = 64 * c;
-    const __m512i xv = _mm512_loadu_si512(xq + k);  // zero past K (q8_padded)
-    const __m512i x0 = _mm512_loadu_si512(xs + 16 * c);
-    for (int r = 0; r < NR; r++) {
+    __m512i xv[NA], x0[NA];
+    __m512 xd[NA];
+    IE_UNROLL for (int a = 0; a < NA; a++) {
+      xv[a] = _mm512_loadu_si512(t[a].xq + k);  // zero past K (q8_padded)
+      x0[a] = _mm512_loadu_si512(t[a].x0 + 16 * c);
+      xd[a] = _mm512_loadu_ps(t[a].d + 16 * c);
+    }
+    IE_UNROLL for (int r = 0; r < NR; r++) {
       const uint8_t* p = row[r] + k;
       stream_prefetch(p, 64);
-      const __m512i v = c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(((__mmask64)1 << (K - k)) - 1, p);
-      const __m512 fv = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f[r] + 2 * c)))));
-      total[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x0, _mm512_xor_si512(v, flip), xv)), fv, total[r]);
+      const __m512i v = _mm512_xor_si512(c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(((__mmask64)1 << (K - k)) - 1, p), flip);
+      __m512 sw = _mm512_setzero_ps();
+      if constexpr (G > 0) sw = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sb[r] + 2 * c)))));
+      IE_UNROLL for (int a = 0; a < NA; a++) {
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x0[a], v, xv[a]));
+        total[r][a] = _mm512_fmadd_ps(dot, G > 0 ? _mm512_mul_ps(xd[a], sw) : xd[a], total[r][a]);
+      }
     }
   }
-  for (int r = 0; r < NR; r++) {
-    float v = _mm512_reduce_add_ps(total[r]);
-    if (G == 0) v *= scale_at(w.s + rs[r] * w.s_ld, w.stype);
-    y[rs[r]] = acc ? y[rs[r]] + v : v;
+  for (int r = 0; r < NR; r++)
+    for (int a = 0; a < NA; a++) {
+      float v = _mm512_reduce_add_ps(total[r][a]);
+      if (G == 0) v *= scale_at(w.s + rs[r] * w.s_ld, w.stype);
+      y[a][rs[r]] = acc ? y[a][rs[r]] + v : v;
+    }
+}
+
+template <int NR, int NA>
+void rows_i8_q8_group(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
+  switch (w.group) {
+    case 0: return rows_i8_q8<NR, NA, 0>(w, rs, t, sbuf, blocks, y, acc);
+    case 32: return rows_i8_q8<NR, NA, 32>(w, rs, t, sbuf, blocks, y, acc);
+    case 64: return rows_i8_q8<NR, NA, 64>(w, rs, t, sbuf, blocks, y, acc);
+    default: return rows_i8_q8<NR, NA, 128>(w, rs, t, sbuf, blocks, y, acc);
   }
 }
 
-void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV).
+void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64, blocks = 2 * chunks;
-  Scratch<int32_t, 16 * 128> xs((size_t)chunks * 16);
-  for (int c = 0; c < chunks; c++)
-    for (int l = 0; l < 16; l++) {
-      const int8_t* q = xq + 64 * c + 4 * l;
-      xs.data()[c * 16 + l] = -128 * (q[0] + q[1] + q[2] + q[3]);
-    }
-  Scratch<float, 2 * 256> fb((size_t)2 * blocks);
+  Scratch<uint8_t, 128 * kI8TableBytesPerChunk> mem((size_t)M * chunks * kI8TableBytesPerChunk);
+  Scratch<I8Tables, 8> tables((size_t)M);
+  Scratch<float*, 8> ys((size_t)M);
+  I8Tables* t = tables.data();
+  for (int m = 0; m < M; m++) {
+    build_i8_tables(xq + m * ldq, xd + m * ldd, chunks, mem.data() + (size_t)m * chunks * kI8TableBytesPerChunk, t[m]);
+    ys.data()[m] = y + m * ldy;
+  }
+  Scratch<float, 2 * 256> sbuf((size_t)2 * blocks);
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
     constexpr int NR = decltype(n)::value;
-    switch (w.group) {
-      case 0: return rows_i8_q8<NR, 0>(w, rs, xq, xs.data(), xd, fb.data(), blocks, y, acc);
-      case 32: return rows_i8_q8<NR, 32>(w, rs, xq, xs.data(), xd, fb.data(), blocks, y, acc);
-      case 64: return rows_i8_q8<NR, 64>(w, rs, xq, xs.data(), xd, fb.data(), blocks, y, acc);
-      default: return rows_i8_q8<NR, 128>(w, rs, xq, xs.data(), xd, fb.data(), blocks, y, acc);
+    for (int a = 0; a < M; a += kQ8Acts) {
+      float* const* ya = ys.data() + a;
+      switch (std::min(kQ8Acts, M - a)) {
+        case 1: rows_i8_q8_group<NR, 1>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
+        case 2: rows_i8_q8_group<NR, 2>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
+        case 3: rows_i8_q8_group<NR, 3>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
+        default: rows_i8_q8_group<NR, 4>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
+      }
     }
   });
 }
+
+void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
 }  // namespace
 
@@ -316,6 +366,7 @@ void register_q8_avx512vnni(KernelTable& t) {
   t.quantize_x = quantize_x_q8_avx512;
   t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
+  t.gemv_q8_rows[(int)WeightType::I8] = gemv_rows_i8_q8_avx512vnni;
   t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avx512vnni;
 }
 
