@@ -82,9 +82,9 @@ constexpr int kGemvRowsMax = 8;
 constexpr int64_t kGemvBlockBytes = 256 << 10;
 
 // Int8 activations: each row quantized as gemv() quantizes it alone, then the several-rows kernel
-// where the variant has one for the type (q4: each weight row's codes unpacked once for the rows),
-// else the integer kernel per row over cache-sized blocks of weight rows; either way a decode row
-// gives the same result in a batch as alone.
+// where the variant has one for the type (q4 on every SIMD ISA, i8 on AVX-512 VNNI: each weight
+// row's codes loaded and unpacked once for the rows), else the integer kernel per row over
+// cache-sized blocks of weight rows; either way a decode row gives the same result in a batch as alone.
 static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const View& x, int M, const View& y, int64_t block) {
   const MatrixDesc& d = m.d;
   const GemvQ8RowsFn many = ctx.k.gemv_q8_rows[(int)d.type];
