@@ -101,25 +101,14 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load>(w, rs, &x, &y, acc); });
 }
 
-// M activation rows (x + m * ldx -> y + m * ldy), four at a time against each pair of weight rows.
+// M activation rows (x + m * ldx -> y + m * ldy), kActsPerPass at a time against each pair of weight rows.
 template <typename Load>
 void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  constexpr int kActs = 4;
   Scratch<const float*, 8> xs((size_t)M);
   Scratch<float*, 8> ys((size_t)M);
   for (int m = 0; m < M; m++) xs.data()[m] = x + m * ldx, ys.data()[m] = y + m * ldy;
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
-    constexpr int NR = decltype(n)::value;
-    for (int a = 0; a < M; a += kActs) {
-      const float* const* xa = xs.data() + a;
-      float* const* ya = ys.data() + a;
-      switch (std::min(kActs, M - a)) {
-        case 1: rows_float<NR, 1, Load>(w, rs, xa, ya, acc); break;
-        case 2: rows_float<NR, 2, Load>(w, rs, xa, ya, acc); break;
-        case 3: rows_float<NR, 3, Load>(w, rs, xa, ya, acc); break;
-        default: rows_float<NR, 4, Load>(w, rs, xa, ya, acc); break;
-      }
-    }
+    act_passes(M, [&](auto na, int a) { rows_float<decltype(n)::value, decltype(na)::value, Load>(w, rs, xs.data() + a, ys.data() + a, acc); });
   });
 }
 

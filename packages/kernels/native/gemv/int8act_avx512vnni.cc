@@ -179,10 +179,6 @@ __attribute__((noinline)) void rows_q4_q8(const WeightRows& w, const int* rs, co
     }
 }
 
-// Activation rows per pass of the several-rows kernel: each weight row's codes are unpacked once per
-// pass (a row of 2048 q4 weights stays in L1 for the next pass).
-constexpr int kQ8Acts = 4;
-
 // M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV).
 template <int G>
 void gemv_q4_q8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
@@ -201,15 +197,8 @@ void gemv_q4_q8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptr
   for (int l = 0; l < 16; l++) idx[l] = l / lanes;
   const __m512i sidx = _mm512_load_si512(idx);
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
-    constexpr int NR = decltype(n)::value;
-    for (int a = 0; a < M; a += kQ8Acts) {
-      switch (std::min(kQ8Acts, M - a)) {
-        case 1: rows_q4_q8<NR, 1, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
-        case 2: rows_q4_q8<NR, 2, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
-        case 3: rows_q4_q8<NR, 3, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
-        default: rows_q4_q8<NR, 4, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); break;
-      }
-    }
+    // Each weight row's codes unpacked once per pass (a row of 2048 q4 weights stays in L1 for the next).
+    act_passes(M, [&](auto na, int a) { rows_q4_q8<decltype(n)::value, decltype(na)::value, G>(w, rs, t + a, chunks, sidx, ys.data() + a, acc); });
   });
 }
 
@@ -345,16 +334,7 @@ void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const flo
   }
   Scratch<float, 2 * 256> sbuf((size_t)2 * blocks);
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
-    constexpr int NR = decltype(n)::value;
-    for (int a = 0; a < M; a += kQ8Acts) {
-      float* const* ya = ys.data() + a;
-      switch (std::min(kQ8Acts, M - a)) {
-        case 1: rows_i8_q8_group<NR, 1>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
-        case 2: rows_i8_q8_group<NR, 2>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
-        case 3: rows_i8_q8_group<NR, 3>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
-        default: rows_i8_q8_group<NR, 4>(w, rs, t + a, sbuf.data(), blocks, ya, acc); break;
-      }
-    }
+    act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
   });
 }
 

@@ -134,26 +134,15 @@ inline __m256 q8_load_scales8(const uint8_t* s, ScaleType t) {
 
 // The loop nest of the q4 kernels over M activation rows: one activation row runs its weight rows
 // through row_streams; several run weight rows one at a time (the arithmetic, not the bus, is the
-// limit then), each against the activation rows kQ8Acts at a time.
+// limit then), each against the activation rows kActsPerPass at a time.
 // run(integral_constant R, rows[R], integral_constant A, acts[A]).
-constexpr int kQ8Acts = 4;  // one Zen 3 core, 8 rows of 2048 x 2048 Q4_0: 2 / 3 / 4 / 8 at a time 3.29 / 3.21 / 3.21 / 3.39 cycles per 64 weights per row
 template <class Act, class Run>
 inline void q8_many_rows(int rows, ptrdiff_t ld, int M, const Act* act, Run&& run) {
   if (M == 1) {
     row_streams(rows, ld, [&](auto n_rows, const int* rs) { run(n_rows, rs, std::integral_constant<int, 1>{}, act); });
     return;
   }
-  for (int r = 0; r < rows; r++)
-    for (int m = 0; m < M; m += kQ8Acts) {
-      const Act* as = act + m;
-      const std::integral_constant<int, 1> one;
-      switch (std::min(kQ8Acts, M - m)) {
-        case 4: run(one, &r, std::integral_constant<int, 4>{}, as); break;
-        case 3: run(one, &r, std::integral_constant<int, 3>{}, as); break;
-        case 2: run(one, &r, std::integral_constant<int, 2>{}, as); break;
-        default: run(one, &r, one, as); break;
-      }
-    }
+  for (int r = 0; r < rows; r++) act_passes(M, [&](auto n_acts, int m) { run(std::integral_constant<int, 1>{}, &r, n_acts, act + m); });
 }
 
 // 32 bytes of q4 codes (64 weights) split into the low and the high nibbles, from one load.
@@ -185,7 +174,7 @@ struct Q8Kernels {
   static void q4_g32(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { q4_g32_many(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
   // M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy): each weight row's codes are
-  // loaded and split into nibbles once for up to kQ8Acts activation rows. Every (weight row,
+  // loaded and split into nibbles once for up to kActsPerPass activation rows. Every (weight row,
   // activation row) pair goes through the same operations in the same order as with M = 1, so
   // each activation row's result is bit for bit its lone GEMV's.
   static void q4_g32_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
@@ -291,7 +280,7 @@ struct Q8Kernels {
   template <int G>
   static void q4_wide(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { q4_wide_many<G>(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
-  // M activation rows, as q4_g32_many: each weight row's codes split once for kQ8Acts activation
+  // M activation rows, as q4_g32_many: each weight row's codes split once for kActsPerPass activation
   // rows, every pair with the lone kernel's operations in its order.
   template <int G>
   static void q4_wide_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
