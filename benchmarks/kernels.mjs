@@ -12,9 +12,9 @@ import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KernelContext, alignedBytes } from '@ie/kernels';
+import { KernelContext } from '@ie/kernels';
 import { resolveContextOptions } from '@ie/runtime';
-import { randomBuffer } from './lib.mjs';
+import { HUGE_PAGES, benchBytes, randomBuffer } from './lib.mjs';
 
 const THREADS = (process.env.THREADS ?? '1,2').split(',').map(Number);
 const GIB = Number(process.env.GIB ?? 2);
@@ -97,8 +97,8 @@ function layout(p, rows, cols) {
 /** A matrix of distinct random weights: float words masked into a normal range (no denormal, NaN or Inf), scales small and positive. */
 function makeMatrix(ctx, p, rows, cols) {
   const l = layout(p, rows, cols);
-  // On a 64-byte boundary, as a mapped model file's tensors are (a JavaScript buffer is not).
-  const b = alignedBytes(l.bytes);
+  // On a 64-byte boundary and in huge pages, as a loaded model file's tensors are (a JavaScript buffer is neither).
+  const b = benchBytes(l.bytes);
   randomFillSync(b);
   if (p.dtype === 'f32') {
     const u = new Uint32Array(b.buffer);

@@ -1,7 +1,20 @@
 // Helpers shared by the benchmark harnesses.
 import { randomFillSync } from 'node:crypto';
-import { KernelContext } from '@ie/kernels';
+import { KernelContext, alignedBytes } from '@ie/kernels';
 import { resolveContextOptions } from '@ie/runtime';
+
+/**
+ * Benchmark buffers live in 2 MiB transparent huge pages, as the engine's weights do (its
+ * default weight memory, where the kernel allows): HUGE_PAGES=0 puts them in ordinary
+ * JavaScript memory (4 KiB pages), as before 2026-12-02.
+ */
+export const HUGE_PAGES = process.env.HUGE_PAGES !== '0';
+const allocator = KernelContext.create({ threads: 1 });
+
+/** `bytes` zeroed bytes, 64-byte aligned, in huge pages unless HUGE_PAGES=0. */
+export function benchBytes(bytes) {
+  return HUGE_PAGES ? allocator.allocate(bytes, { hugePages: true }).bytes : alignedBytes(bytes);
+}
 
 /**
  * A buffer of distinct random bytes. Never fill a probe or weight buffer with a repeated
@@ -9,7 +22,7 @@ import { resolveContextOptions } from '@ie/runtime';
  * (that flatters every bandwidth figure it touches).
  */
 export function randomBuffer(bytes) {
-  const b = new Uint8Array(bytes);
+  const b = benchBytes(bytes);
   for (let o = 0; o < bytes; o += 1 << 30) randomFillSync(b, o, Math.min(1 << 30, bytes - o));
   return b;
 }

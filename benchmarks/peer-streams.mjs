@@ -47,8 +47,8 @@ for (const type of TYPES) {
   const row = {
     type,
     threads: THREADS,
-    llama: { release: li.release, build: li.build },
-    ie: { activations: ii.activations, isa: ii.isa },
+    llama: { release: li.release, build: li.build, mmap: li.mmap },
+    ie: { activations: ii.activations, isa: ii.isa, weightMemory: ii.weightMemory },
     streams: [],
   };
   for (const n of STREAMS) {

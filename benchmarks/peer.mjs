@@ -89,6 +89,7 @@ for (const type of TYPES) {
         runs: m.llama,
         release: li.release,
         build: li.build,
+        mmap: li.mmap,
       },
       ie: {
         decodeTokS: +median(m.ie.decode).toFixed(2),
@@ -99,6 +100,7 @@ for (const type of TYPES) {
         int8Kernels: ii.int8Kernels,
         gemm: ii.gemm,
         weightBytesPerToken: ii.weightBytesPerToken,
+        weightMemory: ii.weightMemory,
         moe: ii.moe,
       },
       ggufBytes: files[type].ggufBytes,
@@ -117,7 +119,7 @@ for (const type of TYPES) {
 }
 
 console.log(
-  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}); medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}, weights ${results[0]?.llama.mmap === false ? 'read into memory (LLAMA_MMAP=0)' : 'mapped'}); ie weights ${results[0]?.ie.weightMemory === 'copy' ? 'copied into memory' : 'mapped'}; medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
 );
 console.log(
   '| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |',

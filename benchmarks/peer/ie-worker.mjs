@@ -17,6 +17,7 @@ await serve({
       int8Kernels: i.int8Activations,
       gemm: i.gemm,
       threads: i.threads,
+      weightMemory: i.weightMemory.mode,
       weightBytesPerToken: i.weightBytesPerToken,
       moe: engine.config.moe !== null,
     };

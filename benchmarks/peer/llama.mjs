@@ -9,13 +9,21 @@ export async function openLlama(peerDir, modelPath, threads, context) {
   const require = createRequire(join(peerDir, 'package.json'));
   const { getLlama, LlamaLogLevel } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
-  const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+  // LLAMA_MMAP=0: llama.cpp's --no-mmap (the weights read into memory), for a side-by-side with ie's copied weights.
+  const useMmap = process.env.LLAMA_MMAP !== '0';
+  const model = await llama.loadModel({ modelPath, gpuLayers: 0, useMmap });
   const ctx = await model.createContext({ ...context, threads: { ideal: threads, min: threads } });
   return {
     llama,
     model,
     context: ctx,
-    info: () => ({ engine: 'llama.cpp', release: llama.llamaCppRelease?.release, build: llama.buildType, threads: ctx.currentThreads }),
+    info: () => ({
+      engine: 'llama.cpp',
+      release: llama.llamaCppRelease?.release,
+      build: llama.buildType,
+      threads: ctx.currentThreads,
+      mmap: useMmap,
+    }),
     async close() {
       await ctx.dispose();
       await model.dispose();

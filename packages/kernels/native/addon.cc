@@ -631,7 +631,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                         InstanceMethod<&ContextWrap::Rope>("rope"), InstanceMethod<&ContextWrap::Swiglu>("swiglu"), InstanceMethod<&ContextWrap::Add>("add"),
                         InstanceMethod<&ContextWrap::Scale>("scale"), InstanceMethod<&ContextWrap::Argmax>("argmax"), InstanceMethod<&ContextWrap::Dot>("dot"),
                         InstanceMethod<&ContextWrap::F32ToF16>("f32ToF16"), InstanceMethod<&ContextWrap::F16ToF32>("f16ToF32"), InstanceMethod<&ContextWrap::Attention>("attention"),
-                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth"), InstanceMethod<&ContextWrap::FmaPeak>("fmaPeak"),
+                        InstanceMethod<&ContextWrap::MapFile>("mapFile"), InstanceMethod<&ContextWrap::AllocateMemory>("allocateMemory"), InstanceMethod<&ContextWrap::NumaBind>("numaBind"), InstanceMethod<&ContextWrap::ReadBandwidth>("readBandwidth"), InstanceMethod<&ContextWrap::FmaPeak>("fmaPeak"),
                         InstanceMethod<&ContextWrap::Compile>("compile"), InstanceMethod<&ContextWrap::Touch>("touch")});
   }
 
@@ -971,6 +971,20 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     std::string error;
     auto m = ie::map_file(path, offset, length, advice, huge, populate, &error);
     if (!m) IE_THROW(env, "KERNELS_MAP_FAILED", error);
+    AddonData* ad = env.GetInstanceData<AddonData>();
+    Napi::Object obj = ad->mapping_ctor.New({construct_token(env)});
+    MappingWrap::Unwrap(obj)->Attach(m);
+    return obj;
+  }
+
+  // allocateMemory(length, hugePages) -> Mapping (zeroed anonymous memory, 2 MiB-aligned)
+  Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint64_t length = (uint64_t)int_arg(info, 0, 1, 1ll << 53, "length");
+    const bool huge = info.Length() > 1 && info[1].ToBoolean();
+    std::string error;
+    auto m = ie::allocate_memory(length, huge, &error);
+    if (!m) IE_THROW(env, "KERNELS_OUT_OF_MEMORY", error);
     AddonData* ad = env.GetInstanceData<AddonData>();
     Napi::Object obj = ad->mapping_ctor.New({construct_token(env)});
     MappingWrap::Unwrap(obj)->Attach(m);

@@ -74,6 +74,7 @@ export interface NativeContext {
   f16ToF32(x: Uint16Array, out: Float32Array, n: number): void;
   attention(args: Record<string, unknown>): void;
   mapFile(path: string, offset: number, length: number, advice: string, hugePages: boolean, populate: boolean): NativeMapping;
+  allocateMemory(length: number, hugePages: boolean): NativeMapping;
   numaBind(m: NativeMapping): { nodes: number; policy: string; applied: boolean; detail: string };
   readBandwidth(buf: Uint8Array, passes: number): { bytes: number; seconds: number; variant: string; checksum: number };
   fmaPeak(seconds: number): number;

@@ -4,6 +4,7 @@
  * so no call with wrong sizes reaches C++; the addon checks again and throws, never crashes.
  */
 import { statSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { loadAddon, type NativeContext, type NativeInfo } from './addon.js';
 import { KERNEL_CONSTANTS, type KvDtype, type RopeStyle } from './constants.js';
 import { KernelError, asKernelError, show, wrapNative } from './errors.js';
@@ -81,6 +82,13 @@ export interface MapOptions {
   hugePages?: boolean;
   /** Fault every page in now (MAP_POPULATE). */
   populate?: boolean;
+}
+
+export interface LoadFileOptions {
+  offset?: number;
+  length?: number;
+  /** Ask for 2 MiB transparent huge pages (madvise(MADV_HUGEPAGE) before the first touch). Default true. */
+  hugePages?: boolean;
 }
 
 export interface AttentionArgs {
@@ -350,6 +358,59 @@ export class KernelContext {
     );
   }
 
+  /**
+   * Reads a file region into anonymous memory (2 MiB-aligned; in transparent huge pages unless
+   * `hugePages: false`) and returns it as a MappedFile: what llama.cpp's `--no-mmap` does. Costs a
+   * copy at load and the memory of the region, and spares every later pass over it the 4 KiB page
+   * walks of a file mapping (and, on some virtual machines, the hypervisor's periodic stalls on
+   * page-cache pages). The context's NUMA policy is applied before the first page is touched.
+   * Reads run on libuv's threads, several at once; the event loop keeps turning.
+   */
+  async loadFile(path: string, options: LoadFileOptions = {}): Promise<MappedFile> {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0'))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'path must be a non-empty string');
+    objectArg(options, 'options');
+    const offset = options.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new KernelError('KERNELS_BAD_ARGUMENT', 'offset must be a non-negative integer');
+    if (options.length !== undefined && (!Number.isSafeInteger(options.length) || options.length < 1))
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'length must be a positive integer');
+    if (options.hugePages !== undefined && typeof options.hugePages !== 'boolean')
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'hugePages must be true or false');
+    const size = sizeOf(path);
+    const len = options.length ?? size - offset;
+    if (len < 1 || offset + len > size)
+      throw new KernelError('KERNELS_MAP_FAILED', `${path}: range [${offset}, +${len}) is outside the ${size}-byte file`);
+    const memory = this.allocate(len, { hugePages: options.hugePages });
+    try {
+      this.numaBind(memory);
+      const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+        throw new KernelError('KERNELS_MAP_FAILED', `${path}: cannot open (${e.code ?? e.message})`);
+      });
+      try {
+        await readInto(file, path, memory, offset, len);
+      } finally {
+        await file.close();
+      }
+      return memory;
+    } catch (e) {
+      memory.close();
+      throw e;
+    }
+  }
+
+  /**
+   * `length` bytes of zeroed anonymous memory, 2 MiB-aligned, in transparent huge pages unless
+   * `hugePages: false`, as a MappedFile (its views, close). What loadFile reads into; the
+   * benchmarks' read-bandwidth probe runs over it, so that it streams pages like the weights'.
+   */
+  allocate(length: number, options: { hugePages?: boolean } = {}): MappedFile {
+    if (!Number.isSafeInteger(length) || length < 1) throw new KernelError('KERNELS_BAD_ARGUMENT', 'length must be a positive integer');
+    objectArg(options, 'options');
+    if (options.hugePages !== undefined && typeof options.hugePages !== 'boolean')
+      throw new KernelError('KERNELS_BAD_ARGUMENT', 'hugePages must be true or false');
+    return new MappedFile(wrapNative(() => this.n.allocateMemory(length, options.hugePages ?? true)));
+  }
+
   /** Applies the context's NUMA policy to a mapping; on one node it reports why nothing changes. */
   numaBind(mapping: MappedFile): { nodes: number; policy: string; applied: boolean; detail: string } {
     mappingArg(mapping);
@@ -413,6 +474,49 @@ export class KernelContext {
     this.closed = true;
     wrapNative(() => this.native.close());
   }
+}
+
+/** Reads [offset, offset + len) of the file into `memory`, in 64 MiB pieces with four in flight. */
+async function readInto(file: FileHandle, path: string, memory: MappedFile, offset: number, len: number): Promise<void> {
+  const piece = 64 * 1024 * 1024;
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < len && !failed) {
+      const at = next;
+      const n = Math.min(piece, len - at);
+      next += n;
+      const view = memory.view(at, n);
+      for (let done = 0; done < n; ) {
+        let got: number;
+        try {
+          ({ bytesRead: got } = await file.read(view, done, n - done, offset + at + done));
+        } catch (e) {
+          throw new KernelError(
+            'KERNELS_MAP_FAILED',
+            `${path}: read failed at byte ${offset + at + done} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+          );
+        }
+        if (got === 0)
+          throw new KernelError(
+            'KERNELS_MAP_FAILED',
+            `${path}: the file ended at byte ${offset + at + done} while being read (was it truncated?)`,
+          );
+        done += got;
+      }
+    }
+  };
+  // Every read settles before the caller may free the memory they write into.
+  const results = await Promise.allSettled(
+    Array.from({ length: 4 }, () =>
+      worker().catch((e: unknown) => {
+        failed = true;
+        throw e;
+      }),
+    ),
+  );
+  const failure = results.find((r) => r.status === 'rejected');
+  if (failure) throw (failure as PromiseRejectedResult).reason;
 }
 
 function sizeOf(path: string): number {

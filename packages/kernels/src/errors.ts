@@ -10,7 +10,8 @@ export const KERNEL_ERROR_CODES = {
   KERNELS_MISALIGNED: 'data is not aligned as the kernels need',
   KERNELS_CLOSED: 'the context or mapping was closed',
   KERNELS_DETACHED: 'a buffer was detached while in use',
-  KERNELS_MAP_FAILED: 'a file could not be memory-mapped',
+  KERNELS_MAP_FAILED: 'a file could not be memory-mapped or read into memory',
+  KERNELS_OUT_OF_MEMORY: 'memory could not be allocated',
   KERNELS_BUSY: 'the program is already running',
   KERNELS_MAP_TOO_LARGE: 'a mapping is too large for a single JavaScript view',
 } as const;

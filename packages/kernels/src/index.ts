@@ -4,7 +4,15 @@
  * bf16, int8 and int4 weights (FP32 activations and accumulation), the other decode ops, and
  * read-only mmap. It computes on buffers and knows nothing about files or models.
  */
-export { KernelContext, type ContextInfo, type AttentionArgs, type MapOptions, type GemvOptions, type ReadBandwidth } from './context.js';
+export {
+  KernelContext,
+  type ContextInfo,
+  type AttentionArgs,
+  type MapOptions,
+  type LoadFileOptions,
+  type GemvOptions,
+  type ReadBandwidth,
+} from './context.js';
 export { WeightMatrix, MappedFile } from './handles.js';
 export {
   AFFINITIES,

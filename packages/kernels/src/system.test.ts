@@ -140,6 +140,94 @@ describe('memory maps', () => {
   });
 });
 
+describe('files read into memory (loadFile)', () => {
+  const d = mkdtempSync(join(tmpdir(), 'ie-k-load-'));
+  // Past two of loadFile's 64 MiB read pieces, at a size that is no multiple of a page.
+  const big = join(d, 'big.bin');
+  const content = new Uint8Array(2 * 64 * 1024 * 1024 + 12_345);
+  const words = new Uint32Array(content.buffer, 0, Math.floor(content.length / 4));
+  let s = 0x9e3779b9;
+  for (let i = 0; i < words.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    words[i] = s >>> 0;
+  }
+  for (let i = words.length * 4; i < content.length; i++) content[i] = (i * 131) & 255;
+  writeFileSync(big, content);
+
+  it('holds exactly the file region, in anonymous memory that outlives nothing it should not', async () => {
+    const c = make();
+    const at = 4096 * 3 + 7;
+    const m = await c.loadFile(big, { offset: at });
+    expect(m.length).toBe(content.length - at);
+    const v = m.bytes;
+    expect(v.byteOffset % 64).toBe(0);
+    let same = true;
+    for (let i = 0; i < v.length; i += 4093) same &&= v[i] === content[at + i];
+    expect(same).toBe(true);
+    expect(v[v.length - 1]).toBe(content[content.length - 1]);
+    expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.length), Buffer.from(content.buffer, at))).toBe(0);
+    expect(typeof m.hugePages).toBe('boolean');
+    expect(m.hugePagesDetail).toMatch(/MADV_HUGEPAGE/);
+    m.close();
+    expect(() => m.bytes).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+
+  it('gives matrices the same products as a mapping of the same file', async () => {
+    const c = make({ threads: 2 });
+    const mat = makeMatrix({ dtype: 'q4', group: 32 }, 37, 192, 11);
+    const path = join(d, 'mat.bin');
+    writeFileSync(path, mat.bytes);
+    const x = seededFloats(192, 4);
+    const y = (m: ReturnType<typeof c.mapFile>) => {
+      const out = new Float32Array(37);
+      c.gemv(c.matrix(mat.spec, m.bytes, m), x, out);
+      m.close();
+      return Array.from(out);
+    };
+    expect(y(await c.loadFile(path, { hugePages: false }))).toEqual(y(c.mapFile(path)));
+  });
+
+  it('refuses bad arguments, ranges outside the file and missing files, before allocating', async () => {
+    const c = make();
+    await expect(c.loadFile(join(d, 'nope.bin'))).rejects.toMatchObject({
+      code: 'KERNELS_MAP_FAILED',
+      message: expect.stringMatching(/nope\.bin/),
+    });
+    await expect(c.loadFile(big, { offset: content.length - 10, length: 11 })).rejects.toMatchObject({ code: 'KERNELS_MAP_FAILED' });
+    await expect(c.loadFile(big, { offset: content.length })).rejects.toMatchObject({ code: 'KERNELS_MAP_FAILED' });
+    await expect(c.loadFile(big, { length: 0 })).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+    await expect(c.loadFile(big, { offset: -1 })).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+    await expect(c.loadFile(big, { hugePages: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+    await expect(c.loadFile('')).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+  });
+
+  it('allocates zeroed memory, and refuses sizes it cannot', () => {
+    const c = make();
+    const m = c.allocate(3 * 1024 * 1024 + 5);
+    expect(m.length).toBe(3 * 1024 * 1024 + 5);
+    expect(m.bytes.every((b) => b === 0)).toBe(true);
+    m.bytes.fill(7, 1000, 2000);
+    expect(m.view(999, 3)).toEqual(new Uint8Array([0, 7, 7]));
+    m.close();
+    expect(() => c.allocate(0)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+    expect(() => c.allocate(1.5)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+    expect(() => c.allocate(2 ** 53)).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT' }));
+  });
+
+  it('fails cleanly when the file is shorter than the range asked for by the time it is read', async () => {
+    const c = make();
+    const path = join(d, 'short.bin');
+    writeFileSync(path, content.subarray(0, 8192));
+    const reading = c.loadFile(path, { length: 8192 });
+    const fd = openSync(path, 'r+');
+    ftruncateSync(fd, 100); // after the size check, before the reads
+    closeSync(fd);
+    await expect(reading).rejects.toMatchObject({ code: 'KERNELS_MAP_FAILED', message: expect.stringMatching(/ended at byte 100/) });
+  });
+});
+
 describe('argument checking never lets a bad call reach C++', () => {
   const c = make({ threads: 2 });
   const m = makeMatrix({ dtype: 'q4', group: 64 }, 8, 128, 1);

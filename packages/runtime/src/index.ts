@@ -38,6 +38,7 @@ export {
   type ResolvedContextOptions,
   type ResolvedEngineOptions,
 } from './options.js';
+export { WEIGHT_MEMORY_MODES, planWeightMemory, type WeightMemoryMode, type WeightMemoryPlan, type SystemMemory } from './weight-memory.js';
 export { PRECISIONS, describeMix, filePrecisionMix, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 export { Sampler, resolveSampling, type SamplingOptions, type ResolvedSampling } from './sampler.js';
 export { percentile, type GenerationMetrics } from './metrics.js';

@@ -9,12 +9,15 @@ import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels
 import { IeRuntimeError } from './errors.js';
 import { type GgufCacheOptions, ensureGgufCache, isGgufFile } from './gguf-cache.js';
 import { resolveContextOptions } from './options.js';
+import { type WeightMemoryMode, type WeightMemoryPlan, planWeightMemory, readSystemMemory } from './weight-memory.js';
 
 export interface MappedModel {
   reader: IebinReader;
   ctx: KernelContext;
   mapping: MappedFile;
   numa: { applied: boolean; detail: string };
+  /** Whether the weights were copied into memory or mapped, and why. */
+  weightMemory: WeightMemoryPlan;
   /** What opening did that the user should hear of (a GGUF file converted into the cache, or a cached conversion reused). */
   notices: string[];
   /** The directory opened: `dir` itself, or the cache entry a GGUF file was converted into. */
@@ -27,6 +30,8 @@ export interface MapOptions {
   context?: ContextOptions;
   /** Ask for transparent huge pages on the mapping (the engine does; tools need not). */
   hugePages?: boolean;
+  /** Copy the weights into memory or map them (see weight-memory.ts). Default mmap: tools that read a file once need no copy. */
+  weightMemory?: WeightMemoryMode;
   /** Check every tensor's CRC-32 and NaN/Inf (what `ie validate --deep` checks) before anything runs. */
   verify?: boolean;
   /** Where a GGUF file is converted to (see gguf-cache.ts). Default: `$IE_CACHE_DIR`, `$XDG_CACHE_HOME/ie` or `~/.cache/ie`. */
@@ -52,7 +57,12 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
   let mapping: MappedFile | undefined;
   try {
     ctx = KernelContext.create(resolveContextOptions(o.context));
-    mapping = ctx.mapFile(reader.binPath as string, { advice: 'willneed', hugePages: o.hugePages ?? false });
+    const binPath = reader.binPath as string;
+    const plan = planWeightMemory(o.weightMemory ?? 'mmap', reader.header.bin.bytes, readSystemMemory());
+    mapping =
+      plan.mode === 'copy'
+        ? await ctx.loadFile(binPath, { length: reader.header.bin.bytes, hugePages: true })
+        : ctx.mapFile(binPath, { advice: 'willneed', hugePages: o.hugePages ?? false });
     const numa = ctx.numaBind(mapping);
     reader.attach(mapping);
     if (o.verify) await verifyOrThrow(reader);
@@ -62,6 +72,7 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
       ctx: c,
       mapping: m,
       numa: { applied: numa.applied, detail: numa.detail },
+      weightMemory: plan,
       notices,
       directory,
       close: async () => {

@@ -44,6 +44,8 @@ export interface EngineInfo extends ContextInfo {
   weightBytesPerToken: number;
   kvCacheBytes: number;
   hugePages: boolean;
+  /** Whether the weights were copied into memory or are mapped from the file, and why (EngineOptions.weightMemory). */
+  weightMemory: { mode: 'copy' | 'mmap'; detail: string };
   numaBind: { applied: boolean; detail: string };
 }
 
@@ -116,6 +118,7 @@ export class Model {
     const mapped = await openMapped(path, {
       context: { threads: opts.threads, affinity: opts.affinity, numa: opts.numa, isa: opts.isa },
       hugePages: true,
+      weightMemory: opts.weightMemory,
       verify: opts.verify,
       cacheDir: options.cacheDir,
       onConvertProgress: options.onConvertProgress,
@@ -199,6 +202,7 @@ export class Model {
       weightBytesPerToken: this.weights.bytesPerToken,
       kvCacheBytes: this.forward.kvCacheBytes,
       hugePages: this.mapped.mapping.hugePages,
+      weightMemory: { ...this.mapped.weightMemory },
       numaBind: this.mapped.numa,
     };
   }

@@ -4,6 +4,7 @@ import { InvalidOptionError } from './errors.js';
 import type { KvCacheType } from './forward.js';
 import type { GgufConvertProgress } from './gguf-cache.js';
 import { PRECISIONS, type Precision } from './precision.js';
+import { WEIGHT_MEMORY_MODES, type WeightMemoryMode } from './weight-memory.js';
 
 export interface EngineOptions {
   /** Weight precision (IE_PRECISION). Default: the file's own. Lower precisions are converted at load. */
@@ -28,6 +29,12 @@ export interface EngineOptions {
    * dispose() waits gives the engine up: it ends with IE_ABORTED if pulled again. Default 30000.
    */
   idleTimeoutMs?: number;
+  /**
+   * Where the weights live (IE_WEIGHT_MEMORY): `copy` reads the file into memory in 2 MiB huge
+   * pages (llama.cpp's --no-mmap), `mmap` maps it (zero-copy, shared between processes), `auto`
+   * copies when huge pages are on and the copy takes at most 60% of the memory available. Default auto.
+   */
+  weightMemory?: WeightMemoryMode;
   /** KV cache storage (IE_KV_CACHE). Default f32. */
   kvCache?: KvCacheType;
   /**
@@ -69,6 +76,7 @@ export interface ResolvedEngineOptions {
   requireModel: boolean;
   idleTimeoutMs: number;
   verify: boolean;
+  weightMemory: WeightMemoryMode;
 }
 
 export interface ResolvedContextOptions {
@@ -154,5 +162,6 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     requireModel: o.requireModel ?? oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1',
     idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,
     verify: bool('verify', 'IE_VERIFY', o.verify, env),
+    weightMemory: oneOf('weightMemory', 'IE_WEIGHT_MEMORY', o.weightMemory, env, WEIGHT_MEMORY_MODES) ?? 'auto',
   };
 }

@@ -122,6 +122,7 @@ export const bench = defineCommand({
           int8_gemm: info.activations === 'int8' ? info.int8Gemm : null,
           threads: info.threads,
           isa: info.isa,
+          weight_memory: info.weightMemory.mode,
           weight_bytes_per_token: info.weightBytesPerToken,
           effective_gbs: +((info.weightBytesPerToken * decodeTps) / 1e9).toFixed(3),
           touch_bytes_per_token: touchBytes,

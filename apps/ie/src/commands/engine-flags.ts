@@ -1,6 +1,6 @@
 /** Flags shared by the commands that run a model (generate, bench, serve, chat). */
 import type { Isa } from '@ie/kernels';
-import { PRECISIONS, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
+import { PRECISIONS, WEIGHT_MEMORY_MODES, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
 import { threadsFlag, type Flags, type Values } from '../flags.js';
 import { Progress } from '../progress.js';
 
@@ -47,6 +47,16 @@ export const ENGINE_FLAGS = {
     description: 'force a lower kernel variant than the best the CPU has',
     defaultText: 'the best the CPU has',
     engineEnv: 'IE_ISA',
+    section: SECTION,
+  },
+  'weight-memory': {
+    type: 'choice',
+    arg: 'MODE',
+    choices: WEIGHT_MEMORY_MODES,
+    description:
+      "where the weights live: copy reads them into memory in 2 MiB huge pages (llama.cpp's --no-mmap), mmap maps the file (zero-copy, shared between processes)",
+    defaultText: 'auto: copy when huge pages are on and the weights take at most 60% of the memory available',
+    engineEnv: 'IE_WEIGHT_MEMORY',
     section: SECTION,
   },
   'kv-cache': {
@@ -105,7 +115,8 @@ export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
   // In the int8 mode, symmetric q4 prefill chunks take the int8 GEMM where the ISA has one.
   const gemm = info.activations === 'int8' && info.int8Gemm !== 'none' ? `${info.gemm} (q4: int8 ${info.int8Gemm})` : info.gemm;
-  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}`;
+  const memory = info.weightMemory.mode === 'copy' ? `weights in memory${info.hugePages ? ' (huge pages)' : ''}` : 'weights mapped';
+  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}, ${memory}`;
 }
 
 export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOptions {
@@ -123,6 +134,7 @@ export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOp
     numa: v.numa,
     isa: v.isa,
     kvCache: v['kv-cache'],
+    weightMemory: v['weight-memory'],
     contextLength: v.context,
     maxBatch: v['max-batch'],
     activations: v.activations,

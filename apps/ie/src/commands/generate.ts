@@ -261,6 +261,7 @@ export const generate = defineCommand({
             int8Gemm: info.int8Gemm,
             threads: info.threads,
             isa: info.isa,
+            weightMemory: info.weightMemory.mode,
             metrics: m,
           }),
         );

@@ -90,4 +90,41 @@ std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint
   return m;
 }
 
+std::shared_ptr<Mapping> allocate_memory(uint64_t length, bool huge_pages, std::string* error) {
+  constexpr uint64_t kHugePage = uint64_t(1) << 21;
+  if (length == 0 || length > (uint64_t(1) << 53)) {
+    *error = "cannot allocate " + std::to_string(length) + " bytes";
+    return nullptr;
+  }
+  // One huge page more than needed, so the data can start on a 2 MiB boundary: its first bytes
+  // then share a huge page with nothing else.
+  const size_t map_len = (size_t)((length + kHugePage - 1) / kHugePage * kHugePage + kHugePage);
+  void* p = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    *error = "cannot allocate " + std::to_string(length) + " bytes (" + std::strerror(errno) + ")";
+    return nullptr;
+  }
+  auto m = std::make_shared<Mapping>();
+  m->base = static_cast<uint8_t*>(p);
+  m->map_len = map_len;
+  m->data = reinterpret_cast<uint8_t*>(((uintptr_t)p + kHugePage - 1) & ~(uintptr_t)(kHugePage - 1));
+  m->len = (size_t)length;
+  if (huge_pages) {
+#ifdef MADV_HUGEPAGE
+    // Asked before the first touch, so the pages are huge from their first fault on.
+    if (madvise(m->data, (size_t)(m->base + map_len - m->data), MADV_HUGEPAGE) == 0) {
+      m->huge_pages = true;
+      m->huge_pages_detail = "madvise(MADV_HUGEPAGE) accepted (transparent huge pages for this anonymous memory)";
+    } else {
+      m->huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) refused: ") + std::strerror(errno) + "; 4 KiB pages are used";
+    }
+#else
+    m->huge_pages_detail = "MADV_HUGEPAGE is not available on this system";
+#endif
+  } else {
+    m->huge_pages_detail = "not requested";
+  }
+  return m;
+}
+
 }  // namespace ie

@@ -1,4 +1,5 @@
-// Memory maps of file regions (the file is never modified), with madvise hints. The region stays mapped while
+// Memory maps of file regions (the file is never modified), with madvise hints, and anonymous
+// memory a file region is read into (the weights' copy in huge pages). The region stays mapped while
 // any holder keeps the shared Mapping alive; closing from JavaScript detaches the JS buffer
 // at once (so JS can never touch unmapped memory) and unmaps when the last native user is done.
 #pragma once
@@ -26,5 +27,10 @@ struct Mapping {
 // the pages are writable copy-on-write, so a write from JavaScript through a view changes only
 // this process's copy of that page instead of faulting. Returns null and sets `error` on failure.
 std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint64_t length, Advice advice, bool huge_pages, bool populate, std::string* error);
+
+// `length` bytes of zeroed anonymous memory starting on a 2 MiB boundary, held like a mapping;
+// with huge_pages, madvise(MADV_HUGEPAGE) before anything touches it. Returns null and sets
+// `error` on failure.
+std::shared_ptr<Mapping> allocate_memory(uint64_t length, bool huge_pages, std::string* error);
 
 }  // namespace ie
