@@ -87,11 +87,21 @@ for (const r of results) {
 }
 mkdirSync(join(here, 'reports'), { recursive: true });
 const tag = process.env.REPORT ? `${process.env.REPORT}-` : '';
-const file = join(here, 'reports', `peer-memory-${PRESET}-${tag}${new Date().toISOString().slice(0, 10)}.json`);
+const layers = process.env.LAYERS ? `-${process.env.LAYERS}l` : '';
+const file = join(here, 'reports', `peer-memory-${PRESET}${layers}-${tag}${new Date().toISOString().slice(0, 10)}.json`);
 writeFileSync(
   file,
   JSON.stringify(
-    { preset: PRESET, cpu: cpu.cpu, isa: cpu.isa, nodeLlamaCpp: NLC_VERSION, runs: RUNS, decodeTokens: DECODE_TOKENS, results },
+    {
+      preset: PRESET,
+      layers: process.env.LAYERS ? Number(process.env.LAYERS) : undefined,
+      cpu: cpu.cpu,
+      isa: cpu.isa,
+      nodeLlamaCpp: NLC_VERSION,
+      runs: RUNS,
+      decodeTokens: DECODE_TOKENS,
+      results,
+    },
     null,
     2,
   ),
