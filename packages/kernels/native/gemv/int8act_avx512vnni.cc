@@ -120,10 +120,22 @@ inline __m512 tail_scales(const uint8_t* s, ScaleType t, int count, int valid, _
   return _mm512_permutexvar_ps(idx, v);
 }
 
+// One weight row's 64-byte chunk unpacked: its low and high nibbles, the scales and zero points of
+// its 128/G groups laid out per lane.
+struct Q4Chunk {
+  __m512i lo, hi;
+  __m512 sc, zf;
+};
+
 // Chunk c of NR weight rows against NA activation rows (their tables t[0..NA)): each weight row's
 // codes, scales and zero points are loaded and unpacked once for all NA, and every (weight row,
 // activation row) pair runs the same operations in the same order whatever NA is, so a row of a
-// batch gets its lone GEMV's bits.
+// batch gets its lone GEMV's bits. Only the order of the loads differs: alone (NA 1), both rows'
+// chunks are loaded and unpacked before any product, which keeps more loads in flight; with several
+// activation rows, their vectors are loaded first and each weight row is unpacked just before its
+// products (unpacking every row first spilled at NA 4). Against the previous single order, Zen 5,
+// TinyLlama Q4_0 forward steps alternated six times: one stream 0.94-1.20x (median 1.05), eight
+// streams 1.02-1.15x.
 template <int NR, int NA, int G, bool Tail>
 inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, int c, int ng, __m512i sidx, __m512 (&total)[NR][NA]) {
   constexpr int gpc = 128 / G;
@@ -132,32 +144,49 @@ inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, i
   const bool affine = w.z != nullptr;
   const int row_bytes = ng * (G / 2);
   const __mmask64 m = Tail ? (((__mmask64)1 << (row_bytes - 64 * c)) - 1) : ~(__mmask64)0;
-  // The activation rows' vectors for this chunk, loaded once for the NR weight rows.
-  __m512i xl[NA], xh[NA], n0[NA];
-  __m512 d[NA];
-  IE_UNROLL for (int a = 0; a < NA; a++) {
-    xl[a] = _mm512_loadu_si512(t[a].xl + c * 64);
-    xh[a] = _mm512_loadu_si512(t[a].xh + c * 64);
-    d[a] = _mm512_loadu_ps(t[a].d + c * 16);
-    n0[a] = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t[a].n + c * 16);
-  }
-  for (int r = 0; r < NR; r++) {
+  auto unpack = [&](int r) {
+    Q4Chunk k;
     const uint8_t* p = w.q + rs[r] * w.q_ld + 64 * c;
     if (!Tail) stream_prefetch(p, 64);  // Zen 5, from DRAM, one core: Q4_0 21-22 -> 27 GB/s
     const __m512i v = Tail ? _mm512_maskz_loadu_epi8(m, p) : _mm512_loadu_si512(p);
-    const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    __m512 zf = _mm512_setzero_ps();
+    k.lo = _mm512_and_si512(v, low4);
+    k.hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    k.zf = _mm512_setzero_ps();
     if (affine) {
       const __m128i zb = Tail ? _mm_maskz_loadu_epi8((__mmask16)tail_mask(std::min(gpc, ng - g0)), w.z + rs[r] * w.z_ld + g0) : _mm_loadu_si32(w.z + rs[r] * w.z_ld + g0);
-      zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
+      k.zf = _mm512_permutexvar_ps(sidx, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb)));
     }
     const uint8_t* s = w.s + rs[r] * w.s_ld + g0 * sb;
-    const __m512 sc = Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx);
+    k.sc = Tail ? tail_scales(s, w.stype, gpc, ng - g0, sidx) : chunk_scales<G>(s, w.stype, sidx);
+    return k;
+  };
+  auto pair = [&](const Q4Chunk& k, __m512i xl, __m512i xh, __m512 d, __m512i n0, int a, __m512& acc) {
+    const __m512i i = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(n0, k.lo, xl), k.hi, xh);
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(i), d);
+    if (affine) f = _mm512_fnmadd_ps(k.zf, _mm512_loadu_ps(t[a].cs + c * 16), f);
+    acc = _mm512_fmadd_ps(f, k.sc, acc);
+  };
+  // The activation rows' vectors (NA 1: after the weight rows' chunks).
+  __m512i xl[NA], xh[NA], n0[NA];
+  __m512 d[NA];
+  auto activations = [&]() {
     IE_UNROLL for (int a = 0; a < NA; a++) {
-      const __m512i i = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(n0[a], lo, xl[a]), hi, xh[a]);
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(i), d[a]);
-      if (affine) f = _mm512_fnmadd_ps(zf, _mm512_loadu_ps(t[a].cs + c * 16), f);
-      total[r][a] = _mm512_fmadd_ps(f, sc, total[r][a]);
+      xl[a] = _mm512_loadu_si512(t[a].xl + c * 64);
+      xh[a] = _mm512_loadu_si512(t[a].xh + c * 64);
+      d[a] = _mm512_loadu_ps(t[a].d + c * 16);
+      n0[a] = affine ? _mm512_setzero_si512() : _mm512_loadu_si512(t[a].n + c * 16);
+    }
+  };
+  if constexpr (NA == 1) {
+    Q4Chunk k[NR];
+    IE_UNROLL for (int r = 0; r < NR; r++) k[r] = unpack(r);
+    activations();
+    IE_UNROLL for (int r = 0; r < NR; r++) pair(k[r], xl[0], xh[0], d[0], n0[0], 0, total[r][0]);
+  } else {
+    activations();
+    for (int r = 0; r < NR; r++) {
+      const Q4Chunk k = unpack(r);
+      IE_UNROLL for (int a = 0; a < NA; a++) pair(k, xl[a], xh[a], d[a], n0[a], a, total[r][a]);
     }
   }
 }
