@@ -361,9 +361,10 @@ export class KernelContext {
   /**
    * Reads a file region into anonymous memory (2 MiB-aligned; in transparent huge pages unless
    * `hugePages: false`) and returns it as a MappedFile: what llama.cpp's `--no-mmap` does. Costs a
-   * copy at load and the memory of the region, and spares every later pass over it the 4 KiB page
-   * walks of a file mapping (and, on some virtual machines, the hypervisor's periodic stalls on
-   * page-cache pages). The context's NUMA policy is applied before the first page is touched.
+   * copy at load and the memory of the region; spares later passes over it the 4 KiB page walks of
+   * a file mapping where the file system gives the page cache no large folios, and, on some virtual
+   * machines, periodic stalls on page-cache memory (docs/performance.md, *Weights in huge pages*).
+   * The context's NUMA policy is applied before the first page is touched.
    * Reads run on libuv's threads, several at once; the event loop keeps turning.
    */
   async loadFile(path: string, options: LoadFileOptions = {}): Promise<MappedFile> {

@@ -1,8 +1,8 @@
 /**
  * The open/map/attach sequence every user of a model file goes through, written once: the header
- * validated, the bin mapped read-only (private pages shared with the page cache), NUMA hints
- * applied, the reader attached to the mapping, optionally every tensor verified. What fails
- * half-way releases what it took.
+ * validated, the bin mapped read-only (private pages shared with the page cache) or read into
+ * huge-page memory (weight-memory.ts), NUMA hints applied, the reader attached to it, optionally
+ * every tensor verified. What fails half-way releases what it took.
  */
 import { IebinReader } from '@ie/format';
 import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels';
