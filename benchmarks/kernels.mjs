@@ -326,6 +326,7 @@ writeFileSync(
       fmaPeakGflops: peaks,
       gib: GIB,
       resident: RESIDENT,
+      hugePages: HUGE_PAGES,
       passes: PASSES,
       gemv: results,
       gemm,

@@ -9,11 +9,23 @@ import { resolveContextOptions } from '@ie/runtime';
  * JavaScript memory (4 KiB pages), as before 2026-12-02.
  */
 export const HUGE_PAGES = process.env.HUGE_PAGES !== '0';
-const allocator = KernelContext.create({ threads: 1 });
+let allocator; // made on first use: a harness that allocates nothing starts no thread pool for it
 
 /** `bytes` zeroed bytes, 64-byte aligned, in huge pages unless HUGE_PAGES=0. */
 export function benchBytes(bytes) {
-  return HUGE_PAGES ? allocator.allocate(bytes, { hugePages: true }).bytes : alignedBytes(bytes);
+  if (!HUGE_PAGES) return alignedBytes(bytes);
+  allocator ??= KernelContext.create({ threads: 1 });
+  return allocator.allocate(bytes, { hugePages: true }).bytes;
+}
+
+/** The kernels' view of this machine (CPU name, ISA, cores, ...), as every report records it. */
+export function cpuInfo() {
+  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
+  try {
+    return c.info();
+  } finally {
+    c.close();
+  }
 }
 
 /**

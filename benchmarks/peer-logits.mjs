@@ -13,9 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
-import { KernelContext } from '@ie/kernels';
-import { resolveContextOptions } from '@ie/runtime';
-import { requireModel } from './lib.mjs';
+import { cpuInfo, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,12 +61,7 @@ function compare(got, want) {
   return { worstRel: +worst.toPrecision(3), meanKl: +(kl / want.length).toPrecision(3), top1Agree: +(agree / want.length).toFixed(3) };
 }
 
-const info = (() => {
-  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
-  const i = c.info();
-  c.close();
-  return i;
-})();
+const info = cpuInfo();
 log(`CPU ${info.cpu}, ISA ${info.isa}`);
 
 const results = [];

@@ -10,9 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
-import { KernelContext } from '@ie/kernels';
-import { resolveContextOptions } from '@ie/runtime';
-import { median, requireModel } from './lib.mjs';
+import { cpuInfo, median, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,12 +27,7 @@ ensurePeer(log);
 const files = modelFiles('bench:peer:memory', PRESET, TYPES, strict, log);
 const vocab = SYNTH_PRESETS[PRESET].config.vocab_size;
 const prompt = [1, ...Array.from({ length: 7 }, (_, i) => 260 + (((i + 1) * 7919) % (vocab - 260)))];
-const cpu = (() => {
-  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
-  const i = c.info();
-  c.close();
-  return i;
-})();
+const cpu = cpuInfo();
 log(`CPU ${cpu.cpu}, ISA ${cpu.isa}`);
 
 const ENGINES = [

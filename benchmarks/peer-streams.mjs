@@ -11,9 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
-import { KernelContext } from '@ie/kernels';
-import { resolveContextOptions } from '@ie/runtime';
-import { median, requireModel } from './lib.mjs';
+import { cpuInfo, median, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,9 +32,7 @@ if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SY
 const prompt = (s) => [1, ...Array.from({ length: 7 }, (_, i) => 260 + (((s + 1) * 7919 + i * 104729) % (vocab - 260)))];
 const maxStreams = Math.max(...STREAMS);
 
-const ctx = KernelContext.create(resolveContextOptions({ threads: 1 }));
-const cpu = ctx.info();
-ctx.close();
+const cpu = cpuInfo();
 log(`CPU ${cpu.cpu}, ISA ${cpu.isa}, ${THREADS} threads, streams ${STREAMS.join(',')}, ${MAX_TOKENS} tokens each`);
 
 const results = [];

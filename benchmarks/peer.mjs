@@ -14,9 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
-import { KernelContext } from '@ie/kernels';
-import { resolveContextOptions } from '@ie/runtime';
-import { median, randomBuffer, readBandwidth, requireModel } from './lib.mjs';
+import { cpuInfo, median, randomBuffer, readBandwidth, requireModel } from './lib.mjs';
 import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,12 +43,7 @@ const decodePrompt = [1, ...Array.from({ length: DECODE_PROMPT_TOKENS - 1 }, (_,
 const prefillIds = [1, ...Array.from({ length: PREFILL_TOKENS - 1 }, (_, i) => piece(i + 11))];
 
 const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
-const info = (() => {
-  const c = KernelContext.create(resolveContextOptions({ threads: 1 }));
-  const i = c.info();
-  c.close();
-  return i;
-})();
+const info = cpuInfo();
 log(`CPU ${info.cpu}, ISA ${info.isa}, ${info.physicalCores} physical cores`);
 
 const results = [];

@@ -9,7 +9,7 @@ import { KernelContext, type ContextOptions, type MappedFile } from '@ie/kernels
 import { IeRuntimeError } from './errors.js';
 import { type GgufCacheOptions, ensureGgufCache, isGgufFile } from './gguf-cache.js';
 import { resolveContextOptions } from './options.js';
-import { type WeightMemoryMode, type WeightMemoryPlan, planWeightMemory, readSystemMemory } from './weight-memory.js';
+import { type WeightMemoryMode, type WeightMemoryPlan, planWeightMemory } from './weight-memory.js';
 
 export interface MappedModel {
   reader: IebinReader;
@@ -58,7 +58,7 @@ export async function openMapped(dir: string, o: MapOptions = {}): Promise<Mappe
   try {
     ctx = KernelContext.create(resolveContextOptions(o.context));
     const binPath = reader.binPath as string;
-    const plan = planWeightMemory(o.weightMemory ?? 'mmap', reader.header.bin.bytes, readSystemMemory());
+    const plan = planWeightMemory(o.weightMemory ?? 'mmap', reader.header.bin.bytes);
     mapping =
       plan.mode === 'copy'
         ? await ctx.loadFile(binPath, { length: reader.header.bin.bytes, hugePages: true })

@@ -29,10 +29,12 @@ export interface SystemMemory {
 /** The share of the memory available a copy may take under `auto`: the rest is left to KV caches, activations and everything else. */
 export const AUTO_COPY_SHARE = 0.6;
 
-export function planWeightMemory(mode: WeightMemoryMode, bytes: number, sys: SystemMemory): WeightMemoryPlan {
+/** `system` is read only for `auto`. */
+export function planWeightMemory(mode: WeightMemoryMode, bytes: number, system: () => SystemMemory = readSystemMemory): WeightMemoryPlan {
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (mode === 'mmap') return { mode: 'mmap', detail: 'mapped from the file (weightMemory mmap)' };
   if (mode === 'copy') return { mode: 'copy', detail: 'copied into memory (weightMemory copy)' };
+  const sys = system();
   if (sys.hugePages === undefined || sys.hugePages === 'never')
     return {
       mode: 'mmap',

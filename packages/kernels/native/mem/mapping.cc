@@ -23,6 +23,21 @@ Mapping::~Mapping() {
   if (base) munmap(base, map_len);
 }
 
+// madvise(MADV_HUGEPAGE) over [addr, addr + len), its outcome in m.huge_pages and m.huge_pages_detail.
+static void ask_huge_pages(Mapping& m, void* addr, size_t len, const char* what, const char* refused_hint) {
+#ifdef MADV_HUGEPAGE
+  if (madvise(addr, len, MADV_HUGEPAGE) == 0) {
+    m.huge_pages = true;
+    m.huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) accepted (transparent huge pages for ") + what + ")";
+  } else {
+    m.huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) refused: ") + std::strerror(errno) + refused_hint + "; 4 KiB pages are used";
+  }
+#else
+  (void)addr, (void)len, (void)what, (void)refused_hint;
+  m.huge_pages_detail = "MADV_HUGEPAGE is not available on this system";
+#endif
+}
+
 std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint64_t length, Advice advice, bool huge_pages, bool populate, std::string* error) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -73,20 +88,8 @@ std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint
   m->len = (size_t)length;
   const int adv = advice == Advice::Sequential ? MADV_SEQUENTIAL : advice == Advice::Random ? MADV_RANDOM : advice == Advice::WillNeed ? MADV_WILLNEED : MADV_NORMAL;
   madvise(p, map_len, adv);
-  if (huge_pages) {
-#ifdef MADV_HUGEPAGE
-    if (madvise(p, map_len, MADV_HUGEPAGE) == 0) {
-      m->huge_pages = true;
-      m->huge_pages_detail = "madvise(MADV_HUGEPAGE) accepted (transparent huge pages for this file mapping)";
-    } else {
-      m->huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) refused: ") + std::strerror(errno) + " (file-backed huge pages need CONFIG_READ_ONLY_THP_FOR_FS); 4 KiB pages are used";
-    }
-#else
-    m->huge_pages_detail = "MADV_HUGEPAGE is not available on this system";
-#endif
-  } else {
-    m->huge_pages_detail = "not requested";
-  }
+  if (huge_pages) ask_huge_pages(*m, p, map_len, "this file mapping", " (file-backed huge pages need CONFIG_READ_ONLY_THP_FOR_FS)");
+  else m->huge_pages_detail = "not requested";
   return m;
 }
 
@@ -109,21 +112,9 @@ std::shared_ptr<Mapping> allocate_memory(uint64_t length, bool huge_pages, std::
   m->map_len = map_len;
   m->data = reinterpret_cast<uint8_t*>(((uintptr_t)p + kHugePage - 1) & ~(uintptr_t)(kHugePage - 1));
   m->len = (size_t)length;
-  if (huge_pages) {
-#ifdef MADV_HUGEPAGE
-    // Asked before the first touch, so the pages are huge from their first fault on.
-    if (madvise(m->data, (size_t)(m->base + map_len - m->data), MADV_HUGEPAGE) == 0) {
-      m->huge_pages = true;
-      m->huge_pages_detail = "madvise(MADV_HUGEPAGE) accepted (transparent huge pages for this anonymous memory)";
-    } else {
-      m->huge_pages_detail = std::string("madvise(MADV_HUGEPAGE) refused: ") + std::strerror(errno) + "; 4 KiB pages are used";
-    }
-#else
-    m->huge_pages_detail = "MADV_HUGEPAGE is not available on this system";
-#endif
-  } else {
-    m->huge_pages_detail = "not requested";
-  }
+  // Asked before the first touch, so the pages are huge from their first fault on.
+  if (huge_pages) ask_huge_pages(*m, m->data, (size_t)(m->base + map_len - m->data), "this anonymous memory", "");
+  else m->huge_pages_detail = "not requested";
   return m;
 }
 
