@@ -98,7 +98,8 @@ function layout(p, rows, cols) {
 function makeMatrix(ctx, p, rows, cols) {
   const l = layout(p, rows, cols);
   // On a 64-byte boundary and in huge pages, as a loaded model file's tensors are (a JavaScript buffer is neither).
-  const b = benchBytes(l.bytes);
+  const memory = benchBytes(l.bytes);
+  const b = memory.bytes;
   randomFillSync(b);
   if (p.dtype === 'f32') {
     const u = new Uint32Array(b.buffer);
@@ -117,7 +118,12 @@ function makeMatrix(ctx, p, rows, cols) {
     const s = new Uint16Array(b.buffer, l.so, l.nscales);
     for (let i = 0; i < s.length; i++) s[i] = 0x2000 | (s[i] & 0x3ff);
   }
-  return { matrix: ctx.matrix(l.spec, b), bytes: l.bytes, rows, cols };
+  const matrix = ctx.matrix(l.spec, b);
+  const release = () => {
+    matrix.dispose();
+    memory.free();
+  };
+  return { matrix, release, bytes: l.bytes, rows, cols };
 }
 
 const probeBuf = randomBuffer(Math.floor(2 ** 30 * Math.min(2, GIB)));
@@ -222,7 +228,7 @@ for (const p of PRECISIONS) {
     results.push(row);
     console.log(JSON.stringify(row));
   }
-  for (const m of set) m.matrix.dispose();
+  for (const m of set) m.release();
   set.length = 0;
   globalThis.gc?.();
 }
@@ -256,7 +262,7 @@ for (const threads of THREADS) {
         run();
         best = Math.min(best, performance.now() - t0);
       }
-      m.matrix.dispose();
+      m.release();
       const gflops = (2 * M * r * c) / (best / 1000) / 1e9;
       const g = {
         precision: p.name,

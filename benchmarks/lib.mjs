@@ -11,11 +11,17 @@ import { resolveContextOptions } from '@ie/runtime';
 export const HUGE_PAGES = process.env.HUGE_PAGES !== '0';
 let allocator; // made on first use: a harness that allocates nothing starts no thread pool for it
 
-/** `bytes` zeroed bytes, 64-byte aligned, in huge pages unless HUGE_PAGES=0. */
+/**
+ * `bytes` zeroed bytes, 64-byte aligned, in huge pages unless HUGE_PAGES=0, and `free()`.
+ * Huge-page memory lives outside the JavaScript heap, where the collector never feels it: a
+ * harness that makes matrix after matrix frees each one itself (bench:kernels once grew to 24 GiB
+ * and was killed).
+ */
 export function benchBytes(bytes) {
-  if (!HUGE_PAGES) return alignedBytes(bytes);
+  if (!HUGE_PAGES) return { bytes: alignedBytes(bytes), free() {} };
   allocator ??= KernelContext.create({ threads: 1 });
-  return allocator.allocate(bytes, { hugePages: true }).bytes;
+  const memory = allocator.allocate(bytes, { hugePages: true });
+  return { bytes: memory.bytes, free: () => memory.close() };
 }
 
 /** The kernels' view of this machine (CPU name, ISA, cores, ...), as every report records it. */
@@ -34,7 +40,7 @@ export function cpuInfo() {
  * (that flatters every bandwidth figure it touches).
  */
 export function randomBuffer(bytes) {
-  const b = benchBytes(bytes);
+  const b = benchBytes(bytes).bytes; // probe buffers live as long as the harness
   for (let o = 0; o < bytes; o += 1 << 30) randomFillSync(b, o, Math.min(1 << 30, bytes - o));
   return b;
 }
