@@ -163,10 +163,67 @@ inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* s
   }
 }
 
+// Per-group rows (G 32, 64 or 128): 64 weights a step whatever the group, two accumulators per row,
+// each half of the step (32 weights, one group) multiplied by its group's scale. rows_i8's loop per
+// group (its branches, a reset and an add per group) ran Q8_0 at half int8w's rate: from cache, one
+// Zen 5 core, 20.6 against 39.8 G weights/s.
+template <int NR, int G>
+inline void rows_i8_grouped(const WeightRows& w, const int* rs, const float* x, float* sfmem, float* y, bool acc) {
+  const int K = w.K, ng = (K + G - 1) / G;
+  const int8_t* row[NR];
+  const float* sf[NR];
+  for (int r = 0; r < NR; r++) {
+    row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
+    float* s = sfmem + (size_t)r * ng;
+    simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, s);
+    sf[r] = s;
+  }
+  __m512 ta[NR], tb[NR];
+  for (int r = 0; r < NR; r++) ta[r] = tb[r] = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 64 <= K; k += 64) {
+    const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16), x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
+    for (int r = 0; r < NR; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r]) + k, 64);
+    for (int r = 0; r < NR; r++) {
+      const __m512 pa = _mm512_fmadd_ps(i8x16(row[r] + k + 16), x1, _mm512_mul_ps(i8x16(row[r] + k), x0));
+      const __m512 pb = _mm512_fmadd_ps(i8x16(row[r] + k + 48), x3, _mm512_mul_ps(i8x16(row[r] + k + 32), x2));
+      ta[r] = _mm512_fmadd_ps(pa, _mm512_set1_ps(sf[r][k / G]), ta[r]);
+      tb[r] = _mm512_fmadd_ps(pb, _mm512_set1_ps(sf[r][(k + 32) / G]), tb[r]);
+    }
+  }
+  if (k < K) {  // the last, partial step: lanes past K are 0 in x and in the codes
+    const int n = K - k, gb = std::min((k + 32) / G, ng - 1);
+    __mmask16 m[4];
+    __m512 xv[4];
+    for (int i = 0; i < 4; i++) {
+      m[i] = tail_mask(std::clamp(n - 16 * i, 0, 16));
+      xv[i] = _mm512_maskz_loadu_ps(m[i], x + k + 16 * i);
+    }
+    for (int r = 0; r < NR; r++) {
+      const __m512 pa = _mm512_fmadd_ps(i8x16(row[r] + k + 16, m[1]), xv[1], _mm512_mul_ps(i8x16(row[r] + k, m[0]), xv[0]));
+      const __m512 pb = _mm512_fmadd_ps(i8x16(row[r] + k + 48, m[3]), xv[3], _mm512_mul_ps(i8x16(row[r] + k + 32, m[2]), xv[2]));
+      ta[r] = _mm512_fmadd_ps(pa, _mm512_set1_ps(sf[r][k / G]), ta[r]);
+      tb[r] = _mm512_fmadd_ps(pb, _mm512_set1_ps(sf[r][gb]), tb[r]);
+    }
+  }
+  for (int r = 0; r < NR; r++) {
+    const float v = _mm512_reduce_add_ps(_mm512_add_ps(ta[r], tb[r]));
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
+  }
+}
+
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const int ng = w.group > 0 ? (w.K + w.group - 1) / w.group : 1;
   Scratch<float, 2 * 512> sf((size_t)2 * ng);
-  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_i8<decltype(n)::value>(w, rs, x, sf.data(), y, acc); });
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
+    constexpr int R = decltype(n)::value;
+    switch (w.group) {
+      case 32: return rows_i8_grouped<R, 32>(w, rs, x, sf.data(), y, acc);
+      case 64: return rows_i8_grouped<R, 64>(w, rs, x, sf.data(), y, acc);
+      case 128: return rows_i8_grouped<R, 128>(w, rs, x, sf.data(), y, acc);
+      default: return rows_i8<R>(w, rs, x, sf.data(), y, acc);
+    }
+  });
 }
 
 // ---- q4
