@@ -4,7 +4,6 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -16,15 +15,10 @@ static inline void cpu_relax() {}
 
 namespace ie {
 
-// How long a worker spins before it sleeps, by the clock (a `pause` takes 19 ns on Zen 5 and
-// several times that or less elsewhere). Longer than a whole decode step of a small model (a tiny
-// model's step is ~60 us, and a worker asleep at every step costs a wake-up each time: two threads
-// were 3x slower than one) and than the gaps a decode loop leaves between steps (JavaScript,
-// sampling, streaming text), far shorter than the gap between user requests. Spinning 0.3 ms (a
-// count of 16384), a worker of `ie generate` (TinyLlama Q4_0, 2 threads, Zen 5) fell asleep 1.7-2.6
-// times per token and a sleeping worker woke up to ~0.4 ms late on this project's VM; with 4 ms it
-// slept 8-9 times in 200 tokens, and the decode ran 1.04x faster (ten alternated pairs of runs).
-static constexpr auto kSpinBudget = std::chrono::milliseconds(4);
+// ~0.3-1 ms of spinning before a worker sleeps: longer than a whole decode step of a small model
+// (a tiny model's step is ~60 us, and a worker asleep at every step costs a wake-up each time:
+// two threads were 3x slower than one), far shorter than the gap between user requests.
+static constexpr int kSpinIterations = 1 << 14;
 
 static std::string pin_to(int cpu) {
   cpu_set_t set;
@@ -77,11 +71,9 @@ void ThreadPool::worker(int tid) {
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
-    const auto since = std::chrono::steady_clock::now();
-    for (int spins = 1; g == seen; spins++) {
+    for (int spins = 0; g == seen && spins < kSpinIterations; spins++) {
       cpu_relax();
       g = generation_.load(std::memory_order_acquire);
-      if (spins % 256 == 0 && std::chrono::steady_clock::now() - since > kSpinBudget) break;
     }
     if (g == seen) {
       std::unique_lock<std::mutex> lk(mu_);

@@ -1,5 +1,5 @@
 // A fixed pool of threads created once. `run(fn)` calls fn(t, n) for t in [0, n): the calling
-// thread runs t = 0, workers run the rest. Workers spin for up to a few milliseconds, then sleep
+// thread runs t = 0, workers run the rest. Workers spin for up to about a millisecond, then sleep
 // on a condition variable, so the hundreds of small dispatches of decode steps cost microseconds
 // while an idle pool costs no CPU. Jobs are serialized: calls from several threads (the JS thread and
 // async workers) take turns.
