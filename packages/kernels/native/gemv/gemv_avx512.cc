@@ -112,72 +112,68 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
   });
 }
 
-// ---- i8: per-group (or per-row) partial sums, scaled once per group.
+// ---- i8: partial sums, scaled once per group (or per row).
 inline __m512 i8x16(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))); }
 inline __m512 i8x16(const int8_t* p, __mmask16 m) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
 
-// Two partial sums per row and group (32 weights per step): one FMA chain per row was latency-bound
-// (int8w 19-24 GB/s from DRAM on one Zen 5 core, Q8_0 12-18).
+// NR rows' codes, and their ng scales each as f32, converted once into sfmem (per group, a scalar
+// f16 conversion cost a fifth of Q8_0's rate).
 template <int NR>
-inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* sfmem, float* y, bool acc) {
-  const int K = w.K, G = w.group > 0 ? w.group : K, ng = w.group > 0 ? (K + G - 1) / G : 1;
-  const int8_t* row[NR];
-  const float* sf[NR];  // the row's scales as f32, converted once (per group, a scalar f16 conversion cost a fifth of Q8_0's rate)
+inline void i8_rows(const WeightRows& w, const int* rs, int ng, float* sfmem, const int8_t* (&row)[NR], const float* (&sf)[NR]) {
   for (int r = 0; r < NR; r++) {
     row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
     float* s = sfmem + (size_t)r * ng;
     simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, s);
     sf[r] = s;
   }
-  __m512 total[NR];
-  for (int r = 0; r < NR; r++) total[r] = _mm512_setzero_ps();
-  for (int g = 0; g < ng; g++) {
-    const int k0 = g * G, n = std::min(G, K - k0);
-    __m512 p0[NR], p1[NR];
-    for (int r = 0; r < NR; r++) p0[r] = p1[r] = _mm512_setzero_ps();
-    int j = 0;
-    for (; j + 32 <= n; j += 32) {
-      const __m512 x0 = _mm512_loadu_ps(x + k0 + j), x1 = _mm512_loadu_ps(x + k0 + j + 16);
-      if (((k0 + j) & 63) == 0)
-        for (int r = 0; r < NR; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r]) + k0 + j, 64);
-      for (int r = 0; r < NR; r++) {
-        p0[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), x0, p0[r]);
-        p1[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j + 16), x1, p1[r]);
-      }
+}
+
+// One scale per row: two partial sums per row (32 weights per step; one FMA chain per row was
+// latency-bound: int8w 19-24 GB/s from DRAM on one Zen 5 core), scaled at the end.
+template <int NR>
+inline void rows_i8(const WeightRows& w, const int* rs, const float* x, float* sfmem, float* y, bool acc) {
+  const int K = w.K;
+  const int8_t* row[NR];
+  const float* sf[NR];
+  i8_rows<NR>(w, rs, 1, sfmem, row, sf);
+  __m512 p0[NR], p1[NR];
+  for (int r = 0; r < NR; r++) p0[r] = p1[r] = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 32 <= K; j += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
+    if ((j & 63) == 0)
+      for (int r = 0; r < NR; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r]) + j, 64);
+    for (int r = 0; r < NR; r++) {
+      p0[r] = _mm512_fmadd_ps(i8x16(row[r] + j), x0, p0[r]);
+      p1[r] = _mm512_fmadd_ps(i8x16(row[r] + j + 16), x1, p1[r]);
     }
-    if (j + 16 <= n) {
-      const __m512 xv = _mm512_loadu_ps(x + k0 + j);
-      for (int r = 0; r < NR; r++) p0[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j), xv, p0[r]);
-      j += 16;
-    }
-    if (j < n) {
-      const __mmask16 m = tail_mask(n - j);
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + k0 + j);
-      for (int r = 0; r < NR; r++) p1[r] = _mm512_fmadd_ps(i8x16(row[r] + k0 + j, m), xv, p1[r]);
-    }
-    for (int r = 0; r < NR; r++) total[r] = _mm512_fmadd_ps(_mm512_add_ps(p0[r], p1[r]), _mm512_set1_ps(sf[r][g]), total[r]);
+  }
+  if (j + 16 <= K) {
+    const __m512 xv = _mm512_loadu_ps(x + j);
+    for (int r = 0; r < NR; r++) p0[r] = _mm512_fmadd_ps(i8x16(row[r] + j), xv, p0[r]);
+    j += 16;
+  }
+  if (j < K) {
+    const __mmask16 m = tail_mask(K - j);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
+    for (int r = 0; r < NR; r++) p1[r] = _mm512_fmadd_ps(i8x16(row[r] + j, m), xv, p1[r]);
   }
   for (int r = 0; r < NR; r++) {
-    const float v = _mm512_reduce_add_ps(total[r]);
+    const float v = _mm512_reduce_add_ps(_mm512_fmadd_ps(_mm512_add_ps(p0[r], p1[r]), _mm512_set1_ps(sf[r][0]), _mm512_setzero_ps()));
     y[rs[r]] = acc ? y[rs[r]] + v : v;
   }
 }
 
 // Per-group rows (G 32, 64 or 128): 64 weights a step whatever the group, two accumulators per row,
-// each half of the step (32 weights, one group) multiplied by its group's scale. rows_i8's loop per
-// group (its branches, a reset and an add per group) ran Q8_0 at half int8w's rate: from cache, one
+// each half of the step (32 weights, one group) multiplied by its group's scale. A loop per group
+// (its branches, a reset and an add per group) ran Q8_0 at half int8w's rate: from cache, one
 // Zen 5 core, 20.6 against 39.8 G weights/s.
 template <int NR, int G>
 inline void rows_i8_grouped(const WeightRows& w, const int* rs, const float* x, float* sfmem, float* y, bool acc) {
   const int K = w.K, ng = (K + G - 1) / G;
   const int8_t* row[NR];
   const float* sf[NR];
-  for (int r = 0; r < NR; r++) {
-    row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
-    float* s = sfmem + (size_t)r * ng;
-    simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, s);
-    sf[r] = s;
-  }
+  i8_rows<NR>(w, rs, ng, sfmem, row, sf);
   __m512 ta[NR], tb[NR];
   for (int r = 0; r < NR; r++) ta[r] = tb[r] = _mm512_setzero_ps();
   int k = 0;
