@@ -1,8 +1,9 @@
 // AVX-512 GEMV: y = W x with FP32 activations, dequantization fused into the inner loop.
 //
 // Rows go in far-apart pairs (gemv/row_streams.h: adjacent rows read side by side stream at half
-// the bandwidth), each activation load serving both; a row alone runs the same per-row
-// instruction sequence, so every y[r] is bit-identical however rows are split between threads. Full vectors take a mask-free path; only the tail
+// the bandwidth), the float rows of one activation row in fours, each activation load serving
+// them all; a row alone runs the same per-row instruction sequence, so every y[r] is bit-identical
+// however rows are split between threads. Full vectors take a mask-free path; only the tail
 // of a row (or of its last group) uses masked loads, so nothing past K is ever read.
 //
 // q4: a 16-byte chunk is widened once (vpmovzxbd: byte j -> dword lane j); its low nibbles
@@ -55,17 +56,11 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
   const int K = w.K;
-  // 16-bit rows longer than a page (ffn_down's 5632 columns, gpt-oss's 2880) run short of the
-  // hardware prefetchers; each line 2 KiB ahead (a step of 32 is one line at 16 bits), from DRAM on
-  // Zen 5: ffn_down 1.1-1.17x at f16 and bf16, a 4096 x 2880 bf16 matrix 1.05-1.1x. f32 rows were
-  // 0.9x with it, 4 KiB rows mixed.
-  const bool ahead = es == 2 && (int64_t)K * es > 4096;
   int k = 0;
   for (; k + 32 <= K; k += 32) {
     __m512 x0[NA], x1[NA];
     IE_UNROLL for (int a = 0; a < NA; a++) x0[a] = _mm512_loadu_ps(x[a] + k), x1[a] = _mm512_loadu_ps(x[a] + k + 16);
-    if (ahead)
-      for (int r = 0; r < NR; r++) stream_prefetch(row[r] + k * es, 64);
+    IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch_nta(row[r] + k * es, 32 * es);
     IE_UNROLL for (int r = 0; r < NR; r++) {
       __m512 w0 = load(row[r] + k * es), w1 = load(row[r] + (k + 16) * es);
       // In registers: GCC otherwise reloads each weight vector for every activation row and folds x
@@ -98,7 +93,7 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
 
 template <typename Load>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  row_streams(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load>(w, rs, &x, &y, acc); });
+  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load>(w, rs, &x, &y, acc); });
 }
 
 // M activation rows (x + m * ldx -> y + m * ldy), kActsPerPass at a time against each pair of weight rows.

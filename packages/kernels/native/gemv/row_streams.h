@@ -8,7 +8,9 @@
 // apart 40-42 (three or four rows in flight: 37 and 32). Zen 5 (Turin, AVX-512): four adjacent
 // rows 21 GB/s, one row at a time 28, two rows 16 KiB apart 25, 64 KiB 32, >= 256 KiB 34-35
 // (four rows 64 KiB-1 MiB apart: 22-23). So a call pairs row r with row r + rows/2, and a call
-// whose halves lie closer than kRowStreamGap runs its rows one by one.
+// whose halves lie closer than kRowStreamGap runs its rows one by one. The FP32-activation float
+// GEMVs of AVX-512 are the exception: four far-apart rows with a non-temporal prefetch each
+// (kFloatStreams, below); the integer and table kernels measured alike or slower with four.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -22,19 +24,23 @@ namespace ie {
 constexpr int64_t kRowStreamGap = 128 << 10;
 
 // run(std::integral_constant<int, R>{}, rows) computes the R rows whose indices rows[0..R) gives
-// (R = 2: a far-apart pair; R = 1: a row alone). Every row is computed exactly once.
-template <class Run>
+// (R = S: S far-apart rows, a quarter or a half of the call's rows apart; R = 1: a row alone).
+// Every row is computed exactly once. Where S rows would lie closer than kRowStreamGap, fewer
+// streams are tried (S / 2, ..., 1).
+template <int S = 2, class Run>
 inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
-  const int half = rows / 2;
-  int r = 0;
-  if (half > 0 && (int64_t)half * ld >= kRowStreamGap) {
-    for (; r < half; r++) {
-      const int pair[2] = {r, r + half};
-      run(std::integral_constant<int, 2>{}, pair);
+  if constexpr (S > 1) {
+    const int part = rows / S;
+    if (part == 0 || (int64_t)part * ld < kRowStreamGap) return row_streams<S / 2>(rows, ld, run);
+    for (int r = 0; r < part; r++) {
+      int rs[S];
+      for (int i = 0; i < S; i++) rs[i] = r + i * part;
+      run(std::integral_constant<int, S>{}, rs);
     }
-    r = 2 * half;
+    for (int r = S * part; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
+  } else {
+    for (int r = 0; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
   }
-  for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
 }
 
 // Activation rows per pass of the several-rows kernels (the decode rows of several sequences against
@@ -62,11 +68,22 @@ inline void act_passes(int M, Run&& run) {
 // core, once they sum a superblock in integers), the others are compute-bound. On Zen 5 the AVX-512
 // VNNI i8 x q8 and q4 x q8 kernels use it (far-apart pairs with it: 1.1-1.2x), and so do the AVX-512
 // FP32-activation i8 / q4 GEMVs (int8w 1.1x on one core; the compute-bound rest alike). The
-// FP32-activation float kernels are slower with it, except on 16-bit rows over a page on Zen 5
-// (AVX-512 f16/bf16 ffn_down: 1.1-1.17x).
+// FP32-activation float kernels have their own (below).
 constexpr int kStreamAhead = 2048;
 inline void stream_prefetch(const uint8_t* p, int bytes) {
   for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kStreamAhead + l), _MM_HINT_T0);
+}
+
+// The AVX-512 FP32-activation float GEMVs read four far-apart rows at once, each line 1 KiB ahead
+// prefetched non-temporally: the best of the read probe's readers on Zen 5 (four streams per
+// thread, NTA prefetch), where pairs with the T0 prefetch above left bf16 at 65-75% of it.
+// Zen 5, bf16 from DRAM, alternating in one process (1 / 2 threads): pairs 26.5-27.8 / 44-52 GB/s,
+// four rows 29-30 / 54-59, four rows with this prefetch 31.5-37 / 62-68; eight or six rows, T1
+// or T0 hints, 512 or 2048 bytes ahead all measured below it.
+constexpr int kFloatStreams = 4;
+constexpr int kFloatStreamAhead = 1024;
+inline void stream_prefetch_nta(const uint8_t* p, int bytes) {
+  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + l), _MM_HINT_NTA);
 }
 
 }  // namespace ie
