@@ -60,7 +60,7 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
   for (; k + 32 <= K; k += 32) {
     __m512 x0[NA], x1[NA];
     IE_UNROLL for (int a = 0; a < NA; a++) x0[a] = _mm512_loadu_ps(x[a] + k), x1[a] = _mm512_loadu_ps(x[a] + k + 16);
-    IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch_nta(row[r] + k * es, 32 * es);
+    IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 32 * es);
     IE_UNROLL for (int r = 0; r < NR; r++) {
       __m512 w0 = load(row[r] + k * es), w1 = load(row[r] + (k + 16) * es);
       // In registers: GCC otherwise reloads each weight vector for every activation row and folds x

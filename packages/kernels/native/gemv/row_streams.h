@@ -29,18 +29,18 @@ constexpr int64_t kRowStreamGap = 128 << 10;
 // streams are tried (S / 2, ..., 1).
 template <int S = 2, class Run>
 inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
+  int r = 0;
   if constexpr (S > 1) {
     const int part = rows / S;
     if (part == 0 || (int64_t)part * ld < kRowStreamGap) return row_streams<S / 2>(rows, ld, run);
-    for (int r = 0; r < part; r++) {
+    for (; r < part; r++) {
       int rs[S];
       for (int i = 0; i < S; i++) rs[i] = r + i * part;
       run(std::integral_constant<int, S>{}, rs);
     }
-    for (int r = S * part; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
-  } else {
-    for (int r = 0; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
+    r = S * part;
   }
+  for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
 }
 
 // Activation rows per pass of the several-rows kernels (the decode rows of several sequences against
@@ -70,8 +70,9 @@ inline void act_passes(int M, Run&& run) {
 // FP32-activation i8 / q4 GEMVs (int8w 1.1x on one core; the compute-bound rest alike). The
 // FP32-activation float kernels have their own (below).
 constexpr int kStreamAhead = 2048;
+template <int Ahead = kStreamAhead, int Hint = _MM_HINT_T0>
 inline void stream_prefetch(const uint8_t* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kStreamAhead + l), _MM_HINT_T0);
+  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + Ahead + l), static_cast<decltype(_MM_HINT_T0)>(Hint));
 }
 
 // The AVX-512 FP32-activation float GEMVs read four far-apart rows at once, each line 1 KiB ahead
@@ -82,8 +83,5 @@ inline void stream_prefetch(const uint8_t* p, int bytes) {
 // or T0 hints, 512 or 2048 bytes ahead all measured below it.
 constexpr int kFloatStreams = 4;
 constexpr int kFloatStreamAhead = 1024;
-inline void stream_prefetch_nta(const uint8_t* p, int bytes) {
-  for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + l), _MM_HINT_NTA);
-}
 
 }  // namespace ie
