@@ -300,7 +300,8 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
 class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols"), InstanceMethod<&MatrixWrap::Dispose>("dispose")});
+    return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols"), InstanceMethod<&MatrixWrap::Dispose>("dispose"),
+                                       InstanceMethod<&MatrixWrap::InterleaveRows16>("interleaveRows16")});
   }
   MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {
     require_token(info, "Matrix");
@@ -341,6 +342,16 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
     disposed = true;
     if (inflight == 0) drop();
     return info.Env().Undefined();
+  }
+  // Reorders the matrix's own bytes into 16-row records and rebinds it (ie::interleave_rows16).
+  // Programs compiled over the matrix hold its plan, so they see the new layout.
+  Napi::Value InterleaveRows16(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const ie::MatrixPlan& p = bound(env);
+    if (inflight > 0) IE_THROW(env, "KERNELS_BUSY", "the matrix is in use by an async operation; interleave it before running anything over it");
+    std::string error;
+    if (!ie::interleave_rows16(plan, const_cast<uint8_t*>(p.data), &error)) IE_THROW(env, "KERNELS_BAD_MATRIX", "cannot interleave the matrix: " + error);
+    return env.Undefined();
   }
   Napi::Value Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.N); }
   Napi::Value Cols(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.K); }
@@ -680,6 +691,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("int8Activations", c.k.q8_variant);
     o.Set("gemm", c.k.gemm.name);
     o.Set("int8Gemm", c.k.gemm_q8_name);
+    o.Set("q4Rows16", c.k.q4x16.fast);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));
     Napi::Array pinned = Napi::Array::New(env);

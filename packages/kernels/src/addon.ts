@@ -19,6 +19,8 @@ export interface NativeInfo {
   gemm: string;
   /** The int8-activation prefill GEMM (symmetric q4 in the int8 mode), e.g. "16x8 avx512vnni"; "none": such chunks take the FP32 GEMM. */
   int8Gemm: string;
+  /** Whether the int8-activation kernels have a SIMD kernel for symmetric q4 in 16-row records (WeightMatrix.interleaveRows16): AVX-512 VNNI. */
+  q4Rows16: boolean;
   threads: number;
   affinity: string;
   pinnedCpus: number[];
@@ -35,6 +37,7 @@ export interface NativeMatrix {
   readonly rows: number;
   readonly cols: number;
   dispose(): void;
+  interleaveRows16(): void;
 }
 
 export interface NativeMapping {

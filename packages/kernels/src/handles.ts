@@ -19,6 +19,9 @@ export class WeightMatrix {
   readonly native: NativeMatrix;
 
   /** @internal */
+  private interleaved = false;
+
+  /** @internal */
   constructor(
     native: NativeMatrix,
     readonly spec: MatrixSpec,
@@ -26,6 +29,25 @@ export class WeightMatrix {
     readonly cols: number,
   ) {
     this.native = native;
+  }
+
+  /** How the kernels read the bytes now: as the spec says (`row_major`), or in 16-row records after {@link interleaveRows16}. */
+  get layout(): 'row_major' | 'rows16' {
+    return this.interleaved ? 'rows16' : 'row_major';
+  }
+
+  /**
+   * Reorders the matrix's bytes in place into 16-row records (docs/kernels.md, *q4 in 16-row
+   * records*), which the AVX-512 VNNI int8-activation kernels read at twice the rate of rows when
+   * several sequences decode together (`KernelContext.info().q4Rows16` says whether this CPU's
+   * kernels have them; elsewhere the records run the scalar reference). For a symmetric, grouped q4
+   * matrix with a multiple of 16 rows, not K-blocked ({@link rows16Unfit} says why not, else
+   * KERNELS_BAD_MATRIX). The bytes are rewritten: nothing else may read them as the spec's rows
+   * afterwards (a matrix over a mapping writes its private pages, never the file).
+   */
+  interleaveRows16(): void {
+    wrapNative(() => nativeOf(this.native, 'WeightMatrix').interleaveRows16());
+    this.interleaved = true;
   }
 
   /**

@@ -146,3 +146,16 @@ export function nativeDescriptor(spec: MatrixSpec, g: MatrixGeometry): Record<st
     bytes: Number(g.bytes),
   };
 }
+
+/**
+ * Why a matrix of this spec cannot be interleaved into 16-row records (WeightMatrix.interleaveRows16),
+ * or undefined when it can: symmetric q4 in groups, a multiple of 16 rows, row-major, not K-blocked.
+ */
+export function rows16Unfit(spec: MatrixSpec): string | undefined {
+  const q = spec.quant;
+  if (spec.dtype !== 'q4' || !q || q.scheme !== 'symmetric' || q.granularity !== 'per_group') return 'only symmetric q4 with groups';
+  if (spec.shape[0] % 16 !== 0) return 'rows must be a multiple of 16';
+  if ((spec.layout?.order ?? 'row_major') !== 'row_major' || (spec.layout?.block_k ?? 0) !== 0)
+    return 'the matrix must be row-major and not K-blocked';
+  return undefined;
+}

@@ -24,7 +24,7 @@ import {
 import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sequence, type SequenceOptions } from './sequence.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
-import { bindWeights, type ModelWeights } from './weights.js';
+import { bindWeights, interleaveQ4, type ModelWeights } from './weights.js';
 
 export interface ModelOptions extends EngineOptions {
   /** KV slots: sequences that may hold a cache at once (each `contextLength` positions). Default 1. */
@@ -39,6 +39,8 @@ export interface EngineInfo extends ContextInfo {
   filePrecision: string;
   /** What the activations mode resolved to for this model and CPU (int8 applies to int8/int4 matrices). */
   activations: MatmulActivations;
+  /** How many symmetric q4 matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
+  q4Rows16Matrices: number;
   contextLength: number;
   kvCache: string;
   weightBytesPerToken: number;
@@ -56,6 +58,7 @@ interface ModelSettings {
   activations: MatmulActivations;
   expertActivations: MatmulActivations;
   sequences: number;
+  q4Rows16: number;
 }
 
 /**
@@ -140,6 +143,9 @@ export class Model {
           `context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`,
         );
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
+      const q4Layout =
+        opts.q4Layout === 'rows16' || (opts.q4Layout === 'auto' && activations === 'int8' && ctx.info().q4Rows16) ? 'rows16' : 'rows';
+      const q4Rows16 = q4Layout === 'rows16' ? interleaveQ4(weights, c) : 0;
       const settings: ModelSettings = {
         contextLength,
         kvCache: opts.kvCache,
@@ -147,6 +153,7 @@ export class Model {
         activations,
         expertActivations: opts.activations === 'int8' ? 'int8' : 'f32',
         sequences,
+        q4Rows16,
       };
       fd = openSync(reader.binPath as string, 'r');
       return new Model(path, mapped, weights, tokenizer, settings, notices, fd);
@@ -197,6 +204,7 @@ export class Model {
       precisionMix: { ...this.weights.precisionMix },
       filePrecision: this.weights.filePrecision,
       activations: this.opts.activations,
+      q4Rows16Matrices: this.opts.q4Rows16,
       contextLength: this.opts.contextLength,
       kvCache: this.opts.kvCache,
       weightBytesPerToken: this.weights.bytesPerToken,

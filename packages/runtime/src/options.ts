@@ -45,6 +45,14 @@ export interface EngineOptions {
    * is the faster path, else f32. Float weights always run with FP32 activations.
    */
   activations?: ActivationsMode;
+  /**
+   * How symmetric q4 matrices are laid out in memory once loaded (IE_Q4_LAYOUT): `rows` as the file
+   * stores them; `rows16` reordered at load into records of 16 rows per group (docs/kernels.md, *q4 in
+   * 16-row records*), which the AVX-512 VNNI kernels read at twice the rate when several sequences
+   * decode together; `auto` (the default) takes rows16 in the int8 mode where the CPU has those
+   * kernels. Forced elsewhere, the records run the scalar reference (slow; for tests).
+   */
+  q4Layout?: Q4LayoutMode;
   /** Largest prefill chunk, in tokens (IE_MAX_BATCH): the GEMM's token count. Default 256. */
   maxBatch?: number;
   /**
@@ -62,6 +70,7 @@ export interface EngineOptions {
 }
 
 export type ActivationsMode = 'auto' | 'f32' | 'int8';
+export type Q4LayoutMode = 'auto' | 'rows' | 'rows16';
 
 export interface ResolvedEngineOptions {
   precision: Precision | undefined;
@@ -72,6 +81,7 @@ export interface ResolvedEngineOptions {
   contextLength: number | undefined;
   kvCache: KvCacheType;
   activations: ActivationsMode;
+  q4Layout: Q4LayoutMode;
   maxBatch: number;
   requireModel: boolean;
   idleTimeoutMs: number;
@@ -158,6 +168,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     contextLength: int('contextLength', 'IE_CONTEXT', o.contextLength, env, 1, 1 << 24),
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
+    q4Layout: oneOf('q4Layout', 'IE_Q4_LAYOUT', o.q4Layout, env, ['auto', 'rows', 'rows16'] as const) ?? 'auto',
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1',
     idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,

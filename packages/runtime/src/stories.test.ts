@@ -130,6 +130,41 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     console.log(`[stories260K precision report] ${JSON.stringify(report)}`);
   });
 
+  it("q4 in 16-row records: auto takes them where the CPU has their kernels, and they give the rows layout's logits within rounding", async () => {
+    await using rows = await Engine.load(dirs.llama2c, { precision: 'int4w', activations: 'int8', q4Layout: 'rows' });
+    await using rows16 = await Engine.load(dirs.llama2c, { precision: 'int4w', activations: 'int8', q4Layout: 'rows16' });
+    await using auto = await Engine.load(dirs.llama2c, { precision: 'int4w', activations: 'int8' });
+    expect(rows.info().q4Rows16Matrices).toBe(0);
+    const n = rows16.info().q4Rows16Matrices;
+    expect(n).toBeGreaterThan(0);
+    expect(auto.info().q4Rows16Matrices).toBe(auto.info().q4Rows16 ? n : 0);
+    const prompt = [1, 403, 407, 261, 378];
+    const base = (await rows.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens;
+    const seq = [...prompt, ...base];
+    const a = await rows.evaluate(seq);
+    const b = await rows16.evaluate(seq);
+    // The same integer sums and only the float additions' order differs (per group here, per 128
+    // weights there), but a last-bit difference upstream can move an activation across a rounding
+    // boundary of the next int8 quantization: so the logits agree to within int8 noise, not to the bit.
+    let kl = 0;
+    let worst = 0;
+    for (let p = 0; p < seq.length; p++) {
+      kl += klDiv(a[p], b[p]) / seq.length;
+      let span = 0;
+      for (const v of a[p]) span = Math.max(span, Math.abs(v));
+      for (let i = 0; i < a[p].length; i++) worst = Math.max(worst, Math.abs(a[p][i] - b[p][i]) / span);
+    }
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThan(0.05);
+    expect(kl).toBeLessThan(1e-3);
+    const r16 = await rows16.complete(prompt, { temperature: 0, maxTokens: 64 });
+    const same = r16.tokens.filter((t, i) => t === base[i]).length;
+    expect(same).toBeGreaterThanOrEqual(56);
+    console.log(
+      `[stories260K q4 16-row records] ${n} matrices, logits within ${worst.toExponential(2)} of rows, mean KL ${kl.toExponential(2)}, ${same}/64 greedy tokens alike`,
+    );
+  });
+
   it('activations auto: int8 for int8/int4 matrices on a SIMD CPU, FP32 for float models and on the scalar ISA', async () => {
     for (const precision of ['fp32', 'int8w', 'int4w'] as const) {
       await using e = await Engine.load(dirs.llama2c, { precision });

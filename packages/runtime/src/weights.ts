@@ -19,7 +19,7 @@ import {
   type TensorEntry,
   type TensorRole,
 } from '@ie/format';
-import { type KernelContext, type MappedFile, type MatrixSpec, type WeightMatrix, alignedBytes } from '@ie/kernels';
+import { type KernelContext, type MappedFile, type MatrixSpec, type WeightMatrix, alignedBytes, rows16Unfit } from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
 import { DTYPE_KIND, KIND_RANK, PRECISION_DTYPE, filePrecision, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
@@ -178,6 +178,23 @@ export function bindWeights(
     bytesPerToken: Math.round(binder.bytesPerToken),
     notices,
   };
+}
+
+/**
+ * Reorders the symmetric q4 matrices the matmuls read into 16-row records in place
+ * (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows: it is a
+ * table read one row per token.
+ */
+export function interleaveQ4(weights: ModelWeights, config: ModelConfig): number {
+  const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
+  let count = 0;
+  for (const [name, m] of weights.matrices) {
+    if ((roles.get(name) === 'embedding' && !config.tied_classifier) || m.layout === 'rows16' || rows16Unfit(m.spec) !== undefined)
+      continue;
+    m.interleaveRows16();
+    count++;
+  }
+  return count;
 }
 
 /**

@@ -120,6 +120,7 @@ export const bench = defineCommand({
           int8_kernels: info.activations === 'int8' ? info.int8Activations : null,
           gemm: info.gemm,
           int8_gemm: info.activations === 'int8' ? info.int8Gemm : null,
+          q4_rows16_matrices: info.q4Rows16Matrices,
           threads: info.threads,
           isa: info.isa,
           weight_memory: info.weightMemory.mode,

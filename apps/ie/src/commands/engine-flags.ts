@@ -102,6 +102,15 @@ export const ENGINE_FLAGS = {
     engineEnv: 'IE_ACTIVATIONS',
     section: SECTION,
   },
+  'q4-layout': {
+    type: 'choice',
+    arg: 'LAYOUT',
+    choices: ['auto', 'rows', 'rows16'],
+    description: 'symmetric q4 in memory: as stored (rows) or reordered into 16-row records at load (rows16, for AVX-512 VNNI)',
+    defaultText: 'auto: rows16 in the int8 mode where the CPU has its kernels',
+    engineEnv: 'IE_Q4_LAYOUT',
+    section: SECTION,
+  },
   'require-model': {
     type: 'boolean',
     description: "strict mode, the seed's interface: a missing model is an error (ie never stubs one)",
@@ -114,7 +123,12 @@ export const ENGINE_FLAGS = {
 export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
   // In the int8 mode, symmetric q4 prefill chunks take the int8 GEMM where the ISA has one.
-  const gemm = info.activations === 'int8' && info.int8Gemm !== 'none' ? `${info.gemm} (q4: int8 ${info.int8Gemm})` : info.gemm;
+  const gemm =
+    info.q4Rows16Matrices > 0
+      ? `${info.gemm} (q4: 16-row records, ${info.q4Rows16Matrices} matrices)`
+      : info.activations === 'int8' && info.int8Gemm !== 'none'
+        ? `${info.gemm} (q4: int8 ${info.int8Gemm})`
+        : info.gemm;
   const memory = info.weightMemory.mode === 'copy' ? `weights in memory${info.hugePages ? ' (huge pages)' : ''}` : 'weights mapped';
   return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}, ${memory}`;
 }
@@ -138,6 +152,7 @@ export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOp
     contextLength: v.context,
     maxBatch: v['max-batch'],
     activations: v.activations,
+    q4Layout: v['q4-layout'],
     requireModel: v['require-model'] === true ? true : undefined,
   };
 }

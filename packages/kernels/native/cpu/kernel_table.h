@@ -28,10 +28,20 @@ struct WeightRows {
   int K = 0;        // elements per row in this panel
   int group = 0;    // q4 / i8 per-group: 32, 64 or 128; 0: one scale per row (i8 per-row)
   ScaleType stype = ScaleType::F16;
+  // Symmetric q4 in 16-row records (q4x16_* below): q is the record of (the first stripe, this
+  // panel's first group), a stripe of 16 rows is 16 * q_ld bytes, s is unused; a run of rows starts
+  // anywhere (row0: the first row's lane in its stripe); the SIMD kernels take whole stripes.
+  bool rows16 = false;
+  int row0 = 0;
 
   // The same panel starting at row r.
   WeightRows from_row(int64_t r) const {
     WeightRows v = *this;
+    if (rows16) {
+      v.q = q + (row0 + r) / 16 * 16 * q_ld;
+      v.row0 = (int)((row0 + r) % 16);
+      return v;
+    }
     v.q = q + r * q_ld;
     if (s) v.s = s + r * s_ld;
     if (z) v.z = z + r * z_ld;
@@ -123,6 +133,22 @@ inline size_t gemm_q8_scratch(int64_t K, int group) {
   return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64);
 }
 
+// Symmetric q4 interleaved 16 rows at a time (docs/kernels.md, "q4 in 16-row records"): for each
+// stripe of 16 rows and each group g, one record of G/8 64-byte vectors (vector i, lane r: bytes
+// 4i..4i+3 of row r's G/2 code bytes of group g, so low nibbles elements 4i..4i+3 and high nibbles
+// G/2 + 4i..) followed by the 16 rows' scales of group g. A vpdpbusd then multiplies 16 rows' codes
+// by four activations broadcast to every lane, and one float multiply-add per group and 16 rows
+// applies the scales: the row layout spends it per 128 weights of one row.
+inline int q4x16_record_bytes(int group, ScaleType t) { return 8 * group + 16 * scale_bytes(t); }
+// The kernels of one layout, all over the same WeightRows (rows16 set) and with the signatures above.
+struct Q4x16Kernels {
+  GemvFn gemv = nullptr;              // FP32 activations
+  GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(Q4, group))
+  GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
+  DequantFn dequant = nullptr;
+  bool fast = false;  // a SIMD variant: worth relaying out for (the runtime asks before it does)
+};
+
 struct KernelTable {
   Isa isa = Isa::Scalar;
   // The int8-activation kernels' variant ("scalar", "avx2", "avxvnni", "avx512vnni"), and its entries (I8 and Q4 only).
@@ -136,6 +162,7 @@ struct KernelTable {
   GemmQ8Fn gemm_q8[kWeightTypeCount] = {};
   const char* gemm_q8_name = "none";  // e.g. "16x8 avx512vnni"
   DequantFn dequant[kWeightTypeCount] = {};
+  Q4x16Kernels q4x16;
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

@@ -31,6 +31,20 @@ inline int q4_code(const uint8_t* grp, int G, int j) {
   return j < half ? (b & 15) : (b >> 4);
 }
 
+// 16-row records (kernel_table.h): the record of (row r, group g), and in it row r's code of
+// element j of the group and its scale.
+inline const uint8_t* q4x16_record(const WeightRows& w, int r, int g) {
+  return w.q + (ptrdiff_t)((w.row0 + r) / 16) * 16 * w.q_ld + (ptrdiff_t)g * q4x16_record_bytes(w.group, w.stype);
+}
+inline int q4x16_code(const uint8_t* rec, const WeightRows& w, int r, int j) {
+  const int half = w.group / 2, b = j < half ? j : j - half, lane = (w.row0 + r) % 16;  // byte b of the row's group: vector b / 4, lane, byte b % 4
+  const uint8_t v = rec[(b / 4) * 64 + lane * 4 + b % 4];
+  return j < half ? (v & 15) : (v >> 4);
+}
+inline float q4x16_scale(const uint8_t* rec, const WeightRows& w, int r) {
+  return load_scale(rec + 8 * w.group + ((w.row0 + r) % 16) * scale_bytes(w.stype), w.stype);
+}
+
 // Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
 inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }
 inline int group_count(const WeightRows& w) { return w.group > 0 ? (w.K + w.group - 1) / w.group : 1; }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <new>
 
 #include "cpu/fp16.h"
 
@@ -105,6 +106,11 @@ static void plan_panel(const MatrixDesc& d, const QuantPlanes& qp, uint64_t B, u
     s = qp.scales_offset;
     r.s_ld = sb;
     r.group = 0;
+  } else if (d.rows16) {  // one panel (not K-blocked): the records of stripe 0 from byte 0
+    const uint64_t gp = (w + G - 1) / G;
+    r.q_ld = (ptrdiff_t)(gp * (G / 2 + sb));  // a stripe of 16 rows is 16 * q_ld bytes
+    r.group = (int)G;
+    r.rows16 = true;
   } else {
     const uint64_t gb = B / G, gp = (w + G - 1) / G;
     const uint64_t gbytes = d.type == WeightType::Q4 ? G / 2 : G;
@@ -145,6 +151,15 @@ static bool check_layout(const MatrixDesc& d, std::string* error) {
     *error = "pretransposed storage is for unblocked float matrices only";
     return false;
   }
+  if (d.rows16) {
+    MatrixDesc rows = d;
+    rows.rows16 = false;
+    const std::string unfit = rows16_unfit(rows);
+    if (!unfit.empty()) {
+      *error = "16-row records: " + unfit;
+      return false;
+    }
+  }
   if (is_block_type(d.type) && d.block_k != 0) {
     *error = "block types are not K-blocked";
     return false;
@@ -176,9 +191,76 @@ void MatrixPlan::bind(const uint8_t* base) {
   data = base;
   for (size_t i = 0; i < panels.size(); i++) {
     panels[i].q = base + q_off[i];
-    panels[i].s = (d.type == WeightType::I8 || d.type == WeightType::Q4) ? base + s_off[i] : nullptr;
+    panels[i].s = (d.type == WeightType::I8 || d.type == WeightType::Q4) && !d.rows16 ? base + s_off[i] : nullptr;
     panels[i].z = d.affine ? base + z_off[i] : nullptr;
   }
+}
+
+std::string rows16_unfit(const MatrixDesc& d) {
+  if (d.type != WeightType::Q4 || d.affine || d.group <= 0) return "only symmetric q4 with groups";
+  if (d.N % 16 != 0) return "rows must be a multiple of 16";
+  if (d.block_k != 0 || d.pretransposed) return "the matrix must be row-major and not K-blocked";
+  if (d.rows16) return "the matrix is interleaved already";
+  return "";
+}
+
+bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
+  *error = rows16_unfit(m.d);
+  if (!error->empty()) return false;
+  MatrixDesc d = m.d;
+  const QuantPlanes qp = quant_planes(d);
+  const int64_t G = d.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), code_bytes = ng * (G / 2);
+  // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
+  // records take exactly the planes' bytes.
+  if (qp.scales_offset != (uint64_t)(d.N * code_bytes) || qp.bytes != (uint64_t)(d.N * ng * (G / 2 + sb))) {
+    *error = "the planes are not back to back";
+    return false;
+  }
+  std::vector<uint8_t> rows;
+  try {
+    rows.assign(data, data + qp.bytes);
+  } catch (const std::bad_alloc&) {
+    *error = "out of memory for a copy of the matrix";
+    return false;
+  }
+  const uint8_t* codes = rows.data();
+  const uint8_t* scales = rows.data() + qp.scales_offset;
+  const int64_t rec = q4x16_record_bytes((int)G, d.stype);
+  for (int64_t s = 0; s < d.N / 16; s++)
+    for (int64_t g = 0; g < ng; g++) {
+      uint8_t* out = data + (s * ng + g) * rec;
+      for (int r = 0; r < 16; r++) {
+        const int64_t row = s * 16 + r;
+        const uint8_t* src = codes + row * code_bytes + g * (G / 2);
+        for (int64_t b = 0; b < G / 2; b++) out[(b / 4) * 64 + r * 4 + b % 4] = src[b];
+        std::memcpy(out + 8 * G + r * sb, scales + (row * ng + g) * sb, (size_t)sb);
+      }
+    }
+  d.rows16 = true;
+  MatrixPlan p;
+  if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
+  p.bind(data);
+  m = std::move(p);
+  return true;
+}
+
+RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
+  RowKernels r;
+  if (d.rows16) {
+    r.gemv = k.q4x16.gemv;
+    r.gemv_q8 = k.q4x16.gemv_q8;
+    r.gemv_q8_rows = k.q4x16.gemv_q8_rows;
+    r.dequant = k.q4x16.dequant;
+    return r;
+  }
+  const int t = (int)d.type;
+  r.gemv = k.gemv[t];
+  r.gemv_q8 = k.gemv_q8[t];
+  r.gemv_q8_rows = k.gemv_q8_rows[t];
+  r.gemv_rows = t <= (int)WeightType::BF16 ? k.gemv_rows[t] : nullptr;
+  r.dequant = k.dequant[t];
+  r.gemm_q8 = k.gemm_q8[t];
+  return r;
 }
 
 // Below this many weights a matrix runs on the calling thread: waking the pool costs more.
@@ -251,7 +333,8 @@ static void gemv_ranges(Context& ctx, const GemvJob* jobs, int n, Activations a)
       const MatrixDesc& d = m.d;
       const float* x = jobs[j].x;
       float* y = jobs[j].y;
-      const GemvQ8Fn q8 = ctx.k.gemv_q8[(int)d.type];
+      const RowKernels rk = row_kernels(ctx.k, d);
+      const GemvQ8Fn q8 = rk.gemv_q8;
       if (a == Activations::Int8 && q8) {
         const int block = q8_x_block(d.type, d.group);
         if (x != xq_of || d.K != xq_k || block != xq_block) {  // O(K), by each thread: no barrier needed
@@ -268,7 +351,7 @@ static void gemv_ranges(Context& ctx, const GemvJob* jobs, int n, Activations a)
         xa = ctx.aligned_rows(t, x, d.K, 1, d.K, &ld);
         xa_of = x, xa_k = d.K;
       }
-      const GemvFn fn = ctx.k.gemv[(int)d.type];
+      const GemvFn fn = rk.gemv;
       for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(r0), xa + m.panel_k0[p], y + r0, (int)(r1 - r0), p > 0);
     }
   });
@@ -276,7 +359,7 @@ static void gemv_ranges(Context& ctx, const GemvJob* jobs, int n, Activations a)
 
 void gemv(Context& ctx, const MatrixPlan& m, const float* x, float* y, Activations a) {
   const auto& d = m.d;
-  if (!d.pretransposed || (a == Activations::Int8 && ctx.k.gemv_q8[(int)d.type])) {
+  if (!d.pretransposed || (a == Activations::Int8 && row_kernels(ctx.k, d).gemv_q8)) {
     const GemvJob job{&m, x, y};
     return gemv_ranges(ctx, &job, 1, a);
   }
@@ -316,6 +399,10 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     return v;
   }
   const int g0 = k0 / w.group;
+  if (w.rows16) {
+    v.q = w.q + (ptrdiff_t)g0 * q4x16_record_bytes(w.group, w.stype);
+    return v;
+  }
   v.q = w.q + (ptrdiff_t)g0 * (t == WeightType::Q4 ? w.group / 2 : w.group);
   v.s = w.s + (ptrdiff_t)g0 * scale_bytes(w.stype);
   if (w.z) v.z = w.z + g0;
@@ -340,8 +427,12 @@ static int64_t row_stream_bytes(const WeightRows& w, WeightType t) {
 // thread's, in a fixed order: results do not depend on the thread count.
 bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
   const auto& d = m.d;
-  const GemmQ8Fn fn = ctx.k.gemm_q8[(int)d.type];
-  if (!fn || d.pretransposed || d.affine || d.group <= 0 || M < 2) return false;
+  const RowKernels rk = row_kernels(ctx.k, d);
+  const GemmQ8Fn fn = rk.gemm_q8;
+  // 16-row records have no GEMM of their own: their several-rows kernel takes every token, each
+  // stripe read from memory once and from cache for the tokens after the first eight.
+  if (d.rows16 ? !rk.gemv_q8_rows : !fn) return false;
+  if (d.pretransposed || d.affine || d.group <= 0 || M < 2) return false;
   const int64_t N = d.N, K = d.K, G = d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int xblock = q8_x_block(d.type, d.group);
   std::unique_lock<std::mutex> phases = ctx.phase_lock();
@@ -357,7 +448,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
     for (int64_t i = m0; i < m1; i++) {
       int8_t* q = xq + i * P;
       ctx.k.quantize_x(X + i * K, (int)K, xblock, q, xd + i * (P / kQ8Block));
-      for (int64_t g = 0; g < ng; g++) {
+      for (int64_t g = 0; g < ng && !d.rows16; g++) {
         int32_t sum = 0;
         for (int64_t j = g * G; j < (g + 1) * G; j++) sum += q[j];
         xz[i * ng + g] = -kQ4SymmetricZero * sum;
@@ -369,6 +460,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
     int64_t r0, r1;
     ThreadPool::chunk(N, 16, t, n, &r0, &r1);
     if (r1 <= r0) return;
+    if (d.rows16) return rk.gemv_q8_rows(m.panels[0].from_row(r0), xq, xd, P, P / kQ8Block, M, Y + r0, N, (int)(r1 - r0), false);
     uint8_t* scratch = reinterpret_cast<uint8_t*>(ctx.scratch(t, scratch_floats));
     for (size_t p = 0; p < m.panels.size(); p++) {
       const int64_t k0 = m.panel_k0[p];
@@ -418,7 +510,7 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
     }
   });
   // Phase 2: weight panels, split between threads in whole panels.
-  const DequantFn dq = ctx.k.dequant[(int)d.type];
+  const DequantFn dq = row_kernels(ctx.k, d).dequant;
   const int esize = weight_elem_bytes(d.type);
   run_split(ctx, N * K * M, [&](int t, int n) {
     int64_t n0, n1;
@@ -443,7 +535,7 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
           g.pack_rows(rows, b.kc, nn, b.kc, B);
         }
         // Fetch the next weight block into L2 while this one computes (it comes from DRAM, 16+ rows at once).
-        if (!d.pretransposed) {
+        if (!d.pretransposed && !d.rows16) {
           const size_t nb = bi + 1 < blocks.size() ? bi + 1 : 0;
           const int64_t nr = bi + 1 < blocks.size() ? r : r + NR;
           if (nr < n1) {
@@ -480,7 +572,8 @@ void matrix_row(Context& ctx, const MatrixPlan& m, int64_t r, float* out) {
     }
     return;
   }
-  for (size_t p = 0; p < m.panels.size(); p++) ctx.k.dequant[(int)d.type](m.panels[p].from_row(r), 1, out + m.panel_k0[p], (ptrdiff_t)d.K);
+  const DequantFn dq = row_kernels(ctx.k, d).dequant;
+  for (size_t p = 0; p < m.panels.size(); p++) dq(m.panels[p].from_row(r), 1, out + m.panel_k0[p], (ptrdiff_t)d.K);
 }
 
 }  // namespace ie

@@ -19,6 +19,9 @@ struct MatrixDesc {
   ScaleType stype = ScaleType::F16;
   int64_t block_k = 0;        // 0: not blocked
   bool pretransposed = false;
+  // Symmetric q4 in 16-row records (kernel_table.h, Q4x16Kernels): the same bytes as the row-major
+  // planes, reordered by interleave_rows16. Never in a file: the runtime interleaves at load.
+  bool rows16 = false;
   uint64_t scales_offset = 0, zeros_offset = 0, bytes = 0;
 };
 
@@ -48,6 +51,25 @@ struct MatrixPlan {
 
 // Checks the descriptor (sizes, group, block size) and precomputes the panels.
 bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error);
+
+// Why a row-major matrix cannot be interleaved into 16-row records ("" when it can): symmetric q4,
+// grouped, rows a multiple of 16, not K-blocked.
+std::string rows16_unfit(const MatrixDesc& d);
+// Reorders `m`'s bytes (row-major, bound at `data`, which the caller owns and nothing else reads as
+// row-major afterwards) into 16-row records in place, then plans and binds `m` as rows16. False
+// with `error` set, bytes untouched, when rows16_unfit says so or the memory for the copy is missing.
+bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error);
+
+// The dispatch table's kernels for a matrix's type and layout (null where there is none).
+struct RowKernels {
+  GemvFn gemv = nullptr;
+  GemvQ8Fn gemv_q8 = nullptr;
+  GemvQ8RowsFn gemv_q8_rows = nullptr;
+  GemvRowsFn gemv_rows = nullptr;
+  DequantFn dequant = nullptr;
+  GemmQ8Fn gemm_q8 = nullptr;
+};
+RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d);
 
 // How activations meet quantized weights: FP32 (dequantization fused into f32 FMAs, the
 // default) or int8 (x quantized per 32 elements, integer dot products; i8/q4 weights only).

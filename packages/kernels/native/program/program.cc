@@ -87,7 +87,7 @@ constexpr int64_t kGemvBlockBytes = 256 << 10;
 // cache-sized blocks of weight rows; either way a decode row gives the same result in a batch as alone.
 static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const View& x, int M, const View& y, int64_t block) {
   const MatrixDesc& d = m.d;
-  const GemvQ8RowsFn many = ctx.k.gemv_q8_rows[(int)d.type];
+  const GemvQ8RowsFn many = row_kernels(ctx.k, d).gemv_q8_rows;
   const size_t P = (size_t)q8_padded((int)d.K);
   auto body = [&](int t, int n) {
     int64_t r0, r1;
@@ -118,12 +118,13 @@ static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const V
 // computes it alone: the same kernel over the same weight rows.
 static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y, Activations a) {
   const MatrixDesc& d = m.d;
-  const GemvFn fn = ctx.k.gemv[(int)d.type];
+  const RowKernels rk = row_kernels(ctx.k, d);
+  const GemvFn fn = rk.gemv;
   // A kernel that reads each weight row once for all M rows, where the ISA has one for the type.
-  const GemvRowsFn many = (int)d.type <= (int)WeightType::BF16 ? ctx.k.gemv_rows[(int)d.type] : nullptr;
+  const GemvRowsFn many = rk.gemv_rows;
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
-  if (a == Activations::Int8 && ctx.k.gemv_q8[(int)d.type]) return gemv_rows_q8(ctx, m, ctx.k.gemv_q8[(int)d.type], x, M, y, block);
+  if (a == Activations::Int8 && rk.gemv_q8) return gemv_rows_q8(ctx, m, rk.gemv_q8, x, M, y, block);
   auto body = [&](int t, int n) {
     int64_t r0, r1;
     ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);

@@ -1,0 +1,163 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { firstDifference, seededFloats } from '@ie/testing';
+import { makeMatrix, quantizedX, refGemv, type Variant, variantName, worstRelError, xBlock } from '../test/helpers.js';
+import { KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
+
+// Symmetric q4 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
+// FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
+// reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
+// against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
+// lone GEMV; and the refusals.
+const probe = KernelContext.create({ threads: 1 });
+const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
+probe.close();
+const contexts: KernelContext[] = [];
+afterAll(() => {
+  for (const c of contexts) c.close();
+});
+const make = (isa: (typeof ISAS)[number], threads: number) => {
+  const c = KernelContext.create({ isa, threads });
+  contexts.push(c);
+  return c;
+};
+
+const VARIANTS: Variant[] = [
+  { dtype: 'q4', group: 32 },
+  { dtype: 'q4', group: 64, scale: 'bf16' },
+  { dtype: 'q4', group: 128, scale: 'f32' },
+  { dtype: 'q4', group: 32, scale: 'bf16' },
+];
+// [rows, cols]: one stripe, K below one 128-group; K with a partial last group; several stripes
+// over long rows (past 8192 columns the per-call sums leave the stack).
+const SHAPES = [
+  [16, 40],
+  [48, 300],
+  [80, 1031],
+  [32, 8352],
+] as const;
+
+function interleaved(ctx: KernelContext, v: Variant, rows: number, cols: number, seed: number) {
+  const w = makeMatrix(v, rows, cols, seed);
+  const m = ctx.matrix(w.spec, w.bytes.slice());
+  m.interleaveRows16();
+  return { w, m };
+}
+
+/** A matmul op over M rows of X (M <= 8: decode rows; more: a prefill chunk). */
+function matmul(ctx: KernelContext, m: WeightMatrix, X: Float32Array, M: number, activations: 'f32' | 'int8'): Float32Array {
+  const [rows, cols] = [m.rows, m.cols];
+  const y = new Float32Array(M * rows).fill(Number.NaN);
+  const p = ctx.compile({
+    buffers: [X, y],
+    params: new Int32Array([M]),
+    maxRows: M,
+    ops: [{ op: 'matmul', matrix: m, x: [0, 0, cols], out: [1, 0, rows], activations, mSlot: 0 }],
+  });
+  p.run();
+  return y;
+}
+
+describe('q4 in 16-row records', () => {
+  for (const isa of ISAS)
+    for (const v of VARIANTS)
+      it(`match the float64 reference and the lone GEMV (${isa}, ${variantName(v)})`, () => {
+        for (const [rows, cols] of SHAPES) {
+          const what = `${rows}x${cols}`;
+          let first: Float32Array | null = null;
+          for (const threads of [1, 3]) {
+            const ctx = make(isa, threads);
+            const { w, m } = interleaved(ctx, v, rows, cols, rows + cols);
+            expect(m.layout).toBe('rows16');
+            const x = seededFloats(cols, cols + 7, 1);
+            // FP32 activations.
+            const y = new Float32Array(rows);
+            ctx.gemv(m, x, y);
+            const ref = refGemv(w.values, rows, cols, x);
+            expect(worstRelError(y, ref.y, ref.mag), `${what} f32`).toBeLessThan(1e-5);
+            // int8 activations: exact against x as quantized.
+            const yq = new Float32Array(rows);
+            ctx.gemv(m, x, yq, { activations: 'int8' });
+            const refq = refGemv(w.values, rows, cols, quantizedX(x, xBlock(v)));
+            expect(worstRelError(yq, refq.y, refq.mag), `${what} int8`).toBeLessThan(1e-5);
+            if (first) expect(firstDifference(yq, first), `${what} threads ${threads}`).toBeNull();
+            else first = yq;
+            // A row's values, exactly as the row-major matrix gives them.
+            const plain = ctx.matrix(w.spec, w.bytes);
+            for (const r of [0, 5, rows - 1]) {
+              const got = new Float32Array(cols);
+              const want = new Float32Array(cols);
+              ctx.row(m, r, got);
+              ctx.row(plain, r, want);
+              expect(firstDifference(got, want), `${what} row ${r}`).toBeNull();
+            }
+            // 2..8 decode rows and a prefill chunk of 13 tokens: each row the lone GEMV's bits (int8),
+            // or within the reference (FP32: the chunk takes the GEMM).
+            const X = seededFloats(13 * cols, cols + 9, 1);
+            for (const M of [2, 5, 8, 13]) {
+              const Y = matmul(ctx, m, X, M, 'int8');
+              const alone = new Float32Array(M * rows);
+              for (let i = 0; i < M; i++)
+                ctx.gemv(m, X.subarray(i * cols, (i + 1) * cols), alone.subarray(i * rows, (i + 1) * rows), { activations: 'int8' });
+              expect(firstDifference(Y, alone), `${what} M ${M} int8`).toBeNull();
+              const Yf = matmul(ctx, m, X, M, 'f32');
+              for (let i = 0; i < M; i++) {
+                const r = refGemv(w.values, rows, cols, X.subarray(i * cols, (i + 1) * cols));
+                expect(worstRelError(Yf.subarray(i * rows, (i + 1) * rows), r.y, r.mag), `${what} M ${M} f32 row ${i}`).toBeLessThan(1e-5);
+              }
+            }
+            m.dispose();
+            plain.dispose();
+          }
+        }
+      });
+
+  it('give the scalar reference bit for bit on every ISA (int8 activations)', () => {
+    const scalar = make('scalar', 1);
+    for (const isa of ISAS) {
+      const ctx = make(isa, 2);
+      for (const v of VARIANTS)
+        for (const [rows, cols] of SHAPES) {
+          const a = interleaved(scalar, v, rows, cols, 5 * rows + cols).m;
+          const b = interleaved(ctx, v, rows, cols, 5 * rows + cols).m;
+          const X = seededFloats(8 * cols, rows, 2);
+          expect(
+            firstDifference(matmul(ctx, b, X, 8, 'int8'), matmul(scalar, a, X, 8, 'int8')),
+            `${isa} ${variantName(v)} ${rows}x${cols}`,
+          ).toBeNull();
+        }
+    }
+  });
+
+  it('are refused, bytes untouched, where the layout does not apply', () => {
+    const ctx = make('scalar', 1);
+    const cases: Array<[Variant, number, number, string]> = [
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups'],
+      [{ dtype: 'i8', group: 32 }, 32, 64, 'only symmetric q4 with groups'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups'],
+      [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
+      [{ dtype: 'q4', group: 32, blockK: 128 }, 32, 300, 'the matrix must be row-major and not K-blocked'],
+    ];
+    for (const [v, rows, cols, why] of cases) {
+      const w = makeMatrix(v, rows, cols, 3);
+      expect(rows16Unfit(w.spec)).toBe(why);
+      const bytes = w.bytes.slice();
+      const m = ctx.matrix(w.spec, bytes);
+      let err: unknown;
+      try {
+        m.interleaveRows16();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(KernelError);
+      expect((err as KernelError).code).toBe('KERNELS_BAD_MATRIX');
+      expect((err as KernelError).message).toContain(why);
+      expect(firstDifference(bytes, w.bytes), variantName(v)).toBeNull();
+      expect(m.layout).toBe('row_major');
+    }
+    const w = makeMatrix({ dtype: 'q4', group: 32 }, 32, 64, 4);
+    expect(rows16Unfit(w.spec)).toBeUndefined();
+    const m = ctx.matrix(w.spec, w.bytes.slice());
+    m.interleaveRows16();
+    expect(() => m.interleaveRows16()).toThrow(/interleaved already/);
+  });
+});
