@@ -3,6 +3,7 @@
 // columns) between the pool's threads. Every output element is computed by exactly one thread
 // with a fixed sequence of operations, so results are identical for every thread count.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -85,6 +86,47 @@ struct GemvJob {
   float* y;
 };
 void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
+
+// The rows of one or more GEMVs, handed out a range at a time from a shared counter: a thread
+// whose core runs slower (a VM's vCPU sharing its host, measured here as a tenth of a 2-thread
+// decode spent waiting at the end of each GEMV) takes fewer ranges instead of holding the others
+// back, and several GEMVs (gemv_batch) wake the pool once. No range spans two GEMVs. A row's result
+// does not depend on the range it falls in (the kernels' rows keep their arithmetic whatever rows
+// a call gets), so results stay the same at every thread count.
+class RowRanges {
+ public:
+  RowRanges(const GemvJob* jobs, int n, int threads) : jobs_(jobs), n_(n) {
+    int64_t rows = 0;
+    for (int j = 0; j < n; j++) rows += jobs[j].m->d.N;
+    const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
+    const int64_t per = (rows + parts - 1) / parts;
+    step_ = std::max<int64_t>(kAlign, (per + kAlign - 1) / kAlign * kAlign);
+  }
+  // The next range: job *j, rows [r0, r1).
+  bool next(int* j, int64_t* r0, int64_t* r1) {
+    int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    for (int k = 0; k < n_; k++) {
+      const int64_t N = jobs_[k].m->d.N, count = (N + step_ - 1) / step_;
+      if (i < count) {
+        *j = k;
+        *r0 = i * step_;
+        *r1 = std::min(N, *r0 + step_);
+        return true;
+      }
+      i -= count;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
+  static constexpr int64_t kAlign = 16;
+  const GemvJob* jobs_;
+  int n_;
+  int64_t step_;
+  std::atomic<int64_t> next_{0};
+};
+
 // Y[M][N] = X[M][K] W^T
 void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y);
 // The int8-activation GEMM (M tokens, each quantized as gemv() quantizes it); false where the ISA

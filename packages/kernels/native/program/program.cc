@@ -89,20 +89,31 @@ static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const V
   const MatrixDesc& d = m.d;
   const GemvQ8RowsFn many = row_kernels(ctx.k, d).gemv_q8_rows;
   const size_t P = (size_t)q8_padded((int)d.K);
+  const GemvJob job{&m, nullptr, nullptr};
+  RowRanges ranges(&job, 1, ctx.pool.size());
   auto body = [&](int t, int n) {
-    int64_t r0, r1;
-    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-    if (r1 <= r0) return;
     int8_t* xq = ctx.scratch_q8(t, P * M);
     float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
-    for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, q8_x_block(d.type, d.group), xq + i * P, xd + i * P / kQ8Block);
+    auto quantize = [&] {
+      for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, q8_x_block(d.type, d.group), xq + i * P, xd + i * P / kQ8Block);
+    };
+    int64_t r0, r1;
     if (many) {
-      // Each weight row read once for all M rows: no cache blocking needed.
-      for (size_t p = 0; p < m.panels.size(); p++)
-        many(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M, y.row<float>(0) + r0, y.stride,
-             (int)(r1 - r0), p > 0);
+      // Each weight row read once for all M rows (no cache blocking needed), in ranges from a shared
+      // counter as gemv() takes them: on a VM a static half each left a seventh of an eight-stream
+      // TinyLlama step waiting for the slower vCPU.
+      int j;
+      for (bool first = true; ranges.next(&j, &r0, &r1); first = false) {
+        if (first) quantize();
+        for (size_t p = 0; p < m.panels.size(); p++)
+          many(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M, y.row<float>(0) + r0,
+               y.stride, (int)(r1 - r0), p > 0);
+      }
       return;
     }
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    quantize();
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
@@ -125,18 +136,24 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
   if (a == Activations::Int8 && rk.gemv_q8) return gemv_rows_q8(ctx, m, rk.gemv_q8, x, M, y, block);
+  const GemvJob job{&m, nullptr, nullptr};
+  RowRanges ranges(&job, 1, ctx.pool.size());
   auto body = [&](int t, int n) {
-    int64_t r0, r1;
-    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-    if (r1 <= r0) return;
-    int64_t ldx;
-    const float* xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
+    int64_t r0, r1, ldx;
     if (many) {
-      // Each weight row is read once for all M rows: no cache blocking needed.
-      for (size_t p = 0; p < m.panels.size(); p++)
-        many(m.panels[p].from_row(r0), xa + m.panel_k0[p], ldx, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+      // Each weight row is read once for all M rows (no cache blocking needed), in shared ranges as above.
+      const float* xa = nullptr;
+      int j;
+      while (ranges.next(&j, &r0, &r1)) {
+        if (!xa) xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
+        for (size_t p = 0; p < m.panels.size(); p++)
+          many(m.panels[p].from_row(r0), xa + m.panel_k0[p], ldx, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+      }
       return;
     }
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    const float* xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
