@@ -12,7 +12,15 @@ const batcher = new BatchScheduler(model, { slots: maxStreams });
 await serve({
   info: async () => {
     const i = model.info();
-    return { engine: 'ie', isa: i.isa, activations: i.activations, gemm: i.gemm, threads: i.threads, weightMemory: i.weightMemory.mode, q4Rows16Matrices: i.q4Rows16Matrices };
+    return {
+      engine: 'ie',
+      isa: i.isa,
+      activations: i.activations,
+      gemm: i.gemm,
+      threads: i.threads,
+      weightMemory: i.weightMemory.mode,
+      q4Rows16Matrices: i.q4Rows16Matrices,
+    };
   },
   async streams({ prompts, tokens }) {
     const t0 = performance.now();

@@ -47,7 +47,7 @@ export interface EngineOptions {
   activations?: ActivationsMode;
   /**
    * How symmetric q4 matrices are laid out in memory once loaded (IE_Q4_LAYOUT): `rows` as the file
-   * stores them; `rows16` reordered at load into records of 16 rows per group (docs/kernels.md, *q4 in
+   * stores them; `rows16` reordered at load into records of 16 rows per group (docs/architecture.md, *q4 in
    * 16-row records*), which the AVX-512 VNNI kernels read at twice the rate when several sequences
    * decode together; `auto` (the default) takes rows16 in the int8 mode where the CPU has those
    * kernels. Forced elsewhere, the records run the scalar reference (slow; for tests).

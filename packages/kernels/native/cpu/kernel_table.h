@@ -133,7 +133,7 @@ inline size_t gemm_q8_scratch(int64_t K, int group) {
   return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64);
 }
 
-// Symmetric q4 interleaved 16 rows at a time (docs/kernels.md, "q4 in 16-row records"): for each
+// Symmetric q4 interleaved 16 rows at a time (docs/architecture.md, "q4 in 16-row records"): for each
 // stripe of 16 rows and each group g, one record of G/8 64-byte vectors (vector i, lane r: bytes
 // 4i..4i+3 of row r's G/2 code bytes of group g, so low nibbles elements 4i..4i+3 and high nibbles
 // G/2 + 4i..) followed by the 16 rows' scales of group g. A vpdpbusd then multiplies 16 rows' codes
