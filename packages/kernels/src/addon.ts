@@ -19,8 +19,12 @@ export interface NativeInfo {
   gemm: string;
   /** The int8-activation prefill GEMM (symmetric q4 in the int8 mode), e.g. "16x8 avx512vnni"; "none": such chunks take the FP32 GEMM. */
   int8Gemm: string;
-  /** Whether the int8-activation kernels have a SIMD kernel for symmetric q4 in 16-row records (WeightMatrix.interleaveRows16): AVX-512 VNNI. */
-  q4Rows16: boolean;
+  /**
+   * When symmetric q4 in 16-row records (WeightMatrix.interleaveRows16) pays on this ISA: `always`
+   * (AVX-512 VNNI: one activation row no slower than the row layout, several faster), `batched`
+   * (AVX2, AVX-VNNI: several rows faster, one row up to a fifth slower), `none` (the scalar reference).
+   */
+  q4Rows16: 'always' | 'batched' | 'none';
   threads: number;
   affinity: string;
   pinnedCpus: number[];

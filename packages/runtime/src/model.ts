@@ -75,6 +75,16 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
   return quantized && int8Kernels !== 'scalar' ? 'int8' : 'f32';
 }
 
+/**
+ * Whether `auto` reorders q4 matrices into 16-row records: where the kernels are no slower for one
+ * sequence (AVX-512 VNNI), and where they are faster for several but not for one (AVX2, AVX-VNNI)
+ * once the model holds more than two sequences (ie serve --parallel 2 or more, which keeps one
+ * sequence beside its parallel ones; a BatchScheduler of three slots or more).
+ */
+export function q4RecordsPay(worth: 'always' | 'batched' | 'none', sequences: number): boolean {
+  return worth === 'always' || (worth === 'batched' && sequences > 2);
+}
+
 export class Model {
   /** @internal The compiled forward pass (its params, logits and program). */
   readonly forward: Forward;
@@ -144,7 +154,9 @@ export class Model {
         );
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
       const q4Layout =
-        opts.q4Layout === 'rows16' || (opts.q4Layout === 'auto' && activations === 'int8' && ctx.info().q4Rows16) ? 'rows16' : 'rows';
+        opts.q4Layout === 'rows16' || (opts.q4Layout === 'auto' && activations === 'int8' && q4RecordsPay(ctx.info().q4Rows16, sequences))
+          ? 'rows16'
+          : 'rows';
       const q4Rows16 = q4Layout === 'rows16' ? interleaveQ4(weights, c) : 0;
       const settings: ModelSettings = {
         contextLength,

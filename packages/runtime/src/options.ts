@@ -48,9 +48,11 @@ export interface EngineOptions {
   /**
    * How symmetric q4 matrices are laid out in memory once loaded (IE_Q4_LAYOUT): `rows` as the file
    * stores them; `rows16` reordered at load into records of 16 rows per group (docs/architecture.md, *q4 in
-   * 16-row records*), which the AVX-512 VNNI kernels read at twice the rate when several sequences
-   * decode together; `auto` (the default) takes rows16 in the int8 mode where the CPU has those
-   * kernels. Forced elsewhere, the records run the scalar reference (slow; for tests).
+   * 16-row records*), which the SIMD kernels read at 1.5-2x the rate when several sequences decode
+   * together; `auto` (the default) takes rows16 in the int8 mode with AVX-512 VNNI (no slower for one
+   * sequence either) and, with AVX2 or AVX-VNNI, for a model of more than two sequences (ie serve
+   * --parallel 2 or more: one sequence alone runs up to a fifth slower there). Forced on the scalar
+   * ISA, the records run the scalar reference (slow; for tests).
    */
   q4Layout?: Q4LayoutMode;
   /** Largest prefill chunk, in tokens (IE_MAX_BATCH): the GEMM's token count. Default 256. */

@@ -146,7 +146,10 @@ struct Q4x16Kernels {
   GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(Q4, group))
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
-  bool fast = false;  // a SIMD variant: worth relaying out for (the runtime asks before it does)
+  // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one
+  // activation row, faster for several: AVX-512 VNNI), "batched" (faster for several, up to a fifth
+  // slower for one: the 256-bit kernels, which take each record in two halves), "none" (scalar).
+  const char* worth = "none";
 };
 
 struct KernelTable {

@@ -21,6 +21,10 @@ struct DotAvx2 {
   static __m256i dot(__m256i acc, __m256i w, __m256i x) { return _mm256_add_epi32(acc, single(w, x)); }
   // Signed weights: |w| as the unsigned operand, the sign moved onto x (|w| <= 128, so pairs stay below 2^15).
   static __m256i signed_single(__m256i w, __m256i x) { return widen(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w))); }
+  // s + the sums of four such products (a, xa) .. (d, xd): 16-bit partials below 4 * 2 * 15 * 127, one widening.
+  static __m256i acc_quad(__m256i s, __m256i a, __m256i xa, __m256i b, __m256i xb, __m256i c, __m256i xc, __m256i d, __m256i xd) {
+    return _mm256_add_epi32(s, quad(a, xa, b, xb, c, xc, d, xd));
+  }
 };
 
 }  // namespace

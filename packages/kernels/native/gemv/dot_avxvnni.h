@@ -16,6 +16,10 @@ struct DotAvxVnni {
   // acc + single(w, x) in one instruction: the GEMM's accumulating form (gemm_q8_x86.h).
   static __m256i dot(__m256i acc, __m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(acc, w, x); }
   static __m256i signed_single(__m256i w, __m256i x) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
+  // s + the sums of four such products: four accumulating vpdpbusd.
+  static __m256i acc_quad(__m256i s, __m256i a, __m256i xa, __m256i b, __m256i xb, __m256i c, __m256i xc, __m256i d, __m256i xd) {
+    return dot(dot(dot(dot(s, a, xa), b, xb), c, xc), d, xd);
+  }
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The int8-activation GEMVs on AVX-VNNI over the dot products of gemv/dot_avxvnni.h.
 #include "gemv/dot_avxvnni.h"
 #include "gemv/int8act_blocks_x86.h"
+#include "gemv/q4x16_x86.h"
 
 namespace ie {
 namespace {
@@ -18,6 +19,11 @@ void gemv_q6_k_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd
 void gemv_iq4_nl_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::iq4_nl(w, xq, xd, y, rows, acc); }
 void gemv_mxfp4_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotAvxVnni>::mxfp4(w, xq, xd, y, rows, acc); }
 
+void gemv_rows_q4x16_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  Q4x16Kernels256<DotAvxVnni>::gemv_rows(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+}
+void gemv_q4x16_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q4x16Kernels256<DotAvxVnni>::gemv(w, xq, xd, y, rows, acc); }
+
 }  // namespace
 
 void register_q8_avxvnni(KernelTable& t) {
@@ -31,6 +37,9 @@ void register_q8_avxvnni(KernelTable& t) {
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avxvnni;
   t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avxvnni;
   t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avxvnni;
+  t.q4x16.gemv_q8 = gemv_q4x16_q8_avxvnni;
+  t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_avxvnni;
+  t.q4x16.worth = "batched";
 }
 
 }  // namespace ie

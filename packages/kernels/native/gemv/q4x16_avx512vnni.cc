@@ -135,7 +135,7 @@ void gemv_q4x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float
 void register_q4x16_avx512vnni(KernelTable& t) {
   t.q4x16.gemv_q8 = gemv_q4x16_q8_avx512vnni;
   t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_avx512vnni;
-  t.q4x16.fast = true;
+  t.q4x16.worth = "always";
 }
 
 }  // namespace ie

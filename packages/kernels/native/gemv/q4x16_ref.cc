@@ -65,7 +65,7 @@ void register_q4x16_ref(KernelTable& t) {
   t.q4x16.gemv_q8 = gemv_q4x16_q8_ref;
   t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_ref;
   t.q4x16.dequant = dequant_q4x16_ref;
-  t.q4x16.fast = false;
+  t.q4x16.worth = "none";
 }
 
 }  // namespace ie

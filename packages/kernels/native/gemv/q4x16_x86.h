@@ -1,0 +1,117 @@
+// Symmetric q4 in 16-row records (kernel_table.h) x int8 activations on 256-bit vectors, written once
+// over the four-byte dot products of gemv/dot_avx2.h (vpmaddubsw + vpmaddwd) and gemv/dot_avxvnni.h
+// (256-bit vpdpbusd). A record's 64-byte vector is two 256-bit halves of 8 rows each; a pass takes
+// one half of a stripe against up to four activation rows (16 registers: two per activation row, the
+// rest for codes), so the stripe's records are read once from memory and from L1 for the other passes.
+// Include only from translation units built for AVX2.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "cpu/kernel_table.h"
+#include "cpu/vec.h"
+#include "gemv/row_streams.h"
+#include "mem/aligned.h"
+
+namespace ie {
+namespace {
+
+template <class Dot>
+struct Q4x16Kernels256 {
+  struct ActRow {
+    const int8_t* q;
+    const float* d;
+    const int32_t* n;
+  };
+
+  // Row scales of lanes 8h..8h+7.
+  static __m256 half_scales(const uint8_t* p, ScaleType t, int h) {
+    if (t == ScaleType::F32) return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + 8 * h);
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * h));
+    return t == ScaleType::F16 ? _mm256_cvtph_ps(v) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+  }
+
+  // Half h (rows 8h..8h+7) of one stripe against NA activation rows: y[a][0..8) (+)= the rows . x of a.
+  template <int G, int NA>
+  __attribute__((noinline)) static void half_stripe(const uint8_t* recs, int ng, ScaleType st, int h, const ActRow* x, float* const* y, bool acc) {
+    constexpr int V = G / 8;
+    const int rec_bytes = q4x16_record_bytes(G, st);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 total[NA];
+    IE_UNROLL for (int a = 0; a < NA; a++) total[a] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+      const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
+      if (h == 0) stream_prefetch(rec, rec_bytes);
+      __m256i s[NA];
+      IE_UNROLL for (int a = 0; a < NA; a++) s[a] = _mm256_set1_epi32(x[a].n[g]);
+      for (int i = 0; i < V; i += 2) {
+        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * i + 32 * h));
+        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * (i + 1) + 32 * h));
+        const __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
+        const __m256i lo1 = _mm256_and_si256(v1, low4), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);
+        IE_UNROLL for (int a = 0; a < NA; a++) {
+          const int32_t* xg = reinterpret_cast<const int32_t*>(x[a].q + g * G);
+          s[a] = Dot::acc_quad(s[a], lo0, _mm256_set1_epi32(xg[i]), hi0, _mm256_set1_epi32(xg[V + i]), lo1, _mm256_set1_epi32(xg[i + 1]), hi1,
+                               _mm256_set1_epi32(xg[V + i + 1]));
+        }
+      }
+      const __m256 sc = half_scales(rec + 8 * G, st, h);
+      IE_UNROLL for (int a = 0; a < NA; a++)
+        total[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[a]), _mm256_mul_ps(sc, _mm256_set1_ps(x[a].d[g * G / kQ8Block])), total[a]);
+    }
+    IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(y[a], acc ? _mm256_add_ps(_mm256_loadu_ps(y[a]), total[a]) : total[a]);
+  }
+
+  // -8 * sum of each group's codes.
+  template <int G>
+  static void group_sums(const int8_t* xq, int ng, int32_t* n) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int g = 0; g < ng; g++) {
+      __m256i s = _mm256_setzero_si256();
+      for (int k = 0; k < G; k += 32) s = Dot::dot(s, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + g * G + k)));
+      alignas(32) int32_t l[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(l), s);
+      n[g] = -kQ4SymmetricZero * (l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7]);
+    }
+  }
+
+  template <int G>
+  static void rows(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int nrows, bool acc) {
+    const int ng = (w.K + G - 1) / G;
+    Scratch<int32_t, 8 * 256> sums((size_t)M * ng);
+    Scratch<ActRow, 8> act((size_t)M);
+    for (int m = 0; m < M; m++) {
+      group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
+      act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
+    }
+    for (int r = 0; r < nrows; r += 16) {
+      const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
+      for (int h = 0; h < 2; h++)
+        for (int a = 0; a < M; a += 4) {
+          float* ys[4];
+          const int na = std::min(4, M - a);
+          for (int i = 0; i < na; i++) ys[i] = y + (a + i) * ldy + r + 8 * h;
+          const ActRow* xa = act.data() + a;
+          switch (na) {
+            case 1: half_stripe<G, 1>(recs, ng, w.stype, h, xa, ys, acc); break;
+            case 2: half_stripe<G, 2>(recs, ng, w.stype, h, xa, ys, acc); break;
+            case 3: half_stripe<G, 3>(recs, ng, w.stype, h, xa, ys, acc); break;
+            default: half_stripe<G, 4>(recs, ng, w.stype, h, xa, ys, acc); break;
+          }
+        }
+    }
+  }
+
+  static void gemv_rows(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int nrows, bool acc) {
+    switch (w.group) {
+      case 32: return rows<32>(w, xq, xd, ldq, ldd, M, y, ldy, nrows, acc);
+      case 64: return rows<64>(w, xq, xd, ldq, ldd, M, y, ldy, nrows, acc);
+      default: return rows<128>(w, xq, xd, ldq, ldd, M, y, ldy, nrows, acc);
+    }
+  }
+  static void gemv(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int nrows, bool acc) { gemv_rows(w, xq, xd, 0, 0, 1, y, 0, nrows, acc); }
+};
+
+}  // namespace
+}  // namespace ie
