@@ -32,8 +32,8 @@ struct ActRow {
 
 // s + the products of u's unsigned bytes and the four signed bytes at p, broadcast to every lane.
 // The broadcast rides in the instruction's memory operand: GCC loads it into a register first, a
-// vector operation per vpdpbusd more, which at eight activation rows left the kernel at about half
-// of this core's vpdpbusd rate.
+// vector operation per vpdpbusd more, which at eight activation rows of one stripe left the kernel at
+// about half of this core's vpdpbusd rate. (With several stripes a register broadcast feeds them all.)
 inline __m512i dpbusd_broadcast(__m512i s, __m512i u, const int32_t* p) {
   __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(u), "m"(*p));
   return s;
@@ -53,38 +53,95 @@ void group_sums(const int8_t* xq, int ng, int32_t* n) {
   }
 }
 
-// One stripe of 16 rows against NA activation rows: y[a][0..16) (+)= the rows . x of a.
-template <int G, int NA>
-__attribute__((noinline)) void stripe_q8(const uint8_t* recs, int ng, ScaleType st, const ActRow* x, float* const* y, bool acc) {
+// S consecutive stripes (16·S rows) against NA activation rows, groups [g0, g1): the sums so far in
+// t ([S][NA][16] floats; start: none yet), stored back at the end. Each activation broadcast feeds S
+// vpdpbusd: one stripe a pass is bound by its loads (a broadcast per vpdpbusd, besides the codes, the
+// group sums and the scales) at about 70% of this core's vpdpbusd rate (standalone, Zen 5, from L2,
+// eight activation rows: 561-568 G op/s one stripe a pass, 686-716 two or three; one row: 240-246,
+// 295-311 four). Every (row, activation row) pair runs the same operations in the same order at every
+// S, NA and group range, so a row's result does not depend on the batch or the range it falls in.
+template <int G, int S, int NA>
+__attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
   constexpr int V = G / 8;  // code vectors per record
   const int rec_bytes = q4x16_record_bytes(G, st);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  __m512 total[NA];
-  IE_UNROLL for (int a = 0; a < NA; a++) total[a] = _mm512_setzero_ps();
-  for (int g = 0; g < ng; g++) {
+  __m512 total[S][NA];
+  IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) total[j][a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * (j * NA + a));
+  for (int g = g0; g < g1; g++) {
     const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
-    stream_prefetch(rec, rec_bytes);
-    __m512i s[NA];
-    IE_UNROLL for (int a = 0; a < NA; a++) s[a] = _mm512_set1_epi32(x[a].n[g]);
-    for (int i0 = 0; i0 < V; i0 += 4) {
-      __m512i lo[4], hi[4];
-      IE_UNROLL for (int i = 0; i < 4; i++) {
-        const __m512i v = _mm512_loadu_si512(rec + 64 * (i0 + i));
-        lo[i] = _mm512_and_si512(v, low4);
-        hi[i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    if (fetch) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(rec + j * stripe_bytes, rec_bytes);
+    __m512i s[S][NA];
+    IE_UNROLL for (int a = 0; a < NA; a++) {
+      const __m512i n = _mm512_set1_epi32(x[a].n[g]);
+      IE_UNROLL for (int j = 0; j < S; j++) s[j][a] = n;
+    }
+    IE_UNROLL for (int i = 0; i < V; i++) {
+      __m512i lo[S], hi[S];
+      IE_UNROLL for (int j = 0; j < S; j++) {
+        const __m512i v = _mm512_loadu_si512(rec + j * stripe_bytes + 64 * i);
+        lo[j] = _mm512_and_si512(v, low4);
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       }
       IE_UNROLL for (int a = 0; a < NA; a++) {
         const int32_t* xg = reinterpret_cast<const int32_t*>(x[a].q + g * G);
-        IE_UNROLL for (int i = 0; i < 4; i++) {
-          s[a] = dpbusd_broadcast(s[a], lo[i], xg + i0 + i);
-          s[a] = dpbusd_broadcast(s[a], hi[i], xg + V + i0 + i);
+        if constexpr (S == 1) {
+          s[0][a] = dpbusd_broadcast(s[0][a], lo[0], xg + i);
+          s[0][a] = dpbusd_broadcast(s[0][a], hi[0], xg + V + i);
+        } else {
+          const __m512i xl = _mm512_set1_epi32(xg[i]), xh = _mm512_set1_epi32(xg[V + i]);
+          IE_UNROLL for (int j = 0; j < S; j++) s[j][a] = _mm512_dpbusd_epi32(s[j][a], lo[j], xl);
+          IE_UNROLL for (int j = 0; j < S; j++) s[j][a] = _mm512_dpbusd_epi32(s[j][a], hi[j], xh);
         }
       }
     }
-    const __m512 sc = record_scales(rec + 8 * G, st);
-    IE_UNROLL for (int a = 0; a < NA; a++) total[a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[a]), _mm512_mul_ps(sc, _mm512_set1_ps(x[a].d[g * G / kQ8Block])), total[a]);
+    __m512 sc[S];
+    IE_UNROLL for (int j = 0; j < S; j++) sc[j] = record_scales(rec + j * stripe_bytes + 8 * G, st);
+    IE_UNROLL for (int a = 0; a < NA; a++) {
+      const __m512 d = _mm512_set1_ps(x[a].d[g * G / kQ8Block]);
+      IE_UNROLL for (int j = 0; j < S; j++) total[j][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j][a]), _mm512_mul_ps(sc[j], d), total[j][a]);
+    }
   }
-  IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(y[a], acc ? _mm512_add_ps(_mm512_loadu_ps(y[a]), total[a]) : total[a]);
+  IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * (j * NA + a), total[j][a]);
+}
+
+// The stripes per pass for M activation rows, and the most activation rows a pass of them takes
+// (registers: 2·S·NA accumulators, 2·S code vectors, two broadcasts). Measured from DRAM (one core,
+// 48 matrices of 5632 x 2048, against one stripe a pass): two to six rows gain from two or four
+// stripes (1.1-1.25x) and a prefill chunk from two (1.13x at 64 tokens), but one row and seven or
+// eight rows run faster one stripe at a time (eight rows as two blocked passes of four: 0.87x).
+struct StripePlan {
+  int stripes, most;
+};
+inline StripePlan stripe_plan(int M) {
+  if (M == 2) return {4, 2};
+  if (M <= 1 || M == 7 || M == 8) return {1, 8};
+  return {2, 6};
+}
+
+template <int G>
+void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
+  if (S == 4) {
+    if (na == 1) return stripes_q8<G, 4, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    return stripes_q8<G, 4, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+  }
+  if (S == 2) switch (na) {
+      case 1: return stripes_q8<G, 2, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 2: return stripes_q8<G, 2, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 3: return stripes_q8<G, 2, 3>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 4: return stripes_q8<G, 2, 4>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 5: return stripes_q8<G, 2, 5>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      default: return stripes_q8<G, 2, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    }
+  switch (na) {
+    case 1: return stripes_q8<G, 1, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 2: return stripes_q8<G, 1, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 3: return stripes_q8<G, 1, 3>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 4: return stripes_q8<G, 1, 4>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 5: return stripes_q8<G, 1, 5>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 6: return stripes_q8<G, 1, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    case 7: return stripes_q8<G, 1, 7>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+    default: return stripes_q8<G, 1, 8>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+  }
 }
 
 template <int G>
@@ -96,24 +153,41 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
     group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
     act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
   }
-  for (int r = 0; r < rows; r += 16) {
+  const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
+  const StripePlan plan = stripe_plan(M);
+  // Several passes over the same stripes take turns 512 columns at a time, so the stripes come from
+  // memory once and from L1 for the later passes.
+  constexpr int kBlock = std::max(1, 512 / G);
+  // Each pass's sums between its turns: pass of activation rows [a, a + na) at t + 16·S·a, [S][na][16].
+  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
+  float* t = sums_.data();
+  for (int r = 0; r < rows;) {
+    // Whole passes of plan.stripes; the range's last few stripes one at a time (up to 8 rows a pass).
+    const int S = rows - r >= 16 * plan.stripes ? plan.stripes : 1;
+    const int most = S == 1 ? 8 : plan.most;
+    const int passes = (M + most - 1) / most;
+    const int block = passes == 1 ? ng : kBlock;
     const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-    for (int a = 0; a < M; a += 8) {
-      float* ys[8];
-      const int na = std::min(8, M - a);
-      for (int i = 0; i < na; i++) ys[i] = y + (a + i) * ldy + r;
-      const ActRow* x = act.data() + a;
-      switch (na) {
-        case 1: stripe_q8<G, 1>(recs, ng, w.stype, x, ys, acc); break;
-        case 2: stripe_q8<G, 2>(recs, ng, w.stype, x, ys, acc); break;
-        case 3: stripe_q8<G, 3>(recs, ng, w.stype, x, ys, acc); break;
-        case 4: stripe_q8<G, 4>(recs, ng, w.stype, x, ys, acc); break;
-        case 5: stripe_q8<G, 5>(recs, ng, w.stype, x, ys, acc); break;
-        case 6: stripe_q8<G, 6>(recs, ng, w.stype, x, ys, acc); break;
-        case 7: stripe_q8<G, 7>(recs, ng, w.stype, x, ys, acc); break;
-        default: stripe_q8<G, 8>(recs, ng, w.stype, x, ys, acc); break;
+    for (int g0 = 0; g0 < ng; g0 += block)
+      for (int a = 0, p = 0; p < passes; p++) {
+        const int na = (M - a) / (passes - p);  // even shares: 8 rows as 4 + 4, not 6 + 2
+        stripes_pass<G>(S, na, recs, stripe_bytes, g0, std::min(ng, g0 + block), w.stype, act.data() + a, t + 16 * S * a, g0 == 0, p == 0);
+        a += na;
       }
+    for (int a = 0, p = 0; p < passes; p++) {
+      const int na = (M - a) / (passes - p);
+      for (int i = 0; i < na; i++)
+        for (int j = 0; j < S; j++) {
+          float* out = y + (ptrdiff_t)(a + i) * ldy + r + 16 * j;
+          const float* sum = t + 16 * (S * a + j * na + i);
+          if (acc)
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(sum)));
+          else
+            _mm512_storeu_ps(out, _mm512_loadu_ps(sum));
+        }
+      a += na;
     }
+    r += 16 * S;
   }
 }
 

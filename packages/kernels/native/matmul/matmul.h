@@ -96,11 +96,14 @@ void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
 class RowRanges {
  public:
   RowRanges(const GemvJob* jobs, int n, int threads) : jobs_(jobs), n_(n) {
-    int64_t rows = 0;
-    for (int j = 0; j < n; j++) rows += jobs[j].m->d.N;
+    int64_t rows = 0, align = 16;
+    for (int j = 0; j < n; j++) {
+      rows += jobs[j].m->d.N;
+      if (jobs[j].m->d.rows16) align = kRecordsAlign;
+    }
     const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
     const int64_t per = (rows + parts - 1) / parts;
-    step_ = std::max<int64_t>(kAlign, (per + kAlign - 1) / kAlign * kAlign);
+    step_ = std::max<int64_t>(align, (per + align - 1) / align * align);
   }
   // The next range: job *j, rows [r0, r1).
   bool next(int* j, int64_t* r0, int64_t* r1) {
@@ -120,7 +123,9 @@ class RowRanges {
 
  private:
   static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
-  static constexpr int64_t kAlign = 16;
+  // 16-row records are read several stripes per pass (gemv/q4x16_avx512vnni.cc: up to four), so
+  // their ranges hold whole passes.
+  static constexpr int64_t kRecordsAlign = 64;
   const GemvJob* jobs_;
   int n_;
   int64_t step_;
