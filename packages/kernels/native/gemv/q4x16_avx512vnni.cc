@@ -65,8 +65,15 @@ __attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_
   constexpr int V = G / 8;  // code vectors per record
   const int rec_bytes = q4x16_record_bytes(G, st);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  __m512 total[S][NA];
-  IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) total[j][a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * (j * NA + a));
+  // Up to 12 float sums stay in registers; more (two stripes of seven or eight rows) live in t,
+  // which L1 serves: 2·S·NA registers of integer sums would leave none for the codes.
+  constexpr bool kRegs = S * NA <= 12;
+  __m512 total[kRegs ? S : 1][kRegs ? NA : 1];
+  if constexpr (kRegs) {
+    IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) total[j][a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * (j * NA + a));
+  } else if (start) {
+    for (int j = 0; j < S * NA; j++) _mm512_storeu_ps(t + 16 * j, _mm512_setzero_ps());
+  }
   for (int g = g0; g < g1; g++) {
     const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
     if (fetch) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(rec + j * stripe_bytes, rec_bytes);
@@ -98,23 +105,32 @@ __attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_
     IE_UNROLL for (int j = 0; j < S; j++) sc[j] = record_scales(rec + j * stripe_bytes + 8 * G, st);
     IE_UNROLL for (int a = 0; a < NA; a++) {
       const __m512 d = _mm512_set1_ps(x[a].d[g * G / kQ8Block]);
-      IE_UNROLL for (int j = 0; j < S; j++) total[j][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j][a]), _mm512_mul_ps(sc[j], d), total[j][a]);
+      IE_UNROLL for (int j = 0; j < S; j++) {
+        if constexpr (kRegs) {
+          total[j][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j][a]), _mm512_mul_ps(sc[j], d), total[j][a]);
+        } else {
+          float* sum = t + 16 * (j * NA + a);
+          _mm512_storeu_ps(sum, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j][a]), _mm512_mul_ps(sc[j], d), _mm512_loadu_ps(sum)));
+        }
+      }
     }
   }
-  IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * (j * NA + a), total[j][a]);
+  if constexpr (kRegs) IE_UNROLL for (int j = 0; j < S; j++) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * (j * NA + a), total[j][a]);
 }
 
 // The stripes per pass for M activation rows, and the most activation rows a pass of them takes
-// (registers: 2·S·NA accumulators, 2·S code vectors, two broadcasts). Measured from DRAM (one core,
-// 48 matrices of 5632 x 2048, against one stripe a pass): two to six rows gain from two or four
-// stripes (1.1-1.25x) and a prefill chunk from two (1.13x at 64 tokens), but one row and seven or
-// eight rows run faster one stripe at a time (eight rows as two blocked passes of four: 0.87x).
+// (registers: S·NA integer sums, 2·S code vectors, two broadcasts; float sums past 12 in memory).
+// Measured from DRAM (48 matrices of 5632 x 2048, Zen 5, against one stripe a pass): two to six
+// rows gain from two or four stripes (1.1-1.25x on one core), a 64-token prefill chunk from two
+// (1.13x), seven or eight rows from two with the float sums in memory (1.08-1.09x on one and two
+// cores; as two blocked passes of four they ran 0.87x); one row runs fastest one stripe a pass.
 struct StripePlan {
   int stripes, most;
 };
 inline StripePlan stripe_plan(int M) {
   if (M == 2) return {4, 2};
-  if (M <= 1 || M == 7 || M == 8) return {1, 8};
+  if (M <= 1) return {1, 8};
+  if (M == 7 || M == 8) return {2, 8};
   return {2, 6};
 }
 
@@ -130,7 +146,9 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
       case 3: return stripes_q8<G, 2, 3>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
       case 4: return stripes_q8<G, 2, 4>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
       case 5: return stripes_q8<G, 2, 5>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      default: return stripes_q8<G, 2, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 6: return stripes_q8<G, 2, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      case 7: return stripes_q8<G, 2, 7>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+      default: return stripes_q8<G, 2, 8>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
     }
   switch (na) {
     case 1: return stripes_q8<G, 1, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
