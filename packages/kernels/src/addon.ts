@@ -22,7 +22,7 @@ export interface NativeInfo {
   /**
    * When symmetric q4 in 16-row records (WeightMatrix.interleaveRows16) pays on this ISA: `always`
    * (AVX-512 VNNI: one activation row no slower than the row layout, several faster), `batched`
-   * (AVX2, AVX-VNNI: several rows faster, one row up to a fifth slower), `none` (the scalar reference).
+   * (AVX2, AVX-VNNI: several rows faster, one row up to a tenth slower), `none` (the scalar reference).
    */
   q4Rows16: 'always' | 'batched' | 'none';
   threads: number;

@@ -51,7 +51,7 @@ export interface EngineOptions {
    * 16-row records*), which the SIMD kernels read at 1.5-2x the rate when several sequences decode
    * together; `auto` (the default) takes rows16 in the int8 mode with AVX-512 VNNI (no slower for one
    * sequence either) and, with AVX2 or AVX-VNNI, for a model of more than two sequences (ie serve
-   * --parallel 2 or more: one sequence alone runs up to a fifth slower there). Forced on the scalar
+   * --parallel 2 or more: one sequence alone runs up to a tenth slower there). Forced on the scalar
    * ISA, the records run the scalar reference (slow; for tests).
    */
   q4Layout?: Q4LayoutMode;

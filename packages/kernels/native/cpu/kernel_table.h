@@ -147,7 +147,7 @@ struct Q4x16Kernels {
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
   // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one
-  // activation row, faster for several: AVX-512 VNNI), "batched" (faster for several, up to a fifth
+  // activation row, faster for several: AVX-512 VNNI), "batched" (faster for several, up to a tenth
   // slower for one: the 256-bit kernels, which take each record in two halves), "none" (scalar).
   const char* worth = "none";
 };

@@ -63,6 +63,38 @@ struct Q4x16Kernels256 {
     IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(y[a], acc ? _mm256_add_ps(_mm256_loadu_ps(y[a]), total[a]) : total[a]);
   }
 
+  // One activation row against both halves of a stripe in one pass: y[0..16) (+)= the rows . x. Each
+  // activation broadcast feeds both halves and the stripe streams from memory once; as two
+  // half_stripe passes the second half came from cache only after the first had waited on memory.
+  // Both halves take half_stripe's operations in its order, so the results are the same bits.
+  template <int G>
+  __attribute__((noinline)) static void stripe_one(const uint8_t* recs, int ng, ScaleType st, const ActRow& x, float* y, bool acc) {
+    constexpr int V = G / 8;
+    const int rec_bytes = q4x16_record_bytes(G, st);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int g = 0; g < ng; g++) {
+      const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
+      stream_prefetch(rec, rec_bytes);
+      __m256i s[2] = {_mm256_set1_epi32(x.n[g]), _mm256_set1_epi32(x.n[g])};
+      const int32_t* xg = reinterpret_cast<const int32_t*>(x.q + g * G);
+      for (int i = 0; i < V; i += 2) {
+        const __m256i x0 = _mm256_set1_epi32(xg[i]), x1 = _mm256_set1_epi32(xg[V + i]);
+        const __m256i x2 = _mm256_set1_epi32(xg[i + 1]), x3 = _mm256_set1_epi32(xg[V + i + 1]);
+        IE_UNROLL for (int h = 0; h < 2; h++) {
+          const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * i + 32 * h));
+          const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * (i + 1) + 32 * h));
+          const __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
+          const __m256i lo1 = _mm256_and_si256(v1, low4), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);
+          s[h] = Dot::acc_quad(s[h], lo0, x0, hi0, x1, lo1, x2, hi1, x3);
+        }
+      }
+      const __m256 d = _mm256_set1_ps(x.d[g * G / kQ8Block]);
+      IE_UNROLL for (int h = 0; h < 2; h++) total[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[h]), _mm256_mul_ps(half_scales(rec + 8 * G, st, h), d), total[h]);
+    }
+    IE_UNROLL for (int h = 0; h < 2; h++) _mm256_storeu_ps(y + 8 * h, acc ? _mm256_add_ps(_mm256_loadu_ps(y + 8 * h), total[h]) : total[h]);
+  }
+
   // -8 * sum of each group's codes.
   template <int G>
   static void group_sums(const int8_t* xq, int ng, int32_t* n) {
@@ -87,6 +119,10 @@ struct Q4x16Kernels256 {
     }
     for (int r = 0; r < nrows; r += 16) {
       const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
+      if (M == 1) {
+        stripe_one<G>(recs, ng, w.stype, act.data()[0], y + r, acc);
+        continue;
+      }
       for (int h = 0; h < 2; h++)
         for (int a = 0; a < M; a += 4) {
           float* ys[4];
