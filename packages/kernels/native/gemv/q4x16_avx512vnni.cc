@@ -134,32 +134,19 @@ inline StripePlan stripe_plan(int M) {
   return {2, 6};
 }
 
+// stripes_q8<G, S, na> for a run-time na in [1, Most].
+template <int G, int S, int Most, int NA = 1, class... Args>
+void stripes_na(int na, Args... args) {
+  if constexpr (NA < Most)
+    if (na > NA) return stripes_na<G, S, Most, NA + 1>(na, args...);
+  stripes_q8<G, S, NA>(args...);
+}
+
 template <int G>
 void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
-  if (S == 4) {
-    if (na == 1) return stripes_q8<G, 4, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    return stripes_q8<G, 4, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-  }
-  if (S == 2) switch (na) {
-      case 1: return stripes_q8<G, 2, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 2: return stripes_q8<G, 2, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 3: return stripes_q8<G, 2, 3>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 4: return stripes_q8<G, 2, 4>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 5: return stripes_q8<G, 2, 5>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 6: return stripes_q8<G, 2, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      case 7: return stripes_q8<G, 2, 7>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-      default: return stripes_q8<G, 2, 8>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    }
-  switch (na) {
-    case 1: return stripes_q8<G, 1, 1>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 2: return stripes_q8<G, 1, 2>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 3: return stripes_q8<G, 1, 3>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 4: return stripes_q8<G, 1, 4>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 5: return stripes_q8<G, 1, 5>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 6: return stripes_q8<G, 1, 6>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    case 7: return stripes_q8<G, 1, 7>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-    default: return stripes_q8<G, 1, 8>(recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
-  }
+  if (S == 4) return stripes_na<G, 4, 2>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+  if (S == 2) return stripes_na<G, 2, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
+  stripes_na<G, 1, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
 }
 
 template <int G>

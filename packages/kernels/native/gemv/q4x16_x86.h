@@ -32,68 +32,45 @@ struct Q4x16Kernels256 {
     return t == ScaleType::F16 ? _mm256_cvtph_ps(v) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
   }
 
-  // Half h (rows 8h..8h+7) of one stripe against NA activation rows over groups [g0, g1): the sums
-  // so far of activation row a at t + 16·a (start: none yet), stored back at the end.
-  template <int G, int NA>
-  __attribute__((noinline)) static void half_stripe(const uint8_t* recs, int g0, int g1, ScaleType st, int h, const ActRow* x, float* t, bool start, bool fetch) {
+  // H halves of one stripe, from half h (rows 8h..8h + 8H), against NA activation rows over groups
+  // [g0, g1): the sums so far of activation row a's half h + k at t + 16·a + 8·k (start: none yet),
+  // stored back at the end. One activation row takes both halves in one pass (H 2): each broadcast
+  // feeds both and the stripe streams from memory once, where as two passes of one half the second
+  // came from cache only after the first had waited on memory. Each (row, activation row) pair runs
+  // the same operations at every H, so the results are the same bits.
+  template <int G, int NA, int H = 1>
+  __attribute__((noinline)) static void halves(const uint8_t* recs, int g0, int g1, ScaleType st, int h, const ActRow* x, float* t, bool start, bool fetch) {
     constexpr int V = G / 8;
     const int rec_bytes = q4x16_record_bytes(G, st);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256 total[NA];
-    IE_UNROLL for (int a = 0; a < NA; a++) total[a] = start ? _mm256_setzero_ps() : _mm256_loadu_ps(t + 16 * a);
+    __m256 total[H][NA];
+    IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) total[k][a] = start ? _mm256_setzero_ps() : _mm256_loadu_ps(t + 16 * a + 8 * k);
     for (int g = g0; g < g1; g++) {
       const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
       if (fetch) stream_prefetch(rec, rec_bytes);
-      __m256i s[NA];
-      IE_UNROLL for (int a = 0; a < NA; a++) s[a] = _mm256_set1_epi32(x[a].n[g]);
+      __m256i s[H][NA];
+      IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) s[k][a] = _mm256_set1_epi32(x[a].n[g]);
       for (int i = 0; i < V; i += 2) {
-        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * i + 32 * h));
-        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * (i + 1) + 32 * h));
-        const __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
-        const __m256i lo1 = _mm256_and_si256(v1, low4), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);
-        IE_UNROLL for (int a = 0; a < NA; a++) {
-          const int32_t* xg = reinterpret_cast<const int32_t*>(x[a].q + g * G);
-          s[a] = Dot::acc_quad(s[a], lo0, _mm256_set1_epi32(xg[i]), hi0, _mm256_set1_epi32(xg[V + i]), lo1, _mm256_set1_epi32(xg[i + 1]), hi1,
-                               _mm256_set1_epi32(xg[V + i + 1]));
-        }
-      }
-      const __m256 sc = half_scales(rec + 8 * G, st, h);
-      IE_UNROLL for (int a = 0; a < NA; a++)
-        total[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[a]), _mm256_mul_ps(sc, _mm256_set1_ps(x[a].d[g * G / kQ8Block])), total[a]);
-    }
-    IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(t + 16 * a, total[a]);
-  }
-
-  // One activation row against both halves of a stripe in one pass: y[0..16) (+)= the rows . x. Each
-  // activation broadcast feeds both halves and the stripe streams from memory once; as two
-  // half_stripe passes the second half came from cache only after the first had waited on memory.
-  // Both halves take half_stripe's operations in its order, so the results are the same bits.
-  template <int G>
-  __attribute__((noinline)) static void stripe_one(const uint8_t* recs, int ng, ScaleType st, const ActRow& x, float* y, bool acc) {
-    constexpr int V = G / 8;
-    const int rec_bytes = q4x16_record_bytes(G, st);
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int g = 0; g < ng; g++) {
-      const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
-      stream_prefetch(rec, rec_bytes);
-      __m256i s[2] = {_mm256_set1_epi32(x.n[g]), _mm256_set1_epi32(x.n[g])};
-      const int32_t* xg = reinterpret_cast<const int32_t*>(x.q + g * G);
-      for (int i = 0; i < V; i += 2) {
-        const __m256i x0 = _mm256_set1_epi32(xg[i]), x1 = _mm256_set1_epi32(xg[V + i]);
-        const __m256i x2 = _mm256_set1_epi32(xg[i + 1]), x3 = _mm256_set1_epi32(xg[V + i + 1]);
-        IE_UNROLL for (int h = 0; h < 2; h++) {
-          const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * i + 32 * h));
-          const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 64 * (i + 1) + 32 * h));
+        IE_UNROLL for (int k = 0; k < H; k++) {
+          const uint8_t* half = rec + 32 * (h + k);
+          const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 64 * i));
+          const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 64 * (i + 1)));
           const __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
           const __m256i lo1 = _mm256_and_si256(v1, low4), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low4);
-          s[h] = Dot::acc_quad(s[h], lo0, x0, hi0, x1, lo1, x2, hi1, x3);
+          IE_UNROLL for (int a = 0; a < NA; a++) {
+            const int32_t* xg = reinterpret_cast<const int32_t*>(x[a].q + g * G);
+            s[k][a] = Dot::acc_quad(s[k][a], lo0, _mm256_set1_epi32(xg[i]), hi0, _mm256_set1_epi32(xg[V + i]), lo1, _mm256_set1_epi32(xg[i + 1]), hi1,
+                                    _mm256_set1_epi32(xg[V + i + 1]));
+          }
         }
       }
-      const __m256 d = _mm256_set1_ps(x.d[g * G / kQ8Block]);
-      IE_UNROLL for (int h = 0; h < 2; h++) total[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[h]), _mm256_mul_ps(half_scales(rec + 8 * G, st, h), d), total[h]);
+      IE_UNROLL for (int k = 0; k < H; k++) {
+        const __m256 sc = half_scales(rec + 8 * G, st, h + k);
+        IE_UNROLL for (int a = 0; a < NA; a++)
+          total[k][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k][a]), _mm256_mul_ps(sc, _mm256_set1_ps(x[a].d[g * G / kQ8Block])), total[k][a]);
+      }
     }
-    IE_UNROLL for (int h = 0; h < 2; h++) _mm256_storeu_ps(y + 8 * h, acc ? _mm256_add_ps(_mm256_loadu_ps(y + 8 * h), total[h]) : total[h]);
+    IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(t + 16 * a + 8 * k, total[k][a]);
   }
 
   // -8 * sum of each group's codes.
@@ -109,6 +86,30 @@ struct Q4x16Kernels256 {
     }
   }
 
+  // Several activation rows: passes of one half and up to four rows each. Those of decode rows take
+  // turns 512 columns at a time, so the stripe streams from memory once at the rate of all their work
+  // (Zen 5, forced AVX2, from DRAM: four and eight rows 1.02-1.08x whole passes one after the
+  // other); a prefill chunk's many passes run whole (blocked, 64 tokens ran 0.97x).
+  template <int G>
+  static void half_passes(const uint8_t* recs, int ng, ScaleType st, const ActRow* act, int M, float* t) {
+    const int block = M <= 8 ? std::max(1, 512 / G) : ng;
+    for (int g0 = 0; g0 < ng; g0 += block) {
+      const int g1 = std::min(ng, g0 + block);
+      for (int h = 0; h < 2; h++)
+        for (int a = 0; a < M; a += 4) {
+          const ActRow* xa = act + a;
+          float* ta = t + 16 * a + 8 * h;
+          const bool start = g0 == 0, fetch = h == 0 && a == 0;
+          switch (std::min(4, M - a)) {
+            case 1: halves<G, 1>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
+            case 2: halves<G, 2>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
+            case 3: halves<G, 3>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
+            default: halves<G, 4>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
+          }
+        }
+    }
+  }
+
   template <int G>
   static void rows(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int nrows, bool acc) {
     const int ng = (w.K + G - 1) / G;
@@ -116,37 +117,16 @@ struct Q4x16Kernels256 {
     Scratch<ActRow, 8> act((size_t)M);
     Scratch<float, 8 * 16> sums_((size_t)16 * M);  // activation row a's sums of the stripe at t + 16·a
     float* t = sums_.data();
-    constexpr int kBlock = std::max(1, 512 / G);
     for (int m = 0; m < M; m++) {
       group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
       act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
     }
     for (int r = 0; r < nrows; r += 16) {
       const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-      if (M == 1) {
-        stripe_one<G>(recs, ng, w.stype, act.data()[0], y + r, acc);
-        continue;
-      }
-      // The passes (two halves, up to four activation rows each) of decode rows take turns 512
-      // columns at a time, so the stripe streams from memory once at the rate of all their work
-      // (Zen 5, forced AVX2, from DRAM: four and eight rows 1.02-1.08x whole passes one after the
-      // other); a prefill chunk's many passes run whole (blocked, 64 tokens ran 0.97x).
-      const int block = M <= 8 ? kBlock : ng;
-      for (int g0 = 0; g0 < ng; g0 += block) {
-        const int g1 = std::min(ng, g0 + block);
-        for (int h = 0; h < 2; h++)
-          for (int a = 0; a < M; a += 4) {
-            const ActRow* xa = act.data() + a;
-            float* ta = t + 16 * a + 8 * h;
-            const bool start = g0 == 0, fetch = h == 0 && a == 0;
-            switch (std::min(4, M - a)) {
-              case 1: half_stripe<G, 1>(recs, g0, g1, w.stype, h, xa, ta, start, fetch); break;
-              case 2: half_stripe<G, 2>(recs, g0, g1, w.stype, h, xa, ta, start, fetch); break;
-              case 3: half_stripe<G, 3>(recs, g0, g1, w.stype, h, xa, ta, start, fetch); break;
-              default: half_stripe<G, 4>(recs, g0, g1, w.stype, h, xa, ta, start, fetch); break;
-            }
-          }
-      }
+      if (M == 1)
+        halves<G, 1, 2>(recs, 0, ng, w.stype, 0, act.data(), t, true, true);
+      else
+        half_passes<G>(recs, ng, w.stype, act.data(), M, t);
       for (int a = 0; a < M; a++) {
         float* out = y + (ptrdiff_t)a * ldy + r;
         for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + t[16 * a + l] : t[16 * a + l];

@@ -418,7 +418,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   const size_t scratch_floats = (gemm_q8_scratch(K, (int)G) + 3) / 4;
   run_split(ctx, M * N * K, [&](int t, int n) {
     int64_t r0, r1;
-    ThreadPool::chunk(N, d.rows16 ? 64 : 16, t, n, &r0, &r1);  // records: whole passes of up to four stripes
+    ThreadPool::chunk(N, d.rows16 ? kRecordsSplitRows : 16, t, n, &r0, &r1);
     if (r1 <= r0) return;
     if (d.rows16) return rk.gemv_q8_rows(m.panels[0].from_row(r0), xq, xd, P, P / kQ8Block, M, Y + r0, N, (int)(r1 - r0), false);
     uint8_t* scratch = reinterpret_cast<uint8_t*>(ctx.scratch(t, scratch_floats));

@@ -87,6 +87,10 @@ struct GemvJob {
 };
 void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
 
+// Rows of 16-row records go to threads in multiples of this: the kernels read several stripes a pass
+// (gemv/q4x16_avx512vnni.cc: up to four), so each thread's rows hold whole passes.
+constexpr int64_t kRecordsSplitRows = 64;
+
 // The rows of one or more GEMVs, handed out a range at a time from a shared counter: a thread
 // whose core runs slower (a VM's vCPU sharing its host, measured here as a tenth of a 2-thread
 // decode spent waiting at the end of each GEMV) takes fewer ranges instead of holding the others
@@ -99,7 +103,7 @@ class RowRanges {
     int64_t rows = 0, align = 16;
     for (int j = 0; j < n; j++) {
       rows += jobs[j].m->d.N;
-      if (jobs[j].m->d.rows16) align = kRecordsAlign;
+      if (jobs[j].m->d.rows16) align = kRecordsSplitRows;
     }
     const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
     const int64_t per = (rows + parts - 1) / parts;
@@ -123,9 +127,6 @@ class RowRanges {
 
  private:
   static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
-  // 16-row records are read several stripes per pass (gemv/q4x16_avx512vnni.cc: up to four), so
-  // their ranges hold whole passes.
-  static constexpr int64_t kRecordsAlign = 64;
   const GemvJob* jobs_;
   int n_;
   int64_t step_;
