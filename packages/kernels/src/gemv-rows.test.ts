@@ -101,3 +101,87 @@ describe('matmuls of several rows with int8 activations', () => {
             expectRowsAsAlone(ctx, v, N, K, 300 + K, 'int8', JSON.stringify(v));
       });
 });
+
+// Consecutive matmuls of the same rows of x (q, k and v; gate and up) run as one pool job, x
+// prepared once per thread and the rows of all the matrices handed out from one counter (in
+// shrinking ranges where every matrix is in 16-row records): each output row must still be its own
+// lone GEMV's, bit for bit, whatever the thread count, with row counts that leave partial ranges
+// (N not a multiple of 64) and a matrix of another x (and K) in between.
+describe('consecutive matmuls of the same rows of x', () => {
+  const cases: Array<{ name: string; v: Variant; records: boolean; activations: 'f32' | 'int8' }> = [
+    { name: 'q4 g32 records, int8', v: { dtype: 'q4', group: 32 }, records: true, activations: 'int8' },
+    { name: 'q4 g64 records, int8', v: { dtype: 'q4', group: 64, scale: 'bf16' }, records: true, activations: 'int8' },
+    { name: 'q4 g32 row-major, int8', v: { dtype: 'q4', group: 32 }, records: false, activations: 'int8' },
+    { name: 'i8 per row, int8', v: { dtype: 'i8', group: 'row' }, records: false, activations: 'int8' },
+    { name: 'bf16', v: { dtype: 'bf16' }, records: false, activations: 'f32' },
+  ];
+  for (const isa of ISAS)
+    for (const c of cases)
+      it(`equal each matrix's lone GEMV bit for bit (${isa}, ${c.name})`, () => {
+        const K = 320;
+        const K2 = 96;
+        // q, k, v and two more of the same x; then one of x2 (another K); then gate, up of x again.
+        const shapes = [
+          [272, K],
+          [80, K],
+          [16, K],
+          [144, K],
+          [64, K],
+          [48, K2],
+          [336, K],
+          [208, K],
+        ] as const;
+        let first: Float32Array | null = null;
+        for (const threads of [1, 2, 4]) {
+          const ctx = KernelContext.create({ threads, isa });
+          contexts.push(ctx);
+          const mats = shapes.map(([N, k], i) => {
+            const m = ctx.matrix(makeMatrix(c.v, N, k, 700 + i).spec, makeMatrix(c.v, N, k, 700 + i).bytes.slice());
+            if (c.records) m.interleaveRows16();
+            return m;
+          });
+          if (c.records) expect(mats.every((m) => m.layout === 'rows16')).toBe(true);
+          const x = seededFloats(8 * K, 91, 1);
+          const x2 = seededFloats(8 * K2, 92, 1);
+          const outs = shapes.map(([N]) => new Float32Array(8 * N));
+          const params = new Int32Array(1);
+          const buffers = [x, x2, ...outs];
+          const p = ctx.compile({
+            buffers,
+            params,
+            maxRows: 8,
+            ops: shapes.map(([N, k], i) => ({
+              op: 'matmul' as const,
+              matrix: mats[i],
+              x: k === K2 ? [1, 0, K2] : [0, 0, K],
+              out: [2 + i, 0, N],
+              activations: c.activations,
+              mSlot: 0,
+            })),
+          });
+          for (const M of [2, 3, 8]) {
+            for (const o of outs) o.fill(Number.NaN);
+            params[0] = M;
+            p.run();
+            const got = new Float32Array(outs.reduce((a, o, i) => a + M * shapes[i][0], 0));
+            const want = new Float32Array(got.length);
+            let at = 0;
+            shapes.forEach(([N, k], i) => {
+              got.set(outs[i].subarray(0, M * N), at);
+              const [xs, ld] = k === K2 ? [x2, K2] : [x, K];
+              for (let r = 0; r < M; r++)
+                ctx.gemv(mats[i], xs.subarray(r * ld, r * ld + k), want.subarray(at + r * N, at + (r + 1) * N), {
+                  activations: c.activations,
+                });
+              at += M * N;
+            });
+            expect(firstDifference(got, want), `${threads} thread(s), M ${M}`).toBeNull();
+            if (M === 8) {
+              if (first) expect(firstDifference(got, first), `${threads} thread(s) against 1`).toBeNull();
+              else first = got;
+            }
+          }
+          for (const m of mats) m.dispose();
+        }
+      });
+});

@@ -3,6 +3,7 @@
 // columns) between the pool's threads. Every output element is computed by exactly one thread
 // with a fixed sequence of operations, so results are identical for every thread count.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -97,20 +98,30 @@ constexpr int64_t kRecordsSplitRows = 64;
 // back, and several GEMVs (gemv_batch) wake the pool once. No range spans two GEMVs. A row's result
 // does not depend on the range it falls in (the kernels' rows keep their arithmetic whatever rows
 // a call gets), so results stay the same at every thread count.
+//
+// Even: kPerThread equal ranges per thread, long enough for a lone GEMV's far-apart row streams
+// (gemv/row_streams.h). Shrinking: each range a (2 x threads)-th of the rows still left, down to the
+// alignment, so the last ranges are short: for the compute-bound several-rows kernels of 16-row
+// records, whose speed does not depend on a range's length, the other thread then waits at most a
+// short range at the end of a call. With equal ranges an eight-stream TinyLlama step spent a tenth
+// of its calling thread's time waiting there.
+enum class RowSplit { Even, Shrinking };
 class RowRanges {
  public:
-  RowRanges(const GemvJob* jobs, int n, int threads) : jobs_(jobs), n_(n) {
-    int64_t rows = 0, align = 16;
+  RowRanges(const GemvJob* jobs, int n, int threads, RowSplit split = RowSplit::Even) : jobs_(jobs), n_(n), threads_(std::max(1, threads)), split_(split) {
+    int64_t align = 16;
     for (int j = 0; j < n; j++) {
-      rows += jobs[j].m->d.N;
+      rows_ += jobs[j].m->d.N;
       if (jobs[j].m->d.rows16) align = kRecordsSplitRows;
     }
+    align_ = align;
     const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
-    const int64_t per = (rows + parts - 1) / parts;
+    const int64_t per = (rows_ + parts - 1) / parts;
     step_ = std::max<int64_t>(align, (per + align - 1) / align * align);
   }
   // The next range: job *j, rows [r0, r1).
   bool next(int* j, int64_t* r0, int64_t* r1) {
+    if (split_ == RowSplit::Shrinking) return next_shrinking(j, r0, r1);
     int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
     for (int k = 0; k < n_; k++) {
       const int64_t N = jobs_[k].m->d.N, count = (N + step_ - 1) / step_;
@@ -126,10 +137,30 @@ class RowRanges {
   }
 
  private:
+  // next_ counts rows of the GEMVs laid end to end; a range ends at its GEMV's last row.
+  bool next_shrinking(int* j, int64_t* r0, int64_t* r1) {
+    int64_t at = next_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (at >= rows_) return false;
+      int k = 0;
+      int64_t first = 0;  // the GEMV's first row, end to end
+      while (at >= first + jobs_[k].m->d.N) first += jobs_[k++].m->d.N;
+      const int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_);
+      const int64_t len = std::min(first + jobs_[k].m->d.N - at, (want + align_ - 1) / align_ * align_);
+      if (next_.compare_exchange_weak(at, at + len, std::memory_order_relaxed)) {
+        *j = k;
+        *r0 = at - first;
+        *r1 = *r0 + len;
+        return true;
+      }
+    }
+  }
+
   static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
   const GemvJob* jobs_;
-  int n_;
-  int64_t step_;
+  int n_, threads_;
+  RowSplit split_;
+  int64_t rows_ = 0, align_ = 16, step_;
   std::atomic<int64_t> next_{0};
 };
 

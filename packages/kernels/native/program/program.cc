@@ -81,83 +81,113 @@ constexpr int kGemvRowsMax = 8;
 // Bytes of weight rows per block: half of a typical L2, leaving room for the x rows.
 constexpr int64_t kGemvBlockBytes = 256 << 10;
 
-// Int8 activations: each row quantized as gemv() quantizes it alone, then the several-rows kernel
-// where the variant has one for the type (q4 on every SIMD ISA, i8 on AVX-512 VNNI: each weight
-// row's codes loaded and unpacked once for the rows), else the integer kernel per row over
-// cache-sized blocks of weight rows; either way a decode row gives the same result in a batch as alone.
-static void gemv_rows_q8(Context& ctx, const MatrixPlan& m, GemvQ8Fn q8, const View& x, int M, const View& y, int64_t block) {
-  const MatrixDesc& d = m.d;
-  const GemvQ8RowsFn many = row_kernels(ctx.k, d).gemv_q8_rows;
-  const size_t P = (size_t)q8_padded((int)d.K);
-  const GemvJob job{&m, nullptr, nullptr};
-  RowRanges ranges(&job, 1, ctx.pool.size());
-  auto body = [&](int t, int n) {
-    int8_t* xq = ctx.scratch_q8(t, P * M);
-    float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
-    auto quantize = [&] {
-      for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, q8_x_block(d.type, d.group), xq + i * P, xd + i * P / kQ8Block);
-    };
+// One matrix of a several-rows matmul: its weights and where its M output rows go.
+struct RowsJob {
+  const MatrixPlan* m;
+  View y;
+};
+
+// Whether a kernel reads each weight row once for all M activation rows for this matrix in mode a
+// (q4 on every SIMD ISA and i8 on AVX-512 VNNI with int8 activations; f32, f16 and bf16 with FP32).
+static bool reads_rows_once(const KernelTable& k, const MatrixDesc& d, Activations a) {
+  const RowKernels rk = row_kernels(k, d);
+  return a == Activations::Int8 && rk.gemv_q8 ? rk.gemv_q8_rows != nullptr : rk.gemv_rows != nullptr;
+}
+
+// Y_j[i] = W_j X[i] for n matrices of the same M rows of x (q, k and v; gate and up) in one pool
+// job, every matrix with a kernel that reads each weight row once for all M rows
+// (reads_rows_once). Each thread prepares x as the kernels take it (quantized per row exactly as
+// gemv() quantizes it alone, or copied aligned) once for each K it meets, not once per matrix. The
+// rows go out from one counter (RowRanges), in shrinking ranges where every matrix is in 16-row
+// records (their kernel's speed does not depend on a range's length), else in equal ones (the
+// float kernels tile rows a third of their range apart). Each row's result is its lone GEMV's.
+static void gemv_rows_once(Context& ctx, const RowsJob* jobs, int n, const View& x, int M, Activations a) {
+  std::vector<GemvJob> ranged((size_t)n);
+  int64_t work = 0;
+  bool records = true;
+  for (int j = 0; j < n; j++) {
+    ranged[(size_t)j] = {jobs[j].m, nullptr, nullptr};
+    work += jobs[j].m->d.N * jobs[j].m->d.K * M;
+    records = records && jobs[j].m->d.rows16;
+  }
+  RowRanges ranges(ranged.data(), n, ctx.pool.size(), records ? RowSplit::Shrinking : RowSplit::Even);
+  auto body = [&](int t, int) {
+    int8_t* xq = nullptr;  // x quantized, for which K and block
+    float* xd = nullptr;
+    int64_t xq_k = -1;
+    int xq_block = -1;
+    size_t P = 0;
+    const float* xa = nullptr;  // x aligned, for which K
+    int64_t xa_k = -1, ldx = 0;
+    int j;
     int64_t r0, r1;
-    if (many) {
-      // Each weight row read once for all M rows (no cache blocking needed), in ranges from a shared
-      // counter as gemv() takes them: on a VM a static half each left a seventh of an eight-stream
-      // TinyLlama step waiting for the slower vCPU.
-      int j;
-      for (bool first = true; ranges.next(&j, &r0, &r1); first = false) {
-        if (first) quantize();
+    while (ranges.next(&j, &r0, &r1)) {
+      const MatrixPlan& m = *jobs[j].m;
+      const MatrixDesc& d = m.d;
+      const View& y = jobs[j].y;
+      const RowKernels rk = row_kernels(ctx.k, d);
+      if (a == Activations::Int8 && rk.gemv_q8) {
+        const int block = q8_x_block(d.type, d.group);
+        if (d.K != xq_k || block != xq_block) {
+          P = (size_t)q8_padded((int)d.K);
+          xq = ctx.scratch_q8(t, P * M);
+          xd = ctx.scratch_q8d(t, P / kQ8Block * M);
+          for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, block, xq + i * P, xd + i * P / kQ8Block);
+          xq_k = d.K, xq_block = block;
+        }
         for (size_t p = 0; p < m.panels.size(); p++)
-          many(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M, y.row<float>(0) + r0,
-               y.stride, (int)(r1 - r0), p > 0);
+          rk.gemv_q8_rows(m.panels[p].from_row(r0), xq + m.panel_k0[p], xd + m.panel_k0[p] / kQ8Block, (ptrdiff_t)P, (ptrdiff_t)(P / kQ8Block), M,
+                          y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+        continue;
       }
-      return;
-    }
-    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-    if (r1 <= r0) return;
-    quantize();
-    for (int64_t b = r0; b < r1; b += block) {
-      const int rows = (int)std::min<int64_t>(block, r1 - b);
-      for (int i = 0; i < M; i++)
-        for (size_t p = 0; p < m.panels.size(); p++)
-          q8(m.panels[p].from_row(b), xq + i * P + m.panel_k0[p], xd + i * P / kQ8Block + m.panel_k0[p] / kQ8Block, y.row<float>(i) + b, rows, p > 0);
+      if (d.K != xa_k) {
+        xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
+        xa_k = d.K;
+      }
+      for (size_t p = 0; p < m.panels.size(); p++) rk.gemv_rows(m.panels[p].from_row(r0), xa + m.panel_k0[p], ldx, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
     }
   };
-  if (d.N * d.K * M < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
+  if (work < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
   else ctx.pool.run(body);
 }
 
 // Y[i] = W X[i] for M rows (M <= kGemvRowsMax) in activation mode a, each row exactly as gemv()
-// computes it alone: the same kernel over the same weight rows.
+// computes it alone: the same kernel over the same weight rows. Without a kernel that reads each
+// weight row once for all rows, the lone GEMV's kernel runs row by row over cache-sized blocks of
+// weight rows (each block read from memory once and from cache for the other rows).
 static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, const View& y, Activations a) {
   const MatrixDesc& d = m.d;
+  if (reads_rows_once(ctx.k, d, a)) {
+    const RowsJob job{&m, y};
+    return gemv_rows_once(ctx, &job, 1, x, M, a);
+  }
   const RowKernels rk = row_kernels(ctx.k, d);
-  const GemvFn fn = rk.gemv;
-  // A kernel that reads each weight row once for all M rows, where the ISA has one for the type.
-  const GemvRowsFn many = rk.gemv_rows;
+  const bool q8 = a == Activations::Int8 && rk.gemv_q8;
   const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
-  if (a == Activations::Int8 && rk.gemv_q8) return gemv_rows_q8(ctx, m, rk.gemv_q8, x, M, y, block);
-  const GemvJob job{&m, nullptr, nullptr};
-  RowRanges ranges(&job, 1, ctx.pool.size());
+  const size_t P = (size_t)q8_padded((int)d.K);
   auto body = [&](int t, int n) {
-    int64_t r0, r1, ldx;
-    if (many) {
-      // Each weight row is read once for all M rows (no cache blocking needed), in shared ranges as above.
-      const float* xa = nullptr;
-      int j;
-      while (ranges.next(&j, &r0, &r1)) {
-        if (!xa) xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
-        for (size_t p = 0; p < m.panels.size(); p++)
-          many(m.panels[p].from_row(r0), xa + m.panel_k0[p], ldx, M, y.row<float>(0) + r0, y.stride, (int)(r1 - r0), p > 0);
+    int64_t r0, r1;
+    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
+    if (r1 <= r0) return;
+    if (q8) {
+      int8_t* xq = ctx.scratch_q8(t, P * M);
+      float* xd = ctx.scratch_q8d(t, P / kQ8Block * M);
+      for (int i = 0; i < M; i++) ctx.k.quantize_x(x.row<float>(i), (int)d.K, q8_x_block(d.type, d.group), xq + i * P, xd + i * P / kQ8Block);
+      for (int64_t b = r0; b < r1; b += block) {
+        const int rows = (int)std::min<int64_t>(block, r1 - b);
+        for (int i = 0; i < M; i++)
+          for (size_t p = 0; p < m.panels.size(); p++)
+            rk.gemv_q8(m.panels[p].from_row(b), xq + i * P + m.panel_k0[p], xd + i * P / kQ8Block + m.panel_k0[p] / kQ8Block, y.row<float>(i) + b, rows, p > 0);
       }
       return;
     }
-    ThreadPool::chunk(d.N, 16, t, n, &r0, &r1);
-    if (r1 <= r0) return;
+    int64_t ldx;
     const float* xa = ctx.aligned_rows(t, x.row<float>(0), x.stride, M, d.K, &ldx);
     for (int64_t b = r0; b < r1; b += block) {
       const int rows = (int)std::min<int64_t>(block, r1 - b);
       for (int i = 0; i < M; i++)
-        for (size_t p = 0; p < m.panels.size(); p++) fn(m.panels[p].from_row(b), xa + i * ldx + m.panel_k0[p], y.row<float>(i) + b, rows, p > 0);
+        for (size_t p = 0; p < m.panels.size(); p++) rk.gemv(m.panels[p].from_row(b), xa + i * ldx + m.panel_k0[p], y.row<float>(i) + b, rows, p > 0);
     }
   };
   if (d.N * d.K * M < (1 << 15) || ctx.pool.size() == 1) ctx.pool.run_serial(body);
@@ -386,6 +416,20 @@ static bool one_gemv(const Op& op, int64_t M, GemvJob* job, Activations* a) {
 
 static bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) { return a < b + nb && b < a + na; }
 
+// A matmul op of 2..kGemvRowsMax rows that gemv_rows_once can take with others of the same x: its
+// job, x and mode, else false.
+static bool rows_once(const KernelTable& k, const Op& op, int64_t M, RowsJob* job, View* x, Activations* a) {
+  const auto* mm = std::get_if<MatMulOp<Compiled>>(&op.body);
+  if (!mm || mm->last_row_only || M < 2 || M > kGemvRowsMax || mm->matrix->d.pretransposed || !reads_rows_once(k, mm->matrix->d, mm->activations)) return false;
+  *job = {mm->matrix, mm->out};
+  *x = mm->x;
+  *a = mm->activations;
+  return true;
+}
+
+// The floats rows [0, M) of a view of rows of n elements span, first to last.
+static int64_t span(const View& v, int64_t M, int64_t n) { return (M - 1) * v.stride + n; }
+
 std::string run_program(Context& ctx, const Program& p) {
   std::string err;
   auto rows_of = [&](const Op& op, int64_t* M, int64_t* R, std::string* e) {
@@ -419,6 +463,38 @@ std::string run_program(Context& ctx, const Program& p) {
       }
       if (jobs.size() > 1) {
         gemv_batch(ctx, jobs.data(), (int)jobs.size(), a);
+        i = j - 1;
+        continue;
+      }
+    }
+    // The same for consecutive matmuls of the same 2..kGemvRowsMax rows of x (decode rows of several
+    // sequences): one pool job, x quantized once per thread rather than once per matrix.
+    RowsJob rj;
+    View x;
+    if (rows_once(ctx.k, p.ops[i], M, &rj, &x, &a)) {
+      std::vector<RowsJob> group(1, rj);
+      size_t j = i + 1;
+      for (; j < p.ops.size(); j++) {
+        int64_t Mj = 1, Rj = 1;
+        RowsJob next;
+        View xj;
+        Activations aj;
+        std::string ahead;
+        if (!rows_of(p.ops[j], &Mj, &Rj, &ahead) || Mj != M || !rows_once(ctx.k, p.ops[j], Mj, &next, &xj, &aj) || xj.base != x.base || xj.stride != x.stride || aj != a)
+          break;
+        const int64_t K = next.m->d.K, N = next.m->d.N;
+        const float* x0 = x.row<float>(0);
+        const float* y0 = next.y.row<float>(0);
+        const bool clash = overlaps(y0, span(next.y, M, N), x0, span(x, M, K)) || std::any_of(group.begin(), group.end(), [&](const RowsJob& b) {
+                             const float* b0 = b.y.row<float>(0);
+                             const int64_t bn = span(b.y, M, b.m->d.N);
+                             return overlaps(b0, bn, x0, span(x, M, K)) || overlaps(b0, bn, y0, span(next.y, M, N));
+                           });
+        if (clash) break;
+        group.push_back(next);
+      }
+      if (group.size() > 1) {
+        gemv_rows_once(ctx, group.data(), (int)group.size(), x, (int)M, a);
         i = j - 1;
         continue;
       }
