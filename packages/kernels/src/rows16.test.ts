@@ -28,13 +28,16 @@ const VARIANTS: Variant[] = [
   { dtype: 'q4', group: 32, scale: 'bf16' },
 ];
 // [rows, cols]: one stripe, K below one 128-group; K with a partial last group; several stripes
-// over long rows (past 8192 columns the per-call sums leave the stack).
+// over long rows (past 8192 columns the per-call sums leave the stack); rows whose stripes lie far
+// enough apart for a lone row to read them in far-apart pairs (AVX-512 VNNI), with a stripe left over
+// at one thread and a range too short for pairs at three.
 const SHAPES = [
   [16, 40],
   [48, 300],
   [80, 1031],
   [144, 96],
   [32, 8352],
+  [112, 8352],
 ] as const;
 
 function interleaved(ctx: KernelContext, v: Variant, rows: number, cols: number, seed: number) {

@@ -1,0 +1,13 @@
+import { KernelContext } from '@ie/kernels';
+import { resolveContextOptions } from '@ie/runtime';
+const t = Number(process.env.T ?? 1);
+const ctx = KernelContext.create(resolveContextOptions({ threads: t }));
+const [rows, cols] = [32, 2048];
+const gpr = cols/32; const qbytes = rows*gpr*16; const so = Math.ceil(qbytes/64)*64;
+const b = new Uint8Array(so + rows*gpr*2); for (let i=0;i<b.length;i++) b[i]=(i*131)&255;
+const s = new Uint16Array(b.buffer, so, rows*gpr); for (let i=0;i<s.length;i++) s[i]=0x2000|(i&0x3ff);
+const m = ctx.matrix({ dtype:'q4', shape:[rows,cols], quant:{scheme:'symmetric',granularity:'per_group',group_size:32,scale_dtype:'f16',scales_offset:so,zeros_offset:null}}, b);
+const x = new Float32Array(cols).map((_, i) => Math.sin(i)); const y = new Float32Array(rows);
+const act = process.env.ACT ?? 'int8';
+const N=400000; const t0=performance.now(); for (let i=0;i<N;i++) ctx.gemv(m, x, y, {activations: act});
+console.log(`${((performance.now()-t0)/N*1000).toFixed(2)} us/call`);
