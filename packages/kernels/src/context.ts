@@ -125,7 +125,14 @@ export class KernelContext {
     const resolved = checkContextOptions(options);
     const addon = loadAddon();
     const native = wrapNative(
-      () => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }),
+      () =>
+        new addon.Context({
+          threads: resolved.threads,
+          affinity: resolved.affinity,
+          numa: resolved.numa,
+          isa: resolved.isa,
+          withoutFeatures: (resolved.withoutFeatures ?? []).join(','),
+        }),
     );
     return new KernelContext(native, resolved);
   }

@@ -18,12 +18,14 @@ export {
   AFFINITIES,
   NUMA_POLICIES,
   ISAS,
+  OPTIONAL_FEATURES,
   MAX_THREADS,
   checkContextOptions,
   type ContextOptions,
   type Affinity,
   type NumaPolicy,
   type Isa,
+  type OptionalFeature,
 } from './options.js';
 export { matrixByteSize, rows16Unfit, type MatrixSpec } from './matrix-spec.js';
 export { alignedBytes } from './aligned-bytes.js';
