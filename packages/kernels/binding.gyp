@@ -98,30 +98,11 @@
       ]
     },
     {
-      "target_name": "ie_avx512vbmi",
-      "type": "static_library",
-      "sources": [
-        "native/gemv/blocks_avx512vbmi.cc"
-      ],
-      "cflags_cc": [
-        "-mavx2",
-        "-mfma",
-        "-mf16c",
-        "-mavx512f",
-        "-mavx512bw",
-        "-mavx512vl",
-        "-mavx512dq",
-        "-mavx512vbmi",
-        "-fPIC"
-      ]
-    },
-    {
       "target_name": "ie_kernels",
       "dependencies": [
         "ie_avx2",
         "ie_avxvnni",
-        "ie_avx512",
-        "ie_avx512vbmi"
+        "ie_avx512"
       ],
       "sources": [
         "native/addon.cc",

@@ -665,7 +665,6 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const std::string numa = str_opt(o, "numa", "none");
     if (!ie::parse_numa_policy(numa, &opts.numa)) IE_THROW(env, "KERNELS_BAD_OPTION", "numa must be none, interleave or local, got \"" + numa + "\"");
     opts.isa = str_opt(o, "isa", "");
-    opts.without_features = str_opt(o, "withoutFeatures", "");
     std::string error;
     ctx_ = Context::create(opts, &error);
     if (!ctx_) IE_THROW(env, "KERNELS_BAD_OPTION", error);
@@ -711,7 +710,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const auto& cf = c.features;
     f.Set("avx2", cf.avx2); f.Set("fma", cf.fma); f.Set("f16c", cf.f16c);
     f.Set("avx512f", cf.avx512f); f.Set("avx512bw", cf.avx512bw); f.Set("avx512vl", cf.avx512vl); f.Set("avx512dq", cf.avx512dq);
-    f.Set("avx512vnni", cf.avx512vnni); f.Set("avx512vbmi", cf.avx512vbmi); f.Set("avx512bf16", cf.avx512bf16); f.Set("avx512fp16", cf.avx512fp16); f.Set("avxVnni", cf.avx_vnni);
+    f.Set("avx512vnni", cf.avx512vnni); f.Set("avx512bf16", cf.avx512bf16); f.Set("avx512fp16", cf.avx512fp16); f.Set("avxVnni", cf.avx_vnni);
     o.Set("features", f);
     o.Set("cpu", cf.brand);
     Napi::Array supported = Napi::Array::New(env);

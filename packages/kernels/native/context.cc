@@ -27,7 +27,6 @@ Context::Context(CpuFeatures f, CpuTopology t, KernelTable kt, Affinity a, NumaP
 
 std::unique_ptr<Context> Context::create(const ContextOptions& o, std::string* error) {
   CpuFeatures f = detect_cpu_features();
-  if (!disable_cpu_features(&f, o.without_features, error)) return nullptr;
   std::string isa_error;
   const Isa isa = choose_isa(f, o.isa, &isa_error);
   if (!isa_error.empty()) {

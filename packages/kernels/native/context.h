@@ -21,7 +21,6 @@ struct ContextOptions {
   Affinity affinity = Affinity::None;
   NumaPolicy numa = NumaPolicy::None;
   std::string isa;  // "" = best supported
-  std::string without_features;  // comma-separated features treated as absent (disable_cpu_features)
 };
 
 class Context {

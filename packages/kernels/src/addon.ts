@@ -88,7 +88,7 @@ export interface NativeContext {
 }
 
 export interface NativeAddon {
-  Context: new (options: { threads?: number; affinity?: string; numa?: string; isa?: string; withoutFeatures?: string }) => NativeContext;
+  Context: new (options: { threads?: number; affinity?: string; numa?: string; isa?: string }) => NativeContext;
   constants: Record<string, unknown>;
   matrixBytes(desc: Record<string, number>): number;
   alignedBytes(byteLength: number): Uint8Array;

@@ -125,14 +125,7 @@ export class KernelContext {
     const resolved = checkContextOptions(options);
     const addon = loadAddon();
     const native = wrapNative(
-      () =>
-        new addon.Context({
-          threads: resolved.threads,
-          affinity: resolved.affinity,
-          numa: resolved.numa,
-          isa: resolved.isa,
-          withoutFeatures: (resolved.withoutFeatures ?? []).join(','),
-        }),
+      () => new addon.Context({ threads: resolved.threads, affinity: resolved.affinity, numa: resolved.numa, isa: resolved.isa }),
     );
     return new KernelContext(native, resolved);
   }

@@ -18,14 +18,12 @@ export {
   AFFINITIES,
   NUMA_POLICIES,
   ISAS,
-  OPTIONAL_FEATURES,
   MAX_THREADS,
   checkContextOptions,
   type ContextOptions,
   type Affinity,
   type NumaPolicy,
   type Isa,
-  type OptionalFeature,
 } from './options.js';
 export { matrixByteSize, rows16Unfit, type MatrixSpec } from './matrix-spec.js';
 export { alignedBytes } from './aligned-bytes.js';

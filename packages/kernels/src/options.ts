@@ -11,15 +11,12 @@ export const AFFINITIES = ['none', 'compact', 'scatter'] as const;
 export const NUMA_POLICIES = ['none', 'interleave', 'local'] as const;
 /** The ISA variants, lowest first. */
 export const ISAS = ['scalar', 'avx2', 'avxvnni', 'avx512'] as const;
-/** CPU features whose kernels a context can be told to leave unused (`withoutFeatures`), as info().features names them. */
-export const OPTIONAL_FEATURES = ['avx512vbmi', 'avx512vnni', 'avx512bf16', 'avx512fp16', 'avxVnni'] as const;
 /** The largest pool. */
 export const MAX_THREADS = 1024;
 
 export type Affinity = (typeof AFFINITIES)[number];
 export type NumaPolicy = (typeof NUMA_POLICIES)[number];
 export type Isa = (typeof ISAS)[number];
-export type OptionalFeature = (typeof OPTIONAL_FEATURES)[number];
 
 export interface ContextOptions {
   /** Pool size (1..MAX_THREADS); default one thread per physical core. */
@@ -30,11 +27,6 @@ export interface ContextOptions {
   numa?: NumaPolicy;
   /** Force a lower ISA variant (tests, comparisons). Default the best the CPU runs. */
   isa?: Isa;
-  /**
-   * Treat these CPU features as absent, so that the kernels a CPU with them would not run are run
-   * (tests, comparisons: e.g. the AVX-512 kernels of CPUs without VBMI on one that has it). Default none.
-   */
-  withoutFeatures?: readonly OptionalFeature[];
 }
 
 function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T | undefined {
@@ -42,12 +34,6 @@ function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]
   if (!allowed.includes(v as T))
     throw new KernelError('KERNELS_BAD_OPTION', `${name} must be one of ${allowed.join(', ')}, got ${show(v)}`);
   return v as T;
-}
-
-function featureList(v: unknown): OptionalFeature[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v)) throw new KernelError('KERNELS_BAD_OPTION', `withoutFeatures must be an array of feature names, got ${show(v)}`);
-  return v.map((f) => oneOf('withoutFeatures[]', f, OPTIONAL_FEATURES) as OptionalFeature);
 }
 
 /** The options checked (KERNELS_BAD_OPTION names the first bad one), with only the known fields. */
@@ -61,6 +47,5 @@ export function checkContextOptions(o: ContextOptions = {}): ContextOptions {
     affinity: oneOf('affinity', o.affinity, AFFINITIES),
     numa: oneOf('numa', o.numa, NUMA_POLICIES),
     isa: oneOf('isa', o.isa, ISAS),
-    withoutFeatures: featureList(o.withoutFeatures),
   };
 }

@@ -56,23 +56,6 @@ describe('context options', () => {
     ]);
   });
 
-  it('leaves the kernels of the features it is told to treat as absent unused, and names a bad one', () => {
-    const best = make({ threads: 1 }).info();
-    for (const f of ['avx512vbmi', 'avx512vnni', 'avxVnni'] as const) expect(typeof best.features[f]).toBe('boolean');
-    const without = make({ threads: 1, withoutFeatures: ['avx512vbmi', 'avxVnni'] }).info();
-    expect(without.features).toMatchObject({ avx512vbmi: false, avxVnni: false, avx2: best.features.avx2 });
-    // Without AVX-VNNI the avxvnni variant is gone; the best ISA otherwise stays.
-    expect(without.supportedIsas).not.toContain('avxvnni');
-    expect(without.isa).toBe(best.isa === 'avxvnni' ? 'avx2' : best.isa);
-    expect(() => make({ withoutFeatures: ['sse2' as 'avxVnni'] })).toThrow(
-      expect.objectContaining({
-        code: 'KERNELS_BAD_OPTION',
-        message: expect.stringMatching(/withoutFeatures\[\] must be one of avx512vbmi/),
-      }),
-    );
-    expect(() => make({ withoutFeatures: 'avx512vbmi' as never })).toThrow(expect.objectContaining({ code: 'KERNELS_BAD_OPTION' }));
-  });
-
   it('pins workers with compact affinity', () => {
     const info = make({ affinity: 'compact', threads: 2 }).info();
     expect(info.affinity).toBe('compact');

@@ -1,6 +1,5 @@
 #include "cpu/cpu_features.h"
 
-#include <algorithm>
 #include <cpuid.h>
 #include <cstdint>
 #include <cstring>
@@ -34,7 +33,6 @@ CpuFeatures detect_cpu_features() {
     f.avx512dq = f.avx512f && (b & (1u << 17));
     f.avx512bw = f.avx512f && (b & (1u << 30));
     f.avx512vl = f.avx512f && (b & (1u << 31));
-    f.avx512vbmi = f.avx512bw && (c & (1u << 1));
     f.avx512vnni = f.avx512f && (c & (1u << 11));
     f.avx512fp16 = f.avx512f && (d & (1u << 23));
     __get_cpuid_count(7, 1, &a, &b, &c, &d);
@@ -74,32 +72,6 @@ bool isa_supported(const CpuFeatures& f, Isa isa) {
     case Isa::Avx512: return isa_supported(f, Isa::Avx2) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   }
   return false;
-}
-
-bool disable_cpu_features(CpuFeatures* f, const std::string& list, std::string* error) {
-  const struct {
-    const char* name;
-    bool CpuFeatures::*flag;
-  } known[] = {{"avx512vbmi", &CpuFeatures::avx512vbmi}, {"avx512vnni", &CpuFeatures::avx512vnni}, {"avx512bf16", &CpuFeatures::avx512bf16},
-               {"avx512fp16", &CpuFeatures::avx512fp16}, {"avxVnni", &CpuFeatures::avx_vnni}};
-  size_t at = 0;
-  while (at <= list.size()) {
-    const size_t end = std::min(list.find(',', at), list.size());
-    const std::string name = list.substr(at, end - at);
-    at = end + 1;
-    if (name.empty()) continue;
-    bool found = false;
-    for (const auto& k : known)
-      if (name == k.name) {
-        f->*k.flag = false;
-        found = true;
-      }
-    if (!found) {
-      *error = "withoutFeatures names an unknown feature \"" + name + "\" (known: avx512vbmi, avx512vnni, avx512bf16, avx512fp16, avxVnni)";
-      return false;
-    }
-  }
-  return true;
 }
 
 Isa choose_isa(const CpuFeatures& f, const std::string& requested, std::string* error) {

@@ -7,17 +7,11 @@ namespace ie {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
-  bool avx512vnni = false, avx512vbmi = false, avx512bf16 = false, avx512fp16 = false, avx_vnni = false;
+  bool avx512vnni = false, avx512bf16 = false, avx512fp16 = false, avx_vnni = false;
   std::string brand;
 };
 
 CpuFeatures detect_cpu_features();
-
-// Treats the features named in `list` (comma-separated, as KernelContext.info().features names them:
-// avx512vbmi, avx512vnni, avx512bf16, avx512fp16, avxVnni) as absent, so that the kernels a CPU with
-// them would not run can be run and tested on it (the context option withoutFeatures). False with
-// `error` set for a name it does not know.
-bool disable_cpu_features(CpuFeatures* f, const std::string& list, std::string* error);
 
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.

@@ -20,7 +20,6 @@ void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
 void register_q8_blocks_avx512vnni(KernelTable& t);
 void register_blocks_avx512(KernelTable& t);
-void register_blocks_avx512vbmi(KernelTable& t);
 void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 void register_q4x16_ref(KernelTable& t);
@@ -53,7 +52,6 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemm_avx512(t);
   register_ops_avx512(t);
   register_blocks_avx512(t);
-  if (f.avx512vbmi) register_blocks_avx512vbmi(t);
   if (f.avx512vnni) {
     register_q8_avx512vnni(t);
     register_q8_blocks_avx512vnni(t);
