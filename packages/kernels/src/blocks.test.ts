@@ -24,7 +24,8 @@ const ISAS = ctx('scalar', 1).info().supportedIsas as string[];
 
 // Odd row counts (1, 3, 37, past the pool's threshold, the long-row size) at one, a few and many blocks;
 // 121 rows of > 4096 elements put the two halves of a call more than 128 KiB apart, so the kernels
-// that read rows in far-apart pairs (row_streams.h) take 60 pairs and one row alone.
+// that read rows in far-apart pairs (row_streams.h) take 60 pairs and one row alone; 243 put its
+// quarters that far apart, so those that read four rows take 60 fours and three rows alone.
 function shapes(dtype: BlockVariant): Array<[number, number]> {
   const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
   return [
@@ -34,6 +35,7 @@ function shapes(dtype: BlockVariant): Array<[number, number]> {
     [301, 2 * e],
     [29, e * Math.ceil(4200 / e)],
     [121, e * Math.ceil(4100 / e)],
+    [243, e * Math.ceil(4100 / e)],
   ];
 }
 
