@@ -40,10 +40,28 @@ inline __m512i dpbusd_broadcast(__m512i s, __m512i u, const int32_t* p) {
 }
 
 // -8 * sum of each group's codes, ng groups of G (x is zero-padded to whole 128-element chunks).
+// Computed per call, for every activation row: with several rows and short ranges (RowSplit::
+// Shrinking) a horizontal sum per group took as long as the kernel over a 64-row range, so groups
+// of 32 go eight at a time: vpsadbw of the codes offset to unsigned (eight bytes a lane), then two
+// rounds of pairwise lane sums. The sums are the same integers.
 template <int G>
 void group_sums(const int8_t* xq, int ng, int32_t* n) {
   const __m512i ones = _mm512_set1_epi8(1);
-  for (int g = 0; g < ng; g++) {
+  int g = 0;
+  if constexpr (G == 32) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    auto pairs = [&](__m512i a, __m512i b) { return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b)); };
+    for (; g + 8 <= ng; g += 8) {
+      __m512i s[4];
+      for (int i = 0; i < 4; i++) s[i] = _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(xq + (g + 2 * i) * 32), bias), zero);
+      // Each group's unsigned sum is its signed sum + 32 * 128.
+      const __m512i u = pairs(pairs(s[0], s[1]), pairs(s[2], s[3]));
+      const __m256i sum = _mm256_sub_epi32(_mm512_cvtepi64_epi32(u), _mm256_set1_epi32(32 * 128));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(n + g), _mm256_mullo_epi32(sum, _mm256_set1_epi32(-kQ4SymmetricZero)));
+    }
+  }
+  for (; g < ng; g++) {
     __m512i s = _mm512_setzero_si512();
     for (int k = 0; k < G; k += 64) {
       const __m512i v = G == 32 ? _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + g * G))) : _mm512_loadu_si512(xq + g * G + k);
