@@ -38,21 +38,26 @@ struct Q4x16Kernels256 {
   // feeds both and the stripe streams from memory once, where as two passes of one half the second
   // came from cache only after the first had waited on memory. Each (row, activation row) pair runs
   // the same operations at every H, so the results are the same bits.
-  template <int G, int NA, int H = 1>
-  __attribute__((noinline)) static void halves(const uint8_t* recs, int g0, int g1, ScaleType st, int h, const ActRow* x, float* t, bool start, bool fetch) {
-    constexpr int V = G / 8;
+  //
+  // P 2 (one activation row): the same for two stripes `far` bytes apart, the second's sums at t + 16.
+  template <int G, int NA, int H = 1, int P = 1>
+  __attribute__((noinline)) static void halves(const uint8_t* recs, int g0, int g1, ScaleType st, int h, const ActRow* x, float* t, bool start, bool fetch,
+                                               ptrdiff_t far = 0) {
+    static_assert(P == 1 || (NA == 1 && H == 2), "two stripes a pass: one activation row, both halves");
+    constexpr int V = G / 8, HP = H * P;
     const int rec_bytes = q4x16_record_bytes(G, st);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256 total[H][NA];
-    IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) total[k][a] = start ? _mm256_setzero_ps() : _mm256_loadu_ps(t + 16 * a + 8 * k);
+    // Half k of stripe p is hp = p·H + k; activation row a's sums of it at t + 16·a + 8·hp.
+    __m256 total[HP][NA];
+    IE_UNROLL for (int k = 0; k < HP; k++) IE_UNROLL for (int a = 0; a < NA; a++) total[k][a] = start ? _mm256_setzero_ps() : _mm256_loadu_ps(t + 16 * a + 8 * k);
     for (int g = g0; g < g1; g++) {
       const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
-      if (fetch) stream_prefetch(rec, rec_bytes);
-      __m256i s[H][NA];
-      IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) s[k][a] = _mm256_set1_epi32(x[a].n[g]);
+      if (fetch) IE_UNROLL for (int p = 0; p < P; p++) stream_prefetch(rec + p * far, rec_bytes);
+      __m256i s[HP][NA];
+      IE_UNROLL for (int k = 0; k < HP; k++) IE_UNROLL for (int a = 0; a < NA; a++) s[k][a] = _mm256_set1_epi32(x[a].n[g]);
       for (int i = 0; i < V; i += 2) {
-        IE_UNROLL for (int k = 0; k < H; k++) {
-          const uint8_t* half = rec + 32 * (h + k);
+        IE_UNROLL for (int k = 0; k < HP; k++) {
+          const uint8_t* half = rec + (k / H) * far + 32 * (h + k % H);
           const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 64 * i));
           const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 64 * (i + 1)));
           const __m256i lo0 = _mm256_and_si256(v0, low4), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low4);
@@ -64,20 +69,37 @@ struct Q4x16Kernels256 {
           }
         }
       }
-      IE_UNROLL for (int k = 0; k < H; k++) {
-        const __m256 sc = half_scales(rec + 8 * G, st, h + k);
+      IE_UNROLL for (int k = 0; k < HP; k++) {
+        const __m256 sc = half_scales(rec + (k / H) * far + 8 * G, st, h + k % H);
         IE_UNROLL for (int a = 0; a < NA; a++)
           total[k][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k][a]), _mm256_mul_ps(sc, _mm256_set1_ps(x[a].d[g * G / kQ8Block])), total[k][a]);
       }
     }
-    IE_UNROLL for (int k = 0; k < H; k++) IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(t + 16 * a + 8 * k, total[k][a]);
+    IE_UNROLL for (int k = 0; k < HP; k++) IE_UNROLL for (int a = 0; a < NA; a++) _mm256_storeu_ps(t + 16 * a + 8 * k, total[k][a]);
   }
 
-  // -8 * sum of each group's codes.
+  // -8 * sum of each group's codes. Groups of 32 go four at a time (vpsadbw of the codes offset to
+  // unsigned, then pairwise lane sums; the same integers), as in the AVX-512 kernel: per call and
+  // activation row, a horizontal sum per group weighed on short ranges.
   template <int G>
   static void group_sums(const int8_t* xq, int ng, int32_t* n) {
     const __m256i ones = _mm256_set1_epi8(1);
-    for (int g = 0; g < ng; g++) {
+    int g = 0;
+    if constexpr (G == 32) {
+      const __m256i bias = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+      const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+      for (; g + 4 <= ng; g += 4) {
+        __m256i q[4];  // group g + i's four 8-byte sums, each offset by 8 * 128
+        for (int i = 0; i < 4; i++)
+          q[i] = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + (g + i) * 32)), bias), zero);
+        const __m256i ab = _mm256_add_epi64(_mm256_unpacklo_epi64(q[0], q[1]), _mm256_unpackhi_epi64(q[0], q[1]));  // a01 b01 | a23 b23
+        const __m256i cd = _mm256_add_epi64(_mm256_unpacklo_epi64(q[2], q[3]), _mm256_unpackhi_epi64(q[2], q[3]));
+        const __m256i sum = _mm256_add_epi64(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));  // a b c d
+        const __m128i s4 = _mm_sub_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sum, low_dwords)), _mm_set1_epi32(32 * 128));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(n + g), _mm_mullo_epi32(s4, _mm_set1_epi32(-kQ4SymmetricZero)));
+      }
+    }
+    for (; g < ng; g++) {
       __m256i s = _mm256_setzero_si256();
       for (int k = 0; k < G; k += 32) s = Dot::dot(s, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + g * G + k)));
       alignas(32) int32_t l[8];
@@ -121,7 +143,25 @@ struct Q4x16Kernels256 {
       group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
       act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
     }
-    for (int r = 0; r < nrows; r += 16) {
+    int r = 0;
+    if (M == 1) {
+      // A lone row is bound by the bus: its stripes go in far-apart pairs, as in the AVX-512 kernel
+      // (far_stripe_pairs), where they lie at least kRowStreamGap apart.
+      const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
+      const int part = nrows / 32;
+      if (part > 0 && (int64_t)part * stripe_bytes >= kRowStreamGap) {
+        float u[32];
+        for (int p = 0; p < part; p++) {
+          halves<G, 1, 2, 2>(w.q + (ptrdiff_t)p * stripe_bytes, 0, ng, w.stype, 0, act.data(), u, true, true, (ptrdiff_t)part * stripe_bytes);
+          for (int j = 0; j < 2; j++) {
+            float* out = y + 16 * (p + j * part);
+            for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + u[16 * j + l] : u[16 * j + l];
+          }
+        }
+        r = 32 * part;
+      }
+    }
+    for (; r < nrows; r += 16) {
       const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
       if (M == 1)
         halves<G, 1, 2>(recs, 0, ng, w.stype, 0, act.data(), t, true, true);
