@@ -168,18 +168,15 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
   stripes_na<G, 1, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
 }
 
-// One activation row (a lone decode GEMV) is bound by the bus, and as row_streams pairs rows, a
-// range's stripes go in far-apart pairs: stripe s beside stripe s + part, two streams at least
-// kRowStreamGap apart, each 64-byte load of a pass feeding its own stripe. TinyLlama Q4_0, one
-// decode stream, Zen 5, 2 threads, alternated with one stripe a pass (three rounds): 82-89 -> 92-96
-// tok/s; four far-apart stripes measured alike. Returns the rows done (the first 32 * part).
+// One activation row (a lone decode GEMV) is bound by the bus: its stripes go in far-apart pairs
+// (stripe_pairs), each 64-byte load of a pass feeding its own stripe. TinyLlama Q4_0, one decode
+// stream, Zen 5, 2 threads, alternated with one stripe a pass (three rounds): 82-89 -> 92-96 tok/s;
+// four far-apart stripes measured alike. Returns the rows done.
 template <int G>
 int far_stripe_pairs(const WeightRows& w, int ng, const ActRow* x, float* y, int rows, bool acc) {
   const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  const int part = rows / 32;
-  if (part == 0 || (int64_t)part * stripe_bytes < kRowStreamGap) return 0;
-  float t[32];
-  for (int s = 0; s < part; s++) {
+  return stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
+    float t[32];
     stripes_q8<G, 2, 1>(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, 0, ng, w.stype, x, t, true, true);
     for (int j = 0; j < 2; j++) {
       float* out = y + 16 * (s + j * part);
@@ -188,8 +185,7 @@ int far_stripe_pairs(const WeightRows& w, int ng, const ActRow* x, float* y, int
       else
         _mm512_storeu_ps(out, _mm512_loadu_ps(t + 16 * j));
     }
-  }
-  return 32 * part;
+  });
 }
 
 template <int G>

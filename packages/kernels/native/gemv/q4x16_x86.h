@@ -143,24 +143,16 @@ struct Q4x16Kernels256 {
       group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
       act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
     }
-    int r = 0;
-    if (M == 1) {
-      // A lone row is bound by the bus: its stripes go in far-apart pairs, as in the AVX-512 kernel
-      // (far_stripe_pairs), where they lie at least kRowStreamGap apart.
-      const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-      const int part = nrows / 32;
-      if (part > 0 && (int64_t)part * stripe_bytes >= kRowStreamGap) {
-        float u[32];
-        for (int p = 0; p < part; p++) {
-          halves<G, 1, 2, 2>(w.q + (ptrdiff_t)p * stripe_bytes, 0, ng, w.stype, 0, act.data(), u, true, true, (ptrdiff_t)part * stripe_bytes);
-          for (int j = 0; j < 2; j++) {
-            float* out = y + 16 * (p + j * part);
-            for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + u[16 * j + l] : u[16 * j + l];
-          }
-        }
-        r = 32 * part;
+    // A lone row is bound by the bus: its stripes go in far-apart pairs (stripe_pairs).
+    const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
+    int r = M != 1 ? 0 : stripe_pairs(nrows, stripe_bytes, [&](int p, int part) {
+      float u[32];
+      halves<G, 1, 2, 2>(w.q + (ptrdiff_t)p * stripe_bytes, 0, ng, w.stype, 0, act.data(), u, true, true, (ptrdiff_t)part * stripe_bytes);
+      for (int j = 0; j < 2; j++) {
+        float* out = y + 16 * (p + j * part);
+        for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + u[16 * j + l] : u[16 * j + l];
       }
-    }
+    });
     for (; r < nrows; r += 16) {
       const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
       if (M == 1)

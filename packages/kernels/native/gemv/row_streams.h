@@ -44,6 +44,18 @@ inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
   for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
 }
 
+// A lone activation row over 16-row records (gemv/q4x16_*): as rows above, a range's stripes go in
+// far-apart pairs, stripe s beside stripe s + part, where those lie at least kRowStreamGap apart.
+// pair(s, part) computes stripes s and s + part; returns the rows done (the first 32 * part), 0
+// where the range is too short for pairs.
+template <class Pair>
+inline int stripe_pairs(int rows, ptrdiff_t stripe_bytes, Pair&& pair) {
+  const int part = rows / 32;
+  if (part == 0 || (int64_t)part * stripe_bytes < kRowStreamGap) return 0;
+  for (int s = 0; s < part; s++) pair(s, part);
+  return 32 * part;
+}
+
 // Activation rows per pass of the several-rows kernels (the decode rows of several sequences against
 // each weight row). One Zen 3 core, 8 rows of 2048 x 2048 Q4_0 (AVX2), 2 / 3 / 4 / 8 at a time: 3.29 /
 // 3.21 / 3.21 / 3.39 cycles per 64 weights per row; one Zen 5 core (AVX-512 q4 x q8), eight at a time

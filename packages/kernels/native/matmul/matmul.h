@@ -109,15 +109,13 @@ enum class RowSplit { Even, Shrinking };
 class RowRanges {
  public:
   RowRanges(const GemvJob* jobs, int n, int threads, RowSplit split = RowSplit::Even) : jobs_(jobs), n_(n), threads_(std::max(1, threads)), split_(split) {
-    int64_t align = 16;
     for (int j = 0; j < n; j++) {
       rows_ += jobs[j].m->d.N;
-      if (jobs[j].m->d.rows16) align = kRecordsSplitRows;
+      if (jobs[j].m->d.rows16) align_ = kRecordsSplitRows;
     }
-    align_ = align;
     const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
     const int64_t per = (rows_ + parts - 1) / parts;
-    step_ = std::max<int64_t>(align, (per + align - 1) / align * align);
+    step_ = std::max<int64_t>(align_, (per + align_ - 1) / align_ * align_);
   }
   // The next range: job *j, rows [r0, r1).
   bool next(int* j, int64_t* r0, int64_t* r1) {

@@ -405,30 +405,33 @@ struct RunOp {
   }
 };
 
-// A matmul op that runs as one GEMV (one row, or only the last): that GEMV, else false.
-static bool one_gemv(const Op& op, int64_t M, GemvJob* job, Activations* a) {
-  const auto* mm = std::get_if<MatMulOp<Compiled>>(&op.body);
-  if (!mm || !(mm->last_row_only || M == 1)) return false;
-  *job = {mm->matrix, mm->x.row<float>(M - 1), mm->out.row<float>(0)};
-  *a = mm->activations;
-  return true;
-}
-
 static bool overlaps(const float* a, int64_t na, const float* b, int64_t nb) { return a < b + nb && b < a + na; }
 
-// A matmul op of 2..kGemvRowsMax rows that gemv_rows_once can take with others of the same x: its
-// job, x and mode, else false.
-static bool rows_once(const KernelTable& k, const Op& op, int64_t M, RowsJob* job, View* x, Activations* a) {
+// The floats that rows [0, rows) of a view of rows of n elements span, first to last.
+static int64_t span(const View& v, int64_t rows, int64_t n) { return (rows - 1) * v.stride + n; }
+
+// A matmul op that can share a pool job with its neighbours of the same x: one GEMV (one row, or
+// only the last: x at that row, `rows` 1), or 2..kGemvRowsMax rows through a kernel that reads each
+// weight row once for all of them (reads_rows_once).
+struct Batchable {
+  const MatrixPlan* m;
+  View x, y;
+  int rows;
+  Activations a;
+};
+static bool batchable(const KernelTable& k, const Op& op, int64_t M, Batchable* b) {
   const auto* mm = std::get_if<MatMulOp<Compiled>>(&op.body);
-  if (!mm || mm->last_row_only || M < 2 || M > kGemvRowsMax || mm->matrix->d.pretransposed || !reads_rows_once(k, mm->matrix->d, mm->activations)) return false;
-  *job = {mm->matrix, mm->out};
-  *x = mm->x;
-  *a = mm->activations;
+  if (!mm) return false;
+  if (mm->last_row_only || M == 1) {
+    View x = mm->x;
+    x.base = reinterpret_cast<uint8_t*>(mm->x.row<float>(M - 1));
+    *b = {mm->matrix, x, mm->out, 1, mm->activations};
+    return true;
+  }
+  if (M > kGemvRowsMax || mm->matrix->d.pretransposed || !reads_rows_once(k, mm->matrix->d, mm->activations)) return false;
+  *b = {mm->matrix, mm->x, mm->out, (int)M, mm->activations};
   return true;
 }
-
-// The floats rows [0, M) of a view of rows of n elements span, first to last.
-static int64_t span(const View& v, int64_t M, int64_t n) { return (M - 1) * v.stride + n; }
 
 std::string run_program(Context& ctx, const Program& p) {
   std::string err;
@@ -436,65 +439,50 @@ std::string run_program(Context& ctx, const Program& p) {
     *R = op.rows.max_rows > 0 ? op.rows.max_rows : p.max_rows;
     return param(p, op.rows.m_slot, 1, *R, M, e, "rows");
   };
+  std::vector<Batchable> group;
   std::vector<GemvJob> jobs;
+  std::vector<RowsJob> rows_jobs;
   for (size_t i = 0; i < p.ops.size(); i++) {
     int64_t M = 1, R = 1;
     if (!rows_of(p.ops[i], &M, &R, &err)) return err;
-    // Consecutive one-row matmuls of the same x (q, k and v; gate and up) as one pool job: one
-    // wake-up instead of one per matrix, each product its lone GEMV's. Only while no output
-    // overlaps x or another output (the first job's own output and x are the op's business).
-    GemvJob job;
-    Activations a;
-    if (one_gemv(p.ops[i], M, &job, &a)) {
-      jobs.assign(1, job);
+    // Consecutive matmuls of the same x (q, k and v; gate and up) as one pool job: one wake-up
+    // instead of one per matrix, x prepared once per thread, each product its lone GEMV's. One-row
+    // matmuls go to gemv_batch, those of 2..kGemvRowsMax rows (decode rows of several sequences) to
+    // gemv_rows_once. Only while no output overlaps x or another output (the first op's own output
+    // and x are the op's business).
+    Batchable first;
+    if (batchable(ctx.k, p.ops[i], M, &first)) {
+      group.assign(1, first);
+      const int rows = first.rows;
+      const float* x0 = first.x.row<float>(0);
       size_t j = i + 1;
       for (; j < p.ops.size(); j++) {
         int64_t Mj = 1, Rj = 1;
-        GemvJob next;
-        Activations aj;
+        Batchable next;
         std::string ahead;  // a bad param is reported when the loop reaches its op, after the ones before it ran
-        if (!rows_of(p.ops[j], &Mj, &Rj, &ahead) || !one_gemv(p.ops[j], Mj, &next, &aj) || next.x != job.x || aj != a) break;
-        const int64_t K = next.m->d.K;
-        // No output may overlap x (which every job reads) or another output.
-        const bool clash = overlaps(next.y, next.m->d.N, next.x, K) ||
-                           std::any_of(jobs.begin(), jobs.end(), [&](const GemvJob& b) { return overlaps(b.y, b.m->d.N, next.x, K) || overlaps(b.y, b.m->d.N, next.y, next.m->d.N); });
-        if (clash) break;
-        jobs.push_back(next);
-      }
-      if (jobs.size() > 1) {
-        gemv_batch(ctx, jobs.data(), (int)jobs.size(), a);
-        i = j - 1;
-        continue;
-      }
-    }
-    // The same for consecutive matmuls of the same 2..kGemvRowsMax rows of x (decode rows of several
-    // sequences): one pool job, x quantized once per thread rather than once per matrix.
-    RowsJob rj;
-    View x;
-    if (rows_once(ctx.k, p.ops[i], M, &rj, &x, &a)) {
-      std::vector<RowsJob> group(1, rj);
-      size_t j = i + 1;
-      for (; j < p.ops.size(); j++) {
-        int64_t Mj = 1, Rj = 1;
-        RowsJob next;
-        View xj;
-        Activations aj;
-        std::string ahead;
-        if (!rows_of(p.ops[j], &Mj, &Rj, &ahead) || Mj != M || !rows_once(ctx.k, p.ops[j], Mj, &next, &xj, &aj) || xj.base != x.base || xj.stride != x.stride || aj != a)
+        if (!rows_of(p.ops[j], &Mj, &Rj, &ahead) || !batchable(ctx.k, p.ops[j], Mj, &next) || next.rows != rows || next.x.row<float>(0) != x0 ||
+            (rows > 1 && next.x.stride != first.x.stride) || next.a != first.a)
           break;
-        const int64_t K = next.m->d.K, N = next.m->d.N;
-        const float* x0 = x.row<float>(0);
+        const int64_t xn = span(first.x, rows, next.m->d.K), yn = span(next.y, rows, next.m->d.N);
         const float* y0 = next.y.row<float>(0);
-        const bool clash = overlaps(y0, span(next.y, M, N), x0, span(x, M, K)) || std::any_of(group.begin(), group.end(), [&](const RowsJob& b) {
+        const bool clash = overlaps(y0, yn, x0, xn) || std::any_of(group.begin(), group.end(), [&](const Batchable& b) {
                              const float* b0 = b.y.row<float>(0);
-                             const int64_t bn = span(b.y, M, b.m->d.N);
-                             return overlaps(b0, bn, x0, span(x, M, K)) || overlaps(b0, bn, y0, span(next.y, M, N));
+                             const int64_t bn = span(b.y, rows, b.m->d.N);
+                             return overlaps(b0, bn, x0, xn) || overlaps(b0, bn, y0, yn);
                            });
         if (clash) break;
         group.push_back(next);
       }
       if (group.size() > 1) {
-        gemv_rows_once(ctx, group.data(), (int)group.size(), x, (int)M, a);
+        if (rows == 1) {
+          jobs.clear();
+          for (const Batchable& b : group) jobs.push_back({b.m, x0, b.y.row<float>(0)});
+          gemv_batch(ctx, jobs.data(), (int)jobs.size(), first.a);
+        } else {
+          rows_jobs.clear();
+          for (const Batchable& b : group) rows_jobs.push_back({b.m, b.y});
+          gemv_rows_once(ctx, rows_jobs.data(), (int)rows_jobs.size(), first.x, rows, first.a);
+        }
         i = j - 1;
         continue;
       }
