@@ -62,6 +62,8 @@ describe('matmuls of several rows', () => {
             [70, 257],
             [19, 4100],
             [9, 4103],
+            // Far-apart weight rows (three or four per pass, kFloatStreams) with a row left over and a masked tail.
+            [301, 1000],
           ] as const)
             expectRowsAsAlone(ctx, { dtype }, N, K, 100 + K, 'f32', dtype);
         });

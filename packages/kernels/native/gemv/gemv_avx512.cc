@@ -20,6 +20,9 @@
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
+
+
+
 namespace ie {
 namespace {
 using namespace avx512;
@@ -41,52 +44,53 @@ struct LoadBF16 {
   __m512 operator()(const uint8_t* p, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, p)); }
 };
 
-// ---- f32 / f16 / bf16: two accumulators per row, 32 elements per step. NA activation rows at once
-// (the decode rows of several sequences) share each weight load and conversion; every (weight row,
-// activation row) pair runs the lone GEMV's operations in its order, so a row of a batch gets the
-// bits it gets alone.
+// ---- f32 / f16 / bf16: one accumulator per (weight row, activation row), 16 elements a step in
+// column order, masked for the tail. NA activation rows at once (the decode rows of several
+// sequences) share each weight load and conversion in one pass over the weights; every pair runs
+// the lone GEMV's operations in its order, so a row of a batch gets the bits it gets alone. One
+// chain per pair leaves room for 3 x 8 of them in registers: with two chains per pair (the earlier
+// layout) eight activation rows took two passes of four over each weight row, and the second pass
+// cost almost as much as the first (Zen 5, TinyLlama's 5632 x 2048 from DRAM, one core: f32 eight
+// rows 26-30 G row-products/s, four 26, both a quarter of two FMAs a cycle). A lone row's four
+// far-apart chains are far from its bound: one decode row is bound by the bus.
 
 template <int NR, int NA, typename Load>
 inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
   constexpr int es = Load::esize;
   const Load load;
-  __m512 s0[NR][NA], s1[NR][NA];
+  __m512 s[NR][NA];
   IE_UNROLL for (int r = 0; r < NR; r++)
-    IE_UNROLL for (int a = 0; a < NA; a++) s0[r][a] = s1[r][a] = _mm512_setzero_ps();
+    IE_UNROLL for (int a = 0; a < NA; a++) s[r][a] = _mm512_setzero_ps();
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
   const int K = w.K;
+  // step(k, m): the 16 elements at k (m: the tail's mask) of every row into every chain.
+  auto step = [&](int k, auto masked, __mmask16 m) __attribute__((always_inline)) {
+    __m512 wv[NR];
+    IE_UNROLL for (int r = 0; r < NR; r++) {
+      if constexpr (decltype(masked)::value) wv[r] = load(row[r] + k * es, m);
+      else wv[r] = load(row[r] + k * es);
+    }
+    // In registers: GCC otherwise reloads each weight vector for every activation row, or x for
+    // every weight row, folded into the FMAs (two loads per FMA).
+    if constexpr (NA > 1) IE_UNROLL for (int r = 0; r < NR; r++) __asm__("" : "+v"(wv[r]));
+    IE_UNROLL for (int a = 0; a < NA; a++) {
+      __m512 xv = decltype(masked)::value ? _mm512_maskz_loadu_ps(m, x[a] + k) : _mm512_loadu_ps(x[a] + k);
+      if constexpr (NR > 1) __asm__("" : "+v"(xv));
+      IE_UNROLL for (int r = 0; r < NR; r++) s[r][a] = _mm512_fmadd_ps(wv[r], xv, s[r][a]);
+    }
+  };
   int k = 0;
   for (; k + 32 <= K; k += 32) {
-    __m512 x0[NA], x1[NA];
-    IE_UNROLL for (int a = 0; a < NA; a++) x0[a] = _mm512_loadu_ps(x[a] + k), x1[a] = _mm512_loadu_ps(x[a] + k + 16);
     IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 32 * es);
-    IE_UNROLL for (int r = 0; r < NR; r++) {
-      __m512 w0 = load(row[r] + k * es), w1 = load(row[r] + (k + 16) * es);
-      // In registers: GCC otherwise reloads each weight vector for every activation row and folds x
-      // into the FMAs, two loads per FMA (f32, 8 rows from cache: 40 G weights/s per core).
-      if constexpr (NA > 1) {
-        __asm__("" : "+v"(w0), "+v"(w1));
-        IE_UNROLL for (int a = 0; a < NA; a++) __asm__("" : "+v"(x0[a]), "+v"(x1[a]));
-      }
-      IE_UNROLL for (int a = 0; a < NA; a++) {
-        s0[r][a] = _mm512_fmadd_ps(w0, x0[a], s0[r][a]);
-        s1[r][a] = _mm512_fmadd_ps(w1, x1[a], s1[r][a]);
-      }
-    }
+    step(k, std::false_type{}, 0);
+    step(k + 16, std::false_type{}, 0);
   }
-  for (; k < K; k += 16) {
-    const __mmask16 m = tail_mask(K - k);
-    __m512 x0[NA];
-    for (int a = 0; a < NA; a++) x0[a] = _mm512_maskz_loadu_ps(m, x[a] + k);
-    for (int r = 0; r < NR; r++) {
-      const __m512 w0 = load(row[r] + k * es, m);
-      for (int a = 0; a < NA; a++) s0[r][a] = _mm512_fmadd_ps(w0, x0[a], s0[r][a]);
-    }
-  }
+  for (; k + 16 <= K; k += 16) step(k, std::false_type{}, 0);
+  if (k < K) step(k, std::true_type{}, tail_mask(K - k));
   for (int r = 0; r < NR; r++)
     for (int a = 0; a < NA; a++) {
-      const float v = _mm512_reduce_add_ps(_mm512_add_ps(s0[r][a], s1[r][a]));
+      const float v = _mm512_reduce_add_ps(s[r][a]);
       y[a][rs[r]] = acc ? y[a][rs[r]] + v : v;
     }
 }
@@ -96,15 +100,34 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
   row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load>(w, rs, &x, &y, acc); });
 }
 
-// M activation rows (x + m * ldx -> y + m * ldy), kActsPerPass at a time against each pair of weight rows.
+// M activation rows (x + m * ldx -> y + m * ldy) in one pass over the weights: four far-apart
+// weight rows at a time for up to six activation rows, three for seven or eight (NR x NA <= 24
+// chains in registers).
+template <int NA, typename Load>
+void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* ys, int rows, bool acc) {
+  constexpr int S = NA > 6 ? 3 : kFloatStreams;
+  row_streams<S>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
+}
+
 template <typename Load>
 void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   Scratch<const float*, 8> xs((size_t)M);
   Scratch<float*, 8> ys((size_t)M);
   for (int m = 0; m < M; m++) xs.data()[m] = x + m * ldx, ys.data()[m] = y + m * ldy;
-  row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
-    act_passes(M, [&](auto na, int a) { rows_float<decltype(n)::value, decltype(na)::value, Load>(w, rs, xs.data() + a, ys.data() + a, acc); });
-  });
+  for (int a = 0; a < M; a += 8) {
+    const float* const* xa = xs.data() + a;
+    float* const* ya = ys.data() + a;
+    switch (std::min(8, M - a)) {
+      case 1: rows_float_pass<1, Load>(w, xa, ya, rows, acc); break;
+      case 2: rows_float_pass<2, Load>(w, xa, ya, rows, acc); break;
+      case 3: rows_float_pass<3, Load>(w, xa, ya, rows, acc); break;
+      case 4: rows_float_pass<4, Load>(w, xa, ya, rows, acc); break;
+      case 5: rows_float_pass<5, Load>(w, xa, ya, rows, acc); break;
+      case 6: rows_float_pass<6, Load>(w, xa, ya, rows, acc); break;
+      case 7: rows_float_pass<7, Load>(w, xa, ya, rows, acc); break;
+      default: rows_float_pass<8, Load>(w, xa, ya, rows, acc); break;
+    }
+  }
 }
 
 // ---- i8: partial sums, scaled once per group (or per row).
