@@ -48,11 +48,12 @@ struct LoadBF16 {
 // column order, masked for the tail. NA activation rows at once (the decode rows of several
 // sequences) share each weight load and conversion in one pass over the weights; every pair runs
 // the lone GEMV's operations in its order, so a row of a batch gets the bits it gets alone. One
-// chain per pair leaves room for 3 x 8 of them in registers: with two chains per pair (the earlier
-// layout) eight activation rows took two passes of four over each weight row, and the second pass
-// cost almost as much as the first (Zen 5, TinyLlama's 5632 x 2048 from DRAM, one core: f32 eight
-// rows 26-30 G row-products/s, four 26, both a quarter of two FMAs a cycle). A lone row's four
-// far-apart chains are far from its bound: one decode row is bound by the bus.
+// chain per pair leaves room for 3 x 8 of them in registers; with two chains per pair (the earlier
+// layout) eight activation rows took two passes of four over each weight row, the second costing
+// almost what the first did. Zen 5, one core, eight rows of 5632 x 2048, alternated: from DRAM f32
+// 28.5-30.8 -> 39.4-42.6 G row-products/s, bf16 39-44 -> 58-59; from L2 f32 54 -> 78, bf16 56 -> 91
+// (two FMAs a cycle: 110). A lone row's four far-apart chains stay far from their bound: one decode
+// row is bound by the bus.
 
 template <int NR, int NA, typename Load>
 inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
