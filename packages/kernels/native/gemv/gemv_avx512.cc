@@ -20,9 +20,6 @@
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
-
-
-
 namespace ie {
 namespace {
 using namespace avx512;
