@@ -45,9 +45,9 @@ struct LoadBF16 {
 // column order, masked for the tail. NA activation rows at once (the decode rows of several
 // sequences) share each weight load and conversion in one pass over the weights; every pair runs
 // the lone GEMV's operations in its order, so a row of a batch gets the bits it gets alone. One
-// chain per pair leaves room for 3 x 8 of them in registers; with two chains per pair (the earlier
-// layout) eight activation rows took two passes of four over each weight row, the second costing
-// almost what the first did. Zen 5, one core, eight rows of 5632 x 2048, alternated: from DRAM f32
+// chain per pair leaves room for 24 of them in registers (rows_float_pass); with two chains per
+// pair (the earlier layout) eight activation rows took two passes of four over each pair of weight
+// rows, the second costing almost what the first did. Zen 5, one core, eight rows of 5632 x 2048, alternated: from DRAM f32
 // 28.5-30.8 -> 39.4-42.6 G row-products/s, bf16 39-44 -> 58-59; from L2 f32 54 -> 78, bf16 56 -> 91
 // (two FMAs a cycle: 110). A lone row's four far-apart chains stay far from their bound: one decode
 // row is bound by the bus.
@@ -93,11 +93,6 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
     }
 }
 
-template <typename Load>
-void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load>(w, rs, &x, &y, acc); });
-}
-
 // M activation rows (x + m * ldx -> y + m * ldy). Up to six: one pass over four far-apart weight
 // rows at a time (NR x NA <= 24 chains in registers). Seven or eight: six far-apart weight rows at
 // a time, activation rows 0-3 then the rest, the second pass reading the six rows from cache. Each
@@ -116,6 +111,12 @@ void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* 
   } else {
     row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
   }
+}
+
+// A lone activation row: the one-row pass, so that it reads its rows as a batch's rows do.
+template <typename Load>
+void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
+  rows_float_pass<1, Load>(w, &x, &y, rows, acc);
 }
 
 template <typename Load>

@@ -10,8 +10,9 @@
 // (four rows 64 KiB-1 MiB apart: 22-23). So a call pairs row r with row r + rows/2, and a call
 // whose halves lie closer than kRowStreamGap runs its rows one by one. The FP32-activation float
 // GEMVs of AVX-512 are the exception: four far-apart rows with a non-temporal prefetch each
-// (kFloatStreams, below; three for seven or eight activation rows), and so is the AVX-512 MXFP4 / IQ4_NL kernel (compute-bound: four rows
-// share each x load); the integer kernels measured alike or slower with four.
+// (kFloatStreams, below; six for seven or eight activation rows), and so is the AVX-512 MXFP4 /
+// IQ4_NL kernel (compute-bound: four rows share each x load); the integer kernels measured alike
+// or slower with four.
 #pragma once
 #include <algorithm>
 #include <cstddef>

@@ -100,7 +100,7 @@ static bool reads_rows_once(const KernelTable& k, const MatrixDesc& d, Activatio
 // gemv() quantizes it alone, or copied aligned) once for each K it meets, not once per matrix. The
 // rows go out from one counter (RowRanges), in shrinking ranges where every matrix is in 16-row
 // records (their kernel's speed does not depend on a range's length), else in equal ones (the
-// float kernels read rows a quarter or a third of their range apart). Each row's result is its
+// float kernels read rows a quarter or a sixth of their range apart). Each row's result is its
 // lone GEMV's.
 static void gemv_rows_once(Context& ctx, const RowsJob* jobs, int n, const View& x, int M, Activations a) {
   std::vector<GemvJob> ranged((size_t)n);
