@@ -60,25 +60,28 @@ describe.each(ISAS)('block types on %s', (isa) => {
     },
   );
 
-  it('mxfp4 GEMV (FP32 activations) is right over the whole E8M0 range, subnormal scales included', () => {
-    // Scales base..base+3 per matrix (bytes 0..252; 255 is NaN and refused by the importers), x
-    // scaled by a power of two so that every product stays a normal f32.
-    const rows = 5,
-      cols = 5 * 32;
-    for (const base of [0, 1, 2, 30, 100, 127, 200, 249]) {
-      const bytes = new Uint8Array((rows * cols * 17) / 32);
-      let s = base * 7919 + 1;
-      for (let i = 0; i < bytes.length; i++) bytes[i] = s = (s * 1103515245 + 12345) & 0xff;
-      for (let b = 0; b < bytes.length; b += 17) bytes[b] = base + (bytes[b + 1] & 3);
-      const values = decodeBlocks('mxfp4', bytes, rows, cols);
-      const x = seededFloats(cols, base + 3).map((v) => v * 2 ** Math.max(-100, Math.min(100, 127 - base)));
-      const { y: want, mag } = refGemv(values, rows, cols, x);
-      const c = ctx(isa, 1);
-      const y = new Float32Array(rows).fill(Number.NaN);
-      c.gemv(c.matrix({ dtype: 'mxfp4', shape: [rows, cols] }, aligned(bytes)), x, y);
-      expect(worstRelError(y, want, mag), `scales ${base}..${base + 3}`).toBeLessThan(1e-5);
-    }
-  });
+  it.each(['f32', 'int8'] as const)(
+    'mxfp4 GEMV (%s activations) is right over the whole E8M0 range, subnormal scales included',
+    (activations) => {
+      // Scales base..base+3 per matrix (bytes 0..252; 255 is NaN and refused by the importers), x
+      // scaled by a power of two so that every product stays a normal f32.
+      const rows = 5,
+        cols = 5 * 32;
+      for (const base of [0, 1, 2, 30, 100, 127, 200, 249]) {
+        const bytes = new Uint8Array((rows * cols * 17) / 32);
+        let s = base * 7919 + 1;
+        for (let i = 0; i < bytes.length; i++) bytes[i] = s = (s * 1103515245 + 12345) & 0xff;
+        for (let b = 0; b < bytes.length; b += 17) bytes[b] = base + (bytes[b + 1] & 3);
+        const values = decodeBlocks('mxfp4', bytes, rows, cols);
+        const x = seededFloats(cols, base + 3).map((v) => v * 2 ** Math.max(-100, Math.min(100, 127 - base)));
+        const { y: want, mag } = refGemv(values, rows, cols, activations === 'int8' ? quantizedX(x, xBlock('mxfp4')) : x);
+        const c = ctx(isa, 1);
+        const y = new Float32Array(rows).fill(Number.NaN);
+        c.gemv(c.matrix({ dtype: 'mxfp4', shape: [rows, cols] }, aligned(bytes)), x, y, { activations });
+        expect(worstRelError(y, want, mag), `scales ${base}..${base + 3}`).toBeLessThan(1e-5);
+      }
+    },
+  );
 
   it.each(BLOCK_VARIANTS)('%s GEMV with int8 activations equals the blocks times the quantized x', (dtype) => {
     for (const [rows, cols] of shapes(dtype)) {

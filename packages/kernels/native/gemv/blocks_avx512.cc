@@ -16,6 +16,8 @@
 // weights/s per core from L2, 42 from DRAM): four rows save x loads more than they add streams.
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "cpu/kernel_table.h"
 #include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
@@ -44,8 +46,41 @@ inline __m512 block_dot(const uint8_t* b, __m512 levels, __m512 xlo, __m512 xhi,
   return _mm512_fmadd_ps(p, _mm512_set1_ps(block_scale<B>(b)), t);
 }
 
+// (e - 128) << 23 for every E8M0 byte e: the block scale 2^(e - 128) (kE8m0Halves) as an add to
+// the levels' f32 exponents.
+struct E8m0ExponentAdds {
+  int32_t v[256];
+};
+constexpr E8m0ExponentAdds e8m0_exponent_adds() {
+  E8m0ExponentAdds t{};
+  for (int e = 0; e < 256; e++) t.v[e] = (e - 128) * (1 << 23);
+  return t;
+}
+inline constexpr E8m0ExponentAdds kE8m0ExponentAdds = e8m0_exponent_adds();
+
+// An mxfp4 block's scale is a power of two, so it goes into the 16 levels (twice the E2M1 values:
+// 0 and 1..12, biased exponents 127..130) as an integer add to their exponents (the zero levels
+// masked off) wherever every scaled level stays a normal f32 (E8M0 2..252: every real
+// checkpoint's), else as a multiply; both give the exact level x scale. The block's 32 products
+// then go straight into t: two FMAs a block instead of a multiply and two FMAs.
+inline __m512 mxfp4_block_dot(const uint8_t* b, __m512 levels, __mmask16 nonzero, __m512 xlo, __m512 xhi, __m512 t) {
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + Mxfp4Block::kQs)));
+  const unsigned e = b[0];
+  const __m512 lv = __builtin_expect(e - 2u <= 250u, 1)
+                        ? _mm512_castsi512_ps(_mm512_maskz_add_epi32(nonzero, _mm512_castps_si512(levels), _mm512_set1_epi32(kE8m0ExponentAdds.v[e])))
+                        : _mm512_mul_ps(levels, _mm512_set1_ps(kE8m0Halves.v[e]));
+  t = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, lv), xlo, t);
+  return _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lv), xhi, t);
+}
+
+template <class B>
+inline __m512 table_block_dot(const uint8_t* b, __m512 levels, __mmask16 nonzero, __m512 xlo, __m512 xhi, __m512 t) {
+  if constexpr (std::is_same_v<B, Mxfp4Block>) return mxfp4_block_dot(b, levels, nonzero, xlo, xhi, t);
+  else return block_dot<B>(b, levels, xlo, xhi, t);
+}
+
 template <class B, int NR>
-inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m512 levels, float* y, bool acc) {
+inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m512 levels, __mmask16 nonzero, float* y, bool acc) {
   const int nb = w.K / 32;
   const uint8_t* row[NR];
   __m512 t0[NR], t1[NR];
@@ -60,13 +95,13 @@ inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m5
     for (int r = 0; r < NR; r++) {
       const uint8_t* b = row[r] + (ptrdiff_t)i * B::kBytes;
       _mm_prefetch(reinterpret_cast<const char*>(b + kFloatStreamAhead), _MM_HINT_NTA);  // every line: 34 bytes a step
-      t0[r] = block_dot<B>(b, levels, x0, x1, t0[r]);
-      t1[r] = block_dot<B>(b + B::kBytes, levels, x2, x3, t1[r]);
+      t0[r] = table_block_dot<B>(b, levels, nonzero, x0, x1, t0[r]);
+      t1[r] = table_block_dot<B>(b + B::kBytes, levels, nonzero, x2, x3, t1[r]);
     }
   }
   if (i < nb)
     for (int r = 0; r < NR; r++)
-      t0[r] = block_dot<B>(row[r] + (ptrdiff_t)i * B::kBytes, levels, _mm512_loadu_ps(x + 32 * i), _mm512_loadu_ps(x + 32 * i + 16), t0[r]);
+      t0[r] = table_block_dot<B>(row[r] + (ptrdiff_t)i * B::kBytes, levels, nonzero, _mm512_loadu_ps(x + 32 * i), _mm512_loadu_ps(x + 32 * i + 16), t0[r]);
   for (int r = 0; r < NR; r++) {
     const float v = _mm512_reduce_add_ps(_mm512_add_ps(t0[r], t1[r]));
     y[rs[r]] = acc ? y[rs[r]] + v : v;
@@ -76,7 +111,8 @@ inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m5
 template <class B>
 void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const __m512 levels = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B::table()))));
-  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_table4<B, decltype(n)::value>(w, rs, x, levels, y, acc); });
+  const __mmask16 nonzero = _mm512_cmpneq_ps_mask(levels, _mm512_setzero_ps());
+  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_table4<B, decltype(n)::value>(w, rs, x, levels, nonzero, y, acc); });
 }
 
 void gemv_iq4_nl_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Iq4NlBlock>(w, x, y, rows, acc); }
