@@ -27,7 +27,12 @@ void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const floa
 // (int8act_blocks_x86.h) did a block per step with a cross-lane insert and a lane broadcast of the
 // scale each, and ran slower than the FP32-activation kernel: Zen 5, gpt-oss 8 layers, 2 threads,
 // --activations int8 27-28 tok/s against 31-32 with f32. Rows go four far apart (row_streams), each
-// x load serving all four, every line prefetched as the FP32-activation kernel does.
+// x load serving all four, every line prefetched as the FP32-activation kernel does (without the
+// prefetch, two threads read 0.75-0.9x). Against the 256-bit kernel (TinyLlama's shapes from DRAM,
+// `ONLY=mxfp4,mxfp4+int8 GIB=1 pnpm bench:kernels`): one thread 16.5 -> 29.7 GB/s, two 29.8 -> 49.5;
+// gpt-oss 8 layers with --activations int8: 33.6-34.6 tok/s. Still compute-bound (60 G weights/s
+// per core from L2): scaling by exponent adds instead of the two multiplies, or vpermb (VBMI) for
+// the two broadcasts, measured alike or slower.
 struct Mxfp4Q8Pairs {
   const int8_t* xq;
   const int32_t* start;  // per pair: -12 x the sum of x's four bytes in each lane
