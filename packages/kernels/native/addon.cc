@@ -211,7 +211,8 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Mapping",
                        {InstanceMethod<&MappingWrap::Close>("close"), InstanceMethod<&MappingWrap::View>("view"), InstanceAccessor<&MappingWrap::Buffer>("buffer"),
-                        InstanceAccessor<&MappingWrap::Length>("length"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail")});
+                        InstanceAccessor<&MappingWrap::Length>("length"), InstanceAccessor<&MappingWrap::HugePages>("hugePages"), InstanceAccessor<&MappingWrap::HugePagesDetail>("hugePagesDetail"),
+                        InstanceMethod<&MappingWrap::MapFileOver>("mapFileOver")});
   }
   MappingWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingWrap>(info) {
     require_token(info, "Mapping");
@@ -263,6 +264,20 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
       whole_ = Napi::Weak(cur);
     }
     return cur;
+  }
+  // mapFileOver(path, fileOffset, at, length): the file's pages in place of [at, at + length) of
+  // this anonymous memory (ie::map_file_over); loadFile's, before anything reads the memory.
+  Napi::Value MapFileOver(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!mapping_) IE_THROW(env, "KERNELS_CLOSED", "the mapping is closed");
+    if (info.Length() < 4 || !info[0].IsString()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "mapFileOver(path, fileOffset, at, length)");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const int64_t file_offset = int_arg(info, 1, 0, 1ll << 53, "fileOffset");
+    const int64_t at = int_arg(info, 2, 0, (int64_t)mapping_->len, "at");
+    const int64_t length = int_arg(info, 3, 1, (int64_t)mapping_->len, "length");
+    std::string error;
+    if (!ie::map_file_over(*mapping_, path, (uint64_t)file_offset, (uint64_t)at, (uint64_t)length, &error)) IE_THROW(env, "KERNELS_MAP_FAILED", error);
+    return env.Undefined();
   }
   Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), mapping_ ? (double)mapping_->len : 0); }
   Napi::Value HugePages(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), mapping_ && mapping_->huge_pages); }

@@ -50,6 +50,7 @@ export interface NativeMapping {
   view(offset: number, length: number): ArrayBuffer;
   readonly hugePages: boolean;
   readonly hugePagesDetail: string;
+  mapFileOver(path: string, fileOffset: number, at: number, length: number): void;
   close(): void;
 }
 

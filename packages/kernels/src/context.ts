@@ -8,7 +8,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { loadAddon, type NativeContext, type NativeInfo } from './addon.js';
 import { KERNEL_CONSTANTS, type KvDtype, type RopeStyle } from './constants.js';
 import { KernelError, asKernelError, show, wrapNative } from './errors.js';
-import { MappedFile, WeightMatrix } from './handles.js';
+import { MappedFile, WeightMatrix, nativeOf } from './handles.js';
 import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
 import { checkContextOptions, type ContextOptions, type Isa } from './options.js';
 import { Program, encodeOp } from './program.js';
@@ -89,6 +89,50 @@ export interface LoadFileOptions {
   length?: number;
   /** Ask for 2 MiB transparent huge pages (madvise(MADV_HUGEPAGE) before the first touch). Default true. */
   hugePages?: boolean;
+  /**
+   * Ranges of the region (offsets from `offset`) to leave mapped from the file instead of copying:
+   * tables of which each step reads a row or two (an untied token embedding), which a copy would
+   * hold in memory whole. The 2 MiB-aligned interior of each range of at least 2 MiB takes the
+   * file's pages in place (private, as {@link KernelContext.mapFile} maps them); the rest is copied.
+   * The bytes read the same either way. Where the file cannot be mapped there, the range is copied.
+   */
+  mapped?: ReadonlyArray<{ offset: number; length: number }>;
+}
+
+/** The 2 MiB unit of loadFile's copy (a transparent huge page): ranges left mapped are whole units. */
+const HUGE_PAGE = 2 * 1024 * 1024;
+
+/** The whole 2 MiB units inside each range, sorted and merged, where the file offset allows (a page multiple). */
+function mappedUnits(ranges: ReadonlyArray<{ offset: number; length: number }>, len: number, fileOffset: number): Array<[number, number]> {
+  if (!Array.isArray(ranges)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'mapped must be an array of { offset, length }');
+  if (fileOffset % 4096 !== 0) return [];
+  const units: Array<[number, number]> = [];
+  for (const r of ranges) {
+    if (
+      typeof r !== 'object' ||
+      r === null ||
+      !Number.isSafeInteger(r.offset) ||
+      !Number.isSafeInteger(r.length) ||
+      r.offset < 0 ||
+      r.length < 0 ||
+      r.offset + r.length > len
+    )
+      throw new KernelError(
+        'KERNELS_BAD_ARGUMENT',
+        `mapped: each range must be { offset, length } of non-negative integers inside the ${len}-byte region`,
+      );
+    const a = Math.ceil(r.offset / HUGE_PAGE) * HUGE_PAGE;
+    const b = Math.floor((r.offset + r.length) / HUGE_PAGE) * HUGE_PAGE;
+    if (b > a) units.push([a, b]);
+  }
+  units.sort((x, y) => x[0] - y[0]);
+  const merged: Array<[number, number]> = [];
+  for (const u of units) {
+    const last = merged[merged.length - 1];
+    if (last && u[0] <= last[1]) last[1] = Math.max(last[1], u[1]);
+    else merged.push([u[0], u[1]]);
+  }
+  return merged;
 }
 
 export interface AttentionArgs {
@@ -381,14 +425,29 @@ export class KernelContext {
     const len = options.length ?? size - offset;
     if (len < 1 || offset + len > size)
       throw new KernelError('KERNELS_MAP_FAILED', `${path}: range [${offset}, +${len}) is outside the ${size}-byte file`);
+    const units = options.mapped === undefined ? [] : mappedUnits(options.mapped, len, offset);
     const memory = this.allocate(len, { hugePages: options.hugePages });
     try {
       this.numaBind(memory);
+      // The file's pages in place first (before anything touches that memory), then the rest read.
+      const copied: Array<[number, number]> = [];
+      let from = 0;
+      for (const [a, b] of units) {
+        try {
+          nativeOf(memory.native, 'MappedFile').mapFileOver(path, offset + a, a, b - a);
+        } catch {
+          continue; // left to the copy
+        }
+        if (a > from) copied.push([from, a]);
+        from = b;
+        memory.fileBackedBytes += b - a;
+      }
+      if (from < len) copied.push([from, len]);
       const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
         throw new KernelError('KERNELS_MAP_FAILED', `${path}: cannot open (${e.code ?? e.message})`);
       });
       try {
-        await readInto(file, path, memory, offset, len);
+        for (const [a, b] of copied) await readInto(file, path, memory, offset + a, b - a, a);
       } finally {
         await file.close();
       }
@@ -478,7 +537,8 @@ export class KernelContext {
 }
 
 /** Reads [offset, offset + len) of the file into `memory`, in 64 MiB pieces with four in flight. */
-async function readInto(file: FileHandle, path: string, memory: MappedFile, offset: number, len: number): Promise<void> {
+/** Reads [offset, offset + len) of the file into memory at byte `at` of it. */
+async function readInto(file: FileHandle, path: string, memory: MappedFile, offset: number, len: number, at0: number): Promise<void> {
   const piece = 64 * 1024 * 1024;
   let next = 0;
   let failed = false;
@@ -487,7 +547,7 @@ async function readInto(file: FileHandle, path: string, memory: MappedFile, offs
       const at = next;
       const n = Math.min(piece, len - at);
       next += n;
-      const view = memory.view(at, n);
+      const view = memory.view(at0 + at, n);
       for (let done = 0; done < n; ) {
         let got: number;
         try {

@@ -63,6 +63,7 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
     writeFileSync(join(dir, 'empty.bin'), new Uint8Array(0));
     const mappings: MappedFile[] = [ctx.mapFile(file), ctx.mapFile(file, { offset: 64, length: 1000 })];
     const closedMapping = ctx.mapFile(file);
+    const scratchMemory = ctx.allocate(4 * 1024 * 1024);
     closedMapping.close();
     mappings.push(closedMapping);
 
@@ -513,6 +514,23 @@ describe('property: random calls into @ie/kernels give a result or a KernelError
           ),
       ],
       ['mapping.view', () => (pick(mappings) as MappedFile).view(num(), num())],
+      [
+        'raw mapFileOver',
+        () =>
+          (
+            pick([scratchMemory, scratchMemory, closedMapping]) as unknown as { native: { mapFileOver: (...a: unknown[]) => void } }
+          ).native.mapFileOver(
+            pick([file, join(dir, 'empty.bin'), join(dir, 'missing'), value()]),
+            rnd() < 0.5 ? pick([0, 4096, 8192]) : num(),
+            rnd() < 0.5 ? pick([0, 4096, 2 * 1024 * 1024]) : num(),
+            rnd() < 0.5 ? pick([4096, 8192]) : num(),
+          ),
+      ],
+      [
+        'loadFile mapped',
+        () =>
+          ctx.loadFile(file, { mapped: (rnd() < 0.5 ? [{ offset: int(8192), length: num() }] : value()) as never }).then((m) => m.close()),
+      ],
       ['mapping.bytes', () => (pick(mappings) as MappedFile).bytes[int(4)]],
       ['numaBind', () => ctx.numaBind(value() as MappedFile)],
       [

@@ -69,6 +69,8 @@ export class WeightMatrix {
 export class MappedFile {
   /** @internal */
   readonly native: NativeMapping;
+  /** Bytes of this memory that are the file's own pages in place of a copy (`KernelContext.loadFile`'s `mapped` option); 0 otherwise. */
+  fileBackedBytes = 0;
 
   /** @internal */
   constructor(native: NativeMapping) {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,40 @@ describe('files read into memory (loadFile)', () => {
     expect(m.hugePagesDetail).toMatch(/MADV_HUGEPAGE/);
     m.close();
     expect(() => m.bytes).toThrow(expect.objectContaining({ code: 'KERNELS_CLOSED' }));
+  });
+
+  it("leaves the whole 2 MiB units of `mapped` ranges as the file's own pages, the bytes the same", async () => {
+    const c = make();
+    // From offset 4096: one range with whole units inside and ragged ends, one too short for a
+    // unit, one spanning the end; units of overlapping ranges merge.
+    const at = 4096;
+    const len = content.length - at;
+    const MiB = 1024 * 1024;
+    const mapped = [
+      { offset: 3 * MiB + 17, length: 9 * MiB },
+      { offset: 5 * MiB, length: 4 * MiB },
+      { offset: 20 * MiB + 5, length: MiB },
+      { offset: len - 5 * MiB - 3, length: 5 * MiB + 3 },
+    ];
+    const m = await c.loadFile(big, { offset: at, mapped });
+    // Units [4, 12) MiB and [len - 5 MiB rounded up to a unit, the last whole unit).
+    const tail = Math.floor(len / (2 * MiB)) * 2 * MiB - Math.ceil((len - 5 * MiB - 3) / (2 * MiB)) * 2 * MiB;
+    expect(m.fileBackedBytes).toBe(8 * MiB + tail);
+    const v = m.view(0, m.length);
+    expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.length), Buffer.from(content.buffer, at))).toBe(0);
+    // Linux shows the file mapped in the process; a write through a view stays private.
+    if (process.platform === 'linux') expect(readFileSync('/proc/self/maps', 'utf8')).toContain(big);
+    v[4 * MiB + 1] ^= 0xff;
+    expect(readFileSync(big)[at + 4 * MiB + 1]).toBe(content[at + 4 * MiB + 1]);
+    m.close();
+    // A region whose file offset is no page multiple is copied whole.
+    const odd = await c.loadFile(big, { offset: 7, mapped: [{ offset: 0, length: 8 * MiB }] });
+    expect(odd.fileBackedBytes).toBe(0);
+    expect(odd.view(6 * MiB, 1)[0]).toBe(content[7 + 6 * MiB]);
+    odd.close();
+    for (const bad of [[{ offset: -1, length: 1 }], [{ offset: 0, length: len + 1 }], [{ offset: 0.5, length: 1 }], [null], 'all']) {
+      await expect(c.loadFile(big, { offset: at, mapped: bad as never })).rejects.toMatchObject({ code: 'KERNELS_BAD_ARGUMENT' });
+    }
   });
 
   it('gives matrices the same products as a mapping of the same file', async () => {

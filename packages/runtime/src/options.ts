@@ -31,8 +31,9 @@ export interface EngineOptions {
   idleTimeoutMs?: number;
   /**
    * Where the weights live (IE_WEIGHT_MEMORY): `copy` reads the file into memory in 2 MiB huge
-   * pages (llama.cpp's --no-mmap), `mmap` maps it (zero-copy, shared between processes), `auto`
-   * copies when huge pages are on and the copy takes at most 60% of the memory available. Default auto.
+   * pages (llama.cpp's --no-mmap; an untied token embedding, of which a token reads one row, stays
+   * mapped), `mmap` maps it (zero-copy, shared between processes), `auto` copies when huge pages
+   * are on and the copy takes at most 60% of the memory available. Default auto.
    */
   weightMemory?: WeightMemoryMode;
   /** KV cache storage (IE_KV_CACHE). Default f32. */

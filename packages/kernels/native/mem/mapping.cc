@@ -112,10 +112,55 @@ std::shared_ptr<Mapping> allocate_memory(uint64_t length, bool huge_pages, std::
   m->map_len = map_len;
   m->data = reinterpret_cast<uint8_t*>(((uintptr_t)p + kHugePage - 1) & ~(uintptr_t)(kHugePage - 1));
   m->len = (size_t)length;
+  m->anonymous = true;
   // Asked before the first touch, so the pages are huge from their first fault on.
   if (huge_pages) ask_huge_pages(*m, m->data, (size_t)(m->base + map_len - m->data), "this anonymous memory", "");
   else m->huge_pages_detail = "not requested";
   return m;
+}
+
+bool map_file_over(Mapping& m, const std::string& path, uint64_t file_offset, uint64_t at, uint64_t length, std::string* error) {
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  if (!m.anonymous) {
+    *error = "only anonymous memory (allocateMemory) takes a file's pages in place";
+    return false;
+  }
+  if (length == 0 || at % page != 0 || file_offset % page != 0 || (uintptr_t)m.data % page != 0 || at > m.len || length > m.len - at) {
+    *error = "cannot map [" + std::to_string(at) + ", +" + std::to_string(length) + ") of a " + std::to_string(m.len) + "-byte region from file offset " + std::to_string(file_offset) +
+             ": the range must lie inside it and start on a page";
+    return false;
+  }
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = path + ": cannot open (" + std::strerror(errno) + ")";
+    return false;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || file_offset > (uint64_t)st.st_size || length > (uint64_t)st.st_size - file_offset) {
+    *error = path + ": range [" + std::to_string(file_offset) + ", +" + std::to_string(length) + ") is not inside the file";
+    close(fd);
+    return false;
+  }
+  void* p = mmap(nullptr, (size_t)length, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)file_offset);
+  close(fd);
+  if (p == MAP_FAILED) {
+    *error = path + ": mmap failed (" + std::strerror(errno) + ")";
+    return false;
+  }
+  // Writable like map_file's (a write through a JS view copies one page, never reaches the file).
+  if (mprotect(p, (size_t)length, PROT_READ | PROT_WRITE) != 0) {
+    *error = path + ": cannot make the private mapping writable (" + std::strerror(errno) + ")";
+    munmap(p, (size_t)length);
+    return false;
+  }
+  madvise(p, (size_t)length, MADV_RANDOM);
+  void* q = mremap(p, (size_t)length, (size_t)length, MREMAP_MAYMOVE | MREMAP_FIXED, m.data + at);
+  if (q == MAP_FAILED) {
+    *error = path + ": mremap failed (" + std::strerror(errno) + ")";
+    munmap(p, (size_t)length);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace ie

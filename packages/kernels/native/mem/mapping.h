@@ -19,6 +19,7 @@ struct Mapping {
   uint8_t* data = nullptr;   // base + (offset - page-aligned offset)
   size_t len = 0;            // bytes asked for
   bool huge_pages = false;   // madvise(MADV_HUGEPAGE) accepted
+  bool anonymous = false;    // from allocate_memory
   std::string huge_pages_detail;
   ~Mapping();
 };
@@ -32,5 +33,13 @@ std::shared_ptr<Mapping> map_file(const std::string& path, uint64_t offset, uint
 // with huge_pages, madvise(MADV_HUGEPAGE) before anything touches it. Returns null and sets
 // `error` on failure.
 std::shared_ptr<Mapping> allocate_memory(uint64_t length, bool huge_pages, std::string* error);
+
+// Puts [file_offset, file_offset + length) of `path` in place of the bytes [at, at + length) of
+// `m` (anonymous memory from allocate_memory), as map_file maps it: private, writable copy-on-write,
+// MADV_RANDOM. For tables of which each step reads a row or two (a token embedding): a copy would
+// hold all of them in memory, the file's pages only those read. The file is mapped elsewhere first
+// and then moved over the range (mremap), so on failure `m` is left as it was. at and file_offset
+// must be page multiples (m->data is 2 MiB-aligned). False with `error` set on failure.
+bool map_file_over(Mapping& m, const std::string& path, uint64_t file_offset, uint64_t at, uint64_t length, std::string* error);
 
 }  // namespace ie
