@@ -97,7 +97,7 @@ describe('matmuls of several rows with int8 activations', () => {
             [21, 320],
             [9, 4160],
             [13, 4128], // an odd number of 32-groups
-            [70, 8192], // alone, rows r and r + 35 are read side by side (143 KiB apart) at one thread
+            [70, 8192], // alone, rows r and r + 35 are read side by side (143 KiB apart) at one thread; i8 per row: four rows 17 apart
             [5, 8352], // past 8192 columns the AVX-512 q4 kernel's per-call tables leave the stack
           ] as const)
             expectRowsAsAlone(ctx, v, N, K, 300 + K, 'int8', JSON.stringify(v));

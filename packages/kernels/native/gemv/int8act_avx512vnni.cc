@@ -337,7 +337,8 @@ __attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, co
     }
     IE_UNROLL for (int r = 0; r < NR; r++) {
       const uint8_t* p = row[r] + k;
-      stream_prefetch(p, 64);
+      if constexpr (G == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
+      else stream_prefetch(p, 64);
       const __m512i v = _mm512_xor_si512(c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(((__mmask64)1 << (K - k)) - 1, p), flip);
       __m512 sw = _mm512_setzero_ps();
       if constexpr (G > 0) sw = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sb[r] + 2 * c)))));
@@ -377,9 +378,17 @@ void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const flo
     ys.data()[m] = y + m * ldy;
   }
   Scratch<float, 2 * 256> sbuf((size_t)2 * blocks);
-  row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
+  auto run = [&](auto n, const int* rs) {
     act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
-  });
+  };
+  // One scale per row (int8w): four far-apart rows, each line prefetched non-temporally, as the
+  // float GEMVs read theirs; per-group scales (Q8_0) keep pairs, whose scales come from a second
+  // stream per row. Zen 5, TinyLlama's shapes from DRAM, alternated in three rounds (`ONLY=q8_0+int8,
+  // int8w+int8 GIB=1 THREADS=1,2 pnpm bench:kernels`; a fourth spanned a change of the VM's phase):
+  // int8w 34.2-37.7 -> 36.5-39.0 GB/s on one thread, 43.5-45.6 -> 46.4-46.6 on two; Q8_0 read
+  // 0.93-0.94x so in the two rounds that tried it.
+  if (w.group == 0) row_streams<kFloatStreams>(rows, w.q_ld, run);
+  else row_streams(rows, w.q_ld, run);
 }
 
 void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
