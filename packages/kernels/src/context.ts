@@ -536,8 +536,7 @@ export class KernelContext {
   }
 }
 
-/** Reads [offset, offset + len) of the file into `memory`, in 64 MiB pieces with four in flight. */
-/** Reads [offset, offset + len) of the file into memory at byte `at` of it. */
+/** Reads [offset, offset + len) of the file into `memory` from its byte `at0` on, in 64 MiB pieces with four in flight. */
 async function readInto(file: FileHandle, path: string, memory: MappedFile, offset: number, len: number, at0: number): Promise<void> {
   const piece = 64 * 1024 * 1024;
   let next = 0;

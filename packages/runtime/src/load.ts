@@ -40,10 +40,6 @@ export interface MapOptions {
   onConvertProgress?: GgufCacheOptions['onProgress'];
 }
 
-/**
- * Opens `dir` (model.ie.json + model.ie.bin), maps its weights and attaches them to the reader.
- * A GGUF file in place of the directory is converted once into the cache and that entry opened.
- */
 const sizeText = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${Math.round(n / 2 ** 20)} MiB`);
 
 /**
@@ -62,6 +58,10 @@ function rowLookupTables(reader: IebinReader): Array<{ offset: number; length: n
   return reader.tensors.filter((t) => embeddings.has(t.name)).map((t) => ({ offset: t.offset, length: t.bytes }));
 }
 
+/**
+ * Opens `dir` (model.ie.json + model.ie.bin), maps its weights and attaches them to the reader.
+ * A GGUF file in place of the directory is converted once into the cache and that entry opened.
+ */
 export async function openMapped(dir: string, o: MapOptions = {}): Promise<MappedModel> {
   const notices: string[] = [];
   let directory = dir;
