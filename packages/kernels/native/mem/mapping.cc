@@ -154,6 +154,7 @@ bool map_file_over(Mapping& m, const std::string& path, uint64_t file_offset, ui
     return false;
   }
   madvise(p, (size_t)length, MADV_RANDOM);
+#ifdef MREMAP_FIXED
   void* q = mremap(p, (size_t)length, (size_t)length, MREMAP_MAYMOVE | MREMAP_FIXED, m.data + at);
   if (q == MAP_FAILED) {
     *error = path + ": mremap failed (" + std::strerror(errno) + ")";
@@ -161,6 +162,12 @@ bool map_file_over(Mapping& m, const std::string& path, uint64_t file_offset, ui
     return false;
   }
   return true;
+#else
+  // No mremap that moves a mapping over another here (Linux has one): the range stays copied.
+  munmap(p, (size_t)length);
+  *error = "moving a file mapping in place (mremap) is not available on this system";
+  return false;
+#endif
 }
 
 }  // namespace ie
