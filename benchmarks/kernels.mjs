@@ -8,11 +8,12 @@
 //   pnpm bench:kernels                     (from benchmarks/ or the repository root)
 //   THREADS=1,2,4 GIB=4 PASSES=5 ONLY=q4_0,q4_0+int8 pnpm bench:kernels
 //   RESIDENT=1 ONLY=q4_0+int8 THREADS=1 pnpm bench:kernels   (one cache-resident layer: compute rate)
+//   BLOCK_K=0 pnpm bench:kernels           (long rows as stored, not in the runtime's K-panels)
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KernelContext } from '@ie/kernels';
+import { KernelContext, preferredBlockK } from '@ie/kernels';
 import { resolveContextOptions } from '@ie/runtime';
 import { HUGE_PAGES, benchBytes, randomBuffer } from './lib.mjs';
 
@@ -27,6 +28,9 @@ const RESIDENT = process.env.RESIDENT === '1';
 // sequences in one step, as `ie serve --parallel` runs them) and report GFLOP/s and the speed-up
 // over ROWS single-row GEMVs.
 const ROWS = Number(process.env.ROWS ?? 1);
+// K-panels as the runtime makes them at load (EngineOptions.blockK): auto (its default), 0 (rows as
+// stored) or a panel width.
+const BLOCK_K = process.env.BLOCK_K ?? 'auto';
 const here = dirname(fileURLToPath(import.meta.url));
 
 // The matrices one TinyLlama-1.1B layer streams per token (q, k, v, o, gate, up, down), and the classifier.
@@ -124,6 +128,10 @@ function makeMatrix(ctx, p, rows, cols) {
   }
   const matrix = ctx.matrix(l.spec, b);
   if (p.rows16) matrix.interleaveRows16();
+  else {
+    const B = BLOCK_K === 'auto' ? preferredBlockK(l.spec) : cols > Number(BLOCK_K) ? Number(BLOCK_K) : 0;
+    if (B > 0 && !p.block) matrix.reorderBlockedK(B);
+  }
   const release = () => {
     matrix.dispose();
     memory.free();
@@ -217,6 +225,7 @@ for (const p of PRECISIONS) {
       threads,
       isa: info.isa,
       int8Kernels: p.activations === 'int8' ? info.int8Activations : undefined,
+      blockK: BLOCK_K,
       workingSetGiB: +(total / 2 ** 30).toFixed(2),
       readBandwidthGBs: +probeGBs.toFixed(2),
       probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,

@@ -28,6 +28,7 @@ describe('ie basics', () => {
     [['convert', '--llama2c', 'a.bin', '--out-dir', 'c'], 2, '--tokenizer'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--dtype', 'f64'], 2, '--dtype must be one of f32, f16, bf16'],
     [['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--block-k', '100'], 2, 'multiple of 64'],
+    [['generate', '/nonexistent', 'hi', '--block-k', 'wide'], 2, '--block-k must be auto, 0 or a multiple of 64, got "wide"'],
     [
       ['convert', '--gguf', 'a.gguf', '--out-dir', 'c', '--q4-map', 'quant/q4_manifest.json', '--dtype', 'f16'],
       2,

@@ -316,7 +316,8 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Matrix", {InstanceAccessor<&MatrixWrap::Rows>("rows"), InstanceAccessor<&MatrixWrap::Cols>("cols"), InstanceMethod<&MatrixWrap::Dispose>("dispose"),
-                                       InstanceMethod<&MatrixWrap::InterleaveRows16>("interleaveRows16")});
+                                       InstanceMethod<&MatrixWrap::InterleaveRows16>("interleaveRows16"),
+                                       InstanceMethod<&MatrixWrap::ReorderBlockedK>("reorderBlockedK")});
   }
   MatrixWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MatrixWrap>(info) {
     require_token(info, "Matrix");
@@ -366,6 +367,17 @@ class MatrixWrap : public Napi::ObjectWrap<MatrixWrap> {
     if (inflight > 0) IE_THROW(env, "KERNELS_BUSY", "the matrix is in use by an async operation; interleave it before running anything over it");
     std::string error;
     if (!ie::interleave_rows16(plan, const_cast<uint8_t*>(p.data), &error)) IE_THROW(env, "KERNELS_BAD_MATRIX", "cannot interleave the matrix: " + error);
+    return env.Undefined();
+  }
+  Napi::Value ReorderBlockedK(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const ie::MatrixPlan& p = bound(env);
+    if (inflight > 0) IE_THROW(env, "KERNELS_BUSY", "the matrix is in use by an async operation; reorder it before running anything over it");
+    if (info.Length() < 1 || !info[0].IsNumber()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "reorderBlockedK takes the panel width in columns");
+    const double b = info[0].As<Napi::Number>().DoubleValue();
+    if (!(b >= 1 && b <= (double)(1 << 30)) || b != (double)(int64_t)b) IE_THROW(env, "KERNELS_BAD_ARGUMENT", "the panel width must be an integer in 1..2^30");
+    std::string error;
+    if (!ie::reorder_blocked_k(plan, const_cast<uint8_t*>(p.data), (int64_t)b, &error)) IE_THROW(env, "KERNELS_BAD_MATRIX", "cannot reorder the matrix into K-panels: " + error);
     return env.Undefined();
   }
   Napi::Value Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)plan.d.N); }

@@ -42,6 +42,7 @@ export interface NativeMatrix {
   readonly cols: number;
   dispose(): void;
   interleaveRows16(): void;
+  reorderBlockedK(blockK: number): void;
 }
 
 export interface NativeMapping {

@@ -22,6 +22,9 @@ export class WeightMatrix {
   private interleaved = false;
 
   /** @internal */
+  private panels: number;
+
+  /** @internal */
   constructor(
     native: NativeMatrix,
     readonly spec: MatrixSpec,
@@ -29,6 +32,12 @@ export class WeightMatrix {
     readonly cols: number,
   ) {
     this.native = native;
+    this.panels = spec.layout?.block_k ?? 0;
+  }
+
+  /** The width of the K-panels the bytes are in now (the spec's `block_k`, or {@link reorderBlockedK}'s); 0 when rows are whole. */
+  get blockK(): number {
+    return this.panels;
   }
 
   /** How the kernels read the bytes now: as the spec says (`row_major`), or in 16-row records after {@link interleaveRows16}. */
@@ -48,6 +57,20 @@ export class WeightMatrix {
   interleaveRows16(): void {
     wrapNative(() => nativeOf(this.native, 'WeightMatrix').interleaveRows16());
     this.interleaved = true;
+  }
+
+  /**
+   * Reorders the matrix's bytes in place into K-panels of `blockK` columns: the layout of an IEBIN
+   * tensor with `block_k` = blockK (docs/iebin.md, *Blocked-K*). Each panel streams with its slice
+   * of x resident in L1, where a long row's x is not (`preferredBlockK` gives the width that pays).
+   * For a row-major f32/f16/bf16/i8/q4 matrix, not K-blocked, blockK a positive multiple of 64 and of
+   * the group size (`blockedKUnfit` says why not, else KERNELS_BAD_MATRIX). Results change only in
+   * the order of the float additions. The bytes are rewritten: nothing else may read them as the
+   * spec's rows afterwards (a matrix over a mapping writes its private pages, never the file).
+   */
+  reorderBlockedK(blockK: number): void {
+    wrapNative(() => nativeOf(this.native, 'WeightMatrix').reorderBlockedK(blockK));
+    this.panels = blockK;
   }
 
   /**

@@ -25,7 +25,7 @@ export {
   type NumaPolicy,
   type Isa,
 } from './options.js';
-export { matrixByteSize, rows16Unfit, type MatrixSpec } from './matrix-spec.js';
+export { matrixByteSize, rows16Unfit, blockedKUnfit, preferredBlockK, PANEL_COLUMNS, type MatrixSpec } from './matrix-spec.js';
 export { alignedBytes } from './aligned-bytes.js';
 export { Program } from './program.js';
 export { kvCacheRow, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows, type Place } from './program-types.js';

@@ -159,3 +159,44 @@ export function rows16Unfit(spec: MatrixSpec): string | undefined {
     return 'the matrix must be row-major and not K-blocked';
   return undefined;
 }
+
+/**
+ * Why a matrix of this spec cannot be reordered into K-panels (WeightMatrix.reorderBlockedK), or
+ * undefined when it can: a row-major f32/f16/bf16/i8/q4 matrix, not K-blocked, and `blockK` a
+ * positive multiple of 64 and of the group size.
+ */
+export function blockedKUnfit(spec: MatrixSpec, blockK: number): string | undefined {
+  if (spec.dtype !== 'f32' && spec.dtype !== 'f16' && spec.dtype !== 'bf16' && spec.dtype !== 'i8' && spec.dtype !== 'q4')
+    return `${spec.dtype} matrices are stored as whole blocks, never K-blocked`;
+  if ((spec.layout?.order ?? 'row_major') !== 'row_major') return 'the matrix is pretransposed';
+  if ((spec.layout?.block_k ?? 0) !== 0) return 'the matrix is K-blocked already';
+  if (!Number.isSafeInteger(blockK) || blockK <= 0 || blockK % 64 !== 0)
+    return `the panel width must be a positive multiple of 64, got ${blockK}`;
+  const q = spec.quant;
+  if (q && q.granularity === 'per_group' && blockK % q.group_size !== 0)
+    return `the panel width must be a multiple of the group size ${q.group_size}`;
+  return undefined;
+}
+
+/** The widest K-panel the GEMVs read at full speed: its FP32 activations (8 KiB) stay in L1 while the panel streams. */
+export const PANEL_COLUMNS = 2048;
+
+/**
+ * The panel width that matrix's GEMVs run fastest in, or 0 where rows are short enough to stream
+ * as they are (K <= PANEL_COLUMNS), where panels do not pay, or where the matrix cannot be K-blocked.
+ * Longer rows are cut into the fewest panels of at most about PANEL_COLUMNS columns, of near-equal
+ * widths (a multiple of 64 and of the group size). Zen 5, 2048 x 5632 from DRAM, rows as stored
+ * against these panels, one core: int8w 17 -> 27 GB/s, bf16 21 -> 26, Q8_0 with int8 activations
+ * 16 -> 22; two cores: int8w 28 -> 33, Q8_0 28 -> 31 (docs/performance.md, *K-panels*). q4 keeps its
+ * rows: with FP32 activations its GEMV is compute-bound, and with int8 activations two cores read
+ * panels a quarter slower than rows (its int8 mode takes 16-row records on AVX-512 VNNI anyway).
+ */
+export function preferredBlockK(spec: MatrixSpec): number {
+  const K = spec.shape[1];
+  if (K <= PANEL_COLUMNS || spec.dtype === 'q4') return 0;
+  const q = spec.quant;
+  const unit = q && q.granularity === 'per_group' ? Math.max(64, q.group_size) : 64;
+  const panels = Math.ceil(K / PANEL_COLUMNS);
+  const B = Math.ceil(Math.ceil(K / panels) / unit) * unit;
+  return B < K && blockedKUnfit(spec, B) === undefined ? B : 0;
+}

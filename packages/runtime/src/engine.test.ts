@@ -83,6 +83,26 @@ describe('FP32 logits against a float64 reference forward pass', () => {
     expect(worst(await e2.evaluate(prompt), want)).toBeLessThan(1e-4);
   });
 
+  it('K-panels made at load (blockK) give the reference logits; auto cuts only rows longer than 2048 columns', async () => {
+    // ffn 2100: the down projection's rows are long enough for auto; dim 128 for forced 64-column panels.
+    const config: ModelConfig = { ...base, dim: 128, head_dim: 32, ffn_dim: 2100 };
+    const dir = await iebin(config, 6);
+    const ref = await ReferenceModel.load(dir);
+    const want = prompt.map((t, p) => ref.forward(t, p));
+    const cases: Array<[Parameters<typeof Engine.load>[1], number]> = [
+      [{}, config.n_layers],
+      [{ blockK: 0 }, 0],
+      [{ blockK: 64, threads: 2 }, 7 * config.n_layers + 1],
+      [{ blockK: 'auto', precision: 'bf16', maxBatch: 5 }, config.n_layers],
+    ];
+    for (const [options, panels] of cases) {
+      await using e = await Engine.load(dir, options);
+      expect(e.info().blockedKMatrices, JSON.stringify(options)).toBe(panels);
+      expect(worst(await e.evaluate(prompt), want), JSON.stringify(options)).toBeLessThan(options?.precision ? 2e-2 : 1e-4);
+    }
+    await expect(Engine.load(dir, { blockK: 100 })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION' });
+  });
+
   it('prefill in chunks gives the logits the one-token steps give', async () => {
     const dir = await iebin({ ...base, n_kv_heads: 2 }, 4);
     const ref = await ReferenceModel.load(dir);

@@ -24,7 +24,7 @@ import {
 import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sequence, type SequenceOptions } from './sequence.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
-import { bindWeights, interleaveQ4, type ModelWeights } from './weights.js';
+import { bindWeights, interleaveQ4, type ModelWeights, reorderLongRows } from './weights.js';
 
 export interface ModelOptions extends EngineOptions {
   /** KV slots: sequences that may hold a cache at once (each `contextLength` positions). Default 1. */
@@ -41,6 +41,8 @@ export interface EngineInfo extends ContextInfo {
   activations: MatmulActivations;
   /** How many symmetric q4 matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
   q4Rows16Matrices: number;
+  /** How many matrices were reordered into K-panels at load (EngineOptions.blockK); 0: all as stored. */
+  blockedKMatrices: number;
   contextLength: number;
   kvCache: string;
   weightBytesPerToken: number;
@@ -59,6 +61,7 @@ interface ModelSettings {
   expertActivations: MatmulActivations;
   sequences: number;
   q4Rows16: number;
+  blockedK: number;
 }
 
 /**
@@ -158,6 +161,7 @@ export class Model {
           ? 'rows16'
           : 'rows';
       const q4Rows16 = q4Layout === 'rows16' ? interleaveQ4(weights, c) : 0;
+      const blockedK = reorderLongRows(weights, c, opts.blockK);
       const settings: ModelSettings = {
         contextLength,
         kvCache: opts.kvCache,
@@ -166,6 +170,7 @@ export class Model {
         expertActivations: opts.activations === 'int8' ? 'int8' : 'f32',
         sequences,
         q4Rows16,
+        blockedK,
       };
       fd = openSync(reader.binPath as string, 'r');
       return new Model(path, mapped, weights, tokenizer, settings, notices, fd);
@@ -217,6 +222,7 @@ export class Model {
       filePrecision: this.weights.filePrecision,
       activations: this.opts.activations,
       q4Rows16Matrices: this.opts.q4Rows16,
+      blockedKMatrices: this.opts.blockedK,
       contextLength: this.opts.contextLength,
       kvCache: this.opts.kvCache,
       weightBytesPerToken: this.weights.bytesPerToken,

@@ -32,6 +32,18 @@ describe('the kernel context options: the environment read once, here', () => {
     );
   });
 
+  it('takes K-panels (blockK) as auto, 0 or a multiple of 64, from IE_BLOCK_K when the option is absent', () => {
+    expect(resolveEngineOptions({}, {}).blockK).toBe('auto');
+    expect(resolveEngineOptions({}, { IE_BLOCK_K: '0' }).blockK).toBe(0);
+    expect(resolveEngineOptions({}, { IE_BLOCK_K: '1024' }).blockK).toBe(1024);
+    expect(resolveEngineOptions({ blockK: 'auto' }, { IE_BLOCK_K: '0' }).blockK).toBe('auto');
+    expect(resolveEngineOptions({ blockK: 128 }, {}).blockK).toBe(128);
+    expect(() => resolveEngineOptions({}, { IE_BLOCK_K: 'wide' })).toThrow(/^IE_BLOCK_K: must be auto, 0/);
+    expect(() => resolveEngineOptions({}, { IE_BLOCK_K: '100' })).toThrow(/^IE_BLOCK_K: .* got "100"/);
+    expect(() => resolveEngineOptions({ blockK: -64 }, {})).toThrow(/^blockK: .* got -64/);
+    expect(() => resolveEngineOptions({ blockK: 64.5 }, {})).toThrow(/^blockK:/);
+  });
+
   it('what it resolves, the kernels take as given', () => {
     const c = KernelContext.create(resolveContextOptions({}, { IE_THREADS: '2', IE_ISA: 'scalar' }));
     try {

@@ -56,6 +56,16 @@ export interface EngineOptions {
    * ISA, the records run the scalar reference (slow; for tests).
    */
   q4Layout?: Q4LayoutMode;
+  /**
+   * K-panels made at load (IE_BLOCK_K): `auto` (the default) reorders every projection and
+   * classifier whose rows are longer than 2048 columns into panels of at most about 2048 (the
+   * kernels' preferredBlockK), where a long row's activations would otherwise fall out of L1
+   * while the weights stream (docs/architecture.md, *K-panels*); a number B (a multiple of 64)
+   * cuts every such matrix into panels of B columns; 0 keeps the file's layout. Matrices the file
+   * stores K-blocked, pretransposed or as ggml blocks, 16-row q4 records and the token embedding
+   * stay as they are. Reordering writes a mapped model's private pages (never the file).
+   */
+  blockK?: BlockKMode;
   /** Largest prefill chunk, in tokens (IE_MAX_BATCH): the GEMM's token count. Default 256. */
   maxBatch?: number;
   /**
@@ -74,6 +84,7 @@ export interface EngineOptions {
 
 export type ActivationsMode = 'auto' | 'f32' | 'int8';
 export type Q4LayoutMode = 'auto' | 'rows' | 'rows16';
+export type BlockKMode = 'auto' | number;
 
 export interface ResolvedEngineOptions {
   precision: Precision | undefined;
@@ -85,6 +96,7 @@ export interface ResolvedEngineOptions {
   kvCache: KvCacheType;
   activations: ActivationsMode;
   q4Layout: Q4LayoutMode;
+  blockK: BlockKMode;
   maxBatch: number;
   requireModel: boolean;
   idleTimeoutMs: number;
@@ -127,6 +139,19 @@ function int(name: string, envName: string, v: number | undefined, env: NodeJS.P
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < lo || raw > hi)
     throw new InvalidOptionError(v !== undefined ? name : envName, `must be an integer in ${lo}..${hi}, got ${String(raw)}`);
   return raw;
+}
+
+function blockK(v: BlockKMode | undefined, env: NodeJS.ProcessEnv): BlockKMode {
+  const fromEnv = v === undefined;
+  const raw: unknown = v ?? (env.IE_BLOCK_K || 'auto');
+  if (raw === 'auto') return 'auto';
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 1 << 30 || n % 64 !== 0)
+    throw new InvalidOptionError(
+      fromEnv ? 'IE_BLOCK_K' : 'blockK',
+      `must be auto, 0 (the file's layout) or a multiple of 64 (the panel width in columns), got ${JSON.stringify(raw)}`,
+    );
+  return n;
 }
 
 function bool(name: string, envName: string, v: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
@@ -172,6 +197,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
     q4Layout: oneOf('q4Layout', 'IE_Q4_LAYOUT', o.q4Layout, env, ['auto', 'rows', 'rows16'] as const) ?? 'auto',
+    blockK: blockK(o.blockK, env),
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1',
     idleTimeoutMs: int('idleTimeoutMs', 'IE_IDLE_TIMEOUT_MS', o.idleTimeoutMs, env, 1, 2 ** 31 - 1) ?? 30_000,

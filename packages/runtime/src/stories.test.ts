@@ -130,6 +130,14 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     console.log(`[stories260K precision report] ${JSON.stringify(report)}`);
   });
 
+  it("K-panels made at load (blockK 64: the down projections' 172-column rows in three panels) tell run.c's story token for token at fp32", async () => {
+    const { inputs } = oracle();
+    await using e = await Engine.load(dirs.gguf, { precision: 'fp32', blockK: 64 });
+    expect(e.info().blockedKMatrices).toBe(5);
+    const r = await e.complete(inputs.slice(0, 5), { temperature: 0, maxTokens: 256 - 5 + 1 });
+    expect([...inputs.slice(0, 5), ...r.tokens].slice(0, 256)).toEqual(inputs);
+  });
+
   it("q4 in 16-row records: auto takes them where the CPU has their kernels, and they give the rows layout's logits within rounding", async () => {
     await using rows = await Engine.load(dirs.llama2c, { precision: 'int4w', activations: 'int8', q4Layout: 'rows' });
     await using rows16 = await Engine.load(dirs.llama2c, { precision: 'int4w', activations: 'int8', q4Layout: 'rows16' });

@@ -19,9 +19,20 @@ import {
   type TensorEntry,
   type TensorRole,
 } from '@ie/format';
-import { type KernelContext, type MappedFile, type MatrixSpec, type WeightMatrix, alignedBytes, rows16Unfit } from '@ie/kernels';
+import {
+  type KernelContext,
+  type MappedFile,
+  type MatrixSpec,
+  type WeightMatrix,
+  alignedBytes,
+  blockedKUnfit,
+  matrixByteSize,
+  preferredBlockK,
+  rows16Unfit,
+} from '@ie/kernels';
 import { quantizeMatrix } from '@ie/quant';
 import { IeRuntimeError } from './errors.js';
+import type { BlockKMode } from './options.js';
 import { DTYPE_KIND, KIND_RANK, PRECISION_DTYPE, filePrecision, type Precision, type PrecisionMix, type WeightKind } from './precision.js';
 
 export interface ModelWeights {
@@ -192,6 +203,34 @@ export function interleaveQ4(weights: ModelWeights, config: ModelConfig): number
     if ((roles.get(name) === 'embedding' && !config.tied_classifier) || m.layout === 'rows16' || rows16Unfit(m.spec) !== undefined)
       continue;
     m.interleaveRows16();
+    count++;
+  }
+  return count;
+}
+
+/**
+ * The largest matrix reordered into K-panels at load: the reorder copies the matrix once, and a
+ * load should not need much more memory than the weights (gpt-oss's 1.16 GB classifier stays in
+ * rows).
+ */
+export const REORDER_COPY_LIMIT = 256 * 2 ** 20;
+
+/**
+ * Reorders the projections and the classifier the matmuls read into K-panels in place
+ * (WeightMatrix.reorderBlockedK; EngineOptions.blockK says how wide), and returns how many. The
+ * token embedding stays in rows: it is a table read one row per token. Matrices already K-blocked,
+ * pretransposed, in 16-row records, of a block type or larger than REORDER_COPY_LIMIT stay as they are.
+ */
+export function reorderLongRows(weights: ModelWeights, config: ModelConfig, mode: BlockKMode): number {
+  if (mode === 0) return 0;
+  const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
+  let count = 0;
+  for (const [name, m] of weights.matrices) {
+    const role = roles.get(name);
+    if ((role !== 'projection' && role !== 'classifier') || m.layout === 'rows16' || matrixByteSize(m.spec) > REORDER_COPY_LIMIT) continue;
+    const B = mode === 'auto' ? preferredBlockK(m.spec) : m.cols > mode ? mode : 0;
+    if (B === 0 || blockedKUnfit(m.spec, B) !== undefined) continue;
+    m.reorderBlockedK(B);
     count++;
   }
   return count;

@@ -2,6 +2,7 @@
 import type { Isa } from '@ie/kernels';
 import { PRECISIONS, WEIGHT_MEMORY_MODES, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
 import { threadsFlag, type Flags, type Values } from '../flags.js';
+import { CliError } from '../errors.js';
 import { Progress } from '../progress.js';
 
 const ISAS = ['scalar', 'avx2', 'avxvnni', 'avx512'] as const satisfies readonly Isa[];
@@ -111,6 +112,15 @@ export const ENGINE_FLAGS = {
     engineEnv: 'IE_Q4_LAYOUT',
     section: SECTION,
   },
+  'block-k': {
+    type: 'string',
+    arg: 'B',
+    description:
+      "reorder matrices with rows longer than 2048 columns into K-panels at load, so each panel's activations stay in L1: auto, a panel width (a multiple of 64), or 0 for the file's layout",
+    defaultText: 'auto: panels of at most about 2048 columns',
+    engineEnv: 'IE_BLOCK_K',
+    section: SECTION,
+  },
   'require-model': {
     type: 'boolean',
     description: "strict mode, the seed's interface: a missing model is an error (ie never stubs one)",
@@ -129,8 +139,17 @@ export function describeEngine(info: EngineInfo): string {
       : info.activations === 'int8' && info.int8Gemm !== 'none'
         ? `${info.gemm} (q4: int8 ${info.int8Gemm})`
         : info.gemm;
+  const panels = info.blockedKMatrices > 0 ? `, K-panels for ${info.blockedKMatrices} matrices` : '';
   const memory = info.weightMemory.mode === 'copy' ? `weights in memory${info.hugePages ? ' (huge pages)' : ''}` : 'weights mapped';
-  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}, ${memory}`;
+  return `${describeMix(info.precisionMix)} on ${info.threads} thread(s), ${info.isa}, ${acts}, prefill GEMM ${gemm}${panels}, ${memory}`;
+}
+
+function blockKFlag(v: string | undefined): EngineOptions['blockK'] {
+  if (v === undefined || v === 'auto') return v;
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n % 64 === 0 && n <= 2 ** 30))
+    throw new CliError('CLI_USAGE', `--block-k must be auto, 0 or a multiple of 64, got ${JSON.stringify(v)}`);
+  return n;
 }
 
 export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOptions {
@@ -153,6 +172,7 @@ export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOp
     maxBatch: v['max-batch'],
     activations: v.activations,
     q4Layout: v['q4-layout'],
+    blockK: blockKFlag(v['block-k']),
     requireModel: v['require-model'] === true ? true : undefined,
   };
 }

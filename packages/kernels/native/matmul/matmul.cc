@@ -244,6 +244,69 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   return true;
 }
 
+std::string blocked_k_unfit(const MatrixDesc& d, int64_t B) {
+  if (is_block_type(d.type)) return "block types are stored as whole blocks, never K-blocked";
+  if (d.pretransposed) return "the matrix is pretransposed";
+  if (d.rows16) return "the matrix is in 16-row records";
+  if (d.block_k != 0) return "the matrix is K-blocked already";
+  if (B <= 0 || B % 64 != 0) return "the panel width must be a positive multiple of 64";
+  if (d.group > 0 && B % d.group != 0) return "the panel width must be a multiple of the group size";
+  return "";
+}
+
+// N rows of `row` bytes (at `rows`) into panels `panel` bytes wide at `out`: panel after panel,
+// each holding every row's bytes of its columns in row order.
+static void block_plane(uint8_t* out, const uint8_t* rows, int64_t N, int64_t row, int64_t panel) {
+  for (int64_t c0 = 0; c0 < row; c0 += panel) {
+    const int64_t w = std::min(panel, row - c0);
+    for (int64_t r = 0; r < N; r++, out += w) std::memcpy(out, rows + r * row + c0, (size_t)w);
+  }
+}
+
+bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* error) {
+  *error = blocked_k_unfit(m.d, B);
+  if (!error->empty()) return false;
+  MatrixDesc d = m.d;
+  d.block_k = B;
+  MatrixPlan p;
+  if (!plan_matrix(d, &p, error)) return false;
+  // The planes whose units follow K: bytes per row, and per panel row.
+  struct Plane {
+    uint64_t offset;
+    int64_t row, panel;
+  };
+  std::vector<Plane> planes;
+  if (d.type == WeightType::I8 || d.type == WeightType::Q4) {
+    const QuantPlanes qp = quant_planes(d);
+    if (qp.per_row) {
+      planes.push_back({0, d.K, B});  // one scale per row: the scales stay
+    } else {
+      const int64_t G = (int64_t)qp.group, ng = (int64_t)qp.groups_per_row, gbytes = d.type == WeightType::Q4 ? G / 2 : G, sb = scale_bytes(d.stype);
+      planes.push_back({0, ng * gbytes, B / G * gbytes});
+      planes.push_back({qp.scales_offset, ng * sb, B / G * sb});
+      if (d.affine) planes.push_back({qp.zeros_offset, ng, B / G});
+    }
+  } else {
+    const int64_t es = weight_elem_bytes(d.type);
+    planes.push_back({0, d.K * es, B * es});
+  }
+  std::vector<uint8_t> copy;
+  try {
+    copy.resize((size_t)(d.N * planes[0].row));  // the codes' plane is the largest
+  } catch (const std::bad_alloc&) {
+    *error = "out of memory for a copy of the matrix's codes";
+    return false;
+  }
+  for (const Plane& pl : planes) {
+    const size_t bytes = (size_t)(d.N * pl.row);
+    std::memcpy(copy.data(), data + pl.offset, bytes);
+    block_plane(data + pl.offset, copy.data(), d.N, pl.row, pl.panel);
+  }
+  p.bind(data);
+  m = std::move(p);
+  return true;
+}
+
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
   RowKernels r;
   if (d.rows16) {

@@ -62,6 +62,17 @@ std::string rows16_unfit(const MatrixDesc& d);
 // with `error` set, bytes untouched, when rows16_unfit says so or the memory for the copy is missing.
 bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error);
 
+// Why a matrix cannot be reordered into K-panels of B columns ("" when it can): a row-major f32 /
+// f16 / bf16 / i8 / q4 matrix (not a block type, not pretransposed, not K-blocked, not in 16-row
+// records) and B a positive multiple of 64 and of the group size.
+std::string blocked_k_unfit(const MatrixDesc& d, int64_t B);
+// Reorders `m`'s row-major bytes (bound at `data`, which the caller owns and nothing else reads as
+// row-major afterwards) in place into K-panels of B columns, the layout of an IEBIN tensor with
+// block_k = B (docs/iebin.md, *Blocked-K*), then plans and binds `m` so. A long row's x stays in L1
+// while a panel streams. False with `error` set, bytes untouched, when blocked_k_unfit says so or
+// the memory for a copy of a plane is missing.
+bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* error);
+
 // The dispatch table's kernels for a matrix's type and layout (null where there is none).
 struct RowKernels {
   GemvFn gemv = nullptr;
