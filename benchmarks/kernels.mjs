@@ -129,7 +129,8 @@ function makeMatrix(ctx, p, rows, cols) {
   const matrix = ctx.matrix(l.spec, b);
   if (p.rows16) matrix.interleaveRows16();
   else {
-    const B = BLOCK_K === 'auto' ? preferredBlockK(l.spec) : cols > Number(BLOCK_K) ? Number(BLOCK_K) : 0;
+    const int8Kernels = p.activations === 'int8' ? ctx.info().int8Activations : undefined;
+    const B = BLOCK_K === 'auto' ? preferredBlockK(l.spec, int8Kernels) : cols > Number(BLOCK_K) ? Number(BLOCK_K) : 0;
     if (B > 0 && !p.block) matrix.reorderBlockedK(B);
   }
   const release = () => {

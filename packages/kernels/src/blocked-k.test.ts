@@ -174,6 +174,10 @@ describe('K-panels made at load', () => {
     expect(preferredBlockK(quant('i8', 2880, 128))).toBe(1536);
     expect(preferredBlockK(quant('i8', 14336, 32))).toBe(2048);
     expect(preferredBlockK(quant('q4', 14336, 32))).toBe(0);
+    // int8 activations: panels with the AVX-512 VNNI kernels only.
+    expect(preferredBlockK(quant('i8', 5632, 32), 'avx512vnni')).toBe(1920);
+    expect(preferredBlockK(quant('i8', 5632, 32), 'avx2')).toBe(0);
+    expect(preferredBlockK(f32(5632), 'avx2')).toBe(1920);
     expect(preferredBlockK({ dtype: 'mxfp4', shape: [8, 5632] })).toBe(0);
     for (const K of [2049, 2880, 3000, 5632, 8192, 11008, 14336]) {
       const B = preferredBlockK(f32(K));

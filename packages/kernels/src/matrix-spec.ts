@@ -190,10 +190,14 @@ export const PANEL_COLUMNS = 2048;
  * 16 -> 22; two cores: int8w 28 -> 33, Q8_0 28 -> 31 (docs/performance.md, *K-panels*). q4 keeps its
  * rows: with FP32 activations its GEMV is compute-bound, and with int8 activations two cores read
  * panels a quarter slower than rows (its int8 mode takes 16-row records on AVX-512 VNNI anyway).
+ * `int8Kernels` names the int8-activation kernels an i8 matrix will run (KernelContext.info()
+ * .int8Activations), absent for FP32 activations: panels pay there with AVX-512 VNNI only (the AVX2
+ * ones read Q8_0 rows of any length at full speed and its panels a tenth slower, on one core).
  */
-export function preferredBlockK(spec: MatrixSpec): number {
+export function preferredBlockK(spec: MatrixSpec, int8Kernels?: string): number {
   const K = spec.shape[1];
   if (K <= PANEL_COLUMNS || spec.dtype === 'q4') return 0;
+  if (spec.dtype === 'i8' && int8Kernels !== undefined && int8Kernels !== 'avx512vnni') return 0;
   const q = spec.quant;
   const unit = q && q.granularity === 'per_group' ? Math.max(64, q.group_size) : 64;
   const panels = Math.ceil(K / PANEL_COLUMNS);

@@ -161,7 +161,7 @@ export class Model {
           ? 'rows16'
           : 'rows';
       const q4Rows16 = q4Layout === 'rows16' ? interleaveQ4(weights, c) : 0;
-      const blockedK = reorderLongRows(weights, c, opts.blockK);
+      const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? ctx.info().int8Activations : undefined);
       const settings: ModelSettings = {
         contextLength,
         kvCache: opts.kvCache,

@@ -217,18 +217,19 @@ export const REORDER_COPY_LIMIT = 256 * 2 ** 20;
 
 /**
  * Reorders the projections and the classifier the matmuls read into K-panels in place
- * (WeightMatrix.reorderBlockedK; EngineOptions.blockK says how wide), and returns how many. The
+ * (WeightMatrix.reorderBlockedK; EngineOptions.blockK says how wide; `int8Kernels`: the int8-activation
+ * kernels the quantized matrices run, absent in the FP32 mode), and returns how many. The
  * token embedding stays in rows: it is a table read one row per token. Matrices already K-blocked,
  * pretransposed, in 16-row records, of a block type or larger than REORDER_COPY_LIMIT stay as they are.
  */
-export function reorderLongRows(weights: ModelWeights, config: ModelConfig, mode: BlockKMode): number {
+export function reorderLongRows(weights: ModelWeights, config: ModelConfig, mode: BlockKMode, int8Kernels: string | undefined): number {
   if (mode === 0) return 0;
   const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
   let count = 0;
   for (const [name, m] of weights.matrices) {
     const role = roles.get(name);
     if ((role !== 'projection' && role !== 'classifier') || m.layout === 'rows16' || matrixByteSize(m.spec) > REORDER_COPY_LIMIT) continue;
-    const B = mode === 'auto' ? preferredBlockK(m.spec) : m.cols > mode ? mode : 0;
+    const B = mode === 'auto' ? preferredBlockK(m.spec, int8Kernels) : m.cols > mode ? mode : 0;
     if (B === 0 || blockedKUnfit(m.spec, B) !== undefined) continue;
     m.reorderBlockedK(B);
     count++;
