@@ -106,8 +106,10 @@ describe('int8-activation mode', () => {
 });
 
 // A prefill chunk (a matmul op over more than 8 rows) in the int8 mode: where the ISA has an int8
-// GEMM for the matrix (symmetric q4, every ISA) each token is W times its own quantized x; elsewhere
-// (affine q4) the FP32 GEMM runs. Either way every token
+// GEMM for the matrix (symmetric q4 on every ISA; i8 where the ISA has vpdpbusd, and with one scale
+// per row only where K is whole blocks of 32) each token is W times its own quantized x; elsewhere
+// (affine q4, i8 on AVX2) the FP32 GEMM runs.
+// Either way every token
 // is within the activation rounding of W x, and the bits do not depend on the thread count.
 describe('a prefill chunk in the int8 mode', () => {
   const CHUNK_VARIANTS: Variant[] = [
@@ -115,6 +117,11 @@ describe('a prefill chunk in the int8 mode', () => {
     { dtype: 'q4', group: 64, scale: 'bf16' },
     { dtype: 'q4', group: 128, scale: 'f32', blockK: 256 },
     { dtype: 'q4', group: 32, affine: true },
+    { dtype: 'i8', group: 32 },
+    { dtype: 'i8', group: 64, scale: 'bf16' },
+    { dtype: 'i8', group: 128, scale: 'f32', blockK: 256 },
+    { dtype: 'i8', group: 'row' },
+    { dtype: 'i8', group: 'row', blockK: 192 },
   ];
   const runChunk = (c: KernelContext, m: ReturnType<typeof makeMatrix>, X: Float32Array, M: number, rows: number, cols: number) => {
     const Y = new Float32Array(M * rows).fill(Number.NaN);
@@ -136,7 +143,8 @@ describe('a prefill chunk in the int8 mode', () => {
     ] as const) {
       const m = makeMatrix(v, rows, cols, rows * 17 + cols);
       const X = seededFloats(M * cols, M + cols, 3);
-      const int8Gemm = v.dtype === 'q4' && !v.affine && make({ isa, threads: 1 }).info().int8Gemm !== 'none';
+      const fits = v.dtype === 'q4' ? !v.affine : v.dtype === 'i8' && isa !== 'avx2' && (v.group !== 'row' || cols % 32 === 0);
+      const int8Gemm = fits && make({ isa, threads: 1 }).info().int8Gemm !== 'none';
       let first: Float32Array | null = null;
       for (const threads of [1, 2, 3, 4]) {
         const Y = runChunk(make({ isa, threads }), m, X, M, rows, cols);

@@ -137,7 +137,7 @@ export function describeEngine(info: EngineInfo): string {
     info.q4Rows16Matrices > 0
       ? `${info.gemm} (q4: 16-row records, ${info.q4Rows16Matrices} matrices)`
       : info.activations === 'int8' && info.int8Gemm !== 'none'
-        ? `${info.gemm} (q4: int8 ${info.int8Gemm})`
+        ? `${info.gemm} (${info.int8Activations === 'avx2' ? 'q4' : 'q4, i8'}: int8 ${info.int8Gemm})`
         : info.gemm;
   const panels = info.blockedKMatrices > 0 ? `, K-panels for ${info.blockedKMatrices} matrices` : '';
   const memory = info.weightMemory.mode === 'copy' ? `weights in memory${info.hugePages ? ' (huge pages)' : ''}` : 'weights mapped';

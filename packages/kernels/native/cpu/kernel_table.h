@@ -121,10 +121,11 @@ using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd
 using GemvQ8RowsFn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                               bool accumulate);
 
-// A prefill chunk in the int8-activation mode (symmetric q4): y[m * ldy + r] (+)= sum_k W[r,k] *
+// A prefill chunk in the int8-activation mode (symmetric q4, i8): y[m * ldy + r] (+)= sum_k W[r,k] *
 // xd[m * ldd + k/32] * xq[m * ldq + k] for r < rows, m < M, x quantized per token by quantize_x (blocks
-// of q8_x_block); xz[m * ldz + g] = -8 * (sum of group g's codes of token m). `scratch` holds
-// gemm_q8_scratch(K, group) bytes for the calling thread.
+// of q8_x_block); xz[m * ldz + g] = -z * (sum of token m's codes of group g), where for q4 z = 8 and
+// the groups are the weights', for i8 z = 128 and the groups are blocks of 32. `scratch` holds
+// gemm_q8_scratch(K, group) bytes for the calling thread (group 32 for i8).
 using GemmQ8Fn = void (*)(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
                           float* y, ptrdiff_t ldy, bool accumulate, uint8_t* scratch);
 // A 16-row panel's codes in the kernel's order and its f32 scales (twice: by row, then by group).

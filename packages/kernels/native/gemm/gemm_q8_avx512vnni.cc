@@ -1,4 +1,4 @@
-// The int8-activation prefill GEMM (gemm_q8_x86.h) on AVX-512 VNNI: 16 weight rows per register,
+// The int8-activation prefill GEMM (gemm_q8_x86.h: symmetric q4 and i8) on AVX-512 VNNI: 16 weight rows per register,
 // 512-bit vpdpbusd.
 #include "cpu/avx512_common.h"
 #include "gemm/gemm_q8_x86.h"
@@ -20,6 +20,7 @@ struct Vnni512 {
   static V load(const void* p) { return _mm512_loadu_si512(p); }
   static void store(void* p, V v) { _mm512_storeu_si512(p, v); }
   static V and_(V a, V b) { return _mm512_and_si512(a, b); }
+  static V xor_(V a, V b) { return _mm512_xor_si512(a, b); }
   static V srli32_4(V a) { return _mm512_srli_epi32(a, 4); }
   static V dot(V acc, V w, V x) { return _mm512_dpbusd_epi32(acc, w, x); }
   static F zerof() { return _mm512_setzero_ps(); }
@@ -36,13 +37,18 @@ struct Vnni512 {
 
 void gemm_q4_q8_avx512vnni(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
                            float* y, ptrdiff_t ldy, bool acc, uint8_t* scratch) {
-  Q4Q8Gemm<Vnni512>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
+  Q8Gemm<Vnni512>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
+}
+void gemm_i8_q8_avx512vnni(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
+                           float* y, ptrdiff_t ldy, bool acc, uint8_t* scratch) {
+  Q8Gemm<Vnni512, true>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
 }
 
 }  // namespace
 
 void register_gemm_q8_avx512vnni(KernelTable& t) {
   t.gemm_q8[(int)WeightType::Q4] = gemm_q4_q8_avx512vnni;
+  t.gemm_q8[(int)WeightType::I8] = gemm_i8_q8_avx512vnni;
   t.gemm_q8_name = "16x8 avx512vnni";
 }
 

@@ -1,4 +1,4 @@
-// The int8-activation GEMM for symmetric q4 weights, written once over an integer-vector trait
+// The int8-activation GEMM for symmetric q4 and for i8 weights, written once over an integer-vector trait
 // (gemm_q8_avx512vnni.cc: 512-bit vpdpbusd; gemm_q8_avxvnni.cc: 256-bit vpdpbusd;
 // gemm_q8_avx2.cc: vpmaddubsw + vpmaddwd): a prefill chunk's tokens against a matrix, each token's
 // x quantized as the GEMV quantizes it (quantize_x, one scale per q8_x_block), integer dot
@@ -10,8 +10,11 @@
 // operand) and reused by every token, whose 4 activation bytes (in their natural order) are
 // broadcast to the lanes. Per group and token: G / 4 dot products, then (int sum - 8 * sum of the
 // group's x codes) * s_w * d_x added in f32. The zero point's term starts the integer sum (xz), so
-// codes stay unsigned. Everything here has internal linkage: each ISA's translation unit, compiled
-// with its own -m flags, gets its own copy.
+// codes stay unsigned. i8 weights take the same path with their codes offset by 128 (w ^ 0x80 as the
+// unsigned operand, zero point 128) in blocks of 32, x's quantization block, each block scaled by its
+// row's scale of the group holding it (per row: the row's one scale); with vpdpbusd only: AVX2's
+// vpmaddubsw adds two products in 16 bits, which codes up to 255 would saturate. Everything here has internal
+// linkage: each ISA's translation unit, compiled with its own -m flags, gets its own copy.
 #pragma once
 #include <immintrin.h>
 
@@ -41,6 +44,7 @@ struct Int8x32 {
   static V load(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void store(void* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static V and_(V a, V b) { return _mm256_and_si256(a, b); }
+  static V xor_(V a, V b) { return _mm256_xor_si256(a, b); }
   static V srli32_4(V a) { return _mm256_srli_epi32(a, 4); }
   static V dot(V acc, V w, V x) { return Dot::dot(acc, w, x); }
   static F zerof() { return _mm256_setzero_ps(); }
@@ -60,8 +64,12 @@ struct Int8x32 {
   }
 };
 
-template <class T>
-struct Q4Q8Gemm {
+// Bytes of one i8 row's codes in a panel (per group: whole groups).
+inline int64_t row_code_bytes_i8(const WeightRows& w) { return w.group > 0 ? (int64_t)(w.K + w.group - 1) / w.group * w.group : w.K; }
+
+// I8: the weights are i8 (any group, or one scale per row), taken in blocks of 32; else symmetric q4.
+template <class T, bool I8 = false>
+struct Q8Gemm {
   using V = typename T::V;
   using F = typename T::F;
   static constexpr int kPanel = T::kLanes;  // weight rows per panel: one int32 lane each
@@ -94,21 +102,41 @@ struct Q4Q8Gemm {
   // holds the codes of elements i..i+3 (low nibbles) and G/2 + i.. (high nibbles), so dword i of
   // the panel's rows, masked and shifted, fills both elements' registers.
   static void pack_panel(const WeightRows& w, int rows, int ng, float* row_scales, uint8_t* B, float* S) {
-    const int G = w.group, half = G / 2;
-    const V low4 = T::set1_8(0x0f);
-    for (int g = 0; g < ng; g++) {
-      uint8_t* b = B + (size_t)g * G * kPanel;
-      for (int c = 0; c < half; c += 16) {
-        V d[4];
-        transpose4(w.q + g * half + c, w.q_ld, rows, d);
-        for (int i = 0; i < 4; i++) {
-          T::store(b + (c + 4 * i) * kPanel, T::and_(d[i], low4));
-          T::store(b + (half + c + 4 * i) * kPanel, T::and_(T::srli32_4(d[i]), low4));
+    if constexpr (I8) {
+      // Blocks of 32 codes, 128 added (the sign bit flipped); the scales repeated per block.
+      const V flip = T::set1_8((char)0x80);
+      for (int g = 0; g < ng; g++) {
+        uint8_t* b = B + (size_t)g * kQ8Block * kPanel;
+        for (int c = 0; c < kQ8Block; c += 16) {
+          V d[4];
+          transpose4(w.q + g * kQ8Block + c, w.q_ld, rows, d);
+          for (int i = 0; i < 4; i++) T::store(b + (c + 4 * i) * kPanel, T::xor_(d[i], flip));
         }
       }
+      const int per = w.group > 0 ? w.group / kQ8Block : ng, ngw = (ng + per - 1) / per;  // blocks per weight group, weight groups
+      for (int r = 0; r < rows; r++) {
+        float* rs = row_scales + (size_t)r * ng;
+        simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ngw, rs);
+        for (int g = ng - 1; g >= 0; g--) rs[g] = rs[g / per];  // in place, from the end: g / per <= g
+      }
+    } else {
+      const int G = w.group, half = G / 2;
+      const V low4 = T::set1_8(0x0f);
+      for (int g = 0; g < ng; g++) {
+        uint8_t* b = B + (size_t)g * G * kPanel;
+        for (int c = 0; c < half; c += 16) {
+          V d[4];
+          transpose4(w.q + g * half + c, w.q_ld, rows, d);
+          for (int i = 0; i < 4; i++) {
+            T::store(b + (c + 4 * i) * kPanel, T::and_(d[i], low4));
+            T::store(b + (half + c + 4 * i) * kPanel, T::and_(T::srli32_4(d[i]), low4));
+          }
+        }
+      }
+      // Each row's scales converted 8 at a time (F16C).
+      for (int r = 0; r < rows; r++) simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, row_scales + (size_t)r * ng);
     }
-    // Scales: each row's converted 8 at a time (F16C), then transposed four groups at a time.
-    for (int r = 0; r < rows; r++) simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, row_scales + (size_t)r * ng);
+    // The scales transposed four groups at a time.
     int g = 0;
     for (; g + 4 <= ng; g += 4) {
       V d[4];
@@ -147,7 +175,8 @@ struct Q4Q8Gemm {
 
   static void run(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
                   ptrdiff_t ldy, bool acc, uint8_t* scratch) {
-    const int G = w.group, ng = (w.K + G - 1) / G, Kg = ng * G;
+    const int G = I8 ? kQ8Block : w.group, ng = (w.K + G - 1) / G, Kg = ng * G;
+    const int code_bytes = I8 ? (int)row_code_bytes_i8(w) : ng * (G / 2), scale_count = I8 ? (w.group > 0 ? (w.K + w.group - 1) / w.group : 1) : ng;
     uint8_t* B = scratch;
     float* S = reinterpret_cast<float*>(B + (size_t)kPanel * Kg);
     float* row_scales = S + (size_t)kPanel * ng;
@@ -158,9 +187,9 @@ struct Q4Q8Gemm {
       const int next = std::min(kPanel, rows - r0 - kPanel);
       for (int r = 0; r < next; r++) {
         const uint8_t* q = w.q + (r0 + kPanel + r) * w.q_ld;
-        for (int o = 0; o < ng * (G / 2); o += 64) _mm_prefetch(reinterpret_cast<const char*>(q + o), _MM_HINT_T1);
+        for (int o = 0; o < code_bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(q + o), _MM_HINT_T1);
         const uint8_t* sc = w.s + (r0 + kPanel + r) * w.s_ld;
-        for (int o = 0; o < ng * scale_bytes(w.stype); o += 64) _mm_prefetch(reinterpret_cast<const char*>(sc + o), _MM_HINT_T1);
+        for (int o = 0; o < scale_count * scale_bytes(w.stype); o += 64) _mm_prefetch(reinterpret_cast<const char*>(sc + o), _MM_HINT_T1);
       }
       pack_panel(w.from_row(r0), n, ng, row_scales, B, S);
       for (int m0 = 0; m0 < M; m0 += kMr) {

@@ -47,10 +47,31 @@ void gemm_q4_q8_ref(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t l
     }
 }
 
+// i8 weights: per token and block of 32 (x's quantization block), the integer sum of (code + 128)
+// times x codes plus the zero point's term (xz: -128 times the block's x codes), then scaled by the
+// row's scale of the group holding the block times d_x and added in f32, as the SIMD kernels do.
+void gemm_i8_q8_ref(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
+                    ptrdiff_t ldy, bool acc, uint8_t*) {
+  const int nb = (w.K + kQ8Block - 1) / kQ8Block;
+  for (int m = 0; m < M; m++)
+    for (int r = 0; r < rows; r++) {
+      const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
+      float f = 0.f;
+      for (int b = 0; b < nb; b++) {
+        int32_t s = xz[m * ldz + b];
+        for (int j = b * kQ8Block; j < (b + 1) * kQ8Block; j++) s += (row[j] + 128) * xq[m * ldq + j];
+        f += (float)s * (row_scale(w, r, w.group > 0 ? b * kQ8Block / w.group : 0) * xd[m * ldd + b]);
+      }
+      float& out = y[m * ldy + r];
+      out = acc ? out + f : f;
+    }
+}
+
 }  // namespace
 
 void register_gemm_ref(KernelTable& t) {
   t.gemm_q8[(int)WeightType::Q4] = gemm_q4_q8_ref;
+  t.gemm_q8[(int)WeightType::I8] = gemm_i8_q8_ref;
   t.gemm_q8_name = "scalar";
   t.gemm.name = "4x8 scalar";
   t.gemm.mr = kMr;

@@ -455,8 +455,12 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // 16-row records have no GEMM of their own: their several-rows kernel takes every token, each
   // stripe read from memory once and from cache for the tokens after the first eight.
   if (d.rows16 ? !rk.gemv_q8_rows : !fn) return false;
-  if (d.pretransposed || d.affine || d.group <= 0 || M < 2) return false;
-  const int64_t N = d.N, K = d.K, G = d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
+  // i8 goes in x's blocks of 32 (its codes offset by 128: the zero point); one scale per row needs
+  // whole blocks, since a row's last block would read past its codes.
+  const bool i8 = d.type == WeightType::I8;
+  if (d.pretransposed || d.affine || M < 2 || (i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
+  const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
+  const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
   const int xblock = q8_x_block(d.type, d.group);
   std::unique_lock<std::mutex> phases = ctx.phase_lock();
   // xq [M][P] bytes, xd [M][P / 32] floats, xz [M][ng] int32, in one shared buffer.
@@ -474,7 +478,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
       for (int64_t g = 0; g < ng && !d.rows16; g++) {
         int32_t sum = 0;
         for (int64_t j = g * G; j < (g + 1) * G; j++) sum += q[j];
-        xz[i * ng + g] = -kQ4SymmetricZero * sum;
+        xz[i * ng + g] = -zero * sum;
       }
     }
   });
