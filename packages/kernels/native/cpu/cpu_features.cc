@@ -17,7 +17,11 @@ CpuFeatures detect_cpu_features() {
   unsigned a, b, c, d;
   if (!__get_cpuid(0, &a, &b, &c, &d)) return f;
   const unsigned max_leaf = a;
+  f.amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
   __get_cpuid(1, &a, &b, &c, &d);
+  const int base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+  f.family = base_family == 0xf ? base_family + (int)((a >> 20) & 0xff) : base_family;
+  f.model = base_family == 0xf || base_family == 0x6 ? base_model + (int)(((a >> 16) & 0xf) << 4) : base_model;
   const bool osxsave = c & (1u << 27);
   const bool avx = c & (1u << 28);
   f.fma = c & (1u << 12);
@@ -53,6 +57,8 @@ CpuFeatures detect_cpu_features() {
   while (!f.brand.empty() && f.brand.back() == ' ') f.brand.pop_back();
   return f;
 }
+
+bool prefers_four_row_streams(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
 
 const char* isa_name(Isa isa) {
   switch (isa) {

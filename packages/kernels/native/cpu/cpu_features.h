@@ -8,10 +8,18 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false, avx512bf16 = false, avx512fp16 = false, avx_vnni = false;
+  bool amd = false;
+  int family = 0, model = 0;  // CPUID's display family and model (extended fields folded in)
   std::string brand;
 };
 
 CpuFeatures detect_cpu_features();
+
+// Whether the AVX-512 float GEMVs read four far-apart rows, each line prefetched non-temporally
+// (gemv/row_streams.h), rather than pairs left to the hardware prefetchers: on Zen 5 (AMD family
+// 0x1A) and later. One Zen 4 core (family 0x19) streams bf16 / f16 / f32 at 15-24 GB/s in fours
+// and 22-29 in pairs; one Zen 5 core 31-37 in fours against 27-28 in pairs.
+bool prefers_four_row_streams(const CpuFeatures& f);
 
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.

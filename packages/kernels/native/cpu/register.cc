@@ -9,7 +9,7 @@ void register_ops_ref(KernelTable& t);
 void register_gemv_avx2(KernelTable& t);
 void register_gemm_avx2(KernelTable& t);
 void register_ops_avx2(KernelTable& t);
-void register_gemv_avx512(KernelTable& t);
+void register_gemv_avx512(KernelTable& t, const CpuFeatures& f);
 void register_gemm_avx512(KernelTable& t);
 void register_ops_avx512(KernelTable& t);
 void register_q8_ref(KernelTable& t);
@@ -48,7 +48,7 @@ void register_avxvnni(KernelTable& t) {
 }
 
 void register_avx512(KernelTable& t, const CpuFeatures& f) {
-  register_gemv_avx512(t);
+  register_gemv_avx512(t, f);
   register_gemm_avx512(t);
   register_ops_avx512(t);
   register_blocks_avx512(t);

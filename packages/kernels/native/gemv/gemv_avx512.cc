@@ -1,8 +1,8 @@
 // AVX-512 GEMV: y = W x with FP32 activations, dequantization fused into the inner loop.
 //
 // Rows go in far-apart pairs (gemv/row_streams.h: adjacent rows read side by side stream at half
-// the bandwidth), the float rows of one activation row in fours, each activation load serving
-// them all; a row alone runs the same per-row instruction sequence, so every y[r] is bit-identical
+// the bandwidth), the float rows of one activation row in fours on Zen 5 (prefers_four_row_streams),
+// each activation load serving them all; a row alone runs the same per-row instruction sequence, so every y[r] is bit-identical
 // however rows are split between threads. Full vectors take a mask-free path; only the tail
 // of a row (or of its last group) uses masked loads, so nothing past K is ever read.
 //
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/avx512_common.h"
+#include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 #include "gemv/row_streams.h"
@@ -52,7 +53,9 @@ struct LoadBF16 {
 // (two FMAs a cycle: 110). A lone row's four far-apart chains stay far from their bound: one decode
 // row is bound by the bus.
 
-template <int NR, int NA, typename Load>
+// Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
+// streams on Zen 5); else the hardware prefetchers alone.
+template <int NR, int NA, typename Load, bool Nta = true>
 inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
   constexpr int es = Load::esize;
   const Load load;
@@ -80,7 +83,7 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
   };
   int k = 0;
   for (; k + 32 <= K; k += 32) {
-    IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 32 * es);
+    if constexpr (Nta) IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 32 * es);
     step(k, std::false_type{}, 0);
     step(k + 16, std::false_type{}, 0);
   }
@@ -113,10 +116,12 @@ void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* 
   }
 }
 
-// A lone activation row: the one-row pass, so that it reads its rows as a batch's rows do.
-template <typename Load>
+// A lone activation row: the one-row pass (the chains a batch's row gets, so the same bits), its
+// rows read in fours with the NTA prefetch (Zen 5) or in pairs with none (elsewhere: `Pairs`).
+template <typename Load, bool Pairs = false>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  rows_float_pass<1, Load>(w, &x, &y, rows, acc);
+  if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load, false>(w, rs, &x, &y, acc); });
+  else rows_float_pass<1, Load>(w, &x, &y, rows, acc);
 }
 
 template <typename Load>
@@ -421,6 +426,9 @@ void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, in
 void gemv_f32_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32>(w, x, y, rows, acc); }
 void gemv_f16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16>(w, x, y, rows, acc); }
 void gemv_bf16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
+void gemv_f32_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, true>(w, x, y, rows, acc); }
+void gemv_f16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, true>(w, x, y, rows, acc); }
+void gemv_bf16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, true>(w, x, y, rows, acc); }
 void gemv_rows_f32_f32_avx512(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   gemv_rows_float<LoadF32>(w, x, ldx, M, y, ldy, rows, acc);
 }
@@ -443,10 +451,11 @@ void gemv_t_bf16_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int
 
 }  // namespace
 
-void register_gemv_avx512(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_f32_f32_avx512;
-  t.gemv[(int)WeightType::F16] = gemv_f16_f32_avx512;
-  t.gemv[(int)WeightType::BF16] = gemv_bf16_f32_avx512;
+void register_gemv_avx512(KernelTable& t, const CpuFeatures& f) {
+  const bool four = prefers_four_row_streams(f);
+  t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx512 : gemv_f32_f32_avx512_pairs;
+  t.gemv[(int)WeightType::F16] = four ? gemv_f16_f32_avx512 : gemv_f16_f32_avx512_pairs;
+  t.gemv[(int)WeightType::BF16] = four ? gemv_bf16_f32_avx512 : gemv_bf16_f32_avx512_pairs;
   t.gemv[(int)WeightType::I8] = gemv_i8_f32_avx512;
   t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx512;
   t.dequant[(int)WeightType::F32] = dequant_f32_avx512;

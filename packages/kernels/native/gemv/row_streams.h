@@ -90,12 +90,15 @@ inline void stream_prefetch(const uint8_t* p, int bytes) {
   for (int l = 0; l < bytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + Ahead + l), static_cast<decltype(_MM_HINT_T0)>(Hint));
 }
 
-// The AVX-512 FP32-activation float GEMVs read four far-apart rows at once, each line 1 KiB ahead
-// prefetched non-temporally: the best of the read probe's readers on Zen 5 (four streams per
+// On Zen 5 the AVX-512 FP32-activation float GEMVs read four far-apart rows at once, each line 1 KiB
+// ahead prefetched non-temporally: the best of the read probe's readers there (four streams per
 // thread, NTA prefetch), where pairs with the T0 prefetch above left bf16 at 65-75% of it.
 // Zen 5, bf16 from DRAM, alternating in one process (1 / 2 threads): pairs 26.5-27.8 / 44-52 GB/s,
 // four rows 29-30 / 54-59, four rows with this prefetch 31.5-37 / 62-68; eight or six rows, T1
-// or T0 hints, 512 or 2048 bytes ahead all measured below it.
+// or T0 hints, 512 or 2048 bytes ahead all measured below it. Elsewhere they read pairs with no
+// software prefetch (prefers_four_row_streams in cpu/cpu_features.h): one Zen 4 core, 2048-column
+// rows from DRAM, three rounds alternated in one process: bf16 fours with NTA 16-21 GB/s, pairs
+// 22-27, pairs with a T0 prefetch 1-2 KiB ahead 18-28; f32 18-25 against 27-29.
 constexpr int kFloatStreams = 4;
 constexpr int kFloatStreamAhead = 1024;
 
