@@ -304,8 +304,9 @@ inline void block_scales(const float* sf, int nb, int blocks, float* sb) {
 
 // NR weight rows (rs) x NA activation rows (t), G: the weights' group (0: one scale per row). Every
 // (weight row, activation row) pair runs the same operations whatever NR and NA are. `sbuf` holds
-// NR * blocks floats.
-template <int NR, int NA, int G>
+// NR * blocks floats. Nta: each line prefetched non-temporally (int8w's four rows on Zen 5), else 2 KiB
+// ahead into L1 (stream_prefetch).
+template <int NR, int NA, int G, bool Nta = G == 0>
 __attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
   const int K = w.K;
   const __m512i flip = _mm512_set1_epi8((char)0x80);
@@ -337,7 +338,7 @@ __attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, co
     }
     IE_UNROLL for (int r = 0; r < NR; r++) {
       const uint8_t* p = row[r] + k;
-      if constexpr (G == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
+      if constexpr (Nta) _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
       else stream_prefetch(p, 64);
       const __m512i v = _mm512_xor_si512(c < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(((__mmask64)1 << (K - k)) - 1, p), flip);
       __m512 sw = _mm512_setzero_ps();
@@ -356,18 +357,20 @@ __attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, co
     }
 }
 
-template <int NR, int NA>
+template <int NR, int NA, bool Four>
 void rows_i8_q8_group(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
   switch (w.group) {
-    case 0: return rows_i8_q8<NR, NA, 0>(w, rs, t, sbuf, blocks, y, acc);
+    case 0: return rows_i8_q8<NR, NA, 0, Four>(w, rs, t, sbuf, blocks, y, acc);
     case 32: return rows_i8_q8<NR, NA, 32>(w, rs, t, sbuf, blocks, y, acc);
     case 64: return rows_i8_q8<NR, NA, 64>(w, rs, t, sbuf, blocks, y, acc);
     default: return rows_i8_q8<NR, NA, 128>(w, rs, t, sbuf, blocks, y, acc);
   }
 }
 
-// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV).
-void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV). Four: int8w's
+// rows in fours with the NTA prefetch (Zen 5: prefers_four_row_streams), else in pairs.
+template <bool Four>
+void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64, blocks = 2 * chunks;
   Scratch<uint8_t, 128 * kI8TableBytesPerChunk> mem((size_t)M * chunks * kI8TableBytesPerChunk);
   Scratch<I8Tables, 8> tables((size_t)M);
@@ -379,7 +382,7 @@ void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const flo
   }
   Scratch<float, 2 * 256> sbuf((size_t)2 * blocks);
   auto run = [&](auto n, const int* rs) {
-    act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
+    act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value, Four>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
   };
   // One scale per row (int8w): four far-apart rows, each line prefetched non-temporally, as the
   // float GEMVs read theirs; per-group scales (Q8_0) keep pairs, whose scales come from a second
@@ -387,20 +390,31 @@ void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const flo
   // int8w+int8 GIB=1 THREADS=1,2 pnpm bench:kernels`; a fourth spanned a change of the VM's phase):
   // int8w 34.2-37.7 -> 36.5-39.0 GB/s on one thread, 43.5-45.6 -> 46.4-46.6 on two; Q8_0 read
   // 0.93-0.94x so in the two rounds that tried it.
-  if (w.group == 0) row_streams<kFloatStreams>(rows, w.q_ld, run);
+  if (Four && w.group == 0) row_streams<kFloatStreams>(rows, w.q_ld, run);
   else row_streams(rows, w.q_ld, run);
 }
 
-void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
+void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  gemv_rows_i8_q8<true>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+}
+void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8<true>(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
+void gemv_rows_i8_q8_avx512vnni_pairs(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
+                                      bool acc) {
+  gemv_rows_i8_q8<false>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+}
+void gemv_i8_q8_avx512vnni_pairs(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  gemv_rows_i8_q8<false>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+}
 
 }  // namespace
 
-void register_q8_avx512vnni(KernelTable& t) {
+void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f) {
+  const bool four = prefers_four_row_streams(f);
   t.q8_variant = "avx512vnni";
   t.quantize_x = quantize_x_q8_avx512;
-  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avx512vnni;
+  t.gemv_q8[(int)WeightType::I8] = four ? gemv_i8_q8_avx512vnni : gemv_i8_q8_avx512vnni_pairs;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
-  t.gemv_q8_rows[(int)WeightType::I8] = gemv_rows_i8_q8_avx512vnni;
+  t.gemv_q8_rows[(int)WeightType::I8] = four ? gemv_rows_i8_q8_avx512vnni : gemv_rows_i8_q8_avx512vnni_pairs;
   t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avx512vnni;
 }
 
