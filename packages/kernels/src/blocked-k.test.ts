@@ -1,24 +1,25 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { makeMatrix, quantizedX, refGemv, type Variant, variantName, worstRelError, xBlock } from '../test/helpers.js';
-import { KernelContext, KernelError, type MatrixSpec, blockedKUnfit, preferredBlockK, type WeightMatrix } from './index.js';
+import {
+  contextMaker,
+  makeMatrix,
+  quantizedX,
+  refGemv,
+  supportedIsas,
+  type Variant,
+  variantName,
+  worstRelError,
+  xBlock,
+} from '../test/helpers.js';
+import { type KernelContext, KernelError, type MatrixSpec, blockedKUnfit, preferredBlockK, type WeightMatrix } from './index.js';
 
 // A row-major matrix reordered into K-panels at load (WeightMatrix.reorderBlockedK): its bytes are
 // exactly a blocked file's (the format's applyLayout), so every path gives that file's bits; and
 // against a float64 reference at odd sizes (a partial last panel, a partial last group), every ISA
 // and thread count; the refusals leave the bytes untouched.
-const probe = KernelContext.create({ threads: 1 });
-const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
-probe.close();
-const contexts: KernelContext[] = [];
-afterAll(() => {
-  for (const c of contexts) c.close();
-});
-const make = (isa: (typeof ISAS)[number], threads: number) => {
-  const c = KernelContext.create({ isa, threads });
-  contexts.push(c);
-  return c;
-};
+const ISAS = supportedIsas();
+const context = contextMaker();
+const make = (isa: (typeof ISAS)[number], threads: number) => context({ isa, threads });
 
 // Each with the panel width it is cut into.
 const VARIANTS: Array<[Variant, number]> = [

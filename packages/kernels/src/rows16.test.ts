@@ -1,25 +1,26 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
-import { makeMatrix, quantizedX, refGemv, type Variant, variantName, worstRelError, xBlock } from '../test/helpers.js';
-import { KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
+import {
+  contextMaker,
+  makeMatrix,
+  quantizedX,
+  refGemv,
+  supportedIsas,
+  type Variant,
+  variantName,
+  worstRelError,
+  xBlock,
+} from '../test/helpers.js';
+import { type KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
 
 // Symmetric q4 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
 // FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
 // reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
 // against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
 // lone GEMV; and the refusals.
-const probe = KernelContext.create({ threads: 1 });
-const ISAS = probe.info().supportedIsas as Array<'scalar' | 'avx2' | 'avxvnni' | 'avx512'>;
-probe.close();
-const contexts: KernelContext[] = [];
-afterAll(() => {
-  for (const c of contexts) c.close();
-});
-const make = (isa: (typeof ISAS)[number], threads: number) => {
-  const c = KernelContext.create({ isa, threads });
-  contexts.push(c);
-  return c;
-};
+const ISAS = supportedIsas();
+const context = contextMaker();
+const make = (isa: (typeof ISAS)[number], threads: number) => context({ isa, threads });
 
 const VARIANTS: Variant[] = [
   { dtype: 'q4', group: 32 },

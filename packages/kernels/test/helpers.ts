@@ -2,7 +2,31 @@
 import { applyLayout, decodeBlocks, decodeTensor, encodeFloat, quantGeometry, quantizeMxfp4, type QuantSpec } from '@ie/format';
 import { packInt4Groupwise, packInt8 } from '@ie/quant';
 import { quantizeIQ4_NL, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K, seededFloats } from '@ie/testing';
-import type { MatrixSpec } from '../src/index.js';
+import { afterAll } from 'vitest';
+import { type ContextOptions, type Isa, KernelContext, type MatrixSpec } from '../src/index.js';
+
+/** The ISAs this CPU runs, lowest first: a kernel test runs each in turn. */
+export function supportedIsas(): Isa[] {
+  const probe = KernelContext.create({ threads: 1 });
+  try {
+    return probe.info().supportedIsas as Isa[];
+  } finally {
+    probe.close();
+  }
+}
+
+/** A maker of kernel contexts that closes every one it made after the test file's tests. */
+export function contextMaker(): (options: ContextOptions) => KernelContext {
+  const made: KernelContext[] = [];
+  afterAll(() => {
+    for (const c of made) c.close();
+  });
+  return (options) => {
+    const c = KernelContext.create(options);
+    made.push(c);
+    return c;
+  };
+}
 
 export interface TestMatrix {
   spec: MatrixSpec;
