@@ -60,6 +60,8 @@ CpuFeatures detect_cpu_features() {
 
 bool prefers_four_row_streams(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
 
+bool avx512_full_width(const CpuFeatures& f) { return !(f.amd && f.family == 0x19); }
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";

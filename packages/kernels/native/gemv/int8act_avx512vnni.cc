@@ -412,9 +412,12 @@ void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   const bool four = prefers_four_row_streams(f);
   t.q8_variant = "avx512vnni";
   t.quantize_x = quantize_x_q8_avx512;
-  t.gemv_q8[(int)WeightType::I8] = four ? gemv_i8_q8_avx512vnni : gemv_i8_q8_avx512vnni_pairs;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
-  t.gemv_q8_rows[(int)WeightType::I8] = four ? gemv_rows_i8_q8_avx512vnni : gemv_rows_i8_q8_avx512vnni_pairs;
+  // Where 512-bit operations run at half width (Zen 4) the AVX2 i8 kernels registered before stay.
+  if (avx512_full_width(f)) {
+    t.gemv_q8[(int)WeightType::I8] = four ? gemv_i8_q8_avx512vnni : gemv_i8_q8_avx512vnni_pairs;
+    t.gemv_q8_rows[(int)WeightType::I8] = four ? gemv_rows_i8_q8_avx512vnni : gemv_rows_i8_q8_avx512vnni_pairs;
+  }
   t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avx512vnni;
 }
 

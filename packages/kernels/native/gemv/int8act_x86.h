@@ -378,55 +378,84 @@ struct Q8Kernels {
   }
 
   // ---- i8 x q8: one 32-element block per step, scaled by d_x[b] * s_w[group of b]; per-row scales
-  // multiply once at the end (G = 0).
-  template <int G>
-  static void i8_rows(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  // multiply once at the end (G = 0). NA activation rows (the decode rows of several sequences) meet
+  // each weight load; every (row, activation row) pair runs the lone GEMV's operations in its order,
+  // so a batch's row gets its lone GEMV's bits and the weights are read once for all of them.
+  template <int G, int NA>
+  static void i8_rows(const WeightRows& w, const int8_t* const* xq, const float* const* xd, float* const* y, int rows, bool acc) {
     const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
     const int ng = G > 0 ? (K + G - 1) / G : 1;
     Scratch<float, 256> s((size_t)ng);
-    Scratch<float, 256> f((size_t)blocks);
+    Scratch<float, 4 * 256> f((size_t)NA * blocks);
     for (int r = 0; r < rows; r++) {
       const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
       simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
-      const float* fb = xd;
-      if (G > 0) {
-        // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
-        constexpr int bpg = G > 0 ? G / kQ8Block : 1;
-        int b = 0;
-        if (bpg == 1)
-          for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(f.data() + b, _mm256_mul_ps(_mm256_loadu_ps(xd + b), _mm256_loadu_ps(s.data() + b)));
-        for (; b < blocks; b++) f.data()[b] = xd[b] * s.data()[b / bpg];
-        fb = f.data();
+      const float* fb[NA];
+      for (int a = 0; a < NA; a++) {
+        fb[a] = xd[a];
+        if (G > 0) {
+          // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
+          constexpr int bpg = G > 0 ? G / kQ8Block : 1;
+          float* fa = f.data() + (size_t)a * blocks;
+          int b = 0;
+          if (bpg == 1)
+            for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(fa + b, _mm256_mul_ps(_mm256_loadu_ps(xd[a] + b), _mm256_loadu_ps(s.data() + b)));
+          for (; b < blocks; b++) fa[b] = xd[a][b] * s.data()[b / bpg];
+          fb[a] = fa;
+        }
       }
-      __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+      __m256 t0[NA], t1[NA];
+      for (int a = 0; a < NA; a++) t0[a] = t1[a] = _mm256_setzero_ps();
       int b = 0;
       // Per-group rows are padded to whole groups; per-row rows end at K, so the last block may be partial.
       const int whole = G > 0 ? blocks : K / kQ8Block;
       for (; b + 1 < whole; b += 2) {
-        const __m256i p0 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b)));
-        const __m256i p1 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b + 32)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b + 32)));
-        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(fb + b), t0);
-        t1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(fb + b + 1), t1);
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b + 32));
+        for (int a = 0; a < NA; a++) {
+          const __m256i p0 = Dot::signed_single(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[a] + 32 * b)));
+          const __m256i p1 = Dot::signed_single(w1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[a] + 32 * b + 32)));
+          t0[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(fb[a] + b), t0[a]);
+          t1[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(fb[a] + b + 1), t1[a]);
+        }
       }
       for (; b < blocks; b++) {
         const __m256i wv = b < whole ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)) : q8_load_bytes32(row + 32 * b, K - 32 * b);
-        const __m256i p = Dot::signed_single(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b)));
-        t0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(fb + b), t0);
+        for (int a = 0; a < NA; a++) {
+          const __m256i p = Dot::signed_single(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[a] + 32 * b)));
+          t0[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(fb[a] + b), t0[a]);
+        }
       }
-      float v = q8_hsum(_mm256_add_ps(t0, t1));
-      if (G == 0) v *= s.data()[0];
-      y[r] = acc ? y[r] + v : v;
+      for (int a = 0; a < NA; a++) {
+        float v = q8_hsum(_mm256_add_ps(t0[a], t1[a]));
+        if (G == 0) v *= s.data()[0];
+        y[a][r] = acc ? y[a][r] + v : v;
+      }
     }
   }
 
-  static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  template <int G>
+  static void i8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+    act_passes(M, [&](auto na, int a0) {
+      constexpr int NA = decltype(na)::value;
+      const int8_t* q[NA];
+      const float* d[NA];
+      float* out[NA];
+      for (int a = 0; a < NA; a++) q[a] = xq + (a0 + a) * ldq, d[a] = xd + (a0 + a) * ldd, out[a] = y + (a0 + a) * ldy;
+      i8_rows<G, NA>(w, q, d, out, rows, acc);
+    });
+  }
+
+  static void gemv_i8_many(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
     switch (w.group) {
-      case 0: return i8_rows<0>(w, xq, xd, y, rows, acc);
-      case 32: return i8_rows<32>(w, xq, xd, y, rows, acc);
-      case 64: return i8_rows<64>(w, xq, xd, y, rows, acc);
-      default: return i8_rows<128>(w, xq, xd, y, rows, acc);
+      case 0: return i8_many<0>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+      case 32: return i8_many<32>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+      case 64: return i8_many<64>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+      default: return i8_many<128>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
     }
   }
+
+  static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_i8_many(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 
   static void quantize_x(const float* x, int K, int block, int8_t* q, float* d) { q8_quantize_x(x, K, block, q, d); }
 };
