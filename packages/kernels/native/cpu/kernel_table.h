@@ -121,6 +121,18 @@ using GemvQ8Fn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd
 using GemvQ8RowsFn = void (*)(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                               bool accumulate);
 
+// Bytes of quantized codes (or float elements) one row of a column block holds.
+inline int64_t row_code_bytes(const WeightRows& w, WeightType t) {
+  if (is_block_type(t)) return (int64_t)w.K / block_elems(t) * block_bytes(t);
+  switch (t) {
+    case WeightType::F32: return (int64_t)w.K * 4;
+    case WeightType::F16:
+    case WeightType::BF16: return (int64_t)w.K * 2;
+    case WeightType::Q4: return (int64_t)(w.K + w.group - 1) / w.group * (w.group / 2);
+    default: return w.group ? (int64_t)(w.K + w.group - 1) / w.group * w.group : w.K;
+  }
+}
+
 // A prefill chunk in the int8-activation mode (symmetric q4, i8): y[m * ldy + r] (+)= sum_k W[r,k] *
 // xd[m * ldd + k/32] * xq[m * ldq + k] for r < rows, m < M, x quantized per token by quantize_x (blocks
 // of q8_x_block); xz[m * ldz + g] = -z * (sum of token m's codes of group g), where for q4 z = 8 and

@@ -64,9 +64,6 @@ struct Int8x32 {
   }
 };
 
-// Bytes of one i8 row's codes in a panel (per group: whole groups).
-inline int64_t row_code_bytes_i8(const WeightRows& w) { return w.group > 0 ? (int64_t)(w.K + w.group - 1) / w.group * w.group : w.K; }
-
 // I8: the weights are i8 (any group, or one scale per row), taken in blocks of 32; else symmetric q4.
 template <class T, bool I8 = false>
 struct Q8Gemm {
@@ -176,7 +173,7 @@ struct Q8Gemm {
   static void run(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
                   ptrdiff_t ldy, bool acc, uint8_t* scratch) {
     const int G = I8 ? kQ8Block : w.group, ng = (w.K + G - 1) / G, Kg = ng * G;
-    const int code_bytes = I8 ? (int)row_code_bytes_i8(w) : ng * (G / 2), scale_count = I8 ? (w.group > 0 ? (w.K + w.group - 1) / w.group : 1) : ng;
+    const int code_bytes = (int)row_code_bytes(w, I8 ? WeightType::I8 : WeightType::Q4), scale_count = I8 ? (w.group > 0 ? (w.K + w.group - 1) / w.group : 1) : ng;
     uint8_t* B = scratch;
     float* S = reinterpret_cast<float*>(B + (size_t)kPanel * Kg);
     float* row_scales = S + (size_t)kPanel * ng;

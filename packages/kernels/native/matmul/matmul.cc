@@ -432,18 +432,6 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
   return v;
 }
 
-// Bytes of quantized codes (or float elements) one row of a column block holds.
-static int64_t row_stream_bytes(const WeightRows& w, WeightType t) {
-  if (is_block_type(t)) return (int64_t)w.K / block_elems(t) * block_bytes(t);
-  switch (t) {
-    case WeightType::F32: return (int64_t)w.K * 4;
-    case WeightType::F16:
-    case WeightType::BF16: return (int64_t)w.K * 2;
-    case WeightType::Q4: return (int64_t)(w.K + w.group - 1) / w.group * (w.group / 2);
-    default: return w.group ? (int64_t)(w.K + w.group - 1) / w.group * w.group : w.K;
-  }
-}
-
 // A prefill chunk in the int8-activation mode, where the ISA has an int8 GEMM for the type: each
 // token quantized as gemv() quantizes it (phase 1, tokens split between threads), then each thread
 // takes 16-row panels of the weights against every token (phase 2). Each output element is one
@@ -567,7 +555,7 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
           const int64_t nr = bi + 1 < blocks.size() ? r : r + NR;
           if (nr < n1) {
             const WeightRows next = column_block(m.panels[blocks[nb].panel].from_row(nr), d.type, blocks[nb].k0, blocks[nb].kc);
-            const int64_t row_bytes = row_stream_bytes(next, d.type);
+            const int64_t row_bytes = row_code_bytes(next, d.type);
             const int rows_next = (int)std::min<int64_t>(NR, n1 - nr);
             for (int i = 0; i < rows_next; i++)
               for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(next.q + i * next.q_ld + o, 0, 2);
