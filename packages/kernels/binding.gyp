@@ -81,7 +81,8 @@
         "native/gemv/int8act_avx512vnni.cc",
         "native/gemv/int8act_blocks_avx512vnni.cc",
         "native/gemm/gemm_q8_avx512vnni.cc",
-        "native/gemv/q4x16_avx512vnni.cc"
+        "native/gemv/q4x16_avx512vnni.cc",
+        "native/gemv/i8x16_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",
@@ -124,6 +125,7 @@
         "native/gemv/int8act_ref.cc",
         "native/gemv/blocks_ref.cc",
         "native/gemv/q4x16_ref.cc",
+        "native/gemv/i8x16_ref.cc",
         "native/program/program.cc",
         "native/program/compile_op.cc"
       ],

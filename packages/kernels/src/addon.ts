@@ -25,6 +25,8 @@ export interface NativeInfo {
    * (AVX2, AVX-VNNI: several rows faster, one row up to a tenth slower), `none` (the scalar reference).
    */
   q4Rows16: 'always' | 'batched' | 'none';
+  /** When i8 in 16-row records pays: `always` (AVX-512 VNNI), `none` (elsewhere: the row kernels stay). */
+  i8Rows16: 'always' | 'batched' | 'none';
   threads: number;
   affinity: string;
   pinnedCpus: number[];

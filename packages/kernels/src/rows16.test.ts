@@ -13,7 +13,7 @@ import {
 } from '../test/helpers.js';
 import { type KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
 
-// Symmetric q4 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
+// Symmetric q4 and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
 // FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
 // reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
 // against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
@@ -22,7 +22,7 @@ const ISAS = supportedIsas();
 const context = contextMaker();
 const make = (isa: (typeof ISAS)[number], threads: number) => context({ isa, threads });
 
-const VARIANTS: Variant[] = [
+const Q4_VARIANTS: Variant[] = [
   { dtype: 'q4', group: 32 },
   { dtype: 'q4', group: 64, scale: 'bf16' },
   { dtype: 'q4', group: 128, scale: 'f32' },
@@ -32,13 +32,35 @@ const VARIANTS: Variant[] = [
 // over long rows (past 8192 columns the per-call sums leave the stack); rows whose stripes lie far
 // enough apart for a lone row to read them in far-apart pairs (AVX-512 VNNI), with a stripe left over
 // at one thread and a range too short for pairs at three.
-const SHAPES = [
+const Q4_SHAPES = [
   [16, 40],
   [48, 300],
   [80, 1031],
   [144, 96],
   [32, 8352],
   [112, 8352],
+] as const;
+// i8 records take rows of whole 32-column blocks (and groups that divide them): one stripe of three
+// blocks, records of one scale per row over long rows (a prefill chunk's K-slices start inside them),
+// far-apart pairs with a stripe left over.
+const I8_VARIANTS: Variant[] = [
+  { dtype: 'i8', group: 32 },
+  { dtype: 'i8', group: 'row' },
+  { dtype: 'i8', group: 64, scale: 'bf16' },
+  { dtype: 'i8', group: 128, scale: 'f32' },
+  { dtype: 'i8', group: 'row', scale: 'bf16' },
+];
+const I8_SHAPES = [
+  [16, 128],
+  [48, 384],
+  [80, 1152],
+  [144, 256],
+  [32, 8320],
+  [112, 8320],
+] as const;
+const SUITES = [
+  { name: 'q4', variants: Q4_VARIANTS, shapes: Q4_SHAPES },
+  { name: 'i8', variants: I8_VARIANTS, shapes: I8_SHAPES },
 ] as const;
 
 function interleaved(ctx: KernelContext, v: Variant, rows: number, cols: number, seed: number) {
@@ -62,84 +84,92 @@ function matmul(ctx: KernelContext, m: WeightMatrix, X: Float32Array, M: number,
   return y;
 }
 
-describe('q4 in 16-row records', () => {
-  for (const isa of ISAS)
-    for (const v of VARIANTS)
-      it(`match the float64 reference and the lone GEMV (${isa}, ${variantName(v)})`, () => {
-        for (const [rows, cols] of SHAPES) {
-          const what = `${rows}x${cols}`;
-          let first: Float32Array | null = null;
-          for (const threads of [1, 3]) {
-            const ctx = make(isa, threads);
-            const { w, m } = interleaved(ctx, v, rows, cols, rows + cols);
-            expect(m.layout).toBe('rows16');
-            const x = seededFloats(cols, cols + 7, 1);
-            // FP32 activations.
-            const y = new Float32Array(rows);
-            ctx.gemv(m, x, y);
-            const ref = refGemv(w.values, rows, cols, x);
-            expect(worstRelError(y, ref.y, ref.mag), `${what} f32`).toBeLessThan(1e-5);
-            // int8 activations: exact against x as quantized.
-            const yq = new Float32Array(rows);
-            ctx.gemv(m, x, yq, { activations: 'int8' });
-            const refq = refGemv(w.values, rows, cols, quantizedX(x, xBlock(v)));
-            expect(worstRelError(yq, refq.y, refq.mag), `${what} int8`).toBeLessThan(1e-5);
-            if (first) expect(firstDifference(yq, first), `${what} threads ${threads}`).toBeNull();
-            else first = yq;
-            // A row's values, exactly as the row-major matrix gives them.
-            const plain = ctx.matrix(w.spec, w.bytes);
-            for (const r of [0, 5, rows - 1]) {
-              const got = new Float32Array(cols);
-              const want = new Float32Array(cols);
-              ctx.row(m, r, got);
-              ctx.row(plain, r, want);
-              expect(firstDifference(got, want), `${what} row ${r}`).toBeNull();
-            }
-            // 2..8 decode rows and a prefill chunk of 13 tokens: each row the lone GEMV's bits (int8),
-            // or within the reference (FP32: the chunk takes the GEMM).
-            const X = seededFloats(13 * cols, cols + 9, 1);
-            for (const M of [2, 5, 8, 13]) {
-              const Y = matmul(ctx, m, X, M, 'int8');
-              const alone = new Float32Array(M * rows);
-              for (let i = 0; i < M; i++)
-                ctx.gemv(m, X.subarray(i * cols, (i + 1) * cols), alone.subarray(i * rows, (i + 1) * rows), { activations: 'int8' });
-              expect(firstDifference(Y, alone), `${what} M ${M} int8`).toBeNull();
-              const Yf = matmul(ctx, m, X, M, 'f32');
-              for (let i = 0; i < M; i++) {
-                const r = refGemv(w.values, rows, cols, X.subarray(i * cols, (i + 1) * cols));
-                expect(worstRelError(Yf.subarray(i * rows, (i + 1) * rows), r.y, r.mag), `${what} M ${M} f32 row ${i}`).toBeLessThan(1e-5);
-              }
-            }
-            m.dispose();
-            plain.dispose();
-          }
-        }
-      });
-
-  it('give the scalar reference bit for bit on every ISA (int8 activations)', () => {
-    const scalar = make('scalar', 1);
-    for (const isa of ISAS) {
-      const ctx = make(isa, 2);
+for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
+  describe(`${name} in 16-row records`, () => {
+    for (const isa of ISAS)
       for (const v of VARIANTS)
-        for (const [rows, cols] of SHAPES) {
-          const a = interleaved(scalar, v, rows, cols, 5 * rows + cols).m;
-          const b = interleaved(ctx, v, rows, cols, 5 * rows + cols).m;
-          const X = seededFloats(8 * cols, rows, 2);
-          expect(
-            firstDifference(matmul(ctx, b, X, 8, 'int8'), matmul(scalar, a, X, 8, 'int8')),
-            `${isa} ${variantName(v)} ${rows}x${cols}`,
-          ).toBeNull();
-        }
-    }
+        it(`match the float64 reference and the lone GEMV (${isa}, ${variantName(v)})`, () => {
+          for (const [rows, cols] of SHAPES) {
+            const what = `${rows}x${cols}`;
+            let first: Float32Array | null = null;
+            for (const threads of [1, 3]) {
+              const ctx = make(isa, threads);
+              const { w, m } = interleaved(ctx, v, rows, cols, rows + cols);
+              expect(m.layout).toBe('rows16');
+              const x = seededFloats(cols, cols + 7, 1);
+              // FP32 activations.
+              const y = new Float32Array(rows);
+              ctx.gemv(m, x, y);
+              const ref = refGemv(w.values, rows, cols, x);
+              expect(worstRelError(y, ref.y, ref.mag), `${what} f32`).toBeLessThan(1e-5);
+              // int8 activations: exact against x as quantized.
+              const yq = new Float32Array(rows);
+              ctx.gemv(m, x, yq, { activations: 'int8' });
+              const refq = refGemv(w.values, rows, cols, quantizedX(x, xBlock(v)));
+              expect(worstRelError(yq, refq.y, refq.mag), `${what} int8`).toBeLessThan(1e-5);
+              if (first) expect(firstDifference(yq, first), `${what} threads ${threads}`).toBeNull();
+              else first = yq;
+              // A row's values, exactly as the row-major matrix gives them.
+              const plain = ctx.matrix(w.spec, w.bytes);
+              for (const r of [0, 5, rows - 1]) {
+                const got = new Float32Array(cols);
+                const want = new Float32Array(cols);
+                ctx.row(m, r, got);
+                ctx.row(plain, r, want);
+                expect(firstDifference(got, want), `${what} row ${r}`).toBeNull();
+              }
+              // 2..8 decode rows and a prefill chunk of 13 tokens: each row the lone GEMV's bits (int8),
+              // or within the reference (FP32: the chunk takes the GEMM).
+              const X = seededFloats(13 * cols, cols + 9, 1);
+              for (const M of [2, 5, 8, 13]) {
+                const Y = matmul(ctx, m, X, M, 'int8');
+                const alone = new Float32Array(M * rows);
+                for (let i = 0; i < M; i++)
+                  ctx.gemv(m, X.subarray(i * cols, (i + 1) * cols), alone.subarray(i * rows, (i + 1) * rows), { activations: 'int8' });
+                expect(firstDifference(Y, alone), `${what} M ${M} int8`).toBeNull();
+                const Yf = matmul(ctx, m, X, M, 'f32');
+                for (let i = 0; i < M; i++) {
+                  const r = refGemv(w.values, rows, cols, X.subarray(i * cols, (i + 1) * cols));
+                  expect(worstRelError(Yf.subarray(i * rows, (i + 1) * rows), r.y, r.mag), `${what} M ${M} f32 row ${i}`).toBeLessThan(
+                    1e-5,
+                  );
+                }
+              }
+              m.dispose();
+              plain.dispose();
+            }
+          }
+        });
+
+    it('give the scalar reference bit for bit on every ISA (int8 activations)', () => {
+      const scalar = make('scalar', 1);
+      for (const isa of ISAS) {
+        const ctx = make(isa, 2);
+        for (const v of VARIANTS)
+          for (const [rows, cols] of SHAPES) {
+            const a = interleaved(scalar, v, rows, cols, 5 * rows + cols).m;
+            const b = interleaved(ctx, v, rows, cols, 5 * rows + cols).m;
+            const X = seededFloats(8 * cols, rows, 2);
+            expect(
+              firstDifference(matmul(ctx, b, X, 8, 'int8'), matmul(scalar, a, X, 8, 'int8')),
+              `${isa} ${variantName(v)} ${rows}x${cols}`,
+            ).toBeNull();
+          }
+      }
+    });
   });
 
+describe('16-row records', () => {
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [
-      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups'],
-      [{ dtype: 'i8', group: 32 }, 32, 64, 'only symmetric q4 with groups'],
-      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups'],
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups and i8'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups and i8'],
       [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
+      [{ dtype: 'i8', group: 'row' }, 32, 80, 'i8 rows must be a whole number of 32-column blocks'],
+      [{ dtype: 'i8', group: 64 }, 32, 96, 'i8 groups must be multiples of 32 that divide the row'],
+      [{ dtype: 'i8', group: 32 }, 40, 64, 'rows must be a multiple of 16'],
+      [{ dtype: 'i8', group: 'row', blockK: 64 }, 32, 128, 'the matrix must be row-major and not K-blocked'],
       [{ dtype: 'q4', group: 32, blockK: 128 }, 32, 300, 'the matrix must be row-major and not K-blocked'],
     ];
     for (const [v, rows, cols, why] of cases) {

@@ -28,11 +28,14 @@ struct WeightRows {
   int K = 0;        // elements per row in this panel
   int group = 0;    // q4 / i8 per-group: 32, 64 or 128; 0: one scale per row (i8 per-row)
   ScaleType stype = ScaleType::F16;
-  // Symmetric q4 in 16-row records (q4x16_* below): q is the record of (the first stripe, this
-  // panel's first group), a stripe of 16 rows is 16 * q_ld bytes, s is unused; a run of rows starts
-  // anywhere (row0: the first row's lane in its stripe); the SIMD kernels take whole stripes.
+  // Symmetric q4 or i8 in 16-row records (q4x16_* / i8x16_* below): q is the record of (the first
+  // stripe, this panel's first group), a stripe of 16 rows is 16 * q_ld bytes, s is unused; a run of
+  // rows starts anywhere (row0: the first row's lane in its stripe); the SIMD kernels take whole
+  // stripes. i8 records set group to the record's columns (K for one scale per row), and a K-slice
+  // of them may start inside a record (col0: its first column there; always 0 for q4).
   bool rows16 = false;
   int row0 = 0;
+  int col0 = 0;
 
   // The same panel starting at row r.
   WeightRows from_row(int64_t r) const {
@@ -153,15 +156,21 @@ inline size_t gemm_q8_scratch(int64_t K, int group) {
 // by four activations broadcast to every lane, and one float multiply-add per group and 16 rows
 // applies the scales: the row layout spends it per 128 weights of one row.
 inline int q4x16_record_bytes(int group, ScaleType t) { return 8 * group + 16 * scale_bytes(t); }
-// The kernels of one layout, all over the same WeightRows (rows16 set) and with the signatures above.
-struct Q4x16Kernels {
+// i8 interleaved 16 rows at a time (docs/architecture.md, "i8 in 16-row records"): for each stripe of
+// 16 rows and each group of G columns (one scale per row: G = K, one record a stripe), G/4 64-byte
+// vectors (vector i, lane r: row r's codes of elements 4i..4i+3 plus 128, vpdpbusd's unsigned
+// operand) followed by the 16 rows' scales. x's blocks of 32 each take 8 vectors, so a vpdpbusd
+// multiplies 16 rows by four broadcast activations and a block's float work is one FMA for 16 rows.
+inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 * scale_bytes(t); }
+// The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
+struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
   GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(Q4, group))
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
   // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one
-  // activation row, faster for several: AVX-512 VNNI), "batched" (faster for several, up to a tenth
-  // slower for one: the 256-bit kernels, which take each record in two halves), "none" (scalar).
+  // activation row, faster for several), "batched" (faster for several, up to a tenth slower for
+  // one), "none" (scalar).
   const char* worth = "none";
 };
 
@@ -178,7 +187,8 @@ struct KernelTable {
   GemmQ8Fn gemm_q8[kWeightTypeCount] = {};
   const char* gemm_q8_name = "none";  // e.g. "16x8 avx512vnni"
   DequantFn dequant[kWeightTypeCount] = {};
-  Q4x16Kernels q4x16;
+  Records16Kernels q4x16;  // q4: AVX-512 VNNI always, the 256-bit kernels (each record in two halves) batched
+  Records16Kernels i8x16;  // i8: AVX-512 VNNI
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

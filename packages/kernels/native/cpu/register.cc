@@ -24,6 +24,8 @@ void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 void register_q4x16_ref(KernelTable& t);
 void register_q4x16_avx512vnni(KernelTable& t);
+void register_i8x16_ref(KernelTable& t);
+void register_i8x16_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -32,6 +34,7 @@ void register_ref(KernelTable& t) {
   register_q8_ref(t);
   register_blocks_ref(t);
   register_q4x16_ref(t);
+  register_i8x16_ref(t);
 }
 
 void register_avx2(KernelTable& t) {
@@ -57,6 +60,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
     register_q8_blocks_avx512vnni(t);
     register_gemm_q8_avx512vnni(t);
     register_q4x16_avx512vnni(t);
+    register_i8x16_avx512vnni(t);
   }
 }
 

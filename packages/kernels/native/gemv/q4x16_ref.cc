@@ -1,4 +1,4 @@
-// Scalar reference of symmetric q4 in 16-row records (kernel_table.h, Q4x16Kernels). The int8-activation
+// Scalar reference of symmetric q4 in 16-row records (kernel_table.h, Records16Kernels). The int8-activation
 // kernel is written to give the SIMD variant's bits: per (row, activation row) one float accumulator,
 // and per group one exact integer sum (starting at -8 * the group's sum of x codes) converted and
 // multiplied into it by (row scale * x scale) with one fused multiply-add, in group order.

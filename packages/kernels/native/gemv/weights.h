@@ -45,6 +45,19 @@ inline float q4x16_scale(const uint8_t* rec, const WeightRows& w, int r) {
   return load_scale(rec + 8 * w.group + ((w.row0 + r) % 16) * scale_bytes(w.stype), w.stype);
 }
 
+// i8 records: the record holding column k of row r (columns from the slice's col0), and in it row
+// r's code and scale.
+inline const uint8_t* i8x16_record(const WeightRows& w, int r, int k) {
+  return w.q + (ptrdiff_t)((w.row0 + r) / 16) * 16 * w.q_ld + (ptrdiff_t)((w.col0 + k) / w.group) * i8x16_record_bytes(w.group, w.stype);
+}
+inline int i8x16_code(const uint8_t* rec, const WeightRows& w, int r, int k) {
+  const int j = (w.col0 + k) % w.group, lane = (w.row0 + r) % 16;
+  return (int)rec[(j / 4) * 64 + lane * 4 + j % 4] - 128;
+}
+inline float i8x16_scale(const uint8_t* rec, const WeightRows& w, int r) {
+  return load_scale(rec + 16 * w.group + ((w.row0 + r) % 16) * scale_bytes(w.stype), w.stype);
+}
+
 // Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
 inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }
 inline int group_count(const WeightRows& w) { return w.group > 0 ? (w.K + w.group - 1) / w.group : 1; }

@@ -100,17 +100,17 @@ static void plan_panel(const MatrixDesc& d, const QuantPlanes& qp, uint64_t B, u
     const uint64_t esize = (uint64_t)weight_elem_bytes(d.type);
     q = k0 * N * esize;
     r.q_ld = (ptrdiff_t)(w * esize);
+  } else if (d.rows16) {  // one panel (not K-blocked): the records of stripe 0 from byte 0
+    const uint64_t gp = (w + G - 1) / G;
+    r.q_ld = (ptrdiff_t)(gp * ((d.type == WeightType::Q4 ? G / 2 : G) + sb));  // a stripe of 16 rows is 16 * q_ld bytes
+    r.group = (int)G;  // i8 with one scale per row: G = K, one record a stripe
+    r.rows16 = true;
   } else if (qp.per_row) {
     q = k0 * N;
     r.q_ld = (ptrdiff_t)w;
     s = qp.scales_offset;
     r.s_ld = sb;
     r.group = 0;
-  } else if (d.rows16) {  // one panel (not K-blocked): the records of stripe 0 from byte 0
-    const uint64_t gp = (w + G - 1) / G;
-    r.q_ld = (ptrdiff_t)(gp * (G / 2 + sb));  // a stripe of 16 rows is 16 * q_ld bytes
-    r.group = (int)G;
-    r.rows16 = true;
   } else {
     const uint64_t gb = B / G, gp = (w + G - 1) / G;
     const uint64_t gbytes = d.type == WeightType::Q4 ? G / 2 : G;
@@ -197,7 +197,13 @@ void MatrixPlan::bind(const uint8_t* base) {
 }
 
 std::string rows16_unfit(const MatrixDesc& d) {
-  if (d.type != WeightType::Q4 || d.affine || d.group <= 0) return "only symmetric q4 with groups";
+  if (d.type == WeightType::I8) {
+    // x's blocks of 32 each take whole vectors of a record.
+    if (d.K % kQ8Block != 0) return "i8 rows must be a whole number of 32-column blocks";
+    if (d.group > 0 && (d.group % kQ8Block != 0 || d.K % d.group != 0)) return "i8 groups must be multiples of 32 that divide the row";
+  } else if (d.type != WeightType::Q4 || d.affine || d.group <= 0) {
+    return "only symmetric q4 with groups and i8";
+  }
   if (d.N % 16 != 0) return "rows must be a multiple of 16";
   if (d.block_k != 0 || d.pretransposed) return "the matrix must be row-major and not K-blocked";
   if (d.rows16) return "the matrix is interleaved already";
@@ -209,10 +215,11 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
   const QuantPlanes qp = quant_planes(d);
-  const int64_t G = d.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), code_bytes = ng * (G / 2);
+  const bool i8 = d.type == WeightType::I8;
+  const int64_t G = (int64_t)qp.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = i8 ? G : G / 2, code_bytes = ng * gbytes;
   // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
   // records take exactly the planes' bytes.
-  if (qp.scales_offset != (uint64_t)(d.N * code_bytes) || qp.bytes != (uint64_t)(d.N * ng * (G / 2 + sb))) {
+  if (qp.scales_offset != (uint64_t)(d.N * code_bytes) || qp.bytes != (uint64_t)(d.N * ng * (gbytes + sb))) {
     *error = "the planes are not back to back";
     return false;
   }
@@ -225,15 +232,16 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   }
   const uint8_t* codes = rows.data();
   const uint8_t* scales = rows.data() + qp.scales_offset;
-  const int64_t rec = q4x16_record_bytes((int)G, d.stype);
+  const int64_t rec = i8 ? i8x16_record_bytes((int)G, d.stype) : q4x16_record_bytes((int)G, d.stype);
+  const uint8_t flip = i8 ? 0x80 : 0;  // i8 codes + 128: the unsigned operand
   for (int64_t s = 0; s < d.N / 16; s++)
     for (int64_t g = 0; g < ng; g++) {
       uint8_t* out = data + (s * ng + g) * rec;
       for (int r = 0; r < 16; r++) {
         const int64_t row = s * 16 + r;
-        const uint8_t* src = codes + row * code_bytes + g * (G / 2);
-        for (int64_t b = 0; b < G / 2; b++) out[(b / 4) * 64 + r * 4 + b % 4] = src[b];
-        std::memcpy(out + 8 * G + r * sb, scales + (row * ng + g) * sb, (size_t)sb);
+        const uint8_t* src = codes + row * code_bytes + g * gbytes;
+        for (int64_t b = 0; b < gbytes; b++) out[(b / 4) * 64 + r * 4 + b % 4] = src[b] ^ flip;
+        std::memcpy(out + 16 * gbytes + r * sb, scales + (row * ng + g) * sb, (size_t)sb);
       }
     }
   d.rows16 = true;
@@ -310,10 +318,11 @@ bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* err
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
   RowKernels r;
   if (d.rows16) {
-    r.gemv = k.q4x16.gemv;
-    r.gemv_q8 = k.q4x16.gemv_q8;
-    r.gemv_q8_rows = k.q4x16.gemv_q8_rows;
-    r.dequant = k.q4x16.dequant;
+    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : k.q4x16;
+    r.gemv = rec.gemv;
+    r.gemv_q8 = rec.gemv_q8;
+    r.gemv_q8_rows = rec.gemv_q8_rows;
+    r.dequant = rec.dequant;
     return r;
   }
   const int t = (int)d.type;
@@ -421,11 +430,13 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + k0;
     return v;
   }
-  const int g0 = k0 / w.group;
-  if (w.rows16) {
-    v.q = w.q + (ptrdiff_t)g0 * q4x16_record_bytes(w.group, w.stype);
+  if (w.rows16) {  // q4: k0 starts a group; i8: perhaps inside a record (one a stripe with one scale per row)
+    const int k = w.col0 + k0, g = k / w.group;
+    v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8 ? i8x16_record_bytes(w.group, w.stype) : q4x16_record_bytes(w.group, w.stype));
+    v.col0 = k % w.group;
     return v;
   }
+  const int g0 = k0 / w.group;
   v.q = w.q + (ptrdiff_t)g0 * (t == WeightType::Q4 ? w.group / 2 : w.group);
   v.s = w.s + (ptrdiff_t)g0 * scale_bytes(w.stype);
   if (w.z) v.z = w.z + g0;
