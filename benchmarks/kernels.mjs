@@ -70,10 +70,12 @@ const PRECISIONS = [
   { name: 'q8_0+int8', ...i8g32, activations: 'int8' },
   { name: 'int4w+int8', ...q4g64, activations: 'int8' },
   { name: 'q4_0+int8', ...q4g32, activations: 'int8' },
-  // The same q4 matrices reordered into 16-row records at load (WeightMatrix.interleaveRows16), as
-  // the runtime does in the int8 mode on CPUs with AVX-512 VNNI (IE_Q4_LAYOUT).
+  // The same q4 and i8 matrices reordered into 16-row records at load (WeightMatrix.interleaveRows16),
+  // as the runtime does in the int8 mode on CPUs with AVX-512 VNNI (IE_Q4_LAYOUT, IE_I8_LAYOUT).
   { name: 'int4w+int8 rows16', ...q4g64, activations: 'int8', rows16: true },
   { name: 'q4_0+int8 rows16', ...q4g32, activations: 'int8', rows16: true },
+  { name: 'int8w+int8 rows16', ...i8row, activations: 'int8', rows16: true },
+  { name: 'q8_0+int8 rows16', ...i8g32, activations: 'int8', rows16: true },
   // GGUF's K-quants and IQ4_NL, imported as block dtypes (llama.cpp's blocks byte for byte).
   // gpt-oss's MXFP4 experts (FP32 activations are the model's own semantics).
   ...['q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'mxfp4'].flatMap((d) => [

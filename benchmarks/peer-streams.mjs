@@ -44,7 +44,13 @@ for (const type of TYPES) {
     type,
     threads: THREADS,
     llama: { release: li.release, build: li.build, mmap: li.mmap },
-    ie: { activations: ii.activations, isa: ii.isa, weightMemory: ii.weightMemory, q4Rows16Matrices: ii.q4Rows16Matrices },
+    ie: {
+      activations: ii.activations,
+      isa: ii.isa,
+      weightMemory: ii.weightMemory,
+      q4Rows16Matrices: ii.q4Rows16Matrices,
+      i8Rows16Matrices: ii.i8Rows16Matrices,
+    },
     streams: [],
   };
   for (const n of STREAMS) {

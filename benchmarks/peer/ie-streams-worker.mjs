@@ -20,6 +20,7 @@ await serve({
       threads: i.threads,
       weightMemory: i.weightMemory.mode,
       q4Rows16Matrices: i.q4Rows16Matrices,
+      i8Rows16Matrices: i.i8Rows16Matrices,
     };
   },
   async streams({ prompts, tokens }) {

@@ -18,13 +18,14 @@ import {
   DEFAULT_CONTEXT_CAP,
   resolveEngineOptions,
   type ActivationsMode,
+  type RecordsLayoutMode,
   type EngineOptions,
   type ResolvedEngineOptions,
 } from './options.js';
 import type { PrecisionMix, WeightKind } from './precision.js';
 import { Sequence, type SequenceOptions } from './sequence.js';
 import { createTokenizer, type Tokenizer } from './tokenizer/index.js';
-import { bindWeights, interleaveQ4, type ModelWeights, reorderLongRows } from './weights.js';
+import { bindWeights, interleaveRecords, type ModelWeights, reorderLongRows } from './weights.js';
 
 export interface ModelOptions extends EngineOptions {
   /** KV slots: sequences that may hold a cache at once (each `contextLength` positions). Default 1. */
@@ -41,6 +42,8 @@ export interface EngineInfo extends ContextInfo {
   activations: MatmulActivations;
   /** How many symmetric q4 matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
   q4Rows16Matrices: number;
+  /** How many i8 matrices run in 16-row records (EngineOptions.i8Layout); 0: all as stored. */
+  i8Rows16Matrices: number;
   /** How many matrices were reordered into K-panels at load (EngineOptions.blockK); 0: all as stored. */
   blockedKMatrices: number;
   contextLength: number;
@@ -61,6 +64,7 @@ interface ModelSettings {
   expertActivations: MatmulActivations;
   sequences: number;
   q4Rows16: number;
+  i8Rows16: number;
   blockedK: number;
 }
 
@@ -79,12 +83,13 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 }
 
 /**
- * Whether `auto` reorders q4 matrices into 16-row records: where the kernels are no slower for one
- * sequence (AVX-512 VNNI), and where they are faster for several but not for one (AVX2, AVX-VNNI)
- * once the model holds more than two sequences (ie serve --parallel 2 or more, which keeps one
- * sequence beside its parallel ones; a BatchScheduler of three slots or more).
+ * Whether `auto` reorders q4 or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
+ * i8Rows16): where the kernels are no slower for one sequence (q4 on AVX-512 VNNI), and where they
+ * are faster for several but not for one (q4 on AVX2 and AVX-VNNI, i8 on AVX-512 VNNI) once the
+ * model holds more than two sequences (ie serve --parallel 2 or more, which keeps one sequence
+ * beside its parallel ones; a BatchScheduler of three slots or more).
  */
-export function q4RecordsPay(worth: 'always' | 'batched' | 'none', sequences: number): boolean {
+export function recordsPay(worth: 'always' | 'batched' | 'none', sequences: number): boolean {
   return worth === 'always' || (worth === 'batched' && sequences > 2);
 }
 
@@ -156,11 +161,11 @@ export class Model {
           `context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`,
         );
       const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
-      const q4Layout =
-        opts.q4Layout === 'rows16' || (opts.q4Layout === 'auto' && activations === 'int8' && q4RecordsPay(ctx.info().q4Rows16, sequences))
-          ? 'rows16'
-          : 'rows';
-      const q4Rows16 = q4Layout === 'rows16' ? interleaveQ4(weights, c) : 0;
+      const info = ctx.info();
+      const records = (mode: RecordsLayoutMode, worth: 'always' | 'batched' | 'none') =>
+        mode === 'rows16' || (mode === 'auto' && activations === 'int8' && recordsPay(worth, sequences));
+      const q4Rows16 = records(opts.q4Layout, info.q4Rows16) ? interleaveRecords(weights, c, 'q4') : 0;
+      const i8Rows16 = records(opts.i8Layout, info.i8Rows16) ? interleaveRecords(weights, c, 'i8') : 0;
       const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? ctx.info().int8Activations : undefined);
       const settings: ModelSettings = {
         contextLength,
@@ -170,6 +175,7 @@ export class Model {
         expertActivations: opts.activations === 'int8' ? 'int8' : 'f32',
         sequences,
         q4Rows16,
+        i8Rows16,
         blockedK,
       };
       fd = openSync(reader.binPath as string, 'r');
@@ -222,6 +228,7 @@ export class Model {
       filePrecision: this.weights.filePrecision,
       activations: this.opts.activations,
       q4Rows16Matrices: this.opts.q4Rows16,
+      i8Rows16Matrices: this.opts.i8Rows16,
       blockedKMatrices: this.opts.blockedK,
       contextLength: this.opts.contextLength,
       kvCache: this.opts.kvCache,

@@ -55,7 +55,17 @@ export interface EngineOptions {
    * --parallel 2 or more: one sequence alone runs up to a tenth slower there). Forced on the scalar
    * ISA, the records run the scalar reference (slow; for tests).
    */
-  q4Layout?: Q4LayoutMode;
+  q4Layout?: RecordsLayoutMode;
+  /**
+   * How i8 matrices (int8w, GGUF Q8_0) are laid out in memory once loaded (IE_I8_LAYOUT): `rows` as
+   * the file stores them; `rows16` reordered at load into records of 16 rows (docs/architecture.md,
+   * *i8 in 16-row records*), which the AVX-512 VNNI kernels read at 2-3x the rate when several
+   * sequences decode together; `auto` (the default) takes rows16 in the int8 mode on AVX-512 VNNI
+   * for a model of more than two sequences (ie serve --parallel 2 or more: one sequence alone reads
+   * the records up to a fifth slower than its rows), else rows. Elsewhere the records run the scalar
+   * reference (slow; for tests).
+   */
+  i8Layout?: RecordsLayoutMode;
   /**
    * K-panels made at load (IE_BLOCK_K): `auto` (the default) reorders every projection and
    * classifier whose rows are longer than 2048 columns into panels of at most about 2048 (the
@@ -83,7 +93,8 @@ export interface EngineOptions {
 }
 
 export type ActivationsMode = 'auto' | 'f32' | 'int8';
-export type Q4LayoutMode = 'auto' | 'rows' | 'rows16';
+/** How q4 or i8 matrices lie in memory once loaded (EngineOptions.q4Layout, i8Layout). */
+export type RecordsLayoutMode = 'auto' | 'rows' | 'rows16';
 export type BlockKMode = 'auto' | number;
 
 export interface ResolvedEngineOptions {
@@ -95,7 +106,8 @@ export interface ResolvedEngineOptions {
   contextLength: number | undefined;
   kvCache: KvCacheType;
   activations: ActivationsMode;
-  q4Layout: Q4LayoutMode;
+  q4Layout: RecordsLayoutMode;
+  i8Layout: RecordsLayoutMode;
   blockK: BlockKMode;
   maxBatch: number;
   requireModel: boolean;
@@ -197,6 +209,7 @@ export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessE
     kvCache: oneOf('kvCache', 'IE_KV_CACHE', o.kvCache, env, ['f32', 'f16'] as const) ?? 'f32',
     activations: oneOf('activations', 'IE_ACTIVATIONS', o.activations, env, ['auto', 'f32', 'int8'] as const) ?? hostMaths(env) ?? 'auto',
     q4Layout: oneOf('q4Layout', 'IE_Q4_LAYOUT', o.q4Layout, env, ['auto', 'rows', 'rows16'] as const) ?? 'auto',
+    i8Layout: oneOf('i8Layout', 'IE_I8_LAYOUT', o.i8Layout, env, ['auto', 'rows', 'rows16'] as const) ?? 'auto',
     blockK: blockK(o.blockK, env),
     maxBatch: int('maxBatch', 'IE_MAX_BATCH', o.maxBatch, env, 1, 4096) ?? 256,
     requireModel: o.requireModel ?? oneOf('requireModel', 'IE_REQUIRE_MODEL', undefined, env, ['0', '1'] as const) === '1',

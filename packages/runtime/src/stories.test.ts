@@ -182,6 +182,48 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     );
   });
 
+  it("i8 in 16-row records: auto takes them for several sequences where the CPU has their kernels, and they give the rows layout's logits within rounding", async () => {
+    await using rows = await Engine.load(dirs.llama2c, { precision: 'int8w', activations: 'int8', i8Layout: 'rows' });
+    await using rows16 = await Engine.load(dirs.llama2c, { precision: 'int8w', activations: 'int8', i8Layout: 'rows16' });
+    expect(rows.info().i8Rows16Matrices).toBe(0);
+    // q, k, v and o of the 5 layers: gate and up have 172 rows (not whole stripes of 16), down 172
+    // columns (not whole blocks of 32).
+    const n = rows16.info().i8Rows16Matrices;
+    expect(n).toBe(4 * 5);
+    expect(rows16.info().q4Rows16Matrices).toBe(0);
+    for (const sequences of [1, 2, 3]) {
+      const m = await Model.open(dirs.llama2c, { precision: 'int8w', activations: 'int8', sequences });
+      const worth = m.info().i8Rows16;
+      expect(m.info().i8Rows16Matrices, `${sequences} sequences`).toBe(
+        worth === 'always' || (worth === 'batched' && sequences > 2) ? n : 0,
+      );
+      await m.dispose();
+    }
+    const prompt = [1, 403, 407, 261, 378];
+    const base = (await rows.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens;
+    const seq = [...prompt, ...base];
+    const a = await rows.evaluate(seq);
+    const b = await rows16.evaluate(seq);
+    // The same integer sums per block of 32; the float work runs in another order (the scale per
+    // block here), so the logits agree to within int8 noise, not to the bit.
+    let kl = 0;
+    let worst = 0;
+    for (let p = 0; p < seq.length; p++) {
+      kl += klDiv(a[p], b[p]) / seq.length;
+      let span = 0;
+      for (const v of a[p]) span = Math.max(span, Math.abs(v));
+      for (let i = 0; i < a[p].length; i++) worst = Math.max(worst, Math.abs(a[p][i] - b[p][i]) / span);
+    }
+    expect(worst).toBeLessThan(0.05);
+    expect(kl).toBeLessThan(1e-3);
+    const r16 = await rows16.complete(prompt, { temperature: 0, maxTokens: 64 });
+    const same = r16.tokens.filter((t, i) => t === base[i]).length;
+    expect(same).toBeGreaterThanOrEqual(56);
+    console.log(
+      `[stories260K i8 16-row records] ${n} matrices, logits within ${worst.toExponential(2)} of rows, mean KL ${kl.toExponential(2)}, ${same}/64 greedy tokens alike`,
+    );
+  });
+
   it('activations auto: int8 for int8/int4 matrices on a SIMD CPU, FP32 for float models and on the scalar ISA', async () => {
     for (const precision of ['fp32', 'int8w', 'int4w'] as const) {
       await using e = await Engine.load(dirs.llama2c, { precision });

@@ -192,15 +192,20 @@ export function bindWeights(
 }
 
 /**
- * Reorders the symmetric q4 matrices the matmuls read into 16-row records in place
- * (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows: it is a
- * table read one row per token.
+ * Reorders the matrices of one type (symmetric q4 or i8) that the matmuls read into 16-row records
+ * in place (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows:
+ * it is a table read one row per token.
  */
-export function interleaveQ4(weights: ModelWeights, config: ModelConfig): number {
+export function interleaveRecords(weights: ModelWeights, config: ModelConfig, dtype: 'q4' | 'i8'): number {
   const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
   let count = 0;
   for (const [name, m] of weights.matrices) {
-    if ((roles.get(name) === 'embedding' && !config.tied_classifier) || m.layout === 'rows16' || rows16Unfit(m.spec) !== undefined)
+    if (
+      m.spec.dtype !== dtype ||
+      (roles.get(name) === 'embedding' && !config.tied_classifier) ||
+      m.layout === 'rows16' ||
+      rows16Unfit(m.spec) !== undefined
+    )
       continue;
     m.interleaveRows16();
     count++;

@@ -112,6 +112,16 @@ export const ENGINE_FLAGS = {
     engineEnv: 'IE_Q4_LAYOUT',
     section: SECTION,
   },
+  'i8-layout': {
+    type: 'choice',
+    arg: 'LAYOUT',
+    choices: ['auto', 'rows', 'rows16'],
+    description:
+      'i8 (int8w, Q8_0) in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
+    defaultText: 'auto: rows16 in the int8 mode on AVX-512 VNNI when serving several sequences',
+    engineEnv: 'IE_I8_LAYOUT',
+    section: SECTION,
+  },
   'block-k': {
     type: 'string',
     arg: 'B',
@@ -133,9 +143,13 @@ export const ENGINE_FLAGS = {
 export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
   // In the int8 mode, symmetric q4 prefill chunks take the int8 GEMM where the ISA has one.
+  const records = [
+    info.q4Rows16Matrices > 0 ? `q4: 16-row records, ${info.q4Rows16Matrices} matrices` : '',
+    info.i8Rows16Matrices > 0 ? `i8: 16-row records, ${info.i8Rows16Matrices} matrices` : '',
+  ].filter((s) => s !== '');
   const gemm =
-    info.q4Rows16Matrices > 0
-      ? `${info.gemm} (q4: 16-row records, ${info.q4Rows16Matrices} matrices)`
+    records.length > 0
+      ? `${info.gemm} (${records.join('; ')})`
       : info.activations === 'int8' && info.int8Gemm !== 'none'
         ? `${info.gemm} (${info.int8Activations === 'avx2' ? 'q4' : 'q4, i8'}: int8 ${info.int8Gemm})`
         : info.gemm;
@@ -172,6 +186,7 @@ export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOp
     maxBatch: v['max-batch'],
     activations: v.activations,
     q4Layout: v['q4-layout'],
+    i8Layout: v['i8-layout'],
     blockK: blockKFlag(v['block-k']),
     requireModel: v['require-model'] === true ? true : undefined,
   };

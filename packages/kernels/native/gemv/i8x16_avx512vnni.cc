@@ -145,7 +145,7 @@ void gemv_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float
 void register_i8x16_avx512vnni(KernelTable& t) {
   t.i8x16.gemv_q8 = gemv_i8x16_q8_avx512vnni;
   t.i8x16.gemv_q8_rows = gemv_rows_i8x16_q8_avx512vnni;
-  t.i8x16.worth = "always";
+  t.i8x16.worth = "batched";
 }
 
 }  // namespace ie
