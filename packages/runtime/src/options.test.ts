@@ -34,7 +34,10 @@ describe('the kernel context options: the environment read once, here', () => {
 
   it('takes the q4 and i8 layouts as auto, rows or rows16, from IE_Q4_LAYOUT / IE_I8_LAYOUT when the option is absent', () => {
     expect(resolveEngineOptions({}, {})).toMatchObject({ q4Layout: 'auto', i8Layout: 'auto' });
-    expect(resolveEngineOptions({}, { IE_I8_LAYOUT: 'rows16', IE_Q4_LAYOUT: 'rows' })).toMatchObject({ q4Layout: 'rows', i8Layout: 'rows16' });
+    expect(resolveEngineOptions({}, { IE_I8_LAYOUT: 'rows16', IE_Q4_LAYOUT: 'rows' })).toMatchObject({
+      q4Layout: 'rows',
+      i8Layout: 'rows16',
+    });
     expect(resolveEngineOptions({ i8Layout: 'rows' }, { IE_I8_LAYOUT: 'rows16' }).i8Layout).toBe('rows');
     expect(() => resolveEngineOptions({}, { IE_I8_LAYOUT: 'records' })).toThrow(/^IE_I8_LAYOUT: .*"records"/);
     expect(() => resolveEngineOptions({ i8Layout: 'x' as 'rows' }, {})).toThrow(/^i8Layout:/);
