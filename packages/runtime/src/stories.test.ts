@@ -155,28 +155,11 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
         await m.dispose();
       }
     }
-    const prompt = [1, 403, 407, 261, 378];
-    const base = (await rows.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens;
-    const seq = [...prompt, ...base];
-    const a = await rows.evaluate(seq);
-    const b = await rows16.evaluate(seq);
     // The same integer sums and only the float additions' order differs (per group here, per 128
     // weights there), but a last-bit difference upstream can move an activation across a rounding
     // boundary of the next int8 quantization: so the logits agree to within int8 noise, not to the bit.
-    let kl = 0;
-    let worst = 0;
-    for (let p = 0; p < seq.length; p++) {
-      kl += klDiv(a[p], b[p]) / seq.length;
-      let span = 0;
-      for (const v of a[p]) span = Math.max(span, Math.abs(v));
-      for (let i = 0; i < a[p].length; i++) worst = Math.max(worst, Math.abs(a[p][i] - b[p][i]) / span);
-    }
+    const { worst, kl, same } = await layoutsAgree(rows, rows16);
     expect(worst).toBeGreaterThan(0);
-    expect(worst).toBeLessThan(0.05);
-    expect(kl).toBeLessThan(1e-3);
-    const r16 = await rows16.complete(prompt, { temperature: 0, maxTokens: 64 });
-    const same = r16.tokens.filter((t, i) => t === base[i]).length;
-    expect(same).toBeGreaterThanOrEqual(56);
     console.log(
       `[stories260K q4 16-row records] ${n} matrices, logits within ${worst.toExponential(2)} of rows, mean KL ${kl.toExponential(2)}, ${same}/64 greedy tokens alike`,
     );
@@ -199,26 +182,9 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
       );
       await m.dispose();
     }
-    const prompt = [1, 403, 407, 261, 378];
-    const base = (await rows.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens;
-    const seq = [...prompt, ...base];
-    const a = await rows.evaluate(seq);
-    const b = await rows16.evaluate(seq);
     // The same integer sums per block of 32; the float work runs in another order (the scale per
     // block here), so the logits agree to within int8 noise, not to the bit.
-    let kl = 0;
-    let worst = 0;
-    for (let p = 0; p < seq.length; p++) {
-      kl += klDiv(a[p], b[p]) / seq.length;
-      let span = 0;
-      for (const v of a[p]) span = Math.max(span, Math.abs(v));
-      for (let i = 0; i < a[p].length; i++) worst = Math.max(worst, Math.abs(a[p][i] - b[p][i]) / span);
-    }
-    expect(worst).toBeLessThan(0.05);
-    expect(kl).toBeLessThan(1e-3);
-    const r16 = await rows16.complete(prompt, { temperature: 0, maxTokens: 64 });
-    const same = r16.tokens.filter((t, i) => t === base[i]).length;
-    expect(same).toBeGreaterThanOrEqual(56);
+    const { worst, kl, same } = await layoutsAgree(rows, rows16);
     console.log(
       `[stories260K i8 16-row records] ${n} matrices, logits within ${worst.toExponential(2)} of rows, mean KL ${kl.toExponential(2)}, ${same}/64 greedy tokens alike`,
     );
@@ -234,6 +200,32 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
     }
   });
 });
+
+/**
+ * Two engines over the same weights in two layouts: the worst logit difference (relative to the
+ * logits' span) and mean KL over a 64-token greedy continuation of `a`, and how many of 64 greedy
+ * tokens `b` gives alike; asserts the bounds a layout change must keep.
+ */
+async function layoutsAgree(a: Engine, b: Engine): Promise<{ worst: number; kl: number; same: number }> {
+  const prompt = [1, 403, 407, 261, 378];
+  const base = (await a.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens;
+  const seq = [...prompt, ...base];
+  const la = await a.evaluate(seq);
+  const lb = await b.evaluate(seq);
+  let kl = 0;
+  let worst = 0;
+  for (let p = 0; p < seq.length; p++) {
+    kl += klDiv(la[p], lb[p]) / seq.length;
+    let span = 0;
+    for (const v of la[p]) span = Math.max(span, Math.abs(v));
+    for (let i = 0; i < la[p].length; i++) worst = Math.max(worst, Math.abs(la[p][i] - lb[p][i]) / span);
+  }
+  const same = (await b.complete(prompt, { temperature: 0, maxTokens: 64 })).tokens.filter((t, i) => t === base[i]).length;
+  expect(worst).toBeLessThan(0.05);
+  expect(kl).toBeLessThan(1e-3);
+  expect(same).toBeGreaterThanOrEqual(56);
+  return { worst, kl, same };
+}
 
 function klDiv(p: Float32Array, q: Float32Array): number {
   const lse = (x: Float32Array) => {

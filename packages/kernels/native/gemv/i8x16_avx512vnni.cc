@@ -88,10 +88,6 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
   stripes_na<1, 8>(na, recs, stripe_bytes, G, b0, b1, st, x, t, start, fetch);
 }
 
-void store_stripe(float* out, const float* sum, bool acc) {
-  _mm512_storeu_ps(out, acc ? _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(sum)) : _mm512_loadu_ps(sum));
-}
-
 void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                                    bool acc) {
   // The SIMD kernels take whole records (col0 0; a K-slice inside a record is the FP32 GEMM's).
@@ -110,30 +106,11 @@ void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const 
       stripes_i8<2, 1>(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, G, 0, nb, w.stype, act.data(), t, true, true);
       for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
     });
-  const StripePlan plan = stripe_plan(M);
-  constexpr int kBlock = 16;  // blocks of 32 per turn when several passes share the stripes (512 columns)
-  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
-  float* t = sums_.data();
-  while (r < rows) {
-    const int S = rows - r >= 16 * plan.stripes ? plan.stripes : 1;
-    const int most = S == 1 ? 8 : plan.most;
-    const int passes = (M + most - 1) / most;
-    const int block = passes == 1 ? nb : kBlock;
-    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-    for (int b0 = 0; b0 < nb; b0 += block)
-      for (int a = 0, p = 0; p < passes; p++) {
-        const int na = (M - a) / (passes - p);
-        stripes_pass(S, na, recs, stripe_bytes, G, b0, std::min(nb, b0 + block), w.stype, act.data() + a, t + 16 * S * a, b0 == 0, p == 0);
-        a += na;
-      }
-    for (int a = 0, p = 0; p < passes; p++) {
-      const int na = (M - a) / (passes - p);
-      for (int i = 0; i < na; i++)
-        for (int j = 0; j < S; j++) store_stripe(y + (ptrdiff_t)(a + i) * ldy + r + 16 * j, t + 16 * (S * a + j * na + i), acc);
-      a += na;
-    }
-    r += 16 * S;
-  }
+  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
+  stripe_passes(w, M, y, ldy, r, rows, nb, 16, sums_.data(), acc,
+                [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, bool fetch) {
+                  stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch);
+                });
 }
 
 void gemv_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {

@@ -107,13 +107,7 @@ int far_stripe_pairs(const WeightRows& w, int ng, const ActRow* x, float* y, int
   return stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
     float t[32];
     stripes_q8<G, 2, 1>(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, 0, ng, w.stype, x, t, true, true);
-    for (int j = 0; j < 2; j++) {
-      float* out = y + 16 * (s + j * part);
-      if (acc)
-        _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(t + 16 * j)));
-      else
-        _mm512_storeu_ps(out, _mm512_loadu_ps(t + 16 * j));
-    }
+    for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
   });
 }
 
@@ -127,41 +121,12 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
     act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
   }
   const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  const StripePlan plan = stripe_plan(M);
-  // Several passes over the same stripes take turns 512 columns at a time, so the stripes come from
-  // memory once and from L1 for the later passes.
-  constexpr int kBlock = std::max(1, 512 / G);
-  // Each pass's sums between its turns: pass of activation rows [a, a + na) at t + 16·S·a, [S][na][16].
-  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
-  float* t = sums_.data();
-  for (int r = M == 1 ? far_stripe_pairs<G>(w, ng, act.data(), y, rows, acc) : 0; r < rows;) {
-    // Whole passes of plan.stripes; the range's last few stripes one at a time (up to 8 rows a pass).
-    const int S = rows - r >= 16 * plan.stripes ? plan.stripes : 1;
-    const int most = S == 1 ? 8 : plan.most;
-    const int passes = (M + most - 1) / most;
-    const int block = passes == 1 ? ng : kBlock;
-    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-    for (int g0 = 0; g0 < ng; g0 += block)
-      for (int a = 0, p = 0; p < passes; p++) {
-        const int na = (M - a) / (passes - p);  // even shares: 8 rows as 4 + 4, not 6 + 2
-        stripes_pass<G>(S, na, recs, stripe_bytes, g0, std::min(ng, g0 + block), w.stype, act.data() + a, t + 16 * S * a, g0 == 0, p == 0);
-        a += na;
-      }
-    for (int a = 0, p = 0; p < passes; p++) {
-      const int na = (M - a) / (passes - p);
-      for (int i = 0; i < na; i++)
-        for (int j = 0; j < S; j++) {
-          float* out = y + (ptrdiff_t)(a + i) * ldy + r + 16 * j;
-          const float* sum = t + 16 * (S * a + j * na + i);
-          if (acc)
-            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(sum)));
-          else
-            _mm512_storeu_ps(out, _mm512_loadu_ps(sum));
-        }
-      a += na;
-    }
-    r += 16 * S;
-  }
+  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
+  const int r = M == 1 ? far_stripe_pairs<G>(w, ng, act.data(), y, rows, acc) : 0;
+  stripe_passes(w, M, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
+                [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, bool fetch) {
+                  stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch);
+                });
 }
 
 void gemv_rows_q4x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,

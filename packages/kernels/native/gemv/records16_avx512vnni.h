@@ -5,6 +5,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu/kernel_table.h"
 
 namespace ie {
@@ -81,6 +83,42 @@ inline StripePlan stripe_plan(int M) {
   if (M <= 1) return {1, 8};
   if (M == 7 || M == 8) return {2, 8};
   return {2, 6};
+}
+
+// y's 16 lanes of a stripe (+)= its sums.
+inline void store_stripe(float* out, const float* sum, bool acc) {
+  _mm512_storeu_ps(out, acc ? _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(sum)) : _mm512_loadu_ps(sum));
+}
+
+// Rows [r, rows) of a records GEMV against M activation rows, whole passes of plan.stripes stripes
+// (the range's last few stripes one at a time, up to 8 activation rows a pass), the passes over the
+// same stripes taking turns `turn` units at a time (groups for q4, x's blocks of 32 for i8: 512
+// columns) so that the stripes come from memory once and from L1 for the later passes. pass(S, na,
+// recs, u0, u1, a, t, start, fetch) runs S stripes from recs against activation rows [a, a + na)
+// over units [u0, u1), its sums at t ([S][na][16]; start: none yet). t holds 16·plan.stripes·M floats.
+template <class Pass>
+void stripe_passes(const WeightRows& w, int M, float* y, ptrdiff_t ldy, int r, int rows, int units, int turn, float* t, bool acc, Pass&& pass) {
+  const StripePlan plan = stripe_plan(M);
+  while (r < rows) {
+    const int S = rows - r >= 16 * plan.stripes ? plan.stripes : 1;
+    const int most = S == 1 ? 8 : plan.most;
+    const int passes = (M + most - 1) / most;
+    const int block = passes == 1 ? units : turn;
+    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
+    for (int u0 = 0; u0 < units; u0 += block)
+      for (int a = 0, p = 0; p < passes; p++) {
+        const int na = (M - a) / (passes - p);  // even shares: 8 rows as 4 + 4, not 6 + 2
+        pass(S, na, recs, u0, std::min(units, u0 + block), a, t + 16 * S * a, u0 == 0, p == 0);
+        a += na;
+      }
+    for (int a = 0, p = 0; p < passes; p++) {
+      const int na = (M - a) / (passes - p);
+      for (int i = 0; i < na; i++)
+        for (int j = 0; j < S; j++) store_stripe(y + (ptrdiff_t)(a + i) * ldy + r + 16 * j, t + 16 * (S * a + j * na + i), acc);
+      a += na;
+    }
+    r += 16 * S;
+  }
 }
 
 }  // namespace
