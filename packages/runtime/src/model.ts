@@ -160,13 +160,13 @@ export class Model {
         notices.push(
           `context length ${contextLength} exceeds the ${c.context_length} positions the model was trained for; quality past that is not assured`,
         );
-      const activations = resolveActivations(opts.activations, weights, ctx.info().int8Activations);
       const info = ctx.info();
+      const activations = resolveActivations(opts.activations, weights, info.int8Activations);
       const records = (mode: RecordsLayoutMode, worth: 'always' | 'batched' | 'none') =>
         mode === 'rows16' || (mode === 'auto' && activations === 'int8' && recordsPay(worth, sequences));
       const q4Rows16 = records(opts.q4Layout, info.q4Rows16) ? interleaveRecords(weights, c, 'q4') : 0;
       const i8Rows16 = records(opts.i8Layout, info.i8Rows16) ? interleaveRecords(weights, c, 'i8') : 0;
-      const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? ctx.info().int8Activations : undefined);
+      const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? info.int8Activations : undefined);
       const settings: ModelSettings = {
         contextLength,
         kvCache: opts.kvCache,

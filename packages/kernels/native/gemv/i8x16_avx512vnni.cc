@@ -36,9 +36,13 @@ __attribute__((noinline)) void stripes_i8(const uint8_t* recs, ptrdiff_t stripe_
     for (int j = 0; j < S * NA; j++) _mm512_storeu_ps(t + 16 * j, _mm512_setzero_ps());
   }
   __m512 sc[S];
-  for (int b = b0; b < b1; b++) {
-    const int g = b / per, k = b % per;
-    const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
+  // Block b is block k of record g; the record's scales load once, when the range meets it.
+  const uint8_t* rec = recs + (ptrdiff_t)(b0 / per) * rec_bytes;
+  for (int b = b0, k = b0 % per; b < b1; b++, k++) {
+    if (k == per) {
+      rec += rec_bytes;
+      k = 0;
+    }
     if (k == 0 || b == b0) IE_UNROLL for (int j = 0; j < S; j++) sc[j] = record_scales(rec + j * stripe_bytes + 16 * G, st);
     const uint8_t* codes = rec + 512 * k;
     if (fetch) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(codes + j * stripe_bytes, 512);
