@@ -122,6 +122,26 @@ describe('continuous batching: slots, aborts and bad steps', () => {
     await model?.dispose();
   });
 
+  it('prefills a burst of requests made in one turn of the event loop in one step', async () => {
+    const sched = new BatchScheduler(model);
+    const opts = { temperature: 0, maxTokens: 1, ignoreEos: true };
+    const [a, b] = await Promise.all([
+      sched.generate(prompt(5, 21, config.vocab_size), opts).complete(),
+      sched.generate(prompt(3, 22, config.vocab_size), opts).complete(),
+    ]);
+    expect([a.tokens.length, b.tokens.length]).toEqual([1, 1]);
+    // Both prompts (5 + 3 rows) went into the first step, whose logits gave both tokens.
+    expect(sched.stats()).toMatchObject({ steps: 1, rows: 8 });
+    // A request made a turn later, while that step runs, joins the next one.
+    const first = sched.generate(prompt(4, 23, config.vocab_size), { ...opts, maxTokens: 3 }).complete();
+    await new Promise((r) => setImmediate(r));
+    const late = await sched.generate(prompt(4, 24, config.vocab_size), opts).complete();
+    expect((await first).tokens.length).toBe(3);
+    expect(late.tokens.length).toBe(1);
+    expect(sched.stats().steps).toBe(4);
+    await sched.close();
+  });
+
   it('frees an aborted request’s slot within one step, and a waiting request takes it', async () => {
     const sched = new BatchScheduler(model);
     const opts = { temperature: 0, maxTokens: 40, ignoreEos: true };

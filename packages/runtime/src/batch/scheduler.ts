@@ -130,7 +130,10 @@ export class BatchScheduler {
       this.waiting.push(job);
       if (!this.looping) {
         this.looping = true;
-        this.loop = this.run();
+        // The first step waits for the event loop's turn to end, so that a burst of requests (a
+        // client's parallel calls, the I/O of one poll) is prefilled in one step rather than the first
+        // request alone and the others one step later.
+        this.loop = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
       }
     }
     return job;
