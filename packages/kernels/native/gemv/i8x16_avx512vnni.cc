@@ -107,17 +107,13 @@ void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const 
     act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * nb};
   }
   const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  int r = 0;
-  // A lone row is bound by the bus: its stripes go in far-apart pairs, with no software prefetch (the
-  // hardware's alone keeps up with this light loop; with every line fetched 2 KiB ahead, one Zen 4
-  // core read int8w's records at 22-24 GB/s, without at 27-28, as fast as the row layout, and a
-  // TinyLlama Q8_0 decode stream in records took 43-46 ms a step, without 31-33).
-  if (M == 1)
-    r = stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
-      float t[32];
-      stripes_i8<2, 1>(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, G, 0, nb, w.stype, act.data(), t, true, false);
-      for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
-    });
+  // A lone row's pairs read without software prefetch (the hardware's alone keeps up with this light
+  // loop; with every line fetched 2 KiB ahead, one Zen 4 core read int8w's records at 22-24 GB/s,
+  // without at 27-28, as fast as the row layout, and a TinyLlama Q8_0 decode stream in records took
+  // 43-46 ms a step, without 31-33).
+  const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
+    stripes_i8<2, 1>(recs, gap, G, 0, nb, w.stype, act.data(), t, true, false);
+  });
   Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
   stripe_passes(w, M, y, ldy, r, rows, nb, 16, sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, bool fetch) {

@@ -97,20 +97,6 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
   stripes_na<G, 1, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
 }
 
-// One activation row (a lone decode GEMV) is bound by the bus: its stripes go in far-apart pairs
-// (stripe_pairs), each 64-byte load of a pass feeding its own stripe. TinyLlama Q4_0, one decode
-// stream, Zen 5, 2 threads, alternated with one stripe a pass (three rounds): 82-89 -> 92-96 tok/s;
-// four far-apart stripes measured alike. Returns the rows done.
-template <int G>
-int far_stripe_pairs(const WeightRows& w, int ng, const ActRow* x, float* y, int rows, bool acc) {
-  const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  return stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
-    float t[32];
-    stripes_q8<G, 2, 1>(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, 0, ng, w.stype, x, t, true, true);
-    for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
-  });
-}
-
 template <int G>
 void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int ng = (w.K + G - 1) / G;
@@ -122,7 +108,11 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
   }
   const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
   Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
-  const int r = M == 1 ? far_stripe_pairs<G>(w, ng, act.data(), y, rows, acc) : 0;
+  // A lone row's pairs: TinyLlama Q4_0, one decode stream, Zen 5, 2 threads, alternated with one stripe
+  // a pass (three rounds): 82-89 -> 92-96 tok/s; four far-apart stripes measured alike.
+  const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
+    stripes_q8<G, 2, 1>(recs, gap, 0, ng, w.stype, act.data(), t, true, true);
+  });
   stripe_passes(w, M, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, bool fetch) {
                   stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch);
