@@ -43,6 +43,7 @@
       "sources": [
         "native/gemv/gemv_avx2.cc",
         "native/gemv/int8act_avx2.cc",
+        "native/gemv/i8x16_avx2.cc",
         "native/gemv/blocks_avx2.cc",
         "native/gemm/gemm_avx2.cc",
         "native/gemm/gemm_q8_avx2.cc",

@@ -25,6 +25,7 @@ void register_gemm_q8_avx512vnni(KernelTable& t);
 void register_q4x16_ref(KernelTable& t);
 void register_q4x16_avx512vnni(KernelTable& t);
 void register_i8x16_ref(KernelTable& t);
+void register_i8x16_avx2(KernelTable& t);
 void register_i8x16_avx512vnni(KernelTable& t);
 
 void register_ref(KernelTable& t) {
@@ -43,6 +44,7 @@ void register_avx2(KernelTable& t) {
   register_ops_avx2(t);
   register_q8_avx2(t);
   register_blocks_avx2(t);
+  register_i8x16_avx2(t);
 }
 
 void register_avxvnni(KernelTable& t) {

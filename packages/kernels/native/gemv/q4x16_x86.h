@@ -11,6 +11,7 @@
 
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
+#include "gemv/records16_x86.h"
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
@@ -24,13 +25,6 @@ struct Q4x16Kernels256 {
     const float* d;
     const int32_t* n;
   };
-
-  // Row scales of lanes 8h..8h+7.
-  static __m256 half_scales(const uint8_t* p, ScaleType t, int h) {
-    if (t == ScaleType::F32) return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + 8 * h);
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * h));
-    return t == ScaleType::F16 ? _mm256_cvtph_ps(v) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
-  }
 
   // H halves of one stripe, from half h (rows 8h..8h + 8H), against NA activation rows over groups
   // [g0, g1): the sums so far of activation row a's half h + k at t + 16·a + 8·k (start: none yet),
@@ -70,7 +64,7 @@ struct Q4x16Kernels256 {
         }
       }
       IE_UNROLL for (int k = 0; k < HP; k++) {
-        const __m256 sc = half_scales(rec + (k / H) * far + 8 * G, st, h + k % H);
+        const __m256 sc = record_half_scales(rec + (k / H) * far + 8 * G, st, h + k % H);
         IE_UNROLL for (int a = 0; a < NA; a++)
           total[k][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k][a]), _mm256_mul_ps(sc, _mm256_set1_ps(x[a].d[g * G / kQ8Block])), total[k][a]);
       }
