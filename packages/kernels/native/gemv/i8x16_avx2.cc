@@ -7,10 +7,10 @@
 // of -128 x the block's sum of x: two multiply-port operations per 32 products and activation row.
 // (On a Zen 4 core vpsignb, vpmaddubsw and vpmaddwd share two pipes, 0.67 of the three a cycle in a
 // throughput loop; with AVX2 forced there the two kernels measured alike, the loads and broadcasts
-// taking the same pipes.) A record's 64-byte vector
-// is two 256-bit halves of 8 rows; a pass takes one half of a stripe against up to four activation
-// rows, the later passes reading it from L1. The row layout's kernel pays a conversion and an FMA per
-// row, activation row and block of 32, and streams the matrix once per four activation rows.
+// taking the same pipes.) A record's 64-byte vector is two 256-bit halves of 8 rows; a pass takes one
+// half of a stripe against up to four activation rows, the later passes reading it from L1. The row
+// layout's kernel pays a conversion and an FMA per row, activation row and block of 32, and streams
+// the matrix once per four activation rows.
 #include <immintrin.h>
 
 #include <algorithm>
