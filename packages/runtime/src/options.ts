@@ -60,10 +60,10 @@ export interface EngineOptions {
    * How i8 matrices (int8w, GGUF Q8_0) are laid out in memory once loaded (IE_I8_LAYOUT): `rows` as
    * the file stores them; `rows16` reordered at load into records of 16 rows (docs/architecture.md,
    * *i8 in 16-row records*), which the AVX-512 VNNI kernels read at 2-3x the rate when several
-   * sequences decode together; `auto` (the default) takes rows16 in the int8 mode on AVX-512 VNNI
-   * for a model of more than two sequences (ie serve --parallel 2 or more: one sequence alone reads
-   * the records up to a fifth slower than its rows), else rows. Elsewhere the records run the scalar
-   * reference (slow; for tests).
+   * sequences decode together (the AVX2 kernels at 1.2-1.3x); `auto` (the default) takes rows16 in
+   * the int8 mode on AVX-512 VNNI or AVX2 for a model of more than two sequences (ie serve
+   * --parallel 2 or more: one sequence alone reads the records up to a fifth slower than its rows),
+   * else rows. On the scalar ISA the records run the scalar reference (slow; for tests).
    */
   i8Layout?: RecordsLayoutMode;
   /**
