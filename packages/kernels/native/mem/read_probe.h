@@ -16,9 +16,9 @@ struct ReadProbe {
   double checksum = 0;  // folded loads, so the reads cannot be elided
 };
 
-// Streams [p, p + n) with every pool thread (each its own contiguous slice) in each reader
-// variant (1, 2, 4 or 8 interleaved streams per thread, with and without non-temporal software
-// prefetch), `passes` times each, and returns the fastest pass.
+// Streams [p, p + n) with every pool thread (each its own contiguous slice, then 2 MiB pieces from a
+// shared counter) in each reader variant (1 to 16 interleaved streams per thread, with and without
+// non-temporal software prefetch), `passes` times each, and returns the fastest pass.
 ReadProbe probe_read_bandwidth(Context& ctx, const uint8_t* p, size_t n, int passes);
 
 }  // namespace ie
