@@ -188,7 +188,7 @@ struct KernelTable {
   const char* gemm_q8_name = "none";  // e.g. "16x8 avx512vnni"
   DequantFn dequant[kWeightTypeCount] = {};
   Records16Kernels q4x16;  // q4: AVX-512 VNNI always, the 256-bit kernels (each record in two halves) batched
-  Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (the sign trick; each record in two halves) batched
+  Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (codes widened to 16 bits; each record in two halves) batched
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

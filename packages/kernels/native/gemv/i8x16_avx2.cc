@@ -147,15 +147,8 @@ void gemv_rows_i8x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float*
   }
   Scratch<float, 8 * 16> sums((size_t)16 * M);  // activation row a's sums of the stripe at t + 16·a
   float* t = sums.data();
-  auto store = [&](float* out, const float* u) {
-    for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + u[l] : u[l];
-  };
-  // A lone row is bound by the bus: its stripes go in far-apart pairs (stripe_pairs).
-  const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  int r = M != 1 ? 0 : stripe_pairs(rows, stripe_bytes, [&](int p, int part) {
-    float u[32];
-    halves<1, 2, 2>(w.q + (ptrdiff_t)p * stripe_bytes, G, 0, nb, w.stype, 0, act.data(), u, true, true, (ptrdiff_t)part * stripe_bytes);
-    for (int j = 0; j < 2; j++) store(y + 16 * (p + j * part), u + 16 * j);
+  int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) {
+    halves<1, 2, 2>(recs, G, 0, nb, w.stype, 0, act.data(), u, true, true, gap);
   });
   for (; r < rows; r += 16) {
     const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
@@ -163,7 +156,7 @@ void gemv_rows_i8x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float*
       halves<1, 2>(recs, G, 0, nb, w.stype, 0, act.data(), t, true, true);
     else
       half_passes(recs, G, nb, w.stype, act.data(), M, t);
-    for (int a = 0; a < M; a++) store(y + (ptrdiff_t)a * ldy + r, t + 16 * a);
+    for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
   }
 }
 

@@ -137,15 +137,9 @@ struct Q4x16Kernels256 {
       group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
       act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
     }
-    // A lone row is bound by the bus: its stripes go in far-apart pairs (stripe_pairs).
-    const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-    int r = M != 1 ? 0 : stripe_pairs(nrows, stripe_bytes, [&](int p, int part) {
-      float u[32];
-      halves<G, 1, 2, 2>(w.q + (ptrdiff_t)p * stripe_bytes, 0, ng, w.stype, 0, act.data(), u, true, true, (ptrdiff_t)part * stripe_bytes);
-      for (int j = 0; j < 2; j++) {
-        float* out = y + 16 * (p + j * part);
-        for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + u[16 * j + l] : u[16 * j + l];
-      }
+    // A lone row is bound by the bus: its stripes go in far-apart pairs (lone_row_pairs).
+    int r = M != 1 ? 0 : lone_row_pairs(w, y, nrows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) {
+      halves<G, 1, 2, 2>(recs, 0, ng, w.stype, 0, act.data(), u, true, true, gap);
     });
     for (; r < nrows; r += 16) {
       const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
@@ -153,10 +147,7 @@ struct Q4x16Kernels256 {
         halves<G, 1, 2>(recs, 0, ng, w.stype, 0, act.data(), t, true, true);
       else
         half_passes<G>(recs, ng, w.stype, act.data(), M, t);
-      for (int a = 0; a < M; a++) {
-        float* out = y + (ptrdiff_t)a * ldy + r;
-        for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + t[16 * a + l] : t[16 * a + l];
-      }
+      for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
     }
   }
 

@@ -86,24 +86,6 @@ inline StripePlan stripe_plan(int M) {
   return {2, 6};
 }
 
-// y's 16 lanes of a stripe (+)= its sums.
-inline void store_stripe(float* out, const float* sum, bool acc) {
-  _mm512_storeu_ps(out, acc ? _mm512_add_ps(_mm512_loadu_ps(out), _mm512_loadu_ps(sum)) : _mm512_loadu_ps(sum));
-}
-
-// A lone activation row (a decode GEMV) is bound by the bus: its stripes go in far-apart pairs
-// (stripe_pairs), stripe s beside s + part. two(recs, gap, t) computes the two stripes gap bytes apart
-// from recs into t's 32 floats. Returns the rows done (0 where the range is too short for pairs).
-template <class Two>
-int lone_row_pairs(const WeightRows& w, float* y, int rows, bool acc, Two&& two) {
-  const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  return stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
-    float t[32];
-    two(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, t);
-    for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
-  });
-}
-
 // Rows [r, rows) of a records GEMV against M activation rows, whole passes of plan.stripes stripes
 // (the range's last few stripes one at a time, up to 8 activation rows a pass), the passes over the
 // same stripes taking turns `turn` units at a time (groups for q4, x's blocks of 32 for i8: 512

@@ -58,6 +58,25 @@ inline int stripe_pairs(int rows, ptrdiff_t stripe_bytes, Pair&& pair) {
   return 32 * part;
 }
 
+// y's 16 lanes of a stripe (+)= its sums (each ISA's compiler vectorizes it).
+inline void store_stripe(float* out, const float* sum, bool acc) {
+  for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + sum[l] : sum[l];
+}
+
+// A lone activation row over records (a decode GEMV) is bound by the bus: its stripes go in
+// far-apart pairs (stripe_pairs), stripe s beside s + part. two(recs, gap, t) computes the two
+// stripes gap bytes apart from recs into t's 32 floats. Returns the rows done (0 where the range is
+// too short for pairs).
+template <class Rows, class Two>
+inline int lone_row_pairs(const Rows& w, float* y, int rows, bool acc, Two&& two) {
+  const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
+  return stripe_pairs(rows, stripe_bytes, [&](int s, int part) {
+    float t[32];
+    two(w.q + (ptrdiff_t)s * stripe_bytes, (ptrdiff_t)part * stripe_bytes, t);
+    for (int j = 0; j < 2; j++) store_stripe(y + 16 * (s + j * part), t + 16 * j, acc);
+  });
+}
+
 // Activation rows per pass of the several-rows kernels (the decode rows of several sequences against
 // each weight row). One Zen 3 core, 8 rows of 2048 x 2048 Q4_0 (AVX2), 2 / 3 / 4 / 8 at a time: 3.29 /
 // 3.21 / 3.21 / 3.39 cycles per 64 weights per row; one Zen 5 core (AVX-512 q4 x q8), eight at a time
