@@ -118,17 +118,9 @@ void half_passes(const uint8_t* recs, int G, int nb, ScaleType st, const ActRow*
   for (int b0 = 0; b0 < nb; b0 += block) {
     const int b1 = std::min(nb, b0 + block);
     for (int h = 0; h < 2; h++)
-      for (int a = 0; a < M; a += 4) {
-        const ActRow* xa = act + a;
-        float* ta = t + 16 * a + 8 * h;
-        const bool start = b0 == 0, fetch = h == 0 && a == 0;
-        switch (std::min(4, M - a)) {
-          case 1: halves<1>(recs, G, b0, b1, st, h, xa, ta, start, fetch); break;
-          case 2: halves<2>(recs, G, b0, b1, st, h, xa, ta, start, fetch); break;
-          case 3: halves<3>(recs, G, b0, b1, st, h, xa, ta, start, fetch); break;
-          default: halves<4>(recs, G, b0, b1, st, h, xa, ta, start, fetch); break;
-        }
-      }
+      act_passes(M, [&](auto na, int a) {
+        halves<decltype(na)::value>(recs, G, b0, b1, st, h, act + a, t + 16 * a + 8 * h, b0 == 0, h == 0 && a == 0);
+      });
   }
 }
 

@@ -112,17 +112,9 @@ struct Q4x16Kernels256 {
     for (int g0 = 0; g0 < ng; g0 += block) {
       const int g1 = std::min(ng, g0 + block);
       for (int h = 0; h < 2; h++)
-        for (int a = 0; a < M; a += 4) {
-          const ActRow* xa = act + a;
-          float* ta = t + 16 * a + 8 * h;
-          const bool start = g0 == 0, fetch = h == 0 && a == 0;
-          switch (std::min(4, M - a)) {
-            case 1: halves<G, 1>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
-            case 2: halves<G, 2>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
-            case 3: halves<G, 3>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
-            default: halves<G, 4>(recs, g0, g1, st, h, xa, ta, start, fetch); break;
-          }
-        }
+        act_passes(M, [&](auto na, int a) {
+          halves<G, decltype(na)::value>(recs, g0, g1, st, h, act + a, t + 16 * a + 8 * h, g0 == 0, h == 0 && a == 0);
+        });
     }
   }
 
