@@ -26,7 +26,7 @@ constexpr int kI8Zero = 128;
 // every S, NA and block range, so a row's result does not depend on the batch or the range.
 template <int S, int NA>
 __attribute__((noinline)) void stripes_i8(const uint8_t* recs, ptrdiff_t stripe_bytes, int G, int b0, int b1, ScaleType st, const ActRow* x, float* t, bool start,
-                                          bool fetch) {
+                                          Fetch fetch) {
   const int per = G / kQ8Block, rec_bytes = i8x16_record_bytes(G, st);
   constexpr bool kRegs = S * NA <= 12;  // as in stripes_q8: more float sums live in t (L1)
   __m512 total[kRegs ? S : 1][kRegs ? NA : 1];
@@ -45,7 +45,11 @@ __attribute__((noinline)) void stripes_i8(const uint8_t* recs, ptrdiff_t stripe_
       k = 0;
     }
     const uint8_t* codes = rec + 512 * k;
-    if (fetch) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(codes + j * stripe_bytes, 512);
+    // This block's bytes in the stripe: its codes, and after the record's last block its scales (a
+    // prefetch of the codes alone left one Zen 4 core at 78-89 G multiply-adds/s with eight rows of
+    // TinyLlama's Q8_0 records from DRAM; with the scales 101-106).
+    const int bytes = k + 1 == per ? rec_bytes - 512 * k : 512;
+    if (fetch == Fetch::Pass) prefetch_pass<S>(codes, codes - recs, stripe_bytes, bytes);
     __m512i s[S][NA];
     IE_UNROLL for (int a = 0; a < NA; a++) {
       const __m512i n = _mm512_set1_epi32(x[a].n[b]);
@@ -90,7 +94,7 @@ void stripes_na(int na, Args... args) {
   stripes_i8<S, NA>(args...);
 }
 
-void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int G, int b0, int b1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
+void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int G, int b0, int b1, ScaleType st, const ActRow* x, float* t, bool start, Fetch fetch) {
   if (S == 4) return stripes_na<4, 2>(na, recs, stripe_bytes, G, b0, b1, st, x, t, start, fetch);
   if (S == 2) return stripes_na<2, 8>(na, recs, stripe_bytes, G, b0, b1, st, x, t, start, fetch);
   stripes_na<1, 8>(na, recs, stripe_bytes, G, b0, b1, st, x, t, start, fetch);
@@ -112,12 +116,12 @@ void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const 
   // without at 27-28, as fast as the row layout, and a TinyLlama Q8_0 decode stream in records took
   // 43-46 ms a step, without 31-33).
   const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
-    stripes_i8<2, 1>(recs, gap, G, 0, nb, w.stype, act.data(), t, true, false);
+    stripes_i8<2, 1>(recs, gap, G, 0, nb, w.stype, act.data(), t, true, Fetch::None);
   });
   Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
   stripe_passes(w, M, y, ldy, r, rows, nb, 16, sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, bool fetch) {
-                  stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch);
+                  stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
                 });
 }
 

@@ -25,7 +25,7 @@ namespace {
 // 295-311 four). Every (row, activation row) pair runs the same operations in the same order at every
 // S, NA and group range, so a row's result does not depend on the batch or the range it falls in.
 template <int G, int S, int NA>
-__attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
+__attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, Fetch fetch) {
   constexpr int V = G / 8;  // code vectors per record
   const int rec_bytes = q4x16_record_bytes(G, st);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -40,7 +40,8 @@ __attribute__((noinline)) void stripes_q8(const uint8_t* recs, ptrdiff_t stripe_
   }
   for (int g = g0; g < g1; g++) {
     const uint8_t* rec = recs + (ptrdiff_t)g * rec_bytes;
-    if (fetch) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(rec + j * stripe_bytes, rec_bytes);
+    if (fetch == Fetch::Pass) prefetch_pass<S>(rec, rec - recs, stripe_bytes, rec_bytes);
+    if (fetch == Fetch::Far) IE_UNROLL for (int j = 0; j < S; j++) stream_prefetch(rec + j * stripe_bytes, rec_bytes);
     __m512i s[S][NA];
     IE_UNROLL for (int a = 0; a < NA; a++) {
       const __m512i n = _mm512_set1_epi32(x[a].n[g]);
@@ -91,7 +92,7 @@ void stripes_na(int na, Args... args) {
 }
 
 template <int G>
-void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, bool fetch) {
+void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, int g0, int g1, ScaleType st, const ActRow* x, float* t, bool start, Fetch fetch) {
   if (S == 4) return stripes_na<G, 4, 2>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
   if (S == 2) return stripes_na<G, 2, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
   stripes_na<G, 1, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
@@ -111,11 +112,11 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
   // A lone row's pairs: TinyLlama Q4_0, one decode stream, Zen 5, 2 threads, alternated with one stripe
   // a pass (three rounds): 82-89 -> 92-96 tok/s; four far-apart stripes measured alike.
   const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
-    stripes_q8<G, 2, 1>(recs, gap, 0, ng, w.stype, act.data(), t, true, true);
+    stripes_q8<G, 2, 1>(recs, gap, 0, ng, w.stype, act.data(), t, true, Fetch::Far);
   });
   stripe_passes(w, M, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, bool fetch) {
-                  stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch);
+                  stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
                 });
 }
 

@@ -28,6 +28,10 @@ struct ActRow {
   const int32_t* n;
 };
 
+// A kernel's software prefetch: none, a pass over consecutive stripes (prefetch_pass), or far-apart
+// stripes, each stream kStreamAhead bytes ahead in its own stripe.
+enum class Fetch { None, Pass, Far };
+
 // s + the products of u's unsigned bytes and the four signed bytes at p, broadcast to every lane.
 // The broadcast rides in the instruction's memory operand: GCC loads it into a register first, a
 // vector operation per vpdpbusd more, which at eight activation rows of one stripe left the kernel at
