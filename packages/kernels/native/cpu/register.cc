@@ -23,10 +23,10 @@ void register_blocks_avx512(KernelTable& t);
 void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 void register_q4x16_ref(KernelTable& t);
-void register_q4x16_avx512vnni(KernelTable& t);
+void register_q4x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_i8x16_ref(KernelTable& t);
 void register_i8x16_avx2(KernelTable& t);
-void register_i8x16_avx512vnni(KernelTable& t);
+void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -61,8 +61,8 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
     register_q8_avx512vnni(t, f);
     register_q8_blocks_avx512vnni(t);
     register_gemm_q8_avx512vnni(t);
-    register_q4x16_avx512vnni(t);
-    register_i8x16_avx512vnni(t);
+    register_q4x16_avx512vnni(t, f);
+    register_i8x16_avx512vnni(t, f);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 #include "gemv/records16_avx512vnni.h"
@@ -100,6 +101,7 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
   stripes_na<1, 8>(na, recs, stripe_bytes, G, b0, b1, st, x, t, start, fetch);
 }
 
+template <bool FullWidth>
 void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                                    bool acc) {
   // The SIMD kernels take whole records (col0 0; a K-slice inside a record is the FP32 GEMM's).
@@ -118,22 +120,23 @@ void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const 
   const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
     stripes_i8<2, 1>(recs, gap, G, 0, nb, w.stype, act.data(), t, true, Fetch::None);
   });
-  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
-  stripe_passes(w, M, y, ldy, r, rows, nb, 16, sums_.data(), acc,
+  const StripePlan plan = stripe_plan(M, FullWidth);
+  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
+  stripe_passes(w, M, plan, y, ldy, r, rows, nb, 16, sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, bool fetch) {
                   stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
                 });
 }
 
 void gemv_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-  gemv_rows_i8x16_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+  gemv_rows_i8x16_q8_avx512vnni<true>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);  // M 1: the same plan on every core
 }
 
 }  // namespace
 
-void register_i8x16_avx512vnni(KernelTable& t) {
+void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   t.i8x16.gemv_q8 = gemv_i8x16_q8_avx512vnni;
-  t.i8x16.gemv_q8_rows = gemv_rows_i8x16_q8_avx512vnni;
+  t.i8x16.gemv_q8_rows = avx512_full_width(f) ? gemv_rows_i8x16_q8_avx512vnni<true> : gemv_rows_i8x16_q8_avx512vnni<false>;
   t.i8x16.worth = "batched";
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 #include "gemv/records16_avx512vnni.h"
@@ -98,7 +99,7 @@ void stripes_pass(int S, int na, const uint8_t* recs, ptrdiff_t stripe_bytes, in
   stripes_na<G, 1, 8>(na, recs, stripe_bytes, g0, g1, st, x, t, start, fetch);
 }
 
-template <int G>
+template <int G, bool FullWidth>
 void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int ng = (w.K + G - 1) / G;
   Scratch<int32_t, 8 * 256> sums((size_t)M * ng);
@@ -108,36 +109,39 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
     act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
   }
   const ptrdiff_t stripe_bytes = (ptrdiff_t)16 * w.q_ld;
-  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * stripe_plan(M).stripes * M);
+  const StripePlan plan = stripe_plan(M, FullWidth);
+  Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
   // A lone row's pairs: TinyLlama Q4_0, one decode stream, Zen 5, 2 threads, alternated with one stripe
   // a pass (three rounds): 82-89 -> 92-96 tok/s; four far-apart stripes measured alike.
   const int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* t) {
     stripes_q8<G, 2, 1>(recs, gap, 0, ng, w.stype, act.data(), t, true, Fetch::Far);
   });
-  stripe_passes(w, M, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
+  stripe_passes(w, M, plan, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
                 [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, bool fetch) {
                   stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
                 });
 }
 
+template <bool FullWidth>
 void gemv_rows_q4x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                                    bool acc) {
   switch (w.group) {
-    case 32: return gemv_rows_q4x16_q8<32>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
-    case 64: return gemv_rows_q4x16_q8<64>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
-    default: return gemv_rows_q4x16_q8<128>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    case 32: return gemv_rows_q4x16_q8<32, FullWidth>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    case 64: return gemv_rows_q4x16_q8<64, FullWidth>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+    default: return gemv_rows_q4x16_q8<128, FullWidth>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
   }
 }
 
+// One activation row: the plan for M 1 is the same on every core.
 void gemv_q4x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-  gemv_rows_q4x16_q8_avx512vnni(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+  gemv_rows_q4x16_q8_avx512vnni<true>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
 }
 
 }  // namespace
 
-void register_q4x16_avx512vnni(KernelTable& t) {
+void register_q4x16_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   t.q4x16.gemv_q8 = gemv_q4x16_q8_avx512vnni;
-  t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_avx512vnni;
+  t.q4x16.gemv_q8_rows = avx512_full_width(f) ? gemv_rows_q4x16_q8_avx512vnni<true> : gemv_rows_q4x16_q8_avx512vnni<false>;
   t.q4x16.worth = "always";
 }
 

@@ -79,14 +79,18 @@ void group_sums(const int8_t* xq, int ng, int32_t* n) {
 // rows gain from two or four stripes (1.1-1.25x on one core), a 64-token prefill chunk from two
 // (1.13x), seven or eight rows from two with the float sums in memory (1.08-1.09x on one and two
 // cores; as two blocked passes of four they ran 0.87x); one row runs one stripe a pass where its
-// stripes do not go in far-apart pairs (far_stripe_pairs).
+// stripes do not go in far-apart pairs (far_stripe_pairs). Where 512-bit operations run in two
+// halves (Zen 4: avx512_full_width false) seven or eight rows go one stripe a pass, their float sums
+// in registers: one Zen 4 core, eight rows from DRAM (TinyLlama's 2048- and 5632-column shapes,
+// alternated, two rounds), Q4_0 131-148 -> 150-154 G multiply-adds/s, Q8_0 86-98 -> 100-109; from L2
+// Q4_0 131-151 -> 149-164.
 struct StripePlan {
   int stripes, most;
 };
-inline StripePlan stripe_plan(int M) {
+inline StripePlan stripe_plan(int M, bool full_width) {
   if (M == 2) return {4, 2};
   if (M <= 1) return {1, 8};
-  if (M == 7 || M == 8) return {2, 8};
+  if (M == 7 || M == 8) return full_width ? StripePlan{2, 8} : StripePlan{1, 8};
   return {2, 6};
 }
 
@@ -95,10 +99,10 @@ inline StripePlan stripe_plan(int M) {
 // same stripes taking turns `turn` units at a time (groups for q4, x's blocks of 32 for i8: 512
 // columns) so that the stripes come from memory once and from L1 for the later passes. pass(S, na,
 // recs, u0, u1, a, t, start, fetch) runs S stripes from recs against activation rows [a, a + na)
-// over units [u0, u1), its sums at t ([S][na][16]; start: none yet). t holds 16·plan.stripes·M floats.
+// over units [u0, u1), its sums at t ([S][na][16]; start: none yet). t holds 16·plan.stripes·M floats;
+// plan is stripe_plan(M, ...).
 template <class Pass>
-void stripe_passes(const WeightRows& w, int M, float* y, ptrdiff_t ldy, int r, int rows, int units, int turn, float* t, bool acc, Pass&& pass) {
-  const StripePlan plan = stripe_plan(M);
+void stripe_passes(const WeightRows& w, int M, const StripePlan& plan, float* y, ptrdiff_t ldy, int r, int rows, int units, int turn, float* t, bool acc, Pass&& pass) {
   while (r < rows) {
     const int S = rows - r >= 16 * plan.stripes ? plan.stripes : 1;
     const int most = S == 1 ? 8 : plan.most;

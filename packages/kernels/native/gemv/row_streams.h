@@ -58,9 +58,15 @@ inline int stripe_pairs(int rows, ptrdiff_t stripe_bytes, Pair&& pair) {
   return 32 * part;
 }
 
-// y's 16 lanes of a stripe (+)= its sums (each ISA's compiler vectorizes it).
-inline void store_stripe(float* out, const float* sum, bool acc) {
-  for (int l = 0; l < 16; l++) out[l] = acc ? out[l] + sum[l] : sum[l];
+// y's 16 lanes of a stripe (+)= its sums. Restrict-qualified and branch-free inside, so that each
+// ISA's compiler vectorizes it: as written before (the choice per lane, out and sum possibly
+// overlapping) GCC made 16 scalar loads and stores, each load waiting on the kernel's vector store
+// of t: 4.5% of eight TinyLlama Q4_0 decode streams' samples on Zen 4.
+inline void store_stripe(float* __restrict out, const float* __restrict sum, bool acc) {
+  if (acc)
+    for (int l = 0; l < 16; l++) out[l] += sum[l];
+  else
+    for (int l = 0; l < 16; l++) out[l] = sum[l];
 }
 
 // A lone activation row over records (a decode GEMV) is bound by the bus: its stripes go in
