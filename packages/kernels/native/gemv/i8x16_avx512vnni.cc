@@ -123,8 +123,8 @@ void gemv_rows_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const 
   const StripePlan plan = stripe_plan(M, FullWidth);
   Scratch<float, 4 * 8 * 16> sums_((size_t)16 * plan.stripes * M);
   stripe_passes(w, M, plan, y, ldy, r, rows, nb, 16, sums_.data(), acc,
-                [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, bool fetch) {
-                  stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
+                [&](int S, int na, const uint8_t* recs, int b0, int b1, int a, float* t, bool start, Fetch fetch) {
+                  stripes_pass(S, na, recs, stripe_bytes, G, b0, b1, w.stype, act.data() + a, t, start, fetch);
                 });
 }
 

@@ -117,8 +117,8 @@ void gemv_rows_q4x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, 
     stripes_q8<G, 2, 1>(recs, gap, 0, ng, w.stype, act.data(), t, true, Fetch::Far);
   });
   stripe_passes(w, M, plan, y, ldy, r, rows, ng, std::max(1, 512 / G), sums_.data(), acc,
-                [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, bool fetch) {
-                  stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch ? Fetch::Pass : Fetch::None);
+                [&](int S, int na, const uint8_t* recs, int g0, int g1, int a, float* t, bool start, Fetch fetch) {
+                  stripes_pass<G>(S, na, recs, stripe_bytes, g0, g1, w.stype, act.data() + a, t, start, fetch);
                 });
 }
 

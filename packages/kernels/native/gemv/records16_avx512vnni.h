@@ -99,7 +99,8 @@ inline StripePlan stripe_plan(int M, bool full_width) {
 // same stripes taking turns `turn` units at a time (groups for q4, x's blocks of 32 for i8: 512
 // columns) so that the stripes come from memory once and from L1 for the later passes. pass(S, na,
 // recs, u0, u1, a, t, start, fetch) runs S stripes from recs against activation rows [a, a + na)
-// over units [u0, u1), its sums at t ([S][na][16]; start: none yet). t holds 16·plan.stripes·M floats;
+// over units [u0, u1), its sums at t ([S][na][16]; start: none yet), prefetching (fetch: Fetch::Pass)
+// in the first pass over them only. t holds 16·plan.stripes·M floats;
 // plan is stripe_plan(M, ...).
 template <class Pass>
 void stripe_passes(const WeightRows& w, int M, const StripePlan& plan, float* y, ptrdiff_t ldy, int r, int rows, int units, int turn, float* t, bool acc, Pass&& pass) {
@@ -112,7 +113,7 @@ void stripe_passes(const WeightRows& w, int M, const StripePlan& plan, float* y,
     for (int u0 = 0; u0 < units; u0 += block)
       for (int a = 0, p = 0; p < passes; p++) {
         const int na = (M - a) / (passes - p);  // even shares: 8 rows as 4 + 4, not 6 + 2
-        pass(S, na, recs, u0, std::min(units, u0 + block), a, t + 16 * S * a, u0 == 0, p == 0);
+        pass(S, na, recs, u0, std::min(units, u0 + block), a, t + 16 * S * a, u0 == 0, p == 0 ? Fetch::Pass : Fetch::None);
         a += na;
       }
     for (int a = 0, p = 0; p < passes; p++) {
