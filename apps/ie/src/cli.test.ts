@@ -157,6 +157,40 @@ describe('synth --format gguf → convert --gguf → generate', () => {
     expect(JSON.parse(g.out).metrics.generatedTokens).toBeGreaterThan(0);
   });
 
+  it('inspect and validate take a GGUF file as generate does: its cached conversion, or the GGUF error', () => {
+    const d = tmp();
+    const env = { ...process.env, IE_CACHE_DIR: join(d, 'cache') };
+    const gguf = join(d, 'm.gguf');
+    expect(ie('synth', '--preset', 'stories15m', '--format', 'gguf', '--dtype', 'q8_0', '--seed', '9', '--out', gguf).code).toBe(0);
+    const out = join(d, 'iebin');
+    expect(ie('convert', '--gguf', gguf, '--out-dir', out, '--quiet').code).toBe(0);
+    const i = runIe(['inspect', gguf, '--json'], env);
+    expect(i.code, i.err).toBe(0);
+    expect(i.err).toMatch(/^ie: note: \S*m\.gguf is GGUF: converted it to IEBIN .* cached in /);
+    const tensors = (r: { out: string }) =>
+      JSON.parse(r.out).tensors.map((t: { name: string; dtype: string; shape: number[]; bytes: number }) => [
+        t.name,
+        t.dtype,
+        t.shape,
+        t.bytes,
+      ]);
+    expect(tensors(i)).toEqual(tensors(ie('inspect', out, '--json')));
+    expect(JSON.parse(i.out).weightBytesPerToken).toBe(JSON.parse(ie('inspect', out, '--json').out).weightBytesPerToken);
+    const v = runIe(['validate', gguf, '--deep'], env);
+    expect(v.code, v.err).toBe(0);
+    expect(v.err).toContain('loaded its IEBIN conversion cached in'); // the second use converts nothing
+    expect(v.out).toContain('checksums ok');
+    // A file that starts as GGUF but is cut short: the GGUF reader's error, nothing cached for it.
+    const cut = join(d, 'cut.gguf');
+    writeFileSync(cut, readFileSync(gguf).subarray(0, 4096));
+    for (const cmd of ['inspect', 'validate']) {
+      const r = runIe([cmd, cut], env);
+      expect(r.code).toBe(3);
+      expect(r.err.trim()).toMatch(/^ie: .*cut\.gguf: .*\[GGUF_[A-Z_]+\]$/);
+    }
+    expect(readdirSync(join(d, 'cache')).filter((n) => n.startsWith('cut'))).toEqual([]);
+  });
+
   it('refuses a shape GGUF cannot block, by name, and writes nothing', () => {
     const d = tmp();
     const r = ie('synth', '--preset', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--out', join(d, 't.gguf'));

@@ -72,6 +72,7 @@ export {
   GgufCacheError,
   type GgufCacheOptions,
   type GgufCacheEntry,
+  type GgufConvertProgress,
 } from './gguf-cache.js';
 export { ropeTables, type KvCacheType } from './forward.js';
 export type { EmbedInput, EmbedOptions, EmbedPooling } from './embed.js';

@@ -3,7 +3,7 @@ import type { Isa } from '@ie/kernels';
 import { PRECISIONS, WEIGHT_MEMORY_MODES, describeMix, type EngineInfo, type EngineOptions } from '@ie/runtime';
 import { threadsFlag, type Flags, type Values } from '../flags.js';
 import { CliError } from '../errors.js';
-import { Progress } from '../progress.js';
+import { ggufConvertProgress } from './model-dir.js';
 
 const ISAS = ['scalar', 'avx2', 'avxvnni', 'avx512'] as const satisfies readonly Isa[];
 const SECTION = 'engine options';
@@ -167,14 +167,9 @@ function blockKFlag(v: string | undefined): EngineOptions['blockK'] {
 }
 
 export function engineOptions(v: Partial<Values<typeof ENGINE_FLAGS>>): EngineOptions {
-  // A GGUF file given in place of a model directory is converted once into the cache: a bar (or,
-  // off a terminal, one summary line) on stderr while it runs.
-  const converting = new Progress('converting GGUF into the cache', process.stderr);
   return {
-    onConvertProgress: (p) => {
-      converting.update(p.bytesDone, p.bytesTotal, `${p.index + 1}/${p.count} ${p.tensor}`);
-      if (p.index + 1 === p.count) converting.done();
-    },
+    // A GGUF file given in place of a model directory is converted once into the cache.
+    onConvertProgress: ggufConvertProgress(),
     precision: v.precision,
     threads: v.threads,
     affinity: v.affinity,

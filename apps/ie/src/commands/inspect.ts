@@ -3,6 +3,7 @@ import { describeMix, filePrecisionMix } from '@ie/runtime';
 import { defineCommand } from '../command.js';
 import { EXIT } from '../errors.js';
 import { bytes, int, table } from '../human.js';
+import { modelDirectory } from './model-dir.js';
 
 function layoutText(t: TensorEntry): string {
   if (t.layout.order === 'pretransposed') return 'pretransposed';
@@ -51,17 +52,18 @@ export function summarize(h: IebinHeader) {
 export const inspect = defineCommand({
   name: 'inspect',
   summary: "print a model's architecture, tokenizer, tensors and weight bytes per token",
-  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory, or a GGUF file (converted once into IE_CACHE_DIR)' }],
   flags: {
     json: { type: 'boolean', description: 'print everything as one JSON object (config, provenance, every tensor)' },
   },
   examples: [
     { command: 'ie inspect models/stories260K', does: 'the summary and the tensor table' },
+    { command: 'ie inspect model.gguf', does: 'what ie runs of a GGUF file: its conversion, as generate loads it' },
     { command: "node apps/ie/dist/cli.js inspect models/tl --json | jq '.weightBytesPerToken'", does: 'one figure, through clean JSON' },
   ],
   exits: ['BAD_INPUT'],
   async run(v, [path], io) {
-    const r = await IebinReader.open(path);
+    const r = await IebinReader.open(await modelDirectory(path, io));
     try {
       const s = summarize(r.header);
       if (v.json) {

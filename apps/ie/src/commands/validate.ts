@@ -5,12 +5,13 @@ import { defineCommand } from '../command.js';
 import { EXIT } from '../errors.js';
 import { bytes, int } from '../human.js';
 import { Progress } from '../progress.js';
+import { modelDirectory } from './model-dir.js';
 
 export const validate = defineCommand({
   name: 'validate',
   summary:
     "check a model's structure; --deep also verifies every checksum; --manifest diffs every tensor's encoding against a quantization manifest",
-  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory' }],
+  args: [{ name: 'MODEL_DIR', description: 'an IEBIN model directory, or a GGUF file (converted once into IE_CACHE_DIR)' }],
   flags: {
     deep: {
       type: 'boolean',
@@ -34,7 +35,7 @@ export const validate = defineCommand({
   exits: ['BAD_INPUT', 'INVALID_MODEL'],
   async run(v, [path], io) {
     // Structural validation is IebinReader.open: it throws a typed error on the first problem.
-    const r = await IebinReader.open(path);
+    const r = await IebinReader.open(await modelDirectory(path, io, { progress: !v.quiet && !v.json }));
     try {
       const partials = (await readdir(r.directory)).filter((n) => n.includes('.partial-'));
       const loaded = v.manifest !== undefined ? await readManifest(v.manifest) : undefined;
