@@ -7,9 +7,10 @@
  */
 import { crc32 } from 'node:zlib';
 import type { Stats } from 'node:fs';
-import { stat, readFile } from 'node:fs/promises';
+import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { IebinError } from './errors.js';
+import { GGUF_MAGIC } from './gguf.js';
 import { RandomAccessFile, sha256File } from './file.js';
 import { DEFAULT_IEBIN_LIMITS, parseIebinHeader, type IebinHeader, type IebinLimits, type TensorEntry } from './header.js';
 import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
@@ -19,6 +20,34 @@ export interface TensorView {
   entry: TensorEntry;
   /** The tensor's stored bytes (its layout applied), `entry.bytes` long. */
   bytes: Uint8Array;
+}
+
+/** What a directory without model.ie.json holds that another importer reads (" (it holds …)"), or "". */
+async function holdsInstead(dir: string): Promise<string> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  if (names.includes('config.json') && names.some((n) => n.endsWith('.safetensors')))
+    return ' (it holds a Hugging Face checkpoint: config.json and safetensors)';
+  const gguf = names.filter((n) => /\.gguf$/i.test(n)).sort();
+  if (gguf.length > 0)
+    return ` (it holds GGUF ${gguf.length === 1 ? 'file' : 'files'} ${gguf.slice(0, 3).join(', ')}${gguf.length > 3 ? ', …' : ''}: pass ${gguf.length === 1 ? 'the file' : 'one of them'} itself)`;
+  return '';
+}
+
+/** What a model file given in place of model.ie.json is, when its first bytes say so: GGUF, safetensors, or null. */
+async function otherModelFile(path: string): Promise<string | null> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return null;
+  try {
+    const b = Buffer.alloc(9);
+    const { bytesRead } = await fh.read(b, 0, 9, 0);
+    if (bytesRead >= 4 && b.readUInt32LE(0) === GGUF_MAGIC) return 'a GGUF file';
+    // safetensors: an 8-byte little-endian header length, then the header's JSON object.
+    if (bytesRead === 9 && b[8] === 0x7b && b.readBigUInt64LE(0) < BigInt((await fh.stat()).size))
+      return "a safetensors file (a Hugging Face checkpoint's weights: convert its directory)";
+    return null;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** A source of zero-copy views into model.ie.bin (e.g. a memory map too large for one ArrayBuffer). */
@@ -78,7 +107,13 @@ export class IebinReader {
     try {
       jst = await stat(jsonPath);
     } catch {
-      throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}: it is not an IEBIN model directory`, { file: path });
+      throw new IebinError('IEBIN_NOT_FOUND', `has no ${IEBIN_JSON_FILE}: it is not an IEBIN model directory${await holdsInstead(path)}`, {
+        file: path,
+      });
+    }
+    if (!st.isDirectory()) {
+      const other = await otherModelFile(path);
+      if (other) throw new IebinError('IEBIN_HEADER_NOT_JSON', `is ${other}, not an IEBIN model.ie.json`, { file: path });
     }
     if (jst.size > limits.maxHeaderBytes) {
       throw new IebinError('IEBIN_HEADER_TOO_LARGE', `is ${jst.size} bytes, over the ${limits.maxHeaderBytes}-byte header cap`, {
