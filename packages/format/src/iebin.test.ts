@@ -89,33 +89,23 @@ describe('IebinReader on a written model', () => {
   });
 
   it('says what another model format given in its place is (a directory of HF or GGUF files, a GGUF or safetensors file)', async () => {
+    const refuses = (path: string, code: string, text: string) =>
+      expect(IebinReader.open(path)).rejects.toMatchObject({ code, message: expect.stringContaining(text) });
     const d = tmp();
     const header = Buffer.from('{"__metadata__":{}}');
     const st = Buffer.concat([Buffer.alloc(8), header]);
     st.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(join(d, 'config.json'), '{}');
     writeFileSync(join(d, 'model.safetensors'), st);
-    await expect(IebinReader.open(d)).rejects.toMatchObject({
-      code: 'IEBIN_NOT_FOUND',
-      message: expect.stringContaining('(it holds a Hugging Face checkpoint: config.json and safetensors)'),
-    });
-    await expect(IebinReader.open(join(d, 'model.safetensors'))).rejects.toMatchObject({
-      code: 'IEBIN_HEADER_NOT_JSON',
-      message: expect.stringContaining('is a safetensors file'),
-    });
+    await refuses(d, 'IEBIN_NOT_FOUND', '(it holds a Hugging Face checkpoint: config.json and safetensors)');
+    await refuses(join(d, 'model.safetensors'), 'IEBIN_HEADER_NOT_JSON', 'is a safetensors file');
     const g = tmp();
     const gguf = Buffer.alloc(64, 7);
     gguf.write('GGUF', 0, 'latin1');
     writeFileSync(join(g, 'b.gguf'), gguf);
     writeFileSync(join(g, 'a.gguf'), gguf);
-    await expect(IebinReader.open(g)).rejects.toMatchObject({
-      code: 'IEBIN_NOT_FOUND',
-      message: expect.stringContaining('(it holds GGUF files a.gguf, b.gguf: pass one of them itself)'),
-    });
-    await expect(IebinReader.open(join(g, 'a.gguf'))).rejects.toMatchObject({
-      code: 'IEBIN_HEADER_NOT_JSON',
-      message: expect.stringContaining('is a GGUF file, not an IEBIN model.ie.json'),
-    });
+    await refuses(g, 'IEBIN_NOT_FOUND', '(it holds GGUF files a.gguf, b.gguf: pass one of them itself)');
+    await refuses(join(g, 'a.gguf'), 'IEBIN_HEADER_NOT_JSON', 'is a GGUF file, not an IEBIN model.ie.json');
     // Neither: the plain statements, as before.
     const e = tmp();
     await expect(IebinReader.open(e)).rejects.toThrow(/it is not an IEBIN model directory$/);
