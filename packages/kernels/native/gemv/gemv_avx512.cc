@@ -55,16 +55,13 @@ struct LoadBF16 {
 
 // Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
 // streams on Zen 5); else the hardware prefetchers alone.
-template <int NR, int NA, typename Load, bool Nta = true>
-inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
+// The chains s of NR weight rows and NA activation rows over columns [k0, k1) (k0 a multiple of 32;
+// k1 the row's end or a multiple of 32), in the lone GEMV's order.
+template <int NR, int NA, typename Load, bool Nta, int Ahead = kFloatStreamAhead, int Hint = _MM_HINT_NTA>
+__attribute__((always_inline)) inline void rows_float_span(const uint8_t* const (&row)[NR], const float* const* x, int k0, int k1, int K,
+                                                           __m512 (&s)[NR][NA]) {
   constexpr int es = Load::esize;
   const Load load;
-  __m512 s[NR][NA];
-  IE_UNROLL for (int r = 0; r < NR; r++)
-    IE_UNROLL for (int a = 0; a < NA; a++) s[r][a] = _mm512_setzero_ps();
-  const uint8_t* row[NR];
-  for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
-  const int K = w.K;
   // step(k, m): the 16 elements at k (m: the tail's mask) of every row into every chain.
   auto step = [&](int k, auto masked, __mmask16 m) __attribute__((always_inline)) {
     __m512 wv[NR];
@@ -81,14 +78,19 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
       IE_UNROLL for (int r = 0; r < NR; r++) s[r][a] = _mm512_fmadd_ps(wv[r], xv, s[r][a]);
     }
   };
-  int k = 0;
-  for (; k + 32 <= K; k += 32) {
-    if constexpr (Nta) IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 32 * es);
+  int k = k0;
+  for (; k + 32 <= k1; k += 32) {
+    if constexpr (Nta) IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<Ahead, Hint>(row[r] + k * es, 32 * es);
     step(k, std::false_type{}, 0);
     step(k + 16, std::false_type{}, 0);
   }
+  if (k1 < K) return;
   for (; k + 16 <= K; k += 16) step(k, std::false_type{}, 0);
   if (k < K) step(k, std::true_type{}, tail_mask(K - k));
+}
+
+template <int NR, int NA>
+inline void store_chains(const __m512 (&s)[NR][NA], const int* rs, float* const* y, bool acc) {
   for (int r = 0; r < NR; r++)
     for (int a = 0; a < NA; a++) {
       const float v = _mm512_reduce_add_ps(s[r][a]);
@@ -96,9 +98,57 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
     }
 }
 
+// Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
+// streams on Zen 5); else the hardware prefetchers alone.
+template <int NR, int NA, typename Load, bool Nta = true>
+inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
+  __m512 s[NR][NA];
+  IE_UNROLL for (int r = 0; r < NR; r++)
+    IE_UNROLL for (int a = 0; a < NA; a++) s[r][a] = _mm512_setzero_ps();
+  const uint8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
+  rows_float_span<NR, NA, Load, Nta>(row, x, 0, w.K, w.K, s);
+  store_chains(s, rs, y, acc);
+}
+
+// f32 rows against seven or eight activation rows: two passes (activation rows 0-3, then the rest)
+// taking turns over kFloatPassColumns columns, their chains parked in L1 between turns, so that the
+// second pass reads the turn's columns from L1, and prefetches the next turn's into L2 meanwhile
+// (the first pass's lines go 1 KiB ahead non-temporally, as every float row's). As two passes over
+// whole rows, the second read rows of 8-22 KiB back from memory: one Zen 4 core, eight rows of
+// TinyLlama's shapes from DRAM (`ROWS=8 ONLY=fp32 THREADS=1 GIB=1`, alternated, two rounds)
+// 52.5-55.4 -> 63.2-66 GFLOP/s with turns of 256 columns (128: 57-58, 512: 58-59); two cores 97-100
+// -> 112-115. bf16 and f16 rows (half the bytes) measured alike or slower in turns (the parked
+// chains' loads and stores), and keep the two whole passes.
+constexpr int kFloatPassColumns = 256;
+template <int NR, int NA, typename Load>
+inline void rows_float_turns(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
+  static_assert(NA > 4 && NA <= 8);
+  const uint8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
+  __m512 a[NR][4], b[NR][NA - 4];
+  __m512 sa[NR][4], sb[NR][NA - 4];
+  IE_UNROLL for (int r = 0; r < NR; r++) {
+    IE_UNROLL for (int i = 0; i < 4; i++) sa[r][i] = _mm512_setzero_ps();
+    IE_UNROLL for (int i = 0; i < NA - 4; i++) sb[r][i] = _mm512_setzero_ps();
+  }
+  for (int k0 = 0; k0 < w.K; k0 += kFloatPassColumns) {
+    const int k1 = std::min(w.K, k0 + kFloatPassColumns);
+    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < 4; i++) a[r][i] = sa[r][i];
+    rows_float_span<NR, 4, Load, true>(row, x, k0, k1, w.K, a);
+    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < 4; i++) sa[r][i] = a[r][i];
+    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < NA - 4; i++) b[r][i] = sb[r][i];
+    rows_float_span<NR, NA - 4, Load, true, kFloatPassColumns * Load::esize, _MM_HINT_T0>(row, x + 4, k0, k1, w.K, b);
+    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < NA - 4; i++) sb[r][i] = b[r][i];
+  }
+  store_chains(sa, rs, y, acc);
+  store_chains(sb, rs, y + 4, acc);
+}
+
 // M activation rows (x + m * ldx -> y + m * ldy). Up to six: one pass over four far-apart weight
 // rows at a time (NR x NA <= 24 chains in registers). Seven or eight: six far-apart weight rows at
-// a time, activation rows 0-3 then the rest, the second pass reading the six rows from cache. Each
+// a time, activation rows 0-3 then the rest, the second pass reading the six rows from cache (f32:
+// in turns, rows_float_turns). Each
 // x load feeds six FMAs instead of three (one pass over three rows): with eight activation rows, x
 // (64 KiB at 2048 columns) streamed through L1 beside the weights held the kernel at about half its
 // rate from L2 (Zen 5, one core, bf16 5632 x 2048 from DRAM: 61 G row-products/s, 95 with eight
@@ -108,8 +158,11 @@ template <int NA, typename Load>
 void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* ys, int rows, bool acc) {
   if constexpr (NA > 6) {
     row_streams<6>(rows, w.q_ld, [&](auto n, const int* rs) {
-      rows_float<decltype(n)::value, 4, Load>(w, rs, xs, ys, acc);
-      rows_float<decltype(n)::value, NA - 4, Load>(w, rs, xs + 4, ys + 4, acc);
+      if constexpr (Load::esize == 4) rows_float_turns<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc);
+      else {
+        rows_float<decltype(n)::value, 4, Load>(w, rs, xs, ys, acc);
+        rows_float<decltype(n)::value, NA - 4, Load>(w, rs, xs + 4, ys + 4, acc);
+      }
     });
   } else {
     row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
