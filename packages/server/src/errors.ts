@@ -74,6 +74,18 @@ export class ServerError extends Error {
   }
 }
 
+/** The request field an engine option comes from (an InvalidOptionError names the option): the error's `param`. */
+const REQUEST_FIELDS: Partial<Record<string, string>> = {
+  prompt: 'prompt',
+  input: 'input',
+  messages: 'messages',
+  maxTokens: 'max_tokens',
+  temperature: 'temperature',
+  topP: 'top_p',
+  seed: 'seed',
+  stop: 'stop',
+};
+
 /**
  * What an engine error means to a client. The chat codes (today IE_CHAT_UNSUPPORTED; a template
  * that refuses a conversation) are the client's to fix: 400, never 500.
@@ -95,7 +107,12 @@ export function fromRuntimeError(e: unknown): ServerError {
     return new ServerError('IE_SERVER_UNSUPPORTED', e.message, 'response_format');
   if (e instanceof IeRuntimeError) {
     if (e.code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', e.message, 'messages');
-    if (e.code === 'IE_INVALID_OPTION') return new ServerError('IE_SERVER_BAD_REQUEST', e.message);
+    if (e.code === 'IE_INVALID_OPTION')
+      return new ServerError(
+        'IE_SERVER_BAD_REQUEST',
+        e.message,
+        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option] ?? null) : null,
+      );
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');
     if (/CHAT|TEMPLATE/.test(e.code)) return new ServerError('IE_SERVER_CHAT_UNSUPPORTED', e.message, 'messages');

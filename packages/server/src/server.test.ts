@@ -190,7 +190,7 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([long?.status, long?.code, long?.param]).toEqual([400, 'context_length_exceeded', 'prompt']);
     expect(long?.message).toMatch(/context holds 512/);
     const badId = await caught(api.completions.create({ model: 'm', prompt: [1, 2, 100000], max_tokens: 1 }));
-    expect([badId?.status, badId?.type]).toEqual([400, 'invalid_request_error']);
+    expect([badId?.status, badId?.type, badId?.param]).toEqual([400, 'invalid_request_error', 'prompt']);
     const model = await caught(api.completions.create({ model: 'gpt-4o', prompt: PROMPT }));
     expect(model).toBeInstanceOf(OpenAI.NotFoundError);
     expect([model?.status, model?.code, model?.param]).toEqual([404, 'model_not_found', 'model']);
