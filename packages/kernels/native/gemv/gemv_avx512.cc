@@ -53,10 +53,10 @@ struct LoadBF16 {
 // (two FMAs a cycle: 110). A lone row's four far-apart chains stay far from their bound: one decode
 // row is bound by the bus.
 
-// Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
-// streams on Zen 5); else the hardware prefetchers alone.
 // The chains s of NR weight rows and NA activation rows over columns [k0, k1) (k0 a multiple of 32;
-// k1 the row's end or a multiple of 32), in the lone GEMV's order.
+// k1 the row's end or a multiple of 32), in the lone GEMV's order. Nta: each line of the rows
+// prefetched Ahead bytes ahead with Hint (by default non-temporally kFloatStreamAhead ahead, with
+// four streams on Zen 5); else the hardware prefetchers alone.
 template <int NR, int NA, typename Load, bool Nta, int Ahead = kFloatStreamAhead, int Hint = _MM_HINT_NTA>
 __attribute__((always_inline)) inline void rows_float_span(const uint8_t* const (&row)[NR], const float* const* x, int k0, int k1, int K,
                                                            __m512 (&s)[NR][NA]) {
@@ -126,7 +126,6 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
   static_assert(NA > 4 && NA <= 8);
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
-  __m512 a[NR][4], b[NR][NA - 4];
   __m512 sa[NR][4], sb[NR][NA - 4];
   IE_UNROLL for (int r = 0; r < NR; r++) {
     IE_UNROLL for (int i = 0; i < 4; i++) sa[r][i] = _mm512_setzero_ps();
@@ -134,12 +133,8 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
   }
   for (int k0 = 0; k0 < w.K; k0 += kFloatPassColumns) {
     const int k1 = std::min(w.K, k0 + kFloatPassColumns);
-    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < 4; i++) a[r][i] = sa[r][i];
-    rows_float_span<NR, 4, Load, true>(row, x, k0, k1, w.K, a);
-    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < 4; i++) sa[r][i] = a[r][i];
-    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < NA - 4; i++) b[r][i] = sb[r][i];
-    rows_float_span<NR, NA - 4, Load, true, kFloatPassColumns * Load::esize, _MM_HINT_T0>(row, x + 4, k0, k1, w.K, b);
-    IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < NA - 4; i++) sb[r][i] = b[r][i];
+    rows_float_span<NR, 4, Load, true>(row, x, k0, k1, w.K, sa);
+    rows_float_span<NR, NA - 4, Load, true, kFloatPassColumns * Load::esize, _MM_HINT_T0>(row, x + 4, k0, k1, w.K, sb);
   }
   store_chains(sa, rs, y, acc);
   store_chains(sb, rs, y + 4, acc);
