@@ -144,4 +144,5 @@ export {
   type TempFile,
 } from './safe-write.js';
 export { RandomAccessFile, readRegularFile, jsonErrorPosition, sha256File, sha256Bytes, type ErrorFactory } from './file.js';
+export { modelFileKind } from './sniff.js';
 export { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson } from './byte-level-bpe.js';

@@ -7,11 +7,11 @@
  */
 import { crc32 } from 'node:zlib';
 import type { Stats } from 'node:fs';
-import { open, readdir, stat, readFile } from 'node:fs/promises';
+import { readdir, stat, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { IebinError } from './errors.js';
-import { GGUF_MAGIC } from './gguf.js';
 import { RandomAccessFile, sha256File } from './file.js';
+import { modelFileKind } from './sniff.js';
 import { DEFAULT_IEBIN_LIMITS, parseIebinHeader, type IebinHeader, type IebinLimits, type TensorEntry } from './header.js';
 import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
 import { IEBIN_JSON_FILE, isFloatDtype, matrixDims, quantGeometry, type ScaleDtype } from './layout.js';
@@ -31,23 +31,6 @@ async function holdsInstead(dir: string): Promise<string> {
   if (gguf.length > 0)
     return ` (it holds GGUF ${gguf.length === 1 ? 'file' : 'files'} ${gguf.slice(0, 3).join(', ')}${gguf.length > 3 ? ', …' : ''}: pass ${gguf.length === 1 ? 'the file' : 'one of them'} itself)`;
   return '';
-}
-
-/** What a model file given in place of model.ie.json is, when its first bytes say so: GGUF, safetensors, or null. */
-async function otherModelFile(path: string): Promise<string | null> {
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return null;
-  try {
-    const b = Buffer.alloc(9);
-    const { bytesRead } = await fh.read(b, 0, 9, 0);
-    if (bytesRead >= 4 && b.readUInt32LE(0) === GGUF_MAGIC) return 'a GGUF file';
-    // safetensors: an 8-byte little-endian header length, then the header's JSON object.
-    if (bytesRead === 9 && b[8] === 0x7b && b.readBigUInt64LE(0) < BigInt((await fh.stat()).size))
-      return "a safetensors file (a Hugging Face checkpoint's weights: convert its directory)";
-    return null;
-  } finally {
-    await fh.close();
-  }
 }
 
 /** A source of zero-copy views into model.ie.bin (e.g. a memory map too large for one ArrayBuffer). */
@@ -111,8 +94,14 @@ export class IebinReader {
         file: path,
       });
     }
-    if (!st.isDirectory()) {
-      const other = await otherModelFile(path);
+    if (!st.isDirectory() && basename(path) !== IEBIN_JSON_FILE) {
+      const kind = await modelFileKind(path);
+      const other =
+        kind === 'gguf'
+          ? 'a GGUF file'
+          : kind === 'safetensors'
+            ? "a safetensors file (a Hugging Face checkpoint's weights: convert its directory)"
+            : null;
       if (other) throw new IebinError('IEBIN_HEADER_NOT_JSON', `is ${other}, not an IEBIN model.ie.json`, { file: path });
     }
     if (jst.size > limits.maxHeaderBytes) {

@@ -8,11 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
-  GGUF_MAGIC,
   IebinReader,
   RandomAccessFile,
   GgufError,
@@ -20,6 +19,7 @@ import {
   createStagingDir,
   exportIebin,
   fsyncDir,
+  modelFileKind,
   openGguf,
   readGguf,
   removeStaleTemps,
@@ -89,15 +89,7 @@ export async function isGgufFile(path: string): Promise<boolean> {
     return false;
   }
   if (!st.isFile()) return false;
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return /\.gguf$/i.test(path);
-  try {
-    const b = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(b, 0, 4, 0);
-    return (bytesRead === 4 && b.readUInt32LE(0) === GGUF_MAGIC) || /\.gguf$/i.test(path);
-  } finally {
-    await fh.close();
-  }
+  return (await modelFileKind(path)) === 'gguf' || /\.gguf$/i.test(path);
 }
 
 /**
