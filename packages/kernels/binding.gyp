@@ -108,6 +108,7 @@
       ],
       "sources": [
         "native/addon.cc",
+        "native/napi/backing_store.cc",
         "native/context.cc",
         "native/cpu/cpu_features.cc",
         "native/cpu/dispatch.cc",

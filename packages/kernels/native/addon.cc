@@ -17,7 +17,6 @@
 //  - all JS-visible reads of an argument object (getters can run arbitrary code) happen before
 //    any raw pointer is derived from a buffer.
 #include <napi.h>
-#include <v8.h>  // only for ArrayBuffer backing stores: pinning memory across async operations
 
 #include <array>
 #include <atomic>
@@ -38,12 +37,14 @@
 #include "matmul/matmul.h"
 #include "mem/mapping.h"
 #include "mem/read_probe.h"
+#include "napi/backing_store.h"
 #include "numa/numa.h"
 #include "program/program.h"
 
 
 namespace {
 
+using ie::BackingStoreRef;
 using ie::Context;
 
 Napi::Error coded(Napi::Env env, const char* code, const std::string& message) {
@@ -81,15 +82,6 @@ W* checked_unwrap(Napi::Env env, const Napi::Value& v, const napi_type_tag* tag,
   return w;
 }
 
-// napi_value is a v8::Local<v8::Value> (node's js_native_api_v8.h converts the same way).
-v8::Local<v8::ArrayBuffer> v8_array_buffer(const Napi::ArrayBuffer& ab) {
-  napi_value nv = ab;
-  v8::Local<v8::Value> l;
-  static_assert(sizeof(l) == sizeof(nv), "napi_value is a v8::Local");
-  std::memcpy(static_cast<void*>(&l), &nv, sizeof(nv));
-  return l.As<v8::ArrayBuffer>();
-}
-
 // A typed array argument, checked: the right kind, over a plain (not shared, not resizable),
 // attached ArrayBuffer. `end` is byteOffset + byteLength: what the buffer must keep holding.
 struct TypedView {
@@ -113,7 +105,7 @@ TypedView typed_view(Napi::Env env, const Napi::Value& v, napi_typedarray_type t
   if (napi_is_arraybuffer(env, buf, &is_ab) != napi_ok || !is_ab) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a SharedArrayBuffer");
   Napi::ArrayBuffer ab(env, buf);
   if (ab.IsDetached()) IE_THROW(env, "KERNELS_DETACHED", what + "'s buffer is detached");
-  if (v8_array_buffer(ab)->GetBackingStore()->IsResizableByUserJavaScript()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a resizable ArrayBuffer (it could shrink while in use)");
+  if (BackingStoreRef::of(ab).resizable()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a resizable ArrayBuffer (it could shrink while in use)");
   TypedView r;
   r.elems = len;
   r.ab = ab;
@@ -126,18 +118,18 @@ TypedView typed_view(Napi::Env env, const Napi::Value& v, napi_typedarray_type t
 // Keeps an ArrayBuffer's memory alive (whatever JavaScript does to the buffer: transfer,
 // detach, drop) and remembers how much of it was in use, to detect detaching.
 struct Pin {
-  std::shared_ptr<v8::BackingStore> store;
+  BackingStoreRef store;
   Napi::Reference<Napi::ArrayBuffer> ab;
   size_t end = 0;
   Pin() = default;
-  explicit Pin(const TypedView& v) : store(v8_array_buffer(v.ab)->GetBackingStore()), ab(Napi::Persistent(v.ab)), end(v.end) {}
+  explicit Pin(const TypedView& v) : store(BackingStoreRef::of(v.ab)), ab(Napi::Persistent(v.ab)), end(v.end) {}
   Pin(Pin&&) = default;
   Pin& operator=(Pin&&) = default;
   // Still attached and as long as when pinned.
   bool intact() const {
     if (ab.IsEmpty()) return false;
     Napi::ArrayBuffer b = ab.Value();
-    return !b.IsEmpty() && !b.IsDetached() && b.ByteLength() >= end && b.Data() == store->Data();
+    return !b.IsEmpty() && !b.IsDetached() && b.ByteLength() >= end && b.Data() == store.data();
   }
 };
 

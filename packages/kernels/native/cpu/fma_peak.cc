@@ -7,6 +7,8 @@
 #include <chrono>
 #include <vector>
 
+#include "cpu/target.h"
+
 namespace ie {
 namespace {
 
@@ -25,7 +27,7 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(long iters) {
   return _mm256_cvtss_f32(s);
 }
 
-__attribute__((target("avx512f"))) float fma_loop_avx512(long iters) {
+IE_TARGET_AVX512 float fma_loop_avx512(long iters) {
   __m512 a[kChains];
   for (int i = 0; i < kChains; i++) a[i] = _mm512_set1_ps(0.001f * i);
   const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <vector>
 
+#include "cpu/target.h"
+
 namespace ie {
 namespace {
 
@@ -42,7 +44,7 @@ __attribute__((target("avx2"))) double read_avx2(const uint8_t* p, size_t n) {
 }
 
 template <int S, bool PF>
-__attribute__((target("avx512f"))) double read_avx512(const uint8_t* p, size_t n) {
+IE_TARGET_AVX512 double read_avx512(const uint8_t* p, size_t n) {
   const size_t q = n / S / 64 * 64;
   __m512i acc[S];
   for (int s = 0; s < S; s++) acc[s] = _mm512_setzero_si512();
