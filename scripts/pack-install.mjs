@@ -33,8 +33,8 @@ try {
   const kernels = join(app, 'node_modules', '@ie', 'kernels');
   if (existsSync(join(kernels, 'build'))) fail('@ie/kernels has a build/ directory although install scripts were off');
   const { platformKey } = createRequire(import.meta.url)(join(kernels, 'scripts', 'platform.cjs'));
-  if (!existsSync(join(kernels, 'prebuilds', platformKey(), 'ie_kernels.node')))
-    fail(`no prebuilt addon for ${platformKey()} in the tarball`);
+  for (const key of new Set([platformKey(), 'linux-x64-gnu', 'linux-x64-musl']))
+    if (!existsSync(join(kernels, 'prebuilds', key, 'ie_kernels.node'))) fail(`no prebuilt addon for ${key} in the tarball`);
   for (const f of ['LICENSE', 'README.md']) if (!existsSync(join(kernels, f))) fail(`@ie/kernels' tarball has no ${f}`);
 
   run(

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodedir } from './node-headers.mjs';
 
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,13 +17,6 @@ const force = process.argv.includes('--force');
 const require = createRequire(import.meta.url);
 const { sourcesHash } = require('./sources-hash.cjs');
 
-function nodedir() {
-  if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
-  // Node's own headers, when this Node was installed with them (no download needed).
-  const prefix = dirname(dirname(process.execPath));
-  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) return prefix;
-  return undefined;
-}
 
 const buildDir = sanitize ? join(pkgDir, 'build-asan') : pkgDir;
 const out = join(buildDir, 'build', 'Release');
