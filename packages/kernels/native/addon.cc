@@ -105,7 +105,7 @@ TypedView typed_view(Napi::Env env, const Napi::Value& v, napi_typedarray_type t
   if (napi_is_arraybuffer(env, buf, &is_ab) != napi_ok || !is_ab) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a SharedArrayBuffer");
   Napi::ArrayBuffer ab(env, buf);
   if (ab.IsDetached()) IE_THROW(env, "KERNELS_DETACHED", what + "'s buffer is detached");
-  if (BackingStoreRef::of(ab).resizable()) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a resizable ArrayBuffer (it could shrink while in use)");
+  if (BackingStoreRef::resizable(ab)) IE_THROW(env, "KERNELS_BAD_ARGUMENT", what + " must not be backed by a resizable ArrayBuffer (it could shrink while in use)");
   TypedView r;
   r.elems = len;
   r.ab = ab;

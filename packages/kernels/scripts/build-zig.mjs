@@ -15,7 +15,7 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { nodeHeadersDir } from './node-headers.mjs';
@@ -67,7 +67,7 @@ function compileJobs(target, objDir, headers) {
     ...d.cflags_cc.flatMap((f) => (f === '<@(ie_common_cflags)' ? gyp.variables.ie_common_cflags : [f])),
     '-Wno-unknown-warning-option', // GCC's -Wno-maybe-uninitialized
     '-fPIC',
-    ...d.include_dirs.map((i) => `-I${i.startsWith('<!') ? require('node-addon-api').include_dir : join(pkgDir, i)}`),
+    ...d.include_dirs.map((i) => `-I${i.startsWith('<!') ? resolve(require('node-addon-api').include_dir) : join(pkgDir, i)}`),
     `-I${headers}`,
     ...d.defines.map((x) => `-D${x}`),
   ];

@@ -10,10 +10,8 @@
 #include "napi/backing_store.h"
 
 #include <cstring>
-#include <utility>
 
 #if defined(_LIBCPP_VERSION)
-#include <atomic>
 
 namespace ie::gnu {
 
@@ -32,7 +30,6 @@ struct GnuSharedPtr {
   GnuControlBlock* ctrl = nullptr;
   GnuSharedPtr() = default;
   GnuSharedPtr(const GnuSharedPtr&) = delete;
-  GnuSharedPtr(GnuSharedPtr&& o) noexcept : ptr(std::exchange(o.ptr, nullptr)), ctrl(std::exchange(o.ctrl, nullptr)) {}
   // _Sp_counted_base<_S_atomic>::_M_release: the last use disposes of the object, the last
   // reference (weak ones included) frees the control block.
   ~GnuSharedPtr() {
@@ -102,6 +99,9 @@ BackingStoreRef& BackingStoreRef::operator=(BackingStoreRef&&) noexcept = defaul
 BackingStoreRef::~BackingStoreRef() = default;
 
 void* BackingStoreRef::data() const { return held_ ? held_->get()->Data() : nullptr; }
-bool BackingStoreRef::resizable() const { return held_ && held_->get()->IsResizableByUserJavaScript(); }
+bool BackingStoreRef::resizable(napi_value arraybuffer) {
+  const Held h{v8_array_buffer(arraybuffer)->GetBackingStore()};
+  return h.get()->IsResizableByUserJavaScript();
+}
 
 }  // namespace ie

@@ -18,8 +18,8 @@ class BackingStoreRef {
   ~BackingStoreRef();
 
   void* data() const;
-  // Whether JavaScript can resize the buffer (it could shrink under a kernel).
-  bool resizable() const;
+  // Whether JavaScript can resize `arraybuffer` (it could shrink under a kernel). Holds nothing.
+  static bool resizable(napi_value arraybuffer);
 
  private:
   struct Held;
