@@ -46,7 +46,7 @@ describe('int8-activation mode', () => {
   });
 
   it.each(ISAS)('on %s has its own int8 prefill GEMM', (isa) => {
-    const gemm = { scalar: 'scalar', avx2: '8x8 avx2', avxvnni: '8x8 avxvnni', avx512vnni: '16x8 avx512vnni' }[
+    const gemm = { scalar: 'scalar', avx2: '8x6 avx2', avxvnni: '8x8 avxvnni', avx512vnni: '16x8 avx512vnni' }[
       expectedVariant(isa, best.features)
     ];
     expect(make({ isa, threads: 1 }).info().int8Gemm).toBe(gemm);
@@ -106,9 +106,9 @@ describe('int8-activation mode', () => {
 });
 
 // A prefill chunk (a matmul op over more than 8 rows) in the int8 mode: where the ISA has an int8
-// GEMM for the matrix (symmetric q4 on every ISA; i8 where the ISA has vpdpbusd, and with one scale
-// per row only where K is whole blocks of 32) each token is W times its own quantized x; elsewhere
-// (affine q4, i8 on AVX2) the FP32 GEMM runs.
+// GEMM for the matrix (symmetric q4 and i8 on every ISA, i8 with one scale per row only where K is
+// whole blocks of 32) each token is W times its own quantized x; elsewhere (affine q4) the FP32 GEMM
+// runs.
 // Either way every token
 // is within the activation rounding of W x, and the bits do not depend on the thread count.
 describe('a prefill chunk in the int8 mode', () => {
@@ -143,7 +143,7 @@ describe('a prefill chunk in the int8 mode', () => {
     ] as const) {
       const m = makeMatrix(v, rows, cols, rows * 17 + cols);
       const X = seededFloats(M * cols, M + cols, 3);
-      const fits = v.dtype === 'q4' ? !v.affine : v.dtype === 'i8' && isa !== 'avx2' && (v.group !== 'row' || cols % 32 === 0);
+      const fits = v.dtype === 'q4' ? !v.affine : v.dtype === 'i8' && (v.group !== 'row' || cols % 32 === 0);
       const int8Gemm = fits && make({ isa, threads: 1 }).info().int8Gemm !== 'none';
       let first: Float32Array | null = null;
       for (const threads of [1, 2, 3, 4]) {

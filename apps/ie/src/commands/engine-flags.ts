@@ -142,7 +142,7 @@ export const ENGINE_FLAGS = {
 /** How a loaded engine runs, in one line: what `auto` picked for this CPU and model. */
 export function describeEngine(info: EngineInfo): string {
   const acts = info.activations === 'int8' ? `int8 activations (${info.int8Activations} kernels)` : 'FP32 activations';
-  // In the int8 mode, symmetric q4 prefill chunks take the int8 GEMM where the ISA has one.
+  // In the int8 mode, symmetric q4 and i8 prefill chunks take the ISA's int8 GEMM (every SIMD ISA has one).
   const records = [
     info.q4Rows16Matrices > 0 ? `q4: 16-row records, ${info.q4Rows16Matrices} matrices` : '',
     info.i8Rows16Matrices > 0 ? `i8: 16-row records, ${info.i8Rows16Matrices} matrices` : '',
@@ -151,7 +151,7 @@ export function describeEngine(info: EngineInfo): string {
     records.length > 0
       ? `${info.gemm} (${records.join('; ')})`
       : info.activations === 'int8' && info.int8Gemm !== 'none'
-        ? `${info.gemm} (${info.int8Activations === 'avx2' ? 'q4' : 'q4, i8'}: int8 ${info.int8Gemm})`
+        ? `${info.gemm} (q4, i8: int8 ${info.int8Gemm})`
         : info.gemm;
   const panels = info.blockedKMatrices > 0 ? `, K-panels for ${info.blockedKMatrices} matrices` : '';
   const memory = info.weightMemory.mode === 'copy' ? `weights in memory${info.hugePages ? ' (huge pages)' : ''}` : 'weights mapped';

@@ -143,10 +143,11 @@ inline int64_t row_code_bytes(const WeightRows& w, WeightType t) {
 // gemm_q8_scratch(K, group) bytes for the calling thread (group 32 for i8).
 using GemmQ8Fn = void (*)(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
                           float* y, ptrdiff_t ldy, bool accumulate, uint8_t* scratch);
-// A 16-row panel's codes in the kernel's order and its f32 scales (twice: by row, then by group).
+// A 16-row panel's codes in the kernel's order (or 8 rows' widened to 16 bits: AVX2's i8), its f32
+// scales (twice: by row, then by group), and 64 tokens' x widened to 16 bits (AVX2's i8).
 inline size_t gemm_q8_scratch(int64_t K, int group) {
   const int64_t ng = (K + group - 1) / group;
-  return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64);
+  return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64 * 2 * ng * group + 64);
 }
 
 // Symmetric q4 interleaved 16 rows at a time (docs/architecture.md, "q4 in 16-row records"): for each

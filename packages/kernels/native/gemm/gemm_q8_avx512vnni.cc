@@ -23,6 +23,7 @@ struct Vnni512 {
   static V xor_(V a, V b) { return _mm512_xor_si512(a, b); }
   static V srli32_4(V a) { return _mm512_srli_epi32(a, 4); }
   static V dot(V acc, V w, V x) { return _mm512_dpbusd_epi32(acc, w, x); }
+  static constexpr int kSteps16 = 0;  // vpdpbusd sums into 32 bits itself
   static F zerof() { return _mm512_setzero_ps(); }
   static F loadf(const float* p) { return _mm512_loadu_ps(p); }
   static F set1f(float v) { return _mm512_set1_ps(v); }

@@ -9,6 +9,14 @@ namespace ie {
 namespace {
 
 struct DotAvx2 {
+  // The GEMM's q4 products summed in 16 bits for this many 4-byte steps before one widening: a
+  // vpmaddubsw pair of codes 0..15 and x in -128..127 is at most 3840 in magnitude, eight 30720.
+  static constexpr int kSteps16 = 8;
+  static __m256i products16(__m256i w, __m256i x) { return _mm256_maddubs_epi16(w, x); }
+  static __m256i add16(__m256i a, __m256i b) { return _mm256_add_epi16(a, b); }
+  static __m256i widen_add(__m256i acc, __m256i p16) { return _mm256_add_epi32(acc, widen(p16)); }
+  // acc + the products of two 16-bit pairs per 32-bit lane (the GEMM's i8 weights, widened).
+  static __m256i add_pairs16(__m256i acc, __m256i w16, __m256i x16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(w16, x16)); }
   static __m256i widen(__m256i p16) { return _mm256_madd_epi16(p16, _mm256_set1_epi16(1)); }
   // Sum of 8 products per 32-bit lane: 4 from (lo, xl) and 4 from (hi, xh); 16-bit partials stay below 2 * 2 * 15 * 127.
   static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return widen(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh))); }

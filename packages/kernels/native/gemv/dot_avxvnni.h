@@ -8,6 +8,7 @@ namespace ie {
 namespace {
 
 struct DotAvxVnni {
+  static constexpr int kSteps16 = 0;  // vpdpbusd sums into 32 bits itself (gemm_q8_x86.h)
   static __m256i pair(__m256i lo, __m256i xl, __m256i hi, __m256i xh) { return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, xl), hi, xh); }
   static __m256i quad(__m256i a, __m256i xa, __m256i b, __m256i xb, __m256i c, __m256i xc, __m256i d, __m256i xd) {
     return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(pair(a, xa, b, xb), c, xc), d, xd);
