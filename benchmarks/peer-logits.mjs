@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { cpuInfo, requireModel } from './lib.mjs';
-import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
+import { NLC_VERSION, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PRESET = process.env.PRESET ?? 'small-256';
@@ -24,7 +24,7 @@ const MAX_REL = Number(process.env.MAX_REL ?? 0.05);
 
 const log = logTo('bench:peer:logits');
 const strict = requireModel('bench:peer:logits');
-ensurePeer(log);
+const llamaDir = ensurePeer(log);
 const files = modelFiles('bench:peer:logits', PRESET, TYPES, strict, log);
 const vocab = SYNTH_PRESETS[PRESET]?.config.vocab_size;
 if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
@@ -67,7 +67,7 @@ log(`CPU ${info.cpu}, ISA ${info.isa}`);
 const results = [];
 let failed = false;
 for (const type of TYPES) {
-  const llama = worker('llama-worker.mjs', [PEER_DIR, files[type].gguf, '1']);
+  const llama = worker('llama-worker.mjs', [llamaDir, files[type].gguf, '1']);
   const li = await llama.ready;
   const want = (await llama.ask({ cmd: 'logits', ids, vocab })).logits;
   await llama.stop();

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { cpuInfo, median, requireModel } from './lib.mjs';
-import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
+import { NLC_VERSION, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PRESET = process.env.PRESET ?? 'tinyllama-1.1b';
@@ -23,7 +23,7 @@ const CONTEXT = 1024;
 
 const log = logTo('bench:peer:memory');
 const strict = requireModel('bench:peer:memory');
-ensurePeer(log);
+const llamaDir = ensurePeer(log);
 const files = modelFiles('bench:peer:memory', PRESET, TYPES, strict, log);
 const vocab = SYNTH_PRESETS[PRESET].config.vocab_size;
 const prompt = [1, ...Array.from({ length: 7 }, (_, i) => 260 + (((i + 1) * 7919) % (vocab - 260)))];
@@ -47,7 +47,7 @@ for (const type of TYPES) {
       const t0 = performance.now();
       const args = script.startsWith('ie')
         ? [files[type].iebin, String(threads), String(CONTEXT)]
-        : [PEER_DIR, files[type].gguf, String(threads), String(CONTEXT)];
+        : [llamaDir, files[type].gguf, String(threads), String(CONTEXT)];
       const w = worker(script, args, { ...process.env, ...env });
       const info = await w.ready;
       row.engines[name] = { readySeconds: +((performance.now() - t0) / 1000).toFixed(2), info, decode: [] };

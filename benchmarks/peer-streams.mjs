@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { cpuInfo, median, requireModel } from './lib.mjs';
-import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
+import { NLC_VERSION, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PRESET = process.env.PRESET ?? 'tinyllama-1.1b';
@@ -24,7 +24,7 @@ const RUNS = Number(process.env.RUNS ?? 2);
 
 const log = logTo('bench:peer:streams');
 const strict = requireModel('bench:peer:streams');
-ensurePeer(log);
+const llamaDir = ensurePeer(log);
 const files = modelFiles('bench:peer:streams', PRESET, TYPES, strict, log);
 const vocab = SYNTH_PRESETS[PRESET]?.config.vocab_size;
 if (!vocab) throw new Error(`unknown PRESET ${PRESET}; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
@@ -37,13 +37,13 @@ log(`CPU ${cpu.cpu}, ISA ${cpu.isa}, ${THREADS} threads, streams ${STREAMS.join(
 
 const results = [];
 for (const type of TYPES) {
-  const llama = worker('llama-streams-worker.mjs', [PEER_DIR, files[type].gguf, String(THREADS), String(maxStreams)]);
+  const llama = worker('llama-streams-worker.mjs', [llamaDir, files[type].gguf, String(THREADS), String(maxStreams)]);
   const ie = worker('ie-streams-worker.mjs', [files[type].iebin, String(THREADS), String(maxStreams)]);
   const [li, ii] = [await llama.ready, await ie.ready];
   const row = {
     type,
     threads: THREADS,
-    llama: { release: li.release, build: li.build, mmap: li.mmap },
+    llama: { release: li.release, build: li.build, mmap: li.mmap, cpuBackend: li.cpuBackend },
     ie: {
       activations: ii.activations,
       isa: ii.isa,
@@ -77,7 +77,7 @@ for (const type of TYPES) {
 }
 
 console.log(
-  `\n${PRESET}, same GGUF weights in both engines; CPU ${cpu.cpu}, ie ISA ${cpu.isa}, ${THREADS} threads; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}); aggregate tok/s, medians of ${RUNS} alternating runs, ${MAX_TOKENS} tokens per stream`,
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${cpu.cpu}, ie ISA ${cpu.isa}, ${THREADS} threads; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, CPU backend ${results[0]?.llama.cpuBackend}); aggregate tok/s, medians of ${RUNS} alternating runs, ${MAX_TOKENS} tokens per stream`,
 );
 console.log('| file | streams | llama.cpp tok/s | x one stream | ie tok/s | x one stream | ie / llama.cpp |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');

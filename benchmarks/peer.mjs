@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
 import { cpuInfo, median, randomBuffer, readBandwidth, requireModel } from './lib.mjs';
-import { NLC_VERSION, PEER_DIR, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
+import { NLC_VERSION, ensurePeer, logTo, modelFiles, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PRESET = process.env.PRESET ?? 'tinyllama-1.1b';
@@ -31,7 +31,7 @@ const PROBE_GIB = Number(process.env.PROBE_GIB ?? 1);
 
 const log = logTo('bench:peer');
 const strict = requireModel('bench:peer');
-ensurePeer(log);
+const llamaDir = ensurePeer(log);
 const files = modelFiles('bench:peer', PRESET, TYPES, strict, log);
 
 // A short prompt (BOS + 7 ids) and a 128-token one, from the synthetic vocabulary's word pieces
@@ -50,7 +50,7 @@ const results = [];
 for (const type of TYPES) {
   for (const threads of THREADS) {
     const bw = readBandwidth(probeBuf, threads);
-    const llama = worker('llama-worker.mjs', [PEER_DIR, files[type].gguf, String(threads), String(CONTEXT)]);
+    const llama = worker('llama-worker.mjs', [llamaDir, files[type].gguf, String(threads), String(CONTEXT)]);
     const ie = worker('ie-worker.mjs', [files[type].iebin, String(threads), String(CONTEXT)]);
     const [li, ii] = [await llama.ready, await ie.ready];
     const m = { llama: { decode: [], prefill: [] }, ie: { decode: [], prefill: [] } };
@@ -83,6 +83,7 @@ for (const type of TYPES) {
         release: li.release,
         build: li.build,
         mmap: li.mmap,
+        cpuBackend: li.cpuBackend,
       },
       ie: {
         decodeTokS: +median(m.ie.decode).toFixed(2),
@@ -112,7 +113,7 @@ for (const type of TYPES) {
 }
 
 console.log(
-  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}, weights ${results[0]?.llama.mmap === false ? 'read into memory (LLAMA_MMAP=0)' : 'mapped'}); ie weights ${results[0]?.ie.weightMemory === 'copy' ? 'copied into memory' : 'mapped'}; medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}, CPU backend ${results[0]?.llama.cpuBackend}, weights ${results[0]?.llama.mmap === false ? 'read into memory (LLAMA_MMAP=0)' : 'mapped'}); ie weights ${results[0]?.ie.weightMemory === 'copy' ? 'copied into memory' : 'mapped'}; medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
 );
 console.log(
   '| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |',

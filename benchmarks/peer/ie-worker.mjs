@@ -16,6 +16,8 @@ await serve({
       activations: i.activations,
       int8Kernels: i.int8Activations,
       gemm: i.gemm,
+      // The prefill GEMM of q4 and i8 matrices in the int8 mode (gemm is the float one).
+      int8Gemm: i.activations === 'int8' ? i.int8Gemm : undefined,
       threads: i.threads,
       weightMemory: i.weightMemory.mode,
       weightBytesPerToken: i.weightBytesPerToken,

@@ -1,6 +1,7 @@
 // node-llama-cpp, resolved from PEER_DIR (a cache directory bench:peer installs it into), not from
 // the workspace: it is not a dependency of ie. CPU only, prebuilt binaries, THREADS threads.
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -23,6 +24,7 @@ export async function openLlama(peerDir, modelPath, threads, context) {
       build: llama.buildType,
       threads: ctx.currentThreads,
       mmap: useMmap,
+      cpuBackend: loadedCpuBackend(),
     }),
     async close() {
       await ctx.dispose();
@@ -30,4 +32,15 @@ export async function openLlama(peerDir, modelPath, threads, context) {
       await llama.dispose();
     },
   };
+}
+
+// The CPU backend ggml loaded (libggml-cpu-<name>.so: zen4, haswell, …), read from this process's
+// mappings; null where /proc is not there.
+function loadedCpuBackend() {
+  try {
+    const m = /libggml-cpu-([^/\s]+)\.so/.exec(readFileSync('/proc/self/maps', 'utf8'));
+    return m ? m[1] : null;
+  } catch {
+    return null;
+  }
 }

@@ -62,6 +62,8 @@ bool prefers_four_row_streams(const CpuFeatures& f) { return f.amd && f.family >
 
 bool avx512_full_width(const CpuFeatures& f) { return !(f.amd && f.family == 0x19); }
 
+bool i8_rows_in_far_pairs(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";

@@ -28,6 +28,15 @@ bool prefers_four_row_streams(const CpuFeatures& f);
 // of the read bandwidth against 73-77%, int8w 91-97% against 77-82%.
 bool avx512_full_width(const CpuFeatures& f);
 
+// Whether one sequential stream of a core reads well below what the core can take, so that the
+// 256-bit i8 x q8 GEMV (AVX2, AVX-VNNI) reads a lone activation row's weight rows in far-apart
+// pairs, each line prefetched 2 KiB ahead, rather than one row at a time: on Zen 5 (AMD family
+// 0x1A) and later. `IE_ISA=avx2` on a Zen 5 core, TinyLlama Q8_0 decode on one pinned thread,
+// alternated three rounds: 19.0-20.0 -> 23.2-25.5 tok/s (two threads 36-38 -> 42.5-43.5 in two
+// rounds of three). One row at a time stays where it measured at the bus: Zen 3 (103-108% of the
+// read probe) and Zen 4 (93-98%, the AVX2 i8 GEMV is its default).
+bool i8_rows_in_far_pairs(const CpuFeatures& f);
+
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.
 enum class Isa : int { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512 = 3 };

@@ -223,8 +223,8 @@ struct KernelTable {
 };
 
 void register_ref(KernelTable& t);
-void register_avx2(KernelTable& t);
-void register_avxvnni(KernelTable& t);
+void register_avx2(KernelTable& t, const CpuFeatures& f);
+void register_avxvnni(KernelTable& t, const CpuFeatures& f);
 void register_avx512(KernelTable& t, const CpuFeatures& f);
 
 // The table for `isa`: the reference everywhere, overwritten by each variant up to `isa`

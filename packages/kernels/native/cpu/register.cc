@@ -13,8 +13,8 @@ void register_gemv_avx512(KernelTable& t, const CpuFeatures& f);
 void register_gemm_avx512(KernelTable& t);
 void register_ops_avx512(KernelTable& t);
 void register_q8_ref(KernelTable& t);
-void register_q8_avx2(KernelTable& t);
-void register_q8_avxvnni(KernelTable& t);
+void register_q8_avx2(KernelTable& t, const CpuFeatures& f);
+void register_q8_avxvnni(KernelTable& t, const CpuFeatures& f);
 void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
@@ -38,17 +38,17 @@ void register_ref(KernelTable& t) {
   register_i8x16_ref(t);
 }
 
-void register_avx2(KernelTable& t) {
+void register_avx2(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx2(t);
   register_gemm_avx2(t);
   register_ops_avx2(t);
-  register_q8_avx2(t);
+  register_q8_avx2(t, f);
   register_blocks_avx2(t);
   register_i8x16_avx2(t);
 }
 
-void register_avxvnni(KernelTable& t) {
-  register_q8_avxvnni(t);
+void register_avxvnni(KernelTable& t, const CpuFeatures& f) {
+  register_q8_avxvnni(t, f);
   register_gemm_q8_avxvnni(t);
 }
 

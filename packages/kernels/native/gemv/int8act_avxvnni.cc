@@ -8,6 +8,7 @@ namespace {
 
 void quantize_x_q8_avxvnni(const float* x, int K, int block, int8_t* q, float* d) { Q8Kernels<DotAvxVnni>::quantize_x(x, K, block, q, d); }
 void gemv_i8_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_i8(w, xq, xd, y, rows, acc); }
+void gemv_i8_far_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8Kernels<DotAvxVnni>::gemv_i8_far(w, xq, xd, y, rows, acc); }
 void gemv_rows_i8_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   Q8Kernels<DotAvxVnni>::gemv_i8_many(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
 }
@@ -29,10 +30,10 @@ void gemv_q4x16_q8_avxvnni(const WeightRows& w, const int8_t* xq, const float* x
 
 }  // namespace
 
-void register_q8_avxvnni(KernelTable& t) {
+void register_q8_avxvnni(KernelTable& t, const CpuFeatures& f) {
   t.q8_variant = "avxvnni";
   t.quantize_x = quantize_x_q8_avxvnni;
-  t.gemv_q8[(int)WeightType::I8] = gemv_i8_q8_avxvnni;
+  t.gemv_q8[(int)WeightType::I8] = i8_rows_in_far_pairs(f) ? gemv_i8_far_q8_avxvnni : gemv_i8_q8_avxvnni;
   t.gemv_q8_rows[(int)WeightType::I8] = gemv_rows_i8_q8_avxvnni;
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avxvnni;
   t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avxvnni;

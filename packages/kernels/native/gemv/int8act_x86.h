@@ -4,7 +4,9 @@
 // two translation units, compiled with different -m flags, never share a function.
 //
 // i8 rows run one at a time in memory order (see gemv_avx2.cc: interleaved adjacent rows cost an
-// AVX2 core half its bandwidth); q4 rows run two at a time, rows far apart (row_streams). x is
+// AVX2 core half its bandwidth), or for a lone activation row in far-apart pairs where one stream
+// stays below the bus (gemv_i8_far, i8_rows_in_far_pairs in cpu/cpu_features.h); q4 rows run two
+// at a time, rows far apart (row_streams). x is
 // quantized per call exactly as quantize_x_ref does (in blocks of q8_x_block: a q4 group of 64 or
 // 128 meets one scale of x, so its integer sums add up before they become floats); the zero
 // points come off once per row through per-group sums of the quantized x, so codes stay unsigned
@@ -456,6 +458,78 @@ struct Q8Kernels {
   }
 
   static void gemv_i8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_i8_many(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
+
+  // A lone activation row against NR far-apart weight rows (row_streams), each x load serving all
+  // of them, each row's next line prefetched kStreamAhead ahead: the per-CPU alternative to rows in
+  // memory order (gemv_i8), for cores whose one sequential stream stays below the bus (Zen 5).
+  template <int G, int NR>
+  static void i8_far_rows(const WeightRows& w, const int* rs, const int8_t* xq, const float* xd, float* s, float* f, float* y, bool acc) {
+    const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
+    const int ng = G > 0 ? (K + G - 1) / G : 1;
+    constexpr int bpg = G > 0 ? G / kQ8Block : 1;
+    const int8_t* row[NR];
+    const float* fb[NR];
+    for (int r = 0; r < NR; r++) {
+      row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
+      float* sr = s + (size_t)r * ng;
+      simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sr);
+      fb[r] = xd;
+      if (G > 0) {
+        // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
+        float* fr = f + (size_t)r * blocks;
+        int b = 0;
+        if (bpg == 1)
+          for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(fr + b, _mm256_mul_ps(_mm256_loadu_ps(xd + b), _mm256_loadu_ps(sr + b)));
+        for (; b < blocks; b++) fr[b] = xd[b] * sr[b / bpg];
+        fb[r] = fr;
+      }
+    }
+    __m256 t0[NR], t1[NR];
+    for (int r = 0; r < NR; r++) t0[r] = t1[r] = _mm256_setzero_ps();
+    int b = 0;
+    const int whole = G > 0 ? blocks : K / kQ8Block;
+    for (; b + 1 < whole; b += 2) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b + 32));
+      for (int r = 0; r < NR; r++) {
+        if constexpr (NR > 1) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r] + 32 * b), 64);
+        const __m256i p0 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r] + 32 * b)), x0);
+        const __m256i p1 = Dot::signed_single(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r] + 32 * b + 32)), x1);
+        t0[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(fb[r] + b), t0[r]);
+        t1[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(fb[r] + b + 1), t1[r]);
+      }
+    }
+    for (; b < blocks; b++) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+      for (int r = 0; r < NR; r++) {
+        const __m256i wv = b < whole ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r] + 32 * b)) : q8_load_bytes32(row[r] + 32 * b, K - 32 * b);
+        t0[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Dot::signed_single(wv, xv)), _mm256_broadcast_ss(fb[r] + b), t0[r]);
+      }
+    }
+    for (int r = 0; r < NR; r++) {
+      float v = q8_hsum(_mm256_add_ps(t0[r], t1[r]));
+      if (G == 0) v *= s[(size_t)r * ng];
+      y[rs[r]] = acc ? y[rs[r]] + v : v;
+    }
+  }
+
+  template <int G>
+  static void i8_far(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    const int blocks = (w.K + kQ8Block - 1) / kQ8Block;
+    const int ng = G > 0 ? (w.K + G - 1) / G : 1;
+    Scratch<float, 2 * 256> s((size_t)2 * ng);
+    Scratch<float, 2 * 256> f((size_t)2 * blocks);
+    row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { i8_far_rows<G, decltype(n)::value>(w, rs, xq, xd, s.data(), f.data(), y, acc); });
+  }
+
+  static void gemv_i8_far(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    switch (w.group) {
+      case 0: return i8_far<0>(w, xq, xd, y, rows, acc);
+      case 32: return i8_far<32>(w, xq, xd, y, rows, acc);
+      case 64: return i8_far<64>(w, xq, xd, y, rows, acc);
+      default: return i8_far<128>(w, xq, xd, y, rows, acc);
+    }
+  }
 
   static void quantize_x(const float* x, int K, int block, int8_t* q, float* d) { q8_quantize_x(x, K, block, q, d); }
 };
