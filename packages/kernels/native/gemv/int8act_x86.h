@@ -383,6 +383,19 @@ struct Q8Kernels {
   // multiply once at the end (G = 0). NA activation rows (the decode rows of several sequences) meet
   // each weight load; every (row, activation row) pair runs the lone GEMV's operations in its order,
   // so a batch's row gets its lone GEMV's bits and the weights are read once for all of them.
+  // The factors of one row's blocks against x: d_x[b] * s_w[b * 32 / G] into f, eight blocks at a
+  // time (returned); a per-row scale (G = 0) is applied once at the end, so x's own scales serve.
+  template <int G>
+  static const float* i8_block_scales(const float* xd, const float* sw, int blocks, float* f) {
+    if constexpr (G == 0) return xd;
+    constexpr int bpg = G > 0 ? G / kQ8Block : 1;
+    int b = 0;
+    if (bpg == 1)
+      for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(f + b, _mm256_mul_ps(_mm256_loadu_ps(xd + b), _mm256_loadu_ps(sw + b)));
+    for (; b < blocks; b++) f[b] = xd[b] * sw[b / bpg];
+    return f;
+  }
+
   template <int G, int NA>
   static void i8_rows(const WeightRows& w, const int8_t* const* xq, const float* const* xd, float* const* y, int rows, bool acc) {
     const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
@@ -393,19 +406,7 @@ struct Q8Kernels {
       const int8_t* row = reinterpret_cast<const int8_t*>(w.q + r * w.q_ld);
       simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
       const float* fb[NA];
-      for (int a = 0; a < NA; a++) {
-        fb[a] = xd[a];
-        if (G > 0) {
-          // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
-          constexpr int bpg = G > 0 ? G / kQ8Block : 1;
-          float* fa = f.data() + (size_t)a * blocks;
-          int b = 0;
-          if (bpg == 1)
-            for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(fa + b, _mm256_mul_ps(_mm256_loadu_ps(xd[a] + b), _mm256_loadu_ps(s.data() + b)));
-          for (; b < blocks; b++) fa[b] = xd[a][b] * s.data()[b / bpg];
-          fb[a] = fa;
-        }
-      }
+      for (int a = 0; a < NA; a++) fb[a] = i8_block_scales<G>(xd[a], s.data(), blocks, f.data() + (size_t)a * blocks);
       __m256 t0[NA], t1[NA];
       for (int a = 0; a < NA; a++) t0[a] = t1[a] = _mm256_setzero_ps();
       int b = 0;
@@ -466,23 +467,13 @@ struct Q8Kernels {
   static void i8_far_rows(const WeightRows& w, const int* rs, const int8_t* xq, const float* xd, float* s, float* f, float* y, bool acc) {
     const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
     const int ng = G > 0 ? (K + G - 1) / G : 1;
-    constexpr int bpg = G > 0 ? G / kQ8Block : 1;
     const int8_t* row[NR];
     const float* fb[NR];
     for (int r = 0; r < NR; r++) {
       row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
       float* sr = s + (size_t)r * ng;
       simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sr);
-      fb[r] = xd;
-      if (G > 0) {
-        // The block scales of this row: d_x[b] * s_w[b * 32 / G], eight blocks at a time.
-        float* fr = f + (size_t)r * blocks;
-        int b = 0;
-        if (bpg == 1)
-          for (; b + 8 <= blocks; b += 8) _mm256_storeu_ps(fr + b, _mm256_mul_ps(_mm256_loadu_ps(xd + b), _mm256_loadu_ps(sr + b)));
-        for (; b < blocks; b++) fr[b] = xd[b] * sr[b / bpg];
-        fb[r] = fr;
-      }
+      fb[r] = i8_block_scales<G>(xd, sr, blocks, f + (size_t)r * blocks);
     }
     __m256 t0[NR], t1[NR];
     for (int r = 0; r < NR; r++) t0[r] = t1[r] = _mm256_setzero_ps();
