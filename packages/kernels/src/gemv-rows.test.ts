@@ -64,6 +64,8 @@ describe('matmuls of several rows', () => {
             [9, 4103],
             // Far-apart weight rows (three or four per pass, kFloatStreams) with a row left over and a masked tail.
             [301, 1000],
+            // Four far-apart rows a pass with one left over (the AVX2 float GEMV on Zen 5), a whole chunk and a partial one after the steps.
+            [141, 4013],
           ] as const)
             expectRowsAsAlone(ctx, { dtype }, N, K, 100 + K, 'f32', dtype);
         });

@@ -6,7 +6,7 @@ namespace ie {
 void register_gemv_ref(KernelTable& t);
 void register_gemm_ref(KernelTable& t);
 void register_ops_ref(KernelTable& t);
-void register_gemv_avx2(KernelTable& t);
+void register_gemv_avx2(KernelTable& t, const CpuFeatures& f);
 void register_gemm_avx2(KernelTable& t);
 void register_ops_avx2(KernelTable& t);
 void register_gemv_avx512(KernelTable& t, const CpuFeatures& f);
@@ -39,7 +39,7 @@ void register_ref(KernelTable& t) {
 }
 
 void register_avx2(KernelTable& t, const CpuFeatures& f) {
-  register_gemv_avx2(t);
+  register_gemv_avx2(t, f);
   register_gemm_avx2(t);
   register_ops_avx2(t);
   register_q8_avx2(t, f);

@@ -1,9 +1,9 @@
 // AVX2 + FMA + F16C GEMV with FP32 activations, tuned for AVX2 cores on their own terms.
 //
-// One row at a time, in memory order. An AVX2 core (measured on Zen 3) streams ~30 GB/s from
-// one sequential stream but a third to a half of that when it interleaves the rows of a block
-// (the hardware prefetchers lose interleaved streams), so the AVX-512 structure of four rows per
-// activation load would halve the bandwidth here. x stays in L1; re-reading it per row is free.
+// The float GEMVs read far-apart rows side by side (gemv/row_streams.h): four with a non-temporal
+// prefetch on Zen 5, pairs elsewhere, as the AVX-512 ones do. (Adjacent rows read side by side
+// stream at a third to half the bandwidth on Zen 3: the hardware prefetchers lose them.) The
+// integer rows go one at a time, in memory order. x stays in L1; re-reading it per row is free.
 //
 // Quantized rows use unsigned codes and fold the zero point in once per row:
 // sum_j s_g (q_j - z_g) x_j = sum_g s_g sum_j q_j x_j - sum_g s_g z_g xsum_g, with the group sums
@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "cpu/avx2_common.h"
+#include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
+#include "gemv/row_streams.h"
 #include "mem/aligned.h"
 
 namespace ie {
@@ -40,20 +42,50 @@ struct LoadBF16 {
   static __m256 part(const uint8_t* p, int n) { return load_bf16(p, n); }
 };
 
-// ---- f32 / f16 / bf16: eight accumulators per row (FMA latency x throughput), 64 elements per step.
-template <typename Load>
-inline float row_float(const uint8_t* row, const float* x, int K) {
+// ---- f32 / f16 / bf16: a row's sum is kChains chains; chain i sums, in order, the 8-element chunks
+// at k = kStep s + 8 i, then the chunk at kStep S + 8 i when it is whole (S = K / kStep), and the
+// last chain the partial tail. Two chains a row, several rows at once: the chains of four rows keep
+// the FMAs busy, and each row's 16 elements a step are one 64-byte line of f32 every step, of f16 /
+// bf16 every other. Zen 5, one TinyLlama layer set from DRAM, IE_ISA=avx2 bench:kernels, three
+// rounds alternated (share of the read probe, 1 / 2 threads): one row at a time with eight chains
+// bf16 64-78% / 59-70%, f16 72-80 / 59-67, f32 72-82 / 73-88; four rows of two chains with the NTA
+// prefetch bf16 82-90 / 73-79, f16 77-93 / 72-79, f32 85-97 / 73-91. Pairs of four chains, or
+// rows in turns of 512 elements (keeping eight chains) measured between or below.
+constexpr int kChains = 2;
+constexpr int kStep = 8 * kChains;
+
+// NR rows (rs: far apart, row_streams) against x. Nta: every line of the rows prefetched
+// non-temporally kFloatStreamAhead ahead (Zen 5: four rows).
+template <int NR, typename Load, bool Nta>
+inline void rows_float(const WeightRows& w, const int* rs, const float* x, float* y, bool acc) {
   constexpr int es = Load::esize;
-  __m256 a[8];
-  for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+  const int K = w.K;
+  const uint8_t* row[NR];
+  for (int r = 0; r < NR; r++) row[r] = w.q + (ptrdiff_t)rs[r] * w.q_ld;
+  __m256 a[NR][kChains];
+  IE_UNROLL for (int r = 0; r < NR; r++) IE_UNROLL for (int i = 0; i < kChains; i++) a[r][i] = _mm256_setzero_ps();
+  auto step = [&](int k) __attribute__((always_inline)) {
+    IE_UNROLL for (int i = 0; i < kChains; i++) {
+      __m256 xv = _mm256_loadu_ps(x + k + 8 * i);
+      if constexpr (NR > 1) __asm__("" : "+x"(xv));  // one load for all NR FMAs (see chain_span)
+      IE_UNROLL for (int r = 0; r < NR; r++) a[r][i] = _mm256_fmadd_ps(Load::full(row[r] + (k + 8 * i) * es), xv, a[r][i]);
+    }
+  };
   int k = 0;
-  for (; k + 64 <= K; k += 64) {
-    IE_UNROLL for (int i = 0; i < 8; i++) a[i] = _mm256_fmadd_ps(Load::full(row + (k + 8 * i) * es), _mm256_loadu_ps(x + k + 8 * i), a[i]);
+  for (; k + 2 * kStep <= K; k += 2 * kStep) {
+    if constexpr (Nta) IE_UNROLL for (int r = 0; r < NR; r++) stream_prefetch<kFloatStreamAhead, _MM_HINT_NTA>(row[r] + k * es, 2 * kStep * es);
+    step(k);
+    step(k + kStep);
   }
-  for (int i = 0; k + 8 <= K; k += 8, i++) a[i] = _mm256_fmadd_ps(Load::full(row + k * es), _mm256_loadu_ps(x + k), a[i]);
-  if (k < K) a[7] = _mm256_fmadd_ps(Load::part(row + k * es, K - k), load_f32(x + k, K - k), a[7]);
-  const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
-  return hsum(s);
+  if (k + kStep <= K) step(k), k += kStep;
+  for (int r = 0; r < NR; r++) {
+    int kk = k;
+    for (int i = 0; kk + 8 <= K; kk += 8, i++) a[r][i] = _mm256_fmadd_ps(Load::full(row[r] + kk * es), _mm256_loadu_ps(x + kk), a[r][i]);
+    if (kk < K) a[r][kChains - 1] = _mm256_fmadd_ps(Load::part(row[r] + kk * es, K - kk), load_f32(x + kk, K - kk), a[r][kChains - 1]);
+    static_assert(kChains == 2, "the reductions add two chains");
+    const float v = hsum(_mm256_add_ps(a[r][0], a[r][1]));
+    y[rs[r]] = acc ? y[rs[r]] + v : v;
+  }
 }
 
 // Long rows (K > 4096: more than 16 KiB of x) are the exception: x and the weight stream no
@@ -85,7 +117,9 @@ inline void long_rows_float(const WeightRows& w, const float* x, float* y, bool 
   }
 }
 
-template <typename Load>
+// A lone activation row: four far-apart rows at once with the NTA prefetch (Zen 5,
+// prefers_four_row_streams), or pairs with none (elsewhere: `Pairs`).
+template <typename Load, bool Pairs = false>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   if (w.K > kLongRowK) {
     int r = 0;
@@ -93,14 +127,12 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
     for (; r < rows; r++) long_rows_float<1, Load>(w.from_row(r), x, y + r, acc);
     return;
   }
-  for (int r = 0; r < rows; r++) {
-    const float v = row_float<Load>(w.q + r * w.q_ld, x, w.K);
-    y[r] = acc ? y[r] + v : v;
-  }
+  if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load, false>(w, rs, x, y, acc); });
+  else row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load, true>(w, rs, x, y, acc); });
 }
 
 // ---- Several activation rows at once (decode rows of several sequences in one step), each
-// result bit-identical to row_float / long_rows_float for that row alone: every (weight row,
+// result bit-identical to rows_float / long_rows_float for that row alone: every (weight row,
 // activation row) pair keeps the same accumulator chains with the same terms in the same order;
 // only the loop nest changes, so that each weight vector is loaded (and converted) once for up to
 // kMA activation rows instead of once per row.
@@ -117,27 +149,28 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
 constexpr int kMA = 4;  // activation rows per register tile
 constexpr int kChainRows = 3;  // weight rows per tile: 3 x kMA accumulators + 3 weight vectors + x fill the 16 registers
 
-// Short rows: row_float's chain i (of 8) sums, in order, the 8-element chunks at k = 64 s + 8 i,
-// then the chunk at 64 S + 8 i when it is whole, and chain 7 the partial tail last. x is staged
+// Short rows: rows_float's chains (kChains of them, over kStep-element steps). x is staged
 // chain-major (xs[i][t][m], zero past K in the tail chunk) so a tile reads it contiguously.
+constexpr int kLast = kChains - 1;
 struct ChainPlan {
-  int S, whole, part;  // 64-steps, whole 8-chunks after them, elements in the partial tail
-  int terms(int i) const { return S + (i < whole ? 1 : 0) + (i == 7 && part ? 1 : 0); }
-  int k_of(int i, int t) const { return t < S ? 64 * t + 8 * i : (t == S && i < whole ? 64 * S + 8 * i : 64 * S + 8 * whole); }
-  bool partial(int i, int t) const { return i == 7 && part && t == terms(i) - 1; }
+  int S, whole, part;  // steps, whole 8-chunks after them, elements in the partial tail
+  int terms(int i) const { return S + (i < whole ? 1 : 0) + (i == kLast && part ? 1 : 0); }
+  int k_of(int i, int t) const { return t < S ? kStep * t + 8 * i : (t == S && i < whole ? kStep * S + 8 * i : kStep * S + 8 * whole); }
+  bool partial(int i, int t) const { return i == kLast && part && t == terms(i) - 1; }
 };
+constexpr int kPair = 8 * kChains;  // floats of one (weight row, activation row) pair's chains
 
-// A chain's next `steps` terms (64-steps) for a tile of NW weight rows x MA activation rows:
-// `w[n]` is row n's block of weights (64 x steps, as L loads them), `xt` the chain's staged x from the same
-// step. The accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * 64): each
-// block adds the next terms of each chain in order, so the sums are row_float's.
+// A chain's next `steps` terms for a tile of NW weight rows x MA activation rows: `w[n]` is row
+// n's block of weights (kStep x steps, as L loads them), `xt` the chain's staged x from the same
+// step. The accumulators live in `c` between blocks (pair (n, m) at c + (n * M + m) * kPair): each
+// block adds the next terms of each chain in order, so the sums are rows_float's.
 template <int NW, int MA, typename L>
 inline void chain_span(const uint8_t* const* w, const float* xt, int M, int i, int steps, float* c, bool zero) {
   __m256 a[NW][MA];
-  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * 64);
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) a[n][m] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (n * M + m) * kPair);
   for (int t = 0; t < steps; t++) {
     __m256 wv[NW];
-    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = L::full(w[n] + (64 * t + 8 * i) * L::esize);
+    IE_UNROLL for (int n = 0; n < NW; n++) wv[n] = L::full(w[n] + (kStep * t + 8 * i) * L::esize);
     IE_UNROLL for (int m = 0; m < MA; m++) {
       __m256 xv = _mm256_loadu_ps(xt + ((size_t)t * M + m) * 8);
       // In a register, used by every FMA: folded into each as a memory operand (GCC's choice), x
@@ -146,16 +179,16 @@ inline void chain_span(const uint8_t* const* w, const float* xt, int M, int i, i
       IE_UNROLL for (int n = 0; n < NW; n++) a[n][m] = _mm256_fmadd_ps(wv[n], xv, a[n][m]);
     }
   }
-  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) _mm256_storeu_ps(c + (n * M + m) * 64, a[n][m]);
+  IE_UNROLL for (int n = 0; n < NW; n++) IE_UNROLL for (int m = 0; m < MA; m++) _mm256_storeu_ps(c + (n * M + m) * kPair, a[n][m]);
 }
 
-// The chain's terms after the 64-steps (a whole chunk; for chain 7 the partial tail), pair by pair.
+// The chain's terms after the steps (a whole chunk; for the last chain the partial tail), pair by pair.
 template <typename Load>
 inline void chain_rest(const uint8_t* const* wrow, int nw, const float* xs, int M, const ChainPlan& p, int i, float* chains, bool zero) {
   constexpr int es = Load::esize;
   for (int n = 0; n < nw; n++)
     for (int m = 0; m < M; m++) {
-      float* c = chains + ((n * M + m) * 8 + i) * 8;
+      float* c = chains + (n * M + m) * kPair + 8 * i;
       __m256 a = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c);
       for (int t = p.S; t < p.terms(i); t++) {
         const int k = p.k_of(i, t);
@@ -166,29 +199,29 @@ inline void chain_rest(const uint8_t* const* wrow, int nw, const float* xs, int 
     }
 }
 
-// 64-steps per K block: NW rows' block of weights and every activation row's staged x for it stay
-// in L1 while the block's 8 chains x ceil(M / kMA) tiles run over them.
-constexpr int kChainSteps = 8;
+// Steps per K block (512 elements): NW rows' block of weights and every activation row's staged x
+// for it stay in L1 while the block's kChains chains x ceil(M / kMA) tiles run over them.
+constexpr int kChainSteps = 512 / kStep;
 
 // NW weight rows against every activation row: K block by K block, chain by chain, tiles of NW x
-// kMA accumulators; the sums land in chains[((n * M) + m) * 8 + i].
+// kMA accumulators; chain i of pair (n, m) lands at chains + (n * M + m) * kPair + 8 * i.
 template <typename Load, int NW>
 void chain_rows(const uint8_t* const* wrow, const float* const* xs, int M, const ChainPlan& p, float* chains) {
   constexpr int es = Load::esize;
   for (int t0 = 0; t0 < p.S; t0 += kChainSteps) {
     const int steps = std::min(p.S - t0, kChainSteps);
     const uint8_t* w[NW];
-    for (int n = 0; n < NW; n++) w[n] = wrow[n] + (int64_t)64 * t0 * es;
+    for (int n = 0; n < NW; n++) w[n] = wrow[n] + (int64_t)kStep * t0 * es;
     for (int m0 = 0; m0 < M; m0 += kMA)
-      for (int i = 0; i < 8; i++) {
+      for (int i = 0; i < kChains; i++) {
         if (m0 == 0) {
-          // An eighth of the block 4 blocks on, toward L2 while this one computes.
-          constexpr int64_t slice = 64 * kChainSteps * es / 8;
+          // A kChains-th of the block 4 blocks on, toward L2 while this one computes.
+          constexpr int64_t slice = kStep * kChainSteps * es / kChains;
           for (int n = 0; n < NW; n++)
-            for (int64_t l = 0; l < slice; l += 64) _mm_prefetch(reinterpret_cast<const char*>(wrow[n] + (int64_t)64 * (t0 + 4 * kChainSteps) * es + i * slice + l), _MM_HINT_T1);
+            for (int64_t l = 0; l < slice; l += 64) _mm_prefetch(reinterpret_cast<const char*>(wrow[n] + (int64_t)kStep * (t0 + 4 * kChainSteps) * es + i * slice + l), _MM_HINT_T1);
         }
         const float* xt = xs[i] + ((size_t)t0 * M + m0) * 8;
-        float* c = chains + (m0 * 8 + i) * 8;
+        float* c = chains + m0 * kPair + 8 * i;
         switch (std::min(kMA, M - m0)) {
           case 4: chain_span<NW, 4, Load>(w, xt, M, i, steps, c, t0 == 0); break;
           case 3: chain_span<NW, 3, Load>(w, xt, M, i, steps, c, t0 == 0); break;
@@ -197,16 +230,12 @@ void chain_rows(const uint8_t* const* wrow, const float* const* xs, int M, const
         }
       }
   }
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < kChains; i++)
     if (p.terms(i) > p.S || p.S == 0) chain_rest<Load>(wrow, NW, xs[i], M, p, i, chains, p.S == 0);
 }
 
-// row_float's reduction of a row's 8 chains.
-inline float reduce_chains(const float* c) {
-  __m256 a[8];
-  for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(c + 8 * i);
-  return hsum(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])), _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7]))));
-}
+// rows_float's reduction of a row's chains.
+inline float reduce_chains(const float* c) { return hsum(_mm256_add_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(c + 8))); }
 
 template <typename Load, int NW>
 inline void short_rows_tile(const WeightRows& w, const float* const* xs, int M, const ChainPlan& p, int r0, int gap, float* y, ptrdiff_t ldy, bool acc, float* chains) {
@@ -215,7 +244,7 @@ inline void short_rows_tile(const WeightRows& w, const float* const* xs, int M, 
   chain_rows<Load, NW>(wrow, xs, M, p, chains);
   for (int n = 0; n < NW; n++)
     for (int m = 0; m < M; m++) {
-      const float v = reduce_chains(chains + ((size_t)n * M + m) * 64);
+      const float v = reduce_chains(chains + ((size_t)n * M + m) * kPair);
       float& dst = y[m * ldy + r0 + n * gap];
       dst = acc ? dst + v : v;
     }
@@ -291,15 +320,15 @@ template <typename Load>
 void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int K = w.K;
   if (K > kLongRowK) return long_rows_many<Load>(w, x, ldx, M, y, ldy, rows, acc);
-  const ChainPlan p{K / 64, (K % 64) / 8, K % 8};
+  const ChainPlan p{K / kStep, (K % kStep) / 8, K % 8};
   // xs[i]: chain i's terms, t-major then m (8 floats each); the partial tail zero-padded as load_f32 does.
   AlignedVector<float> stage;
-  const float* xs[8];
+  const float* xs[kChains];
   size_t total = 0;
-  for (int i = 0; i < 8; i++) total += (size_t)p.terms(i) * M * 8;
+  for (int i = 0; i < kChains; i++) total += (size_t)p.terms(i) * M * 8;
   stage.resize(total);
   float* at = stage.data();
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < kChains; i++) {
     xs[i] = at;
     for (int t = 0; t < p.terms(i); t++) {
       const int k = p.k_of(i, t);
@@ -309,7 +338,7 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
       }
     }
   }
-  AlignedVector<float> chains((size_t)kChainRows * M * 64);  // [row][m][chain] x 8 lanes
+  AlignedVector<float> chains((size_t)kChainRows * M * kPair);  // [row][m][chain] x 8 lanes
   // A tile's rows lie a third of the block apart (adjacent rows read together stream slowly).
   const int band = rows / kChainRows;
   for (int r = 0; r < band; r++) short_rows_tile<Load, kChainRows>(w, xs, M, p, r, band, y, ldy, acc, chains.data());
@@ -570,6 +599,9 @@ void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, in
 void gemv_f32_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32>(w, x, y, rows, acc); }
 void gemv_f16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16>(w, x, y, rows, acc); }
 void gemv_bf16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
+void gemv_f32_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, true>(w, x, y, rows, acc); }
+void gemv_f16_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, true>(w, x, y, rows, acc); }
+void gemv_bf16_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, true>(w, x, y, rows, acc); }
 void gemv_i8_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8(w, x, y, rows, acc); }
 void gemv_q4_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q4(w, x, y, rows, acc); }
 void gemv_rows_f32_f32_avx2(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
@@ -592,10 +624,11 @@ void gemv_t_bf16_f32_avx2(const uint8_t* wt, ptrdiff_t ld, const float* x, int K
 
 }  // namespace
 
-void register_gemv_avx2(KernelTable& t) {
-  t.gemv[(int)WeightType::F32] = gemv_f32_f32_avx2;
-  t.gemv[(int)WeightType::F16] = gemv_f16_f32_avx2;
-  t.gemv[(int)WeightType::BF16] = gemv_bf16_f32_avx2;
+void register_gemv_avx2(KernelTable& t, const CpuFeatures& f) {
+  const bool four = prefers_four_row_streams(f);
+  t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx2 : gemv_f32_f32_avx2_pairs;
+  t.gemv[(int)WeightType::F16] = four ? gemv_f16_f32_avx2 : gemv_f16_f32_avx2_pairs;
+  t.gemv[(int)WeightType::BF16] = four ? gemv_bf16_f32_avx2 : gemv_bf16_f32_avx2_pairs;
   t.gemv[(int)WeightType::I8] = gemv_i8_f32_avx2;
   t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx2;
   t.dequant[(int)WeightType::F32] = dequant_f32_avx2;
