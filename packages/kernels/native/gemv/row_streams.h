@@ -9,7 +9,7 @@
 // rows 21 GB/s, one row at a time 28, two rows 16 KiB apart 25, 64 KiB 32, >= 256 KiB 34-35
 // (four rows 64 KiB-1 MiB apart: 22-23). So a call pairs row r with row r + rows/2, and a call
 // whose halves lie closer than kRowStreamGap runs its rows one by one. The FP32-activation float
-// GEMVs of AVX-512 are the exception: four far-apart rows with a non-temporal prefetch each
+// GEMVs (AVX-512 and AVX2) on Zen 5 are the exception: four far-apart rows with a non-temporal prefetch each
 // (kFloatStreams, below; six for seven or eight activation rows), and so is the AVX-512 MXFP4 /
 // IQ4_NL kernel (compute-bound: four rows share each x load) and the AVX-512 VNNI kernels of
 // int8w (one scale per row) and MXFP4 with int8 activations; the other integer kernels measured
@@ -127,8 +127,8 @@ inline void prefetch_pass(const uint8_t* p, ptrdiff_t at, ptrdiff_t stripe_bytes
   for (int j = 0; j < S; j++) stream_prefetch(p + j * stripe_bytes + over, bytes);
 }
 
-// On Zen 5 the AVX-512 FP32-activation float GEMVs read four far-apart rows at once, each line 1 KiB
-// ahead prefetched non-temporally: the best of the read probe's readers there (four streams per
+// On Zen 5 the FP32-activation float GEMVs (AVX-512; AVX2 since stop 45, gemv/gemv_avx2.cc) read
+// four far-apart rows at once, each line 1 KiB ahead prefetched non-temporally: the best of the read probe's readers there (four streams per
 // thread, NTA prefetch), where pairs with the T0 prefetch above left bf16 at 65-75% of it.
 // Zen 5, bf16 from DRAM, alternating in one process (1 / 2 threads): pairs 26.5-27.8 / 44-52 GB/s,
 // four rows 29-30 / 54-59, four rows with this prefetch 31.5-37 / 62-68; eight or six rows, T1
