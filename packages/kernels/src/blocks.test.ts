@@ -100,6 +100,43 @@ describe.each(ISAS)('block types on %s', (isa) => {
     }
   });
 
+  // A prefill chunk (a matmul op over more than 8 rows) in the int8 mode: iq4_nl and mxfp4 take the
+  // int8 GEMM (each panel decoded to i8 levels), so each token is the blocks times its own quantized
+  // x; the K-quants take the FP32 GEMM. Rows past a 16-row panel, tokens past an 8-token tile.
+  it.each(BLOCK_VARIANTS)('%s prefill chunk in the int8 mode matches its float64 product, the same for 1-4 threads', (dtype) => {
+    const e = dtype === 'iq4_nl' || dtype === 'mxfp4' ? 32 : 256;
+    const int8Gemm = e === 32;
+    for (const [rows, cols, M] of [
+      [37, 3 * e, 9],
+      [70, (e === 32 ? 33 : 5) * e, 29],
+      [16, (e === 32 ? 16 : 2) * e, 12],
+    ] as const) {
+      const m = makeBlockMatrix(dtype, rows, cols, rows * 13 + cols);
+      const X = seededFloats(M * cols, M + cols, 3);
+      let first: Float32Array | null = null;
+      for (const threads of [1, 2, 3, 4]) {
+        const c = ctx(isa, threads);
+        const Y = new Float32Array(M * rows).fill(Number.NaN);
+        c.compile({
+          buffers: [X, Y],
+          params: new Int32Array([M]),
+          maxRows: M,
+          ops: [{ op: 'matmul', matrix: c.matrix(m.spec, m.bytes), x: [0, 0, cols], out: [1, 0, rows], activations: 'int8', mSlot: 0 }],
+        }).run();
+        for (let t = 0; t < M; t++) {
+          const x = X.subarray(t * cols, (t + 1) * cols);
+          const { y: exact, mag } = refGemv(m.values, rows, cols, int8Gemm ? quantizedX(x, xBlock(dtype)) : x);
+          expect(
+            worstRelError(Y.subarray(t * rows, (t + 1) * rows), exact, mag),
+            `${rows}x${cols} token ${t} threads ${threads}`,
+          ).toBeLessThan(1e-5);
+        }
+        if (first) expect(firstDifference(Y, first), `${rows}x${cols} threads ${threads} vs 1`).toBeNull();
+        else first = Y;
+      }
+    }
+  });
+
   it.each(BLOCK_VARIANTS)(
     '%s GEMM (prefill) matches the float64 product per token; rows dequantize bit-identically to the decoder',
     (dtype) => {

@@ -139,15 +139,17 @@ inline int64_t row_code_bytes(const WeightRows& w, WeightType t) {
 // A prefill chunk in the int8-activation mode (symmetric q4, i8): y[m * ldy + r] (+)= sum_k W[r,k] *
 // xd[m * ldd + k/32] * xq[m * ldq + k] for r < rows, m < M, x quantized per token by quantize_x (blocks
 // of q8_x_block); xz[m * ldz + g] = -z * (sum of token m's codes of group g), where for q4 z = 8 and
-// the groups are the weights', for i8 z = 128 and the groups are blocks of 32. `scratch` holds
-// gemm_q8_scratch(K, group) bytes for the calling thread (group 32 for i8).
+// the groups are the weights', for i8, iq4_nl and mxfp4 z = 128 and the groups are blocks of 32.
+// `scratch` holds gemm_q8_scratch(K, group, decoded) bytes for the calling thread (group 32 for i8,
+// iq4_nl and mxfp4; decoded for the last two).
 using GemmQ8Fn = void (*)(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
                           float* y, ptrdiff_t ldy, bool accumulate, uint8_t* scratch);
 // A 16-row panel's codes in the kernel's order (or 8 rows' widened to 16 bits: AVX2's i8), its f32
-// scales (twice: by row, then by group), and 64 tokens' x widened to 16 bits (AVX2's i8).
-inline size_t gemm_q8_scratch(int64_t K, int group) {
+// scales (twice: by row, then by group), 64 tokens' x widened to 16 bits (AVX2's i8), and (decoded:
+// iq4_nl, mxfp4) a panel's rows decoded to i8 codes.
+inline size_t gemm_q8_scratch(int64_t K, int group, bool decoded = false) {
   const int64_t ng = (K + group - 1) / group;
-  return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64 * 2 * ng * group + 64);
+  return (size_t)(16 * ng * group + 2 * 16 * 4 * ng + 64 * 2 * ng * group + (decoded ? 16 * ng * group : 0) + 64);
 }
 
 // Symmetric q4 interleaved 16 rows at a time (docs/architecture.md, "q4 in 16-row records"): for each

@@ -17,11 +17,22 @@ void gemm_i8_q8_avx2(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t 
   Q8Gemm<Int8x32<DotAvx2>, true>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
 }
 
+void gemm_iq4_nl_q8_avx2(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
+                         float* y, ptrdiff_t ldy, bool acc, uint8_t* scratch) {
+  Q8Gemm<Int8x32<DotAvx2>, true, Iq4NlBlock>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
+}
+void gemm_mxfp4_q8_avx2(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
+                       float* y, ptrdiff_t ldy, bool acc, uint8_t* scratch) {
+  Q8Gemm<Int8x32<DotAvx2>, true, Mxfp4Block>::run(w, rows, xq, ldq, xd, ldd, xz, ldz, M, y, ldy, acc, scratch);
+}
+
 }  // namespace
 
 void register_gemm_q8_avx2(KernelTable& t) {
   t.gemm_q8[(int)WeightType::Q4] = gemm_q4_q8_avx2;
   t.gemm_q8[(int)WeightType::I8] = gemm_i8_q8_avx2;
+  t.gemm_q8[(int)WeightType::IQ4_NL] = gemm_iq4_nl_q8_avx2;
+  t.gemm_q8[(int)WeightType::MXFP4] = gemm_mxfp4_q8_avx2;
   t.gemm_q8_name = "8x6 avx2";
 }
 

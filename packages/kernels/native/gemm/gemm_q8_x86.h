@@ -18,15 +18,23 @@
 // codes, widened to 16 bits once per panel ([k / 2][row][2 codes]), against x widened once per token
 // tile, in vpmaddwd: two products a 32-bit lane and no zero point (xz is not read). Everything here
 // has internal linkage: each ISA's translation unit, compiled with its own -m flags, gets its own copy.
+//
+// iq4_nl and mxfp4 (32-element blocks of 4-bit indices into 16 int8 levels, one scale a block) are i8
+// blocks once decoded: each panel's rows are turned into their levels (one byte shuffle per 16) and
+// block scales first, then packed as i8's. The products are exact in integers, so a token's result
+// is its blocks times its quantized x, as the int8 GEMV computes it.
 #pragma once
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include <type_traits>
+
 #include "cpu/kernel_table.h"
 #include "cpu/simd_common.h"
 #include "cpu/vec.h"
+#include "gemv/blocks_x86.h"
 
 namespace ie {
 namespace {
@@ -82,8 +90,11 @@ struct Int8x32 {
 };
 
 // I8: the weights are i8 (any group, or one scale per row), taken in blocks of 32; else symmetric q4.
-template <class T, bool I8 = false>
+// Lut (Iq4NlBlock or Mxfp4Block, with I8): the weights are that block type, decoded per panel.
+template <class T, bool I8 = false, class Lut = void>
 struct Q8Gemm {
+  static constexpr bool kLut = !std::is_void_v<Lut>;
+  static_assert(!kLut || I8, "table blocks go through the i8 path");
   using V = typename T::V;
   using F = typename T::F;
   static constexpr int kPanel = T::kLanes;  // weight rows per panel: one int32 lane each
@@ -119,8 +130,31 @@ struct Q8Gemm {
   // scales as f32, S[group][kPanel] (rows past `rows` zero). A dword of a row's group bytes i..i+3
   // holds the codes of elements i..i+3 (low nibbles) and G/2 + i.. (high nibbles), so dword i of
   // the panel's rows, masked and shifted, fills both elements' registers.
-  static void pack_panel(const WeightRows& w, int rows, int ng, float* row_scales, uint8_t* B, float* S) {
+  // A table block type's rows [0, rows) as i8 codes, D[r][ng * 32], and their block scales.
+  static void decode_panel(const WeightRows& w, int rows, int ng, float* row_scales, uint8_t* D) {
+    for (int r = 0; r < rows; r++) {
+      const uint8_t* row = w.q + r * w.q_ld;
+      uint8_t* d = D + (size_t)r * ng * kQ8Block;
+      for (int b = 0; b < ng; b++) {
+        const uint8_t* blk = row + (ptrdiff_t)b * Lut::kBytes;
+        __m128i lo, hi;
+        iq4_levels(blk + Lut::kQs, &lo, &hi, Lut::table());
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32 * b), lo);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32 * b + 16), hi);
+        row_scales[(size_t)r * ng + b] = lut4_scale(Lut{}, blk);
+      }
+    }
+  }
+
+  static void pack_panel(const WeightRows& w, int rows, int ng, float* row_scales, uint8_t* B, float* S, uint8_t* D) {
     if constexpr (I8) {
+      const uint8_t* q = w.q;
+      ptrdiff_t q_ld = w.q_ld;
+      if constexpr (kLut) {
+        decode_panel(w, rows, ng, row_scales, D);
+        q = D;
+        q_ld = (ptrdiff_t)ng * kQ8Block;
+      }
       // Blocks of 32 codes, 128 added (the sign bit flipped), or (kI8Pairs) kept signed and widened to
       // [k / 2][row][2] 16-bit values, twice the bytes; the scales repeated per block.
       const V flip = T::set1_8((char)0x80);
@@ -128,7 +162,7 @@ struct Q8Gemm {
         uint8_t* b = B + (size_t)g * kQ8Block * kPanel * (kI8Pairs ? 2 : 1);
         for (int c = 0; c < kQ8Block; c += 16) {
           V d[4];
-          transpose4(w.q + g * kQ8Block + c, w.q_ld, rows, d);
+          transpose4(q + g * kQ8Block + c, q_ld, rows, d);
           for (int i = 0; i < 4; i++) {
             if constexpr (kI8Pairs) {
               V lo, hi;  // codes c + 4i, c + 4i + 1 of every row, and c + 4i + 2, c + 4i + 3
@@ -142,7 +176,7 @@ struct Q8Gemm {
         }
       }
       const int per = w.group > 0 ? w.group / kQ8Block : ng, ngw = (ng + per - 1) / per;  // blocks per weight group, weight groups
-      for (int r = 0; r < rows; r++) {
+      for (int r = 0; r < rows && !kLut; r++) {
         float* rs = row_scales + (size_t)r * ng;
         simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ngw, rs);
         for (int g = ng - 1; g >= 0; g--) rs[g] = rs[g / per];  // in place, from the end: g / per <= g
@@ -233,11 +267,14 @@ struct Q8Gemm {
   static void run(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M, float* y,
                   ptrdiff_t ldy, bool acc, uint8_t* scratch) {
     const int G = I8 ? kQ8Block : w.group, ng = (w.K + G - 1) / G, Kg = ng * G;
-    const int code_bytes = (int)row_code_bytes(w, I8 ? WeightType::I8 : WeightType::Q4), scale_count = I8 ? (w.group > 0 ? (w.K + w.group - 1) / w.group : 1) : ng;
+    int code_bytes = (int)row_code_bytes(w, I8 ? WeightType::I8 : WeightType::Q4);
+    int scale_count = I8 ? (w.group > 0 ? (w.K + w.group - 1) / w.group : 1) : ng;
+    if constexpr (kLut) code_bytes = ng * Lut::kBytes, scale_count = 0;  // the scales sit in the blocks
     uint8_t* B = scratch;
     float* S = reinterpret_cast<float*>(B + (size_t)kPanel * Kg * (kI8Pairs ? 2 : 1));
     float* row_scales = S + (size_t)kPanel * ng;
     int16_t* X16 = reinterpret_cast<int16_t*>(row_scales + (size_t)kPanel * ng);  // kPairsTokens tokens' x, widened (kI8Pairs)
+    uint8_t* D = reinterpret_cast<uint8_t*>(X16 + (size_t)kPairsTokens * Kg);    // a table block panel's codes (kLut)
     // kI8Pairs: x widened to 16 bits once per block of kPairsTokens tokens (the panels packed again
     // for each); every other path takes all M tokens per panel.
     const int mblock = kI8Pairs ? kPairsTokens : M;
@@ -257,7 +294,7 @@ struct Q8Gemm {
           const uint8_t* sc = w.s + (r0 + kPanel + r) * w.s_ld;
           for (int o = 0; o < scale_count * scale_bytes(w.stype); o += 64) _mm_prefetch(reinterpret_cast<const char*>(sc + o), _MM_HINT_T1);
         }
-        pack_panel(w.from_row(r0), n, ng, row_scales, B, S);
+        pack_panel(w.from_row(r0), n, ng, row_scales, B, S, D);
         for (int m0 = mb; m0 < mb + mn; m0 += kMr) {
           const int8_t* a = xq + m0 * ldq;
           const float* d = xd + m0 * ldd;

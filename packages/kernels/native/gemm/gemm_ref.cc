@@ -1,6 +1,7 @@
 // Scalar reference of the packed GEMM's pieces: the same panels and the same per-element order
 // of operations as the SIMD micro-kernels (a sum over each K block, then added to C).
 #include "cpu/kernel_table.h"
+#include "gemv/blocks.h"
 #include "gemv/weights.h"
 
 namespace ie {
@@ -67,11 +68,38 @@ void gemm_i8_q8_ref(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t l
     }
 }
 
+// iq4_nl / mxfp4 (Block) in blocks of 32: each block's levels plus 128 times x codes plus the zero
+// point's term (xz), then scaled by the block's scale times d_x and added in f32, as the SIMD kernels
+// do once the levels are decoded.
+template <class Block>
+void gemm_lut4_q8_ref(const WeightRows& w, int rows, const int8_t* xq, ptrdiff_t ldq, const float* xd, ptrdiff_t ldd, const int32_t* xz, ptrdiff_t ldz, int M,
+                      float* y, ptrdiff_t ldy, bool acc, uint8_t*) {
+  const int nb = w.K / kQ8Block;
+  for (int m = 0; m < M; m++)
+    for (int r = 0; r < rows; r++) {
+      float f = 0.f;
+      for (int b = 0; b < nb; b++) {
+        const uint8_t* blk = w.q + r * w.q_ld + (ptrdiff_t)b * Block::kBytes;
+        const int8_t* x = xq + m * ldq + b * kQ8Block;
+        int32_t s = xz[m * ldz + b];
+        for (int j = 0; j < 16; j++) {
+          s += (Block::table()[blk[Block::kQs + j] & 15] + 128) * x[j];
+          s += (Block::table()[blk[Block::kQs + j] >> 4] + 128) * x[j + 16];
+        }
+        f += (float)s * (Block::scale(blk) * xd[m * ldd + b]);
+      }
+      float& out = y[m * ldy + r];
+      out = acc ? out + f : f;
+    }
+}
+
 }  // namespace
 
 void register_gemm_ref(KernelTable& t) {
   t.gemm_q8[(int)WeightType::Q4] = gemm_q4_q8_ref;
   t.gemm_q8[(int)WeightType::I8] = gemm_i8_q8_ref;
+  t.gemm_q8[(int)WeightType::IQ4_NL] = gemm_lut4_q8_ref<Iq4NlBlock>;
+  t.gemm_q8[(int)WeightType::MXFP4] = gemm_lut4_q8_ref<Mxfp4Block>;
   t.gemm_q8_name = "scalar";
   t.gemm.name = "4x8 scalar";
   t.gemm.mr = kMr;

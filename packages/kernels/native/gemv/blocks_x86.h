@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "gemv/blocks.h"
 #include "layout/layout.h"
 
 namespace ie {
@@ -46,6 +47,11 @@ inline void iq4_levels(const uint8_t* qs, __m128i* lo, __m128i* hi, const int8_t
   *lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4));
   *hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
 }
+
+// A table block's scale in one load: mxfp4's from the table of E8M0 halves (its levels are doubled
+// E2M1 values), iq4_nl's f16 through F16C.
+inline float lut4_scale(Mxfp4Block, const uint8_t* b) { return kE8m0Halves.v[b[0]]; }
+inline float lut4_scale(Iq4NlBlock, const uint8_t* b) { return f16_at(b); }
 
 }  // namespace
 }  // namespace ie

@@ -1,7 +1,7 @@
-// The block types' int8-activation GEMV on AVX-512 VNNI CPUs: the K-quants and iq4_nl through the
-// 256-bit kernels of int8act_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL): a K-quant row's scales
-// come every 32 elements, so 256-bit products are the natural unit. mxfp4 (gpt-oss's experts) has
-// its own 512-bit kernel below.
+// The block types' int8-activation GEMV on AVX-512 VNNI CPUs: the K-quants through the 256-bit
+// kernels of int8act_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL): a K-quant row's scales come
+// every 32 elements, so 256-bit products are the natural unit. The two 32-element blocks of 4-bit
+// indices into 16 levels, mxfp4 (gpt-oss's experts) and iq4_nl, share a 512-bit kernel below.
 #include "gemv/int8act_blocks_x86.h"
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
@@ -17,13 +17,14 @@ struct DotVnni256 {
 void gemv_q4_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<false>(w, xq, xd, y, rows, acc); }
 void gemv_q5_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<true>(w, xq, xd, y, rows, acc); }
 void gemv_q6_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::q6_k(w, xq, xd, y, rows, acc); }
-void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::iq4_nl(w, xq, xd, y, rows, acc); }
 
-// mxfp4 x q8 in 512-bit steps of two blocks (64 weights): each block's 16 code bytes broadcast to
-// two 128-bit lanes (low nibbles, then high: the order of x), one byte shuffle turns them into the
-// doubled E2M1 values + 12 (0..24, vpdpbusd's unsigned operand), and the +12 comes off inside the
-// dot product, whose sums start at -12 x (x's bytes per lane), computed once per call. Each pair's
-// 16 lanes then take their block's scale 2^(e - 128) x d_x in one FMA. The 256-bit kernel
+// mxfp4 / iq4_nl x q8 in 512-bit steps of two blocks (64 weights): each block's 16 code bytes
+// broadcast to two 128-bit lanes (low nibbles, then high: the order of x), one byte shuffle turns
+// them into the block type's levels + 128 (the doubled E2M1 values or iq4_nl's -127..113, now
+// 1..241: vpdpbusd's unsigned operand), and the +128 comes off inside the dot product, whose sums
+// start at -128 x (x's bytes per lane), computed once per call; the integer sums are exact, so the
+// offset changes no bit. Each pair's 16 lanes then take their block's scale (2^(e - 128) or the f16
+// d) x d_x in one FMA. The 256-bit kernel
 // (int8act_blocks_x86.h) did a block per step with a cross-lane insert and a lane broadcast of the
 // scale each, and ran slower than the FP32-activation kernel: Zen 5, gpt-oss 8 layers, 2 threads,
 // --activations int8 27-28 tok/s against 31-32 with f32. Rows go four far apart (row_streams), each
@@ -32,17 +33,20 @@ void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const floa
 // `ONLY=mxfp4,mxfp4+int8 GIB=1 pnpm bench:kernels`): one thread 16.5 -> 29.7 GB/s, two 29.8 -> 49.5;
 // gpt-oss 8 layers with --activations int8: 33.6-34.6 tok/s. Still compute-bound (60 G weights/s
 // per core from L2): scaling by exponent adds instead of the two multiplies, or vpermb (VBMI) for
-// the two broadcasts, measured alike or slower.
-struct Mxfp4Q8Pairs {
+// the two broadcasts, measured alike or slower. iq4_nl ran the 256-bit kernel until stop 45, slower
+// than its own FP32-activation kernel (Zen 5, TinyLlama's shapes from DRAM, 1 / 2 threads: 12.4 /
+// 24.2 GB/s against 17.6 / 32.5).
+struct Lut4Q8Pairs {
   const int8_t* xq;
-  const int32_t* start;  // per pair: -12 x the sum of x's four bytes in each lane
+  const int32_t* start;  // per pair: -128 x the sum of x's four bytes in each lane
   const float* dx;       // per pair: d_x of block 2i in lanes 0-7, of block 2i + 1 in lanes 8-15
 };
 
-template <int NR>
-inline void rows_mxfp4_q8(const WeightRows& w, const int* rs, const Mxfp4Q8Pairs& x, float* y, bool acc) {
+template <int NR, class Block>
+inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Pairs& x, float* y, bool acc) {
+  constexpr int kB = Block::kBytes, kQs = Block::kQs;
   const int nb = w.K / 32;
-  const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
+  const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(Block::table())), _mm_set1_epi8(-128)));
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Per 16-bit lane: 0 in 128-bit lanes 0 and 2 (low nibbles), 4 in lanes 1 and 3 (high).
   const __m512i shifts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0, 0x0004000400040004LL, 0x0004000400040004LL);
@@ -53,14 +57,14 @@ inline void rows_mxfp4_q8(const WeightRows& w, const int* rs, const Mxfp4Q8Pairs
     t[r] = _mm512_setzero_ps();
   }
   auto pair = [&](int r, int i, bool second, __m512i xv, __m512i st, __m512 dx) {
-    const uint8_t* b = row[r] + (ptrdiff_t)i * 17;
-    __m512i c = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 1)));
-    if (second) c = _mm512_mask_broadcast_i32x4(c, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18)));
+    const uint8_t* b = row[r] + (ptrdiff_t)i * kB;
+    __m512i c = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kQs)));
+    if (second) c = _mm512_mask_broadcast_i32x4(c, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kB + kQs)));
     else c = _mm512_maskz_mov_epi32(0x00ff, c);
     const __m512i v = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi16(c, shifts), low4));
     const __m512i dot = _mm512_dpbusd_epi32(st, v, xv);
-    __m512 f = _mm512_mul_ps(dx, _mm512_set1_ps(kE8m0Halves.v[b[0]]));
-    if (second) f = _mm512_mask_mul_ps(f, 0xff00, dx, _mm512_set1_ps(kE8m0Halves.v[b[17]]));
+    __m512 f = _mm512_mul_ps(dx, _mm512_set1_ps(lut4_scale(Block{}, b)));
+    if (second) f = _mm512_mask_mul_ps(f, 0xff00, dx, _mm512_set1_ps(lut4_scale(Block{}, b + kB)));
     t[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), f, t[r]);
   };
   int i = 0;
@@ -69,7 +73,7 @@ inline void rows_mxfp4_q8(const WeightRows& w, const int* rs, const Mxfp4Q8Pairs
     const __m512i xv = _mm512_loadu_si512(x.xq + 32 * i), st = _mm512_loadu_si512(x.start + 16 * p);
     const __m512 dx = _mm512_loadu_ps(x.dx + 16 * p);
     for (int r = 0; r < NR; r++) {
-      _mm_prefetch(reinterpret_cast<const char*>(row[r] + (ptrdiff_t)i * 17 + kFloatStreamAhead), _MM_HINT_NTA);  // every line: 34 bytes a step
+      _mm_prefetch(reinterpret_cast<const char*>(row[r] + (ptrdiff_t)i * kB + kFloatStreamAhead), _MM_HINT_NTA);  // every line: 34-36 bytes a step
       pair(r, i, true, xv, st, dx);
     }
   }
@@ -85,23 +89,27 @@ inline void rows_mxfp4_q8(const WeightRows& w, const int* rs, const Mxfp4Q8Pairs
   }
 }
 
-void gemv_mxfp4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+template <class Block>
+void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   // x is zero-padded to whole 128-element chunks (q8_padded), so a pair past K reads zeros.
   const int pairs = (w.K / 32 + 1) / 2;
   Scratch<int32_t, 16 * 64> start((size_t)16 * pairs);
   Scratch<float, 16 * 64> dx((size_t)16 * pairs);
-  const __m512i ones = _mm512_set1_epi8(1), minus12 = _mm512_set1_epi32(-12);
+  const __m512i ones = _mm512_set1_epi8(1);
   for (int p = 0; p < pairs; p++) {
     // vpdpbusd of ones (unsigned) and x (signed): each lane's four bytes summed.
     const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(xq + 64 * p));
-    _mm512_storeu_si512(start.data() + 16 * p, _mm512_mullo_epi32(sums, minus12));
+    _mm512_storeu_si512(start.data() + 16 * p, _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sums), 7));
     const bool second = 2 * p + 1 < w.K / 32;
     const __m512 d = _mm512_mask_broadcastss_ps(_mm512_set1_ps(xd[2 * p]), 0xff00, _mm_set_ss(second ? xd[2 * p + 1] : 0.f));
     _mm512_storeu_ps(dx.data() + 16 * p, d);
   }
-  const Mxfp4Q8Pairs x{xq, start.data(), dx.data()};
-  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_mxfp4_q8<decltype(n)::value>(w, rs, x, y, acc); });
+  const Lut4Q8Pairs x{xq, start.data(), dx.data()};
+  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_lut4_q8<decltype(n)::value, Block>(w, rs, x, y, acc); });
 }
+
+void gemv_mxfp4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Mxfp4Block>(w, xq, xd, y, rows, acc); }
+void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Iq4NlBlock>(w, xq, xd, y, rows, acc); }
 
 }  // namespace
 

@@ -455,9 +455,11 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // stripe read from memory once and from cache for the tokens after the first eight.
   if (d.rows16 ? !rk.gemv_q8_rows : !fn) return false;
   // i8 goes in x's blocks of 32 (its codes offset by 128: the zero point); one scale per row needs
-  // whole blocks, since a row's last block would read past its codes.
-  const bool i8 = d.type == WeightType::I8;
-  if (d.pretransposed || d.affine || M < 2 || (i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
+  // whole blocks, since a row's last block would read past its codes. iq4_nl and mxfp4 go as i8,
+  // each panel decoded to its levels first.
+  const bool table = d.type == WeightType::IQ4_NL || d.type == WeightType::MXFP4;
+  const bool i8 = d.type == WeightType::I8 || table;
+  if (d.pretransposed || d.affine || M < 2 || (table ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
   const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
   const int xblock = q8_x_block(d.type, d.group);
@@ -481,7 +483,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
       }
     }
   });
-  const size_t scratch_floats = (gemm_q8_scratch(K, (int)G) + 3) / 4;
+  const size_t scratch_floats = (gemm_q8_scratch(K, (int)G, table) + 3) / 4;
   run_split(ctx, M * N * K, [&](int t, int n) {
     int64_t r0, r1;
     ThreadPool::chunk(N, d.rows16 ? kRecordsSplitRows : 16, t, n, &r0, &r1);
