@@ -2,6 +2,9 @@
 // kernels of int8act_blocks_x86.h over the EVEX vpdpbusd (AVX512-VL): a K-quant row's scales come
 // every 32 elements, so 256-bit products are the natural unit. The two 32-element blocks of 4-bit
 // indices into 16 levels, mxfp4 (gpt-oss's experts) and iq4_nl, share a 512-bit kernel below.
+#include <cstring>
+#include <type_traits>
+
 #include "gemv/int8act_blocks_x86.h"
 #include "gemv/row_streams.h"
 #include "mem/aligned.h"
@@ -63,8 +66,20 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Pairs& 
     else c = _mm512_maskz_mov_epi32(0x00ff, c);
     const __m512i v = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi16(c, shifts), low4));
     const __m512i dot = _mm512_dpbusd_epi32(st, v, xv);
-    __m512 f = _mm512_mul_ps(dx, _mm512_set1_ps(lut4_scale(Block{}, b)));
-    if (second) f = _mm512_mask_mul_ps(f, 0xff00, dx, _mm512_set1_ps(lut4_scale(Block{}, b + kB)));
+    __m512 f;
+    if constexpr (std::is_same_v<Block, Iq4NlBlock>) {
+      // Both blocks' f16 scales in one conversion, then spread over their lanes.
+      uint16_t h[2] = {0, 0};
+      std::memcpy(h, b, 2);
+      if (second) std::memcpy(h + 1, b + kB, 2);
+      uint32_t both;
+      std::memcpy(&both, h, 4);
+      const __m512 sc = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)both)));
+      f = _mm512_mul_ps(dx, _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), sc));
+    } else {
+      f = _mm512_mul_ps(dx, _mm512_set1_ps(lut4_scale(Block{}, b)));
+      if (second) f = _mm512_mask_mul_ps(f, 0xff00, dx, _mm512_set1_ps(lut4_scale(Block{}, b + kB)));
+    }
     t[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), f, t[r]);
   };
   int i = 0;
