@@ -151,8 +151,11 @@ struct Q4Chunk {
 // products (unpacking every row first spilled at NA 4). Against the previous single order, Zen 5,
 // TinyLlama Q4_0 forward steps alternated six times: one stream 0.94-1.20x (median 1.05), eight
 // streams 1.02-1.15x.
+// Always inlined: GCC left the lone row's chunk (NR 1, NA 1) a call per 128 weights with the sum
+// in memory, a store-forwarding chain that ran rows read one by one (ranges too short for far-apart
+// pairs: k and v at two threads, small models) 2.8x slower per row than pairs from cache.
 template <int NR, int NA, int G, bool Tail>
-inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, int c, int ng, __m512i sidx, __m512 (&total)[NR][NA]) {
+__attribute__((always_inline)) inline void q4_q8_chunk(const WeightRows& w, const int* rs, const Q4Tables* t, int c, int ng, __m512i sidx, __m512 (&total)[NR][NA]) {
   constexpr int gpc = 128 / G;
   const int sb = scale_bytes(w.stype), g0 = c * gpc;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
