@@ -100,11 +100,33 @@
       ]
     },
     {
+      "target_name": "ie_avx512vbmi",
+      "type": "static_library",
+      "sources": [
+        "native/gemv/lut4_q8_avx512vbmi.cc"
+      ],
+      "cflags_cc": [
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mavx512vnni",
+        "-mavx512vbmi",
+        "-fPIC",
+        "-Wno-uninitialized",
+        "-Wno-maybe-uninitialized"
+      ]
+    },
+    {
       "target_name": "ie_kernels",
       "dependencies": [
         "ie_avx2",
         "ie_avxvnni",
-        "ie_avx512"
+        "ie_avx512",
+        "ie_avx512vbmi"
       ],
       "sources": [
         "native/addon.cc",

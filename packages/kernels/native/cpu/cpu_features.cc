@@ -38,6 +38,7 @@ CpuFeatures detect_cpu_features() {
     f.avx512bw = f.avx512f && (b & (1u << 30));
     f.avx512vl = f.avx512f && (b & (1u << 31));
     f.avx512vnni = f.avx512f && (c & (1u << 11));
+    f.avx512vbmi = f.avx512f && (c & (1u << 1));
     f.avx512fp16 = f.avx512f && (d & (1u << 23));
     __get_cpuid_count(7, 1, &a, &b, &c, &d);
     f.avx512bf16 = f.avx512f && (a & (1u << 5));

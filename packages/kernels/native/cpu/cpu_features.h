@@ -7,7 +7,7 @@ namespace ie {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
-  bool avx512vnni = false, avx512bf16 = false, avx512fp16 = false, avx_vnni = false;
+  bool avx512vnni = false, avx512vbmi = false, avx512bf16 = false, avx512fp16 = false, avx_vnni = false;
   bool amd = false;
   int family = 0, model = 0;  // CPUID's display family and model (extended fields folded in)
   std::string brand;

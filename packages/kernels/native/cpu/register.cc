@@ -19,6 +19,7 @@ void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
 void register_q8_blocks_avx512vnni(KernelTable& t);
+void register_lut4_q8_avx512vbmi(KernelTable& t);
 void register_blocks_avx512(KernelTable& t);
 void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
@@ -60,6 +61,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   if (f.avx512vnni) {
     register_q8_avx512vnni(t, f);
     register_q8_blocks_avx512vnni(t);
+    if (f.avx512vbmi) register_lut4_q8_avx512vbmi(t);
     register_gemm_q8_avx512vnni(t);
     register_q4x16_avx512vnni(t, f);
     register_i8x16_avx512vnni(t, f);
