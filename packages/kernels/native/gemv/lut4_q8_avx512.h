@@ -111,7 +111,7 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
       _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + 4 * kB - 1), _MM_HINT_NTA);
       const __m512i a = _mm512_loadu_si512(p);
       // The quad's last bytes: 8 past the 64 (iq4_nl), 4 (mxfp4); nothing past the blocks is read.
-      const __m512i b = _mm512_castsi128_si512(kB * 4 - 64 == 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 64)) : _mm_cvtsi32_si128(*reinterpret_cast<const int*>(p + 64)));
+      const __m512i b = _mm512_castsi128_si512(kB * 4 - 64 == 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 64)) : _mm_loadu_si32(p + 64));
       const __m512i c = _mm512_permutex2var_epi8(a, code_idx, b);
       const __m512i vl = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low4));
       const __m512i vh = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
