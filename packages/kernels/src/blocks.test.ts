@@ -22,7 +22,8 @@ function ctx(isa: string, threads: number): KernelContext {
 afterAll(() => contexts.forEach((c) => c.close()));
 const ISAS = ctx('scalar', 1).info().supportedIsas as string[];
 
-// Odd row counts (1, 3, 37, past the pool's threshold, the long-row size) at one, a few and many blocks;
+// Odd row counts (1, 3, 37, past the pool's threshold, the long-row size) at one, a few and many blocks
+// (7: the four-block steps of iq4_nl / mxfp4 with int8 activations, then a pair and a lone block);
 // 121 rows of > 4096 elements put the two halves of a call more than 128 KiB apart, so the kernels
 // that read rows in far-apart pairs (row_streams.h) take 60 pairs and one row alone; 243 put its
 // quarters that far apart, so those that read four rows take 60 fours and three rows alone.
@@ -32,6 +33,7 @@ function shapes(dtype: BlockVariant): Array<[number, number]> {
     [1, e],
     [3, 3 * e],
     [37, 5 * e],
+    [19, 7 * e],
     [301, 2 * e],
     [29, e * Math.ceil(4200 / e)],
     [121, e * Math.ceil(4100 / e)],
