@@ -163,13 +163,35 @@ struct Q8BlockKernels {
   }
 
   // iq4_nl: eight blocks per step, their f16 scales gathered into one vector and multiplied by the
-  // eight d_x at once; each block's product then takes its lane.
+  // eight d_x at once; inside it two blocks per 256-bit product: both blocks' 16 code bytes in one
+  // register, their low nibbles' levels against x's first halves of the two blocks and the high
+  // nibbles' against the second halves (x laid out so once per call), lanes 0-3 of the sum block i,
+  // 4-7 block i + 1, so one conversion and one FMA serve two blocks. Each line prefetched 2 KiB
+  // ahead. Measured against one block a step in docs/performance.md (*K-quant and IQ4_NL files*).
   static void iq4_nl(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-    const int nb = w.K / 32;
+    const int nb = w.K / 32, pairs = nb / 2;
+    // x per pair of blocks: elements 0-15 of both, then 16-31 of both (xq: whole 128-element chunks).
+    Scratch<int8_t, 64 * 128> xs((size_t)64 * pairs);
+    for (int p = 0; p < pairs; p++) {
+      const __m256i a = q8_bytes(xq + 64 * p), b = q8_bytes(xq + 64 * p + 32);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p + 32), _mm256_permute2x128_si256(a, b, 0x31));
+    }
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4NlLevels)));
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
     auto block = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
       __m128i lo, hi;
       iq4_levels(b + 2, &lo, &hi);
       const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
+    };
+    // Blocks i and i + 1 (i even), f: their factors in lanes 0-3 and 4-7.
+    auto two = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
+      const __m256i c = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b + 18 + 2), reinterpret_cast<const __m128i*>(b + 2));
+      const __m256i wl = _mm256_shuffle_epi8(table, _mm256_and_si256(c, low4));
+      const __m256i wh = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4));
+      const int8_t* x = xs.data() + 32 * i;
+      const __m256i p = _mm256_add_epi32(Dot::signed_single(wl, q8_bytes(x)), Dot::signed_single(wh, q8_bytes(x + 32)));
       t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
     };
     for (int r = 0; r < rows; r++) {
@@ -178,6 +200,7 @@ struct Q8BlockKernels {
       int i = 0;
       for (; i + 8 <= nb; i += 8) {
         const uint8_t* b = row + (ptrdiff_t)i * 18;
+        stream_prefetch(b, 8 * 18);
         __m128i dh = _mm_cvtsi32_si128(b[0] | (b[1] << 8));
         dh = _mm_insert_epi16(dh, b[18] | (b[19] << 8), 1);
         dh = _mm_insert_epi16(dh, b[36] | (b[37] << 8), 2);
@@ -187,7 +210,10 @@ struct Q8BlockKernels {
         dh = _mm_insert_epi16(dh, b[108] | (b[109] << 8), 6);
         dh = _mm_insert_epi16(dh, b[126] | (b[127] << 8), 7);
         const __m256 F = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(xd + i));
-        IE_UNROLL for (int u = 0; u < 8; u++) block(b + 18 * u, i + u, lane_of(F, u), total[u & 1]);
+        IE_UNROLL for (int u = 0; u < 4; u++) {
+          const __m256 f = _mm256_permutevar8x32_ps(F, _mm256_setr_epi32(2 * u, 2 * u, 2 * u, 2 * u, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1));
+          two(b + 36 * u, i + 2 * u, f, total[u & 1]);
+        }
       }
       for (; i < nb; i++) {
         const uint8_t* b = row + (ptrdiff_t)i * 18;
