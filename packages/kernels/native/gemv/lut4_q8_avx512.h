@@ -7,7 +7,6 @@
 #pragma once
 #include <immintrin.h>
 
-#include <cstring>
 #include <type_traits>
 
 #include "cpu/vec.h"
@@ -62,12 +61,18 @@ struct Lut4Q8Quads {
 
 // A quad's 64 code bytes: block b's at bytes 16b..16b+15, from byte kB b + kQs of the 64 + 8 loaded.
 template <class Block>
-inline __m512i quad_code_index() {
-  alignas(64) uint8_t idx[64];
+struct QuadCodeIndex {
+  alignas(64) uint8_t v[64] = {};
+};
+template <class Block>
+constexpr QuadCodeIndex<Block> quad_code_index() {
+  QuadCodeIndex<Block> t;
   for (int b = 0; b < 4; b++)
-    for (int j = 0; j < 16; j++) idx[16 * b + j] = (uint8_t)(Block::kBytes * b + Block::kQs + j);
-  return _mm512_load_si512(idx);
+    for (int j = 0; j < 16; j++) t.v[16 * b + j] = (uint8_t)(Block::kBytes * b + Block::kQs + j);
+  return t;
 }
+template <class Block>
+inline constexpr QuadCodeIndex<Block> kQuadCodeIndex = quad_code_index<Block>();
 
 // The quad's four scales times d_x, lane l the factor of block l / 4 (a: the quad's first 64 bytes).
 // iq4_nl: the f16 d of block b is word 9b; one word permute places it in words 4b..4b+3, one
@@ -100,28 +105,28 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
     t[r] = _mm512_setzero_ps();
   }
   if constexpr (Quads) {
-  const __m512i code_idx = quad_code_index<Block>();
-  for (int q = 0; q < quads; q++) {
-    const __m512i xl = _mm512_loadu_si512(xq4.lo + 64 * q), xh = _mm512_loadu_si512(xq4.hi + 64 * q), st = _mm512_loadu_si512(xq4.start + 16 * q);
-    const __m512 dx = _mm512_loadu_ps(xq4.dx + 16 * q);
-    IE_UNROLL for (int r = 0; r < NR; r++) {
-      const uint8_t* p = row[r] + (ptrdiff_t)q * 4 * kB;
-      // The lines of the step kFloatStreamAhead on (its 72 or 68 bytes touch two).
-      _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
-      _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + 4 * kB - 1), _MM_HINT_NTA);
-      const __m512i a = _mm512_loadu_si512(p);
-      // The quad's last bytes: 8 past the 64 (iq4_nl), 4 (mxfp4); nothing past the blocks is read.
-      const __m512i b = _mm512_castsi128_si512(kB * 4 - 64 == 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 64)) : _mm_loadu_si32(p + 64));
-      const __m512i c = _mm512_permutex2var_epi8(a, code_idx, b);
-      const __m512i vl = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low4));
-      const __m512i vh = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(st, vl, xl), vh, xh);
-      t[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), quad_factors<Block>(a, dx), t[r]);
+    const __m512i code_idx = _mm512_load_si512(kQuadCodeIndex<Block>.v);
+    for (int q = 0; q < quads; q++) {
+      const __m512i xl = _mm512_loadu_si512(xq4.lo + 64 * q), xh = _mm512_loadu_si512(xq4.hi + 64 * q), st = _mm512_loadu_si512(xq4.start + 16 * q);
+      const __m512 dx = _mm512_loadu_ps(xq4.dx + 16 * q);
+      IE_UNROLL for (int r = 0; r < NR; r++) {
+        const uint8_t* p = row[r] + (ptrdiff_t)q * 4 * kB;
+        // The lines of the step kFloatStreamAhead on (its 72 or 68 bytes touch two).
+        _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
+        _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + 4 * kB - 1), _MM_HINT_NTA);
+        const __m512i a = _mm512_loadu_si512(p);
+        // The quad's last bytes: 8 past the 64 (iq4_nl), 4 (mxfp4); nothing past the blocks is read.
+        const __m512i b = _mm512_castsi128_si512(kB * 4 - 64 == 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 64)) : _mm_loadu_si32(p + 64));
+        const __m512i c = _mm512_permutex2var_epi8(a, code_idx, b);
+        const __m512i vl = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low4));
+        const __m512i vh = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(st, vl, xl), vh, xh);
+        t[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), quad_factors<Block>(a, dx), t[r]);
+      }
     }
   }
-  }
-  // Pairs (after the quads, the last one to three blocks): each block's 16 code bytes broadcast to two 128-bit
-  // lanes (low nibbles, then high: the order of x).
+  // Pairs (after the quads, the last one to three blocks): each block's 16 code bytes broadcast to
+  // two 128-bit lanes (low nibbles, then high: the order of x).
   auto pair = [&](int r, int i, bool second, __m512i xv, __m512i st, __m512 dx) {
     const uint8_t* b = row[r] + (ptrdiff_t)i * kB;
     __m512i c = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kQs)));
@@ -158,7 +163,9 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
 template <class Block, bool Quads>
 void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int nb = w.K / 32, quads = Quads ? nb / 4 : 0;
+  // -128 x each lane's bytes of x (vpdpbusd of ones, unsigned, and x): the dot products' start.
   const __m512i ones = _mm512_set1_epi8(1);
+  auto start_of = [&](__m512i sums) { return _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sums), 7); };
   // x per quad of blocks (xq holds whole 128-element chunks: q8_padded).
   Scratch<int8_t, 64 * 64> lo((size_t)64 * quads), hi((size_t)64 * quads);
   Scratch<int32_t, 16 * 64> qstart((size_t)16 * quads);
@@ -168,8 +175,7 @@ void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float*
     const __m512i l = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)), h = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
     _mm512_storeu_si512(lo.data() + 64 * q, l);
     _mm512_storeu_si512(hi.data() + 64 * q, h);
-    const __m512i sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, l), ones, h);
-    _mm512_storeu_si512(qstart.data() + 16 * q, _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sums), 7));
+    _mm512_storeu_si512(qstart.data() + 16 * q, start_of(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, l), ones, h)));
     _mm512_storeu_ps(qdx.data() + 16 * q, _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_castps128_ps512(_mm_loadu_ps(xd + 4 * q))));
   }
   // x per pair of blocks after the quads (pair p at p - 2 quads).
@@ -177,9 +183,7 @@ void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float*
   Scratch<int32_t, 16 * 64> start((size_t)16 * pairs);
   Scratch<float, 16 * 64> dx((size_t)16 * pairs);
   for (int p = 0; p < pairs; p++) {
-    // vpdpbusd of ones (unsigned) and x (signed): each lane's four bytes summed.
-    const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(xq + 64 * (p0 + p)));
-    _mm512_storeu_si512(start.data() + 16 * p, _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(), sums), 7));
+    _mm512_storeu_si512(start.data() + 16 * p, start_of(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(xq + 64 * (p0 + p)))));
     const bool second = 2 * (p0 + p) + 1 < nb;
     const __m512 d = _mm512_mask_broadcastss_ps(_mm512_set1_ps(xd[2 * (p0 + p)]), 0xff00, _mm_set_ss(second ? xd[2 * (p0 + p) + 1] : 0.f));
     _mm512_storeu_ps(dx.data() + 16 * p, d);
