@@ -86,7 +86,7 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
         g.pack_rows(raw, hd, nn, hd, B);
         for (int p = 0; p < panels; p++) {
           const int mr = std::min(MR, rows - p * MR);
-          g.micro[mr - 1](Aq + (size_t)p * MR * hd, B, hd, S + (size_t)p * MR * span_pad + t0, span_pad, nn, false);
+          g.micro[mr - 1](Aq + (size_t)p * MR * hd, B, hd, S + (size_t)p * MR * span_pad + t0, span_pad, nn, false, {});
         }
       }
       // Scale, mask to each query's positions, softmax; masked positions get probability 0.
@@ -109,7 +109,7 @@ void attention_batched(Context& ctx, const AttentionArgs& a) {
           cache_rows(ctx, a, a.v, kvh, lo + k0, kc, c0, nn, B, NR);
           for (int p = 0; p < panels; p++) {
             const int mr = std::min(MR, rows - p * MR);
-            g.micro[mr - 1](As + (size_t)p * MR * kc, B, kc, O + (size_t)p * MR * hd_pad + c0, hd_pad, nn, k0 > 0);
+            g.micro[mr - 1](As + (size_t)p * MR * kc, B, kc, O + (size_t)p * MR * hd_pad + c0, hd_pad, nn, k0 > 0, {});
           }
         }
       }

@@ -65,7 +65,13 @@ using GemvTFn = void (*)(const uint8_t* wt, ptrdiff_t ld, const float* x, int K,
 // The prefill GEMM's pieces (gemm/gemm_packed.h; the driver is matmul/matmul.cc). A packs
 // activations k-major in panels of mr tokens ([kc][mr]); B packs weights k-major in panels of nr
 // rows ([kc][nr]). micro[m - 1] computes m <= mr tokens: C[i][0..n) (+)= sum_k A[k][i] B[k][..].
-using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool accumulate);
+// It also prefetches the cache lines prefetch[0..n) (the next weight block's, or none), paced
+// over its k steps.
+struct GemmPrefetch {
+  const uint8_t* const* lines = nullptr;
+  int n = 0;
+};
+using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool accumulate, GemmPrefetch prefetch);
 // dst[k][0..nr) = src[r][k] for r < rows (<= nr), zero for the rest: a weight panel from dequantized rows.
 using GemmPackFn = void (*)(const float* src, ptrdiff_t ld, int rows, int kc, float* dst);
 // dst[k][0..mr) = X[i][k] for i < rows (<= mr), zero for the rest: a panel of activations (X row i at X + i * ldx).

@@ -10,7 +10,7 @@ namespace {
 constexpr int kMr = 4, kNr = 8, kKc = 256;
 
 template <int ROWS>
-void gemm_micro_ref(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool acc) {
+void gemm_micro_ref(const float* A, const float* B, int kc, float* C, ptrdiff_t ldc, int n, bool acc, GemmPrefetch) {
   for (int i = 0; i < ROWS; i++)
     for (int j = 0; j < n; j++) {
       float s = 0.f;
