@@ -76,6 +76,8 @@ using GemmMicroFn = void (*)(const float* A, const float* B, int kc, float* C, p
 using GemmPackFn = void (*)(const float* src, ptrdiff_t ld, int rows, int kc, float* dst);
 // dst[k][0..mr) = X[i][k] for i < rows (<= mr), zero for the rest: a panel of activations (X row i at X + i * ldx).
 using GemmPackTokensFn = void (*)(const float* X, ptrdiff_t ldx, int rows, int kc, float* dst);
+// As GemmPackFn from f16 or bf16 weight rows (src row r at src + r * ld elements), converted on the way.
+using GemmPackHalfFn = void (*)(const uint16_t* src, ptrdiff_t ld, int rows, int kc, float* dst);
 constexpr int kGemmMaxMr = 16;
 struct GemmKernels {
   const char* name = "scalar";  // e.g. "6x16 avx2"
@@ -83,6 +85,8 @@ struct GemmKernels {
   GemmMicroFn micro[kGemmMaxMr] = {};
   GemmPackFn pack_rows = nullptr;
   GemmPackTokensFn pack_tokens = nullptr;
+  // f16 / bf16 weights packed straight from the matrix (null: dequantize to rows, then pack_rows).
+  GemmPackHalfFn pack_f16 = nullptr, pack_bf16 = nullptr;
 };
 
 // The int8-activation mode ("q8 activations", as llama.cpp's Q4_0 x Q8_0 dot products): x is

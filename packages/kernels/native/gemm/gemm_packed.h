@@ -14,6 +14,7 @@
 #include <array>
 #include <utility>
 
+#include "cpu/fp16.h"
 #include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 
@@ -108,6 +109,29 @@ void gemm_pack_rows(const float* src, ptrdiff_t ld, int rows, int kc, float* dst
   }
 }
 
+// gemm_pack_rows from f16 (Bf16 false) or bf16 rows, each 8 x 8 tile converted as it is loaded:
+// one pass over the block instead of a conversion into scratch rows and a second pass to pack them
+// (7.7% + 4% of a BF16 2048 x 2048 prefill's samples on Zen 5). The conversions are exact.
+template <int NR, bool Bf16>
+void gemm_pack_half_rows(const uint16_t* src, ptrdiff_t ld, int rows, int kc, float* dst) {
+  const auto widen = [](const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return Bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+  };
+  const auto one = [](uint16_t h) { return Bf16 ? bf16_to_f32(h) : f16_to_f32(h); };
+  for (int r0 = 0; r0 < NR; r0 += 8) {
+    int k0 = 0;
+    for (; k0 + 8 <= kc; k0 += 8) {
+      __m256 v[8];
+      for (int i = 0; i < 8; i++) v[i] = r0 + i < rows ? widen(src + (r0 + i) * ld + k0) : _mm256_setzero_ps();
+      transpose8x8(v);
+      for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k0 + i) * NR + r0, v[i]);
+    }
+    for (; k0 < kc; k0++)
+      for (int i = 0; i < 8; i++) dst[k0 * NR + r0 + i] = r0 + i < rows ? one(src[(r0 + i) * ld + k0]) : 0.0f;
+  }
+}
+
 // dst[k][0..MR) = X[i][k] for i < rows, zero past them: a token panel, eight rows and eight k at a
 // time through an 8x8 transpose (masked stores where the panel is narrower than 8).
 template <int MR>
@@ -142,6 +166,8 @@ void register_gemm_packed(KernelTable& t, const char* name) {
   for (int i = 0; i < MR; i++) t.gemm.micro[i] = table[i];
   t.gemm.pack_rows = gemm_pack_rows<NR>;
   t.gemm.pack_tokens = gemm_pack_tokens<MR>;
+  t.gemm.pack_f16 = gemm_pack_half_rows<NR, false>;
+  t.gemm.pack_bf16 = gemm_pack_half_rows<NR, true>;
 }
 
 }  // namespace

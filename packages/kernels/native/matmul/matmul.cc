@@ -563,6 +563,10 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
           // FP32 rows pack straight from the weights: a copy first was 8% of a prefill's time.
           const WeightRows w = column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc);
           g.pack_rows(reinterpret_cast<const float*>(w.q), w.q_ld / 4, nn, b.kc, B);
+        } else if (const GemmPackHalfFn half = d.type == WeightType::F16 ? g.pack_f16 : d.type == WeightType::BF16 ? g.pack_bf16 : nullptr) {
+          // And f16 / bf16 ones, converted as they are packed.
+          const WeightRows w = column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc);
+          half(reinterpret_cast<const uint16_t*>(w.q), w.q_ld / 2, nn, b.kc, B);
         } else {
           dq(column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc), nn, rows, b.kc);
           g.pack_rows(rows, b.kc, nn, b.kc, B);
