@@ -92,43 +92,39 @@ inline void transpose8x8(__m256* v) {
   v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// dst[k][0..NR) = src[0..rows)[k] for k < kc, zero for rows >= `rows`: a weight panel from
-// dequantized rows (src row r at src + r * ld).
-template <int NR>
-void gemm_pack_rows(const float* src, ptrdiff_t ld, int rows, int kc, float* dst) {
-  for (int r0 = 0; r0 < NR; r0 += 8) {
-    int k0 = 0;
-    for (; k0 + 8 <= kc; k0 += 8) {
-      __m256 v[8];
-      for (int i = 0; i < 8; i++) v[i] = r0 + i < rows ? _mm256_loadu_ps(src + (r0 + i) * ld + k0) : _mm256_setzero_ps();
-      transpose8x8(v);
-      for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k0 + i) * NR + r0, v[i]);
-    }
-    for (; k0 < kc; k0++)
-      for (int i = 0; i < 8; i++) dst[k0 * NR + r0 + i] = r0 + i < rows ? src[(r0 + i) * ld + k0] : 0.0f;
-  }
-}
-
-// gemm_pack_rows from f16 (Bf16 false) or bf16 rows, each 8 x 8 tile converted as it is loaded:
-// one pass over the block instead of a conversion into scratch rows and a second pass to pack them
-// (7.7% + 4% of a BF16 2048 x 2048 prefill's samples on Zen 5). The conversions are exact.
-template <int NR, bool Bf16>
-void gemm_pack_half_rows(const uint16_t* src, ptrdiff_t ld, int rows, int kc, float* dst) {
-  const auto widen = [](const uint16_t* p) {
+// How a packed panel reads its source rows: eight elements widened to floats, or one. f16 and bf16
+// rows pack straight from the matrix, each 8 x 8 tile converted as it is loaded: one pass over the
+// block instead of a conversion into scratch rows and a second pass to pack them (7.7% + 4% of a
+// BF16 2048 x 2048 prefill's samples on Zen 5). The conversions are exact.
+struct PackF32 {
+  using T = float;
+  static __m256 eight(const float* p) { return _mm256_loadu_ps(p); }
+  static float one(float v) { return v; }
+};
+template <bool Bf16>
+struct PackHalf {
+  using T = uint16_t;
+  static __m256 eight(const uint16_t* p) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return Bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
-  };
-  const auto one = [](uint16_t h) { return Bf16 ? bf16_to_f32(h) : f16_to_f32(h); };
+  }
+  static float one(uint16_t h) { return Bf16 ? bf16_to_f32(h) : f16_to_f32(h); }
+};
+
+// dst[k][0..NR) = src[0..rows)[k] for k < kc, zero for rows >= `rows`: a weight panel from rows
+// of floats (dequantized, or the matrix's own) or of f16 / bf16 (src row r at src + r * ld).
+template <int NR, class Src>
+void gemm_pack_rows(const typename Src::T* src, ptrdiff_t ld, int rows, int kc, float* dst) {
   for (int r0 = 0; r0 < NR; r0 += 8) {
     int k0 = 0;
     for (; k0 + 8 <= kc; k0 += 8) {
       __m256 v[8];
-      for (int i = 0; i < 8; i++) v[i] = r0 + i < rows ? widen(src + (r0 + i) * ld + k0) : _mm256_setzero_ps();
+      for (int i = 0; i < 8; i++) v[i] = r0 + i < rows ? Src::eight(src + (r0 + i) * ld + k0) : _mm256_setzero_ps();
       transpose8x8(v);
       for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (k0 + i) * NR + r0, v[i]);
     }
     for (; k0 < kc; k0++)
-      for (int i = 0; i < 8; i++) dst[k0 * NR + r0 + i] = r0 + i < rows ? one(src[(r0 + i) * ld + k0]) : 0.0f;
+      for (int i = 0; i < 8; i++) dst[k0 * NR + r0 + i] = r0 + i < rows ? Src::one(src[(r0 + i) * ld + k0]) : 0.0f;
   }
 }
 
@@ -164,10 +160,10 @@ void register_gemm_packed(KernelTable& t, const char* name) {
   t.gemm.kc = KC;
   const auto table = gemm_micro_table<V, MR, NV>(std::make_index_sequence<MR>{});
   for (int i = 0; i < MR; i++) t.gemm.micro[i] = table[i];
-  t.gemm.pack_rows = gemm_pack_rows<NR>;
+  t.gemm.pack_rows = gemm_pack_rows<NR, PackF32>;
   t.gemm.pack_tokens = gemm_pack_tokens<MR>;
-  t.gemm.pack_f16 = gemm_pack_half_rows<NR, false>;
-  t.gemm.pack_bf16 = gemm_pack_half_rows<NR, true>;
+  t.gemm.pack_f16 = gemm_pack_rows<NR, PackHalf<false>>;
+  t.gemm.pack_bf16 = gemm_pack_rows<NR, PackHalf<true>>;
 }
 
 }  // namespace
