@@ -108,9 +108,11 @@ describe('matmuls of several rows with int8 activations', () => {
 
 // Consecutive matmuls of the same rows of x (q, k and v; gate and up) run as one pool job, x
 // prepared once per thread and the rows of all the matrices handed out from one counter (in
-// shrinking ranges where every matrix is in 16-row records): each output row must still be its own
-// lone GEMV's, bit for bit, whatever the thread count, with row counts that leave partial ranges
-// (N not a multiple of 64) and a matrix of another x (and K) in between.
+// shrinking ranges where every matrix is in 16-row records, else tapering ones of at least 512 KiB
+// a matrix: the 4000-row one below, 0.7-2.4 MiB, tapers in several): each output row must still be
+// its own lone GEMV's, bit for bit, whatever the thread count and for one row of x as for several,
+// with row counts that leave partial ranges (N not a multiple of 64) and a matrix of another x (and
+// K) in between.
 describe('consecutive matmuls of the same rows of x', () => {
   const cases: Array<{ name: string; v: Variant; records: boolean; activations: 'f32' | 'int8' }> = [
     { name: 'q4 g32 records, int8', v: { dtype: 'q4', group: 32 }, records: true, activations: 'int8' },
@@ -134,6 +136,7 @@ describe('consecutive matmuls of the same rows of x', () => {
           [48, K2],
           [336, K],
           [208, K],
+          [4000, K],
         ] as const;
         let first: Float32Array | null = null;
         for (const threads of [1, 2, 4]) {
@@ -163,7 +166,7 @@ describe('consecutive matmuls of the same rows of x', () => {
               mSlot: 0,
             })),
           });
-          for (const M of [2, 3, 8]) {
+          for (const M of [1, 2, 3, 8]) {
             for (const o of outs) o.fill(Number.NaN);
             params[0] = M;
             p.run();

@@ -348,7 +348,7 @@ static void run_split(Context& ctx, int64_t work, const std::function<void(int, 
 static void gemv_ranges(Context& ctx, const GemvJob* jobs, int n, Activations a) {
   int64_t work = 0;
   for (int j = 0; j < n; j++) work += jobs[j].m->d.N * jobs[j].m->d.K;
-  RowRanges ranges(jobs, n, ctx.pool.size());
+  RowRanges ranges(jobs, n, ctx.pool.size(), RowSplit::Tapering);
   run_split(ctx, work, [&](int t, int) {
     const float* xa = nullptr;  // x as the FP32 kernels take it, and which x and K it is
     const float* xa_of = nullptr;

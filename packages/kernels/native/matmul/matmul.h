@@ -110,52 +110,44 @@ constexpr int64_t kRecordsSplitRows = 64;
 // does not depend on the range it falls in (the kernels' rows keep their arithmetic whatever rows
 // a call gets), so results stay the same at every thread count.
 //
-// Even: kPerThread equal ranges per thread, long enough for a lone GEMV's far-apart row streams
-// (gemv/row_streams.h). Shrinking: each range a (2 x threads)-th of the rows still left, down to the
-// alignment, so the last ranges are short: for the compute-bound several-rows kernels of 16-row
-// records, whose speed does not depend on a range's length, the other thread then waits at most a
-// short range at the end of a call. With equal ranges an eight-stream TinyLlama step spent a tenth
-// of its calling thread's time waiting there.
-enum class RowSplit { Even, Shrinking };
+// Shrinking: each range a (2 x threads)-th of the rows still left, down to the alignment, so the
+// last ranges are short: for the compute-bound several-rows kernels of 16-row records, whose speed
+// does not depend on a range's length, the other thread then waits at most a short range at the end
+// of a call (with equal ranges an eight-stream TinyLlama step spent a tenth of its calling thread's
+// time waiting there). Tapering, for the row-major GEMVs: the same, but no range of a matrix under
+// kTaperFloorBytes of its weights (or a thread's share of a smaller matrix), so that the bus-bound
+// kernels' far-apart row streams (gemv/row_streams.h) start rarely. These took four equal ranges
+// per thread until 2026-12-05, and a call ended with up to one of them waited for: in a gpt-oss
+// decode step q, k and v made 9 ranges for two threads, and each expert matrix was one of the MoE
+// job's 8. Tapered, the 8-layer gpt-oss-20b cut decoded 8-20% faster at two threads on Zen 5 while
+// the VM ran one vCPU behind the other, alike while both ran at full speed (as did TinyLlama BF16
+// and isolated GEMVs). One thread takes each GEMV whole.
+enum class RowSplit { Shrinking, Tapering };
 class RowRanges {
  public:
-  RowRanges(const GemvJob* jobs, int n, int threads, RowSplit split = RowSplit::Even) : jobs_(jobs), n_(n), threads_(std::max(1, threads)), split_(split) {
+  RowRanges(const GemvJob* jobs, int n, int threads, RowSplit split) : jobs_(jobs), threads_(std::max(1, threads)), split_(split) {
     for (int j = 0; j < n; j++) {
       rows_ += jobs[j].m->d.N;
       if (jobs[j].m->d.rows16) align_ = kRecordsSplitRows;
     }
-    const int64_t parts = threads > 1 ? (int64_t)kPerThread * threads : 1;
-    const int64_t per = (rows_ + parts - 1) / parts;
-    step_ = std::max<int64_t>(align_, (per + align_ - 1) / align_ * align_);
   }
-  // The next range: job *j, rows [r0, r1).
+  // The next range: job *j, rows [r0, r1). next_ counts rows of the GEMVs laid end to end; a range
+  // ends at its GEMV's last row.
   bool next(int* j, int64_t* r0, int64_t* r1) {
-    if (split_ == RowSplit::Shrinking) return next_shrinking(j, r0, r1);
-    int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    for (int k = 0; k < n_; k++) {
-      const int64_t N = jobs_[k].m->d.N, count = (N + step_ - 1) / step_;
-      if (i < count) {
-        *j = k;
-        *r0 = i * step_;
-        *r1 = std::min(N, *r0 + step_);
-        return true;
-      }
-      i -= count;
-    }
-    return false;
-  }
-
- private:
-  // next_ counts rows of the GEMVs laid end to end; a range ends at its GEMV's last row.
-  bool next_shrinking(int* j, int64_t* r0, int64_t* r1) {
     int64_t at = next_.load(std::memory_order_relaxed);
     for (;;) {
       if (at >= rows_) return false;
       int k = 0;
       int64_t first = 0;  // the GEMV's first row, end to end
       while (at >= first + jobs_[k].m->d.N) first += jobs_[k++].m->d.N;
-      const int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_);
-      const int64_t len = std::min(first + jobs_[k].m->d.N - at, (want + align_ - 1) / align_ * align_);
+      const MatrixDesc& d = jobs_[k].m->d;
+      int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_);
+      if (split_ == RowSplit::Tapering) {
+        const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)d.N));
+        const int64_t floor_rows = std::min((kTaperFloorBytes + row_bytes - 1) / row_bytes, (d.N + threads_ - 1) / threads_);
+        want = threads_ == 1 ? d.N : std::max(want, floor_rows);
+      }
+      const int64_t len = std::min(first + d.N - at, (want + align_ - 1) / align_ * align_);
       if (next_.compare_exchange_weak(at, at + len, std::memory_order_relaxed)) {
         *j = k;
         *r0 = at - first;
@@ -165,11 +157,12 @@ class RowRanges {
     }
   }
 
-  static constexpr int kPerThread = 4;  // ranges per thread: the most a slow core can leave waiting is a quarter of a share
+ private:
+  static constexpr int64_t kTaperFloorBytes = 512 << 10;  // ~13 us of one core's stream: a range's start (~1 us) stays small
   const GemvJob* jobs_;
-  int n_, threads_;
+  int threads_;
   RowSplit split_;
-  int64_t rows_ = 0, align_ = 16, step_;
+  int64_t rows_ = 0, align_ = 16;
   std::atomic<int64_t> next_{0};
 };
 

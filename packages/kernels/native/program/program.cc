@@ -99,9 +99,9 @@ static bool reads_rows_once(const KernelTable& k, const MatrixDesc& d, Activatio
 // (reads_rows_once). Each thread prepares x as the kernels take it (quantized per row exactly as
 // gemv() quantizes it alone, or copied aligned) once for each K it meets, not once per matrix. The
 // rows go out from one counter (RowRanges), in shrinking ranges where every matrix is in 16-row
-// records (their kernel's speed does not depend on a range's length), else in equal ones (the
-// float kernels read rows a quarter or a sixth of their range apart). Each row's result is its
-// lone GEMV's.
+// records (their kernel's speed does not depend on a range's length), else in tapering ones (the
+// float kernels read rows a quarter or a sixth of their range apart, so no range gets short). Each
+// row's result is its lone GEMV's.
 static void gemv_rows_once(Context& ctx, const RowsJob* jobs, int n, const View& x, int M, Activations a) {
   std::vector<GemvJob> ranged((size_t)n);
   int64_t work = 0;
@@ -111,7 +111,7 @@ static void gemv_rows_once(Context& ctx, const RowsJob* jobs, int n, const View&
     work += jobs[j].m->d.N * jobs[j].m->d.K * M;
     records = records && jobs[j].m->d.rows16;
   }
-  RowRanges ranges(ranged.data(), n, ctx.pool.size(), records ? RowSplit::Shrinking : RowSplit::Even);
+  RowRanges ranges(ranged.data(), n, ctx.pool.size(), records ? RowSplit::Shrinking : RowSplit::Tapering);
   auto body = [&](int t, int) {
     int8_t* xq = nullptr;  // x quantized, for which K and block
     float* xd = nullptr;
