@@ -119,9 +119,10 @@ constexpr int64_t kRecordsSplitRows = 64;
 // kernels' far-apart row streams (gemv/row_streams.h) start rarely. These took four equal ranges
 // per thread until 2026-12-05, and a call ended with up to one of them waited for: in a gpt-oss
 // decode step q, k and v made 9 ranges for two threads, and each expert matrix was one of the MoE
-// job's 8. Tapered, the 8-layer gpt-oss-20b cut decoded 8-20% faster at two threads on Zen 5 while
-// the VM ran one vCPU behind the other, alike while both ran at full speed (as did TinyLlama BF16
-// and isolated GEMVs). One thread takes each GEMV whole.
+// job's 8 (`perf`: the two threads' waits 10% of a two-thread gpt-oss decode's samples, 3%
+// tapered). On Zen 5 the 8-layer gpt-oss-20b cut decoded up to 1.2x faster tapered in the minutes
+// the VM ran one vCPU behind the other and alike otherwise (15 rounds alternated, one 0.85x);
+// TinyLlama BF16 alike; isolated GEMVs alike or faster. One thread takes each GEMV whole.
 enum class RowSplit { Shrinking, Tapering };
 class RowRanges {
  public:
