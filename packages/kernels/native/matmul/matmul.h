@@ -120,8 +120,8 @@ constexpr int64_t kRecordsSplitRows = 64;
 // per thread until 2026-12-05, and a call ended with up to one of them waited for: in a gpt-oss
 // decode step q, k and v made 9 ranges for two threads, and each expert matrix was one of the MoE
 // job's 8 (`perf`: the two threads' waits 10% of a two-thread gpt-oss decode's samples, 3%
-// tapered). On Zen 5 the 8-layer gpt-oss-20b cut decoded up to 1.2x faster tapered in the minutes
-// the VM ran one vCPU behind the other and alike otherwise (15 rounds alternated, one 0.85x);
+// tapered). On Zen 5 the 8-layer gpt-oss-20b cut decoded up to 1.3x faster tapered in the minutes
+// the VM ran slow and alike otherwise (15 rounds alternated, one 0.85x);
 // TinyLlama BF16 alike; isolated GEMVs alike or faster. One thread takes each GEMV whole.
 enum class RowSplit { Shrinking, Tapering };
 class RowRanges {
