@@ -115,8 +115,9 @@ constexpr int64_t kRecordsSplitRows = 64;
 // does not depend on a range's length, the other thread then waits at most a short range at the end
 // of a call (with equal ranges an eight-stream TinyLlama step spent a tenth of its calling thread's
 // time waiting there). Tapering, for the row-major GEMVs: the same, but no range of a matrix under
-// kTaperFloorBytes of its weights (or a thread's share of a smaller matrix), so that the bus-bound
-// kernels' far-apart row streams (gemv/row_streams.h) start rarely. These took four equal ranges
+// kTaperFloorBytes of its weights (or a thread's share of a smaller matrix; a matrix's last range
+// takes the rest rather than leave a shorter one), so that the bus-bound kernels' far-apart row
+// streams (gemv/row_streams.h) start rarely and always have room. These took four equal ranges
 // per thread until 2026-12-05, and a call ended with up to one of them waited for: in a gpt-oss
 // decode step q, k and v made 9 ranges for two threads, and each expert matrix was one of the MoE
 // job's 8 (`perf`: the two threads' waits 10% of a two-thread gpt-oss decode's samples, 3%
@@ -142,13 +143,15 @@ class RowRanges {
       int64_t first = 0;  // the GEMV's first row, end to end
       while (at >= first + jobs_[k].m->d.N) first += jobs_[k++].m->d.N;
       const MatrixDesc& d = jobs_[k].m->d;
-      int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_);
+      const int64_t left = first + d.N - at;  // the GEMV's rows not handed out yet
+      int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_), floor_rows = 0;
       if (split_ == RowSplit::Tapering) {
         const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)d.N));
-        const int64_t floor_rows = std::min((kTaperFloorBytes + row_bytes - 1) / row_bytes, (d.N + threads_ - 1) / threads_);
+        floor_rows = std::min((kTaperFloorBytes + row_bytes - 1) / row_bytes, (d.N + threads_ - 1) / threads_);
         want = threads_ == 1 ? d.N : std::max(want, floor_rows);
       }
-      const int64_t len = std::min(first + d.N - at, (want + align_ - 1) / align_ * align_);
+      int64_t len = std::min(left, (want + align_ - 1) / align_ * align_);
+      if (left - len < floor_rows) len = left;  // no short range left at the GEMV's end
       if (next_.compare_exchange_weak(at, at + len, std::memory_order_relaxed)) {
         *j = k;
         *r0 = at - first;
