@@ -113,9 +113,15 @@ inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m5
   }
 }
 
+// The block type's 16 levels as floats, lane i = level of code i (vpermps's table).
+template <class B>
+inline __m512 table_levels() {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B::table()))));
+}
+
 template <class B>
 void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  const __m512 levels = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B::table()))));
+  const __m512 levels = table_levels<B>();
   const __mmask16 nonzero = _mm512_cmpneq_ps_mask(levels, _mm512_setzero_ps());
   row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_table4<B, decltype(n)::value>(w, rs, x, levels, nonzero, y, acc); });
 }
@@ -127,12 +133,12 @@ void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool a
 // on Zen 5, against 5.9% for this one (which mostly waits for the experts' bytes from DRAM).
 template <class B>
 void dequant_table4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
-  const __m512 levels = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B::table()))));
+  const __m512 levels = table_levels<B>();
   const int nb = w.K / 32;
   for (int r = 0; r < rows; r++)
     for (int i = 0; i < nb; i++) {
       const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
-      const __m512 lv = _mm512_mul_ps(levels, _mm512_set1_ps(B::scale(b)));
+      const __m512 lv = _mm512_mul_ps(levels, _mm512_set1_ps(block_scale<B>(b)));
       const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + B::kQs)));
       float* o = out + r * ld + 32 * i;
       _mm512_storeu_ps(o, _mm512_permutexvar_ps(v, lv));

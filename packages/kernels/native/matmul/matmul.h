@@ -99,6 +99,9 @@ struct GemvJob {
 };
 void gemv_batch(Context& ctx, const GemvJob* jobs, int n, Activations a);
 
+// A matrix's bytes per row (all its planes, averaged over its rows): what sizes a split of its rows.
+inline int64_t matrix_row_bytes(const MatrixDesc& d) { return std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N))); }
+
 // Rows of 16-row records go to threads in multiples of this: the kernels read several stripes a pass
 // (gemv/q4x16_avx512vnni.cc: up to four), so each thread's rows hold whole passes.
 constexpr int64_t kRecordsSplitRows = 64;
@@ -146,7 +149,7 @@ class RowRanges {
       const int64_t left = first + d.N - at;  // the GEMV's rows not handed out yet
       int64_t want = (rows_ - at + 2 * threads_ - 1) / (2 * threads_), floor_rows = 0;
       if (split_ == RowSplit::Tapering) {
-        const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)d.N));
+        const int64_t row_bytes = matrix_row_bytes(d);
         floor_rows = std::min((kTaperFloorBytes + row_bytes - 1) / row_bytes, (d.N + threads_ - 1) / threads_);
         want = threads_ == 1 ? d.N : std::max(want, floor_rows);
       }

@@ -164,7 +164,7 @@ static void gemv_rows(Context& ctx, const MatrixPlan& m, const View& x, int M, c
   }
   const RowKernels rk = row_kernels(ctx.k, d);
   const bool q8 = a == Activations::Int8 && rk.gemv_q8;
-  const int64_t row_bytes = std::max<int64_t>(1, (int64_t)(d.bytes / (uint64_t)std::max<int64_t>(1, d.N)));
+  const int64_t row_bytes = matrix_row_bytes(d);
   const int64_t block = std::max<int64_t>(16, kGemvBlockBytes / row_bytes / 16 * 16);
   const size_t P = (size_t)q8_padded((int)d.K);
   auto body = [&](int t, int n) {
