@@ -66,9 +66,10 @@ describe.each(ISAS)('block types on %s', (isa) => {
     'mxfp4 GEMV (%s activations) is right over the whole E8M0 range, subnormal scales included',
     (activations) => {
       // Scales base..base+3 per matrix (bytes 0..252; 255 is NaN and refused by the importers), x
-      // scaled by a power of two so that every product stays a normal f32.
+      // scaled by a power of two so that every product stays a normal f32. 13 blocks a row: the
+      // kernels' eight-block steps (their scales built as one vector), then pairs and a lone block.
       const rows = 5,
-        cols = 5 * 32;
+        cols = 13 * 32;
       for (const base of [0, 1, 2, 30, 100, 127, 200, 249]) {
         const bytes = new Uint8Array((rows * cols * 17) / 32);
         let s = base * 7919 + 1;

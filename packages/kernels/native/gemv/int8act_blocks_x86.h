@@ -9,10 +9,12 @@
 // - q6_k: codes 0..63 are unsigned too, the -32 taken off through sums of the quantized x per
 //   16 elements. A 32-byte product holds two 16-element scale groups, one per 128-bit half; as for
 //   q4_k, the int8 scales weight the products inside the widening.
-// - iq4_nl's levels (-127..113, via a byte shuffle) are signed weights: Dot::signed_single moves
-//   their sign onto x.
-// - mxfp4's values, offset by +12, are unsigned; the offset meets per-call sums of x per block.
+// - iq4_nl's levels (-127..113) and mxfp4's doubled values (-12..12), via a byte shuffle, are
+//   offset to an unsigned operand where the dot product allows it (table4), else signed weights
+//   whose sign Dot::signed_single moves onto x.
 #pragma once
+#include <type_traits>
+
 #include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
 #include "gemv/int8act_x86.h"
@@ -119,109 +121,117 @@ struct Q8BlockKernels {
     }
   }
 
-  // mxfp4: the doubled E2M1 values (-12..12) plus 12 are an unsigned operand (0..24), the +12
-  // taken off through per-call sums of the quantized x per block (as q4's zero point); eight
-  // blocks per step, their E8M0 scales 2^(e - 128) built in one vector.
-  static void mxfp4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-    const int nb = w.K / 32;
-    Scratch<float, 512> bs((size_t)nb);
-    q8_group_sums(xq, xd, 32, nb, bs.data());
-    alignas(16) static constexpr int8_t kOffset[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
-    const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(kOffset)), m4 = _mm_set1_epi8(0x0f);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256 half = _mm256_set1_ps(0.5f), tiny = _mm256_set1_ps(e8m0_half(0));
-    auto block = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 1));
-      const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4)), hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-      const __m256i p = Dot::single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
-      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
-    };
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* row = w.q + r * w.q_ld;
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
-      int i = 0;
-      for (; i + 8 <= nb; i += 8) {
-        const uint8_t* b = row + (ptrdiff_t)i * 17;
-        const __m256i e = _mm256_setr_epi32(b[0], b[17], b[34], b[51], b[68], b[85], b[102], b[119]);
-        // e << 23 is 2^(e - 127) for e >= 1; halved, 2^(e - 128) (subnormal at e = 1); e = 0 apart.
-        __m256 S = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)), half);
-        S = _mm256_blendv_ps(S, tiny, _mm256_castsi256_ps(_mm256_cmpeq_epi32(e, zero)));
-        const __m256 F = _mm256_mul_ps(S, _mm256_loadu_ps(xd + i));
-        corr = _mm256_fmadd_ps(S, _mm256_loadu_ps(bs.data() + i), corr);
-        IE_UNROLL for (int u = 0; u < 8; u++) block(b + 17 * u, i + u, lane_of(F, u), total[u & 1]);
-      }
-      float tail = 0.f;
-      for (; i < nb; i++) {
-        const uint8_t* b = row + (ptrdiff_t)i * 17;
-        const float s = e8m0_half(b[0]);
-        block(b, i, _mm256_set1_ps(s * xd[i]), total[i & 1]);
-        tail += s * bs.data()[i];
-      }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1])) - 12.0f * (q8_hsum(corr) + tail);
-      y[r] = acc ? y[r] + v : v;
-    }
-  }
-
-  // iq4_nl: eight blocks per step, their f16 scales gathered into one vector and multiplied by the
-  // eight d_x at once; inside it two blocks per 256-bit product: both blocks' 16 code bytes in one
-  // register, their low nibbles' levels against x's first halves of the two blocks and the high
-  // nibbles' against the second halves (x laid out so once per call), lanes 0-3 of the sum block i,
-  // 4-7 block i + 1, so one conversion and one FMA serve two blocks. Each line prefetched 2 KiB
-  // ahead. Measured against one block a step in docs/performance.md (*K-quant and IQ4_NL files*).
-  static void iq4_nl(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+  // iq4_nl and mxfp4 (16 int8 levels: iq4_nl's -127..113, mxfp4's doubled E2M1 values -12..12),
+  // two blocks per 256-bit product: both blocks' 16 code bytes in one register, the low nibbles'
+  // levels against x's first halves of the two blocks and the high nibbles' against the second
+  // halves (x laid out so once per call), lanes 0-3 of the sum block i, 4-7 block i + 1, so one
+  // conversion and one FMA serve two blocks. Eight blocks a step take their scales in one vector,
+  // multiplied by the eight d_x at once. Where the levels can be an unsigned operand, they are:
+  // the levels + 128 for vpdpbusd (AVX-VNNI: one instruction per 32 weights instead of the sign
+  // trick's three), mxfp4's + 12 for vpmaddubsw (AVX2: pairs of at most 2 * 24 * 128, no
+  // saturation), the offset taken off by starting each sum at -offset * x's bytes in its lane
+  // (per call): the integer sums are exact, so the offset changes no bit. iq4_nl on AVX2 keeps the
+  // sign trick (levels + 128 would saturate vpmaddubsw's 16-bit pairs). Rows go in far-apart pairs
+  // (row_streams), each x load serving both, every line prefetched 2 KiB ahead. Zen 5 as AVX-VNNI
+  // (`IE_ISA=avxvnni`), against the one-block mxfp4 step and the signed iq4_nl pairs: see
+  // docs/performance.md (*AVX-VNNI, stop 49*).
+  template <class Block>
+  static void table4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
+    constexpr bool kMx = std::is_same_v<Block, Mxfp4Block>;
+    constexpr bool kVnni = Dot::kSteps16 == 0;
+    constexpr bool kOffset = kVnni || kMx;
+    constexpr int kOff = kVnni ? 128 : 12;
+    constexpr int kB = Block::kBytes, kQs = Block::kQs;
     const int nb = w.K / 32, pairs = nb / 2;
-    // x per pair of blocks: elements 0-15 of both, then 16-31 of both (xq: whole 128-element chunks).
+    // x per pair of blocks: elements 0-15 of both, then 16-31 of both (xq: whole 128-element
+    // chunks), and each lane's -offset * the sum of its eight bytes (four of each half).
     Scratch<int8_t, 64 * 128> xs((size_t)64 * pairs);
+    Scratch<int32_t, 8 * 128> start((size_t)8 * pairs);
+    const __m256i ones = _mm256_set1_epi8(1);
     for (int p = 0; p < pairs; p++) {
       const __m256i a = q8_bytes(xq + 64 * p), b = q8_bytes(xq + 64 * p + 32);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p), _mm256_permute2x128_si256(a, b, 0x20));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p + 32), _mm256_permute2x128_si256(a, b, 0x31));
+      const __m256i lo = _mm256_permute2x128_si256(a, b, 0x20), hi = _mm256_permute2x128_si256(a, b, 0x31);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs.data() + 64 * p + 32), hi);
+      if constexpr (kOffset) _mm256_storeu_si256(reinterpret_cast<__m256i*>(start.data() + 8 * p), _mm256_mullo_epi32(Dot::pair(ones, lo, ones, hi), _mm256_set1_epi32(-kOff)));
     }
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4NlLevels)));
+    const __m128i signed_levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(Block::table()));
+    const __m256i table = _mm256_broadcastsi128_si256(kOffset ? _mm_add_epi8(signed_levels, _mm_set1_epi8((char)kOff)) : signed_levels);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    auto block = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
-      __m128i lo, hi;
-      iq4_levels(b + 2, &lo, &hi);
-      const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
-      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
-    };
-    // Blocks i and i + 1 (i even), f: their factors in lanes 0-3 and 4-7.
+    const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
+                              _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    // Blocks i and i + 1 (i even) of a row at b into t; f: their factors in lanes 0-3 and 4-7.
     auto two = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
-      const __m256i c = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b + 18 + 2), reinterpret_cast<const __m128i*>(b + 2));
+      const __m256i c = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b + kB + kQs), reinterpret_cast<const __m128i*>(b + kQs));
       const __m256i wl = _mm256_shuffle_epi8(table, _mm256_and_si256(c, low4));
       const __m256i wh = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4));
       const int8_t* x = xs.data() + 32 * i;
-      const __m256i p = _mm256_add_epi32(Dot::signed_single(wl, q8_bytes(x)), Dot::signed_single(wh, q8_bytes(x + 32)));
+      __m256i p;
+      if constexpr (!kOffset) {
+        p = _mm256_add_epi32(Dot::signed_single(wl, q8_bytes(x)), Dot::signed_single(wh, q8_bytes(x + 32)));
+      } else {
+        const __m256i st = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(start.data() + 4 * i));
+        if constexpr (kVnni) p = Dot::dot(Dot::dot(st, wl, q8_bytes(x)), wh, q8_bytes(x + 32));
+        else p = _mm256_add_epi32(st, Dot::pair(wl, q8_bytes(x), wh, q8_bytes(x + 32)));
+      }
       t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, t);
     };
-    for (int r = 0; r < rows; r++) {
-      const uint8_t* row = w.q + r * w.q_ld;
-      __m256 total[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    // An odd last block alone, its signed levels through the sign trick.
+    auto single = [&](const uint8_t* b, int i, __m256& t) {
+      __m128i lo, hi;
+      iq4_levels(b + kQs, &lo, &hi, Block::table());
+      const __m256i p = Dot::signed_single(_mm256_set_m128i(hi, lo), q8_bytes(xq + 32 * i));
+      t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(lut4_scale(Block{}, b) * xd[i]), t);
+    };
+    row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
+      constexpr int R = decltype(n)::value;
+      const uint8_t* row[R];
+      __m256 t[R][2];
+      IE_UNROLL for (int r = 0; r < R; r++) row[r] = w.q + rs[r] * w.q_ld, t[r][0] = t[r][1] = _mm256_setzero_ps();
       int i = 0;
       for (; i + 8 <= nb; i += 8) {
-        const uint8_t* b = row + (ptrdiff_t)i * 18;
-        stream_prefetch(b, 8 * 18);
-        __m128i dh = _mm_cvtsi32_si128(b[0] | (b[1] << 8));
-        dh = _mm_insert_epi16(dh, b[18] | (b[19] << 8), 1);
-        dh = _mm_insert_epi16(dh, b[36] | (b[37] << 8), 2);
-        dh = _mm_insert_epi16(dh, b[54] | (b[55] << 8), 3);
-        dh = _mm_insert_epi16(dh, b[72] | (b[73] << 8), 4);
-        dh = _mm_insert_epi16(dh, b[90] | (b[91] << 8), 5);
-        dh = _mm_insert_epi16(dh, b[108] | (b[109] << 8), 6);
-        dh = _mm_insert_epi16(dh, b[126] | (b[127] << 8), 7);
-        const __m256 F = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(xd + i));
-        IE_UNROLL for (int u = 0; u < 4; u++) {
-          const __m256 f = _mm256_permutevar8x32_ps(F, _mm256_setr_epi32(2 * u, 2 * u, 2 * u, 2 * u, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1));
-          two(b + 36 * u, i + 2 * u, f, total[u & 1]);
+        __m256 F[R];
+        IE_UNROLL for (int r = 0; r < R; r++) {
+          const uint8_t* b = row[r] + (ptrdiff_t)i * kB;
+          stream_prefetch(b, 8 * kB);
+          F[r] = _mm256_mul_ps(scales8(Block{}, b), _mm256_loadu_ps(xd + i));
         }
+        IE_UNROLL for (int u = 0; u < 4; u++) IE_UNROLL for (int r = 0; r < R; r++) two(row[r] + (ptrdiff_t)(i + 2 * u) * kB, i + 2 * u, _mm256_permutevar8x32_ps(F[r], lanes[u]), t[r][u & 1]);
       }
-      for (; i < nb; i++) {
-        const uint8_t* b = row + (ptrdiff_t)i * 18;
-        block(b, i, _mm256_set1_ps(f16_at(b) * xd[i]), total[i & 1]);
+      for (int r = 0; r < R; r++) {
+        int j = i;
+        for (; j + 2 <= nb; j += 2) {
+          const uint8_t* b = row[r] + (ptrdiff_t)j * kB;
+          const __m256 f = _mm256_insertf128_ps(_mm256_set1_ps(lut4_scale(Block{}, b) * xd[j]), _mm_set1_ps(lut4_scale(Block{}, b + kB) * xd[j + 1]), 1);
+          two(b, j, f, t[r][0]);
+        }
+        if (j < nb) single(row[r] + (ptrdiff_t)j * kB, j, t[r][1]);
+        const float v = q8_hsum(_mm256_add_ps(t[r][0], t[r][1]));
+        y[rs[r]] = acc ? y[rs[r]] + v : v;
       }
-      const float v = q8_hsum(_mm256_add_ps(total[0], total[1]));
-      y[r] = acc ? y[r] + v : v;
-    }
+    });
+  }
+  static void iq4_nl(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { table4<Iq4NlBlock>(w, xq, xd, y, rows, acc); }
+  static void mxfp4(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { table4<Mxfp4Block>(w, xq, xd, y, rows, acc); }
+
+ private:
+  // The scales of the eight blocks at b, as f32: iq4_nl's f16 d, mxfp4's 2^(e - 128).
+  static __m256 scales8(Iq4NlBlock, const uint8_t* b) {
+    __m128i dh = _mm_cvtsi32_si128(b[0] | (b[1] << 8));
+    dh = _mm_insert_epi16(dh, b[18] | (b[19] << 8), 1);
+    dh = _mm_insert_epi16(dh, b[36] | (b[37] << 8), 2);
+    dh = _mm_insert_epi16(dh, b[54] | (b[55] << 8), 3);
+    dh = _mm_insert_epi16(dh, b[72] | (b[73] << 8), 4);
+    dh = _mm_insert_epi16(dh, b[90] | (b[91] << 8), 5);
+    dh = _mm_insert_epi16(dh, b[108] | (b[109] << 8), 6);
+    dh = _mm_insert_epi16(dh, b[126] | (b[127] << 8), 7);
+    return _mm256_cvtph_ps(dh);
+  }
+  static __m256 scales8(Mxfp4Block, const uint8_t* b) {
+    const __m256i e = _mm256_setr_epi32(b[0], b[17], b[34], b[51], b[68], b[85], b[102], b[119]);
+    // e << 23 is 2^(e - 127) for e >= 1; halved, 2^(e - 128) (subnormal at e = 1); e = 0 apart.
+    const __m256 S = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)), _mm256_set1_ps(0.5f));
+    return _mm256_blendv_ps(S, _mm256_set1_ps(e8m0_half(0)), _mm256_castsi256_ps(_mm256_cmpeq_epi32(e, _mm256_setzero_si256())));
   }
 };
 
