@@ -31,24 +31,13 @@
 namespace ie {
 namespace {
 
-template <class B>
-inline float block_scale(const uint8_t* b);
-template <>
-inline float block_scale<Iq4NlBlock>(const uint8_t* b) {
-  return f16_at(b);
-}
-template <>
-inline float block_scale<Mxfp4Block>(const uint8_t* b) {
-  return kE8m0Halves.v[b[0]];
-}
-
 // One block's 32 products, summed per lane, times its scale, into t.
 template <class B>
 inline __m512 block_dot(const uint8_t* b, __m512 levels, __m512 xlo, __m512 xhi, __m512 t) {
   const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + B::kQs)));
   const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(v, levels), xlo);
   const __m512 p = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), levels), xhi, lo);
-  return _mm512_fmadd_ps(p, _mm512_set1_ps(block_scale<B>(b)), t);
+  return _mm512_fmadd_ps(p, _mm512_set1_ps(lut4_scale(B{}, b)), t);
 }
 
 // (e - 128) << 23 for every E8M0 byte e: the block scale 2^(e - 128) (kE8m0Halves) as an add to
@@ -138,7 +127,7 @@ void dequant_table4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
   for (int r = 0; r < rows; r++)
     for (int i = 0; i < nb; i++) {
       const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * B::kBytes;
-      const __m512 lv = _mm512_mul_ps(levels, _mm512_set1_ps(block_scale<B>(b)));
+      const __m512 lv = _mm512_mul_ps(levels, _mm512_set1_ps(lut4_scale(B{}, b)));
       const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + B::kQs)));
       float* o = out + r * ld + 32 * i;
       _mm512_storeu_ps(o, _mm512_permutexvar_ps(v, lv));

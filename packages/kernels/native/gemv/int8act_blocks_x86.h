@@ -146,7 +146,7 @@ struct Q8BlockKernels {
     // x per pair of blocks: elements 0-15 of both, then 16-31 of both (xq: whole 128-element
     // chunks), and each lane's -offset * the sum of its eight bytes (four of each half).
     Scratch<int8_t, 64 * 128> xs((size_t)64 * pairs);
-    Scratch<int32_t, 8 * 128> start((size_t)8 * pairs);
+    Scratch<int32_t, 8 * 128> start((size_t)(kOffset ? 8 * pairs : 1));
     const __m256i ones = _mm256_set1_epi8(1);
     for (int p = 0; p < pairs; p++) {
       const __m256i a = q8_bytes(xq + 64 * p), b = q8_bytes(xq + 64 * p + 32);
@@ -158,8 +158,6 @@ struct Q8BlockKernels {
     const __m128i signed_levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(Block::table()));
     const __m256i table = _mm256_broadcastsi128_si256(kOffset ? _mm_add_epi8(signed_levels, _mm_set1_epi8((char)kOff)) : signed_levels);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
-                              _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     // Blocks i and i + 1 (i even) of a row at b into t; f: their factors in lanes 0-3 and 4-7.
     auto two = [&](const uint8_t* b, int i, __m256 f, __m256& t) {
       const __m256i c = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(b + kB + kQs), reinterpret_cast<const __m128i*>(b + kQs));
@@ -196,7 +194,7 @@ struct Q8BlockKernels {
           stream_prefetch(b, 8 * kB);
           F[r] = _mm256_mul_ps(scales8(Block{}, b), _mm256_loadu_ps(xd + i));
         }
-        IE_UNROLL for (int u = 0; u < 4; u++) IE_UNROLL for (int r = 0; r < R; r++) two(row[r] + (ptrdiff_t)(i + 2 * u) * kB, i + 2 * u, _mm256_permutevar8x32_ps(F[r], lanes[u]), t[r][u & 1]);
+        IE_UNROLL for (int u = 0; u < 4; u++) IE_UNROLL for (int r = 0; r < R; r++) two(row[r] + (ptrdiff_t)(i + 2 * u) * kB, i + 2 * u, q8_pair_factors(F[r], u), t[r][u & 1]);
       }
       for (int r = 0; r < R; r++) {
         int j = i;

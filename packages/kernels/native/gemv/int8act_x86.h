@@ -124,6 +124,12 @@ inline void q8_row_result(float& out, __m256 t0, __m256 t1, __m256 zt, const uin
   out = acc ? out + v : v;
 }
 
+// Factors 2u and 2u + 1 of eight consecutive groups (blocks), each in four lanes: a 32-byte chunk's
+// two groups, one per 128-bit lane.
+inline __m256 q8_pair_factors(__m256 f8, int u) {
+  return _mm256_permutevar8x32_ps(f8, _mm256_setr_epi32(2 * u, 2 * u, 2 * u, 2 * u, 2 * u + 1, 2 * u + 1, 2 * u + 1, 2 * u + 1));
+}
+
 // [a a a a b b b b]: the scales of a 32-byte chunk's two groups, one per 128-bit lane.
 inline __m256 q8_pair_scales2(float a, float b) { return _mm256_insertf128_ps(_mm256_set1_ps(a), _mm_set1_ps(b), 1); }
 
@@ -212,8 +218,6 @@ struct Q8Kernels {
       act.data()[m] = Act{xl, dl, xs, d, y + m * ldy};
     }
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i lanes[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3), _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5),
-                              _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     const int sb = scale_bytes(w.stype);
     // One chunk's codes (already split into nibbles) against an activation row's x for them (xlo,
     // xhi: x_at) into t; f holds the chunk's two products d_x * d_w, one per 128-bit lane.
@@ -244,7 +248,7 @@ struct Q8Kernels {
           IE_UNROLL for (int i = 0; i < R; i++) {
             __m256i lo, hi;
             q4_nibbles(row[i] + 32 * (c + u), low4, lo, hi);
-            IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, xlo[a], xhi[a], _mm256_permutevar8x32_ps(f8[i][a], lanes[u]), t[i][a][u & 1]);
+            IE_UNROLL for (int a = 0; a < A; a++) chunk(lo, hi, xlo[a], xhi[a], q8_pair_factors(f8[i][a], u), t[i][a][u & 1]);
           }
         }
       }
