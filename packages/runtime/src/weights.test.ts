@@ -114,6 +114,36 @@ describe('bindWeights', () => {
     expect(w.bytesPerToken).toBe(698368);
   });
 
+  it('an f32 expert bias stored pretransposed or blocked along K binds to its row-major values', async () => {
+    const exported = async (layouts?: Map<string, { order: 'row_major' | 'pretransposed'; block_k: number }>) => {
+      const dir = join(mkdtempSync(join(tmpdir(), 'ie-weights-')), 'm');
+      await exportIebin(synthModel('gpt-oss-tiny', { seed: 5 }), dir, { converter: 'test', dtype: 'f32', layouts });
+      return IebinReader.fromBytes(readFileSync(join(dir, 'model.ie.json')), new Uint8Array(readFileSync(join(dir, 'model.ie.bin'))));
+    };
+    const names = ['blk.0.ffn_gate_exps.bias', 'blk.1.ffn_up_exps.bias', 'blk.2.ffn_down_exps.bias'];
+    const plain = await exported();
+    const laid = await exported(
+      new Map([
+        [names[0], { order: 'pretransposed', block_k: 0 }],
+        [names[1], { order: 'row_major', block_k: 64 }],
+        [names[2], { order: 'pretransposed', block_k: 0 }],
+      ]),
+    );
+    expect(names.map((n) => [laid.tensor(n).dtype, laid.tensor(n).layout])).toEqual([
+      ['f32', { order: 'pretransposed', block_k: 0 }],
+      ['f32', { order: 'row_major', block_k: 64 }],
+      ['f32', { order: 'pretransposed', block_k: 0 }],
+    ]);
+    // The stored bytes differ from the row-major file's; the bound values do not.
+    expect(laid.view(names[0]).bytes).not.toEqual(plain.view(names[0]).bytes);
+    const a = bindWeights(ctx, plain, MAPPING, undefined);
+    const b = bindWeights(ctx, laid, MAPPING, undefined);
+    for (const n of names) {
+      expect(a.vectors.get(n)).toEqual(new Float32Array(plain.view(n).bytes.slice().buffer));
+      expect(b.vectors.get(n), n).toEqual(a.vectors.get(n));
+    }
+  });
+
   it('overrides replace the file’s matrices and vectors', async () => {
     const r = await reader('tiny');
     const data = new Uint8Array(64 * 64 * 4);

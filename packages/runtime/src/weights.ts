@@ -123,7 +123,12 @@ class WeightBinder {
     const c = this.config;
     this.vectors.set(
       t.name,
-      this.overrides?.vectors.get(t.name) ?? (t.dtype === 'f32' ? (floatElements(t, view) as Float32Array) : decodeTensor(t, view)),
+      this.overrides?.vectors.get(t.name) ??
+        // Zero-copy only where the stored order is the logical one: a pretransposed or blocked-K
+        // expert bias ([E, N]) is laid out like any 2-D tensor and goes through the decoder.
+        (t.dtype === 'f32' && t.layout.order === 'row_major' && t.layout.block_k === 0
+          ? (floatElements(t, view) as Float32Array)
+          : decodeTensor(t, view)),
     );
     // An expert's bias row is read only when the expert is chosen.
     this.bytesPerToken += role === 'expert_bias' && c.moe ? (t.bytes * c.moe.experts_per_token) / c.moe.n_experts : t.bytes;

@@ -110,7 +110,7 @@ describe('POST /v1/embeddings', () => {
 });
 
 describe('BatchingScheduler.embed', () => {
-  it('runs on a slot the batcher does not hold, and says so when there is none', async () => {
+  it('runs on a slot the batcher does not hold, one request at a time, and says so when there is none', async () => {
     const e = await Engine.load(dir, { threads: 1, sequences: 2 });
     try {
       const full = new BatchingScheduler(e.model, { parallel: 2 });
@@ -123,8 +123,21 @@ describe('BatchingScheduler.embed', () => {
     try {
       const b = new BatchingScheduler(e2.model, { parallel: 1 });
       const [got] = await b.embed('hello world');
-      expect(Array.from(got)).toEqual(Array.from((await engine.embed('hello world'))[0]));
+      const want = Array.from((await engine.embed('hello world'))[0]);
+      expect(Array.from(got)).toEqual(want);
+      // Concurrent requests take turns on that one slot, in arrival order.
+      const all = await Promise.all(['hello world', 'a b c', 'hello world'].map((t) => b.embed(t)));
+      expect(Array.from(all[0][0])).toEqual(want);
+      expect(Array.from(all[2][0])).toEqual(want);
+      expect(Array.from(all[1][0])).toEqual(Array.from((await engine.embed('a b c'))[0]));
       await b.close(100);
+      // With no queue, one runs and a second at the same time is told to retry (429), as generations are.
+      const strict = new BatchingScheduler(e2.model, { parallel: 1, queue: 0 });
+      const first = strict.embed('hello world');
+      await expect(strict.embed('hello world')).rejects.toMatchObject({ code: 'IE_SERVER_QUEUE_FULL', status: 429 });
+      expect(Array.from((await first)[0])).toEqual(want);
+      expect(Array.from((await strict.embed('a b c'))[0]).length).toBe(want.length);
+      await strict.close(100);
     } finally {
       await e2.dispose();
     }

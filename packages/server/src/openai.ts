@@ -4,7 +4,7 @@
  * Fields ie does not implement are accepted at their default value and refused otherwise, so a
  * client never gets silently different behaviour.
  */
-import { type GenerateOptions, type StopReason, StructuredOutputError, schemaToGrammar } from '@ie/runtime';
+import { type GenerateOptions, type StopReason, StructuredOutputError, compileGrammar, schemaToGrammar } from '@ie/runtime';
 import { ServerError, fromRuntimeError } from './errors.js';
 import type { SamplingRequest } from './scheduler.js';
 
@@ -220,7 +220,8 @@ export function responseFormatOf(b: CommonBody): Pick<GenerateOptions, 'json' | 
   if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema)))
     badFormat('json_schema.schema must be a JSON schema (an object)');
   try {
-    schemaToGrammar(schema);
+    // Compiled too (the engine keeps the compiled grammar per schema): a grammar too large is refused here.
+    compileGrammar(schemaToGrammar(schema));
   } catch (e) {
     throw e instanceof StructuredOutputError ? fromRuntimeError(e) : e;
   }

@@ -58,5 +58,14 @@ describe('toServerError', () => {
     const same = new ServerError('IE_SERVER_QUEUE_FULL', 'full', null, 1);
     expect(toServerError(same)).toBe(same);
     expect(fields(toServerError('boom'))).toEqual(['IE_SERVER_INTERNAL', 500, null, 'boom']);
+    // A client that left while its body was arriving: a 400 nobody reads, not an internal error to log.
+    const left = 'the client closed the connection before the body was complete';
+    expect(fields(toServerError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })))).toEqual([
+      'IE_SERVER_BAD_REQUEST',
+      400,
+      null,
+      left,
+    ]);
+    expect(fields(toServerError(new Error('aborted')))).toEqual(['IE_SERVER_BAD_REQUEST', 400, null, left]);
   });
 });

@@ -36,6 +36,10 @@ export function toServerError(e: unknown): ServerError {
       return new ServerError('IE_SERVER_BAD_REQUEST', f.message);
   }
   if (e instanceof SyntaxError) return new ServerError('IE_SERVER_INVALID_JSON', `the body is not valid JSON: ${e.message}`);
+  // The client went away while its body was arriving (Node's 'aborted' / ECONNRESET): nobody reads
+  // the answer, and it is not the server's failure to log.
+  if ((e as NodeJS.ErrnoException)?.code === 'ECONNRESET' || (e instanceof Error && e.message === 'aborted'))
+    return new ServerError('IE_SERVER_BAD_REQUEST', 'the client closed the connection before the body was complete');
   return fromRuntimeError(e);
 }
 

@@ -230,9 +230,35 @@ export class SerialScheduler implements Scheduler {
    * generations, never inside one.
    */
   async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    const embed = this.engine.embed?.bind(this.engine);
+    if (!embed) throw new ServerError('IE_SERVER_UNSUPPORTED', 'embeddings are not supported by this scheduler', 'input');
+    return this.inEmbedLine(() => embed(inputs, options));
+  }
+
+  private embedsPending = 0;
+  private embedTail: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Embedding requests one at a time, in arrival order, with the generations' queue bound: one
+   * running and up to `queue` waiting, more get 429 (as generations do).
+   */
+  protected inEmbedLine<T>(run: () => Promise<T>): Promise<T> {
     if (this.closed) throw new ServerError('IE_SERVER_SHUTTING_DOWN', 'the server is shutting down', null, 5);
-    if (!this.engine.embed) throw new ServerError('IE_SERVER_UNSUPPORTED', 'embeddings are not supported by this scheduler', 'input');
-    return this.engine.embed(inputs, options);
+    if (this.embedsPending > this.queueLimit)
+      throw new ServerError(
+        'IE_SERVER_QUEUE_FULL',
+        `the server is busy: ${this.embedsPending} embedding request(s) running or waiting (the queue holds ${this.queueLimit}); retry later`,
+        null,
+        this.retryAfterSeconds(),
+      );
+    this.embedsPending++;
+    const result = this.embedTail.then(() => {
+      if (this.closed) throw new ServerError('IE_SERVER_SHUTTING_DOWN', 'the server is shutting down', null, 5);
+      return run();
+    });
+    const done = result.finally(() => this.embedsPending--);
+    this.embedTail = done.catch(() => {});
+    return done;
   }
 
   /** Mean seconds a request held its slot, smoothed: how long a place takes to free up. */
@@ -356,18 +382,21 @@ export class BatchingScheduler extends SerialScheduler {
 
   /**
    * Embeddings run on a KV slot of the model that the batcher does not hold (their steps take turns
-   * with the batcher's: the model runs one step at a time); the model needs one more sequence
-   * than `parallel` for them.
+   * with the batcher's: the model runs one step at a time), one request at a time; the model needs
+   * one more sequence than `parallel` for them.
    */
   override async embed(inputs: EmbedInput, options: EmbedOptions = {}): Promise<Float32Array[]> {
     const model = this.batcher.model;
-    if (model.freeSlots === 0)
-      throw new ServerError(
-        'IE_SERVER_UNSUPPORTED',
-        `embeddings need a KV slot the batching scheduler does not hold: load the model with ${this.parallel + 1} sequences (parallel + 1)`,
-        'input',
-      );
-    return model.embed(inputs, options);
+    // In line, one at a time: the one slot beyond the batcher's is free whenever its turn comes.
+    return this.inEmbedLine(async () => {
+      if (model.freeSlots === 0)
+        throw new ServerError(
+          'IE_SERVER_UNSUPPORTED',
+          `embeddings need a KV slot the batching scheduler does not hold: load the model with ${this.parallel + 1} sequences (parallel + 1)`,
+          'input',
+        );
+      return model.embed(inputs, options);
+    });
   }
 
   override async close(graceMs: number): Promise<void> {

@@ -9,6 +9,7 @@ import { exportIebin, openLlama2c } from '@ie/format';
 import { Engine, type ChatMessage } from '@ie/runtime';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gptOssModel, noTemplateModel, slowModel, tinyModel } from '../test/models.js';
 import { parsePrometheus } from './metrics.js';
@@ -363,8 +364,37 @@ describe('structured output: response_format through the openai client (tiny lla
       JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } }),
     );
     expect([other.status, other.json.error.param, other.json.error.code]).toEqual([400, 'response_format', 'unsupported_parameter']);
+    // Nested 3000 deep, or a length the grammar cannot hold: refused by their codes, not a 500.
+    let deep: object = { type: 'integer' };
+    for (let i = 0; i < 3000; i++) deep = { type: 'array', items: deep };
+    const tooDeep = await ask({ name: 'n', schema: deep });
+    expect([tooDeep?.status, tooDeep?.param]).toEqual([400, 'response_format']);
+    expect(tooDeep?.message).toMatch(/nested more than 128 deep.*\[IE_SCHEMA_UNSUPPORTED\]/);
+    const huge = await ask({ name: 'n', schema: { type: 'string', minLength: 1_000_000 } });
+    expect([huge?.status, huge?.param]).toEqual([400, 'response_format']);
+    expect(huge?.message).toMatch(/\[IE_GRAMMAR_TOO_LARGE\]/);
     // None of them reached the engine: no prompt token was counted.
     expect((await metrics(s)).get('ie_prompt_tokens_total')).toBe(before);
+    // A pattern whose parse stacks multiply fails its generation within moments (400), and the server goes on.
+    const t0 = performance.now();
+    const nested = await post(
+      s,
+      '/v1/completions',
+      JSON.stringify({
+        model: 'm',
+        prompt: PROMPT,
+        max_tokens: 20,
+        temperature: 0,
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'n', schema: { type: 'string', pattern: '^(((a{0,20}){0,20}){0,20}){0,20}$' } },
+        },
+      }),
+    );
+    expect([nested.status, nested.json.error.param]).toEqual([400, 'response_format']);
+    expect(nested.json.error.message).toMatch(/\[IE_GRAMMAR_TOO_COMPLEX\]/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 
   it("gpt-oss's harmony chat refuses response_format (400 unsupported_parameter); its completions take it", async () => {
@@ -617,6 +647,33 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     const r = await client(s, 'sekret-key').completions.create({ model: 'm', prompt: PROMPT, max_tokens: 2, temperature: 0 });
     expect(r.usage?.completion_tokens).toBe(2);
+    // A URL that does not decode fails before routing: still the key first, then OpenAI's 400.
+    const badUrl = await fetch(`${s.url}/v1/models/%zz`);
+    expect([badUrl.status, ((await badUrl.json()) as { error: { code: string } }).error.code]).toEqual([401, 'invalid_api_key']);
+    const badUrlKeyed = await fetch(`${s.url}/v1/models/%zz`, { headers: { authorization: 'Bearer sekret-key' } });
+    const badUrlBody = (await badUrlKeyed.json()) as { error: { type: string; message: string } };
+    expect([badUrlKeyed.status, badUrlBody.error.type]).toEqual([400, 'invalid_request_error']);
+    expect(badUrlBody.error.message).toContain('%zz');
+  });
+
+  it("a request Node's HTTP parser refuses still gets OpenAI's error object (400, connection closed)", async () => {
+    const s = await serve(dir);
+    const { port } = new URL(s.url);
+    for (const raw of ['GARBAGE\r\n\r\n', 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}']) {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const sock = connect(Number(port), '127.0.0.1', () => sock.write(raw));
+        let got = '';
+        sock.on('data', (d) => (got += d.toString()));
+        sock.on('end', () => resolve(got));
+        sock.on('error', reject);
+      });
+      expect(reply.startsWith('HTTP/1.1 400 '), raw).toBe(true);
+      const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { error: { type: string; message: string } };
+      expect(body.error.type).toBe('invalid_request_error');
+      expect(body.error.message).toMatch(/^the HTTP request is malformed/);
+    }
+    // The server goes on serving.
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 
   it('a body over the limit is 413', async () => {

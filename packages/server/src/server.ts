@@ -8,8 +8,9 @@ import type { Engine } from '@ie/runtime';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ServingState, loadModel, shutdown, type ServerState } from './lifecycle.js';
 import { Registry } from './metrics.js';
-import { setErrorReplies } from './replies.js';
-import { addRequestHook } from './request-hook.js';
+import { ServerError } from './errors.js';
+import { sendError, setErrorReplies } from './replies.js';
+import { addRequestHook, bearerCheck } from './request-hook.js';
 import { registerChat } from './routes/chat.js';
 import { registerCompletions } from './routes/completions.js';
 import type { RouteContext } from './routes/context.js';
@@ -60,14 +61,34 @@ export interface IeServer {
   close(): Promise<void>;
 }
 
-/** The Fastify instance with ie's settings: JSON-schema validation as written (no coercion), JSON bodies only. */
-function createApp(bodyLimit: number): FastifyInstance {
+/**
+ * The Fastify instance with ie's settings: JSON-schema validation as written (no coercion), JSON
+ * bodies only, and OpenAI's error object also for what fails before routing (a URL that does not
+ * decode: 401 without the key where one is set, else 400) and for requests Node's HTTP parser
+ * refuses (a malformed request line or Content-Length: a raw 400 with the same body).
+ */
+function createApp(bodyLimit: number, apiKey: string | undefined): FastifyInstance {
+  const authorize = apiKey !== undefined ? bearerCheck(apiKey) : undefined;
   const app = Fastify({
     logger: false,
     bodyLimit,
     // Closing is answered by the onRequest hook, in OpenAI's error shape.
     return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    frameworkErrors: (e, req, reply) => {
+      const denied = authorize?.(req.headers.authorization);
+      sendError(reply, denied ?? new ServerError('IE_SERVER_BAD_REQUEST', e.message));
+    },
+    clientErrorHandler: (e, socket) => {
+      if (!socket.writable) return socket.destroy(e);
+      const status = (e as { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify(
+        new ServerError('IE_SERVER_BAD_REQUEST', `the HTTP request is malformed (${(e as { code?: string }).code ?? e.message})`).toJSON(),
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
   });
   // JSON only: a text/plain body is refused (415) rather than parsed as a string.
   app.removeContentTypeParser('text/plain');
@@ -83,7 +104,7 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
   const registry = new Registry();
   const metrics = serverMetrics(registry, life, { parallel, queue });
 
-  const app = createApp(options.bodyLimit ?? 1 << 20);
+  const app = createApp(options.bodyLimit ?? 1 << 20, options.apiKey);
   addRequestHook(app, life, metrics.requests, options.apiKey);
   setErrorReplies(app, log);
   const ctx: RouteContext = { life, modelId: options.modelId, metrics, log };

@@ -49,7 +49,7 @@ export const serve = defineCommand({
       max: 1 << 20,
       default: 16,
       arg: 'M',
-      description: 'requests waiting beyond those; more get 503',
+      description: 'requests waiting beyond those; more get 429 (queue_full, with Retry-After)',
     },
     'api-key': {
       type: 'string',

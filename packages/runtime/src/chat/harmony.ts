@@ -30,6 +30,20 @@ export type HarmonySpecial = (typeof HARMONY_SPECIALS)[number];
  * effort, channels); earlier assistant turns are written on the final channel.
  */
 export function renderHarmony(messages: readonly ChatMessage[], options: HarmonyOptions = {}): string {
+  return renderHarmonyParts(messages, options)
+    .map((p) => p.text)
+    .join('');
+}
+
+/** A piece of the prompt: the format's own text (special tokens included) or a message's content. */
+export interface HarmonyPart {
+  text: string;
+  /** The caller's text: tokenized as ordinary text, never as special tokens (encodeHarmonyContent). */
+  content: boolean;
+}
+
+/** renderHarmony's text in pieces, the messages' contents apart from the format around them. */
+export function renderHarmonyParts(messages: readonly ChatMessage[], options: HarmonyOptions = {}): HarmonyPart[] {
   const effort = options.reasoningEffort ?? 'medium';
   const system = [
     'You are ChatGPT, a large language model trained by OpenAI.',
@@ -40,14 +54,50 @@ export function renderHarmony(messages: readonly ChatMessage[], options: Harmony
     '',
     '# Valid channels: analysis, commentary, final. Channel must be included for every message.',
   ].join('\n');
-  let out = `<|start|>system<|message|>${system}<|end|>`;
+  const parts: HarmonyPart[] = [];
+  const format = (text: string) => parts.push({ text, content: false });
+  const content = (text: string) => {
+    if (text) parts.push({ text, content: true });
+  };
+  format(`<|start|>system<|message|>${system}<|end|>`);
   const instructions = messages.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => m.content);
-  if (instructions.length) out += `<|start|>developer<|message|># Instructions\n\n${instructions.join('\n\n')}<|end|>`;
-  for (const m of messages) {
-    if (m.role === 'user') out += `<|start|>user<|message|>${m.content}<|end|>`;
-    else if (m.role === 'assistant') out += `<|start|>assistant<|channel|>final<|message|>${m.content}<|end|>`;
+  if (instructions.length) {
+    // One piece between the special tokens, as the tokenizer would cut the whole text.
+    format('<|start|>developer<|message|>');
+    content(`# Instructions\n\n${instructions.join('\n\n')}`);
+    format('<|end|>');
   }
-  return `${out}<|start|>assistant`;
+  for (const m of messages) {
+    if (m.role === 'user') format('<|start|>user<|message|>');
+    else if (m.role === 'assistant') format('<|start|>assistant<|channel|>final<|message|>');
+    else continue;
+    content(m.content);
+    format('<|end|>');
+  }
+  format('<|start|>assistant');
+  return parts;
+}
+
+/** Text shaped like a special token of the harmony vocabulary (<|end|>, <|reserved_200012|>, ...). */
+const SPECIAL_SHAPED = /<\|[^<>|\s]{1,64}\|>/g;
+
+/**
+ * A message's content as ordinary text tokens, as OpenAI's renderer writes it: the text of a
+ * special token in it (a user typing "<|end|>") must not become that control token, or a message
+ * could close itself and write the developer's or the assistant's turn. The tokenizer matches
+ * special tokens anywhere, so the content is cut right after each "<|" of such text and the pieces
+ * encoded apart: the same characters, as ordinary tokens.
+ */
+export function encodeHarmonyContent(encode: (text: string) => number[], text: string): number[] {
+  const ids: number[] = [];
+  let from = 0;
+  for (const m of text.matchAll(SPECIAL_SHAPED)) {
+    const cut = (m.index as number) + 2;
+    ids.push(...encode(text.slice(from, cut)));
+    from = cut;
+  }
+  ids.push(...encode(text.slice(from)));
+  return ids;
 }
 
 export interface HarmonyMessage {

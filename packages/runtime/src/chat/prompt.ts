@@ -9,7 +9,14 @@ import type { Generation } from '../generation/generation.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type ChatMessage, type HarmonySpecial } from './harmony.js';
+import {
+  HARMONY_SPECIALS,
+  HarmonyReader,
+  encodeHarmonyContent,
+  renderHarmonyParts,
+  type ChatMessage,
+  type HarmonySpecial,
+} from './harmony.js';
 import { ChatTemplate, encodeChatPrompt } from './template.js';
 
 export class ChatPrompter {
@@ -33,11 +40,13 @@ export class ChatPrompter {
     checkMessages(messages);
     if (this.config.architecture === 'gpt-oss') {
       const ids = this.harmonyIds();
-      const text = renderHarmony(messages, options);
+      const parts = renderHarmonyParts(messages, options);
+      const encode = (text: string) => (text ? this.tokenizer.encode(text, { bos: false }) : []);
       return {
         format: 'harmony',
-        text,
-        ids: this.tokenizer.encode(text, { bos: false }),
+        text: parts.map((p) => p.text).join(''),
+        // The format's text with its special tokens; the messages' contents as ordinary text only.
+        ids: parts.flatMap((p) => (p.content ? encodeHarmonyContent(encode, p.text) : encode(p.text))),
         stopTokens: [ids['<|return|>'], ids['<|call|>']],
       };
     }

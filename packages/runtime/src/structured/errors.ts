@@ -14,6 +14,8 @@ export const STRUCTURED_ERROR_CODES = {
     'a rule can reach itself without consuming a character (left recursion); rewrite it right-recursively or with * / +',
   IE_GRAMMAR_BAD_REPETITION: 'a {m,n} repetition is malformed (n < m, or not numbers)',
   IE_GRAMMAR_TOO_LARGE: 'the grammar expands to too many elements (huge {m,n} counts)',
+  IE_GRAMMAR_TOO_COMPLEX:
+    'matching the grammar needs too many parse stacks at once (ambiguous nesting such as ((a{0,20}){0,20}){0,20}); write it without nested optional repetitions',
   IE_GRAMMAR_UNSUPPORTED: 'the grammar uses a construct ie does not implement (token references <...>)',
   IE_SCHEMA_UNSUPPORTED: 'the JSON schema uses a keyword (or keyword value) ie cannot turn into a grammar',
   IE_SCHEMA_INVALID: 'the JSON schema is malformed or unsatisfiable',

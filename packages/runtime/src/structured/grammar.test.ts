@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { GrammarError } from './errors.js';
-import { compileGrammar } from './grammar.js';
-import { GrammarMatcher } from './matcher.js';
+import { MAX_GRAMMAR_ELEMENTS, compileGrammar } from './grammar.js';
+import { GrammarMatcher, MAX_STACKS_PER_STATE } from './matcher.js';
+import { StructuredOutputError } from './errors.js';
 
 const matcher = (g: string) => new GrammarMatcher(compileGrammar(g));
 const err = (g: string): GrammarError => {
@@ -148,5 +149,35 @@ ws ::= | " " | "\n" [ \t]{0,20}
       [[1], [-3]], // root#4: "c" | b
     ]);
     expect(g.root).toBe(0);
+  });
+
+  it('compiles a sequence as long as the element limit allows, and refuses one past it', () => {
+    // {m} copies lie end to end in one alternative: laid out without spreading them as arguments.
+    const g = compileGrammar(`root ::= "a"{${MAX_GRAMMAR_ELEMENTS - 8}}`);
+    const m = new GrammarMatcher(g);
+    expect(m.matches('a'.repeat(MAX_GRAMMAR_ELEMENTS - 8))).toBe(true);
+    expect(m.matches('a'.repeat(MAX_GRAMMAR_ELEMENTS - 9))).toBe(false);
+    expect(err(`root ::= "a"{${MAX_GRAMMAR_ELEMENTS + 1}}`).code).toBe('IE_GRAMMAR_TOO_LARGE');
+    expect(err(`root ::= "a"{${MAX_GRAMMAR_ELEMENTS / 2}} "b"{${MAX_GRAMMAR_ELEMENTS / 2 + 1}}`).code).toBe('IE_GRAMMAR_TOO_LARGE');
+  });
+
+  it('refuses, quickly and with IE_GRAMMAR_TOO_COMPLEX, a grammar whose parse stacks multiply', () => {
+    // Nested optional repetitions: after n "a"s every way of splitting n between the levels is a stack.
+    const t0 = performance.now();
+    let e: unknown;
+    try {
+      const m = new GrammarMatcher(compileGrammar('root ::= ((("a"{0,20}){0,20}){0,20}){0,20}'));
+      m.stepBytes(m.initial, new TextEncoder().encode('a'.repeat(60)));
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(StructuredOutputError);
+    expect((e as StructuredOutputError).code).toBe('IE_GRAMMAR_TOO_COMPLEX');
+    expect((e as StructuredOutputError).message).toContain(`${MAX_STACKS_PER_STATE} parse stacks`);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    // One level of the same shape is a small state set and matches as before.
+    const m = new GrammarMatcher(compileGrammar('root ::= ("a"{0,20}){0,20}'));
+    expect(m.matches('a'.repeat(400))).toBe(true);
+    expect(m.matches('a'.repeat(401))).toBe(false);
   });
 });

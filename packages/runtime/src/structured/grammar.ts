@@ -15,7 +15,7 @@ import { GrammarError, type StructuredErrorCode } from './errors.js';
 /** The largest code point. */
 export const MAX_CODE_POINT = 0x10ffff;
 /** Elements a grammar may expand to (x{0,100000} of a group would otherwise eat memory). */
-export const MAX_GRAMMAR_ELEMENTS = 1 << 20;
+export const MAX_GRAMMAR_ELEMENTS = 1 << 16;
 
 /** End of an alternative in {@link CompiledGrammar.code}. */
 export const END = -1;
@@ -410,7 +410,10 @@ class ProgramBuilder {
       Int32Array.from(
         seqs.map((seq) => {
           const start = code.length;
-          code.push(...seq, END);
+          // One at a time: spreading a long sequence ({m} with m in the tens of thousands) as
+          // arguments overflows the stack.
+          for (const e of seq) code.push(e);
+          code.push(END);
           return start;
         }),
       ),

@@ -9,6 +9,7 @@
  * Every transition is memoized (state, byte) -> state, so after warm-up stepping is a table read;
  * that is what makes walking a token trie per decode step cheap.
  */
+import { StructuredOutputError } from './errors.js';
 import { type CompiledGrammar, END, MAX_CODE_POINT, refRule } from './grammar.js';
 
 /** A dead state: the bytes so far cannot be continued into a sentence of the grammar. */
@@ -16,6 +17,23 @@ export const DEAD = -1;
 /** A transition not computed yet. */
 export const UNKNOWN = -2;
 const MIN_BY_LENGTH = [0, 0, 0x80, 0x800, 0x10000];
+
+/**
+ * Bounds on the matcher's work, so that an ambiguous grammar (nested optional repetitions, whose
+ * parse stacks multiply) is refused in well under a second instead of holding the event loop for
+ * minutes: parse stacks alive in one state, stacks visited by one closure or step, and stack nodes
+ * in all (the matcher is kept per grammar and reused; every JSON schema grammar stays far below).
+ */
+export const MAX_STACKS_PER_STATE = 1 << 12;
+export const MAX_STEP_WORK = 1 << 20;
+export const MAX_MATCHER_NODES = 1 << 21;
+
+function tooComplex(what: string): never {
+  throw new StructuredOutputError(
+    'IE_GRAMMAR_TOO_COMPLEX',
+    `matching the grammar needs ${what}; it is too ambiguous (nested optional repetitions such as ((a{0,20}){0,20}){0,20} multiply parse stacks): simplify it`,
+  );
+}
 
 export class GrammarMatcher {
   /** The state before any byte. */
@@ -62,6 +80,7 @@ export class GrammarMatcher {
     let id = this.nodeIds.get(key);
     if (id === undefined) {
       id = this.nodePos.length;
+      if (id >= MAX_MATCHER_NODES) tooComplex(`more than ${MAX_MATCHER_NODES} parse stack nodes`);
       this.nodePos.push(pos);
       this.nodeParent.push(parent);
       this.nodeIds.set(key, id);
@@ -87,7 +106,9 @@ export class GrammarMatcher {
         queue.push(n);
       }
     };
+    let work = 0;
     while (queue.length > 0) {
+      if (++work > MAX_STEP_WORK) tooComplex(`more than ${MAX_STEP_WORK} stack expansions for one position`);
       const n = queue.pop() as number;
       if (n === 0) {
         out.push(0);
@@ -103,6 +124,7 @@ export class GrammarMatcher {
         for (const a of ruleAlts[refRule(c)]) add(this.node(a, cont));
       }
     }
+    if (out.length > MAX_STACKS_PER_STATE) tooComplex(`more than ${MAX_STACKS_PER_STATE} parse stacks at once`);
     const result = Int32Array.from(out);
     this.closures[start] = result;
     return result;
@@ -172,6 +194,7 @@ export class GrammarMatcher {
     let id = wide ? undefined : bySubset?.get(subset);
     if (id === undefined) {
       const next = new Set<number>();
+      let work = 0;
       for (let i = 0; i < stacks.length; i++) {
         const s = stacks[i];
         if (s === 0 || (wide ? !this.inSet(code[this.nodePos[s]], cp) : (subset & (1 << i)) === 0)) continue;
@@ -180,8 +203,11 @@ export class GrammarMatcher {
           adv = this.closure(this.node(this.nodePos[s] + 1, this.nodeParent[s]));
           this.advanced[s] = adv;
         }
+        work += adv.length;
+        if (work > MAX_STEP_WORK) tooComplex(`more than ${MAX_STEP_WORK} stack moves for one character`);
         for (const t of adv) next.add(t);
       }
+      if (next.size > MAX_STACKS_PER_STATE) tooComplex(`more than ${MAX_STACKS_PER_STATE} parse stacks at once`);
       id = next.size === 0 ? DEAD : this.internSet([...next]);
       if (!wide) {
         if (!bySubset) {

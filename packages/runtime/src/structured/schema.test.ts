@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SchemaError } from './errors.js';
 import { compileGrammar } from './grammar.js';
 import { GrammarMatcher } from './matcher.js';
-import { schemaToGrammar } from './schema.js';
+import { MAX_SCHEMA_DEPTH, schemaToGrammar } from './schema.js';
 import { validate } from './test-validate.js';
 
 const person = {
@@ -247,6 +247,28 @@ describe('JSON schema -> grammar', () => {
       if (keyword) expect(se.message).toContain(keyword);
     });
   }
+
+  it(`refuses subschemas nested deeper than ${MAX_SCHEMA_DEPTH} (naming the path) and compiles ones just inside`, () => {
+    const nest = (n: number, leaf: object) => {
+      let s: object = leaf;
+      for (let i = 0; i < n; i++) s = i % 2 ? { type: 'array', items: s } : { anyOf: [s, { type: 'null' }] };
+      return s;
+    };
+    const inside = schemaToGrammar(nest(MAX_SCHEMA_DEPTH - 1, { type: 'integer' }));
+    expect(new GrammarMatcher(compileGrammar(inside)).isPrefix('[[[[')).toBe(true);
+    for (const depth of [MAX_SCHEMA_DEPTH + 1, 5000]) {
+      let e: unknown;
+      try {
+        schemaToGrammar(nest(depth, { type: 'integer' }));
+      } catch (x) {
+        e = x;
+      }
+      expect(e).toBeInstanceOf(SchemaError);
+      expect((e as SchemaError).code).toBe('IE_SCHEMA_UNSUPPORTED');
+      expect((e as SchemaError).message).toContain(`nested more than ${MAX_SCHEMA_DEPTH} deep`);
+      expect((e as SchemaError).path).toMatch(/^#\/(anyOf\/0|items)\//);
+    }
+  });
 
   it('ignores annotations (title, description, default, examples, $schema, $comment)', () => {
     const g = schemaToGrammar({ $schema: 'x', title: 't', description: 'd', default: 1, examples: [1], $comment: 'c', type: 'integer' });

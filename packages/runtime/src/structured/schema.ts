@@ -65,7 +65,11 @@ const quote = (s: string) =>
 /** A GBNF literal of a JSON value's text. */
 const literal = (v: unknown) => quote(JSON.stringify(v));
 
+/** Subschemas nested deeper than this are refused (the compiler recurses once per level). */
+export const MAX_SCHEMA_DEPTH = 128;
+
 class SchemaCompiler {
+  private depth = 0;
   private readonly rules = new Map<string, string>();
   private readonly primitives = new Set<string>();
   private readonly refs = new Map<string, string>();
@@ -119,6 +123,17 @@ class SchemaCompiler {
 
   /** A GBNF expression for `schema` (found at JSON pointer `path`); `hint` names the rules it makes. */
   visit(schema: unknown, path: string, hint: string): string {
+    if (this.depth >= MAX_SCHEMA_DEPTH)
+      this.fail('IE_SCHEMA_UNSUPPORTED', path, undefined, `subschemas nested more than ${MAX_SCHEMA_DEPTH} deep are not supported`);
+    this.depth++;
+    try {
+      return this.visitAt(schema, path, hint);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private visitAt(schema: unknown, path: string, hint: string): string {
     if (schema === true) return this.prim('value');
     if (schema === false) this.fail('IE_SCHEMA_INVALID', path, undefined, 'the schema false matches no value');
     if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
