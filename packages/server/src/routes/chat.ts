@@ -4,7 +4,7 @@ import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
 import { CHAT_BODY_SCHEMA, type ChatBody, checkChat, messageText, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel } from './context.js';
+import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js';
 
 export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/v1/chat/completions', { schema: { body: CHAT_BODY_SCHEMA } }, async (req, reply) => {
@@ -15,6 +15,12 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const messages = body.messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
     // Rendered here as well, to refuse before the request takes a place in the queue: a model with
     // no chat format, a conversation its template refuses, one longer than the context.
+    refuseSurelyTooLong(
+      engine,
+      messages.reduce((n, m) => n + Buffer.byteLength(m.content), 0),
+      'the conversation',
+      'messages',
+    );
     const prompt = engine.chatPrompt(messages);
     if (prompt.ids.length > engine.contextLength)
       throw new ServerError(

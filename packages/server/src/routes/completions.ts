@@ -5,15 +5,17 @@ import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
 import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel } from './context.js';
+import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js';
 
 /**
  * The prompt's token ids. Text is tokenized here (BOS where the vocabulary's rules add it, as
  * engine.generate does) to refuse a prompt longer than the context before it takes a place in the queue.
  */
 function promptIds(engine: Engine, p: CompletionBody['prompt']): number[] {
-  if (typeof p === 'string') return engine.tokenize(p, { bos: true });
-  return typeof p[0] === 'string' ? engine.tokenize(p[0] as string, { bos: true }) : (p as number[]);
+  const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? (p[0] as string) : undefined;
+  if (text === undefined) return p as number[];
+  refuseSurelyTooLong(engine, Buffer.byteLength(text), 'the prompt', 'prompt');
+  return engine.tokenize(text, { bos: true });
 }
 
 export function registerCompletions(app: FastifyInstance, ctx: RouteContext): void {

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ServerError, fromRuntimeError } from '../errors.js';
 import { EMBEDDINGS_BODY_SCHEMA, type EmbeddingsBody, embeddingInputs, encodeEmbedding } from '../openai.js';
-import { type RouteContext, checkModel } from './context.js';
+import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js';
 
 /** An embed() failure: a bad option names itself (`dimensions`), a bad input (empty, a token id outside the vocabulary) or one too long names `input`. */
 function embedError(e: unknown): ServerError {
@@ -21,6 +21,9 @@ export function registerEmbeddings(app: FastifyInstance, ctx: RouteContext): voi
     checkModel(body.model, ctx.modelId);
     const inputs = embeddingInputs(body);
     // Tokenized here as embed() does (texts with BOS), for the usage and to refuse a long input before it queues.
+    inputs.forEach((x, i) => {
+      if (typeof x === 'string') refuseSurelyTooLong(engine, Buffer.byteLength(x), `input ${i}`, 'input');
+    });
     const counts = inputs.map((x) => (typeof x === 'string' ? engine.tokenize(x, { bos: true }).length : x.length));
     counts.forEach((n, i) => {
       if (n > engine.contextLength)
