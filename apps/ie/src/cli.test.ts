@@ -509,6 +509,12 @@ describe('ie generate and ie bench', () => {
     [['generate', 'MODEL', 'hi', '--temperature', 'hot'], 2, '--temperature must be a number'],
     [['generate', 'MODEL', 'hi', '--top-p', '3'], 2, 'IE_INVALID_OPTION'],
     [['bench', 'MODEL', '--prompts', '/nonexistent.txt'], 2, 'cannot read the prompt file'],
+    [['synth', '--preset', 'constructor', '--out-dir', '/nonexistent/never'], 2, 'unknown preset "constructor"'],
+    [
+      ['bench', 'MODEL', '--prompts', '/dev/zero'],
+      2,
+      '--prompts /dev/zero: cannot read the prompt file: is not a regular file (a character device); give a file [CLI_USAGE]',
+    ],
   ])('ie %j exits %i', (args, code, text) => {
     const r = ie(...args.map((a) => (a === 'MODEL' ? model() : a)));
     expect(r.code).toBe(code);

@@ -31,15 +31,13 @@ const SPECIAL_TYPES = new Set([3, 4]);
  */
 export function byteLevelBpeTokenizerJson(t: Pick<Gpt2TokenizerSpec, 'pieces' | 'types' | 'merges' | 'pre'>): Record<string, unknown> {
   const pre = t.pre ?? 'gpt2';
-  const pattern = BYTE_LEVEL_PRE_PATTERNS[pre];
+  const pattern = Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, pre) ? BYTE_LEVEL_PRE_PATTERNS[pre] : undefined;
   if (!pattern)
     throw new RangeError(
       `the byte-level BPE pre-tokenizer "${pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,
     );
-  const vocab: Record<string, number> = {};
-  t.pieces.forEach((p, i) => {
-    vocab[p] = i;
-  });
+  // Own properties even for a piece named "__proto__" (an assignment would set the prototype and drop it).
+  const vocab: Record<string, number> = Object.fromEntries(t.pieces.map((p, i) => [p, i]));
   const added = t.pieces.flatMap((content, id) =>
     SPECIAL_TYPES.has(t.types[id])
       ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }]

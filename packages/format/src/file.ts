@@ -57,7 +57,8 @@ export class RandomAccessFile {
   }
 }
 
-function fileKind(st: {
+/** What a non-regular file is, in words ("a FIFO", "a directory"), for the messages that refuse it. */
+export function fileKind(st: {
   isDirectory(): boolean;
   isFIFO(): boolean;
   isCharacterDevice(): boolean;

@@ -22,7 +22,8 @@ import {
 import { exportIebin } from './export-iebin.js';
 import { encodeBf16, encodeF16 } from './dtype.js';
 import { GgufError } from './errors.js';
-import { openGguf, parseGguf } from './gguf.js';
+import { openGguf, parseGguf, type GgufFile, type GgufTensorInfo } from './gguf.js';
+import { writeGguf } from './gguf-writer.js';
 import { expectedTensors, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
 import { SYNTH_PRESETS, synthModel, synthTensorValues, synthVocabulary } from './synth.js';
@@ -186,6 +187,90 @@ describe('GGUF import', () => {
   });
 });
 
+describe('GGUF files made to trip the importer (fuzzing)', () => {
+  const tensors: GgufTensorIn[] = expectedTensors(config).map((t, i) => ({
+    name: t.name,
+    ne: [...t.shape].reverse(),
+    type: 0,
+    data: new Uint8Array(synthTensorValues(config, 31, i).buffer),
+  }));
+  const kv = llamaKv(config, vocab.pieces, vocab.types);
+  const refusal = async (bytes: Uint8Array) => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufbad-'));
+    writeFileSync(join(d, 'm.gguf'), bytes);
+    return openGguf(join(d, 'm.gguf')).then(
+      () => {
+        throw new Error('not refused');
+      },
+      (e: unknown) => {
+        if (!(e instanceof GgufError)) throw e;
+        return { code: e.code, field: e.field, text: e.message.slice(`${e.file}: ${e.field}: `.length) };
+      },
+    );
+  };
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    'general.architecture %s (an Object property name) is unsupported',
+    async (arch) => {
+      expect(await refusal(buildGguf({ ...kv, 'general.architecture': { t: 'str', v: arch } }, tensors))).toEqual({
+        code: 'GGUF_UNSUPPORTED_ARCHITECTURE',
+        field: 'general.architecture',
+        text: `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`,
+      });
+    },
+  );
+
+  it('general.alignment of the wrong type says what it is', () => {
+    const bytes = buildGguf({ ...kv, 'general.alignment': { t: 'str', v: '32' } }, []);
+    expect(() => parseGguf(bytes, bytes.length, 'a.gguf')).toThrow(
+      expect.objectContaining({
+        code: 'GGUF_BAD_METADATA',
+        field: 'general.alignment',
+        message: 'a.gguf: general.alignment: general.alignment must be a u32, got a string',
+      }),
+    );
+    const odd = buildGguf({ ...kv, 'general.alignment': { t: 'u32', v: 48 } }, []);
+    expect(() => parseGguf(odd, odd.length, 'a.gguf')).toThrow(
+      expect.objectContaining({ message: 'a.gguf: general.alignment: general.alignment is 48, not a power of two in 1..1048576' }),
+    );
+  });
+
+  it('a gpt-oss file with both blk.0.post_attention_norm.weight and blk.0.ffn_norm.weight (one IEBIN tensor) is refused, both named', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ggufalias-'));
+    const path = join(d, 'oss.gguf');
+    await writeGguf(synthModel('gpt-oss-tiny', { seed: 2 }), path);
+    const bytes = new Uint8Array(readFileSync(path));
+    const g = parseGguf(bytes, bytes.length, path);
+    const data = (t: GgufTensorInfo) => bytes.slice(g.dataOffset + t.offset, g.dataOffset + t.offset + t.bytes);
+    const ins: GgufTensorIn[] = g.tensors.map((t) => ({ name: t.name, ne: t.ne, type: t.type, data: data(t) }));
+    const norm = g.tensors.find((t) => t.name === 'blk.0.post_attention_norm.weight') as GgufTensorInfo;
+    ins.push({ name: 'blk.0.ffn_norm.weight', ne: norm.ne, type: norm.type, data: data(norm) });
+    // Rebuilt as it was, the file imports; with the second name for the same tensor it is refused.
+    writeFileSync(path, buildGguf(kvOf(g), ins.slice(0, -1), g.alignment));
+    await (await openGguf(path)).close();
+    expect(await refusal(buildGguf(kvOf(g), ins, g.alignment))).toEqual({
+      code: 'GGUF_BAD_TENSOR_INFO',
+      field: `tensors[${ins.length - 1}].name`,
+      text: 'tensors blk.0.post_attention_norm.weight and blk.0.ffn_norm.weight are both blk.0.ffn_norm.weight (gpt-oss aliases); keep one',
+    });
+  });
+});
+
+/** A parsed file's metadata as buildGguf takes it (numbers as u32, i32 or f32 by value: the importer reads them all as numbers). */
+function kvOf(g: GgufFile): Record<string, KvValue> {
+  const kv: Record<string, KvValue> = {};
+  for (const [k, v] of g.metadata) {
+    if (typeof v === 'string') kv[k] = { t: 'str', v };
+    else if (typeof v === 'boolean') kv[k] = { t: 'bool', v };
+    else if (typeof v === 'bigint') kv[k] = { t: 'u32', v: Number(v) };
+    else if (typeof v === 'number') kv[k] = !Number.isInteger(v) ? { t: 'f32', v } : v < 0 ? { t: 'i32', v } : { t: 'u32', v };
+    else if (v.type === 'string') kv[k] = { t: 'arr_str', v: v.values as string[] };
+    else if (v.type === 'f32') kv[k] = { t: 'arr_f32', v: v.values as number[] };
+    else kv[k] = { t: 'arr_i32', v: v.values as number[] };
+  }
+  return kv;
+}
+
 describe('GGUF K-quant and IQ4_NL import', () => {
   // K-quant rows are whole 256-element blocks: a model 256 wide.
   const kc: ModelConfig = {
@@ -329,8 +414,50 @@ describe('GGUF metadata read into the config and vocabulary', () => {
       'an EOS id outside the vocabulary',
       { 'tokenizer.ggml.eos_token_id': { t: 'u32', v: 300 } },
       [],
-      'eos_id',
-      'eos_id describes an impossible model: eos_id must be a token id below vocab_size 300, got 300',
+      'tokenizer.ggml.eos_token_id',
+      'tokenizer.ggml.eos_token_id describes an impossible model: eos_id must be a token id below vocab_size 300, got 300',
+    ],
+    [
+      'a BOS id outside the vocabulary',
+      { 'tokenizer.ggml.bos_token_id': { t: 'u32', v: 300 } },
+      [],
+      'tokenizer.ggml.bos_token_id',
+      'tokenizer.ggml.bos_token_id describes an impossible model: bos_id must be a token id below vocab_size 300, got 300',
+    ],
+    [
+      'an unknown-token id outside the vocabulary',
+      { 'tokenizer.ggml.unknown_token_id': { t: 'u32', v: 100000 } },
+      [],
+      'tokenizer.ggml.unknown_token_id',
+      'tokenizer.ggml.unknown_token_id is 100000, not a token id (the vocabulary has 300 tokens)',
+    ],
+    [
+      'a RoPE base of 0',
+      { 'llama.rope.freq_base': { t: 'f32', v: 0 } },
+      [],
+      'llama.rope.freq_base',
+      'llama.rope.freq_base describes an impossible model: rope_theta must be a positive number, got 0',
+    ],
+    [
+      'a NaN epsilon',
+      { 'llama.attention.layer_norm_rms_epsilon': { t: 'f32', v: Number.NaN } },
+      [],
+      'llama.attention.layer_norm_rms_epsilon',
+      'llama.attention.layer_norm_rms_epsilon must be a finite number, got NaN',
+    ],
+    [
+      'an infinite RoPE base',
+      { 'llama.rope.freq_base': { t: 'f32', v: Number.POSITIVE_INFINITY } },
+      [],
+      'llama.rope.freq_base',
+      'llama.rope.freq_base must be a finite number, got Infinity',
+    ],
+    [
+      'a string where a number belongs',
+      { 'llama.context_length': { t: 'str', v: '2048' } },
+      [],
+      'llama.context_length',
+      'llama.context_length must be a number, got a string',
     ],
     [
       'a vocabulary of another model',

@@ -289,9 +289,10 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, file: string, lim
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   const a = metadata.get('general.alignment');
   if (a !== undefined) {
-    if (typeof a !== 'number' || !Number.isInteger(a) || a < 1 || a > 1 << 20 || (a & (a - 1)) !== 0)
-      c.fail('GGUF_BAD_METADATA', `general.alignment is ${String(a)}, not a power of two`, 'general.alignment');
-    alignment = a as number;
+    if (typeof a !== 'number') c.fail('GGUF_BAD_METADATA', `general.alignment must be a u32, got ${ggufValueKind(a)}`, 'general.alignment');
+    else if (!Number.isInteger(a) || a < 1 || a > 1 << 20 || (a & (a - 1)) !== 0)
+      c.fail('GGUF_BAD_METADATA', `general.alignment is ${a}, not a power of two in 1..${1 << 20}`, 'general.alignment');
+    else alignment = a;
   }
   const tensors: GgufTensorInfo[] = [];
   const names = new Set<string>();
@@ -350,6 +351,14 @@ export async function readGguf(f: RandomAccessFile, limits: GgufLimits = DEFAULT
   }
 }
 
+/** What a metadata value is, for messages: "a string", "an array", "a bool", "a number". */
+function ggufValueKind(v: GgufValue): string {
+  if (typeof v === 'object') return 'an array';
+  if (typeof v === 'boolean') return 'a bool';
+  if (typeof v === 'string') return 'a string';
+  return typeof v === 'bigint' ? 'a 64-bit integer' : 'a number';
+}
+
 /** An f32 metadata value as the shortest decimal that reads back as the same f32 (1e-5, not 9.99999974e-6). */
 function shortestF32(v: GgufValue | undefined): GgufValue | undefined {
   if (typeof v !== 'number' || !Number.isFinite(v) || Number.isInteger(v)) return v;
@@ -371,7 +380,8 @@ function meta(g: GgufFile, file: string) {
       return dflt as number;
     }
     const x = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof x !== 'number' || !Number.isFinite(x)) fail(key, `must be a number, got ${typeof v}`);
+    if (typeof x !== 'number') fail(key, `must be a number, got ${ggufValueKind(v)}`);
+    if (!Number.isFinite(x)) fail(key, `must be a finite number, got ${x}`);
     return x as number;
   };
   const int = (key: string, dflt?: number): number => {
@@ -400,7 +410,8 @@ function meta(g: GgufFile, file: string) {
     if (typeof v !== 'object' || !types.includes((v as GgufArray).type)) fail(key, `must be an array of ${types.join('/')}`);
     return (v as GgufArray).values;
   };
-  return { num, int, str, bool, arr, fail };
+  const has = (key: string): boolean => g.metadata.has(key);
+  return { num, int, str, bool, arr, fail, has };
 }
 
 /** The end-of-turn and end-of-message ids a GGUF names besides EOS (`stop_ids`), if any. */
@@ -430,7 +441,7 @@ export async function openGguf(path: string): Promise<ModelSource> {
     const m = meta(g, path);
     const arch = ggufArchitecture(m, path);
     const gptOss = arch === 'gpt-oss';
-    const byName = ggufTensorsByName(g, gptOss);
+    const byName = ggufTensorsByName(g, gptOss, path);
     const { config, tokens } = await ggufConfig(f, g, m, arch, byName, path);
     checkGgufConfig(m, arch, config);
     const tokenizer = ggufTokenizer(g, m, tokens, config.vocab_size, path);
@@ -465,7 +476,8 @@ export async function openGguf(path: string): Promise<ModelSource> {
 /** general.architecture, if it is one ie imports. */
 function ggufArchitecture(m: GgufMeta, path: string): string {
   const arch = m.str('general.architecture');
-  if (!GGUF_ARCHITECTURES[arch])
+  // An own key only: "constructor" or "__proto__" is no architecture.
+  if (!Object.hasOwn(GGUF_ARCHITECTURES, arch))
     throw new GgufError(
       'GGUF_UNSUPPORTED_ARCHITECTURE',
       `general.architecture is ${JSON.stringify(arch)}; llama, qwen2 and gpt-oss are supported`,
@@ -474,13 +486,28 @@ function ggufArchitecture(m: GgufMeta, path: string): string {
   return arch;
 }
 
-/** The file's tensors by canonical name (gpt-oss aliases resolved), `rope_freqs.weight` included. */
-function ggufTensorsByName(g: GgufFile, gptOss: boolean): Map<string, GgufTensorInfo> {
+/**
+ * The file's tensors by canonical name (gpt-oss aliases resolved), `rope_freqs.weight` included.
+ * Two GGUF tensors that resolve to one name (`blk.N.post_attention_norm.weight` beside
+ * `blk.N.ffn_norm.weight` in a gpt-oss file) are refused, both named: neither is dropped silently.
+ */
+function ggufTensorsByName(g: GgufFile, gptOss: boolean, path: string): Map<string, GgufTensorInfo> {
   const canonical = (name: string) => {
     const b = /^(blk\.\d+\.)(.+)$/.exec(name);
-    return gptOss && b && GPT_OSS_ALIASES[b[2]] ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
+    return gptOss && b && Object.hasOwn(GPT_OSS_ALIASES, b[2]) ? b[1] + GPT_OSS_ALIASES[b[2]] : name;
   };
-  return new Map(g.tensors.map((t) => [canonical(t.name), t]));
+  const byName = new Map<string, GgufTensorInfo>();
+  g.tensors.forEach((t, i) => {
+    const name = canonical(t.name);
+    const prior = byName.get(name);
+    if (prior)
+      throw new GgufError('GGUF_BAD_TENSOR_INFO', `tensors ${prior.name} and ${t.name} are both ${name} (gpt-oss aliases); keep one`, {
+        file: path,
+        field: `tensors[${i}].name`,
+      });
+    byName.set(name, t);
+  });
+  return byName;
 }
 
 /**
@@ -588,20 +615,33 @@ function ggufRopeAndExperts(
  */
 function checkGgufConfig(m: GgufMeta, arch: string, config: ModelConfig): void {
   const gptOss = arch === 'gpt-oss';
+  const bos = 'tokenizer.ggml.bos_token_id';
+  const eos = 'tokenizer.ggml.eos_token_id';
+  // The GGUF key each ModelConfig field came from (a field with none, such as swiglu_limit, keeps its name).
   const keyOf: Record<string, string> = {
-    dim: 'embedding_length',
-    n_layers: 'block_count',
-    n_heads: 'attention.head_count',
-    n_kv_heads: 'attention.head_count_kv',
-    head_dim: 'attention.key_length',
-    ffn_dim: gptOss ? 'expert_feed_forward_length' : 'feed_forward_length',
-    vocab_size: 'vocab_size',
-    context_length: 'context_length',
-    sliding_window: 'attention.sliding_window',
-    'moe.n_experts': 'expert_count',
-    'moe.experts_per_token': 'expert_used_count',
+    dim: `${arch}.embedding_length`,
+    n_layers: `${arch}.block_count`,
+    n_heads: `${arch}.attention.head_count`,
+    n_kv_heads: `${arch}.attention.head_count_kv`,
+    head_dim: `${arch}.attention.key_length`,
+    ffn_dim: `${arch}.${gptOss ? 'expert_feed_forward_length' : 'feed_forward_length'}`,
+    vocab_size: `${arch}.vocab_size`,
+    context_length: `${arch}.context_length`,
+    rope_theta: `${arch}.rope.freq_base`,
+    norm_eps: `${arch}.attention.layer_norm_rms_epsilon`,
+    'rope_scaling.factor': `${arch}.rope.scaling.factor`,
+    'rope_scaling.original_context_length': `${arch}.rope.scaling.original_context_length`,
+    'rope_scaling.beta_fast': `${arch}.rope.scaling.yarn_beta_fast`,
+    'rope_scaling.beta_slow': `${arch}.rope.scaling.yarn_beta_slow`,
+    rope_freq_factors: 'rope_freqs.weight',
+    sliding_window: `${arch}.attention.sliding_window`,
+    'moe.n_experts': `${arch}.expert_count`,
+    'moe.experts_per_token': `${arch}.expert_used_count`,
+    // gpt-oss files may name no BOS: the EOS id stands in for it.
+    bos_id: gptOss && !m.has(bos) ? eos : bos,
+    eos_id: eos,
   };
-  const key = (field: string) => (keyOf[field] ? `${arch}.${keyOf[field]}` : field);
+  const key = (field: string) => (Object.hasOwn(keyOf, field) ? keyOf[field] : field);
   const sizeProblem = configProblems({ ...config, sliding_layers: null })[0];
   if (sizeProblem) m.fail(key(sizeProblem[0]), `describes an impossible model: ${sizeProblem[0]} ${sizeProblem[1]}`);
   if (gptOss) config.sliding_layers = Array.from({ length: config.n_layers }, (_, i) => i % 2 === 0);
@@ -619,12 +659,14 @@ function ggufTokenizer(g: GgufFile, m: GgufMeta, tokens: string[], vocab: number
     const scores = m.arr('tokenizer.ggml.scores', ['f32']) as number[];
     if (scores.length !== vocab) m.fail('tokenizer.ggml.scores', `has ${scores.length} entries for ${vocab} tokens`);
     if (scores.some((s) => !Number.isFinite(s))) m.fail('tokenizer.ggml.scores', 'holds a non-finite score');
+    const unkId = m.int('tokenizer.ggml.unknown_token_id', 0);
+    if (unkId >= vocab) m.fail('tokenizer.ggml.unknown_token_id', `is ${unkId}, not a token id (the vocabulary has ${vocab} tokens)`);
     return {
       model: 'spm',
       pieces: tokens,
       scores,
       types,
-      unk_id: m.int('tokenizer.ggml.unknown_token_id', 0),
+      unk_id: unkId,
       add_bos: m.bool('tokenizer.ggml.add_bos_token', true),
       add_eos: m.bool('tokenizer.ggml.add_eos_token', false),
       add_space_prefix: m.bool('tokenizer.ggml.add_space_prefix', true),

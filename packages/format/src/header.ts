@@ -25,6 +25,7 @@ import {
 import { BLOCK_FORMATS, isBlockDtype, type BlockDtype } from './blocks.js';
 import { ARCHITECTURES, ROPE_STYLES, configProblems, expectedTensors, type ModelConfig } from './llama.js';
 import { chatTemplateProblem, specialTokenProblem, type ChatTemplateSpec } from './chat-template.js';
+import { jsonErrorPosition } from './file.js';
 
 export interface TensorEntry {
   /** Canonical name, e.g. `blk.0.attn_q.weight`. */
@@ -117,6 +118,12 @@ export interface IebinLimits {
   maxTensors: number;
 }
 export const DEFAULT_IEBIN_LIMITS: IebinLimits = Object.freeze({ maxHeaderBytes: 64 * 1024 * 1024, maxTensors: 65536 });
+/**
+ * The deepest nesting of objects and arrays model.ie.json may have (the header object itself is
+ * level 1; the headers ie writes nest far less). Checked before anything walks the header recursively
+ * (JSON.stringify for the checksum, inspect --json): 100,000 nested objects would overflow the stack.
+ */
+export const MAX_HEADER_DEPTH = 64;
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,256}$/;
 const FILE_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}$/;
@@ -232,7 +239,8 @@ export function parseIebinHeader(text: string, file: string, limits: IebinLimits
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new IebinError('IEBIN_HEADER_NOT_JSON', `is not valid JSON (${(e as Error).message}); re-export the model`, { file });
+    // Where, never what: the message must not quote the file (it may be /etc/passwd given by mistake).
+    throw new IebinError('IEBIN_HEADER_NOT_JSON', `is not valid JSON (${jsonErrorPosition(e)}); re-export the model`, { file });
   }
   const header = validateIebinHeader(raw, file, limits);
   const o = raw as Record<string, unknown>;
@@ -256,6 +264,7 @@ export function parseIebinHeader(text: string, file: string, limits: IebinLimits
 
 export function validateIebinHeader(raw: unknown, file: string, limits: IebinLimits = DEFAULT_IEBIN_LIMITS): IebinHeader {
   const c = new Checker(file);
+  checkDepth(c, raw);
   const h = c.obj(raw, '$');
   if (h.format !== IEBIN_FORMAT_NAME)
     c.fail('IEBIN_BAD_FORMAT_NAME', 'format', `must be "${IEBIN_FORMAT_NAME}", got ${JSON.stringify(h.format)}`);
@@ -278,6 +287,27 @@ export function validateIebinHeader(raw: unknown, file: string, limits: IebinLim
   checkTableGeometry(c, header);
   checkModelTensors(c, header);
   return header;
+}
+
+/**
+ * No object or array nested deeper than {@link MAX_HEADER_DEPTH}, found without recursion (an
+ * explicit stack); the field named is the top-level one that holds the deep value.
+ */
+function checkDepth(c: Checker, raw: unknown): void {
+  const stack: Array<[value: object, depth: number, field: string]> = [];
+  const push = (v: unknown, depth: number, field: string) => {
+    if (typeof v !== 'object' || v === null) return;
+    if (depth > MAX_HEADER_DEPTH)
+      c.fail('IEBIN_BAD_FIELD', field, `nests objects and arrays deeper than ${MAX_HEADER_DEPTH} levels; it was edited or corrupted`);
+    stack.push([v, depth, field]);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return;
+  for (const [k, v] of Object.entries(raw)) push(v, 2, k.length > 40 ? `${k.slice(0, 40)}…` : k);
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [v, depth, field] = top;
+    if (Array.isArray(v)) for (const x of v) push(x, depth + 1, field);
+    else for (const k in v) push((v as Record<string, unknown>)[k], depth + 1, field);
+  }
 }
 
 function checkConfig(c: Checker, v: unknown): ModelConfig {

@@ -272,6 +272,73 @@ describe('config.json and back', () => {
     });
   });
 
+  it('takes only its own architecture names: Object property names are unsupported, not a wrong header later', () => {
+    const json = modelConfigToHfConfig(rotate, 'f32');
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      for (const model_type of [name, undefined]) {
+        expect(refusal(() => hfConfigToModelConfig({ ...json, architectures: [name], model_type }, 'c.json'))).toEqual({
+          code: 'HF_UNSUPPORTED_ARCHITECTURE',
+          field: 'architectures',
+          text: `is ${JSON.stringify([name])}; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GptOssForCausalLM`,
+        });
+      }
+      expect(refusal(() => hfConfigToModelConfig({ ...json, architectures: undefined, model_type: name }, 'c.json'))).toMatchObject({
+        code: 'HF_UNSUPPORTED_ARCHITECTURE',
+        field: 'architectures',
+      });
+    }
+    // As for any unknown architectures[0], model_type decides.
+    expect(hfConfigToModelConfig({ ...json, architectures: ['__proto__'], model_type: 'llama' }, 'c.json').architecture).toBe('llama');
+  });
+
+  it("refuses a llama3 RoPE scaling whose original_max_position_embeddings is not an integer, by config.json's key", () => {
+    const json = modelConfigToHfConfig(rotate, 'f32');
+    const rope_scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 };
+    for (const [orig, shownAs] of [
+      [8192.5, '8192.5'],
+      [0, '0'],
+    ] as const)
+      expect(
+        refusal(() =>
+          hfConfigToModelConfig({ ...json, rope_scaling: { ...rope_scaling, original_max_position_embeddings: orig } }, 'c.json'),
+        ),
+      ).toEqual({
+        code: 'HF_BAD_CONFIG',
+        field: 'rope_scaling.original_max_position_embeddings',
+        text: `must be a positive integer, got ${shownAs}`,
+      });
+  });
+
+  it('refuses values of the wrong type instead of reading them as the default; null and absent are the default', () => {
+    const json = modelConfigToHfConfig(rotate, 'f32');
+    const mistral = modelConfigToHfConfig({ ...rotate, architecture: 'mistral', sliding_window: 96 }, 'f32');
+    const qwen = modelConfigToHfConfig({ ...rotate, architecture: 'qwen2', attn_qkv_bias: true }, 'f32');
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ ...json, eos_token_id: '5' }, 'eos_token_id', 'must be a token id (a number), got "5"'],
+      [{ ...json, bos_token_id: '7' }, 'bos_token_id', 'must be a token id (a number), got "7"'],
+      [{ ...json, eos_token_id: [2, '7', 9] }, 'eos_token_id[1]', 'must be a token id (a number), got "7"'],
+      [{ ...json, eos_token_id: [2, null] }, 'eos_token_id[1]', 'must be a token id (a number), got null'],
+      [{ ...json, tie_word_embeddings: 'true' }, 'tie_word_embeddings', 'must be true or false, got "true"'],
+      [{ ...json, mlp_bias: 'true' }, 'mlp_bias', 'must be true or false, got "true"'],
+      [{ ...mistral, sliding_window: '4096' }, 'sliding_window', 'must be a number of tokens or null, got "4096"'],
+      [{ ...qwen, sliding_window: '4096' }, 'sliding_window', 'must be a number of tokens or null, got "4096"'],
+      [{ ...qwen, sliding_window: 96, use_sliding_window: 'true' }, 'use_sliding_window', 'must be true or false, got "true"'],
+    ];
+    for (const [cfg, field, text] of cases)
+      expect(
+        refusal(() => hfConfigToModelConfig(cfg, 'c.json')),
+        field,
+      ).toEqual({ code: 'HF_BAD_CONFIG', field, text });
+    // An id of the right type outside the vocabulary is named by its key too.
+    expect(refusal(() => hfConfigToModelConfig({ ...json, eos_token_id: [2, 7, 1000] }, 'c.json'))).toMatchObject({
+      code: 'HF_BAD_CONFIG',
+      field: 'eos_token_id',
+    });
+    const absent = { ...json, bos_token_id: null, eos_token_id: undefined, tie_word_embeddings: null };
+    expect(hfConfigToModelConfig(absent, 'c.json')).toMatchObject({ bos_id: 1, eos_id: 2, tied_classifier: false });
+    expect(hfConfigToModelConfig({ ...mistral, sliding_window: null }, 'c.json').sliding_window).toBeNull();
+  });
+
   it('refuses to write a vocabulary tokenizer.json cannot hold', async () => {
     const src = synthModel(config, { seed: 6 });
     const out = tmp();
@@ -299,5 +366,7 @@ describe('canonicalHfName', () => {
     ])
       expect(canonicalHfName(name), name).toBeUndefined();
     expect(() => hfName('constructor')).toThrow(RangeError);
+    for (const name of ['blk.0.constructor', 'blk.0.__proto__', 'blk.0.toString'])
+      expect(() => hfName(name), name).toThrow(`${name} has no one-to-one Hugging Face tensor`);
   });
 });

@@ -1,14 +1,28 @@
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { firstDifference, sameBytes } from '@ie/testing';
 import { exportIebin } from './export-iebin.js';
 import { IebinError } from './errors.js';
-import { parseIebinHeader } from './header.js';
+import { MAX_HEADER_DEPTH, parseIebinHeader } from './header.js';
 import { alignUp, tensorByteSize } from './layout.js';
 import { expectedTensors } from './llama.js';
 import { IebinReader } from './reader.js';
+import { modelFileKind } from './sniff.js';
 import { SYNTH_PRESETS, synthModel, synthTensorValues } from './synth.js';
 import { decodeTensor } from './tensor.js';
 import { IebinWriter, formatHeaderJson } from './writer.js';
@@ -114,6 +128,108 @@ describe('IebinReader on a written model', () => {
   });
 });
 
+describe('model files that are not regular files are refused at once, by path', () => {
+  const canFifo = process.platform !== 'win32' && spawnSync('mkfifo', ['--version']).status === 0;
+  const refusal = async (path: string) =>
+    IebinReader.open(path).then(
+      () => {
+        throw new Error('not refused');
+      },
+      (e: unknown) => {
+        if (!(e instanceof IebinError)) throw e;
+        return { code: e.code, file: e.file, message: e.message };
+      },
+    );
+
+  it.skipIf(!canFifo)('a FIFO as model.ie.json, or given as the model path (no writer: it would block forever)', async () => {
+    const d = tmp();
+    const json = join(d, 'model.ie.json');
+    expect(spawnSync('mkfifo', [json]).status).toBe(0);
+    expect(await refusal(d)).toEqual({
+      code: 'IO_ERROR',
+      file: json,
+      message: `${json}: is not a regular file (a FIFO); only a regular file is read as model.ie.json`,
+    });
+    expect(await refusal(json)).toMatchObject({ code: 'IO_ERROR', file: json });
+    const gguf = join(d, 'm.gguf');
+    expect(spawnSync('mkfifo', [gguf]).status).toBe(0);
+    expect(await refusal(gguf)).toMatchObject({ code: 'IO_ERROR', file: gguf });
+    // Sniffing its format does not block either: it is no model file.
+    expect(await modelFileKind(gguf)).toBeNull();
+  });
+
+  it.skipIf(process.platform === 'win32')('a device (model.ie.json -> /dev/zero, whose size is 0) is never read', async () => {
+    const d = tmp();
+    const json = join(d, 'model.ie.json');
+    symlinkSync('/dev/zero', json);
+    expect(await refusal(d)).toEqual({
+      code: 'IO_ERROR',
+      file: json,
+      message: `${json}: is not a regular file (a character device); only a regular file is read as model.ie.json`,
+    });
+    expect(await modelFileKind('/dev/zero')).toBeNull();
+  });
+
+  it('a directory named model.ie.json, and a model.ie.bin that is not a file', async () => {
+    const d = tmp();
+    const json = join(d, 'model.ie.json');
+    mkdirSync(json);
+    expect(await refusal(d)).toMatchObject({ code: 'IO_ERROR', file: json, message: expect.stringContaining('(a directory)') });
+    const m = tmp();
+    writeFileSync(join(m, 'model.ie.json'), headerText);
+    mkdirSync(join(m, 'model.ie.bin'));
+    expect(await refusal(m)).toMatchObject({ code: 'IO_ERROR', file: join(m, 'model.ie.bin') });
+  });
+});
+
+describe('header text an attacker or an accident made', () => {
+  /** The tiny header with `quantization` nested `levels` objects deep (no checksum: it was edited). */
+  const nested = (levels: number) => {
+    const h = JSON.parse(headerText);
+    delete h.header_sha256;
+    return JSON.stringify(h).replace('"quantization":null', `"quantization":${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`);
+  };
+
+  it('refuses a header nested deeper than 64 levels before anything recurses into it (100,000 would overflow the stack)', () => {
+    expect(MAX_HEADER_DEPTH).toBe(64);
+    // The header object is level 1, quantization's object level 2: 63 levels of it reach 64.
+    expect(parseIebinHeader(nested(63), 'm.json').quantization).toBeTruthy();
+    for (const levels of [64, 100_000]) {
+      expect(() => parseIebinHeader(nested(levels), 'm.json')).toThrow(
+        expect.objectContaining({
+          code: 'IEBIN_BAD_FIELD',
+          file: 'm.json',
+          field: 'quantization',
+          message: 'm.json: quantization: nests objects and arrays deeper than 64 levels; it was edited or corrupted',
+        }),
+      );
+    }
+    const deepArray = JSON.stringify({
+      ...JSON.parse(headerText),
+      provenance: { notes: JSON.parse(`${'['.repeat(100)}${']'.repeat(100)}`) },
+    });
+    expect(() => parseIebinHeader(deepArray, 'm.json')).toThrow(expect.objectContaining({ code: 'IEBIN_BAD_FIELD', field: 'provenance' }));
+  });
+
+  it('says where the text stops being JSON, never what it holds (/etc/passwd given by mistake)', () => {
+    const notJson = (text: string) => {
+      try {
+        parseIebinHeader(text, 'p');
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'IEBIN_HEADER_NOT_JSON', file: 'p' });
+        return (e as IebinError).message;
+      }
+      throw new Error('not refused');
+    };
+    expect(notJson('root:x:0:0:root:/root:/bin/bash\nsecret:x:1:1::/:/bin/sh\n')).toBe(
+      'p: is not valid JSON (syntax error); re-export the model',
+    );
+    expect(notJson('{"format": "iebin",}')).toBe('p: is not valid JSON (at character 19); re-export the model');
+    expect(notJson('{"format": "iebin", "secret": "line\nbreak"}')).toBe('p: is not valid JSON (at character 35); re-export the model');
+    expect(notJson('{"format":')).toBe('p: is not valid JSON (at the end (truncated)); re-export the model');
+  });
+});
+
 describe('header validation names the code and the field', () => {
   it.each([
     ['format name', (h: any) => (h.format = 'gguf'), 'IEBIN_BAD_FORMAT_NAME'],
@@ -160,6 +276,50 @@ describe('header validation names the code and the field', () => {
 
 describe('IebinWriter commits atomically', () => {
   const files = (d: string) => readdirSync(d).sort();
+
+  it('removes the output directory it made (with the parents it made) when the export fails, never one that was there', async () => {
+    const failing = (seed: number, during?: () => void) => {
+      const src = synthModel('tiny', { seed });
+      src.tensors[5].read = async () => {
+        during?.();
+        throw new Error('disk on fire');
+      };
+      return src;
+    };
+    const base = tmp();
+    // New directories, parents included: all gone.
+    await expect(exportIebin(failing(1), join(base, 'a', 'b', 'out'), { converter: 'test' })).rejects.toThrow('disk on fire');
+    expect(files(base)).toEqual([]);
+    // A directory that existed (empty, or holding something): kept as it was.
+    const empty = join(base, 'empty');
+    mkdirSync(empty);
+    await expect(exportIebin(failing(1), empty, { converter: 'test' })).rejects.toThrow('disk on fire');
+    expect(files(empty)).toEqual([]);
+    await expect(exportIebin(failing(1), join(empty, 'x', 'out'), { converter: 'test' })).rejects.toThrow('disk on fire');
+    expect(files(empty)).toEqual([]);
+    // One it made but something else wrote into meanwhile: kept, with that file.
+    const shared = join(base, 'shared');
+    await expect(
+      exportIebin(
+        failing(1, () => writeFileSync(join(shared, 'notes.txt'), 'mine')),
+        shared,
+        { converter: 'test' },
+      ),
+    ).rejects.toThrow('disk on fire');
+    expect(files(shared)).toEqual(['notes.txt']);
+    // Refused at finish (the header does not validate), and aborted synchronously (a signal): gone too.
+    const src = synthModel('tiny');
+    const opts = {
+      config: src.config,
+      tokenizer: src.tokenizer,
+      provenance: { converter: 't', source_format: 'synth' as const, sources: [] },
+    };
+    const w = await IebinWriter.create(join(base, 'fin'), opts);
+    await expect(w.finish()).rejects.toMatchObject({ code: 'IEBIN_MISSING_TENSOR' });
+    const w2 = await IebinWriter.create(join(base, 'sig', 'out'), opts);
+    w2.abortSync();
+    expect(files(base)).toEqual(['empty', 'shared']);
+  });
 
   it('leaves an existing model untouched and no partial files when an export fails', async () => {
     const d = tmp();

@@ -263,6 +263,7 @@ function ropeScalingProblems(rs: ModelConfig['rope_scaling'], p: Problems): void
     for (const k of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_context_length'] as const) {
       if (!(Number.isFinite(rs[k]) && rs[k] > 0)) p.push([`rope_scaling.${k}`, 'must be a positive number']);
     }
+    if (!Number.isSafeInteger(rs.original_context_length)) p.push(['rope_scaling.original_context_length', 'must be an integer']);
     if (rs.high_freq_factor <= rs.low_freq_factor) p.push(['rope_scaling.high_freq_factor', 'must exceed low_freq_factor']);
   } else if (rs.type === 'yarn') {
     for (const k of ['factor', 'original_context_length', 'beta_fast', 'beta_slow'] as const) {

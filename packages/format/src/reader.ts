@@ -7,10 +7,10 @@
  */
 import { crc32 } from 'node:zlib';
 import type { Stats } from 'node:fs';
-import { readdir, stat, readFile } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { IebinError } from './errors.js';
-import { RandomAccessFile, sha256File } from './file.js';
+import { RandomAccessFile, fileKind, readRegularFile, sha256File } from './file.js';
 import { modelFileKind } from './sniff.js';
 import { DEFAULT_IEBIN_LIMITS, parseIebinHeader, type IebinHeader, type IebinLimits, type TensorEntry } from './header.js';
 import { BLOCK_FORMATS, isBlockDtype } from './blocks.js';
@@ -94,6 +94,11 @@ export class IebinReader {
         file: path,
       });
     }
+    // A FIFO would block the read below, a device (/dev/zero) never end: only a regular file is read.
+    if (!jst.isFile()) {
+      const what = `is not a regular file (${fileKind(jst)}); only a regular file is read as model.ie.json`;
+      throw new IebinError('IO_ERROR', what, { file: jsonPath });
+    }
     if (!st.isDirectory() && basename(path) !== IEBIN_JSON_FILE) {
       const kind = await modelFileKind(path);
       const other =
@@ -109,7 +114,13 @@ export class IebinReader {
         file: jsonPath,
       });
     }
-    const text = await readFile(jsonPath, 'utf8');
+    // At most the cap (and one byte) is read, whatever the file turns into after the stat above.
+    const bytes = await readRegularFile(
+      jsonPath,
+      limits.maxHeaderBytes,
+      (code, message) => new IebinError(code, message, { file: jsonPath }),
+    );
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
     const header = parseIebinHeader(text, jsonPath, limits);
     const dir = dirname(jsonPath);
     const binPath = join(dir, header.bin.file);
@@ -119,6 +130,8 @@ export class IebinReader {
     } catch {
       throw new IebinError('IEBIN_NOT_FOUND', `is missing (model.ie.json names it in bin.file)`, { file: binPath });
     }
+    if (!bst.isFile())
+      throw new IebinError('IO_ERROR', `is not a regular file (${fileKind(bst)}); model.ie.bin must be one`, { file: binPath });
     if (bst.size !== header.bin.bytes) {
       throw new IebinError(
         'IEBIN_BIN_SIZE_MISMATCH',
@@ -134,6 +147,8 @@ export class IebinReader {
       } catch {
         throw new IebinError('IEBIN_BAD_TOKENIZER', 'is missing (model.ie.json references it)', { file: tp, field: 'tokenizer.file' });
       }
+      if (!tst.isFile())
+        throw new IebinError('IO_ERROR', `is not a regular file (${fileKind(tst)})`, { file: tp, field: 'tokenizer.file' });
       if (tst.size !== header.tokenizer.bytes)
         throw new IebinError('IEBIN_BAD_TOKENIZER', `is ${tst.size} bytes, model.ie.json says ${header.tokenizer.bytes}`, {
           file: tp,

@@ -513,7 +513,7 @@ const CHUNK = 1 << 20;
 
 /** A synthetic model as a model source; `preset` is a preset name or a full config. Tensors stream in pieces (see {@link streamingRead}). */
 export function synthModel(preset: string | ModelConfig, options: SynthOptions = {}): ModelSource {
-  const base = typeof preset === 'string' ? SYNTH_PRESETS[preset]?.config : preset;
+  const base = typeof preset === 'string' ? (Object.hasOwn(SYNTH_PRESETS, preset) ? SYNTH_PRESETS[preset].config : undefined) : preset;
   if (!base) throw new RangeError(`unknown synth preset ${JSON.stringify(preset)}; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
   const config = options.layers === undefined ? base : cutLayers(base, options.layers);
   const seed = options.seed ?? 1;

@@ -14,9 +14,9 @@
  */
 import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, createReadStream, rmdirSync } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { IebinError } from './errors.js';
 import {
   DEFAULT_IEBIN_LIMITS,
@@ -178,6 +178,8 @@ export class IebinWriter {
   private state: 'open' | 'finished' | 'aborted' | 'crashed' = 'open';
   /** Files this writer created that are not part of a committed model: removed on abort. */
   private readonly pending = new Set<string>();
+  /** The directories create() made (outDir and any missing parents), deepest first: removed on abort if still empty. */
+  private createdDirs: string[] = [];
 
   private constructor(
     readonly outDir: string,
@@ -192,7 +194,18 @@ export class IebinWriter {
   }
 
   static async create(outDir: string, options: IebinWriterOptions): Promise<IebinWriter> {
-    await mkdir(outDir, { recursive: true });
+    const createdDirs = madeDirs(outDir, await mkdir(outDir, { recursive: true }));
+    try {
+      const w = await IebinWriter.createIn(outDir, options);
+      w.createdDirs = createdDirs;
+      return w;
+    } catch (e) {
+      await removeEmptyDirs(createdDirs);
+      throw e;
+    }
+  }
+
+  private static async createIn(outDir: string, options: IebinWriterOptions): Promise<IebinWriter> {
     await removeStalePartials(outDir);
     let tokenizer: TokenizerSpec;
     let tokTemp: string | null = null;
@@ -451,6 +464,7 @@ export class IebinWriter {
     await this.bin.close().catch(() => undefined);
     for (const p of this.pending) await discardTemp(p);
     this.pending.clear();
+    await removeEmptyDirs(this.createdDirs);
   }
 
   /** Synchronous abort, for signal and exit handlers: removes uncommitted files only, never those of a committed model. */
@@ -461,6 +475,43 @@ export class IebinWriter {
     this.bin.close().catch(() => undefined);
     for (const p of this.pending) discardTempSync(p);
     this.pending.clear();
+    for (const d of this.createdDirs) {
+      try {
+        rmdirSync(d);
+      } catch {
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * The directories `mkdir(outDir, { recursive: true })` made, deepest first, from the first one it
+ * reports making (`first`, undefined when outDir already existed).
+ */
+function madeDirs(outDir: string, first: string | undefined): string[] {
+  if (first === undefined) return [];
+  const dirs: string[] = [];
+  const top = resolve(first);
+  for (let d = resolve(outDir); ; d = dirname(d)) {
+    dirs.push(d);
+    if (d === top || dirname(d) === d) break;
+  }
+  return dirs;
+}
+
+/**
+ * Removes the directories a failed writer made, deepest first, each only while it is empty
+ * (rmdir refuses a directory holding anything): a directory that existed before, or that
+ * something else wrote into since, stays.
+ */
+async function removeEmptyDirs(dirs: readonly string[]): Promise<void> {
+  for (const d of dirs) {
+    try {
+      await rmdir(d);
+    } catch {
+      return;
+    }
   }
 }
 

@@ -5,10 +5,10 @@
  * is kept out of the model's figures.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { Engine, percentile } from '@ie/runtime';
 import { defineCommand } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
+import { readFlagText } from '../text-file.js';
 import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
 export const bench = defineCommand({
@@ -77,15 +77,7 @@ export const bench = defineCommand({
     // The seed's documents spell the shipped file prompts_10..txt: take what users type.
     if (promptsFile.endsWith('..txt') && !existsSync(promptsFile) && existsSync(promptsFile.replace(/\.\.txt$/, '.txt')))
       promptsFile = promptsFile.replace(/\.\.txt$/, '.txt');
-    let text: string;
-    try {
-      text = await readFile(promptsFile, 'utf8');
-    } catch (e) {
-      throw new CliError(
-        'CLI_USAGE',
-        `cannot read the prompt file ${promptsFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      );
-    }
+    const text = await readFlagText(`--prompts ${promptsFile}: cannot read the prompt file`, promptsFile);
     const prompts = text
       .split('\n')
       .map((l) => l.trim())

@@ -217,6 +217,24 @@ describe('ie generate --json-schema / --grammar / --json-object: constrained out
     expect(two.err).toContain('give one of --json-schema, --grammar and --json-object, not --grammar and --json-object [CLI_USAGE]');
   });
 
+  it('a flag file is read only if it is a regular file, and a schema that is not JSON is not quoted back', () => {
+    writeFileSync(join(dir, 'passwd.json'), 'root:x:0:0:hunter2:/root:/bin/bash\n');
+    const quoted = runIe(['generate', model, 'x', '--json-schema', join(dir, 'passwd.json')]);
+    expect(quoted.code).toBe(3);
+    expect(quoted.err).toContain('passwd.json: schema #: the file is not JSON (syntax error) [IE_SCHEMA_INVALID]');
+    expect(quoted.err).not.toContain('hunter2');
+    // /dev/zero would be read until the string limit gives out (512 MB), a directory is no file.
+    for (const [flag, file, kind] of [
+      ['--prompt-file', '/dev/zero', 'a character device'],
+      ['--grammar', '/dev/zero', 'a character device'],
+      ['--json-schema', dir, 'a directory'],
+    ]) {
+      const r = runIe(['generate', model, ...(flag === '--prompt-file' ? [] : ['x']), flag, file]);
+      expect(r.code, flag).toBe(2);
+      expect(r.err.trim()).toBe(`ie: ${flag} ${file}: is not a regular file (${kind}); give a file [CLI_USAGE]`);
+    }
+  });
+
   it('--help describes the flags under "structured output"', () => {
     const h = runIe(['generate', '--help']);
     expect(h.code).toBe(0);

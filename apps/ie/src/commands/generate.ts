@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { jsonErrorPosition } from '@ie/format';
 import {
   compileGrammar,
   Engine,
@@ -12,6 +12,7 @@ import { seedFlag } from '../flags.js';
 import { defineCommand, type Io } from '../command.js';
 import { CliError, EXIT } from '../errors.js';
 import { bytes } from '../human.js';
+import { readFlagText } from '../text-file.js';
 import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 
 /** `--stop "\n\n"`: the shell passes a backslash and an n; \n, \t, \r and \\ are escapes, as in llama.cpp. */
@@ -19,21 +20,9 @@ export function unescapeStop(s: string): string {
   return s.replace(/\\([ntr\\])/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r', '\\': '\\' })[c] as string);
 }
 
-async function readPrompt(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CliError('CLI_USAGE', `--prompt-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** The text of a --json-schema or --grammar FILE; unreadable is a usage error, as for --prompt-file. */
-async function readFlagFile(flag: string, file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CliError('CLI_USAGE', `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+/** The text of a --prompt-file, --json-schema or --grammar FILE (a regular file, capped); unreadable is a usage error. */
+function readFlagFile(flag: string, file: string): Promise<string> {
+  return readFlagText(`--${flag} ${file}`, file);
 }
 
 /** A schema or grammar file's error, with the flag and the file named (its class and stable code kept). */
@@ -68,7 +57,8 @@ export async function constraintOptions(v: {
       throw structuredError(
         'json-schema',
         file,
-        new SchemaError('IE_SCHEMA_INVALID', '', undefined, `the file is not JSON (${(e as Error).message})`),
+        // Where, never what: the message must not quote the file.
+        new SchemaError('IE_SCHEMA_INVALID', '', undefined, `the file is not JSON (${jsonErrorPosition(e)})`),
       );
     }
     try {
@@ -215,7 +205,11 @@ export const generate = defineCommand({
         `give the prompt as an argument, "-" (standard input) or --prompt-file FILE, once\nusage: ${this.usage}`,
       );
     const prompt =
-      v['prompt-file'] !== undefined ? await readPrompt(v['prompt-file']) : given === '-' ? await readStdin() : (given as string);
+      v['prompt-file'] !== undefined
+        ? await readFlagFile('prompt-file', v['prompt-file'])
+        : given === '-'
+          ? await readStdin()
+          : (given as string);
     const options: GenerateOptions = {
       maxTokens: v['max-tokens'],
       temperature: v.temperature,

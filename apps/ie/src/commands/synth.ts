@@ -101,7 +101,7 @@ export const synth = defineCommand({
   exits: ['INTERRUPTED', 'TERMINATED'],
   async run(v, _p, io) {
     const presetName = v.preset;
-    const preset = SYNTH_PRESETS[presetName];
+    const preset = Object.hasOwn(SYNTH_PRESETS, presetName) ? SYNTH_PRESETS[presetName] : undefined;
     if (!preset)
       throw new CliError(
         'CLI_USAGE',

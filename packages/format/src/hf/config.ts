@@ -34,6 +34,7 @@ const HF_CONFIG_KEYS: Record<string, string> = {
   rope_theta: 'rope_theta',
   sliding_window: 'sliding_window',
   sliding_layers: 'layer_types',
+  'rope_scaling.original_context_length': 'rope_scaling.original_max_position_embeddings',
 };
 
 /** Typed reads of config.json's top-level keys, failing as HF_BAD_CONFIG on the key at fault. */
@@ -44,6 +45,22 @@ interface HfConfigReader {
   int(k: string, dflt?: number): number;
   /** A finite number (`dflt` when the key is absent or null). */
   num(k: string, dflt?: number): number;
+  /** true or false (`dflt` when the key is absent or null): "true", a string, is refused, not read as the default. */
+  bool(k: string, dflt: boolean): boolean;
+  /** A token id or null (absent): a number is checked against the vocabulary later, anything else is refused here. */
+  tokenId(k: string): number | null;
+}
+
+/** A config.json value as a message shows it: JSON, at most 80 characters. */
+function shown(v: unknown): string {
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = undefined; // nested too deep to print
+  }
+  if (s === undefined) return typeof v;
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
 }
 
 function hfConfigReader(cfg: Record<string, unknown>, file: string): HfConfigReader {
@@ -52,29 +69,58 @@ function hfConfigReader(cfg: Record<string, unknown>, file: string): HfConfigRea
   };
   const int = (k: string, dflt?: number): number => {
     const v = cfg[k] ?? dflt;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-      fail(k, `must be a non-negative integer, got ${JSON.stringify(cfg[k])}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(k, `must be a non-negative integer, got ${shown(cfg[k])}`);
     return v as number;
   };
   const num = (k: string, dflt?: number): number => {
     const v = cfg[k] ?? dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v)) fail(k, `must be a number, got ${JSON.stringify(cfg[k])}`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) fail(k, `must be a number, got ${shown(cfg[k])}`);
     return v as number;
   };
-  return { cfg, fail, int, num };
+  const bool = (k: string, dflt: boolean): boolean => {
+    const v = cfg[k];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') fail(k, `must be true or false, got ${shown(v)}`);
+    return v as boolean;
+  };
+  const tokenId = (k: string): number | null => {
+    const v = cfg[k];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'number') fail(k, `must be a token id (a number), got ${shown(v)}`);
+    return v as number;
+  };
+  return { cfg, fail, int, num, bool, tokenId };
+}
+
+/**
+ * `eos_token_id`: a token id or a list of them (Llama 3: the first is EOS, the others end a turn
+ * too); null, absent or an empty list: none. Every entry must be a number.
+ */
+function hfEosIds({ cfg, fail, tokenId }: HfConfigReader): number[] {
+  const v = cfg.eos_token_id;
+  if (!Array.isArray(v)) {
+    const id = tokenId('eos_token_id');
+    return id === null ? [] : [id];
+  }
+  return v.map((x, i) => {
+    if (typeof x !== 'number') fail(`eos_token_id[${i}]`, `must be a token id (a number), got ${shown(x)}`);
+    return x as number;
+  });
 }
 
 /** config.json → ModelConfig. */
 export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string): ModelConfig {
   const r = hfConfigReader(cfg, file);
-  const { fail, int, num } = r;
+  const { fail, int, num, bool } = r;
   const arch = hfArchitecture(r);
   const gptOss = arch === 'gpt-oss';
   const act = cfg.hidden_act ?? 'silu';
-  if (act !== 'silu') fail('hidden_act', `is ${JSON.stringify(act)}; llama-family models use silu`);
-  if (cfg.attention_bias === true && arch !== 'qwen2' && !gptOss)
+  if (act !== 'silu') fail('hidden_act', `is ${shown(act)}; llama-family models use silu`);
+  // Booleans read as booleans: "true" (a string) is refused, not taken for the default.
+  const attentionBias = bool('attention_bias', gptOss);
+  if (attentionBias && arch !== 'qwen2' && !gptOss)
     fail('attention_bias', 'is true; biases on the attention output projection are not supported');
-  if (cfg.mlp_bias === true) fail('mlp_bias', 'is true; MLP biases are not supported');
+  if (bool('mlp_bias', false)) fail('mlp_bias', 'is true; MLP biases are not supported');
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
   const nLayers = int('num_hidden_layers');
@@ -83,10 +129,12 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
   const headDim = cfg.head_dim === undefined || cfg.head_dim === null ? (nHeads > 0 ? dim / nHeads : 0) : int('head_dim');
   if (!Number.isInteger(headDim)) fail('num_attention_heads', `hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`);
-  const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
+  const eosIds = hfEosIds(r);
+  const bosId = r.tokenId('bos_token_id');
+  const tied = bool('tie_word_embeddings', false);
   const rope_scaling = hfRopeScaling(r, gptOss);
   const { sliding_window, sliding_layers, moe } = hfSlidingAndExperts(r, arch, nLayers);
-  const eosId = typeof eos === 'number' ? eos : 2;
+  const eosId = eosIds[0] ?? 2;
   const config: ModelConfig = {
     architecture: arch,
     dim,
@@ -101,32 +149,35 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     rope_style: 'rotate_half',
     rope_scaling,
     norm_eps: num('rms_norm_eps', 1e-6),
-    tied_classifier: cfg.tie_word_embeddings === true,
-    attn_qkv_bias: arch === 'qwen2' || (gptOss && cfg.attention_bias !== false),
-    attn_output_bias: gptOss && cfg.attention_bias !== false,
+    tied_classifier: tied,
+    attn_qkv_bias: arch === 'qwen2' || (gptOss && attentionBias),
+    attn_output_bias: gptOss && attentionBias,
     attn_sinks: gptOss,
     sliding_window,
     sliding_layers,
     moe,
     // gpt-oss configs name no BOS (its chat format starts with <|start|>): the EOS id stands in.
-    bos_id: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : gptOss ? eosId : 1,
+    bos_id: bosId ?? (gptOss ? eosId : 1),
     eos_id: eosId,
     // Llama 3 lists several: the first is EOS, the others (e.g. <|eot_id|>) end a turn too.
-    ...(Array.isArray(cfg.eos_token_id) && cfg.eos_token_id.length > 1
-      ? { stop_ids: (cfg.eos_token_id as unknown[]).slice(1).filter((x): x is number => typeof x === 'number' && x !== eosId) }
-      : {}),
+    ...(eosIds.length > 1 ? { stop_ids: eosIds.slice(1).filter((x) => x !== eosId) } : {}),
   };
   // Checked here, before anything is sized by the config, and named by config.json's keys.
   const problem = configProblems(config)[0];
-  if (problem) fail(HF_CONFIG_KEYS[problem[0]] ?? problem[0], `${problem[1]} (ie's ${problem[0]})`);
+  if (problem) {
+    const key = HF_CONFIG_KEYS[problem[0]] ?? (problem[0].startsWith('stop_ids') ? 'eos_token_id' : problem[0]);
+    fail(key, `${problem[1]} (ie's ${problem[0]})`);
+  }
   return config;
 }
 
 /** The architecture from `architectures[0]`, else `model_type`. */
 function hfArchitecture({ cfg, fail }: HfConfigReader): Architecture {
   const archs = Array.isArray(cfg.architectures) ? (cfg.architectures as unknown[]) : [];
-  const arch =
-    (typeof archs[0] === 'string' && ARCHITECTURES[archs[0]]) || (typeof cfg.model_type === 'string' && MODEL_TYPES[cfg.model_type]);
+  // Own keys only: "__proto__", "constructor" or "toString" is no architecture.
+  const known = (table: Record<string, Architecture>, k: unknown) =>
+    typeof k === 'string' && Object.hasOwn(table, k) ? table[k] : undefined;
+  const arch = known(ARCHITECTURES, archs[0]) ?? known(MODEL_TYPES, cfg.model_type);
   if (!arch)
     fail(
       'architectures',
@@ -149,12 +200,15 @@ function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelCon
     return v as number;
   };
   if (type === 'llama3') {
+    const orig = f('original_max_position_embeddings');
+    if (!Number.isSafeInteger(orig) || orig < 1)
+      fail('rope_scaling.original_max_position_embeddings', `must be a positive integer, got ${orig}`);
     return {
       type: 'llama3',
       factor: f('factor'),
       low_freq_factor: f('low_freq_factor'),
       high_freq_factor: f('high_freq_factor'),
-      original_context_length: f('original_max_position_embeddings'),
+      original_context_length: orig,
     };
   }
   if (type === 'yarn' && gptOss) {
@@ -166,7 +220,7 @@ function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelCon
     if (typeof truncate !== 'boolean') fail('rope_scaling.truncate', 'must be true or false');
     const orig = r.original_max_position_embeddings ?? cfg.initial_context_length;
     if (typeof orig !== 'number' || !Number.isSafeInteger(orig) || orig < 1)
-      fail('rope_scaling.original_max_position_embeddings', 'must be a positive integer');
+      fail('rope_scaling.original_max_position_embeddings', `must be a positive integer, got ${JSON.stringify(orig)}`);
     return {
       type: 'yarn',
       factor: f('factor'),
@@ -181,15 +235,18 @@ function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelCon
 
 /** The sliding window (Mistral's, Qwen2's when enabled, gpt-oss's per layer) and gpt-oss's experts. */
 function hfSlidingAndExperts(
-  { cfg, fail, int, num }: HfConfigReader,
+  { cfg, fail, int, num, bool }: HfConfigReader,
   arch: Architecture,
   nLayers: number,
 ): Pick<ModelConfig, 'sliding_window' | 'sliding_layers' | 'moe'> {
   if (arch !== 'gpt-oss') {
-    let sliding: number | null = null;
-    if (arch === 'mistral' && typeof cfg.sliding_window === 'number') sliding = cfg.sliding_window;
-    if (arch === 'qwen2' && cfg.use_sliding_window === true && typeof cfg.sliding_window === 'number') sliding = cfg.sliding_window;
-    return { sliding_window: sliding, sliding_layers: null, moe: null };
+    if (arch === 'llama') return { sliding_window: null, sliding_layers: null, moe: null };
+    // null or absent: no window; one of the wrong type ("4096") is refused, not dropped. Its value is checked with the config.
+    const window = cfg.sliding_window;
+    if (window !== null && window !== undefined && typeof window !== 'number')
+      fail('sliding_window', `must be a number of tokens or null, got ${shown(window)}`);
+    const used = arch === 'mistral' || bool('use_sliding_window', false);
+    return { sliding_window: used && typeof window === 'number' ? window : null, sliding_layers: null, moe: null };
   }
   const sliding = int('sliding_window');
   // HF's GptOssConfig default: layer i slides when i is even.

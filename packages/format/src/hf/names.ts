@@ -78,6 +78,6 @@ export function hfName(canonical: string): string {
     'ffn_gate_inp.bias': 'mlp.router.bias',
     'ffn_down_exps.bias': 'mlp.experts.down_proj_bias',
   };
-  if (!per[m[2]]) throw new RangeError(`${canonical} has no one-to-one Hugging Face tensor`);
+  if (!Object.hasOwn(per, m[2])) throw new RangeError(`${canonical} has no one-to-one Hugging Face tensor`);
   return `model.layers.${m[1]}.${per[m[2]]}`;
 }

@@ -97,5 +97,7 @@ describe('GGUF byte-level BPE (gpt2) tokenizers', () => {
   it('an unknown pre-tokenizer name is a typed error naming the known ones', () => {
     expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(IeRuntimeError);
     expect(() => gpt2Tokenizer(spec('no-such-pre'), 0, 1)).toThrow(/no-such-pre.*gpt-4o/);
+    for (const name of ['valueOf', '__proto__', 'constructor'])
+      expect(() => gpt2Tokenizer(spec(name), 0, 1), name).toThrow(expect.objectContaining({ code: 'IE_TOKENIZER_UNSUPPORTED' }));
   });
 });

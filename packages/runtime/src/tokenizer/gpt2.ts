@@ -10,7 +10,8 @@ import { HfTokenizer } from './hf.js';
 
 /** The tokenizer.json a GGUF gpt2 tokenizer was made from (@ie/format); an unknown pre-tokenizer is IE_TOKENIZER_UNSUPPORTED. */
 export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown> {
-  if (!BYTE_LEVEL_PRE_PATTERNS[t.pre ?? 'gpt2']) {
+  // An own key only: "valueOf" or "__proto__" is no pre-tokenizer.
+  if (!Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, t.pre ?? 'gpt2')) {
     throw new IeRuntimeError(
       'IE_TOKENIZER_UNSUPPORTED',
       `the GGUF's byte-level BPE pre-tokenizer "${t.pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,
