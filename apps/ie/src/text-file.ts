@@ -5,6 +5,7 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileKind } from '@ie/format';
 import { CliError } from './errors.js';
 
 /** The largest text file a flag may name (far above any prompt, schema or grammar). */
@@ -25,7 +26,7 @@ export async function readFlagText(what: string, file: string, cap: number = MAX
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw fail(`is not a regular file (${kindOf(st)}); give a file`);
+    if (!st.isFile()) throw fail(`is not a regular file (${fileKind(st)}); give a file`);
     if (st.size > cap) throw fail(`is ${st.size} bytes, over the ${cap}-byte cap`);
     // Up to one byte past the cap, whatever the size said (a /proc file says 0, a file may grow).
     const buf = Buffer.alloc(Math.min(cap + 1, st.size + 1 + (64 << 10)));
@@ -47,19 +48,4 @@ export async function readFlagText(what: string, file: string, cap: number = MAX
   } finally {
     await fh.close().catch(() => undefined);
   }
-}
-
-function kindOf(st: {
-  isDirectory(): boolean;
-  isFIFO(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-  isSocket(): boolean;
-}): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a plain file';
 }
