@@ -13,11 +13,32 @@ export function paramOf(instancePath: string, missing?: string): string | null {
   return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
+type ValidationEntry = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * A field that may take several forms (`stop`: a string or an array of up to 16) failed them all:
+ * each form's first complaint, the `null` form left out (null means the default), so that
+ * `"stop": [17 strings]` says the array is too long rather than that it is not a string.
+ */
+function unionMessage(entries: readonly ValidationEntry[], base: string): string {
+  const forms = entries.filter(
+    (x) =>
+      x.keyword !== 'anyOf' &&
+      x.keyword !== 'oneOf' &&
+      x.instancePath.startsWith(base) &&
+      !(x.keyword === 'type' && (x.params as { type?: string }).type === 'null'),
+  );
+  const said = [...new Set(forms.map((x) => `${paramOf(x.instancePath) ?? 'the body'} ${x.message}`))];
+  return said.length ? said.join(', or ') : `${paramOf(base) ?? 'the body'} has none of the allowed forms`;
+}
+
 /** Any Fastify or engine failure as the ServerError a client gets. */
 export function toServerError(e: unknown): ServerError {
   if (e instanceof ServerError) return e;
   const f = e as FastifyError;
   if (f?.validation?.length) {
+    const union = f.validation.find((x) => x.keyword === 'anyOf' || x.keyword === 'oneOf');
+    if (union) return new ServerError('IE_SERVER_BAD_REQUEST', unionMessage(f.validation, union.instancePath), paramOf(union.instancePath));
     const v = f.validation[0];
     const missing = v.keyword === 'required' ? String((v.params as { missingProperty?: string }).missingProperty) : undefined;
     const param = paramOf(v.instancePath, missing);

@@ -173,6 +173,16 @@ describe('completions through the openai client (tiny llama model)', () => {
       ]);
       shape(r.json);
     }
+    // A field of several forms that fits none: every form's complaint, the null form left out.
+    const messages: Array<[object, string]> = [
+      [{ model: 'm', prompt: PROMPT, stop: Array(17).fill('x') }, 'stop must be string, or stop must NOT have more than 16 items'],
+      [{ model: 'm', prompt: PROMPT, max_tokens: -1 }, 'max_tokens must be >= 1'],
+      [{ model: 'm', prompt: [-1] }, 'prompt must be string, or prompt[0] must be string, or prompt[0] must be >= 0'],
+    ];
+    for (const [body, message] of messages) {
+      const r = await post(s, '/v1/completions', JSON.stringify(body));
+      expect([r.status, r.json.error.message], JSON.stringify(body)).toEqual([400, message]);
+    }
     const chatTypes = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 5 }] }));
     expect([chatTypes.status, chatTypes.json.error.param]).toEqual([400, 'messages[0].content']);
     const role = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }));
