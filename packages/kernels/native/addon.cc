@@ -195,6 +195,36 @@ ie::MatrixDesc parse_desc(const Napi::Object& o) {
 
 // ---------------------------------------------------------------- Mapping
 
+// Async operations running (gemmAsync, Program.runAsync): a Mapping closed meanwhile may lie under
+// their pinned views (a pin keeps V8's backing store, not the memory under an external one), so
+// its memory is kept here until the last of them settles. JS thread only; shared by the addon's
+// data and each worker, so that a worker settling while the environment is torn down (a worker
+// thread terminated) never touches freed instance data.
+struct AsyncLedger {
+  int inflight = 0;
+  std::vector<std::shared_ptr<ie::Mapping>> closed_meanwhile;
+  void started() { inflight++; }
+  void settled() {
+    if (--inflight == 0) closed_meanwhile.clear();
+  }
+};
+
+struct AddonData {
+  Napi::FunctionReference mapping_ctor, matrix_ctor, program_ctor;
+  std::shared_ptr<AsyncLedger> ledger = std::make_shared<AsyncLedger>();
+};
+
+// Settles an async operation's promise. While a worker thread's environment is being torn down
+// (worker.terminate()), Resolve/Reject throw; such an exception escaping OnOK/OnError reaches
+// node-addon-api's own handler mid-teardown and aborts the process, and nobody awaits the promise.
+template <class Settle>
+void settle_quietly(Settle&& settle) {
+  try {
+    settle();
+  } catch (const Napi::Error&) {
+  }
+}
+
 class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
  public:
   // Largest single JS view: typed arrays index at most 2^32 - 1 elements.
@@ -279,6 +309,8 @@ class MappingWrap : public Napi::ObjectWrap<MappingWrap> {
   // collector to take the views instead left closed anonymous memory mapped, unseen by V8's
   // heap accounting (a benchmark making 1 GiB sets in turn grew to 24 GiB).
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    AddonData* ad = info.Env().GetInstanceData<AddonData>();
+    if (ad && ad->ledger->inflight > 0 && mapping_) ad->ledger->closed_meanwhile.push_back(mapping_);
     for (auto& v : views_) {
       if (v.ref.IsEmpty()) continue;
       Napi::ArrayBuffer ab = v.ref.Value();
@@ -656,10 +688,6 @@ ie::ProgramArgs read_program(Napi::Env env, const Napi::Object& spec, ProgramWra
 
 // ---------------------------------------------------------------- Context
 
-struct AddonData {
-  Napi::FunctionReference mapping_ctor, matrix_ctor, program_ctor;
-};
-
 class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -811,29 +839,40 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   class GemmWorker : public Napi::AsyncWorker {
    public:
     GemmWorker(Napi::Env env, ContextWrap* owner, MatrixWrap* m, const float* X, int M, float* Y, Pin x, Pin y, std::vector<Napi::Reference<Napi::Value>> keep)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), ctx_(&owner->ctx(env)), m_(m), X_(X), M_(M), Y_(Y), x_(std::move(x)), y_(std::move(y)), keep_(std::move(keep)) {
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), ctx_(&owner->ctx(env)), m_(m), X_(X), M_(M), Y_(Y), x_(std::move(x)), y_(std::move(y)), keep_(std::move(keep)), ledger_(env.GetInstanceData<AddonData>()->ledger) {
       owner_->inflight.fetch_add(1);
       m_->acquire();
+      ledger_->started();
     }
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override { ie::gemm(*ctx_, m_->plan, X_, M_, Y_); }
     void OnOK() override {
-      const bool intact = x_.intact() && y_.intact();
+      settle_quietly([&] {
+        const bool intact = x_.intact() && y_.intact();
+        done();
+        if (intact) deferred_.Resolve(Env().Undefined());
+        else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "X or Y was detached while gemmAsync ran; Y's new owner holds the result").Value());
+      });
       done();
-      if (intact) deferred_.Resolve(Env().Undefined());
-      else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "X or Y was detached while gemmAsync ran; Y's new owner holds the result").Value());
     }
     void OnError(const Napi::Error& e) override {
+      settle_quietly([&] {
+        done();
+        deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
+      });
       done();
-      deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
     }
 
    private:
+    // Once, whichever way the promise settles (or fails to).
     void done() {
+      if (done_) return;
+      done_ = true;
       m_->release_op();
       x_ = Pin();
       y_ = Pin();
       if (owner_->inflight.fetch_sub(1) == 1 && owner_->close_requested) owner_->release();
+      ledger_->settled();
     }
     Napi::Promise::Deferred deferred_;
     ContextWrap* owner_;
@@ -844,6 +883,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     float* Y_;
     Pin x_, y_;
     std::vector<Napi::Reference<Napi::Value>> keep_;
+    std::shared_ptr<AsyncLedger> ledger_;
+    bool done_ = false;
   };
 
   // Same as gemm, on a libuv worker thread; resolves when Y is written. X and Y stay pinned
@@ -993,6 +1034,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     a.out = static_cast<float*>(get_ta(out, "out", napi_float32_array, rows_len));
     a.k = get_ta(k, "k", kvt, cache_len);
     a.v = get_ta(v, "v", kvt, cache_len);
+    const uint64_t scratch = ie::attention_scratch_floats(a.n_heads, a.n_kv_heads, a.head_dim, (int64_t)a.pos0 + a.n_queries, a.window, a.n_queries);
+    if (scratch > ie::kMaxAttentionScratchFloats)
+      IE_THROW(env, "KERNELS_BAD_ARGUMENT",
+               "attention over " + std::to_string((int64_t)a.pos0 + a.n_queries) + " positions with " + std::to_string(a.n_heads / a.n_kv_heads) + " query heads per KV head needs " +
+                   std::to_string(scratch * 4 >> 20) + " MiB of scratch a thread, over the " + std::to_string(ie::kMaxAttentionScratchFloats * 4 >> 20) + " MiB limit");
     ie::attention(ctx(env), a);
     return env.Undefined();
   }
@@ -1133,11 +1179,13 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 // for the run) and the context (whose close() waits for the run).
 class ProgramWorker : public Napi::AsyncWorker {
  public:
-  ProgramWorker(Napi::Env env, ProgramWrap* p, ContextWrap* c) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), p_(p), c_(c), ctx_(&c->ctx(env)) {
+  ProgramWorker(Napi::Env env, ProgramWrap* p, ContextWrap* c)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), p_(p), c_(c), ctx_(&c->ctx(env)), ledger_(env.GetInstanceData<AddonData>()->ledger) {
     p_->busy = true;
     c_->inflight.fetch_add(1);
     for (MatrixWrap* m : p_->matrices) m->acquire();
     self_ = Napi::Persistent(p->Value());
+    ledger_->started();
   }
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
@@ -1145,26 +1193,38 @@ class ProgramWorker : public Napi::AsyncWorker {
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
+    settle_quietly([&] {
+      done();
+      if (p_->buffers_intact()) deferred_.Resolve(Env().Undefined());
+      else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "a buffer of the program was detached while it ran").Value());
+    });
     done();
-    if (p_->buffers_intact()) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "a buffer of the program was detached while it ran").Value());
   }
   void OnError(const Napi::Error& e) override {
+    settle_quietly([&] {
+      done();
+      deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
+    });
     done();
-    deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
   }
 
  private:
+  // Once, whichever way the promise settles (or fails to).
   void done() {
+    if (done_) return;
+    done_ = true;
     p_->busy = false;
     for (MatrixWrap* m : p_->matrices) m->release_op();
     if (c_->inflight.fetch_sub(1) == 1 && c_->close_requested) c_->release();
+    ledger_->settled();
   }
   Napi::Promise::Deferred deferred_;
   ProgramWrap* p_;
   ContextWrap* c_;
   Context* ctx_;
+  std::shared_ptr<AsyncLedger> ledger_;
   Napi::ObjectReference self_;
+  bool done_ = false;
 };
 
 Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {

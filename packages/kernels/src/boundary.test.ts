@@ -162,6 +162,53 @@ describe('buffers and matrices are pinned for the whole of an async operation', 
     await p;
     expect(Y).toEqual(want);
   });
+
+  it('a mapping closed while gemmAsync writes into a view of it stays mapped until the call ends; the call rejects KERNELS_DETACHED', async () => {
+    const m = makeMatrix({ dtype: 'f32' }, 512, K, 15);
+    const w = ctx.matrix(m.spec, m.bytes);
+    for (const where of ['Y', 'X'] as const) {
+      const mem = ctx.allocate(64 * 512 * 4, { hugePages: false });
+      const inMap = new Float32Array(mem.view(0, 64 * 512 * 4).buffer);
+      const X = where === 'X' ? inMap.subarray(0, 64 * K) : seededFloats(64 * K, 16);
+      if (where === 'X') X.set(seededFloats(64 * K, 16));
+      const Y = where === 'Y' ? inMap : new Float32Array(64 * 512);
+      const p = ctx.gemmAsync(w, X, 64, Y);
+      mem.close();
+      gc();
+      await expect(p, where).rejects.toThrow(coded('KERNELS_DETACHED'));
+    }
+    w.dispose();
+  });
+});
+
+describe('a worker thread terminated while an async operation runs', () => {
+  it('ends the worker, not the process', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const entry = new URL('../dist/index.js', import.meta.url).href;
+    for (const op of ['gemmAsync', 'runAsync']) {
+      const code = `
+        const { parentPort } = require('node:worker_threads');
+        import(${JSON.stringify(entry)}).then(({ KernelContext }) => {
+          const ctx = KernelContext.create({ threads: 1 });
+          const w = ctx.matrix({ dtype: 'f32', shape: [1024, 1024] }, new Uint8Array(1024 * 1024 * 4));
+          if (${JSON.stringify(op)} === 'gemmAsync') ctx.gemmAsync(w, new Float32Array(128 * 1024), 128, new Float32Array(128 * 1024));
+          else
+            ctx
+              .compile({ buffers: [new Float32Array(128 * 1024), new Float32Array(128 * 1024)], params: new Int32Array([128]), maxRows: 128,
+                ops: [{ op: 'matmul', matrix: w, x: [0, 0, 1024], out: [1, 0, 1024], mSlot: 0 }] })
+              .runAsync();
+          parentPort.postMessage('started');
+        });`;
+      const worker = new Worker(code, { eval: true });
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      await worker.terminate();
+    }
+    // Still here: the process survived both.
+    expect(ctx.info().threads).toBe(2);
+  });
 });
 
 describe('compile() views: overflow-safe extents', () => {
@@ -303,6 +350,59 @@ describe('mapped files: views are private, never a fault', () => {
     expect(m.view(8000, 16)[0]).toBe(9);
     m.close();
     expect(() => m.bytes).toThrow(coded('KERNELS_CLOSED'));
+  });
+});
+
+describe('attention and programs refuse shapes that would run past their buffers or their memory', () => {
+  it('attention whose scratch would pass 1 GiB a thread is refused before any thread allocates (it aborted the process)', () => {
+    const H = 65536;
+    const P = 2 ** 20;
+    const args = {
+      q: new Float32Array(H),
+      k: new Float32Array(P),
+      v: new Float32Array(P),
+      out: new Float32Array(H),
+      nHeads: H,
+      nKvHeads: 1,
+      headDim: 1,
+      pos0: P - 1,
+    };
+    expect(() => ctx.attention(args as never)).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() => ctx.attention(args as never)).toThrow(/MiB of scratch a thread, over the 1024 MiB limit/);
+  });
+
+  it('an attention or rope op with no position slot over more rows than its cache or tables hold is refused, not read past their end', () => {
+    const hd = 4;
+    for (const R of [2, 4096]) {
+      const attention = ctx.compile({
+        buffers: [new Float32Array(R * hd), new Float32Array(R * hd), new Float32Array(hd), new Float32Array(hd)],
+        params: new Int32Array([R]),
+        maxRows: R,
+        ops: [
+          {
+            op: 'attention',
+            q: [0, 0, hd],
+            out: [1, 0, hd],
+            k: [2, 0, hd],
+            v: [3, 0, hd],
+            heads: 1,
+            kvHeads: 1,
+            headDim: hd,
+            kvType: 'f32',
+            capacity: 1,
+            mSlot: 0,
+          },
+        ],
+      } as unknown as ProgramSpec);
+      expect(() => attention.run(), `attention, ${R} rows`).toThrow(/position 0 is outside 0\.\.-\d+ \(the op has no slot/);
+      const rope = ctx.compile({
+        buffers: [new Float32Array(R * hd), new Float32Array(hd / 2), new Float32Array(hd / 2)],
+        params: new Int32Array([R]),
+        maxRows: R,
+        ops: [{ op: 'rope', x: [0, 0, hd], cos: [1, 0, hd / 2], sin: [2, 0, hd / 2], heads: 1, headDim: hd, capacity: 1, mSlot: 0 }],
+      } as unknown as ProgramSpec);
+      expect(() => rope.run(), `rope, ${R} rows`).toThrow(/position 0 is outside/);
+    }
   });
 });
 

@@ -337,6 +337,8 @@ export class Model {
    */
   touchModel(bytes: number, stride: number): { ms: number; bytesRead: number } {
     this.alive();
+    // It reads the mapped file as a step does: a file truncated in place is an error, not a SIGBUS.
+    this.checkFile();
     const r = this.mapped.ctx.touch(this.mapped.mapping, bytes, stride, this.touchAt);
     this.touchAt = r.next;
     return { ms: r.seconds * 1000, bytesRead: r.bytesRead };

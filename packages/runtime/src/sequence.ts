@@ -64,7 +64,7 @@ export class Sequence {
       this.out.set(f.logitsRow(0));
       this.best = f.argmax;
     });
-    this.kv.push(...tokens);
+    for (const t of tokens) this.kv.push(t);
   }
 
   /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
@@ -154,7 +154,7 @@ export class Sequence {
 
   /** @internal Records tokens a batched step ran for this sequence. */
   appended(tokens: readonly number[]): void {
-    this.kv.push(...tokens);
+    for (const t of tokens) this.kv.push(t);
   }
 
   /** Gives the slot back to the model (its contents are kept until another sequence overwrites them). */

@@ -12,6 +12,7 @@ namespace {
 // kQueryBlock * group rows, enough to fill the GEMM's register blocks.
 constexpr int kQueryBlock = 16;
 
+
 // Positions [t0, t0 + n) as runs of consecutive cache rows: fn(row, j, run) for the run starting at
 // cache row `row` that holds positions t0 + j ..; a ring's positions run in at most two pieces.
 template <class Fn>
@@ -152,6 +153,16 @@ void attend_group(Context& ctx, const AttentionArgs& a, int i, int kvh, int firs
 }
 
 }  // namespace
+
+uint64_t attention_scratch_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t positions, int64_t window, int64_t n_queries) {
+  const uint64_t group = (uint64_t)(n_heads / std::max<int64_t>(n_kv_heads, 1));
+  const uint64_t block = (uint64_t)std::min<int64_t>(std::max<int64_t>(n_queries, 1), kQueryBlock);
+  const uint64_t span = (uint64_t)(window > 0 ? std::min<int64_t>(positions, window + kQueryBlock) : positions) + 64;
+  // Rows of the block (padded to a panel), each with its scores, its packed query and its output;
+  // plus a weight panel and raw rows (64 x max(head_dim, 512) each is more than either needs).
+  const uint64_t rows = group * block + 64, width = (uint64_t)head_dim + 64;
+  return rows * (span + 2 * width) + 2 * 64 * std::max<uint64_t>(width, 512);
+}
 
 void attention_many(Context& ctx, const AttentionArgs* list, int count) {
   if (count < 1) return;

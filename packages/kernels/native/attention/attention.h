@@ -4,6 +4,7 @@
 // heads split between the pool's threads; a prefill
 // chunk runs as GEMMs on the packed GEMM's micro-kernel, per (KV head, block of queries).
 #pragma once
+#include <cstdint>
 #include <cstddef>
 
 #include "context.h"
@@ -29,6 +30,13 @@ struct AttentionArgs {
 };
 
 void attention(Context& ctx, const AttentionArgs& a);
+
+// The scratch one thread's attention over `positions` may need, in floats: a query block's heads
+// of one KV head times the positions they see, plus their packed rows. Callers refuse shapes whose
+// scratch exceeds kMaxAttentionScratchFloats (1 GiB a thread) before any thread allocates it: an
+// allocation failing inside a pool thread would end the process.
+constexpr uint64_t kMaxAttentionScratchFloats = uint64_t(1) << 28;
+uint64_t attention_scratch_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t positions, int64_t window, int64_t n_queries);
 
 // Several short attentions at once (decode rows of different sequences, each over its own cache):
 // every (query, KV head) of all of them is one task of a single pool job (its query heads split

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "attention/attention.h"
 #include "program/program.h"
 
 namespace ie {
@@ -201,6 +202,10 @@ AttentionOp<Compiled> compile_attention(const Compiler& c, const AttentionOp<Wir
   if (op.k.stride != op.v.stride || op.k.stride < kvw) fail(c.where + ": K and V caches need the same row stride, at least kvHeads*headDim");
   if (w.sinks.set) op.sinks = c.view(w.sinks, "sinks", 1, op.heads);
   op.place = c.place(w.place, op.slots, op.positions);
+  const uint64_t scratch = attention_scratch_floats(op.heads, op.kv_heads, op.head_dim, op.positions, op.window, c.R);
+  if (scratch > kMaxAttentionScratchFloats)
+    fail(c.where + ": attention over " + std::to_string(op.positions) + " positions with " + std::to_string(op.heads / op.kv_heads) + " query heads per KV head needs " +
+         std::to_string(scratch * 4 >> 20) + " MiB of scratch a thread, over the " + std::to_string(kMaxAttentionScratchFloats * 4 >> 20) + " MiB limit");
   return op;
 }
 

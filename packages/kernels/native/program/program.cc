@@ -12,13 +12,12 @@
 namespace ie {
 
 static bool param(const Program& p, int slot, int64_t lo, int64_t hi, int64_t* out, std::string* err, const char* what) {
-  if (slot < 0) {
-    *out = lo;
-    return true;
-  }
-  const int64_t v = p.params[slot];
+  // No slot: the value is lo, which must still lie in range (an op without posSlot over more rows
+  // than its cache or tables hold has hi < lo, and would run past their end).
+  const int64_t v = slot < 0 ? lo : p.params[slot];
   if (v < lo || v > hi) {
-    *err = std::string(what) + " " + std::to_string(v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi);
+    *err = std::string(what) + " " + std::to_string(v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi) +
+           (slot < 0 ? " (the op has no slot giving it, and this run's rows do not fit the op's capacity from 0)" : "");
     return false;
   }
   *out = v;

@@ -146,6 +146,13 @@ describe('engine.chat() with the model’s chat template', () => {
       message: 'messages[0].content: must be a string',
     });
   });
+
+  it('a conversation far longer than the context is IE_CONTEXT_OVERFLOW, not a stack overflow while its ids are gathered', async () => {
+    await using c = await Engine.load(dirs.chat);
+    const long = [{ role: 'user' as const, content: 'a b '.repeat(100_000) }];
+    expect(c.chatPrompt(long).ids.length).toBeGreaterThan(150_000);
+    await expect(c.chat(long, { maxTokens: 1 })).rejects.toMatchObject({ code: 'IE_CONTEXT_OVERFLOW' });
+  });
 });
 
 describe('common-prefix reuse of the KV cache', () => {

@@ -93,10 +93,11 @@ export function encodeHarmonyContent(encode: (text: string) => number[], text: s
   let from = 0;
   for (const m of text.matchAll(SPECIAL_SHAPED)) {
     const cut = (m.index as number) + 2;
-    ids.push(...encode(text.slice(from, cut)));
+    for (const id of encode(text.slice(from, cut))) ids.push(id);
     from = cut;
   }
-  ids.push(...encode(text.slice(from)));
+  // One at a time: spreading a long message's ids as arguments overflows the stack.
+  for (const id of encode(text.slice(from))) ids.push(id);
   return ids;
 }
 

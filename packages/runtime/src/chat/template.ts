@@ -196,7 +196,7 @@ export function encodeChatPrompt(
   const out: number[] = rule && !own ? [tokenizer.bosId] : [];
   const specials = tokenizer.kind === 'hf' ? undefined : options.specials;
   if (!specials || specials.size === 0) {
-    out.push(...tokenizer.encode(text, { bos: false }));
+    for (const id of tokenizer.encode(text, { bos: false })) out.push(id);
     return out;
   }
   // By first character, longest first: "<|im_end|>" is not cut at a shorter special that starts it.
@@ -214,11 +214,12 @@ export function encodeChatPrompt(
       i++;
       continue;
     }
-    if (i > from) out.push(...tokenizer.encode(text.slice(from, i), { bos: false }));
+    if (i > from) for (const id of tokenizer.encode(text.slice(from, i), { bos: false })) out.push(id);
     out.push(specials.get(hit) as number);
     i += hit.length;
     from = i;
   }
-  if (from < text.length) out.push(...tokenizer.encode(text.slice(from), { bos: false }));
+  // One id at a time: spreading a long conversation's ids as arguments overflows the stack.
+  if (from < text.length) for (const id of tokenizer.encode(text.slice(from), { bos: false })) out.push(id);
   return out;
 }
