@@ -353,6 +353,34 @@ describe('mapped files: views are private, never a fault', () => {
   });
 });
 
+describe('a matrix spec is read once', () => {
+  it('a layout getter that answers differently on a second read cannot make the native matrix differ from the one validated', () => {
+    const m = makeMatrix({ dtype: 'f32' }, 16, 64, 17);
+    let reads = 0;
+    const spec = {
+      ...m.spec,
+      get layout() {
+        reads++;
+        return reads === 1 ? { order: 'row_major' as const, block_k: 0 } : { order: 'pretransposed' as const, block_k: 0 };
+      },
+    };
+    const flipping = ctx.matrix(spec as never, m.bytes);
+    expect(reads).toBe(1);
+    const x = seededFloats(64, 18);
+    const [got, want] = [new Float32Array(16), new Float32Array(16)];
+    ctx.gemv(flipping, x, got);
+    ctx.gemv(ctx.matrix({ ...m.spec, layout: { order: 'row_major', block_k: 0 } }, m.bytes), x, want);
+    expect(got).toEqual(want);
+    const throwing = {
+      ...m.spec,
+      get quant(): never {
+        throw new Error('boom');
+      },
+    };
+    expect(() => ctx.matrix(throwing as never, m.bytes)).toThrow(coded('KERNELS_BAD_MATRIX'));
+  });
+});
+
 describe('attention and programs refuse shapes that would run past their buffers or their memory', () => {
   it('attention whose scratch would pass 1 GiB a thread is refused before any thread allocates (it aborted the process)', () => {
     const H = 65536;

@@ -9,7 +9,7 @@ import { loadAddon, type NativeContext, type NativeInfo } from './addon.js';
 import { KERNEL_CONSTANTS, type KvDtype, type RopeStyle } from './constants.js';
 import { KernelError, asKernelError, show, wrapNative } from './errors.js';
 import { MappedFile, WeightMatrix, nativeOf } from './handles.js';
-import { matrixGeometry, nativeDescriptor, type MatrixSpec } from './matrix-spec.js';
+import { matrixGeometry, nativeDescriptor, snapshotMatrixSpec, type MatrixSpec } from './matrix-spec.js';
 import { checkContextOptions, type ContextOptions, type Isa } from './options.js';
 import { Program, encodeOp } from './program.js';
 import type { ProgramSpec } from './program-types.js';
@@ -185,8 +185,9 @@ export class KernelContext {
   }
 
   /** Binds a matrix to its bytes (zero-copy). Pass the mapping when `data` is a view of one, so it stays mapped while the matrix lives. */
-  matrix(spec: MatrixSpec, data: Uint8Array, mapping?: MappedFile): WeightMatrix {
+  matrix(given: MatrixSpec, data: Uint8Array, mapping?: MappedFile): WeightMatrix {
     if (mapping !== undefined) mappingArg(mapping);
+    const spec = snapshotMatrixSpec(given);
     const g = matrixGeometry(spec);
     if (!(data instanceof Uint8Array)) throw new KernelError('KERNELS_BAD_ARGUMENT', 'matrix data must be a Uint8Array');
     if (BigInt(data.length) !== g.bytes)

@@ -62,6 +62,39 @@ export interface MatrixGeometry {
   zerosOffset: bigint;
 }
 
+/**
+ * The spec as plain data, each field read once: a getter that answers differently on a second read
+ * (row_major to validation, pretransposed to the native descriptor) cannot make the native matrix
+ * differ from the one validated. Throws KERNELS_BAD_MATRIX where reading the spec throws.
+ */
+export function snapshotMatrixSpec(spec: MatrixSpec): MatrixSpec {
+  try {
+    if (!isObject(spec)) return spec;
+    const { dtype, shape, layout, quant } = spec;
+    return {
+      dtype,
+      shape: Array.isArray(shape) ? [...shape] : shape,
+      ...(layout === undefined ? {} : { layout: isObject(layout) ? { order: layout.order, block_k: layout.block_k } : layout }),
+      ...(quant === undefined
+        ? {}
+        : {
+            quant: isObject(quant)
+              ? {
+                  scheme: quant.scheme,
+                  granularity: quant.granularity,
+                  group_size: quant.group_size,
+                  scale_dtype: quant.scale_dtype,
+                  scales_offset: quant.scales_offset,
+                  zeros_offset: quant.zeros_offset,
+                }
+              : quant,
+          }),
+    } as MatrixSpec;
+  } catch (e) {
+    bad(`the matrix spec is malformed (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
 export function matrixGeometry(spec: MatrixSpec): MatrixGeometry {
   try {
     return geometry(spec);
