@@ -143,6 +143,35 @@ describe('liveness: a generation nobody pulls does not hold the engine', () => {
   });
 });
 
+describe('arguments of the wrong kind', () => {
+  it('are IE_INVALID_OPTION naming the argument, never a TypeError from inside', async () => {
+    const e = await Engine.load(await iebin(base, 14), { threads: 1 });
+    const bad = async (f: () => unknown, option: string) => {
+      let err: unknown;
+      try {
+        await f();
+      } catch (x) {
+        err = x;
+      }
+      expect(err, option).toMatchObject({ code: 'IE_INVALID_OPTION', option });
+    };
+    await bad(() => e.complete(null as never), 'prompt');
+    await bad(() => e.complete(5 as never), 'prompt');
+    await bad(() => e.complete([1, 5], null as never), 'options');
+    await bad(() => e.complete([1, 5], { stopTokens: 5 as never }), 'stopTokens');
+    await bad(() => e.complete([1, 5], { stopTokens: '0123' as never }), 'stopTokens');
+    await bad(() => e.complete([1, 5], { onText: 5 as never }), 'onText');
+    await bad(() => e.complete([1, 5], { signal: { aborted: false } as never }), 'signal');
+    await bad(() => e.evaluate(null as never), 'ids');
+    await bad(() => e.detokenize(null as never), 'ids');
+    await bad(() => e.detokenize([e.config.vocab_size]), 'ids');
+    await bad(() => e.detokenize([-1]), 'ids');
+    // The engine is unharmed.
+    expect((await e.complete([1, 5], { maxTokens: 2, temperature: 0 })).tokens).toHaveLength(2);
+    await e.dispose();
+  });
+});
+
 describe('a model file changed in place while loaded', () => {
   it('is a coded error at the next step, not a SIGBUS', async () => {
     const dir = await iebin(base, 13);

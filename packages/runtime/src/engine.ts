@@ -8,7 +8,7 @@
 import type { ModelConfig } from '@ie/format';
 import type { ChatMessage } from './chat/harmony.js';
 import { ChatSession, type ChatSessionOptions } from './chat/session.js';
-import { ContextOverflowError, GenerationAbortedError, IeRuntimeError } from './errors.js';
+import { ContextOverflowError, GenerationAbortedError, IeRuntimeError, InvalidOptionError } from './errors.js';
 import type { Forward } from './forward.js';
 import { embedPrepared, prepareEmbed, type EmbedInput, type EmbedOptions } from './embed.js';
 import { Decoding } from './generation/decoding.js';
@@ -90,6 +90,7 @@ export class Engine {
 
   detokenize(ids: readonly number[]): string {
     this.alive();
+    checkIds(ids, this.config.vocab_size, 'ids');
     return this.model.detokenize(ids);
   }
 
@@ -147,6 +148,7 @@ export class Engine {
   /** Logits after each token of `ids` (a fresh sequence; one decode step per position). */
   async evaluate(ids: readonly number[]): Promise<Float32Array[]> {
     this.alive();
+    checkIds(ids, this.config.vocab_size, 'ids');
     ContextOverflowError.check(ids.length, this.contextLength);
     const out: Float32Array[] = [];
     const turn = await this.takeTurn();
@@ -297,4 +299,12 @@ export class Engine {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
   }
+}
+
+/** Token ids as the engine takes them: an array of integers below the vocabulary size. */
+function checkIds(ids: unknown, vocab: number, name: string): void {
+  if (!Array.isArray(ids) && !ArrayBuffer.isView(ids))
+    throw new InvalidOptionError(name, `must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
+  for (const id of ids as ArrayLike<number> & Iterable<number>)
+    if (!Number.isSafeInteger(id) || id < 0 || id >= vocab) throw new InvalidOptionError(name, `token id ${id} is outside 0..${vocab - 1}`);
 }

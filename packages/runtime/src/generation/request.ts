@@ -21,6 +21,21 @@ export interface PreparedRequest {
 }
 
 /** Validates `options` and tokenizes `prompt` (text, or ids used as given) for a context of `contextLength`. */
+/** The prompt's and the options' kinds, before anything reads them (a null would be a TypeError deep inside). */
+function checkRequestShape(prompt: unknown, options: unknown): asserts options is GenerateOptions {
+  if (typeof prompt !== 'string' && !Array.isArray(prompt) && !ArrayBuffer.isView(prompt))
+    throw new InvalidOptionError('prompt', `must be a string or an array of token ids, got ${prompt === null ? 'null' : typeof prompt}`);
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new InvalidOptionError('options', `must be an object, got ${options === null ? 'null' : typeof options}`);
+  const o = options as Record<string, unknown>;
+  if (o.stopTokens !== undefined && (!Array.isArray(o.stopTokens) || o.stopTokens.some((t) => !Number.isSafeInteger(t))))
+    throw new InvalidOptionError('stopTokens', 'must be an array of token ids');
+  for (const name of ['onText', 'onToken'])
+    if (o[name] !== undefined && typeof o[name] !== 'function')
+      throw new InvalidOptionError(name, `must be a function, got ${typeof o[name]}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new InvalidOptionError('signal', 'must be an AbortSignal');
+}
+
 export function prepareRequest(
   prompt: string | readonly number[],
   options: GenerateOptions,
@@ -28,6 +43,7 @@ export function prepareRequest(
   config: ModelConfig,
   contextLength: number,
 ): PreparedRequest {
+  checkRequestShape(prompt, options);
   const sampling = resolveSampling(options);
   const maxTokens = options.maxTokens ?? 256;
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
