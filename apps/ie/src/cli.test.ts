@@ -513,7 +513,7 @@ describe('ie generate and ie bench', () => {
     [
       ['bench', 'MODEL', '--prompts', '/dev/zero'],
       2,
-      '--prompts /dev/zero: cannot read the prompt file: is not a regular file (a character device); give a file [CLI_USAGE]',
+      '--prompts /dev/zero: cannot read the prompt file: is not a regular file (a character device); only regular files are read [CLI_USAGE]',
     ],
   ])('ie %j exits %i', (args, code, text) => {
     const r = ie(...args.map((a) => (a === 'MODEL' ? model() : a)));

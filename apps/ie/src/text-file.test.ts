@@ -46,19 +46,21 @@ describe('readFlagText: the files flags name, capped and regular only', () => {
   it('refuses what is not a regular file at once: a device (/dev/zero), a directory, a FIFO', async () => {
     expect(await refusal('/dev/zero')).toEqual({
       code: 'CLI_USAGE',
-      message: '--prompt-file /dev/zero: is not a regular file (a character device); give a file',
+      message: '--prompt-file /dev/zero: is not a regular file (a character device); only regular files are read',
     });
     const d = tmp();
     mkdirSync(join(d, 'dir'));
     expect(await refusal(join(d, 'dir'))).toMatchObject({
-      message: `--prompt-file ${join(d, 'dir')}: is not a regular file (a directory); give a file`,
+      message: `--prompt-file ${join(d, 'dir')}: is not a regular file (a directory); only regular files are read`,
     });
     const fifo = join(d, 'fifo');
     if (spawnSync('mkfifo', [fifo]).status === 0)
-      expect(await refusal(fifo)).toMatchObject({ message: `--prompt-file ${fifo}: is not a regular file (a FIFO); give a file` });
+      expect(await refusal(fifo)).toMatchObject({
+        message: `--prompt-file ${fifo}: is not a regular file (a FIFO); only regular files are read`,
+      });
     expect(await refusal(join(d, 'missing.txt'))).toEqual({
       code: 'CLI_USAGE',
-      message: `--prompt-file ${join(d, 'missing.txt')}: ENOENT`,
+      message: `--prompt-file ${join(d, 'missing.txt')}: does not exist`,
     });
   });
 });

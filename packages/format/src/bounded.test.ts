@@ -207,6 +207,18 @@ describe('regular files only', () => {
     if (mkfifo(join(d, 'fifo'))) await refused(() => readRegularFile(join(d, 'fifo'), 1 << 20, fail), 'IO_ERROR');
   });
 
+  it.skipIf(!existsSync('/proc/self/status'))('with sizeMayDiffer, a /proc file (size 0) is read as it reads, up to the cap', async () => {
+    const fail = (code: FormatErrorCode, m: string) => new FormatError(code, m);
+    const opts = { sizeMayDiffer: true };
+    const text = Buffer.from(await readRegularFile('/proc/self/status', 1 << 20, fail, 'IO_ERROR', opts)).toString();
+    expect(text).toMatch(/^Name:/);
+    expect(text).toMatch(/\nPid:\t\d+\n/);
+    expect((await refused(() => readRegularFile('/proc/self/status', 8, fail, 'IO_ERROR', opts), 'IO_ERROR')).message).toMatch(
+      /is over the 8-byte cap/,
+    );
+    await refused(() => readRegularFile('/dev/zero', 1 << 20, fail, 'IO_ERROR', opts), 'IO_ERROR');
+  });
+
   it('a llama2.c checkpoint or tokenizer that is a FIFO is refused at once', async () => {
     const d = tmp();
     if (!mkfifo(join(d, 'fifo'))) return;

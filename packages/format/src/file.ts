@@ -73,21 +73,34 @@ export function fileKind(st: {
   return 'not a plain file';
 }
 
+/** How {@link readRegularFile} treats a file whose size fstat() does not know. */
+export interface ReadRegularFileOptions {
+  /**
+   * Read a regular file whatever size fstat() reports, up to `cap` bytes: a /proc file (size 0)
+   * or one growing while read is taken as it reads. Off (the default), such a file is refused,
+   * which suits model files whose sizes are checked against their headers.
+   */
+  sizeMayDiffer?: boolean;
+}
+
 /**
- * Reads a whole file an importer needs (a config, a tokenizer, an index, a manifest) with a
- * size cap that holds whatever the file is: the opened descriptor is fstat()ed and anything but
- * a regular file (FIFO, device, socket, directory, also through a symlink) is refused; at most
- * `cap` + 1 bytes are ever read, and a file that yields more bytes than fstat() reported (a /proc
- * file, whose size is 0, or one growing while read) is refused too. Errors carry `code`.
+ * Reads a whole file an importer needs (a config, a tokenizer, an index, a manifest) or a flag
+ * names (a prompt, a schema) with a size cap that holds whatever the file is: the opened
+ * descriptor is fstat()ed and anything but a regular file (FIFO, device, socket, directory, also
+ * through a symlink) is refused; at most `cap` + 1 bytes are ever read, and a file that yields
+ * more bytes than fstat() reported (a /proc file, whose size is 0, or one growing while read) is
+ * refused too unless `sizeMayDiffer`. Errors carry `code`.
  */
 export async function readRegularFile(
   path: string,
   cap: number,
   fail: (code: FormatErrorCode, message: string) => Error,
   code: FormatErrorCode = 'IO_ERROR',
+  options: ReadRegularFileOptions = {},
 ): Promise<Uint8Array> {
   let fh: FileHandle;
   try {
+    // O_NONBLOCK: opening a FIFO returns at once (and is refused below) instead of waiting for a writer.
     fh = await open(path, READ_FLAGS);
   } catch (e) {
     const c = (e as NodeJS.ErrnoException).code;
@@ -98,18 +111,27 @@ export async function readRegularFile(
     if (!st.isFile()) throw fail(code, `is not a regular file (${fileKind(st)}); only regular files are read`);
     if (st.size > cap) throw fail(code, `is ${st.size} bytes, over the ${cap}-byte cap`);
     // One byte more than fstat() promised tells a pseudo-file (or a growing one) from a regular file.
-    const buf = new Uint8Array(st.size + 1);
+    let buf = new Uint8Array(st.size + 1);
     let done = 0;
-    while (done < buf.length) {
+    for (;;) {
+      if (done === buf.length) {
+        if (!options.sizeMayDiffer || buf.length > cap) break;
+        const bigger = new Uint8Array(Math.min(cap + 1, Math.max(buf.length * 2, 64 << 10)));
+        bigger.set(buf);
+        buf = bigger;
+      }
       const { bytesRead } = await fh.read(buf, done, buf.length - done, done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
-    if (done !== st.size)
+    if (options.sizeMayDiffer) {
+      if (done > cap) throw fail(code, `is over the ${cap}-byte cap`);
+    } else if (done !== st.size) {
       throw fail(
         code,
         `yielded ${done > st.size ? 'more' : 'fewer'} bytes than its size (${st.size}); it is not a plain regular file (a /proc file?) or it changed while being read`,
       );
+    }
     return buf.subarray(0, done);
   } finally {
     await fh.close().catch(() => undefined);

@@ -143,6 +143,15 @@ export {
   tempName,
   type TempFile,
 } from './safe-write.js';
-export { RandomAccessFile, fileKind, readRegularFile, jsonErrorPosition, sha256File, sha256Bytes, type ErrorFactory } from './file.js';
+export {
+  RandomAccessFile,
+  fileKind,
+  readRegularFile,
+  type ReadRegularFileOptions,
+  jsonErrorPosition,
+  sha256File,
+  sha256Bytes,
+  type ErrorFactory,
+} from './file.js';
 export { modelFileKind } from './sniff.js';
 export { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson } from './byte-level-bpe.js';

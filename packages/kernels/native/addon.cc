@@ -853,21 +853,18 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
         if (intact) deferred_.Resolve(Env().Undefined());
         else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "X or Y was detached while gemmAsync ran; Y's new owner holds the result").Value());
       });
-      done();
     }
     void OnError(const Napi::Error& e) override {
       settle_quietly([&] {
         done();
         deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
       });
-      done();
     }
 
    private:
-    // Once, whichever way the promise settles (or fails to).
+    // Called once, first in OnOK or OnError: what the worker held is released before the promise
+    // settles, so a then() that disposes the matrix or closes the context finds it idle.
     void done() {
-      if (done_) return;
-      done_ = true;
       m_->release_op();
       x_ = Pin();
       y_ = Pin();
@@ -884,7 +881,6 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Pin x_, y_;
     std::vector<Napi::Reference<Napi::Value>> keep_;
     std::shared_ptr<AsyncLedger> ledger_;
-    bool done_ = false;
   };
 
   // Same as gemm, on a libuv worker thread; resolves when Y is written. X and Y stay pinned
@@ -1198,21 +1194,17 @@ class ProgramWorker : public Napi::AsyncWorker {
       if (p_->buffers_intact()) deferred_.Resolve(Env().Undefined());
       else deferred_.Reject(coded(Env(), "KERNELS_DETACHED", "a buffer of the program was detached while it ran").Value());
     });
-    done();
   }
   void OnError(const Napi::Error& e) override {
     settle_quietly([&] {
       done();
       deferred_.Reject(coded(Env(), "KERNELS_BAD_ARGUMENT", e.Message()).Value());
     });
-    done();
   }
 
  private:
-  // Once, whichever way the promise settles (or fails to).
+  // Called once, first in OnOK or OnError (see GemmWorker::done).
   void done() {
-    if (done_) return;
-    done_ = true;
     p_->busy = false;
     for (MatrixWrap* m : p_->matrices) m->release_op();
     if (c_->inflight.fetch_sub(1) == 1 && c_->close_requested) c_->release();
@@ -1224,7 +1216,6 @@ class ProgramWorker : public Napi::AsyncWorker {
   Context* ctx_;
   std::shared_ptr<AsyncLedger> ledger_;
   Napi::ObjectReference self_;
-  bool done_ = false;
 };
 
 Napi::Value ProgramWrap::Run(const Napi::CallbackInfo& info) {

@@ -6,6 +6,7 @@
  */
 import { ContextOverflowError, IeRuntimeError } from './errors.js';
 import type { Forward, StepRows } from './forward.js';
+import { pushAll } from './arrays.js';
 
 /** What a sequence needs of its model (a Model; structural so that model.ts and this file do not import each other). */
 export interface SequenceModel {
@@ -64,7 +65,7 @@ export class Sequence {
       this.out.set(f.logitsRow(0));
       this.best = f.argmax;
     });
-    for (const t of tokens) this.kv.push(t);
+    pushAll(this.kv, tokens);
   }
 
   /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
@@ -154,7 +155,7 @@ export class Sequence {
 
   /** @internal Records tokens a batched step ran for this sequence. */
   appended(tokens: readonly number[]): void {
-    for (const t of tokens) this.kv.push(t);
+    pushAll(this.kv, tokens);
   }
 
   /** Gives the slot back to the model (its contents are kept until another sequence overwrites them). */

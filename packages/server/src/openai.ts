@@ -220,7 +220,7 @@ export function responseFormatOf(b: CommonBody): Pick<GenerateOptions, 'json' | 
   if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema)))
     badFormat('json_schema.schema must be a JSON schema (an object)');
   try {
-    // Compiled too (the engine keeps the compiled grammar per schema): a grammar too large is refused here.
+    // Compiled too, so a grammar too large is refused here; compileGrammar keeps the program for the constraint.
     compileGrammar(schemaToGrammar(schema));
   } catch (e) {
     throw e instanceof StructuredOutputError ? fromRuntimeError(e) : e;

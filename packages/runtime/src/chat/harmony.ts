@@ -6,6 +6,8 @@
  * The prompt ends with `<|start|>assistant`, where the model takes over.
  */
 
+import { pushAll } from '../arrays.js';
+
 export type ReasoningEffort = 'low' | 'medium' | 'high';
 
 export interface ChatMessage {
@@ -93,11 +95,10 @@ export function encodeHarmonyContent(encode: (text: string) => number[], text: s
   let from = 0;
   for (const m of text.matchAll(SPECIAL_SHAPED)) {
     const cut = (m.index as number) + 2;
-    for (const id of encode(text.slice(from, cut))) ids.push(id);
+    pushAll(ids, encode(text.slice(from, cut)));
     from = cut;
   }
-  // One at a time: spreading a long message's ids as arguments overflows the stack.
-  for (const id of encode(text.slice(from))) ids.push(id);
+  pushAll(ids, encode(text.slice(from)));
   return ids;
 }
 

@@ -11,6 +11,7 @@ import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { IeRuntimeError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { ChatMessage } from './harmony.js';
+import { pushAll } from '../arrays.js';
 
 /** Why a template failed: it does not parse or run (`IE_CHAT_TEMPLATE_INVALID`), or it refused the conversation (`IE_CHAT_TEMPLATE_REFUSED`). */
 export class ChatTemplateError extends IeRuntimeError {
@@ -196,7 +197,7 @@ export function encodeChatPrompt(
   const out: number[] = rule && !own ? [tokenizer.bosId] : [];
   const specials = tokenizer.kind === 'hf' ? undefined : options.specials;
   if (!specials || specials.size === 0) {
-    for (const id of tokenizer.encode(text, { bos: false })) out.push(id);
+    pushAll(out, tokenizer.encode(text, { bos: false }));
     return out;
   }
   // By first character, longest first: "<|im_end|>" is not cut at a shorter special that starts it.
@@ -214,12 +215,11 @@ export function encodeChatPrompt(
       i++;
       continue;
     }
-    if (i > from) for (const id of tokenizer.encode(text.slice(from, i), { bos: false })) out.push(id);
+    if (i > from) pushAll(out, tokenizer.encode(text.slice(from, i), { bos: false }));
     out.push(specials.get(hit) as number);
     i += hit.length;
     from = i;
   }
-  // One id at a time: spreading a long conversation's ids as arguments overflows the stack.
-  if (from < text.length) for (const id of tokenizer.encode(text.slice(from), { bos: false })) out.push(id);
+  if (from < text.length) pushAll(out, tokenizer.encode(text.slice(from), { bos: false }));
   return out;
 }

@@ -16,6 +16,20 @@ const err = (g: string): GrammarError => {
 };
 
 describe('GBNF parser', () => {
+  it('compiles a text once while it is recent: the same program comes back, a refused text is refused every time', () => {
+    const text = 'root ::= "x" [0-9]{2,5}';
+    const g = compileGrammar(text);
+    expect(compileGrammar(text)).toBe(g);
+    expect(compileGrammar(`${text} "y"`)).not.toBe(g);
+    expect(new GrammarMatcher(compileGrammar(text)).matches('x123')).toBe(true);
+    // 40 other texts push it out; it compiles again to an equal program.
+    for (let i = 0; i < 40; i++) compileGrammar(`root ::= "${i}"`);
+    const again = compileGrammar(text);
+    expect(again).not.toBe(g);
+    expect(again).toEqual(g);
+    expect(err('root ::= (').code).toBe(err('root ::= (').code);
+  });
+
   it('parses rules, alternation, groups, repetition, literals with escapes and classes', () => {
     const m = matcher(`
       # a comment

@@ -11,6 +11,7 @@
  * stop expanding it.
  */
 import { GrammarError, type StructuredErrorCode } from './errors.js';
+import { pushAll } from '../arrays.js';
 
 /** The largest code point. */
 export const MAX_CODE_POINT = 0x10ffff;
@@ -410,9 +411,7 @@ class ProgramBuilder {
       Int32Array.from(
         seqs.map((seq) => {
           const start = code.length;
-          // One at a time: spreading a long sequence ({m} with m in the tens of thousands) as
-          // arguments overflows the stack.
-          for (const e of seq) code.push(e);
+          pushAll(code, seq);
           code.push(END);
           return start;
         }),
@@ -422,8 +421,28 @@ class ProgramBuilder {
   }
 }
 
-/** Parses and compiles GBNF text; throws {@link GrammarError} with a stable code and the line:column at fault. */
+/** Grammars compiled lately, by their text: a server checks a request's schema before it queues and the constraint compiles it again, and clients send the same few schemas. */
+const recentlyCompiled = new Map<string, CompiledGrammar>();
+const RECENTLY_COMPILED = 32;
+
+/**
+ * Parses and compiles GBNF text; throws {@link GrammarError} with a stable code and the line:column
+ * at fault. The result is shared (kept for the next call with the same text) and never changed.
+ */
 export function compileGrammar(text: string): CompiledGrammar {
+  const known = recentlyCompiled.get(text);
+  if (known) {
+    recentlyCompiled.delete(text);
+    recentlyCompiled.set(text, known);
+    return known;
+  }
+  const g = compileGrammarText(text);
+  if (recentlyCompiled.size >= RECENTLY_COMPILED) recentlyCompiled.delete(recentlyCompiled.keys().next().value as string);
+  recentlyCompiled.set(text, g);
+  return g;
+}
+
+function compileGrammarText(text: string): CompiledGrammar {
   const defs = new Parser(text).parse();
   if (!defs.has('root')) throw GrammarError.at('IE_GRAMMAR_NO_ROOT', text, 0, 'no rule named root; matching starts at root ::= ...');
   const builder = new ProgramBuilder(text, defs.keys());
