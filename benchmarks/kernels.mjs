@@ -321,7 +321,7 @@ if (ROWS > 1) {
   for (const r of results) console.log(`| ${r.precision} | ${r.threads} | ${r.rowsGflops} | ${r.rowsSpeedup} |`);
 }
 console.log(
-  `\nGEMM, ${gemm[0]?.tokens ?? 128} tokens, GFLOP/s (share of the measured FMA peak: ${THREADS.map((t) => `${peaks[t].toFixed(1)} GFLOP/s at ${t} thread(s)`).join(', ')}); kernel ${info.gemm}; +int8 rows: integer GOP/s of the int8 GEMM ${info.int8Gemm} for symmetric q4, and for i8 where the CPU has VNNI (the FP32 GEMM for the rest), against the same FP32 peak`,
+  `\nGEMM, ${gemm[0]?.tokens ?? 128} tokens, GFLOP/s (share of the measured FMA peak: ${THREADS.map((t) => `${peaks[t].toFixed(1)} GFLOP/s at ${t} thread(s)`).join(', ')}); kernel ${info.gemm}; +int8 rows: integer GOP/s of the int8 GEMM ${info.int8Gemm} for symmetric q4 and i8 (the FP32 GEMM for the rest), against the same FP32 peak`,
 );
 console.log('| precision | threads | 2048x2048 | 5632x2048 | 2048x5632 |');
 console.log('| --- | --- | --- | --- | --- |');

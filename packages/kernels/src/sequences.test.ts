@@ -207,9 +207,9 @@ describe('programs over a KV arena of several sequences', () => {
       params[0] = 16;
       p.run();
       // A prefill chunk: the FP32 GEMM, or in the int8 mode the int8 GEMM where the ISA has one
-      // for the matrix (symmetric q4; i8 where it has vpdpbusd, not on AVX2): each token then W
-      // times its own quantized x.
-      const int8Gemm = ctx.info().int8Gemm !== 'none' && (variant.dtype === 'q4' || ctx.info().int8Activations !== 'avx2');
+      // (symmetric q4 and i8 on every ISA but scalar; AVX2 takes i8 through vpmaddwd): each token
+      // then W times its own quantized x.
+      const int8Gemm = ctx.info().int8Gemm !== 'none';
       if (acts === 'int8' && int8Gemm) {
         for (let t = 0; t < 16; t++) {
           const xt = x.subarray(t * K, (t + 1) * K);

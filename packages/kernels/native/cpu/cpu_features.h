@@ -31,10 +31,12 @@ bool avx512_full_width(const CpuFeatures& f);
 // Whether one sequential stream of a core reads well below what the core can take, so that the
 // 256-bit i8 x q8 GEMV (AVX2, AVX-VNNI) reads a lone activation row's weight rows in far-apart
 // pairs, each line prefetched 2 KiB ahead, rather than one row at a time: on Zen 5 (AMD family
-// 0x1A) and later. `IE_ISA=avx2` on a Zen 5 core, TinyLlama Q8_0 decode on one pinned thread,
-// alternated three rounds: 19.0-20.0 -> 23.2-25.5 tok/s (two threads 36-38 -> 42.5-43.5 in two
-// rounds of three). One row at a time stays where it measured at the bus: Zen 3 (103-108% of the
-// read probe) and Zen 4 (93-98%, the AVX2 i8 GEMV is its default).
+// 0x1A) and later, and on AMD cores without AVX-512 (Zen 3, family 0x19, and before). `IE_ISA=avx2`
+// on a Zen 5 core, TinyLlama Q8_0 decode on one pinned thread, alternated three rounds: 19.0-20.0
+// -> 23.2-25.5 tok/s (two threads 36-38 -> 42.5-43.5 in two rounds of three). One Zen 3 core, the
+// GEMV from DRAM against the 8-stream read probe, two rounds alternated: int8w 71-83% -> 101-104%,
+// Q8_0 74% -> 95-96%. One row at a time stays where it measured at the bus on Zen 4 (93-98%, the
+// AVX2 i8 GEMV is its default there), the other family 0x19 core, told apart by its AVX-512.
 bool i8_rows_in_far_pairs(const CpuFeatures& f);
 
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
