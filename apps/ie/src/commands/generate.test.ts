@@ -200,7 +200,7 @@ describe('ie generate --json-schema / --grammar / --json-object: constrained out
   it('typed errors, before the model loads: unreadable file (2), not JSON / unsupported schema / bad grammar (3), two flags (2)', () => {
     const missing = runIe(['generate', model, 'x', '--json-schema', join(dir, 'nope.json')]);
     expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/--json-schema .*nope\.json: ENOENT \[CLI_USAGE\]/);
+    expect(missing.err).toMatch(/--json-schema .*nope\.json: does not exist \[CLI_USAGE\]/);
     const notJson = runIe(['generate', model, 'x', '--json-schema', join(dir, 'broken.json')]);
     expect(notJson.code).toBe(3);
     expect(notJson.err).toMatch(/--json-schema .*broken\.json: schema #: the file is not JSON .*\[IE_SCHEMA_INVALID\]/);
@@ -231,7 +231,7 @@ describe('ie generate --json-schema / --grammar / --json-object: constrained out
     ]) {
       const r = runIe(['generate', model, ...(flag === '--prompt-file' ? [] : ['x']), flag, file]);
       expect(r.code, flag).toBe(2);
-      expect(r.err.trim()).toBe(`ie: ${flag} ${file}: is not a regular file (${kind}); give a file [CLI_USAGE]`);
+      expect(r.err.trim()).toBe(`ie: ${flag} ${file}: is not a regular file (${kind}); only regular files are read [CLI_USAGE]`);
     }
   });
 
