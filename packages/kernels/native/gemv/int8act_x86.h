@@ -466,7 +466,7 @@ struct Q8Kernels {
 
   // A lone activation row against NR far-apart weight rows (row_streams), each x load serving all
   // of them, each row's next line prefetched kStreamAhead ahead: the per-CPU alternative to rows in
-  // memory order (gemv_i8), for cores whose one sequential stream stays below the bus (Zen 5).
+  // memory order (gemv_i8), for cores whose one sequential stream stays below the bus (Zen 5, Zen 3).
   template <int G, int NR>
   static void i8_far_rows(const WeightRows& w, const int* rs, const int8_t* xq, const float* xd, float* s, float* f, float* y, bool acc) {
     const int K = w.K, blocks = (K + kQ8Block - 1) / kQ8Block;
