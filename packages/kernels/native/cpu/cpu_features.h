@@ -39,6 +39,15 @@ bool avx512_full_width(const CpuFeatures& f);
 // AVX2 i8 GEMV is its default there), the other family 0x19 core, told apart by its AVX-512.
 bool i8_rows_in_far_pairs(const CpuFeatures& f);
 
+// Whether a lone activation row reads q4 in 16-row records (the 256-bit q4x16 kernels) faster than
+// in rows, so that `auto` takes the records for any number of sequences (`q4Rows16` "always"
+// rather than "batched"): on AMD cores without AVX-512 (Zen 3, family 0x19, and before). One Zen 3
+// core, TinyLlama's shapes from DRAM against the 8-stream read probe, two rounds: Q4_0 in rows
+// 69-77%, in records 88-99% (two threads 78-80% -> 83-88%); Q4_0 decode 30.1-30.3 -> 37.2-39.9
+// tok/s on one thread. Zen 4 and Zen 5 through `IE_ISA=avx2` measured a lone row up to a tenth
+// slower in records (they run the AVX-512 kernels natively); Intel's AVX2 cores are not measured.
+bool q4_records_for_one_row(const CpuFeatures& f);
+
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.
 enum class Isa : int { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512 = 3 };

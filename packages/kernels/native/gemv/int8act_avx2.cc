@@ -44,7 +44,7 @@ void register_q8_avx2(KernelTable& t, const CpuFeatures& f) {
   t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avx2;
   t.q4x16.gemv_q8 = gemv_q4x16_q8_avx2;
   t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_avx2;
-  t.q4x16.worth = "batched";
+  t.q4x16.worth = q4_records_for_one_row(f) ? "always" : "batched";
 }
 
 }  // namespace ie
