@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
 import {
+  type BlockVariant,
   contextMaker,
+  makeBlockMatrix,
   makeMatrix,
   quantizedX,
   refGemv,
@@ -13,7 +15,7 @@ import {
 } from '../test/helpers.js';
 import { type KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
 
-// Symmetric q4 and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
+// Symmetric q4, iq4_nl and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
 // FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
 // reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
 // against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
@@ -58,13 +60,28 @@ const I8_SHAPES = [
   [32, 8320],
   [112, 8320],
 ] as const;
+// iq4_nl (GGUF's blocks of 32, records as q4's of group 32): one stripe of one block, an odd number
+// of blocks, several stripes over long rows, far-apart pairs with a stripe left over.
+const IQ4_SHAPES = [
+  [16, 32],
+  [48, 96],
+  [80, 1056],
+  [144, 64],
+  [32, 8352],
+  [112, 8352],
+] as const;
 const SUITES = [
   { name: 'q4', variants: Q4_VARIANTS, shapes: Q4_SHAPES },
   { name: 'i8', variants: I8_VARIANTS, shapes: I8_SHAPES },
+  { name: 'iq4_nl', variants: ['iq4_nl'] as BlockVariant[], shapes: IQ4_SHAPES },
 ] as const;
 
-function interleaved(ctx: KernelContext, v: Variant, rows: number, cols: number, seed: number) {
-  const w = makeMatrix(v, rows, cols, seed);
+const build = (v: Variant | BlockVariant, rows: number, cols: number, seed: number) =>
+  typeof v === 'string' ? makeBlockMatrix(v, rows, cols, seed) : makeMatrix(v, rows, cols, seed);
+const nameOf = (v: Variant | BlockVariant) => (typeof v === 'string' ? v : variantName(v));
+
+function interleaved(ctx: KernelContext, v: Variant | BlockVariant, rows: number, cols: number, seed: number) {
+  const w = build(v, rows, cols, seed);
   const m = ctx.matrix(w.spec, w.bytes.slice());
   m.interleaveRows16();
   return { w, m };
@@ -88,7 +105,7 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
   describe(`${name} in 16-row records`, () => {
     for (const isa of ISAS)
       for (const v of VARIANTS)
-        it(`match the float64 reference and the lone GEMV (${isa}, ${variantName(v)})`, () => {
+        it(`match the float64 reference and the lone GEMV (${isa}, ${nameOf(v)})`, () => {
           for (const [rows, cols] of SHAPES) {
             const what = `${rows}x${cols}`;
             let first: Float32Array | null = null;
@@ -152,7 +169,7 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
             const X = seededFloats(8 * cols, rows, 2);
             expect(
               firstDifference(matmul(ctx, b, X, 8, 'int8'), matmul(scalar, a, X, 8, 'int8')),
-              `${isa} ${variantName(v)} ${rows}x${cols}`,
+              `${isa} ${nameOf(v)} ${rows}x${cols}`,
             ).toBeNull();
           }
       }
@@ -201,12 +218,53 @@ describe('i8 in 16-row records at the extremes', () => {
   });
 });
 
+describe('iq4_nl in 16-row records at the extremes', () => {
+  // Levels at -127 (code 0) and 113 (code 15) against activations at ±127: AVX2's sign trick pairs
+  // reach 2 x 127 x 127 in vpmaddubsw's 16 bits, AVX-VNNI's levels + 128 reach 255 x 127 in vpdpbusd.
+  it('give the scalar reference bit for bit and the float64 reference', () => {
+    const rows = 64;
+    const cols = 192;
+    const scalar = make('scalar', 1);
+    const w = makeBlockMatrix('iq4_nl', rows, cols, 21);
+    const noise = seededFloats(rows * cols, 22, 1);
+    // Stripe 0 all code 0, stripe 1 all code 15, stripe 2 alternating 0 and 15, stripe 3 as quantized.
+    for (let r = 0; r < 48; r++)
+      for (let b = 0; b < cols / 32; b++)
+        for (let j = 0; j < 16; j++) {
+          const at = (r * (cols / 32) + b) * 18 + 2 + j;
+          w.bytes[at] = [0x00, 0xff, (j + (noise[r * cols + b] > 0 ? 1 : 0)) % 2 ? 0x0f : 0xf0][r >> 4];
+        }
+    for (const isa of ISAS) {
+      const ctx = make(isa, 2);
+      const plain = ctx.matrix(w.spec, w.bytes);
+      const values = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) ctx.row(plain, r, values.subarray(r * cols, (r + 1) * cols));
+      const records = (c: KernelContext) => {
+        const m = c.matrix(w.spec, w.bytes.slice());
+        m.interleaveRows16();
+        return m;
+      };
+      // Blocks of x: all at +max, all at -max, alternating ±max, then seeded values.
+      const M = 8;
+      const X = seededFloats(M * cols, 23, 1);
+      for (let m = 0; m < M; m++) for (let k = 0; k < 96; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
+      const got = matmul(ctx, records(ctx), X, M, 'int8');
+      expect(firstDifference(got, matmul(scalar, records(scalar), X, M, 'int8')), isa).toBeNull();
+      for (let m = 0; m < M; m++) {
+        const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols)));
+        expect(worstRelError(got.subarray(m * rows, (m + 1) * rows), ref.y, ref.mag), `${isa} row ${m}`).toBeLessThan(1e-5);
+      }
+      plain.dispose();
+    }
+  });
+});
+
 describe('16-row records', () => {
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [
-      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups and i8'],
-      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups and i8'],
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8 and iq4_nl'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8 and iq4_nl'],
       [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
       [{ dtype: 'i8', group: 'row' }, 32, 80, 'i8 rows must be a whole number of 32-column blocks'],
       [{ dtype: 'i8', group: 64 }, 32, 96, 'i8 groups must be multiples of 32 that divide the row'],

@@ -94,6 +94,28 @@ describe('K-quant GGUF models run as imported', () => {
     },
   );
 
+  it("an all-iq4_nl file in 16-row records (q4Layout) gives its reference logits as rows do, and auto takes them where the CPU's info says", async () => {
+    const dir = await importedGguf(() => 'iq4_nl', 11);
+    const ref = await ReferenceModel.load(dir);
+    const want = prompt.map((t, p) => ref.forward(t, p));
+    await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
+    await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
+    await using auto = await Engine.load(dir, { activations: 'int8' });
+    expect(rows.info().iq4NlRows16Matrices).toBe(0);
+    // 2 layers x 7 projections and the classifier (the untied embedding stays a table of rows).
+    expect(rows16.info().iq4NlRows16Matrices).toBe(15);
+    expect(rows16.info().q4Rows16Matrices).toBe(0);
+    const worth = auto.info().iq4NlRows16;
+    expect(auto.info().iq4NlRows16Matrices).toBe(worth === 'always' ? 15 : 0);
+    // The same integer sums per block; only the float additions' order differs, which int8
+    // re-quantization downstream can move by a rounding step.
+    const a = await rows.evaluate(prompt);
+    const b = await rows16.evaluate(prompt);
+    expect(worst(b, want)).toBeLessThan(0.05);
+    const agree = b.filter((g, p) => argmax(g) === argmax(a[p])).length;
+    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
+  });
+
   it('generates from a Q4_K_M file by default (int8 activations where the CPU has them) and converts down to int4w on request', async () => {
     const dir = await importedGguf(q4KM, 5);
     await using e = await Engine.load(dir);

@@ -42,6 +42,8 @@ export interface EngineInfo extends ContextInfo {
   activations: MatmulActivations;
   /** How many symmetric q4 matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
   q4Rows16Matrices: number;
+  /** How many IQ4_NL matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
+  iq4NlRows16Matrices: number;
   /** How many i8 matrices run in 16-row records (EngineOptions.i8Layout); 0: all as stored. */
   i8Rows16Matrices: number;
   /** How many matrices were reordered into K-panels at load (EngineOptions.blockK); 0: all as stored. */
@@ -64,6 +66,7 @@ interface ModelSettings {
   expertActivations: MatmulActivations;
   sequences: number;
   q4Rows16: number;
+  iq4NlRows16: number;
   i8Rows16: number;
   blockedK: number;
 }
@@ -83,9 +86,10 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 }
 
 /**
- * Whether `auto` reorders q4 or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
- * i8Rows16): where the kernels are no slower for one sequence (q4 on AVX-512 VNNI), and where they
- * are faster for several but not for one (q4 on AVX2 and AVX-VNNI, i8 on AVX-512 VNNI) once the
+ * Whether `auto` reorders q4, IQ4_NL or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
+ * iq4NlRows16 / i8Rows16): where the kernels are no slower for one sequence (q4 on AVX-512 VNNI, q4
+ * and IQ4_NL on AMD cores without AVX-512), and where they are faster for several but not for one
+ * (q4 and IQ4_NL on the other AVX2 and AVX-VNNI cores, i8 on AVX-512 VNNI) once the
  * model holds more than two sequences (ie serve --parallel 2 or more, which keeps one sequence
  * beside its parallel ones; a BatchScheduler of three slots or more).
  */
@@ -165,6 +169,7 @@ export class Model {
       const records = (mode: RecordsLayoutMode, worth: 'always' | 'batched' | 'none') =>
         mode === 'rows16' || (mode === 'auto' && activations === 'int8' && recordsPay(worth, sequences));
       const q4Rows16 = records(opts.q4Layout, info.q4Rows16) ? interleaveRecords(weights, c, 'q4') : 0;
+      const iq4NlRows16 = records(opts.q4Layout, info.iq4NlRows16) ? interleaveRecords(weights, c, 'iq4_nl') : 0;
       const i8Rows16 = records(opts.i8Layout, info.i8Rows16) ? interleaveRecords(weights, c, 'i8') : 0;
       const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? info.int8Activations : undefined);
       const settings: ModelSettings = {
@@ -175,6 +180,7 @@ export class Model {
         expertActivations: opts.activations === 'int8' ? 'int8' : 'f32',
         sequences,
         q4Rows16,
+        iq4NlRows16,
         i8Rows16,
         blockedK,
       };
@@ -228,6 +234,7 @@ export class Model {
       filePrecision: this.weights.filePrecision,
       activations: this.opts.activations,
       q4Rows16Matrices: this.opts.q4Rows16,
+      iq4NlRows16Matrices: this.opts.iq4NlRows16,
       i8Rows16Matrices: this.opts.i8Rows16,
       blockedKMatrices: this.opts.blockedK,
       contextLength: this.opts.contextLength,

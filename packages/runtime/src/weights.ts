@@ -201,7 +201,7 @@ export function bindWeights(
  * in place (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows:
  * it is a table read one row per token.
  */
-export function interleaveRecords(weights: ModelWeights, config: ModelConfig, dtype: 'q4' | 'i8'): number {
+export function interleaveRecords(weights: ModelWeights, config: ModelConfig, dtype: 'q4' | 'i8' | 'iq4_nl'): number {
   const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
   let count = 0;
   for (const [name, m] of weights.matrices) {

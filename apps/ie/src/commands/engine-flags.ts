@@ -107,8 +107,10 @@ export const ENGINE_FLAGS = {
     type: 'choice',
     arg: 'LAYOUT',
     choices: ['auto', 'rows', 'rows16'],
-    description: 'symmetric q4 in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
-    defaultText: 'auto: rows16 in the int8 mode on AVX-512 VNNI, and on AVX2 when serving several sequences',
+    description:
+      'symmetric q4 and IQ4_NL in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
+    defaultText:
+      'auto: rows16 in the int8 mode where the CPU reads them fast for one stream (q4 on AVX-512 VNNI, both on AMD without AVX-512), else when serving several sequences',
     engineEnv: 'IE_Q4_LAYOUT',
     section: SECTION,
   },
@@ -145,6 +147,7 @@ export function describeEngine(info: EngineInfo): string {
   // In the int8 mode, symmetric q4 and i8 prefill chunks take the ISA's int8 GEMM (every SIMD ISA has one).
   const records = [
     info.q4Rows16Matrices > 0 ? `q4: 16-row records, ${info.q4Rows16Matrices} matrices` : '',
+    info.iq4NlRows16Matrices > 0 ? `iq4_nl: 16-row records, ${info.iq4NlRows16Matrices} matrices` : '',
     info.i8Rows16Matrices > 0 ? `i8: 16-row records, ${info.i8Rows16Matrices} matrices` : '',
   ].filter((s) => s !== '');
   const gemm =

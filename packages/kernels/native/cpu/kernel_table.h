@@ -175,6 +175,9 @@ inline int q4x16_record_bytes(int group, ScaleType t) { return 8 * group + 16 * 
 // operand) followed by the 16 rows' scales. x's blocks of 32 each take 8 vectors, so a vpdpbusd
 // multiplies 16 rows by four broadcast activations and a block's float work is one FMA for 16 rows.
 inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 * scale_bytes(t); }
+// IQ4_NL interleaved 16 rows at a time: byte for byte q4 records of group 32 with f16 scales (each
+// block's 16 code bytes and d), so WeightRows reads them as such (group 32, stype F16) and the
+// q4x16_* helpers below apply; only a code's value differs, kIq4NlLevels[code] for code - 8.
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
@@ -202,6 +205,7 @@ struct KernelTable {
   DequantFn dequant[kWeightTypeCount] = {};
   Records16Kernels q4x16;  // q4: AVX-512 VNNI always, the 256-bit kernels (each record in two halves) batched
   Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (codes widened to 16 bits; each record in two halves) batched
+  Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on AMD cores without AVX-512
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

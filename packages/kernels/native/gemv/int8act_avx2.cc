@@ -27,6 +27,10 @@ void gemv_rows_q4x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float*
   Q4x16Kernels256<DotAvx2>::gemv_rows(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
 }
 void gemv_q4x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q4x16Kernels256<DotAvx2>::gemv(w, xq, xd, y, rows, acc); }
+void gemv_rows_iq4x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
+  Q4x16Kernels256<DotAvx2, true>::gemv_rows(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+}
+void gemv_iq4x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q4x16Kernels256<DotAvx2, true>::gemv(w, xq, xd, y, rows, acc); }
 
 }  // namespace
 
@@ -45,6 +49,9 @@ void register_q8_avx2(KernelTable& t, const CpuFeatures& f) {
   t.q4x16.gemv_q8 = gemv_q4x16_q8_avx2;
   t.q4x16.gemv_q8_rows = gemv_rows_q4x16_q8_avx2;
   t.q4x16.worth = q4_records_for_one_row(f) ? "always" : "batched";
+  t.iq4x16.gemv_q8 = gemv_iq4x16_q8_avx2;
+  t.iq4x16.gemv_q8_rows = gemv_rows_iq4x16_q8_avx2;
+  t.iq4x16.worth = q4_records_for_one_row(f) ? "always" : "batched";
 }
 
 }  // namespace ie

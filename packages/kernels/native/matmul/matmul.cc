@@ -175,6 +175,12 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
   if (!check_layout(d, error)) return false;
   if (is_block_type(d.type)) {
     *out = plan_block_matrix(d);
+    if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales (a stripe is still 16 rows' bytes)
+      WeightRows& r = out->panels[0];
+      r.group = kQ8Block;
+      r.stype = ScaleType::F16;
+      r.rows16 = true;
+    }
     return true;
   }
   const bool quant = d.type == WeightType::I8 || d.type == WeightType::Q4;
@@ -201,8 +207,8 @@ std::string rows16_unfit(const MatrixDesc& d) {
     // x's blocks of 32 each take whole vectors of a record.
     if (d.K % kQ8Block != 0) return "i8 rows must be a whole number of 32-column blocks";
     if (d.group > 0 && (d.group % kQ8Block != 0 || d.K % d.group != 0)) return "i8 groups must be multiples of 32 that divide the row";
-  } else if (d.type != WeightType::Q4 || d.affine || d.group <= 0) {
-    return "only symmetric q4 with groups and i8";
+  } else if (d.type != WeightType::IQ4_NL && (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
+    return "only symmetric q4 with groups, i8 and iq4_nl";
   }
   if (d.N % 16 != 0) return "rows must be a multiple of 16";
   if (d.block_k != 0 || d.pretransposed) return "the matrix must be row-major and not K-blocked";
@@ -210,10 +216,41 @@ std::string rows16_unfit(const MatrixDesc& d) {
   return "";
 }
 
+// IQ4_NL rows of blocks (d, then 16 code bytes) into records: per stripe and block, the 16 rows'
+// code bytes as q4 records of group 32 lay them out, then their 16 d.
+static void interleave_iq4_nl(const MatrixDesc& d, const uint8_t* rows, uint8_t* data) {
+  const int64_t nb = d.K / block_elems(d.type), bb = block_bytes(d.type), rec = q4x16_record_bytes(kQ8Block, ScaleType::F16);
+  for (int64_t s = 0; s < d.N / 16; s++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t* out = data + (s * nb + b) * rec;
+      for (int r = 0; r < 16; r++) {
+        const uint8_t* src = rows + ((s * 16 + r) * nb + b) * bb;
+        for (int j = 0; j < 16; j++) out[(j / 4) * 64 + r * 4 + j % 4] = src[2 + j];
+        std::memcpy(out + 256 + 2 * r, src, 2);
+      }
+    }
+}
+
 bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   *error = rows16_unfit(m.d);
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
+  if (d.type == WeightType::IQ4_NL) {
+    std::vector<uint8_t> rows;
+    try {
+      rows.assign(data, data + d.bytes);
+    } catch (const std::bad_alloc&) {
+      *error = "out of memory for a copy of the matrix";
+      return false;
+    }
+    interleave_iq4_nl(d, rows.data(), data);
+    d.rows16 = true;
+    MatrixPlan p;
+    if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
+    p.bind(data);
+    m = std::move(p);
+    return true;
+  }
   const QuantPlanes qp = quant_planes(d);
   const bool i8 = d.type == WeightType::I8;
   const int64_t G = (int64_t)qp.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = i8 ? G : G / 2, code_bytes = ng * gbytes;
@@ -318,7 +355,7 @@ bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* err
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
   RowKernels r;
   if (d.rows16) {
-    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : k.q4x16;
+    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : d.type == WeightType::IQ4_NL ? k.iq4x16 : k.q4x16;
     r.gemv = rec.gemv;
     r.gemv_q8 = rec.gemv_q8;
     r.gemv_q8_rows = rec.gemv_q8_rows;
@@ -422,7 +459,7 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + (ptrdiff_t)k0 * weight_elem_bytes(t);
     return v;
   }
-  if (is_block_type(t)) {  // k0 is a multiple of the GEMM's kc (256), so of every block size
+  if (is_block_type(t) && !w.rows16) {  // k0 is a multiple of the GEMM's kc (256), so of every block size
     v.q = w.q + (ptrdiff_t)(k0 / block_elems(t)) * block_bytes(t);
     return v;
   }
@@ -430,7 +467,7 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + k0;
     return v;
   }
-  if (w.rows16) {  // q4: k0 starts a group; i8: perhaps inside a record (one a stripe with one scale per row)
+  if (w.rows16) {  // q4 and iq4_nl: k0 starts a group; i8: perhaps inside a record (one a stripe with one scale per row)
     const int k = w.col0 + k0, g = k / w.group;
     v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8 ? i8x16_record_bytes(w.group, w.stype) : q4x16_record_bytes(w.group, w.stype));
     v.col0 = k % w.group;
