@@ -36,7 +36,9 @@ bool avx512_full_width(const CpuFeatures& f);
 // -> 23.2-25.5 tok/s (two threads 36-38 -> 42.5-43.5 in two rounds of three). One Zen 3 core, the
 // GEMV from DRAM against the 8-stream read probe, two rounds alternated: int8w 71-83% -> 101-104%,
 // Q8_0 74% -> 95-96%. One row at a time stays where it measured at the bus on Zen 4 (93-98%, the
-// AVX2 i8 GEMV is its default there), the other family 0x19 core, told apart by its AVX-512.
+// AVX2 i8 GEMV is its default there), the other family 0x19 core, told apart by its AVX-512. The AVX2
+// FP32-activation i8 GEMV follows the same choice (gemv_avx2.cc): one Zen 3 core, two rounds
+// alternated, int8w 47-65% -> 70-75% of the probe (two threads 43-60% -> 74-85%), Q8_0 54-62% -> 64-73%.
 bool i8_rows_in_far_pairs(const CpuFeatures& f);
 
 // Whether a lone activation row reads q4 in 16-row records (the 256-bit q4x16 kernels) faster than

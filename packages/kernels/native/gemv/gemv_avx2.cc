@@ -395,65 +395,101 @@ class RowScales {
 // ---- i8: codes widened to f32 lanes; one scale per group (or per row, group 0).
 inline __m256 i8x8(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))); }
 
-inline float row_i8_per_row(const int8_t* row, const float* x, int K) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+// R rows at once (row_streams: R = 2 far-apart rows, each line prefetched ahead, or R = 1), each
+// row's arithmetic the same at every R (so the same bits whichever way a call's rows are read).
+template <int R>
+inline void rows_i8_per_row(const int8_t* const* row, const float* x, int K, float* out) {
+  __m256 a[R][4];
+  IE_UNROLL for (int r = 0; r < R; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();
   int k = 0;
   for (; k + 32 <= K; k += 32) {
-    a0 = _mm256_fmadd_ps(i8x8(row + k), _mm256_loadu_ps(x + k), a0);
-    a1 = _mm256_fmadd_ps(i8x8(row + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-    a2 = _mm256_fmadd_ps(i8x8(row + k + 16), _mm256_loadu_ps(x + k + 16), a2);
-    a3 = _mm256_fmadd_ps(i8x8(row + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    if ((k & 32) == 0) IE_UNROLL for (int r = 0; r < R; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r] + k), 64);
+    const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8), x2 = _mm256_loadu_ps(x + k + 16), x3 = _mm256_loadu_ps(x + k + 24);
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      a[r][0] = _mm256_fmadd_ps(i8x8(row[r] + k), x0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(i8x8(row[r] + k + 8), x1, a[r][1]);
+      a[r][2] = _mm256_fmadd_ps(i8x8(row[r] + k + 16), x2, a[r][2]);
+      a[r][3] = _mm256_fmadd_ps(i8x8(row[r] + k + 24), x3, a[r][3]);
+    }
   }
-  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(i8x8(row + k), _mm256_loadu_ps(x + k), a0);
+  for (; k + 8 <= K; k += 8) IE_UNROLL for (int r = 0; r < R; r++) a[r][0] = _mm256_fmadd_ps(i8x8(row[r] + k), _mm256_loadu_ps(x + k), a[r][0]);
   if (k < K) {
-    const __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load_bytes(row + k, K - k)));
-    a1 = _mm256_fmadd_ps(c, load_f32(x + k, K - k), a1);
+    const __m256 xv = load_f32(x + k, K - k);
+    IE_UNROLL for (int r = 0; r < R; r++) a[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load_bytes(row[r] + k, K - k))), xv, a[r][1]);
   }
-  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  IE_UNROLL for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
 }
 
-template <int G>
-inline float row_i8_groups(const int8_t* row, const float* xp, const float* s, int ng) {
-  __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+template <int G, int R>
+inline void rows_i8_groups(const int8_t* const* row, const float* xp, const float* const* s, int ng, float* out) {
+  __m256 t0[R], t1[R];
+  IE_UNROLL for (int r = 0; r < R; r++) t0[r] = t1[r] = _mm256_setzero_ps();
   for (int g = 0; g < ng; g++) {
-    const int8_t* p = row + g * G;
     const float* xg = xp + g * G;
-    __m256 p0 = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
-    __m256 p1 = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
+    __m256 p0[R], p1[R];
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      const int8_t* p = row[r] + g * G;
+      if (G >= 64 || (g & 1) == 0) stream_prefetch(reinterpret_cast<const uint8_t*>(p), G >= 64 ? G : 64);  // every line once
+      p0[r] = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
+      p1[r] = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
+    }
     for (int j = 16; j < G; j += 16) {
-      p0 = _mm256_fmadd_ps(i8x8(p + j), _mm256_loadu_ps(xg + j), p0);
-      p1 = _mm256_fmadd_ps(i8x8(p + j + 8), _mm256_loadu_ps(xg + j + 8), p1);
+      const __m256 x0 = _mm256_loadu_ps(xg + j), x1 = _mm256_loadu_ps(xg + j + 8);
+      IE_UNROLL for (int r = 0; r < R; r++) {
+        p0[r] = _mm256_fmadd_ps(i8x8(row[r] + g * G + j), x0, p0[r]);
+        p1[r] = _mm256_fmadd_ps(i8x8(row[r] + g * G + j + 8), x1, p1[r]);
+      }
     }
     // Two running totals (even and odd groups) keep the FMA latency off the critical path.
-    if (g & 1) t1 = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_broadcast_ss(s + g), t1);
-    else t0 = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_broadcast_ss(s + g), t0);
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      if (g & 1) t1[r] = _mm256_fmadd_ps(_mm256_add_ps(p0[r], p1[r]), _mm256_broadcast_ss(s[r] + g), t1[r]);
+      else t0[r] = _mm256_fmadd_ps(_mm256_add_ps(p0[r], p1[r]), _mm256_broadcast_ss(s[r] + g), t0[r]);
+    }
   }
-  return hsum(_mm256_add_ps(t0, t1));
+  IE_UNROLL for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_ps(t0[r], t1[r]));
 }
 
-template <int G>
+// kFar: rows in far-apart pairs (row_streams), each line prefetched 2 KiB ahead; else one row at a time.
+template <int G, bool kFar>
 void gemv_i8_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const PaddedX px(x, w.K, G);
   const int ng = px.groups();
-  RowScales s(ng);
-  for (int r = 0; r < rows; r++) {
-    simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
-    const float v = row_i8_groups<G>(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld), px.x(), s.data(), ng);
-    y[r] = acc ? y[r] + v : v;
-  }
+  RowScales s0(ng), s1(ng);
+  row_streams<kFar ? 2 : 1>(rows, w.q_ld, [&](auto n, const int* rs) {
+    constexpr int R = decltype(n)::value;
+    const int8_t* row[R];
+    const float* s[R];
+    float v[R];
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
+      float* sr = r ? s1.data() : s0.data();
+      simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sr);
+      s[r] = sr;
+    }
+    rows_i8_groups<G, R>(row, px.x(), s, ng, v);
+    IE_UNROLL for (int r = 0; r < R; r++) y[rs[r]] = acc ? y[rs[r]] + v[r] : v[r];
+  });
 }
 
+template <bool kFar>
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   switch (w.group) {
     case 0:
-      for (int r = 0; r < rows; r++) {
-        const float v = row_i8_per_row(reinterpret_cast<const int8_t*>(w.q + r * w.q_ld), x, w.K) * scale_at(w.s + r * w.s_ld, w.stype);
-        y[r] = acc ? y[r] + v : v;
-      }
+      row_streams<kFar ? 2 : 1>(rows, w.q_ld, [&](auto n, const int* rs) {
+        constexpr int R = decltype(n)::value;
+        const int8_t* row[R];
+        float v[R];
+        IE_UNROLL for (int r = 0; r < R; r++) row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
+        rows_i8_per_row<R>(row, x, w.K, v);
+        IE_UNROLL for (int r = 0; r < R; r++) {
+          const float u = v[r] * scale_at(w.s + rs[r] * w.s_ld, w.stype);
+          y[rs[r]] = acc ? y[rs[r]] + u : u;
+        }
+      });
       return;
-    case 32: return gemv_i8_g<32>(w, x, y, rows, acc);
-    case 64: return gemv_i8_g<64>(w, x, y, rows, acc);
-    default: return gemv_i8_g<128>(w, x, y, rows, acc);
+    case 32: return gemv_i8_g<32, kFar>(w, x, y, rows, acc);
+    case 64: return gemv_i8_g<64, kFar>(w, x, y, rows, acc);
+    default: return gemv_i8_g<128, kFar>(w, x, y, rows, acc);
   }
 }
 
@@ -602,7 +638,8 @@ void gemv_bf16_f32_avx2(const WeightRows& w, const float* x, float* y, int rows,
 void gemv_f32_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, true>(w, x, y, rows, acc); }
 void gemv_f16_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, true>(w, x, y, rows, acc); }
 void gemv_bf16_f32_avx2_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, true>(w, x, y, rows, acc); }
-void gemv_i8_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8(w, x, y, rows, acc); }
+void gemv_i8_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8<false>(w, x, y, rows, acc); }
+void gemv_i8_f32_avx2_far(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8<true>(w, x, y, rows, acc); }
 void gemv_q4_f32_avx2(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_q4(w, x, y, rows, acc); }
 void gemv_rows_f32_f32_avx2(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   gemv_rows_float<LoadF32>(w, x, ldx, M, y, ldy, rows, acc);
@@ -629,7 +666,7 @@ void register_gemv_avx2(KernelTable& t, const CpuFeatures& f) {
   t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx2 : gemv_f32_f32_avx2_pairs;
   t.gemv[(int)WeightType::F16] = four ? gemv_f16_f32_avx2 : gemv_f16_f32_avx2_pairs;
   t.gemv[(int)WeightType::BF16] = four ? gemv_bf16_f32_avx2 : gemv_bf16_f32_avx2_pairs;
-  t.gemv[(int)WeightType::I8] = gemv_i8_f32_avx2;
+  t.gemv[(int)WeightType::I8] = i8_rows_in_far_pairs(f) ? gemv_i8_f32_avx2_far : gemv_i8_f32_avx2;
   t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx2;
   t.dequant[(int)WeightType::F32] = dequant_f32_avx2;
   t.dequant[(int)WeightType::F16] = dequant_f16_avx2;
