@@ -8,6 +8,7 @@ import {
   quantizedX,
   refGemv,
   supportedIsas,
+  type TestMatrix,
   type Variant,
   variantName,
   worstRelError,
@@ -176,55 +177,60 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
     });
   });
 
-describe('i8 in 16-row records at the extremes', () => {
+/**
+ * A matrix whose stripes hold extreme codes, in records at every ISA against 8 activation rows whose
+ * first three blocks of x sit at +max, -max and alternating ±max: the scalar reference bit for bit,
+ * and the float64 product of the row-major matrix's values with x as quantized.
+ */
+function expectExtremesExact(w: TestMatrix, seed: number) {
+  const [rows, cols] = w.spec.shape;
+  const scalar = make('scalar', 1);
+  const records = (c: KernelContext) => {
+    const m = c.matrix(w.spec, w.bytes.slice());
+    m.interleaveRows16();
+    return m;
+  };
+  const M = 8;
+  const X = seededFloats(M * cols, seed, 1);
+  for (let m = 0; m < M; m++) for (let k = 0; k < 96; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
+  for (const isa of ISAS) {
+    const ctx = make(isa, 2);
+    const plain = ctx.matrix(w.spec, w.bytes);
+    const values = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) ctx.row(plain, r, values.subarray(r * cols, (r + 1) * cols));
+    const got = matmul(ctx, records(ctx), X, M, 'int8');
+    expect(firstDifference(got, matmul(scalar, records(scalar), X, M, 'int8')), isa).toBeNull();
+    for (let m = 0; m < M; m++) {
+      const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols)));
+      expect(worstRelError(got.subarray(m * rows, (m + 1) * rows), ref.y, ref.mag), `${isa} row ${m}`).toBeLessThan(1e-5);
+    }
+    plain.dispose();
+  }
+}
+
+describe('16-row records at the extremes', () => {
   // A file's codes may be -128 (GGUF Q8_0 bytes are not checked against it) and quantized
   // activations reach ±127: the products a kernel sums in 16 or 32 bits stay exact at every ISA
   // (AVX2's vpmaddwd pairs of up to 255 x 127, the sign trick's |w| = 128).
-  it('give the scalar reference bit for bit and the float64 reference', () => {
+  it('i8: codes at -128 and 127 give the scalar reference bit for bit and the float64 reference', () => {
     const rows = 64;
     const cols = 384;
-    const scalar = make('scalar', 1);
-    for (const isa of ISAS) {
-      const ctx = make(isa, 2);
-      const w = makeMatrix({ dtype: 'i8', group: 32 }, rows, cols, 11);
-      // Stripe 0 all -128, stripe 1 all 127, stripe 2 alternating, stripe 3 seeded bytes of the full range.
-      const noise = seededFloats(16 * cols, 12, 1);
-      for (let r = 0; r < rows; r++)
-        for (let k = 0; k < cols; k++) {
-          const i = r * cols + k;
-          const stripe = r >> 4;
-          w.bytes[i] = [0x80, 0x7f, k % 2 ? 0x80 : 0x7f, Math.floor((noise[i - 48 * cols] + 1) * 127.99) & 0xff][stripe];
-        }
-      const plain = ctx.matrix(w.spec, w.bytes);
-      const values = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r++) ctx.row(plain, r, values.subarray(r * cols, (r + 1) * cols));
-      const records = (c: KernelContext) => {
-        const m = c.matrix(w.spec, w.bytes.slice());
-        m.interleaveRows16();
-        return m;
-      };
-      // Blocks of x: all at +max, all at -max, alternating ±max, then seeded values.
-      const M = 8;
-      const X = seededFloats(M * cols, 13, 1);
-      for (let m = 0; m < M; m++) for (let k = 0; k < 96; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
-      const got = matmul(ctx, records(ctx), X, M, 'int8');
-      expect(firstDifference(got, matmul(scalar, records(scalar), X, M, 'int8')), isa).toBeNull();
-      for (let m = 0; m < M; m++) {
-        const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols)));
-        expect(worstRelError(got.subarray(m * rows, (m + 1) * rows), ref.y, ref.mag), `${isa} row ${m}`).toBeLessThan(1e-5);
+    const w = makeMatrix({ dtype: 'i8', group: 32 }, rows, cols, 11);
+    // Stripe 0 all -128, stripe 1 all 127, stripe 2 alternating, stripe 3 seeded bytes of the full range.
+    const noise = seededFloats(16 * cols, 12, 1);
+    for (let r = 0; r < rows; r++)
+      for (let k = 0; k < cols; k++) {
+        const i = r * cols + k;
+        w.bytes[i] = [0x80, 0x7f, k % 2 ? 0x80 : 0x7f, Math.floor((noise[i - 48 * cols] + 1) * 127.99) & 0xff][r >> 4];
       }
-      plain.dispose();
-    }
+    expectExtremesExact(w, 13);
   });
-});
 
-describe('iq4_nl in 16-row records at the extremes', () => {
   // Levels at -127 (code 0) and 113 (code 15) against activations at ±127: AVX2's sign trick pairs
   // reach 2 x 127 x 127 in vpmaddubsw's 16 bits, AVX-VNNI's levels + 128 reach 255 x 127 in vpdpbusd.
-  it('give the scalar reference bit for bit and the float64 reference', () => {
+  it('iq4_nl: levels at -127 and 113 give the scalar reference bit for bit and the float64 reference', () => {
     const rows = 64;
     const cols = 192;
-    const scalar = make('scalar', 1);
     const w = makeBlockMatrix('iq4_nl', rows, cols, 21);
     const noise = seededFloats(rows * cols, 22, 1);
     // Stripe 0 all code 0, stripe 1 all code 15, stripe 2 alternating 0 and 15, stripe 3 as quantized.
@@ -234,28 +240,7 @@ describe('iq4_nl in 16-row records at the extremes', () => {
           const at = (r * (cols / 32) + b) * 18 + 2 + j;
           w.bytes[at] = [0x00, 0xff, (j + (noise[r * cols + b] > 0 ? 1 : 0)) % 2 ? 0x0f : 0xf0][r >> 4];
         }
-    for (const isa of ISAS) {
-      const ctx = make(isa, 2);
-      const plain = ctx.matrix(w.spec, w.bytes);
-      const values = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r++) ctx.row(plain, r, values.subarray(r * cols, (r + 1) * cols));
-      const records = (c: KernelContext) => {
-        const m = c.matrix(w.spec, w.bytes.slice());
-        m.interleaveRows16();
-        return m;
-      };
-      // Blocks of x: all at +max, all at -max, alternating ±max, then seeded values.
-      const M = 8;
-      const X = seededFloats(M * cols, 23, 1);
-      for (let m = 0; m < M; m++) for (let k = 0; k < 96; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
-      const got = matmul(ctx, records(ctx), X, M, 'int8');
-      expect(firstDifference(got, matmul(scalar, records(scalar), X, M, 'int8')), isa).toBeNull();
-      for (let m = 0; m < M; m++) {
-        const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols)));
-        expect(worstRelError(got.subarray(m * rows, (m + 1) * rows), ref.y, ref.mag), `${isa} row ${m}`).toBeLessThan(1e-5);
-      }
-      plain.dispose();
-    }
+    expectExtremesExact(w, 23);
   });
 });
 

@@ -231,44 +231,12 @@ static void interleave_iq4_nl(const MatrixDesc& d, const uint8_t* rows, uint8_t*
     }
 }
 
-bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
-  *error = rows16_unfit(m.d);
-  if (!error->empty()) return false;
-  MatrixDesc d = m.d;
-  if (d.type == WeightType::IQ4_NL) {
-    std::vector<uint8_t> rows;
-    try {
-      rows.assign(data, data + d.bytes);
-    } catch (const std::bad_alloc&) {
-      *error = "out of memory for a copy of the matrix";
-      return false;
-    }
-    interleave_iq4_nl(d, rows.data(), data);
-    d.rows16 = true;
-    MatrixPlan p;
-    if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
-    p.bind(data);
-    m = std::move(p);
-    return true;
-  }
-  const QuantPlanes qp = quant_planes(d);
+// q4 or i8 planes (codes, then scales) into records.
+static void interleave_planes(const MatrixDesc& d, const QuantPlanes& qp, const uint8_t* rows, uint8_t* data) {
   const bool i8 = d.type == WeightType::I8;
   const int64_t G = (int64_t)qp.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = i8 ? G : G / 2, code_bytes = ng * gbytes;
-  // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
-  // records take exactly the planes' bytes.
-  if (qp.scales_offset != (uint64_t)(d.N * code_bytes) || qp.bytes != (uint64_t)(d.N * ng * (gbytes + sb))) {
-    *error = "the planes are not back to back";
-    return false;
-  }
-  std::vector<uint8_t> rows;
-  try {
-    rows.assign(data, data + qp.bytes);
-  } catch (const std::bad_alloc&) {
-    *error = "out of memory for a copy of the matrix";
-    return false;
-  }
-  const uint8_t* codes = rows.data();
-  const uint8_t* scales = rows.data() + qp.scales_offset;
+  const uint8_t* codes = rows;
+  const uint8_t* scales = rows + qp.scales_offset;
   const int64_t rec = i8 ? i8x16_record_bytes((int)G, d.stype) : q4x16_record_bytes((int)G, d.stype);
   const uint8_t flip = i8 ? 0x80 : 0;  // i8 codes + 128: the unsigned operand
   for (int64_t s = 0; s < d.N / 16; s++)
@@ -281,6 +249,33 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
         std::memcpy(out + 16 * gbytes + r * sb, scales + (row * ng + g) * sb, (size_t)sb);
       }
     }
+}
+
+bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
+  *error = rows16_unfit(m.d);
+  if (!error->empty()) return false;
+  MatrixDesc d = m.d;
+  const bool iq4 = d.type == WeightType::IQ4_NL;
+  QuantPlanes qp{};
+  if (!iq4) {
+    qp = quant_planes(d);
+    const int64_t ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = d.type == WeightType::I8 ? (int64_t)qp.group : (int64_t)qp.group / 2;
+    // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
+    // records take exactly the planes' bytes.
+    if (qp.scales_offset != (uint64_t)(d.N * ng * gbytes) || qp.bytes != (uint64_t)(d.N * ng * (gbytes + sb))) {
+      *error = "the planes are not back to back";
+      return false;
+    }
+  }
+  std::vector<uint8_t> rows;
+  try {
+    rows.assign(data, data + (iq4 ? d.bytes : qp.bytes));
+  } catch (const std::bad_alloc&) {
+    *error = "out of memory for a copy of the matrix";
+    return false;
+  }
+  if (iq4) interleave_iq4_nl(d, rows.data(), data);
+  else interleave_planes(d, qp, rows.data(), data);
   d.rows16 = true;
   MatrixPlan p;
   if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
