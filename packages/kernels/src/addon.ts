@@ -21,16 +21,16 @@ export interface NativeInfo {
   int8Gemm: string;
   /**
    * When symmetric q4 in 16-row records (WeightMatrix.interleaveRows16) pays on this ISA: `always`
-   * (AVX-512 VNNI, and AVX2 on AMD cores without AVX-512: one activation row no slower than the row
+   * (AVX-512 VNNI, and AVX2 on Zen 3: one activation row no slower than the row
    * layout, several faster), `batched` (the other AVX2 and AVX-VNNI cores: several rows faster, one
    * row up to a tenth slower), `none` (the scalar reference).
    */
   q4Rows16: 'always' | 'batched' | 'none';
-  /** When i8 in 16-row records pays: `always` (AVX-512 VNNI), `none` (elsewhere: the row kernels stay). */
+  /** When i8 in 16-row records pays: `batched` (AVX-512 VNNI, AVX2), `none` (the scalar reference). */
   i8Rows16: 'always' | 'batched' | 'none';
   /**
-   * When iq4_nl in 16-row records pays: `always` (AVX2 on AMD cores without AVX-512), `batched`
-   * (the other AVX2 and AVX-VNNI cores), `none` (the scalar reference; AVX-512 VNNI keeps its row kernel).
+   * When iq4_nl in 16-row records pays: `always` (AVX2 on Zen 3, where it was measured), `none`
+   * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them).
    */
   iq4NlRows16: 'always' | 'batched' | 'none';
   threads: number;

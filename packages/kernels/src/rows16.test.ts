@@ -245,6 +245,21 @@ describe('16-row records at the extremes', () => {
 });
 
 describe('16-row records', () => {
+  it('are taken by auto for one sequence only where they were measured to pay (info)', () => {
+    for (const isa of ISAS) {
+      const info = make(isa, 1).info();
+      if (isa === 'scalar') {
+        expect([info.q4Rows16, info.iq4NlRows16, info.i8Rows16]).toEqual(['none', 'none', 'none']);
+        continue;
+      }
+      // iq4_nl goes into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
+      // (AVX-512 CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured).
+      const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
+      expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
+      if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
+    }
+  });
+
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [

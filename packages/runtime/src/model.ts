@@ -88,8 +88,8 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 /**
  * Whether `auto` reorders q4, IQ4_NL or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
  * iq4NlRows16 / i8Rows16): where the kernels are no slower for one sequence (q4 on AVX-512 VNNI, q4
- * and IQ4_NL on AMD cores without AVX-512), and where they are faster for several but not for one
- * (q4 and IQ4_NL on the other AVX2 and AVX-VNNI cores, i8 on AVX-512 VNNI) once the
+ * and IQ4_NL on Zen 3), and where they are faster for several but not for one (q4 on the other AVX2
+ * and AVX-VNNI cores, i8 on AVX-512 VNNI and AVX2) once the
  * model holds more than two sequences (ie serve --parallel 2 or more, which keeps one sequence
  * beside its parallel ones; a BatchScheduler of three slots or more).
  */

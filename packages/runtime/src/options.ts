@@ -52,10 +52,11 @@ export interface EngineOptions {
    * 16 rows per group (docs/architecture.md, *q4 in 16-row records*, *IQ4_NL in 16-row records*),
    * which the SIMD kernels read at 1.5-2x the rate when several sequences decode together; `auto`
    * (the default) takes rows16 in the int8 mode where KernelContext.info().q4Rows16 / iq4NlRows16 say
-   * `always` (q4 on AVX-512 VNNI; q4 and IQ4_NL on AMD cores without AVX-512: no slower for one
-   * sequence either) and, where they say `batched` (the other AVX2 and AVX-VNNI cores), for a model of
-   * more than two sequences (ie serve --parallel 2 or more: one sequence alone runs up to a tenth
-   * slower there). Forced on the scalar ISA, the records run the scalar reference (slow; for tests).
+   * `always` (q4 on AVX-512 VNNI; q4 and IQ4_NL on Zen 3: no slower for one sequence either) and,
+   * where they say `batched` (q4 on the other AVX2 and AVX-VNNI cores), for a model of more than two
+   * sequences (ie serve --parallel 2 or more: one sequence alone runs up to a tenth slower there).
+   * Forced with FP32 activations or on the scalar ISA, the records run the scalar reference (slow;
+   * for tests).
    */
   q4Layout?: RecordsLayoutMode;
   /**

@@ -197,7 +197,7 @@ export function bindWeights(
 }
 
 /**
- * Reorders the matrices of one type (symmetric q4 or i8) that the matmuls read into 16-row records
+ * Reorders the matrices of one type (symmetric q4, iq4_nl or i8) that the matmuls read into 16-row records
  * in place (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows:
  * it is a table read one row per token.
  */

@@ -66,7 +66,7 @@ bool avx512_full_width(const CpuFeatures& f) { return !(f.amd && f.family == 0x1
 // Zen 5 and later, and the AMD cores without AVX-512 (Zen 3 and before); not Zen 4 (see the header).
 bool i8_rows_in_far_pairs(const CpuFeatures& f) { return f.amd && (f.family >= 0x1a || !f.avx512f); }
 
-bool q4_records_for_one_row(const CpuFeatures& f) { return f.amd && !f.avx512f; }
+bool q4_records_for_one_row(const CpuFeatures& f) { return f.amd && f.family == 0x19 && !f.avx512f; }
 
 const char* isa_name(Isa isa) {
   switch (isa) {

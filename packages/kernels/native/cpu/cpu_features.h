@@ -41,9 +41,10 @@ bool avx512_full_width(const CpuFeatures& f);
 // alternated, int8w 47-65% -> 70-75% of the probe (two threads 43-60% -> 74-85%), Q8_0 54-62% -> 64-73%.
 bool i8_rows_in_far_pairs(const CpuFeatures& f);
 
-// Whether a lone activation row reads q4 in 16-row records (the 256-bit q4x16 kernels) faster than
-// in rows, so that `auto` takes the records for any number of sequences (`q4Rows16` "always"
-// rather than "batched"): on AMD cores without AVX-512 (Zen 3, family 0x19, and before). One Zen 3
+// Whether a lone activation row reads q4 and iq4_nl in 16-row records (the 256-bit q4x16 kernels)
+// faster than in rows, so that `auto` takes the records for any number of sequences (`q4Rows16` /
+// `iq4NlRows16` "always"): on Zen 3 (AMD family 0x19 without AVX-512; Zen 4, the other family 0x19
+// core, has it; Zen 2 and before are not measured). One Zen 3
 // core, TinyLlama's shapes from DRAM against the 8-stream read probe, two rounds: Q4_0 in rows
 // 69-77%, in records 88-99% (two threads 78-80% -> 83-88%); Q4_0 decode 30.1-30.3 -> 37.2-39.9
 // tok/s on one thread. Zen 4 and Zen 5 through `IE_ISA=avx2` measured a lone row up to a tenth

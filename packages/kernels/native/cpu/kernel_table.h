@@ -28,7 +28,7 @@ struct WeightRows {
   int K = 0;        // elements per row in this panel
   int group = 0;    // q4 / i8 per-group: 32, 64 or 128; 0: one scale per row (i8 per-row)
   ScaleType stype = ScaleType::F16;
-  // Symmetric q4 or i8 in 16-row records (q4x16_* / i8x16_* below): q is the record of (the first
+  // Symmetric q4, iq4_nl or i8 in 16-row records (q4x16_* / i8x16_* in gemv/weights.h; iq4_nl reads as q4 of group 32): q is the record of (the first
   // stripe, this panel's first group), a stripe of 16 rows is 16 * q_ld bytes, s is unused; a run of
   // rows starts anywhere (row0: the first row's lane in its stripe); the SIMD kernels take whole
   // stripes. i8 records set group to the record's columns (K for one scale per row), and a K-slice
@@ -177,7 +177,7 @@ inline int q4x16_record_bytes(int group, ScaleType t) { return 8 * group + 16 * 
 inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 * scale_bytes(t); }
 // IQ4_NL interleaved 16 rows at a time: byte for byte q4 records of group 32 with f16 scales (each
 // block's 16 code bytes and d), so WeightRows reads them as such (group 32, stype F16) and the
-// q4x16_* helpers below apply; only a code's value differs, kIq4NlLevels[code] for code - 8.
+// q4x16_* helpers of gemv/weights.h apply; only a code's value differs, kIq4NlLevels[code] for code - 8.
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
@@ -205,7 +205,7 @@ struct KernelTable {
   DequantFn dequant[kWeightTypeCount] = {};
   Records16Kernels q4x16;  // q4: AVX-512 VNNI always, the 256-bit kernels (each record in two halves) batched
   Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (codes widened to 16 bits; each record in two halves) batched
-  Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on AMD cores without AVX-512
+  Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on Zen 3, else not taken by auto
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

@@ -397,13 +397,13 @@ inline __m256 i8x8(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_e
 
 // R rows at once (row_streams: R = 2 far-apart rows, each line prefetched ahead, or R = 1), each
 // row's arithmetic the same at every R (so the same bits whichever way a call's rows are read).
-template <int R>
+template <int R, bool kFetch>
 inline void rows_i8_per_row(const int8_t* const* row, const float* x, int K, float* out) {
   __m256 a[R][4];
   IE_UNROLL for (int r = 0; r < R; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();
   int k = 0;
   for (; k + 32 <= K; k += 32) {
-    if ((k & 32) == 0) IE_UNROLL for (int r = 0; r < R; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r] + k), 64);
+    if (kFetch && (k & 32) == 0) IE_UNROLL for (int r = 0; r < R; r++) stream_prefetch(reinterpret_cast<const uint8_t*>(row[r] + k), 64);
     const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8), x2 = _mm256_loadu_ps(x + k + 16), x3 = _mm256_loadu_ps(x + k + 24);
     IE_UNROLL for (int r = 0; r < R; r++) {
       a[r][0] = _mm256_fmadd_ps(i8x8(row[r] + k), x0, a[r][0]);
@@ -420,7 +420,7 @@ inline void rows_i8_per_row(const int8_t* const* row, const float* x, int K, flo
   IE_UNROLL for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
 }
 
-template <int G, int R>
+template <int G, int R, bool kFetch>
 inline void rows_i8_groups(const int8_t* const* row, const float* xp, const float* const* s, int ng, float* out) {
   __m256 t0[R], t1[R];
   IE_UNROLL for (int r = 0; r < R; r++) t0[r] = t1[r] = _mm256_setzero_ps();
@@ -429,7 +429,7 @@ inline void rows_i8_groups(const int8_t* const* row, const float* xp, const floa
     __m256 p0[R], p1[R];
     IE_UNROLL for (int r = 0; r < R; r++) {
       const int8_t* p = row[r] + g * G;
-      if (G >= 64 || (g & 1) == 0) stream_prefetch(reinterpret_cast<const uint8_t*>(p), G >= 64 ? G : 64);  // every line once
+      if (kFetch && (G >= 64 || (g & 1) == 0)) stream_prefetch(reinterpret_cast<const uint8_t*>(p), G >= 64 ? G : 64);  // every line once
       p0[r] = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
       p1[r] = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
     }
@@ -449,7 +449,8 @@ inline void rows_i8_groups(const int8_t* const* row, const float* xp, const floa
   IE_UNROLL for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_ps(t0[r], t1[r]));
 }
 
-// kFar: rows in far-apart pairs (row_streams), each line prefetched 2 KiB ahead; else one row at a time.
+// kFar: rows in far-apart pairs (row_streams), each line prefetched 2 KiB ahead; else one row at a
+// time, no software prefetch (as before the pairs).
 template <int G, bool kFar>
 void gemv_i8_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const PaddedX px(x, w.K, G);
@@ -466,7 +467,7 @@ void gemv_i8_g(const WeightRows& w, const float* x, float* y, int rows, bool acc
       simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sr);
       s[r] = sr;
     }
-    rows_i8_groups<G, R>(row, px.x(), s, ng, v);
+    rows_i8_groups<G, R, kFar>(row, px.x(), s, ng, v);
     IE_UNROLL for (int r = 0; r < R; r++) y[rs[r]] = acc ? y[rs[r]] + v[r] : v[r];
   });
 }
@@ -480,7 +481,7 @@ void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) 
         const int8_t* row[R];
         float v[R];
         IE_UNROLL for (int r = 0; r < R; r++) row[r] = reinterpret_cast<const int8_t*>(w.q + rs[r] * w.q_ld);
-        rows_i8_per_row<R>(row, x, w.K, v);
+        rows_i8_per_row<R, kFar>(row, x, w.K, v);
         IE_UNROLL for (int r = 0; r < R; r++) {
           const float u = v[r] * scale_at(w.s + rs[r] * w.s_ld, w.stype);
           y[rs[r]] = acc ? y[rs[r]] + u : u;

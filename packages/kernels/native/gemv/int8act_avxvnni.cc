@@ -51,7 +51,7 @@ void register_q8_avxvnni(KernelTable& t, const CpuFeatures& f) {
   t.q4x16.worth = "batched";
   t.iq4x16.gemv_q8 = gemv_iq4x16_q8_avxvnni;
   t.iq4x16.gemv_q8_rows = gemv_rows_iq4x16_q8_avxvnni;
-  t.iq4x16.worth = "batched";
+  t.iq4x16.worth = "none";  // not measured against the row kernel
 }
 
 }  // namespace ie

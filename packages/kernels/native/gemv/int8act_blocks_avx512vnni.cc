@@ -30,8 +30,6 @@ void register_q8_blocks_avx512vnni(KernelTable& t) {
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avx512vnni;
-  // iq4_nl in records has only the 256-bit kernels, not measured against this row kernel: auto keeps rows.
-  t.iq4x16.worth = "none";
 }
 
 }  // namespace ie

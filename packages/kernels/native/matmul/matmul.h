@@ -21,8 +21,8 @@ struct MatrixDesc {
   ScaleType stype = ScaleType::F16;
   int64_t block_k = 0;        // 0: not blocked
   bool pretransposed = false;
-  // Symmetric q4 or i8 in 16-row records (kernel_table.h, Records16Kernels): the same bytes as the
-  // row-major planes, reordered by interleave_rows16. Never in a file: the runtime interleaves at load.
+  // Symmetric q4, iq4_nl or i8 in 16-row records (kernel_table.h, Records16Kernels): the same bytes
+  // as the row-major planes (iq4_nl: blocks), reordered by interleave_rows16. Never in a file: the runtime interleaves at load.
   bool rows16 = false;
   uint64_t scales_offset = 0, zeros_offset = 0, bytes = 0;
 };
@@ -54,8 +54,8 @@ struct MatrixPlan {
 // Checks the descriptor (sizes, group, block size) and precomputes the panels.
 bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error);
 
-// Why a row-major matrix cannot be interleaved into 16-row records ("" when it can): symmetric q4 or i8,
-// grouped, rows a multiple of 16, not K-blocked.
+// Why a row-major matrix cannot be interleaved into 16-row records ("" when it can): symmetric q4 with
+// groups, iq4_nl or i8, rows a multiple of 16, not K-blocked.
 std::string rows16_unfit(const MatrixDesc& d);
 // Reorders `m`'s bytes (row-major, bound at `data`, which the caller owns and nothing else reads as
 // row-major afterwards) into 16-row records in place, then plans and binds `m` as rows16. False
