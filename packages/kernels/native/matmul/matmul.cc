@@ -216,56 +216,24 @@ std::string rows16_unfit(const MatrixDesc& d) {
   return "";
 }
 
-// IQ4_NL rows of blocks (d, then 16 code bytes) into records: per stripe and block, the 16 rows'
-// code bytes as q4 records of group 32 lay them out, then their 16 d.
-static void interleave_iq4_nl(const MatrixDesc& d, const uint8_t* rows, uint8_t* data) {
-  const int64_t nb = d.K / block_elems(d.type), bb = block_bytes(d.type), rec = q4x16_record_bytes(kQ8Block, ScaleType::F16);
-  for (int64_t s = 0; s < d.N / 16; s++)
-    for (int64_t b = 0; b < nb; b++) {
-      uint8_t* out = data + (s * nb + b) * rec;
-      for (int r = 0; r < 16; r++) {
-        const uint8_t* src = rows + ((s * 16 + r) * nb + b) * bb;
-        for (int j = 0; j < 16; j++) out[(j / 4) * 64 + r * 4 + j % 4] = src[2 + j];
-        std::memcpy(out + 256 + 2 * r, src, 2);
-      }
-    }
-}
-
-// q4 or i8 planes (codes, then scales) into records.
-static void interleave_planes(const MatrixDesc& d, const QuantPlanes& qp, const uint8_t* rows, uint8_t* data) {
-  const bool i8 = d.type == WeightType::I8;
-  const int64_t G = (int64_t)qp.group, ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = i8 ? G : G / 2, code_bytes = ng * gbytes;
-  const uint8_t* codes = rows;
-  const uint8_t* scales = rows + qp.scales_offset;
-  const int64_t rec = i8 ? i8x16_record_bytes((int)G, d.stype) : q4x16_record_bytes((int)G, d.stype);
-  const uint8_t flip = i8 ? 0x80 : 0;  // i8 codes + 128: the unsigned operand
-  for (int64_t s = 0; s < d.N / 16; s++)
-    for (int64_t g = 0; g < ng; g++) {
-      uint8_t* out = data + (s * ng + g) * rec;
-      for (int r = 0; r < 16; r++) {
-        const int64_t row = s * 16 + r;
-        const uint8_t* src = codes + row * code_bytes + g * gbytes;
-        for (int64_t b = 0; b < gbytes; b++) out[(b / 4) * 64 + r * 4 + b % 4] = src[b] ^ flip;
-        std::memcpy(out + 16 * gbytes + r * sb, scales + (row * ng + g) * sb, (size_t)sb);
-      }
-    }
-}
-
 bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   *error = rows16_unfit(m.d);
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
-  const bool iq4 = d.type == WeightType::IQ4_NL;
-  QuantPlanes qp{};
-  if (!iq4) {
-    qp = quant_planes(d);
-    const int64_t ng = (int64_t)qp.groups_per_row, sb = scale_bytes(d.stype), gbytes = d.type == WeightType::I8 ? (int64_t)qp.group : (int64_t)qp.group / 2;
-    // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
-    // records take exactly the planes' bytes.
-    if (qp.scales_offset != (uint64_t)(d.N * ng * gbytes) || qp.bytes != (uint64_t)(d.N * ng * (gbytes + sb))) {
-      *error = "the planes are not back to back";
-      return false;
-    }
+  const bool iq4 = d.type == WeightType::IQ4_NL, i8 = d.type == WeightType::I8;
+  const QuantPlanes qp = iq4 ? QuantPlanes{} : quant_planes(d);
+  // Per row and group g (iq4_nl: block), gbytes code bytes and an sb-byte scale, each the unit
+  // (row * ng + g) of its plane: codes at code0 + unit * code_step, scales at scale0 + unit * scale_step.
+  // iq4_nl's blocks are one plane of (d, 16 code bytes): q4 records of group 32 with f16 scales.
+  const int64_t ng = iq4 ? d.K / block_elems(d.type) : (int64_t)qp.groups_per_row;
+  const int64_t gbytes = iq4 ? 16 : i8 ? (int64_t)qp.group : (int64_t)qp.group / 2, sb = iq4 ? 2 : scale_bytes(d.stype);
+  const int64_t code0 = iq4 ? 2 : 0, code_step = iq4 ? block_bytes(d.type) : gbytes;
+  const int64_t scale0 = iq4 ? 0 : (int64_t)qp.scales_offset, scale_step = iq4 ? block_bytes(d.type) : sb;
+  // 16 rows of codes then scales, back to back (N % 16 == 0 keeps the scales plane unpadded): the
+  // records take exactly the planes' bytes.
+  if (!iq4 && (qp.scales_offset != (uint64_t)(d.N * ng * gbytes) || qp.bytes != (uint64_t)(d.N * ng * (gbytes + sb)))) {
+    *error = "the planes are not back to back";
+    return false;
   }
   std::vector<uint8_t> rows;
   try {
@@ -274,8 +242,18 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
     *error = "out of memory for a copy of the matrix";
     return false;
   }
-  if (iq4) interleave_iq4_nl(d, rows.data(), data);
-  else interleave_planes(d, qp, rows.data(), data);
+  const int64_t rec = 16 * (gbytes + sb);  // q4x16_record_bytes / i8x16_record_bytes
+  const uint8_t flip = i8 ? 0x80 : 0;      // i8 codes + 128: the unsigned operand
+  for (int64_t s = 0; s < d.N / 16; s++)
+    for (int64_t g = 0; g < ng; g++) {
+      uint8_t* out = data + (s * ng + g) * rec;
+      for (int r = 0; r < 16; r++) {
+        const int64_t unit = (s * 16 + r) * ng + g;
+        const uint8_t* src = rows.data() + code0 + unit * code_step;
+        for (int64_t b = 0; b < gbytes; b++) out[(b / 4) * 64 + r * 4 + b % 4] = src[b] ^ flip;
+        std::memcpy(out + 16 * gbytes + r * sb, rows.data() + scale0 + unit * scale_step, (size_t)sb);
+      }
+    }
   d.rows16 = true;
   MatrixPlan p;
   if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
