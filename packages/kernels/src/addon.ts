@@ -33,6 +33,11 @@ export interface NativeInfo {
    * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them).
    */
   iq4NlRows16: 'always' | 'batched' | 'none';
+  /**
+   * When q6_k in 16-row records pays: `always` (AVX2 on Zen 3, where it was measured), `none`
+   * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them).
+   */
+  q6kRows16: 'always' | 'batched' | 'none';
   threads: number;
   affinity: string;
   pinnedCpus: number[];

@@ -16,7 +16,7 @@ import {
 } from '../test/helpers.js';
 import { type KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
 
-// Symmetric q4, iq4_nl and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
+// Symmetric q4, iq4_nl, q6_k and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
 // FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
 // reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
 // against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
@@ -71,10 +71,22 @@ const IQ4_SHAPES = [
   [32, 8352],
   [112, 8352],
 ] as const;
+// q6_k (GGUF's superblocks of 256, a record a superblock): one stripe of one superblock, an odd
+// number of superblocks, several stripes over long rows (past 8192 columns the per-call group sums
+// leave the stack), far-apart pairs with a stripe left over.
+const Q6K_SHAPES = [
+  [16, 256],
+  [48, 768],
+  [80, 1280],
+  [144, 512],
+  [32, 8448],
+  [112, 8448],
+] as const;
 const SUITES = [
   { name: 'q4', variants: Q4_VARIANTS, shapes: Q4_SHAPES },
   { name: 'i8', variants: I8_VARIANTS, shapes: I8_SHAPES },
   { name: 'iq4_nl', variants: ['iq4_nl'] as BlockVariant[], shapes: IQ4_SHAPES },
+  { name: 'q6_k', variants: ['q6_k'] as BlockVariant[], shapes: Q6K_SHAPES },
 ] as const;
 
 const build = (v: Variant | BlockVariant, rows: number, cols: number, seed: number) =>
@@ -182,7 +194,7 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
  * first three blocks of x sit at +max, -max and alternating ±max: the scalar reference bit for bit,
  * and the float64 product of the row-major matrix's values with x as quantized.
  */
-function expectExtremesExact(w: TestMatrix, seed: number) {
+function expectExtremesExact(w: TestMatrix, seed: number, block = 32) {
   const [rows, cols] = w.spec.shape;
   const scalar = make('scalar', 1);
   const records = (c: KernelContext) => {
@@ -201,7 +213,7 @@ function expectExtremesExact(w: TestMatrix, seed: number) {
     const got = matmul(ctx, records(ctx), X, M, 'int8');
     expect(firstDifference(got, matmul(scalar, records(scalar), X, M, 'int8')), isa).toBeNull();
     for (let m = 0; m < M; m++) {
-      const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols)));
+      const ref = refGemv(values, rows, cols, quantizedX(X.subarray(m * cols, (m + 1) * cols), block));
       expect(worstRelError(got.subarray(m * rows, (m + 1) * rows), ref.y, ref.mag), `${isa} row ${m}`).toBeLessThan(1e-5);
     }
     plain.dispose();
@@ -242,6 +254,23 @@ describe('16-row records at the extremes', () => {
         }
     expectExtremesExact(w, 23);
   });
+
+  // Codes 0 and 63 (values -32 and 31) under scales of -128 and 127 against activations at ±127: the
+  // records kernel sums two chunk products in vpmaddubsw's 16 bits (up to 2 x 2 x 63 x 127) and takes
+  // the -32 off through 16 x a group's sum of x, both at their limits here.
+  it('q6_k: codes at 0 and 63 under scales of -128 and 127 give the scalar reference bit for bit and the float64 reference', () => {
+    const rows = 64;
+    const cols = 512;
+    const w = makeBlockMatrix('q6_k', rows, cols, 31);
+    // Stripe 0 all code 0, stripe 1 all code 63, stripe 2 alternating 0 and 63, stripe 3 as quantized.
+    for (let r = 0; r < 48; r++)
+      for (let b = 0; b < cols / 256; b++) {
+        const at = (r * (cols / 256) + b) * 210;
+        for (let j = 0; j < 192; j++) w.bytes[at + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
+        for (let g = 0; g < 16; g++) w.bytes[at + 192 + g] = g % 2 ? 0x80 : 0x7f;
+      }
+    expectExtremesExact(w, 33, 256);
+  });
 });
 
 describe('16-row records', () => {
@@ -249,22 +278,23 @@ describe('16-row records', () => {
     for (const isa of ISAS) {
       const info = make(isa, 1).info();
       if (isa === 'scalar') {
-        expect([info.q4Rows16, info.iq4NlRows16, info.i8Rows16]).toEqual(['none', 'none', 'none']);
+        expect([info.q4Rows16, info.iq4NlRows16, info.q6kRows16, info.i8Rows16]).toEqual(['none', 'none', 'none', 'none']);
         continue;
       }
-      // iq4_nl goes into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
+      // iq4_nl and q6_k go into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
       // (AVX-512 CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured).
       const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
-      if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
+      expect(info.q6kRows16, isa).toBe(zen3 ? 'always' : 'none');
+      if (info.features.avx512f) expect([info.iq4NlRows16, info.q6kRows16], isa).toEqual(['none', 'none']);
     }
   });
 
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [
-      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8 and iq4_nl'],
-      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8 and iq4_nl'],
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl and q6_k'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl and q6_k'],
       [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
       [{ dtype: 'i8', group: 'row' }, 32, 80, 'i8 rows must be a whole number of 32-column blocks'],
       [{ dtype: 'i8', group: 64 }, 32, 96, 'i8 groups must be multiples of 32 that divide the row'],

@@ -178,6 +178,18 @@ inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 *
 // IQ4_NL interleaved 16 rows at a time: byte for byte q4 records of group 32 with f16 scales (each
 // block's 16 code bytes and d), so WeightRows reads them as such (group 32, stype F16) and the
 // q4x16_* helpers of gemv/weights.h apply; only a code's value differs, kIq4NlLevels[code] for code - 8.
+// Q6_K interleaved 16 rows at a time (docs/architecture.md, "Q6_K in 16-row records"): for each stripe
+// of 16 rows and each superblock of 256 columns, one record of the 16 rows' 210-byte blocks reordered
+// (the same bytes in all). Its 16 scale groups of 16 columns each take 192 code bytes: three 64-byte
+// vectors P, Q, R (lane r: row r's four codes of one 4-column chunk, 6 bits each), P holding chunk 0
+// of the group, Q chunk 1, R chunk 2, and chunk 3's code split over their top two bits (bits 4-5 in P,
+// 2-3 in Q, 0-1 in R): one mask per vector for three chunks and a few shifts for the fourth, where a
+// row of Q6_K blocks spends 17 operations per 128 codes. Then the 16 scale groups' int8 scales, 16 a
+// group in the lane order 0-3, 8-11, 4-7, 12-15 (one sign extension and one unpack give a half's eight
+// rows, each in both words of its lane), then the 16 rows' f16 d.
+constexpr int kQ6kRecordBytes = 16 * 210;
+constexpr int kQ6kRecordScales = 16 * 192;           // offset of the scales in a record
+constexpr int kQ6kRecordD = kQ6kRecordScales + 256;  // offset of the 16 f16 d
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
@@ -206,6 +218,7 @@ struct KernelTable {
   Records16Kernels q4x16;  // q4: AVX-512 VNNI always, the 256-bit kernels (each record in two halves) batched
   Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (codes widened to 16 bits; each record in two halves) batched
   Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on Zen 3, else not taken by auto
+  Records16Kernels q6kx16;  // q6_k: the AVX2 kernels, always on Zen 3, else not taken by auto
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

@@ -58,6 +58,24 @@ inline float i8x16_scale(const uint8_t* rec, const WeightRows& w, int r) {
   return load_scale(rec + 16 * w.group + ((w.row0 + r) % 16) * scale_bytes(w.stype), w.stype);
 }
 
+// Q6_K records (kernel_table.h): the record of (row r, superblock i), and in it row r's code (0..63)
+// of the superblock's column j, the int8 scale of its 16-column group g and its d.
+inline const uint8_t* q6kx16_record(const WeightRows& w, int r, int i) {
+  return w.q + (ptrdiff_t)((w.row0 + r) / 16) * 16 * w.q_ld + (ptrdiff_t)i * kQ6kRecordBytes;
+}
+inline int q6kx16_code(const uint8_t* rec, const WeightRows& w, int r, int j) {
+  const int lane = (w.row0 + r) % 16, chunk = (j % 16) / 4;
+  const uint8_t* v = rec + 192 * (j / 16) + lane * 4 + j % 4;  // P; Q at + 64, R at + 128
+  if (chunk < 3) return v[64 * chunk] & 63;
+  return (v[0] >> 6) << 4 | (v[64] >> 6) << 2 | v[128] >> 6;
+}
+// Where lane l's scale sits among a group's 16: lanes 0-3, 8-11, 4-7, 12-15.
+inline int q6kx16_scale_slot(int lane) { return lane < 4 || lane >= 12 ? lane : lane < 8 ? lane + 4 : lane - 4; }
+inline int q6kx16_scale(const uint8_t* rec, const WeightRows& w, int r, int g) {
+  return (int8_t)rec[kQ6kRecordScales + 16 * g + q6kx16_scale_slot((w.row0 + r) % 16)];
+}
+inline float q6kx16_d(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ6kRecordD + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
+
 // Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
 inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }
 inline int group_count(const WeightRows& w) { return w.group > 0 ? (w.K + w.group - 1) / w.group : 1; }
