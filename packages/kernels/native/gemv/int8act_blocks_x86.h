@@ -96,6 +96,7 @@ struct Q8BlockKernels {
       __m256 total = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 210;
+        stream_prefetch(b, 210);
         const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
         // Products at most 2 * 63 * 127 per 16-bit pair, times |scale| <= 128, eight per lane: below 2^26.
         const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs.data() + 16 * i)));

@@ -63,7 +63,10 @@ __attribute__((noinline)) void halves(const uint8_t* recs, int i0, int i1, int h
       if (fetch)
         IE_UNROLL for (int p = 0; p < P; p++) {
           const char* ahead = reinterpret_cast<const char*>(rec + p * far + kAhead + (kQ6kRecordBytes / 16) * g);
-          IE_UNROLL for (int l : {0, 64, 128, kQ6kRecordBytes / 16 - 1}) _mm_prefetch(ahead + l, _MM_HINT_T0);
+          _mm_prefetch(ahead, _MM_HINT_T0);
+          _mm_prefetch(ahead + 64, _MM_HINT_T0);
+          _mm_prefetch(ahead + 128, _MM_HINT_T0);
+          _mm_prefetch(ahead + kQ6kRecordBytes / 16 - 1, _MM_HINT_T0);
         }
       IE_UNROLL for (int k = 0; k < HP; k++) {
         const int half = h + k % H;

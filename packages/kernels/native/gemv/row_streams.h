@@ -104,8 +104,9 @@ inline void act_passes(int M, Run&& run) {
 // Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
 // hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
 // of a 30 GB/s stream); prefetching every line kStreamAhead bytes ahead of the loads lifts it 1.3-1.4x
-// (1.5-3 KiB all measured alike). Of the block types only q4_k / q5_k gain (1.12x from DRAM on one
-// core, once they sum a superblock in integers), the others are compute-bound. On Zen 5 the AVX-512
+// (1.5-3 KiB all measured alike). Of the block types q4_k / q5_k gain (1.12x from DRAM on one
+// core, once they sum a superblock in integers) and q6_k (1.3-1.4x: 14.4-14.9 -> 19.6-20.3 GB/s of
+// TinyLlama's shapes on one Zen 3 core, 22.4 -> 29-33 on two). On Zen 5 the AVX-512
 // VNNI i8 x q8 and q4 x q8 kernels use it (far-apart pairs with it: 1.1-1.2x), and so do the AVX-512
 // FP32-activation i8 / q4 GEMVs (int8w 1.1x on one core; the compute-bound rest alike). The
 // FP32-activation float kernels have their own (below).
