@@ -82,9 +82,10 @@ const PRECISIONS = [
     { name: d, dtype: d, block: BLOCKS[d] },
     { name: `${d}+int8`, dtype: d, block: BLOCKS[d], activations: 'int8' },
   ]),
-  // IQ4_NL and Q6_K reordered into 16-row records at load, as the runtime does in the int8 mode where
-  // KernelContext.info().iq4NlRows16 / q6kRows16 say they pay (IE_Q4_LAYOUT).
+  // IQ4_NL, Q4_K and Q6_K reordered into 16-row records at load, as the runtime does in the int8 mode
+  // where KernelContext.info().iq4NlRows16 / q4kRows16 / q6kRows16 say they pay (IE_Q4_LAYOUT).
   { name: 'iq4_nl+int8 rows16', dtype: 'iq4_nl', block: BLOCKS.iq4_nl, activations: 'int8', rows16: true },
+  { name: 'q4_k+int8 rows16', dtype: 'q4_k', block: BLOCKS.q4_k, activations: 'int8', rows16: true },
   { name: 'q6_k+int8 rows16', dtype: 'q6_k', block: BLOCKS.q6_k, activations: 'int8', rows16: true },
 ].filter((p) => !ONLY || ONLY.includes(p.name));
 

@@ -44,7 +44,7 @@
         "native/gemv/gemv_avx2.cc",
         "native/gemv/int8act_avx2.cc",
         "native/gemv/i8x16_avx2.cc",
-        "native/gemv/q6kx16_avx2.cc",
+        "native/gemv/kquant_x16_avx2.cc",
         "native/gemv/blocks_avx2.cc",
         "native/gemm/gemm_avx2.cc",
         "native/gemm/gemm_q8_avx2.cc",
@@ -151,7 +151,7 @@
         "native/gemv/blocks_ref.cc",
         "native/gemv/q4x16_ref.cc",
         "native/gemv/i8x16_ref.cc",
-        "native/gemv/q6kx16_ref.cc",
+        "native/gemv/kquant_x16_ref.cc",
         "native/program/program.cc",
         "native/program/compile_op.cc"
       ],

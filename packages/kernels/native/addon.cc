@@ -741,6 +741,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("q4Rows16", c.k.q4x16.worth);
     o.Set("i8Rows16", c.k.i8x16.worth);
     o.Set("iq4NlRows16", c.k.iq4x16.worth);
+    o.Set("q4kRows16", c.k.q4kx16.worth);
     o.Set("q6kRows16", c.k.q6kx16.worth);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));

@@ -34,9 +34,10 @@ export interface NativeInfo {
    */
   iq4NlRows16: 'always' | 'batched' | 'none';
   /**
-   * When q6_k in 16-row records pays: `always` (AVX2 on Zen 3, where it was measured), `none`
+   * When q4_k / q6_k in 16-row records pay: `always` (AVX2 on Zen 3, where they were measured), `none`
    * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them).
    */
+  q4kRows16: 'always' | 'batched' | 'none';
   q6kRows16: 'always' | 'batched' | 'none';
   threads: number;
   affinity: string;

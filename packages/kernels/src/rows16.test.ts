@@ -16,7 +16,7 @@ import {
 } from '../test/helpers.js';
 import { type KernelContext, KernelError, rows16Unfit, type WeightMatrix } from './index.js';
 
-// Symmetric q4, iq4_nl, q6_k and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
+// Symmetric q4, iq4_nl, q4_k, q6_k and i8 in 16-row records (WeightMatrix.interleaveRows16): every path a matrix takes — the
 // FP32 and int8 GEMV, 2..8 decode rows, a prefill chunk, one row's values — against a float64
 // reference at sizes with a partial last group, at every ISA and thread count; the SIMD kernel
 // against the scalar reference bit for bit; decode rows and prefill tokens bit for bit against the
@@ -71,7 +71,7 @@ const IQ4_SHAPES = [
   [32, 8352],
   [112, 8352],
 ] as const;
-// q6_k (GGUF's superblocks of 256, a record a superblock): one stripe of one superblock, an odd
+// q4_k and q6_k (GGUF's superblocks of 256, a record a superblock): one stripe of one superblock, an odd
 // number of superblocks, several stripes over long rows (past 8192 columns the per-call group sums
 // leave the stack), far-apart pairs with a stripe left over.
 const Q6K_SHAPES = [
@@ -87,6 +87,7 @@ const SUITES = [
   { name: 'i8', variants: I8_VARIANTS, shapes: I8_SHAPES },
   { name: 'iq4_nl', variants: ['iq4_nl'] as BlockVariant[], shapes: IQ4_SHAPES },
   { name: 'q6_k', variants: ['q6_k'] as BlockVariant[], shapes: Q6K_SHAPES },
+  { name: 'q4_k', variants: ['q4_k'] as BlockVariant[], shapes: Q6K_SHAPES },
 ] as const;
 
 const build = (v: Variant | BlockVariant, rows: number, cols: number, seed: number) =>
@@ -271,6 +272,23 @@ describe('16-row records at the extremes', () => {
       }
     expectExtremesExact(w, 33, 256);
   });
+
+  // Codes 15 under scales and mins of 63 against activations at ±127: eight nibble products of a
+  // sub-block summed in vpmaddubsw's 16 bits reach 8 x 2 x 15 x 127, the mins' products 63 x 32 x 127.
+  it('q4_k: codes 0 and 15 under scales and mins of 63 give the scalar reference bit for bit and the float64 reference', () => {
+    const rows = 64;
+    const cols = 512;
+    const w = makeBlockMatrix('q4_k', rows, cols, 41);
+    // Stripe 0 all code 0, stripe 1 all code 15, stripe 2 alternating 0 and 15, stripe 3 as quantized;
+    // every scale and min 63 in the first three (the 12 packed bytes all ones).
+    for (let r = 0; r < 48; r++)
+      for (let b = 0; b < cols / 256; b++) {
+        const at = (r * (cols / 256) + b) * 144;
+        for (let j = 0; j < 12; j++) w.bytes[at + 4 + j] = 0xff;
+        for (let j = 0; j < 128; j++) w.bytes[at + 16 + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
+      }
+    expectExtremesExact(w, 43, 256);
+  });
 });
 
 describe('16-row records', () => {
@@ -278,23 +296,29 @@ describe('16-row records', () => {
     for (const isa of ISAS) {
       const info = make(isa, 1).info();
       if (isa === 'scalar') {
-        expect([info.q4Rows16, info.iq4NlRows16, info.q6kRows16, info.i8Rows16]).toEqual(['none', 'none', 'none', 'none']);
+        expect([info.q4Rows16, info.iq4NlRows16, info.q4kRows16, info.q6kRows16, info.i8Rows16]).toEqual([
+          'none',
+          'none',
+          'none',
+          'none',
+          'none',
+        ]);
         continue;
       }
-      // iq4_nl and q6_k go into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
+      // iq4_nl and the K-quants go into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
       // (AVX-512 CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured).
       const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
-      expect(info.q6kRows16, isa).toBe(zen3 ? 'always' : 'none');
-      if (info.features.avx512f) expect([info.iq4NlRows16, info.q6kRows16], isa).toEqual(['none', 'none']);
+      expect([info.q4kRows16, info.q6kRows16], isa).toEqual(zen3 ? ['always', 'always'] : ['none', 'none']);
+      if (info.features.avx512f) expect([info.iq4NlRows16, info.q4kRows16, info.q6kRows16], isa).toEqual(['none', 'none', 'none']);
     }
   });
 
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [
-      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl and q6_k'],
-      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl and q6_k'],
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k'],
       [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
       [{ dtype: 'i8', group: 'row' }, 32, 80, 'i8 rows must be a whole number of 32-column blocks'],
       [{ dtype: 'i8', group: 64 }, 32, 96, 'i8 groups must be multiples of 32 that divide the row'],

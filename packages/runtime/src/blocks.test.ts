@@ -116,20 +116,22 @@ describe('K-quant GGUF models run as imported', () => {
     expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
   });
 
-  it("a Q4_K_M file's q6_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says", async () => {
+  it("a Q4_K_M file's q4_k and q6_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says", async () => {
     const dir = await importedGguf(q4KM, 13);
     const ref = await ReferenceModel.load(dir);
     const want = prompt.map((t, p) => ref.forward(t, p));
-    // 2 layers x (v, down) and the classifier; the q4_k matrices stay in rows.
+    // q6_k: 2 layers x (v, down) and the classifier; q4_k: 2 layers x (q, k, o, gate, up) (the
+    // untied embedding stays a table of rows).
     await using f32 = await Engine.load(dir, { activations: 'f32', q4Layout: 'rows16' });
-    expect(f32.info().q6kRows16Matrices).toBe(5);
+    expect([f32.info().q4kRows16Matrices, f32.info().q6kRows16Matrices]).toEqual([10, 5]);
     expect(worst(await f32.evaluate(prompt), want)).toBeLessThan(1e-4);
     await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
     await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
     await using auto = await Engine.load(dir, { activations: 'int8' });
-    expect(rows.info().q6kRows16Matrices).toBe(0);
-    expect(rows16.info().q6kRows16Matrices).toBe(5);
+    expect([rows.info().q4kRows16Matrices, rows.info().q6kRows16Matrices]).toEqual([0, 0]);
+    expect([rows16.info().q4kRows16Matrices, rows16.info().q6kRows16Matrices]).toEqual([10, 5]);
     expect(rows16.info().q4Rows16Matrices + rows16.info().iq4NlRows16Matrices).toBe(0);
+    expect(auto.info().q4kRows16Matrices).toBe(auto.info().q4kRows16 === 'always' ? 10 : 0);
     expect(auto.info().q6kRows16Matrices).toBe(auto.info().q6kRows16 === 'always' ? 5 : 0);
     // The same integer sum per superblock and row; the float additions' order differs.
     const a = await rows.evaluate(prompt);

@@ -108,9 +108,9 @@ export const ENGINE_FLAGS = {
     arg: 'LAYOUT',
     choices: ['auto', 'rows', 'rows16'],
     description:
-      'symmetric q4, IQ4_NL and Q6_K in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
+      'symmetric q4, IQ4_NL, Q4_K and Q6_K in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
     defaultText:
-      'auto: rows16 in the int8 mode where the CPU reads them fast for one stream (q4 on AVX-512 VNNI, all three on Zen 3), else when serving several sequences',
+      'auto: rows16 in the int8 mode where the CPU reads them fast for one stream (q4 on AVX-512 VNNI, all four on Zen 3), else when serving several sequences',
     engineEnv: 'IE_Q4_LAYOUT',
     section: SECTION,
   },
@@ -148,6 +148,7 @@ export function describeEngine(info: EngineInfo): string {
   const records = [
     info.q4Rows16Matrices > 0 ? `q4: 16-row records, ${info.q4Rows16Matrices} matrices` : '',
     info.iq4NlRows16Matrices > 0 ? `iq4_nl: 16-row records, ${info.iq4NlRows16Matrices} matrices` : '',
+    info.q4kRows16Matrices > 0 ? `q4_k: 16-row records, ${info.q4kRows16Matrices} matrices` : '',
     info.q6kRows16Matrices > 0 ? `q6_k: 16-row records, ${info.q6kRows16Matrices} matrices` : '',
     info.i8Rows16Matrices > 0 ? `i8: 16-row records, ${info.i8Rows16Matrices} matrices` : '',
   ].filter((s) => s !== '');

@@ -190,6 +190,17 @@ inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 *
 constexpr int kQ6kRecordBytes = 16 * 210;
 constexpr int kQ6kRecordScales = 16 * 192;           // offset of the scales in a record
 constexpr int kQ6kRecordD = kQ6kRecordScales + 256;  // offset of the 16 f16 d
+// Q4_K likewise (docs/architecture.md, "Q4_K in 16-row records"): a record a superblock and 16 rows,
+// 2304 bytes. For each pair j of 32-column sub-blocks, 8 vectors of 64 bytes (vector v, lane r: code
+// bytes 4v..4v + 3 of row r's pair, low nibbles columns 64j + 4v.., high nibbles 64j + 32 + 4v..: q4's
+// records of group 64); then per sub-block the 16 rows' 6-bit scales with bits 0-1 of the min on top,
+// in the same slot order as Q6_K's; then per sub-block the mins' bits 2-5 as nibbles (slot t < 8: the
+// low nibble of byte t, else the high nibble of byte t - 8); then the 16 d and the 16 dmin (f16).
+constexpr int kQ4kRecordBytes = 16 * 144;
+constexpr int kQ4kRecordScales = 2048;
+constexpr int kQ4kRecordMins = kQ4kRecordScales + 128;
+constexpr int kQ4kRecordD = kQ4kRecordMins + 64;
+constexpr int kQ4kRecordDmin = kQ4kRecordD + 32;
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
@@ -219,6 +230,7 @@ struct KernelTable {
   Records16Kernels i8x16;  // i8: AVX-512 VNNI, AVX2 (codes widened to 16 bits; each record in two halves) batched
   Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on Zen 3, else not taken by auto
   Records16Kernels q6kx16;  // q6_k: the AVX2 kernels, always on Zen 3, else not taken by auto
+  Records16Kernels q4kx16;  // q4_k: likewise
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

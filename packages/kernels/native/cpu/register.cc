@@ -28,8 +28,8 @@ void register_q4x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_i8x16_ref(KernelTable& t);
 void register_i8x16_avx2(KernelTable& t);
 void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
-void register_q6kx16_ref(KernelTable& t);
-void register_q6kx16_avx2(KernelTable& t, const CpuFeatures& f);
+void register_kquant_x16_ref(KernelTable& t);
+void register_kquant_x16_avx2(KernelTable& t, const CpuFeatures& f);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -39,7 +39,7 @@ void register_ref(KernelTable& t) {
   register_blocks_ref(t);
   register_q4x16_ref(t);
   register_i8x16_ref(t);
-  register_q6kx16_ref(t);
+  register_kquant_x16_ref(t);
 }
 
 void register_avx2(KernelTable& t, const CpuFeatures& f) {
@@ -49,7 +49,7 @@ void register_avx2(KernelTable& t, const CpuFeatures& f) {
   register_q8_avx2(t, f);
   register_blocks_avx2(t);
   register_i8x16_avx2(t);
-  register_q6kx16_avx2(t, f);
+  register_kquant_x16_avx2(t, f);
 }
 
 void register_avxvnni(KernelTable& t, const CpuFeatures& f) {

@@ -69,12 +69,33 @@ inline int q6kx16_code(const uint8_t* rec, const WeightRows& w, int r, int j) {
   if (chunk < 3) return v[64 * chunk] & 63;
   return (v[0] >> 6) << 4 | (v[64] >> 6) << 2 | v[128] >> 6;
 }
-// Where lane l's scale sits among a group's 16: lanes 0-3, 8-11, 4-7, 12-15.
-inline int q6kx16_scale_slot(int lane) { return lane < 4 || lane >= 12 ? lane : lane < 8 ? lane + 4 : lane - 4; }
+// Where lane l's scale sits among a group's 16 in the K-quant records: lanes 0-3, 8-11, 4-7, 12-15.
+inline int kquant_records_slot(int lane) { return lane < 4 || lane >= 12 ? lane : lane < 8 ? lane + 4 : lane - 4; }
 inline int q6kx16_scale(const uint8_t* rec, const WeightRows& w, int r, int g) {
-  return (int8_t)rec[kQ6kRecordScales + 16 * g + q6kx16_scale_slot((w.row0 + r) % 16)];
+  return (int8_t)rec[kQ6kRecordScales + 16 * g + kquant_records_slot((w.row0 + r) % 16)];
 }
 inline float q6kx16_d(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ6kRecordD + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
+
+// Q4_K records (kernel_table.h): the record of (row r, superblock i), and in it row r's code (0..15)
+// of the superblock's column j, the 6-bit scale and min of its sub-block s, its d and dmin.
+inline const uint8_t* q4kx16_record(const WeightRows& w, int r, int i) {
+  return w.q + (ptrdiff_t)((w.row0 + r) / 16) * 16 * w.q_ld + (ptrdiff_t)i * kQ4kRecordBytes;
+}
+inline int q4kx16_code(const uint8_t* rec, const WeightRows& w, int r, int j) {
+  const int b = j % 32, lane = (w.row0 + r) % 16;
+  const uint8_t v = rec[512 * (j / 64) + 64 * (b / 4) + 4 * lane + b % 4];
+  return j % 64 < 32 ? (v & 15) : (v >> 4);
+}
+inline int q4kx16_scale(const uint8_t* rec, const WeightRows& w, int r, int s) {
+  return rec[kQ4kRecordScales + 16 * s + kquant_records_slot((w.row0 + r) % 16)] & 63;
+}
+inline int q4kx16_min(const uint8_t* rec, const WeightRows& w, int r, int s) {
+  const int t = kquant_records_slot((w.row0 + r) % 16);
+  const int high = (rec[kQ4kRecordMins + 8 * s + t % 8] >> (t < 8 ? 0 : 4)) & 15;
+  return rec[kQ4kRecordScales + 16 * s + t] >> 6 | high << 2;
+}
+inline float q4kx16_d(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ4kRecordD + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
+inline float q4kx16_dmin(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ4kRecordDmin + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
 
 // Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
 inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }

@@ -177,9 +177,9 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
   if (!check_layout(d, error)) return false;
   if (is_block_type(d.type)) {
     *out = plan_block_matrix(d);
-    if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q6_k: a record a superblock (a stripe is still 16 rows' bytes)
+    if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q4_k, q6_k: a record a superblock (a stripe is still 16 rows' bytes)
       WeightRows& r = out->panels[0];
-      r.group = d.type == WeightType::Q6_K ? kSuperBlock : kQ8Block;
+      r.group = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K ? kSuperBlock : kQ8Block;
       r.stype = ScaleType::F16;
       r.rows16 = true;
     }
@@ -209,8 +209,9 @@ std::string rows16_unfit(const MatrixDesc& d) {
     // x's blocks of 32 each take whole vectors of a record.
     if (d.K % kQ8Block != 0) return "i8 rows must be a whole number of 32-column blocks";
     if (d.group > 0 && (d.group % kQ8Block != 0 || d.K % d.group != 0)) return "i8 groups must be multiples of 32 that divide the row";
-  } else if (d.type != WeightType::IQ4_NL && d.type != WeightType::Q6_K && (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
-    return "only symmetric q4 with groups, i8, iq4_nl and q6_k";
+  } else if (d.type != WeightType::IQ4_NL && d.type != WeightType::Q6_K && d.type != WeightType::Q4_K &&
+             (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
+    return "only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k";
   }
   if (d.N % 16 != 0) return "rows must be a multiple of 16";
   if (d.block_k != 0 || d.pretransposed) return "the matrix must be row-major and not K-blocked";
@@ -218,10 +219,45 @@ std::string rows16_unfit(const MatrixDesc& d) {
   return "";
 }
 
-// Q6_K's blocks into records (kernel_table.h, kQ6kRecordBytes): each stripe's 16 rows of superblock i
-// become record i of the stripe, the same bytes reordered.
-static bool interleave_q6k_records(MatrixDesc& d, uint8_t* data, std::string* error) {
-  const int64_t nb = d.K / kSuperBlock;
+// Row r (lane r of its stripe) of a Q6_K superblock b into its record (kernel_table.h, kQ6kRecordBytes).
+static void q6k_into_record(const uint8_t* b, int r, uint8_t* out) {
+  int code[kSuperBlock];
+  for (int e = 0; e < kSuperBlock; e++) code[e] = k6_code(b, e);
+  for (int g = 0; g < 16; g++) {
+    const int* c = code + 16 * g;
+    uint8_t* v = out + 192 * g + 4 * r;
+    for (int j = 0; j < 4; j++) {
+      v[j] = (uint8_t)(c[j] | (c[12 + j] >> 4) << 6);              // P: chunk 0, bits 4-5 of chunk 3
+      v[64 + j] = (uint8_t)(c[4 + j] | ((c[12 + j] >> 2) & 3) << 6);  // Q: chunk 1, bits 2-3
+      v[128 + j] = (uint8_t)(c[8 + j] | (c[12 + j] & 3) << 6);        // R: chunk 2, bits 0-1
+    }
+    out[kQ6kRecordScales + 16 * g + kquant_records_slot(r)] = b[192 + g];
+  }
+  std::memcpy(out + kQ6kRecordD + 2 * r, b + 208, 2);
+}
+
+// Row r of a Q4_K superblock b into its record (kernel_table.h, kQ4kRecordBytes).
+static void q4k_into_record(const uint8_t* b, int r, uint8_t* out) {
+  const uint8_t* qs = b + 16;
+  for (int j = 0; j < 4; j++)
+    for (int l = 0; l < 32; l++) out[512 * j + 64 * (l / 4) + 4 * r + l % 4] = qs[32 * j + l];
+  int sc[8], m[8];
+  k_scales_mins(b + 4, sc, m);
+  const int t = kquant_records_slot(r);
+  for (int s = 0; s < 8; s++) {
+    out[kQ4kRecordScales + 16 * s + t] = (uint8_t)(sc[s] | (m[s] & 3) << 6);
+    uint8_t& nib = out[kQ4kRecordMins + 8 * s + t % 8];
+    nib = (uint8_t)(t < 8 ? (nib & 0xf0) | (m[s] >> 2) : (nib & 0x0f) | (m[s] >> 2) << 4);
+  }
+  std::memcpy(out + kQ4kRecordD + 2 * r, b, 2);
+  std::memcpy(out + kQ4kRecordDmin + 2 * r, b + 2, 2);
+}
+
+// A K-quant's blocks into records: each stripe's 16 rows of superblock i become record i of the
+// stripe, the same bytes reordered.
+static bool interleave_kquant_records(MatrixDesc& d, uint8_t* data, std::string* error) {
+  const bool q6 = d.type == WeightType::Q6_K;
+  const int64_t nb = d.K / kSuperBlock, bb = block_bytes(d.type);
   std::vector<uint8_t> rows;
   try {
     rows.assign(data, data + d.bytes);
@@ -229,24 +265,13 @@ static bool interleave_q6k_records(MatrixDesc& d, uint8_t* data, std::string* er
     *error = "out of memory for a copy of the matrix";
     return false;
   }
-  int code[kSuperBlock];
   for (int64_t s = 0; s < d.N / 16; s++)
     for (int64_t i = 0; i < nb; i++) {
-      uint8_t* out = data + (s * nb + i) * kQ6kRecordBytes;
+      uint8_t* out = data + (s * nb + i) * 16 * bb;
       for (int r = 0; r < 16; r++) {
-        const uint8_t* b = rows.data() + ((s * 16 + r) * nb + i) * block_bytes(WeightType::Q6_K);
-        for (int e = 0; e < kSuperBlock; e++) code[e] = k6_code(b, e);
-        for (int g = 0; g < 16; g++) {
-          const int* c = code + 16 * g;
-          uint8_t* v = out + 192 * g + 4 * r;
-          for (int j = 0; j < 4; j++) {
-            v[j] = (uint8_t)(c[j] | (c[12 + j] >> 4) << 6);              // P: chunk 0, bits 4-5 of chunk 3
-            v[64 + j] = (uint8_t)(c[4 + j] | ((c[12 + j] >> 2) & 3) << 6);  // Q: chunk 1, bits 2-3
-            v[128 + j] = (uint8_t)(c[8 + j] | (c[12 + j] & 3) << 6);        // R: chunk 2, bits 0-1
-          }
-          out[kQ6kRecordScales + 16 * g + q6kx16_scale_slot(r)] = b[192 + g];
-        }
-        std::memcpy(out + kQ6kRecordD + 2 * r, b + 208, 2);
+        const uint8_t* b = rows.data() + ((s * 16 + r) * nb + i) * bb;
+        if (q6) q6k_into_record(b, r, out);
+        else q4k_into_record(b, r, out);
       }
     }
   return true;
@@ -256,8 +281,8 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   *error = rows16_unfit(m.d);
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
-  if (d.type == WeightType::Q6_K) {
-    if (!interleave_q6k_records(d, data, error)) return false;
+  if (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K) {
+    if (!interleave_kquant_records(d, data, error)) return false;
     d.rows16 = true;
     MatrixPlan p;
     if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
@@ -373,7 +398,7 @@ bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* err
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
   RowKernels r;
   if (d.rows16) {
-    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : d.type == WeightType::IQ4_NL ? k.iq4x16 : d.type == WeightType::Q6_K ? k.q6kx16 : k.q4x16;
+    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : d.type == WeightType::IQ4_NL ? k.iq4x16 : d.type == WeightType::Q6_K ? k.q6kx16 : d.type == WeightType::Q4_K ? k.q4kx16 : k.q4x16;
     r.gemv = rec.gemv;
     r.gemv_q8 = rec.gemv_q8;
     r.gemv_q8_rows = rec.gemv_q8_rows;
@@ -485,9 +510,12 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + k0;
     return v;
   }
-  if (w.rows16) {  // q4, iq4_nl and q6_k: k0 starts a group (superblock); i8: perhaps inside a record (one a stripe with one scale per row)
+  if (w.rows16) {  // q4, iq4_nl and the K-quants: k0 starts a group (superblock); i8: perhaps inside a record (one a stripe with one scale per row)
     const int k = w.col0 + k0, g = k / w.group;
-    v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8 ? i8x16_record_bytes(w.group, w.stype) : t == WeightType::Q6_K ? kQ6kRecordBytes : q4x16_record_bytes(w.group, w.stype));
+    v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8     ? i8x16_record_bytes(w.group, w.stype)
+                                : t == WeightType::Q6_K ? kQ6kRecordBytes
+                                : t == WeightType::Q4_K ? kQ4kRecordBytes
+                                                        : q4x16_record_bytes(w.group, w.stype));
     v.col0 = k % w.group;
     return v;
   }
@@ -514,9 +542,9 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // each panel decoded to its levels first.
   const bool table = d.type == WeightType::IQ4_NL || d.type == WeightType::MXFP4;
   const bool i8 = d.type == WeightType::I8 || table;
-  const bool q6k = d.type == WeightType::Q6_K;  // in records (above): no zero-point sums
-  if (d.pretransposed || d.affine || M < 2 || (table || q6k ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
-  const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : q6k ? kSuperBlock : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
+  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K;  // in records (above): no zero-point sums
+  if (d.pretransposed || d.affine || M < 2 || (table || kquant ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
+  const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : kquant ? kSuperBlock : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
   const int xblock = q8_x_block(d.type, d.group);
   std::unique_lock<std::mutex> phases = ctx.phase_lock();
