@@ -219,6 +219,17 @@ std::string rows16_unfit(const MatrixDesc& d) {
   return "";
 }
 
+// The matrix's bytes as they are, to reorder from.
+static bool copy_of(const uint8_t* data, size_t n, std::vector<uint8_t>* out, std::string* error) {
+  try {
+    out->assign(data, data + n);
+  } catch (const std::bad_alloc&) {
+    *error = "out of memory for a copy of the matrix";
+    return false;
+  }
+  return true;
+}
+
 // Row r (lane r of its stripe) of a Q6_K superblock b into its record (kernel_table.h, kQ6kRecordBytes).
 static void q6k_into_record(const uint8_t* b, int r, uint8_t* out) {
   int code[kSuperBlock];
@@ -255,16 +266,11 @@ static void q4k_into_record(const uint8_t* b, int r, uint8_t* out) {
 
 // A K-quant's blocks into records: each stripe's 16 rows of superblock i become record i of the
 // stripe, the same bytes reordered.
-static bool interleave_kquant_records(MatrixDesc& d, uint8_t* data, std::string* error) {
+static bool interleave_kquant_records(const MatrixDesc& d, uint8_t* data, std::string* error) {
   const bool q6 = d.type == WeightType::Q6_K;
   const int64_t nb = d.K / kSuperBlock, bb = block_bytes(d.type);
   std::vector<uint8_t> rows;
-  try {
-    rows.assign(data, data + d.bytes);
-  } catch (const std::bad_alloc&) {
-    *error = "out of memory for a copy of the matrix";
-    return false;
-  }
+  if (!copy_of(data, (size_t)d.bytes, &rows, error)) return false;
   for (int64_t s = 0; s < d.N / 16; s++)
     for (int64_t i = 0; i < nb; i++) {
       uint8_t* out = data + (s * nb + i) * 16 * bb;
@@ -277,19 +283,8 @@ static bool interleave_kquant_records(MatrixDesc& d, uint8_t* data, std::string*
   return true;
 }
 
-bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
-  *error = rows16_unfit(m.d);
-  if (!error->empty()) return false;
-  MatrixDesc d = m.d;
-  if (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K) {
-    if (!interleave_kquant_records(d, data, error)) return false;
-    d.rows16 = true;
-    MatrixPlan p;
-    if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
-    p.bind(data);
-    m = std::move(p);
-    return true;
-  }
+// Symmetric q4, i8 and iq4_nl into records (kernel_table.h, q4x16_record_bytes / i8x16_record_bytes).
+static bool interleave_planes(const MatrixDesc& d, uint8_t* data, std::string* error) {
   const bool iq4 = d.type == WeightType::IQ4_NL, i8 = d.type == WeightType::I8;
   const QuantPlanes qp = iq4 ? QuantPlanes{} : quant_planes(d);
   // Per row and group g (iq4_nl: block), gbytes code bytes and an sb-byte scale, each the unit
@@ -306,12 +301,7 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
     return false;
   }
   std::vector<uint8_t> rows;
-  try {
-    rows.assign(data, data + (iq4 ? d.bytes : qp.bytes));
-  } catch (const std::bad_alloc&) {
-    *error = "out of memory for a copy of the matrix";
-    return false;
-  }
+  if (!copy_of(data, (size_t)(iq4 ? d.bytes : qp.bytes), &rows, error)) return false;
   const int64_t rec = 16 * (gbytes + sb);  // q4x16_record_bytes / i8x16_record_bytes
   const uint8_t flip = i8 ? 0x80 : 0;      // i8 codes + 128: the unsigned operand
   for (int64_t s = 0; s < d.N / 16; s++)
@@ -324,6 +314,15 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
         std::memcpy(out + 16 * gbytes + r * sb, rows.data() + scale0 + unit * scale_step, (size_t)sb);
       }
     }
+  return true;
+}
+
+bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
+  *error = rows16_unfit(m.d);
+  if (!error->empty()) return false;
+  MatrixDesc d = m.d;
+  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K;
+  if (!(kquant ? interleave_kquant_records(d, data, error) : interleave_planes(d, data, error))) return false;
   d.rows16 = true;
   MatrixPlan p;
   if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
