@@ -205,7 +205,9 @@ function expectExtremesExact(w: TestMatrix, seed: number, block = 32) {
   };
   const M = 8;
   const X = seededFloats(M * cols, seed, 1);
-  for (let m = 0; m < M; m++) for (let k = 0; k < 96; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
+  // The whole first block of x (its scale) at ±max, so that those activations quantize to ±127.
+  const span = Math.max(96, block);
+  for (let m = 0; m < M; m++) for (let k = 0; k < span; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
   for (const isa of ISAS) {
     const ctx = make(isa, 2);
     const plain = ctx.matrix(w.spec, w.bytes);

@@ -178,7 +178,7 @@ inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 *
 // IQ4_NL interleaved 16 rows at a time: byte for byte q4 records of group 32 with f16 scales (each
 // block's 16 code bytes and d), so WeightRows reads them as such (group 32, stype F16) and the
 // q4x16_* helpers of gemv/weights.h apply; only a code's value differs, kIq4NlLevels[code] for code - 8.
-// Q6_K interleaved 16 rows at a time (docs/architecture.md, "Q6_K in 16-row records"): for each stripe
+// Q6_K interleaved 16 rows at a time (docs/architecture.md, "Q4_K and Q6_K in 16-row records"): for each stripe
 // of 16 rows and each superblock of 256 columns, one record of the 16 rows' 210-byte blocks reordered
 // (the same bytes in all). Its 16 scale groups of 16 columns each take 192 code bytes: three 64-byte
 // vectors P, Q, R (lane r: row r's four codes of one 4-column chunk, 6 bits each), P holding chunk 0
@@ -190,7 +190,7 @@ inline int i8x16_record_bytes(int group, ScaleType t) { return 16 * group + 16 *
 constexpr int kQ6kRecordBytes = 16 * 210;
 constexpr int kQ6kRecordScales = 16 * 192;           // offset of the scales in a record
 constexpr int kQ6kRecordD = kQ6kRecordScales + 256;  // offset of the 16 f16 d
-// Q4_K likewise (docs/architecture.md, "Q4_K in 16-row records"): a record a superblock and 16 rows,
+// Q4_K likewise (the same section): a record a superblock and 16 rows,
 // 2304 bytes. For each pair j of 32-column sub-blocks, 8 vectors of 64 bytes (vector v, lane r: code
 // bytes 4v..4v + 3 of row r's pair, low nibbles columns 64j + 4v.., high nibbles 64j + 32 + 4v..: q4's
 // records of group 64); then per sub-block the 16 rows' 6-bit scales with bits 0-1 of the min on top,
@@ -204,7 +204,7 @@ constexpr int kQ4kRecordDmin = kQ4kRecordD + 32;
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
-  GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(Q4, group))
+  GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(type, group))
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
   // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one

@@ -1,6 +1,8 @@
 // Scalar reference of Q4_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes /
-// kQ6kRecordBytes). The FP32-activation GEMV and the dequantization give the bits of the row layout's
-// (blocks_ref.cc, blocks.h); the int8-activation kernels give the SIMD variant's
+// kQ6kRecordBytes), at every ISA for the FP32-activation GEMV and the dequantization. The
+// dequantization gives the bits of the row layout's (blocks.h); the FP32 GEMV sums each superblock
+// apart, so it agrees with the row layout's (blocks_ref.cc) within rounding; the int8-activation
+// kernels give the SIMD variant's
 // (kquant_x16_avx2.cc): per (row, activation row) one float accumulator, and per superblock its exact
 // integer sums converted and multiplied into it with fused multiply-adds, in superblock order. Q6_K:
 // one sum, each group's sum of codes x x times its scale less 32 x its scale x the group's sum of x,

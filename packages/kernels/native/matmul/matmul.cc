@@ -541,7 +541,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // each panel decoded to its levels first.
   const bool table = d.type == WeightType::IQ4_NL || d.type == WeightType::MXFP4;
   const bool i8 = d.type == WeightType::I8 || table;
-  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K;  // in records (above): no zero-point sums
+  const bool kquant = d.rows16 && (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K);  // records: no zero-point sums
   if (d.pretransposed || d.affine || M < 2 || (table || kquant ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
   const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : kquant ? kSuperBlock : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
