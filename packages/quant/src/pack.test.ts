@@ -126,6 +126,22 @@ describe('errors', () => {
     ).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PACKED' }));
   });
 
+  it('refuses options outside the spec by name, and values that are not a Float32Array', () => {
+    const v = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 0.7));
+    const refused = (f: () => unknown, field: string, what: string) =>
+      expect(f).toThrow(expect.objectContaining({ code: 'QUANT_BAD_PARAMS', field, message: expect.stringContaining(what) }));
+    // Each would otherwise be written into the tensor's quant record as given.
+    refused(() => packInt8(v, 2, 32, { granularity: 'per_block' as 'per_row' }), 'granularity', '"per_block"');
+    refused(() => packInt8(v, 2, 32, { granularity: 'per_row', scaleDtype: 'f64' as 'f32' }), 'scaleDtype', '"f64"');
+    refused(() => packInt8(v, 2, 32, {} as never), 'granularity', 'per_row or per_group');
+    refused(() => packInt4Groupwise(v, 2, 32, { scheme: 'asymmetric' as 'affine', groupSize: 32 }), 'scheme', '"asymmetric"');
+    refused(() => packInt4Groupwise(v, 2, 32, { scheme: 'affine', groupSize: 32, scaleDtype: 'e8m0' as 'f16' }), 'scaleDtype', '"e8m0"');
+    refused(() => packInt4Groupwise(v, 2, 32, null as never), 'options', 'got null');
+    expect(() => packInt8(Array.from(v) as never, 2, 32, { granularity: 'per_row' })).toThrow(
+      expect.objectContaining({ code: 'QUANT_BAD_SHAPE', message: expect.stringContaining('Float32Array') }),
+    );
+  });
+
   it('packs an all-zero group to scale 0 and zero codes', () => {
     const p = packInt4Groupwise(new Float32Array(32), 1, 32, { scheme: 'affine', groupSize: 32, scaleDtype: 'f32' });
     expect(Array.from(decodeTensor(desc('q4', 1, 32, p.quant), p.bytes)).every((x) => x === 0)).toBe(true);

@@ -9,6 +9,7 @@
 import {
   GROUP_SIZES,
   Q4_SYMMETRIC_ZERO,
+  SCALE_DTYPES,
   f16BitsToF32,
   bf16BitsToF32,
   f32ToBf16Bits,
@@ -162,6 +163,21 @@ export function quantizeGroup(
   return { scale: d, stored: s, zero: Q4_SYMMETRIC_ZERO, sse };
 }
 
+/**
+ * The packers' options come from callers in plain JavaScript too: a value outside the spec's
+ * choices would otherwise be written into the tensor's quant record as it is.
+ */
+function checkOptions(opts: unknown, choices: Record<string, readonly string[]>): void {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw new QuantError('QUANT_BAD_PARAMS', `must be an object, got ${opts === null ? 'null' : typeof opts}`, 'options');
+  const o = opts as Record<string, unknown>;
+  for (const [key, allowed] of Object.entries(choices)) {
+    const v = o[key];
+    if (v !== undefined && !allowed.includes(v as string))
+      throw new QuantError('QUANT_BAD_PARAMS', `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v) ?? String(v)}`, key);
+  }
+}
+
 function check(
   values: Float32Array,
   rows: number,
@@ -170,6 +186,8 @@ function check(
   perRow: boolean,
   clip: Float32Array | undefined,
 ): void {
+  if (!(values instanceof Float32Array))
+    throw new QuantError('QUANT_BAD_SHAPE', `values must be a Float32Array, got ${values === null ? 'null' : typeof values}`);
   if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1)
     throw new QuantError('QUANT_BAD_SHAPE', `rows and cols must be positive integers, got ${rows} x ${cols}`);
   if (values.length !== rows * cols) throw new QuantError('QUANT_BAD_SHAPE', `got ${values.length} values for ${rows} x ${cols}`);
@@ -190,6 +208,8 @@ function check(
 
 /** Symmetric int8 with one scale per row or per group: value = code * scale. */
 export function packInt8(values: Float32Array, rows: number, cols: number, opts: Int8PackOptions): PackedTensor {
+  checkOptions(opts, { granularity: ['per_row', 'per_group'], scaleDtype: SCALE_DTYPES });
+  if (opts.granularity === undefined) throw new QuantError('QUANT_BAD_PARAMS', 'is required: per_row or per_group', 'granularity');
   const perRow = opts.granularity === 'per_row';
   check(values, rows, cols, opts.groupSize, perRow, opts.clip);
   const quant: QuantParams = {
@@ -222,6 +242,8 @@ export function packInt8(values: Float32Array, rows: number, cols: number, opts:
  * with scale = (max - min) / 15 and zero = round(-min / scale) in 0..15.
  */
 export function packInt4Groupwise(values: Float32Array, rows: number, cols: number, opts: Int4PackOptions): PackedTensor {
+  checkOptions(opts, { scheme: ['symmetric', 'affine'], scaleDtype: SCALE_DTYPES });
+  if (opts.scheme === undefined) throw new QuantError('QUANT_BAD_PARAMS', 'is required: symmetric or affine', 'scheme');
   check(values, rows, cols, opts.groupSize, false, opts.clip);
   const quant: QuantParams = {
     scheme: opts.scheme,

@@ -140,6 +140,29 @@ describe('errors', () => {
       /PRECISION: is the host maths' precision.*the weights' precision is IE_PRECISION/,
     );
     await expect(Engine.load(join(tiny, 'nope'), { requireModel: true })).rejects.toMatchObject({ code: 'IEBIN_NOT_FOUND' });
+    // Options objects from plain JavaScript: named, not a TypeError from deep inside.
+    for (const bad of [null, 'fast', [1]])
+      await expect(Engine.load(tiny, bad as never)).rejects.toMatchObject({
+        code: 'IE_INVALID_OPTION',
+        option: 'options',
+        message: expect.stringMatching(/^options: must be an object, got (null|string|an array)$/),
+      });
+    expect(() => e.model.sequence(null as never)).toThrow(expect.objectContaining({ code: 'IE_INVALID_OPTION', option: 'options' }));
+  });
+
+  it('refuses a KV cache larger than the machine before allocating any of it, and says what to lower', async () => {
+    // 4096 slots x 2^24 positions of even the tiny model's cache is far past any machine's memory.
+    const err = await Engine.load(tiny, { contextLength: 1 << 24, sequences: 4096 }).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(IeRuntimeError);
+    expect(err).toMatchObject({
+      code: 'IE_KV_CACHE_TOO_LARGE',
+      message: expect.stringMatching(
+        /4096 sequences x 16777216 positions .*--context.*it needs [\d.]+ GiB \([\d.]+ GiB as f16\), this machine has [\d.]+ GiB/,
+      ),
+    });
+    // The same model with a context it can hold still loads.
+    await using ok = await Engine.load(tiny, { contextLength: 64, sequences: 2 });
+    expect(ok.contextLength).toBe(64);
   });
 
   it("gives the format's typed error for a missing or corrupt model, and refuses converting up", async () => {

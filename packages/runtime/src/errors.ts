@@ -23,6 +23,7 @@ export const RUNTIME_ERROR_CODES = {
   IE_CACHE_NOT_WRITABLE:
     'a GGUF file loaded directly cannot be converted into its cache directory (cacheDir, IE_CACHE_DIR): not writable or not a directory',
   IE_NO_FREE_SLOT: "every KV slot of the model is taken (Model.open's `sequences`)",
+  IE_KV_CACHE_TOO_LARGE: 'the KV cache (contextLength positions for each of `sequences` slots) needs more memory than the machine has',
 } as const;
 export type RuntimeErrorCode = keyof typeof RUNTIME_ERROR_CODES;
 

@@ -9,7 +9,8 @@
  */
 import type { ModelConfig } from '@ie/format';
 import type { KernelContext, Program, ProgramOp, View, WeightMatrix } from '@ie/kernels';
-import { StepError } from './errors.js';
+import { totalmem } from 'node:os';
+import { IeRuntimeError, StepError } from './errors.js';
 import type { ModelWeights } from './weights.js';
 
 export type KvCacheType = 'f32' | 'f16';
@@ -246,7 +247,16 @@ class ProgramBuilder {
   /** A KV cache for layer l: every slot's rows (see kvRows). */
   kvCache(l: number): number {
     const n = this.geometry.S * kvRows(this.c, l, this.geometry) * this.kv;
-    return this.buf(this.options.kvCache === 'f16' ? new Uint16Array(n) : new Float32Array(n));
+    try {
+      return this.buf(this.options.kvCache === 'f16' ? new Uint16Array(n) : new Float32Array(n));
+    } catch (e) {
+      // Past the largest typed array, or an allocation the OS refuses.
+      if (!(e instanceof RangeError)) throw e;
+      const { S, T } = this.geometry;
+      throw new IeRuntimeError('IE_KV_CACHE_TOO_LARGE', `${kvCacheAdvice(S, T)} (layer ${l}'s cache of ${n} values: ${e.message})`, {
+        cause: e,
+      });
+    }
   }
 
   vec(name: string): number {
@@ -422,6 +432,26 @@ interface ClassifierOut {
   argmaxAt: number;
 }
 
+const GIB = 2 ** 30;
+
+function kvCacheAdvice(slots: number, positions: number): string {
+  return `the KV cache of ${slots} sequence${slots === 1 ? '' : 's'} x ${positions} positions cannot be allocated: lower contextLength (--context, IE_CONTEXT) or sequences (ie serve --parallel), or store it as f16 (kvCache, --kv-cache f16, IE_KV_CACHE)`;
+}
+
+/**
+ * Refuses a KV cache larger than the machine's memory before any of it is allocated: the
+ * typed arrays would be granted lazily and the process killed once a long context filled them.
+ */
+function checkKvCacheFits(bytes: number, kvCache: KvCacheType, slots: number, positions: number): void {
+  const total = totalmem();
+  if (bytes <= total) return;
+  const half = kvCache === 'f32' ? ` (${(bytes / 2 / GIB).toFixed(1)} GiB as f16)` : '';
+  throw new IeRuntimeError(
+    'IE_KV_CACHE_TOO_LARGE',
+    `${kvCacheAdvice(slots, positions)}: it needs ${(bytes / GIB).toFixed(1)} GiB${half}, this machine has ${(total / GIB).toFixed(1)} GiB`,
+  );
+}
+
 /** The final norm, its capture, the hidden-state copy, and the classifier over the rows whose logits are wanted. */
 function classifierOps(b: ProgramBuilder, o: ClassifierOut): ProgramOp[] {
   const { c, scratch: s } = b;
@@ -498,6 +528,7 @@ export class Forward {
       ring ||= rows < T;
     }
     this.kvCacheBytes = 2 * S * rowsPerSlot * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
+    checkKvCacheFits(this.kvCacheBytes, options.kvCache, S, T);
     // A ring keeps window + B - 1 rows: going back more than B positions loses keys the window needs.
     this.ringSlack = ring ? B : Number.POSITIVE_INFINITY;
     const b = new ProgramBuilder(c, weights, options, { B, T, S, seqSlot: this.seqAt });

@@ -16,6 +16,7 @@ import type { ChatOptions, ChatPrompt } from './generation/types.js';
 import { openMapped, type MappedModel } from './load.js';
 import {
   DEFAULT_CONTEXT_CAP,
+  checkOptionsObject,
   resolveEngineOptions,
   type ActivationsMode,
   type RecordsLayoutMode,
@@ -262,6 +263,7 @@ export class Model {
   /** A sequence on a free KV slot (IE_NO_FREE_SLOT when every slot is held). */
   sequence(options: SequenceOptions = {}): Sequence {
     this.alive();
+    checkOptionsObject(options);
     const n = options.contextLength ?? this.opts.contextLength;
     if (!Number.isSafeInteger(n) || n < 1 || n > this.opts.contextLength)
       throw new IeRuntimeError(

@@ -130,6 +130,18 @@ export interface ResolvedContextOptions {
 /** The default context when the model allows more (EngineOptions.contextLength). */
 export const DEFAULT_CONTEXT_CAP = 4096;
 
+/**
+ * Options objects come from plain JavaScript callers too: null, a string or an array would
+ * otherwise fail as a TypeError deep inside the first read.
+ */
+export function checkOptionsObject(options: unknown, name = 'options'): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new InvalidOptionError(
+      name,
+      `must be an object, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`,
+    );
+}
+
 function oneOf<T extends string>(
   name: string,
   envName: string,
@@ -197,6 +209,7 @@ function hostMaths(env: NodeJS.ProcessEnv): ActivationsMode | undefined {
  * themselves never read the environment. Resolving twice gives the same options.
  */
 export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedContextOptions {
+  checkOptionsObject(o);
   return {
     threads: int('threads', 'IE_THREADS', o.threads, env, 1, MAX_THREADS),
     affinity: oneOf('affinity', 'IE_AFFINITY', o.affinity, env, AFFINITIES),
@@ -206,6 +219,7 @@ export function resolveContextOptions(o: ContextOptions = {}, env: NodeJS.Proces
 }
 
 export function resolveEngineOptions(o: EngineOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedEngineOptions {
+  checkOptionsObject(o);
   return {
     precision: oneOf('precision', 'IE_PRECISION', o.precision, env, PRECISIONS),
     ...resolveContextOptions({ threads: o.threads, affinity: o.affinity, numa: o.numa, isa: o.isa }, env),

@@ -5,6 +5,7 @@
  */
 import type { ModelConfig } from '@ie/format';
 import { ContextOverflowError, InvalidOptionError } from '../errors.js';
+import { checkOptionsObject } from '../options.js';
 import { resolveSampling, type ResolvedSampling } from '../sampler.js';
 import { constraintVocabulary, createConstraint, type ConstraintSpec, type TokenConstraint } from '../structured/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -25,8 +26,7 @@ export interface PreparedRequest {
 function checkRequestShape(prompt: unknown, options: unknown): asserts options is GenerateOptions {
   if (typeof prompt !== 'string' && !Array.isArray(prompt) && !ArrayBuffer.isView(prompt))
     throw new InvalidOptionError('prompt', `must be a string or an array of token ids, got ${prompt === null ? 'null' : typeof prompt}`);
-  if (typeof options !== 'object' || options === null || Array.isArray(options))
-    throw new InvalidOptionError('options', `must be an object, got ${options === null ? 'null' : typeof options}`);
+  checkOptionsObject(options);
   const o = options as Record<string, unknown>;
   if (o.stopTokens !== undefined && (!Array.isArray(o.stopTokens) || o.stopTokens.some((t) => !Number.isSafeInteger(t))))
     throw new InvalidOptionError('stopTokens', 'must be an array of token ids');
