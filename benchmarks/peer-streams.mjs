@@ -48,8 +48,7 @@ for (const type of TYPES) {
       activations: ii.activations,
       isa: ii.isa,
       weightMemory: ii.weightMemory,
-      q4Rows16Matrices: ii.q4Rows16Matrices,
-      i8Rows16Matrices: ii.i8Rows16Matrices,
+      rows16Matrices: ii.rows16Matrices,
     },
     streams: [],
   };

@@ -94,6 +94,7 @@ for (const type of TYPES) {
         int8Kernels: ii.int8Kernels,
         gemm: ii.gemm,
         weightBytesPerToken: ii.weightBytesPerToken,
+        rows16Matrices: ii.rows16Matrices,
         weightMemory: ii.weightMemory,
         moe: ii.moe,
       },

@@ -2,6 +2,7 @@
 // and a BatchScheduler (every running sequence one row of one forward step).
 //   node ie-streams-worker.mjs MODEL_DIR THREADS MAX_STREAMS
 import { BatchScheduler, Model } from '@ie/runtime';
+import { rows16Matrices } from './ie-info.mjs';
 import { serve } from './protocol.mjs';
 
 const [modelDir, threadsArg, streamsArg] = process.argv.slice(2);
@@ -19,8 +20,7 @@ await serve({
       gemm: i.gemm,
       threads: i.threads,
       weightMemory: i.weightMemory.mode,
-      q4Rows16Matrices: i.q4Rows16Matrices,
-      i8Rows16Matrices: i.i8Rows16Matrices,
+      rows16Matrices: rows16Matrices(i),
     };
   },
   async streams({ prompts, tokens }) {

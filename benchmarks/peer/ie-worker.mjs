@@ -1,6 +1,7 @@
 // ie serving the side-by-side protocol, at its default settings for the machine.
 //   node ie-worker.mjs MODEL_DIR THREADS [CONTEXT]
 import { Engine } from '@ie/runtime';
+import { rows16Matrices } from './ie-info.mjs';
 import { serve } from './protocol.mjs';
 
 const [modelDir, threadsArg, contextArg] = process.argv.slice(2);
@@ -21,6 +22,7 @@ await serve({
       threads: i.threads,
       weightMemory: i.weightMemory.mode,
       weightBytesPerToken: i.weightBytesPerToken,
+      rows16Matrices: rows16Matrices(i),
       moe: engine.config.moe !== null,
     };
   },

@@ -110,20 +110,6 @@ __attribute__((noinline)) void halves(const uint8_t* recs, int G, int b0, int b1
     }
 }
 
-// Several activation rows: passes of one half and up to four rows each over a stripe, taking turns
-// 512 columns at a time for decode rows (the stripe streams from memory once), whole for a prefill
-// chunk's many passes (as q4x16_x86.h's half_passes).
-void half_passes(const uint8_t* recs, int G, int nb, ScaleType st, const ActRow* act, int M, float* t) {
-  const int block = M <= 8 ? 512 / kQ8Block : nb;
-  for (int b0 = 0; b0 < nb; b0 += block) {
-    const int b1 = std::min(nb, b0 + block);
-    for (int h = 0; h < 2; h++)
-      act_passes(M, [&](auto na, int a) {
-        halves<decltype(na)::value>(recs, G, b0, b1, st, h, act + a, t + 16 * a + 8 * h, b0 == 0, h == 0 && a == 0);
-      });
-  }
-}
-
 void gemv_rows_i8x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                              bool acc) {
   // The SIMD kernels take whole records (col0 0; a K-slice inside a record is the FP32 GEMM's).
@@ -139,17 +125,14 @@ void gemv_rows_i8x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float*
   }
   Scratch<float, 8 * 16> sums((size_t)16 * M);  // activation row a's sums of the stripe at t + 16·a
   float* t = sums.data();
-  int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) {
-    halves<1, 2, 2>(recs, G, 0, nb, w.stype, 0, act.data(), u, true, true, gap);
-  });
-  for (; r < rows; r += 16) {
-    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-    if (M == 1)
-      halves<1, 2>(recs, G, 0, nb, w.stype, 0, act.data(), t, true, true);
-    else
-      half_passes(recs, G, nb, w.stype, act.data(), M, t);
-    for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
-  }
+  const ActRow* x = act.data();
+  records_rows(
+      w, M, nb, 512 / kQ8Block, t, y, ldy, rows, acc,
+      [&](const uint8_t* recs, ptrdiff_t gap, float* u) { halves<1, 2, 2>(recs, G, 0, nb, w.stype, 0, x, u, true, true, gap); },
+      [&](const uint8_t* recs, float* u) { halves<1, 2>(recs, G, 0, nb, w.stype, 0, x, u, true, true); },
+      [&](auto na, const uint8_t* recs, int b0, int b1, int h, int a, float* u, bool start, bool first) {
+        halves<decltype(na)::value>(recs, G, b0, b1, w.stype, h, x + a, u, start, first);
+      });
 }
 
 void gemv_i8x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {

@@ -162,19 +162,6 @@ __attribute__((noinline)) void halves(const uint8_t* recs, int i0, int i1, int h
   }
 }
 
-// Several activation rows: passes of one half and up to four rows each, taking turns two
-// superblocks at a time for decode rows (the stripe streams from memory once), whole for a prefill
-// chunk's many passes (as q4x16_x86.h's half_passes).
-template <class F>
-void half_passes(const uint8_t* recs, int nb, const ActRow* act, int M, float* t) {
-  const int block = M <= 8 ? 2 : nb;
-  for (int b0 = 0; b0 < nb; b0 += block) {
-    const int b1 = std::min(nb, b0 + block);
-    for (int h = 0; h < 2; h++)
-      act_passes(M, [&](auto na, int a) { halves<F, decltype(na)::value>(recs, b0, b1, h, act + a, t + 16 * a + 8 * h, b0 == 0, h == 0 && a == 0); });
-  }
-}
-
 template <class F>
 void gemv_rows_kquant_x16_q8_avx2(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy,
                                   int rows, bool acc) {
@@ -193,17 +180,13 @@ void gemv_rows_kquant_x16_q8_avx2(const WeightRows& w, const int8_t* xq, const f
   }
   Scratch<float, 8 * 16> sums_((size_t)16 * M);  // activation row a's sums of the stripe at t + 16·a
   float* t = sums_.data();
-  int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) {
-    halves<F, 1, 2, 2>(recs, 0, nb, 0, act.data(), u, true, true, gap);
-  });
-  for (; r < rows; r += 16) {
-    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-    if (M == 1)
-      halves<F, 1, 2>(recs, 0, nb, 0, act.data(), t, true, true);
-    else
-      half_passes<F>(recs, nb, act.data(), M, t);
-    for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
-  }
+  const ActRow* x = act.data();
+  records_rows(
+      w, M, nb, 2, t, y, ldy, rows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) { halves<F, 1, 2, 2>(recs, 0, nb, 0, x, u, true, true, gap); },
+      [&](const uint8_t* recs, float* u) { halves<F, 1, 2>(recs, 0, nb, 0, x, u, true, true); },
+      [&](auto na, const uint8_t* recs, int b0, int b1, int h, int a, float* u, bool start, bool first) {
+        halves<F, decltype(na)::value>(recs, b0, b1, h, x + a, u, start, first);
+      });
 }
 
 template <class F>

@@ -123,22 +123,6 @@ struct Q4x16Kernels256 {
     }
   }
 
-  // Several activation rows: passes of one half and up to four rows each. Those of decode rows take
-  // turns 512 columns at a time, so the stripe streams from memory once at the rate of all their work
-  // (Zen 5, forced AVX2, from DRAM: four and eight rows 1.02-1.08x whole passes one after the
-  // other); a prefill chunk's many passes run whole (blocked, 64 tokens ran 0.97x).
-  template <int G>
-  static void half_passes(const uint8_t* recs, int ng, ScaleType st, const ActRow* act, int M, float* t) {
-    const int block = M <= 8 ? std::max(1, 512 / G) : ng;
-    for (int g0 = 0; g0 < ng; g0 += block) {
-      const int g1 = std::min(ng, g0 + block);
-      for (int h = 0; h < 2; h++)
-        act_passes(M, [&](auto na, int a) {
-          halves<G, decltype(na)::value>(recs, g0, g1, st, h, act + a, t + 16 * a + 8 * h, g0 == 0, h == 0 && a == 0);
-        });
-    }
-  }
-
   template <int G>
   static void rows(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int nrows, bool acc) {
     const int ng = (w.K + G - 1) / G;
@@ -150,18 +134,14 @@ struct Q4x16Kernels256 {
       group_sums<G>(xq + m * ldq, ng, sums.data() + (size_t)m * ng);
       act.data()[m] = {xq + m * ldq, xd + m * ldd, sums.data() + (size_t)m * ng};
     }
-    // A lone row is bound by the bus: its stripes go in far-apart pairs (lone_row_pairs).
-    int r = M != 1 ? 0 : lone_row_pairs(w, y, nrows, acc, [&](const uint8_t* recs, ptrdiff_t gap, float* u) {
-      halves<G, 1, 2, 2>(recs, 0, ng, w.stype, 0, act.data(), u, true, true, gap);
-    });
-    for (; r < nrows; r += 16) {
-      const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
-      if (M == 1)
-        halves<G, 1, 2>(recs, 0, ng, w.stype, 0, act.data(), t, true, true);
-      else
-        half_passes<G>(recs, ng, w.stype, act.data(), M, t);
-      for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
-    }
+    const ActRow* x = act.data();
+    records_rows(
+        w, M, ng, std::max(1, 512 / G), t, y, ldy, nrows, acc,
+        [&](const uint8_t* recs, ptrdiff_t gap, float* u) { halves<G, 1, 2, 2>(recs, 0, ng, w.stype, 0, x, u, true, true, gap); },
+        [&](const uint8_t* recs, float* u) { halves<G, 1, 2>(recs, 0, ng, w.stype, 0, x, u, true, true); },
+        [&](auto na, const uint8_t* recs, int g0, int g1, int h, int a, float* u, bool start, bool first) {
+          halves<G, decltype(na)::value>(recs, g0, g1, w.stype, h, x + a, u, start, first);
+        });
   }
 
   static void gemv_rows(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int nrows, bool acc) {

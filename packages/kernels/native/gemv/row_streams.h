@@ -101,6 +101,39 @@ inline void act_passes(int M, Run&& run) {
     }
 }
 
+// The 16-row records' GEMV over a range of rows, written once for q4, i8 and the K-quants
+// (gemv/q4x16_x86.h, i8x16_avx2.cc, kquant_x16_avx2.cc). A lone activation row's stripes go in
+// far-apart pairs (lone_row_pairs), the rest one by one; several activation rows take passes of one
+// half and up to kActsPerPass rows (act_passes) over each stripe, the passes of decode rows (M <= 8)
+// taking turns `block` units (512 columns in each kernel) at a time so that the stripe streams from
+// memory once at the rate of all their work (Zen 5, forced AVX2, from DRAM: four and eight rows
+// 1.02-1.08x whole passes one after the other); a prefill chunk's many passes run whole (blocked, 64
+// tokens ran 0.97x). A unit is what the kernel's loop counts (a group, a block of 32, a superblock);
+// t holds 16 floats per activation row.
+//   pair(recs, gap, u): the two stripes gap bytes apart from recs, into u's 32 floats;
+//   lone(recs, t): one stripe against the lone row;
+//   pass(na, recs, b0, b1, h, a, t, start, first): half h of units [b0, b1) against rows
+//     [a, a + na) (na an integral_constant), into t; start: the stripe's first units, first: the
+//     pass that begins them.
+template <class Rows, class Pair, class Lone, class Pass>
+inline void records_rows(const Rows& w, int M, int units, int block, float* t, float* y, ptrdiff_t ldy, int rows, bool acc, Pair&& pair, Lone&& lone,
+                         Pass&& pass) {
+  int r = M != 1 ? 0 : lone_row_pairs(w, y, rows, acc, pair);
+  const int step = M <= 8 ? block : units;
+  for (; r < rows; r += 16) {
+    const uint8_t* recs = w.q + (ptrdiff_t)r * w.q_ld;
+    if (M == 1)
+      lone(recs, t);
+    else
+      for (int b0 = 0; b0 < units; b0 += step) {
+        const int b1 = std::min(units, b0 + step);
+        for (int h = 0; h < 2; h++)
+          act_passes(M, [&](auto na, int a) { pass(na, recs, b0, b1, h, a, t + 16 * a + 8 * h, b0 == 0, h == 0 && a == 0); });
+      }
+    for (int a = 0; a < M; a++) store_stripe(y + (ptrdiff_t)a * ldy + r, t + 16 * a, acc);
+  }
+}
+
 // Software prefetch for the int8-activation kernels. On the Zen 3 cores measured here the
 // hardware prefetcher alone keeps a busy integer kernel well below the bus (q4 x q8 read 11 GB/s
 // of a 30 GB/s stream); prefetching every line kStreamAhead bytes ahead of the loads lifts it 1.3-1.4x
