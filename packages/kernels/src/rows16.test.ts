@@ -192,10 +192,10 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
 
 /**
  * A matrix whose stripes hold extreme codes, in records at every ISA against 8 activation rows whose
- * first three blocks of x sit at +max, -max and alternating ±max: the scalar reference bit for bit,
+ * first three spans of x sit at +max, -max and alternating ±max: the scalar reference bit for bit,
  * and the float64 product of the row-major matrix's values with x as quantized.
  */
-function expectExtremesExact(w: TestMatrix, seed: number, block = 32) {
+function expectExtremesExact(w: TestMatrix, seed: number, block = 32, plus = 32) {
   const [rows, cols] = w.spec.shape;
   const scalar = make('scalar', 1);
   const records = (c: KernelContext) => {
@@ -205,9 +205,11 @@ function expectExtremesExact(w: TestMatrix, seed: number, block = 32) {
   };
   const M = 8;
   const X = seededFloats(M * cols, seed, 1);
-  // The whole first block of x (its scale) at ±max, so that those activations quantize to ±127.
-  const span = Math.max(96, block);
-  for (let m = 0; m < M; m++) for (let k = 0; k < span; k++) X[m * cols + k] = k < 32 ? 0.75 : k < 64 ? -0.75 : k % 2 ? 0.75 : -0.75;
+  // The whole first block of x (its scale) at ±max, so that those activations quantize to ±127: the
+  // first `plus` columns at +max, the next `plus` at -max, then alternating.
+  const span = Math.min(cols, Math.max(3 * plus, block));
+  for (let m = 0; m < M; m++)
+    for (let k = 0; k < span; k++) X[m * cols + k] = k < plus ? 0.75 : k < 2 * plus ? -0.75 : k % 2 ? 0.75 : -0.75;
   for (const isa of ISAS) {
     const ctx = make(isa, 2);
     const plain = ctx.matrix(w.spec, w.bytes);
@@ -239,6 +241,19 @@ describe('16-row records at the extremes', () => {
         w.bytes[i] = [0x80, 0x7f, k % 2 ? 0x80 : 0x7f, Math.floor((noise[i - 48 * cols] + 1) * 127.99) & 0xff][r >> 4];
       }
     expectExtremesExact(w, 13);
+  });
+
+  // Codes 0 and 15 against activations at ±127 over whole groups: AVX2 sums four four-column steps
+  // in vpmaddubsw's 16 bits (up to 4 x 2 x 15 x 127) before each vpmaddwd; a kernel that summed more
+  // (16 steps of a group of 64) fails here.
+  it.each([32, 64])('q4 group %i: codes 0 and 15 give the scalar reference bit for bit and the float64 reference', (group) => {
+    const rows = 64;
+    const cols = 384;
+    const w = makeMatrix({ dtype: 'q4', group }, rows, cols, 15);
+    // Stripe 0 all code 0, stripe 1 all code 15, stripe 2 alternating 0 and 15, stripe 3 as quantized.
+    for (let r = 0; r < 48; r++) for (let j = 0; j < cols / 2; j++) w.bytes[r * (cols / 2) + j] = [0x00, 0xff, j % 2 ? 0x0f : 0xf0][r >> 4];
+    // x at +max over a whole group, so that no product cancels another in the sums.
+    expectExtremesExact(w, 17, group, group);
   });
 
   // Levels at -127 (code 0) and 113 (code 15) against activations at ±127: AVX2's sign trick pairs
