@@ -116,6 +116,21 @@ describe('errors', () => {
     const r = await e.complete(long.slice(0, 10), { temperature: 0, maxTokens: 100 });
     expect(r.stopReason).toBe('context');
     expect(r.tokens.length).toBe(7); // 10 prompt + 6 more fill 16 positions; the 7th is sampled from the last
+    // A text the context cannot hold is refused before it is encoded: a 1 MiB prompt used to hold the
+    // event loop while it was tokenized. A shorter one that does not fit gives its exact count.
+    const per = e.model.tokenizer.maxCharsPerToken as number;
+    expect(per).toBeGreaterThan(0);
+    const t0 = performance.now();
+    expect(() => e.generate('once upon a time '.repeat(60_000))).toThrow(
+      expect.objectContaining({
+        code: 'IE_CONTEXT_OVERFLOW',
+        message: expect.stringMatching(/^the prompt is 1020000 characters, at least \d+ tokens/),
+      }),
+    );
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect(() => e.generate('once upon a time '.repeat(4))).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/^the prompt is \d+ tokens;/) }),
+    );
   });
 
   it('names invalid options', async () => {

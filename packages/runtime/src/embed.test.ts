@@ -107,6 +107,11 @@ describe('engine.embed', () => {
     await expect(engine.embed([[config.vocab_size]])).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(engine.embed('x', { pooling: 'max' as 'mean' })).rejects.toBeInstanceOf(InvalidOptionError);
     await expect(engine.embed([ids(65)])).rejects.toBeInstanceOf(ContextOverflowError);
+    // A text the context cannot hold, refused before it is encoded (its fewest tokens already too many).
+    await expect(engine.embed(['a', 'hello '.repeat(10_000)])).rejects.toMatchObject({
+      code: 'IE_CONTEXT_OVERFLOW',
+      message: expect.stringMatching(/^input 1 is 60000 characters, at least \d+ tokens; the context holds 64/),
+    });
     // A full context fits.
     expect((await engine.embed([ids(64)]))[0].length).toBe(config.dim);
   });

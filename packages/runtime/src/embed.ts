@@ -7,11 +7,13 @@
  * that name), normalized after the cut.
  */
 import { ContextOverflowError, InvalidOptionError } from './errors.js';
+import { checkTextFits, type Tokenizer } from './tokenizer/index.js';
 
 /** What embedding needs of a model (a Model; structural so that model.ts and this file do not import each other). */
 export interface EmbedModel {
   readonly config: { readonly dim: number; readonly vocab_size: number };
   readonly contextLength: number;
+  readonly tokenizer: Tokenizer;
   tokenize(text: string, options: { bos: boolean }): number[];
 }
 
@@ -63,6 +65,7 @@ export function prepareEmbed(model: EmbedModel, inputs: EmbedInput, options: Emb
   const ids = list.map((x, i) => {
     if (typeof x === 'string') {
       if (x.length === 0) throw new InvalidOptionError('input', `input ${i} is empty`);
+      checkTextFits(x, model.tokenizer, model.contextLength, `input ${i}`);
       return model.tokenize(x, { bos: true });
     }
     if (!Array.isArray(x) || x.length === 0) throw new InvalidOptionError('input', `input ${i} is empty`);

@@ -136,7 +136,7 @@ export class Model {
       slots: opts.sequences,
     });
     this.free = Array.from({ length: opts.sequences }, (_, i) => i);
-    this.chat = new ChatPrompter(path, this.config, mapped.reader.header, tokenizer);
+    this.chat = new ChatPrompter(path, this.config, mapped.reader.header, tokenizer, opts.contextLength);
   }
 
   /** Opens a model directory (model.ie.json + model.ie.bin): maps, binds and compiles it once. */

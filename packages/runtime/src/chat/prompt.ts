@@ -8,7 +8,7 @@ import { IeRuntimeError, InvalidOptionError } from '../errors.js';
 import type { Generation } from '../generation/generation.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
-import type { Tokenizer } from '../tokenizer/index.js';
+import { checkTextFits, type Tokenizer } from '../tokenizer/index.js';
 import {
   HARMONY_SPECIALS,
   HarmonyReader,
@@ -29,6 +29,8 @@ export class ChatPrompter {
     private readonly config: ModelConfig,
     private readonly header: IebinHeader,
     private readonly tokenizer: Tokenizer,
+    /** The model's positions a slot holds: a conversation to run that cannot fit is refused before it is encoded. */
+    private readonly contextLength: number,
   ) {}
 
   /**
@@ -37,10 +39,19 @@ export class ChatPrompter {
    * tokens, BOS added only where the vocabulary adds one and the text does not start with it.
    */
   prompt(messages: readonly ChatMessage[], options: ChatOptions = {}): ChatPrompt {
+    return this.render(messages, options, false);
+  }
+
+  /** prompt(); `toRun`: refuse a text that cannot fit the context before encoding it (checkTextFits). */
+  private render(messages: readonly ChatMessage[], options: ChatOptions, toRun: boolean): ChatPrompt {
     checkMessages(messages);
+    const fits = (text: string) => {
+      if (toRun) checkTextFits(text, this.tokenizer, this.contextLength, 'the conversation');
+    };
     if (this.config.architecture === 'gpt-oss') {
       const ids = this.harmonyIds();
       const parts = renderHarmonyParts(messages, options);
+      fits(parts.map((p) => p.text).join(''));
       const encode = (text: string) => (text ? this.tokenizer.encode(text, { bos: false }) : []);
       return {
         format: 'harmony',
@@ -66,6 +77,7 @@ export class ChatPrompter {
       now: options.currentDate === undefined ? undefined : parseDate(options.currentDate),
       variables: options.templateVariables,
     });
+    fits(text);
     const ids = encodeChatPrompt(this.tokenizer, text, { bosToken, specials });
     // The template's end-of-turn text (Qwen2's <|im_end|>) ends the answer when it is one token.
     const eot = eosToken === undefined ? undefined : (specials.get(eosToken) ?? this.tokenizer.tokenId?.(eosToken));
@@ -81,7 +93,7 @@ export class ChatPrompter {
     messages: readonly ChatMessage[],
     options: ChatOptions = {},
   ): Promise<ChatCompletion> {
-    const prompt = this.prompt(messages, options);
+    const prompt = this.render(messages, options, true);
     const genOptions: GenerateOptions = {
       ...options,
       reusePrefix: options.reusePrefix ?? true,

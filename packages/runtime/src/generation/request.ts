@@ -8,7 +8,7 @@ import { ContextOverflowError, InvalidOptionError } from '../errors.js';
 import { checkOptionsObject } from '../options.js';
 import { resolveSampling, type ResolvedSampling } from '../sampler.js';
 import { constraintVocabulary, createConstraint, type ConstraintSpec, type TokenConstraint } from '../structured/index.js';
-import type { Tokenizer } from '../tokenizer/index.js';
+import { checkTextFits, type Tokenizer } from '../tokenizer/index.js';
 import type { GenerateOptions } from './types.js';
 
 export interface PreparedRequest {
@@ -51,6 +51,7 @@ export function prepareRequest(
   const stop = options.stop ?? [];
   if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0))
     throw new InvalidOptionError('stop', 'must be an array of non-empty strings');
+  if (typeof prompt === 'string') checkTextFits(prompt, tokenizer, contextLength, 'the prompt');
   const ids = typeof prompt === 'string' ? tokenizer.encode(prompt, { bos: options.addBos ?? true }) : [...prompt];
   if (ids.length === 0) throw new InvalidOptionError('prompt', 'is empty: give at least one token (BOS)');
   for (const id of ids)

@@ -6,6 +6,7 @@
 import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import { gpt2ByteChars } from '@ie/format';
 import { IeRuntimeError } from '../errors.js';
+import { hfMaxCharsPerToken } from './text-bound.js';
 import type { StreamDecoder, Tokenizer } from './types.js';
 
 /**
@@ -34,6 +35,7 @@ export class HfTokenizer implements Tokenizer {
   readonly stopTokens: ReadonlySet<number>;
   /** Whether the tokenizer's own post-processor starts a sequence with BOS (Llama: yes; Qwen2: no). */
   readonly addsBos: boolean;
+  readonly maxCharsPerToken: number | undefined;
   private readonly lib: HfLibTokenizer;
   private bytesOfTokens: Uint8Array[] | undefined;
 
@@ -57,6 +59,7 @@ export class HfTokenizer implements Tokenizer {
     const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
     this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));
     this.stopTokens = new Set([eosId]);
+    this.maxCharsPerToken = hfMaxCharsPerToken(json);
     const probe = (add: boolean) => Array.from(this.lib.encode('a', { add_special_tokens: add }).ids as number[]);
     this.addsBos = addsBos ?? (probe(true)[0] === bosId && probe(false)[0] !== bosId);
   }

@@ -5,12 +5,15 @@
  */
 import type { Llama2cTokenizerSpec } from '@ie/format';
 import { PieceStreamDecoder, decodeAll, pieceTable, type PieceTable } from './pieces.js';
+import { longestPiece } from './text-bound.js';
 import type { StreamDecoder, Tokenizer } from './types.js';
 
 export class Llama2cTokenizer implements Tokenizer {
   readonly kind = 'llama2c';
   readonly vocabSize: number;
   readonly stopTokens: ReadonlySet<number>;
+  /** A piece's bytes: at least as many as the code units of the text it stands for. */
+  readonly maxCharsPerToken: number;
   private readonly table: PieceTable;
   private readonly scores: readonly number[];
   private readonly latin1: string[];
@@ -29,6 +32,7 @@ export class Llama2cTokenizer implements Tokenizer {
         ? Buffer.from(spec.raw_pieces[String(i)], 'base64').toString('latin1')
         : Buffer.from(p, 'utf8').toString('latin1'),
     );
+    this.maxCharsPerToken = longestPiece(this.latin1);
     // run.c stops when the model samples BOS (its stories are separated by BOS).
     this.stopTokens = new Set([eosId, bosId]);
   }

@@ -7,6 +7,7 @@
  */
 import type { SpmTokenizerSpec } from '@ie/format';
 import { PieceStreamDecoder, decodeAll, pieceTable, type PieceTable } from './pieces.js';
+import { longestPiece } from './text-bound.js';
 import type { StreamDecoder, Tokenizer } from './types.js';
 
 const CONTROL = 3;
@@ -68,6 +69,8 @@ export class SpmTokenizer implements Tokenizer {
   readonly kind = 'spm';
   readonly vocabSize: number;
   readonly stopTokens: ReadonlySet<number>;
+  /** A piece's text stands for as many characters (U+2581 for one space); a byte piece for less than one. */
+  readonly maxCharsPerToken: number;
   private readonly table: PieceTable;
   /** Piece text (UTF-8 as latin1, with U+2581) -> id, for merging. */
   private readonly byText = new Map<string, number>();
@@ -89,6 +92,7 @@ export class SpmTokenizer implements Tokenizer {
       const t = spec.types[i];
       if ((t === 1 || t === 4) && !this.byText.has(p)) this.byText.set(p, i);
     });
+    this.maxCharsPerToken = longestPiece(spec.pieces);
     // stopAtBos: a model that emits BOS has started a new document (llama2.c's run.c stops there).
     this.stopTokens = new Set(stopAtBos ? [eosId, bosId] : [eosId]);
   }

@@ -20,6 +20,12 @@ export interface Tokenizer {
    * constrained decoding's token trie. Absent where a tokenizer cannot list them.
    */
   tokenBytes?(): readonly Uint8Array[];
+  /**
+   * The most UTF-16 code units of input one token stands for (its longest piece, an added token's
+   * text, times what the normalizer may shrink), so that a text too long for the context is refused
+   * before it is encoded (text-bound.ts); undefined where normalization can shrink text without bound.
+   */
+  readonly maxCharsPerToken?: number;
   /** Tokens that end a generation (EOS; for llama2.c models also BOS, as run.c stops on it). */
   readonly stopTokens: ReadonlySet<number>;
 }
