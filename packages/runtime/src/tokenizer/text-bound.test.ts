@@ -47,6 +47,8 @@ describe('hfMaxCharsPerToken: the longest piece, times what the normalizer can s
       bpe({ normalizer: { type: 'Precompiled', precompiled_charsmap: '' } }),
       bpe({ pre_tokenizer: { type: 'Whitespace' } }),
       bpe({ pre_tokenizer: { type: 'Split', behavior: 'Removed' } }),
+      bpe({ added_tokens: [{ id: 3, content: '<mask>', lstrip: true }] }),
+      bpe({ added_tokens: [{ id: 3, content: '<|end|>', rstrip: true }] }),
       bpe({}, { fuse_unk: true, unk_token: '<unk>' }),
       bpe({}, { fuse_unk: true, unk_token: '<unk>', byte_fallback: true }), // no <0xHH> pieces to fall back to
       { ...bpe(), model: { type: 'Unigram', vocab: [['a', 0]] } },

@@ -76,7 +76,8 @@ function preTokenizerKeeps(p: unknown): boolean {
 /**
  * maxCharsPerToken for a Hugging Face tokenizer.json: the longest vocabulary piece or added
  * token (a byte-level piece's characters are its bytes, at least the code units they encode),
- * times what the normalizer may shrink. BPE only, without fused unknowns.
+ * times what the normalizer may shrink. BPE only, without fused unknowns or added tokens that
+ * strip whitespace.
  */
 export function hfMaxCharsPerToken(json: Json): number | undefined {
   const model = obj(json.model);
@@ -93,8 +94,10 @@ export function hfMaxCharsPerToken(json: Json): number | undefined {
   for (const piece of Object.keys(vocab)) longest = Math.max(longest, piece.length);
   const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
   for (const t of added) {
-    const content = obj(t)?.content;
-    if (typeof content === 'string') longest = Math.max(longest, content.length);
+    const o = obj(t);
+    // An added token that strips the whitespace beside it stands for any amount of it.
+    if (o?.lstrip === true || o?.rstrip === true) return undefined;
+    if (typeof o?.content === 'string') longest = Math.max(longest, o.content.length);
   }
   return longest * shrink;
 }
