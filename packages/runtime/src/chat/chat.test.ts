@@ -152,12 +152,10 @@ describe('engine.chat() with the model’s chat template', () => {
     const long = [{ role: 'user' as const, content: 'a b '.repeat(100_000) }];
     expect(c.chatPrompt(long).ids.length).toBeGreaterThan(150_000);
     // Refused before it is encoded: 400,000 characters cannot be fewer than 400,000 / maxCharsPerToken tokens.
-    const t0 = performance.now();
     await expect(c.chat(long, { maxTokens: 1 })).rejects.toMatchObject({
       code: 'IE_CONTEXT_OVERFLOW',
       message: expect.stringMatching(/^the conversation is \d+ characters, at least \d+ tokens; the context holds/),
     });
-    expect(performance.now() - t0).toBeLessThan(50);
   });
 });
 
