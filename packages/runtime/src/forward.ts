@@ -443,7 +443,9 @@ function kvCacheAdvice(slots: number, positions: number): string {
  * typed arrays would be granted lazily and the process killed once a long context filled them.
  */
 function checkKvCacheFits(bytes: number, kvCache: KvCacheType, slots: number, positions: number): void {
-  const total = totalmem();
+  // A container's memory limit where one is set (os.totalmem() gives the host's).
+  const limit = process.constrainedMemory?.() ?? 0;
+  const total = limit > 0 ? Math.min(limit, totalmem()) : totalmem();
   if (bytes <= total) return;
   const half = kvCache === 'f32' ? ` (${(bytes / 2 / GIB).toFixed(1)} GiB as f16)` : '';
   throw new IeRuntimeError(

@@ -61,6 +61,7 @@ export {
   Llama2cTokenizer,
   SpmTokenizer,
   HfTokenizer,
+  leastTokens,
   type Tokenizer,
   type StreamDecoder,
 } from './tokenizer/index.js';

@@ -200,7 +200,7 @@ describe('completions through the openai client (tiny llama model)', () => {
     const long = await caught(api.completions.create({ model: 'm', prompt: 'a b '.repeat(400), max_tokens: 1 }));
     expect([long?.status, long?.code, long?.param]).toEqual([400, 'context_length_exceeded', 'prompt']);
     expect(long?.message).toMatch(/context holds 512/);
-    // Text surely over the context (over 4 x the longest piece x the context, in bytes) is refused
+    // Text surely over the context (its characters over the most one token stands for) is refused
     // without being tokenized, by the same code: the message gives the lower bound.
     for (const [path, body, param] of [
       ['/v1/completions', { model: 'm', prompt: 'a'.repeat(900_000) }, 'prompt'],
@@ -209,7 +209,7 @@ describe('completions through the openai client (tiny llama model)', () => {
     ] as const) {
       const r = await post(s, path, JSON.stringify(body));
       expect([r.status, r.json.error.code, r.json.error.param], path).toEqual([400, 'context_length_exceeded', param]);
-      expect(r.json.error.message, path).toMatch(/is 900000 bytes, at least \d+ tokens; the model's context holds 512/);
+      expect(r.json.error.message, path).toMatch(/is 900000 characters, at least \d+ tokens; the model's context holds 512/);
     }
     const badId = await caught(api.completions.create({ model: 'm', prompt: [1, 2, 100000], max_tokens: 1 }));
     expect([badId?.status, badId?.type, badId?.param]).toEqual([400, 'invalid_request_error', 'prompt']);

@@ -18,7 +18,7 @@ export { Llama2cTokenizer } from './llama2c.js';
 export { SpmTokenizer } from './spm.js';
 export { HfTokenizer } from './hf.js';
 export { gpt2TokenizerJson } from './gpt2.js';
-export { checkTextFits } from './text-bound.js';
+export { checkTextFits, leastTokens } from './text-bound.js';
 
 /** The largest tokenizer.json read (Llama 3's is 9 MB; Gemma's 34 MB). */
 export const MAX_TOKENIZER_JSON_BYTES = 64 << 20;

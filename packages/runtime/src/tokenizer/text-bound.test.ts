@@ -14,7 +14,7 @@ const bpe = (extra: Record<string, unknown> = {}, model: Record<string, unknown>
   normalizer: null,
   pre_tokenizer: null,
   added_tokens: [{ id: 3, content: '<|a longer added token|>' }],
-  model: { type: 'BPE', vocab: { a: 0, abc: 1, '\u2581abcd': 2 }, merges: [], ...model },
+  model: { type: 'BPE', vocab: { a: 0, abc: 1, '\u2581abcd': 2 }, merges: [], unk_token: '<unk>', ...model },
   ...extra,
 });
 
@@ -22,6 +22,9 @@ describe('hfMaxCharsPerToken: the longest piece, times what the normalizer can s
   it('takes the longest vocabulary piece or added token', () => {
     expect(hfMaxCharsPerToken(bpe())).toBe('<|a longer added token|>'.length);
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [] }))).toBe(5);
+    // Byte-level pieces need no unknown token; special added tokens are matched in the raw text.
+    expect(hfMaxCharsPerToken(bpe({ pre_tokenizer: { type: 'ByteLevel' } }, { unk_token: null }))).toBe(24);
+    expect(hfMaxCharsPerToken(bpe({ normalizer: { type: 'NFC' }, added_tokens: [{ id: 3, content: '<s>', special: true }] }))).toBe(40);
   });
 
   it("multiplies by 8 for Unicode normalization and keeps Llama's Prepend + Replace(' ' -> '▁') as they are", () => {
@@ -34,7 +37,7 @@ describe('hfMaxCharsPerToken: the longest piece, times what the normalizer can s
     };
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], normalizer: llama }))).toBe(5);
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], normalizer: { type: 'NFC' } }))).toBe(40);
-    const split = { type: 'Sequence', pretokenizers: [{ type: 'Split', behavior: 'Isolated' }, { type: 'ByteLevel' }] };
+    const split = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated' }, { type: 'ByteLevel' }] };
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], pre_tokenizer: split }))).toBe(5);
   });
 
@@ -50,6 +53,22 @@ describe('hfMaxCharsPerToken: the longest piece, times what the normalizer can s
       bpe({ added_tokens: [{ id: 3, content: '<mask>', lstrip: true }] }),
       bpe({ added_tokens: [{ id: 3, content: '<|end|>', rstrip: true }] }),
       bpe({}, { fuse_unk: true, unk_token: '<unk>' }),
+      // Characters outside the vocabulary dropped: no unknown token, no byte fallback, not byte-level.
+      bpe({}, { unk_token: null }),
+      bpe({ pre_tokenizer: { type: 'Split', pattern: { Regex: 'a+' }, behavior: 'Isolated', invert: true } }),
+      bpe({ pre_tokenizer: { type: 'Split', pattern: {}, behavior: 'Isolated' } }),
+      // An added token matched in normalized text (normalized by default) stands for more than its
+      // length: Llama's Prepend + Replace make ' <|xyz|>' one token of 8 input characters.
+      bpe({
+        added_tokens: [{ id: 3, content: '<|xyz|>' }],
+        normalizer: {
+          type: 'Sequence',
+          normalizers: [
+            { type: 'Prepend', prepend: '▁' },
+            { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+          ],
+        },
+      }),
       bpe({}, { fuse_unk: true, unk_token: '<unk>', byte_fallback: true }), // no <0xHH> pieces to fall back to
       { ...bpe(), model: { type: 'Unigram', vocab: [['a', 0]] } },
       { ...bpe(), model: { type: 'WordPiece', vocab: { a: 0 } } },

@@ -66,6 +66,12 @@ function preTokenizerKeeps(p: unknown): boolean {
     case 'UnicodeScripts':
       return true;
     case 'Split':
+      // invert keeps only the pattern's matches; a pattern that is neither a Regex nor a String matches nothing.
+      return (
+        o.behavior !== 'Removed' &&
+        o.invert !== true &&
+        (typeof obj(o.pattern)?.Regex === 'string' || typeof obj(o.pattern)?.String === 'string')
+      );
     case 'Punctuation':
       return o.behavior !== 'Removed';
     default:
@@ -87,7 +93,11 @@ export function hfMaxCharsPerToken(json: Json): number | undefined {
   // every byte has its token to fall back to.
   const allBytes = () =>
     Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).every((p) => p in vocab);
-  if (model.fuse_unk === true && model.unk_token != null && !(model.byte_fallback === true && allBytes())) return undefined;
+  const bytes = model.byte_fallback === true && allBytes();
+  if (model.fuse_unk === true && model.unk_token != null && !bytes) return undefined;
+  // Without an unknown token, a byte fallback or byte-level pieces, characters outside the vocabulary are dropped.
+  const byteLevel = JSON.stringify(json.pre_tokenizer ?? null).includes('"ByteLevel"');
+  if (model.unk_token == null && !bytes && !byteLevel) return undefined;
   const shrink = normalizerShrink(json.normalizer);
   if (shrink === undefined || !preTokenizerKeeps(json.pre_tokenizer)) return undefined;
   let longest = 1;
@@ -95,8 +105,10 @@ export function hfMaxCharsPerToken(json: Json): number | undefined {
   const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
   for (const t of added) {
     const o = obj(t);
-    // An added token that strips the whitespace beside it stands for any amount of it.
+    // An added token that strips the whitespace beside it stands for any amount of it; one matched
+    // in normalized text (normalized, by default unless special) for more than its own length.
     if (o?.lstrip === true || o?.rstrip === true) return undefined;
+    if ((o?.normalized ?? o?.special !== true) === true && json.normalizer != null) return undefined;
     if (typeof o?.content === 'string') longest = Math.max(longest, o.content.length);
   }
   return longest * shrink;
@@ -113,10 +125,14 @@ export function longestPiece(pieces: readonly string[]): number {
  * Refuses `text` before it is encoded when even its fewest possible tokens (its code units over
  * the tokenizer's maxCharsPerToken) do not fit `contextLength`. `what` names it in the message.
  */
-export function checkTextFits(text: string, tokenizer: Tokenizer, contextLength: number, what: string): void {
+/** The fewest tokens `text` can encode to (its code units over maxCharsPerToken; 0 where there is no bound). */
+export function leastTokens(text: string, tokenizer: Tokenizer): number {
   const per = tokenizer.maxCharsPerToken;
-  if (per === undefined) return;
-  const least = Math.ceil(text.length / per);
+  return per === undefined ? 0 : Math.ceil(text.length / per);
+}
+
+export function checkTextFits(text: string, tokenizer: Tokenizer, contextLength: number, what: string): void {
+  const least = leastTokens(text, tokenizer);
   if (least > contextLength)
     throw new ContextOverflowError(
       `${what} is ${text.length} characters, at least ${least} tokens; the context holds ${contextLength} (set contextLength, or shorten it)`,

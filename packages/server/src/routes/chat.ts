@@ -15,12 +15,8 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const messages = body.messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
     // Rendered here as well, to refuse before the request takes a place in the queue: a model with
     // no chat format, a conversation its template refuses, one longer than the context.
-    refuseSurelyTooLong(
-      engine,
-      messages.reduce((n, m) => n + Buffer.byteLength(m.content), 0),
-      'the conversation',
-      'messages',
-    );
+    // The contents alone: the rendered conversation is longer.
+    refuseSurelyTooLong(engine, messages.map((m) => m.content).join(''), 'the conversation', 'messages');
     const prompt = engine.chatPrompt(messages);
     if (prompt.ids.length > engine.contextLength)
       throw new ServerError(

@@ -14,7 +14,7 @@ import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js
 function promptIds(engine: Engine, p: CompletionBody['prompt']): number[] {
   const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? (p[0] as string) : undefined;
   if (text === undefined) return p as number[];
-  refuseSurelyTooLong(engine, Buffer.byteLength(text), 'the prompt', 'prompt');
+  refuseSurelyTooLong(engine, text, 'the prompt', 'prompt');
   return engine.tokenize(text, { bos: true });
 }
 

@@ -1,4 +1,4 @@
-import type { Engine } from '@ie/runtime';
+import { type Engine, leastTokens } from '@ie/runtime';
 /** What every route gets from the server: the serving state, the answering context, and the served model's id. */
 import type { AnswerContext } from '../answer.js';
 import { ServerError } from '../errors.js';
@@ -18,27 +18,18 @@ export function checkModel(model: string, served: string): void {
     );
 }
 
-const longestPiece = new WeakMap<Engine, number>();
-
 /**
  * Refuses text that is surely longer than the context before tokenizing it (which holds the event
- * loop: about a second for a 1 MiB prompt): a token covers at most the vocabulary's longest piece,
- * and normalization shrinks text at most 4x (a 4-byte letter to 1), so text over 4 x longest x
- * context bytes is over the context. Tokenizers that cannot list their pieces are not bounded here.
+ * loop: about a second for a 1 MiB prompt): the runtime's bound, a text's characters over the most
+ * one token can stand for (leastTokens, @ie/runtime's tokenizer/text-bound.ts). Where the tokenizer
+ * has no bound the text is tokenized and counted as before.
  */
-export function refuseSurelyTooLong(engine: Engine, bytes: number, what: string, param: string): void {
-  let longest = longestPiece.get(engine);
-  if (longest === undefined) {
-    longest = 0;
-    for (const p of engine.tokenizer.tokenBytes?.() ?? []) longest = Math.max(longest, p.length);
-    longestPiece.set(engine, longest);
-  }
-  if (longest === 0) return;
-  const atLeast = Math.ceil(bytes / (4 * longest));
+export function refuseSurelyTooLong(engine: Engine, text: string, what: string, param: string): void {
+  const atLeast = leastTokens(text, engine.tokenizer);
   if (atLeast > engine.contextLength)
     throw new ServerError(
       'IE_SERVER_CONTEXT_LENGTH',
-      `${what} is ${bytes} bytes, at least ${atLeast} tokens; the model's context holds ${engine.contextLength}`,
+      `${what} is ${text.length} characters, at least ${atLeast} tokens; the model's context holds ${engine.contextLength}`,
       param,
     );
 }

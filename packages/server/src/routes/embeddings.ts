@@ -22,7 +22,7 @@ export function registerEmbeddings(app: FastifyInstance, ctx: RouteContext): voi
     const inputs = embeddingInputs(body);
     // Tokenized here as embed() does (texts with BOS), for the usage and to refuse a long input before it queues.
     inputs.forEach((x, i) => {
-      if (typeof x === 'string') refuseSurelyTooLong(engine, Buffer.byteLength(x), `input ${i}`, 'input');
+      if (typeof x === 'string') refuseSurelyTooLong(engine, x, `input ${i}`, 'input');
     });
     const counts = inputs.map((x) => (typeof x === 'string' ? engine.tokenize(x, { bos: true }).length : x.length));
     counts.forEach((n, i) => {
