@@ -37,7 +37,10 @@ describe('hfMaxCharsPerToken: the longest piece, times what the normalizer can s
     };
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], normalizer: llama }))).toBe(5);
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], normalizer: { type: 'NFC' } }))).toBe(40);
-    const split = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated' }, { type: 'ByteLevel' }] };
+    const split = {
+      type: 'Sequence',
+      pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated' }, { type: 'ByteLevel' }],
+    };
     expect(hfMaxCharsPerToken(bpe({ added_tokens: [], pre_tokenizer: split }))).toBe(5);
   });
 
