@@ -120,12 +120,13 @@ export class Engine {
    * the reasoning from the analysis channel), the model's chat template for the others (the answer
    * streams to `onText` as `final`). A model with neither is IE_CHAT_NO_TEMPLATE: use generate()
    * with a prompt in the model's own format. The prompt's common prefix with what the KV cache
-   * holds is not prefilled again (`reusePrefix`, default true here).
+   * holds is not prefilled again (`reusePrefix`, default true here). `conversation` is the messages,
+   * or the ChatPrompt chatPrompt() returned for them: run as it is, not rendered or encoded again.
    */
-  async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
+  async chat(conversation: readonly ChatMessage[] | ChatPrompt, options: ChatOptions = {}): Promise<ChatCompletion> {
     this.alive();
     checkChatConstraint(this.config, options);
-    return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), messages, options);
+    return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), conversation, options);
   }
 
   /** The prompt chat() would run for `messages` (see Model.chatPrompt). */

@@ -134,9 +134,12 @@ describe('BatchingScheduler over a model with several KV slots', () => {
   it('answers chat requests through the model chat template', async () => {
     const s = new BatchingScheduler(engine.model, { parallel: 2 });
     const messages = [{ role: 'user' as const, content: 'Hi' }];
-    const t = s.submit({ kind: 'chat', messages, options: greedy(5) });
+    const t = s.submit({ kind: 'chat', conversation: messages, options: greedy(5) });
     const want = await engine.chat(messages, { maxTokens: 5, temperature: 0 });
     expect(await text(t)).toBe(want.final);
+    // Or the prompt already rendered for them (what the chat route passes): the same answer.
+    const rendered = s.submit({ kind: 'chat', conversation: engine.chatPrompt(messages), options: greedy(5) });
+    expect(await text(rendered)).toBe(want.final);
     await s.close(1000);
   });
 });

@@ -10,6 +10,7 @@ import {
   type ChatCompletion,
   type ChatMessage,
   type ChatOptions,
+  type ChatPrompt,
   type EmbedInput,
   type EmbedOptions,
   type GenerateOptions,
@@ -34,7 +35,8 @@ export interface SamplingRequest {
 
 export type GenerationRequest =
   | { kind: 'completion'; prompt: readonly number[]; options: SamplingRequest }
-  | { kind: 'chat'; messages: readonly ChatMessage[]; options: SamplingRequest };
+  /** `conversation`: the messages, or the ChatPrompt the route already rendered for them (not rendered again). */
+  | { kind: 'chat'; conversation: readonly ChatMessage[] | ChatPrompt; options: SamplingRequest };
 
 /** A piece of the answer as it is decoded. `channel` is set for chat (`final`, `analysis`, …). */
 export interface Delta {
@@ -170,7 +172,7 @@ class Job implements Ticket {
 /** What requests run on: an Engine (one sequence at a time) or a BatchScheduler (all at once). */
 export interface GenerationRunner {
   generate(prompt: readonly number[], options: GenerateOptions): Generation;
-  chat(messages: readonly ChatMessage[], options: ChatOptions): Promise<ChatCompletion>;
+  chat(conversation: readonly ChatMessage[] | ChatPrompt, options: ChatOptions): Promise<ChatCompletion>;
   /** An Engine's: in its turn, like a generation. */
   embed?(inputs: EmbedInput, options?: EmbedOptions): Promise<Float32Array[]>;
 }
@@ -320,7 +322,7 @@ export class SerialScheduler implements Scheduler {
           outcome: { stopReason: g.stopReason ?? 'length', promptTokens: m.promptTokens, completionTokens: m.generatedTokens, metrics: m },
         });
       } else {
-        const r = await this.engine.chat(request.messages, {
+        const r = await this.engine.chat(request.conversation, {
           ...options,
           onText: (text, channel) => {
             job.token();

@@ -511,6 +511,22 @@ describe('chat through the openai client', () => {
     let streamed = '';
     for await (const c of await api.chat.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.delta.content ?? '';
     expect(streamed).toBe(want.final);
+    // The route renders and encodes the conversation once (to refuse it early), and the scheduler
+    // runs that prompt: a request encodes what one chatPrompt() does, not twice that.
+    const tok = (s.engine as Engine).tokenizer;
+    const encode = tok.encode.bind(tok);
+    let calls = 0;
+    tok.encode = (...a: Parameters<typeof encode>) => {
+      calls++;
+      return encode(...a);
+    };
+    (s.engine as Engine).chatPrompt(messages);
+    const once = calls;
+    expect(once).toBeGreaterThan(0);
+    calls = 0;
+    expect((await api.chat.completions.create(body)).choices[0].message.content).toBe(want.final);
+    tok.encode = encode;
+    expect(calls).toBe(once);
   });
 
   it('a model without a chat template: chat is a 400 the client can read, streamed or not; completions still work', async () => {

@@ -14,7 +14,7 @@ import type { StepRows } from '../forward.js';
 import { Decoding } from '../generation/decoding.js';
 import { Generation } from '../generation/generation.js';
 import { checkChatConstraint, prepareRequest, type PreparedRequest } from '../generation/request.js';
-import type { ChatCompletion, ChatOptions, GenerateOptions, Piece } from '../generation/types.js';
+import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, Piece } from '../generation/types.js';
 import type { Model } from '../model.js';
 import type { Sequence } from '../sequence.js';
 import { Channel } from './channel.js';
@@ -103,9 +103,9 @@ export class BatchScheduler {
   }
 
   /** A chat turn (see Engine.chat), decoded alongside the other requests. */
-  async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
+  async chat(conversation: readonly ChatMessage[] | ChatPrompt, options: ChatOptions = {}): Promise<ChatCompletion> {
     checkChatConstraint(this.model.config, options);
-    return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), messages, options);
+    return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), conversation, options);
   }
 
   private enqueue(gen: Generation, request: PreparedRequest): Job {

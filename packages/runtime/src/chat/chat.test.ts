@@ -118,6 +118,41 @@ describe('engine.chat() with the model’s chat template', () => {
     await expect(e.chat(messages, { signal: ac.signal })).rejects.toMatchObject({ code: 'IE_ABORTED' });
   });
 
+  it('takes the ChatPrompt chatPrompt() returned in place of the messages, without rendering or encoding it again', async () => {
+    await using e = await Engine.load(dirs.chat);
+    const messages = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'what now' },
+    ];
+    const want = await e.chat(messages, { temperature: 0, maxTokens: 6, reusePrefix: false });
+    const prompt = e.chatPrompt(messages);
+    const encode = e.tokenizer.encode.bind(e.tokenizer);
+    let calls = 0;
+    e.tokenizer.encode = (...a: Parameters<typeof encode>) => {
+      calls++;
+      return encode(...a);
+    };
+    const got = await e.chat(prompt, { temperature: 0, maxTokens: 6, reusePrefix: false });
+    e.tokenizer.encode = encode;
+    expect(calls).toBe(0);
+    expect(got.tokens).toEqual(want.tokens);
+    expect(got.final).toBe(want.final);
+    expect(got.metrics.promptTokens).toBe(prompt.ids.length);
+    // Not a ChatPrompt of this model's format, or not one at all: IE_INVALID_OPTION naming the field.
+    const bad = (p: unknown) => e.chat(p as typeof prompt, { maxTokens: 1 });
+    await expect(bad({ ...prompt, format: 'harmony' })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.format' });
+    await expect(bad({ ...prompt, ids: [] })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.ids' });
+    await expect(bad({ ...prompt, ids: [1, -2] })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.ids' });
+    await expect(bad({ ...prompt, stopTokens: ['x'] })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.stopTokens' });
+    await expect(bad(null)).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'messages' });
+    await expect(bad('hello')).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'messages' });
+    // Token ids past the vocabulary are generate()'s to refuse, as for any prompt of ids.
+    await expect(bad({ ...prompt, ids: [1, 1_000_000] })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      message: expect.stringMatching(/^prompt: token id 1000000 is outside 0\.\.511/),
+    });
+  });
+
   it('a Hugging Face conversion (tokenizer.json, tokenizer_config.json) gives the same prompt tokens', async () => {
     await using a = await Engine.load(dirs.chat);
     await using b = await Engine.load(dirs.hf);

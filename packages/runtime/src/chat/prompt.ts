@@ -87,13 +87,16 @@ export class ChatPrompter {
   /**
    * A chat turn over `generate`: the prompt's common prefix with the cache is kept (`reusePrefix`,
    * default true), the answer streams to `onText` and is read per format (harmony's channels).
+   * `conversation`: the messages, or the ChatPrompt prompt() gave for them (not rendered again).
    */
   async complete(
     generate: (ids: readonly number[], options: GenerateOptions) => Generation,
-    messages: readonly ChatMessage[],
+    conversation: readonly ChatMessage[] | ChatPrompt,
     options: ChatOptions = {},
   ): Promise<ChatCompletion> {
-    const prompt = this.render(messages, options, true);
+    const prompt = Array.isArray(conversation)
+      ? this.render(conversation, options, true)
+      : checkChatPrompt(conversation, this.config.architecture === 'gpt-oss' ? 'harmony' : 'template');
     const genOptions: GenerateOptions = {
       ...options,
       reusePrefix: options.reusePrefix ?? true,
@@ -178,6 +181,22 @@ function checkMessages(messages: readonly ChatMessage[]): void {
       throw new InvalidOptionError(`messages[${i}].role`, 'must be a non-empty string (system, user, assistant, ...)');
     if (typeof m.content !== 'string') throw new InvalidOptionError(`messages[${i}].content`, 'must be a string');
   });
+}
+
+/** A ChatPrompt given in place of messages: the shape prompt() returns, in the model's own format. */
+function checkChatPrompt(p: readonly ChatMessage[] | ChatPrompt, format: ChatPrompt['format']): ChatPrompt {
+  if (typeof p !== 'object' || p === null)
+    throw new InvalidOptionError('messages', 'must be a non-empty array of {role, content}, or the ChatPrompt chatPrompt() returned');
+  const c = p as Partial<ChatPrompt>;
+  if (c.format !== format)
+    throw new InvalidOptionError(
+      'prompt.format',
+      `must be '${format}' for this model (pass the ChatPrompt its own chatPrompt() returned), got ${JSON.stringify(c.format)}`,
+    );
+  const ids = (v: unknown) => Array.isArray(v) && v.every((t) => Number.isSafeInteger(t) && t >= 0);
+  if (!ids(c.ids) || (c.ids as number[]).length === 0) throw new InvalidOptionError('prompt.ids', 'must be a non-empty array of token ids');
+  if (!ids(c.stopTokens)) throw new InvalidOptionError('prompt.stopTokens', 'must be an array of token ids');
+  return c as ChatPrompt;
 }
 
 /** `currentDate` (YYYY-MM-DD) as a local date for a template's strftime_now and date_string. */

@@ -13,9 +13,9 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     checkModel(body.model, ctx.modelId);
     checkChat(body);
     const messages = body.messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
-    // Rendered here as well, to refuse before the request takes a place in the queue: a model with
-    // no chat format, a conversation its template refuses, one longer than the context.
-    // The contents alone: the rendered conversation is longer.
+    // Rendered here, to refuse before the request takes a place in the queue: a model with no chat
+    // format, a conversation its template refuses, one longer than the context; the scheduler runs
+    // this prompt as it is. The contents alone first: the rendered conversation is longer.
     refuseSurelyTooLong(engine, messages.map((m) => m.content).join(''), 'the conversation', 'messages');
     const prompt = engine.chatPrompt(messages);
     if (prompt.ids.length > engine.contextLength)
@@ -25,7 +25,7 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
         'messages',
       );
     // OpenAI's default max_tokens: as long as the context allows.
-    const request: GenerationRequest = { kind: 'chat', messages, options: samplingOf(body, engine.contextLength) };
+    const request: GenerationRequest = { kind: 'chat', conversation: prompt, options: samplingOf(body, engine.contextLength) };
     return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
   });
 }
