@@ -145,6 +145,13 @@ describe('engine.chat() with the model’s chat template', () => {
     await expect(bad({ ...prompt, ids: [1, -2] })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.ids' });
     await expect(bad({ ...prompt, stopTokens: ['x'] })).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'prompt.stopTokens' });
     await expect(bad(null)).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'messages' });
+    // What shapes the rendering belongs to chatPrompt(): refused with a ChatPrompt, not ignored.
+    await expect(e.chat(prompt, { templateVariables: { enable_thinking: true } })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'templateVariables',
+      message: expect.stringMatching(/rendered already: pass it to chatPrompt\(\) instead/),
+    });
+    await expect(e.chat(prompt, { currentDate: '2026-12-06' })).rejects.toMatchObject({ option: 'currentDate' });
     await expect(bad('hello')).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option: 'messages' });
     // Token ids past the vocabulary are generate()'s to refuse, as for any prompt of ids.
     await expect(bad({ ...prompt, ids: [1, 1_000_000] })).rejects.toMatchObject({

@@ -94,9 +94,18 @@ export class ChatPrompter {
     conversation: readonly ChatMessage[] | ChatPrompt,
     options: ChatOptions = {},
   ): Promise<ChatCompletion> {
-    const prompt = Array.isArray(conversation)
-      ? this.render(conversation, options, true)
-      : checkChatPrompt(conversation, this.config.architecture === 'gpt-oss' ? 'harmony' : 'template');
+    let prompt: ChatPrompt;
+    if (Array.isArray(conversation)) prompt = this.render(conversation, options, true);
+    else {
+      prompt = checkChatPrompt(conversation, this.config.architecture === 'gpt-oss' ? 'harmony' : 'template');
+      // A rendered prompt cannot take what shapes the rendering: refused, not silently ignored.
+      for (const name of RENDER_OPTIONS)
+        if (options[name] !== undefined)
+          throw new InvalidOptionError(
+            name,
+            'shapes how messages are rendered, and this ChatPrompt is rendered already: pass it to chatPrompt() instead',
+          );
+    }
     const genOptions: GenerateOptions = {
       ...options,
       reusePrefix: options.reusePrefix ?? true,
@@ -182,6 +191,14 @@ function checkMessages(messages: readonly ChatMessage[]): void {
     if (typeof m.content !== 'string') throw new InvalidOptionError(`messages[${i}].content`, 'must be a string');
   });
 }
+
+/** The chat options that render() reads: they belong to chatPrompt() when chat() is given its ChatPrompt. */
+const RENDER_OPTIONS = [
+  'reasoningEffort',
+  'currentDate',
+  'knowledgeCutoff',
+  'templateVariables',
+] as const satisfies readonly (keyof ChatOptions)[];
 
 /** A ChatPrompt given in place of messages: the shape prompt() returns, in the model's own format. */
 function checkChatPrompt(p: readonly ChatMessage[] | ChatPrompt, format: ChatPrompt['format']): ChatPrompt {
