@@ -61,6 +61,9 @@ describe('ie basics', () => {
     [['synth', '--preset', 'gpt-oss-tiny', '--out-dir', 'c', '--layers', '5'], 2, '--layers must be an integer in 1..4'],
     [['synth', '--preset', 'gpt-oss-20b', '--out-dir', 'c', '--layers', '0'], 2, '--layers must be an integer in 1..24'],
     [['synth', '--preset', 'tiny', '--out-dir', 'c', '--shards', '2'], 2, '--shards applies to --format hf only'],
+    // A negative number after its flag (llama.cpp's `-n -1`) is checked by range, not "ambiguous".
+    [['generate', '/nonexistent', 'hi', '-n', '-1'], 2, '--max-tokens must be an integer in 0..16777216, got "-1"'],
+    [['synth', '--preset', 'tiny', '--out-dir', 'c', '--seed', '-5'], 2, '--seed must be an integer in 0..4294967295, got "-5"'],
     [['inspect'], 2, 'takes 1 argument'],
     [['inspect', '/nonexistent'], 3, 'IEBIN_NOT_FOUND'],
     [['validate', '/tmp', '--bogus'], 2, "Unknown option '--bogus'"],

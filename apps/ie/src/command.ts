@@ -6,7 +6,7 @@ import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError, EXIT, type ExitName } from './errors.js';
-import { checkValues, parseArgsOptions, usageLine, type Flags, type Positional, type Values } from './flags.js';
+import { attachDashValues, checkValues, parseArgsOptions, usageLine, type Flags, type Positional, type Values } from './flags.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -60,7 +60,12 @@ export function parse(
 ): { values: Record<string, unknown>; positionals: string[] } {
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options: parseArgsOptions(cmd.flags), allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: attachDashValues(cmd.flags, argv),
+      options: parseArgsOptions(cmd.flags),
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new CliError('CLI_USAGE', `${(e as Error).message.split('\n')[0]}\nusage: ${cmd.usage}`);
   }

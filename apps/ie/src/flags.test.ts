@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CliError } from './errors.js';
-import { checkValues, flagFacts, flagSpelling, parseArgsOptions, usageLine, type Flags } from './flags.js';
+import { attachDashValues, checkValues, flagFacts, flagSpelling, parseArgsOptions, usageLine, type Flags } from './flags.js';
 
 const FLAGS = {
   model: { type: 'string', arg: 'FILE', required: true, description: 'the model' },
@@ -80,6 +80,28 @@ describe('flag definitions', () => {
     expect(usageError(() => checkValues(FLAGS, { hf: 'd' }, {}, usage))).toBe(`--model is required\nusage: ${usage}`);
     expect(usageError(() => checkValues(FLAGS, { model: 'm' }, {}, usage))).toBe(`give one of --hf, --gguf (the source)\nusage: ${usage}`);
     expect(usageError(() => check({ gguf: 'f' }))).toBe(`give only one of --hf, --gguf (the source)\nusage: ${usage}`);
+  });
+
+  it("attach a value that begins with '-' to its flag, which parseArgs would refuse as ambiguous", () => {
+    // A negative number after a number flag (llama.cpp's `-n -1`), long or short: then checked by range.
+    expect(attachDashValues(FLAGS, ['in', '-t', '-1', '--temp', '-0.5', '--runs', '-inf'])).toEqual([
+      'in',
+      '--threads=-1',
+      '--temp=-0.5',
+      '--runs=-inf',
+    ]);
+    expect(usageError(() => check({ threads: '-1' }))).toBe('--threads must be an integer in 1..64, got "-1"');
+    // After a text flag, anything that is not one of the flags; never after a boolean or past `--`.
+    expect(attachDashValues(FLAGS, ['--stop', '-END-', '--model', '-', '--json', '-x'])).toEqual([
+      '--stop=-END-',
+      '--model',
+      '-',
+      '--json',
+      '-x',
+    ]);
+    expect(attachDashValues(FLAGS, ['--stop', '--json', '--stop', '-t'])).toEqual(['--stop', '--json', '--stop', '-t']);
+    expect(attachDashValues(FLAGS, ['--temp', '-x', '--', '--temp', '-1'])).toEqual(['--temp', '-x', '--', '--temp', '-1']);
+    expect(attachDashValues(FLAGS, ['--temp=-1', '--mode', '-b'])).toEqual(['--temp=-1', '--mode=-b']);
   });
 
   it('spell themselves for the help table with their facts', () => {

@@ -99,6 +99,45 @@ export function parseArgsOptions(flags: Flags): NonNullable<ParseArgsConfig['opt
   return out;
 }
 
+/**
+ * argv with a value that begins with '-' attached to its flag (`-n -1` -> `--max-tokens=-1`, `--stop
+ * -END-` -> `--stop=-END-`), which parseArgs would refuse as ambiguous: a negative number after a
+ * number flag, and after a text flag anything that is not one of these flags. The values are then
+ * checked like any other (a negative count gets its range in the message).
+ */
+export function attachDashValues(flags: Flags, argv: readonly string[]): string[] {
+  const byShort = new Map(Object.entries(flags).flatMap(([name, f]) => (f.short ? [[f.short, name] as const] : [])));
+  const flagOf = (a: string): string | undefined => {
+    if (a.startsWith('--')) {
+      const name = a.slice(2).split('=')[0];
+      return name in flags ? name : undefined;
+    }
+    return a.length === 2 && a[0] === '-' ? byShort.get(a[1]) : undefined;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = a.includes('=') ? undefined : flagOf(a);
+    const f = name === undefined ? undefined : flags[name];
+    const next = argv[i + 1];
+    const attach =
+      f !== undefined &&
+      next !== undefined &&
+      next.length > 1 &&
+      next[0] === '-' &&
+      (f.type === 'number' ? /^-(\d|\.\d|inf|nan)/i.test(next) : f.type !== 'boolean' && next !== '--' && flagOf(next) === undefined);
+    if (attach) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** One value checked against its definition; `from` names where it came from (`--threads` or `IE_THREADS`). */
 function checkValue(f: Flag, from: string, raw: string | boolean): string | number | boolean {
   if (f.type === 'boolean' || f.type === 'string') return raw;
