@@ -64,6 +64,27 @@ describe('generation', () => {
     expect(penal.tokens).not.toEqual(plain.tokens);
   });
 
+  it("OpenAI's presence and frequency penalties and logit bias reach the sampler; a biased id past the vocabulary is refused", async () => {
+    await using e = await Engine.load(tiny);
+    const plain = await e.complete('aaa', { temperature: 0, maxTokens: 40 });
+    const freq = await e.complete('aaa', { temperature: 0, maxTokens: 40, frequencyPenalty: 2 });
+    expect(freq.tokens).not.toEqual(plain.tokens);
+    expect(new Set(freq.tokens).size).toBeGreaterThanOrEqual(new Set(plain.tokens).size);
+    const pres = await e.complete('aaa', { temperature: 0, maxTokens: 40, presencePenalty: 2 });
+    expect(pres.tokens).not.toEqual(plain.tokens);
+    // +100 on one ordinary token: greedy decoding takes it at every step.
+    const forced = await e.complete('aaa', { temperature: 0, maxTokens: 6, logitBias: { 300: 100 } });
+    expect(forced.tokens).toEqual([300, 300, 300, 300, 300, 300]);
+    // -100 on greedy's first token: never taken.
+    const banned = await e.complete('aaa', { temperature: 0, maxTokens: 6, logitBias: { [plain.tokens[0]]: -100 } });
+    expect(banned.tokens).not.toContain(plain.tokens[0]);
+    await expect(e.complete('aaa', { maxTokens: 1, logitBias: { 512: 1 } })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'logitBias[512]',
+      message: 'logitBias[512]: token id 512 is outside 0..511',
+    });
+  });
+
   it('stops at a stop string and leaves it out', async () => {
     await using e = await Engine.load(tiny);
     const full = await e.complete('abc', { temperature: 0, maxTokens: 40 });

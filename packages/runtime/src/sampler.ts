@@ -16,7 +16,14 @@ export interface SamplingOptions {
   minP?: number;
   /** > 1 discourages tokens seen in the last `repeatLastN` (CTRL-style: positive logits divided, negative multiplied). Default 1 (off). */
   repetitionPenalty?: number;
+  /** Subtracted from the logit of every token seen in the last `repeatLastN`, once (OpenAI's presence_penalty, -2..2). Default 0 (off). */
+  presencePenalty?: number;
+  /** Subtracted from the logit of every token seen in the last `repeatLastN`, once per occurrence (OpenAI's frequency_penalty, -2..2). Default 0 (off). */
+  frequencyPenalty?: number;
+  /** The tokens the penalties look back over (the prompt's included, as llama.cpp's penalty_last_n). Default 64. */
   repeatLastN?: number;
+  /** Added to the logits of these token ids before sampling (OpenAI's logit_bias, -100..100; -100 in effect bans a token). */
+  logitBias?: Readonly<Record<number, number>>;
   /** Seed for reproducible sampling. Default: random. */
   seed?: number;
 }
@@ -27,7 +34,11 @@ export interface ResolvedSampling {
   topP: number;
   minP: number;
   repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
   repeatLastN: number;
+  /** [token id, bias] pairs, ids checked against the vocabulary by the request. */
+  logitBias: readonly (readonly [number, number])[];
   seed: number;
 }
 
@@ -44,9 +55,29 @@ export function resolveSampling(o: SamplingOptions): ResolvedSampling {
     topP: num('topP', o.topP, 0.95, 0, 1),
     minP: num('minP', o.minP, 0.05, 0, 1),
     repetitionPenalty: num('repetitionPenalty', o.repetitionPenalty, 1, 0.01, 100),
+    presencePenalty: num('presencePenalty', o.presencePenalty, 0, -2, 2),
+    frequencyPenalty: num('frequencyPenalty', o.frequencyPenalty, 0, -2, 2),
     repeatLastN: num('repeatLastN', o.repeatLastN, 64, 0, 1 << 20, true),
+    logitBias: resolveLogitBias(o.logitBias),
     seed: num('seed', o.seed, Math.floor(Math.random() * 2 ** 32), 0, 2 ** 32 - 1, true),
   };
+}
+
+/** logitBias as checked pairs: integer ids >= 0 (the vocabulary bound is the request's), biases in -100..100. */
+function resolveLogitBias(bias: SamplingOptions['logitBias']): [number, number][] {
+  if (bias === undefined) return [];
+  if (typeof bias !== 'object' || bias === null || Array.isArray(bias))
+    throw new InvalidOptionError('logitBias', "must be an object of token id -> bias, as OpenAI's logit_bias");
+  const out: [number, number][] = [];
+  for (const [k, v] of Object.entries(bias)) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || !Number.isSafeInteger(id))
+      throw new InvalidOptionError(`logitBias[${JSON.stringify(k)}]`, 'the key must be a token id (a non-negative integer)');
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100)
+      throw new InvalidOptionError(`logitBias[${k}]`, `must be a number in -100..100, got ${String(v)}`);
+    if (v !== 0) out.push([id, v]);
+  }
+  return out;
 }
 
 /** log(sum(exp(x))) over x, stably. */
@@ -71,18 +102,32 @@ export class Sampler {
   }
 
   get penalizes(): boolean {
-    return this.options.repetitionPenalty !== 1 && this.options.repeatLastN > 0;
+    const o = this.options;
+    return (
+      (o.repeatLastN > 0 && (o.repetitionPenalty !== 1 || o.presencePenalty !== 0 || o.frequencyPenalty !== 0)) || o.logitBias.length > 0
+    );
   }
 
-  /** Logits with the repetition penalty applied (a copy; the input is left alone). */
+  /**
+   * Logits with the penalties and the logit bias applied (a copy; the input is left alone). Per
+   * token seen in the last repeatLastN, as llama.cpp's penalties sampler: the repetition penalty
+   * once, then minus frequencyPenalty per occurrence and presencePenalty once; then the bias.
+   */
   penalized(logits: Float32Array, history: readonly number[]): Float32Array {
     if (!this.penalizes) return logits;
     if (!this.scratch || this.scratch.length !== logits.length) this.scratch = new Float32Array(logits.length);
     const out = this.scratch;
     out.set(logits);
-    const p = this.options.repetitionPenalty;
-    const seen = new Set(history.slice(-this.options.repeatLastN));
-    for (const t of seen) if (t >= 0 && t < out.length) out[t] = out[t] > 0 ? out[t] / p : out[t] * p;
+    const { repetitionPenalty: p, presencePenalty, frequencyPenalty, repeatLastN, logitBias } = this.options;
+    const counts = new Map<number, number>();
+    if (repeatLastN > 0) for (const t of history.slice(-repeatLastN)) counts.set(t, (counts.get(t) ?? 0) + 1);
+    for (const [t, n] of counts) {
+      if (t < 0 || t >= out.length) continue;
+      let v = out[t];
+      if (p !== 1) v = v > 0 ? v / p : v * p;
+      out[t] = v - n * frequencyPenalty - presencePenalty;
+    }
+    for (const [t, b] of logitBias) if (t < out.length) out[t] += b;
     return out;
   }
 

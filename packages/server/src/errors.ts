@@ -84,6 +84,8 @@ const REQUEST_FIELDS: Partial<Record<string, string>> = {
   topP: 'top_p',
   seed: 'seed',
   stop: 'stop',
+  presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty',
 };
 
 /**
@@ -111,7 +113,7 @@ export function fromRuntimeError(e: unknown): ServerError {
       return new ServerError(
         'IE_SERVER_BAD_REQUEST',
         e.message,
-        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option] ?? null) : null,
+        e instanceof InvalidOptionError ? (e.option.startsWith('logitBias') ? 'logit_bias' : (REQUEST_FIELDS[e.option] ?? null)) : null,
       );
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');

@@ -173,9 +173,16 @@ function unsupported(param: string, message: string): never {
 /** The checks a schema cannot say: parameters ie implements only at their default. */
 function checkCommon(b: CommonBody): void {
   if (b.n != null && b.n !== 1) unsupported('n', `only 1 choice per request is supported, got ${b.n}`);
-  if (b.presence_penalty) unsupported('presence_penalty', 'is not supported (leave it 0)');
-  if (b.frequency_penalty) unsupported('frequency_penalty', 'is not supported (leave it 0)');
-  if (b.logit_bias && Object.keys(b.logit_bias).length) unsupported('logit_bias', 'is not supported');
+  for (const [k, v] of Object.entries(b.logit_bias ?? {})) {
+    if (!/^\d+$/.test(k) || !Number.isSafeInteger(Number(k)))
+      throw new ServerError('IE_SERVER_BAD_REQUEST', `logit_bias: the keys are token ids, got ${JSON.stringify(k)}`, 'logit_bias');
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100)
+      throw new ServerError(
+        'IE_SERVER_BAD_REQUEST',
+        `logit_bias[${k}]: must be a number in -100..100, got ${JSON.stringify(v)}`,
+        'logit_bias',
+      );
+  }
 }
 
 export function checkChat(b: ChatBody): void {
@@ -240,6 +247,10 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     topP: b.top_p ?? 1,
     ...(b.seed != null ? { seed: ((b.seed % 2 ** 32) + 2 ** 32) % 2 ** 32 } : {}),
     ...(stops.length ? { stop: stops } : {}),
+    // Over the last 64 tokens, the prompt's included, as llama.cpp's server.
+    ...(b.presence_penalty ? { presencePenalty: b.presence_penalty } : {}),
+    ...(b.frequency_penalty ? { frequencyPenalty: b.frequency_penalty } : {}),
+    ...(b.logit_bias && Object.keys(b.logit_bias).length ? { logitBias: b.logit_bias } : {}),
     ...responseFormatOf(b),
   };
 }

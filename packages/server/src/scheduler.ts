@@ -28,6 +28,10 @@ export interface SamplingRequest {
   topP: number;
   seed?: number;
   stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Token id (as OpenAI's JSON keys) -> bias. */
+  logitBias?: Readonly<Record<string, number>>;
   /** Structured output (response_format): any JSON object, or a JSON schema. */
   json?: boolean;
   jsonSchema?: object | boolean;

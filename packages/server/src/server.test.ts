@@ -125,6 +125,43 @@ describe('completions through the openai client (tiny llama model)', () => {
     }
   });
 
+  it("presence_penalty, frequency_penalty and logit_bias sample as the engine's presencePenalty, frequencyPenalty and logitBias", async () => {
+    const engine = s.engine as Engine;
+    const opts = { maxTokens: 16, temperature: 0, topK: 0, minP: 0 };
+    const plain = await engine.complete(PROMPT, opts);
+    for (const [body, engineOptions] of [
+      [{ frequency_penalty: 1.5 }, { frequencyPenalty: 1.5 }],
+      [
+        { presence_penalty: 2, frequency_penalty: -0.5 },
+        { presencePenalty: 2, frequencyPenalty: -0.5 },
+      ],
+      [{ logit_bias: { [plain.tokens[0]]: -100, 300: 3 } }, { logitBias: { [plain.tokens[0]]: -100, 300: 3 } }],
+    ] as const) {
+      const want = await engine.complete(PROMPT, { ...opts, ...engineOptions });
+      const r = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 16, temperature: 0, ...body });
+      expect(r.choices[0].text, JSON.stringify(body)).toBe(want.text);
+    }
+    expect((await engine.complete(PROMPT, { ...opts, frequencyPenalty: 1.5 })).text).not.toBe(plain.text);
+    // +100 on one token: every generated token is it.
+    const forced = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 4, temperature: 0, logit_bias: { 300: 100 } });
+    const want = await engine.complete(PROMPT, { ...opts, maxTokens: 4, logitBias: { 300: 100 } });
+    expect(want.tokens).toEqual([300, 300, 300, 300]);
+    expect(forced.choices[0].text).toBe(want.text);
+    // Out of range or not a token id: 400 naming the field.
+    for (const [bias, message] of [
+      [{ x: 1 }, /^logit_bias: the keys are token ids, got "x"/],
+      [{ 5: 101 }, /^logit_bias\[5\]: must be a number in -100\.\.100, got 101/],
+      [{ 5: '1' }, /^logit_bias\[5\]: must be a number/],
+      [{ 99999999: 1 }, /token id 99999999 is outside 0\.\./],
+    ] as const) {
+      const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 2, logit_bias: bias }));
+      expect([r.status, r.json.error.param, r.json.error.type], JSON.stringify(bias)).toEqual([400, 'logit_bias', 'invalid_request_error']);
+      expect(r.json.error.message).toMatch(message);
+    }
+    const far = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 2, presence_penalty: 2.5 }));
+    expect([far.status, far.json.error.param]).toEqual([400, 'presence_penalty']);
+  });
+
   it('/v1/models and /health', async () => {
     const models = await api.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);

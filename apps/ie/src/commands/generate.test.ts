@@ -46,6 +46,22 @@ describe('ie generate: prompts from anywhere, short flags, stop escapes', () => 
     expect(both.err).toContain('CLI_USAGE');
     expect(runIe(['generate', model]).code).toBe(2);
   });
+
+  it("--presence-penalty and --frequency-penalty give the engine's tokens for presencePenalty and frequencyPenalty; a negative one too", async () => {
+    const tokens = (args: string[]) => {
+      const r = runIe(['generate', model, 'aaa', '-n', '12', '--temperature', '0', '-t', '1', '--json', ...args]);
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).tokens as number[];
+    };
+    await using e = await Engine.load(model, { threads: 1 });
+    for (const [args, o] of [
+      [['--frequency-penalty', '1.5'], { frequencyPenalty: 1.5 }],
+      [['--presence-penalty', '-2', '--frequency-penalty', '0.5'], { presencePenalty: -2, frequencyPenalty: 0.5 }],
+    ] as const)
+      expect(tokens([...args]), args.join(' ')).toEqual((await e.complete('aaa', { maxTokens: 12, temperature: 0, ...o })).tokens);
+    const far = runIe(['generate', model, 'aaa', '--presence-penalty', '-3']);
+    expect([far.code, far.err.trim()]).toEqual([2, 'ie: --presence-penalty must be a number in -2..2, got "-3" [CLI_USAGE]']);
+  });
 });
 
 describe('ie generate --chat with a chat template', () => {

@@ -45,6 +45,8 @@ export function prepareRequest(
 ): PreparedRequest {
   checkRequestShape(prompt, options);
   const sampling = resolveSampling(options);
+  for (const [id] of sampling.logitBias)
+    if (id >= config.vocab_size) throw new InvalidOptionError(`logitBias[${id}]`, `token id ${id} is outside 0..${config.vocab_size - 1}`);
   const maxTokens = options.maxTokens ?? 256;
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
     throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);
