@@ -102,6 +102,33 @@ describe('generation', () => {
     for (const p of pieces.filter((x) => x.token >= 0)) expect(p.logprob).toBeLessThanOrEqual(0);
   });
 
+  it("topLogprobs gives each step's likeliest tokens with the log-softmax of the logits, against a float64 reference", async () => {
+    await using e = await Engine.load(tiny);
+    const prompt = e.tokenize('abc');
+    const pieces = [];
+    for await (const p of e.generate(prompt, { temperature: 1.3, seed: 5, maxTokens: 6, logprobs: true, topLogprobs: 4, ignoreEos: true }))
+      if (p.token >= 0) pieces.push(p);
+    expect(pieces).toHaveLength(6);
+    const rows = await e.evaluate([...prompt, ...pieces.map((p) => p.token)]);
+    pieces.forEach((p, i) => {
+      const x = Array.from(rows[prompt.length - 1 + i], Number);
+      const mx = Math.max(...x);
+      const lse = mx + Math.log(x.reduce((a, v) => a + Math.exp(v - mx), 0));
+      const order = x.map((_, t) => t).sort((a, b) => x[b] - x[a] || a - b);
+      expect(p.topLogprobs?.map((t) => t.token)).toEqual(order.slice(0, 4));
+      p.topLogprobs?.forEach((t) => expect(t.logprob).toBeCloseTo(x[t.token] - lse, 4));
+      expect(p.logprob).toBeCloseTo(x[p.token] - lse, 4);
+    });
+    await expect(e.complete('abc', { logprobs: true, topLogprobs: 21 })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'topLogprobs',
+    });
+    await expect(e.complete('abc', { topLogprobs: 2 })).rejects.toMatchObject({
+      option: 'topLogprobs',
+      message: 'topLogprobs: needs logprobs: true',
+    });
+  });
+
   it('runs concurrent calls one after the other, each with its own result', async () => {
     await using e = await Engine.load(tiny);
     const solo = await e.complete('xyz', { temperature: 0, maxTokens: 15 });

@@ -22,7 +22,16 @@ import type { Sequence } from './sequence.js';
 import type { Tokenizer } from './tokenizer/index.js';
 
 export { Generation } from './generation/generation.js';
-export type { ChatCompletion, ChatOptions, ChatPrompt, Completion, GenerateOptions, Piece, StopReason } from './generation/types.js';
+export type {
+  ChatCompletion,
+  ChatOptions,
+  ChatPrompt,
+  Completion,
+  GenerateOptions,
+  Piece,
+  StopReason,
+  TokenLogprob,
+} from './generation/types.js';
 export { resolveActivations, type EngineInfo } from './model.js';
 
 /** A hold on the engine: one generation or evaluation at a time. */

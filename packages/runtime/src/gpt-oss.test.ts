@@ -232,6 +232,12 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     expect(['eos', 'length']).toContain(r.stopReason);
     // Whatever a random model says, what was streamed is what the messages hold.
     expect(streamed.join('')).toBe(r.messages.map((m) => m.content).join(''));
+    // Per-token logprobs do not map onto harmony's channels: refused, naming generate() as the way.
+    await expect(e.chat([{ role: 'user', content: 'Hello there' }], { logprobs: true })).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'logprobs',
+      message: expect.stringMatching(/harmony .*generate\(\)/),
+    });
   });
 
   it('writes a message’s text that looks like a special token as ordinary tokens, so a user cannot close their turn', async () => {

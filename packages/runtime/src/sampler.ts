@@ -179,6 +179,11 @@ export class Sampler {
   }
 }
 
+/** Indices of the k largest values, largest first (ties: the lower index first). */
+export function topIndices(x: Float32Array, k: number): number[] {
+  return topKIndices(x, Math.min(k, x.length)).sort((a, b) => x[b] - x[a] || a - b);
+}
+
 /** Indices of the k largest values (unordered). */
 function topKIndices(x: Float32Array, k: number): number[] {
   const heap: number[] = [];

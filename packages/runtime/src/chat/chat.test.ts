@@ -160,6 +160,31 @@ describe('engine.chat() with the model’s chat template', () => {
     });
   });
 
+  it('with logprobs, onText gets every token of the answer with its piece (a chat template; harmony refuses them)', async () => {
+    await using e = await Engine.load(dirs.chat);
+    const messages = [{ role: 'user' as const, content: 'hello' }];
+    const pieces: Piece[] = [];
+    let text = '';
+    const r = await e.chat(messages, {
+      temperature: 0,
+      maxTokens: 8,
+      logprobs: true,
+      topLogprobs: 2,
+      onText: (t, channel, piece) => {
+        expect(channel).toBe('final');
+        text += t;
+        if (piece && piece.token >= 0) pieces.push(piece);
+      },
+    });
+    expect(pieces.map((p) => p.token)).toEqual(r.tokens);
+    expect(text).toBe(r.final);
+    // Greedy: each token is its step's likeliest.
+    for (const p of pieces) {
+      expect(p.topLogprobs).toHaveLength(2);
+      expect(p.topLogprobs?.[0]).toEqual({ token: p.token, logprob: p.logprob });
+    }
+  });
+
   it('a Hugging Face conversion (tokenizer.json, tokenizer_config.json) gives the same prompt tokens', async () => {
     await using a = await Engine.load(dirs.chat);
     await using b = await Engine.load(dirs.hf);

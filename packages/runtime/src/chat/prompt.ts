@@ -106,6 +106,11 @@ export class ChatPrompter {
             'shapes how messages are rendered, and this ChatPrompt is rendered already: pass it to chatPrompt() instead',
           );
     }
+    if (prompt.format === 'harmony' && options.logprobs)
+      throw new InvalidOptionError(
+        'logprobs',
+        "is not available in harmony (gpt-oss) chat, whose tokens are split into channels: run chatPrompt()'s ids through generate() for them",
+      );
     const genOptions: GenerateOptions = {
       ...options,
       reusePrefix: options.reusePrefix ?? true,
@@ -113,7 +118,7 @@ export class ChatPrompter {
     };
     const g = generate(prompt.ids, genOptions);
     if (prompt.format === 'template') {
-      for await (const p of g) if (p.text) options.onText?.(p.text, 'final');
+      for await (const p of g) if (p.text || (options.logprobs && p.token >= 0)) options.onText?.(p.text, 'final', p);
       const stopReason = g.stopReason as StopReason;
       return {
         final: g.text,

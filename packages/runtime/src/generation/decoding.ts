@@ -6,7 +6,7 @@
  * ends when the constraint is done.
  */
 import type { ModelConfig } from '@ie/format';
-import { Sampler, logSumExp } from '../sampler.js';
+import { Sampler, logSumExp, topIndices } from '../sampler.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { StepClock } from './clock.js';
 import type { Generation } from './generation.js';
@@ -82,7 +82,12 @@ export class Decoding {
     this.gen.tokens.push(token);
     const piece: Piece = { token, text: '' };
     // Under the model, before the mask: what the unconstrained model thought of the token.
-    if (this.request.options.logprobs) piece.logprob = logits[token] - logSumExp(logits);
+    if (this.request.options.logprobs) {
+      const lse = logSumExp(logits);
+      piece.logprob = logits[token] - lse;
+      const n = this.request.options.topLogprobs ?? 0;
+      if (n > 0) piece.topLogprobs = topIndices(logits, n).map((t) => ({ token: t, logprob: logits[t] - lse }));
+    }
     const { text, stopped } = this.stream.push(token);
     piece.text = text;
     this.gen.text += text;

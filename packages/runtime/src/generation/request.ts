@@ -47,6 +47,10 @@ export function prepareRequest(
   const sampling = resolveSampling(options);
   for (const [id] of sampling.logitBias)
     if (id >= config.vocab_size) throw new InvalidOptionError(`logitBias[${id}]`, `token id ${id} is outside 0..${config.vocab_size - 1}`);
+  const top = options.topLogprobs ?? 0;
+  if (!Number.isSafeInteger(top) || top < 0 || top > 20)
+    throw new InvalidOptionError('topLogprobs', `must be an integer in 0..20, got ${String(top)}`);
+  if (top > 0 && !options.logprobs) throw new InvalidOptionError('topLogprobs', 'needs logprobs: true');
   const maxTokens = options.maxTokens ?? 256;
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
     throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);

@@ -11,6 +11,8 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Report each token's log-probability under the model (before temperature and filters). */
   logprobs?: boolean;
+  /** With logprobs: also the N likeliest tokens of each step and theirs (0..20; OpenAI's top_logprobs). Default 0. */
+  topLogprobs?: number;
   /** Prepend BOS to a text prompt. Default true. */
   addBos?: boolean;
   /** Keep generating through end-of-sequence tokens, up to maxTokens (benchmarks; llama.cpp's --ignore-eos). Default false. */
@@ -38,8 +40,12 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 export interface ChatOptions extends GenerateOptions, HarmonyOptions {
-  /** Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`; a chat template's answer is `final`). */
-  onText?: (text: string, channel: string) => void;
+  /**
+   * Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`; a chat
+   * template's answer is `final`). With `logprobs` (chat templates only: harmony's tokens are split
+   * into channels), called for every token with its piece, text "" while a character is incomplete.
+   */
+  onText?: (text: string, channel: string, piece?: Piece) => void;
   /** More variables for a chat template (a template's own switches, such as `enable_thinking`). */
   templateVariables?: Readonly<Record<string, unknown>>;
 }
@@ -67,11 +73,19 @@ export interface ChatCompletion {
   metrics: GenerationMetrics;
 }
 
+/** A token and its log-probability under the model. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
+
 export interface Piece {
   token: number;
   /** Text this token completes (may be "" while a UTF-8 character is incomplete). */
   text: string;
   logprob?: number;
+  /** With topLogprobs N: the step's N likeliest tokens, likeliest first (ties by id). */
+  topLogprobs?: TokenLogprob[];
 }
 
 export type StopReason = 'eos' | 'stop' | 'length' | 'context';
