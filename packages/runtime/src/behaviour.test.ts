@@ -116,7 +116,7 @@ describe('generation', () => {
       const lse = mx + Math.log(x.reduce((a, v) => a + Math.exp(v - mx), 0));
       const order = x.map((_, t) => t).sort((a, b) => x[b] - x[a] || a - b);
       expect(p.topLogprobs?.map((t) => t.token)).toEqual(order.slice(0, 4));
-      p.topLogprobs?.forEach((t) => expect(t.logprob).toBeCloseTo(x[t.token] - lse, 4));
+      for (const t of p.topLogprobs ?? []) expect(t.logprob).toBeCloseTo(x[t.token] - lse, 4);
       expect(p.logprob).toBeCloseTo(x[p.token] - lse, 4);
     });
     await expect(e.complete('abc', { logprobs: true, topLogprobs: 21 })).rejects.toMatchObject({
