@@ -18,6 +18,51 @@ export interface AnswerContext {
   log: (line: string) => void;
 }
 
+/** A token's bytes as the text prints them (for logprobs' `token` and `bytes`). */
+export type TokenBytes = (id: number) => Uint8Array;
+
+/** Logprobs in OpenAI's two shapes, built token by token: chat's `content` entries, completions' parallel arrays. */
+class LogprobsBuilder {
+  readonly content: unknown[] = [];
+  readonly tokens: string[] = [];
+  readonly tokenLogprobs: number[] = [];
+  readonly topLogprobs: Record<string, number>[] = [];
+  readonly textOffset: number[] = [];
+  private offset = 0;
+
+  constructor(private readonly bytesOf: TokenBytes) {}
+
+  private entry(token: number, logprob: number) {
+    const b = this.bytesOf(token);
+    return { token: Buffer.from(b).toString('utf8'), logprob, bytes: Array.from(b) };
+  }
+
+  /** Adds a delta's token (if it carries one); returns this token's chat entry and completions arrays. */
+  add(d: Delta): { chat: unknown; completion: unknown } | undefined {
+    const at = this.offset;
+    this.offset += d.text.length;
+    if (!d.logprob) return undefined;
+    const { token, logprob, top } = d.logprob;
+    const e = this.entry(token, logprob);
+    const chat = { ...e, top_logprobs: top.map((t) => this.entry(t.token, t.logprob)) };
+    const topMap = Object.fromEntries(top.map((t) => [this.entry(t.token, t.logprob).token, t.logprob]));
+    this.content.push(chat);
+    this.tokens.push(e.token);
+    this.tokenLogprobs.push(logprob);
+    this.topLogprobs.push(topMap);
+    this.textOffset.push(at);
+    return { chat, completion: { tokens: [e.token], token_logprobs: [logprob], top_logprobs: [topMap], text_offset: [at] } };
+  }
+
+  chatObject() {
+    return { content: this.content, refusal: null };
+  }
+
+  completionObject() {
+    return { tokens: this.tokens, token_logprobs: this.tokenLogprobs, top_logprobs: this.topLogprobs, text_offset: this.textOffset };
+  }
+}
+
 /** A submitted generation and what both response forms name it by. */
 interface Generation {
   readonly chat: boolean;
@@ -27,6 +72,8 @@ interface Generation {
   readonly ticket: Ticket;
   readonly deltas: AsyncIterator<Delta>;
   readonly res: ServerResponse;
+  /** Set when the request asked for logprobs. */
+  readonly logprobs?: LogprobsBuilder;
   /** Set when the client closes the connection before the response is complete. */
   clientGone: boolean;
 }
@@ -39,18 +86,35 @@ export async function answer(
   request: GenerationRequest,
   stream: boolean,
   includeUsage: boolean,
+  tokenBytes?: TokenBytes,
 ): Promise<unknown> {
-  const g = submit(ctx, reply.raw, sched, request);
+  const g = submit(ctx, reply.raw, sched, request, request.options.logprobs && tokenBytes ? new LogprobsBuilder(tokenBytes) : undefined);
   return stream ? answerStream(ctx, reply, g, includeUsage) : answerWhole(ctx, reply, g);
 }
 
 /** Queues the request, and cancels it when the client leaves before its response is complete. */
-function submit(ctx: AnswerContext, res: ServerResponse, sched: Scheduler, request: GenerationRequest): Generation {
+function submit(
+  ctx: AnswerContext,
+  res: ServerResponse,
+  sched: Scheduler,
+  request: GenerationRequest,
+  logprobs?: LogprobsBuilder,
+): Generation {
   const chat = request.kind === 'chat';
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const ticket = sched.submit(request);
-  const g: Generation = { chat, id, created, model: ctx.modelId, ticket, deltas: ticket[Symbol.asyncIterator](), res, clientGone: false };
+  const g: Generation = {
+    chat,
+    id,
+    created,
+    model: ctx.modelId,
+    ticket,
+    deltas: ticket[Symbol.asyncIterator](),
+    res,
+    logprobs,
+    clientGone: false,
+  };
   res.once('close', () => {
     if (res.writableFinished) return;
     g.clientGone = true;
@@ -69,7 +133,10 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   try {
     for (let r = await g.deltas.next(); !r.done; r = await g.deltas.next()) {
       if (r.value.channel === 'analysis') reasoning += r.value.text;
-      else if (r.value.channel !== 'commentary') content += r.value.text;
+      else if (r.value.channel !== 'commentary') {
+        g.logprobs?.add(r.value);
+        content += r.value.text;
+      }
     }
   } catch (e) {
     if (g.clientGone) return reply.hijack();
@@ -94,13 +161,14 @@ function completionObject(g: Generation, o: Outcome, content: string, reasoning:
         {
           index: 0,
           message: { role: 'assistant', content, refusal: null, ...(reasoning ? { reasoning_content: reasoning } : {}) },
-          logprobs: null,
+          logprobs: g.logprobs?.chatObject() ?? null,
           finish_reason,
         },
       ],
       usage: u,
     };
-  return { id, object: 'text_completion', created, model, choices: [{ index: 0, text: content, logprobs: null, finish_reason }], usage: u };
+  const logprobs = g.logprobs?.completionObject() ?? null;
+  return { id, object: 'text_completion', created, model, choices: [{ index: 0, text: content, logprobs, finish_reason }], usage: u };
 }
 
 /**
@@ -134,16 +202,19 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
   const object = chat ? 'chat.completion.chunk' : 'text_completion';
   const extra = includeUsage ? { usage: null } : {};
   const send = eventSender(g.res);
-  const chunk = (delta: Record<string, unknown> | string, finish: 'stop' | 'length' | null) =>
+  const chunk = (delta: Record<string, unknown> | string, finish: 'stop' | 'length' | null, logprobs: unknown = null) =>
     chat
-      ? { id, object, created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra }
-      : { id, object, created, model, choices: [{ index: 0, text: delta, logprobs: null, finish_reason: finish }], ...extra };
+      ? { id, object, created, model, choices: [{ index: 0, delta, logprobs, finish_reason: finish }], ...extra }
+      : { id, object, created, model, choices: [{ index: 0, text: delta, logprobs, finish_reason: finish }], ...extra };
   if (chat) await send(chunk({ role: 'assistant', content: '' }, null));
   for (let next = first; !next.done && !g.clientGone; next = await g.deltas.next()) {
     const d = next.value;
-    if (!chat) await send(chunk(d.text, null));
-    else if (d.channel === 'analysis') await send(chunk({ reasoning_content: d.text }, null));
-    else if (d.channel !== 'commentary') await send(chunk({ content: d.text }, null));
+    if (d.channel === 'analysis') await send(chunk({ reasoning_content: d.text }, null));
+    else if (d.channel !== 'commentary') {
+      const lp = g.logprobs?.add(d);
+      if (!chat) await send(chunk(d.text, null, lp?.completion ?? null));
+      else await send(chunk({ content: d.text }, null, lp ? { content: [lp.chat], refusal: null } : null));
+    }
   }
   if (g.clientGone) return;
   const o = await g.ticket.done;

@@ -86,6 +86,8 @@ const REQUEST_FIELDS: Partial<Record<string, string>> = {
   stop: 'stop',
   presencePenalty: 'presence_penalty',
   frequencyPenalty: 'frequency_penalty',
+  logprobs: 'logprobs',
+  topLogprobs: 'top_logprobs',
 };
 
 /**

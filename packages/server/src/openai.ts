@@ -61,7 +61,7 @@ export const CHAT_BODY_SCHEMA = {
       },
     },
     logprobs: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
-    top_logprobs: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
+    top_logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 20 }, { type: 'null' }] },
     tools: { anyOf: [{ type: 'array' }, { type: 'null' }] },
   },
 } as const;
@@ -78,7 +78,7 @@ export const COMPLETION_BODY_SCHEMA = {
         { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } },
       ],
     },
-    logprobs: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'null' }] },
+    logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 5 }, { type: 'null' }] },
     echo: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
     best_of: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
     suffix: { anyOf: [{ type: 'string' }, { type: 'null' }] },
@@ -187,13 +187,12 @@ function checkCommon(b: CommonBody): void {
 
 export function checkChat(b: ChatBody): void {
   checkCommon(b);
-  if (b.logprobs) unsupported('logprobs', 'is not supported');
+  if (b.top_logprobs && !b.logprobs) throw new ServerError('IE_SERVER_BAD_REQUEST', 'top_logprobs: needs logprobs: true', 'top_logprobs');
   if (b.tools?.length) unsupported('tools', 'tool calling is not supported');
 }
 
 export function checkCompletion(b: CompletionBody): void {
   checkCommon(b);
-  if (b.logprobs != null) unsupported('logprobs', 'is not supported');
   if (b.echo) unsupported('echo', 'is not supported');
   if (b.best_of != null && b.best_of !== 1) unsupported('best_of', 'is not supported');
   if (b.suffix) unsupported('suffix', 'is not supported');
@@ -253,6 +252,16 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     ...(b.logit_bias && Object.keys(b.logit_bias).length ? { logitBias: b.logit_bias } : {}),
     ...responseFormatOf(b),
   };
+}
+
+/** Chat's logprobs / top_logprobs as the engine's options. */
+export function chatLogprobsOf(b: ChatBody): Pick<SamplingRequest, 'logprobs' | 'topLogprobs'> {
+  return b.logprobs ? { logprobs: true, topLogprobs: b.top_logprobs ?? 0 } : {};
+}
+
+/** Completions' logprobs N (0..5): each token's log-probability and its step's N likeliest. */
+export function completionLogprobsOf(b: CompletionBody): Pick<SamplingRequest, 'logprobs' | 'topLogprobs'> {
+  return b.logprobs != null ? { logprobs: true, topLogprobs: b.logprobs } : {};
 }
 
 export function messageText(content: ChatBody['messages'][number]['content']): string {

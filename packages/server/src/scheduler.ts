@@ -17,7 +17,9 @@ import {
   type Generation,
   type GenerationMetrics,
   type Model,
+  type Piece,
   type StopReason,
+  type TokenLogprob,
 } from '@ie/runtime';
 import { ServerError } from './errors.js';
 
@@ -32,6 +34,9 @@ export interface SamplingRequest {
   frequencyPenalty?: number;
   /** Token id (as OpenAI's JSON keys) -> bias. */
   logitBias?: Readonly<Record<string, number>>;
+  /** Each token's log-probability, and its step's topLogprobs likeliest tokens. */
+  logprobs?: boolean;
+  topLogprobs?: number;
   /** Structured output (response_format): any JSON object, or a JSON schema. */
   json?: boolean;
   jsonSchema?: object | boolean;
@@ -46,6 +51,13 @@ export type GenerationRequest =
 export interface Delta {
   text: string;
   channel?: string;
+  /** When logprobs were asked: the token this piece is, with its log-probability and its step's likeliest. */
+  logprob?: { token: number; logprob: number; top: readonly TokenLogprob[] };
+}
+
+/** The logprob member of a piece's delta, when it has one. */
+function logprobOf(p: Piece | undefined): Pick<Delta, 'logprob'> {
+  return p && p.token >= 0 && p.logprob !== undefined ? { logprob: { token: p.token, logprob: p.logprob, top: p.topLogprobs ?? [] } } : {};
 }
 
 export interface Outcome {
@@ -318,7 +330,8 @@ export class SerialScheduler implements Scheduler {
         const g = this.engine.generate(request.prompt, options);
         for await (const p of g) {
           job.token();
-          if (p.text) job.push({ text: p.text });
+          const lp = logprobOf(p);
+          if (p.text || lp.logprob) job.push({ text: p.text, ...lp });
         }
         const m = g.metrics as GenerationMetrics;
         job.finish({
@@ -328,9 +341,10 @@ export class SerialScheduler implements Scheduler {
       } else {
         const r = await this.engine.chat(request.conversation, {
           ...options,
-          onText: (text, channel) => {
+          onText: (text, channel, piece) => {
             job.token();
-            if (text) job.push({ text, channel });
+            const lp = logprobOf(piece);
+            if (text || lp.logprob) job.push({ text, channel, ...lp });
           },
         });
         job.finish({

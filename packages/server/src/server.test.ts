@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportIebin, openLlama2c } from '@ie/format';
-import { Engine, type ChatMessage } from '@ie/runtime';
+import { Engine, type ChatMessage, type Piece } from '@ie/runtime';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
 import { connect } from 'node:net';
@@ -160,6 +160,32 @@ describe('completions through the openai client (tiny llama model)', () => {
     }
     const far = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 2, presence_penalty: 2.5 }));
     expect([far.status, far.json.error.param]).toEqual([400, 'presence_penalty']);
+  });
+
+  it("logprobs N gives each token's log-probability and its step's N likeliest, as the engine's pieces, streamed or not", async () => {
+    const engine = s.engine as Engine;
+    const pieces: Piece[] = [];
+    for await (const p of engine.generate(PROMPT, { maxTokens: 6, temperature: 0, logprobs: true, topLogprobs: 3, ignoreEos: true }))
+      if (p.token >= 0) pieces.push(p);
+    const body = { model: 'm', prompt: PROMPT, max_tokens: 6, temperature: 0, logprobs: 3 };
+    const r = await api.completions.create(body);
+    const lp = r.choices[0].logprobs;
+    expect(lp?.token_logprobs).toEqual(pieces.map((p) => p.logprob));
+    expect(lp?.tokens?.join('')).toBe(r.choices[0].text);
+    // text_offset: where each token's text starts in the completion.
+    expect(lp?.text_offset).toEqual(lp?.tokens?.map((_, i) => (lp.tokens ?? []).slice(0, i).join('').length));
+    expect(lp?.top_logprobs?.map((m) => Object.values(m ?? {}))).toEqual(pieces.map((p) => p.topLogprobs?.map((t) => t.logprob)));
+    // Greedy: the token is its step's likeliest.
+    expect(lp?.top_logprobs?.map((m, i) => m?.[lp.tokens?.[i] ?? ''])).toEqual(lp?.token_logprobs);
+    const streamed: OpenAI.Completions.Completion[] = [];
+    for await (const c of await api.completions.create({ ...body, stream: true })) streamed.push(c);
+    const withTokens = streamed.filter((c) => c.choices[0]?.logprobs);
+    expect(withTokens.flatMap((c) => c.choices[0].logprobs?.token_logprobs)).toEqual(lp?.token_logprobs);
+    expect(withTokens.flatMap((c) => c.choices[0].logprobs?.text_offset)).toEqual(lp?.text_offset);
+    // Without logprobs, none; out of range, 400.
+    expect((await api.completions.create({ ...body, logprobs: undefined })).choices[0].logprobs).toBeNull();
+    const far = await post(s, '/v1/completions', JSON.stringify({ ...body, logprobs: 6 }));
+    expect([far.status, far.json.error.param]).toEqual([400, 'logprobs']);
   });
 
   it('/v1/models and /health', async () => {
@@ -564,6 +590,47 @@ describe('chat through the openai client', () => {
     expect((await api.chat.completions.create(body)).choices[0].message.content).toBe(want.final);
     tok.encode = encode;
     expect(calls).toBe(once);
+  });
+
+  it("chat logprobs with top_logprobs give the answer's tokens as engine.chat's pieces, streamed or not; harmony refuses them", async () => {
+    const s = await serve(await tinyModel());
+    const api = client(s);
+    const messages: ChatMessage[] = [{ role: 'user', content: 'hello' }];
+    const pieces: Piece[] = [];
+    const want = await (s.engine as Engine).chat(messages, {
+      maxTokens: 6,
+      temperature: 0,
+      logprobs: true,
+      topLogprobs: 2,
+      onText: (_t, _c, p) => {
+        if (p && p.token >= 0) pieces.push(p);
+      },
+    });
+    const body = { model: 'm', messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const r = await api.chat.completions.create(body);
+    expect(r.choices[0].message.content).toBe(want.final);
+    const content = r.choices[0].logprobs?.content ?? [];
+    // The server's request finds the engine's prompt in the KV cache and runs its last token by a
+    // decode step, where engine.chat prefilled it: the same values to float rounding.
+    expect(content).toHaveLength(pieces.length);
+    for (const [i, e] of content.entries()) {
+      expect(e.logprob).toBeCloseTo(pieces[i].logprob as number, 5);
+      expect(e.top_logprobs).toHaveLength(2);
+      for (const [j, t] of e.top_logprobs.entries()) expect(t.logprob).toBeCloseTo(pieces[i].topLogprobs?.[j].logprob as number, 5);
+    }
+    for (const e of content) {
+      expect(Buffer.from(e.bytes ?? []).toString('utf8')).toBe(e.token);
+      expect(e.top_logprobs[0]).toEqual({ token: e.token, logprob: e.logprob, bytes: e.bytes });
+    }
+    const streamed: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const c of await api.chat.completions.create({ ...body, stream: true })) streamed.push(c);
+    expect(streamed.flatMap((c) => c.choices[0]?.logprobs?.content ?? []).map((e) => e.logprob)).toEqual(content.map((e) => e.logprob));
+    const noLogprobs = await post(s, '/v1/chat/completions', JSON.stringify({ ...body, logprobs: false }));
+    expect([noLogprobs.status, noLogprobs.json.error.param]).toEqual([400, 'top_logprobs']);
+    const g = await serve(await gptOssModel());
+    const h = await post(g, '/v1/chat/completions', JSON.stringify({ model: 'm', messages, max_tokens: 2, logprobs: true }));
+    expect([h.status, h.json.error.param]).toEqual([400, 'logprobs']);
+    expect(h.json.error.message).toMatch(/harmony/);
   });
 
   it('a model without a chat template: chat is a 400 the client can read, streamed or not; completions still work', async () => {

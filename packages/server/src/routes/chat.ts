@@ -2,9 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { CHAT_BODY_SCHEMA, type ChatBody, checkChat, messageText, samplingOf } from '../openai.js';
+import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, messageText, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js';
+import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
 export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/v1/chat/completions', { schema: { body: CHAT_BODY_SCHEMA } }, async (req, reply) => {
@@ -25,7 +25,8 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
         'messages',
       );
     // OpenAI's default max_tokens: as long as the context allows.
-    const request: GenerationRequest = { kind: 'chat', conversation: prompt, options: samplingOf(body, engine.contextLength) };
-    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
+    const options = { ...samplingOf(body, engine.contextLength), ...chatLogprobsOf(body) };
+    const request: GenerationRequest = { kind: 'chat', conversation: prompt, options };
+    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
   });
 }

@@ -3,9 +3,9 @@ import type { Engine } from '@ie/runtime';
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, samplingOf } from '../openai.js';
+import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, completionLogprobsOf, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel, refuseSurelyTooLong } from './context.js';
+import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
 /**
  * The prompt's token ids. Text is tokenized here (BOS where the vocabulary's rules add it, as
@@ -32,7 +32,11 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
         'prompt',
       );
     // OpenAI's default for completions is 16 tokens.
-    const request: GenerationRequest = { kind: 'completion', prompt: ids, options: samplingOf(body, 16) };
-    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true);
+    const request: GenerationRequest = {
+      kind: 'completion',
+      prompt: ids,
+      options: { ...samplingOf(body, 16), ...completionLogprobsOf(body) },
+    };
+    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
   });
 }

@@ -1,6 +1,6 @@
 import { type Engine, leastTokens } from '@ie/runtime';
 /** What every route gets from the server: the serving state, the answering context, and the served model's id. */
-import type { AnswerContext } from '../answer.js';
+import type { AnswerContext, TokenBytes } from '../answer.js';
 import { ServerError } from '../errors.js';
 import type { ServingState } from '../lifecycle.js';
 
@@ -32,4 +32,18 @@ export function refuseSurelyTooLong(engine: Engine, text: string, what: string, 
       `${what} is ${text.length} characters, at least ${atLeast} tokens; the model's context holds ${engine.contextLength}`,
       param,
     );
+}
+
+const tokenBytesCache = new WeakMap<Engine, TokenBytes>();
+
+/** Each token's bytes as the text prints them (for logprobs), listed once per engine. */
+export function tokenBytesOf(engine: Engine): TokenBytes {
+  let f = tokenBytesCache.get(engine);
+  if (!f) {
+    const all = engine.tokenizer.tokenBytes?.();
+    // A tokenizer that cannot list its tokens' bytes: the token decoded alone.
+    f = (id) => all?.[id] ?? new TextEncoder().encode(engine.detokenize([id]));
+    tokenBytesCache.set(engine, f);
+  }
+  return f;
 }
