@@ -63,123 +63,169 @@ class LogprobsBuilder {
   }
 }
 
-/** A submitted generation and what both response forms name it by. */
+/** One of a request's choices: its own generation in the scheduler. */
+interface Choice {
+  readonly index: number;
+  readonly ticket: Ticket;
+  readonly deltas: AsyncIterator<Delta>;
+  /** Set when the request asked for logprobs. */
+  readonly logprobs?: LogprobsBuilder;
+}
+
+/** A submitted request (its n choices) and what both response forms name it by. */
 interface Generation {
   readonly chat: boolean;
   readonly id: string;
   readonly created: number;
   readonly model: string;
-  readonly ticket: Ticket;
-  readonly deltas: AsyncIterator<Delta>;
+  readonly choices: readonly Choice[];
   readonly res: ServerResponse;
-  /** Set when the request asked for logprobs. */
-  readonly logprobs?: LogprobsBuilder;
   /** Set when the client closes the connection before the response is complete. */
   clientGone: boolean;
 }
 
-/** Submits a generation and answers it, as one JSON object or as a stream of chunks. */
+/**
+ * Submits a request's choices (one generation each: `requests`, from the route's `n`) and answers
+ * them, as one JSON object or as a stream of chunks.
+ */
 export async function answer(
   ctx: AnswerContext,
   reply: FastifyReply,
   sched: Scheduler,
-  request: GenerationRequest,
+  requests: readonly GenerationRequest[],
   stream: boolean,
   includeUsage: boolean,
   tokenBytes?: TokenBytes,
 ): Promise<unknown> {
-  const g = submit(ctx, reply.raw, sched, request, request.options.logprobs && tokenBytes ? new LogprobsBuilder(tokenBytes) : undefined);
+  const g = submit(ctx, reply.raw, sched, requests, tokenBytes);
   return stream ? answerStream(ctx, reply, g, includeUsage) : answerWhole(ctx, reply, g);
 }
 
-/** Queues the request, and cancels it when the client leaves before its response is complete. */
+/** Cancels the choices still running (the client left, or another choice failed). */
+function cancelAll(ctx: AnswerContext, choices: readonly Choice[], reason: string): void {
+  for (const c of choices)
+    if (c.ticket.state !== 'ended') {
+      ctx.metrics.cancelled.inc();
+      c.ticket.cancel(reason);
+    }
+}
+
+/** Queues the choices, and cancels them when the client leaves before its response is complete. */
 function submit(
   ctx: AnswerContext,
   res: ServerResponse,
   sched: Scheduler,
-  request: GenerationRequest,
-  logprobs?: LogprobsBuilder,
+  requests: readonly GenerationRequest[],
+  tokenBytes?: TokenBytes,
 ): Generation {
-  const chat = request.kind === 'chat';
+  const chat = requests[0].kind === 'chat';
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
-  const ticket = sched.submit(request);
-  const g: Generation = {
-    chat,
-    id,
-    created,
-    model: ctx.modelId,
-    ticket,
-    deltas: ticket[Symbol.asyncIterator](),
-    res,
-    logprobs,
-    clientGone: false,
-  };
+  const choices: Choice[] = [];
+  try {
+    for (const [index, request] of requests.entries()) {
+      const ticket = sched.submit(request);
+      const logprobs = request.options.logprobs && tokenBytes ? new LogprobsBuilder(tokenBytes) : undefined;
+      choices.push({ index, ticket, deltas: ticket[Symbol.asyncIterator](), logprobs });
+    }
+  } catch (e) {
+    // A full queue for a later choice: the earlier ones go too (a request is answered whole or not at all).
+    for (const c of choices) c.ticket.cancel('another choice of the request was refused');
+    throw e;
+  }
+  const g: Generation = { chat, id, created, model: ctx.modelId, choices, res, clientGone: false };
   res.once('close', () => {
     if (res.writableFinished) return;
     g.clientGone = true;
-    if (ticket.state !== 'ended') {
-      ctx.metrics.cancelled.inc();
-      ticket.cancel('the client disconnected');
-    }
+    cancelAll(ctx, choices, 'the client disconnected');
   });
   return g;
 }
 
-/** Not streamed: the whole text (reasoning apart) in one chat.completion or text_completion object. */
+interface ChoiceText {
+  content: string;
+  reasoning: string;
+}
+
+/** Not streamed: each choice's whole text (reasoning apart) in one chat.completion or text_completion object. */
 async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generation): Promise<unknown> {
-  let content = '';
-  let reasoning = '';
-  try {
-    for (let r = await g.deltas.next(); !r.done; r = await g.deltas.next()) {
-      if (r.value.channel === 'analysis') reasoning += r.value.text;
+  const collect = async (c: Choice): Promise<ChoiceText> => {
+    const t = { content: '', reasoning: '' };
+    for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
+      if (r.value.channel === 'analysis') t.reasoning += r.value.text;
       else if (r.value.channel !== 'commentary') {
-        g.logprobs?.add(r.value);
-        content += r.value.text;
+        c.logprobs?.add(r.value);
+        t.content += r.value.text;
       }
     }
+    return t;
+  };
+  let texts: ChoiceText[];
+  try {
+    texts = await Promise.all(
+      g.choices.map((c) =>
+        collect(c).catch((e) => {
+          cancelAll(ctx, g.choices, 'another choice of the request failed');
+          throw e;
+        }),
+      ),
+    );
   } catch (e) {
     if (g.clientGone) return reply.hijack();
     throw e;
   }
-  const o = await g.ticket.done;
-  ctx.metrics.record(o);
-  return completionObject(g, o, content, reasoning);
+  const outcomes = await Promise.all(g.choices.map((c) => c.ticket.done));
+  for (const o of outcomes) ctx.metrics.record(o);
+  return completionObject(g, outcomes, texts);
 }
 
-function completionObject(g: Generation, o: Outcome, content: string, reasoning: string): unknown {
+/** The request's usage: the prompt once (each choice reads the same), every choice's completion. */
+function usageOf(outcomes: readonly Outcome[]) {
+  const completion = outcomes.reduce((a, o) => a + o.completionTokens, 0);
+  return usage(outcomes[0].promptTokens, completion, outcomes[0].metrics.cachedTokens);
+}
+
+function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[]): unknown {
   const { id, created, model } = g;
-  const finish_reason = finishReason(o.stopReason);
-  const u = usage(o.promptTokens, o.completionTokens, o.metrics.cachedTokens);
+  const u = usageOf(outcomes);
   if (g.chat)
     return {
       id,
       object: 'chat.completion',
       created,
       model,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content, refusal: null, ...(reasoning ? { reasoning_content: reasoning } : {}) },
-          logprobs: g.logprobs?.chatObject() ?? null,
-          finish_reason,
+      choices: g.choices.map((c, i) => ({
+        index: c.index,
+        message: {
+          role: 'assistant',
+          content: texts[i].content,
+          refusal: null,
+          ...(texts[i].reasoning ? { reasoning_content: texts[i].reasoning } : {}),
         },
-      ],
+        logprobs: c.logprobs?.chatObject() ?? null,
+        finish_reason: finishReason(outcomes[i].stopReason),
+      })),
       usage: u,
     };
-  const logprobs = g.logprobs?.completionObject() ?? null;
-  return { id, object: 'text_completion', created, model, choices: [{ index: 0, text: content, logprobs, finish_reason }], usage: u };
+  const choices = g.choices.map((c, i) => ({
+    index: c.index,
+    text: texts[i].content,
+    logprobs: c.logprobs?.completionObject() ?? null,
+    finish_reason: finishReason(outcomes[i].stopReason),
+  }));
+  return { id, object: 'text_completion', created, model, choices, usage: u };
 }
 
 /**
- * Streamed: the status is sent with the first piece, so a request that fails before it (a prompt
- * too long for a chat template's rendering, a model without chat) still gets its 4xx.
+ * Streamed: the status is sent with the first choice's first piece, so a request that fails before
+ * it (a prompt too long for a chat template's rendering, a model without chat) still gets its 4xx.
  */
 async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generation, includeUsage: boolean): Promise<unknown> {
   let first: IteratorResult<Delta>;
   try {
-    first = await g.deltas.next();
+    first = await g.choices[0].deltas.next();
   } catch (e) {
+    cancelAll(ctx, g.choices, 'another choice of the request failed');
     if (g.clientGone) return reply.hijack();
     throw e;
   }
@@ -188,6 +234,7 @@ async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generati
   try {
     await relayChunks(ctx, g, first, includeUsage);
   } catch (e) {
+    cancelAll(ctx, g.choices, 'another choice of the request failed');
     if (g.clientGone) return;
     // Past the status line an error can only be an event; OpenAI's clients raise it as an APIError.
     const err = toServerError(e);
@@ -196,31 +243,38 @@ async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generati
   }
 }
 
-/** The chunks of a stream from `first` on: the pieces, the finish reason, the usage when asked, then [DONE]. */
+/**
+ * The chunks of a stream: every choice's pieces as they come (choice 0 from `first` on), each
+ * choice's finish reason when it ends, the usage when asked, then [DONE].
+ */
 async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorResult<Delta>, includeUsage: boolean): Promise<void> {
   const { id, created, model, chat } = g;
   const object = chat ? 'chat.completion.chunk' : 'text_completion';
   const extra = includeUsage ? { usage: null } : {};
   const send = eventSender(g.res);
-  const chunk = (delta: Record<string, unknown> | string, finish: 'stop' | 'length' | null, logprobs: unknown = null) =>
+  const chunk = (index: number, delta: Record<string, unknown> | string, finish: 'stop' | 'length' | null, logprobs: unknown = null) =>
     chat
-      ? { id, object, created, model, choices: [{ index: 0, delta, logprobs, finish_reason: finish }], ...extra }
-      : { id, object, created, model, choices: [{ index: 0, text: delta, logprobs, finish_reason: finish }], ...extra };
-  if (chat) await send(chunk({ role: 'assistant', content: '' }, null));
-  for (let next = first; !next.done && !g.clientGone; next = await g.deltas.next()) {
-    const d = next.value;
-    if (d.channel === 'analysis') await send(chunk({ reasoning_content: d.text }, null));
-    else if (d.channel !== 'commentary') {
-      const lp = g.logprobs?.add(d);
-      if (!chat) await send(chunk(d.text, null, lp?.completion ?? null));
-      else await send(chunk({ content: d.text }, null, lp ? { content: [lp.chat], refusal: null } : null));
+      ? { id, object, created, model, choices: [{ index, delta, logprobs, finish_reason: finish }], ...extra }
+      : { id, object, created, model, choices: [{ index, text: delta, logprobs, finish_reason: finish }], ...extra };
+  const relay = async (c: Choice, from: IteratorResult<Delta> | undefined): Promise<Outcome | undefined> => {
+    if (chat) await send(chunk(c.index, { role: 'assistant', content: '' }, null));
+    for (let next = from ?? (await c.deltas.next()); !next.done && !g.clientGone; next = await c.deltas.next()) {
+      const d = next.value;
+      if (d.channel === 'analysis') await send(chunk(c.index, { reasoning_content: d.text }, null));
+      else if (d.channel !== 'commentary') {
+        const lp = c.logprobs?.add(d);
+        if (!chat) await send(chunk(c.index, d.text, null, lp?.completion ?? null));
+        else await send(chunk(c.index, { content: d.text }, null, lp ? { content: [lp.chat], refusal: null } : null));
+      }
     }
-  }
+    if (g.clientGone) return undefined;
+    const o = await c.ticket.done;
+    ctx.metrics.record(o);
+    await send(chunk(c.index, chat ? {} : '', finishReason(o.stopReason)));
+    return o;
+  };
+  const outcomes = await Promise.all(g.choices.map((c, i) => relay(c, i === 0 ? first : undefined)));
   if (g.clientGone) return;
-  const o = await g.ticket.done;
-  ctx.metrics.record(o);
-  await send(chunk(chat ? {} : '', finishReason(o.stopReason)));
-  if (includeUsage)
-    await send({ id, object, created, model, choices: [], usage: usage(o.promptTokens, o.completionTokens, o.metrics.cachedTokens) });
+  if (includeUsage) await send({ id, object, created, model, choices: [], usage: usageOf(outcomes as Outcome[]) });
   g.res.end('data: [DONE]\n\n');
 }

@@ -6,7 +6,7 @@
  */
 import { type GenerateOptions, type StopReason, StructuredOutputError, compileGrammar, schemaToGrammar } from '@ie/runtime';
 import { ServerError, fromRuntimeError } from './errors.js';
-import type { SamplingRequest } from './scheduler.js';
+import type { GenerationRequest, SamplingRequest } from './scheduler.js';
 
 const MAX_TOKENS = 1 << 24;
 
@@ -172,7 +172,7 @@ function unsupported(param: string, message: string): never {
 
 /** The checks a schema cannot say: parameters ie implements only at their default. */
 function checkCommon(b: CommonBody): void {
-  if (b.n != null && b.n !== 1) unsupported('n', `only 1 choice per request is supported, got ${b.n}`);
+  if (b.n != null && b.n > MAX_CHOICES) unsupported('n', `at most ${MAX_CHOICES} choices per request are supported, got ${b.n}`);
   for (const [k, v] of Object.entries(b.logit_bias ?? {})) {
     if (!/^\d+$/.test(k) || !Number.isSafeInteger(Number(k)))
       throw new ServerError('IE_SERVER_BAD_REQUEST', `logit_bias: the keys are token ids, got ${JSON.stringify(k)}`, 'logit_bias');
@@ -252,6 +252,21 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     ...(b.logit_bias && Object.keys(b.logit_bias).length ? { logitBias: b.logit_bias } : {}),
     ...responseFormatOf(b),
   };
+}
+
+/** The most choices (`n`) one request may ask for: each is a generation of its own, in a slot of its own. */
+export const MAX_CHOICES = 16;
+
+/**
+ * A request's `n` choices as generations: the same prompt and settings, choice i seeded with
+ * seed + i (mod 2^32) when a seed is given, so that a seeded request is reproducible and its
+ * choices differ where sampling does.
+ */
+export function choicesOf<R extends GenerationRequest>(n: number | null | undefined, request: R): R[] {
+  const seed = request.options.seed;
+  return Array.from({ length: n ?? 1 }, (_, i) =>
+    i === 0 || seed === undefined ? request : { ...request, options: { ...request.options, seed: (seed + i) % 2 ** 32 } },
+  );
 }
 
 /** Chat's logprobs / top_logprobs as the engine's options. */

@@ -188,6 +188,29 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([far.status, far.json.error.param]).toEqual([400, 'logprobs']);
   });
 
+  it('n choices: each a generation seeded seed + i, streamed or not, usage counting the prompt once', async () => {
+    const engine = s.engine as Engine;
+    const sampling = { maxTokens: 8, temperature: 1, topP: 0.9, topK: 0, minP: 0 };
+    const want = await Promise.all([0, 1, 2].map(async (i) => engine.complete(PROMPT, { ...sampling, seed: 40 + i })));
+    expect(new Set(want.map((w) => w.text)).size).toBeGreaterThan(1);
+    const body = { model: 'm', prompt: PROMPT, max_tokens: 8, temperature: 1, top_p: 0.9, seed: 40, n: 3 };
+    const r = await api.completions.create(body);
+    expect(r.choices.map((c) => [c.index, c.text])).toEqual(want.map((w, i) => [i, w.text]));
+    expect(r.usage?.prompt_tokens).toBe(want[0].metrics.promptTokens);
+    expect(r.usage?.completion_tokens).toBe(want.reduce((a, w) => a + w.tokens.length, 0));
+    const texts = ['', '', ''];
+    const finished: number[] = [];
+    for await (const c of await api.completions.create({ ...body, stream: true })) {
+      const ch = c.choices[0];
+      texts[ch.index] += ch.text;
+      if (ch.finish_reason) finished.push(ch.index);
+    }
+    expect(texts).toEqual(want.map((w) => w.text));
+    expect(finished.sort()).toEqual([0, 1, 2]);
+    const far = await post(s, '/v1/completions', JSON.stringify({ ...body, n: 17 }));
+    expect([far.status, far.json.error.param, far.json.error.code]).toEqual([400, 'n', 'unsupported_parameter']);
+  });
+
   it('/v1/models and /health', async () => {
     const models = await api.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);
@@ -222,7 +245,7 @@ describe('completions through the openai client (tiny llama model)', () => {
       [{ model: 'm', prompt: PROMPT, stream: 'yes' }, 'stream', null],
       [{ model: 'm' }, 'prompt', null],
       [{ model: 'm', prompt: { text: PROMPT } }, 'prompt', null],
-      [{ model: 'm', prompt: PROMPT, n: 2 }, 'n', 'unsupported_parameter'],
+      [{ model: 'm', prompt: PROMPT, n: 17 }, 'n', 'unsupported_parameter'],
       [{ model: 'm', prompt: [PROMPT, PROMPT] }, 'prompt', 'unsupported_parameter'],
       [{ model: 'm', prompt: PROMPT, echo: true }, 'echo', 'unsupported_parameter'],
     ];
@@ -257,7 +280,7 @@ describe('completions through the openai client (tiny llama model)', () => {
         () => undefined,
         (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
       );
-    const n2 = await caught(api.completions.create({ model: 'm', prompt: PROMPT, n: 2 }));
+    const n2 = await caught(api.completions.create({ model: 'm', prompt: PROMPT, n: 17 }));
     expect(n2).toBeInstanceOf(OpenAI.BadRequestError);
     expect([n2?.status, n2?.code, n2?.param]).toEqual([400, 'unsupported_parameter', 'n']);
     const long = await caught(api.completions.create({ model: 'm', prompt: 'a b '.repeat(400), max_tokens: 1 }));
@@ -574,6 +597,19 @@ describe('chat through the openai client', () => {
     let streamed = '';
     for await (const c of await api.chat.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.delta.content ?? '';
     expect(streamed).toBe(want.final);
+    // Two choices, seeded 5 and 6: engine.chat's answers for those seeds, in order; each streamed under its index.
+    const sampling = { maxTokens: 6, temperature: 1.2, topP: 1, topK: 0, minP: 0 };
+    const two = [
+      await (s.engine as Engine).chat(messages, { ...sampling, seed: 5 }),
+      await (s.engine as Engine).chat(messages, { ...sampling, seed: 6 }),
+    ];
+    const nBody = { model: 'm', messages, max_tokens: 6, temperature: 1.2, top_p: 1, seed: 5, n: 2 };
+    const both = await api.chat.completions.create(nBody);
+    expect(both.choices.map((c) => [c.index, c.message.content])).toEqual(two.map((w, i) => [i, w.final]));
+    const parts = ['', ''];
+    for await (const c of await api.chat.completions.create({ ...nBody, stream: true }))
+      parts[c.choices[0].index] += c.choices[0].delta.content ?? '';
+    expect(parts).toEqual(two.map((w) => w.final));
     // The route renders and encodes the conversation once (to refuse it early), and the scheduler
     // runs that prompt: a request encodes what one chatPrompt() does, not twice that.
     const tok = (s.engine as Engine).tokenizer;

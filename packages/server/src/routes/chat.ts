@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, messageText, samplingOf } from '../openai.js';
+import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, choicesOf, messageText, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
 import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
@@ -27,6 +27,7 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     // OpenAI's default max_tokens: as long as the context allows.
     const options = { ...samplingOf(body, engine.contextLength), ...chatLogprobsOf(body) };
     const request: GenerationRequest = { kind: 'chat', conversation: prompt, options };
-    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
+    const requests = choicesOf(body.n, request);
+    return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
   });
 }

@@ -3,7 +3,7 @@ import type { Engine } from '@ie/runtime';
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, completionLogprobsOf, samplingOf } from '../openai.js';
+import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, choicesOf, completionLogprobsOf, samplingOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
 import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
@@ -37,6 +37,7 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
       prompt: ids,
       options: { ...samplingOf(body, 16), ...completionLogprobsOf(body) },
     };
-    return answer(ctx, reply, scheduler, request, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
+    const requests = choicesOf(body.n, request);
+    return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
   });
 }
