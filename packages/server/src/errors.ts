@@ -88,6 +88,10 @@ const REQUEST_FIELDS: Partial<Record<string, string>> = {
   frequencyPenalty: 'frequency_penalty',
   logprobs: 'logprobs',
   topLogprobs: 'top_logprobs',
+  topK: 'top_k',
+  minP: 'min_p',
+  repetitionPenalty: 'repeat_penalty',
+  repeatLastN: 'repeat_last_n',
 };
 
 /**
@@ -108,7 +112,7 @@ export function fromRuntimeError(e: unknown): ServerError {
   }
   // A constraint option the engine refuses (structured output in harmony chat) came from response_format.
   if (e instanceof InvalidOptionError && ['json', 'jsonSchema', 'grammar'].includes(e.option))
-    return new ServerError('IE_SERVER_UNSUPPORTED', e.message, 'response_format');
+    return new ServerError('IE_SERVER_UNSUPPORTED', e.message, e.option === 'grammar' ? 'grammar' : 'response_format');
   if (e instanceof IeRuntimeError) {
     if (e.code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', e.message, 'messages');
     if (e.code === 'IE_INVALID_OPTION')

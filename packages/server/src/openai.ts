@@ -30,6 +30,12 @@ const common = {
   presence_penalty: { anyOf: [{ type: 'number', minimum: -2, maximum: 2 }, { type: 'null' }] },
   frequency_penalty: { anyOf: [{ type: 'number', minimum: -2, maximum: 2 }, { type: 'null' }] },
   logit_bias: { anyOf: [{ type: 'object' }, { type: 'null' }] },
+  // llama.cpp's server's sampling fields, for clients written against it.
+  top_k: { anyOf: [{ type: 'integer', minimum: 0, maximum: 16777216 }, { type: 'null' }] },
+  min_p: { anyOf: [{ type: 'number', minimum: 0, maximum: 1 }, { type: 'null' }] },
+  repeat_penalty: { anyOf: [{ type: 'number', minimum: 0.01, maximum: 100 }, { type: 'null' }] },
+  repeat_last_n: { anyOf: [{ type: 'integer', minimum: 0, maximum: 1048576 }, { type: 'null' }] },
+  grammar: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }] },
   user: { type: 'string' },
   // Its members are checked by responseFormatOf, with messages that name the member.
   response_format: { anyOf: [{ type: 'object' }, { type: 'null' }] },
@@ -98,6 +104,11 @@ interface CommonBody {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  repeat_penalty?: number | null;
+  repeat_last_n?: number | null;
+  grammar?: string | null;
   response_format?: ResponseFormat | null;
 }
 
@@ -235,7 +246,8 @@ export function responseFormatOf(b: CommonBody): Pick<GenerateOptions, 'json' | 
 }
 
 /**
- * OpenAI's sampling defaults (temperature 1, top_p 1, no top-k or min-p) over the engine's. A seed
+ * OpenAI's sampling defaults (temperature 1, top_p 1, no top-k or min-p) over the engine's, with
+ * llama.cpp's server's top_k, min_p, repeat_penalty, repeat_last_n and grammar where given. A seed
  * is taken modulo 2^32, the engine's range; max_tokens defaults to `defaultMaxTokens`.
  */
 export function samplingOf(b: CommonBody & { max_completion_tokens?: number | null }, defaultMaxTokens: number): SamplingRequest {
@@ -250,8 +262,27 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     ...(b.presence_penalty ? { presencePenalty: b.presence_penalty } : {}),
     ...(b.frequency_penalty ? { frequencyPenalty: b.frequency_penalty } : {}),
     ...(b.logit_bias && Object.keys(b.logit_bias).length ? { logitBias: b.logit_bias } : {}),
+    ...(b.top_k != null ? { topK: b.top_k } : {}),
+    ...(b.min_p != null ? { minP: b.min_p } : {}),
+    ...(b.repeat_penalty != null ? { repetitionPenalty: b.repeat_penalty } : {}),
+    ...(b.repeat_last_n != null ? { repeatLastN: b.repeat_last_n } : {}),
     ...responseFormatOf(b),
+    ...grammarOf(b),
   };
+}
+
+/** llama.cpp's server's `grammar` (GBNF, start rule `root`): compiled here, so a bad one is a 400 naming it. */
+function grammarOf(b: CommonBody): Pick<GenerateOptions, 'grammar'> {
+  if (b.grammar == null) return {};
+  if (b.response_format != null && b.response_format.type !== 'text')
+    throw new ServerError('IE_SERVER_BAD_REQUEST', 'grammar: give either grammar or a JSON response_format, not both', 'grammar');
+  try {
+    compileGrammar(b.grammar);
+  } catch (e) {
+    if (e instanceof StructuredOutputError) throw new ServerError('IE_SERVER_BAD_REQUEST', `grammar: ${e.message} [${e.code}]`, 'grammar');
+    throw e;
+  }
+  return { grammar: b.grammar };
 }
 
 /** The most choices (`n`) one request may ask for: each is a generation of its own, in a slot of its own. */

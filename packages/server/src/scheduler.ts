@@ -34,6 +34,13 @@ export interface SamplingRequest {
   frequencyPenalty?: number;
   /** Token id (as OpenAI's JSON keys) -> bias. */
   logitBias?: Readonly<Record<string, number>>;
+  /** llama.cpp's server's fields (OpenAI's defaults when absent: no top-k, no min-p). */
+  topK?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  repeatLastN?: number;
+  /** A GBNF grammar the output follows (llama.cpp's server's `grammar`). */
+  grammar?: string;
   /** Each token's log-probability, and its step's topLogprobs likeliest tokens. */
   logprobs?: boolean;
   topLogprobs?: number;
@@ -324,7 +331,7 @@ export class SerialScheduler implements Scheduler {
   private async run(job: Job): Promise<void> {
     const { request } = job;
     const signal = job.controller.signal;
-    const options = { ...request.options, topK: 0, minP: 0, signal };
+    const options = { ...request.options, topK: request.options.topK ?? 0, minP: request.options.minP ?? 0, signal };
     try {
       if (request.kind === 'completion') {
         const g = this.engine.generate(request.prompt, options);

@@ -188,6 +188,52 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([far.status, far.json.error.param]).toEqual([400, 'logprobs']);
   });
 
+  it("llama.cpp's server's top_k, min_p, repeat_penalty, repeat_last_n and grammar sample as the engine's options", async () => {
+    const engine = s.engine as Engine;
+    const greedy = await engine.complete(PROMPT, { maxTokens: 10, temperature: 0 });
+    const topK1 = await api.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 10,
+      temperature: 1.5,
+      seed: 3,
+      ...({ top_k: 1 } as object),
+    });
+    expect(topK1.choices[0].text).toBe(greedy.text);
+    const o = { maxTokens: 10, temperature: 0.9, topP: 1, seed: 8, topK: 5, minP: 0.1, repetitionPenalty: 1.7, repeatLastN: 8 };
+    const want = await engine.complete(PROMPT, o);
+    const extra = { top_k: 5, min_p: 0.1, repeat_penalty: 1.7, repeat_last_n: 8 };
+    const got = await api.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 10,
+      temperature: 0.9,
+      top_p: 1,
+      seed: 8,
+      ...(extra as object),
+    });
+    expect(got.choices[0].text).toBe(want.text);
+    // A GBNF grammar: the text is one of its sentences.
+    const grammar = 'root ::= ("yes" | "no") " please"';
+    const g = await post(
+      s,
+      '/v1/completions',
+      JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 20, temperature: 1, seed: 2, grammar }),
+    );
+    expect(g.status).toBe(200);
+    expect(['yes please', 'no please']).toContain(g.json.choices[0].text);
+    for (const [body, message] of [
+      [{ grammar: 'root ::= missing' }, /^grammar: .*\[IE_GRAMMAR_/],
+      [{ grammar, response_format: { type: 'json_object' } }, /^grammar: give either grammar or a JSON response_format/],
+      [{ top_k: -1 }, /top_k/],
+    ] as const) {
+      const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 2, ...body }));
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json.error.message).toMatch(message);
+      expect(r.json.error.param).toBe(Object.keys(body)[0]);
+    }
+  });
+
   it('n choices: each a generation seeded seed + i, streamed or not, usage counting the prompt once', async () => {
     const engine = s.engine as Engine;
     const sampling = { maxTokens: 8, temperature: 1, topP: 0.9, topK: 0, minP: 0 };
