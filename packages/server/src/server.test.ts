@@ -215,13 +215,15 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect(got.choices[0].text).toBe(want.text);
     // A GBNF grammar: the text is one of its sentences.
     const grammar = 'root ::= ("yes" | "no") " please"';
-    const g = await post(
-      s,
-      '/v1/completions',
-      JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 20, temperature: 1, seed: 2, grammar }),
-    );
-    expect(g.status).toBe(200);
-    expect(['yes please', 'no please']).toContain(g.json.choices[0].text);
+    const g = await api.completions.create({
+      model: 'm',
+      prompt: PROMPT,
+      max_tokens: 20,
+      temperature: 1,
+      seed: 2,
+      ...({ grammar } as object),
+    });
+    expect(['yes please', 'no please']).toContain(g.choices[0].text);
     for (const [body, message] of [
       [{ grammar: 'root ::= missing' }, /^grammar: .*\[IE_GRAMMAR_/],
       [{ grammar, response_format: { type: 'json_object' } }, /^grammar: give either grammar or a JSON response_format/],
