@@ -259,6 +259,26 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([far.status, far.json.error.param, far.json.error.code]).toEqual([400, 'n', 'unsupported_parameter']);
   });
 
+  it("/tokenize and /detokenize, as llama.cpp's server: the engine's ids and text, ids outside the vocabulary a 400", async () => {
+    const engine = s.engine as Engine;
+    const t = await post(s, '/tokenize', JSON.stringify({ content: PROMPT }));
+    expect([t.status, (t.json as unknown as { tokens: number[] }).tokens]).toEqual([200, engine.tokenize(PROMPT, { bos: false })]);
+    const withBos = await post(s, '/tokenize', JSON.stringify({ content: PROMPT, add_special: true }));
+    expect((withBos.json as unknown as { tokens: number[] }).tokens).toEqual(engine.tokenize(PROMPT, { bos: true }));
+    const ids = engine.tokenize(PROMPT, { bos: false });
+    const d = await post(s, '/detokenize', JSON.stringify({ tokens: ids }));
+    expect([d.status, (d.json as unknown as { content: string }).content]).toEqual([200, engine.detokenize(ids)]);
+    const bad = await post(s, '/detokenize', JSON.stringify({ tokens: [1, engine.config.vocab_size] }));
+    expect([bad.status, bad.json.error.param, bad.json.error.message]).toEqual([
+      400,
+      'tokens',
+      `tokens[1]: token id ${engine.config.vocab_size} is outside 0..${engine.config.vocab_size - 1}`,
+    ]);
+    expect((await post(s, '/detokenize', JSON.stringify({ tokens: [-1] }))).status).toBe(400);
+    const none = await post(s, '/tokenize', JSON.stringify({ text: PROMPT }));
+    expect([none.status, none.json.error.type]).toEqual([400, 'invalid_request_error']);
+  });
+
   it('/v1/models and /health', async () => {
     const models = await api.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);
@@ -870,6 +890,7 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect(spaced.status).toBe(200);
     const metricsDenied = await fetch(`${s.url}/metrics`);
     expect(metricsDenied.status).toBe(401);
+    expect((await post(s, '/tokenize', JSON.stringify({ content: 'a' }))).status).toBe(401);
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     const r = await client(s, 'sekret-key').completions.create({ model: 'm', prompt: PROMPT, max_tokens: 2, temperature: 0 });
     expect(r.usage?.completion_tokens).toBe(2);

@@ -17,6 +17,7 @@ import type { RouteContext } from './routes/context.js';
 import { registerEmbeddings } from './routes/embeddings.js';
 import { registerHealth, registerMetrics } from './routes/health.js';
 import { registerModels } from './routes/models.js';
+import { registerTokens } from './routes/tokens.js';
 import type { Scheduler } from './scheduler.js';
 import { serverMetrics } from './server-metrics.js';
 
@@ -111,6 +112,7 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
   registerChat(app, ctx);
   registerCompletions(app, ctx);
   registerEmbeddings(app, ctx);
+  registerTokens(app, ctx);
   registerModels(app, options.modelId, created);
   registerHealth(app, life);
   registerMetrics(app, registry);
