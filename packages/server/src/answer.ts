@@ -21,13 +21,17 @@ export interface AnswerContext {
 /** A token's bytes as the text prints them (for logprobs' `token` and `bytes`). */
 export type TokenBytes = (id: number) => Uint8Array;
 
-/** Logprobs in OpenAI's two shapes, built token by token: chat's `content` entries, completions' parallel arrays. */
+interface LogprobEntry {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+/** Logprobs in OpenAI's two shapes, built token by token: chat's `content` entries, and completions' arrays derived from them. */
 class LogprobsBuilder {
-  readonly content: unknown[] = [];
-  readonly tokens: string[] = [];
-  readonly tokenLogprobs: number[] = [];
-  readonly topLogprobs: Record<string, number>[] = [];
-  readonly textOffset: number[] = [];
+  private readonly content: LogprobEntry[] = [];
+  private readonly textOffset: number[] = [];
   private offset = 0;
 
   constructor(private readonly bytesOf: TokenBytes) {}
@@ -38,20 +42,15 @@ class LogprobsBuilder {
   }
 
   /** Adds a delta's token (if it carries one); returns this token's chat entry and completions arrays. */
-  add(d: Delta): { chat: unknown; completion: unknown } | undefined {
+  add(d: Delta): { chat: LogprobEntry; completion: unknown } | undefined {
     const at = this.offset;
     this.offset += d.text.length;
     if (!d.logprob) return undefined;
     const { token, logprob, top } = d.logprob;
-    const e = this.entry(token, logprob);
-    const chat = { ...e, top_logprobs: top.map((t) => this.entry(t.token, t.logprob)) };
-    const topMap = Object.fromEntries(top.map((t) => [this.entry(t.token, t.logprob).token, t.logprob]));
+    const chat = { ...this.entry(token, logprob), top_logprobs: top.map((t) => this.entry(t.token, t.logprob)) };
     this.content.push(chat);
-    this.tokens.push(e.token);
-    this.tokenLogprobs.push(logprob);
-    this.topLogprobs.push(topMap);
     this.textOffset.push(at);
-    return { chat, completion: { tokens: [e.token], token_logprobs: [logprob], top_logprobs: [topMap], text_offset: [at] } };
+    return { chat, completion: completionArrays([chat], [at]) };
   }
 
   chatObject() {
@@ -59,8 +58,18 @@ class LogprobsBuilder {
   }
 
   completionObject() {
-    return { tokens: this.tokens, token_logprobs: this.tokenLogprobs, top_logprobs: this.topLogprobs, text_offset: this.textOffset };
+    return completionArrays(this.content, this.textOffset);
   }
+}
+
+/** Completions' logprobs (parallel arrays; top_logprobs as token text -> logprob) from chat's entries. */
+function completionArrays(entries: readonly LogprobEntry[], textOffset: readonly number[]) {
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob]))),
+    text_offset: textOffset,
+  };
 }
 
 /** One of a request's choices: its own generation in the scheduler. */

@@ -92,6 +92,7 @@ const REQUEST_FIELDS: Partial<Record<string, string>> = {
   minP: 'min_p',
   repetitionPenalty: 'repeat_penalty',
   repeatLastN: 'repeat_last_n',
+  logitBias: 'logit_bias',
 };
 
 /**
@@ -119,7 +120,8 @@ export function fromRuntimeError(e: unknown): ServerError {
       return new ServerError(
         'IE_SERVER_BAD_REQUEST',
         e.message,
-        e instanceof InvalidOptionError ? (e.option.startsWith('logitBias') ? 'logit_bias' : (REQUEST_FIELDS[e.option] ?? null)) : null,
+        // An option's member (`logitBias[5]`) is its field's.
+        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option.replace(/\[.*$/, '')] ?? null) : null,
       );
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');

@@ -34,16 +34,8 @@ export function refuseSurelyTooLong(engine: Engine, text: string, what: string, 
     );
 }
 
-const tokenBytesCache = new WeakMap<Engine, TokenBytes>();
-
-/** Each token's bytes as the text prints them (for logprobs), listed once per engine. */
+/** Each token's bytes as the text prints them (for logprobs; the tokenizer lists them once, at the first call). */
 export function tokenBytesOf(engine: Engine): TokenBytes {
-  let f = tokenBytesCache.get(engine);
-  if (!f) {
-    const all = engine.tokenizer.tokenBytes?.();
-    // A tokenizer that cannot list its tokens' bytes: the token decoded alone.
-    f = (id) => all?.[id] ?? new TextEncoder().encode(engine.detokenize([id]));
-    tokenBytesCache.set(engine, f);
-  }
-  return f;
+  // A tokenizer that cannot list its tokens' bytes: the token decoded alone.
+  return (id) => engine.tokenizer.tokenBytes?.()[id] ?? new TextEncoder().encode(engine.detokenize([id]));
 }
