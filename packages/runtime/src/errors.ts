@@ -13,6 +13,7 @@ export const RUNTIME_ERROR_CODES = {
   IE_ABORTED: 'the generation was aborted',
   IE_DISPOSED: 'the engine was disposed',
   IE_CHAT_UNSUPPORTED: 'the model has no chat format ie can write',
+  IE_CHAT_TOOLS_UNSUPPORTED: "tools were given, and the model's chat template has no tool-call format ie reads",
   IE_CHAT_NO_TEMPLATE: 'the model has no chat template (model.ie.json has no chat member): chat() needs one',
   IE_CHAT_TEMPLATE_INVALID: "the model's chat template does not parse or fails to render",
   IE_CHAT_TEMPLATE_REFUSED: "the model's chat template refused the conversation (raise_exception)",

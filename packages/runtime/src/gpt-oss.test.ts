@@ -256,4 +256,65 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     const q = e.chatPrompt([{ role: 'user', content: 'Hello there' }]);
     expect(q.ids).toEqual(e.tokenize(q.text, { bos: false }));
   });
+
+  it('declares tools, forces a call whose arguments follow its schema, and reads it back as a call', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-tools-')), 'm');
+    await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });
+    await using e = await Engine.load(dir, { threads: 1 });
+    const tools = [
+      {
+        name: 'get_weather',
+        description: 'The weather in a city.',
+        parameters: {
+          type: 'object',
+          properties: { city: { type: 'string', maxLength: 10 }, days: { type: 'integer' } },
+          required: ['city', 'days'],
+        },
+      },
+      { name: 'get_time', description: 'The time now.' },
+    ];
+    const ask = [{ role: 'user' as const, content: 'Weather in Oslo?' }];
+    const p = e.chatPrompt(ask, { tools });
+    expect(p.tools).toEqual({ syntax: 'harmony' });
+    expect(p.text).toContain(
+      'namespace functions {\n\n// The weather in a city.\ntype get_weather = (_: {\ncity: string,\ndays: number,\n}) => any;',
+    );
+    expect(p.text).toContain("Calls to these tools must go to the commentary channel: 'functions'.");
+    const [call, constrain] = ['<|call|>', '<|constrain|>'].map((t) => e.tokenize(t, { bos: false }));
+    expect(constrain).toHaveLength(1);
+    for (const seed of [1, 2]) {
+      const r = await e.chat(ask, { tools, toolChoice: { name: 'get_weather' }, temperature: 1, seed, maxTokens: 200 });
+      expect(r.ended).toBe('call');
+      expect(r.toolCalls).toHaveLength(1);
+      expect(r.toolCalls[0].name).toBe('get_weather');
+      const args = JSON.parse(r.toolCalls[0].arguments);
+      expect(Object.keys(args).sort()).toEqual(['city', 'days']);
+      expect([...args.city].length).toBeLessThanOrEqual(10);
+      expect(Number.isInteger(args.days)).toBe(true);
+      expect(r.messages.at(-1)).toMatchObject({ channel: 'commentary', recipient: 'functions.get_weather' });
+      expect(r.final).toBe('');
+    }
+    // Either function when the choice is 'required': the name first (a grammar over the names), then its arguments.
+    const any = await e.chat(ask, { tools, toolChoice: 'required', temperature: 1, seed: 5, maxTokens: 200 });
+    expect(any.ended).toBe('call');
+    expect(['get_weather', 'get_time']).toContain(any.toolCalls[0].name);
+    expect(() => JSON.parse(any.toolCalls[0].arguments)).not.toThrow();
+    expect(any.metrics.generatedTokens).toBe(any.tokens.length);
+    // The call and its result go back in the next turn: one <|call|> ends the assistant's call message.
+    const next = e.chatPrompt(
+      [
+        ...ask,
+        { role: 'assistant', content: '', toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo","days":1}' }] },
+        { role: 'tool', name: 'get_weather', content: '{"rain":true}' },
+      ],
+      { tools },
+    );
+    expect(next.ids.filter((t) => t === call[0])).toHaveLength(1);
+    expect(next.text).toContain(
+      '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"rain":true}<|end|><|start|>assistant',
+    );
+    // With 'auto' a random model rarely calls: whatever it says, a turn without <|call|> has no calls.
+    const free = await e.chat(ask, { tools, temperature: 1, seed: 7, maxTokens: 24 });
+    if (free.ended !== 'call') expect(free.toolCalls).toEqual([]);
+  });
 });

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { finishReason, usage } from './openai.js';
+import { type FinishReason, finishReason, usage } from './openai.js';
 import { toServerError } from './replies.js';
 import type { Delta, GenerationRequest, Outcome, Scheduler, Ticket } from './scheduler.js';
 import type { ServerMetrics } from './server-metrics.js';
@@ -70,6 +70,15 @@ function completionArrays(entries: readonly LogprobEntry[], textOffset: readonly
     top_logprobs: entries.map((e) => Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob]))),
     text_offset: textOffset,
   };
+}
+
+/** A turn's function calls in OpenAI's shape, each with an id of its own (tool messages answer it by that id). */
+function toolCallsOf(o: Outcome) {
+  return (o.toolCalls ?? []).map((c) => ({
+    id: `call_${randomBytes(12).toString('hex')}`,
+    type: 'function' as const,
+    function: { name: c.name, arguments: c.arguments },
+  }));
 }
 
 /** One of a request's choices: its own generation in the scheduler. */
@@ -203,17 +212,22 @@ function completionObject(g: Generation, outcomes: readonly Outcome[], texts: re
       object: 'chat.completion',
       created,
       model,
-      choices: g.choices.map((c, i) => ({
-        index: c.index,
-        message: {
-          role: 'assistant',
-          content: texts[i].content,
-          refusal: null,
-          ...(texts[i].reasoning ? { reasoning_content: texts[i].reasoning } : {}),
-        },
-        logprobs: c.logprobs?.chatObject() ?? null,
-        finish_reason: finishReason(outcomes[i].stopReason),
-      })),
+      choices: g.choices.map((c, i) => {
+        const calls = toolCallsOf(outcomes[i]);
+        return {
+          index: c.index,
+          message: {
+            role: 'assistant',
+            // OpenAI's null content beside tool calls when the model said nothing else.
+            content: calls.length && !texts[i].content.trim() ? null : texts[i].content,
+            refusal: null,
+            ...(texts[i].reasoning ? { reasoning_content: texts[i].reasoning } : {}),
+            ...(calls.length ? { tool_calls: calls } : {}),
+          },
+          logprobs: c.logprobs?.chatObject() ?? null,
+          finish_reason: finishReason(outcomes[i].stopReason, calls.length),
+        };
+      }),
       usage: u,
     };
   const choices = g.choices.map((c, i) => ({
@@ -261,7 +275,7 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
   const object = chat ? 'chat.completion.chunk' : 'text_completion';
   const extra = includeUsage ? { usage: null } : {};
   const send = eventSender(g.res);
-  const chunk = (index: number, delta: Record<string, unknown> | string, finish: 'stop' | 'length' | null, logprobs: unknown = null) =>
+  const chunk = (index: number, delta: Record<string, unknown> | string, finish: FinishReason | null, logprobs: unknown = null) =>
     chat
       ? { id, object, created, model, choices: [{ index, delta, logprobs, finish_reason: finish }], ...extra }
       : { id, object, created, model, choices: [{ index, text: delta, logprobs, finish_reason: finish }], ...extra };
@@ -279,7 +293,10 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
     if (g.clientGone) return undefined;
     const o = await c.ticket.done;
     ctx.metrics.record(o);
-    await send(chunk(c.index, chat ? {} : '', finishReason(o.stopReason)));
+    // The calls once read whole (each one chunk, arguments complete), then the finish reason.
+    const calls = toolCallsOf(o);
+    for (const [index, call] of calls.entries()) await send(chunk(c.index, { tool_calls: [{ index, ...call }] }, null));
+    await send(chunk(c.index, chat ? {} : '', finishReason(o.stopReason, calls.length)));
     return o;
   };
   const outcomes = await Promise.all(g.choices.map((c, i) => relay(c, i === 0 ? first : undefined)));

@@ -93,6 +93,8 @@ const REQUEST_FIELDS: Partial<Record<string, string>> = {
   repetitionPenalty: 'repeat_penalty',
   repeatLastN: 'repeat_last_n',
   logitBias: 'logit_bias',
+  tools: 'tools',
+  toolChoice: 'tool_choice',
 };
 
 /**
@@ -120,8 +122,8 @@ export function fromRuntimeError(e: unknown): ServerError {
       return new ServerError(
         'IE_SERVER_BAD_REQUEST',
         e.message,
-        // An option's member (`logitBias[5]`) is its field's.
-        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option.replace(/\[.*$/, '')] ?? null) : null,
+        // An option's member (`logitBias[5]`, `toolChoice.name`) is its field's.
+        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option.replace(/[[.].*$/, '')] ?? null) : null,
       );
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');

@@ -4,7 +4,15 @@
  * Fields ie does not implement are accepted at their default value and refused otherwise, so a
  * client never gets silently different behaviour.
  */
-import { type GenerateOptions, type StopReason, StructuredOutputError, compileGrammar, schemaToGrammar } from '@ie/runtime';
+import {
+  type ChatMessage,
+  type ChatOptions,
+  type GenerateOptions,
+  type StopReason,
+  StructuredOutputError,
+  compileGrammar,
+  schemaToGrammar,
+} from '@ie/runtime';
 import { ServerError, fromRuntimeError } from './errors.js';
 import type { GenerationRequest, SamplingRequest } from './scheduler.js';
 
@@ -47,6 +55,38 @@ const textPart = {
   properties: { type: { const: 'text' }, text: { type: 'string' } },
 } as const;
 
+const toolCall = {
+  type: 'object',
+  required: ['id', 'type', 'function'],
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 256 },
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+    },
+  },
+} as const;
+
+const tool = {
+  type: 'object',
+  required: ['type', 'function'],
+  properties: {
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        name: { type: 'string' },
+        description: { type: 'string' },
+        parameters: { type: 'object' },
+        strict: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
+      },
+    },
+  },
+} as const;
+
 export const CHAT_BODY_SCHEMA = {
   type: 'object',
   required: ['model', 'messages'],
@@ -58,17 +98,35 @@ export const CHAT_BODY_SCHEMA = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['role', 'content'],
+        // content may be null (or absent) on an assistant message that calls tools; messagesOf checks the rest.
+        required: ['role'],
         properties: {
-          role: { enum: ['system', 'developer', 'user', 'assistant'] },
-          content: { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }] },
+          role: { enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
+          content: { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }] },
           name: { type: 'string' },
+          tool_calls: { type: 'array', items: toolCall, maxItems: 128 },
+          tool_call_id: { type: 'string' },
         },
       },
     },
     logprobs: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
     top_logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 20 }, { type: 'null' }] },
-    tools: { anyOf: [{ type: 'array' }, { type: 'null' }] },
+    tools: { anyOf: [{ type: 'array', items: tool, maxItems: 128 }, { type: 'null' }] },
+    tool_choice: {
+      anyOf: [
+        { enum: ['none', 'auto', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          properties: {
+            type: { const: 'function' },
+            function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
+    parallel_tool_calls: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
   },
 } as const;
 
@@ -119,11 +177,22 @@ export interface ResponseFormat {
 }
 
 export interface ChatBody extends CommonBody {
-  messages: Array<{ role: 'system' | 'developer' | 'user' | 'assistant'; content: string | Array<{ type: 'text'; text: string }> }>;
+  messages: Array<{
+    role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+    content?: string | Array<{ type: 'text'; text: string }> | null;
+    name?: string;
+    tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }>;
+    tool_call_id?: string;
+  }>;
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
-  tools?: unknown[] | null;
+  tools?: Array<{
+    type: 'function';
+    function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
+  }> | null;
+  tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } } | null;
+  parallel_tool_calls?: boolean | null;
 }
 
 export interface CompletionBody extends CommonBody {
@@ -199,7 +268,55 @@ function checkCommon(b: CommonBody): void {
 export function checkChat(b: ChatBody): void {
   checkCommon(b);
   if (b.top_logprobs && !b.logprobs) throw new ServerError('IE_SERVER_BAD_REQUEST', 'top_logprobs: needs logprobs: true', 'top_logprobs');
-  if (b.tools?.length) unsupported('tools', 'tool calling is not supported');
+  if (b.tool_choice != null && !b.tools?.length) throw new ServerError('IE_SERVER_BAD_REQUEST', 'tool_choice: needs tools', 'tool_choice');
+}
+
+function badMessage(i: number, field: string, message: string): never {
+  throw new ServerError('IE_SERVER_BAD_REQUEST', `messages[${i}].${field}: ${message}`, `messages[${i}].${field}`);
+}
+
+/**
+ * The conversation as the engine takes it: contents as text, an assistant's tool_calls as its calls,
+ * and a tool message's result addressed to the function whose call (an earlier assistant message's
+ * tool_calls id) it answers.
+ */
+export function messagesOf(b: ChatBody): ChatMessage[] {
+  const calledBy = new Map<string, string>();
+  return b.messages.map((m, i) => {
+    const content = m.content == null ? '' : messageText(m.content);
+    if (m.content == null && !(m.role === 'assistant' && m.tool_calls?.length))
+      badMessage(i, 'content', 'is required (null only on an assistant message with tool_calls)');
+    if (m.tool_calls && m.role !== 'assistant') badMessage(i, 'tool_calls', 'belong to assistant messages');
+    if (m.role === 'assistant' && m.tool_calls?.length) {
+      for (const c of m.tool_calls) calledBy.set(c.id, c.function.name);
+      return {
+        role: 'assistant',
+        content,
+        toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })),
+      };
+    }
+    if (m.role === 'tool') {
+      if (m.tool_call_id === undefined) badMessage(i, 'tool_call_id', 'is required on a tool message: the id of the call it answers');
+      const name = calledBy.get(m.tool_call_id) ?? m.name;
+      if (name === undefined) badMessage(i, 'tool_call_id', `${JSON.stringify(m.tool_call_id)} answers no earlier assistant tool call`);
+      return { role: 'tool', content, name, toolCallId: m.tool_call_id };
+    }
+    return { role: m.role, content };
+  });
+}
+
+/** tools and tool_choice as the engine's chat options (none when no tools are given). */
+export function toolsOf(b: ChatBody): Pick<ChatOptions, 'tools' | 'toolChoice'> {
+  if (!b.tools?.length) return {};
+  const c = b.tool_choice;
+  return {
+    tools: b.tools.map((t) => ({
+      name: t.function.name,
+      ...(t.function.description !== undefined ? { description: t.function.description } : {}),
+      ...(t.function.parameters !== undefined ? { parameters: t.function.parameters } : {}),
+    })),
+    toolChoice: c == null ? 'auto' : typeof c === 'string' ? c : { name: c.function.name },
+  };
 }
 
 export function checkCompletion(b: CompletionBody): void {
@@ -310,12 +427,15 @@ export function completionLogprobsOf(b: CompletionBody): Pick<SamplingRequest, '
   return b.logprobs != null ? { logprobs: true, topLogprobs: b.logprobs } : {};
 }
 
-export function messageText(content: ChatBody['messages'][number]['content']): string {
+export function messageText(content: string | Array<{ type: 'text'; text: string }>): string {
   return typeof content === 'string' ? content : content.map((p) => p.text).join('');
 }
 
-/** eos and stop strings end a turn ('stop'); the token budget and a full context cut it ('length'). */
-export function finishReason(r: StopReason): 'stop' | 'length' {
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
+
+/** A turn that called tools ends 'tool_calls'; eos and stop strings end it ('stop'); the token budget and a full context cut it ('length'). */
+export function finishReason(r: StopReason, toolCalls = 0): FinishReason {
+  if (toolCalls > 0) return 'tool_calls';
   return r === 'eos' || r === 'stop' ? 'stop' : 'length';
 }
 

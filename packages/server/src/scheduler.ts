@@ -20,6 +20,7 @@ import {
   type Piece,
   type StopReason,
   type TokenLogprob,
+  type ToolCall,
 } from '@ie/runtime';
 import { ServerError } from './errors.js';
 
@@ -51,8 +52,11 @@ export interface SamplingRequest {
 
 export type GenerationRequest =
   | { kind: 'completion'; prompt: readonly number[]; options: SamplingRequest }
-  /** `conversation`: the messages, or the ChatPrompt the route already rendered for them (not rendered again). */
-  | { kind: 'chat'; conversation: readonly ChatMessage[] | ChatPrompt; options: SamplingRequest };
+  /**
+   * `conversation`: the messages, or the ChatPrompt the route already rendered for them (not rendered
+   * again). `singleToolCall`: report at most one call (OpenAI's parallel_tool_calls: false).
+   */
+  | { kind: 'chat'; conversation: readonly ChatMessage[] | ChatPrompt; options: SamplingRequest; singleToolCall?: boolean };
 
 /** A piece of the answer as it is decoded. `channel` is set for chat (`final`, `analysis`, …). */
 export interface Delta {
@@ -69,6 +73,8 @@ function logprobOf(p: Piece | undefined): Pick<Delta, 'logprob'> {
 
 export interface Outcome {
   stopReason: StopReason;
+  /** A chat turn's function calls (none: it answered). */
+  toolCalls?: ToolCall[];
   promptTokens: number;
   completionTokens: number;
   metrics: GenerationMetrics;
@@ -358,6 +364,7 @@ export class SerialScheduler implements Scheduler {
           ok: true,
           outcome: {
             stopReason: r.stopReason,
+            ...(r.toolCalls.length ? { toolCalls: request.singleToolCall ? r.toolCalls.slice(0, 1) : r.toolCalls } : {}),
             promptTokens: r.metrics.promptTokens,
             completionTokens: r.metrics.generatedTokens,
             metrics: r.metrics,

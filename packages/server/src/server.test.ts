@@ -6,7 +6,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportIebin, openLlama2c } from '@ie/format';
-import { Engine, type ChatMessage, type Piece } from '@ie/runtime';
+import { Engine, type Piece } from '@ie/runtime';
+
+/** A message both the engine and OpenAI's client take. */
+type PlainMessage = { role: 'system' | 'user' | 'assistant'; content: string };
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
 import { connect } from 'node:net';
@@ -339,8 +342,13 @@ describe('completions through the openai client (tiny llama model)', () => {
     }
     const chatTypes = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 5 }] }));
     expect([chatTypes.status, chatTypes.json.error.param]).toEqual([400, 'messages[0].content']);
-    const role = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }));
+    const role = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'function', content: 'x' }] }));
     expect([role.status, role.json.error.param]).toEqual([400, 'messages[0].role']);
+    // A tool message answers a call by its id; a user message needs its content.
+    const orphan = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'tool', content: 'x' }] }));
+    expect([orphan.status, orphan.json.error.param]).toEqual([400, 'messages[0].tool_call_id']);
+    const empty = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages: [{ role: 'user', content: null }] }));
+    expect([empty.status, empty.json.error.param]).toEqual([400, 'messages[0].content']);
 
     // Through the client: the SDK's typed errors carry status, code and param.
     const caught = async (p: Promise<unknown>) =>
@@ -597,7 +605,7 @@ describe('chat through the openai client', () => {
     const s = await serve(await gptOssModel());
     const api = client(s);
     const engine = s.engine as Engine;
-    const messages: ChatMessage[] = [
+    const messages: PlainMessage[] = [
       { role: 'system', content: 'Answer briefly.' },
       { role: 'user', content: 'hi' },
     ];
@@ -651,7 +659,7 @@ describe('chat through the openai client', () => {
   it('a llama model answers through its chat template, streamed or not, as engine.chat does', async () => {
     const s = await serve(await tinyModel());
     const api = client(s);
-    const messages: ChatMessage[] = [
+    const messages: PlainMessage[] = [
       { role: 'system', content: 'You are terse.' },
       { role: 'user', content: 'hello' },
     ];
@@ -699,7 +707,7 @@ describe('chat through the openai client', () => {
   it("chat logprobs with top_logprobs give the answer's tokens as engine.chat's pieces, streamed or not; harmony refuses them", async () => {
     const s = await serve(await tinyModel());
     const api = client(s);
-    const messages: ChatMessage[] = [{ role: 'user', content: 'hello' }];
+    const messages: PlainMessage[] = [{ role: 'user', content: 'hello' }];
     const pieces: Piece[] = [];
     const want = await (s.engine as Engine).chat(messages, {
       maxTokens: 6,
@@ -735,6 +743,85 @@ describe('chat through the openai client', () => {
     const h = await post(g, '/v1/chat/completions', JSON.stringify({ model: 'm', messages, max_tokens: 2, logprobs: true }));
     expect([h.status, h.json.error.param]).toEqual([400, 'logprobs']);
     expect(h.json.error.message).toMatch(/harmony/);
+  });
+
+  it('gpt-oss tool calls: a forced call is tool_calls (finish_reason tool_calls), streamed or not; its result goes back in the next turn', async () => {
+    const s = await serve(await gptOssModel());
+    const api = client(s);
+    const parameters = { type: 'object', properties: { city: { type: 'string', maxLength: 10 } }, required: ['city'] };
+    const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'get_weather', description: 'The weather in a city.', parameters } },
+      { type: 'function', function: { name: 'get_time' } },
+    ];
+    const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Oslo?' }];
+    const body = {
+      model: 'm',
+      messages,
+      tools,
+      tool_choice: { type: 'function' as const, function: { name: 'get_weather' } },
+      max_tokens: 200,
+      seed: 3,
+    };
+    const want = await (s.engine as Engine).chat([{ role: 'user', content: 'Weather in Oslo?' }], {
+      tools: [{ name: 'get_weather', description: 'The weather in a city.', parameters }, { name: 'get_time' }],
+      toolChoice: { name: 'get_weather' },
+      maxTokens: 200,
+      seed: 3,
+      temperature: 1,
+      topP: 1,
+      topK: 0,
+      minP: 0,
+    });
+    expect(want.toolCalls).toHaveLength(1);
+    const r = await api.chat.completions.create(body);
+    const [call] = r.choices[0].message.tool_calls ?? [];
+    expect(r.choices[0].finish_reason).toBe('tool_calls');
+    expect(r.choices[0].message.content).toBeNull();
+    expect(call).toMatchObject({ type: 'function', function: { name: 'get_weather', arguments: want.toolCalls[0].arguments } });
+    expect(call.id).toMatch(/^call_[0-9a-f]{24}$/);
+    expect(JSON.parse((call as { function: { arguments: string } }).function.arguments)).toHaveProperty('city');
+    // Streamed: the call in one tool_calls delta (index 0), then the finish reason.
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const c of await api.chat.completions.create({ ...body, stream: true })) chunks.push(c);
+    const deltas = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+    expect(deltas).toHaveLength(1);
+    expect(deltas[0]).toMatchObject({
+      index: 0,
+      type: 'function',
+      function: { name: 'get_weather', arguments: want.toolCalls[0].arguments },
+    });
+    expect(chunks.at(-1)?.choices[0].finish_reason).toBe('tool_calls');
+    // The next turn: the assistant's call and the tool's result, answered by the id of the call.
+    const next = await api.chat.completions.create({
+      model: 'm',
+      tools,
+      max_tokens: 4,
+      messages: [
+        ...messages,
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: call.id, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+        },
+        { role: 'tool', tool_call_id: call.id, content: '{"rain":true}' },
+      ],
+    });
+    expect(next.choices[0].message.role).toBe('assistant');
+    const bad = await post(
+      s,
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'm', tools, messages: [...messages, { role: 'tool', tool_call_id: 'call_none', content: 'x' }] }),
+    );
+    expect([bad.status, bad.json.error.param]).toEqual([400, 'messages[1].tool_call_id']);
+    expect(bad.json.error.message).toMatch(/answers no earlier assistant tool call/);
+    const unknown = await post(
+      s,
+      '/v1/chat/completions',
+      JSON.stringify({ ...body, tool_choice: { type: 'function', function: { name: 'nope' } } }),
+    );
+    expect([unknown.status, unknown.json.error.param]).toEqual([400, 'tool_choice']);
+    const noTools = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages, tool_choice: 'required' }));
+    expect([noTools.status, noTools.json.error.param]).toEqual([400, 'tool_choice']);
   });
 
   it('a model without a chat template: chat is a 400 the client can read, streamed or not; completions still work', async () => {

@@ -7,12 +7,20 @@
  */
 
 import { pushAll } from '../arrays.js';
+import { type ToolCall, type ToolDefinition, harmonyToolsSection } from './tools.js';
 
 export type ReasoningEffort = 'low' | 'medium' | 'high';
 
 export interface ChatMessage {
-  role: 'system' | 'developer' | 'user' | 'assistant';
+  /** `tool`: a function's result, answering an earlier assistant message's call. */
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
   content: string;
+  /** An assistant message's calls (its content, if any, is what it said before them). */
+  toolCalls?: ToolCall[];
+  /** A tool message's function (`get_weather`): harmony writes the result as that function's message. */
+  name?: string;
+  /** A tool message's call id (chat templates that print one). */
+  toolCallId?: string;
 }
 
 export interface HarmonyOptions {
@@ -20,6 +28,8 @@ export interface HarmonyOptions {
   /** "Current date: …" in the system message (YYYY-MM-DD); omitted when unset. */
   currentDate?: string;
   knowledgeCutoff?: string;
+  /** Functions the model may call, declared in the developer message (see chat/tools.ts). */
+  tools?: readonly ToolDefinition[];
 }
 
 /** The special tokens harmony needs in the model's vocabulary. */
@@ -47,6 +57,7 @@ export interface HarmonyPart {
 /** renderHarmony's text in pieces, the messages' contents apart from the format around them. */
 export function renderHarmonyParts(messages: readonly ChatMessage[], options: HarmonyOptions = {}): HarmonyPart[] {
   const effort = options.reasoningEffort ?? 'medium';
+  const tools = options.tools ?? [];
   const system = [
     'You are ChatGPT, a large language model trained by OpenAI.',
     `Knowledge cutoff: ${options.knowledgeCutoff ?? '2024-06'}`,
@@ -55,6 +66,7 @@ export function renderHarmonyParts(messages: readonly ChatMessage[], options: Ha
     `Reasoning: ${effort}`,
     '',
     '# Valid channels: analysis, commentary, final. Channel must be included for every message.',
+    ...(tools.length ? ["Calls to these tools must go to the commentary channel: 'functions'."] : []),
   ].join('\n');
   const parts: HarmonyPart[] = [];
   const format = (text: string) => parts.push({ text, content: false });
@@ -63,21 +75,43 @@ export function renderHarmonyParts(messages: readonly ChatMessage[], options: Ha
   };
   format(`<|start|>system<|message|>${system}<|end|>`);
   const instructions = messages.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => m.content);
-  if (instructions.length) {
+  if (instructions.length || tools.length) {
     // One piece between the special tokens, as the tokenizer would cut the whole text.
     format('<|start|>developer<|message|>');
-    content(`# Instructions\n\n${instructions.join('\n\n')}`);
+    const sections = instructions.length ? ['# Instructions', instructions.join('\n\n')] : [];
+    if (tools.length) sections.push(harmonyToolsSection(tools));
+    content(sections.join('\n\n'));
     format('<|end|>');
   }
   for (const m of messages) {
+    if (m.role === 'assistant' && m.toolCalls?.length) {
+      // What it said before calling (a preamble) on commentary, then each call to its function.
+      if (m.content) {
+        format('<|start|>assistant<|channel|>commentary<|message|>');
+        content(m.content);
+        format('<|end|>');
+      }
+      for (const c of m.toolCalls) {
+        format(`<|start|>assistant<|channel|>commentary to=${functionRecipient(c.name)} <|constrain|>json<|message|>`);
+        content(c.arguments);
+        format('<|call|>');
+      }
+      continue;
+    }
     if (m.role === 'user') format('<|start|>user<|message|>');
     else if (m.role === 'assistant') format('<|start|>assistant<|channel|>final<|message|>');
+    else if (m.role === 'tool') format(`<|start|>${functionRecipient(m.name ?? '')} to=assistant<|channel|>commentary<|message|>`);
     else continue;
     content(m.content);
     format('<|end|>');
   }
   format('<|start|>assistant');
   return parts;
+}
+
+/** A function's harmony address: `functions.{name}`. */
+function functionRecipient(name: string): string {
+  return name.startsWith('functions.') ? name : `functions.${name}`;
 }
 
 /** Text shaped like a special token of the harmony vocabulary (<|end|>, <|reserved_200012|>, ...). */
@@ -118,17 +152,21 @@ export class HarmonyReader {
   readonly messages: HarmonyMessage[] = [];
   /** Set when the turn ended: `return` (an answer) or `call` (a tool call). */
   ended: 'return' | 'call' | undefined;
-  private state: 'header' | 'content' | 'role' = 'header';
+  // The prompt ends with `<|start|>assistant`: the model's first tokens are the rest of the role part.
+  private state: 'header' | 'content' | 'role' = 'role';
   private header = '';
+  /** `to=…` written in the role part (`<|start|>assistant to=functions.x<|channel|>…`). */
+  private roleRecipient: string | undefined;
   private current: HarmonyMessage | undefined;
-  private readonly byId: Map<number, HarmonySpecial>;
+  private readonly byId: Map<number, HarmonySpecial | '<|constrain|>'>;
 
+  /** `ids`: the harmony tokens, and `<|constrain|>` where the vocabulary has it (its text, which decoders skip, marks a call's argument format). */
   constructor(
-    ids: Readonly<Record<HarmonySpecial, number>>,
+    ids: Readonly<Record<HarmonySpecial, number>> & { readonly '<|constrain|>'?: number },
     private readonly decodeText: (token: number) => string,
     private readonly onText?: (text: string, channel: string) => void,
   ) {
-    this.byId = new Map(Object.entries(ids).map(([k, v]) => [v, k as HarmonySpecial]));
+    this.byId = new Map(Object.entries(ids).map(([k, v]) => [v, k as HarmonySpecial | '<|constrain|>']));
   }
 
   push(token: number): void {
@@ -145,10 +183,10 @@ export class HarmonyReader {
       case '<|start|>':
         this.close();
         this.state = 'role';
-        this.header = '';
         break;
       case '<|channel|>':
-        // After <|start|>, the header so far was the role ("assistant"): the channel name follows.
+        // After <|start|>, the header so far was the role ("assistant", maybe "to=functions.x"): the channel name follows.
+        if (this.state === 'role') this.roleRecipient = recipientIn(this.header.trim().split(/\s+/));
         this.state = 'header';
         this.header = '';
         break;
@@ -156,12 +194,16 @@ export class HarmonyReader {
         // The header is "final", "analysis", "commentary to=functions.x <|constrain|>json"...; a
         // message without a channel (right after the role) counts as final.
         const words = this.state === 'role' ? [] : this.header.trim().split(/\s+/);
-        const recipient = words.find((w) => w.startsWith('to='))?.slice(3);
+        const recipient = recipientIn(words) ?? (this.state === 'role' ? recipientIn(this.header.trim().split(/\s+/)) : this.roleRecipient);
         this.current = { channel: words[0] || 'final', content: '', ...(recipient ? { recipient } : {}) };
         this.messages.push(this.current);
         this.state = 'content';
         break;
       }
+      case '<|constrain|>':
+        // "to=functions.x<|constrain|>json": apart from the recipient, even when glued to it.
+        if (this.state !== 'content') this.header += ' <|constrain|>';
+        break;
       case '<|end|>':
         this.close();
         break;
@@ -186,9 +228,23 @@ export class HarmonyReader {
       .join('\n');
   }
 
+  /** The function calls of the turn: its messages to `functions.*`, arguments as written. */
+  get toolCalls(): ToolCall[] {
+    return this.messages
+      .filter((m) => m.recipient?.startsWith('functions.'))
+      .map((m) => ({ name: (m.recipient as string).slice('functions.'.length), arguments: m.content.trim() }));
+  }
+
   private close(): void {
     this.current = undefined;
     this.state = 'header';
     this.header = '';
+    this.roleRecipient = undefined;
   }
+}
+
+/** The recipient among a header's words (`to=functions.x`, maybe with `<|constrain|>json` glued on). */
+function recipientIn(words: readonly string[]): string | undefined {
+  const w = words.find((x) => x.startsWith('to='));
+  return w ? w.slice(3).split('<|')[0] || undefined : undefined;
 }

@@ -18,6 +18,19 @@ import {
   type HarmonySpecial,
 } from './harmony.js';
 import { ChatTemplate, encodeChatPrompt } from './template.js';
+import {
+  type PromptTools,
+  type ToolCall,
+  type ToolDefinition,
+  HermesTextFilter,
+  argumentsSchema,
+  checkTools,
+  forcedTools,
+  hermesCallSchema,
+  parseHermesCalls,
+  templateCallsHermes,
+  templateTools,
+} from './tools.js';
 
 export class ChatPrompter {
   /** The model's chat template, parsed at the first chat. */
@@ -48,9 +61,21 @@ export class ChatPrompter {
     const fits = (text: string) => {
       if (toRun) checkTextFits(text, this.tokenizer, this.contextLength, 'the conversation');
     };
+    // The functions offered (none for toolChoice 'none') and those a choice forces a call among.
+    if (options.toolChoice !== undefined && options.tools === undefined) throw new InvalidOptionError('toolChoice', 'needs tools');
+    const offer = options.tools === undefined ? undefined : checkTools(options.tools, options.toolChoice);
+    const tools = offer && offer.choice !== 'none' ? offer.tools : [];
+    const force = offer ? forcedTools(offer.tools, offer.choice) : undefined;
+    if (force && CONSTRAINTS.some((k) => options[k] !== undefined && options[k] !== false))
+      throw new InvalidOptionError(
+        'toolChoice',
+        'forces a call whose arguments follow its parameters: it cannot be combined with jsonSchema, grammar or json',
+      );
+    const promptTools = (syntax: PromptTools['syntax']): Pick<ChatPrompt, 'tools'> =>
+      tools.length ? { tools: { syntax, ...(force ? { force } : {}) } } : {};
     if (this.config.architecture === 'gpt-oss') {
       const ids = this.harmonyIds();
-      const parts = renderHarmonyParts(messages, options);
+      const parts = renderHarmonyParts(messages, { ...options, tools });
       fits(parts.map((p) => p.text).join(''));
       const encode = (text: string) => (text ? this.tokenizer.encode(text, { bos: false }) : []);
       return {
@@ -59,6 +84,7 @@ export class ChatPrompter {
         // The format's text with its special tokens; the messages' contents as ordinary text only.
         ids: parts.flatMap((p) => (p.content ? encodeHarmonyContent(encode, p.text) : encode(p.text))),
         stopTokens: [ids['<|return|>'], ids['<|call|>']],
+        ...promptTools('harmony'),
       };
     }
     const chat = this.header.chat;
@@ -68,6 +94,11 @@ export class ChatPrompter {
         `${this.path}: the model has no chat template (model.ie.json has no chat member), so chat() cannot write its conversation: pass a prompt written in the model's own format to generate() instead, or convert the model from a Hugging Face directory whose tokenizer_config.json has a chat_template (or a GGUF file with tokenizer.chat_template)`,
       );
     this.template ??= new ChatTemplate(chat.template, `${this.path}: the model's chat template`);
+    if (tools.length && !templateCallsHermes(chat.template))
+      throw new IeRuntimeError(
+        'IE_CHAT_TOOLS_UNSUPPORTED',
+        `${this.path}: the model's chat template has no tool-call format ie reads (templates that read \`tools\` and write <tool_call> JSON blocks, as Qwen2.5, Qwen3 and Hermes do): leave tools out, or describe the functions in a system message and read the answer yourself`,
+      );
     const specials = this.specialPieces();
     const bosToken = chat.bos_token ?? this.pieceOf(this.config.bos_id);
     const eosToken = chat.eos_token ?? this.pieceOf(this.config.eos_id);
@@ -76,12 +107,13 @@ export class ChatPrompter {
       eosToken,
       now: options.currentDate === undefined ? undefined : parseDate(options.currentDate),
       variables: options.templateVariables,
+      tools: tools.length ? templateTools(tools) : undefined,
     });
     fits(text);
     const ids = encodeChatPrompt(this.tokenizer, text, { bosToken, specials });
     // The template's end-of-turn text (Qwen2's <|im_end|>) ends the answer when it is one token.
     const eot = eosToken === undefined ? undefined : (specials.get(eosToken) ?? this.tokenizer.tokenId?.(eosToken));
-    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot] };
+    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot], ...promptTools('hermes') };
   }
 
   /**
@@ -111,36 +143,117 @@ export class ChatPrompter {
         'logprobs',
         "is not available in harmony (gpt-oss) chat, whose tokens are split into channels: run chatPrompt()'s ids through generate() for them",
       );
+    if (prompt.tools && options.logprobs)
+      throw new InvalidOptionError(
+        'logprobs',
+        "is not available with tools (a call's tokens are not the answer's): run chatPrompt()'s ids through generate() for them",
+      );
     const genOptions: GenerateOptions = {
       ...options,
       reusePrefix: options.reusePrefix ?? true,
       stopTokens: [...(options.stopTokens ?? []), ...prompt.stopTokens],
     };
-    const g = generate(prompt.ids, genOptions);
-    if (prompt.format === 'template') {
-      for await (const p of g) if (p.text || (options.logprobs && p.token >= 0)) options.onText?.(p.text, 'final', p);
-      const stopReason = g.stopReason as StopReason;
-      return {
-        final: g.text,
-        analysis: '',
-        messages: [{ channel: 'final', content: g.text }],
-        ended: stopReason === 'eos' ? 'return' : undefined,
-        tokens: g.tokens,
-        stopReason,
-        metrics: g.metrics as GenerationMetrics,
-      };
-    }
+    if (prompt.format === 'template') return this.completeTemplate(generate, prompt, genOptions, options);
     const decoder = this.tokenizer.streamDecoder();
-    const reader = new HarmonyReader(this.harmonyIds(), (t) => decoder.push(t), options.onText);
+    const harmony = this.harmonyIds();
+    const reader = new HarmonyReader(harmony, (t) => decoder.push(t), options.onText);
+    const force = prompt.tools?.force;
+    let g: Generation;
+    let ids = prompt.ids;
+    let before: Generation | undefined;
+    if (force) {
+      // A forced call: the header is written for the model (its function chosen first when several
+      // are allowed), then its arguments follow the function's schema and end the turn.
+      const encode = (text: string) => this.tokenizer.encode(text, { bos: false });
+      const feed = (more: readonly number[]) => {
+        ids = [...ids, ...more];
+        for (const t of more) reader.push(t);
+      };
+      feed(encode('<|channel|>commentary to=functions.'));
+      let tool = force[0];
+      if (force.length > 1) {
+        before = generate(ids, { ...genOptions, grammar: `root ::= ${force.map((t) => JSON.stringify(t.name)).join(' | ')}` });
+        for await (const _ of before);
+        tool = force.find((t) => t.name === (before as Generation).text) as ToolDefinition;
+        if (!tool) return this.cut(reader, before);
+        feed(before.tokens);
+      } else feed(encode(tool.name));
+      feed(encode(' <|constrain|>json<|message|>'));
+      const left = (genOptions.maxTokens ?? 256) - (before?.tokens.length ?? 0);
+      g = generate(ids, { ...genOptions, maxTokens: left, jsonSchema: argumentsSchema(tool) });
+    } else g = generate(ids, genOptions);
     for await (const p of g) if (p.token >= 0) reader.push(p.token);
     if (g.stopToken !== undefined) reader.push(g.stopToken);
+    // A forced call's arguments complete: the turn ends with the call.
+    else if (force && g.stopReason === 'eos') reader.push(harmony['<|call|>']);
+    const tokens = [...(before?.tokens ?? []), ...g.tokens];
     return {
       final: reader.final,
       analysis: reader.analysis,
       messages: reader.messages,
       ended: reader.ended,
+      toolCalls: reader.ended === 'call' && prompt.tools ? reader.toolCalls : [],
+      tokens,
+      stopReason: g.stopReason as StopReason,
+      metrics: before ? joinMetrics(before.metrics as GenerationMetrics, g.metrics as GenerationMetrics) : (g.metrics as GenerationMetrics),
+    };
+  }
+
+  /** A forced call whose function could not be chosen (the budget ran out first): the turn as it stands. */
+  private cut(reader: HarmonyReader, g: Generation): ChatCompletion {
+    return {
+      final: reader.final,
+      analysis: reader.analysis,
+      messages: reader.messages,
+      ended: undefined,
+      toolCalls: [],
       tokens: g.tokens,
       stopReason: g.stopReason as StopReason,
+      metrics: g.metrics as GenerationMetrics,
+    };
+  }
+
+  /**
+   * A turn in the model's chat template. With tools (Hermes style), the text streams up to the
+   * first `<tool_call>` and the calls are read from the whole answer; a forced call is written as
+   * `<tool_call>` and its JSON ({name, arguments}) follows the functions' schemas.
+   */
+  private async completeTemplate(
+    generate: (ids: readonly number[], options: GenerateOptions) => Generation,
+    prompt: ChatPrompt,
+    genOptions: GenerateOptions,
+    options: ChatOptions,
+  ): Promise<ChatCompletion> {
+    const force = prompt.tools?.force;
+    if (force) {
+      const open = encodeChatPrompt(this.tokenizer, '<tool_call>\n', { specials: this.specialPieces(), bos: false });
+      const g = generate([...prompt.ids, ...open], { ...genOptions, jsonSchema: hermesCallSchema(force) });
+      for await (const _ of g);
+      const calls = g.stopReason === 'eos' ? parseHermesCalls(`<tool_call>${g.text}</tool_call>`).calls : [];
+      return this.templateCompletion(g, calls.length ? '' : g.text, calls);
+    }
+    const g = generate(prompt.ids, genOptions);
+    if (prompt.tools) {
+      const filter = new HermesTextFilter((text) => options.onText?.(text, 'final'));
+      for await (const p of g) filter.push(p.text);
+      const { content, calls } = parseHermesCalls(g.text);
+      if (!calls.length) filter.flush();
+      return this.templateCompletion(g, calls.length ? content : g.text, calls);
+    }
+    for await (const p of g) if (p.text || (options.logprobs && p.token >= 0)) options.onText?.(p.text, 'final', p);
+    return this.templateCompletion(g, g.text, []);
+  }
+
+  private templateCompletion(g: Generation, final: string, toolCalls: ToolCall[]): ChatCompletion {
+    const stopReason = g.stopReason as StopReason;
+    return {
+      final,
+      analysis: '',
+      messages: [{ channel: 'final', content: final }],
+      ended: toolCalls.length ? 'call' : stopReason === 'eos' ? 'return' : undefined,
+      toolCalls,
+      tokens: g.tokens,
+      stopReason,
       metrics: g.metrics as GenerationMetrics,
     };
   }
@@ -168,7 +281,7 @@ export class ChatPrompter {
     return m;
   }
 
-  private harmonyIds(): Record<HarmonySpecial, number> {
+  private harmonyIds(): Record<HarmonySpecial, number> & { '<|constrain|>'?: number } {
     if (this.config.architecture !== 'gpt-oss')
       throw new IeRuntimeError(
         'IE_CHAT_UNSUPPORTED',
@@ -181,11 +294,17 @@ export class ChatPrompter {
         'IE_CHAT_UNSUPPORTED',
         `the model's vocabulary lacks harmony's special tokens ${missing.join(' ')}: it cannot chat in the harmony format (use generate() with token ids or text)`,
       );
-    return Object.fromEntries(entries) as Record<HarmonySpecial, number>;
+    const constrain = this.tokenizer.tokenId?.('<|constrain|>');
+    return {
+      ...(Object.fromEntries(entries) as Record<HarmonySpecial, number>),
+      ...(constrain !== undefined ? { '<|constrain|>': constrain } : {}),
+    };
   }
 }
 
-/** Messages come from callers (HTTP bodies): each must be a role and a string content. */
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Messages come from callers (HTTP bodies): each must be a role and a string content; calls and tool results well formed. */
 function checkMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages) || messages.length === 0)
     throw new InvalidOptionError('messages', 'must be a non-empty array of {role, content}');
@@ -194,7 +313,35 @@ function checkMessages(messages: readonly ChatMessage[]): void {
     if (typeof m.role !== 'string' || m.role.length === 0 || m.role.length > 64)
       throw new InvalidOptionError(`messages[${i}].role`, 'must be a non-empty string (system, user, assistant, ...)');
     if (typeof m.content !== 'string') throw new InvalidOptionError(`messages[${i}].content`, 'must be a string');
+    if (m.toolCalls !== undefined) {
+      if (m.role !== 'assistant' || !Array.isArray(m.toolCalls))
+        throw new InvalidOptionError(`messages[${i}].toolCalls`, 'must be an array of {name, arguments}, on an assistant message');
+      (m.toolCalls as ToolCall[]).forEach((c, j) => {
+        if (typeof c !== 'object' || c === null || typeof c.name !== 'string' || !FUNCTION_NAME.test(c.name))
+          throw new InvalidOptionError(`messages[${i}].toolCalls[${j}].name`, 'must be 1 to 64 letters, digits, _ or -');
+        if (typeof c.arguments !== 'string')
+          throw new InvalidOptionError(`messages[${i}].toolCalls[${j}].arguments`, 'must be JSON text (a string)');
+      });
+    }
+    if (m.name !== undefined && (typeof m.name !== 'string' || !FUNCTION_NAME.test(m.name)))
+      throw new InvalidOptionError(`messages[${i}].name`, 'must be 1 to 64 letters, digits, _ or -');
+    if (m.toolCallId !== undefined && typeof m.toolCallId !== 'string')
+      throw new InvalidOptionError(`messages[${i}].toolCallId`, 'must be a string');
   });
+}
+
+/** The constraint options a forced call's own schema cannot be combined with. */
+const CONSTRAINTS = ['jsonSchema', 'grammar', 'json'] as const satisfies readonly (keyof ChatOptions)[];
+
+/** Two generations of one turn (a forced call's choice, then its arguments) as one: the prompt of the first, the tokens of both. */
+function joinMetrics(a: GenerationMetrics, b: GenerationMetrics): GenerationMetrics {
+  return {
+    ...b,
+    promptTokens: a.promptTokens,
+    cachedTokens: a.cachedTokens,
+    generatedTokens: a.generatedTokens + b.generatedTokens,
+    ttftMs: a.ttftMs,
+  };
 }
 
 /** The chat options that render() reads: they belong to chatPrompt() when chat() is given its ChatPrompt. */
@@ -203,6 +350,8 @@ const RENDER_OPTIONS = [
   'currentDate',
   'knowledgeCutoff',
   'templateVariables',
+  'tools',
+  'toolChoice',
 ] as const satisfies readonly (keyof ChatOptions)[];
 
 /** A ChatPrompt given in place of messages: the shape prompt() returns, in the model's own format. */
@@ -218,6 +367,12 @@ function checkChatPrompt(p: readonly ChatMessage[] | ChatPrompt, format: ChatPro
   const ids = (v: unknown) => Array.isArray(v) && v.every((t) => Number.isSafeInteger(t) && t >= 0);
   if (!ids(c.ids) || (c.ids as number[]).length === 0) throw new InvalidOptionError('prompt.ids', 'must be a non-empty array of token ids');
   if (!ids(c.stopTokens)) throw new InvalidOptionError('prompt.stopTokens', 'must be an array of token ids');
+  if (c.tools !== undefined) {
+    const t = c.tools as Partial<PromptTools> | null;
+    if (typeof t !== 'object' || t === null || t.syntax !== (format === 'harmony' ? 'harmony' : 'hermes'))
+      throw new InvalidOptionError('prompt.tools', 'must be the tools member chatPrompt() gave this prompt');
+    if (t.force !== undefined) checkTools(t.force, 'required');
+  }
   return c as ChatPrompt;
 }
 

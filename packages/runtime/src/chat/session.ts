@@ -48,7 +48,7 @@ export class ChatSession {
     const run = async () => {
       const messages: ChatMessage[] = [...this.turns, { role: 'user', content: text }];
       const r = await this.engine.chat(messages, { ...this.defaults, ...options });
-      this.turns = [...messages, { role: 'assistant', content: r.final }];
+      this.turns = [...messages, { role: 'assistant', content: r.final, ...(r.toolCalls.length ? { toolCalls: r.toolCalls } : {}) }];
       return r;
     };
     const turn = this.queue.then(run, run);

@@ -30,6 +30,8 @@ export interface RenderOptions {
   now?: Date;
   /** More variables for the template (a template's own options, such as `enable_thinking`). */
   variables?: Readonly<Record<string, unknown>>;
+  /** The `tools` variable (Hugging Face's shape: [{type: 'function', function: {name, description, parameters}}]); unset when none. */
+  tools?: readonly unknown[];
 }
 
 /** The largest `range()` a template may build: templates loop over messages, not millions of numbers. */
@@ -150,8 +152,9 @@ export class ChatTemplate {
       // Llama 3.1's template prints it when defined (its own default is a fixed 2024 date).
       date_string: strftime(now, '%d %b %Y'),
       ...(options.variables ?? {}),
-      // Only role and content: a message's other members never reach the template.
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      // Role, content and the tool members in Hugging Face's names; nothing else reaches the template.
+      messages: messages.map(templateMessage),
+      ...(options.tools ? { tools: options.tools } : {}),
       add_generation_prompt: options.addGenerationPrompt ?? true,
       bos_token: options.bosToken ?? '',
       eos_token: options.eosToken ?? '',
@@ -179,6 +182,33 @@ export class ChatTemplate {
 }
 
 /**
+ * A message as Hugging Face templates read it: `tool_calls` ({type, function: {name, arguments}},
+ * the arguments as an object where they parse as one, as transformers passes them),
+ * `name` and `tool_call_id` where set.
+ */
+function templateMessage(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { role: m.role, content: m.content };
+  if (m.toolCalls?.length)
+    out.tool_calls = m.toolCalls.map((c) => ({
+      ...(c.id !== undefined ? { id: c.id } : {}),
+      type: 'function',
+      function: { name: c.name, arguments: parsedArguments(c.arguments) },
+    }));
+  if (m.name !== undefined) out.name = m.name;
+  if (m.toolCallId !== undefined) out.tool_call_id = m.toolCallId;
+  return out;
+}
+
+function parsedArguments(text: string): unknown {
+  try {
+    const v = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : text;
+  } catch {
+    return text;
+  }
+}
+
+/**
  * Token ids of a rendered chat prompt. `specials` maps the text of special tokens to their ids
  * (control and user-defined pieces, BOS and EOS) for vocabularies whose tokenizer does not match
  * them itself (SentencePiece and llama2.c; a tokenizer.json matches its added tokens on its own):
@@ -189,11 +219,11 @@ export class ChatTemplate {
 export function encodeChatPrompt(
   tokenizer: Tokenizer,
   text: string,
-  options: { bosToken?: string; specials?: ReadonlyMap<string, number> } = {},
+  options: { bosToken?: string; specials?: ReadonlyMap<string, number>; bos?: boolean } = {},
 ): number[] {
   const own = options.bosToken !== undefined && options.bosToken !== '' && text.startsWith(options.bosToken);
-  // The vocabulary's rule: what encode() does with no bos option (Llama, SentencePiece: BOS; Qwen2: none).
-  const rule = tokenizer.encode('', {})[0] === tokenizer.bosId;
+  // The vocabulary's rule: what encode() does with no bos option (Llama, SentencePiece: BOS; Qwen2: none); `bos: false` for text that continues a prompt.
+  const rule = options.bos !== false && tokenizer.encode('', {})[0] === tokenizer.bosId;
   const out: number[] = rule && !own ? [tokenizer.bosId] : [];
   const specials = tokenizer.kind === 'hf' ? undefined : options.specials;
   if (!specials || specials.size === 0) {

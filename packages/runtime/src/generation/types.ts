@@ -1,5 +1,6 @@
 /** What a generation takes and gives: the public shapes shared by Engine, Sequence and BatchScheduler. */
 import type { HarmonyMessage, HarmonyOptions } from '../chat/harmony.js';
+import type { PromptTools, ToolCall, ToolChoice } from '../chat/tools.js';
 import type { GenerationMetrics } from '../metrics.js';
 import type { SamplingOptions } from '../sampler.js';
 
@@ -48,6 +49,13 @@ export interface ChatOptions extends GenerateOptions, HarmonyOptions {
   onText?: (text: string, channel: string, piece?: Piece) => void;
   /** More variables for a chat template (a template's own switches, such as `enable_thinking`). */
   templateVariables?: Readonly<Record<string, unknown>>;
+  /**
+   * With `tools`: whether the model may call one (`auto`, the default), is not offered them
+   * (`none`), must call one (`required`), or must call the one named (`{ name }`). A forced call's
+   * arguments follow the function's parameters schema (see docs/structured-output.md for the
+   * keywords supported).
+   */
+  toolChoice?: ToolChoice;
 }
 
 /** A conversation as the model reads it: the rendered text and its token ids. */
@@ -58,6 +66,8 @@ export interface ChatPrompt {
   ids: number[];
   /** Tokens that end the assistant's turn, besides EOS and the model's stop ids. */
   stopTokens: number[];
+  /** Set when functions were offered: how the answer's calls are read, and the call a choice forces. */
+  tools?: PromptTools;
 }
 
 export interface ChatCompletion {
@@ -68,6 +78,8 @@ export interface ChatCompletion {
   messages: HarmonyMessage[];
   /** `return`: the turn ended (for a chat template: at EOS or an end-of-turn token); `call`: a tool call; undefined: stopped by length, stop string or context. */
   ended: 'return' | 'call' | undefined;
+  /** The functions the model called (`ended` is `call`), with their arguments as JSON text; [] when none. */
+  toolCalls: ToolCall[];
   tokens: number[];
   stopReason: StopReason;
   metrics: GenerationMetrics;

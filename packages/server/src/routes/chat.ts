@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, choicesOf, messageText, samplingOf } from '../openai.js';
+import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, choicesOf, messagesOf, samplingOf, toolsOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
 import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
@@ -12,12 +12,13 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     checkChat(body);
-    const messages = body.messages.map((m) => ({ role: m.role, content: messageText(m.content) }));
+    const messages = messagesOf(body);
     // Rendered here, to refuse before the request takes a place in the queue: a model with no chat
     // format, a conversation its template refuses, one longer than the context; the scheduler runs
     // this prompt as it is. The contents alone first: the rendered conversation is longer.
     refuseSurelyTooLong(engine, messages.map((m) => m.content).join(''), 'the conversation', 'messages');
-    const prompt = engine.chatPrompt(messages);
+    // The functions offered are part of the prompt (how the model reads them, and what it must call).
+    const prompt = engine.chatPrompt(messages, toolsOf(body));
     if (prompt.ids.length > engine.contextLength)
       throw new ServerError(
         'IE_SERVER_CONTEXT_LENGTH',
@@ -26,7 +27,7 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
       );
     // OpenAI's default max_tokens: as long as the context allows.
     const options = { ...samplingOf(body, engine.contextLength), ...chatLogprobsOf(body) };
-    const request: GenerationRequest = { kind: 'chat', conversation: prompt, options };
+    const request: GenerationRequest = { kind: 'chat', conversation: prompt, options, singleToolCall: body.parallel_tool_calls === false };
     const requests = choicesOf(body.n, request);
     return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
   });
