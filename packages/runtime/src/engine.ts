@@ -13,7 +13,7 @@ import type { Forward } from './forward.js';
 import { embedPrepared, prepareEmbed, type EmbedInput, type EmbedOptions } from './embed.js';
 import { Decoding } from './generation/decoding.js';
 import { Generation } from './generation/generation.js';
-import { checkChatConstraint, prepareRequest, type PreparedRequest } from './generation/request.js';
+import { prepareRequest, type PreparedRequest } from './generation/request.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, Completion, GenerateOptions, Piece } from './generation/types.js';
 import { Model, type EngineInfo, type ModelOptions } from './model.js';
 import { resolveEngineOptions, type EngineOptions } from './options.js';
@@ -134,7 +134,6 @@ export class Engine {
    */
   async chat(conversation: readonly ChatMessage[] | ChatPrompt, options: ChatOptions = {}): Promise<ChatCompletion> {
     this.alive();
-    checkChatConstraint(this.config, options);
     return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), conversation, options);
   }
 

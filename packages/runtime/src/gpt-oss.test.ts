@@ -257,6 +257,55 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     expect(q.ids).toEqual(e.tokenize(q.text, { bos: false }));
   });
 
+  it('answers in a response format: the reasoning on analysis, then the final message follows the schema', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-format-')), 'm');
+    await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });
+    await using e = await Engine.load(dir, { threads: 1 });
+    const schema = {
+      type: 'object',
+      properties: { x: { type: 'integer' }, label: { type: 'string', maxLength: 6 } },
+      required: ['x', 'label'],
+    };
+    const ask = [{ role: 'user' as const, content: 'A point?' }];
+    const p = e.chatPrompt(ask, { jsonSchema: schema, jsonSchemaName: 'point' });
+    expect(p.text).toContain(`<|start|>developer<|message|># Response Formats\n\n## point\n\n${JSON.stringify(schema)}<|end|>`);
+    const [end] = e.tokenize('<|end|>', { bos: false });
+    for (const seed of [1, 2]) {
+      const streamed: Array<[string, string]> = [];
+      // A random model: <|end|> made likelier so that its reasoning ends early, as a trained one's does.
+      const r = await e.chat(ask, {
+        jsonSchema: schema,
+        temperature: 1,
+        seed,
+        maxTokens: 160,
+        logitBias: { [end]: 6 },
+        onText: (t, c) => streamed.push([t, c]),
+      });
+      const v = JSON.parse(r.final);
+      expect(Object.keys(v).sort()).toEqual(['label', 'x']);
+      expect(Number.isInteger(v.x)).toBe(true);
+      expect([...v.label].length).toBeLessThanOrEqual(6);
+      expect(r.ended).toBe('return');
+      expect(r.messages.map((m) => m.channel)).toEqual(['analysis', 'final']);
+      expect(
+        streamed
+          .filter(([, c]) => c === 'final')
+          .map(([t]) => t)
+          .join(''),
+      ).toBe(r.final);
+      expect(r.tokens.length).toBeLessThanOrEqual(160);
+    }
+    // Reasoning that never ends is cut at half the budget; the answer still follows the schema.
+    const long = await e.chat(ask, { json: true, temperature: 1, seed: 9, maxTokens: 60, logitBias: { [end]: -100 } });
+    expect(long.messages.map((m) => m.channel)).toEqual(['analysis', 'final']);
+    expect(long.tokens.filter((t) => t !== end).length).toBeGreaterThanOrEqual(30);
+    if (long.ended === 'return') expect(typeof JSON.parse(long.final)).toBe('object');
+    // Offered functions and a format together could never call: refused.
+    expect(() => e.chatPrompt(ask, { json: true, tools: [{ name: 'f' }] })).toThrow(
+      expect.objectContaining({ code: 'IE_INVALID_OPTION', option: 'tools' }),
+    );
+  });
+
   it('declares tools, forces a call whose arguments follow its schema, and reads it back as a call', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-tools-')), 'm');
     await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });

@@ -28,7 +28,7 @@ export {
 } from './chat/harmony.js';
 export { ChatTemplate, ChatTemplateError, encodeChatPrompt, strftime, type RenderOptions } from './chat/template.js';
 export { ChatSession, type ChatSessionOptions, type ChatEngine } from './chat/session.js';
-export { type ToolCall, type ToolChoice, type ToolDefinition, type PromptTools } from './chat/tools.js';
+export type { ToolCall, ToolChoice, ToolDefinition, PromptTools } from './chat/tools.js';
 export { Model, type ModelOptions } from './model.js';
 export { Sequence, type SequenceOptions } from './sequence.js';
 export { BatchScheduler, type BatchSchedulerOptions, type BatchStats } from './batch/scheduler.js';

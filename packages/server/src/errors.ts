@@ -113,7 +113,7 @@ export function fromRuntimeError(e: unknown): ServerError {
       return new ServerError('IE_SERVER_UNSUPPORTED', `response_format: ${e.message} [${e.code}]`, 'response_format');
     return new ServerError('IE_SERVER_INTERNAL', `${e.message} [${e.code}]`);
   }
-  // A constraint option the engine refuses (structured output in harmony chat) came from response_format.
+  // A constraint option the engine refuses came from response_format (or grammar).
   if (e instanceof InvalidOptionError && ['json', 'jsonSchema', 'grammar'].includes(e.option))
     return new ServerError('IE_SERVER_UNSUPPORTED', e.message, e.option === 'grammar' ? 'grammar' : 'response_format');
   if (e instanceof IeRuntimeError) {

@@ -13,7 +13,7 @@ import { GenerationAbortedError, IeRuntimeError, InvalidOptionError } from '../e
 import type { StepRows } from '../forward.js';
 import { Decoding } from '../generation/decoding.js';
 import { Generation } from '../generation/generation.js';
-import { checkChatConstraint, prepareRequest, type PreparedRequest } from '../generation/request.js';
+import { prepareRequest, type PreparedRequest } from '../generation/request.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, Piece } from '../generation/types.js';
 import type { Model } from '../model.js';
 import type { Sequence } from '../sequence.js';
@@ -104,7 +104,6 @@ export class BatchScheduler {
 
   /** A chat turn (see Engine.chat), decoded alongside the other requests. */
   async chat(conversation: readonly ChatMessage[] | ChatPrompt, options: ChatOptions = {}): Promise<ChatCompletion> {
-    checkChatConstraint(this.model.config, options);
     return this.model.chatPrompter.complete((ids, o) => this.generate(ids, o), conversation, options);
   }
 

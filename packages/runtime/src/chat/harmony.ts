@@ -30,6 +30,8 @@ export interface HarmonyOptions {
   knowledgeCutoff?: string;
   /** Functions the model may call, declared in the developer message (see chat/tools.ts). */
   tools?: readonly ToolDefinition[];
+  /** The answer's format, declared in the developer message's `# Response Formats` (the schema as JSON). */
+  responseFormat?: { name: string; schema: object | boolean };
 }
 
 /** The special tokens harmony needs in the model's vocabulary. */
@@ -75,11 +77,13 @@ export function renderHarmonyParts(messages: readonly ChatMessage[], options: Ha
   };
   format(`<|start|>system<|message|>${system}<|end|>`);
   const instructions = messages.filter((m) => m.role === 'system' || m.role === 'developer').map((m) => m.content);
-  if (instructions.length || tools.length) {
+  const format_ = options.responseFormat;
+  if (instructions.length || tools.length || format_) {
     // One piece between the special tokens, as the tokenizer would cut the whole text.
     format('<|start|>developer<|message|>');
     const sections = instructions.length ? ['# Instructions', instructions.join('\n\n')] : [];
     if (tools.length) sections.push(harmonyToolsSection(tools));
+    if (format_) sections.push(`# Response Formats\n\n## ${format_.name}\n\n${JSON.stringify(format_.schema)}`);
     content(sections.join('\n\n'));
     format('<|end|>');
   }

@@ -9,15 +9,10 @@ import type { Generation } from '../generation/generation.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
 import { checkTextFits, type Tokenizer } from '../tokenizer/index.js';
-import {
-  HARMONY_SPECIALS,
-  HarmonyReader,
-  encodeHarmonyContent,
-  renderHarmonyParts,
-  type ChatMessage,
-  type HarmonySpecial,
-} from './harmony.js';
+import { HARMONY_SPECIALS, encodeHarmonyContent, renderHarmonyParts, type ChatMessage, type HarmonySpecial } from './harmony.js';
 import { ChatTemplate, encodeChatPrompt } from './template.js';
+import { HarmonyTurn } from './harmony-turn.js';
+import { constraintOption } from '../generation/request.js';
 import {
   type PromptTools,
   type ToolCall,
@@ -73,9 +68,17 @@ export class ChatPrompter {
       );
     const promptTools = (syntax: PromptTools['syntax']): Pick<ChatPrompt, 'tools'> =>
       tools.length ? { tools: { syntax, ...(force ? { force } : {}) } } : {};
+    if (tools.length && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();
+    if (options.jsonSchemaName !== undefined && (typeof options.jsonSchemaName !== 'string' || !FUNCTION_NAME.test(options.jsonSchemaName)))
+      throw new InvalidOptionError(
+        'jsonSchemaName',
+        `must be 1 to 64 letters, digits, _ or -, got ${JSON.stringify(options.jsonSchemaName)}`,
+      );
     if (this.config.architecture === 'gpt-oss') {
       const ids = this.harmonyIds();
-      const parts = renderHarmonyParts(messages, { ...options, tools });
+      const responseFormat =
+        options.jsonSchema !== undefined ? { name: options.jsonSchemaName ?? 'response', schema: options.jsonSchema } : undefined;
+      const parts = renderHarmonyParts(messages, { ...options, tools, responseFormat });
       fits(parts.map((p) => p.text).join(''));
       const encode = (text: string) => (text ? this.tokenizer.encode(text, { bos: false }) : []);
       return {
@@ -155,62 +158,51 @@ export class ChatPrompter {
     };
     if (prompt.format === 'template') return this.completeTemplate(generate, prompt, genOptions, options);
     const decoder = this.tokenizer.streamDecoder();
-    const harmony = this.harmonyIds();
-    const reader = new HarmonyReader(harmony, (t) => decoder.push(t), options.onText);
+    const ids = this.harmonyIds();
+    const turn = new HarmonyTurn(
+      prompt.ids,
+      generate,
+      (text) => this.tokenizer.encode(text, { bos: false }),
+      ids,
+      (t) => decoder.push(t),
+      options.onText,
+      genOptions.maxTokens ?? 256,
+    );
     const force = prompt.tools?.force;
-    let g: Generation;
-    let ids = prompt.ids;
-    let before: Generation | undefined;
+    const constrained = constraintOption(options) !== undefined;
+    if (constrained && prompt.tools && !force) refuseToolsWithFormat();
     if (force) {
-      // A forced call: the header is written for the model (its function chosen first when several
-      // are allowed), then its arguments follow the function's schema and end the turn.
-      const encode = (text: string) => this.tokenizer.encode(text, { bos: false });
-      const feed = (more: readonly number[]) => {
-        ids = [...ids, ...more];
-        for (const t of more) reader.push(t);
-      };
-      feed(encode('<|channel|>commentary to=functions.'));
-      let tool = force[0];
+      // A forced call: its header is written for the model (the function chosen first by a grammar
+      // over the names when several are allowed), then its arguments follow the function's schema.
+      turn.write('<|channel|>commentary to=functions.');
+      let tool: ToolDefinition | undefined = force[0];
       if (force.length > 1) {
-        before = generate(ids, { ...genOptions, grammar: `root ::= ${force.map((t) => JSON.stringify(t.name)).join(' | ')}` });
-        for await (const _ of before);
-        tool = force.find((t) => t.name === (before as Generation).text) as ToolDefinition;
-        if (!tool) return this.cut(reader, before);
-        feed(before.tokens);
-      } else feed(encode(tool.name));
-      feed(encode(' <|constrain|>json<|message|>'));
-      const left = (genOptions.maxTokens ?? 256) - (before?.tokens.length ?? 0);
-      g = generate(ids, { ...genOptions, maxTokens: left, jsonSchema: argumentsSchema(tool) });
-    } else g = generate(ids, genOptions);
-    for await (const p of g) if (p.token >= 0) reader.push(p.token);
-    if (g.stopToken !== undefined) reader.push(g.stopToken);
-    // A forced call's arguments complete: the turn ends with the call.
-    else if (force && g.stopReason === 'eos') reader.push(harmony['<|call|>']);
-    const tokens = [...(before?.tokens ?? []), ...g.tokens];
-    return {
-      final: reader.final,
-      analysis: reader.analysis,
-      messages: reader.messages,
-      ended: reader.ended,
-      toolCalls: reader.ended === 'call' && prompt.tools ? reader.toolCalls : [],
-      tokens,
-      stopReason: g.stopReason as StopReason,
-      metrics: before ? joinMetrics(before.metrics as GenerationMetrics, g.metrics as GenerationMetrics) : (g.metrics as GenerationMetrics),
-    };
-  }
-
-  /** A forced call whose function could not be chosen (the budget ran out first): the turn as it stands. */
-  private cut(reader: HarmonyReader, g: Generation): ChatCompletion {
-    return {
-      final: reader.final,
-      analysis: reader.analysis,
-      messages: reader.messages,
-      ended: undefined,
-      toolCalls: [],
-      tokens: g.tokens,
-      stopReason: g.stopReason as StopReason,
-      metrics: g.metrics as GenerationMetrics,
-    };
+        const g = await turn.run({ ...genOptions, grammar: `root ::= ${force.map((t) => JSON.stringify(t.name)).join(' | ')}` });
+        tool = force.find((t) => t.name === g.text);
+      } else turn.write(tool.name);
+      if (tool) {
+        turn.write(' <|constrain|>json<|message|>');
+        const g = await turn.run({ ...genOptions, jsonSchema: argumentsSchema(tool) });
+        if (g.stopReason === 'eos' && g.stopToken === undefined) turn.close('<|call|>');
+      }
+    } else if (constrained) {
+      // A response format: the model reasons on the analysis channel, then ie opens the final
+      // channel and the answer follows the format (harmony's headers are special tokens, which a
+      // grammar over text cannot allow, so they are written, not constrained).
+      // The reasoning gets at most half the budget: cut there, it is closed and the answer follows.
+      const { jsonSchema: _s, grammar: _g, json: _j, ...free } = genOptions;
+      turn.write('<|channel|>analysis<|message|>');
+      const end = ids['<|end|>'];
+      const a = await turn.run({ ...free, maxTokens: Math.floor(turn.budget / 2), stopTokens: [...(genOptions.stopTokens ?? []), end] });
+      const cut = a.stopReason === 'length' && turn.budget > 0;
+      if (cut) turn.write('<|end|>');
+      if ((a.stopToken === end || cut) && turn.budget > 0) {
+        turn.write('<|start|>assistant<|channel|>final<|message|>');
+        const f = await turn.run(genOptions);
+        if (f.stopReason === 'eos' && f.stopToken === undefined) turn.close('<|return|>');
+      }
+    } else await turn.run(genOptions);
+    return turn.completion(prompt.tools !== undefined);
   }
 
   /**
@@ -225,6 +217,7 @@ export class ChatPrompter {
     options: ChatOptions,
   ): Promise<ChatCompletion> {
     const force = prompt.tools?.force;
+    if (prompt.tools && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();
     if (force) {
       const open = encodeChatPrompt(this.tokenizer, '<tool_call>\n', { specials: this.specialPieces(), bos: false });
       const g = generate([...prompt.ids, ...open], { ...genOptions, jsonSchema: hermesCallSchema(force) });
@@ -330,19 +323,16 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   });
 }
 
+/** A response format with functions the model may call: the constrained answer could never call one. */
+function refuseToolsWithFormat(): never {
+  throw new InvalidOptionError(
+    'tools',
+    'cannot be offered with jsonSchema, grammar or json (the answer would follow the format and never call): force a call with toolChoice, or leave tools out',
+  );
+}
+
 /** The constraint options a forced call's own schema cannot be combined with. */
 const CONSTRAINTS = ['jsonSchema', 'grammar', 'json'] as const satisfies readonly (keyof ChatOptions)[];
-
-/** Two generations of one turn (a forced call's choice, then its arguments) as one: the prompt of the first, the tokens of both. */
-function joinMetrics(a: GenerationMetrics, b: GenerationMetrics): GenerationMetrics {
-  return {
-    ...b,
-    promptTokens: a.promptTokens,
-    cachedTokens: a.cachedTokens,
-    generatedTokens: a.generatedTokens + b.generatedTokens,
-    ttftMs: a.ttftMs,
-  };
-}
 
 /** The chat options that render() reads: they belong to chatPrompt() when chat() is given its ChatPrompt. */
 const RENDER_OPTIONS = [
@@ -352,6 +342,7 @@ const RENDER_OPTIONS = [
   'templateVariables',
   'tools',
   'toolChoice',
+  'jsonSchemaName',
 ] as const satisfies readonly (keyof ChatOptions)[];
 
 /** A ChatPrompt given in place of messages: the shape prompt() returns, in the model's own format. */

@@ -85,20 +85,6 @@ export function constraintOption(options: GenerateOptions): (typeof CONSTRAINT_O
 }
 
 /**
- * chat() with a constraint: a chat template's answer is the output itself, so it can be
- * constrained; harmony's (gpt-oss) starts with channel headers of special tokens, which a
- * grammar over text cannot allow, so it is refused rather than left to fail mid-answer.
- */
-export function checkChatConstraint(config: ModelConfig, options: GenerateOptions): void {
-  const which = constraintOption(options);
-  if (which !== undefined && config.architecture === 'gpt-oss')
-    throw new InvalidOptionError(
-      which,
-      "structured output is not supported in gpt-oss's harmony chat yet: use generate() with a prompt that ends in the final channel's header (<|start|>assistant<|channel|>final<|message|>)",
-    );
-}
-
-/**
  * The request's constraint. Its stop tokens are every token that ends the generation (the
  * tokenizer's EOS, the model's stop ids, the request's stopTokens): the mask allows them only
  * once the output is complete, so a generation never stops mid-object.

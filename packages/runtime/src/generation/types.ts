@@ -56,6 +56,11 @@ export interface ChatOptions extends GenerateOptions, HarmonyOptions {
    * keywords supported).
    */
   toolChoice?: ToolChoice;
+  /**
+   * The name gpt-oss's developer message gives `jsonSchema` (harmony's `# Response Formats`; OpenAI's
+   * `json_schema.name`): 1 to 64 letters, digits, `_` or `-`. Default `response`.
+   */
+  jsonSchemaName?: string;
 }
 
 /** A conversation as the model reads it: the rendered text and its token ids. */

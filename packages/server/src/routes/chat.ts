@@ -17,16 +17,25 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     // format, a conversation its template refuses, one longer than the context; the scheduler runs
     // this prompt as it is. The contents alone first: the rendered conversation is longer.
     refuseSurelyTooLong(engine, messages.map((m) => m.content).join(''), 'the conversation', 'messages');
-    // The functions offered are part of the prompt (how the model reads them, and what it must call).
-    const prompt = engine.chatPrompt(messages, toolsOf(body));
+    // The functions offered and the response format are part of the prompt (gpt-oss's developer
+    // message declares both); the format's constraint runs in the scheduler. OpenAI's default
+    // max_tokens: as long as the context allows.
+    const sampling = samplingOf(body, engine.contextLength);
+    const prompt = engine.chatPrompt(messages, {
+      ...toolsOf(body),
+      ...(sampling.jsonSchema !== undefined
+        ? { jsonSchema: sampling.jsonSchema, jsonSchemaName: body.response_format?.json_schema?.name }
+        : {}),
+      ...(sampling.json ? { json: true } : {}),
+      ...(sampling.grammar !== undefined ? { grammar: sampling.grammar } : {}),
+    });
     if (prompt.ids.length > engine.contextLength)
       throw new ServerError(
         'IE_SERVER_CONTEXT_LENGTH',
         `the conversation is ${prompt.ids.length} tokens in the model's chat format; the model's context holds ${engine.contextLength}`,
         'messages',
       );
-    // OpenAI's default max_tokens: as long as the context allows.
-    const options = { ...samplingOf(body, engine.contextLength), ...chatLogprobsOf(body) };
+    const options = { ...sampling, ...chatLogprobsOf(body) };
     const request: GenerationRequest = { kind: 'chat', conversation: prompt, options, singleToolCall: body.parallel_tool_calls === false };
     const requests = choicesOf(body.n, request);
     return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
