@@ -12,7 +12,7 @@ import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTok
 import { KernelContext } from '@ie/kernels';
 import { SHARED_DIR } from '@ie/testing';
 import { GptOssReference } from '../test/gpt-oss-reference.js';
-import { Engine, Model, renderHarmony } from './index.js';
+import { Engine, Model, type Piece, renderHarmony } from './index.js';
 
 const DIR = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
 const HAS = existsSync(join(DIR, 'hf', 'model.safetensors'));
@@ -232,12 +232,47 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     expect(['eos', 'length']).toContain(r.stopReason);
     // Whatever a random model says, what was streamed is what the messages hold.
     expect(streamed.join('')).toBe(r.messages.map((m) => m.content).join(''));
-    // Per-token logprobs do not map onto harmony's channels: refused, naming generate() as the way.
-    await expect(e.chat([{ role: 'user', content: 'Hello there' }], { logprobs: true })).rejects.toMatchObject({
-      code: 'IE_INVALID_OPTION',
-      option: 'logprobs',
-      message: expect.stringMatching(/harmony .*generate\(\)/),
-    });
+    // Logprobs: every content token's piece, with its channel, as generate() gives it for the same ids.
+    const ask = [{ role: 'user' as const, content: 'Hello there' }];
+    // A random model seldom opens a message: <|message|> made likelier, and the first seed whose answer has final text.
+    const [msg] = e.tokenize('<|message|>', { bos: false });
+    const base = { maxTokens: 40, temperature: 1, topK: 0, minP: 0, topP: 1, logitBias: { [msg]: 3 } };
+    let sampling = { ...base, seed: 0 };
+    let pieces: Array<{ channel: string; piece: Piece }> = [];
+    let withLp = await e.chat(ask, sampling);
+    for (let seed = 0; seed < 100; seed++) {
+      sampling = { ...base, seed };
+      const got: typeof pieces = [];
+      withLp = await e.chat(ask, {
+        ...sampling,
+        logprobs: true,
+        topLogprobs: 2,
+        onText: (_t, channel, piece) => piece && got.push({ channel, piece }),
+      });
+      pieces = got;
+      if (withLp.final) break;
+    }
+    const p = e.chatPrompt(ask);
+    const g = e.generate(p.ids, { ...sampling, logprobs: true, topLogprobs: 2, stopTokens: p.stopTokens });
+    const all: Piece[] = [];
+    for await (const x of g) if (x.token >= 0) all.push(x);
+    expect(all.map((x) => x.token)).toEqual(withLp.tokens);
+    const byToken = new Map(all.map((x, i) => [i, x]));
+    let at = 0;
+    for (const { piece } of pieces) {
+      // In order, each a piece generate() gave (the headers' pieces skipped).
+      while (at < all.length && byToken.get(at)?.token !== piece.token) at++;
+      // The chat reused its cached prefix (prefilled apart): float rounding apart, the same values.
+      expect(all[at]?.logprob).toBeCloseTo(piece.logprob as number, 4);
+      expect(piece.topLogprobs).toHaveLength(2);
+      at++;
+    }
+    expect(pieces.length).toBeGreaterThan(0);
+    expect(pieces.some((x) => x.channel === 'final')).toBe(true);
+    const text = new TextDecoder().decode(
+      Uint8Array.from(pieces.filter((x) => x.channel === 'final').flatMap((x) => [...(e.tokenizer.tokenBytes?.()[x.piece.token] ?? [])])),
+    );
+    expect(text).toBe(withLp.final);
   });
 
   it('writes a message’s text that looks like a special token as ordinary tokens, so a user cannot close their turn', async () => {

@@ -6,8 +6,9 @@
  * first finds the turn so far in the KV cache (`reusePrefix`), so only ie's text is prefilled.
  */
 import type { Generation } from '../generation/generation.js';
-import type { ChatCompletion, GenerateOptions, StopReason } from '../generation/types.js';
+import type { ChatCompletion, GenerateOptions, Piece, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
+import type { StreamDecoder } from '../tokenizer/types.js';
 import { HarmonyReader, type HarmonySpecial } from './harmony.js';
 
 export type HarmonyIds = Readonly<Record<HarmonySpecial, number>> & { readonly '<|constrain|>'?: number };
@@ -25,12 +26,17 @@ export class HarmonyTurn {
     private readonly generate: (ids: readonly number[], options: GenerateOptions) => Generation,
     private readonly encode: (text: string) => number[],
     readonly specials: HarmonyIds,
-    decodeText: (token: number) => string,
-    onText: ((text: string, channel: string) => void) | undefined,
+    decoder: StreamDecoder,
+    onText: ((text: string, channel: string, piece?: Piece) => void) | undefined,
     maxTokens: number,
   ) {
     this.ids = [...prompt];
-    this.reader = new HarmonyReader(specials, decodeText, onText);
+    this.reader = new HarmonyReader(
+      specials,
+      (t) => decoder.push(t),
+      onText,
+      () => decoder.flush(),
+    );
     this.left = maxTokens;
   }
 
@@ -55,7 +61,8 @@ export class HarmonyTurn {
   /** One generation from the turn so far, within the turn's budget (and `options.maxTokens`); its tokens and stop token join the turn. */
   async run(options: GenerateOptions): Promise<Generation> {
     const g = this.generate(this.ids, { ...options, maxTokens: Math.min(options.maxTokens ?? this.left, this.left) });
-    for await (const p of g) if (p.token >= 0) this.reader.push(p.token);
+    // With logprobs, each of the model's tokens goes to onText with its piece (ie's own text has none).
+    for await (const p of g) if (p.token >= 0) this.reader.push(p.token, options.logprobs ? p : undefined);
     this.runs.push(g);
     this.left -= g.tokens.length;
     this.ids.push(...g.tokens);
@@ -70,6 +77,7 @@ export class HarmonyTurn {
 
   /** The turn as chat() returns it; `calls`: whether the turn's calls are read (tools were offered). */
   completion(calls: boolean): ChatCompletion {
+    this.reader.finish();
     const last = this.runs[this.runs.length - 1];
     // The last generation's stop token ends the turn, as generate()'s never joins its tokens.
     const tokens = last.stopToken !== undefined ? this.tokens.slice(0, -1) : this.tokens;

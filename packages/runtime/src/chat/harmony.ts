@@ -7,6 +7,7 @@
  */
 
 import { pushAll } from '../arrays.js';
+import type { Piece } from '../generation/types.js';
 import { type ToolCall, type ToolDefinition, harmonyToolsSection } from './tools.js';
 
 export type ReasoningEffort = 'low' | 'medium' | 'high';
@@ -168,21 +169,25 @@ export class HarmonyReader {
   constructor(
     ids: Readonly<Record<HarmonySpecial, number>> & { readonly '<|constrain|>'?: number },
     private readonly decodeText: (token: number) => string,
-    private readonly onText?: (text: string, channel: string) => void,
+    private readonly onText?: (text: string, channel: string, piece?: Piece) => void,
+    /** What the decoder still holds (an incomplete character as U+FFFD): ends a message's text when it closes. */
+    private readonly flushText?: () => string,
   ) {
     this.byId = new Map(Object.entries(ids).map(([k, v]) => [v, k as HarmonySpecial | '<|constrain|>']));
   }
 
-  push(token: number): void {
+  /** `piece`: the model's piece for this token (with logprobs): passed to onText with its content, even while a character is incomplete. */
+  push(token: number, piece?: Piece): void {
     const special = this.byId.get(token);
     if (special === undefined) {
       const text = this.decodeText(token);
       if (this.state === 'content' && this.current) {
         this.current.content += text;
-        if (text) this.onText?.(text, this.current.channel);
+        if (text || piece) this.onText?.(text, this.current.channel, piece);
       } else this.header += text;
       return;
     }
+    if (special !== '<|constrain|>') this.finish();
     switch (special) {
       case '<|start|>':
         this.close();
@@ -217,6 +222,15 @@ export class HarmonyReader {
         this.ended = special === '<|return|>' ? 'return' : 'call';
         break;
     }
+  }
+
+  /** Ends the open message's text with what the decoder still holds (a message cut by the token budget). */
+  finish(): void {
+    if (this.state !== 'content' || !this.current || !this.flushText) return;
+    const rest = this.flushText();
+    if (!rest) return;
+    this.current.content += rest;
+    this.onText?.(rest, this.current.channel);
   }
 
   /** The answer: the final channel's text (the last such message). */

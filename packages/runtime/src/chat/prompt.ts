@@ -141,11 +141,6 @@ export class ChatPrompter {
             'shapes how messages are rendered, and this ChatPrompt is rendered already: pass it to chatPrompt() instead',
           );
     }
-    if (prompt.format === 'harmony' && options.logprobs)
-      throw new InvalidOptionError(
-        'logprobs',
-        "is not available in harmony (gpt-oss) chat, whose tokens are split into channels: run chatPrompt()'s ids through generate() for them",
-      );
     if (prompt.tools && options.logprobs)
       throw new InvalidOptionError(
         'logprobs',
@@ -164,7 +159,7 @@ export class ChatPrompter {
       generate,
       (text) => this.tokenizer.encode(text, { bos: false }),
       ids,
-      (t) => decoder.push(t),
+      decoder,
       options.onText,
       genOptions.maxTokens ?? 256,
     );

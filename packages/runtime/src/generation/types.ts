@@ -43,8 +43,9 @@ export interface GenerateOptions extends SamplingOptions {
 export interface ChatOptions extends GenerateOptions, HarmonyOptions {
   /**
    * Streams the answer as it is decoded, with its channel (`final`, `analysis`, `commentary`; a chat
-   * template's answer is `final`). With `logprobs` (chat templates only: harmony's tokens are split
-   * into channels), called for every token with its piece, text "" while a character is incomplete.
+   * template's answer is `final`). With `logprobs`, called for every token of a message's content
+   * with its piece (harmony's headers and special tokens have none), text "" while a character is
+   * incomplete.
    */
   onText?: (text: string, channel: string, piece?: Piece) => void;
   /** More variables for a chat template (a template's own switches, such as `enable_thinking`). */
