@@ -341,6 +341,54 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     );
   });
 
+  it('a chat session runs its functions for the model and gives it their results, until it answers', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-session-')), 'm');
+    await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });
+    await using e = await Engine.load(dir, { threads: 1 });
+    const seen: unknown[] = [];
+    const functions = {
+      get_weather: {
+        description: 'The weather in a city.',
+        parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'] },
+        handler: (args: unknown) => {
+          seen.push(args);
+          return { rain: true };
+        },
+      },
+    };
+    // The first round's call forced (a random model seldom calls on its own); then the model may answer.
+    const s = e.chatSession({ functions, toolChoice: { name: 'get_weather' }, temperature: 1, seed: 2, maxTokens: 60 });
+    const r = await s.prompt('Weather in Oslo?');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toEqual({ city: expect.any(String) });
+    const h = s.history;
+    expect(h.slice(0, 3)).toEqual([
+      { role: 'user', content: 'Weather in Oslo?' },
+      { role: 'assistant', content: '', toolCalls: [{ name: 'get_weather', arguments: expect.any(String) }] },
+      { role: 'tool', name: 'get_weather', content: '{"rain":true}' },
+    ]);
+    expect(JSON.parse(h[1].toolCalls?.[0].arguments as string)).toEqual(seen[0]);
+    expect(h.at(-1)).toMatchObject({ role: 'assistant', content: r.final });
+    // A handler that throws: its error goes to the model as the result. No rounds left: the call ends the turn unanswered.
+    const failing = e.chatSession({
+      functions: { get_weather: { ...functions.get_weather, handler: () => Promise.reject(new Error('offline')) } },
+      toolChoice: 'required',
+      temperature: 1,
+      seed: 3,
+      maxTokens: 60,
+    });
+    await failing.prompt('Weather?');
+    expect(failing.history[2]).toEqual({ role: 'tool', name: 'get_weather', content: '{"error":"offline"}' });
+    // maxFunctionRounds 0: the call ends the turn, unanswered.
+    const none = e.chatSession({ functions, toolChoice: 'required', maxFunctionRounds: 0, temperature: 1, seed: 4, maxTokens: 60 });
+    const unanswered = await none.prompt('Weather?');
+    expect([unanswered.ended, unanswered.toolCalls.length, seen.length]).toEqual(['call', 1, 1]);
+    expect(none.history.map((m) => m.role)).toEqual(['user', 'assistant']);
+    await expect(e.chatSession({ functions: { f: { handler: 5 as never } } }).prompt('x')).rejects.toMatchObject({
+      option: 'functions.f.handler',
+    });
+  });
+
   it('declares tools, forces a call whose arguments follow its schema, and reads it back as a call', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ie-gptoss-tools-')), 'm');
     await exportIebin(synthModel('gpt-oss-tiny', { seed: 3 }), dir, { converter: 'test' });

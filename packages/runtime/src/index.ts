@@ -27,7 +27,7 @@ export {
   type ReasoningEffort,
 } from './chat/harmony.js';
 export { ChatTemplate, ChatTemplateError, encodeChatPrompt, strftime, type RenderOptions } from './chat/template.js';
-export { ChatSession, type ChatSessionOptions, type ChatEngine } from './chat/session.js';
+export { ChatSession, type ChatSessionOptions, type ChatSessionFunction, type ChatEngine } from './chat/session.js';
 export type { ToolCall, ToolChoice, ToolDefinition, PromptTools } from './chat/tools.js';
 export { Model, type ModelOptions } from './model.js';
 export { Sequence, type SequenceOptions } from './sequence.js';
