@@ -6,12 +6,13 @@
 import type { IebinHeader, ModelConfig } from '@ie/format';
 import { IeRuntimeError, InvalidOptionError } from '../errors.js';
 import type { Generation } from '../generation/generation.js';
-import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, StopReason } from '../generation/types.js';
+import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, Piece, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
 import { checkTextFits, type Tokenizer } from '../tokenizer/index.js';
 import { HARMONY_SPECIALS, encodeHarmonyContent, renderHarmonyParts, type ChatMessage, type HarmonySpecial } from './harmony.js';
 import { ChatTemplate, encodeChatPrompt } from './template.js';
 import { HarmonyTurn } from './harmony-turn.js';
+import { ReasoningSplitter, promptOpensThinking, templateThinks } from './reasoning.js';
 import { constraintOption } from '../generation/request.js';
 import {
   type PromptTools,
@@ -221,23 +222,43 @@ export class ChatPrompter {
       return this.templateCompletion(g, calls.length ? '' : g.text, calls);
     }
     const g = generate(prompt.ids, genOptions);
-    if (prompt.tools) {
-      const filter = new HermesTextFilter((text) => options.onText?.(text, 'final'));
-      for await (const p of g) filter.push(p.text);
-      const { content, calls } = parseHermesCalls(g.text);
-      if (!calls.length) filter.flush();
-      return this.templateCompletion(g, calls.length ? content : g.text, calls);
+    // A template that thinks in <think> blocks: the block is the reasoning (analysis), the rest the
+    // answer; unconstrained answers only (a constrained one is the format itself).
+    const thinks = templateThinks(this.header.chat?.template ?? '') && constraintOption(options) === undefined;
+    const split = thinks ? new ReasoningSplitter(promptOpensThinking(prompt.text)) : undefined;
+    // The answer's text goes to onText up to its first <tool_call> when functions were offered.
+    const calls = prompt.tools ? new HermesTextFilter((text) => options.onText?.(text, 'final')) : undefined;
+    const emit = (text: string, channel: string, piece?: Piece) => {
+      if (channel === 'final' && calls) calls.push(text);
+      else if (text || piece) options.onText?.(text, channel, piece);
+    };
+    const pass = (parts: Array<[string, string]>, piece?: Piece) => {
+      parts.forEach(([text, channel], k) => emit(text, channel, k === parts.length - 1 ? piece : undefined));
+      // A token whose text is held back (part of a tag, an incomplete character) still reports its piece.
+      if (!parts.length && piece) emit('', split?.channel ?? 'final', piece);
+    };
+    for await (const p of g) {
+      const piece = options.logprobs && p.token >= 0 ? p : undefined;
+      if (split) pass(split.push(p.text), piece);
+      else if (p.text || piece) emit(p.text, 'final', piece);
     }
-    for await (const p of g) if (p.text || (options.logprobs && p.token >= 0)) options.onText?.(p.text, 'final', p);
-    return this.templateCompletion(g, g.text, []);
+    if (split) pass(split.flush());
+    const answer = split ? split.answer : g.text;
+    const reasoning = split ? split.reasoning.trim() : '';
+    if (calls) {
+      const { content, calls: made } = parseHermesCalls(answer);
+      if (!made.length) calls.flush();
+      return this.templateCompletion(g, made.length ? content : answer, made, reasoning);
+    }
+    return this.templateCompletion(g, answer, [], reasoning);
   }
 
-  private templateCompletion(g: Generation, final: string, toolCalls: ToolCall[]): ChatCompletion {
+  private templateCompletion(g: Generation, final: string, toolCalls: ToolCall[], analysis = ''): ChatCompletion {
     const stopReason = g.stopReason as StopReason;
     return {
       final,
-      analysis: '',
-      messages: [{ channel: 'final', content: final }],
+      analysis,
+      messages: [...(analysis ? [{ channel: 'analysis', content: analysis }] : []), { channel: 'final', content: final }],
       ended: toolCalls.length ? 'call' : stopReason === 'eos' ? 'return' : undefined,
       toolCalls,
       tokens: g.tokens,

@@ -79,7 +79,7 @@ export interface ChatPrompt {
 export interface ChatCompletion {
   /** The answer (harmony's final channel; the whole answer with a chat template). */
   final: string;
-  /** The model's reasoning (harmony's analysis channel; '' with a chat template). */
+  /** The model's reasoning: harmony's analysis channel, or a chat template's `<think>` block (DeepSeek-R1, Qwen3); '' when none. */
   analysis: string;
   messages: HarmonyMessage[];
   /** `return`: the turn ended (for a chat template: at EOS or an end-of-turn token); `call`: a tool call; undefined: stopped by length, stop string or context. */
