@@ -31,7 +31,10 @@ export const chat = defineCommand({
       description: 'reasoning effort of a gpt-oss (harmony) model',
       defaultText: "the model's",
     },
-    'show-analysis': { type: 'boolean', description: "write a gpt-oss model's reasoning to stderr" },
+    'show-analysis': {
+      type: 'boolean',
+      description: "write the model's reasoning to stderr (gpt-oss's analysis channel, a template's <think> block)",
+    },
     ...ENGINE_FLAGS,
   },
   examples: [

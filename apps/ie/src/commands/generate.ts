@@ -170,7 +170,10 @@ export const generate = defineCommand({
       description: 'reasoning effort of a gpt-oss (harmony) model (with --chat)',
       defaultText: "the model's",
     },
-    'show-analysis': { type: 'boolean', description: "write a gpt-oss model's reasoning to stderr (with --chat)" },
+    'show-analysis': {
+      type: 'boolean',
+      description: "write the model's reasoning to stderr (with --chat): gpt-oss's analysis channel, a template's <think> block",
+    },
     verify: {
       type: 'boolean',
       description: 'check every weight checksum, NaN/Inf and the tokenizer hash before running (what ie validate --deep checks)',
@@ -300,13 +303,12 @@ async function chatTurn(
   v: { system?: string; reasoning?: ReasoningEffort; 'show-analysis'?: boolean; json?: boolean },
   io: Io,
 ): Promise<void> {
-  // gpt-oss chats in harmony (channels, reasoning effort); other models through their own chat template, which has neither.
+  // gpt-oss chats in harmony (channels, reasoning effort); other models through their own chat template (no effort; a <think> block is their reasoning).
   const harmony = engine.config.architecture === 'gpt-oss';
-  for (const f of ['reasoning', 'show-analysis'] as const)
-    if (!harmony && v[f] !== undefined)
-      io.err(
-        `ie: note: --${f} applies to gpt-oss (harmony) models; this ${engine.config.architecture} model chats through its chat template`,
-      );
+  if (!harmony && v.reasoning !== undefined)
+    io.err(
+      `ie: note: --reasoning applies to gpt-oss (harmony) models; this ${engine.config.architecture} model chats through its chat template`,
+    );
   // The answer (final channel) to stdout as it comes; the reasoning to stderr when asked.
   const messages = [
     ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []),
