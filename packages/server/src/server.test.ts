@@ -856,6 +856,17 @@ describe('chat through the openai client', () => {
       JSON.stringify({ ...body, tool_choice: { type: 'function', function: { name: 'nope' } } }),
     );
     expect([unknown.status, unknown.json.error.param]).toEqual([400, 'tool_choice']);
+    const bounded = {
+      type: 'function',
+      function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } },
+    };
+    const unenforceable = await post(
+      s,
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'm', messages, tools: [bounded], tool_choice: 'required' }),
+    );
+    expect([unenforceable.status, unenforceable.json.error.param]).toEqual([400, 'tools']);
+    expect(unenforceable.json.error.message).toMatch(/tools\[0\]\.parameters.*minimum/);
     const noTools = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages, tool_choice: 'required' }));
     expect([noTools.status, noTools.json.error.param]).toEqual([400, 'tool_choice']);
   });

@@ -20,6 +20,7 @@ import {
   type ToolDefinition,
   HermesTextFilter,
   argumentsSchema,
+  checkForcedSchemas,
   checkTools,
   forcedTools,
   hermesCallSchema,
@@ -67,6 +68,7 @@ export class ChatPrompter {
         'toolChoice',
         'forces a call whose arguments follow its parameters: it cannot be combined with jsonSchema, grammar or json',
       );
+    if (offer && force) checkForcedSchemas(offer.tools, force);
     const promptTools = (syntax: PromptTools['syntax']): Pick<ChatPrompt, 'tools'> =>
       tools.length ? { tools: { syntax, ...(force ? { force } : {}) } } : {};
     if (tools.length && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();

@@ -319,6 +319,12 @@ describe('tool calls through a chat template (Hermes style)', () => {
     expect(() => e.chatPrompt([{ role: 'user', content: 'hi' }], { toolChoice: 'auto' })).toThrow(
       expect.objectContaining({ option: 'toolChoice' }),
     );
+    // A forced call's schema is compiled when the prompt is made: a keyword ie cannot enforce names the function.
+    const bounded = [{ name: 'f', parameters: { type: 'object', properties: { n: { type: 'integer', minimum: 3 } } } }];
+    expect(() => e.chatPrompt([{ role: 'user', content: 'hi' }], { tools: bounded, toolChoice: 'required' })).toThrow(
+      expect.objectContaining({ code: 'IE_INVALID_OPTION', option: 'tools[0].parameters', message: expect.stringMatching(/minimum/) }),
+    );
+    expect(e.chatPrompt([{ role: 'user', content: 'hi' }], { tools: bounded }).tools).toEqual({ syntax: 'hermes' });
     expect(() => e.chatPrompt([{ role: 'assistant', content: '', toolCalls: [{ name: 'x y', arguments: '{}' }] }])).toThrow(
       expect.objectContaining({ option: 'messages[0].toolCalls[0].name' }),
     );

@@ -6,6 +6,9 @@
  * Hermes style (Qwen2.5, Qwen3, Hermes) have the model write `<tool_call>{"name", "arguments"}</tool_call>`.
  */
 import { InvalidOptionError } from '../errors.js';
+import { StructuredOutputError } from '../structured/errors.js';
+import { compileGrammar } from '../structured/grammar.js';
+import { schemaToGrammar } from '../structured/schema.js';
 
 /** A function the model may call (OpenAI's `tools[].function`). */
 export interface ToolDefinition {
@@ -74,6 +77,23 @@ export function forcedTools(tools: readonly ToolDefinition[], choice: ToolChoice
   if (choice === 'required') return [...tools];
   if (typeof choice === 'object') return tools.filter((t) => t.name === choice.name);
   return undefined;
+}
+
+/**
+ * Checks that a forced call's arguments can be held to each function's schema (compiled now, so an
+ * unsupported keyword is refused when the request is made, naming the function, not mid-turn).
+ */
+export function checkForcedSchemas(tools: readonly ToolDefinition[], force: readonly ToolDefinition[]): void {
+  for (const t of force)
+    try {
+      compileGrammar(schemaToGrammar(argumentsSchema(t)));
+    } catch (e) {
+      if (!(e instanceof StructuredOutputError)) throw e;
+      throw new InvalidOptionError(
+        `tools[${tools.indexOf(t)}].parameters`,
+        `cannot hold a forced call's arguments to ${t.name}'s schema: ${e.message} [${e.code}] (see docs/structured-output.md; toolChoice 'auto' takes any schema)`,
+      );
+    }
 }
 
 /** A function's arguments schema for a forced call: its parameters, or an empty object when it takes none. */
