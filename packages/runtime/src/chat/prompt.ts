@@ -18,14 +18,13 @@ import {
   type PromptTools,
   type ToolCall,
   type ToolDefinition,
-  HermesTextFilter,
   argumentsSchema,
   checkForcedSchemas,
   checkTools,
   forcedTools,
-  hermesCallSchema,
-  parseHermesCalls,
-  templateCallsHermes,
+  HERMES_CALLS,
+  JSON_CALLS,
+  templateCallSyntax,
   templateTools,
 } from './tools.js';
 
@@ -100,10 +99,11 @@ export class ChatPrompter {
         `${this.path}: the model has no chat template (model.ie.json has no chat member), so chat() cannot write its conversation: pass a prompt written in the model's own format to generate() instead, or convert the model from a Hugging Face directory whose tokenizer_config.json has a chat_template (or a GGUF file with tokenizer.chat_template)`,
       );
     this.template ??= new ChatTemplate(chat.template, `${this.path}: the model's chat template`);
-    if (tools.length && !templateCallsHermes(chat.template))
+    const syntax = templateCallSyntax(chat.template);
+    if (tools.length && !syntax)
       throw new IeRuntimeError(
         'IE_CHAT_TOOLS_UNSUPPORTED',
-        `${this.path}: the model's chat template has no tool-call format ie reads (templates that read \`tools\` and write <tool_call> JSON blocks, as Qwen2.5, Qwen3 and Hermes do): leave tools out, or describe the functions in a system message and read the answer yourself`,
+        `${this.path}: the model's chat template has no tool-call format ie reads (templates that read \`tools\` and write <tool_call> JSON blocks, as Qwen2.5, Qwen3 and Hermes do, or a call's "parameters" JSON, as Llama 3.1-3.3 do): leave tools out, or describe the functions in a system message and read the answer yourself`,
       );
     const specials = this.specialPieces();
     const bosToken = chat.bos_token ?? this.pieceOf(this.config.bos_id);
@@ -119,7 +119,7 @@ export class ChatPrompter {
     const ids = encodeChatPrompt(this.tokenizer, text, { bosToken, specials });
     // The template's end-of-turn text (Qwen2's <|im_end|>) ends the answer when it is one token.
     const eot = eosToken === undefined ? undefined : (specials.get(eosToken) ?? this.tokenizer.tokenId?.(eosToken));
-    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot], ...promptTools('hermes') };
+    return { format: 'template', text, ids, stopTokens: eot === undefined ? [] : [eot], ...(syntax ? promptTools(syntax) : {}) };
   }
 
   /**
@@ -216,11 +216,14 @@ export class ChatPrompter {
   ): Promise<ChatCompletion> {
     const force = prompt.tools?.force;
     if (prompt.tools && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();
+    const syntax = prompt.tools?.syntax === 'json' ? JSON_CALLS : HERMES_CALLS;
     if (force) {
-      const open = encodeChatPrompt(this.tokenizer, '<tool_call>\n', { specials: this.specialPieces(), bos: false });
-      const g = generate([...prompt.ids, ...open], { ...genOptions, jsonSchema: hermesCallSchema(force) });
+      // The call's opening (Hermes: <tool_call>) written for the model, its JSON held to the functions' schemas.
+      const { prefix, schema } = syntax.forced;
+      const open = prefix ? encodeChatPrompt(this.tokenizer, prefix, { specials: this.specialPieces(), bos: false }) : [];
+      const g = generate([...prompt.ids, ...open], { ...genOptions, jsonSchema: schema(force) });
       for await (const _ of g);
-      const calls = g.stopReason === 'eos' ? parseHermesCalls(`<tool_call>${g.text}</tool_call>`).calls : [];
+      const calls = g.stopReason === 'eos' ? syntax.parse(`${prefix}${g.text}`).calls : [];
       return this.templateCompletion(g, calls.length ? '' : g.text, calls);
     }
     const g = generate(prompt.ids, genOptions);
@@ -229,7 +232,7 @@ export class ChatPrompter {
     const thinks = templateThinks(this.header.chat?.template ?? '') && constraintOption(options) === undefined;
     const split = thinks ? new ReasoningSplitter(promptOpensThinking(prompt.text)) : undefined;
     // The answer's text goes to onText up to its first <tool_call> when functions were offered.
-    const calls = prompt.tools ? new HermesTextFilter((text) => options.onText?.(text, 'final')) : undefined;
+    const calls = prompt.tools ? syntax.filter((text) => options.onText?.(text, 'final')) : undefined;
     const emit = (text: string, channel: string, piece?: Piece) => {
       if (channel === 'final' && calls) calls.push(text);
       else if (text || piece) options.onText?.(text, channel, piece);
@@ -248,7 +251,7 @@ export class ChatPrompter {
     const answer = split ? split.answer : g.text;
     const reasoning = split ? split.reasoning.trim() : '';
     if (calls) {
-      const { content, calls: made } = parseHermesCalls(answer);
+      const { content, calls: made } = syntax.parse(answer);
       if (!made.length) calls.flush();
       return this.templateCompletion(g, made.length ? content : answer, made, reasoning);
     }
@@ -378,7 +381,12 @@ function checkChatPrompt(p: readonly ChatMessage[] | ChatPrompt, format: ChatPro
   if (!ids(c.stopTokens)) throw new InvalidOptionError('prompt.stopTokens', 'must be an array of token ids');
   if (c.tools !== undefined) {
     const t = c.tools as Partial<PromptTools> | null;
-    if (typeof t !== 'object' || t === null || t.syntax !== (format === 'harmony' ? 'harmony' : 'hermes'))
+    if (
+      typeof t !== 'object' ||
+      t === null ||
+      (format === 'harmony') !== (t.syntax === 'harmony') ||
+      !['harmony', 'hermes', 'json'].includes(t.syntax as string)
+    )
       throw new InvalidOptionError('prompt.tools', 'must be the tools member chatPrompt() gave this prompt');
     if (t.force !== undefined) checkTools(t.force, 'required');
   }

@@ -10,7 +10,16 @@ import { describe, expect, it } from 'vitest';
 import { SYNTH_PRESETS, exportIebin, synthModel } from '@ie/format';
 import { Engine } from '../index.js';
 import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, type HarmonySpecial } from './harmony.js';
-import { HermesTextFilter, type ToolDefinition, checkTools, parseHermesCalls, schemaToTypescript } from './tools.js';
+import {
+  HermesTextFilter,
+  JSON_CALLS,
+  type ToolDefinition,
+  checkTools,
+  parseHermesCalls,
+  parseJsonCalls,
+  schemaToTypescript,
+  templateCallSyntax,
+} from './tools.js';
 
 const WEATHER: ToolDefinition[] = [
   { name: 'get_location', description: 'Gets the location of the user.' },
@@ -189,14 +198,50 @@ describe('reading calls', () => {
       let out = '';
       const f = new HermesTextFilter((t) => (out += t));
       for (let i = 0; i < full.length; i += size) f.push(full.slice(i, i + size));
-      f.flush();
       expect(out, String(size)).toBe('Checking <the> weather.');
+      // Were it not a call after all (it did not parse), flush() passes the rest on.
+      f.flush();
+      expect(out, String(size)).toBe(full);
     }
     let out = '';
     const f = new HermesTextFilter((t) => (out += t));
     for (const piece of ['a <tool', '_c', 'all? no']) f.push(piece);
     f.flush();
     expect(out).toBe('a <tool_call? no');
+  });
+
+  it('json (Llama 3): the whole answer a {"name", "parameters"} object (after <|python_tag|>, several split by ;) is calls', () => {
+    expect(parseJsonCalls(' {"name": "get_weather", "parameters": {"city": "Paris"}}')).toEqual({
+      content: '',
+      calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }],
+    });
+    expect(parseJsonCalls('<|python_tag|>{"name": "a", "arguments": {}}; {"name": "b", "parameters": {"x": 1}}').calls).toEqual([
+      { name: 'a', arguments: '{}' },
+      { name: 'b', arguments: '{"x":1}' },
+    ]);
+    for (const text of ['The weather is fine.', '{"city": "Paris"}', '{"name": "a"} and more', '[1, 2]'])
+      expect(parseJsonCalls(text), text).toEqual({ content: text, calls: [] });
+    // Streamed: an answer that begins like a call is held to the end; any other streams as it comes.
+    const run = (pieces: string[], calls: boolean) => {
+      let out = '';
+      const f = JSON_CALLS.filter((t) => (out += t));
+      for (const p of pieces) f.push(p);
+      const during = out;
+      if (!calls) f.flush();
+      return [during, out];
+    };
+    expect(run(['  {"name"', ': "a", "parameters": {}}'], true)).toEqual(['', '']);
+    expect(run(['<|pyth', 'on_tag|>{"name": "a"}'], true)).toEqual(['', '']);
+    expect(run(['  {not json'], false)).toEqual(['', '  {not json']);
+    expect(run(['  Sun', 'ny.'], false)).toEqual(['  Sunny.', '  Sunny.']);
+    expect(run(['<b>', 'bold'], false)).toEqual(['<b>bold', '<b>bold']);
+  });
+
+  it('a template’s syntax: <tool_call> blocks, or a call’s "parameters" JSON; neither without `tools`', () => {
+    expect(templateCallSyntax('{% if tools %}…<tool_call>{% endif %}')).toBe('hermes');
+    expect(templateCallSyntax('{% if tools %}{"name": …, "parameters": …}{% endif %}')).toBe('json');
+    expect(templateCallSyntax('{{ messages }}"parameters"<tool_call>')).toBeUndefined();
+    expect(templateCallSyntax('{% if tools %}{{ tools }}{% endif %}')).toBeUndefined();
   });
 
   it('refuses malformed tools and choices, naming the field', () => {
@@ -223,6 +268,15 @@ const HERMES_TEMPLATE = [
   '{%- if m.role == "tool" %}<|user|>\n<tool_response>{{ m.content }}</tool_response></s>\n',
   '{%- elif m.tool_calls %}<|assistant|>\n{% for c in m.tool_calls %}<tool_call>{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}</tool_call>{% endfor %}</s>\n',
   '{%- else %}<|{{ m.role }}|>\n{{ m.content }}</s>\n{%- endif %}',
+  '{%- endfor %}{%- if add_generation_prompt %}<|assistant|>\n{%- endif %}',
+].join('');
+
+/** A Llama 3.1-style template, cut down: the functions as JSON in the user turn, a call as {"name", "parameters"}. */
+const LLAMA3_TEMPLATE = [
+  '{%- for m in messages %}',
+  '{%- if m.role == "tool" %}<|user|>\n{{ m.content }}</s>\n',
+  '{%- elif m.tool_calls %}<|assistant|>\n{% for c in m.tool_calls %}{"name": "{{ c.function.name }}", "parameters": {{ c.function.arguments | tojson }}}{% endfor %}</s>\n',
+  '{%- else %}<|{{ m.role }}|>\n{% if tools and loop.last %}Functions:{% for t in tools %} {{ t.function.name }}{% endfor %}\n{% endif %}{{ m.content }}</s>\n{%- endif %}',
   '{%- endfor %}{%- if add_generation_prompt %}<|assistant|>\n{%- endif %}',
 ].join('');
 
@@ -305,6 +359,53 @@ describe('tool calls through a chat template (Hermes style)', () => {
     const r = await e.chat(ask, { tools: small, toolChoice: 'required', temperature: 1, seed: 4, maxTokens: 300 });
     expect(r.ended).toBe('call');
     expect(['get_weather', 'get_time']).toContain(r.toolCalls[0]?.name);
+  });
+
+  it('Llama 3 style: the functions through the template, a forced call as {"name", "parameters"} JSON', async () => {
+    await using e = await engineWith(LLAMA3_TEMPLATE);
+    const small: ToolDefinition[] = [
+      { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'] } },
+      { name: 'get_time' },
+    ];
+    const ask = [{ role: 'user' as const, content: 'weather?' }];
+    const p = e.chatPrompt(ask, { tools: small });
+    expect(p.tools).toEqual({ syntax: 'json' });
+    expect(p.text).toContain('Functions: get_weather get_time');
+    const earlier = e.chatPrompt(
+      [
+        ...ask,
+        { role: 'assistant', content: '', toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }] },
+        { role: 'tool', content: 'rain', name: 'get_weather' },
+      ],
+      { tools: small },
+    );
+    expect(earlier.text).toContain('{"name": "get_weather", "parameters": {"city": "Oslo"}}</s>');
+    for (const [choice, seed] of [
+      [{ name: 'get_weather' }, 1],
+      ['required', 2],
+    ] as const) {
+      let streamed = '';
+      const r = await e.chat(ask, {
+        tools: small,
+        toolChoice: choice,
+        temperature: 1,
+        seed,
+        maxTokens: 300,
+        onText: (t) => (streamed += t),
+      });
+      expect(r.ended).toBe('call');
+      expect(r.toolCalls).toHaveLength(1);
+      if (typeof choice === 'object') expect(r.toolCalls[0].name).toBe('get_weather');
+      const args = JSON.parse(r.toolCalls[0].arguments);
+      if (r.toolCalls[0].name === 'get_weather') expect([...args.city].length).toBeLessThanOrEqual(8);
+      else expect(args).toEqual({});
+      expect([r.final, streamed]).toEqual(['', '']);
+    }
+    // 'auto': a random model answers in text; streamed as it comes, the whole answer its content.
+    let streamed = '';
+    const free = await e.chat(ask, { tools: small, temperature: 0, maxTokens: 8, onText: (t) => (streamed += t) });
+    expect(free.toolCalls).toEqual([]);
+    expect(streamed).toBe(free.final);
   });
 
   it('refuse tools where the template has no call format, and a forced call combined with another constraint', async () => {

@@ -35,8 +35,12 @@ export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
 
 /** How a prompt's tools are read back, and the call a `required` or named choice forces. */
 export interface PromptTools {
-  /** `harmony`: commentary messages to functions.*; `hermes`: `<tool_call>` JSON blocks in the text. */
-  syntax: 'harmony' | 'hermes';
+  /**
+   * `harmony`: commentary messages to functions.*; `hermes`: `<tool_call>` JSON blocks in the text
+   * (Qwen2.5, Qwen3, Hermes); `json`: the answer a JSON object `{"name", "parameters"}` (Llama 3.1 to
+   * 3.3, optionally after `<|python_tag|>`).
+   */
+  syntax: 'harmony' | 'hermes' | 'json';
   /** Set for `required` / a named choice: the model calls one of these (one: that one). */
   force?: ToolDefinition[];
 }
@@ -258,22 +262,26 @@ function hermesCall(json: string): ToolCall | undefined {
 
 /**
  * Streams a Hermes-style answer's text up to its first `<tool_call>`: text that could be the start
- * of one is held back until it is not, and nothing after one is passed on (the calls are read
- * from the whole text at the end).
+ * of one is held back until it is not, and what follows one is held (the calls are read from the
+ * whole text at the end; flush() passes it on when they were not calls after all).
  */
-export class HermesTextFilter {
+export class HermesTextFilter implements CallTextFilter {
   private held = '';
   private inCall = false;
 
   constructor(private readonly emit: (text: string) => void) {}
 
   push(text: string): void {
-    if (this.inCall || !text) return;
+    if (!text) return;
+    if (this.inCall) {
+      this.held += text;
+      return;
+    }
     const t = this.held + text;
     const at = t.indexOf(OPEN);
     if (at >= 0) {
       this.inCall = true;
-      this.held = '';
+      this.held = t.slice(at);
       if (at > 0) this.emit(t.slice(0, at));
       return;
     }
@@ -288,28 +296,121 @@ export class HermesTextFilter {
     if (t.length > keep) this.emit(t.slice(0, t.length - keep));
   }
 
-  /** The text held back, when the answer ends outside a call. */
+  /** The text held back, when the answer had no calls after all (a block that did not parse is text). */
   flush(): void {
-    if (!this.inCall && this.held) this.emit(this.held);
+    if (this.held) this.emit(this.held);
     this.held = '';
   }
 }
 
-/** Whether a chat template writes tool calls in the Hermes style (it declares `<tool_call>` and reads `tools`). */
-export function templateCallsHermes(source: string): boolean {
-  return source.includes(OPEN) && /\btools\b/.test(source);
+/**
+ * The tool-call syntax a chat template writes, if ie reads it: `hermes` where it declares
+ * `<tool_call>`, `json` where it writes a call's `"parameters"` (Llama 3.1's); either must read `tools`.
+ */
+export function templateCallSyntax(source: string): 'hermes' | 'json' | undefined {
+  if (!/\btools\b/.test(source)) return undefined;
+  if (source.includes(OPEN)) return 'hermes';
+  if (source.includes('"parameters"')) return 'json';
+  return undefined;
 }
 
-/** A forced Hermes call's JSON schema: {"name": one of the forced functions, "arguments": its schema}. */
-export function hermesCallSchema(force: readonly ToolDefinition[]): Record<string, unknown> {
+/** A streaming text filter: push() the answer's text as it comes, flush() when the answer had no calls. */
+export interface CallTextFilter {
+  push(text: string): void;
+  flush(): void;
+}
+
+/** How a templated model's calls are written, read, streamed around and forced. */
+export interface TemplateCallSyntax {
+  /** The calls in a whole answer, and the rest of its text. */
+  parse(text: string): { content: string; calls: ToolCall[] };
+  /** A filter that passes on the answer's text that is not a call. */
+  filter(emit: (text: string) => void): CallTextFilter;
+  /** What a forced call's answer starts with (written for the model), and its JSON's schema. */
+  forced: { prefix: string; schema(force: readonly ToolDefinition[]): Record<string, unknown> };
+}
+
+/** A forced call's JSON schema: {name: one of the forced functions, [argsKey]: its schema}. */
+function callSchema(force: readonly ToolDefinition[], argsKey: 'arguments' | 'parameters'): Record<string, unknown> {
   const one = (t: ToolDefinition) => ({
     type: 'object',
-    properties: { name: { const: t.name }, arguments: argumentsSchema(t) },
-    required: ['name', 'arguments'],
+    properties: { name: { const: t.name }, [argsKey]: argumentsSchema(t) },
+    required: ['name', argsKey],
     additionalProperties: false,
   });
   return force.length === 1 ? one(force[0]) : { anyOf: force.map(one) };
 }
+
+export const HERMES_CALLS: TemplateCallSyntax = {
+  parse: parseHermesCalls,
+  filter: (emit) => new HermesTextFilter(emit),
+  forced: { prefix: `${OPEN}\n`, schema: (force) => callSchema(force, 'arguments') },
+};
+
+const PYTHON_TAG = '<|python_tag|>';
+
+/**
+ * The calls in a Llama 3-style answer: the whole answer (after an optional `<|python_tag|>`) a JSON
+ * object `{"name", "parameters"}` (or `"arguments"`), or several separated by `;`. Anything else is
+ * content, with no calls.
+ */
+export function parseJsonCalls(text: string): { content: string; calls: ToolCall[] } {
+  let body = text.trim();
+  if (body.startsWith(PYTHON_TAG)) body = body.slice(PYTHON_TAG.length).trim();
+  const calls: ToolCall[] = [];
+  for (const part of body.split(/;\s*(?=\{)/)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(part.trim().replace(/;$/, ''));
+    } catch {
+      return { content: text.trim(), calls: [] };
+    }
+    if (!isObject(v) || typeof v.name !== 'string') return { content: text.trim(), calls: [] };
+    const args = v.parameters ?? v.arguments ?? {};
+    calls.push({ name: v.name, arguments: typeof args === 'string' ? args : JSON.stringify(args) });
+  }
+  return { content: '', calls };
+}
+
+/**
+ * Streams a Llama 3-style answer: text that begins like a call (`{` or `<|python_tag|>` first) is
+ * held back until the answer ends (flush() passes it on when it was not a call); any other answer
+ * streams as it comes.
+ */
+class JsonCallTextFilter implements CallTextFilter {
+  private held = '';
+  private state: 'start' | 'held' | 'text' = 'start';
+
+  constructor(private readonly emit: (text: string) => void) {}
+
+  push(text: string): void {
+    if (this.state === 'text') {
+      if (text) this.emit(text);
+      return;
+    }
+    this.held += text;
+    if (this.state === 'held') return;
+    const lead = this.held.trimStart();
+    if (!lead) return;
+    if (lead.startsWith('{') || lead.startsWith(PYTHON_TAG)) this.state = 'held';
+    else if (!PYTHON_TAG.startsWith(lead)) {
+      this.state = 'text';
+      this.emit(this.held);
+      this.held = '';
+    }
+  }
+
+  flush(): void {
+    if (this.held) this.emit(this.held);
+    this.held = '';
+  }
+}
+
+export const JSON_CALLS: TemplateCallSyntax = {
+  parse: parseJsonCalls,
+  filter: (emit) => new JsonCallTextFilter(emit),
+  forced: { prefix: '', schema: (force) => callSchema(force, 'parameters') },
+};
 
 /** The tools a template renders with, in the shape Hugging Face templates read (`tools`: [{type, function}]). */
 export function templateTools(tools: readonly ToolDefinition[]): unknown[] {
