@@ -106,6 +106,8 @@ export const CHAT_BODY_SCHEMA = {
           name: { type: 'string' },
           tool_calls: { type: 'array', items: toolCall, maxItems: 128 },
           tool_call_id: { type: 'string' },
+          // An assistant turn's reasoning as this server returned it (llama.cpp's server takes it back the same way).
+          reasoning_content: { anyOf: [{ type: 'string' }, { type: 'null' }] },
         },
       },
     },
@@ -183,6 +185,7 @@ export interface ChatBody extends CommonBody {
     name?: string;
     tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }>;
     tool_call_id?: string;
+    reasoning_content?: string | null;
   }>;
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
@@ -293,6 +296,7 @@ export function messagesOf(b: ChatBody): ChatMessage[] {
         role: 'assistant',
         content,
         toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })),
+        ...(m.reasoning_content ? { reasoning: m.reasoning_content } : {}),
       };
     }
     if (m.role === 'tool') {
@@ -301,7 +305,8 @@ export function messagesOf(b: ChatBody): ChatMessage[] {
       if (name === undefined) badMessage(i, 'tool_call_id', `${JSON.stringify(m.tool_call_id)} answers no earlier assistant tool call`);
       return { role: 'tool', content, name, toolCallId: m.tool_call_id };
     }
-    return { role: m.role, content };
+    if (m.reasoning_content && m.role !== 'assistant') badMessage(i, 'reasoning_content', 'belongs to assistant messages');
+    return { role: m.role, content, ...(m.role === 'assistant' && m.reasoning_content ? { reasoning: m.reasoning_content } : {}) };
   });
 }
 

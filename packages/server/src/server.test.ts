@@ -838,11 +838,28 @@ describe('chat through the openai client', () => {
           role: 'assistant',
           content: null,
           tool_calls: [{ id: call.id, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+          // The call's reasoning, as this server returned it (harmony writes it back before the call).
+          ...({ reasoning_content: 'Need the weather.' } as object),
         },
         { role: 'tool', tool_call_id: call.id, content: '{"rain":true}' },
       ],
     });
     expect(next.choices[0].message.role).toBe('assistant');
+    expect(next.usage?.prompt_tokens).toBe(
+      (s.engine as Engine).chatPrompt(
+        [
+          { role: 'user', content: 'Weather in Oslo?' },
+          {
+            role: 'assistant',
+            content: '',
+            reasoning: 'Need the weather.',
+            toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }],
+          },
+          { role: 'tool', name: 'get_weather', content: '{"rain":true}' },
+        ],
+        { tools: [{ name: 'get_weather', description: 'The weather in a city.', parameters }, { name: 'get_time' }] },
+      ).ids.length,
+    );
     const bad = await post(
       s,
       '/v1/chat/completions',

@@ -18,6 +18,12 @@ export interface ChatMessage {
   content: string;
   /** An assistant message's calls (its content, if any, is what it said before them). */
   toolCalls?: ToolCall[];
+  /**
+   * An assistant message's reasoning (ChatCompletion.analysis): harmony writes it back before the
+   * message's calls (the model reasons across a call and its result); chat templates get it as
+   * `reasoning_content` (Qwen3's reads it).
+   */
+  reasoning?: string;
   /** A tool message's function (`get_weather`): harmony writes the result as that function's message. */
   name?: string;
   /** A tool message's call id (chat templates that print one). */
@@ -90,7 +96,12 @@ export function renderHarmonyParts(messages: readonly ChatMessage[], options: Ha
   }
   for (const m of messages) {
     if (m.role === 'assistant' && m.toolCalls?.length) {
-      // What it said before calling (a preamble) on commentary, then each call to its function.
+      // Its reasoning on analysis, what it said before calling (a preamble) on commentary, then each call to its function.
+      if (m.reasoning) {
+        format('<|start|>assistant<|channel|>analysis<|message|>');
+        content(m.reasoning);
+        format('<|end|>');
+      }
       if (m.content) {
         format('<|start|>assistant<|channel|>commentary<|message|>');
         content(m.content);

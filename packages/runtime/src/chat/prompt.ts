@@ -341,6 +341,8 @@ function checkMessages(messages: readonly ChatMessage[]): void {
       throw new InvalidOptionError(`messages[${i}].name`, 'must be 1 to 64 letters, digits, _ or -');
     if (m.toolCallId !== undefined && typeof m.toolCallId !== 'string')
       throw new InvalidOptionError(`messages[${i}].toolCallId`, 'must be a string');
+    if (m.reasoning !== undefined && (typeof m.reasoning !== 'string' || m.role !== 'assistant'))
+      throw new InvalidOptionError(`messages[${i}].reasoning`, 'must be a string, on an assistant message');
   });
 }
 

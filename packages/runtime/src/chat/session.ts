@@ -107,7 +107,12 @@ export class ChatSession {
       const messages: ChatMessage[] = [...this.turns, { role: 'user', content: text }];
       for (let round = 0; ; round++) {
         const r = await this.engine.chat(messages, { ...chat, ...(tools ? { tools: [...(chat.tools ?? []), ...tools] } : {}) });
-        messages.push({ role: 'assistant', content: r.final, ...(r.toolCalls.length ? { toolCalls: r.toolCalls } : {}) });
+        // A call's reasoning stays with it (harmony gives the model its chain of thought across the call).
+        messages.push({
+          role: 'assistant',
+          content: r.final,
+          ...(r.toolCalls.length ? { toolCalls: r.toolCalls, ...(r.analysis ? { reasoning: r.analysis } : {}) } : {}),
+        });
         // Calls to the session's functions are run and answered; any other call is the caller's to answer.
         if (!functions || !r.toolCalls.length || r.toolCalls.some((c) => !(c.name in functions))) {
           this.turns = messages;

@@ -184,7 +184,7 @@ export class ChatTemplate {
 /**
  * A message as Hugging Face templates read it: `tool_calls` ({type, function: {name, arguments}},
  * the arguments as an object where they parse as one, as transformers passes them),
- * `name` and `tool_call_id` where set.
+ * `reasoning_content`, `name` and `tool_call_id` where set.
  */
 function templateMessage(m: ChatMessage): Record<string, unknown> {
   const out: Record<string, unknown> = { role: m.role, content: m.content };
@@ -194,6 +194,7 @@ function templateMessage(m: ChatMessage): Record<string, unknown> {
       type: 'function',
       function: { name: c.name, arguments: parsedArguments(c.arguments) },
     }));
+  if (m.reasoning !== undefined) out.reasoning_content = m.reasoning;
   if (m.name !== undefined) out.name = m.name;
   if (m.toolCallId !== undefined) out.tool_call_id = m.toolCallId;
   return out;

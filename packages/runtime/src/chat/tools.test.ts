@@ -110,7 +110,12 @@ describe('harmony tool declarations', () => {
       [
         { role: 'system', content: 'Use a friendly tone.' },
         { role: 'user', content: 'What is the weather like in SF?' },
-        { role: 'assistant', content: '', toolCalls: [{ name: 'get_weather', arguments: '{"location":"San Francisco"}' }] },
+        {
+          role: 'assistant',
+          content: '',
+          reasoning: 'Need to use function get_weather.',
+          toolCalls: [{ name: 'get_weather', arguments: '{"location":"San Francisco"}' }],
+        },
         { role: 'tool', name: 'get_weather', content: '{"sunny": true, "temperature": 20}' },
       ],
       { reasoningEffort: 'high', currentDate: '2025-06-28', tools: WEATHER },
@@ -118,6 +123,7 @@ describe('harmony tool declarations', () => {
     expect(p).toBe(
       `${SYSTEM_HIGH}<|start|>developer<|message|># Instructions\n\nUse a friendly tone.\n\n${WEATHER_NAMESPACE}} // namespace functions<|end|>` +
         '<|start|>user<|message|>What is the weather like in SF?<|end|>' +
+        '<|start|>assistant<|channel|>analysis<|message|>Need to use function get_weather.<|end|>' +
         '<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location":"San Francisco"}<|call|>' +
         '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"sunny": true, "temperature": 20}<|end|><|start|>assistant',
     );
