@@ -204,6 +204,47 @@ describe('synth --format gguf → convert --gguf → generate', () => {
   });
 });
 
+describe('generate --chat --tools (synthetic gpt-oss-tiny, whose vocabulary has the harmony tokens)', () => {
+  it('forces a call and prints it as a JSON line; --json has toolCalls; a bad tools file is a usage error', () => {
+    const d = tmp();
+    const m = join(d, 'm');
+    expect(ie('synth', '--preset', 'gpt-oss-tiny', '--seed', '3', '--out-dir', m, '--quiet').code).toBe(0);
+    const tools = join(d, 'tools.json');
+    const weather = {
+      name: 'get_weather',
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'] },
+    };
+    writeFileSync(tools, JSON.stringify([{ type: 'function', function: weather }, { name: 'get_time' }]));
+    const args = [
+      'generate',
+      m,
+      'Weather in Oslo?',
+      '--chat',
+      '--tools',
+      tools,
+      '--tool-choice',
+      'get_weather',
+      '--seed',
+      '1',
+      '-n',
+      '200',
+    ];
+    const r = ie(...args);
+    expect(r.code, r.err).toBe(0);
+    const call = JSON.parse(r.out.trim().split('\n').at(-1) as string);
+    expect(call.name).toBe('get_weather');
+    expect(JSON.parse(call.arguments)).toEqual({ city: expect.any(String) });
+    expect(r.err).toContain('turn ended (call)');
+    const j = JSON.parse(ie(...args, '--json').out);
+    expect(j.toolCalls).toEqual([call]);
+    writeFileSync(tools, '{"name": "f"}');
+    const bad = ie(...args);
+    expect([bad.code, bad.err]).toEqual([2, expect.stringContaining('must hold a JSON array of functions')]);
+    expect(ie('generate', m, 'x', '--chat', '--tool-choice', 'required').err).toContain('--tool-choice goes with --tools FILE');
+    expect(ie('generate', m, 'x', '--tools', tools).err).toContain('--tools goes with --chat');
+  });
+});
+
 describe('synth gpt-oss-tiny as IEBIN, HF and GGUF → convert → validate → generate', () => {
   /** name → [dtype, shape, crc32] of a model's tensor table. */
   const table = (dir: string) =>

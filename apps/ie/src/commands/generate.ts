@@ -1,8 +1,10 @@
 import { jsonErrorPosition } from '@ie/format';
 import {
+  type ChatOptions,
   compileGrammar,
   Engine,
   type GenerateOptions,
+  type ToolDefinition,
   type ReasoningEffort,
   schemaToGrammar,
   SchemaError,
@@ -174,6 +176,17 @@ export const generate = defineCommand({
       type: 'boolean',
       description: "write the model's reasoning to stderr (with --chat): gpt-oss's analysis channel, a template's <think> block",
     },
+    tools: {
+      type: 'string',
+      arg: 'FILE',
+      description:
+        "functions the model may call (with --chat): a JSON array of OpenAI's tools ({type: 'function', function: {name, description, parameters}}) or of {name, description, parameters}; each call prints as a JSON line {name, arguments}",
+    },
+    'tool-choice': {
+      type: 'string',
+      arg: 'CHOICE',
+      description: 'auto (the default with --tools), none, required (a call to one of them), or a function name (a call to it)',
+    },
     verify: {
       type: 'boolean',
       description: 'check every weight checksum, NaN/Inf and the tokenizer hash before running (what ie validate --deep checks)',
@@ -242,7 +255,8 @@ export const generate = defineCommand({
       stop: v.stop?.map(unescapeStop),
       ...(await constraintOptions(v)),
     };
-    const chatOnly = (['system', 'reasoning', 'show-analysis'] as const).find((f) => v[f] !== undefined);
+    const chatOnly = (['system', 'reasoning', 'show-analysis', 'tools', 'tool-choice'] as const).find((f) => v[f] !== undefined);
+    if (v['tool-choice'] !== undefined && v.tools === undefined) throw new CliError('CLI_USAGE', '--tool-choice goes with --tools FILE');
     if (chatOnly && !v.chat)
       throw new CliError('CLI_USAGE', `--${chatOnly} goes with --chat (the prompt as a user message in the model's chat format)`);
     // --verify: every weight CRC, NaN/Inf and the tokenizer's sha256 checked before running (ie validate --deep's checks).
@@ -253,7 +267,7 @@ export const generate = defineCommand({
     try {
       for (const n of engine.notices) io.err(`ie: note: ${n}`);
       if (v.chat) {
-        await chatTurn(engine, prompt, { ...options, signal: ac.signal }, v, io);
+        await chatTurn(engine, prompt, { ...options, ...(await toolOptions(v)), signal: ac.signal }, v, io);
         return EXIT.OK;
       }
       const g = engine.generate(prompt, { ...options, signal: ac.signal });
@@ -295,11 +309,35 @@ export const generate = defineCommand({
   },
 });
 
+/**
+ * `--tools FILE` and `--tool-choice` as chat options: the file's functions (OpenAI's tool objects or
+ * bare {name, description, parameters}), checked by the engine when the prompt is made.
+ */
+async function toolOptions(v: { tools?: string; 'tool-choice'?: string }): Promise<Pick<ChatOptions, 'tools' | 'toolChoice'>> {
+  if (v.tools === undefined) return {};
+  const file = v.tools;
+  let list: unknown;
+  try {
+    list = JSON.parse(await readFlagFile('tools', file));
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError('CLI_USAGE', `--tools ${file}: the file is not JSON (${jsonErrorPosition(e)})`);
+  }
+  if (!Array.isArray(list)) throw new CliError('CLI_USAGE', `--tools ${file}: must hold a JSON array of functions`);
+  const tools = list.map((t) =>
+    typeof t === 'object' && t !== null && (t as { type?: unknown }).type === 'function' && 'function' in t
+      ? (t as { function: unknown }).function
+      : t,
+  ) as ToolDefinition[];
+  const c = v['tool-choice'];
+  return { tools, toolChoice: c === undefined || c === 'auto' || c === 'none' || c === 'required' ? (c ?? 'auto') : { name: c } };
+}
+
 /** `--chat`: the prompt as the user's message in the model's chat format; the answer to stdout, or everything as JSON. */
 async function chatTurn(
   engine: Engine,
   prompt: string,
-  options: GenerateOptions,
+  options: ChatOptions,
   v: { system?: string; reasoning?: ReasoningEffort; 'show-analysis'?: boolean; json?: boolean },
   io: Io,
 ): Promise<void> {
@@ -323,11 +361,13 @@ async function chatTurn(
       : (text, channel) => (channel === 'final' ? process.stdout.write(text) : v['show-analysis'] ? process.stderr.write(text) : undefined),
   });
   if (v.json) {
-    const { final, analysis, messages: all, ended, tokens, stopReason, metrics } = r;
-    io.out(JSON.stringify({ final, analysis, messages: all, ended, tokens, stopReason, metrics }));
+    const { final, analysis, messages: all, ended, toolCalls, tokens, stopReason, metrics } = r;
+    io.out(JSON.stringify({ final, analysis, messages: all, ended, toolCalls, tokens, stopReason, metrics }));
     return;
   }
   process.stdout.write('\n');
+  // The calls, one JSON line each, after the answer's text (if it had any).
+  for (const c of r.toolCalls) io.out(JSON.stringify({ name: c.name, arguments: c.arguments }));
   io.err(
     `ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`,
   );
