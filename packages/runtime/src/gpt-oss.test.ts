@@ -407,7 +407,7 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
     ];
     const ask = [{ role: 'user' as const, content: 'Weather in Oslo?' }];
     const p = e.chatPrompt(ask, { tools });
-    expect(p.tools).toEqual({ syntax: 'harmony' });
+    expect(p.tools).toEqual({ syntax: 'harmony', names: ['get_weather', 'get_time'] });
     expect(p.text).toContain(
       'namespace functions {\n\n// The weather in a city.\ntype get_weather = (_: {\ncity: string,\ndays: number,\n}) => any;',
     );
@@ -425,6 +425,21 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
       expect(Number.isInteger(args.days)).toBe(true);
       expect(r.messages.at(-1)).toMatchObject({ channel: 'commentary', recipient: 'functions.get_weather' });
       expect(r.final).toBe('');
+    }
+    // 'required' with a name that begins another's: the name ends at the space after it, never at a stop token.
+    // get_weather's parameters have no type (as clients send them): an object all the same.
+    const prefixed = [
+      { name: 'get' },
+      { name: 'get_weather', parameters: { properties: { c: { type: 'integer' } }, required: ['c'], additionalProperties: false } },
+    ];
+    for (let seed = 0; seed < 6; seed++) {
+      const r = await e.chat(ask, { tools: prefixed, toolChoice: 'required', temperature: 1, seed, maxTokens: 100, stop: ['"'] });
+      expect(r.ended, `${seed} ${r.stopReason} ${r.tokens.length} ${JSON.stringify(r.messages)}`).toBe('call');
+      expect(['get', 'get_weather']).toContain(r.toolCalls[0]?.name);
+      // The caller's stop strings do not cut a call.
+      const args = JSON.parse(r.toolCalls[0].arguments);
+      if (r.toolCalls[0].name === 'get') expect(args).toEqual({});
+      else expect(Object.keys(args)).toEqual(['c']);
     }
     // Either function when the choice is 'required': the name first (a grammar over the names), then its arguments.
     const any = await e.chat(ask, { tools, toolChoice: 'required', temperature: 1, seed: 5, maxTokens: 200 });

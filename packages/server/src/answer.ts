@@ -171,7 +171,8 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
     const t = { content: '', reasoning: '' };
     for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
       if (r.value.channel === 'analysis') t.reasoning += r.value.text;
-      else if (r.value.channel !== 'commentary') {
+      // The answer is the final channel (harmony's commentary, a call's or a preamble, is not content).
+      else if (r.value.channel === undefined || r.value.channel === 'final') {
         c.logprobs?.add(r.value);
         t.content += r.value.text;
       }
@@ -284,7 +285,7 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
     for (let next = from ?? (await c.deltas.next()); !next.done && !g.clientGone; next = await c.deltas.next()) {
       const d = next.value;
       if (d.channel === 'analysis') await send(chunk(c.index, { reasoning_content: d.text }, null));
-      else if (d.channel !== 'commentary') {
+      else if (d.channel === undefined || d.channel === 'final') {
         const lp = c.logprobs?.add(d);
         if (!chat) await send(chunk(c.index, d.text, null, lp?.completion ?? null));
         else await send(chunk(c.index, { content: d.text }, null, lp ? { content: [lp.chat], refusal: null } : null));

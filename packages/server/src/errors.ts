@@ -127,6 +127,7 @@ export function fromRuntimeError(e: unknown): ServerError {
       );
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');
+    if (e.code === ('IE_CHAT_TOOLS_UNSUPPORTED' as string)) return new ServerError('IE_SERVER_CHAT_UNSUPPORTED', e.message, 'tools');
     if (/CHAT|TEMPLATE/.test(e.code)) return new ServerError('IE_SERVER_CHAT_UNSUPPORTED', e.message, 'messages');
     // The server aborts a generation only when its client left (nobody to tell) or at shutdown.
     if (e.code === 'IE_DISPOSED' || e.code === 'IE_ABORTED') return new ServerError('IE_SERVER_SHUTTING_DOWN', e.message);

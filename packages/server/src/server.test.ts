@@ -722,6 +722,13 @@ describe('chat through the openai client', () => {
     expect((await api.chat.completions.create(body)).choices[0].message.content).toBe(want.final);
     tok.encode = encode;
     expect(calls).toBe(once);
+    // Its template has no tool-call format ie reads: tools are the client's to leave out.
+    const tools = await post(
+      s,
+      '/v1/chat/completions',
+      JSON.stringify({ ...body, tools: [{ type: 'function', function: { name: 'f' } }] }),
+    );
+    expect([tools.status, tools.json.error.code, tools.json.error.param]).toEqual([400, 'chat_unsupported', 'tools']);
   });
 
   it("chat logprobs with top_logprobs give the answer's tokens as engine.chat's pieces, streamed or not; harmony's are its answer's (final channel) tokens", async () => {
@@ -884,6 +891,12 @@ describe('chat through the openai client', () => {
     );
     expect([unenforceable.status, unenforceable.json.error.param]).toEqual([400, 'tools']);
     expect(unenforceable.json.error.message).toMatch(/tools\[0\]\.parameters.*minimum/);
+    // A parameters schema nested beyond reason is a 400, not a stack overflow while it is rendered
+    // (the body written as text: JSON.stringify itself would overflow on it).
+    const nested = `${'{"type":"array","items":'.repeat(5000)}{"type":"string"}${'}'.repeat(5000)}`;
+    const deepBody = `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":${nested}}}}}]}`;
+    const deep = await post(s, '/v1/chat/completions', deepBody);
+    expect([deep.status, deep.json.error.param]).toEqual([400, 'tools']);
     const noTools = await post(s, '/v1/chat/completions', JSON.stringify({ model: 'm', messages, tool_choice: 'required' }));
     expect([noTools.status, noTools.json.error.param]).toEqual([400, 'tool_choice']);
   });

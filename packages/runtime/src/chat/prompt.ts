@@ -69,7 +69,7 @@ export class ChatPrompter {
       );
     if (offer && force) checkForcedSchemas(offer.tools, force);
     const promptTools = (syntax: PromptTools['syntax']): Pick<ChatPrompt, 'tools'> =>
-      tools.length ? { tools: { syntax, ...(force ? { force } : {}) } } : {};
+      tools.length ? { tools: { syntax, names: tools.map((t) => t.name), ...(force ? { force } : {}) } } : {};
     if (tools.length && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();
     if (options.jsonSchemaName !== undefined && (typeof options.jsonSchemaName !== 'string' || !FUNCTION_NAME.test(options.jsonSchemaName)))
       throw new InvalidOptionError(
@@ -77,6 +77,13 @@ export class ChatPrompter {
         `must be 1 to 64 letters, digits, _ or -, got ${JSON.stringify(options.jsonSchemaName)}`,
       );
     if (this.config.architecture === 'gpt-oss') {
+      messages.forEach((m, i) => {
+        if (m.role === 'tool' && !m.name)
+          throw new InvalidOptionError(
+            `messages[${i}].name`,
+            "is required on a tool message in harmony: the function whose result it is (it is written as functions.{name}'s message)",
+          );
+      });
       const ids = this.harmonyIds();
       const responseFormat =
         options.jsonSchema !== undefined ? { name: options.jsonSchemaName ?? 'response', schema: options.jsonSchema } : undefined;
@@ -172,15 +179,18 @@ export class ChatPrompter {
     if (force) {
       // A forced call: its header is written for the model (the function chosen first by a grammar
       // over the names when several are allowed), then its arguments follow the function's schema.
+      // The caller's stop strings are for an answer: they would cut the call's name or arguments.
+      const forced = { ...genOptions, stop: undefined };
       turn.write('<|channel|>commentary to=functions.');
       let tool: ToolDefinition | undefined = force[0];
       if (force.length > 1) {
-        const g = await turn.run({ ...genOptions, grammar: `root ::= ${force.map((t) => JSON.stringify(t.name)).join(' | ')}` });
-        tool = force.find((t) => t.name === g.text);
-      } else turn.write(tool.name);
+        // The name and the space after it: a name that begins another ("get", "get_weather") ends only there.
+        const g = await turn.run({ ...forced, grammar: `root ::= (${force.map((t) => JSON.stringify(t.name)).join(' | ')}) " "` });
+        tool = g.stopToken === undefined ? force.find((t) => `${t.name} ` === g.text) : undefined;
+        if (tool) turn.write('<|constrain|>json<|message|>');
+      } else turn.write(`${tool.name} <|constrain|>json<|message|>`);
       if (tool) {
-        turn.write(' <|constrain|>json<|message|>');
-        const g = await turn.run({ ...genOptions, jsonSchema: argumentsSchema(tool) });
+        const g = await turn.run({ ...forced, jsonSchema: argumentsSchema(tool) });
         if (g.stopReason === 'eos' && g.stopToken === undefined) turn.close('<|call|>');
       }
     } else if (constrained) {
@@ -217,14 +227,17 @@ export class ChatPrompter {
     const force = prompt.tools?.force;
     if (prompt.tools && !force && constraintOption(options) !== undefined) refuseToolsWithFormat();
     const syntax = prompt.tools?.syntax === 'json' ? JSON_CALLS : HERMES_CALLS;
+    const offered = new Set(prompt.tools?.names ?? []);
     if (force) {
-      // The call's opening (Hermes: <tool_call>) written for the model, its JSON held to the functions' schemas.
+      // The call's opening (Hermes: <tool_call>) written for the model, its JSON held to the functions'
+      // schemas (the caller's stop strings, meant for an answer, left out). Nothing streams; a call
+      // cut short (the token budget) is no call and no answer.
       const { prefix, schema } = syntax.forced;
       const open = prefix ? encodeChatPrompt(this.tokenizer, prefix, { specials: this.specialPieces(), bos: false }) : [];
-      const g = generate([...prompt.ids, ...open], { ...genOptions, jsonSchema: schema(force) });
+      const g = generate([...prompt.ids, ...open], { ...genOptions, stop: undefined, jsonSchema: schema(force) });
       for await (const _ of g);
-      const calls = g.stopReason === 'eos' ? syntax.parse(`${prefix}${g.text}`).calls : [];
-      return this.templateCompletion(g, calls.length ? '' : g.text, calls);
+      const calls = g.stopReason === 'eos' ? syntax.parse(`${prefix}${g.text}`, offered).calls : [];
+      return this.templateCompletion(g, '', calls);
     }
     const g = generate(prompt.ids, genOptions);
     // A template that thinks in <think> blocks: the block is the reasoning (analysis), the rest the
@@ -232,7 +245,14 @@ export class ChatPrompter {
     const thinks = templateThinks(this.header.chat?.template ?? '') && constraintOption(options) === undefined;
     const split = thinks ? new ReasoningSplitter(promptOpensThinking(prompt.text)) : undefined;
     // The answer's text goes to onText up to its first <tool_call> when functions were offered.
-    const calls = prompt.tools ? syntax.filter((text) => options.onText?.(text, 'final')) : undefined;
+    // What the filter let through: with calls, the answer is that (the text before them), as streamed.
+    let shown = '';
+    const calls = prompt.tools
+      ? syntax.filter((text) => {
+          shown += text;
+          options.onText?.(text, 'final');
+        })
+      : undefined;
     const emit = (text: string, channel: string, piece?: Piece) => {
       if (channel === 'final' && calls) calls.push(text);
       else if (text || piece) options.onText?.(text, channel, piece);
@@ -251,9 +271,9 @@ export class ChatPrompter {
     const answer = split ? split.answer : g.text;
     const reasoning = split ? split.reasoning.trim() : '';
     if (calls) {
-      const { content, calls: made } = syntax.parse(answer);
+      const { calls: made } = syntax.parse(answer, offered);
       if (!made.length) calls.flush();
-      return this.templateCompletion(g, made.length ? content : answer, made, reasoning);
+      return this.templateCompletion(g, made.length ? shown.trim() : answer, made, reasoning);
     }
     return this.templateCompletion(g, answer, [], reasoning);
   }
@@ -391,6 +411,8 @@ function checkChatPrompt(p: readonly ChatMessage[] | ChatPrompt, format: ChatPro
     )
       throw new InvalidOptionError('prompt.tools', 'must be the tools member chatPrompt() gave this prompt');
     if (t.force !== undefined) checkTools(t.force, 'required');
+    if (!Array.isArray(t.names) || t.names.some((n) => typeof n !== 'string'))
+      throw new InvalidOptionError('prompt.tools', 'must be the tools member chatPrompt() gave this prompt');
   }
   return c as ChatPrompt;
 }

@@ -44,7 +44,7 @@ function toolsOf(functions: Readonly<Record<string, ChatSessionFunction>>): Tool
 
 /** A call's result as the tool message's content: a handler's error as `{"error": message}`, so the model can recover. */
 async function runCall(functions: Readonly<Record<string, ChatSessionFunction>>, call: ToolCall): Promise<string> {
-  const f = functions[call.name];
+  const f = Object.hasOwn(functions, call.name) ? functions[call.name] : undefined;
   if (!f) return JSON.stringify({ error: `no function named ${call.name}` });
   let args: unknown;
   try {
@@ -114,7 +114,7 @@ export class ChatSession {
           ...(r.toolCalls.length ? { toolCalls: r.toolCalls, ...(r.analysis ? { reasoning: r.analysis } : {}) } : {}),
         });
         // Calls to the session's functions are run and answered; any other call is the caller's to answer.
-        if (!functions || !r.toolCalls.length || r.toolCalls.some((c) => !(c.name in functions))) {
+        if (!functions || !r.toolCalls.length || r.toolCalls.some((c) => !Object.hasOwn(functions, c.name))) {
           this.turns = messages;
           return r;
         }

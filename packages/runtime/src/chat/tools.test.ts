@@ -146,6 +146,13 @@ describe('harmony tool declarations', () => {
   });
 });
 
+/** A schema of `n` arrays, each the items of the one before. */
+function deep(n: number): Record<string, unknown> {
+  let v: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < n; i++) v = { type: 'array', items: v };
+  return v;
+}
+
 describe('reading calls', () => {
   const ids = Object.fromEntries([...HARMONY_SPECIALS, '<|constrain|>'].map((s, i) => [s, 100000 + i])) as Record<HarmonySpecial, number>;
   const tokens = (text: string): number[] => {
@@ -225,8 +232,14 @@ describe('reading calls', () => {
       { name: 'a', arguments: '{}' },
       { name: 'b', arguments: '{"x":1}' },
     ]);
-    for (const text of ['The weather is fine.', '{"city": "Paris"}', '{"name": "a"} and more', '[1, 2]'])
+    for (const text of ['The weather is fine.', '{"city": "Paris"}', '{"name": "a"} and more', '[1, 2]', '{"name": "Bob", "age": 30}'])
       expect(parseJsonCalls(text), text).toEqual({ content: text, calls: [] });
+    // A JSON answer that names no function offered is an answer, not a call; a ; inside a string splits nothing.
+    const offered = new Set(['run', 'get_weather']);
+    expect(parseJsonCalls('{"name": "Bob", "parameters": {"age": 30}}', offered).calls).toEqual([]);
+    expect(parseJsonCalls('{"name":"run","parameters":{"code":"a; {b}"}}', offered).calls).toEqual([
+      { name: 'run', arguments: '{"code":"a; {b}"}' },
+    ]);
     // Streamed: an answer that begins like a call is held to the end; any other streams as it comes.
     const run = (pieces: string[], calls: boolean) => {
       let out = '';
@@ -259,6 +272,8 @@ describe('reading calls', () => {
       [[{ name: 'a' }], 'sometimes', 'toolChoice'],
       [[{ name: 'a' }], { name: 'b' }, 'toolChoice.name'],
       [[], 'required', 'toolChoice'],
+      // Deeper than any schema needs: refused before anything recurses into it.
+      [[{ name: 'a', parameters: { type: 'object', properties: { x: deep(5000) } } }], undefined, 'tools[0].parameters'],
     ];
     for (const [tools, choice, option] of bad)
       expect(() => checkTools(tools, choice), option).toThrow(expect.objectContaining({ code: 'IE_INVALID_OPTION', option }));
@@ -318,7 +333,7 @@ describe('tool calls through a chat template (Hermes style)', () => {
       { role: 'user' as const, content: 'and tomorrow?' },
     ];
     const p = e.chatPrompt(messages, { tools });
-    expect(p.tools).toEqual({ syntax: 'hermes' });
+    expect(p.tools).toEqual({ syntax: 'hermes', names: ['get_weather', 'get_time'] });
     expect(p.text).toContain('{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city."');
     // The arguments reach the template as an object, as transformers passes them.
     expect(p.text).toContain('<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo", "days": 1}}</tool_call>');
@@ -375,7 +390,7 @@ describe('tool calls through a chat template (Hermes style)', () => {
     ];
     const ask = [{ role: 'user' as const, content: 'weather?' }];
     const p = e.chatPrompt(ask, { tools: small });
-    expect(p.tools).toEqual({ syntax: 'json' });
+    expect(p.tools).toEqual({ syntax: 'json', names: ['get_weather', 'get_time'] });
     expect(p.text).toContain('Functions: get_weather get_time');
     const earlier = e.chatPrompt(
       [
@@ -431,7 +446,7 @@ describe('tool calls through a chat template (Hermes style)', () => {
     expect(() => e.chatPrompt([{ role: 'user', content: 'hi' }], { tools: bounded, toolChoice: 'required' })).toThrow(
       expect.objectContaining({ code: 'IE_INVALID_OPTION', option: 'tools[0].parameters', message: expect.stringMatching(/minimum/) }),
     );
-    expect(e.chatPrompt([{ role: 'user', content: 'hi' }], { tools: bounded }).tools).toEqual({ syntax: 'hermes' });
+    expect(e.chatPrompt([{ role: 'user', content: 'hi' }], { tools: bounded }).tools).toEqual({ syntax: 'hermes', names: ['f'] });
     expect(() => e.chatPrompt([{ role: 'assistant', content: '', toolCalls: [{ name: 'x y', arguments: '{}' }] }])).toThrow(
       expect.objectContaining({ option: 'messages[0].toolCalls[0].name' }),
     );

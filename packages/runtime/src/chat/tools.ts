@@ -41,11 +41,30 @@ export interface PromptTools {
    * 3.3, optionally after `<|python_tag|>`).
    */
   syntax: 'harmony' | 'hermes' | 'json';
+  /** The functions offered (a call to another is not read as one where the syntax cannot tell calls from other JSON). */
+  names: string[];
   /** Set for `required` / a named choice: the model calls one of these (one: that one). */
   force?: ToolDefinition[];
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** How deep a function's parameters schema may nest (objects and arrays): as deep as a structured-output schema may. */
+const MAX_PARAMETERS_DEPTH = 128;
+
+/** The nesting depth of a JSON value's objects and arrays, found without recursion (a hostile value cannot overflow the stack here). */
+function nestingDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (d > max) max = d;
+    if (max > MAX_PARAMETERS_DEPTH) return max;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, d + 1]);
+  }
+  return max;
+}
 
 /** The caller's tools and choice, checked (they come from HTTP bodies): the functions offered, and what they force. */
 export function checkTools(tools: unknown, choice: unknown): { tools: ToolDefinition[]; choice: ToolChoice } {
@@ -63,6 +82,9 @@ export function checkTools(tools: unknown, choice: unknown): { tools: ToolDefini
       throw new InvalidOptionError(`tools[${i}].description`, 'must be a string');
     if (d.parameters !== undefined && (typeof d.parameters !== 'object' || d.parameters === null || Array.isArray(d.parameters)))
       throw new InvalidOptionError(`tools[${i}].parameters`, 'must be a JSON schema object');
+    // Rendered recursively (harmony's TypeScript, a template's tojson): bounded before it is.
+    if (d.parameters !== undefined && nestingDepth(d.parameters) > MAX_PARAMETERS_DEPTH)
+      throw new InvalidOptionError(`tools[${i}].parameters`, `nests deeper than ${MAX_PARAMETERS_DEPTH} levels`);
   });
   const c = choice ?? 'auto';
   if (c === 'auto' || c === 'none' || c === 'required') {
@@ -102,7 +124,10 @@ export function checkForcedSchemas(tools: readonly ToolDefinition[], force: read
 
 /** A function's arguments schema for a forced call: its parameters, or an empty object when it takes none. */
 export function argumentsSchema(tool: ToolDefinition): Record<string, unknown> {
-  return tool.parameters ?? { type: 'object', properties: {}, additionalProperties: false };
+  const p = tool.parameters;
+  if (p === undefined) return { type: 'object', properties: {}, additionalProperties: false };
+  // A schema with no type (`{}`, as clients send for a function without arguments) still means an object.
+  return 'type' in p || '$ref' in p || 'anyOf' in p || 'oneOf' in p ? p : { type: 'object', ...p };
 }
 
 /** Rust's str::lines(): no last empty line, `\r\n` as `\n`. */
@@ -322,8 +347,8 @@ export interface CallTextFilter {
 
 /** How a templated model's calls are written, read, streamed around and forced. */
 export interface TemplateCallSyntax {
-  /** The calls in a whole answer, and the rest of its text. */
-  parse(text: string): { content: string; calls: ToolCall[] };
+  /** The calls in a whole answer (to the functions `offered`, where the syntax needs telling calls from other JSON), and the rest of its text. */
+  parse(text: string, offered?: ReadonlySet<string>): { content: string; calls: ToolCall[] };
   /** A filter that passes on the answer's text that is not a call. */
   filter(emit: (text: string) => void): CallTextFilter;
   /** What a forced call's answer starts with (written for the model), and its JSON's schema. */
@@ -349,27 +374,53 @@ export const HERMES_CALLS: TemplateCallSyntax = {
 
 const PYTHON_TAG = '<|python_tag|>';
 
+/** The end of the JSON value that starts at `from` (an object or array, strings skipped), or -1. */
+function jsonValueEnd(text: string, from: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = from; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
 /**
  * The calls in a Llama 3-style answer: the whole answer (after an optional `<|python_tag|>`) a JSON
- * object `{"name", "parameters"}` (or `"arguments"`), or several separated by `;`. Anything else is
- * content, with no calls.
+ * object `{"name", "parameters"}` (or `"arguments"`) naming one of `offered`, or several separated
+ * by `;`. Anything else (a JSON object that is not such a call included) is content, with no calls.
  */
-export function parseJsonCalls(text: string): { content: string; calls: ToolCall[] } {
+export function parseJsonCalls(text: string, offered?: ReadonlySet<string>): { content: string; calls: ToolCall[] } {
+  const none = { content: text.trim(), calls: [] };
   let body = text.trim();
   if (body.startsWith(PYTHON_TAG)) body = body.slice(PYTHON_TAG.length).trim();
   const calls: ToolCall[] = [];
-  for (const part of body.split(/;\s*(?=\{)/)) {
+  for (let at = 0; at < body.length; ) {
+    if (body[at] !== '{') return none;
+    const end = jsonValueEnd(body, at);
+    if (end < 0) return none;
     let v: unknown;
     try {
-      v = JSON.parse(part.trim().replace(/;$/, ''));
+      v = JSON.parse(body.slice(at, end));
     } catch {
-      return { content: text.trim(), calls: [] };
+      return none;
     }
-    if (!isObject(v) || typeof v.name !== 'string') return { content: text.trim(), calls: [] };
-    const args = v.parameters ?? v.arguments ?? {};
+    if (!isObject(v) || typeof v.name !== 'string' || (offered && !offered.has(v.name))) return none;
+    const args = 'parameters' in v ? v.parameters : 'arguments' in v ? v.arguments : undefined;
+    if (args === undefined) return none;
     calls.push({ name: v.name, arguments: typeof args === 'string' ? args : JSON.stringify(args) });
+    at = end;
+    while (at < body.length && /[\s;]/.test(body[at])) at++;
   }
-  return { content: '', calls };
+  return calls.length ? { content: '', calls } : none;
 }
 
 /**
