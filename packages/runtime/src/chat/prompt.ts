@@ -248,7 +248,7 @@ export class ChatPrompter {
     // What the filter let through: with calls, the answer is that (the text before them), as streamed.
     let shown = '';
     const calls = prompt.tools
-      ? syntax.filter((text) => {
+      ? syntax.textFilter((text) => {
           shown += text;
           options.onText?.(text, 'final');
         })
@@ -258,7 +258,7 @@ export class ChatPrompter {
       else if (text || piece) options.onText?.(text, channel, piece);
     };
     const pass = (parts: Array<[string, string]>, piece?: Piece) => {
-      parts.forEach(([text, channel], k) => emit(text, channel, k === parts.length - 1 ? piece : undefined));
+      for (const [k, [text, channel]] of parts.entries()) emit(text, channel, k === parts.length - 1 ? piece : undefined);
       // A token whose text is held back (part of a tag, an incomplete character) still reports its piece.
       if (!parts.length && piece) emit('', split?.channel ?? 'final', piece);
     };

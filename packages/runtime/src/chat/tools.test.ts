@@ -243,7 +243,7 @@ describe('reading calls', () => {
     // Streamed: an answer that begins like a call is held to the end; any other streams as it comes.
     const run = (pieces: string[], calls: boolean) => {
       let out = '';
-      const f = JSON_CALLS.filter((t) => (out += t));
+      const f = JSON_CALLS.textFilter((t) => (out += t));
       for (const p of pieces) f.push(p);
       const during = out;
       if (!calls) f.flush();

@@ -350,7 +350,7 @@ export interface TemplateCallSyntax {
   /** The calls in a whole answer (to the functions `offered`, where the syntax needs telling calls from other JSON), and the rest of its text. */
   parse(text: string, offered?: ReadonlySet<string>): { content: string; calls: ToolCall[] };
   /** A filter that passes on the answer's text that is not a call. */
-  filter(emit: (text: string) => void): CallTextFilter;
+  textFilter(emit: (text: string) => void): CallTextFilter;
   /** What a forced call's answer starts with (written for the model), and its JSON's schema. */
   forced: { prefix: string; schema(force: readonly ToolDefinition[]): Record<string, unknown> };
 }
@@ -368,7 +368,7 @@ function callSchema(force: readonly ToolDefinition[], argsKey: 'arguments' | 'pa
 
 export const HERMES_CALLS: TemplateCallSyntax = {
   parse: parseHermesCalls,
-  filter: (emit) => new HermesTextFilter(emit),
+  textFilter: (emit) => new HermesTextFilter(emit),
   forced: { prefix: `${OPEN}\n`, schema: (force) => callSchema(force, 'arguments') },
 };
 
@@ -459,7 +459,7 @@ class JsonCallTextFilter implements CallTextFilter {
 
 export const JSON_CALLS: TemplateCallSyntax = {
   parse: parseJsonCalls,
-  filter: (emit) => new JsonCallTextFilter(emit),
+  textFilter: (emit) => new JsonCallTextFilter(emit),
   forced: { prefix: '', schema: (force) => callSchema(force, 'parameters') },
 };
 
