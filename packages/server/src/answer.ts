@@ -114,9 +114,25 @@ export async function answer(
   stream: boolean,
   includeUsage: boolean,
   tokenBytes?: TokenBytes,
+  best?: BestOf,
 ): Promise<unknown> {
   const g = submit(ctx, reply.raw, sched, requests, tokenBytes);
-  return stream ? answerStream(ctx, reply, g, includeUsage) : answerWhole(ctx, reply, g);
+  return stream ? answerStream(ctx, reply, g, includeUsage) : answerWhole(ctx, reply, g, best);
+}
+
+/**
+ * OpenAI's best_of (completions, not streamed): of the requests' candidates, the `n` whose tokens
+ * have the highest mean log-probability, best first; their logprobs shown only when asked.
+ */
+export interface BestOf {
+  n: number;
+  showLogprobs: boolean;
+}
+
+/** A candidate's score: the mean log-probability of its tokens (-Infinity for none). */
+function meanLogprob(c: Choice): number {
+  const entries = c.logprobs?.chatObject().content ?? [];
+  return entries.length ? entries.reduce((a, e) => a + e.logprob, 0) / entries.length : Number.NEGATIVE_INFINITY;
 }
 
 /** Cancels the choices still running (the client left, or another choice failed). */
@@ -166,7 +182,7 @@ interface ChoiceText {
 }
 
 /** Not streamed: each choice's whole text (reasoning apart) in one chat.completion or text_completion object. */
-async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generation): Promise<unknown> {
+async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generation, best?: BestOf): Promise<unknown> {
   const collect = async (c: Choice): Promise<ChoiceText> => {
     const t = { content: '', reasoning: '' };
     for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
@@ -195,7 +211,7 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   }
   const outcomes = await Promise.all(g.choices.map((c) => c.ticket.done));
   for (const o of outcomes) ctx.metrics.record(o);
-  return completionObject(g, outcomes, texts);
+  return completionObject(g, outcomes, texts, best);
 }
 
 /** The request's usage: the prompt once (each choice reads the same), every choice's completion. */
@@ -204,8 +220,9 @@ function usageOf(outcomes: readonly Outcome[]) {
   return usage(outcomes[0].promptTokens, completion, outcomes[0].metrics.cachedTokens);
 }
 
-function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[]): unknown {
+function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[], best?: BestOf): unknown {
   const { id, created, model } = g;
+  // Usage counts every candidate: each was generated.
   const u = usageOf(outcomes);
   if (g.chat)
     return {
@@ -231,12 +248,19 @@ function completionObject(g: Generation, outcomes: readonly Outcome[], texts: re
       }),
       usage: u,
     };
-  const choices = g.choices.map((c, i) => ({
+  const all = g.choices.map((c, i) => ({
     index: c.index,
     text: texts[i].content,
     logprobs: c.logprobs?.completionObject() ?? null,
     finish_reason: finishReason(outcomes[i].stopReason),
   }));
+  if (!best) return { id, object: 'text_completion', created, model, choices: all, usage: u };
+  // Stable: equal scores keep the candidates' order (their seeds').
+  const ranked = g.choices
+    .map((c, i) => ({ i, score: meanLogprob(c) }))
+    .sort((a, b) => b.score - a.score || a.i - b.i)
+    .slice(0, best.n);
+  const choices = ranked.map(({ i }, index) => ({ ...all[i], index, logprobs: best.showLogprobs ? all[i].logprobs : null }));
   return { id, object: 'text_completion', created, model, choices, usage: u };
 }
 

@@ -327,7 +327,13 @@ export function toolsOf(b: ChatBody): Pick<ChatOptions, 'tools' | 'toolChoice'> 
 export function checkCompletion(b: CompletionBody): void {
   checkCommon(b);
   if (b.echo) unsupported('echo', 'is not supported');
-  if (b.best_of != null && b.best_of !== 1) unsupported('best_of', 'is not supported');
+  if (b.best_of != null) {
+    const n = b.n ?? 1;
+    if (b.best_of < n) throw new ServerError('IE_SERVER_BAD_REQUEST', `best_of: must be at least n (${n}), got ${b.best_of}`, 'best_of');
+    if (b.best_of > MAX_CHOICES) unsupported('best_of', `at most ${MAX_CHOICES} candidates per request are supported, got ${b.best_of}`);
+    if (b.best_of > n && b.stream)
+      throw new ServerError('IE_SERVER_BAD_REQUEST', 'best_of: cannot be streamed (the best are known at the end)', 'best_of');
+  }
   if (b.suffix) unsupported('suffix', 'is not supported');
   if (Array.isArray(b.prompt) && typeof b.prompt[0] === 'string' && b.prompt.length > 1)
     unsupported('prompt', `one prompt per request is supported, got ${b.prompt.length}`);

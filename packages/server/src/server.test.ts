@@ -262,6 +262,36 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([far.status, far.json.error.param, far.json.error.code]).toEqual([400, 'n', 'unsupported_parameter']);
   });
 
+  it('best_of: that many candidates (seed + i), the n with the highest mean token log-probability returned, best first', async () => {
+    const engine = s.engine as Engine;
+    const sampling = { maxTokens: 8, temperature: 1, topP: 1, topK: 0, minP: 0, logprobs: true };
+    const candidates = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        const g = engine.generate(PROMPT, { ...sampling, seed: 60 + i });
+        const lp: number[] = [];
+        for await (const p of g) if (p.token >= 0 && p.logprob !== undefined) lp.push(p.logprob);
+        return { i, text: g.text, tokens: g.tokens.length, score: lp.reduce((a, x) => a + x, 0) / lp.length };
+      }),
+    );
+    const want = [...candidates].sort((a, b) => b.score - a.score).slice(0, 2);
+    const body = { model: 'm', prompt: PROMPT, max_tokens: 8, temperature: 1, top_p: 1, seed: 60, n: 2, best_of: 4 };
+    const r = await api.completions.create(body);
+    expect(r.choices.map((c) => [c.index, c.text])).toEqual(want.map((w, k) => [k, w.text]));
+    expect(r.choices.every((c) => c.logprobs === null)).toBe(true);
+    // Every candidate was generated: usage counts them all.
+    expect(r.usage?.completion_tokens).toBe(candidates.reduce((a, c) => a + c.tokens, 0));
+    const shown = await api.completions.create({ ...body, logprobs: 1 });
+    expect(shown.choices[0].logprobs?.token_logprobs?.length).toBe(want[0].tokens);
+    for (const [b, param] of [
+      [{ ...body, best_of: 1 }, 'best_of'],
+      [{ ...body, stream: true }, 'best_of'],
+      [{ ...body, best_of: 17 }, 'best_of'],
+    ] as const) {
+      const e = await post(s, '/v1/completions', JSON.stringify(b));
+      expect([e.status, e.json.error.param], JSON.stringify(b)).toEqual([400, param]);
+    }
+  });
+
   it("/tokenize and /detokenize, as llama.cpp's server: the engine's ids and text, ids outside the vocabulary a 400", async () => {
     const engine = s.engine as Engine;
     const t = await post(s, '/tokenize', JSON.stringify({ content: PROMPT }));

@@ -32,12 +32,28 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
         'prompt',
       );
     // OpenAI's default for completions is 16 tokens.
+    // best_of > n: that many candidates, ranked by their tokens' log-probabilities (computed for all).
+    const n = body.n ?? 1;
+    const best = body.best_of != null && body.best_of > n ? { n, showLogprobs: body.logprobs != null } : undefined;
     const request: GenerationRequest = {
       kind: 'completion',
       prompt: ids,
-      options: { ...samplingOf(body, 16), ...completionLogprobsOf(body) },
+      options: {
+        ...samplingOf(body, 16),
+        ...completionLogprobsOf(body),
+        ...(best ? { logprobs: true, topLogprobs: body.logprobs ?? 0 } : {}),
+      },
     };
-    const requests = choicesOf(body.n, request);
-    return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
+    const requests = choicesOf(best ? body.best_of : n, request);
+    return answer(
+      ctx,
+      reply,
+      scheduler,
+      requests,
+      body.stream === true,
+      body.stream_options?.include_usage === true,
+      tokenBytesOf(engine),
+      best,
+    );
   });
 }
