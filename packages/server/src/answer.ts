@@ -111,13 +111,23 @@ export async function answer(
   reply: FastifyReply,
   sched: Scheduler,
   requests: readonly GenerationRequest[],
-  stream: boolean,
-  includeUsage: boolean,
-  tokenBytes?: TokenBytes,
-  best?: BestOf,
+  shape: AnswerShape,
 ): Promise<unknown> {
-  const g = submit(ctx, reply.raw, sched, requests, tokenBytes);
-  return stream ? answerStream(ctx, reply, g, includeUsage) : answerWhole(ctx, reply, g, best);
+  const g = submit(ctx, reply.raw, sched, requests, shape.tokenBytes);
+  return shape.stream ? answerStream(ctx, reply, g, shape) : answerWhole(ctx, reply, g, shape);
+}
+
+/** How a request wants its answer. */
+export interface AnswerShape {
+  stream: boolean;
+  /** With stream: a last chunk with the usage. */
+  includeUsage: boolean;
+  /** For logprobs' token texts and bytes. */
+  tokenBytes?: TokenBytes;
+  /** Completions' best_of (not streamed). */
+  best?: BestOf;
+  /** Completions' echo: the prompt's text before each choice's. */
+  echo?: string;
 }
 
 /**
@@ -182,7 +192,7 @@ interface ChoiceText {
 }
 
 /** Not streamed: each choice's whole text (reasoning apart) in one chat.completion or text_completion object. */
-async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generation, best?: BestOf): Promise<unknown> {
+async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generation, shape: AnswerShape): Promise<unknown> {
   const collect = async (c: Choice): Promise<ChoiceText> => {
     const t = { content: '', reasoning: '' };
     for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
@@ -211,7 +221,7 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   }
   const outcomes = await Promise.all(g.choices.map((c) => c.ticket.done));
   for (const o of outcomes) ctx.metrics.record(o);
-  return completionObject(g, outcomes, texts, best);
+  return completionObject(g, outcomes, texts, shape);
 }
 
 /** The request's usage: the prompt once (each choice reads the same), every choice's completion. */
@@ -220,7 +230,8 @@ function usageOf(outcomes: readonly Outcome[]) {
   return usage(outcomes[0].promptTokens, completion, outcomes[0].metrics.cachedTokens);
 }
 
-function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[], best?: BestOf): unknown {
+function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[], shape: AnswerShape): unknown {
+  const { best, echo = '' } = shape;
   const { id, created, model } = g;
   // Usage counts every candidate: each was generated.
   const u = usageOf(outcomes);
@@ -250,7 +261,7 @@ function completionObject(g: Generation, outcomes: readonly Outcome[], texts: re
     };
   const all = g.choices.map((c, i) => ({
     index: c.index,
-    text: texts[i].content,
+    text: echo + texts[i].content,
     logprobs: c.logprobs?.completionObject() ?? null,
     finish_reason: finishReason(outcomes[i].stopReason),
   }));
@@ -268,7 +279,7 @@ function completionObject(g: Generation, outcomes: readonly Outcome[], texts: re
  * Streamed: the status is sent with the first choice's first piece, so a request that fails before
  * it (a prompt too long for a chat template's rendering, a model without chat) still gets its 4xx.
  */
-async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generation, includeUsage: boolean): Promise<unknown> {
+async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generation, shape: AnswerShape): Promise<unknown> {
   let first: IteratorResult<Delta>;
   try {
     first = await g.choices[0].deltas.next();
@@ -280,7 +291,7 @@ async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generati
   reply.hijack();
   openEventStream(g.res);
   try {
-    await relayChunks(ctx, g, first, includeUsage);
+    await relayChunks(ctx, g, first, shape);
   } catch (e) {
     cancelAll(ctx, g.choices, 'another choice of the request failed');
     if (g.clientGone) return;
@@ -295,8 +306,9 @@ async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generati
  * The chunks of a stream: every choice's pieces as they come (choice 0 from `first` on), each
  * choice's finish reason when it ends, the usage when asked, then [DONE].
  */
-async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorResult<Delta>, includeUsage: boolean): Promise<void> {
+async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorResult<Delta>, shape: AnswerShape): Promise<void> {
   const { id, created, model, chat } = g;
+  const { includeUsage, echo } = shape;
   const object = chat ? 'chat.completion.chunk' : 'text_completion';
   const extra = includeUsage ? { usage: null } : {};
   const send = eventSender(g.res);
@@ -306,6 +318,7 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
       : { id, object, created, model, choices: [{ index, text: delta, logprobs, finish_reason: finish }], ...extra };
   const relay = async (c: Choice, from: IteratorResult<Delta> | undefined): Promise<Outcome | undefined> => {
     if (chat) await send(chunk(c.index, { role: 'assistant', content: '' }, null));
+    else if (echo) await send(chunk(c.index, echo, null));
     for (let next = from ?? (await c.deltas.next()); !next.done && !g.clientGone; next = await c.deltas.next()) {
       const d = next.value;
       if (d.channel === 'analysis') await send(chunk(c.index, { reasoning_content: d.text }, null));

@@ -12,7 +12,7 @@ export const SERVER_ERROR_CODES = {
     status: 400,
     type: 'invalid_request_error',
     code: 'unsupported_parameter',
-    about: 'a parameter ie does not implement was given a non-default value (n or best_of > 16, echo, suffix, …)',
+    about: 'a parameter ie does not implement was given a non-default value (n or best_of > 16, echo with logprobs, suffix, …)',
   },
   IE_SERVER_CONTEXT_LENGTH: {
     status: 400,

@@ -326,7 +326,8 @@ export function toolsOf(b: ChatBody): Pick<ChatOptions, 'tools' | 'toolChoice'> 
 
 export function checkCompletion(b: CompletionBody): void {
   checkCommon(b);
-  if (b.echo) unsupported('echo', 'is not supported');
+  // The prompt's own logprobs would need every prompt position's logits: echo takes none.
+  if (b.echo && b.logprobs != null) unsupported('echo', 'with logprobs is not supported (the prompt tokens have no logprobs here)');
   if (b.best_of != null) {
     const n = b.n ?? 1;
     if (b.best_of < n) throw new ServerError('IE_SERVER_BAD_REQUEST', `best_of: must be at least n (${n}), got ${b.best_of}`, 'best_of');

@@ -292,6 +292,19 @@ describe('completions through the openai client (tiny llama model)', () => {
     }
   });
 
+  it('echo: the prompt text before the completion, streamed or not, for text and token-id prompts; with logprobs a 400', async () => {
+    const want = await (s.engine as Engine).complete(PROMPT, { maxTokens: 6, temperature: 0 });
+    const body = { model: 'm', prompt: PROMPT, max_tokens: 6, temperature: 0, echo: true };
+    expect((await api.completions.create(body)).choices[0].text).toBe(PROMPT + want.text);
+    let streamed = '';
+    for await (const c of await api.completions.create({ ...body, stream: true })) streamed += c.choices[0]?.text ?? '';
+    expect(streamed).toBe(PROMPT + want.text);
+    const ids = (s.engine as Engine).tokenize(PROMPT, { bos: true });
+    expect((await api.completions.create({ ...body, prompt: ids })).choices[0].text).toBe(PROMPT + want.text);
+    const lp = await post(s, '/v1/completions', JSON.stringify({ ...body, logprobs: 1 }));
+    expect([lp.status, lp.json.error.param, lp.json.error.code]).toEqual([400, 'echo', 'unsupported_parameter']);
+  });
+
   it("/tokenize and /detokenize, as llama.cpp's server: the engine's ids and text, ids outside the vocabulary a 400", async () => {
     const engine = s.engine as Engine;
     const t = await post(s, '/tokenize', JSON.stringify({ content: PROMPT }));
@@ -348,7 +361,8 @@ describe('completions through the openai client (tiny llama model)', () => {
       [{ model: 'm', prompt: { text: PROMPT } }, 'prompt', null],
       [{ model: 'm', prompt: PROMPT, n: 17 }, 'n', 'unsupported_parameter'],
       [{ model: 'm', prompt: [PROMPT, PROMPT] }, 'prompt', 'unsupported_parameter'],
-      [{ model: 'm', prompt: PROMPT, echo: true }, 'echo', 'unsupported_parameter'],
+      [{ model: 'm', prompt: PROMPT, echo: true, logprobs: 2 }, 'echo', 'unsupported_parameter'],
+      [{ model: 'm', prompt: PROMPT, suffix: 'end' }, 'suffix', 'unsupported_parameter'],
     ];
     for (const [body, param, code] of cases) {
       const r = await post(s, '/v1/completions', JSON.stringify(body));

@@ -38,6 +38,10 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const options = { ...sampling, ...chatLogprobsOf(body) };
     const request: GenerationRequest = { kind: 'chat', conversation: prompt, options, singleToolCall: body.parallel_tool_calls === false };
     const requests = choicesOf(body.n, request);
-    return answer(ctx, reply, scheduler, requests, body.stream === true, body.stream_options?.include_usage === true, tokenBytesOf(engine));
+    return answer(ctx, reply, scheduler, requests, {
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      tokenBytes: tokenBytesOf(engine),
+    });
   });
 }

@@ -45,15 +45,22 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
       },
     };
     const requests = choicesOf(best ? body.best_of : n, request);
-    return answer(
-      ctx,
-      reply,
-      scheduler,
-      requests,
-      body.stream === true,
-      body.stream_options?.include_usage === true,
-      tokenBytesOf(engine),
+    return answer(ctx, reply, scheduler, requests, {
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      tokenBytes: tokenBytesOf(engine),
       best,
-    );
+      // The prompt as text: as given, or the ids' text (specials such as BOS are not text).
+      ...(body.echo
+        ? {
+            echo:
+              typeof body.prompt === 'string'
+                ? body.prompt
+                : typeof body.prompt[0] === 'string'
+                  ? (body.prompt[0] as string)
+                  : engine.detokenize(ids),
+          }
+        : {}),
+    });
   });
 }
