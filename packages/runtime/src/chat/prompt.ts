@@ -21,6 +21,7 @@ import {
   argumentsSchema,
   checkForcedSchemas,
   checkTools,
+  FUNCTION_NAME,
   forcedTools,
   HERMES_CALLS,
   JSON_CALLS,
@@ -32,6 +33,7 @@ export class ChatPrompter {
   /** The model's chat template, parsed at the first chat. */
   private template: ChatTemplate | undefined;
   private specials: Map<string, number> | undefined;
+  private harmony: (Record<HarmonySpecial, number> & { '<|constrain|>'?: number }) | undefined;
 
   constructor(
     private readonly path: string,
@@ -62,7 +64,7 @@ export class ChatPrompter {
     const offer = options.tools === undefined ? undefined : checkTools(options.tools, options.toolChoice);
     const tools = offer && offer.choice !== 'none' ? offer.tools : [];
     const force = offer ? forcedTools(offer.tools, offer.choice) : undefined;
-    if (force && CONSTRAINTS.some((k) => options[k] !== undefined && options[k] !== false))
+    if (force && constraintOption(options) !== undefined)
       throw new InvalidOptionError(
         'toolChoice',
         'forces a call whose arguments follow its parameters: it cannot be combined with jsonSchema, grammar or json',
@@ -316,6 +318,12 @@ export class ChatPrompter {
   }
 
   private harmonyIds(): Record<HarmonySpecial, number> & { '<|constrain|>'?: number } {
+    this.harmony ??= this.lookUpHarmonyIds();
+    return this.harmony;
+  }
+
+  /** The harmony tokens' ids (looked up once: every harmony turn renders and reads with them). */
+  private lookUpHarmonyIds(): Record<HarmonySpecial, number> & { '<|constrain|>'?: number } {
     if (this.config.architecture !== 'gpt-oss')
       throw new IeRuntimeError(
         'IE_CHAT_UNSUPPORTED',
@@ -335,8 +343,6 @@ export class ChatPrompter {
     };
   }
 }
-
-const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Messages come from callers (HTTP bodies): each must be a role and a string content; calls and tool results well formed. */
 function checkMessages(messages: readonly ChatMessage[]): void {
@@ -373,9 +379,6 @@ function refuseToolsWithFormat(): never {
     'cannot be offered with jsonSchema, grammar or json (the answer would follow the format and never call): force a call with toolChoice, or leave tools out',
   );
 }
-
-/** The constraint options a forced call's own schema cannot be combined with. */
-const CONSTRAINTS = ['jsonSchema', 'grammar', 'json'] as const satisfies readonly (keyof ChatOptions)[];
 
 /** The chat options that render() reads: they belong to chatPrompt() when chat() is given its ChatPrompt. */
 const RENDER_OPTIONS = [

@@ -23,7 +23,7 @@ export function promptOpensThinking(text: string): boolean {
 }
 
 /** The longest tail of `t` that begins `tag` (held back until the next text says whether it is the tag). */
-function heldTail(t: string, tag: string): number {
+export function heldTail(t: string, tag: string): number {
   for (let n = Math.min(tag.length - 1, t.length); n > 0; n--) if (tag.startsWith(t.slice(t.length - n))) return n;
   return 0;
 }

@@ -6,6 +6,7 @@
  * Hermes style (Qwen2.5, Qwen3, Hermes) have the model write `<tool_call>{"name", "arguments"}</tool_call>`.
  */
 import { InvalidOptionError } from '../errors.js';
+import { heldTail } from './reasoning.js';
 import { StructuredOutputError } from '../structured/errors.js';
 import { compileGrammar } from '../structured/grammar.js';
 import { schemaToGrammar } from '../structured/schema.js';
@@ -47,7 +48,8 @@ export interface PromptTools {
   force?: ToolDefinition[];
 }
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** A function's (and a response format's) name, as OpenAI's API takes them. */
+export const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** How deep a function's parameters schema may nest (objects and arrays): as deep as a structured-output schema may. */
 const MAX_PARAMETERS_DEPTH = 128;
@@ -74,7 +76,7 @@ export function checkTools(tools: unknown, choice: unknown): { tools: ToolDefini
     if (typeof t !== 'object' || t === null || Array.isArray(t))
       throw new InvalidOptionError(`tools[${i}]`, 'must be an object {name, description?, parameters?}');
     const d = t as Record<string, unknown>;
-    if (typeof d.name !== 'string' || !NAME.test(d.name))
+    if (typeof d.name !== 'string' || !FUNCTION_NAME.test(d.name))
       throw new InvalidOptionError(`tools[${i}].name`, `must be 1 to 64 letters, digits, _ or -, got ${JSON.stringify(d.name)}`);
     if (seen.has(d.name)) throw new InvalidOptionError(`tools[${i}].name`, `names ${JSON.stringify(d.name)} twice: each function once`);
     seen.add(d.name);
@@ -310,13 +312,7 @@ export class HermesTextFilter implements CallTextFilter {
       if (at > 0) this.emit(t.slice(0, at));
       return;
     }
-    // Hold back the longest tail that begins <tool_call>.
-    let keep = 0;
-    for (let n = Math.min(OPEN.length - 1, t.length); n > 0; n--)
-      if (OPEN.startsWith(t.slice(t.length - n))) {
-        keep = n;
-        break;
-      }
+    const keep = heldTail(t, OPEN);
     this.held = t.slice(t.length - keep);
     if (t.length > keep) this.emit(t.slice(0, t.length - keep));
   }
