@@ -125,7 +125,7 @@ describe('generation', () => {
     });
     await expect(e.complete('abc', { topLogprobs: 2 })).rejects.toMatchObject({
       option: 'topLogprobs',
-      message: 'topLogprobs: needs logprobs: true',
+      message: 'topLogprobs: needs logprobs: true or promptLogprobs: true',
     });
   });
 

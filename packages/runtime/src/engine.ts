@@ -29,6 +29,7 @@ export type {
   Completion,
   GenerateOptions,
   Piece,
+  PromptLogprob,
   StopReason,
   TokenLogprob,
 } from './generation/types.js';
@@ -263,8 +264,12 @@ export class Engine {
     check();
     const seq = this.sequence();
     try {
-      d.cached = await seq.prefill(request.ids, { reusePrefix: request.options.reusePrefix, between: check });
-      d.clock.prefilled();
+      d.cached = await seq.prefill(request.ids, {
+        reusePrefix: request.reusePrefix,
+        between: check,
+        score: d.scoring ? (row, count, pos) => d.scorePrompt(row, count, pos) : undefined,
+      });
+      d.prefilled();
       while (!d.done) {
         // A step is timed from here to the piece: the consumer's time between pieces is not the engine's.
         const t = performance.now();

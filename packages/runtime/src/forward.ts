@@ -36,7 +36,18 @@ export interface ForwardOptions {
    * when `capture` is set, copies of every projection's input (and the classifier's) per row.
    */
   calibration?: { capture: boolean };
+  /**
+   * Logit rows a step may give beyond one per slot: the rows of a scored prompt chunk (StepRows
+   * `logits: 'all'`). Default: as many as SCORE_LOGITS_BYTES holds (at least 1, at most maxBatch).
+   */
+  scoreRows?: number;
 }
+
+/**
+ * The extra logits buffer for scored prompts (16 MiB: 131 rows of a 32,000-token vocabulary, 20 of
+ * gpt-oss's 201,088). Its pages are untouched, so not resident, until a prompt is scored.
+ */
+export const SCORE_LOGITS_BYTES = 16 * 2 ** 20;
 
 /** Where a projection's input is captured in calibration mode; each site feeds the matrices `captureConsumers` names. */
 export type CaptureSite = 'attn_in' | 'attn_out_in' | 'ffn_in' | 'ffn_down_in' | 'classifier_in';
@@ -131,8 +142,11 @@ export interface StepRows {
   slot: number;
   pos: number;
   tokens: readonly number[];
-  /** Whether the logits after its last token are wanted (the step's logit rows, in entry order). */
-  logits: boolean;
+  /**
+   * Whether the logits after its last token are wanted, or after every one of its tokens (`all`:
+   * a prompt scored, each row's logits predicting the next token); the step's logit rows, in entry order.
+   */
+  logits: boolean | 'all';
 }
 
 // Params: the row count, the logit-row count, then per row a token id, the rows the hidden-state
@@ -487,7 +501,7 @@ export class Forward {
   readonly ringSlack: number;
   /** KV slots of the arena. */
   readonly slots: number;
-  /** Rows the logits buffer holds. */
+  /** Rows the logits buffer holds: the most logit rows one step may give. */
   readonly logitRows: number;
   private readonly seqAt: number;
   private readonly pickAt: number;
@@ -512,8 +526,10 @@ export class Forward {
     const B = Math.max(options.maxBatch, S);
     const T = options.contextLength;
     this.slots = S;
-    // A step needs at most one logit row per sequence (calibration: every row).
-    this.logitRows = options.calibration ? B : S;
+    // A step needs one logit row per sequence, and the rows of the prompt chunks it scores
+    // (calibration: every row).
+    const scoreRows = options.scoreRows ?? Math.max(1, Math.min(options.maxBatch, Math.floor(SCORE_LOGITS_BYTES / (4 * c.vocab_size))));
+    this.logitRows = options.calibration ? B : Math.min(B, S + scoreRows);
     this.logits = new Float32Array(c.vocab_size * this.logitRows);
     this.hidden = new Float32Array(B * c.dim);
     // The hidden copy's row count sits after the ids (the layout from seqAt on is unchanged).
@@ -586,9 +602,15 @@ export class Forward {
         p[PARAM_IDS + row] = id;
         p[this.seqAt + 2 * row] = e.slot;
         p[this.seqAt + 2 * row + 1] = e.pos + i;
-        if (cal) p[this.pickAt + picks++] = row;
+        if (cal || e.logits === 'all') {
+          if (picks >= this.logitRows) throw new StepError('IE_BAD_STEP', `the step wants more than ${this.logitRows} logit rows`);
+          p[this.pickAt + picks++] = row;
+        }
       }
-      if (!cal && e.logits) p[this.pickAt + picks++] = row - 1;
+      if (!cal && e.logits === true) {
+        if (picks >= this.logitRows) throw new StepError('IE_BAD_STEP', `the step wants more than ${this.logitRows} logit rows`);
+        p[this.pickAt + picks++] = row - 1;
+      }
     }
     // A step without wanted logits still computes one row's (the kernels run at least one).
     if (picks === 0) p[this.pickAt + picks++] = row - 1;

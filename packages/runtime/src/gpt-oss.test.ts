@@ -12,6 +12,7 @@ import { IebinReader, decodeTensor, exportIebin, openGguf, openHfDir, synthHfTok
 import { KernelContext } from '@ie/kernels';
 import { SHARED_DIR } from '@ie/testing';
 import { GptOssReference } from '../test/gpt-oss-reference.js';
+import { logSoftmax } from '../test/reference.js';
 import { Engine, Model, type Piece, renderHarmony } from './index.js';
 
 const DIR = join(SHARED_DIR, 'models', 'gpt-oss-tiny');
@@ -74,6 +75,13 @@ describe.skipIf(!HAS)(`gpt-oss-tiny through the engine${REASON}`, () => {
           expect(maxAbsDiff(got[p], c.logits[p]), `${name} position ${p}`).toBeLessThan(1e-3);
           expect(argmax(got[p]), `${name} position ${p}`).toBe(argmax(c.logits[p]));
         }
+        // Scored (promptLogprobs): each prompt token's log-probability is the fixture's log-softmax.
+        const scores = (await e.complete(c.input_ids, { maxTokens: 0, promptLogprobs: true })).promptLogprobs ?? [];
+        expect(scores.map((s) => s.token)).toEqual(c.input_ids);
+        for (let p = 1; p < c.input_ids.length; p++)
+          expect(Math.abs((scores[p].logprob as number) - logSoftmax(c.logits[p - 1])[c.input_ids[p]]), `${name} token ${p}`).toBeLessThan(
+            1e-3,
+          );
         // The prompt as one prefill chunk (GEMM, experts grouped), then 16 greedy decode steps.
         const done = await e.complete(c.input_ids, { maxTokens: c.greedy.tokens.length, temperature: 0 });
         expect(done.tokens, `${name} continuation`).toEqual(c.greedy.tokens);

@@ -12,6 +12,7 @@ export {
   type ChatCompletion,
   type ChatPrompt,
   type Piece,
+  type PromptLogprob,
   type TokenLogprob,
   type Completion,
   type StopReason,

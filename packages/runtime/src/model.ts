@@ -301,6 +301,14 @@ export class Model {
   }
 
   /**
+   * @internal Runs one sequence's tokens with every row's logits (a scored prompt chunk: logits
+   * row j is token j's; at most forward.logitRows tokens), then `read` before any other step may start.
+   */
+  runScored<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T> {
+    return this.exclusive(() => this.forward.step([{ slot, pos, tokens, logits: 'all' }]), read);
+  }
+
+  /**
    * @internal Runs one sequence's tokens with every row's final hidden state kept, then `read`
    * (forward.hidden's first tokens.length rows) before any other step may start.
    */

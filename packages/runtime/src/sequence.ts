@@ -13,8 +13,12 @@ export interface SequenceModel {
   readonly config: { readonly vocab_size: number };
   readonly forward: Forward;
   run<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
+  runScored<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
   runHidden<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
 }
+
+/** Takes a scored chunk's logits: `row(j)` (a view valid only inside the call) is position pos+j's, for j < count. */
+export type PromptScorer = (row: (j: number) => Float32Array, count: number, pos: number) => void;
 
 export interface SequenceOptions {
   /** Positions this sequence may use, at most the model's context length (its slot's size). Default: all. */
@@ -58,13 +62,23 @@ export class Sequence {
     return this.best;
   }
 
-  /** Runs `tokens` at the next positions, keeping the last one's logits. */
-  private async run(tokens: readonly number[]): Promise<void> {
+  /**
+   * Runs `tokens` at the next positions, keeping the last one's logits; with `score`, every
+   * position's logits go to it first (row j is position pos+j's).
+   */
+  private async run(tokens: readonly number[], score?: PromptScorer): Promise<void> {
     const f = this.model.forward;
-    await this.model.run(this.slot, tokens, this.kv.length, () => {
-      this.out.set(f.logitsRow(0));
-      this.best = f.argmax;
-    });
+    const pos = this.kv.length;
+    const keep = (row: number) => {
+      this.out.set(f.logitsRow(row));
+      this.best = f.argmaxOf(row);
+    };
+    if (score)
+      await this.model.runScored(this.slot, tokens, pos, () => {
+        score((j) => f.logitsRow(j), tokens.length, pos);
+        keep(tokens.length - 1);
+      });
+    else await this.model.run(this.slot, tokens, pos, () => keep(0));
     pushAll(this.kv, tokens);
   }
 
@@ -96,17 +110,22 @@ export class Sequence {
 
   /**
    * Runs `ids` as the sequence's content: keeps the common prefix with what the cache holds when
-   * `reusePrefix`, else starts over; `between` runs after each chunk (an abort check). Returns the
+   * `reusePrefix`, else starts over; `between` runs after each chunk (an abort check); `score`
+   * gets every position's logits (in chunks of the rows the logits buffer holds). Returns the
    * tokens kept from the cache.
    */
-  async prefill(ids: readonly number[], options: { reusePrefix?: boolean; between?: () => void } = {}): Promise<number> {
+  async prefill(
+    ids: readonly number[],
+    options: { reusePrefix?: boolean; between?: () => void; score?: PromptScorer } = {},
+  ): Promise<number> {
     this.alive();
     ContextOverflowError.check(ids.length, this.contextLength);
     const cached = options.reusePrefix ? this.commonPrefix(ids) : 0;
     this.truncate(cached);
-    const B = this.model.forward.options.maxBatch;
+    const f = this.model.forward;
+    const B = options.score ? Math.min(f.options.maxBatch, f.logitRows) : f.options.maxBatch;
     for (let p = cached; p < ids.length; p += B) {
-      await this.run(ids.slice(p, p + B));
+      await this.run(ids.slice(p, p + B), options.score);
       options.between?.();
     }
     return cached;
@@ -142,7 +161,7 @@ export class Sequence {
   }
 
   /** @internal The rows of a batched step that append `tokens` (checked against the context). */
-  rows(tokens: readonly number[], logits: boolean): StepRows {
+  rows(tokens: readonly number[], logits: StepRows['logits']): StepRows {
     this.alive();
     if (this.kv.length + tokens.length > this.contextLength)
       throw new ContextOverflowError(

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { exportIebin, openGguf, openLlama2c } from '@ie/format';
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import { Engine, Model, type Precision } from './index.js';
+import { logSoftmax } from '../test/reference.js';
 
 const expected = (f: string) => readFileSync(join(STORIES_DIR, 'expected', f), 'utf8');
 const dirs: Record<'llama2c' | 'gguf', string> = { llama2c: '', gguf: '' };
@@ -87,6 +88,12 @@ describe.skipIf(!HAS_STORIES)(`stories260K${STORIES_REASON}`, () => {
       let worst = 0;
       for (let p = 0; p < 5; p++) for (let i = 0; i < 512; i++) worst = Math.max(worst, Math.abs(got[p][i] - want[p][i]));
       expect(worst).toBeLessThan(1e-4);
+      // The prompt scored in one chunk: tokens 1-4's log-probabilities are run.c's log-softmax at positions 0-3.
+      const scores = (await e.complete([1, 403, 407, 261, 378], { maxTokens: 0, promptLogprobs: true })).promptLogprobs ?? [];
+      expect(scores.map((s) => s.token)).toEqual([1, 403, 407, 261, 378]);
+      expect(scores[0].logprob).toBeNull();
+      for (let p = 1; p < 5; p++)
+        expect(Math.abs((scores[p].logprob as number) - logSoftmax(want[p - 1])[scores[p].token])).toBeLessThan(1e-4);
     });
   }
 

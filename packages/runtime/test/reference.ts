@@ -125,3 +125,13 @@ export class ReferenceModel {
     return this.matvec(c.tied_classifier ? 'token_embd.weight' : 'output.weight', hf, c.vocab_size);
   }
 }
+
+/** log-softmax in float64. */
+export function logSoftmax(z: ArrayLike<number>): Float64Array {
+  let m = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < z.length; i++) m = Math.max(m, z[i]);
+  let s = 0;
+  for (let i = 0; i < z.length; i++) s += Math.exp(z[i] - m);
+  const lse = m + Math.log(s);
+  return Float64Array.from(z, (v) => v - lse);
+}

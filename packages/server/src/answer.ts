@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { PromptLogprob } from '@ie/runtime';
 import type { FastifyReply } from 'fastify';
 import { type FinishReason, finishReason, usage } from './openai.js';
 import { toServerError } from './replies.js';
@@ -28,15 +29,44 @@ interface LogprobEntry {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-/** Logprobs in OpenAI's two shapes, built token by token: chat's `content` entries, and completions' arrays derived from them. */
+/** A prompt token's entry (echo): the first token's logprob and alternatives are null, as OpenAI's. */
+type PromptEntry = Omit<LogprobEntry, 'logprob' | 'top_logprobs'> & {
+  logprob: number | null;
+  top_logprobs: LogprobEntry['top_logprobs'] | null;
+};
+
+/**
+ * Logprobs in OpenAI's two shapes, built token by token: chat's `content` entries, and completions'
+ * arrays derived from them (with echo, the prompt's tokens first; text offsets count from the echoed prompt's start).
+ */
 class LogprobsBuilder {
   private readonly content: LogprobEntry[] = [];
   private readonly textOffset: number[] = [];
-  private offset = 0;
+  private readonly prompt: PromptEntry[] = [];
+  private readonly promptOffset: number[] = [];
 
-  constructor(private readonly bytesOf: TokenBytes) {}
+  constructor(
+    private readonly bytesOf: TokenBytes,
+    /** Where the generated text starts: after the echoed prompt. */
+    private offset = 0,
+  ) {}
 
-  private entry(token: number, logprob: number) {
+  /** Adds the prompt's scores (echo); returns their completions arrays. Prompt offsets sum the tokens' own texts. */
+  addPrompt(scores: readonly PromptLogprob[]): unknown {
+    let at = 0;
+    for (const s of scores) {
+      const e = this.entry(s.token, s.logprob);
+      this.prompt.push({
+        ...e,
+        top_logprobs: s.logprob === null ? null : (s.topLogprobs ?? []).map((t) => this.entry(t.token, t.logprob)),
+      });
+      this.promptOffset.push(at);
+      at += e.token.length;
+    }
+    return completionArrays(this.prompt, this.promptOffset);
+  }
+
+  private entry<L extends number | null>(token: number, logprob: L) {
     const b = this.bytesOf(token);
     return { token: Buffer.from(b).toString('utf8'), logprob, bytes: Array.from(b) };
   }
@@ -58,16 +88,16 @@ class LogprobsBuilder {
   }
 
   completionObject() {
-    return completionArrays(this.content, this.textOffset);
+    return completionArrays([...this.prompt, ...this.content], [...this.promptOffset, ...this.textOffset]);
   }
 }
 
 /** Completions' logprobs (parallel arrays; top_logprobs as token text -> logprob) from chat's entries. */
-function completionArrays(entries: readonly LogprobEntry[], textOffset: readonly number[]) {
+function completionArrays(entries: readonly (LogprobEntry | PromptEntry)[], textOffset: readonly number[]) {
   return {
     tokens: entries.map((e) => e.token),
     token_logprobs: entries.map((e) => e.logprob),
-    top_logprobs: entries.map((e) => Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob]))),
+    top_logprobs: entries.map((e) => (e.top_logprobs ? Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob])) : null)),
     text_offset: textOffset,
   };
 }
@@ -113,7 +143,7 @@ export async function answer(
   requests: readonly GenerationRequest[],
   shape: AnswerShape,
 ): Promise<unknown> {
-  const g = submit(ctx, reply.raw, sched, requests, shape.tokenBytes);
+  const g = submit(ctx, reply.raw, sched, requests, shape);
   return shape.stream ? answerStream(ctx, reply, g, shape) : answerWhole(ctx, reply, g, shape);
 }
 
@@ -126,8 +156,10 @@ export interface AnswerShape {
   tokenBytes?: TokenBytes;
   /** Completions' best_of (not streamed). */
   best?: BestOf;
-  /** Completions' echo: the prompt's text before each choice's. */
-  echo?: string;
+  /** Completions' echo: each choice's prompt text, before its own. */
+  echo?: readonly string[];
+  /** Choices per prompt (completions with several prompts; default: all share one prompt), for the usage. */
+  perPrompt?: number;
 }
 
 /**
@@ -160,8 +192,9 @@ function submit(
   res: ServerResponse,
   sched: Scheduler,
   requests: readonly GenerationRequest[],
-  tokenBytes?: TokenBytes,
+  shape: AnswerShape,
 ): Generation {
+  const { tokenBytes } = shape;
   const chat = requests[0].kind === 'chat';
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -169,7 +202,7 @@ function submit(
   try {
     for (const [index, request] of requests.entries()) {
       const ticket = sched.submit(request);
-      const logprobs = request.options.logprobs && tokenBytes ? new LogprobsBuilder(tokenBytes) : undefined;
+      const logprobs = request.options.logprobs && tokenBytes ? new LogprobsBuilder(tokenBytes, shape.echo?.[index].length) : undefined;
       choices.push({ index, ticket, deltas: ticket[Symbol.asyncIterator](), logprobs });
     }
   } catch (e) {
@@ -196,7 +229,8 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   const collect = async (c: Choice): Promise<ChoiceText> => {
     const t = { content: '', reasoning: '' };
     for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
-      if (r.value.channel === 'analysis') t.reasoning += r.value.text;
+      if (r.value.prompt) c.logprobs?.addPrompt(r.value.prompt);
+      else if (r.value.channel === 'analysis') t.reasoning += r.value.text;
       // The answer is the final channel (harmony's commentary, a call's or a preamble, is not content).
       else if (r.value.channel === undefined || r.value.channel === 'final') {
         c.logprobs?.add(r.value);
@@ -225,16 +259,23 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
 }
 
 /** The request's usage: the prompt once (each choice reads the same), every choice's completion. */
-function usageOf(outcomes: readonly Outcome[]) {
+/** The request's usage: each prompt once (its choices read the same), every choice's completion. */
+function usageOf(outcomes: readonly Outcome[], perPrompt = outcomes.length) {
   const completion = outcomes.reduce((a, o) => a + o.completionTokens, 0);
-  return usage(outcomes[0].promptTokens, completion, outcomes[0].metrics.cachedTokens);
+  const firsts = outcomes.filter((_, i) => i % perPrompt === 0);
+  const sum = (f: (o: Outcome) => number) => firsts.reduce((a, o) => a + f(o), 0);
+  return usage(
+    sum((o) => o.promptTokens),
+    completion,
+    sum((o) => o.metrics.cachedTokens),
+  );
 }
 
 function completionObject(g: Generation, outcomes: readonly Outcome[], texts: readonly ChoiceText[], shape: AnswerShape): unknown {
-  const { best, echo = '' } = shape;
+  const { best, echo } = shape;
   const { id, created, model } = g;
   // Usage counts every candidate: each was generated.
-  const u = usageOf(outcomes);
+  const u = usageOf(outcomes, shape.perPrompt);
   if (g.chat)
     return {
       id,
@@ -261,7 +302,7 @@ function completionObject(g: Generation, outcomes: readonly Outcome[], texts: re
     };
   const all = g.choices.map((c, i) => ({
     index: c.index,
-    text: echo + texts[i].content,
+    text: (echo?.[i] ?? '') + texts[i].content,
     logprobs: c.logprobs?.completionObject() ?? null,
     finish_reason: finishReason(outcomes[i].stopReason),
   }));
@@ -317,10 +358,22 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
       ? { id, object, created, model, choices: [{ index, delta, logprobs, finish_reason: finish }], ...extra }
       : { id, object, created, model, choices: [{ index, text: delta, logprobs, finish_reason: finish }], ...extra };
   const relay = async (c: Choice, from: IteratorResult<Delta> | undefined): Promise<Outcome | undefined> => {
+    // The echoed prompt's chunk carries its scores when they were asked (they come first).
+    let echoed = echo?.[c.index];
+    const sendEcho = async (logprobs: unknown = null) => {
+      if (echoed !== undefined) await send(chunk(c.index, echoed, null, logprobs));
+      echoed = undefined;
+    };
     if (chat) await send(chunk(c.index, { role: 'assistant', content: '' }, null));
-    else if (echo) await send(chunk(c.index, echo, null));
+    else if (!c.logprobs) await sendEcho();
     for (let next = from ?? (await c.deltas.next()); !next.done && !g.clientGone; next = await c.deltas.next()) {
       const d = next.value;
+      if (d.prompt) {
+        const lp = c.logprobs?.addPrompt(d.prompt);
+        await sendEcho(lp);
+        continue;
+      }
+      await sendEcho();
       if (d.channel === 'analysis') await send(chunk(c.index, { reasoning_content: d.text }, null));
       else if (d.channel === undefined || d.channel === 'final') {
         const lp = c.logprobs?.add(d);
@@ -329,6 +382,7 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
       }
     }
     if (g.clientGone) return undefined;
+    await sendEcho();
     const o = await c.ticket.done;
     ctx.metrics.record(o);
     // The calls once read whole (each one chunk, arguments complete), then the finish reason.
@@ -339,6 +393,6 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
   };
   const outcomes = await Promise.all(g.choices.map((c, i) => relay(c, i === 0 ? first : undefined)));
   if (g.clientGone) return;
-  if (includeUsage) await send({ id, object, created, model, choices: [], usage: usageOf(outcomes as Outcome[]) });
+  if (includeUsage) await send({ id, object, created, model, choices: [], usage: usageOf(outcomes as Outcome[], shape.perPrompt) });
   g.res.end('data: [DONE]\n\n');
 }

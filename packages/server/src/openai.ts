@@ -137,13 +137,17 @@ export const COMPLETION_BODY_SCHEMA = {
   required: ['model', 'prompt'],
   properties: {
     ...common,
+    // Text, token ids, or a batch of either (each prompt its own choices).
     prompt: {
       anyOf: [
         { type: 'string' },
         { type: 'array', minItems: 1, items: { type: 'string' } },
         { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } },
+        { type: 'array', minItems: 1, items: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } },
       ],
     },
+    // 0 with echo scores the prompt alone (OpenAI's legacy completions; lm-evaluation-harness).
+    max_tokens: { anyOf: [{ type: 'integer', minimum: 0, maximum: MAX_TOKENS }, { type: 'null' }] },
     logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 5 }, { type: 'null' }] },
     echo: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
     best_of: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
@@ -199,7 +203,7 @@ export interface ChatBody extends CommonBody {
 }
 
 export interface CompletionBody extends CommonBody {
-  prompt: string | string[] | number[];
+  prompt: string | string[] | number[] | number[][];
   logprobs?: number | null;
   echo?: boolean | null;
   best_of?: number | null;
@@ -326,8 +330,6 @@ export function toolsOf(b: ChatBody): Pick<ChatOptions, 'tools' | 'toolChoice'> 
 
 export function checkCompletion(b: CompletionBody): void {
   checkCommon(b);
-  // The prompt's own logprobs would need every prompt position's logits: echo takes none.
-  if (b.echo && b.logprobs != null) unsupported('echo', 'with logprobs is not supported (the prompt tokens have no logprobs here)');
   if (b.best_of != null) {
     const n = b.n ?? 1;
     if (b.best_of < n) throw new ServerError('IE_SERVER_BAD_REQUEST', `best_of: must be at least n (${n}), got ${b.best_of}`, 'best_of');
@@ -335,9 +337,18 @@ export function checkCompletion(b: CompletionBody): void {
     if (b.best_of > n && b.stream)
       throw new ServerError('IE_SERVER_BAD_REQUEST', 'best_of: cannot be streamed (the best are known at the end)', 'best_of');
   }
+  const prompts = promptCount(b.prompt);
+  const perPrompt = Math.max(b.n ?? 1, b.best_of ?? 1);
+  if (prompts * perPrompt > MAX_CHOICES)
+    unsupported('prompt', `at most ${MAX_CHOICES} generations per request are supported, got ${prompts} prompts x ${perPrompt}`);
+  if (b.best_of != null && b.best_of > (b.n ?? 1) && prompts > 1)
+    unsupported('best_of', 'with several prompts is not supported: send one prompt per request');
   if (b.suffix) unsupported('suffix', 'is not supported');
-  if (Array.isArray(b.prompt) && typeof b.prompt[0] === 'string' && b.prompt.length > 1)
-    unsupported('prompt', `one prompt per request is supported, got ${b.prompt.length}`);
+}
+
+/** How many prompts a completions request holds: a batch of texts or of token arrays, else one. */
+export function promptCount(p: CompletionBody['prompt']): number {
+  return Array.isArray(p) && (typeof p[0] === 'string' || Array.isArray(p[0])) ? p.length : 1;
 }
 
 function badFormat(message: string): never {
@@ -434,9 +445,13 @@ export function chatLogprobsOf(b: ChatBody): Pick<SamplingRequest, 'logprobs' | 
   return b.logprobs ? { logprobs: true, topLogprobs: b.top_logprobs ?? 0 } : {};
 }
 
-/** Completions' logprobs N (0..5): each token's log-probability and its step's N likeliest. */
-export function completionLogprobsOf(b: CompletionBody): Pick<SamplingRequest, 'logprobs' | 'topLogprobs'> {
-  return b.logprobs != null ? { logprobs: true, topLogprobs: b.logprobs } : {};
+/**
+ * Completions' logprobs N (0..5): each token's log-probability and its step's N likeliest; with
+ * echo, the prompt's tokens' too (scored).
+ */
+export function completionLogprobsOf(b: CompletionBody): Pick<SamplingRequest, 'logprobs' | 'topLogprobs' | 'promptLogprobs'> {
+  if (b.logprobs == null) return {};
+  return { logprobs: true, topLogprobs: b.logprobs, ...(b.echo ? { promptLogprobs: true } : {}) };
 }
 
 export function messageText(content: string | Array<{ type: 'text'; text: string }>): string {

@@ -18,6 +18,7 @@ import {
   type GenerationMetrics,
   type Model,
   type Piece,
+  type PromptLogprob,
   type StopReason,
   type TokenLogprob,
   type ToolCall,
@@ -45,6 +46,8 @@ export interface SamplingRequest {
   /** Each token's log-probability, and its step's topLogprobs likeliest tokens. */
   logprobs?: boolean;
   topLogprobs?: number;
+  /** The prompt's tokens' log-probabilities too (completions' echo with logprobs): one `prompt` delta before the first piece. */
+  promptLogprobs?: boolean;
   /** Structured output (response_format): any JSON object, or a JSON schema. */
   json?: boolean;
   jsonSchema?: object | boolean;
@@ -64,6 +67,8 @@ export interface Delta {
   channel?: string;
   /** When logprobs were asked: the token this piece is, with its log-probability and its step's likeliest. */
   logprob?: { token: number; logprob: number; top: readonly TokenLogprob[] };
+  /** With promptLogprobs: the prompt's scores, in a delta of their own (text ''), before any piece. */
+  prompt?: readonly PromptLogprob[];
 }
 
 /** The logprob member of a piece's delta, when it has one. */
@@ -341,11 +346,20 @@ export class SerialScheduler implements Scheduler {
     try {
       if (request.kind === 'completion') {
         const g = this.engine.generate(request.prompt, options);
+        // The prompt's scores are set once it has run: handed on before the first piece (or at the end, with none).
+        let scored = false;
+        const pushScores = () => {
+          if (scored || !g.promptLogprobs) return;
+          scored = true;
+          job.push({ text: '', prompt: g.promptLogprobs });
+        };
         for await (const p of g) {
+          pushScores();
           job.token();
           const lp = logprobOf(p);
           if (p.text || lp.logprob) job.push({ text: p.text, ...lp });
         }
+        pushScores();
         const m = g.metrics as GenerationMetrics;
         job.finish({
           ok: true,

@@ -292,7 +292,7 @@ describe('completions through the openai client (tiny llama model)', () => {
     }
   });
 
-  it('echo: the prompt text before the completion, streamed or not, for text and token-id prompts; with logprobs a 400', async () => {
+  it('echo: the prompt text before the completion, streamed or not, for text and token-id prompts', async () => {
     const want = await (s.engine as Engine).complete(PROMPT, { maxTokens: 6, temperature: 0 });
     const body = { model: 'm', prompt: PROMPT, max_tokens: 6, temperature: 0, echo: true };
     expect((await api.completions.create(body)).choices[0].text).toBe(PROMPT + want.text);
@@ -301,8 +301,70 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect(streamed).toBe(PROMPT + want.text);
     const ids = (s.engine as Engine).tokenize(PROMPT, { bos: true });
     expect((await api.completions.create({ ...body, prompt: ids })).choices[0].text).toBe(PROMPT + want.text);
-    const lp = await post(s, '/v1/completions', JSON.stringify({ ...body, logprobs: 1 }));
-    expect([lp.status, lp.json.error.param, lp.json.error.code]).toEqual([400, 'echo', 'unsupported_parameter']);
+  });
+
+  it("echo with logprobs scores the prompt: each prompt token's log-probability (the first null) before the completion's, streamed or not", async () => {
+    const engine = s.engine as Engine;
+    const ids = engine.tokenize(PROMPT, { bos: true });
+    const g = engine.generate(PROMPT, { maxTokens: 5, temperature: 0, logprobs: true, topLogprobs: 2, promptLogprobs: true });
+    const generated: number[] = [];
+    for await (const p of g) if (p.logprob !== undefined) generated.push(p.logprob);
+    const want = { text: g.text, tokens: g.tokens };
+    const scores = g.promptLogprobs ?? [];
+    expect(scores.length).toBe(ids.length);
+    const body = { model: 'm', prompt: PROMPT, max_tokens: 5, temperature: 0, echo: true, logprobs: 2 };
+    const r = await api.completions.create(body);
+    const lp = r.choices[0].logprobs as NonNullable<(typeof r.choices)[0]['logprobs']>;
+    expect(r.choices[0].text).toBe(PROMPT + want.text);
+    expect(lp.token_logprobs).toEqual([...scores.map((t) => t.logprob), ...generated]);
+    expect(lp.token_logprobs?.[0]).toBeNull();
+    expect(lp.tokens?.length).toBe(ids.length + want.tokens.length);
+    expect(lp.top_logprobs?.[0]).toBeNull();
+    for (let i = 1; i < ids.length; i++) {
+      const top = Object.values(lp.top_logprobs?.[i] ?? {});
+      expect(top).toEqual((scores[i].topLogprobs ?? []).map((t) => t.logprob));
+    }
+    // The generated tokens' offsets count from the echoed prompt's start.
+    expect(lp.text_offset?.[ids.length]).toBe(PROMPT.length);
+    // Streamed: the echo's chunk carries the prompt's scores, then each token its own.
+    const chunks = [];
+    for await (const c of await api.completions.create({ ...body, stream: true })) if (c.choices[0]) chunks.push(c.choices[0]);
+    expect(chunks[0].text).toBe(PROMPT);
+    expect(chunks[0].logprobs?.token_logprobs).toEqual(scores.map((t) => t.logprob));
+    expect(chunks.flatMap((c) => c.logprobs?.token_logprobs ?? [])).toEqual(lp.token_logprobs);
+    // max_tokens 0 scores the prompt alone.
+    const none = await api.completions.create({ ...body, max_tokens: 0 });
+    expect([none.choices[0].text, none.choices[0].finish_reason, none.usage?.completion_tokens]).toEqual([PROMPT, 'length', 0]);
+    expect(none.choices[0].logprobs?.token_logprobs).toEqual(scores.map((t) => t.logprob));
+  });
+
+  it('lm-evaluation-harness loglikelihood requests: a batch of token-id prompts, max_tokens 1, echo and logprobs 1, a choice per prompt', async () => {
+    const engine = s.engine as Engine;
+    const a = engine.tokenize('Once upon a time there was', { bos: true });
+    const b = engine.tokenize('The cat sat', { bos: true });
+    const r = await api.completions.create({ model: 'm', prompt: [a, b], max_tokens: 1, temperature: 0, echo: true, logprobs: 1 });
+    expect(r.choices.map((c) => c.index)).toEqual([0, 1]);
+    for (const [i, ids] of [a, b].entries()) {
+      const want = await engine.complete(ids, { maxTokens: 1, temperature: 0, promptLogprobs: true, logprobs: true, topLogprobs: 1 });
+      const lp = r.choices[i].logprobs;
+      expect(r.choices[i].text).toBe(engine.detokenize(ids) + want.text);
+      expect(lp?.token_logprobs?.slice(0, -1)).toEqual((want.promptLogprobs ?? []).map((t) => t.logprob));
+      expect(lp?.token_logprobs?.length).toBe(ids.length + 1);
+      // The harness's is_greedy: a token is the likeliest when its logprob equals its step's top one.
+      for (let t = 1; t < ids.length; t++) {
+        const top = lp?.top_logprobs?.[t] ?? {};
+        expect(Math.max(...Object.values(top)) >= (lp?.token_logprobs?.[t] as number)).toBe(true);
+      }
+    }
+    expect(r.usage?.prompt_tokens).toBe(a.length + b.length);
+    // Two text prompts with n 2: four choices, prompt i's j-th at index 2i + j.
+    const two = await api.completions.create({ model: 'm', prompt: ['Once', 'The'], max_tokens: 3, temperature: 0, n: 2, echo: true });
+    expect(two.choices.map((c) => [c.index, c.text.startsWith('Once'), c.text.startsWith('The')])).toEqual([
+      [0, true, false],
+      [1, true, false],
+      [2, false, true],
+      [3, false, true],
+    ]);
   });
 
   it("/tokenize and /detokenize, as llama.cpp's server: the engine's ids and text, ids outside the vocabulary a 400", async () => {
@@ -360,8 +422,10 @@ describe('completions through the openai client (tiny llama model)', () => {
       [{ model: 'm' }, 'prompt', null],
       [{ model: 'm', prompt: { text: PROMPT } }, 'prompt', null],
       [{ model: 'm', prompt: PROMPT, n: 17 }, 'n', 'unsupported_parameter'],
-      [{ model: 'm', prompt: [PROMPT, PROMPT] }, 'prompt', 'unsupported_parameter'],
-      [{ model: 'm', prompt: PROMPT, echo: true, logprobs: 2 }, 'echo', 'unsupported_parameter'],
+      [{ model: 'm', prompt: Array(17).fill(PROMPT) }, 'prompt', 'unsupported_parameter'],
+      [{ model: 'm', prompt: [PROMPT, PROMPT], n: 9 }, 'prompt', 'unsupported_parameter'],
+      [{ model: 'm', prompt: [PROMPT, PROMPT], best_of: 2 }, 'best_of', 'unsupported_parameter'],
+      [{ model: 'm', prompt: [[1, 2], []] }, 'prompt', null],
       [{ model: 'm', prompt: PROMPT, suffix: 'end' }, 'suffix', 'unsupported_parameter'],
     ];
     for (const [body, param, code] of cases) {
@@ -377,8 +441,11 @@ describe('completions through the openai client (tiny llama model)', () => {
     // A field of several forms that fits none: every form's complaint, the null form left out.
     const messages: Array<[object, string]> = [
       [{ model: 'm', prompt: PROMPT, stop: Array(17).fill('x') }, 'stop must be string, or stop must NOT have more than 16 items'],
-      [{ model: 'm', prompt: PROMPT, max_tokens: -1 }, 'max_tokens must be >= 1'],
-      [{ model: 'm', prompt: [-1] }, 'prompt must be string, or prompt[0] must be string, or prompt[0] must be >= 0'],
+      [{ model: 'm', prompt: PROMPT, max_tokens: -1 }, 'max_tokens must be >= 0'],
+      [
+        { model: 'm', prompt: [-1] },
+        'prompt must be string, or prompt[0] must be string, or prompt[0] must be >= 0, or prompt[0] must be array',
+      ],
     ];
     for (const [body, message] of messages) {
       const r = await post(s, '/v1/completions', JSON.stringify(body));
@@ -472,8 +539,9 @@ const isPoint = (v: unknown) =>
 describe('structured output: response_format through the openai client (tiny llama, random weights)', () => {
   let s: IeServer;
   let api: OpenAI;
+  let dir = '';
   beforeAll(async () => {
-    const dir = await tinyModel();
+    dir = await tinyModel();
     // Continuous batching, two slots: concurrent requests with different schemas share each step.
     s = await serve(dir, {
       parallel: 2,
@@ -507,6 +575,25 @@ describe('structured output: response_format through the openai client (tiny lla
       let streamed = '';
       for await (const c of stream) streamed += c.choices[0]?.delta?.content ?? '';
       expect(streamed).toBe(content);
+    }
+  });
+
+  it('echo with logprobs under continuous batching: two prompts scored beside a running generation, as one engine scores them alone', async () => {
+    await using alone = await Engine.load(dir, { threads: 1 });
+    const prompts = ['Once upon a time there was a little', 'The dog ran to the'];
+    const running = api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 40, temperature: 0 });
+    const r = await api.completions.create({ model: 'm', prompt: prompts, max_tokens: 2, temperature: 0, echo: true, logprobs: 1 });
+    await running;
+    for (const [i, p] of prompts.entries()) {
+      const g = alone.generate(p, { maxTokens: 2, temperature: 0, promptLogprobs: true, logprobs: true, topLogprobs: 1 });
+      await g.complete();
+      const want = (g.promptLogprobs ?? []).map((t) => t.logprob);
+      const got = r.choices[i].logprobs?.token_logprobs ?? [];
+      expect(got.length).toBe(want.length + g.tokens.length);
+      expect(got[0]).toBeNull();
+      // A batched step sums the same products in other tiles than one sequence's: within rounding.
+      for (let t = 1; t < want.length; t++) expect(Math.abs((got[t] as number) - (want[t] as number))).toBeLessThan(1e-4);
+      expect(r.choices[i].text).toBe(p + g.text);
     }
   });
 

@@ -229,7 +229,7 @@ describe('continuous batching: slots, aborts and bad steps', () => {
     // Past the TypeScript checks, the program checks each row's slot and position itself.
     const f = model.forward;
     await model.step([{ slot: 1, pos: 0, tokens: [1, 2], logits: true }]);
-    const seqAt = f.params.length - 2 * model.slots - 2 * f.maxRows;
+    const seqAt = f.params.length - 2 * f.logitRows - 2 * f.maxRows;
     f.params[seqAt + 2] = 5;
     expect(() => f.program.run()).toThrow(
       expect.objectContaining({ code: 'KERNELS_BAD_ARGUMENT', message: expect.stringMatching(/kv slot 5 is outside 0\.\.1/) }),

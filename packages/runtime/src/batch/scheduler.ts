@@ -202,10 +202,10 @@ export class BatchScheduler {
       const job = this.waiting.shift() as Job;
       const ids = job.request.ids;
       let best = 0;
-      if (job.request.options.reusePrefix)
+      if (job.request.reusePrefix)
         for (let i = 1; i < this.idle.length; i++) if (this.idle[i].commonPrefix(ids) > this.idle[best].commonPrefix(ids)) best = i;
       const seq = this.idle.splice(best, 1)[0];
-      const cached = job.request.options.reusePrefix ? seq.commonPrefix(ids) : 0;
+      const cached = job.request.reusePrefix ? seq.commonPrefix(ids) : 0;
       seq.truncate(cached);
       job.seq = seq;
       job.decoding.cached = cached;
@@ -216,7 +216,8 @@ export class BatchScheduler {
 
   /**
    * This step's rows: one decode row per decoding sequence, then prompt chunks of the prefilling
-   * ones (all of the step's rows when nothing decodes; else `prefillChunk`), oldest first.
+   * ones (all of the step's rows when nothing decodes; else `prefillChunk`), oldest first. A scored
+   * prompt's chunk wants a logit row per token: it takes what the logits buffer has left.
    */
   private plan(): Array<[Job, StepRows]> {
     const plan: Array<[Job, StepRows]> = [];
@@ -231,12 +232,19 @@ export class BatchScheduler {
       plan.push([job, seq.rows([job.decoding.last], true)]);
     }
     let budget = Math.min(plan.length > 0 ? this.prefillChunk : this.model.maxBatch, this.model.maxBatch - plan.length);
+    let logitRows = this.model.forward.logitRows - plan.length;
     for (const job of this.active) {
       if (budget <= 0) break;
       if (job.pending.length === 0) continue;
-      const n = Math.min(budget, job.pending.length);
-      plan.push([job, (job.seq as Sequence).rows(job.pending.slice(0, n), n === job.pending.length)]);
+      const scored = job.decoding.scoring;
+      let n = Math.min(budget, job.pending.length, scored ? logitRows : Number.POSITIVE_INFINITY);
+      // A prompt's last row wants a logit row; with none left, it runs next step.
+      if (!scored && n === job.pending.length && logitRows === 0) n--;
+      if (n <= 0) continue;
+      const last = n === job.pending.length;
+      plan.push([job, (job.seq as Sequence).rows(job.pending.slice(0, n), scored ? 'all' : last)]);
       budget -= n;
+      logitRows -= scored ? n : last ? 1 : 0;
     }
     return plan;
   }
@@ -246,7 +254,10 @@ export class BatchScheduler {
     const f = this.model.forward;
     let row = 0;
     for (const [job, rows] of plan) {
-      const logitRow = rows.logits ? row++ : -1;
+      // A scored chunk's rows are all logit rows; its last is the one that starts the generation.
+      const first = row;
+      row += rows.logits === 'all' ? rows.tokens.length : rows.logits ? 1 : 0;
+      const pos = rows.pos;
       job.seq?.appended(rows.tokens);
       if (job.cancelled !== undefined) {
         this.release(job);
@@ -254,9 +265,14 @@ export class BatchScheduler {
       }
       const d = job.decoding;
       const decoding = job.pending.length === 0;
-      if (!decoding) job.pending = job.pending.slice(rows.tokens.length);
-      if (logitRow < 0) continue;
-      if (!decoding) d.clock.prefilled();
+      if (!decoding) {
+        job.pending = job.pending.slice(rows.tokens.length);
+        if (rows.logits === 'all') d.scorePrompt((j) => f.logitsRow(first + j), rows.tokens.length, pos);
+        // Not the prompt's last chunk: nothing to take yet.
+        if (job.pending.length > 0) continue;
+        d.prefilled();
+      }
+      const logitRow = row - 1;
       let piece: Piece | null;
       try {
         piece = d.done ? null : d.accept(f.logitsRow(logitRow), f.argmaxOf(logitRow), decoding ? startedAt : undefined);

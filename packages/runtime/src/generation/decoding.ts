@@ -12,7 +12,7 @@ import { StepClock } from './clock.js';
 import type { Generation } from './generation.js';
 import type { PreparedRequest } from './request.js';
 import { TextStream } from './text.js';
-import type { Piece, StopReason } from './types.js';
+import type { Piece, PromptLogprob, StopReason, TokenLogprob } from './types.js';
 
 export class Decoding {
   reason: StopReason = 'length';
@@ -26,6 +26,8 @@ export class Decoding {
   private readonly isStop: (token: number) => boolean;
   /** The masked copy of a step's logits (constrained requests): the caller's logits stay as the model gave them. */
   private masked: Float32Array | null = null;
+  /** With promptLogprobs: the prompt's scores so far (its first token's, null, first). */
+  private readonly scores: PromptLogprob[] | null;
 
   constructor(
     readonly gen: Generation,
@@ -39,6 +41,33 @@ export class Decoding {
     this.stream = new TextStream(tokenizer.streamDecoder(request.ids[request.ids.length - 1]), request.stop);
     this.isStop = (t) => !o.ignoreEos && (tokenizer.stopTokens.has(t) || !!config.stop_ids?.includes(t) || !!o.stopTokens?.includes(t));
     this.done = request.maxTokens === 0;
+    this.scores = o.promptLogprobs ? [{ token: request.ids[0], logprob: null }] : null;
+  }
+
+  /** Whether the prompt is scored: its chunks run with every row's logits (StepRows `logits: 'all'`). */
+  get scoring(): boolean {
+    return this.scores !== null;
+  }
+
+  /**
+   * Scores prompt positions pos..pos+count-1 from their logit rows: `row(j)` is position pos+j's,
+   * which predicts the prompt's token pos+j+1 (the last position's predicts the first generated one).
+   */
+  scorePrompt(row: (j: number) => Float32Array, count: number, pos: number): void {
+    const s = this.scores;
+    if (!s) return;
+    const ids = this.request.ids;
+    const top = this.request.options.topLogprobs ?? 0;
+    for (let j = 0; j < count && pos + j + 1 < ids.length; j++) {
+      const token = ids[pos + j + 1];
+      s.push({ token, ...logprobOf(row(j), token, top) });
+    }
+  }
+
+  /** The prompt has run: the clock's prefill ends, and the prompt's scores are the generation's. */
+  prefilled(): void {
+    this.clock.prefilled();
+    if (this.scores) this.gen.promptLogprobs = this.scores;
   }
 
   /** Tokens generated so far. */
@@ -82,12 +111,7 @@ export class Decoding {
     this.gen.tokens.push(token);
     const piece: Piece = { token, text: '' };
     // Under the model, before the mask: what the unconstrained model thought of the token.
-    if (this.request.options.logprobs) {
-      const lse = logSumExp(logits);
-      piece.logprob = logits[token] - lse;
-      const n = this.request.options.topLogprobs ?? 0;
-      if (n > 0) piece.topLogprobs = topIndices(logits, n).map((t) => ({ token: t, logprob: logits[t] - lse }));
-    }
+    if (this.request.options.logprobs) Object.assign(piece, logprobOf(logits, token, this.request.options.topLogprobs ?? 0));
     const { text, stopped } = this.stream.push(token);
     piece.text = text;
     this.gen.text += text;
@@ -124,6 +148,13 @@ export class Decoding {
       weightBytesPerToken,
     });
   }
+}
+
+/** `token`'s log-probability under `logits`, and the `top` likeliest tokens' (none when top is 0). */
+function logprobOf(logits: Float32Array, token: number, top: number): { logprob: number; topLogprobs?: TokenLogprob[] } {
+  const lse = logSumExp(logits);
+  const logprob = logits[token] - lse;
+  return top > 0 ? { logprob, topLogprobs: topIndices(logits, top).map((t) => ({ token: t, logprob: logits[t] - lse })) } : { logprob };
 }
 
 /** The index of the largest value (the first of ties). */

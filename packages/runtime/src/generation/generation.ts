@@ -1,7 +1,7 @@
 /** An ongoing generation: iterate it for pieces; `metrics` and `stopReason` are set when it ends. */
 import { InvalidOptionError } from '../errors.js';
 import type { GenerationMetrics } from '../metrics.js';
-import type { Completion, Piece, StopReason } from './types.js';
+import type { Completion, Piece, PromptLogprob, StopReason } from './types.js';
 
 export class Generation implements AsyncIterable<Piece> {
   metrics: GenerationMetrics | undefined;
@@ -10,6 +10,8 @@ export class Generation implements AsyncIterable<Piece> {
   stopToken: number | undefined;
   text = '';
   readonly tokens: number[] = [];
+  /** With promptLogprobs: each prompt token's log-probability, set once the prompt has run (before the first piece). */
+  promptLogprobs: PromptLogprob[] | undefined;
   private started = false;
 
   /** @internal */
@@ -26,6 +28,12 @@ export class Generation implements AsyncIterable<Piece> {
     for await (const _ of this) {
       /* drain */
     }
-    return { text: this.text, tokens: this.tokens, stopReason: this.stopReason as StopReason, metrics: this.metrics as GenerationMetrics };
+    return {
+      text: this.text,
+      tokens: this.tokens,
+      stopReason: this.stopReason as StopReason,
+      metrics: this.metrics as GenerationMetrics,
+      ...(this.promptLogprobs ? { promptLogprobs: this.promptLogprobs } : {}),
+    };
   }
 }

@@ -17,6 +17,8 @@ export interface PreparedRequest {
   stop: string[];
   sampling: ResolvedSampling;
   options: GenerateOptions;
+  /** Whether the cache's common prefix is kept (reusePrefix, unless the prompt is scored: every position runs). */
+  reusePrefix: boolean;
   /** The request's own constraint (jsonSchema, grammar or json), or null; it holds the grammar state of this one generation. */
   constraint: TokenConstraint | null;
 }
@@ -50,7 +52,11 @@ export function prepareRequest(
   const top = options.topLogprobs ?? 0;
   if (!Number.isSafeInteger(top) || top < 0 || top > 20)
     throw new InvalidOptionError('topLogprobs', `must be an integer in 0..20, got ${String(top)}`);
-  if (top > 0 && !options.logprobs) throw new InvalidOptionError('topLogprobs', 'needs logprobs: true');
+  if (top > 0 && !options.logprobs && !options.promptLogprobs)
+    throw new InvalidOptionError('topLogprobs', 'needs logprobs: true or promptLogprobs: true');
+  for (const name of ['logprobs', 'promptLogprobs', 'reusePrefix'] as const)
+    if (options[name] !== undefined && typeof options[name] !== 'boolean')
+      throw new InvalidOptionError(name, `must be a boolean, got ${typeof options[name]}`);
   const maxTokens = options.maxTokens ?? 256;
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0)
     throw new InvalidOptionError('maxTokens', `must be a non-negative integer, got ${maxTokens}`);
@@ -70,7 +76,8 @@ export function prepareRequest(
       contextLength,
     );
   const constraint = buildConstraint(options, tokenizer, config);
-  return { ids, maxTokens, stop, sampling, options, constraint };
+  const reusePrefix = !!options.reusePrefix && !options.promptLogprobs;
+  return { ids, maxTokens, stop, sampling, options, reusePrefix, constraint };
 }
 
 /** The options that constrain the output, in the order the spec is read. */

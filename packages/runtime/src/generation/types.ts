@@ -12,8 +12,18 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Report each token's log-probability under the model (before temperature and filters). */
   logprobs?: boolean;
-  /** With logprobs: also the N likeliest tokens of each step and theirs (0..20; OpenAI's top_logprobs). Default 0. */
+  /**
+   * With logprobs or promptLogprobs: also the N likeliest tokens of each position and theirs (0..20;
+   * OpenAI's top_logprobs). Default 0.
+   */
   topLogprobs?: number;
+  /**
+   * Score the prompt as well: `generation.promptLogprobs` gets each prompt token's log-probability
+   * given the tokens before it (OpenAI's completions `echo` with `logprobs`; perplexity). The whole
+   * prompt runs (no prefix is reused from the cache), in chunks of the rows the model's logits
+   * buffer holds. Default false.
+   */
+  promptLogprobs?: boolean;
   /** Prepend BOS to a text prompt. Default true. */
   addBos?: boolean;
   /** Keep generating through end-of-sequence tokens, up to maxTokens (benchmarks; llama.cpp's --ignore-eos). Default false. */
@@ -97,6 +107,14 @@ export interface TokenLogprob {
   logprob: number;
 }
 
+/** A prompt token's log-probability given the tokens before it: null for the first (nothing predicts it). */
+export interface PromptLogprob {
+  token: number;
+  logprob: number | null;
+  /** With topLogprobs N: the N likeliest tokens at its position, likeliest first (none for the first token). */
+  topLogprobs?: TokenLogprob[];
+}
+
 export interface Piece {
   token: number;
   /** Text this token completes (may be "" while a UTF-8 character is incomplete). */
@@ -113,4 +131,6 @@ export interface Completion {
   tokens: number[];
   stopReason: StopReason;
   metrics: GenerationMetrics;
+  /** With promptLogprobs: each prompt token's log-probability (see GenerateOptions.promptLogprobs). */
+  promptLogprobs?: PromptLogprob[];
 }

@@ -7,15 +7,27 @@ import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, choicesOf
 import type { GenerationRequest } from '../scheduler.js';
 import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
+/** The request's prompts: text, token ids, or a batch of either. */
+function promptsOf(p: CompletionBody['prompt']): Array<string | number[]> {
+  if (typeof p === 'string') return [p];
+  return typeof p[0] === 'string' || Array.isArray(p[0]) ? (p as Array<string | number[]>) : [p as number[]];
+}
+
 /**
- * The prompt's token ids. Text is tokenized here (BOS where the vocabulary's rules add it, as
- * engine.generate does) to refuse a prompt longer than the context before it takes a place in the queue.
+ * A prompt's token ids. Text is tokenized here (BOS where the vocabulary's rules add it, as
+ * engine.generate does) to refuse a prompt longer than the context before it takes a place in the
+ * queue; ids are used as given.
  */
-function promptIds(engine: Engine, p: CompletionBody['prompt']): number[] {
-  const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? (p[0] as string) : undefined;
-  if (text === undefined) return p as number[];
-  refuseSurelyTooLong(engine, text, 'the prompt', 'prompt');
-  return engine.tokenize(text, { bos: true });
+function promptIds(engine: Engine, p: string | number[], field: string): number[] {
+  if (typeof p === 'string') refuseSurelyTooLong(engine, p, 'the prompt', field);
+  const ids = typeof p === 'string' ? engine.tokenize(p, { bos: true }) : p;
+  if (ids.length > engine.contextLength)
+    throw new ServerError(
+      'IE_SERVER_CONTEXT_LENGTH',
+      `the prompt is ${ids.length} tokens; the model's context holds ${engine.contextLength}`,
+      field,
+    );
+  return ids;
 }
 
 export function registerCompletions(app: FastifyInstance, ctx: RouteContext): void {
@@ -24,41 +36,38 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     checkCompletion(body);
-    const ids = promptIds(engine, body.prompt);
-    if (ids.length > engine.contextLength)
-      throw new ServerError(
-        'IE_SERVER_CONTEXT_LENGTH',
-        `the prompt is ${ids.length} tokens; the model's context holds ${engine.contextLength}`,
-        'prompt',
-      );
+    const prompts = promptsOf(body.prompt);
+    const ids = prompts.map((p, i) => promptIds(engine, p, prompts.length > 1 ? `prompt[${i}]` : 'prompt'));
     // OpenAI's default for completions is 16 tokens.
     // best_of > n: that many candidates, ranked by their tokens' log-probabilities (computed for all).
     const n = body.n ?? 1;
     const best = body.best_of != null && body.best_of > n ? { n, showLogprobs: body.logprobs != null } : undefined;
-    const request: GenerationRequest = {
-      kind: 'completion',
-      prompt: ids,
-      options: {
-        ...samplingOf(body, 16),
-        ...completionLogprobsOf(body),
-        ...(best ? { logprobs: true, topLogprobs: body.logprobs ?? 0 } : {}),
-      },
-    };
-    const requests = choicesOf(best ? body.best_of : n, request);
+    const perPrompt = best ? (body.best_of as number) : n;
+    // Each prompt's choices in turn (OpenAI's choice index: prompt i's j-th is i * n + j).
+    const requests = ids.flatMap((prompt) =>
+      choicesOf(perPrompt, {
+        kind: 'completion',
+        prompt,
+        options: {
+          ...samplingOf(body, 16),
+          ...completionLogprobsOf(body),
+          ...(best ? { logprobs: true, topLogprobs: body.logprobs ?? 0 } : {}),
+        },
+      } satisfies GenerationRequest),
+    );
     return answer(ctx, reply, scheduler, requests, {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       tokenBytes: tokenBytesOf(engine),
       best,
-      // The prompt as text: as given, or the ids' text (specials such as BOS are not text).
+      perPrompt,
+      // Each choice's prompt as text: as given, or the ids' text (specials such as BOS are not text).
       ...(body.echo
         ? {
-            echo:
-              typeof body.prompt === 'string'
-                ? body.prompt
-                : typeof body.prompt[0] === 'string'
-                  ? (body.prompt[0] as string)
-                  : engine.detokenize(ids),
+            echo: requests.map((_, i) => {
+              const p = prompts[Math.floor(i / perPrompt)];
+              return typeof p === 'string' ? p : engine.detokenize(p);
+            }),
           }
         : {}),
     });
