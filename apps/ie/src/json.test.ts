@@ -28,6 +28,7 @@ describe('--json: stdout holds exactly one JSON document', () => {
     validate: () => ['validate', model, '--deep', '--json'],
     generate: () => ['generate', model, 'Once upon a time', '-n', '4', '--temperature', '0', '--precision', 'int8w', '--json'],
     embed: () => ['embed', model, 'Once upon a time', '--json'],
+    perplexity: () => ['perplexity', model, '-f', join(REPO_ROOT, 'quant/calibration/default.txt'), '-c', '64', '--chunks', '2', '--json'],
     quantize: () => [
       'quantize',
       model,
@@ -61,6 +62,7 @@ describe('--json: stdout holds exactly one JSON document', () => {
     if (name === 'inspect') expect(doc.tensorCount).toBeGreaterThan(0);
     if (name === 'validate') expect(doc.ok).toBe(true);
     if (name === 'quantize') expect(doc.status).toBe('accepted');
+    if (name === 'perplexity') expect([doc.chunks, doc.tokens]).toEqual([2, 62]);
   });
 
   it('bench prints one JSON object per line', () => {

@@ -6,6 +6,7 @@ import { convert } from './commands/convert.js';
 import { embed } from './commands/embed.js';
 import { generate } from './commands/generate.js';
 import { inspect } from './commands/inspect.js';
+import { perplexity } from './commands/perplexity.js';
 import { quantize } from './commands/quantize.js';
 import { serve } from './commands/serve.js';
 import { synth } from './commands/synth.js';
@@ -14,7 +15,7 @@ import { CliError, EXIT, describeError, exitCodeFor } from './errors.js';
 import { commandHelp, mainHelp } from './help.js';
 import { VERSION } from './version.js';
 
-export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, serve, chat, embed];
+export const COMMANDS: Command[] = [synth, convert, quantize, inspect, validate, generate, bench, perplexity, serve, chat, embed];
 
 function find(name: string): Command {
   const cmd = COMMANDS.find((c) => c.name === name);

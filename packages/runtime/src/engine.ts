@@ -18,6 +18,7 @@ import type { ChatCompletion, ChatOptions, ChatPrompt, Completion, GenerateOptio
 import { Model, type EngineInfo, type ModelOptions } from './model.js';
 import { resolveEngineOptions, type EngineOptions } from './options.js';
 import type { WeightKind } from './precision.js';
+import { perplexity, type PerplexityOptions, type PerplexityResult } from './perplexity.js';
 import type { Sequence } from './sequence.js';
 import type { Tokenizer } from './tokenizer/index.js';
 
@@ -173,6 +174,16 @@ export class Engine {
       turn.release();
     }
     return out;
+  }
+
+  /**
+   * The model's perplexity on `text` (a string, tokenized with BOS, or token ids), measured as
+   * llama.cpp's llama-perplexity does: chunks of `chunkSize` (default 512) tokens, each starting at
+   * BOS, the second half of each scored (see perplexity.ts). Each chunk runs in its turn like a generation.
+   */
+  perplexity(text: string | readonly number[], options: PerplexityOptions = {}): Promise<PerplexityResult> {
+    this.alive();
+    return perplexity(this, text, options);
   }
 
   /**

@@ -1,0 +1,86 @@
+import { Engine } from '@ie/runtime';
+import { defineCommand } from '../command.js';
+import { CliError, EXIT } from '../errors.js';
+import { readFlagText } from '../text-file.js';
+import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
+
+export const perplexity = defineCommand({
+  name: 'perplexity',
+  summary:
+    "measure a model's perplexity on a text file, as llama.cpp's llama-perplexity does: chunks of --context tokens (default 512) from BOS, the second half of each scored",
+  args: [
+    {
+      name: 'MODEL_DIR',
+      description: 'an IEBIN model directory (ie convert or ie synth makes one), or a GGUF file (converted once into IE_CACHE_DIR)',
+    },
+  ],
+  flags: {
+    file: { type: 'string', arg: 'FILE', short: 'f', description: 'the text to score (UTF-8; wikitext-2 test is the usual one)' },
+    chunks: { type: 'number', integer: true, min: 1, arg: 'N', description: 'score at most N chunks', defaultText: 'every whole chunk' },
+    json: { type: 'boolean', description: 'print one JSON object (perplexity, its standard error, tokens, chunks, speed, engine)' },
+    ...ENGINE_FLAGS,
+  },
+  examples: [
+    {
+      command: 'ie perplexity models/tl -f wiki.test.raw',
+      does: 'the running perplexity per chunk on stderr, the final estimate on stdout',
+    },
+    {
+      command: 'ie perplexity models/tl-q4 -f wiki.test.raw -c 256 --chunks 20 --json',
+      does: 'the first 20 chunks of 256 tokens, as JSON',
+    },
+  ],
+  exits: ['BAD_INPUT', 'INVALID_MODEL', 'INTERRUPTED'],
+  async run(v, [path], io) {
+    if (v.file === undefined) throw new CliError('CLI_USAGE', `give the text as --file FILE\nusage: ${this.usage}`);
+    const text = await readFlagText(`--file ${v.file}`, v.file);
+    // A chunk is the context, as llama-perplexity's -c: 512 unless --context or IE_CONTEXT says otherwise.
+    const contextLength = v.context ?? (process.env.IE_CONTEXT === undefined ? 512 : undefined);
+    const engine = await Engine.load(path, { ...engineOptions(v), contextLength });
+    const ac = new AbortController();
+    const onSignal = () => ac.abort(new Error('interrupted'));
+    process.once('SIGINT', onSignal);
+    try {
+      for (const n of engine.notices) io.err(`ie: note: ${n}`);
+      const t0 = performance.now();
+      const r = await engine.perplexity(text, {
+        chunkSize: engine.contextLength,
+        maxChunks: v.chunks,
+        signal: ac.signal,
+        // llama-perplexity's running figures: [chunk]ppl, one line per chunk here.
+        onChunk: (x) => {
+          if (!v.json) io.err(`[${x.chunks}/${x.totalChunks}] ${x.perplexity.toFixed(4)}`);
+        },
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const chunkSize = engine.contextLength;
+      const tokensPerSec = (r.chunks * chunkSize) / seconds;
+      const info = engine.info();
+      if (v.json)
+        io.out(
+          JSON.stringify({
+            model: path,
+            file: v.file,
+            ...r,
+            chunkSize,
+            seconds,
+            tokensPerSec,
+            precision: info.precision,
+            activations: info.activations,
+            threads: info.threads,
+            isa: info.isa,
+          }),
+        );
+      else {
+        io.out(`PPL = ${r.perplexity.toFixed(4)} +/- ${r.stderr.toFixed(5)}`);
+        io.err(
+          `ie: ${r.tokens} tokens scored in ${r.chunks} chunks of ${chunkSize} (${tokensPerSec.toFixed(1)} tok/s run); ${describeEngine(info)}`,
+        );
+      }
+      return EXIT.OK;
+    } finally {
+      process.off('SIGINT', onSignal);
+      await engine.dispose();
+    }
+  },
+});

@@ -1,0 +1,95 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { exportIebin, openLlama2c, synthModel, SYNTH_PRESETS } from '@ie/format';
+import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
+import { logSoftmax } from '../test/reference.js';
+import { Engine, type PerplexityResult } from './index.js';
+
+const config = { ...SYNTH_PRESETS.tiny.config, vocab_size: 301 };
+let dir = '';
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ie-ppl-'));
+  await exportIebin(synthModel(config, { seed: 31 }), dir, { converter: 'test' });
+});
+
+/** Seeded token ids (never BOS/EOS). */
+function tokens(n: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return 3 + (s % (config.vocab_size - 3));
+  });
+}
+
+/** llama-perplexity's figures in float64 from the decode path's logits (one step per position). */
+async function reference(e: Engine, ids: number[], chunk: number, chunks: number) {
+  const bos = e.tokenize('', { bos: true })[0];
+  const nll: number[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const part = ids.slice(c * chunk, (c + 1) * chunk);
+    part[0] = bos;
+    const logits = await e.evaluate(part);
+    for (let j = chunk / 2; j < chunk - 1; j++) nll.push(-logSoftmax(logits[j])[part[j + 1]]);
+  }
+  const mean = nll.reduce((a, b) => a + b, 0) / nll.length;
+  const variance = nll.reduce((a, b) => a + (b - mean) ** 2, 0) / nll.length;
+  const ppl = Math.exp(mean);
+  return { perplexity: ppl, stderr: ppl * Math.sqrt(variance / (nll.length - 1)), meanNll: mean, tokens: nll.length };
+}
+
+describe('perplexity', () => {
+  it("is llama-perplexity's measure: chunks from BOS, their second halves scored, PPL and its standard error", async () => {
+    await using e = await Engine.load(dir, { contextLength: 64, maxBatch: 7 });
+    const ids = [1, ...tokens(101, 5)];
+    const seen: PerplexityResult[] = [];
+    const r = await e.perplexity(ids, { chunkSize: 16, onChunk: (x) => seen.push(x) });
+    // 102 tokens: 6 whole chunks of 16, 7 tokens scored in each.
+    const want = await reference(e, ids, 16, 6);
+    expect([r.chunks, r.totalChunks, r.tokens]).toEqual([6, 6, 42]);
+    expect(r.tokens).toBe(want.tokens);
+    expect(Math.abs(r.meanNll - want.meanNll)).toBeLessThan(1e-5);
+    expect(Math.abs(r.perplexity / want.perplexity - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(r.stderr / want.stderr - 1)).toBeLessThan(1e-3);
+    expect(seen.map((x) => x.chunks)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seen[5]).toEqual(r);
+    // maxChunks stops early: the first chunks' figures.
+    const two = await e.perplexity(ids, { chunkSize: 16, maxChunks: 2 });
+    expect(two).toEqual({ ...seen[1], totalChunks: 2 });
+  });
+
+  it('refuses a text shorter than one chunk and malformed options with IE_INVALID_OPTION naming them', async () => {
+    await using e = await Engine.load(dir, { contextLength: 64 });
+    const bad = (p: Promise<unknown>, option: string) => expect(p).rejects.toMatchObject({ code: 'IE_INVALID_OPTION', option });
+    await bad(e.perplexity(tokens(15, 1), { chunkSize: 16 }), 'text');
+    await bad(e.perplexity(tokens(100, 1), { chunkSize: 65 }), 'chunkSize');
+    await bad(e.perplexity(tokens(100, 1), { chunkSize: 3 }), 'chunkSize');
+    await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, maxChunks: 0 }), 'maxChunks');
+    await bad(e.perplexity(null as never, { chunkSize: 16 }), 'text');
+  });
+});
+
+describe.skipIf(!HAS_STORIES)(`perplexity of stories260K${STORIES_REASON}`, () => {
+  it("run.c's own greedy story is far likelier than the same tokens shuffled", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ppl-stories-'));
+    const src = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
+    await exportIebin(src, d, { converter: 'test' });
+    await src.close();
+    await using e = await Engine.load(d, { precision: 'fp32' });
+    const story = readFileSync(join(STORIES_DIR, 'expected', 'greedy_once-upon-a-time_n256.stdout'), 'utf8');
+    const ids = e.tokenize(story, { bos: true });
+    const r = await e.perplexity(ids, { chunkSize: 64 });
+    expect(r.totalChunks).toBe(Math.floor(ids.length / 64));
+    // Greedy text (each token the likeliest with the whole story before it; here 32 to 62 tokens): a low perplexity.
+    expect(r.perplexity).toBeLessThan(2.5);
+    let s = 7;
+    const shuffled = [...ids];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const j = s % (i + 1);
+      [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+    }
+    expect((await e.perplexity(shuffled, { chunkSize: 64 })).perplexity).toBeGreaterThan(20 * r.perplexity);
+  });
+});
