@@ -543,31 +543,50 @@ inline __m256 group_q4(const uint8_t* p, const float* xg) {
   return _mm256_add_ps(pa, pb);
 }
 
-template <int G>
-inline float row_q4(const uint8_t* row, const float* xp, const float* s, int ng) {
+// R rows at once (row_streams' far-apart pairs, or one), each row's arithmetic the same at every R.
+// Two running totals a row (even and odd groups) keep the FMA latency off the critical path;
+// groups taken in pairs, so that which total a group joins is not a branch.
+template <int G, int R>
+inline void rows_q4(const uint8_t* const* row, const float* xp, const float* const* s, int ng, float* out) {
   constexpr int half = G / 2;
-  // Two running totals (even and odd groups) keep the FMA latency off the critical path; groups
-  // taken in pairs, so that which total a group joins is not a branch.
-  __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+  __m256 t0[R], t1[R];
+  IE_UNROLL for (int r = 0; r < R; r++) t0[r] = t1[r] = _mm256_setzero_ps();
   int g = 0;
   for (; g + 2 <= ng; g += 2) {
-    t0 = _mm256_fmadd_ps(group_q4<G>(row + g * half, xp + g * G), _mm256_broadcast_ss(s + g), t0);
-    t1 = _mm256_fmadd_ps(group_q4<G>(row + (g + 1) * half, xp + (g + 1) * G), _mm256_broadcast_ss(s + g + 1), t1);
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      stream_prefetch(row[r] + g * half, G);
+      t0[r] = _mm256_fmadd_ps(group_q4<G>(row[r] + g * half, xp + g * G), _mm256_broadcast_ss(s[r] + g), t0[r]);
+      t1[r] = _mm256_fmadd_ps(group_q4<G>(row[r] + (g + 1) * half, xp + (g + 1) * G), _mm256_broadcast_ss(s[r] + g + 1), t1[r]);
+    }
   }
-  if (g < ng) t0 = _mm256_fmadd_ps(group_q4<G>(row + g * half, xp + g * G), _mm256_broadcast_ss(s + g), t0);
-  return hsum(_mm256_add_ps(t0, t1));
+  IE_UNROLL for (int r = 0; r < R; r++) {
+    if (g < ng) t0[r] = _mm256_fmadd_ps(group_q4<G>(row[r] + g * half, xp + g * G), _mm256_broadcast_ss(s[r] + g), t0[r]);
+    out[r] = hsum(_mm256_add_ps(t0[r], t1[r]));
+  }
 }
 
 template <int G>
 void gemv_q4_g(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const PaddedX px(x, w.K, G);
   const int ng = px.groups();
-  RowScales s(ng);
-  for (int r = 0; r < rows; r++) {
-    simd::row_scales_f32(w.s + r * w.s_ld, w.stype, ng, s.data());
-    const float v = row_q4<G>(w.q + r * w.q_ld, px.x(), s.data(), ng) - zero_term(s.data(), w.z ? w.z + r * w.z_ld : nullptr, px.xsum(), ng);
-    y[r] = acc ? y[r] + v : v;
-  }
+  RowScales s0(ng), s1(ng);
+  row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
+    constexpr int R = decltype(n)::value;
+    const uint8_t* row[R];
+    const float* s[R];
+    float v[R];
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      row[r] = w.q + rs[r] * w.q_ld;
+      float* sr = r ? s1.data() : s0.data();
+      simd::row_scales_f32(w.s + rs[r] * w.s_ld, w.stype, ng, sr);
+      s[r] = sr;
+    }
+    rows_q4<G, R>(row, px.x(), s, ng, v);
+    IE_UNROLL for (int r = 0; r < R; r++) {
+      const float u = v[r] - zero_term(s[r], w.z ? w.z + rs[r] * w.z_ld : nullptr, px.xsum(), ng);
+      y[rs[r]] = acc ? y[rs[r]] + u : u;
+    }
+  });
 }
 
 void gemv_q4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
