@@ -43,7 +43,8 @@ void gemv_k45(const WeightRows& w, const float* x, float* y, int rows, bool acc)
   SubBlockSums xs(x, w.K);
   const __m256i low4 = _mm256_set1_epi32(15);
   for (int r = 0; r < rows; r++) {
-    __m256 total = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
+    // Low and high nibbles' sums in totals of their own: one total took a superblock's eight in a chain.
+    __m256 total = _mm256_setzero_ps(), total_hi = total, mins = total;
     for (int i = 0; i < nb; i++) {
       const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * bb;
       const uint8_t* qs = b + (kFive ? 48 : 16);
@@ -67,10 +68,10 @@ void gemv_k45(const WeightRows& w, const float* x, float* y, int rows, bool acc)
           hi_acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_loadu_ps(xb + 64 * j + 32 + 8 * u), hi_acc);
         }
         total = _mm256_fmadd_ps(lo_acc, lane_of(D, 2 * j), total);
-        total = _mm256_fmadd_ps(hi_acc, lane_of(D, 2 * j + 1), total);
+        total_hi = _mm256_fmadd_ps(hi_acc, lane_of(D, 2 * j + 1), total_hi);
       }
     }
-    const float v = hsum(total) - hsum(mins);
+    const float v = hsum(_mm256_add_ps(total, total_hi)) - hsum(mins);
     y[r] = acc ? y[r] + v : v;
   }
 }
@@ -88,7 +89,8 @@ void gemv_q6_k(const WeightRows& w, const float* x, float* y, int rows, bool acc
   const int nb = w.K / kSuperBlock;
   const __m256i k32 = _mm256_set1_epi32(32);
   for (int r = 0; r < rows; r++) {
-    __m256 total = _mm256_setzero_ps();
+    // A running total per code plane: one total took a superblock's 16 scaled sums in a chain.
+    __m256 total[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int i = 0; i < nb; i++) {
       const uint8_t* b = w.q + r * w.q_ld + (ptrdiff_t)i * 210;
       const __m256 d = _mm256_set1_ps(f16_at(b + 208));
@@ -104,11 +106,11 @@ void gemv_q6_k(const WeightRows& w, const float* x, float* y, int rows, bool acc
             k6_codes(b + 64 * h + l0, b + 128 + 32 * h + l0, q);
             IE_UNROLL for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], k32)), _mm256_loadu_ps(xb + 128 * h + 32 * k + l0), a[k]);
           }
-          IE_UNROLL for (int k = 0; k < 4; k++) total = _mm256_fmadd_ps(a[k], lane_of(S[h], 2 * k + half), total);
+          IE_UNROLL for (int k = 0; k < 4; k++) total[k] = _mm256_fmadd_ps(a[k], lane_of(S[h], 2 * k + half), total[k]);
         }
       }
     }
-    const float v = hsum(total);
+    const float v = hsum(_mm256_add_ps(_mm256_add_ps(total[0], total[1]), _mm256_add_ps(total[2], total[3])));
     y[r] = acc ? y[r] + v : v;
   }
 }
