@@ -177,9 +177,10 @@ export class Engine {
   }
 
   /**
-   * The model's perplexity on `text` (a string, tokenized with BOS, or token ids), measured as
-   * llama.cpp's llama-perplexity does: chunks of `chunkSize` (default 512) tokens, each starting at
-   * BOS, the second half of each scored (see perplexity.ts). Each chunk runs in its turn like a generation.
+   * The model's perplexity on `text` (a string, tokenized as the vocabulary does, BOS where it adds
+   * one; or token ids), measured as llama.cpp's llama-perplexity does: chunks of `chunkSize`
+   * (default 512) tokens, each starting at BOS where the vocabulary has one, the second half of
+   * each scored (see perplexity.ts). Each chunk runs in its turn like a generation.
    */
   perplexity(text: string | readonly number[], options: PerplexityOptions = {}): Promise<PerplexityResult> {
     this.alive();

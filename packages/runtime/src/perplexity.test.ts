@@ -25,11 +25,11 @@ function tokens(n: number, seed: number): number[] {
 
 /** llama-perplexity's figures in float64 from the decode path's logits (one step per position). */
 async function reference(e: Engine, ids: number[], chunk: number, chunks: number) {
-  const bos = e.tokenize('', { bos: true })[0];
+  const bos = e.tokenize('')[0];
   const nll: number[] = [];
   for (let c = 0; c < chunks; c++) {
     const part = ids.slice(c * chunk, (c + 1) * chunk);
-    part[0] = bos;
+    if (bos !== undefined) part[0] = bos;
     const logits = await e.evaluate(part);
     for (let j = chunk / 2; j < chunk - 1; j++) nll.push(-logSoftmax(logits[j])[part[j + 1]]);
   }
@@ -57,6 +57,20 @@ describe('perplexity', () => {
     // maxChunks stops early: the first chunks' figures.
     const two = await e.perplexity(ids, { chunkSize: 16, maxChunks: 2 });
     expect(two).toEqual({ ...seen[1], totalChunks: 2 });
+  });
+
+  it('leaves the tokens as they are where the vocabulary adds no BOS (gpt-oss: byte-level BPE)', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ie-ppl-oss-'));
+    await exportIebin(synthModel(SYNTH_PRESETS['gpt-oss-tiny'].config, { seed: 3 }), d, { converter: 'test' });
+    await using e = await Engine.load(d, { contextLength: 64 });
+    expect(e.tokenize('')).toEqual([]);
+    const text = 'the cat sat on the mat and ran far away from the dog '.repeat(12);
+    const ids = e.tokenize(text);
+    expect(ids[0]).toBe(e.tokenize('the')[0]);
+    const r = await e.perplexity(text, { chunkSize: 32, maxChunks: 3 });
+    const want = await reference(e, ids, 32, 3);
+    expect(r.tokens).toBe(want.tokens);
+    expect(Math.abs(r.meanNll - want.meanNll)).toBeLessThan(1e-4);
   });
 
   it('refuses a text shorter than one chunk and malformed options with IE_INVALID_OPTION naming them', async () => {

@@ -1,7 +1,7 @@
 /**
  * Perplexity over a text, as llama.cpp's llama-perplexity measures it (so that figures compare):
  * the tokens cut into chunks of `chunkSize`, each chunk run from position 0 with its first token
- * made BOS (where the vocabulary has one), and only the second half of each chunk scored (every
+ * made BOS (where the vocabulary adds one), and only the second half of each chunk scored (every
  * scored token sees at least chunkSize / 2 tokens before it). PPL = exp(mean NLL), with the
  * standard error of that mean carried through exp.
  */
@@ -29,7 +29,7 @@ export interface PerplexityResult {
   /** Chunks scored so far, of `totalChunks`. */
   chunks: number;
   totalChunks: number;
-  /** Tokens scored (chunkSize / 2 - 1 per chunk, as llama-perplexity). */
+  /** Tokens scored: chunkSize - 1 - floor(chunkSize / 2) per chunk, as llama-perplexity. */
   tokens: number;
 }
 
@@ -37,7 +37,7 @@ export interface PerplexityResult {
 export interface PerplexityEngine {
   readonly contextLength: number;
   readonly config: { readonly vocab_size: number };
-  tokenize(text: string, options?: { bos?: boolean }): number[];
+  tokenize(text: string): number[];
   generate(ids: readonly number[], options: GenerateOptions): { complete(): Promise<{ promptLogprobs?: PromptLogprob[] }> };
 }
 
@@ -61,7 +61,8 @@ export async function perplexity(
     throw new InvalidOptionError('onChunk', `must be a function, got ${typeof options.onChunk}`);
   if (typeof text !== 'string' && !Array.isArray(text) && !ArrayBuffer.isView(text))
     throw new InvalidOptionError('text', `must be a string or an array of token ids, got ${text === null ? 'null' : typeof text}`);
-  const ids = typeof text === 'string' ? engine.tokenize(text, { bos: true }) : [...text];
+  // BOS where the vocabulary adds one (llama-perplexity's add_bos), as the text's first token and each chunk's.
+  const ids = typeof text === 'string' ? engine.tokenize(text) : [...text];
   const whole = Math.floor(ids.length / chunk);
   if (whole === 0)
     throw new InvalidOptionError(
@@ -69,8 +70,7 @@ export async function perplexity(
       `is ${ids.length} tokens, less than one chunk of ${chunk}: give a longer text or a smaller chunkSize (--chunk)`,
     );
   const total = Math.min(whole, options.maxChunks ?? whole);
-  // The vocabulary's BOS, if it has one (gpt-oss's has none): each chunk starts with it.
-  const bos = engine.tokenize('', { bos: true })[0] as number | undefined;
+  const bos = engine.tokenize('')[0] as number | undefined;
   const first = Math.floor(chunk / 2);
   let sum = 0;
   let sumSq = 0;

@@ -120,7 +120,8 @@ export class Sequence {
   ): Promise<number> {
     this.alive();
     ContextOverflowError.check(ids.length, this.contextLength);
-    const cached = options.reusePrefix ? this.commonPrefix(ids) : 0;
+    // A scored prompt runs whole: every position's logits are wanted.
+    const cached = options.reusePrefix && !options.score ? this.commonPrefix(ids) : 0;
     this.truncate(cached);
     const f = this.model.forward;
     const B = options.score ? Math.min(f.options.maxBatch, f.logitRows) : f.options.maxBatch;

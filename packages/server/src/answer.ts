@@ -51,16 +51,19 @@ class LogprobsBuilder {
     private offset = 0,
   ) {}
 
-  /** Adds the prompt's scores (echo); returns their completions arrays. Prompt offsets sum the tokens' own texts. */
-  addPrompt(scores: readonly PromptLogprob[]): unknown {
+  /**
+   * Adds the prompt's scores (echo); returns their completions arrays. `offsets`: where each prompt
+   * token's text starts in the echoed prompt (else the tokens' own texts summed).
+   */
+  addPrompt(scores: readonly PromptLogprob[], offsets?: readonly number[]): unknown {
     let at = 0;
-    for (const s of scores) {
+    for (const [i, s] of scores.entries()) {
       const e = this.entry(s.token, s.logprob);
       this.prompt.push({
         ...e,
         top_logprobs: s.logprob === null ? null : (s.topLogprobs ?? []).map((t) => this.entry(t.token, t.logprob)),
       });
-      this.promptOffset.push(at);
+      this.promptOffset.push(offsets?.[i] ?? at);
       at += e.token.length;
     }
     return completionArrays(this.prompt, this.promptOffset);
@@ -158,6 +161,8 @@ export interface AnswerShape {
   best?: BestOf;
   /** Completions' echo: each choice's prompt text, before its own. */
   echo?: readonly string[];
+  /** With echo: where each prompt token's text starts in its choice's echo (logprobs' text_offset). */
+  echoOffsets?: readonly (readonly number[])[];
   /** Choices per prompt (completions with several prompts; default: all share one prompt), for the usage. */
   perPrompt?: number;
 }
@@ -229,7 +234,7 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   const collect = async (c: Choice): Promise<ChoiceText> => {
     const t = { content: '', reasoning: '' };
     for (let r = await c.deltas.next(); !r.done; r = await c.deltas.next()) {
-      if (r.value.prompt) c.logprobs?.addPrompt(r.value.prompt);
+      if (r.value.prompt) c.logprobs?.addPrompt(r.value.prompt, shape.echoOffsets?.[c.index]);
       else if (r.value.channel === 'analysis') t.reasoning += r.value.text;
       // The answer is the final channel (harmony's commentary, a call's or a preamble, is not content).
       else if (r.value.channel === undefined || r.value.channel === 'final') {
@@ -258,7 +263,6 @@ async function answerWhole(ctx: AnswerContext, reply: FastifyReply, g: Generatio
   return completionObject(g, outcomes, texts, shape);
 }
 
-/** The request's usage: the prompt once (each choice reads the same), every choice's completion. */
 /** The request's usage: each prompt once (its choices read the same), every choice's completion. */
 function usageOf(outcomes: readonly Outcome[], perPrompt = outcomes.length) {
   const completion = outcomes.reduce((a, o) => a + o.completionTokens, 0);
@@ -369,7 +373,7 @@ async function relayChunks(ctx: AnswerContext, g: Generation, first: IteratorRes
     for (let next = from ?? (await c.deltas.next()); !next.done && !g.clientGone; next = await c.deltas.next()) {
       const d = next.value;
       if (d.prompt) {
-        const lp = c.logprobs?.addPrompt(d.prompt);
+        const lp = c.logprobs?.addPrompt(d.prompt, shape.echoOffsets?.[c.index]);
         await sendEcho(lp);
         continue;
       }

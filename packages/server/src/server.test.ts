@@ -324,7 +324,9 @@ describe('completions through the openai client (tiny llama model)', () => {
       const top = Object.values(lp.top_logprobs?.[i] ?? {});
       expect(top).toEqual((scores[i].topLogprobs ?? []).map((t) => t.logprob));
     }
-    // The generated tokens' offsets count from the echoed prompt's start.
+    // Offsets count from the echoed prompt's start: each prompt token's is where the text of the
+    // tokens before it ends; the generated tokens' start after the prompt.
+    for (let i = 0; i < ids.length; i++) expect(PROMPT.slice(0, lp.text_offset?.[i])).toBe(engine.detokenize(ids.slice(0, i)));
     expect(lp.text_offset?.[ids.length]).toBe(PROMPT.length);
     // Streamed: the echo's chunk carries the prompt's scores, then each token its own.
     const chunks = [];
@@ -357,6 +359,19 @@ describe('completions through the openai client (tiny llama model)', () => {
       }
     }
     expect(r.usage?.prompt_tokens).toBe(a.length + b.length);
+    // A token id outside the vocabulary in any prompt of a batch is a 400 naming that prompt, streamed or not.
+    for (const stream of [false, true]) {
+      const bad = await post(
+        s,
+        '/v1/completions',
+        JSON.stringify({ model: 'm', prompt: [a, [1, engine.config.vocab_size]], max_tokens: 1, echo: true, logprobs: 1, stream }),
+      );
+      expect([bad.status, bad.json.error.param, bad.json.error.message]).toEqual([
+        400,
+        'prompt[1]',
+        `prompt[1]: token id ${engine.config.vocab_size} is outside 0..${engine.config.vocab_size - 1}`,
+      ]);
+    }
     // Two text prompts with n 2: four choices, prompt i's j-th at index 2i + j.
     const two = await api.completions.create({ model: 'm', prompt: ['Once', 'The'], max_tokens: 3, temperature: 0, n: 2, echo: true });
     expect(two.choices.map((c) => [c.index, c.text.startsWith('Once'), c.text.startsWith('The')])).toEqual([

@@ -7,7 +7,7 @@ import { ENGINE_FLAGS, describeEngine, engineOptions } from './engine-flags.js';
 export const perplexity = defineCommand({
   name: 'perplexity',
   summary:
-    "measure a model's perplexity on a text file, as llama.cpp's llama-perplexity does: chunks of --context tokens (default 512) from BOS, the second half of each scored",
+    "measure a model's perplexity on a text file, as llama.cpp's llama-perplexity does: chunks of --context tokens (default 512), each from BOS where the vocabulary adds one, the second half of each scored",
   args: [
     {
       name: 'MODEL_DIR',
@@ -19,6 +19,12 @@ export const perplexity = defineCommand({
     chunks: { type: 'number', integer: true, min: 1, arg: 'N', description: 'score at most N chunks', defaultText: 'every whole chunk' },
     json: { type: 'boolean', description: 'print one JSON object (perplexity, its standard error, tokens, chunks, speed, engine)' },
     ...ENGINE_FLAGS,
+    // A chunk is the context, as llama-perplexity's -c.
+    context: {
+      ...ENGINE_FLAGS.context,
+      description: 'tokens per chunk: the positions the KV cache holds (llama-perplexity -c)',
+      defaultText: "512, or the model's context when shorter",
+    },
   },
   examples: [
     {

@@ -20,6 +20,9 @@ function promptsOf(p: CompletionBody['prompt']): Array<string | number[]> {
  */
 function promptIds(engine: Engine, p: string | number[], field: string): number[] {
   if (typeof p === 'string') refuseSurelyTooLong(engine, p, 'the prompt', field);
+  const vocab = engine.config.vocab_size;
+  for (const id of typeof p === 'string' ? [] : p)
+    if (id >= vocab) throw new ServerError('IE_SERVER_BAD_REQUEST', `${field}: token id ${id} is outside 0..${vocab - 1}`, field);
   const ids = typeof p === 'string' ? engine.tokenize(p, { bos: true }) : p;
   if (ids.length > engine.contextLength)
     throw new ServerError(
@@ -28,6 +31,25 @@ function promptIds(engine: Engine, p: string | number[], field: string): number[
       field,
     );
   return ids;
+}
+
+/**
+ * Echo: each choice's prompt text (as given, or the ids' text) and, with logprobs, where each prompt
+ * token's text starts in it (the tokens decoded in turn, as a generation's text streams).
+ */
+function echoOf(engine: Engine, prompts: Array<string | number[]>, ids: number[][], perPrompt: number, offsets: boolean) {
+  const texts = prompts.map((p, i) => (typeof p === 'string' ? p : engine.detokenize(ids[i])));
+  const starts = ids.map((t) => {
+    const decoder = engine.tokenizer.streamDecoder();
+    let at = 0;
+    return t.map((id) => {
+      const start = at;
+      at += decoder.push(id).length;
+      return start;
+    });
+  });
+  const each = <T>(per: T[]) => Array.from({ length: prompts.length * perPrompt }, (_, i) => per[Math.floor(i / perPrompt)]);
+  return { echo: each(texts), ...(offsets ? { echoOffsets: each(starts) } : {}) };
 }
 
 export function registerCompletions(app: FastifyInstance, ctx: RouteContext): void {
@@ -62,14 +84,7 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
       best,
       perPrompt,
       // Each choice's prompt as text: as given, or the ids' text (specials such as BOS are not text).
-      ...(body.echo
-        ? {
-            echo: requests.map((_, i) => {
-              const p = prompts[Math.floor(i / perPrompt)];
-              return typeof p === 'string' ? p : engine.detokenize(p);
-            }),
-          }
-        : {}),
+      ...(body.echo ? echoOf(engine, prompts, ids, perPrompt, body.logprobs != null) : {}),
     });
   });
 }
