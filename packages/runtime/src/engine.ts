@@ -19,7 +19,7 @@ import { Model, type EngineInfo, type ModelOptions } from './model.js';
 import { resolveEngineOptions, type EngineOptions } from './options.js';
 import type { WeightKind } from './precision.js';
 import { perplexity, type PerplexityOptions, type PerplexityResult } from './perplexity.js';
-import type { Sequence } from './sequence.js';
+import type { PromptScorer, Sequence } from './sequence.js';
 import type { Tokenizer } from './tokenizer/index.js';
 
 export { Generation } from './generation/generation.js';
@@ -174,6 +174,28 @@ export class Engine {
       turn.release();
     }
     return out;
+  }
+
+  /**
+   * @internal Runs `ids` from position 0 on the engine's sequence in its turn, handing every
+   * position's logits to `score` chunk by chunk (`row(j)`: position pos + j's, a view valid only
+   * inside the call). Perplexity reads whole distributions through it.
+   */
+  async scorePositions(ids: readonly number[], score: PromptScorer, signal?: AbortSignal): Promise<void> {
+    this.alive();
+    checkIds(ids, this.config.vocab_size, 'ids');
+    ContextOverflowError.check(ids.length, this.contextLength);
+    const turn = await this.takeTurn();
+    try {
+      const between = () => {
+        this.alive();
+        if (signal?.aborted) throw new GenerationAbortedError(signal.reason);
+      };
+      between();
+      await this.sequence().prefill(ids, { score, between });
+    } finally {
+      turn.release();
+    }
   }
 
   /**

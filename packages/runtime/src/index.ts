@@ -31,7 +31,7 @@ export { ChatTemplate, ChatTemplateError, encodeChatPrompt, strftime, type Rende
 export { ChatSession, type ChatSessionOptions, type ChatSessionFunction, type ChatEngine } from './chat/session.js';
 export type { ToolCall, ToolChoice, ToolDefinition, PromptTools } from './chat/tools.js';
 export { Model, type ModelOptions } from './model.js';
-export type { PerplexityOptions, PerplexityResult } from './perplexity.js';
+export type { MeanWithError, PerplexityOptions, PerplexityResult, ReferenceComparison } from './perplexity.js';
 export { Sequence, type SequenceOptions } from './sequence.js';
 export { BatchScheduler, type BatchSchedulerOptions, type BatchStats } from './batch/scheduler.js';
 export {

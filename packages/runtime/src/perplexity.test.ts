@@ -59,6 +59,41 @@ describe('perplexity', () => {
     expect(two).toEqual({ ...seen[1], totalChunks: 2 });
   });
 
+  it("compares with a reference model as llama-perplexity's --kl-divergence does: KL per position, top-token agreement, both perplexities", async () => {
+    // FP32 activations: the prefill's GEMM and the decode's GEMV then differ only in rounding.
+    await using e = await Engine.load(dir, { contextLength: 64, precision: 'int4w', activations: 'f32' });
+    await using ref = await Engine.load(dir, { contextLength: 64 });
+    const ids = [1, ...tokens(79, 8)];
+    const r = await e.perplexity(ids, { chunkSize: 20, reference: ref });
+    // float64 from the decode path's logits of both, position by position.
+    const klWant: number[] = [];
+    let same = 0;
+    for (let c = 0; c < 4; c++) {
+      const part = [1, ...ids.slice(c * 20 + 1, (c + 1) * 20)];
+      const [a, b] = [await e.evaluate(part), await ref.evaluate(part)];
+      for (let j = 10; j < 19; j++) {
+        const [q, p] = [logSoftmax(a[j]), logSoftmax(b[j])];
+        let d = 0;
+        for (let i = 0; i < p.length; i++) d += Math.exp(p[i]) * (p[i] - q[i]);
+        klWant.push(d);
+        if (q.indexOf(Math.max(...q)) === p.indexOf(Math.max(...p))) same++;
+      }
+    }
+    const mean = klWant.reduce((x, y) => x + y, 0) / klWant.length;
+    const want = await reference(ref, ids, 20, 4);
+    expect(r.tokens).toBe(36);
+    expect(r.reference?.klDivergence.mean).toBeGreaterThan(1e-4);
+    expect(Math.abs((r.reference?.klDivergence.mean as number) - mean)).toBeLessThan(1e-3 * mean + 1e-6);
+    expect(Math.abs((r.reference?.klDivergence.max as number) - Math.max(...klWant))).toBeLessThan(1e-3 * mean + 1e-6);
+    // Near-ties aside, the same positions agree.
+    expect(Math.abs((r.reference?.sameTop as number) * 36 - same)).toBeLessThanOrEqual(1);
+    expect(Math.abs((r.reference?.meanNll as number) - want.meanNll)).toBeLessThan(1e-5);
+    // Against itself: no divergence, the same top token everywhere.
+    const self = await ref.perplexity(ids, { chunkSize: 20, reference: ref });
+    expect(self.reference?.klDivergence.max).toBeLessThan(1e-6);
+    expect([self.reference?.sameTop, self.reference?.perplexity]).toEqual([1, self.perplexity]);
+  });
+
   it('leaves the tokens as they are where the vocabulary adds no BOS (gpt-oss: byte-level BPE)', async () => {
     const d = mkdtempSync(join(tmpdir(), 'ie-ppl-oss-'));
     await exportIebin(synthModel(SYNTH_PRESETS['gpt-oss-tiny'].config, { seed: 3 }), d, { converter: 'test' });
@@ -81,6 +116,11 @@ describe('perplexity', () => {
     await bad(e.perplexity(tokens(100, 1), { chunkSize: 3 }), 'chunkSize');
     await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, maxChunks: 0 }), 'maxChunks');
     await bad(e.perplexity(null as never, { chunkSize: 16 }), 'text');
+    const d = mkdtempSync(join(tmpdir(), 'ie-ppl-other-'));
+    await exportIebin(synthModel({ ...config, vocab_size: 300 }, { seed: 1 }), d, { converter: 'test' });
+    await using other = await Engine.load(d, { contextLength: 64 });
+    await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, reference: other }), 'reference');
+    await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, reference: {} as never }), 'reference');
   });
 });
 

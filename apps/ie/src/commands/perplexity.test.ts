@@ -43,6 +43,34 @@ describe('ie perplexity', () => {
     expect(o.tokensPerSec).toBeGreaterThan(0);
   });
 
+  it('--reference: both perplexities, the mean KL divergence and the top-token agreement, as engine.perplexity gives them', async () => {
+    const engine = await Engine.load(model, { threads: 1, contextLength: 32, precision: 'int4w' });
+    const ref = await Engine.load(model, { threads: 1, contextLength: 32 });
+    let want: Awaited<ReturnType<Engine['perplexity']>>;
+    try {
+      want = await engine.perplexity(readFileSync(text, 'utf8'), { chunkSize: 32, maxChunks: 2, reference: ref });
+    } finally {
+      await engine.dispose();
+      await ref.dispose();
+    }
+    const args = ['perplexity', model, '-f', text, '-c', '32', '--chunks', '2', '-t', '1', '--precision', 'int4w', '--reference', model];
+    const r = runIe(args);
+    expect(r.code, r.err).toBe(0);
+    const k = want.reference?.klDivergence as { mean: number; stderr: number };
+    expect(k.mean).toBeGreaterThan(0);
+    expect(r.out).toContain(`reference PPL = ${want.reference?.perplexity.toFixed(4)}`);
+    expect(r.out).toContain(`mean KLD = ${k.mean.toFixed(6)} +/- ${k.stderr.toFixed(6)}`);
+    expect(r.out).toContain(`same top = ${(100 * (want.reference?.sameTop as number)).toFixed(2)}%`);
+    const j = JSON.parse(runIe([...args, '--json']).out) as { reference: { klDivergence: { mean: number }; sameTop: number } };
+    expect(j.reference.klDivergence.mean).toBeCloseTo(k.mean, 12);
+    // A reference of another vocabulary is refused before any chunk runs.
+    const other = join(tmpdir(), `ie-ppl-other-${process.pid}`);
+    expect(runIe(['synth', '--preset', 'stories15m', '--seed', '1', '--out-dir', other, '--layers', '1']).code).toBe(0);
+    const bad = runIe(['perplexity', model, '-f', text, '-c', '32', '--reference', other]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('reference');
+  });
+
   it('refuses a missing --file (usage), a missing file (usage) and a text shorter than one chunk (bad input)', () => {
     expect(runIe(['perplexity', model]).code).toBe(2);
     const missing = runIe(['perplexity', model, '-f', join(tmpdir(), 'no-such-file-ie.txt')]);
