@@ -85,6 +85,11 @@ describe('perplexity', () => {
     expect(r.reference?.klDivergence.mean).toBeGreaterThan(1e-4);
     expect(Math.abs((r.reference?.klDivergence.mean as number) - mean)).toBeLessThan(1e-3 * mean + 1e-6);
     expect(Math.abs((r.reference?.klDivergence.max as number) - Math.max(...klWant))).toBeLessThan(1e-3 * mean + 1e-6);
+    // The 99th percentile between neighbours, as llama-perplexity reads it.
+    const sorted = [...klWant].sort((x, y) => x - y);
+    const at = 0.99 * (sorted.length - 1);
+    const p99 = sorted[Math.floor(at)] + (sorted[Math.ceil(at)] - sorted[Math.floor(at)]) * (at - Math.floor(at));
+    expect(Math.abs((r.reference?.klDivergence.p99 as number) - p99)).toBeLessThan(1e-3 * mean + 1e-6);
     // Near-ties aside, the same positions agree.
     expect(Math.abs((r.reference?.sameTop as number) * 36 - same)).toBeLessThanOrEqual(1);
     expect(Math.abs((r.reference?.meanNll as number) - want.meanNll)).toBeLessThan(1e-5);

@@ -116,7 +116,7 @@ function checkOptions(engine: PerplexityEngine, options: PerplexityOptions): num
     throw new InvalidOptionError('onChunk', `must be a function, got ${typeof options.onChunk}`);
   const ref = options.reference;
   if (ref !== undefined) {
-    if (typeof ref !== 'object' || ref === null || typeof ref.scorePositions !== 'function')
+    if (typeof ref !== 'object' || ref === null || typeof ref.scorePositions !== 'function' || typeof ref.config?.vocab_size !== 'number')
       throw new InvalidOptionError('reference', 'must be an Engine');
     if (ref.config.vocab_size !== engine.config.vocab_size)
       throw new InvalidOptionError(
@@ -125,8 +125,21 @@ function checkOptions(engine: PerplexityEngine, options: PerplexityOptions): num
       );
     if (chunk > ref.contextLength)
       throw new InvalidOptionError('chunkSize', `${chunk} does not fit the reference's context (${ref.contextLength})`);
+    // Both read the model's token ids: their tokenizers must agree (BOS and a sample).
+    const sample = 'The quick brown fox, 1234: über café! 日本語';
+    for (const t of ['', sample])
+      if (JSON.stringify(ref.tokenize(t)) !== JSON.stringify(engine.tokenize(t)))
+        throw new InvalidOptionError('reference', 'tokenizes text differently from the model: compare models of one tokenizer');
   }
   return chunk;
+}
+
+/** The q-quantile of ascending `sorted`, interpolated between neighbours (as llama-perplexity's). */
+function quantile(sorted: Float64Array, q: number): number {
+  const at = q * (sorted.length - 1);
+  const lo = Math.floor(at);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
 }
 
 export async function perplexity(
@@ -192,8 +205,11 @@ export async function perplexity(
         if (!refLogp) return;
         const p = refLogp.subarray(at * V, (at + 1) * V);
         let d = 0;
-        for (let i = 0; i < V; i++) d += Math.exp(p[i]) * (p[i] - logp[i]);
-        d = Math.max(0, d);
+        for (let i = 0; i < V; i++) {
+          // A token the reference gives no mass adds nothing (its -Infinity would make 0 x Infinity).
+          const e = Math.exp(p[i]);
+          if (e > 0) d += e * (p[i] - logp[i]);
+        }
         kl.add(d);
         kls.push(d);
         klMax = Math.max(klMax, d);
@@ -213,7 +229,7 @@ export async function perplexity(
           mean: kl.mean,
           stderr: kl.stderr,
           max: klMax,
-          p99: sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))],
+          p99: quantile(sorted, 0.99),
         },
         sameTop: same / kl.n,
       };

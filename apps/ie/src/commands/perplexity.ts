@@ -49,6 +49,13 @@ export const perplexity = defineCommand({
     // A chunk is the context, as llama-perplexity's -c: 512 unless --context or IE_CONTEXT says otherwise.
     const contextLength = v.context ?? (process.env.IE_CONTEXT === undefined ? 512 : undefined);
     const options = { ...engineOptions(v), contextLength };
+    // The environment's precision would convert the reference too, and compare a model with itself.
+    for (const name of ['IE_PRECISION', 'IE_ACTIVATIONS', 'PRECISION'])
+      if (v.reference !== undefined && process.env[name])
+        throw new CliError(
+          'CLI_USAGE',
+          `--reference: ${name} is set and would apply to the reference too; unset it and give the model's --precision / --activations as flags`,
+        );
     const engine = await Engine.load(path, options);
     // The reference at its own file's precision and activations; the machine's settings shared.
     const { precision: _p, activations: _a, ...shared } = options;
@@ -114,8 +121,11 @@ export const perplexity = defineCommand({
       return EXIT.OK;
     } finally {
       process.off('SIGINT', onSignal);
-      await reference?.dispose();
-      await engine.dispose();
+      try {
+        await reference?.dispose();
+      } finally {
+        await engine.dispose();
+      }
     }
   },
 });

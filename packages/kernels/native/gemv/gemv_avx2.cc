@@ -2,8 +2,8 @@
 //
 // The float GEMVs read far-apart rows side by side (gemv/row_streams.h): four with a non-temporal
 // prefetch on Zen 5, pairs elsewhere, as the AVX-512 ones do. (Adjacent rows read side by side
-// stream at a third to half the bandwidth on Zen 3: the hardware prefetchers lose them.) The
-// integer rows go one at a time, in memory order. x stays in L1; re-reading it per row is free.
+// stream at a third to half the bandwidth on Zen 3: the hardware prefetchers lose them.) The i8
+// and q4 rows go in far-apart pairs too, each line prefetched ahead, each x load serving both.
 //
 // Quantized rows use unsigned codes and fold the zero point in once per row:
 // sum_j s_g (q_j - z_g) x_j = sum_g s_g sum_j q_j x_j - sum_g s_g z_g xsum_g, with the group sums
