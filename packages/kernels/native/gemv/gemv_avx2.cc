@@ -449,29 +449,31 @@ template <int G, int R, bool kFetch>
 inline void rows_i8_groups(const int8_t* const* row, const float* xp, const float* const* s, int ng, float* out) {
   __m256 t0[R], t1[R];
   IE_UNROLL for (int r = 0; r < R; r++) t0[r] = t1[r] = _mm256_setzero_ps();
-  for (int g = 0; g < ng; g++) {
+  // One group's products, in two chains: sum (code * x) as eight lanes.
+  const auto group = [&](int r, int g) {
+    const int8_t* p = row[r] + g * G;
     const float* xg = xp + g * G;
-    __m256 p0[R], p1[R];
-    IE_UNROLL for (int r = 0; r < R; r++) {
-      const int8_t* p = row[r] + g * G;
-      if (kFetch && (G >= 64 || (g & 1) == 0)) stream_prefetch(reinterpret_cast<const uint8_t*>(p), G >= 64 ? G : 64);  // every line once
-      p0[r] = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
-      p1[r] = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
-    }
+    if (kFetch && (G >= 64 || (g & 1) == 0)) stream_prefetch(reinterpret_cast<const uint8_t*>(p), G >= 64 ? G : 64);  // every line once
+    __m256 p0 = _mm256_mul_ps(i8x8(p), _mm256_loadu_ps(xg));
+    __m256 p1 = _mm256_mul_ps(i8x8(p + 8), _mm256_loadu_ps(xg + 8));
     for (int j = 16; j < G; j += 16) {
-      const __m256 x0 = _mm256_loadu_ps(xg + j), x1 = _mm256_loadu_ps(xg + j + 8);
-      IE_UNROLL for (int r = 0; r < R; r++) {
-        p0[r] = _mm256_fmadd_ps(i8x8(row[r] + g * G + j), x0, p0[r]);
-        p1[r] = _mm256_fmadd_ps(i8x8(row[r] + g * G + j + 8), x1, p1[r]);
-      }
+      p0 = _mm256_fmadd_ps(i8x8(p + j), _mm256_loadu_ps(xg + j), p0);
+      p1 = _mm256_fmadd_ps(i8x8(p + j + 8), _mm256_loadu_ps(xg + j + 8), p1);
     }
-    // Two running totals (even and odd groups) keep the FMA latency off the critical path.
+    return _mm256_add_ps(p0, p1);
+  };
+  // Two running totals (even and odd groups) keep the FMA latency off the critical path; groups
+  // taken in pairs, so that which total a group joins is not a branch.
+  int g = 0;
+  for (; g + 2 <= ng; g += 2)
     IE_UNROLL for (int r = 0; r < R; r++) {
-      if (g & 1) t1[r] = _mm256_fmadd_ps(_mm256_add_ps(p0[r], p1[r]), _mm256_broadcast_ss(s[r] + g), t1[r]);
-      else t0[r] = _mm256_fmadd_ps(_mm256_add_ps(p0[r], p1[r]), _mm256_broadcast_ss(s[r] + g), t0[r]);
+      t0[r] = _mm256_fmadd_ps(group(r, g), _mm256_broadcast_ss(s[r] + g), t0[r]);
+      t1[r] = _mm256_fmadd_ps(group(r, g + 1), _mm256_broadcast_ss(s[r] + g + 1), t1[r]);
     }
+  IE_UNROLL for (int r = 0; r < R; r++) {
+    if (g < ng) t0[r] = _mm256_fmadd_ps(group(r, g), _mm256_broadcast_ss(s[r] + g), t0[r]);
+    out[r] = hsum(_mm256_add_ps(t0[r], t1[r]));
   }
-  IE_UNROLL for (int r = 0; r < R; r++) out[r] = hsum(_mm256_add_ps(t0[r], t1[r]));
 }
 
 // kFar: rows in far-apart pairs (row_streams), each line prefetched 2 KiB ahead; else one row at a
