@@ -514,6 +514,9 @@ export class Forward {
    */
   readonly hidden: Float32Array;
   private readonly hiddenAt: number;
+  /** Each layer's KV caches (slot s, position p at row s * capacity + p % capacity) and the width of a row. */
+  private readonly kvLayers: Array<{ k: Float32Array | Uint16Array; v: Float32Array | Uint16Array; capacity: number }> = [];
+  private kvWidth = 0;
 
   constructor(
     ctx: KernelContext,
@@ -553,6 +556,7 @@ export class Forward {
     const ops: ProgramOp[] = [{ op: 'embed', matrix: b.mat('token_embd.weight'), out: rows(b.scratch.x, c.dim), idsSlot: PARAM_IDS, ...M }];
     for (let l = 0; l < c.n_layers; l++) {
       const [kc, vc] = [b.kvCache(l), b.kvCache(l)];
+      this.kvLayers.push({ k: b.buffers[kc], v: b.buffers[vc], capacity: kvRows(c, l, { B, T }) });
       ops.push(
         ...qkvOps(b, l),
         ...attentionOps(b, l, kc, vc),
@@ -563,7 +567,32 @@ export class Forward {
     const { logits, hidden, logitRows, hiddenAt, pickAt, argmaxAt } = this;
     ops.push(...classifierOps(b, { logits, hidden, logitRows, hiddenAt, pickAt, argmaxAt }));
     this.captures = b.captures;
+    this.kvWidth = b.kv;
     this.program = ctx.compile({ buffers: b.buffers, params: this.params, maxRows: B, ops });
+  }
+
+  /**
+   * Copies the keys and values of positions 0..length-1 of slot `from` into slot `to` (of a ring
+   * layer, the last `capacity` of them: all it holds). Not while a step runs (Model.copyPrefix
+   * takes its turn); the caller knows `from` still holds those positions (Sequence.copyFrom).
+   */
+  copyPrefix(from: number, to: number, length: number): void {
+    for (const slot of [from, to])
+      if (!Number.isSafeInteger(slot) || slot < 0 || slot >= this.slots)
+        throw new StepError('IE_BAD_SLOT', `KV slot ${slot} is outside 0..${this.slots - 1}`);
+    if (!Number.isSafeInteger(length) || length < 0 || length > this.options.contextLength)
+      throw new StepError('IE_BAD_POSITION', `a prefix of ${length} positions does not fit the context 0..${this.options.contextLength}`);
+    if (from === to) return;
+    const w = this.kvWidth;
+    // Positions lo..length-1 are rows p % capacity: one run, or two where a ring wraps.
+    for (const { k, v, capacity } of this.kvLayers)
+      for (const cache of [k, v])
+        for (let p = Math.max(0, length - capacity); p < length; ) {
+          const r = p % capacity;
+          const n = Math.min(length - p, capacity - r);
+          cache.copyWithin((to * capacity + r) * w, (from * capacity + r) * w, (from * capacity + r + n) * w);
+          p += n;
+        }
   }
 
   /** Rows one step may carry (tokens of all its sequences). */

@@ -331,6 +331,11 @@ export class Model {
     }
   }
 
+  /** @internal Copies slot `from`'s keys and values of positions 0..length-1 into slot `to`, in turn with the steps. */
+  copyPrefix(from: number, to: number, length: number): Promise<void> {
+    return this.exclusive(async () => this.forward.copyPrefix(from, to, length));
+  }
+
   /** @internal Runs one step over rows of several sequences, then `read` (logits row j: the j-th entry wanting logits). */
   step<T = void>(entries: readonly StepRows[], read?: () => T): Promise<T> {
     return this.exclusive(() => this.forward.step(entries), read);

@@ -15,6 +15,7 @@ export interface SequenceModel {
   run<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
   runScored<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
   runHidden<T>(slot: number, tokens: readonly number[], pos: number, read: () => T): Promise<T>;
+  copyPrefix(from: number, to: number, length: number): Promise<void>;
 }
 
 /** Takes a scored chunk's logits: `row(j)` (a view valid only inside the call) is position pos+j's, for j < count. */
@@ -147,6 +148,28 @@ export class Sequence {
       await this.model.runHidden(this.slot, chunk, p, () => onRows(f.hidden, chunk.length));
       this.kv.push(...chunk);
     }
+  }
+
+  /**
+   * Takes the keys and values of `source`'s first `length` positions, copied rather than
+   * prefilled (a prompt shared by several sequences: n choices, one system prompt); what this
+   * sequence held is dropped. Returns the positions taken: `length`, or 0 where `source` no
+   * longer holds them all (a ring KV cache that has moved on more than ringSlack past them).
+   */
+  async copyFrom(source: Sequence, length: number): Promise<number> {
+    this.alive();
+    source.alive();
+    if (source.model !== this.model) throw new IeRuntimeError('IE_INVALID_OPTION', 'copyFrom: the source is a sequence of another model');
+    if (!Number.isSafeInteger(length) || length < 0 || length > source.length || length > this.contextLength)
+      throw new IeRuntimeError(
+        'IE_INVALID_OPTION',
+        `copyFrom: length must be in 0..${Math.min(source.length, this.contextLength)}, got ${length}`,
+      );
+    if (source.keepable(length) !== length) return 0;
+    const tokens = source.kv.slice(0, length);
+    await this.model.copyPrefix(source.slot, this.slot, length);
+    this.kv = tokens;
+    return length;
   }
 
   /** Decodes one token at the next position. */

@@ -44,6 +44,7 @@ const common = {
   repeat_penalty: { anyOf: [{ type: 'number', minimum: 0.01, maximum: 100 }, { type: 'null' }] },
   repeat_last_n: { anyOf: [{ type: 'integer', minimum: 0, maximum: 1048576 }, { type: 'null' }] },
   grammar: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }] },
+  cache_prompt: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
   user: { type: 'string' },
   // Its members are checked by responseFormatOf, with messages that name the member.
   response_format: { anyOf: [{ type: 'object' }, { type: 'null' }] },
@@ -172,6 +173,7 @@ interface CommonBody {
   min_p?: number | null;
   repeat_penalty?: number | null;
   repeat_last_n?: number | null;
+  cache_prompt?: boolean | null;
   grammar?: string | null;
   response_format?: ResponseFormat | null;
 }
@@ -406,6 +408,10 @@ export function samplingOf(b: CommonBody & { max_completion_tokens?: number | nu
     ...(b.min_p != null ? { minP: b.min_p } : {}),
     ...(b.repeat_penalty != null ? { repetitionPenalty: b.repeat_penalty } : {}),
     ...(b.repeat_last_n != null ? { repeatLastN: b.repeat_last_n } : {}),
+    // llama.cpp's server's cache_prompt: keep (or copy from another request) the prompt's cached
+    // prefix. Off by default for completions (the prompt prefilled whole: the same logits every
+    // time), on for chat (each turn extends the last).
+    ...(b.cache_prompt != null ? { reusePrefix: b.cache_prompt } : {}),
     ...responseFormatOf(b),
     ...grammarOf(b),
   };

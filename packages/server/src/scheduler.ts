@@ -48,6 +48,8 @@ export interface SamplingRequest {
   topLogprobs?: number;
   /** The prompt's tokens' log-probabilities too (completions' echo with logprobs): one `prompt` delta before the first piece. */
   promptLogprobs?: boolean;
+  /** Keep the cache's common prefix with the prompt, or copy it from a request that holds it (the result is the same). */
+  reusePrefix?: boolean;
   /** Structured output (response_format): any JSON object, or a JSON schema. */
   json?: boolean;
   jsonSchema?: object | boolean;

@@ -593,6 +593,16 @@ describe('structured output: response_format through the openai client (tiny lla
     }
   });
 
+  it("cache_prompt (llama.cpp's): n choices of one prompt copy its prefill from the first, each the text it gets alone", async () => {
+    const prompt = 'Once upon a time there was a little dog who lived in a big house by the sea and';
+    const body = { model: 'm', prompt, max_tokens: 6, temperature: 0 };
+    const alone = await api.completions.create(body);
+    const shared = await api.completions.create({ ...body, n: 2, ...({ cache_prompt: true } as object) });
+    expect(shared.choices.map((c) => c.text)).toEqual([alone.choices[0].text, alone.choices[0].text]);
+    const bad = await post(s, '/v1/completions', JSON.stringify({ ...body, cache_prompt: 'yes' }));
+    expect([bad.status, bad.json.error.param]).toEqual([400, 'cache_prompt']);
+  });
+
   it('echo with logprobs under continuous batching: two prompts scored beside a running generation, as one engine scores them alone', async () => {
     await using alone = await Engine.load(dir, { threads: 1 });
     const prompts = ['Once upon a time there was a little', 'The dog ran to the'];

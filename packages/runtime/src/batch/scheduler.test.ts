@@ -83,6 +83,47 @@ describe.each(SHAPES)('continuous batching, fp32 (%s)', (_name, config) => {
     await sched.close();
   });
 
+  it('requests sharing a prompt prefix copy it from the first one’s cache: the tokens each gets alone, the shared part prefilled once', async () => {
+    const shared = prompt(40, 21, config.vocab_size);
+    const prompts = [0, 1, 2].map((i) => [...shared, ...prompt(5, 30 + i, config.vocab_size)]);
+    const opts = { temperature: 0, maxTokens: 6, ignoreEos: true, reusePrefix: true };
+    const want: number[][] = [];
+    for (const p of prompts) want.push((await alone.complete(p, { ...opts, reusePrefix: false })).tokens);
+    const sched = new BatchScheduler(model, { slots: 3 });
+    const before = sched.stats().rows;
+    const got = await Promise.all(prompts.map((p) => sched.generate(p, opts).complete()));
+    expect(got.map((r) => r.tokens)).toEqual(want);
+    // The first prefills all 45; the other two take the 40 shared positions from its slot.
+    expect(got.map((r) => r.metrics.cachedTokens).sort()).toEqual([0, 40, 40]);
+    expect(sched.stats().rows - before).toBe(45 + 5 + 5 + 3 * 5);
+    // The same prompt three times (n choices): each follower copies all but the last token.
+    const same = await Promise.all([0, 1, 2].map(() => sched.generate(prompts[0], opts).complete()));
+    expect(same.map((r) => r.tokens)).toEqual([want[0], want[0], want[0]]);
+    await sched.close();
+  });
+
+  it('Sequence.copyFrom: the copy decodes as the prefill would; a ring that moved past the prefix gives 0', async () => {
+    const ids = prompt(60, 22, config.vocab_size);
+    const [a, b] = [model.sequence(), model.sequence()];
+    try {
+      await a.prefill(ids);
+      const n = ids.length - 5;
+      expect(await b.copyFrom(a, n)).toBe(n);
+      expect(b.tokens).toEqual(ids.slice(0, n));
+      await b.prefill(ids, { reusePrefix: true });
+      const want = await alone.evaluate(ids);
+      let worst = 0;
+      for (let i = 0; i < want[0].length; i++) worst = Math.max(worst, Math.abs(b.logits[i] - want[ids.length - 1][i]));
+      expect(worst).toBeLessThan(1e-4);
+      // 50 positions back: a sliding layer's ring (window + maxBatch - 1 rows) no longer holds what the prefix needs.
+      expect(await b.copyFrom(a, 10)).toBe(model.forward.ringSlack < 50 ? 0 : 10);
+      await expect(b.copyFrom(a, 61)).rejects.toMatchObject({ code: 'IE_INVALID_OPTION' });
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it("applies each request's own sampling, stop strings and maxTokens", async () => {
     const sched = new BatchScheduler(model);
     const a = prompt(5, 7, config.vocab_size);

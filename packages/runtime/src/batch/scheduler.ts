@@ -48,6 +48,22 @@ interface Job {
   cancelled?: unknown;
   inStep: boolean;
   unlisten: () => void;
+  /**
+   * Waiting for another request's prefill to reach the prompt prefix the two share (n choices of
+   * one prompt, one system prompt): copied from its KV slot then, not prefilled again.
+   */
+  follow?: { job: Job; length: number };
+}
+
+/** The shortest shared prompt prefix worth waiting for and copying rather than prefilling. */
+const MIN_SHARED_PREFIX = 16;
+
+/** How many leading tokens `a` and `b` share. */
+function sharedLength(a: readonly number[], b: readonly number[]): number {
+  const most = Math.min(a.length, b.length);
+  let n = 0;
+  while (n < most && a[n] === b[n]) n++;
+  return n;
 }
 
 export class BatchScheduler {
@@ -171,6 +187,7 @@ export class BatchScheduler {
   /** One step: admit, plan, run, collect. False when there was nothing to run (the next request restarts the loop). */
   private async once(): Promise<boolean> {
     this.admit();
+    await this.share();
     const plan = this.plan();
     if (plan.length === 0) return false;
     const t = performance.now();
@@ -210,7 +227,46 @@ export class BatchScheduler {
       job.seq = seq;
       job.decoding.cached = cached;
       job.pending = ids.slice(cached);
+      if (job.request.reusePrefix) job.follow = this.leaderFor(job, cached);
       this.active.push(job);
+    }
+  }
+
+  /**
+   * The running request whose cache holds (now, or once its prefill gets there) the longest prefix
+   * of `job`'s prompt, at least MIN_SHARED_PREFIX tokens beyond what `job`'s own slot kept; the
+   * prompt's last token always runs (its logits start the generation).
+   */
+  private leaderFor(job: Job, cached: number): Job['follow'] {
+    const ids = job.request.ids;
+    let best: Job['follow'];
+    for (const other of this.active) {
+      if (!other.seq || other.cancelled !== undefined || other.follow) continue;
+      const length = Math.min(ids.length - 1, Math.max(other.seq.commonPrefix(ids), sharedLength(ids, other.request.ids)));
+      if (length >= cached + MIN_SHARED_PREFIX && length > (best?.length ?? 0)) best = { job: other, length };
+    }
+    return best;
+  }
+
+  /**
+   * Followers whose leader's cache now holds what they share take it (Sequence.copyFrom); a leader
+   * gone, or done prefilling short of it, ends the wait and the follower prefills the rest itself.
+   */
+  private async share(): Promise<void> {
+    for (const job of [...this.active]) {
+      const f = job.follow;
+      if (!f || job.cancelled !== undefined) continue;
+      const lead = f.job.seq;
+      if (lead && f.job.cancelled === undefined && this.active.includes(f.job) && lead.length < f.length && f.job.pending.length > 0)
+        continue;
+      job.follow = undefined;
+      const seq = job.seq as Sequence;
+      const n = lead ? Math.min(f.length, lead.commonPrefix(job.request.ids)) : 0;
+      if (!lead || n <= seq.length) continue;
+      const got = await seq.copyFrom(lead, n);
+      if (got === 0 || job.cancelled !== undefined) continue;
+      job.decoding.cached = got;
+      job.pending = job.request.ids.slice(got);
     }
   }
 
@@ -235,7 +291,7 @@ export class BatchScheduler {
     let logitRows = this.model.forward.logitRows - plan.length;
     for (const job of this.active) {
       if (budget <= 0) break;
-      if (job.pending.length === 0) continue;
+      if (job.pending.length === 0 || job.follow) continue;
       const scored = job.decoding.scoring;
       let n = Math.min(budget, job.pending.length, scored ? logitRows : Number.POSITIVE_INFINITY);
       // A prompt's last row wants a logit row; with none left, it runs next step.

@@ -32,8 +32,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: readonly number[];
   /**
    * Keep the keys and values of the prompt's longest common prefix with what the KV cache holds
-   * (the previous generation's prompt and output) and prefill only the rest; `metrics.cachedTokens`
-   * says how many were kept. The result is the same as without it. Default false for generate()
+   * (the previous generation's prompt and output) and prefill only the rest; under a
+   * BatchScheduler, a prefix another running request holds (n choices of one prompt, one system
+   * prompt) is copied from its slot once its prefill gets there. `metrics.cachedTokens` says how
+   * many were kept or copied. The tokens are a full prefill's up to rounding (the rest of the
+   * prompt runs in other chunks: logits agree to about 1e-6). Default false for generate()
    * and complete() (one-shot calls and benchmarks prefill the whole prompt), true for chat() and
    * chat sessions.
    */
