@@ -28,6 +28,12 @@ export interface SequenceOptions {
 
 export class Sequence {
   private kv: number[] = [];
+  /**
+   * Positions 0..written-1 have been written to this slot since it was last emptied: a ring KV
+   * cache may hold any of them (past `length` after a truncate, or rows copied from a sequence that
+   * had run further), so whether a prefix is still whole is judged against this, not `length`.
+   */
+  private written = 0;
   private freed = false;
   /** The logits and argmax after this sequence's last run, copied out before the model's next step. */
   private readonly out: Float32Array;
@@ -80,7 +86,7 @@ export class Sequence {
         keep(tokens.length - 1);
       });
     else await this.model.run(this.slot, tokens, pos, () => keep(0));
-    pushAll(this.kv, tokens);
+    this.appended(tokens);
   }
 
   /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
@@ -96,7 +102,7 @@ export class Sequence {
    * layers) has overwritten what the window behind n needs once more than ringSlack are dropped.
    */
   private keepable(n: number): number {
-    return this.kv.length - n > this.model.forward.ringSlack ? 0 : n;
+    return Math.max(this.written, this.kv.length) - n > this.model.forward.ringSlack ? 0 : n;
   }
 
   /**
@@ -107,6 +113,7 @@ export class Sequence {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new IeRuntimeError('IE_INVALID_OPTION', `truncate: length must be >= 0, got ${length}`);
     if (length < this.kv.length) this.kv.length = this.keepable(length);
+    if (this.kv.length === 0) this.written = 0;
   }
 
   /**
@@ -146,7 +153,7 @@ export class Sequence {
     for (let p = 0; p < ids.length; p += B) {
       const chunk = ids.slice(p, p + B);
       await this.model.runHidden(this.slot, chunk, p, () => onRows(f.hidden, chunk.length));
-      this.kv.push(...chunk);
+      this.appended(chunk);
     }
   }
 
@@ -167,8 +174,11 @@ export class Sequence {
       );
     if (source.keepable(length) !== length) return 0;
     const tokens = source.kv.slice(0, length);
+    const written = Math.max(source.written, source.kv.length);
     await this.model.copyPrefix(source.slot, this.slot, length);
     this.kv = tokens;
+    // The copied ring rows are the source's: as far along as it had run.
+    this.written = written;
     return length;
   }
 
@@ -199,6 +209,7 @@ export class Sequence {
   /** @internal Records tokens a batched step ran for this sequence. */
   appended(tokens: readonly number[]): void {
     pushAll(this.kv, tokens);
+    this.written = Math.max(this.written, this.kv.length);
   }
 
   /** Gives the slot back to the model (its contents are kept until another sequence overwrites them). */

@@ -99,6 +99,12 @@ describe.each(SHAPES)('continuous batching, fp32 (%s)', (_name, config) => {
     // The same prompt three times (n choices): each follower copies all but the last token.
     const same = await Promise.all([0, 1, 2].map(() => sched.generate(prompts[0], opts).complete()));
     expect(same.map((r) => r.tokens)).toEqual([want[0], want[0], want[0]]);
+    // A leader that ends at its first token (maxTokens 1) still lends its slot to the others.
+    const fresh = prompt(45, 77, config.vocab_size);
+    const wantOne = (await alone.complete(fresh, { ...opts, maxTokens: 1, reusePrefix: false })).tokens;
+    const one = await Promise.all([0, 1, 2].map(() => sched.generate(fresh, { ...opts, maxTokens: 1 }).complete()));
+    expect(one.map((r) => r.tokens)).toEqual([wantOne, wantOne, wantOne]);
+    expect(one.map((r) => r.metrics.cachedTokens).sort()).toEqual([0, 44, 44]);
     await sched.close();
   });
 
@@ -118,6 +124,16 @@ describe.each(SHAPES)('continuous batching, fp32 (%s)', (_name, config) => {
       // 50 positions back: a sliding layer's ring (window + maxBatch - 1 rows) no longer holds what the prefix needs.
       expect(await b.copyFrom(a, 10)).toBe(model.forward.ringSlack < 50 ? 0 : 10);
       await expect(b.copyFrom(a, 61)).rejects.toMatchObject({ code: 'IE_INVALID_OPTION' });
+      // Copied rows are the source's, 60 positions along: cut back to 43, a ring has lost position
+      // 36 (row 36 % 23 is position 59's in the source), so nothing is kept; the logits stay right.
+      expect(await b.copyFrom(a, 45)).toBe(45);
+      b.truncate(43);
+      expect(b.length).toBe(model.forward.ringSlack < 60 ? 0 : 43);
+      await b.prefill(ids.slice(0, 50), { reusePrefix: true });
+      const at49 = want[49];
+      let off = 0;
+      for (let i = 0; i < at49.length; i++) off = Math.max(off, Math.abs(b.logits[i] - at49[i]));
+      expect(off).toBeLessThan(1e-4);
     } finally {
       a.dispose();
       b.dispose();

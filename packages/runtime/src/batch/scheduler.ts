@@ -52,7 +52,7 @@ interface Job {
    * Waiting for another request's prefill to reach the prompt prefix the two share (n choices of
    * one prompt, one system prompt): copied from its KV slot then, not prefilled again.
    */
-  follow?: { job: Job; length: number };
+  follow?: { job: Job; seq: Sequence; length: number };
 }
 
 /** The shortest shared prompt prefix worth waiting for and copying rather than prefilling. */
@@ -242,8 +242,10 @@ export class BatchScheduler {
     let best: Job['follow'];
     for (const other of this.active) {
       if (!other.seq || other.cancelled !== undefined || other.follow) continue;
-      const length = Math.min(ids.length - 1, Math.max(other.seq.commonPrefix(ids), sharedLength(ids, other.request.ids)));
-      if (length >= cached + MIN_SHARED_PREFIX && length > (best?.length ?? 0)) best = { job: other, length };
+      // A scored prompt prefills a few logit rows a step: only what it already holds is worth taking.
+      const ahead = other.decoding.scoring ? 0 : sharedLength(ids, other.request.ids);
+      const length = Math.min(ids.length - 1, Math.max(other.seq.commonPrefix(ids), ahead));
+      if (length >= cached + MIN_SHARED_PREFIX && length > (best?.length ?? 0)) best = { job: other, seq: other.seq, length };
     }
     return best;
   }
@@ -256,14 +258,21 @@ export class BatchScheduler {
     for (const job of [...this.active]) {
       const f = job.follow;
       if (!f || job.cancelled !== undefined) continue;
-      const lead = f.job.seq;
-      if (lead && f.job.cancelled === undefined && this.active.includes(f.job) && lead.length < f.length && f.job.pending.length > 0)
-        continue;
+      // The leader's sequence, even once the leader is done: between steps its tokens describe its slot.
+      const lead = f.seq;
+      if (f.job.seq === lead && f.job.cancelled === undefined && lead.length < f.length && f.job.pending.length > 0) continue;
       job.follow = undefined;
       const seq = job.seq as Sequence;
-      const n = lead ? Math.min(f.length, lead.commonPrefix(job.request.ids)) : 0;
-      if (!lead || n <= seq.length) continue;
-      const got = await seq.copyFrom(lead, n);
+      const n = Math.min(f.length, lead.commonPrefix(job.request.ids));
+      if (n <= seq.length) continue;
+      let got: number;
+      try {
+        got = await seq.copyFrom(lead, n);
+      } catch (e) {
+        // The model disposed or its file changed: this request fails, the others go on.
+        this.cancel(job, e);
+        continue;
+      }
       if (got === 0 || job.cancelled !== undefined) continue;
       job.decoding.cached = got;
       job.pending = job.request.ids.slice(got);
