@@ -1,4 +1,7 @@
 // Helpers shared by the benchmark harnesses.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomFillSync } from 'node:crypto';
 import { KernelContext, alignedBytes } from '@ie/kernels';
 import { resolveContextOptions } from '@ie/runtime';
@@ -78,4 +81,19 @@ export function requireModel(tool) {
 export function refuseToMake(tool, what) {
   process.stderr.write(`${tool}: ${what} is missing and IE_REQUIRE_MODEL=1 forbids making it [IEBIN_NOT_FOUND]\n`);
   process.exit(3);
+}
+
+/**
+ * Writes a harness's JSON to reports/<prefix>-<model file, its extension dropped>[-REPORT]-<date>.json
+ * and prints where.
+ */
+export function writeReport(prefix, modelPath, report) {
+  const out = join(dirname(fileURLToPath(import.meta.url)), 'reports');
+  mkdirSync(out, { recursive: true });
+  const name = basename(modelPath).replace(/\.(gguf|iebin)$/, '');
+  const tag = process.env.REPORT ? `-${process.env.REPORT}` : '';
+  const file = join(out, `${prefix}-${name}${tag}-${new Date().toISOString().slice(0, 10)}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`wrote ${file}`);
+  return file;
 }

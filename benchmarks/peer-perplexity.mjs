@@ -7,11 +7,11 @@
 //
 //   pnpm bench:peer:perplexity                                    (stories260K, the real model)
 //   MODEL=path/to.gguf TEXT=file.txt CHUNK=256 CHUNKS=4 pnpm bench:peer:perplexity
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '@ie/runtime';
-import { cpuInfo } from './lib.mjs';
+import { cpuInfo, writeReport } from './lib.mjs';
 import { NLC_VERSION, ensurePeer, logTo, worker } from './peer/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -108,14 +108,5 @@ console.log(
     `\nie PPL ${r.perplexity.toFixed(4)} +/- ${r.stderr.toFixed(5)} | llama.cpp ${li.release} PPL ${result.llamaCpp.perplexity.toFixed(4)}` +
     ` | |mean NLL diff| ${result.meanNllDiff.toExponential(2)} | mean KL(llama.cpp || ie) ${result.meanKlFromLlamaCpp.toExponential(2)} nats`,
 );
-const out = join(here, 'reports');
-mkdirSync(out, { recursive: true });
-const file = join(
-  out,
-  `peer-perplexity-${MODEL.split('/')
-    .pop()
-    .replace(/\.gguf$/, '')}${process.env.REPORT ? `-${process.env.REPORT}` : ''}-${new Date().toISOString().slice(0, 10)}.json`,
-);
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-console.log(`wrote ${file}`);
+writeReport('peer-perplexity', MODEL, result);
 if (result.meanNllDiff > MAX_NLL_DIFF) process.exit(1);

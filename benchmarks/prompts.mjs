@@ -8,11 +8,11 @@
 //
 //   pnpm bench:prompts
 //   MODEL=benchmarks/.cache/tinyllama-1.1b-q4_0.iebin PROMPT_TOKENS=400 CHOICES=4 ROUNDS=2 pnpm bench:prompts
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchScheduler, Model } from '@ie/runtime';
-import { cpuInfo } from './lib.mjs';
+import { cpuInfo, writeReport } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MODEL = process.env.MODEL ?? join(here, '.cache', 'tinyllama-1.1b-q4_0.iebin');
@@ -86,13 +86,4 @@ console.log(
     `\n${CHOICES} requests with one ${PROMPT_TOKENS}-token prompt, ${NEW_TOKENS} tokens each: each prefilled ${secs(results.sharing.filter((x) => !x.reusePrefix))} s, ` +
     `copied from the first ${secs(results.sharing.filter((x) => x.reusePrefix))} s (same tokens: ${results.sharing.every((x) => x.sameTokens)})`,
 );
-const out = join(here, 'reports');
-mkdirSync(out, { recursive: true });
-const file = join(
-  out,
-  `prompts-${MODEL.split('/')
-    .pop()
-    .replace(/\.iebin$/, '')}${process.env.REPORT ? `-${process.env.REPORT}` : ''}-${new Date().toISOString().slice(0, 10)}.json`,
-);
-writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-console.log(`wrote ${file}`);
+writeReport('prompts', MODEL, report);

@@ -613,6 +613,10 @@ export class Forward {
     const seen = new Set<number>();
     let row = 0;
     let picks = 0;
+    const pick = (r: number) => {
+      if (picks >= this.logitRows) throw new StepError('IE_BAD_STEP', `the step wants more than ${this.logitRows} logit rows`);
+      p[this.pickAt + picks++] = r;
+    };
     if (entries.length === 0) throw new StepError('IE_BAD_STEP', 'a step needs at least one sequence');
     for (const e of entries) {
       if (!Number.isSafeInteger(e.slot) || e.slot < 0 || e.slot >= this.slots)
@@ -631,15 +635,9 @@ export class Forward {
         p[PARAM_IDS + row] = id;
         p[this.seqAt + 2 * row] = e.slot;
         p[this.seqAt + 2 * row + 1] = e.pos + i;
-        if (cal || e.logits === 'all') {
-          if (picks >= this.logitRows) throw new StepError('IE_BAD_STEP', `the step wants more than ${this.logitRows} logit rows`);
-          p[this.pickAt + picks++] = row;
-        }
+        if (cal || e.logits === 'all') pick(row);
       }
-      if (!cal && e.logits === true) {
-        if (picks >= this.logitRows) throw new StepError('IE_BAD_STEP', `the step wants more than ${this.logitRows} logit rows`);
-        p[this.pickAt + picks++] = row - 1;
-      }
+      if (!cal && e.logits === true) pick(row - 1);
     }
     // A step without wanted logits still computes one row's (the kernels run at least one).
     if (picks === 0) p[this.pickAt + picks++] = row - 1;

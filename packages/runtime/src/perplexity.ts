@@ -9,6 +9,7 @@
  */
 import { InvalidOptionError } from './errors.js';
 import { checkOptionsObject } from './options.js';
+import { logSumExp } from './sampler.js';
 import type { PromptScorer } from './sequence.js';
 
 export interface PerplexityOptions {
@@ -92,13 +93,12 @@ class Moments {
 
 /** log-softmax of `z` into `out` (float64 sums); returns the index of the largest logit. */
 function logSoftmaxInto(z: Float32Array, out: Float32Array): number {
+  const lse = logSumExp(z);
   let best = 0;
-  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
-  const m = z[best];
-  let s = 0;
-  for (let i = 0; i < z.length; i++) s += Math.exp(z[i] - m);
-  const lse = m + Math.log(s);
-  for (let i = 0; i < z.length; i++) out[i] = z[i] - lse;
+  for (let i = 0; i < z.length; i++) {
+    out[i] = z[i] - lse;
+    if (z[i] > z[best]) best = i;
+  }
   return best;
 }
 
@@ -218,7 +218,8 @@ export async function perplexity(
       options.signal,
     );
     result = figures(nll, c + 1, total);
-    if (ref) {
+    // The reference's figures (a sort of every position's KL) where someone reads them.
+    if (ref && (options.onChunk || c + 1 === total)) {
       const r = figures(refNll, c + 1, total);
       const sorted = Float64Array.from(kls).sort();
       result.reference = {

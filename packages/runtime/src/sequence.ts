@@ -6,7 +6,7 @@
  */
 import { ContextOverflowError, IeRuntimeError } from './errors.js';
 import type { Forward, StepRows } from './forward.js';
-import { pushAll } from './arrays.js';
+import { pushAll, sharedLength } from './arrays.js';
 
 /** What a sequence needs of its model (a Model; structural so that model.ts and this file do not import each other). */
 export interface SequenceModel {
@@ -91,10 +91,7 @@ export class Sequence {
 
   /** How many leading tokens of `ids` the cache already holds; at most ids.length - 1 (the last is always run: its logits start a generation). */
   commonPrefix(ids: readonly number[]): number {
-    const most = Math.min(this.kv.length, ids.length - 1);
-    let n = 0;
-    while (n < most && this.kv[n] === ids[n]) n++;
-    return this.keepable(n);
+    return this.keepable(Math.min(sharedLength(this.kv, ids), ids.length - 1));
   }
 
   /**

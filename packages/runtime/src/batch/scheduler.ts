@@ -17,6 +17,7 @@ import { prepareRequest, type PreparedRequest } from '../generation/request.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, Piece } from '../generation/types.js';
 import type { Model } from '../model.js';
 import type { Sequence } from '../sequence.js';
+import { sharedLength } from '../arrays.js';
 import { Channel } from './channel.js';
 
 export interface BatchSchedulerOptions {
@@ -57,14 +58,6 @@ interface Job {
 
 /** The shortest shared prompt prefix worth waiting for and copying rather than prefilling. */
 const MIN_SHARED_PREFIX = 16;
-
-/** How many leading tokens `a` and `b` share. */
-function sharedLength(a: readonly number[], b: readonly number[]): number {
-  const most = Math.min(a.length, b.length);
-  let n = 0;
-  while (n < most && a[n] === b[n]) n++;
-  return n;
-}
 
 export class BatchScheduler {
   readonly slots: number;

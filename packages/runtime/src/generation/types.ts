@@ -35,8 +35,10 @@ export interface GenerateOptions extends SamplingOptions {
    * (the previous generation's prompt and output) and prefill only the rest; under a
    * BatchScheduler, a prefix another running request holds (n choices of one prompt, one system
    * prompt) is copied from its slot once its prefill gets there. `metrics.cachedTokens` says how
-   * many were kept or copied. The tokens are a full prefill's up to rounding (the rest of the
-   * prompt runs in other chunks: logits agree to about 1e-6). Default false for generate()
+   * many were kept or copied. The rest of the prompt runs in other chunks than a full prefill's:
+   * with FP32 activations the logits agree to a few 1e-6, with int8 activations (where the
+   * prefill's int8 GEMM and the decode's int8 GEMV round differently) to about 1e-2 on a
+   * random-weight TinyLlama, so a near-tie can pick another token. Default false for generate()
    * and complete() (one-shot calls and benchmarks prefill the whole prompt), true for chat() and
    * chat sessions.
    */
