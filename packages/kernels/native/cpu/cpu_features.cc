@@ -61,6 +61,8 @@ CpuFeatures detect_cpu_features() {
 
 bool prefers_four_row_streams(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
 
+bool half_floats_in_four_rows(const CpuFeatures& f) { return f.amd && f.family == 0x19 && !f.avx512f; }
+
 bool avx512_full_width(const CpuFeatures& f) { return !(f.amd && f.family == 0x19); }
 
 // Zen 5 and later, and the AMD cores without AVX-512 (Zen 3 and before); not Zen 4 (see the header).

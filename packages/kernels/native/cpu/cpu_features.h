@@ -22,6 +22,15 @@ CpuFeatures detect_cpu_features();
 // 31-37 in fours against 27-28 in pairs (AVX2: 82-90% of the read probe against 61-89%).
 bool prefers_four_row_streams(const CpuFeatures& f);
 
+// Whether the AVX2 f16 / bf16 GEMVs read four far-apart rows with the non-temporal prefetch where
+// f32 reads pairs (prefers_four_row_streams answers for all three): on Zen 3 (AMD family 0x19
+// without AVX-512). There a 16-bit row's two conversions per 16 elements leave two streams per core
+// short of requests in flight, while f32 streams at the bus in pairs and slower in fours. One Zen 3
+// core, TinyLlama's shapes from DRAM, the two layouts alternated in one process against the read
+// probe: bf16 83-96% -> 96-116%, f16 93-100% -> 101-112%; two cores in the VM's fast phases (probe
+// 49-52 GB/s) bf16 76-79% -> 83-91%, f16 77-84% -> 78-91%; f32 in fours 85-108% against 89-112%.
+bool half_floats_in_four_rows(const CpuFeatures& f);
+
 // Whether 512-bit operations run at full width: not on Zen 4 (AMD family 0x19), which splits each
 // into two 256-bit halves. There the AVX2 int8-activation i8 GEMVs (one row of 32 bytes a step,
 // vpmaddubsw) beat the AVX-512 VNNI ones: one Zen 4 core, TinyLlama's shapes from DRAM, Q8_0 93-94%

@@ -118,7 +118,8 @@ inline void long_rows_float(const WeightRows& w, const float* x, float* y, bool 
 }
 
 // A lone activation row: four far-apart rows at once with the NTA prefetch (Zen 5,
-// prefers_four_row_streams), or pairs with none (elsewhere: `Pairs`).
+// prefers_four_row_streams; f16 / bf16 on Zen 3 too, half_floats_in_four_rows), or pairs with
+// none (elsewhere: `Pairs`).
 template <typename Load, bool Pairs = false>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   if (w.K > kLongRowK) {
@@ -731,10 +732,10 @@ void gemv_t_bf16_f32_avx2(const uint8_t* wt, ptrdiff_t ld, const float* x, int K
 }  // namespace
 
 void register_gemv_avx2(KernelTable& t, const CpuFeatures& f) {
-  const bool four = prefers_four_row_streams(f);
+  const bool four = prefers_four_row_streams(f), four16 = four || half_floats_in_four_rows(f);
   t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx2 : gemv_f32_f32_avx2_pairs;
-  t.gemv[(int)WeightType::F16] = four ? gemv_f16_f32_avx2 : gemv_f16_f32_avx2_pairs;
-  t.gemv[(int)WeightType::BF16] = four ? gemv_bf16_f32_avx2 : gemv_bf16_f32_avx2_pairs;
+  t.gemv[(int)WeightType::F16] = four16 ? gemv_f16_f32_avx2 : gemv_f16_f32_avx2_pairs;
+  t.gemv[(int)WeightType::BF16] = four16 ? gemv_bf16_f32_avx2 : gemv_bf16_f32_avx2_pairs;
   t.gemv[(int)WeightType::I8] = i8_rows_in_far_pairs(f) ? gemv_i8_f32_avx2_far : gemv_i8_f32_avx2;
   t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx2;
   t.dequant[(int)WeightType::F32] = dequant_f32_avx2;
