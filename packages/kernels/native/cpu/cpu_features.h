@@ -27,7 +27,7 @@ bool prefers_four_row_streams(const CpuFeatures& f);
 // without AVX-512). There a 16-bit row's two conversions per 16 elements leave two streams per core
 // short of requests in flight, while f32 streams at the bus in pairs and slower in fours. One Zen 3
 // core, TinyLlama's shapes from DRAM, the two layouts alternated in one process against the read
-// probe: bf16 83-96% -> 96-116%, f16 93-100% -> 101-112%; two cores in the VM's fast phases (probe
+// probe: bf16 83-96% -> 96-116%, f16 93-101% -> 101-112%; two cores in the VM's fast phases (probe
 // 49-52 GB/s) bf16 76-79% -> 83-91%, f16 77-84% -> 78-91%; f32 in fours 85-108% against 89-112%.
 bool half_floats_in_four_rows(const CpuFeatures& f);
 
