@@ -198,8 +198,10 @@ describe('synth --format gguf → convert --gguf → generate', () => {
   it('refuses a shape GGUF cannot block, by name, and writes nothing', () => {
     const d = tmp();
     const r = ie('synth', '--preset', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--out', join(d, 't.gguf'));
-    expect(r.code).toBe(3);
-    expect(r.err).toContain('whole number of 32-element blocks, got 176 [GGUF_BAD_TENSOR_INFO]');
+    // A flag the preset cannot take (usage, exit 2), named before anything is written.
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("the tiny preset's blk.0.ffn_down.weight has rows of 176 elements, not whole 32-element blocks");
+    expect(r.err).toContain('[CLI_USAGE]');
     expect(readdirSync(d)).toEqual([]);
   });
 });

@@ -270,6 +270,12 @@ describe('config.json and back', () => {
       field: 'num_hidden_layers',
       text: 'must be an integer in 1..1024, got 2000',
     });
+    // 1e999 in config.json parses as Infinity, which JSON would print as null.
+    expect(refusal(() => hfConfigToModelConfig({ ...json, rope_theta: Number.POSITIVE_INFINITY }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'rope_theta',
+      text: 'must be a number, got Infinity',
+    });
   });
 
   it('takes only its own architecture names: Object property names are unsupported, not a wrong header later', () => {

@@ -141,6 +141,7 @@ export {
   syncFile,
   removeStaleTemps,
   tempName,
+  makeDirs,
   type TempFile,
 } from './safe-write.js';
 export {

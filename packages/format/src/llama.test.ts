@@ -42,6 +42,13 @@ describe('configProblems', () => {
     ]);
   });
 
+  it("names EOS before BOS: where BOS is EOS's id (a gpt-oss file with no BOS), the problem is EOS's", () => {
+    expect(configProblems({ ...tiny, bos_id: 600, eos_id: 600 } as ModelConfig)).toEqual([
+      ['eos_id', 'must be a token id below vocab_size 512, got 600'],
+      ['bos_id', 'must be a token id below vocab_size 512, got 600'],
+    ]);
+  });
+
   it("checks YaRN's range and betas, and that gpt-oss has experts", () => {
     const c = {
       ...tiny,

@@ -218,7 +218,8 @@ function numberProblems(c: ModelConfig, p: Problems): void {
   if (c.head_dim % 2 !== 0) p.push(['head_dim', `must be even for RoPE, got ${c.head_dim}`]);
   if (!(Number.isFinite(c.rope_theta) && c.rope_theta > 0)) p.push(['rope_theta', `must be a positive number, got ${c.rope_theta}`]);
   if (!(Number.isFinite(c.norm_eps) && c.norm_eps > 0 && c.norm_eps < 1)) p.push(['norm_eps', `must be in (0, 1), got ${c.norm_eps}`]);
-  for (const k of ['bos_id', 'eos_id'] as const) {
+  // EOS first: where a file names no BOS (gpt-oss), BOS is EOS's id, and the problem is EOS's.
+  for (const k of ['eos_id', 'bos_id'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0 || c[k] >= c.vocab_size)
       p.push([k, `must be a token id below vocab_size ${c.vocab_size}, got ${c[k]}`]);
   }

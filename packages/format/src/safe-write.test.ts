@@ -11,7 +11,7 @@ import { exportIebin } from './export-iebin.js';
 import { writeGguf } from './gguf-writer.js';
 import { writeHfDir } from './hf.js';
 import { IebinReader } from './reader.js';
-import { createTempFile, discardTemp, removeStaleTemps, writeFileAtomic, writeNewFile } from './safe-write.js';
+import { createTempFile, discardTemp, makeDirs, removeStaleTemps, writeFileAtomic, writeNewFile } from './safe-write.js';
 import { synthModel } from './synth.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-safe-'));
@@ -73,6 +73,29 @@ describe('safe-write', () => {
     v.intact();
     expect(existsSync(live.path)).toBe(true);
     await discardTemp(live.path);
+  });
+});
+
+describe('makeDirs', () => {
+  it('makes the missing directories top down and returns the topmost, as mkdir -p does', async () => {
+    const root = tmp();
+    expect(await makeDirs(join(root, 'a', 'b', 'c'))).toBe(join(root, 'a'));
+    expect(lstatSync(join(root, 'a', 'b', 'c')).isDirectory()).toBe(true);
+    expect(await makeDirs(join(root, 'a', 'b'))).toBeUndefined();
+    expect(await makeDirs(`${join(root, 'a', 'b')}/`)).toBeUndefined();
+  });
+
+  it('fails with the errno where a file stands in the way or the parent refuses a directory', async () => {
+    const root = tmp();
+    writeFileSync(join(root, 'f'), 'x');
+    await expect(makeDirs(join(root, 'f'))).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'mkdir' });
+    await expect(makeDirs(join(root, 'f', 'sub'))).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(readdirSync(root)).toEqual(['f']);
+  });
+
+  // Node 20's recursive mkdir spins forever here (ENOENT from the child, EEXIST from /proc, again).
+  it.runIf(existsSync('/proc/self'))('returns at once under /proc, where mkdir of a new name fails with ENOENT', async () => {
+    await expect(makeDirs('/proc/ie-no-such-dir/sub')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

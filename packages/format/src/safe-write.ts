@@ -7,9 +7,9 @@
  * never its target. Files are fsynced before the rename and the directory after it.
  */
 import { constants, unlinkSync } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** Temporary files and staging directories this process is still writing, by absolute path (shared by every copy of this module). */
 const LIVE: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('@ie/format.liveTemps')] ??=
@@ -19,6 +19,47 @@ const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | NOFOLLOW;
 /** `.<final>.partial-<pid>-<id>` (id: random hex now, a counter in older versions) and staging directories. */
 const TEMP_RE = /^\.(?:.+\.partial|ie-staging)-(\d+)-[0-9A-Za-z]+$/;
+
+/**
+ * `mkdir -p`: creates `dir` and its missing parents, returning the first directory it made (the
+ * topmost; undefined when `dir` existed), as `mkdir(dir, { recursive: true })` does. Node 20's own
+ * recursive mkdir loops forever where a mkdir fails with ENOENT under a parent that exists (under
+ * /proc it retries the parent, gets EEXIST, and starts again); here every missing directory is made
+ * once, top down, and the first failure is thrown (ENOENT, EACCES, ENOTDIR, EEXIST for a file in
+ * the way), so the caller reports it.
+ */
+export async function makeDirs(dir: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    let st: Awaited<ReturnType<typeof stat>> | undefined;
+    try {
+      st = await stat(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st) {
+      if (!st.isDirectory())
+        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}' (${d} is not a directory)`), {
+          code: 'ENOTDIR',
+          syscall: 'mkdir',
+          path: d,
+        });
+      break;
+    }
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  missing.reverse();
+  for (const d of missing) {
+    try {
+      await mkdir(d);
+    } catch (e) {
+      // Made by someone else meanwhile: fine while it is a directory.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw e;
+    }
+  }
+  return missing[0];
+}
 
 /** 16 hex digits from the system's CSPRNG. */
 export function randomId(): string {

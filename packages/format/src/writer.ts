@@ -15,7 +15,7 @@
 import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, rmdirSync } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { IebinError } from './errors.js';
 import {
@@ -56,6 +56,7 @@ import {
   randomId,
   removeStaleTemps,
   tempName,
+  makeDirs,
 } from './safe-write.js';
 
 export type QuantParams = Pick<QuantSpec, 'scheme' | 'granularity' | 'group_size' | 'scale_dtype'>;
@@ -194,7 +195,7 @@ export class IebinWriter {
   }
 
   static async create(outDir: string, options: IebinWriterOptions): Promise<IebinWriter> {
-    const createdDirs = madeDirs(outDir, await mkdir(outDir, { recursive: true }));
+    const createdDirs = madeDirs(outDir, await makeDirs(outDir));
     try {
       const w = await IebinWriter.createIn(outDir, options);
       w.createdDirs = createdDirs;
@@ -486,7 +487,7 @@ export class IebinWriter {
 }
 
 /**
- * The directories `mkdir(outDir, { recursive: true })` made, deepest first, from the first one it
+ * The directories `makeDirs(outDir)` made, deepest first, from the first one it
  * reports making (`first`, undefined when outDir already existed).
  */
 function madeDirs(outDir: string, first: string | undefined): string[] {

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
@@ -22,6 +22,7 @@ import {
   modelFileKind,
   openGguf,
   readGguf,
+  makeDirs,
   removeStaleTemps,
 } from '@ie/format';
 import { IeRuntimeError } from './errors.js';
@@ -132,7 +133,7 @@ async function usable(dir: string): Promise<boolean> {
 
 async function writableRoot(root: string, file: string): Promise<void> {
   try {
-    await mkdir(root, { recursive: true });
+    await makeDirs(root);
     await access(root, constants.W_OK | constants.X_OK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;

@@ -126,6 +126,13 @@ describe('perplexity', () => {
     await using other = await Engine.load(d, { contextLength: 64 });
     await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, reference: other }), 'reference');
     await bad(e.perplexity(tokens(100, 1), { chunkSize: 16, reference: {} as never }), 'reference');
+    // A context too short for any chunk is the context's problem, not an empty range of chunk sizes.
+    await using short = await Engine.load(dir, { contextLength: 2 });
+    await expect(short.perplexity(tokens(100, 1))).rejects.toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'contextLength',
+      message: 'contextLength: is 2; perplexity scores chunks of at least 4 tokens, so it needs a context of 4 or more',
+    });
   });
 });
 

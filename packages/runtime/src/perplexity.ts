@@ -104,6 +104,11 @@ function logSoftmaxInto(z: Float32Array, out: Float32Array): number {
 
 function checkOptions(engine: PerplexityEngine, options: PerplexityOptions): number {
   checkOptionsObject(options);
+  if (engine.contextLength < 4)
+    throw new InvalidOptionError(
+      'contextLength',
+      `is ${engine.contextLength}; perplexity scores chunks of at least 4 tokens, so it needs a context of 4 or more`,
+    );
   const chunk = options.chunkSize ?? Math.min(DEFAULT_PERPLEXITY_CHUNK, engine.contextLength);
   if (!Number.isSafeInteger(chunk) || chunk < 4 || chunk > engine.contextLength)
     throw new InvalidOptionError(

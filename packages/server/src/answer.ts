@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { PromptLogprob } from '@ie/runtime';
 import type { FastifyReply } from 'fastify';
 import { type FinishReason, finishReason, usage } from './openai.js';
+import type { ServerError } from './errors.js';
 import { toServerError } from './replies.js';
 import type { Delta, GenerationRequest, Outcome, Scheduler, Ticket } from './scheduler.js';
 import type { ServerMetrics } from './server-metrics.js';
@@ -17,6 +18,8 @@ export interface AnswerContext {
   modelId: string;
   metrics: Pick<ServerMetrics, 'cancelled' | 'record'>;
   log: (line: string) => void;
+  /** An error as its client may read it (the model's id for its path; see withModelId). Default: as it is. */
+  publicError?: (err: ServerError) => ServerError;
 }
 
 /** A token's bytes as the text prints them (for logprobs' `token` and `bytes`). */
@@ -342,8 +345,9 @@ async function answerStream(ctx: AnswerContext, reply: FastifyReply, g: Generati
     if (g.clientGone) return;
     // Past the status line an error can only be an event; OpenAI's clients raise it as an APIError.
     const err = toServerError(e);
+    const shown = ctx.publicError?.(err) ?? err;
     if (err.code === 'IE_SERVER_INTERNAL') ctx.log(`ie: error: ${(e as Error)?.stack ?? String(e)}`);
-    g.res.end(`data: ${JSON.stringify(err.toJSON())}\n\n`);
+    g.res.end(`data: ${JSON.stringify(shown.toJSON())}\n\n`);
   }
 }
 

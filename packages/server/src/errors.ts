@@ -3,6 +3,7 @@
  * HTTP status and the `type`/`code` of OpenAI's error object, so the wire format and the status
  * never disagree.
  */
+import { isAbsolute, resolve } from 'node:path';
 import { IeRuntimeError, InvalidOptionError, StructuredOutputError } from '@ie/runtime';
 
 export const SERVER_ERROR_CODES = {
@@ -12,7 +13,8 @@ export const SERVER_ERROR_CODES = {
     status: 400,
     type: 'invalid_request_error',
     code: 'unsupported_parameter',
-    about: 'a parameter ie does not implement was given a non-default value (n or best_of > 16, echo with logprobs, suffix, …)',
+    about:
+      'a parameter ie does not implement was given a non-default value (n or best_of > 16, echo with logprobs, suffix, …), or a request needs more generations at once (n, best_of, prompts) than the server ever holds',
   },
   IE_SERVER_CONTEXT_LENGTH: {
     status: 400,
@@ -118,13 +120,17 @@ export function fromRuntimeError(e: unknown): ServerError {
     return new ServerError('IE_SERVER_UNSUPPORTED', e.message, e.option === 'grammar' ? 'grammar' : 'response_format');
   if (e instanceof IeRuntimeError) {
     if (e.code === 'IE_CONTEXT_OVERFLOW') return new ServerError('IE_SERVER_CONTEXT_LENGTH', e.message, 'messages');
-    if (e.code === 'IE_INVALID_OPTION')
-      return new ServerError(
-        'IE_SERVER_BAD_REQUEST',
-        e.message,
-        // An option's member (`logitBias[5]`, `toolChoice.name`) is its field's.
-        e instanceof InvalidOptionError ? (REQUEST_FIELDS[e.option.replace(/[[.].*$/, '')] ?? null) : null,
-      );
+    if (e.code === 'IE_INVALID_OPTION') {
+      if (!(e instanceof InvalidOptionError)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message);
+      // An option's member (`logitBias[5]`, `toolChoice.name`) is its field's, and the message
+      // names it as the API does (`logit_bias[5]: …`), not by the engine's option.
+      const option = e.option.replace(/[[.].*$/, '');
+      const field = REQUEST_FIELDS[option];
+      const member = e.option.slice(option.length);
+      const message =
+        field !== undefined && e.message.startsWith(`${e.option}:`) ? `${field}${member}${e.message.slice(e.option.length)}` : e.message;
+      return new ServerError('IE_SERVER_BAD_REQUEST', message, field ?? null);
+    }
     // A template's raise_exception (roles that do not alternate, …) is about this conversation.
     if (e.code === ('IE_CHAT_TEMPLATE_REFUSED' as string)) return new ServerError('IE_SERVER_BAD_REQUEST', e.message, 'messages');
     if (e.code === ('IE_CHAT_TOOLS_UNSUPPORTED' as string)) return new ServerError('IE_SERVER_CHAT_UNSUPPORTED', e.message, 'tools');
@@ -134,4 +140,26 @@ export function fromRuntimeError(e: unknown): ServerError {
     return new ServerError('IE_SERVER_INTERNAL', `${e.message} [${e.code}]`);
   }
   return new ServerError('IE_SERVER_INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * The error as a client may read it: the runtime names the model by where it lies on the server's
+ * disk (`/models/tl: the model has no chat template …`), which is none of the client's business; the
+ * client knows the model by its id (what /v1/models lists). `path` is the engine's, as it was loaded:
+ * it is replaced wherever it appears, as given and resolved to an absolute path, except that a bare
+ * name (`tl`, no directory: it could also be a word of the message) is replaced only where it
+ * starts the message (`tl: …`), as the runtime writes it.
+ */
+export function withModelId(err: ServerError, path: string | undefined, id: string): ServerError {
+  if (!path) return err;
+  const trimmed = (p: string) => p.replace(/(.)[\\/]+$/, '$1');
+  const given = trimmed(path);
+  const bare = !isAbsolute(given) && !/[\\/]/.test(given);
+  const forms = [...new Set([trimmed(resolve(path)), ...(bare ? [] : [given])])]
+    .filter((p) => p.length > 1)
+    .sort((a, b) => b.length - a.length);
+  let message = err.message;
+  for (const p of forms) message = message.split(p).join(id);
+  if (bare && message.startsWith(`${given}:`)) message = `${id}${message.slice(given.length)}`;
+  return message === err.message ? err : new ServerError(err.code, message, err.param, err.retryAfter);
 }

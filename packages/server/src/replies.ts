@@ -70,10 +70,18 @@ export function sendError(reply: FastifyReply, err: ServerError): FastifyReply {
   return reply.code(err.status).type('application/json; charset=utf-8').send(err.toJSON());
 }
 
-/** Thrown errors and unknown routes answered in OpenAI's shape; internal ones (bugs, engine failures) logged with their stack. */
-export function setErrorReplies(app: FastifyInstance, log: (line: string) => void): void {
+/**
+ * Thrown errors and unknown routes answered in OpenAI's shape; internal ones (bugs, engine failures)
+ * logged with their stack. `publicError` rewrites what a client may not read (the model's path on
+ * the server's disk: its id instead).
+ */
+export function setErrorReplies(
+  app: FastifyInstance,
+  log: (line: string) => void,
+  publicError: (err: ServerError) => ServerError = (err) => err,
+): void {
   app.setErrorHandler((e, _req, reply) => {
-    const err = toServerError(e);
+    const err = publicError(toServerError(e));
     if (err.status >= 500 && err.code === 'IE_SERVER_INTERNAL') log(`ie: error: ${(e as Error)?.stack ?? String(e)}`);
     return sendError(reply, err);
   });

@@ -1,6 +1,7 @@
 /**
  * What happens to every request before its route: it is counted when its socket closes, refused
- * while the server shuts down, and, with an API key, refused without the right bearer token.
+ * while the server shuts down (but /health, which answers 503 `shutting_down` itself), and, with an
+ * API key, refused without the right bearer token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -40,6 +41,8 @@ export function addRequestHook(app: FastifyInstance, life: ServingState, request
     countOnClose(req, reply, requests);
     if (life.shuttingDown) {
       reply.header('connection', 'close');
+      // /health says so in its own shape (503 {"status": "shutting_down"}), as it says `loading`.
+      if (req.routeOptions.url === '/health') return;
       return sendError(reply, new ServerError('IE_SERVER_SHUTTING_DOWN', 'the server is shutting down', null, 5));
     }
     // /health stays open: load balancers and orchestrators probe it without the key.

@@ -12,8 +12,8 @@ import { Engine, type Piece } from '@ie/runtime';
 type PlainMessage = { role: 'system' | 'user' | 'assistant'; content: string };
 import { HAS_STORIES, STORIES_DIR, STORIES_REASON } from '@ie/testing';
 import OpenAI from 'openai';
-import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Socket, connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { gptOssModel, noTemplateModel, slowModel, tinyModel } from '../test/models.js';
 import { parsePrometheus } from './metrics.js';
 import { BatchingScheduler } from './scheduler.js';
@@ -155,7 +155,8 @@ describe('completions through the openai client (tiny llama model)', () => {
       [{ x: 1 }, /^logit_bias: the keys are token ids, got "x"/],
       [{ 5: 101 }, /^logit_bias\[5\]: must be a number in -100\.\.100, got 101/],
       [{ 5: '1' }, /^logit_bias\[5\]: must be a number/],
-      [{ 99999999: 1 }, /token id 99999999 is outside 0\.\./],
+      // Out of the vocabulary (found by the engine): named by the API's field, not the engine's logitBias.
+      [{ 99999999: 1 }, /^logit_bias\[99999999\]: token id 99999999 is outside 0\.\./],
     ] as const) {
       const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 2, logit_bias: bias }));
       expect([r.status, r.json.error.param, r.json.error.type], JSON.stringify(bias)).toEqual([400, 'logit_bias', 'invalid_request_error']);
@@ -402,6 +403,32 @@ describe('completions through the openai client (tiny llama model)', () => {
     expect([none.status, none.json.error.type]).toEqual([400, 'invalid_request_error']);
   });
 
+  it('/tokenize refuses text surely longer than the context without tokenizing it, as prompts are refused', async () => {
+    const engine = s.engine as Engine;
+    const tokenize = vi.spyOn(engine, 'tokenize');
+    try {
+      const long = 'a'.repeat(900_000);
+      const r = await post(s, '/tokenize', JSON.stringify({ content: long, add_special: true }));
+      const least = Math.ceil(long.length / (engine.tokenizer.maxCharsPerToken as number));
+      expect([r.status, r.json.error.type, r.json.error.code, r.json.error.param, r.json.error.message]).toEqual([
+        400,
+        'invalid_request_error',
+        'context_length_exceeded',
+        'content',
+        `the content is 900000 characters, at least ${least} tokens; the model's context holds 512`,
+      ]);
+      expect(tokenize).not.toHaveBeenCalled();
+      // Text within the bound is tokenized, even when its tokens are more than the context holds.
+      const over = 'a b '.repeat(400);
+      const t = await post(s, '/tokenize', JSON.stringify({ content: over }));
+      const tokens = (t.json as unknown as { tokens: number[] }).tokens;
+      expect([t.status, tokens]).toEqual([200, engine.tokenize(over, { bos: false })]);
+      expect(tokens.length).toBeGreaterThan(512);
+    } finally {
+      tokenize.mockRestore();
+    }
+  });
+
   it('/v1/models and /health', async () => {
     const models = await api.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([['m', 'model', 'ie']]);
@@ -494,6 +521,7 @@ describe('completions through the openai client (tiny llama model)', () => {
       ['/v1/completions', { model: 'm', prompt: 'a'.repeat(900_000) }, 'prompt'],
       ['/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'a'.repeat(900_000) }] }, 'messages'],
       ['/v1/embeddings', { model: 'm', input: ['hi', 'a'.repeat(900_000)] }, 'input'],
+      ['/tokenize', { content: 'a'.repeat(900_000) }, 'content'],
     ] as const) {
       const r = await post(s, path, JSON.stringify(body));
       expect([r.status, r.json.error.code, r.json.error.param], path).toEqual([400, 'context_length_exceeded', param]);
@@ -885,6 +913,9 @@ describe('chat through the openai client', () => {
       JSON.stringify({ ...body, tools: [{ type: 'function', function: { name: 'f' } }] }),
     );
     expect([tools.status, tools.json.error.code, tools.json.error.param]).toEqual([400, 'chat_unsupported', 'tools']);
+    // The runtime names the model by its path on the server's disk; the client reads its id.
+    expect(tools.json.error.message).toMatch(/^m: the model's chat template has no tool-call format ie reads/);
+    expect(tools.json.error.message).not.toContain((s.engine as Engine).path);
   });
 
   it("chat logprobs with top_logprobs give the answer's tokens as engine.chat's pieces, streamed or not; harmony's are its answer's (final channel) tokens", async () => {
@@ -1057,13 +1088,27 @@ describe('chat through the openai client', () => {
     expect([noTools.status, noTools.json.error.param]).toEqual([400, 'tool_choice']);
   });
 
-  it('a model without a chat template: chat is a 400 the client can read, streamed or not; completions still work', async () => {
-    const s = await serve(await noTemplateModel());
+  it('a model without a chat template: chat is a 400 the client can read, naming the model by its id (not its path), streamed or not; completions still work', async () => {
+    const s = await serve(await noTemplateModel(), { modelId: 'chatless' });
     const api = client(s);
-    await expect((s.engine as Engine).chat([{ role: 'user', content: 'hello' }])).rejects.toMatchObject({ code: 'IE_CHAT_NO_TEMPLATE' });
+    const path = (s.engine as Engine).path;
+    await expect((s.engine as Engine).chat([{ role: 'user', content: 'hello' }])).rejects.toMatchObject({
+      code: 'IE_CHAT_NO_TEMPLATE',
+      message: expect.stringContaining(path),
+    });
     for (const stream of [false, true]) {
+      const raw = await post(
+        s,
+        '/v1/chat/completions',
+        JSON.stringify({ model: 'chatless', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, stream }),
+      );
+      expect([raw.status, raw.json.error.code, raw.json.error.param]).toEqual([400, 'chat_unsupported', 'messages']);
+      expect(raw.json.error.message).toMatch(
+        /^chatless: the model has no chat template \(model\.ie\.json has no chat member\), so chat\(\) cannot/,
+      );
+      expect(raw.json.error.message).not.toContain(path);
       const err = await api.chat.completions
-        .create({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, stream })
+        .create({ model: 'chatless', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, stream })
         .then(
           () => undefined,
           (e: InstanceType<typeof OpenAI.APIError>) => e,
@@ -1073,7 +1118,7 @@ describe('chat through the openai client', () => {
       expect(err?.message).toMatch(/no chat template/);
     }
     // Greedy: sampled at OpenAI's default temperature, an end-of-text token now and then ended it early.
-    const r = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 3, temperature: 0 });
+    const r = await api.completions.create({ model: 'chatless', prompt: PROMPT, max_tokens: 3, temperature: 0 });
     expect(r.usage?.completion_tokens).toBe(3);
   });
 });
@@ -1129,6 +1174,71 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect(after.get('ie_requests_total{endpoint="/v1/completions",status="429"}')).toBe(1);
     expect(after.get('ie_requests_total{endpoint="/v1/completions",status="200"}')).toBe(2);
     expect(after.get('ie_requests_cancelled_total')).toBe(1);
+  });
+
+  it('a request of more generations than the server ever holds (n, best_of, a batch of prompts) is 400 unsupported_parameter, not 429; one that fits but finds it busy is 429', async () => {
+    // The reviewer's case: --queue 0, one slot, n = 2 on an idle server.
+    const none = await serve(dir, { parallel: 1, queue: 0 });
+    const repro = await post(none, '/v1/completions', JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 3, n: 2 }));
+    expect([repro.status, repro.headers.get('retry-after'), repro.json.error]).toEqual([
+      400,
+      null,
+      {
+        message:
+          'n: the request needs 2 generations at once (n = 2), and this server holds at most 1 (--parallel 1 running + --queue 0 waiting): ask for at most 1 per request, or restart ie serve with a larger --queue or --parallel',
+        type: 'invalid_request_error',
+        param: 'n',
+        code: 'unsupported_parameter',
+      },
+    ]);
+
+    const s = await serve(dir, { parallel: 1, queue: 1 });
+    const api = client(s);
+    const cases: Array<[object, string, string]> = [
+      [{ n: 3 }, 'n', 'needs 3 generations at once (n = 3), and this server holds at most 2 (--parallel 1 running + --queue 1 waiting)'],
+      [{ best_of: 3 }, 'best_of', 'needs 3 generations at once (best_of = 3)'],
+      [{ n: 2, best_of: 4 }, 'best_of', 'needs 4 generations at once (best_of = 4)'],
+      [{ prompt: [PROMPT, PROMPT, PROMPT] }, 'prompt', 'needs 3 generations at once (3 prompts)'],
+      [{ prompt: [[1, 2], [3], [4]] }, 'prompt', 'needs 3 generations at once (3 prompts)'],
+      // Two prompts fit; two choices each do not: n is the one to lower.
+      [{ prompt: [PROMPT, PROMPT], n: 2 }, 'n', 'needs 4 generations at once (2 prompts x n = 2)'],
+      [{ prompt: [PROMPT, PROMPT, PROMPT], n: 2 }, 'prompt', 'needs 6 generations at once (3 prompts x n = 2)'],
+    ];
+    for (const [fields, param, says] of cases) {
+      for (const stream of 'best_of' in fields ? [false] : [false, true]) {
+        const r = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 3, ...fields, stream }));
+        expect([r.status, r.json.error.type, r.json.error.code, r.json.error.param], JSON.stringify(fields)).toEqual([
+          400,
+          'invalid_request_error',
+          'unsupported_parameter',
+          param,
+        ]);
+        expect(r.json.error.message).toContain(says);
+        expect(r.headers.get('retry-after')).toBeNull();
+      }
+    }
+    // Chat's n, through the client: a BadRequestError, which the openai SDK does not retry.
+    const chat = await api.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, n: 3 })
+      .catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+    expect(chat).toBeInstanceOf(OpenAI.BadRequestError);
+    const chatErr = chat as InstanceType<typeof OpenAI.APIError>;
+    expect([chatErr.status, chatErr.code, chatErr.param]).toEqual([400, 'unsupported_parameter', 'n']);
+    expect(chatErr.message).toMatch(/needs 3 generations at once \(n = 3\), and this server holds at most 2/);
+    // Nothing was queued or run for them.
+    expect((await metrics(s)).get('ie_generation_tokens_total') ?? 0).toBe(0);
+
+    // n = 2 fits an idle server (one running, one waiting) ...
+    const two = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 3, temperature: 0, n: 2 });
+    expect(two.choices.map((c) => c.index)).toEqual([0, 1]);
+    // ... and finding it busy it is 429 queue_full with Retry-After, as before.
+    const running = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 900, temperature: 0, stream: true });
+    const it = running[Symbol.asyncIterator]();
+    await it.next();
+    const busy = await post(s, '/v1/completions', JSON.stringify({ model: 'm', prompt: PROMPT, max_tokens: 3, n: 2 }));
+    expect([busy.status, busy.json.error.code, busy.json.error.type]).toEqual([429, 'queue_full', 'rate_limit_error']);
+    expect(Number(busy.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    await it.return?.();
   });
 
   it('/health is 503 while the model loads (the server already listens), 200 after; generation waits with 503 + Retry-After', async () => {
@@ -1309,6 +1419,48 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect(s.state).toBe('closed');
     expect(() => (s.engine as Engine).info()).toThrow(/disposed/);
     await expect(fetch(`${s.url}/health`)).rejects.toThrow();
+  });
+
+  it('during shutdown /health is 503 {"status": "shutting_down"}, as it says loading; other routes keep OpenAI\'s error object', async () => {
+    const s = await serve(dir);
+    const api = client(s);
+    const { port } = new URL(s.url);
+    // Connections whose request has begun when the shutdown starts (the listener is closed then).
+    const begun = await Promise.all(
+      ['/health', '/v1/models'].map(
+        (path) =>
+          new Promise<{ sock: Socket; reply: Promise<string> }>((ready, reject) => {
+            const sock = connect(Number(port), '127.0.0.1', () =>
+              sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n`, () => ready({ sock, reply })),
+            );
+            let got = '';
+            sock.on('data', (d) => (got += d.toString()));
+            const reply = new Promise<string>((resolve) => sock.on('close', () => resolve(got)));
+            sock.on('error', reject);
+          }),
+      ),
+    );
+    // A round trip on another connection: the partial requests above have reached the server.
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+    // A running stream keeps the server in its grace period while the requests end.
+    const stream = await api.completions.create({ model: 'm', prompt: PROMPT, max_tokens: 200, temperature: 0, stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const closed = s.close();
+    for (const { sock } of begun) sock.write('\r\n');
+    const [health, models] = await Promise.all(begun.map((b) => b.reply));
+    const parse = (raw: string) => [Number(raw.split(' ')[1]), JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))];
+    expect(parse(health)).toEqual([503, { status: 'shutting_down' }]);
+    expect(health.toLowerCase()).toContain('connection: close');
+    expect(parse(models)).toEqual([
+      503,
+      { error: { message: 'the server is shutting down', type: 'server_error', param: null, code: 'shutting_down' } },
+    ]);
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      /* the stream finishes */
+    }
+    await closed;
+    expect(s.state).toBe('closed');
   });
 
   it('shutdown past the grace period cuts a stream with an error event the client raises', async () => {

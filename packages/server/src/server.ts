@@ -8,7 +8,7 @@ import type { Engine } from '@ie/runtime';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ServingState, loadModel, shutdown, type ServerState } from './lifecycle.js';
 import { Registry } from './metrics.js';
-import { ServerError } from './errors.js';
+import { ServerError, withModelId } from './errors.js';
 import { sendError, setErrorReplies } from './replies.js';
 import { addRequestHook, bearerCheck } from './request-hook.js';
 import { registerChat } from './routes/chat.js';
@@ -107,8 +107,10 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
 
   const app = createApp(options.bodyLimit ?? 1 << 20, options.apiKey);
   addRequestHook(app, life, metrics.requests, options.apiKey);
-  setErrorReplies(app, log);
-  const ctx: RouteContext = { life, modelId: options.modelId, metrics, log };
+  // Clients know the model by its id: the runtime's messages name its path on this machine.
+  const publicError = (err: ServerError) => withModelId(err, life.engine?.path, options.modelId);
+  setErrorReplies(app, log, publicError);
+  const ctx: RouteContext = { life, modelId: options.modelId, metrics, log, publicError };
   registerChat(app, ctx);
   registerCompletions(app, ctx);
   registerEmbeddings(app, ctx);

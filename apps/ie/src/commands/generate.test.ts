@@ -15,6 +15,13 @@ describe('ie generate: prompts from anywhere, short flags, stop escapes', () => 
     expect(runIe(['synth', '--preset', 'tiny', '--seed', '3', '--out-dir', model]).code).toBe(0);
   });
 
+  it('the summary line says n/a, never NaN, for the figures of a run that generated nothing', () => {
+    const r = runIe(['generate', model, 'Once upon a time', '-n', '0', '-t', '1']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/0 generated \([^,]*, p50 n\/a, p95 n\/a\), TTFT n\/a;/);
+    expect(r.err).not.toMatch(/NaN/);
+  });
+
   it('--stop takes \\n, \\t, \\r and \\\\ as escapes', () => {
     expect(unescapeStop('\\n\\n')).toBe('\n\n');
     expect(unescapeStop('a\\tb\\r')).toBe('a\tb\r');

@@ -297,8 +297,8 @@ export const generate = defineCommand({
       } else {
         process.stdout.write('\n');
         io.err(
-          `ie: ${m.promptTokens} prompt tokens (${m.prefillTokensPerSec.toFixed(1)} tok/s), ${m.generatedTokens} generated (${m.decodeTokensPerSec.toFixed(1)} tok/s, p50 ${m.latencyP50Ms.toFixed(2)} ms, p95 ${m.latencyP95Ms.toFixed(2)} ms), TTFT ${m.ttftMs.toFixed(1)} ms; ` +
-            `${describeEngine(info)}; ${bytes(m.weightBytesPerToken)}/token -> ${m.effectiveGBs.toFixed(2)} GB/s; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
+          `ie: ${m.promptTokens} prompt tokens (${fixed(m.prefillTokensPerSec, 1)} tok/s), ${m.generatedTokens} generated (${fixed(m.decodeTokensPerSec, 1)} tok/s, p50 ${fixed(m.latencyP50Ms, 2, ' ms')}, p95 ${fixed(m.latencyP95Ms, 2, ' ms')}), TTFT ${fixed(m.ttftMs, 1, ' ms')}; ` +
+            `${describeEngine(info)}; ${bytes(m.weightBytesPerToken)}/token -> ${fixed(m.effectiveGBs, 2, ' GB/s')}; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
         );
       }
       return EXIT.OK;
@@ -371,4 +371,9 @@ async function chatTurn(
   io.err(
     `ie: ${r.metrics.promptTokens} prompt tokens, ${r.metrics.generatedTokens} generated (${r.metrics.decodeTokensPerSec.toFixed(1)} tok/s); ${r.ended ? `turn ended (${r.ended})` : `stop: ${r.stopReason}`}`,
   );
+}
+
+/** A figure for the summary line: "n/a" where there was nothing to time (no token generated, a context full after one). */
+function fixed(x: number, digits: number, unit = ''): string {
+  return Number.isFinite(x) ? `${x.toFixed(digits)}${unit}` : 'n/a';
 }

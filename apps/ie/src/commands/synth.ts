@@ -233,6 +233,12 @@ function ggufSource(
       kind = 'q8_0';
       fallbacks++;
     }
+    // Every quantized GGUF type, the q8_0 fallback included, stores rows in 32-element blocks.
+    if (cols % 32 !== 0)
+      throw new CliError(
+        'CLI_USAGE',
+        `--dtype ${type}: the ${preset} preset's ${t.name} has rows of ${cols} elements, not whole 32-element blocks; give --dtype f32, f16 or bf16, or a preset whose dimensions are multiples of 32 (stories15m, tinyllama-1.1b)`,
+      );
     if (kind === 'q4_0')
       return {
         ...t,

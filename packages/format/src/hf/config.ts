@@ -53,6 +53,8 @@ interface HfConfigReader {
 
 /** A config.json value as a message shows it: JSON, at most 80 characters. */
 function shown(v: unknown): string {
+  // JSON has no spelling for them (a 1e999 in config.json parses as Infinity, which stringify writes as null).
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   let s: string | undefined;
   try {
     s = JSON.stringify(v);

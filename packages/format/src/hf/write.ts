@@ -4,7 +4,7 @@
  * privately and renamed into place, config.json last.
  */
 import { constants } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HfModelError } from '../errors.js';
 import { isBlockDtype, mxfp4ToHf } from '../blocks.js';
@@ -13,7 +13,16 @@ import { dtypeElementBytes, type FloatDtype } from '../layout.js';
 import { SAFETENSORS_DTYPE_BYTES, writeSafetensors } from '../safetensors.js';
 import { synthGpt2TokenizerJson, synthHfTokenizerJson } from '../synth.js';
 import { ByteTaker, readChunks, type ModelSource, type SourceTensor } from '../source.js';
-import { commitRename, createStagingDir, discardTemp, fsyncDir, removeStaleTemps, syncFile, writeNewFile } from '../safe-write.js';
+import {
+  commitRename,
+  createStagingDir,
+  discardTemp,
+  fsyncDir,
+  makeDirs,
+  removeStaleTemps,
+  syncFile,
+  writeNewFile,
+} from '../safe-write.js';
 import { modelConfigToHfConfig, type HfConfigExtras } from './config.js';
 import { hfName } from './names.js';
 
@@ -34,7 +43,7 @@ export interface WriteHfOptions {
 export async function writeHfDir(source: ModelSource, outDir: string, options: WriteHfOptions = {}): Promise<number> {
   const c = source.config;
   checkHfWritable(source, outDir);
-  await mkdir(outDir, { recursive: true });
+  await makeDirs(outDir);
   await removeStaleTemps(outDir);
   const outs = c.architecture === 'gpt-oss' ? gptOssHfTensors(source, outDir) : llamaHfTensors(source);
   const plan = hfShardPlan(outs, options);

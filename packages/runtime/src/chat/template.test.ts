@@ -117,6 +117,18 @@ describe('rendering real chat templates', () => {
     expect(e.code).toBe('IE_CHAT_TEMPLATE_INVALID');
     expect(e.message).toMatch(/exceeds the template cap of 100000/);
     expect(new ChatTemplate('{% for i in range(2, 8, 3) %}{{ i }}{% endfor %}').render([])).toBe('25');
+    // So is the work: nested loops and recursive macros stop at the step cap instead of hanging.
+    for (const src of [
+      '{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}',
+      '{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}',
+      '{% set x = range(100000) %}{% for a in x %}{% for b in x %}{% endfor %}{% endfor %}',
+    ]) {
+      const t0 = performance.now();
+      e = thrown(() => new ChatTemplate(src).render([{ role: 'user', content: 'x' }]));
+      expect(e.code).toBe('IE_CHAT_TEMPLATE_INVALID');
+      expect(e.message).toMatch(/takes more than 1001000 evaluation steps/);
+      expect(performance.now() - t0).toBeLessThan(20_000);
+    }
   });
 
   it('a message’s members other than role and content never reach the template', () => {

@@ -37,6 +37,45 @@ export interface RenderOptions {
 /** The largest `range()` a template may build: templates loop over messages, not millions of numbers. */
 const MAX_RANGE = 100_000;
 
+/**
+ * The evaluation steps (expressions, statements, loop iterations) one render may take: this many,
+ * plus STEPS_PER_ITEM for each message and tool. Real templates take tens to a few hundred steps a
+ * message; a template of nested loops or a recursive macro from an untrusted model file stops
+ * after a few seconds at most (2-3 microseconds a step) instead of hanging its caller.
+ */
+const MAX_STEPS = 1_000_000;
+const STEPS_PER_ITEM = 1_000;
+
+/**
+ * The interpreter with every evaluation counted against MAX_STEPS: each expression and statement
+ * (`evaluate`) and each block run (`evaluateBlock`, which a loop calls once an iteration even when
+ * its body is empty, without going through `evaluate`). The library types `evaluateBlock` private,
+ * so it is wrapped on the instance; template.test.ts checks that a loop of empty loops still stops.
+ */
+class BoundedInterpreter extends Interpreter {
+  private steps = 0;
+  constructor(
+    env: Environment,
+    private readonly budget: number,
+  ) {
+    super(env);
+    const self = this as unknown as { evaluateBlock?: (...args: unknown[]) => unknown };
+    const block = self.evaluateBlock;
+    if (typeof block === 'function')
+      self.evaluateBlock = (...args: unknown[]) => {
+        this.step();
+        return block.apply(this, args);
+      };
+  }
+  override evaluate(...args: Parameters<Interpreter['evaluate']>): ReturnType<Interpreter['evaluate']> {
+    this.step();
+    return super.evaluate(...args);
+  }
+  private step(): void {
+    if (++this.steps > this.budget) throw new Error(`rendering takes more than ${this.budget} evaluation steps, the template's cap`);
+  }
+}
+
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
@@ -162,7 +201,9 @@ export class ChatTemplate {
     for (const [k, v] of Object.entries(vars)) env.set(k, v);
     let out: unknown;
     try {
-      out = new Interpreter(env).run(this.parsed).value;
+      out = new BoundedInterpreter(env, MAX_STEPS + STEPS_PER_ITEM * (messages.length + (options.tools?.length ?? 0))).run(
+        this.parsed,
+      ).value;
     } catch (e) {
       if (e instanceof Raised)
         throw new ChatTemplateError(

@@ -95,8 +95,17 @@ describe('Engine.load checks the tokenizer.json', () => {
     ['merges a number', (s: string) => mutate(s, (j) => (j.model.merges = 5)), /the tokenizers library refuses it/],
     ['merges of objects', (s: string) => mutate(s, (j) => (j.model.merges = [{ a: 1 }])), /the tokenizers library refuses it/],
     ['added_tokens null', (s: string) => mutate(s, (j) => (j.added_tokens = null)), /the tokenizers library refuses it/],
-    ['added_tokens a string', (s: string) => mutate(s, (j) => (j.added_tokens = 'x')), /the tokenizers library refuses it/],
-    ['added_tokens [null]', (s: string) => mutate(s, (j) => (j.added_tokens = [null])), /the tokenizers library refuses it/],
+    ['added_tokens a string', (s: string) => mutate(s, (j) => (j.added_tokens = 'x')), /has an "added_tokens" member that is not a list/],
+    [
+      'added_tokens [null]',
+      (s: string) => mutate(s, (j) => (j.added_tokens = [null])),
+      /added_tokens\[0\] has id undefined, not a token id in 0\.\./,
+    ],
+    [
+      'an added token past the vocabulary',
+      (s: string) => mutate(s, (j) => j.added_tokens.push({ id: 99999, content: '<x>', special: true })),
+      /added_tokens\[\d+\] \("<x>"\) has id 99999, not a token id in 0\.\.\d+ \(the model's vocabulary\)/,
+    ],
     [
       'vocab ids strings',
       (s: string) => mutate(s, (j) => Object.keys(j.model.vocab).forEach((k) => (j.model.vocab[k] = 'x'))),

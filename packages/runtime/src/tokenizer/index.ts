@@ -91,6 +91,27 @@ export function probeTokenizer(t: Tokenizer, vocabSize: number, file: string): v
 }
 
 /**
+ * Every added token's id an integer below the model's vocabulary: one past it (a tokenizer.json
+ * from another model) would be produced by encoding its text and fail only when a prompt held it.
+ */
+function addedTokensWithinVocabulary(json: Record<string, unknown>, vocabSize: number, file: string): void {
+  const added = json.added_tokens;
+  if (added === undefined || added === null) return;
+  if (!Array.isArray(added)) throw invalid(file, 'has an "added_tokens" member that is not a list');
+  for (const [i, t] of added.entries()) {
+    const id = (t as { id?: unknown } | null)?.id;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id >= vocabSize) {
+      const content = (t as { content?: unknown } | null)?.content;
+      const what = typeof content === 'string' ? ` (${JSON.stringify(content.slice(0, 40))})` : '';
+      throw invalid(
+        file,
+        `added_tokens[${i}]${what} has id ${typeof id === 'number' ? id : (JSON.stringify(id) ?? typeof id)}, not a token id in 0..${vocabSize - 1} (the model's vocabulary)`,
+      );
+    }
+  }
+}
+
+/**
  * Builds a tokenizer from its spec (a header's, or an importer's with a tokenizer.json path) and
  * probes it. `file` names it in errors; `expected` checks a referenced tokenizer.json's size and sha256.
  */
@@ -105,6 +126,7 @@ export async function buildTokenizer(
   if (spec.model === 'hf') {
     const path = options.hfPath ?? ('source' in spec ? spec.source : file);
     const json = await readHfTokenizerJson(path, options.expected);
+    addedTokensWithinVocabulary(json, config.vocab_size, path);
     try {
       t = new HfTokenizer(json, bos_id, eos_id);
     } catch (e) {

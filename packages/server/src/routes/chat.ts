@@ -4,7 +4,7 @@ import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
 import { CHAT_BODY_SCHEMA, type ChatBody, chatLogprobsOf, checkChat, choicesOf, messagesOf, samplingOf, toolsOf } from '../openai.js';
 import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
+import { type RouteContext, checkModel, refuseNeverFits, refuseSurelyTooLong, tokenBytesOf } from './context.js';
 
 export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/v1/chat/completions', { schema: { body: CHAT_BODY_SCHEMA } }, async (req, reply) => {
@@ -12,6 +12,7 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     checkChat(body);
+    if (body.n != null && body.n > 1) refuseNeverFits(scheduler, body.n, `n = ${body.n}`, 'n');
     const messages = messagesOf(body);
     // Rendered here, to refuse before the request takes a place in the queue: a model with no chat
     // format, a conversation its template refuses, one longer than the context; the scheduler runs

@@ -3,9 +3,35 @@ import type { Engine } from '@ie/runtime';
 import type { FastifyInstance } from 'fastify';
 import { answer } from '../answer.js';
 import { ServerError } from '../errors.js';
-import { COMPLETION_BODY_SCHEMA, type CompletionBody, checkCompletion, choicesOf, completionLogprobsOf, samplingOf } from '../openai.js';
-import type { GenerationRequest } from '../scheduler.js';
-import { type RouteContext, checkModel, refuseSurelyTooLong, tokenBytesOf } from './context.js';
+import {
+  COMPLETION_BODY_SCHEMA,
+  type CompletionBody,
+  checkCompletion,
+  choicesOf,
+  completionLogprobsOf,
+  promptCount,
+  samplingOf,
+} from '../openai.js';
+import type { GenerationRequest, Scheduler } from '../scheduler.js';
+import { type RouteContext, checkModel, refuseNeverFits, refuseSurelyTooLong, tokenBytesOf } from './context.js';
+
+/**
+ * Refuses a request of more generations (prompts x n, or best_of candidates) than the server ever
+ * holds at once, naming the field that makes it too many: `prompt` when the batch alone is, else
+ * `best_of` or `n`.
+ */
+function checkFits(body: CompletionBody, scheduler: Scheduler): void {
+  const prompts = promptCount(body.prompt);
+  const n = body.n ?? 1;
+  const candidates = body.best_of != null && body.best_of > n;
+  const perPrompt = candidates ? (body.best_of as number) : n;
+  const { parallel, queueLimit } = scheduler.stats();
+  const param = perPrompt === 1 || prompts > parallel + queueLimit ? 'prompt' : candidates ? 'best_of' : 'n';
+  const asked = [prompts > 1 ? `${prompts} prompts` : '', perPrompt > 1 ? `${candidates ? 'best_of' : 'n'} = ${perPrompt}` : '']
+    .filter(Boolean)
+    .join(' x ');
+  refuseNeverFits(scheduler, prompts * perPrompt, asked, param);
+}
 
 /** The request's prompts: text, token ids, or a batch of either. */
 function promptsOf(p: CompletionBody['prompt']): Array<string | number[]> {
@@ -58,6 +84,7 @@ export function registerCompletions(app: FastifyInstance, ctx: RouteContext): vo
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     checkCompletion(body);
+    checkFits(body, scheduler);
     const prompts = promptsOf(body.prompt);
     const ids = prompts.map((p, i) => promptIds(engine, p, prompts.length > 1 ? `prompt[${i}]` : 'prompt'));
     // OpenAI's default for completions is 16 tokens.

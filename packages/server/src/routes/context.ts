@@ -3,6 +3,7 @@ import { type Engine, leastTokens } from '@ie/runtime';
 import type { AnswerContext, TokenBytes } from '../answer.js';
 import { ServerError } from '../errors.js';
 import type { ServingState } from '../lifecycle.js';
+import type { Scheduler } from '../scheduler.js';
 
 export interface RouteContext extends AnswerContext {
   life: ServingState;
@@ -30,6 +31,24 @@ export function refuseSurelyTooLong(engine: Engine, text: string, what: string, 
     throw new ServerError(
       'IE_SERVER_CONTEXT_LENGTH',
       `${what} is ${text.length} characters, at least ${atLeast} tokens; the model's context holds ${engine.contextLength}`,
+      param,
+    );
+}
+
+/**
+ * Refuses a request of more generations (`n` choices, `best_of` candidates, a batch of prompts)
+ * than the scheduler ever holds at once, its slots and its queue together: on an idle server it
+ * would still be 429 `queue_full`, and clients that retry a 429 by themselves would retry forever.
+ * It is the client's to change (400 `unsupported_parameter`, `param` the field to lower), or the
+ * operator's (--parallel, --queue). `asked` says what the count is made of (`n = 4`).
+ */
+export function refuseNeverFits(scheduler: Scheduler, generations: number, asked: string, param: string): void {
+  const { parallel, queueLimit } = scheduler.stats();
+  const most = parallel + queueLimit;
+  if (generations > most)
+    throw new ServerError(
+      'IE_SERVER_UNSUPPORTED',
+      `${param}: the request needs ${generations} generations at once (${asked}), and this server holds at most ${most} (--parallel ${parallel} running + --queue ${queueLimit} waiting): ask for at most ${most} per request, or restart ie serve with a larger --queue or --parallel`,
       param,
     );
 }
