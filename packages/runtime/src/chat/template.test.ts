@@ -123,11 +123,9 @@ describe('rendering real chat templates', () => {
       '{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}',
       '{% set x = range(100000) %}{% for a in x %}{% for b in x %}{% endfor %}{% endfor %}',
     ]) {
-      const t0 = performance.now();
       e = thrown(() => new ChatTemplate(src).render([{ role: 'user', content: 'x' }]));
       expect(e.code).toBe('IE_CHAT_TEMPLATE_INVALID');
-      expect(e.message).toMatch(/takes more than 1001000 evaluation steps/);
-      expect(performance.now() - t0).toBeLessThan(20_000);
+      expect(e.message).toMatch(/takes more than 101000 evaluation steps/);
     }
   });
 
