@@ -77,12 +77,12 @@ describe('safe-write', () => {
 });
 
 describe('makeDirs', () => {
-  it('makes the missing directories top down and returns the topmost, as mkdir -p does', async () => {
+  it('makes the missing directories top down and returns them deepest first, as a failed writer removes them', async () => {
     const root = tmp();
-    expect(await makeDirs(join(root, 'a', 'b', 'c'))).toBe(join(root, 'a'));
+    expect(await makeDirs(join(root, 'a', 'b', 'c'))).toEqual([join(root, 'a', 'b', 'c'), join(root, 'a', 'b'), join(root, 'a')]);
     expect(lstatSync(join(root, 'a', 'b', 'c')).isDirectory()).toBe(true);
-    expect(await makeDirs(join(root, 'a', 'b'))).toBeUndefined();
-    expect(await makeDirs(`${join(root, 'a', 'b')}/`)).toBeUndefined();
+    expect(await makeDirs(join(root, 'a', 'b'))).toEqual([]);
+    expect(await makeDirs(`${join(root, 'a', 'b')}/`)).toEqual([]);
   });
 
   it('fails with the errno where a file stands in the way or the parent refuses a directory', async () => {

@@ -21,14 +21,14 @@ const CREATE_FLAGS = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY |
 const TEMP_RE = /^\.(?:.+\.partial|ie-staging)-(\d+)-[0-9A-Za-z]+$/;
 
 /**
- * `mkdir -p`: creates `dir` and its missing parents, returning the first directory it made (the
- * topmost; undefined when `dir` existed), as `mkdir(dir, { recursive: true })` does. Node 20's own
+ * `mkdir -p`: creates `dir` and its missing parents, returning the directories it made, deepest
+ * first (the order a failed writer removes them in; empty when `dir` existed). Node 20's own
  * recursive mkdir loops forever where a mkdir fails with ENOENT under a parent that exists (under
  * /proc it retries the parent, gets EEXIST, and starts again); here every missing directory is made
  * once, top down, and the first failure is thrown (ENOENT, EACCES, ENOTDIR, EEXIST for a file in
  * the way), so the caller reports it.
  */
-export async function makeDirs(dir: string): Promise<string | undefined> {
+export async function makeDirs(dir: string): Promise<string[]> {
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     let st: Awaited<ReturnType<typeof stat>> | undefined;
@@ -49,16 +49,15 @@ export async function makeDirs(dir: string): Promise<string | undefined> {
     missing.push(d);
     if (dirname(d) === d) break;
   }
-  missing.reverse();
-  for (const d of missing) {
+  for (let i = missing.length - 1; i >= 0; i--) {
     try {
-      await mkdir(d);
+      await mkdir(missing[i]);
     } catch (e) {
       // Made by someone else meanwhile: fine while it is a directory.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(d)).isDirectory()) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(missing[i])).isDirectory()) throw e;
     }
   }
-  return missing[0];
+  return missing;
 }
 
 /** 16 hex digits from the system's CSPRNG. */

@@ -16,7 +16,7 @@ import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, rmdirSync } from 'node:fs';
 import { link, lstat, open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { IebinError } from './errors.js';
 import {
   DEFAULT_IEBIN_LIMITS,
@@ -195,7 +195,7 @@ export class IebinWriter {
   }
 
   static async create(outDir: string, options: IebinWriterOptions): Promise<IebinWriter> {
-    const createdDirs = madeDirs(outDir, await makeDirs(outDir));
+    const createdDirs = await makeDirs(outDir);
     try {
       const w = await IebinWriter.createIn(outDir, options);
       w.createdDirs = createdDirs;
@@ -484,21 +484,6 @@ export class IebinWriter {
       }
     }
   }
-}
-
-/**
- * The directories `makeDirs(outDir)` made, deepest first, from the first one it
- * reports making (`first`, undefined when outDir already existed).
- */
-function madeDirs(outDir: string, first: string | undefined): string[] {
-  if (first === undefined) return [];
-  const dirs: string[] = [];
-  const top = resolve(first);
-  for (let d = resolve(outDir); ; d = dirname(d)) {
-    dirs.push(d);
-    if (d === top || dirname(d) === d) break;
-  }
-  return dirs;
 }
 
 /**

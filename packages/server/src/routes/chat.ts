@@ -12,7 +12,7 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
     const { engine, scheduler } = ctx.life.ready();
     checkModel(body.model, ctx.modelId);
     checkChat(body);
-    if (body.n != null && body.n > 1) refuseNeverFits(scheduler, body.n, `n = ${body.n}`, 'n');
+    refuseNeverFits(scheduler, body.n ?? 1, `n = ${body.n ?? 1}`, 'n');
     const messages = messagesOf(body);
     // Rendered here, to refuse before the request takes a place in the queue: a model with no chat
     // format, a conversation its template refuses, one longer than the context; the scheduler runs
