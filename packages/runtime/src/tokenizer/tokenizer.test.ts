@@ -87,7 +87,9 @@ describe('piece tokenizers stream whole characters', () => {
 });
 
 describe.skipIf(!HAS_STORIES)(`the llama2.c tokenizer on long text${STORIES_REASON}`, () => {
-  it('encodes 32K characters in well under a second (run.c rescans per merge: 30 s), and decodes back', async () => {
+  // The bound is on the algorithm, not the machine: run.c's rescan per merge takes ~30 s here, the
+  // heap-based merge ~0.1 s on a quiet core and 1.4 s on a loaded 2-core CI VM; 10 s tells them apart.
+  it('encodes 32K characters in far less than a rescan per merge (run.c: 30 s), and decodes back', { timeout: 30_000 }, async () => {
     const src = await openLlama2c(join(STORIES_DIR, 'stories260K.bin'), join(STORIES_DIR, 'tok512.bin'));
     await src.close();
     if (src.tokenizer.model !== 'llama2c') throw new Error('expected llama2c');
@@ -96,7 +98,7 @@ describe.skipIf(!HAS_STORIES)(`the llama2.c tokenizer on long text${STORIES_REAS
     expect(text.length).toBeGreaterThan(32000);
     const t0 = performance.now();
     const ids = t.encode(text);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
     expect(t.decode(ids)).toBe(text);
     // Merges never cross what a shorter text would merge: the first sentence encodes alike alone.
     expect(ids.slice(0, t.encode('Once upon a time,').length - 1)).toEqual(t.encode('Once upon a time,').slice(0, -1));
