@@ -1334,6 +1334,15 @@ static Napi::Value AddressAlignment(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)p);
 }
 
+// attentionMaxPositions(heads, kvHeads, headDim, window, queries) -> the longest context whose
+// attention scratch a thread fits its limit (the check compile() and attention() make).
+static Napi::Value AttentionMaxPositions(const Napi::CallbackInfo& info) {
+  const int64_t heads = int_arg(info, 0, 1, INT32_MAX, "heads"), kv_heads = int_arg(info, 1, 1, INT32_MAX, "kvHeads");
+  const int64_t head_dim = int_arg(info, 2, 1, INT32_MAX, "headDim"), window = int_arg(info, 3, 0, INT32_MAX, "window");
+  const int64_t queries = int_arg(info, 4, 1, INT32_MAX, "queries");
+  return Napi::Number::New(info.Env(), (double)ie::attention_max_positions(heads, kv_heads, head_dim, window, queries));
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* ad = new AddonData();
   exports.Set("Mapping", MappingWrap::Init(env));
@@ -1348,6 +1357,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matrixBytes", Napi::Function::New(env, MatrixBytes));
   exports.Set("alignedBytes", Napi::Function::New(env, AlignedBytes));
   exports.Set("addressAlignment", Napi::Function::New(env, AddressAlignment));
+  exports.Set("attentionMaxPositions", Napi::Function::New(env, AttentionMaxPositions));
 #if defined(__SANITIZE_ADDRESS__)
   exports.Set("sanitized", true);
 #else

@@ -109,6 +109,7 @@ export interface NativeAddon {
   matrixBytes(desc: Record<string, number>): number;
   alignedBytes(byteLength: number): Uint8Array;
   addressAlignment(bytes: Uint8Array): number;
+  attentionMaxPositions(heads: number, kvHeads: number, headDim: number, window: number, queries: number): number;
   sanitized: boolean;
 }
 

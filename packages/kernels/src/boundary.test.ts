@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { seededFloats } from '@ie/testing';
 import { makeMatrix } from '../test/helpers.js';
 import { loadAddon } from './addon.js';
-import { KernelContext, KernelError, type MappedFile, type ProgramSpec, type WeightMatrix } from './index.js';
+import { KernelContext, KernelError, type MappedFile, type ProgramSpec, type WeightMatrix, attentionMaxPositions } from './index.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -397,6 +397,53 @@ describe('attention and programs refuse shapes that would run past their buffers
     };
     expect(() => ctx.attention(args as never)).toThrow(coded('KERNELS_BAD_ARGUMENT'));
     expect(() => ctx.attention(args as never)).toThrow(/MiB of scratch a thread, over the 1024 MiB limit/);
+  });
+
+  it('attentionMaxPositions names the longest context compile() accepts for a shape, and one more is refused', () => {
+    const compileOver = (heads: number, capacity: number, window: number, maxRows: number) =>
+      ctx.compile({
+        buffers: [
+          new Float32Array(maxRows * heads),
+          new Float32Array(maxRows * heads),
+          new Float32Array(capacity),
+          new Float32Array(capacity),
+        ],
+        params: new Int32Array([maxRows]),
+        maxRows,
+        ops: [
+          {
+            op: 'attention',
+            q: [0, 0, heads],
+            out: [1, 0, heads],
+            k: [2, 0, 1],
+            v: [3, 0, 1],
+            heads,
+            kvHeads: 1,
+            headDim: 1,
+            kvType: 'f32',
+            capacity,
+            ...(window ? { window } : {}),
+          },
+        ],
+      } as unknown as ProgramSpec);
+    for (const [heads, maxRows] of [
+      [65536, 1],
+      [40000, 3],
+      [9001, 16],
+    ] as const) {
+      const P = attentionMaxPositions({ heads, kvHeads: 1, headDim: 1, window: 0, queries: maxRows });
+      expect(P, `${heads} heads`).toBeGreaterThan(100);
+      expect(P, `${heads} heads`).toBeLessThan(2 ** 28 / heads);
+      expect(() => compileOver(heads, P, 0, maxRows)).not.toThrow();
+      expect(() => compileOver(heads, P + 1, 0, maxRows)).toThrow(/MiB of scratch a thread, over the 1024 MiB limit/);
+    }
+    // A window bounds the span: any context fits where the window does.
+    expect(attentionMaxPositions({ heads: 64, kvHeads: 8, headDim: 64, window: 128, queries: 512 })).toBe(2 ** 31 - 1);
+    expect(attentionMaxPositions({ heads: 65536, kvHeads: 1, headDim: 1, window: 2 ** 20, queries: 1 })).toBeLessThan(2 ** 20);
+    expect(() => attentionMaxPositions({ heads: 0, kvHeads: 1, headDim: 1, window: 0, queries: 1 })).toThrow(coded('KERNELS_BAD_ARGUMENT'));
+    expect(() => attentionMaxPositions({ heads: 8, kvHeads: 1, headDim: 1.5, window: 0, queries: 1 })).toThrow(
+      /headDim must be an integer/,
+    );
   });
 
   it('an attention or rope op with no position slot over more rows than its cache or tables hold is refused, not read past their end', () => {

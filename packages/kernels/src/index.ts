@@ -27,6 +27,7 @@ export {
 } from './options.js';
 export { matrixByteSize, rows16Unfit, blockedKUnfit, preferredBlockK, PANEL_COLUMNS, type MatrixSpec } from './matrix-spec.js';
 export { alignedBytes } from './aligned-bytes.js';
+export { attentionMaxPositions, type AttentionShape } from './attention-limit.js';
 export { Program } from './program.js';
 export { kvCacheRow, type MoeOp, type ProgramSpec, type ProgramOp, type View, type Rows, type Place } from './program-types.js';
 export {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportIebin, synthModel } from '@ie/format';
+import { attentionMaxPositions } from '@ie/kernels';
 import { ContextOverflowError, Engine, GenerationAbortedError, IeRuntimeError, InvalidOptionError, resolveEngineOptions } from './index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-rt-'));
@@ -228,6 +229,23 @@ describe('errors', () => {
     // The same model with a context it can hold still loads.
     await using ok = await Engine.load(tiny, { contextLength: 64, sequences: 2 });
     expect(ok.contextLength).toBe(64);
+  });
+
+  it('refuses a context longer than attention can score before allocating anything, and names the longest that fits', async () => {
+    // 2^24 positions of the tiny model's f16 cache fit memory (4.3 GiB, allocated lazily), but not
+    // one thread's attention scratch (1 GiB): the kernels would refuse it at compile time.
+    const err = await Engine.load(tiny, { contextLength: 1 << 24, kvCache: 'f16', maxBatch: 64 }).catch((x: unknown) => x);
+    expect(err).toMatchObject({
+      code: 'IE_INVALID_OPTION',
+      option: 'contextLength',
+      message: expect.stringMatching(
+        /16777216 positions are more than .* \(at most \d+ with 64-row steps.*lower contextLength \(--context/,
+      ),
+    });
+    const most = Number(/at most (\d+)/.exec((err as Error).message)?.[1]);
+    expect(most).toBe(attentionMaxPositions({ heads: 4, kvHeads: 2, headDim: 16, window: 0, queries: 64 }));
+    expect(most).toBeGreaterThan(1 << 20);
+    expect(most).toBeLessThan(1 << 24);
   });
 
   it("gives the format's typed error for a missing or corrupt model, and refuses converting up", async () => {

@@ -8,9 +8,9 @@
  * row count, the token ids, a (slot, position) per row and the rows whose logits are wanted.
  */
 import type { ModelConfig } from '@ie/format';
-import type { KernelContext, Program, ProgramOp, View, WeightMatrix } from '@ie/kernels';
+import { type KernelContext, type Program, type ProgramOp, type View, type WeightMatrix, attentionMaxPositions } from '@ie/kernels';
 import { totalmem } from 'node:os';
-import { IeRuntimeError, StepError } from './errors.js';
+import { IeRuntimeError, InvalidOptionError, StepError } from './errors.js';
 import type { ModelWeights } from './weights.js';
 
 export type KvCacheType = 'f32' | 'f16';
@@ -453,6 +453,24 @@ function kvCacheAdvice(slots: number, positions: number): string {
 }
 
 /**
+ * Refuses a context longer than the attention kernels can score in their per-thread scratch
+ * (compile() would refuse it with a bare KERNELS_BAD_ARGUMENT), naming the longest that fits.
+ */
+function checkAttentionFits(c: ModelConfig, positions: number, queries: number): void {
+  const windows = new Set(Array.from({ length: c.n_layers }, (_, l) => layerWindow(c, l)));
+  const most = Math.min(
+    ...[...windows].map((window) =>
+      attentionMaxPositions({ heads: c.n_heads, kvHeads: c.n_kv_heads, headDim: c.head_dim, window, queries }),
+    ),
+  );
+  if (positions > most)
+    throw new InvalidOptionError(
+      'contextLength',
+      `${positions} positions are more than this model's attention can score (at most ${most} with ${queries}-row steps: its scratch is capped at 1 GiB a thread); lower contextLength (--context, IE_CONTEXT)`,
+    );
+}
+
+/**
  * Refuses a KV cache larger than the machine's memory before any of it is allocated: the
  * typed arrays would be granted lazily and the process killed once a long context filled them.
  */
@@ -550,6 +568,7 @@ export class Forward {
     }
     this.kvCacheBytes = 2 * S * rowsPerSlot * c.n_kv_heads * c.head_dim * (options.kvCache === 'f16' ? 2 : 4);
     checkKvCacheFits(this.kvCacheBytes, options.kvCache, S, T);
+    checkAttentionFits(c, T, B);
     // A ring keeps window + B - 1 rows: going back more than B positions loses keys the window needs.
     this.ringSlack = ring ? B : Number.POSITIVE_INFINITY;
     const b = new ProgramBuilder(c, weights, options, { B, T, S, seqSlot: this.seqAt });

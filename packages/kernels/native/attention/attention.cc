@@ -164,6 +164,18 @@ uint64_t attention_scratch_floats(int64_t n_heads, int64_t n_kv_heads, int64_t h
   return rows * (span + 2 * width) + 2 * 64 * std::max<uint64_t>(width, 512);
 }
 
+int64_t attention_max_positions(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t window, int64_t n_queries) {
+  // The scratch never shrinks as positions grow: bisect on the function itself.
+  const auto fits = [&](int64_t p) { return attention_scratch_floats(n_heads, n_kv_heads, head_dim, p, window, n_queries) <= kMaxAttentionScratchFloats; };
+  int64_t lo = 0, hi = INT32_MAX;
+  if (fits(hi)) return hi;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
 void attention_many(Context& ctx, const AttentionArgs* list, int count) {
   if (count < 1) return;
   // Tasks: (query, KV head) pairs, each KV head's query heads split into `split` parts when there

@@ -37,6 +37,9 @@ void attention(Context& ctx, const AttentionArgs& a);
 // allocation failing inside a pool thread would end the process.
 constexpr uint64_t kMaxAttentionScratchFloats = uint64_t(1) << 28;
 uint64_t attention_scratch_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t positions, int64_t window, int64_t n_queries);
+// The most positions whose scratch stays within kMaxAttentionScratchFloats for this shape (0 if
+// none; 2^31 - 1 where a window bounds the span), so that callers can size a context up front.
+int64_t attention_max_positions(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t window, int64_t n_queries);
 
 // Several short attentions at once (decode rows of different sequences, each over its own cache):
 // every (query, KV head) of all of them is one task of a single pool job (its query heads split
