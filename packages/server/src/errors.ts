@@ -151,15 +151,21 @@ export function fromRuntimeError(e: unknown): ServerError {
  * starts the message (`tl: …`), as the runtime writes it.
  */
 export function withModelId(err: ServerError, path: string | undefined, id: string): ServerError {
-  if (!path) return err;
+  const message = hideModelPath(err.message, path, id);
+  return message === err.message ? err : new ServerError(err.code, message, err.param, err.retryAfter);
+}
+
+/** `message` with the model's `path` replaced by its `id`, as withModelId does for an error. */
+export function hideModelPath(message: string, path: string | undefined, id: string): string {
+  if (!path) return message;
   const trimmed = (p: string) => p.replace(/(.)[\\/]+$/, '$1');
   const given = trimmed(path);
   const bare = !isAbsolute(given) && !/[\\/]/.test(given);
   const forms = [...new Set([trimmed(resolve(path)), ...(bare ? [] : [given])])]
     .filter((p) => p.length > 1)
     .sort((a, b) => b.length - a.length);
-  let message = err.message;
-  for (const p of forms) message = message.split(p).join(id);
-  if (bare && message.startsWith(`${given}:`)) message = `${id}${message.slice(given.length)}`;
-  return message === err.message ? err : new ServerError(err.code, message, err.param, err.retryAfter);
+  let out = message;
+  for (const p of forms) out = out.split(p).join(id);
+  if (bare && out.startsWith(`${given}:`)) out = `${id}${out.slice(given.length)}`;
+  return out;
 }

@@ -1276,6 +1276,21 @@ describe('serving under load, aborts, limits and shutdown (a slower model)', () 
     expect([r.status, r.json.error.code, r.json.error.message]).toEqual([503, 'model_load_failed', `the model failed to load: ${why}`]);
   });
 
+  it("a failed load's messages name the model by its id, never by the path it was asked to load", async () => {
+    const missing = `${dir}-missing`;
+    const s = await startServer({ load: () => Engine.load(missing), modelId: 'tl', modelPath: missing, port: 0 });
+    servers.push(s);
+    const why = ((await s.ready.catch((e: unknown) => e)) as Error).message;
+    expect(why).toContain(missing);
+    const h = await fetch(`${s.url}/health`);
+    const body = (await h.json()) as { status: string; message: string };
+    expect([h.status, body.status, body.message]).toEqual([503, 'error', why.split(missing).join('tl')]);
+    expect(body.message).not.toContain(missing);
+    const r = await post(s, '/v1/completions', JSON.stringify({ model: 'tl', prompt: PROMPT }));
+    expect([r.status, r.json.error.code]).toEqual([503, 'model_load_failed']);
+    expect(r.json.error.message).toBe(`the model failed to load: ${why.split(missing).join('tl')}`);
+  });
+
   it('a server closed while its model loads disposes the engine when it arrives and never serves it', async () => {
     let release = () => {};
     const gate = new Promise<void>((r) => (release = r));

@@ -8,7 +8,7 @@ import type { Engine } from '@ie/runtime';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ServingState, loadModel, shutdown, type ServerState } from './lifecycle.js';
 import { Registry } from './metrics.js';
-import { ServerError, withModelId } from './errors.js';
+import { ServerError, hideModelPath, withModelId } from './errors.js';
 import { sendError, setErrorReplies } from './replies.js';
 import { addRequestHook, bearerCheck } from './request-hook.js';
 import { registerChat } from './routes/chat.js';
@@ -28,6 +28,11 @@ export interface ServeOptions {
   load: () => Promise<Engine>;
   /** The id clients name in `model`, listed by /v1/models. */
   modelId: string;
+  /**
+   * Where the model lies on this machine (what `load` opens): no client-facing message names it,
+   * `modelId` stands in, a failed load's included (the loaded engine's own path is hidden too).
+   */
+  modelPath?: string;
   /** Default 127.0.0.1: loopback, until someone decides otherwise. */
   host?: string;
   /** Default 8080; 0 picks a free port (see `url`). */
@@ -108,7 +113,7 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
   const app = createApp(options.bodyLimit ?? 1 << 20, options.apiKey);
   addRequestHook(app, life, metrics.requests, options.apiKey);
   // Clients know the model by its id: the runtime's messages name its path on this machine.
-  const publicError = (err: ServerError) => withModelId(err, life.engine?.path, options.modelId);
+  const publicError = (err: ServerError) => withModelId(err, life.engine?.path ?? options.modelPath, options.modelId);
   setErrorReplies(app, log, publicError);
   const ctx: RouteContext = { life, modelId: options.modelId, metrics, log, publicError };
   registerChat(app, ctx);
@@ -116,7 +121,7 @@ export async function startServer(options: ServeOptions): Promise<IeServer> {
   registerEmbeddings(app, ctx);
   registerTokens(app, ctx);
   registerModels(app, options.modelId, created);
-  registerHealth(app, life);
+  registerHealth(app, life, (message) => hideModelPath(message, options.modelPath, options.modelId));
   registerMetrics(app, registry);
 
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });

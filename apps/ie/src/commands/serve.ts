@@ -100,6 +100,7 @@ export const serve = defineCommand({
       load: () => Engine.load(path, { ...options, sequences: parallel + 1 }),
       scheduler: (engine, o) => new BatchingScheduler(engine.model, o),
       modelId: v['model-name'] ?? basename(resolve(path)),
+      modelPath: path,
       host,
       port: v.port,
       parallel,
