@@ -307,9 +307,9 @@ inline void block_scales(const float* sf, int nb, int blocks, float* sb) {
 
 // NR weight rows (rs) x NA activation rows (t), G: the weights' group (0: one scale per row). Every
 // (weight row, activation row) pair runs the same operations whatever NR and NA are. `sbuf` holds
-// NR * blocks floats. Nta: each line prefetched non-temporally (int8w's four rows on Zen 5), else 2 KiB
+// NR * blocks floats. Nta: each line prefetched non-temporally (the four rows on Zen 5), else 2 KiB
 // ahead into L1 (stream_prefetch).
-template <int NR, int NA, int G, bool Nta = G == 0>
+template <int NR, int NA, int G, bool Nta>
 __attribute__((noinline)) void rows_i8_q8(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
   const int K = w.K;
   const __m512i flip = _mm512_set1_epi8((char)0x80);
@@ -364,14 +364,14 @@ template <int NR, int NA, bool Four>
 void rows_i8_q8_group(const WeightRows& w, const int* rs, const I8Tables* t, float* sbuf, int blocks, float* const* y, bool acc) {
   switch (w.group) {
     case 0: return rows_i8_q8<NR, NA, 0, Four>(w, rs, t, sbuf, blocks, y, acc);
-    case 32: return rows_i8_q8<NR, NA, 32>(w, rs, t, sbuf, blocks, y, acc);
-    case 64: return rows_i8_q8<NR, NA, 64>(w, rs, t, sbuf, blocks, y, acc);
-    default: return rows_i8_q8<NR, NA, 128>(w, rs, t, sbuf, blocks, y, acc);
+    case 32: return rows_i8_q8<NR, NA, 32, Four>(w, rs, t, sbuf, blocks, y, acc);
+    case 64: return rows_i8_q8<NR, NA, 64, Four>(w, rs, t, sbuf, blocks, y, acc);
+    default: return rows_i8_q8<NR, NA, 128, Four>(w, rs, t, sbuf, blocks, y, acc);
   }
 }
 
-// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV). Four: int8w's
-// rows in fours with the NTA prefetch (Zen 5: prefers_four_row_streams), else in pairs.
+// M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV). Four: rows
+// in fours with the NTA prefetch (Zen 5: prefers_four_row_streams), else in pairs.
 template <bool Four>
 void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64, blocks = 2 * chunks;
@@ -383,17 +383,22 @@ void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptr
     build_i8_tables(xq + m * ldq, xd + m * ldd, chunks, mem.data() + (size_t)m * chunks * kI8TableBytesPerChunk, t[m]);
     ys.data()[m] = y + m * ldy;
   }
-  Scratch<float, 2 * 256> sbuf((size_t)2 * blocks);
+  // Each row of a call's streams lays its group scales out here (rows_i8_q8).
+  constexpr int kStreams = Four ? kFloatStreams : 2;
+  Scratch<float, kStreams * 256> sbuf((size_t)kStreams * blocks);
   auto run = [&](auto n, const int* rs) {
     act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value, Four>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
   };
-  // One scale per row (int8w): four far-apart rows, each line prefetched non-temporally, as the
-  // float GEMVs read theirs; per-group scales (Q8_0) keep pairs, whose scales come from a second
-  // stream per row. Zen 5, TinyLlama's shapes from DRAM, alternated in three rounds (`ONLY=q8_0+int8,
-  // int8w+int8 GIB=1 THREADS=1,2 pnpm bench:kernels`; a fourth spanned a change of the VM's phase):
-  // int8w 34.2-37.7 -> 36.5-39.0 GB/s on one thread, 43.5-45.6 -> 46.4-46.6 on two; Q8_0 read
-  // 0.93-0.94x so in the two rounds that tried it.
-  if (Four && w.group == 0) row_streams<kFloatStreams>(rows, w.q_ld, run);
+  // Four far-apart rows, each line prefetched non-temporally, as the float GEMVs read theirs. Zen 5,
+  // TinyLlama's shapes from DRAM, alternated in three rounds (`ONLY=q8_0+int8,int8w+int8 GIB=1
+  // THREADS=1,2 pnpm bench:kernels`): int8w 34.2-37.7 -> 36.5-39.0 GB/s on one thread, 43.5-45.6 ->
+  // 46.4-46.6 on two. Per-group scales (Q8_0) kept pairs then (0.93-0.94x across builds in two
+  // rounds); switched between passes in one process (stop 60, seven rounds), Q8_0 in fours read
+  // 21.1-29.0 GB/s on one thread against 17.5-23.7 in pairs with the T0 prefetch 2 KiB ahead (pairs
+  // with the NTA prefetch 21.6-27.1, the T0 1 KiB or 4 KiB ahead, none, or one row at a time no
+  // better), 41.5-45.3 against 39.4-43.3 on two; TinyLlama Q8_0 decode 19.0-22.7 against 15.5-19.0
+  // tok/s on one thread, 38.5-44.6 against 32.6-41.5 on two (`ie bench`, alternated three rounds).
+  if (Four) row_streams<kFloatStreams>(rows, w.q_ld, run);
   else row_streams(rows, w.q_ld, run);
 }
 
