@@ -79,6 +79,7 @@
         "native/gemv/gemv_avx512.cc",
         "native/gemv/blocks_avx512.cc",
         "native/gemm/gemm_avx512.cc",
+        "native/gemm/pack_kquant_x16_avx512.cc",
         "native/ops/ops_avx512.cc",
         "native/gemv/int8act_avx512vnni.cc",
         "native/gemv/int8act_blocks_avx512vnni.cc",

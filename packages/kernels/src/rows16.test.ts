@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { firstDifference, seededFloats } from '@ie/testing';
 import {
@@ -150,15 +151,24 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
                 expect(firstDifference(got, want), `${what} row ${r}`).toBeNull();
               }
               // 2..8 decode rows and a prefill chunk of 13 tokens: each row the lone GEMV's bits (int8),
-              // or within the reference (FP32: the chunk takes the GEMM).
+              // or within the reference (FP32: the chunk takes the GEMM). On AVX-512 a K-quant chunk takes
+              // the FP32 GEMM over panels packed from the records in either mode: the row layout's bits.
               const X = seededFloats(13 * cols, cols + 9, 1);
+              const gemmFromRecords = isa === 'avx512' && (name === 'q4_k' || name === 'q6_k');
               for (const M of [2, 5, 8, 13]) {
                 const Y = matmul(ctx, m, X, M, 'int8');
-                const alone = new Float32Array(M * rows);
-                for (let i = 0; i < M; i++)
-                  ctx.gemv(m, X.subarray(i * cols, (i + 1) * cols), alone.subarray(i * rows, (i + 1) * rows), { activations: 'int8' });
-                expect(firstDifference(Y, alone), `${what} M ${M} int8`).toBeNull();
                 const Yf = matmul(ctx, m, X, M, 'f32');
+                if (M > 8 && gemmFromRecords) {
+                  expect(firstDifference(Y, matmul(ctx, plain, X, M, 'int8')), `${what} M ${M} int8, as the rows`).toBeNull();
+                  expect(firstDifference(Yf, Y), `${what} M ${M} f32`).toBeNull();
+                } else {
+                  const alone = new Float32Array(M * rows);
+                  for (let i = 0; i < M; i++)
+                    ctx.gemv(m, X.subarray(i * cols, (i + 1) * cols), alone.subarray(i * rows, (i + 1) * rows), { activations: 'int8' });
+                  expect(firstDifference(Y, alone), `${what} M ${M} int8`).toBeNull();
+                }
+                // The FP32 GEMM gives the same bits over records and over the rows, on every ISA.
+                if (M > 8) expect(firstDifference(Yf, matmul(ctx, plain, X, M, 'f32')), `${what} M ${M} f32, as the rows`).toBeNull();
                 for (let i = 0; i < M; i++) {
                   const r = refGemv(w.values, rows, cols, X.subarray(i * cols, (i + 1) * cols));
                   expect(worstRelError(Yf.subarray(i * rows, (i + 1) * rows), r.y, r.mag), `${what} M ${M} f32 row ${i}`).toBeLessThan(
@@ -308,6 +318,12 @@ describe('16-row records at the extremes', () => {
   });
 });
 
+/** The CPU's vendor and family, as the kernels' CPU-specific choices read them from CPUID. */
+const CPU = (() => {
+  const text = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  return { amd: /^vendor_id\s*:\s*AuthenticAMD$/m.test(text), family: Number(/^cpu family\s*:\s*(\d+)$/m.exec(text)?.[1] ?? 0) };
+})();
+
 describe('16-row records', () => {
   it('are taken by auto for one sequence only where they were measured to pay (info)', () => {
     for (const isa of ISAS) {
@@ -322,12 +338,14 @@ describe('16-row records', () => {
         ]);
         continue;
       }
-      // iq4_nl and the K-quants go into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else
-      // (AVX-512 CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured).
+      // iq4_nl goes into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else (AVX-512
+      // CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured); the K-quants on Zen 3 and on Zen 5
+      // and later (AMD family 26+), whatever the ISA, since they have no AVX-512 records kernel.
       const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
-      expect([info.q4kRows16, info.q6kRows16], isa).toEqual(zen3 ? ['always', 'always'] : ['none', 'none']);
-      if (info.features.avx512f) expect([info.iq4NlRows16, info.q4kRows16, info.q6kRows16], isa).toEqual(['none', 'none', 'none']);
+      const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';
+      expect([info.q4kRows16, info.q6kRows16], isa).toEqual([kquants, kquants]);
+      if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
     }
   });
 

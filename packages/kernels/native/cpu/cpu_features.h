@@ -60,6 +60,16 @@ bool i8_rows_in_far_pairs(const CpuFeatures& f);
 // slower in records (they run the AVX-512 kernels natively); Intel's AVX2 cores are not measured.
 bool q4_records_for_one_row(const CpuFeatures& f);
 
+// Whether a lone activation row reads Q4_K and Q6_K in 16-row records (the 256-bit kquant_x16
+// kernels) faster than in rows (one row at a time, 256-bit), so that `auto` takes the records for
+// any number of sequences (`q4kRows16` / `q6kRows16` "always"): on Zen 3 (as q4 above) and on Zen 5
+// (AMD family 0x1A) and later. One Zen 5 core, TinyLlama's shapes from DRAM (`ONLY='q4_k+int8,
+// q4_k+int8 rows16,q6_k+int8,q6_k+int8 rows16' GIB=1 THREADS=1,2`): Q4_K 54% -> 67% of the probe
+// (two threads 47% -> 60%), Q6_K 68% -> 84% (58% -> 75%); TinyLlama Q4_K_M decode (`ie bench
+// --q4-layout auto|rows16`, alternated three rounds) 31.7-34.3 -> 45.4-48.7 tok/s on one thread,
+// 56.4-57.4 -> 80.6-82.3 on two. Zen 4 and Intel's cores are not measured.
+bool kquant_records_for_one_row(const CpuFeatures& f);
+
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.
 enum class Isa : int { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512 = 3 };

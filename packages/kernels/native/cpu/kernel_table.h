@@ -78,6 +78,10 @@ using GemmPackFn = void (*)(const float* src, ptrdiff_t ld, int rows, int kc, fl
 using GemmPackTokensFn = void (*)(const float* X, ptrdiff_t ldx, int rows, int kc, float* dst);
 // As GemmPackFn from f16 or bf16 weight rows (src row r at src + r * ld elements), converted on the way.
 using GemmPackHalfFn = void (*)(const uint16_t* src, ptrdiff_t ld, int rows, int kc, float* dst);
+// dst[k][0..nr) for k < w.K from 16-row records (w: a column block of whole superblocks starting at
+// a stripe's first row; rows a multiple of 16, <= nr; zero for the rest), as the dequantized rows
+// packed by GemmPackFn would be, bit for bit.
+using GemmPackRecordsFn = void (*)(const WeightRows& w, int rows, float* dst, int nr);
 constexpr int kGemmMaxMr = 16;
 struct GemmKernels {
   const char* name = "scalar";  // e.g. "6x16 avx2"
@@ -207,6 +211,9 @@ struct Records16Kernels {
   GemvQ8Fn gemv_q8 = nullptr;         // int8 activations (x quantized in blocks of q8_x_block(type, group))
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
+  // Where set (the K-quants on AVX-512), a prefill chunk takes the FP32 GEMM over panels packed
+  // straight from the records rather than the several-rows int8 kernel (matmul.cc, gemm_q8).
+  GemmPackRecordsFn pack_gemm = nullptr;
   // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one
   // activation row, faster for several), "batched" (faster for several, up to a tenth slower for
   // one), "none" (scalar).

@@ -30,6 +30,7 @@ void register_i8x16_avx2(KernelTable& t);
 void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_kquant_x16_ref(KernelTable& t);
 void register_kquant_x16_avx2(KernelTable& t, const CpuFeatures& f);
+void register_pack_kquant_x16_avx512(KernelTable& t);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -62,6 +63,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemm_avx512(t);
   register_ops_avx512(t);
   register_blocks_avx512(t);
+  register_pack_kquant_x16_avx512(t);
   if (f.avx512vnni) {
     register_q8_avx512vnni(t, f);
     register_q8_blocks_avx512vnni(t);

@@ -402,6 +402,7 @@ RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
     r.gemv_q8 = rec.gemv_q8;
     r.gemv_q8_rows = rec.gemv_q8_rows;
     r.dequant = rec.dequant;
+    r.pack_gemm = rec.pack_gemm;
     return r;
   }
   const int t = (int)d.type;
@@ -535,7 +536,8 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   const GemmQ8Fn fn = rk.gemm_q8;
   // 16-row records have no GEMM of their own: their several-rows kernel takes every token, each
   // stripe read from memory once and from cache for the tokens after the first eight.
-  if (d.rows16 ? !rk.gemv_q8_rows : !fn) return false;
+  // Records whose panels the FP32 GEMM packs directly run faster there (pack_kquant_x16_avx512.cc).
+  if (d.rows16 ? !rk.gemv_q8_rows || rk.pack_gemm : !fn) return false;
   // i8 goes in x's blocks of 32 (its codes offset by 128: the zero point); one scale per row needs
   // whole blocks, since a row's last block would read past its codes. iq4_nl and mxfp4 go as i8,
   // each panel decoded to its levels first.
@@ -621,7 +623,8 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
     }
   });
   // Phase 2: weight panels, split between threads in whole panels.
-  const DequantFn dq = row_kernels(ctx.k, d).dequant;
+  const RowKernels rk = row_kernels(ctx.k, d);
+  const DequantFn dq = rk.dequant;
   const int esize = weight_elem_bytes(d.type);
   run_split(ctx, N * K * M, [&](int t, int n) {
     int64_t n0, n1;
@@ -650,6 +653,8 @@ void gemm(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y) {
           // And f16 / bf16 ones, converted as they are packed.
           const WeightRows w = column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc);
           half(reinterpret_cast<const uint16_t*>(w.q), w.q_ld / 2, nn, b.kc, B);
+        } else if (const WeightRows w = m.panels[b.panel].from_row(r); rk.pack_gemm && w.row0 == 0 && nn % 16 == 0) {
+          rk.pack_gemm(column_block(w, d.type, b.k0, b.kc), nn, B, NR);
         } else {
           dq(column_block(m.panels[b.panel].from_row(r), d.type, b.k0, b.kc), nn, rows, b.kc);
           g.pack_rows(rows, b.kc, nn, b.kc, B);

@@ -81,6 +81,7 @@ struct RowKernels {
   GemvRowsFn gemv_rows = nullptr;
   DequantFn dequant = nullptr;
   GemmQ8Fn gemm_q8 = nullptr;
+  GemmPackRecordsFn pack_gemm = nullptr;  // records only
 };
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d);
 
