@@ -346,6 +346,9 @@ describe('16-row records', () => {
       const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';
       expect([info.q4kRows16, info.q6kRows16], isa).toEqual([kquants, kquants]);
       if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
+      // i8 on AVX-512 VNNI: for one sequence too on Zen 5 and later; else when serving several.
+      const i8 = isa === 'avx512' && info.features.avx512vnni && CPU.amd && CPU.family >= 26 ? 'always' : 'batched';
+      expect(info.i8Rows16, isa).toBe(i8);
     }
   });
 

@@ -72,6 +72,8 @@ bool q4_records_for_one_row(const CpuFeatures& f) { return f.amd && f.family == 
 
 bool kquant_records_for_one_row(const CpuFeatures& f) { return q4_records_for_one_row(f) || (f.amd && f.family >= 0x1a); }
 
+bool i8_records_for_one_row(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";

@@ -70,6 +70,16 @@ bool q4_records_for_one_row(const CpuFeatures& f);
 // 56.4-57.4 -> 80.6-82.3 on two. Zen 4 and Intel's cores are not measured.
 bool kquant_records_for_one_row(const CpuFeatures& f);
 
+// Whether a lone activation row reads i8 (Q8_0, int8w) faster in 16-row records through the
+// AVX-512 VNNI records kernel than in rows, so that `auto` takes them for any number of sequences
+// (`i8Rows16` "always"; elsewhere "batched"): on Zen 5 (AMD family 0x1A) and later. One Zen 5 core,
+// TinyLlama's shapes from DRAM (`ONLY='q8_0+int8,q8_0+int8 rows16,int8w+int8,int8w+int8 rows16'
+// GIB=1 THREADS=1,2`): Q8_0 65% -> 72% of the probe on one thread, 55% -> 78% on two; int8w alike
+// (75% / 68% -> 72% / 70%). TinyLlama Q8_0 (`ie bench --i8-layout rows|rows16`, alternated): decode
+// 19.9-24.4 -> 22.7-28.0 tok/s on one thread, 35.0-40.5 -> 47.1-53.9 on two; prefill of 384 tokens
+// 218-220 -> 266-271 and 391-395 -> 468.
+bool i8_records_for_one_row(const CpuFeatures& f);
+
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
 // VNNI dot product (Alder Lake and later, Zen 5), which only the int8-activation kernels use.
 enum class Isa : int { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512 = 3 };

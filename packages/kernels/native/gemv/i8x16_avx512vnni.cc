@@ -137,7 +137,7 @@ void gemv_i8x16_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float
 void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   t.i8x16.gemv_q8 = gemv_i8x16_q8_avx512vnni;
   t.i8x16.gemv_q8_rows = avx512_full_width(f) ? gemv_rows_i8x16_q8_avx512vnni<true> : gemv_rows_i8x16_q8_avx512vnni<false>;
-  t.i8x16.worth = "batched";
+  t.i8x16.worth = i8_records_for_one_row(f) ? "always" : "batched";
 }
 
 }  // namespace ie
