@@ -85,7 +85,8 @@
         "native/gemv/int8act_blocks_avx512vnni.cc",
         "native/gemm/gemm_q8_avx512vnni.cc",
         "native/gemv/q4x16_avx512vnni.cc",
-        "native/gemv/i8x16_avx512vnni.cc"
+        "native/gemv/i8x16_avx512vnni.cc",
+        "native/gemv/kquant_x16_avx512vnni.cc"
       ],
       "cflags_cc": [
         "-mavx2",

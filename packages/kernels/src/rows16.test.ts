@@ -151,10 +151,13 @@ for (const { name, variants: VARIANTS, shapes: SHAPES } of SUITES)
                 expect(firstDifference(got, want), `${what} row ${r}`).toBeNull();
               }
               // 2..8 decode rows and a prefill chunk of 13 tokens: each row the lone GEMV's bits (int8),
-              // or within the reference (FP32: the chunk takes the GEMM). On AVX-512 a K-quant chunk takes
-              // the FP32 GEMM over panels packed from the records in either mode: the row layout's bits.
+              // or within the reference (FP32: the chunk takes the GEMM). On AVX-512 a K-quant chunk in the
+              // int8 mode takes the several-rows kernel where it is the 512-bit VNNI one (not on Zen 4,
+              // family 25, whose 512-bit operations run in halves), else the FP32 GEMM over panels packed
+              // from the records as the FP32 mode does: the row layout's bits.
               const X = seededFloats(13 * cols, cols + 9, 1);
-              const gemmFromRecords = isa === 'avx512' && (name === 'q4_k' || name === 'q6_k');
+              const kquant512 = ctx.info().features.avx512vnni && !(CPU.amd && CPU.family === 25);
+              const gemmFromRecords = isa === 'avx512' && (name === 'q4_k' || name === 'q6_k') && !kquant512;
               for (const M of [2, 5, 8, 13]) {
                 const Y = matmul(ctx, m, X, M, 'int8');
                 const Yf = matmul(ctx, m, X, M, 'f32');
@@ -340,7 +343,7 @@ describe('16-row records', () => {
       }
       // iq4_nl goes into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else (AVX-512
       // CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured); the K-quants on Zen 3 and on Zen 5
-      // and later (AMD family 26+), whatever the ISA, since they have no AVX-512 records kernel.
+      // and later (AMD family 26+), at every ISA (the 256-bit kernels, on AVX-512 VNNI the 512-bit ones).
       const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
       const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';

@@ -212,8 +212,11 @@ struct Records16Kernels {
   GemvQ8RowsFn gemv_q8_rows = nullptr;  // these two take whole stripes (row0 0, rows a multiple of 16)
   DequantFn dequant = nullptr;
   // Where set (the K-quants on AVX-512), a prefill chunk takes the FP32 GEMM over panels packed
-  // straight from the records rather than the several-rows int8 kernel (matmul.cc, gemm_q8).
+  // straight from the records rather than the several-rows int8 kernel (matmul.cc, gemm_q8)...
   GemmPackRecordsFn pack_gemm = nullptr;
+  // ...unless this is set (the K-quants' AVX-512 VNNI kernels, twice the FP32 GEMM's speed there):
+  // then a chunk in the int8 mode takes gemv_q8_rows, and only the FP32 mode the GEMM.
+  bool q8_rows_prefill = false;
   // When reordering pays (the runtime asks before it does): "always" (no slower than rows for one
   // activation row, faster for several), "batched" (faster for several, up to a tenth slower for
   // one), "none" (scalar).

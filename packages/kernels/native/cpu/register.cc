@@ -31,6 +31,7 @@ void register_i8x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_kquant_x16_ref(KernelTable& t);
 void register_kquant_x16_avx2(KernelTable& t, const CpuFeatures& f);
 void register_pack_kquant_x16_avx512(KernelTable& t);
+void register_kquant_x16_avx512vnni(KernelTable& t, const CpuFeatures& f);
 
 void register_ref(KernelTable& t) {
   register_gemv_ref(t);
@@ -71,6 +72,7 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
     register_gemm_q8_avx512vnni(t);
     register_q4x16_avx512vnni(t, f);
     register_i8x16_avx512vnni(t, f);
+    register_kquant_x16_avx512vnni(t, f);
   }
 }
 

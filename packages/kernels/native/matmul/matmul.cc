@@ -403,6 +403,7 @@ RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
     r.gemv_q8_rows = rec.gemv_q8_rows;
     r.dequant = rec.dequant;
     r.pack_gemm = rec.pack_gemm;
+    r.q8_rows_prefill = rec.q8_rows_prefill;
     return r;
   }
   const int t = (int)d.type;
@@ -536,8 +537,9 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   const GemmQ8Fn fn = rk.gemm_q8;
   // 16-row records have no GEMM of their own: their several-rows kernel takes every token, each
   // stripe read from memory once and from cache for the tokens after the first eight.
-  // Records whose panels the FP32 GEMM packs directly run faster there (pack_kquant_x16_avx512.cc).
-  if (d.rows16 ? !rk.gemv_q8_rows || rk.pack_gemm : !fn) return false;
+  // Records whose panels the FP32 GEMM packs directly run faster there (pack_kquant_x16_avx512.cc),
+  // unless their several-rows kernel is the faster still (q8_rows_prefill).
+  if (d.rows16 ? !rk.gemv_q8_rows || (rk.pack_gemm && !rk.q8_rows_prefill) : !fn) return false;
   // i8 goes in x's blocks of 32 (its codes offset by 128: the zero point); one scale per row needs
   // whole blocks, since a row's last block would read past its codes. iq4_nl and mxfp4 go as i8,
   // each panel decoded to its levels first.

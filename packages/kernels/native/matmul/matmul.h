@@ -82,6 +82,7 @@ struct RowKernels {
   DequantFn dequant = nullptr;
   GemmQ8Fn gemm_q8 = nullptr;
   GemmPackRecordsFn pack_gemm = nullptr;  // records only
+  bool q8_rows_prefill = false;           // records only
 };
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d);
 
