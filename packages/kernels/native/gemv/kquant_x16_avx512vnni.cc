@@ -65,26 +65,27 @@ struct Q6kRecords {
 // which one vpmaddwd per pair meets with the rows' two mins.
 struct Q4kRecords {
   static constexpr int kBytes = kQ4kRecordBytes, kSteps = 4, kGroup = 64;
-  // Sub-blocks 2j and 2j + 1 against NA activation rows: the low nibbles of the pair's 8 vectors,
-  // then the high ones (the vectors re-read from L1: both at once would hold 3 x NA sums).
+  // Sub-blocks 2j and 2j + 1 against NA activation rows, the low and high nibbles of each of the
+  // pair's 8 vectors at once: 2 x NA independent sums (vpdpbusd's latency: one sub-block at a time,
+  // eight rows left it at half this core's rate of them).
   template <int NA>
   static void step(const uint8_t* rec, int j, const ActRow* x, int i, __m512i (&sq)[NA]) {
-    sub_block<NA, 0>(rec, j, x, i, sq);
-    sub_block<NA, 1>(rec, j, x, i, sq);
-  }
-  template <int NA, int High>
-  static void sub_block(const uint8_t* rec, int j, const ActRow* x, int i, __m512i (&sq)[NA]) {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    const int s = 2 * j + High;
-    __m512i dot[NA];
-    IE_UNROLL for (int a = 0; a < NA; a++) dot[a] = _mm512_setzero_si512();
+    __m512i lo[NA], hi[NA];
+    IE_UNROLL for (int a = 0; a < NA; a++) lo[a] = hi[a] = _mm512_setzero_si512();
     IE_UNROLL for (int v = 0; v < 8; v++) {
       const __m512i w = _mm512_loadu_si512(rec + 512 * j + 64 * v);
-      const __m512i c = _mm512_and_si512(High ? _mm512_srli_epi16(w, 4) : w, low4);
-      IE_UNROLL for (int a = 0; a < NA; a++) dot[a] = dpbusd_broadcast(dot[a], c, reinterpret_cast<const int32_t*>(x[a].q + i * kSuperBlock + 32 * s) + v);
+      const __m512i cl = _mm512_and_si512(w, low4), ch = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+      IE_UNROLL for (int a = 0; a < NA; a++) {
+        const int32_t* xs = reinterpret_cast<const int32_t*>(x[a].q + i * kSuperBlock + 64 * j) + v;
+        lo[a] = dpbusd_broadcast(lo[a], cl, xs);
+        hi[a] = dpbusd_broadcast(hi[a], ch, xs + 8);
+      }
     }
-    const __m512i sc = _mm512_cvtepu8_epi32(_mm_and_si128(rows_order(bytes16(rec + kQ4kRecordScales + 16 * s)), _mm_set1_epi8(0x3f)));
-    IE_UNROLL for (int a = 0; a < NA; a++) sq[a] = _mm512_add_epi32(sq[a], _mm512_mullo_epi32(dot[a], sc));
+    const __m128i low6 = _mm_set1_epi8(0x3f);
+    const __m512i sl = _mm512_cvtepu8_epi32(_mm_and_si128(rows_order(bytes16(rec + kQ4kRecordScales + 32 * j)), low6));
+    const __m512i sh = _mm512_cvtepu8_epi32(_mm_and_si128(rows_order(bytes16(rec + kQ4kRecordScales + 32 * j + 16)), low6));
+    IE_UNROLL for (int a = 0; a < NA; a++) sq[a] = _mm512_add_epi32(sq[a], _mm512_add_epi32(_mm512_mullo_epi32(lo[a], sl), _mm512_mullo_epi32(hi[a], sh)));
   }
   // The mins: per sub-block its bits 0-1 on top of the scale's byte, bits 2-5 from a nibble; pairs
   // of sub-blocks as the two words of each row's dword.
@@ -123,8 +124,12 @@ struct Q4kRecords {
 template <class F, int NA>
 __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const ActRow* x, float* t, bool start, bool fetch, bool lone) {
   constexpr int kSlice = F::kBytes / F::kSteps, kAhead = 4096;
+  // Up to four float sums stay in registers; more live in t (L1), loaded and stored around each
+  // superblock's finish, which leaves the registers to the integer sums.
+  constexpr bool kRegs = NA <= 4;
   __m512 total[NA];
   IE_UNROLL for (int a = 0; a < NA; a++) total[a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * a);
+  if constexpr (!kRegs) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, total[a]);
   for (int i = i0; i < i1; i++) {
     const uint8_t* rec = rec0 + (ptrdiff_t)i * F::kBytes;
     __m512i sq[NA];
@@ -136,9 +141,16 @@ __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const
       }
       F::template step<NA>(rec, step, x, i, sq);
     }
-    F::template finish<NA>(rec, x, i, sq, total);
+    if constexpr (kRegs) {
+      F::template finish<NA>(rec, x, i, sq, total);
+    } else {
+      __m512 sums[NA];
+      IE_UNROLL for (int a = 0; a < NA; a++) sums[a] = _mm512_loadu_ps(t + 16 * a);
+      F::template finish<NA>(rec, x, i, sq, sums);
+      IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, sums[a]);
+    }
   }
-  IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, total[a]);
+  if constexpr (kRegs) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, total[a]);
 }
 
 template <class F, int NA = 1, class... Args>
