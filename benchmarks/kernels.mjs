@@ -87,6 +87,7 @@ const PRECISIONS = [
   { name: 'iq4_nl+int8 rows16', dtype: 'iq4_nl', block: BLOCKS.iq4_nl, activations: 'int8', rows16: true },
   { name: 'q4_k+int8 rows16', dtype: 'q4_k', block: BLOCKS.q4_k, activations: 'int8', rows16: true },
   { name: 'q6_k+int8 rows16', dtype: 'q6_k', block: BLOCKS.q6_k, activations: 'int8', rows16: true },
+  { name: 'q5_k+int8 rows16', dtype: 'q5_k', block: BLOCKS.q5_k, activations: 'int8', rows16: true },
 ].filter((p) => !ONLY || ONLY.includes(p.name));
 
 const align64 = (n) => Math.ceil(n / 64) * 64;

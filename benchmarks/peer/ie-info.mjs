@@ -6,6 +6,7 @@ export function rows16Matrices(info) {
     q4: info.q4Rows16Matrices,
     iq4_nl: info.iq4NlRows16Matrices,
     q4_k: info.q4kRows16Matrices,
+    q5_k: info.q5kRows16Matrices,
     q6_k: info.q6kRows16Matrices,
     i8: info.i8Rows16Matrices,
   };

@@ -742,6 +742,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("i8Rows16", c.k.i8x16.worth);
     o.Set("iq4NlRows16", c.k.iq4x16.worth);
     o.Set("q4kRows16", c.k.q4kx16.worth);
+    o.Set("q5kRows16", c.k.q5kx16.worth);
     o.Set("q6kRows16", c.k.q6kx16.worth);
     o.Set("threads", c.pool.size());
     o.Set("affinity", ie::affinity_name(c.affinity));

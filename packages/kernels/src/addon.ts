@@ -34,10 +34,12 @@ export interface NativeInfo {
    */
   iq4NlRows16: 'always' | 'batched' | 'none';
   /**
-   * When q4_k / q6_k in 16-row records pay: `always` (AVX2 on Zen 3, where they were measured), `none`
-   * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them).
+   * When q4_k / q6_k in 16-row records pay: `always` (Zen 3 and Zen 5, where they were measured), `none`
+   * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them). q5_k: `always`
+   * on Zen 5 with AVX-512 VNNI (its only SIMD records kernels), else `none`.
    */
   q4kRows16: 'always' | 'batched' | 'none';
+  q5kRows16: 'always' | 'batched' | 'none';
   q6kRows16: 'always' | 'batched' | 'none';
   threads: number;
   affinity: string;

@@ -47,10 +47,10 @@ export class WeightMatrix {
 
   /**
    * Reorders the matrix's bytes in place into 16-row records (docs/architecture.md, *q4 in 16-row
-   * records*, *IQ4_NL in 16-row records*, *Q4_K and Q6_K in 16-row records*, *i8 in 16-row records*), which the
+   * records*, *IQ4_NL in 16-row records*, *Q4_K and Q6_K in 16-row records*, *Q5_K in 16-row records*, *i8 in 16-row records*), which the
    * int8-activation kernels read at up to twice the rate of rows (`KernelContext.info().q4Rows16`,
-   * `iq4NlRows16`, `q4kRows16`, `q6kRows16` and `i8Rows16` say when they pay on this CPU; without SIMD kernels the
-   * records run the scalar reference). For a symmetric, grouped q4 matrix, an iq4_nl, q4_k or q6_k one, or
+   * `iq4NlRows16`, `q4kRows16`, `q5kRows16`, `q6kRows16` and `i8Rows16` say when they pay on this CPU; without SIMD kernels the
+   * records run the scalar reference). For a symmetric, grouped q4 matrix, an iq4_nl, q4_k, q5_k or q6_k one, or
    * an i8 one (rows of whole 32-column blocks) with a multiple of 16 rows, not K-blocked (`rows16Unfit` says why not, else
    * KERNELS_BAD_MATRIX). The bytes are rewritten: nothing else may read them as the spec's rows
    * afterwards (a matrix over a mapping writes its private pages, never the file).

@@ -182,7 +182,7 @@ export function nativeDescriptor(spec: MatrixSpec, g: MatrixGeometry): Record<st
 
 /**
  * Why a matrix of this spec cannot be interleaved into 16-row records (WeightMatrix.interleaveRows16),
- * or undefined when it can: symmetric q4 in groups, iq4_nl, q4_k, q6_k, or i8 (one scale per row, or groups
+ * or undefined when it can: symmetric q4 in groups, iq4_nl, q4_k, q5_k, q6_k, or i8 (one scale per row, or groups
  * of a multiple of 32 that divide the row) with rows a multiple of 32 columns; a multiple of 16 rows,
  * row-major, not K-blocked.
  */
@@ -196,10 +196,11 @@ export function rows16Unfit(spec: MatrixSpec): string | undefined {
   } else if (
     spec.dtype !== 'iq4_nl' &&
     spec.dtype !== 'q4_k' &&
+    spec.dtype !== 'q5_k' &&
     spec.dtype !== 'q6_k' &&
     (spec.dtype !== 'q4' || !q || q.scheme !== 'symmetric' || q.granularity !== 'per_group')
   ) {
-    return 'only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k';
+    return 'only symmetric q4 with groups, i8, iq4_nl, q4_k, q5_k and q6_k';
   }
   if (rows % 16 !== 0) return 'rows must be a multiple of 16';
   if ((spec.layout?.order ?? 'row_major') !== 'row_major' || (spec.layout?.block_k ?? 0) !== 0)

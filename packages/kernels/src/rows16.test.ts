@@ -89,6 +89,7 @@ const SUITES = [
   { name: 'iq4_nl', variants: ['iq4_nl'] as BlockVariant[], shapes: IQ4_SHAPES },
   { name: 'q6_k', variants: ['q6_k'] as BlockVariant[], shapes: Q6K_SHAPES },
   { name: 'q4_k', variants: ['q4_k'] as BlockVariant[], shapes: Q6K_SHAPES },
+  { name: 'q5_k', variants: ['q5_k'] as BlockVariant[], shapes: Q6K_SHAPES },
 ] as const;
 
 const build = (v: Variant | BlockVariant, rows: number, cols: number, seed: number) =>
@@ -319,6 +320,25 @@ describe('16-row records at the extremes', () => {
       }
     expectExtremesExact(w, 43, 256);
   });
+
+  // Q5_K: codes 31 (the high bit on every nibble) under scales and mins of 63; each vector's high bits
+  // reach the AVX-512 kernel as two masks, so stripes alternating the bit column by column check
+  // every mask bit's place.
+  it('q5_k: codes 0 and 31 under scales and mins of 63 give the scalar reference bit for bit and the float64 reference', () => {
+    const rows = 64;
+    const cols = 512;
+    const w = makeBlockMatrix('q5_k', rows, cols, 47);
+    // Stripe 0 all code 0, stripe 1 all code 31, stripe 2 alternating 0 and 31 (nibbles and high
+    // bits), stripe 3 as quantized; every scale and min 63 in the first three.
+    for (let r = 0; r < 48; r++)
+      for (let b = 0; b < cols / 256; b++) {
+        const at = (r * (cols / 256) + b) * 176;
+        for (let j = 0; j < 12; j++) w.bytes[at + 4 + j] = 0xff;
+        for (let j = 0; j < 32; j++) w.bytes[at + 16 + j] = [0x00, 0xff, (j + r) % 2 ? 0xff : 0x00][r >> 4];
+        for (let j = 0; j < 128; j++) w.bytes[at + 48 + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
+      }
+    expectExtremesExact(w, 53, 256);
+  });
 });
 
 /** The CPU's vendor and family, as the kernels' CPU-specific choices read them from CPUID. */
@@ -332,7 +352,8 @@ describe('16-row records', () => {
     for (const isa of ISAS) {
       const info = make(isa, 1).info();
       if (isa === 'scalar') {
-        expect([info.q4Rows16, info.iq4NlRows16, info.q4kRows16, info.q6kRows16, info.i8Rows16]).toEqual([
+        expect([info.q4Rows16, info.iq4NlRows16, info.q4kRows16, info.q5kRows16, info.q6kRows16, info.i8Rows16]).toEqual([
+          'none',
           'none',
           'none',
           'none',
@@ -348,6 +369,9 @@ describe('16-row records', () => {
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
       const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';
       expect([info.q4kRows16, info.q6kRows16], isa).toEqual([kquants, kquants]);
+      // q5_k has only the AVX-512 VNNI records kernel (512-bit operations whole: not Zen 4).
+      const q5k = isa === 'avx512' && info.features.avx512vnni && CPU.amd && CPU.family >= 26 ? 'always' : 'none';
+      expect(info.q5kRows16, isa).toBe(q5k);
       if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
       // i8 on AVX-512 VNNI: for one sequence too on Zen 5 and later; else when serving several.
       const i8 = isa === 'avx512' && info.features.avx512vnni && CPU.amd && CPU.family >= 26 ? 'always' : 'batched';
@@ -358,8 +382,8 @@ describe('16-row records', () => {
   it('are refused, bytes untouched, where the layout does not apply', () => {
     const ctx = make('scalar', 1);
     const cases: Array<[Variant, number, number, string]> = [
-      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k'],
-      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k'],
+      [{ dtype: 'q4', group: 32, affine: true }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k, q5_k and q6_k'],
+      [{ dtype: 'f16' }, 32, 64, 'only symmetric q4 with groups, i8, iq4_nl, q4_k, q5_k and q6_k'],
       [{ dtype: 'q4', group: 32 }, 24, 64, 'rows must be a multiple of 16'],
       [{ dtype: 'i8', group: 'row' }, 32, 80, 'i8 rows must be a whole number of 32-column blocks'],
       [{ dtype: 'i8', group: 64 }, 32, 96, 'i8 groups must be multiples of 32 that divide the row'],

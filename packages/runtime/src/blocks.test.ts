@@ -141,6 +141,28 @@ describe('K-quant GGUF models run as imported', () => {
     expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
   });
 
+  it("a Q5_K_M file's q5_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says", async () => {
+    const q5KM = (name: string): Kind => (/attn_v|ffn_down|^output\.weight/.test(name) ? 'q6_k' : 'q5_k');
+    const dir = await importedGguf(q5KM, 17);
+    const ref = await ReferenceModel.load(dir);
+    const want = prompt.map((t, p) => ref.forward(t, p));
+    // q6_k: 2 layers x (v, down) and the classifier; q5_k: 2 layers x (q, k, o, gate, up).
+    await using f32 = await Engine.load(dir, { activations: 'f32', q4Layout: 'rows16' });
+    expect([f32.info().q5kRows16Matrices, f32.info().q6kRows16Matrices]).toEqual([10, 5]);
+    expect(worst(await f32.evaluate(prompt), want)).toBeLessThan(1e-4);
+    await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
+    await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
+    await using auto = await Engine.load(dir, { activations: 'int8' });
+    expect([rows.info().q5kRows16Matrices, rows16.info().q5kRows16Matrices]).toEqual([0, 10]);
+    expect(rows16.info().q4kRows16Matrices).toBe(0);
+    expect(auto.info().q5kRows16Matrices).toBe(auto.info().q5kRows16 === 'always' ? 10 : 0);
+    const a = await rows.evaluate(prompt);
+    const b = await rows16.evaluate(prompt);
+    expect(worst(b, want)).toBeLessThan(0.05);
+    const agree = b.filter((g, p) => argmax(g) === argmax(a[p])).length;
+    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
+  });
+
   it('generates from a Q4_K_M file by default (int8 activations where the CPU has them) and converts down to int4w on request', async () => {
     const dir = await importedGguf(q4KM, 5);
     await using e = await Engine.load(dir);

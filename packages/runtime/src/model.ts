@@ -47,6 +47,8 @@ export interface EngineInfo extends ContextInfo {
   iq4NlRows16Matrices: number;
   /** How many Q4_K matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
   q4kRows16Matrices: number;
+  /** How many Q5_K matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
+  q5kRows16Matrices: number;
   /** How many Q6_K matrices run in 16-row records (EngineOptions.q4Layout); 0: all as stored. */
   q6kRows16Matrices: number;
   /** How many i8 matrices run in 16-row records (EngineOptions.i8Layout); 0: all as stored. */
@@ -73,6 +75,7 @@ interface ModelSettings {
   q4Rows16: number;
   iq4NlRows16: number;
   q4kRows16: number;
+  q5kRows16: number;
   q6kRows16: number;
   i8Rows16: number;
   blockedK: number;
@@ -93,8 +96,8 @@ export function resolveActivations(mode: ActivationsMode, weights: ModelWeights,
 }
 
 /**
- * Whether `auto` reorders q4, IQ4_NL, Q4_K, Q6_K or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
- * iq4NlRows16 / q4kRows16 / q6kRows16 / i8Rows16): where the kernels are no slower for one sequence (q4 on
+ * Whether `auto` reorders q4, IQ4_NL, Q4_K, Q5_K, Q6_K or i8 matrices into 16-row records (KernelContext.info().q4Rows16 /
+ * iq4NlRows16 / q4kRows16 / q5kRows16 / q6kRows16 / i8Rows16): where the kernels are no slower for one sequence (q4 on
  * AVX-512 VNNI; q4, IQ4_NL and the K-quants on Zen 3), and where they are faster for several but not for one (q4 on the other AVX2
  * and AVX-VNNI cores, i8 on AVX-512 VNNI and AVX2) once the
  * model holds more than two sequences (ie serve --parallel 2 or more, which keeps one sequence
@@ -178,6 +181,7 @@ export class Model {
       const q4Rows16 = records(opts.q4Layout, info.q4Rows16) ? interleaveRecords(weights, c, 'q4') : 0;
       const iq4NlRows16 = records(opts.q4Layout, info.iq4NlRows16) ? interleaveRecords(weights, c, 'iq4_nl') : 0;
       const q4kRows16 = records(opts.q4Layout, info.q4kRows16) ? interleaveRecords(weights, c, 'q4_k') : 0;
+      const q5kRows16 = records(opts.q4Layout, info.q5kRows16) ? interleaveRecords(weights, c, 'q5_k') : 0;
       const q6kRows16 = records(opts.q4Layout, info.q6kRows16) ? interleaveRecords(weights, c, 'q6_k') : 0;
       const i8Rows16 = records(opts.i8Layout, info.i8Rows16) ? interleaveRecords(weights, c, 'i8') : 0;
       const blockedK = reorderLongRows(weights, c, opts.blockK, activations === 'int8' ? info.int8Activations : undefined);
@@ -191,6 +195,7 @@ export class Model {
         q4Rows16,
         iq4NlRows16,
         q4kRows16,
+        q5kRows16,
         q6kRows16,
         i8Rows16,
         blockedK,
@@ -247,6 +252,7 @@ export class Model {
       q4Rows16Matrices: this.opts.q4Rows16,
       iq4NlRows16Matrices: this.opts.iq4NlRows16,
       q4kRows16Matrices: this.opts.q4kRows16,
+      q5kRows16Matrices: this.opts.q5kRows16,
       q6kRows16Matrices: this.opts.q6kRows16,
       i8Rows16Matrices: this.opts.i8Rows16,
       blockedKMatrices: this.opts.blockedK,

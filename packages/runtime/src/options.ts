@@ -47,13 +47,13 @@ export interface EngineOptions {
    */
   activations?: ActivationsMode;
   /**
-   * How 4-bit matrices (symmetric q4: int4w, GGUF Q4_0; GGUF IQ4_NL and Q4_K), and the Q6_K matrices of
+   * How 4-bit matrices (symmetric q4: int4w, GGUF Q4_0; GGUF IQ4_NL and Q4_K), and the Q5_K and Q6_K matrices of
    * K-quant files, are laid out in memory once loaded (IE_Q4_LAYOUT): `rows` as the file stores them;
    * `rows16` reordered at load into records of 16 rows per group (docs/architecture.md, *q4 in 16-row
-   * records*, *IQ4_NL in 16-row records*, *Q4_K and Q6_K in 16-row records*), which the SIMD kernels read at
+   * records*, *IQ4_NL in 16-row records*, *Q4_K and Q6_K in 16-row records*, *Q5_K in 16-row records*), which the SIMD kernels read at
    * 1.5-2x the rate when several sequences decode together; `auto` (the default) takes rows16 in the
-   * int8 mode where KernelContext.info().q4Rows16 / iq4NlRows16 / q4kRows16 / q6kRows16 say `always` (q4 on
-   * AVX-512 VNNI; q4, IQ4_NL and the K-quants on Zen 3: no slower for one sequence either) and,
+   * int8 mode where KernelContext.info().q4Rows16 / iq4NlRows16 / q4kRows16 / q5kRows16 / q6kRows16 say `always` (q4 on
+   * AVX-512 VNNI; q4, IQ4_NL and the K-quants on Zen 3; Q4_K, Q5_K and Q6_K on Zen 5: no slower for one sequence either) and,
    * where they say `batched` (q4 on the other AVX2 and AVX-VNNI cores), for a model of more than two
    * sequences (ie serve --parallel 2 or more: one sequence alone runs up to a tenth slower there).
    * Forced with FP32 activations or on the scalar ISA, the records run the scalar reference (slow;

@@ -197,11 +197,15 @@ export function bindWeights(
 }
 
 /**
- * Reorders the matrices of one type (symmetric q4, iq4_nl, q4_k, q6_k or i8) that the matmuls read into 16-row records
+ * Reorders the matrices of one type (symmetric q4, iq4_nl, q4_k, q5_k, q6_k or i8) that the matmuls read into 16-row records
  * in place (WeightMatrix.interleaveRows16), and returns how many. An untied embedding stays in rows:
  * it is a table read one row per token.
  */
-export function interleaveRecords(weights: ModelWeights, config: ModelConfig, dtype: 'q4' | 'i8' | 'iq4_nl' | 'q4_k' | 'q6_k'): number {
+export function interleaveRecords(
+  weights: ModelWeights,
+  config: ModelConfig,
+  dtype: 'q4' | 'i8' | 'iq4_nl' | 'q4_k' | 'q5_k' | 'q6_k',
+): number {
   const roles = new Map(expectedTensors(config).map((e) => [e.name, e.role]));
   let count = 0;
   for (const [name, m] of weights.matrices) {

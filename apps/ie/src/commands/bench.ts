@@ -115,6 +115,7 @@ export const bench = defineCommand({
           q4_rows16_matrices: info.q4Rows16Matrices,
           iq4_nl_rows16_matrices: info.iq4NlRows16Matrices,
           q4_k_rows16_matrices: info.q4kRows16Matrices,
+          q5_k_rows16_matrices: info.q5kRows16Matrices,
           q6_k_rows16_matrices: info.q6kRows16Matrices,
           i8_rows16_matrices: info.i8Rows16Matrices,
           blocked_k_matrices: info.blockedKMatrices,

@@ -149,6 +149,7 @@ export function describeEngine(info: EngineInfo): string {
     info.q4Rows16Matrices > 0 ? `q4: 16-row records, ${info.q4Rows16Matrices} matrices` : '',
     info.iq4NlRows16Matrices > 0 ? `iq4_nl: 16-row records, ${info.iq4NlRows16Matrices} matrices` : '',
     info.q4kRows16Matrices > 0 ? `q4_k: 16-row records, ${info.q4kRows16Matrices} matrices` : '',
+    info.q5kRows16Matrices > 0 ? `q5_k: 16-row records, ${info.q5kRows16Matrices} matrices` : '',
     info.q6kRows16Matrices > 0 ? `q6_k: 16-row records, ${info.q6kRows16Matrices} matrices` : '',
     info.i8Rows16Matrices > 0 ? `i8: 16-row records, ${info.i8Rows16Matrices} matrices` : '',
   ].filter((s) => s !== '');

@@ -205,6 +205,13 @@ constexpr int kQ4kRecordScales = 2048;
 constexpr int kQ4kRecordMins = kQ4kRecordScales + 128;
 constexpr int kQ4kRecordD = kQ4kRecordMins + 64;
 constexpr int kQ4kRecordDmin = kQ4kRecordD + 32;
+// Q5_K likewise: a Q4_K record of the blocks' low nibbles, scales, mins, d and dmin (2304 bytes),
+// then each code's high bit as masks, 2816 bytes in all: for pair j and vector v, 16 bytes at
+// kQ5kRecordHigh + 128·j + 16·v, a 64-bit mask (little-endian) for the vector's low-nibble codes and
+// one for its high-nibble codes, bit 4r + b for byte 4r + b of the vector (row r, column b of four).
+// An AVX-512 kernel loads each straight into a mask register and adds 16 to the codes it marks.
+constexpr int kQ5kRecordBytes = 16 * 176;
+constexpr int kQ5kRecordHigh = kQ4kRecordBytes;
 // The kernels of one records layout, all over the same WeightRows (rows16 set) and with the signatures above.
 struct Records16Kernels {
   GemvFn gemv = nullptr;              // FP32 activations
@@ -241,6 +248,7 @@ struct KernelTable {
   Records16Kernels iq4x16;  // iq4_nl: the 256-bit kernels (levels by vpshufb), always on Zen 3, else not taken by auto
   Records16Kernels q6kx16;  // q6_k: the AVX2 kernels, always on Zen 3, else not taken by auto
   Records16Kernels q4kx16;  // q4_k: likewise
+  Records16Kernels q5kx16;  // q5_k: the AVX-512 VNNI kernels, always on Zen 5, else not taken by auto
   GemvTFn gemv_t[3] = {};  // F32, F16, BF16
   // Decode rows of several sequences (F32, F16, BF16); null where the ISA has none: one gemv per row.
   GemvRowsFn gemv_rows[3] = {};

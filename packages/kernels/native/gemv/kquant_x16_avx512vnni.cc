@@ -1,5 +1,5 @@
-// Q4_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes / kQ6kRecordBytes) x int8
-// activations on AVX-512 VNNI. The 256-bit kernels (kquant_x16_avx2.cc) split a record's 64-byte
+// Q4_K, Q5_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes, kQ5kRecordBytes,
+// kQ6kRecordBytes) x int8 activations on AVX-512 VNNI. The 256-bit kernels (kquant_x16_avx2.cc) split a record's 64-byte
 // vector into two halves of 8 rows and sum products in 16 bits through vpmaddubsw; here one vector
 // is 16 rows, one per lane, and one vpdpbusd multiplies four codes of each row (unsigned: Q4_K's
 // nibbles, Q6_K's 6-bit codes) by four activations broadcast to every lane, summing in 32 bits. Per
@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "cpu/cpu_features.h"
 #include "cpu/kernel_table.h"
@@ -26,6 +27,12 @@ namespace {
 inline __m128i bytes16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 // A group's 16 scale bytes from slot order to row order (dwords 1 and 2 swap).
 inline __m128i rows_order(__m128i v) { return _mm_shuffle_epi32(v, _MM_SHUFFLE(3, 1, 2, 0)); }
+// 64 bits at p (little-endian) as a mask register.
+inline __mmask64 mask_at(const uint8_t* p) {
+  uint64_t m;
+  std::memcpy(&m, p, 8);
+  return _cvtu64_mask64(m);
+}
 inline __m512 row_halves(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
 // Q6_K: 16 groups of 16 columns a superblock; x's sums are -32 x each group's sum of codes.
@@ -62,9 +69,11 @@ struct Q6kRecords {
 
 // Q4_K: 8 sub-blocks of 32 columns a superblock, sub-blocks 2j and 2j + 1 in the low and high
 // nibbles of the same 8 vectors; x's sums are each pair of sub-blocks' sums of codes as two words,
-// which one vpmaddwd per pair meets with the rows' two mins.
+// which one vpmaddwd per pair meets with the rows' two mins. Q5_K (Five): the same, each vector's
+// high bits loaded straight into two mask registers that add 16 to the codes they mark.
+template <bool Five = false>
 struct Q4kRecords {
-  static constexpr int kBytes = kQ4kRecordBytes, kSteps = 4, kGroup = 64;
+  static constexpr int kBytes = Five ? kQ5kRecordBytes : kQ4kRecordBytes, kSteps = 4, kGroup = 64;
   // Sub-blocks 2j and 2j + 1 against NA activation rows, the low and high nibbles of each of the
   // pair's 8 vectors at once: 2 x NA independent sums (vpdpbusd's latency: one sub-block at a time,
   // eight rows left it at half this core's rate of them).
@@ -75,7 +84,13 @@ struct Q4kRecords {
     IE_UNROLL for (int a = 0; a < NA; a++) lo[a] = hi[a] = _mm512_setzero_si512();
     IE_UNROLL for (int v = 0; v < 8; v++) {
       const __m512i w = _mm512_loadu_si512(rec + 512 * j + 64 * v);
-      const __m512i cl = _mm512_and_si512(w, low4), ch = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+      __m512i cl = _mm512_and_si512(w, low4), ch = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+      if constexpr (Five) {
+        const uint8_t* high = rec + kQ5kRecordHigh + 128 * j + 16 * v;
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        cl = _mm512_mask_add_epi8(cl, mask_at(high), cl, sixteen);
+        ch = _mm512_mask_add_epi8(ch, mask_at(high + 8), ch, sixteen);
+      }
       IE_UNROLL for (int a = 0; a < NA; a++) {
         const int32_t* xs = reinterpret_cast<const int32_t*>(x[a].q + i * kSuperBlock + 64 * j) + v;
         lo[a] = dpbusd_broadcast(lo[a], cl, xs);
@@ -216,12 +231,16 @@ void register_kquant_x16_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   if (!avx512_full_width(f)) return;  // the 256-bit kernels where 512-bit operations run in halves (unmeasured here)
   t.q6kx16.gemv_q8 = gemv_kquant_x16_q8<Q6kRecords>;
   t.q6kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q6kRecords>;
-  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords>;
-  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords>;
+  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<>>;
+  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<>>;
+  t.q5kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<true>>;
+  t.q5kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<true>>;
+  // Q5_K has no 256-bit records kernel: these are its only SIMD ones.
+  t.q5kx16.worth = kquant_records_for_one_row(f) ? "always" : "none";
   // A prefill chunk in the int8 mode: eight tokens a pass, each stripe from L1 after the first. One
   // Zen 5 core, a 384-token TinyLlama prompt, alternated with the FP32 GEMM over packed panels: Q4_K_M
   // 97-98 -> 208-210 tok/s (two threads 165-170 -> 318-322), Q6_K 100 -> 199.
-  t.q6kx16.q8_rows_prefill = t.q4kx16.q8_rows_prefill = true;
+  t.q6kx16.q8_rows_prefill = t.q4kx16.q8_rows_prefill = t.q5kx16.q8_rows_prefill = true;
 }
 
 }  // namespace ie

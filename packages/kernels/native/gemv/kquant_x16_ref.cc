@@ -1,5 +1,5 @@
-// Scalar reference of Q4_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes /
-// kQ6kRecordBytes), at every ISA for the FP32-activation GEMV and the dequantization. The
+// Scalar reference of Q4_K, Q5_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes,
+// kQ5kRecordBytes, kQ6kRecordBytes), at every ISA for the FP32-activation GEMV and the dequantization. The
 // dequantization gives the bits of the row layout's (blocks.h); the FP32 GEMV sums each superblock
 // apart, so it agrees with the row layout's (blocks_ref.cc) within rounding; the int8-activation
 // kernels give the SIMD variant's
@@ -42,14 +42,16 @@ struct Q6kRecords {
   static const uint8_t* record(const WeightRows& w, int r, int i) { return q6kx16_record(w, r, i); }
 };
 
+template <bool Five = false>
 struct Q4kRecords {
+  static int code(const uint8_t* rec, const WeightRows& w, int r, int j) { return Five ? q5kx16_code(rec, w, r, j) : q4kx16_code(rec, w, r, j); }
   static float fp32_superblock(const uint8_t* rec, const WeightRows& w, int r, const float* xb) {
     const float d = q4kx16_d(rec, w, r), dmin = q4kx16_dmin(rec, w, r);
     float total = 0.f;
     for (int s = 0; s < 8; s++) {
       float dot = 0.f, xs = 0.f;
       for (int j = 32 * s; j < 32 * s + 32; j++) {
-        dot += (float)q4kx16_code(rec, w, r, j) * xb[j];
+        dot += (float)code(rec, w, r, j) * xb[j];
         xs += xb[j];
       }
       total += d * (float)q4kx16_scale(rec, w, r, s) * dot - dmin * (float)q4kx16_min(rec, w, r, s) * xs;
@@ -61,7 +63,7 @@ struct Q4kRecords {
     for (int s = 0; s < 8; s++) {
       int32_t dot = 0, xs = 0;
       for (int j = 32 * s; j < 32 * s + 32; j++) {
-        dot += q4kx16_code(rec, w, r, j) * (int32_t)q[j];
+        dot += code(rec, w, r, j) * (int32_t)q[j];
         xs += q[j];
       }
       sq += q4kx16_scale(rec, w, r, s) * dot;
@@ -72,10 +74,10 @@ struct Q4kRecords {
   }
   static float value(const uint8_t* rec, const WeightRows& w, int r, int j) {
     const int s = j / 32;
-    return q4kx16_d(rec, w, r) * (float)q4kx16_scale(rec, w, r, s) * (float)q4kx16_code(rec, w, r, j) -
+    return q4kx16_d(rec, w, r) * (float)q4kx16_scale(rec, w, r, s) * (float)code(rec, w, r, j) -
            q4kx16_dmin(rec, w, r) * (float)q4kx16_min(rec, w, r, s);
   }
-  static const uint8_t* record(const WeightRows& w, int r, int i) { return q4kx16_record(w, r, i); }
+  static const uint8_t* record(const WeightRows& w, int r, int i) { return Five ? q5kx16_record(w, r, i) : q4kx16_record(w, r, i); }
 };
 
 template <class F>
@@ -125,7 +127,8 @@ void register_records(Records16Kernels& k) {
 
 void register_kquant_x16_ref(KernelTable& t) {
   register_records<Q6kRecords>(t.q6kx16);
-  register_records<Q4kRecords>(t.q4kx16);
+  register_records<Q4kRecords<>>(t.q4kx16);
+  register_records<Q4kRecords<true>>(t.q5kx16);
 }
 
 }  // namespace ie

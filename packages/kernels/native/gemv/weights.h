@@ -97,6 +97,17 @@ inline int q4kx16_min(const uint8_t* rec, const WeightRows& w, int r, int s) {
 inline float q4kx16_d(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ4kRecordD + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
 inline float q4kx16_dmin(const uint8_t* rec, const WeightRows& w, int r) { return load_scale(rec + kQ4kRecordDmin + 2 * ((w.row0 + r) % 16), ScaleType::F16); }
 
+// Q5_K records (kernel_table.h): a Q4_K record with each code's high bit in masks after it; the
+// scale, min, d and dmin as q4kx16_* read them.
+inline const uint8_t* q5kx16_record(const WeightRows& w, int r, int i) {
+  return w.q + (ptrdiff_t)((w.row0 + r) / 16) * 16 * w.q_ld + (ptrdiff_t)i * kQ5kRecordBytes;
+}
+inline int q5kx16_code(const uint8_t* rec, const WeightRows& w, int r, int j) {
+  const int b = j % 32, lane = (w.row0 + r) % 16, bit = 4 * lane + b % 4;
+  const uint8_t* mask = rec + kQ5kRecordHigh + 128 * (j / 64) + 16 * (b / 4) + (j % 64 < 32 ? 0 : 8);
+  return q4kx16_code(rec, w, r, j) | ((mask[bit / 8] >> (bit % 8)) & 1) << 4;
+}
+
 // Group geometry of a panel: elements per group (per-row: the whole panel) and group count.
 inline int group_size(const WeightRows& w) { return w.group > 0 ? w.group : w.K; }
 inline int group_count(const WeightRows& w) { return w.group > 0 ? (w.K + w.group - 1) / w.group : 1; }

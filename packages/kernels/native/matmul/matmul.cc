@@ -179,7 +179,7 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
     *out = plan_block_matrix(d);
     if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q4_k, q6_k: a record a superblock (a stripe is still 16 rows' bytes)
       WeightRows& r = out->panels[0];
-      r.group = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K ? kSuperBlock : kQ8Block;
+      r.group = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K ? kSuperBlock : kQ8Block;
       r.stype = ScaleType::F16;
       r.rows16 = true;
     }
@@ -209,9 +209,9 @@ std::string rows16_unfit(const MatrixDesc& d) {
     // x's blocks of 32 each take whole vectors of a record.
     if (d.K % kQ8Block != 0) return "i8 rows must be a whole number of 32-column blocks";
     if (d.group > 0 && (d.group % kQ8Block != 0 || d.K % d.group != 0)) return "i8 groups must be multiples of 32 that divide the row";
-  } else if (d.type != WeightType::IQ4_NL && d.type != WeightType::Q6_K && d.type != WeightType::Q4_K &&
+  } else if (d.type != WeightType::IQ4_NL && d.type != WeightType::Q6_K && d.type != WeightType::Q4_K && d.type != WeightType::Q5_K &&
              (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
-    return "only symmetric q4 with groups, i8, iq4_nl, q4_k and q6_k";
+    return "only symmetric q4 with groups, i8, iq4_nl, q4_k, q5_k and q6_k";
   }
   if (d.N % 16 != 0) return "rows must be a multiple of 16";
   if (d.block_k != 0 || d.pretransposed) return "the matrix must be row-major and not K-blocked";
@@ -247,9 +247,10 @@ static void q6k_into_record(const uint8_t* b, int r, uint8_t* out) {
   std::memcpy(out + kQ6kRecordD + 2 * r, b + 208, 2);
 }
 
-// Row r of a Q4_K superblock b into its record (kernel_table.h, kQ4kRecordBytes).
-static void q4k_into_record(const uint8_t* b, int r, uint8_t* out) {
-  const uint8_t* qs = b + 16;
+// Row r of a Q4_K superblock b into its record (kernel_table.h, kQ4kRecordBytes); Q5_K's (five:
+// its nibbles after the high bits) the same, then the high bits (kQ5kRecordHigh).
+static void q4k_into_record(const uint8_t* b, int r, uint8_t* out, bool five = false) {
+  const uint8_t* qs = b + (five ? 48 : 16);
   for (int j = 0; j < 4; j++)
     for (int l = 0; l < 32; l++) out[512 * j + 64 * (l / 4) + 4 * r + l % 4] = qs[32 * j + l];
   int sc[8], m[8];
@@ -262,6 +263,12 @@ static void q4k_into_record(const uint8_t* b, int r, uint8_t* out) {
   }
   std::memcpy(out + kQ4kRecordD + 2 * r, b, 2);
   std::memcpy(out + kQ4kRecordDmin + 2 * r, b + 2, 2);
+  if (five)
+    for (int e = 0; e < kSuperBlock; e++) {
+      const int l = e % 64, bit = 4 * r + l % 4;
+      uint8_t& m = out[kQ5kRecordHigh + 128 * (e / 64) + 16 * ((l % 32) / 4) + (l < 32 ? 0 : 8) + bit / 8];
+      m = (uint8_t)((m & ~(1 << (bit % 8))) | (k5_high(b + 16, e) >> 4) << (bit % 8));
+    }
 }
 
 // A K-quant's blocks into records: each stripe's 16 rows of superblock i become record i of the
@@ -277,7 +284,7 @@ static bool interleave_kquant_records(const MatrixDesc& d, uint8_t* data, std::s
       for (int r = 0; r < 16; r++) {
         const uint8_t* b = rows.data() + ((s * 16 + r) * nb + i) * bb;
         if (q6) q6k_into_record(b, r, out);
-        else q4k_into_record(b, r, out);
+        else q4k_into_record(b, r, out, d.type == WeightType::Q5_K);
       }
     }
   return true;
@@ -321,7 +328,7 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   *error = rows16_unfit(m.d);
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
-  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K;
+  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K;
   if (!(kquant ? interleave_kquant_records(d, data, error) : interleave_planes(d, data, error))) return false;
   d.rows16 = true;
   MatrixPlan p;
@@ -397,7 +404,7 @@ bool reorder_blocked_k(MatrixPlan& m, uint8_t* data, int64_t B, std::string* err
 RowKernels row_kernels(const KernelTable& k, const MatrixDesc& d) {
   RowKernels r;
   if (d.rows16) {
-    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : d.type == WeightType::IQ4_NL ? k.iq4x16 : d.type == WeightType::Q6_K ? k.q6kx16 : d.type == WeightType::Q4_K ? k.q4kx16 : k.q4x16;
+    const Records16Kernels& rec = d.type == WeightType::I8 ? k.i8x16 : d.type == WeightType::IQ4_NL ? k.iq4x16 : d.type == WeightType::Q6_K ? k.q6kx16 : d.type == WeightType::Q4_K ? k.q4kx16 : d.type == WeightType::Q5_K ? k.q5kx16 : k.q4x16;
     r.gemv = rec.gemv;
     r.gemv_q8 = rec.gemv_q8;
     r.gemv_q8_rows = rec.gemv_q8_rows;
@@ -516,6 +523,7 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
     v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8     ? i8x16_record_bytes(w.group, w.stype)
                                 : t == WeightType::Q6_K ? kQ6kRecordBytes
                                 : t == WeightType::Q4_K ? kQ4kRecordBytes
+                                : t == WeightType::Q5_K ? kQ5kRecordBytes
                                                         : q4x16_record_bytes(w.group, w.stype));
     v.col0 = k % w.group;
     return v;
@@ -545,7 +553,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // each panel decoded to its levels first.
   const bool table = d.type == WeightType::IQ4_NL || d.type == WeightType::MXFP4;
   const bool i8 = d.type == WeightType::I8 || table;
-  const bool kquant = d.rows16 && (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K);  // records: no zero-point sums
+  const bool kquant = d.rows16 && (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K);  // records: no zero-point sums
   if (d.pretransposed || d.affine || M < 2 || (table || kquant ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
   const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : kquant ? kSuperBlock : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
