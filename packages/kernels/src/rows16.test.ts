@@ -304,41 +304,32 @@ describe('16-row records at the extremes', () => {
     expectExtremesExact(w, 33, 256);
   });
 
-  // Codes 15 under scales and mins of 63 against activations at ±127: eight nibble products of a
-  // sub-block summed in vpmaddubsw's 16 bits reach 8 x 2 x 15 x 127, the mins' products 63 x 32 x 127.
-  it('q4_k: codes 0 and 15 under scales and mins of 63 give the scalar reference bit for bit and the float64 reference', () => {
-    const rows = 64;
-    const cols = 512;
-    const w = makeBlockMatrix('q4_k', rows, cols, 41);
-    // Stripe 0 all code 0, stripe 1 all code 15, stripe 2 alternating 0 and 15, stripe 3 as quantized;
-    // every scale and min 63 in the first three (the 12 packed bytes all ones).
-    for (let r = 0; r < 48; r++)
-      for (let b = 0; b < cols / 256; b++) {
-        const at = (r * (cols / 256) + b) * 144;
-        for (let j = 0; j < 12; j++) w.bytes[at + 4 + j] = 0xff;
-        for (let j = 0; j < 128; j++) w.bytes[at + 16 + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
-      }
-    expectExtremesExact(w, 43, 256);
-  });
-
-  // Q5_K: codes 31 (the high bit on every nibble) under scales and mins of 63; each vector's high bits
-  // reach the AVX-512 kernel as two masks, so stripes alternating the bit column by column check
-  // every mask bit's place.
-  it('q5_k: codes 0 and 31 under scales and mins of 63 give the scalar reference bit for bit and the float64 reference', () => {
-    const rows = 64;
-    const cols = 512;
-    const w = makeBlockMatrix('q5_k', rows, cols, 47);
-    // Stripe 0 all code 0, stripe 1 all code 31, stripe 2 alternating 0 and 31 (nibbles and high
-    // bits), stripe 3 as quantized; every scale and min 63 in the first three.
-    for (let r = 0; r < 48; r++)
-      for (let b = 0; b < cols / 256; b++) {
-        const at = (r * (cols / 256) + b) * 176;
-        for (let j = 0; j < 12; j++) w.bytes[at + 4 + j] = 0xff;
-        for (let j = 0; j < 32; j++) w.bytes[at + 16 + j] = [0x00, 0xff, (j + r) % 2 ? 0xff : 0x00][r >> 4];
-        for (let j = 0; j < 128; j++) w.bytes[at + 48 + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
-      }
-    expectExtremesExact(w, 53, 256);
-  });
+  // Codes 15 (q4_k; 31 with q5_k's high bit) under scales and mins of 63 against activations at ±127:
+  // eight nibble products of a sub-block summed in vpmaddubsw's 16 bits (the 256-bit q4_k kernel)
+  // reach 8 x 2 x 15 x 127, the mins' products 63 x 32 x 127; q5_k's high bits reach the AVX-512
+  // kernel as two masks a vector, so stripe 2 alternates them column by column and row by row.
+  it.each([
+    ['q4_k', 144, 41, 43],
+    ['q5_k', 176, 47, 53],
+  ] as const)(
+    '%s: codes at both ends under scales and mins of 63 give the scalar reference bit for bit and the float64 reference',
+    (dtype, bytes, seed, xSeed) => {
+      const rows = 64;
+      const cols = 512;
+      const w = makeBlockMatrix(dtype, rows, cols, seed);
+      const qs = dtype === 'q5_k' ? 48 : 16;
+      // Stripe 0 all code 0, stripe 1 all at the top, stripe 2 alternating, stripe 3 as quantized; every
+      // scale and min 63 in the first three (the 12 packed bytes all ones).
+      for (let r = 0; r < 48; r++)
+        for (let b = 0; b < cols / 256; b++) {
+          const at = (r * (cols / 256) + b) * bytes;
+          for (let j = 0; j < 12; j++) w.bytes[at + 4 + j] = 0xff;
+          for (let j = 16; j < qs; j++) w.bytes[at + j] = [0x00, 0xff, (j + r) % 2 ? 0xff : 0x00][r >> 4];
+          for (let j = 0; j < 128; j++) w.bytes[at + qs + j] = [0x00, 0xff, j % 2 ? 0xff : 0x00][r >> 4];
+        }
+      expectExtremesExact(w, xSeed, 256);
+    },
+  );
 });
 
 /** The CPU's vendor and family, as the kernels' CPU-specific choices read them from CPUID. */

@@ -116,52 +116,48 @@ describe('K-quant GGUF models run as imported', () => {
     expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
   });
 
-  it("a Q4_K_M file's q4_k and q6_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says", async () => {
-    const dir = await importedGguf(q4KM, 13);
-    const ref = await ReferenceModel.load(dir);
-    const want = prompt.map((t, p) => ref.forward(t, p));
-    // q6_k: 2 layers x (v, down) and the classifier; q4_k: 2 layers x (q, k, o, gate, up) (the
-    // untied embedding stays a table of rows).
-    await using f32 = await Engine.load(dir, { activations: 'f32', q4Layout: 'rows16' });
-    expect([f32.info().q4kRows16Matrices, f32.info().q6kRows16Matrices]).toEqual([10, 5]);
-    expect(worst(await f32.evaluate(prompt), want)).toBeLessThan(1e-4);
-    await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
-    await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
-    await using auto = await Engine.load(dir, { activations: 'int8' });
-    expect([rows.info().q4kRows16Matrices, rows.info().q6kRows16Matrices]).toEqual([0, 0]);
-    expect([rows16.info().q4kRows16Matrices, rows16.info().q6kRows16Matrices]).toEqual([10, 5]);
-    expect(rows16.info().q4Rows16Matrices + rows16.info().iq4NlRows16Matrices).toBe(0);
-    expect(auto.info().q4kRows16Matrices).toBe(auto.info().q4kRows16 === 'always' ? 10 : 0);
-    expect(auto.info().q6kRows16Matrices).toBe(auto.info().q6kRows16 === 'always' ? 5 : 0);
-    // The same integer sum per superblock and row; the float additions' order differs.
-    const a = await rows.evaluate(prompt);
-    const b = await rows16.evaluate(prompt);
-    expect(worst(b, want)).toBeLessThan(0.05);
-    const agree = b.filter((g, p) => argmax(g) === argmax(a[p])).length;
-    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
-  });
-
-  it("a Q5_K_M file's q5_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says", async () => {
-    const q5KM = (name: string): Kind => (/attn_v|ffn_down|^output\.weight/.test(name) ? 'q6_k' : 'q5_k');
-    const dir = await importedGguf(q5KM, 17);
-    const ref = await ReferenceModel.load(dir);
-    const want = prompt.map((t, p) => ref.forward(t, p));
-    // q6_k: 2 layers x (v, down) and the classifier; q5_k: 2 layers x (q, k, o, gate, up).
-    await using f32 = await Engine.load(dir, { activations: 'f32', q4Layout: 'rows16' });
-    expect([f32.info().q5kRows16Matrices, f32.info().q6kRows16Matrices]).toEqual([10, 5]);
-    expect(worst(await f32.evaluate(prompt), want)).toBeLessThan(1e-4);
-    await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
-    await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
-    await using auto = await Engine.load(dir, { activations: 'int8' });
-    expect([rows.info().q5kRows16Matrices, rows16.info().q5kRows16Matrices]).toEqual([0, 10]);
-    expect(rows16.info().q4kRows16Matrices).toBe(0);
-    expect(auto.info().q5kRows16Matrices).toBe(auto.info().q5kRows16 === 'always' ? 10 : 0);
-    const a = await rows.evaluate(prompt);
-    const b = await rows16.evaluate(prompt);
-    expect(worst(b, want)).toBeLessThan(0.05);
-    const agree = b.filter((g, p) => argmax(g) === argmax(a[p])).length;
-    expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
-  });
+  // Q4_K_M and Q5_K_M: q6_k for 2 layers x (v, down) and the classifier, the 4- or 5-bit type for 2
+  // layers x (q, k, o, gate, up) (the untied embedding stays a table of rows).
+  const mixes = [
+    { file: 'Q4_K_M', kind: 'q4_k', recipe: q4KM, seed: 13 },
+    { file: 'Q5_K_M', kind: 'q5_k', recipe: (name: string): Kind => (q4KM(name) === 'q6_k' ? 'q6_k' : 'q5_k'), seed: 17 },
+  ] as const;
+  it.each(mixes)(
+    "a $file file's $kind and q6_k matrices in 16-row records (q4Layout) give the reference logits as rows do, and auto takes them where the CPU's info says",
+    async ({ kind, recipe, seed }) => {
+      const dir = await importedGguf(recipe, seed);
+      const ref = await ReferenceModel.load(dir);
+      const want = prompt.map((t, p) => ref.forward(t, p));
+      // The records of each type, and whether auto takes them on this CPU.
+      const counts = (e: Engine) => {
+        const i = e.info();
+        return [
+          kind === 'q4_k' ? i.q4kRows16Matrices : i.q5kRows16Matrices,
+          i.q6kRows16Matrices,
+          i.q4Rows16Matrices + i.iq4NlRows16Matrices,
+        ];
+      };
+      const pays = (e: Engine) => {
+        const i = e.info();
+        return [(kind === 'q4_k' ? i.q4kRows16 : i.q5kRows16) === 'always' ? 10 : 0, i.q6kRows16 === 'always' ? 5 : 0, 0];
+      };
+      await using f32 = await Engine.load(dir, { activations: 'f32', q4Layout: 'rows16' });
+      expect(counts(f32)).toEqual([10, 5, 0]);
+      expect(worst(await f32.evaluate(prompt), want)).toBeLessThan(1e-4);
+      await using rows = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows' });
+      await using rows16 = await Engine.load(dir, { activations: 'int8', q4Layout: 'rows16' });
+      await using auto = await Engine.load(dir, { activations: 'int8' });
+      expect(counts(rows)).toEqual([0, 0, 0]);
+      expect(counts(rows16)).toEqual([10, 5, 0]);
+      expect(counts(auto)).toEqual(pays(auto));
+      // The same integer sum per superblock and row; the float additions' order differs.
+      const a = await rows.evaluate(prompt);
+      const b = await rows16.evaluate(prompt);
+      expect(worst(b, want)).toBeLessThan(0.05);
+      const agree = b.filter((g, p) => argmax(g) === argmax(a[p])).length;
+      expect(agree / prompt.length).toBeGreaterThanOrEqual(0.75);
+    },
+  );
 
   it('generates from a Q4_K_M file by default (int8 activations where the CPU has them) and converts down to int4w on request', async () => {
     const dir = await importedGguf(q4KM, 5);
