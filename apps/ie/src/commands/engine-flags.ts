@@ -108,7 +108,7 @@ export const ENGINE_FLAGS = {
     arg: 'LAYOUT',
     choices: ['auto', 'rows', 'rows16'],
     description:
-      'symmetric q4, IQ4_NL, Q4_K and Q6_K in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
+      'symmetric q4, IQ4_NL, Q4_K, Q5_K and Q6_K in memory: as stored (rows) or reordered into 16-row records at load (rows16: faster for several streams)',
     defaultText:
       'auto: rows16 in the int8 mode where the CPU reads them fast for one stream (q4 on AVX-512 VNNI, all four on Zen 3); q4 on other AVX2 cores also when serving several sequences',
     engineEnv: 'IE_Q4_LAYOUT',

@@ -177,7 +177,7 @@ bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
   if (!check_layout(d, error)) return false;
   if (is_block_type(d.type)) {
     *out = plan_block_matrix(d);
-    if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q4_k, q6_k: a record a superblock (a stripe is still 16 rows' bytes)
+    if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q4_k, q5_k, q6_k: a record a superblock (a stripe is still 16 rows' bytes)
       WeightRows& r = out->panels[0];
       r.group = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K ? kSuperBlock : kQ8Block;
       r.stype = ScaleType::F16;
