@@ -1,8 +1,9 @@
-// The AVX-512 prefill GEMM's weight panels straight from Q4_K and Q6_K 16-row records. Where a
-// lone row decodes faster from records (Zen 5: cpu_features.h, kquant_records_for_one_row), a
-// prefill chunk still wants the 14x32 FP32 GEMM: the several-rows int8 kernel of the records is
-// 256-bit and ran TinyLlama Q4_K_M's prefill at 0.75x the row layout's GEMM on one Zen 5 core, and
-// the scalar records dequantization (kquant_x16_ref.cc) under the GEMM at a quarter. A record's
+// The AVX-512 prefill GEMM's weight panels straight from Q4_K and Q6_K 16-row records: a prefill
+// chunk over records in the FP32 mode, and in the int8 mode where the records' several-rows kernel
+// is the 256-bit one (no AVX-512 VNNI, or Zen 4: it ran TinyLlama Q4_K_M's prefill at 0.75x the row
+// layout's GEMM on one Zen 5 core; the AVX-512 VNNI kernel runs 2x the GEMM and takes those chunks,
+// Records16Kernels::q8_rows_prefill). The scalar records dequantization (kquant_x16_ref.cc) under
+// the GEMM ran at a quarter. (Q5_K records have none: `auto` takes them in the int8 mode only.) A record's
 // 64-byte vectors hold four columns of all 16 rows (a dword a row), which is the panel's own order
 // ([k][nr], 16 rows side by side): each column is shifts, a mask, a conversion and the scale, then
 // one store. The values are the row layout's bits (blocks.h: d * sc * q - dmin * m for Q4_K, d * sc

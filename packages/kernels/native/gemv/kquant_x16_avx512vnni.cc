@@ -143,8 +143,11 @@ __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const
   // superblock's finish, which leaves the registers to the integer sums.
   constexpr bool kRegs = NA <= 4;
   __m512 total[NA];
-  IE_UNROLL for (int a = 0; a < NA; a++) total[a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * a);
-  if constexpr (!kRegs) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, total[a]);
+  if constexpr (kRegs) {
+    IE_UNROLL for (int a = 0; a < NA; a++) total[a] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(t + 16 * a);
+  } else if (start) {
+    IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, _mm512_setzero_ps());
+  }
   for (int i = i0; i < i1; i++) {
     const uint8_t* rec = rec0 + (ptrdiff_t)i * F::kBytes;
     __m512i sq[NA];
@@ -176,26 +179,23 @@ void stripe_na(int na, Args... args) {
 }
 
 // Each activation row's sums of codes per group of the format, as F's kernel reads them: per
-// superblock, vpsadbw of the codes offset to unsigned gives sums of 8 (+ 8 x 128), two rounds of
-// pairwise lane sums those of 16 (Q6_K's groups), a third those of 32 (Q4_K's sub-blocks, truncated
+// superblock, sums of 8 (sums_of_8, + 8 x 128), one round of pairwise lane sums those of 16 (Q6_K's
+// groups), a second those of 32 (Q4_K's sub-blocks, truncated
 // to words: |sum| <= 32 x 128 fits, and a pair of sub-blocks' words is one dword). As a scalar loop
 // it took a seventh of the kernels' samples in eight TinyLlama Q4_K_M decode streams (each thread
 // sums every activation row).
 template <class F>
 void act_sums(const int8_t* q, int nb, int32_t* n) {
-  const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-  auto pairs = [&](__m512i a, __m512i b) { return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b)); };
   for (int i = 0; i < nb; i++) {
     __m512i s[4];
-    for (int k = 0; k < 4; k++) s[k] = _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(q + i * kSuperBlock + 64 * k), bias), zero);
-    const __m512i g16a = pairs(s[0], s[1]), g16b = pairs(s[2], s[3]);  // groups 0-7, 8-15
+    for (int k = 0; k < 4; k++) s[k] = sums_of_8(q + i * kSuperBlock + 64 * k);
+    const __m512i g16a = pair_lanes(s[0], s[1]), g16b = pair_lanes(s[2], s[3]);  // groups 0-7, 8-15
     if constexpr (F::kGroup == 16) {
       const __m256i lo = _mm256_sub_epi32(_mm512_cvtepi64_epi32(g16a), _mm256_set1_epi32(16 * 128));
       const __m256i hi = _mm256_sub_epi32(_mm512_cvtepi64_epi32(g16b), _mm256_set1_epi32(16 * 128));
       _mm512_storeu_si512(n + 16 * i, _mm512_mullo_epi32(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi32(-32)));
     } else {
-      const __m256i sub = _mm256_sub_epi32(_mm512_cvtepi64_epi32(pairs(g16a, g16b)), _mm256_set1_epi32(32 * 128));
+      const __m256i sub = _mm256_sub_epi32(_mm512_cvtepi64_epi32(pair_lanes(g16a, g16b)), _mm256_set1_epi32(32 * 128));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(n + 4 * i), _mm256_cvtepi32_epi16(sub));
     }
   }

@@ -41,6 +41,17 @@ inline __m512i dpbusd_broadcast(__m512i s, __m512i u, const int32_t* p) {
   return s;
 }
 
+// The sums of the eight 8-byte runs of the 64 signed codes at p, each + 8 x 128: vpsadbw of the
+// codes offset to unsigned, one 64-bit lane a run.
+inline __m512i sums_of_8(const int8_t* p) {
+  return _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8((char)0x80)), _mm512_setzero_si512());
+}
+// Lanes 2i and 2i + 1 summed into lane i: a's pairs in lanes 0-3, b's in 4-7.
+inline __m512i pair_lanes(__m512i a, __m512i b) {
+  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+  return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b));
+}
+
 // -Zero * sum of each group's codes (q4: -8; i8 records: -128), ng groups of G (x is zero-padded to whole 128-element chunks).
 // Computed per call, for every activation row: with several rows and short ranges (RowSplit::
 // Shrinking) a horizontal sum per group took as long as the kernel over a 64-row range, so groups
@@ -51,14 +62,11 @@ void group_sums(const int8_t* xq, int ng, int32_t* n) {
   const __m512i ones = _mm512_set1_epi8(1);
   int g = 0;
   if constexpr (G == 32) {
-    const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    auto pairs = [&](__m512i a, __m512i b) { return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b)); };
     for (; g + 8 <= ng; g += 8) {
       __m512i s[4];
-      for (int i = 0; i < 4; i++) s[i] = _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(xq + (g + 2 * i) * 32), bias), zero);
+      for (int i = 0; i < 4; i++) s[i] = sums_of_8(xq + (g + 2 * i) * 32);
       // Each group's unsigned sum is its signed sum + 32 * 128.
-      const __m512i u = pairs(pairs(s[0], s[1]), pairs(s[2], s[3]));
+      const __m512i u = pair_lanes(pair_lanes(s[0], s[1]), pair_lanes(s[2], s[3]));
       const __m256i sum = _mm256_sub_epi32(_mm512_cvtepi64_epi32(u), _mm256_set1_epi32(32 * 128));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(n + g), _mm256_mullo_epi32(sum, _mm256_set1_epi32(-Zero)));
     }

@@ -173,13 +173,17 @@ static bool check_layout(const MatrixDesc& d, std::string* error) {
   return true;
 }
 
+// The K-quants, whose 16-row records hold one superblock of 16 rows each (kernel_table.h: the same
+// bytes as the 16 blocks, reordered) and whose int8 kernels need no zero-point sums.
+static bool is_kquant(WeightType t) { return t == WeightType::Q4_K || t == WeightType::Q5_K || t == WeightType::Q6_K; }
+
 bool plan_matrix(const MatrixDesc& d, MatrixPlan* out, std::string* error) {
   if (!check_layout(d, error)) return false;
   if (is_block_type(d.type)) {
     *out = plan_block_matrix(d);
     if (d.rows16) {  // iq4_nl: q4 records of group 32, f16 scales; q4_k, q5_k, q6_k: a record a superblock (a stripe is still 16 rows' bytes)
       WeightRows& r = out->panels[0];
-      r.group = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K ? kSuperBlock : kQ8Block;
+      r.group = is_kquant(d.type) ? kSuperBlock : kQ8Block;
       r.stype = ScaleType::F16;
       r.rows16 = true;
     }
@@ -209,8 +213,7 @@ std::string rows16_unfit(const MatrixDesc& d) {
     // x's blocks of 32 each take whole vectors of a record.
     if (d.K % kQ8Block != 0) return "i8 rows must be a whole number of 32-column blocks";
     if (d.group > 0 && (d.group % kQ8Block != 0 || d.K % d.group != 0)) return "i8 groups must be multiples of 32 that divide the row";
-  } else if (d.type != WeightType::IQ4_NL && d.type != WeightType::Q6_K && d.type != WeightType::Q4_K && d.type != WeightType::Q5_K &&
-             (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
+  } else if (d.type != WeightType::IQ4_NL && !is_kquant(d.type) && (d.type != WeightType::Q4 || d.affine || d.group <= 0)) {
     return "only symmetric q4 with groups, i8, iq4_nl, q4_k, q5_k and q6_k";
   }
   if (d.N % 16 != 0) return "rows must be a multiple of 16";
@@ -328,8 +331,7 @@ bool interleave_rows16(MatrixPlan& m, uint8_t* data, std::string* error) {
   *error = rows16_unfit(m.d);
   if (!error->empty()) return false;
   MatrixDesc d = m.d;
-  const bool kquant = d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K;
-  if (!(kquant ? interleave_kquant_records(d, data, error) : interleave_planes(d, data, error))) return false;
+  if (!(is_kquant(d.type) ? interleave_kquant_records(d, data, error) : interleave_planes(d, data, error))) return false;
   d.rows16 = true;
   MatrixPlan p;
   if (!plan_matrix(d, &p, error)) return false;  // cannot fail: checked above
@@ -520,11 +522,9 @@ static WeightRows column_block(const WeightRows& w, WeightType t, int k0, int n)
   }
   if (w.rows16) {  // q4, iq4_nl and the K-quants: k0 starts a group (superblock); i8: perhaps inside a record (one a stripe with one scale per row)
     const int k = w.col0 + k0, g = k / w.group;
-    v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8     ? i8x16_record_bytes(w.group, w.stype)
-                                : t == WeightType::Q6_K ? kQ6kRecordBytes
-                                : t == WeightType::Q4_K ? kQ4kRecordBytes
-                                : t == WeightType::Q5_K ? kQ5kRecordBytes
-                                                        : q4x16_record_bytes(w.group, w.stype));
+    v.q = w.q + (ptrdiff_t)g * (t == WeightType::I8 ? i8x16_record_bytes(w.group, w.stype)
+                                : is_kquant(t)      ? 16 * block_bytes(t)
+                                                    : q4x16_record_bytes(w.group, w.stype));
     v.col0 = k % w.group;
     return v;
   }
@@ -553,7 +553,7 @@ bool gemm_q8(Context& ctx, const MatrixPlan& m, const float* X, int M, float* Y)
   // each panel decoded to its levels first.
   const bool table = d.type == WeightType::IQ4_NL || d.type == WeightType::MXFP4;
   const bool i8 = d.type == WeightType::I8 || table;
-  const bool kquant = d.rows16 && (d.type == WeightType::Q6_K || d.type == WeightType::Q4_K || d.type == WeightType::Q5_K);  // records: no zero-point sums
+  const bool kquant = d.rows16 && is_kquant(d.type);  // records: no zero-point sums
   if (d.pretransposed || d.affine || M < 2 || (table || kquant ? false : i8 ? d.group == 0 && d.K % kQ8Block != 0 : d.group <= 0)) return false;
   const int64_t N = d.N, K = d.K, G = i8 ? kQ8Block : kquant ? kSuperBlock : d.group, ng = (K + G - 1) / G, P = q8_padded((int)K);
   const int32_t zero = i8 ? 128 : kQ4SymmetricZero;
