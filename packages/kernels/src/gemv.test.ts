@@ -17,7 +17,7 @@ afterAll(() => contexts.forEach((c) => c.close()));
 // Odd sizes: K and N not multiples of the vector width or the group, plus one big enough for the pool.
 // K past 4096 takes the AVX2 long-row path (12 rows share each load of x): 29 rows = two blocks and a remainder.
 // 141 x 4013: the AVX2 float rows far enough apart to go in fours (Zen 5) or pairs, with a row left over.
-// 67 x 16411: rows far enough apart to go in pairs (row_streams.h; the AVX-512 float rows in fours) with rows left over, at one thread
+// 67 x 16411: rows far enough apart to go in pairs (row_streams.h; the AVX-512 float and int8w rows in fours) with rows left over, at one thread
 // for every type and at two to four for the wider ones, one by one for the rest; the bits must agree.
 const SHAPES: Array<[number, number]> = [
   [1, 1],

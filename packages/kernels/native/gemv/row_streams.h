@@ -11,9 +11,9 @@
 // whose halves lie closer than kRowStreamGap runs its rows one by one. The FP32-activation float
 // GEMVs (AVX-512 and AVX2) on Zen 5 are the exception: four far-apart rows with a non-temporal prefetch each
 // (kFloatStreams, below; six for seven or eight activation rows), and so is the AVX-512 MXFP4 /
-// IQ4_NL kernel (compute-bound: four rows share each x load) and the AVX-512 VNNI kernels of
-// int8w (one scale per row) and MXFP4 with int8 activations; the other integer kernels measured
-// alike or slower with four.
+// IQ4_NL kernel (compute-bound: four rows share each x load), the AVX-512 int8w GEMVs (one scale
+// per row; FP32 and int8 activations) and MXFP4 with int8 activations; the other integer kernels
+// measured alike or slower with four.
 #pragma once
 #include <algorithm>
 #include <cstddef>
