@@ -62,7 +62,8 @@ describe('matmuls of several rows', () => {
             [70, 257],
             [19, 4100],
             [9, 4103],
-            // Far-apart weight rows (three or four per pass, kFloatStreams) with a row left over and a masked tail.
+            // Far-apart weight rows (four or six a pass with several activation rows) with a row left over and a masked tail;
+            // the shorter shapes leave two to five rows over, taken as one group.
             [301, 1000],
             // Four far-apart rows a pass with one left over (the AVX2 float GEMV on Zen 5), a whole chunk and a partial one after the steps.
             [141, 4013],

@@ -152,13 +152,15 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
 template <int NA, typename Load>
 void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* ys, int rows, bool acc) {
   if constexpr (NA > 6) {
-    row_streams<6>(rows, w.q_ld, [&](auto n, const int* rs) {
+    row_streams_batched<6>(rows, [&](auto n, const int* rs) {
       if constexpr (Load::esize == 4) rows_float_turns<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc);
       else {
         rows_float<decltype(n)::value, 4, Load>(w, rs, xs, ys, acc);
         rows_float<decltype(n)::value, NA - 4, Load>(w, rs, xs + 4, ys + 4, acc);
       }
     });
+  } else if constexpr (NA > 1) {
+    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
   } else {
     row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
   }
