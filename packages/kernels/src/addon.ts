@@ -36,7 +36,8 @@ export interface NativeInfo {
   /**
    * When q4_k / q6_k in 16-row records pay: `always` (Zen 3 and Zen 5, where they were measured), `none`
    * elsewhere (not measured against the row kernels; `q4Layout: 'rows16'` forces them). q5_k: `always`
-   * on Zen 5 with AVX-512 VNNI (its only SIMD records kernels), else `none`.
+   * on Zen 5 with AVX-512 VNNI, `batched` where only its 256-bit kernel runs and q4_k's records pay
+   * (a lone row no faster than rows there, eight 1.5x), else `none`.
    */
   q4kRows16: 'always' | 'batched' | 'none';
   q5kRows16: 'always' | 'batched' | 'none';

@@ -306,8 +306,9 @@ describe('16-row records at the extremes', () => {
 
   // Codes 15 (q4_k; 31 with q5_k's high bit) under scales and mins of 63 against activations at ±127:
   // eight nibble products of a sub-block summed in vpmaddubsw's 16 bits (the 256-bit q4_k kernel)
-  // reach 8 x 2 x 15 x 127, the mins' products 63 x 32 x 127; q5_k's high bits reach the AVX-512
-  // kernel as two masks a vector, so stripe 2 alternates them column by column and row by row.
+  // reach 8 x 2 x 15 x 127 (q5_k's four, 4 x 2 x 31 x 127), the mins' products 63 x 32 x 127; q5_k's
+  // high bits reach the kernels as two masks a vector, so stripe 2 alternates them column by column
+  // and row by row.
   it.each([
     ['q4_k', 144, 41, 43],
     ['q5_k', 176, 47, 53],
@@ -360,8 +361,9 @@ describe('16-row records', () => {
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
       const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';
       expect([info.q4kRows16, info.q6kRows16], isa).toEqual([kquants, kquants]);
-      // q5_k has only the AVX-512 VNNI records kernel (512-bit operations whole: not Zen 4).
-      const q5k = isa === 'avx512' && info.features.avx512vnni && CPU.amd && CPU.family >= 26 ? 'always' : 'none';
+      // q5_k: the AVX-512 VNNI kernel wherever the other K-quants go into records (512-bit operations whole:
+      // not Zen 4); the 256-bit one, no faster than rows for one sequence, there for several only.
+      const q5k = kquants === 'none' ? 'none' : isa === 'avx512' && info.features.avx512vnni ? 'always' : 'batched';
       expect(info.q5kRows16, isa).toBe(q5k);
       if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
       // i8 on AVX-512 VNNI: for one sequence too on Zen 5 and later; else when serving several.

@@ -1,5 +1,5 @@
-// Q4_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes / kQ6kRecordBytes) x int8
-// activations on AVX2. The row layouts' kernels (int8act_blocks_x86.h) spend their operations on one
+// Q4_K, Q5_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes / kQ5kRecordBytes /
+// kQ6kRecordBytes) x int8 activations on AVX2. The row layouts' kernels (int8act_blocks_x86.h) spend their operations on one
 // row at a time: Q6_K 17 per 128 codes joining nibbles and bit pairs and a byte shuffle per 32 codes
 // placing two groups' scales, Q4_K the nibbles and two scale shuffles per 64 codes; on one Zen 3 core
 // the Q6_K one runs 23-27 G weights/s from L2, under what the bus brings one core. In records a vector
@@ -11,6 +11,8 @@
 // off as one more vpmaddwd of the scales against 16 x the group's sum of x in both words. Q4_K's eight
 // nibble products of a 32-column sub-block are summed in 16 bits (at most 8 x 2 x 15 x 127) before
 // one vpmaddwd against the sub-block's scales, and the mins meet each sub-block's sum of x in one more.
+// Q5_K is Q4_K with each code's high bit from the record's masks (high_bits: a shuffle, two ANDs and
+// a compare per 32 codes) and four vectors' products to a 16-bit sum instead of eight.
 // A record's 64-byte vector is two 256-bit halves of 8 rows; a pass takes both halves of a stripe
 // against one activation row (a lone row: two far-apart stripes at once), or one half against up to
 // four activation rows, the later passes reading it from L1. Each record's lines are prefetched
@@ -81,8 +83,19 @@ struct Q6kRecords {
   }
 };
 
-struct Q4kRecords {
-  static constexpr int kBytes = kQ4kRecordBytes, kSteps = 4, kGroup = 32;
+// A half's 32 high bits of one nibble's codes (4 bytes of a Q5_K record's mask: bit k for byte k)
+// as 0x10 in each byte whose bit is set: each mask byte spread to its 8 bytes, its bits picked.
+inline __m256i high_bits(const uint8_t* mask) {
+  const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(*reinterpret_cast<const int32_t*>(mask)), spread), bit);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
+}
+
+// Q4_K's records, and with Five Q5_K's (kQ5kRecordBytes: a Q4_K record and each code's high bit).
+template <bool Five>
+struct KRecords {
+  static constexpr int kBytes = Five ? kQ5kRecordBytes : kQ4kRecordBytes, kSteps = 4, kGroup = 32;
   using Sums = __m256i;  // the scales' integer sums
   static Sums zero() { return _mm256_setzero_si256(); }
   // Each sub-block's sum of codes in the low word (|s| <= 32 * 127 < 2^15), 0 in the high one.
@@ -91,18 +104,33 @@ struct Q4kRecords {
   // against NA activation rows: the scales' sums. Each broadcast of x feeds every half before the
   // next (as separate calls per half GCC kept all 16 of a step's broadcasts and spilled them). The
   // mins' sums come once per superblock (finish), out of this loop's registers.
+  // Q5_K's codes reach 31: four vectors' products (4 x 2 x 31 x 127) are summed in 16 bits before
+  // they meet the scales, where Q4_K sums all eight.
   template <int NA, int H, int HP>
   static void step(const uint8_t* rec, ptrdiff_t far, int j, int h, const ActRow* x, int i, Sums (*s)[NA]) {
+    constexpr int kRun = Five ? 4 : 8;
+    IE_UNROLL for (int v0 = 0; v0 < 8; v0 += kRun) vectors<NA, H, HP, kRun>(rec, far, j, v0, h, x, i, s);
+  }
+  template <int NA, int H, int HP, int N>
+  static void vectors(const uint8_t* rec, ptrdiff_t far, int j, int v0, int h, const ActRow* x, int i, Sums (*s)[NA]) {
     const __m256i nib4 = _mm256_set1_epi8(0x0f);
     __m256i pl[HP][NA], ph[HP][NA];
     IE_UNROLL for (int k = 0; k < HP; k++) IE_UNROLL for (int a = 0; a < NA; a++) pl[k][a] = ph[k][a] = _mm256_setzero_si256();
-    _Pragma("GCC unroll 2") for (int v = 0; v < 8; v++) IE_UNROLL for (int a = 0; a < NA; a++) {
+    _Pragma("GCC unroll 2") for (int v = v0; v < v0 + N; v++) IE_UNROLL for (int a = 0; a < NA; a++) {
       const int8_t* xj = x[a].q + i * kSuperBlock + 64 * j + 4 * v;
       const __m256i xl = broadcast4(xj), xh = broadcast4(xj + 32);
       IE_UNROLL for (int k = 0; k < HP; k++) {
-        const __m256i c = bytes32(rec + (k / H) * far + 512 * j + 64 * v + 32 * (h + k % H));
-        pl[k][a] = _mm256_add_epi16(pl[k][a], _mm256_maddubs_epi16(_mm256_and_si256(c, nib4), xl));
-        ph[k][a] = _mm256_add_epi16(ph[k][a], _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(c, 4), nib4), xh));
+        const uint8_t* r = rec + (k / H) * far;
+        const int half = h + k % H;
+        const __m256i c = bytes32(r + 512 * j + 64 * v + 32 * half);
+        __m256i lo = _mm256_and_si256(c, nib4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nib4);
+        if constexpr (Five) {
+          const uint8_t* mask = r + kQ5kRecordHigh + 128 * j + 16 * v + 4 * half;
+          lo = _mm256_or_si256(lo, high_bits(mask));
+          hi = _mm256_or_si256(hi, high_bits(mask + 8));
+        }
+        pl[k][a] = _mm256_add_epi16(pl[k][a], _mm256_maddubs_epi16(lo, xl));
+        ph[k][a] = _mm256_add_epi16(ph[k][a], _mm256_maddubs_epi16(hi, xh));
       }
     }
     const __m128i low6 = _mm_set1_epi8(0x3f);
@@ -201,9 +229,14 @@ void register_kquant_x16_avx2(KernelTable& t, const CpuFeatures& f) {
   t.q6kx16.gemv_q8 = gemv_kquant_x16_q8_avx2<Q6kRecords>;
   t.q6kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8_avx2<Q6kRecords>;
   t.q6kx16.worth = worth;
-  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8_avx2<Q4kRecords>;
-  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8_avx2<Q4kRecords>;
+  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8_avx2<KRecords<false>>;
+  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8_avx2<KRecords<false>>;
   t.q4kx16.worth = worth;
+  // Q5_K: a lone row no faster than the row kernel (the high bits' four operations per 32 codes
+  // keep it compute-bound), eight rows 1.5x (Zen 5 with IE_ISA=avx2): for several sequences only.
+  t.q5kx16.gemv_q8 = gemv_kquant_x16_q8_avx2<KRecords<true>>;
+  t.q5kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8_avx2<KRecords<true>>;
+  t.q5kx16.worth = kquant_records_for_one_row(f) ? "batched" : "none";
 }
 
 }  // namespace ie
