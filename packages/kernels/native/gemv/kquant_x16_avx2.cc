@@ -1,23 +1,24 @@
 // Q4_K, Q5_K and Q6_K in 16-row records (kernel_table.h, kQ4kRecordBytes / kQ5kRecordBytes /
-// kQ6kRecordBytes) x int8 activations on AVX2. The row layouts' kernels (int8act_blocks_x86.h) spend their operations on one
-// row at a time: Q6_K 17 per 128 codes joining nibbles and bit pairs and a byte shuffle per 32 codes
-// placing two groups' scales, Q4_K the nibbles and two scale shuffles per 64 codes; on one Zen 3 core
-// the Q6_K one runs 23-27 G weights/s from L2, under what the bus brings one core. In records a vector
-// holds 8 rows' codes of four columns, so one broadcast of four activations feeds 8 rows, and a
-// group's scales for 8 rows come in one zero or sign extension and one unpack (each row's scale in
-// both words of its lane, which the records' slot order 0-3, 8-11, 4-7, 12-15 arranges). Q6_K's three
-// vectors P, Q, R give a group's four 4-column chunks in 11 operations per 8 rows; two chunk products
-// are summed in 16 bits (at most 2 x 2 x 63 x 127) and widened against the scales, and the -32 comes
-// off as one more vpmaddwd of the scales against 16 x the group's sum of x in both words. Q4_K's eight
-// nibble products of a 32-column sub-block are summed in 16 bits (at most 8 x 2 x 15 x 127) before
-// one vpmaddwd against the sub-block's scales, and the mins meet each sub-block's sum of x in one more.
-// Q5_K is Q4_K with each code's high bit from the record's masks (high_bits: a shuffle, two ANDs and
-// a compare per 32 codes) and four vectors' products to a 16-bit sum instead of eight.
-// A record's 64-byte vector is two 256-bit halves of 8 rows; a pass takes both halves of a stripe
-// against one activation row (a lone row: two far-apart stripes at once), or one half against up to
-// four activation rows, the later passes reading it from L1. Each record's lines are prefetched
-// evenly, a slice per step 4 KiB ahead: a Q6_K record's 53 lines at once left the loads waiting on a
-// full miss queue (TinyLlama's classifier shape from DRAM, one Zen 3 core, 18-22 -> 27-33 G weights/s).
+// kQ6kRecordBytes) x int8 activations on AVX2. The row layouts' kernels (int8act_blocks_x86.h)
+// spend their operations on one row at a time: Q6_K 17 per 128 codes joining nibbles and bit pairs
+// and a byte shuffle per 32 codes placing two groups' scales, Q4_K the nibbles and two scale
+// shuffles per 64 codes; on one Zen 3 core the Q6_K one runs 23-27 G weights/s from L2, under what
+// the bus brings one core. In records a vector holds 8 rows' codes of four columns, so one
+// broadcast of four activations feeds 8 rows, and a group's scales for 8 rows come in one zero or
+// sign extension and one unpack (each row's scale in both words of its lane, which the records'
+// slot order 0-3, 8-11, 4-7, 12-15 arranges). Q6_K's three vectors P, Q, R give a group's four
+// 4-column chunks in 11 operations per 8 rows; two chunk products are summed in 16 bits (at most 2
+// x 2 x 63 x 127) and widened against the scales, and the -32 comes off as one more vpmaddwd of the
+// scales against 16 x the group's sum of x in both words. Q4_K's eight nibble products of a
+// 32-column sub-block are summed in 16 bits (at most 8 x 2 x 15 x 127) before one vpmaddwd against
+// the sub-block's scales, and the mins meet each sub-block's sum of x in one more. Q5_K is Q4_K
+// with each code's high bit from the record's masks (high_bits: a shuffle, two ANDs and a compare
+// per 32 codes) and four vectors' products to a 16-bit sum instead of eight. A record's 64-byte
+// vector is two 256-bit halves of 8 rows; a pass takes both halves of a stripe against one
+// activation row (a lone row: two far-apart stripes at once), or one half against up to four
+// activation rows, the later passes reading it from L1. Each record's lines are prefetched evenly,
+// a slice per step 4 KiB ahead: a Q6_K record's 53 lines at once left the loads waiting on a full
+// miss queue (TinyLlama's classifier shape from DRAM, one Zen 3 core, 18-22 -> 27-33 G weights/s).
 #include <immintrin.h>
 
 #include <algorithm>
