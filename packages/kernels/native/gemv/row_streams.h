@@ -30,17 +30,23 @@ constexpr int64_t kRowStreamGap = 128 << 10;
 // (R = S: S far-apart rows, a quarter or a half of the call's rows apart; R = 1: a row alone).
 // Every row is computed exactly once. Where S rows would lie closer than kRowStreamGap, fewer
 // streams are tried (S / 2, ..., 1).
+// The first S * part rows as `part` groups of S rows `part` apart (rows r, r + part, ...).
+template <int S, class Run>
+inline void far_apart_groups(int part, Run& run) {
+  for (int r = 0; r < part; r++) {
+    int rs[S];
+    for (int i = 0; i < S; i++) rs[i] = r + i * part;
+    run(std::integral_constant<int, S>{}, rs);
+  }
+}
+
 template <int S = 2, class Run>
 inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
   int r = 0;
   if constexpr (S > 1) {
     const int part = rows / S;
     if (part == 0 || (int64_t)part * ld < kRowStreamGap) return row_streams<S / 2>(rows, ld, run);
-    for (; r < part; r++) {
-      int rs[S];
-      for (int i = 0; i < S; i++) rs[i] = r + i * part;
-      run(std::integral_constant<int, S>{}, rs);
-    }
+    far_apart_groups<S>(part, run);
     r = S * part;
   }
   for (; r < rows; r++) run(std::integral_constant<int, 1>{}, &r);
@@ -62,14 +68,8 @@ inline void rows_left_over(int left, const int* rs, Run& run) {
 }
 template <int S, class Run>
 inline void row_streams_batched(int rows, Run&& run) {
-  const int part = rows / S;
-  int r = 0;
-  for (; r < part; r++) {
-    int rs[S];
-    for (int i = 0; i < S; i++) rs[i] = r + i * part;
-    run(std::integral_constant<int, S>{}, rs);
-  }
-  r = S * part;
+  const int part = rows / S, r = S * part;
+  far_apart_groups<S>(part, run);
   int rs[S];
   for (int i = 0; r + i < rows; i++) rs[i] = r + i;
   rows_left_over<S - 1>(rows - r, rs, run);
