@@ -141,7 +141,13 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
 }
 
 // M activation rows (x + m * ldx -> y + m * ldy). Up to six: one pass over four far-apart weight
-// rows at a time (NR x NA <= 24 chains in registers). Seven or eight: six far-apart weight rows at
+// rows at a time (NR x NA <= 24 chains in registers), however close a short range puts them
+// (row_streams_batched), a lone activation row too: its row has one chain, so a row taken alone
+// (where row_streams kept streams 128 KiB apart) ran at the FMA latency. The 48-row ranges of
+// TinyLlama's ffn_down in three K-panels (3.75 KiB a panel's row: 12 rows apart in fours) had gone
+// one row at a time; a one-stream F16 decode on two Zen 5 cores, switched inside one process
+// (eight rounds each, two phases of the VM): 28.57 -> 29.51 and 18.96 -> 19.35 tok/s, BF16 18.61
+// -> 18.75. Seven or eight: six far-apart weight rows at
 // a time, activation rows 0-3 then the rest, the second pass reading the six rows from cache (f32:
 // in turns, rows_float_turns). Each
 // x load feeds six FMAs instead of three (one pass over three rows): with eight activation rows, x
@@ -159,10 +165,8 @@ void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* 
         rows_float<decltype(n)::value, NA - 4, Load>(w, rs, xs + 4, ys + 4, acc);
       }
     });
-  } else if constexpr (NA > 1) {
-    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
   } else {
-    row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
+    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
   }
 }
 
