@@ -298,13 +298,17 @@ inline void rows_i8_grouped(const WeightRows& w, const int* rs, const float* x, 
 // Per-row rows go in four far-apart streams where `FourPerRow` (prefers_four_row_streams: Zen 5),
 // else pairs. One Zen 5 core, TinyLlama's shapes from DRAM, both switched inside one process against
 // the read probe (three rounds): 79-81% -> 93-96% of it on one thread, 72-74% -> 80-83% on two. The
-// per-group rows (Q8_0) stay in pairs: alike or slower in fours (compute-bound, 24 G weights/s a core).
+// per-row fours come from row_streams_batched, so a short range (the 96-row tail ranges of a
+// K-panelled ffn_down at two threads, 12 KiB apart in a 1.9 KiB-row panel) goes in fours too
+// rather than one row at a time: two threads, in-process, 55-58 -> 59-62 GB/s and 61-62 -> 65 in
+// fast phases of the VM, alike in slow ones and on one thread. The per-group rows (Q8_0) stay in
+// pairs: alike or slower in fours (compute-bound, 24 G weights/s a core).
 template <bool FourPerRow>
 void gemv_i8(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const int ng = w.group > 0 ? (w.K + w.group - 1) / w.group : 1;
   Scratch<float, 4 * 512> sf((size_t)4 * ng);
   if (FourPerRow && w.group == 0)
-    return row_streams<4>(rows, w.q_ld, [&](auto n, const int* rs) { rows_i8<decltype(n)::value>(w, rs, x, sf.data(), y, acc); });
+    return row_streams_batched<4>(rows, [&](auto n, const int* rs) { rows_i8<decltype(n)::value>(w, rs, x, sf.data(), y, acc); });
   row_streams(rows, w.q_ld, [&](auto n, const int* rs) {
     constexpr int R = decltype(n)::value;
     switch (w.group) {
