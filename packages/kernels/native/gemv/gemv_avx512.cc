@@ -299,7 +299,7 @@ inline void rows_i8_grouped(const WeightRows& w, const int* rs, const float* x, 
 // else pairs. One Zen 5 core, TinyLlama's shapes from DRAM, both switched inside one process against
 // the read probe (three rounds): 79-81% -> 93-96% of it on one thread, 72-74% -> 80-83% on two. The
 // per-row fours come from row_streams_batched, so a short range (the 96-row tail ranges of a
-// K-panelled ffn_down at two threads, 12 KiB apart in a 1.9 KiB-row panel) goes in fours too
+// K-panelled ffn_down at two threads: 45 KiB apart in a 1.9 KiB-row panel) goes in fours too
 // rather than one row at a time: two threads, in-process, 55-58 -> 59-62 GB/s and 61-62 -> 65 in
 // fast phases of the VM, alike in slow ones and on one thread. The per-group rows (Q8_0) stay in
 // pairs: alike or slower in fours (compute-bound, 24 G weights/s a core).
