@@ -118,8 +118,10 @@ inline void long_rows_float(const WeightRows& w, const float* x, float* y, bool 
 }
 
 // A lone activation row: four far-apart rows at once with the NTA prefetch (Zen 5,
-// prefers_four_row_streams; f16 / bf16 on Zen 3 too, half_floats_in_four_rows), or pairs with
-// none (elsewhere: `Pairs`).
+// prefers_four_row_streams; f16 / bf16 on Zen 3 too, half_floats_in_four_rows), however short the
+// range (row_streams_batched: a row alone waits on its two FMA chains; one-stream F16 / BF16 decode
+// with IE_ISA=avx2 on two Zen 5 cores, switched in one process, eight runs each: 23.14 -> 23.69 and
+// 22.50 -> 23.06 tok/s), or pairs with none (elsewhere: `Pairs`).
 template <typename Load, bool Pairs = false>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   if (w.K > kLongRowK) {
@@ -129,7 +131,7 @@ void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool ac
     return;
   }
   if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load, false>(w, rs, x, y, acc); });
-  else row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load, true>(w, rs, x, y, acc); });
+  else row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, Load, true>(w, rs, x, y, acc); });
 }
 
 // ---- Several activation rows at once (decode rows of several sequences in one step), each

@@ -59,8 +59,8 @@ inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
 // two Zen 5 cores (`Model` + `BatchScheduler`, switched inside one process, four rounds): f16
 // 81-83 -> 87-90 tok/s, bf16 83-85 -> 89-92, where the 512 KiB ranges of RowRanges (128 rows of
 // 4 KiB) had fallen to three streams and 7% of the samples went to weight rows taken alone. The
-// AVX-512 float and int8w GEMVs take it for a lone activation row too (a row alone is bound by its
-// FMA chains' latency, not the bus; gemv/gemv_avx512.cc).
+// float GEMVs' four-row reads (AVX-512 and AVX2) and the AVX-512 int8w GEMV take it for a lone
+// activation row too (a row alone is bound by its FMA chains' latency, not the bus).
 template <int N, class Run>
 inline void rows_left_over(int left, const int* rs, Run& run) {
   if constexpr (N > 0) {
