@@ -147,10 +147,9 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
 // TinyLlama's ffn_down in three K-panels (3.75 KiB a panel's row: 12 rows apart in fours) had gone
 // one row at a time; a one-stream F16 decode on two Zen 5 cores, switched inside one process
 // (eight rounds each, two phases of the VM): 28.57 -> 29.51 and 18.96 -> 19.35 tok/s, BF16 18.61
-// -> 18.75. Seven or eight: six far-apart weight rows at
-// a time, activation rows 0-3 then the rest, the second pass reading the six rows from cache (f32:
-// in turns, rows_float_turns). Each
-// x load feeds six FMAs instead of three (one pass over three rows): with eight activation rows, x
+// -> 18.75. Seven or eight: six far-apart weight rows at a time, activation rows 0-3 then the
+// rest, the second pass reading the six rows from cache (f32: in turns, rows_float_turns). Each x
+// load feeds six FMAs instead of three (one pass over three rows): with eight activation rows, x
 // (64 KiB at 2048 columns) streamed through L1 beside the weights held the kernel at about half its
 // rate from L2 (Zen 5, one core, bf16 5632 x 2048 from DRAM: 61 G row-products/s, 95 with eight
 // copies of one x row; two passes over six rows 77, seven rows 74 against 60; five or six rows

@@ -26,10 +26,6 @@ namespace ie {
 
 constexpr int64_t kRowStreamGap = 128 << 10;
 
-// run(std::integral_constant<int, R>{}, rows) computes the R rows whose indices rows[0..R) gives
-// (R = S: S far-apart rows, a quarter or a half of the call's rows apart; R = 1: a row alone).
-// Every row is computed exactly once. Where S rows would lie closer than kRowStreamGap, fewer
-// streams are tried (S / 2, ..., 1).
 // The first S * part rows as `part` groups of S rows `part` apart (rows r, r + part, ...).
 template <int S, class Run>
 inline void far_apart_groups(int part, Run& run) {
@@ -40,6 +36,10 @@ inline void far_apart_groups(int part, Run& run) {
   }
 }
 
+// run(std::integral_constant<int, R>{}, rows) computes the R rows whose indices rows[0..R) gives
+// (R = S: S far-apart rows, a quarter or a half of the call's rows apart; R = 1: a row alone).
+// Every row is computed exactly once. Where S rows would lie closer than kRowStreamGap, fewer
+// streams are tried (S / 2, ..., 1).
 template <int S = 2, class Run>
 inline void row_streams(int rows, ptrdiff_t ld, Run&& run) {
   int r = 0;
