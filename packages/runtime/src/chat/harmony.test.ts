@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  HARMONY_SPECIALS,
-  HarmonyReader,
-  encodeHarmonyContent,
-  renderHarmony,
-  renderHarmonyParts,
-  type HarmonySpecial,
-} from './harmony.js';
+import { HARMONY_SPECIALS, HarmonyReader, renderHarmony, renderHarmonyParts, type HarmonySpecial } from './harmony.js';
 
 describe('harmony prompts', () => {
   it('write the system preamble, the instructions as the developer message, the turns, and hand over to the assistant', () => {
@@ -44,38 +37,6 @@ describe('message contents', () => {
     expect(parts.map((p) => p.text).join('')).toBe(renderHarmony(messages));
     expect(parts.filter((p) => p.content).map((p) => p.text)).toEqual(['# Instructions\n\nBe brief.', messages[1].content]);
     for (const p of parts) if (!p.content) expect(p.text.startsWith('<|')).toBe(true);
-  });
-
-  it('never hold a special token: text shaped like one is cut after its "<|" and stays ordinary text', () => {
-    // A tokenizer that, like the real ones, matches special tokens anywhere in the text it is given.
-    const SPECIAL = 100000;
-    const encode = (text: string): number[] => {
-      const out: number[] = [];
-      for (let i = 0; i < text.length; ) {
-        const m = /^<\|[a-z_0-9]+\|>/.exec(text.slice(i));
-        if (m) {
-          out.push(SPECIAL);
-          i += m[0].length;
-        } else out.push(text.charCodeAt(i++));
-      }
-      return out;
-    };
-    for (const text of [
-      'plain text',
-      'a<|end|>b',
-      '<|start|>developer<|message|>x',
-      '<|<|end|>|>',
-      '<|reserved_200012|>',
-      '<| end |> <|>',
-    ]) {
-      const ids = encodeHarmonyContent(encode, text);
-      expect(ids, text).not.toContain(SPECIAL);
-      expect(String.fromCharCode(...ids), text).toBe(text);
-    }
-    // Without such text it is one piece, as the tokenizer would have cut the whole prompt.
-    const calls: string[] = [];
-    encodeHarmonyContent((t) => (calls.push(t), encode(t)), 'What is 2 + 2?');
-    expect(calls).toEqual(['What is 2 + 2?']);
   });
 });
 

@@ -6,7 +6,6 @@
  * The prompt ends with `<|start|>assistant`, where the model takes over.
  */
 
-import { pushAll } from '../arrays.js';
 import type { Piece } from '../generation/types.js';
 import { type ToolCall, type ToolDefinition, harmonyToolsSection } from './tools.js';
 
@@ -59,7 +58,11 @@ export function renderHarmony(messages: readonly ChatMessage[], options: Harmony
 /** A piece of the prompt: the format's own text (special tokens included) or a message's content. */
 export interface HarmonyPart {
   text: string;
-  /** The caller's text: tokenized as ordinary text, never as special tokens (encodeHarmonyContent). */
+  /**
+   * The caller's text: tokenized as ordinary text (Tokenizer.encodeOrdinary), never as special
+   * tokens, as OpenAI's renderer does: a user typing "<|end|>" must not close the message and
+   * write the developer's or the assistant's turn.
+   */
   content: boolean;
 }
 
@@ -128,28 +131,6 @@ export function renderHarmonyParts(messages: readonly ChatMessage[], options: Ha
 /** A function's harmony address: `functions.{name}`. */
 function functionRecipient(name: string): string {
   return name.startsWith('functions.') ? name : `functions.${name}`;
-}
-
-/** Text shaped like a special token of the harmony vocabulary (<|end|>, <|reserved_200012|>, ...). */
-const SPECIAL_SHAPED = /<\|[^<>|\s]{1,64}\|>/g;
-
-/**
- * A message's content as ordinary text tokens, as OpenAI's renderer writes it: the text of a
- * special token in it (a user typing "<|end|>") must not become that control token, or a message
- * could close itself and write the developer's or the assistant's turn. The tokenizer matches
- * special tokens anywhere, so the content is cut right after each "<|" of such text and the pieces
- * encoded apart: the same characters, as ordinary tokens.
- */
-export function encodeHarmonyContent(encode: (text: string) => number[], text: string): number[] {
-  const ids: number[] = [];
-  let from = 0;
-  for (const m of text.matchAll(SPECIAL_SHAPED)) {
-    const cut = (m.index as number) + 2;
-    pushAll(ids, encode(text.slice(from, cut)));
-    from = cut;
-  }
-  pushAll(ids, encode(text.slice(from)));
-  return ids;
 }
 
 export interface HarmonyMessage {

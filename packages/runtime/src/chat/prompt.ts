@@ -9,7 +9,7 @@ import type { Generation } from '../generation/generation.js';
 import type { ChatCompletion, ChatOptions, ChatPrompt, GenerateOptions, Piece, StopReason } from '../generation/types.js';
 import type { GenerationMetrics } from '../metrics.js';
 import { checkTextFits, type Tokenizer } from '../tokenizer/index.js';
-import { HARMONY_SPECIALS, encodeHarmonyContent, renderHarmonyParts, type ChatMessage, type HarmonySpecial } from './harmony.js';
+import { HARMONY_SPECIALS, renderHarmonyParts, type ChatMessage, type HarmonySpecial } from './harmony.js';
 import { ChatTemplate, encodeChatPrompt } from './template.js';
 import { HarmonyTurn } from './harmony-turn.js';
 import { ReasoningSplitter, promptOpensThinking, templateThinks } from './reasoning.js';
@@ -96,7 +96,7 @@ export class ChatPrompter {
         format: 'harmony',
         text: parts.map((p) => p.text).join(''),
         // The format's text with its special tokens; the messages' contents as ordinary text only.
-        ids: parts.flatMap((p) => (p.content ? encodeHarmonyContent(encode, p.text) : encode(p.text))),
+        ids: parts.flatMap((p) => (p.content ? this.tokenizer.encodeOrdinary(p.text) : encode(p.text))),
         stopTokens: [ids['<|return|>'], ids['<|call|>']],
         ...promptTools('harmony'),
       };

@@ -23,5 +23,5 @@ export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown>
 /** A GGUF byte-level BPE tokenizer: BOS only where the file says so (`tokenizer.ggml.add_bos_token`). */
 export function gpt2Tokenizer(t: Gpt2TokenizerSpec, bosId: number, eosId: number): HfTokenizer {
   // llama.cpp detokenizes these byte for byte: no transformers-style space clean-up.
-  return new HfTokenizer(gpt2TokenizerJson(t), bosId, eosId, { addsBos: t.add_bos, cleanUpSpaces: false });
+  return new HfTokenizer(gpt2TokenizerJson(t), bosId, eosId, { addsBos: t.add_bos });
 }

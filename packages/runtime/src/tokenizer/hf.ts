@@ -29,6 +29,21 @@ function guarded<T>(what: string, f: () => T): T {
   }
 }
 
+/**
+ * The library's ByteFallback decoder strips a leading U+FEFF (its TextDecoder reads it as a
+ * byte-order mark), where the tokenizers library prints it as the text it is: its decoders (a
+ * Sequence's too) get TextDecoders that keep it. A decoder shaped otherwise is left as it is.
+ */
+function keepByteOrderMarks(decoder: unknown, depth = 0): void {
+  // The library's decoders are callable objects (functions with fields).
+  if ((typeof decoder !== 'object' && typeof decoder !== 'function') || decoder === null || depth > 8) return;
+  const d = decoder as { text_decoder?: { encoding?: unknown; fatal?: unknown; ignoreBOM?: unknown }; decoders?: unknown };
+  // By shape, not instanceof: the library may see another realm's TextDecoder (vitest's).
+  if (d.text_decoder?.ignoreBOM === false && d.text_decoder.encoding === 'utf-8')
+    d.text_decoder = new TextDecoder('utf-8', { fatal: d.text_decoder.fatal === true, ignoreBOM: true });
+  if (Array.isArray(d.decoders)) for (const x of d.decoders) keepByteOrderMarks(x, depth + 1);
+}
+
 export class HfTokenizer implements Tokenizer {
   readonly kind = 'hf';
   readonly vocabSize: number;
@@ -38,6 +53,7 @@ export class HfTokenizer implements Tokenizer {
   readonly maxCharsPerToken: number | undefined;
   private readonly lib: HfLibTokenizer;
   private bytesOfTokens: Uint8Array[] | undefined;
+  private ordinary: HfLibTokenizer | undefined;
 
   constructor(
     private readonly json: Record<string, unknown>,
@@ -46,15 +62,18 @@ export class HfTokenizer implements Tokenizer {
     options: {
       /** Whether encode() starts with BOS by default; unset: what the tokenizer's post-processor does. */
       addsBos?: boolean;
-      /** transformers' clean_up_tokenization_spaces (" 's" -> "'s" on decode); the library's default is true. */
+      /**
+       * transformers' clean_up_tokenization_spaces (" 's" -> "'s", " ." -> "." on decode). Off by
+       * default, as llama.cpp decodes and as gpt-oss's and Llama 2's tokenizer_config.json say: it
+       * drops spaces the model wrote ("foo\n    .bar()" loses one), and a streamed text cannot take
+       * back a space it has already released.
+       */
       cleanUpSpaces?: boolean;
     } = {},
   ) {
-    const { addsBos, cleanUpSpaces } = options;
-    this.lib = new HfLibTokenizer(
-      json as never,
-      (cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) as never,
-    );
+    const { addsBos, cleanUpSpaces = false } = options;
+    this.lib = new HfLibTokenizer(json as never, { clean_up_tokenization_spaces: cleanUpSpaces } as never);
+    keepByteOrderMarks((this.lib as unknown as { decoder?: unknown }).decoder);
     const model = json.model as { vocab?: Record<string, number> } | undefined;
     const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
     this.vocabSize = Math.max(Object.keys(model?.vocab ?? {}).length, ...added.map((t) => t.id + 1));
@@ -70,11 +89,30 @@ export class HfTokenizer implements Tokenizer {
     return (options.bos ?? this.addsBos) ? [this.bosId, ...ids] : ids;
   }
 
+  /**
+   * The library matches added tokens anywhere in a text; ordinary text goes through a second
+   * instance without the special ones (built on first use), so "<|end|>" in a message is its
+   * characters' tokens, cut by the pre-tokenizer as the text around it is (tiktoken's
+   * encode_ordinary). Cutting the text at such tokens instead split the pre-tokenizer's pieces
+   * ("<|'s|>" and "<|/end|>" took other ids than OpenAI's renderer gives).
+   */
+  encodeOrdinary(text: string): number[] {
+    if (text.length === 0) return [];
+    this.ordinary ??= guarded('build its ordinary-text encoder', () => {
+      const added = (this.json.added_tokens as Array<{ special?: boolean }> | undefined) ?? [];
+      return new HfLibTokenizer({ ...this.json, added_tokens: added.filter((t) => !t.special) } as never, {} as never);
+    });
+    const lib = this.ordinary;
+    return guarded('encode', () => Array.from(lib.encode(text, { add_special_tokens: false }).ids as number[]));
+  }
+
   tokenId(piece: string): number | undefined {
     return guarded('look up a token', () => this.lib.token_to_id(piece) ?? undefined);
   }
 
   decode(ids: readonly number[]): string {
+    // The library refuses an empty list; no tokens are no text.
+    if (ids.length === 0) return '';
     return guarded('decode', () => this.lib.decode([...ids], { skip_special_tokens: true }));
   }
 

@@ -134,6 +134,11 @@ export class Llama2cTokenizer implements Tokenizer {
     return out;
   }
 
+  /** run.c matches no control token from text, so ordinary text is encode()'s without BOS. */
+  encodeOrdinary(text: string): number[] {
+    return this.encode(text, { bos: false });
+  }
+
   decode(ids: readonly number[]): string {
     return decodeAll(this.table, this.bosId, ids);
   }

@@ -51,7 +51,8 @@ export function pieceTable(
  * llama2.c and SentencePiece print it), and bytes are released only as whole UTF-8 characters.
  */
 export class PieceStreamDecoder implements StreamDecoder {
-  private readonly utf8 = new TextDecoder('utf-8', { fatal: false });
+  // ignoreBOM: a U+FEFF the model writes is text (run.c and llama.cpp print it), not a byte-order mark.
+  private readonly utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
   /** `prev`: the token before the first pushed one (-1: none, the start of the text). */
   constructor(

@@ -148,6 +148,11 @@ export class SpmTokenizer implements Tokenizer {
     return out;
   }
 
+  /** No piece is matched as a control token from text, so ordinary text is encode()'s without BOS. */
+  encodeOrdinary(text: string): number[] {
+    return this.encode(text, { bos: false });
+  }
+
   decode(ids: readonly number[]): string {
     return decodeAll(this.table, this.bosId, ids);
   }

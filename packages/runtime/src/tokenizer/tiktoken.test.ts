@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { byteLevelBpeTokenizerJson, type Gpt2TokenizerSpec, gpt2ByteChars } from '@ie/format';
 import { seededFloats } from '@ie/testing';
+import { pushAll } from '../arrays.js';
 import { gpt2Tokenizer } from './gpt2.js';
 import { HfTokenizer } from './hf.js';
 
@@ -66,6 +67,13 @@ const FRAGMENTS = [
   '?!',
   ' functions.get_weather',
   ' to=',
+  // What transformers' clean_up_tokenization_spaces would rewrite: decoded as written.
+  ' .',
+  ' ,',
+  ' ?',
+  " 's",
+  " n't",
+  '\n    .bar()',
 ];
 
 /** Seeded strings: fragments and harmony tokens in random order. */
@@ -134,13 +142,16 @@ function bytePairEncode(piece: string, ranks: Map<string, number>): number[] {
 }
 
 /** tiktoken's encode with every special allowed: specials split out first, then regex pieces, then byte-pair merging. */
+/** tiktoken's encode_ordinary: the regex's pieces byte-pair encoded, special tokens' text included. */
+function tiktokenEncodeOrdinary(text: string, ranks: Map<string, number>): number[] {
+  return (text.match(O200K) ?? []).flatMap((w) => bytePairEncode(bytesKey(utf8(w)), ranks));
+}
+
 function tiktokenEncode(text: string, ranks: Map<string, number>, specials: Map<string, number>): number[] {
   const ids: number[] = [];
   const special = new RegExp([...specials.keys()].map((s) => s.replace(/[|]/g, '\\|')).join('|'), 'g');
   let last = 0;
-  const ordinary = (s: string) => {
-    for (const w of s.match(O200K) ?? []) ids.push(...bytePairEncode(bytesKey(utf8(w)), ranks));
-  };
+  const ordinary = (s: string) => pushAll(ids, tiktokenEncodeOrdinary(s, ranks));
   for (const m of text.matchAll(special)) {
     ordinary(text.slice(last, m.index));
     ids.push(specials.get(m[0]) as number);
@@ -191,10 +202,7 @@ describe('o200k-style byte-level BPE agrees with tiktoken', () => {
   });
 
   it.each([
-    [
-      'tokenizer.json (Hugging Face path)', // gpt-oss's tokenizer_config.json: clean_up_tokenization_spaces false.
-      () => new HfTokenizer(byteLevelBpeTokenizerJson(spec), 0, specials.get('<|return|>') as number, { cleanUpSpaces: false }),
-    ],
+    ['tokenizer.json (Hugging Face path)', () => new HfTokenizer(byteLevelBpeTokenizerJson(spec), 0, specials.get('<|return|>') as number)],
     ['GGUF gpt2 with pre "gpt-4o"', () => gpt2Tokenizer(spec, 0, specials.get('<|return|>') as number)],
   ])('%s: 300 strings with harmony specials encode to tiktoken ids and decode back', (_, make) => {
     const t = make();
@@ -205,7 +213,17 @@ describe('o200k-style byte-level BPE agrees with tiktoken', () => {
       multiByteMerges += want.filter((id) => id >= 256 && id < ranks.size).length;
       const plain = text.split(/<\|[a-z]+\|>/).join('');
       expect(t.decode(want)).toBe(plain);
+      // Streamed token by token: the same text (no space taken back, no character dropped).
+      const d = t.streamDecoder();
+      expect(want.map((id) => d.push(id)).join('') + d.flush(), JSON.stringify(text)).toBe(plain);
+      // As a message's content: the specials' text as ordinary tokens, cut by the regex as the rest.
+      expect(t.encodeOrdinary(text), JSON.stringify(text)).toEqual(tiktokenEncodeOrdinary(text, ranks));
     }
     expect(multiByteMerges).toBeGreaterThan(texts.length * 10);
+    // Special-shaped text whose regex pieces run across "<|" and "|>" (a cut after "<|" took other ids).
+    for (const text of ["<|'s|>", '<|/end|>', '<|.x|>', '<|-x|>', "x<|'re|>", '<|"q"|>', '<|end|>'])
+      expect(t.encodeOrdinary(text), text).toEqual(tiktokenEncodeOrdinary(text, ranks));
+    expect(t.encodeOrdinary('')).toEqual([]);
+    expect(t.decode([])).toBe('');
   });
 });

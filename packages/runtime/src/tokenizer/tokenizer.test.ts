@@ -64,6 +64,15 @@ describe('Hugging Face tokenizer.json', () => {
     expect(q.encode('hello', { bos: true })[0]).toBe(1);
     expect(q.encode('hello')).toEqual(t.encode('hello', { bos: false }));
   });
+  it('decodes no ids to no text; a U+FEFF and the spaces before punctuation as written', () => {
+    expect(t.decode([])).toBe('');
+    for (const text of ['\ufeffHello', "Wait . What ? Yes ! I 'm sure it 's fine , n't"]) {
+      const ids = t.encode(text, { bos: false });
+      expect(t.decode(ids), JSON.stringify(text)).toBe(text);
+      const d = t.streamDecoder();
+      expect(ids.map((id) => d.push(id)).join('') + d.flush(), JSON.stringify(text)).toBe(text);
+    }
+  });
   it('streams without splitting a multi-byte character', () => {
     const ids = t.encode('a é€ b', { bos: false });
     const d = t.streamDecoder(1);
@@ -83,6 +92,15 @@ describe('piece tokenizers stream whole characters', () => {
     const out = ids.map((id) => d.push(id));
     expect(out.join('')).toBe('€a');
     expect(out.filter((s) => s.length > 0).every((s) => !s.includes('\uFFFD'))).toBe(true);
+  });
+  it('prints a leading U+FEFF the model writes (text, not a byte-order mark to strip), whole and streamed', () => {
+    const t = new SpmTokenizer(synthVocabulary(600), 1, 2);
+    for (const text of ['\ufeffHello', 'a\ufeff', '\ufeff']) {
+      const ids = t.encode(text, { bos: true });
+      expect(t.decode(ids), JSON.stringify(text)).toBe(text);
+      const d = t.streamDecoder();
+      expect(ids.map((id) => d.push(id)).join('') + d.flush(), JSON.stringify(text)).toBe(text);
+    }
   });
 });
 

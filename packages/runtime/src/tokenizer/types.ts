@@ -6,7 +6,12 @@ export interface Tokenizer {
   readonly eosId: number;
   /** Token ids for `text`; `bos` prepends the BOS token. */
   encode(text: string, options?: { bos?: boolean }): number[];
-  /** Text of a whole sequence (special tokens omitted). */
+  /**
+   * Token ids for `text` as ordinary text, no BOS: the text of a special token in it stays those
+   * characters (tiktoken's encode_ordinary), so a message cannot write a control token.
+   */
+  encodeOrdinary(text: string): number[];
+  /** Text of a whole sequence (special tokens omitted; no ids: ""). */
   decode(ids: readonly number[]): string;
   /**
    * An incremental decoder for streaming: never splits a UTF-8 character. `prev` is the token
