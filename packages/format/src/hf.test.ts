@@ -244,8 +244,41 @@ describe('config.json and back', () => {
     expect(json).toMatchObject({ architectures: ['MistralForCausalLM'], sliding_window: 96, use_sliding_window: true });
     expect(hfConfigToModelConfig(json, 'c.json')).toEqual(mistral);
     const qwen = { ...modelConfigToHfConfig({ ...rotate, architecture: 'qwen2', attn_qkv_bias: true }, 'f32'), sliding_window: 96 };
-    expect(hfConfigToModelConfig({ ...qwen, use_sliding_window: false }, 'c.json').sliding_window).toBeNull();
-    expect(hfConfigToModelConfig({ ...qwen, use_sliding_window: true }, 'c.json').sliding_window).toBe(96);
+    const read = (extra: Record<string, unknown>) => {
+      const c = hfConfigToModelConfig({ ...qwen, ...extra }, 'c.json');
+      return [c.sliding_window, c.sliding_layers];
+    };
+    expect(rotate.n_layers).toBe(2);
+    expect(read({ use_sliding_window: false, max_window_layers: 0 })).toEqual([null, null]);
+    // Qwen2 slides the layers from max_window_layers on (HF's default 28: none of these two).
+    expect(read({ use_sliding_window: true })).toEqual([null, null]);
+    expect(read({ use_sliding_window: true, max_window_layers: 0 })).toEqual([96, null]);
+    expect(read({ use_sliding_window: true, max_window_layers: 1 })).toEqual([96, [false, true]]);
+    expect(read({ use_sliding_window: true, layer_types: ['sliding_attention', 'full_attention'] })).toEqual([96, [true, false]]);
+    expect(refusal(() => read({ use_sliding_window: true, layer_types: ['sliding_attention', 'chunked_attention'] }))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'layer_types[1]',
+      text: 'is "chunked_attention"; layers are "sliding_attention" or "full_attention"',
+    });
+    // Written back as HF reads it: every layer (max_window_layers 0), or the layers named.
+    for (const sliding_layers of [null, [false, true], [true, false]]) {
+      const c: ModelConfig = { ...rotate, architecture: 'qwen2', attn_qkv_bias: true, sliding_window: 96, sliding_layers };
+      expect(hfConfigToModelConfig(modelConfigToHfConfig(c, 'f32'), 'c.json')).toEqual(c);
+    }
+  });
+
+  it('reads rope_scaling "default" as none and "linear" as every pair turning factor times slower, and writes it back', () => {
+    const json = modelConfigToHfConfig(rotate, 'f32');
+    expect(hfConfigToModelConfig({ ...json, rope_scaling: { rope_type: 'default' } }, 'c.json')).toEqual(rotate);
+    const linear = hfConfigToModelConfig({ ...json, rope_scaling: { type: 'linear', factor: 4 } }, 'c.json');
+    expect(linear).toEqual({ ...rotate, rope_freq_factors: Array(rotate.head_dim / 2).fill(4) });
+    expect(modelConfigToHfConfig(linear, 'f32').rope_scaling).toEqual({ rope_type: 'linear', factor: 4 });
+    expect(hfConfigToModelConfig(modelConfigToHfConfig(linear, 'f32'), 'c.json')).toEqual(linear);
+    expect(refusal(() => hfConfigToModelConfig({ ...json, rope_scaling: { rope_type: 'linear', factor: 0 } }, 'c.json'))).toEqual({
+      code: 'HF_BAD_CONFIG',
+      field: 'rope_scaling.factor',
+      text: 'must be positive, got 0',
+    });
   });
 
   it("names the key of what it refuses, in config.json's words", () => {
@@ -253,7 +286,7 @@ describe('config.json and back', () => {
     expect(refusal(() => hfConfigToModelConfig({ ...json, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'c.json'))).toEqual({
       code: 'HF_BAD_CONFIG',
       field: 'rope_scaling.rope_type',
-      text: 'is "dynamic"; supported: "llama3" ("yarn" for gpt-oss)',
+      text: 'is "dynamic"; supported: "default", "llama3", "linear" ("yarn" for gpt-oss)',
     });
     expect(refusal(() => hfConfigToModelConfig({ ...json, rope_scaling: [2] }, 'c.json'))).toEqual({
       code: 'HF_BAD_CONFIG',

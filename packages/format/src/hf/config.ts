@@ -134,7 +134,7 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
   const eosIds = hfEosIds(r);
   const bosId = r.tokenId('bos_token_id');
   const tied = bool('tie_word_embeddings', false);
-  const rope_scaling = hfRopeScaling(r, gptOss);
+  const { rope_scaling, linearFactor } = hfRopeScaling(r, gptOss);
   const { sliding_window, sliding_layers, moe } = hfSlidingAndExperts(r, arch, nLayers);
   const eosId = eosIds[0] ?? 2;
   const config: ModelConfig = {
@@ -163,6 +163,10 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
     eos_id: eosId,
     // Llama 3 lists several: the first is EOS, the others (e.g. <|eot_id|>) end a turn too.
     ...(eosIds.length > 1 ? { stop_ids: eosIds.slice(1).filter((x) => x !== eosId) } : {}),
+    // Linear scaling divides every pair's frequency by the factor: the per-pair divisors, all alike.
+    ...(linearFactor !== undefined && headDim > 0 && headDim % 2 === 0
+      ? { rope_freq_factors: Array.from({ length: headDim / 2 }, () => linearFactor) }
+      : {}),
   };
   // Checked here, before anything is sized by the config, and named by config.json's keys.
   const problem = configProblems(config)[0];
@@ -189,10 +193,17 @@ function hfArchitecture({ cfg, fail }: HfConfigReader): Architecture {
   return arch as Architecture;
 }
 
-/** `rope_scaling`: null, Llama 3's, or (gpt-oss only) YaRN with HF's defaults. */
-function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelConfig['rope_scaling'] {
+/**
+ * `rope_scaling`: null or `"default"` (none), Llama 3's, linear (`linearFactor`: every pair's
+ * frequency divided by it, as HF's inv_freq / factor), or (gpt-oss only) YaRN with HF's defaults.
+ * Dynamic NTK scaling (a base that moves with the sequence's length) is refused.
+ */
+function hfRopeScaling(
+  { cfg, fail }: HfConfigReader,
+  gptOss: boolean,
+): { rope_scaling: ModelConfig['rope_scaling']; linearFactor?: number } {
   const rs = cfg.rope_scaling;
-  if (rs === null || rs === undefined) return null;
+  if (rs === null || rs === undefined) return { rope_scaling: null };
   if (typeof rs !== 'object' || Array.isArray(rs)) fail('rope_scaling', 'must be an object or null');
   const r = rs as Record<string, unknown>;
   const type = r.rope_type ?? r.type;
@@ -201,16 +212,24 @@ function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelCon
     if (typeof v !== 'number' || !Number.isFinite(v)) fail(`rope_scaling.${k}`, 'must be a number');
     return v as number;
   };
+  if (type === 'default') return { rope_scaling: null };
+  if (type === 'linear' && !gptOss) {
+    const factor = f('factor');
+    if (!(factor > 0)) fail('rope_scaling.factor', `must be positive, got ${factor}`);
+    return { rope_scaling: null, linearFactor: factor };
+  }
   if (type === 'llama3') {
     const orig = f('original_max_position_embeddings');
     if (!Number.isSafeInteger(orig) || orig < 1)
       fail('rope_scaling.original_max_position_embeddings', `must be a positive integer, got ${orig}`);
     return {
-      type: 'llama3',
-      factor: f('factor'),
-      low_freq_factor: f('low_freq_factor'),
-      high_freq_factor: f('high_freq_factor'),
-      original_context_length: orig,
+      rope_scaling: {
+        type: 'llama3',
+        factor: f('factor'),
+        low_freq_factor: f('low_freq_factor'),
+        high_freq_factor: f('high_freq_factor'),
+        original_context_length: orig,
+      },
     };
   }
   if (type === 'yarn' && gptOss) {
@@ -224,15 +243,20 @@ function hfRopeScaling({ cfg, fail }: HfConfigReader, gptOss: boolean): ModelCon
     if (typeof orig !== 'number' || !Number.isSafeInteger(orig) || orig < 1)
       fail('rope_scaling.original_max_position_embeddings', `must be a positive integer, got ${JSON.stringify(orig)}`);
     return {
-      type: 'yarn',
-      factor: f('factor'),
-      original_context_length: orig as number,
-      beta_fast: f('beta_fast', 32),
-      beta_slow: f('beta_slow', 1),
-      truncate: truncate as boolean,
+      rope_scaling: {
+        type: 'yarn',
+        factor: f('factor'),
+        original_context_length: orig as number,
+        beta_fast: f('beta_fast', 32),
+        beta_slow: f('beta_slow', 1),
+        truncate: truncate as boolean,
+      },
     };
   }
-  return fail('rope_scaling.rope_type', `is ${JSON.stringify(type)}; supported: "llama3"${gptOss ? ', "yarn"' : ' ("yarn" for gpt-oss)'}`);
+  return fail(
+    'rope_scaling.rope_type',
+    `is ${JSON.stringify(type)}; supported: "default", "llama3"${gptOss ? ', "yarn"' : ', "linear" ("yarn" for gpt-oss)'}`,
+  );
 }
 
 /** The sliding window (Mistral's, Qwen2's when enabled, gpt-oss's per layer) and gpt-oss's experts. */
@@ -248,24 +272,40 @@ function hfSlidingAndExperts(
     if (window !== null && window !== undefined && typeof window !== 'number')
       fail('sliding_window', `must be a number of tokens or null, got ${shown(window)}`);
     const used = arch === 'mistral' || bool('use_sliding_window', false);
-    return { sliding_window: used && typeof window === 'number' ? window : null, sliding_layers: null, moe: null };
+    if (!used || typeof window !== 'number') return { sliding_window: null, sliding_layers: null, moe: null };
+    if (arch === 'mistral') return { sliding_window: window, sliding_layers: null, moe: null };
+    // Qwen2 slides the layers `layer_types` names, else those from max_window_layers on (HF's default 28).
+    const slidingLayers =
+      cfg.layer_types !== undefined && cfg.layer_types !== null
+        ? hfLayerTypes(cfg.layer_types, nLayers, fail)
+        : Array.from({ length: nLayers }, (_, i) => i >= int('max_window_layers', 28));
+    if (slidingLayers.every((x) => !x)) return { sliding_window: null, sliding_layers: null, moe: null };
+    return { sliding_window: window, sliding_layers: slidingLayers.every((x) => x) ? null : slidingLayers, moe: null };
   }
   const sliding = int('sliding_window');
   // HF's GptOssConfig default: layer i slides when i is even.
-  const types = cfg.layer_types ?? Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
-  if (!Array.isArray(types) || types.length !== nLayers)
-    fail('layer_types', `must list ${nLayers} entries (num_hidden_layers), got ${JSON.stringify(types).slice(0, 80)}`);
-  const slidingLayers = (types as unknown[]).map((t, i) => {
-    if (t === 'sliding_attention') return true;
-    if (t === 'full_attention') return false;
-    return fail(`layer_types[${i}]`, `is ${JSON.stringify(t)}; gpt-oss layers are "sliding_attention" or "full_attention"`);
-  });
+  const slidingLayers = hfLayerTypes(
+    cfg.layer_types ?? Array.from({ length: nLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention')),
+    nLayers,
+    fail,
+  );
   const moe = {
     n_experts: int('num_local_experts'),
     experts_per_token: int('num_experts_per_tok', cfg.experts_per_token as number | undefined),
     swiglu_limit: num('swiglu_limit', 7),
   };
   return { sliding_window: sliding, sliding_layers: slidingLayers, moe };
+}
+
+/** `layer_types`: one "sliding_attention" or "full_attention" per layer, as whether it slides. */
+function hfLayerTypes(types: unknown, nLayers: number, fail: HfConfigReader['fail']): boolean[] {
+  if (!Array.isArray(types) || types.length !== nLayers)
+    fail('layer_types', `must list ${nLayers} entries (num_hidden_layers), got ${JSON.stringify(types).slice(0, 80)}`);
+  return (types as unknown[]).map((t, i) => {
+    if (t === 'sliding_attention') return true;
+    if (t === 'full_attention') return false;
+    return fail(`layer_types[${i}]`, `is ${JSON.stringify(t)}; layers are "sliding_attention" or "full_attention"`);
+  });
 }
 
 /** What config.json needs beyond the ModelConfig (gpt-oss). */
@@ -306,7 +346,20 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras:
     eos_token_id: c.eos_id,
     torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[dtype],
     ...(c.sliding_window !== null ? { sliding_window: c.sliding_window, use_sliding_window: true } : {}),
+    // Qwen2 reads which layers slide (HF's default: from layer 28 on); Mistral slides them all.
+    ...(c.sliding_window !== null && c.architecture === 'qwen2'
+      ? c.sliding_layers
+        ? { layer_types: c.sliding_layers.map((x) => (x ? 'sliding_attention' : 'full_attention')) }
+        : { max_window_layers: 0 }
+      : {}),
+    ...(linearRopeFactor(c) !== undefined ? { rope_scaling: { rope_type: 'linear', factor: linearRopeFactor(c) } } : {}),
   };
+}
+
+/** The factor of linear RoPE scaling: per-pair divisors all alike, and no other scaling. */
+function linearRopeFactor(c: ModelConfig): number | undefined {
+  const f = c.rope_freq_factors;
+  return !c.rope_scaling && f && f.length > 0 && f.every((x) => x === f[0]) ? f[0] : undefined;
 }
 
 /** `rope_scaling` as config.json holds it (the inverse of {@link hfRopeScaling}). */
