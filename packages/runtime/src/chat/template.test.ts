@@ -127,6 +127,24 @@ describe('rendering real chat templates', () => {
       expect(e.code).toBe('IE_CHAT_TEMPLATE_INVALID');
       expect(e.message).toMatch(/takes more than 101000 evaluation steps/);
     }
+    // And the size of what it makes: doubling a list (a step each, however long) stops at the value
+    // cap instead of taking gigabytes, as does growing one by one in a loop (quadratic in copies).
+    for (const src of [
+      '{% set ns = namespace(x=[1]) %}{% for i in range(40) %}{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x | length }}',
+      '{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = ns.x + [i] %}{% endfor %}{{ ns.x | length }}',
+      '{% set ns = namespace(s="ab") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}',
+    ]) {
+      const t0 = performance.now();
+      e = thrown(() => new ChatTemplate(src).render([{ role: 'user', content: 'x' }]));
+      expect(e.code, src).toBe('IE_CHAT_TEMPLATE_INVALID');
+      expect(e.message, src).toMatch(/makes values of more than \d+ characters and items in all/);
+      expect(performance.now() - t0, src).toBeLessThan(20_000);
+    }
+    // The cap grows with the conversation: a long message renders.
+    const long = 'y'.repeat(3_000_000);
+    expect(
+      new ChatTemplate('{% for m in messages %}{{ m.content }}{{ m.content }}{% endfor %}').render([{ role: 'user', content: long }]),
+    ).toBe(long + long);
   });
 
   it('a message’s members other than role and content never reach the template', () => {

@@ -48,6 +48,16 @@ const MAX_STEPS = 100_000;
 const STEPS_PER_ITEM = 1_000;
 
 /**
+ * The string characters and list items (and mapping entries) all the values one render makes may
+ * add up to: this many, plus VALUE_UNITS_PER_INPUT_CHAR for each character of the messages and
+ * tools. A step is one value however large, so a template doubling a list (`{% set x = x + x %}`)
+ * within the step cap took 4.5 GB and the process with it; the templates in
+ * test/fixtures/chat-templates make a few times their input.
+ */
+const MAX_VALUE_UNITS = 1 << 25;
+const VALUE_UNITS_PER_INPUT_CHAR = 16;
+
+/**
  * The interpreter with every evaluation counted against MAX_STEPS: each expression and statement
  * (`evaluate`) and each block run (`evaluateBlock`, which a loop calls once an iteration even when
  * its body is empty, without going through `evaluate`). The library types `evaluateBlock` private,
@@ -55,9 +65,11 @@ const STEPS_PER_ITEM = 1_000;
  */
 class BoundedInterpreter extends Interpreter {
   private steps = 0;
+  private units = 0;
   constructor(
     env: Environment,
     private readonly budget: number,
+    private readonly unitBudget: number,
   ) {
     super(env);
     const self = this as unknown as { evaluateBlock?: (...args: unknown[]) => unknown };
@@ -70,7 +82,13 @@ class BoundedInterpreter extends Interpreter {
   }
   override evaluate(...args: Parameters<Interpreter['evaluate']>): ReturnType<Interpreter['evaluate']> {
     this.step();
-    return super.evaluate(...args);
+    const v = super.evaluate(...args);
+    // Charged by size: what a step made (or handed on) counts its characters or entries.
+    const x = (v as { value?: unknown }).value;
+    const size = typeof x === 'string' || Array.isArray(x) ? x.length : x instanceof Map ? x.size : 0;
+    if ((this.units += size) > this.unitBudget)
+      throw new Error(`rendering makes values of more than ${this.unitBudget} characters and items in all, the template's cap`);
+    return v;
   }
   private step(): void {
     if (++this.steps > this.budget) throw new Error(`rendering takes more than ${this.budget} evaluation steps, the template's cap`);
@@ -202,7 +220,9 @@ export class ChatTemplate {
     for (const [k, v] of Object.entries(vars)) env.set(k, v);
     let out: unknown;
     try {
-      out = new BoundedInterpreter(env, MAX_STEPS + STEPS_PER_ITEM * (messages.length + (options.tools?.length ?? 0))).run(
+      const items = messages.length + (options.tools?.length ?? 0);
+      const inputChars = JSON.stringify(vars.messages).length + (options.tools ? JSON.stringify(options.tools).length : 0);
+      out = new BoundedInterpreter(env, MAX_STEPS + STEPS_PER_ITEM * items, MAX_VALUE_UNITS + VALUE_UNITS_PER_INPUT_CHAR * inputChars).run(
         this.parsed,
       ).value;
     } catch (e) {
