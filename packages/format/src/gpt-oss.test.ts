@@ -9,7 +9,7 @@ import { decodeBf16, encodeBf16 } from './dtype.js';
 import { HfModelError } from './errors.js';
 import { openGguf } from './gguf.js';
 import { parseIebinHeader } from './header.js';
-import { openHfDir } from './hf.js';
+import { hfConfigToModelConfig, modelConfigToHfConfig, openHfDir } from './hf.js';
 import { configProblems, expectedTensors, weightBytesPerToken, type ModelConfig } from './llama.js';
 import { IebinReader } from './reader.js';
 import { parseSafetensors, writeSafetensors } from './safetensors.js';
@@ -123,6 +123,14 @@ describe('gpt-oss config and tensor table', () => {
     const all = weightBytesPerToken(tensors, false);
     const experts = tensors.filter((x) => x.name.includes('_exps.')).reduce((a, x) => a + x.bytes, 0);
     expect(weightBytesPerToken(tensors, false, moeConfig.moe)).toBe(all - experts / 2);
+  });
+
+  it("reads config.json's head_dim with GptOssConfig's default of 64 when absent (not hidden_size / heads)", () => {
+    const json = modelConfigToHfConfig({ ...moeConfig, head_dim: 64 }, 'bf16');
+    expect(hfConfigToModelConfig(json, 'c.json').head_dim).toBe(64);
+    const { head_dim: _, ...absent } = json;
+    expect(hfConfigToModelConfig(absent, 'c.json').head_dim).toBe(64);
+    expect(hfConfigToModelConfig({ ...json, head_dim: null }, 'c.json').head_dim).toBe(moeConfig.dim / moeConfig.n_heads);
   });
 
   it('writes and validates a float gpt-oss model; bad gpt-oss config fields are IEBIN_BAD_CONFIG naming the field', async () => {

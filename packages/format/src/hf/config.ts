@@ -129,7 +129,16 @@ export function hfConfigToModelConfig(cfg: Record<string, unknown>, file: string
   // Before anything is sized by it (layer_types below, the expected tensors later).
   if (nLayers < 1 || nLayers > CONFIG_LIMITS.n_layers)
     fail('num_hidden_layers', `must be an integer in 1..${CONFIG_LIMITS.n_layers}, got ${nLayers}`);
-  const headDim = cfg.head_dim === undefined || cfg.head_dim === null ? (nHeads > 0 ? dim / nHeads : 0) : int('head_dim');
+  // GptOssConfig's head_dim defaults to 64 (2880 / 64 heads would be 45); a null one, and the
+  // other architectures' absent one, is hidden_size / num_attention_heads.
+  const headDim =
+    gptOss && cfg.head_dim === undefined
+      ? 64
+      : cfg.head_dim === undefined || cfg.head_dim === null
+        ? nHeads > 0
+          ? dim / nHeads
+          : 0
+        : int('head_dim');
   if (!Number.isInteger(headDim)) fail('num_attention_heads', `hidden_size ${dim} is not a multiple of num_attention_heads ${nHeads}`);
   const eosIds = hfEosIds(r);
   const bosId = r.tokenId('bos_token_id');
