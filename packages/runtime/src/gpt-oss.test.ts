@@ -281,6 +281,26 @@ describe('gpt-oss chat in the harmony format (synthetic gpt-oss-tiny, whose voca
       Uint8Array.from(pieces.filter((x) => x.channel === 'final').flatMap((x) => [...(e.tokenizer.tokenBytes?.()[x.piece.token] ?? [])])),
     );
     expect(text).toBe(withLp.final);
+
+    // A stop string ends the turn where generate() would, and none of it reaches a message (the
+    // reader takes the text the generation released, not its own decoding of every token).
+    let stopped = 0;
+    for (let seed = 0; seed < 100 && stopped < 3; seed++) {
+      const whole = await e.chat(ask, { ...base, seed });
+      const contents = whole.messages.map((m) => m.content).join('');
+      const inner = whole.messages.find((m) => m.content.length >= 8)?.content;
+      if (!inner) continue;
+      const stop = inner.slice(3, 6);
+      const streamedStop: string[] = [];
+      const cut = await e.chat(ask, { ...base, seed, stop: [stop], onText: (t) => streamedStop.push(t) });
+      for (const m of cut.messages) expect(m.content, JSON.stringify(stop)).not.toContain(stop);
+      const cutContents = cut.messages.map((m) => m.content).join('');
+      expect(contents.startsWith(cutContents), JSON.stringify([stop, cutContents, contents])).toBe(true);
+      expect(cut.stopReason).toBe('stop');
+      expect(streamedStop.join('')).toBe(cutContents);
+      stopped++;
+    }
+    expect(stopped).toBe(3);
   });
 
   it('writes a message’s text that looks like a special token as ordinary tokens, so a user cannot close their turn', async () => {

@@ -130,6 +130,8 @@ export const CHAT_BODY_SCHEMA = {
       ],
     },
     parallel_tool_calls: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
+    // gpt-oss's harmony system message says it; a chat template reads it as `reasoning_effort`.
+    reasoning_effort: { anyOf: [{ enum: ['low', 'medium', 'high'] }, { type: 'null' }] },
   },
 } as const;
 
@@ -194,6 +196,7 @@ export interface ChatBody extends CommonBody {
     reasoning_content?: string | null;
   }>;
   max_completion_tokens?: number | null;
+  reasoning_effort?: 'low' | 'medium' | 'high' | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
   tools?: Array<{

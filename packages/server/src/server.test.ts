@@ -850,6 +850,24 @@ describe('chat through the openai client', () => {
     expect(again).toMatchObject({ choices: [], usage: { prompt_tokens: r.usage?.prompt_tokens, total_tokens: r.usage?.total_tokens } });
     expect(again.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThanOrEqual((r.usage?.prompt_tokens ?? 0) - 1);
 
+    // reasoning_effort reaches the harmony system message: the engine's answer with that effort.
+    for (const effort of ['low', 'high'] as const) {
+      const lean = await engine.chat(messages, { ...sampling, seed, reasoningEffort: effort });
+      const got = await api.chat.completions.create({ ...body, reasoning_effort: effort });
+      expect(got.usage?.completion_tokens).toBe(lean.metrics.generatedTokens);
+      expect(got.choices[0].message.content).toBe(
+        lean.messages
+          .filter((m) => m.channel !== 'analysis' && m.channel !== 'commentary')
+          .map((m) => m.content)
+          .join(''),
+      );
+    }
+    expect(engine.chatPrompt(messages, { reasoningEffort: 'low' }).text).toContain('Reasoning: low');
+    const effort = await api.chat.completions
+      .create({ ...body, reasoning_effort: 'extreme' as 'high' })
+      .catch((e: InstanceType<typeof OpenAI.APIError>) => e);
+    expect((effort as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+
     // A conversation longer than the context is the client's problem.
     const long = await api.chat.completions
       .create({ model: 'm', messages: [{ role: 'user', content: 'word '.repeat(5000) }], max_tokens: 1 })

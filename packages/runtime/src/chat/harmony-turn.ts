@@ -61,8 +61,10 @@ export class HarmonyTurn {
   /** One generation from the turn so far, within the turn's budget (and `options.maxTokens`); its tokens and stop token join the turn. */
   async run(options: GenerateOptions): Promise<Generation> {
     const g = this.generate(this.ids, { ...options, maxTokens: Math.min(options.maxTokens ?? this.left, this.left) });
-    // With logprobs, each of the model's tokens goes to onText with its piece (ie's own text has none).
-    for await (const p of g) if (p.token >= 0) this.reader.push(p.token, options.logprobs ? p : undefined);
+    // The model's tokens with the text the generation released for them, so that a stop string is
+    // cut off here as in generate()'s text; with logprobs, each goes to onText with its piece (ie's
+    // own text has none).
+    for await (const p of g) this.reader.push(p.token, options.logprobs && p.token >= 0 ? p : undefined, p.text);
     this.runs.push(g);
     this.left -= g.tokens.length;
     this.ids.push(...g.tokens);

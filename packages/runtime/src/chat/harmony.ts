@@ -168,17 +168,20 @@ export class HarmonyReader {
     this.byId = new Map(Object.entries(ids).map(([k, v]) => [v, k as HarmonySpecial | '<|constrain|>']));
   }
 
-  /** `piece`: the model's piece for this token (with logprobs): passed to onText with its content, even while a character is incomplete. */
-  push(token: number, piece?: Piece): void {
+  /**
+   * `piece`: the model's piece for this token (with logprobs): passed to onText with its content,
+   * even while a character is incomplete. `text`: the token's text as the generation released it
+   * (stop strings cut off, held-back text let out with a later token; a special token's comes
+   * before it), in place of this reader's own decoding; token -1 is text alone (a generation's
+   * last, held-back text).
+   */
+  push(token: number, piece?: Piece, text?: string): void {
     const special = this.byId.get(token);
     if (special === undefined) {
-      const text = this.decodeText(token);
-      if (this.state === 'content' && this.current) {
-        this.current.content += text;
-        if (text || piece) this.onText?.(text, this.current.channel, piece);
-      } else this.header += text;
+      this.addText(text ?? (token >= 0 ? this.decodeText(token) : ''), piece);
       return;
     }
+    if (text) this.addText(text);
     if (special !== '<|constrain|>') this.finish();
     switch (special) {
       case '<|start|>':
@@ -214,6 +217,13 @@ export class HarmonyReader {
         this.ended = special === '<|return|>' ? 'return' : 'call';
         break;
     }
+  }
+
+  private addText(text: string, piece?: Piece): void {
+    if (this.state === 'content' && this.current) {
+      this.current.content += text;
+      if (text || piece) this.onText?.(text, this.current.channel, piece);
+    } else this.header += text;
   }
 
   /** Ends the open message's text with what the decoder still holds (a message cut by the token budget). */

@@ -69,6 +69,20 @@ const CASES: Array<{ what: string; schema: object | boolean; yes: string[]; no: 
     ],
   },
   {
+    what: "type beside enum and const (OpenAI's examples' shape): the values of that type",
+    schema: {
+      type: 'object',
+      properties: {
+        unit: { type: 'string', enum: ['celsius', 'fahrenheit', 3] },
+        n: { type: ['integer', 'null'], enum: [1, 2.5, null, 'x'] },
+        kind: { type: 'string', const: 'point' },
+      },
+      required: ['unit', 'n', 'kind'],
+    },
+    yes: ['{"unit":"celsius","n":1,"kind":"point"}', '{"unit":"fahrenheit","n":null,"kind":"point"}'],
+    no: ['{"unit":3,"n":1,"kind":"point"}', '{"unit":"celsius","n":2.5,"kind":"point"}', '{"unit":"celsius","n":"x","kind":"point"}'],
+  },
+  {
     what: 'enum of mixed values and const',
     schema: {
       type: 'object',
@@ -230,6 +244,8 @@ describe('JSON schema -> grammar', () => {
     ['maxItems below minItems', { type: 'array', minItems: 3, maxItems: 1 }, 'IE_SCHEMA_INVALID', 'maxItems', '#'],
     ['a required property not declared', { type: 'object', properties: { a: {} }, required: ['b'] }, 'IE_SCHEMA_INVALID', 'required', '#'],
     ['an empty enum', { enum: [] }, 'IE_SCHEMA_INVALID', 'enum', '#'],
+    ['an enum with no value of its type', { type: 'integer', enum: ['a', 1.5] }, 'IE_SCHEMA_INVALID', 'enum', '#'],
+    ['a keyword other than type beside enum', { enum: ['a'], maxLength: 2 }, 'IE_SCHEMA_UNSUPPORTED', 'maxLength', '#'],
     ['a remote $ref', { $ref: 'https://example.com/s.json' }, 'IE_SCHEMA_BAD_REF', '$ref', '#'],
     ['a dangling $ref', { $ref: '#/$defs/missing' }, 'IE_SCHEMA_BAD_REF', '$ref', '#'],
   ];

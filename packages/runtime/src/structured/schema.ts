@@ -148,10 +148,23 @@ class SchemaCompiler {
     for (const k of keys)
       if (!TYPED.has(k) && !['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'].includes(k))
         this.fail('IE_SCHEMA_UNSUPPORTED', path, k, `the keyword ${k} is not supported${HINTS[k] ? ` (${HINTS[k]})` : ''}`);
-    const only = (k: string) => {
-      const other = keys.find((x) => x !== k);
+    const only = (k: string, beside: readonly string[] = []) => {
+      const other = keys.find((x) => x !== k && !beside.includes(x));
       if (other !== undefined)
         this.fail('IE_SCHEMA_UNSUPPORTED', path, other, `${other} next to ${k} is not supported; move it into the ${k} branches`);
+    };
+    // `type` beside const / enum ({"type": "string", "enum": [...]}, OpenAI's own examples' shape):
+    // the values of that type; values of another type match nothing.
+    const ofType = (values: readonly unknown[], k: 'const' | 'enum'): unknown[] => {
+      if (!('type' in s)) return [...values];
+      const types = Array.isArray(s.type) ? (s.type as unknown[]) : [s.type];
+      for (const t of types)
+        if (typeof t !== 'string' || !TYPES.includes(t))
+          this.fail('IE_SCHEMA_INVALID', path, 'type', `unknown type ${JSON.stringify(t)}; one of ${TYPES.join(', ')}`);
+      const kept = values.filter((v) => types.some((t) => jsonTypeMatches(v, t as string)));
+      if (kept.length === 0)
+        this.fail('IE_SCHEMA_INVALID', path, k, `no ${k} value is of the type ${JSON.stringify(s.type)} beside it, so nothing matches`);
+      return kept;
     };
 
     if ('$ref' in s) {
@@ -159,13 +172,13 @@ class SchemaCompiler {
       return this.ref(s.$ref, path);
     }
     if ('const' in s) {
-      only('const');
-      return literal(s.const);
+      only('const', ['type']);
+      return literal(ofType([s.const], 'const')[0]);
     }
     if ('enum' in s) {
-      only('enum');
+      only('enum', ['type']);
       if (!Array.isArray(s.enum) || s.enum.length === 0) this.fail('IE_SCHEMA_INVALID', path, 'enum', 'enum must be a non-empty array');
-      return this.rule(hint, [...new Set(s.enum.map(literal))].join(' | '));
+      return this.rule(hint, [...new Set(ofType(s.enum, 'enum').map(literal))].join(' | '));
     }
     for (const k of ['anyOf', 'oneOf', 'allOf'] as const) {
       if (!(k in s)) continue;
@@ -404,4 +417,24 @@ const HINTS: Record<string, string> = {
  */
 export function schemaToGrammar(schema: object | boolean): string {
   return new SchemaCompiler(schema as Schema).compile();
+}
+
+/** Whether a JSON value is of a JSON Schema type (an integer is a number too). */
+function jsonTypeMatches(v: unknown, t: string): boolean {
+  switch (t) {
+    case 'null':
+      return v === null;
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'string':
+      return typeof v === 'string';
+    case 'integer':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'number':
+      return typeof v === 'number';
+    case 'array':
+      return Array.isArray(v);
+    default:
+      return typeof v === 'object' && v !== null && !Array.isArray(v);
+  }
 }

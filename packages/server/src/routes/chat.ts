@@ -29,6 +29,9 @@ export function registerChat(app: FastifyInstance, ctx: RouteContext): void {
         : {}),
       ...(sampling.json ? { json: true } : {}),
       ...(sampling.grammar !== undefined ? { grammar: sampling.grammar } : {}),
+      ...(body.reasoning_effort
+        ? { reasoningEffort: body.reasoning_effort, templateVariables: { reasoning_effort: body.reasoning_effort } }
+        : {}),
     });
     if (prompt.ids.length > engine.contextLength)
       throw new ServerError(
