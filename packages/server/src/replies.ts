@@ -64,6 +64,38 @@ export function toServerError(e: unknown): ServerError {
   return fromRuntimeError(e);
 }
 
+/** The most of a refused body read and dropped (and for how long) before the 413 is sent. */
+const DRAIN_BYTES = 64 << 20;
+const DRAIN_MS = 10_000;
+
+/** Reads `body` to its end, dropping it: true if it ended within DRAIN_BYTES and DRAIN_MS. */
+function drained(body: NodeJS.ReadableStream & { destroyed?: boolean }): Promise<boolean> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      body.removeListener('data', onData);
+      body.removeListener('end', onEnd);
+      body.removeListener('close', onClose);
+      body.removeListener('error', onClose);
+      if (!ok) body.pause();
+      resolve(ok);
+    };
+    const onData = (chunk: Buffer | string) => {
+      bytes += chunk.length;
+      if (bytes > DRAIN_BYTES) done(false);
+    };
+    const onEnd = () => done(true);
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), DRAIN_MS);
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('close', onClose);
+    body.once('error', onClose);
+    body.resume();
+  });
+}
+
 export function sendError(reply: FastifyReply, err: ServerError): FastifyReply {
   if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
   if (err.code === 'IE_SERVER_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
@@ -80,9 +112,13 @@ export function setErrorReplies(
   log: (line: string) => void,
   publicError: (err: ServerError) => ServerError = (err) => err,
 ): void {
-  app.setErrorHandler((e, _req, reply) => {
+  app.setErrorHandler(async (e, req, reply) => {
     const err = publicError(toServerError(e));
     if (err.status >= 500 && err.code === 'IE_SERVER_INTERNAL') log(`ie: error: ${(e as Error)?.stack ?? String(e)}`);
+    // Fastify refuses an oversized body from its Content-Length without reading it; answered then,
+    // the connection closed under a client still sending (fetch and the openai client saw EPIPE, not
+    // the 413). The rest is read and thrown away first, up to a bound.
+    if (err.code === 'IE_SERVER_BODY_TOO_LARGE' && !req.raw.complete && !(await drained(req.raw))) reply.header('connection', 'close');
     return sendError(reply, err);
   });
 

@@ -47,6 +47,25 @@ describe('ie serve', () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
+  it('answers a body far over --body-limit with its 413, read and dropped, not a connection cut under the client', async () => {
+    const ie = startIe(['serve', model, '--port', '0', '-t', '1']);
+    running.push(ie.proc);
+    const url = (await ie.waitFor(/ready at (http:\/\/127\.0\.0\.1:\d+)\/v1/))[1];
+    // 1 MiB by default; the server in its own process (in one process with the client, the old cut went unseen).
+    for (const mb of [2, 8]) {
+      const r = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny', prompt: 'x'.repeat(mb << 20) }),
+      });
+      expect(r.status).toBe(413);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('request_too_large');
+    }
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    ie.proc.kill('SIGTERM');
+    expect(await ie.exited).toBe(0);
+  });
+
   it('--api-key (or IE_API_KEY) guards every route but /health', async () => {
     const ie = startIe(['serve', model, '--port', '0', '-t', '1'], { ...process.env, IE_API_KEY: 'a-long-enough-key' });
     running.push(ie.proc);
