@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportIebin, synthModel } from '@ie/format';
 import { attentionMaxPositions } from '@ie/kernels';
-import { ContextOverflowError, Engine, GenerationAbortedError, IeRuntimeError, InvalidOptionError, resolveEngineOptions } from './index.js';
+import {
+  ContextOverflowError,
+  Engine,
+  GenerationAbortedError,
+  IeRuntimeError,
+  InvalidOptionError,
+  type Piece,
+  resolveEngineOptions,
+} from './index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ie-rt-'));
 let tiny = '';
@@ -94,6 +102,30 @@ describe('generation', () => {
     const r = await e.complete('abc', { temperature: 0, maxTokens: 40, stop: [cut] });
     expect(r.stopReason).toBe('stop');
     expect(r.text).toBe(full.text.slice(0, full.text.indexOf(cut)));
+    // Streamed with logprobs, for stops at every place in the text: each piece leaves with its
+    // whole text, and the tokens that make up the stop string never leave (nor their logprobs).
+    const pieceBytes = (pieces: Piece[]) => pieces.map((p) => p.text).join('');
+    // Where each token's text starts, from a run without stops (each piece its own token's text).
+    const spans: Array<[number, number]> = [];
+    let offset = 0;
+    for await (const p of e.generate('abc', { temperature: 0, maxTokens: 40 }))
+      if (p.token >= 0) {
+        spans.push([offset, p.text.length]);
+        offset += p.text.length;
+      }
+    for (let at = 1; at + 2 <= full.text.length && at < 24; at++) {
+      const stop = full.text.slice(at, at + 2);
+      const want = full.text.slice(0, full.text.indexOf(stop));
+      const pieces: Piece[] = [];
+      for await (const p of e.generate('abc', { temperature: 0, maxTokens: 40, stop: [stop], logprobs: true })) pieces.push(p);
+      expect(pieceBytes(pieces), JSON.stringify(stop)).toBe(want);
+      expect(pieces.every((p) => p.token >= 0 && p.logprob !== undefined)).toBe(true);
+      // The pieces are the first tokens of the full run: those whose text starts before the stop.
+      expect(pieces.map((p) => p.token)).toEqual(full.tokens.slice(0, pieces.length));
+      // Up to the first token with text at or past the stop (tokens without text before it leave too).
+      const first = spans.findIndex(([start, n]) => n > 0 && start >= want.length);
+      expect(pieces.length, JSON.stringify(stop)).toBe(first < 0 ? spans.length : first);
+    }
   });
 
   it('reports logprobs that are log-probabilities', async () => {

@@ -315,11 +315,9 @@ export class Engine {
           await seq.step(d.last);
           check();
         }
-        const piece = d.accept(seq.logits, seq.argmax, t);
-        if (piece) yield* handOut(piece);
+        for (const piece of d.accept(seq.logits, seq.argmax, t)) yield* handOut(piece);
       }
-      const rest = d.flush();
-      if (rest) yield* handOut(rest);
+      for (const piece of d.flush()) yield* handOut(piece);
     } finally {
       d.finish(this.model.kvCacheBytesPerSequence, this.model.weightBytesPerToken);
     }

@@ -331,22 +331,21 @@ export class BatchScheduler {
         d.prefilled();
       }
       const logitRow = row - 1;
-      let piece: Piece | null;
+      let pieces: Piece[];
       try {
-        piece = d.done ? null : d.accept(f.logitsRow(logitRow), f.argmaxOf(logitRow), decoding ? startedAt : undefined);
+        pieces = d.done ? [] : d.accept(f.logitsRow(logitRow), f.argmaxOf(logitRow), decoding ? startedAt : undefined);
       } catch (e) {
         // Choosing this request's token failed (a constraint at a dead end): it fails alone, the step's other requests go on.
         this.cancel(job, e);
         continue;
       }
-      if (piece) job.out.push(piece);
+      for (const piece of pieces) job.out.push(piece);
       if (d.done) this.complete(job);
     }
   }
 
   private complete(job: Job): void {
-    const rest = job.decoding.flush();
-    if (rest) job.out.push(rest);
+    for (const piece of job.decoding.flush()) job.out.push(piece);
     this.release(job);
     job.out.end();
   }

@@ -28,6 +28,13 @@ export class Decoding {
   private masked: Float32Array | null = null;
   /** With promptLogprobs: the prompt's scores so far (its first token's, null, first). */
   private readonly scores: PromptLogprob[] | null;
+  /**
+   * Pieces whose text the stream still holds (it could begin a stop string), with the characters
+   * of theirs not yet out; `out` is text released but not yet given to them. A piece leaves with
+   * its whole text, so one whose tokens make a stop string never leaves (nor its logprob).
+   */
+  private readonly held: Array<{ piece: Piece; left: number }> = [];
+  private out = '';
 
   constructor(
     readonly gen: Generation,
@@ -82,10 +89,12 @@ export class Decoding {
 
   /**
    * Takes the next token from the logits after the last step (`argmax` is the kernels' for greedy
-   * decoding); returns its piece, or null when the generation ended on it (EOS, a stop token).
-   * `stepStartedAt` times the decode step (from before its forward pass).
+   * decoding); returns the pieces whose text is now out (its own, and earlier ones the stream held
+   * back while they could begin a stop string; none while it holds this one), empty when the
+   * generation ended on it (EOS, a stop token). `stepStartedAt` times the decode step (from before
+   * its forward pass).
    */
-  accept(logits: Float32Array, argmax: number, stepStartedAt?: number): Piece | null {
+  accept(logits: Float32Array, argmax: number, stepStartedAt?: number): Piece[] {
     const first = this.generated === 0;
     const c = this.request.constraint;
     let token: number;
@@ -104,7 +113,7 @@ export class Decoding {
     if (this.isStop(token)) {
       this.gen.stopToken = token;
       this.end('eos');
-      return null;
+      return [];
     }
     c?.accept(token);
     this.history.push(token);
@@ -112,15 +121,42 @@ export class Decoding {
     const piece: Piece = { token, text: '' };
     // Under the model, before the mask: what the unconstrained model thought of the token.
     if (this.request.options.logprobs) Object.assign(piece, logprobOf(logits, token, this.request.options.topLogprobs ?? 0));
-    const { text, stopped } = this.stream.push(token);
-    piece.text = text;
+    const { text, stopped, decoded } = this.stream.push(token);
     this.gen.text += text;
+    this.held.push({ piece, left: decoded });
+    const pieces = this.release(text, stopped);
     if (stopped) this.end('stop');
     // Complete and nothing may follow (a schema's closing brace): no EOS step needed.
     else if (c?.done()) this.end('eos');
     else if (this.generated >= this.request.maxTokens) this.done = true;
     if (!first && stepStartedAt !== undefined) this.clock.step(performance.now() - stepStartedAt);
-    return piece;
+    return pieces;
+  }
+
+  /**
+   * Gives released `text` to the held pieces in order; each whole one leaves. At a stop string
+   * (`stopped`), the piece the stop begins inside leaves with its text before it, and the pieces
+   * that make up the stop string are dropped.
+   */
+  private release(text: string, stopped: boolean): Piece[] {
+    this.out += text;
+    const done: Piece[] = [];
+    while (this.held.length > 0 && this.held[0].left <= this.out.length) {
+      const { piece, left } = this.held.shift() as { piece: Piece; left: number };
+      piece.text = this.out.slice(0, left);
+      this.out = this.out.slice(left);
+      done.push(piece);
+    }
+    if (stopped) {
+      if (this.out && this.held.length > 0) {
+        const { piece } = this.held[0];
+        piece.text = this.out;
+        done.push(piece);
+      }
+      this.held.length = 0;
+      this.out = '';
+    }
+    return done;
   }
 
   end(reason: StopReason): void {
@@ -128,13 +164,20 @@ export class Decoding {
     this.done = true;
   }
 
-  /** The text still held back when the generation ends other than on a stop string, as a last piece (token -1). */
-  flush(): Piece | null {
-    if (this.reason === 'stop') return null;
+  /**
+   * At the end of a generation not ended by a stop string: the held pieces with the text the stream
+   * still held, and what is left beyond them (the decoder's incomplete character) as a last piece
+   * (token -1).
+   */
+  flush(): Piece[] {
+    if (this.reason === 'stop') return [];
     const rest = this.stream.flush();
-    if (!rest) return null;
     this.gen.text += rest;
-    return { token: -1, text: rest };
+    const pieces = this.release(rest, false);
+    if (this.held.length > 0) this.held.length = 0;
+    if (this.out) pieces.push({ token: -1, text: this.out });
+    this.out = '';
+    return pieces;
   }
 
   /** Sets the generation's stop reason and metrics. */

@@ -18,9 +18,17 @@ export class TextStream {
     this.maxStop = stop.reduce((m, s) => Math.max(m, s.length), 0);
   }
 
-  /** The text `token` releases, and whether a stop string ended the generation (the text stops before it). */
-  push(token: number): { text: string; stopped: boolean } {
-    this.pending += this.decoder.push(token);
+  /**
+   * The text `token` releases, whether a stop string ended the generation (the text stops before
+   * it), and `decoded`: the characters the token itself decoded to (released now or later).
+   */
+  push(token: number): { text: string; stopped: boolean; decoded: number } {
+    const own = this.decoder.push(token);
+    this.pending += own;
+    return { ...this.release(), decoded: own.length };
+  }
+
+  private release(): { text: string; stopped: boolean } {
     if (this.stop.length === 0) return this.emit(this.pending.length, false);
     const hay = this.text.slice(-this.maxStop) + this.pending;
     const at = Math.min(...this.stop.map((s) => hay.indexOf(s)).filter((i) => i >= 0));
