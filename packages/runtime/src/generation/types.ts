@@ -120,9 +120,14 @@ export interface PromptLogprob {
   topLogprobs?: TokenLogprob[];
 }
 
+/**
+ * One generated token, handed out once its text is out: with stop strings a piece waits while its
+ * text could begin one, and the tokens that make up a stop string are never handed out. Token -1:
+ * text alone (what the decoder held at the end).
+ */
 export interface Piece {
   token: number;
-  /** Text this token completes (may be "" while a UTF-8 character is incomplete). */
+  /** Text this token completes (may be "" while a UTF-8 character is incomplete; at a stop string, its text before it). */
   text: string;
   logprob?: number;
   /** With topLogprobs N: the step's N likeliest tokens, likeliest first (ties by id). */
