@@ -138,6 +138,15 @@ describe("buildTokenizer on a source spec (ie convert's probe)", () => {
     expectInvalid(e, /not an integer in 0\.\.9/);
   });
 
+  it('refuses a tokenizer.json whose pre-tokenizer regex could backtrack exponentially, before a prompt hangs on it', async () => {
+    const f = join(tmp(), 'tokenizer.json');
+    const json = JSON.parse(synthHfTokenizerJson(synthVocabulary(512)));
+    json.pre_tokenizer = { type: 'Split', pattern: { Regex: '(a|aa)+$' }, behavior: 'Isolated', invert: false };
+    writeFileSync(f, JSON.stringify(json));
+    const e = await buildTokenizer({ model: 'hf', source: f }, config, { file: f }).catch((x) => x);
+    expectInvalid(e, /regex \("\(a\|aa\)\+\$"\) whose matching time can grow exponentially/);
+  });
+
   it('wraps a missing file and a non-regular file', async () => {
     const e = await buildTokenizer({ model: 'hf', source: '/nonexistent/tokenizer.json' }, config, { file: 'x' }).catch((x) => x);
     expectInvalid(e, /\/nonexistent\/tokenizer\.json: does not exist/);

@@ -10,6 +10,7 @@ import { IeRuntimeError } from '../errors.js';
 import { gpt2Tokenizer } from './gpt2.js';
 import { HfTokenizer, libraryMessage } from './hf.js';
 import { Llama2cTokenizer } from './llama2c.js';
+import { backtrackingRisk, tokenizerRegexes } from './regex-risk.js';
 import { SpmTokenizer } from './spm.js';
 import type { Tokenizer } from './types.js';
 
@@ -111,6 +112,18 @@ function addedTokensWithinVocabulary(json: Record<string, unknown>, vocabSize: n
   }
 }
 
+/** No regex of the tokenizer.json may backtrack exponentially on a prompt (regex-risk.ts). */
+function regexesLinear(json: Record<string, unknown>, file: string): void {
+  for (const re of tokenizerRegexes(json)) {
+    const risk = backtrackingRisk(re);
+    if (risk)
+      throw invalid(
+        file,
+        `has a regex (${JSON.stringify(re.length > 60 ? `${re.slice(0, 59)}…` : re)}) whose matching time can grow exponentially with a prompt: ${risk}; ie refuses it rather than hang on a text`,
+      );
+  }
+}
+
 /**
  * Builds a tokenizer from its spec (a header's, or an importer's with a tokenizer.json path) and
  * probes it. `file` names it in errors; `expected` checks a referenced tokenizer.json's size and sha256.
@@ -127,6 +140,7 @@ export async function buildTokenizer(
     const path = options.hfPath ?? ('source' in spec ? spec.source : file);
     const json = await readHfTokenizerJson(path, options.expected);
     addedTokensWithinVocabulary(json, config.vocab_size, path);
+    regexesLinear(json, path);
     try {
       t = new HfTokenizer(json, bos_id, eos_id);
     } catch (e) {
