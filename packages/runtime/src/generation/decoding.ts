@@ -174,7 +174,12 @@ export class Decoding {
     const rest = this.stream.flush();
     this.gen.text += rest;
     const pieces = this.release(rest, false);
-    if (this.held.length > 0) this.held.length = 0;
+    // All text is out: a piece still held (none, unless the decoder's counts disagree) leaves too.
+    for (const { piece } of this.held.splice(0)) {
+      piece.text = this.out;
+      this.out = '';
+      pieces.push(piece);
+    }
     if (this.out) pieces.push({ token: -1, text: this.out });
     this.out = '';
     return pieces;

@@ -31,8 +31,8 @@ function guarded<T>(what: string, f: () => T): T {
 
 /**
  * The library's ByteFallback decoder strips a leading U+FEFF (its TextDecoder reads it as a
- * byte-order mark), where the tokenizers library prints it as the text it is: its decoders (a
- * Sequence's too) get TextDecoders that keep it. A decoder shaped otherwise is left as it is.
+ * byte-order mark), where Hugging Face's Rust tokenizers print it as the text it is: its decoders
+ * (a Sequence's too) get TextDecoders that keep it. A decoder shaped otherwise is left as it is.
  */
 function keepByteOrderMarks(decoder: unknown, depth = 0): void {
   // The library's decoders are callable objects (functions with fields).
