@@ -122,9 +122,29 @@ describe('generation', () => {
       expect(pieces.every((p) => p.token >= 0 && p.logprob !== undefined)).toBe(true);
       // The pieces are the first tokens of the full run: those whose text starts before the stop.
       expect(pieces.map((p) => p.token)).toEqual(full.tokens.slice(0, pieces.length));
-      // Up to the first token with text at or past the stop (tokens without text before it leave too).
-      const first = spans.findIndex(([start, n]) => n > 0 && start >= want.length);
-      expect(pieces.length, JSON.stringify(stop)).toBe(first < 0 ? spans.length : first);
+      // Up to the last token with text before the stop (tokens without text leave with the text after them).
+      const kept = spans.reduce((k, [start, n], i) => (n > 0 && start < want.length ? i + 1 : k), 0);
+      expect(pieces.length, JSON.stringify(stop)).toBe(kept);
+    }
+  });
+
+  it("keeps a multi-byte stop string's first bytes' pieces back too: none of its tokens leaves", async () => {
+    await using e = await Engine.load(tiny);
+    // A grammar spells the text; the synthetic vocabulary writes CJK characters as byte tokens.
+    for (const [text, stop, before] of [
+      ['a日本b', '本', 'a日'],
+      ['x😀y', '😀', 'x'],
+      ['p日q', 'q', 'p日'],
+    ]) {
+      const pieces: Piece[] = [];
+      const g = e.generate('abc', { grammar: `root ::= "${text}"`, stop: [stop], temperature: 0, logprobs: true, maxTokens: 20 });
+      for await (const p of g) pieces.push(p);
+      expect(g.text, text).toBe(before);
+      expect(pieces.map((p) => p.text).join(''), text).toBe(before);
+      // Exactly the tokens that spell the text before the stop, each with its logprob.
+      const spelled = e.tokenize(before, { bos: false });
+      expect(pieces.length, text).toBe(spelled.length);
+      expect(pieces.every((p) => p.logprob !== undefined)).toBe(true);
     }
   });
 

@@ -76,3 +76,35 @@ describe('Sampler.penalized', () => {
       expect(() => resolveSampling(o)).toThrow(expect.objectContaining({ code: 'IE_INVALID_OPTION', option }));
   });
 });
+
+describe('Sampler.sample: the filters and the temperature, in llama.cpp order', () => {
+  /** How often each token is drawn from `probs` (as logits) in `draws` seeded draws. */
+  const frequencies = (probs: number[], o: SamplingOptions, draws = 20_000) => {
+    const s = sampler({ topK: 0, topP: 1, minP: 0, ...o });
+    const x = Float32Array.from(probs, Math.log);
+    const counts = new Array(probs.length).fill(0);
+    for (let i = 0; i < draws; i++) counts[s.sample(x, [])]++;
+    return counts.map((c) => c / draws);
+  };
+  /** The temperature's distribution over the kept tokens (the rest 0). */
+  const want = (probs: number[], kept: number[], t: number) => {
+    const w = probs.map((p, i) => (kept.includes(i) ? p ** (1 / t) : 0));
+    const sum = w.reduce((a, b) => a + b, 0);
+    return w.map((v) => v / sum);
+  };
+  const close = (got: number[], exp: number[]) => got.forEach((g, i) => expect(g, `token ${i}`).toBeCloseTo(exp[i], 1));
+
+  it('measures top-p against the whole top-k mass, then min-p against the likeliest, before the temperature', () => {
+    const probs = [0.45, 0.25, 0.1, 0.1, 0.1];
+    // top-p 0.6 keeps {0, 1} (0.45 < 0.6 <= 0.70); min-p 0.3 keeps both (0.25 >= 0.135).
+    close(frequencies(probs, { temperature: 1, topP: 0.6, minP: 0.3 }), want(probs, [0, 1], 1));
+    // min-p 0.5 of the likeliest at temperature 1 keeps {0, 1} (0.3 >= 0.25), whatever the temperature.
+    const three = [0.5, 0.3, 0.2];
+    close(frequencies(three, { temperature: 2, minP: 0.5 }), want(three, [0, 1], 2));
+    close(frequencies(three, { temperature: 0.5, minP: 0.5 }), want(three, [0, 1], 0.5));
+    // top-k 3, then top-p 0.9 of those three's mass (0.8): 0.45 + 0.25 = 0.70 < 0.72 <= 0.80.
+    close(frequencies(probs, { temperature: 1.5, topK: 3, topP: 0.9 }), want(probs, [0, 1, 2], 1.5));
+    // top-p never keeps fewer than one token; min-p never drops the likeliest.
+    expect(frequencies(probs, { temperature: 1, topP: 0.01, minP: 1 }, 200)).toEqual([1, 0, 0, 0, 0]);
+  });
+});

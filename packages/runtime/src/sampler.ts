@@ -10,9 +10,13 @@ export interface SamplingOptions {
   temperature?: number;
   /** Keep the k most likely tokens (0 = off). Default 40. */
   topK?: number;
-  /** Keep the smallest set of tokens whose probability reaches p (1 = off). Default 0.95. */
+  /**
+   * Keep the smallest set of tokens whose probability reaches p (1 = off). Default 0.95. As in
+   * llama.cpp, top-p and then min-p filter the model's distribution (after top-k, before the
+   * temperature), and the temperature applies to the tokens they keep.
+   */
   topP?: number;
-  /** Drop tokens less likely than minP times the most likely (0 = off). Default 0.05. */
+  /** Drop tokens less likely than minP times the most likely (0 = off; before the temperature). Default 0.05. */
   minP?: number;
   /** > 1 discourages tokens seen in the last `repeatLastN` (CTRL-style: positive logits divided, negative multiplied). Default 1 (off). */
   repetitionPenalty?: number;
@@ -150,25 +154,26 @@ export class Sampler {
     }
     ids.sort((a, b) => x[b] - x[a] || a - b);
     const mx = x[ids[0]];
-    const probs = ids.map((i) => Math.exp((x[i] - mx) / temperature));
-    let sum = probs.reduce((a, b) => a + b, 0);
-    let n = probs.length;
-    if (minP > 0) {
-      const cut = (probs[0] / sum) * minP * sum;
-      while (n > 1 && probs[n - 1] < cut) n--;
-    }
-    if (topP < 1) {
-      const total = probs.slice(0, n).reduce((a, b) => a + b, 0);
-      let acc = 0;
-      for (let i = 0; i < n; i++) {
-        acc += probs[i];
-        if (acc >= topP * total) {
-          n = i + 1;
-          break;
+    // llama.cpp's chain: top-k, then top-p and min-p on the model's distribution (temperature 1),
+    // then the temperature over what is left. Top-p is measured against the whole top-k mass.
+    let n = ids.length;
+    if (topP < 1 || minP > 0) {
+      const p1 = ids.map((i) => Math.exp(x[i] - mx));
+      if (topP < 1) {
+        const total = p1.reduce((a, b) => a + b, 0);
+        for (let i = 0, acc = 0; i < n; i++) {
+          acc += p1[i];
+          if (acc >= topP * total) {
+            n = i + 1;
+            break;
+          }
         }
       }
+      // p1[0] = 1 is the likeliest token's.
+      if (minP > 0) while (n > 1 && p1[n - 1] < minP) n--;
     }
-    sum = 0;
+    const probs = ids.slice(0, n).map((i) => Math.exp((x[i] - mx) / temperature));
+    let sum = 0;
     for (let i = 0; i < n; i++) sum += probs[i];
     let r = this.rng.uniform() * sum;
     for (let i = 0; i < n; i++) {

@@ -140,18 +140,26 @@ export class Decoding {
    */
   private release(text: string, stopped: boolean): Piece[] {
     this.out += text;
-    const done: Piece[] = [];
-    while (this.held.length > 0 && this.held[0].left <= this.out.length) {
-      const { piece, left } = this.held.shift() as { piece: Piece; left: number };
+    // Up to the last piece with text that is all out; pieces without text (a character's first
+    // bytes, a special token) leave with the text after them, for they may begin a stop string.
+    let last = -1;
+    for (let i = 0, need = 0; i < this.held.length; i++) {
+      need += this.held[i].left;
+      if (need > this.out.length) break;
+      if (this.held[i].left > 0) last = i;
+    }
+    const done = this.held.splice(0, last + 1).map(({ piece, left }) => {
       piece.text = this.out.slice(0, left);
       this.out = this.out.slice(left);
-      done.push(piece);
-    }
+      return piece;
+    });
     if (stopped) {
-      if (this.out && this.held.length > 0) {
-        const { piece } = this.held[0];
-        piece.text = this.out;
-        done.push(piece);
+      // Text before the stop string is left: the piece it belongs to (and those before it) leave with it.
+      const upto = this.out ? this.held.findIndex((h) => h.left > 0) : -1;
+      if (upto >= 0) {
+        const straddling = this.held.splice(0, upto + 1).map(({ piece }) => Object.assign(piece, { text: '' }));
+        straddling[upto].text = this.out;
+        done.push(...straddling);
       }
       this.held.length = 0;
       this.out = '';
