@@ -40,6 +40,26 @@ describe('ie generate: prompts from anywhere, short flags, stop escapes', () => 
       runIe(['generate', model, 'Once upon a time', '--max-tokens', '5', '--seed', '9', '--threads', '1', '--temperature', '0', '--json']),
     );
     expect(long).toEqual(arg);
+    // Without --seed the run draws one and says which: passing it back repeats a sampled run.
+    const drawn = runIe(['generate', model, 'Once upon a time', '-n', '8', '-t', '1', '--temperature', '1.5', '--json']);
+    const first = JSON.parse(drawn.out) as { tokens: number[]; seed: number };
+    expect(Number.isSafeInteger(first.seed)).toBe(true);
+    const again = runIe([
+      'generate',
+      model,
+      'Once upon a time',
+      '-n',
+      '8',
+      '-t',
+      '1',
+      '--temperature',
+      '1.5',
+      '--json',
+      '-s',
+      String(first.seed),
+    ]);
+    expect((JSON.parse(again.out) as { tokens: number[]; seed: number }).tokens).toEqual(first.tokens);
+    expect(runIe(['generate', model, 'Once', '-n', '2', '-t', '1', '-s', '77']).err).toMatch(/; seed 77; stop: /);
     const stdin = spawnSync(process.execPath, [IE_CLI, 'generate', model, '-', '-n', '5', '--temperature', '0', '--json'], {
       input: 'Once upon a time',
       encoding: 'utf8',

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { jsonErrorPosition } from '@ie/format';
 import {
   type ChatOptions,
@@ -251,7 +252,8 @@ export const generate = defineCommand({
       repetitionPenalty: v['repeat-penalty'],
       presencePenalty: v['presence-penalty'],
       frequencyPenalty: v['frequency-penalty'],
-      seed: v.seed,
+      // Drawn here when not given, so that a run says its seed and can be repeated (as llama.cpp prints it).
+      seed: v.seed ?? randomInt(2 ** 32),
       stop: v.stop?.map(unescapeStop),
       ...(await constraintOptions(v)),
     };
@@ -291,6 +293,7 @@ export const generate = defineCommand({
             threads: info.threads,
             isa: info.isa,
             weightMemory: info.weightMemory.mode,
+            seed: options.seed,
             metrics: m,
           }),
         );
@@ -298,7 +301,7 @@ export const generate = defineCommand({
         process.stdout.write('\n');
         io.err(
           `ie: ${m.promptTokens} prompt tokens (${fixed(m.prefillTokensPerSec, 1)} tok/s), ${m.generatedTokens} generated (${fixed(m.decodeTokensPerSec, 1)} tok/s, p50 ${fixed(m.latencyP50Ms, 2, ' ms')}, p95 ${fixed(m.latencyP95Ms, 2, ' ms')}), TTFT ${fixed(m.ttftMs, 1, ' ms')}; ` +
-            `${describeEngine(info)}; ${bytes(m.weightBytesPerToken)}/token -> ${fixed(m.effectiveGBs, 2, ' GB/s')}; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; stop: ${g.stopReason}`,
+            `${describeEngine(info)}; ${bytes(m.weightBytesPerToken)}/token -> ${fixed(m.effectiveGBs, 2, ' GB/s')}; KV cache ${bytes(m.kvCacheBytes)}; peak RSS ${bytes(m.peakRssBytes)}; seed ${options.seed}; stop: ${g.stopReason}`,
         );
       }
       return EXIT.OK;
