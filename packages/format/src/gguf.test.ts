@@ -386,15 +386,60 @@ describe('GGUF metadata read into the config and vocabulary', () => {
     } finally {
       await src.close();
     }
+    // A piece that is U+FEFF stays one (the text decoder must not read it as a byte-order mark).
+    const bom = await open({ 'tokenizer.ggml.tokens': { t: 'arr_str', v: vocab.pieces.map((p, i) => (i === 5 ? '\ufeff' : p)) } });
+    try {
+      if (bom.tokenizer.model !== 'spm') throw new Error('expected spm');
+      expect(bom.tokenizer.pieces[5]).toBe('\ufeff');
+    } finally {
+      await bom.close();
+    }
+    // A byte-level vocabulary with no add_bos_token: BOS where llama.cpp defaults to it (Llama 3's pre-tokenizers).
+    for (const [pre, bos] of [
+      ['llama-bpe', true],
+      ['llama3', true],
+      ['qwen2', false],
+      ['gpt-4o', false],
+      [null, false],
+    ] as const) {
+      const b = await open(
+        {
+          'tokenizer.ggml.model': { t: 'str', v: 'gpt2' },
+          'tokenizer.ggml.merges': { t: 'arr_str', v: [] },
+          ...(pre ? { 'tokenizer.ggml.pre': { t: 'str', v: pre } } : {}),
+        },
+        ['tokenizer.ggml.scores'],
+      );
+      try {
+        if (b.tokenizer.model !== 'gpt2') throw new Error('expected gpt2');
+        expect([b.tokenizer.pre, b.tokenizer.add_bos], String(pre)).toEqual([pre, bos]);
+      } finally {
+        await b.close();
+      }
+    }
+    // Linear RoPE scaling (or the older rope.scale_linear) divides every pair's frequency, as llama.cpp's freq_scale.
+    const linear: Array<Record<string, KvValue>> = [
+      { 'llama.rope.scaling.type': { t: 'str', v: 'linear' }, 'llama.rope.scaling.factor': { t: 'f32', v: 4 } },
+      { 'llama.rope.scale_linear': { t: 'f32', v: 4 } },
+    ];
+    for (const keys of linear) {
+      const lin = await open(keys);
+      try {
+        expect(lin.config.rope_freq_factors).toEqual(Array(config.head_dim / 2).fill(4));
+        expect(lin.config.rope_scaling).toBeNull();
+      } finally {
+        await lin.close();
+      }
+    }
   });
 
   it.each([
     [
-      'RoPE scaling on a llama',
-      { 'llama.rope.scaling.type': { t: 'str', v: 'linear' } },
+      'YaRN scaling on a llama',
+      { 'llama.rope.scaling.type': { t: 'str', v: 'yarn' } },
       [],
       'llama.rope.scaling.type',
-      'llama.rope.scaling.type is linear; RoPE scaling from GGUF is not supported',
+      'llama.rope.scaling.type is yarn; RoPE scaling from GGUF is linear or none here',
     ],
     [
       'partial rotary embeddings',

@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { GgufError, type FormatErrorCode } from './errors.js';
 import { RandomAccessFile } from './file.js';
 import { chatTemplateProblem, specialTokenProblem, type ChatTemplateSpec } from './chat-template.js';
+import { byteLevelPreDefaults } from './byte-level-bpe.js';
 import type { Gpt2TokenizerSpec, SpmTokenizerSpec } from './header.js';
 import { configProblems, expectedTensors, type Architecture, type ModelConfig } from './llama.js';
 import { mxfp4NanBlock } from './blocks.js';
@@ -119,7 +120,8 @@ class Cursor {
   /** Estimated bytes of metadata parsed so far (see GgufLimits.maxMetadataBytes). */
   spent = 0;
   private readonly dv: DataView;
-  private readonly dec = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM: a string that starts with U+FEFF keeps it (Llama 2's vocabulary has it as a piece).
+  private readonly dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   constructor(
     private readonly b: Uint8Array,
     private readonly fileSize: number,
@@ -540,7 +542,8 @@ async function ggufConfig(
   const vocab = m.int(`${arch}.vocab_size`, emb.ne[1]);
   const nLayers = m.int(`${arch}.block_count`);
   const eos = m.int('tokenizer.ggml.eos_token_id', 2);
-  const { moe, rope_scaling, sliding_window, sliding_layers } = ggufRopeAndExperts(g, m, arch);
+  const { moe, rope_scaling, sliding_window, sliding_layers, linearFactor } = ggufRopeAndExperts(g, m, arch);
+  const freqFactors = ropeFreqs ? await ropeFreqFactors(f, g, ropeFreqs, path) : undefined;
   const config: ModelConfig = {
     architecture: GGUF_ARCHITECTURES[arch],
     dim,
@@ -568,7 +571,12 @@ async function ggufConfig(
     eos_id: eos,
     // llama.cpp also ends a generation on the end-of-turn / end-of-message tokens it is told of.
     ...stopIds(m, eos, vocab),
-    ...(ropeFreqs ? { rope_freq_factors: await ropeFreqFactors(f, g, ropeFreqs, path) } : {}),
+    // Linear scaling divides every pair's frequency by its factor, on top of rope_freqs' own.
+    ...(freqFactors || linearFactor !== undefined
+      ? {
+          rope_freq_factors: (freqFactors ?? Array.from({ length: Math.floor(headDim / 2) }, () => 1)).map((x) => x * (linearFactor ?? 1)),
+        }
+      : {}),
   };
   return { config, tokens };
 }
@@ -582,12 +590,23 @@ function ggufRopeAndExperts(
   g: GgufFile,
   m: GgufMeta,
   arch: string,
-): Pick<ModelConfig, 'moe' | 'rope_scaling' | 'sliding_window' | 'sliding_layers'> {
+): Pick<ModelConfig, 'moe' | 'rope_scaling' | 'sliding_window' | 'sliding_layers'> & { linearFactor?: number } {
   const scalingType = g.metadata.get(`${arch}.rope.scaling.type`);
   const scaled = scalingType !== undefined && scalingType !== 'none';
   if (arch !== 'gpt-oss') {
-    if (scaled) m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is not supported`);
-    return { moe: null, rope_scaling: null, sliding_window: null, sliding_layers: null };
+    if (scaled && scalingType !== 'linear')
+      m.fail(`${arch}.rope.scaling.type`, `is ${String(scalingType)}; RoPE scaling from GGUF is linear or none here`);
+    // As llama.cpp: a scaling factor (or the older rope.scale_linear) divides the frequencies.
+    const key = g.metadata.has(`${arch}.rope.scaling.factor`) ? `${arch}.rope.scaling.factor` : `${arch}.rope.scale_linear`;
+    const factor = g.metadata.has(key) ? m.num(key) : 0;
+    if (!(Number.isFinite(factor) && factor >= 0)) m.fail(key, `is ${factor}; a scaling factor is positive (0: none)`);
+    return {
+      moe: null,
+      rope_scaling: null,
+      sliding_window: null,
+      sliding_layers: null,
+      ...(factor > 0 && factor !== 1 ? { linearFactor: factor } : {}),
+    };
   }
   // llama.cpp writes no swiglu limit (its gpt-oss graph hard-codes 7) and slides on even layers.
   const moe = { n_experts: m.int(`${arch}.expert_count`), experts_per_token: m.int(`${arch}.expert_used_count`), swiglu_limit: 7 };
@@ -673,13 +692,15 @@ function ggufTokenizer(g: GgufFile, m: GgufMeta, tokens: string[], vocab: number
     };
   }
   if (tokModel === 'gpt2') {
+    const pre = g.metadata.has('tokenizer.ggml.pre') ? m.str('tokenizer.ggml.pre') : null;
     return {
       model: 'gpt2',
       pieces: tokens,
       types,
       merges: m.arr('tokenizer.ggml.merges', ['string']) as string[],
-      pre: g.metadata.has('tokenizer.ggml.pre') ? m.str('tokenizer.ggml.pre') : null,
-      add_bos: m.bool('tokenizer.ggml.add_bos_token', false),
+      pre,
+      // Absent, llama.cpp's default by the pre-tokenizer: BOS for Llama 3's family.
+      add_bos: m.bool('tokenizer.ggml.add_bos_token', byteLevelPreDefaults(pre).addBos),
     };
   }
   throw new GgufError(

@@ -164,7 +164,8 @@ export function parseLlama2cTokenizer(b: Uint8Array, vocabSize: number, file: st
   const pieces: string[] = [];
   const scores: number[] = [];
   const raw: Record<string, string> = {};
-  const dec = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM: a piece that is U+FEFF stays one.
+  const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let p = 4;
   for (let i = 0; i < vocabSize; i++) {
     if (p + 8 > b.length) throw e('LLAMA2C_BAD_TOKENIZER', `ends inside token ${i} of ${vocabSize}`, `tokens[${i}]`);

@@ -28,8 +28,8 @@ import {
 import { IeRuntimeError } from './errors.js';
 import { buildTokenizer } from './tokenizer/index.js';
 
-/** Bumped when what a cache entry holds changes: older entries are then left unused. */
-const CACHE_FORMAT = 'ie-gguf-cache-v1';
+/** Bumped when what a cache entry holds changes (v2: GGUF pieces keep a leading U+FEFF, Llama 3 vocabularies' BOS default, linear RoPE): older entries are then left unused. */
+const CACHE_FORMAT = 'ie-gguf-cache-v2';
 const HEAD_BYTES = 1 << 20;
 /** The header hash stops here even if a GGUF header is larger (its size and mtime are in the key too). */
 const MAX_HEAD_BYTES = 64 << 20;

@@ -35,10 +35,31 @@ describe('GGUF byte-level BPE (gpt2) tokenizers', () => {
     expect(withBos.encode('hello')[0]).toBe(7);
   });
 
-  it.each(['gpt2', 'llama-bpe', 'qwen2', 'gpt-4o'])(
+  it("splits as llama.cpp's pre-tokenizer of each name: its default with none, SmolLM's digits alone, Llama 3's whole pieces first", () => {
+    const digits = (pre: string | null) => gpt2Tokenizer(spec(pre), 0, 1).encode('1234123');
+    const s = spec('gpt2');
+    const [d123, d12] = [id(s, '123'), id(s, '12')];
+    const [one, two, three, four] = ['1', '2', '3', '4'].map((c) => c.charCodeAt(0));
+    // GPT-2: one digit run, merged as it goes.
+    expect(digits('gpt2')).toEqual([d123, four, d123]);
+    expect(digits('gpt-2')).toEqual(digits('gpt2'));
+    // llama.cpp's default (no name): digit runs cut three at a time before merging: 123 | 412 | 3.
+    expect(digits(null)).toEqual([d123, four, d12, three]);
+    expect(digits('default')).toEqual(digits(null));
+    // SmolLM: every digit alone.
+    expect(digits('smollm')).toEqual([one, two, three, four, one, two, three]);
+    // Llama 3's family takes a pre-token that is a whole piece before any merge (ignore_merges).
+    const withWhole = { ...spec('llama-bpe'), pieces: [...s.pieces, 'xyz'], types: [...s.types, 1] };
+    const xyz = withWhole.pieces.length - 1;
+    for (const pre of ['llama-bpe', 'llama3', 'llama-v3', 'falcon3'])
+      expect(gpt2Tokenizer({ ...withWhole, pre }, 0, 1).encode('xyz'), pre).toEqual([xyz]);
+    expect(gpt2Tokenizer({ ...withWhole, pre: 'qwen2' }, 0, 1).encode('xyz')).toEqual([...'xyz'].map((c) => c.charCodeAt(0)));
+  });
+
+  it.each(['gpt2', 'gpt-2', 'default', 'smollm', 'llama-bpe', 'llama3', 'smaug-bpe', 'qwen2', 'gpt-4o'])(
     '%s: any text round-trips through encode and decode, byte for byte (400 seeded strings)',
     (pre) => {
-      const s = spec(pre);
+      const s = spec(pre === 'default' ? null : pre);
       const t = gpt2Tokenizer(s, 0, 1);
       const r = seededFloats(400 * 24, 11, 1);
       const alphabet = [

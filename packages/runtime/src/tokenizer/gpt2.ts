@@ -11,7 +11,7 @@ import { HfTokenizer } from './hf.js';
 /** The tokenizer.json a GGUF gpt2 tokenizer was made from (@ie/format); an unknown pre-tokenizer is IE_TOKENIZER_UNSUPPORTED. */
 export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown> {
   // An own key only: "valueOf" or "__proto__" is no pre-tokenizer.
-  if (!Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, t.pre ?? 'gpt2')) {
+  if (!Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, t.pre ?? 'default')) {
     throw new IeRuntimeError(
       'IE_TOKENIZER_UNSUPPORTED',
       `the GGUF's byte-level BPE pre-tokenizer "${t.pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,
