@@ -41,6 +41,13 @@ export const BYTE_LEVEL_PRE_PATTERNS: Readonly<Record<string, readonly string[]>
   'gpt-4o': [O200K],
 });
 
+/** The splits of a `tokenizer.ggml.pre` name (none: llama.cpp's default); undefined for a name not known. */
+export function byteLevelPreSplits(pre: string | null): readonly string[] | undefined {
+  const name = pre ?? 'default';
+  // An own key only: "valueOf" or "__proto__" is no pre-tokenizer.
+  return Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, name) ? BYTE_LEVEL_PRE_PATTERNS[name] : undefined;
+}
+
 /**
  * What llama.cpp sets by a pre-tokenizer's name where the file does not say: BOS first (Llama 3's
  * family, `tokenizer.ggml.add_bos_token` absent), and whole pieces taken before merges (Hugging
@@ -61,12 +68,10 @@ const SPECIAL_TYPES = new Set([3, 4]);
  * merges. Throws a RangeError for a `pre` not in {@link BYTE_LEVEL_PRE_PATTERNS}.
  */
 export function byteLevelBpeTokenizerJson(t: Pick<Gpt2TokenizerSpec, 'pieces' | 'types' | 'merges' | 'pre'>): Record<string, unknown> {
-  // No name: llama.cpp's default split.
-  const pre = t.pre ?? 'default';
-  const patterns = Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, pre) ? BYTE_LEVEL_PRE_PATTERNS[pre] : undefined;
+  const patterns = byteLevelPreSplits(t.pre);
   if (!patterns)
     throw new RangeError(
-      `the byte-level BPE pre-tokenizer "${pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,
+      `the byte-level BPE pre-tokenizer "${t.pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,
     );
   // Own properties even for a piece named "__proto__" (an assignment would set the prototype and drop it).
   const vocab: Record<string, number> = Object.fromEntries(t.pieces.map((p, i) => [p, i]));

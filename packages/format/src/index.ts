@@ -155,4 +155,4 @@ export {
   type ErrorFactory,
 } from './file.js';
 export { modelFileKind } from './sniff.js';
-export { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson, byteLevelPreDefaults } from './byte-level-bpe.js';
+export { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson, byteLevelPreDefaults, byteLevelPreSplits } from './byte-level-bpe.js';

@@ -284,10 +284,12 @@ function hfSlidingAndExperts(
     if (!used || typeof window !== 'number') return { sliding_window: null, sliding_layers: null, moe: null };
     if (arch === 'mistral') return { sliding_window: window, sliding_layers: null, moe: null };
     // Qwen2 slides the layers `layer_types` names, else those from max_window_layers on (HF's default 28).
-    const slidingLayers =
-      cfg.layer_types !== undefined && cfg.layer_types !== null
-        ? hfLayerTypes(cfg.layer_types, nLayers, fail)
-        : Array.from({ length: nLayers }, (_, i) => i >= int('max_window_layers', 28));
+    let slidingLayers: boolean[];
+    if (cfg.layer_types !== undefined && cfg.layer_types !== null) slidingLayers = hfLayerTypes(cfg.layer_types, nLayers, fail);
+    else {
+      const from = int('max_window_layers', 28);
+      slidingLayers = Array.from({ length: nLayers }, (_, i) => i >= from);
+    }
     if (slidingLayers.every((x) => !x)) return { sliding_window: null, sliding_layers: null, moe: null };
     return { sliding_window: window, sliding_layers: slidingLayers.every((x) => x) ? null : slidingLayers, moe: null };
   }
@@ -335,6 +337,7 @@ const HF_ARCHITECTURE_NAMES: Record<Architecture, string> = {
 /** ModelConfig → config.json (the inverse of {@link hfConfigToModelConfig}); gpt-oss gets exactly the keys of openai/gpt-oss-20b's config.json. */
 export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras: HfConfigExtras = {}): Record<string, unknown> {
   if (c.architecture === 'gpt-oss' && c.moe) return gptOssHfConfig(c, c.moe, extras);
+  const linear = linearRopeFactor(c);
   return {
     architectures: [HF_ARCHITECTURE_NAMES[c.architecture]],
     model_type: c.architecture,
@@ -347,7 +350,7 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras:
     vocab_size: c.vocab_size,
     max_position_embeddings: c.context_length,
     rope_theta: c.rope_theta,
-    rope_scaling: hfRopeScalingOut(c.rope_scaling),
+    rope_scaling: linear !== undefined ? { rope_type: 'linear', factor: linear } : hfRopeScalingOut(c.rope_scaling),
     rms_norm_eps: c.norm_eps,
     tie_word_embeddings: c.tied_classifier,
     hidden_act: 'silu',
@@ -361,14 +364,13 @@ export function modelConfigToHfConfig(c: ModelConfig, dtype: FloatDtype, extras:
         ? { layer_types: c.sliding_layers.map((x) => (x ? 'sliding_attention' : 'full_attention')) }
         : { max_window_layers: 0 }
       : {}),
-    ...(linearRopeFactor(c) !== undefined ? { rope_scaling: { rope_type: 'linear', factor: linearRopeFactor(c) } } : {}),
   };
 }
 
-/** The factor of linear RoPE scaling: per-pair divisors all alike, and no other scaling. */
+/** The factor of linear RoPE scaling: per-pair divisors all alike (and not 1), and no other scaling. */
 function linearRopeFactor(c: ModelConfig): number | undefined {
   const f = c.rope_freq_factors;
-  return !c.rope_scaling && f && f.length > 0 && f.every((x) => x === f[0]) ? f[0] : undefined;
+  return !c.rope_scaling && f && f.length > 0 && f[0] !== 1 && f.every((x) => x === f[0]) ? f[0] : undefined;
 }
 
 /** `rope_scaling` as config.json holds it (the inverse of {@link hfRopeScaling}). */

@@ -4,14 +4,13 @@
  * Hugging Face tokenizer.json they were converted from, then run by the same tokenizers library
  * as Hugging Face models (one BPE implementation in the project).
  */
-import { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson, type Gpt2TokenizerSpec } from '@ie/format';
+import { BYTE_LEVEL_PRE_PATTERNS, byteLevelBpeTokenizerJson, byteLevelPreSplits, type Gpt2TokenizerSpec } from '@ie/format';
 import { IeRuntimeError } from '../errors.js';
 import { HfTokenizer } from './hf.js';
 
 /** The tokenizer.json a GGUF gpt2 tokenizer was made from (@ie/format); an unknown pre-tokenizer is IE_TOKENIZER_UNSUPPORTED. */
 export function gpt2TokenizerJson(t: Gpt2TokenizerSpec): Record<string, unknown> {
-  // An own key only: "valueOf" or "__proto__" is no pre-tokenizer.
-  if (!Object.hasOwn(BYTE_LEVEL_PRE_PATTERNS, t.pre ?? 'default')) {
+  if (!byteLevelPreSplits(t.pre)) {
     throw new IeRuntimeError(
       'IE_TOKENIZER_UNSUPPORTED',
       `the GGUF's byte-level BPE pre-tokenizer "${t.pre}" is not known; known: ${Object.keys(BYTE_LEVEL_PRE_PATTERNS).join(', ')}`,

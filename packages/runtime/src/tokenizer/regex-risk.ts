@@ -5,8 +5,8 @@
  * matching time can grow exponentially with the text are refused before the tokenizer is used: a
  * group repeated without bound (`*`, `+`, `{n,}`, `{n,m}` with m > 16) that holds a quantifier or
  * alternatives, and backreferences. The pre-tokenizer patterns of real vocabularies (GPT-2,
- * cl100k, o200k, Llama 3, Qwen2, DeepSeek, Tekken) quantify only characters and classes, or
- * make a group optional (`(?i:'s|'t|…)?`), and pass.
+ * cl100k, o200k, Llama 3, Qwen2, DeepSeek, BLOOM; regex-risk.test.ts) quantify only characters
+ * and classes, or make a group optional (`(?i:'s|'t|…)?`), and pass.
  */
 
 /** How far a pattern's groups may nest, and how many regexes a tokenizer.json is searched for. */
