@@ -61,6 +61,10 @@ CpuFeatures detect_cpu_features() {
 
 bool prefers_four_row_streams(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
 
+LineFetch weight_line_fetch(const CpuFeatures& f) { return f.amd ? LineFetch::Nta : LineFetch::T0; }
+
+bool avx512_half_floats_in_four_rows(const CpuFeatures& f) { return prefers_four_row_streams(f) || !f.amd; }
+
 bool half_floats_in_four_rows(const CpuFeatures& f) { return f.amd && f.family == 0x19 && !f.avx512f; }
 
 bool avx512_full_width(const CpuFeatures& f) { return !(f.amd && f.family == 0x19); }

@@ -23,6 +23,29 @@ CpuFeatures detect_cpu_features();
 // 61-89%), int8w with FP32 activations 93-96% of the probe against 79-81%.
 bool prefers_four_row_streams(const CpuFeatures& f);
 
+// How the kernels that prefetch every line of their weight rows in software (the float GEMVs'
+// four-row reads and several-rows passes, the AVX-512 MXFP4 / IQ4_NL GEMVs with FP32 or int8
+// activations, the AVX-512 int8w x q8 four-row reads, a lone row over K-quant records) fetch it:
+// non-temporally on AMD cores (measured on Zen 3, 4 and 5), with T0 elsewhere. On an Intel core
+// (KVM's "Intel Xeon Processor", family 6 model 0xA7, AMX and AVX512-FP16: Sapphire Rapids class,
+// 2 MiB L2 a core) each NTA prefetch holds an L1 fill buffer for a whole DRAM round trip without
+// the L2 streamer's help, so a stream so fetched tops out near 6-7 GB/s a core: TinyLlama's shapes
+// from DRAM, alternated in two rounds (`ONLY=... GIB=1 THREADS=1,2`), against the read probe at one
+// / two threads: MXFP4 with FP32 activations 43-44% / 43-45% with NTA, 74% / 64-66% with T0, 57-60%
+// / 47-50% with none; MXFP4 with int8 activations 39-41% / 36% -> 80-84% / 77%; IQ4_NL with int8
+// activations 39% / 34-35% -> 80-83% / 66-73%; eight f16 activation rows (`ROWS=8`) 26.5 / 52
+// GFLOP/s with NTA, 89.7 / 173 with T0, 70.7 / 143 with none (f32 25.6 / 48.8 -> 56 / 114).
+enum class LineFetch { Nta, T0, None };
+LineFetch weight_line_fetch(const CpuFeatures& f);
+
+// Whether the AVX-512 f16 / bf16 GEMVs read a lone activation row's weight rows in four far-apart
+// streams (with weight_line_fetch's prefetch) rather than pairs with none: where f32 does (Zen 5,
+// prefers_four_row_streams) and on Intel cores, where f32 stays in pairs. The Intel core above,
+// TinyLlama's shapes from DRAM, two rounds alternated, one / two threads: f16 81-86% / 79-81% of the
+// read probe in pairs, 95-96% / 88-93% in fours with T0; bf16 78% / 75-77% -> 90-93% / 86-87%; f32
+// in fours with T0 88% / 84-87% against 91% / 90% in pairs (in fours with none 93-94% / 90-91%).
+bool avx512_half_floats_in_four_rows(const CpuFeatures& f);
+
 // Whether the AVX2 f16 / bf16 GEMVs read four far-apart rows with the non-temporal prefetch where
 // f32 reads pairs (prefers_four_row_streams answers for all three): on Zen 3 (AMD family 0x19
 // without AVX-512). There a 16-bit row's two conversions per 16 elements leave two streams per core

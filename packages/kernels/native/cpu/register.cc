@@ -18,9 +18,9 @@ void register_q8_avxvnni(KernelTable& t, const CpuFeatures& f);
 void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f);
 void register_blocks_ref(KernelTable& t);
 void register_blocks_avx2(KernelTable& t);
-void register_q8_blocks_avx512vnni(KernelTable& t);
-void register_lut4_q8_avx512vbmi(KernelTable& t);
-void register_blocks_avx512(KernelTable& t);
+void register_q8_blocks_avx512vnni(KernelTable& t, const CpuFeatures& f);
+void register_lut4_q8_avx512vbmi(KernelTable& t, const CpuFeatures& f);
+void register_blocks_avx512(KernelTable& t, const CpuFeatures& f);
 void register_gemm_q8_avxvnni(KernelTable& t);
 void register_gemm_q8_avx512vnni(KernelTable& t);
 void register_q4x16_ref(KernelTable& t);
@@ -63,12 +63,12 @@ void register_avx512(KernelTable& t, const CpuFeatures& f) {
   register_gemv_avx512(t, f);
   register_gemm_avx512(t);
   register_ops_avx512(t);
-  register_blocks_avx512(t);
+  register_blocks_avx512(t, f);
   register_pack_kquant_x16_avx512(t);
   if (f.avx512vnni) {
     register_q8_avx512vnni(t, f);
-    register_q8_blocks_avx512vnni(t);
-    if (f.avx512vbmi) register_lut4_q8_avx512vbmi(t);
+    register_q8_blocks_avx512vnni(t, f);
+    if (f.avx512vbmi) register_lut4_q8_avx512vbmi(t, f);
     register_gemm_q8_avx512vnni(t);
     register_q4x16_avx512vnni(t, f);
     register_i8x16_avx512vnni(t, f);

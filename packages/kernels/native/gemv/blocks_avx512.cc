@@ -7,8 +7,8 @@
 // twice the E2M1 values and its scale half the E8M0 one), so the products are those of the
 // reference's dequantized weights. The byte-table bf16 trick of the 256-bit kernel
 // (bf16_levels_x86.h) saves conversions that this lookup does not need. Rows go four far apart
-// (row_streams.h), each x load serving all four, each row's lines prefetched non-temporally 1 KiB
-// ahead as the float GEMVs do, with two block chains per row so that the scale FMA's latency is
+// (row_streams.h), each x load serving all four, each row's lines prefetched 1 KiB ahead as the
+// float GEMVs do (non-temporally on AMD, T0 on Intel: weight_line_fetch), with two block chains per row so that the scale FMA's latency is
 // hidden; a row alone runs the same sequence, so every y[r] is bit-identical however rows are split
 // between threads. Zen 5, gpt-oss's 5760 x 2880 expert matrices from DRAM, against pairs without
 // the prefetch (alternated, two rounds): one thread 22.5-22.9 -> 24.3-24.4 GB/s, two 42-42.6 ->
@@ -73,7 +73,7 @@ inline __m512 table_block_dot(const uint8_t* b, __m512 levels, __mmask16 nonzero
   else return block_dot<B>(b, levels, xlo, xhi, t);
 }
 
-template <class B, int NR>
+template <class B, int NR, LineFetch Fetch>
 inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m512 levels, __mmask16 nonzero, float* y, bool acc) {
   const int nb = w.K / 32;
   const uint8_t* row[NR];
@@ -88,7 +88,7 @@ inline void rows_table4(const WeightRows& w, const int* rs, const float* x, __m5
     const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16), x2 = _mm512_loadu_ps(xb + 32), x3 = _mm512_loadu_ps(xb + 48);
     for (int r = 0; r < NR; r++) {
       const uint8_t* b = row[r] + (ptrdiff_t)i * B::kBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(b + kFloatStreamAhead), _MM_HINT_NTA);  // every line: 34 bytes a step
+      fetch_line<Fetch>(b + kFloatStreamAhead);  // every line: 34 bytes a step
       t0[r] = table_block_dot<B>(b, levels, nonzero, x0, x1, t0[r]);
       t1[r] = table_block_dot<B>(b + B::kBytes, levels, nonzero, x2, x3, t1[r]);
     }
@@ -108,11 +108,11 @@ inline __m512 table_levels() {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B::table()))));
 }
 
-template <class B>
+template <class B, LineFetch Fetch>
 void gemv_table4(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   const __m512 levels = table_levels<B>();
   const __mmask16 nonzero = _mm512_cmpneq_ps_mask(levels, _mm512_setzero_ps());
-  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_table4<B, decltype(n)::value>(w, rs, x, levels, nonzero, y, acc); });
+  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_table4<B, decltype(n)::value, Fetch>(w, rs, x, levels, nonzero, y, acc); });
 }
 
 // Rows of table blocks to f32 (the prefill GEMM's weight blocks, embedding rows): the 16 levels
@@ -135,14 +135,17 @@ void dequant_table4(const WeightRows& w, int rows, float* out, ptrdiff_t ld) {
     }
 }
 
-void gemv_iq4_nl_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Iq4NlBlock>(w, x, y, rows, acc); }
-void gemv_mxfp4_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Mxfp4Block>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
+void gemv_iq4_nl_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Iq4NlBlock, Fetch>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
+void gemv_mxfp4_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_table4<Mxfp4Block, Fetch>(w, x, y, rows, acc); }
 
 }  // namespace
 
-void register_blocks_avx512(KernelTable& t) {
-  t.gemv[(int)WeightType::IQ4_NL] = gemv_iq4_nl_f32_avx512;
-  t.gemv[(int)WeightType::MXFP4] = gemv_mxfp4_f32_avx512;
+void register_blocks_avx512(KernelTable& t, const CpuFeatures& f) {
+  const bool nta = weight_line_fetch(f) == LineFetch::Nta;
+  t.gemv[(int)WeightType::IQ4_NL] = nta ? gemv_iq4_nl_f32_avx512<LineFetch::Nta> : gemv_iq4_nl_f32_avx512<LineFetch::T0>;
+  t.gemv[(int)WeightType::MXFP4] = nta ? gemv_mxfp4_f32_avx512<LineFetch::Nta> : gemv_mxfp4_f32_avx512<LineFetch::T0>;
   t.dequant[(int)WeightType::IQ4_NL] = dequant_table4<Iq4NlBlock>;
   t.dequant[(int)WeightType::MXFP4] = dequant_table4<Mxfp4Block>;
 }

@@ -100,14 +100,14 @@ inline void store_chains(const __m512 (&s)[NR][NA], const int* rs, float* const*
 
 // Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
 // streams on Zen 5); else the hardware prefetchers alone.
-template <int NR, int NA, typename Load, bool Nta = true>
+template <int NR, int NA, typename Load, bool Nta = true, LineFetch Fetch = LineFetch::Nta>
 inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
   __m512 s[NR][NA];
   IE_UNROLL for (int r = 0; r < NR; r++)
     IE_UNROLL for (int a = 0; a < NA; a++) s[r][a] = _mm512_setzero_ps();
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
-  rows_float_span<NR, NA, Load, Nta>(row, x, 0, w.K, w.K, s);
+  rows_float_span<NR, NA, Load, Nta && Fetch != LineFetch::None, kFloatStreamAhead, hint_of(Fetch)>(row, x, 0, w.K, w.K, s);
   store_chains(s, rs, y, acc);
 }
 
@@ -121,7 +121,7 @@ inline void rows_float(const WeightRows& w, const int* rs, const float* const* x
 // -> 112-115. bf16 and f16 rows (half the bytes) measured alike or slower in turns (the parked
 // chains' loads and stores), and keep the two whole passes.
 constexpr int kFloatPassColumns = 256;
-template <int NR, int NA, typename Load>
+template <int NR, int NA, typename Load, LineFetch Fetch>
 inline void rows_float_turns(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
   static_assert(NA > 4 && NA <= 8);
   const uint8_t* row[NR];
@@ -133,7 +133,7 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
   }
   for (int k0 = 0; k0 < w.K; k0 += kFloatPassColumns) {
     const int k1 = std::min(w.K, k0 + kFloatPassColumns);
-    rows_float_span<NR, 4, Load, true>(row, x, k0, k1, w.K, sa);
+    rows_float_span<NR, 4, Load, Fetch != LineFetch::None, kFloatStreamAhead, hint_of(Fetch)>(row, x, k0, k1, w.K, sa);
     rows_float_span<NR, NA - 4, Load, true, kFloatPassColumns * Load::esize, _MM_HINT_T0>(row, x + 4, k0, k1, w.K, sb);
   }
   store_chains(sa, rs, y, acc);
@@ -154,30 +154,31 @@ inline void rows_float_turns(const WeightRows& w, const int* rs, const float* co
 // rate from L2 (Zen 5, one core, bf16 5632 x 2048 from DRAM: 61 G row-products/s, 95 with eight
 // copies of one x row; two passes over six rows 77, seven rows 74 against 60; five or six rows
 // run best in one pass: 67-71 against 57-68).
-template <int NA, typename Load>
+template <int NA, typename Load, LineFetch Fetch>
 void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* ys, int rows, bool acc) {
   if constexpr (NA > 6) {
     row_streams_batched<6>(rows, [&](auto n, const int* rs) {
-      if constexpr (Load::esize == 4) rows_float_turns<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc);
+      if constexpr (Load::esize == 4) rows_float_turns<decltype(n)::value, NA, Load, Fetch>(w, rs, xs, ys, acc);
       else {
-        rows_float<decltype(n)::value, 4, Load>(w, rs, xs, ys, acc);
-        rows_float<decltype(n)::value, NA - 4, Load>(w, rs, xs + 4, ys + 4, acc);
+        rows_float<decltype(n)::value, 4, Load, true, Fetch>(w, rs, xs, ys, acc);
+        rows_float<decltype(n)::value, NA - 4, Load, true, Fetch>(w, rs, xs + 4, ys + 4, acc);
       }
     });
   } else {
-    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load>(w, rs, xs, ys, acc); });
+    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load, true, Fetch>(w, rs, xs, ys, acc); });
   }
 }
 
 // A lone activation row: the one-row pass (the chains a batch's row gets, so the same bits), its
-// rows read in fours with the NTA prefetch (Zen 5) or in pairs with none (elsewhere: `Pairs`).
-template <typename Load, bool Pairs = false>
+// rows read in fours with the CPU's line prefetch (Fetch: NTA on Zen 5, T0 on Intel's f16 / bf16
+// rows) or in pairs with none (elsewhere: `Pairs`).
+template <typename Load, bool Pairs, LineFetch Fetch>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
   if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load, false>(w, rs, &x, &y, acc); });
-  else rows_float_pass<1, Load>(w, &x, &y, rows, acc);
+  else rows_float_pass<1, Load, Fetch>(w, &x, &y, rows, acc);
 }
 
-template <typename Load>
+template <typename Load, LineFetch Fetch>
 void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   Scratch<const float*, 8> xs((size_t)M);
   Scratch<float*, 8> ys((size_t)M);
@@ -186,14 +187,14 @@ void gemv_rows_float(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, 
     const float* const* xa = xs.data() + a;
     float* const* ya = ys.data() + a;
     switch (std::min(8, M - a)) {
-      case 1: rows_float_pass<1, Load>(w, xa, ya, rows, acc); break;
-      case 2: rows_float_pass<2, Load>(w, xa, ya, rows, acc); break;
-      case 3: rows_float_pass<3, Load>(w, xa, ya, rows, acc); break;
-      case 4: rows_float_pass<4, Load>(w, xa, ya, rows, acc); break;
-      case 5: rows_float_pass<5, Load>(w, xa, ya, rows, acc); break;
-      case 6: rows_float_pass<6, Load>(w, xa, ya, rows, acc); break;
-      case 7: rows_float_pass<7, Load>(w, xa, ya, rows, acc); break;
-      default: rows_float_pass<8, Load>(w, xa, ya, rows, acc); break;
+      case 1: rows_float_pass<1, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 2: rows_float_pass<2, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 3: rows_float_pass<3, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 4: rows_float_pass<4, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 5: rows_float_pass<5, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 6: rows_float_pass<6, Load, Fetch>(w, xa, ya, rows, acc); break;
+      case 7: rows_float_pass<7, Load, Fetch>(w, xa, ya, rows, acc); break;
+      default: rows_float_pass<8, Load, Fetch>(w, xa, ya, rows, acc); break;
     }
   }
 }
@@ -487,20 +488,26 @@ void gemv_t(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, in
 }
 
 // The entry points, named by weight type, activation type and ISA (what a profile shows).
-void gemv_f32_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32>(w, x, y, rows, acc); }
-void gemv_f16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16>(w, x, y, rows, acc); }
-void gemv_bf16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16>(w, x, y, rows, acc); }
-void gemv_f32_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, true>(w, x, y, rows, acc); }
-void gemv_f16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, true>(w, x, y, rows, acc); }
-void gemv_bf16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, true>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
+void gemv_f32_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, false, Fetch>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
+void gemv_f16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, false, Fetch>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
+void gemv_bf16_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, false, Fetch>(w, x, y, rows, acc); }
+void gemv_f32_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF32, true, LineFetch::None>(w, x, y, rows, acc); }
+void gemv_f16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadF16, true, LineFetch::None>(w, x, y, rows, acc); }
+void gemv_bf16_f32_avx512_pairs(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_float<LoadBF16, true, LineFetch::None>(w, x, y, rows, acc); }
+template <LineFetch Fetch>
 void gemv_rows_f32_f32_avx512(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  gemv_rows_float<LoadF32>(w, x, ldx, M, y, ldy, rows, acc);
+  gemv_rows_float<LoadF32, Fetch>(w, x, ldx, M, y, ldy, rows, acc);
 }
+template <LineFetch Fetch>
 void gemv_rows_f16_f32_avx512(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  gemv_rows_float<LoadF16>(w, x, ldx, M, y, ldy, rows, acc);
+  gemv_rows_float<LoadF16, Fetch>(w, x, ldx, M, y, ldy, rows, acc);
 }
+template <LineFetch Fetch>
 void gemv_rows_bf16_f32_avx512(const WeightRows& w, const float* x, ptrdiff_t ldx, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  gemv_rows_float<LoadBF16>(w, x, ldx, M, y, ldy, rows, acc);
+  gemv_rows_float<LoadBF16, Fetch>(w, x, ldx, M, y, ldy, rows, acc);
 }
 void gemv_i8_f32_avx512(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8<false>(w, x, y, rows, acc); }
 void gemv_i8_f32_avx512_fours(const WeightRows& w, const float* x, float* y, int rows, bool acc) { gemv_i8<true>(w, x, y, rows, acc); }
@@ -514,13 +521,22 @@ void gemv_t_f32_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int 
 void gemv_t_f16_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadF16>(wt, ld, x, K, y, n, acc); }
 void gemv_t_bf16_f32_avx512(const uint8_t* wt, ptrdiff_t ld, const float* x, int K, float* y, int n, bool acc) { gemv_t<LoadBF16>(wt, ld, x, K, y, n, acc); }
 
+template <LineFetch Fetch>
+void register_float(KernelTable& t, bool four, bool four16) {
+  t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx512<Fetch> : gemv_f32_f32_avx512_pairs;
+  t.gemv[(int)WeightType::F16] = four16 ? gemv_f16_f32_avx512<Fetch> : gemv_f16_f32_avx512_pairs;
+  t.gemv[(int)WeightType::BF16] = four16 ? gemv_bf16_f32_avx512<Fetch> : gemv_bf16_f32_avx512_pairs;
+  t.gemv_rows[0] = gemv_rows_f32_f32_avx512<Fetch>;
+  t.gemv_rows[1] = gemv_rows_f16_f32_avx512<Fetch>;
+  t.gemv_rows[2] = gemv_rows_bf16_f32_avx512<Fetch>;
+}
+
 }  // namespace
 
 void register_gemv_avx512(KernelTable& t, const CpuFeatures& f) {
-  const bool four = prefers_four_row_streams(f);
-  t.gemv[(int)WeightType::F32] = four ? gemv_f32_f32_avx512 : gemv_f32_f32_avx512_pairs;
-  t.gemv[(int)WeightType::F16] = four ? gemv_f16_f32_avx512 : gemv_f16_f32_avx512_pairs;
-  t.gemv[(int)WeightType::BF16] = four ? gemv_bf16_f32_avx512 : gemv_bf16_f32_avx512_pairs;
+  const bool four = prefers_four_row_streams(f), four16 = avx512_half_floats_in_four_rows(f);
+  if (weight_line_fetch(f) == LineFetch::Nta) register_float<LineFetch::Nta>(t, four, four16);
+  else register_float<LineFetch::T0>(t, four, four16);
   t.gemv[(int)WeightType::I8] = four ? gemv_i8_f32_avx512_fours : gemv_i8_f32_avx512;
   t.gemv[(int)WeightType::Q4] = gemv_q4_f32_avx512;
   t.dequant[(int)WeightType::F32] = dequant_f32_avx512;
@@ -531,9 +547,6 @@ void register_gemv_avx512(KernelTable& t, const CpuFeatures& f) {
   t.gemv_t[0] = gemv_t_f32_f32_avx512;
   t.gemv_t[1] = gemv_t_f16_f32_avx512;
   t.gemv_t[2] = gemv_t_bf16_f32_avx512;
-  t.gemv_rows[0] = gemv_rows_f32_f32_avx512;
-  t.gemv_rows[1] = gemv_rows_f16_f32_avx512;
-  t.gemv_rows[2] = gemv_rows_bf16_f32_avx512;
 }
 
 }  // namespace ie

@@ -372,7 +372,7 @@ void rows_i8_q8_group(const WeightRows& w, const int* rs, const I8Tables* t, flo
 
 // M activation rows (xq + m * ldq, xd + m * ldd -> y + m * ldy; M = 1 is the lone GEMV). Four: rows
 // in fours with the NTA prefetch (Zen 5: prefers_four_row_streams), else in pairs.
-template <bool Four>
+template <bool Four, LineFetch Fetch>
 void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int chunks = (w.K + 63) / 64, blocks = 2 * chunks;
   Scratch<uint8_t, 128 * kI8TableBytesPerChunk> mem((size_t)M * chunks * kI8TableBytesPerChunk);
@@ -387,7 +387,7 @@ void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptr
   constexpr int kStreams = Four ? kFloatStreams : 2;
   Scratch<float, kStreams * 256> sbuf((size_t)kStreams * blocks);
   auto run = [&](auto n, const int* rs) {
-    act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value, Four>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
+    act_passes(M, [&](auto na, int a) { rows_i8_q8_group<decltype(n)::value, decltype(na)::value, Four && Fetch == LineFetch::Nta>(w, rs, t + a, sbuf.data(), blocks, ys.data() + a, acc); });
   };
   // Four far-apart rows, each line prefetched non-temporally, as the float GEMVs read theirs. Zen 5,
   // TinyLlama's shapes from DRAM, alternated in three rounds (`ONLY=q8_0+int8,int8w+int8 GIB=1
@@ -402,16 +402,18 @@ void gemv_rows_i8_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptr
   else row_streams(rows, w.q_ld, run);
 }
 
+template <LineFetch Fetch>
 void gemv_rows_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
-  gemv_rows_i8_q8<true>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+  gemv_rows_i8_q8<true, Fetch>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
 }
-void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8<true>(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
+template <LineFetch Fetch>
+void gemv_i8_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_rows_i8_q8<true, Fetch>(w, xq, xd, 0, 0, 1, y, 0, rows, acc); }
 void gemv_rows_i8_q8_avx512vnni_pairs(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows,
                                       bool acc) {
-  gemv_rows_i8_q8<false>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
+  gemv_rows_i8_q8<false, LineFetch::T0>(w, xq, xd, ldq, ldd, M, y, ldy, rows, acc);
 }
 void gemv_i8_q8_avx512vnni_pairs(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-  gemv_rows_i8_q8<false>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+  gemv_rows_i8_q8<false, LineFetch::T0>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
 }
 
 }  // namespace
@@ -423,8 +425,9 @@ void register_q8_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   t.gemv_q8[(int)WeightType::Q4] = gemv_q4_q8_avx512vnni;
   // Where 512-bit operations run at half width (Zen 4) the AVX2 i8 kernels registered before stay.
   if (avx512_full_width(f)) {
-    t.gemv_q8[(int)WeightType::I8] = four ? gemv_i8_q8_avx512vnni : gemv_i8_q8_avx512vnni_pairs;
-    t.gemv_q8_rows[(int)WeightType::I8] = four ? gemv_rows_i8_q8_avx512vnni : gemv_rows_i8_q8_avx512vnni_pairs;
+    const bool nta = weight_line_fetch(f) == LineFetch::Nta;
+    t.gemv_q8[(int)WeightType::I8] = !four ? gemv_i8_q8_avx512vnni_pairs : nta ? gemv_i8_q8_avx512vnni<LineFetch::Nta> : gemv_i8_q8_avx512vnni<LineFetch::T0>;
+    t.gemv_q8_rows[(int)WeightType::I8] = !four ? gemv_rows_i8_q8_avx512vnni_pairs : nta ? gemv_rows_i8_q8_avx512vnni<LineFetch::Nta> : gemv_rows_i8_q8_avx512vnni<LineFetch::T0>;
   }
   t.gemv_q8_rows[(int)WeightType::Q4] = gemv_rows_q4_q8_avx512vnni;
 }

@@ -19,17 +19,14 @@ void gemv_q4_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float*
 void gemv_q5_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::k45<true>(w, xq, xd, y, rows, acc); }
 void gemv_q6_k_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { Q8BlockKernels<DotVnni256>::q6_k(w, xq, xd, y, rows, acc); }
 
-void gemv_mxfp4_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Mxfp4Block, false>(w, xq, xd, y, rows, acc); }
-void gemv_iq4_nl_q8_avx512vnni(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Iq4NlBlock, false>(w, xq, xd, y, rows, acc); }
 
 }  // namespace
 
-void register_q8_blocks_avx512vnni(KernelTable& t) {
+void register_q8_blocks_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   t.gemv_q8[(int)WeightType::Q4_K] = gemv_q4_k_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q5_K] = gemv_q5_k_q8_avx512vnni;
   t.gemv_q8[(int)WeightType::Q6_K] = gemv_q6_k_q8_avx512vnni;
-  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx512vnni;
-  t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avx512vnni;
+  register_lut4_q8<false>(t, f);
 }
 
 }  // namespace ie

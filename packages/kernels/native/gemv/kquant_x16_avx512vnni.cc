@@ -130,13 +130,13 @@ struct Q4kRecords {
 };
 
 // One stripe against NA activation rows over superblocks [i0, i1): the sums so far in t ([NA][16]
-// floats; start: none yet). Each record's lines are prefetched a slice per step 4 KiB ahead (fetch),
-// non-temporally for a lone activation row. Zen 5, TinyLlama's shapes from DRAM, alternated in one
+// floats; start: none yet). Each record's lines are prefetched a slice per step 4 KiB ahead (fetch);
+// a lone activation row's non-temporally (Lone: Nta) or not at all (None; weight_line_fetch). Zen 5, TinyLlama's shapes from DRAM, alternated in one
 // process against 2 KiB ahead, pairs of far-apart stripes (the 256-bit kernels' lone row), and
 // both with each hint: a lone row one stripe at a time with NTA 4 KiB ahead at or near the best of
 // every round (Q4_K 83-86% of the read probe on one thread, 65-74% on two; Q6_K 87-89% / 75-78%);
 // eight rows with T0 1-3% ahead of NTA, 2 KiB ahead 0.87x.
-template <class F, int NA>
+template <class F, int NA, LineFetch Lone>
 __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const ActRow* x, float* t, bool start, bool fetch, bool lone) {
   constexpr int kSlice = F::kBytes / F::kSteps, kAhead = 4096;
   // Up to four float sums stay in registers; more live in t (L1), loaded and stored around each
@@ -154,8 +154,11 @@ __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const
     IE_UNROLL for (int a = 0; a < NA; a++) sq[a] = _mm512_setzero_si512();
     for (int step = 0; step < F::kSteps; step++) {
       if (fetch) {
-        if (lone) stream_prefetch<kAhead, _MM_HINT_NTA>(rec + kSlice * step, kSlice);
-        else stream_prefetch<kAhead>(rec + kSlice * step, kSlice);
+        if (lone && Lone != LineFetch::T0) {
+          if constexpr (Lone == LineFetch::Nta) stream_prefetch<kAhead, _MM_HINT_NTA>(rec + kSlice * step, kSlice);
+        } else {
+          stream_prefetch<kAhead>(rec + kSlice * step, kSlice);
+        }
       }
       F::template step<NA>(rec, step, x, i, sq);
     }
@@ -171,11 +174,11 @@ __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const
   if constexpr (kRegs) IE_UNROLL for (int a = 0; a < NA; a++) _mm512_storeu_ps(t + 16 * a, total[a]);
 }
 
-template <class F, int NA = 1, class... Args>
+template <class F, LineFetch Lone, int NA = 1, class... Args>
 void stripe_na(int na, Args... args) {
   if constexpr (NA < 8)
-    if (na > NA) return stripe_na<F, NA + 1>(na, args...);
-  stripe<F, NA>(args...);
+    if (na > NA) return stripe_na<F, Lone, NA + 1>(na, args...);
+  stripe<F, NA, Lone>(args...);
 }
 
 // Each activation row's sums of codes per group of the format, as F's kernel reads them: per
@@ -201,7 +204,7 @@ void act_sums(const int8_t* q, int nb, int32_t* n) {
   }
 }
 
-template <class F>
+template <class F, LineFetch Lone>
 void gemv_rows_kquant_x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, ptrdiff_t ldq, ptrdiff_t ldd, int M, float* y, ptrdiff_t ldy, int rows, bool acc) {
   const int nb = w.K / kSuperBlock, per = F::kGroup == 16 ? 16 : 4;
   Scratch<int32_t, 8 * 24 * 16> sums((size_t)M * nb * per);  // eight rows of 6144 columns on the stack
@@ -216,25 +219,35 @@ void gemv_rows_kquant_x16_q8(const WeightRows& w, const int8_t* xq, const float*
   Scratch<float, 8 * 16> sums_((size_t)16 * M);
   stripe_passes(w, M, StripePlan{1, 8}, y, ldy, 0, rows, nb, 2, sums_.data(), acc,
                 [&](int, int na, const uint8_t* recs, int i0, int i1, int a, float* t, bool start, Fetch fetch) {
-                  stripe_na<F>(na, recs, i0, i1, act.data() + a, t, start, fetch == Fetch::Pass, M == 1);
+                  stripe_na<F, Lone>(na, recs, i0, i1, act.data() + a, t, start, fetch == Fetch::Pass, M == 1);
                 });
 }
 
-template <class F>
+template <class F, LineFetch Lone>
 void gemv_kquant_x16_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
-  gemv_rows_kquant_x16_q8<F>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+  gemv_rows_kquant_x16_q8<F, Lone>(w, xq, xd, 0, 0, 1, y, 0, rows, acc);
+}
+
+template <LineFetch Lone>
+void register_kquant_records(KernelTable& t) {
+  t.q6kx16.gemv_q8 = gemv_kquant_x16_q8<Q6kRecords, Lone>;
+  t.q6kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q6kRecords, Lone>;
+  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<>, Lone>;
+  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<>, Lone>;
+  t.q5kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<true>, Lone>;
+  t.q5kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<true>, Lone>;
 }
 
 }  // namespace
 
 void register_kquant_x16_avx512vnni(KernelTable& t, const CpuFeatures& f) {
   if (!avx512_full_width(f)) return;  // the 256-bit kernels where 512-bit operations run in halves (unmeasured here)
-  t.q6kx16.gemv_q8 = gemv_kquant_x16_q8<Q6kRecords>;
-  t.q6kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q6kRecords>;
-  t.q4kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<>>;
-  t.q4kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<>>;
-  t.q5kx16.gemv_q8 = gemv_kquant_x16_q8<Q4kRecords<true>>;
-  t.q5kx16.gemv_q8_rows = gemv_rows_kquant_x16_q8<Q4kRecords<true>>;
+  // A lone row's lines non-temporally where the CPU takes that (weight_line_fetch), else with no
+  // software prefetch: the Intel core of cpu/cpu_features.h, Q4_K records from DRAM, one / two
+  // threads, two rounds: 35-36% / 32-33% of the read probe with NTA, 65% / 60-62% with T0 4 KiB
+  // ahead (the several-rows prefetch), 74-77% / 64-65% with none.
+  if (weight_line_fetch(f) == LineFetch::Nta) register_kquant_records<LineFetch::Nta>(t);
+  else register_kquant_records<LineFetch::None>(t);
   // Q5_K has no 256-bit records kernel: these are its only SIMD ones.
   t.q5kx16.worth = kquant_records_for_one_row(f) ? "always" : "none";
   // A prefill chunk in the int8 mode: eight tokens a pass, each stripe from L1 after the first. One

@@ -9,6 +9,7 @@
 
 #include <type_traits>
 
+#include "cpu/kernel_table.h"
 #include "cpu/vec.h"
 #include "gemv/blocks.h"
 #include "gemv/blocks_x86.h"
@@ -90,7 +91,7 @@ inline __m512 quad_factors(__m512i a, __m512 dx) {
   }
 }
 
-template <int NR, class Block, bool Quads>
+template <int NR, class Block, bool Quads, LineFetch Fetch>
 inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& xq4, const Lut4Q8Pairs& x, float* y, bool acc) {
   constexpr int kB = Block::kBytes, kQs = Block::kQs;
   const int nb = w.K / 32, quads = Quads ? nb / 4 : 0;
@@ -112,8 +113,8 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
       IE_UNROLL for (int r = 0; r < NR; r++) {
         const uint8_t* p = row[r] + (ptrdiff_t)q * 4 * kB;
         // The lines of the step kFloatStreamAhead on (its 72 or 68 bytes touch two).
-        _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead), _MM_HINT_NTA);
-        _mm_prefetch(reinterpret_cast<const char*>(p + kFloatStreamAhead + 4 * kB - 1), _MM_HINT_NTA);
+        fetch_line<Fetch>(p + kFloatStreamAhead);
+        fetch_line<Fetch>(p + kFloatStreamAhead + 4 * kB - 1);
         const __m512i a = _mm512_loadu_si512(p);
         // The quad's last bytes: 8 past the 64 (iq4_nl), 4 (mxfp4); nothing past the blocks is read.
         const __m512i b = _mm512_castsi128_si512(kB * 4 - 64 == 8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 64)) : _mm_loadu_si32(p + 64));
@@ -144,7 +145,7 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
     const __m512i xv = _mm512_loadu_si512(x.xq + 32 * i), st = _mm512_loadu_si512(x.start + 16 * p);
     const __m512 dx = _mm512_loadu_ps(x.dx + 16 * p);
     for (int r = 0; r < NR; r++) {
-      _mm_prefetch(reinterpret_cast<const char*>(row[r] + (ptrdiff_t)i * kB + kFloatStreamAhead), _MM_HINT_NTA);  // every line: 34-36 bytes a step
+      fetch_line<Fetch>(row[r] + (ptrdiff_t)i * kB + kFloatStreamAhead);  // every line: 34-36 bytes a step
       pair(r, i, true, xv, st, dx);
     }
   }
@@ -160,7 +161,7 @@ inline void rows_lut4_q8(const WeightRows& w, const int* rs, const Lut4Q8Quads& 
   }
 }
 
-template <class Block, bool Quads>
+template <class Block, bool Quads, LineFetch Fetch>
 void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) {
   const int nb = w.K / 32, quads = Quads ? nb / 4 : 0;
   // -128 x each lane's bytes of x (vpdpbusd of ones, unsigned, and x): the dot products' start.
@@ -190,7 +191,15 @@ void gemv_lut4_q8(const WeightRows& w, const int8_t* xq, const float* xd, float*
   }
   const Lut4Q8Quads x4{lo.data(), hi.data(), qstart.data(), qdx.data()};
   const Lut4Q8Pairs x{xq, start.data(), dx.data()};
-  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_lut4_q8<decltype(n)::value, Block, Quads>(w, rs, x4, x, y, acc); });
+  row_streams<kFloatStreams>(rows, w.q_ld, [&](auto n, const int* rs) { rows_lut4_q8<decltype(n)::value, Block, Quads, Fetch>(w, rs, x4, x, y, acc); });
+}
+
+// The two block types' kernels with the CPU's line prefetch (weight_line_fetch).
+template <bool Quads>
+void register_lut4_q8(KernelTable& t, const CpuFeatures& f) {
+  const bool nta = weight_line_fetch(f) == LineFetch::Nta;
+  t.gemv_q8[(int)WeightType::IQ4_NL] = nta ? gemv_lut4_q8<Iq4NlBlock, Quads, LineFetch::Nta> : gemv_lut4_q8<Iq4NlBlock, Quads, LineFetch::T0>;
+  t.gemv_q8[(int)WeightType::MXFP4] = nta ? gemv_lut4_q8<Mxfp4Block, Quads, LineFetch::Nta> : gemv_lut4_q8<Mxfp4Block, Quads, LineFetch::T0>;
 }
 
 }  // namespace

@@ -8,14 +8,8 @@
 namespace ie {
 namespace {
 
-void gemv_iq4_nl_q8_avx512vbmi(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Iq4NlBlock, true>(w, xq, xd, y, rows, acc); }
-void gemv_mxfp4_q8_avx512vbmi(const WeightRows& w, const int8_t* xq, const float* xd, float* y, int rows, bool acc) { gemv_lut4_q8<Mxfp4Block, true>(w, xq, xd, y, rows, acc); }
-
 }  // namespace
 
-void register_lut4_q8_avx512vbmi(KernelTable& t) {
-  t.gemv_q8[(int)WeightType::IQ4_NL] = gemv_iq4_nl_q8_avx512vbmi;
-  t.gemv_q8[(int)WeightType::MXFP4] = gemv_mxfp4_q8_avx512vbmi;
-}
+void register_lut4_q8_avx512vbmi(KernelTable& t, const CpuFeatures& f) { register_lut4_q8<true>(t, f); }
 
 }  // namespace ie

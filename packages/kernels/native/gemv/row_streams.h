@@ -22,6 +22,8 @@
 
 #include <xmmintrin.h>
 
+#include "cpu/cpu_features.h"
+
 namespace ie {
 
 constexpr int64_t kRowStreamGap = 128 << 10;
@@ -202,6 +204,14 @@ inline void prefetch_pass(const uint8_t* p, ptrdiff_t at, ptrdiff_t stripe_bytes
 // rows from DRAM, three rounds alternated in one process: bf16 fours with NTA 16-21 GB/s, pairs
 // 22-27, pairs with a T0 prefetch 1-2 KiB ahead 18-28; f32 18-25 against 27-29.
 constexpr int kFloatStreams = 4;
+
+// One line's software prefetch as the CPU prefers it (weight_line_fetch in cpu/cpu_features.h).
+constexpr int hint_of(LineFetch f) { return f == LineFetch::Nta ? _MM_HINT_NTA : _MM_HINT_T0; }
+template <LineFetch Fetch>
+inline void fetch_line(const void* p) {
+  if constexpr (Fetch == LineFetch::Nta) _mm_prefetch(static_cast<const char*>(p), _MM_HINT_NTA);
+  else if constexpr (Fetch == LineFetch::T0) _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
 constexpr int kFloatStreamAhead = 1024;
 
 }  // namespace ie
