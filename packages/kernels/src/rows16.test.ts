@@ -356,18 +356,19 @@ describe('16-row records', () => {
       }
       // iq4_nl goes into records exactly where q4 does for one sequence on AVX2 (Zen 3), nowhere else (AVX-512
       // CPUs keep the AVX-512 row kernel; other AVX2 cores are not measured); the K-quants on Zen 3 and on Zen 5
-      // and later (AMD family 26+), at every ISA (the 256-bit kernels, on AVX-512 VNNI the 512-bit ones).
+      // and later (AMD family 26+) and on Intel's cores, at every ISA (the 256-bit kernels, on AVX-512 VNNI the
+      // 512-bit ones).
       const zen3 = isa === 'avx2' && info.q4Rows16 === 'always';
       expect(info.iq4NlRows16, isa).toBe(zen3 ? 'always' : 'none');
-      const kquants = zen3 || (CPU.amd && CPU.family >= 26) ? 'always' : 'none';
+      const kquants = zen3 || !CPU.amd || CPU.family >= 26 ? 'always' : 'none';
       expect([info.q4kRows16, info.q6kRows16], isa).toEqual([kquants, kquants]);
       // q5_k: the AVX-512 VNNI kernel wherever the other K-quants go into records (512-bit operations whole:
       // not Zen 4); the 256-bit one, no faster than rows for one sequence, there for several only.
       const q5k = kquants === 'none' ? 'none' : isa === 'avx512' && info.features.avx512vnni ? 'always' : 'batched';
       expect(info.q5kRows16, isa).toBe(q5k);
       if (info.features.avx512f) expect(info.iq4NlRows16, isa).toBe('none');
-      // i8 on AVX-512 VNNI: for one sequence too on Zen 5 and later; else when serving several.
-      const i8 = isa === 'avx512' && info.features.avx512vnni && CPU.amd && CPU.family >= 26 ? 'always' : 'batched';
+      // i8 on AVX-512 VNNI: for one sequence too on Zen 5 and later and on Intel's cores; else when serving several.
+      const i8 = isa === 'avx512' && info.features.avx512vnni && (!CPU.amd || CPU.family >= 26) ? 'always' : 'batched';
       expect(info.i8Rows16, isa).toBe(i8);
     }
   });

@@ -53,7 +53,7 @@ export interface EngineOptions {
    * records*, *IQ4_NL in 16-row records*, *Q4_K and Q6_K in 16-row records*, *Q5_K in 16-row records*), which the SIMD kernels read at
    * 1.5-2x the rate when several sequences decode together; `auto` (the default) takes rows16 in the
    * int8 mode where KernelContext.info().q4Rows16 / iq4NlRows16 / q4kRows16 / q5kRows16 / q6kRows16 say `always` (q4 on
-   * AVX-512 VNNI; q4, IQ4_NL and the K-quants on Zen 3; Q4_K, Q5_K and Q6_K on Zen 5: no slower for one sequence either) and,
+   * AVX-512 VNNI; q4, IQ4_NL and the K-quants on Zen 3; Q4_K, Q5_K and Q6_K on Zen 5 and Intel: no slower for one sequence either) and,
    * where they say `batched` (q4 on the other AVX2 and AVX-VNNI cores), for a model of more than two
    * sequences (ie serve --parallel 2 or more: one sequence alone runs up to a tenth slower there).
    * Forced with FP32 activations or on the scalar ISA, the records run the scalar reference (slow;
@@ -67,7 +67,8 @@ export interface EngineOptions {
    * sequences decode together (the AVX2 kernels at 1.2-1.3x); `auto` (the default) takes rows16 in
    * the int8 mode on AVX-512 VNNI or AVX2 for a model of more than two sequences (ie serve
    * --parallel 2 or more: one sequence alone reads the records up to a fifth slower than its rows),
-   * else rows. On the scalar ISA the records run the scalar reference (slow; for tests).
+   * and for one sequence too on AVX-512 VNNI on Zen 5 and Intel (KernelContext.info().i8Rows16
+   * `always`), else rows. On the scalar ISA the records run the scalar reference (slow; for tests).
    */
   i8Layout?: RecordsLayoutMode;
   /**

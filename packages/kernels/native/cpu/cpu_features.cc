@@ -74,9 +74,9 @@ bool i8_rows_in_far_pairs(const CpuFeatures& f) { return f.amd && (f.family >= 0
 
 bool q4_records_for_one_row(const CpuFeatures& f) { return f.amd && f.family == 0x19 && !f.avx512f; }
 
-bool kquant_records_for_one_row(const CpuFeatures& f) { return q4_records_for_one_row(f) || (f.amd && f.family >= 0x1a); }
+bool kquant_records_for_one_row(const CpuFeatures& f) { return q4_records_for_one_row(f) || !f.amd || f.family >= 0x1a; }
 
-bool i8_records_for_one_row(const CpuFeatures& f) { return f.amd && f.family >= 0x1a; }
+bool i8_records_for_one_row(const CpuFeatures& f) { return !f.amd || f.family >= 0x1a; }
 
 const char* isa_name(Isa isa) {
   switch (isa) {

@@ -91,7 +91,13 @@ bool q4_records_for_one_row(const CpuFeatures& f);
 // q4_k+int8 rows16,q6_k+int8,q6_k+int8 rows16' GIB=1 THREADS=1,2`): Q4_K 54% -> 67% of the probe
 // (two threads 47% -> 60%), Q6_K 68% -> 84% (58% -> 75%); TinyLlama Q4_K_M decode (`ie bench
 // --q4-layout auto|rows16`, alternated three rounds) 31.7-34.3 -> 45.4-48.7 tok/s on one thread,
-// 56.4-57.4 -> 80.6-82.3 on two. Zen 4 and Intel's cores are not measured.
+// 56.4-57.4 -> 80.6-82.3 on two. Also on Intel's cores, where a prefill chunk then takes the records'
+// int8 kernel instead of the FP32 GEMM over dequantized panels: the Intel core of weight_line_fetch,
+// TinyLlama's files against llama.cpp in one run each (`IE_Q4_LAYOUT=rows|rows16 pnpm bench:peer`),
+// one / two threads: Q4_K_M prefill 69.8 / 127.2 -> 139.3 / 291.0 tok/s (0.64x / 0.58x -> 1.32x /
+// 1.36x llama.cpp), decode alike (19.9 / 32.8 -> 19.4 / 34.2); Q6_K prefill 66.1 / 126.7 -> 130.0 /
+// 234.4; through the AVX2 kernels (`IE_ISA=avx2`) Q4_K_M decode 19.2 / 32.9 -> 21.0 / 37.1, prefill
+// 49.4 / 90.8 -> 64.6 / 121.3. Zen 4 is not measured.
 bool kquant_records_for_one_row(const CpuFeatures& f);
 
 // Whether a lone activation row reads i8 (Q8_0, int8w) faster in 16-row records through the
@@ -101,7 +107,10 @@ bool kquant_records_for_one_row(const CpuFeatures& f);
 // GIB=1 THREADS=1,2`): Q8_0 65% -> 72% of the probe on one thread, 55% -> 78% on two; int8w alike
 // (75% / 68% -> 72% / 70%). TinyLlama Q8_0 (`ie bench --i8-layout rows|rows16`, alternated): decode
 // 19.9-24.4 -> 22.7-28.0 tok/s on one thread, 35.0-40.5 -> 47.1-53.9 on two; prefill of 384 tokens
-// 218-220 -> 266-271 and 391-395 -> 468.
+// 218-220 -> 266-271 and 391-395 -> 468. Also on Intel's cores: the Intel core of weight_line_fetch,
+// TinyLlama Q8_0 against llama.cpp (`IE_I8_LAYOUT=rows|rows16 pnpm bench:peer`, one run each), one /
+// two threads: prefill 143.7 / 283.6 -> 174.8 / 302.9 tok/s (1.09x / 1.05x -> 1.3x / 1.16x
+// llama.cpp), decode 13.7 / 24.5 -> 13.5 / 23.7 (1.13x / 1.11x -> 1.18x / 1.17x).
 bool i8_records_for_one_row(const CpuFeatures& f);
 
 // The instruction-set variants ie builds, from lowest to highest. AvxVnni is AVX2 plus the 256-bit
