@@ -1,24 +1,23 @@
 // AVX-512 GEMV with FP32 activations for the 32-element table blocks (iq4_nl, mxfp4: gpt-oss's
-// experts), which until now ran the 256-bit kernel of blocks_avx2.cc on AVX-512 CPUs too.
-//
-// A block's 16 code bytes are widened once (vpmovzxbd: byte j -> lane j); each nibble becomes its
-// f32 level through vpermps, which reads only an index's low 4 bits, so the low nibbles need no
-// mask and the high ones one shift. Every level is exact in f32 (integers; mxfp4's table holds
-// twice the E2M1 values and its scale half the E8M0 one), so the products are those of the
-// reference's dequantized weights. The byte-table bf16 trick of the 256-bit kernel
-// (bf16_levels_x86.h) saves conversions that this lookup does not need. Rows go four far apart
-// (row_streams.h), each x load serving all four, each row's lines prefetched 1 KiB ahead as the
-// float GEMVs do (non-temporally on AMD, T0 on Intel: weight_line_fetch), with two block chains per row so that the scale FMA's latency is
-// hidden; a row alone runs the same sequence, so every y[r] is bit-identical however rows are split
-// between threads. Zen 5, gpt-oss's 5760 x 2880 expert matrices from DRAM, against pairs without
-// the prefetch (alternated, two rounds): one thread 22.5-22.9 -> 24.3-24.4 GB/s, two 42-42.6 ->
-// 44.8-45.1; four rows without the prefetch 23.8-24.3 / 42.4. The kernel is compute-bound (45 G
-// weights/s per core from L2, 42 from DRAM): four rows save x loads more than they add streams.
-// mxfp4's scale then went into the levels (mxfp4_block_dot): a standalone harness over this file,
-// 256 x 2880 from L2 / 46080 x 2880 from DRAM, one core: 47.4 -> 50.1 / 46.5 -> 51 G weights/s.
-// On Zen 5 vpermps and vpmovzxbd share two pipes, one of them with the FMAs: three shuffles and two
-// FMAs a block is what is left (16-row records with x broadcast, which drop the widening, measured
-// 1.28x from L2 and 1.06x from DRAM standalone: not built).
+// experts), which until now ran the 256-bit kernel of blocks_avx2.cc on AVX-512 CPUs too.  A
+// block's 16 code bytes are widened once (vpmovzxbd: byte j -> lane j); each nibble becomes its f32
+// level through vpermps, which reads only an index's low 4 bits, so the low nibbles need no mask
+// and the high ones one shift. Every level is exact in f32 (integers; mxfp4's table holds twice the
+// E2M1 values and its scale half the E8M0 one), so the products are those of the reference's
+// dequantized weights. The byte-table bf16 trick of the 256-bit kernel (bf16_levels_x86.h) saves
+// conversions that this lookup does not need. Rows go four far apart (row_streams.h), each x load
+// serving all four, each row's lines prefetched 1 KiB ahead as the float GEMVs do (non-temporally
+// on AMD, T0 on Intel: weight_line_fetch), with two block chains per row so that the scale FMA's
+// latency is hidden; a row alone runs the same sequence, so every y[r] is bit-identical however
+// rows are split between threads. Zen 5, gpt-oss's 5760 x 2880 expert matrices from DRAM, against
+// pairs without the prefetch (alternated, two rounds): one thread 22.5-22.9 -> 24.3-24.4 GB/s, two
+// 42-42.6 -> 44.8-45.1; four rows without the prefetch 23.8-24.3 / 42.4. The kernel is
+// compute-bound (45 G weights/s per core from L2, 42 from DRAM): four rows save x loads more than
+// they add streams. mxfp4's scale then went into the levels (mxfp4_block_dot): a standalone harness
+// over this file, 256 x 2880 from L2 / 46080 x 2880 from DRAM, one core: 47.4 -> 50.1 / 46.5 -> 51
+// G weights/s. On Zen 5 vpermps and vpmovzxbd share two pipes, one of them with the FMAs: three
+// shuffles and two FMAs a block is what is left (16-row records with x broadcast, which drop the
+// widening, measured 1.28x from L2 and 1.06x from DRAM standalone: not built).
 #include <immintrin.h>
 
 #include <type_traits>

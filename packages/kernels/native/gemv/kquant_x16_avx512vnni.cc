@@ -130,12 +130,13 @@ struct Q4kRecords {
 };
 
 // One stripe against NA activation rows over superblocks [i0, i1): the sums so far in t ([NA][16]
-// floats; start: none yet). Each record's lines are prefetched a slice per step 4 KiB ahead (fetch);
-// a lone activation row's non-temporally (Lone: Nta) or not at all (None; weight_line_fetch). Zen 5, TinyLlama's shapes from DRAM, alternated in one
-// process against 2 KiB ahead, pairs of far-apart stripes (the 256-bit kernels' lone row), and
-// both with each hint: a lone row one stripe at a time with NTA 4 KiB ahead at or near the best of
-// every round (Q4_K 83-86% of the read probe on one thread, 65-74% on two; Q6_K 87-89% / 75-78%);
-// eight rows with T0 1-3% ahead of NTA, 2 KiB ahead 0.87x.
+// floats; start: none yet). Each record's lines are prefetched a slice per step 4 KiB ahead
+// (fetch); a lone activation row's non-temporally (Lone: Nta) or not at all (None;
+// weight_line_fetch). Zen 5, TinyLlama's shapes from DRAM, alternated in one process against 2 KiB
+// ahead, pairs of far-apart stripes (the 256-bit kernels' lone row), and both with each hint: a
+// lone row one stripe at a time with NTA 4 KiB ahead at or near the best of every round (Q4_K
+// 83-86% of the read probe on one thread, 65-74% on two; Q6_K 87-89% / 75-78%); eight rows with T0
+// 1-3% ahead of NTA, 2 KiB ahead 0.87x.
 template <class F, int NA, LineFetch Lone>
 __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const ActRow* x, float* t, bool start, bool fetch, bool lone) {
   constexpr int kSlice = F::kBytes / F::kSteps, kAhead = 4096;
