@@ -98,16 +98,16 @@ inline void store_chains(const __m512 (&s)[NR][NA], const int* rs, float* const*
     }
 }
 
-// Nta: each line of the rows prefetched non-temporally kFloatStreamAhead bytes ahead (with four
-// streams on Zen 5); else the hardware prefetchers alone.
-template <int NR, int NA, typename Load, bool Nta = true, LineFetch Fetch = LineFetch::Nta>
+// Fetch: each line of the rows prefetched kFloatStreamAhead bytes ahead with that hint (NTA with
+// four streams on Zen 5, T0 on Intel); None: the hardware prefetchers alone.
+template <int NR, int NA, typename Load, LineFetch Fetch>
 inline void rows_float(const WeightRows& w, const int* rs, const float* const* x, float* const* y, bool acc) {
   __m512 s[NR][NA];
   IE_UNROLL for (int r = 0; r < NR; r++)
     IE_UNROLL for (int a = 0; a < NA; a++) s[r][a] = _mm512_setzero_ps();
   const uint8_t* row[NR];
   for (int r = 0; r < NR; r++) row[r] = w.q + rs[r] * w.q_ld;
-  rows_float_span<NR, NA, Load, Nta && Fetch != LineFetch::None, kFloatStreamAhead, hint_of(Fetch)>(row, x, 0, w.K, w.K, s);
+  rows_float_span<NR, NA, Load, Fetch != LineFetch::None, kFloatStreamAhead, hint_of(Fetch)>(row, x, 0, w.K, w.K, s);
   store_chains(s, rs, y, acc);
 }
 
@@ -160,12 +160,12 @@ void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* 
     row_streams_batched<6>(rows, [&](auto n, const int* rs) {
       if constexpr (Load::esize == 4) rows_float_turns<decltype(n)::value, NA, Load, Fetch>(w, rs, xs, ys, acc);
       else {
-        rows_float<decltype(n)::value, 4, Load, true, Fetch>(w, rs, xs, ys, acc);
-        rows_float<decltype(n)::value, NA - 4, Load, true, Fetch>(w, rs, xs + 4, ys + 4, acc);
+        rows_float<decltype(n)::value, 4, Load, Fetch>(w, rs, xs, ys, acc);
+        rows_float<decltype(n)::value, NA - 4, Load, Fetch>(w, rs, xs + 4, ys + 4, acc);
       }
     });
   } else {
-    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load, true, Fetch>(w, rs, xs, ys, acc); });
+    row_streams_batched<kFloatStreams>(rows, [&](auto n, const int* rs) { rows_float<decltype(n)::value, NA, Load, Fetch>(w, rs, xs, ys, acc); });
   }
 }
 
@@ -174,7 +174,7 @@ void rows_float_pass(const WeightRows& w, const float* const* xs, float* const* 
 // rows) or in pairs with none (elsewhere: `Pairs`).
 template <typename Load, bool Pairs, LineFetch Fetch>
 void gemv_float(const WeightRows& w, const float* x, float* y, int rows, bool acc) {
-  if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load, false>(w, rs, &x, &y, acc); });
+  if constexpr (Pairs) row_streams<2>(rows, w.q_ld, [&](auto n, const int* rs) { rows_float<decltype(n)::value, 1, Load, LineFetch::None>(w, rs, &x, &y, acc); });
   else rows_float_pass<1, Load, Fetch>(w, &x, &y, rows, acc);
 }
 

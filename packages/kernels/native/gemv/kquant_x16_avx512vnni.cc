@@ -155,11 +155,8 @@ __attribute__((noinline)) void stripe(const uint8_t* rec0, int i0, int i1, const
     IE_UNROLL for (int a = 0; a < NA; a++) sq[a] = _mm512_setzero_si512();
     for (int step = 0; step < F::kSteps; step++) {
       if (fetch) {
-        if (lone && Lone != LineFetch::T0) {
-          if constexpr (Lone == LineFetch::Nta) stream_prefetch<kAhead, _MM_HINT_NTA>(rec + kSlice * step, kSlice);
-        } else {
-          stream_prefetch<kAhead>(rec + kSlice * step, kSlice);
-        }
+        if (!lone) stream_prefetch<kAhead>(rec + kSlice * step, kSlice);
+        else if constexpr (Lone == LineFetch::Nta) stream_prefetch<kAhead, _MM_HINT_NTA>(rec + kSlice * step, kSlice);
       }
       F::template step<NA>(rec, step, x, i, sq);
     }
