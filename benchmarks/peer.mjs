@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The side-by-side: llama.cpp (through node-llama-cpp's prebuilt CPU build) and ie on the same
-// GGUF weights, in one run, alternating the two engines, for decode (64 tokens after a short
+// GGUF weights, in one run, alternating the two engines (or one block each where both files do
+// not fit the page cache together, ORDER=blocks), for decode (64 tokens after a short
 // prompt) and prefill (a 128-token prompt) at each thread count and weight type, beside the read
 // bandwidth probed in the same run. Prints a table and writes the JSON to reports/.
 //
@@ -10,7 +11,8 @@
 // The GGUF files are made by `ie synth --format gguf` (seeded; no download) and converted for ie
 // with `ie convert --gguf`, both cached under benchmarks/.cache/. node-llama-cpp is installed on
 // first use into a cache directory (PEER_DIR, default ~/.cache/ie/peer), not into the workspace.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYNTH_PRESETS } from '@ie/format';
@@ -46,34 +48,68 @@ const probeBuf = randomBuffer(PROBE_GIB * 2 ** 30);
 const info = cpuInfo();
 log(`CPU ${info.cpu}, ISA ${info.isa}, ${info.physicalCores} physical cores`);
 
+// Both engines' weights must stay in the page cache while they alternate (ie's IEBIN is a copy of
+// the GGUF's tensors). Where the two files take more than 70% of the memory (gpt-oss-20b's 13.8 GB
+// twice on a 24 GB machine), or with ORDER=blocks, each engine runs its RUNS in a block of its own
+// instead, llama.cpp first: both then read from memory, not from disk, at the cost of measuring
+// the two engines minutes apart.
+const blockBudget = 0.7 * totalmem();
+const inBlocks = (type) =>
+  process.env.ORDER === 'blocks' || files[type].ggufBytes + statSync(join(files[type].iebin, 'model.ie.bin')).size > blockBudget;
+for (const type of TYPES)
+  if (inBlocks(type) && process.env.ORDER !== 'blocks')
+    log(
+      `${type}: the GGUF and IEBIN files take more than 70% of the memory together; each engine runs in a block of its own (ORDER=blocks), not alternating`,
+    );
+
 const results = [];
 for (const type of TYPES) {
   for (const threads of THREADS) {
     const bw = readBandwidth(probeBuf, threads);
-    const llama = worker('llama-worker.mjs', [llamaDir, files[type].gguf, String(threads), String(CONTEXT)]);
-    const ie = worker('ie-worker.mjs', [files[type].iebin, String(threads), String(CONTEXT)]);
-    const [li, ii] = [await llama.ready, await ie.ready];
+    const start = {
+      llama: () => worker('llama-worker.mjs', [llamaDir, files[type].gguf, String(threads), String(CONTEXT)]),
+      ie: () => worker('ie-worker.mjs', [files[type].iebin, String(threads), String(CONTEXT)]),
+    };
     const m = { llama: { decode: [], prefill: [] }, ie: { decode: [], prefill: [] } };
-    // One warm-up of each, then alternate: llama.cpp, ie, llama.cpp, ie, ...
-    for (const w of [llama, ie]) {
+    const warm = async (w) => {
       await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: 8 });
       await w.ask({ cmd: 'prefill', ids: prefillIds });
-    }
-    for (let r = 0; r < RUNS; r++) {
-      for (const [name, w] of [
-        ['llama', llama],
-        ['ie', ie],
-      ]) {
-        m[name].decode.push((await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: DECODE_TOKENS })).tokS);
-        m[name].prefill.push((await w.ask({ cmd: 'prefill', ids: prefillIds })).tokS);
+    };
+    const measure = async (name, w) => {
+      m[name].decode.push((await w.ask({ cmd: 'decode', prompt: decodePrompt, tokens: DECODE_TOKENS })).tokS);
+      m[name].prefill.push((await w.ask({ cmd: 'prefill', ids: prefillIds })).tokS);
+    };
+    let li;
+    let ii;
+    if (inBlocks(type)) {
+      // One engine at a time, each loaded, warmed, run RUNS times and closed before the other starts.
+      for (const name of ['llama', 'ie']) {
+        const w = start[name]();
+        const i = await w.ready;
+        if (name === 'llama') li = i;
+        else ii = i;
+        await warm(w);
+        for (let r = 0; r < RUNS; r++) await measure(name, w);
+        await w.stop();
       }
+    } else {
+      const llama = start.llama();
+      const ie = start.ie();
+      [li, ii] = [await llama.ready, await ie.ready];
+      // One warm-up of each, then alternate: llama.cpp, ie, llama.cpp, ie, ...
+      for (const w of [llama, ie]) await warm(w);
+      for (let r = 0; r < RUNS; r++) {
+        await measure('llama', llama);
+        await measure('ie', ie);
+      }
+      await Promise.all([llama.stop(), ie.stop()]);
     }
-    await Promise.all([llama.stop(), ie.stop()]);
     const bw2 = readBandwidth(probeBuf, threads);
     const readGBs = Math.max(bw.gbs, bw2.gbs);
     const row = {
       type,
       threads,
+      order: inBlocks(type) ? 'blocks' : 'alternating',
       readBandwidthGBs: +readGBs.toFixed(2),
       probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,
       llama: {
@@ -114,7 +150,7 @@ for (const type of TYPES) {
 }
 
 console.log(
-  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}, CPU backend ${results[0]?.llama.cpuBackend}, weights ${results[0]?.llama.mmap === false ? 'read into memory (LLAMA_MMAP=0)' : 'mapped'}); ie weights ${results[0]?.ie.weightMemory === 'copy' ? 'copied into memory' : 'mapped'}; medians of ${RUNS} alternating runs; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
+  `\n${PRESET}, same GGUF weights in both engines; CPU ${info.cpu}, ie ISA ${info.isa}; llama.cpp ${results[0]?.llama.release} (node-llama-cpp ${NLC_VERSION}, ${results[0]?.llama.build}, CPU backend ${results[0]?.llama.cpuBackend}, weights ${results[0]?.llama.mmap === false ? 'read into memory (LLAMA_MMAP=0)' : 'mapped'}); ie weights ${results[0]?.ie.weightMemory === 'copy' ? 'copied into memory' : 'mapped'}; medians of ${RUNS} ${results.some((r) => r.order === 'blocks') ? 'runs (each engine in a block of its own, not alternating)' : 'alternating runs'}; decode: ${DECODE_TOKENS} tokens after a ${DECODE_PROMPT_TOKENS}-token prompt`,
 );
 console.log(
   '| file | threads | read GB/s | llama.cpp decode tok/s | ie decode tok/s | ratio | llama.cpp GB/s | ie GB/s | llama.cpp prefill tok/s | ie prefill tok/s | ratio |',

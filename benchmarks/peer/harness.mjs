@@ -124,7 +124,8 @@ function peerWithOneCpuBackend(variant, log) {
 export function modelFiles(name, preset, types, strict, log) {
   mkdirSync(CACHE, { recursive: true });
   // LAYERS=N keeps the first N layers of the preset (`ie synth --layers`): gpt-oss-20b's 13.8 GB
-  // twice (GGUF and IEBIN) would not stay in the page cache of a 24 GB machine.
+  // twice (GGUF and IEBIN) do not stay in the page cache of a 24 GB machine together, so the whole
+  // model runs one engine at a time (peer.mjs, ORDER=blocks).
   const layers = process.env.LAYERS;
   const tag = layers ? `-${layers}l` : '';
   const files = {};
