@@ -54,10 +54,14 @@ log(`CPU ${info.cpu}, ISA ${info.isa}, ${info.physicalCores} physical cores`);
 // instead, llama.cpp first: both then read from memory, not from disk, at the cost of measuring
 // the two engines minutes apart.
 const blockBudget = 0.7 * totalmem();
-const inBlocks = (type) =>
-  process.env.ORDER === 'blocks' || files[type].ggufBytes + statSync(join(files[type].iebin, 'model.ie.bin')).size > blockBudget;
-for (const type of TYPES)
-  if (inBlocks(type) && process.env.ORDER !== 'blocks')
+const blocked = new Set(
+  TYPES.filter(
+    (type) =>
+      process.env.ORDER === 'blocks' || files[type].ggufBytes + statSync(join(files[type].iebin, 'model.ie.bin')).size > blockBudget,
+  ),
+);
+if (process.env.ORDER !== 'blocks')
+  for (const type of blocked)
     log(
       `${type}: the GGUF and IEBIN files take more than 70% of the memory together; each engine runs in a block of its own (ORDER=blocks), not alternating`,
     );
@@ -81,7 +85,7 @@ for (const type of TYPES) {
     };
     let li;
     let ii;
-    if (inBlocks(type)) {
+    if (blocked.has(type)) {
       // One engine at a time, each loaded, warmed, run RUNS times and closed before the other starts.
       for (const name of ['llama', 'ie']) {
         const w = start[name]();
@@ -109,7 +113,7 @@ for (const type of TYPES) {
     const row = {
       type,
       threads,
-      order: inBlocks(type) ? 'blocks' : 'alternating',
+      order: blocked.has(type) ? 'blocks' : 'alternating',
       readBandwidthGBs: +readGBs.toFixed(2),
       probe: bw.gbs >= bw2.gbs ? bw.variant : bw2.variant,
       llama: {
